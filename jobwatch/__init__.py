@@ -1,0 +1,26 @@
+"""jobwatch: watch machine-learning jobs live from Jupyter.
+
+Public names are listed in ``__all__``; every other module is private and may change.
+"""
+
+from jobwatch._version import __version__
+from jobwatch.errors import (
+    APIError,
+    ConnectionError,
+    JobFinished,
+    JobNotFound,
+    JobwatchError,
+    ValidationError,
+    WorkerMismatch,
+)
+
+__all__ = [
+    "APIError",
+    "ConnectionError",
+    "JobFinished",
+    "JobNotFound",
+    "JobwatchError",
+    "ValidationError",
+    "WorkerMismatch",
+    "__version__",
+]

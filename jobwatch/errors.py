@@ -1,0 +1,224 @@
+"""The one exception tree of jobwatch.
+
+::
+
+    JobwatchError
+     +-- APIError(status, code, message, details)      an error answer of the contract
+     |    +-- ValidationError        400 validation_error / invalid_json / unsupported_media_type
+     |    +-- AuthenticationError    401 unauthorized
+     |    +-- WorkerMismatch         403 worker_mismatch
+     |    +-- JobNotFound            404 job_not_found
+     |    +-- NotFound               404 not_found
+     |    +-- MethodNotAllowed       405 method_not_allowed
+     |    +-- Conflict               409 job_exists
+     |    |    +-- JobFinished       409 job_finished
+     |    +-- PayloadTooLarge        413 payload_too_large
+     |    +-- RateLimited            429 rate_limited (``retry_after`` seconds)
+     +-- ConnectionError             the server could not be reached or answered garbage
+
+The server raises these and turns them into the contract's error envelope
+``{"error": {"code", "message", "details"}}``; the client turns an envelope
+back into the same class with :func:`error_from_envelope`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "APIError",
+    "AuthenticationError",
+    "Conflict",
+    "ConnectionError",
+    "JobFinished",
+    "JobNotFound",
+    "JobwatchError",
+    "MethodNotAllowed",
+    "NotFound",
+    "PayloadTooLarge",
+    "RateLimited",
+    "ValidationError",
+    "WorkerMismatch",
+    "error_from_envelope",
+]
+
+
+class JobwatchError(Exception):
+    """Root of every exception jobwatch raises on purpose."""
+
+
+class APIError(JobwatchError):
+    """An error answer of the jobwatch HTTP API.
+
+    Parameters
+    ----------
+    message:
+        What was wrong and what is allowed, for a person.
+    status:
+        HTTP status code (400, 401, 403, 404, 405, 409, 413 or 429).
+    code:
+        Machine-readable code, e.g. ``"validation_error"``.
+    details:
+        For validation errors, one ``{"field": "metrics.gpuUtilization",
+        "message": "..."}`` per bad field (JSON path on the wire); else empty.
+    """
+
+    status: int = 400
+    code: str = "bad_request"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        details: list[dict[str, str]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+        if code is not None:
+            self.code = code
+        self.details: list[dict[str, str]] = details or []
+
+    def to_envelope(self) -> dict[str, Any]:
+        """Return the contract's error body: ``{"error": {code, message, details}}``."""
+        return {"error": {"code": self.code, "message": self.message, "details": self.details}}
+
+    def __str__(self) -> str:
+        if not self.details:
+            return f"{self.message} ({self.status} {self.code})"
+        fields = "; ".join(f"{d['field']}: {d['message']}" for d in self.details)
+        return f"{self.message} ({self.status} {self.code}): {fields}"
+
+
+class ValidationError(APIError):
+    """400: the request was malformed or a field was out of range."""
+
+    status = 400
+    code = "validation_error"
+
+
+class AuthenticationError(APIError):
+    """401: a token is required and was missing or wrong."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class WorkerMismatch(APIError):
+    """403: the job is bound to another worker."""
+
+    status = 403
+    code = "worker_mismatch"
+
+
+class JobNotFound(APIError):
+    """404: no job has this id."""
+
+    status = 404
+    code = "job_not_found"
+
+
+class NotFound(APIError):
+    """404: no such route."""
+
+    status = 404
+    code = "not_found"
+
+
+class MethodNotAllowed(APIError):
+    """405: the route exists but not with this HTTP method."""
+
+    status = 405
+    code = "method_not_allowed"
+
+
+class Conflict(APIError):
+    """409: the request conflicts with stored state (e.g. the job id exists)."""
+
+    status = 409
+    code = "job_exists"
+
+
+class JobFinished(Conflict):
+    """409: the job has completed, failed or been cancelled; it takes no more updates."""
+
+    code = "job_finished"
+
+
+class PayloadTooLarge(APIError):
+    """413: the request body is over the limit (1 MiB)."""
+
+    status = 413
+    code = "payload_too_large"
+
+
+class RateLimited(APIError):
+    """429: too many requests from this worker.
+
+    ``retry_after`` is the number of seconds to wait (the ``Retry-After`` header).
+    """
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float = 1.0, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class ConnectionError(JobwatchError):
+    """The server could not be reached, timed out, or answered something that is not the API."""
+
+
+_BY_CODE: dict[str, type[APIError]] = {
+    "validation_error": ValidationError,
+    "invalid_json": ValidationError,
+    "unsupported_media_type": ValidationError,
+    "unauthorized": AuthenticationError,
+    "worker_mismatch": WorkerMismatch,
+    "job_not_found": JobNotFound,
+    "not_found": NotFound,
+    "method_not_allowed": MethodNotAllowed,
+    "job_exists": Conflict,
+    "job_finished": JobFinished,
+    "payload_too_large": PayloadTooLarge,
+    "rate_limited": RateLimited,
+}
+
+
+def error_from_envelope(status: int, body: Any, retry_after: float | None = None) -> APIError:
+    """Build the matching :class:`APIError` subclass from an error answer.
+
+    Parameters
+    ----------
+    status:
+        The HTTP status of the answer.
+    body:
+        The decoded JSON body; anything not in the contract's envelope shape
+        gives a plain :class:`APIError` with the status as its message.
+    retry_after:
+        Seconds from a ``Retry-After`` header, for 429 answers.
+
+    Returns
+    -------
+    APIError
+        Never raises.
+    """
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return APIError(f"HTTP {status} without an error body", status=status, code="http_error")
+    code = str(error.get("code", "http_error"))
+    message = str(error.get("message", f"HTTP {status}"))
+    raw_details = error.get("details")
+    details = (
+        [d for d in raw_details if isinstance(d, dict)] if isinstance(raw_details, list) else []
+    )
+    cls = _BY_CODE.get(code, APIError)
+    if cls is RateLimited:
+        return RateLimited(
+            message, retry_after=retry_after or 1.0, status=status, code=code, details=details
+        )
+    return cls(message, status=status, code=code, details=details)

@@ -1,0 +1,359 @@
+"""GPU metrics for progress updates: NVML through nvidia-ml-py, nvidia-smi as a fallback.
+
+:func:`sample` returns the contract's ``metrics`` object: the five flat fields
+(``gpuUtilization`` %, ``gpuMemoryUsed`` and ``gpuMemoryTotal`` MB (MiB),
+``gpuTemperature`` Celsius, ``powerUsage`` W) aggregated over the visible GPUs,
+plus ``gpus``, one dict per GPU (or MIG slice) with the same fields and
+``index``, ``uuid``, ``name``. A field NVML cannot read is ``None``.
+
+Nothing happens at import: NVML is loaded and initialised on the first
+:func:`sample`, once, under a lock, and its devices are enumerated then and
+cached. A sample costs four NVML calls per device (about 0.1 ms each on real
+hardware). nvidia-smi is run only where NVML cannot load; spawning it costs
+10-600 ms a sample.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import csv
+import io
+import logging
+import math
+import os
+import shutil
+import subprocess
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["aggregate", "parse_nvidia_smi_csv", "reset", "sample"]
+
+_log = logging.getLogger(__name__)
+
+# Contract ranges (CONTRACT.md, metrics). They also turn NVML's unsigned
+# sentinels (0xFFFFFFFF and friends) into None.
+_RANGES: dict[str, tuple[float, float]] = {
+    "gpuUtilization": (0.0, 100.0),
+    "gpuMemoryUsed": (0.0, 10_000_000.0),
+    "gpuMemoryTotal": (0.0, 10_000_000.0),
+    "gpuTemperature": (-40.0, 150.0),
+    "powerUsage": (0.0, 5000.0),
+}
+_FIELDS = tuple(_RANGES)
+_MIB = 1024 * 1024
+_SMI_QUERY = "index,uuid,name,utilization.gpu,memory.used,memory.total,temperature.gpu,power.draw"
+_SMI_TIMEOUT_S = 5.0
+_SMI_MISSING = frozenset({"", "N/A", "[N/A]", "[Not Supported]", "[Unknown Error]"})
+
+
+@dataclass(frozen=True)
+class _Device:
+    """An NVML device (a GPU, or a MIG slice of one) with its static fields read once."""
+
+    handle: Any
+    index: int | None
+    uuid: str | None
+    name: str | None
+    parent_uuid: str | None = None  # the physical GPU's UUID, for a MIG slice
+
+
+@dataclass(frozen=True)
+class _Backend:
+    """What the first sample found: NVML and its devices, or the nvidia-smi path, or neither."""
+
+    nvml: Any = None
+    devices: tuple[_Device, ...] = ()
+    smi: str | None = None
+
+
+_lock = threading.Lock()
+_backend: _Backend | None = None
+_nvml_errors: tuple[type[BaseException], ...] = ()
+
+
+def sample() -> dict[str, Any] | None:
+    """Read the visible GPUs once.
+
+    Returns
+    -------
+    dict or None
+        ``{"gpuUtilization", "gpuMemoryUsed", "gpuMemoryTotal", "gpuTemperature",
+        "powerUsage", "gpus"}`` as built by :func:`aggregate`; ``None`` where there
+        is no NVIDIA GPU (NVML cannot load and nvidia-smi is missing or fails, no
+        devices, or ``CUDA_VISIBLE_DEVICES`` hides them all).
+
+    Notes
+    -----
+    ``CUDA_VISIBLE_DEVICES`` (read on every call) limits the GPUs to those it
+    names by index (NVML order, as nvidia-smi numbers them) or by a ``GPU-``/``MIG-``
+    UUID or UUID prefix; unknown entries are ignored and an empty value hides
+    every GPU. A GPU in MIG mode is reported as its MIG slices, each with the
+    parent's index. Never raises: an unexpected error is logged at debug level
+    and gives ``None``.
+    """
+    try:
+        return aggregate(_read_gpus())
+    except Exception:  # the training loop must never see a metrics failure
+        _log.debug("GPU sample failed", exc_info=True)
+        return None
+
+
+def aggregate(gpus: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Build the contract's metrics object from per-GPU dicts.
+
+    Parameters
+    ----------
+    gpus : list of dict
+        Per-GPU samples with the five metric fields (a missing key counts as
+        ``None``) and any of ``index``, ``uuid``, ``name``.
+
+    Returns
+    -------
+    dict or None
+        ``None`` for an empty list. Otherwise the flat fields, each over the GPUs
+        that have a value (``None`` where none has): mean ``gpuUtilization`` (%),
+        summed ``gpuMemoryUsed``, ``gpuMemoryTotal`` (MB) and ``powerUsage`` (W),
+        hottest ``gpuTemperature`` (Celsius); and ``gpus``, the input with values
+        outside the contract's ranges (or not finite) replaced by ``None``. A
+        total that falls outside its range (e.g. summed power above 5000 W) is
+        ``None`` too, as is a used memory above the total.
+    """
+    if not gpus:
+        return None
+    cleaned = [_clean(gpu) for gpu in gpus]
+    known = {f: [gpu[f] for gpu in cleaned if gpu[f] is not None] for f in _FIELDS}
+    flat: dict[str, Any] = {f: sum(values) if values else None for f, values in known.items()}
+    util, temps = known["gpuUtilization"], known["gpuTemperature"]
+    flat["gpuUtilization"] = sum(util) / len(util) if util else None
+    flat["gpuTemperature"] = max(temps) if temps else None
+    return {**_clean(flat), "gpus": cleaned}
+
+
+def parse_nvidia_smi_csv(text: str) -> list[dict[str, Any]]:
+    """Parse ``nvidia-smi --query-gpu=<_SMI_QUERY> --format=csv,noheader,nounits`` output.
+
+    Parameters
+    ----------
+    text : str
+        One row per GPU: index, uuid, name, utilization.gpu (%), memory.used (MiB),
+        memory.total (MiB), temperature.gpu (Celsius), power.draw (W).
+
+    Returns
+    -------
+    list of dict
+        Per-GPU dicts with ``index``, ``uuid``, ``name`` and the five metric fields.
+        ``[N/A]``, ``[Not Supported]``, ``[Unknown Error]``, ``N/A``, empty,
+        unparsable, non-finite and out-of-range cells become ``None``; the rest of
+        the row is kept. Rows without exactly eight columns are skipped. Never raises.
+    """
+    gpus = []
+    for row in csv.reader(io.StringIO(text), skipinitialspace=True):
+        if len(row) != 8:
+            continue
+        index, uuid, name, *numbers = (_smi_cell(cell) for cell in row)
+        position = _to_number(index)
+        valid = isinstance(position, int) and position >= 0
+        gpu: dict[str, Any] = {"index": position if valid else None}
+        gpu.update(uuid=uuid, name=name)
+        gpu.update(zip(_FIELDS, map(_to_number, numbers), strict=True))
+        gpus.append(_clean(gpu))
+    return gpus
+
+
+def reset() -> None:
+    """Forget the loaded backend so the next :func:`sample` initialises again (for tests).
+
+    Shuts NVML down if it was initialised and drops the exit hook that would have.
+    """
+    global _backend
+    with _lock:
+        backend, _backend = _backend, None
+    if backend is not None and backend.nvml is not None:
+        atexit.unregister(_shutdown)
+        _shutdown(backend.nvml)
+
+
+def _read_gpus() -> list[dict[str, Any]]:
+    wanted = _visible_entries()
+    if wanted == []:
+        return []
+    backend = _get_backend()
+    if backend.nvml is not None:
+        return [
+            _read_device(backend.nvml, device)
+            for device in backend.devices
+            if _is_visible(wanted, device.index, (device.uuid, device.parent_uuid))
+        ]
+    if backend.smi is not None:
+        return [
+            gpu
+            for gpu in parse_nvidia_smi_csv(_run_smi(backend.smi))
+            if _is_visible(wanted, gpu["index"], (gpu["uuid"],))
+        ]
+    return []
+
+
+def _get_backend() -> _Backend:
+    global _backend
+    backend = _backend
+    if backend is None:
+        with _lock:
+            if _backend is None:
+                _backend = _load()
+            backend = _backend
+    return backend
+
+
+def _load() -> _Backend:
+    global _nvml_errors
+    try:
+        import pynvml
+    except ImportError:
+        return _Backend(smi=shutil.which("nvidia-smi"))
+    _nvml_errors = (pynvml.NVMLError,)
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError as exc:  # e.g. NVMLError_LibraryNotFound, DriverNotLoaded
+        _log.debug("NVML unavailable (%s); falling back to nvidia-smi", exc)
+        return _Backend(smi=shutil.which("nvidia-smi"))
+    atexit.register(_shutdown, pynvml)
+    return _Backend(nvml=pynvml, devices=tuple(_enumerate(pynvml)))
+
+
+def _shutdown(nvml: Any) -> None:
+    with contextlib.suppress(nvml.NVMLError):
+        nvml.nvmlShutdown()
+
+
+def _query(func: Callable[..., Any], *args: Any, default: Any = None) -> Any:
+    """Call one NVML function; any NVMLError (NotSupported, NotFound, ...) gives ``default``."""
+    try:
+        return func(*args)
+    except _nvml_errors:
+        return default
+
+
+def _enumerate(nvml: Any) -> list[_Device]:
+    devices: list[_Device] = []
+    for position in range(_query(nvml.nvmlDeviceGetCount, default=0)):
+        handle = _query(nvml.nvmlDeviceGetHandleByIndex, position)
+        if handle is None:
+            continue
+        index = _query(nvml.nvmlDeviceGetIndex, handle, default=position)
+        gpu = _Device(handle, index, *_uuid_and_name(nvml, handle))
+        mig_mode = _query(nvml.nvmlDeviceGetMigMode, handle)  # [current, pending]
+        enabled = mig_mode is not None and mig_mode[0] == nvml.NVML_DEVICE_MIG_ENABLE
+        # A MIG GPU without instances keeps its own entry, so it never vanishes.
+        slices = _mig_slices(nvml, gpu) if enabled else []
+        devices.extend(slices or [gpu])
+    return devices
+
+
+def _mig_slices(nvml: Any, gpu: _Device) -> list[_Device]:
+    slices = []
+    for slot in range(_query(nvml.nvmlDeviceGetMaxMigDeviceCount, gpu.handle, default=0)):
+        handle = _query(nvml.nvmlDeviceGetMigDeviceHandleByIndex, gpu.handle, slot)
+        if handle is not None:  # an empty slot answers NotFound
+            uuid, name = _uuid_and_name(nvml, handle)
+            slices.append(_Device(handle, gpu.index, uuid, name or gpu.name, gpu.uuid))
+    return slices
+
+
+def _uuid_and_name(nvml: Any, handle: Any) -> tuple[str | None, str | None]:
+    uuid = _text(_query(nvml.nvmlDeviceGetUUID, handle))
+    return uuid, _text(_query(nvml.nvmlDeviceGetName, handle))
+
+
+def _read_device(nvml: Any, device: _Device) -> dict[str, Any]:
+    handle = device.handle
+    memory = _query(nvml.nvmlDeviceGetMemoryInfo, handle)  # bytes
+    rates = _query(nvml.nvmlDeviceGetUtilizationRates, handle)  # percent
+    power_mw = _query(nvml.nvmlDeviceGetPowerUsage, handle)  # milliwatts
+    return _clean(
+        {
+            "index": device.index,
+            "uuid": device.uuid,
+            "name": device.name,
+            "gpuUtilization": None if rates is None else rates.gpu,
+            "gpuMemoryUsed": None if memory is None else round(memory.used / _MIB, 1),
+            "gpuMemoryTotal": None if memory is None else round(memory.total / _MIB, 1),
+            "gpuTemperature": _query(
+                nvml.nvmlDeviceGetTemperature, handle, nvml.NVML_TEMPERATURE_GPU
+            ),
+            "powerUsage": None if power_mw is None else power_mw / 1000,
+        }
+    )
+
+
+def _clean(gpu: dict[str, Any]) -> dict[str, Any]:
+    """Copy ``gpu`` with each metric finite and in its contract range, else ``None``."""
+    cleaned = dict(gpu)
+    for field, (low, high) in _RANGES.items():
+        value = gpu.get(field)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not (math.isfinite(value) and low <= value <= high)
+        ):
+            value = None
+        cleaned[field] = value
+    if cleaned["gpuMemoryTotal"] == 0:
+        cleaned["gpuMemoryTotal"] = None
+    used, total = cleaned["gpuMemoryUsed"], cleaned["gpuMemoryTotal"]
+    if used is not None and total is not None and used > total:
+        cleaned["gpuMemoryUsed"] = None
+    return cleaned
+
+
+def _run_smi(path: str) -> str:
+    command = [path, f"--query-gpu={_SMI_QUERY}", "--format=csv,noheader,nounits"]
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=_SMI_TIMEOUT_S, check=False
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        _log.debug("nvidia-smi failed: %s", exc)
+        return ""
+    return done.stdout if done.returncode == 0 else ""
+
+
+def _smi_cell(cell: str) -> str | None:
+    cell = cell.strip()
+    return None if cell in _SMI_MISSING or cell.startswith("[") else cell
+
+
+def _to_number(cell: str | None) -> float | None:
+    try:
+        number = float(cell or "")
+    except ValueError:
+        return None
+    return int(number) if number.is_integer() else number
+
+
+def _text(value: Any) -> str | None:
+    """NVML strings: ``str`` from nvidia-ml-py >= 11.515, ``bytes`` from older ones."""
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    return value if isinstance(value, str) else None
+
+
+def _visible_entries() -> list[str] | None:
+    """``CUDA_VISIBLE_DEVICES`` as lower-case entries; ``None`` when unset (all GPUs)."""
+    value = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if value is None:
+        return None
+    return [entry.strip().lower() for entry in value.split(",") if entry.strip()]
+
+
+def _is_visible(wanted: list[str] | None, index: int | None, uuids: Iterable[str | None]) -> bool:
+    if wanted is None:
+        return True
+    ids = [uuid.lower() for uuid in uuids if uuid]
+    return any(
+        (entry.isdigit() and index == int(entry))
+        or (entry.startswith(("gpu-", "mig-")) and any(uuid.startswith(entry) for uuid in ids))
+        for entry in wanted
+    )

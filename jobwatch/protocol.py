@@ -1,0 +1,619 @@
+"""The jobwatch wire contract, free of IO.
+
+Request types with their validation (pydantic v2), the time-remaining and cost
+rules, and the timestamp format. Both the server and the client import this
+module; it imports no flask, requests, ipywidgets or pynvml.
+
+Units on the wire: progress and utilization in percent (0-100), memory in MB
+(MiB, as nvidia-smi reports), temperature in degrees Celsius, power in watts,
+durations in seconds, cost in the job's currency. Timestamps are ISO 8601 in
+UTC with milliseconds and a ``Z``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal, TypeVar
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from jobwatch.errors import ValidationError
+
+__all__ = [
+    "FINISHED_STATUSES",
+    "JOB_STATUSES",
+    "LOG_LEVELS",
+    "MAX_BODY_BYTES",
+    "MAX_LOG_LINES",
+    "MAX_MESSAGE_BYTES",
+    "CompleteRequest",
+    "Estimates",
+    "GpuSample",
+    "JobSpec",
+    "LogLineIn",
+    "Metrics",
+    "ProgressUpdate",
+    "RateState",
+    "estimate",
+    "format_ts",
+    "parse_body",
+    "truncate_message",
+    "update_rate",
+    "valid_job_id",
+]
+
+LOG_LEVELS = ("info", "warning", "error")
+JOB_STATUSES = ("pending", "running", "completed", "failed", "cancelled")
+FINISHED_STATUSES = frozenset({"completed", "failed", "cancelled"})
+
+MAX_BODY_BYTES = 1024 * 1024
+"""Largest request body the server reads (1 MiB); more answers 413."""
+MAX_LOG_LINES = 1000
+"""Most log lines one progress update may carry."""
+MAX_MESSAGE_BYTES = 16 * 1024
+"""A log message longer than this (in UTF-8) is truncated to it, with a marker."""
+MAX_MEMORY_MB = 10_000_000.0
+"""Upper bound for GPU memory fields (about 9.5 TiB); rejects NVML's unsigned sentinels."""
+MAX_TEXT = 1024
+"""Most characters in a name, operation, worker id or currency field."""
+
+_JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
+
+# -- timestamps ------------------------------------------------------------
+
+
+def format_ts(epoch_s: float | None) -> str | None:
+    """Format seconds since the Unix epoch as ``2026-11-29T10:31:02.123Z``.
+
+    Returns ``None`` for ``None``; milliseconds are truncated, not rounded, so a
+    timestamp never moves into the future.
+    """
+    if epoch_s is None:
+        return None
+    dt = datetime.fromtimestamp(math.floor(epoch_s * 1000) / 1000, tz=timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def _epoch(dt: datetime) -> float:
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.timestamp()
+
+
+def valid_job_id(job_id: str) -> bool:
+    """Whether ``job_id`` is allowed: 1-128 characters of ``A-Z a-z 0-9 . _ : @ -``,
+    starting with a letter or digit (safe in URL paths without escaping)."""
+    return bool(_JOB_ID.match(job_id))
+
+
+def truncate_message(message: str, limit: int = MAX_MESSAGE_BYTES) -> str:
+    """Cut ``message`` to at most ``limit`` bytes of UTF-8, with a marker saying how much was cut.
+
+    The cut never splits a character; the marker reads
+    ``" …[truncated 1234 bytes]"`` and counts within the limit.
+    """
+    raw = message.encode("utf-8")
+    if len(raw) <= limit:
+        return message
+    marker_room = 40
+    kept = raw[: limit - marker_room].decode("utf-8", errors="ignore")
+    cut = len(raw) - len(kept.encode("utf-8"))
+    return f"{kept} …[truncated {cut} bytes]"
+
+
+# -- request types ---------------------------------------------------------
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+_Strict = ConfigDict(strict=True, allow_inf_nan=False, extra="ignore", populate_by_name=True)
+Text = Annotated[str, Field(max_length=MAX_TEXT)]
+Percent = Annotated[float, Field(ge=0, le=100)]
+MemoryMB = Annotated[float, Field(ge=0, le=MAX_MEMORY_MB)]
+Celsius = Annotated[float, Field(ge=-40, le=150)]
+Watts = Annotated[float, Field(ge=0, le=5000)]
+
+
+class _GpuFields(BaseModel):
+    model_config = _Strict
+
+    gpu_utilization: Percent | None = Field(None, alias="gpuUtilization")
+    # total before used, so that the check of used can see total
+    gpu_memory_total: Annotated[float, Field(gt=0, le=MAX_MEMORY_MB)] | None = Field(
+        None, alias="gpuMemoryTotal"
+    )
+    gpu_memory_used: MemoryMB | None = Field(None, alias="gpuMemoryUsed")
+    gpu_temperature: Celsius | None = Field(None, alias="gpuTemperature")
+    power_usage: Watts | None = Field(None, alias="powerUsage")
+
+    @field_validator("gpu_memory_used")
+    @classmethod
+    def _used_within_total(cls, used: float | None, info: pydantic.ValidationInfo) -> float | None:
+        total = info.data.get("gpu_memory_total")
+        if used is not None and total is not None and used > total:
+            raise ValueError(f"must not exceed gpuMemoryTotal ({used:g} MB > {total:g} MB)")
+        return used
+
+
+class GpuSample(_GpuFields):
+    """One GPU's sample: the five metric fields plus ``index``, ``uuid`` and ``name``.
+
+    Each metric is a number or ``None`` (unsupported on this GPU or MIG slice).
+    """
+
+    index: Annotated[int, Field(ge=0, le=1024)] | None = None
+    uuid: Text | None = None
+    name: Text | None = None
+
+
+class Metrics(_GpuFields):
+    """The ``metrics`` object of a progress update.
+
+    Fields (each a number or ``None``): ``gpuUtilization`` % 0-100,
+    ``gpuMemoryUsed`` MB >= 0, ``gpuMemoryTotal`` MB > 0, ``gpuTemperature``
+    Celsius -40..150, ``powerUsage`` W 0..5000; memory at most 10,000,000 MB,
+    which rejects NVML's sentinel values such as 4294967295. Optional ``gpus``:
+    per-GPU samples. When ``gpus`` is given and a flat field is absent, the flat
+    field is filled from them: mean utilization, summed memory and power,
+    hottest temperature.
+    """
+
+    gpus: list[GpuSample] | None = Field(None, max_length=1024)
+
+    @model_validator(mode="after")
+    def _fill_from_gpus(self) -> Metrics:
+        if not self.gpus:
+            return self
+
+        def values(name: str) -> list[float]:
+            return [v for g in self.gpus or [] if (v := getattr(g, name)) is not None]
+
+        if self.gpu_utilization is None and (u := values("gpu_utilization")):
+            self.gpu_utilization = sum(u) / len(u)
+        if self.gpu_memory_used is None and (m := values("gpu_memory_used")):
+            self.gpu_memory_used = sum(m)
+        if self.gpu_memory_total is None and (t := values("gpu_memory_total")):
+            self.gpu_memory_total = sum(t)
+        if self.gpu_temperature is None and (c := values("gpu_temperature")):
+            self.gpu_temperature = max(c)
+        if self.power_usage is None and (p := values("power_usage")):
+            self.power_usage = sum(p)
+        return self
+
+    def flat(self) -> dict[str, float | None]:
+        """The five flat fields by their wire names (values may be ``None``)."""
+        return {
+            "gpuUtilization": self.gpu_utilization,
+            "gpuMemoryUsed": self.gpu_memory_used,
+            "gpuMemoryTotal": self.gpu_memory_total,
+            "gpuTemperature": self.gpu_temperature,
+            "powerUsage": self.power_usage,
+        }
+
+
+class LogLineIn(BaseModel):
+    """One entry of ``logLines``: ``level`` (info, warning or error, any case;
+    stored in lower case), ``message`` (text; over 16 KiB of UTF-8 it is
+    truncated with a marker) and an optional worker ``timestamp``."""
+
+    model_config = _Strict
+
+    level: str
+    message: str
+    timestamp: datetime | None = None
+
+    @field_validator("level")
+    @classmethod
+    def _known_level(cls, level: str) -> str:
+        lowered = level.lower()
+        if lowered not in LOG_LEVELS:
+            raise ValueError(f"unknown level {level!r}; allowed: {', '.join(LOG_LEVELS)}")
+        return lowered
+
+    @field_validator("message")
+    @classmethod
+    def _truncate(cls, message: str) -> str:
+        return truncate_message(message)
+
+
+class ProgressUpdate(BaseModel):
+    """Body of ``POST /api/jobs/{jobId}/progress``.
+
+    ``workerId`` (1-1024 characters) and ``progress`` (number, 0-100 %) are
+    required; ``currentOperation``, ``metrics``, ``logLines`` (at most 1000)
+    and ``timestamp`` (the worker's clock, used only to order updates) may be
+    absent or ``null``.
+    """
+
+    model_config = _Strict
+
+    worker_id: Annotated[str, Field(min_length=1, max_length=MAX_TEXT)] = Field(alias="workerId")
+    progress: Percent
+    current_operation: Text | None = Field(None, alias="currentOperation")
+    metrics: Metrics | None = None
+    log_lines: list[LogLineIn] | None = Field(None, alias="logLines", max_length=MAX_LOG_LINES)
+    timestamp: datetime | None = None
+
+    @property
+    def worker_ts(self) -> float | None:
+        """The worker's timestamp in seconds since the epoch, or ``None``."""
+        return None if self.timestamp is None else _epoch(self.timestamp)
+
+
+class JobSpec(BaseModel):
+    """Body of ``POST /api/jobs`` and ``PUT /api/jobs/{jobId}``.
+
+    All optional: ``id`` (see :func:`valid_job_id`; generated when absent),
+    ``name``, ``workerId`` (binds the job), ``pricePerHour`` (>= 0, in
+    ``currency`` per hour), ``currency`` (default ``QUBIC``), ``providerId``.
+    """
+
+    model_config = _Strict
+
+    id: str | None = None
+    name: Text | None = None
+    worker_id: Annotated[str, Field(min_length=1, max_length=MAX_TEXT)] | None = Field(
+        None, alias="workerId"
+    )
+    price_per_hour: Annotated[float, Field(ge=0, le=1e9)] | None = Field(None, alias="pricePerHour")
+    currency: Annotated[str, Field(min_length=1, max_length=16)] | None = None
+    provider_id: Text | None = Field(None, alias="providerId")
+
+    @field_validator("id")
+    @classmethod
+    def _job_id(cls, job_id: str | None) -> str | None:
+        if job_id is not None and not valid_job_id(job_id):
+            raise ValueError(
+                "must be 1-128 characters of letters, digits and . _ : @ -, "
+                "starting with a letter or digit"
+            )
+        return job_id
+
+
+class CompleteRequest(BaseModel):
+    """Body of ``POST /api/jobs/{jobId}/complete``: ``workerId`` (required),
+    ``status`` (completed, failed or cancelled; default completed), ``result``
+    (any JSON) and ``error`` (text, for failures)."""
+
+    model_config = _Strict
+
+    worker_id: Annotated[str, Field(min_length=1, max_length=MAX_TEXT)] = Field(alias="workerId")
+    status: Literal["completed", "failed", "cancelled"] = "completed"
+    result: Any = None
+    error: Annotated[str, Field(max_length=MAX_MESSAGE_BYTES)] | None = None
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else part
+    return path or "body"
+
+
+def parse_body(model: type[_Model], body: bytes) -> _Model:
+    """Validate a JSON request body against ``model``.
+
+    Parameters
+    ----------
+    model:
+        One of the request types of this module.
+    body:
+        The raw request bytes (UTF-8 JSON). NaN and Infinity tokens, invalid
+        UTF-8 and lone surrogates are refused.
+
+    Returns
+    -------
+    The validated model instance.
+
+    Raises
+    ------
+    jobwatch.errors.ValidationError
+        ``code="invalid_json"`` when the body is not JSON, else
+        ``code="validation_error"`` with one detail per bad field, named by its
+        JSON path (``metrics.gpuUtilization``, ``logLines[2].level``).
+    """
+    try:
+        return model.model_validate_json(body)
+    except pydantic.ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        if any(e["type"] == "json_invalid" for e in errors):
+            raise ValidationError(
+                f"request body is not valid JSON: {errors[0]['msg']}", code="invalid_json"
+            ) from None
+        if any(e["type"] == "model_type" and not e["loc"] for e in errors):
+            raise ValidationError("request body must be a JSON object") from None
+        details = [{"field": _field_path(e["loc"]), "message": _humanize(e)} for e in errors]
+        raise ValidationError(
+            f"{len(details)} invalid field{'s' if len(details) != 1 else ''} in request body",
+            details=details,
+        ) from None
+
+
+def _humanize(error: Any) -> str:
+    message = str(error["msg"])
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    if error["type"] == "missing":
+        return "is required"
+    return message[:1].lower() + message[1:]
+
+
+# -- estimates -------------------------------------------------------------
+
+EMA_SMOOTHING = 0.3
+"""Weight of the newest rate observation; tqdm's default ``smoothing=0.3``
+(tqdm/std.py, class ``EMA``)."""
+
+
+@dataclass(frozen=True)
+class RateState:
+    """Exponential moving averages of progress steps and their durations, as tqdm keeps them.
+
+    ``ema_dp`` is in percent, ``ema_dt`` in seconds and ``calls`` counts the
+    observations. The smoothed rate (% per second) is ``ema_dp / ema_dt``;
+    both averages carry the same bias, so their ratio needs no correction.
+    """
+
+    ema_dp: float = 0.0
+    ema_dt: float = 0.0
+    calls: int = 0
+
+    def rate(self, since_change: float = 0.0) -> float | None:
+        """Smoothed progress rate in % per second, or ``None`` with no observation.
+
+        ``since_change`` (s) is the time since progress last moved: once it is
+        longer than a typical step (``ema_dt``), the rate is taken as at most
+        one typical step in that time, so a stalled job's estimate grows
+        instead of counting down to a false zero.
+        """
+        if self.calls == 0 or self.ema_dt <= 0 or self.ema_dp <= 0:
+            return None
+        return self.ema_dp / max(self.ema_dt, since_change)
+
+
+def update_rate(state: RateState, dp: float, dt: float) -> RateState:
+    """Fold one observation (``dp`` % of progress in ``dt`` seconds) into ``state``.
+
+    Only forward progress over positive time counts; anything else returns
+    ``state`` unchanged. The averages follow tqdm's ``EMA`` with its default
+    ``smoothing=0.3`` (tqdm/std.py): ``ema = 0.3 * x + 0.7 * ema``.
+    """
+    if dp <= 0 or dt <= 0 or not math.isfinite(dp) or not math.isfinite(dt):
+        return state
+    beta = 1 - EMA_SMOOTHING
+    return RateState(
+        ema_dp=beta * state.ema_dp + (1 - beta) * dp,
+        ema_dt=beta * state.ema_dt + (1 - beta) * dt,
+        calls=state.calls + 1,
+    )
+
+
+@dataclass(frozen=True)
+class Estimates:
+    """Derived figures of a job at one moment.
+
+    ``elapsed`` (s), ``time_remaining`` (s), ``cost_so_far`` and
+    ``estimated_total_cost`` (currency); each ``None`` when unknown, never
+    negative, never NaN or infinite.
+    """
+
+    elapsed: float | None
+    time_remaining: float | None
+    cost_so_far: float | None
+    estimated_total_cost: float | None
+
+
+def estimate(
+    *,
+    status: str,
+    progress: float,
+    started_at: float | None,
+    completed_at: float | None,
+    progress_at: float | None,
+    price_per_hour: float | None,
+    rate: RateState,
+    now: float,
+) -> Estimates:
+    """Elapsed time, time remaining and cost of a job, by CONTRACT.md's rules.
+
+    Parameters
+    ----------
+    status, progress:
+        The job's status and progress (%).
+    started_at, completed_at, progress_at:
+        Server times (s since the epoch) of the first update, of completion and
+        of the last progress change; ``None`` when not yet.
+    price_per_hour:
+        Price in the job's currency per hour, or ``None``.
+    rate:
+        The job's smoothed progress rate (:func:`update_rate`).
+    now:
+        The server's current time (s since the epoch).
+
+    Returns
+    -------
+    Estimates
+        ``elapsed = (completed_at or now) - started_at`` (>= 0);
+        ``cost_so_far = elapsed / 3600 * price_per_hour``;
+        ``time_remaining``: ``None`` before the start or while progress is 0,
+        0 once finished or at 100 %, else ``(100 - progress) / rate`` with
+        tqdm's smoothed rate (:meth:`RateState.rate`), or the seed's average
+        rate ``elapsed * (100 - progress) / progress`` until two updates have
+        given a rate (``None`` while elapsed is 0);
+        ``estimated_total_cost = (elapsed + time_remaining) / 3600 * price_per_hour``.
+    """
+    if started_at is None:
+        return Estimates(None, None, None, None)
+    end = completed_at if completed_at is not None else now
+    elapsed = max(0.0, end - started_at)
+    cost = None if price_per_hour is None else elapsed / 3600.0 * price_per_hour
+
+    remaining: float | None
+    smoothed = rate.rate(max(0.0, now - progress_at) if progress_at is not None else 0.0)
+    if status in FINISHED_STATUSES or progress >= 100:
+        remaining = 0.0
+    elif progress <= 0:
+        remaining = None
+    elif smoothed is not None:
+        remaining = (100.0 - progress) / smoothed
+    elif elapsed > 0:
+        remaining = elapsed * (100.0 - progress) / progress
+    else:
+        remaining = None
+
+    total = (
+        None
+        if price_per_hour is None or remaining is None
+        else (elapsed + remaining) / 3600.0 * price_per_hour
+    )
+    return Estimates(
+        elapsed=_finite(elapsed),
+        time_remaining=_finite(remaining),
+        cost_so_far=_finite(cost),
+        estimated_total_cost=_finite(total),
+    )
+
+
+def _finite(value: float | None) -> float | None:
+    if value is None or not math.isfinite(value):
+        return None
+    return round(value, 6)
+
+
+# -- query strings and WebSocket messages ----------------------------------
+
+_Query = ConfigDict(strict=False, allow_inf_nan=False, extra="ignore", populate_by_name=True)
+MAX_TIME_RANGE = 30 * 24 * 3600.0
+"""Longest metrics window, in seconds (30 days)."""
+
+
+class MetricsQuery(BaseModel):
+    """``GET /metrics`` parameters: ``timeRange`` seconds (> 0, at most 30 days,
+    default 60) and ``maxPoints`` (2 to 10,000, optional)."""
+
+    model_config = _Query
+
+    time_range: Annotated[float, Field(gt=0, le=MAX_TIME_RANGE)] = Field(60.0, alias="timeRange")
+    max_points: Annotated[int, Field(ge=2, le=10_000)] | None = Field(None, alias="maxPoints")
+
+
+class Page(BaseModel):
+    """``limit`` (1-1000, default 100) and ``offset`` (>= 0, default 0)."""
+
+    model_config = _Query
+
+    limit: Annotated[int, Field(ge=1, le=1000)] = 100
+    offset: Annotated[int, Field(ge=0)] = 0
+
+
+class LogsQuery(Page):
+    """``GET /logs`` parameters: ``level`` (info, warning or error; any case) plus a page."""
+
+    level: str | None = None
+
+    @field_validator("level")
+    @classmethod
+    def _known_level(cls, level: str | None) -> str | None:
+        if level is None:
+            return None
+        lowered = level.lower()
+        if lowered not in LOG_LEVELS:
+            raise ValueError(f"unknown level {level!r}; allowed: {', '.join(LOG_LEVELS)}")
+        return lowered
+
+
+class JobsQuery(Page):
+    """``GET /api/jobs`` parameters: ``status`` (one of :data:`JOB_STATUSES`) plus a page."""
+
+    status: Literal["pending", "running", "completed", "failed", "cancelled"] | None = None
+
+
+def parse_query(model: type[_Model], args: dict[str, str]) -> _Model:
+    """Validate query-string parameters (strings) against ``model``.
+
+    Raises
+    ------
+    jobwatch.errors.ValidationError
+        One detail per bad parameter, named as in the URL.
+    """
+    try:
+        return model.model_validate(args)
+    except pydantic.ValidationError as exc:
+        raise _as_validation_error(exc, "query parameter") from None
+
+
+class SubscribeMessage(BaseModel):
+    """``{"type": "subscribe:job", "subscriptionId": jobId, "since"?: seq}``."""
+
+    model_config = _Strict
+
+    type: Literal["subscribe:job"]
+    subscription_id: Annotated[str, Field(min_length=1, max_length=128)] = Field(
+        alias="subscriptionId"
+    )
+    since: Annotated[int, Field(ge=0)] | None = None
+
+
+class UnsubscribeMessage(BaseModel):
+    """``{"type": "unsubscribe:job", "subscriptionId": jobId}``."""
+
+    model_config = _Strict
+
+    type: Literal["unsubscribe:job"]
+    subscription_id: Annotated[str, Field(min_length=1, max_length=128)] = Field(
+        alias="subscriptionId"
+    )
+
+
+ClientMessage = Annotated[SubscribeMessage | UnsubscribeMessage, Field(discriminator="type")]
+_client_message: pydantic.TypeAdapter[SubscribeMessage | UnsubscribeMessage] = pydantic.TypeAdapter(
+    ClientMessage
+)
+CLIENT_MESSAGE_TYPES = ("subscribe:job", "unsubscribe:job")
+
+
+def parse_client_message(raw: str | bytes) -> SubscribeMessage | UnsubscribeMessage:
+    """Validate one WebSocket message from a client.
+
+    Raises
+    ------
+    jobwatch.errors.ValidationError
+        ``invalid_json``, ``unknown_type`` (with the allowed types in the
+        message) or ``validation_error``.
+    """
+    try:
+        return _client_message.validate_json(raw)
+    except pydantic.ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        first = errors[0]
+        if first["type"] == "json_invalid":
+            raise ValidationError(
+                f"message is not valid JSON: {first['msg']}", code="invalid_json"
+            ) from None
+        if first["type"] in ("union_tag_invalid", "union_tag_not_found", "model_attributes_type"):
+            raise ValidationError(
+                f"unknown message type; allowed: {', '.join(CLIENT_MESSAGE_TYPES)}",
+                code="unknown_type",
+            ) from None
+        raise _as_validation_error(exc, "message field") from None
+
+
+def _as_validation_error(exc: pydantic.ValidationError, what: str) -> ValidationError:
+    errors = exc.errors(include_url=False)
+    details = [
+        {"field": _field_path(e["loc"][1:] if _is_tagged(e) else e["loc"]), "message": _humanize(e)}
+        for e in errors
+    ]
+    return ValidationError(
+        f"{len(details)} invalid {what}{'s' if len(details) != 1 else ''}", details=details
+    )
+
+
+def _is_tagged(error: Any) -> bool:
+    return bool(error["loc"]) and error["loc"][0] in CLIENT_MESSAGE_TYPES

@@ -1,0 +1,126 @@
+"""The application factory and its one error envelope."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, Response, current_app
+from flask_sock import Sock
+from werkzeug.exceptions import HTTPException
+
+from jobwatch.errors import APIError, MethodNotAllowed, NotFound, PayloadTooLarge
+from jobwatch.protocol import MAX_BODY_BYTES
+from jobwatch.server.api import bp as api_bp
+from jobwatch.server.api import json_response
+from jobwatch.server.broker import MemoryBroker
+from jobwatch.server.services import Services
+from jobwatch.server.store import Store
+from jobwatch.server.ws import serve_socket
+
+log = logging.getLogger(__name__)
+
+DEFAULTS: dict[str, Any] = {
+    "DATABASE": ":memory:",
+    "CLOCK": time.time,
+    "WS_QUEUE_SIZE": 1024,
+    "WS_PING_INTERVAL": 25.0,
+    "MAX_CONTENT_LENGTH": MAX_BODY_BYTES,
+}
+"""Settings ``create_app`` understands, with their defaults:
+
+``DATABASE``
+    ``--db`` value: a SQLite path, ``:memory:`` or a SQLAlchemy URL.
+``CLOCK``
+    Callable returning server time in seconds since the epoch (tests pass a fake).
+``WS_QUEUE_SIZE``
+    Messages a WebSocket subscriber may have queued unsent before it is dropped.
+``WS_PING_INTERVAL``
+    Seconds between WebSocket pings that keep idle connections open through proxies.
+``MAX_CONTENT_LENGTH``
+    Largest request body in bytes (1 MiB); more answers 413.
+"""
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the jobwatch server: REST API under ``/api`` and the WebSocket at ``/ws``.
+
+    Parameters
+    ----------
+    config:
+        Overrides of :data:`DEFAULTS` (and any Flask setting).
+
+    Returns
+    -------
+    flask.Flask
+        Its parts are in ``app.extensions["jobwatch"]`` (:class:`Services`);
+        call ``.close()`` on them to stop the writer thread.
+    """
+    app = Flask("jobwatch")
+    app.config.update(DEFAULTS)
+    app.config.update(config or {})
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.config["SOCK_SERVER_OPTIONS"] = {
+        "ping_interval": app.config["WS_PING_INTERVAL"],
+        "max_message_size": 64 * 1024,
+    }
+    store = Store(app.config["DATABASE"], clock=app.config["CLOCK"])
+    broker = MemoryBroker()
+    store.set_publisher(broker.publish)
+    services = Services(
+        store=store,
+        broker=broker,
+        clock=app.config["CLOCK"],
+        ws_queue_size=int(app.config["WS_QUEUE_SIZE"]),
+    )
+    app.extensions["jobwatch"] = services
+
+    app.register_blueprint(api_bp)
+    sock = Sock(app)
+
+    sock.route("/ws")(_websocket)
+
+    app.register_error_handler(APIError, _api_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected_error)
+    return app
+
+
+def _websocket(ws: Any) -> None:
+    serve_socket(ws, current_app.extensions["jobwatch"])
+
+
+def _api_error(exc: APIError) -> Response:
+    response = json_response(exc.to_envelope(), exc.status)
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(max(1, round(retry_after)))
+    return response
+
+
+def _http_error(exc: HTTPException) -> Response:
+    code = exc.code or 500
+    error: APIError
+    if code == 404:
+        error = NotFound("no such endpoint; see /api/health and the API reference")
+    elif code == 405:
+        allowed = getattr(exc, "valid_methods", None)
+        error = MethodNotAllowed(f"method not allowed here; allowed: {', '.join(allowed or [])}")
+    elif code == 413:
+        error = PayloadTooLarge(f"request body is larger than {MAX_BODY_BYTES} bytes (1 MiB)")
+    elif code < 500:
+        error = APIError(exc.description or "bad request", status=code, code="bad_request")
+    else:
+        return _unexpected_error(exc)
+    response = _api_error(error)
+    if code == 405 and getattr(exc, "valid_methods", None):
+        response.headers["Allow"] = ", ".join(getattr(exc, "valid_methods", []))
+    return response
+
+
+def _unexpected_error(exc: Exception) -> Response:
+    log.exception("unexpected error", exc_info=exc)
+    body = {"error": {"code": "internal_error", "message": "internal server error", "details": []}}
+    return json_response(body, 500)

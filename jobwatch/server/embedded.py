@@ -1,0 +1,77 @@
+"""The server in a background thread of this process (tests, notebooks).
+
+It uses Werkzeug's threaded WSGI server, which flask-sock supports; a
+standalone deployment uses ``jobwatch serve`` (gunicorn) instead.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from jobwatch.server.app import create_app
+from jobwatch.server.services import Services
+
+
+class EmbeddedServer:
+    """A running jobwatch server inside this process.
+
+    Parameters
+    ----------
+    host, port:
+        Where to listen; ``port=0`` picks a free port.
+    config:
+        Settings for :func:`~jobwatch.server.app.create_app` (``DATABASE``
+        defaults to ``":memory:"``).
+
+    Attributes
+    ----------
+    url:
+        ``http://host:port`` of the REST API.
+    ws_url:
+        ``ws://host:port/ws`` of the WebSocket.
+    """
+
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, config: Mapping[str, Any] | None = None
+    ) -> None:
+        self.app = create_app(config)
+        self._server: BaseWSGIServer = make_server(host, port, self.app, threaded=True)
+        self._server.daemon_threads = True  # type: ignore[attr-defined]
+        self.host = host
+        self.port = self._server.server_port
+        self.url = f"http://{host}:{self.port}"
+        self.ws_url = f"ws://{host}:{self.port}/ws"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="jobwatch-server", daemon=True
+        )
+        self._thread.start()
+        self._stopped = False
+
+    @property
+    def services(self) -> Services:
+        """The app's store, broker and clock."""
+        services: Services = self.app.extensions["jobwatch"]
+        return services
+
+    def stop(self) -> None:
+        """Stop listening, close every WebSocket and the database. Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+        self.services.close()
+
+    def __enter__(self) -> EmbeddedServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"EmbeddedServer(url={self.url!r}, ws_url={self.ws_url!r})"

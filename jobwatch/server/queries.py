@@ -1,0 +1,176 @@
+"""Read queries: jobs, metric windows (with min/max downsampling), log pages, replay.
+
+Each function takes an open SQLAlchemy connection (``Store.read()``) and
+returns stored rows; turning them into wire objects is :mod:`wire`'s job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import Connection, Integer, cast, func, literal, select
+
+from jobwatch.server.schema import SAMPLE_FIELDS, jobs, log_lines, samples
+from jobwatch.server.wire import Event, log_to_wire
+
+Row = dict[str, Any]
+
+RAW_LIMIT = 10_000
+"""A window holding more samples than this is downsampled even without ``maxPoints``."""
+REPLAY_PAGE = 1_000
+"""Log lines read per query while replaying."""
+
+
+def get_job(conn: Connection, job_id: str) -> Row | None:
+    """The stored job row, or ``None``."""
+    row = conn.execute(select(jobs).where(jobs.c.id == job_id)).mappings().first()
+    return dict(row) if row is not None else None
+
+
+def list_jobs(
+    conn: Connection, status: str | None, limit: int, offset: int
+) -> tuple[list[Row], int]:
+    """Jobs newest first, optionally of one status; returns (rows, total)."""
+    query = select(jobs)
+    count = select(func.count()).select_from(jobs)
+    if status is not None:
+        query = query.where(jobs.c.status == status)
+        count = count.where(jobs.c.status == status)
+    query = query.order_by(jobs.c.created_at.desc(), jobs.c.id).limit(limit).offset(offset)
+    rows = [dict(r) for r in conn.execute(query).mappings()]
+    return rows, int(conn.execute(count).scalar_one())
+
+
+def latest_sample(conn: Connection, job_id: str) -> Row | None:
+    """The job's newest sample, or ``None``."""
+    query = (
+        select(samples)
+        .where(samples.c.job_id == job_id)
+        .order_by(samples.c.ts.desc(), samples.c.id.desc())
+        .limit(1)
+    )
+    row = conn.execute(query).mappings().first()
+    return dict(row) if row is not None else None
+
+
+def sample_window(
+    conn: Connection, job_id: str, start: float, end: float, max_points: int | None
+) -> tuple[list[Row], bool]:
+    """Samples with ``start <= ts <= end``, oldest first.
+
+    When the window holds more than ``max_points`` samples (or more than
+    :data:`RAW_LIMIT` without ``max_points``) it is downsampled by min/max
+    buckets: the window is cut into ``max_points // 2`` equal spans and each
+    span gives two rows, one with every field's minimum at the span's first
+    sample time and one with the maxima at its last, so peaks and dips survive
+    and an all-``null`` span stays ``null``. (This is the min/max half of M4,
+    Jugel et al., VLDB 2014.)
+
+    Returns
+    -------
+    (rows, downsampled)
+        At most ``max_points`` (or :data:`RAW_LIMIT`) rows with keys ``ts`` and
+        the ``gpu_*``/``power_usage`` columns.
+    """
+    limit = max_points or RAW_LIMIT
+    in_window = (samples.c.job_id == job_id) & (samples.c.ts >= start) & (samples.c.ts <= end)
+    raw = select(samples).where(in_window).order_by(samples.c.ts, samples.c.id).limit(limit + 1)
+    rows = [dict(r) for r in conn.execute(raw).mappings()]
+    if len(rows) <= limit:
+        return rows, False
+
+    n_buckets = max(1, limit // 2)
+    width = (end - start) / n_buckets or 1.0
+    position = (samples.c.ts - literal(start)) / literal(width)
+    bucket: Any
+    if conn.dialect.name == "sqlite":  # CAST truncates, and min() of two values is scalar
+        bucket = func.min(cast(position, Integer), n_buckets - 1)
+    else:  # PostgreSQL's CAST rounds
+        bucket = func.least(cast(func.floor(position), Integer), n_buckets - 1)
+    columns = list(SAMPLE_FIELDS.values())
+    query = (
+        select(
+            bucket.label("b"),
+            func.min(samples.c.ts).label("t0"),
+            func.max(samples.c.ts).label("t1"),
+            *[func.min(c).label(f"min_{c.name}") for c in columns],
+            *[func.max(c).label(f"max_{c.name}") for c in columns],
+        )
+        .where(in_window)
+        .group_by("b")
+        .order_by("b")
+    )
+    out: list[Row] = []
+    for r in conn.execute(query).mappings():
+        out.append({"ts": r["t0"], **{c.name: r[f"min_{c.name}"] for c in columns}})
+        if r["t1"] != r["t0"]:
+            out.append({"ts": r["t1"], **{c.name: r[f"max_{c.name}"] for c in columns}})
+    return out, True
+
+
+def log_page(
+    conn: Connection, job_id: str, level: str | None, limit: int, offset: int
+) -> list[Row]:
+    """Log lines oldest first, optionally of one level, ``limit`` from ``offset``."""
+    query = select(log_lines).where(log_lines.c.job_id == job_id)
+    if level is not None:
+        query = query.where(log_lines.c.level == level)
+    query = query.order_by(log_lines.c.id).limit(limit).offset(offset)
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def recent_logs(conn: Connection, job_id: str, up_to_seq: int, n: int) -> list[Row]:
+    """The last ``n`` log lines with ``seq <= up_to_seq``, oldest first."""
+    query = (
+        select(log_lines)
+        .where((log_lines.c.job_id == job_id) & (log_lines.c.seq <= up_to_seq))
+        .order_by(log_lines.c.id.desc())
+        .limit(n)
+    )
+    rows = [dict(r) for r in conn.execute(query).mappings()]
+    rows.reverse()
+    return rows
+
+
+def log_events_after(conn: Connection, job_id: str, since: int, up_to: int) -> Iterator[Event]:
+    """``JOB_LOGS`` events with ``since < seq <= up_to``, rebuilt from stored lines in order.
+
+    Reads :data:`REPLAY_PAGE` lines per query; a long backlog is yielded page
+    by page (a page may split one event's lines into two events of one seq).
+    """
+    after_id = 0
+    while True:
+        query = (
+            select(log_lines)
+            .where(
+                (log_lines.c.job_id == job_id)
+                & (log_lines.c.seq > since)
+                & (log_lines.c.seq <= up_to)
+                & (log_lines.c.id > after_id)
+            )
+            .order_by(log_lines.c.id)
+            .limit(REPLAY_PAGE)
+        )
+        rows = [dict(r) for r in conn.execute(query).mappings()]
+        if not rows:
+            return
+        group: list[Row] = []
+        for row in rows:
+            if group and row["seq"] != group[0]["seq"]:
+                yield _logs_event(job_id, group)
+                group = []
+            group.append(row)
+        yield _logs_event(job_id, group)
+        after_id = rows[-1]["id"]
+        if len(rows) < REPLAY_PAGE:
+            return
+
+
+def _logs_event(job_id: str, rows: list[Row]) -> Event:
+    return Event(
+        job_id,
+        rows[0]["seq"],
+        "JOB_LOGS",
+        {"jobId": job_id, "logs": [log_to_wire(r) for r in rows]},
+    )

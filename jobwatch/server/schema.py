@@ -1,0 +1,101 @@
+"""The storage schema, in SQLAlchemy Core, shared by the SQLite and PostgreSQL stores.
+
+Times are stored as seconds since the Unix epoch (UTC, double precision) so
+that windows and estimates are plain arithmetic on every backend.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("name", Text),
+    Column("status", String(16), nullable=False),
+    Column("progress", Float, nullable=False),
+    Column("current_operation", Text),
+    Column("worker_id", Text),
+    Column("price_per_hour", Float),
+    Column("currency", String(16), nullable=False),
+    Column("provider_id", Text),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float),
+    Column("updated_at", Float, nullable=False),
+    Column("completed_at", Float),
+    Column("progress_at", Float, doc="server time of the last progress change"),
+    Column("worker_ts", Float, doc="worker clock of the last applied update"),
+    Column("result", JSON),
+    Column("error", Text),
+    Column("seq", BigInteger, nullable=False, doc="number of the job's latest event"),
+    # tqdm-style smoothed rate (see protocol.RateState)
+    Column("ema_dp", Float, nullable=False),
+    Column("ema_dt", Float, nullable=False),
+    Column("ema_calls", Integer, nullable=False),
+    # the newest JOB_PROGRESS event, kept for `since` replay
+    Column("progress_seq", BigInteger),
+    Column("progress_event", JSON),
+    Column("completed_seq", BigInteger),
+    # log line counts, so /logs totals cost nothing however long the job
+    Column("n_info", BigInteger, nullable=False),
+    Column("n_warning", BigInteger, nullable=False),
+    Column("n_error", BigInteger, nullable=False),
+)
+Index("ix_jobs_created", jobs.c.created_at)
+Index("ix_jobs_status_created", jobs.c.status, jobs.c.created_at)
+
+samples = Table(
+    "samples",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("job_id", String(128), nullable=False),
+    Column("ts", Float, nullable=False),
+    Column("gpu_utilization", Float),
+    Column("gpu_memory_used", Float),
+    Column("gpu_memory_total", Float),
+    Column("gpu_temperature", Float),
+    Column("power_usage", Float),
+    Column("gpus", JSON),
+)
+Index("ix_samples_job_ts", samples.c.job_id, samples.c.ts)
+
+log_lines = Table(
+    "log_lines",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("job_id", String(128), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("ts", Float, nullable=False),
+    Column("level", String(8), nullable=False),
+    Column("message", Text, nullable=False),
+)
+Index("ix_log_lines_job_id", log_lines.c.job_id, log_lines.c.id)
+Index("ix_log_lines_job_level_id", log_lines.c.job_id, log_lines.c.level, log_lines.c.id)
+Index("ix_log_lines_job_seq", log_lines.c.job_id, log_lines.c.seq)
+
+SAMPLE_FIELDS = {
+    "gpuUtilization": samples.c.gpu_utilization,
+    "gpuMemoryUsed": samples.c.gpu_memory_used,
+    "gpuMemoryTotal": samples.c.gpu_memory_total,
+    "gpuTemperature": samples.c.gpu_temperature,
+    "powerUsage": samples.c.power_usage,
+}
+"""Wire name -> column of the five flat metric fields."""

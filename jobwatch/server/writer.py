@@ -1,0 +1,176 @@
+"""Group commit: one writer thread runs every write, many per transaction.
+
+Request threads hand the writer an *operation* and wait. The writer takes all
+operations waiting at that moment, runs them in one transaction, commits once,
+then publishes their events in commit order and wakes the requests. A request
+is answered only after its commit, so an acknowledged update survives
+``kill -9``, while the commit cost is shared by every request in the batch.
+
+Because one thread applies every write of this process, checks such as "is
+the job bound to another worker" and the per-job ``seq`` counter need no
+further locking here (PostgreSQL row locks cover several processes).
+An operation must raise its :class:`~jobwatch.errors.APIError` before it
+writes anything; any other exception rolls the batch back and its operations
+are retried one transaction each, so one bad operation never fails the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Connection, Engine
+
+from jobwatch.errors import APIError, JobwatchError
+from jobwatch.server.wire import Event
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R")
+Operation = Callable[[Connection], tuple[R, list[Event]]]
+"""Runs inside the writer's transaction; returns (result, events to publish after commit)."""
+
+
+@dataclass
+class _Pending(Generic[R]):
+    op: Operation[R]
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Any = None
+    events: list[Event] = field(default_factory=list)
+    error: BaseException | None = None
+
+
+class StoreClosed(JobwatchError):
+    """The store was closed; the write was not applied."""
+
+
+class GroupCommitWriter:
+    """Serialises writes through one thread and commits them in batches.
+
+    Parameters
+    ----------
+    engine:
+        The SQLAlchemy engine to write through.
+    publish:
+        Called with the events of each committed batch, in commit order, from
+        the writer thread; must not block (the broker only enqueues).
+    lock:
+        Held around each transaction; the ``:memory:`` SQLite store shares one
+        connection between readers and the writer and passes its lock here.
+    max_batch:
+        Most operations in one transaction.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        publish: Callable[[list[Event]], None],
+        *,
+        lock: Any = None,
+        max_batch: int = 512,
+    ) -> None:
+        self._engine = engine
+        self._publish = publish
+        self._lock = lock
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[_Pending[Any] | None] = queue.SimpleQueue()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="jobwatch-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, op: Operation[R]) -> R:
+        """Run ``op`` in the next batch and return its result once committed.
+
+        Raises
+        ------
+        APIError
+            What ``op`` raised; nothing of it was written.
+        StoreClosed
+            The writer has stopped.
+        """
+        if self._closed:
+            raise StoreClosed("the store is closed")
+        pending: _Pending[R] = _Pending(op)
+        self._queue.put(pending)
+        pending.done.wait()
+        if pending.error is not None:
+            raise pending.error
+        return pending.result  # type: ignore[no-any-return]
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Finish the queued writes and stop the thread."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                break
+            batch = [first]
+            stop = False
+            while len(batch) < self._max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            self._commit(batch)
+            if stop:
+                break
+        self._fail_rest()
+
+    def _commit(self, batch: list[_Pending[Any]]) -> None:
+        try:
+            self._transaction(batch)
+        except Exception:
+            log.exception("group commit of %d writes failed; retrying one by one", len(batch))
+            for pending in batch:
+                pending.error = None
+                try:
+                    self._transaction([pending])
+                except Exception as exc:
+                    pending.error = exc
+        events = [e for p in batch if p.error is None for e in p.events]
+        if events:
+            try:
+                self._publish(events)
+            except Exception:
+                log.exception("publishing %d events failed", len(events))
+        for pending in batch:
+            pending.done.set()
+
+    def _transaction(self, batch: list[_Pending[Any]]) -> None:
+        if self._lock is not None:
+            with self._lock:
+                self._apply(batch)
+        else:
+            self._apply(batch)
+
+    def _apply(self, batch: list[_Pending[Any]]) -> None:
+        with self._engine.begin() as conn:
+            for pending in batch:
+                try:
+                    pending.result, pending.events = pending.op(conn)
+                except APIError as exc:
+                    pending.error = exc
+
+    def _fail_rest(self) -> None:
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if item is not None:
+                item.error = StoreClosed("the store is closed")
+                item.done.set()

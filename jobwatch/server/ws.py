@@ -1,0 +1,265 @@
+"""The WebSocket endpoint ``/ws``: subscriptions, ``since`` replay and live events.
+
+Each connection has two threads besides simple-websocket's reader: the route
+thread reads client messages, and a sender thread is the only one that writes
+to the socket. Everything to send goes through one bounded outbox, so the
+broker's ``deliver`` is an append and a slow subscriber never delays a worker
+or another subscriber. When the outbox is full the subscriber is disconnected
+with close code 1008 and a reason; it can reconnect and resume with ``since``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from simple_websocket import ConnectionClosed
+
+from jobwatch.errors import APIError, JobNotFound
+from jobwatch.protocol import SubscribeMessage, parse_client_message, valid_job_id
+from jobwatch.server import queries
+from jobwatch.server.services import Services
+from jobwatch.server.store import completed_event
+from jobwatch.server.wire import Event, dumps
+
+log = logging.getLogger(__name__)
+
+POLICY_VIOLATION = 1008
+"""WebSocket close code (RFC 6455, 7.4.1) used when a subscriber falls too far behind."""
+GOING_AWAY = 1001
+"""WebSocket close code (RFC 6455, 7.4.1) sent when the server stops."""
+FORCE_CLOSE_AFTER = 5.0
+"""Seconds a disconnected slow subscriber gets to take its close frame before the socket is cut."""
+
+
+@dataclass
+class _Subscription:
+    """One job subscribed on a connection; touched only by the sender thread once created."""
+
+    job_id: str
+    acked: bool = False
+    last_sent: int = 0
+    held: list[tuple[int, bytes]] = field(default_factory=list)
+
+
+class Session:
+    """One WebSocket connection: its subscriptions and its outbox."""
+
+    def __init__(self, ws: Any, services: Services) -> None:
+        self.ws = ws
+        self.services = services
+        self._cond = threading.Condition()
+        self._outbox: deque[tuple[Any, ...]] = deque()
+        self._closing = False
+        self._subscriptions: dict[str, _Subscription] = {}
+        self._sender = threading.Thread(
+            target=self._send_loop, name="jobwatch-ws-send", daemon=True
+        )
+
+    # -- route thread -----------------------------------------------------
+
+    def run(self) -> None:
+        """Serve the connection until it closes."""
+        self.services.track(self)
+        self._sender.start()
+        try:
+            while not self._closing:
+                raw = self.ws.receive()
+                if raw is not None:
+                    self._handle(raw)
+        except ConnectionClosed:
+            pass
+        finally:
+            self._stop()
+
+    def _handle(self, raw: str | bytes) -> None:
+        try:
+            message = parse_client_message(raw)
+        except APIError as exc:
+            self._send_control({"type": "error", "error": _error_body(exc)})
+            return
+        job_id = message.subscription_id
+        if isinstance(message, SubscribeMessage):
+            self._subscribe(job_id, message.since)
+        else:
+            with self._cond:
+                self._subscriptions.pop(job_id, None)
+            self.services.broker.unsubscribe(job_id, self)
+            self._send_control({"type": "unsubscribed", "subscriptionId": job_id})
+
+    def _subscribe(self, job_id: str, since: int | None) -> None:
+        subscription = _Subscription(job_id)
+        with self._cond:
+            self._subscriptions[job_id] = subscription
+        # Subscribe before reading the job: an event committed after the read is
+        # then surely queued, and one already read is skipped by its seq.
+        self.services.broker.subscribe(job_id, self)
+        job = None
+        if valid_job_id(job_id):
+            with self.services.store.read() as conn:
+                job = queries.get_job(conn, job_id)
+        if job is None:
+            with self._cond:
+                self._subscriptions.pop(job_id, None)
+            self.services.broker.unsubscribe(job_id, self)
+            error = JobNotFound(f"no job with id {job_id!r}")
+            self._send_control(
+                {"type": "error", "subscriptionId": job_id, "error": _error_body(error)}
+            )
+            return
+        self._put(("subscribed", subscription, dict(job), since))
+
+    def _stop(self) -> None:
+        with self._cond:
+            jobs = list(self._subscriptions)
+            self._subscriptions.clear()
+            self._closing = True
+            self._outbox.append(("stop",))
+            self._cond.notify()
+        for job_id in jobs:
+            self.services.broker.unsubscribe(job_id, self)
+        self._sender.join(FORCE_CLOSE_AFTER + 1)
+
+    # -- broker side -----------------------------------------------------
+
+    def deliver(self, job_id: str, seq: int, message: bytes) -> None:
+        """Queue one event (called by the broker; never blocks)."""
+        self._put(("event", job_id, seq, message))
+
+    def _send_control(self, body: dict[str, Any]) -> None:
+        self._put(("send", dumps(body)))
+
+    def _put(self, item: tuple[Any, ...]) -> None:
+        with self._cond:
+            if self._closing:
+                return
+            if len(self._outbox) >= self.services.ws_queue_size:
+                self._overflow()
+                return
+            self._outbox.append(item)
+            self._cond.notify()
+
+    def _overflow(self) -> None:
+        """Drop the backlog and close: called with the lock held."""
+        size = self.services.ws_queue_size
+        reason = f"subscriber too slow: {size} messages queued unsent; reconnect with since"
+        log.warning("disconnecting a WebSocket subscriber: %s", reason)
+        self._closing = True
+        self._outbox.clear()
+        self._outbox.append(("close", POLICY_VIOLATION, reason))
+        self._cond.notify()
+        timer = threading.Timer(FORCE_CLOSE_AFTER, self._cut)
+        timer.daemon = True
+        timer.start()
+
+    def shutdown(self) -> None:
+        """Close the connection because the server stops (close code 1001, going away)."""
+        with self._cond:
+            self._closing = True
+            self._outbox.clear()
+            self._outbox.append(("close", GOING_AWAY, "server shutting down"))
+            self._cond.notify()
+        self._sender.join(1.0)
+        self._cut()
+
+    def _cut(self) -> None:
+        """Unblock a sender stuck writing to a peer that stopped reading."""
+        if self.ws.connected or self._sender.is_alive():
+            sock: socket.socket | None = getattr(self.ws, "sock", None)
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    # -- sender thread ---------------------------------------------------
+
+    def _send_loop(self) -> None:
+        try:
+            while True:
+                with self._cond:
+                    while not self._outbox:
+                        self._cond.wait()
+                    item = self._outbox.popleft()
+                kind = item[0]
+                if kind == "stop":
+                    return
+                if kind == "close":
+                    self.ws.close(reason=item[1], message=item[2])
+                    return
+                if kind == "send":
+                    self.ws.send(item[1])
+                elif kind == "event":
+                    self._send_event(item[1], item[2], item[3])
+                elif kind == "subscribed":
+                    self._start_subscription(item[1], item[2], item[3])
+        except (ConnectionClosed, OSError):
+            pass
+        except Exception:
+            log.exception("WebSocket sender failed")
+        finally:
+            with self._cond:
+                self._closing = True
+                self._outbox.clear()
+
+    def _send_event(self, job_id: str, seq: int, message: bytes) -> None:
+        subscription = self._subscriptions.get(job_id)
+        if subscription is None:
+            return
+        if not subscription.acked:
+            subscription.held.append((seq, message))
+        elif seq > subscription.last_sent:
+            self.ws.send(message.decode())
+            subscription.last_sent = seq
+
+    def _start_subscription(
+        self, subscription: _Subscription, job: dict[str, Any], since: int | None
+    ) -> None:
+        if self._subscriptions.get(subscription.job_id) is not subscription:
+            return  # unsubscribed or subscribed again meanwhile
+        upto = int(job["seq"])
+        self.ws.send(
+            dumps(
+                {"type": "subscribed", "subscriptionId": subscription.job_id, "seq": upto}
+            ).decode()
+        )
+        if since is not None:
+            for event in self._replay(job, since, upto):
+                self.ws.send(event.message().decode())
+        elif job["completed_seq"] is not None:
+            self.ws.send(completed_event(job, self.services.clock()).message().decode())
+        subscription.last_sent = upto
+        subscription.acked = True
+        for seq, message in subscription.held:
+            if seq > subscription.last_sent:
+                self.ws.send(message.decode())
+                subscription.last_sent = seq
+        subscription.held.clear()
+
+    def _replay(self, job: dict[str, Any], since: int, upto: int) -> list[Event]:
+        """What a client that has seen events up to ``since`` missed, in seq order:
+        the newest progress, every log line, the completion."""
+        events: list[Event] = []
+        progress_seq = job["progress_seq"]
+        if progress_seq is not None and since < progress_seq <= upto:
+            events.append(Event(job["id"], progress_seq, "JOB_PROGRESS", job["progress_event"]))
+        with self.services.store.read() as conn:
+            events.extend(queries.log_events_after(conn, job["id"], since, upto))
+        completed_seq = job["completed_seq"]
+        if completed_seq is not None and since < completed_seq <= upto:
+            events.append(completed_event(job, self.services.clock()))
+        events.sort(key=lambda e: e.seq)
+        return events
+
+
+def _error_body(exc: APIError) -> dict[str, Any]:
+    body: dict[str, Any] = exc.to_envelope()["error"]
+    return body
+
+
+def serve_socket(ws: Any, services: Services) -> None:
+    """Run one WebSocket connection (the flask-sock route's body)."""
+    Session(ws, services).run()
