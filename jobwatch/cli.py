@@ -1,0 +1,154 @@
+"""The ``jobwatch`` command: ``serve`` and ``jobs``.
+
+Exit codes: 0 success, 1 the server refused the request, 2 bad usage,
+3 the server could not be reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from jobwatch._version import __version__
+from jobwatch.errors import APIError, ConnectionError
+
+EXIT_API_ERROR = 1
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
+
+
+def default_db_path() -> Path:
+    """Where ``jobwatch serve`` keeps its SQLite file by default (the user data directory)."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("jobwatch")) / "jobwatch.db"
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"port must be an integer 0-65535, got {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0-65535, got {port}")
+    return port
+
+
+def _price(text: str) -> float:
+    try:
+        price = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"price must be a number >= 0, got {text!r}") from None
+    if not price >= 0 or price == float("inf"):
+        raise argparse.ArgumentTypeError(f"price must be a finite number >= 0, got {text!r}")
+    return price
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``jobwatch`` command."""
+    parser = argparse.ArgumentParser(
+        prog="jobwatch", description="Watch machine-learning jobs live."
+    )
+    parser.add_argument("--version", action="version", version=f"jobwatch {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the jobwatch server")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=_port, default=8765, help="port (default 8765; 0 picks one)")
+    serve.add_argument(
+        "--db",
+        default=None,
+        help=f"SQLite file, ':memory:' or a SQLAlchemy URL (default {default_db_path()})",
+    )
+    serve.add_argument("--access-log", action="store_true", help="log every request")
+
+    jobs = commands.add_parser("jobs", help="create and list jobs")
+    jobs_commands = jobs.add_subparsers(dest="jobs_command", required=True, metavar="ACTION")
+    create = jobs_commands.add_parser("create", help="create a job and print its id")
+    create.add_argument("--name", help="a name for people")
+    create.add_argument("--id", dest="job_id", help="the job id (default: generated)")
+    create.add_argument("--price-per-hour", type=_price, help="price per hour, in --currency")
+    create.add_argument("--currency", help="currency of the price (default QUBIC)")
+    create.add_argument("--worker-id", help="bind the job to this worker")
+    listing = jobs_commands.add_parser("list", help="list jobs, newest first")
+    listing.add_argument(
+        "--status", choices=["pending", "running", "completed", "failed", "cancelled"]
+    )
+    listing.add_argument("--limit", type=_positive_int, default=20, help="at most this many (1-1000)")
+    for sub in (create, listing):
+        sub.add_argument("--url", help="server URL (default $JOBWATCH_URL or http://127.0.0.1:8765)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        return _jobs(args)
+    except APIError as exc:
+        print(f"jobwatch: {exc}", file=sys.stderr)
+        return EXIT_API_ERROR
+    except ConnectionError as exc:
+        print(f"jobwatch: cannot reach the server: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except KeyboardInterrupt:
+        return 130
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from jobwatch.server.serving import run
+
+    database = args.db or str(default_db_path())
+    run(args.host, args.port, database, access_log=args.access_log)
+    return 0
+
+
+def _jobs(args: argparse.Namespace) -> int:
+    from jobwatch.client import Client
+
+    with Client(args.url) as client:
+        if args.jobs_command == "create":
+            job = client.create_job(
+                job_id=args.job_id,
+                name=args.name,
+                price_per_hour=args.price_per_hour,
+                currency=args.currency,
+                worker_id=args.worker_id,
+            )
+            print(job["id"])
+            return 0
+        listing = client.list_jobs(status=args.status, limit=min(args.limit, 1000))
+        _print_jobs(listing["jobs"], listing["total"])
+        return 0
+
+
+def _print_jobs(jobs: list[dict[str, Any]], total: int) -> None:
+    header = f"{'ID':<24} {'STATUS':<10} {'PROGRESS':>8}  {'COST':>12}  NAME"
+    print(header)
+    for job in jobs:
+        price = job["pricePerHour"]
+        cost = "-" if price is None else f"{price:g}/h {job['currency']}"
+        print(
+            f"{job['id']:<24} {job['status']:<10} {job['progress']:>7.1f}%  {cost:>12}  "
+            f"{job['name'] or ''}"
+        )
+    print(f"({len(jobs)} of {total})")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""Shared fixtures: a real threaded server in this process, a controllable clock,
+and WebSocket clients (websocket-client) that are closed after each test."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import requests
+import websocket
+
+from jobwatch.server import EmbeddedServer
+
+
+class FakeClock:
+    """Server time that moves only when a test says so (seconds since the epoch)."""
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self._now = start
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            return self._now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._now += seconds
+
+
+class Api:
+    """A thin requests wrapper bound to one server's base URL."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.session = requests.Session()
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.session.get(self.base + path, timeout=10, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.session.post(self.base + path, timeout=10, **kwargs)
+
+    def put(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.session.put(self.base + path, timeout=10, **kwargs)
+
+
+class WsClient:
+    """A real WebSocket client with JSON helpers."""
+
+    def __init__(self, url: str) -> None:
+        self.conn = websocket.create_connection(url, timeout=5)
+
+    def send(self, message: dict[str, Any] | str) -> None:
+        self.conn.send(message if isinstance(message, str) else json.dumps(message))
+
+    def recv(self, timeout: float = 5.0) -> dict[str, Any]:
+        self.conn.settimeout(timeout)
+        result: dict[str, Any] = json.loads(self.conn.recv())
+        return result
+
+    def recv_until(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 5.0) -> list[dict[str, Any]]:
+        """Messages up to and including the first that satisfies ``predicate``."""
+        deadline = time.monotonic() + timeout
+        seen = []
+        while True:
+            message = self.recv(max(0.01, deadline - time.monotonic()))
+            seen.append(message)
+            if predicate(message):
+                return seen
+
+    def subscribe(self, job_id: str, since: int | None = None) -> dict[str, Any]:
+        message: dict[str, Any] = {"type": "subscribe:job", "subscriptionId": job_id}
+        if since is not None:
+            message["since"] = since
+        self.send(message)
+        return self.recv()
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def server(clock: FakeClock) -> Iterator[EmbeddedServer]:
+    srv = EmbeddedServer(config={"DATABASE": ":memory:", "CLOCK": clock})
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def api(server: EmbeddedServer) -> Api:
+    return Api(server.url)
+
+
+@pytest.fixture
+def ws_factory(server: EmbeddedServer) -> Iterator[Callable[[], WsClient]]:
+    clients: list[WsClient] = []
+
+    def make() -> WsClient:
+        client = WsClient(server.ws_url)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def make_job(api: Api) -> Callable[..., dict[str, Any]]:
+    def make(**fields: Any) -> dict[str, Any]:
+        response = api.post("/api/jobs", json=fields)
+        assert response.status_code == 201, response.text
+        job: dict[str, Any] = response.json()["job"]
+        return job
+
+    return make
