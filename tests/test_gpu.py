@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_nvml import GIB, FakeGpu, FakeNvml, NVMLError_LibraryNotFound, mig_slice
-from fake_nvml import NVMLError_NotSupported as NotSupported
+from tests.fake_nvml import GIB, FakeGpu, FakeNvml, NVMLError_LibraryNotFound, mig_slice
+from tests.fake_nvml import NVMLError_NotSupported as NotSupported
 
 from jobwatch import gpu
 from jobwatch.protocol import Metrics

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, create_engine, event, select
+from sqlalchemy import Connection, bindparam, create_engine, event, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
@@ -39,6 +39,14 @@ Row = dict[str, Any]
 Clock = Callable[[], float]
 
 DEFAULT_CURRENCY = "QUBIC"
+
+# Built once: SQLAlchemy then reuses their compiled form on every write.
+_SELECT_JOB = select(jobs).where(jobs.c.id == bindparam("b_job_id"))
+_SELECT_JOB_FOR_UPDATE = _SELECT_JOB.with_for_update()
+_INSERT_JOB = jobs.insert()
+_UPDATE_JOB = jobs.update().where(jobs.c.id == bindparam("b_job_id"))
+_INSERT_SAMPLE = samples.insert()
+_INSERT_LOGS = log_lines.insert().returning(log_lines.c.id)
 
 
 @dataclass(frozen=True)
@@ -174,7 +182,7 @@ class Store:
                     "n_warning": 0,
                     "n_error": 0,
                 }
-                conn.execute(jobs.insert().values(row))
+                conn.execute(_INSERT_JOB, row)
                 return (row, True), []
             if not upsert:
                 raise Conflict(f"job {target!r} already exists; PUT /api/jobs/{target} updates it")
@@ -197,7 +205,7 @@ class Store:
             if not changes:
                 return (existing, False), []
             changes["updated_at"] = now
-            conn.execute(jobs.update().where(jobs.c.id == target).values(changes))
+            _update_job(conn, target, changes)
             return ({**existing, **changes}, False), []
 
         return self._writer.submit(op)
@@ -259,16 +267,17 @@ class Store:
                 if gpus:
                     metrics["gpus"] = gpus
                 conn.execute(
-                    samples.insert().values(
-                        job_id=job_id,
-                        ts=now,
-                        gpu_utilization=metrics["gpuUtilization"],
-                        gpu_memory_used=metrics["gpuMemoryUsed"],
-                        gpu_memory_total=metrics["gpuMemoryTotal"],
-                        gpu_temperature=metrics["gpuTemperature"],
-                        power_usage=metrics["powerUsage"],
-                        gpus=gpus,
-                    )
+                    _INSERT_SAMPLE,
+                    {
+                        "job_id": job_id,
+                        "ts": now,
+                        "gpu_utilization": metrics["gpuUtilization"],
+                        "gpu_memory_used": metrics["gpuMemoryUsed"],
+                        "gpu_memory_total": metrics["gpuMemoryTotal"],
+                        "gpu_temperature": metrics["gpuTemperature"],
+                        "power_usage": metrics["powerUsage"],
+                        "gpus": gpus,
+                    },
                 )
             seq += 1
             progress_data = {
@@ -301,7 +310,7 @@ class Store:
                     for line in update.log_lines
                 ]
                 ids = (
-                    conn.execute(log_lines.insert().returning(log_lines.c.id), rows).scalars().all()
+                    conn.execute(_INSERT_LOGS, rows).scalars().all()
                 )
                 logs = [
                     {
@@ -318,7 +327,7 @@ class Store:
                     if n:
                         changes[f"n_{level}"] = job[f"n_{level}"] + n
             changes["seq"] = seq
-            conn.execute(jobs.update().where(jobs.c.id == job_id).values(changes))
+            _update_job(conn, job_id, changes)
             body = {
                 "success": True,
                 "jobId": job_id,
@@ -364,7 +373,7 @@ class Store:
             if request.status == "completed":
                 changes["progress"] = 100.0
             merged = {**job, **changes}
-            conn.execute(jobs.update().where(jobs.c.id == job_id).values(changes))
+            _update_job(conn, job_id, changes)
             return merged, [completed_event(merged, now)]
 
         return self._writer.submit(op)
@@ -400,11 +409,14 @@ def _rate_changes(job: Row, progress: float, now: float) -> dict[str, Any]:
 
 
 def _lock_job(conn: Connection, job_id: str) -> Row | None:
-    query = select(jobs).where(jobs.c.id == job_id)
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    row = conn.execute(query).mappings().first()
+    """The job row, locked until commit where the database has row locks."""
+    query = _SELECT_JOB_FOR_UPDATE if conn.dialect.name == "postgresql" else _SELECT_JOB
+    row = conn.execute(query, {"b_job_id": job_id}).mappings().first()
     return dict(row) if row is not None else None
+
+
+def _update_job(conn: Connection, job_id: str, changes: dict[str, Any]) -> None:
+    conn.execute(_UPDATE_JOB, {"b_job_id": job_id, **changes})
 
 
 def _require_job(conn: Connection, job_id: str) -> Row:
