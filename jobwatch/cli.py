@@ -66,7 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the jobwatch server")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
     serve.add_argument("--port", type=_port, default=8765, help="port (default 8765; 0 picks one)")
     serve.add_argument(
         "--db",
@@ -87,9 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument(
         "--status", choices=["pending", "running", "completed", "failed", "cancelled"]
     )
-    listing.add_argument("--limit", type=_positive_int, default=20, help="at most this many (1-1000)")
+    listing.add_argument(
+        "--limit", type=_positive_int, default=20, help="at most this many (1-1000)"
+    )
     for sub in (create, listing):
-        sub.add_argument("--url", help="server URL (default $JOBWATCH_URL or http://127.0.0.1:8765)")
+        sub.add_argument(
+            "--url", help="server URL (default $JOBWATCH_URL or http://127.0.0.1:8765)"
+        )
     return parser
 
 

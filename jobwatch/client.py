@@ -43,7 +43,9 @@ class Client:
     Use as a context manager, or call :meth:`close`.
     """
 
-    def __init__(self, url: str | None = None, *, token: str | None = None, timeout: float = 10.0) -> None:
+    def __init__(
+        self, url: str | None = None, *, token: str | None = None, timeout: float = 10.0
+    ) -> None:
         self.url = (url or default_url()).rstrip("/")
         if not self.url.startswith(("http://", "https://")):
             raise ValueError(f"url must start with http:// or https://, got {self.url!r}")
@@ -267,7 +269,9 @@ class Client:
     @staticmethod
     def _dict(value: Any) -> dict[str, Any]:
         if not isinstance(value, dict):
-            raise ConnectionError(f"expected a JSON object from the server, got {json.dumps(value)[:80]}")
+            raise ConnectionError(
+                f"expected a JSON object from the server, got {json.dumps(value)[:80]}"
+            )
         return value
 
 

@@ -63,7 +63,9 @@ class WsClient:
         result: dict[str, Any] = json.loads(self.conn.recv())
         return result
 
-    def recv_until(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 5.0) -> list[dict[str, Any]]:
+    def recv_until(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 5.0
+    ) -> list[dict[str, Any]]:
         """Messages up to and including the first that satisfies ``predicate``."""
         deadline = time.monotonic() + timeout
         seen = []

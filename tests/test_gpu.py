@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.fake_nvml import GIB, FakeGpu, FakeNvml, NVMLError_LibraryNotFound, mig_slice
-from tests.fake_nvml import NVMLError_NotSupported as NotSupported
 
 from jobwatch import gpu
 from jobwatch.protocol import Metrics
+from tests.fake_nvml import GIB, FakeGpu, FakeNvml, NVMLError_LibraryNotFound, mig_slice
+from tests.fake_nvml import NVMLError_NotSupported as NotSupported
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent

@@ -22,6 +22,7 @@ def _cli(*args: str, url: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=30,
+        check=False,
     )
 
 
@@ -31,7 +32,9 @@ def test_acknowledged_updates_survive_kill_9(tmp_path):
     n_workers, per_worker = 8, 40
     try:
         for w in range(n_workers):
-            r = requests.put(f"{served.url}/api/jobs/job-{w}", json={"pricePerHour": 1.0}, timeout=10)
+            r = requests.put(
+                f"{served.url}/api/jobs/job-{w}", json={"pricePerHour": 1.0}, timeout=10
+            )
             assert r.status_code == 201
 
         def work(w: int) -> list[int]:
@@ -45,7 +48,9 @@ def test_acknowledged_updates_survive_kill_9(tmp_path):
                         "metrics": {"gpuUtilization": 50, "gpuMemoryUsed": 1, "gpuMemoryTotal": 2},
                         "logLines": [{"level": "info", "message": f"w{w} line {i}"}],
                     }
-                    r = session.post(f"{served.url}/api/jobs/job-{w}/progress", json=body, timeout=10)
+                    r = session.post(
+                        f"{served.url}/api/jobs/job-{w}/progress", json=body, timeout=10
+                    )
                     assert r.status_code == 200, r.text
                     acked.append(r.json()["seq"])
             return acked
@@ -78,12 +83,16 @@ def test_acknowledged_updates_survive_kill_9(tmp_path):
 def test_cli_creates_and_lists_jobs_and_streams(tmp_path):
     served = ServedProcess(tmp_path / "jobs.db")
     try:
-        created = _cli("jobs", "create", "--name", "resnet", "--price-per-hour", "2.5", url=served.url)
+        created = _cli(
+            "jobs", "create", "--name", "resnet", "--price-per-hour", "2.5", url=served.url
+        )
         assert created.returncode == 0, created.stderr
         job_id = created.stdout.strip()
         listing = _cli("jobs", "list", url=served.url)
         assert listing.returncode == 0
-        assert job_id in listing.stdout and "resnet" in listing.stdout and "pending" in listing.stdout
+        assert (
+            job_id in listing.stdout and "resnet" in listing.stdout and "pending" in listing.stdout
+        )
 
         ws = websocket.create_connection(served.ws_url, timeout=5)
         ws.send(json.dumps({"type": "subscribe:job", "subscriptionId": job_id}))

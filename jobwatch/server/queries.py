@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Integer, cast, func, literal, select
 
-from jobwatch.server.schema import SAMPLE_FIELDS, jobs, log_lines, samples
+from jobwatch.server.schema import SAMPLE_FIELDS, decode_row, jobs, log_lines, samples
 from jobwatch.server.wire import Event, log_to_wire
 
 Row = dict[str, Any]
@@ -25,7 +25,7 @@ REPLAY_PAGE = 1_000
 def get_job(conn: Connection, job_id: str) -> Row | None:
     """The stored job row, or ``None``."""
     row = conn.execute(select(jobs).where(jobs.c.id == job_id)).mappings().first()
-    return dict(row) if row is not None else None
+    return decode_row(row) if row is not None else None
 
 
 def list_jobs(
@@ -38,7 +38,7 @@ def list_jobs(
         query = query.where(jobs.c.status == status)
         count = count.where(jobs.c.status == status)
     query = query.order_by(jobs.c.created_at.desc(), jobs.c.id).limit(limit).offset(offset)
-    rows = [dict(r) for r in conn.execute(query).mappings()]
+    rows = [decode_row(r) for r in conn.execute(query).mappings()]
     return rows, int(conn.execute(count).scalar_one())
 
 
@@ -51,7 +51,7 @@ def latest_sample(conn: Connection, job_id: str) -> Row | None:
         .limit(1)
     )
     row = conn.execute(query).mappings().first()
-    return dict(row) if row is not None else None
+    return decode_row(row) if row is not None else None
 
 
 def sample_window(
@@ -76,7 +76,7 @@ def sample_window(
     limit = max_points or RAW_LIMIT
     in_window = (samples.c.job_id == job_id) & (samples.c.ts >= start) & (samples.c.ts <= end)
     raw = select(samples).where(in_window).order_by(samples.c.ts, samples.c.id).limit(limit + 1)
-    rows = [dict(r) for r in conn.execute(raw).mappings()]
+    rows = [decode_row(r) for r in conn.execute(raw).mappings()]
     if len(rows) <= limit:
         return rows, False
 

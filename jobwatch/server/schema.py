@@ -1,13 +1,17 @@
 """The storage schema, in SQLAlchemy Core, shared by the SQLite and PostgreSQL stores.
 
 Times are stored as seconds since the Unix epoch (UTC, double precision) so
-that windows and estimates are plain arithmetic on every backend.
+that windows and estimates are plain arithmetic on every backend. JSON values
+are stored as text and decoded by :func:`decode_row`, the same on every
+backend and on the driver-level write path (:mod:`sqlexec`).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Column,
     Float,
@@ -39,7 +43,7 @@ jobs = Table(
     Column("completed_at", Float),
     Column("progress_at", Float, doc="server time of the last progress change"),
     Column("worker_ts", Float, doc="worker clock of the last applied update"),
-    Column("result", JSON),
+    Column("result", Text, doc="JSON"),
     Column("error", Text),
     Column("seq", BigInteger, nullable=False, doc="number of the job's latest event"),
     # tqdm-style smoothed rate (see protocol.RateState)
@@ -48,7 +52,7 @@ jobs = Table(
     Column("ema_calls", Integer, nullable=False),
     # the newest JOB_PROGRESS event, kept for `since` replay
     Column("progress_seq", BigInteger),
-    Column("progress_event", JSON),
+    Column("progress_event", Text, doc="JSON"),
     Column("completed_seq", BigInteger),
     # log line counts, so /logs totals cost nothing however long the job
     Column("n_info", BigInteger, nullable=False),
@@ -71,7 +75,7 @@ samples = Table(
     Column("gpu_memory_total", Float),
     Column("gpu_temperature", Float),
     Column("power_usage", Float),
-    Column("gpus", JSON),
+    Column("gpus", Text, doc="JSON list of per-GPU samples"),
 )
 Index("ix_samples_job_ts", samples.c.job_id, samples.c.ts)
 
@@ -99,3 +103,21 @@ SAMPLE_FIELDS = {
     "powerUsage": samples.c.power_usage,
 }
 """Wire name -> column of the five flat metric fields."""
+
+JSON_COLUMNS = ("result", "progress_event", "gpus")
+"""Columns holding JSON text."""
+
+
+def encode_json(value: Any) -> str | None:
+    """JSON text for a JSON column (``None`` stays SQL NULL)."""
+    return None if value is None else orjson.dumps(value).decode()
+
+
+def decode_row(row: Any) -> dict[str, Any]:
+    """A stored row as a dict, with its JSON columns decoded."""
+    out = dict(row)
+    for name in JSON_COLUMNS:
+        text = out.get(name)
+        if text is not None:
+            out[name] = orjson.loads(text)
+    return out

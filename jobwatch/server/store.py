@@ -31,7 +31,8 @@ from jobwatch.protocol import (
     format_ts,
     update_rate,
 )
-from jobwatch.server.schema import jobs, log_lines, metadata, samples
+from jobwatch.server.schema import decode_row, encode_json, jobs, log_lines, metadata, samples
+from jobwatch.server.sqlexec import Prepared
 from jobwatch.server.wire import Event, job_estimates
 from jobwatch.server.writer import GroupCommitWriter
 
@@ -41,12 +42,14 @@ Clock = Callable[[], float]
 DEFAULT_CURRENCY = "QUBIC"
 
 # Built once: SQLAlchemy then reuses their compiled form on every write.
-_SELECT_JOB = select(jobs).where(jobs.c.id == bindparam("b_job_id"))
-_SELECT_JOB_FOR_UPDATE = _SELECT_JOB.with_for_update()
-_INSERT_JOB = jobs.insert()
-_UPDATE_JOB = jobs.update().where(jobs.c.id == bindparam("b_job_id"))
-_INSERT_SAMPLE = samples.insert()
-_INSERT_LOGS = log_lines.insert().returning(log_lines.c.id)
+_SELECT_JOB = Prepared(select(jobs).where(jobs.c.id == bindparam("b_job_id")))
+_SELECT_JOB_FOR_UPDATE = Prepared(
+    select(jobs).where(jobs.c.id == bindparam("b_job_id")).with_for_update()
+)
+_INSERT_JOB = Prepared(jobs.insert())
+_UPDATE_JOB = Prepared(jobs.update().where(jobs.c.id == bindparam("b_job_id")))
+_INSERT_SAMPLE = Prepared(samples.insert())
+_INSERT_LOG = Prepared(log_lines.insert().returning(log_lines.c.id))
 
 
 @dataclass(frozen=True)
@@ -182,7 +185,7 @@ class Store:
                     "n_warning": 0,
                     "n_error": 0,
                 }
-                conn.execute(_INSERT_JOB, row)
+                _INSERT_JOB.execute(conn, row).close()
                 return (row, True), []
             if not upsert:
                 raise Conflict(f"job {target!r} already exists; PUT /api/jobs/{target} updates it")
@@ -258,7 +261,7 @@ class Store:
             estimates = job_estimates(merged, now)
             metrics: dict[str, Any] | None = None
             if update.metrics is not None:
-                metrics = dict(update.metrics.flat())
+                metrics = {"timestamp": format_ts(now), **update.metrics.flat()}
                 gpus = (
                     [g.model_dump(by_alias=True) for g in update.metrics.gpus]
                     if update.metrics.gpus
@@ -266,8 +269,8 @@ class Store:
                 )
                 if gpus:
                     metrics["gpus"] = gpus
-                conn.execute(
-                    _INSERT_SAMPLE,
+                _INSERT_SAMPLE.execute(
+                    conn,
                     {
                         "job_id": job_id,
                         "ts": now,
@@ -276,9 +279,9 @@ class Store:
                         "gpu_memory_total": metrics["gpuMemoryTotal"],
                         "gpu_temperature": metrics["gpuTemperature"],
                         "power_usage": metrics["powerUsage"],
-                        "gpus": gpus,
+                        "gpus": encode_json(gpus),
                     },
-                )
+                ).close()
             seq += 1
             progress_data = {
                 "jobId": job_id,
@@ -309,9 +312,7 @@ class Store:
                     }
                     for line in update.log_lines
                 ]
-                ids = (
-                    conn.execute(_INSERT_LOGS, rows).scalars().all()
-                )
+                ids = [_INSERT_LOG.scalar(conn, r) for r in rows]
                 logs = [
                     {
                         "id": i,
@@ -411,12 +412,16 @@ def _rate_changes(job: Row, progress: float, now: float) -> dict[str, Any]:
 def _lock_job(conn: Connection, job_id: str) -> Row | None:
     """The job row, locked until commit where the database has row locks."""
     query = _SELECT_JOB_FOR_UPDATE if conn.dialect.name == "postgresql" else _SELECT_JOB
-    row = conn.execute(query, {"b_job_id": job_id}).mappings().first()
-    return dict(row) if row is not None else None
+    row = query.first(conn, {"b_job_id": job_id})
+    return decode_row(row) if row is not None else None
 
 
 def _update_job(conn: Connection, job_id: str, changes: dict[str, Any]) -> None:
-    conn.execute(_UPDATE_JOB, {"b_job_id": job_id, **changes})
+    params = {"b_job_id": job_id, **changes}
+    for name in ("result", "progress_event"):
+        if name in params:
+            params[name] = encode_json(params[name])
+    _UPDATE_JOB.execute(conn, params).close()
 
 
 def _require_job(conn: Connection, job_id: str) -> Row:

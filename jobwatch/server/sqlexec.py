@@ -1,0 +1,67 @@
+"""Prebuilt SQLAlchemy Core statements run straight on the DBAPI cursor.
+
+Every progress update runs a handful of statements in the writer thread.
+Through SQLAlchemy's execution layer each costs several times the driver's
+own work (measured: ~45 us against ~10 us on SQLite), which halved ingest.
+Here SQLAlchemy still builds and compiles each statement, once per dialect
+and parameter set, and the driver runs it inside the same connection and
+transaction. JSON columns are Text, encoded by the caller (see schema).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
+
+
+class Prepared:
+    """One Core statement, compiled lazily per (dialect, parameter names).
+
+    Parameters
+    ----------
+    statement:
+        An ``insert()``, ``update()`` or ``select()`` whose values come from
+        the parameters at execution time.
+    """
+
+    def __init__(self, statement: ClauseElement) -> None:
+        self.statement = statement
+        self._compiled: dict[tuple[str, frozenset[str]], SQLCompiler] = {}
+
+    def _compile(self, conn: Connection, keys: frozenset[str]) -> SQLCompiler:
+        cache_key = (conn.dialect.name, keys)
+        compiled = self._compiled.get(cache_key)
+        if compiled is None:
+            fresh = self.statement.compile(dialect=conn.dialect, column_keys=sorted(keys))
+            assert isinstance(fresh, SQLCompiler)
+            self._compiled[cache_key] = compiled = fresh
+        return compiled
+
+    def execute(self, conn: Connection, params: dict[str, Any]) -> Any:
+        """Run with ``params`` on ``conn``'s DBAPI connection; return the DBAPI cursor."""
+        compiled = self._compile(conn, frozenset(params))
+        bound: Any = compiled.construct_params(params)
+        args: Any = (
+            [bound[name] for name in compiled.positiontup or ()] if compiled.positional else bound
+        )
+        cursor = conn.connection.cursor()
+        cursor.execute(compiled.string, args)
+        return cursor
+
+    def first(self, conn: Connection, params: dict[str, Any]) -> dict[str, Any] | None:
+        """Run a SELECT and return its first row as a dict keyed by column name, or ``None``."""
+        cursor = self.execute(conn, params)
+        row = cursor.fetchone()
+        names = [d[0] for d in cursor.description]
+        cursor.close()
+        return None if row is None else dict(zip(names, row, strict=True))
+
+    def scalar(self, conn: Connection, params: dict[str, Any]) -> Any:
+        """Run a statement with RETURNING one column and return that value."""
+        cursor = self.execute(conn, params)
+        row = cursor.fetchone()
+        cursor.close()
+        return None if row is None else row[0]

@@ -1,0 +1,442 @@
+"""Time remaining and cost, with the fake clock.
+
+The expected numbers are worked out here from the documented rules
+(CONTRACT.md "Estimates", ``jobwatch.protocol.estimate``), not taken from the
+server: the seed's average rate ``elapsed * (100 - p) / p`` until a second
+progress change gives a rate, then tqdm's EMA (smoothing 0.3) of progress
+steps over their durations.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from jobwatch.server import EmbeddedServer
+
+# -- one server per module (EmbeddedServer.stop() takes about 0.5 s) ------------------
+
+
+class ModuleClock:
+    """Server time that moves only when a test says so; tests use it relatively."""
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self._now = start
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            return self._now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._now += seconds
+
+
+@pytest.fixture(scope="module")
+def clock() -> ModuleClock:
+    return ModuleClock()
+
+
+@pytest.fixture(scope="module")
+def server(clock: ModuleClock) -> Iterator[EmbeddedServer]:
+    srv = EmbeddedServer(config={"DATABASE": ":memory:", "CLOCK": clock})
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def job_id() -> str:
+    """A fresh job id per test (the server lives as long as the module)."""
+    return f"job-{uuid.uuid4().hex[:12]}"
+
+
+# -- strict JSON and the error envelope, checked on every answer -----------------
+
+ERROR_STATUSES = {400, 403, 404, 405, 409, 413, 429}
+
+
+def _no_constants(token: str) -> Any:
+    raise AssertionError(f"non-finite number {token!r} in JSON output")
+
+
+def strict_loads(text: str | bytes) -> Any:
+    return json.loads(text, parse_constant=_no_constants)
+
+
+def _check_answer(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+    """Every answer is strict JSON; every error is the contract's envelope, never a 5xx."""
+    assert response.status_code < 500, (
+        f"{response.request.method} {response.url[:200]} -> {response.status_code}: "
+        f"{response.text[:500]}"
+    )
+    assert response.headers.get("Content-Type", "").startswith("application/json")
+    body = strict_loads(response.text)
+    if response.status_code >= 400:
+        assert response.status_code in ERROR_STATUSES
+        assert set(body) == {"error"}, body
+        error = body["error"]
+        assert set(error) == {"code", "message", "details"}, body
+        assert isinstance(error["code"], str) and error["code"]
+        assert isinstance(error["message"], str) and error["message"]
+        assert isinstance(error["details"], list)
+        for detail in error["details"]:
+            assert set(detail) == {"field", "message"}, detail
+            assert isinstance(detail["field"], str) and detail["field"]
+            assert isinstance(detail["message"], str) and detail["message"]
+
+
+@pytest.fixture(autouse=True)
+def _strict_answers(api: Any) -> None:
+    api.session.hooks["response"].append(_check_answer)
+
+
+def js(response: requests.Response) -> Any:
+    return strict_loads(response.text)
+
+
+def error_of(response: requests.Response, status: int, code: str | None = None) -> dict[str, Any]:
+    """The error object of an answer that must have ``status`` (and ``code``)."""
+    assert response.status_code == status, response.text[:500]
+    error: dict[str, Any] = js(response)["error"]
+    if code is not None:
+        assert error["code"] == code, error
+    return error
+
+
+def fields(error: dict[str, Any]) -> list[str]:
+    return [d["field"] for d in error["details"]]
+
+
+def iso(epoch_s: float) -> str:
+    """ISO 8601 UTC with milliseconds and Z, computed independently of the server."""
+    ms = math.floor(epoch_s * 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
+
+
+def snapshot(api: Any, job_id: str) -> dict[str, Any]:
+    """Everything readable about a job, to show that a refused request changed nothing."""
+    return {
+        "job": js(api.get(f"/api/jobs/{job_id}"))["job"],
+        "logs": js(api.get(f"/api/jobs/{job_id}/logs?limit=1000")),
+        "metrics": js(api.get(f"/api/jobs/{job_id}/metrics?timeRange=2592000")),
+        "monitor": js(api.get(f"/api/jobs/{job_id}/monitor")),
+    }
+
+
+PRICE = 7.2  # per hour: 0.002 per second
+EPS = 1e-6
+
+
+class TqdmRate:
+    """tqdm.std.EMA (smoothing 0.3, bias-corrected) of progress steps and of their
+    durations; the rate is their ratio, as tqdm's ``format_meter`` computes it."""
+
+    def __init__(self, smoothing: float = 0.3) -> None:
+        self.alpha = smoothing
+        self.dn = 0.0
+        self.dt = 0.0
+        self.calls = 0
+
+    def observe(self, dn: float, dt: float) -> None:
+        beta = 1 - self.alpha
+        self.dn = self.alpha * dn + beta * self.dn
+        self.dt = self.alpha * dt + beta * self.dt
+        self.calls += 1
+
+    def rate(self) -> float:
+        correction = 1 - (1 - self.alpha) ** self.calls
+        return (self.dn / correction) / (self.dt / correction)
+
+
+def cost(elapsed: float, price: float = PRICE) -> float:
+    return elapsed / 3600 * price
+
+
+def update(api: Any, job_id: str, p: float, **extra: Any) -> dict[str, Any]:
+    r = api.post(f"/api/jobs/{job_id}/progress", json={"workerId": "w", "progress": p, **extra})
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = js(r)
+    return body
+
+
+def monitor(api: Any, job_id: str) -> dict[str, Any]:
+    r = api.get(f"/api/jobs/{job_id}/monitor")
+    assert r.status_code == 200
+    body: dict[str, Any] = js(r)
+    return body
+
+
+def figures(body: dict[str, Any]) -> tuple[Any, Any, Any]:
+    return body["timeRemaining"], body["costSoFar"], body["estimatedTotalCost"]
+
+
+def approx(value: float) -> Any:
+    return pytest.approx(value, rel=1e-9, abs=EPS)
+
+
+@pytest.fixture
+def job(api: Any, job_id: str) -> str:
+    assert api.post("/api/jobs", json={"id": job_id, "pricePerHour": PRICE}).status_code == 201
+    return job_id
+
+
+def test_nothing_is_known_before_the_first_update(api: Any, clock: Any, job: str) -> None:
+    clock.advance(30)
+    assert figures(monitor(api, job)) == (None, None, None)
+    assert monitor(api, job)["job"]["startedAt"] is None
+
+
+def test_at_progress_zero_time_remaining_is_null_but_cost_counts(
+    api: Any, clock: Any, job: str
+) -> None:
+    reply = update(api, job, 0)
+    assert reply["timeRemaining"] is None
+    assert reply["costSoFar"] == 0
+    assert reply["estimatedTotalCost"] is None
+
+    clock.advance(100)
+    body = monitor(api, job)
+    assert body["timeRemaining"] is None
+    assert body["costSoFar"] == approx(cost(100))
+    assert body["estimatedTotalCost"] is None
+    assert body["currency"] == "QUBIC"
+
+    # from 0 to 20 % in 100 s: one rate observation
+    reply = update(api, job, 20)
+    rate = TqdmRate()
+    rate.observe(20, 100)
+    remaining = 80 / rate.rate()
+    assert remaining == pytest.approx(400)
+    assert reply["timeRemaining"] == approx(remaining)
+    assert reply["costSoFar"] == approx(cost(100))
+    assert reply["estimatedTotalCost"] == approx(cost(100 + remaining))
+    assert figures(monitor(api, job)) == figures(reply)
+
+
+def test_seed_average_then_tqdm_ema(api: Any, clock: Any, job: str) -> None:
+    update(api, job, 10)
+    clock.advance(50)
+
+    # one progress value so far: no rate yet, so the seed's average rate
+    elapsed = 50
+    body = monitor(api, job)
+    seed_average = elapsed * (100 - 10) / 10
+    assert body["timeRemaining"] == approx(seed_average)
+    assert body["costSoFar"] == approx(cost(elapsed))
+    assert body["estimatedTotalCost"] == approx(cost(elapsed + seed_average))
+
+    # a second progress value: tqdm's EMA from here on
+    rate = TqdmRate()
+    previous, last_change = 10.0, 0.0
+    reply: dict[str, Any] = {}
+    for p, wait in [(30, 0), (40, 50), (70, 10), (75, 40)]:  # (progress, seconds before it)
+        clock.advance(wait)
+        elapsed += wait
+        reply = update(api, job, p)
+        rate.observe(p - previous, elapsed - last_change)
+        previous, last_change = p, elapsed
+        remaining = (100 - p) / rate.rate()
+        assert reply["timeRemaining"] == approx(remaining), p
+        assert reply["costSoFar"] == approx(cost(elapsed))
+        assert reply["estimatedTotalCost"] == approx(cost(elapsed + remaining))
+        assert figures(monitor(api, job)) == figures(reply)
+    # the EMA differs from the seed's average on this job, whose speed changes
+    assert reply["timeRemaining"] != approx(elapsed * 25 / 75)
+
+
+def test_an_unchanged_progress_value_is_not_a_rate_observation(
+    api: Any, clock: Any, job: str
+) -> None:
+    update(api, job, 10)
+    clock.advance(20)
+    first = update(api, job, 30)
+    assert first["timeRemaining"] == approx(70 / (20 / 20))
+    second = update(api, job, 30, currentOperation="still 30")  # same time, same value
+    assert second["timeRemaining"] == first["timeRemaining"]
+
+
+def test_a_stalled_job_estimate_grows_instead_of_counting_down(
+    api: Any, clock: Any, job: str
+) -> None:
+    update(api, job, 10)
+    clock.advance(10)
+    at_update = update(api, job, 20)["timeRemaining"]
+    assert at_update == approx(80)
+    previous = at_update
+    for _ in range(3):
+        clock.advance(300)  # no progress for far longer than a step
+        now = monitor(api, job)["timeRemaining"]
+        assert now is not None
+        assert now > previous
+        previous = now
+
+
+def test_steady_job_read_between_updates_does_not_jump(api: Any, clock: Any, job: str) -> None:
+    """A job that moves 10 % every 10 s, read 5 s after an update (half a normal
+    step): the estimate must not exceed the one given at the update (80 s); the
+    truth is 75 s and the seed's average says 60 s."""
+    update(api, job, 10)
+    clock.advance(10)
+    assert update(api, job, 20)["timeRemaining"] == approx(80)
+    clock.advance(5)
+    mid_step = monitor(api, job)["timeRemaining"]
+    assert mid_step is not None
+    assert mid_step <= 80 + EPS, f"time remaining jumped from 80 s to {mid_step} s mid-step"
+
+
+def test_without_a_price_cost_is_null(api: Any, clock: Any, job_id: str) -> None:
+    assert api.post("/api/jobs", json={"id": job_id}).status_code == 201
+    update(api, job_id, 0)
+    clock.advance(40)
+    reply = update(api, job_id, 40)
+    assert reply["timeRemaining"] == approx(60 / (40 / 40))
+    assert reply["costSoFar"] is None
+    assert reply["estimatedTotalCost"] is None
+    body = monitor(api, job_id)
+    assert (body["costSoFar"], body["estimatedTotalCost"]) == (None, None)
+
+
+def test_price_set_later_with_put_counts_from_the_start(api: Any, clock: Any, job_id: str) -> None:
+    assert api.post("/api/jobs", json={"id": job_id}).status_code == 201
+    update(api, job_id, 0)
+    clock.advance(100)
+    assert api.put(f"/api/jobs/{job_id}", json={"pricePerHour": PRICE}).status_code == 200
+    assert monitor(api, job_id)["costSoFar"] == approx(cost(100))
+
+
+@pytest.mark.parametrize("status", ["completed", "failed", "cancelled"])
+def test_finished_job_has_zero_remaining_and_frozen_cost(
+    api: Any, clock: Any, job: str, ws_factory: Any, status: str
+) -> None:
+    update(api, job, 0)
+    clock.advance(200)
+    update(api, job, 40)
+    clock.advance(100)
+    ws = ws_factory()
+    assert ws.subscribe(job)["type"] == "subscribed"
+    r = api.post(f"/api/jobs/{job}/complete", json={"workerId": "w", "status": status})
+    assert r.status_code == 200, r.text
+    ws.conn.settimeout(5)
+    event = strict_loads(ws.conn.recv())
+    assert event["type"] == "JOB_COMPLETED"
+    assert event["data"]["costSoFar"] == approx(cost(300))
+
+    for wait in (0, 1000, 86400):
+        clock.advance(wait)
+        body = monitor(api, job)
+        assert body["timeRemaining"] == 0
+        assert body["costSoFar"] == approx(cost(300))
+        assert body["estimatedTotalCost"] == approx(cost(300))
+
+    # a subscriber arriving a day later gets the same frozen cost
+    late = ws_factory()
+    assert late.subscribe(job)["type"] == "subscribed"
+    late.conn.settimeout(5)
+    event = strict_loads(late.conn.recv())
+    assert event["type"] == "JOB_COMPLETED"
+    assert event["data"]["costSoFar"] == approx(cost(300))
+
+
+def test_progress_100_while_running_has_zero_remaining(api: Any, clock: Any, job: str) -> None:
+    update(api, job, 0)
+    clock.advance(60)
+    reply = update(api, job, 100)
+    assert reply["status"] == "running"
+    assert reply["timeRemaining"] == 0
+    assert reply["estimatedTotalCost"] == approx(cost(60))
+
+
+# -- the worker's clock ------------------------------------------------------------
+
+
+def test_an_older_worker_timestamp_never_moves_progress_back(
+    api: Any, clock: Any, job: str
+) -> None:
+    t = clock()
+    first = update(api, job, 50, currentOperation="A", timestamp=iso(t + 10))
+    assert first["progress"] == 50
+    clock.advance(1)
+    late = update(
+        api,
+        job,
+        40,
+        currentOperation="B",
+        timestamp=iso(t + 5),
+        logLines=[{"level": "info", "message": "sent before A, arrived after"}],
+        metrics={"gpuUtilization": 33},
+    )
+    assert late["progress"] == 50
+    job_ = js(api.get(f"/api/jobs/{job}"))["job"]
+    assert (job_["progress"], job_["currentOperation"]) == (50, "A")
+    # its log lines and its sample are kept
+    logs = js(api.get(f"/api/jobs/{job}/logs"))["logs"]
+    assert [x["message"] for x in logs] == ["sent before A, arrived after"]
+    assert monitor(api, job)["metrics"]["latest"]["gpuUtilization"] == 33
+
+    clock.advance(1)
+    newer = update(api, job, 60, currentOperation="C", timestamp=iso(t + 20))
+    assert newer["progress"] == 60
+    assert js(api.get(f"/api/jobs/{job}"))["job"]["currentOperation"] == "C"
+
+
+def test_timestamps_with_offsets_are_compared_as_instants(api: Any, clock: Any, job: str) -> None:
+    t = clock()
+    update(api, job, 50, timestamp=iso(t + 10))
+    # 09:00:05+01:00 is 08:00:05Z: five seconds older than the last one
+    older = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t + 5 + 3600)) + "+01:00"
+    assert update(api, job, 40, timestamp=older)["progress"] == 50
+
+
+@pytest.mark.parametrize(
+    "worker_ts",
+    ["9999-12-31T23:59:59.999Z", "2100-01-01T00:00:00Z", "1970-01-01T00:00:00Z"],
+)
+def test_odd_worker_clocks_never_make_anything_negative(
+    api: Any, clock: Any, job: str, worker_ts: str
+) -> None:
+    start = clock()
+    reply = update(
+        api,
+        job,
+        10,
+        timestamp=worker_ts,
+        logLines=[{"level": "info", "message": "m", "timestamp": worker_ts}],
+    )
+    for key in ("timeRemaining", "costSoFar", "estimatedTotalCost"):
+        assert reply[key] is None or reply[key] >= 0
+    clock.advance(20)
+    body = monitor(api, job)
+    assert body["job"]["startedAt"] == iso(start)  # the server's clock, not the worker's
+    assert body["costSoFar"] == approx(cost(20))
+    assert body["timeRemaining"] == approx(20 * 90 / 10)
+    for key in ("timeRemaining", "costSoFar", "estimatedTotalCost"):
+        assert body[key] >= 0
+    (line,) = body["logs"]
+    assert line["timestamp"] <= iso(start)  # never in the server's future
+
+
+def test_server_clock_stepping_back_never_makes_anything_negative(
+    api: Any, clock: Any, job: str
+) -> None:
+    update(api, job, 0)
+    clock.advance(10)
+    update(api, job, 10)
+    clock.advance(-3600)  # NTP steps the server's clock back an hour
+    try:
+        body = monitor(api, job)
+        for key in ("timeRemaining", "costSoFar", "estimatedTotalCost"):
+            assert body[key] is None or body[key] >= 0, (key, body[key])
+        reply = update(api, job, 20)
+        for key in ("timeRemaining", "costSoFar", "estimatedTotalCost"):
+            assert reply[key] is None or reply[key] >= 0, (key, reply[key])
+    finally:
+        clock.advance(3600)

@@ -1,0 +1,576 @@
+"""Jobs: create, idempotent PUT, list, get, complete, and the worker binding."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from jobwatch.server import EmbeddedServer
+
+# -- one server per module (EmbeddedServer.stop() takes about 0.5 s) ------------------
+
+
+class ModuleClock:
+    """Server time that moves only when a test says so; tests use it relatively."""
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self._now = start
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            return self._now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._now += seconds
+
+
+@pytest.fixture(scope="module")
+def clock() -> ModuleClock:
+    return ModuleClock()
+
+
+@pytest.fixture(scope="module")
+def server(clock: ModuleClock) -> Iterator[EmbeddedServer]:
+    srv = EmbeddedServer(config={"DATABASE": ":memory:", "CLOCK": clock})
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def job_id() -> str:
+    """A fresh job id per test (the server lives as long as the module)."""
+    return f"job-{uuid.uuid4().hex[:12]}"
+
+
+# -- strict JSON and the error envelope, checked on every answer -----------------
+
+ERROR_STATUSES = {400, 403, 404, 405, 409, 413, 429}
+
+
+def _no_constants(token: str) -> Any:
+    raise AssertionError(f"non-finite number {token!r} in JSON output")
+
+
+def strict_loads(text: str | bytes) -> Any:
+    return json.loads(text, parse_constant=_no_constants)
+
+
+def _check_answer(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+    """Every answer is strict JSON; every error is the contract's envelope, never a 5xx."""
+    assert response.status_code < 500, (
+        f"{response.request.method} {response.url[:200]} -> {response.status_code}: "
+        f"{response.text[:500]}"
+    )
+    assert response.headers.get("Content-Type", "").startswith("application/json")
+    body = strict_loads(response.text)
+    if response.status_code >= 400:
+        assert response.status_code in ERROR_STATUSES
+        assert set(body) == {"error"}, body
+        error = body["error"]
+        assert set(error) == {"code", "message", "details"}, body
+        assert isinstance(error["code"], str) and error["code"]
+        assert isinstance(error["message"], str) and error["message"]
+        assert isinstance(error["details"], list)
+        for detail in error["details"]:
+            assert set(detail) == {"field", "message"}, detail
+            assert isinstance(detail["field"], str) and detail["field"]
+            assert isinstance(detail["message"], str) and detail["message"]
+
+
+@pytest.fixture(autouse=True)
+def _strict_answers(api: Any) -> None:
+    api.session.hooks["response"].append(_check_answer)
+
+
+def js(response: requests.Response) -> Any:
+    return strict_loads(response.text)
+
+
+def error_of(response: requests.Response, status: int, code: str | None = None) -> dict[str, Any]:
+    """The error object of an answer that must have ``status`` (and ``code``)."""
+    assert response.status_code == status, response.text[:500]
+    error: dict[str, Any] = js(response)["error"]
+    if code is not None:
+        assert error["code"] == code, error
+    return error
+
+
+def fields(error: dict[str, Any]) -> list[str]:
+    return [d["field"] for d in error["details"]]
+
+
+def iso(epoch_s: float) -> str:
+    """ISO 8601 UTC with milliseconds and Z, computed independently of the server."""
+    ms = math.floor(epoch_s * 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
+
+
+def snapshot(api: Any, job_id: str) -> dict[str, Any]:
+    """Everything readable about a job, to show that a refused request changed nothing."""
+    return {
+        "job": js(api.get(f"/api/jobs/{job_id}"))["job"],
+        "logs": js(api.get(f"/api/jobs/{job_id}/logs?limit=1000")),
+        "metrics": js(api.get(f"/api/jobs/{job_id}/metrics?timeRange=2592000")),
+        "monitor": js(api.get(f"/api/jobs/{job_id}/monitor")),
+    }
+
+
+JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
+CONTRACT_JOB_FIELDS = {
+    "id",
+    "name",
+    "status",
+    "progress",
+    "currentOperation",
+    "workerId",
+    "pricePerHour",
+    "currency",
+    "providerId",
+    "createdAt",
+    "startedAt",
+    "updatedAt",
+    "completedAt",
+    "result",
+    "seq",
+}
+
+
+def contract_fields(job: dict[str, Any]) -> dict[str, Any]:
+    assert set(job) >= CONTRACT_JOB_FIELDS, set(job) ^ CONTRACT_JOB_FIELDS
+    return {k: job[k] for k in CONTRACT_JOB_FIELDS}
+
+
+def progress(api: Any, job_id: str, worker: str = "w1", **body: Any) -> requests.Response:
+    return api.post(f"/api/jobs/{job_id}/progress", json={"workerId": worker, **body})
+
+
+def get_job(api: Any, job_id: str) -> dict[str, Any]:
+    r = api.get(f"/api/jobs/{job_id}")
+    assert r.status_code == 200, r.text
+    job: dict[str, Any] = js(r)["job"]
+    return job
+
+
+# -- create ------------------------------------------------------------------------
+
+
+def test_create_with_a_generated_id(api: Any, clock: Any) -> None:
+    now = clock()
+    r = api.post("/api/jobs", json={})
+    assert r.status_code == 201, r.text
+    job = js(r)["job"]
+    assert JOB_ID_RE.match(job["id"])
+    assert contract_fields(job) == {
+        "id": job["id"],
+        "name": None,
+        "status": "pending",
+        "progress": 0,
+        "currentOperation": None,
+        "workerId": None,
+        "pricePerHour": None,
+        "currency": "QUBIC",
+        "providerId": None,
+        "createdAt": iso(now),
+        "startedAt": None,
+        "updatedAt": iso(now),
+        "completedAt": None,
+        "result": None,
+        "seq": 0,
+    }
+    assert get_job(api, job["id"]) == job
+    other = js(api.post("/api/jobs", json={}))["job"]
+    assert other["id"] != job["id"]
+
+
+def test_create_with_every_field(api: Any, job_id: str) -> None:
+    body = {
+        "id": job_id,
+        "name": "resnet-50 fine-tune",
+        "workerId": "worker-7",
+        "pricePerHour": 2.5,
+        "currency": "USD",
+        "providerId": "provider-3",
+    }
+    r = api.post("/api/jobs", json=body)
+    assert r.status_code == 201, r.text
+    job = js(r)["job"]
+    assert (job["id"], job["name"], job["workerId"]) == (job_id, "resnet-50 fine-tune", "worker-7")
+    assert (job["pricePerHour"], job["currency"], job["providerId"]) == (2.5, "USD", "provider-3")
+    assert job["status"] == "pending"
+    assert get_job(api, job_id) == job
+
+
+def test_create_duplicate_id_is_409_and_changes_nothing(api: Any, job_id: str) -> None:
+    assert api.post("/api/jobs", json={"id": job_id, "name": "first"}).status_code == 201
+    before = get_job(api, job_id)
+    r = api.post("/api/jobs", json={"id": job_id, "name": "second", "pricePerHour": 9})
+    error_of(r, 409, "job_exists")
+    assert get_job(api, job_id) == before
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"id": "bad id"}, "id"),
+        ({"id": ""}, "id"),
+        ({"id": "a/b"}, "id"),
+        ({"id": "x" * 129}, "id"),
+        ({"id": 12}, "id"),
+        ({"pricePerHour": -1}, "pricePerHour"),
+        ({"pricePerHour": "2.5"}, "pricePerHour"),
+        ({"name": 5}, "name"),
+    ],
+)
+def test_create_with_bad_fields_is_400(api: Any, body: dict[str, Any], field: str) -> None:
+    r = api.post("/api/jobs", json={"id": "job-never-created", **body})
+    assert field in fields(error_of(r, 400, "validation_error"))
+    error_of(api.get("/api/jobs/job-never-created"), 404, "job_not_found")
+
+
+# -- PUT ---------------------------------------------------------------------------
+
+
+def test_put_creates_then_updates(api: Any, clock: Any, job_id: str) -> None:
+    created_at = clock()
+    r = api.put(f"/api/jobs/{job_id}", json={"name": "a", "pricePerHour": 1.5})
+    assert r.status_code == 201, r.text
+    job = js(r)["job"]
+    assert (job["id"], job["name"], job["pricePerHour"], job["status"]) == (
+        job_id,
+        "a",
+        1.5,
+        "pending",
+    )
+
+    clock.advance(3)
+    r = api.put(f"/api/jobs/{job_id}", json={"name": "b", "providerId": "p"})
+    assert r.status_code == 200, r.text
+    job = js(r)["job"]
+    assert (job["name"], job["pricePerHour"], job["providerId"]) == ("b", 1.5, "p")
+    assert job["createdAt"] == iso(created_at)
+    assert job["updatedAt"] == iso(created_at + 3)
+    assert get_job(api, job_id) == job
+
+    # the same call again: still 200, same job
+    r = api.put(f"/api/jobs/{job_id}", json={"name": "b", "providerId": "p"})
+    assert r.status_code == 200
+    assert contract_fields(js(r)["job"]) == contract_fields(job)
+
+
+def test_put_with_the_id_in_the_body(api: Any, job_id: str) -> None:
+    r = api.put(f"/api/jobs/{job_id}", json={"id": job_id, "name": "same"})
+    assert r.status_code == 201, r.text
+    assert js(r)["job"]["id"] == job_id
+
+
+def test_put_body_id_mismatch_is_400_and_creates_nothing(api: Any, job_id: str) -> None:
+    other = job_id + "-other"
+    r = api.put(f"/api/jobs/{job_id}", json={"id": other, "name": "x"})
+    assert fields(error_of(r, 400, "validation_error")) == ["id"]
+    error_of(api.get(f"/api/jobs/{job_id}"), 404, "job_not_found")
+    error_of(api.get(f"/api/jobs/{other}"), 404, "job_not_found")
+
+
+def test_put_with_another_worker_on_a_bound_job_is_403(api: Any, job_id: str) -> None:
+    assert api.put(f"/api/jobs/{job_id}", json={"name": "mine"}).status_code == 201
+    assert progress(api, job_id, "w1", progress=10).status_code == 200  # binds w1
+    before = get_job(api, job_id)
+    assert before["workerId"] == "w1"
+
+    r = api.put(f"/api/jobs/{job_id}", json={"workerId": "w2", "name": "hijacked"})
+    error_of(r, 403, "worker_mismatch")
+    assert get_job(api, job_id) == before
+
+    r = api.put(f"/api/jobs/{job_id}", json={"workerId": "w1", "name": "renamed"})
+    assert r.status_code == 200, r.text
+    assert js(r)["job"]["name"] == "renamed"
+
+
+def test_put_binds_the_worker(api: Any, job_id: str) -> None:
+    assert api.put(f"/api/jobs/{job_id}", json={"workerId": "w1"}).status_code == 201
+    assert api.put(f"/api/jobs/{job_id}", json={"workerId": "w1"}).status_code == 200
+    before = get_job(api, job_id)
+    error_of(progress(api, job_id, "w2", progress=5), 403, "worker_mismatch")
+    assert get_job(api, job_id) == before
+
+
+def test_put_with_an_invalid_id_in_the_url_is_refused(api: Any) -> None:
+    r = api.put("/api/jobs/bad%20id", json={"name": "x"})
+    assert r.status_code in (400, 404)
+    error_of(api.get("/api/jobs/bad%20id"), 404)
+
+
+# -- list and get ------------------------------------------------------------------
+
+
+@pytest.fixture
+def own_server() -> Iterator[tuple[Any, ModuleClock]]:
+    """A server of this test alone, so that totals count only its jobs."""
+    clock = ModuleClock()
+    srv = EmbeddedServer(config={"DATABASE": ":memory:", "CLOCK": clock})
+
+    class _Api:
+        def __init__(self) -> None:
+            self.session = requests.Session()
+            self.session.hooks["response"].append(_check_answer)
+
+        def get(self, path: str, **kw: Any) -> requests.Response:
+            return self.session.get(srv.url + path, timeout=10, **kw)
+
+        def post(self, path: str, **kw: Any) -> requests.Response:
+            return self.session.post(srv.url + path, timeout=10, **kw)
+
+    try:
+        yield _Api(), clock
+    finally:
+        srv.stop()
+
+
+def test_list_with_status_limit_offset_and_total(own_server: tuple[Any, ModuleClock]) -> None:
+    api, clock = own_server
+    ids = []
+    for i in range(5):
+        r = api.post("/api/jobs", json={"id": f"list-{i}"})
+        assert r.status_code == 201
+        ids.append(f"list-{i}")
+        clock.advance(1)
+    for i in (1, 2, 3):
+        assert progress(api, f"list-{i}", progress=10).status_code == 200
+    assert api.post("/api/jobs/list-3/complete", json={"workerId": "w1"}).status_code == 200
+
+    page = js(api.get("/api/jobs"))
+    assert (page["total"], page["limit"], page["offset"]) == (5, 100, 0)
+    assert [j["id"] for j in page["jobs"]] == ids[::-1]  # newest first
+
+    page = js(api.get("/api/jobs?status=running"))
+    assert [j["id"] for j in page["jobs"]] == ["list-2", "list-1"]
+    assert page["total"] == 2
+    assert {j["status"] for j in page["jobs"]} == {"running"}
+
+    page = js(api.get("/api/jobs?status=completed"))
+    assert [j["id"] for j in page["jobs"]] == ["list-3"]
+    assert js(api.get("/api/jobs?status=failed")) == {
+        "jobs": [],
+        "total": 0,
+        "limit": 100,
+        "offset": 0,
+    }
+
+    page = js(api.get("/api/jobs?limit=2&offset=1"))
+    assert [j["id"] for j in page["jobs"]] == ["list-3", "list-2"]
+    assert (page["total"], page["limit"], page["offset"]) == (5, 2, 1)
+
+    page = js(api.get("/api/jobs?status=pending&limit=1&offset=1"))
+    assert [j["id"] for j in page["jobs"]] == ["list-0"]
+    assert page["total"] == 2
+
+    page = js(api.get("/api/jobs?offset=50"))
+    assert (page["jobs"], page["total"]) == ([], 5)
+
+    # each listed job is the same object GET /api/jobs/{id} returns
+    for job in js(api.get("/api/jobs"))["jobs"]:
+        assert js(api.get(f"/api/jobs/{job['id']}"))["job"] == job
+
+    for query, field in [
+        ("status=done", "status"),
+        ("limit=0", "limit"),
+        ("limit=1001", "limit"),
+        ("limit=x", "limit"),
+        ("offset=-1", "offset"),
+    ]:
+        assert fields(error_of(api.get(f"/api/jobs?{query}"), 400, "validation_error")) == [field]
+
+
+def test_get_unknown_job_is_404(api: Any) -> None:
+    error = error_of(api.get("/api/jobs/no-such-job"), 404, "job_not_found")
+    assert error["details"] == []
+
+
+# -- the first update --------------------------------------------------------------
+
+
+def test_first_update_binds_the_worker_and_starts_the_job(
+    api: Any, clock: Any, job_id: str
+) -> None:
+    created = clock()
+    assert api.post("/api/jobs", json={"id": job_id}).status_code == 201
+    clock.advance(5.1234)
+    started = clock()
+    r = progress(api, job_id, "w1", progress=12.5, currentOperation="warming up")
+    assert r.status_code == 200, r.text
+    assert js(r)["status"] == "running"
+
+    job = get_job(api, job_id)
+    assert job["status"] == "running"
+    assert job["workerId"] == "w1"
+    assert job["progress"] == 12.5
+    assert job["currentOperation"] == "warming up"
+    assert job["createdAt"] == iso(created)
+    assert job["startedAt"] == iso(started)
+    assert job["startedAt"].endswith(".123Z")
+    assert job["updatedAt"] == iso(started)
+    assert job["seq"] == 1
+
+    clock.advance(10)
+    assert progress(api, job_id, "w1", progress=20).status_code == 200
+    job = get_job(api, job_id)
+    assert job["startedAt"] == iso(started)  # set once
+    assert job["updatedAt"] == iso(started + 10)
+    assert job["currentOperation"] == "warming up"  # absent operation keeps the last one
+
+
+def test_progress_from_another_worker_is_403_and_changes_nothing(api: Any, job_id: str) -> None:
+    assert api.post("/api/jobs", json={"id": job_id}).status_code == 201
+    assert progress(api, job_id, "w1", progress=10).status_code == 200
+    before = snapshot(api, job_id)
+    r = progress(
+        api,
+        job_id,
+        "w2",
+        progress=50,
+        currentOperation="evil",
+        metrics={"gpuUtilization": 1},
+        logLines=[{"level": "error", "message": "not mine"}],
+    )
+    error_of(r, 403, "worker_mismatch")
+    assert snapshot(api, job_id) == before
+
+
+def test_progress_to_an_unknown_job_is_404(api: Any) -> None:
+    error_of(progress(api, "no-such-job", progress=1), 404, "job_not_found")
+    error_of(api.get("/api/jobs/no-such-job"), 404, "job_not_found")
+
+
+# -- complete ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def running(api: Any, clock: Any, job_id: str) -> str:
+    assert api.post("/api/jobs", json={"id": job_id, "pricePerHour": 3.6}).status_code == 201
+    assert progress(api, job_id, "w1", progress=30, currentOperation="epoch 3").status_code == 200
+    clock.advance(60)
+    return job_id
+
+
+def test_complete_sets_progress_100(api: Any, clock: Any, running: str) -> None:
+    before = get_job(api, running)
+    result = {"accuracy": 0.985, "artifacts": ["model.pt"], "nested": {"ok": True}}
+    r = api.post(f"/api/jobs/{running}/complete", json={"workerId": "w1", "result": result})
+    assert r.status_code == 200, r.text
+    job = js(r)["job"]
+    assert job["status"] == "completed"
+    assert job["progress"] == 100
+    assert job["completedAt"] == iso(clock())
+    assert job["result"] == result
+    assert job["startedAt"] == before["startedAt"]
+    assert job["seq"] == before["seq"] + 1
+    assert get_job(api, running) == job
+
+
+def test_complete_as_failed_keeps_progress_and_the_error(
+    api: Any, clock: Any, running: str
+) -> None:
+    body = {"workerId": "w1", "status": "failed", "error": "CUDA out of memory"}
+    r = api.post(f"/api/jobs/{running}/complete", json=body)
+    assert r.status_code == 200, r.text
+    job = js(r)["job"]
+    assert job["status"] == "failed"
+    assert job["progress"] == 30
+    assert job["completedAt"] == iso(clock())
+    assert job["result"] is None
+    assert job["error"] == "CUDA out of memory"
+    assert get_job(api, running) == job
+
+
+def test_cancel_a_pending_job(api: Any, clock: Any, job_id: str) -> None:
+    assert api.post("/api/jobs", json={"id": job_id}).status_code == 201
+    r = api.post(f"/api/jobs/{job_id}/complete", json={"workerId": "w1", "status": "cancelled"})
+    assert r.status_code == 200, r.text
+    job = js(r)["job"]
+    assert (job["status"], job["progress"], job["startedAt"]) == ("cancelled", 0, None)
+    assert job["completedAt"] == iso(clock())
+
+
+def test_second_complete_is_409_and_changes_nothing(api: Any, clock: Any, running: str) -> None:
+    assert api.post(f"/api/jobs/{running}/complete", json={"workerId": "w1"}).status_code == 200
+    before = snapshot(api, running)
+    clock.advance(5)
+    after_5s = snapshot(api, running)  # a finished job's figures are frozen
+    assert after_5s == before
+    for status in ("completed", "failed", "cancelled"):
+        r = api.post(
+            f"/api/jobs/{running}/complete",
+            json={"workerId": "w1", "status": status, "result": "again"},
+        )
+        error_of(r, 409, "job_finished")
+    assert snapshot(api, running) == before
+
+
+def test_complete_by_another_worker_is_403_and_changes_nothing(api: Any, running: str) -> None:
+    before = snapshot(api, running)
+    r = api.post(f"/api/jobs/{running}/complete", json={"workerId": "w2", "result": 1})
+    error_of(r, 403, "worker_mismatch")
+    assert snapshot(api, running) == before
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"status": "completed"}, "workerId"),
+        ({"workerId": "w1", "status": "done"}, "status"),
+        ({"workerId": "w1", "status": "running"}, "status"),
+        ({"workerId": "w1", "error": 5}, "error"),
+    ],
+)
+def test_complete_with_bad_fields_is_400(
+    api: Any, running: str, body: dict[str, Any], field: str
+) -> None:
+    before = snapshot(api, running)
+    r = api.post(f"/api/jobs/{running}/complete", json=body)
+    assert field in fields(error_of(r, 400, "validation_error"))
+    assert snapshot(api, running) == before
+
+
+def test_complete_unknown_job_is_404(api: Any) -> None:
+    r = api.post("/api/jobs/no-such-job/complete", json={"workerId": "w1"})
+    error_of(r, 404, "job_not_found")
+
+
+def test_progress_after_complete_is_409_and_changes_nothing(api: Any, running: str) -> None:
+    assert api.post(f"/api/jobs/{running}/complete", json={"workerId": "w1"}).status_code == 200
+    before = snapshot(api, running)
+    r = progress(
+        api,
+        running,
+        "w1",
+        progress=50,
+        metrics={"gpuUtilization": 50},
+        logLines=[{"level": "info", "message": "late"}],
+    )
+    error_of(r, 409, "job_finished")
+    assert snapshot(api, running) == before
+
+
+def test_health(api: Any) -> None:
+    body = js(api.get("/api/health"))
+    assert body["status"] == "ok"
+    assert isinstance(body["version"], str) and body["version"]
+
+
+def test_job_objects_are_plain_json(api: Any, running: str) -> None:
+    """The job object survives a strict JSON round trip with its types intact."""
+    job = get_job(api, running)
+    assert json.loads(json.dumps(job)) == job
+    assert isinstance(job["seq"], int)
+    assert isinstance(job["progress"], (int, float))

@@ -1,0 +1,750 @@
+"""Bad input of every kind CONTRACT.md names: 400 (or 413) with the JSON path of each
+bad field, the error envelope, no 5xx, and nothing changed by a refused request."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from jobwatch.server import EmbeddedServer
+
+# -- one server per module (EmbeddedServer.stop() takes about 0.5 s) ------------------
+
+
+class ModuleClock:
+    """Server time that moves only when a test says so; tests use it relatively."""
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self._now = start
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            return self._now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._now += seconds
+
+
+@pytest.fixture(scope="module")
+def clock() -> ModuleClock:
+    return ModuleClock()
+
+
+@pytest.fixture(scope="module")
+def server(clock: ModuleClock) -> Iterator[EmbeddedServer]:
+    srv = EmbeddedServer(config={"DATABASE": ":memory:", "CLOCK": clock})
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def job_id() -> str:
+    """A fresh job id per test (the server lives as long as the module)."""
+    return f"job-{uuid.uuid4().hex[:12]}"
+
+
+# -- strict JSON and the error envelope, checked on every answer -----------------
+
+ERROR_STATUSES = {400, 403, 404, 405, 409, 413, 429}
+
+
+def _no_constants(token: str) -> Any:
+    raise AssertionError(f"non-finite number {token!r} in JSON output")
+
+
+def strict_loads(text: str | bytes) -> Any:
+    return json.loads(text, parse_constant=_no_constants)
+
+
+def _check_answer(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+    """Every answer is strict JSON; every error is the contract's envelope, never a 5xx."""
+    assert response.status_code < 500, (
+        f"{response.request.method} {response.url[:200]} -> {response.status_code}: "
+        f"{response.text[:500]}"
+    )
+    assert response.headers.get("Content-Type", "").startswith("application/json")
+    body = strict_loads(response.text)
+    if response.status_code >= 400:
+        assert response.status_code in ERROR_STATUSES
+        assert set(body) == {"error"}, body
+        error = body["error"]
+        assert set(error) == {"code", "message", "details"}, body
+        assert isinstance(error["code"], str) and error["code"]
+        assert isinstance(error["message"], str) and error["message"]
+        assert isinstance(error["details"], list)
+        for detail in error["details"]:
+            assert set(detail) == {"field", "message"}, detail
+            assert isinstance(detail["field"], str) and detail["field"]
+            assert isinstance(detail["message"], str) and detail["message"]
+
+
+@pytest.fixture(autouse=True)
+def _strict_answers(api: Any) -> None:
+    api.session.hooks["response"].append(_check_answer)
+
+
+def js(response: requests.Response) -> Any:
+    return strict_loads(response.text)
+
+
+def error_of(response: requests.Response, status: int, code: str | None = None) -> dict[str, Any]:
+    """The error object of an answer that must have ``status`` (and ``code``)."""
+    assert response.status_code == status, response.text[:500]
+    error: dict[str, Any] = js(response)["error"]
+    if code is not None:
+        assert error["code"] == code, error
+    return error
+
+
+def fields(error: dict[str, Any]) -> list[str]:
+    return [d["field"] for d in error["details"]]
+
+
+def iso(epoch_s: float) -> str:
+    """ISO 8601 UTC with milliseconds and Z, computed independently of the server."""
+    ms = math.floor(epoch_s * 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
+
+
+def snapshot(api: Any, job_id: str) -> dict[str, Any]:
+    """Everything readable about a job, to show that a refused request changed nothing."""
+    return {
+        "job": js(api.get(f"/api/jobs/{job_id}"))["job"],
+        "logs": js(api.get(f"/api/jobs/{job_id}/logs?limit=1000")),
+        "metrics": js(api.get(f"/api/jobs/{job_id}/metrics?timeRange=2592000")),
+        "monitor": js(api.get(f"/api/jobs/{job_id}/monitor")),
+    }
+
+
+JSON = {"Content-Type": "application/json"}
+METRIC_FIELDS = (
+    "gpuUtilization",
+    "gpuMemoryUsed",
+    "gpuMemoryTotal",
+    "gpuTemperature",
+    "powerUsage",
+)
+GOOD_METRICS = {
+    "gpuUtilization": 87,
+    "gpuMemoryUsed": 18000,
+    "gpuMemoryTotal": 24000,
+    "gpuTemperature": 72,
+    "powerUsage": 350,
+}
+
+
+@pytest.fixture
+def job(api: Any, job_id: str) -> str:
+    """A running job bound to ``w`` with one sample and one log line."""
+    assert api.post("/api/jobs", json={"id": job_id, "pricePerHour": 2}).status_code == 201
+    body = {
+        "workerId": "w",
+        "progress": 10,
+        "currentOperation": "op",
+        "metrics": GOOD_METRICS,
+        "logLines": [{"level": "info", "message": "start"}],
+    }
+    r = api.post(f"/api/jobs/{job_id}/progress", json=body)
+    assert r.status_code == 200, r.text
+    return job_id
+
+
+def post_raw(api: Any, job_id: str, raw: bytes, headers: dict[str, str] | None = None) -> Any:
+    return api.post(f"/api/jobs/{job_id}/progress", data=raw, headers=headers or JSON)
+
+
+def refused(api: Any, job_id: str, body: Any, status: int = 400) -> dict[str, Any]:
+    """Post ``body`` (a dict, or raw bytes); it must be refused and change nothing."""
+    before = snapshot(api, job_id)
+    if isinstance(body, bytes):
+        r = post_raw(api, job_id, body)
+    else:
+        r = api.post(f"/api/jobs/{job_id}/progress", json=body)
+    error = error_of(r, status)
+    assert snapshot(api, job_id) == before
+    return error
+
+
+def progress_body(**fields_: Any) -> dict[str, Any]:
+    return {"workerId": "w", "progress": 20, **fields_}
+
+
+# -- required fields and types -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"workerId": "w", "progress": "45"}, "progress"),
+        ({"workerId": "w", "progress": True}, "progress"),
+        ({"workerId": "w", "progress": False}, "progress"),
+        ({"workerId": "w", "progress": None}, "progress"),
+        ({"workerId": "w", "progress": [45]}, "progress"),
+        ({"workerId": "w", "progress": -1}, "progress"),
+        ({"workerId": "w", "progress": -0.001}, "progress"),
+        ({"workerId": "w", "progress": 100.5}, "progress"),
+        ({"workerId": "w", "progress": 1e308}, "progress"),
+        ({"workerId": "w"}, "progress"),
+        ({"progress": 45}, "workerId"),
+        ({"workerId": None, "progress": 45}, "workerId"),
+        ({"workerId": 7, "progress": 45}, "workerId"),
+        ({"workerId": "w", "progress": 45, "currentOperation": 5}, "currentOperation"),
+        ({"workerId": "w", "progress": 45, "metrics": "hot"}, "metrics"),
+        ({"workerId": "w", "progress": 45, "metrics": [1]}, "metrics"),
+        ({"workerId": "w", "progress": 45, "logLines": "oops"}, "logLines"),
+        ({"workerId": "w", "progress": 45, "logLines": [{"level": "info"}]}, "logLines[0].message"),
+        (
+            {"workerId": "w", "progress": 45, "logLines": [{"level": "info", "message": 3}]},
+            "logLines[0].message",
+        ),
+        ({"workerId": "w", "progress": 45, "logLines": [{"message": "m"}]}, "logLines[0].level"),
+        ({"workerId": "w", "progress": 45, "timestamp": "yesterday"}, "timestamp"),
+    ],
+)
+def test_bad_progress_field(api: Any, job: str, body: dict[str, Any], field: str) -> None:
+    error = refused(api, job, body)
+    assert error["code"] == "validation_error"
+    assert fields(error) == [field]
+
+
+@pytest.mark.parametrize("value", [0, 0.0, 100, 100.0, 45, 45.5, 1e-9])
+def test_progress_bounds_are_inclusive(api: Any, job: str, value: float) -> None:
+    r = api.post(f"/api/jobs/{job}/progress", json={"workerId": "w", "progress": value})
+    assert r.status_code == 200, r.text
+    assert js(r)["progress"] == value
+    job_ = js(api.get(f"/api/jobs/{job}"))["job"]
+    assert job_["progress"] == value
+    assert job_["status"] == "running"  # 100 % is not completion
+
+
+def test_every_bad_field_is_named(api: Any, job: str) -> None:
+    body = {
+        "workerId": "w",
+        "progress": 101,
+        "metrics": {**GOOD_METRICS, "gpuUtilization": 150, "powerUsage": -3},
+        "logLines": [
+            {"level": "info", "message": "ok"},
+            {"level": "debug", "message": "bad"},
+        ],
+    }
+    error = refused(api, job, body)
+    assert sorted(fields(error)) == sorted(
+        ["progress", "metrics.gpuUtilization", "metrics.powerUsage", "logLines[1].level"]
+    )
+
+
+# -- NaN and Infinity --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity", "nan", "inf", "1e999", "-1e999"])
+@pytest.mark.parametrize("where", ["progress", "metric"])
+def test_non_finite_numbers_are_refused(api: Any, job: str, token: str, where: str) -> None:
+    if where == "progress":
+        raw = '{"workerId": "w", "progress": ' + token + "}"
+    else:
+        raw = '{"workerId": "w", "progress": 20, "metrics": {"gpuUtilization": ' + token + "}}"
+    error = refused(api, job, raw.encode())
+    assert error["code"] in ("validation_error", "invalid_json")
+
+
+# -- metrics -----------------------------------------------------------------------
+
+OUT_OF_RANGE = [
+    ("gpuUtilization", -1),
+    ("gpuUtilization", 100.01),
+    ("gpuMemoryUsed", -1),
+    ("gpuMemoryTotal", -1),
+    ("gpuMemoryTotal", 0),
+    ("gpuTemperature", -41),
+    ("gpuTemperature", 151),
+    ("powerUsage", -1),
+    ("powerUsage", 5000.5),
+    *[(name, 4294967295) for name in METRIC_FIELDS],  # NVML's unsigned "not available"
+    *[(name, 18446744073709551615) for name in METRIC_FIELDS],
+    *[(name, "87") for name in METRIC_FIELDS],
+    *[(name, True) for name in METRIC_FIELDS],
+]
+
+
+@pytest.mark.parametrize(("name", "value"), OUT_OF_RANGE)
+def test_bad_metric_is_400_naming_it(api: Any, job: str, name: str, value: Any) -> None:
+    metrics = {**GOOD_METRICS, name: value}
+    if name in {"gpuMemoryUsed", "gpuMemoryTotal"}:
+        metrics.pop("gpuMemoryTotal" if name == "gpuMemoryUsed" else "gpuMemoryUsed")
+    error = refused(api, job, progress_body(metrics=metrics))
+    assert fields(error) == [f"metrics.{name}"]
+
+
+def test_sentinel_in_every_field_names_every_field(api: Any, job: str) -> None:
+    metrics = dict.fromkeys(METRIC_FIELDS, 4294967295)
+    error = refused(api, job, progress_body(metrics=metrics))
+    assert sorted(fields(error)) == sorted(f"metrics.{n}" for n in METRIC_FIELDS)
+
+
+def test_memory_used_over_total_is_400(api: Any, job: str) -> None:
+    metrics = {**GOOD_METRICS, "gpuMemoryUsed": 24001, "gpuMemoryTotal": 24000}
+    error = refused(api, job, progress_body(metrics=metrics))
+    assert fields(error) == ["metrics.gpuMemoryUsed"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("gpuUtilization", 0),
+        ("gpuUtilization", 100),
+        ("gpuMemoryUsed", 0),
+        ("gpuTemperature", -40),
+        ("gpuTemperature", -1),
+        ("gpuTemperature", 150),
+        ("powerUsage", 0),
+        ("powerUsage", 5000),
+        ("powerUsage", 0.5),
+    ],
+)
+def test_metric_bounds_are_inclusive(api: Any, job: str, name: str, value: float) -> None:
+    r = api.post(
+        f"/api/jobs/{job}/progress", json=progress_body(metrics={**GOOD_METRICS, name: value})
+    )
+    assert r.status_code == 200, r.text
+    latest = js(api.get(f"/api/jobs/{job}/monitor"))["metrics"]["latest"]
+    assert latest[name] == value
+
+
+def test_memory_used_equal_to_total_is_accepted(api: Any, job: str) -> None:
+    metrics = {**GOOD_METRICS, "gpuMemoryUsed": 24000}
+    r = api.post(f"/api/jobs/{job}/progress", json=progress_body(metrics=metrics))
+    assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize(
+    "metrics",
+    [
+        dict.fromkeys(METRIC_FIELDS),
+        {
+            "gpuUtilization": 55,
+            "gpuMemoryUsed": None,
+            "gpuMemoryTotal": None,
+            "gpuTemperature": None,
+            "powerUsage": None,
+        },
+        {"gpuUtilization": None, "gpuTemperature": 61},  # the other fields absent
+        {},
+    ],
+    ids=["all-null", "only-util", "absent-fields", "empty"],
+)
+def test_null_metrics_stay_null(
+    api: Any, job: str, ws_factory: Any, metrics: dict[str, Any]
+) -> None:
+    ws = ws_factory()
+    assert ws.subscribe(job)["type"] == "subscribed"
+    r = api.post(f"/api/jobs/{job}/progress", json=progress_body(metrics=metrics))
+    assert r.status_code == 200, r.text
+    expected = {name: metrics.get(name) for name in METRIC_FIELDS}
+
+    latest = js(api.get(f"/api/jobs/{job}/monitor"))["metrics"]["latest"]
+    assert {k: latest[k] for k in METRIC_FIELDS} == expected
+    newest = js(api.get(f"/api/jobs/{job}/metrics"))["metrics"][-1]
+    assert {k: newest[k] for k in METRIC_FIELDS} == expected
+    ws.conn.settimeout(5)
+    event = strict_loads(ws.conn.recv())
+    assert event["type"] == "JOB_PROGRESS"
+    assert {k: event["data"]["metrics"][k] for k in METRIC_FIELDS} == expected
+
+
+# -- log lines ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("level", ["debug", "trace", "warn", "fatal", "", "INFO ", None, 1])
+def test_unknown_log_level_lists_the_allowed_ones(api: Any, job: str, level: Any) -> None:
+    body = progress_body(
+        logLines=[{"level": "info", "message": "a"}, {"level": level, "message": "b"}]
+    )
+    error = refused(api, job, body)
+    assert fields(error) == ["logLines[1].level"]
+    if isinstance(level, str):
+        text = error["details"][0]["message"]
+        for allowed in ("info", "warning", "error"):
+            assert allowed in text, text
+
+
+def test_log_level_in_any_case_is_stored_lower_case(api: Any, job: str) -> None:
+    lines = [
+        {"level": "INFO", "message": "a"},
+        {"level": "Warning", "message": "b"},
+        {"level": "eRRoR", "message": "c"},
+        {"level": "info", "message": "d"},
+    ]
+    assert (
+        api.post(f"/api/jobs/{job}/progress", json=progress_body(logLines=lines)).status_code == 200
+    )
+    logs = js(api.get(f"/api/jobs/{job}/logs"))["logs"][1:]
+    assert [(x["level"], x["message"]) for x in logs] == [
+        ("info", "a"),
+        ("warning", "b"),
+        ("error", "c"),
+        ("info", "d"),
+    ]
+    warnings = js(api.get(f"/api/jobs/{job}/logs?level=warning"))
+    assert [x["message"] for x in warnings["logs"]] == ["b"]
+
+
+def test_1000_log_lines_accepted_1001_refused(api: Any, job: str) -> None:
+    lines = [{"level": "info", "message": f"m{i}"} for i in range(1001)]
+    error = refused(api, job, progress_body(logLines=lines))
+    assert fields(error) == ["logLines"]
+
+    r = api.post(f"/api/jobs/{job}/progress", json=progress_body(logLines=lines[:1000]))
+    assert r.status_code == 200, r.text
+    page = js(api.get(f"/api/jobs/{job}/logs?limit=1000&offset=1"))
+    assert page["total"] == 1001  # plus the fixture's line
+    assert [x["message"] for x in page["logs"]] == [f"m{i}" for i in range(1000)]
+
+
+def _stored_messages(api: Any, job: str, n: int) -> list[str]:
+    logs = js(api.get(f"/api/jobs/{job}/logs"))["logs"]
+    return [x["message"] for x in logs[-n:]]
+
+
+def _check_truncated(original: str, stored: str) -> None:
+    raw = stored.encode("utf-8")
+    assert len(raw) <= 16 * 1024
+    kept = 0
+    while kept < len(stored) and kept < len(original) and stored[kept] == original[kept]:
+        kept += 1
+    assert kept >= 8 * 1024 // 4, "most of the message must be kept"
+    marker = stored[kept:]
+    assert 0 < len(marker) <= 80, marker
+    assert "trunc" in marker.lower(), marker
+    cut_bytes = len(original.encode("utf-8")) - len(original[:kept].encode("utf-8"))
+    cut_chars = len(original) - kept
+    numbers = {int(n) for n in re.findall(r"\d+", marker)}
+    assert cut_bytes in numbers or cut_chars in numbers, (marker, cut_bytes, cut_chars)
+
+
+@pytest.mark.parametrize(
+    "original",
+    [
+        "x" * (20 * 1024),
+        "€" * 7000,  # 3 bytes each: 21,000 bytes
+        "日本語のログ" * 1200 + "🚀" * 100,
+        "a" + "🔥" * 5000,  # 4-byte characters at an odd offset
+    ],
+    ids=["ascii", "euro", "cjk-emoji", "emoji-odd"],
+)
+def test_long_message_is_truncated_to_16_kib(
+    api: Any, job: str, ws_factory: Any, original: str
+) -> None:
+    assert len(original.encode("utf-8")) > 16 * 1024
+    ws = ws_factory()
+    assert ws.subscribe(job)["type"] == "subscribed"
+    body = progress_body(logLines=[{"level": "error", "message": original}])
+    assert api.post(f"/api/jobs/{job}/progress", json=body).status_code == 200
+    (stored,) = _stored_messages(api, job, 1)
+    _check_truncated(original, stored)
+    ws.conn.settimeout(5)
+    events = [strict_loads(ws.conn.recv()) for _ in range(2)]
+    assert events[1]["type"] == "JOB_LOGS"
+    assert events[1]["data"]["logs"][0]["message"] == stored
+
+
+def test_message_of_exactly_16_kib_is_kept_whole(api: Any, job: str) -> None:
+    original = "é" * (8 * 1024)  # 16,384 bytes
+    body = progress_body(logLines=[{"level": "info", "message": original}])
+    assert api.post(f"/api/jobs/{job}/progress", json=body).status_code == 200
+    assert _stored_messages(api, job, 1) == [original]
+
+
+TEXTS = [
+    "emoji 🚀🔥✅ done",
+    "中文日志：训练完成，准确率 98.5%",  # noqa: RUF001
+    "日本語と한국어",
+    "replacement \ufffd character \ufffd\ufffd",
+    "family 👨\u200d👩\u200d👧 and flags 🇫🇷🇯🇵",
+    "accents é ñ ü ß Ω",
+    "math 𝔸𝔹ℂ and 😀 astral",  # noqa: RUF001
+    "tab\tnewline\nline 2\r\nline 3",
+    'quote " backslash \\ slash /',
+    "nul-free control \u0001\u001f",
+    "",
+    " ",
+]
+
+
+@pytest.mark.parametrize("ascii_only", [True, False], ids=["escaped", "raw-utf8"])
+def test_any_text_round_trips_exactly(
+    api: Any, job: str, ws_factory: Any, ascii_only: bool
+) -> None:
+    ws = ws_factory()
+    assert ws.subscribe(job)["type"] == "subscribed"
+    body = progress_body(
+        currentOperation=TEXTS[4],
+        logLines=[{"level": "info", "message": t} for t in TEXTS],
+    )
+    raw = json.dumps(body, ensure_ascii=ascii_only).encode("utf-8")
+    assert post_raw(api, job, raw).status_code == 200
+
+    assert _stored_messages(api, job, len(TEXTS)) == TEXTS
+    monitor = js(api.get(f"/api/jobs/{job}/monitor"))
+    assert [x["message"] for x in monitor["logs"][-len(TEXTS) :]] == TEXTS
+    assert monitor["job"]["currentOperation"] == TEXTS[4]
+
+    ws.conn.settimeout(5)
+    progress_event = strict_loads(ws.conn.recv())
+    logs_event = strict_loads(ws.conn.recv())
+    assert progress_event["data"]["currentOperation"] == TEXTS[4]
+    assert [x["message"] for x in logs_event["data"]["logs"]] == TEXTS
+
+
+# -- bodies that are not JSON objects ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"workerId": "w", "progress": 4',
+        b'{"workerId": "w", "progress": 4,}',
+        b"{'workerId': 'w', 'progress': 4}",
+        b"",
+        b"   ",
+        b"workerId=w&progress=4",
+        b'{"workerId": "w", "progress": 4}}',
+        b'{"workerId": "w", "progress": 04}',
+    ],
+)
+def test_malformed_json_is_invalid_json(api: Any, job: str, raw: bytes) -> None:
+    error = refused(api, job, raw)
+    assert error["code"] == "invalid_json"
+
+
+@pytest.mark.parametrize(
+    "raw", [b"[]", b'[{"workerId": "w", "progress": 4}]', b'"w"', b"42", b"null", b"true"]
+)
+def test_json_that_is_not_an_object_is_400(api: Any, job: str, raw: bytes) -> None:
+    refused(api, job, raw)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Content-Type": "text/plain"},
+        {"Content-Type": "application/x-www-form-urlencoded"},
+        {"Content-Type": "multipart/form-data; boundary=x"},
+        {"Content-Type": "application/xml"},
+        {},
+    ],
+    ids=["text", "form", "multipart", "xml", "none"],
+)
+def test_wrong_content_type_is_400(api: Any, job: str, headers: dict[str, str]) -> None:
+    before = snapshot(api, job)
+    raw = json.dumps(progress_body()).encode()
+    r = api.session.post(
+        f"{api.base}/api/jobs/{job}/progress", data=raw, headers=headers, timeout=10
+    )
+    error_of(r, 400)
+    assert snapshot(api, job) == before
+
+
+def test_form_post_is_400(api: Any, job: str) -> None:
+    before = snapshot(api, job)
+    r = api.post(f"/api/jobs/{job}/progress", data={"workerId": "w", "progress": "20"})
+    error_of(r, 400)
+    assert snapshot(api, job) == before
+
+
+def test_json_with_a_charset_is_accepted(api: Any, job: str) -> None:
+    raw = json.dumps(progress_body()).encode()
+    r = post_raw(api, job, raw, {"Content-Type": "application/json; charset=utf-8"})
+    assert r.status_code == 200, r.text
+
+
+def test_body_over_1_mib_is_413(api: Any, job: str) -> None:
+    filler = "x" * 1100
+    lines = [{"level": "info", "message": filler}] * 1000  # about 1.13 MB
+    raw = json.dumps(progress_body(logLines=lines)).encode()
+    assert len(raw) > 1024 * 1024
+    error = refused(api, job, raw, status=413)
+    assert error["code"] == "payload_too_large"
+
+
+def test_body_just_under_1_mib_is_accepted(api: Any, job: str) -> None:
+    lines = [{"level": "info", "message": "y" * 1000}] * 1000
+    raw = json.dumps(progress_body(logLines=lines)).encode()
+    raw = raw.replace(b"y" * 1000, b"y" * 990, 1000)
+    assert 1000 * 1000 < len(raw) <= 1024 * 1024
+    assert post_raw(api, job, raw).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"workerId": "w", "progress": 4, "currentOperation": "\xff\xfe"}',
+        b'{"workerId": "w", "progress": 4, "currentOperation": "\xc3"}',
+        b'{"workerId": "w", "progress": 4, "currentOperation": "\xed\xa0\x80"}',  # CESU surrogate
+        b'{"workerId": "w\x80", "progress": 4}',
+        b'{"workerId": "w", "progress": 4, "logLines": [{"level": "info", "message": "\xe2\x82"}]}',
+    ],
+    ids=["ff-fe", "truncated-2-byte", "encoded-surrogate", "in-worker-id", "in-log"],
+)
+def test_invalid_utf8_is_400(api: Any, job: str, raw: bytes) -> None:
+    refused(api, job, raw)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        rb'{"workerId": "w", "progress": 4, "currentOperation": "\ud800"}',
+        rb'{"workerId": "w", "progress": 4, "currentOperation": "a\udfffb"}',
+        rb'{"workerId": "\ud83d", "progress": 4}',
+        rb'{"workerId": "w", "progress": 4, "logLines": [{"level": "info", "message": "\ud800"}]}',
+        rb'{"workerId": "w", "progress": 4, "logLines": [{"level": "info", "message": "x\udc00"}]}',
+    ],
+)
+def test_lone_surrogate_escape_is_400(api: Any, job: str, raw: bytes) -> None:
+    refused(api, job, raw)
+
+
+def test_escaped_surrogate_pair_is_a_valid_character(api: Any, job: str) -> None:
+    raw = (
+        rb'{"workerId": "w", "progress": 4,'
+        rb' "logLines": [{"level": "info", "message": "\ud83d\ude80"}]}'
+    )
+    assert post_raw(api, job, raw).status_code == 200
+    assert _stored_messages(api, job, 1) == ["🚀"]
+
+
+# -- query parameters --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "param"),
+    [
+        ("limit=0", "limit"),
+        ("limit=-1", "limit"),
+        ("limit=abc", "limit"),
+        ("limit=1001", "limit"),
+        ("limit=", "limit"),
+        ("limit=1.5", "limit"),
+        ("offset=-1", "offset"),
+        ("offset=abc", "offset"),
+        ("level=debug", "level"),
+        ("level=", "level"),
+        ("level=info&limit=0", "limit"),
+    ],
+)
+def test_bad_logs_query_is_400_naming_the_parameter(
+    api: Any, job: str, query: str, param: str
+) -> None:
+    error = error_of(api.get(f"/api/jobs/{job}/logs?{query}"), 400, "validation_error")
+    assert fields(error) == [param]
+
+
+@pytest.mark.parametrize(
+    ("query", "param"),
+    [
+        ("timeRange=-5", "timeRange"),
+        ("timeRange=0", "timeRange"),
+        ("timeRange=abc", "timeRange"),
+        ("timeRange=1e12", "timeRange"),
+        ("timeRange=2592001", "timeRange"),
+        ("timeRange=nan", "timeRange"),
+        ("timeRange=NaN", "timeRange"),
+        ("timeRange=inf", "timeRange"),
+        ("timeRange=-inf", "timeRange"),
+        ("timeRange=", "timeRange"),
+        ("maxPoints=1", "maxPoints"),
+        ("maxPoints=0", "maxPoints"),
+        ("maxPoints=10001", "maxPoints"),
+        ("maxPoints=abc", "maxPoints"),
+        ("maxPoints=2.5", "maxPoints"),
+    ],
+)
+def test_bad_metrics_query_is_400_naming_the_parameter(
+    api: Any, job: str, query: str, param: str
+) -> None:
+    error = error_of(api.get(f"/api/jobs/{job}/metrics?{query}"), 400, "validation_error")
+    assert fields(error) == [param]
+
+
+def test_both_bad_metrics_parameters_are_named(api: Any, job: str) -> None:
+    error = error_of(api.get(f"/api/jobs/{job}/metrics?timeRange=0&maxPoints=1"), 400)
+    assert sorted(fields(error)) == ["maxPoints", "timeRange"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["limit=1", "limit=1000", "offset=0", "offset=999999", "level=INFO", "level=error"],
+)
+def test_good_logs_query(api: Any, job: str, query: str) -> None:
+    assert api.get(f"/api/jobs/{job}/logs?{query}").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["timeRange=0.5", "timeRange=2592000", "timeRange=60", "maxPoints=2", "maxPoints=10000", ""],
+)
+def test_good_metrics_query(api: Any, job: str, query: str) -> None:
+    assert api.get(f"/api/jobs/{job}/metrics?{query}").status_code == 200
+
+
+# -- routes and ids ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/api/nope"),
+        ("GET", "/nope"),
+        ("GET", "/api/jobs/x/bogus"),
+        ("POST", "/api/jobs/x/bogus"),
+        ("GET", "/api"),
+    ],
+)
+def test_unknown_route_is_404_in_the_envelope(api: Any, method: str, path: str) -> None:
+    r = api.session.request(method, api.base + path, json={}, timeout=10)
+    error_of(r, 404)
+
+
+LONG_ID = "a" * 5000
+ODD_IDS = [LONG_ID, "a" * 129, "a%2Fb", "a%2F..%2Fb", "%2E%2E", "a%20b", "%F0%9F%9A%80", "a%00b"]
+
+
+@pytest.mark.parametrize("job_path", ODD_IDS, ids=lambda s: s[:12])
+@pytest.mark.parametrize("suffix", ["", "/monitor", "/metrics", "/logs"])
+def test_odd_job_ids_in_get_are_404(api: Any, job_path: str, suffix: str) -> None:
+    error_of(api.get(f"/api/jobs/{job_path}{suffix}"), 404)
+
+
+@pytest.mark.parametrize("job_path", ODD_IDS, ids=lambda s: s[:12])
+@pytest.mark.parametrize("suffix", ["/progress", "/complete"])
+def test_odd_job_ids_in_post_are_404(api: Any, job_path: str, suffix: str) -> None:
+    r = api.post(f"/api/jobs/{job_path}{suffix}", json={"workerId": "w", "progress": 1})
+    error_of(r, 404)
+
+
+# -- finite numbers everywhere -----------------------------------------------------
+
+
+def test_extreme_values_never_give_non_finite_numbers(api: Any, clock: Any, job_id: str) -> None:
+    """Tiny progress and huge prices push the estimates toward overflow: every answer
+    (checked by the strict hook) and every event must still be finite JSON."""
+    assert api.post("/api/jobs", json={"id": job_id, "pricePerHour": 1e9}).status_code == 201
+    for value in (0, 5e-324, 1e-300, 2e-300):
+        r = api.post(f"/api/jobs/{job_id}/progress", json={"workerId": "w", "progress": value})
+        assert r.status_code == 200, r.text
+        clock.advance(30 * 24 * 3600)
+        body = js(api.get(f"/api/jobs/{job_id}/monitor"))
+        for key in ("timeRemaining", "costSoFar", "estimatedTotalCost"):
+            assert body[key] is None or (math.isfinite(body[key]) and body[key] >= 0)
+    js(api.get(f"/api/jobs/{job_id}/metrics?timeRange=2592000"))
+    js(api.get(f"/api/jobs/{job_id}/logs"))
