@@ -11,7 +11,7 @@ import pytest
 import requests
 import websocket
 
-from tests.served import ServedProcess
+from jobwatch.server.process import ServerProcess, serve_command
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +28,7 @@ def _cli(*args: str, url: str) -> subprocess.CompletedProcess[str]:
 
 def test_acknowledged_updates_survive_kill_9(tmp_path):
     db = tmp_path / "jobs.db"
-    served = ServedProcess(db)
+    served = ServerProcess(serve_command(db))
     n_workers, per_worker = 8, 40
     try:
         for w in range(n_workers):
@@ -60,7 +60,7 @@ def test_acknowledged_updates_survive_kill_9(tmp_path):
     finally:
         served.kill()  # SIGKILL right after the last acknowledgement
 
-    restarted = ServedProcess(db)
+    restarted = ServerProcess(serve_command(db))
     try:
         for w in range(n_workers):
             logs = requests.get(
@@ -77,11 +77,11 @@ def test_acknowledged_updates_survive_kill_9(tmp_path):
             ).json()["metrics"]
             assert len(samples) == per_worker
     finally:
-        restarted.terminate()
+        restarted.stop()
 
 
 def test_cli_creates_and_lists_jobs_and_streams(tmp_path):
-    served = ServedProcess(tmp_path / "jobs.db")
+    served = ServerProcess(serve_command(tmp_path / "jobs.db"))
     try:
         created = _cli(
             "jobs", "create", "--name", "resnet", "--price-per-hour", "2.5", url=served.url
@@ -108,7 +108,7 @@ def test_cli_creates_and_lists_jobs_and_streams(tmp_path):
         assert event["data"]["currentOperation"] == "Training epoch 5/10"
         ws.close()
     finally:
-        served.terminate()
+        served.stop()
 
 
 def test_cli_errors_are_clear(tmp_path):
@@ -120,7 +120,7 @@ def test_cli_errors_are_clear(tmp_path):
     assert "cannot reach the server" in unreachable.stderr
     assert "Traceback" not in unreachable.stderr
 
-    served = ServedProcess(tmp_path / "jobs.db")
+    served = ServerProcess(serve_command(tmp_path / "jobs.db"))
     try:
         first = _cli("jobs", "create", "--id", "dup", url=served.url)
         assert first.returncode == 0
@@ -128,14 +128,14 @@ def test_cli_errors_are_clear(tmp_path):
         assert second.returncode == 1
         assert "already exists" in second.stderr
     finally:
-        served.terminate()
+        served.stop()
 
 
 def test_serve_prints_urls_and_database(tmp_path):
-    served = ServedProcess(tmp_path / "x.db")
+    served = ServerProcess(serve_command(tmp_path / "x.db"))
     try:
         out = served.output()
         assert f"WebSocket {served.ws_url}" in out
         assert str(tmp_path / "x.db") in out
     finally:
-        served.terminate()
+        served.stop()

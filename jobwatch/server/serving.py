@@ -12,6 +12,7 @@ reaches only its own process's subscribers.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -20,10 +21,16 @@ WORKER_CONNECTIONS = 10_000
 """Most simultaneous connections (HTTP and WebSocket) of the worker."""
 
 
-class _Gunicorn(BaseApplication):  # type: ignore[misc]
-    def __init__(self, options: dict[str, Any], app_config: dict[str, Any]) -> None:
+class GunicornServer(BaseApplication):  # type: ignore[misc]
+    """Gunicorn with the given options, loading its WSGI app by calling ``factory()``.
+
+    The factory runs in the worker process, after gevent has patched the
+    standard library, so the app's threads and queues are gevent's.
+    """
+
+    def __init__(self, options: dict[str, Any], factory: Callable[[], Any]) -> None:
         self._options = options
-        self._app_config = app_config
+        self._factory = factory
         super().__init__()
 
     def load_config(self) -> None:
@@ -31,19 +38,36 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def load(self) -> Any:
-        # Built in the worker, after gevent has patched the standard library.
-        from jobwatch.server.app import create_app
-
-        return create_app(self._app_config)
+        return self._factory()
 
 
-def _announce(database: str) -> Any:
+def gunicorn_options(host: str, port: int, *, access_log: bool = False) -> dict[str, Any]:
+    """The gunicorn settings of ``jobwatch serve`` (one gevent worker)."""
+    bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return {
+        "bind": [bind],
+        "workers": 1,
+        "worker_class": "gevent",
+        "worker_connections": WORKER_CONNECTIONS,
+        "timeout": 60,
+        "graceful_timeout": 10,
+        "keepalive": 75,
+        "accesslog": "-" if access_log else None,
+        "errorlog": "-",
+        "loglevel": "warning",
+        "proc_name": "jobwatch",
+    }
+
+
+def announce(what: str) -> Callable[[Any], None]:
+    """A ``when_ready`` hook printing the bound HTTP and WebSocket URLs, then ``what``."""
+
     def when_ready(server: Any) -> None:
         host, port = server.LISTENERS[0].getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
         print(
             f"jobwatch serving on http://{shown}:{port}  (WebSocket ws://{shown}:{port}/ws)\n"
-            f"database: {database}",
+            f"{what}",
             file=sys.stderr,
             flush=True,
         )
@@ -63,19 +87,12 @@ def run(host: str, port: int, database: str, *, access_log: bool = False) -> Non
     access_log:
         Log every request to stderr.
     """
-    bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    options: dict[str, Any] = {
-        "bind": [bind],
-        "workers": 1,
-        "worker_class": "gevent",
-        "worker_connections": WORKER_CONNECTIONS,
-        "timeout": 60,
-        "graceful_timeout": 10,
-        "keepalive": 75,
-        "accesslog": "-" if access_log else None,
-        "errorlog": "-",
-        "loglevel": "warning",
-        "when_ready": _announce(database),
-        "proc_name": "jobwatch",
-    }
-    _Gunicorn(options, {"DATABASE": database}).run()
+
+    def factory() -> Any:
+        from jobwatch.server.app import create_app
+
+        return create_app({"DATABASE": database})
+
+    options = gunicorn_options(host, port, access_log=access_log)
+    options["when_ready"] = announce(f"database: {database}")
+    GunicornServer(options, factory).run()

@@ -1,0 +1,29 @@
+"""``python -m benchmarks [--quick] [--only GROUP ...]``: print the table."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from benchmarks import ingest
+from benchmarks.report import machine, markdown
+
+SUITES = {"ingest": ingest.run}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks")
+    parser.add_argument("--quick", action="store_true", help="short runs (a smoke test)")
+    parser.add_argument("--only", nargs="+", choices=sorted(SUITES), help="run only these groups")
+    args = parser.parse_args()
+    started = time.monotonic()
+    rows = []
+    for name in args.only or SUITES:
+        rows.extend(SUITES[name](args.quick))
+    print(f"machine: {machine()}")
+    print(markdown(rows))
+    print(f"\n({time.monotonic() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""The ingest baseline: a no-op Flask endpoint that parses the same body,
+under exactly the gunicorn setup of ``jobwatch serve``.
+
+Run: ``python -m benchmarks.noop_server --port 0``
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def create_noop_app() -> Any:
+    """A Flask app whose ``POST /api/jobs/<id>/progress`` parses JSON and answers."""
+    from flask import Flask, jsonify, request
+
+    app = Flask("noop")
+
+    @app.post("/api/jobs/<job_id>/progress")
+    def progress(job_id: str) -> Any:
+        body = request.get_json()
+        return jsonify({"success": True, "jobId": job_id, "progress": body["progress"]})
+
+    return app
+
+
+def main() -> None:
+    from jobwatch.server.serving import GunicornServer, announce, gunicorn_options
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+    options = gunicorn_options("127.0.0.1", args.port)
+    options["when_ready"] = announce("baseline: no-op Flask endpoint")
+    GunicornServer(options, create_noop_app).run()
+
+
+if __name__ == "__main__":
+    main()

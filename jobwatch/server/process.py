@@ -1,0 +1,114 @@
+"""A jobwatch server in a child process: ``jobwatch serve`` as shipped.
+
+Used by the tests, the benchmarks and the remote-worker notebook, which all
+need the real gunicorn server and its real URL (``--port 0`` picks a free one).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+_URL = re.compile(r"serving on (http://\S+)")
+
+
+class ServerProcess:
+    """Start ``command`` (which prints ``serving on http://...``) in its own process group.
+
+    Parameters
+    ----------
+    command:
+        The argv to run; default: ``python -m jobwatch serve --port 0 --db :memory:``.
+    env:
+        Extra environment variables.
+    startup_timeout:
+        Seconds to wait for the URL line.
+
+    Attributes
+    ----------
+    url, ws_url:
+        Where the server listens.
+
+    Raises
+    ------
+    RuntimeError
+        The server exited or printed no URL in time; the message holds its output.
+    """
+
+    def __init__(
+        self,
+        command: Sequence[str] | None = None,
+        *,
+        env: dict[str, str] | None = None,
+        startup_timeout: float = 30.0,
+    ) -> None:
+        self.command = list(command or serve_command(":memory:"))
+        handle, name = tempfile.mkstemp(prefix="jobwatch-serve-", suffix=".log")
+        os.close(handle)
+        self.log_path = Path(name)
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            self.command,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
+        )
+        self.url = self._wait_for_url(startup_timeout)
+        self.ws_url = "ws" + self.url[len("http") :] + "/ws"
+
+    def _wait_for_url(self, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            match = _URL.search(self.output())
+            if match:
+                return match.group(1)
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        self.kill()
+        raise RuntimeError(f"{' '.join(self.command)} did not start:\n{self.output()}")
+
+    @property
+    def pid(self) -> int:
+        """The process id of the server's master process."""
+        return self.proc.pid
+
+    def output(self) -> str:
+        """Everything the server printed so far."""
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group (gunicorn master and worker), no clean-up."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+        self._log.close()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM (graceful), then SIGKILL after ``timeout`` seconds."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._log.close()
+
+    def __enter__(self) -> ServerProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def serve_command(db: str | Path, *extra: str) -> list[str]:
+    """argv of ``python -m jobwatch serve --port 0 --db DB [extra...]`` with this interpreter."""
+    return [sys.executable, "-m", "jobwatch", "serve", "--port", "0", "--db", str(db), *extra]
