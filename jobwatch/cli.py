@@ -57,6 +57,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _days(text: str) -> float:
+    try:
+        days = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"days must be a number >= 0, got {text!r}") from None
+    if not 0 <= days < 1e6:
+        raise argparse.ArgumentTypeError(f"days must be between 0 and 1e6, got {text!r}")
+    return days
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``jobwatch`` command."""
     parser = argparse.ArgumentParser(
@@ -76,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"SQLite file, ':memory:' or a SQLAlchemy URL (default {default_db_path()})",
     )
     serve.add_argument("--access-log", action="store_true", help="log every request")
+
+    prune = commands.add_parser(
+        "prune", help="delete jobs finished more than --days ago, with their samples and logs"
+    )
+    prune.add_argument("--days", type=_days, required=True, help="age in days (>= 0)")
+    prune.add_argument("--db", default=None, help=f"database (default {default_db_path()})")
 
     jobs = commands.add_parser("jobs", help="create and list jobs")
     jobs_commands = jobs.add_subparsers(dest="jobs_command", required=True, metavar="ACTION")
@@ -105,6 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(args)
+        if args.command == "prune":
+            return _prune(args)
         return _jobs(args)
     except APIError as exc:
         print(f"jobwatch: {exc}", file=sys.stderr)
@@ -121,6 +139,21 @@ def _serve(args: argparse.Namespace) -> int:
 
     database = args.db or str(default_db_path())
     run(args.host, args.port, database, access_log=args.access_log)
+    return 0
+
+
+def _prune(args: argparse.Namespace) -> int:
+    from jobwatch.server.store import Store
+
+    store = Store(args.db or str(default_db_path()))
+    try:
+        deleted = store.prune(args.days * 86400)
+    finally:
+        store.close()
+    print(
+        f"deleted {deleted['jobs']} jobs, {deleted['samples']} samples, "
+        f"{deleted['logLines']} log lines finished more than {args.days:g} days ago"
+    )
     return 0
 
 

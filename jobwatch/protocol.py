@@ -59,6 +59,8 @@ MAX_MESSAGE_BYTES = 16 * 1024
 """A log message longer than this (in UTF-8) is truncated to it, with a marker."""
 MAX_MEMORY_MB = 10_000_000.0
 """Upper bound for GPU memory fields (about 9.5 TiB); rejects NVML's unsigned sentinels."""
+LOG_TIME_WINDOW = 7 * 24 * 3600.0
+"""A log line's own timestamp is kept only if at most this many seconds old (7 days)."""
 MAX_TEXT = 1024
 """Most characters in a name, operation, worker id or currency field."""
 
@@ -223,6 +225,18 @@ class LogLineIn(BaseModel):
     def _truncate(cls, message: str) -> str:
         return truncate_message(message)
 
+    def time_at(self, now: float) -> float:
+        """When the line was written, in server seconds since the epoch.
+
+        The worker's ``timestamp`` (naive means UTC) when it lies within
+        :data:`LOG_TIME_WINDOW` seconds before ``now``; else ``now``, so that a
+        wrong worker clock can never put a line in the future or the distant past.
+        """
+        if self.timestamp is None:
+            return now
+        at = _epoch(self.timestamp)
+        return at if now - LOG_TIME_WINDOW <= at <= now else now
+
 
 class ProgressUpdate(BaseModel):
     """Body of ``POST /api/jobs/{jobId}/progress``.
@@ -361,8 +375,7 @@ class RateState:
     """Exponential moving averages of progress steps and their durations, as tqdm keeps them.
 
     ``ema_dp`` is in percent, ``ema_dt`` in seconds and ``calls`` counts the
-    observations. The smoothed rate (% per second) is ``ema_dp / ema_dt``;
-    both averages carry the same bias, so their ratio needs no correction.
+    observations. The smoothed rate (% per second) is ``ema_dp / ema_dt``.
     """
 
     ema_dp: float = 0.0
@@ -379,7 +392,10 @@ class RateState:
         """
         if self.calls == 0 or self.ema_dt <= 0 or self.ema_dp <= 0:
             return None
-        return self.ema_dp / max(self.ema_dt, since_change)
+        # tqdm's bias correction: the averages start at 0, so divide by 1 - beta**calls.
+        debias = 1 - (1 - EMA_SMOOTHING) ** self.calls
+        step_dp, step_dt = self.ema_dp / debias, self.ema_dt / debias
+        return step_dp / max(step_dt, since_change)
 
 
 def update_rate(state: RateState, dp: float, dt: float) -> RateState:

@@ -139,3 +139,57 @@ def test_serve_prints_urls_and_database(tmp_path):
         assert str(tmp_path / "x.db") in out
     finally:
         served.stop()
+
+
+def test_prune_deletes_only_old_finished_jobs(tmp_path):
+    db = tmp_path / "jobs.db"
+    served = ServerProcess(serve_command(db))
+    try:
+        base = served.url
+        for job_id in ("done", "live"):
+            requests.put(f"{base}/api/jobs/{job_id}", json={}, timeout=10)
+            requests.post(
+                f"{base}/api/jobs/{job_id}/progress",
+                json={
+                    "workerId": "w",
+                    "progress": 50,
+                    "logLines": [{"level": "info", "message": "x"}],
+                    "metrics": {"gpuUtilization": 1},
+                },
+                timeout=10,
+            )
+        requests.post(f"{base}/api/jobs/done/complete", json={"workerId": "w"}, timeout=10)
+    finally:
+        served.stop()
+    keep = subprocess.run(
+        [sys.executable, "-m", "jobwatch", "prune", "--days", "1", "--db", str(db)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert keep.returncode == 0, keep.stderr
+    assert "deleted 0 jobs" in keep.stdout
+    gone = subprocess.run(
+        [sys.executable, "-m", "jobwatch", "prune", "--days", "0", "--db", str(db)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert "deleted 1 jobs, 1 samples, 1 log lines" in gone.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "jobwatch", "prune", "--days", "-3", "--db", str(db)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert bad.returncode == 2 and "days must be between 0" in bad.stderr
+    restarted = ServerProcess(serve_command(db))
+    try:
+        assert requests.get(f"{restarted.url}/api/jobs/done", timeout=10).status_code == 404
+        live = requests.get(f"{restarted.url}/api/jobs/live/logs", timeout=10).json()
+        assert live["total"] == 1
+    finally:
+        restarted.stop()

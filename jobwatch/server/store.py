@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, create_engine, event, select
+from sqlalchemy import Connection, bindparam, create_engine, delete, event, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
@@ -306,7 +306,7 @@ class Store:
                     {
                         "job_id": job_id,
                         "seq": seq,
-                        "ts": min(now, line.timestamp.timestamp()) if line.timestamp else now,
+                        "ts": line.time_at(now),
                         "level": line.level,
                         "message": line.message,
                     }
@@ -376,6 +376,29 @@ class Store:
             merged = {**job, **changes}
             _update_job(conn, job_id, changes)
             return merged, [completed_event(merged, now)]
+
+        return self._writer.submit(op)
+
+    def prune(self, older_than: float) -> dict[str, int]:
+        """Delete jobs that finished more than ``older_than`` seconds ago, with
+        their samples and log lines. Running and pending jobs are never touched.
+
+        Returns
+        -------
+        ``{"jobs": n, "samples": n, "logLines": n}`` deleted.
+        """
+        if not older_than >= 0:
+            raise ValueError(f"older_than must be >= 0 seconds, got {older_than!r}")
+
+        def op(conn: Connection) -> tuple[dict[str, int], list[Event]]:
+            cutoff = self.clock() - older_than
+            old = select(jobs.c.id).where(
+                jobs.c.status.in_(sorted(FINISHED_STATUSES)) & (jobs.c.completed_at < cutoff)
+            )
+            n_samples = conn.execute(delete(samples).where(samples.c.job_id.in_(old))).rowcount
+            n_logs = conn.execute(delete(log_lines).where(log_lines.c.job_id.in_(old))).rowcount
+            n_jobs = conn.execute(delete(jobs).where(jobs.c.id.in_(old))).rowcount
+            return {"jobs": n_jobs, "samples": n_samples, "logLines": n_logs}, []
 
         return self._writer.submit(op)
 
