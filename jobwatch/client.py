@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
 import requests
 
 from jobwatch.errors import ConnectionError, ValidationError, error_from_envelope
+from jobwatch.subscription import Subscription
 
 __all__ = ["DEFAULT_URL", "Client", "default_url"]
 
@@ -265,6 +266,52 @@ class Client:
         ``level`` (info, warning, error) or all, ``limit`` 1-1000 from ``offset``."""
         params = {"level": level, "limit": limit, "offset": offset}
         return self._dict(self.request("GET", f"/api/jobs/{_path(job_id)}/logs", params=params))
+
+    def subscribe(
+        self,
+        job_id: str,
+        since: int | None = None,
+        *,
+        on_state: Callable[[str], None] | None = None,
+        idle_timeout: float = 60.0,
+    ) -> Subscription:
+        """Follow a job's events over the WebSocket.
+
+        Parameters
+        ----------
+        job_id:
+            The job to follow.
+        since:
+            Deliver what happened after this ``seq`` (take it from
+            :meth:`monitor`, so nothing between the two is missed); ``None``:
+            events from now on.
+        on_state:
+            Called with ``"connecting"``, ``"live"``, ``"reconnecting"``, ``"closed"``.
+        idle_timeout:
+            Seconds of silence (the server pings every 25 s) before the
+            connection is replaced.
+
+        Returns
+        -------
+        Subscription
+            An iterator of event dicts ``{type, jobId, seq, data}`` that
+            reconnects with exponential backoff and jitter, resumes with
+            ``since`` (no event lost or repeated across a server restart) and
+            stops after ``JOB_COMPLETED`` or ``close()``.
+
+        Raises
+        ------
+        jobwatch.errors.JobNotFound
+            While iterating, if the server does not know the job.
+        """
+        return Subscription(
+            self.ws_url,
+            job_id,
+            since=since,
+            token=self.token,
+            on_state=on_state,
+            idle_timeout=idle_timeout,
+        )
 
     @staticmethod
     def _dict(value: Any) -> dict[str, Any]:

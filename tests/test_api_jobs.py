@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import requests
+import websocket
 
 from jobwatch.server import EmbeddedServer
 
@@ -574,3 +575,60 @@ def test_job_objects_are_plain_json(api: Any, running: str) -> None:
     assert json.loads(json.dumps(job)) == job
     assert isinstance(job["seq"], int)
     assert isinstance(job["progress"], (int, float))
+
+
+@pytest.mark.parametrize(
+    "result",
+    [5, 1.5, -7, True, False, "5", "1e5", " 12 ", "", [1, "a", None], {"a": {"b": [1.25]}}, None],
+    ids=repr,
+)
+def test_complete_result_round_trips_exactly(api: Any, job_id: str, result: Any) -> None:
+    assert api.post("/api/jobs", json={"id": job_id}).status_code == 201
+    r = api.post(f"/api/jobs/{job_id}/complete", json={"workerId": "w1", "result": result})
+    assert r.status_code == 200, r.text
+    for job in (js(r)["job"], get_job(api, job_id)):
+        assert job["result"] == result
+        assert type(job["result"]) is type(result)
+
+
+@pytest.mark.parametrize(
+    "raw_result",
+    ["18446744073709551616", '{"n": 18446744073709551616}', "[-9223372036854775809]"],
+)
+def test_complete_with_an_integer_beyond_64_bits_is_never_a_500(raw_result: str) -> None:
+    """Any JSON is a valid ``result``; one with an integer that does not fit in 64
+    bits is either stored and served like any other, or refused with 400 and
+    nothing changed. It must not answer 500, and must not leave a job that
+    GET /api/jobs/{id}, /monitor and GET /api/jobs can no longer serve."""
+    srv = EmbeddedServer(config={"DATABASE": ":memory:"})
+    session = requests.Session()
+    try:
+        assert session.post(f"{srv.url}/api/jobs", json={"id": "big"}).status_code == 201
+        ws = websocket.create_connection(srv.ws_url, timeout=5)
+        ws.send(json.dumps({"type": "subscribe:job", "subscriptionId": "big"}))
+        assert strict_loads(ws.recv())["type"] == "subscribed"
+        raw = ('{"workerId": "w1", "result": ' + raw_result + "}").encode()
+        r = session.post(
+            f"{srv.url}/api/jobs/big/complete",
+            data=raw,
+            headers={"Content-Type": "application/json"},
+            timeout=10,
+        )
+        status = r.status_code
+        reads = {
+            path: session.get(f"{srv.url}{path}", timeout=10).status_code
+            for path in ("/api/jobs/big", "/api/jobs/big/monitor", "/api/jobs")
+        }
+        assert status in (200, 400), f"complete answered {status}, then GET answered {reads}"
+        assert reads == dict.fromkeys(reads, 200), reads
+        job = strict_loads(session.get(f"{srv.url}/api/jobs/big", timeout=10).text)["job"]
+        if status == 400:
+            assert (job["status"], job["result"], job["seq"]) == ("pending", None, 0)
+        else:
+            assert job["status"] == "completed"
+            ws.settimeout(5)
+            assert strict_loads(ws.recv())["type"] == "JOB_COMPLETED"
+        ws.close()
+    finally:
+        session.close()
+        srv.stop()

@@ -748,3 +748,19 @@ def test_extreme_values_never_give_non_finite_numbers(api: Any, clock: Any, job_
             assert body[key] is None or (math.isfinite(body[key]) and body[key] >= 0)
     js(api.get(f"/api/jobs/{job_id}/metrics?timeRange=2592000"))
     js(api.get(f"/api/jobs/{job_id}/logs"))
+
+
+@pytest.mark.parametrize(
+    "raw_result",
+    ["NaN", "Infinity", "-Infinity", "1e309", '{"loss": NaN}', "[1, Infinity]"],
+)
+def test_non_finite_numbers_in_a_complete_result_are_refused(
+    api: Any, job: str, raw_result: str
+) -> None:
+    """CONTRACT.md: input containing NaN/Infinity is rejected with 400 (the
+    ``result`` of a completion is input too)."""
+    before = snapshot(api, job)
+    raw = ('{"workerId": "w", "result": ' + raw_result + "}").encode()
+    r = api.post(f"/api/jobs/{job}/complete", data=raw, headers=JSON)
+    error_of(r, 400)
+    assert snapshot(api, job) == before
