@@ -157,7 +157,7 @@ class Subscription:
         with self._lock:
             ws = self._ws
         if ws is not None:
-            ws.abort()  # wakes a thread blocked in recv(); that thread closes the socket
+            ws.abort()  # type: ignore[no-untyped-call]  # wakes a thread blocked in recv(); that thread closes the socket
 
     def __enter__(self) -> Subscription:
         return self

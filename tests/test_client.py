@@ -106,9 +106,11 @@ def test_unreachable_and_foreign_servers_raise_connection_error():
     httpd = http.server.HTTPServer(("127.0.0.1", 0), Plain)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
-        with Client(f"http://127.0.0.1:{httpd.server_port}") as c:
-            with pytest.raises(errors.ConnectionError, match="not JSON"):
-                c.health()
+        with (
+            Client(f"http://127.0.0.1:{httpd.server_port}") as c,
+            pytest.raises(errors.ConnectionError, match="not JSON"),
+        ):
+            c.health()
     finally:
         httpd.shutdown()
 
@@ -220,7 +222,7 @@ def test_subscribe_resumes_across_a_server_restart_without_gap_or_duplicate(tmp_
     assert progress[-1] == 40
     assert events[-1]["type"] == "JOB_COMPLETED"
     assert subscription.reconnects >= 1
-    assert states[:2] == ["live", "reconnecting"] and "closed" == states[-1]
+    assert states[:2] == ["live", "reconnecting"] and states[-1] == "closed"
 
 
 def test_backoff_is_exponential_with_full_jitter():
