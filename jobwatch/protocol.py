@@ -304,6 +304,41 @@ class CompleteRequest(BaseModel):
     result: Any = None
     error: Annotated[str, Field(max_length=MAX_MESSAGE_BYTES)] | None = None
 
+    @field_validator("result")
+    @classmethod
+    def _portable(cls, result: Any) -> Any:
+        _check_portable(result, depth=0)
+        return result
+
+
+MAX_RESULT_DEPTH = 64
+"""Deepest nesting of a job's ``result``."""
+_INT64 = 2**63
+
+
+def _check_portable(value: Any, depth: int) -> None:
+    """Refuse JSON that other clients cannot read back: NaN and infinities,
+    integers beyond 64 bits (JavaScript already rounds past 2**53) and nesting
+    deeper than 64 levels."""
+    if depth > MAX_RESULT_DEPTH:
+        raise ValueError(f"nested deeper than {MAX_RESULT_DEPTH} levels")
+    if isinstance(value, bool) or value is None:
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("numbers must be finite (no NaN or Infinity)")
+    elif isinstance(value, int):
+        if not -_INT64 <= value < _INT64:
+            raise ValueError(
+                "integers must fit in 64 bits (-2**63 to 2**63-1); send large numbers as strings"
+            )
+    elif isinstance(value, dict):
+        for item in value.values():
+            _check_portable(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_portable(item, depth + 1)
+
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
     path = ""
