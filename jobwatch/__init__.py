@@ -4,6 +4,7 @@ Public names are listed in ``__all__``; every other module is private and may ch
 """
 
 from jobwatch._version import __version__
+from jobwatch.client import Client
 from jobwatch.errors import (
     APIError,
     ConnectionError,
@@ -16,6 +17,7 @@ from jobwatch.errors import (
 
 __all__ = [
     "APIError",
+    "Client",
     "ConnectionError",
     "JobFinished",
     "JobNotFound",
