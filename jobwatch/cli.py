@@ -7,6 +7,8 @@ Exit codes: 0 success, 1 the server refused the request, 2 bad usage,
 from __future__ import annotations
 
 import argparse
+import json
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -67,6 +69,39 @@ def _days(text: str) -> float:
     return days
 
 
+def _percent(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"progress must be a number 0-100, got {text!r}") from None
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"progress must be between 0 and 100, got {text!r}")
+    return value
+
+
+def _log_line(text: str) -> dict[str, str]:
+    from jobwatch.protocol import LOG_LEVELS
+
+    level, colon, message = text.partition(":")
+    if not colon or level.strip().lower() not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(
+            f"expected LEVEL:MESSAGE with LEVEL one of {', '.join(LOG_LEVELS)}, got {text!r}"
+        )
+    return {"level": level.strip().lower(), "message": message}
+
+
+def _json_value(text: str) -> Any:
+    def reject(constant: str) -> Any:
+        raise ValueError(f"{constant} is not allowed")
+
+    try:
+        return json.loads(text, parse_constant=reject)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"result must be JSON, e.g. '{{\"accuracy\": 0.93}}': {exc}"
+        ) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``jobwatch`` command."""
     parser = argparse.ArgumentParser(
@@ -112,6 +147,31 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument(
             "--url", help="server URL (default $JOBWATCH_URL or http://127.0.0.1:8765)"
         )
+
+    report = commands.add_parser(
+        "report",
+        help="report progress, log lines or the end of a job (for shell scripts)",
+        description="Create the job if needed (PUT), send one progress update, then "
+        "complete or fail it if asked. Without --progress, log lines and --operation "
+        "go with the job's current progress.",
+    )
+    report.add_argument("job_id", metavar="JOB", help="the job id")
+    report.add_argument("--progress", type=_percent, help="percent done, 0-100")
+    report.add_argument("--operation", help="what the job is doing, e.g. 'epoch 3/10'")
+    report.add_argument(
+        "--log",
+        type=_log_line,
+        action="append",
+        default=[],
+        metavar="LEVEL:MESSAGE",
+        help="a log line, LEVEL info, warning or error (repeatable)",
+    )
+    finish = report.add_mutually_exclusive_group()
+    finish.add_argument("--complete", action="store_true", help="mark the job completed")
+    finish.add_argument("--fail", metavar="MESSAGE", help="mark the job failed with MESSAGE")
+    report.add_argument("--result", type=_json_value, help="JSON result stored by --complete")
+    report.add_argument("--worker-id", help="who reports (default: this machine's hostname)")
+    report.add_argument("--url", help="server URL (default $JOBWATCH_URL or http://127.0.0.1:8765)")
     return parser
 
 
@@ -123,6 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         if args.command == "prune":
             return _prune(args)
+        if args.command == "report":
+            return _report(args)
         return _jobs(args)
     except APIError as exc:
         print(f"jobwatch: {exc}", file=sys.stderr)
@@ -174,6 +236,37 @@ def _jobs(args: argparse.Namespace) -> int:
         listing = client.list_jobs(status=args.status, limit=min(args.limit, 1000))
         _print_jobs(listing["jobs"], listing["total"])
         return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from jobwatch.client import Client
+
+    if args.result is not None and not args.complete:
+        print("jobwatch report: --result needs --complete", file=sys.stderr)
+        return EXIT_USAGE
+    worker_id = args.worker_id or socket.gethostname()
+    try:
+        client = Client(args.url)
+    except ValueError as exc:
+        print(f"jobwatch report: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    with client:
+        job = client.ensure_job(args.job_id, worker_id=worker_id)
+        progress = args.progress
+        if progress is None and (args.log or args.operation is not None):
+            progress = job["progress"]
+        if progress is not None:
+            reply = client.report_progress(
+                args.job_id, worker_id, progress, args.operation, logs=args.log
+            )
+            remaining = reply["timeRemaining"]
+            eta = "" if remaining is None else f", {remaining:.0f} s remaining"
+            print(f"{args.job_id}: {reply['status']} {reply['progress']:g}%{eta}")
+        if args.complete or args.fail is not None:
+            status = "completed" if args.complete else "failed"
+            job = client.complete_job(args.job_id, worker_id, status, args.result, args.fail)
+            print(f"{args.job_id}: {job['status']}")
+    return 0
 
 
 def _print_jobs(jobs: list[dict[str, Any]], total: int) -> None:

@@ -59,6 +59,8 @@ MAX_MESSAGE_BYTES = 16 * 1024
 """A log message longer than this (in UTF-8) is truncated to it, with a marker."""
 MAX_MEMORY_MB = 10_000_000.0
 """Upper bound for GPU memory fields (about 9.5 TiB); rejects NVML's unsigned sentinels."""
+MAX_CLOCK_SKEW = 24 * 3600.0
+"""A worker ``timestamp`` further than this from server time (s) is ignored for ordering."""
 LOG_TIME_WINDOW = 7 * 24 * 3600.0
 """A log line's own timestamp is kept only if at most this many seconds old (7 days)."""
 MAX_TEXT = 1024
@@ -256,10 +258,17 @@ class ProgressUpdate(BaseModel):
     log_lines: list[LogLineIn] | None = Field(None, alias="logLines", max_length=MAX_LOG_LINES)
     timestamp: datetime | None = None
 
-    @property
-    def worker_ts(self) -> float | None:
-        """The worker's timestamp in seconds since the epoch, or ``None``."""
-        return None if self.timestamp is None else _epoch(self.timestamp)
+    def worker_ts(self, now: float) -> float | None:
+        """The worker's timestamp in seconds since the epoch, for ordering updates.
+
+        ``None`` when absent or more than :data:`MAX_CLOCK_SKEW` seconds from
+        the server's ``now``: one wild timestamp must not freeze a job by making
+        every later update look late.
+        """
+        if self.timestamp is None:
+            return None
+        at = _epoch(self.timestamp)
+        return at if abs(at - now) <= MAX_CLOCK_SKEW else None
 
 
 class JobSpec(BaseModel):

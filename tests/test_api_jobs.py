@@ -632,3 +632,41 @@ def test_complete_with_an_integer_beyond_64_bits_is_never_a_500(raw_result: str)
     finally:
         session.close()
         srv.stop()
+
+
+def test_racing_workers_bind_exactly_one(api: Any, server: EmbeddedServer, job_id: str) -> None:
+    """Eight workers report to one unbound job at the same moment: one is bound,
+    every update of the others is refused (403) and leaves no trace."""
+    assert api.post("/api/jobs", json={"id": job_id}).status_code == 201
+    n_workers, n_updates = 8, 5
+    barrier = threading.Barrier(n_workers)
+    statuses: dict[str, list[int]] = {}
+
+    def work(worker: str) -> None:
+        session = requests.Session()
+        barrier.wait(10)
+        codes = []
+        for i in range(n_updates):
+            body = {
+                "workerId": worker,
+                "progress": i + 1,
+                "logLines": [{"level": "info", "message": f"{worker} {i}"}],
+            }
+            r = session.post(f"{server.url}/api/jobs/{job_id}/progress", json=body, timeout=10)
+            codes.append(r.status_code)
+        statuses[worker] = codes
+        session.close()
+
+    threads = [threading.Thread(target=work, args=(f"w{k}",)) for k in range(n_workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    winners = [w for w, codes in statuses.items() if codes == [200] * n_updates]
+    assert len(winners) == 1, statuses
+    (winner,) = winners
+    assert all(codes == [403] * n_updates for w, codes in statuses.items() if w != winner)
+    job = get_job(api, job_id)
+    assert (job["workerId"], job["progress"], job["seq"]) == (winner, n_updates, 2 * n_updates)
+    logs = js(api.get(f"/api/jobs/{job_id}/logs"))["logs"]
+    assert [x["message"] for x in logs] == [f"{winner} {i}" for i in range(n_updates)]

@@ -325,6 +325,18 @@ def test_downsampling_only_the_window(api: Any, spiky: tuple[str, float]) -> Non
     assert max(m["gpuUtilization"] for m in metrics) == 42  # the spike is outside
 
 
+def test_downsampling_keeps_a_spike_among_samples_of_one_instant(api: Any, job: str) -> None:
+    """Samples that share a timestamp (a coarse clock, a burst) still keep their
+    extremes when downsampled."""
+    for i in range(30):
+        post(api, job, metrics=sample(99 if i == 17 else 40, -10 if i == 5 else 60))
+    metrics = get_metrics(api, job, "?maxPoints=4")
+    assert 1 <= len(metrics) <= 4
+    assert max(m["gpuUtilization"] for m in metrics) == 99
+    assert min(m["gpuUtilization"] for m in metrics) == 40
+    assert min(m["gpuTemperature"] for m in metrics) == -10
+
+
 # -- per-GPU samples ---------------------------------------------------------------
 
 

@@ -103,9 +103,11 @@ def sample_window(
     )
     out: list[Row] = []
     for r in conn.execute(query).mappings():
-        out.append({"ts": r["t0"], **{c.name: r[f"min_{c.name}"] for c in columns}})
-        if r["t1"] != r["t0"]:
-            out.append({"ts": r["t1"], **{c.name: r[f"max_{c.name}"] for c in columns}})
+        low = {c.name: r[f"min_{c.name}"] for c in columns}
+        high = {c.name: r[f"max_{c.name}"] for c in columns}
+        out.append({"ts": r["t0"], **low})
+        if high != low:  # one row suffices only when every field is constant in the span
+            out.append({"ts": r["t1"], **high})
     return out, True
 
 
@@ -136,10 +138,11 @@ def recent_logs(conn: Connection, job_id: str, up_to_seq: int, n: int) -> list[R
 def log_events_after(conn: Connection, job_id: str, since: int, up_to: int) -> Iterator[Event]:
     """``JOB_LOGS`` events with ``since < seq <= up_to``, rebuilt from stored lines in order.
 
-    Reads :data:`REPLAY_PAGE` lines per query; a long backlog is yielded page
-    by page (a page may split one event's lines into two events of one seq).
+    Reads :data:`REPLAY_PAGE` lines per query; an event whose lines span two
+    pages is still yielded once, whole.
     """
     after_id = 0
+    group: list[Row] = []
     while True:
         query = (
             select(log_lines)
@@ -153,18 +156,16 @@ def log_events_after(conn: Connection, job_id: str, since: int, up_to: int) -> I
             .limit(REPLAY_PAGE)
         )
         rows = [dict(r) for r in conn.execute(query).mappings()]
-        if not rows:
-            return
-        group: list[Row] = []
         for row in rows:
             if group and row["seq"] != group[0]["seq"]:
                 yield _logs_event(job_id, group)
                 group = []
             group.append(row)
-        yield _logs_event(job_id, group)
-        after_id = rows[-1]["id"]
         if len(rows) < REPLAY_PAGE:
-            return
+            break
+        after_id = rows[-1]["id"]
+    if group:
+        yield _logs_event(job_id, group)
 
 
 def _logs_event(job_id: str, rows: list[Row]) -> Event:

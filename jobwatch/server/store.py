@@ -239,7 +239,7 @@ class Store:
                 changes["started_at"] = now
             if job["status"] == "pending":
                 changes["status"] = "running"
-            worker_ts = update.worker_ts
+            worker_ts = update.worker_ts(now)
             late = (
                 worker_ts is not None
                 and job["worker_ts"] is not None

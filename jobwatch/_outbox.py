@@ -1,0 +1,119 @@
+"""What a reporter holds between the training loop and its sender thread.
+
+:class:`Outbox` is the only object both threads touch: the training loop
+records into it (a lock, a few assignments, no I/O), the sender takes from it
+and marks what it delivered, so that a flush can wait for that. No I/O here.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+LogLine = tuple[int, str, str, float]
+"""A queued log line: (sequence number, level, message, creation time in epoch seconds).
+Sequence 0 marks the reporter's own note about dropped lines."""
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What ``PUT /api/jobs/{id}`` sends (``price_per_hour`` in ``currency`` per hour)."""
+
+    job_id: str
+    worker_id: str
+    name: str | None = None
+    price_per_hour: float | None = None
+    currency: str | None = None
+
+
+@dataclass(frozen=True)
+class Completion:
+    """The final ``POST /complete``: status ``completed`` or ``failed``, result, error text."""
+
+    status: str
+    result: Any = None
+    error: str | None = None
+
+
+class Outbox:
+    """The newest progress state and the queued log lines, under one lock.
+
+    Parameters
+    ----------
+    max_log_lines:
+        Lines kept at most; when full, the oldest is dropped and counted.
+
+    Notes
+    -----
+    ``version`` counts state changes and ``log_seq`` log lines; the sender
+    raises ``sent_version`` and ``sent_log_seq`` as it delivers (or drops)
+    and notifies ``delivered``, on which a flush waits for its mark.
+    """
+
+    def __init__(self, max_log_lines: int) -> None:
+        self.lock = threading.Lock()
+        self.delivered = threading.Condition(self.lock)
+        self.progress: float | None = None
+        self.operation: str | None = None
+        self.version = 0
+        self.sent_version = 0
+        self.logs: deque[LogLine] = deque()
+        self.max_log_lines = max_log_lines
+        self.log_seq = 0
+        self.sent_log_seq = 0
+        self.dropped = 0
+
+    def record(self, progress: float | None, operation: str | None) -> None:
+        """Keep the newest state; ``None`` leaves that field as it was (the hot path)."""
+        with self.lock:
+            if progress is not None:
+                self.progress = progress
+            if operation is not None:
+                self.operation = operation
+            self.version += 1
+
+    def add_log(self, level: str, message: str, created: float) -> None:
+        """Queue one line; when full, drop the oldest and count it."""
+        with self.lock:
+            if len(self.logs) >= self.max_log_lines:
+                self.logs.popleft()
+                self.dropped += 1
+            self.log_seq += 1
+            self.logs.append((self.log_seq, level, message, created))
+
+    def take_logs(self, room: int) -> list[LogLine]:
+        """Remove and return up to ``room`` of the oldest lines (call under ``lock``).
+
+        If lines were dropped since the last take, the first item is a
+        ``warning`` saying how many, standing where they were.
+        """
+        taken: list[LogLine] = []
+        if room > 0 and self.dropped:
+            created = self.logs[0][3] if self.logs else 0.0
+            text = (
+                f"jobwatch: {self.dropped} log lines were dropped because the reporter's "
+                f"buffer was full (max_log_lines={self.max_log_lines}) while the server "
+                "could not keep up or was unreachable"
+            )
+            taken.append((0, "warning", text, created))
+            self.dropped = 0
+        while len(taken) < room and self.logs:
+            taken.append(self.logs.popleft())
+        return taken
+
+    def has_news(self) -> bool:
+        """Whether anything waits to be taken (call under ``lock``)."""
+        return bool(self.logs or self.dropped or self.version != self.sent_version)
+
+    def mark_delivered(self, version: int, log_seq: int) -> None:
+        """Everything up to this mark was sent or dropped; wake the flushes waiting."""
+        with self.delivered:
+            self.sent_version = max(self.sent_version, version)
+            self.sent_log_seq = max(self.sent_log_seq, log_seq)
+            self.delivered.notify_all()
+
+    def is_delivered(self, version: int, log_seq: int) -> bool:
+        """Whether everything up to this mark was sent or dropped (call under ``lock``)."""
+        return self.sent_version >= version and self.sent_log_seq >= log_seq

@@ -1,0 +1,399 @@
+"""The reporter's background thread: it empties the outbox into ``POST /progress``.
+
+The training loop only ever touches the :class:`~jobwatch._outbox.Outbox`. One
+:class:`Sender` thread per reporter takes the newest state and the queued log
+lines from it, at most once per ``interval`` seconds, and retries what fails:
+exponential backoff with jitter for an unreachable server, ``Retry-After``
+for 429, ``ensure_job`` again for 404. Answers that can never succeed are
+logged once (logger ``jobwatch.reporter``) and dropped.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from jobwatch._outbox import Completion, JobSpec, LogLine, Outbox
+from jobwatch.client import Client
+from jobwatch.errors import (
+    APIError,
+    AuthenticationError,
+    JobFinished,
+    JobNotFound,
+    JobwatchError,
+    RateLimited,
+    WorkerMismatch,
+)
+from jobwatch.protocol import MAX_BODY_BYTES, MAX_LOG_LINES, MAX_TEXT, format_ts, truncate_message
+
+_log = logging.getLogger("jobwatch.reporter")
+
+BACKOFF_BASE = 0.5
+"""Seconds before the first retry; doubled per failure (with jitter) up to :data:`BACKOFF_CAP`."""
+BACKOFF_CAP = 30.0
+"""Longest wait between retries, in seconds."""
+URGENT_RETRY = 1.0
+"""Longest wait between retries, in seconds, while a flush, close or completion waits."""
+EXIT_TIMEOUT = 5.0
+"""Seconds the interpreter's exit waits, in all, for reporters to deliver what they hold."""
+_BODY_SLACK = 4096  # bytes kept free in a request body beyond what we measure
+_FATAL = (WorkerMismatch, JobFinished, AuthenticationError)
+
+_running: set[Sender] = set()
+_running_lock = threading.Lock()
+
+
+class Sender:
+    """The background thread of one reporter; see the module docstring.
+
+    Parameters
+    ----------
+    client:
+        Used by this thread only.
+    job:
+        The job to ensure and report to.
+    outbox:
+        Shared with the training loop.
+    metrics:
+        Called for each request: the contract's metrics object, or ``None`` to send none.
+    interval:
+        Seconds between requests (more only to catch up a log backlog).
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        job: JobSpec,
+        outbox: Outbox,
+        metrics: Callable[[], Mapping[str, Any] | None] | None,
+        interval: float,
+    ) -> None:
+        self._client = client
+        self._http_timeout = client.timeout
+        self._job = job
+        self._outbox = outbox
+        self._metrics = metrics
+        self._interval = interval
+        self._wake = threading.Event()
+        self._halted = False
+        self._alive = True
+        self._urgent = 0  # flushes waiting; guarded by outbox.lock
+        self._finishing = False
+        self._completion: Completion | None = None
+        self._deadline: float | None = None  # monotonic, while finishing
+        self._at_exit = False
+        self._ensured = False
+        self._carry: list[tuple[int, dict[str, Any], int]] = []  # taken lines: seq, wire, bytes
+        self._backlog = False
+        self._known_progress = 0.0  # the server's, sent while update() was never called
+        self._next_send = 0.0
+        self._retry_at = 0.0
+        self._failed_at = 0.0
+        self._failures = 0
+        self._rate_limited = False
+        self._down = False
+        self._warned: set[str] = set()
+        self.completed = False
+        self._thread = threading.Thread(
+            target=self._run, name=f"jobwatch-reporter-{job.job_id}", daemon=True
+        )
+        with _running_lock:
+            _running.add(self)
+        self._thread.start()
+
+    @property
+    def ident(self) -> int | None:
+        """The thread's identifier, to recognise log records it emits."""
+        return self._thread.ident
+
+    def flush(self, timeout: float | None) -> bool:
+        """Wait until everything recorded so far is delivered; ``False`` after ``timeout`` s."""
+        outbox = self._outbox
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with outbox.delivered:
+            mark = (outbox.version, outbox.log_seq)
+            self._urgent += 1
+        self._wake.set()
+        try:
+            with outbox.delivered:
+                while not outbox.is_delivered(*mark):
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if not self._alive or (remaining is not None and remaining <= 0):
+                        return False
+                    outbox.delivered.wait(remaining)
+                return True
+        finally:
+            with outbox.delivered:
+                self._urgent -= 1
+
+    def finish(self, completion: Completion | None, timeout: float) -> bool:
+        """Deliver what is held, then ``completion`` if given, then stop; wait ``timeout`` s.
+
+        Returns whether the completion (or, without one, everything held) was delivered.
+        """
+        self.request_finish(completion, time.monotonic() + timeout)
+        self._thread.join(timeout)
+        self.halt()
+        if completion is not None:
+            return self.completed
+        with self._outbox.lock:
+            return not self._carry and self._outbox.is_delivered(
+                self._outbox.version, self._outbox.log_seq
+            )
+
+    def request_finish(
+        self, completion: Completion | None, deadline: float, *, at_exit: bool = False
+    ) -> None:
+        """Ask the thread to deliver, complete and stop by ``deadline`` (monotonic s).
+
+        ``at_exit``: the interpreter is exiting, so give up at the first sign
+        that the server is unreachable rather than retry until the deadline.
+        """
+        with self._outbox.lock:
+            if not self._finishing:
+                self._finishing, self._completion, self._deadline = True, completion, deadline
+            self._at_exit = at_exit
+        self._wake.set()
+
+    def join(self, timeout: float) -> None:
+        """Wait at most ``timeout`` seconds for the thread to end."""
+        self._thread.join(max(0.0, timeout))
+
+    def halt(self) -> None:
+        """Stop after the request in flight, if any, delivering nothing more."""
+        self._halted = True
+        self._wake.set()
+
+    # -- the thread -------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while not self._halted:
+                wait = self._step()
+                if wait is None:
+                    break
+                if wait > 0:
+                    self._wake.wait(wait)
+        finally:
+            with self._outbox.delivered:
+                self._alive = False
+                self._outbox.delivered.notify_all()
+            with _running_lock:
+                _running.discard(self)
+            self._client.close()
+
+    def _step(self) -> float | None:
+        """Do the next thing due; return seconds to wait before the next step, or None to end."""
+        self._wake.clear()
+        now = time.monotonic()
+        urgent = self._urgent > 0 or self._finishing
+        if self._deadline is not None and now >= self._deadline:
+            return None
+        retry_at = self._retry_at
+        if urgent and not self._rate_limited:
+            retry_at = min(retry_at, self._failed_at + URGENT_RETRY)
+        if now < retry_at:
+            return retry_at - now
+        if self._deadline is not None:
+            self._client.timeout = max(0.05, min(self._http_timeout, self._deadline - now))
+        try:
+            if not self._ensured:
+                self._ensure()
+            elif self._has_pending():
+                if not (urgent or self._backlog) and now < self._next_send:
+                    return self._next_send - now
+                self._send(now)
+            elif self._finishing:
+                if self._completion is not None:
+                    self._complete()
+                return None
+            else:
+                return self._interval
+        except Exception as exc:  # the sender must outlive any failure
+            return self._failed(exc, now)
+        self._succeeded()
+        return 0.0
+
+    def _has_pending(self) -> bool:
+        with self._outbox.lock:
+            return bool(self._carry) or self._outbox.has_news()
+
+    def _ensure(self) -> None:
+        job = self._job
+        reply = self._client.ensure_job(
+            job.job_id,
+            name=job.name,
+            worker_id=job.worker_id,
+            price_per_hour=job.price_per_hour,
+            currency=job.currency,
+        )
+        self._known_progress = float(reply.get("progress") or 0.0)
+        self._ensured = True
+
+    def _send(self, now: float) -> None:
+        with self._outbox.lock:
+            version = self._outbox.version
+            progress, operation = self._outbox.progress, self._outbox.operation
+            taken = self._outbox.take_logs(MAX_LOG_LINES - len(self._carry))
+        self._carry += [_carry_line(line) for line in taken]
+        progress = self._known_progress if progress is None else progress
+        operation = None if operation is None else operation[:MAX_TEXT]
+        timestamp = format_ts(time.time())
+        metrics = self._sample()
+        base = {"workerId": self._job.worker_id, "progress": progress, "logLines": []}
+        base.update(currentOperation=operation, metrics=metrics, timestamp=timestamp)
+        room = MAX_BODY_BYTES - _BODY_SLACK - len(json.dumps(base))
+        count = 0
+        for _, _, size in self._carry[:MAX_LOG_LINES]:
+            room -= size
+            if room < 0 and count > 0:
+                break
+            count += 1
+        lines = [wire for _, wire, _ in self._carry[:count]]
+        last_seq = max((seq for seq, _, _ in self._carry[:count]), default=0)
+        try:
+            reply = self._client.report_progress(
+                self._job.job_id,
+                self._job.worker_id,
+                progress,
+                operation,
+                metrics,
+                lines,
+                timestamp,
+            )
+        except APIError as exc:
+            if not _rejected(exc):
+                raise
+            if metrics is not None and any(
+                d.get("field", "").startswith("metrics") for d in exc.details
+            ):
+                self._warn("metrics", "the server rejected the GPU metrics; sending none: %s", exc)
+                self._metrics = None
+                return
+            self._warn(f"reject-{exc.code}", "the server rejected an update; dropping it: %s", exc)
+        else:
+            self._known_progress = float(reply.get("progress", progress))
+        del self._carry[:count]
+        self._next_send = now + self._interval
+        self._backlog = count == MAX_LOG_LINES or bool(self._carry)
+        self._outbox.mark_delivered(version, last_seq)
+
+    def _sample(self) -> dict[str, Any] | None:
+        if self._metrics is None:
+            return None
+        try:
+            sample = self._metrics()
+            metrics = None if sample is None else dict(sample)
+            json.dumps(metrics, allow_nan=False)
+        except Exception as exc:  # a metrics callable must not stop reporting
+            self._warn("metrics-error", "GPU metrics failed; sending none: %r", exc)
+            self._metrics = None
+            return None
+        return metrics
+
+    def _complete(self) -> None:
+        assert self._completion is not None
+        done = self._completion
+        try:
+            self._client.complete_job(
+                self._job.job_id, self._job.worker_id, done.status, done.result, done.error
+            )
+        except APIError as exc:
+            if not _rejected(exc):
+                raise
+            self._warn("complete", "the server rejected the completion: %s", exc)
+        else:
+            self.completed = True
+        self._completion = None
+
+    def _succeeded(self) -> None:
+        if self._down:
+            _log.info("jobwatch server %s is reachable again", self._client.url)
+        self._down = self._rate_limited = False
+        self._failures = 0
+        self._retry_at = 0.0
+
+    def _failed(self, exc: Exception, now: float) -> float | None:
+        """Decide what a failed request means; return the wait as :meth:`_step` does."""
+        self._failed_at = now
+        self._rate_limited = isinstance(exc, RateLimited)
+        if isinstance(exc, RateLimited):
+            self._retry_at = now + exc.retry_after
+            return 0.0
+        if isinstance(exc, _FATAL):
+            _log.warning("jobwatch stops reporting job %r: %s", self._job.job_id, exc)
+            return None
+        if isinstance(exc, JobNotFound):  # e.g. the server restarted with an empty database
+            self._ensured = False
+            delay = 0.0 if self._failures == 0 else self._backoff()
+        elif isinstance(exc, APIError) and _rejected(exc):  # only ensure_job raises these
+            _log.warning("jobwatch cannot create job %r: %s", self._job.job_id, exc)
+            return None
+        elif isinstance(exc, JobwatchError):
+            if self._at_exit:
+                with self._outbox.lock:
+                    lines = len(self._carry) + len(self._outbox.logs)
+                _log.warning(
+                    "jobwatch: %s is unreachable at exit; the last update and %d log lines "
+                    "of job %r were not delivered (%s)",
+                    self._client.url,
+                    lines,
+                    self._job.job_id,
+                    exc,
+                )
+                return None
+            if not self._down:
+                _log.warning("jobwatch cannot reach %s (%s); retrying", self._client.url, exc)
+                self._down = True
+            delay = self._backoff()
+        else:
+            _log.warning("jobwatch reporter error; retrying", exc_info=exc)
+            delay = self._backoff()
+        self._failures += 1
+        self._retry_at = now + delay
+        return 0.0
+
+    def _backoff(self) -> float:
+        delay = min(BACKOFF_CAP, BACKOFF_BASE * 2.0 ** min(self._failures, 16))
+        return delay * random.uniform(0.5, 1.0)
+
+    def _warn(self, key: str, message: str, *args: object) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            _log.warning("jobwatch: " + message, *args)
+
+
+def _rejected(exc: APIError) -> bool:
+    """Whether an answer can never succeed on retry (so its payload is dropped)."""
+    retry = (RateLimited, JobNotFound, *_FATAL)
+    return not isinstance(exc, retry) and 400 <= exc.status < 500
+
+
+def _carry_line(line: LogLine) -> tuple[int, dict[str, Any], int]:
+    seq, level, message, created = line
+    try:
+        message.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates cannot travel as JSON text
+        message = message.encode("utf-8", "replace").decode("utf-8")
+    wire = {"level": level, "message": truncate_message(message), "timestamp": format_ts(created)}
+    return seq, wire, len(json.dumps(wire)) + 2
+
+
+@atexit.register
+def _deliver_at_exit() -> None:
+    """Give every running reporter :data:`EXIT_TIMEOUT` seconds in all to deliver."""
+    with _running_lock:
+        senders = list(_running)
+    deadline = time.monotonic() + EXIT_TIMEOUT
+    for sender in senders:
+        sender.request_finish(None, deadline, at_exit=True)
+    for sender in senders:
+        sender.join(deadline - time.monotonic())
+    for sender in senders:
+        sender.halt()
