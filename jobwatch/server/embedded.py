@@ -46,7 +46,7 @@ class EmbeddedServer:
         self.url = f"http://{host}:{self.port}"
         self.ws_url = f"ws://{host}:{self.port}/ws"
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="jobwatch-server", daemon=True
+            target=self._server.serve_forever, args=(0.05,), name="jobwatch-server", daemon=True
         )
         self._thread.start()
         self._stopped = False
