@@ -14,6 +14,7 @@ from jobwatch.errors import (
     ValidationError,
     WorkerMismatch,
 )
+from jobwatch.reporter import Reporter
 
 __all__ = [
     "APIError",
@@ -22,6 +23,7 @@ __all__ = [
     "JobFinished",
     "JobNotFound",
     "JobwatchError",
+    "Reporter",
     "ValidationError",
     "WorkerMismatch",
     "__version__",

@@ -30,7 +30,7 @@ class JobSpec:
 
 @dataclass(frozen=True)
 class Completion:
-    """The final ``POST /complete``: status ``completed`` or ``failed``, result, error text."""
+    """The final ``POST /complete``: status ``completed``, ``failed`` or ``cancelled``, result, error text."""
 
     status: str
     result: Any = None

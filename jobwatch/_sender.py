@@ -93,6 +93,7 @@ class Sender:
         self._backlog = False
         self._known_progress = 0.0  # the server's, sent while update() was never called
         self._next_send = 0.0
+        self._beating = False  # the last request carried GPU metrics: keep sending them
         self._retry_at = 0.0
         self._failed_at = 0.0
         self._failures = 0
@@ -214,13 +215,22 @@ class Sender:
                     self._complete()
                 return None
             else:
-                return self._interval
+                return (
+                    max(0.0, min(self._interval, self._next_send - now))
+                    if self._beating
+                    else self._interval
+                )
         except Exception as exc:  # the sender must outlive any failure
             return self._failed(exc, now)
         self._succeeded()
         return 0.0
 
     def _has_pending(self) -> bool:
+        """New state or log lines to send, or a GPU sample due (every ``interval``
+        once the job has reported with metrics, so the charts stay live between
+        progress updates)."""
+        if self._beating and time.monotonic() >= self._next_send:
+            return True
         with self._outbox.lock:
             return bool(self._carry) or self._outbox.has_news()
 
@@ -243,9 +253,10 @@ class Sender:
             taken = self._outbox.take_logs(MAX_LOG_LINES - len(self._carry))
         self._carry += [_carry_line(line) for line in taken]
         progress = self._known_progress if progress is None else progress
-        operation = None if operation is None else operation[:MAX_TEXT]
+        operation = None if operation is None else _utf8(operation[:MAX_TEXT])
         timestamp = format_ts(time.time())
         metrics = self._sample()
+        self._beating = metrics is not None
         base = {"workerId": self._job.worker_id, "progress": progress, "logLines": []}
         base.update(currentOperation=operation, metrics=metrics, timestamp=timestamp)
         room = MAX_BODY_BYTES - _BODY_SLACK - len(json.dumps(base))
@@ -281,7 +292,10 @@ class Sender:
             self._known_progress = float(reply.get("progress", progress))
         del self._carry[:count]
         self._next_send = now + self._interval
-        self._backlog = count == MAX_LOG_LINES or bool(self._carry)
+        with self._outbox.lock:  # more lines than one request takes: send on at once
+            self._backlog = bool(self._carry) or (
+                count == MAX_LOG_LINES and bool(self._outbox.logs)
+            )
         self._outbox.mark_delivered(version, last_seq)
 
     def _sample(self) -> dict[str, Any] | None:
@@ -377,12 +391,21 @@ def _rejected(exc: APIError) -> bool:
 
 def _carry_line(line: LogLine) -> tuple[int, dict[str, Any], int]:
     seq, level, message, created = line
-    try:
-        message.encode("utf-8")
-    except UnicodeEncodeError:  # lone surrogates cannot travel as JSON text
-        message = message.encode("utf-8", "replace").decode("utf-8")
-    wire = {"level": level, "message": truncate_message(message), "timestamp": format_ts(created)}
+    wire = {
+        "level": level,
+        "message": truncate_message(_utf8(message)),
+        "timestamp": format_ts(created),
+    }
     return seq, wire, len(json.dumps(wire)) + 2
+
+
+def _utf8(text: str) -> str:
+    """``text`` with lone surrogates (which JSON parsers refuse) replaced by ``?``."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
 
 
 @atexit.register

@@ -17,13 +17,20 @@ import time
 import traceback
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeAlias, TypeVar
 
 from jobwatch import gpu as _gpu
 from jobwatch._outbox import Completion, JobSpec, Outbox
 from jobwatch._sender import Sender
 from jobwatch.client import Client
-from jobwatch.protocol import LOG_LEVELS, MAX_BODY_BYTES, MAX_TEXT, truncate_message, valid_job_id
+from jobwatch.protocol import (
+    LOG_LEVELS,
+    MAX_BODY_BYTES,
+    MAX_TEXT,
+    CompleteRequest,
+    truncate_message,
+    valid_job_id,
+)
 
 __all__ = ["Reporter"]
 
@@ -34,7 +41,8 @@ DEFAULT_TIMEOUT = 30.0
 MAX_WAIT = 1e6
 """Longest ``interval`` or ``timeout`` accepted, in seconds (about 11 days)."""
 
-GpuOption = bool | Literal["auto"] | Callable[[], Mapping[str, Any] | None]
+GpuOption: TypeAlias = "bool | Literal['auto'] | Callable[[], Mapping[str, Any] | None]"
+"""What ``gpu=`` takes: ``"auto"``/``True`` (NVML), ``False``, or a metrics callable."""
 
 
 class Reporter:
@@ -81,7 +89,8 @@ class Reporter:
     :meth:`fail` with the exception on error (which then propagates). At
     interpreter exit, an unclosed reporter gets a few seconds (in all, see
     :data:`jobwatch._sender.EXIT_TIMEOUT`) to deliver what it holds; the job
-    is not completed then.
+    is not completed then. Delivery is at least once: a request whose answer
+    was lost (the server died after storing it) is sent again.
     """
 
     def __init__(
@@ -297,18 +306,18 @@ class Reporter:
         Raises
         ------
         ValueError
-            ``result`` is not JSON-serializable or over 512 KiB, or ``timeout`` is
+            ``result`` is not portable JSON (finite numbers, 64-bit integers, at
+            most 64 levels deep) or over 512 KiB, or ``timeout`` is
             negative or over :data:`MAX_WAIT`.
         """
         try:
-            size = len(json.dumps(result, allow_nan=False))
-        except (TypeError, ValueError) as exc:
+            text = json.dumps(result, allow_nan=False)
+            CompleteRequest.model_validate({"workerId": self.worker_id, "result": json.loads(text)})
+        except (TypeError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+            raise ValueError(f"result must be portable JSON: {exc}") from exc
+        if len(text) > MAX_BODY_BYTES // 2:
             raise ValueError(
-                f"result must be JSON-serializable with finite numbers: {exc}"
-            ) from exc
-        if size > MAX_BODY_BYTES // 2:
-            raise ValueError(
-                f"result must be under {MAX_BODY_BYTES // 2} bytes as JSON, got {size}"
+                f"result must be under {MAX_BODY_BYTES // 2} bytes as JSON, got {len(text)}"
             )
         return self._finish(Completion("completed", result=result), timeout)
 
@@ -393,6 +402,10 @@ class Reporter:
             return
         if exc is None:
             self.complete()
+        elif isinstance(exc, KeyboardInterrupt):
+            self._finish(
+                Completion("cancelled", error="interrupted (KeyboardInterrupt)"), DEFAULT_TIMEOUT
+            )
         else:
             self.fail(exc)
 
