@@ -215,6 +215,7 @@ def test_gpu_samples_keep_flowing_between_progress_updates(
 
     reporter = make_reporter(job_id, gpu=metrics, interval=0.05)
     reporter.update(10, "epoch 1/10")
+    assert reporter.flush(timeout=10)
     assert _wait_until(lambda: len(client.metrics(job_id, time_range=3600)) >= 5, 10)
     assert client.get_job(job_id)["progress"] == 10
 
