@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import time
 
-from benchmarks import ingest
+from benchmarks import ingest, reporter
 from benchmarks.report import machine, markdown
 
-SUITES = {"ingest": ingest.run}
+SUITES = {"ingest": ingest.run, "reporter": reporter.run}
 
 
 def main() -> None:
