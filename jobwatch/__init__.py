@@ -3,6 +3,8 @@
 Public names are listed in ``__all__``; every other module is private and may change.
 """
 
+from typing import TYPE_CHECKING
+
 from jobwatch._version import __version__
 from jobwatch.client import Client
 from jobwatch.errors import (
@@ -16,7 +18,13 @@ from jobwatch.errors import (
 )
 from jobwatch.reporter import Reporter
 
+if TYPE_CHECKING:
+    from jobwatch.server.embedded import serve
+    from jobwatch.widgets import JobMonitor
+
 __all__ = [
+    "JobMonitor",
+    "serve",
     "APIError",
     "Client",
     "ConnectionError",
@@ -28,3 +36,17 @@ __all__ = [
     "WorkerMismatch",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # The notebook and server parts load on first use: a training script that
+    # only reports never imports flask, ipywidgets or bqplot.
+    if name == "JobMonitor":
+        from jobwatch.widgets import JobMonitor
+
+        return JobMonitor
+    if name == "serve":
+        from jobwatch.server.embedded import serve
+
+        return serve
+    raise AttributeError(f"module 'jobwatch' has no attribute {name!r}")

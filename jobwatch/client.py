@@ -260,11 +260,17 @@ class Client:
         return list(body["metrics"])
 
     def logs(
-        self, job_id: str, level: str | None = None, limit: int = 100, offset: int = 0
+        self,
+        job_id: str,
+        level: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        before_id: int | None = None,
     ) -> dict[str, Any]:
         """``{jobId, logs, total, limit, offset}``: log lines oldest first, one
-        ``level`` (info, warning, error) or all, ``limit`` 1-1000 from ``offset``."""
-        params = {"level": level, "limit": limit, "offset": offset}
+        ``level`` (info, warning, error) or all, ``limit`` 1-1000 from ``offset``;
+        with ``before_id``, the ``limit`` lines just before that line id."""
+        params = {"level": level, "limit": limit, "offset": offset, "beforeId": before_id}
         return self._dict(self.request("GET", f"/api/jobs/{_path(job_id)}/logs", params=params))
 
     def subscribe(

@@ -578,9 +578,12 @@ class Page(BaseModel):
 
 
 class LogsQuery(Page):
-    """``GET /logs`` parameters: ``level`` (info, warning or error; any case) plus a page."""
+    """``GET /logs`` parameters: ``level`` (info, warning or error; any case) plus a
+    page; with ``beforeId``, the page is the ``limit`` lines just before that line id
+    (for loading older lines on demand), still oldest first."""
 
     level: str | None = None
+    before_id: Annotated[int, Field(ge=1)] | None = Field(None, alias="beforeId")
 
     @field_validator("level")
     @classmethod

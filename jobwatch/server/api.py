@@ -209,7 +209,9 @@ def logs(job_id: str) -> Response:
     else:
         total = job[f"n_{query.level}"]
     with _services().store.read() as conn:
-        rows = queries.log_page(conn, job_id, query.level, query.limit, query.offset)
+        rows = queries.log_page(
+            conn, job_id, query.level, query.limit, query.offset, query.before_id
+        )
     return json_response(
         {
             "jobId": job_id,

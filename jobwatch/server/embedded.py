@@ -10,10 +10,17 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from jobwatch.server.app import create_app
 from jobwatch.server.services import Services
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access log: in a notebook it would bury the cell's output."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
 
 
 class EmbeddedServer:
@@ -39,7 +46,9 @@ class EmbeddedServer:
         self, host: str = "127.0.0.1", port: int = 0, config: Mapping[str, Any] | None = None
     ) -> None:
         self.app = create_app(config)
-        self._server: BaseWSGIServer = make_server(host, port, self.app, threaded=True)
+        self._server: BaseWSGIServer = make_server(
+            host, port, self.app, threaded=True, request_handler=_QuietHandler
+        )
         self._server.daemon_threads = True  # type: ignore[attr-defined]
         self.host = host
         self.port = self._server.server_port
@@ -56,6 +65,11 @@ class EmbeddedServer:
         """The app's store, broker and clock."""
         services: Services = self.app.extensions["jobwatch"]
         return services
+
+    @property
+    def stopped(self) -> bool:
+        """Whether :meth:`stop` was called."""
+        return self._stopped
 
     def stop(self) -> None:
         """Stop listening, close every WebSocket and the database. Idempotent."""
@@ -75,3 +89,34 @@ class EmbeddedServer:
 
     def __repr__(self) -> str:
         return f"EmbeddedServer(url={self.url!r}, ws_url={self.ws_url!r})"
+
+
+_running: EmbeddedServer | None = None
+_running_lock = threading.Lock()
+
+
+def serve(port: int = 0, db: str = ":memory:", host: str = "127.0.0.1") -> EmbeddedServer:
+    """Start the jobwatch server in a background thread of this process (a notebook kernel).
+
+    A second call returns the server already running (whatever its arguments),
+    until it is stopped.
+
+    Parameters
+    ----------
+    port:
+        Port to listen on; 0 picks a free one.
+    db:
+        ``":memory:"`` (default: gone when the kernel stops), a SQLite path or a SQLAlchemy URL.
+    host:
+        Address to listen on (default loopback only).
+
+    Returns
+    -------
+    EmbeddedServer
+        With ``.url``, ``.ws_url`` and ``.stop()``.
+    """
+    global _running
+    with _running_lock:
+        if _running is None or _running.stopped:
+            _running = EmbeddedServer(host, port, config={"DATABASE": db})
+        return _running

@@ -112,14 +112,27 @@ def sample_window(
 
 
 def log_page(
-    conn: Connection, job_id: str, level: str | None, limit: int, offset: int
+    conn: Connection,
+    job_id: str,
+    level: str | None,
+    limit: int,
+    offset: int,
+    before_id: int | None = None,
 ) -> list[Row]:
-    """Log lines oldest first, optionally of one level, ``limit`` from ``offset``."""
+    """Log lines oldest first, optionally of one level, ``limit`` from ``offset``;
+    with ``before_id``, the ``limit`` lines just before that id (after skipping
+    ``offset`` of them, counting back)."""
     query = select(log_lines).where(log_lines.c.job_id == job_id)
     if level is not None:
         query = query.where(log_lines.c.level == level)
-    query = query.order_by(log_lines.c.id).limit(limit).offset(offset)
-    return [dict(r) for r in conn.execute(query).mappings()]
+    if before_id is None:
+        query = query.order_by(log_lines.c.id).limit(limit).offset(offset)
+        return [dict(r) for r in conn.execute(query).mappings()]
+    query = query.where(log_lines.c.id < before_id)
+    query = query.order_by(log_lines.c.id.desc()).limit(limit).offset(offset)
+    rows = [dict(r) for r in conn.execute(query).mappings()]
+    rows.reverse()
+    return rows
 
 
 def recent_logs(conn: Connection, job_id: str, up_to_seq: int, n: int) -> list[Row]:

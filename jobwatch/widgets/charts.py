@@ -1,0 +1,123 @@
+"""The GPU charts of a monitor: bqplot figures fed from :class:`MonitorState`.
+
+Three figures: utilization (%) with temperature (Celsius, dashed, right
+axis); memory used against total (GB = GiB, total dashed); power (W). One line
+per GPU when the job reports several. Times are sent as UTC ``datetime64``;
+bqplot's ``DateScale`` draws them in the viewer's local time zone. Missing
+values are NaN, which bqplot draws as gaps.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ipywidgets as widgets
+import numpy as np
+from bqplot import Axis, DateScale, Figure, Lines, LinearScale
+
+from jobwatch.widgets.state import MonitorState, Series
+
+FIGURE_LAYOUT = {"width": "33%", "min_width": "260px", "height": "240px"}
+MARGIN = {"top": 40, "bottom": 35, "left": 50, "right": 50}
+
+
+def _lines(x_scale: DateScale, y_scale: LinearScale, style: str = "solid") -> Lines:
+    return Lines(
+        x=np.array([], dtype="datetime64[ms]"),
+        y=np.array([]),
+        scales={"x": x_scale, "y": y_scale},
+        line_style=style,
+        stroke_width=1.5,
+    )
+
+
+def _figure(title: str, marks: list[Lines], axes: list[Axis]) -> Figure:
+    return Figure(
+        title=title,
+        marks=marks,
+        axes=axes,
+        fig_margin=MARGIN,
+        layout=widgets.Layout(**FIGURE_LAYOUT),
+        title_style={"font-size": "13px"},
+        legend_location="top-left",
+    )
+
+
+class Charts:
+    """The three GPU figures side by side (:attr:`widget`)."""
+
+    def __init__(self) -> None:
+        x_util, x_mem, x_power = DateScale(), DateScale(), DateScale()
+        percent = LinearScale(min=0.0, max=100.0)
+        celsius = LinearScale(min=0.0)
+        gigabytes = LinearScale(min=0.0)
+        watts = LinearScale(min=0.0)
+        self.utilization = _lines(x_util, percent)
+        self.temperature = _lines(x_util, celsius, "dashed")
+        self.memory_used = _lines(x_mem, gigabytes)
+        self.memory_total = _lines(x_mem, gigabytes, "dashed")
+        self.power = _lines(x_power, watts)
+        self.figures = [
+            _figure(
+                "GPU utilization (%) and temperature (°C, dashed)",
+                [self.utilization, self.temperature],
+                [
+                    Axis(scale=x_util, tick_format="%H:%M:%S", num_ticks=4),
+                    Axis(scale=percent, side="left", label="%"),
+                    Axis(scale=celsius, side="right", label="°C"),
+                ],
+            ),
+            _figure(
+                "Memory used and total (GB, dashed)",
+                [self.memory_used, self.memory_total],
+                [
+                    Axis(scale=x_mem, tick_format="%H:%M:%S", num_ticks=4),
+                    Axis(scale=gigabytes, side="left", label="GB"),
+                ],
+            ),
+            _figure(
+                "Power (W)",
+                [self.power],
+                [
+                    Axis(scale=x_power, tick_format="%H:%M:%S", num_ticks=4),
+                    Axis(scale=watts, side="left", label="W"),
+                ],
+            ),
+        ]
+        for figure, name in zip(self.figures, ("util", "memory", "power"), strict=True):
+            figure.add_class(f"jobwatch-chart-{name}")
+        self.widget = widgets.HBox(self.figures, layout=widgets.Layout(width="100%"))
+        self.widget.add_class("jobwatch-charts")
+
+    def marks(self) -> list[Lines]:
+        """Every mark, for batching their updates."""
+        return [self.utilization, self.temperature, self.memory_used, self.memory_total, self.power]
+
+    def update(self, state: MonitorState, window: float | None) -> None:
+        """Redraw every line from ``state`` over the last ``window`` seconds (``None``: all)."""
+        _set(self.utilization, state.series("gpuUtilization", window))
+        _set(self.temperature, state.series("gpuTemperature", window))
+        _set(self.memory_used, state.series("gpuMemoryUsed", window), scale=1 / 1024)
+        _set(self.memory_total, state.series("gpuMemoryTotal", window), scale=1 / 1024)
+        _set(self.power, state.series("powerUsage", window))
+
+    def close(self) -> None:
+        """Close the figures and their marks."""
+        for mark in self.marks():
+            mark.close()
+        for figure in self.figures:
+            figure.close()
+        self.widget.close()
+
+
+def _set(mark: Lines, series: Series, scale: float = 1.0) -> None:
+    x = (np.asarray(series.x, dtype=float) * 1000).astype("datetime64[ms]")
+    labels = list(series.lines)
+    y: Any = np.asarray([series.lines[label] for label in labels], dtype=float) * scale
+    if len(labels) == 1:
+        y = y[0]
+    with mark.hold_sync():
+        mark.x = x
+        mark.y = y
+        mark.labels = labels
+        mark.display_legend = len(labels) > 1

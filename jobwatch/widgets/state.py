@@ -1,0 +1,256 @@
+"""What a job monitor knows, kept apart from any widget.
+
+:class:`MonitorState` takes the ``/monitor`` snapshot, stream events and
+history pages, and answers what to show: header figures, chart series (at
+most :data:`MAX_POINTS` samples) and new log lines. It imports no ipywidgets,
+so it is tested without a kernel and shared by every front-end.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from jobwatch.protocol import FINISHED_STATUSES
+
+MAX_POINTS = 2_000
+"""Most samples a monitor keeps for its charts."""
+MAX_LOG_LINES = 1_000
+"""Most log lines a monitor keeps."""
+METRIC_FIELDS = (
+    "gpuUtilization",
+    "gpuMemoryUsed",
+    "gpuMemoryTotal",
+    "gpuTemperature",
+    "powerUsage",
+)
+
+
+def parse_ts(text: str | None) -> float | None:
+    """Seconds since the epoch of a wire timestamp (``...Z``), or ``None``."""
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One metrics sample: ``ts`` (s since the epoch), the flat fields and the per-GPU ones.
+
+    ``gpus`` maps a GPU label (``"GPU 0"``) to its fields; empty when the
+    sample has no per-GPU detail.
+    """
+
+    ts: float
+    flat: dict[str, float | None]
+    gpus: dict[str, dict[str, float | None]]
+
+    @classmethod
+    def from_wire(cls, raw: Mapping[str, Any]) -> Sample | None:
+        """From a ``/metrics`` row or a ``JOB_PROGRESS`` ``metrics`` object; ``None`` if undated."""
+        ts = parse_ts(raw.get("timestamp"))
+        if ts is None:
+            return None
+        flat = {name: _number(raw.get(name)) for name in METRIC_FIELDS}
+        gpus: dict[str, dict[str, float | None]] = {}
+        for position, gpu in enumerate(raw.get("gpus") or []):
+            index = gpu.get("index")
+            label = f"GPU {index if index is not None else position}"
+            gpus[label] = {name: _number(gpu.get(name)) for name in METRIC_FIELDS}
+        return cls(ts, flat, gpus)
+
+
+@dataclass(frozen=True)
+class Series:
+    """Chart data for one metric: ``x`` (s since the epoch) and one ``y`` list per line.
+
+    Missing values are ``nan`` (drawn as gaps, never as 0).
+    """
+
+    x: list[float]
+    lines: dict[str, list[float]]
+
+
+@dataclass
+class MonitorState:
+    """The state of one job's monitor.
+
+    Parameters
+    ----------
+    clock:
+        Seconds since the epoch; moves elapsed time on between events.
+    """
+
+    clock: Callable[[], float] = time.time
+    job: dict[str, Any] = field(default_factory=dict)
+    time_remaining: float | None = None
+    cost_so_far: float | None = None
+    estimated_total_cost: float | None = None
+    currency: str = "QUBIC"
+    seq: int = 0
+    connection: str = "connecting"
+    samples: deque[Sample] = field(default_factory=lambda: deque(maxlen=MAX_POINTS))
+    logs: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_LOG_LINES))
+    new_logs: list[dict[str, Any]] = field(default_factory=list)
+    log_total: int = 0
+    _elapsed: float | None = None
+    _elapsed_at: float = 0.0
+    version: int = 0
+    samples_version: int = 0
+
+    # -- input ----------------------------------------------------------------
+
+    def load_snapshot(self, snapshot: Mapping[str, Any]) -> None:
+        """Start from a ``GET /monitor`` answer."""
+        self.job = dict(snapshot["job"])
+        self._estimates(snapshot)
+        self.seq = int(snapshot.get("seq", 0))
+        self.replace_samples(snapshot.get("metrics", {}).get("history") or [])
+        latest = snapshot.get("metrics", {}).get("latest")
+        if latest:
+            self._add_sample(latest)
+        self.add_logs(snapshot.get("logs") or [])
+        self.version += 1
+
+    def apply(self, event: Mapping[str, Any]) -> None:
+        """Apply one stream event (``JOB_PROGRESS``, ``JOB_LOGS``, ``JOB_COMPLETED``)."""
+        kind, data = event.get("type"), event.get("data") or {}
+        if kind == "JOB_PROGRESS":
+            for key in ("status", "progress", "currentOperation"):
+                if key in data:
+                    self.job[key] = data[key]
+            self._estimates(data)
+            if data.get("metrics"):
+                self._add_sample(data["metrics"])
+        elif kind == "JOB_LOGS":
+            self.add_logs(data.get("logs") or [])
+        elif kind == "JOB_COMPLETED":
+            self.job.update(
+                status=data.get("status"),
+                result=data.get("result"),
+                error=data.get("error"),
+                completedAt=data.get("completedAt"),
+            )
+            if data.get("status") == "completed":
+                self.job["progress"] = 100.0
+            self.time_remaining = 0.0
+            if data.get("costSoFar") is not None:
+                self.cost_so_far = data["costSoFar"]
+            self._elapsed = None
+        else:
+            return
+        self.seq = max(self.seq, int(event.get("seq") or 0))
+        self.version += 1
+
+    def replace_samples(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Replace the chart samples with a history page (``/metrics`` rows, oldest first)."""
+        self.samples.clear()
+        for row in rows:
+            self._add_sample(row)
+        self.samples_version += 1
+        self.version += 1
+
+    def add_logs(self, lines: Iterable[Mapping[str, Any]]) -> None:
+        """Add log lines newer than those kept; they also queue in :attr:`new_logs`."""
+        last = self.logs[-1]["id"] if self.logs else -1
+        fresh = [dict(line) for line in lines if line["id"] > last]
+        self.logs.extend(fresh)
+        self.new_logs.extend(fresh)
+        del self.new_logs[: -MAX_LOG_LINES or None]
+        self.log_total += len(fresh)
+
+    def take_new_logs(self) -> list[dict[str, Any]]:
+        """The log lines added since the last call (at most :data:`MAX_LOG_LINES`)."""
+        fresh, self.new_logs = self.new_logs, []
+        return fresh
+
+    def set_connection(self, state: str) -> None:
+        """``connecting``, ``live``, ``reconnecting``, ``offline`` or ``closed``."""
+        if state != self.connection:
+            self.connection = state
+            self.version += 1
+
+    # -- output ---------------------------------------------------------------
+
+    @property
+    def finished(self) -> bool:
+        """Whether the job has completed, failed or been cancelled."""
+        return self.job.get("status") in FINISHED_STATUSES
+
+    @property
+    def elapsed(self) -> float | None:
+        """Seconds since the job started, moving on with the clock while it runs."""
+        started = parse_ts(self.job.get("startedAt"))
+        if started is None:
+            return None
+        end = parse_ts(self.job.get("completedAt")) if self.finished else None
+        if end is not None:
+            return max(0.0, end - started)
+        if self._elapsed is not None:
+            return self._elapsed + max(0.0, self.clock() - self._elapsed_at)
+        return max(0.0, self.clock() - started)
+
+    def series(self, metric: str, window: float | None) -> Series:
+        """Chart data of ``metric`` over the last ``window`` seconds (``None``: all kept).
+
+        One line per GPU when the samples carry per-GPU detail, else one line
+        ``"all GPUs"`` from the flat field.
+        """
+        samples = list(self.samples)
+        if window is not None and samples:
+            start = max(self.clock(), samples[-1].ts) - window
+            samples = [s for s in samples if s.ts >= start]
+        labels = sorted({label for s in samples for label in s.gpus}, key=_gpu_order)
+        lines: dict[str, list[float]] = {}
+        if labels:
+            for label in labels:
+                lines[label] = [_nan(s.gpus.get(label, {}).get(metric)) for s in samples]
+        else:
+            lines["all GPUs"] = [_nan(s.flat.get(metric)) for s in samples]
+        return Series([s.ts for s in samples], lines)
+
+    # -- internals ------------------------------------------------------------
+
+    def _estimates(self, data: Mapping[str, Any]) -> None:
+        if "timeRemaining" in data:
+            self.time_remaining = data["timeRemaining"]
+        if "costSoFar" in data:
+            self.cost_so_far = data["costSoFar"]
+        if "estimatedTotalCost" in data:
+            self.estimated_total_cost = data["estimatedTotalCost"]
+        if data.get("currency"):
+            self.currency = data["currency"]
+        if data.get("elapsed") is not None:
+            self._elapsed = float(data["elapsed"])
+            self._elapsed_at = self.clock()
+
+    def _add_sample(self, raw: Mapping[str, Any]) -> None:
+        sample = Sample.from_wire(raw)
+        if sample is None or (self.samples and sample.ts < self.samples[-1].ts):
+            return
+        if (
+            self.samples
+            and sample.ts == self.samples[-1].ts
+            and sample.flat == self.samples[-1].flat
+        ):
+            return  # the snapshot's latest sample is also the history's last
+        self.samples.append(sample)
+        self.samples_version += 1
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _nan(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
+def _gpu_order(label: str) -> tuple[int, str]:
+    tail = label.rsplit(" ", 1)[-1]
+    return (int(tail), label) if tail.isdigit() else (1 << 30, label)

@@ -1,0 +1,322 @@
+"""JobMonitor without a kernel or a browser: events in, widget values out."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from jobwatch import Client, errors
+from jobwatch.widgets import monitor as monitor_module
+from jobwatch.widgets.monitor import JobMonitor, MonitorView
+from jobwatch.widgets.state import MAX_LOG_LINES, MAX_POINTS, MonitorState
+from jobwatch.widgets.text import TextView
+
+TS = "2026-11-29T10:00:00.000Z"
+
+
+def wire_ts(seconds: float) -> str:
+    from jobwatch.protocol import format_ts
+
+    text = format_ts(1_800_000_000.0 + seconds)
+    assert text is not None
+    return text
+
+
+def snapshot(**job: Any) -> dict[str, Any]:
+    base = {
+        "id": "j",
+        "name": "demo",
+        "status": "running",
+        "progress": 10.0,
+        "currentOperation": "epoch 1",
+        "startedAt": wire_ts(0),
+        "completedAt": None,
+    }
+    base.update(job)
+    return {
+        "job": base,
+        "metrics": {"latest": None, "history": []},
+        "logs": [],
+        "timeRemaining": 90.0,
+        "costSoFar": 0.1,
+        "estimatedTotalCost": 1.0,
+        "currency": "QUBIC",
+        "seq": 3,
+    }
+
+
+def progress(
+    seq: int, value: float, metrics: dict[str, Any] | None = None, t: float = 1.0
+) -> dict[str, Any]:
+    return {
+        "type": "JOB_PROGRESS",
+        "jobId": "j",
+        "seq": seq,
+        "data": {
+            "jobId": "j",
+            "status": "running",
+            "progress": value,
+            "currentOperation": f"epoch {seq}",
+            "metrics": metrics,
+            "timeRemaining": 50.0,
+            "costSoFar": 0.2,
+            "estimatedTotalCost": 1.2,
+            "elapsed": t,
+            "currency": "QUBIC",
+            "timestamp": wire_ts(t),
+        },
+    }
+
+
+# -- MonitorState ----------------------------------------------------------------
+
+
+def test_state_applies_events_in_order():
+    state = MonitorState(clock=lambda: 1_800_000_010.0)
+    state.load_snapshot(snapshot())
+    state.apply(progress(4, 45, {"timestamp": wire_ts(1), "gpuUtilization": 87}))
+    state.apply(
+        {
+            "type": "JOB_LOGS",
+            "jobId": "j",
+            "seq": 5,
+            "data": {"logs": [{"id": 1, "level": "info", "timestamp": TS, "message": "a"}]},
+        }
+    )
+    assert state.job["progress"] == 45 and state.job["currentOperation"] == "epoch 4"
+    assert state.time_remaining == 50.0 and state.cost_so_far == 0.2 and state.seq == 5
+    assert [line["message"] for line in state.take_new_logs()] == ["a"]
+    assert state.take_new_logs() == []
+    assert state.series("gpuUtilization", None).lines == {"all GPUs": [87.0]}
+
+
+def test_state_completion_and_failure():
+    state = MonitorState()
+    state.load_snapshot(snapshot())
+    state.apply(
+        {
+            "type": "JOB_COMPLETED",
+            "jobId": "j",
+            "seq": 4,
+            "data": {
+                "status": "completed",
+                "result": {"acc": 0.9},
+                "completedAt": wire_ts(100),
+                "costSoFar": 3.0,
+            },
+        }
+    )
+    assert state.finished and state.job["progress"] == 100.0 and state.time_remaining == 0.0
+    assert state.elapsed == pytest.approx(100.0) and state.cost_so_far == 3.0
+    failed = MonitorState()
+    failed.load_snapshot(snapshot())
+    failed.apply(
+        {
+            "type": "JOB_COMPLETED",
+            "jobId": "j",
+            "seq": 4,
+            "data": {"status": "failed", "error": "CUDA out of memory", "completedAt": wire_ts(5)},
+        }
+    )
+    assert failed.finished and failed.job["error"] == "CUDA out of memory"
+    assert failed.job["progress"] == 10.0
+
+
+def test_state_keeps_bounded_buffers():
+    state = MonitorState(clock=lambda: 1_800_000_000.0 + 5000)
+    state.load_snapshot(snapshot())
+    for i in range(MAX_POINTS + 500):
+        state.apply(progress(i + 4, 50, {"timestamp": wire_ts(i), "gpuUtilization": i % 100}, t=i))
+    assert len(state.samples) == MAX_POINTS
+    assert state.samples[0].ts == pytest.approx(1_800_000_000.0 + 500)
+    lines = [{"id": i, "level": "info", "timestamp": TS, "message": str(i)} for i in range(1, 1501)]
+    state.add_logs(lines)
+    assert len(state.logs) == MAX_LOG_LINES and state.logs[0]["id"] == 501
+    assert len(state.take_new_logs()) == MAX_LOG_LINES
+
+
+def test_missing_metrics_are_gaps_and_gpus_get_their_own_lines():
+    state = MonitorState(clock=lambda: 1_800_000_010.0)
+    state.load_snapshot(snapshot())
+    state.apply(
+        progress(4, 20, {"timestamp": wire_ts(1), "gpuUtilization": None, "powerUsage": 100})
+    )
+    state.apply(progress(5, 30, None))  # no metrics at all: no sample
+    state.apply(
+        progress(
+            6,
+            40,
+            {
+                "timestamp": wire_ts(2),
+                "gpus": [{"index": 0, "gpuUtilization": 10}, {"index": 1, "gpuUtilization": None}],
+            },
+        )
+    )
+    util = state.series("gpuUtilization", None)
+    assert len(util.x) == 2
+    assert list(util.lines) == ["GPU 0", "GPU 1"]
+    assert all(math.isnan(v) for v in util.lines["GPU 1"])
+    assert math.isnan(util.lines["GPU 0"][0]) and util.lines["GPU 0"][1] == 10
+
+
+def test_elapsed_moves_on_between_events():
+    now = [1_800_000_100.0]
+    state = MonitorState(clock=lambda: now[0])
+    state.load_snapshot(snapshot())
+    state.apply(progress(4, 20, t=100.0))
+    now[0] += 30
+    assert state.elapsed == pytest.approx(130.0)
+
+
+# -- JobMonitor with widgets, without a kernel -------------------------------------
+
+
+@pytest.fixture
+def widget_view(monkeypatch):
+    monkeypatch.setattr(
+        monitor_module,
+        "_make_view",
+        lambda mon, time_range: MonitorView(mon._change_range, mon._load_older, time_range),
+    )
+
+
+@pytest.fixture
+def client(server):
+    with Client(server.url) as c:
+        yield c
+
+
+def wait_for(predicate, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+def test_monitor_shows_updates_live(server, client, clock, widget_view):
+    client.create_job(job_id="live", name="resnet", price_per_hour=3.6)
+    client.report_progress("live", "w", 10, "epoch 1/10")
+    with JobMonitor("live", server.url) as mon:
+        view = mon.view
+        assert view.percent.value == "<b>10.0%</b>"
+        clock.advance(100)
+        client.report_progress(
+            "live",
+            "w",
+            50,
+            "epoch 5/10",
+            metrics={"gpuUtilization": 87.0},
+            logs=[{"level": "warning", "message": "GPU hot"}],
+        )
+        wait_for(lambda: view.progress.value == 50)
+        wait_for(lambda: len(view.logs.lines) == 1)
+        assert view.operation.value == "epoch 5/10"
+        assert "2m 05s" in view.eta.value  # 40 % in 100 s: 50 % to go at 0.4 %/s
+        assert "0.10 QUBIC" in view.cost.value  # 100 s at 3.6/h
+        assert "live" in view.connection.value
+        assert view.logs.lines[0]["message"] == "GPU hot"
+        assert list(view.charts.utilization.y) == [87.0]
+        assert view.progress.bar_style == "info"
+
+
+def test_updates_are_throttled(server, client, widget_view):
+    client.create_job(job_id="fast")
+    with JobMonitor("fast", server.url, refresh=0.25) as mon:
+        start, before = time.monotonic(), mon.renders
+        for i in range(1, 201):
+            client.report_progress("fast", "w", i / 2)
+        wait_for(lambda: mon.view.progress.value == 100.0)
+        elapsed = time.monotonic() - start
+        renders = mon.renders - before
+    assert renders <= elapsed / 0.25 + 2, f"{renders} renders in {elapsed:.2f} s"
+
+
+def test_final_states(server, client, widget_view):
+    client.create_job(job_id="ok")
+    client.create_job(job_id="bad")
+    with JobMonitor("ok", server.url) as ok, JobMonitor("bad", server.url) as bad:
+        client.complete_job("ok", "w", result={"accuracy": 0.97})
+        client.complete_job("bad", "w", status="failed", error="CUDA out of memory")
+        wait_for(lambda: "completed" in ok.view.final.value and "failed" in bad.view.final.value)
+        assert "accuracy" in ok.view.final.value and ok.view.progress.bar_style == "success"
+        assert ok.view.progress.value == 100
+        assert (
+            "CUDA out of memory" in bad.view.final.value and bad.view.progress.bar_style == "danger"
+        )
+
+
+def test_time_range_loads_history_with_max_points(server, client, clock, widget_view):
+    client.create_job(job_id="hist")
+    for i in range(30):
+        clock.advance(10)
+        client.report_progress("hist", "w", i + 1, metrics={"gpuUtilization": float(i)})
+    with JobMonitor("hist", server.url, time_range="1 min") as mon:
+        assert len(mon.view.charts.utilization.x) == 7  # the snapshot: the last 60 s, both ends in
+        mon.view.range.value = "all"
+        wait_for(lambda: len(mon.view.charts.utilization.x) == 30)
+
+
+def test_older_log_lines_load_on_demand(server, client, widget_view):
+    client.create_job(job_id="logs")
+    lines = [{"level": "info", "message": f"m{i}"} for i in range(250)]
+    client.report_progress("logs", "w", 1, logs=lines)
+    with JobMonitor("logs", server.url) as mon:
+        view = mon.view.logs
+        assert [line["message"] for line in view.lines][0] == "m150"  # /monitor: last 100
+        mon._load_older(view.lines[0]["id"])
+        assert len(view.lines) == 250 and view.lines[0]["message"] == "m0"
+
+
+def test_close_leaves_no_thread_or_socket(server, client, widget_view):
+    client.create_job(job_id="closing")
+    mon = JobMonitor("closing", server.url)
+    wait_for(lambda: mon.state.connection == "live")
+    mon.close()
+    names = {t.name for t in threading.enumerate()}
+    assert not any(name.startswith("jobwatch-monitor") for name in names)
+    wait_for(lambda: server.services.broker.subscriber_count("closing") == 0)
+    mon.close()  # idempotent
+
+
+def test_unknown_job_raises(server, widget_view):
+    with pytest.raises(errors.JobNotFound):
+        JobMonitor("missing", server.url)
+
+
+def test_bad_arguments_are_refused(server):
+    with pytest.raises(ValueError, match="time_range"):
+        JobMonitor("x", server.url, time_range="2 min")
+    with pytest.raises(ValueError, match="refresh"):
+        JobMonitor("x", server.url, refresh=0)
+
+
+def test_outside_a_kernel_it_falls_back_to_text(server, client, capsys):
+    client.create_job(job_id="text", name="plain")
+    with JobMonitor("text", server.url) as mon:
+        assert isinstance(mon.view, TextView)
+        client.report_progress(
+            "text", "w", 42, "epoch 4", logs=[{"level": "error", "message": "boom"}]
+        )
+        wait_for(lambda: "42.0%" in capsys.readouterr().out or "42.0%" in mon.view._last)
+    out = capsys.readouterr().out
+    assert mon.widget is None
+    assert "needs a Jupyter kernel" in out or mon.view._last
+
+
+def test_serve_returns_the_running_server():
+    import jobwatch
+
+    first = jobwatch.serve()
+    try:
+        assert jobwatch.serve() is first
+        assert first.url.startswith("http://127.0.0.1:") and first.ws_url.endswith("/ws")
+        assert Client(first.url).health()["status"] == "ok"
+    finally:
+        first.stop()
+    second = jobwatch.serve()
+    assert second is not first
+    second.stop()
