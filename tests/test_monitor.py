@@ -266,7 +266,7 @@ def test_older_log_lines_load_on_demand(server, client, widget_view):
     client.report_progress("logs", "w", 1, logs=lines)
     with JobMonitor("logs", server.url) as mon:
         view = mon.view.logs
-        assert [line["message"] for line in view.lines][0] == "m150"  # /monitor: last 100
+        assert next(line["message"] for line in view.lines) == "m150"  # /monitor: last 100
         mon._load_older(view.lines[0]["id"])
         assert len(view.lines) == 250 and view.lines[0]["message"] == "m0"
 

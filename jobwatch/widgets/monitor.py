@@ -62,13 +62,13 @@ class MonitorView:
     on_range:
         Called with the new time-range label when the user picks one.
     on_load_older:
-        Called with the oldest log line id shown when the user asks for older lines.
+        Called with the oldest log line id shown (``None`` if none) when the user asks for older lines.
     """
 
     def __init__(
         self,
         on_range: Callable[[str], None],
-        on_load_older: Callable[[int], None],
+        on_load_older: Callable[[int | None], None],
         time_range: str,
     ) -> None:
         import ipywidgets as widgets
@@ -250,7 +250,7 @@ class JobMonitor:
         """Display the monitor in the current cell's output."""
         from IPython.display import display
 
-        display(self)
+        display(self)  # type: ignore[no-untyped-call]
 
     @property
     def widget(self) -> Any:
@@ -385,7 +385,7 @@ def _widgets_unavailable() -> str | None:
         from IPython import get_ipython
     except ImportError:
         return "IPython is not installed (pip install 'jobwatch[notebook]')"
-    shell = get_ipython()  # type: ignore[no-untyped-call]
+    shell = get_ipython()
     if shell is None or "IPKernelApp" not in getattr(shell, "config", {}):
         return "JobMonitor needs a Jupyter kernel for its widgets"
     try:
