@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-DASH = "–"
+DASH = "\N{EN DASH}"
 """Shown for an unknown value."""
 
 

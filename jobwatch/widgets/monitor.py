@@ -344,13 +344,14 @@ class JobMonitor:
             return
         self._enqueue("history", rows)
 
-    def _load_older(self, before_id: int) -> None:
+    def _load_older(self, before_id: int | None) -> None:
         from jobwatch.widgets.logview import LogView
 
         view: LogView = self.view.logs
+        before = before_id if before_id is not None else 2**62  # empty view: the newest lines
         try:
             older = _lines_before(
-                self.client, self.job_id, before_id, view.max_lines - len(view.lines)
+                self.client, self.job_id, before, view.max_lines - len(view.lines)
             )
         except Exception as exc:
             log.warning("jobwatch: could not load older log lines: %s", exc)
