@@ -13,7 +13,7 @@ from typing import Any
 
 import ipywidgets as widgets
 import numpy as np
-from bqplot import Axis, DateScale, Figure, Lines, LinearScale
+from bqplot import Axis, DateScale, Figure, LinearScale, Lines
 
 from jobwatch.widgets.state import MonitorState, Series
 

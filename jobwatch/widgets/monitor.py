@@ -355,6 +355,7 @@ class JobMonitor:
             )
         except Exception as exc:
             log.warning("jobwatch: could not load older log lines: %s", exc)
+            view.loading = False  # the button works again for a retry
             return
         view.prepend(older[0], has_older=older[1])
 

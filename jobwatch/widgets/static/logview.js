@@ -1,0 +1,239 @@
+// The browser side of jobwatch's LogView (anywidget ES module, no build step).
+//
+// Reads the synced traits lines, level_filter, has_older, total and loading;
+// writes level_filter; sends {type: "load_older", before_id} for older lines.
+// Rows are keyed by log line id so that a change of `lines` only adds and
+// removes the rows that changed. Message text is only ever set through
+// textContent, never parsed as HTML.
+
+const FILTERS = [
+  ["all", "All"],
+  ["info", "Info"],
+  ["warning", "Warning"],
+  ["error", "Error"],
+];
+const BADGES = { info: "INFO", warning: "WARN", error: "ERROR" };
+// Within this many pixels of the end the list counts as "at the bottom".
+const BOTTOM_SLACK_PX = 4;
+
+const numberFormat = new Intl.NumberFormat();
+
+function element(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function pad2(n) {
+  return String(n).padStart(2, "0");
+}
+
+// "HH:MM:SS" in the viewer's time zone; the raw text if it is not a date.
+function localTime(timestamp) {
+  const date = new Date(timestamp);
+  if (Number.isNaN(date.getTime())) return String(timestamp);
+  return `${pad2(date.getHours())}:${pad2(date.getMinutes())}:${pad2(date.getSeconds())}`;
+}
+
+function lineRow(line) {
+  const row = element("div", "jobwatch-log-line");
+  row.setAttribute("data-id", String(line.id));
+  row.setAttribute("data-level", line.level);
+  const time = element("span", "jobwatch-log-time", localTime(line.timestamp));
+  time.title = line.timestamp;
+  row.title = line.timestamp;
+  const badge = element("span", "jobwatch-log-level", BADGES[line.level] || String(line.level));
+  const message = element("span", "jobwatch-log-message", line.message);
+  row.append(time, badge, message);
+  return row;
+}
+
+function matches(filter, level) {
+  return filter === "all" || filter === level;
+}
+
+function render({ model, el }) {
+  const root = element("div", "jobwatch-logview");
+
+  const header = element("div", "jobwatch-log-header");
+  const filter = element("select", "jobwatch-log-filter");
+  filter.setAttribute("aria-label", "Log level");
+  for (const [value, label] of FILTERS) {
+    const option = element("option", "", label);
+    option.value = value;
+    filter.append(option);
+  }
+  const count = element("span", "jobwatch-log-count");
+  const older = element("button", "jobwatch-log-older", "Load older lines");
+  older.type = "button";
+  header.append(filter, count, older);
+
+  const body = element("div", "jobwatch-log-body");
+  const list = element("div", "jobwatch-log-list");
+  list.setAttribute("role", "log");
+  const empty = element("div", "jobwatch-log-empty", "No log lines");
+  const pill = element("button", "jobwatch-log-newpill");
+  pill.type = "button";
+  pill.hidden = true;
+  body.append(list, empty, pill);
+  root.append(header, body);
+  el.append(root);
+
+  let rows = new Map(); // log line id -> row element, in list order
+  let stick = true; // follow new lines while the user is at the bottom
+  let unseen = 0; // matching lines that arrived while not sticking
+
+  function atBottom() {
+    return list.scrollHeight - list.scrollTop - list.clientHeight <= BOTTOM_SLACK_PX;
+  }
+
+  function scrollToBottom() {
+    list.scrollTop = list.scrollHeight;
+  }
+
+  function showPill() {
+    pill.hidden = unseen === 0;
+    pill.textContent = `↓ ${numberFormat.format(unseen)} new line${unseen === 1 ? "" : "s"}`;
+  }
+
+  function resume() {
+    stick = true;
+    unseen = 0;
+    showPill();
+    scrollToBottom();
+  }
+
+  function updateCount() {
+    const lines = model.get("lines");
+    const level = model.get("level_filter");
+    const total = Math.max(model.get("total"), lines.length);
+    const shown = lines.filter((line) => matches(level, line.level)).length;
+    if (level === "all") {
+      count.textContent = `showing ${numberFormat.format(shown)} of ${numberFormat.format(total)}`;
+    } else {
+      count.textContent =
+        `showing ${numberFormat.format(shown)} ${level} of ${numberFormat.format(lines.length)}` +
+        ` loaded (${numberFormat.format(total)} in all)`;
+    }
+    empty.hidden = shown > 0;
+  }
+
+  function updateOlder() {
+    const loading = model.get("loading");
+    // "older" needs a line to be older than
+    older.hidden = !model.get("has_older") || model.get("lines").length === 0;
+    older.disabled = loading;
+    older.textContent = loading ? "Loading older lines…" : "Load older lines";
+  }
+
+  // The first held row at or below the top edge, and its distance from it,
+  // so that rows added or dropped above it do not move what the user reads.
+  function anchor(keep) {
+    for (const [id, row] of rows) {
+      const visible = row.offsetHeight > 0; // filtered-out rows have no box
+      if (visible && keep.has(id) && row.offsetTop + row.offsetHeight > list.scrollTop) {
+        return { row, offset: row.offsetTop - list.scrollTop };
+      }
+    }
+    return null;
+  }
+
+  function updateRows() {
+    const lines = model.get("lines");
+    const keep = new Set(lines.map((line) => line.id));
+    const hold = stick ? null : anchor(keep);
+    const level = model.get("level_filter");
+    const newest = rows.size ? Array.from(rows.keys()).pop() : -Infinity;
+
+    for (const [id, row] of rows) {
+      if (!keep.has(id)) {
+        row.remove();
+        rows.delete(id);
+      }
+    }
+    // Held rows are a subsequence of `lines` (both ordered by id): walk both
+    // and insert each new row before the next held one.
+    const ordered = new Map();
+    let cursor = list.firstChild;
+    let arrived = 0;
+    for (const line of lines) {
+      let row = rows.get(line.id);
+      if (row) {
+        cursor = row.nextSibling;
+      } else {
+        row = lineRow(line);
+        list.insertBefore(row, cursor);
+        if (line.id > newest && matches(level, line.level)) arrived += 1;
+      }
+      ordered.set(line.id, row);
+    }
+    rows = ordered;
+
+    if (stick) {
+      scrollToBottom();
+    } else {
+      if (hold) list.scrollTop = hold.row.offsetTop - hold.offset;
+      unseen += arrived;
+      showPill();
+    }
+    updateCount();
+  }
+
+  function updateFilter() {
+    const level = model.get("level_filter");
+    filter.value = level;
+    root.setAttribute("data-filter", level);
+    unseen = 0;
+    showPill();
+    if (stick) scrollToBottom();
+    updateCount();
+  }
+
+  const onScroll = () => {
+    stick = atBottom();
+    if (stick && unseen) {
+      unseen = 0;
+      showPill();
+    }
+  };
+  const onFilter = () => {
+    model.set("level_filter", filter.value);
+    model.save_changes();
+  };
+  const onOlder = () => {
+    const lines = model.get("lines");
+    if (model.get("loading") || lines.length === 0) return;
+    model.send({ type: "load_older", before_id: lines[0].id });
+  };
+
+  list.addEventListener("scroll", onScroll);
+  filter.addEventListener("change", onFilter);
+  older.addEventListener("click", onOlder);
+  pill.addEventListener("click", resume);
+  model.on("change:lines", updateRows);
+  model.on("change:lines", updateOlder);
+  model.on("change:level_filter", updateFilter);
+  model.on("change:total", updateCount);
+  model.on("change:has_older", updateOlder);
+  model.on("change:loading", updateOlder);
+
+  updateFilter();
+  updateOlder();
+  updateRows();
+  // The element may not be attached yet; scroll once it has a layout.
+  requestAnimationFrame(() => {
+    if (stick) scrollToBottom();
+  });
+
+  return () => {
+    model.off("change:lines", updateRows);
+    model.off("change:lines", updateOlder);
+    model.off("change:level_filter", updateFilter);
+    model.off("change:total", updateCount);
+    model.off("change:has_older", updateOlder);
+    model.off("change:loading", updateOlder);
+  };
+}
+
+export default { render };
