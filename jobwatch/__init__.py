@@ -23,18 +23,18 @@ if TYPE_CHECKING:
     from jobwatch.widgets import JobMonitor
 
 __all__ = [
-    "JobMonitor",
-    "serve",
     "APIError",
     "Client",
     "ConnectionError",
     "JobFinished",
+    "JobMonitor",
     "JobNotFound",
     "JobwatchError",
     "Reporter",
     "ValidationError",
     "WorkerMismatch",
     "__version__",
+    "serve",
 ]
 
 

@@ -1,7 +1,8 @@
 """The ``jobwatch`` command: ``serve`` and ``jobs``.
 
 Exit codes: 0 success, 1 the server refused the request, 2 bad usage,
-3 the server could not be reached.
+3 the server could not be reached, 4 ``watch``: the job ended failed or
+cancelled, 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from jobwatch.errors import APIError, ConnectionError
 EXIT_API_ERROR = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
+EXIT_JOB_FAILED = 4
 
 
 def default_db_path() -> Path:
@@ -172,6 +174,16 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--result", type=_json_value, help="JSON result stored by --complete")
     report.add_argument("--worker-id", help="who reports (default: this machine's hostname)")
     report.add_argument("--url", help="server URL (default $JOBWATCH_URL or http://127.0.0.1:8765)")
+
+    watch = commands.add_parser(
+        "watch",
+        help="show a job live until it ends",
+        description="Show a job's progress, time remaining, cost, GPU metrics and log lines "
+        "live until it ends. Exit 0 when it completed, 4 when it failed or was cancelled.",
+    )
+    watch.add_argument("job_id", metavar="JOB", help="the job id")
+    watch.add_argument("--url", help="server URL (default $JOBWATCH_URL or http://127.0.0.1:8765)")
+    watch.add_argument("--token", help="bearer token for the server")
     return parser
 
 
@@ -185,6 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _prune(args)
         if args.command == "report":
             return _report(args)
+        if args.command == "watch":
+            return _watch(args)
         return _jobs(args)
     except APIError as exc:
         print(f"jobwatch: {exc}", file=sys.stderr)
@@ -267,6 +281,20 @@ def _report(args: argparse.Namespace) -> int:
             job = client.complete_job(args.job_id, worker_id, status, args.result, args.fail)
             print(f"{args.job_id}: {job['status']}")
     return 0
+
+
+def _watch(args: argparse.Namespace) -> int:
+    from jobwatch.client import Client
+    from jobwatch.watch import Watcher
+
+    try:
+        client = Client(args.url, token=args.token)
+    except ValueError as exc:
+        print(f"jobwatch watch: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    with client:
+        view = Watcher(client, args.job_id).run()
+    return 0 if view.status == "completed" else EXIT_JOB_FAILED
 
 
 def _print_jobs(jobs: list[dict[str, Any]], total: int) -> None:
