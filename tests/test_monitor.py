@@ -320,3 +320,10 @@ def test_serve_returns_the_running_server():
     second = jobwatch.serve()
     assert second is not first
     second.stop()
+
+
+def test_the_monitor_displays_as_a_widget(server, client, widget_view):
+    client.create_job(job_id="shown")
+    with JobMonitor("shown", server.url) as mon:
+        bundle = mon._repr_mimebundle_()
+        assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == mon.widget.model_id

@@ -120,6 +120,9 @@ class MonitorView:
         self._samples_shown = -1
         self._range_shown: str | None = None
 
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
     def parts(self) -> list[Any]:
         """Every widget whose traits a render may change (to hold their syncs together)."""
         return [
