@@ -1,0 +1,562 @@
+"""``jobwatch watch``: the pure formatting, the Watcher against a fake client,
+and the command as a subprocess against ``jobwatch serve``."""
+
+from __future__ import annotations
+
+import io
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+
+from jobwatch.client import Client
+from jobwatch.errors import JobNotFound
+from jobwatch.server.process import ServerProcess, serve_command
+from jobwatch.watch import (
+    View,
+    Watcher,
+    format_bar,
+    format_cost,
+    format_duration,
+    format_log_line,
+    format_metrics,
+    render_final,
+    render_status,
+)
+
+# -- pure formatting ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0, "0s"),
+        (59, "59s"),
+        (61, "1m 01s"),
+        (192, "3m 12s"),
+        (3600, "1h 00m"),
+        (3725, "1h 02m"),
+        (2 * 86400 + 3 * 3600 + 59, "2d 03h"),
+        (-5, "0s"),
+        (None, "-"),
+        (float("inf"), "-"),
+    ],
+)
+def test_format_duration(seconds: float | None, text: str) -> None:
+    assert format_duration(seconds) == text
+
+
+@pytest.mark.parametrize(
+    ("value", "currency", "text"),
+    [
+        (0.42, "QUBIC", "0.42 QUBIC"),
+        (0, "QUBIC", "0.00 QUBIC"),
+        (0.0042, "USD", "0.0042 USD"),
+        (0.00001, "QUBIC", "<0.0001 QUBIC"),
+        (1234.5, "QUBIC", "1,234.50 QUBIC"),
+        (None, "QUBIC", "-"),
+    ],
+)
+def test_format_cost(value: float | None, currency: str, text: str) -> None:
+    assert format_cost(value, currency) == text
+
+
+@pytest.mark.parametrize(
+    ("percent", "bar"),
+    [
+        (0, "[" + "-" * 20 + "]"),
+        (45.5, "[" + "#" * 9 + "-" * 11 + "]"),
+        (100, "[" + "#" * 20 + "]"),
+        (150, "[" + "#" * 20 + "]"),
+    ],
+)
+def test_format_bar(percent: float, bar: str) -> None:
+    assert format_bar(percent, 20) == bar
+
+
+def test_format_bar_needs_a_width() -> None:
+    with pytest.raises(ValueError, match="width"):
+        format_bar(50, 0)
+
+
+def test_format_metrics_big_gpu_in_gib() -> None:
+    metrics = {
+        "gpuUtilization": 87,
+        "gpuMemoryUsed": 18000,
+        "gpuMemoryTotal": 24000,
+        "gpuTemperature": 72,
+        "powerUsage": 350.4,
+    }
+    assert format_metrics(metrics) == "GPU 87%  mem 17.6/23.4 GiB  temp 72°C  power 350 W"
+
+
+def test_format_metrics_small_memory_in_mb() -> None:
+    metrics = {"gpuUtilization": 5, "gpuMemoryUsed": 300, "gpuMemoryTotal": 800}
+    assert format_metrics(metrics) == "GPU 5%  mem 300/800 MB  temp -  power -"
+
+
+def test_format_metrics_nulls_are_dashes() -> None:
+    dashes = "GPU -  mem -  temp -  power -"
+    assert format_metrics(None) == dashes
+    assert (
+        format_metrics(dict.fromkeys(["gpuUtilization", "gpuMemoryUsed", "powerUsage"])) == dashes
+    )
+    assert "mem -/80.0 GiB" in format_metrics({"gpuMemoryUsed": None, "gpuMemoryTotal": 81920})
+
+
+def test_format_log_line_local_time_and_colour() -> None:
+    stamp = "2026-11-29T10:31:02.123Z"
+    local = datetime(2026, 11, 29, 10, 31, 2, tzinfo=timezone.utc).astimezone()
+    line = {"level": "warning", "timestamp": stamp, "message": "loss is nan"}
+    assert format_log_line(line) == f"{local:%H:%M:%S} warning loss is nan"
+    assert "\x1b[33mwarning" in format_log_line(line, color=True)
+    assert "\x1b[31merror" in format_log_line({**line, "level": "error"}, color=True)
+    assert "\x1b" not in format_log_line({**line, "level": "info"}, color=True)
+
+
+def test_format_log_line_defuses_terminal_escapes() -> None:
+    text = format_log_line({"level": "info", "message": "a\x1b[2Jb\nc", "timestamp": None})
+    assert text == "--:--:-- info    a?[2Jb\nc"
+
+
+def test_render_status_block_and_line() -> None:
+    view = View(
+        "resnet-1",
+        status="running",
+        progress=45.5,
+        operation="Training epoch 5/10",
+        elapsed=65,
+        time_remaining=192,
+        cost_so_far=0.42,
+        estimated_total_cost=0.93,
+        metrics={"gpuUtilization": 87, "gpuMemoryUsed": 18000, "gpuMemoryTotal": 24000},
+        connection="live",
+    )
+    block = render_status(view)
+    assert block.splitlines() == [
+        "resnet-1  running  live",
+        "[" + "#" * 13 + "-" * 17 + "]  45.5%  Training epoch 5/10",
+        "elapsed 1m 05s  remaining 3m 12s  cost 0.42 QUBIC (est. total 0.93 QUBIC)",
+        "GPU 87%  mem 17.6/23.4 GiB  temp -  power -",
+    ]
+    line = render_status(view, one_line=True)
+    assert "\n" not in line
+    assert " | [#########-----------]  45.5%  Training epoch 5/10 | " in line
+
+
+def test_render_status_of_a_new_job() -> None:
+    block = render_status(View("j"))
+    assert "  0.0%  -" in block
+    assert "elapsed -  remaining -  cost - (est. total -)" in block
+
+
+def test_render_final() -> None:
+    done = View("j", status="completed", elapsed=65, cost_so_far=0.5, result={"acc": 0.93})
+    assert (
+        render_final(done) == 'job j completed after 1m 05s, cost 0.50 QUBIC\nresult: {"acc": 0.93}'
+    )
+    failed = View("j", status="failed", error="CUDA out of memory")
+    assert render_final(failed).endswith("\nerror: CUDA out of memory")
+    assert "\n" not in render_final(View("j", status="cancelled"))
+
+
+# -- Watcher against a fake client ------------------------------------------------
+
+
+def stamp(second: int) -> str:
+    return f"2026-11-29T10:00:{second:02d}.000Z"
+
+
+def monitor_answer(job_id: str, status: str = "running", **job: Any) -> dict[str, Any]:
+    logs = [
+        {"id": i, "level": "info", "timestamp": stamp(0), "message": f"old {i}"} for i in range(30)
+    ]
+    return {
+        "job": {
+            "id": job_id,
+            "status": status,
+            "progress": 10.0,
+            "currentOperation": "warming up",
+            "startedAt": stamp(0),
+            "completedAt": None,
+            "result": None,
+            "error": None,
+            **job,
+        },
+        "metrics": {"latest": None, "history": []},
+        "logs": logs,
+        "timeRemaining": None,
+        "costSoFar": 0.1,
+        "estimatedTotalCost": None,
+        "elapsed": 5.0,
+        "currency": "QUBIC",
+        "seq": 7,
+    }
+
+
+def progress(seq: int, percent: float, operation: str) -> dict[str, Any]:
+    data = {"status": "running", "progress": percent, "currentOperation": operation}
+    data |= {"metrics": None, "timeRemaining": 30.0, "costSoFar": 0.2, "elapsed": 10.0}
+    return {"type": "JOB_PROGRESS", "jobId": "j", "seq": seq, "data": data}
+
+
+def log_event(seq: int, *lines: tuple[str, str]) -> dict[str, Any]:
+    logs = [{"id": seq, "level": lv, "timestamp": stamp(9), "message": m} for lv, m in lines]
+    return {"type": "JOB_LOGS", "jobId": "j", "seq": seq, "data": {"jobId": "j", "logs": logs}}
+
+
+def completed(seq: int, status: str = "completed", **data: Any) -> dict[str, Any]:
+    body = {"status": status, "result": None, "error": None, "completedAt": stamp(40)}
+    body |= {"costSoFar": 1.5, "currency": "QUBIC", **data}
+    return {"type": "JOB_COMPLETED", "jobId": "j", "seq": seq, "data": body}
+
+
+class Output(io.StringIO):
+    """A StringIO that says when something was written."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = threading.Event()
+
+    def write(self, text: str) -> int:
+        self.written.set()
+        return super().write(text)
+
+
+class FakeStream:
+    """Yields the events; with ``pace``, each after the watcher wrote (or 0.5 s passed)."""
+
+    def __init__(
+        self,
+        events: list[dict[str, Any]],
+        on_state: Callable[[str], None] | None,
+        pace: threading.Event | None,
+    ) -> None:
+        self.events = events
+        self.on_state = on_state
+        self.pace = pace
+        self.closed = False
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        if self.on_state is not None:
+            self.on_state("live")
+        for event in self.events:
+            if self.pace is not None:
+                self.pace.wait(0.5)
+                self.pace.clear()
+            yield event
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeClient:
+    def __init__(
+        self,
+        monitor: dict[str, Any],
+        events: list[dict[str, Any]],
+        pace: threading.Event | None = None,
+    ) -> None:
+        self.answer = monitor
+        self.events = events
+        self.pace = pace
+        self.since: int | None = None
+        self.stream: FakeStream | None = None
+
+    def monitor(self, job_id: str) -> dict[str, Any]:
+        if job_id != self.answer["job"]["id"]:
+            raise JobNotFound(f"no job with id {job_id!r}")
+        return self.answer
+
+    def subscribe(
+        self, job_id: str, since: int | None = None, *, on_state: Callable[[str], None] | None
+    ) -> FakeStream:
+        self.since = since
+        self.stream = FakeStream(self.events, on_state, self.pace)
+        return self.stream
+
+
+def watch(
+    client: FakeClient, *, tty: bool, clock: Callable[[], float], out: Output | None = None
+) -> tuple[View, str]:
+    out = out or Output()
+    view = Watcher(client, "j", out=out, tty=tty, clock=clock).run()  # type: ignore[arg-type]
+    return view, out.getvalue()
+
+
+def frozen() -> float:
+    return 100.0
+
+
+def test_piped_output_is_plain_throttled_and_in_order() -> None:
+    events = [
+        progress(8, 40, "epoch 4/10"),
+        log_event(9, ("info", "epoch 4 done"), ("warning", "lr dropped")),
+        progress(10, 50, "epoch 5/10"),
+        log_event(11, ("error", "nan loss")),
+        completed(12, result={"acc": 0.9}),
+    ]
+    client = FakeClient(monitor_answer("j"), events)
+    view, text = watch(client, tty=False, clock=frozen)
+    assert client.since == 7
+    assert client.stream is not None and client.stream.closed
+    assert (view.status, view.progress, view.elapsed, view.result) == (
+        "completed",
+        100,
+        40,
+        {"acc": 0.9},
+    )
+    assert "\x1b" not in text
+    lines = text.splitlines()
+    # the newest 20 of the monitor's 30 lines, then the new lines as they came
+    assert next(line for line in lines if "old " in line).endswith("old 10")
+    assert sum("old " in line for line in lines) == 20
+    order = [
+        next(i for i, x in enumerate(lines) if m in x)
+        for m in ("old 29", "epoch 4 done", "lr dropped", "nan loss")
+    ]
+    assert order == sorted(order)
+    # time stands still: the first status and the final one, nothing in between
+    statuses = [line for line in lines if line.startswith("j  ")]
+    assert len(statuses) == 2
+    assert "warming up" in statuses[0] and "10.0%" in statuses[0]
+    assert "100.0%  epoch 5/10" in statuses[1] and "ended" in statuses[1]
+    assert lines[-2:] == ["job j completed after 40s, cost 1.50 QUBIC", 'result: {"acc": 0.9}']
+
+
+def test_piped_status_line_printed_when_due_and_only_if_changed() -> None:
+    ticks = iter(range(0, 10_000, 10))  # every draw is due
+    events = [
+        progress(8, 40, "epoch 4/10"),
+        progress(9, 40, "epoch 4/10"),  # changes nothing that is shown
+        progress(10, 50, "epoch 5/10"),
+        completed(11),
+    ]
+    out = Output()
+    client = FakeClient(monitor_answer("j"), events, pace=out.written)
+    _, text = watch(client, tty=False, clock=lambda: next(ticks), out=out)
+    statuses = [line for line in text.splitlines() if line.startswith("j  ")]
+    shown = [line.split(" | ")[1].split("]")[1].strip() for line in statuses]
+    # the state going live may or may not get a line of its own
+    assert list(dict.fromkeys(shown)) == [
+        "10.0%  warming up",
+        "40.0%  epoch 4/10",
+        "50.0%  epoch 5/10",
+        "100.0%  epoch 5/10",
+    ]
+    assert shown.count("40.0%  epoch 4/10") == 1
+
+
+def test_terminal_output_redraws_in_place_with_colours() -> None:
+    ticks = iter(range(0, 10_000, 10))
+    events = [log_event(8, ("warning", "hot")), progress(9, 60, "epoch 6/10"), completed(10)]
+    _, text = watch(FakeClient(monitor_answer("j"), events), tty=True, clock=lambda: next(ticks))
+    assert "\x1b[1A\x1b[2K" * 4 in text  # the 4-line block erased before a redraw
+    assert "\x1b[33mwarning" in text
+    assert "epoch 6/10" in text
+
+
+def test_a_finished_job_is_shown_without_subscribing() -> None:
+    answer = monitor_answer("j", "failed", error="CUDA out of memory", completedAt=stamp(30))
+    client = FakeClient(answer, [])
+    view, text = watch(client, tty=False, clock=frozen)
+    assert client.stream is None
+    assert view.status == "failed"
+    assert text.endswith("job j failed after 30s, cost 0.10 QUBIC\nerror: CUDA out of memory\n")
+
+
+def test_unknown_job_raises_before_any_output() -> None:
+    out = io.StringIO()
+    client = FakeClient(monitor_answer("other"), [])
+    with pytest.raises(JobNotFound):
+        Watcher(client, "j", out=out, tty=False).run()  # type: ignore[arg-type]
+    assert out.getvalue() == ""
+
+
+# -- the command, against a real server ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    server = ServerProcess(serve_command(tmp_path_factory.mktemp("watch") / "db"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def client(served: ServerProcess) -> Iterator[Client]:
+    with Client(served.url) as c:
+        yield c
+
+
+class Watch:
+    """``python -m jobwatch watch`` in a subprocess, its output read by threads."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "jobwatch", "watch", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+        self._readers = [
+            threading.Thread(target=self._read, args=(self.proc.stdout, self.stdout), daemon=True),
+            threading.Thread(target=self._read, args=(self.proc.stderr, self.stderr), daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    @staticmethod
+    def _read(stream: Any, into: list[str]) -> None:
+        for line in stream:
+            into.append(line)
+
+    @property
+    def out(self) -> str:
+        return "".join(self.stdout)
+
+    def wait_for(self, text: str, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.out:
+            assert self.proc.poll() is None or text in self.out, self.report()
+            assert time.monotonic() < deadline, f"no {text!r} in time\n{self.report()}"
+            time.sleep(0.05)
+
+    def finish(self, timeout: float = 30.0) -> int:
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+            raise AssertionError(f"watch did not end in {timeout} s\n{self.report()}") from None
+        for reader in self._readers:
+            reader.join(10)
+        return code
+
+    def report(self) -> str:
+        return f"stdout:\n{self.out}\nstderr:\n{''.join(self.stderr)}"
+
+
+@pytest.fixture
+def job_id(client: Client) -> str:
+    job_id = f"watch-{uuid.uuid4().hex[:10]}"
+    client.create_job(job_id=job_id, worker_id="w1", price_per_hour=36.0)
+    return job_id
+
+
+@pytest.mark.slow
+def test_watch_until_completed(served: ServerProcess, client: Client, job_id: str) -> None:
+    client.report_progress(
+        job_id, "w1", 10, "loading data", logs=[{"level": "info", "message": "before watch"}]
+    )
+    watcher = Watch(job_id, "--url", served.url)
+    try:
+        watcher.wait_for("loading data")
+        assert "before watch" in watcher.out
+        metrics = {"gpuUtilization": 87, "gpuMemoryUsed": 18000, "gpuMemoryTotal": 24000}
+        client.report_progress(
+            job_id,
+            "w1",
+            45.5,
+            "Training epoch 5/10",
+            metrics,
+            logs=[{"level": "info", "message": "epoch 4 done"}],
+        )
+        watcher.wait_for("45.5%")
+        client.report_progress(
+            job_id,
+            "w1",
+            80,
+            "Training epoch 8/10",
+            logs=[
+                {"level": "warning", "message": "lr dropped"},
+                {"level": "error", "message": "one bad batch"},
+            ],
+        )
+        client.complete_job(job_id, "w1", result={"accuracy": 0.93})
+        code = watcher.finish()
+    finally:
+        watcher.proc.kill()
+    out = watcher.out
+    assert code == 0, watcher.report()
+    assert "\x1b" not in out
+    assert "Training epoch 5/10" in out
+    assert "17.6/23.4 GiB" in out
+    messages = ["before watch", "epoch 4 done", "lr dropped", "one bad batch"]
+    positions = [out.index(m) for m in messages]
+    assert positions == sorted(positions)
+    assert sum(out.count(m) for m in messages) == len(messages)  # nothing twice
+    assert re.search(r"cost \d[\d.,]* QUBIC \(est\. total \d[\d.,]* QUBIC\)", out), out
+    assert re.search(rf"job {job_id} completed after \S+, cost \d[\d.,]* QUBIC\n", out), out
+    assert out.rstrip().endswith('result: {"accuracy": 0.93}')
+
+
+@pytest.mark.slow
+def test_watch_a_failing_job_exits_4(served: ServerProcess, client: Client, job_id: str) -> None:
+    client.report_progress(job_id, "w1", 30, "epoch 3/10")
+    watcher = Watch(job_id, "--url", served.url)
+    try:
+        watcher.wait_for("epoch 3/10")
+        client.complete_job(job_id, "w1", "failed", error="CUDA out of memory")
+        code = watcher.finish()
+    finally:
+        watcher.proc.kill()
+    assert code == 4, watcher.report()
+    assert "error: CUDA out of memory" in watcher.out
+    assert f"job {job_id} failed" in watcher.out
+
+
+@pytest.mark.slow
+def test_ctrl_c_exits_130(served: ServerProcess, job_id: str) -> None:
+    watcher = Watch(job_id, "--url", served.url)
+    try:
+        watcher.wait_for(job_id)
+        watcher.wait_for("live", timeout=10)
+        watcher.proc.send_signal(signal.SIGINT)
+        code = watcher.finish(timeout=15)
+    finally:
+        watcher.proc.kill()
+    assert code == 130, watcher.report()
+    assert "Traceback" not in "".join(watcher.stderr)
+
+
+@pytest.mark.slow
+def test_unknown_job_exits_1(served: ServerProcess) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "jobwatch", "watch", "no-such-job", "--url", served.url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "no job with id 'no-such-job'" in done.stderr
+    assert done.stdout == ""
+
+
+@pytest.mark.slow
+def test_unreachable_server_exits_3() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    done = subprocess.run(
+        [sys.executable, "-m", "jobwatch", "watch", "job-1", "--url", f"http://127.0.0.1:{port}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 3
+    assert "cannot reach the server" in done.stderr
+    assert "Traceback" not in done.stderr
