@@ -293,8 +293,8 @@ def _watch(args: argparse.Namespace) -> int:
         print(f"jobwatch watch: {exc}", file=sys.stderr)
         return EXIT_USAGE
     with client:
-        view = Watcher(client, args.job_id).run()
-    return 0 if view.status == "completed" else EXIT_JOB_FAILED
+        state = Watcher(client, args.job_id).run()
+    return 0 if state.job["status"] == "completed" else EXIT_JOB_FAILED
 
 
 def _print_jobs(jobs: list[dict[str, Any]], total: int) -> None:

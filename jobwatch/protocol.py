@@ -42,6 +42,7 @@ __all__ = [
     "estimate",
     "format_ts",
     "parse_body",
+    "parse_ts",
     "truncate_message",
     "update_rate",
     "valid_job_id",
@@ -85,6 +86,20 @@ def format_ts(epoch_s: float | None) -> str | None:
         f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T"
         f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{millis:03d}Z"
     )
+
+
+def parse_ts(text: object) -> float | None:
+    """Seconds since the Unix epoch of a wire timestamp (``2026-11-29T10:31:02.123Z``).
+
+    Returns ``None`` for anything else (``None``, a malformed string), which
+    front-ends show as unknown. A timestamp without a zone counts as UTC.
+    """
+    if not isinstance(text, str):
+        return None
+    try:
+        return _epoch(datetime.fromisoformat(text.replace("Z", "+00:00")))
+    except ValueError:
+        return None
 
 
 def _epoch(dt: datetime) -> float:

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from jobwatch import Client, errors
+from jobwatch.state import MAX_LOG_LINES, MAX_POINTS, MonitorState
 from jobwatch.widgets import monitor as monitor_module
 from jobwatch.widgets.monitor import JobMonitor, MonitorView
-from jobwatch.widgets.state import MAX_LOG_LINES, MAX_POINTS, MonitorState
 from jobwatch.widgets.text import TextView
 
 TS = "2026-11-29T10:00:00.000Z"
@@ -170,6 +170,16 @@ def test_elapsed_moves_on_between_events():
     state.apply(progress(4, 20, t=100.0))
     now[0] += 30
     assert state.elapsed == pytest.approx(130.0)
+    assert state.reported_elapsed == 100.0  # what a line printed only on change shows
+
+
+def test_completion_fixes_the_total_and_keeps_elapsed_without_timestamps():
+    state = MonitorState(clock=lambda: 1_800_000_100.0)
+    state.load_snapshot(snapshot(status="pending", startedAt=None))
+    state.apply(progress(4, 50, t=40.0))  # the job started; events carry no startedAt
+    assert state.elapsed == 40.0
+    state.apply({"type": "JOB_COMPLETED", "jobId": "j", "seq": 5, "data": {"status": "failed"}})
+    assert state.elapsed == 40.0 and state.estimated_total_cost == state.cost_so_far == 0.2
 
 
 # -- JobMonitor with widgets, without a kernel -------------------------------------

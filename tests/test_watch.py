@@ -1,4 +1,4 @@
-"""``jobwatch watch``: the pure formatting, the Watcher against a fake client,
+"""``jobwatch watch``: the status rendering, the Watcher against a fake client,
 and the command as a subprocess against ``jobwatch serve``."""
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -21,115 +20,51 @@ import pytest
 from jobwatch.client import Client
 from jobwatch.errors import JobNotFound
 from jobwatch.server.process import ServerProcess, serve_command
-from jobwatch.watch import (
-    View,
-    Watcher,
-    format_bar,
-    format_cost,
-    format_duration,
-    format_log_line,
-    format_metrics,
-    render_final,
-    render_status,
-)
+from jobwatch.state import MonitorState
+from jobwatch.watch import Watcher, render_final, render_status
 
-# -- pure formatting ------------------------------------------------------------
+# -- status rendering -------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("seconds", "text"),
-    [
-        (0, "0s"),
-        (59, "59s"),
-        (61, "1m 01s"),
-        (192, "3m 12s"),
-        (3600, "1h 00m"),
-        (3725, "1h 02m"),
-        (2 * 86400 + 3 * 3600 + 59, "2d 03h"),
-        (-5, "0s"),
-        (None, "-"),
-        (float("inf"), "-"),
-    ],
-)
-def test_format_duration(seconds: float | None, text: str) -> None:
-    assert format_duration(seconds) == text
-
-
-@pytest.mark.parametrize(
-    ("value", "currency", "text"),
-    [
-        (0.42, "QUBIC", "0.42 QUBIC"),
-        (0, "QUBIC", "0.00 QUBIC"),
-        (0.0042, "USD", "0.0042 USD"),
-        (0.00001, "QUBIC", "<0.0001 QUBIC"),
-        (1234.5, "QUBIC", "1,234.50 QUBIC"),
-        (None, "QUBIC", "-"),
-    ],
-)
-def test_format_cost(value: float | None, currency: str, text: str) -> None:
-    assert format_cost(value, currency) == text
-
-
-@pytest.mark.parametrize(
-    ("percent", "bar"),
-    [
-        (0, "[" + "-" * 20 + "]"),
-        (45.5, "[" + "#" * 9 + "-" * 11 + "]"),
-        (100, "[" + "#" * 20 + "]"),
-        (150, "[" + "#" * 20 + "]"),
-    ],
-)
-def test_format_bar(percent: float, bar: str) -> None:
-    assert format_bar(percent, 20) == bar
-
-
-def test_format_bar_needs_a_width() -> None:
-    with pytest.raises(ValueError, match="width"):
-        format_bar(50, 0)
-
-
-def test_format_metrics_big_gpu_in_gib() -> None:
-    metrics = {
-        "gpuUtilization": 87,
-        "gpuMemoryUsed": 18000,
-        "gpuMemoryTotal": 24000,
-        "gpuTemperature": 72,
-        "powerUsage": 350.4,
-    }
-    assert format_metrics(metrics) == "GPU 87%  mem 17.6/23.4 GiB  temp 72°C  power 350 W"
-
-
-def test_format_metrics_small_memory_in_mb() -> None:
-    metrics = {"gpuUtilization": 5, "gpuMemoryUsed": 300, "gpuMemoryTotal": 800}
-    assert format_metrics(metrics) == "GPU 5%  mem 300/800 MB  temp -  power -"
-
-
-def test_format_metrics_nulls_are_dashes() -> None:
-    dashes = "GPU -  mem -  temp -  power -"
-    assert format_metrics(None) == dashes
-    assert (
-        format_metrics(dict.fromkeys(["gpuUtilization", "gpuMemoryUsed", "powerUsage"])) == dashes
+def job_state(
+    job_id: str,
+    *,
+    status: str = "pending",
+    progress: float = 0.0,
+    operation: str | None = None,
+    elapsed: float | None = None,
+    time_remaining: float | None = None,
+    cost_so_far: float | None = None,
+    estimated_total_cost: float | None = None,
+    metrics: dict[str, Any] | None = None,
+    connection: str = "connecting",
+    result: Any = None,
+    error: str | None = None,
+) -> MonitorState:
+    """A job's state as the watcher holds it, with time standing still."""
+    state = MonitorState(clock=lambda: 0.0)
+    job = {"id": job_id, "status": status, "progress": progress, "currentOperation": operation}
+    job |= {"result": result, "error": error, "startedAt": None, "completedAt": None}
+    latest = None if metrics is None else {"timestamp": "2026-11-29T10:00:00.000Z", **metrics}
+    state.load_snapshot(
+        {
+            "job": job,
+            "metrics": {"latest": latest, "history": []},
+            "logs": [],
+            "elapsed": elapsed,
+            "timeRemaining": time_remaining,
+            "costSoFar": cost_so_far,
+            "estimatedTotalCost": estimated_total_cost,
+            "currency": "QUBIC",
+            "seq": 0,
+        }
     )
-    assert "mem -/80.0 GiB" in format_metrics({"gpuMemoryUsed": None, "gpuMemoryTotal": 81920})
-
-
-def test_format_log_line_local_time_and_colour() -> None:
-    stamp = "2026-11-29T10:31:02.123Z"
-    local = datetime(2026, 11, 29, 10, 31, 2, tzinfo=timezone.utc).astimezone()
-    line = {"level": "warning", "timestamp": stamp, "message": "loss is nan"}
-    assert format_log_line(line) == f"{local:%H:%M:%S} warning loss is nan"
-    assert "\x1b[33mwarning" in format_log_line(line, color=True)
-    assert "\x1b[31merror" in format_log_line({**line, "level": "error"}, color=True)
-    assert "\x1b" not in format_log_line({**line, "level": "info"}, color=True)
-
-
-def test_format_log_line_defuses_terminal_escapes() -> None:
-    text = format_log_line({"level": "info", "message": "a\x1b[2Jb\nc", "timestamp": None})
-    assert text == "--:--:-- info    a?[2Jb\nc"
+    state.set_connection(connection)
+    return state
 
 
 def test_render_status_block_and_line() -> None:
-    view = View(
+    view = job_state(
         "resnet-1",
         status="running",
         progress=45.5,
@@ -154,19 +89,19 @@ def test_render_status_block_and_line() -> None:
 
 
 def test_render_status_of_a_new_job() -> None:
-    block = render_status(View("j"))
+    block = render_status(job_state("j"))
     assert "  0.0%  -" in block
     assert "elapsed -  remaining -  cost - (est. total -)" in block
 
 
 def test_render_final() -> None:
-    done = View("j", status="completed", elapsed=65, cost_so_far=0.5, result={"acc": 0.93})
+    done = job_state("j", status="completed", elapsed=65, cost_so_far=0.5, result={"acc": 0.93})
     assert (
         render_final(done) == 'job j completed after 1m 05s, cost 0.50 QUBIC\nresult: {"acc": 0.93}'
     )
-    failed = View("j", status="failed", error="CUDA out of memory")
+    failed = job_state("j", status="failed", error="CUDA out of memory")
     assert render_final(failed).endswith("\nerror: CUDA out of memory")
-    assert "\n" not in render_final(View("j", status="cancelled"))
+    assert "\n" not in render_final(job_state("j", status="cancelled"))
 
 
 # -- Watcher against a fake client ------------------------------------------------
@@ -210,7 +145,11 @@ def progress(seq: int, percent: float, operation: str) -> dict[str, Any]:
 
 
 def log_event(seq: int, *lines: tuple[str, str]) -> dict[str, Any]:
-    logs = [{"id": seq, "level": lv, "timestamp": stamp(9), "message": m} for lv, m in lines]
+    # Line ids grow, as the server gives them: after the snapshot's 0-29.
+    logs = [
+        {"id": 100 * seq + i, "level": lv, "timestamp": stamp(9), "message": m}
+        for i, (lv, m) in enumerate(lines)
+    ]
     return {"type": "JOB_LOGS", "jobId": "j", "seq": seq, "data": {"jobId": "j", "logs": logs}}
 
 
@@ -287,10 +226,10 @@ class FakeClient:
 
 def watch(
     client: FakeClient, *, tty: bool, clock: Callable[[], float], out: Output | None = None
-) -> tuple[View, str]:
+) -> tuple[MonitorState, str]:
     out = out or Output()
-    view = Watcher(client, "j", out=out, tty=tty, clock=clock).run()  # type: ignore[arg-type]
-    return view, out.getvalue()
+    state = Watcher(client, "j", out=out, tty=tty, clock=clock).run()  # type: ignore[arg-type]
+    return state, out.getvalue()
 
 
 def frozen() -> float:
@@ -306,10 +245,11 @@ def test_piped_output_is_plain_throttled_and_in_order() -> None:
         completed(12, result={"acc": 0.9}),
     ]
     client = FakeClient(monitor_answer("j"), events)
-    view, text = watch(client, tty=False, clock=frozen)
+    state, text = watch(client, tty=False, clock=frozen)
     assert client.since == 7
     assert client.stream is not None and client.stream.closed
-    assert (view.status, view.progress, view.elapsed, view.result) == (
+    job = state.job
+    assert (job["status"], job["progress"], state.elapsed, job["result"]) == (
         "completed",
         100,
         40,
@@ -368,9 +308,9 @@ def test_terminal_output_redraws_in_place_with_colours() -> None:
 def test_a_finished_job_is_shown_without_subscribing() -> None:
     answer = monitor_answer("j", "failed", error="CUDA out of memory", completedAt=stamp(30))
     client = FakeClient(answer, [])
-    view, text = watch(client, tty=False, clock=frozen)
+    state, text = watch(client, tty=False, clock=frozen)
     assert client.stream is None
-    assert view.status == "failed"
+    assert state.job["status"] == "failed"
     assert text.endswith("job j failed after 30s, cost 0.10 QUBIC\nerror: CUDA out of memory\n")
 
 

@@ -15,7 +15,7 @@ import ipywidgets as widgets
 import numpy as np
 from bqplot import Axis, DateScale, Figure, LinearScale, Lines
 
-from jobwatch.widgets.state import MonitorState, Series
+from jobwatch.state import MonitorState, Series
 
 FIGURE_LAYOUT = {"width": "33%", "min_width": "260px", "height": "240px"}
 MARGIN = {"top": 40, "bottom": 35, "left": 50, "right": 50}

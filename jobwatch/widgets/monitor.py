@@ -3,7 +3,7 @@
 It starts from ``/monitor``, then follows the WebSocket with that snapshot's
 ``seq`` (nothing between the two is missed; reconnects resume by themselves).
 Two threads: a reader puts stream events in a queue; a renderer applies them
-to :class:`~jobwatch.widgets.state.MonitorState` and pushes the result to the
+to :class:`~jobwatch.state.MonitorState` and pushes the result to the
 widgets at most every ``refresh`` seconds, in one ``hold_sync`` batch, however
 fast workers report (tqdm's ``mininterval`` idea). Widget messages go out
 from the renderer thread, so the view stays live while another cell runs.
@@ -21,9 +21,9 @@ from collections.abc import Callable
 from typing import Any
 
 from jobwatch.client import Client
-from jobwatch.formatting import DASH, format_cost, format_duration, format_memory
+from jobwatch.formatting import format_cost, format_duration, format_memory, format_metric
+from jobwatch.state import MonitorState
 from jobwatch.subscription import Subscription
-from jobwatch.widgets.state import MonitorState
 
 log = logging.getLogger(__name__)
 
@@ -413,14 +413,11 @@ def _latest_gpu(state: MonitorState) -> str:
     if not state.samples:
         return "GPU: no metrics yet"
     flat = state.samples[-1].flat
-
-    def fmt(value: float | None, unit: str) -> str:
-        return DASH if value is None else f"{value:.0f}{unit}"
-
     return (
-        f"GPU <b>{fmt(flat['gpuUtilization'], '%')}</b> · memory "
-        f"<b>{format_memory(flat['gpuMemoryUsed'])}</b> / {format_memory(flat['gpuMemoryTotal'])}"
-        f" · <b>{fmt(flat['gpuTemperature'], ' °C')}</b> · <b>{fmt(flat['powerUsage'], ' W')}</b>"
+        f"GPU <b>{format_metric(flat['gpuUtilization'], '%')}</b>"
+        f" · memory <b>{format_memory(flat['gpuMemoryUsed'], flat['gpuMemoryTotal'])}</b>"
+        f" · <b>{format_metric(flat['gpuTemperature'], '°C')}</b>"
+        f" · <b>{format_metric(flat['powerUsage'], ' W')}</b>"
     )
 
 

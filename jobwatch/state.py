@@ -1,9 +1,10 @@
-"""What a job monitor knows, kept apart from any widget.
+"""What a front-end knows of one job, kept apart from any display.
 
 :class:`MonitorState` takes the ``/monitor`` snapshot, stream events and
 history pages, and answers what to show: header figures, chart series (at
-most :data:`MAX_POINTS` samples) and new log lines. It imports no ipywidgets,
-so it is tested without a kernel and shared by every front-end.
+most :data:`MAX_POINTS` samples) and new log lines. It does no IO and imports
+no ipywidgets, so it is tested without a kernel and shared by every
+front-end: ``jobwatch watch`` and the notebook monitor with its text fallback.
 """
 
 from __future__ import annotations
@@ -13,10 +14,9 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
-from jobwatch.protocol import FINISHED_STATUSES
+from jobwatch.protocol import FINISHED_STATUSES, parse_ts
 
 MAX_POINTS = 2_000
 """Most samples a monitor keeps for its charts."""
@@ -29,13 +29,6 @@ METRIC_FIELDS = (
     "gpuTemperature",
     "powerUsage",
 )
-
-
-def parse_ts(text: str | None) -> float | None:
-    """Seconds since the epoch of a wire timestamp (``...Z``), or ``None``."""
-    if not text:
-        return None
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 @dataclass(frozen=True)
@@ -138,10 +131,9 @@ class MonitorState:
             )
             if data.get("status") == "completed":
                 self.job["progress"] = 100.0
+            self._estimates(data)
             self.time_remaining = 0.0
-            if data.get("costSoFar") is not None:
-                self.cost_so_far = data["costSoFar"]
-            self._elapsed = None
+            self.estimated_total_cost = self.cost_so_far  # the total is known now
         else:
             return
         self.seq = max(self.seq, int(event.get("seq") or 0))
@@ -170,7 +162,8 @@ class MonitorState:
         return fresh
 
     def set_connection(self, state: str) -> None:
-        """``connecting``, ``live``, ``reconnecting``, ``offline`` or ``closed``."""
+        """``connecting``, ``live``, ``reconnecting``, ``offline``, ``closed`` or
+        ``ended`` (the watcher stopped following a finished job)."""
         if state != self.connection:
             self.connection = state
             self.version += 1
@@ -184,16 +177,31 @@ class MonitorState:
 
     @property
     def elapsed(self) -> float | None:
-        """Seconds since the job started, moving on with the clock while it runs."""
+        """Seconds since the job started, moving on with the clock while it runs.
+
+        ``None`` before it starts.
+        """
+        reported = self.reported_elapsed
+        if self.finished:
+            return reported
+        if reported is not None:
+            return reported + max(0.0, self.clock() - self._elapsed_at)
         started = parse_ts(self.job.get("startedAt"))
-        if started is None:
-            return None
-        end = parse_ts(self.job.get("completedAt")) if self.finished else None
-        if end is not None:
-            return max(0.0, end - started)
-        if self._elapsed is not None:
-            return self._elapsed + max(0.0, self.clock() - self._elapsed_at)
-        return max(0.0, self.clock() - started)
+        return None if started is None else max(0.0, self.clock() - started)
+
+    @property
+    def reported_elapsed(self) -> float | None:
+        """Seconds since the job started as of the last update, standing still between updates.
+
+        From start to end once the job has finished; ``None`` while the server
+        has not said.
+        """
+        if self.finished:
+            started = parse_ts(self.job.get("startedAt"))
+            ended = parse_ts(self.job.get("completedAt"))
+            if started is not None and ended is not None:
+                return max(0.0, ended - started)
+        return self._elapsed
 
     def series(self, metric: str, window: float | None) -> Series:
         """Chart data of ``metric`` over the last ``window`` seconds (``None``: all kept).

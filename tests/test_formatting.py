@@ -1,0 +1,107 @@
+"""The people-facing formatting shared by every front-end: pure functions, no IO."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from jobwatch.formatting import (
+    format_bar,
+    format_cost,
+    format_duration,
+    format_log_line,
+    format_metrics,
+)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0, "0s"),
+        (59, "59s"),
+        (61, "1m 01s"),
+        (192, "3m 12s"),
+        (3600, "1h 00m"),
+        (3725, "1h 02m"),
+        (2 * 86400 + 3 * 3600 + 59, "2d 03h"),
+        (-5, "0s"),
+        (None, "-"),
+        (float("inf"), "-"),
+    ],
+)
+def test_format_duration(seconds: float | None, text: str) -> None:
+    assert format_duration(seconds) == text
+
+
+@pytest.mark.parametrize(
+    ("value", "currency", "text"),
+    [
+        (0.42, "QUBIC", "0.42 QUBIC"),
+        (0, "QUBIC", "0.00 QUBIC"),
+        (0.0042, "USD", "0.0042 USD"),
+        (0.00001, "QUBIC", "<0.0001 QUBIC"),
+        (1234.5, "QUBIC", "1,234.50 QUBIC"),
+        (None, "QUBIC", "-"),
+    ],
+)
+def test_format_cost(value: float | None, currency: str, text: str) -> None:
+    assert format_cost(value, currency) == text
+
+
+@pytest.mark.parametrize(
+    ("percent", "bar"),
+    [
+        (0, "[" + "-" * 20 + "]"),
+        (45.5, "[" + "#" * 9 + "-" * 11 + "]"),
+        (100, "[" + "#" * 20 + "]"),
+        (150, "[" + "#" * 20 + "]"),
+    ],
+)
+def test_format_bar(percent: float, bar: str) -> None:
+    assert format_bar(percent, 20) == bar
+
+
+def test_format_bar_needs_a_width() -> None:
+    with pytest.raises(ValueError, match="width"):
+        format_bar(50, 0)
+
+
+def test_format_metrics_big_gpu_in_gib() -> None:
+    metrics = {
+        "gpuUtilization": 87,
+        "gpuMemoryUsed": 18000,
+        "gpuMemoryTotal": 24000,
+        "gpuTemperature": 72,
+        "powerUsage": 350.4,
+    }
+    assert format_metrics(metrics) == "GPU 87%  mem 17.6/23.4 GiB  temp 72°C  power 350 W"
+
+
+def test_format_metrics_small_memory_in_mb() -> None:
+    metrics = {"gpuUtilization": 5, "gpuMemoryUsed": 300, "gpuMemoryTotal": 800}
+    assert format_metrics(metrics) == "GPU 5%  mem 300/800 MB  temp -  power -"
+
+
+def test_format_metrics_nulls_are_dashes() -> None:
+    dashes = "GPU -  mem -  temp -  power -"
+    assert format_metrics(None) == dashes
+    assert (
+        format_metrics(dict.fromkeys(["gpuUtilization", "gpuMemoryUsed", "powerUsage"])) == dashes
+    )
+    assert "mem -/80.0 GiB" in format_metrics({"gpuMemoryUsed": None, "gpuMemoryTotal": 81920})
+
+
+def test_format_log_line_local_time_and_colour() -> None:
+    stamp = "2026-11-29T10:31:02.123Z"
+    local = datetime(2026, 11, 29, 10, 31, 2, tzinfo=timezone.utc).astimezone()
+    line = {"level": "warning", "timestamp": stamp, "message": "loss is nan"}
+    assert format_log_line(line) == f"{local:%H:%M:%S} warning loss is nan"
+    assert "\x1b[33mwarning" in format_log_line(line, color=True)
+    assert "\x1b[31merror" in format_log_line({**line, "level": "error"}, color=True)
+    assert "\x1b" not in format_log_line({**line, "level": "info"}, color=True)
+
+
+def test_format_log_line_defuses_terminal_escapes() -> None:
+    text = format_log_line({"level": "info", "message": "a\x1b[2Jb\nc", "timestamp": None})
+    assert text == "--:--:-- info    a?[2Jb\nc"
