@@ -104,6 +104,16 @@ def _json_value(text: str) -> Any:
         ) from None
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not 0 <= value <= 60:
+        raise argparse.ArgumentTypeError(f"expected 0-60 seconds, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``jobwatch`` command."""
     parser = argparse.ArgumentParser(
@@ -129,6 +139,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     prune.add_argument("--days", type=_days, required=True, help="age in days (>= 0)")
     prune.add_argument("--db", default=None, help=f"database (default {default_db_path()})")
+
+    demo = commands.add_parser(
+        "demo", help="train a small network on scikit-learn's digits and watch it live"
+    )
+    demo.add_argument("--epochs", type=_positive_int, default=30, help="epochs (default 30)")
+    demo.add_argument(
+        "--pace", type=_seconds, default=0.2, help="seconds to wait per epoch, to watch (0.2)"
+    )
+    demo.add_argument("--price-per-hour", type=_price, default=2.5, help="for the cost (2.5)")
 
     jobs = commands.add_parser("jobs", help="create and list jobs")
     jobs_commands = jobs.add_subparsers(dest="jobs_command", required=True, metavar="ACTION")
@@ -193,6 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(args)
+        if args.command == "demo":
+            return _demo(args)
         if args.command == "prune":
             return _prune(args)
         if args.command == "report":
@@ -216,6 +237,20 @@ def _serve(args: argparse.Namespace) -> int:
     database = args.db or str(default_db_path())
     run(args.host, args.port, database, access_log=args.access_log)
     return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    if args.epochs > 1000:
+        print("jobwatch demo: --epochs must be 1-1000", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        import sklearn  # noqa: F401
+
+        from jobwatch.demo import run_demo
+    except ImportError:
+        print('jobwatch demo needs scikit-learn: pip install "jobwatch[demo]"', file=sys.stderr)
+        return EXIT_USAGE
+    return run_demo(epochs=args.epochs, pace=args.pace, price_per_hour=args.price_per_hour)
 
 
 def _prune(args: argparse.Namespace) -> int:

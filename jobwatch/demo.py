@@ -103,3 +103,45 @@ def train_digits(
         "trainSamples": len(x_fit),
         "testSamples": len(x_test),
     }
+
+
+def run_demo(*, epochs: int = 30, pace: float = 0.2, price_per_hour: float = 2.5) -> int:
+    """``jobwatch demo``: the digits training against an embedded server, watched in the terminal.
+
+    Starts the server in this process (SQLite in memory), trains in a
+    background thread with a :class:`Reporter`, and shows the job with the
+    live terminal view until it ends.
+
+    Returns
+    -------
+    int
+        0 when the job completed, 4 when it failed.
+    """
+    import threading
+    import uuid
+
+    from jobwatch.client import Client
+    from jobwatch.server.embedded import EmbeddedServer
+    from jobwatch.watch import Watcher
+
+    server = EmbeddedServer(config={"DATABASE": ":memory:"})
+    job_id = f"digits-{uuid.uuid4().hex[:6]}"
+    client = Client(server.url)
+    client.create_job(job_id=job_id, name="digits MLP (demo)", price_per_hour=price_per_hour)
+    print(f"jobwatch demo: server {server.url}, job {job_id}, {epochs} epochs\n")
+
+    def train() -> None:
+        with Reporter(
+            job_id, url=server.url, interval=0.2, price_per_hour=price_per_hour
+        ) as reporter:
+            reporter.complete(train_digits(reporter, epochs=epochs, pace=pace))
+
+    trainer = threading.Thread(target=train, name="jobwatch-demo-training", daemon=True)
+    trainer.start()
+    try:
+        state = Watcher(client, job_id).run()
+    finally:
+        trainer.join(10)
+        client.close()
+        server.stop()
+    return 0 if state.job.get("status") == "completed" else 4

@@ -4,6 +4,7 @@ and the command as a subprocess against ``jobwatch serve``."""
 from __future__ import annotations
 
 import io
+import json
 import re
 import signal
 import socket
@@ -500,3 +501,30 @@ def test_unreachable_server_exits_3() -> None:
     assert done.returncode == 3
     assert "cannot reach the server" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+def test_demo_trains_and_finishes() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "jobwatch", "demo", "--epochs", "5", "--pace", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Epoch 5/5" in done.stdout
+    assert "completed" in done.stdout
+    result = json.loads(done.stdout.split("result: ", 1)[1].splitlines()[0])
+    assert result["testAccuracy"] > 0.85 and result["epochs"] == 5
+
+
+def test_demo_refuses_bad_arguments() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "jobwatch", "demo", "--pace", "-1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2 and "expected 0-60 seconds" in done.stderr
