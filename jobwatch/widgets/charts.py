@@ -95,11 +95,12 @@ class Charts:
 
     def update(self, state: MonitorState, window: float | None) -> None:
         """Redraw every line from ``state`` over the last ``window`` seconds (``None``: all)."""
-        _set(self.utilization, state.series("gpuUtilization", window))
+        # One legend per figure: a dashed companion line shares its GPU's colour.
+        _set(self.utilization, state.series("gpuUtilization", window), legend=True)
         _set(self.temperature, state.series("gpuTemperature", window))
-        _set(self.memory_used, state.series("gpuMemoryUsed", window), scale=1 / 1024)
+        _set(self.memory_used, state.series("gpuMemoryUsed", window), scale=1 / 1024, legend=True)
         _set(self.memory_total, state.series("gpuMemoryTotal", window), scale=1 / 1024)
-        _set(self.power, state.series("powerUsage", window))
+        _set(self.power, state.series("powerUsage", window), legend=True)
 
     def close(self) -> None:
         """Close the figures and their marks."""
@@ -110,7 +111,7 @@ class Charts:
         self.widget.close()
 
 
-def _set(mark: Lines, series: Series, scale: float = 1.0) -> None:
+def _set(mark: Lines, series: Series, scale: float = 1.0, legend: bool = False) -> None:
     x = (np.asarray(series.x, dtype=float) * 1000).astype("datetime64[ms]")
     labels = list(series.lines)
     y: Any = np.asarray([series.lines[label] for label in labels], dtype=float) * scale
@@ -120,4 +121,4 @@ def _set(mark: Lines, series: Series, scale: float = 1.0) -> None:
         mark.x = x
         mark.y = y
         mark.labels = labels
-        mark.display_legend = len(labels) > 1
+        mark.display_legend = legend and len(labels) > 1

@@ -96,7 +96,7 @@ class MonitorView:
         self.gpu = html_widget("jobwatch-gpu")
         self.final = html_widget("jobwatch-final")
         self.range = widgets.ToggleButtons(options=list(TIME_RANGES), value=time_range)
-        self.range.style.button_width = "56px"
+        self.range.style.button_width = "64px"
         self.range.add_class("jobwatch-range")
         self.range.observe(lambda change: on_range(change["new"]), names="value")
         self.charts = Charts()
