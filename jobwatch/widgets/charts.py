@@ -39,7 +39,7 @@ def _figure(title: str, marks: list[Lines], axes: list[Axis]) -> Figure:
         fig_margin=MARGIN,
         layout=widgets.Layout(**FIGURE_LAYOUT),
         title_style={"font-size": "13px"},
-        legend_location="top-left",
+        legend_location="bottom-right",  # lines start at 0 and mostly run high
     )
 
 
@@ -95,12 +95,12 @@ class Charts:
 
     def update(self, state: MonitorState, window: float | None) -> None:
         """Redraw every line from ``state`` over the last ``window`` seconds (``None``: all)."""
-        # One legend per figure: a dashed companion line shares its GPU's colour.
+        # One legend, in the first figure: each GPU keeps its colour in every figure.
         _set(self.utilization, state.series("gpuUtilization", window), legend=True)
         _set(self.temperature, state.series("gpuTemperature", window))
-        _set(self.memory_used, state.series("gpuMemoryUsed", window), scale=1 / 1024, legend=True)
+        _set(self.memory_used, state.series("gpuMemoryUsed", window), scale=1 / 1024)
         _set(self.memory_total, state.series("gpuMemoryTotal", window), scale=1 / 1024)
-        _set(self.power, state.series("powerUsage", window), legend=True)
+        _set(self.power, state.series("powerUsage", window))
 
     def close(self) -> None:
         """Close the figures and their marks."""

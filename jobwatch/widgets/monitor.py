@@ -412,19 +412,30 @@ def _badge(text: str, colour: str) -> str:
 def _latest_gpu(state: MonitorState) -> str:
     if not state.samples:
         return "GPU: no metrics yet"
-    flat = state.samples[-1].flat
+    latest = state.samples[-1]
+    flat = latest.flat
+    # With several GPUs the flat fields aggregate them (CONTRACT.md): say how.
+    mean, total, hottest = (" mean", " total", " hottest") if len(latest.gpus) > 1 else ("", "", "")
     return (
-        f"GPU <b>{format_metric(flat['gpuUtilization'], '%')}</b>"
-        f" · memory <b>{format_memory(flat['gpuMemoryUsed'], flat['gpuMemoryTotal'])}</b>"
-        f" · <b>{format_metric(flat['gpuTemperature'], '°C')}</b>"
-        f" · <b>{format_metric(flat['powerUsage'], ' W')}</b>"
+        f"GPU <b>{format_metric(flat['gpuUtilization'], '%')}</b>{mean}"
+        f" · memory <b>{format_memory(flat['gpuMemoryUsed'], flat['gpuMemoryTotal'])}</b>{total}"
+        f" · <b>{format_metric(flat['gpuTemperature'], '°C')}</b>{hottest}"
+        f" · <b>{format_metric(flat['powerUsage'], ' W')}</b>{total}"
+        f"{f' ({len(latest.gpus)} GPUs)' if len(latest.gpus) > 1 else ''}"
     )
 
 
 def _final(job: dict[str, Any]) -> str:
-    status = job.get("status")
+    status = str(job.get("status"))
+    colour = STATUS_STYLE.get(status, ("#dc2626", ""))[0]
     if status == "completed":
         result = html.escape(json.dumps(job.get("result"), indent=1)[:2000])
-        return f'<div class="jobwatch-result">✔ completed — result: <code>{result}</code></div>'
+        return (
+            f'<div class="jobwatch-result" style="color:{colour}">✔ <b>completed</b>'
+            f" — result: <code>{result}</code></div>"
+        )
     error = html.escape(str(job.get("error") or "no error message"))
-    return f'<div class="jobwatch-error">✘ {html.escape(str(status))}: <code>{error}</code></div>'
+    return (
+        f'<div class="jobwatch-error" style="color:{colour}">✘ <b>{html.escape(status)}</b>:'
+        f" <code>{error}</code></div>"
+    )
