@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import sys
 from collections.abc import Sequence
@@ -133,6 +134,35 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"SQLite file, ':memory:' or a SQLAlchemy URL (default {default_db_path()})",
     )
     serve.add_argument("--access-log", action="store_true", help="log every request")
+    serve.add_argument(
+        "--token",
+        default=os.environ.get("JOBWATCH_TOKEN"),
+        help="bearer token every write (and read) needs (default $JOBWATCH_TOKEN)",
+    )
+    serve.add_argument(
+        "--read-token",
+        default=os.environ.get("JOBWATCH_READ_TOKEN"),
+        help="a token that may only read, for viewers (default $JOBWATCH_READ_TOKEN)",
+    )
+    serve.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[o for o in os.environ.get("JOBWATCH_CORS_ORIGINS", "").split(",") if o],
+        metavar="ORIGIN",
+        help="a browser origin allowed to call the API, e.g. https://app.example.com (repeatable)",
+    )
+    serve.add_argument(
+        "--rate-limit",
+        type=_rate,
+        default=0.0,
+        metavar="N",
+        help="most progress updates per second per worker; more answer 429 (default: no limit)",
+    )
+    serve.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow listening beyond loopback without a token",
+    )
 
     prune = commands.add_parser(
         "prune", help="delete jobs finished more than --days ago, with their samples and logs"
@@ -234,9 +264,51 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from jobwatch.server.serving import run
 
+    if args.read_token and not args.token:
+        print(
+            "jobwatch serve: --read-token needs --token too (else writes would be open)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    if not args.token and not args.insecure and not _is_loopback(args.host):
+        print(
+            f"jobwatch serve: refusing to listen on {args.host} without a token: anyone who can"
+            " reach it could write to your jobs. Pass --token (or set JOBWATCH_TOKEN),"
+            " or --insecure if the network is trusted.",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     database = args.db or str(default_db_path())
-    run(args.host, args.port, database, access_log=args.access_log)
+    config = {
+        "DATABASE": database,
+        "WRITE_TOKEN": args.token or None,
+        "READ_TOKEN": args.read_token or None,
+        "CORS_ORIGINS": tuple(args.cors_origin),
+        "RATE_LIMIT": args.rate_limit,
+    }
+    run(args.host, args.port, config, access_log=args.access_log)
     return 0
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected updates per second, got {text!r}") from None
+    if not 0 <= value <= 1e6:
+        raise argparse.ArgumentTypeError(f"expected 0-1000000 updates per second, got {text!r}")
+    return value
 
 
 def _demo(args: argparse.Namespace) -> int:

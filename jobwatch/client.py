@@ -37,7 +37,7 @@ class Client:
     url:
         Base URL of the server, e.g. ``http://127.0.0.1:8765`` (no ``/api``).
     token:
-        Bearer token sent with every request, or ``None``.
+        Bearer token sent with every request; default ``$JOBWATCH_TOKEN`` if set.
     timeout:
         Seconds to wait for each HTTP answer (connect and read).
 
@@ -52,11 +52,11 @@ class Client:
             raise ValueError(f"url must start with http:// or https://, got {self.url!r}")
         if not timeout > 0:
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
-        self.token = token
+        self.token = token if token is not None else os.environ.get("JOBWATCH_TOKEN") or None
         self.timeout = timeout
         self._session = requests.Session()
-        if token:
-            self._session.headers["Authorization"] = f"Bearer {token}"
+        if self.token:
+            self._session.headers["Authorization"] = f"Bearer {self.token}"
 
     @property
     def ws_url(self) -> str:

@@ -128,7 +128,10 @@ def progress(job_id: str) -> Response:
     update = parse_body(ProgressUpdate, _body())
     if not valid_job_id(job_id):
         raise JobNotFound(f"no job with id {job_id!r}")
-    reply = _services().store.apply_progress(job_id, update)
+    services = _services()
+    if services.rate_limit is not None:
+        services.rate_limit.hit(update.worker_id)
+    reply = services.store.apply_progress(job_id, update)
     return json_response(reply.body)
 
 

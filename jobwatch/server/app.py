@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, Response, current_app
+from flask import Flask, Response, current_app, request
+from flask_cors import CORS
 from flask_sock import Sock
 from werkzeug.exceptions import HTTPException
 
@@ -16,6 +18,7 @@ from jobwatch.protocol import MAX_BODY_BYTES
 from jobwatch.server.api import bp as api_bp
 from jobwatch.server.api import json_response
 from jobwatch.server.broker import MemoryBroker
+from jobwatch.server.security import AccessPolicy, WorkerRateLimit
 from jobwatch.server.services import Services
 from jobwatch.server.store import Store
 from jobwatch.server.ws import serve_socket
@@ -28,6 +31,10 @@ DEFAULTS: dict[str, Any] = {
     "WS_QUEUE_SIZE": 1024,
     "WS_PING_INTERVAL": 25.0,
     "MAX_CONTENT_LENGTH": MAX_BODY_BYTES,
+    "WRITE_TOKEN": None,
+    "READ_TOKEN": None,
+    "CORS_ORIGINS": (),
+    "RATE_LIMIT": 0,
 }
 """Settings ``create_app`` understands, with their defaults:
 
@@ -41,6 +48,12 @@ DEFAULTS: dict[str, Any] = {
     Seconds between WebSocket pings that keep idle connections open through proxies.
 ``MAX_CONTENT_LENGTH``
     Largest request body in bytes (1 MiB); more answers 413.
+``WRITE_TOKEN``, ``READ_TOKEN``
+    Bearer tokens (see :mod:`jobwatch.server.security`); ``None``: open.
+``CORS_ORIGINS``
+    Browser origins allowed to call the API and open the WebSocket.
+``RATE_LIMIT``
+    Most progress updates per second per worker (0: no limit); more answer 429.
 """
 
 
@@ -69,13 +82,21 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     store = Store(app.config["DATABASE"], clock=app.config["CLOCK"])
     broker = MemoryBroker()
     store.set_publisher(broker.publish)
+    rate = float(app.config["RATE_LIMIT"] or 0)
     services = Services(
         store=store,
         broker=broker,
         clock=app.config["CLOCK"],
         ws_queue_size=int(app.config["WS_QUEUE_SIZE"]),
+        rate_limit=WorkerRateLimit(rate) if rate > 0 else None,
     )
     app.extensions["jobwatch"] = services
+    policy = AccessPolicy(
+        app.config["WRITE_TOKEN"], app.config["READ_TOKEN"], app.config["CORS_ORIGINS"]
+    )
+    app.before_request(lambda: policy.check(request))
+    if app.config["CORS_ORIGINS"]:
+        CORS(app, resources={r"/api/*": {"origins": list(app.config["CORS_ORIGINS"])}})
 
     app.register_blueprint(api_bp)
     sock = Sock(app)
@@ -96,7 +117,9 @@ def _api_error(exc: APIError) -> Response:
     response = json_response(exc.to_envelope(), exc.status)
     retry_after = getattr(exc, "retry_after", None)
     if retry_after is not None:
-        response.headers["Retry-After"] = str(max(1, round(retry_after)))
+        response.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+    if exc.status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="jobwatch"'
     return response
 
 

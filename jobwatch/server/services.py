@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobwatch.server.broker import MemoryBroker
+from jobwatch.server.security import WorkerRateLimit
 from jobwatch.server.store import Store
 
 
@@ -18,13 +19,14 @@ class Services:
 
     ``clock`` returns server time in seconds since the epoch; ``ws_queue_size``
     is the most events a subscriber may have queued unsent before it is
-    disconnected.
+    disconnected; ``rate_limit`` caps each worker's progress updates.
     """
 
     store: Store
     broker: MemoryBroker
     clock: Callable[[], float]
     ws_queue_size: int
+    rate_limit: WorkerRateLimit | None = None
     sessions: weakref.WeakSet[Any] = field(default_factory=weakref.WeakSet)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -75,15 +75,16 @@ def announce(what: str) -> Callable[[Any], None]:
     return when_ready
 
 
-def run(host: str, port: int, database: str, *, access_log: bool = False) -> None:
+def run(host: str, port: int, config: dict[str, Any], *, access_log: bool = False) -> None:
     """Serve until interrupted (Ctrl-C or SIGTERM stop gracefully).
 
     Parameters
     ----------
     host, port:
         Listen address; ``port=0`` picks a free port (printed at start).
-    database:
-        ``--db`` value: a SQLite path, ``:memory:`` or a SQLAlchemy URL.
+    config:
+        Settings for :func:`~jobwatch.server.app.create_app` (``DATABASE``: a
+        SQLite path, ``:memory:`` or a SQLAlchemy URL; tokens; origins).
     access_log:
         Log every request to stderr.
     """
@@ -91,8 +92,9 @@ def run(host: str, port: int, database: str, *, access_log: bool = False) -> Non
     def factory() -> Any:
         from jobwatch.server.app import create_app
 
-        return create_app({"DATABASE": database})
+        return create_app(config)
 
     options = gunicorn_options(host, port, access_log=access_log)
-    options["when_ready"] = announce(f"database: {database}")
+    auth = "tokens required" if config.get("WRITE_TOKEN") else "no token (open)"
+    options["when_ready"] = announce(f"database: {config['DATABASE']}; {auth}")
     GunicornServer(options, factory).run()

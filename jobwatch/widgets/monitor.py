@@ -231,7 +231,7 @@ class JobMonitor:
             self.client.ws_url,
             job_id,
             since=self.state.seq,
-            token=token,
+            token=self.client.token,
             on_state=lambda s: self._enqueue("connection", s),
         )
         self._reader = threading.Thread(
