@@ -1,0 +1,152 @@
+"""Reliability under failure: a 30 s server outage under a training loop, and
+stuck or killed subscribers beside healthy ones."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+import pytest
+import requests
+import websocket
+
+from jobwatch import Client, Reporter
+from jobwatch.server import EmbeddedServer
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_a_30_second_outage_never_blocks_the_loop_and_loses_nothing(tmp_path):
+    port = _free_port()
+    config = {"DATABASE": str(tmp_path / "jobs.db")}
+    server = EmbeddedServer(port=port, config=config)
+    url = server.url
+    reporter = Reporter("outage", url=url, gpu=False, interval=0.2)
+    worst, sent, started = 0.0, 0, time.monotonic()
+    down_at, up_at = 3.0, 33.0
+    try:
+        while (elapsed := time.monotonic() - started) < 38.0:
+            if server is not None and elapsed >= down_at and not server.stopped:
+                server.stop()
+            if server is not None and server.stopped and elapsed >= up_at:
+                server = EmbeddedServer(port=port, config=config)
+            t0 = time.perf_counter()
+            reporter.update(min(99.0, elapsed * 2.5), f"step {sent}")
+            reporter.log(f"line {sent}")
+            worst = max(worst, time.perf_counter() - t0)
+            sent += 1
+            time.sleep(0.05)
+        assert reporter.complete({"lines": sent}, timeout=60)
+    finally:
+        reporter.close(timeout=5)
+    try:
+        with Client(url) as client:
+            logs: list[str] = []
+            while len(logs) < client.logs("outage", limit=1)["total"]:
+                page = client.logs("outage", limit=1000, offset=len(logs))["logs"]
+                logs += [line["message"] for line in page]
+            job = client.get_job("outage")
+    finally:
+        server.stop()
+    assert logs == [f"line {i}" for i in range(sent)]
+    assert job["status"] == "completed" and job["result"] == {"lines": sent}
+    assert worst < 1.0, f"update()/log() waited {worst:.3f} s: the loop was blocked"
+
+
+SUBSCRIBER = """
+import json, sys, time, websocket
+ws = websocket.create_connection(sys.argv[1], timeout=10)
+ws.send(json.dumps({"type": "subscribe:job", "subscriptionId": sys.argv[2]}))
+ws.recv()
+print("ready", flush=True)
+time.sleep(3600)
+"""
+
+
+def test_stuck_and_killed_subscribers_do_not_delay_workers_or_healthy_ones():
+    with EmbeddedServer(config={"WS_QUEUE_SIZE": 64}) as server:
+        requests.put(f"{server.url}/api/jobs/busy", json={}, timeout=5)
+        healthy: list[list[int]] = [[] for _ in range(10)]
+
+        def read(into: list[int]) -> None:
+            for event in Client(server.url).subscribe("busy"):
+                if event["type"] == "JOB_PROGRESS":
+                    into.append(event["seq"])
+
+        readers = [threading.Thread(target=read, args=(into,), daemon=True) for into in healthy]
+        for thread in readers:
+            thread.start()
+        stuck = websocket.create_connection(
+            server.ws_url, timeout=10, sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)]
+        )
+        stuck.send(json.dumps({"type": "subscribe:job", "subscriptionId": "busy"}))
+        stuck.recv()  # then never reads again
+        killed = subprocess.Popen(
+            [sys.executable, "-c", SUBSCRIBER, server.ws_url, "busy"],
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        assert killed.stdout is not None and killed.stdout.readline().strip() == "ready"
+        os.killpg(killed.pid, signal.SIGKILL)
+        killed.wait(10)
+        time.sleep(0.5)
+        for thread_count in range(100):
+            if server.services.broker.subscriber_count("busy") >= 12:
+                break
+            time.sleep(0.05)
+
+        noise = os.urandom(6000).hex()  # 12 KB that per-message deflate cannot shrink much
+        posts: list[float] = []
+        with requests.Session() as session:
+            for i in range(1, 401):
+                t0 = time.perf_counter()
+                answer = session.post(
+                    f"{server.url}/api/jobs/busy/progress",
+                    json={
+                        "workerId": "w",
+                        "progress": i / 4,
+                        "logLines": [{"level": "info", "message": f"{i} {noise}"}],
+                    },
+                    timeout=10,
+                )
+                posts.append(time.perf_counter() - t0)
+                assert answer.status_code == 200
+        requests.post(f"{server.url}/api/jobs/busy/complete", json={"workerId": "w"}, timeout=5)
+        for thread in readers:
+            thread.join(20)
+        expected = list(range(1, 801, 2))  # each update is a JOB_PROGRESS then a JOB_LOGS
+        for into in healthy:
+            assert into == expected  # every update, in order, to each healthy subscriber
+        posts.sort()
+        assert posts[-1] < 5.0, (
+            "a worker's POST waited on a subscriber"
+        )  # no wait: sends never block
+        stuck.settimeout(10)
+        frames: list[Any] = []
+        try:
+            while True:
+                opcode, data = stuck.recv_data(control_frame=True)
+                frames.append((opcode, data))
+                if opcode == websocket.ABNF.OPCODE_CLOSE:
+                    break
+        except (websocket.WebSocketException, OSError):
+            pass  # the socket is cut after the close frame
+        closes = [data for opcode, data in frames if opcode == websocket.ABNF.OPCODE_CLOSE]
+        assert closes, "the stuck subscriber was not closed"
+        code = int.from_bytes(closes[0][:2], "big")
+        assert code == 1008 and b"too slow" in closes[0][2:]
+        stuck.close()
