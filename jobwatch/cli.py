@@ -279,6 +279,10 @@ def _serve(args: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
     database = args.db or str(default_db_path())
+    problem = _database_problem(database, must_exist=False)
+    if problem:
+        print(f"jobwatch serve: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     config = {
         "DATABASE": database,
         "WRITE_TOKEN": args.token or None,
@@ -288,6 +292,25 @@ def _serve(args: argparse.Namespace) -> int:
     }
     run(args.host, args.port, config, access_log=args.access_log)
     return 0
+
+
+def _database_problem(database: str, *, must_exist: bool) -> str | None:
+    """Why ``--db`` cannot be used as a SQLite file, or ``None`` (URLs and ``:memory:`` pass)."""
+    import sqlite3
+
+    if database == ":memory:" or "://" in database:
+        return None
+    path = Path(database).expanduser()
+    if path.is_dir():
+        return f"--db {database} is a directory; give a file path"
+    if not path.exists():
+        return f"--db {database} does not exist" if must_exist else None
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+            conn.execute("PRAGMA schema_version")
+    except sqlite3.DatabaseError as exc:
+        return f"--db {database} is not a SQLite database ({exc})"
+    return None
 
 
 def _is_loopback(host: str) -> bool:
@@ -328,7 +351,12 @@ def _demo(args: argparse.Namespace) -> int:
 def _prune(args: argparse.Namespace) -> int:
     from jobwatch.server.store import Store
 
-    store = Store(args.db or str(default_db_path()))
+    database = args.db or str(default_db_path())
+    problem = _database_problem(database, must_exist=True)
+    if problem:
+        print(f"jobwatch prune: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    store = Store(database)
     try:
         deleted = store.prune(args.days * 86400)
     finally:
@@ -405,7 +433,7 @@ def _watch(args: argparse.Namespace) -> int:
 
 
 def _print_jobs(jobs: list[dict[str, Any]], total: int) -> None:
-    header = f"{'ID':<24} {'STATUS':<10} {'PROGRESS':>8}  {'COST':>12}  NAME"
+    header = f"{'ID':<24} {'STATUS':<10} {'PROGRESS':>8}  {'PRICE':>12}  NAME"
     print(header)
     for job in jobs:
         price = job["pricePerHour"]

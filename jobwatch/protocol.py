@@ -569,6 +569,8 @@ def _finite(value: float | None) -> float | None:
 # -- query strings and WebSocket messages ----------------------------------
 
 _Query = ConfigDict(strict=False, allow_inf_nan=False, extra="ignore", populate_by_name=True)
+MAX_ID = 2**62
+"""Largest offset, id or seq accepted (databases store 64-bit integers)."""
 MAX_TIME_RANGE = 30 * 24 * 3600.0
 """Longest metrics window, in seconds (30 days)."""
 
@@ -589,7 +591,7 @@ class Page(BaseModel):
     model_config = _Query
 
     limit: Annotated[int, Field(ge=1, le=1000)] = 100
-    offset: Annotated[int, Field(ge=0)] = 0
+    offset: Annotated[int, Field(ge=0, le=MAX_ID)] = 0
 
 
 class LogsQuery(Page):
@@ -598,7 +600,7 @@ class LogsQuery(Page):
     (for loading older lines on demand), still oldest first."""
 
     level: str | None = None
-    before_id: Annotated[int, Field(ge=1)] | None = Field(None, alias="beforeId")
+    before_id: Annotated[int, Field(ge=1, le=MAX_ID)] | None = Field(None, alias="beforeId")
 
     @field_validator("level")
     @classmethod
@@ -640,7 +642,7 @@ class SubscribeMessage(BaseModel):
     subscription_id: Annotated[str, Field(min_length=1, max_length=128)] = Field(
         alias="subscriptionId"
     )
-    since: Annotated[int, Field(ge=0)] | None = None
+    since: Annotated[int, Field(ge=0, le=MAX_ID)] | None = None
 
 
 class UnsubscribeMessage(BaseModel):

@@ -167,7 +167,7 @@ class Reporter:
             valid = 0.0 <= progress <= 100.0
         except TypeError:
             valid = False
-        if not valid:
+        if not valid or type(progress) is bool:  # the server refuses booleans too
             raise ValueError(f"progress must be a number from 0 to 100 (percent), got {progress!r}")
         if operation is not None and not isinstance(operation, str):
             raise ValueError(f"operation must be a string or None, got {type(operation).__name__}")

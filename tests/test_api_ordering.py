@@ -41,3 +41,38 @@ def test_logs_before_id_pages_backwards(api, make_job):
     bad = api.get(f"/api/jobs/{job}/logs", params={"beforeId": "0"})
     assert bad.status_code == 400
     assert bad.json()["error"]["details"][0]["field"] == "beforeId"
+
+
+def test_huge_integers_in_queries_are_400_not_500(api, make_job):
+    job = make_job()["id"]
+    for path in (
+        "/api/jobs?offset=9223372036854775808",
+        f"/api/jobs/{job}/logs?offset=99999999999999999999",
+        f"/api/jobs/{job}/logs?beforeId=99999999999999999999999999",
+    ):
+        answer = api.get(path)
+        assert answer.status_code == 400, (path, answer.text)
+        assert answer.json()["error"]["code"] == "validation_error"
+
+
+def test_websocket_answers_are_text_frames_and_huge_since_is_refused(server, make_job):
+    import json
+
+    import websocket
+
+    job = make_job()["id"]
+    ws = websocket.create_connection(server.ws_url, timeout=5)
+    try:
+        ws.send("not json")
+        opcode, data = ws.recv_data()
+        assert opcode == websocket.ABNF.OPCODE_TEXT
+        assert json.loads(data)["error"]["code"] == "invalid_json"
+        ws.send(json.dumps({"type": "subscribe:job", "subscriptionId": job, "since": 2**63}))
+        opcode, data = ws.recv_data()
+        assert opcode == websocket.ABNF.OPCODE_TEXT
+        assert json.loads(data)["error"]["details"][0]["field"] == "since"
+        ws.send(json.dumps({"type": "unsubscribe:job", "subscriptionId": job}))
+        opcode, data = ws.recv_data()
+        assert opcode == websocket.ABNF.OPCODE_TEXT and json.loads(data)["type"] == "unsubscribed"
+    finally:
+        ws.close()

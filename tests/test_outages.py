@@ -104,7 +104,7 @@ def test_stuck_and_killed_subscribers_do_not_delay_workers_or_healthy_ones():
         os.killpg(killed.pid, signal.SIGKILL)
         killed.wait(10)
         time.sleep(0.5)
-        for thread_count in range(100):
+        for _ in range(100):
             if server.services.broker.subscriber_count("busy") >= 12:
                 break
             time.sleep(0.05)

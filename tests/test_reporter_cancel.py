@@ -15,3 +15,12 @@ def test_keyboard_interrupt_cancels_the_job(server):
     assert job["status"] == "cancelled"
     assert job["progress"] == 30
     assert job["error"] == "interrupted (KeyboardInterrupt)"
+
+
+def test_boolean_progress_is_refused_like_the_server_does(server):
+    reporter = Reporter("booleans", url=server.url, gpu=False)
+    try:
+        with pytest.raises(ValueError, match="progress"):
+            reporter.update(True)
+    finally:
+        reporter.close(timeout=5)

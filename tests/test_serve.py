@@ -193,3 +193,28 @@ def test_prune_deletes_only_old_finished_jobs(tmp_path):
         assert live["total"] == 1
     finally:
         restarted.stop()
+
+
+def test_bad_databases_get_one_clear_line(tmp_path):
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "jobwatch", *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+
+    not_sqlite = tmp_path / "notes.txt"
+    not_sqlite.write_text("hello, not a database\n" * 100)
+    for args in (
+        ("prune", "--days", "1", "--db", str(tmp_path / "missing.db")),
+        ("prune", "--days", "1", "--db", str(tmp_path)),
+        ("prune", "--days", "1", "--db", str(not_sqlite)),
+        ("serve", "--port", "0", "--db", str(not_sqlite)),
+        ("serve", "--port", "0", "--db", str(tmp_path)),
+    ):
+        done = run(*args)
+        assert done.returncode == 2, (args, done.stderr)
+        assert "Traceback" not in done.stderr and "--db" in done.stderr
+    assert not (tmp_path / "missing.db").exists()

@@ -12,6 +12,7 @@ reaches only its own process's subscribers.
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -94,6 +95,10 @@ def run(host: str, port: int, config: dict[str, Any], *, access_log: bool = Fals
 
         return create_app(config)
 
+    # The master imported ssl (through requests) before the gevent worker
+    # patches the standard library; the server makes no TLS calls, so gevent's
+    # warning about it is noise for an operator.
+    warnings.filterwarnings("ignore", message=".*ssl.*", category=Warning, module="gevent.*")
     options = gunicorn_options(host, port, access_log=access_log)
     auth = "tokens required" if config.get("WRITE_TOKEN") else "no token (open)"
     options["when_ready"] = announce(f"database: {config['DATABASE']}; {auth}")

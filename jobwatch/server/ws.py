@@ -191,7 +191,7 @@ class Session:
                     self.ws.close(reason=item[1], message=item[2])
                     return
                 if kind == "send":
-                    self.ws.send(item[1])
+                    self.ws.send(item[1].decode())  # str: a text frame, as JSON.parse expects
                 elif kind == "event":
                     self._send_event(item[1], item[2], item[3])
                 elif kind == "subscribed":
