@@ -150,3 +150,85 @@ def test_stuck_and_killed_subscribers_do_not_delay_workers_or_healthy_ones():
         code = int.from_bytes(closes[0][:2], "big")
         assert code == 1008 and b"too slow" in closes[0][2:]
         stuck.close()
+
+
+def test_the_monitor_resumes_across_a_server_restart(tmp_path, monkeypatch):
+    from jobwatch.widgets import monitor as monitor_module
+    from jobwatch.widgets.monitor import JobMonitor, MonitorView
+
+    monkeypatch.setattr(
+        monitor_module,
+        "_make_view",
+        lambda mon, time_range: MonitorView(mon._change_range, mon._load_older, time_range),
+    )
+    port = _free_port()
+    config = {"DATABASE": str(tmp_path / "jobs.db")}
+    server = EmbeddedServer(port=port, config=config)
+    client = Client(server.url)
+    client.create_job(job_id="restarting")
+    for i in range(1, 6):
+        client.report_progress(
+            "restarting", "w", i, logs=[{"level": "info", "message": f"before {i}"}]
+        )
+    monitor = JobMonitor("restarting", server.url)
+    try:
+        monitor._subscription.backoff.base = 0.05
+        server.stop()
+        deadline = time.monotonic() + 10
+        while monitor.state.connection != "reconnecting":
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        server = EmbeddedServer(port=port, config=config)
+        for i in range(6, 11):
+            client.report_progress(
+                "restarting", "w", i * 10, logs=[{"level": "info", "message": f"after {i}"}]
+            )
+        deadline = time.monotonic() + 15
+        while monitor.view.progress.value != 100.0:
+            assert time.monotonic() < deadline, monitor.state.connection
+            time.sleep(0.05)
+        messages = [line["message"] for line in monitor.view.logs.lines]
+        assert messages == [f"before {i}" for i in range(1, 6)] + [
+            f"after {i}" for i in range(6, 11)
+        ]
+        assert monitor.state.connection == "live" and monitor._subscription.reconnects == 1
+    finally:
+        monitor.close()
+        server.stop()
+
+
+def test_no_reconnect_storm_while_the_server_stays_down():
+    from jobwatch.subscription import Subscription
+
+    attempts: list[float] = []
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def refuse() -> None:  # accepts and hangs up at once: a server that is down
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            attempts.append(time.monotonic())
+            conn.close()
+
+    thread = threading.Thread(target=refuse, daemon=True)
+    thread.start()
+    subscription = Subscription(f"ws://127.0.0.1:{listener.getsockname()[1]}/ws", "job")
+    reader = threading.Thread(target=lambda: list(subscription), daemon=True)
+    started = time.monotonic()
+    reader.start()
+    time.sleep(8)
+    subscription.close()
+    reader.join(5)
+    stop.set()
+    thread.join(5)
+    listener.close()
+    # 0.25 s doubling to 30 s with full jitter: about 6 tries in 8 s on average; 12 would
+    # need the 7th to 11th waits (ceilings 16-30 s) all near 0. Without backoff: thousands.
+    assert 2 <= len(attempts) <= 12, [round(t - started, 2) for t in attempts]
+    assert not reader.is_alive()
