@@ -97,8 +97,8 @@ def test_fail_with_message(served: ServerProcess, client: Client, job_id: str) -
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--progress", "150"], "between 0 and 100"),
-        (["--progress", "abc"], "number 0-100"),
+        (["--progress", "150"], "from 0 to 100"),
+        (["--progress", "abc"], "must be a number"),
         (["--log", "no level here"], "LEVEL:MESSAGE"),
         (["--log", "debug:x"], "LEVEL:MESSAGE"),
         (["--complete", "--result", "{bad"], "must be JSON"),

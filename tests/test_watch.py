@@ -527,4 +527,4 @@ def test_demo_refuses_bad_arguments() -> None:
         timeout=60,
         check=False,
     )
-    assert done.returncode == 2 and "expected 0-60 seconds" in done.stderr
+    assert done.returncode == 2 and "seconds must be a number from 0 to 60" in done.stderr
