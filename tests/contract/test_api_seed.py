@@ -9,89 +9,22 @@ Every JSON answer is parsed strictly (no ``NaN``/``Infinity``) by an autouse hoo
 from __future__ import annotations
 
 import json
-import math
-import threading
-import time
-import uuid
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 import pytest
 import requests
 
-from jobwatch.server import EmbeddedServer
+from tests.contract.helpers import check_envelope, iso, js, strict_loads
 
 API_HEADERS = {"Content-Type": "application/json"}
 WORKER = "your_worker_id"
 
 
-# -- one server per module (EmbeddedServer.stop() takes about 0.5 s) ------------------
-
-
-class ModuleClock:
-    """Server time that moves only when a test says so; tests use it relatively."""
-
-    def __init__(self, start: float = 1_800_000_000.0) -> None:
-        self._now = start
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        with self._lock:
-            return self._now
-
-    def advance(self, seconds: float) -> None:
-        with self._lock:
-            self._now += seconds
-
-
-@pytest.fixture(scope="module")
-def clock() -> ModuleClock:
-    return ModuleClock()
-
-
-@pytest.fixture(scope="module")
-def server(clock: ModuleClock) -> Iterator[EmbeddedServer]:
-    srv = EmbeddedServer(config={"DATABASE": ":memory:", "CLOCK": clock})
-    yield srv
-    srv.stop()
-
-
-# -- strict JSON and the error envelope, checked on every answer -----------------
-
-
-def _no_constants(token: str) -> Any:
-    raise AssertionError(f"non-finite number {token!r} in a JSON answer")
-
-
-def strict_loads(text: str | bytes) -> Any:
-    return json.loads(text, parse_constant=_no_constants)
-
-
-def _check_answer(response: requests.Response, *args: Any, **kwargs: Any) -> None:
-    assert response.status_code < 500, (
-        f"{response.request.method} {response.url} -> {response.status_code}: {response.text[:500]}"
-    )
-    assert response.headers.get("Content-Type", "").startswith("application/json")
-    body = strict_loads(response.text)
-    if response.status_code >= 400:
-        assert set(body) == {"error"}, body
-        assert set(body["error"]) == {"code", "message", "details"}, body
-
-
 @pytest.fixture(autouse=True)
 def _strict_answers(api: Any) -> None:
-    api.session.hooks["response"].append(_check_answer)
-
-
-def js(response: requests.Response) -> Any:
-    return strict_loads(response.text)
-
-
-def iso(epoch_s: float) -> str:
-    """ISO 8601 UTC with milliseconds and Z, computed independently of the server."""
-    ms = math.floor(epoch_s * 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
+    """Overrides the package's hook: strict JSON and the envelope's keys only."""
+    api.session.hooks["response"].append(check_envelope)
 
 
 def fetch_post(api: Any, path: str, body: dict[str, Any]) -> requests.Response:
@@ -155,12 +88,6 @@ COMPLETE_UPDATE = {
         {"level": "info", "message": "Loss: 0.0234, Accuracy: 98.5%"},
     ],
 }
-
-
-@pytest.fixture
-def job_id() -> str:
-    """The seed's ``jobId`` variable: a fresh id per test (the server is per module)."""
-    return f"job-{uuid.uuid4().hex[:12]}"
 
 
 @pytest.fixture

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import math
 import re
 import threading
-import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,116 +13,8 @@ import requests
 import websocket
 
 from jobwatch.server import EmbeddedServer
-
-# -- one server per module (EmbeddedServer.stop() takes about 0.5 s) ------------------
-
-
-class ModuleClock:
-    """Server time that moves only when a test says so; tests use it relatively."""
-
-    def __init__(self, start: float = 1_800_000_000.0) -> None:
-        self._now = start
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        with self._lock:
-            return self._now
-
-    def advance(self, seconds: float) -> None:
-        with self._lock:
-            self._now += seconds
-
-
-@pytest.fixture(scope="module")
-def clock() -> ModuleClock:
-    return ModuleClock()
-
-
-@pytest.fixture(scope="module")
-def server(clock: ModuleClock) -> Iterator[EmbeddedServer]:
-    srv = EmbeddedServer(config={"DATABASE": ":memory:", "CLOCK": clock})
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-def job_id() -> str:
-    """A fresh job id per test (the server lives as long as the module)."""
-    return f"job-{uuid.uuid4().hex[:12]}"
-
-
-# -- strict JSON and the error envelope, checked on every answer -----------------
-
-ERROR_STATUSES = {400, 403, 404, 405, 409, 413, 429}
-
-
-def _no_constants(token: str) -> Any:
-    raise AssertionError(f"non-finite number {token!r} in JSON output")
-
-
-def strict_loads(text: str | bytes) -> Any:
-    return json.loads(text, parse_constant=_no_constants)
-
-
-def _check_answer(response: requests.Response, *args: Any, **kwargs: Any) -> None:
-    """Every answer is strict JSON; every error is the contract's envelope, never a 5xx."""
-    assert response.status_code < 500, (
-        f"{response.request.method} {response.url[:200]} -> {response.status_code}: "
-        f"{response.text[:500]}"
-    )
-    assert response.headers.get("Content-Type", "").startswith("application/json")
-    body = strict_loads(response.text)
-    if response.status_code >= 400:
-        assert response.status_code in ERROR_STATUSES
-        assert set(body) == {"error"}, body
-        error = body["error"]
-        assert set(error) == {"code", "message", "details"}, body
-        assert isinstance(error["code"], str) and error["code"]
-        assert isinstance(error["message"], str) and error["message"]
-        assert isinstance(error["details"], list)
-        for detail in error["details"]:
-            assert set(detail) == {"field", "message"}, detail
-            assert isinstance(detail["field"], str) and detail["field"]
-            assert isinstance(detail["message"], str) and detail["message"]
-
-
-@pytest.fixture(autouse=True)
-def _strict_answers(api: Any) -> None:
-    api.session.hooks["response"].append(_check_answer)
-
-
-def js(response: requests.Response) -> Any:
-    return strict_loads(response.text)
-
-
-def error_of(response: requests.Response, status: int, code: str | None = None) -> dict[str, Any]:
-    """The error object of an answer that must have ``status`` (and ``code``)."""
-    assert response.status_code == status, response.text[:500]
-    error: dict[str, Any] = js(response)["error"]
-    if code is not None:
-        assert error["code"] == code, error
-    return error
-
-
-def fields(error: dict[str, Any]) -> list[str]:
-    return [d["field"] for d in error["details"]]
-
-
-def iso(epoch_s: float) -> str:
-    """ISO 8601 UTC with milliseconds and Z, computed independently of the server."""
-    ms = math.floor(epoch_s * 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
-
-
-def snapshot(api: Any, job_id: str) -> dict[str, Any]:
-    """Everything readable about a job, to show that a refused request changed nothing."""
-    return {
-        "job": js(api.get(f"/api/jobs/{job_id}"))["job"],
-        "logs": js(api.get(f"/api/jobs/{job_id}/logs?limit=1000")),
-        "metrics": js(api.get(f"/api/jobs/{job_id}/metrics?timeRange=2592000")),
-        "monitor": js(api.get(f"/api/jobs/{job_id}/monitor")),
-    }
-
+from tests.conftest import FakeClock
+from tests.contract.helpers import check_answer, error_of, fields, iso, js, snapshot, strict_loads
 
 JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
 CONTRACT_JOB_FIELDS = {
@@ -316,15 +205,15 @@ def test_put_with_an_invalid_id_in_the_url_is_refused(api: Any) -> None:
 
 
 @pytest.fixture
-def own_server() -> Iterator[tuple[Any, ModuleClock]]:
+def own_server() -> Iterator[tuple[Any, FakeClock]]:
     """A server of this test alone, so that totals count only its jobs."""
-    clock = ModuleClock()
+    clock = FakeClock()
     srv = EmbeddedServer(config={"DATABASE": ":memory:", "CLOCK": clock})
 
     class _Api:
         def __init__(self) -> None:
             self.session = requests.Session()
-            self.session.hooks["response"].append(_check_answer)
+            self.session.hooks["response"].append(check_answer)
 
         def get(self, path: str, **kw: Any) -> requests.Response:
             return self.session.get(srv.url + path, timeout=10, **kw)
@@ -338,7 +227,7 @@ def own_server() -> Iterator[tuple[Any, ModuleClock]]:
         srv.stop()
 
 
-def test_list_with_status_limit_offset_and_total(own_server: tuple[Any, ModuleClock]) -> None:
+def test_list_with_status_limit_offset_and_total(own_server: tuple[Any, FakeClock]) -> None:
     api, clock = own_server
     ids = []
     for i in range(5):

@@ -1,0 +1,1 @@
+"""Contract tests: one real server per module, every answer checked for strict JSON."""
