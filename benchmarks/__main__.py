@@ -5,10 +5,17 @@ from __future__ import annotations
 import argparse
 import time
 
-from benchmarks import ingest, reporter
+from benchmarks import fanout, ingest, memory, queries, reporter, soak
 from benchmarks.report import machine, markdown
 
-SUITES = {"ingest": ingest.run, "reporter": reporter.run}
+SUITES = {
+    "ingest": ingest.run,
+    "reporter": reporter.run,
+    "fanout": fanout.run,
+    "queries": queries.run,
+    "memory": memory.run,
+    "soak": soak.run,
+}
 
 
 def main() -> None:

@@ -76,3 +76,19 @@ def test_websocket_answers_are_text_frames_and_huge_since_is_refused(server, mak
         assert opcode == websocket.ABNF.OPCODE_TEXT and json.loads(data)["type"] == "unsubscribed"
     finally:
         ws.close()
+
+
+def test_log_pages_read_from_either_end_agree(api, make_job):
+    job = make_job()["id"]
+    levels = ["info", "warning", "error"]
+    lines = [{"level": levels[i % 3], "message": f"m{i}"} for i in range(250)]
+    api.post(f"/api/jobs/{job}/progress", json={"workerId": "w", "progress": 1, "logLines": lines})
+    for level in (None, "warning"):
+        expected = [line["message"] for line in lines if level in (None, line["level"])]
+        for offset in (0, 40, 82, 83, 84, 124, 126, 200, 240, 249, 250, 300):
+            for limit in (1, 10, 100):
+                params = {"offset": offset, "limit": limit, **({"level": level} if level else {})}
+                page = api.get(f"/api/jobs/{job}/logs", params=params).json()
+                got = [line["message"] for line in page["logs"]]
+                assert got == expected[offset : offset + limit], (level, offset, limit)
+                assert page["total"] == len(expected)

@@ -213,7 +213,7 @@ def logs(job_id: str) -> Response:
         total = job[f"n_{query.level}"]
     with _services().store.read() as conn:
         rows = queries.log_page(
-            conn, job_id, query.level, query.limit, query.offset, query.before_id
+            conn, job_id, query.level, query.limit, query.offset, query.before_id, total
         )
     return json_response(
         {

@@ -75,10 +75,11 @@ def sample_window(
     """
     limit = max_points or RAW_LIMIT
     in_window = (samples.c.job_id == job_id) & (samples.c.ts >= start) & (samples.c.ts <= end)
-    raw = select(samples).where(in_window).order_by(samples.c.ts, samples.c.id).limit(limit + 1)
-    rows = [decode_row(r) for r in conn.execute(raw).mappings()]
-    if len(rows) <= limit:
-        return rows, False
+    # Counting on the (job_id, ts) index is cheaper than fetching and decoding rows to throw away.
+    count = conn.execute(select(func.count()).select_from(samples).where(in_window)).scalar_one()
+    if count <= limit:
+        raw = select(samples).where(in_window).order_by(samples.c.ts, samples.c.id)
+        return [decode_row(r) for r in conn.execute(raw).mappings()], False
 
     n_buckets = max(1, limit // 2)
     width = (end - start) / n_buckets or 1.0
@@ -118,34 +119,47 @@ def log_page(
     limit: int,
     offset: int,
     before_id: int | None = None,
+    total: int | None = None,
 ) -> list[Row]:
     """Log lines oldest first, optionally of one level, ``limit`` from ``offset``;
     with ``before_id``, the ``limit`` lines just before that id (after skipping
-    ``offset`` of them, counting back)."""
+    ``offset`` of them, counting back). Given the matching ``total``, a page in
+    the newer half is read from the end, so the newest pages cost as little as
+    the first ones (an OFFSET walks every row it skips)."""
     query = select(log_lines).where(log_lines.c.job_id == job_id)
     if level is not None:
         query = query.where(log_lines.c.level == level)
-    if before_id is None:
-        query = query.order_by(log_lines.c.id).limit(limit).offset(offset)
-        return [dict(r) for r in conn.execute(query).mappings()]
-    query = query.where(log_lines.c.id < before_id)
-    query = query.order_by(log_lines.c.id.desc()).limit(limit).offset(offset)
-    rows = [dict(r) for r in conn.execute(query).mappings()]
+    if before_id is not None:
+        query = query.where(log_lines.c.id < before_id).order_by(log_lines.c.id.desc())
+        return _oldest_first(conn, query.limit(limit).offset(offset))
+    if total is not None and offset > total // 2:
+        count = min(limit, total - offset)
+        if count <= 0:
+            return []
+        query = query.order_by(log_lines.c.id.desc())
+        return _oldest_first(conn, query.limit(count).offset(total - offset - count))
+    query = query.order_by(log_lines.c.id).limit(limit).offset(offset)
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def _oldest_first(conn: Connection, newest_first: Any) -> list[Row]:
+    rows = [dict(r) for r in conn.execute(newest_first).mappings()]
     rows.reverse()
     return rows
 
 
 def recent_logs(conn: Connection, job_id: str, up_to_seq: int, n: int) -> list[Row]:
     """The last ``n`` log lines with ``seq <= up_to_seq``, oldest first."""
+    # "seq + 0" keeps SQLite on the (job_id, id) index: walking it backwards
+    # stops after n rows, where the (job_id, seq) index would sort every line
+    # of the job first (measured: 558 ms for a job of 1,000,000 lines).
     query = (
         select(log_lines)
-        .where((log_lines.c.job_id == job_id) & (log_lines.c.seq <= up_to_seq))
+        .where((log_lines.c.job_id == job_id) & (log_lines.c.seq + 0 <= up_to_seq))
         .order_by(log_lines.c.id.desc())
         .limit(n)
     )
-    rows = [dict(r) for r in conn.execute(query).mappings()]
-    rows.reverse()
-    return rows
+    return _oldest_first(conn, query)
 
 
 def log_events_after(conn: Connection, job_id: str, since: int, up_to: int) -> Iterator[Event]:
