@@ -6,9 +6,9 @@ metrics and one log line) once a second for 5 minutes; 50 WebSocket
 connections subscribe to 10 jobs each (``--quick``: 100 workers for 20 s,
 10 connections). The workers run in their own processes (250 a process),
 each a thread with its own keep-alive ``http.client`` connection on a fixed
-schedule, the workers' send times spread evenly over the second. The subscribers run in another
-process and read every connection through one selector, counting per job the
-distinct ``JOB_PROGRESS`` seqs they receive.
+schedule, their send times spread evenly over the second. The subscribers
+run in another process and read every connection through one selector,
+counting per job the distinct ``JOB_PROGRESS`` seqs they receive.
 
 Everything stops by itself: each worker sends a fixed number of updates and
 gives up :data:`GRACE` seconds after its schedule ends; the subscribers stop
@@ -47,7 +47,7 @@ WORKERS_PER_PROCESS = 250
 POST_TIMEOUT = 10.0
 """Seconds one ``POST /progress`` may take before it counts as an error."""
 GRACE = 30.0
-"""Seconds past the end of its schedule a load thread may take to catch up before it gives up."""
+"""Seconds past the end of its schedule a worker may take to catch up before it gives up."""
 DRAIN_TIMEOUT = 30.0
 """Seconds the subscribers get, after the last update, to read what is still on its way."""
 SETUP_TIMEOUT = 60.0
