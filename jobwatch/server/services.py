@@ -29,15 +29,24 @@ class Services:
     rate_limit: WorkerRateLimit | None = None
     sessions: weakref.WeakSet[Any] = field(default_factory=weakref.WeakSet)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _closed: bool = False
 
-    def track(self, session: Any) -> None:
-        """Remember an open WebSocket session, so :meth:`close` can end it."""
+    def track(self, session: Any) -> bool:
+        """Remember an open WebSocket session, so :meth:`close` can end it.
+
+        Returns ``False`` once :meth:`close` has begun: a connection accepted
+        during shutdown must end at once rather than outlive the server.
+        """
         with self._lock:
+            if self._closed:
+                return False
             self.sessions.add(session)
+            return True
 
     def close(self) -> None:
         """End every WebSocket session (close code 1001), stop the writer, release the database."""
         with self._lock:
+            self._closed = True
             sessions = list(self.sessions)
         for session in sessions:
             session.shutdown()

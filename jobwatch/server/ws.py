@@ -65,7 +65,9 @@ class Session:
 
     def run(self) -> None:
         """Serve the connection until it closes."""
-        self.services.track(self)
+        if not self.services.track(self):
+            self.ws.close(reason=GOING_AWAY, message="server shutting down")
+            return
         self._sender.start()
         try:
             while not self._closing:
