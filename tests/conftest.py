@@ -13,7 +13,9 @@ import pytest
 import requests
 import websocket
 
+from jobwatch.client import Client
 from jobwatch.server import EmbeddedServer
+from jobwatch.server.process import ServerProcess, serve_command
 
 
 class FakeClock:
@@ -126,3 +128,17 @@ def make_job(api: Api) -> Callable[..., dict[str, Any]]:
         return job
 
     return make
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """``jobwatch serve`` as shipped, in a child process, for one test module."""
+    server = ServerProcess(serve_command(tmp_path_factory.mktemp("served") / "db"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def served_client(served: ServerProcess) -> Iterator[Client]:
+    with Client(served.url) as c:
+        yield c

@@ -6,28 +6,17 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
 from jobwatch.client import Client
 from jobwatch.errors import JobNotFound
-from jobwatch.server.process import ServerProcess, serve_command
+from jobwatch.server.process import ServerProcess
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = ServerProcess(serve_command(tmp_path_factory.mktemp("cli") / "db"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def client(served: ServerProcess) -> Iterator[Client]:
-    with Client(served.url) as c:
-        yield c
+# `served` (jobwatch serve in a child process) and its `client`: tests/conftest.py
 
 
 @pytest.fixture
@@ -45,7 +34,9 @@ def report(*args: str, url: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_progress_operation_and_logs(served: ServerProcess, client: Client, job_id: str) -> None:
+def test_progress_operation_and_logs(
+    served: ServerProcess, served_client: Client, job_id: str
+) -> None:
     done = report(
         job_id,
         "--progress",
@@ -60,10 +51,10 @@ def test_progress_operation_and_logs(served: ServerProcess, client: Client, job_
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"{job_id}: running 45%")
-    job = client.get_job(job_id)
+    job = served_client.get_job(job_id)
     assert (job["progress"], job["currentOperation"]) == (45, "epoch 5/10")
     assert job["workerId"] == socket.gethostname()
-    logs = client.logs(job_id)["logs"]
+    logs = served_client.logs(job_id)["logs"]
     assert [(line["level"], line["message"]) for line in logs] == [
         ("info", "epoch 5 done"),
         ("warning", "loss: nan at step 3"),
@@ -71,26 +62,26 @@ def test_progress_operation_and_logs(served: ServerProcess, client: Client, job_
 
 
 def test_logs_without_progress_keep_the_current_progress(
-    served: ServerProcess, client: Client, job_id: str
+    served: ServerProcess, served_client: Client, job_id: str
 ) -> None:
     assert report(job_id, "--progress", "30", "--worker-id", "w1", url=served.url).returncode == 0
     done = report(job_id, "--log", "error:disk full", "--worker-id", "w1", url=served.url)
     assert done.returncode == 0, done.stderr
-    assert client.get_job(job_id)["progress"] == 30
-    assert [line["message"] for line in client.logs(job_id)["logs"]] == ["disk full"]
+    assert served_client.get_job(job_id)["progress"] == 30
+    assert [line["message"] for line in served_client.logs(job_id)["logs"]] == ["disk full"]
 
 
-def test_complete_with_result(served: ServerProcess, client: Client, job_id: str) -> None:
+def test_complete_with_result(served: ServerProcess, served_client: Client, job_id: str) -> None:
     done = report(job_id, "--complete", "--result", '{"accuracy": 0.93}', url=served.url)
     assert done.returncode == 0, done.stderr
-    job = client.get_job(job_id)
+    job = served_client.get_job(job_id)
     assert (job["status"], job["progress"], job["result"]) == ("completed", 100, {"accuracy": 0.93})
 
 
-def test_fail_with_message(served: ServerProcess, client: Client, job_id: str) -> None:
+def test_fail_with_message(served: ServerProcess, served_client: Client, job_id: str) -> None:
     done = report(job_id, "--progress", "60", "--fail", "CUDA out of memory", url=served.url)
     assert done.returncode == 0, done.stderr
-    job = client.get_job(job_id)
+    job = served_client.get_job(job_id)
     assert (job["status"], job["progress"], job["error"]) == ("failed", 60, "CUDA out of memory")
 
 
@@ -108,25 +99,25 @@ def test_fail_with_message(served: ServerProcess, client: Client, job_id: str) -
     ],
 )
 def test_bad_usage_exits_2_without_a_request(
-    served: ServerProcess, client: Client, job_id: str, args: list[str], message: str
+    served: ServerProcess, served_client: Client, job_id: str, args: list[str], message: str
 ) -> None:
     done = report(job_id, *args, url=served.url)
     assert done.returncode == 2
     assert message in done.stderr
     with pytest.raises(JobNotFound):
-        client.get_job(job_id)
+        served_client.get_job(job_id)
 
 
 def test_server_refusal_exits_1_with_its_message(
-    served: ServerProcess, client: Client, job_id: str
+    served: ServerProcess, served_client: Client, job_id: str
 ) -> None:
-    client.ensure_job(job_id, worker_id="owner")
+    served_client.ensure_job(job_id, worker_id="owner")
     done = report(job_id, "--progress", "10", "--worker-id", "intruder", url=served.url)
     assert done.returncode == 1
     assert "bound to worker 'owner'" in done.stderr
     assert "worker_mismatch" in done.stderr
 
-    client.complete_job(job_id, "owner")
+    served_client.complete_job(job_id, "owner")
     done = report(job_id, "--progress", "10", "--worker-id", "owner", url=served.url)
     assert done.returncode == 1
     assert "job_finished" in done.stderr

@@ -20,7 +20,7 @@ import pytest
 
 from jobwatch.client import Client
 from jobwatch.errors import JobNotFound
-from jobwatch.server.process import ServerProcess, serve_command
+from jobwatch.server.process import ServerProcess
 from jobwatch.state import MonitorState
 from jobwatch.watch import Watcher, render_final, render_status
 
@@ -326,17 +326,7 @@ def test_unknown_job_raises_before_any_output() -> None:
 # -- the command, against a real server ---------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = ServerProcess(serve_command(tmp_path_factory.mktemp("watch") / "db"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def client(served: ServerProcess) -> Iterator[Client]:
-    with Client(served.url) as c:
-        yield c
+# `served` (jobwatch serve in a child process) and its `client`: tests/conftest.py
 
 
 class Watch:
@@ -390,15 +380,15 @@ class Watch:
 
 
 @pytest.fixture
-def job_id(client: Client) -> str:
+def job_id(served_client: Client) -> str:
     job_id = f"watch-{uuid.uuid4().hex[:10]}"
-    client.create_job(job_id=job_id, worker_id="w1", price_per_hour=36.0)
+    served_client.create_job(job_id=job_id, worker_id="w1", price_per_hour=36.0)
     return job_id
 
 
 @pytest.mark.slow
-def test_watch_until_completed(served: ServerProcess, client: Client, job_id: str) -> None:
-    client.report_progress(
+def test_watch_until_completed(served: ServerProcess, served_client: Client, job_id: str) -> None:
+    served_client.report_progress(
         job_id, "w1", 10, "loading data", logs=[{"level": "info", "message": "before watch"}]
     )
     watcher = Watch(job_id, "--url", served.url)
@@ -406,7 +396,7 @@ def test_watch_until_completed(served: ServerProcess, client: Client, job_id: st
         watcher.wait_for("loading data")
         assert "before watch" in watcher.out
         metrics = {"gpuUtilization": 87, "gpuMemoryUsed": 18000, "gpuMemoryTotal": 24000}
-        client.report_progress(
+        served_client.report_progress(
             job_id,
             "w1",
             45.5,
@@ -415,7 +405,7 @@ def test_watch_until_completed(served: ServerProcess, client: Client, job_id: st
             logs=[{"level": "info", "message": "epoch 4 done"}],
         )
         watcher.wait_for("45.5%")
-        client.report_progress(
+        served_client.report_progress(
             job_id,
             "w1",
             80,
@@ -425,7 +415,7 @@ def test_watch_until_completed(served: ServerProcess, client: Client, job_id: st
                 {"level": "error", "message": "one bad batch"},
             ],
         )
-        client.complete_job(job_id, "w1", result={"accuracy": 0.93})
+        served_client.complete_job(job_id, "w1", result={"accuracy": 0.93})
         code = watcher.finish()
     finally:
         watcher.proc.kill()
@@ -444,12 +434,14 @@ def test_watch_until_completed(served: ServerProcess, client: Client, job_id: st
 
 
 @pytest.mark.slow
-def test_watch_a_failing_job_exits_4(served: ServerProcess, client: Client, job_id: str) -> None:
-    client.report_progress(job_id, "w1", 30, "epoch 3/10")
+def test_watch_a_failing_job_exits_4(
+    served: ServerProcess, served_client: Client, job_id: str
+) -> None:
+    served_client.report_progress(job_id, "w1", 30, "epoch 3/10")
     watcher = Watch(job_id, "--url", served.url)
     try:
         watcher.wait_for("epoch 3/10")
-        client.complete_job(job_id, "w1", "failed", error="CUDA out of memory")
+        served_client.complete_job(job_id, "w1", "failed", error="CUDA out of memory")
         code = watcher.finish()
     finally:
         watcher.proc.kill()
