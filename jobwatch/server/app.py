@@ -17,7 +17,7 @@ from jobwatch.errors import APIError, MethodNotAllowed, NotFound, PayloadTooLarg
 from jobwatch.protocol import MAX_BODY_BYTES
 from jobwatch.server.api import bp as api_bp
 from jobwatch.server.api import json_response
-from jobwatch.server.broker import MemoryBroker
+from jobwatch.server.broker import Broker, MemoryBroker
 from jobwatch.server.security import AccessPolicy, WorkerRateLimit
 from jobwatch.server.services import Services
 from jobwatch.server.store import Store
@@ -35,11 +35,14 @@ DEFAULTS: dict[str, Any] = {
     "READ_TOKEN": None,
     "CORS_ORIGINS": (),
     "RATE_LIMIT": 0,
+    "REDIS_URL": None,
+    "REDIS_CHANNEL": "jobwatch:events",
 }
 """Settings ``create_app`` understands, with their defaults:
 
 ``DATABASE``
-    ``--db`` value: a SQLite path, ``:memory:`` or a SQLAlchemy URL.
+    ``--db`` value: a SQLite path, ``:memory:`` or a URL (``postgresql://...``
+    for several processes sharing one database).
 ``CLOCK``
     Callable returning server time in seconds since the epoch (tests pass a fake).
 ``WS_QUEUE_SIZE``
@@ -54,6 +57,12 @@ DEFAULTS: dict[str, Any] = {
     Browser origins allowed to call the API and open the WebSocket.
 ``RATE_LIMIT``
     Most progress updates per second per worker (0: no limit); more answer 429.
+``REDIS_URL``
+    ``redis://host:port/db``: fan events out through Redis to every process
+    sharing it (:class:`~jobwatch.server.redis_broker.RedisBroker`); ``None``:
+    this process only.
+``REDIS_CHANNEL``
+    The Redis pub/sub channel; one per deployment.
 """
 
 
@@ -70,6 +79,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     flask.Flask
         Its parts are in ``app.extensions["jobwatch"]`` (:class:`Services`);
         call ``.close()`` on them to stop the writer thread.
+
+    Raises
+    ------
+    sqlalchemy.exc.OperationalError
+        The database cannot be reached.
+    jobwatch.server.redis_broker.BrokerUnavailable
+        ``REDIS_URL`` is set and Redis cannot be reached.
     """
     app = Flask("jobwatch")
     app.config.update(DEFAULTS)
@@ -80,7 +96,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         "max_message_size": 64 * 1024,
     }
     store = Store(app.config["DATABASE"], clock=app.config["CLOCK"])
-    broker = MemoryBroker()
+    broker = _broker(app.config["REDIS_URL"], app.config["REDIS_CHANNEL"], store)
     store.set_publisher(broker.publish)
     rate = float(app.config["RATE_LIMIT"] or 0)
     services = Services(
@@ -107,6 +123,18 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
     return app
+
+
+def _broker(redis_url: str | None, channel: str, store: Store) -> Broker:
+    if not redis_url:
+        return MemoryBroker()
+    from jobwatch.server.redis_broker import RedisBroker
+
+    try:
+        return RedisBroker(redis_url, channel=channel)
+    except Exception:
+        store.close()
+        raise
 
 
 def _websocket(ws: Any) -> None:

@@ -1,8 +1,11 @@
-"""Fan-out of committed events to WebSocket subscribers, inside one process.
+"""Fan-out of committed events to WebSocket subscribers.
 
-A subscriber is anything with a non-blocking ``deliver(job_id, seq, message)``;
-the WebSocket session gives each connection a bounded outbox, so publishing
-costs one append per subscriber and never waits on a slow reader.
+A subscriber is anything with a non-blocking ``deliver(job_id, seq, message)``
+and ``resync(job_id, seq)``; the WebSocket session gives each connection a
+bounded outbox, so publishing costs one append per subscriber and never waits
+on a slow reader. :class:`MemoryBroker` reaches the subscribers of this
+process; :class:`~jobwatch.server.redis_broker.RedisBroker` those of every
+process sharing one Redis.
 """
 
 from __future__ import annotations
@@ -19,6 +22,29 @@ class Subscriber(Protocol):
 
     def deliver(self, job_id: str, seq: int, message: bytes) -> None:
         """Take one event's JSON text; must return at once (enqueue, never block)."""
+
+    def resync(self, job_id: str, seq: int) -> None:
+        """Events of ``job_id`` up to ``seq`` (0: any) may have been lost in transit:
+        fetch what is missing from the store. Must return at once."""
+
+
+class Broker(Protocol):
+    """What the server needs of a broker (:class:`MemoryBroker` or ``RedisBroker``)."""
+
+    def subscribe(self, job_id: str, subscriber: Subscriber) -> None:
+        """Start delivering ``job_id``'s events to ``subscriber``."""
+
+    def unsubscribe(self, job_id: str, subscriber: Subscriber) -> None:
+        """Stop delivering ``job_id``'s events to ``subscriber``."""
+
+    def subscriber_count(self, job_id: str | None = None) -> int:
+        """Number of subscriptions in this process, to one job or to all."""
+
+    def publish(self, events: Iterable[Event]) -> None:
+        """Send committed events, in commit order, to their jobs' subscribers."""
+
+    def close(self) -> None:
+        """Stop delivering."""
 
 
 class MemoryBroker:
@@ -62,6 +88,24 @@ class MemoryBroker:
             message = event.message()
             for subscriber in targets:
                 subscriber.deliver(event.job_id, event.seq, message)
+
+    def deliver(self, job_id: str, seq: int, message: bytes) -> None:
+        """Hand one already serialised event to ``job_id``'s subscribers in this process."""
+        with self._lock:
+            targets = tuple(self._subscribers.get(job_id, ()))
+        for subscriber in targets:
+            subscriber.deliver(job_id, seq, message)
+
+    def resync(self, job_id: str | None, seq: int = 0) -> None:
+        """Ask ``job_id``'s subscribers (``None``: every subscriber) to fetch
+        events up to ``seq`` they may have missed from the store."""
+        with self._lock:
+            if job_id is None:
+                targets = [(j, s) for j, subs in self._subscribers.items() for s in subs]
+            else:
+                targets = [(job_id, s) for s in self._subscribers.get(job_id, ())]
+        for target_job, subscriber in targets:
+            subscriber.resync(target_job, seq)
 
     def close(self) -> None:
         """Forget every subscriber."""

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from jobwatch.server.broker import MemoryBroker
+from jobwatch.server.broker import Broker
 from jobwatch.server.security import WorkerRateLimit
 from jobwatch.server.store import Store
 
@@ -23,7 +23,7 @@ class Services:
     """
 
     store: Store
-    broker: MemoryBroker
+    broker: Broker
     clock: Callable[[], float]
     ws_queue_size: int
     rate_limit: WorkerRateLimit | None = None

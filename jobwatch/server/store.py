@@ -1,7 +1,10 @@
 """Storage of jobs, metric samples and log lines (SQLAlchemy Core).
 
 SQLite by default: a file in WAL mode (``synchronous=FULL``: a commit is on
-disk before the request is answered) or ``:memory:``. Writes go through a
+disk before the request is answered) or ``:memory:``. PostgreSQL (through
+psycopg 3) for several server processes sharing one database: the same
+schema and statements, with job rows locked ``FOR UPDATE`` so each job's
+``seq`` stays gap-free whichever process writes. Writes go through a
 :class:`~jobwatch.server.writer.GroupCommitWriter`; reads use their own
 connections (WAL lets them run beside the writer).
 """
@@ -17,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, create_engine, delete, event, select
+from sqlalchemy import Connection, bindparam, create_engine, delete, event, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
@@ -60,8 +63,19 @@ class ProgressReply:
     body: dict[str, Any]
 
 
+SCHEMA_LOCK = 0x6A6F_6277_6174_6368 >> 1
+"""PostgreSQL advisory lock key ("jobwatch") held while a process creates the schema."""
+
+
 def database_url(db: str) -> str:
-    """Turn the CLI's ``--db`` value (a path, ``:memory:`` or a SQLAlchemy URL) into a URL."""
+    """Turn the CLI's ``--db`` value (a path, ``:memory:`` or a URL) into a SQLAlchemy URL.
+
+    ``postgresql://`` and ``postgres://`` (the libpq spellings) select the
+    psycopg 3 driver; other URLs pass unchanged.
+    """
+    for scheme in ("postgresql://", "postgres://"):
+        if db.startswith(scheme):
+            return "postgresql+psycopg://" + db[len(scheme) :]
     if "://" in db:
         return db
     if db == ":memory:":
@@ -105,8 +119,8 @@ class Store:
             )
             event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
-            self.engine = create_engine(self.url, pool_pre_ping=True)
-        metadata.create_all(self.engine)
+            self.engine = create_engine(self.url, pool_pre_ping=True, pool_size=10)
+        _create_schema(self.engine)
         self._publish: Callable[[list[Event]], None] = lambda events: None
         self._writer = GroupCommitWriter(self.engine, self._publish_events, lock=self._lock)
 
@@ -211,7 +225,7 @@ class Store:
             _update_job(conn, target, changes)
             return ({**existing, **changes}, False), []
 
-        return self._writer.submit(op)
+        return self._writer.submit(op, key=target)
 
     def apply_progress(self, job_id: str, update: ProgressUpdate) -> ProgressReply:
         """Apply one progress update; return the reply once it is committed.
@@ -342,7 +356,7 @@ class Store:
             }
             return ProgressReply({**merged, "seq": seq}, body), events
 
-        return self._writer.submit(op)
+        return self._writer.submit(op, key=job_id)
 
     def complete_job(self, job_id: str, request: CompleteRequest) -> Row:
         """Finish a job as completed, failed or cancelled; emits ``JOB_COMPLETED``.
@@ -377,7 +391,7 @@ class Store:
             _update_job(conn, job_id, changes)
             return merged, [completed_event(merged, now)]
 
-        return self._writer.submit(op)
+        return self._writer.submit(op, key=job_id)
 
     def prune(self, older_than: float) -> dict[str, int]:
         """Delete jobs that finished more than ``older_than`` seconds ago, with
@@ -463,6 +477,17 @@ def _check_writable(job: Row, worker_id: str) -> None:
         )
     if job["status"] in FINISHED_STATUSES:
         raise JobFinished(f"job {job['id']!r} is {job['status']}; it takes no more updates")
+
+
+def _create_schema(engine: Any) -> None:
+    """Create missing tables and indexes; on PostgreSQL under an advisory lock,
+    so several processes starting at once do not race on ``CREATE TABLE``."""
+    if engine.dialect.name != "postgresql":
+        metadata.create_all(engine)
+        return
+    with engine.begin() as conn:
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
+        metadata.create_all(conn)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -8,7 +8,10 @@ is answered only after its commit, so an acknowledged update survives
 
 Because one thread applies every write of this process, checks such as "is
 the job bound to another worker" and the per-job ``seq`` counter need no
-further locking here (PostgreSQL row locks cover several processes).
+further locking here. Across processes (PostgreSQL) each operation locks its
+job's row; a batch runs its operations sorted by job id (stable, so one job's
+writes keep their order), so two processes' batches always lock rows in the
+same order and cannot deadlock each other.
 An operation must raise its :class:`~jobwatch.errors.APIError` before it
 writes anything; any other exception rolls the batch back and its operations
 are retried one transaction each, so one bad operation never fails the others.
@@ -38,6 +41,7 @@ Operation = Callable[[Connection], tuple[R, list[Event]]]
 @dataclass
 class _Pending(Generic[R]):
     op: Operation[R]
+    key: str = ""
     done: threading.Event = field(default_factory=threading.Event)
     result: Any = None
     events: list[Event] = field(default_factory=list)
@@ -82,8 +86,10 @@ class GroupCommitWriter:
         self._thread = threading.Thread(target=self._run, name="jobwatch-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, op: Operation[R]) -> R:
+    def submit(self, op: Operation[R], *, key: str = "") -> R:
         """Run ``op`` in the next batch and return its result once committed.
+
+        ``key`` is the id of the job ``op`` locks: a batch runs in key order.
 
         Raises
         ------
@@ -94,7 +100,7 @@ class GroupCommitWriter:
         """
         if self._closed:
             raise StoreClosed("the store is closed")
-        pending: _Pending[R] = _Pending(op)
+        pending: _Pending[R] = _Pending(op, key)
         self._queue.put(pending)
         pending.done.wait()
         if pending.error is not None:
@@ -131,6 +137,7 @@ class GroupCommitWriter:
         self._fail_rest()
 
     def _commit(self, batch: list[_Pending[Any]]) -> None:
+        batch.sort(key=_lock_order)
         try:
             self._transaction(batch)
         except Exception:
@@ -174,3 +181,7 @@ class GroupCommitWriter:
             if item is not None:
                 item.error = StoreClosed("the store is closed")
                 item.done.set()
+
+
+def _lock_order(pending: _Pending[Any]) -> str:
+    return pending.key

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import socket
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,14 +38,26 @@ FORCE_CLOSE_AFTER = 5.0
 """Seconds a disconnected slow subscriber gets to take its close frame before the socket is cut."""
 
 
+GAP_WAIT = 1.0
+"""Seconds a session holds a job's later events while an earlier ``seq`` is missing
+(another process has committed it but not yet published it) before reading the
+missing events from the store."""
+
+
 @dataclass
 class _Subscription:
-    """One job subscribed on a connection; touched only by the sender thread once created."""
+    """One job subscribed on a connection; touched only by the sender thread once created.
+
+    ``held`` keeps events that cannot be sent yet, by seq: all of them until the
+    ``subscribed`` answer is out, then those beyond a gap in the sequence.
+    """
 
     job_id: str
     acked: bool = False
     last_sent: int = 0
-    held: list[tuple[int, bytes]] = field(default_factory=list)
+    held: dict[int, bytes] = field(default_factory=dict)
+    gap_since: float | None = None
+    needs_fill: bool = False
 
 
 class Session:
@@ -133,6 +146,11 @@ class Session:
         """Queue one event (called by the broker; never blocks)."""
         self._put(("event", job_id, seq, message))
 
+    def resync(self, job_id: str, seq: int) -> None:
+        """Queue a check of ``job_id`` against the store: events up to ``seq``
+        (0: any) may have been lost between processes (called by the broker)."""
+        self._put(("resync", job_id, seq))
+
     def _send_control(self, body: dict[str, Any]) -> None:
         self._put(("send", dumps(body)))
 
@@ -184,8 +202,11 @@ class Session:
             while True:
                 with self._cond:
                     while not self._outbox:
-                        self._cond.wait()
-                    item = self._outbox.popleft()
+                        wait = self._gap_wait()
+                        if wait is not None and wait <= 0:
+                            break
+                        self._cond.wait(wait)
+                    item = self._outbox.popleft() if self._outbox else ("gaps",)
                 kind = item[0]
                 if kind == "stop":
                     return
@@ -198,6 +219,10 @@ class Session:
                     self._send_event(item[1], item[2], item[3])
                 elif kind == "subscribed":
                     self._start_subscription(item[1], item[2], item[3])
+                elif kind == "resync":
+                    self._resync(item[1], item[2])
+                elif kind == "gaps":
+                    self._fill_overdue()
         except (ConnectionClosed, OSError):
             pass
         except Exception:
@@ -209,13 +234,69 @@ class Session:
 
     def _send_event(self, job_id: str, seq: int, message: bytes) -> None:
         subscription = self._subscriptions.get(job_id)
+        if subscription is None or (subscription.acked and seq <= subscription.last_sent):
+            return
+        subscription.held[seq] = message
+        if subscription.acked:
+            self._drain(subscription)
+
+    def _drain(self, subscription: _Subscription) -> None:
+        """Send the held events that continue the sequence; time any gap left."""
+        while (message := subscription.held.pop(subscription.last_sent + 1, None)) is not None:
+            self.ws.send(message.decode())
+            subscription.last_sent += 1
+        for seq in [s for s in subscription.held if s <= subscription.last_sent]:
+            del subscription.held[seq]
+        if not subscription.held:
+            subscription.gap_since = None
+        elif subscription.gap_since is None:
+            subscription.gap_since = time.monotonic()
+        if len(subscription.held) >= self.services.ws_queue_size:
+            self._fill(subscription)
+
+    def _gap_wait(self) -> float | None:
+        """Seconds until the oldest open gap is due for a store read; ``None``: no gap."""
+        opened = [s.gap_since for s in self._subscriptions.values() if s.gap_since is not None]
+        if not opened:
+            return None
+        return min(opened) + GAP_WAIT - time.monotonic()
+
+    def _fill_overdue(self) -> None:
+        due = time.monotonic() - GAP_WAIT
+        for subscription in list(self._subscriptions.values()):
+            if subscription.gap_since is not None and subscription.gap_since <= due:
+                self._fill(subscription)
+
+    def _resync(self, job_id: str, seq: int) -> None:
+        subscription = self._subscriptions.get(job_id)
         if subscription is None:
             return
         if not subscription.acked:
-            subscription.held.append((seq, message))
-        elif seq > subscription.last_sent:
-            self.ws.send(message.decode())
-            subscription.last_sent = seq
+            subscription.needs_fill = True
+        elif seq == 0 or seq > subscription.last_sent:
+            self._fill(subscription)
+
+    def _fill(self, subscription: _Subscription) -> None:
+        """Send what the store has beyond ``last_sent``, merged with the held events.
+
+        The store keeps every log line and the newest progress, so a progress
+        event lost in transit and already superseded is skipped, as in replay.
+        """
+        with self.services.store.read() as conn:
+            job = queries.get_job(conn, subscription.job_id)
+        subscription.gap_since = None
+        if job is None:  # pruned meanwhile
+            subscription.held.clear()
+            return
+        upto = int(job["seq"])
+        merged = {e.seq: e.message() for e in self._replay(job, subscription.last_sent, upto)}
+        for seq in [s for s in subscription.held if s <= upto]:
+            merged.setdefault(seq, subscription.held.pop(seq))
+        for seq in sorted(merged):
+            if seq > subscription.last_sent:
+                self.ws.send(merged[seq].decode())
+        subscription.last_sent = max(subscription.last_sent, upto)
+        self._drain(subscription)
 
     def _start_subscription(
         self, subscription: _Subscription, job: dict[str, Any], since: int | None
@@ -235,11 +316,11 @@ class Session:
             self.ws.send(completed_event(job, self.services.clock()).message().decode())
         subscription.last_sent = upto
         subscription.acked = True
-        for seq, message in subscription.held:
-            if seq > subscription.last_sent:
-                self.ws.send(message.decode())
-                subscription.last_sent = seq
-        subscription.held.clear()
+        if subscription.needs_fill:
+            subscription.needs_fill = False
+            self._fill(subscription)
+        else:
+            self._drain(subscription)
 
     def _replay(self, job: dict[str, Any], since: int, upto: int) -> list[Event]:
         """What a client that has seen events up to ``since`` missed, in seq order:

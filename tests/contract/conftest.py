@@ -1,5 +1,6 @@
-"""One server per module (EmbeddedServer.stop() takes about 0.5 s), a fresh job id
-per test, and every ``api`` answer checked for strict JSON and the error envelope.
+"""One server per module and backend (EmbeddedServer.stop() takes about 0.5 s), a
+fresh job id per test, and every ``api`` answer checked for strict JSON and the
+error envelope. Each module runs on SQLite and again on PostgreSQL + Redis.
 
 ``clock`` and ``server`` here override the per-test ones of tests/conftest.py;
 ``api``, ``ws_factory`` and ``make_job`` from there then use this module's server.
@@ -16,19 +17,40 @@ import pytest
 from jobwatch.server import EmbeddedServer
 from tests.conftest import FakeClock
 from tests.contract.helpers import check_answer
+from tests.services import fresh_channel, fresh_schema, scale_urls
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres+redis"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Every contract test runs twice: on the embedded default (SQLite in memory,
+    in-process broker) and on the scale-out tier (PostgreSQL store, Redis broker)."""
+    return str(request.param)
 
 
 @pytest.fixture(scope="module")
-def clock() -> FakeClock:
-    """Shared by a module's tests, so they use it relatively."""
+def clock(backend: str) -> FakeClock:
+    """Shared by a module's tests on one backend, so they use it relatively."""
     return FakeClock()
 
 
 @pytest.fixture(scope="module")
-def server(clock: FakeClock) -> Iterator[EmbeddedServer]:
-    srv = EmbeddedServer(config={"DATABASE": ":memory:", "CLOCK": clock})
-    yield srv
-    srv.stop()
+def server(backend: str, clock: FakeClock) -> Iterator[EmbeddedServer]:
+    if backend == "sqlite":
+        srv = EmbeddedServer(config={"DATABASE": ":memory:", "CLOCK": clock})
+        yield srv
+        srv.stop()
+        return
+    postgres, redis_url = scale_urls()
+    with fresh_schema(postgres) as database:
+        config = {
+            "DATABASE": database,
+            "REDIS_URL": redis_url,
+            "REDIS_CHANNEL": fresh_channel(),
+            "CLOCK": clock,
+        }
+        srv = EmbeddedServer(config=config)
+        yield srv
+        srv.stop()
 
 
 @pytest.fixture

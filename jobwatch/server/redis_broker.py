@@ -1,0 +1,234 @@
+"""Fan-out across server processes through Redis pub/sub.
+
+Why pub/sub rather than streams: the database already keeps everything a
+subscriber can ask for again (``since`` replay reads it), so the broker only
+carries live events between processes, once, as fast as it can. Pub/sub does
+exactly that and keeps nothing in Redis's memory: no trimming, no consumer
+groups, no acknowledgements. What it does not promise (a message sent while a
+process is cut off from Redis is gone) is repaired from the database:
+
+- a process whose subscription to Redis broke asks every one of its WebSocket
+  subscribers to resync from the database once it is back;
+- a process whose ``PUBLISH`` failed remembers the newest ``seq`` of each job
+  it could not announce and, as soon as Redis answers again, publishes a
+  resync notice for those jobs, so every process's subscribers fetch them.
+
+Ordering: each process publishes after its own commit, so when two processes
+write the same job, seq 7 can reach Redis before seq 6. Sessions therefore
+deliver a job's events strictly by ``seq`` and hold a later one until the gap
+fills (see :mod:`jobwatch.server.ws`).
+
+One channel for every job: each process receives every event and keeps those
+its subscribers want (a dict lookup on a short header, no JSON parsing). The
+channel is subscribed before the process serves, so "register, then read the
+job" stays race-free exactly as in one process. Its cost is (event rate x
+processes) messages for Redis to send; ``server/README.md`` says when that
+matters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+import redis
+
+from jobwatch.server.broker import MemoryBroker, Subscriber
+from jobwatch.server.wire import Event
+from jobwatch.subscription import Backoff
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CHANNEL = "jobwatch:events"
+"""The pub/sub channel; processes of one deployment must use the same one."""
+CONNECT_TIMEOUT = 10.0
+"""Seconds :class:`RedisBroker` waits for its first subscription before giving up."""
+
+_EVENT = b"E"
+_RESYNC = b"R"
+
+
+class BrokerUnavailable(RuntimeError):
+    """Redis could not be reached when the broker started."""
+
+
+class RedisBroker:
+    """Publishes committed events to Redis; delivers what any process publishes
+    to this process's subscribers.
+
+    Parameters
+    ----------
+    url:
+        ``redis://[user:password@]host:port/db`` (``rediss://`` for TLS).
+    channel:
+        Pub/sub channel shared by the processes of one deployment.
+    connect_timeout:
+        Seconds to wait for the first subscription.
+
+    Raises
+    ------
+    BrokerUnavailable
+        Redis did not answer within ``connect_timeout`` seconds.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        channel: str = DEFAULT_CHANNEL,
+        connect_timeout: float = CONNECT_TIMEOUT,
+    ) -> None:
+        self.url = url
+        self.channel = channel
+        self._local = MemoryBroker()
+        self._redis: Any = redis.Redis.from_url(
+            url, socket_connect_timeout=5, socket_timeout=10, health_check_interval=30
+        )
+        self._unsent: dict[str, int] = {}
+        self._unsent_lock = threading.Lock()
+        self._closed = threading.Event()
+        self._ready = threading.Event()
+        self._last_error: BaseException | None = None
+        self._listener = threading.Thread(
+            target=self._listen, name="jobwatch-redis-listener", daemon=True
+        )
+        self._listener.start()
+        if not self._ready.wait(connect_timeout):
+            self.close()
+            raise BrokerUnavailable(f"cannot reach Redis at {url}: {self._last_error}")
+
+    @property
+    def connected(self) -> bool:
+        """Whether the subscription to Redis is up now."""
+        return self._ready.is_set()
+
+    # -- the Broker protocol ----------------------------------------------
+
+    def subscribe(self, job_id: str, subscriber: Subscriber) -> None:
+        """Start delivering ``job_id``'s events, from any process, to ``subscriber``."""
+        self._local.subscribe(job_id, subscriber)
+
+    def unsubscribe(self, job_id: str, subscriber: Subscriber) -> None:
+        """Stop delivering ``job_id``'s events to ``subscriber`` (no error if not subscribed)."""
+        self._local.unsubscribe(job_id, subscriber)
+
+    def subscriber_count(self, job_id: str | None = None) -> int:
+        """Number of subscriptions in this process, to one job or to all."""
+        return self._local.subscriber_count(job_id)
+
+    def publish(self, events: Iterable[Event]) -> None:
+        """Send events to every process, in the order given, in one round trip.
+
+        Never raises: if Redis is unreachable the events stay in the database
+        and a resync notice for their jobs goes out once Redis answers again.
+        """
+        batch = list(events)
+        if not batch:
+            return
+        pipe = self._redis.pipeline(transaction=False)
+        for event in batch:
+            pipe.publish(self.channel, _frame(_EVENT, event.job_id, event.seq, event.message()))
+        try:
+            pipe.execute()
+        except redis.RedisError as exc:
+            self._remember_unsent(batch, exc)
+            return
+        if self._unsent:
+            self._send_resyncs()
+
+    def close(self) -> None:
+        """Stop listening and forget every subscriber."""
+        self._closed.set()
+        self._listener.join(3.0)
+        self._local.close()
+        self._redis.close()
+
+    # -- publishing failures ------------------------------------------------
+
+    def _remember_unsent(self, batch: list[Event], exc: BaseException) -> None:
+        with self._unsent_lock:
+            first = not self._unsent
+            for event in batch:
+                self._unsent[event.job_id] = max(self._unsent.get(event.job_id, 0), event.seq)
+        if first:
+            log.warning(
+                "cannot publish to Redis (%s); events are stored and subscribers "
+                "will fetch them once Redis is back",
+                exc,
+            )
+
+    def _send_resyncs(self) -> None:
+        with self._unsent_lock:
+            pending, self._unsent = self._unsent, {}
+        if not pending:
+            return
+        pipe = self._redis.pipeline(transaction=False)
+        for job_id, seq in pending.items():
+            pipe.publish(self.channel, _frame(_RESYNC, job_id, seq, b""))
+        try:
+            pipe.execute()
+        except redis.RedisError:
+            with self._unsent_lock:
+                for job_id, seq in pending.items():
+                    self._unsent[job_id] = max(self._unsent.get(job_id, 0), seq)
+            return
+        log.warning("Redis is back; asked subscribers of %d jobs to resync", len(pending))
+
+    # -- listener thread -------------------------------------------------
+
+    def _listen(self) -> None:
+        backoff = Backoff(base=0.1, cap=5.0)
+        reconnecting = False
+        while not self._closed.is_set():
+            pubsub = self._redis.pubsub()
+            try:
+                pubsub.subscribe(self.channel)
+                while pubsub.get_message(timeout=1.0) is None:  # the confirmation
+                    if self._closed.is_set():
+                        return
+                self._ready.set()
+                backoff.reset()
+                if reconnecting:
+                    log.warning("Redis subscription restored; subscribers resync")
+                    self._local.resync(None)
+                self._pump(pubsub)
+            except (redis.RedisError, OSError) as exc:
+                self._last_error = exc
+                if self._ready.is_set():
+                    log.warning("lost the Redis subscription (%s); reconnecting", exc)
+                self._ready.clear()
+                reconnecting = True
+                self._closed.wait(backoff.next_delay())
+            finally:
+                with contextlib.suppress(redis.RedisError, OSError):
+                    pubsub.close()
+
+    def _pump(self, pubsub: Any) -> None:
+        while not self._closed.is_set():
+            message = pubsub.get_message(timeout=1.0)
+            if message is not None and message["type"] == "message":
+                self._dispatch(message["data"])
+            if self._unsent:
+                self._send_resyncs()
+
+    def _dispatch(self, data: bytes) -> None:
+        header, _, body = data.partition(b"\n")
+        try:
+            kind, job, seq_text = header.split(b" ")
+            job_id = job.decode()
+            seq = int(seq_text)
+        except ValueError:
+            log.warning("ignoring a malformed message on %s: %r", self.channel, data[:80])
+            return
+        if kind == _EVENT:
+            self._local.deliver(job_id, seq, body)
+        elif kind == _RESYNC:
+            self._local.resync(job_id, seq)
+
+
+def _frame(kind: bytes, job_id: str, seq: int, body: bytes) -> bytes:
+    """``KIND JOB SEQ\\n`` + body; job ids hold no spaces or newlines (protocol.valid_job_id)."""
+    return b"%s %s %d\n%s" % (kind, job_id.encode(), seq, body)
