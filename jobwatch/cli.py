@@ -58,6 +58,7 @@ _days = _bounded("days", float, 0, 1e6)
 _seconds = _bounded("seconds", float, 0, 60)
 _rate = _bounded("updates per second", float, 0, 1e6)
 _count = _bounded("count", int, 1, 1000)
+_workers = _bounded("workers", int, 1, 64)
 
 
 def _log_line(text: str) -> dict[str, str]:
@@ -97,9 +98,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--port", type=_port, default=8765, help="port (default 8765; 0 picks one)")
     serve.add_argument(
+        "--database-url",
         "--db",
-        default=None,
-        help=f"SQLite file, ':memory:' or a SQLAlchemy URL (default {default_db_path()})",
+        dest="db",
+        default=os.environ.get("JOBWATCH_DATABASE_URL") or None,
+        metavar="URL",
+        help="SQLite file, ':memory:' or postgresql://user@host/db"
+        f" (default $JOBWATCH_DATABASE_URL, else {default_db_path()})",
+    )
+    serve.add_argument(
+        "--redis-url",
+        default=os.environ.get("JOBWATCH_REDIS_URL") or None,
+        metavar="URL",
+        help="redis://host:6379/0: share live events with every process on this Redis"
+        " (needs PostgreSQL; default $JOBWATCH_REDIS_URL)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        metavar="N",
+        help="server processes (default 1; more need --database-url postgresql:// and --redis-url)",
     )
     serve.add_argument("--access-log", action="store_true", help="log every request")
     serve.add_argument(
@@ -228,6 +247,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from jobwatch.server.deployment import (
+        missing_packages,
+        reachability_problem,
+        settings_problem,
+    )
     from jobwatch.server.serving import run
 
     if args.read_token and not args.token:
@@ -245,18 +269,27 @@ def _serve(args: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
     database = args.db or str(default_db_path())
-    problem = _database_problem(database, must_exist=False)
+    problem = (
+        settings_problem(database, args.redis_url, args.workers)
+        or _database_problem(database, must_exist=False)
+        or missing_packages(database, args.redis_url)
+    )
     if problem:
         print(f"jobwatch serve: {problem}", file=sys.stderr)
         return EXIT_USAGE
+    unreachable = reachability_problem(database, args.redis_url)
+    if unreachable:
+        print(f"jobwatch serve: {unreachable}", file=sys.stderr)
+        return EXIT_UNREACHABLE
     config = {
         "DATABASE": database,
+        "REDIS_URL": args.redis_url,
         "WRITE_TOKEN": args.token or None,
         "READ_TOKEN": args.read_token or None,
         "CORS_ORIGINS": tuple(args.cors_origin),
         "RATE_LIMIT": args.rate_limit,
     }
-    run(args.host, args.port, config, access_log=args.access_log)
+    run(args.host, args.port, config, access_log=args.access_log, workers=args.workers)
     return 0
 
 

@@ -27,7 +27,9 @@ def scale_urls() -> tuple[str, str]:
     postgres, redis_url = os.environ.get(POSTGRES_ENV), os.environ.get(REDIS_ENV)
     if postgres and redis_url:
         return postgres, redis_url
-    missing = " and ".join(n for n, v in ((POSTGRES_ENV, postgres), (REDIS_ENV, redis_url)) if not v)
+    missing = " and ".join(
+        n for n, v in ((POSTGRES_ENV, postgres), (REDIS_ENV, redis_url)) if not v
+    )
     reason = f"{missing} not set: no PostgreSQL/Redis to test the scale-out tier against"
     if os.environ.get("CI") == "true":
         pytest.fail(reason + " (CI must provide them)")

@@ -6,7 +6,8 @@ worker. Under gevent each connection's reader and sender are greenlets, so
 thousands of idle subscribers cost little memory, while the code stays
 ordinary threading code (the same code runs threaded in a notebook). One
 worker process: the embedded store has one writer and the in-process broker
-reaches only its own process's subscribers.
+reaches only its own process's subscribers. Several worker processes
+(``--workers N``) share a PostgreSQL database and a Redis broker instead.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from collections.abc import Callable
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+
+from jobwatch.server.deployment import redacted
 
 WORKER_CONNECTIONS = 10_000
 """Most simultaneous connections (HTTP and WebSocket) of the worker."""
@@ -42,12 +45,14 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
         return self._factory()
 
 
-def gunicorn_options(host: str, port: int, *, access_log: bool = False) -> dict[str, Any]:
-    """The gunicorn settings of ``jobwatch serve`` (one gevent worker)."""
+def gunicorn_options(
+    host: str, port: int, *, access_log: bool = False, workers: int = 1
+) -> dict[str, Any]:
+    """The gunicorn settings of ``jobwatch serve``: ``workers`` gevent worker processes."""
     bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     return {
         "bind": [bind],
-        "workers": 1,
+        "workers": workers,
         "worker_class": "gevent",
         "worker_connections": WORKER_CONNECTIONS,
         "timeout": 60,
@@ -76,7 +81,14 @@ def announce(what: str) -> Callable[[Any], None]:
     return when_ready
 
 
-def run(host: str, port: int, config: dict[str, Any], *, access_log: bool = False) -> None:
+def run(
+    host: str,
+    port: int,
+    config: dict[str, Any],
+    *,
+    access_log: bool = False,
+    workers: int = 1,
+) -> None:
     """Serve until interrupted (Ctrl-C or SIGTERM stop gracefully).
 
     Parameters
@@ -88,6 +100,8 @@ def run(host: str, port: int, config: dict[str, Any], *, access_log: bool = Fals
         SQLite path, ``:memory:`` or a SQLAlchemy URL; tokens; origins).
     access_log:
         Log every request to stderr.
+    workers:
+        Worker processes; above 1 ``config`` must name PostgreSQL and Redis.
     """
 
     def factory() -> Any:
@@ -98,8 +112,11 @@ def run(host: str, port: int, config: dict[str, Any], *, access_log: bool = Fals
     # The master imported ssl (through requests) before the gevent worker
     # patches the standard library; the server makes no TLS calls, so gevent's
     # warning about it is noise for an operator.
-    warnings.filterwarnings("ignore", message=".*ssl.*", category=Warning, module="gevent.*")
-    options = gunicorn_options(host, port, access_log=access_log)
+    warnings.filterwarnings("ignore", message=".*[Mm]onkey-patching ssl.*", category=Warning)
+    options = gunicorn_options(host, port, access_log=access_log, workers=workers)
     auth = "tokens required" if config.get("WRITE_TOKEN") else "no token (open)"
-    options["when_ready"] = announce(f"database: {config['DATABASE']}; {auth}")
+    where = f"database: {redacted(config['DATABASE'])}"
+    if config.get("REDIS_URL"):
+        where += f"; broker: {redacted(config['REDIS_URL'])}"
+    options["when_ready"] = announce(f"{where}; {workers} worker(s); {auth}")
     GunicornServer(options, factory).run()
