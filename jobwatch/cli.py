@@ -284,6 +284,7 @@ def _serve(args: argparse.Namespace) -> int:
     config = {
         "DATABASE": database,
         "REDIS_URL": args.redis_url,
+        "REDIS_CHANNEL": os.environ.get("JOBWATCH_REDIS_CHANNEL") or "jobwatch:events",
         "WRITE_TOKEN": args.token or None,
         "READ_TOKEN": args.read_token or None,
         "CORS_ORIGINS": tuple(args.cors_origin),

@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CHANNEL = "jobwatch:events"
 """The pub/sub channel; processes of one deployment must use the same one."""
+MAX_QUEUED = 100_000
+"""Most events waiting to be published; beyond it they are left to resync."""
 CONNECT_TIMEOUT = 10.0
 """Seconds :class:`RedisBroker` waits for its first subscription before giving up."""
 
@@ -89,6 +92,8 @@ class RedisBroker:
         )
         self._unsent: dict[str, int] = {}
         self._unsent_lock = threading.Lock()
+        self._queue: deque[Event] = deque()
+        self._queue_lock = threading.Condition()
         self._closed = threading.Event()
         self._ready = threading.Event()
         self._last_error: BaseException | None = None
@@ -96,6 +101,10 @@ class RedisBroker:
             target=self._listen, name="jobwatch-redis-listener", daemon=True
         )
         self._listener.start()
+        self._publisher = threading.Thread(
+            target=self._publish_loop, name="jobwatch-redis-publisher", daemon=True
+        )
+        self._publisher.start()
         if not self._ready.wait(connect_timeout):
             self.close()
             raise BrokerUnavailable(f"cannot reach Redis at {url}: {self._last_error}")
@@ -120,14 +129,52 @@ class RedisBroker:
         return self._local.subscriber_count(job_id)
 
     def publish(self, events: Iterable[Event]) -> None:
-        """Send events to every process, in the order given, in one round trip.
+        """Queue events for every process, in the order given; returns at once.
 
-        Never raises: if Redis is unreachable the events stay in the database
+        A publisher thread sends whatever is queued in one round trip, so the
+        store's writer never waits on Redis. If Redis is unreachable (or more
+        than :data:`MAX_QUEUED` events wait), the events stay in the database
         and a resync notice for their jobs goes out once Redis answers again.
         """
         batch = list(events)
         if not batch:
             return
+        with self._queue_lock:
+            if len(self._queue) + len(batch) > MAX_QUEUED:
+                self._remember_unsent(batch, "too many events waiting for Redis")
+                return
+            self._queue.extend(batch)
+            self._queue_lock.notify()
+
+    def close(self) -> None:
+        """Send what is queued (for up to 3 s), stop listening and forget every subscriber."""
+        with self._queue_lock:
+            self._closed.set()
+            self._queue_lock.notify()
+        self._publisher.join(3.0)
+        self._listener.join(3.0)
+        self._local.close()
+        self._redis.close()
+
+    # -- publisher thread -----------------------------------------------
+
+    def _publish_loop(self) -> None:
+        while True:
+            with self._queue_lock:
+                while not self._queue and not self._closed.is_set():
+                    self._queue_lock.wait(1.0 if self._unsent else None)
+                    if self._unsent and not self._queue:
+                        break
+                batch = list(self._queue)
+                self._queue.clear()
+            if batch:
+                self._send(batch)
+            if self._unsent:
+                self._send_resyncs()
+            if self._closed.is_set() and not self._queue:
+                return
+
+    def _send(self, batch: list[Event]) -> None:
         pipe = self._redis.pipeline(transaction=False)
         for event in batch:
             pipe.publish(self.channel, _frame(_EVENT, event.job_id, event.seq, event.message()))
@@ -135,20 +182,10 @@ class RedisBroker:
             pipe.execute()
         except redis.RedisError as exc:
             self._remember_unsent(batch, exc)
-            return
-        if self._unsent:
-            self._send_resyncs()
-
-    def close(self) -> None:
-        """Stop listening and forget every subscriber."""
-        self._closed.set()
-        self._listener.join(3.0)
-        self._local.close()
-        self._redis.close()
 
     # -- publishing failures ------------------------------------------------
 
-    def _remember_unsent(self, batch: list[Event], exc: BaseException) -> None:
+    def _remember_unsent(self, batch: list[Event], exc: BaseException | str) -> None:
         with self._unsent_lock:
             first = not self._unsent
             for event in batch:
@@ -211,8 +248,6 @@ class RedisBroker:
             message = pubsub.get_message(timeout=1.0)
             if message is not None and message["type"] == "message":
                 self._dispatch(message["data"])
-            if self._unsent:
-                self._send_resyncs()
 
     def _dispatch(self, data: bytes) -> None:
         header, _, body = data.partition(b"\n")
