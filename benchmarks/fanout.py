@@ -75,9 +75,15 @@ def _post_updates(session: requests.Session, url: str, job_id: str, updates: int
         session.post(f"{url}/api/jobs/{job_id}/progress", json=body, timeout=30).raise_for_status()
 
 
-def _measure(
-    server: ServerProcess, worker: int, session: requests.Session, subscribers: int, updates: int
+def measure(
+    server: ServerProcess,
+    workers: list[int],
+    session: requests.Session,
+    subscribers: int,
+    updates: int,
 ) -> FanoutResult:
+    """Post ``updates`` to a fresh job with ``subscribers`` in a receiver process;
+    ``workers`` are the server's worker pids, whose CPU use is reported."""
     job_id = f"fanout-{subscribers}"
     session.put(f"{server.url}/api/jobs/{job_id}", json={}, timeout=10).raise_for_status()
     warmup = {"workerId": "bench", "progress": 0.5, "currentOperation": "warm-up"}
@@ -92,9 +98,11 @@ def _measure(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     ) as proc:
         _wait_ready(proc, timeout=30 + subscribers * 0.05)
-        cpu_before, wall_before = cpu_seconds(worker), time.monotonic()
+        cpu_before, wall_before = sum(map(cpu_seconds, workers)), time.monotonic()
         _post_updates(session, server.url, job_id, updates)
-        server_cpu = (cpu_seconds(worker) - cpu_before) / (time.monotonic() - wall_before)
+        server_cpu = (sum(map(cpu_seconds, workers)) - cpu_before) / (
+            time.monotonic() - wall_before
+        )
         out, err = proc.communicate(timeout=RECEIVER_TIMEOUT + 30)
     if proc.returncode != 0:
         raise RuntimeError(f"the fan-out receiver failed:\n{err}")
@@ -113,7 +121,8 @@ def _measure(
     )
 
 
-def _figure(r: FanoutResult) -> str:
+def figure(r: FanoutResult) -> str:
+    """The result as one table cell."""
     return (
         f"p50 {r.p50_ms:.1f} ms  p99 {r.p99_ms:.1f} ms  max {r.max_ms:.0f} ms  "
         f"delivered {r.delivered:.3f}"
@@ -129,15 +138,15 @@ def run(quick: bool) -> list[Row]:
         ServerProcess(serve_command(Path(tmp) / "fanout.db")) as server,
         requests.Session() as session,
     ):
-        worker = worker_pid(server)
-        baseline = _measure(server, worker, session, 1, updates)
-        results = [_measure(server, worker, session, n, updates) for n in counts]
+        workers = [worker_pid(server)]
+        baseline = measure(server, workers, session, 1, updates)
+        results = [measure(server, workers, session, n, updates) for n in counts]
     note = f"{updates} updates {SPACING * 1000:.0f} ms apart, receiver in its own process"
     rows = [
         Row(
             "fanout",
             "1 WebSocket subscriber, POST -> frame read (baseline)",
-            _figure(baseline),
+            figure(baseline),
             1.0,
             "",
             note,
@@ -148,7 +157,7 @@ def run(quick: bool) -> list[Row]:
             Row(
                 "fanout",
                 f"{r.subscribers:,} subscribers of one job",
-                _figure(r),
+                figure(r),
                 r.p99_ms / baseline.p99_ms,
                 GOALS.get(r.subscribers, "delivered 1.0"),
                 f"ratio = p99 / baseline p99; first to last subscriber {r.spread_ms:.0f} ms "

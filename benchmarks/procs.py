@@ -42,6 +42,22 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def worker_pids(server: ServerProcess, count: int, timeout: float = 30.0) -> list[int]:
+    """The pids of the server's ``count`` gunicorn workers, once it answers ``/api/health``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        children = _children(server.pid)
+        if len(children) == count:
+            try:
+                requests.get(f"{server.url}/api/health", timeout=5).raise_for_status()
+            except requests.RequestException:
+                time.sleep(0.1)
+                continue
+            return children
+        time.sleep(0.1)
+    raise RuntimeError(f"not {count} gunicorn workers under pid {server.pid}")
+
+
 def worker_pid(server: ServerProcess, timeout: float = 30.0) -> int:
     """The pid of the server's one gunicorn worker, once it answers ``/api/health``."""
     deadline = time.monotonic() + timeout

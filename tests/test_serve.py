@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -12,6 +13,7 @@ import requests
 import websocket
 
 from jobwatch.server.process import ServerProcess, serve_command
+from tests.services import fresh_schema, scale_urls
 
 pytestmark = pytest.mark.slow
 
@@ -141,8 +143,19 @@ def test_serve_prints_urls_and_database(tmp_path):
         served.stop()
 
 
-def test_prune_deletes_only_old_finished_jobs(tmp_path):
-    db = tmp_path / "jobs.db"
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request, tmp_path):
+    """A SQLite file, or a fresh schema on the test PostgreSQL."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "jobs.db")
+        return
+    postgres, _ = scale_urls()
+    with fresh_schema(postgres) as url:
+        yield url
+
+
+def test_prune_deletes_only_old_finished_jobs(database):
+    db = database
     served = ServerProcess(serve_command(db))
     try:
         base = served.url
@@ -193,6 +206,66 @@ def test_prune_deletes_only_old_finished_jobs(tmp_path):
         assert live["total"] == 1
     finally:
         restarted.stop()
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--workers", "2"], 2, "--workers 2 needs a shared database and broker"),
+        (["--redis-url", "redis://127.0.0.1:6379/0"], 2, "give --database-url postgresql://"),
+        (["--database-url", "mysql://u@h/db"], 2, "unsupported database URL 'mysql://u@h/db'"),
+        (
+            ["--database-url", "postgresql://u@h/d", "--redis-url", "http://h"],
+            2,
+            "unsupported Redis URL 'http://h': use redis://host:port/db",
+        ),
+        (["--workers", "65"], 2, "workers must be an integer from 1 to 64, got '65'"),
+        (
+            ["--database-url", "postgresql://postgres:secret@127.0.0.1:1/x"],
+            3,
+            "cannot reach the database at postgresql://postgres:***@127.0.0.1:1/x",
+        ),
+    ],
+)
+def test_bad_scale_out_settings_get_one_clear_line(args, code, message, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "jobwatch", "serve", "--port", "0", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        env={**os.environ, "HOME": str(tmp_path)},
+    )
+    assert result.returncode == code, result.stderr
+    assert message in result.stderr
+    assert "secret" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_refuses_an_unreachable_redis(tmp_path):
+    postgres, _ = scale_urls()
+    with fresh_schema(postgres) as url:
+        result = subprocess.run(
+            [sys.executable, "-m", "jobwatch", "serve", "--port", "0",
+             "--database-url", url, "--redis-url", "redis://127.0.0.1:1/0"],
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+    assert result.returncode == 3
+    assert "cannot reach Redis at redis://127.0.0.1:1/0" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_with_two_workers_on_postgres_and_redis(tmp_path):
+    postgres, redis_url = scale_urls()
+    with fresh_schema(postgres) as url:
+        served = ServerProcess(serve_command(url, "--redis-url", redis_url, "--workers", "2"))
+        try:
+            assert "2 worker(s)" in served.output()
+            assert "broker: redis://" in served.output()
+            created = requests.post(f"{served.url}/api/jobs", json={"name": "n"}, timeout=10)
+            assert created.status_code == 201
+        finally:
+            served.stop()
 
 
 def test_bad_databases_get_one_clear_line(tmp_path):

@@ -59,6 +59,17 @@ class Prepared:
         cursor.close()
         return None if row is None else dict(zip(names, row, strict=True))
 
+    def scalars(self, conn: Connection, rows: list[dict[str, Any]]) -> list[Any]:
+        """Run once per parameter set, all sent before any result is read (one
+        round trip in psycopg's pipeline mode); return each RETURNING value."""
+        cursors = [self.execute(conn, params) for params in rows]
+        values = []
+        for cursor in cursors:
+            row = cursor.fetchone()
+            values.append(None if row is None else row[0])
+            cursor.close()
+        return values
+
     def scalar(self, conn: Connection, params: dict[str, Any]) -> Any:
         """Run a statement with RETURNING one column and return that value."""
         cursor = self.execute(conn, params)
