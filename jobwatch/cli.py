@@ -155,7 +155,14 @@ def build_parser() -> argparse.ArgumentParser:
         "prune", help="delete jobs finished more than --days ago, with their samples and logs"
     )
     prune.add_argument("--days", type=_days, required=True, help="age in days (>= 0)")
-    prune.add_argument("--db", default=None, help=f"database (default {default_db_path()})")
+    prune.add_argument(
+        "--database-url",
+        "--db",
+        dest="db",
+        default=os.environ.get("JOBWATCH_DATABASE_URL") or None,
+        metavar="URL",
+        help=f"database (default $JOBWATCH_DATABASE_URL, else {default_db_path()})",
+    )
 
     demo = commands.add_parser(
         "demo", help="train a small network on scikit-learn's digits and watch it live"

@@ -14,6 +14,7 @@
      |    |    +-- JobFinished       409 job_finished
      |    +-- PayloadTooLarge        413 payload_too_large
      |    +-- RateLimited            429 rate_limited (``retry_after`` seconds)
+     |    +-- StoreUnavailable       503 store_unavailable (``retry_after`` seconds)
      +-- ConnectionError             the server could not be reached or answered garbage
 
 The server raises these and turns them into the contract's error envelope
@@ -37,6 +38,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "RateLimited",
+    "StoreUnavailable",
     "ValidationError",
     "WorkerMismatch",
     "error_from_envelope",
@@ -169,6 +171,20 @@ class RateLimited(APIError):
         self.retry_after = retry_after
 
 
+class StoreUnavailable(APIError):
+    """503: the server cannot reach its database right now; nothing was written.
+
+    ``retry_after`` is the number of seconds to wait (the ``Retry-After`` header).
+    """
+
+    status = 503
+    code = "store_unavailable"
+
+    def __init__(self, message: str, *, retry_after: float = 2.0, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
 class ConnectionError(JobwatchError):
     """The server could not be reached, timed out, or answered something that is not the API."""
 
@@ -186,6 +202,7 @@ _BY_CODE: dict[str, type[APIError]] = {
     "job_finished": JobFinished,
     "payload_too_large": PayloadTooLarge,
     "rate_limited": RateLimited,
+    "store_unavailable": StoreUnavailable,
 }
 
 
@@ -217,8 +234,8 @@ def error_from_envelope(status: int, body: Any, retry_after: float | None = None
         [d for d in raw_details if isinstance(d, dict)] if isinstance(raw_details, list) else []
     )
     cls = _BY_CODE.get(code, APIError)
-    if cls is RateLimited:
-        return RateLimited(
+    if cls is RateLimited or cls is StoreUnavailable:
+        return cls(
             message, retry_after=retry_after or 1.0, status=status, code=code, details=details
         )
     return cls(message, status=status, code=code, details=details)

@@ -25,7 +25,13 @@ from sqlalchemy import Connection, bindparam, create_engine, delete, event, sele
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
-from jobwatch.errors import Conflict, JobFinished, JobNotFound, WorkerMismatch
+from jobwatch.errors import (
+    Conflict,
+    JobFinished,
+    JobNotFound,
+    StoreUnavailable,
+    WorkerMismatch,
+)
 from jobwatch.protocol import (
     FINISHED_STATUSES,
     CompleteRequest,
@@ -38,7 +44,7 @@ from jobwatch.protocol import (
 from jobwatch.server.schema import decode_row, encode_json, jobs, log_lines, metadata, samples
 from jobwatch.server.sqlexec import Prepared
 from jobwatch.server.wire import Event, job_estimates
-from jobwatch.server.writer import GroupCommitWriter
+from jobwatch.server.writer import GroupCommitWriter, Operation, R
 
 Row = dict[str, Any]
 Clock = Callable[[], float]
@@ -143,13 +149,30 @@ class Store:
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
-        """A connection for reads (under the shared lock for ``:memory:``)."""
-        if self._lock is not None:
-            with self._lock, self.engine.connect() as conn:
-                yield conn
-        else:
-            with self.engine.connect() as conn:
-                yield conn
+        """A connection for reads (under the shared lock for ``:memory:``).
+
+        Raises
+        ------
+        StoreUnavailable
+            The database cannot be reached (503).
+        """
+        try:
+            if self._lock is not None:
+                with self._lock, self.engine.connect() as conn:
+                    yield conn
+            else:
+                with self.engine.connect() as conn:
+                    yield conn
+        except Exception as exc:
+            _raise_if_unavailable(exc)
+            raise
+
+    def _submit(self, op: Operation[R], *, key: str = "", pipelined: bool = True) -> R:
+        try:
+            return self._writer.submit(op, key=key, pipelined=pipelined)
+        except Exception as exc:
+            _raise_if_unavailable(exc)
+            raise
 
     def close(self) -> None:
         """Finish queued writes and release the database."""
@@ -234,7 +257,7 @@ class Store:
             _update_job(conn, target, changes)
             return ({**existing, **changes}, False), []
 
-        return self._writer.submit(op, key=target)
+        return self._submit(op, key=target)
 
     def apply_progress(self, job_id: str, update: ProgressUpdate) -> ProgressReply:
         """Apply one progress update; return the reply once it is committed.
@@ -365,7 +388,7 @@ class Store:
             }
             return ProgressReply({**merged, "seq": seq}, body), events
 
-        return self._writer.submit(op, key=job_id)
+        return self._submit(op, key=job_id)
 
     def complete_job(self, job_id: str, request: CompleteRequest) -> Row:
         """Finish a job as completed, failed or cancelled; emits ``JOB_COMPLETED``.
@@ -400,7 +423,7 @@ class Store:
             _update_job(conn, job_id, changes)
             return merged, [completed_event(merged, now)]
 
-        return self._writer.submit(op, key=job_id)
+        return self._submit(op, key=job_id)
 
     def prune(self, older_than: float) -> dict[str, int]:
         """Delete jobs that finished more than ``older_than`` seconds ago, with
@@ -425,7 +448,7 @@ class Store:
             n_jobs = conn.execute(delete(jobs).where(jobs.c.id.in_(old))).rowcount
             return {"jobs": n_jobs, "samples": n_samples, "logLines": n_logs}, []
 
-        return self._writer.submit(op, pipelined=False)
+        return self._submit(op, pipelined=False)
 
 
 def completed_event(job: Row, now: float) -> Event:
@@ -546,6 +569,35 @@ def _check_writable(job: Row, worker_id: str) -> None:
         )
     if job["status"] in FINISHED_STATUSES:
         raise JobFinished(f"job {job['id']!r} is {job['status']}; it takes no more updates")
+
+
+def _unavailable_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions meaning "the database cannot be reached or used right now"
+    (connection refused or lost, disk full, locked), from SQLAlchemy and from
+    the drivers, whose cursors :mod:`sqlexec` uses directly."""
+    import sqlite3
+
+    from sqlalchemy import exc as sa_exc
+
+    errors: list[type[BaseException]] = [
+        sa_exc.OperationalError,
+        sa_exc.InterfaceError,
+        sqlite3.OperationalError,
+        sqlite3.InterfaceError,
+    ]
+    if "psycopg" in sys.modules:
+        import psycopg
+
+        errors += [psycopg.OperationalError, psycopg.InterfaceError]
+    return tuple(errors)
+
+
+def _raise_if_unavailable(exc: BaseException) -> None:
+    if isinstance(exc, _unavailable_errors()):
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StoreUnavailable(
+            f"the database is unavailable ({reason}); nothing was written, retry shortly"
+        ) from exc
 
 
 def _cooperative_waits() -> None:

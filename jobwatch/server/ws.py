@@ -21,7 +21,7 @@ from typing import Any
 
 from simple_websocket import ConnectionClosed
 
-from jobwatch.errors import APIError, JobNotFound
+from jobwatch.errors import APIError, JobNotFound, StoreUnavailable
 from jobwatch.protocol import SubscribeMessage, parse_client_message, valid_job_id
 from jobwatch.server import queries
 from jobwatch.server.services import Services
@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 POLICY_VIOLATION = 1008
 """WebSocket close code (RFC 6455, 7.4.1) used when a subscriber falls too far behind."""
+INTERNAL_ERROR = 1011
+"""WebSocket close code (RFC 6455, 7.4.1) for an unexpected server error."""
 GOING_AWAY = 1001
 """WebSocket close code (RFC 6455, 7.4.1) sent when the server stops."""
 FORCE_CLOSE_AFTER = 5.0
@@ -89,6 +91,15 @@ class Session:
                     self._handle(raw)
         except ConnectionClosed:
             pass
+        except Exception:
+            # Never let an error escape into flask-sock, which would write an
+            # HTTP 500 into the open WebSocket: close it as the protocol says.
+            log.exception("WebSocket connection failed")
+            with self._cond:
+                self._closing = True
+                self._outbox.clear()
+                self._outbox.append(("close", INTERNAL_ERROR, "internal server error"))
+                self._cond.notify()
         finally:
             self._stop()
 
@@ -100,7 +111,10 @@ class Session:
             return
         job_id = message.subscription_id
         if isinstance(message, SubscribeMessage):
-            self._subscribe(job_id, message.since)
+            try:
+                self._subscribe(job_id, message.since)
+            except APIError as exc:  # the database is unavailable: say so, keep the connection
+                self._refuse(job_id, exc)
         else:
             with self._cond:
                 self._subscriptions.pop(job_id, None)
@@ -119,15 +133,16 @@ class Session:
             with self.services.store.read() as conn:
                 job = queries.get_job(conn, job_id)
         if job is None:
-            with self._cond:
-                self._subscriptions.pop(job_id, None)
-            self.services.broker.unsubscribe(job_id, self)
-            error = JobNotFound(f"no job with id {job_id!r}")
-            self._send_control(
-                {"type": "error", "subscriptionId": job_id, "error": _error_body(error)}
-            )
+            self._refuse(job_id, JobNotFound(f"no job with id {job_id!r}"))
             return
         self._put(("subscribed", subscription, dict(job), since))
+
+    def _refuse(self, job_id: str, error: APIError) -> None:
+        """Drop the subscription to ``job_id`` and tell the client why."""
+        with self._cond:
+            self._subscriptions.pop(job_id, None)
+        self.services.broker.unsubscribe(job_id, self)
+        self._send_control({"type": "error", "subscriptionId": job_id, "error": _error_body(error)})
 
     def _stop(self) -> None:
         with self._cond:
@@ -282,14 +297,19 @@ class Session:
         The store keeps every log line and the newest progress, so a progress
         event lost in transit and already superseded is skipped, as in replay.
         """
-        with self.services.store.read() as conn:
-            job = queries.get_job(conn, subscription.job_id)
+        try:
+            with self.services.store.read() as conn:
+                job = queries.get_job(conn, subscription.job_id)
+            replay = [] if job is None else self._replay(job, subscription.last_sent, job["seq"])
+        except StoreUnavailable:
+            subscription.gap_since = time.monotonic()  # try again in GAP_WAIT seconds
+            return
         subscription.gap_since = None
         if job is None:  # pruned meanwhile
             subscription.held.clear()
             return
         upto = int(job["seq"])
-        merged = {e.seq: e.message() for e in self._replay(job, subscription.last_sent, upto)}
+        merged = {e.seq: e.message() for e in replay}
         for seq in [s for s in subscription.held if s <= upto]:
             merged.setdefault(seq, subscription.held.pop(seq))
         for seq in sorted(merged):
@@ -304,13 +324,22 @@ class Session:
         if self._subscriptions.get(subscription.job_id) is not subscription:
             return  # unsubscribed or subscribed again meanwhile
         upto = int(job["seq"])
+        try:
+            replay = [] if since is None else self._replay(job, since, upto)
+        except StoreUnavailable as exc:
+            with self._cond:
+                self._subscriptions.pop(subscription.job_id, None)
+            self.services.broker.unsubscribe(subscription.job_id, self)
+            error = {"type": "error", "subscriptionId": subscription.job_id}
+            self.ws.send(dumps({**error, "error": _error_body(exc)}).decode())
+            return
         self.ws.send(
             dumps(
                 {"type": "subscribed", "subscriptionId": subscription.job_id, "seq": upto}
             ).decode()
         )
         if since is not None:
-            for event in self._replay(job, since, upto):
+            for event in replay:
                 self.ws.send(event.message().decode())
         elif job["completed_seq"] is not None:
             self.ws.send(completed_event(job, self.services.clock()).message().decode())
