@@ -43,13 +43,33 @@ class Prepared:
     def execute(self, conn: Connection, params: dict[str, Any]) -> Any:
         """Run with ``params`` on ``conn``'s DBAPI connection; return the DBAPI cursor."""
         compiled = self._compile(conn, frozenset(params))
-        bound: Any = compiled.construct_params(params)
-        args: Any = (
-            [bound[name] for name in compiled.positiontup or ()] if compiled.positional else bound
-        )
         cursor = conn.connection.cursor()
-        cursor.execute(compiled.string, args)
+        cursor.execute(compiled.string, _args(compiled, params))
         return cursor
+
+    def executemany(
+        self, conn: Connection, rows: list[dict[str, Any]], *, returning: bool = False
+    ) -> list[Any]:
+        """Run once per parameter set (all with the same keys) in one driver call.
+
+        With ``returning=True`` (psycopg 3 only) return the first RETURNING
+        column of each run, in order; else ``[]``.
+        """
+        compiled = self._compile(conn, frozenset(rows[0]))
+        args = [_args(compiled, row) for row in rows]
+        cursor: Any = conn.connection.cursor()
+        try:
+            if not returning:
+                cursor.executemany(compiled.string, args)
+                return []
+            cursor.executemany(compiled.string, args, returning=True)
+            values = []
+            while True:
+                values.append(cursor.fetchone()[0])
+                if not cursor.nextset():
+                    return values
+        finally:
+            cursor.close()
 
     def first(self, conn: Connection, params: dict[str, Any]) -> dict[str, Any] | None:
         """Run a SELECT and return its first row as a dict keyed by column name, or ``None``."""
@@ -59,20 +79,17 @@ class Prepared:
         cursor.close()
         return None if row is None else dict(zip(names, row, strict=True))
 
-    def scalars(self, conn: Connection, rows: list[dict[str, Any]]) -> list[Any]:
-        """Run once per parameter set, all sent before any result is read (one
-        round trip in psycopg's pipeline mode); return each RETURNING value."""
-        cursors = [self.execute(conn, params) for params in rows]
-        values = []
-        for cursor in cursors:
-            row = cursor.fetchone()
-            values.append(None if row is None else row[0])
-            cursor.close()
-        return values
-
     def scalar(self, conn: Connection, params: dict[str, Any]) -> Any:
         """Run a statement with RETURNING one column and return that value."""
         cursor = self.execute(conn, params)
         row = cursor.fetchone()
         cursor.close()
         return None if row is None else row[0]
+
+
+def _args(compiled: SQLCompiler, params: dict[str, Any]) -> Any:
+    """``params`` as the driver takes them: a list (positional styles) or a dict."""
+    bound: Any = compiled.construct_params(params)
+    if compiled.positional:
+        return [bound[name] for name in compiled.positiontup or ()]
+    return bound

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, create_engine, delete, event, select, text
+from sqlalchemy import Connection, create_engine, delete, event, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
@@ -41,8 +41,8 @@ from jobwatch.protocol import (
     format_ts,
     update_rate,
 )
-from jobwatch.server.schema import decode_row, encode_json, jobs, log_lines, metadata, samples
-from jobwatch.server.sqlexec import Prepared
+from jobwatch.server import batch
+from jobwatch.server.schema import encode_json, jobs, log_lines, metadata, samples
 from jobwatch.server.wire import Event, job_estimates
 from jobwatch.server.writer import GroupCommitWriter, Operation, R
 
@@ -50,16 +50,6 @@ Row = dict[str, Any]
 Clock = Callable[[], float]
 
 DEFAULT_CURRENCY = "QUBIC"
-
-# Built once: SQLAlchemy then reuses their compiled form on every write.
-_SELECT_JOB = Prepared(select(jobs).where(jobs.c.id == bindparam("b_job_id")))
-_SELECT_JOB_FOR_UPDATE = Prepared(
-    select(jobs).where(jobs.c.id == bindparam("b_job_id")).with_for_update()
-)
-_INSERT_JOB = Prepared(jobs.insert())
-_UPDATE_JOB = Prepared(jobs.update().where(jobs.c.id == bindparam("b_job_id")))
-_INSERT_SAMPLE = Prepared(samples.insert())
-_INSERT_LOG = Prepared(log_lines.insert().returning(log_lines.c.id))
 
 
 @dataclass(frozen=True)
@@ -134,8 +124,8 @@ class Store:
             self.engine,
             self._publish_events,
             lock=self._lock,
-            begin=_begin_batch,
-            finish=_finish_batch,
+            begin=batch.begin,
+            finish=batch.finish,
         )
 
     # -- plumbing -------------------------------------------------------------
@@ -167,9 +157,9 @@ class Store:
             _raise_if_unavailable(exc)
             raise
 
-    def _submit(self, op: Operation[R], *, key: str = "", pipelined: bool = True) -> R:
+    def _submit(self, op: Operation[R], *, key: str = "") -> R:
         try:
-            return self._writer.submit(op, key=key, pipelined=pipelined)
+            return self._writer.submit(op, key=key)
         except Exception as exc:
             _raise_if_unavailable(exc)
             raise
@@ -199,7 +189,7 @@ class Store:
 
         def op(conn: Connection) -> tuple[tuple[Row, bool], list[Event]]:
             now = self.clock()
-            existing = _lock_job(conn, target)
+            existing = batch.lock_job(conn, target)
             if existing is None:
                 row = {
                     "id": target,
@@ -230,8 +220,7 @@ class Store:
                     "n_warning": 0,
                     "n_error": 0,
                 }
-                _INSERT_JOB.execute(conn, row).close()
-                _cached_jobs(conn)[target] = dict(row)
+                batch.insert_job(conn, row)
                 return (row, True), []
             if not upsert:
                 raise Conflict(f"job {target!r} already exists; PUT /api/jobs/{target} updates it")
@@ -254,7 +243,7 @@ class Store:
             if not changes:
                 return (existing, False), []
             changes["updated_at"] = now
-            _update_job(conn, target, changes)
+            batch.update_job(conn, target, changes)
             return ({**existing, **changes}, False), []
 
         return self._submit(op, key=target)
@@ -315,7 +304,7 @@ class Store:
                 )
                 if gpus:
                     metrics["gpus"] = gpus
-                _INSERT_SAMPLE.execute(
+                batch.insert_sample(
                     conn,
                     {
                         "job_id": job_id,
@@ -327,7 +316,7 @@ class Store:
                         "power_usage": metrics["powerUsage"],
                         "gpus": encode_json(gpus),
                     },
-                ).close()
+                )
             seq += 1
             progress_data = {
                 "jobId": job_id,
@@ -367,14 +356,14 @@ class Store:
                     }
                     for r in rows
                 ]
-                _defer_ids(conn, logs, [_INSERT_LOG.execute(conn, r) for r in rows])
+                batch.insert_logs(conn, rows, logs)
                 events.append(Event(job_id, seq, "JOB_LOGS", {"jobId": job_id, "logs": logs}))
                 for level in ("info", "warning", "error"):
                     n = sum(1 for r in rows if r["level"] == level)
                     if n:
                         changes[f"n_{level}"] = job[f"n_{level}"] + n
             changes["seq"] = seq
-            _update_job(conn, job_id, changes)
+            batch.update_job(conn, job_id, changes)
             body = {
                 "success": True,
                 "jobId": job_id,
@@ -420,7 +409,7 @@ class Store:
             if request.status == "completed":
                 changes["progress"] = 100.0
             merged = {**job, **changes}
-            _update_job(conn, job_id, changes)
+            batch.update_job(conn, job_id, changes)
             return merged, [completed_event(merged, now)]
 
         return self._submit(op, key=job_id)
@@ -437,8 +426,7 @@ class Store:
             raise ValueError(f"older_than must be >= 0 seconds, got {older_than!r}")
 
         def op(conn: Connection) -> tuple[dict[str, int], list[Event]]:
-            _cached_jobs(conn).clear()  # rows read at the batch's start may be deleted here
-            conn.info[_LOCKED] = set()
+            batch.forget_rows(conn)  # rows read at the batch's start may be deleted here
             cutoff = self.clock() - older_than
             old = select(jobs.c.id).where(
                 jobs.c.status.in_(sorted(FINISHED_STATUSES)) & (jobs.c.completed_at < cutoff)
@@ -448,7 +436,7 @@ class Store:
             n_jobs = conn.execute(delete(jobs).where(jobs.c.id.in_(old))).rowcount
             return {"jobs": n_jobs, "samples": n_samples, "logLines": n_logs}, []
 
-        return self._submit(op, pipelined=False)
+        return self._submit(op)
 
 
 def completed_event(job: Row, now: float) -> Event:
@@ -480,81 +468,8 @@ def _rate_changes(job: Row, progress: float, now: float) -> dict[str, Any]:
     return {"ema_dp": state.ema_dp, "ema_dt": state.ema_dt, "ema_calls": state.calls}
 
 
-_JOBS = "jobwatch.jobs"
-_LOCKED = "jobwatch.locked"
-_DEFERRED = "jobwatch.deferred"
-
-
-def _begin_batch(conn: Connection, job_ids: list[str]) -> None:
-    """On PostgreSQL, read and lock (in id order) every job row the batch
-    writes, in one statement: each operation then finds its row without a
-    round trip. SQLite runs in this process: a read per operation costs less
-    there than building the batch's statement (measured)."""
-    conn.info[_DEFERRED] = []
-    cache = conn.info[_JOBS] = {}
-    if not job_ids or conn.dialect.name != "postgresql":
-        conn.info[_LOCKED] = set()
-        return
-    conn.info[_LOCKED] = set(job_ids)
-    query = select(jobs).where(jobs.c.id.in_(job_ids)).order_by(jobs.c.id).with_for_update()
-    for row in conn.execute(query).mappings():
-        cache[row["id"]] = decode_row(row)
-
-
-def _finish_batch(conn: Connection) -> None:
-    """Run what the batch's operations deferred (reading RETURNING values)."""
-    for finish in conn.info.pop(_DEFERRED, ()):
-        finish()
-    conn.info.pop(_JOBS, None)
-    conn.info.pop(_LOCKED, None)
-
-
-def _cached_jobs(conn: Connection) -> dict[str, Row]:
-    cache: dict[str, Row] = conn.info.setdefault(_JOBS, {})
-    return cache
-
-
-def _defer_ids(conn: Connection, logs: list[dict[str, Any]], cursors: list[Any]) -> None:
-    """Fill each log line's ``id`` from its INSERT's RETURNING: on PostgreSQL at
-    the end of the batch, so the batch's statements go out without waiting
-    (psycopg pipeline mode); on SQLite at once (open statements slow it down)."""
-
-    def fill() -> None:
-        for line, cursor in zip(logs, cursors, strict=True):
-            line["id"] = cursor.fetchone()[0]
-            cursor.close()
-
-    if conn.dialect.name == "postgresql":
-        conn.info.setdefault(_DEFERRED, []).append(fill)
-    else:
-        fill()
-
-
-def _lock_job(conn: Connection, job_id: str) -> Row | None:
-    """The job row, locked until commit where the database has row locks."""
-    cache = _cached_jobs(conn)
-    if job_id in cache:
-        return dict(cache[job_id])
-    if job_id in conn.info.get(_LOCKED, ()):
-        return None  # read at the start of the batch: it did not exist
-    query = _SELECT_JOB_FOR_UPDATE if conn.dialect.name == "postgresql" else _SELECT_JOB
-    row = query.first(conn, {"b_job_id": job_id})
-    return decode_row(row) if row is not None else None
-
-
-def _update_job(conn: Connection, job_id: str, changes: dict[str, Any]) -> None:
-    params = {"b_job_id": job_id, **changes}
-    for name in ("result", "progress_event"):
-        if name in params:
-            params[name] = encode_json(params[name])
-    _UPDATE_JOB.execute(conn, params).close()
-    cache = _cached_jobs(conn)
-    if job_id in cache:
-        cache[job_id].update(changes)
-
-
 def _require_job(conn: Connection, job_id: str) -> Row:
-    job = _lock_job(conn, job_id)
+    job = batch.lock_job(conn, job_id)
     if job is None:
         raise JobNotFound(f"no job with id {job_id!r}")
     return job

@@ -19,7 +19,6 @@ are retried one transaction each, so one bad operation never fails the others.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import queue
 import threading
@@ -43,7 +42,6 @@ Operation = Callable[[Connection], tuple[R, list[Event]]]
 class _Pending(Generic[R]):
     op: Operation[R]
     key: str = ""
-    pipelined: bool = True
     done: threading.Event = field(default_factory=threading.Event)
     result: Any = None
     events: list[Event] = field(default_factory=list)
@@ -98,13 +96,10 @@ class GroupCommitWriter:
         self._thread = threading.Thread(target=self._run, name="jobwatch-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, op: Operation[R], *, key: str = "", pipelined: bool = True) -> R:
+    def submit(self, op: Operation[R], *, key: str = "") -> R:
         """Run ``op`` in the next batch and return its result once committed.
 
         ``key`` is the id of the job ``op`` locks: a batch runs in key order.
-        ``pipelined=False``: ``op`` reads results through SQLAlchemy (row
-        counts, ``conn.execute``), which needs each statement answered before
-        the next; its batch then runs without pipeline mode.
 
         Raises
         ------
@@ -115,7 +110,7 @@ class GroupCommitWriter:
         """
         if self._closed:
             raise StoreClosed("the store is closed")
-        pending: _Pending[R] = _Pending(op, key, pipelined)
+        pending: _Pending[R] = _Pending(op, key)
         self._queue.put(pending)
         pending.done.wait()
         if pending.error is not None:
@@ -183,14 +178,13 @@ class GroupCommitWriter:
         with self._engine.begin() as conn:
             if self._begin is not None:
                 self._begin(conn, sorted({p.key for p in batch if p.key}))
-            with _pipelined(conn, all(p.pipelined for p in batch)):
-                for pending in batch:
-                    try:
-                        pending.result, pending.events = pending.op(conn)
-                    except APIError as exc:
-                        pending.error = exc
-                if self._finish is not None:
-                    self._finish(conn)
+            for pending in batch:
+                try:
+                    pending.result, pending.events = pending.op(conn)
+                except APIError as exc:
+                    pending.error = exc
+            if self._finish is not None:
+                self._finish(conn)
 
     def _fail_rest(self) -> None:
         while True:
@@ -205,12 +199,3 @@ class GroupCommitWriter:
 
 def _lock_order(pending: _Pending[Any]) -> str:
     return pending.key
-
-
-def _pipelined(conn: Connection, enabled: bool) -> Any:
-    """psycopg 3's pipeline mode on PostgreSQL: statements whose results nobody
-    reads go out without waiting for the server, so an update costs the round
-    trips of its reads only. A no-op elsewhere or when not ``enabled``."""
-    if not enabled or conn.dialect.name != "postgresql":
-        return contextlib.nullcontext()
-    return conn.connection.driver_connection.pipeline()  # type: ignore[union-attr]
