@@ -9,9 +9,9 @@ trip, and under gevent each one also costs a wait through the event loop
    order (two processes' batches then never deadlock);
 2. lets its operations work on those rows in memory, queueing samples, log
    lines and row changes;
-3. writes them at the end with one ``executemany`` per table (log ids come
-   back through ``RETURNING``, before the commit and before any event is
-   published), each job's row once with its final values.
+3. writes them at the end: samples and log lines each in one multi-row
+   ``INSERT`` (log ids come back through ``RETURNING``, before the commit and
+   before any event is published), each job's row once with its final values.
 
 SQLite runs inside this process, where a statement costs microseconds: there
 each operation reads and writes at once, as before.
@@ -80,21 +80,21 @@ def flush(conn: Connection) -> None:
     batch = _batch(conn)
     if batch is None:
         return
+    # SQLAlchemy's "insertmanyvalues": one multi-row INSERT per 1,000 rows,
+    # RETURNING in the order of the parameters.
     if batch.samples:
-        _INSERT_SAMPLE.executemany(conn, batch.samples)
+        conn.execute(samples.insert(), batch.samples)
         batch.samples = []
     if batch.logs:
-        ids = _INSERT_LOG.executemany(conn, [row for row, _ in batch.logs], returning=True)
-        for (_, line), log_id in zip(batch.logs, ids, strict=True):
+        result = conn.execute(
+            log_lines.insert().returning(log_lines.c.id, sort_by_parameter_order=True),
+            [row for row, _ in batch.logs],
+        )
+        for (_, line), log_id in zip(batch.logs, result.scalars(), strict=True):
             line["id"] = log_id
         batch.logs = []
-    groups: dict[frozenset[str], list[Row]] = {}
-    for job_id, columns in batch.dirty.items():
-        row = batch.rows[job_id]
-        params = {"b_job_id": job_id, **{c: row[c] for c in columns}}
-        groups.setdefault(frozenset(columns), []).append(_encoded(params))
-    for group in groups.values():
-        _UPDATE_JOB.executemany(conn, group)
+    if batch.dirty:
+        _update_rows(conn, [_encoded(batch.rows[job_id]) for job_id in sorted(batch.dirty)])
     batch.dirty = {}
 
 
@@ -157,6 +157,30 @@ def insert_logs(conn: Connection, rows: list[Row], lines: list[Row]) -> None:
         return
     for row, line in zip(rows, lines, strict=True):
         line["id"] = _INSERT_LOG.scalar(conn, row)
+
+
+_PG_TYPES = {"FLOAT": "float8", "BIGINT": "int8", "INTEGER": "int4"}
+_ROW_COLUMNS = [c.name for c in jobs.columns]
+_UPDATE_ROWS = (
+    "UPDATE jobs SET "
+    + ", ".join(f"{name} = v.{name}" for name in _ROW_COLUMNS if name != "id")
+    + " FROM unnest("
+    + ", ".join(
+        f"%({c.name})s::{_PG_TYPES.get(str(c.type).split('(')[0], 'text')}[]" for c in jobs.columns
+    )
+    + f") AS v({', '.join(_ROW_COLUMNS)}) WHERE jobs.id = v.id"
+)
+"""Every changed job row of a batch in one statement: one array per column."""
+
+
+def _update_rows(conn: Connection, rows: list[Row]) -> None:
+    """Write whole job rows (PostgreSQL): one round trip however many jobs changed."""
+    params = {name: [row[name] for row in rows] for name in _ROW_COLUMNS}
+    cursor: Any = conn.connection.cursor()
+    try:
+        cursor.execute(_UPDATE_ROWS, params)
+    finally:
+        cursor.close()
 
 
 def _encoded(params: Row) -> Row:

@@ -47,30 +47,6 @@ class Prepared:
         cursor.execute(compiled.string, _args(compiled, params))
         return cursor
 
-    def executemany(
-        self, conn: Connection, rows: list[dict[str, Any]], *, returning: bool = False
-    ) -> list[Any]:
-        """Run once per parameter set (all with the same keys) in one driver call.
-
-        With ``returning=True`` (psycopg 3 only) return the first RETURNING
-        column of each run, in order; else ``[]``.
-        """
-        compiled = self._compile(conn, frozenset(rows[0]))
-        args = [_args(compiled, row) for row in rows]
-        cursor: Any = conn.connection.cursor()
-        try:
-            if not returning:
-                cursor.executemany(compiled.string, args)
-                return []
-            cursor.executemany(compiled.string, args, returning=True)
-            values = []
-            while True:
-                values.append(cursor.fetchone()[0])
-                if not cursor.nextset():
-                    return values
-        finally:
-            cursor.close()
-
     def first(self, conn: Connection, params: dict[str, Any]) -> dict[str, Any] | None:
         """Run a SELECT and return its first row as a dict keyed by column name, or ``None``."""
         cursor = self.execute(conn, params)
