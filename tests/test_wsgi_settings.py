@@ -1,0 +1,81 @@
+"""The gunicorn entry point's settings from ``JOBWATCH_*`` variables: good values
+become ``create_app`` settings, bad ones one clear error naming the variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from jobwatch.server.deployment import redacted, settings_problem
+from jobwatch.server.wsgi import SettingsError, config_from_env
+
+PG = "postgresql://jobwatch:pw@db:5432/jobwatch"
+
+
+def test_a_full_environment_becomes_the_app_settings() -> None:
+    config = config_from_env(
+        {
+            "JOBWATCH_DATABASE_URL": PG,
+            "JOBWATCH_REDIS_URL": "redis://cache:6379/0",
+            "JOBWATCH_REDIS_CHANNEL": "jobwatch:team-a",
+            "JOBWATCH_TOKEN": "w",
+            "JOBWATCH_READ_TOKEN": "r",
+            "JOBWATCH_CORS_ORIGINS": "https://a.example,https://b.example",
+            "JOBWATCH_RATE_LIMIT": "20",
+        }
+    )
+    assert config == {
+        "DATABASE": PG,
+        "REDIS_URL": "redis://cache:6379/0",
+        "REDIS_CHANNEL": "jobwatch:team-a",
+        "WRITE_TOKEN": "w",
+        "READ_TOKEN": "r",
+        "CORS_ORIGINS": ("https://a.example", "https://b.example"),
+        "RATE_LIMIT": 20.0,
+    }
+
+
+def test_an_empty_environment_serves_the_default_sqlite_file() -> None:
+    config = config_from_env({})
+    assert config["DATABASE"].endswith("jobwatch.db")
+    assert config["REDIS_URL"] is None
+    assert config["WRITE_TOKEN"] is None
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"JOBWATCH_RATE_LIMIT": "fast"}, "JOBWATCH_RATE_LIMIT must be a number"),
+        ({"JOBWATCH_RATE_LIMIT": "-1"}, "got '-1'"),
+        ({"JOBWATCH_RATE_LIMIT": "nan"}, "got 'nan'"),
+        ({"JOBWATCH_REDIS_URL": "redis://cache/0"}, "give --database-url postgresql://"),
+        ({"JOBWATCH_DATABASE_URL": "mysql://x/y"}, "unsupported database URL"),
+        ({"JOBWATCH_READ_TOKEN": "r"}, "JOBWATCH_READ_TOKEN needs JOBWATCH_TOKEN"),
+        (
+            {"JOBWATCH_DATABASE_URL": PG, "JOBWATCH_REDIS_URL": "http://cache"},
+            "unsupported Redis URL",
+        ),
+    ],
+)
+def test_bad_values_name_the_variable_and_what_is_allowed(
+    env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(SettingsError, match=message):
+        config_from_env(env)
+
+
+def test_messages_never_show_passwords() -> None:
+    assert redacted("postgresql://u:secret@h/db") == "postgresql://u:***@h/db"
+    assert redacted("redis://:secret@h:6379/0") == "redis://:***@h:6379/0"
+    assert redacted("postgresql://u@h/db") == "postgresql://u@h/db"
+    problem = settings_problem("mysql://u:secret@h/db", None, 1)
+    assert problem is not None
+    assert "secret" not in problem
+
+
+def test_several_workers_need_postgres_and_redis() -> None:
+    assert settings_problem(PG, "redis://h/0", 4) is None
+    assert settings_problem(PG, None, 1) is None
+    problem = settings_problem(PG, None, 2)
+    assert problem is not None and "--redis-url" in problem
+    problem = settings_problem("/var/lib/jobwatch.db", "redis://h/0", 2)
+    assert problem is not None and "postgresql" in problem
