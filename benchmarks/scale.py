@@ -84,7 +84,11 @@ def _ingest(postgres: str, redis_url: str, workers: int, seconds: float) -> tupl
         before = _cpu(pids), _cpu(pg)
         result = post_load(server.url, json.dumps(SEED_BODY), job_ids=ids, seconds=seconds)
         used = (_cpu(pids) - before[0]) / seconds, (_cpu(pg) - before[1]) / seconds
-    return result, f"CPU: jobwatch {used[0]:.2f} cores, PostgreSQL {used[1]:.2f} cores"
+    per_core = result.rps / used[0] if used[0] > 0 else float("nan")
+    return result, (
+        f"CPU: jobwatch {used[0]:.2f} cores ({per_core:,.0f} req/s per core), "
+        f"PostgreSQL {used[1]:.2f} cores"
+    )
 
 
 def _fanout(
