@@ -20,7 +20,14 @@ from datetime import datetime, timezone
 from typing import Annotated, Any, Literal, TypeVar
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from jobwatch.errors import ValidationError
 
@@ -134,7 +141,17 @@ def truncate_message(message: str, limit: int = MAX_MESSAGE_BYTES) -> str:
 _Model = TypeVar("_Model", bound=BaseModel)
 
 _Strict = ConfigDict(strict=True, allow_inf_nan=False, extra="ignore", populate_by_name=True)
-Text = Annotated[str, Field(max_length=MAX_TEXT)]
+
+
+def _no_nul(value: str) -> str:
+    """Refuse U+0000: PostgreSQL text cannot hold it, so no backend stores it."""
+    if "\x00" in value:
+        raise ValueError("must not contain the NUL character (U+0000)")
+    return value
+
+
+NoNul = AfterValidator(_no_nul)
+Text = Annotated[str, Field(max_length=MAX_TEXT), NoNul]
 Percent = Annotated[float, Field(ge=0, le=100)]
 MemoryMB = Annotated[float, Field(ge=0, le=MAX_MEMORY_MB)]
 Celsius = Annotated[float, Field(ge=-40, le=150)]
@@ -226,7 +243,7 @@ class LogLineIn(BaseModel):
     model_config = _Strict
 
     level: str
-    message: str
+    message: Annotated[str, NoNul]
     timestamp: datetime | None = None
 
     @field_validator("level")
@@ -266,7 +283,9 @@ class ProgressUpdate(BaseModel):
 
     model_config = _Strict
 
-    worker_id: Annotated[str, Field(min_length=1, max_length=MAX_TEXT)] = Field(alias="workerId")
+    worker_id: Annotated[str, Field(min_length=1, max_length=MAX_TEXT), NoNul] = Field(
+        alias="workerId"
+    )
     progress: Percent
     current_operation: Text | None = Field(None, alias="currentOperation")
     metrics: Metrics | None = None
@@ -298,11 +317,11 @@ class JobSpec(BaseModel):
 
     id: str | None = None
     name: Text | None = None
-    worker_id: Annotated[str, Field(min_length=1, max_length=MAX_TEXT)] | None = Field(
+    worker_id: Annotated[str, Field(min_length=1, max_length=MAX_TEXT), NoNul] | None = Field(
         None, alias="workerId"
     )
     price_per_hour: Annotated[float, Field(ge=0, le=1e9)] | None = Field(None, alias="pricePerHour")
-    currency: Annotated[str, Field(min_length=1, max_length=16)] | None = None
+    currency: Annotated[str, Field(min_length=1, max_length=16), NoNul] | None = None
     provider_id: Text | None = Field(None, alias="providerId")
 
     @field_validator("id")
@@ -323,10 +342,12 @@ class CompleteRequest(BaseModel):
 
     model_config = _Strict
 
-    worker_id: Annotated[str, Field(min_length=1, max_length=MAX_TEXT)] = Field(alias="workerId")
+    worker_id: Annotated[str, Field(min_length=1, max_length=MAX_TEXT), NoNul] = Field(
+        alias="workerId"
+    )
     status: Literal["completed", "failed", "cancelled"] = "completed"
     result: Any = None
-    error: Annotated[str, Field(max_length=MAX_MESSAGE_BYTES)] | None = None
+    error: Annotated[str, Field(max_length=MAX_MESSAGE_BYTES), NoNul] | None = None
 
     @field_validator("result")
     @classmethod

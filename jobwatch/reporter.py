@@ -152,7 +152,7 @@ class Reporter:
             Percent done, 0 to 100.
         operation:
             What the job is doing, e.g. ``"epoch 3/10"``; ``None`` keeps the last one.
-            Sent cut to 1024 characters.
+            Sent cut to 1024 characters; NUL characters become U+FFFD.
 
         Raises
         ------
@@ -171,6 +171,8 @@ class Reporter:
             raise ValueError(f"progress must be a number from 0 to 100 (percent), got {progress!r}")
         if operation is not None and not isinstance(operation, str):
             raise ValueError(f"operation must be a string or None, got {type(operation).__name__}")
+        if operation is not None:
+            operation = operation.replace("\x00", "\ufffd")  # the server refuses NUL
         self._outbox.record(float(progress), operation)
 
     def log(self, message: object, level: str = "info") -> None:
@@ -180,7 +182,8 @@ class Reporter:
         ----------
         message:
             The text (anything else is turned into ``str``); over 16 KiB of
-            UTF-8 it is cut with a marker.
+            UTF-8 it is cut with a marker. NUL characters, which the server
+            refuses (PostgreSQL cannot store them), become U+FFFD.
         level:
             ``"info"``, ``"warning"`` or ``"error"`` (any case).
 
@@ -195,7 +198,7 @@ class Reporter:
         lowered = level.lower() if isinstance(level, str) else None
         if lowered not in LOG_LEVELS:
             raise ValueError(f"level must be one of {', '.join(LOG_LEVELS)}; got {level!r}")
-        self._outbox.add_log(lowered, str(message), time.time())
+        self._outbox.add_log(lowered, str(message).replace("\x00", "\ufffd"), time.time())
 
     def track(
         self, iterable: Iterable[T], total: float | None = None, description: str | None = None

@@ -650,3 +650,19 @@ def test_exit_does_not_hang_when_the_server_is_down() -> None:
     assert "unreachable at exit" in done.stderr
     assert "1 log lines" in done.stderr
     assert elapsed < 15  # one try, bounded by 5 s; the rest is interpreter start-up
+
+
+def test_nul_characters_become_replacement_characters(
+    make_reporter: Any, job_id: str, client: Client
+) -> None:
+    """The server refuses NUL (PostgreSQL cannot store it); one stray byte in a
+    log line must not cost the lines around it."""
+    reporter = make_reporter(job_id)
+    reporter.log("before")
+    reporter.log("bad \x00 byte")
+    reporter.update(10, "step\x00 1")
+    reporter.log("after")
+    assert reporter.flush(timeout=10)
+    messages = [line["message"] for line in client.logs(job_id)["logs"]]
+    assert messages == ["before", "bad \ufffd byte", "after"]
+    assert client.get_job(job_id)["currentOperation"] == "step\ufffd 1"

@@ -641,3 +641,50 @@ def test_non_finite_numbers_in_a_complete_result_are_refused(
     r = api.post(f"/api/jobs/{job}/complete", data=raw, headers=JSON)
     error_of(r, 400)
     assert snapshot(api, job) == before
+
+
+# -- NUL characters (PostgreSQL text cannot hold them; no backend takes them) ----------
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"workerId": "w", "progress": 5, "currentOperation": "a\u0000b"}, "currentOperation"),
+        ({"workerId": "w\u0000", "progress": 5}, "workerId"),
+        (
+            {
+                "workerId": "w",
+                "progress": 5,
+                "logLines": [{"level": "info", "message": "a\u0000b"}],
+            },
+            "logLines[0].message",
+        ),
+    ],
+)
+def test_nul_in_progress_text_is_refused(
+    api: Any, job: str, body: dict[str, Any], field: str
+) -> None:
+    error = refused(api, job, body)
+    assert fields(error) == [field]
+    assert "NUL" in error["details"][0]["message"]
+
+
+@pytest.mark.parametrize("field", ["name", "currency", "providerId"])
+def test_nul_in_job_text_is_refused(api: Any, job: str, field: str) -> None:
+    before = snapshot(api, job)
+    error = error_of(api.put(f"/api/jobs/{job}", json={field: "x\u0000y"}), 400, "validation_error")
+    assert fields(error) == [field]
+    assert snapshot(api, job) == before
+
+
+def test_nul_in_a_completion_error_is_refused(api: Any, job: str) -> None:
+    body = {"workerId": "w", "status": "failed", "error": "boom\u0000"}
+    error = error_of(api.post(f"/api/jobs/{job}/complete", json=body), 400, "validation_error")
+    assert fields(error) == ["error"]
+
+
+def test_nul_inside_a_json_result_is_kept(api: Any, job: str) -> None:
+    """``result`` is stored as JSON text, where NUL is the escape ``\\u0000``."""
+    body = {"workerId": "w", "status": "completed", "result": {"note": "a\u0000b"}}
+    assert api.post(f"/api/jobs/{job}/complete", json=body).status_code == 200
+    assert js(api.get(f"/api/jobs/{job}"))["job"]["result"] == {"note": "a\u0000b"}
