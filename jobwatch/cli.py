@@ -343,13 +343,26 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _prune(args: argparse.Namespace) -> int:
+    from jobwatch.server.deployment import (
+        missing_packages,
+        reachability_problem,
+        settings_problem,
+    )
     from jobwatch.server.store import Store
 
     database = args.db or str(default_db_path())
-    problem = _database_problem(database, must_exist=True)
+    problem = (
+        settings_problem(database, None, 1)
+        or _database_problem(database, must_exist=True)
+        or missing_packages(database, None)
+    )
     if problem:
         print(f"jobwatch prune: {problem}", file=sys.stderr)
         return EXIT_USAGE
+    unreachable = reachability_problem(database, None)
+    if unreachable:
+        print(f"jobwatch prune: {unreachable}", file=sys.stderr)
+        return EXIT_UNREACHABLE
     store = Store(database)
     try:
         deleted = store.prune(args.days * 86400)

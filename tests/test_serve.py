@@ -221,6 +221,42 @@ def test_prune_deletes_only_old_finished_jobs(database):
         ),
         (["--workers", "65"], 2, "workers must be an integer from 1 to 64, got '65'"),
         (
+            ["--database-url", "postgresql://"],
+            2,
+            "invalid database URL 'postgresql://': it names no host",
+        ),
+        (
+            ["--database-url", "postgresql://u@h"],
+            2,
+            "name the database: postgresql://user@host:5432/DBNAME",
+        ),
+        (
+            ["--database-url", "postgresql://u:secret@h:nope/db"],
+            2,
+            "the port is not a number from 0 to 65535; special characters",
+        ),
+        (["--database-url", "postgresql://u:p@secret@h/db"], 2, "it holds more than one '@'"),
+        (
+            ["--database-url", "postgresql://u:secret/x@h/db"],
+            2,
+            "password must be percent-encoded",
+        ),
+        (
+            ["--database-url", "postgresql://u@127.0.0.1:1/x?password=secret"],
+            3,
+            "cannot reach the database at postgresql://u@127.0.0.1:1/x?password=***",
+        ),
+        (
+            ["--database-url", "postgresql://u@h/d", "--redis-url", "redis://h:6379/abc"],
+            2,
+            "the database 'abc' is not a number",
+        ),
+        (
+            ["--database-url", "postgresql://u@h/d", "--redis-url", "redis://:secret#x@h:6379/0"],
+            2,
+            "invalid Redis URL 'redis://:***@h:6379/0'",
+        ),
+        (
             ["--database-url", "postgresql://postgres:secret@127.0.0.1:1/x"],
             3,
             "cannot reach the database at postgresql://postgres:***@127.0.0.1:1/x",

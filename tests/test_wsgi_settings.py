@@ -67,6 +67,10 @@ def test_messages_never_show_passwords() -> None:
     assert redacted("postgresql://u:secret@h/db") == "postgresql://u:***@h/db"
     assert redacted("redis://:secret@h:6379/0") == "redis://:***@h:6379/0"
     assert redacted("postgresql://u@h/db") == "postgresql://u@h/db"
+    assert redacted("postgresql://u:se/cr#et@h/db") == "postgresql://u:***@h/db"
+    assert redacted("postgresql://u@h/db?sslmode=require&password=secret") == (
+        "postgresql://u@h/db?sslmode=require&password=***"
+    )
     problem = settings_problem("mysql://u:secret@h/db", None, 1)
     assert problem is not None
     assert "secret" not in problem

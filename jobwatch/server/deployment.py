@@ -8,6 +8,7 @@ traceback.
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 from sqlalchemy.engine import make_url
@@ -24,13 +25,59 @@ def is_postgres(database: str) -> bool:
     return database_url(database).startswith("postgresql")
 
 
+_SECRET_KEYS = frozenset({"password", "passwd", "pass", "secret", "token", "sslpassword"})
+_HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)$")
+_ENCODE_HINT = (
+    "special characters in the user name or password must be percent-encoded "
+    "(@ as %40, : as %3A, / as %2F, # as %23, ? as %3F)"
+)
+
+
 def redacted(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (for logs and messages)."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    """``url`` with its password, and query values named like secrets
+    (``password=``, ``token=``), replaced by ``***`` (for logs and messages).
+
+    The user information runs to the last ``@``, so a password holding
+    unescaped ``/``, ``#`` or ``?`` is hidden too.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
         return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
+    at = rest.rfind("@")
+    if at != -1:
+        user, colon, _ = rest[:at].partition(":")
+        rest = (f"{user}:***" if colon else user) + rest[at:]
+    base, question, query = rest.partition("?")
+    if question:
+        pairs = query.split("&")
+        query = "&".join(
+            f"{p.split('=', 1)[0]}=***" if p.split("=", 1)[0].lower() in _SECRET_KEYS else p
+            for p in pairs
+        )
+        rest = f"{base}?{query}"
+    return f"{scheme}://{rest}"
+
+
+def _url_problem(url: str, what: str, *, needs_path: str | None) -> str | None:
+    """Why ``url`` cannot be a server's URL, or ``None``: a bad port, a host
+    that is not one (an unescaped character in the password), a missing path."""
+    parts = urlsplit(url)
+    shown = redacted(url)
+    if "@" in parts.netloc.rpartition("@")[0]:
+        return f"invalid {what} URL {shown!r}: it holds more than one '@'; {_ENCODE_HINT}"
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        return f"invalid {what} URL {shown!r}: the port is not a number from 0 to 65535; {_ENCODE_HINT}"
+    host = parts.hostname or ""
+    via_socket = "host=" in parts.query
+    if not host and not via_socket:
+        return f"invalid {what} URL {shown!r}: it names no host"
+    if host and not _HOST.match(host):
+        return f"invalid {what} URL {shown!r}: {host!r} is not a host name; {_ENCODE_HINT}"
+    if needs_path is not None and not parts.path.strip("/"):
+        return f"invalid {what} URL {shown!r}: {needs_path}"
+    return None
 
 
 def settings_problem(database: str, redis_url: str | None, workers: int) -> str | None:
@@ -40,21 +87,42 @@ def settings_problem(database: str, redis_url: str | None, workers: int) -> str 
     ``rediss://`` or ``unix://``; Redis only joins processes that share a
     PostgreSQL database; more than one worker needs both.
     """
+    if is_postgres(database):
+        problem = _url_problem(
+            database,
+            "database",
+            needs_path="name the database: postgresql://user@host:5432/DBNAME",
+        )
+        if problem:
+            return problem
     if "://" in database:
         try:
             backend = make_url(database_url(database)).get_backend_name()
-        except ArgumentError:
+        except (ArgumentError, ValueError):
             backend = ""
         if backend not in ("sqlite", "postgresql"):
             return (
                 f"unsupported database URL {redacted(database)!r}: use a SQLite path, "
                 "':memory:' or postgresql://user@host:port/dbname"
             )
-    if redis_url is not None and urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
-        return (
-            f"unsupported Redis URL {redacted(redis_url)!r}: use redis://host:port/db "
-            "(rediss:// for TLS, unix:///path/to/socket)"
-        )
+
+    if redis_url is not None:
+        scheme = urlsplit(redis_url).scheme
+        if scheme not in ("redis", "rediss", "unix"):
+            return (
+                f"unsupported Redis URL {redacted(redis_url)!r}: use redis://host:port/db "
+                "(rediss:// for TLS, unix:///path/to/socket)"
+            )
+        if scheme != "unix":
+            problem = _url_problem(redis_url, "Redis", needs_path=None)
+            db = urlsplit(redis_url).path.strip("/")
+            if problem is None and db and not db.isdigit():
+                problem = (
+                    f"invalid Redis URL {redacted(redis_url)!r}: the database {db!r} "
+                    "is not a number (redis://host:6379/0)"
+                )
+            if problem:
+                return problem
     if not 1 <= workers <= MAX_WORKERS:
         return f"workers must be from 1 to {MAX_WORKERS}, got {workers}"
     if redis_url and not is_postgres(database):
