@@ -126,6 +126,7 @@ class Store:
             lock=self._lock,
             begin=batch.begin,
             finish=batch.finish,
+            unavailable=_unavailable_errors(),
         )
 
     # -- plumbing -------------------------------------------------------------
@@ -508,10 +509,11 @@ def _unavailable_errors() -> tuple[type[BaseException], ...]:
 
 
 def _raise_if_unavailable(exc: BaseException) -> None:
+    """Raise :class:`StoreUnavailable` from a database error meaning "cannot reach
+    it now"; the driver's text stays in the server log, not in the answer."""
     if isinstance(exc, _unavailable_errors()):
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise StoreUnavailable(
-            f"the database is unavailable ({reason}); nothing was written, retry shortly"
+            "the database is unavailable; nothing was written, retry shortly"
         ) from exc
 
 

@@ -20,8 +20,10 @@ are retried one transaction each, so one bad operation never fails the others.
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -32,6 +34,9 @@ from jobwatch.errors import APIError, JobwatchError
 from jobwatch.server.wire import Event
 
 log = logging.getLogger(__name__)
+
+UNAVAILABLE_WARNING_EVERY = 10.0
+"""Seconds between two warnings that the database is unavailable."""
 
 R = TypeVar("R")
 Operation = Callable[[Connection], tuple[R, list[Event]]]
@@ -71,8 +76,12 @@ class GroupCommitWriter:
         Called first in each transaction with the batch's sorted distinct keys
         (the store reads and locks their job rows in one statement).
     finish:
-        Called last in each transaction, before the commit (the store reads
-        the results it deferred).
+        Called last in each transaction, before the commit (the store writes
+        what it queued).
+    unavailable:
+        Exceptions meaning the database cannot be reached: a batch failing
+        with one fails whole, with one warning per
+        :data:`UNAVAILABLE_WARNING_EVERY` seconds, instead of being retried.
     """
 
     def __init__(
@@ -84,8 +93,11 @@ class GroupCommitWriter:
         max_batch: int = 512,
         begin: Callable[[Connection, list[str]], None] | None = None,
         finish: Callable[[Connection], None] | None = None,
+        unavailable: tuple[type[BaseException], ...] = (),
     ) -> None:
         self._engine = engine
+        self._unavailable = unavailable
+        self._last_warning = -math.inf
         self._begin = begin
         self._finish = finish
         self._publish = publish
@@ -150,6 +162,12 @@ class GroupCommitWriter:
         batch.sort(key=_lock_order)
         try:
             self._transaction(batch)
+        except self._unavailable as exc:
+            # The database is away: one by one would fail the same way, and a
+            # traceback per batch would bury the log during an outage.
+            self._warn_unavailable(exc)
+            for pending in batch:
+                pending.error = exc
         except Exception:
             log.exception("group commit of %d writes failed; retrying one by one", len(batch))
             for pending in batch:
@@ -166,6 +184,15 @@ class GroupCommitWriter:
                 log.exception("publishing %d events failed", len(events))
         for pending in batch:
             pending.done.set()
+
+    def _warn_unavailable(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        if now - self._last_warning >= UNAVAILABLE_WARNING_EVERY:
+            self._last_warning = now
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            log.warning(
+                "the database is unavailable; writes answer 503 until it is back: %s", reason
+            )
 
     def _transaction(self, batch: list[_Pending[Any]]) -> None:
         if self._lock is not None:
