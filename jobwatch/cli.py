@@ -1,7 +1,8 @@
 """The ``jobwatch`` command: ``serve`` and ``jobs``.
 
 Exit codes: 0 success, 1 the server refused the request, 2 bad usage,
-3 the server could not be reached, 4 ``watch``: the job ended failed or
+3 the server could not be reached or is
+temporarily unavailable (502, 503, 504), 4 ``watch``: the job ended failed or
 cancelled, 130 interrupted (Ctrl-C).
 """
 
@@ -24,6 +25,10 @@ EXIT_API_ERROR = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 EXIT_JOB_FAILED = 4
+
+TEMPORARY_STATUSES = frozenset({502, 503, 504})
+"""Answers meaning "try again shortly" (a proxy with no server, the database away):
+exit 3 like an unreachable server, not 1 like a refusal."""
 
 
 def default_db_path() -> Path:
@@ -244,6 +249,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _watch(args)
         return _jobs(args)
     except APIError as exc:
+        if exc.status in TEMPORARY_STATUSES:
+            print(f"jobwatch: the server is unavailable right now: {exc}", file=sys.stderr)
+            return EXIT_UNREACHABLE
         print(f"jobwatch: {exc}", file=sys.stderr)
         return EXIT_API_ERROR
     except ConnectionError as exc:

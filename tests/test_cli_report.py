@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import http.server
 import socket
 import subprocess
 import sys
+import threading
 import uuid
 
 import pytest
@@ -130,3 +132,42 @@ def test_unreachable_server_exits_3() -> None:
     done = report("job-1", "--progress", "10", url=f"http://127.0.0.1:{port}")
     assert done.returncode == 3
     assert "cannot reach the server" in done.stderr
+
+
+class _Unavailable(http.server.BaseHTTPRequestHandler):
+    """Answers like nginx.conf with every backend down: 503 in the API's envelope."""
+
+    def _answer(self) -> None:
+        body = b'{"error": {"code": "unavailable", "message": "no jobwatch server answered; try again shortly", "details": []}}'
+        self.send_response(503)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = _answer  # noqa: N815 (http.server's names)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["jobs", "list"], ["report", "job-1", "--progress", "5"], ["watch", "job-1"]],
+)
+def test_a_temporarily_unavailable_server_exits_3_not_1(args: list[str]) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Unavailable)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        result = subprocess.run(
+            [sys.executable, "-m", "jobwatch", *args, "--url", url],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode == 3, result.stderr
+    assert "unavailable right now" in result.stderr
+    assert "Traceback" not in result.stderr
