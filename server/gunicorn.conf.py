@@ -7,6 +7,9 @@ The app reads its settings from ``JOBWATCH_*`` variables (see
 
 ``JOBWATCH_BIND``
     Listen address, ``host:port`` or ``unix:/path`` (default ``0.0.0.0:8765``).
+``JOBWATCH_INSECURE``
+    ``1`` to serve beyond loopback without ``JOBWATCH_TOKEN`` (a trusted
+    network); without it such a bind is refused, as ``jobwatch serve`` does.
 ``JOBWATCH_WORKERS``
     Worker processes, 1-64. Default: one per CPU this process may run on when
     ``JOBWATCH_REDIS_URL`` is set, else 1. A gevent worker is one thread, so
@@ -75,7 +78,21 @@ def when_ready(server):
 # filter when they fork.
 warnings.filterwarnings("ignore", message=".*[Mm]onkey-patching ssl.*", category=Warning)
 
+
+def _check_open_bind(address: str) -> None:
+    """Refuse a non-loopback bind without a token, like ``jobwatch serve``."""
+    if os.environ.get("JOBWATCH_TOKEN") or os.environ.get("JOBWATCH_INSECURE") in ("1", "true"):
+        return
+    if address.startswith(("unix:", "127.", "localhost:", "[::1]:")):
+        return
+    _refuse(
+        f"refusing to listen on {address} without a token: anyone who can reach it could "
+        "write to your jobs. Set JOBWATCH_TOKEN, or JOBWATCH_INSECURE=1 on a trusted network."
+    )
+
+
 bind = [os.environ.get("JOBWATCH_BIND") or "0.0.0.0:8765"]
+_check_open_bind(bind[0])
 workers = _workers()
 # Each worker builds the app after gevent has patched it, so the app's threads
 # and queues are gevent's: never preload it in the master.

@@ -104,8 +104,10 @@ def test_the_image_builds_from_the_repository_root_and_runs_the_gunicorn_config(
 
 
 def _load_conf(monkeypatch: pytest.MonkeyPatch, **env: str) -> dict[str, Any]:
-    for name in ("JOBWATCH_BIND", "JOBWATCH_WORKERS", "JOBWATCH_REDIS_URL"):
+    names = ("JOBWATCH_BIND", "JOBWATCH_WORKERS", "JOBWATCH_REDIS_URL", "JOBWATCH_INSECURE")
+    for name in names:
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("JOBWATCH_TOKEN", "t")
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return runpy.run_path(str(GUNICORN_CONF))
@@ -134,6 +136,15 @@ def test_gunicorn_conf_refuses_workers_it_cannot_serve(monkeypatch, capsys, work
         _load_conf(monkeypatch, JOBWATCH_WORKERS=workers)
     assert exited.value.code == 2
     assert "JOBWATCH_WORKERS" in capsys.readouterr().err
+
+
+def test_gunicorn_conf_refuses_an_open_bind_without_a_token(monkeypatch, capsys):
+    with pytest.raises(SystemExit) as exited:
+        _load_conf(monkeypatch, JOBWATCH_TOKEN="")
+    assert exited.value.code == 2
+    assert "refusing to listen on 0.0.0.0:8765 without a token" in capsys.readouterr().err
+    assert _load_conf(monkeypatch, JOBWATCH_TOKEN="", JOBWATCH_INSECURE="1")["bind"]
+    assert _load_conf(monkeypatch, JOBWATCH_TOKEN="", JOBWATCH_BIND="127.0.0.1:9")["bind"]
 
 
 @pytest.mark.slow
