@@ -116,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("JOBWATCH_REDIS_URL") or None,
         metavar="URL",
         help="redis://host:6379/0: share live events with every process on this Redis"
-        " (needs PostgreSQL; default $JOBWATCH_REDIS_URL)",
+        " (needs PostgreSQL; default $JOBWATCH_REDIS_URL; the pub/sub channel is"
+        " $JOBWATCH_REDIS_CHANNEL, default jobwatch:events)",
     )
     serve.add_argument(
         "--workers",

@@ -117,6 +117,7 @@ def run(
     auth = "tokens required" if config.get("WRITE_TOKEN") else "no token (open)"
     where = f"database: {redacted(config['DATABASE'])}"
     if config.get("REDIS_URL"):
-        where += f"; broker: {redacted(config['REDIS_URL'])}"
+        channel = config.get("REDIS_CHANNEL", "jobwatch:events")
+        where += f"; broker: {redacted(config['REDIS_URL'])} channel {channel}"
     options["when_ready"] = announce(f"{where}; {workers} worker(s); {auth}")
     GunicornServer(options, factory).run()
