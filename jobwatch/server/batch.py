@@ -9,9 +9,11 @@ trip, and under gevent each one also costs a wait through the event loop
    order (two processes' batches then never deadlock);
 2. lets its operations work on those rows in memory, queueing samples, log
    lines and row changes;
-3. writes them at the end: samples and log lines each in one multi-row
-   ``INSERT`` (log ids come back through ``RETURNING``, before the commit and
-   before any event is published), each job's row once with its final values.
+3. writes them at the end, one statement per table: samples and changed job
+   rows (each once, with its final values) as arrays through ``unnest``, log
+   lines as one multi-row ``INSERT`` whose ``RETURNING`` ids come back in order
+   (SQLAlchemy's insertmanyvalues), before the commit and before any event is
+   published.
 
 SQLite runs inside this process, where a statement costs microseconds: there
 each operation reads and writes at once, as before.
@@ -64,9 +66,15 @@ def begin(conn: Connection, job_ids: list[str]) -> None:
         return
     batch = conn.info[_STATE] = _Batch(set(job_ids))
     if job_ids:
-        query = select(jobs).where(jobs.c.id.in_(job_ids)).order_by(jobs.c.id).with_for_update()
-        for row in conn.execute(query).mappings():
-            batch.rows[row["id"]] = decode_row(row)
+        cursor: Any = conn.connection.cursor()
+        try:
+            cursor.execute(_LOCK_ROWS, {"ids": job_ids})
+            names = [d[0] for d in cursor.description]
+            for values in cursor.fetchall():
+                row = decode_row(zip(names, values, strict=True))
+                batch.rows[row["id"]] = row
+        finally:
+            cursor.close()
 
 
 def finish(conn: Connection) -> None:
@@ -83,7 +91,7 @@ def flush(conn: Connection) -> None:
     # SQLAlchemy's "insertmanyvalues": one multi-row INSERT per 1,000 rows,
     # RETURNING in the order of the parameters.
     if batch.samples:
-        conn.execute(samples.insert(), batch.samples)
+        _run(conn, _INSERT_SAMPLES, _columns(batch.samples, _SAMPLE_COLUMNS))
         batch.samples = []
     if batch.logs:
         result = conn.execute(
@@ -160,27 +168,52 @@ def insert_logs(conn: Connection, rows: list[Row], lines: list[Row]) -> None:
 
 
 _PG_TYPES = {"FLOAT": "float8", "BIGINT": "int8", "INTEGER": "int4"}
+
+
+def _unnest(table: Any, names: list[str]) -> str:
+    """``unnest(%(a)s::type[], ...) AS v(a, ...)``: one array parameter per column,
+    so a statement's text (and psycopg's parse of it) is the same for any row count."""
+    arrays = ", ".join(
+        f"%({n})s::{_PG_TYPES.get(str(table.c[n].type).split('(')[0], 'text')}[]" for n in names
+    )
+    return f"unnest({arrays}) AS v({', '.join(names)})"
+
+
 _ROW_COLUMNS = [c.name for c in jobs.columns]
+_LOCK_ROWS = (
+    f"SELECT {', '.join(_ROW_COLUMNS)} FROM jobs WHERE id = ANY(%(ids)s::text[]) "
+    "ORDER BY id FOR UPDATE"
+)
+"""A batch's job rows, locked in id order (so two processes never deadlock)."""
 _UPDATE_ROWS = (
     "UPDATE jobs SET "
     + ", ".join(f"{name} = v.{name}" for name in _ROW_COLUMNS if name != "id")
-    + " FROM unnest("
-    + ", ".join(
-        f"%({c.name})s::{_PG_TYPES.get(str(c.type).split('(')[0], 'text')}[]" for c in jobs.columns
-    )
-    + f") AS v({', '.join(_ROW_COLUMNS)}) WHERE jobs.id = v.id"
+    + f" FROM {_unnest(jobs, _ROW_COLUMNS)} WHERE jobs.id = v.id"
 )
-"""Every changed job row of a batch in one statement: one array per column."""
+"""Every changed job row of a batch in one statement."""
+_SAMPLE_COLUMNS = [c.name for c in samples.columns if c.name != "id"]
+_INSERT_SAMPLES = (
+    f"INSERT INTO samples ({', '.join(_SAMPLE_COLUMNS)}) "
+    f"SELECT {', '.join(_SAMPLE_COLUMNS)} FROM {_unnest(samples, _SAMPLE_COLUMNS)}"
+)
+"""Every sample of a batch in one statement."""
+
+
+def _columns(rows: list[Row], names: list[str]) -> Row:
+    return {name: [row[name] for row in rows] for name in names}
+
+
+def _run(conn: Connection, sql: str, params: Row) -> None:
+    cursor: Any = conn.connection.cursor()
+    try:
+        cursor.execute(sql, params)
+    finally:
+        cursor.close()
 
 
 def _update_rows(conn: Connection, rows: list[Row]) -> None:
     """Write whole job rows (PostgreSQL): one round trip however many jobs changed."""
-    params = {name: [row[name] for row in rows] for name in _ROW_COLUMNS}
-    cursor: Any = conn.connection.cursor()
-    try:
-        cursor.execute(_UPDATE_ROWS, params)
-    finally:
-        cursor.close()
+    _run(conn, _UPDATE_ROWS, _columns(rows, _ROW_COLUMNS))
 
 
 def _encoded(params: Row) -> Row:
