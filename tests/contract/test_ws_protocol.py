@@ -235,6 +235,22 @@ def test_finished_job_sends_completed_right_after_the_ack(
     assert_quiet(ws, api)
 
 
+@pytest.mark.parametrize("since", [2, 3, 500])
+def test_finished_job_sends_completed_even_when_since_covers_it(
+    api: Any, ws_factory: Any, job: str, since: int
+) -> None:
+    """The completion ends every subscription, also one resuming at (or, after
+    restoring an older backup, beyond) the job's last seq."""
+    post(api, job, progress=50)
+    complete(api, job, result={"ok": True})
+    ws = ws_factory()
+    ws.send({"type": "subscribe:job", "subscriptionId": job, "since": since})
+    assert recv(ws) == {"type": "subscribed", "subscriptionId": job, "seq": 2}
+    message = recv(ws)
+    assert (message["type"], message["seq"]) == ("JOB_COMPLETED", 2)
+    assert_quiet(ws, api)
+
+
 def test_several_jobs_on_one_socket(api: Any, ws_factory: Any, job: str) -> None:
     other = job + "-b"
     assert api.post("/api/jobs", json={"id": other}).status_code == 201
