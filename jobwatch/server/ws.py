@@ -340,9 +340,7 @@ class Session:
         )
         for event in replay:
             self.ws.send(event.message().decode())
-        if job["completed_seq"] is not None and not any(
-            e.type == "JOB_COMPLETED" for e in replay
-        ):
+        if job["completed_seq"] is not None and not any(e.type == "JOB_COMPLETED" for e in replay):
             # A finished job ends every subscription with its completion, even
             # when ``since`` already covers it (or lies beyond: a restored backup).
             self.ws.send(completed_event(job, self.services.clock()).message().decode())
