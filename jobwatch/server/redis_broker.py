@@ -90,10 +90,11 @@ class RedisBroker:
         self._redis: Any = redis.Redis.from_url(
             url, socket_connect_timeout=5, socket_timeout=10, health_check_interval=30
         )
-        self._unsent: dict[str, int] = {}
-        self._unsent_lock = threading.Lock()
+        # Guarded by _queue_lock (reentrant): events waiting for the publisher,
+        # and the newest seq per job that could not be announced.
         self._queue: deque[Event] = deque()
-        self._queue_lock = threading.Condition()
+        self._unsent: dict[str, int] = {}
+        self._queue_lock = threading.Condition(threading.RLock())
         self._closed = threading.Event()
         self._ready = threading.Event()
         self._last_error: BaseException | None = None
@@ -141,7 +142,7 @@ class RedisBroker:
             return
         with self._queue_lock:
             if len(self._queue) + len(batch) > MAX_QUEUED:
-                self._remember_unsent(batch, "too many events waiting for Redis")
+                self._remember_unsent([(e.job_id, e.seq) for e in batch], "too many events waiting")
                 return
             self._queue.extend(batch)
             self._queue_lock.notify()
@@ -175,44 +176,52 @@ class RedisBroker:
                 return
 
     def _send(self, batch: list[Event]) -> None:
+        frames = [_frame(_EVENT, e.job_id, e.seq, e.message()) for e in batch]
+        if not self._publish_frames(frames):
+            self._remember_unsent([(e.job_id, e.seq) for e in batch], "Redis did not answer")
+
+    def _publish_frames(self, frames: list[bytes]) -> bool:
+        """PUBLISH ``frames`` in one round trip; ``False`` if Redis did not take them."""
         pipe = self._redis.pipeline(transaction=False)
-        for event in batch:
-            pipe.publish(self.channel, _frame(_EVENT, event.job_id, event.seq, event.message()))
+        for frame in frames:
+            pipe.publish(self.channel, frame)
         try:
             pipe.execute()
         except redis.RedisError as exc:
-            self._remember_unsent(batch, exc)
+            self._last_error = exc
+            return False
+        return True
 
     # -- publishing failures ------------------------------------------------
 
-    def _remember_unsent(self, batch: list[Event], exc: BaseException | str) -> None:
-        with self._unsent_lock:
+    def _merge_unsent(self, events: Iterable[tuple[str, int]]) -> bool:
+        """Note the newest unannounced seq of each job; ``True`` if none was noted before."""
+        with self._queue_lock:
             first = not self._unsent
-            for event in batch:
-                self._unsent[event.job_id] = max(self._unsent.get(event.job_id, 0), event.seq)
-        if first:
+            for job_id, seq in events:
+                self._unsent[job_id] = max(self._unsent.get(job_id, 0), seq)
+        return first
+
+    def _remember_unsent(self, events: list[tuple[str, int]], why: object) -> None:
+        """Note unpublished events; warn when an outage starts (``why`` says how)."""
+        if self._merge_unsent(events):
             log.warning(
-                "cannot publish to Redis (%s); events are stored and subscribers "
+                "cannot publish to Redis (%s: %s); events are stored and subscribers "
                 "will fetch them once Redis is back",
-                exc,
+                why,
+                self._last_error,
             )
 
     def _send_resyncs(self) -> None:
-        with self._unsent_lock:
+        with self._queue_lock:
             pending, self._unsent = self._unsent, {}
         if not pending:
             return
-        pipe = self._redis.pipeline(transaction=False)
-        for job_id, seq in pending.items():
-            pipe.publish(self.channel, _frame(_RESYNC, job_id, seq, b""))
-        try:
-            pipe.execute()
-        except redis.RedisError:
-            with self._unsent_lock:
-                for job_id, seq in pending.items():
-                    self._unsent[job_id] = max(self._unsent.get(job_id, 0), seq)
-            return
-        log.warning("Redis is back; asked subscribers of %d jobs to resync", len(pending))
+        frames = [_frame(_RESYNC, job_id, seq, b"") for job_id, seq in pending.items()]
+        if self._publish_frames(frames):
+            log.warning("Redis is back; asked subscribers of %d jobs to resync", len(pending))
+        else:
+            self._merge_unsent(pending.items())  # still away: try again in a second
 
     # -- listener thread -------------------------------------------------
 
