@@ -13,8 +13,9 @@
      |    +-- Conflict               409 job_exists
      |    |    +-- JobFinished       409 job_finished
      |    +-- PayloadTooLarge        413 payload_too_large
-     |    +-- RateLimited            429 rate_limited (``retry_after`` seconds)
-     |    +-- StoreUnavailable       503 store_unavailable (``retry_after`` seconds)
+     |    +-- RetryLater             an answer with ``retry_after`` seconds
+     |         +-- RateLimited       429 rate_limited
+     |         +-- StoreUnavailable  503 store_unavailable
      +-- ConnectionError             the server could not be reached or answered garbage
 
 The server raises these and turns them into the contract's error envelope
@@ -38,6 +39,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "RateLimited",
+    "RetryLater",
     "StoreUnavailable",
     "ValidationError",
     "WorkerMismatch",
@@ -157,32 +159,30 @@ class PayloadTooLarge(APIError):
     code = "payload_too_large"
 
 
-class RateLimited(APIError):
-    """429: too many requests from this worker.
+class RetryLater(APIError):
+    """An answer that says when to try again: ``retry_after`` seconds (the
+    ``Retry-After`` header; ``default_retry_after`` when the answer had none)."""
 
-    ``retry_after`` is the number of seconds to wait (the ``Retry-After`` header).
-    """
+    default_retry_after = 1.0
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = self.default_retry_after if retry_after is None else retry_after
+
+
+class RateLimited(RetryLater):
+    """429: too many requests from this worker."""
 
     status = 429
     code = "rate_limited"
 
-    def __init__(self, message: str, *, retry_after: float = 1.0, **kwargs: Any) -> None:
-        super().__init__(message, **kwargs)
-        self.retry_after = retry_after
 
-
-class StoreUnavailable(APIError):
-    """503: the server cannot reach its database right now; nothing was written.
-
-    ``retry_after`` is the number of seconds to wait (the ``Retry-After`` header).
-    """
+class StoreUnavailable(RetryLater):
+    """503: the server cannot reach its database right now; nothing was written."""
 
     status = 503
     code = "store_unavailable"
-
-    def __init__(self, message: str, *, retry_after: float = 2.0, **kwargs: Any) -> None:
-        super().__init__(message, **kwargs)
-        self.retry_after = retry_after
+    default_retry_after = 2.0
 
 
 class ConnectionError(JobwatchError):
@@ -204,6 +204,12 @@ _BY_CODE: dict[str, type[APIError]] = {
     "rate_limited": RateLimited,
     "store_unavailable": StoreUnavailable,
 }
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message (drivers add pages of context), or its class name."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def error_from_envelope(status: int, body: Any, retry_after: float | None = None) -> APIError:
@@ -234,7 +240,7 @@ def error_from_envelope(status: int, body: Any, retry_after: float | None = None
         [d for d in raw_details if isinstance(d, dict)] if isinstance(raw_details, list) else []
     )
     cls = _BY_CODE.get(code, APIError)
-    if cls is RateLimited or cls is StoreUnavailable:
+    if issubclass(cls, RetryLater):
         return cls(
             message, retry_after=retry_after or 1.0, status=status, code=code, details=details
         )

@@ -88,12 +88,12 @@ def flush(conn: Connection) -> None:
     batch = _batch(conn)
     if batch is None:
         return
-    # SQLAlchemy's "insertmanyvalues": one multi-row INSERT per 1,000 rows,
-    # RETURNING in the order of the parameters.
     if batch.samples:
         _run(conn, _INSERT_SAMPLES, _columns(batch.samples, _SAMPLE_COLUMNS))
         batch.samples = []
     if batch.logs:
+        # SQLAlchemy's "insertmanyvalues": one multi-row INSERT per 1,000 rows,
+        # RETURNING in the order of the parameters.
         result = conn.execute(
             log_lines.insert().returning(log_lines.c.id, sort_by_parameter_order=True),
             [row for row, _ in batch.logs],

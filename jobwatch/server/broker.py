@@ -81,20 +81,20 @@ class MemoryBroker:
         Each event is serialised once, whatever the number of subscribers.
         """
         for event in events:
-            with self._lock:
-                targets = tuple(self._subscribers.get(event.job_id, ()))
-            if not targets:
-                continue
-            message = event.message()
-            for subscriber in targets:
-                subscriber.deliver(event.job_id, event.seq, message)
+            targets = self._targets(event.job_id)
+            if targets:
+                message = event.message()
+                for subscriber in targets:
+                    subscriber.deliver(event.job_id, event.seq, message)
 
     def deliver(self, job_id: str, seq: int, message: bytes) -> None:
         """Hand one already serialised event to ``job_id``'s subscribers in this process."""
-        with self._lock:
-            targets = tuple(self._subscribers.get(job_id, ()))
-        for subscriber in targets:
+        for subscriber in self._targets(job_id):
             subscriber.deliver(job_id, seq, message)
+
+    def _targets(self, job_id: str) -> tuple[Subscriber, ...]:
+        with self._lock:
+            return tuple(self._subscribers.get(job_id, ()))
 
     def resync(self, job_id: str | None, seq: int = 0) -> None:
         """Ask ``job_id``'s subscribers (``None``: every subscriber) to fetch

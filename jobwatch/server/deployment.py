@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from jobwatch.errors import first_line
 from jobwatch.server.store import database_url
 
 MAX_WORKERS = 64
@@ -166,8 +167,7 @@ def reachability_problem(database: str, redis_url: str | None, timeout: float = 
             ):
                 pass
         except psycopg.Error as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            return f"cannot reach the database at {redacted(database)}: {reason}"
+            return f"cannot reach the database at {redacted(database)}: {first_line(exc)}"
     if redis_url:
         import redis
 

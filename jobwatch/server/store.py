@@ -119,6 +119,7 @@ class Store:
             _cooperative_waits()
             self.engine = create_engine(self.url, pool_pre_ping=True, pool_size=10)
         _create_schema(self.engine)
+        self._unavailable = _unavailable_errors()  # after connecting: the driver is loaded
         self._publish: Callable[[list[Event]], None] = lambda events: None
         self._writer = GroupCommitWriter(
             self.engine,
@@ -126,7 +127,7 @@ class Store:
             lock=self._lock,
             begin=batch.begin,
             finish=batch.finish,
-            unavailable=_unavailable_errors(),
+            unavailable=self._unavailable,
         )
 
     # -- plumbing -------------------------------------------------------------
@@ -154,16 +155,14 @@ class Store:
             else:
                 with self.engine.connect() as conn:
                     yield conn
-        except Exception as exc:
-            _raise_if_unavailable(exc)
-            raise
+        except self._unavailable as exc:
+            raise _store_unavailable() from exc
 
     def _submit(self, op: Operation[R], *, key: str = "") -> R:
         try:
             return self._writer.submit(op, key=key)
-        except Exception as exc:
-            _raise_if_unavailable(exc)
-            raise
+        except self._unavailable as exc:
+            raise _store_unavailable() from exc
 
     def close(self) -> None:
         """Finish queued writes and release the database."""
@@ -508,13 +507,10 @@ def _unavailable_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
-def _raise_if_unavailable(exc: BaseException) -> None:
-    """Raise :class:`StoreUnavailable` from a database error meaning "cannot reach
-    it now"; the driver's text stays in the server log, not in the answer."""
-    if isinstance(exc, _unavailable_errors()):
-        raise StoreUnavailable(
-            "the database is unavailable; nothing was written, retry shortly"
-        ) from exc
+def _store_unavailable() -> StoreUnavailable:
+    """The 503 for a database error meaning "cannot reach it now"; the driver's
+    text stays in the server log, not in the answer."""
+    return StoreUnavailable("the database is unavailable; nothing was written, retry shortly")
 
 
 def _cooperative_waits() -> None:

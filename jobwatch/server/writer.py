@@ -30,7 +30,7 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection, Engine
 
-from jobwatch.errors import APIError, JobwatchError
+from jobwatch.errors import APIError, JobwatchError, first_line
 from jobwatch.server.wire import Event
 
 log = logging.getLogger(__name__)
@@ -189,9 +189,9 @@ class GroupCommitWriter:
         now = time.monotonic()
         if now - self._last_warning >= UNAVAILABLE_WARNING_EVERY:
             self._last_warning = now
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             log.warning(
-                "the database is unavailable; writes answer 503 until it is back: %s", reason
+                "the database is unavailable; writes answer 503 until it is back: %s",
+                first_line(exc),
             )
 
     def _transaction(self, batch: list[_Pending[Any]]) -> None:

@@ -327,11 +327,7 @@ class Session:
         try:
             replay = [] if since is None else self._replay(job, since, upto)
         except StoreUnavailable as exc:
-            with self._cond:
-                self._subscriptions.pop(subscription.job_id, None)
-            self.services.broker.unsubscribe(subscription.job_id, self)
-            error = {"type": "error", "subscriptionId": subscription.job_id}
-            self.ws.send(dumps({**error, "error": _error_body(exc)}).decode())
+            self._refuse(subscription.job_id, exc)
             return
         self.ws.send(
             dumps(
