@@ -89,6 +89,17 @@ def _json_value(text: str) -> Any:
         ) from None
 
 
+def _database_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--database-url",
+        "--db",
+        dest="db",
+        default=os.environ.get("JOBWATCH_DATABASE_URL") or None,
+        metavar="URL",
+        help=f"{what} (default $JOBWATCH_DATABASE_URL, else {default_db_path()})",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``jobwatch`` command."""
     parser = argparse.ArgumentParser(
@@ -102,15 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
     )
     serve.add_argument("--port", type=_port, default=8765, help="port (default 8765; 0 picks one)")
-    serve.add_argument(
-        "--database-url",
-        "--db",
-        dest="db",
-        default=os.environ.get("JOBWATCH_DATABASE_URL") or None,
-        metavar="URL",
-        help="SQLite file, ':memory:' or postgresql://user@host/db"
-        f" (default $JOBWATCH_DATABASE_URL, else {default_db_path()})",
-    )
+    _database_argument(serve, "SQLite file, ':memory:' or postgresql://user@host/db")
     serve.add_argument(
         "--redis-url",
         default=os.environ.get("JOBWATCH_REDIS_URL") or None,
@@ -161,14 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
         "prune", help="delete jobs finished more than --days ago, with their samples and logs"
     )
     prune.add_argument("--days", type=_days, required=True, help="age in days (>= 0)")
-    prune.add_argument(
-        "--database-url",
-        "--db",
-        dest="db",
-        default=os.environ.get("JOBWATCH_DATABASE_URL") or None,
-        metavar="URL",
-        help=f"database (default $JOBWATCH_DATABASE_URL, else {default_db_path()})",
-    )
+    _database_argument(prune, "database")
 
     demo = commands.add_parser(
         "demo", help="train a small network on scikit-learn's digits and watch it live"
@@ -263,11 +259,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from jobwatch.server.deployment import (
-        missing_packages,
-        reachability_problem,
-        settings_problem,
-    )
     from jobwatch.server.serving import run
 
     if args.read_token and not args.token:
@@ -285,29 +276,47 @@ def _serve(args: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
     database = args.db or str(default_db_path())
-    problem = (
-        settings_problem(database, args.redis_url, args.workers)
-        or _database_problem(database, must_exist=False)
-        or missing_packages(database, args.redis_url)
-    )
-    if problem:
-        print(f"jobwatch serve: {problem}", file=sys.stderr)
-        return EXIT_USAGE
-    unreachable = reachability_problem(database, args.redis_url)
-    if unreachable:
-        print(f"jobwatch serve: {unreachable}", file=sys.stderr)
-        return EXIT_UNREACHABLE
-    config = {
+    refused = _check_services("serve", database, args.redis_url, args.workers)
+    if refused is not None:
+        return refused
+    config: dict[str, Any] = {
         "DATABASE": database,
         "REDIS_URL": args.redis_url,
-        "REDIS_CHANNEL": os.environ.get("JOBWATCH_REDIS_CHANNEL") or "jobwatch:events",
         "WRITE_TOKEN": args.token or None,
         "READ_TOKEN": args.read_token or None,
         "CORS_ORIGINS": tuple(args.cors_origin),
         "RATE_LIMIT": args.rate_limit,
     }
+    if os.environ.get("JOBWATCH_REDIS_CHANNEL"):
+        config["REDIS_CHANNEL"] = os.environ["JOBWATCH_REDIS_CHANNEL"]
     run(args.host, args.port, config, access_log=args.access_log, workers=args.workers)
     return 0
+
+
+def _check_services(
+    command: str, database: str, redis_url: str | None, workers: int, *, must_exist: bool = False
+) -> int | None:
+    """Check the settings, then connect once; print one line and return the exit
+    code (2 bad settings, 3 unreachable) when something is wrong, else ``None``."""
+    from jobwatch.server.deployment import (
+        missing_packages,
+        reachability_problem,
+        settings_problem,
+    )
+
+    problem = (
+        settings_problem(database, redis_url, workers)
+        or _database_problem(database, must_exist=must_exist)
+        or missing_packages(database, redis_url)
+    )
+    if problem:
+        print(f"jobwatch {command}: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    unreachable = reachability_problem(database, redis_url)
+    if unreachable:
+        print(f"jobwatch {command}: {unreachable}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    return None
 
 
 def _database_problem(database: str, *, must_exist: bool) -> str | None:
@@ -352,26 +361,12 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _prune(args: argparse.Namespace) -> int:
-    from jobwatch.server.deployment import (
-        missing_packages,
-        reachability_problem,
-        settings_problem,
-    )
     from jobwatch.server.store import Store
 
     database = args.db or str(default_db_path())
-    problem = (
-        settings_problem(database, None, 1)
-        or _database_problem(database, must_exist=True)
-        or missing_packages(database, None)
-    )
-    if problem:
-        print(f"jobwatch prune: {problem}", file=sys.stderr)
-        return EXIT_USAGE
-    unreachable = reachability_problem(database, None)
-    if unreachable:
-        print(f"jobwatch prune: {unreachable}", file=sys.stderr)
-        return EXIT_UNREACHABLE
+    refused = _check_services("prune", database, None, 1, must_exist=True)
+    if refused is not None:
+        return refused
     store = Store(database)
     try:
         deleted = store.prune(args.days * 86400)

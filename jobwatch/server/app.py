@@ -17,7 +17,7 @@ from jobwatch.errors import APIError, MethodNotAllowed, NotFound, PayloadTooLarg
 from jobwatch.protocol import MAX_BODY_BYTES
 from jobwatch.server.api import bp as api_bp
 from jobwatch.server.api import json_response
-from jobwatch.server.broker import Broker, MemoryBroker
+from jobwatch.server.broker import DEFAULT_CHANNEL, Broker, MemoryBroker
 from jobwatch.server.security import AccessPolicy, WorkerRateLimit
 from jobwatch.server.services import Services
 from jobwatch.server.store import Store
@@ -36,7 +36,7 @@ DEFAULTS: dict[str, Any] = {
     "CORS_ORIGINS": (),
     "RATE_LIMIT": 0,
     "REDIS_URL": None,
-    "REDIS_CHANNEL": "jobwatch:events",
+    "REDIS_CHANNEL": DEFAULT_CHANNEL,
 }
 """Settings ``create_app`` understands, with their defaults:
 

@@ -16,6 +16,9 @@ from typing import Protocol
 
 from jobwatch.server.wire import Event
 
+DEFAULT_CHANNEL = "jobwatch:events"
+"""The Redis pub/sub channel of a deployment unless configured otherwise."""
+
 
 class Subscriber(Protocol):
     """Receives the messages of the jobs it subscribed to."""

@@ -81,6 +81,47 @@ def _url_problem(url: str, what: str, *, needs_path: str | None) -> str | None:
     return None
 
 
+def _database_url_problem(database: str) -> str | None:
+    if is_postgres(database):
+        return _url_problem(
+            database,
+            "database",
+            needs_path="name the database: postgresql://user@host:5432/DBNAME",
+        )
+    if "://" not in database:
+        return None  # a SQLite path or :memory:
+    try:
+        backend = make_url(database_url(database)).get_backend_name()
+    except (ArgumentError, ValueError):
+        backend = ""
+    if backend == "sqlite":
+        return None
+    return (
+        f"unsupported database URL {redacted(database)!r}: use a SQLite path, "
+        "':memory:' or postgresql://user@host:port/dbname"
+    )
+
+
+def _redis_url_problem(redis_url: str) -> str | None:
+    scheme = urlsplit(redis_url).scheme
+    if scheme not in ("redis", "rediss", "unix"):
+        return (
+            f"unsupported Redis URL {redacted(redis_url)!r}: use redis://host:port/db "
+            "(rediss:// for TLS, unix:///path/to/socket)"
+        )
+    if scheme == "unix":
+        return None
+    db = urlsplit(redis_url).path.strip("/")
+    if problem := _url_problem(redis_url, "Redis", needs_path=None):
+        return problem
+    if db and not db.isdigit():
+        return (
+            f"invalid Redis URL {redacted(redis_url)!r}: the database {db!r} "
+            "is not a number (redis://host:6379/0)"
+        )
+    return None
+
+
 def settings_problem(database: str, redis_url: str | None, workers: int) -> str | None:
     """Why this combination cannot serve as one deployment, or ``None``.
 
@@ -88,42 +129,11 @@ def settings_problem(database: str, redis_url: str | None, workers: int) -> str 
     ``rediss://`` or ``unix://``; Redis only joins processes that share a
     PostgreSQL database; more than one worker needs both.
     """
-    if is_postgres(database):
-        problem = _url_problem(
-            database,
-            "database",
-            needs_path="name the database: postgresql://user@host:5432/DBNAME",
-        )
-        if problem:
-            return problem
-    if "://" in database:
-        try:
-            backend = make_url(database_url(database)).get_backend_name()
-        except (ArgumentError, ValueError):
-            backend = ""
-        if backend not in ("sqlite", "postgresql"):
-            return (
-                f"unsupported database URL {redacted(database)!r}: use a SQLite path, "
-                "':memory:' or postgresql://user@host:port/dbname"
-            )
-
-    if redis_url is not None:
-        scheme = urlsplit(redis_url).scheme
-        if scheme not in ("redis", "rediss", "unix"):
-            return (
-                f"unsupported Redis URL {redacted(redis_url)!r}: use redis://host:port/db "
-                "(rediss:// for TLS, unix:///path/to/socket)"
-            )
-        if scheme != "unix":
-            problem = _url_problem(redis_url, "Redis", needs_path=None)
-            db = urlsplit(redis_url).path.strip("/")
-            if problem is None and db and not db.isdigit():
-                problem = (
-                    f"invalid Redis URL {redacted(redis_url)!r}: the database {db!r} "
-                    "is not a number (redis://host:6379/0)"
-                )
-            if problem:
-                return problem
+    problem = _database_url_problem(database) or (
+        _redis_url_problem(redis_url) if redis_url is not None else None
+    )
+    if problem:
+        return problem
     if not 1 <= workers <= MAX_WORKERS:
         return f"workers must be from 1 to {MAX_WORKERS}, got {workers}"
     if redis_url and not is_postgres(database):

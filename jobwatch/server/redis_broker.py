@@ -37,14 +37,12 @@ from typing import Any
 
 import redis
 
-from jobwatch.server.broker import MemoryBroker, Subscriber
+from jobwatch.server.broker import DEFAULT_CHANNEL, MemoryBroker, Subscriber
 from jobwatch.server.wire import Event
 from jobwatch.subscription import Backoff
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CHANNEL = "jobwatch:events"
-"""The pub/sub channel; processes of one deployment must use the same one."""
 MAX_QUEUED = 100_000
 """Most events waiting to be published; beyond it they are left to resync."""
 CONNECT_TIMEOUT = 10.0

@@ -19,6 +19,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from jobwatch.server.broker import DEFAULT_CHANNEL
 from jobwatch.server.deployment import redacted
 
 WORKER_CONNECTIONS = 10_000
@@ -117,7 +118,7 @@ def run(
     auth = "tokens required" if config.get("WRITE_TOKEN") else "no token (open)"
     where = f"database: {redacted(config['DATABASE'])}"
     if config.get("REDIS_URL"):
-        channel = config.get("REDIS_CHANNEL", "jobwatch:events")
+        channel = config.get("REDIS_CHANNEL", DEFAULT_CHANNEL)
         where += f"; broker: {redacted(config['REDIS_URL'])} channel {channel}"
     options["when_ready"] = announce(f"{where}; {workers} worker(s); {auth}")
     GunicornServer(options, factory).run()
