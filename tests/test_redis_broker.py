@@ -117,11 +117,9 @@ def test_an_event_never_published_is_read_from_the_store(
 
 
 def test_events_sent_while_redis_is_down_reach_subscribers_when_it_is_back(
-    database: str, tmp_path: Any
+    database: str, private_redis: PrivateRedis
 ) -> None:
-    port = free_port()
-    redis_server = start_redis(port, tmp_path)
-    a, b = start_pair(database, f"redis://127.0.0.1:{port}/0")
+    a, b = start_pair(database, private_redis.url)
     ws = WsClient(a.ws_url)
     try:
         job_id = new_job(b)
@@ -129,14 +127,13 @@ def test_events_sent_while_redis_is_down_reach_subscribers_when_it_is_back(
         progress(b, job_id, 10, "before the outage")
         assert events_until(ws, 2)[-1]["seq"] == 2
 
-        redis_server.kill()
-        redis_server.wait(10)
+        private_redis.stop()
         started = time.monotonic()
         for i in range(5):  # writes are stored although no event can be published
             progress(b, job_id, 20 + i, f"during the outage {i}")
         assert time.monotonic() - started < 5
 
-        redis_server = start_redis(port, tmp_path)
+        private_redis.start()
         events = events_until(ws, 12, timeout=20)
         progress(b, job_id, 90, "after the outage")
         events += events_until(ws, 14)
@@ -144,8 +141,6 @@ def test_events_sent_while_redis_is_down_reach_subscribers_when_it_is_back(
         ws.close()
         a.stop()
         b.stop()
-        redis_server.kill()
-        redis_server.wait(10)
     lines = [
         line["message"] for e in events if e["type"] == "JOB_LOGS" for line in e["data"]["logs"]
     ]
@@ -156,29 +151,24 @@ def test_events_sent_while_redis_is_down_reach_subscribers_when_it_is_back(
 
 
 def test_after_losing_its_redis_subscription_a_process_resyncs_its_subscribers(
-    database: str, tmp_path: Any
+    database: str, private_redis: PrivateRedis
 ) -> None:
     """Events published while a process was cut off reach its subscribers once
     it reconnects, even when no later event reveals the gap."""
-    port = free_port()
-    redis_server = start_redis(port, tmp_path)
-    a, b = start_pair(database, f"redis://127.0.0.1:{port}/0")
+    a, b = start_pair(database, private_redis.url)
     ws = WsClient(a.ws_url)
     try:
         job_id = new_job(b)
         ws.subscribe(job_id)
         reroute(b, lambda events: None)  # what a missed while away never arrives
         progress(b, job_id, 50, "missed while cut off")
-        redis_server.kill()
-        redis_server.wait(10)
-        redis_server = start_redis(port, tmp_path)
+        private_redis.stop()
+        private_redis.start()
         events = events_until(ws, 2, timeout=20)
     finally:
         ws.close()
         a.stop()
         b.stop()
-        redis_server.kill()
-        redis_server.wait(10)
     assert [e["seq"] for e in events] == [1, 2]
     assert events[1]["data"]["logs"][0]["message"] == "missed while cut off"
 
@@ -231,31 +221,43 @@ def free_port() -> int:
         return port
 
 
-def start_redis(port: int, directory: Any) -> subprocess.Popen[bytes]:
-    """A Redis server of this test's own (the shared one must not be stopped)."""
-    proc = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(directory),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError(f"redis-server did not start on port {port}")
+class PrivateRedis:
+    """A Redis server of this test's own on a free port (the shared one must not
+    be stopped), which the test stops and starts again on the same port."""
+
+    def __init__(self, directory: Any) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._directory = directory
+        self._proc: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    def start(self) -> None:
+        self._proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self._directory)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"redis-server did not start on port {self.port}")
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait(10)
+            self._proc = None
+
+
+@pytest.fixture
+def private_redis(tmp_path: Any) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(tmp_path)
+    yield server
+    server.stop()
