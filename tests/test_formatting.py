@@ -12,6 +12,7 @@ from jobwatch.formatting import (
     format_duration,
     format_log_line,
     format_metrics,
+    format_percent,
 )
 
 
@@ -105,3 +106,24 @@ def test_format_log_line_local_time_and_colour() -> None:
 def test_format_log_line_defuses_terminal_escapes() -> None:
     text = format_log_line({"level": "info", "message": "a\x1b[2Jb\nc", "timestamp": None})
     assert text == "--:--:-- info    a?[2Jb\nc"
+
+
+@pytest.mark.parametrize(
+    ("progress", "text"),
+    [
+        (99.96, "99.9%"),
+        (99.999999, "99.9%"),
+        (100.0, "100.0%"),
+        (29.3, "29.3%"),
+        (0.05, "0.0%"),
+        (-3.0, "0.0%"),
+        (float("nan"), "0.0%"),
+        (250.0, "100.0%"),
+    ],
+)
+def test_format_percent_cuts_so_a_running_job_never_reads_100(progress: float, text: str) -> None:
+    assert format_percent(progress) == text
+
+
+def test_format_percent_pads_to_a_width() -> None:
+    assert format_percent(5.55, 5) == "  5.5%"

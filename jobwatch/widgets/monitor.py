@@ -21,7 +21,13 @@ from collections.abc import Callable
 from typing import Any
 
 from jobwatch.client import Client
-from jobwatch.formatting import format_cost, format_duration, format_memory, format_metric
+from jobwatch.formatting import (
+    format_cost,
+    format_duration,
+    format_memory,
+    format_metric,
+    format_percent,
+)
 from jobwatch.state import MonitorState
 from jobwatch.subscription import Subscription
 
@@ -144,7 +150,7 @@ class MonitorView:
         progress = float(job.get("progress") or 0.0)
         self.progress.value = progress
         self.progress.bar_style = bar
-        self.percent.value = f"<b>{progress:.1f}%</b>"
+        self.percent.value = f"<b>{format_percent(progress)}</b>"
         self.operation.value = html.escape(job.get("currentOperation") or "")
         self.elapsed.value = f"elapsed <b>{format_duration(state.elapsed)}</b>"
         self.eta.value = f"time remaining <b>{format_duration(state.time_remaining)}</b>"
