@@ -212,3 +212,11 @@ def test_a_job_id_with_a_newline_is_refused(api: Any, bad: str) -> None:
     assert "id" in [d["field"] for d in error_of(r, 400, "validation_error")["details"]]
     ids = [j["id"] for j in js(api.get("/api/jobs?limit=1000"))["jobs"]]
     assert not any(i.strip() == bad.strip() for i in ids)
+
+
+def test_nan_in_a_websocket_message_is_invalid_json(ws_factory: Any, job: str) -> None:
+    ws = ws_factory()
+    ws.send(f'{{"type": "subscribe:job", "subscriptionId": "{job}", "note": NaN}}')
+    answer = ws.recv()
+    assert (answer["type"], answer["error"]["code"]) == ("error", "invalid_json")
+    assert ws.subscribe(job)["type"] == "subscribed"  # the socket stays open
