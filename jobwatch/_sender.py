@@ -32,7 +32,14 @@ from jobwatch.errors import (
     RateLimited,
     WorkerMismatch,
 )
-from jobwatch.protocol import MAX_BODY_BYTES, MAX_LOG_LINES, MAX_TEXT, format_ts, truncate_message
+from jobwatch.protocol import (
+    MAX_BODY_BYTES,
+    MAX_LOG_LINES,
+    MAX_SCALAR_POINTS,
+    MAX_TEXT,
+    format_ts,
+    truncate_message,
+)
 
 _log = logging.getLogger("jobwatch.reporter")
 
@@ -51,8 +58,8 @@ _FATAL = (WorkerMismatch, JobFinished, AuthenticationError)
 @dataclass(frozen=True)
 class _Request:
     """One ``POST /progress`` as composed, kept until answered so that a retry
-    sends it unchanged; ``count`` lines of the carry, up to line ``last_seq``
-    and outbox ``version``."""
+    sends it unchanged; ``count`` lines of the carry, up to line ``last_seq``,
+    training-metric step ``last_scalar_seq`` and outbox ``version``."""
 
     progress: float
     operation: str | None
@@ -60,8 +67,10 @@ class _Request:
     lines: list[dict[str, Any]]
     timestamp: str | None
     update_id: str
+    scalars: list[dict[str, Any]] | None
     count: int
     last_seq: int
+    last_scalar_seq: int
     version: int
 
 
@@ -145,7 +154,7 @@ class Sender:
         outbox = self._outbox
         deadline = None if timeout is None else time.monotonic() + timeout
         with outbox.delivered:
-            mark = (outbox.version, outbox.log_seq)
+            mark = outbox.mark()
             self._urgent += 1
         self._wake.set()
         try:
@@ -171,9 +180,7 @@ class Sender:
         if completion is not None:
             return self.completed
         with self._outbox.lock:
-            return not self._carry and self._outbox.is_delivered(
-                self._outbox.version, self._outbox.log_seq
-            )
+            return not self._carry and self._outbox.is_delivered(*self._outbox.mark())
 
     def request_finish(
         self, completion: Completion | None, deadline: float, *, at_exit: bool = False
@@ -297,6 +304,7 @@ class Sender:
                 request.lines,
                 request.timestamp,
                 update_id=request.update_id,
+                scalars=request.scalars,
             )
         except APIError as exc:
             if not _rejected(exc):
@@ -318,7 +326,7 @@ class Sender:
             self._backlog = bool(self._carry) or (
                 request.count == MAX_LOG_LINES and bool(self._outbox.logs)
             )
-        self._outbox.mark_delivered(request.version, request.last_seq)
+        self._outbox.mark_delivered(request.version, request.last_seq, request.last_scalar_seq)
 
     def _compose(self) -> _Request:
         """The next request: the newest state, queued lines that fit, a GPU sample."""
@@ -329,6 +337,16 @@ class Sender:
                 self._outbox.backwards = False
                 self._floor = 0.0
             taken = self._outbox.take_logs(MAX_LOG_LINES - len(self._carry))
+            steps = self._outbox.take_scalars(MAX_SCALAR_POINTS)
+            dropped_steps, self._outbox.dropped_scalars = self._outbox.dropped_scalars, 0
+        if dropped_steps:
+            self._warn(
+                "scalars-dropped",
+                "%d steps of training metrics were dropped: the reporter's buffer was full "
+                "while the server could not keep up or was unreachable",
+                dropped_steps,
+            )
+        scalars = [{"step": step, "values": values} for _, step, values in steps]
         self._carry += [_carry_line(line) for line in taken]
         progress = self._known_progress if progress is None else max(progress, self._floor)
         operation = None if operation is None else _utf8(operation[:MAX_TEXT])
@@ -341,6 +359,8 @@ class Sender:
         base.update(
             currentOperation=operation, metrics=metrics, timestamp=timestamp, updateId=update_id
         )
+        if scalars:
+            base["scalars"] = scalars
         room = MAX_BODY_BYTES - _BODY_SLACK - len(json.dumps(base))
         count = 0
         for _, _, size in self._carry[:MAX_LOG_LINES]:
@@ -355,8 +375,10 @@ class Sender:
             lines=[wire for _, wire, _ in self._carry[:count]],
             timestamp=timestamp,
             update_id=update_id,
+            scalars=scalars or None,
             count=count,
             last_seq=max((seq for seq, _, _ in self._carry[:count]), default=0),
+            last_scalar_seq=steps[-1][0] if steps else 0,
             version=version,
         )
 

@@ -186,6 +186,7 @@ class Client:
         timestamp: str | None = None,
         *,
         update_id: str | None = None,
+        scalars: Sequence[Mapping[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """Send one progress update (synchronously) and return the server's reply.
 
@@ -204,6 +205,9 @@ class Client:
         update_id:
             1-64 characters, unique per update of this worker: sending the same
             update again (a retry) is then applied once and answered as the first time.
+        scalars:
+            Training metrics: ``[{"step": int, "values": {name: float}}]``, at most
+            1,000 values in all (see :meth:`scalars`).
 
         Returns
         -------
@@ -220,6 +224,8 @@ class Client:
             body["timestamp"] = timestamp
         if update_id is not None:
             body["updateId"] = update_id
+        if scalars:
+            body["scalars"] = [dict(point) for point in scalars]
         return self._dict(
             self.request("POST", f"/api/jobs/{_path(job_id)}/progress", json_body=body)
         )
@@ -265,6 +271,45 @@ class Client:
         params = {"timeRange": time_range, "maxPoints": max_points}
         body = self.request("GET", f"/api/jobs/{_path(job_id)}/metrics", params=params)
         return list(body["metrics"])
+
+    def scalars(
+        self,
+        job_id: str,
+        names: Sequence[str] | None = None,
+        time_range: float | None = None,
+        max_points: int | None = None,
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Training metrics (from :meth:`jobwatch.Reporter.log_metrics`) by name.
+
+        Parameters
+        ----------
+        names:
+            The metric names to read (at most 100); default all of the job's.
+        time_range:
+            Seconds back from now (or from the job's end once finished); default
+            the whole job.
+        max_points:
+            Most points per name (2-10,000); a longer series is downsampled with
+            each span's minimum and maximum kept.
+
+        Returns
+        -------
+        ``{name: [{"step": int, "timestamp": str, "value": float}]}``, oldest first.
+
+        Raises
+        ------
+        ValidationError
+            A name outside the allowed characters, or a bad range (400).
+        JobNotFound
+            No such job (404).
+        """
+        params = {
+            "names": None if names is None else ",".join(names),
+            "timeRange": time_range,
+            "maxPoints": max_points,
+        }
+        body = self.request("GET", f"/api/jobs/{_path(job_id)}/scalars", params=params)
+        return dict(body["scalars"])
 
     def logs(
         self,

@@ -38,17 +38,21 @@ __all__ = [
     "MAX_BODY_BYTES",
     "MAX_LOG_LINES",
     "MAX_MESSAGE_BYTES",
+    "MAX_SCALAR_NAMES",
+    "MAX_SCALAR_POINTS",
     "CompleteRequest",
     "GpuSample",
     "JobSpec",
     "LogLineIn",
     "Metrics",
     "ProgressUpdate",
+    "ScalarPoint",
     "format_ts",
     "parse_body",
     "parse_ts",
     "truncate_message",
     "valid_job_id",
+    "valid_scalar_name",
 ]
 
 LOG_LEVELS = ("info", "warning", "error")
@@ -71,6 +75,14 @@ MAX_TEXT = 1024
 """Most characters in a name, operation, worker id or currency field."""
 MAX_UPDATE_ID = 64
 """Most characters in a progress update's ``updateId``."""
+MAX_SCALAR_NAMES = 100
+"""Most distinct training-metric (scalar) names one job may have."""
+MAX_SCALAR_POINTS = 1000
+"""Most scalar values (points) one progress update may carry."""
+SCALAR_NAME_RULE = (
+    "1-64 characters of letters, digits and _ - . / :, starting with a letter, digit or _"
+)
+_SCALAR_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./:-]{0,63}")
 
 _NON_FINITE = re.compile(rb"NaN|Infinity")
 """Tokens JSON does not have but lenient parsers accept; a body holding one is
@@ -273,6 +285,35 @@ class LogLineIn(BaseModel):
         return at if now - LOG_TIME_WINDOW <= at <= now else now
 
 
+def valid_scalar_name(name: str) -> bool:
+    """Whether ``name`` is allowed as a training-metric name (see :data:`SCALAR_NAME_RULE`):
+    ``"loss"``, ``"val/accuracy"``, ``"lr_group:0"``."""
+    return _SCALAR_NAME.fullmatch(name) is not None
+
+
+def _scalar_name(name: str) -> str:
+    if not valid_scalar_name(name):
+        raise ValueError(f"scalar name {name[:80]!r} is not allowed; names are {SCALAR_NAME_RULE}")
+    return name
+
+
+ScalarName = Annotated[str, AfterValidator(_scalar_name)]
+
+
+class ScalarPoint(BaseModel):
+    """One step's training metrics: ``{"step": 120, "values": {"loss": 0.23}}``.
+
+    ``step`` is an integer >= 0 (the training step, epoch or batch count the
+    values belong to); ``values`` maps 1-100 names (see :func:`valid_scalar_name`)
+    to finite numbers (booleans are refused).
+    """
+
+    model_config = _Strict
+
+    step: Annotated[int, Field(ge=0, le=2**62)]
+    values: Annotated[dict[ScalarName, float], Field(min_length=1, max_length=MAX_SCALAR_NAMES)]
+
+
 class ProgressUpdate(BaseModel):
     """Body of ``POST /api/jobs/{jobId}/progress``.
 
@@ -281,7 +322,8 @@ class ProgressUpdate(BaseModel):
     and ``timestamp`` (the worker's clock, used only to order updates) may be
     absent or ``null``. ``updateId`` (1-64 characters, unique per update of a
     worker) makes a retried update apply once: a repeat is answered as the first
-    time.
+    time. ``scalars`` (optional): training metrics, one :class:`ScalarPoint` or
+    a list of them, at most 1,000 values in all.
     """
 
     model_config = _Strict
@@ -297,6 +339,26 @@ class ProgressUpdate(BaseModel):
     update_id: Annotated[str, Field(min_length=1, max_length=MAX_UPDATE_ID), NoNul] | None = Field(
         None, alias="updateId"
     )
+    scalars: ScalarPoint | list[ScalarPoint] | None = None
+
+    @field_validator("scalars")
+    @classmethod
+    def _few_points(
+        cls, scalars: ScalarPoint | list[ScalarPoint] | None
+    ) -> ScalarPoint | list[ScalarPoint] | None:
+        points = [scalars] if isinstance(scalars, ScalarPoint) else scalars or []
+        n = sum(len(p.values) for p in points)
+        if n > MAX_SCALAR_POINTS:
+            raise ValueError(
+                f"carries {n} values; at most {MAX_SCALAR_POINTS} per update (send the rest next)"
+            )
+        return scalars
+
+    def scalar_points(self) -> list[ScalarPoint]:
+        """``scalars`` as a list (one object, a list, or none)."""
+        if self.scalars is None:
+            return []
+        return [self.scalars] if isinstance(self.scalars, ScalarPoint) else self.scalars
 
     def worker_ts(self, now: float) -> float | None:
         """The worker's timestamp in seconds since the epoch, for ordering updates.
@@ -478,6 +540,36 @@ class MetricsQuery(BaseModel):
 
     time_range: Annotated[float, Field(gt=0, le=MAX_TIME_RANGE)] = Field(60.0, alias="timeRange")
     max_points: Annotated[int, Field(ge=2, le=10_000)] | None = Field(None, alias="maxPoints")
+
+
+class ScalarsQuery(BaseModel):
+    """``GET /scalars`` parameters: ``names`` (comma-separated; default all),
+    ``timeRange`` seconds (> 0, at most 30 days; default the whole job) and
+    ``maxPoints`` per name (2 to 10,000, optional)."""
+
+    model_config = _Query
+
+    names: str | None = None
+    time_range: Annotated[float, Field(gt=0, le=MAX_TIME_RANGE)] | None = Field(
+        None, alias="timeRange"
+    )
+    max_points: Annotated[int, Field(ge=2, le=10_000)] | None = Field(None, alias="maxPoints")
+
+    @field_validator("names")
+    @classmethod
+    def _known_names(cls, names: str | None) -> str | None:
+        if names is None:
+            return None
+        parts = names.split(",")
+        if len(parts) > MAX_SCALAR_NAMES:
+            raise ValueError(f"at most {MAX_SCALAR_NAMES} names")
+        for name in parts:
+            _scalar_name(name)
+        return names
+
+    def name_list(self) -> list[str] | None:
+        """The requested names, or ``None`` for all."""
+        return None if self.names is None else self.names.split(",")
 
 
 class Page(BaseModel):

@@ -26,10 +26,13 @@ from jobwatch.client import Client
 from jobwatch.protocol import (
     LOG_LEVELS,
     MAX_BODY_BYTES,
+    MAX_SCALAR_NAMES,
     MAX_TEXT,
+    SCALAR_NAME_RULE,
     CompleteRequest,
     truncate_message,
     valid_job_id,
+    valid_scalar_name,
 )
 
 __all__ = ["Reporter"]
@@ -138,6 +141,9 @@ class Reporter:
         self._closed = False
         self._warned_closed = False
         self._finish_lock = threading.Lock()
+        self._scalar_names: set[str] = set()
+        self._next_step = 0
+        self._warned_nonfinite = False
         job = JobSpec(job_id, worker_id, name, price_per_hour, currency)
         self._sender = Sender(client, job, self._outbox, _metrics_source(gpu), float(interval))
         finalizer = weakref.finalize(self, _abandoned, self._sender)
@@ -208,12 +214,83 @@ class Reporter:
             raise ValueError(f"level must be one of {', '.join(LOG_LEVELS)}; got {level!r}")
         self._outbox.add_log(lowered, str(message).replace("\x00", "\ufffd"), time.time())
 
+    def log_metrics(self, values: Mapping[str, float], step: int | None = None) -> None:
+        """Record training metrics (loss, accuracy, ...) for one step; returns at
+        once, like :meth:`update` (no I/O): they travel with the next request.
+
+        Parameters
+        ----------
+        values:
+            ``{name: number}``: names such as ``"loss"`` or ``"val/accuracy"``
+            (1-64 characters of letters, digits and ``_ - . / :``; at most 100
+            names per job); values are anything ``float()`` takes (Python and
+            NumPy numbers, 0-d tensors). A NaN or infinite value (a diverged
+            loss) is left out, with one warning per reporter: JSON cannot carry
+            it.
+        step:
+            The training step (or epoch) the values belong to, an integer >= 0;
+            default one more than the last step given (0 at first), like W&B's
+            own counter.
+
+        Raises
+        ------
+        ValueError
+            ``values`` is not a mapping, a name is not allowed, the job would get
+            more than 100 names, a value is not a number (booleans neither), or
+            ``step`` is not an integer >= 0. After :meth:`close` the call is ignored.
+        """
+        if self._closed:
+            self._warn_closed()
+            return
+        if not isinstance(values, Mapping):
+            raise ValueError(
+                f"values must be a mapping of name to number, got {type(values).__name__}"
+            )
+        if step is None:
+            step = self._next_step
+        elif isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise ValueError(f"step must be an integer >= 0, got {step!r}")
+        clean: dict[str, float] = {}
+        for name, value in values.items():
+            if name not in self._scalar_names:
+                self._new_scalar_name(name)
+            if isinstance(value, (bool, str, bytes)):
+                raise ValueError(f"metric {name!r} must be a number, got {value!r}")
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"metric {name!r} must be a number, got {value!r}") from None
+            if math.isfinite(number):
+                clean[name] = number
+            elif not self._warned_nonfinite:
+                self._warned_nonfinite = True
+                _log.warning(
+                    "jobwatch: metric %r is %s at step %d; non-finite values are left out",
+                    name,
+                    number,
+                    step,
+                )
+        self._next_step = step + 1
+        if clean:
+            self._outbox.add_scalars(step, clean)
+
+    def _new_scalar_name(self, name: object) -> None:
+        if not isinstance(name, str) or not valid_scalar_name(name):
+            raise ValueError(f"metric name {name!r} is not allowed; names are {SCALAR_NAME_RULE}")
+        if len(self._scalar_names) >= MAX_SCALAR_NAMES:
+            raise ValueError(
+                f"metric {name!r} would be name {MAX_SCALAR_NAMES + 1}; "
+                f"a job takes at most {MAX_SCALAR_NAMES} metric names"
+            )
+        self._scalar_names.add(name)
+
     def track(
         self,
         iterable: Iterable[T],
         total: float | None = None,
         description: str | None = None,
         initial: int = 0,
+        metrics: Mapping[str, float] | Callable[[], Mapping[str, float] | None] | None = None,
     ) -> Iterator[T]:
         """Yield the items of ``iterable``, reporting progress after each (like tqdm).
 
@@ -234,13 +311,23 @@ class Reporter:
             Items done before this loop, as tqdm's ``initial``: a run resumed from
             a checkpoint after 4 of 10 epochs passes ``initial=4`` and shows 40 %
             and ``"4/10"`` at once, then counts on from there.
+        metrics:
+            Training metrics logged after each item with the item's count as
+            step (:meth:`log_metrics`): a dict the loop body updates (``stats =
+            {}``, ``for b in report.track(loader, metrics=stats): stats["loss"]
+            = ...``) or a function returning one; an empty one logs nothing.
 
         Raises
         ------
         ValueError
             ``total`` is negative or not a number, ``initial`` is not an integer
-            >= 0, or ``description`` not a string (raised here, before iterating).
+            >= 0, ``description`` not a string, or ``metrics`` neither a
+            mapping nor callable (raised here, before iterating).
         """
+        if metrics is not None and not (isinstance(metrics, Mapping) or callable(metrics)):
+            raise ValueError(
+                f"metrics must be a mapping or a function returning one, got {type(metrics).__name__}"
+            )
         if isinstance(initial, bool) or not isinstance(initial, int) or initial < 0:
             raise ValueError(f"initial must be an integer >= 0 (items done), got {initial!r}")
         if total is None:
@@ -254,14 +341,23 @@ class Reporter:
             raise ValueError(f"description must be a string, got {type(description).__name__}")
         prefix = f"{description} " if description else ""
         self._count(initial, total, prefix)  # at once, as tqdm shows its bar on creation
-        return self._track(iterable, total, prefix, initial)
+        return self._track(iterable, total, prefix, initial, metrics)
 
     def _track(
-        self, iterable: Iterable[T], total: float | None, prefix: str, initial: int
+        self,
+        iterable: Iterable[T],
+        total: float | None,
+        prefix: str,
+        initial: int,
+        metrics: Mapping[str, float] | Callable[[], Mapping[str, float] | None] | None,
     ) -> Iterator[T]:
         for done, item in enumerate(iterable, initial + 1):
             yield item
             self._count(done, total, prefix)
+            if metrics is not None:
+                values = metrics() if callable(metrics) else metrics
+                if values:
+                    self.log_metrics(values, step=done)
 
     def _count(self, done: int, total: float | None, prefix: str) -> None:
         if self._closed:

@@ -16,6 +16,7 @@ from jobwatch.protocol import (
     LogsQuery,
     MetricsQuery,
     ProgressUpdate,
+    ScalarsQuery,
     parse_body,
     parse_query,
     valid_job_id,
@@ -23,7 +24,13 @@ from jobwatch.protocol import (
 from jobwatch.server import queries
 from jobwatch.server.rules import job_estimates
 from jobwatch.server.services import Services
-from jobwatch.server.wire import dumps, job_to_wire, log_to_wire, sample_to_wire
+from jobwatch.server.wire import (
+    dumps,
+    job_to_wire,
+    log_to_wire,
+    sample_to_wire,
+    scalar_to_wire,
+)
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -171,6 +178,7 @@ def monitor(job_id: str) -> Response:
                 "history": [sample_to_wire(s) for s in history],
             },
             "logs": [log_to_wire(r) for r in logs],
+            "scalars": job["latest_scalars"] or {},
             "timeRemaining": estimates.time_remaining,
             "costSoFar": estimates.cost_so_far,
             "estimatedTotalCost": estimates.estimated_total_cost,
@@ -199,6 +207,29 @@ def metrics(job_id: str) -> Response:
             "maxPoints": query.max_points,
             "downsampled": downsampled,
             "metrics": [sample_to_wire(r) for r in rows],
+        }
+    )
+
+
+@bp.get("/jobs/<job_id>/scalars")
+def scalars(job_id: str) -> Response:
+    """Training metrics ``{jobId, scalars: {name: [{step, timestamp, value}]}, downsampled}``,
+    per name oldest first, downsampled to ``maxPoints`` per name when given."""
+    query = parse_query(ScalarsQuery, request.args.to_dict())
+    job = _known_job(job_id)
+    end = _window_end(job, _services().clock())
+    start = None if query.time_range is None else end - query.time_range
+    with _services().store.read() as conn:
+        series, downsampled = queries.scalar_window(
+            conn, job_id, query.name_list(), start, end, query.max_points
+        )
+    return json_response(
+        {
+            "jobId": job_id,
+            "timeRange": query.time_range,
+            "maxPoints": query.max_points,
+            "downsampled": downsampled,
+            "scalars": {name: [scalar_to_wire(r) for r in rows] for name, rows in series.items()},
         }
     )
 

@@ -34,6 +34,7 @@ from jobwatch.server.schema import (
     jobs,
     log_lines,
     samples,
+    scalars,
 )
 from jobwatch.server.sqlexec import Prepared
 
@@ -46,6 +47,7 @@ _SELECT_JOB_FOR_UPDATE = Prepared(
 _INSERT_JOB = Prepared(jobs.insert())
 _UPDATE_JOB = Prepared(jobs.update().where(jobs.c.id == bindparam("b_job_id")))
 _INSERT_SAMPLE = Prepared(samples.insert())
+_INSERT_SCALAR = Prepared(scalars.insert())
 _INSERT_LOG = Prepared(log_lines.insert().returning(log_lines.c.id))
 _SELECT_APPLIED = Prepared(
     select(applied_updates.c.reply).where(
@@ -64,7 +66,7 @@ FORGET_EVERY = 1024
 """A job's old update ids are deleted when its ``seq`` crosses a multiple of this."""
 
 _STATE = "jobwatch.batch"
-_JSON_FIELDS = ("result", "progress_event")
+_JSON_FIELDS = ("result", "progress_event", "latest_scalars")
 
 
 class _Batch:
@@ -75,6 +77,7 @@ class _Batch:
         self.rows: dict[str, Row] = {}
         self.dirty: dict[str, set[str]] = {}
         self.samples: list[Row] = []
+        self.scalars: list[Row] = []
         self.logs: list[tuple[Row, Row]] = []
         self.applied: dict[tuple[str, str], Row] = {}
 
@@ -116,6 +119,9 @@ def flush(conn: Connection) -> None:
     if batch.samples:
         _run(conn, _INSERT_SAMPLES, _columns(batch.samples, _SAMPLE_COLUMNS))
         batch.samples = []
+    if batch.scalars:
+        _run(conn, _INSERT_SCALARS, _columns(batch.scalars, _SCALAR_COLUMNS))
+        batch.scalars = []
     if batch.logs:
         # SQLAlchemy's "insertmanyvalues": one multi-row INSERT per 1,000 rows,
         # RETURNING in the order of the parameters.
@@ -182,6 +188,15 @@ def insert_sample(conn: Connection, row: Row) -> None:
         batch.samples.append(row)
     else:
         _INSERT_SAMPLE.execute(conn, row).close()
+
+
+def insert_scalars(conn: Connection, rows: list[Row]) -> None:
+    """Insert training-metric rows (``job_id, name, step, ts, value``)."""
+    batch = _batch(conn)
+    if batch is not None:
+        batch.scalars.extend(rows)
+    else:
+        _INSERT_SCALAR.execute_many(conn, rows)
 
 
 def insert_logs(conn: Connection, rows: list[Row], lines: list[Row]) -> None:
@@ -254,6 +269,12 @@ _INSERT_SAMPLES = (
     f"SELECT {', '.join(_SAMPLE_COLUMNS)} FROM {_unnest(samples, _SAMPLE_COLUMNS)}"
 )
 """Every sample of a batch in one statement."""
+_SCALAR_COLUMNS = [c.name for c in scalars.columns if c.name != "id"]
+_INSERT_SCALARS = (
+    f"INSERT INTO scalars ({', '.join(_SCALAR_COLUMNS)}) "
+    f"SELECT {', '.join(_SCALAR_COLUMNS)} FROM {_unnest(scalars, _SCALAR_COLUMNS)}"
+)
+"""Every training-metric value of a batch in one statement."""
 
 
 def _columns(rows: list[Row], names: list[str]) -> Row:

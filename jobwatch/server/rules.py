@@ -29,9 +29,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from jobwatch.errors import JobFinished, WorkerMismatch
+from jobwatch.errors import JobFinished, ValidationError, WorkerMismatch
 from jobwatch.protocol import (
     FINISHED_STATUSES,
+    MAX_SCALAR_NAMES,
     CompleteRequest,
     JobSpec,
     ProgressUpdate,
@@ -276,6 +277,7 @@ def new_job(job_id: str, spec: JobSpec, now: float) -> Row:
         "ema_dt": 0.0,
         "ema_calls": 0,
         "pause_streak": 0,
+        "latest_scalars": None,
         "progress_seq": None,
         "progress_event": None,
         "completed_seq": None,
@@ -356,6 +358,8 @@ class ProgressOutcome:
         Their wire form, in the same order; the store sets each ``id`` from
         the database before the commit (the ``JOB_LOGS`` event holds these
         same objects).
+    scalar_rows:
+        ``scalars`` rows (training metrics) to insert.
     applied_update:
         An ``applied_updates`` row remembering the ``updateId`` and its
         reply, or ``None``.
@@ -371,6 +375,7 @@ class ProgressOutcome:
     sample: Row | None = None
     log_rows: list[Row] = field(default_factory=list)
     log_lines: list[Row] = field(default_factory=list)
+    scalar_rows: list[Row] = field(default_factory=list)
     applied_update: Row | None = None
     events: list[Event] = field(default_factory=list)
 
@@ -398,17 +403,22 @@ def apply_progress(
     ProgressOutcome
         The first update binds an unbound job to the worker, sets
         ``startedAt`` and status ``running``. A late update (see
-        :data:`LATE_WINDOW`) keeps its sample and log lines only. Publishes
-        ``JOB_PROGRESS`` and, with log lines, ``JOB_LOGS``.
+        :data:`LATE_WINDOW`) keeps its sample, log lines and training metrics
+        only. Publishes ``JOB_PROGRESS`` (with the update's training metrics
+        as ``scalars``) and, with log lines, ``JOB_LOGS``.
 
     Raises
     ------
     WorkerMismatch, JobFinished
         403, 409 (from :func:`check_writable`); nothing changes.
+    ValidationError
+        The update's training metrics would give the job more than
+        :data:`~jobwatch.protocol.MAX_SCALAR_NAMES` names (400); nothing changes.
     """
     if applied_reply is not None:
         return ProgressOutcome(changes={}, job=job, reply=applied_reply)
     check_writable(job, update.worker_id)
+    _check_scalar_names(job, update)
     changes: Row = {"updated_at": now}
     if job["worker_id"] is None:
         changes["worker_id"] = update.worker_id
@@ -437,6 +447,8 @@ def apply_progress(
         "currency": merged["currency"],
         "timestamp": format_ts(now),
     }
+    if update.scalars is not None:
+        progress_data["scalars"] = _scalars(job, update, now, outcome)
     outcome.events.append(Event(job["id"], seq, "JOB_PROGRESS", progress_data))
     changes["progress_seq"] = seq
     changes["progress_event"] = progress_data
@@ -526,6 +538,47 @@ def _sample(
         "gpus": gpus,
     }
     return metrics
+
+
+def _check_scalar_names(job: Row, update: ProgressUpdate) -> None:
+    """Refuse training metrics that would give the job too many names."""
+    points = update.scalar_points()
+    if not points:
+        return
+    known = job["latest_scalars"] or {}
+    new = sorted({name for p in points for name in p.values} - known.keys())
+    if len(known) + len(new) > MAX_SCALAR_NAMES:
+        raise ValidationError(
+            f"job {job['id']!r} would have {len(known) + len(new)} training-metric names; "
+            f"at most {MAX_SCALAR_NAMES} per job",
+            details=[
+                {
+                    "field": "scalars",
+                    "message": f"new names {', '.join(new[:5])}{' ...' if len(new) > 5 else ''} "
+                    f"exceed the limit of {MAX_SCALAR_NAMES} names per job "
+                    f"({len(known)} in use)",
+                }
+            ],
+        )
+
+
+def _scalars(job: Row, update: ProgressUpdate, now: float, outcome: ProgressOutcome) -> list[Row]:
+    """Queue the update's training-metric rows and newest values; their wire form
+    ``[{step, timestamp, values}]`` for ``JOB_PROGRESS``. A name's newest value
+    is the one with the highest step (a late update never takes it back)."""
+    stamp = format_ts(now)
+    latest = dict(job["latest_scalars"] or {})
+    wire = []
+    for point in update.scalar_points():
+        for name, value in point.values.items():
+            outcome.scalar_rows.append(
+                {"job_id": job["id"], "name": name, "step": point.step, "ts": now, "value": value}
+            )
+            if name not in latest or point.step >= latest[name]["step"]:
+                latest[name] = {"step": point.step, "timestamp": stamp, "value": value}
+        wire.append({"step": point.step, "timestamp": stamp, "values": dict(point.values)})
+    outcome.changes["latest_scalars"] = latest
+    return wire
 
 
 def _logs(job: Row, update: ProgressUpdate, now: float, seq: int, outcome: ProgressOutcome) -> None:

@@ -57,6 +57,7 @@ jobs = Table(
         server_default="0",
         doc="1 right after a gap counted as a pause (see rules.is_pause), else 0",
     ),
+    Column("latest_scalars", Text, doc="JSON {name: {step, timestamp, value}}: newest values"),
     # the newest JOB_PROGRESS event, kept for `since` replay
     Column("progress_seq", BigInteger),
     Column("progress_event", Text, doc="JSON"),
@@ -102,6 +103,20 @@ Index("ix_log_lines_job_id", log_lines.c.job_id, log_lines.c.id)
 Index("ix_log_lines_job_level_id", log_lines.c.job_id, log_lines.c.level, log_lines.c.id)
 Index("ix_log_lines_job_seq", log_lines.c.job_id, log_lines.c.seq)
 
+scalars = Table(
+    "scalars",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("job_id", String(128), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("step", BigInteger, nullable=False),
+    Column("ts", Float, nullable=False),
+    Column("value", Float, nullable=False),
+)
+Index("ix_scalars_job_name_ts", scalars.c.job_id, scalars.c.name, scalars.c.ts)
+
 applied_updates = Table(
     "applied_updates",
     metadata,
@@ -121,7 +136,7 @@ SAMPLE_FIELDS = {
 }
 """Wire name -> column of the five flat metric fields."""
 
-JSON_COLUMNS = ("result", "progress_event", "gpus", "reply")
+JSON_COLUMNS = ("result", "progress_event", "gpus", "reply", "latest_scalars")
 """Columns holding JSON text."""
 
 

@@ -43,6 +43,7 @@ from jobwatch.server.schema import (
     log_lines,
     metadata,
     samples,
+    scalars,
 )
 from jobwatch.server.wire import Event
 from jobwatch.server.writer import GroupCommitWriter, Operation, R
@@ -229,6 +230,8 @@ class Store:
                 )
             if outcome.log_rows:
                 batch.insert_logs(conn, outcome.log_rows, outcome.log_lines)
+            if outcome.scalar_rows:
+                batch.insert_scalars(conn, outcome.scalar_rows)
             if outcome.applied_update is not None:
                 batch.remember_update(conn, outcome.applied_update, job["seq"])
             if outcome.changes:
@@ -275,6 +278,7 @@ class Store:
             n_samples = conn.execute(delete(samples).where(samples.c.job_id.in_(old))).rowcount
             n_logs = conn.execute(delete(log_lines).where(log_lines.c.job_id.in_(old))).rowcount
             conn.execute(delete(applied_updates).where(applied_updates.c.job_id.in_(old)))
+            conn.execute(delete(scalars).where(scalars.c.job_id.in_(old)))
             n_jobs = conn.execute(delete(jobs).where(jobs.c.id.in_(old))).rowcount
             return {"jobs": n_jobs, "samples": n_samples, "logLines": n_logs}, []
 

@@ -84,3 +84,8 @@ def log_to_wire(row: Mapping[str, Any]) -> dict[str, Any]:
         "timestamp": format_ts(row["ts"]),
         "message": row["message"],
     }
+
+
+def scalar_to_wire(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored training-metric value as ``{step, timestamp, value}``."""
+    return {"step": row["step"], "timestamp": format_ts(row["ts"]), "value": row["value"]}
