@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from benchmarks import fanout, ingest, memory, queries, reporter, scale, soak
+from benchmarks import fanout, ingest, memory, queries, reporter, scalars, scale, soak
 from benchmarks.report import machine, markdown
 
 SUITES = {
@@ -13,6 +13,7 @@ SUITES = {
     "reporter": reporter.run,
     "fanout": fanout.run,
     "queries": queries.run,
+    "scalars": scalars.run,
     "memory": memory.run,
     "soak": soak.run,
     "scale": scale.run,

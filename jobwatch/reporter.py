@@ -251,15 +251,11 @@ class Reporter:
         elif isinstance(step, bool) or not isinstance(step, int) or step < 0:
             raise ValueError(f"step must be an integer >= 0, got {step!r}")
         clean: dict[str, float] = {}
+        known = self._scalar_names
         for name, value in values.items():
-            if name not in self._scalar_names:
+            if name not in known:
                 self._new_scalar_name(name)
-            if isinstance(value, (bool, str, bytes)):
-                raise ValueError(f"metric {name!r} must be a number, got {value!r}")
-            try:
-                number = float(value)
-            except (TypeError, ValueError):
-                raise ValueError(f"metric {name!r} must be a number, got {value!r}") from None
+            number = value if type(value) is float else _metric_value(name, value)
             if math.isfinite(number):
                 clean[name] = number
             elif not self._warned_nonfinite:
@@ -570,6 +566,16 @@ def _metrics_source(gpu: GpuOption) -> Callable[[], Mapping[str, Any] | None] | 
 def _abandoned(sender: Sender) -> None:
     """A reporter was garbage-collected unclosed: deliver what it holds, then stop."""
     sender.request_finish(None, time.monotonic() + DEFAULT_TIMEOUT)
+
+
+def _metric_value(name: str, value: object) -> float:
+    """``value`` as a float (NumPy numbers and 0-d tensors too); booleans and text refused."""
+    if isinstance(value, (bool, str, bytes)):
+        raise ValueError(f"metric {name!r} must be a number, got {value!r}")
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"metric {name!r} must be a number, got {value!r}") from None
 
 
 def _is_number(value: object, low: float, high: float) -> bool:
