@@ -104,8 +104,28 @@ def test_wire_spans_only_for_styled_text() -> None:
 
 
 ANY_TEXT = st.text(
-    alphabet=st.sampled_from(["a", "b", " ", "\n", "\r", "\t", ESC, "[", "]", ";", "1", "3", "m",
-                              "\x07", "\\", "\x9b", "\x00", "é"]),  # fmt: skip
+    alphabet=st.sampled_from(
+        [
+            "a",
+            "b",
+            " ",
+            "\n",
+            "\r",
+            "\t",
+            ESC,
+            "[",
+            "]",
+            ";",
+            "1",
+            "3",
+            "m",
+            "\x07",
+            "\\",
+            "\x9b",
+            "\x00",
+            "é",
+        ]
+    ),
     max_size=80,
 )
 

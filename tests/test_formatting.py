@@ -115,6 +115,10 @@ def test_format_log_line_defuses_terminal_escapes() -> None:
 
 
 def test_format_log_line_shows_the_last_frame_and_colours_only_when_asked() -> None:
-    line = {"level": "info", "message": "10%\r\x1b[32m20%\x1b[0m done\x1b]0;title\x07", "timestamp": None}
+    line = {
+        "level": "info",
+        "message": "10%\r\x1b[32m20%\x1b[0m done\x1b]0;title\x07",
+        "timestamp": None,
+    }
     assert format_log_line(line) == "--:--:-- info    20% done"
     assert format_log_line(line, color=True) == "--:--:-- info    \x1b[0;32m20%\x1b[0m done"

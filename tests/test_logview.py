@@ -597,7 +597,10 @@ def test_once_shown_new_lines_go_as_one_message_and_the_list_is_not_resynced() -
     view.append(make_lines([3, 4]))
     assert changes == []  # changed in place: ipywidgets does not send the list
     assert [m["add"] for m in sent] == [make_lines(range(1, 4)), make_lines([4])]
-    assert [(m["type"], m["revision"], m["first"]) for m in sent] == [("lines", 1, 1), ("lines", 2, 1)]
+    assert [(m["type"], m["revision"], m["first"]) for m in sent] == [
+        ("lines", 1, 1),
+        ("lines", 2, 1),
+    ]
     assert view.revision == 2
     view.append(make_lines(range(5, 8)))
     assert sent[-1]["first"] == 3 and ids(view) == [3, 4, 5, 6, 7]
@@ -615,7 +618,12 @@ def test_a_page_that_missed_a_change_gets_everything_again() -> None:
     view, sent = shown_view()
     view.append(make_lines(range(1, 4)))
     view._handle_custom_msg({"type": "sync"}, [])
-    assert sent[-1] == {"type": "lines", "revision": 2, "reset": True, "add": make_lines(range(1, 4))}
+    assert sent[-1] == {
+        "type": "lines",
+        "revision": 2,
+        "reset": True,
+        "add": make_lines(range(1, 4)),
+    }
 
 
 def test_prepend_and_clear_once_shown() -> None:
@@ -632,7 +640,12 @@ def test_terminal_text_is_held_as_a_terminal_shows_it() -> None:
     view.append(
         [
             {"id": 1, "level": "info", "timestamp": "t", "message": " 10%|#\r 20%|##"},
-            {"id": 2, "level": "error", "timestamp": "t", "message": "\x1b[1;31mboom\x1b[0m!\x1b[2K"},
+            {
+                "id": 2,
+                "level": "error",
+                "timestamp": "t",
+                "message": "\x1b[1;31mboom\x1b[0m!\x1b[2K",
+            },
         ]
     )
     assert view.lines[0] == {"id": 1, "level": "info", "timestamp": "t", "message": " 20%|##"}

@@ -98,7 +98,8 @@ def test_render_status_of_a_new_job() -> None:
 def test_render_final() -> None:
     done = job_state("j", status="completed", elapsed=65, cost_so_far=0.5, result={"acc": 0.93})
     assert (
-        render_final(done) == 'job j completed after 1m 05s, cost 0.500 QUBIC\nresult: {"acc": 0.93}'
+        render_final(done)
+        == 'job j completed after 1m 05s, cost 0.500 QUBIC\nresult: {"acc": 0.93}'
     )
     no_result = job_state("j", status="completed", elapsed=65, cost_so_far=0.5)
     assert render_final(no_result) == "job j completed after 1m 05s, cost 0.500 QUBIC"
