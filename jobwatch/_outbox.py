@@ -57,6 +57,7 @@ class Outbox:
         self.delivered = threading.Condition(self.lock)
         self.progress: float | None = None
         self.operation: str | None = None
+        self.backwards = False  # update(..., allow_backwards=True) since the last send
         self.version = 0
         self.sent_version = 0
         self.logs: deque[LogLine] = deque()
@@ -65,9 +66,17 @@ class Outbox:
         self.sent_log_seq = 0
         self.dropped = 0
 
-    def record(self, progress: float | None, operation: str | None) -> None:
-        """Keep the newest state; ``None`` leaves that field as it was (the hot path)."""
+    def record(
+        self, progress: float | None, operation: str | None, allow_backwards: bool = False
+    ) -> None:
+        """Keep the newest state; ``None`` leaves that field as it was (the hot path).
+
+        ``allow_backwards`` lets ``progress`` go below what the job had when the
+        reporter attached to it.
+        """
         with self.lock:
+            if allow_backwards:
+                self.backwards = True
             if progress is not None:
                 self.progress = progress
             if operation is not None:

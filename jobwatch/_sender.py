@@ -14,9 +14,11 @@ import atexit
 import json
 import logging
 import random
+import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from jobwatch._outbox import Completion, JobSpec, LogLine, Outbox
@@ -44,6 +46,24 @@ EXIT_TIMEOUT = 5.0
 """Seconds the interpreter's exit waits, in all, for reporters to deliver what they hold."""
 _BODY_SLACK = 4096  # bytes kept free in a request body beyond what we measure
 _FATAL = (WorkerMismatch, JobFinished, AuthenticationError)
+
+
+@dataclass(frozen=True)
+class _Request:
+    """One ``POST /progress`` as composed, kept until answered so that a retry
+    sends it unchanged; ``count`` lines of the carry, up to line ``last_seq``
+    and outbox ``version``."""
+
+    progress: float
+    operation: str | None
+    metrics: dict[str, Any] | None
+    lines: list[dict[str, Any]]
+    timestamp: str | None
+    update_id: str
+    count: int
+    last_seq: int
+    version: int
+
 
 _running: set[Sender] = set()
 _running_lock = threading.Lock()
@@ -92,6 +112,13 @@ class Sender:
         self._carry: list[tuple[int, dict[str, Any], int]] = []  # taken lines: seq, wire, bytes
         self._backlog = False
         self._known_progress = 0.0  # the server's, sent while update() was never called
+        self._floor = 0.0  # progress of the running job this reporter attached to
+        self._started_job = False  # ensured once: a re-ensure (404) never sets a floor
+        self._inflight: _Request | None = None
+        self._session = secrets.token_hex(8)
+        self._updates = 0
+        self._wall_start = time.time()
+        self._monotonic_start = time.monotonic()
         self._next_send = 0.0
         self._beating = False  # the last request carried GPU metrics: keep sending them
         self._retry_at = 0.0
@@ -244,21 +271,76 @@ class Sender:
             currency=job.currency,
         )
         self._known_progress = float(reply.get("progress") or 0.0)
+        if reply.get("status") == "running" and not self._started_job:
+            # attached to a job another reporter moved: never report less than it had
+            self._floor = max(self._floor, self._known_progress)
+        self._started_job = True
         self._ensured = True
 
     def _send(self, now: float) -> None:
+        """Send the request in flight, or compose the next one.
+
+        A request whose answer never came (a timeout, a dropped connection, a
+        5xx) may have been applied: it stays in flight and is sent again
+        unchanged, with its ``updateId``, so the server applies it once.
+        """
+        if self._inflight is None:
+            self._inflight = self._compose()
+        request = self._inflight
+        try:
+            reply = self._client.report_progress(
+                self._job.job_id,
+                self._job.worker_id,
+                request.progress,
+                request.operation,
+                request.metrics,
+                request.lines,
+                request.timestamp,
+                update_id=request.update_id,
+            )
+        except APIError as exc:
+            if not _rejected(exc):
+                raise
+            if request.metrics is not None and any(
+                d.get("field", "").startswith("metrics") for d in exc.details
+            ):
+                self._warn("metrics", "the server rejected the GPU metrics; sending none: %s", exc)
+                self._metrics = None
+                self._inflight = None
+                return
+            self._warn(f"reject-{exc.code}", "the server rejected an update; dropping it: %s", exc)
+        else:
+            self._known_progress = float(reply.get("progress", request.progress))
+        self._inflight = None
+        del self._carry[: request.count]
+        self._next_send = now + self._interval
+        with self._outbox.lock:  # more lines than one request takes: send on at once
+            self._backlog = bool(self._carry) or (
+                request.count == MAX_LOG_LINES and bool(self._outbox.logs)
+            )
+        self._outbox.mark_delivered(request.version, request.last_seq)
+
+    def _compose(self) -> _Request:
+        """The next request: the newest state, queued lines that fit, a GPU sample."""
         with self._outbox.lock:
             version = self._outbox.version
             progress, operation = self._outbox.progress, self._outbox.operation
+            if self._outbox.backwards:
+                self._outbox.backwards = False
+                self._floor = 0.0
             taken = self._outbox.take_logs(MAX_LOG_LINES - len(self._carry))
         self._carry += [_carry_line(line) for line in taken]
-        progress = self._known_progress if progress is None else progress
+        progress = self._known_progress if progress is None else max(progress, self._floor)
         operation = None if operation is None else _utf8(operation[:MAX_TEXT])
-        timestamp = format_ts(time.time())
+        timestamp = format_ts(self._worker_clock())
         metrics = self._sample()
         self._beating = metrics is not None
+        self._updates += 1
+        update_id = f"{self._session}-{self._updates}"
         base = {"workerId": self._job.worker_id, "progress": progress, "logLines": []}
-        base.update(currentOperation=operation, metrics=metrics, timestamp=timestamp)
+        base.update(
+            currentOperation=operation, metrics=metrics, timestamp=timestamp, updateId=update_id
+        )
         room = MAX_BODY_BYTES - _BODY_SLACK - len(json.dumps(base))
         count = 0
         for _, _, size in self._carry[:MAX_LOG_LINES]:
@@ -266,37 +348,23 @@ class Sender:
             if room < 0 and count > 0:
                 break
             count += 1
-        lines = [wire for _, wire, _ in self._carry[:count]]
-        last_seq = max((seq for seq, _, _ in self._carry[:count]), default=0)
-        try:
-            reply = self._client.report_progress(
-                self._job.job_id,
-                self._job.worker_id,
-                progress,
-                operation,
-                metrics,
-                lines,
-                timestamp,
-            )
-        except APIError as exc:
-            if not _rejected(exc):
-                raise
-            if metrics is not None and any(
-                d.get("field", "").startswith("metrics") for d in exc.details
-            ):
-                self._warn("metrics", "the server rejected the GPU metrics; sending none: %s", exc)
-                self._metrics = None
-                return
-            self._warn(f"reject-{exc.code}", "the server rejected an update; dropping it: %s", exc)
-        else:
-            self._known_progress = float(reply.get("progress", progress))
-        del self._carry[:count]
-        self._next_send = now + self._interval
-        with self._outbox.lock:  # more lines than one request takes: send on at once
-            self._backlog = bool(self._carry) or (
-                count == MAX_LOG_LINES and bool(self._outbox.logs)
-            )
-        self._outbox.mark_delivered(version, last_seq)
+        return _Request(
+            progress=progress,
+            operation=operation,
+            metrics=metrics,
+            lines=[wire for _, wire, _ in self._carry[:count]],
+            timestamp=timestamp,
+            update_id=update_id,
+            count=count,
+            last_seq=max((seq for seq, _, _ in self._carry[:count]), default=0),
+            version=version,
+        )
+
+    def _worker_clock(self) -> float:
+        """Seconds since the epoch that never go back within this reporter: the
+        wall clock at its start plus monotonic time since, so an NTP step of the
+        wall clock cannot make a later update look older than an earlier one."""
+        return self._wall_start + (time.monotonic() - self._monotonic_start)
 
     def _sample(self) -> dict[str, Any] | None:
         if self._metrics is None:

@@ -184,6 +184,8 @@ class Client:
         metrics: Mapping[str, Any] | None = None,
         logs: Sequence[Mapping[str, Any]] | None = None,
         timestamp: str | None = None,
+        *,
+        update_id: str | None = None,
     ) -> dict[str, Any]:
         """Send one progress update (synchronously) and return the server's reply.
 
@@ -199,6 +201,9 @@ class Client:
             Log lines ``{"level": "info"|"warning"|"error", "message": str}``, at most 1000.
         timestamp:
             The worker's ISO 8601 time of this update, used only to order updates.
+        update_id:
+            1-64 characters, unique per update of this worker: sending the same
+            update again (a retry) is then applied once and answered as the first time.
 
         Returns
         -------
@@ -213,6 +218,8 @@ class Client:
             body["logLines"] = [dict(line) for line in logs]
         if timestamp is not None:
             body["timestamp"] = timestamp
+        if update_id is not None:
+            body["updateId"] = update_id
         return self._dict(
             self.request("POST", f"/api/jobs/{_path(job_id)}/progress", json_body=body)
         )

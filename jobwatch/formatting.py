@@ -135,6 +135,22 @@ def format_metrics(metrics: Mapping[str, Any] | None) -> str:
     )
 
 
+def format_percent(progress: float, width: int = 0) -> str:
+    """``"99.9%"``: ``progress`` (%) cut, not rounded, to one decimal, so a job at
+    99.96 % never reads 100.0 % before it reaches 100 (tqdm cuts the same way).
+
+    Parameters
+    ----------
+    progress:
+        Percent done; clamped to 0-100 (not finite: 0).
+    width:
+        The number is right-aligned to this many characters (0: no padding).
+    """
+    value = min(max(progress, 0.0), 100.0) if math.isfinite(progress) else 0.0
+    tenths = math.floor(value * 10 + 1e-9)  # the epsilon keeps 29.3 (292.999... tenths) at 29.3
+    return f"{tenths / 10:{width}.1f}%"
+
+
 def format_bar(percent: float, width: int = 20) -> str:
     """``"[#########-----------]"``: ``width`` cells filled in proportion to ``percent``.
 

@@ -143,16 +143,24 @@ class Reporter:
         finalizer = weakref.finalize(self, _abandoned, self._sender)
         finalizer.atexit = False  # the sender's own exit hook delivers at exit
 
-    def update(self, progress: float, operation: str | None = None) -> None:
+    def update(
+        self, progress: float, operation: str | None = None, *, allow_backwards: bool = False
+    ) -> None:
         """Record the newest progress; returns at once (no I/O, no logging).
 
         Parameters
         ----------
         progress:
-            Percent done, 0 to 100.
+            Percent done, 0 to 100. A reporter that attached to a job already
+            running (another process moved it, e.g. before a restart from a
+            checkpoint) never sends less than the job had then, so a resumed
+            run does not move it backwards.
         operation:
             What the job is doing, e.g. ``"epoch 3/10"``; ``None`` keeps the last one.
             Sent cut to 1024 characters; NUL characters become U+FFFD.
+        allow_backwards:
+            Send ``progress`` even when it is below what the job had when this
+            reporter attached (a run started over on purpose).
 
         Raises
         ------
@@ -173,7 +181,7 @@ class Reporter:
             raise ValueError(f"operation must be a string or None, got {type(operation).__name__}")
         if operation is not None:
             operation = operation.replace("\x00", "\ufffd")  # the server refuses NUL
-        self._outbox.record(float(progress), operation)
+        self._outbox.record(float(progress), operation, allow_backwards)
 
     def log(self, message: object, level: str = "info") -> None:
         """Queue one log line (timestamped now); it travels with the next update.
@@ -201,7 +209,11 @@ class Reporter:
         self._outbox.add_log(lowered, str(message).replace("\x00", "\ufffd"), time.time())
 
     def track(
-        self, iterable: Iterable[T], total: float | None = None, description: str | None = None
+        self,
+        iterable: Iterable[T],
+        total: float | None = None,
+        description: str | None = None,
+        initial: int = 0,
     ) -> Iterator[T]:
         """Yield the items of ``iterable``, reporting progress after each (like tqdm).
 
@@ -210,33 +222,44 @@ class Reporter:
         iterable:
             The items to go through.
         total:
-            How many items to expect; default ``len(iterable)`` where it has one.
-            Progress is ``100 * done / total`` %, at most 100. Without a total,
-            progress is left as it was and only the operation counts.
+            How many items the whole run has; default ``initial + len(iterable)``
+            where the iterable has a length (unlike tqdm, whose default leaves
+            ``initial`` out). Progress is ``100 * done / total`` %, at most 100.
+            Without a total, progress is left as it was and only the operation
+            counts.
         description:
             Prefix of the operation, which reads ``"description 3/10"``
             (``"description 3/?"`` without a total).
+        initial:
+            Items done before this loop, as tqdm's ``initial``: a run resumed from
+            a checkpoint after 4 of 10 epochs passes ``initial=4`` and shows 40 %
+            and ``"4/10"`` at once, then counts on from there.
 
         Raises
         ------
         ValueError
-            ``total`` is negative or not a number, or ``description`` not a string
-            (raised here, before iterating).
+            ``total`` is negative or not a number, ``initial`` is not an integer
+            >= 0, or ``description`` not a string (raised here, before iterating).
         """
+        if isinstance(initial, bool) or not isinstance(initial, int) or initial < 0:
+            raise ValueError(f"initial must be an integer >= 0 (items done), got {initial!r}")
         if total is None:
             try:
-                total = len(iterable)  # type: ignore[arg-type]
+                total = initial + len(iterable)  # type: ignore[arg-type]
             except TypeError:
                 total = None
         elif not _is_number(total, 0.0, math.inf):
             raise ValueError(f"total must be a number >= 0, got {total!r}")
         if description is not None and not isinstance(description, str):
             raise ValueError(f"description must be a string, got {type(description).__name__}")
-        return self._track(iterable, total, f"{description} " if description else "")
+        prefix = f"{description} " if description else ""
+        self._count(initial, total, prefix)  # at once, as tqdm shows its bar on creation
+        return self._track(iterable, total, prefix, initial)
 
-    def _track(self, iterable: Iterable[T], total: float | None, prefix: str) -> Iterator[T]:
-        self._count(0, total, prefix)
-        for done, item in enumerate(iterable, 1):
+    def _track(
+        self, iterable: Iterable[T], total: float | None, prefix: str, initial: int
+    ) -> Iterator[T]:
+        for done, item in enumerate(iterable, initial + 1):
             yield item
             self._count(done, total, prefix)
 

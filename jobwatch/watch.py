@@ -31,6 +31,7 @@ from jobwatch.formatting import (
     format_duration,
     format_log_line,
     format_metrics,
+    format_percent,
 )
 from jobwatch.state import MonitorState
 
@@ -66,7 +67,7 @@ def render_status(
         return f"{job_title(job)}  waiting for job {job.get('id', '')} to be created"
     lines = [
         f"{job_title(job)}  {job.get('status') or 'pending'}  {connection}",
-        f"{format_bar(progress, 20 if one_line else 30)} {progress:5.1f}%  "
+        f"{format_bar(progress, 20 if one_line else 30)} {format_percent(progress, 5)}  "
         + clean_text(job.get("currentOperation") or DASH, newlines=False),
         f"elapsed {format_duration(elapsed)}  "
         f"remaining {format_duration(state.time_remaining)}  "

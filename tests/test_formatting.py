@@ -12,6 +12,7 @@ from jobwatch.formatting import (
     format_duration,
     format_log_line,
     format_metrics,
+    format_percent,
 )
 
 
@@ -122,3 +123,24 @@ def test_format_log_line_shows_the_last_frame_and_colours_only_when_asked() -> N
     }
     assert format_log_line(line) == "--:--:-- info    20% done"
     assert format_log_line(line, color=True) == "--:--:-- info    \x1b[0;32m20%\x1b[0m done"
+
+
+@pytest.mark.parametrize(
+    ("progress", "text"),
+    [
+        (99.96, "99.9%"),
+        (99.999999, "99.9%"),
+        (100.0, "100.0%"),
+        (29.3, "29.3%"),
+        (0.05, "0.0%"),
+        (-3.0, "0.0%"),
+        (float("nan"), "0.0%"),
+        (250.0, "100.0%"),
+    ],
+)
+def test_format_percent_cuts_so_a_running_job_never_reads_100(progress: float, text: str) -> None:
+    assert format_percent(progress) == text
+
+
+def test_format_percent_pads_to_a_width() -> None:
+    assert format_percent(5.55, 5) == "  5.5%"

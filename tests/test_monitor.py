@@ -233,6 +233,13 @@ def test_monitor_shows_updates_live(server, client, clock, widget_view):
         assert view.progress.bar_style == "info"
 
 
+def test_a_running_job_at_99_96_percent_reads_99_9(server, client, widget_view):
+    client.create_job(job_id="almost")
+    client.report_progress("almost", "w", 99.96)
+    with JobMonitor("almost", server.url) as mon:
+        assert mon.view.percent.value == "<b>99.9%</b>"
+
+
 def test_updates_are_throttled(server, client, widget_view):
     client.create_job(job_id="fast")
     with JobMonitor("fast", server.url, refresh=0.25) as mon:

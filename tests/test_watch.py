@@ -89,6 +89,10 @@ def test_render_status_block_and_line() -> None:
     assert " | [#########-----------]  45.5%  Training epoch 5/10 | " in line
 
 
+def test_a_running_job_at_99_96_percent_reads_99_9_not_100() -> None:
+    assert " 99.9%  " in render_status(job_state("j", status="running", progress=99.96))
+
+
 def test_render_status_of_a_new_job() -> None:
     block = render_status(job_state("j"))
     assert "  0.0%  -" in block

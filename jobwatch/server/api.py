@@ -21,8 +21,9 @@ from jobwatch.protocol import (
     valid_job_id,
 )
 from jobwatch.server import queries
+from jobwatch.server.rules import job_estimates
 from jobwatch.server.services import Services
-from jobwatch.server.wire import dumps, job_estimates, job_to_wire, log_to_wire, sample_to_wire
+from jobwatch.server.wire import dumps, job_to_wire, log_to_wire, sample_to_wire
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 

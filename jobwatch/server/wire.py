@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from jobwatch.protocol import Estimates, RateState, estimate, format_ts
+from jobwatch.protocol import format_ts
 
 
 def dumps(obj: Any) -> bytes:
@@ -37,20 +37,6 @@ class Event:
     def message(self) -> bytes:
         """The event as the JSON text a subscriber receives."""
         return dumps({"type": self.type, "jobId": self.job_id, "seq": self.seq, "data": self.data})
-
-
-def job_estimates(job: Mapping[str, Any], now: float) -> Estimates:
-    """Elapsed time, time remaining and cost of a stored job row at server time ``now``."""
-    return estimate(
-        status=job["status"],
-        progress=job["progress"],
-        started_at=job["started_at"],
-        completed_at=job["completed_at"],
-        progress_at=job["progress_at"],
-        price_per_hour=job["price_per_hour"],
-        rate=RateState(job["ema_dp"], job["ema_dt"], job["ema_calls"]),
-        now=now,
-    )
 
 
 def job_to_wire(job: Mapping[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,13 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from jobwatch.formatting import format_cost, format_duration, format_memory, format_metric
+from jobwatch.formatting import (
+    format_cost,
+    format_duration,
+    format_memory,
+    format_metric,
+    format_percent,
+)
 from jobwatch.state import MonitorState
 
 TIME_RANGES: dict[str, float | None] = {"1 min": 60.0, "5 min": 300.0, "1 h": 3600.0, "all": None}
@@ -137,7 +143,7 @@ class MonitorView:
         progress = float(job.get("progress") or 0.0)
         self.progress.value = progress
         self.progress.bar_style = bar
-        self.percent.value = f"<b>{progress:.1f}%</b>"
+        self.percent.value = f"<b>{format_percent(progress)}</b>"
         if connection == "waiting":
             self.operation.value = (
                 f"waiting for job <code>{html.escape(str(job.get('id', '')))}</code>:"
