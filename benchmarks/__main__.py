@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from benchmarks import fanout, ingest, memory, queries, reporter, scale, soak
+from benchmarks import fanout, ingest, memory, queries, reporter, scale, soak, sync
 from benchmarks.report import machine, markdown
 
 SUITES = {
@@ -14,6 +14,7 @@ SUITES = {
     "fanout": fanout.run,
     "queries": queries.run,
     "memory": memory.run,
+    "sync": sync.run,
     "soak": soak.run,
     "scale": scale.run,
 }
