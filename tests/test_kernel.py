@@ -107,10 +107,10 @@ def test_no_charts_without_gpu_samples(kernel: Kernel) -> None:
         "client.create_job(job_id='cpu-only'); client.report_progress('cpu-only', 'w', 30)\n"
         "cpu = jobwatch.JobMonitor('cpu-only', server.url)\ncpu"
     )
-    assert kernel.value("cpu.view.charts.widget.layout.display") == "none"
+    assert kernel.value("cpu.view.charts_shown") is False
     assert kernel.value("cpu.view.gpu.value") == "no GPU metrics reported"
     kernel.run("client.complete_job('cpu-only', 'w'); cpu.wait(10)")
-    assert kernel.value("cpu.view.charts.widget.layout.display") == "none"
+    assert kernel.value("cpu.view.charts_shown") is False
 
 
 def test_terminal_colours_and_frames_in_the_log_view(kernel: Kernel) -> None:

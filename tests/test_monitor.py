@@ -366,18 +366,17 @@ def test_no_gpu_no_charts(server, client, widget_view):
     client.report_progress("cpu", "w", 50)
     with JobMonitor("cpu", server.url) as mon:
         view = mon.view
-        assert view.charts.widget.layout.display == "none"
-        assert view.range.layout.display == "none"
+        assert not view.charts_shown and view.range not in view.widget.children
         assert view.gpu.value == "no GPU metrics reported"
         client.complete_job("cpu", "w")
         assert mon.wait(10)
-        assert view.charts.widget.layout.display == "none"
+        assert not view.charts_shown
         assert view.gpu.value == "no GPU metrics reported"
     client.create_job(job_id="gpu")
     with JobMonitor("gpu", server.url) as mon:
         client.report_progress("gpu", "w", 5, metrics={"gpuUtilization": 90.0})
-        wait_for(lambda: mon.view.charts.widget.layout.display == "flex")
-        assert mon.view.range.layout.display == "flex"
+        wait_for(lambda: mon.view.charts_shown)
+        assert mon.view.range in mon.view.widget.children
         assert "GPU <b>90%</b>" in mon.view.gpu.value
 
 

@@ -96,25 +96,19 @@ class MonitorView:
         self.range.add_class("jobwatch-range")
         self.range.observe(lambda change: on_range(change["new"]), names="value")
         self.charts = Charts()
-        # No empty charts: both appear with the first GPU sample.
-        self.range.layout.display = "none"
-        self.charts.widget.layout.display = "none"
         self.logs = LogView()
         self.logs.on_load_older(on_load_older)
         row = widgets.Layout(align_items="center", grid_gap="12px")
-        self.widget = widgets.VBox(
-            [
-                widgets.HBox([self.title, self.status, self.connection], layout=row),
-                widgets.HBox([self.progress, self.percent], layout=row),
-                self.operation,
-                widgets.HBox([self.elapsed, self.eta, self.cost], layout=row),
-                self.gpu,
-                self.range,
-                self.charts.widget,
-                self.logs,
-                self.final,
-            ]
-        )
+        self._header = [
+            widgets.HBox([self.title, self.status, self.connection], layout=row),
+            widgets.HBox([self.progress, self.percent], layout=row),
+            self.operation,
+            widgets.HBox([self.elapsed, self.eta, self.cost], layout=row),
+            self.gpu,
+        ]
+        # No empty charts: the charts and their time range join the page with the first
+        # GPU sample (bqplot cannot lay out a figure drawn while hidden).
+        self.widget = widgets.VBox([*self._header, self.logs, self.final])
         self.widget.add_class("jobwatch-monitor")
         self._samples_shown = -1
         self._range_shown: str | None = None
@@ -128,7 +122,7 @@ class MonitorView:
         return [
             self.title, self.status, self.connection, self.progress, self.percent,
             self.operation, self.elapsed, self.eta, self.cost, self.gpu, self.final,
-            self.logs, self.range.layout, self.charts.widget.layout, *self.charts.marks(),
+            self.logs, self.widget, *self.charts.marks(),
         ]  # fmt: skip
 
     def render(self, state: MonitorState, connection: str) -> None:
@@ -166,10 +160,22 @@ class MonitorView:
             self.logs.append(fresh)
         self.logs.total = max(self.logs.total, state.log_total)
 
+    @property
+    def charts_shown(self) -> bool:
+        """Whether the charts are on the page (from the first GPU sample on)."""
+        return self.charts.widget in self.widget.children
+
     def _render_charts(self, state: MonitorState) -> None:
-        shown = "flex" if state.samples else "none"
-        self.range.layout.display = shown
-        self.charts.widget.layout.display = shown
+        if not state.samples:
+            return
+        if not self.charts_shown:
+            self.widget.children = [
+                *self._header,
+                self.range,
+                self.charts.widget,
+                self.logs,
+                self.final,
+            ]
         if state.samples_version != self._samples_shown or self.range.value != self._range_shown:
             self.charts.update(state, TIME_RANGES[self.range.value])
             self._samples_shown, self._range_shown = state.samples_version, self.range.value
@@ -180,7 +186,6 @@ class MonitorView:
         for part in self.parts():
             part.close()
         self.range.close()
-        self.widget.close()
 
 
 def _title(job: dict[str, Any]) -> str:
