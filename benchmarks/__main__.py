@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from benchmarks import fanout, ingest, memory, queries, reporter, scalars, scale, soak
+from benchmarks import fanout, ingest, memory, queries, reporter, scalars, scale, soak, sync
 from benchmarks.report import machine, markdown
 
 SUITES = {
@@ -15,6 +15,7 @@ SUITES = {
     "queries": queries.run,
     "scalars": scalars.run,
     "memory": memory.run,
+    "sync": sync.run,
     "soak": soak.run,
     "scale": scale.run,
 }

@@ -18,8 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from jobwatch._extras import require
 from jobwatch._version import __version__
-from jobwatch.errors import APIError, ConnectionError
+from jobwatch.errors import APIError, ConnectionError, MissingExtra
 
 EXIT_API_ERROR = 1
 EXIT_USAGE = 2
@@ -227,6 +228,12 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("job_id", metavar="JOB", help="the job id")
     watch.add_argument("--url", help="server URL (default $JOBWATCH_URL or http://127.0.0.1:8765)")
     watch.add_argument("--token", help="bearer token for the server")
+    watch.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait for a job that does not exist yet (instead of exit 1), e.g. one a worker"
+        " is about to create",
+    )
     return parser
 
 
@@ -254,11 +261,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConnectionError as exc:
         print(f"jobwatch: cannot reach the server: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
+    except MissingExtra as exc:
+        print(f"jobwatch: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
 
 
 def _serve(args: argparse.Namespace) -> int:
+    require("server", "jobwatch serve")
     from jobwatch.server.serving import run
 
     if args.read_token and not args.token:
@@ -350,17 +361,14 @@ def _is_loopback(host: str) -> bool:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    try:
-        import sklearn  # noqa: F401
+    require("demo", "jobwatch demo")
+    from jobwatch.demo import run_demo
 
-        from jobwatch.demo import run_demo
-    except ImportError:
-        print('jobwatch demo needs scikit-learn: pip install "jobwatch[demo]"', file=sys.stderr)
-        return EXIT_USAGE
     return run_demo(epochs=args.epochs, pace=args.pace, price_per_hour=args.price_per_hour)
 
 
 def _prune(args: argparse.Namespace) -> int:
+    require("server", "jobwatch prune")
     from jobwatch.server.store import Store
 
     database = args.db or str(default_db_path())
@@ -439,7 +447,7 @@ def _watch(args: argparse.Namespace) -> int:
         print(f"jobwatch watch: {exc}", file=sys.stderr)
         return EXIT_USAGE
     with client:
-        state = Watcher(client, args.job_id).run()
+        state = Watcher(client, args.job_id, wait=args.wait).run()
     return 0 if state.job["status"] == "completed" else EXIT_JOB_FAILED
 
 

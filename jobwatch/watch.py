@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
-from jobwatch.errors import ConnectionError
+from jobwatch.errors import ConnectionError, JobNotFound
 from jobwatch.formatting import (
     DASH,
     clean_text,
@@ -62,8 +62,11 @@ def render_status(
     progress = float(job.get("progress") or 0.0)
     elapsed = state.reported_elapsed if one_line else state.elapsed
     currency = state.currency
+    connection = connection or state.connection
+    if connection == "waiting":
+        return f"{job_title(job)}  waiting for job {job.get('id', '')} to be created"
     lines = [
-        f"{job.get('id', '')}  {job.get('status') or 'pending'}  {connection or state.connection}",
+        f"{job_title(job)}  {job.get('status') or 'pending'}  {connection}",
         f"{format_bar(progress, 20 if one_line else 30)} {format_percent(progress, 5)}  "
         + clean_text(job.get("currentOperation") or DASH, newlines=False),
         f"elapsed {format_duration(elapsed)}  "
@@ -75,14 +78,27 @@ def render_status(
     return (" | " if one_line else "\n").join(lines)
 
 
+def job_title(job: dict[str, Any]) -> str:
+    """``"resnet (r1)"``: the name and the id once each; the id alone when there is no
+    other name."""
+    job_id = str(job.get("id", ""))
+    name = job.get("name")
+    if not name or name == job_id:
+        return job_id
+    return f"{clean_text(str(name), newlines=False)} ({job_id})"
+
+
 def render_final(state: MonitorState) -> str:
-    """``"job r1 completed after 1m 05s, cost 0.42 QUBIC"``, then ``result: <JSON>`` or ``error: ...``."""
+    """``"job r1 completed after 1m 05s, cost 0.420 QUBIC"``, then ``result: <JSON>`` (when
+    there is a result) or ``error: ...``."""
     job = state.job
     head = (
-        f"job {job.get('id', '')} {job.get('status')} after {format_duration(state.elapsed)}, "
+        f"job {job_title(job)} {job.get('status')} after {format_duration(state.elapsed)}, "
         f"cost {format_cost(state.cost_so_far, state.currency)}"
     )
     if job.get("status") == "completed":
+        if job.get("result") is None:
+            return head
         return f"{head}\nresult: {json.dumps(job.get('result'), ensure_ascii=False)}"
     if job.get("error") is None:
         return head
@@ -192,6 +208,11 @@ class Watcher:
         How many of the newest log lines to show first.
     clock:
         Monotonic seconds, for throttling (tests pass a fake).
+    wait:
+        Wait for a job that does not exist yet (saying so) instead of raising
+        :class:`~jobwatch.errors.JobNotFound`.
+    wait_interval:
+        Seconds between two looks for that job.
     """
 
     def __init__(
@@ -203,8 +224,12 @@ class Watcher:
         tty: bool | None = None,
         log_tail: int = 20,
         clock: Callable[[], float] = time.monotonic,
+        wait: bool = False,
+        wait_interval: float = 0.5,
     ) -> None:
         self.client = client
+        self.wait = wait
+        self.wait_interval = wait_interval
         self.job_id = job_id
         out = out if out is not None else sys.stdout
         tty = out.isatty() if tty is None else tty
@@ -222,13 +247,14 @@ class Watcher:
         Raises
         ------
         jobwatch.errors.APIError
-            The server refused, e.g. :class:`~jobwatch.errors.JobNotFound`.
+            The server refused, e.g. :class:`~jobwatch.errors.JobNotFound` (not
+            with ``wait``).
         jobwatch.errors.ConnectionError
             ``/monitor`` could not be reached.
         KeyboardInterrupt
             After closing the stream.
         """
-        self.state.load_snapshot(self.client.monitor(self.job_id))
+        self.state.load_snapshot(self._snapshot())
         del self.state.new_logs[: -self.log_tail or None]  # the snapshot's newest only
         if not self.state.finished:
             self.view.render(self.state)
@@ -237,6 +263,24 @@ class Watcher:
         self.view.render(self.state)
         _write(self.view.out, render_final(self.state) + "\n")
         return self.state
+
+    def _snapshot(self) -> dict[str, Any]:
+        """``/monitor`` of the job; with ``wait``, once it exists (showing that it waits)."""
+        while True:
+            try:
+                snapshot = self.client.monitor(self.job_id)
+            except JobNotFound:
+                if not self.wait:
+                    raise
+                if self.state.connection != "waiting":
+                    self.state.job = {"id": self.job_id}
+                    self.state.set_connection("waiting")
+                    self.view.render(self.state)
+                time.sleep(self.wait_interval)
+                continue
+            if self.state.connection == "waiting":
+                self.state.set_connection("connecting")
+            return snapshot
 
     def _follow(self, since: int) -> None:
         events: queue.Queue[tuple[str, Any]] = queue.Queue()

@@ -2,179 +2,52 @@
 
 It starts from ``/monitor``, then follows the WebSocket with that snapshot's
 ``seq`` (nothing between the two is missed; reconnects resume by themselves).
+A job that does not exist yet is waited for: the monitor says so and asks
+``/monitor`` again every ``wait_interval`` seconds until it appears.
 Two threads: a reader puts stream events in a queue; a renderer applies them
 to :class:`~jobwatch.state.MonitorState` and pushes the result to the
 widgets at most every ``refresh`` seconds, in one ``hold_sync`` batch, however
 fast workers report (tqdm's ``mininterval`` idea). Widget messages go out
 from the renderer thread, so the view stays live while another cell runs.
+
+One live monitor per job and server in a kernel: a new one (the cell run
+again) stops the one before, which keeps its last view, marked not live.
 """
 
 from __future__ import annotations
 
 import contextlib
-import html
-import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+import weakref
 from typing import Any
 
+from jobwatch._extras import install_hint
 from jobwatch.client import Client
-from jobwatch.formatting import (
-    format_cost,
-    format_duration,
-    format_memory,
-    format_metric,
-    format_percent,
-)
+from jobwatch.errors import JobNotFound
 from jobwatch.state import MonitorState
 from jobwatch.subscription import Subscription
+from jobwatch.widgets.view import TIME_RANGES, MonitorView
+
+__all__ = ["JobMonitor", "MonitorView"]
 
 log = logging.getLogger(__name__)
 
 REFRESH = 0.25
 """Seconds between two pushes to the widgets (at most 4 a second)."""
+WAIT_INTERVAL = 0.5
+"""Seconds between two looks for a job that does not exist yet."""
 OFFLINE_AFTER = 10.0
 """Seconds of failed reconnection after which the indicator says offline."""
-TIME_RANGES: dict[str, float | None] = {"1 min": 60.0, "5 min": 300.0, "1 h": 3600.0, "all": None}
-"""The time-range control's choices, in seconds (``None``: all kept samples)."""
 HISTORY_POINTS = 500
 """``maxPoints`` asked for when the time range changes."""
 ALL_HISTORY = 30 * 24 * 3600.0
 """What "all" asks the server for: its longest window (30 days)."""
-STATUS_STYLE = {
-    "pending": ("#6b7280", ""),
-    "running": ("#2563eb", "info"),
-    "completed": ("#16a34a", "success"),
-    "failed": ("#dc2626", "danger"),
-    "cancelled": ("#d97706", "warning"),
-}
-"""status -> (badge colour, progress bar style)."""
-CONNECTION_STYLE = {
-    "connecting": ("#6b7280", "connecting"),
-    "live": ("#16a34a", "live"),
-    "reconnecting": ("#d97706", "reconnecting"),
-    "offline": ("#dc2626", "offline"),
-    "closed": ("#6b7280", "closed"),
-}
 
-
-class MonitorView:
-    """The ipywidgets layout of a monitor; knows nothing of threads or the network.
-
-    Parameters
-    ----------
-    on_range:
-        Called with the new time-range label when the user picks one.
-    on_load_older:
-        Called with the oldest log line id shown (``None`` if none) when the user asks for older lines.
-    """
-
-    def __init__(
-        self,
-        on_range: Callable[[str], None],
-        on_load_older: Callable[[int | None], None],
-        time_range: str,
-    ) -> None:
-        import ipywidgets as widgets
-
-        from jobwatch.widgets.charts import Charts
-        from jobwatch.widgets.logview import LogView
-
-        def html_widget(css: str) -> Any:
-            item = widgets.HTML()
-            item.add_class(css)
-            return item
-
-        self.title = html_widget("jobwatch-title")
-        self.status = html_widget("jobwatch-status")
-        self.connection = html_widget("jobwatch-connection")
-        self.progress = widgets.FloatProgress(
-            min=0.0, max=100.0, layout=widgets.Layout(width="60%")
-        )
-        self.progress.add_class("jobwatch-progress")
-        self.percent = html_widget("jobwatch-percent")
-        self.operation = html_widget("jobwatch-operation")
-        self.elapsed = html_widget("jobwatch-elapsed")
-        self.eta = html_widget("jobwatch-eta")
-        self.cost = html_widget("jobwatch-cost")
-        self.gpu = html_widget("jobwatch-gpu")
-        self.final = html_widget("jobwatch-final")
-        self.range = widgets.ToggleButtons(options=list(TIME_RANGES), value=time_range)
-        self.range.style.button_width = "64px"
-        self.range.add_class("jobwatch-range")
-        self.range.observe(lambda change: on_range(change["new"]), names="value")
-        self.charts = Charts()
-        self.logs = LogView()
-        self.logs.on_load_older(on_load_older)
-        row = widgets.Layout(align_items="center", grid_gap="12px")
-        self.widget = widgets.VBox(
-            [
-                widgets.HBox([self.title, self.status, self.connection], layout=row),
-                widgets.HBox([self.progress, self.percent], layout=row),
-                self.operation,
-                widgets.HBox([self.elapsed, self.eta, self.cost], layout=row),
-                self.gpu,
-                self.range,
-                self.charts.widget,
-                self.logs,
-                self.final,
-            ]
-        )
-        self.widget.add_class("jobwatch-monitor")
-        self._samples_shown = -1
-        self._range_shown: str | None = None
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
-
-    def parts(self) -> list[Any]:
-        """Every widget whose traits a render may change (to hold their syncs together)."""
-        return [
-            self.title, self.status, self.connection, self.progress, self.percent,
-            self.operation, self.elapsed, self.eta, self.cost, self.gpu, self.final,
-            self.logs, *self.charts.marks(),
-        ]  # fmt: skip
-
-    def render(self, state: MonitorState, connection: str) -> None:
-        """Show ``state``; only changed traits are synced to the browser."""
-        job = state.job
-        status = job.get("status") or "pending"
-        colour, bar = STATUS_STYLE.get(status, ("#6b7280", ""))
-        name = html.escape(job.get("name") or job.get("id", ""))
-        self.title.value = f"<b>{name}</b> <code>{html.escape(str(job.get('id', '')))}</code>"
-        self.status.value = _badge(status, colour)
-        c_colour, c_text = CONNECTION_STYLE.get(connection, ("#6b7280", connection))
-        self.connection.value = f'<span style="color:{c_colour}">● {c_text}</span>'
-        progress = float(job.get("progress") or 0.0)
-        self.progress.value = progress
-        self.progress.bar_style = bar
-        self.percent.value = f"<b>{format_percent(progress)}</b>"
-        self.operation.value = html.escape(job.get("currentOperation") or "")
-        self.elapsed.value = f"elapsed <b>{format_duration(state.elapsed)}</b>"
-        self.eta.value = f"time remaining <b>{format_duration(state.time_remaining)}</b>"
-        self.cost.value = (
-            f"cost <b>{format_cost(state.cost_so_far, state.currency)}</b>"
-            f" of est. <b>{format_cost(state.estimated_total_cost, state.currency)}</b>"
-        )
-        self.gpu.value = _latest_gpu(state)
-        self.final.value = _final(job) if state.finished else ""
-        if state.samples_version != self._samples_shown or self.range.value != self._range_shown:
-            self.charts.update(state, TIME_RANGES[self.range.value])
-            self._samples_shown, self._range_shown = state.samples_version, self.range.value
-        fresh = state.take_new_logs()
-        if fresh:
-            self.logs.append(fresh)
-        self.logs.total = max(self.logs.total, state.log_total)
-
-    def close(self) -> None:
-        """Close every widget."""
-        self.charts.close()
-        for part in self.parts():
-            part.close()
-        self.range.close()
-        self.widget.close()
+_live: dict[tuple[str, str], weakref.ref[JobMonitor]] = {}
+"""(server URL, job id) -> the monitor following that job in this process."""
+_live_lock = threading.Lock()
 
 
 class JobMonitor:
@@ -186,7 +59,8 @@ class JobMonitor:
     Parameters
     ----------
     job_id:
-        The job to watch.
+        The job to watch. One that does not exist yet is waited for: the
+        monitor shows "waiting for job ..." and goes live when it appears.
     url:
         Server URL; default ``$JOBWATCH_URL`` or ``http://127.0.0.1:8765``.
     token:
@@ -195,15 +69,20 @@ class JobMonitor:
         Initial chart window: ``"1 min"``, ``"5 min"`` (default), ``"1 h"`` or ``"all"``.
     refresh:
         Seconds between pushes to the widgets (default 0.25: at most 4 a second).
+    wait_interval:
+        Seconds between two looks for a job that does not exist yet (default 0.5).
 
     Raises
     ------
-    jobwatch.errors.JobNotFound
-        The server does not know ``job_id``.
     jobwatch.errors.ConnectionError
         The server cannot be reached.
     ValueError
-        ``time_range`` or ``refresh`` is not allowed.
+        ``time_range``, ``refresh`` or ``wait_interval`` is not allowed.
+
+    Notes
+    -----
+    A new monitor of the same job on the same server stops the one before
+    (as :meth:`close` does), so running a cell again leaves one live monitor.
     """
 
     def __init__(
@@ -214,6 +93,7 @@ class JobMonitor:
         token: str | None = None,
         time_range: str = "5 min",
         refresh: float = REFRESH,
+        wait_interval: float = WAIT_INTERVAL,
     ) -> None:
         if time_range not in TIME_RANGES:
             raise ValueError(
@@ -221,25 +101,25 @@ class JobMonitor:
             )
         if not 0.01 <= refresh <= 60:
             raise ValueError(f"refresh must be 0.01-60 seconds, got {refresh!r}")
+        if not 0.01 <= wait_interval <= 60:
+            raise ValueError(f"wait_interval must be 0.01-60 seconds, got {wait_interval!r}")
         self.job_id = job_id
         self.refresh = refresh
+        self.wait_interval = wait_interval
         self.client = Client(url, token=token)
         self.state = MonitorState()
-        self.state.load_snapshot(self.client.monitor(job_id))
+        self.waiting = not self._load_snapshot()  # ConnectionError: nothing started yet
+        self._since = self.state.seq  # where the stream starts: the snapshot's seq
+        _replace_live(self)
         self.view: Any = _make_view(self, time_range)
         self._lock = threading.Lock()
         self._pending: list[tuple[str, Any]] = []
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._shown_final = threading.Event()
         self._reconnecting_since: float | None = None
+        self._subscription: Subscription | None = None
         self.renders = 0
-        self._subscription = Subscription(
-            self.client.ws_url,
-            job_id,
-            since=self.state.seq,
-            token=self.client.token,
-            on_state=lambda s: self._enqueue("connection", s),
-        )
         self._reader = threading.Thread(
             target=self._read, name=f"jobwatch-monitor-read-{job_id}", daemon=True
         )
@@ -266,19 +146,59 @@ class JobMonitor:
         """The root ipywidgets container (``None`` in the text view)."""
         return getattr(self.view, "widget", None)
 
+    @property
+    def live(self) -> bool:
+        """Whether the monitor still follows its job (not closed, the job not ended)."""
+        return not self._stop.is_set() and not self._shown_final.is_set()
+
     # -- life cycle -----------------------------------------------------------
 
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the job has ended and its end is on screen.
+
+        Parameters
+        ----------
+        timeout:
+            Seconds to wait at most; ``None`` waits as long as the job runs.
+
+        Returns
+        -------
+        bool
+            ``True`` once the final view is shown; ``False`` on timeout or
+            when the monitor was closed before the job ended.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._shown_final.is_set():
+            if self._stop.is_set():
+                return False
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            self._shown_final.wait(0.1 if left is None else min(0.1, left))
+        return True
+
     def close(self, timeout: float = 5.0) -> None:
-        """Stop both threads, close the socket and the widgets. Idempotent."""
+        """Stop following the job: both threads end and the socket closes. Idempotent.
+
+        The last view stays on screen, marked "not live (closed)"; to remove it
+        too, close :attr:`widget`.
+        """
         if self._stop.is_set():
             return
         self._stop.set()
-        self._subscription.close()
+        with self._lock:
+            subscription = self._subscription
+        if subscription is not None:
+            subscription.close()
         self._wake.set()
         self._reader.join(timeout)
         self._renderer.join(timeout)
-        self.view.close()
+        if not self.state.finished:
+            self._enqueue("connection", "closed")
+        with contextlib.suppress(Exception):  # the kernel may be shutting down
+            self._render()
         self.client.close()
+        _forget_live(self)
 
     def __enter__(self) -> JobMonitor:
         return self
@@ -288,6 +208,18 @@ class JobMonitor:
 
     # -- threads ----------------------------------------------------------------
 
+    def _load_snapshot(self) -> bool:
+        """Load ``/monitor``; ``False`` while the job does not exist."""
+        try:
+            snapshot = self.client.monitor(self.job_id)
+        except JobNotFound:
+            if not self.state.job:
+                self.state.job = {"id": self.job_id}
+                self.state.set_connection("waiting")
+            return False
+        self.state.load_snapshot(snapshot)
+        return True
+
     def _enqueue(self, kind: str, payload: Any) -> None:
         with self._lock:
             self._pending.append((kind, payload))
@@ -295,11 +227,38 @@ class JobMonitor:
 
     def _read(self) -> None:
         try:
+            if self.waiting and not self._wait_for_job():
+                return
+            with self._lock:
+                if self._stop.is_set():
+                    return
+                self._subscription = Subscription(
+                    self.client.ws_url,
+                    self.job_id,
+                    since=self._since,
+                    token=self.client.token,
+                    on_state=lambda s: self._enqueue("connection", s),
+                )
             for event in self._subscription:
                 self._enqueue("event", event)
         except Exception as exc:  # a dead stream must not kill the kernel's thread silently
             log.warning("jobwatch: the stream of job %r stopped: %s", self.job_id, exc)
             self._enqueue("connection", "offline")
+
+    def _wait_for_job(self) -> bool:
+        """Look for the job every ``wait_interval`` seconds; ``False`` if closed first."""
+        while not self._stop.wait(self.wait_interval):
+            try:
+                snapshot = self.client.monitor(self.job_id)
+            except JobNotFound:
+                continue
+            except Exception as exc:  # the server away for a moment: keep waiting
+                log.debug("jobwatch: looking for job %r: %s", self.job_id, exc)
+                continue
+            self._since = int(snapshot.get("seq", 0))
+            self._enqueue("snapshot", snapshot)
+            return True
+        return False
 
     def _render_loop(self) -> None:
         last = 0.0
@@ -315,6 +274,7 @@ class JobMonitor:
             except Exception:
                 log.exception("jobwatch: rendering the monitor of job %r failed", self.job_id)
             if self.state.finished and not self._reader.is_alive() and not self._pending:
+                self._shown_final.set()
                 break
 
     def _render(self) -> None:
@@ -327,6 +287,9 @@ class JobMonitor:
                 self.state.set_connection(payload)
             elif kind == "history":
                 self.state.replace_samples(payload)
+            elif kind == "snapshot":
+                self.state.load_snapshot(payload)
+                self.state.set_connection("connecting")
         with contextlib.ExitStack() as stack:
             for part in getattr(self.view, "parts", list)():
                 stack.enter_context(part.hold_sync())
@@ -335,6 +298,8 @@ class JobMonitor:
 
     def _connection(self) -> str:
         state = self.state.connection
+        if self.state.finished and state in ("closed", "connecting"):
+            return "ended"
         if state != "reconnecting":
             self._reconnecting_since = None
             return state
@@ -369,6 +334,25 @@ class JobMonitor:
         view.prepend(older[0], has_older=older[1])
 
 
+def _replace_live(monitor: JobMonitor) -> None:
+    """Stop the monitor that follows the same job on the same server, and take its place."""
+    key = (monitor.client.url, monitor.job_id)
+    with _live_lock:
+        ref = _live.get(key)
+        _live[key] = weakref.ref(monitor)
+    previous = ref() if ref is not None else None
+    if previous is not None and previous is not monitor:
+        previous.close()
+
+
+def _forget_live(monitor: JobMonitor) -> None:
+    key = (monitor.client.url, monitor.job_id)
+    with _live_lock:
+        ref = _live.get(key)
+        if ref is not None and ref() in (monitor, None):
+            del _live[key]
+
+
 def _lines_before(
     client: Client, job_id: str, before_id: int, room: int
 ) -> tuple[list[dict[str, Any]], bool]:
@@ -395,7 +379,7 @@ def _widgets_unavailable() -> str | None:
     try:
         from IPython import get_ipython
     except ImportError:
-        return "IPython is not installed (pip install 'jobwatch[notebook]')"
+        return f"IPython is not installed ({install_hint('notebook')})"
     shell = get_ipython()
     if shell is None or "IPKernelApp" not in getattr(shell, "config", {}):
         return "JobMonitor needs a Jupyter kernel for its widgets"
@@ -404,44 +388,5 @@ def _widgets_unavailable() -> str | None:
         import bqplot  # noqa: F401
         import ipywidgets  # noqa: F401
     except ImportError as exc:
-        return f"{exc.name} is not installed (pip install 'jobwatch[notebook]')"
+        return f"{exc.name} is not installed ({install_hint('notebook')})"
     return None
-
-
-def _badge(text: str, colour: str) -> str:
-    return (
-        f'<span class="jobwatch-badge" style="background:{colour};color:white;'
-        f'padding:1px 8px;border-radius:9px;font-size:12px">{html.escape(text)}</span>'
-    )
-
-
-def _latest_gpu(state: MonitorState) -> str:
-    if not state.samples:
-        return "GPU: no metrics yet"
-    latest = state.samples[-1]
-    flat = latest.flat
-    # With several GPUs the flat fields aggregate them (CONTRACT.md): say how.
-    mean, total, hottest = (" mean", " total", " hottest") if len(latest.gpus) > 1 else ("", "", "")
-    return (
-        f"GPU <b>{format_metric(flat['gpuUtilization'], '%')}</b>{mean}"
-        f" · memory <b>{format_memory(flat['gpuMemoryUsed'], flat['gpuMemoryTotal'])}</b>{total}"
-        f" · <b>{format_metric(flat['gpuTemperature'], '°C')}</b>{hottest}"
-        f" · <b>{format_metric(flat['powerUsage'], ' W')}</b>{total}"
-        f"{f' ({len(latest.gpus)} GPUs)' if len(latest.gpus) > 1 else ''}"
-    )
-
-
-def _final(job: dict[str, Any]) -> str:
-    status = str(job.get("status"))
-    colour = STATUS_STYLE.get(status, ("#dc2626", ""))[0]
-    if status == "completed":
-        result = html.escape(json.dumps(job.get("result"), indent=1)[:2000])
-        return (
-            f'<div class="jobwatch-result" style="color:{colour}">✔ <b>completed</b>'
-            f" — result: <code>{result}</code></div>"
-        )
-    error = html.escape(str(job.get("error") or "no error message"))
-    return (
-        f'<div class="jobwatch-error" style="color:{colour}">✘ <b>{html.escape(status)}</b>:'
-        f" <code>{error}</code></div>"
-    )
