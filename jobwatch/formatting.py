@@ -55,6 +55,14 @@ COST_DECIMALS = (2, 8)
 """Fewest and most decimals of a cost (cents at least; below 1e-8, ``"<0.00000001"``)."""
 
 
+def format_number(value: float | None) -> str:
+    """A training-metric value for people: 4 significant digits (``"0.2313"``,
+    ``"98.5"``, ``"1.2e-05"``, ``"1.235e+04"``); a dash when unknown or not finite."""
+    if value is None or not math.isfinite(value):
+        return DASH
+    return f"{value:.4g}"
+
+
 def format_cost(value: float | None, currency: str | None) -> str:
     """``"0.000694 QUBIC"``, ``"0.420 QUBIC"``, ``"1,234.50 QUBIC"``; a dash when unknown.
 

@@ -31,6 +31,7 @@ from jobwatch.formatting import (
     format_duration,
     format_log_line,
     format_metrics,
+    format_number,
     format_percent,
 )
 from jobwatch.state import MonitorState
@@ -45,7 +46,8 @@ _ERASE_LINE_ABOVE = "\x1b[1A\x1b[2K"  # cursor up one line, clear it
 def render_status(
     state: MonitorState, *, one_line: bool = False, connection: str | None = None
 ) -> str:
-    """The status block: id, status and connection; progress; time and cost; GPU.
+    """The status block: id, status and connection; progress; time and cost; GPU;
+    the newest training metrics when the job logs any.
 
     Parameters
     ----------
@@ -75,7 +77,19 @@ def render_status(
         f"(est. total {format_cost(state.estimated_total_cost, currency)})",
         format_metrics(state.samples[-1].flat if state.samples else None),
     ]
+    if state.latest_scalars:
+        lines.append(format_scalars(state))
     return (" | " if one_line else "\n").join(lines)
+
+
+def format_scalars(state: MonitorState, most: int = 6) -> str:
+    """``"loss 0.231  accuracy 0.978  (step 120)"``: the newest value of the job's
+    first ``most`` training metrics by name, and the newest step among them."""
+    latest = state.latest_scalars
+    names = sorted(latest)[:most]
+    parts = [f"{clean_text(n, newlines=False)} {format_number(latest[n].value)}" for n in names]
+    more = f"  +{len(latest) - len(names)} more" if len(latest) > len(names) else ""
+    return "  ".join(parts) + more + f"  (step {max(latest[n].step for n in names)})"
 
 
 def job_title(job: dict[str, Any]) -> str:

@@ -26,7 +26,7 @@ from typing import Any
 from jobwatch._extras import install_hint
 from jobwatch.client import Client
 from jobwatch.errors import JobNotFound
-from jobwatch.state import MonitorState
+from jobwatch.state import MAX_SCALAR_POINTS, MonitorState
 from jobwatch.subscription import Subscription
 from jobwatch.widgets.view import TIME_RANGES, MonitorView
 
@@ -40,6 +40,8 @@ WAIT_INTERVAL = 0.5
 """Seconds between two looks for a job that does not exist yet."""
 OFFLINE_AFTER = 10.0
 """Seconds of failed reconnection after which the indicator says offline."""
+SCALAR_HISTORY_POINTS = MAX_SCALAR_POINTS
+"""Points per training metric loaded when a monitor starts on a job that has them."""
 HISTORY_POINTS = 500
 """``maxPoints`` asked for when the time range changes."""
 ALL_HISTORY = 30 * 24 * 3600.0
@@ -108,13 +110,13 @@ class JobMonitor:
         self.wait_interval = wait_interval
         self.client = Client(url, token=token)
         self.state = MonitorState()
+        self._lock = threading.Lock()
+        self._pending: list[tuple[str, Any]] = []
+        self._wake = threading.Event()
         self.waiting = not self._load_snapshot()  # ConnectionError: nothing started yet
         self._since = self.state.seq  # where the stream starts: the snapshot's seq
         _replace_live(self)
         self.view: Any = _make_view(self, time_range)
-        self._lock = threading.Lock()
-        self._pending: list[tuple[str, Any]] = []
-        self._wake = threading.Event()
         self._stop = threading.Event()
         self._shown_final = threading.Event()
         self._reconnecting_since: float | None = None
@@ -218,7 +220,19 @@ class JobMonitor:
                 self.state.set_connection("waiting")
             return False
         self.state.load_snapshot(snapshot)
+        self._load_scalars(snapshot)
         return True
+
+    def _load_scalars(self, snapshot: Any) -> None:
+        """The job's training-metric history, when it has any (``/scalars``)."""
+        if not snapshot.get("scalars"):
+            return
+        try:
+            series = self.client.scalars(self.job_id, max_points=SCALAR_HISTORY_POINTS)
+        except Exception as exc:
+            log.warning("jobwatch: could not load the training metrics of %r: %s", self.job_id, exc)
+            return
+        self._enqueue("scalars", series)
 
     def _enqueue(self, kind: str, payload: Any) -> None:
         with self._lock:
@@ -257,6 +271,7 @@ class JobMonitor:
                 continue
             self._since = int(snapshot.get("seq", 0))
             self._enqueue("snapshot", snapshot)
+            self._load_scalars(snapshot)
             return True
         return False
 
@@ -287,6 +302,8 @@ class JobMonitor:
                 self.state.set_connection(payload)
             elif kind == "history":
                 self.state.replace_samples(payload)
+            elif kind == "scalars":
+                self.state.replace_scalars(payload)
             elif kind == "snapshot":
                 self.state.load_snapshot(payload)
                 self.state.set_connection("connecting")
@@ -368,7 +385,9 @@ def _lines_before(
 def _make_view(monitor: JobMonitor, time_range: str) -> Any:
     reason = _widgets_unavailable()
     if reason is None:
-        return MonitorView(monitor._change_range, monitor._load_older, time_range)
+        return MonitorView(
+            monitor._change_range, monitor._load_older, time_range, monitor._wake.set
+        )
     from jobwatch.widgets.text import TextView
 
     print(f"jobwatch: {reason}; showing a text view instead.")

@@ -59,6 +59,9 @@ class MonitorView:
         Called with the oldest log line id shown (``None`` if none) when the user asks for older lines.
     time_range:
         The range picked at first (a key of :data:`TIME_RANGES`).
+    on_redraw:
+        Called when a control changes only how the state is drawn (the
+        training-metrics axes), so the owner renders again soon.
     """
 
     def __init__(
@@ -66,11 +69,13 @@ class MonitorView:
         on_range: Callable[[str], None],
         on_load_older: Callable[[int | None], None],
         time_range: str,
+        on_redraw: Callable[[], None] | None = None,
     ) -> None:
         import ipywidgets as widgets
 
         from jobwatch.widgets.charts import Charts
         from jobwatch.widgets.logview import LogView
+        from jobwatch.widgets.scalar_chart import ScalarChart
 
         def html_widget(css: str) -> Any:
             item = widgets.HTML()
@@ -96,6 +101,10 @@ class MonitorView:
         self.range.add_class("jobwatch-range")
         self.range.observe(lambda change: on_range(change["new"]), names="value")
         self.charts = Charts()
+        self.scalars = ScalarChart()
+        if on_redraw is not None:
+            for toggle in (self.scalars.x_axis, self.scalars.y_scale):
+                toggle.observe(lambda _change: on_redraw(), names="value")
         self.logs = LogView()
         self.logs.on_load_older(on_load_older)
         row = widgets.Layout(align_items="center", grid_gap="12px")
@@ -105,6 +114,7 @@ class MonitorView:
             self.operation,
             widgets.HBox([self.elapsed, self.eta, self.cost], layout=row),
             self.gpu,
+            self.scalars.latest,
         ]
         # No empty charts: the charts and their time range join the page with the first
         # GPU sample (bqplot cannot lay out a figure drawn while hidden).
@@ -122,7 +132,7 @@ class MonitorView:
         return [
             self.title, self.status, self.connection, self.progress, self.percent,
             self.operation, self.elapsed, self.eta, self.cost, self.gpu, self.final,
-            self.logs, self.widget, *self.charts.marks(),
+            self.logs, self.widget, *self.charts.marks(), *self.scalars.marks(),
         ]  # fmt: skip
 
     def render(self, state: MonitorState, connection: str) -> None:
@@ -165,17 +175,27 @@ class MonitorView:
         """Whether the charts are on the page (from the first GPU sample on)."""
         return self.charts.widget in self.widget.children
 
+    @property
+    def scalars_shown(self) -> bool:
+        """Whether the training-metrics chart is on the page (from the first value on)."""
+        return self.scalars.widget in self.widget.children
+
     def _render_charts(self, state: MonitorState) -> None:
-        if not state.samples:
-            return
-        if not self.charts_shown:
+        gpu, metrics = bool(state.samples), bool(state.scalars)
+        if (gpu, metrics) != (self.charts_shown, self.scalars_shown):
+            # No empty charts: each joins the page with its first value (bqplot cannot
+            # lay out a figure drawn while hidden).
             self.widget.children = [
                 *self._header,
-                self.range,
-                self.charts.widget,
+                *([self.range, self.charts.widget] if gpu else []),
+                *([self.scalars.widget] if metrics else []),
                 self.logs,
                 self.final,
             ]
+        if metrics:
+            self.scalars.update(state)
+        if not gpu:
+            return
         if state.samples_version != self._samples_shown or self.range.value != self._range_shown:
             self.charts.update(state, TIME_RANGES[self.range.value])
             self._samples_shown, self._range_shown = state.samples_version, self.range.value
@@ -183,6 +203,7 @@ class MonitorView:
     def close(self) -> None:
         """Close every widget (the view leaves the page)."""
         self.charts.close()
+        self.scalars.close()
         for part in self.parts():
             part.close()
         self.range.close()
