@@ -16,7 +16,7 @@ import re
 import sys
 import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
 from jobwatch.reporter import Reporter
@@ -42,6 +42,7 @@ def track(
     price_per_hour: float | None = None,
     description: str | None = None,
     initial: int = 0,
+    metrics: Mapping[str, float] | Callable[[], Mapping[str, float] | None] | None = None,
 ) -> Tracked[T]:
     """Wrap ``iterable`` like ``tqdm.auto.tqdm``, reporting each item to jobwatch and showing it live.
 
@@ -68,12 +69,16 @@ def track(
         Prefix of the current operation: ``"epoch 3/10"``.
     initial:
         Items already done (a resumed run): counting starts there.
+    metrics:
+        Training metrics logged after each item (see
+        :meth:`jobwatch.Reporter.track`): a dict the loop body fills, or a
+        function returning one. :meth:`Tracked.log_metrics` logs them explicitly.
 
     Returns
     -------
     Tracked
         Iterate over it once. It also has ``job_id``, ``url``, ``reporter``,
-        ``monitor`` and :meth:`Tracked.log`.
+        ``monitor``, :meth:`Tracked.log` and :meth:`Tracked.log_metrics`.
 
     Raises
     ------
@@ -100,6 +105,7 @@ def track(
         price_per_hour=price_per_hour,
         description=description,
         initial=initial,
+        metrics=metrics,
     )
 
 
@@ -128,6 +134,7 @@ class Tracked(Generic[T]):
         price_per_hour: float | None,
         description: str | None,
         initial: int,
+        metrics: Mapping[str, float] | Callable[[], Mapping[str, float] | None] | None = None,
     ) -> None:
         if job is None:
             job = _new_job_id(name or description)
@@ -137,7 +144,9 @@ class Tracked(Generic[T]):
             job, url=self.url, name=name, price_per_hour=price_per_hour, interval=REPORT_INTERVAL
         )
         try:
-            self._items = self.reporter.track(iterable, total, description, initial=initial)
+            self._items = self.reporter.track(
+                iterable, total, description, initial=initial, metrics=metrics
+            )
         except ValueError:
             self.reporter.close(timeout=0)
             raise
@@ -179,6 +188,11 @@ class Tracked(Generic[T]):
     def log(self, message: object, level: str = "info") -> None:
         """Send a log line with the job (see :meth:`Reporter.log`)."""
         self.reporter.log(message, level)
+
+    def log_metrics(self, values: Mapping[str, float], step: int | None = None) -> None:
+        """Record training metrics for one step, charted live in the monitor (see
+        :meth:`Reporter.log_metrics`)."""
+        self.reporter.log_metrics(values, step)
 
     # -- the end ----------------------------------------------------------------
 
