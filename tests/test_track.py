@@ -91,3 +91,14 @@ def test_bad_arguments_raise_before_anything_starts(server) -> None:
     list(items)
     with pytest.raises(RuntimeError, match="once"):
         list(items)
+
+
+def test_training_metrics_from_the_loop(server, client) -> None:
+    stats: dict[str, float] = {}
+    items = jobwatch.track(range(3), job="t-metrics", url=server.url, metrics=stats)
+    for i in items:
+        stats["loss"] = 1.0 / (i + 1)
+        items.log_metrics({"lr": 0.1}, step=i + 1)
+    got = client.scalars("t-metrics")
+    assert [(p["step"], p["value"]) for p in got["loss"]] == [(1, 1.0), (2, 0.5), (3, 1 / 3)]
+    assert [p["step"] for p in got["lr"]] == [1, 2, 3]
