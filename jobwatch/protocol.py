@@ -40,6 +40,7 @@ __all__ = [
     "MAX_MESSAGE_BYTES",
     "MAX_SCALAR_NAMES",
     "MAX_SCALAR_POINTS",
+    "AlertIn",
     "CompleteRequest",
     "GpuSample",
     "JobSpec",
@@ -314,6 +315,21 @@ class ScalarPoint(BaseModel):
     values: Annotated[dict[ScalarName, float], Field(min_length=1, max_length=MAX_SCALAR_NAMES)]
 
 
+MAX_ALERTS = 100
+"""Most alerts one progress update may carry."""
+
+
+class AlertIn(BaseModel):
+    """An alert from training code: ``title`` (1-200 characters), ``text`` (at
+    most 4,096) and ``level`` (info, warning or error; default warning)."""
+
+    model_config = _Strict
+
+    title: Annotated[str, Field(min_length=1, max_length=200), NoNul]
+    text: Annotated[str, Field(max_length=4096), NoNul] | None = None
+    level: Literal["info", "warning", "error"] = "warning"
+
+
 class ProgressUpdate(BaseModel):
     """Body of ``POST /api/jobs/{jobId}/progress``.
 
@@ -323,7 +339,8 @@ class ProgressUpdate(BaseModel):
     absent or ``null``. ``updateId`` (1-64 characters, unique per update of a
     worker) makes a retried update apply once: a repeat is answered as the first
     time. ``scalars`` (optional): training metrics, one :class:`ScalarPoint` or
-    a list of them, at most 1,000 values in all.
+    a list of them, at most 1,000 values in all. ``alerts`` (optional): at most
+    100 :class:`AlertIn` from the training code.
     """
 
     model_config = _Strict
@@ -340,6 +357,7 @@ class ProgressUpdate(BaseModel):
         None, alias="updateId"
     )
     scalars: ScalarPoint | list[ScalarPoint] | None = None
+    alerts: Annotated[list[AlertIn], Field(max_length=MAX_ALERTS)] | None = None
 
     @field_validator("scalars")
     @classmethod

@@ -11,6 +11,8 @@ from typing import Any
 from jobwatch.server.broker import Broker
 from jobwatch.server.security import WorkerRateLimit
 from jobwatch.server.store import Store
+from jobwatch.server.watchdog import StallWatchdog
+from jobwatch.server.webhook import WebhookSender
 
 
 @dataclass
@@ -19,7 +21,8 @@ class Services:
 
     ``clock`` returns server time in seconds since the epoch; ``ws_queue_size``
     is the most events a subscriber may have queued unsent before it is
-    disconnected; ``rate_limit`` caps each worker's progress updates.
+    disconnected; ``rate_limit`` caps each worker's progress updates;
+    ``watchdog`` marks stalled jobs; ``webhook`` posts alerts.
     """
 
     store: Store
@@ -27,6 +30,8 @@ class Services:
     clock: Callable[[], float]
     ws_queue_size: int
     rate_limit: WorkerRateLimit | None = None
+    watchdog: StallWatchdog | None = None
+    webhook: WebhookSender | None = None
     sessions: weakref.WeakSet[Any] = field(default_factory=weakref.WeakSet)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _closed: bool = False
@@ -50,5 +55,9 @@ class Services:
             sessions = list(self.sessions)
         for session in sessions:
             session.shutdown()
+        if self.watchdog is not None:
+            self.watchdog.close()
         self.broker.close()
         self.store.close()
+        if self.webhook is not None:
+            self.webhook.close()
