@@ -69,6 +69,7 @@ class Outbox:
         self.log_seq = 0
         self.sent_log_seq = 0
         self.dropped = 0
+        self.alerts: list[dict[str, str]] = []  # at most MAX_ALERTS, the newest dropped
         self.scalars: deque[ScalarStep] = deque()
         self.scalar_seq = 0
         self.sent_scalar_seq = 0
@@ -108,6 +109,17 @@ class Outbox:
                 self.dropped_scalars += 1
             self.scalar_seq += 1
             self.scalars.append((self.scalar_seq, step, values))
+
+    def add_alert(self, alert: dict[str, str], limit: int) -> bool:
+        """Queue one alert unless ``limit`` wait already; returns whether it was queued.
+
+        An alert is part of the next state change (``version``)."""
+        with self.lock:
+            if len(self.alerts) >= limit:
+                return False
+            self.alerts.append(alert)
+            self.version += 1
+            return True
 
     def take_scalars(self, room: int) -> list[ScalarStep]:
         """Remove and return the oldest steps holding at most ``room`` values in

@@ -68,6 +68,7 @@ class _Request:
     timestamp: str | None
     update_id: str
     scalars: list[dict[str, Any]] | None
+    alerts: list[dict[str, str]] | None
     count: int
     last_seq: int
     last_scalar_seq: int
@@ -305,6 +306,7 @@ class Sender:
                 request.timestamp,
                 update_id=request.update_id,
                 scalars=request.scalars,
+                alerts=request.alerts,
             )
         except APIError as exc:
             if not _rejected(exc):
@@ -338,6 +340,7 @@ class Sender:
                 self._floor = 0.0
             taken = self._outbox.take_logs(MAX_LOG_LINES - len(self._carry))
             steps = self._outbox.take_scalars(MAX_SCALAR_POINTS)
+            alerts, self._outbox.alerts = self._outbox.alerts, []
             dropped_steps, self._outbox.dropped_scalars = self._outbox.dropped_scalars, 0
         if dropped_steps:
             self._warn(
@@ -361,6 +364,8 @@ class Sender:
         )
         if scalars:
             base["scalars"] = scalars
+        if alerts:
+            base["alerts"] = alerts
         room = MAX_BODY_BYTES - _BODY_SLACK - len(json.dumps(base))
         count = 0
         for _, _, size in self._carry[:MAX_LOG_LINES]:
@@ -376,6 +381,7 @@ class Sender:
             timestamp=timestamp,
             update_id=update_id,
             scalars=scalars or None,
+            alerts=alerts or None,
             count=count,
             last_seq=max((seq for seq, _, _ in self._carry[:count]), default=0),
             last_scalar_seq=steps[-1][0] if steps else 0,

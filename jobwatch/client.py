@@ -187,6 +187,7 @@ class Client:
         *,
         update_id: str | None = None,
         scalars: Sequence[Mapping[str, Any]] | None = None,
+        alerts: Sequence[Mapping[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """Send one progress update (synchronously) and return the server's reply.
 
@@ -208,6 +209,9 @@ class Client:
         scalars:
             Training metrics: ``[{"step": int, "values": {name: float}}]``, at most
             1,000 values in all (see :meth:`scalars`).
+        alerts:
+            ``[{"title": str, "text": str | None, "level": "info"|"warning"|"error"}]``,
+            at most 100 (see :meth:`alerts`).
 
         Returns
         -------
@@ -226,6 +230,8 @@ class Client:
             body["updateId"] = update_id
         if scalars:
             body["scalars"] = [dict(point) for point in scalars]
+        if alerts:
+            body["alerts"] = [dict(alert) for alert in alerts]
         return self._dict(
             self.request("POST", f"/api/jobs/{_path(job_id)}/progress", json_body=body)
         )
@@ -310,6 +316,19 @@ class Client:
         }
         body = self.request("GET", f"/api/jobs/{_path(job_id)}/scalars", params=params)
         return dict(body["scalars"])
+
+    def alerts(self, job_id: str, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+        """``{jobId, alerts: [{seq, timestamp, level, title, text, source}], total, limit,
+        offset}``: the job's alerts oldest first (``source``: worker, rule, failed or
+        stalled), ``limit`` 1-1000 from ``offset``.
+
+        Raises
+        ------
+        JobNotFound
+            No such job (404).
+        """
+        params = {"limit": limit, "offset": offset}
+        return self._dict(self.request("GET", f"/api/jobs/{_path(job_id)}/alerts", params=params))
 
     def logs(
         self,

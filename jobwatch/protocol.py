@@ -35,6 +35,7 @@ __all__ = [
     "FINISHED_STATUSES",
     "JOB_STATUSES",
     "LOG_LEVELS",
+    "MAX_ALERTS",
     "MAX_BODY_BYTES",
     "MAX_LOG_LINES",
     "MAX_MESSAGE_BYTES",

@@ -25,6 +25,7 @@ from jobwatch._sender import Sender
 from jobwatch.client import Client
 from jobwatch.protocol import (
     LOG_LEVELS,
+    MAX_ALERTS,
     MAX_BODY_BYTES,
     MAX_SCALAR_NAMES,
     MAX_TEXT,
@@ -38,6 +39,7 @@ from jobwatch.protocol import (
 __all__ = ["Reporter"]
 
 _log = logging.getLogger("jobwatch.reporter")
+ALERT_LEVELS = ("info", "warning", "error")
 T = TypeVar("T")
 DEFAULT_TIMEOUT = 30.0
 """Seconds :meth:`Reporter.complete`, :meth:`~Reporter.fail` and :meth:`~Reporter.close` wait."""
@@ -144,6 +146,7 @@ class Reporter:
         self._scalar_names: set[str] = set()
         self._next_step = 0
         self._warned_nonfinite = False
+        self._warned_alerts = False
         job = JobSpec(job_id, worker_id, name, price_per_hour, currency)
         self._sender = Sender(client, job, self._outbox, _metrics_source(gpu), float(interval))
         finalizer = weakref.finalize(self, _abandoned, self._sender)
@@ -269,6 +272,43 @@ class Reporter:
         self._next_step = step + 1
         if clean:
             self._outbox.add_scalars(step, clean)
+
+    def alert(self, title: str, text: str | None = None, level: str = "warning") -> None:
+        """Raise an alert on the job (shown as a banner in the monitor, counted in
+        the jobs table, posted to the server's webhook); returns at once.
+
+        Parameters
+        ----------
+        title:
+            What happened, 1-200 characters: ``"loss is NaN"``.
+        text:
+            More detail, at most 4,096 characters (longer is cut).
+        level:
+            ``"info"``, ``"warning"`` (default) or ``"error"``.
+
+        Raises
+        ------
+        ValueError
+            ``title`` is empty or not a string, ``text`` not a string, or ``level``
+            not one of those. Past 100 alerts waiting to be sent, more are
+            dropped with one warning; after :meth:`close` the call is ignored.
+        """
+        if self._closed:
+            self._warn_closed()
+            return
+        if not isinstance(title, str) or not title.strip():
+            raise ValueError(f"title must be a non-empty string, got {title!r}")
+        if text is not None and not isinstance(text, str):
+            raise ValueError(f"text must be a string or None, got {type(text).__name__}")
+        lowered = level.lower() if isinstance(level, str) else None
+        if lowered not in ALERT_LEVELS:
+            raise ValueError(f"level must be one of {', '.join(ALERT_LEVELS)}; got {level!r}")
+        alert = {"title": title[:200].replace("\x00", "\ufffd"), "level": lowered}
+        if text is not None:
+            alert["text"] = text[:4096].replace("\x00", "\ufffd")
+        if not self._outbox.add_alert(alert, MAX_ALERTS) and not self._warned_alerts:
+            self._warned_alerts = True
+            _log.warning("jobwatch: more than %d alerts waiting; dropping the newest", MAX_ALERTS)
 
     def _new_scalar_name(self, name: object) -> None:
         if not isinstance(name, str) or not valid_scalar_name(name):
