@@ -2,7 +2,8 @@
 
 :class:`Subscription` is what :meth:`jobwatch.Client.subscribe` returns: an
 iterator of the contract's events (``JOB_PROGRESS``, ``JOB_LOGS``,
-``JOB_COMPLETED``). When the connection drops it reconnects with exponential
+``JOB_COMPLETED``, and the extensions ``JOB_STALLED``, ``JOB_RESUMED``,
+``JOB_ALERT``). When the connection drops it reconnects with exponential
 backoff and full jitter and resubscribes with ``since`` = the last ``seq`` it
 delivered, so no event is lost and none is repeated.
 """
@@ -25,7 +26,9 @@ log = logging.getLogger(__name__)
 
 __all__ = ["Backoff", "Subscription"]
 
-EVENT_TYPES = frozenset({"JOB_PROGRESS", "JOB_LOGS", "JOB_COMPLETED"})
+EVENT_TYPES = frozenset(
+    {"JOB_PROGRESS", "JOB_LOGS", "JOB_COMPLETED", "JOB_STALLED", "JOB_RESUMED", "JOB_ALERT"}
+)
 STATES = ("connecting", "live", "reconnecting", "closed")
 
 

@@ -124,11 +124,11 @@ def test_completion() -> None:
     assert alerts == []
 
 
-def test_a_failed_job_gets_an_alert_after_its_completion_event() -> None:
+def test_a_failed_job_gets_an_alert_just_before_its_completion_event() -> None:
     request = CompleteRequest(workerId="w", status="failed", error="CUDA out of memory")
     changes, events, alerts = rules.complete_job(job(seq=4), request, T0)
-    assert [(e.type, e.seq) for e in events] == [("JOB_COMPLETED", 5), ("JOB_ALERT", 6)]
-    assert (changes["completed_seq"], changes["seq"], changes["n_alerts"]) == (5, 6, 1)
+    assert [(e.type, e.seq) for e in events] == [("JOB_ALERT", 5), ("JOB_COMPLETED", 6)]
+    assert (changes["completed_seq"], changes["seq"], changes["n_alerts"]) == (6, 6, 1)
     assert (alerts[0]["level"], alerts[0]["source"], alerts[0]["text"]) == (
         "error",
         "failed",

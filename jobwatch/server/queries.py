@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Integer, cast, func, literal, select
 
+from jobwatch.server.alert_rules import alert_to_wire
 from jobwatch.server.schema import (
     SAMPLE_FIELDS,
     alerts,
@@ -212,6 +213,19 @@ def alert_page(conn: Connection, job_id: str, limit: int, offset: int) -> list[R
         .offset(offset)
     )
     return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def alert_events_after(conn: Connection, job_id: str, since: int, up_to: int) -> list[Event]:
+    """``JOB_ALERT`` events with ``since < seq <= up_to``, rebuilt from stored alerts."""
+    query = (
+        select(alerts)
+        .where((alerts.c.job_id == job_id) & (alerts.c.seq > since) & (alerts.c.seq <= up_to))
+        .order_by(alerts.c.seq)
+    )
+    return [
+        Event(job_id, row["seq"], "JOB_ALERT", {"jobId": job_id, "alert": alert_to_wire(row)})
+        for row in conn.execute(query).mappings()
+    ]
 
 
 def recent_alerts(conn: Connection, job_id: str, n: int) -> list[Row]:

@@ -652,8 +652,8 @@ def complete_job(
     Returns
     -------
     (changes to the row, events, alert rows to store)
-        ``JOB_COMPLETED``; a failed job also gets an alert (``JOB_ALERT``).
-        ``completed`` sets progress to 100.
+        ``JOB_COMPLETED``, the last event of the job; a failed job gets an
+        alert (``JOB_ALERT``) just before it. ``completed`` sets progress to 100.
 
     Raises
     ------
@@ -661,28 +661,30 @@ def complete_job(
         403, 409 (from :func:`check_writable`); nothing changes.
     """
     check_writable(job, request.worker_id)
-    seq = job["seq"] + 1
-    changes: Row = {
-        "status": request.status,
-        "completed_at": now,
-        "updated_at": now,
-        "result": request.result,
-        "error": request.error,
-        "seq": seq,
-        "completed_seq": seq,
-        "stalled": 0,
-    }
+    alert_rows: list[Row] = []
+    alert_events: list[Event] = []
+    changes: Row = {}
+    seq = job["seq"]
+    if request.status == "failed":  # its alert first: JOB_COMPLETED ends every stream
+        failed = Alert("error", "job failed", request.error or "no error message", "failed")
+        alert_rows, alert_events, counts = alert_rules.alert_changes(job, [failed], now, seq)
+        changes["n_alerts"], seq = counts["n_alerts"], counts["seq"]
+    seq += 1
+    changes.update(
+        status=request.status,
+        completed_at=now,
+        updated_at=now,
+        result=request.result,
+        error=request.error,
+        seq=seq,
+        completed_seq=seq,
+        stalled=0,
+    )
     if job["worker_id"] is None:
         changes["worker_id"] = request.worker_id
     if request.status == "completed":
         changes["progress"] = 100.0
-    events = [completed_event({**job, **changes}, now)]
-    if request.status != "failed":
-        return changes, events, []
-    failed = Alert("error", "job failed", request.error or "no error message", "failed")
-    rows, alert_events, counts = alert_rules.alert_changes(job, [failed], now, seq)
-    changes.update(counts, completed_seq=seq)
-    return changes, events + alert_events, rows
+    return changes, [*alert_events, completed_event({**job, **changes}, now)], alert_rows
 
 
 def completed_event(job: Row, now: float) -> Event:

@@ -350,13 +350,14 @@ class Session:
 
     def _replay(self, job: dict[str, Any], since: int, upto: int) -> list[Event]:
         """What a client that has seen events up to ``since`` missed, in seq order:
-        the newest progress, every log line, the completion."""
+        the newest progress, every log line and alert, the completion."""
         events: list[Event] = []
         progress_seq = job["progress_seq"]
         if progress_seq is not None and since < progress_seq <= upto:
             events.append(Event(job["id"], progress_seq, "JOB_PROGRESS", job["progress_event"]))
         with self.services.store.read() as conn:
             events.extend(queries.log_events_after(conn, job["id"], since, upto))
+            events.extend(queries.alert_events_after(conn, job["id"], since, upto))
         completed_seq = job["completed_seq"]
         if completed_seq is not None and since < completed_seq <= upto:
             events.append(completed_event(job, self.services.clock()))
