@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from jobwatch._outbox import Completion, JobSpec, LogLine, Outbox
+from jobwatch._own_io import sender_thread
 from jobwatch.client import Client
 from jobwatch.errors import (
     APIError,
@@ -108,11 +109,6 @@ class Sender:
             _running.add(self)
         self._thread.start()
 
-    @property
-    def ident(self) -> int | None:
-        """The thread's identifier, to recognise log records it emits."""
-        return self._thread.ident
-
     def flush(self, timeout: float | None) -> bool:
         """Wait until everything recorded so far is delivered; ``False`` after ``timeout`` s."""
         outbox = self._outbox
@@ -174,20 +170,21 @@ class Sender:
     # -- the thread -------------------------------------------------------------
 
     def _run(self) -> None:
-        try:
-            while not self._halted:
-                wait = self._step()
-                if wait is None:
-                    break
-                if wait > 0:
-                    self._wake.wait(wait)
-        finally:
-            with self._outbox.delivered:
-                self._alive = False
-                self._outbox.delivered.notify_all()
-            with _running_lock:
-                _running.discard(self)
-            self._client.close()
+        with sender_thread():  # nothing this thread logs is shipped by a logging handler
+            try:
+                while not self._halted:
+                    wait = self._step()
+                    if wait is None:
+                        break
+                    if wait > 0:
+                        self._wake.wait(wait)
+            finally:
+                with self._outbox.delivered:
+                    self._alive = False
+                    self._outbox.delivered.notify_all()
+                with _running_lock:
+                    _running.discard(self)
+                self._client.close()
 
     def _step(self) -> float | None:
         """Do the next thing due; return seconds to wait before the next step, or None to end."""

@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import requests
 
+from jobwatch._own_io import doing_io
 from jobwatch.errors import ConnectionError, ValidationError, error_from_envelope
 from jobwatch.subscription import Subscription
 
@@ -84,13 +85,14 @@ class Client:
         """
         query = {k: v for k, v in (params or {}).items() if v is not None}
         try:
-            response = self._session.request(
-                method,
-                self.url + path,
-                json=json_body,
-                params=query,
-                timeout=self.timeout,
-            )
+            with doing_io():  # what urllib3 logs meanwhile is not the user's to ship
+                response = self._session.request(
+                    method,
+                    self.url + path,
+                    json=json_body,
+                    params=query,
+                    timeout=self.timeout,
+                )
         except requests.RequestException as exc:
             raise ConnectionError(f"{method} {self.url}{path} failed: {exc}") from exc
         try:

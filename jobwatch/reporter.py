@@ -21,6 +21,7 @@ from typing import Any, Literal, TypeAlias, TypeVar
 
 from jobwatch import gpu as _gpu
 from jobwatch._outbox import Completion, JobSpec, Outbox
+from jobwatch._own_io import is_own
 from jobwatch._sender import Sender
 from jobwatch.client import Client
 from jobwatch.protocol import (
@@ -254,9 +255,17 @@ class Reporter:
 
         DEBUG and INFO become ``info``, WARNING ``warning``, ERROR and CRITICAL
         ``error``; the text is the handler's formatted record (with the
-        traceback when there is one) and the timestamp the record's. Records
-        emitted by the reporter's own thread are not forwarded, so its warnings
-        cannot feed back. Attach it with ``logging.getLogger().addHandler(...)``.
+        traceback when there is one) and the timestamp the record's. Attach it
+        with ``logging.getLogger().addHandler(...)``.
+
+        Records that jobwatch's own work causes are never forwarded, so that
+        they cannot feed back (each shipped line would cause more): any record
+        emitted by a reporter's sender thread (this reporter's or another's),
+        and records of the ``urllib3``, ``requests``, ``websocket`` and
+        ``jobwatch`` loggers emitted by a thread while it is inside a jobwatch
+        :class:`~jobwatch.client.Client` call or a subscription's ``next()``.
+        With ``logging.logThreads`` off, records of those four loggers are
+        never forwarded.
 
         Parameters
         ----------
@@ -393,8 +402,8 @@ class Reporter:
             self._warned_closed = True
             _log.warning("jobwatch: reporter for job %r is closed; ignoring calls", self.job_id)
 
-    def _forward(self, level: str, message: str, created: float, thread: int | None) -> None:
-        if not self._closed and thread != self._sender.ident:
+    def _forward(self, level: str, message: str, created: float) -> None:
+        if not self._closed:
             self._outbox.add_log(level, message, created)
 
     def __enter__(self) -> Reporter:
@@ -424,6 +433,8 @@ class _ReporterHandler(logging.Handler):
         self._reporter = reporter
 
     def emit(self, record: logging.LogRecord) -> None:
+        if is_own(record):  # shipping it would make more of it: see jobwatch._own_io
+            return
         levelno = record.levelno
         level = (
             "error"
@@ -433,7 +444,7 @@ class _ReporterHandler(logging.Handler):
             else "info"
         )
         try:
-            self._reporter._forward(level, self.format(record), record.created, record.thread)
+            self._reporter._forward(level, self.format(record), record.created)
         except Exception:
             self.handleError(record)
 
