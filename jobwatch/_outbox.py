@@ -30,7 +30,8 @@ class JobSpec:
 
 @dataclass(frozen=True)
 class Completion:
-    """The final ``POST /complete``: status ``completed``, ``failed`` or ``cancelled``, result, error text."""
+    """The final ``POST /complete``: status ``completed``, ``failed`` or ``cancelled``, result,
+    error text (made safe for the wire and cut to 16 KiB by the sender)."""
 
     status: str
     result: Any = None

@@ -21,6 +21,7 @@ from typing import Any
 
 from jobwatch._outbox import Completion, JobSpec, LogLine, Outbox
 from jobwatch._own_io import sender_thread
+from jobwatch._samples import clean_metrics
 from jobwatch.client import Client
 from jobwatch.errors import (
     APIError,
@@ -95,6 +96,7 @@ class Sender:
         self._known_progress = 0.0  # the server's, sent while update() was never called
         self._next_send = 0.0
         self._beating = False  # the last request carried GPU metrics: keep sending them
+        self._skip_sample = False  # the server refused the last sample: send the next without
         self._retry_at = 0.0
         self._failed_at = 0.0
         self._failures = 0
@@ -253,7 +255,6 @@ class Sender:
         operation = None if operation is None else _utf8(operation[:MAX_TEXT])
         timestamp = format_ts(time.time())
         metrics = self._sample()
-        self._beating = metrics is not None
         base = {"workerId": self._job.worker_id, "progress": progress, "logLines": []}
         base.update(currentOperation=operation, metrics=metrics, timestamp=timestamp)
         room = MAX_BODY_BYTES - _BODY_SLACK - len(json.dumps(base))
@@ -281,8 +282,8 @@ class Sender:
             if metrics is not None and any(
                 d.get("field", "").startswith("metrics") for d in exc.details
             ):
-                self._warn("metrics", "the server rejected the GPU metrics; sending none: %s", exc)
-                self._metrics = None
+                self._warn("metrics", "the server rejected GPU metrics; sent without them: %s", exc)
+                self._skip_sample = True  # this update goes again at once, without this sample
                 return
             self._warn(f"reject-{exc.code}", "the server rejected an update; dropping it: %s", exc)
         else:
@@ -296,24 +297,41 @@ class Sender:
         self._outbox.mark_delivered(version, last_seq)
 
     def _sample(self) -> dict[str, Any] | None:
+        """A fresh metrics sample cleaned to the contract, or ``None`` to send none this time.
+
+        A value the contract refuses is sent as null (:func:`~jobwatch._samples.clean_metrics`);
+        a source that raises or returns something else than a dict costs this
+        one sample (warned once) and is called again for the next request.
+        """
         if self._metrics is None:
+            return None
+        if self._skip_sample:
+            self._skip_sample = False
             return None
         try:
             sample = self._metrics()
-            metrics = None if sample is None else dict(sample)
-            json.dumps(metrics, allow_nan=False)
+            metrics = clean_metrics(sample)
         except Exception as exc:  # a metrics callable must not stop reporting
-            self._warn("metrics-error", "GPU metrics failed; sending none: %r", exc)
-            self._metrics = None
+            self._warn("metrics-error", "GPU metrics failed; this sample is skipped: %r", exc)
+            self._beating = True  # try again in one interval, not only at the next update
             return None
+        if metrics != sample:
+            self._warn(
+                "metrics-cleaned",
+                "GPU metrics had values or keys outside the contract; such values are sent as "
+                "null and unknown keys dropped: %.300r",
+                sample,
+            )
+        self._beating = metrics is not None
         return metrics
 
     def _complete(self) -> None:
         assert self._completion is not None
         done = self._completion
         try:
+            error = None if done.error is None else truncate_message(_utf8(done.error))
             self._client.complete_job(
-                self._job.job_id, self._job.worker_id, done.status, done.result, done.error
+                self._job.job_id, self._job.worker_id, done.status, done.result, error
             )
         except APIError as exc:
             if not _rejected(exc):
@@ -397,7 +415,13 @@ def _carry_line(line: LogLine) -> tuple[int, dict[str, Any], int]:
 
 
 def _utf8(text: str) -> str:
-    """``text`` with lone surrogates (which JSON parsers refuse) replaced by ``?``."""
+    """``text`` as the server takes it: NUL (which PostgreSQL text cannot hold)
+    becomes U+FFFD and lone surrogates (which JSON parsers refuse) ``?``.
+
+    Every text from user code (log lines, operation, error) passes here, so that
+    one stray character never costs the update it travels in.
+    """
+    text = text.replace("\x00", "\ufffd")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

@@ -20,7 +20,6 @@ import contextlib
 import csv
 import io
 import logging
-import math
 import os
 import shutil
 import subprocess
@@ -29,20 +28,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from jobwatch._samples import METRIC_FIELDS, clean_flat, clean_gpu
+
 __all__ = ["aggregate", "parse_nvidia_smi_csv", "reset", "sample"]
 
 _log = logging.getLogger(__name__)
 
-# Contract ranges (CONTRACT.md, metrics). They also turn NVML's unsigned
-# sentinels (0xFFFFFFFF and friends) into None.
-_RANGES: dict[str, tuple[float, float]] = {
-    "gpuUtilization": (0.0, 100.0),
-    "gpuMemoryUsed": (0.0, 10_000_000.0),
-    "gpuMemoryTotal": (0.0, 10_000_000.0),
-    "gpuTemperature": (-40.0, 150.0),
-    "powerUsage": (0.0, 5000.0),
-}
-_FIELDS = tuple(_RANGES)
 _MIB = 1024 * 1024
 _SMI_QUERY = "index,uuid,name,utilization.gpu,memory.used,memory.total,temperature.gpu,power.draw"
 _SMI_TIMEOUT_S = 5.0
@@ -116,20 +107,27 @@ def aggregate(gpus: list[dict[str, Any]]) -> dict[str, Any] | None:
         ``None`` for an empty list. Otherwise the flat fields, each over the GPUs
         that have a value (``None`` where none has): mean ``gpuUtilization`` (%),
         summed ``gpuMemoryUsed``, ``gpuMemoryTotal`` (MB) and ``powerUsage`` (W),
-        hottest ``gpuTemperature`` (Celsius); and ``gpus``, the input with values
-        outside the contract's ranges (or not finite) replaced by ``None``. A
-        total that falls outside its range (e.g. summed power above 5000 W) is
-        ``None`` too, as is a used memory above the total.
+        hottest ``gpuTemperature`` (Celsius); and ``gpus``, the input cleaned by
+        :func:`jobwatch._samples.clean_gpu`: a value the contract refuses (out
+        of range, not finite, not a number, a used memory above the total) is
+        ``None``, and keys other than ``index``, ``uuid``, ``name`` and the
+        metrics are dropped. A total the contract refuses (e.g. summed power
+        above 5000 W) is ``None`` too.
     """
     if not gpus:
         return None
-    cleaned = [_clean(gpu) for gpu in gpus]
-    known = {f: [gpu[f] for gpu in cleaned if gpu[f] is not None] for f in _FIELDS}
+    cleaned = [{**clean_gpu(gpu), **_missing(gpu)} for gpu in gpus]
+    known = {f: [gpu[f] for gpu in cleaned if gpu[f] is not None] for f in METRIC_FIELDS}
     flat: dict[str, Any] = {f: sum(values) if values else None for f, values in known.items()}
     util, temps = known["gpuUtilization"], known["gpuTemperature"]
     flat["gpuUtilization"] = sum(util) / len(util) if util else None
     flat["gpuTemperature"] = max(temps) if temps else None
-    return {**_clean(flat), "gpus": cleaned}
+    return {**clean_flat(flat), "gpus": cleaned}
+
+
+def _missing(gpu: dict[str, Any]) -> dict[str, None]:
+    """The metric fields ``gpu`` lacks, as ``None``."""
+    return {field: None for field in METRIC_FIELDS if field not in gpu}
 
 
 def parse_nvidia_smi_csv(text: str) -> list[dict[str, Any]]:
@@ -158,8 +156,8 @@ def parse_nvidia_smi_csv(text: str) -> list[dict[str, Any]]:
         valid = isinstance(position, int) and position >= 0
         gpu: dict[str, Any] = {"index": position if valid else None}
         gpu.update(uuid=uuid, name=name)
-        gpu.update(zip(_FIELDS, map(_to_number, numbers), strict=True))
-        gpus.append(_clean(gpu))
+        gpu.update(zip(METRIC_FIELDS, map(_to_number, numbers), strict=True))
+        gpus.append(clean_gpu(gpu))
     return gpus
 
 
@@ -272,7 +270,7 @@ def _read_device(nvml: Any, device: _Device) -> dict[str, Any]:
     memory = _query(nvml.nvmlDeviceGetMemoryInfo, handle)  # bytes
     rates = _query(nvml.nvmlDeviceGetUtilizationRates, handle)  # percent
     power_mw = _query(nvml.nvmlDeviceGetPowerUsage, handle)  # milliwatts
-    return _clean(
+    return clean_gpu(
         {
             "index": device.index,
             "uuid": device.uuid,
@@ -286,26 +284,6 @@ def _read_device(nvml: Any, device: _Device) -> dict[str, Any]:
             "powerUsage": None if power_mw is None else power_mw / 1000,
         }
     )
-
-
-def _clean(gpu: dict[str, Any]) -> dict[str, Any]:
-    """Copy ``gpu`` with each metric finite and in its contract range, else ``None``."""
-    cleaned = dict(gpu)
-    for field, (low, high) in _RANGES.items():
-        value = gpu.get(field)
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or not (math.isfinite(value) and low <= value <= high)
-        ):
-            value = None
-        cleaned[field] = value
-    if cleaned["gpuMemoryTotal"] == 0:
-        cleaned["gpuMemoryTotal"] = None
-    used, total = cleaned["gpuMemoryUsed"], cleaned["gpuMemoryTotal"]
-    if used is not None and total is not None and used > total:
-        cleaned["gpuMemoryUsed"] = None
-    return cleaned
 
 
 def _run_smi(path: str) -> str:

@@ -29,7 +29,6 @@ from jobwatch.protocol import (
     MAX_BODY_BYTES,
     MAX_TEXT,
     CompleteRequest,
-    truncate_message,
     valid_job_id,
 )
 
@@ -172,8 +171,6 @@ class Reporter:
             raise ValueError(f"progress must be a number from 0 to 100 (percent), got {progress!r}")
         if operation is not None and not isinstance(operation, str):
             raise ValueError(f"operation must be a string or None, got {type(operation).__name__}")
-        if operation is not None:
-            operation = operation.replace("\x00", "\ufffd")  # the server refuses NUL
         self._outbox.record(float(progress), operation)
 
     def log(self, message: object, level: str = "info") -> None:
@@ -199,7 +196,7 @@ class Reporter:
         lowered = level.lower() if isinstance(level, str) else None
         if lowered not in LOG_LEVELS:
             raise ValueError(f"level must be one of {', '.join(LOG_LEVELS)}; got {level!r}")
-        self._outbox.add_log(lowered, str(message).replace("\x00", "\ufffd"), time.time())
+        self._outbox.add_log(lowered, str(message), time.time())
 
     def track(
         self, iterable: Iterable[T], total: float | None = None, description: str | None = None
@@ -366,7 +363,7 @@ class Reporter:
             raise ValueError(f"error must be an exception or a string, got {type(error).__name__}")
         if not self._closed:
             self._outbox.add_log("error", detail.rstrip(), time.time())
-        return self._finish(Completion("failed", error=truncate_message(text)), timeout)
+        return self._finish(Completion("failed", error=text), timeout)
 
     def close(self, timeout: float = DEFAULT_TIMEOUT) -> bool:
         """Deliver what is pending (waiting at most ``timeout`` seconds), then stop the thread.
@@ -481,7 +478,7 @@ def _check_timeout(timeout: object) -> None:
 def _check_text(what: str, value: object, shortest: int, longest: int) -> None:
     if value is None:
         return
-    if not isinstance(value, str) or not shortest <= len(value) <= longest:
+    if not isinstance(value, str) or not shortest <= len(value) <= longest or "\x00" in value:
         raise ValueError(
-            f"{what} must be a string of {shortest}-{longest} characters, got {value!r}"
+            f"{what} must be a string of {shortest}-{longest} characters without NUL, got {value!r}"
         )
