@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +52,8 @@ class Outbox:
     ``version`` counts state changes and ``log_seq`` log lines; the sender
     raises ``sent_version`` and ``sent_log_seq`` as it delivers (or drops)
     and notifies ``delivered``, on which a flush waits for its mark.
+    ``on_record``, when set, is called before the next record or log line
+    (a forked child's sender starts its thread then).
     """
 
     def __init__(self, max_log_lines: int) -> None:
@@ -65,9 +68,12 @@ class Outbox:
         self.log_seq = 0
         self.sent_log_seq = 0
         self.dropped = 0
+        self.on_record: Callable[[], None] | None = None  # called before the next record
 
     def record(self, progress: float | None, operation: str | None) -> None:
         """Keep the newest state; ``None`` leaves that field as it was (the hot path)."""
+        if self.on_record is not None:
+            self.on_record()
         with self.lock:
             if progress is not None:
                 self.progress = progress
@@ -77,6 +83,8 @@ class Outbox:
 
     def add_log(self, level: str, message: str, created: float) -> None:
         """Queue one line; when full, drop the oldest and count it."""
+        if self.on_record is not None:
+            self.on_record()
         with self.lock:
             if len(self.logs) >= self.max_log_lines:
                 self.logs.popleft()

@@ -13,7 +13,9 @@ from __future__ import annotations
 import atexit
 import json
 import logging
+import os
 import random
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -49,6 +51,8 @@ _FATAL = (WorkerMismatch, JobFinished, AuthenticationError)
 
 _running: set[Sender] = set()
 _running_lock = threading.Lock()
+_forked = False  # this process is a fork of one that imported jobwatch
+_mp_hooked = False  # _deliver_at_exit is registered with multiprocessing's exit hooks
 
 
 class Sender:
@@ -66,6 +70,9 @@ class Sender:
         Called for each request: the contract's metrics object, or ``None`` to send none.
     interval:
         Seconds between requests (more only to catch up a log backlog).
+    start:
+        Start the thread now; otherwise :meth:`start` does, at the first
+        record into ``outbox`` (a forked child's sender, see :meth:`forked`).
     """
 
     def __init__(
@@ -75,6 +82,8 @@ class Sender:
         outbox: Outbox,
         metrics: Callable[[], Mapping[str, Any] | None] | None,
         interval: float,
+        *,
+        start: bool = True,
     ) -> None:
         self._client = client
         self._http_timeout = client.timeout
@@ -104,12 +113,54 @@ class Sender:
         self._down = False
         self._warned: set[str] = set()
         self.completed = False
-        self._thread = threading.Thread(
-            target=self._run, name=f"jobwatch-reporter-{job.job_id}", daemon=True
-        )
-        with _running_lock:
-            _running.add(self)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        if start:
+            self.start()
+        else:
+            outbox.on_record = self.start
+
+    def start(self) -> None:
+        """Start the thread, unless it was started already. Never raises: where no
+        thread can start, warns once and delivers nothing (flushes return ``False``)."""
+        with self._start_lock:
+            if self._thread is not None or self._halted:
+                return
+            self._outbox.on_record = None
+            thread = threading.Thread(
+                target=self._run, name=f"jobwatch-reporter-{self._job.job_id}", daemon=True
+            )
+            with _running_lock:
+                _running.add(self)
+            try:
+                thread.start()
+            except RuntimeError as exc:  # e.g. "can't start new thread" (thread limit, exiting)
+                with _running_lock:
+                    _running.discard(self)
+                self._halted, self._alive = True, False
+                self._warn(
+                    "start",
+                    "reporter of job %r cannot start its thread (%s); "
+                    "nothing more is sent from this process",
+                    self._job.job_id,
+                    exc,
+                )
+                return
+            self._thread = thread
+        if _forked:
+            _deliver_at_multiprocessing_exit()
+
+    def forked(self, outbox: Outbox) -> Sender:
+        """This sender's twin for a forked child: call it in the child, right after ``fork()``.
+
+        The twin reports the same job as the same worker with the same
+        settings, from ``outbox`` and a client of its own (the parent's
+        connections are the parent's); its thread starts at the first record.
+        It sends no GPU metrics: the parent still samples the machine's GPUs,
+        and NVML and CUDA state must not be used across a fork.
+        """
+        client = Client(self._client.url, token=self._client.token, timeout=self._http_timeout)
+        return Sender(client, self._job, outbox, None, self._interval, start=False)
 
     def flush(self, timeout: float | None) -> bool:
         """Wait until everything recorded so far is delivered; ``False`` after ``timeout`` s."""
@@ -136,8 +187,10 @@ class Sender:
 
         Returns whether the completion (or, without one, everything held) was delivered.
         """
+        if completion is not None:
+            self.start()
         self.request_finish(completion, time.monotonic() + timeout)
-        self._thread.join(timeout)
+        self.join(timeout)
         self.halt()
         if completion is not None:
             return self.completed
@@ -161,8 +214,9 @@ class Sender:
         self._wake.set()
 
     def join(self, timeout: float) -> None:
-        """Wait at most ``timeout`` seconds for the thread to end."""
-        self._thread.join(max(0.0, timeout))
+        """Wait at most ``timeout`` seconds for the thread to end (if it ever started)."""
+        if self._thread is not None:
+            self._thread.join(max(0.0, timeout))
 
     def halt(self) -> None:
         """Stop after the request in flight, if any, delivering nothing more."""
@@ -427,6 +481,29 @@ def _utf8(text: str) -> str:
     except UnicodeEncodeError:
         return text.encode("utf-8", "replace").decode("utf-8")
     return text
+
+
+def _deliver_at_multiprocessing_exit() -> None:
+    """In a multiprocessing child, deliver at its exit too: it ends with ``os._exit()``
+    after multiprocessing's own exit hooks, so ``atexit`` never runs there."""
+    global _mp_hooked
+    util = sys.modules.get("multiprocessing.util")  # imported where multiprocessing forked us
+    if util is not None and not _mp_hooked:
+        _mp_hooked = True
+        util.Finalize(None, _deliver_at_exit, exitpriority=10)
+
+
+def _after_fork_in_child() -> None:
+    """The parent's threads do not exist in a child: forget them and their lock,
+    which one of them may have held at the fork."""
+    global _running_lock, _forked, _mp_hooked
+    _running_lock = threading.Lock()
+    _running.clear()
+    _forked, _mp_hooked = True, False
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @atexit.register

@@ -65,6 +65,15 @@ _backend: _Backend | None = None
 _nvml_errors: tuple[type[BaseException], ...] = ()
 
 
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()  # another parent thread may have held it at the fork
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def sample() -> dict[str, Any] | None:
     """Read the visible GPUs once.
 

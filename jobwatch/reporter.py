@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import socket
 import threading
 import time
@@ -140,8 +141,17 @@ class Reporter:
         self._finish_lock = threading.Lock()
         job = JobSpec(job_id, worker_id, name, price_per_hour, currency)
         self._sender = Sender(client, job, self._outbox, _metrics_source(gpu), float(interval))
-        finalizer = weakref.finalize(self, _abandoned, self._sender)
-        finalizer.atexit = False  # the sender's own exit hook delivers at exit
+        self._finalizer = _finalizer(self)
+        _reporters.add(self)
+
+    def _after_fork_in_child(self) -> None:
+        """Called in a forked child: the parent's sender thread and any lock another
+        parent thread held are not usable here, so take fresh ones."""
+        self._finalizer.detach()  # it would finish the parent's sender
+        self._finish_lock = threading.Lock()
+        self._outbox = Outbox(self._outbox.max_log_lines)
+        self._sender = self._sender.forked(self._outbox)
+        self._finalizer = _finalizer(self)
 
     def update(self, progress: float, operation: str | None = None) -> None:
         """Record the newest progress; returns at once (no I/O, no logging).
@@ -454,6 +464,24 @@ def _metrics_source(gpu: GpuOption) -> Callable[[], Mapping[str, Any] | None] | 
     if callable(gpu):
         return gpu
     raise ValueError(f"gpu must be 'auto', True, False or a callable, got {gpu!r}")
+
+
+def _finalizer(reporter: Reporter) -> weakref.finalize[Any, Any]:
+    finalizer = weakref.finalize(reporter, _abandoned, reporter._sender)
+    finalizer.atexit = False  # the sender's own exit hook delivers at exit
+    return finalizer
+
+
+_reporters: weakref.WeakSet[Reporter] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for reporter in list(_reporters):
+        reporter._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; PyTorch DataLoader workers and multiprocessing fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _abandoned(sender: Sender) -> None:
