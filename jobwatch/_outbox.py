@@ -72,8 +72,9 @@ class Outbox:
 
     def record(self, progress: float | None, operation: str | None) -> None:
         """Keep the newest state; ``None`` leaves that field as it was (the hot path)."""
-        if self.on_record is not None:
-            self.on_record()
+        start = self.on_record  # read once: another thread may clear it meanwhile
+        if start is not None:
+            start()
         with self.lock:
             if progress is not None:
                 self.progress = progress
@@ -83,8 +84,9 @@ class Outbox:
 
     def add_log(self, level: str, message: str, created: float) -> None:
         """Queue one line; when full, drop the oldest and count it."""
-        if self.on_record is not None:
-            self.on_record()
+        start = self.on_record  # read once: another thread may clear it meanwhile
+        if start is not None:
+            start()
         with self.lock:
             if len(self.logs) >= self.max_log_lines:
                 self.logs.popleft()
