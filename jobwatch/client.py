@@ -9,6 +9,12 @@ only :mod:`jobwatch.errors` exceptions: an error answer becomes the matching
 from __future__ import annotations
 
 import json
+
+# requests imports netrc inside every request (requests.utils.get_netrc_auth).
+# Imported here, it is never first imported by a reporter's sender thread: a
+# fork() during that import would leave the module's import lock held in the
+# child, whose own sender would then hang on its first request.
+import netrc  # noqa: F401
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any

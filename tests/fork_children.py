@@ -13,6 +13,7 @@ line: ``{"hung": n, "failed": n, "ok": n, "parent_delivered": bool}``.
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import logging
 import os
@@ -37,6 +38,8 @@ def child(reporter: Reporter, number: int, logger: logging.Logger) -> int:
     signal.alarm(_FLUSH_ALARM_S)
     delivered = reporter.flush(timeout=_FLUSH_ALARM_S - 5)
     signal.alarm(0)
+    if not delivered:  # show where the child's threads are, for the test's message
+        faulthandler.dump_traceback(all_threads=True)
     return 0 if delivered else 3
 
 

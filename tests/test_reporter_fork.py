@@ -70,7 +70,8 @@ def test_children_forked_while_a_parent_thread_logs_never_block(
     done = run(str(FORK_CHILDREN), module_server.url, job_id, str(children))
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
-    assert report == {"hung": 0, "failed": 0, "ok": children, "parent_delivered": True}
+    expected = {"hung": 0, "failed": 0, "ok": children, "parent_delivered": True}
+    assert report == expected, done.stderr[-4000:]  # where a stuck child's threads were
     with Client(module_server.url) as client:  # the children's lines are the errors
         messages = {line["message"] for line in _errors(client, job_id)}
     for number in range(children):
@@ -141,3 +142,25 @@ def test_a_child_that_cannot_start_a_sender_warns_once_and_goes_on(
     assert done.stderr.count("cannot start") == 1, done.stderr
     with Client(module_server.url) as client:
         assert _messages(client, job_id) == ["parent"]
+
+
+def test_the_sender_imports_nothing_while_it_sends(
+    module_server: EmbeddedServer, job_id: str
+) -> None:
+    """A module import in a sender thread holds that module's import lock; a fork
+    then leaves it held in the child, whose sender hangs at the same import."""
+    code = f"""
+        import sys
+        from jobwatch import Reporter
+
+        before = set(sys.modules)
+        reporter = Reporter({job_id!r}, url={module_server.url!r}, gpu=False, interval=0.05)
+        reporter.update(10, "epoch 1")
+        reporter.log("line")
+        assert reporter.flush(10)
+        assert reporter.complete({{"accuracy": 0.5}}, timeout=10)
+        print(sorted(set(sys.modules) - before))
+        """
+    done = run("-c", textwrap.dedent(code), timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
