@@ -9,6 +9,12 @@ only :mod:`jobwatch.errors` exceptions: an error answer becomes the matching
 from __future__ import annotations
 
 import json
+
+# requests imports netrc inside every request (requests.utils.get_netrc_auth).
+# Imported here, it is never first imported by a reporter's sender thread: a
+# fork() during that import would leave the module's import lock held in the
+# child, whose own sender would then hang on its first request.
+import netrc  # noqa: F401
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -16,6 +22,7 @@ from urllib.parse import quote
 
 import requests
 
+from jobwatch._own_io import doing_io
 from jobwatch.errors import ConnectionError, ValidationError, error_from_envelope
 from jobwatch.subscription import Subscription
 
@@ -84,13 +91,14 @@ class Client:
         """
         query = {k: v for k, v in (params or {}).items() if v is not None}
         try:
-            response = self._session.request(
-                method,
-                self.url + path,
-                json=json_body,
-                params=query,
-                timeout=self.timeout,
-            )
+            with doing_io():  # what urllib3 logs meanwhile is not the user's to ship
+                response = self._session.request(
+                    method,
+                    self.url + path,
+                    json=json_body,
+                    params=query,
+                    timeout=self.timeout,
+                )
         except requests.RequestException as exc:
             raise ConnectionError(f"{method} {self.url}{path} failed: {exc}") from exc
         try:

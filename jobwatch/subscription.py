@@ -20,6 +20,7 @@ from typing import Any
 
 import websocket
 
+from jobwatch._own_io import doing_io
 from jobwatch.errors import ConnectionError, JobwatchError, error_from_envelope
 
 log = logging.getLogger(__name__)
@@ -134,6 +135,10 @@ class Subscription:
         return self
 
     def __next__(self) -> dict[str, Any]:
+        with doing_io():  # what websocket-client logs meanwhile is not the user's to ship
+            return self._next()
+
+    def _next(self) -> dict[str, Any]:
         while not self._finished and not self._closed.is_set():
             ws = self._connection()
             if ws is None:

@@ -223,7 +223,7 @@ def alert_events_after(conn: Connection, job_id: str, since: int, up_to: int) ->
         .order_by(alerts.c.seq)
     )
     return [
-        Event(job_id, row["seq"], "JOB_ALERT", {"jobId": job_id, "alert": alert_to_wire(row)})
+        Event(job_id, row["seq"], "JOB_ALERT", {"jobId": job_id, "alert": alert_to_wire(dict(row))})
         for row in conn.execute(query).mappings()
     ]
 
