@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobwatch.server.broker import Broker
+from jobwatch.server.fleet import FleetFeed
 from jobwatch.server.security import WorkerRateLimit
 from jobwatch.server.store import Store
 from jobwatch.server.watchdog import StallWatchdog
@@ -22,7 +23,8 @@ class Services:
     ``clock`` returns server time in seconds since the epoch; ``ws_queue_size``
     is the most events a subscriber may have queued unsent before it is
     disconnected; ``rate_limit`` caps each worker's progress updates;
-    ``watchdog`` marks stalled jobs; ``webhook`` posts alerts.
+    ``fleet`` streams job summaries to ``subscribe:jobs``; ``watchdog`` marks
+    stalled jobs; ``webhook`` posts alerts.
     """
 
     store: Store
@@ -30,6 +32,7 @@ class Services:
     clock: Callable[[], float]
     ws_queue_size: int
     rate_limit: WorkerRateLimit | None = None
+    fleet: FleetFeed | None = None
     watchdog: StallWatchdog | None = None
     webhook: WebhookSender | None = None
     sessions: weakref.WeakSet[Any] = field(default_factory=weakref.WeakSet)
@@ -57,6 +60,8 @@ class Services:
             session.shutdown()
         if self.watchdog is not None:
             self.watchdog.close()
+        if self.fleet is not None:
+            self.fleet.close()
         self.broker.close()
         self.store.close()
         if self.webhook is not None:
