@@ -209,3 +209,24 @@ def test_options_with_a_reporter_raise(server: EmbeddedServer) -> None:
     with pytest.raises(ValueError, match="options of a new Reporter are given with a Reporter"):
         JobwatchCallback(report, price_per_hour=2.0)
     report.close()
+
+
+@pytest.mark.filterwarnings("ignore:Your input ran out of data")  # how Keras ends such an epoch
+def test_batches_of_unknown_count_move_progress_per_epoch(server: EmbeddedServer) -> None:
+    x, y = toy_data()
+
+    def batches() -> Iterator[tuple[np.ndarray, np.ndarray]]:  # no length: Keras cannot count
+        for start in range(0, 256, 64):
+            yield x[start : start + 64], y[start : start + 64]
+
+    callback = JobwatchCallback("keras-stream", url=server.url, gpu=False, interval=0.05)
+    probe = Probe(callback.reporter, server.url, lambda hook, epoch, i: hook != "epoch_begin")
+    toy_model().fit(batches(), epochs=1, shuffle=False, verbose=0, callbacks=[callback, probe])
+    assert probe.seen == [
+        (0.0, "epoch 1/1, batch 1"),
+        (0.0, "epoch 1/1, batch 2"),
+        (0.0, "epoch 1/1, batch 3"),
+        (0.0, "epoch 1/1, batch 4"),
+        (100.0, "epoch 1/1"),
+    ]
+    assert [s for s, _ in series(server, "keras-stream")["loss"]] == [4]

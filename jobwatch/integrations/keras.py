@@ -49,7 +49,8 @@ class JobwatchCallback(keras.callbacks.Callback):  # type: ignore[misc]  # keras
       each; NaN and infinity are left out with the Reporter's warning;
     - **completion**: at the end of training the job is completed with the
       last epoch's metrics as its result (``{"loss": 0.12, ...}``), unless
-      ``complete=False``.
+      ``complete=False``; this waits for the server, at most 30 s
+      (:meth:`jobwatch.Reporter.complete`).
 
     Keras calls no callback when ``fit`` raises (``on_train_end`` runs only
     after training finished: ``keras/src/backend/*/trainer.py``), so a crash
