@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from benchmarks import fanout, ingest, memory, queries, reporter, scale, soak
+from benchmarks import fanout, idle, ingest, memory, queries, reporter, scale, soak
 from benchmarks.report import machine, markdown
 
 SUITES = {
@@ -15,6 +15,7 @@ SUITES = {
     "queries": queries.run,
     "memory": memory.run,
     "soak": soak.run,
+    "idle": idle.run,
     "scale": scale.run,
 }
 
