@@ -25,11 +25,14 @@ TOP_LEVEL = [
     "JobMonitor",
     "JobNotFound",
     "JobwatchError",
+    "MissingExtra",
     "Reporter",
     "ValidationError",
     "WorkerMismatch",
     "__version__",
+    "compare",
     "serve",
+    "track",
 ]
 """``from jobwatch import ...`` (README, docs/python.md, docs/notebook.md)."""
 
@@ -49,6 +52,7 @@ ERROR_TREE = {
     "RateLimited": "RetryLater",
     "StoreUnavailable": "RetryLater",
     "ConnectionError": "JobwatchError",
+    "MissingExtra": ("JobwatchError", ImportError),  # also an ImportError, as Python's own
 }
 """Every exception of ``jobwatch.errors`` and its parent (the tree drawn in its module doc)."""
 
@@ -73,6 +77,8 @@ CLIENT_METHODS = [
     "monitor",
     "metrics",
     "logs",
+    "scalars",
+    "alerts",
     "subscribe",
     "close",
 ]
@@ -82,6 +88,8 @@ REPORTER_METHODS = [
     "update",
     "log",
     "track",
+    "log_metrics",
+    "alert",
     "logging_handler",
     "complete",
     "fail",
@@ -111,10 +119,13 @@ def test_the_error_tree_is_exactly_the_documented_one() -> None:
         name for name in jobwatch.errors.__all__ if inspect.isclass(getattr(jobwatch.errors, name))
     }
     assert exported == set(ERROR_TREE)
-    for name, parent in ERROR_TREE.items():
+    for name, parents in ERROR_TREE.items():
         cls = getattr(jobwatch.errors, name)
-        expected = parent if isinstance(parent, type) else getattr(jobwatch.errors, parent)
-        assert cls.__bases__ == (expected,), name
+        expected = tuple(
+            p if isinstance(p, type) else getattr(jobwatch.errors, p)
+            for p in (parents if isinstance(parents, tuple) else (parents,))
+        )
+        assert cls.__bases__ == expected, name
     assert set(jobwatch.errors.__all__) - exported == {"error_from_envelope"}
 
 
