@@ -34,6 +34,7 @@ from jobwatch.server.fleet import FLEET
 from jobwatch.server.rules import completed_event
 from jobwatch.server.services import Services
 from jobwatch.server.wire import Event, dumps
+from jobwatch.server.wslock import LockedSocket
 
 log = logging.getLogger(__name__)
 
@@ -404,4 +405,6 @@ def _error_body(exc: APIError) -> dict[str, Any]:
 
 def serve_socket(ws: Any, services: Services) -> None:
     """Run one WebSocket connection (the flask-sock route's body)."""
+    if getattr(ws, "sock", None) is not None and not isinstance(ws.sock, LockedSocket):
+        ws.sock = LockedSocket(ws.sock)  # simple-websocket's own thread writes pings too
     Session(ws, services).run()
