@@ -35,7 +35,8 @@ def _strict(text: str) -> Any:
 
 @pytest.fixture(scope="module")
 def base():
-    with EmbeddedServer() as server:
+    # no stall watchdog: this module runs for minutes, and a stall would add events
+    with EmbeddedServer(config={"STALL_CHECK_INTERVAL": 0}) as server:
         requests.put(f"{server.url}/api/jobs/{JOB}", json={"pricePerHour": 1.0}, timeout=5)
         requests.post(
             f"{server.url}/api/jobs/{JOB}/progress",
