@@ -44,9 +44,11 @@ CELLS = [
     "client = jobwatch.Client(server.url)",
     # 1: a monitor for a job that nobody has created yet
     'monitor = jobwatch.JobMonitor("later", url=server.url, wait_interval=0.1)\nmonitor',
-    # 2: the worker creates it and logs; the coloured lines printed too, as a cell shows them
-    f"COLOURED = [{', '.join(COLOURED)}]\n"
+    # 2: the worker creates it
     'client.create_job(job_id="later", name="waited for")\n'
+    'client.report_progress("later", "w", 20, "epoch 2/10")',
+    # 3: and logs; the coloured lines printed too, as a cell shows them
+    f"COLOURED = [{', '.join(COLOURED)}]\n"
     'client.report_progress("later", "w", 30, "epoch 3/10", logs=[\n'
     '    {"level": "info", "message": f"step {i:03d} | " + "loss 0.1234 | " * 6}\n'
     f"    for i in range({FILLER})])\n"
@@ -55,24 +57,27 @@ CELLS = [
     "for _, message in COLOURED:\n"
     "    print(message)\n"
     'print("logs", monitor.view.logs.model_id)',
-    # 3: one new short line
+    # 4: one new short line
     'client.report_progress("later", "w", 40, "epoch 4/10",\n'
     '                       logs=[{"level": "info", "message": "twelve bytes"}])',
-    # 4: the monitor's cell again, in a new cell (cell 1 is run again before this one)
+    # 5: after the monitor's cell ran again
     'client.report_progress("later", "w", 50, "epoch 5/10",\n'
     '                       logs=[{"level": "info", "message": "after the re-run"}])\n'
     "time.sleep(1)\n"
     'print(sorted(t.name for t in threading.enumerate() if t.name.endswith("-later")))',
-    # 5: close; what happens afterwards must not show
+    # 6: close; what happens afterwards must not show
     "monitor.close()\n"
     'client.report_progress("later", "w", 90, "epoch 9/10",\n'
     '                       logs=[{"level": "info", "message": "after close"}])\n'
     "time.sleep(1)",
-    # 6: a training loop in the foreground
-    'for step in jobwatch.track(range(24), name="track in a cell", description="step"):\n'
-    "    time.sleep(0.25)",
+    # 7: a training loop in the foreground
+    'steps = jobwatch.track(range(24), name="track in a cell", description="step",\n'
+    "                       price_per_hour=2.5)\n"
+    "for step in steps:\n"
+    "    time.sleep(0.25)\n"
+    '    steps.log(f"step {step}: loss {1 / (step + 1):.3f}")',
 ]
-MONITOR, WORKER, NEW_LINE, AFTER_RERUN, CLOSE, TRACK = 1, 2, 3, 4, 5, 6
+MONITOR, CREATE, WORKER, NEW_LINE, AFTER_RERUN, CLOSE, TRACK = 1, 2, 3, 4, 5, 6, 7
 
 READ_VIEW = """(root) => {
     const text = (selector) => {
@@ -141,13 +146,18 @@ def test_waiting_live_rerun_close_and_track(open_notebook: Any) -> None:
     screenshot(notebook, "monitor-waiting", monitor)
 
     # The job appears: the same view goes live.
-    notebook.run_and_wait(WORKER)
+    notebook.run_and_wait(CREATE)
     expect(monitor.locator(".jobwatch-connection")).to_have_text("● live", timeout=10_000)
-    expect(monitor.locator(".jobwatch-log-line")).to_have_count(FILLER + 3, timeout=10_000)
+    expect(monitor.locator(".jobwatch-percent")).to_have_text("20.0%")
     view = view_of(notebook, MONITOR)
     assert view["status"] == "running"
+    assert view["operation"] == "epoch 2/10"
+    assert_no_charts(view)
+
+    notebook.run_and_wait(WORKER)
+    expect(monitor.locator(".jobwatch-log-line")).to_have_count(FILLER + 3, timeout=10_000)
+    view = view_of(notebook, MONITOR)
     assert view["percent"] == "30.0%"
-    assert view["operation"] == "epoch 3/10"
     assert_no_charts(view)
 
     # Terminal text: styles as JupyterLab draws the same text in a cell, the last \r frame.
@@ -241,6 +251,7 @@ def test_waiting_live_rerun_close_and_track(open_notebook: Any) -> None:
     assert view["percent"] == "100.0%"
     assert view["connection"] == "● not live (the job ended)"
     assert view["final"] == "✔ completed"
+    assert view["rows"] == [f"step {i}: loss {1 / (i + 1):.3f}" for i in range(24)]
     assert_no_charts(view)
     expect(notebook.cell(TRACK).locator(".jobwatch-monitor")).to_have_count(1)
 
