@@ -150,10 +150,12 @@ def for_terminal(text: str) -> str:
 def spans_to_wire(runs: list[Span]) -> list[dict[str, Any]] | None:
     """Runs as JSON for the log view: ``[{"text", "fg"?, "bg"?, "bold"?, ...}]``.
 
-    Only the attributes that are set appear; inverse is resolved here (fg and
-    bg swapped; a default colour swapped becomes ``"inverse"``, for the page
-    to fill in from its theme). ``None`` when no run is styled, so that a
-    plain line costs nothing more than its text.
+    Only the attributes that are set appear. Colours are the ones to draw, as
+    JupyterLab draws a cell's output (@jupyterlab/rendermime ``ansiSpan``):
+    bold text in one of the first 8 colours takes its bright one (8-15), then
+    inverse swaps fg and bg (a default colour swapped becomes ``"inverse"``,
+    for the page to fill in from its theme). ``None`` when no run is styled,
+    so that a plain line costs nothing more than its text.
     """
     if all(run.style.plain for run in runs):
         return None
@@ -161,7 +163,10 @@ def spans_to_wire(runs: list[Span]) -> list[dict[str, Any]] | None:
     for run in runs:
         item: dict[str, Any] = {"text": run.text}
         style = run.style
-        fg, bg = (style.bg, style.fg) if style.inverse else (style.fg, style.bg)
+        fg = style.fg
+        if style.bold and isinstance(fg, int) and fg < 8:
+            fg += 8
+        fg, bg = (style.bg, fg) if style.inverse else (fg, style.bg)
         if style.inverse:
             fg = "inverse" if fg is None else fg
             bg = "inverse" if bg is None else bg

@@ -97,9 +97,24 @@ def test_for_terminal_keeps_only_sgr_and_resets_at_the_end() -> None:
 def test_wire_spans_only_for_styled_text() -> None:
     assert spans_to_wire(spans("plain\r text")) is None
     assert spans_to_wire(spans(f"{ESC}[1;31ma{ESC}[0mb{ESC}[7mc")) == [
-        {"text": "a", "fg": 1, "bold": True},
+        {"text": "a", "fg": 9, "bold": True},
         {"text": "b"},
         {"text": "c", "fg": "inverse", "bg": "inverse"},
+    ]
+
+
+def test_bold_text_in_the_first_8_colours_is_drawn_bright_as_in_a_jupyterlab_cell() -> None:
+    # @jupyterlab/rendermime (ansi rendering of outputs): bold with a colour 0-7 takes
+    # the "intense" one, before inverse swaps text and background.
+    assert spans_to_wire(spans(f"{ESC}[1;31ma{ESC}[22mb{ESC}[1;91mc{ESC}[38;5;2md")) == [
+        {"text": "a", "fg": 9, "bold": True},
+        {"text": "b", "fg": 1},
+        {"text": "c", "fg": 9, "bold": True},
+        {"text": "d", "fg": 10, "bold": True},
+    ]
+    assert spans_to_wire(spans(f"{ESC}[1;7;31;42mx{ESC}[0;1;38;2;1;2;3my")) == [
+        {"text": "x", "fg": 2, "bg": 9, "bold": True},
+        {"text": "y", "fg": "#010203", "bold": True},
     ]
 
 

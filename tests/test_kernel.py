@@ -126,7 +126,7 @@ def test_terminal_colours_and_frames_in_the_log_view(kernel: Kernel) -> None:
     )
     lines = kernel.value("colours.view.logs.lines")
     assert [line["message"] for line in lines] == [" 30%|###", "ERROR nan"]
-    assert lines[1]["spans"][0] == {"text": "ERROR", "fg": 1, "bold": True}
+    assert lines[1]["spans"][0] == {"text": "ERROR", "fg": 9, "bold": True}
 
 
 def test_one_new_line_costs_under_4_kb_whatever_the_buffer_holds(kernel: Kernel) -> None:

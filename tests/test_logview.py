@@ -650,4 +650,4 @@ def test_terminal_text_is_held_as_a_terminal_shows_it() -> None:
     )
     assert view.lines[0] == {"id": 1, "level": "info", "timestamp": "t", "message": " 20%|##"}
     assert view.lines[1]["message"] == "boom!"
-    assert view.lines[1]["spans"] == [{"text": "boom", "fg": 1, "bold": True}, {"text": "!"}]
+    assert view.lines[1]["spans"] == [{"text": "boom", "fg": 9, "bold": True}, {"text": "!"}]

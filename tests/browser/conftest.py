@@ -1,13 +1,16 @@
-"""JupyterLab in a subprocess and headless Chromium, for the browser tests.
+"""JupyterLab 4 or Notebook 7 in a subprocess and headless Chromium, for the browser tests.
 
-JupyterLab runs from this interpreter's environment with its own config,
+Each test that uses a notebook runs once per front-end (``[lab]``, ``[notebook]``).
+The Jupyter server runs from this interpreter's environment with its own config,
 data, runtime, settings and workspace folders under a temporary directory, so
 nothing of the user's Jupyter setup is read or changed; its one kernel is a
 kernelspec that starts this interpreter. Chromium is Debian's, driven by
-Playwright's sync API (Playwright's own browser download is not needed).
+Playwright's sync API (Playwright's own browser download is not needed). Every
+WebSocket frame the page receives from the kernel is kept, decoded, so a test
+can weigh the widget messages the browser really got.
 
-Without Chromium, Playwright or JupyterLab the tests skip with the reason; with
-``CI=true`` they fail instead, since nothing may be skipped silently in CI.
+Without Chromium, Playwright, JupyterLab or Notebook the tests skip with the
+reason; with ``CI=true`` they fail instead, since nothing may be skipped silently in CI.
 """
 
 from __future__ import annotations
@@ -47,10 +50,10 @@ CHROMIUM_ARGS = [
 ]
 VIEWPORT = {"width": 1400, "height": 1100}
 KERNEL = "jobwatch-test"
-LAB_START_TIMEOUT = 60.0
-"""Seconds JupyterLab may take to answer ``/api/status``."""
-LAB_STOP_TIMEOUT = 15.0
-"""Seconds JupyterLab may take to shut down its kernels after SIGTERM."""
+SERVER_START_TIMEOUT = 60.0
+"""Seconds the Jupyter server may take to answer ``/api/status``."""
+SERVER_STOP_TIMEOUT = 15.0
+"""Seconds the Jupyter server may take to shut down its kernels after SIGTERM."""
 PAGE_TIMEOUT_MS = 30_000
 """Default Playwright timeout for one action or wait (ms)."""
 KERNEL_START_TIMEOUT_MS = 60_000
@@ -79,17 +82,25 @@ def _free_port() -> int:
         return port
 
 
-@dataclass
-class JupyterLab:
-    """A running JupyterLab server: where it is, and where its notebooks go."""
+FRONTENDS = {"lab": "JupyterLab 4", "notebook": "Notebook 7"}
+"""The front-ends every notebook test runs in: the module to run -> what it is."""
 
+
+@dataclass
+class Jupyter:
+    """A running Jupyter server with one front-end: where it is, and where its notebooks go."""
+
+    frontend: str
     url: str
     token: str
     root: Path
     log: Path
 
     def notebook_url(self, name: str) -> str:
-        """The notebook alone in a workspace of its own (a shared one would reopen others)."""
+        """The page that opens notebook ``name`` in this front-end."""
+        if self.frontend == "notebook":
+            return f"{self.url}/notebooks/{name}?token={self.token}"
+        # The notebook alone in a workspace of its own (a shared one would reopen others).
         return f"{self.url}/lab/workspaces/{Path(name).stem}/tree/{name}?token={self.token}"
 
     def api(self, path: str, method: str = "GET") -> Any:
@@ -157,17 +168,17 @@ def _prepare_home(tmp: Path) -> dict[str, str]:
     }
 
 
-def _wait_until_up(process: subprocess.Popen[bytes], lab: JupyterLab) -> None:
-    deadline = time.monotonic() + LAB_START_TIMEOUT
+def _wait_until_up(process: subprocess.Popen[bytes], jupyter: Jupyter) -> None:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            pytest.fail(f"jupyter lab exited with {process.returncode}:\n{lab.log_tail()}")
+            pytest.fail(f"jupyter exited with {process.returncode}:\n{jupyter.log_tail()}")
         try:
-            lab.api("/api/status")
+            jupyter.api("/api/status")
             return
         except requests.RequestException:
             time.sleep(0.25)
-    pytest.fail(f"jupyter lab did not answer in {LAB_START_TIMEOUT:.0f} s:\n{lab.log_tail()}")
+    pytest.fail(f"jupyter did not answer in {SERVER_START_TIMEOUT:.0f} s:\n{jupyter.log_tail()}")
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -180,7 +191,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             os.killpg(process.pid, signal.SIGTERM)
         else:
             process.terminate()
-        process.wait(LAB_STOP_TIMEOUT)
+        process.wait(SERVER_STOP_TIMEOUT)
     except subprocess.TimeoutExpired:
         if with_group:
             os.killpg(process.pid, signal.SIGKILL)
@@ -189,41 +200,50 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(5)
 
 
-@pytest.fixture(scope="module")
-def jupyter_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterLab]:
-    """JupyterLab on a free loopback port, with a token and a fresh root folder."""
+@pytest.fixture(scope="session", params=list(FRONTENDS))
+def jupyter(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Jupyter]:
+    """JupyterLab (``lab``) or Notebook 7 (``notebook``) on a free loopback port, with a
+    token and a fresh root folder."""
+    frontend: str = request.param
     try:
         import ipykernel  # noqa: F401
         import jupyterlab  # noqa: F401
+        import notebook  # noqa: F401
     except ImportError as exc:
         unavailable(f"{exc.name} is not installed (pip install -e '.[dev]')")
-    tmp = tmp_path_factory.mktemp("jupyter")
+    tmp = tmp_path_factory.mktemp(f"jupyter-{frontend}")
     env = _prepare_home(tmp)
     port = _free_port()
-    lab = JupyterLab(
+    jupyter = Jupyter(
+        frontend=frontend,
         url=f"http://127.0.0.1:{port}",
         token=secrets.token_hex(16),
         root=tmp / "notebooks",
-        log=tmp / "jupyter-lab.log",
+        log=tmp / f"jupyter-{frontend}.log",
     )
+    # The front-end's own app holds the settings, workspaces and window.jupyterapp.
+    app = "LabApp" if frontend == "lab" else "JupyterNotebookApp"
+    module = "jupyterlab" if frontend == "lab" else "notebook"
     command = [
-        sys.executable, "-m", "jupyterlab",
+        sys.executable, "-m", module,
         "--no-browser", "--allow-root",
         "--ServerApp.ip=127.0.0.1", f"--port={port}", "--ServerApp.port_retries=0",
-        f"--IdentityProvider.token={lab.token}",
-        f"--ServerApp.root_dir={lab.root}",
+        f"--IdentityProvider.token={jupyter.token}",
+        f"--ServerApp.root_dir={jupyter.root}",
         "--ServerApp.terminals_enabled=False",
         # Nothing that reaches for the internet.
         "--LabApp.news_url=None",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        f"--LabApp.user_settings_dir={tmp / 'settings'}",
-        f"--LabApp.workspaces_dir={tmp / 'workspaces'}",
-        "--LabApp.expose_app_in_browser=True",
+        f"--{app}.user_settings_dir={tmp / 'settings'}",
+        f"--{app}.workspaces_dir={tmp / 'workspaces'}",
+        f"--{app}.expose_app_in_browser=True",
     ]  # fmt: skip
-    with lab.log.open("wb") as log:
+    with jupyter.log.open("wb") as log:
         process = subprocess.Popen(
             command,
-            cwd=lab.root,
+            cwd=jupyter.root,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -231,13 +251,13 @@ def jupyter_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterLab
             start_new_session=True,
         )
     try:
-        _wait_until_up(process, lab)
-        yield lab
+        _wait_until_up(process, jupyter)
+        yield jupyter
     finally:
         _stop(process)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     """Headless Chromium (Playwright ``Browser``)."""
     try:
@@ -282,21 +302,72 @@ class ConsoleLog:
         path.write_text("\n".join(lines) + "\n" if lines else "")
 
 
+@dataclass
+class Frame:
+    """One WebSocket message the page received on a kernel's channels socket.
+
+    ``size`` is its payload in bytes as the browser received it; ``msg`` the
+    Jupyter message in it (``channel``, ``header``, ``parent_header``,
+    ``metadata``, ``content``), or ``None`` where it did not decode as one.
+    """
+
+    size: int
+    msg: dict[str, Any] | None
+
+    @property
+    def msg_type(self) -> str | None:
+        return self.msg["header"].get("msg_type") if self.msg else None
+
+    @property
+    def comm_id(self) -> str | None:
+        return self.msg["content"].get("comm_id") if self.msg else None
+
+
+def decode_frame(payload: str | bytes) -> Frame:
+    """A kernel WebSocket frame: JSON text (the legacy protocol) or the binary
+    ``v1.kernel.websocket.jupyter.org`` protocol, decoded by jupyter_server's own code."""
+    from jupyter_server.services.kernels.connection.base import deserialize_msg_from_ws_v1
+
+    if isinstance(payload, str):
+        size = len(payload.encode())
+        try:
+            msg = json.loads(payload)
+        except ValueError:
+            return Frame(size, None)
+        return Frame(size, msg if isinstance(msg, dict) and "header" in msg else None)
+    try:
+        channel, parts = deserialize_msg_from_ws_v1(payload)
+        header, parent, metadata, content = (json.loads(part) for part in parts[:4])
+    except (ValueError, IndexError):  # not a v1 frame (UnicodeDecodeError is a ValueError)
+        return Frame(len(payload), None)
+    msg = {
+        "channel": channel,
+        "header": header,
+        "parent_header": parent,
+        "metadata": metadata,
+        "content": content,
+    }
+    return Frame(len(payload), msg)
+
+
 class Notebook:
-    """One notebook open in JupyterLab in its own browser page.
+    """One notebook open in JupyterLab or Notebook 7 in its own browser page.
 
     Cells are run as a person would: click into the cell's editor, press
     Shift+Enter. Each cell's prompt tells whether it is queued or running
-    (``[*]:``) or done (``[n]:``).
+    (``[*]:``) or done (``[n]:``). ``frames`` holds every frame the page
+    received from its kernel, in order.
     """
 
-    def __init__(self, page: Any, lab: JupyterLab, name: str) -> None:
+    def __init__(self, page: Any, jupyter: Jupyter, name: str) -> None:
         self.page = page
-        self.lab = lab
+        self.jupyter = jupyter
         self.name = name
         self.console = ConsoleLog()
+        self.frames: list[Frame] = []
         page.on("console", self._on_console)
         page.on("pageerror", self._on_page_error)
+        page.on("websocket", self._on_websocket)
 
     def _on_console(self, message: Any) -> None:
         location = message.location or {}
@@ -310,8 +381,12 @@ class Notebook:
     def _on_page_error(self, error: Any) -> None:
         self.console.errors.append(f"uncaught: {error.message}\n{error.stack or ''}".strip())
 
+    def _on_websocket(self, socket: Any) -> None:
+        if re.search(r"/api/kernels/[^/]+/channels", socket.url):
+            socket.on("framereceived", lambda payload: self.frames.append(decode_frame(payload)))
+
     def open(self) -> None:
-        self.page.goto(self.lab.notebook_url(self.name), wait_until="domcontentloaded")
+        self.page.goto(self.jupyter.notebook_url(self.name), wait_until="domcontentloaded")
         self.page.wait_for_selector(".jp-Notebook .jp-Cell .cm-content")
         # Cells run before the kernel is connected are silently not run.
         self.page.wait_for_function(
@@ -326,8 +401,8 @@ class Notebook:
         assert kernel == KERNEL, f"the notebook runs kernel {kernel!r}, not {KERNEL!r}"
         # A wider notebook gives the three charts room; the file browser is not needed.
         self.page.evaluate(
-            "() => { const app = window.jupyterapp; if (app && !app.shell.leftCollapsed)"
-            " app.shell.collapseLeft(); }"
+            "() => { const shell = window.jupyterapp.shell;"
+            " if (shell.collapseLeft && !shell.leftCollapsed) shell.collapseLeft(); }"
         )
 
     def cell(self, index: int) -> Any:
@@ -336,6 +411,12 @@ class Notebook:
     def prompt(self, index: int) -> str:
         text: str = self.cell(index).locator(".jp-InputPrompt").inner_text()
         return text.strip()
+
+    def output(self, index: int) -> str:
+        """The text of cell ``index``'s outputs."""
+        output = self.cell(index).locator(".jp-OutputArea")
+        text: str = output.inner_text() if output.count() else ""
+        return text
 
     def run(self, index: int) -> None:
         """Run one cell with Shift+Enter."""
@@ -350,16 +431,36 @@ class Notebook:
             if time.monotonic() > deadline:
                 pytest.fail(
                     f"cell {index} did not finish; prompt {prompt.inner_text()!r}\n"
-                    f"console errors: {self.console.errors}\njupyter lab: {self.lab.log_tail()}"
+                    f"console errors: {self.console.errors}\n"
+                    f"jupyter: {self.jupyter.log_tail()}"
                 )
             time.sleep(0.1)
-        output = self.cell(index).locator(".jp-OutputArea")
-        text = output.inner_text() if output.count() else ""
+        text = self.output(index)
         if "Traceback" in text:
             pytest.fail(f"cell {index} raised:\n{text[-3000:]}")
 
+    def run_and_wait(self, index: int, timeout_ms: float = PAGE_TIMEOUT_MS) -> None:
+        self.run(index)
+        self.wait_done(index, timeout_ms)
+
     def running(self, index: int) -> bool:
         return self.prompt(index) == "[*]:"
+
+
+def assert_no_jobwatch_js_errors(notebook: Notebook) -> None:
+    ours = notebook.console.ours()
+    assert not ours, "JavaScript errors from jobwatch:\n" + "\n".join(ours)
+
+
+def screenshot(notebook: Notebook, name: str, element: Any = None) -> None:
+    """A picture of ``element`` (default: the page's monitor) in ``artifacts/NAME-FRONTEND.png``."""
+    shown = element if element is not None else notebook.page.locator(".jobwatch-monitor")
+    shown.scroll_into_view_if_needed()
+    # The pointer off the charts, or bqplot shows its toolbar over a title.
+    notebook.page.mouse.move(0, 0)
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}-{notebook.jupyter.frontend}.png"
+    shown.screenshot(path=str(path), animations="disabled")
 
 
 @pytest.hookimpl(wrapper=True)
@@ -375,21 +476,19 @@ FAILED = pytest.StashKey[bool]()
 
 
 @pytest.fixture
-def open_notebook(
-    request: pytest.FixtureRequest, browser: Any, jupyter_lab: JupyterLab
-) -> Iterator[Any]:
+def open_notebook(request: pytest.FixtureRequest, browser: Any, jupyter: Jupyter) -> Iterator[Any]:
     """``open_notebook(name, cells)``: write the notebook, open it in a fresh page.
 
-    Afterwards each page's console goes to ``artifacts/NAME-console.txt`` and,
-    if the test failed, a picture of the page to ``artifacts/NAME-failure.png``.
+    Afterwards each page's console goes to ``artifacts/NAME-FRONTEND-console.txt``
+    and, if the test failed, a picture of the page to ``artifacts/NAME-FRONTEND-failure.png``.
     """
     contexts: list[tuple[Any, Notebook]] = []
 
     def open_(name: str, cells: list[str]) -> Notebook:
-        jupyter_lab.write_notebook(name, cells)
+        jupyter.write_notebook(name, cells)
         context = browser.new_context(viewport=VIEWPORT, device_scale_factor=1)
         context.set_default_timeout(PAGE_TIMEOUT_MS)
-        notebook = Notebook(context.new_page(), jupyter_lab, name)
+        notebook = Notebook(context.new_page(), jupyter, name)
         contexts.append((context, notebook))
         notebook.open()
         return notebook
@@ -398,9 +497,9 @@ def open_notebook(
     failed = request.node.stash.get(FAILED, True)
     ARTIFACTS.mkdir(exist_ok=True)
     for context, notebook in contexts:
-        stem = Path(notebook.name).stem
+        stem = f"{Path(notebook.name).stem}-{jupyter.frontend}"
         notebook.console.save(ARTIFACTS / f"{stem}-console.txt")
         if failed:
             notebook.page.screenshot(path=str(ARTIFACTS / f"{stem}-failure.png"))
         context.close()
-    jupyter_lab.shut_down_kernels()
+    jupyter.shut_down_kernels()

@@ -1,4 +1,4 @@
-"""JobMonitor in JupyterLab in headless Chromium: what a person sees, live.
+"""JobMonitor in JupyterLab 4 and Notebook 7 in headless Chromium: what a person sees, live.
 
 A notebook starts an embedded server, shows a monitor and feeds a job from a
 thread; the test reads the page only (no cell is re-run to look at state) and
@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import ARTIFACTS, Notebook
+from tests.browser.conftest import Notebook, assert_no_jobwatch_js_errors, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -97,20 +97,6 @@ def drawn_lines(notebook: Notebook, chart: str) -> list[dict[str, Any]]:
     return [path for path in paths if re.search(r"[MmLl][^MmLl]*[Ll]", path["d"])]
 
 
-def assert_no_jobwatch_js_errors(notebook: Notebook) -> None:
-    ours = notebook.console.ours()
-    assert not ours, "JavaScript errors from jobwatch:\n" + "\n".join(ours)
-
-
-def screenshot(notebook: Notebook, name: str) -> None:
-    monitor = notebook.page.locator(".jobwatch-monitor")
-    monitor.scroll_into_view_if_needed()
-    # The pointer off the charts, or bqplot shows its toolbar over a title.
-    notebook.page.mouse.move(0, 0)
-    ARTIFACTS.mkdir(exist_ok=True)
-    monitor.screenshot(path=str(ARTIFACTS / name), animations="disabled")
-
-
 def test_monitor_stays_live_while_another_cell_runs(open_notebook: Any) -> None:
     notebook: Notebook = open_notebook("monitor_live.ipynb", LIVE_CELLS)
     page = notebook.page
@@ -143,7 +129,7 @@ def test_monitor_stays_live_while_another_cell_runs(open_notebook: Any) -> None:
         samples.append(sample)
         time.sleep(0.4)
     mid_util = drawn_lines(notebook, "util")
-    screenshot(notebook, "monitor.png")
+    screenshot(notebook, "monitor")
 
     busy_for = samples[-1]["at"] - samples[0]["at"] if samples else 0.0
     assert len(samples) >= 5 and busy_for >= 2.0, (
@@ -196,12 +182,13 @@ def test_monitor_stays_live_while_another_cell_runs(open_notebook: Any) -> None:
     ] == [f"epoch {i} done" for i in (10, 20, 30, 40)]
     assert page.locator('.jobwatch-log-line[data-level="info"]').count() == 36
     assert len([line for line in drawn_lines(notebook, "util") if not line["dashed"]]) == 2
-    screenshot(notebook, "monitor-final.png")
+    screenshot(notebook, "monitor-final")
 
     assert_no_jobwatch_js_errors(notebook)
 
 
 FILTER_CELLS = [
+    # A GPU sample with each update: the time-range control comes with the charts.
     "import jobwatch\n"
     "server = jobwatch.serve()\n"
     "client = jobwatch.Client(server.url)\n"
@@ -209,6 +196,7 @@ FILTER_CELLS = [
     "for i in range(1, 13):\n"
     '    level = "warning" if i % 4 == 0 else "error" if i == 6 else "info"\n'
     '    client.report_progress("filter", "w", i * 5, f"step {i}",\n'
+    f'                           metrics={{"gpus": {GPUS}}},\n'
     '                           logs=[{"level": level, "message": f"line {i}"}])',
     'monitor = jobwatch.JobMonitor("filter", url=server.url)\nmonitor',
 ]
