@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any, TextIO
 from jobwatch.errors import ConnectionError
 from jobwatch.formatting import (
     DASH,
-    clean_text,
     format_bar,
     format_cost,
     format_duration,
@@ -33,6 +32,7 @@ from jobwatch.formatting import (
     format_metrics,
 )
 from jobwatch.state import MonitorState
+from jobwatch.terminal import clean
 
 if TYPE_CHECKING:
     from jobwatch.client import Client
@@ -60,11 +60,12 @@ def render_status(
     job = state.job
     progress = float(job.get("progress") or 0.0)
     elapsed = state.reported_elapsed if one_line else state.elapsed
-    currency = state.currency
+    currency = clean(state.currency, single_line=True)
+    head = f"{job.get('id', '')}  {job.get('status') or 'pending'}"
     lines = [
-        f"{job.get('id', '')}  {job.get('status') or 'pending'}  {connection or state.connection}",
+        f"{clean(head, single_line=True)}  {connection or state.connection}",
         f"{format_bar(progress, 20 if one_line else 30)} {progress:5.1f}%  "
-        + clean_text(job.get("currentOperation") or DASH, newlines=False),
+        + clean(job.get("currentOperation") or DASH, single_line=True),
         f"elapsed {format_duration(elapsed)}  "
         f"remaining {format_duration(state.time_remaining)}  "
         f"cost {format_cost(state.cost_so_far, currency)} "
@@ -77,15 +78,16 @@ def render_status(
 def render_final(state: MonitorState) -> str:
     """``"job r1 completed after 1m 05s, cost 0.42 QUBIC"``, then ``result: <JSON>`` or ``error: ...``."""
     job = state.job
-    head = (
+    head = clean(
         f"job {job.get('id', '')} {job.get('status')} after {format_duration(state.elapsed)}, "
-        f"cost {format_cost(state.cost_so_far, state.currency)}"
+        f"cost {format_cost(state.cost_so_far, state.currency)}",
+        single_line=True,
     )
     if job.get("status") == "completed":
-        return f"{head}\nresult: {json.dumps(job.get('result'), ensure_ascii=False)}"
+        return f"{head}\nresult: {clean(json.dumps(job.get('result'), ensure_ascii=False))}"
     if job.get("error") is None:
         return head
-    return f"{head}\nerror: {clean_text(str(job['error']))}"
+    return f"{head}\nerror: {clean(job['error'])}"
 
 
 class _StatusView:

@@ -22,6 +22,7 @@ from jobwatch.protocol import (
 )
 from jobwatch.server import queries
 from jobwatch.server.services import Services
+from jobwatch.server.store import check_writable
 from jobwatch.server.wire import dumps, job_estimates, job_to_wire, log_to_wire, sample_to_wire
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -126,11 +127,13 @@ def get_job(job_id: str) -> Response:
 def progress(job_id: str) -> Response:
     """The seed's main call; see CONTRACT.md "Progress"."""
     update = parse_body(ProgressUpdate, _body())
-    if not valid_job_id(job_id):
-        raise JobNotFound(f"no job with id {job_id!r}")
     services = _services()
     if services.rate_limit is not None:
-        services.rate_limit.hit(update.worker_id)
+        # Only an update its job would take counts against the worker's allowance.
+        check_writable(_known_job(job_id), update.worker_id)
+        services.rate_limit.hit(update.worker_id, request.remote_addr)
+    elif not valid_job_id(job_id):
+        raise JobNotFound(f"no job with id {job_id!r}")
     reply = services.store.apply_progress(job_id, update)
     return json_response(reply.body)
 

@@ -34,6 +34,7 @@ DEFAULTS: dict[str, Any] = {
     "WRITE_TOKEN": None,
     "READ_TOKEN": None,
     "CORS_ORIGINS": (),
+    "ALLOWED_HOSTS": (),
     "RATE_LIMIT": 0,
     "REDIS_URL": None,
     "REDIS_CHANNEL": DEFAULT_CHANNEL,
@@ -55,8 +56,12 @@ DEFAULTS: dict[str, Any] = {
     Bearer tokens (see :mod:`jobwatch.server.security`); ``None``: open.
 ``CORS_ORIGINS``
     Browser origins allowed to call the API and open the WebSocket.
+``ALLOWED_HOSTS``
+    Host names a server without a token answers besides loopback ones
+    (``*``: any); see :mod:`jobwatch.server.security`.
 ``RATE_LIMIT``
-    Most progress updates per second per worker (0: no limit); more answer 429.
+    Most progress updates per second per worker and client address (0: no
+    limit); more answer 429.
 ``REDIS_URL``
     ``redis://host:port/db``: fan events out through Redis to every process
     sharing it (:class:`~jobwatch.server.redis_broker.RedisBroker`); ``None``:
@@ -82,6 +87,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     Raises
     ------
+    ValueError
+        A token is too short or has surrounding whitespace, or a read token
+        comes without a write token.
     sqlalchemy.exc.OperationalError
         The database cannot be reached.
     jobwatch.server.redis_broker.BrokerUnavailable
@@ -91,6 +99,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(DEFAULTS)
     app.config.update(config or {})
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    policy = AccessPolicy(
+        app.config["WRITE_TOKEN"],
+        app.config["READ_TOKEN"],
+        app.config["CORS_ORIGINS"],
+        app.config["ALLOWED_HOSTS"],
+    )
     app.config["SOCK_SERVER_OPTIONS"] = {
         "ping_interval": app.config["WS_PING_INTERVAL"],
         "max_message_size": 64 * 1024,
@@ -107,9 +121,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         rate_limit=WorkerRateLimit(rate) if rate > 0 else None,
     )
     app.extensions["jobwatch"] = services
-    policy = AccessPolicy(
-        app.config["WRITE_TOKEN"], app.config["READ_TOKEN"], app.config["CORS_ORIGINS"]
-    )
     app.before_request(lambda: policy.check(request))
     if app.config["CORS_ORIGINS"]:
         CORS(app, resources={r"/api/*": {"origins": list(app.config["CORS_ORIGINS"])}})

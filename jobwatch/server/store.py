@@ -266,7 +266,7 @@ class Store:
         def op(conn: Connection) -> tuple[ProgressReply, list[Event]]:
             now = self.clock()
             job = _require_job(conn, job_id)
-            _check_writable(job, update.worker_id)
+            check_writable(job, update.worker_id)
             changes: dict[str, Any] = {"updated_at": now}
             if job["worker_id"] is None:
                 changes["worker_id"] = update.worker_id
@@ -393,7 +393,7 @@ class Store:
         def op(conn: Connection) -> tuple[Row, list[Event]]:
             now = self.clock()
             job = _require_job(conn, job_id)
-            _check_writable(job, request.worker_id)
+            check_writable(job, request.worker_id)
             seq = job["seq"] + 1
             changes: dict[str, Any] = {
                 "status": request.status,
@@ -475,7 +475,9 @@ def _require_job(conn: Connection, job_id: str) -> Row:
     return job
 
 
-def _check_writable(job: Row, worker_id: str) -> None:
+def check_writable(job: Row, worker_id: str) -> None:
+    """Raise :class:`WorkerMismatch` (403) when ``job`` is bound to another worker,
+    :class:`JobFinished` (409) when it has finished."""
     bound = job["worker_id"]
     if bound is not None and bound != worker_id:
         raise WorkerMismatch(

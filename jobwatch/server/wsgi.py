@@ -11,11 +11,18 @@ builds the app in each worker from environment variables, the same settings
                                processes (needs PostgreSQL)
 ``JOBWATCH_REDIS_CHANNEL``     pub/sub channel, one per deployment
                                (default ``jobwatch:events``)
-``JOBWATCH_TOKEN``             bearer token for writes (and reads)
+``JOBWATCH_TOKEN``             bearer token for writes (and reads), at least
+                               16 characters
 ``JOBWATCH_READ_TOKEN``        read-only bearer token for viewers
 ``JOBWATCH_CORS_ORIGINS``      comma-separated browser origins
+``JOBWATCH_ALLOWED_HOSTS``     comma-separated host names a server without a
+                               token answers besides loopback ones
 ``JOBWATCH_RATE_LIMIT``        most progress updates per second per worker
+                               and client address
 =============================  =================================================
+
+The worker class (:mod:`jobwatch.server.worker`) reads two more:
+``JOBWATCH_MAX_CONNECTIONS_PER_ADDRESS`` and ``JOBWATCH_MAX_CONNECTIONS``.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from jobwatch.server.deployment import missing_packages, settings_problem
+from jobwatch.server.security import token_problem
 
 
 class SettingsError(ValueError):
@@ -61,12 +69,18 @@ def config_from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     read_token = env.get("JOBWATCH_READ_TOKEN") or None
     if read_token and not token:
         raise SettingsError("JOBWATCH_READ_TOKEN needs JOBWATCH_TOKEN too (else writes are open)")
+    problem = token_problem("JOBWATCH_TOKEN", token) or token_problem(
+        "JOBWATCH_READ_TOKEN", read_token
+    )
+    if problem:
+        raise SettingsError(problem)
     config: dict[str, Any] = {
         "DATABASE": database,
         "REDIS_URL": redis_url,
         "WRITE_TOKEN": token,
         "READ_TOKEN": read_token,
         "CORS_ORIGINS": tuple(o for o in env.get("JOBWATCH_CORS_ORIGINS", "").split(",") if o),
+        "ALLOWED_HOSTS": tuple(h for h in env.get("JOBWATCH_ALLOWED_HOSTS", "").split(",") if h),
         "RATE_LIMIT": rate,
     }
     if env.get("JOBWATCH_REDIS_CHANNEL"):

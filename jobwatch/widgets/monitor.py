@@ -12,13 +12,14 @@ from the renderer thread, so the view stays live while another cell runs.
 from __future__ import annotations
 
 import contextlib
-import html
 import json
 import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
+
+from markupsafe import Markup
 
 from jobwatch.client import Client
 from jobwatch.formatting import format_cost, format_duration, format_memory, format_metric
@@ -89,7 +90,8 @@ class MonitorView:
         )
         self.progress.add_class("jobwatch-progress")
         self.percent = html_widget("jobwatch-percent")
-        self.operation = html_widget("jobwatch-operation")
+        self.operation = widgets.Label()  # plain text: the browser never parses it as HTML
+        self.operation.add_class("jobwatch-operation")
         self.elapsed = html_widget("jobwatch-elapsed")
         self.eta = html_widget("jobwatch-eta")
         self.cost = html_widget("jobwatch-cost")
@@ -136,21 +138,23 @@ class MonitorView:
         job = state.job
         status = job.get("status") or "pending"
         colour, bar = STATUS_STYLE.get(status, ("#6b7280", ""))
-        name = html.escape(job.get("name") or job.get("id", ""))
-        self.title.value = f"<b>{name}</b> <code>{html.escape(str(job.get('id', '')))}</code>"
+        self.title.value = _html(
+            "<b>{}</b> <code>{}</code>", job.get("name") or job.get("id", ""), job.get("id", "")
+        )
         self.status.value = _badge(status, colour)
         c_colour, c_text = CONNECTION_STYLE.get(connection, ("#6b7280", connection))
-        self.connection.value = f'<span style="color:{c_colour}">● {c_text}</span>'
+        self.connection.value = _html('<span style="color:{}">● {}</span>', c_colour, c_text)
         progress = float(job.get("progress") or 0.0)
         self.progress.value = progress
         self.progress.bar_style = bar
-        self.percent.value = f"<b>{progress:.1f}%</b>"
-        self.operation.value = html.escape(job.get("currentOperation") or "")
-        self.elapsed.value = f"elapsed <b>{format_duration(state.elapsed)}</b>"
-        self.eta.value = f"time remaining <b>{format_duration(state.time_remaining)}</b>"
-        self.cost.value = (
-            f"cost <b>{format_cost(state.cost_so_far, state.currency)}</b>"
-            f" of est. <b>{format_cost(state.estimated_total_cost, state.currency)}</b>"
+        self.percent.value = _html("<b>{:.1f}%</b>", progress)
+        self.operation.value = str(job.get("currentOperation") or "")
+        self.elapsed.value = _html("elapsed <b>{}</b>", format_duration(state.elapsed))
+        self.eta.value = _html("time remaining <b>{}</b>", format_duration(state.time_remaining))
+        self.cost.value = _html(
+            "cost <b>{}</b> of est. <b>{}</b>",
+            format_cost(state.cost_so_far, state.currency),
+            format_cost(state.estimated_total_cost, state.currency),
         )
         self.gpu.value = _latest_gpu(state)
         self.final.value = _final(job) if state.finished else ""
@@ -402,10 +406,21 @@ def _widgets_unavailable() -> str | None:
     return None
 
 
+def _html(template: str, *values: Any) -> str:
+    """``template`` with each ``{}`` filled by a value, HTML-escaped.
+
+    Every HTML widget's value is built here, so no text from a server or a job
+    (names, statuses, currencies, results, errors) reaches the page unescaped.
+    """
+    return str(Markup(template).format(*values))
+
+
 def _badge(text: str, colour: str) -> str:
-    return (
-        f'<span class="jobwatch-badge" style="background:{colour};color:white;'
-        f'padding:1px 8px;border-radius:9px;font-size:12px">{html.escape(text)}</span>'
+    return _html(
+        '<span class="jobwatch-badge" style="background:{};color:white;'
+        'padding:1px 8px;border-radius:9px;font-size:12px">{}</span>',
+        colour,
+        text,
     )
 
 
@@ -416,12 +431,17 @@ def _latest_gpu(state: MonitorState) -> str:
     flat = latest.flat
     # With several GPUs the flat fields aggregate them (CONTRACT.md): say how.
     mean, total, hottest = (" mean", " total", " hottest") if len(latest.gpus) > 1 else ("", "", "")
-    return (
-        f"GPU <b>{format_metric(flat['gpuUtilization'], '%')}</b>{mean}"
-        f" · memory <b>{format_memory(flat['gpuMemoryUsed'], flat['gpuMemoryTotal'])}</b>{total}"
-        f" · <b>{format_metric(flat['gpuTemperature'], '°C')}</b>{hottest}"
-        f" · <b>{format_metric(flat['powerUsage'], ' W')}</b>{total}"
-        f"{f' ({len(latest.gpus)} GPUs)' if len(latest.gpus) > 1 else ''}"
+    return _html(
+        "GPU <b>{}</b>{} · memory <b>{}</b>{} · <b>{}</b>{} · <b>{}</b>{}{}",
+        format_metric(flat["gpuUtilization"], "%"),
+        mean,
+        format_memory(flat["gpuMemoryUsed"], flat["gpuMemoryTotal"]),
+        total,
+        format_metric(flat["gpuTemperature"], "°C"),
+        hottest,
+        format_metric(flat["powerUsage"], " W"),
+        total,
+        f" ({len(latest.gpus)} GPUs)" if len(latest.gpus) > 1 else "",
     )
 
 
@@ -429,13 +449,15 @@ def _final(job: dict[str, Any]) -> str:
     status = str(job.get("status"))
     colour = STATUS_STYLE.get(status, ("#dc2626", ""))[0]
     if status == "completed":
-        result = html.escape(json.dumps(job.get("result"), indent=1)[:2000])
-        return (
-            f'<div class="jobwatch-result" style="color:{colour}">✔ <b>completed</b>'
-            f" — result: <code>{result}</code></div>"
+        return _html(
+            '<div class="jobwatch-result" style="color:{}">✔ <b>completed</b>'
+            " — result: <code>{}</code></div>",
+            colour,
+            json.dumps(job.get("result"), indent=1)[:2000],
         )
-    error = html.escape(str(job.get("error") or "no error message"))
-    return (
-        f'<div class="jobwatch-error" style="color:{colour}">✘ <b>{html.escape(status)}</b>:'
-        f" <code>{error}</code></div>"
+    return _html(
+        '<div class="jobwatch-error" style="color:{}">✘ <b>{}</b>: <code>{}</code></div>',
+        colour,
+        status,
+        job.get("error") or "no error message",
     )
