@@ -358,9 +358,14 @@ def _database_problem(database: str, *, must_exist: bool) -> str | None:
 
     if database == ":memory:" or "://" in database:
         return None
+    from jobwatch.server.files import directory_problem
+
     path = Path(database).expanduser()
     if path.is_dir():
         return f"--db {database} is a directory; give a file path"
+    unsafe = directory_problem(path.resolve())
+    if unsafe:
+        return unsafe
     if not path.exists():
         return f"--db {database} does not exist" if must_exist else None
     try:

@@ -156,9 +156,7 @@ def lying_server() -> Any:
 
     def app(environ: Any, start_response: Any) -> Any:
         body = {"error": {"code": "nope", "message": HOSTILE, "details": []}}
-        return Response(json.dumps(body), 409, mimetype="application/json")(
-            environ, start_response
-        )
+        return Response(json.dumps(body), 409, mimetype="application/json")(environ, start_response)
 
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

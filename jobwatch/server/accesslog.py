@@ -1,8 +1,9 @@
 """gunicorn's logger with secrets kept out of the access log.
 
 A browser's WebSocket carries its token in ``?token=`` (it cannot send
-headers), so every query string is left out of the logged request line,
-query atom and referer, and the ``Authorization`` header atom is blanked.
+headers), so every query string is left out of what the access log can
+show (the request line, the query, the referer, any header or environ
+value), and the ``Authorization`` header is blanked.
 """
 
 from __future__ import annotations
@@ -24,16 +25,16 @@ class RedactingLogger(Logger):  # type: ignore[misc]
     """gunicorn's :class:`~gunicorn.glogging.Logger`, logging no query string and no token."""
 
     def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
-        """gunicorn's atoms for the access log format, with every place a token can be redacted."""
+        """gunicorn's atoms for the access log format (``%(r)s``, ``%(q)s``,
+        ``%({name}i)s`` headers, ``%({name}e)s`` environ), with every query
+        string and ``Authorization`` header redacted."""
         atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
-        atoms["r"] = (
-            f"{environ['REQUEST_METHOD']} {without_query(environ['RAW_URI'])} "
-            f"{environ['SERVER_PROTOCOL']}"
-        )
-        if atoms.get("q"):
-            atoms["q"] = REDACTED
-        atoms["f"] = without_query(str(atoms.get("f", "-")))
-        for key in ("{authorization}i", "{referer}i"):
-            if key in atoms:
-                atoms[key] = REDACTED
+        for key, value in atoms.items():
+            if key in _SECRET_ATOMS:
+                atoms[key] = REDACTED if value else value
+            elif isinstance(value, str) and "?" in value:
+                atoms[key] = " ".join(without_query(part) for part in value.split(" "))
         return atoms
+
+
+_SECRET_ATOMS = frozenset({"q", "{query_string}e", "{authorization}i", "{http_authorization}e"})

@@ -42,6 +42,7 @@ from jobwatch.protocol import (
     update_rate,
 )
 from jobwatch.server import batch
+from jobwatch.server.files import prepare_sqlite_file
 from jobwatch.server.schema import encode_json, jobs, log_lines, metadata, samples
 from jobwatch.server.wire import Event, job_estimates
 from jobwatch.server.writer import GroupCommitWriter, Operation, R
@@ -91,6 +92,11 @@ class Store:
     clock:
         Returns the server time in seconds since the epoch; the reference for
         ``startedAt``, elapsed time, cost and metric windows.
+
+    Raises
+    ------
+    jobwatch.server.files.UnsafeDatabasePath
+        A SQLite file in a directory every user may write to.
     """
 
     def __init__(self, url: str, *, clock: Clock = time.time) -> None:
@@ -110,7 +116,7 @@ class Store:
                 connect_args={"check_same_thread": False},
             )
         elif parsed.get_backend_name() == "sqlite":
-            Path(parsed.database or "").parent.mkdir(parents=True, exist_ok=True)
+            prepare_sqlite_file(Path(parsed.database or ""))  # 0600, in a directory not /tmp
             self.engine = create_engine(
                 self.url, connect_args={"check_same_thread": False, "timeout": 30}
             )
