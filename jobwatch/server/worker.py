@@ -41,6 +41,10 @@ PER_ADDRESS_ENV = "JOBWATCH_MAX_CONNECTIONS_PER_ADDRESS"
 TOTAL_ENV = "JOBWATCH_MAX_CONNECTIONS"
 """Environment variable: most connections of one worker process (default: what
 its open-files limit allows)."""
+HEAD_TIMEOUT_ENV = "JOBWATCH_HEAD_TIMEOUT"
+"""Environment variable: seconds for a request head (default gunicorn's ``keepalive``)."""
+BODY_TIMEOUT_ENV = "JOBWATCH_BODY_TIMEOUT"
+"""Environment variable: seconds for a request body (default :data:`BODY_TIMEOUT`)."""
 DEFAULT_PER_ADDRESS = 256
 """Connections one client address may hold by default: many viewers and workers
 behind one NAT, far fewer than an attack needs."""
@@ -84,13 +88,17 @@ def raise_nofile_limit() -> int:
     return soft
 
 
-def _env_count(name: str, default: int) -> int:
+def _env_number(name: str, default: float) -> float:
     text = os.environ.get(name, "").strip()
     if not text:
         return default
-    if not text.isdigit():
-        raise ValueError(f"{name} must be a whole number >= 0, got {text!r}")
-    return int(text)
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 1e9:
+        raise ValueError(f"{name} must be a number >= 0, got {text!r}")
+    return value
 
 
 class ConnectionGuard:
@@ -173,15 +181,24 @@ class GuardedGeventWorker(GeventWorker):  # type: ignore[misc]
     """gunicorn's gevent worker with connection caps and request deadlines (see the module doc)."""
 
     guard: ConnectionGuard
+    head_timeout: float
+    body_timeout: float
 
     def init_process(self) -> None:
         """Size the connection caps from the settings and this process's open-files limit."""
         soft = raise_nofile_limit()
         room = max(1, soft - FD_RESERVE)
-        total = min(_env_count(TOTAL_ENV, room), room)
+        total = min(int(_env_number(TOTAL_ENV, room)), room)
         self.worker_connections = total + REFUSAL_ROOM
-        self.guard = ConnectionGuard(total, _env_count(PER_ADDRESS_ENV, DEFAULT_PER_ADDRESS))
+        per_address = int(_env_number(PER_ADDRESS_ENV, DEFAULT_PER_ADDRESS))
+        self.guard = ConnectionGuard(total, per_address)
+        self.head_timeout = _env_number(HEAD_TIMEOUT_ENV, self.cfg.keepalive)
+        self.body_timeout = _env_number(BODY_TIMEOUT_ENV, BODY_TIMEOUT)
         super().init_process()
+
+    def timeout_ctx(self) -> Any:
+        """The deadline for the next request head (gunicorn calls it per request)."""
+        return gevent.Timeout(self.head_timeout, False)
 
     def handle(self, listener: Any, client: Any, addr: Any) -> None:
         """Serve one connection, or refuse it at once when a cap is reached."""
@@ -199,7 +216,7 @@ class GuardedGeventWorker(GeventWorker):  # type: ignore[misc]
     def handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> Any:
         """Read the body whole, within :data:`BODY_TIMEOUT` and the size limit, then serve."""
         body = b""
-        with gevent.Timeout(BODY_TIMEOUT, False):
+        with gevent.Timeout(self.body_timeout, False):
             body = req.body.read(MAX_BODY_BYTES + 1)
             req.body = io.BytesIO(body)
         if not isinstance(req.body, io.BytesIO):
@@ -208,7 +225,7 @@ class GuardedGeventWorker(GeventWorker):  # type: ignore[misc]
                 refusal(
                     408,
                     "request_timeout",
-                    f"the request body did not arrive within {BODY_TIMEOUT:g} s",
+                    f"the request body did not arrive within {self.body_timeout:g} s",
                 ),
             )
             raise StopIteration  # gunicorn ends the connection
