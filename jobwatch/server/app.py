@@ -29,6 +29,8 @@ DEFAULTS: dict[str, Any] = {
     "DATABASE": ":memory:",
     "CLOCK": time.time,
     "WS_QUEUE_SIZE": 1024,
+    "WS_QUEUE_BYTES": 8 * 1024 * 1024,
+    "WS_SEND_TIMEOUT": 30.0,
     "WS_PING_INTERVAL": 25.0,
     "MAX_CONTENT_LENGTH": MAX_BODY_BYTES,
     "WRITE_TOKEN": None,
@@ -46,8 +48,12 @@ DEFAULTS: dict[str, Any] = {
     for several processes sharing one database).
 ``CLOCK``
     Callable returning server time in seconds since the epoch (tests pass a fake).
-``WS_QUEUE_SIZE``
-    Messages a WebSocket subscriber may have queued unsent before it is dropped.
+``WS_QUEUE_SIZE``, ``WS_QUEUE_BYTES``
+    Messages and bytes (8 MiB) a WebSocket subscriber may have queued unsent
+    before it is dropped.
+``WS_SEND_TIMEOUT``
+    Seconds one WebSocket send may wait for a client that does not read
+    before it is dropped.
 ``WS_PING_INTERVAL``
     Seconds between WebSocket pings that keep idle connections open through proxies.
 ``MAX_CONTENT_LENGTH``
@@ -118,6 +124,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         broker=broker,
         clock=app.config["CLOCK"],
         ws_queue_size=int(app.config["WS_QUEUE_SIZE"]),
+        ws_queue_bytes=int(app.config["WS_QUEUE_BYTES"]),
+        send_timeout=float(app.config["WS_SEND_TIMEOUT"]),
         rate_limit=WorkerRateLimit(rate) if rate > 0 else None,
     )
     app.extensions["jobwatch"] = services
