@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from benchmarks import fanout, ingest, memory, queries, reporter, scale, soak
+from benchmarks import attacks, fanout, ingest, memory, queries, reporter, scale, soak
 from benchmarks.report import machine, markdown
 
 SUITES = {
@@ -16,6 +16,7 @@ SUITES = {
     "memory": memory.run,
     "soak": soak.run,
     "scale": scale.run,
+    "attacks": attacks.run,
 }
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.client
 import json
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -319,3 +320,45 @@ def test_the_rate_limit_is_per_client_address(clock: Any) -> None:
         codes = [_post_from(server, "127.0.0.2", "mine", "w") for _ in range(5)]
         assert 429 in codes  # someone else, sending as worker w, is limited...
         assert _post_from(server, "127.0.0.1", "mine", "w") == 200  # ...not the worker
+
+
+# -- fuzzing the new limits ----------------------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=40))
+def test_token_rules_fuzz(token: str) -> None:
+    from jobwatch.server.security import token_problem
+
+    problem = token_problem("JOBWATCH_TOKEN", token)
+    acceptable = len(token) >= 16 and token == token.strip()
+    assert (problem is None) == acceptable
+    if problem:
+        assert problem.startswith("JOBWATCH_TOKEN ")
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(alphabet=st.characters(codec="latin-1", exclude_characters="\r\n\x00"), max_size=60))
+def test_any_host_header_is_answered_200_or_403(fuzz_server: EmbeddedServer, host: str) -> None:
+    """Whatever ``Host`` a client sends, a tokenless server answers 200 for a
+    loopback name and 403 ``host_not_allowed`` for anything else; never 5xx."""
+    status = _raw_status(fuzz_server.port, host)
+    assert status in (200, 400, 403), (host, status)
+    if status == 200:
+        assert is_loopback_host(host.rsplit(":", 1)[0] if "]" not in host else host)
+
+
+@pytest.fixture(scope="module")
+def fuzz_server() -> Iterator[EmbeddedServer]:
+    with EmbeddedServer() as server:
+        yield server
+
+
+def _raw_status(port: int, host: str) -> int:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(
+            b"GET /api/jobs HTTP/1.1\r\nHost: " + host.encode("latin-1") + b"\r\n"
+            b"Connection: close\r\n\r\n"
+        )
+        head = sock.recv(64)
+    return int(head.split()[1])
