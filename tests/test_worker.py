@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -176,3 +177,21 @@ def test_the_worker_raises_its_soft_limit_to_the_hard_one(tmp_path) -> None:
         row = next(line for line in limits.splitlines() if line.startswith("Max open files"))
         soft, hard = row.split()[3:5]
         assert soft == hard
+
+
+def test_the_services_lock_is_gevents_once_the_worker_patched_threading() -> None:
+    """A gunicorn master imports the app's modules before its gevent worker patches
+    ``threading``; a lock bound at import would be a real one, and two greenlets
+    contending for it block the worker's only OS thread (seen: WORKER TIMEOUT
+    under 600 idle WebSockets)."""
+    code = (
+        "import jobwatch.server.services as s\n"
+        "from gevent import monkey; monkey.patch_all()\n"
+        "import threading\n"
+        "services = s.Services(store=None, broker=None, clock=None, ws_queue_size=1)\n"
+        "print(type(services._lock).__module__)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.strip().startswith("gevent"), out.stdout

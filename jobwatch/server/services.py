@@ -14,6 +14,15 @@ from jobwatch.server.security import WorkerRateLimit
 from jobwatch.server.store import Store
 
 
+def _new_lock() -> threading.Lock:
+    """A lock of the ``threading`` module as it is now. ``threading.Lock`` itself
+    is looked up here, when an instance is made: a gunicorn master imports this
+    module before gevent patches ``threading`` in the worker, and a lock taken
+    from the unpatched module would block the worker's only OS thread when two
+    greenlets contend for it."""
+    return threading.Lock()
+
+
 @dataclass
 class Services:
     """The app's parts, kept in ``app.extensions["jobwatch"]``.
@@ -33,7 +42,7 @@ class Services:
     send_timeout: float = 30.0
     rate_limit: WorkerRateLimit | None = None
     sessions: weakref.WeakSet[Any] = field(default_factory=weakref.WeakSet)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _lock: threading.Lock = field(default_factory=_new_lock)
     _closed: bool = False
     _stop: threading.Event = field(default_factory=threading.Event)
     _watchdog: threading.Thread | None = None
@@ -48,12 +57,14 @@ class Services:
             if self._closed:
                 return False
             self.sessions.add(session)
-            if self._watchdog is None:
+            start = self._watchdog is None
+            if start:
                 self._watchdog = threading.Thread(
                     target=self._watch, name="jobwatch-ws-watchdog", daemon=True
                 )
-                self._watchdog.start()
-            return True
+        if start and self._watchdog is not None:
+            self._watchdog.start()  # outside the lock: starting a thread may switch greenlets
+        return True
 
     def _watch(self) -> None:
         """Drop sessions whose client stopped reading, checking every second (or
