@@ -5,7 +5,18 @@ from __future__ import annotations
 import argparse
 import time
 
-from benchmarks import attacks, fanout, ingest, memory, queries, reporter, scale, soak
+from benchmarks import (
+    attacks,
+    fanout,
+    ingest,
+    memory,
+    queries,
+    reporter,
+    scalars,
+    scale,
+    soak,
+    sync,
+)
 from benchmarks.report import machine, markdown
 
 SUITES = {
@@ -13,7 +24,9 @@ SUITES = {
     "reporter": reporter.run,
     "fanout": fanout.run,
     "queries": queries.run,
+    "scalars": scalars.run,
     "memory": memory.run,
+    "sync": sync.run,
     "soak": soak.run,
     "scale": scale.run,
     "attacks": attacks.run,

@@ -33,7 +33,14 @@ SEED_BODY = {
 }
 
 
-def _jobwatch(seconds: float, n_jobs: int) -> LoadResult:
+SCALARS_BODY = {
+    **SEED_BODY,
+    "scalars": {"step": 120, "values": {f"metric_{k}": 0.5 + k for k in range(10)}},
+}
+"""The seed's body plus 10 training metrics (an extension)."""
+
+
+def _jobwatch(seconds: float, n_jobs: int, body: dict[str, object] = SEED_BODY) -> LoadResult:
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.db"
         with ServerProcess(serve_command(db)) as server:
@@ -43,7 +50,7 @@ def _jobwatch(seconds: float, n_jobs: int) -> LoadResult:
                     session.put(
                         f"{server.url}/api/jobs/{job_id}", json={"pricePerHour": 1.5}, timeout=10
                     )
-            return post_load(server.url, json.dumps(SEED_BODY), job_ids=ids, seconds=seconds)
+            return post_load(server.url, json.dumps(body), job_ids=ids, seconds=seconds)
 
 
 def _baseline(seconds: float) -> LoadResult:
@@ -53,11 +60,13 @@ def _baseline(seconds: float) -> LoadResult:
 
 
 def run(quick: bool) -> list[Row]:
-    """Rows: baseline, one job, 1,000 jobs (32 connections, keep-alive)."""
+    """Rows: baseline, one job, 1,000 jobs, 1,000 jobs with 10 training metrics
+    per update (32 connections, keep-alive)."""
     seconds = 3.0 if quick else 10.0
     baseline = _baseline(seconds)
     one = _jobwatch(seconds, 1)
     many = _jobwatch(seconds, 1000)
+    with_scalars = _jobwatch(seconds, 1000, SCALARS_BODY)
     goal = "ratio >= 0.5"
     return [
         Row(
@@ -83,5 +92,14 @@ def run(quick: bool) -> list[Row]:
             many.rps / baseline.rps,
             goal,
             many.tool,
+        ),
+        Row(
+            "ingest",
+            "POST /progress + 10 scalars, 1,000 jobs (ratio: x the seed body)",
+            f"{with_scalars.rps:,.0f} req/s  p99 {with_scalars.p99_ms:.1f} ms  "
+            f"errors {with_scalars.errors}",
+            with_scalars.rps / many.rps,
+            "",
+            with_scalars.tool,
         ),
     ]

@@ -35,6 +35,20 @@ def _update_cost(url: str, n: int) -> float:
         reporter.close(timeout=10)
 
 
+def _log_metrics_cost(url: str, n: int) -> float:
+    reporter = Reporter("bench-metrics", url=url, gpu=False, interval=1.0)
+    try:
+        costs = []
+        for i in range(n):
+            values = {"loss": 1.0 / (i + 1), "accuracy": i / n}
+            start = time.perf_counter()
+            reporter.log_metrics(values)
+            costs.append(time.perf_counter() - start)
+        return _median_us(costs)
+    finally:
+        reporter.close(timeout=30)
+
+
 def _post_cost(url: str, n: int) -> float:
     requests.put(f"{url}/api/jobs/bench-post", json={}, timeout=10)
     costs = []
@@ -98,7 +112,8 @@ def _gpu_rows() -> list[Row]:
 
 
 def run(quick: bool) -> list[Row]:
-    """Rows: median update() cost, median POST cost, their ratio; GPU sampling."""
+    """Rows: median update() and log_metrics() cost, median POST cost, their
+    ratio; GPU sampling."""
     n_updates = 20_000 if quick else 200_000
     n_posts = 200 if quick else 1_000
     with (
@@ -107,6 +122,7 @@ def run(quick: bool) -> list[Row]:
     ):
         post_us = _post_cost(server.url, n_posts)
         update_us = _update_cost(server.url, n_updates)
+        metrics_us = _log_metrics_cost(server.url, n_updates // 10)
     return [
         Row(
             "reporter",
@@ -121,6 +137,13 @@ def run(quick: bool) -> list[Row]:
             f"{update_us:.2f} us median",
             post_us / update_us,
             ">= 100x cheaper, <= 10 us",
+        ),
+        Row(
+            "reporter",
+            "Reporter.log_metrics() of 2 values (ratio: x update())",
+            f"{metrics_us:.2f} us median",
+            metrics_us / update_us,
+            "about 1 us",
         ),
         *_gpu_rows(),
     ]

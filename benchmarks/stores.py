@@ -151,6 +151,7 @@ def _job_row(i: int, n_logs: int, now: float) -> dict[str, object]:
         "ema_dp": 0.05,
         "ema_dt": 86.4,
         "ema_calls": 10,
+        "pause_streak": 0,
         "progress_seq": seq,
         "progress_event": orjson.dumps(progress_event).decode(),
         "completed_seq": None,

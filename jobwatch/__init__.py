@@ -13,10 +13,12 @@ from jobwatch.errors import (
     JobFinished,
     JobNotFound,
     JobwatchError,
+    MissingExtra,
     ValidationError,
     WorkerMismatch,
 )
 from jobwatch.reporter import Reporter
+from jobwatch.track import track
 
 if TYPE_CHECKING:
     from jobwatch.server.embedded import serve
@@ -30,11 +32,13 @@ __all__ = [
     "JobMonitor",
     "JobNotFound",
     "JobwatchError",
+    "MissingExtra",
     "Reporter",
     "ValidationError",
     "WorkerMismatch",
     "__version__",
     "serve",
+    "track",
 ]
 
 
@@ -46,6 +50,9 @@ def __getattr__(name: str) -> object:
 
         return JobMonitor
     if name == "serve":
+        from jobwatch._extras import require
+
+        require("server", "jobwatch.serve()")
         from jobwatch.server.embedded import serve
 
         return serve

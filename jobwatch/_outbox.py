@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 LogLine = tuple[int, str, str, float]
 """A queued log line: (sequence number, level, message, creation time in epoch seconds).
 Sequence 0 marks the reporter's own note about dropped lines."""
+ScalarStep = tuple[int, int, dict[str, float]]
+"""Queued training metrics: (sequence number, step, {name: finite value})."""
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,8 @@ class JobSpec:
 
 @dataclass(frozen=True)
 class Completion:
-    """The final ``POST /complete``: status ``completed``, ``failed`` or ``cancelled``, result, error text."""
+    """The final ``POST /complete``: status ``completed``, ``failed`` or ``cancelled``, result,
+    error text (made safe for the wire and cut to 16 KiB by the sender)."""
 
     status: str
     result: Any = None
@@ -43,13 +47,17 @@ class Outbox:
     Parameters
     ----------
     max_log_lines:
-        Lines kept at most; when full, the oldest is dropped and counted.
+        Lines kept at most; when full, the oldest is dropped and counted. The
+        same bound holds for queued training-metric steps.
 
     Notes
     -----
-    ``version`` counts state changes and ``log_seq`` log lines; the sender
-    raises ``sent_version`` and ``sent_log_seq`` as it delivers (or drops)
-    and notifies ``delivered``, on which a flush waits for its mark.
+    ``version`` counts state changes, ``log_seq`` log lines and ``scalar_seq``
+    training-metric steps; the sender raises ``sent_version``,
+    ``sent_log_seq`` and ``sent_scalar_seq`` as it delivers (or drops) and
+    notifies ``delivered``, on which a flush waits for its mark.
+    ``on_record``, when set, is called before the next record, log line,
+    training-metric step or alert (a forked child's sender starts its thread then).
     """
 
     def __init__(self, max_log_lines: int) -> None:
@@ -57,6 +65,7 @@ class Outbox:
         self.delivered = threading.Condition(self.lock)
         self.progress: float | None = None
         self.operation: str | None = None
+        self.backwards = False  # update(..., allow_backwards=True) since the last send
         self.version = 0
         self.sent_version = 0
         self.logs: deque[LogLine] = deque()
@@ -64,10 +73,27 @@ class Outbox:
         self.log_seq = 0
         self.sent_log_seq = 0
         self.dropped = 0
+        self.alerts: list[dict[str, str]] = []  # at most MAX_ALERTS, the newest dropped
+        self.scalars: deque[ScalarStep] = deque()
+        self.scalar_seq = 0
+        self.sent_scalar_seq = 0
+        self.dropped_scalars = 0
+        self.on_record: Callable[[], None] | None = None  # called before the next record
 
-    def record(self, progress: float | None, operation: str | None) -> None:
-        """Keep the newest state; ``None`` leaves that field as it was (the hot path)."""
+    def record(
+        self, progress: float | None, operation: str | None, allow_backwards: bool = False
+    ) -> None:
+        """Keep the newest state; ``None`` leaves that field as it was (the hot path).
+
+        ``allow_backwards`` lets ``progress`` go below what the job had when the
+        reporter attached to it.
+        """
+        start = self.on_record  # read once: another thread may clear it meanwhile
+        if start is not None:
+            start()
         with self.lock:
+            if allow_backwards:
+                self.backwards = True
             if progress is not None:
                 self.progress = progress
             if operation is not None:
@@ -76,12 +102,51 @@ class Outbox:
 
     def add_log(self, level: str, message: str, created: float) -> None:
         """Queue one line; when full, drop the oldest and count it."""
+        start = self.on_record  # read once: another thread may clear it meanwhile
+        if start is not None:
+            start()
         with self.lock:
             if len(self.logs) >= self.max_log_lines:
                 self.logs.popleft()
                 self.dropped += 1
             self.log_seq += 1
             self.logs.append((self.log_seq, level, message, created))
+
+    def add_scalars(self, step: int, values: dict[str, float]) -> None:
+        """Queue one step's training metrics; when full, drop the oldest step and count it."""
+        start = self.on_record
+        if start is not None:
+            start()
+        with self.lock:
+            if len(self.scalars) >= self.max_log_lines:
+                self.scalars.popleft()
+                self.dropped_scalars += 1
+            self.scalar_seq += 1
+            self.scalars.append((self.scalar_seq, step, values))
+
+    def add_alert(self, alert: dict[str, str], limit: int) -> bool:
+        """Queue one alert unless ``limit`` wait already; returns whether it was queued.
+
+        An alert is part of the next state change (``version``)."""
+        start = self.on_record
+        if start is not None:
+            start()
+        with self.lock:
+            if len(self.alerts) >= limit:
+                return False
+            self.alerts.append(alert)
+            self.version += 1
+            return True
+
+    def take_scalars(self, room: int) -> list[ScalarStep]:
+        """Remove and return the oldest steps holding at most ``room`` values in
+        all (at least one step when any is queued; call under ``lock``)."""
+        taken: list[ScalarStep] = []
+        while self.scalars and (not taken or len(self.scalars[0][2]) <= room):
+            step = self.scalars.popleft()
+            room -= len(step[2])
+            taken.append(step)
+        return taken
 
     def take_logs(self, room: int) -> list[LogLine]:
         """Remove and return up to ``room`` of the oldest lines (call under ``lock``).
@@ -105,15 +170,24 @@ class Outbox:
 
     def has_news(self) -> bool:
         """Whether anything waits to be taken (call under ``lock``)."""
-        return bool(self.logs or self.dropped or self.version != self.sent_version)
+        return bool(self.logs or self.dropped or self.scalars or self.version != self.sent_version)
 
-    def mark_delivered(self, version: int, log_seq: int) -> None:
+    def mark(self) -> tuple[int, int, int]:
+        """What is recorded so far: (version, log_seq, scalar_seq) (call under ``lock``)."""
+        return self.version, self.log_seq, self.scalar_seq
+
+    def mark_delivered(self, version: int, log_seq: int, scalar_seq: int) -> None:
         """Everything up to this mark was sent or dropped; wake the flushes waiting."""
         with self.delivered:
             self.sent_version = max(self.sent_version, version)
             self.sent_log_seq = max(self.sent_log_seq, log_seq)
+            self.sent_scalar_seq = max(self.sent_scalar_seq, scalar_seq)
             self.delivered.notify_all()
 
-    def is_delivered(self, version: int, log_seq: int) -> bool:
+    def is_delivered(self, version: int, log_seq: int, scalar_seq: int) -> bool:
         """Whether everything up to this mark was sent or dropped (call under ``lock``)."""
-        return self.sent_version >= version and self.sent_log_seq >= log_seq
+        return (
+            self.sent_version >= version
+            and self.sent_log_seq >= log_seq
+            and self.sent_scalar_seq >= scalar_seq
+        )

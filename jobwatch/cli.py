@@ -18,8 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from jobwatch._extras import require
 from jobwatch._version import __version__
-from jobwatch.errors import APIError, ConnectionError
+from jobwatch.errors import APIError, ConnectionError, MissingExtra
 from jobwatch.terminal import clean
 
 EXIT_API_ERROR = 1
@@ -66,6 +67,7 @@ _percent = _bounded("progress", float, 0, 100)
 _days = _bounded("days", float, 0, 1e6)
 _seconds = _bounded("seconds", float, 0, 60)
 _rate = _bounded("updates per second", float, 0, 1e6)
+_stall_after = _bounded("--stall-after seconds", float, 1, 30 * 86400)
 _count = _bounded("count", int, 1, 1000)
 _workers = _bounded("workers", int, 1, 64)
 _connections = _bounded("connections", int, 0, 1_000_000)
@@ -182,6 +184,28 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow listening beyond loopback without a token",
     )
+    serve.add_argument(
+        "--stall-after",
+        type=_stall_after,
+        default=120.0,
+        metavar="SECONDS",
+        help="a running job with no update for this long is stalled (default 120; or ten of"
+        " the job's usual update intervals if that is longer)",
+    )
+    serve.add_argument(
+        "--alert",
+        action="append",
+        default=[],
+        metavar="RULE",
+        help="alert when a GPU metric holds a condition, e.g. 'gpuTemperature>85 for 60s' or"
+        " 'gpuUtilization<10 for 300s' (repeatable)",
+    )
+    serve.add_argument(
+        "--webhook-url",
+        default=os.environ.get("JOBWATCH_WEBHOOK_URL") or None,
+        metavar="URL",
+        help="post every alert there as Slack-compatible JSON (default $JOBWATCH_WEBHOOK_URL)",
+    )
 
     prune = commands.add_parser(
         "prune", help="delete jobs finished more than --days ago, with their samples and logs"
@@ -252,6 +276,12 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument(
         "--token", help="bearer token for the server; prefer setting $JOBWATCH_TOKEN (the default)"
     )
+    watch.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait for a job that does not exist yet (instead of exit 1), e.g. one a worker"
+        " is about to create",
+    )
     return parser
 
 
@@ -279,11 +309,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConnectionError as exc:
         print(f"jobwatch: cannot reach the server: {clean(exc)}", file=sys.stderr)
         return EXIT_UNREACHABLE
+    except MissingExtra as exc:
+        print(f"jobwatch: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
 
 
 def _serve(args: argparse.Namespace) -> int:
+    require("server", "jobwatch serve")
     from jobwatch.server.security import is_loopback_host, token_problem
     from jobwatch.server.serving import run
 
@@ -305,6 +339,10 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+    alert_problem = _alert_problem(args.alert, args.webhook_url)
+    if alert_problem:
+        print(f"jobwatch serve: {alert_problem}", file=sys.stderr)
+        return EXIT_USAGE
     database = args.db or str(default_db_path())
     refused = _check_services("serve", database, args.redis_url, args.workers)
     if refused is not None:
@@ -317,6 +355,9 @@ def _serve(args: argparse.Namespace) -> int:
         "CORS_ORIGINS": tuple(args.cors_origin),
         "ALLOWED_HOSTS": tuple(args.allowed_host),
         "RATE_LIMIT": args.rate_limit,
+        "STALL_AFTER": args.stall_after,
+        "ALERT_RULES": tuple(args.alert),
+        "WEBHOOK_URL": args.webhook_url,
     }
     if args.max_connections_per_address is not None:  # the worker processes read it
         os.environ[PER_ADDRESS_ENV] = str(args.max_connections_per_address)
@@ -324,6 +365,21 @@ def _serve(args: argparse.Namespace) -> int:
         config["REDIS_CHANNEL"] = os.environ["JOBWATCH_REDIS_CHANNEL"]
     run(args.host, args.port, config, access_log=args.access_log, workers=args.workers)
     return 0
+
+
+def _alert_problem(rules: list[str], webhook_url: str | None) -> str | None:
+    """Why the ``--alert`` rules or ``--webhook-url`` cannot be used, or ``None``."""
+    from jobwatch.errors import ValidationError
+    from jobwatch.server.alert_rules import parse_rule
+
+    for rule in rules:
+        try:
+            parse_rule(rule)
+        except ValidationError as exc:
+            return str(exc)
+    if webhook_url and not webhook_url.startswith(("http://", "https://")):
+        return f"--webhook-url must start with http:// or https://, got {webhook_url!r}"
+    return None
 
 
 def _check_services(
@@ -377,17 +433,14 @@ def _database_problem(database: str, *, must_exist: bool) -> str | None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    try:
-        import sklearn  # noqa: F401
+    require("demo", "jobwatch demo")
+    from jobwatch.demo import run_demo
 
-        from jobwatch.demo import run_demo
-    except ImportError:
-        print('jobwatch demo needs scikit-learn: pip install "jobwatch[demo]"', file=sys.stderr)
-        return EXIT_USAGE
     return run_demo(epochs=args.epochs, pace=args.pace, price_per_hour=args.price_per_hour)
 
 
 def _prune(args: argparse.Namespace) -> int:
+    require("server", "jobwatch prune")
     from jobwatch.server.store import Store
 
     database = args.db or str(default_db_path())
@@ -471,7 +524,7 @@ def _watch(args: argparse.Namespace) -> int:
         print(f"jobwatch watch: {exc}", file=sys.stderr)
         return EXIT_USAGE
     with client:
-        state = Watcher(client, args.job_id).run()
+        state = Watcher(client, args.job_id, wait=args.wait).run()
     return 0 if state.job["status"] == "completed" else EXIT_JOB_FAILED
 
 

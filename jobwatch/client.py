@@ -9,6 +9,12 @@ only :mod:`jobwatch.errors` exceptions: an error answer becomes the matching
 from __future__ import annotations
 
 import json
+
+# requests imports netrc inside every request (requests.utils.get_netrc_auth).
+# Imported here, it is never first imported by a reporter's sender thread: a
+# fork() during that import would leave the module's import lock held in the
+# child, whose own sender would then hang on its first request.
+import netrc  # noqa: F401
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -16,6 +22,7 @@ from urllib.parse import quote
 
 import requests
 
+from jobwatch._own_io import doing_io
 from jobwatch.errors import ConnectionError, ValidationError, error_from_envelope
 from jobwatch.subscription import Subscription
 
@@ -84,13 +91,14 @@ class Client:
         """
         query = {k: v for k, v in (params or {}).items() if v is not None}
         try:
-            response = self._session.request(
-                method,
-                self.url + path,
-                json=json_body,
-                params=query,
-                timeout=self.timeout,
-            )
+            with doing_io():  # what urllib3 logs meanwhile is not the user's to ship
+                response = self._session.request(
+                    method,
+                    self.url + path,
+                    json=json_body,
+                    params=query,
+                    timeout=self.timeout,
+                )
         except requests.RequestException as exc:
             raise ConnectionError(f"{method} {self.url}{path} failed: {exc}") from exc
         try:
@@ -184,6 +192,10 @@ class Client:
         metrics: Mapping[str, Any] | None = None,
         logs: Sequence[Mapping[str, Any]] | None = None,
         timestamp: str | None = None,
+        *,
+        update_id: str | None = None,
+        scalars: Sequence[Mapping[str, Any]] | None = None,
+        alerts: Sequence[Mapping[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """Send one progress update (synchronously) and return the server's reply.
 
@@ -199,6 +211,15 @@ class Client:
             Log lines ``{"level": "info"|"warning"|"error", "message": str}``, at most 1000.
         timestamp:
             The worker's ISO 8601 time of this update, used only to order updates.
+        update_id:
+            1-64 characters, unique per update of this worker: sending the same
+            update again (a retry) is then applied once and answered as the first time.
+        scalars:
+            Training metrics: ``[{"step": int, "values": {name: float}}]``, at most
+            1,000 values in all (see :meth:`scalars`).
+        alerts:
+            ``[{"title": str, "text": str | None, "level": "info"|"warning"|"error"}]``,
+            at most 100 (see :meth:`alerts`).
 
         Returns
         -------
@@ -213,6 +234,12 @@ class Client:
             body["logLines"] = [dict(line) for line in logs]
         if timestamp is not None:
             body["timestamp"] = timestamp
+        if update_id is not None:
+            body["updateId"] = update_id
+        if scalars:
+            body["scalars"] = [dict(point) for point in scalars]
+        if alerts:
+            body["alerts"] = [dict(alert) for alert in alerts]
         return self._dict(
             self.request("POST", f"/api/jobs/{_path(job_id)}/progress", json_body=body)
         )
@@ -258,6 +285,58 @@ class Client:
         params = {"timeRange": time_range, "maxPoints": max_points}
         body = self.request("GET", f"/api/jobs/{_path(job_id)}/metrics", params=params)
         return list(body["metrics"])
+
+    def scalars(
+        self,
+        job_id: str,
+        names: Sequence[str] | None = None,
+        time_range: float | None = None,
+        max_points: int | None = None,
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Training metrics (from :meth:`jobwatch.Reporter.log_metrics`) by name.
+
+        Parameters
+        ----------
+        names:
+            The metric names to read (at most 100); default all of the job's.
+        time_range:
+            Seconds back from now (or from the job's end once finished); default
+            the whole job.
+        max_points:
+            Most points per name (2-10,000); a longer series is downsampled with
+            each span's minimum and maximum kept.
+
+        Returns
+        -------
+        ``{name: [{"step": int, "timestamp": str, "value": float}]}``, oldest first.
+
+        Raises
+        ------
+        ValidationError
+            A name outside the allowed characters, or a bad range (400).
+        JobNotFound
+            No such job (404).
+        """
+        params = {
+            "names": None if names is None else ",".join(names),
+            "timeRange": time_range,
+            "maxPoints": max_points,
+        }
+        body = self.request("GET", f"/api/jobs/{_path(job_id)}/scalars", params=params)
+        return dict(body["scalars"])
+
+    def alerts(self, job_id: str, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+        """``{jobId, alerts: [{seq, timestamp, level, title, text, source}], total, limit,
+        offset}``: the job's alerts oldest first (``source``: worker, rule, failed or
+        stalled), ``limit`` 1-1000 from ``offset``.
+
+        Raises
+        ------
+        JobNotFound
+            No such job (404).
+        """
+        params = {"limit": limit, "offset": offset}
+        return self._dict(self.request("GET", f"/api/jobs/{_path(job_id)}/alerts", params=params))
 
     def logs(
         self,

@@ -17,6 +17,7 @@
      |         +-- RateLimited       429 rate_limited
      |         +-- StoreUnavailable  503 store_unavailable
      +-- ConnectionError             the server could not be reached or answered garbage
+     +-- MissingExtra                a part of jobwatch needs an extra that is not installed
 
 The server raises these and turns them into the contract's error envelope
 ``{"error": {"code", "message", "details"}}``; the client turns an envelope
@@ -36,6 +37,7 @@ __all__ = [
     "JobNotFound",
     "JobwatchError",
     "MethodNotAllowed",
+    "MissingExtra",
     "NotFound",
     "PayloadTooLarge",
     "RateLimited",
@@ -245,3 +247,31 @@ def error_from_envelope(status: int, body: Any, retry_after: float | None = None
             message, retry_after=retry_after or 1.0, status=status, code=code, details=details
         )
     return cls(message, status=status, code=code, details=details)
+
+
+class MissingExtra(JobwatchError, ImportError):
+    """A part of jobwatch needs packages of an extra that is not installed.
+
+    Its message is one line naming the ``pip install "jobwatch[extra]"`` to
+    run; IPython shows that line alone instead of a traceback.
+
+    Parameters
+    ----------
+    what:
+        What needs it, e.g. ``"jobwatch.serve()"``.
+    extra:
+        The extra that brings the package, e.g. ``"server"``.
+    module:
+        The missing top-level module, e.g. ``"flask"``.
+    """
+
+    def __init__(self, what: str, extra: str, module: str) -> None:
+        super().__init__(
+            f'{what} needs {module}, which is not installed: pip install "jobwatch[{extra}]"',
+            name=module,
+        )
+        self.extra = extra
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython's hook for exceptions that draw themselves: one line, no traceback.
+        return [f"{type(self).__name__}: {self}"]

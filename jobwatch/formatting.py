@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from jobwatch import ansi
 from jobwatch.protocol import parse_ts
 from jobwatch.terminal import clean
 
@@ -45,11 +46,27 @@ def format_duration(seconds: float | None) -> str:
     return f"{days}d {hours:02d}h"
 
 
-def format_cost(value: float | None, currency: str | None) -> str:
-    """``"0.42 QUBIC"``, ``"1,234.50 QUBIC"``; a dash when unknown.
+COST_DIGITS = 3
+"""Significant digits of a cost: enough to see a young job's cost move."""
+COST_DECIMALS = (2, 8)
+"""Fewest and most decimals of a cost (cents at least; below 1e-8, ``"<0.00000001"``)."""
 
-    Two decimals, four below 0.01 (so a young job's cost is not ``0.00``) and
-    ``"<0.0001"`` below that.
+
+def format_number(value: float | None) -> str:
+    """A training-metric value for people: 4 significant digits (``"0.2313"``,
+    ``"98.5"``, ``"1.2e-05"``, ``"1.235e+04"``); a dash when unknown or not finite."""
+    if value is None or not math.isfinite(value):
+        return DASH
+    return f"{value:.4g}"
+
+
+def format_cost(value: float | None, currency: str | None) -> str:
+    """``"0.000694 QUBIC"``, ``"0.420 QUBIC"``, ``"1,234.50 QUBIC"``; a dash when unknown.
+
+    One format everywhere: :data:`COST_DIGITS` significant digits with at
+    least two decimals (so a cost shows moving from the first second on,
+    ``"0.0100"`` never turns into ``"0.01"``), thousands separated; below the
+    last of :data:`COST_DECIMALS` decimals, ``"<0.00000001"``; 0 is ``"0.00"``.
 
     Parameters
     ----------
@@ -60,33 +77,35 @@ def format_cost(value: float | None, currency: str | None) -> str:
     """
     if value is None or not math.isfinite(value):
         return DASH
-    if 0 < abs(value) < 0.01:
-        text = f"{value:.4f}" if abs(value) >= 0.0001 else "<0.0001"
-    else:
-        text = f"{value:,.2f}"
+    fewest, most = COST_DECIMALS
+    decimals = fewest
+    if value != 0:
+        rounded = float(f"{abs(value):.{COST_DIGITS - 1}e}")  # the digits that will show
+        decimals = min(most, max(fewest, COST_DIGITS - 1 - math.floor(math.log10(rounded))))
+    text = f"{value:,.{decimals}f}"
+    if value != 0 and float(text.replace(",", "")) == 0:
+        text = f"<{10.0**-most:.{most}f}"
     return f"{text} {currency}" if currency else text
 
 
 def format_memory(used: float | None, total: float | None) -> str:
-    """``"17.6/23.4 GiB"`` or ``"300/800 MB"``; a dash for each unknown part.
+    """``"17.6/23.4 GiB"``, ``"0.29/0.78 GiB"``; a dash for each unknown part.
 
     Parameters
     ----------
     used, total:
-        GPU memory in MB (MiB, as on the wire), or ``None``. Shown in GiB with
-        one decimal once the total (else the used amount) reaches 1 GiB.
+        GPU memory in MiB (the wire's ``MB``: NVML's bytes / 2**20), or
+        ``None``. Always shown in GiB (2**30 bytes, as NVML counts): one
+        decimal from 1 GiB (of the total, else the used amount), two below.
     """
     if used is None and total is None:
         return DASH
-    if (total if total is not None else used or 0) >= 1024:
-        scale, digits, unit = 1024.0, 1, "GiB"
-    else:
-        scale, digits, unit = 1.0, 0, "MB"
+    digits = 1 if (total if total is not None else used or 0) >= 1024 else 2
 
     def part(value: float | None) -> str:
-        return DASH if value is None else f"{value / scale:.{digits}f}"
+        return DASH if value is None else f"{value / 1024:.{digits}f}"
 
-    return f"{part(used)}/{part(total)} {unit}"
+    return f"{part(used)}/{part(total)} GiB"
 
 
 def format_metric(value: float | None, unit: str) -> str:
@@ -121,6 +140,22 @@ def format_metrics(metrics: Mapping[str, Any] | None) -> str:
     )
 
 
+def format_percent(progress: float, width: int = 0) -> str:
+    """``"99.9%"``: ``progress`` (%) cut, not rounded, to one decimal, so a job at
+    99.96 % never reads 100.0 % before it reaches 100 (tqdm cuts the same way).
+
+    Parameters
+    ----------
+    progress:
+        Percent done; clamped to 0-100 (not finite: 0).
+    width:
+        The number is right-aligned to this many characters (0: no padding).
+    """
+    value = min(max(progress, 0.0), 100.0) if math.isfinite(progress) else 0.0
+    tenths = math.floor(value * 10 + 1e-9)  # the epsilon keeps 29.3 (292.999... tenths) at 29.3
+    return f"{tenths / 10:{width}.1f}%"
+
+
 def format_bar(percent: float, width: int = 20) -> str:
     """``"[#########-----------]"``: ``width`` cells filled in proportion to ``percent``.
 
@@ -144,7 +179,7 @@ def format_bar(percent: float, width: int = 20) -> str:
 
 
 def format_log_line(line: Mapping[str, Any], *, color: bool = False) -> str:
-    """``"10:31:02 warning loss is nan"``: local time, level, cleaned message.
+    """``"10:31:02 warning loss is nan"``: local time, level, message as a terminal shows it.
 
     Parameters
     ----------
@@ -152,7 +187,9 @@ def format_log_line(line: Mapping[str, Any], *, color: bool = False) -> str:
         A wire log line (``timestamp``, ``level``, ``message``); an unknown
         time shows as ``--:--:--``.
     color:
-        Colour warnings yellow and errors red with ANSI codes.
+        Colour warnings yellow and errors red with ANSI codes, and keep the
+        message's own colours (SGR only, :func:`jobwatch.ansi.for_terminal`);
+        without, the message as plain text (:func:`jobwatch.ansi.plain`).
     """
     when = parse_ts(line.get("timestamp"))
     clock = "--:--:--" if when is None else datetime.fromtimestamp(when).strftime("%H:%M:%S")
@@ -160,4 +197,6 @@ def format_log_line(line: Mapping[str, Any], *, color: bool = False) -> str:
     label = f"{level:<7}"
     if color and level in _COLORS:
         label = _COLORS[level] + label + _RESET
-    return f"{clock} {label} {clean(line.get('message', ''))}"
+    message = str(line.get("message", ""))
+    # As a terminal shows it: the last \r frame, no escapes but (on a colour terminal) SGR.
+    return f"{clock} {label} {ansi.for_terminal(message) if color else ansi.plain(message)}"

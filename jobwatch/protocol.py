@@ -15,11 +15,11 @@ from __future__ import annotations
 import math
 import re
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal, TypeVar
 
 import pydantic
+import pydantic_core
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -35,25 +35,27 @@ __all__ = [
     "FINISHED_STATUSES",
     "JOB_STATUSES",
     "LOG_LEVELS",
+    "MAX_ALERTS",
     "MAX_BODY_BYTES",
     "MAX_LOG_LINES",
     "MAX_MESSAGE_BYTES",
+    "MAX_SCALAR_NAMES",
+    "MAX_SCALAR_POINTS",
+    "AlertIn",
     "CompleteRequest",
-    "Estimates",
     "GpuSample",
     "JobSpec",
     "LogLineIn",
     "Metrics",
     "ProgressUpdate",
-    "RateState",
+    "ScalarPoint",
     "currency_code",
-    "estimate",
     "format_ts",
     "parse_body",
     "parse_ts",
     "truncate_message",
-    "update_rate",
     "valid_job_id",
+    "valid_scalar_name",
 ]
 
 LOG_LEVELS = ("info", "warning", "error")
@@ -76,7 +78,20 @@ MAX_TEXT = 1024
 """Most characters in a name, operation, worker id or provider field."""
 CURRENCY_RULE = "must be 1-16 letters A-Z or digits 0-9, e.g. QUBIC, USD or EUR"
 """What a currency may be, as error messages say it."""
+MAX_UPDATE_ID = 64
+"""Most characters in a progress update's ``updateId``."""
+MAX_SCALAR_NAMES = 100
+"""Most distinct training-metric (scalar) names one job may have."""
+MAX_SCALAR_POINTS = 1000
+"""Most scalar values (points) one progress update may carry."""
+SCALAR_NAME_RULE = (
+    "1-64 characters of letters, digits and _ - . / :, starting with a letter, digit or _"
+)
+_SCALAR_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./:-]{0,63}")
 
+_NON_FINITE = re.compile(rb"NaN|Infinity")
+"""Tokens JSON does not have but lenient parsers accept; a body holding one is
+parsed strictly once more (the words may also sit inside a string)."""
 _JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
 _CURRENCY = re.compile(r"[A-Za-z0-9]{1,16}")
 
@@ -122,7 +137,7 @@ def _epoch(dt: datetime) -> float:
 def valid_job_id(job_id: str) -> bool:
     """Whether ``job_id`` is allowed: 1-128 characters of ``A-Z a-z 0-9 . _ : @ -``,
     starting with a letter or digit (safe in URL paths without escaping)."""
-    return bool(_JOB_ID.fullmatch(job_id))
+    return _JOB_ID.fullmatch(job_id) is not None
 
 
 def currency_code(currency: str) -> str:
@@ -293,13 +308,61 @@ class LogLineIn(BaseModel):
         return at if now - LOG_TIME_WINDOW <= at <= now else now
 
 
+def valid_scalar_name(name: str) -> bool:
+    """Whether ``name`` is allowed as a training-metric name (see :data:`SCALAR_NAME_RULE`):
+    ``"loss"``, ``"val/accuracy"``, ``"lr_group:0"``."""
+    return _SCALAR_NAME.fullmatch(name) is not None
+
+
+def _scalar_name(name: str) -> str:
+    if not valid_scalar_name(name):
+        raise ValueError(f"scalar name {name[:80]!r} is not allowed; names are {SCALAR_NAME_RULE}")
+    return name
+
+
+ScalarName = Annotated[str, AfterValidator(_scalar_name)]
+
+
+class ScalarPoint(BaseModel):
+    """One step's training metrics: ``{"step": 120, "values": {"loss": 0.23}}``.
+
+    ``step`` is an integer >= 0 (the training step, epoch or batch count the
+    values belong to); ``values`` maps 1-100 names (see :func:`valid_scalar_name`)
+    to finite numbers (booleans are refused).
+    """
+
+    model_config = _Strict
+
+    step: Annotated[int, Field(ge=0, le=2**62)]
+    values: Annotated[dict[ScalarName, float], Field(min_length=1, max_length=MAX_SCALAR_NAMES)]
+
+
+MAX_ALERTS = 100
+"""Most alerts one progress update may carry."""
+
+
+class AlertIn(BaseModel):
+    """An alert from training code: ``title`` (1-200 characters), ``text`` (at
+    most 4,096) and ``level`` (info, warning or error; default warning)."""
+
+    model_config = _Strict
+
+    title: Annotated[str, Field(min_length=1, max_length=200), NoNul]
+    text: Annotated[str, Field(max_length=4096), NoNul] | None = None
+    level: Literal["info", "warning", "error"] = "warning"
+
+
 class ProgressUpdate(BaseModel):
     """Body of ``POST /api/jobs/{jobId}/progress``.
 
     ``workerId`` (1-1024 characters) and ``progress`` (number, 0-100 %) are
     required; ``currentOperation``, ``metrics``, ``logLines`` (at most 1000)
     and ``timestamp`` (the worker's clock, used only to order updates) may be
-    absent or ``null``.
+    absent or ``null``. ``updateId`` (1-64 characters, unique per update of a
+    worker) makes a retried update apply once: a repeat is answered as the first
+    time. ``scalars`` (optional): training metrics, one :class:`ScalarPoint` or
+    a list of them, at most 1,000 values in all. ``alerts`` (optional): at most
+    100 :class:`AlertIn` from the training code.
     """
 
     model_config = _Strict
@@ -312,6 +375,30 @@ class ProgressUpdate(BaseModel):
     metrics: Metrics | None = None
     log_lines: list[LogLineIn] | None = Field(None, alias="logLines", max_length=MAX_LOG_LINES)
     timestamp: datetime | None = None
+    update_id: Annotated[str, Field(min_length=1, max_length=MAX_UPDATE_ID), NoNul] | None = Field(
+        None, alias="updateId"
+    )
+    scalars: ScalarPoint | list[ScalarPoint] | None = None
+    alerts: Annotated[list[AlertIn], Field(max_length=MAX_ALERTS)] | None = None
+
+    @field_validator("scalars")
+    @classmethod
+    def _few_points(
+        cls, scalars: ScalarPoint | list[ScalarPoint] | None
+    ) -> ScalarPoint | list[ScalarPoint] | None:
+        points = [scalars] if isinstance(scalars, ScalarPoint) else scalars or []
+        n = sum(len(p.values) for p in points)
+        if n > MAX_SCALAR_POINTS:
+            raise ValueError(
+                f"carries {n} values; at most {MAX_SCALAR_POINTS} per update (send the rest next)"
+            )
+        return scalars
+
+    def scalar_points(self) -> list[ScalarPoint]:
+        """``scalars`` as a list (one object, a list, or none)."""
+        if self.scalars is None:
+            return []
+        return [self.scalars] if isinstance(self.scalars, ScalarPoint) else self.scalars
 
     def worker_ts(self, now: float) -> float | None:
         """The worker's timestamp in seconds since the epoch, for ordering updates.
@@ -440,20 +527,32 @@ def parse_body(model: type[_Model], body: bytes) -> _Model:
         JSON path (``metrics.gpuUtilization``, ``logLines[2].level``).
     """
     try:
+        if _NON_FINITE.search(body):  # rare: a string may hold these words too
+            pydantic_core.from_json(body, allow_inf_nan=False)
         return model.model_validate_json(body)
-    except pydantic.ValidationError as exc:
-        errors = exc.errors(include_url=False)
-        if any(e["type"] == "json_invalid" for e in errors):
-            raise ValidationError(
-                f"request body is not valid JSON: {errors[0]['msg']}", code="invalid_json"
-            ) from None
-        if any(e["type"] == "model_type" and not e["loc"] for e in errors):
-            raise ValidationError("request body must be a JSON object") from None
-        details = [{"field": _field_path(e["loc"]), "message": _humanize(e)} for e in errors]
+    except ValueError as exc:  # from_json's error, not a field error
+        if isinstance(exc, pydantic.ValidationError):
+            raise _body_error(exc) from None
         raise ValidationError(
-            f"{len(details)} invalid field{'s' if len(details) != 1 else ''} in request body",
-            details=details,
+            f"request body is not valid JSON: {exc} (NaN and Infinity are not JSON numbers)",
+            code="invalid_json",
         ) from None
+
+
+def _body_error(exc: pydantic.ValidationError) -> ValidationError:
+    """The :class:`ValidationError` for pydantic's errors on a request body."""
+    errors = exc.errors(include_url=False)
+    if any(e["type"] == "json_invalid" for e in errors):
+        return ValidationError(
+            f"request body is not valid JSON: {errors[0]['msg']}", code="invalid_json"
+        )
+    if any(e["type"] == "model_type" and not e["loc"] for e in errors):
+        return ValidationError("request body must be a JSON object")
+    details = [{"field": _field_path(e["loc"]), "message": _humanize(e)} for e in errors]
+    return ValidationError(
+        f"{len(details)} invalid field{'s' if len(details) != 1 else ''} in request body",
+        details=details,
+    )
 
 
 def _humanize(error: Any) -> str:
@@ -463,150 +562,6 @@ def _humanize(error: Any) -> str:
     if error["type"] == "missing":
         return "is required"
     return message[:1].lower() + message[1:]
-
-
-# -- estimates -------------------------------------------------------------
-
-EMA_SMOOTHING = 0.3
-"""Weight of the newest rate observation; tqdm's default ``smoothing=0.3``
-(tqdm/std.py, class ``EMA``)."""
-
-
-@dataclass(frozen=True)
-class RateState:
-    """Exponential moving averages of progress steps and their durations, as tqdm keeps them.
-
-    ``ema_dp`` is in percent, ``ema_dt`` in seconds and ``calls`` counts the
-    observations. The smoothed rate (% per second) is ``ema_dp / ema_dt``.
-    """
-
-    ema_dp: float = 0.0
-    ema_dt: float = 0.0
-    calls: int = 0
-
-    def rate(self, since_change: float = 0.0) -> float | None:
-        """Smoothed progress rate in % per second, or ``None`` with no observation.
-
-        ``since_change`` (s) is the time since progress last moved: once it is
-        longer than a typical step (``ema_dt``), the rate is taken as at most
-        one typical step in that time, so a stalled job's estimate grows
-        instead of counting down to a false zero.
-        """
-        if self.calls == 0 or self.ema_dt <= 0 or self.ema_dp <= 0:
-            return None
-        # tqdm's bias correction: the averages start at 0, so divide by 1 - beta**calls.
-        debias = 1 - (1 - EMA_SMOOTHING) ** self.calls
-        step_dp, step_dt = self.ema_dp / debias, self.ema_dt / debias
-        return step_dp / max(step_dt, since_change)
-
-
-def update_rate(state: RateState, dp: float, dt: float) -> RateState:
-    """Fold one observation (``dp`` % of progress in ``dt`` seconds) into ``state``.
-
-    Only forward progress over positive time counts; anything else returns
-    ``state`` unchanged. The averages follow tqdm's ``EMA`` with its default
-    ``smoothing=0.3`` (tqdm/std.py): ``ema = 0.3 * x + 0.7 * ema``.
-    """
-    if dp <= 0 or dt <= 0 or not math.isfinite(dp) or not math.isfinite(dt):
-        return state
-    beta = 1 - EMA_SMOOTHING
-    return RateState(
-        ema_dp=beta * state.ema_dp + (1 - beta) * dp,
-        ema_dt=beta * state.ema_dt + (1 - beta) * dt,
-        calls=state.calls + 1,
-    )
-
-
-@dataclass(frozen=True)
-class Estimates:
-    """Derived figures of a job at one moment.
-
-    ``elapsed`` (s), ``time_remaining`` (s), ``cost_so_far`` and
-    ``estimated_total_cost`` (currency); each ``None`` when unknown, never
-    negative, never NaN or infinite.
-    """
-
-    elapsed: float | None
-    time_remaining: float | None
-    cost_so_far: float | None
-    estimated_total_cost: float | None
-
-
-def estimate(
-    *,
-    status: str,
-    progress: float,
-    started_at: float | None,
-    completed_at: float | None,
-    progress_at: float | None,
-    price_per_hour: float | None,
-    rate: RateState,
-    now: float,
-) -> Estimates:
-    """Elapsed time, time remaining and cost of a job, by CONTRACT.md's rules.
-
-    Parameters
-    ----------
-    status, progress:
-        The job's status and progress (%).
-    started_at, completed_at, progress_at:
-        Server times (s since the epoch) of the first update, of completion and
-        of the last progress change; ``None`` when not yet.
-    price_per_hour:
-        Price in the job's currency per hour, or ``None``.
-    rate:
-        The job's smoothed progress rate (:func:`update_rate`).
-    now:
-        The server's current time (s since the epoch).
-
-    Returns
-    -------
-    Estimates
-        ``elapsed = (completed_at or now) - started_at`` (>= 0);
-        ``cost_so_far = elapsed / 3600 * price_per_hour``;
-        ``time_remaining``: ``None`` before the start or while progress is 0,
-        0 once finished or at 100 %, else ``(100 - progress) / rate`` with
-        tqdm's smoothed rate (:meth:`RateState.rate`), or the seed's average
-        rate ``elapsed * (100 - progress) / progress`` until two updates have
-        given a rate (``None`` while elapsed is 0);
-        ``estimated_total_cost = (elapsed + time_remaining) / 3600 * price_per_hour``.
-    """
-    if started_at is None:
-        return Estimates(None, None, None, None)
-    end = completed_at if completed_at is not None else now
-    elapsed = max(0.0, end - started_at)
-    cost = None if price_per_hour is None else elapsed / 3600.0 * price_per_hour
-
-    remaining: float | None
-    smoothed = rate.rate(max(0.0, now - progress_at) if progress_at is not None else 0.0)
-    if status in FINISHED_STATUSES or progress >= 100:
-        remaining = 0.0
-    elif progress <= 0:
-        remaining = None
-    elif smoothed is not None:
-        remaining = (100.0 - progress) / smoothed
-    elif elapsed > 0:
-        remaining = elapsed * (100.0 - progress) / progress
-    else:
-        remaining = None
-
-    total = (
-        None
-        if price_per_hour is None or remaining is None
-        else (elapsed + remaining) / 3600.0 * price_per_hour
-    )
-    return Estimates(
-        elapsed=_finite(elapsed),
-        time_remaining=_finite(remaining),
-        cost_so_far=_finite(cost),
-        estimated_total_cost=_finite(total),
-    )
-
-
-def _finite(value: float | None) -> float | None:
-    if value is None or not math.isfinite(value):
-        return None
-    return round(value, 6)
 
 
 # -- query strings and WebSocket messages ----------------------------------
@@ -626,6 +581,36 @@ class MetricsQuery(BaseModel):
 
     time_range: Annotated[float, Field(gt=0, le=MAX_TIME_RANGE)] = Field(60.0, alias="timeRange")
     max_points: Annotated[int, Field(ge=2, le=10_000)] | None = Field(None, alias="maxPoints")
+
+
+class ScalarsQuery(BaseModel):
+    """``GET /scalars`` parameters: ``names`` (comma-separated; default all),
+    ``timeRange`` seconds (> 0, at most 30 days; default the whole job) and
+    ``maxPoints`` per name (2 to 10,000, optional)."""
+
+    model_config = _Query
+
+    names: str | None = None
+    time_range: Annotated[float, Field(gt=0, le=MAX_TIME_RANGE)] | None = Field(
+        None, alias="timeRange"
+    )
+    max_points: Annotated[int, Field(ge=2, le=10_000)] | None = Field(None, alias="maxPoints")
+
+    @field_validator("names")
+    @classmethod
+    def _known_names(cls, names: str | None) -> str | None:
+        if names is None:
+            return None
+        parts = names.split(",")
+        if len(parts) > MAX_SCALAR_NAMES:
+            raise ValueError(f"at most {MAX_SCALAR_NAMES} names")
+        for name in parts:
+            _scalar_name(name)
+        return names
+
+    def name_list(self) -> list[str] | None:
+        """The requested names, or ``None`` for all."""
+        return None if self.names is None else self.names.split(",")
 
 
 class Page(BaseModel):
@@ -716,8 +701,15 @@ def parse_client_message(raw: str | bytes) -> SubscribeMessage | UnsubscribeMess
         message) or ``validation_error``.
     """
     try:
+        if _NON_FINITE.search(raw.encode() if isinstance(raw, str) else raw):
+            pydantic_core.from_json(raw, allow_inf_nan=False)
         return _client_message.validate_json(raw)
-    except pydantic.ValidationError as exc:
+    except ValueError as exc:
+        if not isinstance(exc, pydantic.ValidationError):
+            raise ValidationError(
+                f"message is not valid JSON: {exc} (NaN and Infinity are not JSON numbers)",
+                code="invalid_json",
+            ) from None
         errors = exc.errors(include_url=False)
         first = errors[0]
         if first["type"] == "json_invalid":

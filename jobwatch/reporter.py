@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import socket
 import threading
 import time
@@ -22,22 +23,27 @@ from typing import Any, Literal, TypeAlias, TypeVar
 
 from jobwatch import gpu as _gpu
 from jobwatch._outbox import Completion, JobSpec, Outbox
+from jobwatch._own_io import is_own
 from jobwatch._sender import Sender
 from jobwatch.client import Client
 from jobwatch.protocol import (
     CURRENCY_RULE,
     LOG_LEVELS,
+    MAX_ALERTS,
     MAX_BODY_BYTES,
+    MAX_SCALAR_NAMES,
     MAX_TEXT,
+    SCALAR_NAME_RULE,
     CompleteRequest,
     currency_code,
-    truncate_message,
     valid_job_id,
+    valid_scalar_name,
 )
 
 __all__ = ["Reporter"]
 
 _log = logging.getLogger("jobwatch.reporter")
+ALERT_LEVELS = ("info", "warning", "error")
 T = TypeVar("T")
 DEFAULT_TIMEOUT = 30.0
 """Seconds :meth:`Reporter.complete`, :meth:`~Reporter.fail` and :meth:`~Reporter.close` wait."""
@@ -141,21 +147,42 @@ class Reporter:
         self._closed = False
         self._warned_closed = False
         self._finish_lock = threading.Lock()
+        self._scalar_names: set[str] = set()
+        self._next_step = 0
+        self._warned_nonfinite = False
+        self._warned_alerts = False
         job = JobSpec(job_id, worker_id, name, price_per_hour, currency)
         self._sender = Sender(client, job, self._outbox, _metrics_source(gpu), float(interval))
-        finalizer = weakref.finalize(self, _abandoned, self._sender)
-        finalizer.atexit = False  # the sender's own exit hook delivers at exit
+        self._finalizer = _finalizer(self)
+        _reporters.add(self)
 
-    def update(self, progress: float, operation: str | None = None) -> None:
+    def _after_fork_in_child(self) -> None:
+        """Called in a forked child: the parent's sender thread and any lock another
+        parent thread held are not usable here, so take fresh ones."""
+        self._finalizer.detach()  # it would finish the parent's sender
+        self._finish_lock = threading.Lock()
+        self._outbox = Outbox(self._outbox.max_log_lines)
+        self._sender = self._sender.forked(self._outbox)
+        self._finalizer = _finalizer(self)
+
+    def update(
+        self, progress: float, operation: str | None = None, *, allow_backwards: bool = False
+    ) -> None:
         """Record the newest progress; returns at once (no I/O, no logging).
 
         Parameters
         ----------
         progress:
-            Percent done, 0 to 100.
+            Percent done, 0 to 100. A reporter that attached to a job already
+            running (another process moved it, e.g. before a restart from a
+            checkpoint) never sends less than the job had then, so a resumed
+            run does not move it backwards.
         operation:
             What the job is doing, e.g. ``"epoch 3/10"``; ``None`` keeps the last one.
             Sent cut to 1024 characters; NUL characters become U+FFFD.
+        allow_backwards:
+            Send ``progress`` even when it is below what the job had when this
+            reporter attached (a run started over on purpose).
 
         Raises
         ------
@@ -174,9 +201,7 @@ class Reporter:
             raise ValueError(f"progress must be a number from 0 to 100 (percent), got {progress!r}")
         if operation is not None and not isinstance(operation, str):
             raise ValueError(f"operation must be a string or None, got {type(operation).__name__}")
-        if operation is not None:
-            operation = operation.replace("\x00", "\ufffd")  # the server refuses NUL
-        self._outbox.record(float(progress), operation)
+        self._outbox.record(float(progress), operation, allow_backwards)
 
     def log(self, message: object, level: str = "info") -> None:
         """Queue one log line (timestamped now); it travels with the next update.
@@ -201,10 +226,118 @@ class Reporter:
         lowered = level.lower() if isinstance(level, str) else None
         if lowered not in LOG_LEVELS:
             raise ValueError(f"level must be one of {', '.join(LOG_LEVELS)}; got {level!r}")
-        self._outbox.add_log(lowered, str(message).replace("\x00", "\ufffd"), time.time())
+        self._outbox.add_log(lowered, str(message), time.time())
+
+    def log_metrics(self, values: Mapping[str, float], step: int | None = None) -> None:
+        """Record training metrics (loss, accuracy, ...) for one step; returns at
+        once, like :meth:`update` (no I/O): they travel with the next request.
+
+        Parameters
+        ----------
+        values:
+            ``{name: number}``: names such as ``"loss"`` or ``"val/accuracy"``
+            (1-64 characters of letters, digits and ``_ - . / :``; at most 100
+            names per job); values are anything ``float()`` takes (Python and
+            NumPy numbers, 0-d tensors). A NaN or infinite value (a diverged
+            loss) is left out, with one warning per reporter: JSON cannot carry
+            it.
+        step:
+            The training step (or epoch) the values belong to, an integer >= 0;
+            default one more than the last step given (0 at first), like W&B's
+            own counter.
+
+        Raises
+        ------
+        ValueError
+            ``values`` is not a mapping, a name is not allowed, the job would get
+            more than 100 names, a value is not a number (booleans neither), or
+            ``step`` is not an integer >= 0. After :meth:`close` the call is ignored.
+        """
+        if self._closed:
+            self._warn_closed()
+            return
+        if not isinstance(values, Mapping):
+            raise ValueError(
+                f"values must be a mapping of name to number, got {type(values).__name__}"
+            )
+        if step is None:
+            step = self._next_step
+        elif isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise ValueError(f"step must be an integer >= 0, got {step!r}")
+        clean: dict[str, float] = {}
+        known = self._scalar_names
+        for name, value in values.items():
+            if name not in known:
+                self._new_scalar_name(name)
+            number = value if type(value) is float else _metric_value(name, value)
+            if math.isfinite(number):
+                clean[name] = number
+            elif not self._warned_nonfinite:
+                self._warned_nonfinite = True
+                _log.warning(
+                    "jobwatch: metric %r is %s at step %d; non-finite values are left out",
+                    name,
+                    number,
+                    step,
+                )
+        self._next_step = step + 1
+        if clean:
+            self._outbox.add_scalars(step, clean)
+
+    def alert(self, title: str, text: str | None = None, level: str = "warning") -> None:
+        """Raise an alert on the job (shown as a banner in the monitor, counted in
+        the jobs table, posted to the server's webhook); returns at once.
+
+        Parameters
+        ----------
+        title:
+            What happened, 1-200 characters: ``"loss is NaN"``.
+        text:
+            More detail, at most 4,096 characters (longer is cut).
+        level:
+            ``"info"``, ``"warning"`` (default) or ``"error"``.
+
+        Raises
+        ------
+        ValueError
+            ``title`` is empty or not a string, ``text`` not a string, or ``level``
+            not one of those. Past 100 alerts waiting to be sent, more are
+            dropped with one warning; after :meth:`close` the call is ignored.
+        """
+        if self._closed:
+            self._warn_closed()
+            return
+        if not isinstance(title, str) or not title.strip():
+            raise ValueError(f"title must be a non-empty string, got {title!r}")
+        if text is not None and not isinstance(text, str):
+            raise ValueError(f"text must be a string or None, got {type(text).__name__}")
+        lowered = level.lower() if isinstance(level, str) else None
+        if lowered not in ALERT_LEVELS:
+            raise ValueError(f"level must be one of {', '.join(ALERT_LEVELS)}; got {level!r}")
+        alert = {"title": title[:200].replace("\x00", "\ufffd"), "level": lowered}
+        if text is not None:
+            alert["text"] = text[:4096].replace("\x00", "\ufffd")
+        if not self._outbox.add_alert(alert, MAX_ALERTS) and not self._warned_alerts:
+            self._warned_alerts = True
+            _log.warning("jobwatch: more than %d alerts waiting; dropping the newest", MAX_ALERTS)
+
+    def _new_scalar_name(self, name: object) -> None:
+        if not isinstance(name, str) or not valid_scalar_name(name):
+            raise ValueError(f"metric name {name!r} is not allowed; names are {SCALAR_NAME_RULE}")
+        if len(self._scalar_names) >= MAX_SCALAR_NAMES:
+            raise ValueError(
+                f"metric {name!r} would be name {MAX_SCALAR_NAMES + 1}; "
+                f"a job takes at most {MAX_SCALAR_NAMES} metric names"
+            )
+        self._scalar_names.add(name)
 
     def track(
-        self, iterable: Iterable[T], total: float | None = None, description: str | None = None
+        self,
+        iterable: Iterable[T],
+        total: float | None = None,
+        description: str | None = None,
+        initial: int = 0,
+        metrics: Mapping[str, float] | Callable[[], Mapping[str, float] | None] | None = None,
     ) -> Iterator[T]:
         """Yield the items of ``iterable``, reporting progress after each (like tqdm).
 
@@ -213,35 +346,65 @@ class Reporter:
         iterable:
             The items to go through.
         total:
-            How many items to expect; default ``len(iterable)`` where it has one.
-            Progress is ``100 * done / total`` %, at most 100. Without a total,
-            progress is left as it was and only the operation counts.
+            How many items the whole run has; default ``initial + len(iterable)``
+            where the iterable has a length (unlike tqdm, whose default leaves
+            ``initial`` out). Progress is ``100 * done / total`` %, at most 100.
+            Without a total, progress is left as it was and only the operation
+            counts.
         description:
             Prefix of the operation, which reads ``"description 3/10"``
             (``"description 3/?"`` without a total).
+        initial:
+            Items done before this loop, as tqdm's ``initial``: a run resumed from
+            a checkpoint after 4 of 10 epochs passes ``initial=4`` and shows 40 %
+            and ``"4/10"`` at once, then counts on from there.
+        metrics:
+            Training metrics logged after each item with the item's count as
+            step (:meth:`log_metrics`): a dict the loop body updates (``stats =
+            {}``, ``for b in report.track(loader, metrics=stats): stats["loss"]
+            = ...``) or a function returning one; an empty one logs nothing.
 
         Raises
         ------
         ValueError
-            ``total`` is negative or not a number, or ``description`` not a string
-            (raised here, before iterating).
+            ``total`` is negative or not a number, ``initial`` is not an integer
+            >= 0, ``description`` not a string, or ``metrics`` neither a
+            mapping nor callable (raised here, before iterating).
         """
+        if metrics is not None and not (isinstance(metrics, Mapping) or callable(metrics)):
+            raise ValueError(
+                f"metrics must be a mapping or a function returning one, got {type(metrics).__name__}"
+            )
+        if isinstance(initial, bool) or not isinstance(initial, int) or initial < 0:
+            raise ValueError(f"initial must be an integer >= 0 (items done), got {initial!r}")
         if total is None:
             try:
-                total = len(iterable)  # type: ignore[arg-type]
+                total = initial + len(iterable)  # type: ignore[arg-type]
             except TypeError:
                 total = None
         elif not _is_number(total, 0.0, math.inf):
             raise ValueError(f"total must be a number >= 0, got {total!r}")
         if description is not None and not isinstance(description, str):
             raise ValueError(f"description must be a string, got {type(description).__name__}")
-        return self._track(iterable, total, f"{description} " if description else "")
+        prefix = f"{description} " if description else ""
+        self._count(initial, total, prefix)  # at once, as tqdm shows its bar on creation
+        return self._track(iterable, total, prefix, initial, metrics)
 
-    def _track(self, iterable: Iterable[T], total: float | None, prefix: str) -> Iterator[T]:
-        self._count(0, total, prefix)
-        for done, item in enumerate(iterable, 1):
+    def _track(
+        self,
+        iterable: Iterable[T],
+        total: float | None,
+        prefix: str,
+        initial: int,
+        metrics: Mapping[str, float] | Callable[[], Mapping[str, float] | None] | None,
+    ) -> Iterator[T]:
+        for done, item in enumerate(iterable, initial + 1):
             yield item
             self._count(done, total, prefix)
+            if metrics is not None:
+                values = metrics() if callable(metrics) else metrics
+                if values:
+                    self.log_metrics(values, step=done)
 
     def _count(self, done: int, total: float | None, prefix: str) -> None:
         if self._closed:
@@ -257,9 +420,17 @@ class Reporter:
 
         DEBUG and INFO become ``info``, WARNING ``warning``, ERROR and CRITICAL
         ``error``; the text is the handler's formatted record (with the
-        traceback when there is one) and the timestamp the record's. Records
-        emitted by the reporter's own thread are not forwarded, so its warnings
-        cannot feed back. Attach it with ``logging.getLogger().addHandler(...)``.
+        traceback when there is one) and the timestamp the record's. Attach it
+        with ``logging.getLogger().addHandler(...)``.
+
+        Records that jobwatch's own work causes are never forwarded, so that
+        they cannot feed back (each shipped line would cause more): any record
+        emitted by a reporter's sender thread (this reporter's or another's),
+        and records of the ``urllib3``, ``requests``, ``websocket`` and
+        ``jobwatch`` loggers emitted by a thread while it is inside a jobwatch
+        :class:`~jobwatch.client.Client` call or a subscription's ``next()``.
+        With ``logging.logThreads`` off, records of those four loggers are
+        never forwarded.
 
         Parameters
         ----------
@@ -360,7 +531,7 @@ class Reporter:
             raise ValueError(f"error must be an exception or a string, got {type(error).__name__}")
         if not self._closed:
             self._outbox.add_log("error", detail.rstrip(), time.time())
-        return self._finish(Completion("failed", error=truncate_message(text)), timeout)
+        return self._finish(Completion("failed", error=text), timeout)
 
     def close(self, timeout: float = DEFAULT_TIMEOUT) -> bool:
         """Deliver what is pending (waiting at most ``timeout`` seconds), then stop the thread.
@@ -396,8 +567,8 @@ class Reporter:
             self._warned_closed = True
             _log.warning("jobwatch: reporter for job %r is closed; ignoring calls", self.job_id)
 
-    def _forward(self, level: str, message: str, created: float, thread: int | None) -> None:
-        if not self._closed and thread != self._sender.ident:
+    def _forward(self, level: str, message: str, created: float) -> None:
+        if not self._closed:
             self._outbox.add_log(level, message, created)
 
     def __enter__(self) -> Reporter:
@@ -427,6 +598,8 @@ class _ReporterHandler(logging.Handler):
         self._reporter = reporter
 
     def emit(self, record: logging.LogRecord) -> None:
+        if is_own(record):  # shipping it would make more of it: see jobwatch._own_io
+            return
         levelno = record.levelno
         level = (
             "error"
@@ -436,7 +609,7 @@ class _ReporterHandler(logging.Handler):
             else "info"
         )
         try:
-            self._reporter._forward(level, self.format(record), record.created, record.thread)
+            self._reporter._forward(level, self.format(record), record.created)
         except Exception:
             self.handleError(record)
 
@@ -451,9 +624,37 @@ def _metrics_source(gpu: GpuOption) -> Callable[[], Mapping[str, Any] | None] | 
     raise ValueError(f"gpu must be 'auto', True, False or a callable, got {gpu!r}")
 
 
+def _finalizer(reporter: Reporter) -> weakref.finalize[Any, Any]:
+    finalizer = weakref.finalize(reporter, _abandoned, reporter._sender)
+    finalizer.atexit = False  # the sender's own exit hook delivers at exit
+    return finalizer
+
+
+_reporters: weakref.WeakSet[Reporter] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for reporter in list(_reporters):
+        reporter._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; PyTorch DataLoader workers and multiprocessing fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _abandoned(sender: Sender) -> None:
     """A reporter was garbage-collected unclosed: deliver what it holds, then stop."""
     sender.request_finish(None, time.monotonic() + DEFAULT_TIMEOUT)
+
+
+def _metric_value(name: str, value: object) -> float:
+    """``value`` as a float (NumPy numbers and 0-d tensors too); booleans and text refused."""
+    if isinstance(value, (bool, str, bytes)):
+        raise ValueError(f"metric {name!r} must be a number, got {value!r}")
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"metric {name!r} must be a number, got {value!r}") from None
 
 
 def _is_number(value: object, low: float, high: float) -> bool:
@@ -483,7 +684,7 @@ def _checked_currency(value: object) -> str | None:
 def _check_text(what: str, value: object, shortest: int, longest: int) -> None:
     if value is None:
         return
-    if not isinstance(value, str) or not shortest <= len(value) <= longest:
+    if not isinstance(value, str) or not shortest <= len(value) <= longest or "\x00" in value:
         raise ValueError(
-            f"{what} must be a string of {shortest}-{longest} characters, got {value!r}"
+            f"{what} must be a string of {shortest}-{longest} characters without NUL, got {value!r}"
         )

@@ -22,6 +22,10 @@ MAX_POINTS = 2_000
 """Most samples a monitor keeps for its charts."""
 MAX_LOG_LINES = 1_000
 """Most log lines a monitor keeps."""
+MAX_SCALAR_POINTS = 2_000
+"""Most points a monitor keeps per training metric."""
+MAX_ALERTS = 20
+"""Most alerts a monitor keeps (the newest)."""
 METRIC_FIELDS = (
     "gpuUtilization",
     "gpuMemoryUsed",
@@ -69,6 +73,15 @@ class Series:
     lines: dict[str, list[float]]
 
 
+@dataclass(frozen=True)
+class ScalarPoint:
+    """One training-metric value: ``step``, ``ts`` (s since the epoch) and ``value``."""
+
+    step: int
+    ts: float
+    value: float
+
+
 @dataclass
 class MonitorState:
     """The state of one job's monitor.
@@ -91,6 +104,10 @@ class MonitorState:
     logs: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_LOG_LINES))
     new_logs: list[dict[str, Any]] = field(default_factory=list)
     log_total: int = 0
+    scalars: dict[str, deque[ScalarPoint]] = field(default_factory=dict)
+    latest_scalars: dict[str, ScalarPoint] = field(default_factory=dict)
+    scalars_version: int = 0
+    alerts: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_ALERTS))
     _elapsed: float | None = None
     _elapsed_at: float = 0.0
     version: int = 0
@@ -108,10 +125,16 @@ class MonitorState:
         if latest:
             self._add_sample(latest)
         self.add_logs(snapshot.get("logs") or [])
+        for name, point in (snapshot.get("scalars") or {}).items():
+            self._add_scalar(name, point.get("step"), point.get("timestamp"), point.get("value"))
+        self.alerts.clear()
+        for alert in snapshot.get("alerts") or []:
+            self._add_alert(alert)
         self.version += 1
 
     def apply(self, event: Mapping[str, Any]) -> None:
-        """Apply one stream event (``JOB_PROGRESS``, ``JOB_LOGS``, ``JOB_COMPLETED``)."""
+        """Apply one stream event (``JOB_PROGRESS``, ``JOB_LOGS``, ``JOB_COMPLETED``,
+        ``JOB_STALLED``, ``JOB_RESUMED``, ``JOB_ALERT``)."""
         kind, data = event.get("type"), event.get("data") or {}
         if kind == "JOB_PROGRESS":
             for key in ("status", "progress", "currentOperation"):
@@ -120,8 +143,15 @@ class MonitorState:
             self._estimates(data)
             if data.get("metrics"):
                 self._add_sample(data["metrics"])
+            for point in data.get("scalars") or []:
+                for name, value in (point.get("values") or {}).items():
+                    self._add_scalar(name, point.get("step"), point.get("timestamp"), value)
         elif kind == "JOB_LOGS":
             self.add_logs(data.get("logs") or [])
+        elif kind in ("JOB_STALLED", "JOB_RESUMED"):
+            self.job["stalled"] = kind == "JOB_STALLED"
+        elif kind == "JOB_ALERT":
+            self._add_alert(data.get("alert") or {})
         elif kind == "JOB_COMPLETED":
             self.job.update(
                 status=data.get("status"),
@@ -147,6 +177,18 @@ class MonitorState:
         self.samples_version += 1
         self.version += 1
 
+    def replace_scalars(self, series: Mapping[str, Iterable[Mapping[str, Any]]]) -> None:
+        """Replace the training-metric history with a ``/scalars`` answer's
+        ``scalars`` (``{name: [{step, timestamp, value}]}``, oldest first)."""
+        self.scalars.clear()
+        for name, points in series.items():
+            for point in points:
+                self._add_scalar(
+                    name, point.get("step"), point.get("timestamp"), point.get("value")
+                )
+        self.scalars_version += 1
+        self.version += 1
+
     def add_logs(self, lines: Iterable[Mapping[str, Any]]) -> None:
         """Add log lines newer than those kept; they also queue in :attr:`new_logs`."""
         last = self.logs[-1]["id"] if self.logs else -1
@@ -169,6 +211,11 @@ class MonitorState:
             self.version += 1
 
     # -- output ---------------------------------------------------------------
+
+    @property
+    def stalled(self) -> bool:
+        """Whether the server marked the running job stalled (no update for too long)."""
+        return bool(self.job.get("stalled")) and not self.finished
 
     @property
     def finished(self) -> bool:
@@ -222,7 +269,42 @@ class MonitorState:
             lines["all GPUs"] = [_nan(s.flat.get(metric)) for s in samples]
         return Series([s.ts for s in samples], lines)
 
+    def scalar_series(self, by: str = "step") -> Series:
+        """Training-metric chart data: one line per name, ``x`` the union of
+        the steps (``by="step"``) or of the times (``by="time"``, s since the
+        epoch), each line ``nan`` where it has no value at that ``x``."""
+        if by not in ("step", "time"):
+            raise ValueError(f"by must be 'step' or 'time', got {by!r}")
+        keyed = {
+            name: {(p.step if by == "step" else p.ts): p.value for p in points}
+            for name, points in sorted(self.scalars.items())
+        }
+        xs = sorted({x for values in keyed.values() for x in values})
+        lines = {name: [values.get(x, math.nan) for x in xs] for name, values in keyed.items()}
+        return Series([float(x) for x in xs], lines)
+
     # -- internals ------------------------------------------------------------
+
+    def _add_alert(self, alert: Mapping[str, Any]) -> None:
+        if not isinstance(alert.get("title"), str):
+            return
+        if any(kept.get("seq") == alert.get("seq") for kept in self.alerts):
+            return  # the snapshot's and the stream's copy of one alert
+        self.alerts.append(dict(alert))
+        self.job["alerts"] = max(int(self.job.get("alerts") or 0), len(self.alerts))
+
+    def _add_scalar(self, name: object, step: object, stamp: object, value: object) -> None:
+        number, ts = _number(value), parse_ts(stamp)
+        if not isinstance(name, str) or not isinstance(step, int) or number is None or ts is None:
+            return
+        point = ScalarPoint(step, ts, number)
+        points = self.scalars.setdefault(name, deque(maxlen=MAX_SCALAR_POINTS))
+        if not points or (point.step, point.ts) > (points[-1].step, points[-1].ts):
+            points.append(point)
+        latest = self.latest_scalars.get(name)
+        if latest is None or point.step >= latest.step:
+            self.latest_scalars[name] = point
+        self.scalars_version += 1
 
     def _estimates(self, data: Mapping[str, Any]) -> None:
         if "timeRemaining" in data:

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
-from jobwatch.errors import ConnectionError
+from jobwatch.errors import ConnectionError, JobNotFound
 from jobwatch.formatting import (
     DASH,
     format_bar,
@@ -30,6 +30,8 @@ from jobwatch.formatting import (
     format_duration,
     format_log_line,
     format_metrics,
+    format_number,
+    format_percent,
 )
 from jobwatch.state import MonitorState
 from jobwatch.terminal import clean
@@ -44,7 +46,8 @@ _ERASE_LINE_ABOVE = "\x1b[1A\x1b[2K"  # cursor up one line, clear it
 def render_status(
     state: MonitorState, *, one_line: bool = False, connection: str | None = None
 ) -> str:
-    """The status block: id, status and connection; progress; time and cost; GPU.
+    """The status block: id, status and connection; progress; time and cost; GPU;
+    the newest training metrics when the job logs any.
 
     Parameters
     ----------
@@ -61,10 +64,13 @@ def render_status(
     progress = float(job.get("progress") or 0.0)
     elapsed = state.reported_elapsed if one_line else state.elapsed
     currency = clean(state.currency, single_line=True)
-    head = f"{job.get('id', '')}  {job.get('status') or 'pending'}"
+    connection = connection or state.connection
+    if connection == "waiting":
+        return f"{job_title(job)}  waiting for job {clean(job.get('id', ''), single_line=True)} to be created"
+    status = clean(job.get("status") or "pending", single_line=True)
     lines = [
-        f"{clean(head, single_line=True)}  {connection or state.connection}",
-        f"{format_bar(progress, 20 if one_line else 30)} {progress:5.1f}%  "
+        f"{job_title(job)}  {status}  {connection}",
+        f"{format_bar(progress, 20 if one_line else 30)} {format_percent(progress, 5)}  "
         + clean(job.get("currentOperation") or DASH, single_line=True),
         f"elapsed {format_duration(elapsed)}  "
         f"remaining {format_duration(state.time_remaining)}  "
@@ -72,18 +78,51 @@ def render_status(
         f"(est. total {format_cost(state.estimated_total_cost, currency)})",
         format_metrics(state.samples[-1].flat if state.samples else None),
     ]
+    if state.latest_scalars:
+        lines.append(format_scalars(state))
+    if state.stalled:
+        lines[0] += "  STALLED"
+    if state.alerts:
+        alert = state.alerts[-1]
+        text = f": {alert['text']}" if alert.get("text") else ""
+        lines.append(
+            clean(f"alert [{alert.get('level')}] {alert['title']}{text}", single_line=True)
+        )
     return (" | " if one_line else "\n").join(lines)
 
 
+def format_scalars(state: MonitorState, most: int = 6) -> str:
+    """``"loss 0.231  accuracy 0.978  (step 120)"``: the newest value of the job's
+    first ``most`` training metrics by name, and the newest step among them."""
+    latest = state.latest_scalars
+    names = sorted(latest)[:most]
+    parts = [f"{clean(n, single_line=True)} {format_number(latest[n].value)}" for n in names]
+    more = f"  +{len(latest) - len(names)} more" if len(latest) > len(names) else ""
+    return "  ".join(parts) + more + f"  (step {max(latest[n].step for n in names)})"
+
+
+def job_title(job: dict[str, Any]) -> str:
+    """``"resnet (r1)"``: the name and the id once each; the id alone when there is no
+    other name."""
+    job_id = clean(job.get("id", ""), single_line=True)
+    name = job.get("name")
+    if not name or name == job.get("id"):
+        return job_id
+    return f"{clean(name, single_line=True)} ({job_id})"
+
+
 def render_final(state: MonitorState) -> str:
-    """``"job r1 completed after 1m 05s, cost 0.42 QUBIC"``, then ``result: <JSON>`` or ``error: ...``."""
+    """``"job r1 completed after 1m 05s, cost 0.420 QUBIC"``, then ``result: <JSON>`` (when
+    there is a result) or ``error: ...``."""
     job = state.job
-    head = clean(
-        f"job {job.get('id', '')} {job.get('status')} after {format_duration(state.elapsed)}, "
-        f"cost {format_cost(state.cost_so_far, state.currency)}",
-        single_line=True,
+    head = (
+        f"job {job_title(job)} {clean(job.get('status'), single_line=True)} after "
+        f"{format_duration(state.elapsed)}, "
+        f"cost {format_cost(state.cost_so_far, clean(state.currency, single_line=True))}"
     )
     if job.get("status") == "completed":
+        if job.get("result") is None:
+            return head
         return f"{head}\nresult: {clean(json.dumps(job.get('result'), ensure_ascii=False))}"
     if job.get("error") is None:
         return head
@@ -193,6 +232,11 @@ class Watcher:
         How many of the newest log lines to show first.
     clock:
         Monotonic seconds, for throttling (tests pass a fake).
+    wait:
+        Wait for a job that does not exist yet (saying so) instead of raising
+        :class:`~jobwatch.errors.JobNotFound`.
+    wait_interval:
+        Seconds between two looks for that job.
     """
 
     def __init__(
@@ -204,8 +248,12 @@ class Watcher:
         tty: bool | None = None,
         log_tail: int = 20,
         clock: Callable[[], float] = time.monotonic,
+        wait: bool = False,
+        wait_interval: float = 0.5,
     ) -> None:
         self.client = client
+        self.wait = wait
+        self.wait_interval = wait_interval
         self.job_id = job_id
         out = out if out is not None else sys.stdout
         tty = out.isatty() if tty is None else tty
@@ -223,13 +271,14 @@ class Watcher:
         Raises
         ------
         jobwatch.errors.APIError
-            The server refused, e.g. :class:`~jobwatch.errors.JobNotFound`.
+            The server refused, e.g. :class:`~jobwatch.errors.JobNotFound` (not
+            with ``wait``).
         jobwatch.errors.ConnectionError
             ``/monitor`` could not be reached.
         KeyboardInterrupt
             After closing the stream.
         """
-        self.state.load_snapshot(self.client.monitor(self.job_id))
+        self.state.load_snapshot(self._snapshot())
         del self.state.new_logs[: -self.log_tail or None]  # the snapshot's newest only
         if not self.state.finished:
             self.view.render(self.state)
@@ -238,6 +287,24 @@ class Watcher:
         self.view.render(self.state)
         _write(self.view.out, render_final(self.state) + "\n")
         return self.state
+
+    def _snapshot(self) -> dict[str, Any]:
+        """``/monitor`` of the job; with ``wait``, once it exists (showing that it waits)."""
+        while True:
+            try:
+                snapshot = self.client.monitor(self.job_id)
+            except JobNotFound:
+                if not self.wait:
+                    raise
+                if self.state.connection != "waiting":
+                    self.state.job = {"id": self.job_id}
+                    self.state.set_connection("waiting")
+                    self.view.render(self.state)
+                time.sleep(self.wait_interval)
+                continue
+            if self.state.connection == "waiting":
+                self.state.set_connection("connecting")
+            return snapshot
 
     def _follow(self, since: int) -> None:
         events: queue.Queue[tuple[str, Any]] = queue.Queue()

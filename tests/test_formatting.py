@@ -12,6 +12,7 @@ from jobwatch.formatting import (
     format_duration,
     format_log_line,
     format_metrics,
+    format_percent,
 )
 
 
@@ -37,15 +38,22 @@ def test_format_duration(seconds: float | None, text: str) -> None:
 @pytest.mark.parametrize(
     ("value", "currency", "text"),
     [
-        (0.42, "QUBIC", "0.42 QUBIC"),
+        (0.42, "QUBIC", "0.420 QUBIC"),
         (0, "QUBIC", "0.00 QUBIC"),
-        (0.0042, "USD", "0.0042 USD"),
-        (0.00001, "QUBIC", "<0.0001 QUBIC"),
+        (0.0042, "USD", "0.00420 USD"),
+        (0.00001, "QUBIC", "0.0000100 QUBIC"),
+        (0.000694, "QUBIC", "0.000694 QUBIC"),  # 1 s at 2.5/h: moving from the start
+        (0.0099996, "QUBIC", "0.0100 QUBIC"),  # rounds up, keeps its 3 digits
+        (0.01, "QUBIC", "0.0100 QUBIC"),  # ... and so does the value it rounded to
+        (1.0, "QUBIC", "1.00 QUBIC"),
         (1234.5, "QUBIC", "1,234.50 QUBIC"),
+        (1e-9, "QUBIC", "<0.00000001 QUBIC"),
+        (-0.5, None, "-0.500"),
         (None, "QUBIC", "-"),
+        (float("nan"), "QUBIC", "-"),
     ],
 )
-def test_format_cost(value: float | None, currency: str, text: str) -> None:
+def test_format_cost(value: float | None, currency: str | None, text: str) -> None:
     assert format_cost(value, currency) == text
 
 
@@ -78,9 +86,9 @@ def test_format_metrics_big_gpu_in_gib() -> None:
     assert format_metrics(metrics) == "GPU 87%  mem 17.6/23.4 GiB  temp 72°C  power 350 W"
 
 
-def test_format_metrics_small_memory_in_mb() -> None:
+def test_format_metrics_small_memory_in_gib_too() -> None:
     metrics = {"gpuUtilization": 5, "gpuMemoryUsed": 300, "gpuMemoryTotal": 800}
-    assert format_metrics(metrics) == "GPU 5%  mem 300/800 MB  temp -  power -"
+    assert format_metrics(metrics) == "GPU 5%  mem 0.29/0.78 GiB  temp -  power -"
 
 
 def test_format_metrics_nulls_are_dashes() -> None:
@@ -103,5 +111,36 @@ def test_format_log_line_local_time_and_colour() -> None:
 
 
 def test_format_log_line_defuses_terminal_escapes() -> None:
-    text = format_log_line({"level": "info", "message": "a\x1b[2Jb\nc", "timestamp": None})
-    assert text == "--:--:-- info    a?[2Jb\nc"
+    text = format_log_line({"level": "info", "message": "a\x1b[2Jb\nc\x07", "timestamp": None})
+    assert text == "--:--:-- info    ab\nc"
+
+
+def test_format_log_line_shows_the_last_frame_and_colours_only_when_asked() -> None:
+    line = {
+        "level": "info",
+        "message": "10%\r\x1b[32m20%\x1b[0m done\x1b]0;title\x07",
+        "timestamp": None,
+    }
+    assert format_log_line(line) == "--:--:-- info    20% done"
+    assert format_log_line(line, color=True) == "--:--:-- info    \x1b[0;32m20%\x1b[0m done"
+
+
+@pytest.mark.parametrize(
+    ("progress", "text"),
+    [
+        (99.96, "99.9%"),
+        (99.999999, "99.9%"),
+        (100.0, "100.0%"),
+        (29.3, "29.3%"),
+        (0.05, "0.0%"),
+        (-3.0, "0.0%"),
+        (float("nan"), "0.0%"),
+        (250.0, "100.0%"),
+    ],
+)
+def test_format_percent_cuts_so_a_running_job_never_reads_100(progress: float, text: str) -> None:
+    assert format_percent(progress) == text
+
+
+def test_format_percent_pads_to_a_width() -> None:
+    assert format_percent(5.55, 5) == "  5.5%"

@@ -311,7 +311,7 @@ class Node {
     this.tagName = tag.toUpperCase(); this.children = []; this.parentNode = null;
     this.attributes = {}; this.listeners = {}; this.className = ""; this.text = "";
     this.hidden = false; this.disabled = false; this.title = ""; this.value = "";
-    this._scrollTop = 0; this.clientHeight = 100;
+    this._scrollTop = 0; this.clientHeight = 100; this.style = {};
   }
   set innerHTML(_) { throw new Error("innerHTML used"); }
   get textContent() { return this.text + this.children.map((c) => c.textContent).join(""); }
@@ -361,6 +361,7 @@ class Model {
   off(ev, fn) { this.handlers[ev] = (this.handlers[ev] || []).filter((f) => f !== fn); }
   send(msg) { this.sent.push(msg); }
   save_changes() { this.saves += 1; }
+  emit(msg) { for (const fn of this.handlers["msg:custom"] || []) fn(msg, []); }
 }
 """
 
@@ -498,3 +499,155 @@ def test_the_module_writes_the_filter_and_asks_for_older_lines(scenario: dict[st
     assert out["sent"] == [{"type": "load_older", "before_id": -4}]
     assert out["olderDisabled"] is True
     assert out["handlersLeft"] == 0
+
+
+MESSAGES_SCENARIO = r"""
+const lines = (from, to) => Array.from({ length: to - from + 1 }, (_, i) => ({
+  id: from + i, level: "info", timestamp: "2026-11-29T10:31:00.000Z", message: `line ${from + i}`,
+}));
+const out = {};
+const model = new Model({ _key: "k1", lines: lines(1, 3), revision: 1, level_filter: "all",
+                          has_older: false, total: 3, loading: false, max_lines: 5 });
+const stop = widget.initialize({ model });
+const el = document.createElement("div");
+const cleanup = widget.render({ model, el });
+const list = el.find("jobwatch-log-list");
+const rowIds = (of) => of.children.map((r) => Number(r.getAttribute("data-id")));
+out.initial = rowIds(list);
+model.emit({ type: "lines", revision: 2, add: lines(4, 4), first: 1 });
+out.appended = rowIds(list);
+model.emit({ type: "lines", revision: 2, add: lines(4, 4), first: 1 });
+out.again = rowIds(list);
+model.emit({ type: "lines", revision: 3, add: lines(5, 6), first: 2 });
+out.dropped = rowIds(list);
+// a second view draws from the model's store, not from the state it was created with
+const el2 = document.createElement("div");
+const cleanup2 = widget.render({ model, el: el2 });
+out.second = rowIds(el2.find("jobwatch-log-list"));
+// a skipped revision asks the kernel for everything; the reset answer replaces all
+model.emit({ type: "lines", revision: 5, add: lines(8, 8), first: 4 });
+out.gap = [rowIds(list), model.sent];
+model.emit({ type: "lines", revision: 5, reset: true, add: lines(4, 8) });
+out.reset = [rowIds(list), rowIds(el2.find("jobwatch-log-list"))];
+// colours: one span per run, text through textContent, colours checked
+model.emit({ type: "lines", revision: 6, first: 5, add: [{ id: 9, level: "info", timestamp: "x",
+  message: "red on", spans: [{ text: "red", fg: 1, bold: true }, { text: " " },
+  { text: "on", fg: "#ff8800", bg: "inverse" }, { text: "<b>x</b>", fg: "red;x:url(y)" }] }] });
+const row = list.children[list.children.length - 1];
+out.spans = row.find("jobwatch-log-message").children.map(
+  (node) => [node.textContent, node.className, node.style.color || ""]);
+out.count = el.find("jobwatch-log-count").textContent;
+cleanup();
+cleanup2();
+stop();
+out.handlersLeft = Object.values(model.handlers).reduce((n, fns) => n + fns.length, 0);
+console.log(JSON.stringify(out));
+"""
+
+
+def test_the_module_applies_line_messages_to_one_store_per_model(
+    tmp_path: Path,
+) -> None:
+    node = node_or_skip()
+    module = tmp_path / "logview.mjs"
+    shutil.copy(JS, module)
+    harness = tmp_path / "harness.mjs"
+    harness.write_text(
+        f"{FAKE_DOM}\nconst widget = (await import({module.as_uri()!r})).default;\n"
+        f"{MESSAGES_SCENARIO}",
+        encoding="utf-8",
+    )
+    result = subprocess.run(
+        [node, str(harness)], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["initial"] == [1, 2, 3]
+    assert out["appended"] == [1, 2, 3, 4]
+    assert out["again"] == [1, 2, 3, 4]
+    assert out["dropped"] == [2, 3, 4, 5, 6]
+    assert out["second"] == [2, 3, 4, 5, 6]
+    assert out["gap"] == [[4, 5, 6, 8], [{"type": "sync"}]]
+    assert out["reset"] == [[4, 5, 6, 7, 8], [4, 5, 6, 7, 8]]
+    assert out["spans"] == [
+        ["red", "jobwatch-ansi-bold jobwatch-ansi-fg-1", ""],
+        [" ", "", ""],
+        ["on", "jobwatch-ansi-bg-inverse", "#ff8800"],
+        ["<b>x</b>", "", ""],
+    ]
+    assert out["count"] == "showing 5 of 5"
+    assert out["handlersLeft"] == 0
+
+
+# -- only what changed travels once shown ----------------------------------------------------
+
+
+def shown_view(**kwargs: Any) -> tuple[LogView, list[dict[str, Any]]]:
+    view = LogView(**kwargs)
+    sent: list[dict[str, Any]] = []
+    view.send = lambda content, buffers=None: sent.append(content)  # type: ignore[method-assign]
+    view.shown()
+    return view, sent
+
+
+def test_once_shown_new_lines_go_as_one_message_and_the_list_is_not_resynced() -> None:
+    view, sent = shown_view(max_lines=5)
+    changes = count_changes(view, "lines")
+    view.append(make_lines(range(1, 4)))
+    view.append(make_lines([3, 4]))
+    assert changes == []  # changed in place: ipywidgets does not send the list
+    assert [m["add"] for m in sent] == [make_lines(range(1, 4)), make_lines([4])]
+    assert [(m["type"], m["revision"], m["first"]) for m in sent] == [
+        ("lines", 1, 1),
+        ("lines", 2, 1),
+    ]
+    assert view.revision == 2
+    view.append(make_lines(range(5, 8)))
+    assert sent[-1]["first"] == 3 and ids(view) == [3, 4, 5, 6, 7]
+
+
+def test_a_page_created_later_gets_the_whole_list_with_the_state() -> None:
+    view, _ = shown_view()
+    view.append(make_lines(range(1, 4)))
+    state = view.get_state()
+    assert [line["id"] for line in state["lines"]] == [1, 2, 3] and state["revision"] == 1
+    assert state["lines"] is not view.lines  # a copy: the renderer thread may append meanwhile
+
+
+def test_a_page_that_missed_a_change_gets_everything_again() -> None:
+    view, sent = shown_view()
+    view.append(make_lines(range(1, 4)))
+    view._handle_custom_msg({"type": "sync"}, [])
+    assert sent[-1] == {
+        "type": "lines",
+        "revision": 2,
+        "reset": True,
+        "add": make_lines(range(1, 4)),
+    }
+
+
+def test_prepend_and_clear_once_shown() -> None:
+    view, sent = shown_view(max_lines=4)
+    view.append(make_lines([10, 11]))
+    view.prepend(make_lines(range(5, 10)), has_older=True)
+    assert sent[-1]["add"] == make_lines([8, 9]) and sent[-1]["first"] == 8
+    view.clear()
+    assert sent[-1] == {"type": "lines", "revision": 3, "reset": True, "add": []}
+
+
+def test_terminal_text_is_held_as_a_terminal_shows_it() -> None:
+    view = LogView()
+    view.append(
+        [
+            {"id": 1, "level": "info", "timestamp": "t", "message": " 10%|#\r 20%|##"},
+            {
+                "id": 2,
+                "level": "error",
+                "timestamp": "t",
+                "message": "\x1b[1;31mboom\x1b[0m!\x1b[2K",
+            },
+        ]
+    )
+    assert view.lines[0] == {"id": 1, "level": "info", "timestamp": "t", "message": " 20%|##"}
+    assert view.lines[1]["message"] == "boom!"
+    assert view.lines[1]["spans"] == [{"text": "boom", "fg": 1, "bold": True}, {"text": "!"}]

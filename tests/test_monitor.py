@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from jobwatch import Client, errors
+from jobwatch import Client
 from jobwatch.state import MAX_LOG_LINES, MAX_POINTS, MonitorState
 from jobwatch.widgets import monitor as monitor_module
 from jobwatch.widgets.monitor import JobMonitor, MonitorView
@@ -226,11 +226,18 @@ def test_monitor_shows_updates_live(server, client, clock, widget_view):
         wait_for(lambda: len(view.logs.lines) == 1)
         assert view.operation.value == "epoch 5/10"
         assert "2m 05s" in view.eta.value  # 40 % in 100 s: 50 % to go at 0.4 %/s
-        assert "0.10 QUBIC" in view.cost.value  # 100 s at 3.6/h
+        assert "0.100 QUBIC" in view.cost.value  # 100 s at 3.6/h
         assert "live" in view.connection.value
         assert view.logs.lines[0]["message"] == "GPU hot"
         assert list(view.charts.utilization.y) == [87.0]
         assert view.progress.bar_style == "info"
+
+
+def test_a_running_job_at_99_96_percent_reads_99_9(server, client, widget_view):
+    client.create_job(job_id="almost")
+    client.report_progress("almost", "w", 99.96)
+    with JobMonitor("almost", server.url) as mon:
+        assert mon.view.percent.value == "<b>99.9%</b>"
 
 
 def test_updates_are_throttled(server, client, widget_view):
@@ -292,9 +299,97 @@ def test_close_leaves_no_thread_or_socket(server, client, widget_view):
     mon.close()  # idempotent
 
 
-def test_unknown_job_raises(server, widget_view):
-    with pytest.raises(errors.JobNotFound):
-        JobMonitor("missing", server.url)
+def test_a_monitor_waits_for_a_job_that_does_not_exist_yet(server, client, widget_view):
+    with JobMonitor("later", server.url, wait_interval=0.05) as mon:
+        view = mon.view
+        assert "waiting" in view.status.value
+        assert "waiting for job <code>later</code>" in view.operation.value
+        client.create_job(job_id="later", name="later run")
+        client.report_progress("later", "w", 30, "epoch 3/10")
+        wait_for(lambda: view.progress.value == 30)
+        wait_for(lambda: "live" in view.connection.value)
+        assert view.operation.value == "epoch 3/10"
+        assert "running" in view.status.value
+
+
+def test_a_reporter_and_a_monitor_in_one_cell_just_work(server, widget_view):
+    from jobwatch import Reporter
+
+    with Reporter("same-cell", url=server.url, interval=0.05, gpu=False) as reporter:
+        mon = JobMonitor("same-cell", server.url, wait_interval=0.05)
+        reporter.update(50.0, "half")
+        wait_for(lambda: mon.view.progress.value == 50)
+    assert mon.wait(10)
+    assert "completed" in mon.view.final.value
+    assert not mon.live
+    mon.close()
+
+
+def test_a_new_monitor_of_the_same_job_stops_the_one_before(server, client, widget_view):
+    client.create_job(job_id="rerun")
+    first = JobMonitor("rerun", server.url)
+    wait_for(lambda: first.state.connection == "live")
+    second = JobMonitor("rerun", server.url)
+    try:
+        assert not first.live and second.live
+        threads = [t.name for t in threading.enumerate() if t.name.endswith("-rerun")]
+        assert sorted(threads) == [
+            "jobwatch-monitor-read-rerun",
+            "jobwatch-monitor-render-rerun",
+        ]
+        wait_for(lambda: server.services.broker.subscriber_count("rerun") == 1)
+        renders = first.renders
+        client.report_progress("rerun", "w", 70)
+        wait_for(lambda: second.view.progress.value == 70)
+        assert first.renders == renders and first.view.progress.value == 0
+        # the first one's last view stays on screen, marked as not live
+        assert first.widget.comm is not None
+        assert "not live" in first.view.connection.value
+    finally:
+        second.close()
+
+
+def test_close_stops_following_and_keeps_the_last_view(server, client, widget_view):
+    client.create_job(job_id="kept", name="kept run")
+    client.report_progress("kept", "w", 40, logs=[{"level": "info", "message": "hello"}])
+    mon = JobMonitor("kept", server.url)
+    mon.close()
+    assert mon.widget.comm is not None and mon.view.logs.comm is not None
+    assert mon.view.progress.value == 40
+    assert [line["message"] for line in mon.view.logs.lines] == ["hello"]
+    assert "not live (closed)" in mon.view.connection.value
+    assert mon.wait(0.1) is False
+
+
+def test_no_gpu_no_charts(server, client, widget_view):
+    client.create_job(job_id="cpu")
+    client.report_progress("cpu", "w", 50)
+    with JobMonitor("cpu", server.url) as mon:
+        view = mon.view
+        assert not view.charts_shown and view.range not in view.widget.children
+        assert view.gpu.value == "no GPU metrics reported"
+        client.complete_job("cpu", "w")
+        assert mon.wait(10)
+        assert not view.charts_shown
+        assert view.gpu.value == "no GPU metrics reported"
+    client.create_job(job_id="gpu")
+    with JobMonitor("gpu", server.url) as mon:
+        client.report_progress("gpu", "w", 5, metrics={"gpuUtilization": 90.0})
+        wait_for(lambda: mon.view.charts_shown)
+        assert mon.view.range in mon.view.widget.children
+        assert "GPU <b>90%</b>" in mon.view.gpu.value
+
+
+def test_name_and_id_once_and_no_null_result(server, client, widget_view):
+    client.create_job(job_id="plain-id")
+    client.create_job(job_id="named", name="resnet")
+    with JobMonitor("plain-id", server.url) as plain, JobMonitor("named", server.url) as named:
+        assert plain.view.title.value.count("plain-id") == 1
+        assert named.view.title.value == "<b>resnet</b> <code>named</code>"
+        client.complete_job("plain-id", "w")
+        assert plain.wait(10)
+        assert "completed" in plain.view.final.value
+        assert "result:" not in plain.view.final.value and "null" not in plain.view.final.value
 
 
 def test_bad_arguments_are_refused(server):

@@ -81,12 +81,16 @@ def test_render_status_block_and_line() -> None:
     assert block.splitlines() == [
         "resnet-1  running  live",
         "[" + "#" * 13 + "-" * 17 + "]  45.5%  Training epoch 5/10",
-        "elapsed 1m 05s  remaining 3m 12s  cost 0.42 QUBIC (est. total 0.93 QUBIC)",
+        "elapsed 1m 05s  remaining 3m 12s  cost 0.420 QUBIC (est. total 0.930 QUBIC)",
         "GPU 87%  mem 17.6/23.4 GiB  temp -  power -",
     ]
     line = render_status(view, one_line=True)
     assert "\n" not in line
     assert " | [#########-----------]  45.5%  Training epoch 5/10 | " in line
+
+
+def test_a_running_job_at_99_96_percent_reads_99_9_not_100() -> None:
+    assert " 99.9%  " in render_status(job_state("j", status="running", progress=99.96))
 
 
 def test_render_status_of_a_new_job() -> None:
@@ -98,8 +102,11 @@ def test_render_status_of_a_new_job() -> None:
 def test_render_final() -> None:
     done = job_state("j", status="completed", elapsed=65, cost_so_far=0.5, result={"acc": 0.93})
     assert (
-        render_final(done) == 'job j completed after 1m 05s, cost 0.50 QUBIC\nresult: {"acc": 0.93}'
+        render_final(done)
+        == 'job j completed after 1m 05s, cost 0.500 QUBIC\nresult: {"acc": 0.93}'
     )
+    no_result = job_state("j", status="completed", elapsed=65, cost_so_far=0.5)
+    assert render_final(no_result) == "job j completed after 1m 05s, cost 0.500 QUBIC"
     failed = job_state("j", status="failed", error="CUDA out of memory")
     assert render_final(failed).endswith("\nerror: CUDA out of memory")
     assert "\n" not in render_final(job_state("j", status="cancelled"))
@@ -312,7 +319,7 @@ def test_a_finished_job_is_shown_without_subscribing() -> None:
     state, text = watch(client, tty=False, clock=frozen)
     assert client.stream is None
     assert state.job["status"] == "failed"
-    assert text.endswith("job j failed after 30s, cost 0.10 QUBIC\nerror: CUDA out of memory\n")
+    assert text.endswith("job j failed after 30s, cost 0.100 QUBIC\nerror: CUDA out of memory\n")
 
 
 def test_unknown_job_raises_before_any_output() -> None:

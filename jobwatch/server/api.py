@@ -17,15 +17,24 @@ from jobwatch.protocol import (
     JobsQuery,
     LogsQuery,
     MetricsQuery,
+    Page,
     ProgressUpdate,
+    ScalarsQuery,
     parse_body,
     parse_query,
     valid_job_id,
 )
-from jobwatch.server import queries
+from jobwatch.server import queries, rules
+from jobwatch.server.alert_rules import alert_to_wire
+from jobwatch.server.rules import job_estimates
 from jobwatch.server.services import Services
-from jobwatch.server.store import check_writable
-from jobwatch.server.wire import dumps, job_estimates, job_to_wire, log_to_wire, sample_to_wire
+from jobwatch.server.wire import (
+    dumps,
+    job_to_wire,
+    log_to_wire,
+    sample_to_wire,
+    scalar_to_wire,
+)
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -33,6 +42,8 @@ HISTORY_SECONDS = 60.0
 """``/monitor`` returns this many seconds of samples."""
 MONITOR_LOGS = 100
 """``/monitor`` returns this many of the newest log lines."""
+MONITOR_ALERTS = 20
+"""``/monitor`` returns this many of the newest alerts."""
 
 
 def json_response(body: Any, status: int = 200) -> Response:
@@ -141,7 +152,7 @@ def progress(job_id: str) -> Response:
     services = _services()
     if services.rate_limit is not None:
         # Only an update its job would take counts against the worker's allowance.
-        check_writable(_known_job(job_id), update.worker_id)
+        rules.check_writable(_known_job(job_id), update.worker_id)
         services.rate_limit.hit(update.worker_id, request.remote_addr)
     elif not valid_job_id(job_id):
         raise JobNotFound(f"no job with id {job_id!r}")
@@ -175,6 +186,7 @@ def monitor(job_id: str) -> Response:
         history, _ = queries.sample_window(conn, job_id, end - HISTORY_SECONDS, end, None)
         latest = queries.latest_sample(conn, job_id)
         logs = queries.recent_logs(conn, job_id, job["seq"], MONITOR_LOGS)
+        recent_alerts = queries.recent_alerts(conn, job_id, MONITOR_ALERTS)
     estimates = job_estimates(job, now)
     return json_response(
         {
@@ -184,6 +196,8 @@ def monitor(job_id: str) -> Response:
                 "history": [sample_to_wire(s) for s in history],
             },
             "logs": [log_to_wire(r) for r in logs],
+            "scalars": job["latest_scalars"] or {},
+            "alerts": [alert_to_wire(a) for a in recent_alerts],
             "timeRemaining": estimates.time_remaining,
             "costSoFar": estimates.cost_so_far,
             "estimatedTotalCost": estimates.estimated_total_cost,
@@ -212,6 +226,48 @@ def metrics(job_id: str) -> Response:
             "maxPoints": query.max_points,
             "downsampled": downsampled,
             "metrics": [sample_to_wire(r) for r in rows],
+        }
+    )
+
+
+@bp.get("/jobs/<job_id>/scalars")
+def scalars(job_id: str) -> Response:
+    """Training metrics ``{jobId, scalars: {name: [{step, timestamp, value}]}, downsampled}``,
+    per name oldest first, downsampled to ``maxPoints`` per name when given."""
+    query = parse_query(ScalarsQuery, request.args.to_dict())
+    job = _known_job(job_id)
+    end = _window_end(job, _services().clock())
+    start = None if query.time_range is None else end - query.time_range
+    with _services().store.read() as conn:
+        series, downsampled = queries.scalar_window(
+            conn, job_id, query.name_list(), start, end, query.max_points
+        )
+    return json_response(
+        {
+            "jobId": job_id,
+            "timeRange": query.time_range,
+            "maxPoints": query.max_points,
+            "downsampled": downsampled,
+            "scalars": {name: [scalar_to_wire(r) for r in rows] for name, rows in series.items()},
+        }
+    )
+
+
+@bp.get("/jobs/<job_id>/alerts")
+def alerts(job_id: str) -> Response:
+    """``{jobId, alerts: [{seq, timestamp, level, title, text, source}], total, limit,
+    offset}``, oldest first."""
+    query = parse_query(Page, request.args.to_dict())
+    job = _known_job(job_id)
+    with _services().store.read() as conn:
+        rows = queries.alert_page(conn, job_id, query.limit, query.offset)
+    return json_response(
+        {
+            "jobId": job_id,
+            "alerts": [alert_to_wire(r) for r in rows],
+            "total": job["n_alerts"],
+            "limit": query.limit,
+            "offset": query.offset,
         }
     )
 

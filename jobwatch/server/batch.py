@@ -23,9 +23,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select
+import orjson
+from sqlalchemy import Connection, bindparam, delete, select
 
-from jobwatch.server.schema import decode_row, encode_json, jobs, log_lines, samples
+from jobwatch.server.rules import UPDATE_IDS_KEPT
+from jobwatch.server.schema import (
+    alerts,
+    applied_updates,
+    decode_row,
+    encode_json,
+    jobs,
+    log_lines,
+    samples,
+    scalars,
+)
 from jobwatch.server.sqlexec import Prepared
 
 Row = dict[str, Any]
@@ -37,10 +48,27 @@ _SELECT_JOB_FOR_UPDATE = Prepared(
 _INSERT_JOB = Prepared(jobs.insert())
 _UPDATE_JOB = Prepared(jobs.update().where(jobs.c.id == bindparam("b_job_id")))
 _INSERT_SAMPLE = Prepared(samples.insert())
+_INSERT_SCALAR = Prepared(scalars.insert())
+_INSERT_ALERT = Prepared(alerts.insert())
 _INSERT_LOG = Prepared(log_lines.insert().returning(log_lines.c.id))
+_SELECT_APPLIED = Prepared(
+    select(applied_updates.c.reply).where(
+        (applied_updates.c.job_id == bindparam("b_job_id"))
+        & (applied_updates.c.update_id == bindparam("b_update_id"))
+    )
+)
+_INSERT_APPLIED = Prepared(applied_updates.insert())
+_FORGET_APPLIED = Prepared(
+    delete(applied_updates).where(
+        (applied_updates.c.job_id == bindparam("b_job_id"))
+        & (applied_updates.c.seq < bindparam("b_below"))
+    )
+)
+FORGET_EVERY = 1024
+"""A job's old update ids are deleted when its ``seq`` crosses a multiple of this."""
 
 _STATE = "jobwatch.batch"
-_JSON_FIELDS = ("result", "progress_event")
+_JSON_FIELDS = ("result", "progress_event", "latest_scalars", "alert_state")
 
 
 class _Batch:
@@ -51,7 +79,10 @@ class _Batch:
         self.rows: dict[str, Row] = {}
         self.dirty: dict[str, set[str]] = {}
         self.samples: list[Row] = []
+        self.scalars: list[Row] = []
+        self.alerts: list[Row] = []
         self.logs: list[tuple[Row, Row]] = []
+        self.applied: dict[tuple[str, str], Row] = {}
 
 
 def _batch(conn: Connection) -> _Batch | None:
@@ -91,6 +122,12 @@ def flush(conn: Connection) -> None:
     if batch.samples:
         _run(conn, _INSERT_SAMPLES, _columns(batch.samples, _SAMPLE_COLUMNS))
         batch.samples = []
+    if batch.scalars:
+        _run(conn, _INSERT_SCALARS, _columns(batch.scalars, _SCALAR_COLUMNS))
+        batch.scalars = []
+    if batch.alerts:
+        conn.execute(alerts.insert(), batch.alerts)
+        batch.alerts = []
     if batch.logs:
         # SQLAlchemy's "insertmanyvalues": one multi-row INSERT per 1,000 rows,
         # RETURNING in the order of the parameters.
@@ -101,6 +138,9 @@ def flush(conn: Connection) -> None:
         for (_, line), log_id in zip(batch.logs, result.scalars(), strict=True):
             line["id"] = log_id
         batch.logs = []
+    if batch.applied:
+        conn.execute(applied_updates.insert(), [_applied(row) for row in batch.applied.values()])
+        batch.applied = {}
     if batch.dirty:
         _update_rows(conn, [_encoded(batch.rows[job_id]) for job_id in sorted(batch.dirty)])
     batch.dirty = {}
@@ -156,6 +196,24 @@ def insert_sample(conn: Connection, row: Row) -> None:
         _INSERT_SAMPLE.execute(conn, row).close()
 
 
+def insert_scalars(conn: Connection, rows: list[Row]) -> None:
+    """Insert training-metric rows (``job_id, name, step, ts, value``)."""
+    batch = _batch(conn)
+    if batch is not None:
+        batch.scalars.extend(rows)
+    else:
+        _INSERT_SCALAR.execute_many(conn, rows)
+
+
+def insert_alerts(conn: Connection, rows: list[Row]) -> None:
+    """Insert alert rows (``job_id, seq, ts, level, title, text, source``)."""
+    batch = _batch(conn)
+    if batch is not None:
+        batch.alerts.extend(rows)
+    else:
+        _INSERT_ALERT.execute_many(conn, rows)
+
+
 def insert_logs(conn: Connection, rows: list[Row], lines: list[Row]) -> None:
     """Insert log line rows; set each matching wire line's ``id`` (at once on
     SQLite, at :func:`flush` on PostgreSQL, always before the commit)."""
@@ -165,6 +223,35 @@ def insert_logs(conn: Connection, rows: list[Row], lines: list[Row]) -> None:
         return
     for row, line in zip(rows, lines, strict=True):
         line["id"] = _INSERT_LOG.scalar(conn, row)
+
+
+def applied_reply(conn: Connection, job_id: str, update_id: str) -> Row | None:
+    """The reply stored for ``update_id`` of ``job_id`` (also one queued in this
+    batch), or ``None`` when that update was not applied."""
+    batch = _batch(conn)
+    if batch is not None and (job_id, update_id) in batch.applied:
+        reply: Row = batch.applied[(job_id, update_id)]["reply"]
+        return reply
+    row = _SELECT_APPLIED.first(conn, {"b_job_id": job_id, "b_update_id": update_id})
+    return None if row is None else dict(orjson.loads(row["reply"]))
+
+
+def remember_update(conn: Connection, row: Row, previous_seq: int) -> None:
+    """Store an applied update's id and reply (``row``: job_id, update_id, seq,
+    reply as a dict); when the job's ``seq`` crosses a multiple of
+    :data:`FORGET_EVERY`, delete its ids older than ``UPDATE_IDS_KEPT`` events."""
+    batch = _batch(conn)
+    if batch is not None:
+        batch.applied[(row["job_id"], row["update_id"])] = row
+    else:
+        _INSERT_APPLIED.execute(conn, _applied(row)).close()
+    if row["seq"] // FORGET_EVERY != previous_seq // FORGET_EVERY:
+        params = {"b_job_id": row["job_id"], "b_below": row["seq"] - UPDATE_IDS_KEPT}
+        _FORGET_APPLIED.execute(conn, params).close()
+
+
+def _applied(row: Row) -> Row:
+    return {**row, "reply": encode_json(row["reply"])}
 
 
 _PG_TYPES = {"FLOAT": "float8", "BIGINT": "int8", "INTEGER": "int4"}
@@ -197,6 +284,12 @@ _INSERT_SAMPLES = (
     f"SELECT {', '.join(_SAMPLE_COLUMNS)} FROM {_unnest(samples, _SAMPLE_COLUMNS)}"
 )
 """Every sample of a batch in one statement."""
+_SCALAR_COLUMNS = [c.name for c in scalars.columns if c.name != "id"]
+_INSERT_SCALARS = (
+    f"INSERT INTO scalars ({', '.join(_SCALAR_COLUMNS)}) "
+    f"SELECT {', '.join(_SCALAR_COLUMNS)} FROM {_unnest(scalars, _SCALAR_COLUMNS)}"
+)
+"""Every training-metric value of a batch in one statement."""
 
 
 def _columns(rows: list[Row], names: list[str]) -> Row:

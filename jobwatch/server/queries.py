@@ -13,7 +13,16 @@ from typing import Any
 
 from sqlalchemy import Connection, Integer, cast, func, literal, select, true
 
-from jobwatch.server.schema import SAMPLE_FIELDS, decode_row, jobs, log_lines, samples
+from jobwatch.server.alert_rules import alert_to_wire
+from jobwatch.server.schema import (
+    SAMPLE_FIELDS,
+    alerts,
+    decode_row,
+    jobs,
+    log_lines,
+    samples,
+    scalars,
+)
 from jobwatch.server.wire import Event, log_to_wire
 
 Row = dict[str, Any]
@@ -136,6 +145,123 @@ def sample_window(
         if high != low:  # one row suffices only when every field is constant in the span
             out.append({"ts": r["t1"], **high})
     return out, True
+
+
+def scalar_window(
+    conn: Connection,
+    job_id: str,
+    names: list[str] | None,
+    start: float | None,
+    end: float,
+    max_points: int | None,
+) -> tuple[dict[str, list[Row]], bool]:
+    """Training-metric values with ``start <= ts <= end`` (``start`` ``None``: from
+    the job's first), per name, oldest first.
+
+    A name with more than ``max_points`` values (or :data:`RAW_LIMIT` without
+    it) is downsampled as :func:`sample_window` does, over steps: its step range
+    is cut into ``max_points // 2`` equal spans, each giving its minimum at the
+    span's first step and its maximum at the last, so spikes stay visible.
+
+    Returns
+    -------
+    ({name: [{step, ts, value}]}, downsampled)
+    """
+    limit = max_points or RAW_LIMIT
+    cond = (scalars.c.job_id == job_id) & (scalars.c.ts <= end)
+    if start is not None:
+        cond &= scalars.c.ts >= start
+    if names is not None:
+        cond &= scalars.c.name.in_(names)
+    summary = (
+        select(
+            scalars.c.name,
+            func.count().label("n"),
+            func.min(scalars.c.step).label("s0"),
+            func.max(scalars.c.step).label("s1"),
+        )
+        .where(cond)
+        .group_by(scalars.c.name)
+    )
+    out: dict[str, list[Row]] = {}
+    downsampled = False
+    for name, n, first, last in conn.execute(summary).all():
+        one = cond & (scalars.c.name == name)
+        if n <= limit:
+            raw = select(scalars.c.step, scalars.c.ts, scalars.c.value).where(one)
+            out[name] = [
+                dict(r) for r in conn.execute(raw.order_by(scalars.c.ts, scalars.c.id)).mappings()
+            ]
+            continue
+        downsampled = True
+        out[name] = _step_buckets(conn, one, first, last, max(1, limit // 2))
+    return {name: out[name] for name in sorted(out)}, downsampled
+
+
+def _step_buckets(conn: Connection, where: Any, first: int, last: int, n_buckets: int) -> list[Row]:
+    """Min/max per equal span of steps (see :func:`scalar_window`)."""
+    width = (last - first + 1) / n_buckets
+    position = (scalars.c.step - literal(first)) / literal(width)
+    bucket: Any
+    if conn.dialect.name == "sqlite":
+        bucket = func.min(cast(position, Integer), n_buckets - 1)
+    else:
+        bucket = func.least(cast(func.floor(position), Integer), n_buckets - 1)
+    query = (
+        select(
+            bucket.label("b"),
+            func.min(scalars.c.step).label("s0"),
+            func.max(scalars.c.step).label("s1"),
+            func.min(scalars.c.ts).label("t0"),
+            func.max(scalars.c.ts).label("t1"),
+            func.min(scalars.c.value).label("low"),
+            func.max(scalars.c.value).label("high"),
+        )
+        .where(where)
+        .group_by("b")
+        .order_by("b")
+    )
+    points: list[Row] = []
+    for r in conn.execute(query).mappings():
+        points.append({"step": r["s0"], "ts": r["t0"], "value": r["low"]})
+        if r["high"] != r["low"]:
+            points.append({"step": r["s1"], "ts": r["t1"], "value": r["high"]})
+    return points
+
+
+def alert_page(conn: Connection, job_id: str, limit: int, offset: int) -> list[Row]:
+    """A job's alerts oldest first, ``limit`` from ``offset``."""
+    query = (
+        select(alerts)
+        .where(alerts.c.job_id == job_id)
+        .order_by(alerts.c.seq)
+        .limit(limit)
+        .offset(offset)
+    )
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def alert_events_after(
+    conn: Connection, job_id: str, since: int, up_to: int, limit: int | None = None
+) -> list[Event]:
+    """``JOB_ALERT`` events with ``since < seq <= up_to`` (the first ``limit`` of
+    them, if given), rebuilt from stored alerts in seq order."""
+    query = (
+        select(alerts)
+        .where((alerts.c.job_id == job_id) & (alerts.c.seq > since) & (alerts.c.seq <= up_to))
+        .order_by(alerts.c.seq)
+        .limit(limit)
+    )
+    return [
+        Event(job_id, row["seq"], "JOB_ALERT", {"jobId": job_id, "alert": alert_to_wire(dict(row))})
+        for row in conn.execute(query).mappings()
+    ]
+
+
+def recent_alerts(conn: Connection, job_id: str, n: int) -> list[Row]:
+    """The job's last ``n`` alerts, oldest first."""
+    query = select(alerts).where(alerts.c.job_id == job_id).order_by(alerts.c.seq.desc()).limit(n)
+    return _oldest_first(conn, query)
 
 
 def log_page(

@@ -9,11 +9,13 @@ database nor the writers.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterator
 from typing import Any
 
 from jobwatch.server import queries
-from jobwatch.server.store import Store, completed_event
+from jobwatch.server.rules import completed_event
+from jobwatch.server.store import Store
 from jobwatch.server.wire import Event
 
 REPLAY_PAGE = 256
@@ -22,7 +24,7 @@ REPLAY_PAGE = 256
 
 def replay(store: Store, job: dict[str, Any], since: int, upto: int, now: float) -> Iterator[Event]:
     """Events a client that has seen ``since`` missed up to ``upto``, in seq order:
-    the newest progress, every log line, the completion.
+    the newest progress, every log line and alert, the completion.
 
     ``job`` is the job row read when the replay began; ``now`` is server time
     for the completion's cost. Lines are read :data:`REPLAY_PAGE` at a time,
@@ -37,7 +39,9 @@ def replay(store: Store, job: dict[str, Any], since: int, upto: int, now: float)
     progress = None
     if progress_seq is not None and since < progress_seq <= upto:
         progress = Event(job["id"], progress_seq, "JOB_PROGRESS", job["progress_event"])
-    for event in queries.log_events(job["id"], _pages(store, job["id"], since, upto)):
+    logs = queries.log_events(job["id"], _pages(store, job["id"], since, upto))
+    alerts = _alerts(store, job["id"], since, upto)
+    for event in heapq.merge(logs, alerts, key=lambda e: e.seq):
         if progress is not None and progress.seq < event.seq:
             yield progress
             progress = None
@@ -47,6 +51,16 @@ def replay(store: Store, job: dict[str, Any], since: int, upto: int, now: float)
     completed_seq = job["completed_seq"]
     if completed_seq is not None and since < completed_seq <= upto:
         yield completed_event(job, now)
+
+
+def _alerts(store: Store, job_id: str, since: int, upto: int) -> Iterator[Event]:
+    while True:
+        with store.read() as conn:
+            page = queries.alert_events_after(conn, job_id, since, upto, REPLAY_PAGE)
+        yield from page
+        if len(page) < REPLAY_PAGE:
+            return
+        since = page[-1].seq
 
 
 def _pages(store: Store, job_id: str, since: int, upto: int) -> Iterator[list[dict[str, Any]]]:

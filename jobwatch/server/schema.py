@@ -50,6 +50,18 @@ jobs = Table(
     Column("ema_dp", Float, nullable=False),
     Column("ema_dt", Float, nullable=False),
     Column("ema_calls", Integer, nullable=False),
+    Column(
+        "pause_streak",
+        Integer,
+        nullable=False,
+        server_default="0",
+        doc="1 right after a gap counted as a pause (see rules.is_pause), else 0",
+    ),
+    Column("latest_scalars", Text, doc="JSON {name: {step, timestamp, value}}: newest values"),
+    Column("update_interval", Float, doc="usual seconds between updates (EMA), for stalls"),
+    Column("stalled", Integer, nullable=False, server_default="0", doc="1 while stalled"),
+    Column("n_alerts", BigInteger, nullable=False, server_default="0"),
+    Column("alert_state", Text, doc="JSON {rule: {since, fired}} of the --alert rules"),
     # the newest JOB_PROGRESS event, kept for `since` replay
     Column("progress_seq", BigInteger),
     Column("progress_event", Text, doc="JSON"),
@@ -95,6 +107,42 @@ Index("ix_log_lines_job_id", log_lines.c.job_id, log_lines.c.id)
 Index("ix_log_lines_job_level_id", log_lines.c.job_id, log_lines.c.level, log_lines.c.id)
 Index("ix_log_lines_job_seq", log_lines.c.job_id, log_lines.c.seq)
 
+scalars = Table(
+    "scalars",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("job_id", String(128), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("step", BigInteger, nullable=False),
+    Column("ts", Float, nullable=False),
+    Column("value", Float, nullable=False),
+)
+Index("ix_scalars_job_name_ts", scalars.c.job_id, scalars.c.name, scalars.c.ts)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("job_id", String(128), primary_key=True),
+    Column("seq", BigInteger, primary_key=True, doc="its JOB_ALERT event's seq"),
+    Column("ts", Float, nullable=False),
+    Column("level", String(8), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("text", Text),
+    Column("source", String(16), nullable=False),
+)
+
+applied_updates = Table(
+    "applied_updates",
+    metadata,
+    Column("job_id", String(128), primary_key=True),
+    Column("update_id", String(64), primary_key=True),
+    Column("seq", BigInteger, nullable=False, doc="the job's seq after the update"),
+    Column("reply", Text, nullable=False, doc="JSON: the answer, repeated to a retry"),
+)
+Index("ix_applied_updates_job_seq", applied_updates.c.job_id, applied_updates.c.seq)
+
 SAMPLE_FIELDS = {
     "gpuUtilization": samples.c.gpu_utilization,
     "gpuMemoryUsed": samples.c.gpu_memory_used,
@@ -104,7 +152,14 @@ SAMPLE_FIELDS = {
 }
 """Wire name -> column of the five flat metric fields."""
 
-JSON_COLUMNS = ("result", "progress_event", "gpus")
+JSON_COLUMNS = (
+    "result",
+    "progress_event",
+    "gpus",
+    "reply",
+    "latest_scalars",
+    "alert_state",
+)
 """Columns holding JSON text."""
 
 
@@ -121,3 +176,26 @@ def decode_row(row: Any) -> dict[str, Any]:
         if text is not None:
             out[name] = orjson.loads(text)
     return out
+
+
+def add_missing_columns(conn: Any) -> list[str]:
+    """Add the columns a database made by an earlier version lacks (``ALTER TABLE
+    ... ADD COLUMN`` with each column's server default); returns their names.
+
+    ``metadata.create_all`` creates missing tables but never changes existing
+    ones, and every column added since the first release is nullable or has a
+    server default, so this is all an upgrade needs (no migration tool).
+    """
+    from sqlalchemy import inspect
+    from sqlalchemy.schema import CreateColumn
+
+    inspector = inspect(conn)
+    added = []
+    for table in metadata.sorted_tables:
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in present:
+                spec = CreateColumn(column).compile(dialect=conn.dialect)
+                conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {spec}")
+                added.append(f"{table.name}.{column.name}")
+    return added

@@ -12,6 +12,8 @@ from typing import Any
 from jobwatch.server.broker import Broker
 from jobwatch.server.security import WorkerRateLimit
 from jobwatch.server.store import Store
+from jobwatch.server.watchdog import StallWatchdog
+from jobwatch.server.webhook import WebhookSender
 
 
 def _new_lock() -> threading.Lock:
@@ -31,7 +33,8 @@ class Services:
     and ``ws_queue_bytes`` are the most messages and bytes a subscriber may
     have queued unsent before it is disconnected; ``send_timeout`` is how many
     seconds one send may wait for a client that does not read before it is
-    disconnected; ``rate_limit`` caps each worker's progress updates.
+    disconnected; ``rate_limit`` caps each worker's progress updates;
+    ``watchdog`` marks stalled jobs; ``webhook`` posts alerts.
     """
 
     store: Store
@@ -41,11 +44,13 @@ class Services:
     ws_queue_bytes: int = 8 * 1024 * 1024
     send_timeout: float = 30.0
     rate_limit: WorkerRateLimit | None = None
+    watchdog: StallWatchdog | None = None
+    webhook: WebhookSender | None = None
     sessions: weakref.WeakSet[Any] = field(default_factory=weakref.WeakSet)
     _lock: threading.Lock = field(default_factory=_new_lock)
     _closed: bool = False
     _stop: threading.Event = field(default_factory=threading.Event)
-    _watchdog: threading.Thread | None = None
+    _send_watch: threading.Thread | None = None
 
     def track(self, session: Any) -> bool:
         """Remember an open WebSocket session, so :meth:`close` can end it.
@@ -57,16 +62,16 @@ class Services:
             if self._closed:
                 return False
             self.sessions.add(session)
-            start = self._watchdog is None
+            start = self._send_watch is None
             if start:
-                self._watchdog = threading.Thread(
-                    target=self._watch, name="jobwatch-ws-watchdog", daemon=True
+                self._send_watch = threading.Thread(
+                    target=self._watch_sends, name="jobwatch-ws-send-watch", daemon=True
                 )
-        if start and self._watchdog is not None:
-            self._watchdog.start()  # outside the lock: starting a thread may switch greenlets
+        if start and self._send_watch is not None:
+            self._send_watch.start()  # outside the lock: starting a thread may switch greenlets
         return True
 
-    def _watch(self) -> None:
+    def _watch_sends(self) -> None:
         """Drop sessions whose client stopped reading, checking every second (or
         faster for a short ``send_timeout``)."""
         period = min(1.0, self.send_timeout / 4)
@@ -86,5 +91,9 @@ class Services:
         self._stop.set()
         for session in sessions:
             session.shutdown()
+        if self.watchdog is not None:
+            self.watchdog.close()
         self.broker.close()
         self.store.close()
+        if self.webhook is not None:
+            self.webhook.close()

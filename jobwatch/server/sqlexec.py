@@ -47,6 +47,17 @@ class Prepared:
         cursor.execute(compiled.string, _args(compiled, params))
         return cursor
 
+    def execute_many(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        """Run once per row (all with the same keys) through the driver's ``executemany``."""
+        if not rows:
+            return
+        compiled = self._compile(conn, frozenset(rows[0]))
+        cursor = conn.connection.cursor()
+        try:
+            cursor.executemany(compiled.string, [_args(compiled, row) for row in rows])
+        finally:
+            cursor.close()
+
     def first(self, conn: Connection, params: dict[str, Any]) -> dict[str, Any] | None:
         """Run a SELECT and return its first row as a dict keyed by column name, or ``None``."""
         cursor = self.execute(conn, params)

@@ -26,31 +26,33 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
 from jobwatch.errors import (
+    APIError,
     Conflict,
-    JobFinished,
     JobNotFound,
     StoreUnavailable,
-    WorkerMismatch,
+    ValidationError,
+    first_line,
 )
-from jobwatch.protocol import (
-    FINISHED_STATUSES,
-    CompleteRequest,
-    JobSpec,
-    ProgressUpdate,
-    RateState,
-    format_ts,
-    update_rate,
-)
-from jobwatch.server import batch
+from jobwatch.protocol import FINISHED_STATUSES, CompleteRequest, JobSpec, ProgressUpdate
+from jobwatch.server import alert_rules, batch, rules
+from jobwatch.server.alert_rules import AlertRule
 from jobwatch.server.files import prepare_sqlite_file
-from jobwatch.server.schema import encode_json, jobs, log_lines, metadata, samples
-from jobwatch.server.wire import Event, job_estimates
+from jobwatch.server.schema import (
+    add_missing_columns,
+    alerts,
+    applied_updates,
+    encode_json,
+    jobs,
+    log_lines,
+    metadata,
+    samples,
+    scalars,
+)
+from jobwatch.server.wire import Event
 from jobwatch.server.writer import GroupCommitWriter, Operation, R
 
 Row = dict[str, Any]
 Clock = Callable[[], float]
-
-DEFAULT_CURRENCY = "QUBIC"
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,9 @@ class Store:
     clock:
         Returns the server time in seconds since the epoch; the reference for
         ``startedAt``, elapsed time, cost and metric windows.
+    alert_rules:
+        The ``--alert`` rules checked on every sample
+        (:func:`jobwatch.server.alert_rules.parse_rule`).
 
     Raises
     ------
@@ -99,9 +104,12 @@ class Store:
         A SQLite file in a directory every user may write to.
     """
 
-    def __init__(self, url: str, *, clock: Clock = time.time) -> None:
+    def __init__(
+        self, url: str, *, clock: Clock = time.time, alert_rules: tuple[AlertRule, ...] = ()
+    ) -> None:
         self.url = database_url(url)
         self.clock = clock
+        self.alert_rules = alert_rules
         parsed = make_url(self.url)
         self._memory = parsed.get_backend_name() == "sqlite" and parsed.database in (
             None,
@@ -126,6 +134,7 @@ class Store:
             self.engine = create_engine(self.url, pool_pre_ping=True, pool_size=10)
         _create_schema(self.engine)
         self._unavailable = _unavailable_errors()  # after connecting: the driver is loaded
+        self._refused = _refused_errors()
         self._publish: Callable[[list[Event]], None] = lambda events: None
         self._writer = GroupCommitWriter(
             self.engine,
@@ -163,12 +172,16 @@ class Store:
                     yield conn
         except self._unavailable as exc:
             raise _store_unavailable() from exc
+        except self._refused as exc:
+            raise _refused_value(exc) from exc
 
     def _submit(self, op: Operation[R], *, key: str = "") -> R:
         try:
             return self._writer.submit(op, key=key)
         except self._unavailable as exc:
             raise _store_unavailable() from exc
+        except self._refused as exc:
+            raise _refused_value(exc) from exc
 
     def close(self) -> None:
         """Finish queued writes and release the database."""
@@ -197,71 +210,21 @@ class Store:
             now = self.clock()
             existing = batch.lock_job(conn, target)
             if existing is None:
-                row = {
-                    "id": target,
-                    "name": spec.name,
-                    "status": "pending",
-                    "progress": 0.0,
-                    "current_operation": None,
-                    "worker_id": spec.worker_id,
-                    "price_per_hour": spec.price_per_hour,
-                    "currency": spec.currency or DEFAULT_CURRENCY,
-                    "provider_id": spec.provider_id,
-                    "created_at": now,
-                    "started_at": None,
-                    "updated_at": now,
-                    "completed_at": None,
-                    "progress_at": None,
-                    "worker_ts": None,
-                    "result": None,
-                    "error": None,
-                    "seq": 0,
-                    "ema_dp": 0.0,
-                    "ema_dt": 0.0,
-                    "ema_calls": 0,
-                    "progress_seq": None,
-                    "progress_event": None,
-                    "completed_seq": None,
-                    "n_info": 0,
-                    "n_warning": 0,
-                    "n_error": 0,
-                }
+                row = rules.new_job(target, spec, now)
                 batch.insert_job(conn, row)
                 return (row, True), []
             if not upsert:
                 raise Conflict(f"job {target!r} already exists; PUT /api/jobs/{target} updates it")
-            bound = existing["worker_id"]
-            if spec.worker_id is not None and bound is not None and spec.worker_id != bound:
-                raise WorkerMismatch(
-                    f"job {target!r} is bound to worker {bound!r}, not {spec.worker_id!r}"
-                )
-            changes = {
-                column: value
-                for column, value in (
-                    ("name", spec.name),
-                    ("worker_id", spec.worker_id),
-                    ("price_per_hour", spec.price_per_hour),
-                    ("currency", spec.currency),
-                    ("provider_id", spec.provider_id),
-                )
-                if value is not None
-            }
-            if not changes:
-                return (existing, False), []
-            changes["updated_at"] = now
-            batch.update_job(conn, target, changes)
+            changes = rules.spec_changes(existing, spec, now)
+            if changes:
+                batch.update_job(conn, target, changes)
             return ({**existing, **changes}, False), []
 
         return self._submit(op, key=target)
 
     def apply_progress(self, job_id: str, update: ProgressUpdate) -> ProgressReply:
-        """Apply one progress update; return the reply once it is committed.
-
-        The first update binds an unbound job to ``update.workerId``, sets
-        ``startedAt`` and status ``running``. An update whose worker
-        ``timestamp`` is older than the last applied one keeps its samples and
-        log lines but does not change progress or operation. Emits
-        ``JOB_PROGRESS`` and, with log lines, ``JOB_LOGS``.
+        """Apply one progress update (:func:`jobwatch.server.rules.apply_progress`);
+        return the reply once it is committed.
 
         Raises
         ------
@@ -270,125 +233,34 @@ class Store:
         """
 
         def op(conn: Connection) -> tuple[ProgressReply, list[Event]]:
-            now = self.clock()
             job = _require_job(conn, job_id)
-            check_writable(job, update.worker_id)
-            changes: dict[str, Any] = {"updated_at": now}
-            if job["worker_id"] is None:
-                changes["worker_id"] = update.worker_id
-            if job["started_at"] is None:
-                changes["started_at"] = now
-            if job["status"] == "pending":
-                changes["status"] = "running"
-            worker_ts = update.worker_ts(now)
-            late = (
-                worker_ts is not None
-                and job["worker_ts"] is not None
-                and worker_ts < job["worker_ts"]
+            applied = None
+            if update.update_id is not None:
+                applied = batch.applied_reply(conn, job_id, update.update_id)
+            outcome = rules.apply_progress(
+                job, update, self.clock(), applied_reply=applied, alert_on=self.alert_rules
             )
-            if not late:
-                if worker_ts is not None:
-                    changes["worker_ts"] = worker_ts
-                if update.current_operation is not None:
-                    changes["current_operation"] = update.current_operation
-                if update.progress != job["progress"] or job["progress_at"] is None:
-                    changes.update(_rate_changes(job, update.progress, now))
-                    changes["progress"] = update.progress
-                    changes["progress_at"] = now
-
-            seq = job["seq"]
-            events: list[Event] = []
-            merged = {**job, **changes}
-            estimates = job_estimates(merged, now)
-            metrics: dict[str, Any] | None = None
-            if update.metrics is not None:
-                metrics = {"timestamp": format_ts(now), **update.metrics.flat()}
-                gpus = (
-                    [g.model_dump(by_alias=True) for g in update.metrics.gpus]
-                    if update.metrics.gpus
-                    else None
-                )
-                if gpus:
-                    metrics["gpus"] = gpus
+            if outcome.sample is not None:
                 batch.insert_sample(
-                    conn,
-                    {
-                        "job_id": job_id,
-                        "ts": now,
-                        "gpu_utilization": metrics["gpuUtilization"],
-                        "gpu_memory_used": metrics["gpuMemoryUsed"],
-                        "gpu_memory_total": metrics["gpuMemoryTotal"],
-                        "gpu_temperature": metrics["gpuTemperature"],
-                        "power_usage": metrics["powerUsage"],
-                        "gpus": encode_json(gpus),
-                    },
+                    conn, {**outcome.sample, "gpus": encode_json(outcome.sample["gpus"])}
                 )
-            seq += 1
-            progress_data = {
-                "jobId": job_id,
-                "status": merged["status"],
-                "progress": merged["progress"],
-                "currentOperation": merged["current_operation"],
-                "metrics": metrics,
-                "timeRemaining": estimates.time_remaining,
-                "costSoFar": estimates.cost_so_far,
-                "estimatedTotalCost": estimates.estimated_total_cost,
-                "elapsed": estimates.elapsed,
-                "currency": merged["currency"],
-                "timestamp": format_ts(now),
-            }
-            events.append(Event(job_id, seq, "JOB_PROGRESS", progress_data))
-            changes["progress_seq"] = seq
-            changes["progress_event"] = progress_data
-
-            if update.log_lines:
-                seq += 1
-                rows = [
-                    {
-                        "job_id": job_id,
-                        "seq": seq,
-                        "ts": line.time_at(now),
-                        "level": line.level,
-                        "message": line.message,
-                    }
-                    for line in update.log_lines
-                ]
-                logs = [
-                    {
-                        "id": None,  # set from RETURNING before the commit
-                        "level": r["level"],
-                        "timestamp": format_ts(r["ts"]),
-                        "message": r["message"],
-                    }
-                    for r in rows
-                ]
-                batch.insert_logs(conn, rows, logs)
-                events.append(Event(job_id, seq, "JOB_LOGS", {"jobId": job_id, "logs": logs}))
-                for level in ("info", "warning", "error"):
-                    n = sum(1 for r in rows if r["level"] == level)
-                    if n:
-                        changes[f"n_{level}"] = job[f"n_{level}"] + n
-            changes["seq"] = seq
-            batch.update_job(conn, job_id, changes)
-            body = {
-                "success": True,
-                "jobId": job_id,
-                "status": merged["status"],
-                "progress": merged["progress"],
-                "timeRemaining": estimates.time_remaining,
-                "costSoFar": estimates.cost_so_far,
-                "estimatedTotalCost": estimates.estimated_total_cost,
-                "currency": merged["currency"],
-                "seq": seq,
-            }
-            return ProgressReply({**merged, "seq": seq}, body), events
+            if outcome.log_rows:
+                batch.insert_logs(conn, outcome.log_rows, outcome.log_lines)
+            if outcome.scalar_rows:
+                batch.insert_scalars(conn, outcome.scalar_rows)
+            if outcome.alert_rows:
+                batch.insert_alerts(conn, outcome.alert_rows)
+            if outcome.applied_update is not None:
+                batch.remember_update(conn, outcome.applied_update, job["seq"])
+            if outcome.changes:
+                batch.update_job(conn, job_id, outcome.changes)
+            return ProgressReply(outcome.job, outcome.reply), outcome.events
 
         return self._submit(op, key=job_id)
 
     def complete_job(self, job_id: str, request: CompleteRequest) -> Row:
-        """Finish a job as completed, failed or cancelled; emits ``JOB_COMPLETED``.
-
-        ``completed`` sets progress to 100. Returns the updated job row.
+        """Finish a job as completed, failed or cancelled; emits ``JOB_COMPLETED``
+        (:func:`jobwatch.server.rules.complete_job`). Returns the updated job row.
 
         Raises
         ------
@@ -397,26 +269,45 @@ class Store:
         """
 
         def op(conn: Connection) -> tuple[Row, list[Event]]:
-            now = self.clock()
             job = _require_job(conn, job_id)
-            check_writable(job, request.worker_id)
-            seq = job["seq"] + 1
-            changes: dict[str, Any] = {
-                "status": request.status,
-                "completed_at": now,
-                "updated_at": now,
-                "result": request.result,
-                "error": request.error,
-                "seq": seq,
-                "completed_seq": seq,
-            }
-            if job["worker_id"] is None:
-                changes["worker_id"] = request.worker_id
-            if request.status == "completed":
-                changes["progress"] = 100.0
-            merged = {**job, **changes}
+            changes, events, alert_rows = rules.complete_job(job, request, self.clock())
+            if alert_rows:
+                batch.insert_alerts(conn, alert_rows)
             batch.update_job(conn, job_id, changes)
-            return merged, [completed_event(merged, now)]
+            return {**job, **changes}, events
+
+        return self._submit(op, key=job_id)
+
+    def stalled_candidates(self, stall_after: float) -> list[str]:
+        """Ids of running jobs, not marked stalled, silent for more than
+        ``stall_after`` seconds (the lowest threshold any job has)."""
+        cutoff = self.clock() - stall_after
+        query = select(jobs.c.id).where(
+            (jobs.c.status == "running") & (jobs.c.stalled == 0) & (jobs.c.updated_at < cutoff)
+        )
+        with self.read() as conn:
+            return [row[0] for row in conn.execute(query)]
+
+    def mark_stalled(self, job_id: str, stall_after: float) -> bool:
+        """Mark ``job_id`` stalled if it is (:func:`jobwatch.server.alert_rules.stall`),
+        with ``JOB_STALLED`` and a ``JOB_ALERT``; under the job's row lock, so of
+        several processes only one marks it. Returns whether this call did."""
+
+        def op(conn: Connection) -> tuple[bool, list[Event]]:
+            now = self.clock()
+            job = batch.lock_job(conn, job_id)
+            if job is None:
+                return False, []
+            stalled = alert_rules.stall(job, now, stall_after)
+            if stalled is None:
+                return False, []
+            changes, events, alert = stalled
+            rows, alert_events, counts = alert_rules.alert_changes(
+                {**job, **changes}, [alert], now, changes["seq"]
+            )
+            batch.insert_alerts(conn, rows)
+            batch.update_job(conn, job_id, {**changes, **counts})
+            return True, events + alert_events
 
         return self._submit(op, key=job_id)
 
@@ -439,39 +330,13 @@ class Store:
             )
             n_samples = conn.execute(delete(samples).where(samples.c.job_id.in_(old))).rowcount
             n_logs = conn.execute(delete(log_lines).where(log_lines.c.job_id.in_(old))).rowcount
+            conn.execute(delete(applied_updates).where(applied_updates.c.job_id.in_(old)))
+            conn.execute(delete(scalars).where(scalars.c.job_id.in_(old)))
+            conn.execute(delete(alerts).where(alerts.c.job_id.in_(old)))
             n_jobs = conn.execute(delete(jobs).where(jobs.c.id.in_(old))).rowcount
             return {"jobs": n_jobs, "samples": n_samples, "logLines": n_logs}, []
 
         return self._submit(op)
-
-
-def completed_event(job: Row, now: float) -> Event:
-    """The ``JOB_COMPLETED`` event of a finished job row."""
-    return Event(
-        job["id"],
-        job["completed_seq"],
-        "JOB_COMPLETED",
-        {
-            "jobId": job["id"],
-            "status": job["status"],
-            "result": job["result"],
-            "error": job["error"],
-            "completedAt": format_ts(job["completed_at"]),
-            "costSoFar": job_estimates(job, now).cost_so_far,
-            "currency": job["currency"],
-        },
-    )
-
-
-def _rate_changes(job: Row, progress: float, now: float) -> dict[str, Any]:
-    if job["progress_at"] is None:
-        return {}
-    state = update_rate(
-        RateState(job["ema_dp"], job["ema_dt"], job["ema_calls"]),
-        progress - job["progress"],
-        now - job["progress_at"],
-    )
-    return {"ema_dp": state.ema_dp, "ema_dt": state.ema_dt, "ema_calls": state.calls}
 
 
 def _require_job(conn: Connection, job_id: str) -> Row:
@@ -479,19 +344,6 @@ def _require_job(conn: Connection, job_id: str) -> Row:
     if job is None:
         raise JobNotFound(f"no job with id {job_id!r}")
     return job
-
-
-def check_writable(job: Row, worker_id: str) -> None:
-    """Raise :class:`WorkerMismatch` (403) when ``job`` is bound to another worker,
-    :class:`JobFinished` (409) when it has finished."""
-    bound = job["worker_id"]
-    if bound is not None and bound != worker_id:
-        raise WorkerMismatch(
-            f"job {job['id']!r} is bound to worker {bound!r}; "
-            f"worker {worker_id!r} may not write to it"
-        )
-    if job["status"] in FINISHED_STATUSES:
-        raise JobFinished(f"job {job['id']!r} is {job['status']}; it takes no more updates")
 
 
 def _unavailable_errors() -> tuple[type[BaseException], ...]:
@@ -513,6 +365,40 @@ def _unavailable_errors() -> tuple[type[BaseException], ...]:
 
         errors += [psycopg.OperationalError, psycopg.InterfaceError]
     return tuple(errors)
+
+
+def _refused_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions meaning "the database refused this request's data" (a value it
+    cannot store, a duplicate key written by another process), from SQLAlchemy
+    and from the drivers."""
+    import sqlite3
+
+    from sqlalchemy import exc as sa_exc
+
+    errors: list[type[BaseException]] = [
+        sa_exc.DataError,
+        sa_exc.IntegrityError,
+        sqlite3.DataError,
+        sqlite3.IntegrityError,
+    ]
+    if "psycopg" in sys.modules:
+        import psycopg
+
+        errors += [psycopg.DataError, psycopg.IntegrityError]
+    return tuple(errors)
+
+
+def _refused_value(exc: BaseException) -> APIError:
+    """The 400 (a value the database cannot store) or 409 (a row another process
+    wrote at the same moment) for a refused write; never a 500."""
+    from sqlalchemy import exc as sa_exc
+
+    integrity = isinstance(exc, sa_exc.IntegrityError) or "Integrity" in type(exc).__name__
+    if integrity:
+        return Conflict("the request conflicts with data written at the same moment; retry it")
+    return ValidationError(
+        f"the database refused a value of this request ({first_line(exc)}); nothing was written"
+    )
 
 
 def _store_unavailable() -> StoreUnavailable:
@@ -542,14 +428,13 @@ def _cooperative_waits() -> None:
 
 
 def _create_schema(engine: Any) -> None:
-    """Create missing tables and indexes; on PostgreSQL under an advisory lock,
-    so several processes starting at once do not race on ``CREATE TABLE``."""
-    if engine.dialect.name != "postgresql":
-        metadata.create_all(engine)
-        return
+    """Create missing tables, indexes and columns; on PostgreSQL under an advisory
+    lock, so several processes starting at once do not race on ``CREATE TABLE``."""
     with engine.begin() as conn:
-        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
         metadata.create_all(conn)
+        add_missing_columns(conn)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

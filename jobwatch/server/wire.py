@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from jobwatch.protocol import Estimates, RateState, estimate, format_ts
+from jobwatch.protocol import format_ts
 
 
 def dumps(obj: Any) -> bytes:
@@ -39,20 +39,6 @@ class Event:
         return dumps({"type": self.type, "jobId": self.job_id, "seq": self.seq, "data": self.data})
 
 
-def job_estimates(job: Mapping[str, Any], now: float) -> Estimates:
-    """Elapsed time, time remaining and cost of a stored job row at server time ``now``."""
-    return estimate(
-        status=job["status"],
-        progress=job["progress"],
-        started_at=job["started_at"],
-        completed_at=job["completed_at"],
-        progress_at=job["progress_at"],
-        price_per_hour=job["price_per_hour"],
-        rate=RateState(job["ema_dp"], job["ema_dt"], job["ema_calls"]),
-        now=now,
-    )
-
-
 def job_to_wire(job: Mapping[str, Any]) -> dict[str, Any]:
     """A stored job row as the contract's job object (camelCase, ISO timestamps)."""
     return {
@@ -72,6 +58,8 @@ def job_to_wire(job: Mapping[str, Any]) -> dict[str, Any]:
         "result": job["result"],
         "error": job["error"],
         "seq": job["seq"],
+        "stalled": bool(job["stalled"]),
+        "alerts": job["n_alerts"],
     }
 
 
@@ -98,3 +86,8 @@ def log_to_wire(row: Mapping[str, Any]) -> dict[str, Any]:
         "timestamp": format_ts(row["ts"]),
         "message": row["message"],
     }
+
+
+def scalar_to_wire(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored training-metric value as ``{step, timestamp, value}``."""
+    return {"step": row["step"], "timestamp": format_ts(row["ts"]), "value": row["value"]}

@@ -30,8 +30,8 @@ from jobwatch.errors import APIError, JobNotFound, StoreUnavailable
 from jobwatch.protocol import SubscribeMessage, parse_client_message, valid_job_id
 from jobwatch.server import queries
 from jobwatch.server.replay import replay
+from jobwatch.server.rules import completed_event
 from jobwatch.server.services import Services
-from jobwatch.server.store import completed_event
 from jobwatch.server.wire import Event, dumps
 
 log = logging.getLogger(__name__)

@@ -1,21 +1,24 @@
 """The GPU charts of a monitor: bqplot figures fed from :class:`MonitorState`.
 
 Three figures: utilization (%) with temperature (Celsius, dashed, right
-axis); memory used against total (GB = GiB, total dashed); power (W). One line
+axis); memory used against total (GiB, total dashed); power (W). One line
 per GPU when the job reports several. Times are sent as UTC ``datetime64``;
 bqplot's ``DateScale`` draws them in the viewer's local time zone. Missing
 values are NaN, which bqplot draws as gaps.
+
+Each redraw sends every line cut to :data:`~jobwatch.widgets.downsample.CHART_POINTS`
+points (min/max kept) as float32, whatever the history held: with 8 GPUs a
+redraw stays under 64 KB over the comm.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import ipywidgets as widgets
 import numpy as np
 from bqplot import Axis, DateScale, Figure, LinearScale, Lines
 
 from jobwatch.state import MonitorState, Series
+from jobwatch.widgets.downsample import CHART_POINTS, min_max
 
 FIGURE_LAYOUT = {"width": "33%", "min_width": "260px", "height": "240px"}
 MARGIN = {"top": 40, "bottom": 35, "left": 50, "right": 50}
@@ -50,12 +53,12 @@ class Charts:
         x_util, x_mem, x_power = DateScale(), DateScale(), DateScale()
         percent = LinearScale(min=0.0, max=100.0)
         celsius = LinearScale(min=0.0)
-        gigabytes = LinearScale(min=0.0)
+        gibibytes = LinearScale(min=0.0)
         watts = LinearScale(min=0.0)
         self.utilization = _lines(x_util, percent)
         self.temperature = _lines(x_util, celsius, "dashed")
-        self.memory_used = _lines(x_mem, gigabytes)
-        self.memory_total = _lines(x_mem, gigabytes, "dashed")
+        self.memory_used = _lines(x_mem, gibibytes)
+        self.memory_total = _lines(x_mem, gibibytes, "dashed")
         self.power = _lines(x_power, watts)
         self.figures = [
             _figure(
@@ -68,11 +71,11 @@ class Charts:
                 ],
             ),
             _figure(
-                "Memory used and total (GB, dashed)",
+                "Memory used and total (GiB, dashed)",
                 [self.memory_used, self.memory_total],
                 [
                     Axis(scale=x_mem, tick_format="%H:%M:%S", num_ticks=4),
-                    Axis(scale=gigabytes, side="left", label="GB"),
+                    Axis(scale=gibibytes, side="left", label="GiB"),
                 ],
             ),
             _figure(
@@ -112,9 +115,14 @@ class Charts:
 
 
 def _set(mark: Lines, series: Series, scale: float = 1.0, legend: bool = False) -> None:
-    x = (np.asarray(series.x, dtype=float) * 1000).astype("datetime64[ms]")
     labels = list(series.lines)
-    y: Any = np.asarray([series.lines[label] for label in labels], dtype=float) * scale
+    x, y = min_max(
+        np.asarray(series.x, dtype=float),
+        np.asarray([series.lines[label] for label in labels], dtype=float).reshape(len(labels), -1),
+        CHART_POINTS,
+    )
+    x = (x * 1000).astype("datetime64[ms]")
+    y = (y * scale).astype(np.float32)  # 4 bytes a value: a chart shows 3 digits at most
     if len(labels) == 1:
         y = y[0]
     with mark.hold_sync():

@@ -1,9 +1,20 @@
 """The log panel of a job monitor: a bounded, filterable list of log lines.
 
-:class:`LogView` keeps its state in synced traits only; the browser side
+:class:`LogView` holds the lines in Python; the browser side
 (``static/logview.js``) draws rows, the level filter, the "Load older lines"
-button and the "new lines" pill from them. A log line has the shape of
-``GET /api/jobs/{jobId}/logs``: ``{id, level, timestamp, message}``.
+button and the "new lines" pill. A log line comes in with the shape of
+``GET /api/jobs/{jobId}/logs`` (``{id, level, timestamp, message}``) and is
+held as drawn: ``message`` as a terminal shows it (:func:`jobwatch.ansi.plain`)
+and, for a line with colours, ``spans`` (:func:`jobwatch.ansi.spans_to_wire`).
+
+Only what changed travels. Until the widget is displayed (:meth:`LogView.shown`)
+the list is synced whole, as any trait; from then on each change is one
+custom message ``{"type": "lines", "revision": n, "add": [lines], "first": id}``
+(add these lines, drop those older than ``first``; ``"reset": true`` replaces
+everything) and the list trait is changed in place, so ipywidgets never
+re-sends it whole: a page that creates the widget later (a reload) gets the
+whole list once, with the state. A page that missed a change (a ``revision``
+skipped) asks for everything with ``{"type": "sync"}``.
 
 Python feeds it with :meth:`LogView.append` (live lines) and
 :meth:`LogView.prepend` (older lines fetched on demand). The page asks for
@@ -14,6 +25,8 @@ which goes to the callbacks registered with :meth:`LogView.on_load_older`.
 from __future__ import annotations
 
 import logging
+import threading
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeGuard
@@ -21,6 +34,7 @@ from typing import Any, TypeGuard
 import anywidget
 import traitlets
 
+from jobwatch.ansi import spans, spans_to_wire
 from jobwatch.protocol import LOG_LEVELS
 
 __all__ = ["DEFAULT_MAX_LINES", "LEVEL_FILTERS", "LogView"]
@@ -50,19 +64,30 @@ class LogView(anywidget.AnyWidget):
 
     Notes
     -----
-    Change :attr:`lines` through :meth:`append`, :meth:`prepend` and
+    Change :attr:`lines` only through :meth:`append`, :meth:`prepend` and
     :meth:`clear`: they validate lines, keep them ordered by id and bounded,
-    and sync once per call.
+    and send the page only what changed. They may be called from any thread.
     """
 
     _esm = _STATIC / "logview.js"
     _css = _STATIC / "logview.css"
 
+    _key = traitlets.Unicode(
+        help="Names this widget's store of lines on the page (random hex)."
+    ).tag(sync=True)
     lines = traitlets.List(
         traitlets.Dict(),
         help="Log lines held, oldest first, ordered by id: dicts {id (int), level "
-        "('info', 'warning' or 'error'), timestamp (ISO 8601 UTC, ms, 'Z'), message (str)}; "
-        "at most max_lines of them.",
+        "('info', 'warning' or 'error'), timestamp (ISO 8601 UTC, ms, 'Z'), message (str, "
+        "as a terminal shows it), and spans (list of styled runs) for a line with colours}; "
+        "at most max_lines of them. Once shown, synced whole only when a page creates the "
+        "widget; changes travel as 'lines' messages.",
+    ).tag(sync=True)
+    revision = traitlets.Int(
+        0,
+        min=0,
+        help="How many changes of lines were sent (count); each 'lines' message carries "
+        "its own, so that a page sees when it missed one.",
     ).tag(sync=True)
     max_lines = traitlets.Int(
         DEFAULT_MAX_LINES,
@@ -89,9 +114,31 @@ class LogView(anywidget.AnyWidget):
     ).tag(sync=True)
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        self._lock = threading.RLock()  # the renderer thread appends; the kernel thread reads
+        self._shown = False
+        super().__init__(_key=uuid.uuid4().hex, **kwargs)
         self._load_older_callbacks: list[LoadOlderCallback] = []
         self.on_msg(self._on_custom_msg)
+
+    def get_state(self, key: str | list[str] | None = None, drop_defaults: bool = False) -> Any:
+        """The widget's state for ipywidgets, with a copy of :attr:`lines` taken under the lock."""
+        with self._lock:
+            state = super().get_state(key, drop_defaults)
+            if "lines" in state:
+                state["lines"] = list(state["lines"])
+            return state
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        self.shown()
+        return super()._repr_mimebundle_(**kwargs)
+
+    def shown(self) -> None:
+        """Send changes as messages from now on: the widget is (about to be) on a page.
+
+        Called when the widget is displayed; a container that displays it
+        (the monitor) calls it for it.
+        """
+        self._shown = True
 
     @traitlets.validate("level_filter")
     def _check_level_filter(self, proposal: Mapping[str, Any]) -> str:
@@ -104,22 +151,24 @@ class LogView(anywidget.AnyWidget):
 
     @traitlets.observe("max_lines")
     def _trim_to_max_lines(self, change: Mapping[str, Any]) -> None:
-        if len(self.lines) > change["new"]:
-            self.lines = self.lines[-change["new"] :]
+        with self._lock:
+            if len(self.lines) > change["new"]:
+                self._replace(self.lines[-change["new"] :], [])
 
     def append(self, lines: Iterable[Mapping[str, Any]]) -> None:
         """Add new lines; keep the newest :attr:`max_lines`.
 
         Lines whose id is already held are ignored; the result is ordered by
-        id. :attr:`lines` is assigned (and synced) at most once per call. When
-        the buffer is full, :attr:`has_older` becomes ``False``: there is no
-        room to load older lines.
+        id. The page gets one message with the lines kept of these. When the
+        buffer is full, :attr:`has_older` becomes ``False``: there is no room
+        to load older lines.
 
         Parameters
         ----------
         lines:
             Log lines ``{id, level, timestamp, message}`` (extra keys are dropped;
-            ``level`` in any case).
+            ``level`` in any case; ``message`` with terminal escapes and ``\\r``
+            frames, drawn as a terminal would).
 
         Raises
         ------
@@ -127,14 +176,14 @@ class LogView(anywidget.AnyWidget):
             If a line lacks a key or has a value of the wrong type or an unknown level;
             nothing is added then.
         """
-        merged = self._merge(lines)
-        if merged is None:
-            return
-        kept = merged[-self.max_lines :]
-        with self.hold_sync():
-            self.lines = kept
-            if len(kept) >= self.max_lines:
-                self.has_older = False
+        with self._lock:
+            merged, fresh = self._merge(lines)
+            if not fresh:
+                return
+            with self.hold_sync():
+                self._replace(merged[-self.max_lines :], fresh)
+                if len(self.lines) >= self.max_lines:
+                    self.has_older = False
 
     def prepend(self, lines: Iterable[Mapping[str, Any]], has_older: bool) -> None:
         """Add older lines fetched on demand, and say whether still older ones exist.
@@ -155,17 +204,18 @@ class LogView(anywidget.AnyWidget):
         ValueError
             As :meth:`append`.
         """
-        merged = self._merge(lines)
-        with self.hold_sync():
-            if merged is not None:
-                self.lines = merged[-self.max_lines :]
-            self.has_older = has_older and len(self.lines) < self.max_lines
-            self.loading = False
+        with self._lock:
+            merged, fresh = self._merge(lines)
+            with self.hold_sync():
+                if fresh:
+                    self._replace(merged[-self.max_lines :], fresh)
+                self.has_older = has_older and len(self.lines) < self.max_lines
+                self.loading = False
 
     def clear(self) -> None:
         """Forget every line: no lines, no older ones, total 0, not loading."""
-        with self.hold_sync():
-            self.lines = []
+        with self._lock, self.hold_sync():
+            self._replace([], None)
             self.has_older = False
             self.total = 0
             self.loading = False
@@ -186,8 +236,35 @@ class LogView(anywidget.AnyWidget):
         else:
             self._load_older_callbacks.append(callback)
 
+    def _replace(self, kept: list[dict[str, Any]], fresh: list[dict[str, Any]] | None) -> None:
+        """Hold ``kept`` (in place: no state sync) and send the page the change.
+
+        ``fresh``: the new lines among ``kept`` (added at the page); ``None``
+        resets the page to ``kept``.
+        """
+        if not self._shown:
+            with self.hold_sync():
+                self.lines = kept  # a new list: synced whole; no page follows messages yet
+                self.revision += 1
+            return
+        self.lines[:] = kept
+        self.revision += 1
+        message: dict[str, Any] = {"type": "lines", "revision": self.revision}
+        if fresh is None:
+            message.update(reset=True, add=kept)
+        else:
+            first = kept[0]["id"] if kept else None
+            message.update(add=[line for line in fresh if first is None or line["id"] >= first])
+            message["first"] = first
+        self.send(message)
+
     def _on_custom_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
-        if not isinstance(content, dict) or content.get("type") != "load_older":
+        kind = content.get("type") if isinstance(content, dict) else None
+        if kind == "sync":
+            with self._lock:
+                self._replace(list(self.lines), None)
+            return
+        if kind != "load_older":
             logger.debug("LogView ignores message %r", content)
             return
         before_id = content.get("before_id")
@@ -204,17 +281,31 @@ class LogView(anywidget.AnyWidget):
             self.loading = False
             raise
 
-    def _merge(self, lines: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]] | None:
-        """The held lines plus the new ones, ordered by id; ``None`` if nothing is new."""
+    def _merge(
+        self, lines: Iterable[Mapping[str, Any]]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The held lines plus the new ones, ordered by id, and the new ones (drawn)."""
         held = {line["id"] for line in self.lines}
         fresh: dict[int, dict[str, Any]] = {}
         for index, line in enumerate(lines):
             checked = _checked_line(index, line)
             if checked["id"] not in held:
                 fresh.setdefault(checked["id"], checked)
-        if not fresh:
-            return None
-        return sorted([*self.lines, *fresh.values()], key=lambda line: int(line["id"]))
+        drawn = [_drawn(line) for line in sorted(fresh.values(), key=lambda line: line["id"])]
+        if not drawn:
+            return list(self.lines), []
+        return sorted([*self.lines, *drawn], key=lambda line: int(line["id"])), drawn
+
+
+def _drawn(line: dict[str, Any]) -> dict[str, Any]:
+    """A checked line as the page draws it: the message as a terminal shows it, with its
+    colours as ``spans`` when it has any."""
+    runs = spans(line["message"])
+    drawn = {**line, "message": "".join(run.text for run in runs)}
+    styled = spans_to_wire(runs)
+    if styled is not None:
+        drawn["spans"] = styled
+    return drawn
 
 
 def _is_int(value: object) -> TypeGuard[int]:

@@ -2,177 +2,54 @@
 
 It starts from ``/monitor``, then follows the WebSocket with that snapshot's
 ``seq`` (nothing between the two is missed; reconnects resume by themselves).
+A job that does not exist yet is waited for: the monitor says so and asks
+``/monitor`` again every ``wait_interval`` seconds until it appears.
 Two threads: a reader puts stream events in a queue; a renderer applies them
 to :class:`~jobwatch.state.MonitorState` and pushes the result to the
 widgets at most every ``refresh`` seconds, in one ``hold_sync`` batch, however
 fast workers report (tqdm's ``mininterval`` idea). Widget messages go out
 from the renderer thread, so the view stays live while another cell runs.
+
+One live monitor per job and server in a kernel: a new one (the cell run
+again) stops the one before, which keeps its last view, marked not live.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+import weakref
 from typing import Any
 
-from markupsafe import Markup
-
+from jobwatch._extras import install_hint
 from jobwatch.client import Client
-from jobwatch.formatting import format_cost, format_duration, format_memory, format_metric
-from jobwatch.state import MonitorState
+from jobwatch.errors import JobNotFound
+from jobwatch.state import MAX_SCALAR_POINTS, MonitorState
 from jobwatch.subscription import Subscription
+from jobwatch.widgets.view import TIME_RANGES, MonitorView
+
+__all__ = ["JobMonitor", "MonitorView"]
 
 log = logging.getLogger(__name__)
 
 REFRESH = 0.25
 """Seconds between two pushes to the widgets (at most 4 a second)."""
+WAIT_INTERVAL = 0.5
+"""Seconds between two looks for a job that does not exist yet."""
 OFFLINE_AFTER = 10.0
 """Seconds of failed reconnection after which the indicator says offline."""
-TIME_RANGES: dict[str, float | None] = {"1 min": 60.0, "5 min": 300.0, "1 h": 3600.0, "all": None}
-"""The time-range control's choices, in seconds (``None``: all kept samples)."""
+SCALAR_HISTORY_POINTS = MAX_SCALAR_POINTS
+"""Points per training metric loaded when a monitor starts on a job that has them."""
 HISTORY_POINTS = 500
 """``maxPoints`` asked for when the time range changes."""
 ALL_HISTORY = 30 * 24 * 3600.0
 """What "all" asks the server for: its longest window (30 days)."""
-STATUS_STYLE = {
-    "pending": ("#6b7280", ""),
-    "running": ("#2563eb", "info"),
-    "completed": ("#16a34a", "success"),
-    "failed": ("#dc2626", "danger"),
-    "cancelled": ("#d97706", "warning"),
-}
-"""status -> (badge colour, progress bar style)."""
-CONNECTION_STYLE = {
-    "connecting": ("#6b7280", "connecting"),
-    "live": ("#16a34a", "live"),
-    "reconnecting": ("#d97706", "reconnecting"),
-    "offline": ("#dc2626", "offline"),
-    "closed": ("#6b7280", "closed"),
-}
 
-
-class MonitorView:
-    """The ipywidgets layout of a monitor; knows nothing of threads or the network.
-
-    Parameters
-    ----------
-    on_range:
-        Called with the new time-range label when the user picks one.
-    on_load_older:
-        Called with the oldest log line id shown (``None`` if none) when the user asks for older lines.
-    """
-
-    def __init__(
-        self,
-        on_range: Callable[[str], None],
-        on_load_older: Callable[[int | None], None],
-        time_range: str,
-    ) -> None:
-        import ipywidgets as widgets
-
-        from jobwatch.widgets.charts import Charts
-        from jobwatch.widgets.logview import LogView
-
-        def html_widget(css: str) -> Any:
-            item = widgets.HTML()
-            item.add_class(css)
-            return item
-
-        self.title = html_widget("jobwatch-title")
-        self.status = html_widget("jobwatch-status")
-        self.connection = html_widget("jobwatch-connection")
-        self.progress = widgets.FloatProgress(
-            min=0.0, max=100.0, layout=widgets.Layout(width="60%")
-        )
-        self.progress.add_class("jobwatch-progress")
-        self.percent = html_widget("jobwatch-percent")
-        self.operation = widgets.Label()  # plain text: the browser never parses it as HTML
-        self.operation.add_class("jobwatch-operation")
-        self.elapsed = html_widget("jobwatch-elapsed")
-        self.eta = html_widget("jobwatch-eta")
-        self.cost = html_widget("jobwatch-cost")
-        self.gpu = html_widget("jobwatch-gpu")
-        self.final = html_widget("jobwatch-final")
-        self.range = widgets.ToggleButtons(options=list(TIME_RANGES), value=time_range)
-        self.range.style.button_width = "64px"
-        self.range.add_class("jobwatch-range")
-        self.range.observe(lambda change: on_range(change["new"]), names="value")
-        self.charts = Charts()
-        self.logs = LogView()
-        self.logs.on_load_older(on_load_older)
-        row = widgets.Layout(align_items="center", grid_gap="12px")
-        self.widget = widgets.VBox(
-            [
-                widgets.HBox([self.title, self.status, self.connection], layout=row),
-                widgets.HBox([self.progress, self.percent], layout=row),
-                self.operation,
-                widgets.HBox([self.elapsed, self.eta, self.cost], layout=row),
-                self.gpu,
-                self.range,
-                self.charts.widget,
-                self.logs,
-                self.final,
-            ]
-        )
-        self.widget.add_class("jobwatch-monitor")
-        self._samples_shown = -1
-        self._range_shown: str | None = None
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
-
-    def parts(self) -> list[Any]:
-        """Every widget whose traits a render may change (to hold their syncs together)."""
-        return [
-            self.title, self.status, self.connection, self.progress, self.percent,
-            self.operation, self.elapsed, self.eta, self.cost, self.gpu, self.final,
-            self.logs, *self.charts.marks(),
-        ]  # fmt: skip
-
-    def render(self, state: MonitorState, connection: str) -> None:
-        """Show ``state``; only changed traits are synced to the browser."""
-        job = state.job
-        status = job.get("status") or "pending"
-        colour, bar = STATUS_STYLE.get(status, ("#6b7280", ""))
-        self.title.value = _html(
-            "<b>{}</b> <code>{}</code>", job.get("name") or job.get("id", ""), job.get("id", "")
-        )
-        self.status.value = _badge(status, colour)
-        c_colour, c_text = CONNECTION_STYLE.get(connection, ("#6b7280", connection))
-        self.connection.value = _html('<span style="color:{}">● {}</span>', c_colour, c_text)
-        progress = float(job.get("progress") or 0.0)
-        self.progress.value = progress
-        self.progress.bar_style = bar
-        self.percent.value = _html("<b>{:.1f}%</b>", progress)
-        self.operation.value = str(job.get("currentOperation") or "")
-        self.elapsed.value = _html("elapsed <b>{}</b>", format_duration(state.elapsed))
-        self.eta.value = _html("time remaining <b>{}</b>", format_duration(state.time_remaining))
-        self.cost.value = _html(
-            "cost <b>{}</b> of est. <b>{}</b>",
-            format_cost(state.cost_so_far, state.currency),
-            format_cost(state.estimated_total_cost, state.currency),
-        )
-        self.gpu.value = _latest_gpu(state)
-        self.final.value = _final(job) if state.finished else ""
-        if state.samples_version != self._samples_shown or self.range.value != self._range_shown:
-            self.charts.update(state, TIME_RANGES[self.range.value])
-            self._samples_shown, self._range_shown = state.samples_version, self.range.value
-        fresh = state.take_new_logs()
-        if fresh:
-            self.logs.append(fresh)
-        self.logs.total = max(self.logs.total, state.log_total)
-
-    def close(self) -> None:
-        """Close every widget."""
-        self.charts.close()
-        for part in self.parts():
-            part.close()
-        self.range.close()
-        self.widget.close()
+_live: dict[tuple[str, str], weakref.ref[JobMonitor]] = {}
+"""(server URL, job id) -> the monitor following that job in this process."""
+_live_lock = threading.Lock()
 
 
 class JobMonitor:
@@ -184,7 +61,8 @@ class JobMonitor:
     Parameters
     ----------
     job_id:
-        The job to watch.
+        The job to watch. One that does not exist yet is waited for: the
+        monitor shows "waiting for job ..." and goes live when it appears.
     url:
         Server URL; default ``$JOBWATCH_URL`` or ``http://127.0.0.1:8765``.
     token:
@@ -193,15 +71,20 @@ class JobMonitor:
         Initial chart window: ``"1 min"``, ``"5 min"`` (default), ``"1 h"`` or ``"all"``.
     refresh:
         Seconds between pushes to the widgets (default 0.25: at most 4 a second).
+    wait_interval:
+        Seconds between two looks for a job that does not exist yet (default 0.5).
 
     Raises
     ------
-    jobwatch.errors.JobNotFound
-        The server does not know ``job_id``.
     jobwatch.errors.ConnectionError
         The server cannot be reached.
     ValueError
-        ``time_range`` or ``refresh`` is not allowed.
+        ``time_range``, ``refresh`` or ``wait_interval`` is not allowed.
+
+    Notes
+    -----
+    A new monitor of the same job on the same server stops the one before
+    (as :meth:`close` does), so running a cell again leaves one live monitor.
     """
 
     def __init__(
@@ -212,6 +95,7 @@ class JobMonitor:
         token: str | None = None,
         time_range: str = "5 min",
         refresh: float = REFRESH,
+        wait_interval: float = WAIT_INTERVAL,
     ) -> None:
         if time_range not in TIME_RANGES:
             raise ValueError(
@@ -219,25 +103,25 @@ class JobMonitor:
             )
         if not 0.01 <= refresh <= 60:
             raise ValueError(f"refresh must be 0.01-60 seconds, got {refresh!r}")
+        if not 0.01 <= wait_interval <= 60:
+            raise ValueError(f"wait_interval must be 0.01-60 seconds, got {wait_interval!r}")
         self.job_id = job_id
         self.refresh = refresh
+        self.wait_interval = wait_interval
         self.client = Client(url, token=token)
         self.state = MonitorState()
-        self.state.load_snapshot(self.client.monitor(job_id))
-        self.view: Any = _make_view(self, time_range)
         self._lock = threading.Lock()
         self._pending: list[tuple[str, Any]] = []
         self._wake = threading.Event()
+        self.waiting = not self._load_snapshot()  # ConnectionError: nothing started yet
+        self._since = self.state.seq  # where the stream starts: the snapshot's seq
+        _replace_live(self)
+        self.view: Any = _make_view(self, time_range)
         self._stop = threading.Event()
+        self._shown_final = threading.Event()
         self._reconnecting_since: float | None = None
+        self._subscription: Subscription | None = None
         self.renders = 0
-        self._subscription = Subscription(
-            self.client.ws_url,
-            job_id,
-            since=self.state.seq,
-            token=self.client.token,
-            on_state=lambda s: self._enqueue("connection", s),
-        )
         self._reader = threading.Thread(
             target=self._read, name=f"jobwatch-monitor-read-{job_id}", daemon=True
         )
@@ -264,19 +148,59 @@ class JobMonitor:
         """The root ipywidgets container (``None`` in the text view)."""
         return getattr(self.view, "widget", None)
 
+    @property
+    def live(self) -> bool:
+        """Whether the monitor still follows its job (not closed, the job not ended)."""
+        return not self._stop.is_set() and not self._shown_final.is_set()
+
     # -- life cycle -----------------------------------------------------------
 
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the job has ended and its end is on screen.
+
+        Parameters
+        ----------
+        timeout:
+            Seconds to wait at most; ``None`` waits as long as the job runs.
+
+        Returns
+        -------
+        bool
+            ``True`` once the final view is shown; ``False`` on timeout or
+            when the monitor was closed before the job ended.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._shown_final.is_set():
+            if self._stop.is_set():
+                return False
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            self._shown_final.wait(0.1 if left is None else min(0.1, left))
+        return True
+
     def close(self, timeout: float = 5.0) -> None:
-        """Stop both threads, close the socket and the widgets. Idempotent."""
+        """Stop following the job: both threads end and the socket closes. Idempotent.
+
+        The last view stays on screen, marked "not live (closed)"; to remove it
+        too, close :attr:`widget`.
+        """
         if self._stop.is_set():
             return
         self._stop.set()
-        self._subscription.close()
+        with self._lock:
+            subscription = self._subscription
+        if subscription is not None:
+            subscription.close()
         self._wake.set()
         self._reader.join(timeout)
         self._renderer.join(timeout)
-        self.view.close()
+        if not self.state.finished:
+            self._enqueue("connection", "closed")
+        with contextlib.suppress(Exception):  # the kernel may be shutting down
+            self._render()
         self.client.close()
+        _forget_live(self)
 
     def __enter__(self) -> JobMonitor:
         return self
@@ -286,6 +210,30 @@ class JobMonitor:
 
     # -- threads ----------------------------------------------------------------
 
+    def _load_snapshot(self) -> bool:
+        """Load ``/monitor``; ``False`` while the job does not exist."""
+        try:
+            snapshot = self.client.monitor(self.job_id)
+        except JobNotFound:
+            if not self.state.job:
+                self.state.job = {"id": self.job_id}
+                self.state.set_connection("waiting")
+            return False
+        self.state.load_snapshot(snapshot)
+        self._load_scalars(snapshot)
+        return True
+
+    def _load_scalars(self, snapshot: Any) -> None:
+        """The job's training-metric history, when it has any (``/scalars``)."""
+        if not snapshot.get("scalars"):
+            return
+        try:
+            series = self.client.scalars(self.job_id, max_points=SCALAR_HISTORY_POINTS)
+        except Exception as exc:
+            log.warning("jobwatch: could not load the training metrics of %r: %s", self.job_id, exc)
+            return
+        self._enqueue("scalars", series)
+
     def _enqueue(self, kind: str, payload: Any) -> None:
         with self._lock:
             self._pending.append((kind, payload))
@@ -293,11 +241,39 @@ class JobMonitor:
 
     def _read(self) -> None:
         try:
+            if self.waiting and not self._wait_for_job():
+                return
+            with self._lock:
+                if self._stop.is_set():
+                    return
+                self._subscription = Subscription(
+                    self.client.ws_url,
+                    self.job_id,
+                    since=self._since,
+                    token=self.client.token,
+                    on_state=lambda s: self._enqueue("connection", s),
+                )
             for event in self._subscription:
                 self._enqueue("event", event)
         except Exception as exc:  # a dead stream must not kill the kernel's thread silently
             log.warning("jobwatch: the stream of job %r stopped: %s", self.job_id, exc)
             self._enqueue("connection", "offline")
+
+    def _wait_for_job(self) -> bool:
+        """Look for the job every ``wait_interval`` seconds; ``False`` if closed first."""
+        while not self._stop.wait(self.wait_interval):
+            try:
+                snapshot = self.client.monitor(self.job_id)
+            except JobNotFound:
+                continue
+            except Exception as exc:  # the server away for a moment: keep waiting
+                log.debug("jobwatch: looking for job %r: %s", self.job_id, exc)
+                continue
+            self._since = int(snapshot.get("seq", 0))
+            self._enqueue("snapshot", snapshot)
+            self._load_scalars(snapshot)
+            return True
+        return False
 
     def _render_loop(self) -> None:
         last = 0.0
@@ -313,6 +289,7 @@ class JobMonitor:
             except Exception:
                 log.exception("jobwatch: rendering the monitor of job %r failed", self.job_id)
             if self.state.finished and not self._reader.is_alive() and not self._pending:
+                self._shown_final.set()
                 break
 
     def _render(self) -> None:
@@ -325,6 +302,11 @@ class JobMonitor:
                 self.state.set_connection(payload)
             elif kind == "history":
                 self.state.replace_samples(payload)
+            elif kind == "scalars":
+                self.state.replace_scalars(payload)
+            elif kind == "snapshot":
+                self.state.load_snapshot(payload)
+                self.state.set_connection("connecting")
         with contextlib.ExitStack() as stack:
             for part in getattr(self.view, "parts", list)():
                 stack.enter_context(part.hold_sync())
@@ -333,6 +315,8 @@ class JobMonitor:
 
     def _connection(self) -> str:
         state = self.state.connection
+        if self.state.finished and state in ("closed", "connecting"):
+            return "ended"
         if state != "reconnecting":
             self._reconnecting_since = None
             return state
@@ -367,6 +351,25 @@ class JobMonitor:
         view.prepend(older[0], has_older=older[1])
 
 
+def _replace_live(monitor: JobMonitor) -> None:
+    """Stop the monitor that follows the same job on the same server, and take its place."""
+    key = (monitor.client.url, monitor.job_id)
+    with _live_lock:
+        ref = _live.get(key)
+        _live[key] = weakref.ref(monitor)
+    previous = ref() if ref is not None else None
+    if previous is not None and previous is not monitor:
+        previous.close()
+
+
+def _forget_live(monitor: JobMonitor) -> None:
+    key = (monitor.client.url, monitor.job_id)
+    with _live_lock:
+        ref = _live.get(key)
+        if ref is not None and ref() in (monitor, None):
+            del _live[key]
+
+
 def _lines_before(
     client: Client, job_id: str, before_id: int, room: int
 ) -> tuple[list[dict[str, Any]], bool]:
@@ -382,7 +385,9 @@ def _lines_before(
 def _make_view(monitor: JobMonitor, time_range: str) -> Any:
     reason = _widgets_unavailable()
     if reason is None:
-        return MonitorView(monitor._change_range, monitor._load_older, time_range)
+        return MonitorView(
+            monitor._change_range, monitor._load_older, time_range, monitor._wake.set
+        )
     from jobwatch.widgets.text import TextView
 
     print(f"jobwatch: {reason}; showing a text view instead.")
@@ -393,7 +398,7 @@ def _widgets_unavailable() -> str | None:
     try:
         from IPython import get_ipython
     except ImportError:
-        return "IPython is not installed (pip install 'jobwatch[notebook]')"
+        return f"IPython is not installed ({install_hint('notebook')})"
     shell = get_ipython()
     if shell is None or "IPKernelApp" not in getattr(shell, "config", {}):
         return "JobMonitor needs a Jupyter kernel for its widgets"
@@ -402,62 +407,5 @@ def _widgets_unavailable() -> str | None:
         import bqplot  # noqa: F401
         import ipywidgets  # noqa: F401
     except ImportError as exc:
-        return f"{exc.name} is not installed (pip install 'jobwatch[notebook]')"
+        return f"{exc.name} is not installed ({install_hint('notebook')})"
     return None
-
-
-def _html(template: str, *values: Any) -> str:
-    """``template`` with each ``{}`` filled by a value, HTML-escaped.
-
-    Every HTML widget's value is built here, so no text from a server or a job
-    (names, statuses, currencies, results, errors) reaches the page unescaped.
-    """
-    return str(Markup(template).format(*values))
-
-
-def _badge(text: str, colour: str) -> str:
-    return _html(
-        '<span class="jobwatch-badge" style="background:{};color:white;'
-        'padding:1px 8px;border-radius:9px;font-size:12px">{}</span>',
-        colour,
-        text,
-    )
-
-
-def _latest_gpu(state: MonitorState) -> str:
-    if not state.samples:
-        return "GPU: no metrics yet"
-    latest = state.samples[-1]
-    flat = latest.flat
-    # With several GPUs the flat fields aggregate them (CONTRACT.md): say how.
-    mean, total, hottest = (" mean", " total", " hottest") if len(latest.gpus) > 1 else ("", "", "")
-    return _html(
-        "GPU <b>{}</b>{} · memory <b>{}</b>{} · <b>{}</b>{} · <b>{}</b>{}{}",
-        format_metric(flat["gpuUtilization"], "%"),
-        mean,
-        format_memory(flat["gpuMemoryUsed"], flat["gpuMemoryTotal"]),
-        total,
-        format_metric(flat["gpuTemperature"], "°C"),
-        hottest,
-        format_metric(flat["powerUsage"], " W"),
-        total,
-        f" ({len(latest.gpus)} GPUs)" if len(latest.gpus) > 1 else "",
-    )
-
-
-def _final(job: dict[str, Any]) -> str:
-    status = str(job.get("status"))
-    colour = STATUS_STYLE.get(status, ("#dc2626", ""))[0]
-    if status == "completed":
-        return _html(
-            '<div class="jobwatch-result" style="color:{}">✔ <b>completed</b>'
-            " — result: <code>{}</code></div>",
-            colour,
-            json.dumps(job.get("result"), indent=1)[:2000],
-        )
-    return _html(
-        '<div class="jobwatch-error" style="color:{}">✘ <b>{}</b>: <code>{}</code></div>',
-        colour,
-        status,
-        job.get("error") or "no error message",
-    )

@@ -121,13 +121,16 @@ def test_monitor_stays_live_while_another_cell_runs(open_notebook: Any) -> None:
     notebook.wait_done(1)
     page.locator(".jobwatch-monitor").wait_for(state="visible")
     page.locator(".jobwatch-logview").wait_for(state="attached")
-    page.locator(".jobwatch-chart-util svg").first.wait_for(state="attached")
     assert page.locator(".jobwatch-percent").inner_text().strip() == "0.0%"
+    # No GPU sample yet: no charts, one line instead.
+    assert page.locator(".jobwatch-chart-util").count() == 0
+    assert page.locator(".jobwatch-gpu").inner_text().strip() == "no GPU metrics reported"
 
     notebook.run(2)
     notebook.wait_done(2)
     notebook.run(BUSY_CELL)
     page.locator(".jobwatch-log-line").first.wait_for(state="attached", timeout=10_000)
+    page.locator(".jobwatch-chart-util svg").first.wait_for(state="attached", timeout=10_000)
 
     # Sample the page while cell 3 sleeps (about 4 s of its 6), then take the
     # README's picture mid-run.

@@ -1,10 +1,15 @@
 // The browser side of jobwatch's LogView (anywidget ES module, no build step).
 //
-// Reads the synced traits lines, level_filter, has_older, total and loading;
-// writes level_filter; sends {type: "load_older", before_id} for older lines.
-// Rows are keyed by log line id so that a change of `lines` only adds and
-// removes the rows that changed. Message text is only ever set through
-// textContent, never parsed as HTML.
+// The lines live in one store per widget model: filled from the `lines` and
+// `revision` state when the page creates the model, then changed by "lines"
+// messages from the kernel ({revision, add, first} or {reset, add}); a
+// message whose revision skips one asks the kernel for everything again
+// ({type: "sync"}). Every view of the model draws from that store.
+// Reads the synced traits level_filter, has_older, total, loading and
+// max_lines; writes level_filter; sends {type: "load_older", before_id}.
+// Rows are keyed by log line id so that a change only adds and removes the
+// rows that changed. Remote text is only ever set through textContent (never
+// parsed as HTML); a colour goes into a style only as a checked #rrggbb.
 
 const FILTERS = [
   ["all", "All"],
@@ -36,6 +41,107 @@ function localTime(timestamp) {
   return `${pad2(date.getHours())}:${pad2(date.getMinutes())}:${pad2(date.getSeconds())}`;
 }
 
+const HEX_COLOUR = /^#[0-9a-f]{6}$/;
+const SPAN_FLAGS = ["bold", "dim", "italic", "underline"];
+
+// One styled run of a line with colours: fg/bg a palette index 0-15 (a class,
+// so the theme decides the shade), "#rrggbb", or "inverse" (the page's own
+// background or text colour).
+function spanElement(span) {
+  const node = element("span", "", String(span.text));
+  const classes = SPAN_FLAGS.filter((flag) => span[flag] === true).map((f) => `jobwatch-ansi-${f}`);
+  for (const [key, property] of [["fg", "color"], ["bg", "backgroundColor"]]) {
+    const colour = span[key];
+    if (Number.isInteger(colour) && colour >= 0 && colour <= 15) {
+      classes.push(`jobwatch-ansi-${key}-${colour}`);
+    } else if (colour === "inverse") {
+      classes.push(`jobwatch-ansi-${key}-inverse`);
+    } else if (typeof colour === "string" && HEX_COLOUR.test(colour)) {
+      node.style[property] = colour;
+    }
+  }
+  node.className = classes.join(" ");
+  return node;
+}
+
+function messageElement(line) {
+  if (!Array.isArray(line.spans)) return element("span", "jobwatch-log-message", line.message);
+  const message = element("span", "jobwatch-log-message");
+  message.append(...line.spans.map(spanElement));
+  return message;
+}
+
+// -- the store of one model's lines ---------------------------------------------------
+
+const stores = new Map(); // the model's _key -> {lines, revision, views}
+
+function createStore(model) {
+  return {
+    lines: Array.from(model.get("lines") || []),
+    revision: model.get("revision") || 0,
+    views: new Set(),
+  };
+}
+
+// Lines ordered by id: the held ones and `add`, without those older than `first`.
+function merged(held, add, first) {
+  let lines = held;
+  const newest = held.length ? held[held.length - 1].id : -Infinity;
+  if (add.length && add[0].id > newest) {
+    lines = held.concat(add); // the common case: new lines at the end
+  } else if (add.length) {
+    const byId = new Map(held.map((line) => [line.id, line]));
+    for (const line of add) byId.set(line.id, line);
+    lines = Array.from(byId.values()).sort((a, b) => a.id - b.id);
+  }
+  if (first !== null && first !== undefined) lines = lines.filter((line) => line.id >= first);
+  return lines;
+}
+
+function applyMessage(store, model, msg) {
+  if (!msg || msg.type !== "lines" || !Array.isArray(msg.add)) return;
+  if (msg.reset) {
+    store.lines = Array.from(msg.add);
+  } else {
+    if (msg.revision <= store.revision) return; // already in the state this page started from
+    if (msg.revision > store.revision + 1) model.send({ type: "sync" }); // one went missing
+    store.lines = merged(store.lines, msg.add, msg.first);
+  }
+  store.revision = Math.max(store.revision, msg.revision);
+  const most = model.get("max_lines");
+  if (most > 0 && store.lines.length > most) store.lines = store.lines.slice(-most);
+  for (const view of store.views) view();
+}
+
+// Before the widget is first displayed the kernel changes the state itself.
+function onState(store, model) {
+  store.lines = Array.from(model.get("lines") || []);
+  store.revision = model.get("revision") || 0;
+  for (const view of store.views) view();
+}
+
+function follow(store, model) {
+  const onMessage = (msg) => applyMessage(store, model, msg);
+  const onLines = () => onState(store, model);
+  model.on("msg:custom", onMessage);
+  model.on("change:lines", onLines);
+  return () => {
+    model.off("msg:custom", onMessage);
+    model.off("change:lines", onLines);
+  };
+}
+
+function initialize({ model }) {
+  const key = model.get("_key");
+  const store = createStore(model);
+  stores.set(key, store);
+  const unfollow = follow(store, model);
+  return () => {
+    unfollow();
+    if (stores.get(key) === store) stores.delete(key);
+  };
+}
+
 function lineRow(line) {
   const row = element("div", "jobwatch-log-line");
   row.setAttribute("data-id", String(line.id));
@@ -44,8 +150,7 @@ function lineRow(line) {
   time.title = line.timestamp;
   row.title = line.timestamp;
   const badge = element("span", "jobwatch-log-level", BADGES[line.level] || String(line.level));
-  const message = element("span", "jobwatch-log-message", line.message);
-  row.append(time, badge, message);
+  row.append(time, badge, messageElement(line));
   return row;
 }
 
@@ -54,6 +159,9 @@ function matches(filter, level) {
 }
 
 function render({ model, el }) {
+  // A host that does not call initialize: the view follows the messages itself.
+  let store = stores.get(model.get("_key"));
+  const unfollow = store ? null : follow((store = createStore(model)), model);
   const root = element("div", "jobwatch-logview");
 
   const header = element("div", "jobwatch-log-header");
@@ -105,7 +213,7 @@ function render({ model, el }) {
   }
 
   function updateCount() {
-    const lines = model.get("lines");
+    const lines = store.lines;
     const level = model.get("level_filter");
     const total = Math.max(model.get("total"), lines.length);
     const shown = lines.filter((line) => matches(level, line.level)).length;
@@ -122,7 +230,7 @@ function render({ model, el }) {
   function updateOlder() {
     const loading = model.get("loading");
     // "older" needs a line to be older than
-    older.hidden = !model.get("has_older") || model.get("lines").length === 0;
+    older.hidden = !model.get("has_older") || store.lines.length === 0;
     older.disabled = loading;
     older.textContent = loading ? "Loading older lines…" : "Load older lines";
   }
@@ -140,7 +248,7 @@ function render({ model, el }) {
   }
 
   function updateRows() {
-    const lines = model.get("lines");
+    const lines = store.lines;
     const keep = new Set(lines.map((line) => line.id));
     const hold = stick ? null : anchor(keep);
     const level = model.get("level_filter");
@@ -202,7 +310,7 @@ function render({ model, el }) {
     model.save_changes();
   };
   const onOlder = () => {
-    const lines = model.get("lines");
+    const lines = store.lines;
     if (model.get("loading") || lines.length === 0) return;
     model.send({ type: "load_older", before_id: lines[0].id });
   };
@@ -211,8 +319,11 @@ function render({ model, el }) {
   filter.addEventListener("change", onFilter);
   older.addEventListener("click", onOlder);
   pill.addEventListener("click", resume);
-  model.on("change:lines", updateRows);
-  model.on("change:lines", updateOlder);
+  const onLines = () => {
+    updateRows();
+    updateOlder();
+  };
+  store.views.add(onLines);
   model.on("change:level_filter", updateFilter);
   model.on("change:total", updateCount);
   model.on("change:has_older", updateOlder);
@@ -227,8 +338,8 @@ function render({ model, el }) {
   });
 
   return () => {
-    model.off("change:lines", updateRows);
-    model.off("change:lines", updateOlder);
+    store.views.delete(onLines);
+    if (unfollow) unfollow();
     model.off("change:level_filter", updateFilter);
     model.off("change:total", updateCount);
     model.off("change:has_older", updateOlder);
@@ -236,4 +347,4 @@ function render({ model, el }) {
   };
 }
 
-export default { render };
+export default { initialize, render };

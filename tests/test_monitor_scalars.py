@@ -1,0 +1,93 @@
+"""The monitor's training-metrics chart and the terminal's metrics line, without a kernel."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from bqplot import LinearScale, LogScale
+
+from jobwatch.client import Client
+from jobwatch.state import MonitorState
+from jobwatch.watch import render_status
+from jobwatch.widgets import monitor as monitor_module
+from jobwatch.widgets.monitor import JobMonitor
+from jobwatch.widgets.view import MonitorView
+
+
+@pytest.fixture
+def widget_view(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        monitor_module,
+        "_make_view",
+        lambda mon, time_range: MonitorView(
+            mon._change_range, mon._load_older, time_range, mon._wake.set
+        ),
+    )
+
+
+@pytest.fixture
+def client(server: Any) -> Iterator[Client]:
+    with Client(server.url) as c:
+        yield c
+
+
+def wait_for(predicate: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+def report(client: Client, job: str, step: int, **values: float) -> None:
+    client.report_progress(job, "w", 10, scalars=[{"step": step, "values": values}])
+
+
+def test_the_chart_joins_with_the_first_metric_and_follows_the_toggles(
+    server: Any, client: Client, widget_view: None
+) -> None:
+    client.create_job(job_id="fit")
+    client.report_progress("fit", "w", 5)
+    with JobMonitor("fit", server.url) as mon:
+        view = mon.view
+        assert not view.scalars_shown and view.scalars.latest.value == ""
+        report(client, "fit", 1, loss=0.9, accuracy=0.5)
+        report(client, "fit", 2, loss=0.4)
+        wait_for(lambda: view.scalars_shown and len(view.scalars.lines.x) == 2)
+        assert list(view.scalars.lines.labels) == ["accuracy", "loss"]
+        assert "loss <b>0.4</b>" in view.scalars.latest.value
+        assert "(step 2)" in view.scalars.latest.value
+        assert isinstance(view.scalars.lines.scales["y"], LinearScale)
+        view.scalars.y_scale.value = "log"
+        wait_for(lambda: isinstance(view.scalars.lines.scales["y"], LogScale))
+        view.scalars.x_axis.value = "time"
+        wait_for(lambda: view.scalars._x_axis.label == "seconds since start")
+
+
+def test_a_monitor_started_late_loads_the_whole_history(
+    server: Any, client: Client, widget_view: None
+) -> None:
+    client.create_job(job_id="late")
+    for step in range(30):
+        report(client, "late", step, loss=1.0 / (step + 1))
+    with JobMonitor("late", server.url) as mon:
+        wait_for(lambda: len(mon.state.scalars.get("loss", ())) == 30)
+        wait_for(lambda: len(mon.view.scalars.lines.x) == 30)
+
+
+def test_the_terminal_view_shows_the_newest_metrics() -> None:
+    state = MonitorState()
+    stamp = "2027-01-15T08:00:00.000Z"
+    state.load_snapshot(
+        {
+            "job": {"id": "j", "status": "running", "progress": 10},
+            "scalars": {
+                "loss": {"step": 120, "timestamp": stamp, "value": 0.23131},
+                "val/acc": {"step": 118, "timestamp": stamp, "value": 0.978},
+            },
+        }
+    )
+    assert render_status(state).splitlines()[-1] == "loss 0.2313  val/acc 0.978  (step 120)"
+    assert "\n" not in render_status(state, one_line=True)
