@@ -13,7 +13,8 @@ be starved by clients that hold connections without finishing a request
 - the body read whole before the app runs, chunked or not: over
   :data:`~jobwatch.protocol.MAX_BODY_BYTES` answers 413;
 - at start, the open-files soft limit raised to the hard limit, with a
-  warning when even that is low.
+  warning when even that is low, and glibc's mmap threshold fixed so memory
+  freed after a burst goes back to the system.
 
 The total cap leaves :data:`FD_RESERVE` descriptors for the database, Redis
 and logs, so ``accept()`` never fails with "Too many open files".
@@ -21,6 +22,7 @@ and logs, so ``accept()`` never fails with "Too many open files".
 
 from __future__ import annotations
 
+import ctypes
 import io
 import logging
 import os
@@ -86,6 +88,30 @@ def raise_nofile_limit() -> int:
             max(0, soft - FD_RESERVE),
         )
     return soft
+
+
+MMAP_THRESHOLD = 128 * 1024
+"""Bytes from which glibc's malloc takes memory straight from the kernel (mmap)."""
+
+
+def fix_mmap_threshold() -> bool:
+    """Keep glibc's mmap threshold at :data:`MMAP_THRESHOLD` (its initial value).
+
+    glibc raises the threshold each time a large mmapped block is freed (up to
+    32 MiB on 64-bit), after which large buffers (request bodies, JSON answers,
+    replayed events) come from the heap, whose freed space is rarely given
+    back: the worker would keep its peak size after an attack. Fixed, every
+    buffer of 128 KiB or more goes back to the kernel when freed (mallopt(3),
+    ``M_MMAP_THRESHOLD``). Returns whether it was set (glibc only).
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+    except (OSError, AttributeError):
+        return False
+
+
+_M_MMAP_THRESHOLD = -3  # from glibc's malloc.h
 
 
 def _env_number(name: str, default: float) -> float:
@@ -186,6 +212,7 @@ class GuardedGeventWorker(GeventWorker):  # type: ignore[misc]
 
     def init_process(self) -> None:
         """Size the connection caps from the settings and this process's open-files limit."""
+        fix_mmap_threshold()
         soft = raise_nofile_limit()
         room = max(1, soft - FD_RESERVE)
         total = min(int(_env_number(TOTAL_ENV, room)), room)
