@@ -71,6 +71,7 @@ _stall_after = _bounded("--stall-after seconds", float, 1, 30 * 86400)
 _count = _bounded("count", int, 1, 1000)
 _workers = _bounded("workers", int, 1, 64)
 _connections = _bounded("connections", int, 0, 1_000_000)
+_quota = _bounded("quota", int, 0, 2**62)
 
 
 def _log_line(text: str) -> dict[str, str]:
@@ -156,6 +157,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="a host name a server without a token answers besides localhost, 127.0.0.1"
         " and [::1] ('*': any; repeatable; default $JOBWATCH_ALLOWED_HOSTS)",
     )
+    for flag, env, default, what in (
+        ("--max-jobs", "JOBWATCH_MAX_JOBS", "100000", "jobs the server stores"),
+        (
+            "--max-job-log-bytes",
+            "JOBWATCH_MAX_JOB_LOG_BYTES",
+            str(1024**3),
+            "bytes of log lines one job may store",
+        ),
+        ("--max-log-bytes", "JOBWATCH_MAX_LOG_BYTES", "0", "bytes of log lines all jobs may store"),
+    ):
+        serve.add_argument(
+            flag,
+            type=_quota,
+            default=os.environ.get(env) or default,  # a string: argparse checks it with type
+            metavar="N",
+            help=f"quota: most {what}; past it a write answers 507 (default ${env} or"
+            f" {int(default):,}; 0: no limit)",
+        )
     serve.add_argument(
         "--max-connections-per-address",
         type=_connections,
@@ -354,6 +373,9 @@ def _serve(args: argparse.Namespace) -> int:
         "READ_TOKEN": args.read_token or None,
         "CORS_ORIGINS": tuple(args.cors_origin),
         "ALLOWED_HOSTS": tuple(args.allowed_host),
+        "MAX_JOBS": args.max_jobs,
+        "MAX_JOB_LOG_BYTES": args.max_job_log_bytes,
+        "MAX_LOG_BYTES": args.max_log_bytes,
         "RATE_LIMIT": args.rate_limit,
         "STALL_AFTER": args.stall_after,
         "ALERT_RULES": tuple(args.alert),

@@ -19,6 +19,7 @@ from jobwatch.server.alert_rules import DEFAULT_STALL_AFTER, parse_rule
 from jobwatch.server.api import bp as api_bp
 from jobwatch.server.api import json_response
 from jobwatch.server.broker import DEFAULT_CHANNEL, Broker, MemoryBroker
+from jobwatch.server.quotas import DEFAULT_MAX_JOB_LOG_BYTES, DEFAULT_MAX_JOBS, Quotas
 from jobwatch.server.security import AccessPolicy, WorkerRateLimit
 from jobwatch.server.services import Services
 from jobwatch.server.store import Store
@@ -47,6 +48,9 @@ DEFAULTS: dict[str, Any] = {
     "STALL_AFTER": DEFAULT_STALL_AFTER,
     "STALL_CHECK_INTERVAL": 5.0,
     "ALERT_RULES": (),
+    "MAX_JOBS": DEFAULT_MAX_JOBS,
+    "MAX_JOB_LOG_BYTES": DEFAULT_MAX_JOB_LOG_BYTES,
+    "MAX_LOG_BYTES": 0,
     "WEBHOOK_URL": None,
 }
 """Settings ``create_app`` understands, with their defaults:
@@ -88,6 +92,10 @@ DEFAULTS: dict[str, Any] = {
 ``STALL_CHECK_INTERVAL``
     Seconds between two checks for stalled jobs (0: none; tests call
     ``services.watchdog.check()``).
+``MAX_JOBS``, ``MAX_JOB_LOG_BYTES``, ``MAX_LOG_BYTES``
+    Quotas: jobs stored (100,000), log bytes one job may store (1 GiB), log
+    bytes all jobs may store (0: no limit); past one a write answers 507
+    (:mod:`jobwatch.server.quotas`).
 ``ALERT_RULES``
     ``--alert`` rules such as ``"gpuTemperature>85 for 60s"``.
 ``WEBHOOK_URL``
@@ -135,7 +143,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     }
     alert_on = tuple(parse_rule(text) for text in app.config["ALERT_RULES"])
     webhook = WebhookSender(app.config["WEBHOOK_URL"]) if app.config["WEBHOOK_URL"] else None
-    store = Store(app.config["DATABASE"], clock=app.config["CLOCK"], alert_rules=alert_on)
+    quotas = Quotas(
+        int(app.config["MAX_JOBS"]),
+        int(app.config["MAX_JOB_LOG_BYTES"]),
+        int(app.config["MAX_LOG_BYTES"]),
+    )
+    store = Store(
+        app.config["DATABASE"], clock=app.config["CLOCK"], alert_rules=alert_on, quotas=quotas
+    )
     broker = _broker(app.config["REDIS_URL"], app.config["REDIS_CHANNEL"], store)
     store.set_publisher(_publisher(broker, webhook))
     rate = float(app.config["RATE_LIMIT"] or 0)

@@ -19,6 +19,9 @@ builds the app in each worker from environment variables, the same settings
                                token answers besides loopback ones
 ``JOBWATCH_RATE_LIMIT``        most progress updates per second per worker
                                and client address
+``JOBWATCH_MAX_JOBS``          quota: jobs stored (default 100,000; 0: none)
+``JOBWATCH_MAX_JOB_LOG_BYTES`` quota: log bytes one job may store (1 GiB)
+``JOBWATCH_MAX_LOG_BYTES``     quota: log bytes all jobs may store (0: none)
 =============================  =================================================
 
 The worker class (:mod:`jobwatch.server.worker`) reads two more:
@@ -33,6 +36,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from jobwatch.server.deployment import missing_packages, settings_problem
+from jobwatch.server.quotas import DEFAULT_MAX_JOB_LOG_BYTES, DEFAULT_MAX_JOBS
 from jobwatch.server.security import token_problem
 
 
@@ -81,11 +85,23 @@ def config_from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "READ_TOKEN": read_token,
         "CORS_ORIGINS": tuple(o for o in env.get("JOBWATCH_CORS_ORIGINS", "").split(",") if o),
         "ALLOWED_HOSTS": tuple(h for h in env.get("JOBWATCH_ALLOWED_HOSTS", "").split(",") if h),
+        "MAX_JOBS": _quota(env, "JOBWATCH_MAX_JOBS", DEFAULT_MAX_JOBS),
+        "MAX_JOB_LOG_BYTES": _quota(env, "JOBWATCH_MAX_JOB_LOG_BYTES", DEFAULT_MAX_JOB_LOG_BYTES),
+        "MAX_LOG_BYTES": _quota(env, "JOBWATCH_MAX_LOG_BYTES", 0),
         "RATE_LIMIT": rate,
     }
     if env.get("JOBWATCH_REDIS_CHANNEL"):
         config["REDIS_CHANNEL"] = env["JOBWATCH_REDIS_CHANNEL"]
     return config
+
+
+def _quota(env: Mapping[str, str], name: str, default: int) -> int:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit():
+        raise SettingsError(f"{name} must be a whole number >= 0 (0: no limit), got {text!r}")
+    return int(text)
 
 
 def app_from_env() -> Any:
