@@ -8,6 +8,7 @@ import time
 from benchmarks import (
     attacks,
     fanout,
+    idle,
     ingest,
     memory,
     queries,
@@ -28,6 +29,7 @@ SUITES = {
     "memory": memory.run,
     "sync": sync.run,
     "soak": soak.run,
+    "idle": idle.run,
     "scale": scale.run,
     "attacks": attacks.run,
 }

@@ -684,14 +684,34 @@ class UnsubscribeMessage(BaseModel):
     )
 
 
-ClientMessage = Annotated[SubscribeMessage | UnsubscribeMessage, Field(discriminator="type")]
-_client_message: pydantic.TypeAdapter[SubscribeMessage | UnsubscribeMessage] = pydantic.TypeAdapter(
-    ClientMessage
+class SubscribeJobsMessage(BaseModel):
+    """``{"type": "subscribe:jobs", "status"?: status, "since"?: ms}``: summaries of
+    every job (of one status), streamed as ``JOBS_CHANGED`` (an extension)."""
+
+    model_config = _Strict
+
+    type: Literal["subscribe:jobs"]
+    status: Literal["pending", "running", "completed", "failed", "cancelled"] | None = None
+    since: Annotated[int, Field(ge=0, le=MAX_ID)] | None = None
+
+
+class UnsubscribeJobsMessage(BaseModel):
+    """``{"type": "unsubscribe:jobs"}``."""
+
+    model_config = _Strict
+
+    type: Literal["unsubscribe:jobs"]
+
+
+AnyClientMessage = (
+    SubscribeMessage | UnsubscribeMessage | SubscribeJobsMessage | UnsubscribeJobsMessage
 )
-CLIENT_MESSAGE_TYPES = ("subscribe:job", "unsubscribe:job")
+ClientMessage = Annotated[AnyClientMessage, Field(discriminator="type")]
+_client_message: pydantic.TypeAdapter[AnyClientMessage] = pydantic.TypeAdapter(ClientMessage)
+CLIENT_MESSAGE_TYPES = ("subscribe:job", "unsubscribe:job", "subscribe:jobs", "unsubscribe:jobs")
 
 
-def parse_client_message(raw: str | bytes) -> SubscribeMessage | UnsubscribeMessage:
+def parse_client_message(raw: str | bytes) -> AnyClientMessage:
     """Validate one WebSocket message from a client.
 
     Raises

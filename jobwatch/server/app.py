@@ -19,6 +19,7 @@ from jobwatch.server.alert_rules import DEFAULT_STALL_AFTER, parse_rule
 from jobwatch.server.api import bp as api_bp
 from jobwatch.server.api import json_response
 from jobwatch.server.broker import DEFAULT_CHANNEL, Broker, MemoryBroker
+from jobwatch.server.fleet import FleetFeed
 from jobwatch.server.quotas import DEFAULT_MAX_JOB_LOG_BYTES, DEFAULT_MAX_JOBS, Quotas
 from jobwatch.server.security import AccessPolicy, WorkerRateLimit
 from jobwatch.server.services import Services
@@ -166,6 +167,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             store, float(app.config["STALL_AFTER"]), float(app.config["STALL_CHECK_INTERVAL"])
         ),
         webhook=webhook,
+        fleet=FleetFeed(store, broker, app.config["CLOCK"]),
     )
     app.extensions["jobwatch"] = services
     app.before_request(lambda: policy.check(request))

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobwatch.server.broker import Broker
+from jobwatch.server.fleet import FleetFeed
 from jobwatch.server.security import WorkerRateLimit
 from jobwatch.server.store import Store
 from jobwatch.server.watchdog import StallWatchdog
@@ -34,7 +35,8 @@ class Services:
     have queued unsent before it is disconnected; ``send_timeout`` is how many
     seconds one send may wait for a client that does not read before it is
     disconnected; ``rate_limit`` caps each worker's progress updates;
-    ``watchdog`` marks stalled jobs; ``webhook`` posts alerts.
+    ``fleet`` streams job summaries to ``subscribe:jobs``; ``watchdog`` marks
+    stalled jobs; ``webhook`` posts alerts.
     """
 
     store: Store
@@ -44,6 +46,7 @@ class Services:
     ws_queue_bytes: int = 8 * 1024 * 1024
     send_timeout: float = 30.0
     rate_limit: WorkerRateLimit | None = None
+    fleet: FleetFeed | None = None
     watchdog: StallWatchdog | None = None
     webhook: WebhookSender | None = None
     sessions: weakref.WeakSet[Any] = field(default_factory=weakref.WeakSet)
@@ -93,6 +96,8 @@ class Services:
             session.shutdown()
         if self.watchdog is not None:
             self.watchdog.close()
+        if self.fleet is not None:
+            self.fleet.close()
         self.broker.close()
         self.store.close()
         if self.webhook is not None:

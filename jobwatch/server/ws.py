@@ -27,8 +27,15 @@ from typing import Any
 from simple_websocket import ConnectionClosed
 
 from jobwatch.errors import APIError, JobNotFound, StoreUnavailable
-from jobwatch.protocol import SubscribeMessage, parse_client_message, valid_job_id
+from jobwatch.protocol import (
+    SubscribeJobsMessage,
+    SubscribeMessage,
+    UnsubscribeJobsMessage,
+    parse_client_message,
+    valid_job_id,
+)
 from jobwatch.server import queries
+from jobwatch.server.fleet import FLEET
 from jobwatch.server.replay import replay
 from jobwatch.server.rules import completed_event
 from jobwatch.server.services import Services
@@ -117,6 +124,14 @@ class Session:
         except APIError as exc:
             self._send_control({"type": "error", "error": _error_body(exc)})
             return
+        if isinstance(message, SubscribeJobsMessage):
+            self._subscribe_jobs(message)
+            return
+        if isinstance(message, UnsubscribeJobsMessage):
+            if self.services.fleet is not None:
+                self.services.fleet.unsubscribe(self)
+            self._send_control({"type": "unsubscribed", "subscriptionId": FLEET})
+            return
         job_id = message.subscription_id
         if isinstance(message, SubscribeMessage):
             try:
@@ -145,6 +160,21 @@ class Session:
             return
         self._put(("subscribed", subscription, dict(job), since))
 
+    def _subscribe_jobs(self, message: SubscribeJobsMessage) -> None:
+        """The fleet: ``subscribed`` then ``JOBS_CHANGED`` (see :mod:`jobwatch.server.fleet`)."""
+        if self.services.fleet is None:
+            return
+        try:
+            self.services.fleet.subscribe(self, message.status, message.since)
+        except StoreUnavailable as exc:
+            self._send_control(
+                {"type": "error", "subscriptionId": FLEET, "error": _error_body(exc)}
+            )
+
+    def deliver_fleet(self, message: bytes) -> None:
+        """Queue one ``JOBS_CHANGED`` message (called by the fleet feed; never blocks)."""
+        self._put(("send", message))
+
     def _refuse(self, job_id: str, error: APIError) -> None:
         """Drop the subscription to ``job_id`` and tell the client why."""
         with self._cond:
@@ -161,6 +191,8 @@ class Session:
             self._cond.notify()
         for job_id in jobs:
             self.services.broker.unsubscribe(job_id, self)
+        if self.services.fleet is not None:
+            self.services.fleet.unsubscribe(self)
         self._sender.join(FORCE_CLOSE_AFTER + 1)
 
     # -- broker side -----------------------------------------------------
