@@ -6,6 +6,7 @@ import argparse
 import time
 
 from benchmarks import (
+    attacks,
     fanout,
     idle,
     ingest,
@@ -30,6 +31,7 @@ SUITES = {
     "soak": soak.run,
     "idle": idle.run,
     "scale": scale.run,
+    "attacks": attacks.run,
 }
 
 

@@ -21,11 +21,15 @@ from typing import Any
 from jobwatch._extras import require
 from jobwatch._version import __version__
 from jobwatch.errors import APIError, ConnectionError, MissingExtra
+from jobwatch.terminal import clean
 
 EXIT_API_ERROR = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 EXIT_JOB_FAILED = 4
+
+PER_ADDRESS_ENV = "JOBWATCH_MAX_CONNECTIONS_PER_ADDRESS"
+DEFAULT_PER_ADDRESS = 256  # jobwatch.server.worker.DEFAULT_PER_ADDRESS
 
 TEMPORARY_STATUSES = frozenset({502, 503, 504})
 """Answers meaning "try again shortly" (a proxy with no server, the database away):
@@ -66,6 +70,8 @@ _rate = _bounded("updates per second", float, 0, 1e6)
 _stall_after = _bounded("--stall-after seconds", float, 1, 30 * 86400)
 _count = _bounded("count", int, 1, 1000)
 _workers = _bounded("workers", int, 1, 64)
+_connections = _bounded("connections", int, 0, 1_000_000)
+_quota = _bounded("quota", int, 0, 2**62)
 
 
 def _log_line(text: str) -> dict[str, str]:
@@ -135,12 +141,48 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--token",
         default=os.environ.get("JOBWATCH_TOKEN"),
-        help="bearer token every write (and read) needs (default $JOBWATCH_TOKEN)",
+        help="bearer token every write (and read) needs, at least 16 characters; prefer"
+        " setting $JOBWATCH_TOKEN (the default): a command line shows in ps",
     )
     serve.add_argument(
         "--read-token",
         default=os.environ.get("JOBWATCH_READ_TOKEN"),
         help="a token that may only read, for viewers (default $JOBWATCH_READ_TOKEN)",
+    )
+    serve.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[h for h in os.environ.get("JOBWATCH_ALLOWED_HOSTS", "").split(",") if h],
+        metavar="NAME",
+        help="a host name a server without a token answers besides localhost, 127.0.0.1"
+        " and [::1] ('*': any; repeatable; default $JOBWATCH_ALLOWED_HOSTS)",
+    )
+    for flag, env, default, what in (
+        ("--max-jobs", "JOBWATCH_MAX_JOBS", "100000", "jobs the server stores"),
+        (
+            "--max-job-log-bytes",
+            "JOBWATCH_MAX_JOB_LOG_BYTES",
+            str(1024**3),
+            "bytes of log lines one job may store",
+        ),
+        ("--max-log-bytes", "JOBWATCH_MAX_LOG_BYTES", "0", "bytes of log lines all jobs may store"),
+    ):
+        serve.add_argument(
+            flag,
+            type=_quota,
+            default=os.environ.get(env) or default,  # a string: argparse checks it with type
+            metavar="N",
+            help=f"quota: most {what}; past it a write answers 507 (default ${env} or"
+            f" {int(default):,}; 0: no limit)",
+        )
+    serve.add_argument(
+        "--max-connections-per-address",
+        type=_connections,
+        default=None,
+        metavar="N",
+        help=f"most open connections from one client address (default"
+        f" ${PER_ADDRESS_ENV} or {DEFAULT_PER_ADDRESS}; 0: no limit, behind a proxy"
+        " that limits them itself)",
     )
     serve.add_argument(
         "--cors-origin",
@@ -250,7 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     watch.add_argument("job_id", metavar="JOB", help="the job id")
     watch.add_argument("--url", help="server URL (default $JOBWATCH_URL or http://127.0.0.1:8765)")
-    watch.add_argument("--token", help="bearer token for the server")
+    watch.add_argument(
+        "--token", help="bearer token for the server; prefer setting $JOBWATCH_TOKEN (the default)"
+    )
     watch.add_argument(
         "--wait",
         action="store_true",
@@ -275,14 +319,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "watch":
             return _watch(args)
         return _jobs(args)
-    except APIError as exc:
+    except APIError as exc:  # its message is the server's: cleaned like any remote text
         if exc.status in TEMPORARY_STATUSES:
-            print(f"jobwatch: the server is unavailable right now: {exc}", file=sys.stderr)
+            print(f"jobwatch: the server is unavailable right now: {clean(exc)}", file=sys.stderr)
             return EXIT_UNREACHABLE
-        print(f"jobwatch: {exc}", file=sys.stderr)
+        print(f"jobwatch: {clean(exc)}", file=sys.stderr)
         return EXIT_API_ERROR
     except ConnectionError as exc:
-        print(f"jobwatch: cannot reach the server: {exc}", file=sys.stderr)
+        print(f"jobwatch: cannot reach the server: {clean(exc)}", file=sys.stderr)
         return EXIT_UNREACHABLE
     except MissingExtra as exc:
         print(f"jobwatch: {exc}", file=sys.stderr)
@@ -293,6 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     require("server", "jobwatch serve")
+    from jobwatch.server.security import is_loopback_host, token_problem
     from jobwatch.server.serving import run
 
     if args.read_token and not args.token:
@@ -301,7 +346,11 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    if not args.token and not args.insecure and not _is_loopback(args.host):
+    problem = token_problem("--token", args.token) or token_problem("--read-token", args.read_token)
+    if problem:
+        print(f"jobwatch serve: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    if not args.token and not args.insecure and not is_loopback_host(args.host):
         print(
             f"jobwatch serve: refusing to listen on {args.host} without a token: anyone who can"
             " reach it could write to your jobs. Pass --token (or set JOBWATCH_TOKEN),"
@@ -323,11 +372,17 @@ def _serve(args: argparse.Namespace) -> int:
         "WRITE_TOKEN": args.token or None,
         "READ_TOKEN": args.read_token or None,
         "CORS_ORIGINS": tuple(args.cors_origin),
+        "ALLOWED_HOSTS": tuple(args.allowed_host),
+        "MAX_JOBS": args.max_jobs,
+        "MAX_JOB_LOG_BYTES": args.max_job_log_bytes,
+        "MAX_LOG_BYTES": args.max_log_bytes,
         "RATE_LIMIT": args.rate_limit,
         "STALL_AFTER": args.stall_after,
         "ALERT_RULES": tuple(args.alert),
         "WEBHOOK_URL": args.webhook_url,
     }
+    if args.max_connections_per_address is not None:  # the worker processes read it
+        os.environ[PER_ADDRESS_ENV] = str(args.max_connections_per_address)
     if os.environ.get("JOBWATCH_REDIS_CHANNEL"):
         config["REDIS_CHANNEL"] = os.environ["JOBWATCH_REDIS_CHANNEL"]
     run(args.host, args.port, config, access_log=args.access_log, workers=args.workers)
@@ -370,7 +425,7 @@ def _check_services(
         return EXIT_USAGE
     unreachable = reachability_problem(database, redis_url)
     if unreachable:
-        print(f"jobwatch {command}: {unreachable}", file=sys.stderr)
+        print(f"jobwatch {command}: {clean(unreachable)}", file=sys.stderr)  # a driver's words
         return EXIT_UNREACHABLE
     return None
 
@@ -381,9 +436,14 @@ def _database_problem(database: str, *, must_exist: bool) -> str | None:
 
     if database == ":memory:" or "://" in database:
         return None
+    from jobwatch.server.files import directory_problem
+
     path = Path(database).expanduser()
     if path.is_dir():
         return f"--db {database} is a directory; give a file path"
+    unsafe = directory_problem(path.resolve())
+    if unsafe:
+        return unsafe
     if not path.exists():
         return f"--db {database} does not exist" if must_exist else None
     try:
@@ -392,17 +452,6 @@ def _database_problem(database: str, *, must_exist: bool) -> str | None:
     except sqlite3.DatabaseError as exc:
         return f"--db {database} is not a SQLite database ({exc})"
     return None
-
-
-def _is_loopback(host: str) -> bool:
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -444,7 +493,7 @@ def _jobs(args: argparse.Namespace) -> int:
                 currency=args.currency,
                 worker_id=args.worker_id,
             )
-            print(job["id"])
+            print(clean(job["id"], single_line=True))
             return 0
         listing = client.list_jobs(status=args.status, limit=args.limit)
         _print_jobs(listing["jobs"], listing["total"])
@@ -474,11 +523,16 @@ def _report(args: argparse.Namespace) -> int:
             )
             remaining = reply["timeRemaining"]
             eta = "" if remaining is None else f", {remaining:.0f} s remaining"
-            print(f"{args.job_id}: {reply['status']} {reply['progress']:g}%{eta}")
+            print(
+                clean(
+                    f"{args.job_id}: {reply['status']} {reply['progress']:g}%{eta}",
+                    single_line=True,
+                )
+            )
         if args.complete or args.fail is not None:
             status = "completed" if args.complete else "failed"
             job = client.complete_job(args.job_id, worker_id, status, args.result, args.fail)
-            print(f"{args.job_id}: {job['status']}")
+            print(clean(f"{args.job_id}: {job['status']}", single_line=True))
     return 0
 
 
@@ -501,10 +555,11 @@ def _print_jobs(jobs: list[dict[str, Any]], total: int) -> None:
     print(header)
     for job in jobs:
         price = job["pricePerHour"]
-        cost = "-" if price is None else f"{price:g}/h {job['currency']}"
+        cost = "-" if price is None else f"{price:g}/h {clean(job['currency'], single_line=True)}"
+        job_id, status = (clean(job[key], single_line=True) for key in ("id", "status"))
         print(
-            f"{job['id']:<24} {job['status']:<10} {job['progress']:>7.1f}%  {cost:>12}  "
-            f"{job['name'] or ''}"
+            f"{job_id:<24} {status:<10} {job['progress']:>7.1f}%  {cost:>12}  "
+            f"{clean(job['name'] or '', single_line=True)}"
         )
     print(f"({len(jobs)} of {total})")
 

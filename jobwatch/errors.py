@@ -13,6 +13,7 @@
      |    +-- Conflict               409 job_exists
      |    |    +-- JobFinished       409 job_finished
      |    +-- PayloadTooLarge        413 payload_too_large
+     |    +-- QuotaExceeded          507 quota_exceeded
      |    +-- RetryLater             an answer with ``retry_after`` seconds
      |         +-- RateLimited       429 rate_limited
      |         +-- StoreUnavailable  503 store_unavailable
@@ -40,6 +41,7 @@ __all__ = [
     "MissingExtra",
     "NotFound",
     "PayloadTooLarge",
+    "QuotaExceeded",
     "RateLimited",
     "RetryLater",
     "StoreUnavailable",
@@ -161,6 +163,13 @@ class PayloadTooLarge(APIError):
     code = "payload_too_large"
 
 
+class QuotaExceeded(APIError):
+    """507: storing this would pass one of the server's quotas; nothing was stored."""
+
+    status = 507
+    code = "quota_exceeded"
+
+
 class RetryLater(APIError):
     """An answer that says when to try again: ``retry_after`` seconds (the
     ``Retry-After`` header; ``default_retry_after`` when the answer had none)."""
@@ -203,6 +212,7 @@ _BY_CODE: dict[str, type[APIError]] = {
     "job_exists": Conflict,
     "job_finished": JobFinished,
     "payload_too_large": PayloadTooLarge,
+    "quota_exceeded": QuotaExceeded,
     "rate_limited": RateLimited,
     "store_unavailable": StoreUnavailable,
 }

@@ -8,22 +8,19 @@ functions; an unknown value is shown as :data:`DASH`.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from jobwatch import ansi
 from jobwatch.protocol import parse_ts
+from jobwatch.terminal import clean
 
 DASH = "-"
 """Shown for an unknown value (plain ASCII, so it survives any terminal)."""
 
 _COLORS = {"warning": "\x1b[33m", "error": "\x1b[31m"}  # yellow, red; info keeps the default
 _RESET = "\x1b[0m"
-# Remote text must not move the cursor or recolour the terminal: C0 (but tab
-# and newline), DEL and C1 controls become "?".
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def format_duration(seconds: float | None) -> str:
@@ -181,21 +178,6 @@ def format_bar(percent: float, width: int = 20) -> str:
     return "[" + "#" * filled + "-" * (width - filled) + "]"
 
 
-def clean_text(text: str, *, newlines: bool = True) -> str:
-    """``text`` from a job, safe to print: each control character becomes ``"?"``.
-
-    Parameters
-    ----------
-    text:
-        A message, operation or error as the job sent it.
-    newlines:
-        Keep tabs and newlines; with ``False`` they become spaces (for a
-        one-line field).
-    """
-    text = _CONTROL.sub("?", text)
-    return text if newlines else text.replace("\n", " ").replace("\t", " ")
-
-
 def format_log_line(line: Mapping[str, Any], *, color: bool = False) -> str:
     """``"10:31:02 warning loss is nan"``: local time, level, message as a terminal shows it.
 
@@ -211,7 +193,7 @@ def format_log_line(line: Mapping[str, Any], *, color: bool = False) -> str:
     """
     when = parse_ts(line.get("timestamp"))
     clock = "--:--:--" if when is None else datetime.fromtimestamp(when).strftime("%H:%M:%S")
-    level = str(line.get("level", "info"))
+    level = clean(line.get("level", "info"), single_line=True)
     label = f"{level:<7}"
     if color and level in _COLORS:
         label = _COLORS[level] + label + _RESET

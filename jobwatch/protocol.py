@@ -49,6 +49,7 @@ __all__ = [
     "Metrics",
     "ProgressUpdate",
     "ScalarPoint",
+    "currency_code",
     "format_ts",
     "parse_body",
     "parse_ts",
@@ -74,7 +75,9 @@ MAX_CLOCK_SKEW = 24 * 3600.0
 LOG_TIME_WINDOW = 7 * 24 * 3600.0
 """A log line's own timestamp is kept only if at most this many seconds old (7 days)."""
 MAX_TEXT = 1024
-"""Most characters in a name, operation, worker id or currency field."""
+"""Most characters in a name, operation, worker id or provider field."""
+CURRENCY_RULE = "must be 1-16 letters A-Z or digits 0-9, e.g. QUBIC, USD or EUR"
+"""What a currency may be, as error messages say it."""
 MAX_UPDATE_ID = 64
 """Most characters in a progress update's ``updateId``."""
 MAX_SCALAR_NAMES = 100
@@ -90,6 +93,7 @@ _NON_FINITE = re.compile(rb"NaN|Infinity")
 """Tokens JSON does not have but lenient parsers accept; a body holding one is
 parsed strictly once more (the words may also sit inside a string)."""
 _JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
+_CURRENCY = re.compile(r"[A-Za-z0-9]{1,16}")
 
 # -- timestamps ------------------------------------------------------------
 
@@ -134,6 +138,23 @@ def valid_job_id(job_id: str) -> bool:
     """Whether ``job_id`` is allowed: 1-128 characters of ``A-Z a-z 0-9 . _ : @ -``,
     starting with a letter or digit (safe in URL paths without escaping)."""
     return _JOB_ID.fullmatch(job_id) is not None
+
+
+def currency_code(currency: str) -> str:
+    """``currency`` as stored: upper-cased; 1-16 ASCII letters and digits.
+
+    A short code (ISO 4217 ``USD``, a token ticker ``QUBIC``) is all a
+    currency needs to be, and a code cannot carry markup or terminal controls
+    into the viewers that show it.
+
+    Raises
+    ------
+    ValueError
+        Anything else (with :data:`CURRENCY_RULE` as the message).
+    """
+    if not _CURRENCY.fullmatch(currency):
+        raise ValueError(CURRENCY_RULE)
+    return currency.upper()
 
 
 def truncate_message(message: str, limit: int = MAX_MESSAGE_BYTES) -> str:
@@ -397,7 +418,8 @@ class JobSpec(BaseModel):
 
     All optional: ``id`` (see :func:`valid_job_id`; generated when absent),
     ``name``, ``workerId`` (binds the job), ``pricePerHour`` (>= 0, in
-    ``currency`` per hour), ``currency`` (default ``QUBIC``), ``providerId``.
+    ``currency`` per hour), ``currency`` (a code, see :func:`currency_code`;
+    default ``QUBIC``), ``providerId``.
     """
 
     model_config = _Strict
@@ -408,7 +430,7 @@ class JobSpec(BaseModel):
         None, alias="workerId"
     )
     price_per_hour: Annotated[float, Field(ge=0, le=1e9)] | None = Field(None, alias="pricePerHour")
-    currency: Annotated[str, Field(min_length=1, max_length=16), NoNul] | None = None
+    currency: Annotated[str, AfterValidator(currency_code)] | None = None
     provider_id: Text | None = Field(None, alias="providerId")
 
     @field_validator("id")

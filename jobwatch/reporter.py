@@ -8,6 +8,7 @@ Server trouble never raises into the training loop (it is logged, logger
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -26,6 +27,7 @@ from jobwatch._own_io import is_own
 from jobwatch._sender import Sender
 from jobwatch.client import Client
 from jobwatch.protocol import (
+    CURRENCY_RULE,
     LOG_LEVELS,
     MAX_ALERTS,
     MAX_BODY_BYTES,
@@ -33,6 +35,7 @@ from jobwatch.protocol import (
     MAX_TEXT,
     SCALAR_NAME_RULE,
     CompleteRequest,
+    currency_code,
     valid_job_id,
     valid_scalar_name,
 )
@@ -122,7 +125,7 @@ class Reporter:
         worker_id = (socket.gethostname() or "worker") if worker_id is None else worker_id
         _check_text("worker_id", worker_id, 1, MAX_TEXT)
         _check_text("name", name, 0, MAX_TEXT)
-        _check_text("currency", currency, 1, 16)
+        currency = _checked_currency(currency)
         if price_per_hour is not None and not _is_number(price_per_hour, 0.0, 1e9):
             raise ValueError(
                 f"price_per_hour must be a number from 0 to 1e9, got {price_per_hour!r}"
@@ -666,6 +669,16 @@ def _check_timeout(timeout: object) -> None:
         raise ValueError(
             f"timeout must be a number of seconds from 0 to {MAX_WAIT:g}, got {timeout!r}"
         )
+
+
+def _checked_currency(value: object) -> str | None:
+    """``value`` as the server stores it (see :func:`~jobwatch.protocol.currency_code`)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            return currency_code(value)
+    raise ValueError(f"currency {CURRENCY_RULE}; got {value!r}")
 
 
 def _check_text(what: str, value: object, shortest: int, longest: int) -> None:

@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any, TextIO
 from jobwatch.errors import ConnectionError, JobNotFound
 from jobwatch.formatting import (
     DASH,
-    clean_text,
     format_bar,
     format_cost,
     format_duration,
@@ -35,6 +34,7 @@ from jobwatch.formatting import (
     format_percent,
 )
 from jobwatch.state import MonitorState
+from jobwatch.terminal import clean
 
 if TYPE_CHECKING:
     from jobwatch.client import Client
@@ -63,14 +63,15 @@ def render_status(
     job = state.job
     progress = float(job.get("progress") or 0.0)
     elapsed = state.reported_elapsed if one_line else state.elapsed
-    currency = state.currency
+    currency = clean(state.currency, single_line=True)
     connection = connection or state.connection
     if connection == "waiting":
-        return f"{job_title(job)}  waiting for job {job.get('id', '')} to be created"
+        return f"{job_title(job)}  waiting for job {clean(job.get('id', ''), single_line=True)} to be created"
+    status = clean(job.get("status") or "pending", single_line=True)
     lines = [
-        f"{job_title(job)}  {job.get('status') or 'pending'}  {connection}",
+        f"{job_title(job)}  {status}  {connection}",
         f"{format_bar(progress, 20 if one_line else 30)} {format_percent(progress, 5)}  "
-        + clean_text(job.get("currentOperation") or DASH, newlines=False),
+        + clean(job.get("currentOperation") or DASH, single_line=True),
         f"elapsed {format_duration(elapsed)}  "
         f"remaining {format_duration(state.time_remaining)}  "
         f"cost {format_cost(state.cost_so_far, currency)} "
@@ -85,7 +86,7 @@ def render_status(
         alert = state.alerts[-1]
         text = f": {alert['text']}" if alert.get("text") else ""
         lines.append(
-            clean_text(f"alert [{alert.get('level')}] {alert['title']}{text}", newlines=False)
+            clean(f"alert [{alert.get('level')}] {alert['title']}{text}", single_line=True)
         )
     return (" | " if one_line else "\n").join(lines)
 
@@ -95,7 +96,7 @@ def format_scalars(state: MonitorState, most: int = 6) -> str:
     first ``most`` training metrics by name, and the newest step among them."""
     latest = state.latest_scalars
     names = sorted(latest)[:most]
-    parts = [f"{clean_text(n, newlines=False)} {format_number(latest[n].value)}" for n in names]
+    parts = [f"{clean(n, single_line=True)} {format_number(latest[n].value)}" for n in names]
     more = f"  +{len(latest) - len(names)} more" if len(latest) > len(names) else ""
     return "  ".join(parts) + more + f"  (step {max(latest[n].step for n in names)})"
 
@@ -103,11 +104,11 @@ def format_scalars(state: MonitorState, most: int = 6) -> str:
 def job_title(job: dict[str, Any]) -> str:
     """``"resnet (r1)"``: the name and the id once each; the id alone when there is no
     other name."""
-    job_id = str(job.get("id", ""))
+    job_id = clean(job.get("id", ""), single_line=True)
     name = job.get("name")
-    if not name or name == job_id:
+    if not name or name == job.get("id"):
         return job_id
-    return f"{clean_text(str(name), newlines=False)} ({job_id})"
+    return f"{clean(name, single_line=True)} ({job_id})"
 
 
 def render_final(state: MonitorState) -> str:
@@ -115,16 +116,17 @@ def render_final(state: MonitorState) -> str:
     there is a result) or ``error: ...``."""
     job = state.job
     head = (
-        f"job {job_title(job)} {job.get('status')} after {format_duration(state.elapsed)}, "
-        f"cost {format_cost(state.cost_so_far, state.currency)}"
+        f"job {job_title(job)} {clean(job.get('status'), single_line=True)} after "
+        f"{format_duration(state.elapsed)}, "
+        f"cost {format_cost(state.cost_so_far, clean(state.currency, single_line=True))}"
     )
     if job.get("status") == "completed":
         if job.get("result") is None:
             return head
-        return f"{head}\nresult: {json.dumps(job.get('result'), ensure_ascii=False)}"
+        return f"{head}\nresult: {clean(json.dumps(job.get('result'), ensure_ascii=False))}"
     if job.get("error") is None:
         return head
-    return f"{head}\nerror: {clean_text(str(job['error']))}"
+    return f"{head}\nerror: {clean(job['error'])}"
 
 
 class _StatusView:

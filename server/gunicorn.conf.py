@@ -17,10 +17,15 @@ The app reads its settings from ``JOBWATCH_*`` variables (see
     see each other's events, so only one may serve.
 
 Gunicorn reads this file in the master before any worker patches the standard
-library for gevent, so it imports nothing from jobwatch (which would load
-requests, SQLAlchemy and Flask into the master unpatched). The values below
-therefore mirror ``jobwatch.server.serving.gunicorn_options``;
-``tests/test_deployment.py`` checks they stay equal.
+library for gevent, so it imports nothing from jobwatch itself; the values
+below therefore mirror ``jobwatch.server.serving.gunicorn_options``;
+``tests/test_deployment.py`` checks they stay equal. (Gunicorn loads the worker
+and logger classes named below in the master, as ``jobwatch serve`` does.)
+
+The worker caps connections per client address and in total
+(``JOBWATCH_MAX_CONNECTIONS_PER_ADDRESS``, default 256, 0 for none: behind
+nginx, which limits clients itself, every connection comes from nginx;
+``JOBWATCH_MAX_CONNECTIONS``, default what the open-files limit allows).
 """
 
 import os
@@ -99,12 +104,15 @@ workers = _workers()
 preload_app = False
 
 # Mirrors jobwatch.server.serving.gunicorn_options (see the module doc).
-worker_class = "gevent"
+worker_class = "jobwatch.server.worker.GuardedGeventWorker"  # gevent, with connection caps
 worker_connections = 10_000  # most simultaneous HTTP and WebSocket connections per worker
 timeout = 60  # seconds a worker may stay silent before the master restarts it
 graceful_timeout = 10  # seconds open connections get to finish on SIGTERM
-keepalive = 75  # seconds; longer than nginx's upstream keepalive_timeout (60 s)
+# Seconds a connection may take to send a complete request head, idle or not
+# (slow clients); longer than nginx's upstream keepalive_timeout (10 s).
+keepalive = 15
 accesslog = None  # nginx logs requests; set "-" to log them here too
+logger_class = "jobwatch.server.accesslog.RedactingLogger"  # no query string, no token
 errorlog = "-"
 loglevel = "warning"
 proc_name = "jobwatch"

@@ -14,7 +14,7 @@ from jobwatch import Client, Reporter, errors
 from jobwatch.server import EmbeddedServer
 from jobwatch.server.process import ServerProcess, serve_command
 
-WRITE, READ = "write-s3cret", "read-only"
+WRITE, READ = "write-s3cret-0123456789", "read-only-0123456789"
 BODY = {"workerId": "w", "progress": 10}
 
 
@@ -51,7 +51,13 @@ def test_reads_need_a_token_and_health_is_open(secured):
     assert (
         requests.get(f"{secured.url}/api/jobs", headers=_auth(READ), timeout=5).status_code == 200
     )
-    assert requests.get(f"{secured.url}/api/jobs?token={READ}", timeout=5).status_code == 200
+    # ?token= is for browsers' WebSockets only: a query string ends up in logs and histories.
+    query = requests.get(f"{secured.url}/api/jobs?token={READ}", timeout=5)
+    assert query.status_code == 401
+    write = requests.post(
+        f"{secured.url}/api/jobs/secret-job/progress?token={WRITE}", json=BODY, timeout=5
+    )
+    assert write.status_code == 401
 
 
 def test_the_websocket_checks_the_token(secured):

@@ -17,9 +17,12 @@ def test_a_full_environment_becomes_the_app_settings() -> None:
             "JOBWATCH_DATABASE_URL": PG,
             "JOBWATCH_REDIS_URL": "redis://cache:6379/0",
             "JOBWATCH_REDIS_CHANNEL": "jobwatch:team-a",
-            "JOBWATCH_TOKEN": "w",
-            "JOBWATCH_READ_TOKEN": "r",
+            "JOBWATCH_TOKEN": "w" * 16,
+            "JOBWATCH_READ_TOKEN": "r" * 16,
             "JOBWATCH_CORS_ORIGINS": "https://a.example,https://b.example",
+            "JOBWATCH_ALLOWED_HOSTS": "jobs.example,gpu-box",
+            "JOBWATCH_MAX_JOBS": "5000",
+            "JOBWATCH_MAX_LOG_BYTES": "1000000000",
             "JOBWATCH_RATE_LIMIT": "20",
         }
     )
@@ -27,9 +30,13 @@ def test_a_full_environment_becomes_the_app_settings() -> None:
         "DATABASE": PG,
         "REDIS_URL": "redis://cache:6379/0",
         "REDIS_CHANNEL": "jobwatch:team-a",
-        "WRITE_TOKEN": "w",
-        "READ_TOKEN": "r",
+        "WRITE_TOKEN": "w" * 16,
+        "READ_TOKEN": "r" * 16,
         "CORS_ORIGINS": ("https://a.example", "https://b.example"),
+        "ALLOWED_HOSTS": ("jobs.example", "gpu-box"),
+        "MAX_JOBS": 5000,
+        "MAX_JOB_LOG_BYTES": 1024**3,
+        "MAX_LOG_BYTES": 1_000_000_000,
         "RATE_LIMIT": 20.0,
     }
 
@@ -50,6 +57,13 @@ def test_an_empty_environment_serves_the_default_sqlite_file() -> None:
         ({"JOBWATCH_REDIS_URL": "redis://cache/0"}, "give --database-url postgresql://"),
         ({"JOBWATCH_DATABASE_URL": "mysql://x/y"}, "unsupported database URL"),
         ({"JOBWATCH_READ_TOKEN": "r"}, "JOBWATCH_READ_TOKEN needs JOBWATCH_TOKEN"),
+        ({"JOBWATCH_TOKEN": "short"}, "JOBWATCH_TOKEN must be at least 16 characters"),
+        ({"JOBWATCH_MAX_JOBS": "-1"}, "JOBWATCH_MAX_JOBS must be a whole number"),
+        ({"JOBWATCH_TOKEN": "0123456789abcdef\n"}, "JOBWATCH_TOKEN has whitespace"),
+        (
+            {"JOBWATCH_TOKEN": "0123456789abcdef", "JOBWATCH_READ_TOKEN": " 0123456789abcdef"},
+            "JOBWATCH_READ_TOKEN has whitespace",
+        ),
         (
             {"JOBWATCH_DATABASE_URL": PG, "JOBWATCH_REDIS_URL": "http://cache"},
             "unsupported Redis URL",

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request
+from werkzeug.wsgi import get_input_stream
 
 from jobwatch._version import __version__
-from jobwatch.errors import JobNotFound, ValidationError
+from jobwatch.errors import JobNotFound, PayloadTooLarge, ValidationError
 from jobwatch.protocol import (
     FINISHED_STATUSES,
+    MAX_BODY_BYTES,
     CompleteRequest,
     JobSpec,
     JobsQuery,
@@ -22,7 +24,7 @@ from jobwatch.protocol import (
     parse_query,
     valid_job_id,
 )
-from jobwatch.server import queries
+from jobwatch.server import queries, rules
 from jobwatch.server.alert_rules import alert_to_wire
 from jobwatch.server.rules import job_estimates
 from jobwatch.server.services import Services
@@ -55,13 +57,22 @@ def _services() -> Services:
 
 
 def _body() -> bytes:
-    """The raw JSON body; refuses other content types (400) and more than 1 MiB (413)."""
+    """The raw JSON body; refuses other content types (400) and more than 1 MiB (413),
+    with a ``Content-Length`` or chunked."""
     if not request.is_json:
         raise ValidationError(
             f"Content-Type must be application/json, not {request.content_type or 'none'!r}",
             code="unsupported_media_type",
         )
-    return request.get_data(cache=False)
+    too_large = PayloadTooLarge(f"request body is larger than {MAX_BODY_BYTES} bytes (1 MiB)")
+    if (request.content_length or 0) > MAX_BODY_BYTES:
+        raise too_large
+    # Read one byte past the limit ourselves: Werkzeug cuts a chunked body at
+    # the limit without a word, which would then fail as invalid JSON.
+    data = get_input_stream(request.environ, max_content_length=None).read(MAX_BODY_BYTES + 1)
+    if len(data) > MAX_BODY_BYTES:
+        raise too_large
+    return bytes(data)
 
 
 def _known_job(job_id: str) -> dict[str, Any]:
@@ -138,11 +149,13 @@ def get_job(job_id: str) -> Response:
 def progress(job_id: str) -> Response:
     """The seed's main call; see CONTRACT.md "Progress"."""
     update = parse_body(ProgressUpdate, _body())
-    if not valid_job_id(job_id):
-        raise JobNotFound(f"no job with id {job_id!r}")
     services = _services()
     if services.rate_limit is not None:
-        services.rate_limit.hit(update.worker_id)
+        # Only an update its job would take counts against the worker's allowance.
+        rules.check_writable(_known_job(job_id), update.worker_id)
+        services.rate_limit.hit(update.worker_id, request.remote_addr)
+    elif not valid_job_id(job_id):
+        raise JobNotFound(f"no job with id {job_id!r}")
     reply = services.store.apply_progress(job_id, update)
     return json_response(reply.body)
 

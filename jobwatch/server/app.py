@@ -20,6 +20,7 @@ from jobwatch.server.api import bp as api_bp
 from jobwatch.server.api import json_response
 from jobwatch.server.broker import DEFAULT_CHANNEL, Broker, MemoryBroker
 from jobwatch.server.fleet import FleetFeed
+from jobwatch.server.quotas import DEFAULT_MAX_JOB_LOG_BYTES, DEFAULT_MAX_JOBS, Quotas
 from jobwatch.server.security import AccessPolicy, WorkerRateLimit
 from jobwatch.server.services import Services
 from jobwatch.server.store import Store
@@ -34,17 +35,23 @@ DEFAULTS: dict[str, Any] = {
     "DATABASE": ":memory:",
     "CLOCK": time.time,
     "WS_QUEUE_SIZE": 1024,
+    "WS_QUEUE_BYTES": 8 * 1024 * 1024,
+    "WS_SEND_TIMEOUT": 30.0,
     "WS_PING_INTERVAL": 25.0,
     "MAX_CONTENT_LENGTH": MAX_BODY_BYTES,
     "WRITE_TOKEN": None,
     "READ_TOKEN": None,
     "CORS_ORIGINS": (),
+    "ALLOWED_HOSTS": (),
     "RATE_LIMIT": 0,
     "REDIS_URL": None,
     "REDIS_CHANNEL": DEFAULT_CHANNEL,
     "STALL_AFTER": DEFAULT_STALL_AFTER,
     "STALL_CHECK_INTERVAL": 5.0,
     "ALERT_RULES": (),
+    "MAX_JOBS": DEFAULT_MAX_JOBS,
+    "MAX_JOB_LOG_BYTES": DEFAULT_MAX_JOB_LOG_BYTES,
+    "MAX_LOG_BYTES": 0,
     "WEBHOOK_URL": None,
 }
 """Settings ``create_app`` understands, with their defaults:
@@ -54,8 +61,12 @@ DEFAULTS: dict[str, Any] = {
     for several processes sharing one database).
 ``CLOCK``
     Callable returning server time in seconds since the epoch (tests pass a fake).
-``WS_QUEUE_SIZE``
-    Messages a WebSocket subscriber may have queued unsent before it is dropped.
+``WS_QUEUE_SIZE``, ``WS_QUEUE_BYTES``
+    Messages and bytes (8 MiB) a WebSocket subscriber may have queued unsent
+    before it is dropped.
+``WS_SEND_TIMEOUT``
+    Seconds one WebSocket send may wait for a client that does not read
+    before it is dropped.
 ``WS_PING_INTERVAL``
     Seconds between WebSocket pings that keep idle connections open through proxies.
 ``MAX_CONTENT_LENGTH``
@@ -64,8 +75,12 @@ DEFAULTS: dict[str, Any] = {
     Bearer tokens (see :mod:`jobwatch.server.security`); ``None``: open.
 ``CORS_ORIGINS``
     Browser origins allowed to call the API and open the WebSocket.
+``ALLOWED_HOSTS``
+    Host names a server without a token answers besides loopback ones
+    (``*``: any); see :mod:`jobwatch.server.security`.
 ``RATE_LIMIT``
-    Most progress updates per second per worker (0: no limit); more answer 429.
+    Most progress updates per second per worker and client address (0: no
+    limit); more answer 429.
 ``REDIS_URL``
     ``redis://host:port/db``: fan events out through Redis to every process
     sharing it (:class:`~jobwatch.server.redis_broker.RedisBroker`); ``None``:
@@ -78,6 +93,10 @@ DEFAULTS: dict[str, Any] = {
 ``STALL_CHECK_INTERVAL``
     Seconds between two checks for stalled jobs (0: none; tests call
     ``services.watchdog.check()``).
+``MAX_JOBS``, ``MAX_JOB_LOG_BYTES``, ``MAX_LOG_BYTES``
+    Quotas: jobs stored (100,000), log bytes one job may store (1 GiB), log
+    bytes all jobs may store (0: no limit); past one a write answers 507
+    (:mod:`jobwatch.server.quotas`).
 ``ALERT_RULES``
     ``--alert`` rules such as ``"gpuTemperature>85 for 60s"``.
 ``WEBHOOK_URL``
@@ -101,6 +120,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     Raises
     ------
+    ValueError
+        A token is too short or has surrounding whitespace, or a read token
+        comes without a write token.
     sqlalchemy.exc.OperationalError
         The database cannot be reached.
     jobwatch.server.redis_broker.BrokerUnavailable
@@ -110,13 +132,26 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(DEFAULTS)
     app.config.update(config or {})
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    policy = AccessPolicy(
+        app.config["WRITE_TOKEN"],
+        app.config["READ_TOKEN"],
+        app.config["CORS_ORIGINS"],
+        app.config["ALLOWED_HOSTS"],
+    )
     app.config["SOCK_SERVER_OPTIONS"] = {
         "ping_interval": app.config["WS_PING_INTERVAL"],
         "max_message_size": 64 * 1024,
     }
     alert_on = tuple(parse_rule(text) for text in app.config["ALERT_RULES"])
     webhook = WebhookSender(app.config["WEBHOOK_URL"]) if app.config["WEBHOOK_URL"] else None
-    store = Store(app.config["DATABASE"], clock=app.config["CLOCK"], alert_rules=alert_on)
+    quotas = Quotas(
+        int(app.config["MAX_JOBS"]),
+        int(app.config["MAX_JOB_LOG_BYTES"]),
+        int(app.config["MAX_LOG_BYTES"]),
+    )
+    store = Store(
+        app.config["DATABASE"], clock=app.config["CLOCK"], alert_rules=alert_on, quotas=quotas
+    )
     broker = _broker(app.config["REDIS_URL"], app.config["REDIS_CHANNEL"], store)
     store.set_publisher(_publisher(broker, webhook))
     rate = float(app.config["RATE_LIMIT"] or 0)
@@ -125,6 +160,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         broker=broker,
         clock=app.config["CLOCK"],
         ws_queue_size=int(app.config["WS_QUEUE_SIZE"]),
+        ws_queue_bytes=int(app.config["WS_QUEUE_BYTES"]),
+        send_timeout=float(app.config["WS_SEND_TIMEOUT"]),
         rate_limit=WorkerRateLimit(rate) if rate > 0 else None,
         watchdog=StallWatchdog(
             store, float(app.config["STALL_AFTER"]), float(app.config["STALL_CHECK_INTERVAL"])
@@ -133,9 +170,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         fleet=FleetFeed(store, broker, app.config["CLOCK"]),
     )
     app.extensions["jobwatch"] = services
-    policy = AccessPolicy(
-        app.config["WRITE_TOKEN"], app.config["READ_TOKEN"], app.config["CORS_ORIGINS"]
-    )
     app.before_request(lambda: policy.check(request))
     if app.config["CORS_ORIGINS"]:
         CORS(app, resources={r"/api/*": {"origins": list(app.config["CORS_ORIGINS"])}})

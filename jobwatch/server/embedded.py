@@ -13,6 +13,7 @@ from typing import Any
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from jobwatch.server.app import create_app
+from jobwatch.server.security import is_loopback_host
 from jobwatch.server.services import Services
 
 
@@ -95,7 +96,9 @@ _running: EmbeddedServer | None = None
 _running_lock = threading.Lock()
 
 
-def serve(port: int = 0, db: str = ":memory:", host: str = "127.0.0.1") -> EmbeddedServer:
+def serve(
+    port: int = 0, db: str = ":memory:", host: str = "127.0.0.1", token: str | None = None
+) -> EmbeddedServer:
     """Start the jobwatch server in a background thread of this process (a notebook kernel).
 
     A second call returns the server already running (whatever its arguments),
@@ -108,15 +111,31 @@ def serve(port: int = 0, db: str = ":memory:", host: str = "127.0.0.1") -> Embed
     db:
         ``":memory:"`` (default: gone when the kernel stops), a SQLite path or a SQLAlchemy URL.
     host:
-        Address to listen on (default loopback only).
+        Address to listen on (default loopback only). Any other address needs
+        ``token``: anyone who can reach it could otherwise write to your jobs.
+    token:
+        Bearer token every request but ``/api/health`` then needs (at least 16
+        characters; ``Client``, ``Reporter`` and ``JobMonitor`` take it as
+        ``token=`` or from ``$JOBWATCH_TOKEN``).
 
     Returns
     -------
     EmbeddedServer
         With ``.url``, ``.ws_url`` and ``.stop()``.
+
+    Raises
+    ------
+    ValueError
+        A non-loopback ``host`` without ``token``, or a token that is too
+        short or has whitespace at either end.
     """
     global _running
+    if token is None and not is_loopback_host(host):
+        raise ValueError(
+            f"refusing to listen on {host} without a token: anyone who can reach it could "
+            "write to your jobs; pass token=... (at least 16 characters)"
+        )
     with _running_lock:
         if _running is None or _running.stopped:
-            _running = EmbeddedServer(host, port, config={"DATABASE": db})
+            _running = EmbeddedServer(host, port, config={"DATABASE": db, "WRITE_TOKEN": token})
         return _running

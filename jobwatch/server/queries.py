@@ -6,10 +6,12 @@ returns stored rows; turning them into wire objects is :mod:`wire`'s job.
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Connection, Integer, cast, func, literal, select
+from sqlalchemy import Connection, Integer, cast, func, literal, select, true
 
 from jobwatch.server.alert_rules import alert_to_wire
 from jobwatch.server.schema import (
@@ -27,8 +29,17 @@ Row = dict[str, Any]
 
 RAW_LIMIT = 10_000
 """A window holding more samples than this is downsampled even without ``maxPoints``."""
-REPLAY_PAGE = 1_000
-"""Log lines read per query while replaying."""
+LIST_PAGE_BYTES = 4 * 1024 * 1024
+"""Most bytes of job text in one ``GET /api/jobs`` page (see :func:`list_jobs`)."""
+_LISTED_TEXT = (
+    jobs.c.result,
+    jobs.c.error,
+    jobs.c.name,
+    jobs.c.current_operation,
+    jobs.c.worker_id,
+    jobs.c.provider_id,
+)
+_JOB_OVERHEAD = 400  # bytes of a listed job's JSON besides its text fields
 
 
 def get_job(conn: Connection, job_id: str) -> Row | None:
@@ -40,14 +51,29 @@ def get_job(conn: Connection, job_id: str) -> Row | None:
 def list_jobs(
     conn: Connection, status: str | None, limit: int, offset: int
 ) -> tuple[list[Row], int]:
-    """Jobs newest first, optionally of one status; returns (rows, total)."""
-    query = select(jobs)
-    count = select(func.count()).select_from(jobs)
-    if status is not None:
-        query = query.where(jobs.c.status == status)
-        count = count.where(jobs.c.status == status)
-    query = query.order_by(jobs.c.created_at.desc(), jobs.c.id).limit(limit).offset(offset)
-    rows = [decode_row(r) for r in conn.execute(query).mappings()]
+    """Jobs newest first, optionally of one status; returns (rows, total).
+
+    The page ends early, after at least one job, once its jobs' text (result,
+    error, name, operation, ids) reaches :data:`LIST_PAGE_BYTES`: a result may
+    be up to 1 MiB, and a thousand of them in one answer would hold a
+    gigabyte in memory. Sizes are read first, rows only for the jobs that fit.
+    """
+    where = true() if status is None else jobs.c.status == status
+    order = (jobs.c.created_at.desc(), jobs.c.id)
+    lengths = [func.coalesce(func.length(column), 0) for column in _LISTED_TEXT]
+    size = functools.reduce(operator.add, lengths)
+    sized = select(jobs.c.id, size).where(where).order_by(*order).limit(limit).offset(offset)
+    ids: list[str] = []
+    used = 0
+    for job_id, text_size in conn.execute(sized):
+        used += int(text_size) + _JOB_OVERHEAD
+        if ids and used > LIST_PAGE_BYTES:
+            break
+        ids.append(job_id)
+    columns = [c for c in jobs.c if c.name not in ("progress_event",)]
+    query = select(*columns).where(jobs.c.id.in_(ids)).order_by(*order)
+    rows = [decode_row(r) for r in conn.execute(query).mappings()] if ids else []
+    count = select(func.count()).select_from(jobs).where(where)
     return rows, int(conn.execute(count).scalar_one())
 
 
@@ -215,12 +241,16 @@ def alert_page(conn: Connection, job_id: str, limit: int, offset: int) -> list[R
     return [dict(r) for r in conn.execute(query).mappings()]
 
 
-def alert_events_after(conn: Connection, job_id: str, since: int, up_to: int) -> list[Event]:
-    """``JOB_ALERT`` events with ``since < seq <= up_to``, rebuilt from stored alerts."""
+def alert_events_after(
+    conn: Connection, job_id: str, since: int, up_to: int, limit: int | None = None
+) -> list[Event]:
+    """``JOB_ALERT`` events with ``since < seq <= up_to`` (the first ``limit`` of
+    them, if given), rebuilt from stored alerts in seq order."""
     query = (
         select(alerts)
         .where((alerts.c.job_id == job_id) & (alerts.c.seq > since) & (alerts.c.seq <= up_to))
         .order_by(alerts.c.seq)
+        .limit(limit)
     )
     return [
         Event(job_id, row["seq"], "JOB_ALERT", {"jobId": job_id, "alert": alert_to_wire(dict(row))})
@@ -284,40 +314,42 @@ def recent_logs(conn: Connection, job_id: str, up_to_seq: int, n: int) -> list[R
     return _oldest_first(conn, query)
 
 
-def log_events_after(conn: Connection, job_id: str, since: int, up_to: int) -> Iterator[Event]:
-    """``JOB_LOGS`` events with ``since < seq <= up_to``, rebuilt from stored lines in order.
-
-    Reads :data:`REPLAY_PAGE` lines per query; an event whose lines span two
-    pages is still yielded once, whole.
-    """
-    after_id = 0
-    group: list[Row] = []
-    while True:
-        query = (
-            select(log_lines)
-            .where(
-                (log_lines.c.job_id == job_id)
-                & (log_lines.c.seq > since)
-                & (log_lines.c.seq <= up_to)
-                & (log_lines.c.id > after_id)
-            )
-            .order_by(log_lines.c.id)
-            .limit(REPLAY_PAGE)
+def log_rows_after(
+    conn: Connection, job_id: str, since: int, up_to: int, after_id: int, limit: int
+) -> list[Row]:
+    """Up to ``limit`` stored log lines with ``since < seq <= up_to`` and ``id > after_id``,
+    in id order (one page of a replay)."""
+    query = (
+        select(log_lines)
+        .where(
+            (log_lines.c.job_id == job_id)
+            & (log_lines.c.seq > since)
+            & (log_lines.c.seq <= up_to)
+            & (log_lines.c.id > after_id)
         )
-        rows = [dict(r) for r in conn.execute(query).mappings()]
+        .order_by(log_lines.c.id)
+        .limit(limit)
+    )
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def log_events(job_id: str, pages: Iterator[list[Row]]) -> Iterator[Event]:
+    """``JOB_LOGS`` events rebuilt from pages of stored lines in id order (see
+    :func:`log_rows_after`); an event whose lines span two pages is yielded
+    once, whole."""
+    group: list[Row] = []
+    for rows in pages:
         for row in rows:
             if group and row["seq"] != group[0]["seq"]:
-                yield _logs_event(job_id, group)
+                yield logs_event(job_id, group)
                 group = []
             group.append(row)
-        if len(rows) < REPLAY_PAGE:
-            break
-        after_id = rows[-1]["id"]
     if group:
-        yield _logs_event(job_id, group)
+        yield logs_event(job_id, group)
 
 
-def _logs_event(job_id: str, rows: list[Row]) -> Event:
+def logs_event(job_id: str, rows: list[Row]) -> Event:
+    """One ``JOB_LOGS`` event of stored lines that share a ``seq``."""
     return Event(
         job_id,
         rows[0]["seq"],

@@ -290,6 +290,7 @@ def new_job(job_id: str, spec: JobSpec, now: float) -> Row:
         "n_info": 0,
         "n_warning": 0,
         "n_error": 0,
+        "log_bytes": 0,
     }
 
 

@@ -70,6 +70,7 @@ jobs = Table(
     Column("n_info", BigInteger, nullable=False),
     Column("n_warning", BigInteger, nullable=False),
     Column("n_error", BigInteger, nullable=False),
+    Column("log_bytes", BigInteger, nullable=False, server_default="0", doc="UTF-8 bytes of logs"),
 )
 Index("ix_jobs_created", jobs.c.created_at)
 Index("ix_jobs_status_created", jobs.c.status, jobs.c.created_at)

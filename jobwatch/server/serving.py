@@ -22,8 +22,14 @@ from gunicorn.app.base import BaseApplication
 from jobwatch.server.broker import DEFAULT_CHANNEL
 from jobwatch.server.deployment import redacted
 
+WORKER_CLASS = "jobwatch.server.worker.GuardedGeventWorker"
+"""gunicorn's gevent worker with connection caps and request deadlines."""
 WORKER_CONNECTIONS = 10_000
-"""Most simultaneous connections (HTTP and WebSocket) of the worker."""
+"""Most simultaneous connections (HTTP and WebSocket) of a worker; fewer when its
+open-files limit allows fewer (see :mod:`jobwatch.server.worker`)."""
+HEAD_TIMEOUT = 15
+"""Seconds a connection may take to deliver a complete request head, whether it
+is idle between requests or trickling one in (gunicorn's ``keepalive``)."""
 
 
 class GunicornServer(BaseApplication):  # type: ignore[misc]
@@ -54,12 +60,13 @@ def gunicorn_options(
     return {
         "bind": [bind],
         "workers": workers,
-        "worker_class": "gevent",
+        "worker_class": WORKER_CLASS,
         "worker_connections": WORKER_CONNECTIONS,
         "timeout": 60,
         "graceful_timeout": 10,
-        "keepalive": 75,
+        "keepalive": HEAD_TIMEOUT,
         "accesslog": "-" if access_log else None,
+        "logger_class": "jobwatch.server.accesslog.RedactingLogger",
         "errorlog": "-",
         "loglevel": "warning",
         "proc_name": "jobwatch",

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, create_engine, delete, event, select, text
+from sqlalchemy import Connection, create_engine, delete, event, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
@@ -36,6 +36,8 @@ from jobwatch.errors import (
 from jobwatch.protocol import FINISHED_STATUSES, CompleteRequest, JobSpec, ProgressUpdate
 from jobwatch.server import alert_rules, batch, rules
 from jobwatch.server.alert_rules import AlertRule
+from jobwatch.server.files import prepare_sqlite_file
+from jobwatch.server.quotas import Quotas, StoredTotal, log_bytes
 from jobwatch.server.schema import (
     add_missing_columns,
     alerts,
@@ -96,14 +98,29 @@ class Store:
     alert_rules:
         The ``--alert`` rules checked on every sample
         (:func:`jobwatch.server.alert_rules.parse_rule`).
+    quotas:
+        What the server may store (:class:`~jobwatch.server.quotas.Quotas`);
+        default: its defaults.
+
+    Raises
+    ------
+    jobwatch.server.files.UnsafeDatabasePath
+        A SQLite file in a directory every user may write to.
     """
 
     def __init__(
-        self, url: str, *, clock: Clock = time.time, alert_rules: tuple[AlertRule, ...] = ()
+        self,
+        url: str,
+        *,
+        clock: Clock = time.time,
+        alert_rules: tuple[AlertRule, ...] = (),
+        quotas: Quotas | None = None,
     ) -> None:
         self.url = database_url(url)
         self.clock = clock
         self.alert_rules = alert_rules
+        self.quotas = quotas or Quotas()
+        self._stored = StoredTotal(_stored_log_bytes)
         parsed = make_url(self.url)
         self._memory = parsed.get_backend_name() == "sqlite" and parsed.database in (
             None,
@@ -118,7 +135,7 @@ class Store:
                 connect_args={"check_same_thread": False},
             )
         elif parsed.get_backend_name() == "sqlite":
-            Path(parsed.database or "").parent.mkdir(parents=True, exist_ok=True)
+            prepare_sqlite_file(Path(parsed.database or ""))  # 0600, in a directory not /tmp
             self.engine = create_engine(
                 self.url, connect_args={"check_same_thread": False, "timeout": 30}
             )
@@ -204,6 +221,7 @@ class Store:
             now = self.clock()
             existing = batch.lock_job(conn, target)
             if existing is None:
+                self.quotas.check_new_job(_job_count(conn))
                 row = rules.new_job(target, spec, now)
                 batch.insert_job(conn, row)
                 return (row, True), []
@@ -234,6 +252,11 @@ class Store:
             outcome = rules.apply_progress(
                 job, update, self.clock(), applied_reply=applied, alert_on=self.alert_rules
             )
+            added = log_bytes(update) if outcome.log_rows else 0
+            if added:
+                self.quotas.check_logs(job_id, job["log_bytes"], added, self._stored.get(conn))
+                outcome.changes["log_bytes"] = job["log_bytes"] + added
+                self._stored.add(added)
             if outcome.sample is not None:
                 batch.insert_sample(
                     conn, {**outcome.sample, "gpus": encode_json(outcome.sample["gpus"])}
@@ -328,9 +351,19 @@ class Store:
             conn.execute(delete(scalars).where(scalars.c.job_id.in_(old)))
             conn.execute(delete(alerts).where(alerts.c.job_id.in_(old)))
             n_jobs = conn.execute(delete(jobs).where(jobs.c.id.in_(old))).rowcount
+            self._stored.forget()
             return {"jobs": n_jobs, "samples": n_samples, "logLines": n_logs}, []
 
         return self._submit(op)
+
+
+def _stored_log_bytes(conn: Connection) -> int:
+    total = conn.execute(select(func.coalesce(func.sum(jobs.c.log_bytes), 0)))
+    return int(total.scalar_one())
+
+
+def _job_count(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(jobs)).scalar_one())
 
 
 def _require_job(conn: Connection, job_id: str) -> Row:

@@ -2,20 +2,25 @@
 
 Each connection has two threads besides simple-websocket's reader: the route
 thread reads client messages, and a sender thread is the only one that writes
-to the socket. Everything to send goes through one bounded outbox, so the
-broker's ``deliver`` is an append and a slow subscriber never delays a worker
-or another subscriber. When the outbox is full the subscriber is disconnected
-with close code 1008 and a reason; it can reconnect and resume with ``since``.
+to the socket. Everything to send goes through one outbox bounded in messages
+and in bytes, so the broker's ``deliver`` is an append and a slow subscriber
+never delays a worker or another subscriber. When the outbox is full the
+subscriber is disconnected with close code 1008 and a reason; it can
+reconnect and resume with ``since``. A replay is read from the store a page
+at a time as it is sent, and a client that stops reading is dropped once one
+send has waited ``send_timeout`` seconds (see :class:`~jobwatch.server.services.Services`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +36,7 @@ from jobwatch.protocol import (
 )
 from jobwatch.server import queries
 from jobwatch.server.fleet import FLEET
+from jobwatch.server.replay import replay
 from jobwatch.server.rules import completed_event
 from jobwatch.server.services import Services
 from jobwatch.server.wire import Event, dumps
@@ -78,6 +84,8 @@ class Session:
         self.services = services
         self._cond = threading.Condition()
         self._outbox: deque[tuple[Any, ...]] = deque()
+        self._queued_bytes = 0
+        self._send_started: float | None = None
         self._closing = False
         self._subscriptions: dict[str, _Subscription] = {}
         self._sender = threading.Thread(
@@ -203,45 +211,70 @@ class Session:
         self._put(("send", dumps(body)))
 
     def _put(self, item: tuple[Any, ...]) -> None:
+        size = _size(item)
         with self._cond:
             if self._closing:
                 return
             if len(self._outbox) >= self.services.ws_queue_size:
-                self._overflow()
+                self._overflow(f"{self.services.ws_queue_size} messages queued unsent")
+                return
+            if self._queued_bytes + size > self.services.ws_queue_bytes:
+                self._overflow(f"more than {self.services.ws_queue_bytes} bytes queued unsent")
                 return
             self._outbox.append(item)
+            self._queued_bytes += size
             self._cond.notify()
 
-    def _overflow(self) -> None:
+    def _overflow(self, what: str) -> None:
         """Drop the backlog and close: called with the lock held."""
-        size = self.services.ws_queue_size
-        reason = f"subscriber too slow: {size} messages queued unsent; reconnect with since"
+        reason = f"subscriber too slow: {what}; reconnect with since"
         log.warning("disconnecting a WebSocket subscriber: %s", reason)
-        self._closing = True
-        self._outbox.clear()
-        self._outbox.append(("close", POLICY_VIOLATION, reason))
-        self._cond.notify()
+        self._close_now(reason)
         timer = threading.Timer(FORCE_CLOSE_AFTER, self._cut)
         timer.daemon = True
         timer.start()
+
+    def _close_now(self, reason: str) -> None:
+        """Drop the backlog and queue the close frame: called with the lock held."""
+        self._closing = True
+        self._outbox.clear()
+        self._queued_bytes = 0
+        self._outbox.append(("close", POLICY_VIOLATION, reason))
+        self._cond.notify()
+
+    def stalled(self, now: float) -> bool:
+        """Whether one send has waited more than ``send_timeout`` seconds for the
+        client to read (``now``: ``time.monotonic()``)."""
+        started = self._send_started
+        return started is not None and now - started > self.services.send_timeout
+
+    def drop_stalled(self) -> None:
+        """Disconnect a client that stopped reading (called by the services' watchdog)."""
+        timeout = self.services.send_timeout
+        log.warning("disconnecting a WebSocket client that read nothing for %g s", timeout)
+        with self._cond:
+            self._close_now(f"client stopped reading for {timeout:g} s; reconnect with since")
+        self._cut()
 
     def shutdown(self) -> None:
         """Close the connection because the server stops (close code 1001, going away)."""
         with self._cond:
             self._closing = True
             self._outbox.clear()
+            self._queued_bytes = 0
             self._outbox.append(("close", GOING_AWAY, "server shutting down"))
             self._cond.notify()
         self._sender.join(1.0)
         self._cut()
 
     def _cut(self) -> None:
-        """Unblock a sender stuck writing to a peer that stopped reading."""
-        if self.ws.connected or self._sender.is_alive():
-            sock: socket.socket | None = getattr(self.ws, "sock", None)
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
+        """Cut the connection under a peer that stopped reading: this unblocks a
+        sender stuck writing, and a route thread still waiting for the reply to
+        a close frame that fitted in the socket's buffer but was never read."""
+        sock: socket.socket | None = getattr(self.ws, "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     # -- sender thread ---------------------------------------------------
 
@@ -255,6 +288,7 @@ class Session:
                             break
                         self._cond.wait(wait)
                     item = self._outbox.popleft() if self._outbox else ("gaps",)
+                    self._queued_bytes -= _size(item)
                 kind = item[0]
                 if kind == "stop":
                     return
@@ -262,7 +296,7 @@ class Session:
                     self.ws.close(reason=item[1], message=item[2])
                     return
                 if kind == "send":
-                    self.ws.send(item[1].decode())  # str: a text frame, as JSON.parse expects
+                    self._send(item[1])
                 elif kind == "event":
                     self._send_event(item[1], item[2], item[3])
                 elif kind == "subscribed":
@@ -279,6 +313,16 @@ class Session:
             with self._cond:
                 self._closing = True
                 self._outbox.clear()
+                self._queued_bytes = 0
+
+    def _send(self, message: bytes) -> None:
+        """Send one JSON message as a text frame (as ``JSON.parse`` expects), timed
+        for the watchdog."""
+        self._send_started = time.monotonic()
+        try:
+            self.ws.send(message.decode())
+        finally:
+            self._send_started = None
 
     def _send_event(self, job_id: str, seq: int, message: bytes) -> None:
         subscription = self._subscriptions.get(job_id)
@@ -291,7 +335,7 @@ class Session:
     def _drain(self, subscription: _Subscription) -> None:
         """Send the held events that continue the sequence; time any gap left."""
         while (message := subscription.held.pop(subscription.last_sent + 1, None)) is not None:
-            self.ws.send(message.decode())
+            self._send(message)
             subscription.last_sent += 1
         for seq in [s for s in subscription.held if s <= subscription.last_sent]:
             del subscription.held[seq]
@@ -299,7 +343,11 @@ class Session:
             subscription.gap_since = None
         elif subscription.gap_since is None:
             subscription.gap_since = time.monotonic()
-        if len(subscription.held) >= self.services.ws_queue_size:
+        held = subscription.held
+        if (
+            len(held) >= self.services.ws_queue_size
+            or sum(map(len, held.values())) > self.services.ws_queue_bytes
+        ):
             self._fill(subscription)
 
     def _gap_wait(self) -> float | None:
@@ -333,7 +381,6 @@ class Session:
         try:
             with self.services.store.read() as conn:
                 job = queries.get_job(conn, subscription.job_id)
-            replay = [] if job is None else self._replay(job, subscription.last_sent, job["seq"])
         except StoreUnavailable:
             subscription.gap_since = time.monotonic()  # try again in GAP_WAIT seconds
             return
@@ -342,14 +389,29 @@ class Session:
             subscription.held.clear()
             return
         upto = int(job["seq"])
-        merged = {e.seq: e.message() for e in replay}
-        for seq in [s for s in subscription.held if s <= upto]:
-            merged.setdefault(seq, subscription.held.pop(seq))
-        for seq in sorted(merged):
-            if seq > subscription.last_sent:
-                self.ws.send(merged[seq].decode())
+        held = sorted(s for s in subscription.held if s <= upto)
+        try:
+            for event in replay(
+                self.services.store, job, subscription.last_sent, upto, self.services.clock()
+            ):
+                while held and held[0] < event.seq:
+                    self._send_held(subscription, held.pop(0))
+                subscription.held.pop(event.seq, None)
+                self._send(event.message())
+                subscription.last_sent = event.seq
+        except StoreUnavailable:
+            subscription.gap_since = time.monotonic()
+            return
+        for seq in held:
+            self._send_held(subscription, seq)
         subscription.last_sent = max(subscription.last_sent, upto)
         self._drain(subscription)
+
+    def _send_held(self, subscription: _Subscription, seq: int) -> None:
+        message = subscription.held.pop(seq, None)
+        if message is not None and seq > subscription.last_sent:
+            self._send(message)
+            subscription.last_sent = seq
 
     def _start_subscription(
         self, subscription: _Subscription, job: dict[str, Any], since: int | None
@@ -357,22 +419,31 @@ class Session:
         if self._subscriptions.get(subscription.job_id) is not subscription:
             return  # unsubscribed or subscribed again meanwhile
         upto = int(job["seq"])
+        events: Iterator[Event] = iter(())
+        if since is not None:
+            events = replay(self.services.store, job, since, upto, self.services.clock())
         try:
-            replay = [] if since is None else self._replay(job, since, upto)
+            # The first page is read before the answer: a store that is down
+            # refuses the subscription rather than breaking it off.
+            first = next(events, None)
         except StoreUnavailable as exc:
             self._refuse(subscription.job_id, exc)
             return
-        self.ws.send(
-            dumps(
-                {"type": "subscribed", "subscriptionId": subscription.job_id, "seq": upto}
-            ).decode()
+        self._send(
+            dumps({"type": "subscribed", "subscriptionId": subscription.job_id, "seq": upto})
         )
-        for event in replay:
-            self.ws.send(event.message().decode())
-        if job["completed_seq"] is not None and not any(e.type == "JOB_COMPLETED" for e in replay):
+        completed = False
+        try:
+            for event in itertools.chain([] if first is None else [first], events):
+                self._send(event.message())
+                completed = completed or event.type == "JOB_COMPLETED"
+        except StoreUnavailable as exc:
+            self._refuse(subscription.job_id, exc)
+            return
+        if job["completed_seq"] is not None and not completed:
             # A finished job ends every subscription with its completion, even
             # when ``since`` already covers it (or lies beyond: a restored backup).
-            self.ws.send(completed_event(job, self.services.clock()).message().decode())
+            self._send(completed_event(job, self.services.clock()).message())
         subscription.last_sent = upto
         subscription.acked = True
         if subscription.needs_fill:
@@ -381,21 +452,14 @@ class Session:
         else:
             self._drain(subscription)
 
-    def _replay(self, job: dict[str, Any], since: int, upto: int) -> list[Event]:
-        """What a client that has seen events up to ``since`` missed, in seq order:
-        the newest progress, every log line and alert, the completion."""
-        events: list[Event] = []
-        progress_seq = job["progress_seq"]
-        if progress_seq is not None and since < progress_seq <= upto:
-            events.append(Event(job["id"], progress_seq, "JOB_PROGRESS", job["progress_event"]))
-        with self.services.store.read() as conn:
-            events.extend(queries.log_events_after(conn, job["id"], since, upto))
-            events.extend(queries.alert_events_after(conn, job["id"], since, upto))
-        completed_seq = job["completed_seq"]
-        if completed_seq is not None and since < completed_seq <= upto:
-            events.append(completed_event(job, self.services.clock()))
-        events.sort(key=lambda e: e.seq)
-        return events
+
+def _size(item: tuple[Any, ...]) -> int:
+    """Bytes an outbox item holds (its message), for the outbox's byte bound."""
+    if item[0] == "event":
+        return len(item[3])
+    if item[0] == "send":
+        return len(item[1])
+    return 0
 
 
 def _error_body(exc: APIError) -> dict[str, Any]:

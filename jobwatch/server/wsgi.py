@@ -11,11 +11,21 @@ builds the app in each worker from environment variables, the same settings
                                processes (needs PostgreSQL)
 ``JOBWATCH_REDIS_CHANNEL``     pub/sub channel, one per deployment
                                (default ``jobwatch:events``)
-``JOBWATCH_TOKEN``             bearer token for writes (and reads)
+``JOBWATCH_TOKEN``             bearer token for writes (and reads), at least
+                               16 characters
 ``JOBWATCH_READ_TOKEN``        read-only bearer token for viewers
 ``JOBWATCH_CORS_ORIGINS``      comma-separated browser origins
+``JOBWATCH_ALLOWED_HOSTS``     comma-separated host names a server without a
+                               token answers besides loopback ones
 ``JOBWATCH_RATE_LIMIT``        most progress updates per second per worker
+                               and client address
+``JOBWATCH_MAX_JOBS``          quota: jobs stored (default 100,000; 0: none)
+``JOBWATCH_MAX_JOB_LOG_BYTES`` quota: log bytes one job may store (1 GiB)
+``JOBWATCH_MAX_LOG_BYTES``     quota: log bytes all jobs may store (0: none)
 =============================  =================================================
+
+The worker class (:mod:`jobwatch.server.worker`) reads two more:
+``JOBWATCH_MAX_CONNECTIONS_PER_ADDRESS`` and ``JOBWATCH_MAX_CONNECTIONS``.
 """
 
 from __future__ import annotations
@@ -26,6 +36,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from jobwatch.server.deployment import missing_packages, settings_problem
+from jobwatch.server.quotas import DEFAULT_MAX_JOB_LOG_BYTES, DEFAULT_MAX_JOBS
+from jobwatch.server.security import token_problem
 
 
 class SettingsError(ValueError):
@@ -61,17 +73,35 @@ def config_from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     read_token = env.get("JOBWATCH_READ_TOKEN") or None
     if read_token and not token:
         raise SettingsError("JOBWATCH_READ_TOKEN needs JOBWATCH_TOKEN too (else writes are open)")
+    problem = token_problem("JOBWATCH_TOKEN", token) or token_problem(
+        "JOBWATCH_READ_TOKEN", read_token
+    )
+    if problem:
+        raise SettingsError(problem)
     config: dict[str, Any] = {
         "DATABASE": database,
         "REDIS_URL": redis_url,
         "WRITE_TOKEN": token,
         "READ_TOKEN": read_token,
         "CORS_ORIGINS": tuple(o for o in env.get("JOBWATCH_CORS_ORIGINS", "").split(",") if o),
+        "ALLOWED_HOSTS": tuple(h for h in env.get("JOBWATCH_ALLOWED_HOSTS", "").split(",") if h),
+        "MAX_JOBS": _quota(env, "JOBWATCH_MAX_JOBS", DEFAULT_MAX_JOBS),
+        "MAX_JOB_LOG_BYTES": _quota(env, "JOBWATCH_MAX_JOB_LOG_BYTES", DEFAULT_MAX_JOB_LOG_BYTES),
+        "MAX_LOG_BYTES": _quota(env, "JOBWATCH_MAX_LOG_BYTES", 0),
         "RATE_LIMIT": rate,
     }
     if env.get("JOBWATCH_REDIS_CHANNEL"):
         config["REDIS_CHANNEL"] = env["JOBWATCH_REDIS_CHANNEL"]
     return config
+
+
+def _quota(env: Mapping[str, str], name: str, default: int) -> int:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit():
+        raise SettingsError(f"{name} must be a whole number >= 0 (0: no limit), got {text!r}")
+    return int(text)
 
 
 def app_from_env() -> Any:

@@ -9,10 +9,11 @@ changed, and the log view sends only new lines.
 
 from __future__ import annotations
 
-import html
 import json
 from collections.abc import Callable
 from typing import Any
+
+from markupsafe import Markup
 
 from jobwatch.formatting import (
     format_cost,
@@ -148,24 +149,24 @@ class MonitorView:
         )
         self.banner.value = _banner(state)
         c_colour, c_text = CONNECTION_STYLE.get(connection, ("#6b7280", connection))
-        self.connection.value = f'<span style="color:{c_colour}">● {html.escape(c_text)}</span>'
+        self.connection.value = _html('<span style="color:{}">● {}</span>', c_colour, c_text)
         progress = float(job.get("progress") or 0.0)
         self.progress.value = progress
         self.progress.bar_style = bar
-        self.percent.value = f"<b>{format_percent(progress)}</b>"
+        self.percent.value = _html("<b>{}</b>", format_percent(progress))
         if connection == "waiting":
-            self.operation.value = (
-                f"waiting for job <code>{html.escape(str(job.get('id', '')))}</code>:"
-                " it shows here as soon as it is created"
+            self.operation.value = _html(
+                "waiting for job <code>{}</code>: it shows here as soon as it is created",
+                job.get("id", ""),
             )
         else:
-            self.operation.value = html.escape(job.get("currentOperation") or "")
-        self.elapsed.value = f"elapsed <b>{format_duration(state.elapsed)}</b>"
-        self.eta.value = f"time remaining <b>{format_duration(state.time_remaining)}</b>"
-        currency = html.escape(state.currency)
-        self.cost.value = (
-            f"cost <b>{format_cost(state.cost_so_far, currency)}</b>"
-            f" of est. <b>{format_cost(state.estimated_total_cost, currency)}</b>"
+            self.operation.value = _html("{}", job.get("currentOperation") or "")
+        self.elapsed.value = _html("elapsed <b>{}</b>", format_duration(state.elapsed))
+        self.eta.value = _html("time remaining <b>{}</b>", format_duration(state.time_remaining))
+        self.cost.value = _html(
+            "cost <b>{}</b> of est. <b>{}</b>",
+            format_cost(state.cost_so_far, state.currency),
+            format_cost(state.estimated_total_cost, state.currency),
         )
         self.gpu.value = _latest_gpu(state)
         self.final.value = _final(job) if state.finished else ""
@@ -214,20 +215,33 @@ class MonitorView:
         self.range.close()
 
 
+def _html(template: str, *values: Any) -> str:
+    """``template`` with each ``{}`` filled by a value, HTML-escaped (markupsafe).
+
+    Every HTML widget's value is built here, so no text from a server or a job
+    (names, statuses, currencies, operations, results, errors, alerts) reaches
+    the page unescaped; a value is inserted as HTML only if it is already
+    :class:`markupsafe.Markup`.
+    """
+    return str(Markup(template).format(*values))
+
+
 def _title(job: dict[str, Any]) -> str:
     """The name in bold and the id in code; the id alone (in bold) when the job has no
     other name."""
-    job_id = html.escape(str(job.get("id", "")))
+    job_id = job.get("id", "")
     name = job.get("name")
-    if not name or name == job.get("id"):
-        return f"<b><code>{job_id}</code></b>"
-    return f"<b>{html.escape(str(name))}</b> <code>{job_id}</code>"
+    if not name or name == job_id:
+        return _html("<b><code>{}</code></b>", job_id)
+    return _html("<b>{}</b> <code>{}</code>", name, job_id)
 
 
 def _badge(text: str, colour: str) -> str:
-    return (
-        f'<span class="jobwatch-badge" style="background:{colour};color:white;'
-        f'padding:1px 8px;border-radius:9px;font-size:12px">{html.escape(text)}</span>'
+    return _html(
+        '<span class="jobwatch-badge" style="background:{};color:white;'
+        'padding:1px 8px;border-radius:9px;font-size:12px">{}</span>',
+        colour,
+        text,
     )
 
 
@@ -238,12 +252,17 @@ def _latest_gpu(state: MonitorState) -> str:
     flat = latest.flat
     # With several GPUs the flat fields aggregate them (CONTRACT.md): say how.
     mean, total, hottest = (" mean", " total", " hottest") if len(latest.gpus) > 1 else ("", "", "")
-    return (
-        f"GPU <b>{format_metric(flat['gpuUtilization'], '%')}</b>{mean}"
-        f" · memory <b>{format_memory(flat['gpuMemoryUsed'], flat['gpuMemoryTotal'])}</b>{total}"
-        f" · <b>{format_metric(flat['gpuTemperature'], '°C')}</b>{hottest}"
-        f" · <b>{format_metric(flat['powerUsage'], ' W')}</b>{total}"
-        f"{f' ({len(latest.gpus)} GPUs)' if len(latest.gpus) > 1 else ''}"
+    return _html(
+        "GPU <b>{}</b>{} · memory <b>{}</b>{} · <b>{}</b>{} · <b>{}</b>{}{}",
+        format_metric(flat["gpuUtilization"], "%"),
+        mean,
+        format_memory(flat["gpuMemoryUsed"], flat["gpuMemoryTotal"]),
+        total,
+        format_metric(flat["gpuTemperature"], "°C"),
+        hottest,
+        format_metric(flat["powerUsage"], " W"),
+        total,
+        f" ({len(latest.gpus)} GPUs)" if len(latest.gpus) > 1 else "",
     )
 
 
@@ -257,12 +276,16 @@ def _banner(state: MonitorState) -> str:
         return ""
     alert = state.alerts[-1]
     colour = ALERT_COLOURS.get(str(alert.get("level")), ALERT_COLOURS["warning"])
-    text = f": {html.escape(str(alert['text']))}" if alert.get("text") else ""
+    text = f": {alert['text']}" if alert.get("text") else ""
     count = int(state.job.get("alerts") or len(state.alerts))
     more = f" ({count} alerts)" if count > 1 else ""
-    return (
-        f'<div style="border-left:4px solid {colour};padding:2px 8px;color:{colour}">'
-        f"⚠ <b>{html.escape(str(alert['title']))}</b>{text}{more}</div>"
+    return _html(
+        '<div style="border-left:4px solid {};padding:2px 8px;color:{}">⚠ <b>{}</b>{}{}</div>',
+        colour,
+        colour,
+        alert["title"],
+        text,
+        more,
     )
 
 
@@ -275,13 +298,16 @@ def _final(job: dict[str, Any]) -> str:
         shown = (
             ""
             if result is None
-            else f" — result: <code>{html.escape(json.dumps(result, indent=1)[:2000])}</code>"
+            else _html(" — result: <code>{}</code>", json.dumps(result, indent=1)[:2000])
         )
-        return (
-            f'<div class="jobwatch-result" style="color:{colour}">✔ <b>completed</b>{shown}</div>'
+        return _html(
+            '<div class="jobwatch-result" style="color:{}">✔ <b>completed</b>{}</div>',
+            colour,
+            Markup(shown),
         )
-    error = html.escape(str(job.get("error") or "no error message"))
-    return (
-        f'<div class="jobwatch-error" style="color:{colour}">✘ <b>{html.escape(status)}</b>:'
-        f" <code>{error}</code></div>"
+    return _html(
+        '<div class="jobwatch-error" style="color:{}">✘ <b>{}</b>: <code>{}</code></div>',
+        colour,
+        status,
+        job.get("error") or "no error message",
     )

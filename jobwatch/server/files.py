@@ -1,0 +1,55 @@
+"""The SQLite database file: readable by its owner only, in a directory others cannot write.
+
+The file holds every job's logs, results and errors. Created 0644 it would be
+readable by every local user; in a world-writable directory (``/tmp``) any
+local user could put a file or a link in its place before the server starts.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+SQLITE_SUFFIXES = ("", "-wal", "-shm", "-journal")
+"""The database file and the files SQLite keeps beside it."""
+
+
+class UnsafeDatabasePath(ValueError):
+    """The database would live in a directory that other users may write to."""
+
+
+def directory_problem(path: Path) -> str | None:
+    """Why ``path``'s directory (if it exists) is no place for a database, or ``None``."""
+    directory = path.parent
+    if directory.is_dir() and directory.stat().st_mode & stat.S_IWOTH:
+        return (
+            f"refusing to keep the database in {directory}: every user may write to that "
+            "directory, so another user could replace the file; choose a directory of your own"
+        )
+    return None
+
+
+def prepare_sqlite_file(path: Path) -> None:
+    """Make ``path``'s directory (mode 0700 when new) and the file (mode 0600), or
+    tighten an existing file and its ``-wal``/``-shm`` companions to 0600.
+
+    SQLite creates its ``-wal`` and ``-shm`` files with the database file's
+    mode, so they follow.
+
+    Raises
+    ------
+    UnsafeDatabasePath
+        The directory is writable by every user (``/tmp``, say).
+    OSError
+        The directory or file cannot be created.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    problem = directory_problem(path)
+    if problem:
+        raise UnsafeDatabasePath(problem)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for suffix in SQLITE_SUFFIXES:
+        companion = Path(f"{path}{suffix}")
+        if companion.exists() and companion.stat().st_mode & 0o077:
+            companion.chmod(0o600)

@@ -1,0 +1,144 @@
+"""Memory is bounded by bytes, whatever clients ask: replays are read a page at a
+time, a subscriber's outbox holds a bounded number of bytes, a client that stops
+reading is dropped, and a list page stops at a byte budget.
+
+(The figures, RSS through the attacks, are measured in ``benchmarks/memory.py``.)
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from typing import Any
+
+import pytest
+import requests
+import websocket
+
+from jobwatch.server import EmbeddedServer, queries, replay
+from jobwatch.server.queries import LIST_PAGE_BYTES
+
+LINE = "x" * 16_000
+
+
+def _post_logs(url: str, job: str, n_posts: int, lines: int = 30) -> None:
+    with requests.Session() as session:
+        for i in range(n_posts):
+            body = {
+                "workerId": "w",
+                "progress": min(100, i),
+                "logLines": [{"level": "info", "message": LINE} for _ in range(lines)],
+            }
+            session.post(f"{url}/api/jobs/{job}/progress", json=body, timeout=30).raise_for_status()
+
+
+def _sluggish(ws_url: str) -> websocket.WebSocket:
+    """A WebSocket that reads as little as the kernel lets it (a small receive buffer)."""
+    ws = websocket.WebSocket(sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)])
+    ws.connect(ws_url, timeout=10)
+    return ws
+
+
+def _wait(predicate: Any, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_replay_reads_the_store_a_page_at_a_time(server: EmbeddedServer, monkeypatch) -> None:
+    requests.put(f"{server.url}/api/jobs/paged", json={}, timeout=5)
+    _post_logs(server.url, "paged", 5, lines=4)
+    monkeypatch.setattr(replay, "REPLAY_PAGE", 3)  # events of 4 lines span pages
+    reads: list[int] = []
+    original = queries.log_rows_after
+
+    def counting(*args: Any) -> Any:
+        reads.append(1)
+        return original(*args)
+
+    monkeypatch.setattr(queries, "log_rows_after", counting)
+    with server.services.store.read() as conn:
+        job = queries.get_job(conn, "paged")
+    assert job is not None
+    events = replay.replay(server.services.store, job, 0, job["seq"], time.time())
+    first = next(events)
+    assert len(reads) <= 2  # the first event (4 lines) needed two pages, not all seven
+    rest = list(events)
+    seqs = [first.seq, *(e.seq for e in rest)]
+    assert seqs == sorted(seqs)
+    logs = [e for e in [first, *rest] if e.type == "JOB_LOGS"]
+    assert [len(e.data["logs"]) for e in logs] == [4] * 5  # each event whole
+    assert [e.type for e in [first, *rest]].count("JOB_PROGRESS") == 1
+    assert len(reads) == 7
+
+
+def test_a_replay_streams_in_order_over_the_socket(server: EmbeddedServer, monkeypatch) -> None:
+    monkeypatch.setattr(replay, "REPLAY_PAGE", 5)
+    requests.put(f"{server.url}/api/jobs/streamed", json={}, timeout=5)
+    _post_logs(server.url, "streamed", 6, lines=3)
+    ws = websocket.create_connection(server.ws_url, timeout=10)
+    ws.send(json.dumps({"type": "subscribe:job", "subscriptionId": "streamed", "since": 0}))
+    assert json.loads(ws.recv())["type"] == "subscribed"
+    messages = [json.loads(ws.recv()) for _ in range(7)]  # 6 log events + the newest progress
+    ws.close()
+    assert [m["seq"] for m in messages] == sorted(m["seq"] for m in messages)
+    assert sum(len(m["data"].get("logs", [])) for m in messages) == 18
+
+
+@pytest.fixture
+def tight(clock: Any) -> Any:
+    config = {"CLOCK": clock, "WS_SEND_TIMEOUT": 1.0, "WS_QUEUE_BYTES": 256 * 1024}
+    with EmbeddedServer(config=config) as server:
+        yield server
+
+
+def test_a_client_that_stops_reading_a_replay_is_dropped(tight: EmbeddedServer) -> None:
+    requests.put(f"{tight.url}/api/jobs/bomb", json={}, timeout=5)
+    _post_logs(tight.url, "bomb", 40)  # 19 MB of log lines
+    ws = _sluggish(tight.ws_url)
+    ws.send(json.dumps({"type": "subscribe:job", "subscriptionId": "bomb", "since": 0}))
+    # never reads: the replay's sends block, and the watchdog drops the client
+    assert _wait(lambda: tight.services.broker.subscriber_count("bomb") == 0)
+    ws.close()
+    assert requests.get(f"{tight.url}/api/jobs/bomb/monitor", timeout=5).status_code == 200
+
+
+def test_a_slow_subscribers_outbox_is_bounded_in_bytes(clock: Any) -> None:
+    config = {"CLOCK": clock, "WS_SEND_TIMEOUT": 3600.0, "WS_QUEUE_BYTES": 256 * 1024}
+    with EmbeddedServer(config=config) as server:
+        requests.put(f"{server.url}/api/jobs/big", json={}, timeout=5)
+        ws = _sluggish(server.ws_url)
+        ws.send(json.dumps({"type": "subscribe:job", "subscriptionId": "big"}))
+        assert _wait(lambda: server.services.broker.subscriber_count("big") == 1)
+        # 40 events of ~480 KB, far fewer than WS_QUEUE_SIZE (1,024) messages
+        _post_logs(server.url, "big", 40)
+        assert _wait(lambda: server.services.broker.subscriber_count("big") == 0)
+        ws.close()
+
+
+def test_a_list_page_stops_at_its_byte_budget(server: EmbeddedServer) -> None:
+    result = "r" * 1_000_000
+    n = 2 + LIST_PAGE_BYTES // len(result)
+    with requests.Session() as session:
+        for i in range(n):
+            session.put(f"{server.url}/api/jobs/big-{i}", json={}, timeout=5)
+            session.post(
+                f"{server.url}/api/jobs/big-{i}/complete",
+                json={"workerId": "w", "result": result},
+                timeout=30,
+            ).raise_for_status()
+        seen: list[str] = []
+        while True:
+            answer = session.get(f"{server.url}/api/jobs?limit=1000&offset={len(seen)}", timeout=30)
+            page = answer.json()
+            assert len(answer.content) <= LIST_PAGE_BYTES + 1_000_000
+            if not page["jobs"]:
+                break
+            assert page["total"] == n
+            seen += [job["id"] for job in page["jobs"]]
+            assert all(job["result"] == result for job in page["jobs"])  # jobs stay whole
+        assert sorted(seen) == sorted(f"big-{i}" for i in range(n))

@@ -1,0 +1,197 @@
+"""``jobwatch serve``'s worker against slow, idle and greedy clients (real gunicorn, real sockets).
+
+Each server here runs with short deadlines and small caps set through the
+worker's environment variables, so the tests stay fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+import websocket
+
+from jobwatch.protocol import MAX_BODY_BYTES
+from jobwatch.server.process import ServerProcess, serve_command
+
+pytestmark = pytest.mark.slow
+
+TOKEN = "0123456789abcdef-token"
+
+
+def _serve(tmp_path, *extra: str, **env: str) -> ServerProcess:
+    return ServerProcess(serve_command(tmp_path / "db", *extra), env=env)
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory) -> Iterator[ServerProcess]:
+    env = {
+        "JOBWATCH_MAX_CONNECTIONS_PER_ADDRESS": "4",
+        "JOBWATCH_HEAD_TIMEOUT": "1",
+        "JOBWATCH_BODY_TIMEOUT": "1",
+    }
+    with _serve(tmp_path_factory.mktemp("guarded"), **env) as server:
+        yield server
+
+
+def _address(server: ServerProcess) -> tuple[str, int]:
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    return host, int(port)
+
+
+def _connect(server: ServerProcess, source: str = "127.0.0.1") -> socket.socket:
+    sock = socket.create_connection(_address(server), timeout=10, source_address=(source, 0))
+    return sock
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    """Everything until the server closes; a timeout (10 s) fails the test."""
+    data = b""
+    with contextlib.suppress(ConnectionResetError):
+        while chunk := sock.recv(65536):
+            data += chunk
+    return data
+
+
+def _error(response: bytes) -> tuple[int, str]:
+    head, _, body = response.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)["error"]["code"]
+
+
+def test_one_address_cannot_hold_more_than_its_share(guarded) -> None:
+    held = [_connect(guarded, "127.0.0.2") for _ in range(4)]
+    try:
+        for sock in held:  # each is being served (a request answered on it)
+            sock.sendall(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        extra = _connect(guarded, "127.0.0.2")
+        assert _error(_read_all(extra)) == (429, "too_many_connections")
+        assert requests.get(f"{guarded.url}/api/health", timeout=5).status_code == 200
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def test_a_request_head_that_trickles_in_is_cut_off(guarded) -> None:
+    sock = _connect(guarded, "127.0.0.3")
+    sock.sendall(b"GET /api/health HTTP/1.1\r\n")
+    closed = False
+    for _ in range(40):  # one header line every 0.25 s, 10 s at most
+        try:
+            sock.sendall(b"X-Slow: 1\r\n")
+            sock.settimeout(0.25)
+            closed = sock.recv(1) == b""
+        except TimeoutError:
+            continue
+        except OSError:
+            closed = True
+        if closed:
+            break
+    sock.close()
+    assert closed, "the server kept a trickling request head open"
+
+
+def test_an_idle_connection_is_closed(guarded) -> None:
+    sock = _connect(guarded, "127.0.0.3")
+    assert _read_all(sock) == b""  # closed by the server, not by our 10 s timeout
+    sock.close()
+
+
+def test_a_body_that_stops_answers_408(guarded) -> None:
+    sock = _connect(guarded, "127.0.0.4")
+    sock.sendall(
+        b"POST /api/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 100\r\n\r\n{"name": '
+    )
+    assert _error(_read_all(sock)) == (408, "request_timeout")
+    sock.close()
+
+
+def test_a_large_chunked_body_answers_413(guarded) -> None:
+    def chunks() -> Iterator[bytes]:
+        for _ in range(10 * MAX_BODY_BYTES // 65536):
+            yield b" " * 65536
+
+    answer = requests.post(
+        f"{guarded.url}/api/jobs",
+        data=chunks(),
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert answer.status_code == 413
+    assert answer.json()["error"]["code"] == "payload_too_large"
+    ok = requests.post(f"{guarded.url}/api/jobs", json={"name": "after"}, timeout=5)
+    assert ok.status_code == 201
+
+
+def test_past_the_total_cap_connections_are_refused_at_once(tmp_path) -> None:
+    env = {"JOBWATCH_MAX_CONNECTIONS": "3", "JOBWATCH_MAX_CONNECTIONS_PER_ADDRESS": "0"}
+    with _serve(tmp_path, **env) as server:
+        held = [websocket.create_connection(server.ws_url, timeout=5) for _ in range(3)]
+        try:
+            extra = _connect(server)
+            assert _error(_read_all(extra)) == (503, "server_busy")
+        finally:
+            for ws in held:
+                ws.close()
+
+
+def test_a_low_open_files_limit_is_raised_or_reported(tmp_path) -> None:
+    command = " ".join(serve_command(tmp_path / "db"))
+    with ServerProcess(
+        ["bash", "-c", f"ulimit -Sn 256; ulimit -Hn 1000; exec {command}"]
+    ) as server:
+        assert requests.get(f"{server.url}/api/health", timeout=5).status_code == 200
+        output = server.output()
+    assert "the open-files limit is 1000" in output
+    assert "LimitNOFILE" in output
+
+
+def test_the_access_log_holds_no_token(tmp_path) -> None:
+    with _serve(tmp_path, "--access-log", JOBWATCH_TOKEN=TOKEN) as server:
+        ws = websocket.create_connection(f"{server.ws_url}?token={TOKEN}", timeout=5)
+        ws.close()
+        requests.get(f"{server.url}/api/jobs?token={TOKEN}&limit=5", timeout=5)
+        requests.get(
+            f"{server.url}/api/jobs", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5
+        )
+        output = server.output()
+    assert "/api/jobs?<redacted>" in output
+    assert TOKEN not in output
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+def test_the_worker_raises_its_soft_limit_to_the_hard_one(tmp_path) -> None:
+    command = " ".join(serve_command(tmp_path / "db"))
+    with ServerProcess(["bash", "-c", f"ulimit -Sn 512; exec {command}"]) as server:
+        children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+        assert children
+        limits = Path(f"/proc/{children[0]}/limits").read_text()
+        row = next(line for line in limits.splitlines() if line.startswith("Max open files"))
+        soft, hard = row.split()[3:5]
+        assert soft == hard
+
+
+def test_the_services_lock_is_gevents_once_the_worker_patched_threading() -> None:
+    """A gunicorn master imports the app's modules before its gevent worker patches
+    ``threading``; a lock bound at import would be a real one, and two greenlets
+    contending for it block the worker's only OS thread (seen: WORKER TIMEOUT
+    under 600 idle WebSockets)."""
+    code = (
+        "import jobwatch.server.services as s\n"
+        "from gevent import monkey; monkey.patch_all()\n"
+        "import threading\n"
+        "services = s.Services(store=None, broker=None, clock=None, ws_queue_size=1)\n"
+        "print(type(services._lock).__module__)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.strip().startswith("gevent"), out.stdout
