@@ -48,6 +48,7 @@ ERROR_TREE = {
     "Conflict": "APIError",
     "JobFinished": "Conflict",
     "PayloadTooLarge": "APIError",
+    "QuotaExceeded": "APIError",
     "RetryLater": "APIError",
     "RateLimited": "RetryLater",
     "StoreUnavailable": "RetryLater",
