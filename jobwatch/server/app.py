@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException
 
 from jobwatch.errors import APIError, MethodNotAllowed, NotFound, PayloadTooLarge
 from jobwatch.protocol import MAX_BODY_BYTES
+from jobwatch.server import prometheus
 from jobwatch.server.api import bp as api_bp
 from jobwatch.server.api import json_response
 from jobwatch.server.broker import DEFAULT_CHANNEL, Broker, MemoryBroker
@@ -117,6 +118,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(api_bp)
     app.register_blueprint(openapi_bp)
+    prometheus.install(app)
     sock = Sock(app)
 
     sock.route("/ws")(_websocket)

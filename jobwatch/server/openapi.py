@@ -217,6 +217,20 @@ def _paths() -> dict[str, Any]:
                 query=LogsQuery,
             ),
         },
+        "/api/prometheus": {
+            "get": {
+                "operationId": "prometheus",
+                "summary": "Running jobs and server figures in Prometheus' text format "
+                "(docs/server.md lists the series)",
+                "responses": {
+                    "200": {
+                        "description": "Text exposition format 0.0.4",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    },
+                    "401": {"$ref": "#/components/responses/401"},
+                },
+            }
+        },
         "/api/openapi.json": {"get": _document_operation("openapi", "This document")},
         "/api/asyncapi.json": {
             "get": _document_operation("asyncapi", "The WebSocket's AsyncAPI 3.0 document")
