@@ -5,7 +5,18 @@ from __future__ import annotations
 import argparse
 import time
 
-from benchmarks import fanout, ingest, memory, queries, reporter, scalars, scale, soak, sync
+from benchmarks import (
+    fanout,
+    idle,
+    ingest,
+    memory,
+    queries,
+    reporter,
+    scalars,
+    scale,
+    soak,
+    sync,
+)
 from benchmarks.report import machine, markdown
 
 SUITES = {
@@ -17,6 +28,7 @@ SUITES = {
     "memory": memory.run,
     "sync": sync.run,
     "soak": soak.run,
+    "idle": idle.run,
     "scale": scale.run,
 }
 

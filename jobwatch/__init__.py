@@ -23,6 +23,7 @@ from jobwatch.track import track
 if TYPE_CHECKING:
     from jobwatch.server.embedded import serve
     from jobwatch.widgets import JobMonitor
+    from jobwatch.widgets.compare import compare
 
 __all__ = [
     "APIError",
@@ -37,6 +38,7 @@ __all__ = [
     "ValidationError",
     "WorkerMismatch",
     "__version__",
+    "compare",
     "serve",
     "track",
 ]
@@ -49,6 +51,13 @@ def __getattr__(name: str) -> object:
         from jobwatch.widgets import JobMonitor
 
         return JobMonitor
+    if name == "compare":
+        from jobwatch._extras import require
+
+        require("notebook", "jobwatch.compare()")
+        from jobwatch.widgets.compare import compare
+
+        return compare
     if name == "serve":
         from jobwatch._extras import require
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +33,8 @@ class JobSpec:
 
 @dataclass(frozen=True)
 class Completion:
-    """The final ``POST /complete``: status ``completed``, ``failed`` or ``cancelled``, result, error text."""
+    """The final ``POST /complete``: status ``completed``, ``failed`` or ``cancelled``, result,
+    error text (made safe for the wire and cut to 16 KiB by the sender)."""
 
     status: str
     result: Any = None
@@ -54,6 +56,8 @@ class Outbox:
     training-metric steps; the sender raises ``sent_version``,
     ``sent_log_seq`` and ``sent_scalar_seq`` as it delivers (or drops) and
     notifies ``delivered``, on which a flush waits for its mark.
+    ``on_record``, when set, is called before the next record, log line,
+    training-metric step or alert (a forked child's sender starts its thread then).
     """
 
     def __init__(self, max_log_lines: int) -> None:
@@ -69,10 +73,12 @@ class Outbox:
         self.log_seq = 0
         self.sent_log_seq = 0
         self.dropped = 0
+        self.alerts: list[dict[str, str]] = []  # at most MAX_ALERTS, the newest dropped
         self.scalars: deque[ScalarStep] = deque()
         self.scalar_seq = 0
         self.sent_scalar_seq = 0
         self.dropped_scalars = 0
+        self.on_record: Callable[[], None] | None = None  # called before the next record
 
     def record(
         self, progress: float | None, operation: str | None, allow_backwards: bool = False
@@ -82,6 +88,9 @@ class Outbox:
         ``allow_backwards`` lets ``progress`` go below what the job had when the
         reporter attached to it.
         """
+        start = self.on_record  # read once: another thread may clear it meanwhile
+        if start is not None:
+            start()
         with self.lock:
             if allow_backwards:
                 self.backwards = True
@@ -93,6 +102,9 @@ class Outbox:
 
     def add_log(self, level: str, message: str, created: float) -> None:
         """Queue one line; when full, drop the oldest and count it."""
+        start = self.on_record  # read once: another thread may clear it meanwhile
+        if start is not None:
+            start()
         with self.lock:
             if len(self.logs) >= self.max_log_lines:
                 self.logs.popleft()
@@ -102,12 +114,29 @@ class Outbox:
 
     def add_scalars(self, step: int, values: dict[str, float]) -> None:
         """Queue one step's training metrics; when full, drop the oldest step and count it."""
+        start = self.on_record
+        if start is not None:
+            start()
         with self.lock:
             if len(self.scalars) >= self.max_log_lines:
                 self.scalars.popleft()
                 self.dropped_scalars += 1
             self.scalar_seq += 1
             self.scalars.append((self.scalar_seq, step, values))
+
+    def add_alert(self, alert: dict[str, str], limit: int) -> bool:
+        """Queue one alert unless ``limit`` wait already; returns whether it was queued.
+
+        An alert is part of the next state change (``version``)."""
+        start = self.on_record
+        if start is not None:
+            start()
+        with self.lock:
+            if len(self.alerts) >= limit:
+                return False
+            self.alerts.append(alert)
+            self.version += 1
+            return True
 
     def take_scalars(self, room: int) -> list[ScalarStep]:
         """Remove and return the oldest steps holding at most ``room`` values in

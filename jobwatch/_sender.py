@@ -11,10 +11,13 @@ logged once (logger ``jobwatch.reporter``) and dropped.
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import json
 import logging
+import os
 import random
 import secrets
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -22,6 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobwatch._outbox import Completion, JobSpec, LogLine, Outbox
+from jobwatch._own_io import sender_thread
+from jobwatch._samples import clean_metrics
 from jobwatch.client import Client
 from jobwatch.errors import (
     APIError,
@@ -68,6 +73,7 @@ class _Request:
     timestamp: str | None
     update_id: str
     scalars: list[dict[str, Any]] | None
+    alerts: list[dict[str, str]] | None
     count: int
     last_seq: int
     last_scalar_seq: int
@@ -76,6 +82,8 @@ class _Request:
 
 _running: set[Sender] = set()
 _running_lock = threading.Lock()
+_forked = False  # this process is a fork of one that imported jobwatch
+_mp_hooked = False  # _deliver_at_exit is registered with multiprocessing's exit hooks
 
 
 class Sender:
@@ -93,6 +101,9 @@ class Sender:
         Called for each request: the contract's metrics object, or ``None`` to send none.
     interval:
         Seconds between requests (more only to catch up a log backlog).
+    start:
+        Start the thread now; otherwise :meth:`start` does, at the first
+        record into ``outbox`` (a forked child's sender, see :meth:`forked`).
     """
 
     def __init__(
@@ -102,6 +113,8 @@ class Sender:
         outbox: Outbox,
         metrics: Callable[[], Mapping[str, Any] | None] | None,
         interval: float,
+        *,
+        start: bool = True,
     ) -> None:
         self._client = client
         self._http_timeout = client.timeout
@@ -137,17 +150,54 @@ class Sender:
         self._down = False
         self._warned: set[str] = set()
         self.completed = False
-        self._thread = threading.Thread(
-            target=self._run, name=f"jobwatch-reporter-{job.job_id}", daemon=True
-        )
-        with _running_lock:
-            _running.add(self)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        if start:
+            self.start()
+        else:
+            outbox.on_record = self.start
 
-    @property
-    def ident(self) -> int | None:
-        """The thread's identifier, to recognise log records it emits."""
-        return self._thread.ident
+    def start(self) -> None:
+        """Start the thread, unless it was started already. Never raises: where no
+        thread can start, warns once and delivers nothing (flushes return ``False``)."""
+        with self._start_lock:
+            if self._thread is not None or self._halted:
+                return
+            self._outbox.on_record = None
+            thread = threading.Thread(
+                target=self._run, name=f"jobwatch-reporter-{self._job.job_id}", daemon=True
+            )
+            with _running_lock:
+                _running.add(self)
+            try:
+                thread.start()
+            except RuntimeError as exc:  # e.g. "can't start new thread" (thread limit, exiting)
+                with _running_lock:
+                    _running.discard(self)
+                self._halted, self._alive = True, False
+                self._warn(
+                    "start",
+                    "reporter of job %r cannot start its thread (%s); "
+                    "nothing more is sent from this process",
+                    self._job.job_id,
+                    exc,
+                )
+                return
+            self._thread = thread
+        if _forked:
+            _deliver_at_multiprocessing_exit()
+
+    def forked(self, outbox: Outbox) -> Sender:
+        """This sender's twin for a forked child: call it in the child, right after ``fork()``.
+
+        The twin reports the same job as the same worker with the same
+        settings, from ``outbox`` and a client of its own (the parent's
+        connections are the parent's); its thread starts at the first record.
+        It sends no GPU metrics: the parent still samples the machine's GPUs,
+        and NVML and CUDA state must not be used across a fork.
+        """
+        client = Client(self._client.url, token=self._client.token, timeout=self._http_timeout)
+        return Sender(client, self._job, outbox, None, self._interval, start=False)
 
     def flush(self, timeout: float | None) -> bool:
         """Wait until everything recorded so far is delivered; ``False`` after ``timeout`` s."""
@@ -174,8 +224,10 @@ class Sender:
 
         Returns whether the completion (or, without one, everything held) was delivered.
         """
+        if completion is not None:
+            self.start()
         self.request_finish(completion, time.monotonic() + timeout)
-        self._thread.join(timeout)
+        self.join(timeout)
         self.halt()
         if completion is not None:
             return self.completed
@@ -197,8 +249,9 @@ class Sender:
         self._wake.set()
 
     def join(self, timeout: float) -> None:
-        """Wait at most ``timeout`` seconds for the thread to end."""
-        self._thread.join(max(0.0, timeout))
+        """Wait at most ``timeout`` seconds for the thread to end (if it ever started)."""
+        if self._thread is not None:
+            self._thread.join(max(0.0, timeout))
 
     def halt(self) -> None:
         """Stop after the request in flight, if any, delivering nothing more."""
@@ -208,20 +261,21 @@ class Sender:
     # -- the thread -------------------------------------------------------------
 
     def _run(self) -> None:
-        try:
-            while not self._halted:
-                wait = self._step()
-                if wait is None:
-                    break
-                if wait > 0:
-                    self._wake.wait(wait)
-        finally:
-            with self._outbox.delivered:
-                self._alive = False
-                self._outbox.delivered.notify_all()
-            with _running_lock:
-                _running.discard(self)
-            self._client.close()
+        with sender_thread():  # nothing this thread logs is shipped by a logging handler
+            try:
+                while not self._halted:
+                    wait = self._step()
+                    if wait is None:
+                        break
+                    if wait > 0:
+                        self._wake.wait(wait)
+            finally:
+                with self._outbox.delivered:
+                    self._alive = False
+                    self._outbox.delivered.notify_all()
+                with _running_lock:
+                    _running.discard(self)
+                self._client.close()
 
     def _step(self) -> float | None:
         """Do the next thing due; return seconds to wait before the next step, or None to end."""
@@ -305,6 +359,7 @@ class Sender:
                 request.timestamp,
                 update_id=request.update_id,
                 scalars=request.scalars,
+                alerts=request.alerts,
             )
         except APIError as exc:
             if not _rejected(exc):
@@ -312,9 +367,9 @@ class Sender:
             if request.metrics is not None and any(
                 d.get("field", "").startswith("metrics") for d in exc.details
             ):
-                self._warn("metrics", "the server rejected the GPU metrics; sending none: %s", exc)
-                self._metrics = None
-                self._inflight = None
+                self._warn("metrics", "the server rejected GPU metrics; sent without them: %s", exc)
+                # this update goes again at once without its sample; sampling goes on
+                self._inflight = dataclasses.replace(request, metrics=None)
                 return
             self._warn(f"reject-{exc.code}", "the server rejected an update; dropping it: %s", exc)
         else:
@@ -338,6 +393,7 @@ class Sender:
                 self._floor = 0.0
             taken = self._outbox.take_logs(MAX_LOG_LINES - len(self._carry))
             steps = self._outbox.take_scalars(MAX_SCALAR_POINTS)
+            alerts, self._outbox.alerts = self._outbox.alerts, []
             dropped_steps, self._outbox.dropped_scalars = self._outbox.dropped_scalars, 0
         if dropped_steps:
             self._warn(
@@ -352,7 +408,6 @@ class Sender:
         operation = None if operation is None else _utf8(operation[:MAX_TEXT])
         timestamp = format_ts(self._worker_clock())
         metrics = self._sample()
-        self._beating = metrics is not None
         self._updates += 1
         update_id = f"{self._session}-{self._updates}"
         base = {"workerId": self._job.worker_id, "progress": progress, "logLines": []}
@@ -361,6 +416,8 @@ class Sender:
         )
         if scalars:
             base["scalars"] = scalars
+        if alerts:
+            base["alerts"] = alerts
         room = MAX_BODY_BYTES - _BODY_SLACK - len(json.dumps(base))
         count = 0
         for _, _, size in self._carry[:MAX_LOG_LINES]:
@@ -376,6 +433,7 @@ class Sender:
             timestamp=timestamp,
             update_id=update_id,
             scalars=scalars or None,
+            alerts=alerts or None,
             count=count,
             last_seq=max((seq for seq, _, _ in self._carry[:count]), default=0),
             last_scalar_seq=steps[-1][0] if steps else 0,
@@ -389,24 +447,38 @@ class Sender:
         return self._wall_start + (time.monotonic() - self._monotonic_start)
 
     def _sample(self) -> dict[str, Any] | None:
+        """A fresh metrics sample cleaned to the contract, or ``None`` to send none this time.
+
+        A value the contract refuses is sent as null (:func:`~jobwatch._samples.clean_metrics`);
+        a source that raises or returns something else than a dict costs this
+        one sample (warned once) and is called again for the next request.
+        """
         if self._metrics is None:
             return None
         try:
             sample = self._metrics()
-            metrics = None if sample is None else dict(sample)
-            json.dumps(metrics, allow_nan=False)
+            metrics = clean_metrics(sample)
         except Exception as exc:  # a metrics callable must not stop reporting
-            self._warn("metrics-error", "GPU metrics failed; sending none: %r", exc)
-            self._metrics = None
+            self._warn("metrics-error", "GPU metrics failed; this sample is skipped: %r", exc)
+            self._beating = True  # try again in one interval, not only at the next update
             return None
+        if metrics != sample:
+            self._warn(
+                "metrics-cleaned",
+                "GPU metrics had values or keys outside the contract; such values are sent as "
+                "null and unknown keys dropped: %.300r",
+                sample,
+            )
+        self._beating = metrics is not None
         return metrics
 
     def _complete(self) -> None:
         assert self._completion is not None
         done = self._completion
         try:
+            error = None if done.error is None else truncate_message(_utf8(done.error))
             self._client.complete_job(
-                self._job.job_id, self._job.worker_id, done.status, done.result, done.error
+                self._job.job_id, self._job.worker_id, done.status, done.result, error
             )
         except APIError as exc:
             if not _rejected(exc):
@@ -490,12 +562,41 @@ def _carry_line(line: LogLine) -> tuple[int, dict[str, Any], int]:
 
 
 def _utf8(text: str) -> str:
-    """``text`` with lone surrogates (which JSON parsers refuse) replaced by ``?``."""
+    """``text`` as the server takes it: NUL (which PostgreSQL text cannot hold)
+    becomes U+FFFD and lone surrogates (which JSON parsers refuse) ``?``.
+
+    Every text from user code (log lines, operation, error) passes here, so that
+    one stray character never costs the update it travels in.
+    """
+    text = text.replace("\x00", "\ufffd")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
         return text.encode("utf-8", "replace").decode("utf-8")
     return text
+
+
+def _deliver_at_multiprocessing_exit() -> None:
+    """In a multiprocessing child, deliver at its exit too: it ends with ``os._exit()``
+    after multiprocessing's own exit hooks, so ``atexit`` never runs there."""
+    global _mp_hooked
+    util = sys.modules.get("multiprocessing.util")  # imported where multiprocessing forked us
+    if util is not None and not _mp_hooked:
+        _mp_hooked = True
+        util.Finalize(None, _deliver_at_exit, exitpriority=10)
+
+
+def _after_fork_in_child() -> None:
+    """The parent's threads do not exist in a child: forget them and their lock,
+    which one of them may have held at the fork."""
+    global _running_lock, _forked, _mp_hooked
+    _running_lock = threading.Lock()
+    _running.clear()
+    _forked, _mp_hooked = True, False
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @atexit.register

@@ -63,6 +63,7 @@ _percent = _bounded("progress", float, 0, 100)
 _days = _bounded("days", float, 0, 1e6)
 _seconds = _bounded("seconds", float, 0, 60)
 _rate = _bounded("updates per second", float, 0, 1e6)
+_stall_after = _bounded("--stall-after seconds", float, 1, 30 * 86400)
 _count = _bounded("count", int, 1, 1000)
 _workers = _bounded("workers", int, 1, 64)
 
@@ -159,6 +160,28 @@ def build_parser() -> argparse.ArgumentParser:
         "--insecure",
         action="store_true",
         help="allow listening beyond loopback without a token",
+    )
+    serve.add_argument(
+        "--stall-after",
+        type=_stall_after,
+        default=120.0,
+        metavar="SECONDS",
+        help="a running job with no update for this long is stalled (default 120; or ten of"
+        " the job's usual update intervals if that is longer)",
+    )
+    serve.add_argument(
+        "--alert",
+        action="append",
+        default=[],
+        metavar="RULE",
+        help="alert when a GPU metric holds a condition, e.g. 'gpuTemperature>85 for 60s' or"
+        " 'gpuUtilization<10 for 300s' (repeatable)",
+    )
+    serve.add_argument(
+        "--webhook-url",
+        default=os.environ.get("JOBWATCH_WEBHOOK_URL") or None,
+        metavar="URL",
+        help="post every alert there as Slack-compatible JSON (default $JOBWATCH_WEBHOOK_URL)",
     )
 
     prune = commands.add_parser(
@@ -286,6 +309,10 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+    alert_problem = _alert_problem(args.alert, args.webhook_url)
+    if alert_problem:
+        print(f"jobwatch serve: {alert_problem}", file=sys.stderr)
+        return EXIT_USAGE
     database = args.db or str(default_db_path())
     refused = _check_services("serve", database, args.redis_url, args.workers)
     if refused is not None:
@@ -297,11 +324,29 @@ def _serve(args: argparse.Namespace) -> int:
         "READ_TOKEN": args.read_token or None,
         "CORS_ORIGINS": tuple(args.cors_origin),
         "RATE_LIMIT": args.rate_limit,
+        "STALL_AFTER": args.stall_after,
+        "ALERT_RULES": tuple(args.alert),
+        "WEBHOOK_URL": args.webhook_url,
     }
     if os.environ.get("JOBWATCH_REDIS_CHANNEL"):
         config["REDIS_CHANNEL"] = os.environ["JOBWATCH_REDIS_CHANNEL"]
     run(args.host, args.port, config, access_log=args.access_log, workers=args.workers)
     return 0
+
+
+def _alert_problem(rules: list[str], webhook_url: str | None) -> str | None:
+    """Why the ``--alert`` rules or ``--webhook-url`` cannot be used, or ``None``."""
+    from jobwatch.errors import ValidationError
+    from jobwatch.server.alert_rules import parse_rule
+
+    for rule in rules:
+        try:
+            parse_rule(rule)
+        except ValidationError as exc:
+            return str(exc)
+    if webhook_url and not webhook_url.startswith(("http://", "https://")):
+        return f"--webhook-url must start with http:// or https://, got {webhook_url!r}"
+    return None
 
 
 def _check_services(

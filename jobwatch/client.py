@@ -9,6 +9,12 @@ only :mod:`jobwatch.errors` exceptions: an error answer becomes the matching
 from __future__ import annotations
 
 import json
+
+# requests imports netrc inside every request (requests.utils.get_netrc_auth).
+# Imported here, it is never first imported by a reporter's sender thread: a
+# fork() during that import would leave the module's import lock held in the
+# child, whose own sender would then hang on its first request.
+import netrc  # noqa: F401
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -16,6 +22,7 @@ from urllib.parse import quote
 
 import requests
 
+from jobwatch._own_io import doing_io
 from jobwatch.errors import ConnectionError, ValidationError, error_from_envelope
 from jobwatch.subscription import Subscription
 
@@ -84,13 +91,14 @@ class Client:
         """
         query = {k: v for k, v in (params or {}).items() if v is not None}
         try:
-            response = self._session.request(
-                method,
-                self.url + path,
-                json=json_body,
-                params=query,
-                timeout=self.timeout,
-            )
+            with doing_io():  # what urllib3 logs meanwhile is not the user's to ship
+                response = self._session.request(
+                    method,
+                    self.url + path,
+                    json=json_body,
+                    params=query,
+                    timeout=self.timeout,
+                )
         except requests.RequestException as exc:
             raise ConnectionError(f"{method} {self.url}{path} failed: {exc}") from exc
         try:
@@ -187,6 +195,7 @@ class Client:
         *,
         update_id: str | None = None,
         scalars: Sequence[Mapping[str, Any]] | None = None,
+        alerts: Sequence[Mapping[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """Send one progress update (synchronously) and return the server's reply.
 
@@ -208,6 +217,9 @@ class Client:
         scalars:
             Training metrics: ``[{"step": int, "values": {name: float}}]``, at most
             1,000 values in all (see :meth:`scalars`).
+        alerts:
+            ``[{"title": str, "text": str | None, "level": "info"|"warning"|"error"}]``,
+            at most 100 (see :meth:`alerts`).
 
         Returns
         -------
@@ -226,6 +238,8 @@ class Client:
             body["updateId"] = update_id
         if scalars:
             body["scalars"] = [dict(point) for point in scalars]
+        if alerts:
+            body["alerts"] = [dict(alert) for alert in alerts]
         return self._dict(
             self.request("POST", f"/api/jobs/{_path(job_id)}/progress", json_body=body)
         )
@@ -310,6 +324,19 @@ class Client:
         }
         body = self.request("GET", f"/api/jobs/{_path(job_id)}/scalars", params=params)
         return dict(body["scalars"])
+
+    def alerts(self, job_id: str, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+        """``{jobId, alerts: [{seq, timestamp, level, title, text, source}], total, limit,
+        offset}``: the job's alerts oldest first (``source``: worker, rule, failed or
+        stalled), ``limit`` 1-1000 from ``offset``.
+
+        Raises
+        ------
+        JobNotFound
+            No such job (404).
+        """
+        params = {"limit": limit, "offset": offset}
+        return self._dict(self.request("GET", f"/api/jobs/{_path(job_id)}/alerts", params=params))
 
     def logs(
         self,

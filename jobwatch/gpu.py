@@ -20,29 +20,21 @@ import contextlib
 import csv
 import io
 import logging
-import math
 import os
 import shutil
 import subprocess
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from jobwatch._cuda_visible import Device, visible
+from jobwatch._samples import METRIC_FIELDS, clean_flat, clean_gpu
 
 __all__ = ["aggregate", "parse_nvidia_smi_csv", "reset", "sample"]
 
 _log = logging.getLogger(__name__)
 
-# Contract ranges (CONTRACT.md, metrics). They also turn NVML's unsigned
-# sentinels (0xFFFFFFFF and friends) into None.
-_RANGES: dict[str, tuple[float, float]] = {
-    "gpuUtilization": (0.0, 100.0),
-    "gpuMemoryUsed": (0.0, 10_000_000.0),
-    "gpuMemoryTotal": (0.0, 10_000_000.0),
-    "gpuTemperature": (-40.0, 150.0),
-    "powerUsage": (0.0, 5000.0),
-}
-_FIELDS = tuple(_RANGES)
 _MIB = 1024 * 1024
 _SMI_QUERY = "index,uuid,name,utilization.gpu,memory.used,memory.total,temperature.gpu,power.draw"
 _SMI_TIMEOUT_S = 5.0
@@ -51,13 +43,10 @@ _SMI_MISSING = frozenset({"", "N/A", "[N/A]", "[Not Supported]", "[Unknown Error
 
 @dataclass(frozen=True)
 class _Device:
-    """An NVML device (a GPU, or a MIG slice of one) with its static fields read once."""
+    """An NVML device (a GPU, or a MIG slice of one): its handle and what identifies it, read once."""
 
     handle: Any
-    index: int | None
-    uuid: str | None
-    name: str | None
-    parent_uuid: str | None = None  # the physical GPU's UUID, for a MIG slice
+    id: Device
 
 
 @dataclass(frozen=True)
@@ -72,6 +61,16 @@ class _Backend:
 _lock = threading.Lock()
 _backend: _Backend | None = None
 _nvml_errors: tuple[type[BaseException], ...] = ()
+_warned_order = False  # the CUDA_DEVICE_ORDER warning was given
+
+
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()  # another parent thread may have held it at the fork
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def sample() -> dict[str, Any] | None:
@@ -87,12 +86,17 @@ def sample() -> dict[str, Any] | None:
 
     Notes
     -----
-    ``CUDA_VISIBLE_DEVICES`` (read on every call) limits the GPUs to those it
-    names by index (NVML order, as nvidia-smi numbers them) or by a ``GPU-``/``MIG-``
-    UUID or UUID prefix; unknown entries are ignored and an empty value hides
-    every GPU. A GPU in MIG mode is reported as its MIG slices, each with the
-    parent's index. Never raises: an unexpected error is logged at debug level
-    and gives ``None``.
+    ``CUDA_VISIBLE_DEVICES`` (read on every call) limits the GPUs to those
+    CUDA uses, listed in CUDA's order, by NVIDIA's rules (see
+    :mod:`jobwatch._cuda_visible`): indices count GPUs in PCI bus order, as
+    nvidia-smi does; ``GPU-``/``MIG-`` UUIDs or unique prefixes of them are
+    honoured; the first entry that names no GPU hides itself and every later
+    one (``0,-1,1`` is GPU 0 only); an empty value hides every GPU. Where
+    indices are given, ``CUDA_DEVICE_ORDER`` is not ``PCI_BUS_ID`` and the
+    GPUs are of several models, CUDA's numbering cannot be known: one warning
+    (logger ``jobwatch.gpu``) says so and nvidia-smi's numbering is used. A GPU
+    in MIG mode is reported as its MIG slices, each with the parent's index.
+    Never raises: an unexpected error is logged at debug level and gives ``None``.
     """
     try:
         return aggregate(_read_gpus())
@@ -116,20 +120,27 @@ def aggregate(gpus: list[dict[str, Any]]) -> dict[str, Any] | None:
         ``None`` for an empty list. Otherwise the flat fields, each over the GPUs
         that have a value (``None`` where none has): mean ``gpuUtilization`` (%),
         summed ``gpuMemoryUsed``, ``gpuMemoryTotal`` (MB) and ``powerUsage`` (W),
-        hottest ``gpuTemperature`` (Celsius); and ``gpus``, the input with values
-        outside the contract's ranges (or not finite) replaced by ``None``. A
-        total that falls outside its range (e.g. summed power above 5000 W) is
-        ``None`` too, as is a used memory above the total.
+        hottest ``gpuTemperature`` (Celsius); and ``gpus``, the input cleaned by
+        :func:`jobwatch._samples.clean_gpu`: a value the contract refuses (out
+        of range, not finite, not a number, a used memory above the total) is
+        ``None``, and keys other than ``index``, ``uuid``, ``name`` and the
+        metrics are dropped. A total the contract refuses (e.g. summed power
+        above 5000 W) is ``None`` too.
     """
     if not gpus:
         return None
-    cleaned = [_clean(gpu) for gpu in gpus]
-    known = {f: [gpu[f] for gpu in cleaned if gpu[f] is not None] for f in _FIELDS}
+    cleaned = [{**clean_gpu(gpu), **_missing(gpu)} for gpu in gpus]
+    known = {f: [gpu[f] for gpu in cleaned if gpu[f] is not None] for f in METRIC_FIELDS}
     flat: dict[str, Any] = {f: sum(values) if values else None for f, values in known.items()}
     util, temps = known["gpuUtilization"], known["gpuTemperature"]
     flat["gpuUtilization"] = sum(util) / len(util) if util else None
     flat["gpuTemperature"] = max(temps) if temps else None
-    return {**_clean(flat), "gpus": cleaned}
+    return {**clean_flat(flat), "gpus": cleaned}
+
+
+def _missing(gpu: dict[str, Any]) -> dict[str, None]:
+    """The metric fields ``gpu`` lacks, as ``None``."""
+    return {field: None for field in METRIC_FIELDS if field not in gpu}
 
 
 def parse_nvidia_smi_csv(text: str) -> list[dict[str, Any]]:
@@ -158,42 +169,59 @@ def parse_nvidia_smi_csv(text: str) -> list[dict[str, Any]]:
         valid = isinstance(position, int) and position >= 0
         gpu: dict[str, Any] = {"index": position if valid else None}
         gpu.update(uuid=uuid, name=name)
-        gpu.update(zip(_FIELDS, map(_to_number, numbers), strict=True))
-        gpus.append(_clean(gpu))
+        gpu.update(zip(METRIC_FIELDS, map(_to_number, numbers), strict=True))
+        gpus.append(clean_gpu(gpu))
     return gpus
 
 
 def reset() -> None:
     """Forget the loaded backend so the next :func:`sample` initialises again (for tests).
 
-    Shuts NVML down if it was initialised and drops the exit hook that would have.
+    Shuts NVML down if it was initialised and drops the exit hook that would
+    have; the ``CUDA_DEVICE_ORDER`` warning may be given again.
     """
-    global _backend
+    global _backend, _warned_order
     with _lock:
         backend, _backend = _backend, None
+        _warned_order = False
     if backend is not None and backend.nvml is not None:
         atexit.unregister(_shutdown)
         _shutdown(backend.nvml)
 
 
 def _read_gpus() -> list[dict[str, Any]]:
-    wanted = _visible_entries()
-    if wanted == []:
-        return []
+    value = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if value is not None and not value.strip():
+        return []  # CUDA sees no GPU: do not even load NVML
     backend = _get_backend()
     if backend.nvml is not None:
-        return [
-            _read_device(backend.nvml, device)
-            for device in backend.devices
-            if _is_visible(wanted, device.index, (device.uuid, device.parent_uuid))
-        ]
+        devices = backend.devices
+        chosen = _visible([device.id for device in devices], value)
+        return [_read_device(backend.nvml, devices[position]) for position in chosen]
     if backend.smi is not None:
-        return [
-            gpu
-            for gpu in parse_nvidia_smi_csv(_run_smi(backend.smi))
-            if _is_visible(wanted, gpu["index"], (gpu["uuid"],))
-        ]
+        rows = parse_nvidia_smi_csv(_run_smi(backend.smi))
+        ids = [Device(row["index"], row["uuid"], row["name"]) for row in rows]
+        return [rows[position] for position in _visible(ids, value)]
     return []
+
+
+def _visible(devices: list[Device], value: str | None) -> list[int]:
+    """Positions of the devices CUDA uses, in its order; warns once where it cannot tell."""
+    global _warned_order
+    seen = visible(devices, value, os.environ.get("CUDA_DEVICE_ORDER"))
+    if seen.order_unknown and not _warned_order:
+        _warned_order = True
+        _log.warning(
+            "jobwatch: CUDA_VISIBLE_DEVICES=%s names GPUs by index, but this machine mixes "
+            "GPU models (%s) and CUDA_DEVICE_ORDER is not PCI_BUS_ID, so CUDA numbers them "
+            "fastest first by a heuristic NVIDIA does not document; GPU metrics are those "
+            "of nvidia-smi's GPUs %s. Set CUDA_DEVICE_ORDER=PCI_BUS_ID or name the GPUs by "
+            "UUID (nvidia-smi -L) to report exactly the GPUs CUDA uses.",
+            value,
+            ", ".join(seen.models),
+            value,
+        )
+    return seen.positions
 
 
 def _get_backend() -> _Backend:
@@ -243,7 +271,8 @@ def _enumerate(nvml: Any) -> list[_Device]:
         if handle is None:
             continue
         index = _query(nvml.nvmlDeviceGetIndex, handle, default=position)
-        gpu = _Device(handle, index, *_uuid_and_name(nvml, handle))
+        uuid, name = _uuid_and_name(nvml, handle)
+        gpu = _Device(handle, Device(index, uuid, name, pci_bus=_pci_bus(nvml, handle)))
         mig_mode = _query(nvml.nvmlDeviceGetMigMode, handle)  # [current, pending]
         enabled = mig_mode is not None and mig_mode[0] == nvml.NVML_DEVICE_MIG_ENABLE
         # A MIG GPU without instances keeps its own entry, so it never vanishes.
@@ -258,8 +287,31 @@ def _mig_slices(nvml: Any, gpu: _Device) -> list[_Device]:
         handle = _query(nvml.nvmlDeviceGetMigDeviceHandleByIndex, gpu.handle, slot)
         if handle is not None:  # an empty slot answers NotFound
             uuid, name = _uuid_and_name(nvml, handle)
-            slices.append(_Device(handle, gpu.index, uuid, name or gpu.name, gpu.uuid))
+            ids = (
+                _query(nvml.nvmlDeviceGetGpuInstanceId, handle),
+                _query(nvml.nvmlDeviceGetComputeInstanceId, handle),
+            )
+            parent = gpu.id
+            slices.append(
+                _Device(
+                    handle,
+                    Device(
+                        parent.index,
+                        uuid,
+                        name or parent.name,
+                        parent_uuid=parent.uuid,
+                        pci_bus=parent.pci_bus,
+                        instance_ids=None if None in ids else ids,
+                    ),
+                )
+            )
     return slices
+
+
+def _pci_bus(nvml: Any, handle: Any) -> tuple[int, int, int] | None:
+    """The GPU's PCI (domain, bus, device), by which CUDA can order GPUs."""
+    info = _query(nvml.nvmlDeviceGetPciInfo, handle)
+    return None if info is None else (info.domain, info.bus, info.device)
 
 
 def _uuid_and_name(nvml: Any, handle: Any) -> tuple[str | None, str | None]:
@@ -272,11 +324,11 @@ def _read_device(nvml: Any, device: _Device) -> dict[str, Any]:
     memory = _query(nvml.nvmlDeviceGetMemoryInfo, handle)  # bytes
     rates = _query(nvml.nvmlDeviceGetUtilizationRates, handle)  # percent
     power_mw = _query(nvml.nvmlDeviceGetPowerUsage, handle)  # milliwatts
-    return _clean(
+    return clean_gpu(
         {
-            "index": device.index,
-            "uuid": device.uuid,
-            "name": device.name,
+            "index": device.id.index,
+            "uuid": device.id.uuid,
+            "name": device.id.name,
             "gpuUtilization": None if rates is None else rates.gpu,
             "gpuMemoryUsed": None if memory is None else round(memory.used / _MIB, 1),
             "gpuMemoryTotal": None if memory is None else round(memory.total / _MIB, 1),
@@ -286,26 +338,6 @@ def _read_device(nvml: Any, device: _Device) -> dict[str, Any]:
             "powerUsage": None if power_mw is None else power_mw / 1000,
         }
     )
-
-
-def _clean(gpu: dict[str, Any]) -> dict[str, Any]:
-    """Copy ``gpu`` with each metric finite and in its contract range, else ``None``."""
-    cleaned = dict(gpu)
-    for field, (low, high) in _RANGES.items():
-        value = gpu.get(field)
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or not (math.isfinite(value) and low <= value <= high)
-        ):
-            value = None
-        cleaned[field] = value
-    if cleaned["gpuMemoryTotal"] == 0:
-        cleaned["gpuMemoryTotal"] = None
-    used, total = cleaned["gpuMemoryUsed"], cleaned["gpuMemoryTotal"]
-    if used is not None and total is not None and used > total:
-        cleaned["gpuMemoryUsed"] = None
-    return cleaned
 
 
 def _run_smi(path: str) -> str:
@@ -338,22 +370,3 @@ def _text(value: Any) -> str | None:
     if isinstance(value, bytes):
         return value.decode(errors="replace")
     return value if isinstance(value, str) else None
-
-
-def _visible_entries() -> list[str] | None:
-    """``CUDA_VISIBLE_DEVICES`` as lower-case entries; ``None`` when unset (all GPUs)."""
-    value = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if value is None:
-        return None
-    return [entry.strip().lower() for entry in value.split(",") if entry.strip()]
-
-
-def _is_visible(wanted: list[str] | None, index: int | None, uuids: Iterable[str | None]) -> bool:
-    if wanted is None:
-        return True
-    ids = [uuid.lower() for uuid in uuids if uuid]
-    return any(
-        (entry.isdigit() and index == int(entry))
-        or (entry.startswith(("gpu-", "mig-")) and any(uuid.startswith(entry) for uuid in ids))
-        for entry in wanted
-    )

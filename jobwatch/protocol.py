@@ -36,11 +36,13 @@ __all__ = [
     "FINISHED_STATUSES",
     "JOB_STATUSES",
     "LOG_LEVELS",
+    "MAX_ALERTS",
     "MAX_BODY_BYTES",
     "MAX_LOG_LINES",
     "MAX_MESSAGE_BYTES",
     "MAX_SCALAR_NAMES",
     "MAX_SCALAR_POINTS",
+    "AlertIn",
     "CompleteRequest",
     "GpuSample",
     "JobSpec",
@@ -323,6 +325,21 @@ class ScalarPoint(BaseModel):
     values: Annotated[dict[ScalarName, float], Field(min_length=1, max_length=MAX_SCALAR_NAMES)]
 
 
+MAX_ALERTS = 100
+"""Most alerts one progress update may carry."""
+
+
+class AlertIn(BaseModel):
+    """An alert from training code: ``title`` (1-200 characters), ``text`` (at
+    most 4,096) and ``level`` (info, warning or error; default warning)."""
+
+    model_config = _Strict
+
+    title: Annotated[str, Field(min_length=1, max_length=200), NoNul]
+    text: Annotated[str, Field(max_length=4096), NoNul] | None = None
+    level: Literal["info", "warning", "error"] = "warning"
+
+
 class ProgressUpdate(BaseModel):
     """Body of ``POST /api/jobs/{jobId}/progress``.
 
@@ -332,7 +349,8 @@ class ProgressUpdate(BaseModel):
     absent or ``null``. ``updateId`` (1-64 characters, unique per update of a
     worker) makes a retried update apply once: a repeat is answered as the first
     time. ``scalars`` (optional): training metrics, one :class:`ScalarPoint` or
-    a list of them, at most 1,000 values in all.
+    a list of them, at most 1,000 values in all. ``alerts`` (optional): at most
+    100 :class:`AlertIn` from the training code.
     """
 
     model_config = _Strict
@@ -349,6 +367,7 @@ class ProgressUpdate(BaseModel):
         None, alias="updateId"
     )
     scalars: ScalarPoint | list[ScalarPoint] | None = None
+    alerts: Annotated[list[AlertIn], Field(max_length=MAX_ALERTS)] | None = None
 
     @field_validator("scalars")
     @classmethod
@@ -652,14 +671,34 @@ class UnsubscribeMessage(BaseModel):
     )
 
 
-ClientMessage = Annotated[SubscribeMessage | UnsubscribeMessage, Field(discriminator="type")]
-_client_message: pydantic.TypeAdapter[SubscribeMessage | UnsubscribeMessage] = pydantic.TypeAdapter(
-    ClientMessage
+class SubscribeJobsMessage(BaseModel):
+    """``{"type": "subscribe:jobs", "status"?: status, "since"?: ms}``: summaries of
+    every job (of one status), streamed as ``JOBS_CHANGED`` (an extension)."""
+
+    model_config = _Strict
+
+    type: Literal["subscribe:jobs"]
+    status: Literal["pending", "running", "completed", "failed", "cancelled"] | None = None
+    since: Annotated[int, Field(ge=0, le=MAX_ID)] | None = None
+
+
+class UnsubscribeJobsMessage(BaseModel):
+    """``{"type": "unsubscribe:jobs"}``."""
+
+    model_config = _Strict
+
+    type: Literal["unsubscribe:jobs"]
+
+
+AnyClientMessage = (
+    SubscribeMessage | UnsubscribeMessage | SubscribeJobsMessage | UnsubscribeJobsMessage
 )
-CLIENT_MESSAGE_TYPES = ("subscribe:job", "unsubscribe:job")
+ClientMessage = Annotated[AnyClientMessage, Field(discriminator="type")]
+_client_message: pydantic.TypeAdapter[AnyClientMessage] = pydantic.TypeAdapter(ClientMessage)
+CLIENT_MESSAGE_TYPES = ("subscribe:job", "unsubscribe:job", "subscribe:jobs", "unsubscribe:jobs")
 
 
-def parse_client_message(raw: str | bytes) -> SubscribeMessage | UnsubscribeMessage:
+def parse_client_message(raw: str | bytes) -> AnyClientMessage:
     """Validate one WebSocket message from a client.
 
     Raises

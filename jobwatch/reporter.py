@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import socket
 import threading
 import time
@@ -21,16 +22,17 @@ from typing import Any, Literal, TypeAlias, TypeVar
 
 from jobwatch import gpu as _gpu
 from jobwatch._outbox import Completion, JobSpec, Outbox
+from jobwatch._own_io import is_own
 from jobwatch._sender import Sender
 from jobwatch.client import Client
 from jobwatch.protocol import (
     LOG_LEVELS,
+    MAX_ALERTS,
     MAX_BODY_BYTES,
     MAX_SCALAR_NAMES,
     MAX_TEXT,
     SCALAR_NAME_RULE,
     CompleteRequest,
-    truncate_message,
     valid_job_id,
     valid_scalar_name,
 )
@@ -38,6 +40,7 @@ from jobwatch.protocol import (
 __all__ = ["Reporter"]
 
 _log = logging.getLogger("jobwatch.reporter")
+ALERT_LEVELS = ("info", "warning", "error")
 T = TypeVar("T")
 DEFAULT_TIMEOUT = 30.0
 """Seconds :meth:`Reporter.complete`, :meth:`~Reporter.fail` and :meth:`~Reporter.close` wait."""
@@ -144,10 +147,20 @@ class Reporter:
         self._scalar_names: set[str] = set()
         self._next_step = 0
         self._warned_nonfinite = False
+        self._warned_alerts = False
         job = JobSpec(job_id, worker_id, name, price_per_hour, currency)
         self._sender = Sender(client, job, self._outbox, _metrics_source(gpu), float(interval))
-        finalizer = weakref.finalize(self, _abandoned, self._sender)
-        finalizer.atexit = False  # the sender's own exit hook delivers at exit
+        self._finalizer = _finalizer(self)
+        _reporters.add(self)
+
+    def _after_fork_in_child(self) -> None:
+        """Called in a forked child: the parent's sender thread and any lock another
+        parent thread held are not usable here, so take fresh ones."""
+        self._finalizer.detach()  # it would finish the parent's sender
+        self._finish_lock = threading.Lock()
+        self._outbox = Outbox(self._outbox.max_log_lines)
+        self._sender = self._sender.forked(self._outbox)
+        self._finalizer = _finalizer(self)
 
     def update(
         self, progress: float, operation: str | None = None, *, allow_backwards: bool = False
@@ -185,8 +198,6 @@ class Reporter:
             raise ValueError(f"progress must be a number from 0 to 100 (percent), got {progress!r}")
         if operation is not None and not isinstance(operation, str):
             raise ValueError(f"operation must be a string or None, got {type(operation).__name__}")
-        if operation is not None:
-            operation = operation.replace("\x00", "\ufffd")  # the server refuses NUL
         self._outbox.record(float(progress), operation, allow_backwards)
 
     def log(self, message: object, level: str = "info") -> None:
@@ -212,7 +223,7 @@ class Reporter:
         lowered = level.lower() if isinstance(level, str) else None
         if lowered not in LOG_LEVELS:
             raise ValueError(f"level must be one of {', '.join(LOG_LEVELS)}; got {level!r}")
-        self._outbox.add_log(lowered, str(message).replace("\x00", "\ufffd"), time.time())
+        self._outbox.add_log(lowered, str(message), time.time())
 
     def log_metrics(self, values: Mapping[str, float], step: int | None = None) -> None:
         """Record training metrics (loss, accuracy, ...) for one step; returns at
@@ -269,6 +280,43 @@ class Reporter:
         self._next_step = step + 1
         if clean:
             self._outbox.add_scalars(step, clean)
+
+    def alert(self, title: str, text: str | None = None, level: str = "warning") -> None:
+        """Raise an alert on the job (shown as a banner in the monitor, counted in
+        the jobs table, posted to the server's webhook); returns at once.
+
+        Parameters
+        ----------
+        title:
+            What happened, 1-200 characters: ``"loss is NaN"``.
+        text:
+            More detail, at most 4,096 characters (longer is cut).
+        level:
+            ``"info"``, ``"warning"`` (default) or ``"error"``.
+
+        Raises
+        ------
+        ValueError
+            ``title`` is empty or not a string, ``text`` not a string, or ``level``
+            not one of those. Past 100 alerts waiting to be sent, more are
+            dropped with one warning; after :meth:`close` the call is ignored.
+        """
+        if self._closed:
+            self._warn_closed()
+            return
+        if not isinstance(title, str) or not title.strip():
+            raise ValueError(f"title must be a non-empty string, got {title!r}")
+        if text is not None and not isinstance(text, str):
+            raise ValueError(f"text must be a string or None, got {type(text).__name__}")
+        lowered = level.lower() if isinstance(level, str) else None
+        if lowered not in ALERT_LEVELS:
+            raise ValueError(f"level must be one of {', '.join(ALERT_LEVELS)}; got {level!r}")
+        alert = {"title": title[:200].replace("\x00", "\ufffd"), "level": lowered}
+        if text is not None:
+            alert["text"] = text[:4096].replace("\x00", "\ufffd")
+        if not self._outbox.add_alert(alert, MAX_ALERTS) and not self._warned_alerts:
+            self._warned_alerts = True
+            _log.warning("jobwatch: more than %d alerts waiting; dropping the newest", MAX_ALERTS)
 
     def _new_scalar_name(self, name: object) -> None:
         if not isinstance(name, str) or not valid_scalar_name(name):
@@ -369,9 +417,17 @@ class Reporter:
 
         DEBUG and INFO become ``info``, WARNING ``warning``, ERROR and CRITICAL
         ``error``; the text is the handler's formatted record (with the
-        traceback when there is one) and the timestamp the record's. Records
-        emitted by the reporter's own thread are not forwarded, so its warnings
-        cannot feed back. Attach it with ``logging.getLogger().addHandler(...)``.
+        traceback when there is one) and the timestamp the record's. Attach it
+        with ``logging.getLogger().addHandler(...)``.
+
+        Records that jobwatch's own work causes are never forwarded, so that
+        they cannot feed back (each shipped line would cause more): any record
+        emitted by a reporter's sender thread (this reporter's or another's),
+        and records of the ``urllib3``, ``requests``, ``websocket`` and
+        ``jobwatch`` loggers emitted by a thread while it is inside a jobwatch
+        :class:`~jobwatch.client.Client` call or a subscription's ``next()``.
+        With ``logging.logThreads`` off, records of those four loggers are
+        never forwarded.
 
         Parameters
         ----------
@@ -472,7 +528,7 @@ class Reporter:
             raise ValueError(f"error must be an exception or a string, got {type(error).__name__}")
         if not self._closed:
             self._outbox.add_log("error", detail.rstrip(), time.time())
-        return self._finish(Completion("failed", error=truncate_message(text)), timeout)
+        return self._finish(Completion("failed", error=text), timeout)
 
     def close(self, timeout: float = DEFAULT_TIMEOUT) -> bool:
         """Deliver what is pending (waiting at most ``timeout`` seconds), then stop the thread.
@@ -508,8 +564,8 @@ class Reporter:
             self._warned_closed = True
             _log.warning("jobwatch: reporter for job %r is closed; ignoring calls", self.job_id)
 
-    def _forward(self, level: str, message: str, created: float, thread: int | None) -> None:
-        if not self._closed and thread != self._sender.ident:
+    def _forward(self, level: str, message: str, created: float) -> None:
+        if not self._closed:
             self._outbox.add_log(level, message, created)
 
     def __enter__(self) -> Reporter:
@@ -539,6 +595,8 @@ class _ReporterHandler(logging.Handler):
         self._reporter = reporter
 
     def emit(self, record: logging.LogRecord) -> None:
+        if is_own(record):  # shipping it would make more of it: see jobwatch._own_io
+            return
         levelno = record.levelno
         level = (
             "error"
@@ -548,7 +606,7 @@ class _ReporterHandler(logging.Handler):
             else "info"
         )
         try:
-            self._reporter._forward(level, self.format(record), record.created, record.thread)
+            self._reporter._forward(level, self.format(record), record.created)
         except Exception:
             self.handleError(record)
 
@@ -561,6 +619,24 @@ def _metrics_source(gpu: GpuOption) -> Callable[[], Mapping[str, Any] | None] | 
     if callable(gpu):
         return gpu
     raise ValueError(f"gpu must be 'auto', True, False or a callable, got {gpu!r}")
+
+
+def _finalizer(reporter: Reporter) -> weakref.finalize[Any, Any]:
+    finalizer = weakref.finalize(reporter, _abandoned, reporter._sender)
+    finalizer.atexit = False  # the sender's own exit hook delivers at exit
+    return finalizer
+
+
+_reporters: weakref.WeakSet[Reporter] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for reporter in list(_reporters):
+        reporter._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; PyTorch DataLoader workers and multiprocessing fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _abandoned(sender: Sender) -> None:
@@ -595,7 +671,7 @@ def _check_timeout(timeout: object) -> None:
 def _check_text(what: str, value: object, shortest: int, longest: int) -> None:
     if value is None:
         return
-    if not isinstance(value, str) or not shortest <= len(value) <= longest:
+    if not isinstance(value, str) or not shortest <= len(value) <= longest or "\x00" in value:
         raise ValueError(
-            f"{what} must be a string of {shortest}-{longest} characters, got {value!r}"
+            f"{what} must be a string of {shortest}-{longest} characters without NUL, got {value!r}"
         )

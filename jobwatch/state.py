@@ -24,6 +24,8 @@ MAX_LOG_LINES = 1_000
 """Most log lines a monitor keeps."""
 MAX_SCALAR_POINTS = 2_000
 """Most points a monitor keeps per training metric."""
+MAX_ALERTS = 20
+"""Most alerts a monitor keeps (the newest)."""
 METRIC_FIELDS = (
     "gpuUtilization",
     "gpuMemoryUsed",
@@ -105,6 +107,7 @@ class MonitorState:
     scalars: dict[str, deque[ScalarPoint]] = field(default_factory=dict)
     latest_scalars: dict[str, ScalarPoint] = field(default_factory=dict)
     scalars_version: int = 0
+    alerts: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_ALERTS))
     _elapsed: float | None = None
     _elapsed_at: float = 0.0
     version: int = 0
@@ -124,10 +127,14 @@ class MonitorState:
         self.add_logs(snapshot.get("logs") or [])
         for name, point in (snapshot.get("scalars") or {}).items():
             self._add_scalar(name, point.get("step"), point.get("timestamp"), point.get("value"))
+        self.alerts.clear()
+        for alert in snapshot.get("alerts") or []:
+            self._add_alert(alert)
         self.version += 1
 
     def apply(self, event: Mapping[str, Any]) -> None:
-        """Apply one stream event (``JOB_PROGRESS``, ``JOB_LOGS``, ``JOB_COMPLETED``)."""
+        """Apply one stream event (``JOB_PROGRESS``, ``JOB_LOGS``, ``JOB_COMPLETED``,
+        ``JOB_STALLED``, ``JOB_RESUMED``, ``JOB_ALERT``)."""
         kind, data = event.get("type"), event.get("data") or {}
         if kind == "JOB_PROGRESS":
             for key in ("status", "progress", "currentOperation"):
@@ -141,6 +148,10 @@ class MonitorState:
                     self._add_scalar(name, point.get("step"), point.get("timestamp"), value)
         elif kind == "JOB_LOGS":
             self.add_logs(data.get("logs") or [])
+        elif kind in ("JOB_STALLED", "JOB_RESUMED"):
+            self.job["stalled"] = kind == "JOB_STALLED"
+        elif kind == "JOB_ALERT":
+            self._add_alert(data.get("alert") or {})
         elif kind == "JOB_COMPLETED":
             self.job.update(
                 status=data.get("status"),
@@ -200,6 +211,11 @@ class MonitorState:
             self.version += 1
 
     # -- output ---------------------------------------------------------------
+
+    @property
+    def stalled(self) -> bool:
+        """Whether the server marked the running job stalled (no update for too long)."""
+        return bool(self.job.get("stalled")) and not self.finished
 
     @property
     def finished(self) -> bool:
@@ -268,6 +284,14 @@ class MonitorState:
         return Series([float(x) for x in xs], lines)
 
     # -- internals ------------------------------------------------------------
+
+    def _add_alert(self, alert: Mapping[str, Any]) -> None:
+        if not isinstance(alert.get("title"), str):
+            return
+        if any(kept.get("seq") == alert.get("seq") for kept in self.alerts):
+            return  # the snapshot's and the stream's copy of one alert
+        self.alerts.append(dict(alert))
+        self.job["alerts"] = max(int(self.job.get("alerts") or 0), len(self.alerts))
 
     def _add_scalar(self, name: object, step: object, stamp: object, value: object) -> None:
         number, ts = _number(value), parse_ts(stamp)

@@ -2,7 +2,8 @@
 
 :class:`Subscription` is what :meth:`jobwatch.Client.subscribe` returns: an
 iterator of the contract's events (``JOB_PROGRESS``, ``JOB_LOGS``,
-``JOB_COMPLETED``). When the connection drops it reconnects with exponential
+``JOB_COMPLETED``, and the extensions ``JOB_STALLED``, ``JOB_RESUMED``,
+``JOB_ALERT``). When the connection drops it reconnects with exponential
 backoff and full jitter and resubscribes with ``since`` = the last ``seq`` it
 delivered, so no event is lost and none is repeated.
 """
@@ -19,13 +20,16 @@ from typing import Any
 
 import websocket
 
+from jobwatch._own_io import doing_io
 from jobwatch.errors import ConnectionError, JobwatchError, error_from_envelope
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Backoff", "Subscription"]
 
-EVENT_TYPES = frozenset({"JOB_PROGRESS", "JOB_LOGS", "JOB_COMPLETED"})
+EVENT_TYPES = frozenset(
+    {"JOB_PROGRESS", "JOB_LOGS", "JOB_COMPLETED", "JOB_STALLED", "JOB_RESUMED", "JOB_ALERT"}
+)
 STATES = ("connecting", "live", "reconnecting", "closed")
 
 
@@ -131,6 +135,10 @@ class Subscription:
         return self
 
     def __next__(self) -> dict[str, Any]:
+        with doing_io():  # what websocket-client logs meanwhile is not the user's to ship
+            return self._next()
+
+    def _next(self) -> dict[str, Any]:
         while not self._finished and not self._closed.is_set():
             ws = self._connection()
             if ws is None:

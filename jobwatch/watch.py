@@ -79,6 +79,14 @@ def render_status(
     ]
     if state.latest_scalars:
         lines.append(format_scalars(state))
+    if state.stalled:
+        lines[0] += "  STALLED"
+    if state.alerts:
+        alert = state.alerts[-1]
+        text = f": {alert['text']}" if alert.get("text") else ""
+        lines.append(
+            clean_text(f"alert [{alert.get('level')}] {alert['title']}{text}", newlines=False)
+        )
     return (" | " if one_line else "\n").join(lines)
 
 

@@ -96,7 +96,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def server(clock: FakeClock) -> Iterator[EmbeddedServer]:
-    srv = EmbeddedServer(config={"DATABASE": ":memory:", "CLOCK": clock})
+    srv = EmbeddedServer(config={"DATABASE": ":memory:", "CLOCK": clock, "STALL_CHECK_INTERVAL": 0})
     yield srv
     srv.stop()
 

@@ -71,6 +71,14 @@ class c_nvmlMemory_t:
         self.total, self.free, self.used = total, free, used
 
 
+class nvmlPciInfo_t:
+    """Like pynvml's ctypes structure: ``busId`` is ``bytes`` such as ``b"00000000:07:00.0"``."""
+
+    def __init__(self, domain: int, bus: int, device: int) -> None:
+        self.domain, self.bus, self.device = domain, bus, device
+        self.busId = f"{domain:08X}:{bus:02X}:{device:02X}.0".encode()
+
+
 class c_nvmlUtilization_t:
     """Like pynvml's ctypes structure: percent over the last sample period."""
 
@@ -92,15 +100,24 @@ class FakeGpu:
     mig_mode: list[int] | None = None  # [current, pending]; None: MIG not supported
     mig: list[FakeGpu | None] = field(default_factory=list)  # slots; None is an empty slot
     errors: dict[str, BaseException] = field(default_factory=dict)
+    pci_bus: tuple[int, int, int] | None = None  # (domain, bus, device); None: NotSupported
+    instance_ids: tuple[int, int] | None = None  # a MIG slice's (GPU instance, compute instance)
 
 
-def mig_slice(uuid: str, name: str, used_gib: float, total_gib: float) -> FakeGpu:
+def mig_slice(
+    uuid: str,
+    name: str,
+    used_gib: float,
+    total_gib: float,
+    instance_ids: tuple[int, int] | None = None,
+) -> FakeGpu:
     """A MIG slice as NVML shows one: memory works, utilization/temperature/power do not."""
     return FakeGpu(
         uuid=uuid,
         name=name,
         memory_used=int(used_gib * GIB),
         memory_total=int(total_gib * GIB),
+        instance_ids=instance_ids,
         errors={
             function: NVMLError_NotSupported()
             for function in (
@@ -130,6 +147,7 @@ class FakeNvml(types.ModuleType):
     NVMLError_LibraryNotFound = NVMLError_LibraryNotFound
     c_nvmlMemory_t = c_nvmlMemory_t
     c_nvmlUtilization_t = c_nvmlUtilization_t
+    nvmlPciInfo_t = nvmlPciInfo_t
 
     def __init__(
         self,
@@ -212,6 +230,24 @@ class FakeNvml(types.ModuleType):
     def nvmlDeviceGetPowerUsage(self, handle: FakeGpu) -> int:
         self._enter("nvmlDeviceGetPowerUsage", handle)
         return handle.power
+
+    def nvmlDeviceGetPciInfo(self, handle: FakeGpu) -> nvmlPciInfo_t:
+        self._enter("nvmlDeviceGetPciInfo", handle)
+        if handle.pci_bus is None:
+            raise NVMLError_NotSupported()
+        return nvmlPciInfo_t(*handle.pci_bus)
+
+    def nvmlDeviceGetGpuInstanceId(self, handle: FakeGpu) -> int:
+        self._enter("nvmlDeviceGetGpuInstanceId", handle)
+        if handle.instance_ids is None:
+            raise NVMLError_InvalidArgument()  # not a MIG device
+        return handle.instance_ids[0]
+
+    def nvmlDeviceGetComputeInstanceId(self, handle: FakeGpu) -> int:
+        self._enter("nvmlDeviceGetComputeInstanceId", handle)
+        if handle.instance_ids is None:
+            raise NVMLError_InvalidArgument()
+        return handle.instance_ids[1]
 
     def nvmlDeviceGetMigMode(self, handle: FakeGpu) -> list[int]:
         self._enter("nvmlDeviceGetMigMode", handle)

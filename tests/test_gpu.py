@@ -33,6 +33,7 @@ SMI_QUERY = "index,uuid,name,utilization.gpu,memory.used,memory.total,temperatur
 @pytest.fixture(autouse=True)
 def _fresh_state(monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.delenv("CUDA_DEVICE_ORDER", raising=False)
     gpu.reset()
     yield
     gpu.reset()
@@ -464,10 +465,19 @@ def test_hung_nvidia_smi_is_cut_off_by_the_timeout(
         (" 0 , 2 ", [UUID_A, UUID_C]),
         ("1", [UUID_B]),
         (UUID_B, [UUID_B]),
-        (f"{UUID_C}, {UUID_A}", [UUID_A, UUID_C]),
+        (f"{UUID_C}, {UUID_A}", [UUID_C, UUID_A]),  # CUDA enumerates in the order given
+        ("2,1", [UUID_C, UUID_B]),
         ("GPU-bbbb", [UUID_B]),  # a unique prefix, as CUDA accepts
         (UUID_B.upper(), [UUID_B]),
-        ("7,GPU-ffff,1,bogus", [UUID_B]),
+        ("0,0,2", [UUID_A, UUID_C]),
+        # CUDA: an invalid entry hides itself and every entry after it
+        ("0,-1,1", [UUID_A]),
+        ("0,2,-1,1", [UUID_A, UUID_C]),
+        ("0,foo,1", [UUID_A]),
+        ("1,7,0", [UUID_B]),  # there is no GPU 7
+        ("1,GPU-ffff,0", [UUID_B]),  # no GPU has that UUID
+        ("1,GPU-,0", [UUID_B]),  # a prefix of every UUID names no one GPU
+        ("1,,0", [UUID_B]),
     ],
 )
 def test_cuda_visible_devices_selects_gpus(
@@ -482,7 +492,7 @@ def test_cuda_visible_devices_selects_gpus(
     assert metrics["gpuUtilization"] == sum(util[u] for u in expected) / len(expected)
 
 
-@pytest.mark.parametrize("visible", ["", "  ", "-1", "NoDevFiles"])
+@pytest.mark.parametrize("visible", ["", "  ", "-1", "NoDevFiles", "7,0", "bogus,0,1"])
 def test_cuda_visible_devices_hiding_every_gpu_gives_none(
     monkeypatch: pytest.MonkeyPatch, visible: str
 ) -> None:
@@ -499,6 +509,12 @@ def test_cuda_visible_devices_hiding_every_gpu_gives_none(
         (UUID_B, [MIG_1, MIG_2]),  # the parent GPU's UUID selects all its slices
         ("1", [MIG_1, MIG_2]),
         ("0", [UUID_A]),
+        (f"{MIG_2},{UUID_A}", [MIG_2, UUID_A]),
+        ("MIG-,0", []),  # a prefix of both slices names neither
+        # the format before driver R470: MIG-<GPU UUID>/<GPU instance ID>/<compute instance ID>
+        (f"MIG-{UUID_B}/2/0", [MIG_2]),
+        (f"MIG-{UUID_B[:12]}/1/0,0", [MIG_1, UUID_A]),
+        (f"MIG-{UUID_B}/3/0,0", []),
     ],
 )
 def test_cuda_visible_devices_with_mig(
@@ -507,11 +523,93 @@ def test_cuda_visible_devices_with_mig(
     parent = FakeGpu(
         UUID_B,
         mig_mode=[1, 1],
-        mig=[mig_slice(MIG_1, "3g.20gb", 1, 20), mig_slice(MIG_2, "1g.5gb", 1, 5)],
+        mig=[
+            mig_slice(MIG_1, "3g.20gb", 1, 20, instance_ids=(1, 0)),
+            mig_slice(MIG_2, "1g.5gb", 1, 5, instance_ids=(2, 0)),
+        ],
     )
     install(monkeypatch, FakeGpu(UUID_A), parent)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    metrics = gpu.sample()
+    assert (uuids(metrics) if expected else metrics) == (expected or None)
+
+
+def test_a_prefix_two_uuids_share_cuts_the_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    twin = "GPU-aaaaaaaa-9999-2222-3333-444444444444"  # shares "GPU-aaaaaaaa-" with UUID_A
+    install(monkeypatch, FakeGpu(UUID_B), FakeGpu(UUID_A), FakeGpu(twin))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,GPU-aaaaaaaa,1")
+    assert uuids(gpu.sample()) == [UUID_B]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,GPU-aaaaaaaa-9,1")
+    assert uuids(gpu.sample()) == [UUID_B, twin, UUID_A]
+
+
+def pci_gpus() -> list[FakeGpu]:
+    """NVML enumerates these in another order than their PCI bus IDs."""
+    return [
+        FakeGpu(UUID_A, "NVIDIA A100-SXM4-80GB", pci_bus=(0, 0x41, 0)),
+        FakeGpu(UUID_B, "NVIDIA A100-SXM4-80GB", pci_bus=(0, 0x07, 0)),
+        FakeGpu(UUID_C, "NVIDIA A100-SXM4-80GB", pci_bus=(1, 0x03, 0)),
+    ]
+
+
+@pytest.mark.parametrize("order", ["PCI_BUS_ID", None, "FASTEST_FIRST"])
+def test_indices_count_gpus_in_pci_bus_order(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, order: str | None
+) -> None:
+    """With one model, CUDA's fastest-first order is PCI bus order too: nothing to warn."""
+    install(monkeypatch, *pci_gpus())
+    if order is not None:
+        monkeypatch.setenv("CUDA_DEVICE_ORDER", order)
+    else:
+        monkeypatch.delenv("CUDA_DEVICE_ORDER", raising=False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,2")
+    assert uuids(gpu.sample()) == [UUID_B, UUID_C]
+    assert not [r for r in caplog.records if r.name == "jobwatch.gpu"]
+
+
+def mixed_models() -> list[FakeGpu]:
+    return [
+        FakeGpu(UUID_A, "Tesla T4", pci_bus=(0, 0x01, 0)),
+        FakeGpu(UUID_B, "NVIDIA A100-SXM4-80GB", pci_bus=(0, 0x02, 0)),
+    ]
+
+
+@pytest.mark.parametrize("order", [None, "FASTEST_FIRST"])
+def test_indices_on_mixed_models_in_fastest_first_order_warn_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, order: str | None
+) -> None:
+    install(monkeypatch, *mixed_models())
+    if order is not None:
+        monkeypatch.setenv("CUDA_DEVICE_ORDER", order)
+    else:
+        monkeypatch.delenv("CUDA_DEVICE_ORDER", raising=False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    for _ in range(3):
+        assert uuids(gpu.sample()) == [UUID_A]  # nvidia-smi's GPU 0, as the warning says
+    warnings = [r for r in caplog.records if r.name == "jobwatch.gpu" and r.levelname == "WARNING"]
+    assert len(warnings) == 1
+    text = warnings[0].getMessage()
+    assert "CUDA_DEVICE_ORDER=PCI_BUS_ID" in text and "Tesla T4" in text
+
+
+@pytest.mark.parametrize(
+    ("order", "visible"), [("PCI_BUS_ID", "1"), (None, UUID_B), ("FASTEST_FIRST", None)]
+)
+def test_mixed_models_without_ambiguity_do_not_warn(
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    order: str | None,
+    visible: str | None,
+) -> None:
+    install(monkeypatch, *mixed_models())
+    monkeypatch.delenv("CUDA_DEVICE_ORDER", raising=False)
+    if order is not None:
+        monkeypatch.setenv("CUDA_DEVICE_ORDER", order)
+    if visible is not None:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    expected = [UUID_B] if visible else [UUID_A, UUID_B]
     assert uuids(gpu.sample()) == expected
+    assert not [r for r in caplog.records if r.name == "jobwatch.gpu"]
 
 
 def test_cuda_visible_devices_filters_nvidia_smi_rows(

@@ -103,3 +103,30 @@ def test_more_values_than_one_request_takes_arrive_in_order(server: EmbeddedServ
             report.log_metrics({"a": step, "b": step, "c": step}, step=step)  # 1,200 values
     got = series(server, "m8")
     assert [s for s, _ in got["a"]] == list(range(400))
+
+
+def test_alerts_from_training_code(server: EmbeddedServer) -> None:
+    with Reporter("alerting", url=server.url, gpu=False, interval=0.05) as report:
+        report.alert("loss is NaN", "at step 1200", level="error")
+        report.alert("learning rate lowered")
+    got = Client(server.url).alerts("alerting")["alerts"]
+    assert [(a["title"], a["text"], a["level"], a["source"]) for a in got] == [
+        ("loss is NaN", "at step 1200", "error", "worker"),
+        ("learning rate lowered", None, "warning", "worker"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("",), "title must be"),
+        ((None,), "title must be"),
+        (("t", 3), "text must be"),
+        (("t", None, "fatal"), "level must be"),
+    ],
+)
+def test_bad_alerts_raise(server: EmbeddedServer, args: Any, message: str) -> None:
+    report = Reporter("bad-alert", url=server.url, gpu=False)
+    with pytest.raises(ValueError, match=message):
+        report.alert(*args)
+    report.close()

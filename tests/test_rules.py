@@ -118,9 +118,22 @@ def test_late_updates_and_clock_steps() -> None:
 
 
 def test_completion() -> None:
-    changes, event = rules.complete_job(job(seq=4), CompleteRequest(workerId="w"), T0)
+    changes, events, alerts = rules.complete_job(job(seq=4), CompleteRequest(workerId="w"), T0)
     assert changes["progress"] == 100.0
-    assert (event.type, event.seq) == ("JOB_COMPLETED", 5)
+    assert [(e.type, e.seq) for e in events] == [("JOB_COMPLETED", 5)]
+    assert alerts == []
+
+
+def test_a_failed_job_gets_an_alert_just_before_its_completion_event() -> None:
+    request = CompleteRequest(workerId="w", status="failed", error="CUDA out of memory")
+    changes, events, alerts = rules.complete_job(job(seq=4), request, T0)
+    assert [(e.type, e.seq) for e in events] == [("JOB_ALERT", 5), ("JOB_COMPLETED", 6)]
+    assert (changes["completed_seq"], changes["seq"], changes["n_alerts"]) == (6, 6, 1)
+    assert (alerts[0]["level"], alerts[0]["source"], alerts[0]["text"]) == (
+        "error",
+        "failed",
+        "CUDA out of memory",
+    )
 
 
 # -- properties -----------------------------------------------------------------------

@@ -15,6 +15,7 @@ from jobwatch.protocol import (
     JobsQuery,
     LogsQuery,
     MetricsQuery,
+    Page,
     ProgressUpdate,
     ScalarsQuery,
     parse_body,
@@ -22,6 +23,7 @@ from jobwatch.protocol import (
     valid_job_id,
 )
 from jobwatch.server import queries
+from jobwatch.server.alert_rules import alert_to_wire
 from jobwatch.server.rules import job_estimates
 from jobwatch.server.services import Services
 from jobwatch.server.wire import (
@@ -38,6 +40,8 @@ HISTORY_SECONDS = 60.0
 """``/monitor`` returns this many seconds of samples."""
 MONITOR_LOGS = 100
 """``/monitor`` returns this many of the newest log lines."""
+MONITOR_ALERTS = 20
+"""``/monitor`` returns this many of the newest alerts."""
 
 
 def json_response(body: Any, status: int = 200) -> Response:
@@ -169,6 +173,7 @@ def monitor(job_id: str) -> Response:
         history, _ = queries.sample_window(conn, job_id, end - HISTORY_SECONDS, end, None)
         latest = queries.latest_sample(conn, job_id)
         logs = queries.recent_logs(conn, job_id, job["seq"], MONITOR_LOGS)
+        recent_alerts = queries.recent_alerts(conn, job_id, MONITOR_ALERTS)
     estimates = job_estimates(job, now)
     return json_response(
         {
@@ -179,6 +184,7 @@ def monitor(job_id: str) -> Response:
             },
             "logs": [log_to_wire(r) for r in logs],
             "scalars": job["latest_scalars"] or {},
+            "alerts": [alert_to_wire(a) for a in recent_alerts],
             "timeRemaining": estimates.time_remaining,
             "costSoFar": estimates.cost_so_far,
             "estimatedTotalCost": estimates.estimated_total_cost,
@@ -230,6 +236,25 @@ def scalars(job_id: str) -> Response:
             "maxPoints": query.max_points,
             "downsampled": downsampled,
             "scalars": {name: [scalar_to_wire(r) for r in rows] for name, rows in series.items()},
+        }
+    )
+
+
+@bp.get("/jobs/<job_id>/alerts")
+def alerts(job_id: str) -> Response:
+    """``{jobId, alerts: [{seq, timestamp, level, title, text, source}], total, limit,
+    offset}``, oldest first."""
+    query = parse_query(Page, request.args.to_dict())
+    job = _known_job(job_id)
+    with _services().store.read() as conn:
+        rows = queries.alert_page(conn, job_id, query.limit, query.offset)
+    return json_response(
+        {
+            "jobId": job_id,
+            "alerts": [alert_to_wire(r) for r in rows],
+            "total": job["n_alerts"],
+            "limit": query.limit,
+            "offset": query.offset,
         }
     )
 

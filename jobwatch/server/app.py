@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import Flask, Response, current_app, request
@@ -15,14 +15,25 @@ from werkzeug.exceptions import HTTPException
 
 from jobwatch.errors import APIError, MethodNotAllowed, NotFound, PayloadTooLarge
 from jobwatch.protocol import MAX_BODY_BYTES
+<<<<<<< HEAD
 from jobwatch.server import prometheus
 from jobwatch.server.api import bp as api_bp
 from jobwatch.server.api import json_response
 from jobwatch.server.broker import DEFAULT_CHANNEL, Broker, MemoryBroker
 from jobwatch.server.openapi import bp as openapi_bp
+=======
+from jobwatch.server.alert_rules import DEFAULT_STALL_AFTER, parse_rule
+from jobwatch.server.api import bp as api_bp
+from jobwatch.server.api import json_response
+from jobwatch.server.broker import DEFAULT_CHANNEL, Broker, MemoryBroker
+from jobwatch.server.fleet import FleetFeed
+>>>>>>> main
 from jobwatch.server.security import AccessPolicy, WorkerRateLimit
 from jobwatch.server.services import Services
 from jobwatch.server.store import Store
+from jobwatch.server.watchdog import StallWatchdog
+from jobwatch.server.webhook import WebhookSender
+from jobwatch.server.wire import Event
 from jobwatch.server.ws import serve_socket
 
 log = logging.getLogger(__name__)
@@ -39,6 +50,10 @@ DEFAULTS: dict[str, Any] = {
     "RATE_LIMIT": 0,
     "REDIS_URL": None,
     "REDIS_CHANNEL": DEFAULT_CHANNEL,
+    "STALL_AFTER": DEFAULT_STALL_AFTER,
+    "STALL_CHECK_INTERVAL": 5.0,
+    "ALERT_RULES": (),
+    "WEBHOOK_URL": None,
 }
 """Settings ``create_app`` understands, with their defaults:
 
@@ -65,6 +80,16 @@ DEFAULTS: dict[str, Any] = {
     this process only.
 ``REDIS_CHANNEL``
     The Redis pub/sub channel; one per deployment.
+``STALL_AFTER``
+    Seconds without an update after which a running job is stalled (or ten of
+    its usual update intervals if that is longer).
+``STALL_CHECK_INTERVAL``
+    Seconds between two checks for stalled jobs (0: none; tests call
+    ``services.watchdog.check()``).
+``ALERT_RULES``
+    ``--alert`` rules such as ``"gpuTemperature>85 for 60s"``.
+``WEBHOOK_URL``
+    Where alerts are posted (Slack-compatible ``{"text": ...}``); ``None``: nowhere.
 """
 
 
@@ -97,9 +122,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         "ping_interval": app.config["WS_PING_INTERVAL"],
         "max_message_size": 64 * 1024,
     }
-    store = Store(app.config["DATABASE"], clock=app.config["CLOCK"])
+    alert_on = tuple(parse_rule(text) for text in app.config["ALERT_RULES"])
+    webhook = WebhookSender(app.config["WEBHOOK_URL"]) if app.config["WEBHOOK_URL"] else None
+    store = Store(app.config["DATABASE"], clock=app.config["CLOCK"], alert_rules=alert_on)
     broker = _broker(app.config["REDIS_URL"], app.config["REDIS_CHANNEL"], store)
-    store.set_publisher(broker.publish)
+    store.set_publisher(_publisher(broker, webhook))
     rate = float(app.config["RATE_LIMIT"] or 0)
     services = Services(
         store=store,
@@ -107,6 +134,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         clock=app.config["CLOCK"],
         ws_queue_size=int(app.config["WS_QUEUE_SIZE"]),
         rate_limit=WorkerRateLimit(rate) if rate > 0 else None,
+        watchdog=StallWatchdog(
+            store, float(app.config["STALL_AFTER"]), float(app.config["STALL_CHECK_INTERVAL"])
+        ),
+        webhook=webhook,
+        fleet=FleetFeed(store, broker, app.config["CLOCK"]),
     )
     app.extensions["jobwatch"] = services
     policy = AccessPolicy(
@@ -127,6 +159,19 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
     return app
+
+
+def _publisher(broker: Broker, webhook: WebhookSender | None) -> Callable[[list[Event]], None]:
+    """Committed events go to the broker (every subscriber) and, for alerts, to the
+    webhook: only from the process that committed them, so each alert is posted once."""
+    if webhook is None:
+        return broker.publish
+
+    def publish(events: list[Event]) -> None:
+        broker.publish(events)
+        webhook.offer(events)
+
+    return publish
 
 
 def _broker(redis_url: str | None, channel: str, store: Store) -> Broker:

@@ -28,6 +28,7 @@ from sqlalchemy import Connection, bindparam, delete, select
 
 from jobwatch.server.rules import UPDATE_IDS_KEPT
 from jobwatch.server.schema import (
+    alerts,
     applied_updates,
     decode_row,
     encode_json,
@@ -48,6 +49,7 @@ _INSERT_JOB = Prepared(jobs.insert())
 _UPDATE_JOB = Prepared(jobs.update().where(jobs.c.id == bindparam("b_job_id")))
 _INSERT_SAMPLE = Prepared(samples.insert())
 _INSERT_SCALAR = Prepared(scalars.insert())
+_INSERT_ALERT = Prepared(alerts.insert())
 _INSERT_LOG = Prepared(log_lines.insert().returning(log_lines.c.id))
 _SELECT_APPLIED = Prepared(
     select(applied_updates.c.reply).where(
@@ -66,7 +68,7 @@ FORGET_EVERY = 1024
 """A job's old update ids are deleted when its ``seq`` crosses a multiple of this."""
 
 _STATE = "jobwatch.batch"
-_JSON_FIELDS = ("result", "progress_event", "latest_scalars")
+_JSON_FIELDS = ("result", "progress_event", "latest_scalars", "alert_state")
 
 
 class _Batch:
@@ -78,6 +80,7 @@ class _Batch:
         self.dirty: dict[str, set[str]] = {}
         self.samples: list[Row] = []
         self.scalars: list[Row] = []
+        self.alerts: list[Row] = []
         self.logs: list[tuple[Row, Row]] = []
         self.applied: dict[tuple[str, str], Row] = {}
 
@@ -122,6 +125,9 @@ def flush(conn: Connection) -> None:
     if batch.scalars:
         _run(conn, _INSERT_SCALARS, _columns(batch.scalars, _SCALAR_COLUMNS))
         batch.scalars = []
+    if batch.alerts:
+        conn.execute(alerts.insert(), batch.alerts)
+        batch.alerts = []
     if batch.logs:
         # SQLAlchemy's "insertmanyvalues": one multi-row INSERT per 1,000 rows,
         # RETURNING in the order of the parameters.
@@ -197,6 +203,15 @@ def insert_scalars(conn: Connection, rows: list[Row]) -> None:
         batch.scalars.extend(rows)
     else:
         _INSERT_SCALAR.execute_many(conn, rows)
+
+
+def insert_alerts(conn: Connection, rows: list[Row]) -> None:
+    """Insert alert rows (``job_id, seq, ts, level, title, text, source``)."""
+    batch = _batch(conn)
+    if batch is not None:
+        batch.alerts.extend(rows)
+    else:
+        _INSERT_ALERT.execute_many(conn, rows)
 
 
 def insert_logs(conn: Connection, rows: list[Row], lines: list[Row]) -> None:

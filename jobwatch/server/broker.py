@@ -18,6 +18,8 @@ from jobwatch.server.wire import Event
 
 DEFAULT_CHANNEL = "jobwatch:events"
 """The Redis pub/sub channel of a deployment unless configured otherwise."""
+ALL_JOBS = "*"
+"""Subscribing to this key delivers every job's events (no job id can be ``*``)."""
 
 
 class Subscriber(Protocol):
@@ -97,7 +99,7 @@ class MemoryBroker:
 
     def _targets(self, job_id: str) -> tuple[Subscriber, ...]:
         with self._lock:
-            return tuple(self._subscribers.get(job_id, ()))
+            return (*self._subscribers.get(job_id, ()), *self._subscribers.get(ALL_JOBS, ()))
 
     def resync(self, job_id: str | None, seq: int = 0) -> None:
         """Ask ``job_id``'s subscribers (``None``: every subscriber) to fetch

@@ -11,7 +11,16 @@ from typing import Any
 
 from sqlalchemy import Connection, Integer, cast, func, literal, select
 
-from jobwatch.server.schema import SAMPLE_FIELDS, decode_row, jobs, log_lines, samples, scalars
+from jobwatch.server.alert_rules import alert_to_wire
+from jobwatch.server.schema import (
+    SAMPLE_FIELDS,
+    alerts,
+    decode_row,
+    jobs,
+    log_lines,
+    samples,
+    scalars,
+)
 from jobwatch.server.wire import Event, log_to_wire
 
 Row = dict[str, Any]
@@ -192,6 +201,37 @@ def _step_buckets(conn: Connection, where: Any, first: int, last: int, n_buckets
         if r["high"] != r["low"]:
             points.append({"step": r["s1"], "ts": r["t1"], "value": r["high"]})
     return points
+
+
+def alert_page(conn: Connection, job_id: str, limit: int, offset: int) -> list[Row]:
+    """A job's alerts oldest first, ``limit`` from ``offset``."""
+    query = (
+        select(alerts)
+        .where(alerts.c.job_id == job_id)
+        .order_by(alerts.c.seq)
+        .limit(limit)
+        .offset(offset)
+    )
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def alert_events_after(conn: Connection, job_id: str, since: int, up_to: int) -> list[Event]:
+    """``JOB_ALERT`` events with ``since < seq <= up_to``, rebuilt from stored alerts."""
+    query = (
+        select(alerts)
+        .where((alerts.c.job_id == job_id) & (alerts.c.seq > since) & (alerts.c.seq <= up_to))
+        .order_by(alerts.c.seq)
+    )
+    return [
+        Event(job_id, row["seq"], "JOB_ALERT", {"jobId": job_id, "alert": alert_to_wire(dict(row))})
+        for row in conn.execute(query).mappings()
+    ]
+
+
+def recent_alerts(conn: Connection, job_id: str, n: int) -> list[Row]:
+    """The job's last ``n`` alerts, oldest first."""
+    query = select(alerts).where(alerts.c.job_id == job_id).order_by(alerts.c.seq.desc()).limit(n)
+    return _oldest_first(conn, query)
 
 
 def log_page(

@@ -38,6 +38,8 @@ from jobwatch.protocol import (
     ProgressUpdate,
     format_ts,
 )
+from jobwatch.server import alert_rules
+from jobwatch.server.alert_rules import Alert, AlertRule
 from jobwatch.server.wire import Event
 
 Row = dict[str, Any]
@@ -278,6 +280,10 @@ def new_job(job_id: str, spec: JobSpec, now: float) -> Row:
         "ema_calls": 0,
         "pause_streak": 0,
         "latest_scalars": None,
+        "update_interval": None,
+        "stalled": 0,
+        "n_alerts": 0,
+        "alert_state": None,
         "progress_seq": None,
         "progress_event": None,
         "completed_seq": None,
@@ -360,6 +366,8 @@ class ProgressOutcome:
         same objects).
     scalar_rows:
         ``scalars`` rows (training metrics) to insert.
+    alert_rows:
+        ``alerts`` rows to insert (from the worker and from the ``--alert`` rules).
     applied_update:
         An ``applied_updates`` row remembering the ``updateId`` and its
         reply, or ``None``.
@@ -376,12 +384,18 @@ class ProgressOutcome:
     log_rows: list[Row] = field(default_factory=list)
     log_lines: list[Row] = field(default_factory=list)
     scalar_rows: list[Row] = field(default_factory=list)
+    alert_rows: list[Row] = field(default_factory=list)
     applied_update: Row | None = None
     events: list[Event] = field(default_factory=list)
 
 
 def apply_progress(
-    job: Row, update: ProgressUpdate, now: float, *, applied_reply: Row | None = None
+    job: Row,
+    update: ProgressUpdate,
+    now: float,
+    *,
+    applied_reply: Row | None = None,
+    alert_on: tuple[AlertRule, ...] = (),
 ) -> ProgressOutcome:
     """Apply ``POST /api/jobs/{id}/progress`` to ``job`` at server time ``now``.
 
@@ -397,6 +411,8 @@ def apply_progress(
         The reply stored for ``update.updateId`` when that id was already
         applied to this job: the outcome then answers it again and changes
         nothing.
+    alert_on:
+        The server's ``--alert`` rules, checked on the update's sample.
 
     Returns
     -------
@@ -405,7 +421,9 @@ def apply_progress(
         ``startedAt`` and status ``running``. A late update (see
         :data:`LATE_WINDOW`) keeps its sample, log lines and training metrics
         only. Publishes ``JOB_PROGRESS`` (with the update's training metrics
-        as ``scalars``) and, with log lines, ``JOB_LOGS``.
+        as ``scalars``), with log lines ``JOB_LOGS``, for a job that was
+        stalled ``JOB_RESUMED``, and ``JOB_ALERT`` per alert (the worker's,
+        then the rules').
 
     Raises
     ------
@@ -420,6 +438,9 @@ def apply_progress(
     check_writable(job, update.worker_id)
     _check_scalar_names(job, update)
     changes: Row = {"updated_at": now}
+    interval = alert_rules.next_update_interval(job, now)
+    if interval is not None:
+        changes["update_interval"] = interval
     if job["worker_id"] is None:
         changes["worker_id"] = update.worker_id
     if job["started_at"] is None:
@@ -455,6 +476,20 @@ def apply_progress(
     if update.log_lines:
         seq += 1
         _logs(job, update, now, seq, outcome)
+    if job["stalled"]:
+        seq += 1
+        changes["stalled"] = 0
+        outcome.events.append(alert_rules.resume_event(job, now, seq))
+    alerts = [Alert(a.level, a.title, a.text, "worker") for a in update.alerts or []]
+    if alert_on and metrics is not None:
+        state, fired = alert_rules.check_rules(alert_on, job, metrics, now)
+        changes["alert_state"] = state
+        alerts += fired
+    if alerts:
+        rows, events, counts = alert_rules.alert_changes(job, alerts, now, seq)
+        outcome.alert_rows, seq = rows, counts["seq"]
+        outcome.events += events
+        changes["n_alerts"] = counts["n_alerts"]
     changes["seq"] = seq
     outcome.reply = {
         "success": True,
@@ -609,13 +644,16 @@ def _logs(job: Row, update: ProgressUpdate, now: float, seq: int, outcome: Progr
 # -- completion ----------------------------------------------------------------
 
 
-def complete_job(job: Row, request: CompleteRequest, now: float) -> tuple[Row, Event]:
+def complete_job(
+    job: Row, request: CompleteRequest, now: float
+) -> tuple[Row, list[Event], list[Row]]:
     """Apply ``POST /api/jobs/{id}/complete`` to ``job`` at server time ``now``.
 
     Returns
     -------
-    (changes to the row, the ``JOB_COMPLETED`` event)
-        ``completed`` also sets progress to 100.
+    (changes to the row, events, alert rows to store)
+        ``JOB_COMPLETED``, the last event of the job; a failed job gets an
+        alert (``JOB_ALERT``) just before it. ``completed`` sets progress to 100.
 
     Raises
     ------
@@ -623,21 +661,30 @@ def complete_job(job: Row, request: CompleteRequest, now: float) -> tuple[Row, E
         403, 409 (from :func:`check_writable`); nothing changes.
     """
     check_writable(job, request.worker_id)
-    seq = job["seq"] + 1
-    changes: Row = {
-        "status": request.status,
-        "completed_at": now,
-        "updated_at": now,
-        "result": request.result,
-        "error": request.error,
-        "seq": seq,
-        "completed_seq": seq,
-    }
+    alert_rows: list[Row] = []
+    alert_events: list[Event] = []
+    changes: Row = {}
+    seq = job["seq"]
+    if request.status == "failed":  # its alert first: JOB_COMPLETED ends every stream
+        failed = Alert("error", "job failed", request.error or "no error message", "failed")
+        alert_rows, alert_events, counts = alert_rules.alert_changes(job, [failed], now, seq)
+        changes["n_alerts"], seq = counts["n_alerts"], counts["seq"]
+    seq += 1
+    changes.update(
+        status=request.status,
+        completed_at=now,
+        updated_at=now,
+        result=request.result,
+        error=request.error,
+        seq=seq,
+        completed_seq=seq,
+        stalled=0,
+    )
     if job["worker_id"] is None:
         changes["worker_id"] = request.worker_id
     if request.status == "completed":
         changes["progress"] = 100.0
-    return changes, completed_event({**job, **changes}, now)
+    return changes, [*alert_events, completed_event({**job, **changes}, now)], alert_rows
 
 
 def completed_event(job: Row, now: float) -> Event:

@@ -58,6 +58,10 @@ jobs = Table(
         doc="1 right after a gap counted as a pause (see rules.is_pause), else 0",
     ),
     Column("latest_scalars", Text, doc="JSON {name: {step, timestamp, value}}: newest values"),
+    Column("update_interval", Float, doc="usual seconds between updates (EMA), for stalls"),
+    Column("stalled", Integer, nullable=False, server_default="0", doc="1 while stalled"),
+    Column("n_alerts", BigInteger, nullable=False, server_default="0"),
+    Column("alert_state", Text, doc="JSON {rule: {since, fired}} of the --alert rules"),
     # the newest JOB_PROGRESS event, kept for `since` replay
     Column("progress_seq", BigInteger),
     Column("progress_event", Text, doc="JSON"),
@@ -117,6 +121,18 @@ scalars = Table(
 )
 Index("ix_scalars_job_name_ts", scalars.c.job_id, scalars.c.name, scalars.c.ts)
 
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("job_id", String(128), primary_key=True),
+    Column("seq", BigInteger, primary_key=True, doc="its JOB_ALERT event's seq"),
+    Column("ts", Float, nullable=False),
+    Column("level", String(8), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("text", Text),
+    Column("source", String(16), nullable=False),
+)
+
 applied_updates = Table(
     "applied_updates",
     metadata,
@@ -136,7 +152,14 @@ SAMPLE_FIELDS = {
 }
 """Wire name -> column of the five flat metric fields."""
 
-JSON_COLUMNS = ("result", "progress_event", "gpus", "reply", "latest_scalars")
+JSON_COLUMNS = (
+    "result",
+    "progress_event",
+    "gpus",
+    "reply",
+    "latest_scalars",
+    "alert_state",
+)
 """Columns holding JSON text."""
 
 

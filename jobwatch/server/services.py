@@ -9,8 +9,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobwatch.server.broker import Broker
+from jobwatch.server.fleet import FleetFeed
 from jobwatch.server.security import WorkerRateLimit
 from jobwatch.server.store import Store
+from jobwatch.server.watchdog import StallWatchdog
+from jobwatch.server.webhook import WebhookSender
 
 
 @dataclass
@@ -19,7 +22,9 @@ class Services:
 
     ``clock`` returns server time in seconds since the epoch; ``ws_queue_size``
     is the most events a subscriber may have queued unsent before it is
-    disconnected; ``rate_limit`` caps each worker's progress updates.
+    disconnected; ``rate_limit`` caps each worker's progress updates;
+    ``fleet`` streams job summaries to ``subscribe:jobs``; ``watchdog`` marks
+    stalled jobs; ``webhook`` posts alerts.
     """
 
     store: Store
@@ -27,6 +32,9 @@ class Services:
     clock: Callable[[], float]
     ws_queue_size: int
     rate_limit: WorkerRateLimit | None = None
+    fleet: FleetFeed | None = None
+    watchdog: StallWatchdog | None = None
+    webhook: WebhookSender | None = None
     sessions: weakref.WeakSet[Any] = field(default_factory=weakref.WeakSet)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _closed: bool = False
@@ -50,5 +58,11 @@ class Services:
             sessions = list(self.sessions)
         for session in sessions:
             session.shutdown()
+        if self.watchdog is not None:
+            self.watchdog.close()
+        if self.fleet is not None:
+            self.fleet.close()
         self.broker.close()
         self.store.close()
+        if self.webhook is not None:
+            self.webhook.close()

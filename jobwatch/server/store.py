@@ -34,9 +34,11 @@ from jobwatch.errors import (
     first_line,
 )
 from jobwatch.protocol import FINISHED_STATUSES, CompleteRequest, JobSpec, ProgressUpdate
-from jobwatch.server import batch, rules
+from jobwatch.server import alert_rules, batch, rules
+from jobwatch.server.alert_rules import AlertRule
 from jobwatch.server.schema import (
     add_missing_columns,
+    alerts,
     applied_updates,
     encode_json,
     jobs,
@@ -91,11 +93,17 @@ class Store:
     clock:
         Returns the server time in seconds since the epoch; the reference for
         ``startedAt``, elapsed time, cost and metric windows.
+    alert_rules:
+        The ``--alert`` rules checked on every sample
+        (:func:`jobwatch.server.alert_rules.parse_rule`).
     """
 
-    def __init__(self, url: str, *, clock: Clock = time.time) -> None:
+    def __init__(
+        self, url: str, *, clock: Clock = time.time, alert_rules: tuple[AlertRule, ...] = ()
+    ) -> None:
         self.url = database_url(url)
         self.clock = clock
+        self.alert_rules = alert_rules
         parsed = make_url(self.url)
         self._memory = parsed.get_backend_name() == "sqlite" and parsed.database in (
             None,
@@ -223,7 +231,9 @@ class Store:
             applied = None
             if update.update_id is not None:
                 applied = batch.applied_reply(conn, job_id, update.update_id)
-            outcome = rules.apply_progress(job, update, self.clock(), applied_reply=applied)
+            outcome = rules.apply_progress(
+                job, update, self.clock(), applied_reply=applied, alert_on=self.alert_rules
+            )
             if outcome.sample is not None:
                 batch.insert_sample(
                     conn, {**outcome.sample, "gpus": encode_json(outcome.sample["gpus"])}
@@ -232,6 +242,8 @@ class Store:
                 batch.insert_logs(conn, outcome.log_rows, outcome.log_lines)
             if outcome.scalar_rows:
                 batch.insert_scalars(conn, outcome.scalar_rows)
+            if outcome.alert_rows:
+                batch.insert_alerts(conn, outcome.alert_rows)
             if outcome.applied_update is not None:
                 batch.remember_update(conn, outcome.applied_update, job["seq"])
             if outcome.changes:
@@ -252,9 +264,44 @@ class Store:
 
         def op(conn: Connection) -> tuple[Row, list[Event]]:
             job = _require_job(conn, job_id)
-            changes, event = rules.complete_job(job, request, self.clock())
+            changes, events, alert_rows = rules.complete_job(job, request, self.clock())
+            if alert_rows:
+                batch.insert_alerts(conn, alert_rows)
             batch.update_job(conn, job_id, changes)
-            return {**job, **changes}, [event]
+            return {**job, **changes}, events
+
+        return self._submit(op, key=job_id)
+
+    def stalled_candidates(self, stall_after: float) -> list[str]:
+        """Ids of running jobs, not marked stalled, silent for more than
+        ``stall_after`` seconds (the lowest threshold any job has)."""
+        cutoff = self.clock() - stall_after
+        query = select(jobs.c.id).where(
+            (jobs.c.status == "running") & (jobs.c.stalled == 0) & (jobs.c.updated_at < cutoff)
+        )
+        with self.read() as conn:
+            return [row[0] for row in conn.execute(query)]
+
+    def mark_stalled(self, job_id: str, stall_after: float) -> bool:
+        """Mark ``job_id`` stalled if it is (:func:`jobwatch.server.alert_rules.stall`),
+        with ``JOB_STALLED`` and a ``JOB_ALERT``; under the job's row lock, so of
+        several processes only one marks it. Returns whether this call did."""
+
+        def op(conn: Connection) -> tuple[bool, list[Event]]:
+            now = self.clock()
+            job = batch.lock_job(conn, job_id)
+            if job is None:
+                return False, []
+            stalled = alert_rules.stall(job, now, stall_after)
+            if stalled is None:
+                return False, []
+            changes, events, alert = stalled
+            rows, alert_events, counts = alert_rules.alert_changes(
+                {**job, **changes}, [alert], now, changes["seq"]
+            )
+            batch.insert_alerts(conn, rows)
+            batch.update_job(conn, job_id, {**changes, **counts})
+            return True, events + alert_events
 
         return self._submit(op, key=job_id)
 
@@ -279,6 +326,7 @@ class Store:
             n_logs = conn.execute(delete(log_lines).where(log_lines.c.job_id.in_(old))).rowcount
             conn.execute(delete(applied_updates).where(applied_updates.c.job_id.in_(old)))
             conn.execute(delete(scalars).where(scalars.c.job_id.in_(old)))
+            conn.execute(delete(alerts).where(alerts.c.job_id.in_(old)))
             n_jobs = conn.execute(delete(jobs).where(jobs.c.id.in_(old))).rowcount
             return {"jobs": n_jobs, "samples": n_samples, "logLines": n_logs}, []
 

@@ -58,6 +58,8 @@ def job_to_wire(job: Mapping[str, Any]) -> dict[str, Any]:
         "result": job["result"],
         "error": job["error"],
         "seq": job["seq"],
+        "stalled": bool(job["stalled"]),
+        "alerts": job["n_alerts"],
     }
 
 

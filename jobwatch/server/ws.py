@@ -22,8 +22,15 @@ from typing import Any
 from simple_websocket import ConnectionClosed
 
 from jobwatch.errors import APIError, JobNotFound, StoreUnavailable
-from jobwatch.protocol import SubscribeMessage, parse_client_message, valid_job_id
+from jobwatch.protocol import (
+    SubscribeJobsMessage,
+    SubscribeMessage,
+    UnsubscribeJobsMessage,
+    parse_client_message,
+    valid_job_id,
+)
 from jobwatch.server import queries
+from jobwatch.server.fleet import FLEET
 from jobwatch.server.rules import completed_event
 from jobwatch.server.services import Services
 from jobwatch.server.wire import Event, dumps
@@ -109,6 +116,14 @@ class Session:
         except APIError as exc:
             self._send_control({"type": "error", "error": _error_body(exc)})
             return
+        if isinstance(message, SubscribeJobsMessage):
+            self._subscribe_jobs(message)
+            return
+        if isinstance(message, UnsubscribeJobsMessage):
+            if self.services.fleet is not None:
+                self.services.fleet.unsubscribe(self)
+            self._send_control({"type": "unsubscribed", "subscriptionId": FLEET})
+            return
         job_id = message.subscription_id
         if isinstance(message, SubscribeMessage):
             try:
@@ -137,6 +152,21 @@ class Session:
             return
         self._put(("subscribed", subscription, dict(job), since))
 
+    def _subscribe_jobs(self, message: SubscribeJobsMessage) -> None:
+        """The fleet: ``subscribed`` then ``JOBS_CHANGED`` (see :mod:`jobwatch.server.fleet`)."""
+        if self.services.fleet is None:
+            return
+        try:
+            self.services.fleet.subscribe(self, message.status, message.since)
+        except StoreUnavailable as exc:
+            self._send_control(
+                {"type": "error", "subscriptionId": FLEET, "error": _error_body(exc)}
+            )
+
+    def deliver_fleet(self, message: bytes) -> None:
+        """Queue one ``JOBS_CHANGED`` message (called by the fleet feed; never blocks)."""
+        self._put(("send", message))
+
     def _refuse(self, job_id: str, error: APIError) -> None:
         """Drop the subscription to ``job_id`` and tell the client why."""
         with self._cond:
@@ -153,6 +183,8 @@ class Session:
             self._cond.notify()
         for job_id in jobs:
             self.services.broker.unsubscribe(job_id, self)
+        if self.services.fleet is not None:
+            self.services.fleet.unsubscribe(self)
         self._sender.join(FORCE_CLOSE_AFTER + 1)
 
     # -- broker side -----------------------------------------------------
@@ -355,13 +387,14 @@ class Session:
 
     def _replay(self, job: dict[str, Any], since: int, upto: int) -> list[Event]:
         """What a client that has seen events up to ``since`` missed, in seq order:
-        the newest progress, every log line, the completion."""
+        the newest progress, every log line and alert, the completion."""
         events: list[Event] = []
         progress_seq = job["progress_seq"]
         if progress_seq is not None and since < progress_seq <= upto:
             events.append(Event(job["id"], progress_seq, "JOB_PROGRESS", job["progress_event"]))
         with self.services.store.read() as conn:
             events.extend(queries.log_events_after(conn, job["id"], since, upto))
+            events.extend(queries.alert_events_after(conn, job["id"], since, upto))
         completed_seq = job["completed_seq"]
         if completed_seq is not None and since < completed_seq <= upto:
             events.append(completed_event(job, self.services.clock()))

@@ -96,6 +96,7 @@ class MonitorView:
         self.cost = html_widget("jobwatch-cost")
         self.gpu = html_widget("jobwatch-gpu")
         self.final = html_widget("jobwatch-final")
+        self.banner = html_widget("jobwatch-alert")
         self.range = widgets.ToggleButtons(options=list(TIME_RANGES), value=time_range)
         self.range.style.button_width = "64px"
         self.range.add_class("jobwatch-range")
@@ -109,6 +110,7 @@ class MonitorView:
         self.logs.on_load_older(on_load_older)
         row = widgets.Layout(align_items="center", grid_gap="12px")
         self._header = [
+            self.banner,
             widgets.HBox([self.title, self.status, self.connection], layout=row),
             widgets.HBox([self.progress, self.percent], layout=row),
             self.operation,
@@ -131,7 +133,7 @@ class MonitorView:
         """Every widget whose traits a render may change (to hold their syncs together)."""
         return [
             self.title, self.status, self.connection, self.progress, self.percent,
-            self.operation, self.elapsed, self.eta, self.cost, self.gpu, self.final,
+            self.operation, self.elapsed, self.eta, self.cost, self.gpu, self.final, self.banner,
             self.logs, self.widget, *self.charts.marks(), *self.scalars.marks(),
         ]  # fmt: skip
 
@@ -141,7 +143,10 @@ class MonitorView:
         status = "waiting" if connection == "waiting" else job.get("status") or "pending"
         colour, bar = STATUS_STYLE.get(status, ("#6b7280", ""))
         self.title.value = _title(job)
-        self.status.value = _badge(status, colour)
+        self.status.value = _badge(status, colour) + (
+            " " + _badge("stalled", STATUS_STYLE["cancelled"][0]) if state.stalled else ""
+        )
+        self.banner.value = _banner(state)
         c_colour, c_text = CONNECTION_STYLE.get(connection, ("#6b7280", connection))
         self.connection.value = f'<span style="color:{c_colour}">● {html.escape(c_text)}</span>'
         progress = float(job.get("progress") or 0.0)
@@ -239,6 +244,25 @@ def _latest_gpu(state: MonitorState) -> str:
         f" · <b>{format_metric(flat['gpuTemperature'], '°C')}</b>{hottest}"
         f" · <b>{format_metric(flat['powerUsage'], ' W')}</b>{total}"
         f"{f' ({len(latest.gpus)} GPUs)' if len(latest.gpus) > 1 else ''}"
+    )
+
+
+ALERT_COLOURS = {"info": "#2563eb", "warning": "#d97706", "error": "#dc2626"}
+"""alert level -> banner colour."""
+
+
+def _banner(state: MonitorState) -> str:
+    """The newest alert as a coloured banner, with how many there are in all; "" without."""
+    if not state.alerts:
+        return ""
+    alert = state.alerts[-1]
+    colour = ALERT_COLOURS.get(str(alert.get("level")), ALERT_COLOURS["warning"])
+    text = f": {html.escape(str(alert['text']))}" if alert.get("text") else ""
+    count = int(state.job.get("alerts") or len(state.alerts))
+    more = f" ({count} alerts)" if count > 1 else ""
+    return (
+        f'<div style="border-left:4px solid {colour};padding:2px 8px;color:{colour}">'
+        f"⚠ <b>{html.escape(str(alert['title']))}</b>{text}{more}</div>"
     )
 
 

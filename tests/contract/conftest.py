@@ -36,7 +36,9 @@ def clock(backend: str) -> FakeClock:
 @pytest.fixture(scope="module")
 def server(backend: str, clock: FakeClock) -> Iterator[EmbeddedServer]:
     if backend == "sqlite":
-        srv = EmbeddedServer(config={"DATABASE": ":memory:", "CLOCK": clock})
+        srv = EmbeddedServer(
+            config={"DATABASE": ":memory:", "CLOCK": clock, "STALL_CHECK_INTERVAL": 0}
+        )
         yield srv
         srv.stop()
         return
@@ -47,6 +49,7 @@ def server(backend: str, clock: FakeClock) -> Iterator[EmbeddedServer]:
             "REDIS_URL": redis_url,
             "REDIS_CHANNEL": fresh_channel(),
             "CLOCK": clock,
+            "STALL_CHECK_INTERVAL": 0,  # tests mark stalls themselves, on the fake clock
         }
         srv = EmbeddedServer(config=config)
         yield srv

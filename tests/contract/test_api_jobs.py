@@ -208,7 +208,7 @@ def test_put_with_an_invalid_id_in_the_url_is_refused(api: Any) -> None:
 def own_server() -> Iterator[tuple[Any, FakeClock]]:
     """A server of this test alone, so that totals count only its jobs."""
     clock = FakeClock()
-    srv = EmbeddedServer(config={"DATABASE": ":memory:", "CLOCK": clock})
+    srv = EmbeddedServer(config={"DATABASE": ":memory:", "CLOCK": clock, "STALL_CHECK_INTERVAL": 0})
 
     class _Api:
         def __init__(self) -> None:

@@ -1,5 +1,14 @@
-"""Bad input of every kind CONTRACT.md names: 400 (or 413) with the JSON path of each
-bad field, the error envelope, no 5xx, and nothing changed by a refused request."""
+"""Bad input of every kind CONTRACT.md names, over HTTP on both backends: 400
+(or 413) with the JSON path of each bad field, the error envelope, no 5xx, and
+nothing changed by a refused request.
+
+Every case of each table in tests/validation_cases.py runs against the pure
+validators in tests/test_protocol_validation.py; here the first and the last
+case of each table (``over_http``) go through the server, which must answer
+exactly the pure validator's verdict (same code, message and details) and
+store nothing. What only the server does (content types, body size, routes,
+job ids, what is stored and streamed) is tested here in full.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +16,52 @@ import json
 import math
 import re
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
+from pydantic import BaseModel
 
+from jobwatch.errors import ValidationError
+from jobwatch.protocol import (
+    CompleteRequest,
+    JobSpec,
+    LogsQuery,
+    MetricsQuery,
+    ProgressUpdate,
+    parse_body,
+    parse_query,
+)
 from tests.contract.helpers import METRIC_FIELDS, error_of, fields, js, snapshot, strict_loads
+from tests.validation_cases import (
+    BAD_LOG_LEVELS,
+    BAD_LOGS_QUERIES,
+    BAD_METRICS_QUERIES,
+    BAD_PROGRESS_FIELDS,
+    EVERY_FIELD_BAD,
+    EVERY_FIELD_BAD_NAMES,
+    GOOD_LOGS_QUERIES,
+    GOOD_METRICS,
+    GOOD_METRICS_QUERIES,
+    INVALID_UTF8,
+    LONE_SURROGATES,
+    MALFORMED_JSON,
+    METRIC_BOUNDS,
+    NON_FINITE_BODIES,
+    NON_FINITE_RESULTS,
+    NOT_OBJECTS,
+    NUL_IN_PROGRESS,
+    NUL_JOB_FIELDS,
+    OUT_OF_RANGE,
+    PROGRESS_BOUNDS,
+    bad_level_body,
+    metrics_with,
+    non_finite_body,
+    over_http,
+    progress_body,
+    result_body,
+)
 
 JSON = {"Content-Type": "application/json"}
-GOOD_METRICS = {
-    "gpuUtilization": 87,
-    "gpuMemoryUsed": 18000,
-    "gpuMemoryTotal": 24000,
-    "gpuTemperature": 72,
-    "powerUsage": 350,
-}
 
 
 @pytest.fixture
@@ -42,61 +84,55 @@ def post_raw(api: Any, job_id: str, raw: bytes, headers: dict[str, str] | None =
     return api.post(f"/api/jobs/{job_id}/progress", data=raw, headers=headers or JSON)
 
 
-def refused(api: Any, job_id: str, body: Any, status: int = 400) -> dict[str, Any]:
-    """Post ``body`` (a dict, or raw bytes); it must be refused and change nothing."""
+def verdict(model: type[BaseModel], raw: bytes) -> dict[str, Any]:
+    """The envelope of ``parse_body``'s refusal of ``raw``."""
+    with pytest.raises(ValidationError) as caught:
+        parse_body(model, raw)
+    return caught.value.to_envelope()
+
+
+def refused(
+    api: Any,
+    job_id: str,
+    body: Any,
+    status: int = 400,
+    *,
+    path: str = "progress",
+    model: type[BaseModel] = ProgressUpdate,
+) -> dict[str, Any]:
+    """POST ``body`` (a dict, or raw bytes) to the job's ``path``; it must be refused,
+    change nothing and, for a 400, be exactly ``parse_body``'s verdict on it."""
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     before = snapshot(api, job_id)
-    if isinstance(body, bytes):
-        r = post_raw(api, job_id, body)
-    else:
-        r = api.post(f"/api/jobs/{job_id}/progress", json=body)
+    r = api.post(f"/api/jobs/{job_id}/{path}", data=raw, headers=JSON)
     error = error_of(r, status)
     assert snapshot(api, job_id) == before
+    if status == 400:
+        assert js(r) == verdict(model, raw)
     return error
 
 
-def progress_body(**fields_: Any) -> dict[str, Any]:
-    return {"workerId": "w", "progress": 20, **fields_}
+def query_refused(api: Any, path: str, model: type[BaseModel], query: str) -> dict[str, Any]:
+    """GET ``path?query``: 400 ``validation_error``, exactly ``parse_query``'s verdict."""
+    r = api.get(f"{path}?{query}")
+    error = error_of(r, 400, "validation_error")
+    with pytest.raises(ValidationError) as caught:
+        parse_query(model, dict(parse_qsl(query, keep_blank_values=True)))
+    assert js(r) == caught.value.to_envelope()
+    return error
 
 
 # -- required fields and types -----------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("body", "field"),
-    [
-        ({"workerId": "w", "progress": "45"}, "progress"),
-        ({"workerId": "w", "progress": True}, "progress"),
-        ({"workerId": "w", "progress": False}, "progress"),
-        ({"workerId": "w", "progress": None}, "progress"),
-        ({"workerId": "w", "progress": [45]}, "progress"),
-        ({"workerId": "w", "progress": -1}, "progress"),
-        ({"workerId": "w", "progress": -0.001}, "progress"),
-        ({"workerId": "w", "progress": 100.5}, "progress"),
-        ({"workerId": "w", "progress": 1e308}, "progress"),
-        ({"workerId": "w"}, "progress"),
-        ({"progress": 45}, "workerId"),
-        ({"workerId": None, "progress": 45}, "workerId"),
-        ({"workerId": 7, "progress": 45}, "workerId"),
-        ({"workerId": "w", "progress": 45, "currentOperation": 5}, "currentOperation"),
-        ({"workerId": "w", "progress": 45, "metrics": "hot"}, "metrics"),
-        ({"workerId": "w", "progress": 45, "metrics": [1]}, "metrics"),
-        ({"workerId": "w", "progress": 45, "logLines": "oops"}, "logLines"),
-        ({"workerId": "w", "progress": 45, "logLines": [{"level": "info"}]}, "logLines[0].message"),
-        (
-            {"workerId": "w", "progress": 45, "logLines": [{"level": "info", "message": 3}]},
-            "logLines[0].message",
-        ),
-        ({"workerId": "w", "progress": 45, "logLines": [{"message": "m"}]}, "logLines[0].level"),
-        ({"workerId": "w", "progress": 45, "timestamp": "yesterday"}, "timestamp"),
-    ],
-)
+@pytest.mark.parametrize(("body", "field"), over_http(BAD_PROGRESS_FIELDS))
 def test_bad_progress_field(api: Any, job: str, body: dict[str, Any], field: str) -> None:
     error = refused(api, job, body)
     assert error["code"] == "validation_error"
     assert fields(error) == [field]
 
 
-@pytest.mark.parametrize("value", [0, 0.0, 100, 100.0, 45, 45.5, 1e-9])
+@pytest.mark.parametrize("value", PROGRESS_BOUNDS)
 def test_progress_bounds_are_inclusive(api: Any, job: str, value: float) -> None:
     r = api.post(f"/api/jobs/{job}/progress", json={"workerId": "w", "progress": value})
     assert r.status_code == 200, r.text
@@ -107,60 +143,25 @@ def test_progress_bounds_are_inclusive(api: Any, job: str, value: float) -> None
 
 
 def test_every_bad_field_is_named(api: Any, job: str) -> None:
-    body = {
-        "workerId": "w",
-        "progress": 101,
-        "metrics": {**GOOD_METRICS, "gpuUtilization": 150, "powerUsage": -3},
-        "logLines": [
-            {"level": "info", "message": "ok"},
-            {"level": "debug", "message": "bad"},
-        ],
-    }
-    error = refused(api, job, body)
-    assert sorted(fields(error)) == sorted(
-        ["progress", "metrics.gpuUtilization", "metrics.powerUsage", "logLines[1].level"]
-    )
+    error = refused(api, job, EVERY_FIELD_BAD)
+    assert sorted(fields(error)) == sorted(EVERY_FIELD_BAD_NAMES)
 
 
 # -- NaN and Infinity --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity", "nan", "inf", "1e999", "-1e999"])
-@pytest.mark.parametrize("where", ["progress", "metric"])
+@pytest.mark.parametrize(("token", "where"), over_http(NON_FINITE_BODIES))
 def test_non_finite_numbers_are_refused(api: Any, job: str, token: str, where: str) -> None:
-    if where == "progress":
-        raw = '{"workerId": "w", "progress": ' + token + "}"
-    else:
-        raw = '{"workerId": "w", "progress": 20, "metrics": {"gpuUtilization": ' + token + "}}"
-    error = refused(api, job, raw.encode())
+    error = refused(api, job, non_finite_body(token, where))
     assert error["code"] in ("validation_error", "invalid_json")
 
 
 # -- metrics -----------------------------------------------------------------------
 
-OUT_OF_RANGE = [
-    ("gpuUtilization", -1),
-    ("gpuUtilization", 100.01),
-    ("gpuMemoryUsed", -1),
-    ("gpuMemoryTotal", -1),
-    ("gpuMemoryTotal", 0),
-    ("gpuTemperature", -41),
-    ("gpuTemperature", 151),
-    ("powerUsage", -1),
-    ("powerUsage", 5000.5),
-    *[(name, 4294967295) for name in METRIC_FIELDS],  # NVML's unsigned "not available"
-    *[(name, 18446744073709551615) for name in METRIC_FIELDS],
-    *[(name, "87") for name in METRIC_FIELDS],
-    *[(name, True) for name in METRIC_FIELDS],
-]
 
-
-@pytest.mark.parametrize(("name", "value"), OUT_OF_RANGE)
+@pytest.mark.parametrize(("name", "value"), over_http(OUT_OF_RANGE))
 def test_bad_metric_is_400_naming_it(api: Any, job: str, name: str, value: Any) -> None:
-    metrics = {**GOOD_METRICS, name: value}
-    if name in {"gpuMemoryUsed", "gpuMemoryTotal"}:
-        metrics.pop("gpuMemoryTotal" if name == "gpuMemoryUsed" else "gpuMemoryUsed")
-    error = refused(api, job, progress_body(metrics=metrics))
+    error = refused(api, job, progress_body(metrics=metrics_with(name, value)))
     assert fields(error) == [f"metrics.{name}"]
 
 
@@ -176,20 +177,7 @@ def test_memory_used_over_total_is_400(api: Any, job: str) -> None:
     assert fields(error) == ["metrics.gpuMemoryUsed"]
 
 
-@pytest.mark.parametrize(
-    ("name", "value"),
-    [
-        ("gpuUtilization", 0),
-        ("gpuUtilization", 100),
-        ("gpuMemoryUsed", 0),
-        ("gpuTemperature", -40),
-        ("gpuTemperature", -1),
-        ("gpuTemperature", 150),
-        ("powerUsage", 0),
-        ("powerUsage", 5000),
-        ("powerUsage", 0.5),
-    ],
-)
+@pytest.mark.parametrize(("name", "value"), METRIC_BOUNDS)
 def test_metric_bounds_are_inclusive(api: Any, job: str, name: str, value: float) -> None:
     r = api.post(
         f"/api/jobs/{job}/progress", json=progress_body(metrics={**GOOD_METRICS, name: value})
@@ -243,12 +231,9 @@ def test_null_metrics_stay_null(
 # -- log lines ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("level", ["debug", "trace", "warn", "fatal", "", "INFO ", None, 1])
+@pytest.mark.parametrize("level", over_http(BAD_LOG_LEVELS))
 def test_unknown_log_level_lists_the_allowed_ones(api: Any, job: str, level: Any) -> None:
-    body = progress_body(
-        logLines=[{"level": "info", "message": "a"}, {"level": level, "message": "b"}]
-    )
-    error = refused(api, job, body)
+    error = refused(api, job, bad_level_body(level))
     assert fields(error) == ["logLines[1].level"]
     if isinstance(level, str):
         text = error["details"][0]["message"]
@@ -387,27 +372,13 @@ def test_any_text_round_trips_exactly(
 # -- bodies that are not JSON objects ----------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "raw",
-    [
-        b'{"workerId": "w", "progress": 4',
-        b'{"workerId": "w", "progress": 4,}',
-        b"{'workerId': 'w', 'progress': 4}",
-        b"",
-        b"   ",
-        b"workerId=w&progress=4",
-        b'{"workerId": "w", "progress": 4}}',
-        b'{"workerId": "w", "progress": 04}',
-    ],
-)
+@pytest.mark.parametrize("raw", over_http(MALFORMED_JSON))
 def test_malformed_json_is_invalid_json(api: Any, job: str, raw: bytes) -> None:
     error = refused(api, job, raw)
     assert error["code"] == "invalid_json"
 
 
-@pytest.mark.parametrize(
-    "raw", [b"[]", b'[{"workerId": "w", "progress": 4}]', b'"w"', b"42", b"null", b"true"]
-)
+@pytest.mark.parametrize("raw", over_http(NOT_OBJECTS))
 def test_json_that_is_not_an_object_is_400(api: Any, job: str, raw: bytes) -> None:
     refused(api, job, raw)
 
@@ -464,30 +435,13 @@ def test_body_just_under_1_mib_is_accepted(api: Any, job: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "raw",
-    [
-        b'{"workerId": "w", "progress": 4, "currentOperation": "\xff\xfe"}',
-        b'{"workerId": "w", "progress": 4, "currentOperation": "\xc3"}',
-        b'{"workerId": "w", "progress": 4, "currentOperation": "\xed\xa0\x80"}',  # CESU surrogate
-        b'{"workerId": "w\x80", "progress": 4}',
-        b'{"workerId": "w", "progress": 4, "logLines": [{"level": "info", "message": "\xe2\x82"}]}',
-    ],
-    ids=["ff-fe", "truncated-2-byte", "encoded-surrogate", "in-worker-id", "in-log"],
+    "raw", [raw for raw, _ in over_http(INVALID_UTF8)], ids=[i for _, i in over_http(INVALID_UTF8)]
 )
 def test_invalid_utf8_is_400(api: Any, job: str, raw: bytes) -> None:
     refused(api, job, raw)
 
 
-@pytest.mark.parametrize(
-    "raw",
-    [
-        rb'{"workerId": "w", "progress": 4, "currentOperation": "\ud800"}',
-        rb'{"workerId": "w", "progress": 4, "currentOperation": "a\udfffb"}',
-        rb'{"workerId": "\ud83d", "progress": 4}',
-        rb'{"workerId": "w", "progress": 4, "logLines": [{"level": "info", "message": "\ud800"}]}',
-        rb'{"workerId": "w", "progress": 4, "logLines": [{"level": "info", "message": "x\udc00"}]}',
-    ],
-)
+@pytest.mark.parametrize("raw", over_http(LONE_SURROGATES))
 def test_lone_surrogate_escape_is_400(api: Any, job: str, raw: bytes) -> None:
     refused(api, job, raw)
 
@@ -504,72 +458,33 @@ def test_escaped_surrogate_pair_is_a_valid_character(api: Any, job: str) -> None
 # -- query parameters --------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("query", "param"),
-    [
-        ("limit=0", "limit"),
-        ("limit=-1", "limit"),
-        ("limit=abc", "limit"),
-        ("limit=1001", "limit"),
-        ("limit=", "limit"),
-        ("limit=1.5", "limit"),
-        ("offset=-1", "offset"),
-        ("offset=abc", "offset"),
-        ("level=debug", "level"),
-        ("level=info&limit=0", "limit"),
-    ],
-)
+@pytest.mark.parametrize(("query", "param"), over_http(BAD_LOGS_QUERIES))
 def test_bad_logs_query_is_400_naming_the_parameter(
     api: Any, job: str, query: str, param: str
 ) -> None:
-    error = error_of(api.get(f"/api/jobs/{job}/logs?{query}"), 400, "validation_error")
+    error = query_refused(api, f"/api/jobs/{job}/logs", LogsQuery, query)
     assert fields(error) == [param]
 
 
-@pytest.mark.parametrize(
-    ("query", "param"),
-    [
-        ("timeRange=-5", "timeRange"),
-        ("timeRange=0", "timeRange"),
-        ("timeRange=abc", "timeRange"),
-        ("timeRange=1e12", "timeRange"),
-        ("timeRange=2592001", "timeRange"),
-        ("timeRange=nan", "timeRange"),
-        ("timeRange=NaN", "timeRange"),
-        ("timeRange=inf", "timeRange"),
-        ("timeRange=-inf", "timeRange"),
-        ("timeRange=", "timeRange"),
-        ("maxPoints=1", "maxPoints"),
-        ("maxPoints=0", "maxPoints"),
-        ("maxPoints=10001", "maxPoints"),
-        ("maxPoints=abc", "maxPoints"),
-        ("maxPoints=2.5", "maxPoints"),
-    ],
-)
+@pytest.mark.parametrize(("query", "param"), over_http(BAD_METRICS_QUERIES))
 def test_bad_metrics_query_is_400_naming_the_parameter(
     api: Any, job: str, query: str, param: str
 ) -> None:
-    error = error_of(api.get(f"/api/jobs/{job}/metrics?{query}"), 400, "validation_error")
+    error = query_refused(api, f"/api/jobs/{job}/metrics", MetricsQuery, query)
     assert fields(error) == [param]
 
 
 def test_both_bad_metrics_parameters_are_named(api: Any, job: str) -> None:
-    error = error_of(api.get(f"/api/jobs/{job}/metrics?timeRange=0&maxPoints=1"), 400)
+    error = query_refused(api, f"/api/jobs/{job}/metrics", MetricsQuery, "timeRange=0&maxPoints=1")
     assert sorted(fields(error)) == ["maxPoints", "timeRange"]
 
 
-@pytest.mark.parametrize(
-    "query",
-    ["limit=1", "limit=1000", "offset=0", "offset=999999", "level=INFO", "level=error"],
-)
+@pytest.mark.parametrize("query", GOOD_LOGS_QUERIES)
 def test_good_logs_query(api: Any, job: str, query: str) -> None:
     assert api.get(f"/api/jobs/{job}/logs?{query}").status_code == 200
 
 
-@pytest.mark.parametrize(
-    "query",
-    ["timeRange=0.5", "timeRange=2592000", "timeRange=60", "maxPoints=2", "maxPoints=10000", ""],
-)
+@pytest.mark.parametrize("query", GOOD_METRICS_QUERIES)
 def test_good_metrics_query(api: Any, job: str, query: str) -> None:
     assert api.get(f"/api/jobs/{job}/metrics?{query}").status_code == 200
 
@@ -627,40 +542,19 @@ def test_extreme_values_never_give_non_finite_numbers(api: Any, clock: Any, job_
     js(api.get(f"/api/jobs/{job_id}/logs"))
 
 
-@pytest.mark.parametrize(
-    "raw_result",
-    ["NaN", "Infinity", "-Infinity", "1e309", '{"loss": NaN}', "[1, Infinity]"],
-)
+@pytest.mark.parametrize("raw_result", over_http(NON_FINITE_RESULTS))
 def test_non_finite_numbers_in_a_complete_result_are_refused(
     api: Any, job: str, raw_result: str
 ) -> None:
     """CONTRACT.md: input containing NaN/Infinity is rejected with 400 (the
     ``result`` of a completion is input too)."""
-    before = snapshot(api, job)
-    raw = ('{"workerId": "w", "result": ' + raw_result + "}").encode()
-    r = api.post(f"/api/jobs/{job}/complete", data=raw, headers=JSON)
-    error_of(r, 400)
-    assert snapshot(api, job) == before
+    refused(api, job, result_body(raw_result), path="complete", model=CompleteRequest)
 
 
 # -- NUL characters (PostgreSQL text cannot hold them; no backend takes them) ----------
 
 
-@pytest.mark.parametrize(
-    ("body", "field"),
-    [
-        ({"workerId": "w", "progress": 5, "currentOperation": "a\u0000b"}, "currentOperation"),
-        ({"workerId": "w\u0000", "progress": 5}, "workerId"),
-        (
-            {
-                "workerId": "w",
-                "progress": 5,
-                "logLines": [{"level": "info", "message": "a\u0000b"}],
-            },
-            "logLines[0].message",
-        ),
-    ],
-)
+@pytest.mark.parametrize(("body", "field"), over_http(NUL_IN_PROGRESS))
 def test_nul_in_progress_text_is_refused(
     api: Any, job: str, body: dict[str, Any], field: str
 ) -> None:
@@ -669,17 +563,21 @@ def test_nul_in_progress_text_is_refused(
     assert "NUL" in error["details"][0]["message"]
 
 
-@pytest.mark.parametrize("field", ["name", "currency", "providerId"])
+@pytest.mark.parametrize("field", over_http(NUL_JOB_FIELDS))
 def test_nul_in_job_text_is_refused(api: Any, job: str, field: str) -> None:
     before = snapshot(api, job)
-    error = error_of(api.put(f"/api/jobs/{job}", json={field: "x\u0000y"}), 400, "validation_error")
+    raw = json.dumps({field: "x\u0000y"}).encode()
+    r = api.put(f"/api/jobs/{job}", data=raw, headers=JSON)
+    error = error_of(r, 400, "validation_error")
     assert fields(error) == [field]
     assert snapshot(api, job) == before
+    assert js(r) == verdict(JobSpec, raw)
 
 
 def test_nul_in_a_completion_error_is_refused(api: Any, job: str) -> None:
     body = {"workerId": "w", "status": "failed", "error": "boom\u0000"}
-    error = error_of(api.post(f"/api/jobs/{job}/complete", json=body), 400, "validation_error")
+    error = refused(api, job, body, path="complete", model=CompleteRequest)
+    assert error["code"] == "validation_error"
     assert fields(error) == ["error"]
 
 

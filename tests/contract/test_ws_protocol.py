@@ -187,7 +187,11 @@ def test_failed_completion_event(api: Any, ws_factory: Any, job: str) -> None:
     ws = ws_factory()
     subscribe(ws, job)
     complete(api, job, status="failed", error="CUDA out of memory")
-    data = recv(ws)["data"]
+    alert = recv(ws)  # an extension: the failure's alert comes just before the completion
+    assert (alert["type"], alert["data"]["alert"]["source"]) == ("JOB_ALERT", "failed")
+    completed = recv(ws)
+    assert completed["type"] == "JOB_COMPLETED" and completed["seq"] == alert["seq"] + 1
+    data = completed["data"]
     assert (data["status"], data["result"]) == ("failed", None)
 
 
