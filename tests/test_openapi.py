@@ -102,16 +102,19 @@ def test_every_socket_message_matches_the_asyncapi_document(
     api: Api, ws_factory: Callable[[], WsClient], make_job: Callable[..., dict[str, Any]]
 ) -> None:
     validators = _message_validators()
-    client_sent = ("SubscribeMessage", "UnsubscribeMessage")
+    sends = asyncapi_document()["operations"]["send"]["messages"]
+    client_sent = [ref["$ref"].rsplit("/", 1)[-1] for ref in sends]
     job = make_job(name="doc", pricePerHour=2.0)
     ws = ws_factory()
     sent = [
         {"type": "subscribe:job", "subscriptionId": job["id"]},
         {"type": "subscribe:job", "subscriptionId": "no-such-job"},
+        {"type": "subscribe:jobs"},
         {"type": "bogus"},
     ]
     for message in sent:
-        assert validators[client_sent[0]].is_valid(message) == (message["type"] != "bogus")
+        valid = any(validators[name].is_valid(message) for name in client_sent)
+        assert valid == (message["type"] != "bogus")
         ws.send(message)
     body = {
         "workerId": "w",
@@ -121,13 +124,21 @@ def test_every_socket_message_matches_the_asyncapi_document(
         "logLines": [{"level": "INFO", "message": "hello"}],
         "scalars": {"step": 1, "values": {"loss": 0.5}},
         "updateId": "u-1",
+        "alerts": [{"title": "loss spiked", "level": "warning"}],
     }
     assert api.post(f"/api/jobs/{job['id']}/progress", json=body).status_code == 200
     assert api.post(f"/api/jobs/{job['id']}/complete", json={"workerId": "w"}).status_code == 200
     ws.send({"type": "unsubscribe:job", "subscriptionId": job["id"]})
     received = ws.recv_until(lambda m: m["type"] == "unsubscribed")
     kinds = {m["type"] for m in received}
-    assert {"subscribed", "error", "JOB_PROGRESS", "JOB_LOGS", "JOB_COMPLETED"} <= kinds
+    assert {
+        "subscribed",
+        "error",
+        "JOB_PROGRESS",
+        "JOB_LOGS",
+        "JOB_ALERT",
+        "JOB_COMPLETED",
+    } <= kinds
     server_messages = [n for n in validators if n not in client_sent]
     for message in received:
         matching = [n for n in server_messages if validators[n].is_valid(message)]

@@ -48,6 +48,8 @@ class Job(BaseModel):
     result: Any = Field(description="any JSON the worker sent on completion")
     error: str | None
     seq: int = Field(ge=0)
+    stalled: bool = Field(description="no update for longer than the stall threshold")
+    alerts: int = Field(ge=0, description="how many alerts the job has")
 
 
 class JobAnswer(BaseModel):
@@ -121,6 +123,31 @@ class ScalarValue(BaseModel):
     value: float
 
 
+class Alert(BaseModel):
+    """An alert; ``seq`` is the number of its ``JOB_ALERT`` event."""
+
+    model_config = _Answer
+
+    seq: int = Field(ge=1)
+    timestamp: datetime
+    level: Literal["info", "warning", "error"]
+    title: str
+    text: str | None
+    source: Literal["worker", "rule", "failed", "stalled"]
+
+
+class AlertsAnswer(BaseModel):
+    """``GET /alerts``: one page of alerts, oldest first."""
+
+    model_config = _Answer
+
+    job_id: str = Field(alias="jobId")
+    alerts: list[Alert]
+    total: int = Field(ge=0)
+    limit: int
+    offset: int
+
+
 class MonitorMetrics(BaseModel):
     """The newest sample and the last 60 seconds of samples, oldest first."""
 
@@ -139,6 +166,7 @@ class MonitorAnswer(BaseModel):
     metrics: MonitorMetrics
     logs: list[LogLine]
     scalars: dict[str, ScalarValue]
+    alerts: list[Alert] = Field(description="the newest 20, oldest first")
     time_remaining: Seconds | None = Field(alias="timeRemaining", ge=0)
     cost_so_far: Cost | None = Field(alias="costSoFar", ge=0)
     estimated_total_cost: Cost | None = Field(alias="estimatedTotalCost", ge=0)
@@ -274,6 +302,72 @@ class CompletedData(BaseModel):
     currency: str
 
 
+class StalledData(BaseModel):
+    """``data`` of ``JOB_STALLED``: seconds since the last update."""
+
+    model_config = _Answer
+
+    job_id: str = Field(alias="jobId")
+    stalled: Literal[True]
+    last_update_at: datetime = Field(alias="lastUpdateAt")
+    silent_for: Seconds = Field(alias="silentFor", ge=0)
+    timestamp: datetime
+
+
+class ResumedData(BaseModel):
+    """``data`` of ``JOB_RESUMED``: how long the job was silent."""
+
+    model_config = _Answer
+
+    job_id: str = Field(alias="jobId")
+    stalled: Literal[False]
+    silent_for: Seconds = Field(alias="silentFor", ge=0)
+    timestamp: datetime
+
+
+class AlertData(BaseModel):
+    """``data`` of ``JOB_ALERT``."""
+
+    model_config = _Answer
+
+    job_id: str = Field(alias="jobId")
+    alert: Alert
+
+
+class JobSummary(BaseModel):
+    """One job in ``JOBS_CHANGED``."""
+
+    model_config = _Answer
+
+    id: str
+    name: str | None
+    status: JobStatus
+    progress: float = Field(ge=0, le=100)
+    current_operation: str | None = Field(alias="currentOperation")
+    time_remaining: Seconds | None = Field(alias="timeRemaining", ge=0)
+    cost_so_far: Cost | None = Field(alias="costSoFar", ge=0)
+    estimated_total_cost: Cost | None = Field(alias="estimatedTotalCost", ge=0)
+    currency: str
+    price_per_hour: float | None = Field(alias="pricePerHour")
+    gpu_utilization: float | None = Field(alias="gpuUtilization")
+    gpu_temperature: float | None = Field(alias="gpuTemperature")
+    updated_at: datetime = Field(alias="updatedAt")
+    started_at: datetime | None = Field(alias="startedAt")
+    completed_at: datetime | None = Field(alias="completedAt")
+    created_at: datetime = Field(alias="createdAt")
+    worker_id: str | None = Field(alias="workerId")
+    stalled: bool
+    alerts: int = Field(ge=0)
+
+
+class JobsChangedData(BaseModel):
+    """``data`` of ``JOBS_CHANGED``."""
+
+    model_config = _Answer
+
+    jobs: list[JobSummary]
+
+
 class _Event(BaseModel):
     model_config = _Answer
 
@@ -300,6 +394,38 @@ class CompletedEvent(_Event):
 
     type: Literal["JOB_COMPLETED"]
     data: CompletedData
+
+
+class StalledEvent(_Event):
+    """``{type: "JOB_STALLED", jobId, seq, data}``."""
+
+    type: Literal["JOB_STALLED"]
+    data: StalledData
+
+
+class ResumedEvent(_Event):
+    """``{type: "JOB_RESUMED", jobId, seq, data}``."""
+
+    type: Literal["JOB_RESUMED"]
+    data: ResumedData
+
+
+class AlertEvent(_Event):
+    """``{type: "JOB_ALERT", jobId, seq, data}``."""
+
+    type: Literal["JOB_ALERT"]
+    data: AlertData
+
+
+class JobsChanged(BaseModel):
+    """``{type: "JOBS_CHANGED", seq, data: {jobs}}`` of ``subscribe:jobs``; ``seq`` is
+    the server time of the tick in milliseconds."""
+
+    model_config = _Answer
+
+    type: Literal["JOBS_CHANGED"]
+    seq: int = Field(ge=0)
+    data: JobsChangedData
 
 
 class Subscribed(BaseModel):
@@ -335,6 +461,10 @@ SERVER_MESSAGES: tuple[type[BaseModel], ...] = (
     ProgressEvent,
     LogsEvent,
     CompletedEvent,
+    StalledEvent,
+    ResumedEvent,
+    AlertEvent,
+    JobsChanged,
     Subscribed,
     Unsubscribed,
     SocketError,

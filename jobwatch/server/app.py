@@ -15,19 +15,13 @@ from werkzeug.exceptions import HTTPException
 
 from jobwatch.errors import APIError, MethodNotAllowed, NotFound, PayloadTooLarge
 from jobwatch.protocol import MAX_BODY_BYTES
-<<<<<<< HEAD
 from jobwatch.server import prometheus
-from jobwatch.server.api import bp as api_bp
-from jobwatch.server.api import json_response
-from jobwatch.server.broker import DEFAULT_CHANNEL, Broker, MemoryBroker
-from jobwatch.server.openapi import bp as openapi_bp
-=======
 from jobwatch.server.alert_rules import DEFAULT_STALL_AFTER, parse_rule
 from jobwatch.server.api import bp as api_bp
 from jobwatch.server.api import json_response
 from jobwatch.server.broker import DEFAULT_CHANNEL, Broker, MemoryBroker
 from jobwatch.server.fleet import FleetFeed
->>>>>>> main
+from jobwatch.server.openapi import bp as openapi_bp
 from jobwatch.server.security import AccessPolicy, WorkerRateLimit
 from jobwatch.server.services import Services
 from jobwatch.server.store import Store

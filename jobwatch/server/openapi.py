@@ -25,9 +25,12 @@ from jobwatch.protocol import (
     JobsQuery,
     LogsQuery,
     MetricsQuery,
+    Page,
     ProgressUpdate,
     ScalarsQuery,
+    SubscribeJobsMessage,
     SubscribeMessage,
+    UnsubscribeJobsMessage,
     UnsubscribeMessage,
 )
 from jobwatch.server import answers
@@ -45,6 +48,7 @@ _ANSWERS: tuple[type[BaseModel], ...] = (
     answers.MetricsAnswer,
     answers.ScalarsAnswer,
     answers.LogsAnswer,
+    answers.AlertsAnswer,
     answers.Health,
     answers.ErrorEnvelope,
 )
@@ -207,6 +211,16 @@ def _paths() -> dict[str, Any]:
                 query=ScalarsQuery,
             ),
         },
+        "/api/jobs/{jobId}/alerts": {
+            "parameters": [job],
+            "get": _operation(
+                "alerts",
+                "One page of alerts, oldest first",
+                "AlertsAnswer",
+                ("400", "401", "404"),
+                query=Page,
+            ),
+        },
         "/api/jobs/{jobId}/logs": {
             "parameters": [job],
             "get": _operation(
@@ -339,7 +353,7 @@ def asyncapi_document() -> dict[str, Any]:
     dict
         JSON-ready; message payloads are JSON Schemas generated from the models.
     """
-    sent = (SubscribeMessage, UnsubscribeMessage)
+    sent = (SubscribeMessage, UnsubscribeMessage, SubscribeJobsMessage, UnsubscribeJobsMessage)
     received = answers.SERVER_MESSAGES
     messages = {
         m.__name__: {
