@@ -21,7 +21,16 @@ EXTRAS: dict[str, tuple[str, ...]] = {
         "prometheus_client",
     ),
     "notebook": ("ipywidgets", "anywidget", "bqplot", "numpy"),
-    "demo": ("sklearn", "flask", "flask_sock", "sqlalchemy", "orjson", "flask_cors", "limits"),
+    "demo": (
+        "sklearn",
+        "flask",
+        "flask_sock",
+        "sqlalchemy",
+        "orjson",
+        "flask_cors",
+        "limits",
+        "prometheus_client",
+    ),
 }
 """extra -> the top-level modules jobwatch imports from it."""
 
