@@ -11,9 +11,26 @@ import importlib.util
 from jobwatch.errors import MissingExtra
 
 EXTRAS: dict[str, tuple[str, ...]] = {
-    "server": ("flask", "flask_sock", "sqlalchemy", "orjson", "flask_cors", "limits"),
+    "server": (
+        "flask",
+        "flask_sock",
+        "sqlalchemy",
+        "orjson",
+        "flask_cors",
+        "limits",
+        "prometheus_client",
+    ),
     "notebook": ("ipywidgets", "anywidget", "bqplot", "numpy"),
-    "demo": ("sklearn", "flask", "flask_sock", "sqlalchemy", "orjson", "flask_cors", "limits"),
+    "demo": (
+        "sklearn",
+        "flask",
+        "flask_sock",
+        "sqlalchemy",
+        "orjson",
+        "flask_cors",
+        "limits",
+        "prometheus_client",
+    ),
 }
 """extra -> the top-level modules jobwatch imports from it."""
 

@@ -338,7 +338,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _serve(args: argparse.Namespace) -> int:
     require("server", "jobwatch serve")
     from jobwatch.server.security import is_loopback_host, token_problem
-    from jobwatch.server.serving import run
 
     if args.read_token and not args.token:
         print(
@@ -361,6 +360,16 @@ def _serve(args: argparse.Namespace) -> int:
     alert_problem = _alert_problem(args.alert, args.webhook_url)
     if alert_problem:
         print(f"jobwatch serve: {alert_problem}", file=sys.stderr)
+        return EXIT_USAGE
+    from jobwatch.server.single import gunicorn_unavailable
+
+    no_gunicorn = gunicorn_unavailable()
+    if no_gunicorn is not None and args.workers > 1:
+        print(
+            f"jobwatch serve: --workers {args.workers} needs gunicorn, which cannot run here"
+            f" ({no_gunicorn}); serve with --workers 1",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     database = args.db or str(default_db_path())
     refused = _check_services("serve", database, args.redis_url, args.workers)
@@ -385,6 +394,13 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ[PER_ADDRESS_ENV] = str(args.max_connections_per_address)
     if os.environ.get("JOBWATCH_REDIS_CHANNEL"):
         config["REDIS_CHANNEL"] = os.environ["JOBWATCH_REDIS_CHANNEL"]
+    if no_gunicorn is not None:
+        from jobwatch.server import single
+
+        single.run(args.host, args.port, config, access_log=args.access_log, reason=no_gunicorn)
+        return 0
+    from jobwatch.server.serving import run
+
     run(args.host, args.port, config, access_log=args.access_log, workers=args.workers)
     return 0
 

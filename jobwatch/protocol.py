@@ -25,6 +25,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -87,12 +88,16 @@ MAX_SCALAR_POINTS = 1000
 SCALAR_NAME_RULE = (
     "1-64 characters of letters, digits and _ - . / :, starting with a letter, digit or _"
 )
-_SCALAR_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./:-]{0,63}")
+SCALAR_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_./:-]{0,63}$"
+"""Training-metric names as a JSON Schema pattern (see :func:`valid_scalar_name`)."""
+_SCALAR_NAME = re.compile(SCALAR_NAME_PATTERN.strip("^$"))
 
 _NON_FINITE = re.compile(rb"NaN|Infinity")
 """Tokens JSON does not have but lenient parsers accept; a body holding one is
 parsed strictly once more (the words may also sit inside a string)."""
-_JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
+JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
+"""Job ids as a JSON Schema pattern (see :func:`valid_job_id`)."""
+_JOB_ID = re.compile(JOB_ID_PATTERN.strip("^$"))
 _CURRENCY = re.compile(r"[A-Za-z0-9]{1,16}")
 
 # -- timestamps ------------------------------------------------------------
@@ -320,7 +325,11 @@ def _scalar_name(name: str) -> str:
     return name
 
 
-ScalarName = Annotated[str, AfterValidator(_scalar_name)]
+ScalarName = Annotated[
+    str,
+    AfterValidator(_scalar_name),
+    WithJsonSchema({"type": "string", "pattern": SCALAR_NAME_PATTERN}),
+]
 
 
 class ScalarPoint(BaseModel):
@@ -424,7 +433,7 @@ class JobSpec(BaseModel):
 
     model_config = _Strict
 
-    id: str | None = None
+    id: str | None = Field(None, json_schema_extra={"pattern": JOB_ID_PATTERN})
     name: Text | None = None
     worker_id: Annotated[str, Field(min_length=1, max_length=MAX_TEXT), NoNul] | None = Field(
         None, alias="workerId"

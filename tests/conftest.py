@@ -16,6 +16,7 @@ import websocket
 from jobwatch.client import Client
 from jobwatch.server import EmbeddedServer
 from jobwatch.server.process import ServerProcess, serve_command
+from tests.seed_clients.npm import Bundler
 
 
 class FakeClock:
@@ -142,3 +143,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 def served_client(served: ServerProcess) -> Iterator[Client]:
     with Client(served.url) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def seed_bundler(tmp_path_factory: pytest.TempPathFactory) -> Bundler:
+    """esbuild, React and recharts from npm, installed once per session (tests/seed_clients)."""
+    return Bundler(tmp_path_factory.mktemp("npm"))

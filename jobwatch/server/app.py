@@ -15,11 +15,13 @@ from werkzeug.exceptions import HTTPException
 
 from jobwatch.errors import APIError, MethodNotAllowed, NotFound, PayloadTooLarge
 from jobwatch.protocol import MAX_BODY_BYTES
+from jobwatch.server import prometheus
 from jobwatch.server.alert_rules import DEFAULT_STALL_AFTER, parse_rule
 from jobwatch.server.api import bp as api_bp
 from jobwatch.server.api import json_response
 from jobwatch.server.broker import DEFAULT_CHANNEL, Broker, MemoryBroker
 from jobwatch.server.fleet import FleetFeed
+from jobwatch.server.openapi import bp as openapi_bp
 from jobwatch.server.quotas import DEFAULT_MAX_JOB_LOG_BYTES, DEFAULT_MAX_JOBS, Quotas
 from jobwatch.server.security import AccessPolicy, WorkerRateLimit
 from jobwatch.server.services import Services
@@ -175,6 +177,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         CORS(app, resources={r"/api/*": {"origins": list(app.config["CORS_ORIGINS"])}})
 
     app.register_blueprint(api_bp)
+    app.register_blueprint(openapi_bp)
+    prometheus.install(app)
     sock = Sock(app)
 
     sock.route("/ws")(_websocket)

@@ -207,6 +207,11 @@ class Session:
         (0: any) may have been lost between processes (called by the broker)."""
         self._put(("resync", job_id, seq))
 
+    def queued_bytes(self) -> int:
+        """Bytes of events and answers queued unsent on this connection (for monitoring)."""
+        with self._cond:
+            return sum(len(item[-1]) for item in self._outbox if item[0] in ("event", "send"))
+
     def _send_control(self, body: dict[str, Any]) -> None:
         self._put(("send", dumps(body)))
 

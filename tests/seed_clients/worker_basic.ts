@@ -1,0 +1,20 @@
+// The seed's "Basic Progress Update" example, verbatim from the seed document
+// (shared/seed/000_6259494c81bd8af5.txt). Only the constants before it are ours;
+// tests/test_seed_clients.py bundles it with esbuild and runs it in Node 20.
+const API_URL = process.env.API_URL;
+const jobId = process.env.JOB_ID;
+// --- the seed's code, verbatim ---
+const response = await fetch(`${API_URL}/api/jobs/${jobId}/progress`, {
+  method: 'POST',
+  headers: { 'Content-Type': 'application/json' },
+  body: JSON.stringify({
+    workerId: 'your_worker_id',
+    progress: 45,  // 0-100
+    currentOperation: 'Training epoch 5/10'
+  })
+});
+
+const result = await response.json();
+console.log(`Time remaining: ${result.timeRemaining}s`);
+console.log(`Cost so far: ${result.costSoFar} QUBIC`);
+// --- end of the seed's code ---
