@@ -91,3 +91,24 @@ def test_the_terminal_view_shows_the_newest_metrics() -> None:
     )
     assert render_status(state).splitlines()[-1] == "loss 0.2313  val/acc 0.978  (step 120)"
     assert "\n" not in render_status(state, one_line=True)
+
+
+def test_one_metric_with_one_point_is_drawn() -> None:
+    """bqplot squeezes a (1, 1) array to a scalar and refuses it: a single line is 1-d."""
+    from jobwatch.widgets.scalar_chart import ScalarChart
+
+    state = MonitorState()
+    state.apply(
+        {
+            "type": "JOB_PROGRESS",
+            "seq": 1,
+            "data": {
+                "scalars": [
+                    {"step": 1, "timestamp": "2027-01-15T08:00:00.000Z", "values": {"loss": 0.5}}
+                ]
+            },
+        }
+    )
+    chart = ScalarChart()
+    chart.update(state)
+    assert list(chart.lines.y) == [0.5] and list(chart.lines.labels) == ["loss"]

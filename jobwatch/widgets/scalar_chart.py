@@ -93,10 +93,13 @@ class ScalarChart:
             ys = np.where(ys > 0, ys, np.nan)
         x, ys = min_max(x, ys, CHART_POINTS)
         y_scale = self._y_log if log else self._y_linear
+        y = ys.astype(np.float32)
+        if len(labels) == 1:  # one line as 1-d: bqplot would squeeze (1, 1) to a scalar
+            y = y[0]
         with self.lines.hold_sync():
             self.lines.scales = {"x": self._x, "y": y_scale}
             self.lines.x = x
-            self.lines.y = ys.astype(np.float32)
+            self.lines.y = y
             self.lines.labels = labels
         self._y_axis.scale = y_scale
         self._x_axis.label = "step" if by == "step" else "seconds since start"
