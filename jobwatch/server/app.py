@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app
 from flask_cors import CORS
 from flask_sock import Sock
 from werkzeug.exceptions import HTTPException
@@ -20,6 +20,8 @@ from jobwatch.server.api import bp as api_bp
 from jobwatch.server.api import json_response
 from jobwatch.server.broker import DEFAULT_CHANNEL, Broker, MemoryBroker
 from jobwatch.server.fleet import FleetFeed
+from jobwatch.server.pages import bp as pages_bp
+from jobwatch.server.pages import open_pages
 from jobwatch.server.security import AccessPolicy, WorkerRateLimit
 from jobwatch.server.services import Services
 from jobwatch.server.store import Store
@@ -86,7 +88,8 @@ DEFAULTS: dict[str, Any] = {
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
-    """Build the jobwatch server: REST API under ``/api`` and the WebSocket at ``/ws``.
+    """Build the jobwatch server: REST API under ``/api``, the WebSocket at ``/ws`` and
+    the web pages (``/``, ``/jobs/<jobId>``).
 
     Parameters
     ----------
@@ -136,11 +139,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     policy = AccessPolicy(
         app.config["WRITE_TOKEN"], app.config["READ_TOKEN"], app.config["CORS_ORIGINS"]
     )
-    app.before_request(lambda: policy.check(request))
+    app.before_request(open_pages(policy.check))
     if app.config["CORS_ORIGINS"]:
         CORS(app, resources={r"/api/*": {"origins": list(app.config["CORS_ORIGINS"])}})
 
     app.register_blueprint(api_bp)
+    app.register_blueprint(pages_bp)
     sock = Sock(app)
 
     sock.route("/ws")(_websocket)
