@@ -37,6 +37,9 @@ const SCALAR_POINTS = 2000; // points per training metric loaded at start
 const ALL_HISTORY = 30 * 24 * 3600; // "all": the server's longest window (s)
 const LATEST_SHOWN = 6; // training metrics named in the line of latest values
 const NEWEST = "4611686018427387904"; // 2**62, the largest line id: beforeId for the newest
+// A job id as the contract allows (jobwatch.protocol.valid_job_id): the server answers
+// any other with 404, which would have the page wait for a job that can never exist.
+const JOB_ID = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
 
 const $ = (selector) => document.querySelector(selector);
 const jobId = decodeURIComponent(location.pathname.slice(location.pathname.lastIndexOf("/jobs/") + 6));
@@ -284,6 +287,16 @@ function onMessage(message) {
 }
 
 async function main() {
+  if (!JOB_ID.test(jobId)) {
+    setText($(".jobwatch-id"), jobId);
+    showError(
+      errorBox,
+      `${JSON.stringify(jobId)} is not a job id: job ids are 1-128 characters of letters,` +
+        " digits and . _ : @ -, starting with a letter or digit.",
+    );
+    showConnection(connection, "closed");
+    return;
+  }
   logs.mount($(".jobwatch-logs-host"));
   $(".jobwatch-range").addEventListener("change", loadHistory);
   $(".jobwatch-y-scale").addEventListener("change", schedule);
