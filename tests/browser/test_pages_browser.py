@@ -204,9 +204,8 @@ def test_job_page_shows_progress_charts_training_metrics_logs_and_alerts(
     assert page.inner_text(".jobwatch-percent") == "55.0%"
     assert page.inner_text(".jobwatch-operation") == "epoch 5/10"
     assert re.fullmatch(r"\d+s", page.inner_text(".jobwatch-eta"))
-    assert money(page.inner_text(".jobwatch-cost")) == pytest.approx(
-        0.05, rel=0.05
-    )  # 50 s at 3.6/h
+    cost = money(page.inner_text(".jobwatch-cost"))
+    assert cost == pytest.approx(0.05, rel=0.05)  # 50 s at 3.6/h
     assert page.inner_text(".jobwatch-gpu") == (
         "GPU 50% mean · memory 3.0/16.0 GiB total · 70°C hottest · 350 W total (2 GPUs)"
     )

@@ -3,7 +3,7 @@
 // The notebook's log view gets lines already parsed by Python (jobwatch.ansi.spans
 // and spans_to_wire); the web page gets them raw from the API, so it parses them
 // here into the same wire form, {message, spans}, that logview.js draws. Keep the
-// two in step: tests/browser/test_pages_ansi.py runs both on the same texts and
+// two in step: tests/browser/test_pages_rules.py runs both on the same texts and
 // requires identical results.
 //
 // - SGR (ESC [ ... m) sets colours and bold/dim/italic/underline/inverse: 16

@@ -7,10 +7,30 @@ function known(value) {
   return typeof value === "number" && Number.isFinite(value);
 }
 
+// `value` with `decimals` decimals as Python's format() writes it: rounded from the
+// number's exact binary value, an exact tie to even. (toFixed rounds a tie up, 72.5
+// to 73 where Python writes 72; Intl's halfEven rounds the shortest decimal, 12.345
+// to 12.34 where Python writes 12.35.) `grouping`: thousands separated by commas.
+function fixed(value, decimals, grouping = false) {
+  let text = value.toFixed(decimals);
+  if (Math.abs(value) < 1e21) {
+    const exact = Math.abs(value).toFixed(100); // a double's decimal expansion ends by then
+    const cut = exact.indexOf(".") + (decimals ? decimals + 1 : 0);
+    const kept = exact.slice(0, cut);
+    if (/^50*$/.test(exact.slice(cut).replace(".", "")) && Number(kept.slice(-1)) % 2 === 0) {
+      text = (value < 0 || Object.is(value, -0) ? "-" : "") + kept; // the tie, to the even side
+    }
+  }
+  if (!grouping) return text;
+  const [whole, fraction] = text.split(".");
+  const grouped = whole.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+  return fraction === undefined ? grouped : `${grouped}.${fraction}`;
+}
+
 /** "45s", "3m 12s", "1h 02m", "2d 03h" from seconds; DASH when unknown. */
 export function formatDuration(seconds) {
   if (!known(seconds)) return DASH;
-  const total = Math.max(0, Math.round(seconds));
+  const total = Math.max(0, Number(fixed(seconds, 0)));
   if (total < 60) return `${total}s`;
   const minutes = Math.floor(total / 60);
   if (minutes < 60) return `${minutes}m ${String(total % 60).padStart(2, "0")}s`;
@@ -32,10 +52,7 @@ export function formatCost(value, currency) {
     const magnitude = Math.floor(Math.log10(rounded));
     decimals = Math.min(most, Math.max(fewest, COST_DIGITS - 1 - magnitude));
   }
-  let text = value.toLocaleString("en-US", {
-    minimumFractionDigits: decimals,
-    maximumFractionDigits: decimals,
-  });
+  let text = fixed(value, decimals, true);
   if (value !== 0 && Number(text.replace(/,/g, "")) === 0) text = `<${(10 ** -most).toFixed(most)}`;
   return currency ? `${text} ${currency}` : text;
 }
@@ -50,14 +67,14 @@ export function formatMoney(amounts) {
 
 /** "87%", "72°C", "350 W": the value rounded to a whole number, then `unit`. */
 export function formatMetric(value, unit) {
-  return known(value) ? `${value.toFixed(0)}${unit}` : DASH;
+  return known(value) ? `${fixed(value, 0)}${unit}` : DASH;
 }
 
 /** "17.6/23.4 GiB" from MiB; one decimal from 1 GiB, two below. */
 export function formatMemory(used, total) {
   if (!known(used) && !known(total)) return DASH;
   const digits = (known(total) ? total : used || 0) >= 1024 ? 1 : 2;
-  const part = (value) => (known(value) ? (value / 1024).toFixed(digits) : DASH);
+  const part = (value) => (known(value) ? fixed(value / 1024, digits) : DASH);
   return `${part(used)}/${part(total)} GiB`;
 }
 
@@ -80,7 +97,7 @@ export function formatNumber(value) {
     const sign = power.startsWith("-") ? "-" : "+";
     return `${strip(mantissa)}e${sign}${power.replace(/^[+-]/, "").padStart(2, "0")}`;
   }
-  return strip(value.toFixed(3 - exponent));
+  return strip(fixed(value, 3 - exponent));
 }
 
 /** Seconds since the epoch from an ISO 8601 timestamp; null when there is none. */
