@@ -16,6 +16,7 @@ import pytest
 
 from jobwatch.client import Client
 from jobwatch.server import EmbeddedServer
+from jobwatch.server.process import ServerProcess, serve_command
 from tests.browser.conftest import ARTIFACTS
 from tests.browser.pages import Recorded, open_page
 from tests.conftest import FakeClock
@@ -366,3 +367,30 @@ def test_the_pages_ask_for_the_token_once_and_keep_it_for_the_session(
         # Only the first requests, before the token was given, were refused.
         assert recorded.errors(allowed=r"401 \(UNAUTHORIZED\)") == []
         assert any("401" in error for error in recorded.console.errors)
+
+
+@pytest.mark.slow
+def test_the_pages_work_against_jobwatch_serve_as_shipped(tmp_path: Any, open_page: Any) -> None:
+    """gunicorn with its gevent worker, a token from the environment: the deployment's way."""
+    server = ServerProcess(serve_command(tmp_path / "db"), env={"JOBWATCH_TOKEN": TOKEN})
+    try:
+        with Client(server.url, token=TOKEN) as client:
+            client.create_job(job_id="served-1", name="served", price_per_hour=1.0)
+            client.report_progress("served-1", "w", 10, logs=[{"level": "info", "message": "up"}])
+            recorded = open_page(server.url + "/")
+            page = recorded.page
+            page.fill(".jobwatch-token-input", TOKEN)
+            page.click(".jobwatch-token-submit")
+            row(page, "served-1").wait_for()
+            client.report_progress("served-1", "w", 35, "training")
+            row(page, "served-1").locator(".jobwatch-percent", has_text="35.0%").wait_for()
+            row(page, "served-1").locator(".jobwatch-job-link").click()
+            page.locator(".jobwatch-connection", has_text="live").wait_for()
+            page.locator(".jobwatch-log-line", has_text="up").wait_for()
+            client.complete_job("served-1", "w")
+            page.locator(".jobwatch-connection", has_text="not live (the job ended)").wait_for()
+            page.locator(".jobwatch-final", has_text="completed").wait_for()
+            # Under gunicorn the page's own close of its socket is clean.
+            assert recorded.errors(allowed=r"401 \(UNAUTHORIZED\)") == []
+    finally:
+        server.stop()

@@ -16,7 +16,7 @@ const HEIGHT = 220; // px
 const PALETTE = [
   "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
   "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac",
-]; // prettier-ignore
+];
 
 function colour(index) {
   return PALETTE[index % PALETTE.length];

@@ -72,15 +72,22 @@ function newRow(id) {
   const operation = element("div", "jobwatch-operation");
   progress.append(bar, percent, operation);
   return {
-    tr, link, jobId, status, bar, fill, percent, operation,
+    tr,
+    link,
+    jobId,
+    status,
+    bar,
+    fill,
+    percent,
+    operation,
     remaining: cell("remaining"),
     cost: cell("cost"),
     gpu: cell("gpu"),
     temperature: cell("temperature"),
     alerts: cell("alerts"),
     updated: cell("updated"),
-    badges: null,
-  }; // prettier-ignore
+    badges: null, // the status badges drawn, to redraw them only when they change
+  };
 }
 
 function drawStatus(row, job) {
