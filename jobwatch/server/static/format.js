@@ -12,13 +12,13 @@ function known(value) {
 // to 73 where Python writes 72; Intl's halfEven rounds the shortest decimal, 12.345
 // to 12.34 where Python writes 12.35.) `grouping`: thousands separated by commas.
 function fixed(value, decimals, grouping = false) {
-  let text = value.toFixed(decimals);
+  let text = (Object.is(value, -0) ? "-" : "") + value.toFixed(decimals); // Python keeps -0's sign
   if (Math.abs(value) < 1e21) {
     const exact = Math.abs(value).toFixed(100); // a double's decimal expansion ends by then
     const cut = exact.indexOf(".") + (decimals ? decimals + 1 : 0);
     const kept = exact.slice(0, cut);
     if (/^50*$/.test(exact.slice(cut).replace(".", "")) && Number(kept.slice(-1)) % 2 === 0) {
-      text = (value < 0 || Object.is(value, -0) ? "-" : "") + kept; // the tie, to the even side
+      text = (value < 0 ? "-" : "") + kept; // the tie, to the even side
     }
   }
   if (!grouping) return text;
@@ -89,7 +89,7 @@ export function formatPercent(progress) {
  * "98.5", "1.2e-05", "1.235e+04"). */
 export function formatNumber(value) {
   if (!known(value)) return DASH;
-  if (value === 0) return "0";
+  if (value === 0) return Object.is(value, -0) ? "-0" : "0";
   const exponent = Math.floor(Math.log10(Math.abs(Number(value.toPrecision(4)))));
   const strip = (digits) => (digits.includes(".") ? digits.replace(/\.?0+$/, "") : digits);
   if (exponent < -4 || exponent >= 4) {
