@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app
 from flask_cors import CORS
 from flask_sock import Sock
 from werkzeug.exceptions import HTTPException
@@ -22,6 +22,8 @@ from jobwatch.server.api import json_response
 from jobwatch.server.broker import DEFAULT_CHANNEL, Broker, MemoryBroker
 from jobwatch.server.fleet import FleetFeed
 from jobwatch.server.openapi import bp as openapi_bp
+from jobwatch.server.pages import bp as pages_bp
+from jobwatch.server.pages import open_pages
 from jobwatch.server.quotas import DEFAULT_MAX_JOB_LOG_BYTES, DEFAULT_MAX_JOBS, Quotas
 from jobwatch.server.security import AccessPolicy, WorkerRateLimit
 from jobwatch.server.services import Services
@@ -107,7 +109,8 @@ DEFAULTS: dict[str, Any] = {
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
-    """Build the jobwatch server: REST API under ``/api`` and the WebSocket at ``/ws``.
+    """Build the jobwatch server: REST API under ``/api``, the WebSocket at ``/ws`` and
+    the web pages (``/``, ``/jobs/<jobId>``).
 
     Parameters
     ----------
@@ -172,13 +175,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         fleet=FleetFeed(store, broker, app.config["CLOCK"]),
     )
     app.extensions["jobwatch"] = services
-    app.before_request(lambda: policy.check(request))
+    app.before_request(open_pages(policy.check))
     if app.config["CORS_ORIGINS"]:
         CORS(app, resources={r"/api/*": {"origins": list(app.config["CORS_ORIGINS"])}})
 
     app.register_blueprint(api_bp)
     app.register_blueprint(openapi_bp)
     prometheus.install(app)
+    app.register_blueprint(pages_bp)
     sock = Sock(app)
 
     sock.route("/ws")(_websocket)
