@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import time
 
-from benchmarks import fanout, ingest, memory, queries, reporter, scalars, scale, soak, sync
+from benchmarks import fanout, fleet, ingest, memory, queries, reporter, scalars, scale, soak, sync
 from benchmarks.report import machine, markdown
 
 SUITES = {
     "ingest": ingest.run,
     "reporter": reporter.run,
     "fanout": fanout.run,
+    "fleet": fleet.run,
     "queries": queries.run,
     "scalars": scalars.run,
     "memory": memory.run,

@@ -13,6 +13,7 @@ from jobwatch.errors import MissingExtra
 EXTRAS: dict[str, tuple[str, ...]] = {
     "server": ("flask", "flask_sock", "sqlalchemy", "orjson", "flask_cors", "limits"),
     "notebook": ("ipywidgets", "anywidget", "bqplot", "numpy"),
+    "top": ("textual",),
     "demo": ("sklearn", "flask", "flask_sock", "sqlalchemy", "orjson", "flask_cors", "limits"),
 }
 """extra -> the top-level modules jobwatch imports from it."""
