@@ -214,7 +214,9 @@ def test_totals_running_cost_today_counts_per_currency() -> None:
     assert totals.stalled == 1
     line = format_totals(totals, "live")
     assert line.startswith("5 jobs: 2 running (1 stalled), 1 pending")
-    assert "running 0.500 EUR, 10.80 QUBIC | today 1.80 EUR, 4.60 QUBIC" in line and line.endswith("| live")
+    assert "running 0.500 EUR, 10.80 QUBIC | today 1.80 EUR, 4.60 QUBIC" in line and line.endswith(
+        "| live"
+    )
 
 
 def test_cells_and_the_text_table_are_clean_and_bounded() -> None:

@@ -26,19 +26,21 @@ def client(server: Any) -> Iterator[Client]:
         yield c
 
 
-def fleet(client: Client) -> None:
+def fleet(client: Client, clock: Any) -> None:
+    """Five jobs, each change a second after the one before (the server's fake clock)."""
     for job_id, name, progress in (
         ("r-old", "resnet old", 30),
-        ("r-new", "resnet new", 60),
         ("bert", "bert base", 90),
+        ("r-new", "resnet new", 60),
     ):
         client.create_job(job_id=job_id, name=name, price_per_hour=3.6)
         client.report_progress(job_id, "w", progress)
+        clock.advance(1)
     client.create_job(job_id="waits", name="queued")
     client.create_job(job_id="done", name="finished")
     client.report_progress("done", "w", 50)
     client.complete_job("done", "w")
-    client.report_progress("r-new", "w", 61)  # the newest update of the running jobs
+    clock.advance(1)
 
 
 async def until(pilot: Any, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -53,8 +55,10 @@ def shown(app: TopApp) -> list[str]:
     return [str(row.key.value) for row in app.table.ordered_rows]
 
 
-def test_top_shows_the_fleet_and_its_keys_sort_filter_and_open_watch(client: Client) -> None:
-    fleet(client)
+def test_top_shows_the_fleet_and_its_keys_sort_filter_and_open_watch(
+    client: Client, clock: Any
+) -> None:
+    fleet(client, clock)
     watched: list[str] = []
     app = TopApp(client, refresh=0.05, open_watch=lambda c, job_id: watched.append(job_id))
 
@@ -73,8 +77,11 @@ def test_top_shows_the_fleet_and_its_keys_sort_filter_and_open_watch(client: Cli
             await until(pilot, lambda: set(shown(app)) == {"r-new", "bert", "r-old"})
             await pilot.press("slash", *"RESNET", "enter")
             await until(pilot, lambda: set(shown(app)) == {"r-new", "r-old"})
-            await pilot.press("escape")
+            await pilot.press("escape")  # clears the filters, not the order
             await until(pilot, lambda: len(shown(app)) == 5)
+            await pilot.press("r", *"s" * 7)  # name, then 6 more columns, then status again
+            await until(pilot, lambda: shown(app)[0] == "r-new")
+            assert (app.sort, app.descending) == ("status", False)
             client.report_progress("waits", "w", 5)  # starts running: moves up live
             await until(pilot, lambda: app.rows()[0]["id"] == "waits" and shown(app)[-1] == "done")
             app.table.move_cursor(row=1)
@@ -176,9 +183,9 @@ class Pane:
 
 
 @pytest.mark.slow
-def test_jobwatch_top_in_a_real_terminal(client: Client, server: Any) -> None:
+def test_jobwatch_top_in_a_real_terminal(client: Client, server: Any, clock: Any) -> None:
     tmux = tmux_or_skip()
-    fleet(client)
+    fleet(client, clock)
     env = ["env", f"PYTHONPATH={os.getcwd()}", "TERM=xterm-256color", "JOBWATCH_TOKEN="]
     pane = Pane(tmux, [*env, sys.executable, "-m", "jobwatch", "top", "--url", server.url])
     try:
@@ -194,7 +201,7 @@ def test_jobwatch_top_in_a_real_terminal(client: Client, server: Any) -> None:
         assert order == ["r-new", "bert", "r-old", "waits", "done"]
         # Enter on the finished job hands the terminal to `jobwatch watch`, which
         # prints its end; Enter again comes back to the table.
-        pane.keys("End", "Enter")
+        pane.keys("Down", "Down", "Down", "Down", "Enter")
         pane.wait_for(
             lambda text: "job finished (done) completed" in text and "press Enter" in text
         )
