@@ -77,7 +77,11 @@ class JobsTable:
         self.status = status
         self.refresh = refresh
         self.client = Client(url, token=token)
-        self.client.list_jobs(limit=1)  # fail here, not in a thread, when it cannot be read
+        try:
+            self.client.list_jobs(limit=1)  # fail here, not in a thread, when it cannot be read
+        except Exception:
+            self.client.close()
+            raise
         self.monitor: JobMonitor | None = None
         self.renders = 0
         self._wake = threading.Event()
