@@ -293,3 +293,17 @@ def test_the_page_sorts_filters_and_formats_as_python_does(tmp_path: Path) -> No
     assert out["costs"] == [format_cost(c, "QUBIC") for c in costs]
     assert out["durations"] == [format_duration(d) for d in durations]
     assert "innerHTML" not in JS.read_text(encoding="utf-8")
+
+
+def test_a_monitor_that_cannot_start_leaves_the_table_going(
+    server: Any, client: Client, table_factory: Callable[..., JobsTable], caplog: Any
+) -> None:
+    client.create_job(job_id="there")
+    table = table_factory(server.url)
+    wait_for(lambda: "there" in held(table))
+    table.view.table.selected = "there"
+    table.client.url = "http://127.0.0.1:9"  # the server is gone when the next row is picked
+    table.view.table.selected = "elsewhere"
+    assert table.monitor is None and table.view.detail.children == ()
+    assert table.view.table.selected == ""
+    assert "could not open job 'elsewhere'" in caplog.text

@@ -140,9 +140,11 @@ class JobsTable:
         if self.monitor is not None:
             self.monitor.close()
             self.monitor = None
-        if job_id:
-            self.monitor = JobMonitor(job_id, self.client.url, token=self.client.token)
-        self.view.show_monitor(self.monitor, job_id or "")
+        try:
+            if job_id:
+                self.monitor = JobMonitor(job_id, self.client.url, token=self.client.token)
+        finally:  # a monitor that could not start leaves the place below the table empty
+            self.view.show_monitor(self.monitor, self.monitor.job_id if self.monitor else "")
         return self.monitor
 
     # -- life cycle --------------------------------------------------------------------
