@@ -8,6 +8,7 @@ import time
 from benchmarks import (
     attacks,
     fanout,
+    fleet,
     idle,
     ingest,
     memory,
@@ -24,6 +25,7 @@ SUITES = {
     "ingest": ingest.run,
     "reporter": reporter.run,
     "fanout": fanout.run,
+    "fleet": fleet.run,
     "queries": queries.run,
     "scalars": scalars.run,
     "memory": memory.run,

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from jobwatch.server.embedded import serve
     from jobwatch.widgets import JobMonitor
     from jobwatch.widgets.compare import compare
+    from jobwatch.widgets.jobs_table import JobsTable
 
 __all__ = [
     "APIError",
@@ -32,6 +33,7 @@ __all__ = [
     "JobFinished",
     "JobMonitor",
     "JobNotFound",
+    "JobsTable",
     "JobwatchError",
     "MissingExtra",
     "Reporter",
@@ -51,6 +53,10 @@ def __getattr__(name: str) -> object:
         from jobwatch.widgets import JobMonitor
 
         return JobMonitor
+    if name == "JobsTable":
+        from jobwatch.widgets.jobs_table import JobsTable
+
+        return JobsTable
     if name == "compare":
         from jobwatch._extras import require
 

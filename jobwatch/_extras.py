@@ -21,6 +21,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
         "prometheus_client",
     ),
     "notebook": ("ipywidgets", "anywidget", "bqplot", "numpy"),
+    "top": ("textual",),
     "demo": (
         "sklearn",
         "flask",

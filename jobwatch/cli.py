@@ -1,4 +1,4 @@
-"""The ``jobwatch`` command: ``serve`` and ``jobs``.
+"""The ``jobwatch`` command: ``serve``, ``jobs``, ``report``, ``watch``, ``top`` and more.
 
 Exit codes: 0 success, 1 the server refused the request, 2 bad usage,
 3 the server could not be reached or is
@@ -21,6 +21,7 @@ from typing import Any
 from jobwatch._extras import require
 from jobwatch._version import __version__
 from jobwatch.errors import APIError, ConnectionError, MissingExtra
+from jobwatch.protocol import JOB_STATUSES
 from jobwatch.terminal import clean
 
 EXIT_API_ERROR = 1
@@ -250,9 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--currency", help="currency of the price (default QUBIC)")
     create.add_argument("--worker-id", help="bind the job to this worker")
     listing = jobs_commands.add_parser("list", help="list jobs, newest first")
-    listing.add_argument(
-        "--status", choices=["pending", "running", "completed", "failed", "cancelled"]
-    )
+    listing.add_argument("--status", choices=JOB_STATUSES)
     listing.add_argument("--limit", type=_count, default=20, help="at most this many (1-1000)")
     for sub in (create, listing):
         sub.add_argument(
@@ -301,6 +300,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="wait for a job that does not exist yet (instead of exit 1), e.g. one a worker"
         " is about to create",
     )
+    top = commands.add_parser(
+        "top",
+        help="every job live in the terminal (htop style)",
+        description="A live table of every job: status, progress, time remaining, cost, GPU, last "
+        "update, and the cost of the running jobs and of today. Keys: s sort, r reverse, "
+        "f status filter, / name filter, Enter watch the job, q quit.",
+    )
+    top.add_argument("--url", help="server URL (default $JOBWATCH_URL or http://127.0.0.1:8765)")
+    top.add_argument("--token", help="bearer token for the server (default $JOBWATCH_TOKEN)")
+    top.add_argument("--status", choices=JOB_STATUSES, help="follow only jobs of this status")
     return parser
 
 
@@ -318,6 +327,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _report(args)
         if args.command == "watch":
             return _watch(args)
+        if args.command == "top":
+            return _top(args)
         return _jobs(args)
     except APIError as exc:  # its message is the server's: cleaned like any remote text
         if exc.status in TEMPORARY_STATUSES:
@@ -564,6 +575,33 @@ def _watch(args: argparse.Namespace) -> int:
     with client:
         state = Watcher(client, args.job_id, wait=args.wait).run()
     return 0 if state.job["status"] == "completed" else EXIT_JOB_FAILED
+
+
+def _top(args: argparse.Namespace) -> int:
+    require("top", "jobwatch top")
+    from jobwatch.client import Client
+    from jobwatch.top import TopApp
+
+    try:
+        client = Client(args.url, token=args.token)
+    except ValueError as exc:
+        print(f"jobwatch top: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    with client:
+        client.list_jobs(limit=1)  # unreachable or refused: one line and its exit code
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            print(
+                "jobwatch top: needs a terminal (stdin and stdout); for plain output use"
+                " `jobwatch jobs list`",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        app = TopApp(client, args.status)
+        code = app.run()
+    if app.error is not None:
+        print(f"jobwatch top: the live stream stopped: {app.error}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    return code or 0
 
 
 def _print_jobs(jobs: list[dict[str, Any]], total: int) -> None:

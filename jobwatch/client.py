@@ -24,6 +24,7 @@ import requests
 
 from jobwatch._own_io import doing_io
 from jobwatch.errors import ConnectionError, ValidationError, error_from_envelope
+from jobwatch.fleet_stream import FleetSubscription
 from jobwatch.subscription import Subscription
 
 __all__ = ["DEFAULT_URL", "Client", "default_url"]
@@ -392,6 +393,50 @@ class Client:
         return Subscription(
             self.ws_url,
             job_id,
+            since=since,
+            token=self.token,
+            on_state=on_state,
+            idle_timeout=idle_timeout,
+        )
+
+    def subscribe_jobs(
+        self,
+        status: str | None = None,
+        since: int | None = None,
+        *,
+        on_state: Callable[[str], None] | None = None,
+        idle_timeout: float = 60.0,
+    ) -> FleetSubscription:
+        """Follow every job's summary over the WebSocket (``subscribe:jobs``).
+
+        Parameters
+        ----------
+        status:
+            Only jobs of this status (``pending``, ``running``, ``completed``,
+            ``failed``, ``cancelled``); ``None``: all. A job that leaves that
+            status is sent once more with its new one.
+        since:
+            Server time in ms (the ``seq`` of a ``JOBS_CHANGED``): start with the
+            jobs changed after it; ``None``: every job first, newest first.
+        on_state, idle_timeout:
+            As :meth:`subscribe`.
+
+        Returns
+        -------
+        FleetSubscription
+            An iterator of ``{type: "JOBS_CHANGED", seq (ms), data: {jobs:
+            [summary]}}`` (summaries as in docs/api.md "The fleet"), each job at
+            most 4 times a second; reconnects and resumes with ``since`` by
+            itself, until ``close()``.
+
+        Raises
+        ------
+        ValueError
+            ``status`` or ``since`` is not allowed.
+        """
+        return FleetSubscription(
+            self.ws_url,
+            status=status,
             since=since,
             token=self.token,
             on_state=on_state,

@@ -201,10 +201,7 @@ class Subscription:
                 ws.close()
                 return
             self._ws = ws
-        request: dict[str, Any] = {"type": "subscribe:job", "subscriptionId": self.job_id}
-        if self.last_seq is not None:
-            request["since"] = self.last_seq
-        ws.send(json.dumps(request))
+        ws.send(json.dumps(self._request()))
         while True:
             message = self._decode(ws.recv())
             if message.get("type") == "error":
@@ -215,12 +212,23 @@ class Subscription:
             if message.get("type") == "subscribed":
                 break
         ws.settimeout(self.idle_timeout)
-        if self.last_seq is None:
-            self.last_seq = int(message.get("seq", 0))
+        self._subscribed(message)
         self.backoff.reset()
         if self.state == "reconnecting":
             self.reconnects += 1
         self._set_state("live")
+
+    def _subscribed(self, answer: dict[str, Any]) -> None:
+        """Take the ``subscribed`` answer: a first connection starts after its ``seq``."""
+        if self.last_seq is None:
+            self.last_seq = int(answer.get("seq", 0))
+
+    def _request(self) -> dict[str, Any]:
+        """The subscribe message sent on each connection (with ``since`` on a resume)."""
+        request: dict[str, Any] = {"type": "subscribe:job", "subscriptionId": self.job_id}
+        if self.last_seq is not None:
+            request["since"] = self.last_seq
+        return request
 
     def _drop(self, why: str) -> None:
         self._close_socket()

@@ -24,6 +24,7 @@ TOP_LEVEL = [
     "JobFinished",
     "JobMonitor",
     "JobNotFound",
+    "JobsTable",
     "JobwatchError",
     "MissingExtra",
     "Reporter",

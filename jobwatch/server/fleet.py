@@ -110,6 +110,10 @@ class FleetFeed:
         self._subscribers: dict[FleetSubscriber, str | None] = {}
         self._dirty: set[str] = set()
         self._everything = False
+        # Each job's status as last summarised here: a job that leaves a
+        # subscriber's status filter is sent to it once more, so that a view
+        # of running jobs sees one finish instead of showing it running forever.
+        self._statuses: dict[str, str] = {}
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -203,12 +207,24 @@ class FleetFeed:
         now = self.clock()
         rows = self._rows(None if everything else sorted(dirty))
         summaries = [summary(row, now) for row in rows]
+        before = self._note_statuses(summaries)
         seq = int(now * 1000)
         for subscriber, status in subscribers:
-            kept = [s for s in summaries if status is None or s["status"] == status]
+            kept = [
+                s
+                for s in summaries
+                if status is None or status in (s["status"], before.get(s["id"]))
+            ]
             for message in jobs_changed(kept, seq):
                 subscriber.deliver_fleet(message)
         return len(summaries)
+
+    def _note_statuses(self, summaries: list[dict[str, Any]]) -> dict[str, str]:
+        """Record each job's status; return the statuses they had before (where known)."""
+        with self._lock:
+            before = {s["id"]: self._statuses.get(s["id"]) for s in summaries}
+            self._statuses.update((s["id"], s["status"]) for s in summaries)
+        return {job_id: status for job_id, status in before.items() if status is not None}
 
     def _rows(self, ids: list[str] | None) -> list[dict[str, Any]]:
         query = select(jobs)
@@ -225,4 +241,6 @@ class FleetFeed:
             query = query.where(jobs.c.updated_at >= start)
         with self.store.read() as conn:
             rows = [decode_row(r) for r in conn.execute(query).mappings()]
-        return [summary(row, now) for row in rows]
+        first = [summary(row, now) for row in rows]
+        self._note_statuses(first)
+        return first

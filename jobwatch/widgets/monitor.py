@@ -394,14 +394,15 @@ def _make_view(monitor: JobMonitor, time_range: str) -> Any:
     return TextView()
 
 
-def _widgets_unavailable() -> str | None:
+def _widgets_unavailable(what: str = "JobMonitor") -> str | None:
+    """Why ``what`` cannot show widgets here (no kernel, a package missing), or ``None``."""
     try:
         from IPython import get_ipython
     except ImportError:
         return f"IPython is not installed ({install_hint('notebook')})"
     shell = get_ipython()
     if shell is None or "IPKernelApp" not in getattr(shell, "config", {}):
-        return "JobMonitor needs a Jupyter kernel for its widgets"
+        return f"{what} needs a Jupyter kernel for its widgets"
     try:
         import anywidget  # noqa: F401
         import bqplot  # noqa: F401

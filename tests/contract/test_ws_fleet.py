@@ -116,3 +116,24 @@ def test_bad_fleet_messages_are_errors_and_the_socket_stays(ws_factory: Any, mes
     assert answer["type"] == "error" and answer["error"]["code"] == "validation_error"
     ws.send({"type": "subscribe:jobs"})
     assert ws.recv()["type"] == "subscribed"
+
+
+def test_a_job_that_leaves_the_filtered_status_is_sent_once_more(
+    api: Any, ws_factory: Any, job_id: str
+) -> None:
+    """A view of the running jobs must learn that one of them finished, or it shows
+    that job running forever."""
+    assert api.post("/api/jobs", json={"id": job_id}).ok
+    post(api, job_id, 10)
+    ws = ws_factory()
+    ws.send({"type": "subscribe:jobs", "status": "running"})
+    ws.recv()
+    assert summaries([ws.recv()], job_id)  # the first page: it runs
+    assert api.post(f"/api/jobs/{job_id}/complete", json={"workerId": "w"}).ok
+    left = ws.recv_until(lambda m: bool(summaries([m], job_id)))
+    assert summaries(left, job_id)[-1]["status"] == "completed"
+    post_completion = f"{job_id}-other"
+    assert api.post("/api/jobs", json={"id": post_completion}).ok
+    post(api, post_completion, 5)  # a later tick: the finished job is not sent again
+    later = ws.recv_until(lambda m: bool(summaries([m], post_completion)))
+    assert summaries(later, job_id) == []
