@@ -152,7 +152,7 @@ class Pane:
     def keys(self, *keys: str) -> None:
         subprocess.run([self.tmux, "send-keys", "-t", self.name, *keys], check=True, timeout=10)
 
-    def wait_for(self, predicate: Callable[[str], bool], timeout: float = 20.0) -> str:
+    def wait_for(self, predicate: Callable[[str], bool], timeout: float = 60.0) -> str:
         deadline = time.monotonic() + timeout
         while True:
             text = self.text()

@@ -27,7 +27,6 @@ from tests.browser.conftest import (
     CHROMIUM_ARGS,
     PAGE_TIMEOUT_MS,
     chromium_path,
-    unavailable,
 )
 from tests.seed_clients.npm import Bundler
 
@@ -45,20 +44,14 @@ HTML = """<!doctype html><html><head><meta charset="utf-8"><title>seed JobMonito
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """Headless Chromium without Local Network Access checks (see the module's docstring)."""
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("playwright is not installed (pip install playwright)")
-    executable = chromium_path()
-    if executable is None:
-        unavailable("no Chromium (apt-get install chromium, or set JOBWATCH_TEST_CHROMIUM)")
+def browser(browser: Any) -> Iterator[Any]:
+    """Headless Chromium without Local Network Access checks (see the module's docstring),
+    launched from the session's Playwright: a second ``sync_playwright`` in the same
+    process would refuse to start inside the first one's event loop."""
     args = [*CHROMIUM_ARGS, "--disable-features=LocalNetworkAccessChecks"]
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=executable, args=args)
-        yield chromium
-        chromium.close()
+    chromium = browser.browser_type.launch(executable_path=chromium_path(), args=args)
+    yield chromium
+    chromium.close()
 
 
 @pytest.fixture

@@ -183,15 +183,19 @@ export function spans(text) {
 }
 
 /**
- * Runs as the log view's JSON, [{text, fg?, bg?, bold?, dim?, italic?, underline?}],
- * inverse resolved (a default colour swapped becomes "inverse"); null when no run
- * is styled. jobwatch.ansi.spans_to_wire in Python.
+ * Runs as the log view's JSON, [{text, fg?, bg?, bold?, dim?, italic?, underline?}]:
+ * bold text in one of the first 8 colours takes its bright one (8-15), as JupyterLab
+ * draws a cell's output; then inverse is resolved (a default colour swapped becomes
+ * "inverse"); null when no run is styled. jobwatch.ansi.spans_to_wire in Python.
  */
 export function spansToWire(runs) {
   if (runs.every((run) => isPlain(run.style))) return null;
   return runs.map(({ text, style }) => {
     const item = { text };
-    let [fg, bg] = style.inverse ? [style.bg, style.fg] : [style.fg, style.bg];
+    let fg = style.fg;
+    if (style.bold && Number.isInteger(fg) && fg < 8) fg += 8;
+    let bg = style.bg;
+    if (style.inverse) [fg, bg] = [bg, fg];
     if (style.inverse) {
       fg = fg === null ? "inverse" : fg;
       bg = bg === null ? "inverse" : bg;
