@@ -24,6 +24,8 @@ from pathlib import Path
 
 import orjson
 
+from jobwatch.protocol import JobSpec
+from jobwatch.server.rules import new_job
 from jobwatch.server.schema import jobs
 from jobwatch.server.store import Store
 
@@ -130,6 +132,7 @@ def _job_row(i: int, n_logs: int, now: float) -> dict[str, object]:
         "timestamp": None,
     }
     return {
+        **new_job(f"job{i:05d}", JobSpec(), now),  # every column, new ones included
         "id": f"job{i:05d}",
         "name": f"bench {i}",
         "status": "running",
@@ -174,7 +177,10 @@ def build(path: Path, *, n_jobs: int, n_samples: int, n_logs: int) -> BuiltStore
         names = [c.name for c in jobs.columns]
         db.executemany(
             f"INSERT INTO jobs ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
-            (tuple(_job_row(i, _share(n_logs, n_jobs, i), now).values()) for i in range(n_jobs)),
+            (
+                tuple(row[name] for name in names)
+                for row in (_job_row(i, _share(n_logs, n_jobs, i), now) for i in range(n_jobs))
+            ),
         )
         db.executemany(
             "INSERT INTO samples (job_id, ts, gpu_utilization, gpu_memory_used, "

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -91,7 +92,22 @@ def test_top_shows_the_fleet_and_its_keys_sort_filter_and_open_watch(
             await until(pilot, lambda: bool(watched))
             await pilot.press("q")
 
-    asyncio.run(drive())
+    # In a thread of its own: Playwright's sync API (the browser tests' session
+    # fixture, when this module shares a worker with them) keeps an event loop
+    # running in this thread, and asyncio.run refuses to nest in it.
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(drive())
+        except BaseException as exc:  # handed to the test's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
     assert watched == ["r-new"] and app.return_code == 0
 
 
