@@ -160,7 +160,10 @@ def test_a_chart_redraw_with_8_gpus_costs_under_64_kb(kernel: Kernel) -> None:
         "        for g in range(8)]}\n"
         "now = time.time()\n"
         "gpus._enqueue('history', [sample(now - 4000 + 2 * i) for i in range(2000)])\n"
-        "time.sleep(1.0)\n"
+        "deadline = time.monotonic() + 30\n"  # the history drawn before the measured cell
+        "while gpus.view._samples_shown != gpus.state.samples_version and time.monotonic() < deadline:\n"
+        "    time.sleep(0.05)\n"
+        "time.sleep(0.5)\n"
         "gpus"
     )
     marks = kernel.value("[m.model_id for m in gpus.view.charts.marks()]")
