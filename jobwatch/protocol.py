@@ -33,6 +33,7 @@ from pydantic import (
 from jobwatch.errors import ValidationError
 
 __all__ = [
+    "ALERT_LEVELS",
     "FINISHED_STATUSES",
     "JOB_STATUSES",
     "LOG_LEVELS",
@@ -60,6 +61,8 @@ __all__ = [
 ]
 
 LOG_LEVELS = ("info", "warning", "error")
+ALERT_LEVELS = LOG_LEVELS
+"""An alert's ``level`` takes the same three values as a log line's."""
 JOB_STATUSES = ("pending", "running", "completed", "failed", "cancelled")
 FINISHED_STATUSES = frozenset({"completed", "failed", "cancelled"})
 

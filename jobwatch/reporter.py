@@ -27,6 +27,7 @@ from jobwatch._own_io import is_own
 from jobwatch._sender import Sender
 from jobwatch.client import Client
 from jobwatch.protocol import (
+    ALERT_LEVELS,
     CURRENCY_RULE,
     LOG_LEVELS,
     MAX_ALERTS,
@@ -43,7 +44,6 @@ from jobwatch.protocol import (
 __all__ = ["Reporter"]
 
 _log = logging.getLogger("jobwatch.reporter")
-ALERT_LEVELS = ("info", "warning", "error")
 T = TypeVar("T")
 DEFAULT_TIMEOUT = 30.0
 """Seconds :meth:`Reporter.complete`, :meth:`~Reporter.fail` and :meth:`~Reporter.close` wait."""

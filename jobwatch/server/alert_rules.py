@@ -33,7 +33,6 @@ STALL_FACTOR = 10.0
 threshold is stalled only after this many of its intervals."""
 INTERVAL_SMOOTHING = 0.3
 """Weight of the newest gap in a job's usual update interval (an EMA, as tqdm smooths rates)."""
-ALERT_LEVELS = ("info", "warning", "error")
 METRIC_NAMES = ("gpuUtilization", "gpuMemoryUsed", "gpuTemperature", "powerUsage")
 """The sample fields a rule may test (``gpuMemoryTotal`` does not change)."""
 

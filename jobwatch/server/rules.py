@@ -448,8 +448,9 @@ def apply_progress(
         changes["started_at"] = now
     if job["status"] == "pending":
         changes["status"] = "running"
-    if not _is_late(job["worker_ts"], update.worker_ts(now)):
-        changes.update(_progress_changes(job, update, now))
+    worker_ts = update.worker_ts(now)
+    if not _is_late(job["worker_ts"], worker_ts):
+        changes.update(_progress_changes(job, update, now, worker_ts))
     merged = {**job, **changes}
     estimates = job_estimates(merged, now)
 
@@ -521,10 +522,9 @@ def _is_late(last: float | None, worker_ts: float | None) -> bool:
     return 0 < last - worker_ts <= LATE_WINDOW
 
 
-def _progress_changes(job: Row, update: ProgressUpdate, now: float) -> Row:
+def _progress_changes(job: Row, update: ProgressUpdate, now: float, worker_ts: float | None) -> Row:
     """Progress, operation, ordering and rate columns of an update that is not late."""
     changes: Row = {}
-    worker_ts = update.worker_ts(now)
     if worker_ts is not None:
         changes["worker_ts"] = worker_ts
     if update.current_operation is not None:
