@@ -177,15 +177,25 @@ class MonitorState:
         self.samples_version += 1
         self.version += 1
 
-    def replace_scalars(self, series: Mapping[str, Iterable[Mapping[str, Any]]]) -> None:
-        """Replace the training-metric history with a ``/scalars`` answer's
-        ``scalars`` (``{name: [{step, timestamp, value}]}``, oldest first)."""
-        self.scalars.clear()
+    def merge_scalars(self, series: Mapping[str, Iterable[Mapping[str, Any]]]) -> None:
+        """Merge a ``/scalars`` answer's ``scalars`` (``{name: [{step, timestamp,
+        value}]}``) into the training-metric history: points already kept (from
+        events that arrived meanwhile) stay, each point once, in step order, the
+        newest :data:`MAX_SCALAR_POINTS` per name."""
         for name, points in series.items():
-            for point in points:
-                self._add_scalar(
-                    name, point.get("step"), point.get("timestamp"), point.get("value")
-                )
+            kept = {(p.step, p.ts): p for p in self.scalars.get(name, ())}
+            for raw in points:
+                step, ts, value = raw.get("step"), parse_ts(raw.get("timestamp")), raw.get("value")
+                number = _number(value)
+                if isinstance(step, int) and ts is not None and number is not None:
+                    kept.setdefault((step, ts), ScalarPoint(step, ts, number))
+            merged = deque(sorted(kept.values(), key=lambda p: (p.step, p.ts)), MAX_SCALAR_POINTS)
+            if merged:
+                self.scalars[name] = merged
+                newest = merged[-1]
+                latest = self.latest_scalars.get(name)
+                if latest is None or newest.step >= latest.step:
+                    self.latest_scalars[name] = newest
         self.scalars_version += 1
         self.version += 1
 
@@ -268,6 +278,17 @@ class MonitorState:
         else:
             lines["all GPUs"] = [_nan(s.flat.get(metric)) for s in samples]
         return Series([s.ts for s in samples], lines)
+
+    def newest_scalars(self, most: int) -> tuple[list[tuple[str, float]], int, int]:
+        """The newest value of the first ``most`` training metrics by name, how many
+        metrics are left out, and the newest step among those given; ``([], 0, 0)``
+        before any."""
+        names = sorted(self.latest_scalars)[:most]
+        if not names:
+            return [], 0, 0
+        shown = [(n, self.latest_scalars[n].value) for n in names]
+        step = max(self.latest_scalars[n].step for n in names)
+        return shown, len(self.latest_scalars) - len(names), step
 
     def scalar_series(self, by: str = "step") -> Series:
         """Training-metric chart data: one line per name, ``x`` the union of

@@ -94,11 +94,10 @@ def render_status(
 def format_scalars(state: MonitorState, most: int = 6) -> str:
     """``"loss 0.231  accuracy 0.978  (step 120)"``: the newest value of the job's
     first ``most`` training metrics by name, and the newest step among them."""
-    latest = state.latest_scalars
-    names = sorted(latest)[:most]
-    parts = [f"{clean(n, single_line=True)} {format_number(latest[n].value)}" for n in names]
-    more = f"  +{len(latest) - len(names)} more" if len(latest) > len(names) else ""
-    return "  ".join(parts) + more + f"  (step {max(latest[n].step for n in names)})"
+    shown, hidden, step = state.newest_scalars(most)
+    parts = [f"{clean(n, single_line=True)} {format_number(value)}" for n, value in shown]
+    more = f"  +{hidden} more" if hidden else ""
+    return "  ".join(parts) + more + f"  (step {step})"
 
 
 def job_title(job: dict[str, Any]) -> str:

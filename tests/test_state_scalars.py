@@ -42,7 +42,7 @@ def test_a_late_older_step_never_replaces_the_latest_value() -> None:
 def test_history_replaces_and_is_bounded() -> None:
     state = MonitorState()
     n = MAX_SCALAR_POINTS + 10
-    state.replace_scalars(
+    state.merge_scalars(
         {"loss": [{"step": k, "timestamp": T, "value": 1.0 / (k + 1)} for k in range(n)]}
     )
     assert len(state.scalars["loss"]) == MAX_SCALAR_POINTS
@@ -67,3 +67,19 @@ def test_series_by_time_and_bad_axis() -> None:
     assert state.scalar_series("time").x == [1_800_000_000.0]
     with pytest.raises(ValueError, match="by must be"):
         state.scalar_series("epoch")
+
+
+def test_history_merges_with_points_that_arrived_meanwhile() -> None:
+    """A resumed stream replays only the newest progress event: the points of
+    earlier ones come from /scalars and must not wipe what events brought."""
+    state = MonitorState()
+    state.apply(progress({"step": 3, "timestamp": T, "values": {"loss": 0.3}}))
+    state.merge_scalars(
+        {
+            "loss": [
+                {"step": s, "timestamp": T, "value": v} for s, v in ((1, 0.9), (2, 0.6), (3, 0.3))
+            ]
+        }
+    )
+    assert [(p.step, p.value) for p in state.scalars["loss"]] == [(1, 0.9), (2, 0.6), (3, 0.3)]
+    assert state.latest_scalars["loss"].step == 3

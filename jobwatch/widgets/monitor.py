@@ -220,13 +220,18 @@ class JobMonitor:
                 self.state.set_connection("waiting")
             return False
         self.state.load_snapshot(snapshot)
-        self._load_scalars(snapshot)
         return True
 
-    def _load_scalars(self, snapshot: Any) -> None:
-        """The job's training-metric history, when it has any (``/scalars``)."""
-        if not snapshot.get("scalars"):
-            return
+    def _on_state(self, state: str) -> None:
+        """The subscription's state; each time it goes live, the training metrics
+        posted before (a resumed stream replays only the newest progress event, so
+        points carried by earlier ones come from ``/scalars``)."""
+        self._enqueue("connection", state)
+        if state == "live":
+            self._load_scalars()
+
+    def _load_scalars(self) -> None:
+        """The job's training-metric history (``/scalars``), merged into the state."""
         try:
             series = self.client.scalars(self.job_id, max_points=SCALAR_HISTORY_POINTS)
         except Exception as exc:
@@ -251,7 +256,7 @@ class JobMonitor:
                     self.job_id,
                     since=self._since,
                     token=self.client.token,
-                    on_state=lambda s: self._enqueue("connection", s),
+                    on_state=self._on_state,
                 )
             for event in self._subscription:
                 self._enqueue("event", event)
@@ -271,7 +276,6 @@ class JobMonitor:
                 continue
             self._since = int(snapshot.get("seq", 0))
             self._enqueue("snapshot", snapshot)
-            self._load_scalars(snapshot)
             return True
         return False
 
@@ -303,7 +307,7 @@ class JobMonitor:
             elif kind == "history":
                 self.state.replace_samples(payload)
             elif kind == "scalars":
-                self.state.replace_scalars(payload)
+                self.state.merge_scalars(payload)
             elif kind == "snapshot":
                 self.state.load_snapshot(payload)
                 self.state.set_connection("connecting")

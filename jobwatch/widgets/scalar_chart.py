@@ -122,11 +122,9 @@ class ScalarChart:
 def latest_line(state: MonitorState) -> str:
     """``"loss <b>0.231</b> · accuracy <b>0.978</b> (step 120)"``: the newest value
     of the first :data:`LATEST_SHOWN` metrics (HTML, names escaped)."""
-    latest = state.latest_scalars
-    if not latest:
+    shown, hidden, step = state.newest_scalars(LATEST_SHOWN)
+    if not shown:
         return ""
-    names = sorted(latest)[:LATEST_SHOWN]
-    parts = [f"{html.escape(n)} <b>{format_number(latest[n].value)}</b>" for n in names]
-    more = f" · +{len(latest) - len(names)} more" if len(latest) > len(names) else ""
-    step = max(latest[n].step for n in names)
+    parts = [f"{html.escape(n)} <b>{format_number(value)}</b>" for n, value in shown]
+    more = f" · +{hidden} more" if hidden else ""
     return " · ".join(parts) + more + f" (step {step})"
