@@ -235,7 +235,8 @@ def test_job_page_shows_progress_charts_training_metrics_logs_and_alerts(
     lines = page.locator(".jobwatch-log-line")
     assert lines.count() == 100
     coloured = page.locator(".jobwatch-log-line", has_text="ERROR epoch 5 ok").first
-    red = coloured.locator("span.jobwatch-ansi-fg-1.jobwatch-ansi-bold")
+    # Bold in one of the first 8 colours is drawn bright, as a JupyterLab cell does.
+    red = coloured.locator("span.jobwatch-ansi-fg-9.jobwatch-ansi-bold")
     assert red.inner_text() == "ERROR"
     assert coloured.locator("span.jobwatch-ansi-fg-2").inner_text() == "ok"
     tqdm = page.locator('.jobwatch-log-line[data-level="warning"] .jobwatch-log-message').last

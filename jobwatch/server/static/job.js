@@ -253,7 +253,7 @@ async function loadHistory() {
 async function loadScalars() {
   try {
     const answer = await getJson(`${jobPath}/scalars?maxPoints=${SCALAR_POINTS}`);
-    state.replaceScalars(answer.scalars);
+    state.mergeScalars(answer.scalars);
     schedule();
   } catch (error) {
     showError(errorBox, `Could not load the training metrics: ${error.message}`);
@@ -312,17 +312,21 @@ async function main() {
   const held = state.newLogs.filter((line) => line.id > count.newest).length;
   logs.set("total", count.total + held);
   logs.set("has_older", count.total + held > state.newLogs.length);
-  await Promise.all([loadHistory(), Object.keys(first.scalars || {}).length ? loadScalars() : null]);
+  await loadHistory();
   stream = new Stream({
     subscribe: () => ({ type: "subscribe:job", subscriptionId: jobId, since: state.seq }),
     onMessage,
     onState: (value) => {
       link = value;
+      // A resumed stream replays only the newest progress event: the training
+      // metrics of earlier ones come from /scalars, each time the stream is live.
+      if (value === "live") loadScalars();
       schedule();
     },
     check: () => getJson(`${jobPath}`),
   });
-  if (!state.finished) stream.start();
+  if (state.finished) loadScalars(); // no stream: its history is all there is
+  else stream.start();
   draw();
   setInterval(() => !state.finished && schedule(), TICK_MS);
 }

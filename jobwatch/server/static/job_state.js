@@ -148,10 +148,25 @@ export class JobState {
   }
 
   /** Replace the training-metric history with a /scalars answer's `scalars`. */
-  replaceScalars(series) {
-    this.scalars = new Map();
+  /**
+   * Merge a /scalars answer into the history: points events brought meanwhile stay,
+   * each point once, in step order (MonitorState.merge_scalars in Python).
+   */
+  mergeScalars(series) {
     for (const [name, points] of Object.entries(series || {})) {
-      for (const point of points) this.addScalar(name, point.step, point.timestamp, point.value);
+      const kept = new Map((this.scalars.get(name) || []).map((p) => [`${p.step}/${p.ts}`, p]));
+      for (const raw of points) {
+        const ts = parseTime(raw.timestamp);
+        if (!Number.isInteger(raw.step) || number(raw.value) === null || ts === null) continue;
+        const key = `${raw.step}/${ts}`;
+        if (!kept.has(key)) kept.set(key, { step: raw.step, ts, value: raw.value });
+      }
+      const merged = [...kept.values()].sort((a, b) => a.step - b.step || a.ts - b.ts);
+      if (!merged.length) continue;
+      this.scalars.set(name, merged.slice(-MAX_SCALAR_POINTS));
+      const newest = merged[merged.length - 1];
+      const latest = this.latestScalars.get(name);
+      if (!latest || newest.step >= latest.step) this.latestScalars.set(name, newest);
     }
     this.scalarsVersion += 1;
   }
