@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobwatch.server.deployment import redacted, settings_problem
-from jobwatch.server.wsgi import SettingsError, config_from_env
+from jobwatch.server.settings import SettingsError, config_from_env, redacted, settings_problem
 
 PG = "postgresql://jobwatch:pw@db:5432/jobwatch"
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from jobwatch.server.app import create_app
-    from jobwatch.server.embedded import EmbeddedServer
+    from jobwatch.server.run import EmbeddedServer
 
 __all__ = ["EmbeddedServer", "create_app"]
 
@@ -21,7 +21,7 @@ def __getattr__(name: str) -> Any:
 
         return create_app
     if name == "EmbeddedServer":
-        from jobwatch.server.embedded import EmbeddedServer
+        from jobwatch.server.run import EmbeddedServer
 
         return EmbeddedServer
     raise AttributeError(f"module 'jobwatch.server' has no attribute {name!r}")
