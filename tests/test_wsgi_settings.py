@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from jobwatch.server.settings import SettingsError, config_from_env, redacted, settings_problem
+from jobwatch.server.settings import SettingsError, config_from_env, settings_problem
+from jobwatch.server.urls import redacted
 
 PG = "postgresql://jobwatch:pw@db:5432/jobwatch"
 

@@ -41,7 +41,8 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from jobwatch.server.app import create_app
 from jobwatch.server.broker import DEFAULT_CHANNEL
 from jobwatch.server.services import Services
-from jobwatch.server.settings import ARGUMENT_NAMES, ServerSettings, exposure_problem, redacted
+from jobwatch.server.settings import ARGUMENT_NAMES, ServerSettings, exposure_problem
+from jobwatch.server.urls import redacted
 
 WORKER_CLASS = "jobwatch.server.worker.GuardedGeventWorker"
 """gunicorn's gevent worker with connection caps and request deadlines."""
