@@ -367,7 +367,12 @@ def _serve(args: argparse.Namespace) -> int:
     )
     no_gunicorn = gunicorn_unavailable()
     problem = (
-        settings.problem(workers=args.workers, names=FLAG_NAMES)
+        (
+            f"--workers {args.workers} needs gunicorn, which cannot run here ({no_gunicorn});"
+            " serve with --workers 1"
+            if no_gunicorn is not None and args.workers > 1
+            else None
+        )
         or (
             None
             if args.insecure
@@ -377,12 +382,7 @@ def _serve(args: argparse.Namespace) -> int:
                 ". Pass --token (or set JOBWATCH_TOKEN), or --insecure if the network is trusted.",
             )
         )
-        or (
-            f"--workers {args.workers} needs gunicorn, which cannot run here ({no_gunicorn});"
-            " serve with --workers 1"
-            if no_gunicorn is not None and args.workers > 1
-            else None
-        )
+        or settings.problem(workers=args.workers, names=FLAG_NAMES)
         or sqlite_file_problem(settings.database, must_exist=False)
     )
     if problem:
