@@ -21,7 +21,7 @@ from jobwatch.reporter import Reporter
 from jobwatch.track import track
 
 if TYPE_CHECKING:
-    from jobwatch.server.embedded import serve
+    from jobwatch.server.run import serve
     from jobwatch.widgets import JobMonitor
     from jobwatch.widgets.compare import compare
     from jobwatch.widgets.jobs_table import JobsTable
@@ -68,7 +68,7 @@ def __getattr__(name: str) -> object:
         from jobwatch._extras import require
 
         require("server", "jobwatch.serve()")
-        from jobwatch.server.embedded import serve
+        from jobwatch.server.run import serve
 
         return serve
     raise AttributeError(f"module 'jobwatch' has no attribute {name!r}")

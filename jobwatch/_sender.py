@@ -15,7 +15,6 @@ import dataclasses
 import json
 import logging
 import os
-import random
 import secrets
 import sys
 import threading
@@ -26,6 +25,7 @@ from typing import Any
 
 from jobwatch._outbox import Completion, JobSpec, LogLine, Outbox
 from jobwatch._own_io import sender_thread
+from jobwatch._retry import Backoff
 from jobwatch._samples import clean_metrics
 from jobwatch.client import Client
 from jobwatch.errors import (
@@ -49,7 +49,8 @@ from jobwatch.protocol import (
 _log = logging.getLogger("jobwatch.reporter")
 
 BACKOFF_BASE = 0.5
-"""Seconds before the first retry; doubled per failure (with jitter) up to :data:`BACKOFF_CAP`."""
+"""Seconds before the first retry; doubled per failure up to :data:`BACKOFF_CAP`, with
+half jitter (:class:`jobwatch._retry.Backoff`)."""
 BACKOFF_CAP = 30.0
 """Longest wait between retries, in seconds."""
 URGENT_RETRY = 1.0
@@ -145,7 +146,7 @@ class Sender:
         self._beating = False  # the last request carried GPU metrics: keep sending them
         self._retry_at = 0.0
         self._failed_at = 0.0
-        self._failures = 0
+        self._retry = Backoff(BACKOFF_BASE, BACKOFF_CAP, jitter="half")
         self._rate_limited = False
         self._down = False
         self._warned: set[str] = set()
@@ -492,7 +493,7 @@ class Sender:
         if self._down:
             _log.info("jobwatch server %s is reachable again", self._client.url)
         self._down = self._rate_limited = False
-        self._failures = 0
+        self._retry.reset()
         self._retry_at = 0.0
 
     def _failed(self, exc: Exception, now: float) -> float | None:
@@ -507,7 +508,10 @@ class Sender:
             return None
         if isinstance(exc, JobNotFound):  # e.g. the server restarted with an empty database
             self._ensured = False
-            delay = 0.0 if self._failures == 0 else self._backoff()
+            first = self._retry.failures == 0
+            delay = self._retry.next_delay()
+            if first:  # re-create the job at once, back off if that fails too
+                delay = 0.0
         elif isinstance(exc, APIError) and _rejected(exc):  # only ensure_job raises these
             _log.warning("jobwatch cannot create job %r: %s", self._job.job_id, exc)
             return None
@@ -527,17 +531,12 @@ class Sender:
             if not self._down:
                 _log.warning("jobwatch cannot reach %s (%s); retrying", self._client.url, exc)
                 self._down = True
-            delay = self._backoff()
+            delay = self._retry.next_delay()
         else:
             _log.warning("jobwatch reporter error; retrying", exc_info=exc)
-            delay = self._backoff()
-        self._failures += 1
+            delay = self._retry.next_delay()
         self._retry_at = now + delay
         return 0.0
-
-    def _backoff(self) -> float:
-        delay = min(BACKOFF_CAP, BACKOFF_BASE * 2.0 ** min(self._failures, 16))
-        return delay * random.uniform(0.5, 1.0)
 
     def _warn(self, key: str, message: str, *args: object) -> None:
         if key not in self._warned:
