@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobwatch.errors import ValidationError
+from jobwatch.gpu_metrics import GPU_METRICS
 from jobwatch.protocol import format_ts
 from jobwatch.server.wire import Event
 
@@ -33,7 +34,7 @@ STALL_FACTOR = 10.0
 threshold is stalled only after this many of its intervals."""
 INTERVAL_SMOOTHING = 0.3
 """Weight of the newest gap in a job's usual update interval (an EMA, as tqdm smooths rates)."""
-METRIC_NAMES = ("gpuUtilization", "gpuMemoryUsed", "gpuTemperature", "powerUsage")
+METRIC_NAMES = tuple(m.wire for m in GPU_METRICS if m.alert)
 """The sample fields a rule may test (``gpuMemoryTotal`` does not change)."""
 
 _RULE = re.compile(

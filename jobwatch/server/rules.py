@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobwatch.errors import JobFinished, ValidationError, WorkerMismatch
+from jobwatch.gpu_metrics import GPU_METRICS
 from jobwatch.protocol import (
     FINISHED_STATUSES,
     MAX_SCALAR_NAMES,
@@ -566,11 +567,7 @@ def _sample(
     outcome.sample = {
         "job_id": job_id,
         "ts": now,
-        "gpu_utilization": metrics["gpuUtilization"],
-        "gpu_memory_used": metrics["gpuMemoryUsed"],
-        "gpu_memory_total": metrics["gpuMemoryTotal"],
-        "gpu_temperature": metrics["gpuTemperature"],
-        "power_usage": metrics["powerUsage"],
+        **{m.column: metrics[m.wire] for m in GPU_METRICS},
         "gpus": gpus,
     }
     return metrics
