@@ -17,18 +17,11 @@ from typing import Any
 
 import pydantic
 
+from jobwatch.gpu_metrics import METRIC_FIELDS
 from jobwatch.protocol import GpuSample, Metrics
 
 __all__ = ["METRIC_FIELDS", "clean_flat", "clean_gpu", "clean_metrics"]
 
-METRIC_FIELDS = (
-    "gpuUtilization",
-    "gpuMemoryUsed",
-    "gpuMemoryTotal",
-    "gpuTemperature",
-    "powerUsage",
-)
-"""The five metric fields, by their wire names."""
 _IDENTITY_FIELDS = ("index", "uuid", "name")
 _MAX_GPUS = next(
     rule.max_length for rule in Metrics.model_fields["gpus"].metadata if hasattr(rule, "max_length")

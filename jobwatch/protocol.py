@@ -16,7 +16,7 @@ import math
 import re
 import time
 from datetime import datetime, timezone
-from typing import Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import pydantic
 import pydantic_core
@@ -31,6 +31,7 @@ from pydantic import (
 )
 
 from jobwatch.errors import ValidationError
+from jobwatch.gpu_metrics import GPU_METRICS, GpuMetric, combine, metric
 
 __all__ = [
     "ALERT_LEVELS",
@@ -72,8 +73,6 @@ MAX_LOG_LINES = 1000
 """Most log lines one progress update may carry."""
 MAX_MESSAGE_BYTES = 16 * 1024
 """A log message longer than this (in UTF-8) is truncated to it, with a marker."""
-MAX_MEMORY_MB = 10_000_000.0
-"""Upper bound for GPU memory fields (about 9.5 TiB); rejects NVML's unsigned sentinels."""
 MAX_CLOCK_SKEW = 24 * 3600.0
 """A worker ``timestamp`` further than this from server time (s) is ignored for ordering."""
 LOG_TIME_WINDOW = 7 * 24 * 3600.0
@@ -197,30 +196,60 @@ def _no_nul(value: str) -> str:
 NoNul = AfterValidator(_no_nul)
 Text = Annotated[str, Field(max_length=MAX_TEXT), NoNul]
 Percent = Annotated[float, Field(ge=0, le=100)]
-MemoryMB = Annotated[float, Field(ge=0, le=MAX_MEMORY_MB)]
-Celsius = Annotated[float, Field(ge=-40, le=150)]
-Watts = Annotated[float, Field(ge=0, le=5000)]
 
 
-class _GpuFields(BaseModel):
-    model_config = _Strict
+def _metric_type(entry: GpuMetric) -> Any:
+    """``entry``'s value type: a number in its range, or ``None``."""
+    if entry.exclusive_minimum:
+        return Annotated[float, Field(gt=entry.minimum, le=entry.maximum)] | None
+    return Annotated[float, Field(ge=entry.minimum, le=entry.maximum)] | None
 
-    gpu_utilization: Percent | None = Field(None, alias="gpuUtilization")
-    # total before used, so that the check of used can see total
-    gpu_memory_total: Annotated[float, Field(gt=0, le=MAX_MEMORY_MB)] | None = Field(
-        None, alias="gpuMemoryTotal"
+
+def _at_most(entry: GpuMetric, bound: GpuMetric) -> Any:
+    """A validator refusing a value of ``entry`` above ``bound``'s in the same sample."""
+
+    def check(cls: type, value: float | None, info: pydantic.ValidationInfo) -> float | None:
+        limit = info.data.get(bound.column)
+        if value is not None and limit is not None and value > limit:
+            raise ValueError(
+                f"must not exceed {bound.wire} ({value:g} {entry.unit} > {limit:g} {bound.unit})"
+            )
+        return value
+
+    return field_validator(entry.column)(check)
+
+
+def _validation_order() -> list[GpuMetric]:
+    """The table's metrics with each ``at_most`` bound before the metric it bounds,
+    so that the bound's check can see it (pydantic validates in field order)."""
+    order: list[GpuMetric] = []
+    for entry in GPU_METRICS:
+        for needed in (*([metric(entry.at_most)] if entry.at_most else []), entry):
+            if needed not in order:
+                order.append(needed)
+    return order
+
+
+if TYPE_CHECKING:
+
+    class _GpuFields(BaseModel):
+        """The metric fields of :data:`~jobwatch.gpu_metrics.GPU_METRICS` (built below)."""
+
+else:
+    _GpuFields = pydantic.create_model(
+        "_GpuFields",
+        __config__=_Strict,
+        __module__=__name__,
+        __validators__={
+            f"_{entry.column}_at_most": _at_most(entry, metric(entry.at_most))
+            for entry in GPU_METRICS
+            if entry.at_most
+        },
+        **{
+            entry.column: (_metric_type(entry), Field(None, alias=entry.wire))
+            for entry in _validation_order()
+        },
     )
-    gpu_memory_used: MemoryMB | None = Field(None, alias="gpuMemoryUsed")
-    gpu_temperature: Celsius | None = Field(None, alias="gpuTemperature")
-    power_usage: Watts | None = Field(None, alias="powerUsage")
-
-    @field_validator("gpu_memory_used")
-    @classmethod
-    def _used_within_total(cls, used: float | None, info: pydantic.ValidationInfo) -> float | None:
-        total = info.data.get("gpu_memory_total")
-        if used is not None and total is not None and used > total:
-            raise ValueError(f"must not exceed gpuMemoryTotal ({used:g} MB > {total:g} MB)")
-        return used
 
 
 class GpuSample(_GpuFields):
@@ -234,6 +263,8 @@ class GpuSample(_GpuFields):
     name: Text | None = None
 
 
+# The docstring is the API document's description of ``metrics``; the fields
+# and their ranges are those of jobwatch.gpu_metrics.GPU_METRICS.
 class Metrics(_GpuFields):
     """The ``metrics`` object of a progress update.
 
@@ -252,31 +283,16 @@ class Metrics(_GpuFields):
     def _fill_from_gpus(self) -> Metrics:
         if not self.gpus:
             return self
-
-        def values(name: str) -> list[float]:
-            return [v for g in self.gpus or [] if (v := getattr(g, name)) is not None]
-
-        if self.gpu_utilization is None and (u := values("gpu_utilization")):
-            self.gpu_utilization = sum(u) / len(u)
-        if self.gpu_memory_used is None and (m := values("gpu_memory_used")):
-            self.gpu_memory_used = sum(m)
-        if self.gpu_memory_total is None and (t := values("gpu_memory_total")):
-            self.gpu_memory_total = sum(t)
-        if self.gpu_temperature is None and (c := values("gpu_temperature")):
-            self.gpu_temperature = max(c)
-        if self.power_usage is None and (p := values("power_usage")):
-            self.power_usage = sum(p)
+        for entry in GPU_METRICS:
+            if getattr(self, entry.column) is None:
+                values = [v for g in self.gpus if (v := getattr(g, entry.column)) is not None]
+                if values:
+                    setattr(self, entry.column, combine(entry, values))
         return self
 
     def flat(self) -> dict[str, float | None]:
-        """The five flat fields by their wire names (values may be ``None``)."""
-        return {
-            "gpuUtilization": self.gpu_utilization,
-            "gpuMemoryUsed": self.gpu_memory_used,
-            "gpuMemoryTotal": self.gpu_memory_total,
-            "gpuTemperature": self.gpu_temperature,
-            "powerUsage": self.power_usage,
-        }
+        """The flat metric fields by their wire names, in wire order (values may be ``None``)."""
+        return {entry.wire: getattr(self, entry.column) for entry in GPU_METRICS}
 
 
 class LogLineIn(BaseModel):

@@ -36,6 +36,7 @@ from jobwatch.protocol import (
 )
 from jobwatch.server import queries
 from jobwatch.server.fleet import FLEET
+from jobwatch.server.job_row import JobRow
 from jobwatch.server.replay import replay
 from jobwatch.server.rules import completed_event
 from jobwatch.server.services import Services
@@ -419,7 +420,7 @@ class Session:
             subscription.last_sent = seq
 
     def _start_subscription(
-        self, subscription: _Subscription, job: dict[str, Any], since: int | None
+        self, subscription: _Subscription, job: JobRow, since: int | None
     ) -> None:
         if self._subscriptions.get(subscription.job_id) is not subscription:
             return  # unsubscribed or subscribed again meanwhile
