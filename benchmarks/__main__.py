@@ -17,6 +17,7 @@ from benchmarks import (
     scalars,
     scale,
     soak,
+    startup,
     sync,
 )
 from benchmarks.report import machine, markdown
@@ -34,6 +35,7 @@ SUITES = {
     "idle": idle.run,
     "scale": scale.run,
     "attacks": attacks.run,
+    "startup": startup.run,
 }
 
 
