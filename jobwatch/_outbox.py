@@ -10,8 +10,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 LogLine = tuple[int, str, str, float]
 """A queued log line: (sequence number, level, message, creation time in epoch seconds).
@@ -20,8 +19,7 @@ ScalarStep = tuple[int, int, dict[str, float]]
 """Queued training metrics: (sequence number, step, {name: finite value})."""
 
 
-@dataclass(frozen=True)
-class JobSpec:
+class JobSpec(NamedTuple):
     """What ``PUT /api/jobs/{id}`` sends (``price_per_hour`` in ``currency`` per hour)."""
 
     job_id: str
@@ -31,8 +29,7 @@ class JobSpec:
     currency: str | None = None
 
 
-@dataclass(frozen=True)
-class Completion:
+class Completion(NamedTuple):
     """The final ``POST /complete``: status ``completed``, ``failed`` or ``cancelled``, result,
     error text (made safe for the wire and cut to 16 KiB by the sender)."""
 
