@@ -16,9 +16,11 @@ from benchmarks import (
     reporter,
     scalars,
     scale,
+    slowdisk,
     soak,
     startup,
     sync,
+    training,
 )
 from benchmarks.report import machine, markdown
 
@@ -36,6 +38,8 @@ SUITES = {
     "scale": scale.run,
     "attacks": attacks.run,
     "startup": startup.run,
+    "slowdisk": slowdisk.run,
+    "training": training.run,
 }
 
 
