@@ -12,7 +12,6 @@ just before. The reporter reports to ``jobwatch serve`` in another process.
 
 from __future__ import annotations
 
-import os
 import statistics
 import sys
 import tempfile
@@ -54,10 +53,9 @@ def _loop(seconds: float, reporter: Reporter | None) -> float:
             return steps / seconds
 
 
-def _thread_cpu(native_id: int) -> float:
-    """CPU seconds (user + system) of the thread ``native_id`` of this process."""
-    fields = Path(f"/proc/self/task/{native_id}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def _thread_cpu(thread: threading.Thread) -> float:
+    """CPU seconds ``thread`` (of this process) has used so far."""
+    return time.clock_gettime(time.pthread_getcpuclockid(thread.ident or 0))
 
 
 def run(quick: bool) -> list[Row]:
@@ -84,11 +82,9 @@ def run(quick: bool) -> list[Row]:
             )
             for _ in range(rounds):
                 bare.append(_loop(seconds, None))
-                cpu0, wall0 = _thread_cpu(thread.native_id or 0), time.perf_counter()
+                cpu0, wall0 = _thread_cpu(thread), time.perf_counter()
                 reported.append(_loop(seconds, reporter))
-                cpu_per_s.append(
-                    (_thread_cpu(thread.native_id or 0) - cpu0) / (time.perf_counter() - wall0)
-                )
+                cpu_per_s.append((_thread_cpu(thread) - cpu0) / (time.perf_counter() - wall0))
                 ratios.append(reported[-1] / bare[-1])
             reporter.close(timeout=30)
     finally:
