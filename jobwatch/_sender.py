@@ -11,23 +11,27 @@ logged once (logger ``jobwatch.reporter``) and dropped.
 from __future__ import annotations
 
 import atexit
-import dataclasses
 import json
 import logging
 import os
-import secrets
 import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+from jobwatch._contract import (
+    MAX_BODY_BYTES,
+    MAX_LOG_LINES,
+    MAX_SCALAR_POINTS,
+    MAX_TEXT,
+    format_ts,
+    truncate_message,
+)
 from jobwatch._outbox import Completion, JobSpec, LogLine, Outbox
 from jobwatch._own_io import sender_thread
 from jobwatch._retry import Backoff
 from jobwatch._samples import clean_metrics
-from jobwatch.client import Client
 from jobwatch.errors import (
     APIError,
     AuthenticationError,
@@ -37,14 +41,9 @@ from jobwatch.errors import (
     RateLimited,
     WorkerMismatch,
 )
-from jobwatch.protocol import (
-    MAX_BODY_BYTES,
-    MAX_LOG_LINES,
-    MAX_SCALAR_POINTS,
-    MAX_TEXT,
-    format_ts,
-    truncate_message,
-)
+
+if TYPE_CHECKING:
+    from jobwatch.client import Client
 
 _log = logging.getLogger("jobwatch.reporter")
 
@@ -61,10 +60,9 @@ _BODY_SLACK = 4096  # bytes kept free in a request body beyond what we measure
 _FATAL = (WorkerMismatch, JobFinished, AuthenticationError)
 
 
-@dataclass(frozen=True)
-class _Request:
+class _Request(NamedTuple):
     """One ``POST /progress`` as composed, kept until answered so that a retry
-    sends it unchanged; ``count`` lines of the carry, up to line ``last_seq``,
+    sends it unchanged; ``line_count`` lines of the carry, up to line ``last_seq``,
     training-metric step ``last_scalar_seq`` and outbox ``version``."""
 
     progress: float
@@ -75,7 +73,7 @@ class _Request:
     update_id: str
     scalars: list[dict[str, Any]] | None
     alerts: list[dict[str, str]] | None
-    count: int
+    line_count: int
     last_seq: int
     last_scalar_seq: int
     version: int
@@ -138,7 +136,7 @@ class Sender:
         self._floor = 0.0  # progress of the running job this reporter attached to
         self._started_job = False  # ensured once: a re-ensure (404) never sets a floor
         self._inflight: _Request | None = None
-        self._session = secrets.token_hex(8)
+        self._session = os.urandom(8).hex()
         self._updates = 0
         self._wall_start = time.time()
         self._monotonic_start = time.monotonic()
@@ -197,7 +195,9 @@ class Sender:
         It sends no GPU metrics: the parent still samples the machine's GPUs,
         and NVML and CUDA state must not be used across a fork.
         """
-        client = Client(self._client.url, token=self._client.token, timeout=self._http_timeout)
+        client = type(self._client)(
+            self._client.url, token=self._client.token, timeout=self._http_timeout
+        )
         return Sender(client, self._job, outbox, None, self._interval, start=False)
 
     def flush(self, timeout: float | None) -> bool:
@@ -370,17 +370,17 @@ class Sender:
             ):
                 self._warn("metrics", "the server rejected GPU metrics; sent without them: %s", exc)
                 # this update goes again at once without its sample; sampling goes on
-                self._inflight = dataclasses.replace(request, metrics=None)
+                self._inflight = request._replace(metrics=None)
                 return
             self._warn(f"reject-{exc.code}", "the server rejected an update; dropping it: %s", exc)
         else:
             self._known_progress = float(reply.get("progress", request.progress))
         self._inflight = None
-        del self._carry[: request.count]
+        del self._carry[: request.line_count]
         self._next_send = now + self._interval
         with self._outbox.lock:  # more lines than one request takes: send on at once
             self._backlog = bool(self._carry) or (
-                request.count == MAX_LOG_LINES and bool(self._outbox.logs)
+                request.line_count == MAX_LOG_LINES and bool(self._outbox.logs)
             )
         self._outbox.mark_delivered(request.version, request.last_seq, request.last_scalar_seq)
 
@@ -435,7 +435,7 @@ class Sender:
             update_id=update_id,
             scalars=scalars or None,
             alerts=alerts or None,
-            count=count,
+            line_count=count,
             last_seq=max((seq for seq, _, _ in self._carry[:count]), default=0),
             last_scalar_seq=steps[-1][0] if steps else 0,
             version=version,
