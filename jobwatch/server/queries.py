@@ -125,7 +125,7 @@ def sample_window(
         raw = select(samples).where(in_window).order_by(samples.c.ts, samples.c.id)
         return [decode_row(r) for r in conn.execute(raw).mappings()], False
     if intervals is not None:
-        return rollup_reads.sample_spans(intervals, n_spans), True
+        return rollup_reads.sample_spans(intervals), True
 
     width = (end - start) / n_spans or 1.0
     position = (samples.c.ts - literal(start)) / literal(width)
@@ -194,7 +194,7 @@ def scalar_window(
             out[name] = _scalar_rows(conn, cond & (scalars.c.name == name))
         elif intervals.count:
             downsampled = True
-            out[name] = rollup_reads.scalar_spans(intervals, n_spans)
+            out[name] = rollup_reads.scalar_spans(intervals)
     if short:  # short step ranges: count and downsample the raw values
         summary = (
             select(

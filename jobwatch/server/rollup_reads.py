@@ -14,11 +14,11 @@ the raw downsampling does.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Table, func, select, true
 
 from jobwatch.server.rollups import (
     METRIC_COLUMNS,
@@ -34,17 +34,11 @@ Row = dict[str, Any]
 
 
 @dataclass
-class Intervals:
-    """Roll-up intervals of one window (or one metric name's window), oldest first.
+class Spans:
+    """A window (or one metric name's window) as at most ``n`` spans of whole
+    roll-up intervals, oldest first: each row has ``span`` (its number), ``n``
+    (raw rows in it) and the combined columns of the roll-up table."""
 
-    ``count`` is the number of raw rows they summarise; ``first`` the index
-    (value / width) of the first interval the window can touch and ``last`` of
-    the last one.
-    """
-
-    width: int
-    first: int
-    last: int
     rows: list[Row]
 
     @property
@@ -52,17 +46,51 @@ class Intervals:
         """Raw rows in the window."""
         return sum(int(row["n"]) for row in self.rows)
 
-    def spans(self, n_spans: int, low: Sequence[str], high: Sequence[str]) -> list[Row]:
-        """The intervals combined into at most ``n_spans`` spans of equally many
-        whole intervals, oldest first; ``low``/``high`` name the columns that
-        combine by minimum/maximum."""
-        per_span = max(1, math.ceil((self.last - self.first + 1) / n_spans))
-        keyed = [
-            {**row, "span": (row["bucket"] // self.width - self.first) // per_span}
-            for row in self.rows
-        ]
-        merged = merge(keyed, ("span",), list(low), list(high))
-        return sorted(merged, key=lambda row: row["span"])
+
+def _read_spans(
+    conn: Connection,
+    table: Table,
+    where: Any,
+    width: int,
+    first: int,
+    last: int,
+    n_spans: int,
+    inside: tuple[Any, Any],
+    low: list[str],
+    high: list[str],
+    recompute: Callable[[Row], Row | None],
+) -> Spans:
+    """Combine ``table``'s intervals (``where``: one job, name and ``width``;
+    indexes ``first..last``) into at most ``n_spans`` spans of equally many
+    intervals. Intervals lying wholly in the window (``inside``: the
+    conditions on ``t0`` and ``t1``) are combined by the database, so only
+    the spans and the few partial intervals (recomputed from raw rows)
+    reach Python."""
+    per_span = max(1, math.ceil((last - first + 1) / n_spans))
+    c = table.c
+    span = ((c.bucket // width - first) // per_span).label("span")
+    in_range = where & (c.width == width) & (c.bucket >= first * width)
+    in_range &= c.bucket <= last * width
+    whole = inside[0] & inside[1]
+    query = (
+        select(
+            span,
+            func.sum(c.n).label("n"),
+            *[func.min(c[name]).label(name) for name in low],
+            *[func.max(c[name]).label(name) for name in high],
+        )
+        .where(in_range & whole)
+        .group_by(span)
+    )
+    rows = [dict(r) for r in conn.execute(query).mappings()]
+    partial = select(table).where(in_range & ~whole)
+    for stored in conn.execute(partial).mappings():
+        row = recompute(dict(stored))
+        if row is not None:
+            row["span"] = (row["bucket"] // width - first) // per_span
+            rows.append(row)
+    merged = merge(rows, ("span",), low, high)
+    return Spans(sorted(merged, key=lambda row: int(row["span"])))
 
 
 def _coarsest(widths: Sequence[int], intervals: Any, n_spans: int) -> int | None:
@@ -81,7 +109,7 @@ _SAMPLE_HIGH = ["t1", *[f"max_{c}" for c in METRIC_COLUMNS]]
 
 def sample_intervals(
     conn: Connection, job_id: str, start: float, end: float, n_spans: int
-) -> Intervals | None:
+) -> Spans | None:
     """The window ``start <= ts <= end`` (seconds) of ``job_id``'s samples as
     roll-up intervals, or ``None`` when the window is too short for the finest
     width to give ``n_spans`` intervals (read the raw rows instead)."""
@@ -89,25 +117,19 @@ def sample_intervals(
     if width is None:
         return None
     r = sample_rollups
-    first, last = int(start // width), int(end // width)
-    query = (
-        select(r)
-        .where(
-            (r.c.job_id == job_id)
-            & (r.c.width == width)
-            & (r.c.bucket >= first * width)
-            & (r.c.bucket <= last * width)
-        )
-        .order_by(r.c.bucket)
+    return _read_spans(
+        conn,
+        r,
+        r.c.job_id == job_id,
+        width,
+        int(start // width),
+        int(end // width),
+        n_spans,
+        (r.c.t0 >= start, r.c.t1 <= end),
+        _SAMPLE_LOW,
+        _SAMPLE_HIGH,
+        lambda row: _raw_samples(conn, job_id, max(start, row["t0"]), min(end, row["t1"]), row),
     )
-    rows = []
-    for stored in conn.execute(query).mappings():
-        row: Row | None = dict(stored)
-        if row is not None and (row["t0"] < start or row["t1"] > end):
-            row = _raw_samples(conn, job_id, max(start, row["t0"]), min(end, row["t1"]), row)
-        if row is not None:
-            rows.append(row)
-    return Intervals(width, first, last, rows)
 
 
 def _raw_samples(conn: Connection, job_id: str, lo: float, hi: float, row: Row) -> Row | None:
@@ -126,12 +148,12 @@ def _raw_samples(conn: Connection, job_id: str, lo: float, hi: float, row: Row) 
     return {**row, **part} if part["n"] else None
 
 
-def sample_spans(intervals: Intervals, n_spans: int) -> list[Row]:
+def sample_spans(spans: Spans) -> list[Row]:
     """Downsampled sample rows (``ts`` and the metric columns), oldest first: per
     span one row of minima at its first sample time and, unless every field is
     constant in it, one of maxima at its last."""
     out: list[Row] = []
-    for span in intervals.spans(n_spans, _SAMPLE_LOW, _SAMPLE_HIGH):
+    for span in spans.rows:
         low = {c: span[f"min_{c}"] for c in METRIC_COLUMNS}
         high = {c: span[f"max_{c}"] for c in METRIC_COLUMNS}
         out.append({"ts": span["t0"], **low})
@@ -169,7 +191,7 @@ def scalar_intervals(
     start: float | None,
     end: float,
     n_spans: int,
-) -> Intervals | None:
+) -> Spans | None:
     """One metric's window as roll-up intervals of steps, or ``None`` when its
     step range is too short for the finest width to give ``n_spans`` intervals."""
     lo, hi = extent
@@ -177,27 +199,22 @@ def scalar_intervals(
     if width is None:
         return None
     r = scalar_rollups
-    first, last = lo // width, hi // width
-    query = (
-        select(r)
-        .where(
-            (r.c.job_id == job_id)
-            & (r.c.name == name)
-            & (r.c.width == width)
-            & (r.c.bucket >= first * width)
-            & (r.c.bucket <= last * width)
-        )
-        .order_by(r.c.bucket)
-    )
-    rows = []
     begin = -math.inf if start is None else start
-    for stored in conn.execute(query).mappings():
-        row: Row | None = dict(stored)
-        if row is not None and (row["t0"] < begin or row["t1"] > end):
-            row = _raw_scalars(conn, job_id, name, max(begin, row["t0"]), min(end, row["t1"]), row)
-        if row is not None:
-            rows.append(row)
-    return Intervals(width, first, last, rows)
+    return _read_spans(
+        conn,
+        r,
+        (r.c.job_id == job_id) & (r.c.name == name),
+        width,
+        lo // width,
+        hi // width,
+        n_spans,
+        (r.c.t0 >= begin, r.c.t1 <= end) if start is not None else (true(), r.c.t1 <= end),
+        _SCALAR_LOW,
+        _SCALAR_HIGH,
+        lambda row: _raw_scalars(
+            conn, job_id, name, max(begin, row["t0"]), min(end, row["t1"]), row
+        ),
+    )
 
 
 def _raw_scalars(
@@ -227,11 +244,11 @@ def _raw_scalars(
     return {**row, **part} if part["n"] else None
 
 
-def scalar_spans(intervals: Intervals, n_spans: int) -> list[Row]:
+def scalar_spans(spans: Spans) -> list[Row]:
     """Downsampled points ``{step, ts, value}`` of one metric, oldest first: per
     span its minimum at its first step and, if different, its maximum at its last."""
     points: list[Row] = []
-    for span in intervals.spans(n_spans, _SCALAR_LOW, _SCALAR_HIGH):
+    for span in spans.rows:
         points.append({"step": span["s0"], "ts": span["t0"], "value": span["low"]})
         if span["high"] != span["low"]:
             points.append({"step": span["s1"], "ts": span["t1"], "value": span["high"]})
