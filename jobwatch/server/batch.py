@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, bindparam, delete, select
 
+from jobwatch.server import rollups
 from jobwatch.server.job_row import JobRow, job_row
 from jobwatch.server.rules import UPDATE_IDS_KEPT
 from jobwatch.server.schema import (
@@ -123,9 +124,11 @@ def flush(conn: Connection) -> None:
         return
     if batch.samples:
         _run(conn, _INSERT_SAMPLES, _columns(batch.samples, _SAMPLE_COLUMNS))
+        rollups.upsert(conn, rollups.sample_rollups, rollups.sample_rows(batch.samples))
         batch.samples = []
     if batch.scalars:
         _run(conn, _INSERT_SCALARS, _columns(batch.scalars, _SCALAR_COLUMNS))
+        rollups.upsert(conn, rollups.scalar_rollups, rollups.scalar_rows(batch.scalars))
         batch.scalars = []
     if batch.alerts:
         conn.execute(alerts.insert(), batch.alerts)
@@ -190,21 +193,24 @@ def update_job(conn: Connection, job_id: str, changes: Row) -> None:
 
 
 def insert_sample(conn: Connection, row: Row) -> None:
-    """Insert one metric sample row."""
+    """Insert one metric sample row and add it to its roll-ups (:mod:`rollups`)."""
     batch = _batch(conn)
     if batch is not None:
         batch.samples.append(row)
     else:
         _INSERT_SAMPLE.execute(conn, row).close()
+        rollups.upsert(conn, rollups.sample_rollups, rollups.sample_rows([row]))
 
 
 def insert_scalars(conn: Connection, rows: list[Row]) -> None:
-    """Insert training-metric rows (``job_id, name, step, ts, value``)."""
+    """Insert training-metric rows (``job_id, name, step, ts, value``) and add
+    them to their roll-ups (:mod:`rollups`)."""
     batch = _batch(conn)
     if batch is not None:
         batch.scalars.extend(rows)
     else:
         _INSERT_SCALAR.execute_many(conn, rows)
+        rollups.upsert(conn, rollups.scalar_rollups, rollups.scalar_rows(rows))
 
 
 def insert_alerts(conn: Connection, rows: list[Row]) -> None:

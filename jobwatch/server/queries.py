@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Integer, cast, func, literal, select, true
 
+from jobwatch.server import rollup_reads
 from jobwatch.server.alert_rules import alert_to_wire
 from jobwatch.server.job_row import JobRow, ListedJob, job_row, listed_job
 from jobwatch.server.schema import (
@@ -93,38 +94,47 @@ def latest_sample(conn: Connection, job_id: str) -> Row | None:
 def sample_window(
     conn: Connection, job_id: str, start: float, end: float, max_points: int | None
 ) -> tuple[list[Row], bool]:
-    """Samples with ``start <= ts <= end``, oldest first.
+    """Samples with ``start <= ts <= end`` (seconds), oldest first.
 
     When the window holds more than ``max_points`` samples (or more than
     :data:`RAW_LIMIT` without ``max_points``) it is downsampled by min/max
-    buckets: the window is cut into ``max_points // 2`` equal spans and each
-    span gives two rows, one with every field's minimum at the span's first
-    sample time and one with the maxima at its last, so peaks and dips survive
-    and an all-``null`` span stays ``null``. (This is the min/max half of M4,
-    Jugel et al., VLDB 2014.)
+    buckets: the window is cut into at most ``max_points // 2`` equal spans and
+    each span gives two rows, one with every field's minimum at the span's
+    first sample time and one with the maxima at its last, so peaks and dips
+    survive and an all-``null`` span stays ``null``. (This is the min/max half
+    of M4, Jugel et al., VLDB 2014.) A window long enough is read from the
+    roll-ups written at ingest (:mod:`rollup_reads`; spans of whole roll-up
+    intervals), so its cost follows ``max_points``, not the job's length.
 
     Returns
     -------
     (rows, downsampled)
         At most ``max_points`` (or :data:`RAW_LIMIT`) rows with keys ``ts`` and
-        the ``gpu_*``/``power_usage`` columns.
+        the ``gpu_*``/``power_usage`` columns; every column when not downsampled.
     """
     limit = max_points or RAW_LIMIT
+    n_spans = max(1, limit // 2)
     in_window = (samples.c.job_id == job_id) & (samples.c.ts >= start) & (samples.c.ts <= end)
-    # Counting on the (job_id, ts) index is cheaper than fetching and decoding rows to throw away.
-    count = conn.execute(select(func.count()).select_from(samples).where(in_window)).scalar_one()
+    intervals = rollup_reads.sample_intervals(conn, job_id, start, end, n_spans)
+    if intervals is not None:
+        count = intervals.count
+    else:  # a short window: counting on the (job_id, ts) index is cheap
+        count = conn.execute(
+            select(func.count()).select_from(samples).where(in_window)
+        ).scalar_one()
     if count <= limit:
         raw = select(samples).where(in_window).order_by(samples.c.ts, samples.c.id)
         return [decode_row(r) for r in conn.execute(raw).mappings()], False
+    if intervals is not None:
+        return rollup_reads.sample_spans(intervals), True
 
-    n_buckets = max(1, limit // 2)
-    width = (end - start) / n_buckets or 1.0
+    width = (end - start) / n_spans or 1.0
     position = (samples.c.ts - literal(start)) / literal(width)
     bucket: Any
     if conn.dialect.name == "sqlite":  # CAST truncates, and min() of two values is scalar
-        bucket = func.min(cast(position, Integer), n_buckets - 1)
+        bucket = func.min(cast(position, Integer), n_spans - 1)
     else:  # PostgreSQL's CAST rounds
-        bucket = func.least(cast(func.floor(position), Integer), n_buckets - 1)
+        bucket = func.least(cast(func.floor(position), Integer), n_spans - 1)
     columns = list(SAMPLE_FIELDS.values())
     query = (
         select(
@@ -156,47 +166,60 @@ def scalar_window(
     end: float,
     max_points: int | None,
 ) -> tuple[dict[str, list[Row]], bool]:
-    """Training-metric values with ``start <= ts <= end`` (``start`` ``None``: from
-    the job's first), per name, oldest first.
+    """Training-metric values with ``start <= ts <= end`` (seconds; ``start``
+    ``None``: from the job's first), per name, oldest first.
 
     A name with more than ``max_points`` values (or :data:`RAW_LIMIT` without
     it) is downsampled as :func:`sample_window` does, over steps: its step range
-    is cut into ``max_points // 2`` equal spans, each giving its minimum at the
-    span's first step and its maximum at the last, so spikes stay visible.
+    is cut into at most ``max_points // 2`` equal spans, each giving its minimum
+    at the span's first step and its maximum at the last, so spikes stay
+    visible. A long step range is read from the roll-ups (:mod:`rollup_reads`).
 
     Returns
     -------
     ({name: [{step, ts, value}]}, downsampled)
     """
     limit = max_points or RAW_LIMIT
+    n_spans = max(1, limit // 2)
     cond = (scalars.c.job_id == job_id) & (scalars.c.ts <= end)
     if start is not None:
         cond &= scalars.c.ts >= start
-    if names is not None:
-        cond &= scalars.c.name.in_(names)
-    summary = (
-        select(
-            scalars.c.name,
-            func.count().label("n"),
-            func.min(scalars.c.step).label("s0"),
-            func.max(scalars.c.step).label("s1"),
-        )
-        .where(cond)
-        .group_by(scalars.c.name)
-    )
     out: dict[str, list[Row]] = {}
     downsampled = False
-    for name, n, first, last in conn.execute(summary).all():
-        one = cond & (scalars.c.name == name)
-        if n <= limit:
-            raw = select(scalars.c.step, scalars.c.ts, scalars.c.value).where(one)
-            out[name] = [
-                dict(r) for r in conn.execute(raw.order_by(scalars.c.ts, scalars.c.id)).mappings()
-            ]
-            continue
-        downsampled = True
-        out[name] = _step_buckets(conn, one, first, last, max(1, limit // 2))
+    short: list[str] = []
+    for name, extent in rollup_reads.scalar_extents(conn, job_id, names, start, end).items():
+        intervals = rollup_reads.scalar_intervals(conn, job_id, name, extent, start, end, n_spans)
+        if intervals is None:
+            short.append(name)
+        elif intervals.count <= limit:
+            out[name] = _scalar_rows(conn, cond & (scalars.c.name == name))
+        elif intervals.count:
+            downsampled = True
+            out[name] = rollup_reads.scalar_spans(intervals)
+    if short:  # short step ranges: count and downsample the raw values
+        summary = (
+            select(
+                scalars.c.name,
+                func.count().label("n"),
+                func.min(scalars.c.step).label("s0"),
+                func.max(scalars.c.step).label("s1"),
+            )
+            .where(cond & scalars.c.name.in_(short))
+            .group_by(scalars.c.name)
+        )
+        for name, n, first, last in conn.execute(summary).all():
+            one = cond & (scalars.c.name == name)
+            if n <= limit:
+                out[name] = _scalar_rows(conn, one)
+                continue
+            downsampled = True
+            out[name] = _step_buckets(conn, one, first, last, n_spans)
     return {name: out[name] for name in sorted(out)}, downsampled
+
+
+def _scalar_rows(conn: Connection, where: Any) -> list[Row]:
+    raw = select(scalars.c.step, scalars.c.ts, scalars.c.value).where(where)
+    return [dict(r) for r in conn.execute(raw.order_by(scalars.c.ts, scalars.c.id)).mappings()]
 
 
 def _step_buckets(conn: Connection, where: Any, first: int, last: int, n_buckets: int) -> list[Row]:

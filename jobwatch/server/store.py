@@ -34,7 +34,7 @@ from jobwatch.errors import (
     first_line,
 )
 from jobwatch.protocol import FINISHED_STATUSES, CompleteRequest, JobSpec, ProgressUpdate
-from jobwatch.server import alert_rules, batch, rules
+from jobwatch.server import alert_rules, batch, rollups, rules
 from jobwatch.server.alert_rules import AlertRule
 from jobwatch.server.files import prepare_sqlite_file
 from jobwatch.server.job_row import JobRow, with_changes
@@ -350,6 +350,7 @@ class Store:
             n_logs = conn.execute(delete(log_lines).where(log_lines.c.job_id.in_(old))).rowcount
             conn.execute(delete(applied_updates).where(applied_updates.c.job_id.in_(old)))
             conn.execute(delete(scalars).where(scalars.c.job_id.in_(old)))
+            rollups.delete_jobs(conn, old)
             conn.execute(delete(alerts).where(alerts.c.job_id.in_(old)))
             n_jobs = conn.execute(delete(jobs).where(jobs.c.id.in_(old))).rowcount
             self._stored.forget()
@@ -457,12 +458,16 @@ def _cooperative_waits() -> None:
 
 def _create_schema(engine: Any) -> None:
     """Create missing tables, indexes and columns; on PostgreSQL under an advisory
-    lock, so several processes starting at once do not race on ``CREATE TABLE``."""
+    lock, so several processes starting at once do not race on ``CREATE TABLE``.
+    Roll-up tables new to an existing database are filled from its raw rows."""
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
+        new_rollups = rollups.missing_tables(conn)
         metadata.create_all(conn)
         add_missing_columns(conn)
+        if new_rollups:
+            rollups.backfill(conn, new_rollups)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
