@@ -19,8 +19,10 @@ ScalarStep = tuple[int, int, dict[str, float]]
 """Queued training metrics: (sequence number, step, {name: finite value})."""
 
 
-class JobSpec(NamedTuple):
-    """What ``PUT /api/jobs/{id}`` sends (``price_per_hour`` in ``currency`` per hour)."""
+class ReporterJob(NamedTuple):
+    """The job a reporter reports on: what its ``PUT /api/jobs/{id}`` sends
+    (``price_per_hour`` in ``currency`` per hour). The server validates that body
+    as :class:`jobwatch.protocol.JobSpec`."""
 
     job_id: str
     worker_id: str

@@ -28,7 +28,7 @@ from jobwatch._contract import (
     format_ts,
     truncate_message,
 )
-from jobwatch._outbox import Completion, JobSpec, LogLine, Outbox
+from jobwatch._outbox import Completion, LogLine, Outbox, ReporterJob
 from jobwatch._own_io import sender_thread
 from jobwatch._retry import Backoff
 from jobwatch._samples import clean_metrics
@@ -108,7 +108,7 @@ class Sender:
     def __init__(
         self,
         client: Client,
-        job: JobSpec,
+        job: ReporterJob,
         outbox: Outbox,
         metrics: Callable[[], Mapping[str, Any] | None] | None,
         interval: float,

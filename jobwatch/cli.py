@@ -337,9 +337,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     require("server", "jobwatch serve")
+    from jobwatch.errors import SettingsError
     from jobwatch.server.files import sqlite_file_problem
     from jobwatch.server.run import gunicorn_unavailable
-    from jobwatch.server.settings import FLAG_NAMES, ServerSettings, SettingsError, exposure_problem
+    from jobwatch.server.settings import FLAG_NAMES, ServerSettings, exposure_problem
 
     flags = {
         "database": args.db,

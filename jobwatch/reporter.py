@@ -35,7 +35,7 @@ from jobwatch._contract import (
     valid_job_id,
     valid_scalar_name,
 )
-from jobwatch._outbox import Completion, JobSpec, Outbox
+from jobwatch._outbox import Completion, Outbox, ReporterJob
 from jobwatch._own_io import is_own
 from jobwatch._sender import Sender
 
@@ -151,7 +151,7 @@ class Reporter:
         self._next_step = 0
         self._warned_nonfinite = False
         self._warned_alerts = False
-        job = JobSpec(job_id, worker_id, name, price_per_hour, currency)
+        job = ReporterJob(job_id, worker_id, name, price_per_hour, currency)
         metrics = _metrics_source(gpu)
         if metrics is not None:
             _samples.prepare()  # here, not in the sender thread, which must import nothing

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 import jobwatch.server as jobwatch_server
+from jobwatch.errors import SettingsError
 from jobwatch.server.settings import (
     ARGUMENT_NAMES,
     ENV_NAMES,
     FLAG_NAMES,
     ServerSettings,
-    SettingsError,
     config_from_env,
     settings_problem,
 )

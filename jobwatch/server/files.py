@@ -12,12 +12,10 @@ import os
 import stat
 from pathlib import Path
 
+from jobwatch.errors import UnsafeDatabasePath
+
 SQLITE_SUFFIXES = ("", "-wal", "-shm", "-journal")
 """The database file and the files SQLite keeps beside it."""
-
-
-class UnsafeDatabasePath(ValueError):
-    """The database would live in a directory that other users may write to."""
 
 
 def directory_problem(path: Path) -> str | None:

@@ -343,7 +343,7 @@ def serve(
     ValueError
         A non-loopback ``host`` without ``token``, a token that is too short or
         has whitespace at either end, or an unsupported ``db`` URL
-        (:class:`~jobwatch.server.settings.SettingsError`, a ``ValueError``).
+        (:class:`~jobwatch.errors.SettingsError`, a ``ValueError``).
     """
     global _running
     exposed = exposure_problem(host, token, "; pass token=... (at least 16 characters)")

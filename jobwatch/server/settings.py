@@ -51,7 +51,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from jobwatch.errors import ValidationError, first_line
+from jobwatch.errors import SettingsError, ValidationError, first_line
 from jobwatch.server.alert_rules import parse_rule
 from jobwatch.server.files import default_db_path
 from jobwatch.server.quotas import DEFAULT_MAX_JOB_LOG_BYTES, DEFAULT_MAX_JOBS
@@ -63,11 +63,6 @@ from jobwatch.server.urls import (
     redacted,
     redis_url_problem,
 )
-
-
-class SettingsError(ValueError):
-    """A setting holds a value the server cannot use; the message says which and what is allowed."""
-
 
 ENV_NAMES = {"write_token": "JOBWATCH_TOKEN", "read_token": "JOBWATCH_READ_TOKEN"}
 """How messages name the tokens when they come from the environment."""

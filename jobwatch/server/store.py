@@ -105,7 +105,7 @@ class Store:
 
     Raises
     ------
-    jobwatch.server.files.UnsafeDatabasePath
+    jobwatch.errors.UnsafeDatabasePath
         A SQLite file in a directory every user may write to.
     """
 

@@ -38,7 +38,7 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection, Engine
 
-from jobwatch.errors import APIError, JobwatchError, first_line
+from jobwatch.errors import APIError, StoreClosed, first_line
 from jobwatch.server.wire import Event
 
 log = logging.getLogger(__name__)
@@ -59,10 +59,6 @@ class _Pending(Generic[R]):
     result: Any = None
     events: list[Event] = field(default_factory=list)
     error: BaseException | None = None
-
-
-class StoreClosed(JobwatchError):
-    """The store was closed; the write was not applied."""
 
 
 class GroupCommitWriter:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobwatch.server.settings import SettingsError, config_from_env
+from jobwatch.errors import SettingsError
+from jobwatch.server.settings import config_from_env
 
 __all__ = ["SettingsError", "app_from_env", "config_from_env"]
 
