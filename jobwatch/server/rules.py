@@ -47,7 +47,8 @@ from jobwatch.server.wire import Event
 Row = dict[str, Any]
 
 DEFAULT_CURRENCY = "QUBIC"
-"""A job's currency when none is given (the seed's marketplace currency)."""
+"""A job's currency when none is given: QUBIC, the currency of the GPU marketplace
+whose integration guide first specified this API (docs/api.md)."""
 
 LATE_WINDOW = 60.0
 """Seconds: an update whose worker timestamp is older than the last applied one by
