@@ -285,7 +285,7 @@ class JobFollower:
         """The label of the link: ``state.connection``, ``"ended"`` once the job ended,
         ``"offline"`` after ``offline_after`` seconds of reconnection."""
         state = self.state.connection
-        if self.state.finished and state in ("closed", "connecting"):
+        if self.state.finished:
             return "ended"
         if state != "reconnecting" or self.offline_after is None:
             self._reconnecting_since = None
@@ -410,9 +410,8 @@ class JobFollower:
             self._apply_pending()
             if self.error is not None and self.raise_errors:
                 raise self.error
-            if self.state.finished and not self._stream_ended:
-                continue  # its end is drawn once the stream has ended too
-            if self.state.finished:
+            done = self.state.finished and self._stream_ended
+            if done:
                 self.state.set_connection("ended")
             try:
                 self.render_now()
@@ -420,7 +419,7 @@ class JobFollower:
                 if self.raise_errors:
                     raise
                 log.exception("jobwatch: rendering job %r failed", self.job_id)
-            if self.state.finished:
+            if done:
                 self.shown_final.set()
                 return
 
