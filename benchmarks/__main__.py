@@ -16,8 +16,11 @@ from benchmarks import (
     reporter,
     scalars,
     scale,
+    slowdisk,
     soak,
+    startup,
     sync,
+    training,
 )
 from benchmarks.report import machine, markdown
 
@@ -34,6 +37,9 @@ SUITES = {
     "idle": idle.run,
     "scale": scale.run,
     "attacks": attacks.run,
+    "startup": startup.run,
+    "slowdisk": slowdisk.run,
+    "training": training.run,
 }
 
 

@@ -21,11 +21,13 @@ each operation reads and writes at once, as before.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 from sqlalchemy import Connection, bindparam, delete, select
 
+from jobwatch.server.job_row import JobRow, job_row
 from jobwatch.server.rules import UPDATE_IDS_KEPT
 from jobwatch.server.schema import (
     alerts,
@@ -155,21 +157,21 @@ def forget_rows(conn: Connection) -> None:
         batch.locked.clear()
 
 
-def lock_job(conn: Connection, job_id: str) -> Row | None:
+def lock_job(conn: Connection, job_id: str) -> JobRow | None:
     """The job row (a copy), locked until commit where the database has row locks."""
     batch = _batch(conn)
     if batch is not None:
         if job_id in batch.rows:
-            return dict(batch.rows[job_id])
+            return job_row(dict(batch.rows[job_id]))
         if job_id in batch.locked:
             return None  # read at the start of the batch: it did not exist
         row = _SELECT_JOB_FOR_UPDATE.first(conn, {"b_job_id": job_id})
     else:
         row = _SELECT_JOB.first(conn, {"b_job_id": job_id})
-    return decode_row(row) if row is not None else None
+    return job_row(decode_row(row)) if row is not None else None
 
 
-def insert_job(conn: Connection, row: Row) -> None:
+def insert_job(conn: Connection, row: JobRow) -> None:
     """Insert a new job row (at once: a concurrent insert of the same id fails here)."""
     _INSERT_JOB.execute(conn, _encoded(row)).close()
     batch = _batch(conn)
@@ -309,7 +311,7 @@ def _update_rows(conn: Connection, rows: list[Row]) -> None:
     _run(conn, _UPDATE_ROWS, _columns(rows, _ROW_COLUMNS))
 
 
-def _encoded(params: Row) -> Row:
+def _encoded(params: Mapping[str, Any]) -> Row:
     out = dict(params)
     for name in _JSON_FIELDS:
         if name in out:

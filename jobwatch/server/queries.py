@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, Integer, cast, func, literal, select, true
 
 from jobwatch.server.alert_rules import alert_to_wire
+from jobwatch.server.job_row import JobRow, ListedJob, job_row, listed_job
 from jobwatch.server.schema import (
     SAMPLE_FIELDS,
     alerts,
@@ -42,15 +43,15 @@ _LISTED_TEXT = (
 _JOB_OVERHEAD = 400  # bytes of a listed job's JSON besides its text fields
 
 
-def get_job(conn: Connection, job_id: str) -> Row | None:
+def get_job(conn: Connection, job_id: str) -> JobRow | None:
     """The stored job row, or ``None``."""
     row = conn.execute(select(jobs).where(jobs.c.id == job_id)).mappings().first()
-    return decode_row(row) if row is not None else None
+    return job_row(decode_row(row)) if row is not None else None
 
 
 def list_jobs(
     conn: Connection, status: str | None, limit: int, offset: int
-) -> tuple[list[Row], int]:
+) -> tuple[list[ListedJob], int]:
     """Jobs newest first, optionally of one status; returns (rows, total).
 
     The page ends early, after at least one job, once its jobs' text (result,
@@ -72,7 +73,7 @@ def list_jobs(
         ids.append(job_id)
     columns = [c for c in jobs.c if c.name not in ("progress_event",)]
     query = select(*columns).where(jobs.c.id.in_(ids)).order_by(*order)
-    rows = [decode_row(r) for r in conn.execute(query).mappings()] if ids else []
+    rows = [listed_job(decode_row(r)) for r in conn.execute(query).mappings()] if ids else []
     count = select(func.count()).select_from(jobs).where(where)
     return rows, int(conn.execute(count).scalar_one())
 

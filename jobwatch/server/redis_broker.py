@@ -37,9 +37,9 @@ from typing import Any
 
 import redis
 
+from jobwatch._retry import Backoff
 from jobwatch.server.broker import DEFAULT_CHANNEL, MemoryBroker, Subscriber
 from jobwatch.server.wire import Event
-from jobwatch.subscription import Backoff
 
 log = logging.getLogger(__name__)
 

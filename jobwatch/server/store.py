@@ -37,6 +37,7 @@ from jobwatch.protocol import FINISHED_STATUSES, CompleteRequest, JobSpec, Progr
 from jobwatch.server import alert_rules, batch, rules
 from jobwatch.server.alert_rules import AlertRule
 from jobwatch.server.files import prepare_sqlite_file
+from jobwatch.server.job_row import JobRow, with_changes
 from jobwatch.server.quotas import Quotas, StoredTotal, log_bytes
 from jobwatch.server.schema import (
     add_missing_columns,
@@ -60,7 +61,7 @@ Clock = Callable[[], float]
 class ProgressReply:
     """What ``POST /progress`` answers, computed inside the write."""
 
-    job: Row
+    job: JobRow
     body: dict[str, Any]
 
 
@@ -201,7 +202,7 @@ class Store:
 
     # -- writes ---------------------------------------------------------------
 
-    def create_job(self, spec: JobSpec, job_id: str | None, *, upsert: bool) -> tuple[Row, bool]:
+    def create_job(self, spec: JobSpec, job_id: str | None, *, upsert: bool) -> tuple[JobRow, bool]:
         """Create a job, or with ``upsert`` update the fields ``spec`` gives.
 
         Returns
@@ -217,7 +218,7 @@ class Store:
         """
         target = job_id or spec.id or uuid.uuid4().hex[:12]
 
-        def op(conn: Connection) -> tuple[tuple[Row, bool], list[Event]]:
+        def op(conn: Connection) -> tuple[tuple[JobRow, bool], list[Event]]:
             now = self.clock()
             existing = batch.lock_job(conn, target)
             if existing is None:
@@ -230,7 +231,7 @@ class Store:
             changes = rules.spec_changes(existing, spec, now)
             if changes:
                 batch.update_job(conn, target, changes)
-            return ({**existing, **changes}, False), []
+            return (with_changes(existing, changes), False), []
 
         return self._submit(op, key=target)
 
@@ -275,7 +276,7 @@ class Store:
 
         return self._submit(op, key=job_id)
 
-    def complete_job(self, job_id: str, request: CompleteRequest) -> Row:
+    def complete_job(self, job_id: str, request: CompleteRequest) -> JobRow:
         """Finish a job as completed, failed or cancelled; emits ``JOB_COMPLETED``
         (:func:`jobwatch.server.rules.complete_job`). Returns the updated job row.
 
@@ -285,13 +286,13 @@ class Store:
             404, 403, 409; nothing is written.
         """
 
-        def op(conn: Connection) -> tuple[Row, list[Event]]:
+        def op(conn: Connection) -> tuple[JobRow, list[Event]]:
             job = _require_job(conn, job_id)
             changes, events, alert_rows = rules.complete_job(job, request, self.clock())
             if alert_rows:
                 batch.insert_alerts(conn, alert_rows)
             batch.update_job(conn, job_id, changes)
-            return {**job, **changes}, events
+            return with_changes(job, changes), events
 
         return self._submit(op, key=job_id)
 
@@ -320,7 +321,7 @@ class Store:
                 return False, []
             changes, events, alert = stalled
             rows, alert_events, counts = alert_rules.alert_changes(
-                {**job, **changes}, [alert], now, changes["seq"]
+                with_changes(job, changes), [alert], now, changes["seq"]
             )
             batch.insert_alerts(conn, rows)
             batch.update_job(conn, job_id, {**changes, **counts})
@@ -366,7 +367,7 @@ def _job_count(conn: Connection) -> int:
     return int(conn.execute(select(func.count()).select_from(jobs)).scalar_one())
 
 
-def _require_job(conn: Connection, job_id: str) -> Row:
+def _require_job(conn: Connection, job_id: str) -> JobRow:
     job = batch.lock_job(conn, job_id)
     if job is None:
         raise JobNotFound(f"no job with id {job_id!r}")

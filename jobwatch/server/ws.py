@@ -35,6 +35,7 @@ from jobwatch.protocol import (
 )
 from jobwatch.server import queries
 from jobwatch.server.fleet import FLEET
+from jobwatch.server.job_row import JobRow
 from jobwatch.server.replay import replay
 from jobwatch.server.rules import completed_event
 from jobwatch.server.services import Services
@@ -153,7 +154,7 @@ class Session:
         if job is None:
             self._refuse(job_id, JobNotFound(f"no job with id {job_id!r}"))
             return
-        self._put(Start(subscription, dict(job), since))
+        self._put(Start(subscription, job.copy(), since))
 
     def _subscribe_jobs(self, message: SubscribeJobsMessage) -> None:
         """The fleet: ``subscribed`` then ``JOBS_CHANGED`` (see :mod:`jobwatch.server.fleet`)."""
@@ -413,7 +414,7 @@ class Session:
             subscription.last_sent = seq
 
     def _start_subscription(
-        self, subscription: JobSubscription, job: dict[str, Any], since: int | None
+        self, subscription: JobSubscription, job: JobRow, since: int | None
     ) -> None:
         if self._subscriptions.get(subscription.job_id) is not subscription:
             return  # unsubscribed or subscribed again meanwhile

@@ -10,7 +10,8 @@ sender's record of one job subscribed on the connection.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+
+from jobwatch.server.job_row import JobRow
 
 __all__ = [
     "Close",
@@ -63,7 +64,7 @@ class Start:
     (``None``: none)."""
 
     subscription: JobSubscription
-    job: dict[str, Any]
+    job: JobRow
     since: int | None
 
 
