@@ -138,7 +138,7 @@ def test_stuck_and_killed_subscribers_do_not_delay_workers_or_healthy_ones():
         assert posts[-1] < 5.0, (
             "a worker's POST waited on a subscriber"
         )  # no wait: sends never block
-        # The server dropped both: the stuck one when its outbox filled, the dead one
+        # The server dropped both: the stuck one when its send queue filled, the dead one
         # when its socket failed; only the 10 healthy subscriptions remain until they end.
         deadline = time.monotonic() + 15
         while server.services.broker.subscriber_count("busy") > 0:

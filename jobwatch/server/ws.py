@@ -2,9 +2,9 @@
 
 Each connection has two threads besides simple-websocket's reader: the route
 thread reads client messages, and a sender thread is the only one that writes
-to the socket. Everything to send goes through one outbox bounded in messages
+to the socket. Everything to send goes through one send queue bounded in messages
 and in bytes, so the broker's ``deliver`` is an append and a slow subscriber
-never delays a worker or another subscriber. When the outbox is full the
+never delays a worker or another subscriber. When the send queue is full the
 subscriber is disconnected with close code 1008 and a reason; it can
 reconnect and resume with ``since``. A replay is read from the store a page
 at a time as it is sent, and a client that stops reading is dropped once one
@@ -72,13 +72,13 @@ missing events from the store."""
 
 
 class Session:
-    """One WebSocket connection: its subscriptions and its outbox."""
+    """One WebSocket connection: its subscriptions and its send queue."""
 
     def __init__(self, ws: Any, services: Services) -> None:
         self.ws = ws
         self.services = services
         self._cond = threading.Condition()
-        self._outbox: deque[Item] = deque()
+        self._send_queue: deque[Item] = deque()
         self._queued_bytes = 0
         self._send_started: float | None = None
         self._closing = False
@@ -108,8 +108,8 @@ class Session:
             log.exception("WebSocket connection failed")
             with self._cond:
                 self._closing = True
-                self._outbox.clear()
-                self._outbox.append(Close(INTERNAL_ERROR, "internal server error"))
+                self._send_queue.clear()
+                self._send_queue.append(Close(INTERNAL_ERROR, "internal server error"))
                 self._cond.notify()
         finally:
             self._stop()
@@ -183,7 +183,7 @@ class Session:
             jobs = list(self._subscriptions)
             self._subscriptions.clear()
             self._closing = True
-            self._outbox.append(Stop())
+            self._send_queue.append(Stop())
             self._cond.notify()
         for job_id in jobs:
             self.services.broker.unsubscribe(job_id, self)
@@ -205,7 +205,7 @@ class Session:
     def queued_bytes(self) -> int:
         """Bytes of events and answers queued unsent on this connection (for monitoring)."""
         with self._cond:
-            return sum(map(size, self._outbox))
+            return sum(map(size, self._send_queue))
 
     def _send_control(self, body: dict[str, Any]) -> None:
         self._put(Send(dumps(body)))
@@ -215,13 +215,13 @@ class Session:
         with self._cond:
             if self._closing:
                 return
-            if len(self._outbox) >= self.services.ws_queue_size:
+            if len(self._send_queue) >= self.services.ws_queue_size:
                 self._overflow(f"{self.services.ws_queue_size} messages queued unsent")
                 return
             if self._queued_bytes + bytes_ > self.services.ws_queue_bytes:
                 self._overflow(f"more than {self.services.ws_queue_bytes} bytes queued unsent")
                 return
-            self._outbox.append(item)
+            self._send_queue.append(item)
             self._queued_bytes += bytes_
             self._cond.notify()
 
@@ -237,9 +237,9 @@ class Session:
     def _close_now(self, reason: str) -> None:
         """Drop the backlog and queue the close frame: called with the lock held."""
         self._closing = True
-        self._outbox.clear()
+        self._send_queue.clear()
         self._queued_bytes = 0
-        self._outbox.append(Close(POLICY_VIOLATION, reason))
+        self._send_queue.append(Close(POLICY_VIOLATION, reason))
         self._cond.notify()
 
     def stalled(self, now: float) -> bool:
@@ -260,9 +260,9 @@ class Session:
         """Close the connection because the server stops (close code 1001, going away)."""
         with self._cond:
             self._closing = True
-            self._outbox.clear()
+            self._send_queue.clear()
             self._queued_bytes = 0
-            self._outbox.append(Close(GOING_AWAY, "server shutting down"))
+            self._send_queue.append(Close(GOING_AWAY, "server shutting down"))
             self._cond.notify()
         self._sender.join(1.0)
         self._cut()
@@ -282,12 +282,12 @@ class Session:
         try:
             while True:
                 with self._cond:
-                    while not self._outbox:
+                    while not self._send_queue:
                         wait = self._gap_wait()
                         if wait is not None and wait <= 0:
                             break
                         self._cond.wait(wait)
-                    item = self._outbox.popleft() if self._outbox else None
+                    item = self._send_queue.popleft() if self._send_queue else None
                     if item is not None:
                         self._queued_bytes -= size(item)
                 if item is None:  # a gap is due: read the missing events from the store
@@ -312,7 +312,7 @@ class Session:
         finally:
             with self._cond:
                 self._closing = True
-                self._outbox.clear()
+                self._send_queue.clear()
                 self._queued_bytes = 0
 
     def _send(self, message: bytes) -> None:
