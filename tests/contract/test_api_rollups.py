@@ -107,6 +107,19 @@ def test_a_long_window_holding_at_most_max_points_gives_the_raw_samples(
     assert exact["downsampled"] is False and len(exact["metrics"]) == N_SAMPLES
 
 
+def test_a_job_shorter_than_the_window_gets_its_points_over_its_own_span(
+    api: Any, long_job: tuple[str, list[tuple[float, dict]]]
+) -> None:
+    """A 2 h job seen over the last 24 h: the spans cut its 2 h, not the 24 h
+    (which would leave it a twelfth of maxPoints)."""
+    job_id, stored = long_job
+    body = _metrics(api, job_id, "?timeRange=86400&maxPoints=100")
+    assert body["downsampled"] is True
+    assert 50 <= len(body["metrics"]) <= 100
+    assert body["metrics"][0]["timestamp"] == iso(stored[0][0])
+    assert body["metrics"][-1]["timestamp"] == iso(stored[-1][0])
+
+
 # -- training metrics ---------------------------------------------------------------
 
 STEPS_PER_POST = 450  # not a multiple of the roll-up widths: intervals straddle posts
