@@ -120,7 +120,7 @@ def sample_window(
     first = conn.execute(select(func.min(samples.c.ts)).where(in_window)).scalar()
     if first is None:
         return [], False
-    last = conn.execute(select(func.max(samples.c.ts)).where(in_window)).scalar()
+    last = conn.execute(select(func.max(samples.c.ts)).where(in_window)).scalar_one()
     intervals = rollup_reads.sample_intervals(conn, job_id, first, last, n_spans)
     if intervals is not None:
         count = intervals.count
