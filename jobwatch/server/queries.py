@@ -39,6 +39,8 @@ _LISTED_TEXT = (
     jobs.c.worker_id,
     jobs.c.provider_id,
 )
+SAMPLE_GPU_BYTES = 4 * 1024 * 1024
+"""Most bytes of per-GPU detail (``gpus``) in one answer's samples (see :func:`sample_window`)."""
 _JOB_OVERHEAD = 400  # bytes of a listed job's JSON besides its text fields
 
 
