@@ -155,6 +155,12 @@ class MonitorMetrics(BaseModel):
 
     latest: Sample | None
     history: list[Sample]
+    gpus_omitted: int = Field(
+        alias="gpusOmitted",
+        ge=0,
+        description="how many of the oldest samples of history come without their per-GPU "
+        "list (`gpus`): one answer holds at most 4 MiB of per-GPU lists, the newest first",
+    )
 
 
 class MonitorAnswer(BaseModel):
@@ -184,6 +190,12 @@ class MetricsAnswer(BaseModel):
     time_range: float = Field(alias="timeRange")
     max_points: int | None = Field(alias="maxPoints")
     downsampled: bool
+    gpus_omitted: int = Field(
+        alias="gpusOmitted",
+        ge=0,
+        description="how many of the oldest samples come without their per-GPU list "
+        "(`gpus`): one answer holds at most 4 MiB of per-GPU lists, the newest first",
+    )
     metrics: list[Sample]
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import functools
 import operator
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Integer, cast, func, literal, select, true
+import orjson
+from sqlalchemy import Connection, Integer, LargeBinary, cast, func, literal, select, true
 
 from jobwatch.server.alert_rules import alert_to_wire
 from jobwatch.server.schema import (
@@ -91,9 +92,20 @@ def latest_sample(conn: Connection, job_id: str) -> Row | None:
     return decode_row(row) if row is not None else None
 
 
+class SampleWindow(NamedTuple):
+    """The samples of a window (see :func:`sample_window`)."""
+
+    rows: list[Row]
+    """Oldest first, keys ``ts``, the ``gpu_*``/``power_usage`` columns and ``gpus``."""
+    downsampled: bool
+    """Whether the rows are min/max buckets (which carry no ``gpus``)."""
+    gpus_omitted: int
+    """How many of the oldest rows come without their per-GPU list (byte budget)."""
+
+
 def sample_window(
     conn: Connection, job_id: str, start: float, end: float, max_points: int | None
-) -> tuple[list[Row], bool]:
+) -> SampleWindow:
     """Samples with ``start <= ts <= end``, oldest first.
 
     When the window holds more than ``max_points`` samples (or more than
@@ -104,19 +116,27 @@ def sample_window(
     and an all-``null`` span stays ``null``. (This is the min/max half of M4,
     Jugel et al., VLDB 2014.)
 
+    Samples that are not downsampled keep their per-GPU lists (``gpus``) up to
+    :data:`SAMPLE_GPU_BYTES` of them, newest first: a sample may carry up to
+    1,024 GPUs (about 1 MiB), and 10,000 of them in one answer would hold
+    gigabytes in memory. Older samples then come with their flat fields only.
+    Sizes are read first, the per-GPU lists only for the samples that fit.
+
     Returns
     -------
-    (rows, downsampled)
-        At most ``max_points`` (or :data:`RAW_LIMIT`) rows with keys ``ts`` and
-        the ``gpu_*``/``power_usage`` columns.
+    SampleWindow
+        At most ``max_points`` (or :data:`RAW_LIMIT`) rows with keys ``ts``,
+        the ``gpu_*``/``power_usage`` columns and ``gpus`` (``None`` where left
+        out or never sent), whether they were downsampled, and how many of the
+        oldest rows lost their ``gpus`` to the budget.
     """
     limit = max_points or RAW_LIMIT
     in_window = (samples.c.job_id == job_id) & (samples.c.ts >= start) & (samples.c.ts <= end)
     # Counting on the (job_id, ts) index is cheaper than fetching and decoding rows to throw away.
     count = conn.execute(select(func.count()).select_from(samples).where(in_window)).scalar_one()
     if count <= limit:
-        raw = select(samples).where(in_window).order_by(samples.c.ts, samples.c.id)
-        return [decode_row(r) for r in conn.execute(raw).mappings()], False
+        rows, omitted = _raw_samples(conn, in_window)
+        return SampleWindow(rows, False, omitted)
 
     n_buckets = max(1, limit // 2)
     width = (end - start) / n_buckets or 1.0
@@ -146,7 +166,35 @@ def sample_window(
         out.append({"ts": r["t0"], **low})
         if high != low:  # one row suffices only when every field is constant in the span
             out.append({"ts": r["t1"], **high})
-    return out, True
+    return SampleWindow(out, True, 0)
+
+
+def _raw_samples(conn: Connection, in_window: Any) -> tuple[list[Row], int]:
+    """The window's samples, oldest first, with ``gpus`` on the newest ones whose
+    lists fit in :data:`SAMPLE_GPU_BYTES`; returns (rows, how many lost theirs)."""
+    size: Any
+    if conn.dialect.name == "sqlite":  # length() of text counts characters, of a blob bytes
+        size = func.length(cast(samples.c.gpus, LargeBinary))
+    else:
+        size = func.octet_length(samples.c.gpus)
+    flat = [c for c in samples.c if c.name != "gpus"]
+    query = select(*flat, func.coalesce(size, 0).label("gpus_bytes")).where(in_window)
+    rows = [dict(r) for r in conn.execute(query.order_by(samples.c.ts, samples.c.id)).mappings()]
+    used = 0
+    omitted = len(rows)
+    for row in reversed(rows):
+        used += row["gpus_bytes"]
+        if used > SAMPLE_GPU_BYTES:
+            break
+        omitted -= 1
+    wanted = [row["id"] for row in rows[omitted:] if row["gpus_bytes"]]
+    found = select(samples.c.id, samples.c.gpus).where(samples.c.id.in_(wanted))
+    lists = {i: text for i, text in conn.execute(found)} if wanted else {}
+    for row in rows:
+        del row["gpus_bytes"]
+        text = lists.get(row["id"])
+        row["gpus"] = orjson.loads(text) if text is not None else None
+    return rows, omitted
 
 
 def scalar_window(
