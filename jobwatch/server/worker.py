@@ -9,12 +9,14 @@ be starved by clients that hold connections without finishing a request
   with a short JSON refusal (429 ``too_many_connections`` or 503
   ``server_busy``) instead of waiting in the accept queue;
 - a deadline for the request head (gunicorn's ``keepalive`` seconds, idle or
-  trickling) and one for the body (:data:`BODY_TIMEOUT`);
+  trickling; spread at random over its last quarter so connections opened
+  together are not all cut at once) and one for the body (:data:`BODY_TIMEOUT`);
 - the body read whole before the app runs, chunked or not: over
   :data:`~jobwatch.protocol.MAX_BODY_BYTES` answers 413;
 - at start, the open-files soft limit raised to the hard limit, with a
   warning when even that is low, and glibc's mmap threshold fixed so memory
-  freed after a burst goes back to the system.
+  freed after a burst goes back to the system; then, every
+  :data:`TRIM_INTERVAL` seconds, the heap's free pages given back too.
 
 The total cap leaves :data:`FD_RESERVE` descriptors for the database, Redis
 and logs, so ``accept()`` never fails with "Too many open files".
@@ -26,6 +28,7 @@ import ctypes
 import io
 import logging
 import os
+import random
 import resource
 import socket
 from typing import Any
@@ -60,6 +63,8 @@ BODY_TIMEOUT = 30.0
 """Seconds a request body (at most 1 MiB) may take to arrive whole."""
 SEND_REFUSAL_TIMEOUT = 2.0
 """Seconds spent writing a refusal to a client before giving up on it."""
+HEAD_DEADLINE_SPREAD = 0.75
+"""A head deadline falls at random between this fraction of the head timeout and all of it."""
 LOW_NOFILE = 4096
 """Below this open-files limit the server warns at start."""
 
@@ -112,6 +117,34 @@ def fix_mmap_threshold() -> bool:
 
 
 _M_MMAP_THRESHOLD = -3  # from glibc's malloc.h
+
+TRIM_INTERVAL = 10.0
+"""Seconds between two returns of freed heap memory to the system (:func:`trim_memory`)."""
+
+
+def trim_memory() -> bool:
+    """Give the heap's free pages back to the system (glibc's ``malloc_trim(0)``).
+
+    A burst of many small allocations (thousands of connections' buffers and
+    greenlets, a replay's rows) leaves free pages scattered through glibc's
+    heap and arenas, which ``free()`` alone does not return while anything
+    above them is still in use; ``malloc_trim`` releases them (madvise), so
+    the worker's resident size comes back after an attack. It runs in a
+    thread, not on the event loop. Returns whether memory was released
+    (``False`` also where glibc is absent).
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.malloc_trim(0))
+    except (OSError, AttributeError):
+        return False
+
+
+def _trim_forever(interval: float) -> None:
+    pool = gevent.get_hub().threadpool
+    while True:
+        gevent.sleep(interval)
+        pool.spawn(trim_memory).get()
 
 
 def _env_number(name: str, default: float) -> float:
@@ -223,9 +256,18 @@ class GuardedGeventWorker(GeventWorker):  # type: ignore[misc]
         self.body_timeout = _env_number(BODY_TIMEOUT_ENV, BODY_TIMEOUT)
         super().init_process()
 
+    def run(self) -> None:
+        """Serve (gunicorn's loop), trimming freed memory every :data:`TRIM_INTERVAL` s."""
+        gevent.spawn(_trim_forever, TRIM_INTERVAL)
+        super().run()
+
     def timeout_ctx(self) -> Any:
-        """The deadline for the next request head (gunicorn calls it per request)."""
-        return gevent.Timeout(self.head_timeout, False)
+        """The deadline for the next request head (gunicorn calls it per request):
+        between :data:`HEAD_DEADLINE_SPREAD` of the head timeout and all of it, at
+        random, so connections opened together (a slowloris) are not all cut, and
+        reopened, in the same instant."""
+        spread = random.uniform(HEAD_DEADLINE_SPREAD, 1.0)
+        return gevent.Timeout(self.head_timeout * spread, False)
 
     def handle(self, listener: Any, client: Any, addr: Any) -> None:
         """Serve one connection, or refuse it at once when a cap is reached."""
