@@ -9,8 +9,7 @@ be starved by clients that hold connections without finishing a request
   with a short JSON refusal (429 ``too_many_connections`` or 503
   ``server_busy``) instead of waiting in the accept queue;
 - a deadline for the request head (gunicorn's ``keepalive`` seconds, idle or
-  trickling; spread at random over its last quarter so connections opened
-  together are not all cut at once) and one for the body (:data:`BODY_TIMEOUT`);
+  trickling) and one for the body (:data:`BODY_TIMEOUT`);
 - the body read whole before the app runs, chunked or not: over
   :data:`~jobwatch.protocol.MAX_BODY_BYTES` answers 413;
 - at start, the open-files soft limit raised to the hard limit, with a
@@ -28,7 +27,6 @@ import ctypes
 import io
 import logging
 import os
-import random
 import resource
 import socket
 from typing import Any
@@ -63,8 +61,6 @@ BODY_TIMEOUT = 30.0
 """Seconds a request body (at most 1 MiB) may take to arrive whole."""
 SEND_REFUSAL_TIMEOUT = 2.0
 """Seconds spent writing a refusal to a client before giving up on it."""
-HEAD_DEADLINE_SPREAD = 0.75
-"""A head deadline falls at random between this fraction of the head timeout and all of it."""
 LOW_NOFILE = 4096
 """Below this open-files limit the server warns at start."""
 
@@ -262,12 +258,8 @@ class GuardedGeventWorker(GeventWorker):  # type: ignore[misc]
         super().run()
 
     def timeout_ctx(self) -> Any:
-        """The deadline for the next request head (gunicorn calls it per request):
-        between :data:`HEAD_DEADLINE_SPREAD` of the head timeout and all of it, at
-        random, so connections opened together (a slowloris) are not all cut, and
-        reopened, in the same instant."""
-        spread = random.uniform(HEAD_DEADLINE_SPREAD, 1.0)
-        return gevent.Timeout(self.head_timeout * spread, False)
+        """The deadline for the next request head (gunicorn calls it per request)."""
+        return gevent.Timeout(self.head_timeout, False)
 
     def handle(self, listener: Any, client: Any, addr: Any) -> None:
         """Serve one connection, or refuse it at once when a cap is reached."""
