@@ -164,10 +164,10 @@ def test_metric_windows_stop_at_their_per_gpu_byte_budget(server: EmbeddedServer
     _post_many_gpus(server.url, "wide", n - 1)  # twice the budget, all within the last 60 s
     metrics = requests.get(f"{server.url}/api/jobs/wide/metrics", timeout=30)
     monitor = requests.get(f"{server.url}/api/jobs/wide/monitor", timeout=30)
-    for answer, body in ((metrics, metrics.json()), (monitor, monitor.json()["metrics"])):
+    for answer, body in ((metrics, metrics.json()), (monitor, monitor.json())):
         assert answer.status_code == 200
         assert len(answer.content) <= SAMPLE_GPU_BYTES + 1_000_000
-        samples = body["metrics"] if "history" not in body else body["history"]
+        samples = body["metrics"]["history"] if "job" in body else body["metrics"]
         assert len(samples) == n  # every sample's flat fields stay
         kept = [s for s in samples if "gpus" in s]
         assert 0 < len(kept) < n

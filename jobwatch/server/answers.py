@@ -155,12 +155,6 @@ class MonitorMetrics(BaseModel):
 
     latest: Sample | None
     history: list[Sample]
-    gpus_omitted: int = Field(
-        alias="gpusOmitted",
-        ge=0,
-        description="how many of the oldest samples of history come without their per-GPU "
-        "list (`gpus`): one answer holds at most 4 MiB of per-GPU lists, the newest first",
-    )
 
 
 class MonitorAnswer(BaseModel):
@@ -170,6 +164,13 @@ class MonitorAnswer(BaseModel):
 
     job: Job
     metrics: MonitorMetrics
+    gpus_omitted: int = Field(
+        alias="gpusOmitted",
+        ge=0,
+        description="how many of the oldest samples of `metrics.history` come without their "
+        "per-GPU list (`gpus`): one answer holds at most 4 MiB of per-GPU lists, the newest "
+        "first (an extension)",
+    )
     logs: list[LogLine]
     scalars: dict[str, ScalarValue]
     alerts: list[Alert] = Field(description="the newest 20, oldest first")

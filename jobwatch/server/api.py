@@ -194,8 +194,8 @@ def monitor(job_id: str) -> Response:
             "metrics": {
                 "latest": sample_to_wire(latest) if latest else None,
                 "history": [sample_to_wire(s) for s in history.rows],
-                "gpusOmitted": history.gpus_omitted,
             },
+            "gpusOmitted": history.gpus_omitted,
             "logs": [log_to_wire(r) for r in logs],
             "scalars": job["latest_scalars"] or {},
             "alerts": [alert_to_wire(a) for a in recent_alerts],
