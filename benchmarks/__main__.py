@@ -9,6 +9,7 @@ from benchmarks import (
     attacks,
     fanout,
     fleet,
+    history,
     idle,
     ingest,
     memory,
@@ -16,8 +17,11 @@ from benchmarks import (
     reporter,
     scalars,
     scale,
+    slowdisk,
     soak,
+    startup,
     sync,
+    training,
 )
 from benchmarks.report import machine, markdown
 
@@ -27,6 +31,7 @@ SUITES = {
     "fanout": fanout.run,
     "fleet": fleet.run,
     "queries": queries.run,
+    "history": history.run,
     "scalars": scalars.run,
     "memory": memory.run,
     "sync": sync.run,
@@ -34,6 +39,9 @@ SUITES = {
     "idle": idle.run,
     "scale": scale.run,
     "attacks": attacks.run,
+    "startup": startup.run,
+    "slowdisk": slowdisk.run,
+    "training": training.run,
 }
 
 

@@ -25,14 +25,14 @@ def create_noop_app() -> Any:
 
 
 def main() -> None:
-    from jobwatch.server.serving import GunicornServer, announce, gunicorn_options
+    from jobwatch.server.run import announce, gunicorn_options, gunicorn_server
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args()
     options = gunicorn_options("127.0.0.1", args.port)
     options["when_ready"] = announce("baseline: no-op Flask endpoint")
-    GunicornServer(options, create_noop_app).run()
+    gunicorn_server(options, create_noop_app).run()
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ Public names are listed in ``__all__``; every other module is private and may ch
 from typing import TYPE_CHECKING
 
 from jobwatch._version import __version__
-from jobwatch.client import Client
 from jobwatch.errors import (
     APIError,
     ConnectionError,
@@ -21,7 +20,8 @@ from jobwatch.reporter import Reporter
 from jobwatch.track import track
 
 if TYPE_CHECKING:
-    from jobwatch.server.embedded import serve
+    from jobwatch.client import Client
+    from jobwatch.server.run import serve
     from jobwatch.widgets import JobMonitor
     from jobwatch.widgets.compare import compare
     from jobwatch.widgets.jobs_table import JobsTable
@@ -47,8 +47,17 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    # The notebook and server parts load on first use: a training script that
-    # only reports never imports flask, ipywidgets or bqplot.
+    # The client, notebook and server parts load on first use (PEP 562): a
+    # training script that only reports never imports requests, pydantic,
+    # flask, ipywidgets or bqplot at ``import jobwatch``.
+    if name == "Client":
+        from jobwatch.client import Client
+
+        return Client
+    if name == "gpu":  # a submodule, as ``jobwatch.gpu.sample()`` in the docs
+        import jobwatch.gpu
+
+        return jobwatch.gpu
     if name == "JobMonitor":
         from jobwatch.widgets import JobMonitor
 
@@ -68,7 +77,12 @@ def __getattr__(name: str) -> object:
         from jobwatch._extras import require
 
         require("server", "jobwatch.serve()")
-        from jobwatch.server.embedded import serve
+        from jobwatch.server.run import serve
 
         return serve
     raise AttributeError(f"module 'jobwatch' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The module's names, the ones loaded on first use included."""
+    return sorted(set(globals()) | set(__all__))

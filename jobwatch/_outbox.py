@@ -10,8 +10,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 LogLine = tuple[int, str, str, float]
 """A queued log line: (sequence number, level, message, creation time in epoch seconds).
@@ -20,9 +19,10 @@ ScalarStep = tuple[int, int, dict[str, float]]
 """Queued training metrics: (sequence number, step, {name: finite value})."""
 
 
-@dataclass(frozen=True)
-class JobSpec:
-    """What ``PUT /api/jobs/{id}`` sends (``price_per_hour`` in ``currency`` per hour)."""
+class ReporterJob(NamedTuple):
+    """The job a reporter reports on: what its ``PUT /api/jobs/{id}`` sends
+    (``price_per_hour`` in ``currency`` per hour). The server validates that body
+    as :class:`jobwatch.protocol.JobSpec`."""
 
     job_id: str
     worker_id: str
@@ -31,8 +31,7 @@ class JobSpec:
     currency: str | None = None
 
 
-@dataclass(frozen=True)
-class Completion:
+class Completion(NamedTuple):
     """The final ``POST /complete``: status ``completed``, ``failed`` or ``cancelled``, result,
     error text (made safe for the wire and cut to 16 KiB by the sender)."""
 
@@ -52,7 +51,8 @@ class Outbox:
 
     Notes
     -----
-    ``version`` counts state changes, ``log_seq`` log lines and ``scalar_seq``
+    ``version`` counts state changes (:meth:`record` writes the state without
+    the lock, the version last: read the version before the state), ``log_seq`` log lines and ``scalar_seq``
     training-metric steps; the sender raises ``sent_version``,
     ``sent_log_seq`` and ``sent_scalar_seq`` as it delivers (or drops) and
     notifies ``delivered``, on which a flush waits for its mark.
@@ -91,14 +91,17 @@ class Outbox:
         start = self.on_record  # read once: another thread may clear it meanwhile
         if start is not None:
             start()
-        with self.lock:
-            if allow_backwards:
+        if allow_backwards:
+            with self.lock:
                 self.backwards = True
-            if progress is not None:
-                self.progress = progress
-            if operation is not None:
-                self.operation = operation
-            self.version += 1
+        # No lock on the hot path (it was most of update()'s cost): each store is
+        # atomic under the GIL, and the version goes last, so a sender that reads
+        # the version first and the fields after sends a state at least that new.
+        if progress is not None:
+            self.progress = progress
+        if operation is not None:
+            self.operation = operation
+        self.version += 1
 
     def add_log(self, level: str, message: str, created: float) -> None:
         """Queue one line; when full, drop the oldest and count it."""

@@ -11,28 +11,46 @@ these functions. No I/O here.
 
 from __future__ import annotations
 
+import functools
 import numbers
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import pydantic
+if TYPE_CHECKING:
+    import pydantic
 
-from jobwatch.protocol import GpuSample, Metrics
+from jobwatch.gpu_metrics import METRIC_FIELDS
 
-__all__ = ["METRIC_FIELDS", "clean_flat", "clean_gpu", "clean_metrics"]
+__all__ = ["METRIC_FIELDS", "clean_flat", "clean_gpu", "clean_metrics", "prepare"]
 
-METRIC_FIELDS = (
-    "gpuUtilization",
-    "gpuMemoryUsed",
-    "gpuMemoryTotal",
-    "gpuTemperature",
-    "powerUsage",
-)
-"""The five metric fields, by their wire names."""
 _IDENTITY_FIELDS = ("index", "uuid", "name")
-_MAX_GPUS = next(
-    rule.max_length for rule in Metrics.model_fields["gpus"].metadata if hasattr(rule, "max_length")
-)
+
+
+class _Rules(NamedTuple):
+    gpu: type[pydantic.BaseModel]
+    flat: type[pydantic.BaseModel]
+    refused: type[pydantic.ValidationError]
+    max_gpus: int
+
+
+@functools.cache
+def _rules() -> _Rules:
+    """The contract's models; pydantic loads here, at the first use, not at import."""
+    import pydantic
+
+    from jobwatch.protocol import GpuSample, Metrics
+
+    rules = Metrics.model_fields["gpus"].metadata
+    max_gpus = next(rule.max_length for rule in rules if hasattr(rule, "max_length"))
+    return _Rules(GpuSample, Metrics, pydantic.ValidationError, int(max_gpus))
+
+
+def prepare() -> None:
+    """Load what cleaning needs (pydantic and the contract's models) now, in the
+    calling thread. A reporter calls it before its sender thread starts: that
+    thread must import nothing, since a fork while it holds an import lock
+    leaves the lock held in the child."""
+    _rules()
 
 
 def clean_gpu(gpu: Mapping[str, Any]) -> dict[str, Any]:
@@ -54,13 +72,15 @@ def clean_gpu(gpu: Mapping[str, Any]) -> dict[str, Any]:
         converted to ``int``/``float`` first.
     """
     fields = (*_IDENTITY_FIELDS, *METRIC_FIELDS)
-    return _valid(GpuSample, {key: _plain(key, gpu[key]) for key in fields if key in gpu})
+    return _valid(_rules().gpu, {key: _plain(key, gpu[key]) for key in fields if key in gpu})
 
 
 def clean_flat(flat: Mapping[str, Any]) -> dict[str, Any]:
     """The flat metric fields of ``flat`` that it has, each valid under
     :class:`~jobwatch.protocol.Metrics`, else ``None``; other keys are dropped."""
-    return _valid(Metrics, {key: _plain(key, flat[key]) for key in METRIC_FIELDS if key in flat})
+    return _valid(
+        _rules().flat, {key: _plain(key, flat[key]) for key in METRIC_FIELDS if key in flat}
+    )
 
 
 def clean_metrics(sample: object) -> dict[str, Any] | None:
@@ -92,7 +112,8 @@ def clean_metrics(sample: object) -> dict[str, Any] | None:
     cleaned = clean_flat(sample)
     gpus = sample.get("gpus")
     if isinstance(gpus, (list, tuple)):
-        cleaned["gpus"] = [clean_gpu(gpu) for gpu in gpus if isinstance(gpu, Mapping)][:_MAX_GPUS]
+        each = [clean_gpu(gpu) for gpu in gpus if isinstance(gpu, Mapping)]
+        cleaned["gpus"] = each[: _rules().max_gpus]
     return cleaned
 
 
@@ -111,10 +132,11 @@ def _valid(model: type[pydantic.BaseModel], values: dict[str, Any]) -> dict[str,
     Nulling a field can only make a rule that reads it (used memory at most the
     total) pass, so each round ends with fewer refusals; one more round checks.
     """
+    refused_error = _rules().refused
     for _ in range(len(values) + 1):
         try:
             model.model_validate(values)
-        except pydantic.ValidationError as exc:
+        except refused_error as exc:
             refused = {str(error["loc"][0]) for error in exc.errors() if error["loc"]}
             if not refused.intersection(values):
                 break

@@ -11,23 +11,27 @@ logged once (logger ``jobwatch.reporter``) and dropped.
 from __future__ import annotations
 
 import atexit
-import dataclasses
 import json
 import logging
 import os
-import random
-import secrets
 import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from jobwatch._outbox import Completion, JobSpec, LogLine, Outbox
+from jobwatch._contract import (
+    MAX_BODY_BYTES,
+    MAX_LOG_LINES,
+    MAX_SCALAR_POINTS,
+    MAX_TEXT,
+    format_ts,
+    truncate_message,
+)
+from jobwatch._outbox import Completion, LogLine, Outbox, ReporterJob
 from jobwatch._own_io import sender_thread
+from jobwatch._retry import Backoff
 from jobwatch._samples import clean_metrics
-from jobwatch.client import Client
 from jobwatch.errors import (
     APIError,
     AuthenticationError,
@@ -37,19 +41,15 @@ from jobwatch.errors import (
     RateLimited,
     WorkerMismatch,
 )
-from jobwatch.protocol import (
-    MAX_BODY_BYTES,
-    MAX_LOG_LINES,
-    MAX_SCALAR_POINTS,
-    MAX_TEXT,
-    format_ts,
-    truncate_message,
-)
+
+if TYPE_CHECKING:
+    from jobwatch.client import Client
 
 _log = logging.getLogger("jobwatch.reporter")
 
 BACKOFF_BASE = 0.5
-"""Seconds before the first retry; doubled per failure (with jitter) up to :data:`BACKOFF_CAP`."""
+"""Seconds before the first retry; doubled per failure up to :data:`BACKOFF_CAP`, with
+half jitter (:class:`jobwatch._retry.Backoff`)."""
 BACKOFF_CAP = 30.0
 """Longest wait between retries, in seconds."""
 URGENT_RETRY = 1.0
@@ -60,10 +60,9 @@ _BODY_SLACK = 4096  # bytes kept free in a request body beyond what we measure
 _FATAL = (WorkerMismatch, JobFinished, AuthenticationError)
 
 
-@dataclass(frozen=True)
-class _Request:
+class _Request(NamedTuple):
     """One ``POST /progress`` as composed, kept until answered so that a retry
-    sends it unchanged; ``count`` lines of the carry, up to line ``last_seq``,
+    sends it unchanged; ``line_count`` lines of the carry, up to line ``last_seq``,
     training-metric step ``last_scalar_seq`` and outbox ``version``."""
 
     progress: float
@@ -74,7 +73,7 @@ class _Request:
     update_id: str
     scalars: list[dict[str, Any]] | None
     alerts: list[dict[str, str]] | None
-    count: int
+    line_count: int
     last_seq: int
     last_scalar_seq: int
     version: int
@@ -109,7 +108,7 @@ class Sender:
     def __init__(
         self,
         client: Client,
-        job: JobSpec,
+        job: ReporterJob,
         outbox: Outbox,
         metrics: Callable[[], Mapping[str, Any] | None] | None,
         interval: float,
@@ -137,7 +136,7 @@ class Sender:
         self._floor = 0.0  # progress of the running job this reporter attached to
         self._started_job = False  # ensured once: a re-ensure (404) never sets a floor
         self._inflight: _Request | None = None
-        self._session = secrets.token_hex(8)
+        self._session = os.urandom(8).hex()
         self._updates = 0
         self._wall_start = time.time()
         self._monotonic_start = time.monotonic()
@@ -145,7 +144,7 @@ class Sender:
         self._beating = False  # the last request carried GPU metrics: keep sending them
         self._retry_at = 0.0
         self._failed_at = 0.0
-        self._failures = 0
+        self._retry = Backoff(BACKOFF_BASE, BACKOFF_CAP, jitter="half")
         self._rate_limited = False
         self._down = False
         self._warned: set[str] = set()
@@ -196,7 +195,9 @@ class Sender:
         It sends no GPU metrics: the parent still samples the machine's GPUs,
         and NVML and CUDA state must not be used across a fork.
         """
-        client = Client(self._client.url, token=self._client.token, timeout=self._http_timeout)
+        client = type(self._client)(
+            self._client.url, token=self._client.token, timeout=self._http_timeout
+        )
         return Sender(client, self._job, outbox, None, self._interval, start=False)
 
     def flush(self, timeout: float | None) -> bool:
@@ -369,17 +370,17 @@ class Sender:
             ):
                 self._warn("metrics", "the server rejected GPU metrics; sent without them: %s", exc)
                 # this update goes again at once without its sample; sampling goes on
-                self._inflight = dataclasses.replace(request, metrics=None)
+                self._inflight = request._replace(metrics=None)
                 return
             self._warn(f"reject-{exc.code}", "the server rejected an update; dropping it: %s", exc)
         else:
             self._known_progress = float(reply.get("progress", request.progress))
         self._inflight = None
-        del self._carry[: request.count]
+        del self._carry[: request.line_count]
         self._next_send = now + self._interval
         with self._outbox.lock:  # more lines than one request takes: send on at once
             self._backlog = bool(self._carry) or (
-                request.count == MAX_LOG_LINES and bool(self._outbox.logs)
+                request.line_count == MAX_LOG_LINES and bool(self._outbox.logs)
             )
         self._outbox.mark_delivered(request.version, request.last_seq, request.last_scalar_seq)
 
@@ -434,7 +435,7 @@ class Sender:
             update_id=update_id,
             scalars=scalars or None,
             alerts=alerts or None,
-            count=count,
+            line_count=count,
             last_seq=max((seq for seq, _, _ in self._carry[:count]), default=0),
             last_scalar_seq=steps[-1][0] if steps else 0,
             version=version,
@@ -492,7 +493,7 @@ class Sender:
         if self._down:
             _log.info("jobwatch server %s is reachable again", self._client.url)
         self._down = self._rate_limited = False
-        self._failures = 0
+        self._retry.reset()
         self._retry_at = 0.0
 
     def _failed(self, exc: Exception, now: float) -> float | None:
@@ -507,7 +508,10 @@ class Sender:
             return None
         if isinstance(exc, JobNotFound):  # e.g. the server restarted with an empty database
             self._ensured = False
-            delay = 0.0 if self._failures == 0 else self._backoff()
+            first = self._retry.failures == 0
+            delay = self._retry.next_delay()
+            if first:  # re-create the job at once, back off if that fails too
+                delay = 0.0
         elif isinstance(exc, APIError) and _rejected(exc):  # only ensure_job raises these
             _log.warning("jobwatch cannot create job %r: %s", self._job.job_id, exc)
             return None
@@ -527,17 +531,12 @@ class Sender:
             if not self._down:
                 _log.warning("jobwatch cannot reach %s (%s); retrying", self._client.url, exc)
                 self._down = True
-            delay = self._backoff()
+            delay = self._retry.next_delay()
         else:
             _log.warning("jobwatch reporter error; retrying", exc_info=exc)
-            delay = self._backoff()
-        self._failures += 1
+            delay = self._retry.next_delay()
         self._retry_at = now + delay
         return 0.0
-
-    def _backoff(self) -> float:
-        delay = min(BACKOFF_CAP, BACKOFF_BASE * 2.0 ** min(self._failures, 16))
-        return delay * random.uniform(0.5, 1.0)
 
     def _warn(self, key: str, message: str, *args: object) -> None:
         if key not in self._warned:

@@ -15,13 +15,13 @@ import os
 import socket
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from jobwatch._extras import require
 from jobwatch._version import __version__
 from jobwatch.errors import APIError, ConnectionError, MissingExtra
 from jobwatch.protocol import JOB_STATUSES
+from jobwatch.server.files import default_db_path
 from jobwatch.terminal import clean
 
 EXIT_API_ERROR = 1
@@ -35,13 +35,6 @@ DEFAULT_PER_ADDRESS = 256  # jobwatch.server.worker.DEFAULT_PER_ADDRESS
 TEMPORARY_STATUSES = frozenset({502, 503, 504})
 """Answers meaning "try again shortly" (a proxy with no server, the database away):
 exit 3 like an unreachable server, not 1 like a refusal."""
-
-
-def default_db_path() -> Path:
-    """Where ``jobwatch serve`` keeps its SQLite file by default (the user data directory)."""
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("jobwatch")) / "jobwatch.db"
 
 
 def _bounded(what: str, kind: type[float], low: float, high: float) -> Any:
@@ -125,7 +118,6 @@ def build_parser() -> argparse.ArgumentParser:
     _database_argument(serve, "SQLite file, ':memory:' or postgresql://user@host/db")
     serve.add_argument(
         "--redis-url",
-        default=os.environ.get("JOBWATCH_REDIS_URL") or None,
         metavar="URL",
         help="redis://host:6379/0: share live events with every process on this Redis"
         " (needs PostgreSQL; default $JOBWATCH_REDIS_URL; the pub/sub channel is"
@@ -141,19 +133,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--access-log", action="store_true", help="log every request")
     serve.add_argument(
         "--token",
-        default=os.environ.get("JOBWATCH_TOKEN"),
         help="bearer token every write (and read) needs, at least 16 characters; prefer"
         " setting $JOBWATCH_TOKEN (the default): a command line shows in ps",
     )
     serve.add_argument(
         "--read-token",
-        default=os.environ.get("JOBWATCH_READ_TOKEN"),
         help="a token that may only read, for viewers (default $JOBWATCH_READ_TOKEN)",
     )
     serve.add_argument(
         "--allowed-host",
         action="append",
-        default=[h for h in os.environ.get("JOBWATCH_ALLOWED_HOSTS", "").split(",") if h],
+        default=[],
         metavar="NAME",
         help="a host name a server without a token answers besides localhost, 127.0.0.1"
         " and [::1] ('*': any; repeatable; default $JOBWATCH_ALLOWED_HOSTS)",
@@ -171,7 +161,6 @@ def build_parser() -> argparse.ArgumentParser:
         serve.add_argument(
             flag,
             type=_quota,
-            default=os.environ.get(env) or default,  # a string: argparse checks it with type
             metavar="N",
             help=f"quota: most {what}; past it a write answers 507 (default ${env} or"
             f" {int(default):,}; 0: no limit)",
@@ -188,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--cors-origin",
         action="append",
-        default=[o for o in os.environ.get("JOBWATCH_CORS_ORIGINS", "").split(",") if o],
+        default=[],
         metavar="ORIGIN",
         help="a browser origin allowed to call the API, e.g. https://app.example.com (repeatable)",
     )
@@ -348,136 +337,87 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     require("server", "jobwatch serve")
-    from jobwatch.server.security import is_loopback_host, token_problem
+    from jobwatch.errors import SettingsError
+    from jobwatch.server.files import sqlite_file_problem
+    from jobwatch.server.run import gunicorn_unavailable
+    from jobwatch.server.settings import FLAG_NAMES, ServerSettings, exposure_problem
 
-    if args.read_token and not args.token:
-        print(
-            "jobwatch serve: --read-token needs --token too (else writes would be open)",
-            file=sys.stderr,
+    flags = {
+        "database": args.db,
+        "redis_url": args.redis_url,
+        "write_token": args.token,
+        "read_token": args.read_token,
+        "max_jobs": args.max_jobs,
+        "max_job_log_bytes": args.max_job_log_bytes,
+        "max_log_bytes": args.max_log_bytes,
+        "rate_limit": args.rate_limit,
+        "stall_after": args.stall_after,
+        "alert_rules": tuple(args.alert),
+        "webhook_url": args.webhook_url,
+    }
+    try:  # a flag wins over its JOBWATCH_* variable; origins and hosts add up
+        settings = ServerSettings.from_env(
+            os.environ, **{name: value for name, value in flags.items() if value is not None}
         )
+    except SettingsError as exc:
+        print(f"jobwatch serve: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    problem = token_problem("--token", args.token) or token_problem("--read-token", args.read_token)
+    settings = settings.replace(
+        cors_origins=settings.cors_origins + tuple(args.cors_origin),
+        allowed_hosts=settings.allowed_hosts + tuple(args.allowed_host),
+    )
+    no_gunicorn = gunicorn_unavailable()
+    problem = (
+        (
+            f"--workers {args.workers} needs gunicorn, which cannot run here ({no_gunicorn});"
+            " serve with --workers 1"
+            if no_gunicorn is not None and args.workers > 1
+            else None
+        )
+        or (
+            None
+            if args.insecure
+            else exposure_problem(
+                args.host,
+                settings.write_token,
+                ". Pass --token (or set JOBWATCH_TOKEN), or --insecure if the network is trusted.",
+            )
+        )
+        or settings.problem(workers=args.workers, names=FLAG_NAMES)
+        or sqlite_file_problem(settings.database, must_exist=False)
+    )
     if problem:
         print(f"jobwatch serve: {problem}", file=sys.stderr)
         return EXIT_USAGE
-    if not args.token and not args.insecure and not is_loopback_host(args.host):
-        print(
-            f"jobwatch serve: refusing to listen on {args.host} without a token: anyone who can"
-            " reach it could write to your jobs. Pass --token (or set JOBWATCH_TOKEN),"
-            " or --insecure if the network is trusted.",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
-    alert_problem = _alert_problem(args.alert, args.webhook_url)
-    if alert_problem:
-        print(f"jobwatch serve: {alert_problem}", file=sys.stderr)
-        return EXIT_USAGE
-    from jobwatch.server.single import gunicorn_unavailable
-
-    no_gunicorn = gunicorn_unavailable()
-    if no_gunicorn is not None and args.workers > 1:
-        print(
-            f"jobwatch serve: --workers {args.workers} needs gunicorn, which cannot run here"
-            f" ({no_gunicorn}); serve with --workers 1",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
-    database = args.db or str(default_db_path())
-    refused = _check_services("serve", database, args.redis_url, args.workers)
-    if refused is not None:
-        return refused
-    config: dict[str, Any] = {
-        "DATABASE": database,
-        "REDIS_URL": args.redis_url,
-        "WRITE_TOKEN": args.token or None,
-        "READ_TOKEN": args.read_token or None,
-        "CORS_ORIGINS": tuple(args.cors_origin),
-        "ALLOWED_HOSTS": tuple(args.allowed_host),
-        "MAX_JOBS": args.max_jobs,
-        "MAX_JOB_LOG_BYTES": args.max_job_log_bytes,
-        "MAX_LOG_BYTES": args.max_log_bytes,
-        "RATE_LIMIT": args.rate_limit,
-        "STALL_AFTER": args.stall_after,
-        "ALERT_RULES": tuple(args.alert),
-        "WEBHOOK_URL": args.webhook_url,
-    }
+    unreachable = _unreachable("serve", settings.database, settings.redis_url)
+    if unreachable is not None:
+        return unreachable
     if args.max_connections_per_address is not None:  # the worker processes read it
         os.environ[PER_ADDRESS_ENV] = str(args.max_connections_per_address)
-    if os.environ.get("JOBWATCH_REDIS_CHANNEL"):
-        config["REDIS_CHANNEL"] = os.environ["JOBWATCH_REDIS_CHANNEL"]
     if no_gunicorn is not None:
-        from jobwatch.server import single
+        from jobwatch.server.run import run_single
 
-        single.run(args.host, args.port, config, access_log=args.access_log, reason=no_gunicorn)
+        run_single(
+            args.host, args.port, settings.config(), access_log=args.access_log, reason=no_gunicorn
+        )
         return 0
-    from jobwatch.server.serving import run
+    from jobwatch.server.run import run_gunicorn
 
-    run(args.host, args.port, config, access_log=args.access_log, workers=args.workers)
+    run_gunicorn(
+        args.host, args.port, settings.config(), access_log=args.access_log, workers=args.workers
+    )
     return 0
 
 
-def _alert_problem(rules: list[str], webhook_url: str | None) -> str | None:
-    """Why the ``--alert`` rules or ``--webhook-url`` cannot be used, or ``None``."""
-    from jobwatch.errors import ValidationError
-    from jobwatch.server.alert_rules import parse_rule
+def _unreachable(command: str, database: str, redis_url: str | None) -> int | None:
+    """Connect once to the database and Redis; print one line and return exit code 3
+    when one cannot be reached, else ``None``."""
+    from jobwatch.server.settings import reachability_problem
 
-    for rule in rules:
-        try:
-            parse_rule(rule)
-        except ValidationError as exc:
-            return str(exc)
-    if webhook_url and not webhook_url.startswith(("http://", "https://")):
-        return f"--webhook-url must start with http:// or https://, got {webhook_url!r}"
-    return None
-
-
-def _check_services(
-    command: str, database: str, redis_url: str | None, workers: int, *, must_exist: bool = False
-) -> int | None:
-    """Check the settings, then connect once; print one line and return the exit
-    code (2 bad settings, 3 unreachable) when something is wrong, else ``None``."""
-    from jobwatch.server.deployment import (
-        missing_packages,
-        reachability_problem,
-        settings_problem,
-    )
-
-    problem = (
-        settings_problem(database, redis_url, workers)
-        or _database_problem(database, must_exist=must_exist)
-        or missing_packages(database, redis_url)
-    )
-    if problem:
-        print(f"jobwatch {command}: {problem}", file=sys.stderr)
-        return EXIT_USAGE
     unreachable = reachability_problem(database, redis_url)
     if unreachable:
         print(f"jobwatch {command}: {clean(unreachable)}", file=sys.stderr)  # a driver's words
         return EXIT_UNREACHABLE
-    return None
-
-
-def _database_problem(database: str, *, must_exist: bool) -> str | None:
-    """Why ``--db`` cannot be used as a SQLite file, or ``None`` (URLs and ``:memory:`` pass)."""
-    import sqlite3
-
-    if database == ":memory:" or "://" in database:
-        return None
-    from jobwatch.server.files import directory_problem
-
-    path = Path(database).expanduser()
-    if path.is_dir():
-        return f"--db {database} is a directory; give a file path"
-    unsafe = directory_problem(path.resolve())
-    if unsafe:
-        return unsafe
-    if not path.exists():
-        return f"--db {database} does not exist" if must_exist else None
-    try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
-            conn.execute("PRAGMA schema_version")
-    except sqlite3.DatabaseError as exc:
-        return f"--db {database} is not a SQLite database ({exc})"
     return None
 
 
@@ -490,10 +430,20 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _prune(args: argparse.Namespace) -> int:
     require("server", "jobwatch prune")
+    from jobwatch.server.files import sqlite_file_problem
+    from jobwatch.server.settings import missing_packages, settings_problem
     from jobwatch.server.store import Store
 
     database = args.db or str(default_db_path())
-    refused = _check_services("prune", database, None, 1, must_exist=True)
+    problem = (
+        settings_problem(database, None, 1)
+        or sqlite_file_problem(database, must_exist=True)
+        or missing_packages(database, None)
+    )
+    if problem:
+        print(f"jobwatch prune: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    refused = _unreachable("prune", database, None)
     if refused is not None:
         return refused
     store = Store(database)

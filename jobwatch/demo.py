@@ -121,7 +121,7 @@ def run_demo(*, epochs: int = 30, pace: float = 0.2, price_per_hour: float = 2.5
     import uuid
 
     from jobwatch.client import Client
-    from jobwatch.server.embedded import EmbeddedServer
+    from jobwatch.server.run import EmbeddedServer
     from jobwatch.watch import Watcher
 
     server = EmbeddedServer(config={"DATABASE": ":memory:"})

@@ -19,8 +19,12 @@
      |         +-- StoreUnavailable  503 store_unavailable
      +-- ConnectionError             the server could not be reached or answered garbage
      +-- MissingExtra                a part of jobwatch needs an extra that is not installed
+     +-- SettingsError               a server setting holds a value the server cannot use
+     |    +-- UnsafeDatabasePath     the database would live where other users may write
+     +-- StoreClosed                 the server's store was closed; the write was not applied
+     +-- BrokerUnavailable           Redis could not be reached when the server started
 
-The server raises these and turns them into the contract's error envelope
+The server raises the :class:`APIError` kinds and turns them into the contract's error envelope
 ``{"error": {"code", "message", "details"}}``; the client turns an envelope
 back into the same class with :func:`error_from_envelope`.
 """
@@ -32,6 +36,7 @@ from typing import Any
 __all__ = [
     "APIError",
     "AuthenticationError",
+    "BrokerUnavailable",
     "Conflict",
     "ConnectionError",
     "JobFinished",
@@ -44,7 +49,10 @@ __all__ = [
     "QuotaExceeded",
     "RateLimited",
     "RetryLater",
+    "SettingsError",
+    "StoreClosed",
     "StoreUnavailable",
+    "UnsafeDatabasePath",
     "ValidationError",
     "WorkerMismatch",
     "error_from_envelope",
@@ -285,3 +293,22 @@ class MissingExtra(JobwatchError, ImportError):
     def _render_traceback_(self) -> list[str]:
         # IPython's hook for exceptions that draw themselves: one line, no traceback.
         return [f"{type(self).__name__}: {self}"]
+
+
+class SettingsError(JobwatchError, ValueError):
+    """A server setting (a ``jobwatch serve`` flag, a ``JOBWATCH_*`` variable or a
+    :func:`jobwatch.serve` argument) holds a value the server cannot use; the
+    message names the setting as the user gave it and says what is allowed."""
+
+
+class UnsafeDatabasePath(SettingsError):
+    """The database would live in a directory that other users may write to
+    (another user could replace the file)."""
+
+
+class StoreClosed(JobwatchError):
+    """The server's store was closed while a write waited; the write was not applied."""
+
+
+class BrokerUnavailable(JobwatchError, RuntimeError):
+    """Redis could not be reached when the server started (``jobwatch serve --redis``)."""

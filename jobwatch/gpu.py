@@ -29,14 +29,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobwatch._cuda_visible import Device, visible
-from jobwatch._samples import METRIC_FIELDS, clean_flat, clean_gpu
+from jobwatch._samples import clean_flat, clean_gpu
+from jobwatch.gpu_metrics import GPU_METRICS, METRIC_FIELDS, NvmlQuery, combine
 
 __all__ = ["aggregate", "parse_nvidia_smi_csv", "reset", "sample"]
 
 _log = logging.getLogger(__name__)
 
-_MIB = 1024 * 1024
-_SMI_QUERY = "index,uuid,name,utilization.gpu,memory.used,memory.total,temperature.gpu,power.draw"
+_SMI_QUERY = ",".join(("index", "uuid", "name", *(m.smi for m in GPU_METRICS)))
 _SMI_TIMEOUT_S = 5.0
 _SMI_MISSING = frozenset({"", "N/A", "[N/A]", "[Not Supported]", "[Unknown Error]"})
 
@@ -130,11 +130,10 @@ def aggregate(gpus: list[dict[str, Any]]) -> dict[str, Any] | None:
     if not gpus:
         return None
     cleaned = [{**clean_gpu(gpu), **_missing(gpu)} for gpu in gpus]
-    known = {f: [gpu[f] for gpu in cleaned if gpu[f] is not None] for f in METRIC_FIELDS}
-    flat: dict[str, Any] = {f: sum(values) if values else None for f, values in known.items()}
-    util, temps = known["gpuUtilization"], known["gpuTemperature"]
-    flat["gpuUtilization"] = sum(util) / len(util) if util else None
-    flat["gpuTemperature"] = max(temps) if temps else None
+    flat = {
+        m.wire: combine(m, [gpu[m.wire] for gpu in cleaned if gpu[m.wire] is not None])
+        for m in GPU_METRICS
+    }
     return {**clean_flat(flat), "gpus": cleaned}
 
 
@@ -158,11 +157,12 @@ def parse_nvidia_smi_csv(text: str) -> list[dict[str, Any]]:
         Per-GPU dicts with ``index``, ``uuid``, ``name`` and the five metric fields.
         ``[N/A]``, ``[Not Supported]``, ``[Unknown Error]``, ``N/A``, empty,
         unparsable, non-finite and out-of-range cells become ``None``; the rest of
-        the row is kept. Rows without exactly eight columns are skipped. Never raises.
+        the row is kept. Rows with another number of columns than the query
+        asks for (eight) are skipped. Never raises.
     """
     gpus = []
     for row in csv.reader(io.StringIO(text), skipinitialspace=True):
-        if len(row) != 8:
+        if len(row) != 3 + len(METRIC_FIELDS):
             continue
         index, uuid, name, *numbers = (_smi_cell(cell) for cell in row)
         position = _to_number(index)
@@ -320,24 +320,27 @@ def _uuid_and_name(nvml: Any, handle: Any) -> tuple[str | None, str | None]:
 
 
 def _read_device(nvml: Any, device: _Device) -> dict[str, Any]:
-    handle = device.handle
-    memory = _query(nvml.nvmlDeviceGetMemoryInfo, handle)  # bytes
-    rates = _query(nvml.nvmlDeviceGetUtilizationRates, handle)  # percent
-    power_mw = _query(nvml.nvmlDeviceGetPowerUsage, handle)  # milliwatts
-    return clean_gpu(
-        {
-            "index": device.id.index,
-            "uuid": device.id.uuid,
-            "name": device.id.name,
-            "gpuUtilization": None if rates is None else rates.gpu,
-            "gpuMemoryUsed": None if memory is None else round(memory.used / _MIB, 1),
-            "gpuMemoryTotal": None if memory is None else round(memory.total / _MIB, 1),
-            "gpuTemperature": _query(
-                nvml.nvmlDeviceGetTemperature, handle, nvml.NVML_TEMPERATURE_GPU
-            ),
-            "powerUsage": None if power_mw is None else power_mw / 1000,
-        }
-    )
+    """One device's sample: each metric read where its :class:`NvmlQuery` says,
+    one NVML call per distinct query (four per device)."""
+    answers: dict[tuple[str, tuple[str, ...]], Any] = {}
+    gpu: dict[str, Any] = {"index": device.id.index, "uuid": device.id.uuid, "name": device.id.name}
+    for m in GPU_METRICS:
+        key = (m.nvml.function, m.nvml.args)
+        if key not in answers:
+            constants = (getattr(nvml, name) for name in m.nvml.args)
+            answers[key] = _query(getattr(nvml, m.nvml.function), device.handle, *constants)
+        gpu[m.wire] = _nvml_value(m.nvml, answers[key])
+    return clean_gpu(gpu)
+
+
+def _nvml_value(query: NvmlQuery, answer: Any) -> Any:
+    """The metric in its wire unit from what NVML answered (``None`` stays ``None``)."""
+    if answer is None:
+        return None
+    value = answer if query.attribute is None else getattr(answer, query.attribute)
+    if query.divisor is not None:
+        value = value / query.divisor
+    return value if query.digits is None else round(value, query.digits)
 
 
 def _run_smi(path: str) -> str:

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import math
 import re
-import time
-from datetime import datetime, timezone
-from typing import Annotated, Any, Literal, TypeVar
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import pydantic
 import pydantic_core
@@ -30,19 +29,57 @@ from pydantic import (
     model_validator,
 )
 
+from jobwatch._contract import (
+    ALERT_LEVELS,
+    CURRENCY_RULE,
+    FINISHED_STATUSES,
+    JOB_ID_PATTERN,
+    JOB_STATUSES,
+    LOG_LEVELS,
+    LOG_TIME_WINDOW,
+    MAX_ALERTS,
+    MAX_BODY_BYTES,
+    MAX_CLOCK_SKEW,
+    MAX_LOG_LINES,
+    MAX_MESSAGE_BYTES,
+    MAX_SCALAR_NAMES,
+    MAX_SCALAR_POINTS,
+    MAX_TEXT,
+    MAX_UPDATE_ID,
+    SCALAR_NAME_PATTERN,
+    SCALAR_NAME_RULE,
+    currency_code,
+    format_ts,
+    parse_ts,
+    truncate_message,
+    valid_job_id,
+    valid_scalar_name,
+)
+from jobwatch._contract import (
+    epoch as _epoch,
+)
 from jobwatch.errors import ValidationError
+from jobwatch.gpu_metrics import GPU_METRICS, GpuMetric, combine, metric
 
 __all__ = [
     "ALERT_LEVELS",
+    "CURRENCY_RULE",
     "FINISHED_STATUSES",
+    "JOB_ID_PATTERN",
     "JOB_STATUSES",
     "LOG_LEVELS",
+    "LOG_TIME_WINDOW",
     "MAX_ALERTS",
     "MAX_BODY_BYTES",
+    "MAX_CLOCK_SKEW",
     "MAX_LOG_LINES",
     "MAX_MESSAGE_BYTES",
     "MAX_SCALAR_NAMES",
     "MAX_SCALAR_POINTS",
+    "MAX_TEXT",
+    "MAX_UPDATE_ID",
+    "SCALAR_NAME_PATTERN",
+    "SCALAR_NAME_RULE",
     "AlertIn",
     "CompleteRequest",
     "GpuSample",
@@ -60,125 +97,9 @@ __all__ = [
     "valid_scalar_name",
 ]
 
-LOG_LEVELS = ("info", "warning", "error")
-ALERT_LEVELS = LOG_LEVELS
-"""An alert's ``level`` takes the same three values as a log line's."""
-JOB_STATUSES = ("pending", "running", "completed", "failed", "cancelled")
-FINISHED_STATUSES = frozenset({"completed", "failed", "cancelled"})
-
-MAX_BODY_BYTES = 1024 * 1024
-"""Largest request body the server reads (1 MiB); more answers 413."""
-MAX_LOG_LINES = 1000
-"""Most log lines one progress update may carry."""
-MAX_MESSAGE_BYTES = 16 * 1024
-"""A log message longer than this (in UTF-8) is truncated to it, with a marker."""
-MAX_MEMORY_MB = 10_000_000.0
-"""Upper bound for GPU memory fields (about 9.5 TiB); rejects NVML's unsigned sentinels."""
-MAX_CLOCK_SKEW = 24 * 3600.0
-"""A worker ``timestamp`` further than this from server time (s) is ignored for ordering."""
-LOG_TIME_WINDOW = 7 * 24 * 3600.0
-"""A log line's own timestamp is kept only if at most this many seconds old (7 days)."""
-MAX_TEXT = 1024
-"""Most characters in a name, operation, worker id or provider field."""
-CURRENCY_RULE = "must be 1-16 letters A-Z or digits 0-9, e.g. QUBIC, USD or EUR"
-"""What a currency may be, as error messages say it."""
-MAX_UPDATE_ID = 64
-"""Most characters in a progress update's ``updateId``."""
-MAX_SCALAR_NAMES = 100
-"""Most distinct training-metric (scalar) names one job may have."""
-MAX_SCALAR_POINTS = 1000
-"""Most scalar values (points) one progress update may carry."""
-SCALAR_NAME_RULE = (
-    "1-64 characters of letters, digits and _ - . / :, starting with a letter, digit or _"
-)
-SCALAR_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_./:-]{0,63}$"
-"""Training-metric names as a JSON Schema pattern (see :func:`valid_scalar_name`)."""
-_SCALAR_NAME = re.compile(SCALAR_NAME_PATTERN.strip("^$"))
-
 _NON_FINITE = re.compile(rb"NaN|Infinity")
 """Tokens JSON does not have but lenient parsers accept; a body holding one is
 parsed strictly once more (the words may also sit inside a string)."""
-JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
-"""Job ids as a JSON Schema pattern (see :func:`valid_job_id`)."""
-_JOB_ID = re.compile(JOB_ID_PATTERN.strip("^$"))
-_CURRENCY = re.compile(r"[A-Za-z0-9]{1,16}")
-
-# -- timestamps ------------------------------------------------------------
-
-
-def format_ts(epoch_s: float | None) -> str | None:
-    """Format seconds since the Unix epoch as ``2026-11-29T10:31:02.123Z``.
-
-    Returns ``None`` for ``None``; milliseconds are truncated, not rounded, so a
-    timestamp never moves into the future.
-    """
-    if epoch_s is None:
-        return None
-    seconds, millis = divmod(math.floor(epoch_s * 1000), 1000)
-    t = time.gmtime(seconds)
-    return (
-        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T"
-        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{millis:03d}Z"
-    )
-
-
-def parse_ts(text: object) -> float | None:
-    """Seconds since the Unix epoch of a wire timestamp (``2026-11-29T10:31:02.123Z``).
-
-    Returns ``None`` for anything else (``None``, a malformed string), which
-    front-ends show as unknown. A timestamp without a zone counts as UTC.
-    """
-    if not isinstance(text, str):
-        return None
-    try:
-        return _epoch(datetime.fromisoformat(text.replace("Z", "+00:00")))
-    except ValueError:
-        return None
-
-
-def _epoch(dt: datetime) -> float:
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.timestamp()
-
-
-def valid_job_id(job_id: str) -> bool:
-    """Whether ``job_id`` is allowed: 1-128 characters of ``A-Z a-z 0-9 . _ : @ -``,
-    starting with a letter or digit (safe in URL paths without escaping)."""
-    return _JOB_ID.fullmatch(job_id) is not None
-
-
-def currency_code(currency: str) -> str:
-    """``currency`` as stored: upper-cased; 1-16 ASCII letters and digits.
-
-    A short code (ISO 4217 ``USD``, a token ticker ``QUBIC``) is all a
-    currency needs to be, and a code cannot carry markup or terminal controls
-    into the viewers that show it.
-
-    Raises
-    ------
-    ValueError
-        Anything else (with :data:`CURRENCY_RULE` as the message).
-    """
-    if not _CURRENCY.fullmatch(currency):
-        raise ValueError(CURRENCY_RULE)
-    return currency.upper()
-
-
-def truncate_message(message: str, limit: int = MAX_MESSAGE_BYTES) -> str:
-    """Cut ``message`` to at most ``limit`` bytes of UTF-8, with a marker saying how much was cut.
-
-    The cut never splits a character; the marker reads
-    ``" …[truncated 1234 bytes]"`` and counts within the limit.
-    """
-    raw = message.encode("utf-8")
-    if len(raw) <= limit:
-        return message
-    marker_room = 40
-    kept = raw[: limit - marker_room].decode("utf-8", errors="ignore")
-    cut = len(raw) - len(kept.encode("utf-8"))
-    return f"{kept} …[truncated {cut} bytes]"
-
 
 # -- request types ---------------------------------------------------------
 
@@ -197,30 +118,60 @@ def _no_nul(value: str) -> str:
 NoNul = AfterValidator(_no_nul)
 Text = Annotated[str, Field(max_length=MAX_TEXT), NoNul]
 Percent = Annotated[float, Field(ge=0, le=100)]
-MemoryMB = Annotated[float, Field(ge=0, le=MAX_MEMORY_MB)]
-Celsius = Annotated[float, Field(ge=-40, le=150)]
-Watts = Annotated[float, Field(ge=0, le=5000)]
 
 
-class _GpuFields(BaseModel):
-    model_config = _Strict
+def _metric_type(entry: GpuMetric) -> Any:
+    """``entry``'s value type: a number in its range, or ``None``."""
+    if entry.exclusive_minimum:
+        return Annotated[float, Field(gt=entry.minimum, le=entry.maximum)] | None
+    return Annotated[float, Field(ge=entry.minimum, le=entry.maximum)] | None
 
-    gpu_utilization: Percent | None = Field(None, alias="gpuUtilization")
-    # total before used, so that the check of used can see total
-    gpu_memory_total: Annotated[float, Field(gt=0, le=MAX_MEMORY_MB)] | None = Field(
-        None, alias="gpuMemoryTotal"
+
+def _at_most(entry: GpuMetric, bound: GpuMetric) -> Any:
+    """A validator refusing a value of ``entry`` above ``bound``'s in the same sample."""
+
+    def check(cls: type, value: float | None, info: pydantic.ValidationInfo) -> float | None:
+        limit = info.data.get(bound.column)
+        if value is not None and limit is not None and value > limit:
+            raise ValueError(
+                f"must not exceed {bound.wire} ({value:g} {entry.unit} > {limit:g} {bound.unit})"
+            )
+        return value
+
+    return field_validator(entry.column)(check)
+
+
+def _validation_order() -> list[GpuMetric]:
+    """The table's metrics with each ``at_most`` bound before the metric it bounds,
+    so that the bound's check can see it (pydantic validates in field order)."""
+    order: list[GpuMetric] = []
+    for entry in GPU_METRICS:
+        for needed in (*([metric(entry.at_most)] if entry.at_most else []), entry):
+            if needed not in order:
+                order.append(needed)
+    return order
+
+
+if TYPE_CHECKING:
+
+    class _GpuFields(BaseModel):
+        """The metric fields of :data:`~jobwatch.gpu_metrics.GPU_METRICS` (built below)."""
+
+else:
+    _GpuFields = pydantic.create_model(
+        "_GpuFields",
+        __config__=_Strict,
+        __module__=__name__,
+        __validators__={
+            f"_{entry.column}_at_most": _at_most(entry, metric(entry.at_most))
+            for entry in GPU_METRICS
+            if entry.at_most
+        },
+        **{
+            entry.column: (_metric_type(entry), Field(None, alias=entry.wire))
+            for entry in _validation_order()
+        },
     )
-    gpu_memory_used: MemoryMB | None = Field(None, alias="gpuMemoryUsed")
-    gpu_temperature: Celsius | None = Field(None, alias="gpuTemperature")
-    power_usage: Watts | None = Field(None, alias="powerUsage")
-
-    @field_validator("gpu_memory_used")
-    @classmethod
-    def _used_within_total(cls, used: float | None, info: pydantic.ValidationInfo) -> float | None:
-        total = info.data.get("gpu_memory_total")
-        if used is not None and total is not None and used > total:
-            raise ValueError(f"must not exceed gpuMemoryTotal ({used:g} MB > {total:g} MB)")
-        return used
 
 
 class GpuSample(_GpuFields):
@@ -234,6 +185,8 @@ class GpuSample(_GpuFields):
     name: Text | None = None
 
 
+# The docstring is the API document's description of ``metrics``; the fields
+# and their ranges are those of jobwatch.gpu_metrics.GPU_METRICS.
 class Metrics(_GpuFields):
     """The ``metrics`` object of a progress update.
 
@@ -252,31 +205,16 @@ class Metrics(_GpuFields):
     def _fill_from_gpus(self) -> Metrics:
         if not self.gpus:
             return self
-
-        def values(name: str) -> list[float]:
-            return [v for g in self.gpus or [] if (v := getattr(g, name)) is not None]
-
-        if self.gpu_utilization is None and (u := values("gpu_utilization")):
-            self.gpu_utilization = sum(u) / len(u)
-        if self.gpu_memory_used is None and (m := values("gpu_memory_used")):
-            self.gpu_memory_used = sum(m)
-        if self.gpu_memory_total is None and (t := values("gpu_memory_total")):
-            self.gpu_memory_total = sum(t)
-        if self.gpu_temperature is None and (c := values("gpu_temperature")):
-            self.gpu_temperature = max(c)
-        if self.power_usage is None and (p := values("power_usage")):
-            self.power_usage = sum(p)
+        for entry in GPU_METRICS:
+            if getattr(self, entry.column) is None:
+                values = [v for g in self.gpus if (v := getattr(g, entry.column)) is not None]
+                if values:
+                    setattr(self, entry.column, combine(entry, values))
         return self
 
     def flat(self) -> dict[str, float | None]:
-        """The five flat fields by their wire names (values may be ``None``)."""
-        return {
-            "gpuUtilization": self.gpu_utilization,
-            "gpuMemoryUsed": self.gpu_memory_used,
-            "gpuMemoryTotal": self.gpu_memory_total,
-            "gpuTemperature": self.gpu_temperature,
-            "powerUsage": self.power_usage,
-        }
+        """The flat metric fields by their wire names, in wire order (values may be ``None``)."""
+        return {entry.wire: getattr(self, entry.column) for entry in GPU_METRICS}
 
 
 class LogLineIn(BaseModel):
@@ -316,12 +254,6 @@ class LogLineIn(BaseModel):
         return at if now - LOG_TIME_WINDOW <= at <= now else now
 
 
-def valid_scalar_name(name: str) -> bool:
-    """Whether ``name`` is allowed as a training-metric name (see :data:`SCALAR_NAME_RULE`):
-    ``"loss"``, ``"val/accuracy"``, ``"lr_group:0"``."""
-    return _SCALAR_NAME.fullmatch(name) is not None
-
-
 def _scalar_name(name: str) -> str:
     if not valid_scalar_name(name):
         raise ValueError(f"scalar name {name[:80]!r} is not allowed; names are {SCALAR_NAME_RULE}")
@@ -347,10 +279,6 @@ class ScalarPoint(BaseModel):
 
     step: Annotated[int, Field(ge=0, le=2**62)]
     values: Annotated[dict[ScalarName, float], Field(min_length=1, max_length=MAX_SCALAR_NAMES)]
-
-
-MAX_ALERTS = 100
-"""Most alerts one progress update may carry."""
 
 
 class AlertIn(BaseModel):

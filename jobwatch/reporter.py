@@ -21,12 +21,8 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Literal, TypeAlias, TypeVar
 
-from jobwatch import gpu as _gpu
-from jobwatch._outbox import Completion, JobSpec, Outbox
-from jobwatch._own_io import is_own
-from jobwatch._sender import Sender
-from jobwatch.client import Client
-from jobwatch.protocol import (
+from jobwatch import _samples
+from jobwatch._contract import (
     ALERT_LEVELS,
     CURRENCY_RULE,
     LOG_LEVELS,
@@ -35,11 +31,13 @@ from jobwatch.protocol import (
     MAX_SCALAR_NAMES,
     MAX_TEXT,
     SCALAR_NAME_RULE,
-    CompleteRequest,
     currency_code,
     valid_job_id,
     valid_scalar_name,
 )
+from jobwatch._outbox import Completion, Outbox, ReporterJob
+from jobwatch._own_io import is_own
+from jobwatch._sender import Sender
 
 __all__ = ["Reporter"]
 
@@ -141,6 +139,8 @@ class Reporter:
         _check_timeout(timeout)
         self.job_id = job_id
         self.worker_id = worker_id
+        from jobwatch.client import Client  # requests loads here, not at ``import jobwatch``
+
         client = Client(url, token=token, timeout=timeout)  # ValueError for a bad url or timeout
         self.url = client.url
         self._outbox = Outbox(max_log_lines)
@@ -151,8 +151,11 @@ class Reporter:
         self._next_step = 0
         self._warned_nonfinite = False
         self._warned_alerts = False
-        job = JobSpec(job_id, worker_id, name, price_per_hour, currency)
-        self._sender = Sender(client, job, self._outbox, _metrics_source(gpu), float(interval))
+        job = ReporterJob(job_id, worker_id, name, price_per_hour, currency)
+        metrics = _metrics_source(gpu)
+        if metrics is not None:
+            _samples.prepare()  # here, not in the sender thread, which must import nothing
+        self._sender = Sender(client, job, self._outbox, metrics, float(interval))
         self._finalizer = _finalizer(self)
         _reporters.add(self)
 
@@ -487,6 +490,8 @@ class Reporter:
             most 64 levels deep) or over 512 KiB, or ``timeout`` is
             negative or over :data:`MAX_WAIT`.
         """
+        from jobwatch.protocol import CompleteRequest
+
         try:
             text = json.dumps(result, allow_nan=False)
             CompleteRequest.model_validate({"workerId": self.worker_id, "result": json.loads(text)})
@@ -618,6 +623,8 @@ def _metrics_source(gpu: GpuOption) -> Callable[[], Mapping[str, Any] | None] | 
     if gpu is False:
         return None
     if gpu is True or (isinstance(gpu, str) and gpu == "auto"):
+        from jobwatch import gpu as _gpu  # NVML's wrapper loads with a reporter that samples
+
         return _gpu.sample
     if callable(gpu):
         return gpu

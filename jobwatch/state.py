@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from jobwatch.gpu_metrics import METRIC_FIELDS
 from jobwatch.protocol import FINISHED_STATUSES, parse_ts
 
 MAX_POINTS = 2_000
@@ -26,13 +27,6 @@ MAX_SCALAR_POINTS = 2_000
 """Most points a monitor keeps per training metric."""
 MAX_ALERTS = 20
 """Most alerts a monitor keeps (the newest)."""
-METRIC_FIELDS = (
-    "gpuUtilization",
-    "gpuMemoryUsed",
-    "gpuMemoryTotal",
-    "gpuTemperature",
-    "powerUsage",
-)
 
 
 @dataclass(frozen=True)

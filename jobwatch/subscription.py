@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import random
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import websocket
 
 from jobwatch._own_io import doing_io
+from jobwatch._retry import Backoff
 from jobwatch.errors import ConnectionError, JobwatchError, error_from_envelope
 
 log = logging.getLogger(__name__)
@@ -31,43 +31,6 @@ EVENT_TYPES = frozenset(
     {"JOB_PROGRESS", "JOB_LOGS", "JOB_COMPLETED", "JOB_STALLED", "JOB_RESUMED", "JOB_ALERT"}
 )
 STATES = ("connecting", "live", "reconnecting", "closed")
-
-
-class Backoff:
-    """Exponential backoff with full jitter.
-
-    The n-th consecutive failure waits a uniform random time in
-    ``[0, min(cap, base * 2**n)]`` seconds ("Exponential Backoff And Jitter",
-    AWS Architecture Blog, 2015): clients that lost the same server do not
-    come back in lockstep.
-
-    Parameters
-    ----------
-    base:
-        First ceiling, in seconds.
-    cap:
-        Largest ceiling, in seconds.
-    """
-
-    def __init__(
-        self, base: float = 0.25, cap: float = 30.0, rng: random.Random | None = None
-    ) -> None:
-        if not 0 < base <= cap:
-            raise ValueError(f"need 0 < base <= cap, got base={base!r}, cap={cap!r}")
-        self.base = base
-        self.cap = cap
-        self.failures = 0
-        self._rng = rng or random.Random()
-
-    def next_delay(self) -> float:
-        """Seconds to wait before the next attempt; counts one more failure."""
-        ceiling = min(self.cap, self.base * 2 ** min(self.failures, 32))
-        self.failures += 1
-        return self._rng.uniform(0, ceiling)
-
-    def reset(self) -> None:
-        """Forget the failures (after a successful connection)."""
-        self.failures = 0
 
 
 class Subscription:

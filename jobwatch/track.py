@@ -15,7 +15,6 @@ import os
 import re
 import sys
 import threading
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
@@ -275,4 +274,4 @@ def _embedded_url() -> str:
 def _new_job_id(name: str | None) -> str:
     """``"resnet-3f9a1c"``: the name made id-safe (or ``"track"``), then 6 random hex digits."""
     stem = re.sub(r"[^A-Za-z0-9._:@-]+", "-", name or "").strip("-._:@")[:40] or "track"
-    return f"{stem}-{uuid.uuid4().hex[:6]}"
+    return f"{stem}-{os.urandom(3).hex()}"

@@ -1,7 +1,7 @@
 """``jobwatch watch``: a live terminal view of one job, until the job ends.
 
-:class:`Watcher` fills a :class:`~jobwatch.state.MonitorState` from
-``/monitor`` and the WebSocket stream and hands it to a view. On a terminal,
+:class:`Watcher` follows the job with a :class:`~jobwatch.follow.JobFollower`
+(``/monitor``, then the WebSocket stream) and hands its state to a view. On a terminal,
 :class:`TerminalView` redraws the status block in place at most 4 times a
 second (tqdm's ``mininterval``) with log lines scrolling above it; piped,
 :class:`PipedView` prints a plain status line at most once a second and only
@@ -14,15 +14,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import queue
 import shutil
 import sys
-import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
-from jobwatch.errors import ConnectionError, JobNotFound
+from jobwatch.follow import JobFollower
 from jobwatch.formatting import (
     DASH,
     format_bar,
@@ -38,7 +36,6 @@ from jobwatch.terminal import clean
 
 if TYPE_CHECKING:
     from jobwatch.client import Client
-    from jobwatch.subscription import Subscription
 
 _ERASE_LINE_ABOVE = "\x1b[1A\x1b[2K"  # cursor up one line, clear it
 
@@ -198,10 +195,13 @@ class TerminalView(_StatusView):
         self.color = color
         self._block_lines = 0  # lines of the status block on screen
 
-    def render(self, state: MonitorState) -> None:
-        """Erase the status block, print the new log lines, draw the status below them; when due."""
+    def render(self, state: MonitorState, connection: str | None = None) -> None:
+        """Erase the status block, print the new log lines, draw the status below them; when due.
+
+        ``connection`` is shown instead of ``state.connection``.
+        """
         now = self._clock()
-        status = render_status(state)
+        status = render_status(state, connection=connection)
         if not self._due(state, now) or (status == self._last and not state.new_logs):
             return
         logs = [format_log_line(line, color=self.color) for line in state.take_new_logs()]
@@ -273,83 +273,26 @@ class Watcher:
             The server refused, e.g. :class:`~jobwatch.errors.JobNotFound` (not
             with ``wait``).
         jobwatch.errors.ConnectionError
-            ``/monitor`` could not be reached.
+            ``/monitor`` could not be reached, or the stream ended before the job.
         KeyboardInterrupt
             After closing the stream.
         """
-        self.state.load_snapshot(self._snapshot())
-        del self.state.new_logs[: -self.log_tail or None]  # the snapshot's newest only
-        if not self.state.finished:
-            self.view.render(self.state)
-            self._follow(self.state.seq)
-        self.state.set_connection("ended")
-        self.view.render(self.state)
+        follower = JobFollower(
+            self.client,
+            self.job_id,
+            wait=self.wait,
+            wait_interval=self.wait_interval,
+            tick=self.view.interval,
+            log_tail=self.log_tail,
+            raise_errors=True,
+            name="jobwatch-watch",
+        )
+        self.state = follower.state
+        follower.run(self.view)
         _write(self.view.out, render_final(self.state) + "\n")
         return self.state
-
-    def _snapshot(self) -> dict[str, Any]:
-        """``/monitor`` of the job; with ``wait``, once it exists (showing that it waits)."""
-        while True:
-            try:
-                snapshot = self.client.monitor(self.job_id)
-            except JobNotFound:
-                if not self.wait:
-                    raise
-                if self.state.connection != "waiting":
-                    self.state.job = {"id": self.job_id}
-                    self.state.set_connection("waiting")
-                    self.view.render(self.state)
-                time.sleep(self.wait_interval)
-                continue
-            if self.state.connection == "waiting":
-                self.state.set_connection("connecting")
-            return snapshot
-
-    def _follow(self, since: int) -> None:
-        events: queue.Queue[tuple[str, Any]] = queue.Queue()
-        stream = self.client.subscribe(
-            self.job_id, since, on_state=lambda state: events.put(("state", state))
-        )
-        pump = threading.Thread(target=_pump, args=(stream, events), daemon=True)
-        pump.start()
-        try:
-            while True:
-                try:
-                    kind, payload = events.get(timeout=self.view.interval)
-                    while self._apply(kind, payload):
-                        kind, payload = events.get_nowait()
-                except queue.Empty:
-                    pass
-                if self.state.finished:
-                    return  # run() draws the end
-                self.view.render(self.state)
-        finally:
-            stream.close()
-            pump.join(timeout=2)
-
-    def _apply(self, kind: str, payload: Any) -> bool:
-        """Take one item from the stream thread; ``False`` once there is nothing more to take."""
-        if kind == "error":
-            raise payload
-        if kind == "end" and not self.state.finished:
-            raise ConnectionError(f"the event stream of {self.job_id!r} ended early")
-        if kind == "state":
-            self.state.set_connection(payload)
-        elif kind == "event":
-            self.state.apply(payload)
-        return kind != "end"
 
 
 def _write(out: TextIO, text: str) -> None:
     out.write(text)
     out.flush()  # piped stdout is block-buffered; a watcher must show lines as they come
-
-
-def _pump(stream: Subscription, events: queue.Queue[tuple[str, Any]]) -> None:
-    """Move the stream's events into ``events`` (run in a thread), then ``("end", None)``."""
-    try:
-        for event in stream:
-            events.put(("event", event))
-    except Exception as exc:  # re-raised by the watching thread
-        events.put(("error", exc))
-    events.put(("end", None))

@@ -3,7 +3,7 @@
     gunicorn -c server/gunicorn.conf.py 'jobwatch.server.wsgi:app_from_env()'
 
 The app reads its settings from ``JOBWATCH_*`` variables (see
-``jobwatch/server/wsgi.py``); this file reads two more:
+``jobwatch/server/settings.py``); this file reads two more:
 
 ``JOBWATCH_BIND``
     Listen address, ``host:port`` or ``unix:/path`` (default ``0.0.0.0:8765``).
@@ -18,7 +18,7 @@ The app reads its settings from ``JOBWATCH_*`` variables (see
 
 Gunicorn reads this file in the master before any worker patches the standard
 library for gevent, so it imports nothing from jobwatch itself; the values
-below therefore mirror ``jobwatch.server.serving.gunicorn_options``;
+below therefore mirror ``jobwatch.server.run.gunicorn_options``;
 ``tests/test_deployment.py`` checks they stay equal. (Gunicorn loads the worker
 and logger classes named below in the master, as ``jobwatch serve`` does.)
 
@@ -32,7 +32,7 @@ import os
 import sys
 import warnings
 
-MAX_WORKERS = 64  # jobwatch.server.deployment.MAX_WORKERS
+MAX_WORKERS = 64  # jobwatch.server.settings.MAX_WORKERS
 
 
 def _workers() -> int:
@@ -103,7 +103,7 @@ workers = _workers()
 # and queues are gevent's: never preload it in the master.
 preload_app = False
 
-# Mirrors jobwatch.server.serving.gunicorn_options (see the module doc).
+# Mirrors jobwatch.server.run.gunicorn_options (see the module doc).
 worker_class = "jobwatch.server.worker.GuardedGeventWorker"  # gevent, with connection caps
 worker_connections = 10_000  # most simultaneous HTTP and WebSocket connections per worker
 timeout = 60  # seconds a worker may stay silent before the master restarts it

@@ -18,6 +18,38 @@ from jobwatch.server import EmbeddedServer
 from jobwatch.server.process import ServerProcess, serve_command
 from tests.seed_clients.npm import Bundler
 
+# Rough cost of one test, in seconds, by kind: what orders the modules below.
+_COST = {"browser": 30.0, "slow": 5.0, "notebook": 4.0, "other": 0.2}
+
+
+def _module_cost(items: list[pytest.Item]) -> float:
+    total = 0.0
+    for item in items:
+        if item.get_closest_marker("browser"):
+            total += _COST["browser"]
+        elif item.get_closest_marker("slow"):
+            total += _COST["slow"]
+        elif item.nodeid.split("::")[0].endswith(".ipynb"):
+            total += _COST["notebook"]
+        else:
+            total += _COST["other"]
+    return total
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the costliest modules first (longest-processing-time-first scheduling).
+
+    The workers take whole modules (``--dist loadscope``) in this order
+    (``--no-loadscope-reorder``: xdist would otherwise order them by test count,
+    which puts the few long browser tests last, where they alone set the run's end).
+    Within a module the order is unchanged.
+    """
+    modules: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        modules.setdefault(item.nodeid.split("::")[0], []).append(item)
+    ordered = sorted(modules.values(), key=_module_cost, reverse=True)  # stable: ties keep order
+    items[:] = [item for module in ordered for item in module]
+
 
 class FakeClock:
     """Server time that moves only when a test says so (seconds since the epoch)."""

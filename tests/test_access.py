@@ -274,7 +274,7 @@ def test_serve_refuses_a_non_loopback_host_without_a_token() -> None:
 
 
 def test_serve_takes_a_token() -> None:
-    from jobwatch.server import embedded
+    from jobwatch.server import run as embedded
 
     if embedded._running is not None:  # another test's server: serve() would return it
         embedded._running.stop()

@@ -27,9 +27,9 @@ import yaml
 
 from jobwatch import Client
 from jobwatch.errors import APIError, JobNotFound
-from jobwatch.server import wsgi
+from jobwatch.server import settings as wsgi_settings
 from jobwatch.server.process import ServerProcess, serve_command
-from jobwatch.server.serving import gunicorn_options
+from jobwatch.server.run import gunicorn_options
 from tests.services import fresh_channel, fresh_schema, scale_urls
 
 SERVER_DIR = Path(__file__).resolve().parents[1] / "server"
@@ -48,9 +48,9 @@ def _compose() -> dict[str, Any]:
 
 
 def _documented_settings() -> set[str]:
-    """``JOBWATCH_*`` names the app (wsgi.py) and gunicorn.conf.py document."""
+    """``JOBWATCH_*`` names the app (settings.py) and gunicorn.conf.py document."""
     conf_doc = ast.get_docstring(ast.parse(GUNICORN_CONF.read_text()))
-    return set(re.findall(r"``(JOBWATCH_[A-Z_]+)``", f"{wsgi.__doc__}{conf_doc}"))
+    return set(re.findall(r"``(JOBWATCH_[A-Z_]+)``", f"{wsgi_settings.__doc__}{conf_doc}"))
 
 
 def test_compose_runs_jobwatch_on_postgres_and_redis_behind_nginx():

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from jobwatch import cli
-from jobwatch.server.files import UnsafeDatabasePath
+from jobwatch.errors import UnsafeDatabasePath
 from jobwatch.server.store import Store
 
 

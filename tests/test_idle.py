@@ -50,7 +50,9 @@ def serve_with_pings(db: Path, ping_interval: float) -> list[str]:
     """argv of the server as ``jobwatch serve`` runs it (gunicorn, a gevent
     worker) on SQLite file ``db``, pinging every ``ping_interval`` seconds."""
     settings = {"DATABASE": str(db), "WS_PING_INTERVAL": ping_interval}
-    code = f"from jobwatch.server.serving import run; run('127.0.0.1', 0, {settings!r})"
+    code = (
+        f"from jobwatch.server.run import run_gunicorn; run_gunicorn('127.0.0.1', 0, {settings!r})"
+    )
     return [sys.executable, "-c", code]
 
 

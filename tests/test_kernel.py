@@ -152,6 +152,7 @@ def test_one_new_line_costs_under_4_kb_whatever_the_buffer_holds(kernel: Kernel)
 def test_a_chart_redraw_with_8_gpus_costs_under_64_kb(kernel: Kernel) -> None:
     kernel.run(
         "client.create_job(job_id='gpus')\n"
+        "from jobwatch.follow import HistoryLoaded\n"
         "gpus = jobwatch.JobMonitor('gpus', server.url, time_range='all')\n"
         "def sample(t):\n"
         "    return {'timestamp': jobwatch.protocol.format_ts(t), 'gpus': [\n"
@@ -159,7 +160,7 @@ def test_a_chart_redraw_with_8_gpus_costs_under_64_kb(kernel: Kernel) -> None:
         "         'gpuMemoryTotal': 80000.0, 'gpuTemperature': 60.0, 'powerUsage': 300.0}\n"
         "        for g in range(8)]}\n"
         "now = time.time()\n"
-        "gpus._enqueue('history', [sample(now - 4000 + 2 * i) for i in range(2000)])\n"
+        "gpus._follower.put(HistoryLoaded([sample(now - 4000 + 2 * i) for i in range(2000)]))\n"
         "deadline = time.monotonic() + 30\n"  # the history drawn before the measured cell
         "while gpus.view._samples_shown != gpus.state.samples_version and time.monotonic() < deadline:\n"
         "    time.sleep(0.05)\n"

@@ -1,5 +1,5 @@
 """Memory is bounded by bytes, whatever clients ask: replays are read a page at a
-time, a subscriber's outbox holds a bounded number of bytes, a client that stops
+time, a subscriber's send queue holds a bounded number of bytes, a client that stops
 reading is dropped, and a list page stops at a byte budget.
 
 (The figures, RSS through the attacks, are measured in ``benchmarks/memory.py``.)
@@ -107,7 +107,7 @@ def test_a_client_that_stops_reading_a_replay_is_dropped(tight: EmbeddedServer) 
     assert requests.get(f"{tight.url}/api/jobs/bomb/monitor", timeout=5).status_code == 200
 
 
-def test_a_slow_subscribers_outbox_is_bounded_in_bytes(clock: Any) -> None:
+def test_a_slow_subscribers_send_queue_is_bounded_in_bytes(clock: Any) -> None:
     config = {"CLOCK": clock, "WS_SEND_TIMEOUT": 3600.0, "WS_QUEUE_BYTES": 256 * 1024}
     with EmbeddedServer(config=config) as server:
         requests.put(f"{server.url}/api/jobs/big", json={}, timeout=5)

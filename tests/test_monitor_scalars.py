@@ -23,7 +23,7 @@ def widget_view(monkeypatch: pytest.MonkeyPatch) -> None:
         monitor_module,
         "_make_view",
         lambda mon, time_range: MonitorView(
-            mon._change_range, mon._load_older, time_range, mon._wake.set
+            mon._change_range, mon._load_older, time_range, mon._redraw
         ),
     )
 

@@ -138,7 +138,7 @@ def test_stuck_and_killed_subscribers_do_not_delay_workers_or_healthy_ones():
         assert posts[-1] < 5.0, (
             "a worker's POST waited on a subscriber"
         )  # no wait: sends never block
-        # The server dropped both: the stuck one when its outbox filled, the dead one
+        # The server dropped both: the stuck one when its send queue filled, the dead one
         # when its socket failed; only the 10 healthy subscriptions remain until they end.
         deadline = time.monotonic() + 15
         while server.services.broker.subscriber_count("busy") > 0:
@@ -181,7 +181,7 @@ def test_the_monitor_resumes_across_a_server_restart(tmp_path, monkeypatch):
         )
     monitor = JobMonitor("restarting", server.url)
     try:
-        monitor._subscription.backoff.base = 0.05
+        monitor._follower.subscription.backoff.base = 0.05
         deadline = time.monotonic() + 10
         while monitor.state.connection != "live":
             assert time.monotonic() < deadline
@@ -204,7 +204,7 @@ def test_the_monitor_resumes_across_a_server_restart(tmp_path, monkeypatch):
         assert messages == [f"before {i}" for i in range(1, 6)] + [
             f"after {i}" for i in range(6, 11)
         ]
-        assert monitor.state.connection == "live" and monitor._subscription.reconnects == 1
+        assert monitor.state.connection == "live" and monitor._follower.subscription.reconnects == 1
     finally:
         monitor.close()
         server.stop()

@@ -55,6 +55,11 @@ ERROR_TREE = {
     "StoreUnavailable": "RetryLater",
     "ConnectionError": "JobwatchError",
     "MissingExtra": ("JobwatchError", ImportError),  # also an ImportError, as Python's own
+    # The server's own: settings it cannot use, a closed store, Redis gone at start-up.
+    "SettingsError": ("JobwatchError", ValueError),
+    "UnsafeDatabasePath": "SettingsError",
+    "StoreClosed": "JobwatchError",
+    "BrokerUnavailable": ("JobwatchError", RuntimeError),
 }
 """Every exception of ``jobwatch.errors`` and its parent (the tree drawn in its module doc)."""
 

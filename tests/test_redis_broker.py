@@ -20,8 +20,9 @@ import pytest
 import redis
 import requests
 
+from jobwatch.errors import BrokerUnavailable
 from jobwatch.server import EmbeddedServer
-from jobwatch.server.redis_broker import BrokerUnavailable, RedisBroker
+from jobwatch.server.redis_broker import RedisBroker
 from jobwatch.server.wire import Event
 from tests.conftest import WsClient
 from tests.services import fresh_channel, fresh_schema, scale_urls

@@ -148,18 +148,30 @@ def test_the_sender_imports_nothing_while_it_sends(
     module_server: EmbeddedServer, job_id: str
 ) -> None:
     """A module import in a sender thread holds that module's import lock; a fork
-    then leaves it held in the child, whose sender hangs at the same import."""
+    then leaves it held in the child, whose sender hangs at the same import.
+    (What ``import jobwatch`` leaves for later, the reporter loads in the
+    calling thread when created: every import a sender thread starts is
+    recorded here, as the import system asks the finders.)"""
     code = f"""
-        import sys
+        import sys, threading
         from jobwatch import Reporter
 
-        before = set(sys.modules)
-        reporter = Reporter({job_id!r}, url={module_server.url!r}, gpu=False, interval=0.05)
+        imported = []
+        class Recorder:
+            def find_spec(self, name, path=None, target=None):
+                if threading.current_thread().name.startswith("jobwatch-reporter"):
+                    imported.append(name)
+                return None
+        sys.meta_path.insert(0, Recorder())
+        reporter = Reporter(
+            {job_id!r}, url={module_server.url!r}, interval=0.05,
+            gpu=lambda: {{"gpuUtilization": 50.0, "gpus": [{{"index": 0, "gpuUtilization": 50.0}}]}},
+        )
         reporter.update(10, "epoch 1")
         reporter.log("line")
         assert reporter.flush(10)
         assert reporter.complete({{"accuracy": 0.5}}, timeout=10)
-        print(sorted(set(sys.modules) - before))
+        print(sorted(imported))
         """
     done = run("-c", textwrap.dedent(code), timeout=120)
     assert done.returncode == 0, done.stderr

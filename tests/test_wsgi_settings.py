@@ -3,10 +3,25 @@ become ``create_app`` settings, bad ones one clear error naming the variable."""
 
 from __future__ import annotations
 
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
-from jobwatch.server.deployment import redacted, settings_problem
-from jobwatch.server.wsgi import SettingsError, config_from_env
+import jobwatch.server as jobwatch_server
+from jobwatch.errors import SettingsError
+from jobwatch.server.settings import (
+    ARGUMENT_NAMES,
+    ENV_NAMES,
+    FLAG_NAMES,
+    ServerSettings,
+    config_from_env,
+    settings_problem,
+)
+from jobwatch.server.urls import redacted
 
 PG = "postgresql://jobwatch:pw@db:5432/jobwatch"
 
@@ -97,3 +112,55 @@ def test_several_workers_need_postgres_and_redis() -> None:
     assert problem is not None and "--redis-url" in problem
     problem = settings_problem("/var/lib/jobwatch.db", "redis://h/0", 2)
     assert problem is not None and "postgresql" in problem
+
+
+def test_given_fields_win_over_their_variables_which_are_then_not_read() -> None:
+    env = {"JOBWATCH_TOKEN": "e" * 16, "JOBWATCH_MAX_JOBS": "not a number"}
+    settings = ServerSettings.from_env(env, write_token="f" * 16, max_jobs=7)
+    assert settings.write_token == "f" * 16
+    assert settings.max_jobs == 7
+
+
+def test_the_messages_name_what_the_user_wrote() -> None:
+    short = ServerSettings(database=":memory:", write_token="short")
+    assert (short.problem(names=FLAG_NAMES) or "").startswith("--token must be")
+    assert (short.problem(names=ENV_NAMES) or "").startswith("JOBWATCH_TOKEN must be")
+    assert (short.problem(names=ARGUMENT_NAMES) or "").startswith("token must be")
+
+
+def test_the_server_imports_neither_the_cli_nor_the_client() -> None:
+    """Imports flow one way: the command line and the client sit above the server."""
+    above = {"jobwatch.cli", "jobwatch.client", "jobwatch.subscription", "jobwatch.reporter"}
+    server = Path(jobwatch_server.__file__).parent
+    found = []
+    for path in sorted(server.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+            elif isinstance(node, ast.Import):
+                names = {a.name for a in node.names}
+            else:
+                continue
+            found += [f"{path.name}: {name}" for name in sorted(names & above)]
+    assert found == []
+
+
+def test_jobwatch_serve_refuses_an_unsupported_database_in_one_line() -> None:
+    import jobwatch
+
+    with pytest.raises(SettingsError, match="unsupported database URL 'mysql://u:\\*\\*\\*@h/db'"):
+        jobwatch.serve(db="mysql://u:secret@h/db")
+
+
+def test_jobwatch_serve_names_a_malformed_variable(tmp_path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "jobwatch", "serve", "--port", "0", "--db", ":memory:"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "JOBWATCH_MAX_JOBS": "lots", "HOME": str(tmp_path)},
+    )
+    assert done.returncode == 2
+    assert "JOBWATCH_MAX_JOBS must be a whole number" in done.stderr
+    assert "Traceback" not in done.stderr

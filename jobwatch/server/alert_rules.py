@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobwatch.errors import ValidationError
+from jobwatch.gpu_metrics import GPU_METRICS
 from jobwatch.protocol import format_ts
+from jobwatch.server.job_row import JobChanges, JobRow, ListedJob
 from jobwatch.server.wire import Event
 
 Row = dict[str, Any]
@@ -33,7 +35,7 @@ STALL_FACTOR = 10.0
 threshold is stalled only after this many of its intervals."""
 INTERVAL_SMOOTHING = 0.3
 """Weight of the newest gap in a job's usual update interval (an EMA, as tqdm smooths rates)."""
-METRIC_NAMES = ("gpuUtilization", "gpuMemoryUsed", "gpuTemperature", "powerUsage")
+METRIC_NAMES = tuple(m.wire for m in GPU_METRICS if m.alert)
 """The sample fields a rule may test (``gpuMemoryTotal`` does not change)."""
 
 _RULE = re.compile(
@@ -46,7 +48,7 @@ _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
 # -- stalls --------------------------------------------------------------------
 
 
-def next_update_interval(job: Row, now: float) -> float | None:
+def next_update_interval(job: JobRow, now: float) -> float | None:
     """The job's usual interval between updates (s) after one more update at ``now``:
     an EMA of the gaps (:data:`INTERVAL_SMOOTHING`); ``None`` before a second update."""
     if job["started_at"] is None:
@@ -58,14 +60,14 @@ def next_update_interval(job: Row, now: float) -> float | None:
     return INTERVAL_SMOOTHING * gap + (1 - INTERVAL_SMOOTHING) * float(usual)
 
 
-def stall_threshold(job: Row, stall_after: float) -> float:
+def stall_threshold(job: ListedJob, stall_after: float) -> float:
     """Seconds without an update after which ``job`` is stalled: ``stall_after``, or
     :data:`STALL_FACTOR` times its usual update interval if that is longer."""
     usual = job["update_interval"]
     return stall_after if usual is None else max(stall_after, STALL_FACTOR * float(usual))
 
 
-def is_stalled(job: Row, now: float, stall_after: float) -> bool:
+def is_stalled(job: ListedJob, now: float, stall_after: float) -> bool:
     """Whether a running job has had no update for longer than its threshold."""
     silent = now - float(job["updated_at"])
     return job["status"] == "running" and silent > stall_threshold(job, stall_after)
@@ -82,7 +84,9 @@ class Alert:
     source: str
 
 
-def stall(job: Row, now: float, stall_after: float) -> tuple[Row, list[Event], Alert] | None:
+def stall(
+    job: JobRow, now: float, stall_after: float
+) -> tuple[JobChanges, list[Event], Alert] | None:
     """Mark a stalled job: the row changes, ``JOB_STALLED`` and the alert to store
     (its own ``JOB_ALERT`` comes from :func:`alert_changes`); ``None`` if the job
     is not stalled or already marked (so only one process ever emits it)."""
@@ -107,7 +111,7 @@ def stall(job: Row, now: float, stall_after: float) -> tuple[Row, list[Event], A
     return {"stalled": 1, "seq": seq}, [Event(job["id"], seq, "JOB_STALLED", data)], alert
 
 
-def resume_event(job: Row, now: float, seq: int) -> Event:
+def resume_event(job: JobRow, now: float, seq: int) -> Event:
     """``JOB_RESUMED``: a stalled job got an update at ``now``."""
     data = {
         "jobId": job["id"],
@@ -171,7 +175,7 @@ def parse_rule(text: str) -> AlertRule:
 
 
 def check_rules(
-    rules: tuple[AlertRule, ...], job: Row, sample: Row, now: float
+    rules: tuple[AlertRule, ...], job: JobRow, sample: Row, now: float
 ) -> tuple[dict[str, Any], list[Alert]]:
     """Advance each rule's state on one sample of ``job`` (flat field values by
     wire name); returns the new ``alert_state`` and the alerts that fire now.
@@ -204,7 +208,7 @@ def check_rules(
 
 
 def alert_changes(
-    job: Row, alerts: list[Alert], now: float, seq: int
+    job: JobRow, alerts: list[Alert], now: float, seq: int
 ) -> tuple[list[Row], list[Event], Row]:
     """Rows to store, ``JOB_ALERT`` events (from ``seq + 1``) and row changes for ``alerts``."""
     rows, events = [], []

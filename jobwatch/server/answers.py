@@ -14,10 +14,11 @@ Celsius, watts, seconds, the job's currency; timestamps ISO 8601 UTC.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from jobwatch.gpu_metrics import GPU_METRICS
 from jobwatch.protocol import GpuSample
 
 _Answer = ConfigDict(extra="forbid", populate_by_name=True)
@@ -87,18 +88,23 @@ class ProgressAnswer(BaseModel):
     seq: int = Field(ge=0)
 
 
-class Sample(BaseModel):
-    """One metrics sample with the server time it was received; ``gpus`` only when sent."""
+_SAMPLE_DOC = "One metrics sample with the server time it was received; ``gpus`` only when sent."
 
-    model_config = _Answer
+if TYPE_CHECKING:
 
-    timestamp: datetime
-    gpu_utilization: float | None = Field(alias="gpuUtilization")
-    gpu_memory_used: float | None = Field(alias="gpuMemoryUsed")
-    gpu_memory_total: float | None = Field(alias="gpuMemoryTotal")
-    gpu_temperature: float | None = Field(alias="gpuTemperature")
-    power_usage: float | None = Field(alias="powerUsage")
-    gpus: list[GpuSample] | None = None
+    class Sample(BaseModel):
+        """The timestamp, the metrics of :data:`~jobwatch.gpu_metrics.GPU_METRICS`, ``gpus``."""
+
+else:
+    Sample = create_model(
+        "Sample",
+        __config__=_Answer,
+        __doc__=_SAMPLE_DOC,
+        __module__=__name__,
+        timestamp=(datetime, ...),
+        **{m.column: (float | None, Field(alias=m.wire)) for m in GPU_METRICS},
+        gpus=(list[GpuSample] | None, None),
+    )
 
 
 class LogLine(BaseModel):

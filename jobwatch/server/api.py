@@ -26,6 +26,7 @@ from jobwatch.protocol import (
 )
 from jobwatch.server import queries, rules
 from jobwatch.server.alert_rules import alert_to_wire
+from jobwatch.server.job_row import JobRow, job_row, log_counts
 from jobwatch.server.rules import job_estimates
 from jobwatch.server.services import Services
 from jobwatch.server.wire import (
@@ -75,14 +76,14 @@ def _body() -> bytes:
     return bytes(data)
 
 
-def _known_job(job_id: str) -> dict[str, Any]:
+def _known_job(job_id: str) -> JobRow:
     if not valid_job_id(job_id):
         raise JobNotFound(f"no job with id {job_id!r}")
     with _services().store.read() as conn:
         job = queries.get_job(conn, job_id)
     if job is None:
         raise JobNotFound(f"no job with id {job_id!r}")
-    return dict(job)
+    return job_row(dict(job))
 
 
 @bp.get("/health")
@@ -280,7 +281,7 @@ def logs(job_id: str) -> Response:
     if query.level is None:
         total = job["n_info"] + job["n_warning"] + job["n_error"]
     else:
-        total = job[f"n_{query.level}"]
+        total = log_counts(job)[query.level]
     with _services().store.read() as conn:
         rows = queries.log_page(
             conn, job_id, query.level, query.limit, query.offset, query.before_id, total
@@ -296,7 +297,7 @@ def logs(job_id: str) -> Response:
     )
 
 
-def _window_end(job: dict[str, Any], now: float) -> float:
+def _window_end(job: JobRow, now: float) -> float:
     if job["status"] in FINISHED_STATUSES and job["completed_at"] is not None:
         return float(job["completed_at"])
     return now

@@ -130,7 +130,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         comes without a write token.
     sqlalchemy.exc.OperationalError
         The database cannot be reached.
-    jobwatch.server.redis_broker.BrokerUnavailable
+    jobwatch.errors.BrokerUnavailable
         ``REDIS_URL`` is set and Redis cannot be reached.
     """
     app = Flask("jobwatch")

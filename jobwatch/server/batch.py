@@ -21,11 +21,14 @@ each operation reads and writes at once, as before.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 from sqlalchemy import Connection, bindparam, delete, select
 
+from jobwatch.server import rollups
+from jobwatch.server.job_row import JobRow, job_row
 from jobwatch.server.rules import UPDATE_IDS_KEPT
 from jobwatch.server.schema import (
     alerts,
@@ -121,9 +124,11 @@ def flush(conn: Connection) -> None:
         return
     if batch.samples:
         _run(conn, _INSERT_SAMPLES, _columns(batch.samples, _SAMPLE_COLUMNS))
+        rollups.upsert(conn, rollups.sample_rollups, rollups.sample_rows(batch.samples))
         batch.samples = []
     if batch.scalars:
         _run(conn, _INSERT_SCALARS, _columns(batch.scalars, _SCALAR_COLUMNS))
+        rollups.upsert(conn, rollups.scalar_rollups, rollups.scalar_rows(batch.scalars))
         batch.scalars = []
     if batch.alerts:
         conn.execute(alerts.insert(), batch.alerts)
@@ -155,21 +160,21 @@ def forget_rows(conn: Connection) -> None:
         batch.locked.clear()
 
 
-def lock_job(conn: Connection, job_id: str) -> Row | None:
+def lock_job(conn: Connection, job_id: str) -> JobRow | None:
     """The job row (a copy), locked until commit where the database has row locks."""
     batch = _batch(conn)
     if batch is not None:
         if job_id in batch.rows:
-            return dict(batch.rows[job_id])
+            return job_row(dict(batch.rows[job_id]))
         if job_id in batch.locked:
             return None  # read at the start of the batch: it did not exist
         row = _SELECT_JOB_FOR_UPDATE.first(conn, {"b_job_id": job_id})
     else:
         row = _SELECT_JOB.first(conn, {"b_job_id": job_id})
-    return decode_row(row) if row is not None else None
+    return job_row(decode_row(row)) if row is not None else None
 
 
-def insert_job(conn: Connection, row: Row) -> None:
+def insert_job(conn: Connection, row: JobRow) -> None:
     """Insert a new job row (at once: a concurrent insert of the same id fails here)."""
     _INSERT_JOB.execute(conn, _encoded(row)).close()
     batch = _batch(conn)
@@ -188,21 +193,24 @@ def update_job(conn: Connection, job_id: str, changes: Row) -> None:
 
 
 def insert_sample(conn: Connection, row: Row) -> None:
-    """Insert one metric sample row."""
+    """Insert one metric sample row and add it to its roll-ups (:mod:`rollups`)."""
     batch = _batch(conn)
     if batch is not None:
         batch.samples.append(row)
     else:
         _INSERT_SAMPLE.execute(conn, row).close()
+        rollups.upsert(conn, rollups.sample_rollups, rollups.sample_rows([row]))
 
 
 def insert_scalars(conn: Connection, rows: list[Row]) -> None:
-    """Insert training-metric rows (``job_id, name, step, ts, value``)."""
+    """Insert training-metric rows (``job_id, name, step, ts, value``) and add
+    them to their roll-ups (:mod:`rollups`)."""
     batch = _batch(conn)
     if batch is not None:
         batch.scalars.extend(rows)
     else:
         _INSERT_SCALAR.execute_many(conn, rows)
+        rollups.upsert(conn, rollups.scalar_rollups, rollups.scalar_rows(rows))
 
 
 def insert_alerts(conn: Connection, rows: list[Row]) -> None:
@@ -309,7 +317,7 @@ def _update_rows(conn: Connection, rows: list[Row]) -> None:
     _run(conn, _UPDATE_ROWS, _columns(rows, _ROW_COLUMNS))
 
 
-def _encoded(params: Row) -> Row:
+def _encoded(params: Mapping[str, Any]) -> Row:
     out = dict(params)
     for name in _JSON_FIELDS:
         if name in out:

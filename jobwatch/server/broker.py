@@ -2,7 +2,7 @@
 
 A subscriber is anything with a non-blocking ``deliver(job_id, seq, message)``
 and ``resync(job_id, seq)``; the WebSocket session gives each connection a
-bounded outbox, so publishing costs one append per subscriber and never waits
+bounded send queue, so publishing costs one append per subscriber and never waits
 on a slow reader. :class:`MemoryBroker` reaches the subscribers of this
 process; :class:`~jobwatch.server.redis_broker.RedisBroker` those of every
 process sharing one Redis.

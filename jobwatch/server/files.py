@@ -1,4 +1,5 @@
-"""The SQLite database file: readable by its owner only, in a directory others cannot write.
+"""The SQLite database file: where it lives by default, and readable by its owner only,
+in a directory others cannot write.
 
 The file holds every job's logs, results and errors. Created 0644 it would be
 readable by every local user; in a world-writable directory (``/tmp``) any
@@ -11,12 +12,10 @@ import os
 import stat
 from pathlib import Path
 
+from jobwatch.errors import UnsafeDatabasePath
+
 SQLITE_SUFFIXES = ("", "-wal", "-shm", "-journal")
 """The database file and the files SQLite keeps beside it."""
-
-
-class UnsafeDatabasePath(ValueError):
-    """The database would live in a directory that other users may write to."""
 
 
 def directory_problem(path: Path) -> str | None:
@@ -53,3 +52,46 @@ def prepare_sqlite_file(path: Path) -> None:
         companion = Path(f"{path}{suffix}")
         if companion.exists() and companion.stat().st_mode & 0o077:
             companion.chmod(0o600)
+
+
+def default_db_path() -> Path:
+    """Where ``jobwatch serve`` keeps its SQLite file by default (the user data directory)."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("jobwatch")) / "jobwatch.db"
+
+
+def sqlite_file_problem(database: str, *, must_exist: bool) -> str | None:
+    """Why ``--db`` cannot be used as a SQLite file, or ``None`` (URLs and ``:memory:`` pass).
+
+    Parameters
+    ----------
+    database:
+        The ``--db`` value: a path, ``:memory:`` or a URL.
+    must_exist:
+        Whether a missing file is a problem (``prune``) or is created (``serve``).
+
+    Returns
+    -------
+    str or None
+        One sentence naming ``--db``: a directory, a world-writable directory,
+        a missing file, or a file that is not a SQLite database.
+    """
+    import sqlite3
+
+    if database == ":memory:" or "://" in database:
+        return None
+    path = Path(database).expanduser()
+    if path.is_dir():
+        return f"--db {database} is a directory; give a file path"
+    unsafe = directory_problem(path.resolve())
+    if unsafe:
+        return unsafe
+    if not path.exists():
+        return f"--db {database} does not exist" if must_exist else None
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+            conn.execute("PRAGMA schema_version")
+    except sqlite3.DatabaseError as exc:
+        return f"--db {database} is not a SQLite database ({exc})"
+    return None

@@ -27,6 +27,7 @@ from sqlalchemy import select
 
 from jobwatch.protocol import format_ts
 from jobwatch.server.broker import ALL_JOBS, Broker
+from jobwatch.server.job_row import JobRow, job_row
 from jobwatch.server.rules import job_estimates
 from jobwatch.server.schema import decode_row, jobs
 from jobwatch.server.store import Store
@@ -53,7 +54,7 @@ class FleetSubscriber(Protocol):
         """Queue one ``JOBS_CHANGED`` message (never block)."""
 
 
-def summary(job: dict[str, Any], now: float) -> dict[str, Any]:
+def summary(job: JobRow, now: float) -> dict[str, Any]:
     """A job's summary for the fleet view: ``{id, name, status, progress,
     currentOperation, timeRemaining (s), costSoFar, estimatedTotalCost, currency,
     pricePerHour, gpuUtilization (%), gpuTemperature (Celsius), updatedAt,
@@ -226,12 +227,12 @@ class FleetFeed:
             self._statuses.update((s["id"], s["status"]) for s in summaries)
         return {job_id: status for job_id, status in before.items() if status is not None}
 
-    def _rows(self, ids: list[str] | None) -> list[dict[str, Any]]:
+    def _rows(self, ids: list[str] | None) -> list[JobRow]:
         query = select(jobs)
         if ids is not None:
             query = query.where(jobs.c.id.in_(ids))
         with self.store.read() as conn:
-            return [decode_row(r) for r in conn.execute(query).mappings()]
+            return [job_row(decode_row(r)) for r in conn.execute(query).mappings()]
 
     def _initial(self, status: str | None, start: float | None, now: float) -> list[dict[str, Any]]:
         query = select(jobs).order_by(jobs.c.updated_at.desc()).limit(MAX_INITIAL)
@@ -240,7 +241,7 @@ class FleetFeed:
         if start is not None:
             query = query.where(jobs.c.updated_at >= start)
         with self.store.read() as conn:
-            rows = [decode_row(r) for r in conn.execute(query).mappings()]
+            rows = [job_row(decode_row(r)) for r in conn.execute(query).mappings()]
         first = [summary(row, now) for row in rows]
         self._note_statuses(first)
         return first

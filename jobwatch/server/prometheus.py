@@ -26,6 +26,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
+from jobwatch.gpu_metrics import GPU_METRICS
 from jobwatch.server import queries
 from jobwatch.server.rules import job_estimates
 from jobwatch.server.services import Services
@@ -37,19 +38,10 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 are written the same in it and in prometheus_client's newer 1.0.0."""
 MAX_JOBS = 1000
 """Most running jobs exported per scrape (newest first), to bound a scrape's cost."""
-MIB = 1024 * 1024
-"""Bytes in the wire's MB (MiB, as nvidia-smi reports)."""
 INGEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 """Histogram buckets (s) for a progress update: from a cached SQLite commit to a slow disk."""
 _JOB_LABELS = ("job_id", "job_name", "worker")
 _GPU_LABELS = (*_JOB_LABELS, "gpu")
-_GPU_FIELDS = (  # wire field, metric name, help, factor to base units
-    ("gpuUtilization", "jobwatch_gpu_utilization_percent", "GPU utilization (%)", 1.0),
-    ("gpuMemoryUsed", "jobwatch_gpu_memory_used_bytes", "GPU memory in use", MIB),
-    ("gpuMemoryTotal", "jobwatch_gpu_memory_total_bytes", "GPU memory in all", MIB),
-    ("gpuTemperature", "jobwatch_gpu_temperature_celsius", "GPU temperature", 1.0),
-    ("powerUsage", "jobwatch_gpu_power_watts", "GPU power draw", 1.0),
-)
 
 
 class JobCollector(Collector):
@@ -86,8 +78,8 @@ class JobCollector(Collector):
             labels=(*_JOB_LABELS, "currency"),
         )
         gpu = {
-            field: GaugeMetricFamily(name, text, labels=_GPU_LABELS)
-            for field, name, text, _ in _GPU_FIELDS
+            m.wire: GaugeMetricFamily(m.prometheus, m.label, labels=_GPU_LABELS)
+            for m in GPU_METRICS
         }
         with self.services.store.read() as conn:
             jobs, _ = queries.list_jobs(conn, "running", MAX_JOBS, 0)
@@ -100,11 +92,10 @@ class JobCollector(Collector):
             _add(elapsed, labels, estimates.elapsed)
             _add(cost, [*labels, job["currency"]], estimates.cost_so_far)
             for gpu_label, values in _gpu_samples(latest[job["id"]]):
-                for field, _, _, factor in _GPU_FIELDS:
-                    value = values.get(field)
-                    _add(
-                        gpu[field], [*labels, gpu_label], None if value is None else value * factor
-                    )
+                for m in GPU_METRICS:
+                    value = values.get(m.wire)
+                    scaled = None if value is None else value * m.prometheus_factor
+                    _add(gpu[m.wire], [*labels, gpu_label], scaled)
         yield from (progress, remaining, elapsed, cost, *gpu.values())
         yield from self._sockets()
 
@@ -137,13 +128,7 @@ def _gpu_samples(sample: dict[str, Any] | None) -> list[tuple[str, dict[str, Any
             (str(g["index"]) if g.get("index") is not None else str(i), g)
             for i, g in enumerate(sample["gpus"])
         ]
-    flat = {
-        "gpuUtilization": sample["gpu_utilization"],
-        "gpuMemoryUsed": sample["gpu_memory_used"],
-        "gpuMemoryTotal": sample["gpu_memory_total"],
-        "gpuTemperature": sample["gpu_temperature"],
-        "powerUsage": sample["power_usage"],
-    }
+    flat = {m.wire: sample[m.column] for m in GPU_METRICS}
     return [("all", flat)]
 
 

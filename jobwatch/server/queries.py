@@ -14,7 +14,9 @@ from typing import Any, NamedTuple
 import orjson
 from sqlalchemy import Connection, Integer, LargeBinary, cast, func, literal, select, true
 
+from jobwatch.server import rollup_reads
 from jobwatch.server.alert_rules import alert_to_wire
+from jobwatch.server.job_row import JobRow, ListedJob, job_row, listed_job
 from jobwatch.server.schema import (
     SAMPLE_FIELDS,
     alerts,
@@ -45,15 +47,15 @@ SAMPLE_GPU_BYTES = 4 * 1024 * 1024
 _JOB_OVERHEAD = 400  # bytes of a listed job's JSON besides its text fields
 
 
-def get_job(conn: Connection, job_id: str) -> Row | None:
+def get_job(conn: Connection, job_id: str) -> JobRow | None:
     """The stored job row, or ``None``."""
     row = conn.execute(select(jobs).where(jobs.c.id == job_id)).mappings().first()
-    return decode_row(row) if row is not None else None
+    return job_row(decode_row(row)) if row is not None else None
 
 
 def list_jobs(
     conn: Connection, status: str | None, limit: int, offset: int
-) -> tuple[list[Row], int]:
+) -> tuple[list[ListedJob], int]:
     """Jobs newest first, optionally of one status; returns (rows, total).
 
     The page ends early, after at least one job, once its jobs' text (result,
@@ -75,7 +77,7 @@ def list_jobs(
         ids.append(job_id)
     columns = [c for c in jobs.c if c.name not in ("progress_event",)]
     query = select(*columns).where(jobs.c.id.in_(ids)).order_by(*order)
-    rows = [decode_row(r) for r in conn.execute(query).mappings()] if ids else []
+    rows = [listed_job(decode_row(r)) for r in conn.execute(query).mappings()] if ids else []
     count = select(func.count()).select_from(jobs).where(where)
     return rows, int(conn.execute(count).scalar_one())
 
@@ -106,15 +108,17 @@ class SampleWindow(NamedTuple):
 def sample_window(
     conn: Connection, job_id: str, start: float, end: float, max_points: int | None
 ) -> SampleWindow:
-    """Samples with ``start <= ts <= end``, oldest first.
+    """Samples with ``start <= ts <= end`` (seconds), oldest first.
 
     When the window holds more than ``max_points`` samples (or more than
     :data:`RAW_LIMIT` without ``max_points``) it is downsampled by min/max
-    buckets: the window is cut into ``max_points // 2`` equal spans and each
-    span gives two rows, one with every field's minimum at the span's first
-    sample time and one with the maxima at its last, so peaks and dips survive
-    and an all-``null`` span stays ``null``. (This is the min/max half of M4,
-    Jugel et al., VLDB 2014.)
+    buckets: the window is cut into at most ``max_points // 2`` equal spans and
+    each span gives two rows, one with every field's minimum at the span's
+    first sample time and one with the maxima at its last, so peaks and dips
+    survive and an all-``null`` span stays ``null``. (This is the min/max half
+    of M4, Jugel et al., VLDB 2014.) A window long enough is read from the
+    roll-ups written at ingest (:mod:`rollup_reads`; spans of whole roll-up
+    intervals), so its cost follows ``max_points``, not the job's length.
 
     Samples that are not downsampled keep their per-GPU lists (``gpus``) up to
     :data:`SAMPLE_GPU_BYTES` of them, newest first: a sample may carry up to
@@ -131,21 +135,34 @@ def sample_window(
         oldest rows lost their ``gpus`` to the budget.
     """
     limit = max_points or RAW_LIMIT
+    n_spans = max(1, limit // 2)
     in_window = (samples.c.job_id == job_id) & (samples.c.ts >= start) & (samples.c.ts <= end)
-    # Counting on the (job_id, ts) index is cheaper than fetching and decoding rows to throw away.
-    count = conn.execute(select(func.count()).select_from(samples).where(in_window)).scalar_one()
+    # Widths are picked over the samples' own extent in the window, not the window:
+    # a 3 h job seen over 24 h gets its max_points, not 24 h's share of them.
+    first = conn.execute(select(func.min(samples.c.ts)).where(in_window)).scalar()
+    if first is None:
+        return SampleWindow([], False, 0)
+    last = conn.execute(select(func.max(samples.c.ts)).where(in_window)).scalar_one()
+    intervals = rollup_reads.sample_intervals(conn, job_id, first, last, n_spans)
+    if intervals is not None:
+        count = intervals.count
+    else:  # a short window: counting on the (job_id, ts) index is cheap
+        count = conn.execute(
+            select(func.count()).select_from(samples).where(in_window)
+        ).scalar_one()
     if count <= limit:
         rows, omitted = _raw_samples(conn, in_window)
         return SampleWindow(rows, False, omitted)
+    if intervals is not None:
+        return SampleWindow(rollup_reads.sample_spans(intervals), True, 0)
 
-    n_buckets = max(1, limit // 2)
-    width = (end - start) / n_buckets or 1.0
+    width = (end - start) / n_spans or 1.0
     position = (samples.c.ts - literal(start)) / literal(width)
     bucket: Any
     if conn.dialect.name == "sqlite":  # CAST truncates, and min() of two values is scalar
-        bucket = func.min(cast(position, Integer), n_buckets - 1)
+        bucket = func.min(cast(position, Integer), n_spans - 1)
     else:  # PostgreSQL's CAST rounds
-        bucket = func.least(cast(func.floor(position), Integer), n_buckets - 1)
+        bucket = func.least(cast(func.floor(position), Integer), n_spans - 1)
     columns = list(SAMPLE_FIELDS.values())
     query = (
         select(
@@ -205,47 +222,60 @@ def scalar_window(
     end: float,
     max_points: int | None,
 ) -> tuple[dict[str, list[Row]], bool]:
-    """Training-metric values with ``start <= ts <= end`` (``start`` ``None``: from
-    the job's first), per name, oldest first.
+    """Training-metric values with ``start <= ts <= end`` (seconds; ``start``
+    ``None``: from the job's first), per name, oldest first.
 
     A name with more than ``max_points`` values (or :data:`RAW_LIMIT` without
     it) is downsampled as :func:`sample_window` does, over steps: its step range
-    is cut into ``max_points // 2`` equal spans, each giving its minimum at the
-    span's first step and its maximum at the last, so spikes stay visible.
+    is cut into at most ``max_points // 2`` equal spans, each giving its minimum
+    at the span's first step and its maximum at the last, so spikes stay
+    visible. A long step range is read from the roll-ups (:mod:`rollup_reads`).
 
     Returns
     -------
     ({name: [{step, ts, value}]}, downsampled)
     """
     limit = max_points or RAW_LIMIT
+    n_spans = max(1, limit // 2)
     cond = (scalars.c.job_id == job_id) & (scalars.c.ts <= end)
     if start is not None:
         cond &= scalars.c.ts >= start
-    if names is not None:
-        cond &= scalars.c.name.in_(names)
-    summary = (
-        select(
-            scalars.c.name,
-            func.count().label("n"),
-            func.min(scalars.c.step).label("s0"),
-            func.max(scalars.c.step).label("s1"),
-        )
-        .where(cond)
-        .group_by(scalars.c.name)
-    )
     out: dict[str, list[Row]] = {}
     downsampled = False
-    for name, n, first, last in conn.execute(summary).all():
-        one = cond & (scalars.c.name == name)
-        if n <= limit:
-            raw = select(scalars.c.step, scalars.c.ts, scalars.c.value).where(one)
-            out[name] = [
-                dict(r) for r in conn.execute(raw.order_by(scalars.c.ts, scalars.c.id)).mappings()
-            ]
-            continue
-        downsampled = True
-        out[name] = _step_buckets(conn, one, first, last, max(1, limit // 2))
+    short: list[str] = []
+    for name, extent in rollup_reads.scalar_extents(conn, job_id, names, start, end).items():
+        intervals = rollup_reads.scalar_intervals(conn, job_id, name, extent, start, end, n_spans)
+        if intervals is None:
+            short.append(name)
+        elif intervals.count <= limit:
+            out[name] = _scalar_rows(conn, cond & (scalars.c.name == name))
+        elif intervals.count:
+            downsampled = True
+            out[name] = rollup_reads.scalar_spans(intervals)
+    if short:  # short step ranges: count and downsample the raw values
+        summary = (
+            select(
+                scalars.c.name,
+                func.count().label("n"),
+                func.min(scalars.c.step).label("s0"),
+                func.max(scalars.c.step).label("s1"),
+            )
+            .where(cond & scalars.c.name.in_(short))
+            .group_by(scalars.c.name)
+        )
+        for name, n, first, last in conn.execute(summary).all():
+            one = cond & (scalars.c.name == name)
+            if n <= limit:
+                out[name] = _scalar_rows(conn, one)
+                continue
+            downsampled = True
+            out[name] = _step_buckets(conn, one, first, last, n_spans)
     return {name: out[name] for name in sorted(out)}, downsampled
+
+
+def _scalar_rows(conn: Connection, where: Any) -> list[Row]:
+    raw = select(scalars.c.step, scalars.c.ts, scalars.c.value).where(where)
+    return [dict(r) for r in conn.execute(raw.order_by(scalars.c.ts, scalars.c.id)).mappings()]
 
 
 def _step_buckets(conn: Connection, where: Any, first: int, last: int, n_buckets: int) -> list[Row]:

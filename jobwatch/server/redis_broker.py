@@ -37,9 +37,10 @@ from typing import Any
 
 import redis
 
+from jobwatch._retry import Backoff
+from jobwatch.errors import BrokerUnavailable
 from jobwatch.server.broker import DEFAULT_CHANNEL, MemoryBroker, Subscriber
 from jobwatch.server.wire import Event
-from jobwatch.subscription import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +51,6 @@ CONNECT_TIMEOUT = 10.0
 
 _EVENT = b"E"
 _RESYNC = b"R"
-
-
-class BrokerUnavailable(RuntimeError):
-    """Redis could not be reached when the broker started."""
 
 
 class RedisBroker:

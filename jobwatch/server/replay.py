@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from jobwatch.server import queries
+from jobwatch.server.job_row import JobRow
 from jobwatch.server.rules import completed_event
 from jobwatch.server.store import Store
 from jobwatch.server.wire import Event
@@ -22,7 +23,7 @@ REPLAY_PAGE = 256
 """Log lines read per query while replaying: at most 4 MiB of messages (16 KiB each)."""
 
 
-def replay(store: Store, job: dict[str, Any], since: int, upto: int, now: float) -> Iterator[Event]:
+def replay(store: Store, job: JobRow, since: int, upto: int, now: float) -> Iterator[Event]:
     """Events a client that has seen ``since`` missed up to ``upto``, in seq order:
     the newest progress, every log line and alert, the completion.
 
@@ -35,10 +36,10 @@ def replay(store: Store, job: dict[str, Any], since: int, upto: int, now: float)
     jobwatch.errors.StoreUnavailable
         The database could not be read for a page (503).
     """
-    progress_seq = job["progress_seq"]
+    progress_seq, progress_event = job["progress_seq"], job["progress_event"]
     progress = None
-    if progress_seq is not None and since < progress_seq <= upto:
-        progress = Event(job["id"], progress_seq, "JOB_PROGRESS", job["progress_event"])
+    if progress_seq is not None and progress_event is not None and since < progress_seq <= upto:
+        progress = Event(job["id"], progress_seq, "JOB_PROGRESS", progress_event)
     logs = queries.log_events(job["id"], _pages(store, job["id"], since, upto))
     alerts = _alerts(store, job["id"], since, upto)
     for event in heapq.merge(logs, alerts, key=lambda e: e.seq):

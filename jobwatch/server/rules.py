@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobwatch.errors import JobFinished, ValidationError, WorkerMismatch
+from jobwatch.gpu_metrics import GPU_METRICS
 from jobwatch.protocol import (
     FINISHED_STATUSES,
     MAX_SCALAR_NAMES,
@@ -40,12 +41,14 @@ from jobwatch.protocol import (
 )
 from jobwatch.server import alert_rules
 from jobwatch.server.alert_rules import Alert, AlertRule
+from jobwatch.server.job_row import JobChanges, JobRow, ListedJob, log_counts, with_changes
 from jobwatch.server.wire import Event
 
 Row = dict[str, Any]
 
 DEFAULT_CURRENCY = "QUBIC"
-"""A job's currency when none is given (the seed's marketplace currency)."""
+"""A job's currency when none is given: QUBIC, the currency of the GPU marketplace
+whose integration guide first specified this API (docs/api.md)."""
 
 LATE_WINDOW = 60.0
 """Seconds: an update whose worker timestamp is older than the last applied one by
@@ -88,7 +91,7 @@ class RateState:
     calls: int = 0
 
     @classmethod
-    def of(cls, job: Row) -> RateState:
+    def of(cls, job: ListedJob) -> RateState:
         """The rate state stored in a job row."""
         return cls(job["ema_dp"], job["ema_dt"], job["ema_calls"])
 
@@ -237,7 +240,7 @@ def _finite(value: float | None) -> float | None:
     return round(value, 6)
 
 
-def job_estimates(job: Row, now: float) -> Estimates:
+def job_estimates(job: ListedJob, now: float) -> Estimates:
     """Elapsed time, time remaining and cost of a stored job row at server time ``now``."""
     return estimate(
         status=job["status"],
@@ -254,7 +257,7 @@ def job_estimates(job: Row, now: float) -> Estimates:
 # -- jobs ------------------------------------------------------------------------
 
 
-def new_job(job_id: str, spec: JobSpec, now: float) -> Row:
+def new_job(job_id: str, spec: JobSpec, now: float) -> JobRow:
     """The row of a job created at ``now`` from ``spec``: pending, progress 0, ``seq`` 0."""
     return {
         "id": job_id,
@@ -294,7 +297,7 @@ def new_job(job_id: str, spec: JobSpec, now: float) -> Row:
     }
 
 
-def spec_changes(job: Row, spec: JobSpec, now: float) -> Row:
+def spec_changes(job: JobRow, spec: JobSpec, now: float) -> JobChanges:
     """What ``PUT /api/jobs/{id}`` changes in an existing job: the fields ``spec``
     gives (``updated_at`` too when any); empty when nothing changes.
 
@@ -324,7 +327,7 @@ def spec_changes(job: Row, spec: JobSpec, now: float) -> Row:
     return changes
 
 
-def check_writable(job: Row, worker_id: str) -> None:
+def check_writable(job: JobRow, worker_id: str) -> None:
     """Refuse a write by ``worker_id`` to ``job``.
 
     Raises
@@ -378,8 +381,8 @@ class ProgressOutcome:
         The answer body of ``POST /progress``.
     """
 
-    changes: Row
-    job: Row
+    changes: JobChanges
+    job: JobRow
     reply: Row
     sample: Row | None = None
     log_rows: list[Row] = field(default_factory=list)
@@ -391,7 +394,7 @@ class ProgressOutcome:
 
 
 def apply_progress(
-    job: Row,
+    job: JobRow,
     update: ProgressUpdate,
     now: float,
     *,
@@ -438,7 +441,7 @@ def apply_progress(
         return ProgressOutcome(changes={}, job=job, reply=applied_reply)
     check_writable(job, update.worker_id)
     _check_scalar_names(job, update)
-    changes: Row = {"updated_at": now}
+    changes: JobChanges = {"updated_at": now}
     interval = alert_rules.next_update_interval(job, now)
     if interval is not None:
         changes["update_interval"] = interval
@@ -451,7 +454,7 @@ def apply_progress(
     worker_ts = update.worker_ts(now)
     if not _is_late(job["worker_ts"], worker_ts):
         changes.update(_progress_changes(job, update, now, worker_ts))
-    merged = {**job, **changes}
+    merged = with_changes(job, changes)
     estimates = job_estimates(merged, now)
 
     outcome = ProgressOutcome(changes=changes, job=merged, reply={})
@@ -511,7 +514,7 @@ def apply_progress(
             "seq": seq,
             "reply": outcome.reply,
         }
-    outcome.job = {**merged, **changes}
+    outcome.job = with_changes(merged, changes)
     return outcome
 
 
@@ -522,9 +525,11 @@ def _is_late(last: float | None, worker_ts: float | None) -> bool:
     return 0 < last - worker_ts <= LATE_WINDOW
 
 
-def _progress_changes(job: Row, update: ProgressUpdate, now: float, worker_ts: float | None) -> Row:
+def _progress_changes(
+    job: JobRow, update: ProgressUpdate, now: float, worker_ts: float | None
+) -> JobChanges:
     """Progress, operation, ordering and rate columns of an update that is not late."""
-    changes: Row = {}
+    changes: JobChanges = {}
     if worker_ts is not None:
         changes["worker_ts"] = worker_ts
     if update.current_operation is not None:
@@ -566,17 +571,13 @@ def _sample(
     outcome.sample = {
         "job_id": job_id,
         "ts": now,
-        "gpu_utilization": metrics["gpuUtilization"],
-        "gpu_memory_used": metrics["gpuMemoryUsed"],
-        "gpu_memory_total": metrics["gpuMemoryTotal"],
-        "gpu_temperature": metrics["gpuTemperature"],
-        "power_usage": metrics["powerUsage"],
+        **{m.column: metrics[m.wire] for m in GPU_METRICS},
         "gpus": gpus,
     }
     return metrics
 
 
-def _check_scalar_names(job: Row, update: ProgressUpdate) -> None:
+def _check_scalar_names(job: JobRow, update: ProgressUpdate) -> None:
     """Refuse training metrics that would give the job too many names."""
     points = update.scalar_points()
     if not points:
@@ -598,7 +599,9 @@ def _check_scalar_names(job: Row, update: ProgressUpdate) -> None:
         )
 
 
-def _scalars(job: Row, update: ProgressUpdate, now: float, outcome: ProgressOutcome) -> list[Row]:
+def _scalars(
+    job: JobRow, update: ProgressUpdate, now: float, outcome: ProgressOutcome
+) -> list[Row]:
     """Queue the update's training-metric rows and newest values; their wire form
     ``[{step, timestamp, values}]`` for ``JOB_PROGRESS``. A name's newest value
     is the one with the highest step (a late update never takes it back)."""
@@ -617,7 +620,9 @@ def _scalars(job: Row, update: ProgressUpdate, now: float, outcome: ProgressOutc
     return wire
 
 
-def _logs(job: Row, update: ProgressUpdate, now: float, seq: int, outcome: ProgressOutcome) -> None:
+def _logs(
+    job: JobRow, update: ProgressUpdate, now: float, seq: int, outcome: ProgressOutcome
+) -> None:
     """Queue the update's log lines as rows, wire lines, a ``JOB_LOGS`` event and counts."""
     for line in update.log_lines or []:
         at = line.time_at(now)
@@ -636,18 +641,18 @@ def _logs(job: Row, update: ProgressUpdate, now: float, seq: int, outcome: Progr
     outcome.events.append(
         Event(job["id"], seq, "JOB_LOGS", {"jobId": job["id"], "logs": outcome.log_lines})
     )
-    for level in ("info", "warning", "error"):
+    for level, before in log_counts(job).items():
         n = sum(1 for row in outcome.log_rows if row["level"] == level)
         if n:
-            outcome.changes[f"n_{level}"] = job[f"n_{level}"] + n
+            outcome.changes[f"n_{level}"] = before + n
 
 
 # -- completion ----------------------------------------------------------------
 
 
 def complete_job(
-    job: Row, request: CompleteRequest, now: float
-) -> tuple[Row, list[Event], list[Row]]:
+    job: JobRow, request: CompleteRequest, now: float
+) -> tuple[JobChanges, list[Event], list[Row]]:
     """Apply ``POST /api/jobs/{id}/complete`` to ``job`` at server time ``now``.
 
     Returns
@@ -664,7 +669,7 @@ def complete_job(
     check_writable(job, request.worker_id)
     alert_rows: list[Row] = []
     alert_events: list[Event] = []
-    changes: Row = {}
+    changes: JobChanges = {}
     seq = job["seq"]
     if request.status == "failed":  # its alert first: JOB_COMPLETED ends every stream
         failed = Alert("error", "job failed", request.error or "no error message", "failed")
@@ -685,14 +690,23 @@ def complete_job(
         changes["worker_id"] = request.worker_id
     if request.status == "completed":
         changes["progress"] = 100.0
-    return changes, [*alert_events, completed_event({**job, **changes}, now)], alert_rows
+    return changes, [*alert_events, completed_event(with_changes(job, changes), now)], alert_rows
 
 
-def completed_event(job: Row, now: float) -> Event:
-    """The ``JOB_COMPLETED`` event of a finished job row."""
+def completed_event(job: JobRow, now: float) -> Event:
+    """The ``JOB_COMPLETED`` event of a finished job row.
+
+    Raises
+    ------
+    ValueError
+        The job has not completed (no ``completed_seq``).
+    """
+    seq = job["completed_seq"]
+    if seq is None:
+        raise ValueError(f"job {job['id']!r} has not completed")
     return Event(
         job["id"],
-        job["completed_seq"],
+        seq,
         "JOB_COMPLETED",
         {
             "jobId": job["id"],

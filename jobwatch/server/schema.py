@@ -23,6 +23,8 @@ from sqlalchemy import (
     Text,
 )
 
+from jobwatch.gpu_metrics import GPU_METRICS
+
 metadata = MetaData()
 
 jobs = Table(
@@ -83,11 +85,7 @@ samples = Table(
     ),
     Column("job_id", String(128), nullable=False),
     Column("ts", Float, nullable=False),
-    Column("gpu_utilization", Float),
-    Column("gpu_memory_used", Float),
-    Column("gpu_memory_total", Float),
-    Column("gpu_temperature", Float),
-    Column("power_usage", Float),
+    *(Column(m.column, Float, doc=m.unit) for m in GPU_METRICS),
     Column("gpus", Text, doc="JSON list of per-GPU samples"),
 )
 Index("ix_samples_job_ts", samples.c.job_id, samples.c.ts)
@@ -144,14 +142,8 @@ applied_updates = Table(
 )
 Index("ix_applied_updates_job_seq", applied_updates.c.job_id, applied_updates.c.seq)
 
-SAMPLE_FIELDS = {
-    "gpuUtilization": samples.c.gpu_utilization,
-    "gpuMemoryUsed": samples.c.gpu_memory_used,
-    "gpuMemoryTotal": samples.c.gpu_memory_total,
-    "gpuTemperature": samples.c.gpu_temperature,
-    "powerUsage": samples.c.power_usage,
-}
-"""Wire name -> column of the five flat metric fields."""
+SAMPLE_FIELDS = {m.wire: samples.c[m.column] for m in GPU_METRICS}
+"""Wire name -> column of the flat metric fields, in wire order."""
 
 JSON_COLUMNS = (
     "result",

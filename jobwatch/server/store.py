@@ -34,9 +34,10 @@ from jobwatch.errors import (
     first_line,
 )
 from jobwatch.protocol import FINISHED_STATUSES, CompleteRequest, JobSpec, ProgressUpdate
-from jobwatch.server import alert_rules, batch, rules
+from jobwatch.server import alert_rules, batch, rollups, rules
 from jobwatch.server.alert_rules import AlertRule
 from jobwatch.server.files import prepare_sqlite_file
+from jobwatch.server.job_row import JobRow, with_changes
 from jobwatch.server.quotas import Quotas, StoredTotal, log_bytes
 from jobwatch.server.schema import (
     add_missing_columns,
@@ -60,7 +61,7 @@ Clock = Callable[[], float]
 class ProgressReply:
     """What ``POST /progress`` answers, computed inside the write."""
 
-    job: Row
+    job: JobRow
     body: dict[str, Any]
 
 
@@ -104,7 +105,7 @@ class Store:
 
     Raises
     ------
-    jobwatch.server.files.UnsafeDatabasePath
+    jobwatch.errors.UnsafeDatabasePath
         A SQLite file in a directory every user may write to.
     """
 
@@ -201,7 +202,7 @@ class Store:
 
     # -- writes ---------------------------------------------------------------
 
-    def create_job(self, spec: JobSpec, job_id: str | None, *, upsert: bool) -> tuple[Row, bool]:
+    def create_job(self, spec: JobSpec, job_id: str | None, *, upsert: bool) -> tuple[JobRow, bool]:
         """Create a job, or with ``upsert`` update the fields ``spec`` gives.
 
         Returns
@@ -217,7 +218,7 @@ class Store:
         """
         target = job_id or spec.id or uuid.uuid4().hex[:12]
 
-        def op(conn: Connection) -> tuple[tuple[Row, bool], list[Event]]:
+        def op(conn: Connection) -> tuple[tuple[JobRow, bool], list[Event]]:
             now = self.clock()
             existing = batch.lock_job(conn, target)
             if existing is None:
@@ -230,7 +231,7 @@ class Store:
             changes = rules.spec_changes(existing, spec, now)
             if changes:
                 batch.update_job(conn, target, changes)
-            return ({**existing, **changes}, False), []
+            return (with_changes(existing, changes), False), []
 
         return self._submit(op, key=target)
 
@@ -275,7 +276,7 @@ class Store:
 
         return self._submit(op, key=job_id)
 
-    def complete_job(self, job_id: str, request: CompleteRequest) -> Row:
+    def complete_job(self, job_id: str, request: CompleteRequest) -> JobRow:
         """Finish a job as completed, failed or cancelled; emits ``JOB_COMPLETED``
         (:func:`jobwatch.server.rules.complete_job`). Returns the updated job row.
 
@@ -285,13 +286,13 @@ class Store:
             404, 403, 409; nothing is written.
         """
 
-        def op(conn: Connection) -> tuple[Row, list[Event]]:
+        def op(conn: Connection) -> tuple[JobRow, list[Event]]:
             job = _require_job(conn, job_id)
             changes, events, alert_rows = rules.complete_job(job, request, self.clock())
             if alert_rows:
                 batch.insert_alerts(conn, alert_rows)
             batch.update_job(conn, job_id, changes)
-            return {**job, **changes}, events
+            return with_changes(job, changes), events
 
         return self._submit(op, key=job_id)
 
@@ -320,7 +321,7 @@ class Store:
                 return False, []
             changes, events, alert = stalled
             rows, alert_events, counts = alert_rules.alert_changes(
-                {**job, **changes}, [alert], now, changes["seq"]
+                with_changes(job, changes), [alert], now, changes["seq"]
             )
             batch.insert_alerts(conn, rows)
             batch.update_job(conn, job_id, {**changes, **counts})
@@ -349,6 +350,7 @@ class Store:
             n_logs = conn.execute(delete(log_lines).where(log_lines.c.job_id.in_(old))).rowcount
             conn.execute(delete(applied_updates).where(applied_updates.c.job_id.in_(old)))
             conn.execute(delete(scalars).where(scalars.c.job_id.in_(old)))
+            rollups.delete_jobs(conn, old)
             conn.execute(delete(alerts).where(alerts.c.job_id.in_(old)))
             n_jobs = conn.execute(delete(jobs).where(jobs.c.id.in_(old))).rowcount
             self._stored.forget()
@@ -366,7 +368,7 @@ def _job_count(conn: Connection) -> int:
     return int(conn.execute(select(func.count()).select_from(jobs)).scalar_one())
 
 
-def _require_job(conn: Connection, job_id: str) -> Row:
+def _require_job(conn: Connection, job_id: str) -> JobRow:
     job = batch.lock_job(conn, job_id)
     if job is None:
         raise JobNotFound(f"no job with id {job_id!r}")
@@ -456,12 +458,16 @@ def _cooperative_waits() -> None:
 
 def _create_schema(engine: Any) -> None:
     """Create missing tables, indexes and columns; on PostgreSQL under an advisory
-    lock, so several processes starting at once do not race on ``CREATE TABLE``."""
+    lock, so several processes starting at once do not race on ``CREATE TABLE``.
+    Roll-up tables new to an existing database are filled from its raw rows."""
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
+        new_rollups = rollups.missing_tables(conn)
         metadata.create_all(conn)
         add_missing_columns(conn)
+        if new_rollups:
+            rollups.backfill(conn, new_rollups)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from jobwatch.gpu_metrics import GPU_METRICS
 from jobwatch.protocol import format_ts
 
 
@@ -65,14 +66,7 @@ def job_to_wire(job: Mapping[str, Any]) -> dict[str, Any]:
 
 def sample_to_wire(row: Mapping[str, Any]) -> dict[str, Any]:
     """A stored sample as ``{timestamp, gpuUtilization, ..., powerUsage}`` (+ ``gpus`` if any)."""
-    out = {
-        "timestamp": format_ts(row["ts"]),
-        "gpuUtilization": row["gpu_utilization"],
-        "gpuMemoryUsed": row["gpu_memory_used"],
-        "gpuMemoryTotal": row["gpu_memory_total"],
-        "gpuTemperature": row["gpu_temperature"],
-        "powerUsage": row["power_usage"],
-    }
+    out = {"timestamp": format_ts(row["ts"]), **{m.wire: row[m.column] for m in GPU_METRICS}}
     if row.get("gpus"):
         out["gpus"] = row["gpus"]
     return out

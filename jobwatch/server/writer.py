@@ -15,6 +15,13 @@ same order and cannot deadlock each other.
 An operation must raise its :class:`~jobwatch.errors.APIError` before it
 writes anything; any other exception rolls the batch back and its operations
 are retried one transaction each, so one bad operation never fails the others.
+
+Under gevent (the worker of ``jobwatch serve``) the writer is a greenlet, and
+SQLite's commit (its ``fsync``) is a C call that would hold the event loop:
+a slow disk would pause every request and WebSocket send for as long. There
+each SQLite transaction runs in a real OS thread from gevent's thread pool
+while the writer greenlet waits cooperatively; the events are still published
+and the requests woken from the writer greenlet, after the commit.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from __future__ import annotations
 import logging
 import math
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -30,7 +38,7 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection, Engine
 
-from jobwatch.errors import APIError, JobwatchError, first_line
+from jobwatch.errors import APIError, StoreClosed, first_line
 from jobwatch.server.wire import Event
 
 log = logging.getLogger(__name__)
@@ -51,10 +59,6 @@ class _Pending(Generic[R]):
     result: Any = None
     events: list[Event] = field(default_factory=list)
     error: BaseException | None = None
-
-
-class StoreClosed(JobwatchError):
-    """The store was closed; the write was not applied."""
 
 
 class GroupCommitWriter:
@@ -104,6 +108,7 @@ class GroupCommitWriter:
         self._lock = lock
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[_Pending[Any] | None] = queue.SimpleQueue()
+        self._os_thread = _commits_off_the_loop(engine, lock)
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="jobwatch-writer", daemon=True)
         self._thread.start()
@@ -195,6 +200,13 @@ class GroupCommitWriter:
             )
 
     def _transaction(self, batch: list[_Pending[Any]]) -> None:
+        if self._os_thread:
+            # gevent's pool runs it in a native thread; this greenlet waits cooperatively
+            _gevent_hub().threadpool.apply(self._locked_apply, (batch,))
+        else:
+            self._locked_apply(batch)
+
+    def _locked_apply(self, batch: list[_Pending[Any]]) -> None:
         if self._lock is not None:
             with self._lock:
                 self._apply(batch)
@@ -226,3 +238,20 @@ class GroupCommitWriter:
 
 def _lock_order(pending: _Pending[Any]) -> str:
     return pending.key
+
+
+def _commits_off_the_loop(engine: Engine, lock: Any) -> bool:
+    """Whether transactions run in a native thread: gevent has patched this
+    process and the store is a SQLite file. (PostgreSQL's waits already go
+    through the event loop; the ``:memory:`` store shares its one connection
+    with the readers under ``lock``.)"""
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is None or not monkey.is_module_patched("threading"):
+        return False
+    return lock is None and engine.dialect.name == "sqlite"
+
+
+def _gevent_hub() -> Any:
+    import gevent
+
+    return gevent.get_hub()

@@ -2,9 +2,9 @@
 
 Each connection has two threads besides simple-websocket's reader: the route
 thread reads client messages, and a sender thread is the only one that writes
-to the socket. Everything to send goes through one outbox bounded in messages
+to the socket. Everything to send goes through one send queue bounded in messages
 and in bytes, so the broker's ``deliver`` is an append and a slow subscriber
-never delays a worker or another subscriber. When the outbox is full the
+never delays a worker or another subscriber. When the send queue is full the
 subscriber is disconnected with close code 1008 and a reason; it can
 reconnect and resume with ``since``. A replay is read from the store a page
 at a time as it is sent, and a client that stops reading is dropped once one
@@ -21,7 +21,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from simple_websocket import ConnectionClosed
@@ -36,10 +35,22 @@ from jobwatch.protocol import (
 )
 from jobwatch.server import queries
 from jobwatch.server.fleet import FLEET
+from jobwatch.server.job_row import JobRow
 from jobwatch.server.replay import replay
 from jobwatch.server.rules import completed_event
 from jobwatch.server.services import Services
 from jobwatch.server.wire import Event, dumps
+from jobwatch.server.ws_items import (
+    Close,
+    Deliver,
+    Item,
+    JobSubscription,
+    Resync,
+    Send,
+    Start,
+    Stop,
+    size,
+)
 from jobwatch.server.wslock import LockedSocket
 
 log = logging.getLogger(__name__)
@@ -60,34 +71,18 @@ GAP_WAIT = 1.0
 missing events from the store."""
 
 
-@dataclass
-class _Subscription:
-    """One job subscribed on a connection; touched only by the sender thread once created.
-
-    ``held`` keeps events that cannot be sent yet, by seq: all of them until the
-    ``subscribed`` answer is out, then those beyond a gap in the sequence.
-    """
-
-    job_id: str
-    acked: bool = False
-    last_sent: int = 0
-    held: dict[int, bytes] = field(default_factory=dict)
-    gap_since: float | None = None
-    needs_fill: bool = False
-
-
 class Session:
-    """One WebSocket connection: its subscriptions and its outbox."""
+    """One WebSocket connection: its subscriptions and its send queue."""
 
     def __init__(self, ws: Any, services: Services) -> None:
         self.ws = ws
         self.services = services
         self._cond = threading.Condition()
-        self._outbox: deque[tuple[Any, ...]] = deque()
+        self._send_queue: deque[Item] = deque()
         self._queued_bytes = 0
         self._send_started: float | None = None
         self._closing = False
-        self._subscriptions: dict[str, _Subscription] = {}
+        self._subscriptions: dict[str, JobSubscription] = {}
         self._sender = threading.Thread(
             target=self._send_loop, name="jobwatch-ws-send", daemon=True
         )
@@ -113,8 +108,8 @@ class Session:
             log.exception("WebSocket connection failed")
             with self._cond:
                 self._closing = True
-                self._outbox.clear()
-                self._outbox.append(("close", INTERNAL_ERROR, "internal server error"))
+                self._send_queue.clear()
+                self._send_queue.append(Close(INTERNAL_ERROR, "internal server error"))
                 self._cond.notify()
         finally:
             self._stop()
@@ -146,7 +141,7 @@ class Session:
             self._send_control({"type": "unsubscribed", "subscriptionId": job_id})
 
     def _subscribe(self, job_id: str, since: int | None) -> None:
-        subscription = _Subscription(job_id)
+        subscription = JobSubscription(job_id)
         with self._cond:
             self._subscriptions[job_id] = subscription
         # Subscribe before reading the job: an event committed after the read is
@@ -159,7 +154,7 @@ class Session:
         if job is None:
             self._refuse(job_id, JobNotFound(f"no job with id {job_id!r}"))
             return
-        self._put(("subscribed", subscription, dict(job), since))
+        self._put(Start(subscription, job.copy(), since))
 
     def _subscribe_jobs(self, message: SubscribeJobsMessage) -> None:
         """The fleet: ``subscribed`` then ``JOBS_CHANGED`` (see :mod:`jobwatch.server.fleet`)."""
@@ -174,7 +169,7 @@ class Session:
 
     def deliver_fleet(self, message: bytes) -> None:
         """Queue one ``JOBS_CHANGED`` message (called by the fleet feed; never blocks)."""
-        self._put(("send", message))
+        self._put(Send(message))
 
     def _refuse(self, job_id: str, error: APIError) -> None:
         """Drop the subscription to ``job_id`` and tell the client why."""
@@ -188,7 +183,7 @@ class Session:
             jobs = list(self._subscriptions)
             self._subscriptions.clear()
             self._closing = True
-            self._outbox.append(("stop",))
+            self._send_queue.append(Stop())
             self._cond.notify()
         for job_id in jobs:
             self.services.broker.unsubscribe(job_id, self)
@@ -200,34 +195,34 @@ class Session:
 
     def deliver(self, job_id: str, seq: int, message: bytes) -> None:
         """Queue one event (called by the broker; never blocks)."""
-        self._put(("event", job_id, seq, message))
+        self._put(Deliver(job_id, seq, message))
 
     def resync(self, job_id: str, seq: int) -> None:
         """Queue a check of ``job_id`` against the store: events up to ``seq``
         (0: any) may have been lost between processes (called by the broker)."""
-        self._put(("resync", job_id, seq))
+        self._put(Resync(job_id, seq))
 
     def queued_bytes(self) -> int:
         """Bytes of events and answers queued unsent on this connection (for monitoring)."""
         with self._cond:
-            return sum(len(item[-1]) for item in self._outbox if item[0] in ("event", "send"))
+            return sum(map(size, self._send_queue))
 
     def _send_control(self, body: dict[str, Any]) -> None:
-        self._put(("send", dumps(body)))
+        self._put(Send(dumps(body)))
 
-    def _put(self, item: tuple[Any, ...]) -> None:
-        size = _size(item)
+    def _put(self, item: Item) -> None:
+        bytes_ = size(item)
         with self._cond:
             if self._closing:
                 return
-            if len(self._outbox) >= self.services.ws_queue_size:
+            if len(self._send_queue) >= self.services.ws_queue_size:
                 self._overflow(f"{self.services.ws_queue_size} messages queued unsent")
                 return
-            if self._queued_bytes + size > self.services.ws_queue_bytes:
+            if self._queued_bytes + bytes_ > self.services.ws_queue_bytes:
                 self._overflow(f"more than {self.services.ws_queue_bytes} bytes queued unsent")
                 return
-            self._outbox.append(item)
-            self._queued_bytes += size
+            self._send_queue.append(item)
+            self._queued_bytes += bytes_
             self._cond.notify()
 
     def _overflow(self, what: str) -> None:
@@ -242,9 +237,9 @@ class Session:
     def _close_now(self, reason: str) -> None:
         """Drop the backlog and queue the close frame: called with the lock held."""
         self._closing = True
-        self._outbox.clear()
+        self._send_queue.clear()
         self._queued_bytes = 0
-        self._outbox.append(("close", POLICY_VIOLATION, reason))
+        self._send_queue.append(Close(POLICY_VIOLATION, reason))
         self._cond.notify()
 
     def stalled(self, now: float) -> bool:
@@ -265,9 +260,9 @@ class Session:
         """Close the connection because the server stops (close code 1001, going away)."""
         with self._cond:
             self._closing = True
-            self._outbox.clear()
+            self._send_queue.clear()
             self._queued_bytes = 0
-            self._outbox.append(("close", GOING_AWAY, "server shutting down"))
+            self._send_queue.append(Close(GOING_AWAY, "server shutting down"))
             self._cond.notify()
         self._sender.join(1.0)
         self._cut()
@@ -287,29 +282,29 @@ class Session:
         try:
             while True:
                 with self._cond:
-                    while not self._outbox:
+                    while not self._send_queue:
                         wait = self._gap_wait()
                         if wait is not None and wait <= 0:
                             break
                         self._cond.wait(wait)
-                    item = self._outbox.popleft() if self._outbox else ("gaps",)
-                    self._queued_bytes -= _size(item)
-                kind = item[0]
-                if kind == "stop":
-                    return
-                if kind == "close":
-                    self.ws.close(reason=item[1], message=item[2])
-                    return
-                if kind == "send":
-                    self._send(item[1])
-                elif kind == "event":
-                    self._send_event(item[1], item[2], item[3])
-                elif kind == "subscribed":
-                    self._start_subscription(item[1], item[2], item[3])
-                elif kind == "resync":
-                    self._resync(item[1], item[2])
-                elif kind == "gaps":
+                    item = self._send_queue.popleft() if self._send_queue else None
+                    if item is not None:
+                        self._queued_bytes -= size(item)
+                if item is None:  # a gap is due: read the missing events from the store
                     self._fill_overdue()
+                elif isinstance(item, Stop):
+                    return
+                elif isinstance(item, Close):
+                    self.ws.close(reason=item.code, message=item.reason)
+                    return
+                elif isinstance(item, Send):
+                    self._send(item.message)
+                elif isinstance(item, Deliver):
+                    self._send_event(item.job_id, item.seq, item.message)
+                elif isinstance(item, Start):
+                    self._start_subscription(item.subscription, item.job, item.since)
+                else:
+                    self._resync(item.job_id, item.seq)
         except (ConnectionClosed, OSError):
             pass
         except Exception:
@@ -317,7 +312,7 @@ class Session:
         finally:
             with self._cond:
                 self._closing = True
-                self._outbox.clear()
+                self._send_queue.clear()
                 self._queued_bytes = 0
 
     def _send(self, message: bytes) -> None:
@@ -337,7 +332,7 @@ class Session:
         if subscription.acked:
             self._drain(subscription)
 
-    def _drain(self, subscription: _Subscription) -> None:
+    def _drain(self, subscription: JobSubscription) -> None:
         """Send the held events that continue the sequence; time any gap left."""
         while (message := subscription.held.pop(subscription.last_sent + 1, None)) is not None:
             self._send(message)
@@ -377,7 +372,7 @@ class Session:
         elif seq == 0 or seq > subscription.last_sent:
             self._fill(subscription)
 
-    def _fill(self, subscription: _Subscription) -> None:
+    def _fill(self, subscription: JobSubscription) -> None:
         """Send what the store has beyond ``last_sent``, merged with the held events.
 
         The store keeps every log line and the newest progress, so a progress
@@ -412,14 +407,14 @@ class Session:
         subscription.last_sent = max(subscription.last_sent, upto)
         self._drain(subscription)
 
-    def _send_held(self, subscription: _Subscription, seq: int) -> None:
+    def _send_held(self, subscription: JobSubscription, seq: int) -> None:
         message = subscription.held.pop(seq, None)
         if message is not None and seq > subscription.last_sent:
             self._send(message)
             subscription.last_sent = seq
 
     def _start_subscription(
-        self, subscription: _Subscription, job: dict[str, Any], since: int | None
+        self, subscription: JobSubscription, job: JobRow, since: int | None
     ) -> None:
         if self._subscriptions.get(subscription.job_id) is not subscription:
             return  # unsubscribed or subscribed again meanwhile
@@ -456,15 +451,6 @@ class Session:
             self._fill(subscription)
         else:
             self._drain(subscription)
-
-
-def _size(item: tuple[Any, ...]) -> int:
-    """Bytes an outbox item holds (its message), for the outbox's byte bound."""
-    if item[0] == "event":
-        return len(item[3])
-    if item[0] == "send":
-        return len(item[1])
-    return 0
 
 
 def _error_body(exc: APIError) -> dict[str, Any]:

@@ -15,10 +15,11 @@ from typing import Any
 import numpy as np
 
 from jobwatch.client import Client
+from jobwatch.gpu_metrics import METRIC_FIELDS
 from jobwatch.protocol import parse_ts
 from jobwatch.widgets.downsample import CHART_POINTS, min_max
 
-GPU_METRICS = ("gpuUtilization", "gpuMemoryUsed", "gpuMemoryTotal", "gpuTemperature", "powerUsage")
+GPU_METRICS = METRIC_FIELDS
 """Names compared over time from ``/metrics`` rather than by step from ``/scalars``."""
 MAX_JOBS = 50
 """Most jobs one chart overlays."""

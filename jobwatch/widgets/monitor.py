@@ -1,14 +1,14 @@
 """JobMonitor: one job, live in a notebook.
 
-It starts from ``/monitor``, then follows the WebSocket with that snapshot's
-``seq`` (nothing between the two is missed; reconnects resume by themselves).
-A job that does not exist yet is waited for: the monitor says so and asks
-``/monitor`` again every ``wait_interval`` seconds until it appears.
-Two threads: a reader puts stream events in a queue; a renderer applies them
-to :class:`~jobwatch.state.MonitorState` and pushes the result to the
-widgets at most every ``refresh`` seconds, in one ``hold_sync`` batch, however
-fast workers report (tqdm's ``mininterval`` idea). Widget messages go out
-from the renderer thread, so the view stays live while another cell runs.
+A :class:`~jobwatch.follow.JobFollower` does the following: ``/monitor``, then
+the WebSocket from that snapshot's ``seq`` (reconnects resume by themselves),
+waiting for a job that does not exist yet (asking ``/monitor`` again every
+``wait_interval`` seconds), and the training metrics from ``/scalars`` each
+time the stream goes live. Its two threads (a reader and a renderer) push the
+state to the widgets at most every ``refresh`` seconds, in one ``hold_sync``
+batch, however fast workers report (tqdm's ``mininterval`` idea). Widget
+messages go out from the renderer thread, so the view stays live while
+another cell runs.
 
 One live monitor per job and server in a kernel: a new one (the cell run
 again) stops the one before, which keeps its last view, marked not live.
@@ -19,15 +19,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import time
 import weakref
 from typing import Any
 
 from jobwatch._extras import install_hint
 from jobwatch.client import Client
-from jobwatch.errors import JobNotFound
+from jobwatch.follow import HistoryLoaded, JobFollower
 from jobwatch.state import MAX_SCALAR_POINTS, MonitorState
-from jobwatch.subscription import Subscription
 from jobwatch.widgets.view import TIME_RANGES, MonitorView
 
 __all__ = ["JobMonitor", "MonitorView"]
@@ -109,28 +107,22 @@ class JobMonitor:
         self.refresh = refresh
         self.wait_interval = wait_interval
         self.client = Client(url, token=token)
-        self.state = MonitorState()
-        self._lock = threading.Lock()
-        self._pending: list[tuple[str, Any]] = []
-        self._wake = threading.Event()
-        self.waiting = not self._load_snapshot()  # ConnectionError: nothing started yet
-        self._since = self.state.seq  # where the stream starts: the snapshot's seq
+        self._follower = JobFollower(  # ConnectionError: nothing started yet
+            self.client,
+            job_id,
+            wait_interval=wait_interval,
+            refresh=refresh,
+            load_scalars=True,
+            scalar_points=SCALAR_HISTORY_POINTS,
+            offline_after=OFFLINE_AFTER,
+            name="jobwatch-monitor",
+        )
+        self.state = self._follower.state
+        self.waiting = self._follower.waiting
         _replace_live(self)
         self.view: Any = _make_view(self, time_range)
-        self._stop = threading.Event()
-        self._shown_final = threading.Event()
-        self._reconnecting_since: float | None = None
-        self._subscription: Subscription | None = None
         self.renders = 0
-        self._reader = threading.Thread(
-            target=self._read, name=f"jobwatch-monitor-read-{job_id}", daemon=True
-        )
-        self._renderer = threading.Thread(
-            target=self._render_loop, name=f"jobwatch-monitor-render-{job_id}", daemon=True
-        )
-        self._render()
-        self._reader.start()
-        self._renderer.start()
+        self._follower.start(_HeldView(self))
 
     # -- display --------------------------------------------------------------
 
@@ -151,7 +143,7 @@ class JobMonitor:
     @property
     def live(self) -> bool:
         """Whether the monitor still follows its job (not closed, the job not ended)."""
-        return not self._stop.is_set() and not self._shown_final.is_set()
+        return not self._follower.closed and not self._follower.shown_final.is_set()
 
     # -- life cycle -----------------------------------------------------------
 
@@ -169,15 +161,7 @@ class JobMonitor:
             ``True`` once the final view is shown; ``False`` on timeout or
             when the monitor was closed before the job ended.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while not self._shown_final.is_set():
-            if self._stop.is_set():
-                return False
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                return False
-            self._shown_final.wait(0.1 if left is None else min(0.1, left))
-        return True
+        return self._follower.wait(timeout)
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop following the job: both threads end and the socket closes. Idempotent.
@@ -185,20 +169,9 @@ class JobMonitor:
         The last view stays on screen, marked "not live (closed)"; to remove it
         too, close :attr:`widget`.
         """
-        if self._stop.is_set():
+        if self._follower.closed:
             return
-        self._stop.set()
-        with self._lock:
-            subscription = self._subscription
-        if subscription is not None:
-            subscription.close()
-        self._wake.set()
-        self._reader.join(timeout)
-        self._renderer.join(timeout)
-        if not self.state.finished:
-            self._enqueue("connection", "closed")
-        with contextlib.suppress(Exception):  # the kernel may be shutting down
-            self._render()
+        self._follower.close(timeout)
         self.client.close()
         _forget_live(self)
 
@@ -208,125 +181,9 @@ class JobMonitor:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- threads ----------------------------------------------------------------
-
-    def _load_snapshot(self) -> bool:
-        """Load ``/monitor``; ``False`` while the job does not exist."""
-        try:
-            snapshot = self.client.monitor(self.job_id)
-        except JobNotFound:
-            if not self.state.job:
-                self.state.job = {"id": self.job_id}
-                self.state.set_connection("waiting")
-            return False
-        self.state.load_snapshot(snapshot)
-        return True
-
-    def _on_state(self, state: str) -> None:
-        """The subscription's state; each time it goes live, the training metrics
-        posted before (a resumed stream replays only the newest progress event, so
-        points carried by earlier ones come from ``/scalars``)."""
-        self._enqueue("connection", state)
-        if state == "live":
-            self._load_scalars()
-
-    def _load_scalars(self) -> None:
-        """The job's training-metric history (``/scalars``), merged into the state."""
-        try:
-            series = self.client.scalars(self.job_id, max_points=SCALAR_HISTORY_POINTS)
-        except Exception as exc:
-            log.warning("jobwatch: could not load the training metrics of %r: %s", self.job_id, exc)
-            return
-        self._enqueue("scalars", series)
-
-    def _enqueue(self, kind: str, payload: Any) -> None:
-        with self._lock:
-            self._pending.append((kind, payload))
-        self._wake.set()
-
-    def _read(self) -> None:
-        try:
-            if self.waiting and not self._wait_for_job():
-                return
-            with self._lock:
-                if self._stop.is_set():
-                    return
-                self._subscription = Subscription(
-                    self.client.ws_url,
-                    self.job_id,
-                    since=self._since,
-                    token=self.client.token,
-                    on_state=self._on_state,
-                )
-            for event in self._subscription:
-                self._enqueue("event", event)
-        except Exception as exc:  # a dead stream must not kill the kernel's thread silently
-            log.warning("jobwatch: the stream of job %r stopped: %s", self.job_id, exc)
-            self._enqueue("connection", "offline")
-
-    def _wait_for_job(self) -> bool:
-        """Look for the job every ``wait_interval`` seconds; ``False`` if closed first."""
-        while not self._stop.wait(self.wait_interval):
-            try:
-                snapshot = self.client.monitor(self.job_id)
-            except JobNotFound:
-                continue
-            except Exception as exc:  # the server away for a moment: keep waiting
-                log.debug("jobwatch: looking for job %r: %s", self.job_id, exc)
-                continue
-            self._since = int(snapshot.get("seq", 0))
-            self._enqueue("snapshot", snapshot)
-            return True
-        return False
-
-    def _render_loop(self) -> None:
-        last = 0.0
-        while not self._stop.is_set():
-            self._wake.wait(1.0)  # also ticks elapsed time once a second
-            wait = last + self.refresh - time.monotonic()
-            if wait > 0 and self._stop.wait(wait):
-                break
-            self._wake.clear()
-            last = time.monotonic()
-            try:
-                self._render()
-            except Exception:
-                log.exception("jobwatch: rendering the monitor of job %r failed", self.job_id)
-            if self.state.finished and not self._reader.is_alive() and not self._pending:
-                self._shown_final.set()
-                break
-
-    def _render(self) -> None:
-        with self._lock:
-            pending, self._pending = self._pending, []
-        for kind, payload in pending:
-            if kind == "event":
-                self.state.apply(payload)
-            elif kind == "connection":
-                self.state.set_connection(payload)
-            elif kind == "history":
-                self.state.replace_samples(payload)
-            elif kind == "scalars":
-                self.state.merge_scalars(payload)
-            elif kind == "snapshot":
-                self.state.load_snapshot(payload)
-                self.state.set_connection("connecting")
-        with contextlib.ExitStack() as stack:
-            for part in getattr(self.view, "parts", list)():
-                stack.enter_context(part.hold_sync())
-            self.view.render(self.state, self._connection())
-        self.renders += 1
-
-    def _connection(self) -> str:
-        state = self.state.connection
-        if self.state.finished and state in ("closed", "connecting"):
-            return "ended"
-        if state != "reconnecting":
-            self._reconnecting_since = None
-            return state
-        now = time.monotonic()
-        self._reconnecting_since = self._reconnecting_since or now
-        return "offline" if now - self._reconnecting_since > OFFLINE_AFTER else state
+    def _redraw(self) -> None:
+        """Render soon: the view changed something of its own (a toggle, a resize)."""
+        self._follower.wake.set()
 
     # -- user actions (kernel thread) ---------------------------------------------
 
@@ -337,7 +194,7 @@ class JobMonitor:
         except Exception as exc:
             log.warning("jobwatch: could not load %s of metrics: %s", label, exc)
             return
-        self._enqueue("history", rows)
+        self._follower.put(HistoryLoaded(rows))
 
     def _load_older(self, before_id: int | None) -> None:
         from jobwatch.widgets.logview import LogView
@@ -353,6 +210,22 @@ class JobMonitor:
             view.loading = False  # the button works again for a retry
             return
         view.prepend(older[0], has_older=older[1])
+
+
+class _HeldView:
+    """The follower's view of a monitor: its widgets' syncs held together while the
+    view renders (one batch of messages), and the renders counted."""
+
+    def __init__(self, monitor: JobMonitor) -> None:
+        self.monitor = monitor
+
+    def render(self, state: MonitorState, connection: str) -> None:
+        view = self.monitor.view
+        with contextlib.ExitStack() as stack:
+            for part in getattr(view, "parts", list)():
+                stack.enter_context(part.hold_sync())
+            view.render(state, connection)
+        self.monitor.renders += 1
 
 
 def _replace_live(monitor: JobMonitor) -> None:
@@ -389,9 +262,7 @@ def _lines_before(
 def _make_view(monitor: JobMonitor, time_range: str) -> Any:
     reason = _widgets_unavailable()
     if reason is None:
-        return MonitorView(
-            monitor._change_range, monitor._load_older, time_range, monitor._wake.set
-        )
+        return MonitorView(monitor._change_range, monitor._load_older, time_range, monitor._redraw)
     from jobwatch.widgets.text import TextView
 
     print(f"jobwatch: {reason}; showing a text view instead.")

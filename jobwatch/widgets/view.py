@@ -250,7 +250,7 @@ def _latest_gpu(state: MonitorState) -> str:
         return NO_GPU
     latest = state.samples[-1]
     flat = latest.flat
-    # With several GPUs the flat fields aggregate them (CONTRACT.md): say how.
+    # With several GPUs the flat fields aggregate them (docs/api.md, "metrics"): say how.
     mean, total, hottest = (" mean", " total", " hottest") if len(latest.gpus) > 1 else ("", "", "")
     return _html(
         "GPU <b>{}</b>{} · memory <b>{}</b>{} · <b>{}</b>{} · <b>{}</b>{}{}",

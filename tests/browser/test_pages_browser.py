@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from jobwatch.client import Client
 from jobwatch.server import EmbeddedServer
@@ -146,15 +147,15 @@ def test_fleet_page_shows_every_job_and_follows_them_live(
 
     # Filters: by name, by status, both; kept in the URL.
     page.fill(".jobwatch-filter-name", "SWEEP LR=0.")
-    page.wait_for_function("document.querySelectorAll('.jobwatch-fleet tbody tr').length === 2")
+    expect(page.locator(".jobwatch-fleet tbody tr")).to_have_count(2)
     assert sorted(shown_ids(page)) == ["sweep-1", "sweep-2"]
     page.select_option(".jobwatch-filter-status", "completed")
-    page.wait_for_function("document.querySelectorAll('.jobwatch-fleet tbody tr').length === 1")
+    expect(page.locator(".jobwatch-fleet tbody tr")).to_have_count(1)
     assert shown_ids(page) == ["sweep-2"]
     assert "status=completed" in page.url and "q=SWEEP" in page.url
     page.fill(".jobwatch-filter-name", "")
     page.select_option(".jobwatch-filter-status", "stalled")
-    page.wait_for_function("document.querySelectorAll('.jobwatch-fleet tbody tr').length === 1")
+    expect(page.locator(".jobwatch-fleet tbody tr")).to_have_count(1)
     assert shown_ids(page) == ["sweep-4"]
     page.fill(".jobwatch-filter-name", "no such job")
     page.locator(".jobwatch-empty", has_text="No job matches the filter.").wait_for()
@@ -163,10 +164,10 @@ def test_fleet_page_shows_every_job_and_follows_them_live(
 
     # Sorting: a header sorts by its column; again, the other way.
     page.click("th[data-sort=progress]")
-    page.wait_for_function("document.querySelector('tbody tr').dataset.jobId === 'other-3'")
+    expect(page.locator("tbody tr").first).to_have_attribute("data-job-id", "other-3")
     assert shown_ids(page) == ["other-3", "sweep-4", "sweep-1", "sweep-2"]  # 0, 5, 70, 100
     page.click("th[data-sort=progress]")
-    page.wait_for_function("document.querySelector('tbody tr').dataset.jobId === 'sweep-2'")
+    expect(page.locator("tbody tr").first).to_have_attribute("data-job-id", "sweep-2")
     assert shown_ids(page) == ["sweep-2", "sweep-1", "sweep-4", "other-3"]
     assert page.get_attribute("th[data-sort=progress]", "aria-sort") == "descending"
 

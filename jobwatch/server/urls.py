@@ -1,9 +1,7 @@
-"""Checks of a deployment's settings before serving, shared by ``jobwatch serve``
-and the gunicorn entry point (:mod:`jobwatch.server.wsgi`).
+"""Database and Redis URLs: which the server supports, and how to show them without secrets.
 
 Each check returns ``None`` or one sentence saying what is wrong and what is
-allowed, so the CLI can print it and exit instead of a worker dying in a
-traceback.
+allowed; every URL in a sentence is :func:`redacted`.
 """
 
 from __future__ import annotations
@@ -14,16 +12,18 @@ from urllib.parse import urlsplit
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from jobwatch.errors import first_line
 from jobwatch.server.store import database_url
-
-MAX_WORKERS = 64
-"""Most server processes one ``jobwatch serve`` starts."""
 
 
 def is_postgres(database: str) -> bool:
     """Whether a ``--database-url`` / ``--db`` value names a PostgreSQL database."""
     return database_url(database).startswith("postgresql")
+
+
+def libpq_url(database: str) -> str:
+    """The PostgreSQL URL ``database`` as psycopg takes it (``postgresql://``, password kept)."""
+    url = make_url(database_url(database)).set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
 
 
 _SECRET_KEYS = frozenset({"password", "passwd", "pass", "secret", "token", "sslpassword"})
@@ -81,7 +81,8 @@ def _url_problem(url: str, what: str, *, needs_path: str | None) -> str | None:
     return None
 
 
-def _database_url_problem(database: str) -> str | None:
+def database_url_problem(database: str) -> str | None:
+    """Why ``database`` is neither a SQLite path nor a usable SQLite or PostgreSQL URL, or ``None``."""
     if is_postgres(database):
         return _url_problem(
             database,
@@ -102,7 +103,8 @@ def _database_url_problem(database: str) -> str | None:
     )
 
 
-def _redis_url_problem(redis_url: str) -> str | None:
+def redis_url_problem(redis_url: str) -> str | None:
+    """Why ``redis_url`` is not a usable ``redis://``, ``rediss://`` or ``unix://`` URL, or ``None``."""
     scheme = urlsplit(redis_url).scheme
     if scheme not in ("redis", "rediss", "unix"):
         return (
@@ -119,75 +121,4 @@ def _redis_url_problem(redis_url: str) -> str | None:
             f"invalid Redis URL {redacted(redis_url)!r}: the database {db!r} "
             "is not a number (redis://host:6379/0)"
         )
-    return None
-
-
-def settings_problem(database: str, redis_url: str | None, workers: int) -> str | None:
-    """Why this combination cannot serve as one deployment, or ``None``.
-
-    Rules: a database URL is SQLite or PostgreSQL; a Redis URL is ``redis://``,
-    ``rediss://`` or ``unix://``; Redis only joins processes that share a
-    PostgreSQL database; more than one worker needs both.
-    """
-    problem = _database_url_problem(database) or (
-        _redis_url_problem(redis_url) if redis_url is not None else None
-    )
-    if problem:
-        return problem
-    if not 1 <= workers <= MAX_WORKERS:
-        return f"workers must be from 1 to {MAX_WORKERS}, got {workers}"
-    if redis_url and not is_postgres(database):
-        return (
-            "--redis-url joins server processes that share one database: "
-            "give --database-url postgresql://... as well"
-        )
-    if workers > 1 and not (redis_url and is_postgres(database)):
-        return (
-            f"--workers {workers} needs a shared database and broker: give "
-            "--database-url postgresql://... and --redis-url redis://... "
-            "(with SQLite, serve from one process)"
-        )
-    return None
-
-
-def missing_packages(database: str, redis_url: str | None) -> str | None:
-    """The install hint when the drivers these URLs need are not installed, or ``None``."""
-    needed = []
-    if is_postgres(database):
-        needed.append("psycopg")
-    if redis_url:
-        needed.append("redis")
-    import importlib.util
-
-    missing = [name for name in needed if importlib.util.find_spec(name) is None]
-    if not missing:
-        return None
-    return f'{" and ".join(missing)} not installed: pip install "jobwatch[scale]"'
-
-
-def reachability_problem(database: str, redis_url: str | None, timeout: float = 5.0) -> str | None:
-    """Connect once to PostgreSQL and Redis (when given); say which cannot be reached, or ``None``."""
-    if is_postgres(database):
-        import psycopg
-
-        url = make_url(database_url(database)).set(drivername="postgresql")
-        try:
-            with psycopg.connect(
-                url.render_as_string(hide_password=False), connect_timeout=max(1, int(timeout))
-            ):
-                pass
-        except psycopg.Error as exc:
-            return f"cannot reach the database at {redacted(database)}: {first_line(exc)}"
-    if redis_url:
-        import redis
-
-        client = redis.Redis.from_url(
-            redis_url, socket_connect_timeout=timeout, socket_timeout=timeout
-        )
-        try:
-            client.ping()
-        except redis.RedisError as exc:
-            return f"cannot reach Redis at {redacted(redis_url)}: {exc}"
-        finally:
-            client.close()
     return None

@@ -1,0 +1,120 @@
+"""The training process: a loop of about 20,000 steps a second calling
+``Reporter.update()`` every step and ``Reporter.log()`` every 50 steps, with
+GPU sampling on (a fake NVML with 8 GPUs, ``tests/fake_nvml.py``), against the
+same loop without jobwatch; and the reporter thread's CPU time per second.
+
+Rounds with and without the reporter alternate (the reporter is created
+before and closed after its rounds are timed), so that load on a shared
+machine falls on both alike; the ratio is the median over rounds of
+steps/s with the reporter over steps/s of the round without it that went
+just before. The reporter reports to ``jobwatch serve`` in another process.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from benchmarks.report import Row
+from jobwatch import Reporter
+from jobwatch.server.process import ServerProcess, serve_command
+from tests.fake_nvml import GIB, FakeGpu, FakeNvml
+
+WORK = 150
+"""Iterations of the stand-in for a step's own work (tuned to about 50 us)."""
+LOG_EVERY = 50
+
+
+def _step_work(state: list[float]) -> None:
+    total = state[0]
+    for i in range(WORK):
+        total = (total * 1.000001 + i) % 1e6
+    state[0] = total
+
+
+def _loop(seconds: float, reporter: Reporter | None) -> float:
+    """Steps per second of the loop for ``seconds``."""
+    state = [0.0]
+    steps = 0
+    end = time.perf_counter() + seconds
+    while True:
+        for _ in range(LOG_EVERY):
+            _step_work(state)
+            steps += 1
+            if reporter is not None:
+                reporter.update(steps % 100, "training")
+        if reporter is not None:
+            reporter.log(f"step {steps} loss {state[0]:.3f}")
+        if time.perf_counter() >= end:
+            return steps / seconds
+
+
+def _thread_cpu(thread: threading.Thread) -> float:
+    """CPU seconds ``thread`` (of this process) has used so far."""
+    return time.clock_gettime(time.pthread_getcpuclockid(thread.ident or 0))
+
+
+def run(quick: bool) -> list[Row]:
+    """Rows: steps/s without jobwatch (baseline), with it (ratio), the reporter
+    thread's CPU per second."""
+    rounds, seconds = (3, 1.0) if quick else (10, 3.0)
+    gpus = [FakeGpu(f"GPU-{i:08d}", utilization=50, memory_used=GIB) for i in range(8)]
+    saved = sys.modules.get("pynvml")
+    sys.modules["pynvml"] = FakeNvml(gpus)
+    try:
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            ServerProcess(serve_command(Path(tmp) / "t.db")) as server,
+        ):
+            _loop(1.0, None)  # warm up
+            bare: list[float] = []
+            ratios: list[float] = []
+            reported: list[float] = []
+            cpu_per_s: list[float] = []
+            reporter = Reporter("bench-training", url=server.url, gpu="auto")
+            _loop(1.0, reporter)  # the job is created, the first sample taken
+            thread = next(
+                t for t in threading.enumerate() if t.name.startswith("jobwatch-reporter")
+            )
+            for _ in range(rounds):
+                bare.append(_loop(seconds, None))
+                cpu0, wall0 = _thread_cpu(thread), time.perf_counter()
+                reported.append(_loop(seconds, reporter))
+                cpu_per_s.append((_thread_cpu(thread) - cpu0) / (time.perf_counter() - wall0))
+                ratios.append(reported[-1] / bare[-1])
+            reporter.close(timeout=30)
+    finally:
+        if saved is None:
+            sys.modules.pop("pynvml", None)
+        else:
+            sys.modules["pynvml"] = saved
+        from jobwatch import gpu
+
+        gpu.reset()
+    return [
+        Row(
+            "training",
+            "loop without jobwatch (baseline)",
+            f"{statistics.median(bare):,.0f} steps/s",
+            1.0,
+            "",
+        ),
+        Row(
+            "training",
+            "same loop, update() every step, log() every 50, GPU sampling (8 fake GPUs), interval 1 s",
+            f"{statistics.median(reported):,.0f} steps/s (rounds: {min(ratios):.3f}-{max(ratios):.3f}x)",
+            statistics.median(ratios),
+            ">= 0.99x",
+        ),
+        Row(
+            "training",
+            "reporter thread CPU while the loop runs",
+            f"{statistics.median(cpu_per_s) * 1000:.1f} ms per s",
+            None,
+            "",
+        ),
+    ]

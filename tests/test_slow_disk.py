@@ -1,0 +1,64 @@
+"""``jobwatch serve`` on a slow disk: while a SQLite commit waits for the disk,
+the worker goes on answering. The disk is made slow with a commit delay
+(tests/slow_disk/sitecustomize.py); each commit holds its OS thread for
+:data:`DELAY` seconds, as a slow ``fsync`` does. The p99 figures are measured
+in ``benchmarks/slowdisk.py``; here only the order of the answers is asserted.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from jobwatch.server.process import ServerProcess, serve_command
+
+pytestmark = pytest.mark.slow
+
+DELAY = 1.5
+"""Seconds each SQLite commit that writes waits: long against a loaded test machine."""
+SLOW_DISK = Path(__file__).parent / "slow_disk"
+
+
+@pytest.fixture
+def slow_server(tmp_path: Path):
+    path = os.pathsep.join(filter(None, [str(SLOW_DISK), os.environ.get("PYTHONPATH")]))
+    env = {"PYTHONPATH": path, "JOBWATCH_SLOW_COMMIT_S": str(DELAY)}
+    server = ServerProcess(serve_command(tmp_path / "jobs.db"), env=env, startup_timeout=60)
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+def test_reads_answer_while_a_commit_waits_for_the_disk(slow_server: ServerProcess) -> None:
+    url = slow_server.url
+    started = time.monotonic()
+    assert requests.put(f"{url}/api/jobs/slow", json={}, timeout=30).status_code == 201
+    assert time.monotonic() - started >= DELAY  # the commit delay is in force
+    posted: dict[str, float] = {}
+
+    def post() -> None:
+        body = {"workerId": "w", "progress": 50.0, "currentOperation": "epoch 1"}
+        reply = requests.post(f"{url}/api/jobs/slow/progress", json=body, timeout=30)
+        assert reply.status_code == 200, reply.text
+        posted["at"] = time.monotonic()
+
+    writer = threading.Thread(target=post)
+    writer.start()
+    time.sleep(DELAY / 5)  # the update's commit is now waiting for the disk
+    answered = {}
+    for path in ("/api/health", "/api/jobs/slow/monitor"):
+        reply = requests.get(f"{url}{path}", timeout=30)
+        assert reply.status_code == 200, reply.text
+        answered[path] = time.monotonic()
+    writer.join(30)
+    assert "at" in posted  # the update itself was stored
+    for path, at in answered.items():
+        assert at < posted["at"], f"{path} waited for the commit"
+    monitor = requests.get(f"{url}/api/jobs/slow/monitor", timeout=30).json()
+    assert monitor["job"]["progress"] == 50.0
