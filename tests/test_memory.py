@@ -17,7 +17,7 @@ import requests
 import websocket
 
 from jobwatch.server import EmbeddedServer, queries, replay
-from jobwatch.server.queries import LIST_PAGE_BYTES
+from jobwatch.server.queries import LIST_PAGE_BYTES, SAMPLE_GPU_BYTES
 
 LINE = "x" * 16_000
 
@@ -142,3 +142,37 @@ def test_a_list_page_stops_at_its_byte_budget(server: EmbeddedServer) -> None:
             seen += [job["id"] for job in page["jobs"]]
             assert all(job["result"] == result for job in page["jobs"])  # jobs stay whole
         assert sorted(seen) == sorted(f"big-{i}" for i in range(n))
+
+
+def _post_many_gpus(url: str, job: str, n_posts: int, n_gpus: int = 64) -> int:
+    """Posts ``n_posts`` samples of ``n_gpus`` GPUs with long names; returns one sample's
+    per-GPU JSON size in bytes."""
+    gpus = [
+        {"index": i, "uuid": f"GPU-{i:04d}-" + "u" * 1000, "name": "n" * 1000, "gpuUtilization": 50}
+        for i in range(n_gpus)
+    ]
+    with requests.Session() as session:
+        for i in range(n_posts):
+            body = {"workerId": "w", "progress": i % 100, "metrics": {"gpus": gpus}}
+            session.post(f"{url}/api/jobs/{job}/progress", json=body, timeout=30).raise_for_status()
+    return len(json.dumps(gpus))
+
+
+def test_metric_windows_stop_at_their_per_gpu_byte_budget(server: EmbeddedServer) -> None:
+    requests.put(f"{server.url}/api/jobs/wide", json={}, timeout=5)
+    n = 2 + 2 * SAMPLE_GPU_BYTES // _post_many_gpus(server.url, "wide", 1)
+    _post_many_gpus(server.url, "wide", n - 1)  # twice the budget, all within the last 60 s
+    metrics = requests.get(f"{server.url}/api/jobs/wide/metrics", timeout=30)
+    monitor = requests.get(f"{server.url}/api/jobs/wide/monitor", timeout=30)
+    for answer, body in ((metrics, metrics.json()), (monitor, monitor.json())):
+        assert answer.status_code == 200
+        assert len(answer.content) <= SAMPLE_GPU_BYTES + 1_000_000
+        samples = body["metrics"]["history"] if "job" in body else body["metrics"]
+        assert len(samples) == n  # every sample's flat fields stay
+        kept = [s for s in samples if "gpus" in s]
+        assert 0 < len(kept) < n
+        assert body["gpusOmitted"] == n - len(kept)
+        assert samples[-len(kept) :] == kept  # the newest keep their GPUs, whole
+        assert all(len(s["gpus"]) == 64 for s in kept)
+        assert all(s["gpuUtilization"] == 50 for s in samples)
+    assert monitor.json()["metrics"]["latest"]["gpus"][0]["index"] == 0

@@ -91,7 +91,7 @@ def test_an_older_database_gets_roll_ups_from_its_raw_rows(backend: str, tmp_pat
         _long_job(store, clock)
         end = clock()
         written = _long_reads(store, end)
-        assert all(downsampled for _, downsampled in written)
+        assert all(read[1] for read in written)  # each downsampled
         with store.engine.begin() as conn:  # as the release before roll-ups left it
             conn.execute(text("DROP TABLE sample_rollups"))
             conn.execute(text("DROP TABLE scalar_rollups"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import platform
 import socket
 import subprocess
 import sys
@@ -207,3 +208,14 @@ def test_the_services_lock_is_gevents_once_the_worker_patched_threading() -> Non
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert out.stdout.strip().startswith("gevent"), out.stdout
+
+
+def test_freed_heap_memory_is_given_back_where_glibc_is() -> None:
+    from jobwatch.server.worker import trim_memory
+
+    blocks = [bytearray(1000) for _ in range(100_000)]  # 100 MB of small blocks: from the heap
+    keep = bytearray(1000)  # allocated last, above them: free() alone cannot shrink the heap
+    del blocks
+    released = trim_memory()
+    assert released is (platform.libc_ver()[0] == "glibc")
+    del keep

@@ -170,6 +170,13 @@ class MonitorAnswer(BaseModel):
 
     job: Job
     metrics: MonitorMetrics
+    gpus_omitted: int = Field(
+        alias="gpusOmitted",
+        ge=0,
+        description="how many of the oldest samples of `metrics.history` come without their "
+        "per-GPU list (`gpus`): one answer holds at most 4 MiB of per-GPU lists, the newest "
+        "first (an extension)",
+    )
     logs: list[LogLine]
     scalars: dict[str, ScalarValue]
     alerts: list[Alert] = Field(description="the newest 20, oldest first")
@@ -190,6 +197,12 @@ class MetricsAnswer(BaseModel):
     time_range: float = Field(alias="timeRange")
     max_points: int | None = Field(alias="maxPoints")
     downsampled: bool
+    gpus_omitted: int = Field(
+        alias="gpusOmitted",
+        ge=0,
+        description="how many of the oldest samples come without their per-GPU list "
+        "(`gpus`): one answer holds at most 4 MiB of per-GPU lists, the newest first",
+    )
     metrics: list[Sample]
 
 

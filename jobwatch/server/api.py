@@ -184,7 +184,7 @@ def monitor(job_id: str) -> Response:
         if job is None:
             raise JobNotFound(f"no job with id {job_id!r}")
         end = _window_end(job, now)
-        history, _ = queries.sample_window(conn, job_id, end - HISTORY_SECONDS, end, None)
+        history = queries.sample_window(conn, job_id, end - HISTORY_SECONDS, end, None)
         latest = queries.latest_sample(conn, job_id)
         logs = queries.recent_logs(conn, job_id, job["seq"], MONITOR_LOGS)
         recent_alerts = queries.recent_alerts(conn, job_id, MONITOR_ALERTS)
@@ -194,8 +194,9 @@ def monitor(job_id: str) -> Response:
             "job": job_to_wire(job),
             "metrics": {
                 "latest": sample_to_wire(latest) if latest else None,
-                "history": [sample_to_wire(s) for s in history],
+                "history": [sample_to_wire(s) for s in history.rows],
             },
+            "gpusOmitted": history.gpus_omitted,
             "logs": [log_to_wire(r) for r in logs],
             "scalars": job["latest_scalars"] or {},
             "alerts": [alert_to_wire(a) for a in recent_alerts],
@@ -217,16 +218,15 @@ def metrics(job_id: str) -> Response:
     job = _known_job(job_id)
     end = _window_end(job, _services().clock())
     with _services().store.read() as conn:
-        rows, downsampled = queries.sample_window(
-            conn, job_id, end - query.time_range, end, query.max_points
-        )
+        window = queries.sample_window(conn, job_id, end - query.time_range, end, query.max_points)
     return json_response(
         {
             "jobId": job_id,
             "timeRange": query.time_range,
             "maxPoints": query.max_points,
-            "downsampled": downsampled,
-            "metrics": [sample_to_wire(r) for r in rows],
+            "downsampled": window.downsampled,
+            "gpusOmitted": window.gpus_omitted,
+            "metrics": [sample_to_wire(r) for r in window.rows],
         }
     )
 

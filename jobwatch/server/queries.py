@@ -9,9 +9,10 @@ from __future__ import annotations
 import functools
 import operator
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Integer, cast, func, literal, select, true
+import orjson
+from sqlalchemy import Connection, Integer, LargeBinary, cast, func, literal, select, true
 
 from jobwatch.server import rollup_reads
 from jobwatch.server.alert_rules import alert_to_wire
@@ -41,6 +42,8 @@ _LISTED_TEXT = (
     jobs.c.worker_id,
     jobs.c.provider_id,
 )
+SAMPLE_GPU_BYTES = 4 * 1024 * 1024
+"""Most bytes of per-GPU detail (``gpus``) in one answer's samples (see :func:`sample_window`)."""
 _JOB_OVERHEAD = 400  # bytes of a listed job's JSON besides its text fields
 
 
@@ -91,9 +94,20 @@ def latest_sample(conn: Connection, job_id: str) -> Row | None:
     return decode_row(row) if row is not None else None
 
 
+class SampleWindow(NamedTuple):
+    """The samples of a window (see :func:`sample_window`)."""
+
+    rows: list[Row]
+    """Oldest first, keys ``ts``, the ``gpu_*``/``power_usage`` columns and ``gpus``."""
+    downsampled: bool
+    """Whether the rows are min/max buckets (which carry no ``gpus``)."""
+    gpus_omitted: int
+    """How many of the oldest rows come without their per-GPU list (byte budget)."""
+
+
 def sample_window(
     conn: Connection, job_id: str, start: float, end: float, max_points: int | None
-) -> tuple[list[Row], bool]:
+) -> SampleWindow:
     """Samples with ``start <= ts <= end`` (seconds), oldest first.
 
     When the window holds more than ``max_points`` samples (or more than
@@ -106,11 +120,19 @@ def sample_window(
     roll-ups written at ingest (:mod:`rollup_reads`; spans of whole roll-up
     intervals), so its cost follows ``max_points``, not the job's length.
 
+    Samples that are not downsampled keep their per-GPU lists (``gpus``) up to
+    :data:`SAMPLE_GPU_BYTES` of them, newest first: a sample may carry up to
+    1,024 GPUs (about 1 MiB), and 10,000 of them in one answer would hold
+    gigabytes in memory. Older samples then come with their flat fields only.
+    Sizes are read first, the per-GPU lists only for the samples that fit.
+
     Returns
     -------
-    (rows, downsampled)
-        At most ``max_points`` (or :data:`RAW_LIMIT`) rows with keys ``ts`` and
-        the ``gpu_*``/``power_usage`` columns; every column when not downsampled.
+    SampleWindow
+        At most ``max_points`` (or :data:`RAW_LIMIT`) rows with keys ``ts``,
+        the ``gpu_*``/``power_usage`` columns and ``gpus`` (``None`` where left
+        out or never sent), whether they were downsampled, and how many of the
+        oldest rows lost their ``gpus`` to the budget.
     """
     limit = max_points or RAW_LIMIT
     n_spans = max(1, limit // 2)
@@ -119,7 +141,7 @@ def sample_window(
     # a 3 h job seen over 24 h gets its max_points, not 24 h's share of them.
     first = conn.execute(select(func.min(samples.c.ts)).where(in_window)).scalar()
     if first is None:
-        return [], False
+        return SampleWindow([], False, 0)
     last = conn.execute(select(func.max(samples.c.ts)).where(in_window)).scalar_one()
     intervals = rollup_reads.sample_intervals(conn, job_id, first, last, n_spans)
     if intervals is not None:
@@ -129,10 +151,10 @@ def sample_window(
             select(func.count()).select_from(samples).where(in_window)
         ).scalar_one()
     if count <= limit:
-        raw = select(samples).where(in_window).order_by(samples.c.ts, samples.c.id)
-        return [decode_row(r) for r in conn.execute(raw).mappings()], False
+        rows, omitted = _raw_samples(conn, in_window)
+        return SampleWindow(rows, False, omitted)
     if intervals is not None:
-        return rollup_reads.sample_spans(intervals), True
+        return SampleWindow(rollup_reads.sample_spans(intervals), True, 0)
 
     width = (end - start) / n_spans or 1.0
     position = (samples.c.ts - literal(start)) / literal(width)
@@ -161,7 +183,35 @@ def sample_window(
         out.append({"ts": r["t0"], **low})
         if high != low:  # one row suffices only when every field is constant in the span
             out.append({"ts": r["t1"], **high})
-    return out, True
+    return SampleWindow(out, True, 0)
+
+
+def _raw_samples(conn: Connection, in_window: Any) -> tuple[list[Row], int]:
+    """The window's samples, oldest first, with ``gpus`` on the newest ones whose
+    lists fit in :data:`SAMPLE_GPU_BYTES`; returns (rows, how many lost theirs)."""
+    size: Any
+    if conn.dialect.name == "sqlite":  # length() of text counts characters, of a blob bytes
+        size = func.length(cast(samples.c.gpus, LargeBinary))
+    else:
+        size = func.octet_length(samples.c.gpus)
+    flat = [c for c in samples.c if c.name != "gpus"]
+    query = select(*flat, func.coalesce(size, 0).label("gpus_bytes")).where(in_window)
+    rows = [dict(r) for r in conn.execute(query.order_by(samples.c.ts, samples.c.id)).mappings()]
+    used = 0
+    omitted = len(rows)
+    for row in reversed(rows):
+        used += row["gpus_bytes"]
+        if used > SAMPLE_GPU_BYTES:
+            break
+        omitted -= 1
+    wanted = [row["id"] for row in rows[omitted:] if row["gpus_bytes"]]
+    found = select(samples.c.id, samples.c.gpus).where(samples.c.id.in_(wanted))
+    lists = {i: text for i, text in conn.execute(found)} if wanted else {}
+    for row in rows:
+        del row["gpus_bytes"]
+        text = lists.get(row["id"])
+        row["gpus"] = orjson.loads(text) if text is not None else None
+    return rows, omitted
 
 
 def scalar_window(

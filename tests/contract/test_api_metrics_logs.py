@@ -4,6 +4,7 @@ logs, and /logs filtering and pages."""
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import os
 import re
@@ -260,6 +261,29 @@ def test_per_gpu_samples_fill_the_flat_fields(api: Any, job: str) -> None:
     post(api, job, metrics={"gpus": gpus, "gpuUtilization": 10})
     latest = js(api.get(f"/api/jobs/{job}/monitor"))["metrics"]["latest"]
     assert latest["gpuUtilization"] == 10
+
+
+def test_per_gpu_lists_beyond_the_byte_budget_are_left_out_oldest_first(
+    api: Any, job: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jobwatch.server import queries
+
+    gpus = [{"index": i, "name": "Ä" * 100, "gpuUtilization": 40 + i} for i in range(8)]
+    post(api, job, metrics={"gpuUtilization": 5})  # an oldest sample without GPUs
+    for _ in range(5):
+        post(api, job, metrics={"gpus": gpus})
+    stored = js(api.get(f"/api/jobs/{job}/monitor"))["metrics"]["latest"]["gpus"]
+    one = len(json.dumps(stored, ensure_ascii=False, separators=(",", ":")).encode())
+    monkeypatch.setattr(queries, "SAMPLE_GPU_BYTES", 3 * one + one // 2)  # bytes, not characters
+    for path, key in ((f"/api/jobs/{job}/metrics", None), (f"/api/jobs/{job}/monitor", "metrics")):
+        body = js(api.get(path))
+        samples = body[key]["history"] if key else body["metrics"]
+        assert body["gpusOmitted"] == 3
+        assert ["gpus" in s for s in samples] == [False] * 3 + [True] * 3
+        assert all(s["gpus"] == stored for s in samples[3:])
+        assert [s["gpuUtilization"] for s in samples] == [5] + [43.5] * 5
+    roomy = js(api.get(f"/api/jobs/{job}/metrics?maxPoints=4"))
+    assert roomy["downsampled"] and roomy["gpusOmitted"] == 0
 
 
 def test_bad_per_gpu_value_names_its_path(api: Any, job: str) -> None:
