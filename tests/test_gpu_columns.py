@@ -75,3 +75,20 @@ def test_samples_are_converted_once_and_forgotten_once_gone() -> None:
     assert len(kept) == MAX_POINTS
     reused = [key for key in kept if key in first and kept[key] is first[key]]
     assert len(reused) == MAX_POINTS - 5
+
+
+def test_tables_built_on_the_last_one_match_while_samples_arrive_and_windows_change() -> None:
+    state = state_of([sample(t, [gpu(g, t) for g in range(3)]) for t in range(MAX_POINTS - 3)])
+    columns = GpuColumns(METRICS)
+    for step, window in enumerate([None, None, 30.0, 30.0, None, 5.0, None, None]):
+        for k in range(step):  # 0-7 new samples; from the fourth on, old ones leave
+            t = MAX_POINTS + 10 * step + k
+            state.apply(
+                {
+                    "type": "JOB_PROGRESS",
+                    "seq": t,
+                    "data": {"metrics": sample(t, [gpu(g, t) for g in range(3)])},
+                }
+            )
+        state.clock = lambda: T0 + MAX_POINTS + 10 * step + 8  # noqa: B023
+        assert_same(state, columns, window)

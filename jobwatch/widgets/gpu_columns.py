@@ -52,6 +52,8 @@ class GpuColumns:
     def __init__(self, metrics: Sequence[str]) -> None:
         self.metrics = tuple(metrics)
         self._rows: dict[int, _Row] = {}
+        self._stack: tuple[list[_Row], Any] = ([], None)
+        """The rows of the last uniform table and their stacked values."""
 
     def table(self, state: MonitorState, window: float | None) -> tuple[Any, list[str], Any]:
         """``(x, labels, values)`` over the last ``window`` seconds (``None``: all kept).
@@ -78,8 +80,7 @@ class GpuColumns:
             )
             return x, [ALL_GPUS], values
         if len(label_sets) == 1:  # the same GPUs in every sample: one stack
-            labels = list(rows[0].labels)
-            return x, labels, np.stack([row.values for row in rows], axis=-1)
+            return x, list(rows[0].labels), self._stacked(rows)
         labels = sorted({label for row in rows for label in row.labels}, key=_gpu_order)
         where = {label: i for i, label in enumerate(labels)}
         values = np.full((n_metrics, len(labels), len(rows)), np.nan)
@@ -87,6 +88,33 @@ class GpuColumns:
             if row.labels:
                 values[:, [where[label] for label in row.labels], column] = row.values
         return x, labels, values
+
+    def _stacked(self, rows: list[_Row]) -> Any:
+        """The rows' values stacked, ``(metrics, gpus, n)``, reusing the last table's
+        columns: samples leave a window at its start and arrive at its end, so the
+        rows still there are the last table's from some point on."""
+        last_rows, last = self._stack
+        values = None
+        if last is not None and last.shape[:2] == rows[0].values.shape:
+            try:
+                start = last_rows.index(rows[0])  # identity: rows have no __eq__
+            except ValueError:
+                start = -1
+            kept = len(last_rows) - start
+            if (
+                start >= 0
+                and kept <= len(rows)
+                and all(a is b for a, b in zip(last_rows[start:], rows, strict=False))
+            ):
+                tail = rows[kept:]
+                values = last[..., start:]
+                if tail:
+                    fresh = np.stack([row.values for row in tail], axis=-1)
+                    values = np.concatenate([values, fresh], axis=-1)
+        if values is None:
+            values = np.stack([row.values for row in rows], axis=-1)
+        self._stack = (rows, values)
+        return values
 
     def _rows_of(self, samples: list[Sample]) -> list[_Row]:
         """The rows of ``samples``, converting only those not seen before; forgets the rest."""
