@@ -193,13 +193,13 @@ def measure(pid: int, counter: IopubCounter, seconds: float, post: Any = None) -
     after = process.cpu_times()
     size, messages = counter.take()
     cpu = (after.user - before.user) + (after.system - before.system)
-    return Window(elapsed, 100 * cpu / elapsed, size / elapsed, messages / elapsed, sent[0] / elapsed)
+    return Window(
+        elapsed, 100 * cpu / elapsed, size / elapsed, messages / elapsed, sent[0] / elapsed
+    )
 
 
-def cpu_windows(url: str, seconds: float) -> tuple[Window, Window, int]:
+def cpu_windows(url: str, job_id: str, seconds: float) -> tuple[Window, Window, int]:
     """(quiet window, loaded window, samples the monitor started with)."""
-    job_id = f"kernel-cpu-{int(time.time() * 1000)}"
-    seed_job(url, job_id)
     with monitor_kernel(url, job_id) as (kernel, pid):
         started_with = int(kernel.value("len(monitor.state.samples)"))
         time.sleep(1.0)  # the first renders settle
@@ -214,10 +214,10 @@ def cpu_windows(url: str, seconds: float) -> tuple[Window, Window, int]:
     return quiet, loaded, started_with
 
 
-def cpu_rows(url: str, quick: bool) -> list[Row]:
+def cpu_rows(url: str, job_id: str, quick: bool) -> list[Row]:
     """Rows: the kernel's CPU and iopub traffic, quiet (baseline) and at :data:`RATE`/s."""
-    seconds = 6.0 if quick else 40.0
-    quiet, loaded, started_with = cpu_windows(url, seconds)
+    seconds = 4.0 if quick else 40.0
+    quiet, loaded, started_with = cpu_windows(url, job_id, seconds)
 
     def figure(w: Window) -> str:
         return (
@@ -248,7 +248,9 @@ def run(quick: bool) -> list[Row]:
     from benchmarks import kernel_browser
     from jobwatch.server import EmbeddedServer
 
+    job_id = "kernel-bench"
     with EmbeddedServer() as server:
-        rows = cpu_rows(server.url, quick)
-        rows += kernel_browser.rows(server.url, quick)
+        seed_job(server.url, job_id)
+        rows = cpu_rows(server.url, job_id, quick)
+        rows += kernel_browser.rows(server.url, job_id, quick)
     return rows

@@ -22,12 +22,10 @@ import secrets
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks.kernel import seed_job
 from benchmarks.report import Row, percentile
 
 GOAL_MS = 500.0
@@ -107,14 +105,12 @@ def _timed(notebook: Any, index: int) -> float:
     return drawn
 
 
-def draw_times(url: str, repeats: int) -> tuple[list[float], list[float]]:
+def draw_times(url: str, job_id: str, repeats: int) -> tuple[list[float], list[float]]:
     """(IntProgress times, JobMonitor times) in ms; the first of each is the cold one."""
     from playwright.sync_api import sync_playwright
 
     from tests.browser import conftest
 
-    job_id = f"kernel-draw-{int(time.time() * 1000)}"
-    seed_job(url, job_id)
     cells = ["import jobwatch, ipywidgets"]
     for _ in range(repeats):
         cells.append("ipywidgets.IntProgress(value=42, max=100)")
@@ -144,13 +140,15 @@ def draw_times(url: str, repeats: int) -> tuple[list[float], list[float]]:
     return plain, monitor
 
 
-def rows(url: str, quick: bool) -> list[Row]:
+def rows(url: str, job_id: str, quick: bool) -> list[Row]:
     """Rows: the plain bar (baseline) and the monitor's bar, cold and warm."""
     repeats = 2 if quick else 6
     try:
-        plain, monitor = draw_times(url, repeats)
+        plain, monitor = draw_times(url, job_id, repeats)
     except Exception as exc:  # no Chromium or JupyterLab here: say so in the table
-        return [Row("kernel", "time to the progress bar in JupyterLab", "not run", None, "", str(exc))]
+        return [
+            Row("kernel", "time to the progress bar in JupyterLab", "not run", None, "", str(exc))
+        ]
     warm_plain, warm_monitor = percentile(plain[1:], 50), percentile(monitor[1:], 50)
     note = f"{repeats} runs each, alternating; warm = median of runs 2-{repeats}"
     return [

@@ -67,9 +67,7 @@ def test_samples_are_converted_once_and_forgotten_once_gone() -> None:
     first = dict(columns._rows)
     assert len(first) == MAX_POINTS
     for t in range(MAX_POINTS, MAX_POINTS + 5):  # five new samples push five old ones out
-        state.apply(
-            {"type": "JOB_PROGRESS", "seq": t, "data": {"metrics": sample(t, [gpu(0, t)])}}
-        )
+        state.apply({"type": "JOB_PROGRESS", "seq": t, "data": {"metrics": sample(t, [gpu(0, t)])}})
     assert_same(state, columns, None)
     kept = columns._rows
     assert len(kept) == MAX_POINTS
