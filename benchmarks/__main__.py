@@ -12,6 +12,7 @@ from benchmarks import (
     history,
     idle,
     ingest,
+    kernel,
     memory,
     queries,
     reporter,
@@ -42,6 +43,7 @@ SUITES = {
     "startup": startup.run,
     "slowdisk": slowdisk.run,
     "training": training.run,
+    "kernel": kernel.run,
 }
 
 

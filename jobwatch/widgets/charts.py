@@ -13,12 +13,18 @@ redraw stays under 64 KB over the comm.
 
 from __future__ import annotations
 
+from typing import Any
+
 import ipywidgets as widgets
 import numpy as np
 from bqplot import Axis, DateScale, Figure, LinearScale, Lines
 
-from jobwatch.state import MonitorState, Series
+from jobwatch.state import MonitorState
 from jobwatch.widgets.downsample import CHART_POINTS, min_max
+from jobwatch.widgets.gpu_columns import GpuColumns
+
+METRICS = ("gpuUtilization", "gpuTemperature", "gpuMemoryUsed", "gpuMemoryTotal", "powerUsage")
+"""The metrics drawn, in the order of :meth:`Charts.marks`."""
 
 FIGURE_LAYOUT = {"width": "33%", "min_width": "260px", "height": "240px"}
 MARGIN = {"top": 40, "bottom": 35, "left": 50, "right": 50}
@@ -91,6 +97,7 @@ class Charts:
             figure.add_class(f"jobwatch-chart-{name}")
         self.widget = widgets.HBox(self.figures, layout=widgets.Layout(width="100%"))
         self.widget.add_class("jobwatch-charts")
+        self._columns = GpuColumns(METRICS)
 
     def marks(self) -> list[Lines]:
         """Every mark, for batching their updates."""
@@ -98,12 +105,16 @@ class Charts:
 
     def update(self, state: MonitorState, window: float | None) -> None:
         """Redraw every line from ``state`` over the last ``window`` seconds (``None``: all)."""
+        x, labels, values = self._columns.table(state, window)
+        x, values = min_max(x, values.reshape(-1, x.shape[0]), CHART_POINTS)  # every line at once
+        values = values.reshape(len(METRICS), len(labels), -1)
+        times = (x * 1000).astype("datetime64[ms]")
         # One legend, in the first figure: each GPU keeps its colour in every figure.
-        _set(self.utilization, state.series("gpuUtilization", window), legend=True)
-        _set(self.temperature, state.series("gpuTemperature", window))
-        _set(self.memory_used, state.series("gpuMemoryUsed", window), scale=1 / 1024)
-        _set(self.memory_total, state.series("gpuMemoryTotal", window), scale=1 / 1024)
-        _set(self.power, state.series("powerUsage", window))
+        _set(self.utilization, times, labels, values[0], legend=True)
+        _set(self.temperature, times, labels, values[1])
+        _set(self.memory_used, times, labels, values[2], scale=1 / 1024)
+        _set(self.memory_total, times, labels, values[3], scale=1 / 1024)
+        _set(self.power, times, labels, values[4])
 
     def close(self) -> None:
         """Close the figures and their marks."""
@@ -114,15 +125,11 @@ class Charts:
         self.widget.close()
 
 
-def _set(mark: Lines, series: Series, scale: float = 1.0, legend: bool = False) -> None:
-    labels = list(series.lines)
-    x, y = min_max(
-        np.asarray(series.x, dtype=float),
-        np.asarray([series.lines[label] for label in labels], dtype=float).reshape(len(labels), -1),
-        CHART_POINTS,
-    )
-    x = (x * 1000).astype("datetime64[ms]")
-    y = (y * scale).astype(np.float32)  # 4 bytes a value: a chart shows 3 digits at most
+def _set(
+    mark: Lines, x: Any, labels: list[str], ys: Any, scale: float = 1.0, legend: bool = False
+) -> None:
+    """Draw lines ``ys`` (shape ``(lines, n)``) at times ``x`` (``datetime64[ms]``)."""
+    y = (ys * scale).astype(np.float32)  # 4 bytes a value: a chart shows 3 digits at most
     if len(labels) == 1:
         y = y[0]
     with mark.hold_sync():
