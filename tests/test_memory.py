@@ -17,7 +17,7 @@ import requests
 import websocket
 
 from jobwatch.server import EmbeddedServer, queries, replay
-from jobwatch.server.queries import LIST_PAGE_BYTES, SAMPLE_GPU_BYTES
+from jobwatch.server.queries import LIST_PAGE_BYTES, SAMPLE_GPU_BYTES, SCALAR_ANSWER_POINTS
 
 LINE = "x" * 16_000
 
@@ -176,3 +176,32 @@ def test_metric_windows_stop_at_their_per_gpu_byte_budget(server: EmbeddedServer
         assert all(len(s["gpus"]) == 64 for s in kept)
         assert all(s["gpuUtilization"] == 50 for s in samples)
     assert monitor.json()["metrics"]["latest"]["gpus"][0]["index"] == 0
+
+
+def test_a_scalars_answer_stops_at_its_point_budget(server: EmbeddedServer) -> None:
+    """Many names of many points each: the answer holds at most SCALAR_ANSWER_POINTS
+    points (each name downsampled to its share, its minimum and maximum kept)."""
+    names, per_name = 25, 3_000  # 75,000 points: over the budget, each name under RAW_LIMIT
+    assert names * per_name > SCALAR_ANSWER_POINTS and per_name <= queries.RAW_LIMIT
+    requests.put(f"{server.url}/api/jobs/many", json={}, timeout=5)
+    with requests.Session() as session:
+        for first in range(0, per_name, 40):  # 40 steps x 25 names = 1,000 points a post
+            body = {
+                "workerId": "w",
+                "progress": 1,
+                "scalars": [
+                    {"step": step, "values": {f"m{k}": float(step % 97 + k) for k in range(names)}}
+                    for step in range(first, first + 40)
+                ],
+            }
+            r = session.post(f"{server.url}/api/jobs/many/progress", json=body, timeout=30)
+            assert r.status_code == 200, r.text
+    body = requests.get(f"{server.url}/api/jobs/many/scalars", timeout=30).json()
+    assert sorted(body["scalars"]) == sorted(f"m{k}" for k in range(names))
+    assert sum(len(points) for points in body["scalars"].values()) <= SCALAR_ANSWER_POINTS
+    assert body["downsampled"] is True
+    for k in range(names):
+        values = [p["value"] for p in body["scalars"][f"m{k}"]]
+        assert (min(values), max(values)) == (float(k), float(96 + k))
+    one = requests.get(f"{server.url}/api/jobs/many/scalars?names=m3", timeout=30).json()
+    assert len(one["scalars"]["m3"]) == per_name and one["downsampled"] is False  # one name fits

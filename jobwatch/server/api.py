@@ -234,15 +234,19 @@ def metrics(job_id: str) -> Response:
 @bp.get("/jobs/<job_id>/scalars")
 def scalars(job_id: str) -> Response:
     """Training metrics ``{jobId, scalars: {name: [{step, timestamp, value}]}, downsampled}``,
-    per name oldest first, downsampled to ``maxPoints`` per name when given."""
+    per name oldest first, downsampled to ``maxPoints`` per name when given. The
+    answer holds at most :data:`~queries.SCALAR_ANSWER_POINTS` points: with many names,
+    each gets at most its share of them."""
     query = parse_query(ScalarsQuery, request.args.to_dict())
     job = _known_job(job_id)
     end = _window_end(job, _services().clock())
     start = None if query.time_range is None else end - query.time_range
+    names = query.name_list()
+    n_names = len(names) if names is not None else len(job["latest_scalars"] or {})
+    share = max(2, queries.SCALAR_ANSWER_POINTS // max(1, n_names))
+    per_name = min(query.max_points or queries.RAW_LIMIT, share)
     with _services().store.read() as conn:
-        series, downsampled = queries.scalar_window(
-            conn, job_id, query.name_list(), start, end, query.max_points
-        )
+        series, downsampled = queries.scalar_window(conn, job_id, names, start, end, per_name)
     return json_response(
         {
             "jobId": job_id,

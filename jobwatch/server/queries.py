@@ -32,6 +32,10 @@ Row = dict[str, Any]
 
 RAW_LIMIT = 10_000
 """A window holding more samples than this is downsampled even without ``maxPoints``."""
+SCALAR_ANSWER_POINTS = 50_000
+"""Most training-metric points one ``/scalars`` answer holds, all names together
+(a point is at most about 90 bytes of JSON: about 4.5 MB); with many names each
+is downsampled to its share."""
 LIST_PAGE_BYTES = 4 * 1024 * 1024
 """Most bytes of job text in one ``GET /api/jobs`` page (see :func:`list_jobs`)."""
 _LISTED_TEXT = (
