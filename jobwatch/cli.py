@@ -156,7 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
             str(1024**3),
             "bytes of log lines one job may store",
         ),
-        ("--max-log-bytes", "JOBWATCH_MAX_LOG_BYTES", "0", "bytes of log lines all jobs may store"),
+        (
+            "--max-log-bytes",
+            "JOBWATCH_MAX_LOG_BYTES",
+            "0",
+            "bytes all jobs may store: log lines, per-GPU samples, training metrics",
+        ),
     ):
         serve.add_argument(
             flag,

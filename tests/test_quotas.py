@@ -95,8 +95,57 @@ def test_log_quota_fuzz(limit: int, job_bytes: int, added: int) -> None:
     quotas = Quotas(max_job_log_bytes=limit)
     over = limit and job_bytes + added > limit
     try:
-        quotas.check_logs("j", job_bytes, added, 0)
+        quotas.check_logs("j", job_bytes, added)
     except errors.QuotaExceeded as exc:
         assert over and exc.status == 507 and str(limit) in exc.message
     else:
         assert not over
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    limit=st.integers(0, 10_000),
+    total=st.integers(0, 10_000),
+    added=st.integers(1, 10_000),
+)
+def test_total_quota_fuzz(limit: int, total: int, added: int) -> None:
+    quotas = Quotas(max_log_bytes=limit)
+    over = limit and total + added > limit
+    try:
+        quotas.check_total(total, added)
+    except errors.QuotaExceeded as exc:
+        assert over and exc.status == 507 and str(limit) in exc.message
+    else:
+        assert not over
+
+
+def _wide_sample(n_gpus: int = 64) -> dict[str, Any]:
+    """A sample whose per-GPU list is about 130 KB of JSON."""
+    return {
+        "gpus": [
+            {"index": i, "uuid": f"GPU-{i}-" + "u" * 1000, "name": "n" * 1000}
+            for i in range(n_gpus)
+        ]
+    }
+
+
+def test_per_gpu_samples_and_training_metrics_count_toward_the_stored_total(clock: Any) -> None:
+    """The total quota is of every stored byte, not log text only: a sample may carry
+    about 1 MiB of per-GPU data, 1,000 training-metric points an update."""
+    with _serve(clock, MAX_LOG_BYTES=300_000) as server, Client(server.url) as client:
+        client.create_job(job_id="wide")
+        client.report_progress("wide", "w", 10, metrics=_wide_sample())
+        client.report_progress("wide", "w", 20, metrics=_wide_sample())
+        with pytest.raises(errors.QuotaExceeded, match="--max-log-bytes 300000"):
+            client.report_progress("wide", "w", 30, metrics=_wide_sample())
+        assert client.get_job("wide")["progress"] == 20  # the refused update stored nothing
+        client.report_progress("wide", "w", 40)  # progress alone still goes
+        many = [{"step": s, "values": {f"metric-{k}": 1.0 for k in range(10)}} for s in range(100)]
+        with pytest.raises(errors.QuotaExceeded, match="--max-log-bytes 300000"):
+            for _ in range(100):  # 1,000 points (over 30 KB) an update
+                client.report_progress("wide", "w", 41, scalars=many)
+        client.complete_job("wide", "w", "completed")
+        clock.advance(2 * 86400)
+        server.services.store.prune(86400)
+        client.create_job(job_id="next")
+        client.report_progress("next", "w", 10, metrics=_wide_sample())  # prune freed the room

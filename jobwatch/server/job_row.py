@@ -59,6 +59,7 @@ class ListedJob(TypedDict):
     n_warning: int
     n_error: int
     log_bytes: int  # UTF-8 bytes of the job's log messages
+    data_bytes: int  # bytes of its per-GPU sample JSON and training-metric points
 
 
 class JobRow(ListedJob):

@@ -7,8 +7,11 @@ naming the setting; nothing of it is stored. Finishing a job is never
 refused, and ``jobwatch prune`` (retention) frees room again: the counts are
 of what is stored now, so deleted jobs no longer count.
 
-Log text is what grows without bound; a metric sample is about 100 bytes
-and a job row about 1 KB, so the job count bounds the rest.
+Log text, per-GPU sample data (a sample may carry about 1 MiB of it) and
+training-metric points (1,000 an update) grow without bound: the total quota
+counts all three; the per-job quota counts log text (a job's samples and
+metrics arrive at its own pace and are bounded by the total). A job row is
+about 1 KB, so the job count bounds the rest.
 """
 
 from __future__ import annotations
@@ -62,25 +65,42 @@ class Quotas:
                 f"{self.max_jobs}); prune finished jobs (jobwatch prune) or raise the quota"
             )
 
-    def check_logs(self, job_id: str, job_bytes: int, added: int, total_bytes: int) -> None:
-        """Refuse ``added`` bytes of log text for a job holding ``job_bytes``, on a
-        server holding ``total_bytes`` (507)."""
+    def check_logs(self, job_id: str, job_bytes: int, added: int) -> None:
+        """Refuse ``added`` bytes of log text for a job holding ``job_bytes`` (507)."""
         if self.max_job_log_bytes and job_bytes + added > self.max_job_log_bytes:
             raise QuotaExceeded(
                 f"job {job_id!r} stores {job_bytes} bytes of log lines; {added} more would pass "
                 f"its quota (--max-job-log-bytes {self.max_job_log_bytes}); nothing was stored"
             )
+
+    def check_total(self, total_bytes: int, added: int) -> None:
+        """Refuse ``added`` bytes (log text, per-GPU samples, training metrics) on a
+        server storing ``total_bytes`` of them (507)."""
         if self.max_log_bytes and total_bytes + added > self.max_log_bytes:
             raise QuotaExceeded(
-                f"the server stores {total_bytes} bytes of log lines; {added} more would pass "
-                f"its quota (--max-log-bytes {self.max_log_bytes}); prune finished jobs"
-                " (jobwatch prune) or raise the quota; nothing was stored"
+                f"the server stores {total_bytes} bytes of log lines, per-GPU samples and "
+                f"training metrics; {added} more would pass its quota (--max-log-bytes "
+                f"{self.max_log_bytes}); prune finished jobs (jobwatch prune) or raise the "
+                "quota; nothing was stored"
             )
 
 
 def log_bytes(update: ProgressUpdate) -> int:
     """Bytes of log text ``update`` would store (its messages, UTF-8, as truncated)."""
     return sum(len(line.message.encode("utf-8")) for line in update.log_lines or ())
+
+
+SCALAR_POINT_BYTES = 24
+"""Bytes counted for one training-metric point beside its name (step, time, value)."""
+
+
+def data_bytes(gpus_json: str | None, scalar_names: list[str]) -> int:
+    """Bytes of other data an update would store: its per-GPU sample JSON
+    (``gpus_json``, ``None`` without one) and one training-metric point per name
+    in ``scalar_names`` (the name's UTF-8 bytes plus :data:`SCALAR_POINT_BYTES`)."""
+    sample = len(gpus_json.encode("utf-8")) if gpus_json else 0
+    points = sum(len(name.encode("utf-8")) + SCALAR_POINT_BYTES for name in scalar_names)
+    return sample + points
 
 
 class StoredTotal:

@@ -73,6 +73,13 @@ jobs = Table(
     Column("n_warning", BigInteger, nullable=False),
     Column("n_error", BigInteger, nullable=False),
     Column("log_bytes", BigInteger, nullable=False, server_default="0", doc="UTF-8 bytes of logs"),
+    Column(
+        "data_bytes",
+        BigInteger,
+        nullable=False,
+        server_default="0",
+        doc="bytes of per-GPU sample JSON and training-metric points (quotas.data_bytes)",
+    ),
 )
 Index("ix_jobs_created", jobs.c.created_at)
 Index("ix_jobs_status_created", jobs.c.status, jobs.c.created_at)

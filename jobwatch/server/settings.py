@@ -30,7 +30,7 @@ flags default to them, but for ``--rate-limit``):
                                and client address
 ``JOBWATCH_MAX_JOBS``          quota: jobs stored (default 100,000; 0: none)
 ``JOBWATCH_MAX_JOB_LOG_BYTES`` quota: log bytes one job may store (1 GiB)
-``JOBWATCH_MAX_LOG_BYTES``     quota: log bytes all jobs may store (0: none)
+``JOBWATCH_MAX_LOG_BYTES``     quota: bytes all jobs may store: logs, per-GPU samples, metrics (0: none)
 =============================  =================================================
 
 The worker class (:mod:`jobwatch.server.worker`) reads two more:

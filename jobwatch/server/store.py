@@ -38,7 +38,7 @@ from jobwatch.server import alert_rules, batch, rollups, rules
 from jobwatch.server.alert_rules import AlertRule
 from jobwatch.server.files import prepare_sqlite_file
 from jobwatch.server.job_row import JobRow, with_changes
-from jobwatch.server.quotas import Quotas, StoredTotal, log_bytes
+from jobwatch.server.quotas import Quotas, StoredTotal, data_bytes, log_bytes
 from jobwatch.server.schema import (
     add_missing_columns,
     alerts,
@@ -121,7 +121,7 @@ class Store:
         self.clock = clock
         self.alert_rules = alert_rules
         self.quotas = quotas or Quotas()
-        self._stored = StoredTotal(_stored_log_bytes)
+        self._stored = StoredTotal(_stored_bytes)
         parsed = make_url(self.url)
         self._memory = parsed.get_backend_name() == "sqlite" and parsed.database in (
             None,
@@ -253,15 +253,18 @@ class Store:
             outcome = rules.apply_progress(
                 job, update, self.clock(), applied_reply=applied, alert_on=self.alert_rules
             )
+            gpus_json = None if outcome.sample is None else encode_json(outcome.sample["gpus"])
             added = log_bytes(update) if outcome.log_rows else 0
+            data = data_bytes(gpus_json, [row["name"] for row in outcome.scalar_rows])
             if added:
-                self.quotas.check_logs(job_id, job["log_bytes"], added, self._stored.get(conn))
+                self.quotas.check_logs(job_id, job["log_bytes"], added)
+            if added or data:
+                self.quotas.check_total(self._stored.get(conn), added + data)
                 outcome.changes["log_bytes"] = job["log_bytes"] + added
-                self._stored.add(added)
+                outcome.changes["data_bytes"] = job["data_bytes"] + data
+                self._stored.add(added + data)
             if outcome.sample is not None:
-                batch.insert_sample(
-                    conn, {**outcome.sample, "gpus": encode_json(outcome.sample["gpus"])}
-                )
+                batch.insert_sample(conn, {**outcome.sample, "gpus": gpus_json})
             if outcome.log_rows:
                 batch.insert_logs(conn, outcome.log_rows, outcome.log_lines)
             if outcome.scalar_rows:
@@ -359,8 +362,8 @@ class Store:
         return self._submit(op)
 
 
-def _stored_log_bytes(conn: Connection) -> int:
-    total = conn.execute(select(func.coalesce(func.sum(jobs.c.log_bytes), 0)))
+def _stored_bytes(conn: Connection) -> int:
+    total = conn.execute(select(func.coalesce(func.sum(jobs.c.log_bytes + jobs.c.data_bytes), 0)))
     return int(total.scalar_one())
 
 
