@@ -43,5 +43,5 @@ def frame_once(message: bytes) -> bytes:
 def plain_frames(ws: Any) -> bool:
     """Whether the simple-websocket connection ``ws`` negotiated no extension, so
     :func:`text_frame` bytes are what its own ``send`` would write."""
-    proto = getattr(getattr(getattr(ws, "ws", None), "_connection", None), "_proto", None)
+    proto = getattr(getattr(getattr(ws, "ws", None), "connection", None), "_proto", None)
     return proto is not None and not getattr(proto, "extensions", True)
