@@ -66,7 +66,7 @@ def test_a_compressing_connection_still_gets_its_own_frames(
         server.ws_url, timeout=5, header=["Sec-WebSocket-Extensions: permessage-deflate"]
     )
     assert "permessage-deflate" in deflate.getheaders().get("sec-websocket-extensions", "")
-    subscribe = '{"type": "subscribe:job", "subscriptionId": "%s"}' % job_id
+    subscribe = json.dumps({"type": "subscribe:job", "subscriptionId": job_id})
     plain.send(subscribe)
     assert b"subscribed" in plain.recv_data()[1]
     # websocket-client does not inflate: read the frames raw
@@ -121,7 +121,7 @@ def test_a_slow_subscriber_gets_everything_in_order(
     slow = websocket.WebSocket()
     slow.sock_opt.sockopt = ((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),)
     slow.connect(server.ws_url, timeout=10)
-    slow.send('{"type": "subscribe:job", "subscriptionId": "%s"}' % job_id)
+    slow.send(json.dumps({"type": "subscribe:job", "subscriptionId": job_id}))
     assert b"subscribed" in slow.recv_data()[1]
     lines = [{"level": "info", "message": f"line {i} " + "x" * 200} for i in range(300)]
     for i in range(20):  # ~70 kB each: the slow socket's buffers fill after a few
