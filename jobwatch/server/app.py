@@ -208,7 +208,7 @@ def _publisher(broker: Broker, webhook: WebhookSender | None) -> Callable[[list[
 
 def _broker(redis_url: str | None, channel: str, store: Store) -> Broker:
     if not redis_url:
-        return MemoryBroker()
+        return MemoryBroker(dispatch=True)
     from jobwatch.server.redis_broker import RedisBroker
 
     try:

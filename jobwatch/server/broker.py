@@ -10,11 +10,15 @@ process sharing one Redis.
 
 from __future__ import annotations
 
+import logging
 import threading
+from collections import deque
 from collections.abc import Iterable
 from typing import Protocol
 
 from jobwatch.server.wire import Event
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CHANNEL = "jobwatch:events"
 """The Redis pub/sub channel of a deployment unless configured otherwise."""
@@ -53,11 +57,26 @@ class Broker(Protocol):
 
 
 class MemoryBroker:
-    """Publishes to the subscribers of this process; the embedded default."""
+    """Publishes to the subscribers of this process; the embedded default.
 
-    def __init__(self) -> None:
+    Parameters
+    ----------
+    dispatch:
+        ``True``: :meth:`publish` only queues the events, and a dispatcher thread
+        (a greenlet under gevent), started on the first publish, hands them to
+        the subscribers in the same order, so the store's writer never waits for
+        a thousand deliveries. ``False`` (default): :meth:`publish` delivers
+        before it returns.
+    """
+
+    def __init__(self, *, dispatch: bool = False) -> None:
         self._lock = threading.Lock()
         self._subscribers: dict[str, set[Subscriber]] = {}
+        self._dispatch = dispatch
+        self._pending: deque[list[Event]] = deque()
+        self._wake = threading.Condition()
+        self._dispatcher: threading.Thread | None = None
+        self._closed = False
 
     def subscribe(self, job_id: str, subscriber: Subscriber) -> None:
         """Start delivering ``job_id``'s events to ``subscriber``."""
@@ -81,10 +100,40 @@ class MemoryBroker:
             return sum(len(s) for s in self._subscribers.values())
 
     def publish(self, events: Iterable[Event]) -> None:
-        """Deliver each event to its job's subscribers, in the order given.
+        """Deliver each event to its job's subscribers, in the order given (with
+        ``dispatch``: queue them for the dispatcher and return at once).
 
         Each event is serialised once, whatever the number of subscribers.
         """
+        if not self._dispatch:
+            self._deliver_all(events)
+            return
+        batch = list(events)
+        with self._wake:
+            if self._closed or not batch:
+                return
+            self._pending.append(batch)
+            if self._dispatcher is None:
+                self._dispatcher = threading.Thread(
+                    target=self._dispatch_loop, name="jobwatch-dispatch", daemon=True
+                )
+                self._dispatcher.start()
+            self._wake.notify()
+
+    def _dispatch_loop(self) -> None:
+        while True:
+            with self._wake:
+                while not self._pending and not self._closed:
+                    self._wake.wait()
+                if not self._pending:
+                    return
+                batch = self._pending.popleft()
+            try:
+                self._deliver_all(batch)
+            except Exception:
+                log.exception("delivering %d events failed", len(batch))
+
+    def _deliver_all(self, events: Iterable[Event]) -> None:
         for event in events:
             targets = self._targets(event.job_id)
             if targets:
@@ -113,6 +162,13 @@ class MemoryBroker:
             subscriber.resync(target_job, seq)
 
     def close(self) -> None:
-        """Forget every subscriber."""
+        """Deliver what the dispatcher has queued (for up to 3 s), then forget every
+        subscriber."""
+        with self._wake:
+            self._closed = True
+            self._wake.notify()
+            dispatcher = self._dispatcher
+        if dispatcher is not None and dispatcher is not threading.current_thread():
+            dispatcher.join(3.0)
         with self._lock:
             self._subscribers.clear()

@@ -4,7 +4,11 @@ Each connection has two threads besides simple-websocket's reader: the route
 thread reads client messages, and a sender thread is the only one that writes
 to the socket. Everything to send goes through one send queue bounded in messages
 and in bytes, so the broker's ``deliver`` is an append and a slow subscriber
-never delays a worker or another subscriber. When the send queue is full the
+never delays a worker or another subscriber. The one shortcut: an event for a
+connection whose sender is idle with nothing queued (and in sequence, and no
+compression negotiated) is written by ``deliver`` itself, the frame built once
+for every subscriber and written without waiting; a remainder the socket's
+buffer cannot take is left to the sender (see :mod:`jobwatch.server.wsframe`). When the send queue is full the
 subscriber is disconnected with close code 1008 and a reason; it can
 reconnect and resume with ``since``. A replay is read from the store a page
 at a time as it is sent, and a client that stops reading is dropped once one
@@ -43,6 +47,7 @@ from jobwatch.server.wire import Event, dumps
 from jobwatch.server.ws_items import (
     Close,
     Deliver,
+    Flush,
     Item,
     JobSubscription,
     Resync,
@@ -51,6 +56,7 @@ from jobwatch.server.ws_items import (
     Stop,
     size,
 )
+from jobwatch.server.wsframe import frame_once, plain_frames
 from jobwatch.server.wslock import LockedSocket
 
 log = logging.getLogger(__name__)
@@ -82,6 +88,8 @@ class Session:
         self._queued_bytes = 0
         self._send_started: float | None = None
         self._closing = False
+        self._busy = False  # the sender is working on an item (guarded by _cond)
+        self._plain = plain_frames(ws)  # frames shared with other connections
         self._subscriptions: dict[str, JobSubscription] = {}
         self._sender = threading.Thread(
             target=self._send_loop, name="jobwatch-ws-send", daemon=True
@@ -194,8 +202,32 @@ class Session:
     # -- broker side -----------------------------------------------------
 
     def deliver(self, job_id: str, seq: int, message: bytes) -> None:
-        """Queue one event (called by the broker; never blocks)."""
-        self._put(Deliver(job_id, seq, message))
+        """Write one event now if the connection is idle, else queue it (called by
+        the broker; never blocks)."""
+        with self._cond:
+            if not self._write_now(job_id, seq, message):
+                self._put(Deliver(job_id, seq, message))
+
+    def _write_now(self, job_id: str, seq: int, message: bytes) -> bool:
+        """Write the event's shared frame without waiting, when nothing is queued
+        or being sent and it is the next in sequence; whether it was taken (a
+        remainder the socket kept is queued as :class:`Flush`). Lock held."""
+        if self._busy or self._send_queue or self._closing or not self._plain:
+            return False
+        subscription = self._subscriptions.get(job_id)
+        if subscription is None or not subscription.acked or seq != subscription.last_sent + 1:
+            return False
+        sock = self.ws.sock
+        if subscription.held or not self.ws.connected or not isinstance(sock, LockedSocket):
+            return False
+        written = sock.try_send(frame_once(message))
+        if written is None:
+            return False
+        subscription.last_sent = seq
+        if not written:
+            self._send_queue.append(Flush())
+            self._cond.notify()
+        return True
 
     def resync(self, job_id: str, seq: int) -> None:
         """Queue a check of ``job_id`` against the store: events up to ``seq``
@@ -282,12 +314,14 @@ class Session:
         try:
             while True:
                 with self._cond:
+                    self._busy = False
                     while not self._send_queue:
                         wait = self._gap_wait()
                         if wait is not None and wait <= 0:
                             break
                         self._cond.wait(wait)
                     item = self._send_queue.popleft() if self._send_queue else None
+                    self._busy = True
                     if item is not None:
                         self._queued_bytes -= size(item)
                 if item is None:  # a gap is due: read the missing events from the store
@@ -301,6 +335,8 @@ class Session:
                     self._send(item.message)
                 elif isinstance(item, Deliver):
                     self._send_event(item.job_id, item.seq, item.message)
+                elif isinstance(item, Flush):
+                    self._flush()
                 elif isinstance(item, Start):
                     self._start_subscription(item.subscription, item.job, item.since)
                 else:
@@ -320,7 +356,20 @@ class Session:
         for the watchdog."""
         self._send_started = time.monotonic()
         try:
-            self.ws.send(message.decode())
+            if self._plain and isinstance(self.ws.sock, LockedSocket):
+                if not self.ws.connected:
+                    raise ConnectionClosed(self.ws.close_reason, self.ws.close_message)
+                self.ws.sock.send(frame_once(message))  # what ws.send would write
+            else:
+                self.ws.send(message.decode())
+        finally:
+            self._send_started = None
+
+    def _flush(self) -> None:
+        """Write the rest of a frame ``deliver`` wrote in part, timed for the watchdog."""
+        self._send_started = time.monotonic()
+        try:
+            self.ws.sock.flush()
         finally:
             self._send_started = None
 

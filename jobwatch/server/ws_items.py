@@ -16,6 +16,7 @@ from jobwatch.server.job_row import JobRow
 __all__ = [
     "Close",
     "Deliver",
+    "Flush",
     "Item",
     "JobSubscription",
     "Resync",
@@ -59,6 +60,12 @@ class Deliver:
 
 
 @dataclass(frozen=True, slots=True)
+class Flush:
+    """Write the rest of a frame the broker wrote in part (kept by the
+    :class:`~jobwatch.server.wslock.LockedSocket`), waiting as long as it takes."""
+
+
+@dataclass(frozen=True, slots=True)
 class Start:
     """Answer ``subscribed`` for ``subscription``, then replay ``job``'s events after ``since``
     (``None``: none)."""
@@ -89,7 +96,7 @@ class Stop:
     """The connection has closed: the sender ends without writing."""
 
 
-Item = Send | Deliver | Start | Resync | Close | Stop
+Item = Send | Deliver | Flush | Start | Resync | Close | Stop
 """One task for the sender thread."""
 
 
