@@ -25,6 +25,7 @@ from pathlib import Path
 import orjson
 
 from jobwatch.protocol import JobSpec
+from jobwatch.server import rollups
 from jobwatch.server.rules import new_job
 from jobwatch.server.schema import jobs
 from jobwatch.server.store import Store
@@ -195,6 +196,12 @@ def build(path: Path, *, n_jobs: int, n_samples: int, n_logs: int) -> BuiltStore
         db.execute("PRAGMA journal_mode=WAL")  # as the server leaves it
     finally:
         db.close()
+    store = Store(str(path))  # the roll-ups the server writes at ingest, from those rows
+    try:
+        with store.engine.begin() as conn:
+            rollups.backfill(conn, ("sample_rollups",))
+    finally:
+        store.close()
     return BuiltStore(
         path=path,
         n_jobs=n_jobs,
