@@ -10,6 +10,7 @@ changed, and the log view sends only new lines.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -46,6 +47,9 @@ CONNECTION_STYLE = {
 }
 """connection state -> (dot colour, words)."""
 NO_GPU = "no GPU metrics reported"
+CHART_INTERVAL = 1.0
+"""Seconds between redraws of the GPU charts for new samples (a redraw with 8 GPUs
+is about 50 KB; the header and logs follow the monitor's ``refresh``)."""
 """Shown instead of the charts until the first GPU sample arrives."""
 
 
@@ -125,6 +129,7 @@ class MonitorView:
         self.widget.add_class("jobwatch-monitor")
         self._samples_shown = -1
         self._range_shown: str | None = None
+        self._charts_drawn_at = -float("inf")
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         self.logs.shown()
@@ -202,9 +207,15 @@ class MonitorView:
             self.scalars.update(state)
         if not gpu:
             return
-        if state.samples_version != self._samples_shown or self.range.value != self._range_shown:
+        now = time.monotonic()
+        new_samples = state.samples_version != self._samples_shown
+        # New samples redraw the GPU charts at most every CHART_INTERVAL (the header
+        # and logs keep the monitor's refresh); a new window or the job's end at once.
+        due = now - self._charts_drawn_at >= CHART_INTERVAL or state.finished
+        if (new_samples and due) or self.range.value != self._range_shown:
             self.charts.update(state, TIME_RANGES[self.range.value])
             self._samples_shown, self._range_shown = state.samples_version, self.range.value
+            self._charts_drawn_at = now
 
     def close(self) -> None:
         """Close every widget (the view leaves the page)."""
