@@ -18,9 +18,6 @@ and ipywidgets, as a user's first cell would.
 from __future__ import annotations
 
 import contextlib
-import secrets
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,42 +54,8 @@ def _lab() -> Iterator[Any]:
     """A JupyterLab server as the browser tests start it (``tests.browser.conftest``)."""
     from tests.browser import conftest
 
-    with tempfile.TemporaryDirectory() as tmp:
-        env = conftest._prepare_home(Path(tmp))
-        port = conftest._free_port()
-        jupyter = conftest.Jupyter(
-            frontend="lab",
-            url=f"http://127.0.0.1:{port}",
-            token=secrets.token_hex(16),
-            root=Path(tmp) / "notebooks",
-            log=Path(tmp) / "jupyter.log",
-        )
-        command = [
-            sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
-            "--ServerApp.ip=127.0.0.1", f"--port={port}", "--ServerApp.port_retries=0",
-            f"--IdentityProvider.token={jupyter.token}",
-            f"--ServerApp.root_dir={jupyter.root}", "--ServerApp.terminals_enabled=False",
-            "--LabApp.news_url=None",
-            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-            f"--LabApp.user_settings_dir={Path(tmp) / 'settings'}",
-            f"--LabApp.workspaces_dir={Path(tmp) / 'workspaces'}",
-            "--LabApp.expose_app_in_browser=True",
-        ]  # fmt: skip
-        with jupyter.log.open("wb") as log:
-            process = subprocess.Popen(
-                command,
-                cwd=jupyter.root,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        try:
-            conftest._wait_until_up(process, jupyter)
-            yield jupyter
-        finally:
-            conftest._stop(process)
+    with tempfile.TemporaryDirectory() as tmp, conftest.running_jupyter("lab", Path(tmp)) as lab:
+        yield lab
 
 
 def _timed(notebook: Any, index: int) -> float:

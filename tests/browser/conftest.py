@@ -15,6 +15,7 @@ reason; with ``CI=true`` they fail instead, since nothing may be skipped silentl
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -213,7 +214,15 @@ def jupyter(
         import notebook  # noqa: F401
     except ImportError as exc:
         unavailable(f"{exc.name} is not installed (pip install -e '.[dev]')")
-    tmp = tmp_path_factory.mktemp(f"jupyter-{frontend}")
+    with running_jupyter(frontend, tmp_path_factory.mktemp(f"jupyter-{frontend}")) as jupyter:
+        yield jupyter
+
+
+@contextlib.contextmanager
+def running_jupyter(frontend: str, tmp: Path) -> Iterator[Jupyter]:
+    """JupyterLab (``"lab"``) or Notebook 7 (``"notebook"``) on a free loopback port,
+    with a token, a home and a root folder under ``tmp``; stopped on leaving (the
+    browser tests' fixture and ``benchmarks/kernel_browser.py`` start it so)."""
     env = _prepare_home(tmp)
     port = _free_port()
     jupyter = Jupyter(
