@@ -139,6 +139,21 @@ def api(server: EmbeddedServer) -> Api:
 
 
 @pytest.fixture
+def client(server: EmbeddedServer) -> Iterator[Client]:
+    """A :class:`jobwatch.client.Client` of ``server``, closed after the test."""
+    with Client(server.url) as c:
+        yield c
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 10.0) -> None:
+    """Poll ``predicate`` every 20 ms until it is true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+@pytest.fixture
 def ws_factory(server: EmbeddedServer) -> Iterator[Callable[[], WsClient]]:
     clients: list[WsClient] = []
 

@@ -4,19 +4,13 @@ then changes, and a resume with ``since`` after the server drops the connection.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from jobwatch import Client
 from jobwatch.fleet_stream import FleetFollower
-
-
-@pytest.fixture
-def client(server: Any) -> Iterator[Client]:
-    with Client(server.url) as c:
-        yield c
 
 
 def ids(message: dict[str, Any]) -> set[str]:

@@ -4,9 +4,6 @@ against a real server and its WebSocket."""
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -14,6 +11,7 @@ from jobwatch.client import Client
 from jobwatch.errors import JobNotFound
 from jobwatch.follow import HistoryLoaded, JobFollower
 from jobwatch.state import MonitorState
+from tests.conftest import wait_for
 
 
 class Recorder:
@@ -26,19 +24,6 @@ class Recorder:
     def render(self, state: MonitorState, connection: str) -> None:
         self.shown.append((connection, state.job.get("status"), state.job.get("progress")))
         self.samples.append(len(state.samples))
-
-
-@pytest.fixture
-def client(server: Any) -> Iterator[Client]:
-    with Client(server.url) as c:
-        yield c
-
-
-def wait_for(predicate: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
 
 
 def test_a_job_not_yet_created_is_waited_for_then_followed_to_its_end(client: Client) -> None:

@@ -99,12 +99,6 @@ def test_sort_and_filter_traits_refuse_unknown_values() -> None:
 
 
 @pytest.fixture
-def client(server: Any) -> Iterator[Client]:
-    with Client(server.url) as c:
-        yield c
-
-
-@pytest.fixture
 def widget_view(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(jobs_table_module, "_make_view", TableView)
     monkeypatch.setattr(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,6 +12,7 @@ from jobwatch.watch import render_status
 from jobwatch.widgets import monitor as monitor_module
 from jobwatch.widgets.monitor import JobMonitor
 from jobwatch.widgets.view import MonitorView
+from tests.conftest import wait_for
 
 T = "2027-01-15T08:00:00.000Z"
 
@@ -57,19 +56,6 @@ def widget_view(monkeypatch: pytest.MonkeyPatch) -> None:
         "_make_view",
         lambda mon, time_range: MonitorView(mon._change_range, mon._load_older, time_range),
     )
-
-
-@pytest.fixture
-def client(server: Any) -> Iterator[Client]:
-    with Client(server.url) as c:
-        yield c
-
-
-def wait_for(predicate: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
 
 
 def test_the_monitor_shows_the_newest_alert_as_a_banner_escaped(

@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,12 +19,6 @@ import pytest
 from jobwatch import Client
 from jobwatch.cli import main
 from jobwatch.top import TopApp
-
-
-@pytest.fixture
-def client(server: Any) -> Iterator[Client]:
-    with Client(server.url) as c:
-        yield c
 
 
 def fleet(client: Client, clock: Any) -> None:
