@@ -27,6 +27,7 @@ from typing import Any
 
 import requests
 
+from benchmarks.memory import MessageCounter
 from benchmarks.report import Row
 
 RATE = 10.0
@@ -96,15 +97,13 @@ def post_at_rate(url: str, job_id: str, seconds: float, start_index: int) -> int
     return sent
 
 
-class IopubCounter:
+class IopubCounter(MessageCounter):
     """Drains a kernel client's iopub channel in a thread, counting comm traffic."""
 
     def __init__(self, client: Any) -> None:
+        super().__init__()
         self._client = client
-        self._lock = threading.Lock()
         self._stop = threading.Event()
-        self.bytes = 0
-        self.messages = 0
         self._thread = threading.Thread(target=self._drain, daemon=True)
         self._thread.start()
 
@@ -117,17 +116,7 @@ class IopubCounter:
             except queue.Empty:
                 continue
             if msg["msg_type"].startswith("comm_"):
-                size = wire_size(msg)
-                with self._lock:
-                    self.bytes += size
-                    self.messages += 1
-
-    def take(self) -> tuple[int, int]:
-        """Bytes and messages since the last call."""
-        with self._lock:
-            out = (self.bytes, self.messages)
-            self.bytes = self.messages = 0
-            return out
+                self.add(wire_size(msg))
 
     def stop(self) -> None:
         self._stop.set()

@@ -81,8 +81,8 @@ def _rss_rows(quick: bool) -> list[Row]:
 # -- widget bytes -------------------------------------------------------------------
 
 
-class _Counter:
-    """Bytes and messages published by the widgets (updated from the renderer thread)."""
+class MessageCounter:
+    """Bytes and messages counted from any thread; :meth:`take` reads and resets them."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -95,13 +95,14 @@ class _Counter:
             self.messages += 1
 
     def take(self) -> tuple[int, int]:
+        """Bytes and messages since the last call."""
         with self._lock:
             out = (self.bytes, self.messages)
             self.bytes = self.messages = 0
             return out
 
 
-def _counting_comm_factory(counter: _Counter) -> Any:
+def _counting_comm_factory(counter: MessageCounter) -> Any:
     """A ``comm.create_comm`` replacement whose comms count what they would send."""
     from comm.base_comm import BaseComm
 
@@ -170,7 +171,7 @@ class Traffic:
     renders: int
 
 
-def _traffic(url: str, refresh: float, seconds: float, counter: _Counter) -> Traffic:
+def _traffic(url: str, refresh: float, seconds: float, counter: MessageCounter) -> Traffic:
     from jobwatch import Client
     from jobwatch.widgets.monitor import JobMonitor
 
@@ -207,7 +208,7 @@ def _widget_rows(quick: bool) -> list[Row]:
     from jobwatch.widgets.monitor import REFRESH, MonitorView
 
     seconds = 2.0 if quick else 10.0
-    counter = _Counter()
+    counter = MessageCounter()
     saved = comm.create_comm, monitor_module._make_view
     comm.create_comm = _counting_comm_factory(counter)
     # outside a kernel JobMonitor falls back to text: force the widget view (as the tests do)

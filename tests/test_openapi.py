@@ -126,10 +126,14 @@ def test_every_socket_message_matches_the_asyncapi_document(
         "updateId": "u-1",
         "alerts": [{"title": "loss spiked", "level": "warning"}],
     }
+    # the job's subscription is live before the job moves (no since: no replay)
+    received = ws.recv_until(
+        lambda m: m["type"] == "subscribed" and m.get("subscriptionId") == job["id"]
+    )
     assert api.post(f"/api/jobs/{job['id']}/progress", json=body).status_code == 200
     assert api.post(f"/api/jobs/{job['id']}/complete", json={"workerId": "w"}).status_code == 200
     # every event first: an unsubscribe drops what the socket has not sent yet
-    received = ws.recv_until(lambda m: m["type"] == "JOB_COMPLETED")
+    received += ws.recv_until(lambda m: m["type"] == "JOB_COMPLETED")
     ws.send({"type": "unsubscribe:job", "subscriptionId": job["id"]})
     received += ws.recv_until(lambda m: m["type"] == "unsubscribed")
     kinds = {m["type"] for m in received}
