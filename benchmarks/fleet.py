@@ -135,10 +135,10 @@ def _table_bytes(jobs: int, seconds: float, shown: bool) -> float:
     """Bytes per second a table's comm sends for ``jobs`` jobs changing once a second."""
     import comm
 
-    from benchmarks.memory import _Counter, _counting_comm_factory
+    from benchmarks.memory import MessageCounter, _counting_comm_factory
     from jobwatch.widgets.fleet_table import FleetTableWidget
 
-    counter = _Counter()
+    counter = MessageCounter()
     original = comm.create_comm
     comm.create_comm = _counting_comm_factory(counter)
     try:

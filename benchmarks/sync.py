@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from benchmarks.memory import _Counter, _counting_comm_factory
+from benchmarks.memory import MessageCounter, _counting_comm_factory
 from benchmarks.report import Row
 
 HELD_LINES = 1_000
@@ -28,7 +28,7 @@ def _line(i: int, message: str) -> dict[str, Any]:
     return {"id": i, "level": "info", "timestamp": "2026-11-29T10:31:00.000Z", "message": message}
 
 
-def _bytes_per_new_line(counter: _Counter, shown: bool) -> int:
+def _bytes_per_new_line(counter: MessageCounter, shown: bool) -> int:
     from jobwatch.widgets.logview import LogView
 
     view = LogView()
@@ -74,7 +74,7 @@ def _old_set(mark: Any, series: Any, scale: float = 1.0) -> None:
         mark.labels = labels
 
 
-def _bytes_per_redraw(counter: _Counter, gpus: int, budget: bool) -> int:
+def _bytes_per_redraw(counter: MessageCounter, gpus: int, budget: bool) -> int:
     from jobwatch.widgets.charts import Charts
 
     charts = Charts()
@@ -101,7 +101,7 @@ def run(quick: bool) -> list[Row]:
     the way it was synced before."""
     import comm
 
-    counter = _Counter()
+    counter = MessageCounter()
     saved = comm.create_comm
     comm.create_comm = _counting_comm_factory(counter)
     try:
