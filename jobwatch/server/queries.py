@@ -141,13 +141,15 @@ def sample_window(
     limit = max_points or RAW_LIMIT
     n_spans = max(1, limit // 2)
     in_window = (samples.c.job_id == job_id) & (samples.c.ts >= start) & (samples.c.ts <= end)
-    # Widths are picked over the samples' own extent in the window, not the window:
-    # a 3 h job seen over 24 h gets its max_points, not 24 h's share of them.
-    first = conn.execute(select(func.min(samples.c.ts)).where(in_window)).scalar()
-    if first is None:
-        return SampleWindow([], False, 0)
-    last = conn.execute(select(func.max(samples.c.ts)).where(in_window)).scalar_one()
-    intervals = rollup_reads.sample_intervals(conn, job_id, first, last, n_spans)
+    intervals = None
+    if rollup_reads.may_use_rollups(start, end, n_spans):  # not for /monitor's minute
+        # Widths are picked over the samples' own extent in the window, not the window:
+        # a 3 h job seen over 24 h gets its max_points, not 24 h's share of them.
+        first = conn.execute(select(func.min(samples.c.ts)).where(in_window)).scalar()
+        if first is None:
+            return SampleWindow([], False, 0)
+        last = conn.execute(select(func.max(samples.c.ts)).where(in_window)).scalar_one()
+        intervals = rollup_reads.sample_intervals(conn, job_id, first, last, n_spans)
     if intervals is not None:
         count = intervals.count
     else:  # a short window: counting on the (job_id, ts) index is cheap

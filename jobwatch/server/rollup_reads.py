@@ -107,6 +107,12 @@ _SAMPLE_LOW = ["t0", *[f"min_{c}" for c in METRIC_COLUMNS]]
 _SAMPLE_HIGH = ["t1", *[f"max_{c}" for c in METRIC_COLUMNS]]
 
 
+def may_use_rollups(start: float, end: float, n_spans: int) -> bool:
+    """Whether a window ``start..end`` (seconds) is long enough for the finest sample
+    width to give ``n_spans`` intervals; shorter ones are always read raw."""
+    return (end - start) / SAMPLE_WIDTHS[0] >= n_spans
+
+
 def sample_intervals(
     conn: Connection, job_id: str, start: float, end: float, n_spans: int
 ) -> Spans | None:
