@@ -88,14 +88,24 @@ def format_ts(epoch_s: float | None) -> str | None:
     Returns ``None`` for ``None``; milliseconds are truncated, not rounded, so a
     timestamp never moves into the future.
     """
+    global _last_second
     if epoch_s is None:
         return None
     seconds, millis = divmod(math.floor(epoch_s * 1000), 1000)
-    t = time.gmtime(seconds)
-    return (
-        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T"
-        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{millis:03d}Z"
-    )
+    cached_seconds, prefix = _last_second  # one read: threads swap the whole pair
+    if seconds != cached_seconds:
+        t = time.gmtime(seconds)
+        prefix = (
+            f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T"
+            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+        )
+        _last_second = (seconds, prefix)
+    return f"{prefix}.{millis:03d}Z"
+
+
+_last_second: tuple[int | None, str] = (None, "")
+"""The last whole second :func:`format_ts` formatted: a server formats the same
+second for every event, sample and log line of a batch."""
 
 
 def parse_ts(text: object) -> float | None:

@@ -1,22 +1,27 @@
-"""One write transaction's statements, as few round trips as the database needs.
+"""One write transaction's statements, as few as the database needs.
 
 The writer runs a batch of operations in one transaction (see
-:mod:`~jobwatch.server.writer`). On PostgreSQL every statement is a round
-trip, and under gevent each one also costs a wait through the event loop
-(measured: a third of a worker's CPU under load), so here a batch:
+:mod:`~jobwatch.server.writer`). A batch:
 
-1. reads and locks all its jobs' rows in one ``SELECT ... FOR UPDATE``, in id
-   order (two processes' batches then never deadlock);
-2. lets its operations work on those rows in memory, queueing samples, log
-   lines and row changes;
-3. writes them at the end, one statement per table: samples and changed job
-   rows (each once, with its final values) as arrays through ``unnest``, log
-   lines as one multi-row ``INSERT`` whose ``RETURNING`` ids come back in order
-   (SQLAlchemy's insertmanyvalues), before the commit and before any event is
-   published.
+1. reads all its jobs' rows at its start (on PostgreSQL in one
+   ``SELECT ... FOR UPDATE``, in id order, so two processes' batches never
+   deadlock);
+2. lets its operations work on those rows in memory, queueing samples,
+   training metrics, log lines and row changes;
+3. writes them at the end, before the commit and before any event is
+   published: each changed job row once, with its final values; the samples'
+   and training metrics' roll-ups once per interval (:mod:`rollups`).
 
-SQLite runs inside this process, where a statement costs microseconds: there
-each operation reads and writes at once, as before.
+On PostgreSQL every statement is a round trip, and under gevent each one
+also costs a wait through the event loop (measured: a third of a worker's
+CPU under load), so there each table gets one statement: rows as arrays
+through ``unnest``, log lines as one multi-row ``INSERT`` whose ``RETURNING``
+ids come back in order (SQLAlchemy's insertmanyvalues). SQLite runs inside
+this process, where a statement costs microseconds but its Python work does
+not: there the batch's samples go through one ``executemany``, and a job
+updated 30 times in a batch is written once (ingest of one job's updates,
+``python -m benchmarks --only ingest``: 0.35x -> 0.45x of a no-op endpoint
+with the other changes of issue 18 goal 4).
 """
 
 from __future__ import annotations
@@ -75,7 +80,7 @@ _JSON_FIELDS = ("result", "progress_event", "latest_scalars", "alert_state")
 
 
 class _Batch:
-    """What a PostgreSQL batch holds until :func:`finish`."""
+    """What a batch holds until :func:`finish`."""
 
     def __init__(self, locked: set[str]) -> None:
         self.locked = locked
@@ -94,21 +99,27 @@ def _batch(conn: Connection) -> _Batch | None:
 
 
 def begin(conn: Connection, job_ids: list[str]) -> None:
-    """Start a batch writing ``job_ids`` (sorted): on PostgreSQL, lock and read their rows."""
-    conn.info.pop(_STATE, None)
-    if conn.dialect.name != "postgresql":
-        return
+    """Start a batch writing ``job_ids`` (sorted): read their rows (on PostgreSQL
+    also lock them, in id order)."""
     batch = conn.info[_STATE] = _Batch(set(job_ids))
-    if job_ids:
-        cursor: Any = conn.connection.cursor()
-        try:
-            cursor.execute(_LOCK_ROWS, {"ids": job_ids})
+    statements: list[tuple[str, Any]]
+    if conn.dialect.name == "postgresql":
+        statements = [(_LOCK_ROWS, {"ids": job_ids})] if job_ids else []
+    else:
+        statements = [
+            (_select_rows_sqlite(len(chunk)), chunk)
+            for chunk in _chunks(job_ids, SQLITE_MAX_VARIABLES)
+        ]
+    cursor: Any = conn.connection.cursor()
+    try:
+        for sql, params in statements:
+            cursor.execute(sql, params)
             names = [d[0] for d in cursor.description]
             for values in cursor.fetchall():
                 row = decode_row(zip(names, values, strict=True))
                 batch.rows[row["id"]] = row
-        finally:
-            cursor.close()
+    finally:
+        cursor.close()
 
 
 def finish(conn: Connection) -> None:
@@ -122,32 +133,36 @@ def flush(conn: Connection) -> None:
     batch = _batch(conn)
     if batch is None:
         return
+    postgres = conn.dialect.name == "postgresql"
     if batch.samples:
-        _run(conn, _INSERT_SAMPLES, _columns(batch.samples, _SAMPLE_COLUMNS))
+        if postgres:
+            _run(conn, _INSERT_SAMPLES, _columns(batch.samples, _SAMPLE_COLUMNS))
+        else:
+            _INSERT_SAMPLE.execute_many(conn, batch.samples)
         rollups.upsert(conn, rollups.sample_rollups, rollups.sample_rows(batch.samples))
         batch.samples = []
     if batch.scalars:
-        _run(conn, _INSERT_SCALARS, _columns(batch.scalars, _SCALAR_COLUMNS))
+        if postgres:
+            _run(conn, _INSERT_SCALARS, _columns(batch.scalars, _SCALAR_COLUMNS))
+        else:
+            _INSERT_SCALAR.execute_many(conn, batch.scalars)
         rollups.upsert(conn, rollups.scalar_rollups, rollups.scalar_rows(batch.scalars))
         batch.scalars = []
     if batch.alerts:
-        conn.execute(alerts.insert(), batch.alerts)
+        _INSERT_ALERT.execute_many(conn, batch.alerts)
         batch.alerts = []
     if batch.logs:
-        # SQLAlchemy's "insertmanyvalues": one multi-row INSERT per 1,000 rows,
-        # RETURNING in the order of the parameters.
-        result = conn.execute(
-            log_lines.insert().returning(log_lines.c.id, sort_by_parameter_order=True),
-            [row for row, _ in batch.logs],
-        )
-        for (_, line), log_id in zip(batch.logs, result.scalars(), strict=True):
-            line["id"] = log_id
+        _insert_logs(conn, batch.logs, postgres)
         batch.logs = []
     if batch.applied:
-        conn.execute(applied_updates.insert(), [_applied(row) for row in batch.applied.values()])
+        _INSERT_APPLIED.execute_many(conn, [_applied(row) for row in batch.applied.values()])
         batch.applied = {}
     if batch.dirty:
-        _update_rows(conn, [_encoded(batch.rows[job_id]) for job_id in sorted(batch.dirty)])
+        rows = [_encoded(batch.rows[job_id]) for job_id in sorted(batch.dirty)]
+        if postgres:
+            _run(conn, _UPDATE_ROWS, _columns(rows, _ROW_COLUMNS))
+        else:
+            _UPDATE_JOB.execute_many(conn, [{"b_job_id": row.pop("id"), **row} for row in rows])
     batch.dirty = {}
 
 
@@ -223,8 +238,8 @@ def insert_alerts(conn: Connection, rows: list[Row]) -> None:
 
 
 def insert_logs(conn: Connection, rows: list[Row], lines: list[Row]) -> None:
-    """Insert log line rows; set each matching wire line's ``id`` (at once on
-    SQLite, at :func:`flush` on PostgreSQL, always before the commit)."""
+    """Insert log line rows; set each matching wire line's ``id`` (at
+    :func:`flush` in a batch, else at once; always before the commit)."""
     batch = _batch(conn)
     if batch is not None:
         batch.logs.extend(zip(rows, lines, strict=True))
@@ -312,9 +327,43 @@ def _run(conn: Connection, sql: str, params: Row) -> None:
         cursor.close()
 
 
-def _update_rows(conn: Connection, rows: list[Row]) -> None:
-    """Write whole job rows (PostgreSQL): one round trip however many jobs changed."""
-    _run(conn, _UPDATE_ROWS, _columns(rows, _ROW_COLUMNS))
+def _insert_logs(conn: Connection, logs: list[tuple[Row, Row]], postgres: bool) -> None:
+    """Insert queued log rows and set each wire line's ``id``."""
+    if postgres:
+        # SQLAlchemy's "insertmanyvalues": one multi-row INSERT per 1,000 rows,
+        # RETURNING in the order of the parameters.
+        result = conn.execute(
+            log_lines.insert().returning(log_lines.c.id, sort_by_parameter_order=True),
+            [row for row, _ in logs],
+        )
+        for (_, line), log_id in zip(logs, result.scalars(), strict=True):
+            line["id"] = log_id
+        return
+    # SQLite runs in this process: one plain INSERT per line on one cursor costs
+    # a few microseconds, and the cursor gives each line's new rowid.
+    cursor: Any = conn.connection.cursor()
+    try:
+        for row, line in logs:
+            cursor.execute(_INSERT_LOG_SQLITE, [row[name] for name in _LOG_COLUMNS])
+            line["id"] = cursor.lastrowid
+    finally:
+        cursor.close()
+
+
+_LOG_COLUMNS = [c.name for c in log_lines.columns if c.name != "id"]
+_INSERT_LOG_SQLITE = f"INSERT INTO log_lines ({', '.join(_LOG_COLUMNS)}) VALUES ({', '.join('?' * len(_LOG_COLUMNS))})"
+
+
+SQLITE_MAX_VARIABLES = 32766
+"""SQLite's default limit on a statement's parameters (``SQLITE_MAX_VARIABLE_NUMBER``, 3.32+)."""
+
+
+def _select_rows_sqlite(n: int) -> str:
+    return f"SELECT {', '.join(_ROW_COLUMNS)} FROM jobs WHERE id IN ({', '.join('?' * n)})"
+
+
+def _chunks(items: list[str], size: int) -> list[list[str]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def _encoded(params: Mapping[str, Any]) -> Row:

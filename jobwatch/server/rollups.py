@@ -118,36 +118,45 @@ def merge(rows: Iterable[Row], key: tuple[str, ...], low: list[str], high: list[
 def sample_rows(samples: Iterable[Row]) -> list[Row]:
     """The ``sample_rollups`` changes for raw ``samples`` rows (``job_id``, ``ts``
     in seconds and the metric columns): one row per job, width and interval,
-    several samples of one interval already combined."""
-    rows = []
+    several samples of one interval already combined (minima and maxima ignore
+    ``None``)."""
+    groups: dict[tuple[Any, ...], list[Row]] = {}
     for sample in samples:
-        ts = sample["ts"]
-        low = {f"min_{name}": sample[name] for name in METRIC_COLUMNS}
-        high = {f"max_{name}": sample[name] for name in METRIC_COLUMNS}
+        ts, job_id = sample["ts"], sample["job_id"]
         for width in SAMPLE_WIDTHS:
-            bucket = int(ts // width) * width
-            rows.append(
-                {"job_id": sample["job_id"], "width": width, "bucket": bucket, "n": 1}
-                | {"t0": ts, "t1": ts}
-                | low
-                | high
-            )
-    return merge(rows, _SAMPLE_KEY, _SAMPLE_LOW, _SAMPLE_HIGH)
+            groups.setdefault((job_id, width, int(ts // width) * width), []).append(sample)
+    rows = []
+    for (job_id, width, bucket), members in groups.items():
+        times = [m["ts"] for m in members]
+        row: Row = {"job_id": job_id, "width": width, "bucket": bucket, "n": len(members)}
+        row["t0"], row["t1"] = min(times), max(times)
+        for name in METRIC_COLUMNS:
+            values = [v for m in members if (v := m[name]) is not None]
+            row[f"min_{name}"] = min(values) if values else None
+            row[f"max_{name}"] = max(values) if values else None
+        rows.append(row)
+    return rows
 
 
 def scalar_rows(points: Iterable[Row]) -> list[Row]:
     """The ``scalar_rollups`` changes for raw ``scalars`` rows (``job_id``,
     ``name``, ``step``, ``ts``, ``value``), combined per interval."""
-    rows = []
+    groups: dict[tuple[Any, ...], list[Row]] = {}
     for p in points:
-        step, ts, value = p["step"], p["ts"], p["value"]
+        step, job_id, name = p["step"], p["job_id"], p["name"]
         for width in SCALAR_WIDTHS:
-            rows.append(
-                {"job_id": p["job_id"], "name": p["name"], "width": width}
-                | {"bucket": step // width * width, "n": 1, "s0": step, "s1": step}
-                | {"t0": ts, "t1": ts, "low": value, "high": value}
-            )
-    return merge(rows, _SCALAR_KEY, _SCALAR_LOW, _SCALAR_HIGH)
+            groups.setdefault((job_id, name, width, step // width * width), []).append(p)
+    rows = []
+    for (job_id, name, width, bucket), members in groups.items():
+        steps = [m["step"] for m in members]
+        times = [m["ts"] for m in members]
+        values = [m["value"] for m in members]
+        rows.append(
+            {"job_id": job_id, "name": name, "width": width, "bucket": bucket}
+            | {"n": len(members), "s0": min(steps), "s1": max(steps)}
+            | {"t0": min(times), "t1": max(times), "low": min(values), "high": max(values)}
+        )
+    return rows
 
 
 def _upsert_sql(

@@ -19,9 +19,13 @@ are retried one transaction each, so one bad operation never fails the others.
 Under gevent (the worker of ``jobwatch serve``) the writer is a greenlet, and
 SQLite's commit (its ``fsync``) is a C call that would hold the event loop:
 a slow disk would pause every request and WebSocket send for as long. There
-each SQLite transaction runs in a real OS thread from gevent's thread pool
-while the writer greenlet waits cooperatively; the events are still published
-and the requests woken from the writer greenlet, after the commit.
+the two calls of a SQLite transaction that wait on something outside the
+process run in a real OS thread from gevent's thread pool while the writer
+greenlet waits cooperatively: ``BEGIN IMMEDIATE`` (it may wait for another
+process's write lock) and the commit. The statements between them run in the
+greenlet: they only touch the OS's page cache, and running their Python work
+in a second thread made the two threads take turns on the GIL. The events are
+published and the requests woken from the writer greenlet, after the commit.
 """
 
 from __future__ import annotations
@@ -200,13 +204,6 @@ class GroupCommitWriter:
             )
 
     def _transaction(self, batch: list[_Pending[Any]]) -> None:
-        if self._os_thread:
-            # gevent's pool runs it in a native thread; this greenlet waits cooperatively
-            _gevent_hub().threadpool.apply(self._locked_apply, (batch,))
-        else:
-            self._locked_apply(batch)
-
-    def _locked_apply(self, batch: list[_Pending[Any]]) -> None:
         if self._lock is not None:
             with self._lock:
                 self._apply(batch)
@@ -214,7 +211,11 @@ class GroupCommitWriter:
             self._apply(batch)
 
     def _apply(self, batch: list[_Pending[Any]]) -> None:
-        with self._engine.begin() as conn:
+        with self._engine.connect() as conn, conn.begin() as transaction:
+            if self._os_thread:
+                # Take SQLite's write lock first, where waiting for another
+                # process's transaction (busy_timeout) holds no greenlet.
+                self._off_the_loop(conn.exec_driver_sql, "BEGIN IMMEDIATE")
             if self._begin is not None:
                 self._begin(conn, sorted({p.key for p in batch if p.key}))
             for pending in batch:
@@ -224,6 +225,15 @@ class GroupCommitWriter:
                     pending.error = exc
             if self._finish is not None:
                 self._finish(conn)
+            self._off_the_loop(transaction.commit)
+
+    def _off_the_loop(self, call: Callable[..., Any], *args: Any) -> None:
+        """``call(*args)`` in a native thread of gevent's pool where the store's
+        waits would hold the event loop (a SQLite file under gevent), else here."""
+        if self._os_thread:
+            _gevent_hub().threadpool.apply(call, args)
+        else:
+            call(*args)
 
     def _fail_rest(self) -> None:
         while True:
