@@ -1,7 +1,9 @@
-"""The ingest baseline: a no-op Flask endpoint that parses the same body,
-under exactly the gunicorn setup of ``jobwatch serve``.
+"""The ingest baselines: a no-op Flask endpoint that parses the same body,
+under exactly the gunicorn setup of ``jobwatch serve`` (one gevent worker), or
+with ``--sync-workers N`` under gunicorn's defaults with N processes (what
+``gunicorn -w 2 app`` runs: sync workers, one request at a time each).
 
-Run: ``python -m benchmarks.noop_server --port 0``
+Run: ``python -m benchmarks.noop_server --port 0 [--sync-workers 2]``
 """
 
 from __future__ import annotations
@@ -29,8 +31,12 @@ def main() -> None:
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--sync-workers", type=int, default=0)
     args = parser.parse_args()
     options = gunicorn_options("127.0.0.1", args.port)
+    if args.sync_workers:
+        options.update(workers=args.sync_workers, worker_class="sync")
+        del options["worker_connections"]
     options["when_ready"] = announce("baseline: no-op Flask endpoint")
     gunicorn_server(options, create_noop_app).run()
 

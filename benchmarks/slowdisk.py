@@ -8,8 +8,9 @@ Three threads keep the writer busy (back-to-back updates of one job) while
 this process measures, one request after the other, ``GET /api/health`` and
 ``GET /api/jobs/{id}/monitor`` of another job, and a WebSocket subscriber of a
 third job, updated 5 times a second, measures each event from the end of the
-commit that stored it (the first commit to end at least the delay after the
-update was sent) to the frame's arrival.
+commit that stored it to the frame's arrival. The hook logs every commit's
+end with each job's ``seq`` as stored: the event of seq ``s`` was stored by
+the first commit that logs its job at ``s`` or more.
 """
 
 from __future__ import annotations
@@ -48,7 +49,9 @@ def _probe(url: str, path: str, stop: threading.Event, out: list[float]) -> None
             time.sleep(0.01)
 
 
-def _subscriber(ws_url: str, ready: threading.Event, stop: threading.Event, got: dict) -> None:
+def _subscriber(
+    ws_url: str, ready: threading.Event, stop: threading.Event, got: dict[int, float]
+) -> None:
     ws = websocket.create_connection(ws_url, timeout=60)
     ws.send(json.dumps({"type": "subscribe:job", "subscriptionId": "watched"}))
     ws.recv()
@@ -60,19 +63,19 @@ def _subscriber(ws_url: str, ready: threading.Event, stop: threading.Event, got:
         except websocket.WebSocketTimeoutException:
             continue
         if event.get("type") == "JOB_PROGRESS":
-            got[event["data"]["currentOperation"]] = time.time()
+            got[event["seq"]] = time.time()
     ws.close()
 
 
-def _watched(url: str, stop: threading.Event, sent: dict) -> None:
+def _watched(url: str, stop: threading.Event, acked: list[bool]) -> None:
+    """Update the watched job 5 times a second; ``acked`` gets whether each was acknowledged."""
     with requests.Session() as session:
         i = 0
         while not stop.is_set():
             i += 1
-            key = f"u{i}"
-            sent[key] = time.time()
-            body = {"workerId": "w", "progress": min(99.0, i / 10), "currentOperation": key}
-            session.post(f"{url}/api/jobs/watched/progress", json=body, timeout=60)
+            body = {"workerId": "w", "progress": min(99.0, i / 10), "currentOperation": f"u{i}"}
+            answer = session.post(f"{url}/api/jobs/watched/progress", json=body, timeout=60)
+            acked.append(answer.ok)
             time.sleep(0.2)
 
 
@@ -90,12 +93,12 @@ def _measure(delay: float, seconds: float) -> dict[str, float]:
             url = server.url
             for job in ("busy", "probe", "watched"):
                 requests.put(f"{url}/api/jobs/{job}", json={}, timeout=60).raise_for_status()
-            stop, ready = threading.Event(), threading.Event()
+            stop, ready, heard_all = threading.Event(), threading.Event(), threading.Event()
             health: list[float] = []
             monitor: list[float] = []
-            sent: dict[str, float] = {}
-            got: dict[str, float] = {}
-            sub = threading.Thread(target=_subscriber, args=(server.ws_url, ready, stop, got))
+            acked: list[bool] = []
+            got: dict[int, float] = {}
+            sub = threading.Thread(target=_subscriber, args=(server.ws_url, ready, heard_all, got))
             sub.start()
             ready.wait(60)
             threads = [threading.Thread(target=_busy, args=(url, stop)) for _ in range(3)]
@@ -104,30 +107,32 @@ def _measure(delay: float, seconds: float) -> dict[str, float]:
                 threading.Thread(
                     target=_probe, args=(url, "/api/jobs/probe/monitor", stop, monitor)
                 ),
-                threading.Thread(target=_watched, args=(url, stop, sent)),
+                threading.Thread(target=_watched, args=(url, stop, acked)),
             ]
             for thread in threads:
                 thread.start()
             time.sleep(seconds)
             stop.set()
-            for thread in [*threads, sub]:
+            for thread in threads:
                 thread.join(60)
+            time.sleep(1.0)  # frames of the last acknowledged updates
+            heard_all.set()
+            sub.join(60)
         finally:
             server.kill()
-        ends = sorted(float(line) for line in log.read_text().split())
+        commits = [line.split(" ", 1) for line in log.read_text().splitlines()]
+    stored = sorted((float(end), json.loads(seqs).get("watched", -1)) for end, seqs in commits)
     delivery = []
-    for key, at in sent.items():
-        if key in got:
-            end = next((e for e in ends if e >= at + delay), None)
-            if end is not None and end <= got[key]:
-                delivery.append((got[key] - end) * 1000)
+    for seq, arrived in got.items():
+        end = next(e for e, stored_seq in stored if stored_seq >= seq)
+        delivery.append((arrived - end) * 1000)
     return {
         "health": percentile(health, 99),
         "monitor": percentile(monitor, 99),
         "ws": percentile(delivery, 99),
         "n": len(health) + len(monitor),
-        "delivered": len(got) / max(1, len(sent)),
-        "commits": len(ends) / seconds,
+        "delivered": len(got) / max(1, sum(acked)),
+        "commits": len(commits) / seconds,
     }
 
 

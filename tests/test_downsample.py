@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+from typing import Any
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jobwatch.widgets.downsample import min_max
 
@@ -48,3 +53,51 @@ def test_bad_arguments() -> None:
         min_max(np.arange(3.0), np.zeros((1, 3)), 1)
     with pytest.raises(ValueError, match=r"\(lines, n\)"):
         min_max(np.arange(3.0), np.zeros((1, 4)), 4)
+
+
+def _one_span_at_a_time(x: np.ndarray, ys: np.ndarray, budget: int) -> tuple[Any, Any]:
+    """The definition of :func:`min_max` written span by span (its first version)."""
+    n = x.shape[0]
+    if n <= budget:
+        return x, ys
+    position = (x - x[0]).astype(float)
+    edges = np.linspace(0.0, position[-1], budget // 2 + 1)[:-1]
+    bounds = [*np.unique(np.searchsorted(position, edges, side="left")).tolist(), n]
+    columns: list[int] = []
+    values: list[Any] = []
+    rows = np.arange(ys.shape[0])
+    for lo, hi in itertools.pairwise(bounds):
+        if hi - lo <= 2:
+            columns.extend(range(lo, hi))
+            values.extend(ys[:, i] for i in range(lo, hi))
+            continue
+        span = ys[:, lo:hi]
+        missing = np.isnan(span)
+        lowest = np.where(missing, np.inf, span).argmin(axis=1)
+        highest = np.where(missing, -np.inf, span).argmax(axis=1)
+        earlier, later = np.minimum(lowest, highest), np.maximum(lowest, highest)
+        columns.extend((lo, hi - 1))
+        values.extend((span[rows, earlier], span[rows, later]))
+    return x[columns], np.stack(values, axis=1)
+
+
+_values = st.one_of(st.just(np.nan), st.sampled_from([0.0, 1.0, 5.0]), st.floats(-100, 100))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.floats(0, 50, allow_nan=False), min_size=1, max_size=120),
+    st.integers(1, 4),
+    st.integers(2, 40),
+    st.data(),
+)
+def test_every_span_keeps_what_its_definition_keeps(
+    gaps: list[float], lines: int, budget: int, data: st.DataObject
+) -> None:
+    x = np.cumsum(gaps)  # ascending, with repeated times (zero gaps) and uneven spans
+    ys = np.array(data.draw(st.lists(_values, min_size=lines * len(x), max_size=lines * len(x))))
+    ys = ys.reshape(lines, len(x))
+    got_x, got_ys = min_max(x, ys, budget)
+    want_x, want_ys = _one_span_at_a_time(x, ys, budget)
+    np.testing.assert_array_equal(got_x, want_x)
+    np.testing.assert_array_equal(got_ys, want_ys)

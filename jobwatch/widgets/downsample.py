@@ -12,7 +12,6 @@ later).
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 import numpy as np
@@ -62,20 +61,27 @@ def min_max(x: Any, ys: Any, budget: int = CHART_POINTS) -> tuple[Any, Any]:
     position = (x - x[0]).astype(float)
     edges = np.linspace(0.0, position[-1], budget // 2 + 1)[:-1]
     starts = np.unique(np.searchsorted(position, edges, side="left"))
-    bounds = [*starts.tolist(), n]
-    columns: list[int] = []  # sample index each kept x comes from
-    values: list[Any] = []  # one (lines,) column per kept point
-    rows = np.arange(ys.shape[0])
-    for lo, hi in itertools.pairwise(bounds):
-        if hi - lo <= 2:
-            columns.extend(range(lo, hi))
-            values.extend(ys[:, i] for i in range(lo, hi))
-            continue
-        span = ys[:, lo:hi]
-        missing = np.isnan(span)
-        lowest = np.where(missing, np.inf, span).argmin(axis=1)
-        highest = np.where(missing, -np.inf, span).argmax(axis=1)
-        earlier, later = np.minimum(lowest, highest), np.maximum(lowest, highest)
-        columns.extend((lo, hi - 1))
-        values.extend((span[rows, earlier], span[rows, later]))
-    return x[columns], np.stack(values, axis=1)
+    ends = np.append(starts[1:], n)  # one past each span's last sample
+    # Each line's lowest and highest value per span, then the first sample
+    # holding each (as argmin/argmax would), all spans at once with reduceat.
+    low_at = _first_index_of(np.minimum, np.where(np.isnan(ys), np.inf, ys), starts, ends)
+    high_at = _first_index_of(np.maximum, np.where(np.isnan(ys), -np.inf, ys), starts, ends)
+    small = (ends - starts) <= 2  # kept as they are: the first and the last sample
+    earlier = np.where(small, starts, np.minimum(low_at, high_at))
+    later = np.where(small, ends - 1, np.maximum(low_at, high_at))
+    # Two points per span (its first and last sample time), one for a span of one sample.
+    keep = np.stack([np.ones_like(small), ends - starts > 1], axis=1).ravel()
+    columns = np.stack([starts, ends - 1], axis=1).ravel()[keep]
+    picked = np.stack([earlier, later], axis=2).reshape(ys.shape[0], -1)[:, keep]
+    return x[columns], np.take_along_axis(ys, picked, axis=1)
+
+
+def _first_index_of(reduce: Any, values: Any, starts: Any, ends: Any) -> Any:
+    """Per line and span ``[starts[k], ends[k])`` of ``values`` (lines, n), the
+    first sample index holding the span's ``reduce`` (``np.minimum`` or
+    ``np.maximum``) value; shape ``(lines, spans)``."""
+    extreme = reduce.reduceat(values, starts, axis=1)
+    lengths = ends - starts
+    hit = values == np.repeat(extreme, lengths, axis=1)
+    index = np.where(hit, np.arange(values.shape[1]), values.shape[1])
+    return np.minimum.reduceat(index, starts, axis=1)

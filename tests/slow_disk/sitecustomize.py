@@ -1,8 +1,10 @@
 """A slow disk for ``jobwatch serve``: every SQLite commit that writes waits
 ``$JOBWATCH_SLOW_COMMIT_S`` seconds first, blocking its OS thread as a slow
 ``fsync`` does (the sleep is the one from before gevent patched ``time``);
-with ``$JOBWATCH_COMMIT_LOG`` set, each such commit's end (seconds since the
-epoch) is appended to that file.
+with ``$JOBWATCH_COMMIT_LOG`` set, each such commit appends one line to that
+file: its end (seconds since the epoch) and, as JSON, every job's ``seq`` as
+that commit stored it (an event of seq ``s`` was stored by the first commit
+that logs its job at ``s`` or more).
 
 Loaded by a server started with this directory first on ``PYTHONPATH``
 (tests/test_slow_disk.py, benchmarks/slowdisk.py); nothing else imports it.
@@ -10,6 +12,7 @@ Loaded by a server started with this directory first on ``PYTHONPATH``
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import time
@@ -23,12 +26,20 @@ _block = time.sleep  # captured before gevent's patching: it holds the OS thread
 class _SlowCommit(sqlite3.Connection):
     def commit(self) -> None:
         writes = self.in_transaction  # a read-only transaction has nothing to flush
+        seqs = _seqs(self) if writes and _LOG else {}
         if writes:
             _block(_DELAY)
         super().commit()
         if writes and _LOG:
             with open(_LOG, "a") as log:
-                log.write(f"{time.time():.6f}\n")
+                log.write(f"{time.time():.6f} {json.dumps(seqs)}\n")
+
+
+def _seqs(conn: sqlite3.Connection) -> dict[str, int]:
+    try:
+        return dict(conn.execute("SELECT id, seq FROM jobs").fetchall())
+    except sqlite3.OperationalError:  # the schema's own first commit: no jobs table yet
+        return {}
 
 
 _connect = sqlite3.connect
