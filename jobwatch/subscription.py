@@ -111,6 +111,9 @@ class Subscription:
             except (websocket.WebSocketException, OSError) as exc:
                 self._drop(f"connection lost: {exc}")
                 continue
+            except UnicodeDecodeError as exc:  # a broken frame, as websocket-client's check says
+                self._drop(f"the server sent text that is not UTF-8: {exc}")
+                continue
             if not ws.connected:  # the server closed the connection (recv returned its close frame)
                 self._drop("the server closed the connection")
                 continue
@@ -146,7 +149,7 @@ class Subscription:
             except JobwatchError:
                 self._close_socket()
                 raise
-            except (websocket.WebSocketException, OSError) as exc:
+            except (websocket.WebSocketException, OSError, UnicodeDecodeError) as exc:
                 self._close_socket()
                 delay = self.backoff.next_delay()
                 log.info(
@@ -158,7 +161,12 @@ class Subscription:
 
     def _connect(self) -> None:
         headers = [f"Authorization: Bearer {self.token}"] if self.token else None
-        ws = websocket.create_connection(self.ws_url, timeout=10, header=headers)
+        # skip_utf8_validation: websocket-client checks UTF-8 in pure Python (a sixth
+        # of a following notebook kernel's CPU); recv() decodes the text in C, which
+        # checks it as well (UnicodeDecodeError, handled in _next).
+        ws = websocket.create_connection(
+            self.ws_url, timeout=10, header=headers, skip_utf8_validation=True
+        )
         with self._lock:
             if self._closed.is_set():
                 ws.close()
