@@ -8,7 +8,7 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Connection, create_engine, select
+from sqlalchemy import Connection, create_engine, delete, select
 
 from jobwatch.server import rollups
 from jobwatch.server.schema import metadata, samples, scalars
@@ -34,6 +34,11 @@ _point = st.fixed_dictionaries(
 )
 
 
+_ENGINES = [create_engine("sqlite://") for _ in range(2)]  # one connection each, kept
+for _engine in _ENGINES:
+    metadata.create_all(_engine)
+
+
 def _table(conn: Connection, table: Any) -> list[tuple[Any, ...]]:
     return sorted(tuple(row) for row in conn.execute(select(table)))
 
@@ -41,9 +46,11 @@ def _table(conn: Connection, table: Any) -> list[tuple[Any, ...]]:
 def _both_ways(raw_table: Any, rows: list[Row], cuts: list[int], table: Any) -> None:
     """Write ``rows`` in batches split at ``cuts`` through the ingest path in one
     database and at once through backfill in another; the roll-ups must match."""
-    ingest, backfilled = (create_engine("sqlite://") for _ in range(2))
-    for engine in (ingest, backfilled):
-        metadata.create_all(engine)
+    ingest, backfilled = _ENGINES
+    for engine in _ENGINES:
+        with engine.begin() as conn:
+            conn.execute(delete(raw_table))
+            conn.execute(delete(table))
     to_rows = rollups.sample_rows if table is rollups.sample_rollups else rollups.scalar_rows
     bounds = [0, *sorted(set(cuts)), len(rows)]
     with ingest.begin() as conn:
