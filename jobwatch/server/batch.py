@@ -19,9 +19,8 @@ through ``unnest``, log lines as one multi-row ``INSERT`` whose ``RETURNING``
 ids come back in order (SQLAlchemy's insertmanyvalues). SQLite runs inside
 this process, where a statement costs microseconds but its Python work does
 not: there the batch's samples go through one ``executemany``, and a job
-updated 30 times in a batch is written once (ingest of one job's updates,
-``python -m benchmarks --only ingest``: 0.35x -> 0.45x of a no-op endpoint
-with the other changes of issue 18 goal 4).
+updated 30 times in a batch is written once (docs/performance.md, "Ingest",
+round 2).
 """
 
 from __future__ import annotations
