@@ -62,3 +62,43 @@ def test_reads_answer_while_a_commit_waits_for_the_disk(slow_server: ServerProce
         assert at < posted["at"], f"{path} waited for the commit"
     monitor = requests.get(f"{url}/api/jobs/slow/monitor", timeout=30).json()
     assert monitor["job"]["progress"] == 50.0
+
+
+def test_reads_answer_while_another_process_holds_the_write_lock(tmp_path: Path) -> None:
+    """Another process (``jobwatch prune``, a backup) holding SQLite's write lock
+    makes the writer wait up to ``busy_timeout``: the wait must hold no greenlet."""
+    import sqlite3
+
+    db = tmp_path / "jobs.db"
+    with ServerProcess(serve_command(db), startup_timeout=60) as server:
+        url = server.url
+        assert requests.put(f"{url}/api/jobs/locked", json={}, timeout=30).status_code == 201
+        other = sqlite3.connect(db, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # the write lock, until COMMIT
+        posted: dict[str, float] = {}
+
+        def post() -> None:
+            body = {"workerId": "w", "progress": 50.0, "currentOperation": "epoch 1"}
+            reply = requests.post(f"{url}/api/jobs/locked/progress", json=body, timeout=30)
+            assert reply.status_code == 200, reply.text
+            posted["at"] = time.monotonic()
+
+        writer = threading.Thread(target=post)
+        writer.start()
+        try:
+            time.sleep(DELAY / 5)  # the update now waits for the lock
+            answered = {}
+            for path in ("/api/health", "/api/jobs/locked/monitor"):
+                reply = requests.get(f"{url}{path}", timeout=30)
+                assert reply.status_code == 200, reply.text
+                answered[path] = time.monotonic()
+            assert "at" not in posted  # the update is still waiting for the lock
+        finally:
+            other.execute("COMMIT")
+            other.close()
+        writer.join(30)
+        assert "at" in posted  # stored once the lock was free
+        for path, at in answered.items():
+            assert at < posted["at"], f"{path} waited for the other process's lock"
+        monitor = requests.get(f"{url}/api/jobs/locked/monitor", timeout=30).json()
+        assert monitor["job"]["progress"] == 50.0
