@@ -181,11 +181,13 @@ def test_the_monitor_resumes_across_a_server_restart(tmp_path, monkeypatch):
         )
     monitor = JobMonitor("restarting", server.url)
     try:
-        monitor._follower.subscription.backoff.base = 0.05
         deadline = time.monotonic() + 10
         while monitor.state.connection != "live":
             assert time.monotonic() < deadline
             time.sleep(0.02)
+        # live: the follower's thread has made its subscription (it may not have
+        # before; under load this read None)
+        monitor._follower.subscription.backoff.base = 0.05
         server.stop()
         deadline = time.monotonic() + 10
         while monitor.state.connection != "reconnecting":
