@@ -149,3 +149,33 @@ def test_per_gpu_samples_and_training_metrics_count_toward_the_stored_total(cloc
         server.services.store.prune(86400)
         client.create_job(job_id="next")
         client.report_progress("next", "w", 10, metrics=_wide_sample())  # prune freed the room
+
+
+def test_the_stored_total_read_inside_a_batch_counts_the_batchs_own_writes(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch keeps its job rows' byte counts in memory until its end; a fresh
+    read of the stored total in the middle of it must still count them, or two
+    updates of one batch could pass the quota together."""
+    from jobwatch.protocol import JobSpec, ProgressUpdate
+    from jobwatch.server import quotas
+    from jobwatch.server.store import Store
+    from jobwatch.server.writer import _Pending
+
+    monkeypatch.setattr(quotas, "TOTAL_REFRESH", 0.0)  # read the total at every update
+    store = Store(str(tmp_path / "jobs.db"), quotas=Quotas(max_log_bytes=5_000))
+    try:
+        store.create_job(JobSpec.model_validate({}), "j", upsert=True)
+        update = ProgressUpdate.model_validate(
+            {"workerId": "w", "progress": 1, "logLines": _logs(3)}
+        )
+        ops: list[Any] = []
+        monkeypatch.setattr(store._writer, "submit", lambda op, key="": ops.append(op))
+        store.apply_progress("j", update)
+        store.apply_progress("j", update)
+        batch = [_Pending(op, "j") for op in ops]
+        store._writer._apply(batch)  # both in one transaction
+        assert batch[0].error is None
+        assert isinstance(batch[1].error, errors.QuotaExceeded)  # 3,000 + 3,000 > 5,000
+    finally:
+        store.close()

@@ -363,6 +363,7 @@ class Store:
 
 
 def _stored_bytes(conn: Connection) -> int:
+    batch.flush(conn)  # the batch's changed job rows first: their byte counts are in the sum
     total = conn.execute(select(func.coalesce(func.sum(jobs.c.log_bytes + jobs.c.data_bytes), 0)))
     return int(total.scalar_one())
 
