@@ -101,22 +101,22 @@ def begin(conn: Connection, job_ids: list[str]) -> None:
     """Start a batch writing ``job_ids`` (sorted): read their rows (on PostgreSQL
     also lock them, in id order)."""
     batch = conn.info[_STATE] = _Batch(set(job_ids))
-    statements: list[tuple[str, Any]]
+    if not job_ids:
+        return
+    # One statement: a batch holds at most the writer's max_batch (512) ids,
+    # far below SQLite's limit on a statement's parameters (32,766).
+    params: Any
     if conn.dialect.name == "postgresql":
-        statements = [(_LOCK_ROWS, {"ids": job_ids})] if job_ids else []
+        sql, params = _LOCK_ROWS, {"ids": job_ids}
     else:
-        statements = [
-            (_select_rows_sqlite(len(chunk)), chunk)
-            for chunk in _chunks(job_ids, SQLITE_MAX_VARIABLES)
-        ]
+        sql, params = _select_rows_sqlite(len(job_ids)), job_ids
     cursor: Any = conn.connection.cursor()
     try:
-        for sql, params in statements:
-            cursor.execute(sql, params)
-            names = [d[0] for d in cursor.description]
-            for values in cursor.fetchall():
-                row = decode_row(zip(names, values, strict=True))
-                batch.rows[row["id"]] = row
+        cursor.execute(sql, params)
+        names = [d[0] for d in cursor.description]
+        for values in cursor.fetchall():
+            row = decode_row(zip(names, values, strict=True))
+            batch.rows[row["id"]] = row
     finally:
         cursor.close()
 
@@ -134,17 +134,15 @@ def flush(conn: Connection) -> None:
         return
     postgres = conn.dialect.name == "postgresql"
     if batch.samples:
-        if postgres:
-            _run(conn, _INSERT_SAMPLES, _columns(batch.samples, _SAMPLE_COLUMNS))
-        else:
-            _INSERT_SAMPLE.execute_many(conn, batch.samples)
+        _insert_rows(
+            conn, postgres, batch.samples, _INSERT_SAMPLE, _INSERT_SAMPLES, _SAMPLE_COLUMNS
+        )
         rollups.upsert(conn, rollups.sample_rollups, rollups.sample_rows(batch.samples))
         batch.samples = []
     if batch.scalars:
-        if postgres:
-            _run(conn, _INSERT_SCALARS, _columns(batch.scalars, _SCALAR_COLUMNS))
-        else:
-            _INSERT_SCALAR.execute_many(conn, batch.scalars)
+        _insert_rows(
+            conn, postgres, batch.scalars, _INSERT_SCALAR, _INSERT_SCALARS, _SCALAR_COLUMNS
+        )
         rollups.upsert(conn, rollups.scalar_rollups, rollups.scalar_rows(batch.scalars))
         batch.scalars = []
     if batch.alerts:
@@ -326,6 +324,22 @@ def _run(conn: Connection, sql: str, params: Row) -> None:
         cursor.close()
 
 
+def _insert_rows(
+    conn: Connection,
+    postgres: bool,
+    rows: list[Row],
+    one_by_one: Prepared,
+    arrays_sql: str,
+    columns: list[str],
+) -> None:
+    """Insert ``rows``: on PostgreSQL one statement of arrays (``arrays_sql``), on
+    SQLite one ``executemany`` of ``one_by_one``."""
+    if postgres:
+        _run(conn, arrays_sql, _columns(rows, columns))
+    else:
+        one_by_one.execute_many(conn, rows)
+
+
 def _insert_logs(conn: Connection, logs: list[tuple[Row, Row]], postgres: bool) -> None:
     """Insert queued log rows and set each wire line's ``id``."""
     if postgres:
@@ -353,16 +367,8 @@ _LOG_COLUMNS = [c.name for c in log_lines.columns if c.name != "id"]
 _INSERT_LOG_SQLITE = f"INSERT INTO log_lines ({', '.join(_LOG_COLUMNS)}) VALUES ({', '.join('?' * len(_LOG_COLUMNS))})"
 
 
-SQLITE_MAX_VARIABLES = 32766
-"""SQLite's default limit on a statement's parameters (``SQLITE_MAX_VARIABLE_NUMBER``, 3.32+)."""
-
-
 def _select_rows_sqlite(n: int) -> str:
     return f"SELECT {', '.join(_ROW_COLUMNS)} FROM jobs WHERE id IN ({', '.join('?' * n)})"
-
-
-def _chunks(items: list[str], size: int) -> list[list[str]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def _encoded(params: Mapping[str, Any]) -> Row:
