@@ -1,17 +1,22 @@
-"""Roll-ups written at ingest, batch by batch, equal those computed from the raw
-rows at once (:func:`jobwatch.server.rollups.backfill`), whatever the batches."""
+"""Roll-ups written at ingest, batch by batch, equal their definition computed
+from the raw rows, and equal what :func:`jobwatch.server.rollups.backfill`
+computes from the raw rows at once, whatever the batches, on SQLite and on
+PostgreSQL."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from itertools import pairwise
 from typing import Any
 
-from hypothesis import given, settings
+import pytest
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Connection, create_engine, delete, select
+from sqlalchemy import Connection, Engine, create_engine, delete, select
 
-from jobwatch.server import rollups
+from jobwatch.server import batch, rollups
 from jobwatch.server.schema import metadata, samples, scalars
+from tests.services import fresh_schema, scale_urls
 
 Row = dict[str, Any]
 
@@ -21,6 +26,7 @@ _sample = st.fixed_dictionaries(
         "job_id": st.sampled_from(["a", "b"]),
         "ts": st.floats(1.7e9, 1.7e9 + 7200, allow_nan=False),
         **{name: _value for name in rollups.METRIC_COLUMNS},
+        "gpus": st.none(),
     }
 )
 _point = st.fixed_dictionaries(
@@ -34,48 +40,130 @@ _point = st.fixed_dictionaries(
 )
 
 
-_ENGINES = [create_engine("sqlite://") for _ in range(2)]  # one connection each, kept
-for _engine in _ENGINES:
-    metadata.create_all(_engine)
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
+    if request.param == "sqlite":
+        engine = create_engine("sqlite://")  # one connection, kept
+        metadata.create_all(engine)
+        yield engine
+        return
+    postgres, _ = scale_urls()
+    with fresh_schema(postgres) as url:
+        engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+        metadata.create_all(engine)
+        yield engine
+        engine.dispose()
 
 
 def _table(conn: Connection, table: Any) -> list[tuple[Any, ...]]:
     return sorted(tuple(row) for row in conn.execute(select(table)))
 
 
-def _both_ways(raw_table: Any, rows: list[Row], cuts: list[int], table: Any) -> None:
-    """Write ``rows`` in batches split at ``cuts`` through the ingest path in one
-    database and at once through backfill in another; the roll-ups must match."""
-    ingest, backfilled = _ENGINES
-    for engine in _ENGINES:
-        with engine.begin() as conn:
-            conn.execute(delete(raw_table))
-            conn.execute(delete(table))
-    to_rows = rollups.sample_rows if table is rollups.sample_rollups else rollups.scalar_rows
-    bounds = [0, *sorted(set(cuts)), len(rows)]
-    with ingest.begin() as conn:
-        for start, end in pairwise(bounds):
-            rollups.upsert(conn, table, to_rows(rows[start:end]))
+def _low(values: list[Any]) -> Any:
+    present = [v for v in values if v is not None]
+    return min(present) if present else None
+
+
+def _high(values: list[Any]) -> Any:
+    present = [v for v in values if v is not None]
+    return max(present) if present else None
+
+
+def _sample_definition(rows: list[Row]) -> list[tuple[Any, ...]]:
+    """Per job, width and interval ``int(ts / width) * width``: count, first and
+    last time, each metric's minimum and maximum (NULLs ignored)."""
+    groups: dict[tuple[Any, ...], list[Row]] = {}
+    for row in rows:
+        for width in rollups.SAMPLE_WIDTHS:
+            key = (row["job_id"], width, int(row["ts"] / width) * width)
+            groups.setdefault(key, []).append(row)
+    return sorted(
+        (*key, len(members), min(m["ts"] for m in members), max(m["ts"] for m in members))
+        + tuple(_low([m[c] for m in members]) for c in rollups.METRIC_COLUMNS)
+        + tuple(_high([m[c] for m in members]) for c in rollups.METRIC_COLUMNS)
+        for key, members in groups.items()
+    )
+
+
+def _scalar_definition(points: list[Row]) -> list[tuple[Any, ...]]:
+    """Per job, name, width and interval ``step // width * width``: count, lowest
+    and highest step, first and last time, lowest and highest value."""
+    groups: dict[tuple[Any, ...], list[Row]] = {}
+    for p in points:
+        for width in rollups.SCALAR_WIDTHS:
+            key = (p["job_id"], p["name"], width, p["step"] // width * width)
+            groups.setdefault(key, []).append(p)
+    return sorted(
+        (*key, len(members))
+        + tuple(f([m[c] for m in members]) for c in ("step", "ts") for f in (min, max))
+        + (min(m["value"] for m in members), max(m["value"] for m in members))
+        for key, members in groups.items()
+    )
+
+
+def _write_samples(conn: Connection, rows: list[Row]) -> None:
+    for row in rows:
+        batch.insert_sample(conn, dict(row))
+
+
+def _write_scalars(conn: Connection, rows: list[Row]) -> None:
+    batch.insert_scalars(conn, [dict(row) for row in rows])
+
+
+def _three_ways(
+    engine: Engine,
+    raw_table: Any,
+    table: Any,
+    rows: list[Row],
+    cuts: list[int],
+    write: Callable[[Connection, list[Row]], None],
+    definition: Callable[[list[Row]], list[tuple[Any, ...]]],
+) -> None:
+    """Write ``rows`` through the ingest path in batches split at ``cuts`` (the
+    first chunk outside a batch, as a write outside the group commit does); the
+    roll-ups must equal the definition, and the backfill's from the raw rows."""
+    with engine.begin() as conn:
+        conn.execute(delete(raw_table))
+        conn.execute(delete(table))
+        bounds = [0, *sorted(set(cuts)), len(rows)]
+        for i, (start, end) in enumerate(pairwise(bounds)):
+            if i == 0:
+                write(conn, rows[start:end])
+                continue
+            batch.begin(conn, [])
+            write(conn, rows[start:end])
+            batch.finish(conn)
         written = _table(conn, table)
-    with backfilled.begin() as conn:
-        if rows:
-            conn.execute(raw_table.insert(), rows)
+        conn.execute(delete(table))
         rollups.backfill(conn, [table.name])
-        expected = _table(conn, table)
+        backfilled = _table(conn, table)
+    expected = definition(rows)
     assert written == expected
+    assert backfilled == written
 
 
-@settings(max_examples=60, deadline=None)
-@given(st.lists(_sample, max_size=40), st.lists(st.integers(0, 40), max_size=5))
-def test_sample_rollups_written_in_batches_equal_the_backfill(
-    rows: list[Row], cuts: list[int]
+_SETTINGS = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@_SETTINGS
+@given(rows=st.lists(_sample, max_size=40), cuts=st.lists(st.integers(0, 40), max_size=5))
+def test_sample_rollups_written_in_batches_equal_the_definition_and_the_backfill(
+    engine: Engine, rows: list[Row], cuts: list[int]
 ) -> None:
-    _both_ways(samples, rows, [c for c in cuts if c <= len(rows)], rollups.sample_rollups)
+    cuts = [c for c in cuts if c <= len(rows)]
+    _three_ways(
+        engine, samples, rollups.sample_rollups, rows, cuts, _write_samples, _sample_definition
+    )
 
 
-@settings(max_examples=60, deadline=None)
-@given(st.lists(_point, max_size=40), st.lists(st.integers(0, 40), max_size=5))
-def test_scalar_rollups_written_in_batches_equal_the_backfill(
-    rows: list[Row], cuts: list[int]
+@_SETTINGS
+@given(rows=st.lists(_point, max_size=40), cuts=st.lists(st.integers(0, 40), max_size=5))
+def test_scalar_rollups_written_in_batches_equal_the_definition_and_the_backfill(
+    engine: Engine, rows: list[Row], cuts: list[int]
 ) -> None:
-    _both_ways(scalars, rows, [c for c in cuts if c <= len(rows)], rollups.scalar_rollups)
+    cuts = [c for c in cuts if c <= len(rows)]
+    _three_ways(
+        engine, scalars, rollups.scalar_rollups, rows, cuts, _write_scalars, _scalar_definition
+    )

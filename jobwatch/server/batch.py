@@ -26,10 +26,10 @@ round 2).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import Connection, bindparam, delete, select
+from sqlalchemy import Connection, Table, bindparam, delete, select
 
 from jobwatch.server import rollups
 from jobwatch.server.job_row import JobRow, job_row
@@ -134,16 +134,10 @@ def flush(conn: Connection) -> None:
         return
     postgres = conn.dialect.name == "postgresql"
     if batch.samples:
-        _insert_rows(
-            conn, postgres, batch.samples, _INSERT_SAMPLE, _INSERT_SAMPLES, _SAMPLE_COLUMNS
-        )
-        rollups.upsert(conn, rollups.sample_rollups, rollups.sample_rows(batch.samples))
+        _insert_rolled_up(conn, batch.samples, _SAMPLES)
         batch.samples = []
     if batch.scalars:
-        _insert_rows(
-            conn, postgres, batch.scalars, _INSERT_SCALAR, _INSERT_SCALARS, _SCALAR_COLUMNS
-        )
-        rollups.upsert(conn, rollups.scalar_rollups, rollups.scalar_rows(batch.scalars))
+        _insert_rolled_up(conn, batch.scalars, _SCALARS)
         batch.scalars = []
     if batch.alerts:
         _INSERT_ALERT.execute_many(conn, batch.alerts)
@@ -210,8 +204,7 @@ def insert_sample(conn: Connection, row: Row) -> None:
     if batch is not None:
         batch.samples.append(row)
     else:
-        _INSERT_SAMPLE.execute(conn, row).close()
-        rollups.upsert(conn, rollups.sample_rollups, rollups.sample_rows([row]))
+        _insert_rolled_up(conn, [row], _SAMPLES)
 
 
 def insert_scalars(conn: Connection, rows: list[Row]) -> None:
@@ -221,8 +214,7 @@ def insert_scalars(conn: Connection, rows: list[Row]) -> None:
     if batch is not None:
         batch.scalars.extend(rows)
     else:
-        _INSERT_SCALAR.execute_many(conn, rows)
-        rollups.upsert(conn, rollups.scalar_rollups, rollups.scalar_rows(rows))
+        _insert_rolled_up(conn, rows, _SCALARS)
 
 
 def insert_alerts(conn: Connection, rows: list[Row]) -> None:
@@ -324,20 +316,49 @@ def _run(conn: Connection, sql: str, params: Row) -> None:
         cursor.close()
 
 
-def _insert_rows(
-    conn: Connection,
-    postgres: bool,
-    rows: list[Row],
-    one_by_one: Prepared,
-    arrays_sql: str,
-    columns: list[str],
-) -> None:
-    """Insert ``rows``: on PostgreSQL one statement of arrays (``arrays_sql``), on
-    SQLite one ``executemany`` of ``one_by_one``."""
-    if postgres:
-        _run(conn, arrays_sql, _columns(rows, columns))
-    else:
-        one_by_one.execute_many(conn, rows)
+class _RawTable(NamedTuple):
+    """A raw table with roll-ups: how to insert its rows and find them again."""
+
+    rollups: Table
+    one_by_one: Prepared
+    arrays_sql: str
+    columns: list[str]
+    max_id: str
+
+
+_SAMPLES = _RawTable(
+    rollups.sample_rollups,
+    _INSERT_SAMPLE,
+    _INSERT_SAMPLES + " RETURNING id",
+    _SAMPLE_COLUMNS,
+    "SELECT coalesce(max(id), 0) FROM samples",
+)
+_SCALARS = _RawTable(
+    rollups.scalar_rollups,
+    _INSERT_SCALAR,
+    _INSERT_SCALARS + " RETURNING id",
+    _SCALAR_COLUMNS,
+    "SELECT coalesce(max(id), 0) FROM scalars",
+)
+
+
+def _insert_rolled_up(conn: Connection, rows: list[Row], raw: _RawTable) -> None:
+    """Insert ``rows`` into ``raw``'s table and add them to its roll-ups: on
+    PostgreSQL one statement of arrays returning the new ids, on SQLite one
+    ``executemany`` after reading the highest id; then one roll-up statement
+    (:func:`rollups.add`)."""
+    cursor: Any = conn.connection.cursor()
+    try:
+        if conn.dialect.name == "postgresql":
+            cursor.execute(raw.arrays_sql, _columns(rows, raw.columns))
+            rollups.add(conn, raw.rollups, ids=[row[0] for row in cursor.fetchall()])
+            return
+        cursor.execute(raw.max_id)
+        (since,) = cursor.fetchone()
+    finally:
+        cursor.close()
+    raw.one_by_one.execute_many(conn, rows)
+    rollups.add(conn, raw.rollups, since=since)
 
 
 def _insert_logs(conn: Connection, logs: list[tuple[Row, Row]], postgres: bool) -> None:

