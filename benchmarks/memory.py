@@ -213,7 +213,7 @@ def _widget_rows(quick: bool) -> list[Row]:
     comm.create_comm = _counting_comm_factory(counter)
     # outside a kernel JobMonitor falls back to text: force the widget view (as the tests do)
     monitor_module._make_view = lambda monitor, time_range: MonitorView(
-        monitor._change_range, monitor._load_older, time_range
+        monitor._change_range, monitor._load_older, time_range, monitor._redraw
     )
     try:
         with EmbeddedServer() as server:

@@ -197,7 +197,9 @@ def test_monitor_widgets_escape_every_remote_string(hostile, server, monkeypatch
     monkeypatch.setattr(
         monitor_module,
         "_make_view",
-        lambda mon, time_range: MonitorView(mon._change_range, mon._load_older, time_range),
+        lambda mon, time_range: MonitorView(
+            mon._change_range, mon._load_older, time_range, mon._redraw
+        ),
     )
     state = _state(hostile)
     state.alerts.append({"title": MARKUP, "text": MARKUP, "level": HOSTILE, "seq": 99})

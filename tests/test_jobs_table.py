@@ -104,7 +104,9 @@ def widget_view(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
         monitor_module,
         "_make_view",
-        lambda mon, time_range: MonitorView(mon._change_range, mon._load_older, time_range),
+        lambda mon, time_range: MonitorView(
+            mon._change_range, mon._load_older, time_range, mon._redraw
+        ),
     )
 
 

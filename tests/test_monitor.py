@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 import threading
 import time
 from typing import Any
@@ -190,7 +192,9 @@ def widget_view(monkeypatch):
     monkeypatch.setattr(
         monitor_module,
         "_make_view",
-        lambda mon, time_range: MonitorView(mon._change_range, mon._load_older, time_range),
+        lambda mon, time_range: MonitorView(
+            mon._change_range, mon._load_older, time_range, mon._redraw
+        ),
     )
 
 
@@ -229,7 +233,7 @@ def test_monitor_shows_updates_live(server, client, clock, widget_view):
         assert "0.100 QUBIC" in view.cost.value  # 100 s at 3.6/h
         assert "live" in view.connection.value
         assert view.logs.lines[0]["message"] == "GPU hot"
-        assert list(view.charts.utilization.y) == [87.0]
+        wait_for(lambda: view.charts is not None and list(view.charts.utilization.y) == [87.0])
         assert view.progress.bar_style == "info"
 
 
@@ -272,7 +276,8 @@ def test_time_range_loads_history_with_max_points(server, client, clock, widget_
         clock.advance(10)
         client.report_progress("hist", "w", i + 1, metrics={"gpuUtilization": float(i)})
     with JobMonitor("hist", server.url, time_range="1 min") as mon:
-        assert len(mon.view.charts.utilization.x) == 7  # the snapshot: the last 60 s, both ends in
+        # the snapshot: the last 60 s, both ends in
+        wait_for(lambda: mon.view.charts is not None and len(mon.view.charts.utilization.x) == 7)
         mon.view.range.value = "all"
         wait_for(lambda: len(mon.view.charts.utilization.x) == 30)
 
@@ -432,3 +437,40 @@ def test_the_monitor_displays_as_a_widget(server, client, widget_view):
     with JobMonitor("shown", server.url) as mon:
         bundle = mon._repr_mimebundle_()
         assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == mon.widget.model_id
+
+
+def test_the_first_render_sends_the_header_before_bqplot_loads() -> None:
+    """The first render that has GPU samples and training metrics sets the header
+    and makes no chart (nor imports bqplot: about 0.4 s in a kernel, and its
+    JavaScript in the page); it asks for the next render, which makes both
+    charts. Run in a fresh interpreter so no other test has imported bqplot."""
+    probe = """
+import sys
+from jobwatch.state import MonitorState
+from jobwatch.widgets.view import MonitorView
+
+asked = []
+view = MonitorView(lambda r: None, lambda b: None, "5 min", lambda: asked.append(1))
+state = MonitorState()
+stamp = "2027-01-15T08:00:00.000Z"
+state.load_snapshot({
+    "job": {"id": "j", "status": "running", "progress": 42, "startedAt": stamp},
+    "metrics": {"latest": None, "history": [{"timestamp": stamp, "gpuUtilization": 87.0}]},
+    "scalars": {"loss": {"step": 1, "timestamp": stamp, "value": 0.5}},
+})
+view.render(state, "live")
+assert view.progress.value == 42.0, view.progress.value
+assert view.charts is None and view.scalars is None
+assert not view.charts_shown and not view.scalars_shown
+assert "bqplot" not in sys.modules, "the first render imported bqplot"
+assert asked == [1], asked
+view.render(state, "live")
+assert view.charts_shown and view.scalars_shown
+assert list(view.charts.utilization.y) == [87.0]
+assert asked == [1], asked
+print("ok")
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", probe], check=False, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr

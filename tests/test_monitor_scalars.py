@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import ipywidgets as widgets
 import pytest
 from bqplot import LinearScale, LogScale
 
@@ -38,13 +39,13 @@ def test_the_chart_joins_with_the_first_metric_and_follows_the_toggles(
     client.report_progress("fit", "w", 5)
     with JobMonitor("fit", server.url) as mon:
         view = mon.view
-        assert not view.scalars_shown and view.scalars.latest.value == ""
+        assert not view.scalars_shown and view.scalar_latest.value == ""
         report(client, "fit", 1, loss=0.9, accuracy=0.5)
         report(client, "fit", 2, loss=0.4)
         wait_for(lambda: view.scalars_shown and len(view.scalars.lines.x) == 2)
         assert list(view.scalars.lines.labels) == ["accuracy", "loss"]
-        assert "loss <b>0.4</b>" in view.scalars.latest.value
-        assert "(step 2)" in view.scalars.latest.value
+        assert "loss <b>0.4</b>" in view.scalar_latest.value
+        assert "(step 2)" in view.scalar_latest.value
         assert isinstance(view.scalars.lines.scales["y"], LinearScale)
         view.scalars.y_scale.value = "log"
         wait_for(lambda: isinstance(view.scalars.lines.scales["y"], LogScale))
@@ -60,7 +61,7 @@ def test_a_monitor_started_late_loads_the_whole_history(
         report(client, "late", step, loss=1.0 / (step + 1))
     with JobMonitor("late", server.url) as mon:
         wait_for(lambda: len(mon.state.scalars.get("loss", ())) == 30)
-        wait_for(lambda: len(mon.view.scalars.lines.x) == 30)
+        wait_for(lambda: mon.view.scalars is not None and len(mon.view.scalars.lines.x) == 30)
 
 
 def test_the_terminal_view_shows_the_newest_metrics() -> None:
@@ -95,6 +96,6 @@ def test_one_metric_with_one_point_is_drawn() -> None:
             },
         }
     )
-    chart = ScalarChart()
+    chart = ScalarChart(widgets.HTML())
     chart.update(state)
     assert list(chart.lines.y) == [0.5] and list(chart.lines.labels) == ["loss"]

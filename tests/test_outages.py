@@ -168,7 +168,9 @@ def test_the_monitor_resumes_across_a_server_restart(tmp_path, monkeypatch):
     monkeypatch.setattr(
         monitor_module,
         "_make_view",
-        lambda mon, time_range: MonitorView(mon._change_range, mon._load_older, time_range),
+        lambda mon, time_range: MonitorView(
+            mon._change_range, mon._load_older, time_range, mon._redraw
+        ),
     )
     port = _free_port()
     config = {"DATABASE": str(tmp_path / "jobs.db")}

@@ -78,9 +78,14 @@ def _sample_definition(rows: list[Row]) -> list[tuple[Any, ...]]:
             key = (row["job_id"], width, int(row["ts"] / width) * width)
             groups.setdefault(key, []).append(row)
     return sorted(
-        (*key, len(members), min(m["ts"] for m in members), max(m["ts"] for m in members))
-        + tuple(_low([m[c] for m in members]) for c in rollups.METRIC_COLUMNS)
-        + tuple(_high([m[c] for m in members]) for c in rollups.METRIC_COLUMNS)
+        (
+            *key,
+            len(members),
+            min(m["ts"] for m in members),
+            max(m["ts"] for m in members),
+            *[_low([m[c] for m in members]) for c in rollups.METRIC_COLUMNS],
+            *[_high([m[c] for m in members]) for c in rollups.METRIC_COLUMNS],
+        )
         for key, members in groups.items()
     )
 
@@ -94,9 +99,13 @@ def _scalar_definition(points: list[Row]) -> list[tuple[Any, ...]]:
             key = (p["job_id"], p["name"], width, p["step"] // width * width)
             groups.setdefault(key, []).append(p)
     return sorted(
-        (*key, len(members))
-        + tuple(f([m[c] for m in members]) for c in ("step", "ts") for f in (min, max))
-        + (min(m["value"] for m in members), max(m["value"] for m in members))
+        (
+            *key,
+            len(members),
+            *[f([m[c] for m in members]) for c in ("step", "ts") for f in (min, max)],
+            min(m["value"] for m in members),
+            max(m["value"] for m in members),
+        )
         for key, members in groups.items()
     )
 

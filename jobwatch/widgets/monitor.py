@@ -17,6 +17,7 @@ again) stops the one before, which keeps its last view, marked not live.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import threading
 import weakref
@@ -278,10 +279,8 @@ def _widgets_unavailable(what: str = "JobMonitor") -> str | None:
     shell = get_ipython()
     if shell is None or "IPKernelApp" not in getattr(shell, "config", {}):
         return f"{what} needs a Jupyter kernel for its widgets"
-    try:
-        import anywidget  # noqa: F401
-        import bqplot  # noqa: F401
-        import ipywidgets  # noqa: F401
-    except ImportError as exc:
-        return f"{exc.name} is not installed ({install_hint('notebook')})"
+    # Looked up, not imported: the charts import bqplot after the first draw.
+    for name in ("anywidget", "bqplot", "ipywidgets"):
+        if importlib.util.find_spec(name) is None:
+            return f"{name} is not installed ({install_hint('notebook')})"
     return None

@@ -29,10 +29,17 @@ LATEST_SHOWN = 6
 
 
 class ScalarChart:
-    """The training-metrics figure with its two toggles (:attr:`widget`) and a
-    header line of the latest values (:attr:`latest`)."""
+    """The training-metrics figure with its two toggles (:attr:`widget`), which
+    also keeps a header line of the latest values up to date.
 
-    def __init__(self) -> None:
+    Parameters
+    ----------
+    latest:
+        The ``ipywidgets.HTML`` of that header line (the monitor's, made before
+        the chart so the header needs no bqplot); not closed with the chart.
+    """
+
+    def __init__(self, latest: Any) -> None:
         self._x = LinearScale()
         self._y_linear = LinearScale()
         self._y_log = LogScale()
@@ -60,8 +67,7 @@ class ScalarChart:
         for toggle, css in ((self.x_axis, "x"), (self.y_scale, "y")):
             toggle.style.button_width = "56px"
             toggle.add_class(f"jobwatch-scalars-{css}")
-        self.latest = widgets.HTML()
-        self.latest.add_class("jobwatch-scalars-latest")
+        self.latest = latest
         controls = widgets.HBox([self.x_axis, self.y_scale])
         self.widget = widgets.VBox([controls, self.figure])
         self.widget.add_class("jobwatch-scalars")
@@ -69,7 +75,7 @@ class ScalarChart:
 
     def marks(self) -> list[Any]:
         """Every widget a render may change, for batching their updates."""
-        return [self.lines, self._x_axis, self._y_axis, self.latest]
+        return [self.lines, self._x_axis, self._y_axis]
 
     def update(self, state: MonitorState) -> None:
         """Redraw from ``state`` if its metrics or the toggles changed since the last call."""
@@ -113,7 +119,6 @@ class ScalarChart:
             self.figure,
             self.x_axis,
             self.y_scale,
-            self.latest,
             self.widget,
         ):
             part.close()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
 
@@ -24,6 +24,10 @@ from jobwatch.formatting import (
     format_percent,
 )
 from jobwatch.state import MonitorState
+
+if TYPE_CHECKING:
+    from jobwatch.widgets.charts import Charts
+    from jobwatch.widgets.scalar_chart import ScalarChart
 
 TIME_RANGES: dict[str, float | None] = {"1 min": 60.0, "5 min": 300.0, "1 h": 3600.0, "all": None}
 """The time-range control's choices, in seconds (``None``: all kept samples)."""
@@ -78,9 +82,7 @@ class MonitorView:
     ) -> None:
         import ipywidgets as widgets
 
-        from jobwatch.widgets.charts import Charts
         from jobwatch.widgets.logview import LogView
-        from jobwatch.widgets.scalar_chart import ScalarChart
 
         def html_widget(css: str) -> Any:
             item = widgets.HTML()
@@ -106,11 +108,13 @@ class MonitorView:
         self.range.style.button_width = "64px"
         self.range.add_class("jobwatch-range")
         self.range.observe(lambda change: on_range(change["new"]), names="value")
-        self.charts = Charts()
-        self.scalars = ScalarChart()
-        if on_redraw is not None:
-            for toggle in (self.scalars.x_axis, self.scalars.y_scale):
-                toggle.observe(lambda _change: on_redraw(), names="value")
+        self.scalar_latest = html_widget("jobwatch-scalars-latest")
+        self._on_redraw = on_redraw
+        # The charts (bqplot: its import in the kernel, its JavaScript in the page)
+        # are made by the render after the first one that needs them, so the
+        # header's first values never wait for them.
+        self.charts: Charts | None = None
+        self.scalars: ScalarChart | None = None
         self.logs = LogView()
         self.logs.on_load_older(on_load_older)
         row = widgets.Layout(align_items="center", grid_gap="12px")
@@ -121,7 +125,7 @@ class MonitorView:
             self.operation,
             widgets.HBox([self.elapsed, self.eta, self.cost], layout=row),
             self.gpu,
-            self.scalars.latest,
+            self.scalar_latest,
         ]
         # No empty charts: the charts and their time range join the page with the first
         # GPU sample (bqplot cannot lay out a figure drawn while hidden).
@@ -130,6 +134,7 @@ class MonitorView:
         self._samples_shown = -1
         self._range_shown: str | None = None
         self._charts_drawn_at = -float("inf")
+        self._charts_due = False
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         self.logs.shown()
@@ -140,7 +145,9 @@ class MonitorView:
         return [
             self.title, self.status, self.connection, self.progress, self.percent,
             self.operation, self.elapsed, self.eta, self.cost, self.gpu, self.final, self.banner,
-            self.logs, self.widget, *self.charts.marks(), *self.scalars.marks(),
+            self.scalar_latest, self.logs, self.widget,
+            *(self.charts.marks() if self.charts is not None else []),
+            *(self.scalars.marks() if self.scalars is not None else []),
         ]  # fmt: skip
 
     def render(self, state: MonitorState, connection: str) -> None:
@@ -184,28 +191,37 @@ class MonitorView:
     @property
     def charts_shown(self) -> bool:
         """Whether the charts are on the page (from the first GPU sample on)."""
-        return self.charts.widget in self.widget.children
+        return self.charts is not None and self.charts.widget in self.widget.children
 
     @property
     def scalars_shown(self) -> bool:
         """Whether the training-metrics chart is on the page (from the first value on)."""
-        return self.scalars.widget in self.widget.children
+        return self.scalars is not None and self.scalars.widget in self.widget.children
 
     def _render_charts(self, state: MonitorState) -> None:
         gpu, metrics = bool(state.samples), bool(state.scalars)
+        if (gpu and self.charts is None) or (metrics and self.scalars is None):
+            if not self._charts_due:
+                # The first render that needs a chart sends the header alone; the
+                # next one (asked for now) makes the charts.
+                self._charts_due = True
+                if self._on_redraw is not None:
+                    self._on_redraw()
+                return
+            self._make_charts(gpu, metrics)
         if (gpu, metrics) != (self.charts_shown, self.scalars_shown):
             # No empty charts: each joins the page with its first value (bqplot cannot
             # lay out a figure drawn while hidden).
             self.widget.children = [
                 *self._header,
-                *([self.range, self.charts.widget] if gpu else []),
-                *([self.scalars.widget] if metrics else []),
+                *([self.range, self.charts.widget] if self.charts and gpu else []),
+                *([self.scalars.widget] if self.scalars and metrics else []),
                 self.logs,
                 self.final,
             ]
-        if metrics:
+        if self.scalars is not None and metrics:
             self.scalars.update(state)
-        if not gpu:
+        if self.charts is None or not gpu:
             return
         now = time.monotonic()
         new_samples = state.samples_version != self._samples_shown
@@ -217,10 +233,26 @@ class MonitorView:
             self._samples_shown, self._range_shown = state.samples_version, self.range.value
             self._charts_drawn_at = now
 
+    def _make_charts(self, gpu: bool, metrics: bool) -> None:
+        """Make the charts the state needs (this imports bqplot, the first time)."""
+        if gpu and self.charts is None:
+            from jobwatch.widgets.charts import Charts
+
+            self.charts = Charts()
+        if metrics and self.scalars is None:
+            from jobwatch.widgets.scalar_chart import ScalarChart
+
+            self.scalars = ScalarChart(self.scalar_latest)
+            if self._on_redraw is not None:
+                redraw = self._on_redraw
+                for toggle in (self.scalars.x_axis, self.scalars.y_scale):
+                    toggle.observe(lambda _change: redraw(), names="value")
+
     def close(self) -> None:
         """Close every widget (the view leaves the page)."""
-        self.charts.close()
-        self.scalars.close()
+        for chart in (self.charts, self.scalars):
+            if chart is not None:
+                chart.close()
         for part in self.parts():
             part.close()
         self.range.close()

@@ -237,6 +237,7 @@ def test_log_filter_and_time_range_controls(open_notebook: Any) -> None:
     assert page.locator(".jobwatch-log-line:visible").count() == 12
 
     buttons = page.locator(".jobwatch-range button")
+    buttons.nth(3).wait_for(timeout=10_000)  # the range joins with the charts, after the header
     assert [text.strip() for text in buttons.all_inner_texts()] == ["1 min", "5 min", "1 h", "all"]
     assert "mod-active" in (buttons.nth(1).get_attribute("class") or "")
     buttons.nth(3).click()
