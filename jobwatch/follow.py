@@ -89,6 +89,14 @@ class HistoryLoaded:
 
 
 @dataclass(frozen=True)
+class SnapshotHistory:
+    """The first ``/monitor`` answer's samples (oldest first), applied after the first
+    render and put before the samples that arrived meanwhile."""
+
+    rows: Sequence[Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
 class StreamEnded:
     """The reader has stopped: after the job's end, on :meth:`JobFollower.close`, or on
     ``error``."""
@@ -96,7 +104,15 @@ class StreamEnded:
     error: Exception | None = None
 
 
-Update = Snapshot | StreamEvent | ConnectionChanged | ScalarsLoaded | HistoryLoaded | StreamEnded
+Update = (
+    Snapshot
+    | StreamEvent
+    | ConnectionChanged
+    | ScalarsLoaded
+    | HistoryLoaded
+    | SnapshotHistory
+    | StreamEnded
+)
 """One thing for the render loop to apply to the state."""
 
 
@@ -306,17 +322,22 @@ class JobFollower:
             self.state.job = {"id": self.job_id}
             self.state.set_connection("waiting")
             return False
-        self._load(snapshot)
+        # The first render shows the job at once; the render loop adds the history.
+        self._load(snapshot, history=False)
+        rows = (snapshot.get("metrics") or {}).get("history") or []
+        if rows:
+            self.put(SnapshotHistory(rows))
         return True
 
-    def _load(self, snapshot: Mapping[str, Any]) -> None:
-        self.state.load_snapshot(snapshot)
+    def _load(self, snapshot: Mapping[str, Any], *, history: bool = True) -> None:
+        self.state.load_snapshot(snapshot, history=history)
         if self.log_tail is not None:
             del self.state.new_logs[: -self.log_tail or None]  # the snapshot's newest only
 
     def _begin(self, view: JobView) -> None:
         self._view = view
-        self.render_now()
+        # What is pending (the first snapshot's history) waits for the render loop.
+        view.render(self.state, self.connection())
         self._reader = threading.Thread(
             target=self._read, name=f"{self.name}-read-{self.job_id}", daemon=True
         )
@@ -439,6 +460,8 @@ class JobFollower:
             state.merge_scalars(update.series)
         elif isinstance(update, HistoryLoaded):
             state.replace_samples(update.rows)
+        elif isinstance(update, SnapshotHistory):
+            state.add_history(update.rows)
         elif isinstance(update, Snapshot):
             self._load(update.data)
             state.set_connection("connecting")

@@ -10,6 +10,8 @@ import time
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jobwatch import Client
 from jobwatch.state import MAX_LOG_LINES, MAX_POINTS, MonitorState
@@ -139,6 +141,47 @@ def test_state_keeps_bounded_buffers():
     state.add_logs(lines)
     assert len(state.logs) == MAX_LOG_LINES and state.logs[0]["id"] == 501
     assert len(state.take_new_logs()) == MAX_LOG_LINES
+
+
+_row = st.builds(
+    lambda t, u: {"timestamp": wire_ts(t), "gpuUtilization": float(u)},
+    st.integers(0, 40),
+    st.integers(0, 3),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    history=st.lists(_row, max_size=30),
+    latest=st.one_of(st.none(), _row),
+    later=st.lists(_row, max_size=10),
+)
+def test_history_added_after_the_first_render_keeps_the_same_samples(
+    history: list[dict[str, Any]], latest: dict[str, Any] | None, later: list[dict[str, Any]]
+) -> None:
+    """A snapshot's history put in after its latest sample and later events
+    (the first render does not wait for it) leaves the samples that loading it
+    first would have left."""
+    history.sort(key=lambda row: row["timestamp"])
+    whole = {"job": {"id": "j"}, "metrics": {"history": history, "latest": latest}}
+    at_once, deferred = MonitorState(), MonitorState()
+    at_once.load_snapshot(whole)
+    deferred.load_snapshot(whole, history=False)
+    for i, row in enumerate(later):
+        for state in (at_once, deferred):
+            state.apply(progress(i + 1, 10, row))
+    deferred.add_history(history)
+    assert list(deferred.samples) == list(at_once.samples)
+
+
+def test_a_long_history_keeps_the_newest_samples_whatever_the_order() -> None:
+    history = [{"timestamp": wire_ts(i), "gpuUtilization": 1.0} for i in range(MAX_POINTS)]
+    state = MonitorState()
+    state.load_snapshot({"job": {"id": "j"}, "metrics": {"history": history}}, history=False)
+    state.apply(progress(1, 10, {"timestamp": wire_ts(MAX_POINTS + 5), "gpuUtilization": 2.0}))
+    state.add_history(history)
+    assert len(state.samples) == MAX_POINTS
+    assert state.samples[0].ts == 1_800_000_001.0 and state.samples[-1].flat["gpuUtilization"] == 2
 
 
 def test_missing_metrics_are_gaps_and_gpus_get_their_own_lines():
@@ -474,3 +517,26 @@ print("ok")
         [sys.executable, "-c", probe], check=False, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+def test_the_first_render_comes_before_the_snapshot_history(server, client, clock) -> None:
+    """The follower renders the job first, with the latest sample only; the
+    render loop then puts the snapshot's history in (``/monitor``'s 60 s)."""
+    from jobwatch.follow import JobFollower
+
+    client.create_job(job_id="hist-first")
+    for i in range(20):
+        clock.advance(1)
+        client.report_progress("hist-first", "w", i + 1, metrics={"gpuUtilization": float(i)})
+    seen: list[int] = []
+
+    class View:
+        def render(self, state: MonitorState, connection: str) -> None:
+            seen.append(len(state.samples))
+
+    follower = JobFollower(client, "hist-first").start(View())
+    try:
+        wait_for(lambda: seen and seen[-1] == 20)
+    finally:
+        follower.close()
+    assert seen[0] == 1  # the latest sample, for the header
