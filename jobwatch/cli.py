@@ -17,10 +17,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from jobwatch._contract import JOB_STATUSES
 from jobwatch._extras import require
 from jobwatch._version import __version__
 from jobwatch.errors import APIError, ConnectionError, MissingExtra
-from jobwatch.protocol import JOB_STATUSES
 from jobwatch.server.files import default_db_path
 from jobwatch.terminal import clean
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from jobwatch.protocol import FINISHED_STATUSES, JOB_STATUSES, parse_ts
+from jobwatch._contract import FINISHED_STATUSES, JOB_STATUSES, parse_ts
 
 __all__ = ["SORT_KEYS", "STATUS_ORDER", "FleetState", "Totals", "check_status"]
 

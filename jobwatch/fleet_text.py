@@ -12,6 +12,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from jobwatch._contract import parse_ts
 from jobwatch.fleet import FleetState, Totals
 from jobwatch.formatting import (
     DASH,
@@ -21,7 +22,6 @@ from jobwatch.formatting import (
     format_metric,
     format_percent,
 )
-from jobwatch.protocol import parse_ts
 from jobwatch.terminal import clean
 
 __all__ = ["COLUMNS", "cells", "format_totals", "render_table"]

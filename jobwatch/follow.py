@@ -27,8 +27,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from jobwatch._contract import FINISHED_STATUSES
 from jobwatch.errors import ConnectionError, JobNotFound
-from jobwatch.protocol import FINISHED_STATUSES
 from jobwatch.state import MonitorState
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from jobwatch import ansi
-from jobwatch.protocol import parse_ts
+from jobwatch._contract import parse_ts
 from jobwatch.terminal import clean
 
 DASH = "-"

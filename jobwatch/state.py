@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from jobwatch._contract import FINISHED_STATUSES, parse_ts
 from jobwatch.gpu_metrics import METRIC_FIELDS
-from jobwatch.protocol import FINISHED_STATUSES, parse_ts
 
 MAX_POINTS = 2_000
 """Most samples a monitor keeps for its charts."""

@@ -25,11 +25,11 @@ from textual.app import App, ComposeResult, SuspendNotSupported
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Input, Static
 
+from jobwatch._contract import JOB_STATUSES
 from jobwatch.client import Client
 from jobwatch.fleet import SORT_KEYS
 from jobwatch.fleet_stream import FleetFollower
 from jobwatch.fleet_text import COLUMNS, cells, format_totals
-from jobwatch.protocol import JOB_STATUSES
 
 __all__ = ["TopApp", "watch_in_terminal"]
 

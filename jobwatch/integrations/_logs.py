@@ -7,7 +7,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from jobwatch.protocol import SCALAR_NAME_RULE, valid_scalar_name
+from jobwatch._contract import SCALAR_NAME_RULE, valid_scalar_name
 from jobwatch.reporter import Reporter
 
 _log = logging.getLogger("jobwatch.integrations")

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from jobwatch._contract import parse_ts
 from jobwatch.client import Client
 from jobwatch.gpu_metrics import METRIC_FIELDS
-from jobwatch.protocol import parse_ts
 from jobwatch.widgets.downsample import CHART_POINTS, min_max
 
 GPU_METRICS = METRIC_FIELDS

@@ -25,8 +25,8 @@ from typing import Any
 import anywidget
 import traitlets
 
+from jobwatch._contract import JOB_STATUSES
 from jobwatch.fleet import SORT_KEYS
-from jobwatch.protocol import JOB_STATUSES
 
 __all__ = ["STATUS_FILTERS", "FleetTableWidget"]
 

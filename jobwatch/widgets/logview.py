@@ -34,8 +34,8 @@ from typing import Any, TypeGuard
 import anywidget
 import traitlets
 
+from jobwatch._contract import LOG_LEVELS
 from jobwatch.ansi import spans, spans_to_wire
-from jobwatch.protocol import LOG_LEVELS
 
 __all__ = ["DEFAULT_MAX_LINES", "LEVEL_FILTERS", "LogView"]
 

@@ -15,8 +15,8 @@ import ipywidgets as widgets
 import numpy as np
 from bqplot import Axis, Figure, LinearScale, Lines, LogScale
 
+from jobwatch._contract import parse_ts
 from jobwatch.formatting import format_number
-from jobwatch.protocol import parse_ts
 from jobwatch.state import MonitorState
 from jobwatch.widgets.downsample import CHART_POINTS, min_max
 
