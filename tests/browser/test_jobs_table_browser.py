@@ -100,6 +100,8 @@ def test_the_table_is_live_sortable_filterable_and_opens_a_monitor(open_notebook
     assert "jobwatch-jobs-selected" in (
         page.locator('.jobwatch-jobs-row[data-id="job-12"]').get_attribute("class") or ""
     )
+    # the charts join the monitor one render after its header
+    page.locator(".jobwatch-chart-util svg").first.wait_for(state="visible", timeout=10_000)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "jobs-table.png"), full_page=True)
     page.locator('.jobwatch-jobs-row[data-id="job-12"]').click()  # again: closes it
