@@ -290,18 +290,6 @@ _UPDATE_ROWS = (
     + f" FROM {_unnest(jobs, _ROW_COLUMNS)} WHERE jobs.id = v.id"
 )
 """Every changed job row of a batch in one statement."""
-_SAMPLE_COLUMNS = [c.name for c in samples.columns if c.name != "id"]
-_INSERT_SAMPLES = (
-    f"INSERT INTO samples ({', '.join(_SAMPLE_COLUMNS)}) "
-    f"SELECT {', '.join(_SAMPLE_COLUMNS)} FROM {_unnest(samples, _SAMPLE_COLUMNS)}"
-)
-"""Every sample of a batch in one statement."""
-_SCALAR_COLUMNS = [c.name for c in scalars.columns if c.name != "id"]
-_INSERT_SCALARS = (
-    f"INSERT INTO scalars ({', '.join(_SCALAR_COLUMNS)}) "
-    f"SELECT {', '.join(_SCALAR_COLUMNS)} FROM {_unnest(scalars, _SCALAR_COLUMNS)}"
-)
-"""Every training-metric value of a batch in one statement."""
 
 
 def _columns(rows: list[Row], names: list[str]) -> Row:
@@ -322,24 +310,26 @@ class _RawTable(NamedTuple):
     rollups: Table
     one_by_one: Prepared
     arrays_sql: str
+    """PostgreSQL: every row of a batch in one statement of arrays, returning the ids."""
     columns: list[str]
     max_id: str
 
 
-_SAMPLES = _RawTable(
-    rollups.sample_rollups,
-    _INSERT_SAMPLE,
-    _INSERT_SAMPLES + " RETURNING id",
-    _SAMPLE_COLUMNS,
-    "SELECT coalesce(max(id), 0) FROM samples",
-)
-_SCALARS = _RawTable(
-    rollups.scalar_rollups,
-    _INSERT_SCALAR,
-    _INSERT_SCALARS + " RETURNING id",
-    _SCALAR_COLUMNS,
-    "SELECT coalesce(max(id), 0) FROM scalars",
-)
+def _raw_table(table: Table, rollup_table: Table, one_by_one: Prepared) -> _RawTable:
+    columns = [c.name for c in table.columns if c.name != "id"]
+    names = ", ".join(columns)
+    return _RawTable(
+        rollup_table,
+        one_by_one,
+        f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {_unnest(table, columns)} "
+        "RETURNING id",
+        columns,
+        f"SELECT coalesce(max(id), 0) FROM {table.name}",
+    )
+
+
+_SAMPLES = _raw_table(samples, rollups.sample_rollups, _INSERT_SAMPLE)
+_SCALARS = _raw_table(scalars, rollups.scalar_rollups, _INSERT_SCALAR)
 
 
 def _insert_rolled_up(conn: Connection, rows: list[Row], raw: _RawTable) -> None:

@@ -25,7 +25,7 @@ when the tables are created (:func:`backfill`).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
@@ -115,63 +115,67 @@ def merge(rows: Iterable[Row], key: tuple[str, ...], low: list[str], high: list[
     return list(merged.values())
 
 
-def _aggregates(table: Table) -> tuple[str, str, list[str]]:
-    """(raw table, interval start expression over ``w.width``, the
-    ``INSERT ... SELECT`` column expressions) of ``table``'s roll-ups; ``{floor}``
-    stands for the dialect's integer floor of a division."""
-    if table is sample_rollups:
-        bucket = "{floor} * w.width"
-        return (
-            "samples",
-            bucket,
-            [
-                "job_id",
-                "w.width",
-                bucket,
-                "count(*)",
-                "min(ts)",
-                "max(ts)",
-                *[f"min({c})" for c in METRIC_COLUMNS],
-                *[f"max({c})" for c in METRIC_COLUMNS],
-            ],
-        )
-    bucket = "(step / w.width) * w.width"  # integer division on both backends
-    return (
-        "scalars",
-        bucket,
-        [
-            "job_id",
-            "name",
-            "w.width",
-            bucket,
+class _Spec(NamedTuple):
+    """How one roll-up table is computed from its raw table."""
+
+    raw: str
+    widths: tuple[int, ...]
+    groups: tuple[str, ...]
+    """Grouping columns before the width (and the interval start after it)."""
+    aggregates: tuple[str, ...]
+    """The ``INSERT ... SELECT`` expressions after the key columns."""
+    key: tuple[str, ...]
+    low: list[str]
+    high: list[str]
+
+
+_SPECS = {
+    "sample_rollups": _Spec(
+        "samples",
+        SAMPLE_WIDTHS,
+        ("job_id",),
+        (
             "count(*)",
-            *["min(step)", "max(step)", "min(ts)", "max(ts)", "min(value)", "max(value)"],
-        ],
-    )
+            "min(ts)",
+            "max(ts)",
+            *[f"min({c})" for c in METRIC_COLUMNS],
+            *[f"max({c})" for c in METRIC_COLUMNS],
+        ),
+        _SAMPLE_KEY,
+        _SAMPLE_LOW,
+        _SAMPLE_HIGH,
+    ),
+    "scalar_rollups": _Spec(
+        "scalars",
+        SCALAR_WIDTHS,
+        ("job_id", "name"),
+        ("count(*)", "min(step)", "max(step)", "min(ts)", "max(ts)", "min(value)", "max(value)"),
+        _SCALAR_KEY,
+        _SCALAR_LOW,
+        _SCALAR_HIGH,
+    ),
+}
 
 
 def _rollup_sql(table: Table, dialect: str, where: str) -> str:
     """``INSERT ... SELECT ... GROUP BY ... ON CONFLICT DO UPDATE``: the raw rows
     matching ``where``, aggregated per job (and name), width and interval, added
-    to the stored roll-ups (counts add; minima and maxima combine).
+    to the stored roll-ups (counts add; minima and maxima combine). Samples are
+    cut by time (``floor(ts / width)``), training metrics by step (integer
+    division on both backends).
 
     PostgreSQL's ``LEAST``/``GREATEST`` ignore NULLs; SQLite's two-argument
     ``min``/``max`` return NULL if either is, hence the ``coalesce`` pairs.
     """
-    raw, bucket, values = _aggregates(table)
-    widths = SAMPLE_WIDTHS if table is sample_rollups else SCALAR_WIDTHS
-    source = " UNION ALL ".join(f"SELECT {w} AS width" for w in widths)
-    floor = (
-        "CAST(CAST(ts / w.width AS BIGINT) AS BIGINT)"
-        if dialect == "sqlite"
-        else "CAST(floor(ts / w.width) AS BIGINT)"
-    )
-    key, low, high = (
-        (_SAMPLE_KEY, _SAMPLE_LOW, _SAMPLE_HIGH)
-        if table is sample_rollups
-        else (_SCALAR_KEY, _SCALAR_LOW, _SCALAR_HIGH)
-    )
-    groups = ["job_id", *(["name"] if table is scalar_rollups else []), "w.width", bucket]
+    spec = _SPECS[table.name]
+    if spec.raw == "scalars":
+        bucket = "(step / w.width) * w.width"
+    elif dialect == "sqlite":  # CAST truncates: the floor of a positive time
+        bucket = "CAST(ts / w.width AS BIGINT) * w.width"
+    else:
+        bucket = "CAST(floor(ts / w.width) AS BIGINT) * w.width"
+    widths = " UNION ALL ".join(f"SELECT {w} AS width" for w in spec.widths)
+    groups = [*spec.groups, "w.width", bucket]
     name = table.name
 
     def pick(fn: str, col: str) -> str:
@@ -181,14 +185,14 @@ def _rollup_sql(table: Table, dialect: str, where: str) -> str:
         return f"{fn}(coalesce({a}, {b}), coalesce({b}, {a}))"
 
     sets = [f"n = {name}.n + excluded.n"]
-    sets += [f"{col} = {pick('min', col)}" for col in low]
-    sets += [f"{col} = {pick('max', col)}" for col in high]
+    sets += [f"{col} = {pick('min', col)}" for col in spec.low]
+    sets += [f"{col} = {pick('max', col)}" for col in spec.high]
     return (
         f"INSERT INTO {name} ({', '.join(c.name for c in table.columns)}) "
-        f"SELECT {', '.join(values)} FROM {raw}, ({source}) AS w WHERE {where} "
-        f"GROUP BY {', '.join(groups)} "
-        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {', '.join(sets)}"
-    ).replace("{floor}", floor)
+        f"SELECT {', '.join([*groups, *spec.aggregates])} FROM {spec.raw}, ({widths}) AS w "
+        f"WHERE {where} GROUP BY {', '.join(groups)} "
+        f"ON CONFLICT ({', '.join(spec.key)}) DO UPDATE SET {', '.join(sets)}"
+    )
 
 
 _SINCE = {"sqlite": "id > :since", "postgresql": "id = ANY(%(ids)s)"}
