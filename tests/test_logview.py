@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 import traitlets
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jobwatch.widgets.logview import LogView
 
@@ -68,6 +70,32 @@ def test_append_keeps_the_newest_max_lines_in_id_order() -> None:
     view.append(make_lines(range(1, 1501)))
     assert len(view.lines) == 1000
     assert ids(view) == list(range(501, 1501))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(1, 12),
+    st.lists(
+        st.tuples(st.booleans(), st.lists(st.integers(0, 40), max_size=8)),
+        max_size=12,
+    ),
+)
+def test_any_appends_and_prepends_hold_the_newest_lines_in_id_order_once_each(
+    max_lines: int, calls: list[tuple[bool, list[int]]]
+) -> None:
+    # live lines mostly come in order after the ones held; older ones, repeats and
+    # lines out of order may come too: the same result whatever the order
+    view = LogView(max_lines=max_lines)
+    held: list[int] = []
+    for prepend, line_ids in calls:
+        if prepend:
+            view.prepend(make_lines(line_ids), has_older=True)
+        else:
+            view.append(make_lines(line_ids))
+        if set(line_ids) - set(held):
+            held = sorted(set(held) | set(line_ids))[-max_lines:]
+        assert ids(view) == held
+        assert view.lines == [make_lines([i])[0] for i in held]
 
 
 def test_append_in_batches_drops_the_oldest() -> None:

@@ -7,11 +7,18 @@ kernel's CPU per redraw (80 % of a monitor's work while a job reports 10 times
 a second; ``python -m benchmarks --only kernel``). :class:`GpuColumns` gives
 the same lines for all five metrics at once: each sample becomes a small
 ``(metrics, gpus)`` array the first time it is drawn and is kept while it
-stays in the state, so a redraw only stacks the arrays of its window.
+stays in the state. Samples arrive at the end of the state's deque and leave
+at its start, so a redraw converts and appends only the samples that arrived
+since the last one and finds the window's start by bisection on the times:
+no per-sample Python work for the samples already drawn (1.1 -> 0.3 ms a
+redraw with 2,000 samples of 8 GPUs and 10 new ones).
 """
 
 from __future__ import annotations
 
+import itertools
+import operator
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -51,9 +58,15 @@ class GpuColumns:
 
     def __init__(self, metrics: Sequence[str]) -> None:
         self.metrics = tuple(metrics)
-        self._rows: dict[int, _Row] = {}
-        self._stack: tuple[list[_Row], Any] = ([], None)
-        """The rows of the last uniform table and their stacked values."""
+        self._samples: list[Sample] = []
+        """The state's samples at the last table, oldest first; the lists below match them."""
+        self._rows: list[_Row] = []
+        self._x = np.empty(0)
+        self._label_sets: dict[tuple[str, ...], int] = {}
+        self._label_ids = np.empty(0, dtype=np.int64)
+        """Per row, a number for its GPU labels (the same labels, the same number)."""
+        self._stack: Any = None
+        """Every row's values stacked, ``(metrics, gpus, rows)``, while all have the same labels."""
 
     def table(self, state: MonitorState, window: float | None) -> tuple[Any, list[str], Any]:
         """``(x, labels, values)`` over the last ``window`` seconds (``None``: all kept).
@@ -63,70 +76,97 @@ class GpuColumns:
         their labels are those of ``state.series(metric, window)``: one per GPU when
         the samples carry per-GPU detail, else one ``"all GPUs"`` line.
         """
-        samples = list(state.samples)
-        if window is not None and samples:
-            start = max(state.clock(), samples[-1].ts) - window
-            samples = [s for s in samples if s.ts >= start]
-        rows = self._rows_of(samples)
-        x = np.array([s.ts for s in samples], dtype=float)
-        n_metrics = len(self.metrics)
-        label_sets = {row.labels for row in rows}
-        if not rows or label_sets == {()}:
-            flat = np.stack([row.flat for row in rows], axis=-1) if rows else None
-            values = (
-                flat.reshape(n_metrics, 1, len(rows))
-                if flat is not None
-                else np.empty((n_metrics, 1, 0))
-            )
-            return x, [ALL_GPUS], values
-        if len(label_sets) == 1:  # the same GPUs in every sample: one stack
-            return x, list(rows[0].labels), self._stacked(rows)
+        self._follow(state.samples)
+        start = 0
+        if window is not None and len(self._x):
+            # a state's sample times never decrease (MonitorState drops older ones)
+            since = max(state.clock(), self._x[-1]) - window
+            start = int(np.searchsorted(self._x, since, side="left"))
+        x, rows, ids = self._x[start:], self._rows[start:], self._label_ids[start:]
+        if not rows:
+            return x, [ALL_GPUS], np.empty((len(self.metrics), 1, 0))
+        if ids.min() == ids.max():  # the same GPUs in every sample of the window
+            labels = rows[0].labels
+            values = self._stack[..., start:] if self._stack is not None else _stacked(rows)
+            return x, list(labels) if labels else [ALL_GPUS], values
         labels = sorted({label for row in rows for label in row.labels}, key=_gpu_order)
         where = {label: i for i, label in enumerate(labels)}
-        values = np.full((n_metrics, len(labels), len(rows)), np.nan)
+        values = np.full((len(self.metrics), len(labels), len(rows)), np.nan)
         for column, row in enumerate(rows):
             if row.labels:
                 values[:, [where[label] for label in row.labels], column] = row.values
         return x, labels, values
 
-    def _stacked(self, rows: list[_Row]) -> Any:
-        """The rows' values stacked, ``(metrics, gpus, n)``, reusing the last table's
-        columns: samples leave a window at its start and arrive at its end, so the
-        rows still there are the last table's from some point on."""
-        last_rows, last = self._stack
-        values = None
-        if last is not None and last.shape[:2] == rows[0].values.shape:
-            try:
-                start = last_rows.index(rows[0])  # identity: rows have no __eq__
-            except ValueError:
-                start = -1
-            kept = len(last_rows) - start
-            if (
-                start >= 0
-                and kept <= len(rows)
-                and all(a is b for a, b in zip(last_rows[start:], rows, strict=False))
-            ):
-                tail = rows[kept:]
-                values = last[..., start:]
-                if tail:
-                    fresh = np.stack([row.values for row in tail], axis=-1)
-                    values = np.concatenate([values, fresh], axis=-1)
-        if values is None:
-            values = np.stack([row.values for row in rows], axis=-1)
-        self._stack = (rows, values)
-        return values
+    def _follow(self, samples: deque[Sample]) -> None:
+        """Make the rows match ``samples``, converting only the samples not seen before.
 
-    def _rows_of(self, samples: list[Sample]) -> list[_Row]:
-        """The rows of ``samples``, converting only those not seen before; forgets the rest."""
-        old: dict[int, _Row] = self._rows
+        Samples arrive at the end of a state's deque and leave at its start, so the
+        rows kept are the last ones of the previous table; anything else (a history
+        put in or replaced) converts again what it cannot find by identity.
+        """
+        old = self._samples
+        arrived = 0
+        if old:
+            last = old[-1]
+            for sample in reversed(samples):
+                if sample is last:
+                    break
+                arrived += 1
+        kept = len(samples) - arrived
+        if old and 0 < kept <= len(old):
+            drop = len(old) - kept
+            if all(
+                map(
+                    operator.is_, itertools.islice(samples, kept), itertools.islice(old, drop, None)
+                )
+            ):
+                self._shift(drop, list(itertools.islice(samples, kept, None)))
+                return
+        converted = {id(row.sample): row for row in self._rows}
         rows = []
         for sample in samples:
-            row = old.get(id(sample))
-            if row is None or row.sample is not sample:
-                row = _Row(sample, self.metrics)
-            rows.append(row)
-        self._rows = {id(row.sample): row for row in rows}
-        return rows
+            row = converted.get(id(sample))
+            rows.append(
+                row if row is not None and row.sample is sample else _Row(sample, self.metrics)
+            )
+        self._samples, self._rows = list(samples), rows
+        self._x = np.array([row.sample.ts for row in rows], dtype=float)
+        self._label_ids = np.array([self._label_id(row) for row in rows], dtype=np.int64)
+        uniform = len(rows) > 0 and self._label_ids.min() == self._label_ids.max()
+        self._stack = _stacked(rows) if uniform else None
+
+    def _shift(self, drop: int, fresh: list[Sample]) -> None:
+        """Forget the first ``drop`` rows and add rows for ``fresh`` samples at the end."""
+        if not drop and not fresh:
+            return
+        rows = [_Row(sample, self.metrics) for sample in fresh]
+        ids = np.array([self._label_id(row) for row in rows], dtype=np.int64)
+        self._samples = self._samples[drop:] + fresh
+        self._rows = self._rows[drop:] + rows
+        self._x = np.concatenate([self._x[drop:], [sample.ts for sample in fresh]])
+        kept_ids = self._label_ids[drop:]
+        self._label_ids = np.concatenate([kept_ids, ids])
+        all_ids = self._label_ids
+        if len(all_ids) == 0 or all_ids.min() != all_ids.max():
+            self._stack = None
+        elif self._stack is not None and len(kept_ids):
+            self._stack = np.concatenate([self._stack[..., drop:], *_fresh_stack(rows)], axis=-1)
+        else:
+            self._stack = _stacked(self._rows)
+
+    def _label_id(self, row: _Row) -> int:
+        return self._label_sets.setdefault(row.labels, len(self._label_sets))
+
+
+def _stacked(rows: list[_Row]) -> Any:
+    """The rows' values (per GPU, or flat without GPUs) side by side: ``(metrics, gpus, n)``."""
+    if rows[0].labels:
+        return np.stack([row.values for row in rows], axis=-1)
+    return np.stack([row.flat for row in rows], axis=-1)
+
+
+def _fresh_stack(rows: list[_Row]) -> list[Any]:
+    return [_stacked(rows)] if rows else []
 
 
 def _value(value: float | None) -> float:

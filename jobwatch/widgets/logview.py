@@ -285,16 +285,23 @@ class LogView(anywidget.AnyWidget):
         self, lines: Iterable[Mapping[str, Any]]
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """The held lines plus the new ones, ordered by id, and the new ones (drawn)."""
-        held = {line["id"] for line in self.lines}
-        fresh: dict[int, dict[str, Any]] = {}
-        for index, line in enumerate(lines):
-            checked = _checked_line(index, line)
-            if checked["id"] not in held:
-                fresh.setdefault(checked["id"], checked)
-        drawn = [_drawn(line) for line in sorted(fresh.values(), key=lambda line: line["id"])]
+        checked = [_checked_line(index, line) for index, line in enumerate(lines)]
+        held_lines: list[dict[str, Any]] = self.lines
+        newest = held_lines[-1]["id"] if held_lines else None
+        if newest is not None and all(line["id"] > newest for line in checked):
+            # live lines come after those held: no need to look at the held ones
+            fresh = {line["id"]: line for line in reversed(checked)}
+            drawn = [_drawn(fresh[line_id]) for line_id in sorted(fresh)]
+            return [*held_lines, *drawn], drawn
+        held = {line["id"] for line in held_lines}
+        first: dict[int, dict[str, Any]] = {}
+        for line in checked:
+            if line["id"] not in held:
+                first.setdefault(line["id"], line)
+        drawn = [_drawn(first[line_id]) for line_id in sorted(first)]
         if not drawn:
-            return list(self.lines), []
-        return sorted([*self.lines, *drawn], key=lambda line: int(line["id"])), drawn
+            return list(held_lines), []
+        return sorted([*held_lines, *drawn], key=lambda line: int(line["id"])), drawn
 
 
 def _drawn(line: dict[str, Any]) -> dict[str, Any]:
