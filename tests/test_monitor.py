@@ -540,3 +540,35 @@ def test_the_first_render_comes_before_the_snapshot_history(server, client, cloc
     finally:
         follower.close()
     assert seen[0] == 1  # the latest sample, for the header
+
+
+def test_a_render_of_a_new_update_sends_the_header_in_three_messages(monkeypatch) -> None:
+    """A job reporting 10 times a second changes its operation, time remaining,
+    cost, elapsed time and latest GPU sample with nearly every update: they
+    travel as one widget's message, with the bar and its percentage (each comm
+    message costs the kernel about 0.1 ms; issue 18, goal 6)."""
+    import ipywidgets
+
+    sent: list[tuple[str, tuple[str, ...]]] = []
+    real_send = ipywidgets.Widget._send
+
+    def counted(self: Any, msg: dict[str, Any], buffers: Any = None) -> None:
+        sent.append((type(self).__name__, tuple(sorted(msg.get("state", {})))))
+        real_send(self, msg, buffers)
+
+    monkeypatch.setattr(ipywidgets.Widget, "_send", counted)
+    now = [0.0]
+    state = MonitorState(clock=lambda: 1_800_000_000.0 + now[0])
+    state.load_snapshot(snapshot())
+    view = MonitorView(lambda r: None, lambda b: None, "5 min")
+    view.render(state, "live")
+    gpu = {"timestamp": wire_ts(7.0), "gpuUtilization": 55.0, "powerUsage": 300.0}
+    state.apply(progress(4, 42.0, metrics=gpu, t=7.0))
+    now[0] = 7.0
+    sent.clear()
+    view.render(state, "live")
+    assert "epoch 4" in view.operation.value and "epoch 4" in view.live.value
+    for part in (view.elapsed, view.eta, view.cost, view.gpu):
+        assert part.value and part.value in view.live.value
+    header = [m for m in sent if m[0] in ("HTML", "FloatProgress")]
+    assert len(header) == 3, sent  # the bar, its percentage, the live line

@@ -4,7 +4,10 @@
 progress, time, cost, latest GPU sample), the GPU charts, the log view and
 the job's end, and :meth:`MonitorView.render` sets them from a
 :class:`~jobwatch.state.MonitorState`: traitlets sync only the values that
-changed, and the log view sends only new lines.
+changed, and the log view sends only new lines. The header's parts that change
+with nearly every update (operation, elapsed, time remaining, cost, latest GPU
+sample) are one HTML widget, :attr:`MonitorView.live`, so that a render costs
+the kernel one comm message for them rather than five.
 """
 
 from __future__ import annotations
@@ -97,11 +100,10 @@ class MonitorView:
         )
         self.progress.add_class("jobwatch-progress")
         self.percent = html_widget("jobwatch-percent")
-        self.operation = html_widget("jobwatch-operation")
-        self.elapsed = html_widget("jobwatch-elapsed")
-        self.eta = html_widget("jobwatch-eta")
-        self.cost = html_widget("jobwatch-cost")
-        self.gpu = html_widget("jobwatch-gpu")
+        # What changes with nearly every update (operation, times, cost, latest GPU
+        # sample) is one widget: one comm message a render instead of five (issue 18).
+        self.operation, self.elapsed, self.eta, self.cost, self.gpu = (_Text() for _ in range(5))
+        self.live = html_widget("jobwatch-live")
         self.final = html_widget("jobwatch-final")
         self.banner = html_widget("jobwatch-alert")
         self.range = widgets.ToggleButtons(options=list(TIME_RANGES), value=time_range)
@@ -122,9 +124,7 @@ class MonitorView:
             self.banner,
             widgets.HBox([self.title, self.status, self.connection], layout=row),
             widgets.HBox([self.progress, self.percent], layout=row),
-            self.operation,
-            widgets.HBox([self.elapsed, self.eta, self.cost], layout=row),
-            self.gpu,
+            self.live,
             self.scalar_latest,
         ]
         # No empty charts: the charts and their time range join the page with the first
@@ -144,8 +144,7 @@ class MonitorView:
         """Every widget whose traits a render may change (to hold their syncs together)."""
         return [
             self.title, self.status, self.connection, self.progress, self.percent,
-            self.operation, self.elapsed, self.eta, self.cost, self.gpu, self.final, self.banner,
-            self.scalar_latest, self.logs, self.widget,
+            self.live, self.final, self.banner, self.scalar_latest, self.logs, self.widget,
             *(self.charts.marks() if self.charts is not None else []),
             *(self.scalars.marks() if self.scalars is not None else []),
         ]  # fmt: skip
@@ -181,6 +180,17 @@ class MonitorView:
             format_cost(state.estimated_total_cost, state.currency),
         )
         self.gpu.value = _latest_gpu(state)
+        self.live.value = _html(
+            '<div class="jobwatch-operation">{}</div>'
+            '<div style="display:flex;gap:12px;align-items:center">'
+            '<span class="jobwatch-elapsed">{}</span><span class="jobwatch-eta">{}</span>'
+            '<span class="jobwatch-cost">{}</span></div>'
+            '<div class="jobwatch-gpu">{}</div>',
+            *(
+                Markup(part.value)
+                for part in (self.operation, self.elapsed, self.eta, self.cost, self.gpu)
+            ),
+        )
         self.final.value = _final(job) if state.finished else ""
         self._render_charts(state)
         fresh = state.take_new_logs()
@@ -256,6 +266,15 @@ class MonitorView:
         for part in self.parts():
             part.close()
         self.range.close()
+
+
+class _Text:
+    """One part of :attr:`MonitorView.live`: its HTML as ``value`` (built by :func:`_html`)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = ""
 
 
 def _html(template: str, *values: Any) -> str:
