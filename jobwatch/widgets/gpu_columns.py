@@ -86,9 +86,8 @@ class GpuColumns:
         if not rows:
             return x, [ALL_GPUS], np.empty((len(self.metrics), 1, 0))
         if ids.min() == ids.max():  # the same GPUs in every sample of the window
-            labels = rows[0].labels
             values = self._stack[..., start:] if self._stack is not None else _stacked(rows)
-            return x, list(labels) if labels else [ALL_GPUS], values
+            return x, list(rows[0].labels) or [ALL_GPUS], values
         labels = sorted({label for row in rows for label in row.labels}, key=_gpu_order)
         where = {label: i for i, label in enumerate(labels)}
         values = np.full((len(self.metrics), len(labels), len(rows)), np.nan)
