@@ -211,10 +211,13 @@ def test_monitor_widgets_escape_every_remote_string(hostile, server, monkeypatch
             assert values, "no HTML widgets found"
             for name, value in values.items():
                 assert "<base" not in value and "<img" not in value, (name, value)
-            assert "&lt;base href=//x&gt;" in values["cost"]  # the reproduced case
+            # the reproduced case: the currency in the cost, shown in the live line
+            assert "&lt;base href=//x&gt;" in mon.view.cost.value
+            assert mon.view.cost.value in values["live"]
             assert "&lt;base" in values["title"]
             assert "&lt;img" in values["banner"]
-            assert "&lt;base href=//x&gt;" in values["operation"]
+            assert "&lt;base href=//x&gt;" in mon.view.operation.value
+            assert mon.view.operation.value in values["live"]
 
 
 def test_widget_result_is_escaped(hostile) -> None:
