@@ -31,6 +31,15 @@ UPDATES = 100
 """Progress updates posted per measurement (40 with ``--quick``)."""
 SPACING = 0.05
 """Seconds between two updates (20 a second)."""
+LARGE = 10_000
+"""From this many subscribers on, updates come :data:`LARGE_SPACING` apart."""
+LARGE_SPACING = 1.0
+"""Seconds between two updates at :data:`LARGE` subscribers and more: a Reporter's
+default interval, as often as one worker sends its job's progress. (At 20 a second
+10,000 subscribers are 200,000 frames a second: about 3 s of one core's time per
+second at the 15 us a frame costs; docs/performance.md.)"""
+LARGE_UPDATES = 20
+"""Updates posted per measurement at :data:`LARGE` subscribers and more."""
 RECEIVER_TIMEOUT = 60.0
 """Seconds the receiver waits, after subscribing, before it reports what it got."""
 COUNTS_ENV = "JOBWATCH_BENCH_FANOUT"
@@ -69,11 +78,13 @@ def _wait_ready(proc: subprocess.Popen[str], timeout: float) -> None:
             raise RuntimeError(f"the fan-out receiver did not get ready:\n{err}")
 
 
-def _post_updates(session: requests.Session, url: str, job_id: str, updates: int) -> None:
-    """``updates`` progress updates at fixed times, each carrying its send time."""
+def _post_updates(
+    session: requests.Session, url: str, job_id: str, updates: int, spacing: float
+) -> None:
+    """``updates`` progress updates ``spacing`` seconds apart, each carrying its send time."""
     start = time.monotonic()
     for i in range(updates):
-        delay = start + i * SPACING - time.monotonic()
+        delay = start + i * spacing - time.monotonic()
         if delay > 0:
             time.sleep(delay)
         body = {
@@ -92,7 +103,12 @@ def measure(
     updates: int,
 ) -> FanoutResult:
     """Post ``updates`` to a fresh job with ``subscribers`` in a receiver process;
-    ``workers`` are the server's worker pids, whose CPU use is reported."""
+    ``workers`` are the server's worker pids, whose CPU use is reported. From
+    :data:`LARGE` subscribers on, :data:`LARGE_UPDATES` updates :data:`LARGE_SPACING`
+    apart instead."""
+    spacing = SPACING
+    if subscribers >= LARGE:
+        updates, spacing = LARGE_UPDATES, LARGE_SPACING
     job_id = f"fanout-{subscribers}"
     session.put(f"{server.url}/api/jobs/{job_id}", json={}, timeout=10).raise_for_status()
     warmup = {"workerId": "bench", "progress": 0.5, "currentOperation": "warm-up"}
@@ -108,7 +124,7 @@ def measure(
     ) as proc:
         _wait_ready(proc, timeout=30 + subscribers * 0.05)
         cpu_before, wall_before = sum(map(cpu_seconds, workers)), time.monotonic()
-        _post_updates(session, server.url, job_id, updates)
+        _post_updates(session, server.url, job_id, updates, spacing)
         server_cpu = (sum(map(cpu_seconds, workers)) - cpu_before) / (
             time.monotonic() - wall_before
         )
@@ -169,7 +185,10 @@ def run(quick: bool) -> list[Row]:
         baseline = measure(server, workers, session, 1, updates)
         results = [measure(server, workers, session, n, updates) for n in counts]
     minimal = _broadcaster(counts, updates)
-    note = f"{updates} updates {SPACING * 1000:.0f} ms apart, receiver in its own process"
+    note = (
+        f"{updates} updates {SPACING * 1000:.0f} ms apart ({LARGE_UPDATES} "
+        f"{LARGE_SPACING:g} s apart from {LARGE:,} subscribers), receiver in its own process"
+    )
     rows = [
         Row(
             "fanout",
