@@ -149,11 +149,20 @@ def flush(conn: Connection) -> None:
         _INSERT_APPLIED.execute_many(conn, [_applied(row) for row in batch.applied.values()])
         batch.applied = {}
     if batch.dirty:
-        rows = [_encoded(batch.rows[job_id]) for job_id in sorted(batch.dirty)]
         if postgres:
+            rows = [_encoded(batch.rows[job_id]) for job_id in sorted(batch.dirty)]
             _run(conn, _UPDATE_ROWS, _columns(rows, _ROW_COLUMNS))
         else:
-            _UPDATE_JOB.execute_many(conn, [{"b_job_id": row.pop("id"), **row} for row in rows])
+            # In this process a column costs its binding and its write: only the
+            # columns that changed, one executemany per set of them (usually one).
+            by_columns: dict[tuple[str, ...], list[Row]] = {}
+            for job_id in sorted(batch.dirty):
+                row = batch.rows[job_id]
+                names = tuple(sorted(batch.dirty[job_id] - {"id"}))
+                changed = {"b_job_id": job_id, **{name: row[name] for name in names}}
+                by_columns.setdefault(names, []).append(_encoded(changed))
+            for changed_rows in by_columns.values():
+                _UPDATE_JOB.execute_many(conn, changed_rows)
     batch.dirty = {}
 
 
@@ -363,18 +372,25 @@ def _insert_logs(conn: Connection, logs: list[tuple[Row, Row]], postgres: bool) 
         for (_, line), log_id in zip(logs, result.scalars(), strict=True):
             line["id"] = log_id
         return
-    # SQLite runs in this process: one plain INSERT per line on one cursor costs
-    # a few microseconds, and the cursor gives each line's new rowid.
+    # SQLite: one executemany. The batch holds the database's write lock, and SQLite
+    # gives a row inserted without an id the highest id so far plus one
+    # (https://sqlite.org/autoinc.html), so the lines' ids are the consecutive ones
+    # ending at the highest id after the insert.
     cursor: Any = conn.connection.cursor()
     try:
-        for row, line in logs:
-            cursor.execute(_INSERT_LOG_SQLITE, [row[name] for name in _LOG_COLUMNS])
-            line["id"] = cursor.lastrowid
+        cursor.executemany(
+            _INSERT_LOG_SQLITE, [[row[name] for name in _LOG_COLUMNS] for row, _ in logs]
+        )
+        cursor.execute(_MAX_LOG_ID)
+        (last,) = cursor.fetchone()
     finally:
         cursor.close()
+    for line_id, (_, line) in enumerate(logs, start=last - len(logs) + 1):
+        line["id"] = line_id
 
 
 _LOG_COLUMNS = [c.name for c in log_lines.columns if c.name != "id"]
+_MAX_LOG_ID = "SELECT max(id) FROM log_lines"
 _INSERT_LOG_SQLITE = f"INSERT INTO log_lines ({', '.join(_LOG_COLUMNS)}) VALUES ({', '.join('?' * len(_LOG_COLUMNS))})"
 
 
