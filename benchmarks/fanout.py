@@ -222,7 +222,12 @@ def run(quick: bool) -> list[Row]:
                 f"ratio = p99 / baseline p99; p99 / broadcaster p99 = "
                 f"{r.p99_ms / m.p99_ms:.2f}x; first to last subscriber {r.spread_ms:.0f} ms "
                 f"(median); CPU while posting: server worker {r.server_cpu:.0%}, "
-                f"receiver {r.receiver_cpu:.0%} of a core",
+                f"receiver {r.receiver_cpu:.0%} of a core"
+                + (
+                    f"; updates {LARGE_SPACING:g} s apart (the baseline's 50 ms)"
+                    if r.subscribers >= LARGE
+                    else ""
+                ),
             )
         )
     return rows

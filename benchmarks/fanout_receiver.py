@@ -60,6 +60,8 @@ class _Frames:
         """The complete frames now readable, ``(opcode, payload)``; ``None`` when closed."""
         try:
             data = self.sock.recv(1 << 18)
+        except (BlockingIOError, InterruptedError):
+            return []  # woken with nothing to read after all
         except OSError:
             return None
         if not data:

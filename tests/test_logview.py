@@ -98,6 +98,18 @@ def test_any_appends_and_prepends_hold_the_newest_lines_in_id_order_once_each(
         assert view.lines == [make_lines([i])[0] for i in held]
 
 
+def test_lines_given_out_of_order_are_held_in_id_order_once_each() -> None:
+    view = LogView(lines=make_lines([5, 1, 5, 3]))
+    assert ids(view) == [1, 3, 5]
+    view.append(make_lines([5, 6]))
+    assert ids(view) == [1, 3, 5, 6]
+
+
+def test_lines_without_an_int_id_are_refused() -> None:
+    with pytest.raises(traitlets.TraitError, match="id"):
+        LogView(lines=[{"level": "info", "timestamp": "t", "message": "no id"}])
+
+
 def test_append_in_batches_drops_the_oldest() -> None:
     view = LogView(max_lines=5)
     view.append(make_lines(range(1, 4)))

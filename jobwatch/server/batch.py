@@ -159,6 +159,8 @@ def flush(conn: Connection) -> None:
             for job_id in sorted(batch.dirty):
                 row = batch.rows[job_id]
                 names = tuple(sorted(batch.dirty[job_id] - {"id"}))
+                if not names:
+                    continue
                 changed = {"b_job_id": job_id, **{name: row[name] for name in names}}
                 by_columns.setdefault(names, []).append(_encoded(changed))
             for changed_rows in by_columns.values():

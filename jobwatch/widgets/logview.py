@@ -149,6 +149,20 @@ class LogView(anywidget.AnyWidget):
             )
         return str(value)
 
+    @traitlets.validate("lines")
+    def _check_lines(self, proposal: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Lines set as a whole (the constructor's ``lines=``) are held ordered by id,
+        each id once (the first given): :meth:`append` relies on the order."""
+        lines = list(proposal["value"])
+        for index, line in enumerate(lines):
+            if not isinstance(line, Mapping) or not _is_int(line.get("id")):
+                raise traitlets.TraitError(f"log line {index} needs an int id, got {line!r:.200}")
+        ordered: list[dict[str, Any]] = []
+        for line in sorted(lines, key=lambda line: int(line["id"])):  # stable: first kept
+            if not ordered or ordered[-1]["id"] != line["id"]:
+                ordered.append(line)
+        return ordered
+
     @traitlets.observe("max_lines")
     def _trim_to_max_lines(self, change: Mapping[str, Any]) -> None:
         with self._lock:
