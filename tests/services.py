@@ -20,6 +20,7 @@ from urllib.parse import quote, urlsplit
 
 import psycopg
 import pytest
+from sqlalchemy import Engine, create_engine
 
 POSTGRES_ENV = "JOBWATCH_TEST_POSTGRES_URL"
 REDIS_ENV = "JOBWATCH_TEST_REDIS_URL"
@@ -52,6 +53,26 @@ def fresh_schema(postgres_url: str) -> Iterator[str]:
     finally:
         with psycopg.connect(postgres_url, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@contextmanager
+def schema_engine(database: str) -> Iterator[Engine]:
+    """An engine on a database holding jobwatch's empty tables: ``"sqlite"`` (in
+    memory, one connection kept) or ``"postgresql"`` (a fresh schema of the test
+    server; skipped, or failed in CI, without one: :func:`scale_urls`)."""
+    from jobwatch.server.schema import metadata
+
+    if database == "sqlite":
+        engine = create_engine("sqlite://")
+        metadata.create_all(engine)
+        yield engine
+        return
+    postgres, _ = scale_urls()
+    with fresh_schema(postgres) as url:
+        engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+        metadata.create_all(engine)
+        yield engine
+        engine.dispose()
 
 
 def fresh_channel() -> str:

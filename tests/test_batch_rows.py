@@ -6,27 +6,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Engine, create_engine, select
+from sqlalchemy import Engine, select
 
 from jobwatch.protocol import JobSpec
 from jobwatch.server import batch, rules
-from jobwatch.server.schema import decode_row, jobs, metadata
-from tests.services import fresh_schema, scale_urls
+from jobwatch.server.schema import decode_row, jobs
+from tests.services import schema_engine
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        engine = create_engine("sqlite://")
-        metadata.create_all(engine)
+    with schema_engine(request.param) as engine:
         yield engine
-        return
-    postgres, _ = scale_urls()
-    with fresh_schema(postgres) as url:
-        engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
-        metadata.create_all(engine)
-        yield engine
-        engine.dispose()
 
 
 def stored(engine: Engine) -> dict[str, dict[str, object]]:

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Connection, Engine, create_engine, delete, select
+from sqlalchemy import Connection, Engine, delete, select
 
 from jobwatch.server import batch, rollups
-from jobwatch.server.schema import metadata, samples, scalars
-from tests.services import fresh_schema, scale_urls
+from jobwatch.server.schema import samples, scalars
+from tests.services import schema_engine
 
 Row = dict[str, Any]
 
@@ -42,17 +42,8 @@ _point = st.fixed_dictionaries(
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        engine = create_engine("sqlite://")  # one connection, kept
-        metadata.create_all(engine)
+    with schema_engine(request.param) as engine:
         yield engine
-        return
-    postgres, _ = scale_urls()
-    with fresh_schema(postgres) as url:
-        engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
-        metadata.create_all(engine)
-        yield engine
-        engine.dispose()
 
 
 def _table(conn: Connection, table: Any) -> list[tuple[Any, ...]]:
