@@ -7,15 +7,16 @@ Rounds with and without the reporter alternate (the reporter is created
 before and closed after its rounds are timed), so that load on a shared
 machine falls on both alike, and every other pair runs the other way round;
 the ratio is the median over pairs of steps/s with the reporter over steps/s
-of the round without it next to it. The reporter reports to ``jobwatch serve`` in another process.
+of the round without it next to it. The reporter reports to ``jobwatch serve``
+in another process.
 
 On a shared machine steps/s swing by more than the 1 % the goal allows (rounds
 0.82-1.31x in one run; CPU time per step swings as much, so the noise is the
 core's speed, not other processes), so the run also composes the ratio from
-parts measured with little noise: the cost of one ``update()`` and one
-``log()`` call (best of 5, :mod:`timeit`), the step's own time (the bare
-loop's), and the reporter thread's CPU per second (counted as if all of it
-held the GIL). That estimate is a model: it leaves out the GIL's handovers
+parts measured with little noise: the cost of one ``update()`` call (best of
+5, :mod:`timeit`) and of one ``log()`` call (best of 5 runs of 500, the lines
+sent between runs), the step's own time (the bare loop's), and the reporter
+thread's CPU per second (counted as if all of it held the GIL). That estimate is a model: it leaves out the GIL's handovers
 between the two threads and the server's share of the cores.
 """
 

@@ -28,6 +28,7 @@ from jobwatch.state import MonitorState, Sample, _gpu_order
 
 __all__ = ["GpuColumns"]
 
+_SAMPLE = operator.attrgetter("sample")
 ALL_GPUS = "all GPUs"
 """The one line's label for samples without per-GPU detail (as ``MonitorState.series``)."""
 
@@ -58,9 +59,8 @@ class GpuColumns:
 
     def __init__(self, metrics: Sequence[str]) -> None:
         self.metrics = tuple(metrics)
-        self._samples: list[Sample] = []
-        """The state's samples at the last table, oldest first; the lists below match them."""
         self._rows: list[_Row] = []
+        """The state's samples at the last table, oldest first, as rows; the arrays below match."""
         self._x = np.empty(0)
         self._label_sets: dict[tuple[str, ...], int] = {}
         self._label_ids = np.empty(0, dtype=np.int64)
@@ -103,10 +103,10 @@ class GpuColumns:
         rows kept are the last ones of the previous table; anything else (a history
         put in or replaced) converts again what it cannot find by identity.
         """
-        old = self._samples
+        old = self._rows
         arrived = 0
         if old:
-            last = old[-1]
+            last = old[-1].sample
             for sample in reversed(samples):
                 if sample is last:
                     break
@@ -114,11 +114,8 @@ class GpuColumns:
         kept = len(samples) - arrived
         if old and 0 < kept <= len(old):
             drop = len(old) - kept
-            if all(
-                map(
-                    operator.is_, itertools.islice(samples, kept), itertools.islice(old, drop, None)
-                )
-            ):
+            held = map(_SAMPLE, itertools.islice(old, drop, None))
+            if all(map(operator.is_, itertools.islice(samples, kept), held)):
                 self._shift(drop, list(itertools.islice(samples, kept, None)))
                 return
         converted = {id(row.sample): row for row in self._rows}
@@ -128,7 +125,7 @@ class GpuColumns:
             rows.append(
                 row if row is not None and row.sample is sample else _Row(sample, self.metrics)
             )
-        self._samples, self._rows = list(samples), rows
+        self._rows = rows
         self._x = np.array([row.sample.ts for row in rows], dtype=float)
         self._label_ids = np.array([self._label_id(row) for row in rows], dtype=np.int64)
         uniform = len(rows) > 0 and self._label_ids.min() == self._label_ids.max()
@@ -140,7 +137,6 @@ class GpuColumns:
             return
         rows = [_Row(sample, self.metrics) for sample in fresh]
         ids = np.array([self._label_id(row) for row in rows], dtype=np.int64)
-        self._samples = self._samples[drop:] + fresh
         self._rows = self._rows[drop:] + rows
         self._x = np.concatenate([self._x[drop:], [sample.ts for sample in fresh]])
         kept_ids = self._label_ids[drop:]
@@ -149,7 +145,8 @@ class GpuColumns:
         if len(all_ids) == 0 or all_ids.min() != all_ids.max():
             self._stack = None
         elif self._stack is not None and len(kept_ids):
-            self._stack = np.concatenate([self._stack[..., drop:], *_fresh_stack(rows)], axis=-1)
+            parts = [self._stack[..., drop:], *([_stacked(rows)] if rows else [])]
+            self._stack = np.concatenate(parts, axis=-1)
         else:
             self._stack = _stacked(self._rows)
 
@@ -162,10 +159,6 @@ def _stacked(rows: list[_Row]) -> Any:
     if rows[0].labels:
         return np.stack([row.values for row in rows], axis=-1)
     return np.stack([row.flat for row in rows], axis=-1)
-
-
-def _fresh_stack(rows: list[_Row]) -> list[Any]:
-    return [_stacked(rows)] if rows else []
 
 
 def _value(value: float | None) -> float:
