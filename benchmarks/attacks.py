@@ -39,7 +39,7 @@ import requests
 
 from benchmarks.procs import rss_mb, worker_pid
 from benchmarks.report import Row
-from jobwatch.server.process import ServerProcess, serve_command
+from jobwatch.server.deploy.process import ServerProcess, serve_command
 
 P99_GOAL_MS = 100.0
 RSS_GOAL_MB = 300.0

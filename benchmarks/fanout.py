@@ -25,7 +25,7 @@ import requests
 
 from benchmarks.procs import cpu_seconds, worker_pid
 from benchmarks.report import Row, percentile
-from jobwatch.server.process import ServerProcess, serve_command
+from jobwatch.server.deploy.process import ServerProcess, serve_command
 
 UPDATES = 100
 """Progress updates posted per measurement (40 with ``--quick``)."""

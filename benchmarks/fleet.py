@@ -8,7 +8,7 @@
    ``JOBS_CHANGED`` that carries it (the feed coalesces each job to at most
    4 summaries a second, so up to 250 ms of it is by design), bytes per second
    per subscriber, and the update rate the posters reached.
-2. The notebook table (:class:`~jobwatch.widgets.fleet_table.FleetTableWidget`,
+2. The notebook table (:class:`~jobwatch.notebook.fleet_table.FleetTableWidget`,
    no kernel: counted at its comm as in :mod:`benchmarks.sync`) fed the same
    1,000 jobs changing once a second, rendered 4 times a second: bytes synced
    per second once shown (the changed fields of the changed rows) against the
@@ -30,7 +30,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from benchmarks.report import Row, percentile
-from jobwatch.server.process import ServerProcess, serve_command
+from jobwatch.server.deploy.process import ServerProcess, serve_command
 
 JOBS = 1_000
 SUBSCRIBERS = 100
@@ -119,7 +119,7 @@ def _fanout_figure(result: dict[str, Any], subscribers: int) -> tuple[str, float
 
 
 def summary(job_id: str, **fields: Any) -> dict[str, Any]:
-    """A job summary as ``JOBS_CHANGED`` carries it (jobwatch/server/fleet.py)."""
+    """A job summary as ``JOBS_CHANGED`` carries it (jobwatch/server/events/fleet_feed.py)."""
     return {
         "id": job_id, "name": f"sweep {job_id}", "status": "running", "progress": 0.0,
         "currentOperation": "epoch 0", "timeRemaining": 1000.0, "costSoFar": 0.0,
@@ -136,7 +136,7 @@ def _table_bytes(jobs: int, seconds: float, shown: bool) -> float:
     import comm
 
     from benchmarks.memory import MessageCounter, _counting_comm_factory
-    from jobwatch.widgets.fleet_table import FleetTableWidget
+    from jobwatch.notebook.fleet_table import FleetTableWidget
 
     counter = MessageCounter()
     original = comm.create_comm

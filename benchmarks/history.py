@@ -8,7 +8,7 @@ flat cost (p50 <= 10 ms whatever the job's length, issues 16 and 18).
 
 Rows go in straight through SQL (``executemany`` / ``COPY``), shaped as the
 store writes them; the roll-ups are then computed from them as a database
-made before the roll-ups gets them (:func:`jobwatch.server.rollups.backfill`).
+made before the roll-ups gets them (:func:`jobwatch.server.storage.rollups.backfill`).
 ``--quick``: 10,000 / 100,000 samples and 1,000 / 100,000 steps, SQLite only.
 """
 
@@ -29,9 +29,9 @@ import requests
 
 from benchmarks import stores
 from benchmarks.report import Row, percentile
-from jobwatch.server.process import ServerProcess, serve_command
-from jobwatch.server.schema import jobs
-from jobwatch.server.store import Store
+from jobwatch.server.deploy.process import ServerProcess, serve_command
+from jobwatch.server.storage.schema import jobs
+from jobwatch.server.storage.store import Store
 
 GETS = 20
 GOAL = "p50 <= 10 ms, ratio ~1"
@@ -90,7 +90,7 @@ def _fill(conn: Any, paramstyle: str, n_samples: int, n_scalars: int) -> None:
 def _rollups(url: str) -> None:
     """Compute the roll-ups of what was inserted (absent before they existed)."""
     try:
-        from jobwatch.server import rollups
+        from jobwatch.server.storage import rollups
     except ImportError:
         return
     store = Store(url)

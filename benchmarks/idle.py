@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.report import Row
-from jobwatch.server.process import ServerProcess, serve_command
+from jobwatch.server.deploy.process import ServerProcess, serve_command
 from tests.idle_proxy import stay_quiet
 
 PROXY_IDLE_TIMEOUT = 60.0

@@ -14,7 +14,7 @@ import requests
 
 from benchmarks.load import LoadResult, post_load
 from benchmarks.report import Row
-from jobwatch.server.process import ServerProcess, serve_command
+from jobwatch.server.deploy.process import ServerProcess, serve_command
 
 SEED_BODY = {
     "workerId": "your_worker_id",

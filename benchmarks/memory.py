@@ -173,7 +173,7 @@ class Traffic:
 
 def _traffic(url: str, refresh: float, seconds: float, counter: MessageCounter) -> Traffic:
     from jobwatch import Client
-    from jobwatch.widgets.monitor import JobMonitor
+    from jobwatch.notebook.monitor import JobMonitor
 
     job_id = f"widget-{refresh:g}"
     with Client(url) as client:
@@ -204,8 +204,8 @@ def _widget_rows(quick: bool) -> list[Row]:
     import comm
 
     from jobwatch.server import EmbeddedServer
-    from jobwatch.widgets import monitor as monitor_module
-    from jobwatch.widgets.monitor import REFRESH, MonitorView
+    from jobwatch.notebook import monitor as monitor_module
+    from jobwatch.notebook.monitor import REFRESH, MonitorView
 
     seconds = 2.0 if quick else 10.0
     counter = MessageCounter()

@@ -27,7 +27,7 @@ def create_noop_app() -> Any:
 
 
 def main() -> None:
-    from jobwatch.server.run import announce, gunicorn_options, gunicorn_server
+    from jobwatch.server.deploy.run import announce, gunicorn_options, gunicorn_server
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=0)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import requests
 
-from jobwatch.server.process import ServerProcess, serve_command
+from jobwatch.server.deploy.process import ServerProcess, serve_command
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 

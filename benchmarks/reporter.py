@@ -14,8 +14,9 @@ from pathlib import Path
 import requests
 
 from benchmarks.report import Row
-from jobwatch import Reporter, gpu
-from jobwatch.server.process import ServerProcess, serve_command
+from jobwatch import Reporter
+from jobwatch.report import gpu
+from jobwatch.server.deploy.process import ServerProcess, serve_command
 
 
 def _median_us(samples: list[float]) -> float:

@@ -26,7 +26,7 @@ from benchmarks.ingest import SEED_BODY
 from benchmarks.load import LoadResult, post_load
 from benchmarks.procs import cpu_seconds, worker_pids
 from benchmarks.report import Row
-from jobwatch.server.process import ServerProcess, serve_command
+from jobwatch.server.deploy.process import ServerProcess, serve_command
 
 PROCESSES = (1, 2, 4)
 JOBS = 1000

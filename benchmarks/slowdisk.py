@@ -26,7 +26,7 @@ import requests
 import websocket
 
 from benchmarks.report import Row, percentile
-from jobwatch.server.process import ServerProcess, serve_command
+from jobwatch.server.deploy.process import ServerProcess, serve_command
 
 DELAY = 0.5
 """Seconds each writing commit waits in the slow run."""

@@ -40,7 +40,7 @@ import websocket
 from benchmarks.ingest import SEED_BODY
 from benchmarks.procs import cpu_seconds, rss_mb, worker_pid
 from benchmarks.report import Row, percentile
-from jobwatch.server.process import ServerProcess, serve_command
+from jobwatch.server.deploy.process import ServerProcess, serve_command
 
 WORKERS_PER_PROCESS = 250
 """Simulated workers per load process."""

@@ -2,7 +2,7 @@
 
 Posting a million updates through the API would take longer than the
 benchmark itself, so rows go in with ``sqlite3.executemany``, shaped as
-:class:`jobwatch.server.store.Store` writes them: JSON columns as text, the
+:class:`jobwatch.server.storage.store.Store` writes them: JSON columns as text, the
 per-level log counters ``n_info``/``n_warning``/``n_error`` and the ``seq``
 numbers the API reads. The schema (tables and indexes) comes from
 ``Store(path)`` itself. Each job is running; its samples and log lines are
@@ -24,11 +24,11 @@ from pathlib import Path
 
 import orjson
 
-from jobwatch.protocol import JobSpec
-from jobwatch.server import rollups
-from jobwatch.server.rules import new_job
-from jobwatch.server.schema import jobs
-from jobwatch.server.store import Store
+from jobwatch.contract.requests import JobSpec
+from jobwatch.server.storage import rollups
+from jobwatch.server.core.rules import new_job
+from jobwatch.server.storage.schema import jobs
+from jobwatch.server.storage.store import Store
 
 SPAN = 24 * 3600.0
 """Seconds of history each job holds."""

@@ -29,7 +29,7 @@ def _line(i: int, message: str) -> dict[str, Any]:
 
 
 def _bytes_per_new_line(counter: MessageCounter, shown: bool) -> int:
-    from jobwatch.widgets.logview import LogView
+    from jobwatch.notebook.logview import LogView
 
     view = LogView()
     if shown:
@@ -43,8 +43,8 @@ def _bytes_per_new_line(counter: MessageCounter, shown: bool) -> int:
 
 
 def _state(gpus: int) -> Any:
-    from jobwatch.protocol import format_ts
-    from jobwatch.state import MonitorState
+    from jobwatch.contract.requests import format_ts
+    from jobwatch.view.state import MonitorState
 
     now = time.time()
     state = MonitorState()
@@ -75,7 +75,7 @@ def _old_set(mark: Any, series: Any, scale: float = 1.0) -> None:
 
 
 def _bytes_per_redraw(counter: MessageCounter, gpus: int, budget: bool) -> int:
-    from jobwatch.widgets.charts import Charts
+    from jobwatch.notebook.charts import Charts
 
     charts = Charts()
     state = _state(gpus)

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from benchmarks.report import Row
 from jobwatch import Reporter
-from jobwatch.server.process import ServerProcess, serve_command
+from jobwatch.server.deploy.process import ServerProcess, serve_command
 from tests.fake_nvml import GIB, FakeGpu, FakeNvml
 
 STEP_SECONDS = 50e-6
@@ -156,7 +156,7 @@ def run(quick: bool) -> list[Row]:
             sys.modules.pop("pynvml", None)
         else:
             sys.modules["pynvml"] = saved
-        from jobwatch import gpu
+        from jobwatch.report import gpu
 
         gpu.reset()
     step_s = 1 / statistics.median(bare)

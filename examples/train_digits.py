@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 
 from jobwatch import Reporter
-from jobwatch.demo import train_digits
+from jobwatch.cli.main.demo import train_digits
 
 
 def main() -> None:

@@ -16,15 +16,15 @@ from jobwatch.errors import (
     ValidationError,
     WorkerMismatch,
 )
-from jobwatch.reporter import Reporter
+from jobwatch.report.reporter import Reporter
 from jobwatch.track import track
 
 if TYPE_CHECKING:
-    from jobwatch.client import Client
-    from jobwatch.server.run import serve
-    from jobwatch.widgets import JobMonitor
-    from jobwatch.widgets.compare import compare
-    from jobwatch.widgets.jobs_table import JobsTable
+    from jobwatch.client.rest import Client
+    from jobwatch.server.deploy.run import serve
+    from jobwatch.notebook import JobMonitor
+    from jobwatch.notebook.compare import compare
+    from jobwatch.notebook.jobs_table import JobsTable
 
 __all__ = [
     "APIError",
@@ -51,33 +51,33 @@ def __getattr__(name: str) -> object:
     # training script that only reports never imports requests, pydantic,
     # flask, ipywidgets or bqplot at ``import jobwatch``.
     if name == "Client":
-        from jobwatch.client import Client
+        from jobwatch.client.rest import Client
 
         return Client
-    if name == "gpu":  # a submodule, as ``jobwatch.gpu.sample()`` in the docs
-        import jobwatch.gpu
+    if name == "gpu":  # a submodule, as ``jobwatch.report.gpu.sample()`` in the docs
+        import jobwatch.report.gpu
 
-        return jobwatch.gpu
+        return jobwatch.report.gpu
     if name == "JobMonitor":
-        from jobwatch.widgets import JobMonitor
+        from jobwatch.notebook import JobMonitor
 
         return JobMonitor
     if name == "JobsTable":
-        from jobwatch.widgets.jobs_table import JobsTable
+        from jobwatch.notebook.jobs_table import JobsTable
 
         return JobsTable
     if name == "compare":
         from jobwatch._extras import require
 
         require("notebook", "jobwatch.compare()")
-        from jobwatch.widgets.compare import compare
+        from jobwatch.notebook.compare import compare
 
         return compare
     if name == "serve":
         from jobwatch._extras import require
 
         require("server", "jobwatch.serve()")
-        from jobwatch.server.run import serve
+        from jobwatch.server.deploy.run import serve
 
         return serve
     raise AttributeError(f"module 'jobwatch' has no attribute {name!r}")

@@ -2,6 +2,6 @@
 
 import sys
 
-from jobwatch.cli import main
+from jobwatch.cli.main import main
 
 sys.exit(main())

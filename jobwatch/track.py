@@ -1,8 +1,8 @@
 """``jobwatch.track``: tqdm's one-liner, reporting to jobwatch and showing the job live.
 
 ``for batch in jobwatch.track(loader): ...`` is all a training loop needs:
-a :class:`~jobwatch.reporter.Reporter` reports progress after each item, a
-:class:`~jobwatch.widgets.JobMonitor` shows the job in the running cell (in
+a :class:`~jobwatch.report.reporter.Reporter` reports progress after each item, a
+:class:`~jobwatch.notebook.JobMonitor` shows the job in the running cell (in
 a terminal, the live text view of ``jobwatch watch``), and the job completes
 when the loop ends or fails with the exception that ended it. Without a
 server URL it starts the embedded one (:func:`jobwatch.serve`).
@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
-from jobwatch.reporter import Reporter
+from jobwatch.report.reporter import Reporter
 
 __all__ = ["Tracked", "track"]
 
@@ -45,7 +45,7 @@ def track(
 ) -> Tracked[T]:
     """Wrap ``iterable`` like ``tqdm.auto.tqdm``, reporting each item to jobwatch and showing it live.
 
-    In a Jupyter kernel a :class:`~jobwatch.widgets.JobMonitor` appears in the
+    In a Jupyter kernel a :class:`~jobwatch.notebook.JobMonitor` appears in the
     running cell's output (progress, time remaining, cost, GPU charts, logs);
     elsewhere a live text view goes to standard error.
 
@@ -116,9 +116,9 @@ class Tracked(Generic[T]):
     job_id, url:
         The job and its server.
     reporter:
-        The :class:`~jobwatch.reporter.Reporter` that reports the job.
+        The :class:`~jobwatch.report.reporter.Reporter` that reports the job.
     monitor:
-        The :class:`~jobwatch.widgets.JobMonitor` in the cell, or ``None`` outside
+        The :class:`~jobwatch.notebook.JobMonitor` in the cell, or ``None`` outside
         a kernel.
     """
 
@@ -229,7 +229,7 @@ class Tracked(Generic[T]):
 
     def _show(self) -> None:
         if _kernel_shell() is not None:
-            from jobwatch.widgets import JobMonitor
+            from jobwatch.notebook import JobMonitor
 
             try:
                 self.monitor = JobMonitor(self.job_id, self.url, wait_interval=0.2)
@@ -246,8 +246,8 @@ class Tracked(Generic[T]):
 
 def _watch(url: str, job_id: str) -> None:
     """The terminal view of the job, on standard error, until the job ends."""
-    from jobwatch.client import Client
-    from jobwatch.watch import Watcher
+    from jobwatch.client.rest import Client
+    from jobwatch.terminal.watch import Watcher
 
     try:
         with Client(url) as client:

@@ -3,7 +3,7 @@
     gunicorn -c server/gunicorn.conf.py 'jobwatch.server.wsgi:app_from_env()'
 
 The app reads its settings from ``JOBWATCH_*`` variables (see
-``jobwatch/server/settings.py``); this file reads two more:
+``jobwatch/server/deploy/settings.py``); this file reads two more:
 
 ``JOBWATCH_BIND``
     Listen address, ``host:port`` or ``unix:/path`` (default ``0.0.0.0:8765``).
@@ -18,7 +18,7 @@ The app reads its settings from ``JOBWATCH_*`` variables (see
 
 Gunicorn reads this file in the master before any worker patches the standard
 library for gevent, so it imports nothing from jobwatch itself; the values
-below therefore mirror ``jobwatch.server.run.gunicorn_options``;
+below therefore mirror ``jobwatch.server.deploy.run.gunicorn_options``;
 ``tests/test_deployment.py`` checks they stay equal. (Gunicorn loads the worker
 and logger classes named below in the master, as ``jobwatch serve`` does.)
 
@@ -32,7 +32,7 @@ import os
 import sys
 import warnings
 
-MAX_WORKERS = 64  # jobwatch.server.settings.MAX_WORKERS
+MAX_WORKERS = 64  # jobwatch.server.deploy.settings.MAX_WORKERS
 
 
 def _workers() -> int:
@@ -103,8 +103,8 @@ workers = _workers()
 # and queues are gevent's: never preload it in the master.
 preload_app = False
 
-# Mirrors jobwatch.server.run.gunicorn_options (see the module doc).
-worker_class = "jobwatch.server.worker.GuardedGeventWorker"  # gevent, with connection caps
+# Mirrors jobwatch.server.deploy.run.gunicorn_options (see the module doc).
+worker_class = "jobwatch.server.deploy.gunicorn_worker.GuardedGeventWorker"  # gevent, with connection caps
 worker_connections = 10_000  # most simultaneous HTTP and WebSocket connections per worker
 timeout = 60  # seconds a worker may stay silent before the master restarts it
 graceful_timeout = 10  # seconds open connections get to finish on SIGTERM
@@ -112,7 +112,7 @@ graceful_timeout = 10  # seconds open connections get to finish on SIGTERM
 # (slow clients); longer than nginx's upstream keepalive_timeout (10 s).
 keepalive = 15
 accesslog = None  # nginx logs requests; set "-" to log them here too
-logger_class = "jobwatch.server.accesslog.RedactingLogger"  # no query string, no token
+logger_class = "jobwatch.server.deploy.accesslog.RedactingLogger"  # no query string, no token
 errorlog = "-"
 loglevel = "warning"
 proc_name = "jobwatch"

@@ -13,9 +13,9 @@ import pytest
 import requests
 import websocket
 
-from jobwatch.client import Client
+from jobwatch.client.rest import Client
 from jobwatch.server import EmbeddedServer
-from jobwatch.server.process import ServerProcess, serve_command
+from jobwatch.server.deploy.process import ServerProcess, serve_command
 from tests.seed_clients.npm import Bundler
 
 # Rough cost of one test, in seconds, by kind: what orders the modules below.
@@ -140,7 +140,7 @@ def api(server: EmbeddedServer) -> Api:
 
 @pytest.fixture
 def client(server: EmbeddedServer) -> Iterator[Client]:
-    """A :class:`jobwatch.client.Client` of ``server``, closed after the test."""
+    """A :class:`jobwatch.client.rest.Client` of ``server``, closed after the test."""
     with Client(server.url) as c:
         yield c
 

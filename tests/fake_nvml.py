@@ -1,7 +1,7 @@
 """A stand-in for nvidia-ml-py's ``pynvml`` module, for tests on machines without a GPU.
 
 It has the names, argument orders and return shapes of the real module for the
-calls ``jobwatch.gpu`` makes (checked against nvidia-ml-py 13.x): memory info
+calls ``jobwatch.report.gpu`` makes (checked against nvidia-ml-py 13.x): memory info
 has ``total``/``free``/``used`` in bytes, utilization ``gpu``/``memory`` in
 percent, power is in milliwatts, MIG mode is ``[current, pending]``, and every
 failure is an ``NVMLError`` subclass. Handles are the :class:`FakeGpu` objects.

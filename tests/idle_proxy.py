@@ -14,7 +14,7 @@ from typing import Any
 
 import requests
 
-from jobwatch.subscription import Subscription
+from jobwatch.client.subscription import Subscription
 
 EVENT_TIMEOUT = 5.0
 """Seconds an event may take to arrive once posted."""

@@ -60,7 +60,7 @@ def schema_engine(database: str) -> Iterator[Engine]:
     """An engine on a database holding jobwatch's empty tables: ``"sqlite"`` (in
     memory, one connection kept) or ``"postgresql"`` (a fresh schema of the test
     server; skipped, or failed in CI, without one: :func:`scale_urls`)."""
-    from jobwatch.server.schema import metadata
+    from jobwatch.server.storage.schema import metadata
 
     if database == "sqlite":
         engine = create_engine("sqlite://")

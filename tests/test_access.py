@@ -20,11 +20,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import jobwatch
-from jobwatch import cli
-from jobwatch.protocol import MAX_BODY_BYTES
+from jobwatch.cli.main import main as cli
+from jobwatch.contract.requests import MAX_BODY_BYTES
 from jobwatch.server import EmbeddedServer, create_app
-from jobwatch.server.accesslog import RedactingLogger, without_query
-from jobwatch.server.security import is_loopback_host
+from jobwatch.server.deploy.accesslog import RedactingLogger, without_query
+from jobwatch.server.web.security import is_loopback_host
 
 TOKEN = "0123456789abcdef-token"
 
@@ -58,7 +58,7 @@ def test_anything_else_as_currency_is_refused_and_changes_nothing(api: Any, curr
 @given(st.text(max_size=20))
 def test_currency_fuzz_is_a_code_or_a_clear_400(currency: str) -> None:
     from jobwatch.errors import ValidationError
-    from jobwatch.protocol import JobSpec, parse_body
+    from jobwatch.contract.requests import JobSpec, parse_body
 
     try:
         spec = parse_body(JobSpec, json.dumps({"currency": currency}).encode())
@@ -274,7 +274,7 @@ def test_serve_refuses_a_non_loopback_host_without_a_token() -> None:
 
 
 def test_serve_takes_a_token() -> None:
-    from jobwatch.server import run as embedded
+    from jobwatch.server.deploy import run as embedded
 
     if embedded._running is not None:  # another test's server: serve() would return it
         embedded._running.stop()
@@ -328,7 +328,7 @@ def test_the_rate_limit_is_per_client_address(clock: Any) -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=40))
 def test_token_rules_fuzz(token: str) -> None:
-    from jobwatch.server.security import token_problem
+    from jobwatch.server.web.security import token_problem
 
     problem = token_problem("JOBWATCH_TOKEN", token)
     acceptable = len(token) >= 16 and token == token.strip()

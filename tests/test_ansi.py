@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jobwatch.ansi import Span, Style, for_terminal, plain, spans, spans_to_wire
+from jobwatch.view.ansi import Span, Style, for_terminal, plain, spans, spans_to_wire
 
 ESC = "\x1b"
 

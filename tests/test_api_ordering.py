@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jobwatch.protocol import format_ts
+from jobwatch.contract.requests import format_ts
 
 
 def post(api, job_id, progress, timestamp):

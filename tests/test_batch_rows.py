@@ -8,9 +8,10 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine, select
 
-from jobwatch.protocol import JobSpec
-from jobwatch.server import batch, rules
-from jobwatch.server.schema import decode_row, jobs
+from jobwatch.contract.requests import JobSpec
+from jobwatch.server.storage import batch
+from jobwatch.server.core import rules
+from jobwatch.server.storage.schema import decode_row, jobs
 from tests.services import schema_engine
 
 

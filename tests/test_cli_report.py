@@ -11,9 +11,9 @@ import uuid
 
 import pytest
 
-from jobwatch.client import Client
+from jobwatch.client.rest import Client
 from jobwatch.errors import JobNotFound
-from jobwatch.server.process import ServerProcess
+from jobwatch.server.deploy.process import ServerProcess
 
 pytestmark = pytest.mark.slow
 

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from jobwatch import errors
-from jobwatch.client import Client
+from jobwatch.client.rest import Client
 from jobwatch.server import EmbeddedServer
-from jobwatch.subscription import Backoff
+from jobwatch.client.subscription import Backoff
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import jobwatch
-from jobwatch.client import Client
+from jobwatch.client.rest import Client
 from jobwatch.errors import JobNotFound
 
 

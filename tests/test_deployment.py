@@ -27,15 +27,15 @@ import yaml
 
 from jobwatch import Client
 from jobwatch.errors import APIError, JobNotFound
-from jobwatch.server import settings as wsgi_settings
-from jobwatch.server.process import ServerProcess, serve_command
-from jobwatch.server.run import gunicorn_options
+from jobwatch.server.deploy import settings as wsgi_settings
+from jobwatch.server.deploy.process import ServerProcess, serve_command
+from jobwatch.server.deploy.run import gunicorn_options
 from tests.services import fresh_channel, fresh_schema, scale_urls
 
 SERVER_DIR = Path(__file__).resolve().parents[1] / "server"
 GUNICORN_CONF = SERVER_DIR / "gunicorn.conf.py"
 NGINX_CONF = SERVER_DIR / "nginx.conf"
-WSGI_APP = "jobwatch.server.wsgi:app_from_env()"
+WSGI_APP = "jobwatch.server.deploy.wsgi:app_from_env()"
 WAIT = 20.0  # seconds any one thing may take before the test fails
 
 

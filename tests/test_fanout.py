@@ -1,4 +1,4 @@
-"""Fan-out of one event to many WebSocket subscribers (jobwatch.server.wsframe,
+"""Fan-out of one event to many WebSocket subscribers (jobwatch.server.web.wsframe,
 LockedSocket.try_send, Session.deliver's direct write, MemoryBroker's dispatcher).
 
 An event's frame is built once for every plain connection, written straight to
@@ -17,10 +17,10 @@ import pytest
 import websocket
 import wsproto.frame_protocol as fp
 
-from jobwatch.server import wsframe
-from jobwatch.server.broker import MemoryBroker
-from jobwatch.server.wire import Event
-from jobwatch.server.wslock import LockedSocket
+from jobwatch.server.web import wsframe
+from jobwatch.server.events.broker import MemoryBroker
+from jobwatch.server.core.serialize import Event
+from jobwatch.server.web.wslock import LockedSocket
 
 
 @pytest.mark.parametrize("n", [0, 1, 125, 126, 65535, 65536, 200_000])

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from jobwatch import cli
+from jobwatch.cli.main import main as cli
 from jobwatch.errors import UnsafeDatabasePath
-from jobwatch.server.store import Store
+from jobwatch.server.storage.store import Store
 
 
 def _mode(path: Path) -> int:

@@ -7,10 +7,10 @@ import threading
 
 import pytest
 
-from jobwatch.client import Client
+from jobwatch.client.rest import Client
 from jobwatch.errors import JobNotFound
-from jobwatch.follow import HistoryLoaded, JobFollower
-from jobwatch.state import MonitorState
+from jobwatch.view.follow import HistoryLoaded, JobFollower
+from jobwatch.view.state import MonitorState
 from tests.conftest import wait_for
 
 

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from jobwatch.formatting import (
+from jobwatch.view.formatting import (
     format_bar,
     format_cost,
     format_duration,

@@ -1,4 +1,4 @@
-"""jobwatch.gpu against a fake NVML (tests/fake_nvml.py) and a fake nvidia-smi executable."""
+"""jobwatch.report.gpu against a fake NVML (tests/fake_nvml.py) and a fake nvidia-smi executable."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from jobwatch import gpu
-from jobwatch.protocol import Metrics
+from jobwatch.report import gpu
+from jobwatch.contract.requests import Metrics
 from tests.fake_nvml import GIB, FakeGpu, FakeNvml, NVMLError_LibraryNotFound, mig_slice
 from tests.fake_nvml import NVMLError_NotSupported as NotSupported
 
@@ -355,7 +355,7 @@ def test_importing_the_module_does_not_import_pynvml() -> None:
     done = run_python(
         """
         import sys
-        import jobwatch.gpu
+        import jobwatch.report.gpu
         print(sorted(name for name in sys.modules if "nvml" in name))
         """
     )
@@ -376,7 +376,7 @@ def test_nvml_is_shut_down_at_exit() -> None:
         fake.nvmlShutdown = shutdown
         sys.modules["pynvml"] = fake
 
-        from jobwatch import gpu
+        from jobwatch.report import gpu
         print("sampled", gpu.sample()["gpus"][0]["uuid"], flush=True)
         """
     )
@@ -564,7 +564,7 @@ def test_indices_count_gpus_in_pci_bus_order(
         monkeypatch.delenv("CUDA_DEVICE_ORDER", raising=False)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,2")
     assert uuids(gpu.sample()) == [UUID_B, UUID_C]
-    assert not [r for r in caplog.records if r.name == "jobwatch.gpu"]
+    assert not [r for r in caplog.records if r.name == "jobwatch.report.gpu"]
 
 
 def mixed_models() -> list[FakeGpu]:
@@ -586,7 +586,7 @@ def test_indices_on_mixed_models_in_fastest_first_order_warn_once(
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
     for _ in range(3):
         assert uuids(gpu.sample()) == [UUID_A]  # nvidia-smi's GPU 0, as the warning says
-    warnings = [r for r in caplog.records if r.name == "jobwatch.gpu" and r.levelname == "WARNING"]
+    warnings = [r for r in caplog.records if r.name == "jobwatch.report.gpu" and r.levelname == "WARNING"]
     assert len(warnings) == 1
     text = warnings[0].getMessage()
     assert "CUDA_DEVICE_ORDER=PCI_BUS_ID" in text and "Tesla T4" in text
@@ -609,7 +609,7 @@ def test_mixed_models_without_ambiguity_do_not_warn(
         monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
     expected = [UUID_B] if visible else [UUID_A, UUID_B]
     assert uuids(gpu.sample()) == expected
-    assert not [r for r in caplog.records if r.name == "jobwatch.gpu"]
+    assert not [r for r in caplog.records if r.name == "jobwatch.report.gpu"]
 
 
 def test_cuda_visible_devices_filters_nvidia_smi_rows(

@@ -10,11 +10,11 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from jobwatch.protocol import format_ts
-from jobwatch.state import MAX_POINTS, MonitorState
-from jobwatch.widgets import gpu_columns
-from jobwatch.widgets.charts import METRICS
-from jobwatch.widgets.gpu_columns import GpuColumns
+from jobwatch.contract.requests import format_ts
+from jobwatch.view.state import MAX_POINTS, MonitorState
+from jobwatch.notebook import gpu_columns
+from jobwatch.notebook.charts import METRICS
+from jobwatch.notebook.gpu_columns import GpuColumns
 
 T0 = 1_800_000_000.0
 

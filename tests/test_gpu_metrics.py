@@ -1,4 +1,4 @@
-"""The GPU metrics table (jobwatch/gpu_metrics.py) and everything that reads it agree;
+"""The GPU metrics table (jobwatch/contract/gpu_metrics.py) and everything that reads it agree;
 adding a metric is one entry in the table."""
 
 from __future__ import annotations
@@ -13,11 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from jobwatch import _samples, gpu, gpu_metrics, state
-from jobwatch.gpu_metrics import GPU_METRICS, METRIC_FIELDS, combine, metric
-from jobwatch.protocol import GpuSample, Metrics
-from jobwatch.server import alert_rules, answers, prometheus, schema, wire
-from jobwatch.widgets import compare
+from jobwatch.report import samples as _samples
+from jobwatch.report import gpu
+from jobwatch.contract import gpu_metrics
+from jobwatch.view import state
+from jobwatch.contract.gpu_metrics import GPU_METRICS, METRIC_FIELDS, combine, metric
+from jobwatch.contract.requests import GpuSample, Metrics
+from jobwatch.server.core import alert_rules
+from jobwatch.server.web import answers
+from jobwatch.server.web import prometheus
+from jobwatch.server.storage import schema
+from jobwatch.server.core import serialize as wire
+from jobwatch.notebook import compare
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -129,9 +136,10 @@ NEW_METRIC = """
 WITH_NEW_METRIC = textwrap.dedent(
     """
     import json, sys
-    from jobwatch import gpu, state
-    from jobwatch.server import alert_rules
-    from jobwatch.server.app import create_app
+    from jobwatch.report import gpu
+    from jobwatch.view import state
+    from jobwatch.server.core import alert_rules
+    from jobwatch.server.web.app import create_app
     from tests.fake_nvml import GIB, FakeGpu, FakeNvml
 
     sys.modules["pynvml"] = FakeNvml(

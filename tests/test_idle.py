@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 
 from jobwatch.server import EmbeddedServer
-from jobwatch.server.app import DEFAULTS
-from jobwatch.server.process import ServerProcess
+from jobwatch.server.web.app import DEFAULTS
+from jobwatch.server.deploy.process import ServerProcess
 from tests.idle_proxy import (
     EVENT_TIMEOUT,
     Follower,
@@ -51,7 +51,7 @@ def serve_with_pings(db: Path, ping_interval: float) -> list[str]:
     worker) on SQLite file ``db``, pinging every ``ping_interval`` seconds."""
     settings = {"DATABASE": str(db), "WS_PING_INTERVAL": ping_interval}
     code = (
-        f"from jobwatch.server.run import run_gunicorn; run_gunicorn('127.0.0.1', 0, {settings!r})"
+        f"from jobwatch.server.deploy.run import run_gunicorn; run_gunicorn('127.0.0.1', 0, {settings!r})"
     )
     return [sys.executable, "-c", code]
 

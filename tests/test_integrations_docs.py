@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from jobwatch.client import Client
+from jobwatch.client.rest import Client
 from jobwatch.server import EmbeddedServer
 
 os.environ["KERAS_BACKEND"] = "jax"  # as tests/test_integrations_keras.py, whichever runs first

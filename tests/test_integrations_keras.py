@@ -15,9 +15,9 @@ import pytest
 os.environ["KERAS_BACKEND"] = "jax"  # read once, when keras is first imported
 import keras
 
-from jobwatch.client import Client
+from jobwatch.client.rest import Client
 from jobwatch.integrations.keras import JobwatchCallback
-from jobwatch.reporter import Reporter
+from jobwatch.report.reporter import Reporter
 from jobwatch.server import EmbeddedServer
 
 EPOCHS, STEPS = 4, 6  # 256 samples, a quarter for validation, batches of 32

@@ -13,8 +13,8 @@ from sklearn.linear_model import SGDClassifier
 from sklearn.metrics import log_loss
 from sklearn.model_selection import train_test_split
 
-from jobwatch.client import Client
-from jobwatch.reporter import Reporter
+from jobwatch.client.rest import Client
+from jobwatch.report.reporter import Reporter
 from jobwatch.server import EmbeddedServer
 
 

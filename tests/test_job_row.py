@@ -1,12 +1,13 @@
-"""The typed job row (jobwatch/server/job_row.py) is the ``jobs`` table's row."""
+"""The typed job row (jobwatch/server/core/job_row.py) is the ``jobs`` table's row."""
 
 from __future__ import annotations
 
-from jobwatch.protocol import JobSpec
-from jobwatch.server import queries, rules
-from jobwatch.server.job_row import JobRow, ListedJob, log_counts, with_changes
-from jobwatch.server.schema import jobs
-from jobwatch.server.store import Store
+from jobwatch.contract.requests import JobSpec
+from jobwatch.server.storage import queries
+from jobwatch.server.core import rules
+from jobwatch.server.core.job_row import JobRow, ListedJob, log_counts, with_changes
+from jobwatch.server.storage.schema import jobs
+from jobwatch.server.storage.store import Store
 
 
 def test_the_typed_row_has_exactly_the_tables_columns() -> None:

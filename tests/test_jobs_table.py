@@ -18,17 +18,17 @@ import traitlets
 
 from jobwatch import Client
 from jobwatch.errors import ConnectionError
-from jobwatch.fleet import SORT_KEYS, matches, sort_rows
-from jobwatch.formatting import format_cost, format_duration
-from jobwatch.widgets import jobs_table as jobs_table_module
-from jobwatch.widgets import monitor as monitor_module
-from jobwatch.widgets.fleet_table import FleetTableWidget
-from jobwatch.widgets.jobs_table import JobsTable, TableView
-from jobwatch.widgets.view import MonitorView
+from jobwatch.view.fleet import SORT_KEYS, matches, sort_rows
+from jobwatch.view.formatting import format_cost, format_duration
+from jobwatch.notebook import jobs_table as jobs_table_module
+from jobwatch.notebook import monitor as monitor_module
+from jobwatch.notebook.fleet_table import FleetTableWidget
+from jobwatch.notebook.jobs_table import JobsTable, TableView
+from jobwatch.notebook.view import MonitorView
 from tests.test_fleet_state import summary
 from tests.test_logview import node_or_skip
 
-JS = Path(__file__).resolve().parent.parent / "jobwatch" / "widgets" / "static" / "jobstable.js"
+JS = Path(__file__).resolve().parent.parent / "jobwatch" / "notebook" / "static" / "jobstable.js"
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:

@@ -152,10 +152,10 @@ def test_one_new_line_costs_under_4_kb_whatever_the_buffer_holds(kernel: Kernel)
 def test_a_chart_redraw_with_8_gpus_costs_under_64_kb(kernel: Kernel) -> None:
     kernel.run(
         "client.create_job(job_id='gpus')\n"
-        "from jobwatch.follow import HistoryLoaded\n"
+        "from jobwatch.view.follow import HistoryLoaded\n"
         "gpus = jobwatch.JobMonitor('gpus', server.url, time_range='all')\n"
         "def sample(t):\n"
-        "    return {'timestamp': jobwatch.protocol.format_ts(t), 'gpus': [\n"
+        "    return {'timestamp': jobwatch.contract.requests.format_ts(t), 'gpus': [\n"
         "        {'index': g, 'gpuUtilization': 50.0 + g, 'gpuMemoryUsed': 1000.0,\n"
         "         'gpuMemoryTotal': 80000.0, 'gpuTemperature': 60.0, 'powerUsage': 300.0}\n"
         "        for g in range(8)]}\n"

@@ -16,9 +16,9 @@ import traitlets
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jobwatch.widgets.logview import LogView
+from jobwatch.notebook.logview import LogView
 
-STATIC = Path(__file__).resolve().parent.parent / "jobwatch" / "widgets" / "static"
+STATIC = Path(__file__).resolve().parent.parent / "jobwatch" / "notebook" / "static"
 JS = STATIC / "logview.js"
 CSS = STATIC / "logview.css"
 CLASS_NAMES = (

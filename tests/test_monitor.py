@@ -14,16 +14,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jobwatch import Client
-from jobwatch.state import MAX_LOG_LINES, MAX_POINTS, MonitorState
-from jobwatch.widgets import monitor as monitor_module
-from jobwatch.widgets.monitor import JobMonitor, MonitorView
-from jobwatch.widgets.text import TextView
+from jobwatch.view.state import MAX_LOG_LINES, MAX_POINTS, MonitorState
+from jobwatch.notebook import monitor as monitor_module
+from jobwatch.notebook.monitor import JobMonitor, MonitorView
+from jobwatch.notebook.text import TextView
 
 TS = "2026-11-29T10:00:00.000Z"
 
 
 def wire_ts(seconds: float) -> str:
-    from jobwatch.protocol import format_ts
+    from jobwatch.contract.requests import format_ts
 
     text = format_ts(1_800_000_000.0 + seconds)
     assert text is not None
@@ -489,8 +489,8 @@ def test_the_first_render_sends_the_header_before_bqplot_loads() -> None:
     charts. Run in a fresh interpreter so no other test has imported bqplot."""
     probe = """
 import sys
-from jobwatch.state import MonitorState
-from jobwatch.widgets.view import MonitorView
+from jobwatch.view.state import MonitorState
+from jobwatch.notebook.view import MonitorView
 
 asked = []
 view = MonitorView(lambda r: None, lambda b: None, "5 min", lambda: asked.append(1))
@@ -522,7 +522,7 @@ print("ok")
 def test_the_first_render_comes_before_the_snapshot_history(server, client, clock) -> None:
     """The follower renders the job first, with the latest sample only; the
     render loop then puts the snapshot's history in (``/monitor``'s 60 s)."""
-    from jobwatch.follow import JobFollower
+    from jobwatch.view.follow import JobFollower
 
     client.create_job(job_id="hist-first")
     for i in range(20):

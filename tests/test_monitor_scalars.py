@@ -8,12 +8,12 @@ import ipywidgets as widgets
 import pytest
 from bqplot import LinearScale, LogScale
 
-from jobwatch.client import Client
-from jobwatch.state import MonitorState
-from jobwatch.watch import render_status
-from jobwatch.widgets import monitor as monitor_module
-from jobwatch.widgets.monitor import JobMonitor
-from jobwatch.widgets.view import MonitorView
+from jobwatch.client.rest import Client
+from jobwatch.view.state import MonitorState
+from jobwatch.terminal.watch import render_status
+from jobwatch.notebook import monitor as monitor_module
+from jobwatch.notebook.monitor import JobMonitor
+from jobwatch.notebook.view import MonitorView
 from tests.conftest import wait_for
 
 
@@ -82,7 +82,7 @@ def test_the_terminal_view_shows_the_newest_metrics() -> None:
 
 def test_one_metric_with_one_point_is_drawn() -> None:
     """bqplot squeezes a (1, 1) array to a scalar and refuses it: a single line is 1-d."""
-    from jobwatch.widgets.scalar_chart import ScalarChart
+    from jobwatch.notebook.scalar_chart import ScalarChart
 
     state = MonitorState()
     state.apply(

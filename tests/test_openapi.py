@@ -30,7 +30,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from jobwatch.server import EmbeddedServer
-from jobwatch.server.openapi import asyncapi_document, openapi_document
+from jobwatch.server.web.openapi import asyncapi_document, openapi_document
 from tests.conftest import Api, WsClient
 
 EXAMPLES = 30

@@ -162,8 +162,8 @@ def test_stuck_and_killed_subscribers_do_not_delay_workers_or_healthy_ones():
 
 
 def test_the_monitor_resumes_across_a_server_restart(tmp_path, monkeypatch):
-    from jobwatch.widgets import monitor as monitor_module
-    from jobwatch.widgets.monitor import JobMonitor, MonitorView
+    from jobwatch.notebook import monitor as monitor_module
+    from jobwatch.notebook.monitor import JobMonitor, MonitorView
 
     monkeypatch.setattr(
         monitor_module,
@@ -215,7 +215,7 @@ def test_the_monitor_resumes_across_a_server_restart(tmp_path, monkeypatch):
 
 
 def test_no_reconnect_storm_while_the_server_stays_down():
-    from jobwatch.subscription import Subscription
+    from jobwatch.client.subscription import Subscription
 
     attempts: list[float] = []
     listener = socket.socket()

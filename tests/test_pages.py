@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from jobwatch.server import EmbeddedServer
-from jobwatch.server.pages import STATIC, WIDGET_FILES, WIDGETS_STATIC
+from jobwatch.server.web.pages import STATIC, WIDGET_FILES, WIDGETS_STATIC
 from tests.conftest import Api
 
 REPO = Path(__file__).resolve().parents[1]
@@ -94,6 +94,6 @@ def test_the_wheel_ships_every_page_file(tmp_path: Path) -> None:
         for path in folder.rglob("*")
         if path.is_file()
     ]
-    assert "jobwatch/server/static/vendor/uplot/uPlot.iife.min.js" in needed
-    assert "jobwatch/server/static/vendor/uplot/LICENSE" in needed
+    assert "jobwatch/server/web/static/vendor/uplot/uPlot.iife.min.js" in needed
+    assert "jobwatch/server/web/static/vendor/uplot/LICENSE" in needed
     assert [path for path in needed if path not in shipped] == []

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from jobwatch import Client, errors
 from jobwatch.server import EmbeddedServer
-from jobwatch.server.quotas import Quotas
+from jobwatch.server.core.quotas import Quotas
 
 LINE = "x" * 1000
 
@@ -157,10 +157,10 @@ def test_the_stored_total_read_inside_a_batch_counts_the_batchs_own_writes(
     """A batch keeps its job rows' byte counts in memory until its end; a fresh
     read of the stored total in the middle of it must still count them, or two
     updates of one batch could pass the quota together."""
-    from jobwatch.protocol import JobSpec, ProgressUpdate
-    from jobwatch.server import quotas
-    from jobwatch.server.store import Store
-    from jobwatch.server.writer import _Pending
+    from jobwatch.contract.requests import JobSpec, ProgressUpdate
+    from jobwatch.server.core import quotas
+    from jobwatch.server.storage.store import Store
+    from jobwatch.server.storage.writer import _Pending
 
     monkeypatch.setattr(quotas, "TOTAL_REFRESH", 0.0)  # read the total at every update
     store = Store(str(tmp_path / "jobs.db"), quotas=Quotas(max_log_bytes=5_000))

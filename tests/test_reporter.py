@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from jobwatch import gpu
-from jobwatch.client import Client
-from jobwatch.reporter import Reporter
+from jobwatch.report import gpu
+from jobwatch.client.rest import Client
+from jobwatch.report.reporter import Reporter
 from jobwatch.server import EmbeddedServer
 from tests.fake_nvml import GIB, FakeGpu, FakeNvml
 
@@ -280,7 +280,7 @@ def test_rejected_metrics_are_dropped_with_one_warning(
     make_reporter: Any, job_id: str, client: Client, caplog: pytest.LogCaptureFixture
 ) -> None:
     reporter = make_reporter(job_id, gpu=lambda: {"gpuUtilization": 150.0})
-    own_logger = logging.getLogger("jobwatch.reporter")
+    own_logger = logging.getLogger("jobwatch.report.reporter")
     handler = reporter.logging_handler()
     own_logger.addHandler(handler)  # the reporter's own warnings must not feed back
     try:
@@ -290,7 +290,7 @@ def test_rejected_metrics_are_dropped_with_one_warning(
     finally:
         own_logger.removeHandler(handler)
     assert _messages(client, job_id) == ["kept"]
-    warnings = [r for r in caplog.records if r.name == "jobwatch.reporter"]
+    warnings = [r for r in caplog.records if r.name == "jobwatch.report.reporter"]
     assert len(warnings) == 1
     assert "metrics" in warnings[0].getMessage()
 
@@ -428,7 +428,7 @@ def test_complete_with_result_then_calls_are_ignored(
     reporter.log("late")
     assert reporter.complete() is False
     assert reporter.close() is False
-    warnings = [r for r in caplog.records if r.name == "jobwatch.reporter"]
+    warnings = [r for r in caplog.records if r.name == "jobwatch.report.reporter"]
     assert len(warnings) == 1
     assert "closed" in warnings[0].getMessage()
 
@@ -460,7 +460,7 @@ def test_job_finished_stops_without_retrying(
         reporter.update(i)
     time.sleep(0.3)
     assert recorder.count(job_id) == 1
-    messages = [r.getMessage() for r in caplog.records if r.name == "jobwatch.reporter"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "jobwatch.report.reporter"]
     assert len(messages) == 1
     assert "job_finished" in messages[0]
     assert reporter.complete() is False
@@ -480,7 +480,7 @@ def test_worker_mismatch_stops_without_retrying(
     time.sleep(0.3)
     assert recorder.count(job_id, "PUT") == 2  # the test's and the reporter's one try
     assert recorder.count(job_id) == 0
-    messages = [r.getMessage() for r in caplog.records if r.name == "jobwatch.reporter"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "jobwatch.report.reporter"]
     assert len(messages) == 1
     assert "worker_mismatch" in messages[0]
     assert client.get_job(job_id)["progress"] == 0
@@ -621,7 +621,7 @@ def _run_child(code: str) -> tuple[subprocess.CompletedProcess[str], float]:
 def test_pending_state_is_delivered_at_exit(module_server: EmbeddedServer, job_id: str) -> None:
     done, _ = _run_child(
         f"""
-        from jobwatch.reporter import Reporter
+        from jobwatch.report.reporter import Reporter
         r = Reporter({job_id!r}, url={module_server.url!r}, gpu=False, interval=600)
         r.update(10)
         assert r.flush(10)
@@ -640,7 +640,7 @@ def test_pending_state_is_delivered_at_exit(module_server: EmbeddedServer, job_i
 def test_exit_does_not_hang_when_the_server_is_down() -> None:
     done, elapsed = _run_child(
         f"""
-        from jobwatch.reporter import Reporter
+        from jobwatch.report.reporter import Reporter
         r = Reporter("job-exit", url="http://127.0.0.1:{_free_port()}", gpu=False)
         r.update(10)
         r.log("lost")

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from jobwatch.client import Client
+from jobwatch.client.rest import Client
 from jobwatch.server import EmbeddedServer
 from tests.test_reporter import _messages
 

@@ -14,8 +14,8 @@ import pytest
 import requests
 import websocket
 
-from jobwatch.client import Client
-from jobwatch.reporter import Reporter
+from jobwatch.client.rest import Client
+from jobwatch.report.reporter import Reporter
 from jobwatch.server import EmbeddedServer
 from tests.test_reporter import _messages
 

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from jobwatch.client import Client
-from jobwatch.reporter import Reporter
+from jobwatch.client.rest import Client
+from jobwatch.report.reporter import Reporter
 from jobwatch.server import EmbeddedServer
 
 
@@ -43,7 +43,7 @@ def test_a_diverged_loss_is_left_out_with_one_warning(
     server: EmbeddedServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     with (
-        caplog.at_level(logging.WARNING, "jobwatch.reporter"),
+        caplog.at_level(logging.WARNING, "jobwatch.report.reporter"),
         Reporter("m2", url=server.url, gpu=False, interval=0.05) as report,
     ):
         report.log_metrics({"loss": float("nan"), "acc": 0.5})

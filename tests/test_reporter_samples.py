@@ -1,6 +1,6 @@
 """A bad value from user code costs that value, not the run (issue 12, item 7).
 
-Out-of-range GPU values are sent as null the way ``jobwatch.gpu.sample()``
+Out-of-range GPU values are sent as null the way ``jobwatch.report.gpu.sample()``
 cleans them; a sample that cannot be cleaned, or one the server still refuses,
 is dropped alone and sampling goes on. Text with NUL or lone surrogates never
 costs the log lines or the completion around it.
@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from jobwatch.client import Client
-from jobwatch.reporter import Reporter
+from jobwatch.client.rest import Client
+from jobwatch.report.reporter import Reporter
 from jobwatch.server import EmbeddedServer
 from tests.test_reporter import _messages, _wait_until
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from jobwatch.client import Client
-from jobwatch.reporter import Reporter
+from jobwatch.client.rest import Client
+from jobwatch.report.reporter import Reporter
 from jobwatch.server import EmbeddedServer
 
 

@@ -1,4 +1,4 @@
-"""The one backoff of every retry loop (:mod:`jobwatch._retry`): its two jitter
+"""The one backoff of every retry loop (:mod:`jobwatch.contract.backoff`): its two jitter
 styles stay inside their bounds and bad parameters are refused."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from jobwatch._retry import Backoff
+from jobwatch.contract.backoff import Backoff
 
 
 @pytest.mark.parametrize(("jitter", "low_share"), [("full", 0.0), ("half", 0.5)])
@@ -36,8 +36,8 @@ def test_bad_parameters_are_refused_with_what_is_allowed() -> None:
 
 
 def test_the_subscription_and_the_server_share_the_one_class() -> None:
-    from jobwatch import subscription
-    from jobwatch.server import redis_broker
+    from jobwatch.client.rest import subscription
+    from jobwatch.server.events import redis_broker
 
     assert subscription.Backoff is Backoff
     assert redis_broker.Backoff is Backoff

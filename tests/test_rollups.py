@@ -1,5 +1,5 @@
 """Roll-ups written at ingest, batch by batch, equal their definition computed
-from the raw rows, and equal what :func:`jobwatch.server.rollups.backfill`
+from the raw rows, and equal what :func:`jobwatch.server.storage.rollups.backfill`
 computes from the raw rows at once, whatever the batches, on SQLite and on
 PostgreSQL."""
 
@@ -14,8 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Connection, Engine, delete, select
 
-from jobwatch.server import batch, rollups
-from jobwatch.server.schema import samples, scalars
+from jobwatch.server.storage import batch
+from jobwatch.server.storage import rollups
+from jobwatch.server.storage.schema import samples, scalars
 from tests.services import schema_engine
 
 Row = dict[str, Any]

@@ -1,4 +1,4 @@
-"""The progress rules without a server: ``jobwatch.server.rules`` called directly.
+"""The progress rules without a server: ``jobwatch.server.core.rules`` called directly.
 
 Unit tests of each rule and hypothesis property tests of the estimates over
 arbitrary sequences of updates and reads.
@@ -17,8 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jobwatch.errors import JobFinished, WorkerMismatch
-from jobwatch.protocol import CompleteRequest, JobSpec, ProgressUpdate, parse_body
-from jobwatch.server import rules
+from jobwatch.contract.requests import CompleteRequest, JobSpec, ProgressUpdate, parse_body
+from jobwatch.server.core import rules
 
 T0 = 1_800_000_000.0
 
@@ -42,7 +42,7 @@ def run(steps: list[tuple[float, float]], start: dict[str, Any] | None = None) -
 
 def test_the_rules_import_no_web_framework_or_database() -> None:
     code = (
-        "import sys, jobwatch.server.rules; "
+        "import sys, jobwatch.server.core.rules; "
         "print(sorted(m for m in ('flask', 'flask_sock', 'sqlalchemy', 'psycopg', 'redis') "
         "if m in sys.modules))"
     )

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import requests
 
-from jobwatch.server.process import ServerProcess, serve_command
+from jobwatch.server.deploy.process import ServerProcess, serve_command
 from tests.conftest import WsClient
 from tests.services import fresh_channel, fresh_schema, scale_urls
 

@@ -12,7 +12,7 @@ import websocket
 
 from jobwatch import Client, Reporter, errors
 from jobwatch.server import EmbeddedServer
-from jobwatch.server.process import ServerProcess, serve_command
+from jobwatch.server.deploy.process import ServerProcess, serve_command
 
 WRITE, READ = "write-s3cret-0123456789", "read-only-0123456789"
 BODY = {"workerId": "w", "progress": 10}

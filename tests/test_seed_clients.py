@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from jobwatch.server.process import ServerProcess
+from jobwatch.server.deploy.process import ServerProcess
 from tests.seed_clients.npm import Bundler, node, verbatim
 
 SEED = Path(__file__).resolve().parents[2] / "shared" / "seed" / "000_6259494c81bd8af5.txt"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from jobwatch.server.process import ServerProcess, serve_command
+from jobwatch.server.deploy.process import ServerProcess, serve_command
 
 SEED_WORKER = Path(__file__).with_name("seed_worker.py")
 

@@ -12,7 +12,7 @@ import pytest
 import requests
 import websocket
 
-from jobwatch.server.process import ServerProcess, serve_command
+from jobwatch.server.deploy.process import ServerProcess, serve_command
 from tests.services import fresh_schema, scale_urls
 
 pytestmark = pytest.mark.slow

@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 import requests
 
-from jobwatch.server.process import ServerProcess
+from jobwatch.server.deploy.process import ServerProcess
 from tests.conftest import WsClient
 
 pytestmark = pytest.mark.slow
 
 WITHOUT_GUNICORN = (
     "import sys; sys.modules['gunicorn'] = None; "  # None in sys.modules: import raises
-    "from jobwatch.cli import main; sys.exit(main(sys.argv[1:]))"
+    "from jobwatch.cli.main import main; sys.exit(main(sys.argv[1:]))"
 )
 
 

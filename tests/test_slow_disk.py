@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from jobwatch.server.process import ServerProcess, serve_command
+from jobwatch.server.deploy.process import ServerProcess, serve_command
 
 pytestmark = pytest.mark.slow
 

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from sqlalchemy import bindparam, create_engine, select
 
-from jobwatch.server import batch
-from jobwatch.server.schema import jobs, samples
-from jobwatch.server.sqlexec import Prepared
+from jobwatch.server.storage import batch
+from jobwatch.server.storage.schema import jobs, samples
+from jobwatch.server.storage.sqlexec import Prepared
 
 
 def _bound(statement: Prepared, conn: Any, params: dict[str, Any]) -> list[Any]:

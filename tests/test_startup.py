@@ -40,9 +40,9 @@ def test_names_loaded_on_first_use_are_still_there() -> None:
     statement = (
         "import jobwatch\n"
         "assert set(jobwatch.__all__) <= set(dir(jobwatch))\n"
-        "assert 'gpu' in dir(jobwatch) or jobwatch.gpu.sample\n"
+        "assert 'gpu' in dir(jobwatch) or jobwatch.report.gpu.sample\n"
         "from jobwatch import Client\n"
-        "assert Client.__module__ == 'jobwatch.client'"
+        "assert Client.__module__ == 'jobwatch.client.rest'"
     )
     assert "requests" in _loaded_after(statement)
 
@@ -51,9 +51,9 @@ def test_a_reporter_that_samples_loads_its_gpu_module_when_created() -> None:
     statement = (
         "import sys\n"
         "from jobwatch import Reporter\n"
-        "assert 'jobwatch.gpu' not in sys.modules\n"
+        "assert 'jobwatch.report.gpu' not in sys.modules\n"
         "r = Reporter('startup-probe', url='http://127.0.0.1:9', gpu='auto')\n"
-        "assert 'jobwatch.gpu' in sys.modules\n"
+        "assert 'jobwatch.report.gpu' in sys.modules\n"
         "r.close(timeout=0)"
     )
     assert "requests" in _loaded_after(statement)
@@ -65,8 +65,8 @@ def test_a_monitor_loads_no_pydantic_and_no_bqplot_before_its_first_draw() -> No
     needed, and bqplot (about 0.4 s) comes with the charts, after the first draw."""
     probe = (
         "import json, sys\n"
-        "import jobwatch.widgets.monitor\n"
-        "from jobwatch.widgets.view import MonitorView\n"
+        "import jobwatch.notebook.monitor\n"
+        "from jobwatch.notebook.view import MonitorView\n"
         "MonitorView(lambda r: None, lambda b: None, '5 min')\n"
         "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} & {'pydantic', 'bqplot'})))"
     )

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from jobwatch.state import MAX_SCALAR_POINTS, MonitorState
+from jobwatch.view.state import MAX_SCALAR_POINTS, MonitorState
 
 T = "2027-01-15T08:00:00.000Z"
 

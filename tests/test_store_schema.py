@@ -12,9 +12,10 @@ import pytest
 from sqlalchemy import func, select, text
 
 from jobwatch.errors import ValidationError
-from jobwatch.protocol import CompleteRequest, JobSpec, ProgressUpdate, parse_body
-from jobwatch.server import queries, rollups
-from jobwatch.server.store import Store
+from jobwatch.contract.requests import CompleteRequest, JobSpec, ProgressUpdate, parse_body
+from jobwatch.server.storage import queries
+from jobwatch.server.storage import rollups
+from jobwatch.server.storage.store import Store
 from tests.conftest import FakeClock
 from tests.services import fresh_schema, scale_urls
 
@@ -31,7 +32,7 @@ def test_a_value_postgresql_cannot_store_is_a_400_and_writes_nothing() -> None:
             with pytest.raises(ValidationError, match="database refused a value"):
                 store.create_job(bad, "j", upsert=True)
             with store.read() as conn:
-                from jobwatch.server import queries
+                from jobwatch.server.storage import queries
 
                 job = queries.get_job(conn, "j")
             assert job is not None and job["name"] is None

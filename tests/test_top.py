@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from jobwatch import Client
-from jobwatch.cli import main
-from jobwatch.top import TopApp
+from jobwatch.cli.main import main
+from jobwatch.terminal.top import TopApp
 
 
 def fleet(client: Client, clock: Any) -> None:

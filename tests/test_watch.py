@@ -18,11 +18,11 @@ from typing import Any
 
 import pytest
 
-from jobwatch.client import Client
+from jobwatch.client.rest import Client
 from jobwatch.errors import JobNotFound
-from jobwatch.server.process import ServerProcess
-from jobwatch.state import MonitorState
-from jobwatch.watch import Watcher, render_final, render_status
+from jobwatch.server.deploy.process import ServerProcess
+from jobwatch.view.state import MonitorState
+from jobwatch.terminal.watch import Watcher, render_final, render_status
 
 # -- status rendering -------------------------------------------------------------
 

@@ -20,8 +20,8 @@ import pytest
 import requests
 import websocket
 
-from jobwatch.protocol import MAX_BODY_BYTES
-from jobwatch.server.process import ServerProcess, serve_command
+from jobwatch.contract.requests import MAX_BODY_BYTES
+from jobwatch.server.deploy.process import ServerProcess, serve_command
 
 pytestmark = pytest.mark.slow
 
@@ -198,7 +198,7 @@ def test_the_services_lock_is_gevents_once_the_worker_patched_threading() -> Non
     contending for it block the worker's only OS thread (seen: WORKER TIMEOUT
     under 600 idle WebSockets)."""
     code = (
-        "import jobwatch.server.services as s\n"
+        "import jobwatch.server.web.services as s\n"
         "from gevent import monkey; monkey.patch_all()\n"
         "import threading\n"
         "services = s.Services(store=None, broker=None, clock=None, ws_queue_size=1)\n"
@@ -211,7 +211,7 @@ def test_the_services_lock_is_gevents_once_the_worker_patched_threading() -> Non
 
 
 def test_freed_heap_memory_is_given_back_where_glibc_is() -> None:
-    from jobwatch.server.worker import trim_memory
+    from jobwatch.server.deploy.gunicorn_worker import trim_memory
 
     blocks = [bytearray(1000) for _ in range(100_000)]  # 100 MB of small blocks: from the heap
     keep = bytearray(1000)  # allocated last, above them: free() alone cannot shrink the heap

@@ -13,7 +13,7 @@ import pytest
 
 import jobwatch.server as jobwatch_server
 from jobwatch.errors import SettingsError
-from jobwatch.server.settings import (
+from jobwatch.server.deploy.settings import (
     ARGUMENT_NAMES,
     ENV_NAMES,
     FLAG_NAMES,
@@ -21,7 +21,7 @@ from jobwatch.server.settings import (
     config_from_env,
     settings_problem,
 )
-from jobwatch.server.urls import redacted
+from jobwatch.server.deploy.urls import redacted
 
 PG = "postgresql://jobwatch:pw@db:5432/jobwatch"
 
@@ -130,7 +130,7 @@ def test_the_messages_name_what_the_user_wrote() -> None:
 
 def test_the_server_imports_neither_the_cli_nor_the_client() -> None:
     """Imports flow one way: the command line and the client sit above the server."""
-    above = {"jobwatch.cli", "jobwatch.client", "jobwatch.subscription", "jobwatch.reporter"}
+    above = {"jobwatch.cli.main", "jobwatch.client.rest", "jobwatch.client.subscription", "jobwatch.report.reporter"}
     server = Path(jobwatch_server.__file__).parent
     found = []
     for path in sorted(server.glob("*.py")):

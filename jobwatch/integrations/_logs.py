@@ -7,8 +7,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from jobwatch._contract import SCALAR_NAME_RULE, valid_scalar_name
-from jobwatch.reporter import Reporter
+from jobwatch.contract.basics import SCALAR_NAME_RULE, valid_scalar_name
+from jobwatch.report.reporter import Reporter
 
 _log = logging.getLogger("jobwatch.integrations")
 

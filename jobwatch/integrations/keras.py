@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from jobwatch.integrations._logs import MetricsFilter
-from jobwatch.reporter import Reporter
+from jobwatch.report.reporter import Reporter
 
 try:
     import keras

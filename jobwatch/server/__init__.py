@@ -26,7 +26,7 @@ What a write does
     instance holds.
 
 ``create_app`` and ``EmbeddedServer`` are imported on first use, so that the
-I/O-free parts (:mod:`jobwatch.server.rules`) load without Flask.
+I/O-free parts (:mod:`jobwatch.server.core.rules`) load without Flask.
 """
 
 from __future__ import annotations
@@ -34,19 +34,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from jobwatch.server.app import create_app
-    from jobwatch.server.run import EmbeddedServer
+    from jobwatch.server.web.app import create_app
+    from jobwatch.server.deploy.run import EmbeddedServer
 
 __all__ = ["EmbeddedServer", "create_app"]
 
 
 def __getattr__(name: str) -> Any:
     if name == "create_app":
-        from jobwatch.server.app import create_app
+        from jobwatch.server.web.app import create_app
 
         return create_app
     if name == "EmbeddedServer":
-        from jobwatch.server.run import EmbeddedServer
+        from jobwatch.server.deploy.run import EmbeddedServer
 
         return EmbeddedServer
     raise AttributeError(f"module 'jobwatch.server' has no attribute {name!r}")

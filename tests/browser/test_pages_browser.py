@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from jobwatch.client import Client
+from jobwatch.client.rest import Client
 from jobwatch.server import EmbeddedServer
-from jobwatch.server.process import ServerProcess, serve_command
+from jobwatch.server.deploy.process import ServerProcess, serve_command
 from tests.browser.conftest import ARTIFACTS
 from tests.browser.pages import Recorded, open_page
 from tests.conftest import FakeClock

@@ -1,6 +1,6 @@
 """The pages' JavaScript follows the same rules as the Python the notebook and the
-terminal use: terminal text (static/ansi.js against jobwatch.ansi) and text for
-people (static/format.js against jobwatch.formatting), run in Chromium on the
+terminal use: terminal text (static/ansi.js against jobwatch.view.ansi) and text for
+people (static/format.js against jobwatch.view.formatting), run in Chromium on the
 same inputs, listed and generated."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jobwatch import formatting
-from jobwatch.ansi import spans, spans_to_wire
+from jobwatch.view import formatting
+from jobwatch.view.ansi import spans, spans_to_wire
 from jobwatch.server import EmbeddedServer
 from tests.browser.conftest import PAGE_TIMEOUT_MS
 

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import requests
 
-from jobwatch.server.process import ServerProcess
+from jobwatch.server.deploy.process import ServerProcess
 from tests.browser.conftest import (
     ARTIFACTS,
     CHROMIUM_ARGS,

@@ -1,7 +1,7 @@
 """Time remaining and cost, with the fake clock.
 
 The expected numbers are worked out here from the documented rules
-(docs/api.md "Estimates", ``jobwatch.server.rules.estimate``), not taken from
+(docs/api.md "Estimates", ``jobwatch.server.core.rules.estimate``), not taken from
 the server: no time remaining until progress has moved while the job was
 watched, then tqdm's EMA (smoothing 0.3) of progress steps over their
 durations. On a job whose first update is at 0 % the first estimate equals the

@@ -266,7 +266,7 @@ def test_per_gpu_samples_fill_the_flat_fields(api: Any, job: str) -> None:
 def test_per_gpu_lists_beyond_the_byte_budget_are_left_out_oldest_first(
     api: Any, job: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from jobwatch.server import queries
+    from jobwatch.server.storage import queries
 
     gpus = [{"index": i, "name": "Ä" * 100, "gpuUtilization": 40 + i} for i in range(8)]
     post(api, job, metrics={"gpuUtilization": 5})  # an oldest sample without GPUs

@@ -22,7 +22,7 @@ import pytest
 from pydantic import BaseModel
 
 from jobwatch.errors import ValidationError
-from jobwatch.protocol import (
+from jobwatch.contract.requests import (
     CompleteRequest,
     JobSpec,
     LogsQuery,

@@ -1,0 +1,1 @@
+"""The viewer's and the worker's transport: REST (:class:`Client`) and resuming WebSocket subscriptions."""

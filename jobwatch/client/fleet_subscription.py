@@ -1,0 +1,178 @@
+"""Following the fleet over the WebSocket: ``subscribe:jobs`` on the client side.
+
+:class:`FleetSubscription` is what :meth:`jobwatch.Client.subscribe_jobs`
+returns: an iterator of ``JOBS_CHANGED`` messages that reconnects like a job
+:class:`~jobwatch.client.subscription.Subscription` and resumes with ``since`` (the
+server then resends the jobs changed since a little before it; summaries are
+whole states, so a repeat is harmless). :class:`FleetFollower` runs one in a
+thread and keeps a :class:`~jobwatch.view.fleet.FleetState` current for a view
+(the notebook's :class:`~jobwatch.notebook.jobs_table.JobsTable`, ``jobwatch top``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from jobwatch.view.fleet import FleetState, check_status
+from jobwatch.client.subscription import Backoff, Subscription
+
+if TYPE_CHECKING:
+    from jobwatch.client.rest import Client
+
+__all__ = ["FLEET", "FleetFollower", "FleetSubscription"]
+
+log = logging.getLogger(__name__)
+
+FLEET = "jobs"
+"""The ``subscriptionId`` the server gives a fleet subscription."""
+
+
+class FleetSubscription(Subscription):
+    """Iterate over ``JOBS_CHANGED`` messages of every job (or of one status).
+
+    Parameters
+    ----------
+    ws_url:
+        The server's WebSocket URL (``ws://host:port/ws``).
+    status:
+        Only jobs of this status (one of ``pending``, ``running``,
+        ``completed``, ``failed``, ``cancelled``); ``None``: every job. A job
+        that leaves that status is sent once more, with its new status.
+    since:
+        Server time in ms (a ``seq`` of an earlier ``JOBS_CHANGED``): start with
+        the jobs changed after it. ``None``: every job first (newest first).
+    token, idle_timeout, backoff, on_state:
+        As :class:`~jobwatch.client.subscription.Subscription`.
+
+    Iteration yields ``{type: "JOBS_CHANGED", seq (ms), data: {jobs: [summary]}}``
+    (docs/api.md "The fleet") until :meth:`close`.
+
+    Raises
+    ------
+    ValueError
+        ``status`` or ``since`` is not allowed.
+    jobwatch.errors.ValidationError
+        From iteration, if the server refuses the subscription.
+    """
+
+    def __init__(
+        self,
+        ws_url: str,
+        *,
+        status: str | None = None,
+        since: int | None = None,
+        token: str | None = None,
+        idle_timeout: float = 60.0,
+        backoff: Backoff | None = None,
+        on_state: Callable[[str], None] | None = None,
+    ) -> None:
+        self.status = check_status(status)
+        super().__init__(
+            ws_url,
+            FLEET,
+            since=since,
+            token=token,
+            idle_timeout=idle_timeout,
+            backoff=backoff,
+            on_state=on_state,
+        )
+        self._answered = 0  # the seq of this connection's "subscribed"
+
+    def _request(self) -> dict[str, Any]:
+        request: dict[str, Any] = {"type": "subscribe:jobs"}
+        if self.status is not None:
+            request["status"] = self.status
+        if self.last_seq is not None:
+            request["since"] = self.last_seq
+        return request
+
+    def _subscribed(self, answer: dict[str, Any]) -> None:
+        # The first pages (every job, or those changed since) carry the answer's
+        # seq. Resuming from it is safe only once they have all arrived, which
+        # a later tick (a larger seq) shows; until then a reconnection asks for
+        # the same pages again.
+        seq = answer.get("seq")
+        self._answered = seq if isinstance(seq, int) else 0
+
+    def _accept(self, message: dict[str, Any]) -> dict[str, Any] | None:
+        seq = message.get("seq")
+        if message.get("type") != "JOBS_CHANGED" or not isinstance(seq, int):
+            return None
+        if seq > self._answered:
+            self.last_seq = max(seq, self.last_seq or 0)
+        return message
+
+
+class FleetFollower:
+    """A :class:`~jobwatch.view.fleet.FleetState` kept current by a thread that follows the fleet.
+
+    Parameters
+    ----------
+    client:
+        The server to follow (its URL and token).
+    status:
+        Follow only jobs of this status (``None``: all).
+    on_change:
+        Called (from the reading thread, without :attr:`lock`) after each
+        message applied and each change of :attr:`connection`; it should only
+        wake the view that renders.
+
+    Read :attr:`state` under :attr:`lock`. :attr:`connection` is
+    ``"connecting"``, ``"live"``, ``"reconnecting"``, ``"closed"`` or
+    ``"offline"`` (the stream stopped on an error, kept in :attr:`error`).
+
+    Raises
+    ------
+    ValueError
+        ``status`` is not a job status.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        status: str | None = None,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
+        self.state = FleetState(status)
+        self.lock = threading.Lock()
+        self.connection = "connecting"
+        self.error: Exception | None = None
+        self._on_change = on_change
+        self._subscription = client.subscribe_jobs(status, on_state=self._set_connection)
+        self._thread = threading.Thread(target=self._read, name="jobwatch-fleet-read", daemon=True)
+
+    def start(self) -> FleetFollower:
+        """Start following; returns ``self``."""
+        self._thread.start()
+        return self
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop following (the socket closes and the thread ends); idempotent."""
+        self._subscription.close()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _read(self) -> None:
+        try:
+            for message in self._subscription:
+                with self.lock:
+                    self.state.apply(message)
+                self._notify()
+        except Exception as exc:  # a refused or broken stream: the view says so
+            log.warning("jobwatch: the fleet stream stopped: %s", exc)
+            self.error = exc
+            self._set_connection("offline")
+
+    def _set_connection(self, state: str) -> None:
+        self.connection = state
+        self._notify()
+
+    def _notify(self) -> None:
+        if self._on_change is not None:
+            try:
+                self._on_change()
+            except Exception:
+                log.exception("jobwatch: a fleet view's on_change failed")

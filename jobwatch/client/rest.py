@@ -1,0 +1,484 @@
+"""Client: the REST API and the WebSocket stream, without knowing HTTP.
+
+Every method returns decoded JSON (camelCase keys, as on the wire) and raises
+only :mod:`jobwatch.errors` exceptions: an error answer becomes the matching
+:class:`~jobwatch.errors.APIError` subclass, and a network failure
+:class:`~jobwatch.errors.ConnectionError`.
+"""
+
+from __future__ import annotations
+
+import json
+
+# requests imports netrc inside every request (requests.utils.get_netrc_auth).
+# Imported here, it is never first imported by a reporter's sender thread: a
+# fork() during that import would leave the module's import lock held in the
+# child, whose own sender would then hang on its first request.
+import netrc  # noqa: F401
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from jobwatch.client.own_io import doing_io
+from jobwatch.errors import ConnectionError, ValidationError, error_from_envelope
+from jobwatch.client.fleet_subscription import FleetSubscription
+from jobwatch.client.subscription import Subscription
+
+__all__ = ["DEFAULT_URL", "Client", "default_url"]
+
+DEFAULT_URL = "http://127.0.0.1:8765"
+
+
+def default_url() -> str:
+    """``$JOBWATCH_URL`` if set, else :data:`DEFAULT_URL`."""
+    return os.environ.get("JOBWATCH_URL", DEFAULT_URL)
+
+
+class Client:
+    """Talks to one jobwatch server.
+
+    Parameters
+    ----------
+    url:
+        Base URL of the server, e.g. ``http://127.0.0.1:8765`` (no ``/api``).
+    token:
+        Bearer token sent with every request; default ``$JOBWATCH_TOKEN`` if set.
+    timeout:
+        Seconds to wait for each HTTP answer (connect and read).
+
+    Use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(
+        self, url: str | None = None, *, token: str | None = None, timeout: float = 10.0
+    ) -> None:
+        self.url = (url or default_url()).rstrip("/")
+        if not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"url must start with http:// or https://, got {self.url!r}")
+        if not timeout > 0:
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        self.token = token if token is not None else os.environ.get("JOBWATCH_TOKEN") or None
+        self.timeout = timeout
+        self._session = requests.Session()
+        if self.token:
+            self._session.headers["Authorization"] = f"Bearer {self.token}"
+
+    @property
+    def ws_url(self) -> str:
+        """The WebSocket URL: ``ws://host:port/ws`` (``wss://`` for https)."""
+        return "ws" + self.url[len("http") :] + "/ws"
+
+    # -- plumbing -------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """Send one request to ``path`` (starting with ``/api``) and return the decoded body.
+
+        Raises
+        ------
+        APIError
+            The server answered an error (subclass by its ``code``).
+        ConnectionError
+            The server could not be reached, timed out or answered non-JSON.
+        """
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            with doing_io():  # what urllib3 logs meanwhile is not the user's to ship
+                response = self._session.request(
+                    method,
+                    self.url + path,
+                    json=json_body,
+                    params=query,
+                    timeout=self.timeout,
+                )
+        except requests.RequestException as exc:
+            raise ConnectionError(f"{method} {self.url}{path} failed: {exc}") from exc
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise ConnectionError(
+                f"{method} {self.url}{path} answered HTTP {response.status_code} "
+                "that is not JSON; is this a jobwatch server?"
+            ) from exc
+        if response.status_code >= 400:
+            raise error_from_envelope(
+                response.status_code, body, _retry_after(response.headers.get("Retry-After"))
+            )
+        return body
+
+    def close(self) -> None:
+        """Close the HTTP connection pool."""
+        self._session.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- jobs -----------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """``{"status": "ok", "version": ...}``."""
+        return self._dict(self.request("GET", "/api/health"))
+
+    def create_job(
+        self,
+        *,
+        job_id: str | None = None,
+        name: str | None = None,
+        worker_id: str | None = None,
+        price_per_hour: float | None = None,
+        currency: str | None = None,
+        provider_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Create a job and return it (the wire job object).
+
+        ``price_per_hour`` is in ``currency`` per hour (default QUBIC).
+
+        Raises
+        ------
+        jobwatch.errors.Conflict
+            ``job_id`` is taken (409).
+        """
+        body = _job_body(job_id, name, worker_id, price_per_hour, currency, provider_id)
+        return self._dict(self.request("POST", "/api/jobs", json_body=body)["job"])
+
+    def ensure_job(
+        self,
+        job_id: str,
+        *,
+        name: str | None = None,
+        worker_id: str | None = None,
+        price_per_hour: float | None = None,
+        currency: str | None = None,
+        provider_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Create the job ``job_id`` or update the given fields (idempotent PUT); return it.
+
+        Raises
+        ------
+        jobwatch.errors.WorkerMismatch
+            The job is bound to another worker (403).
+        """
+        body = _job_body(None, name, worker_id, price_per_hour, currency, provider_id)
+        return self._dict(self.request("PUT", f"/api/jobs/{_path(job_id)}", json_body=body)["job"])
+
+    def get_job(self, job_id: str) -> dict[str, Any]:
+        """The job object. Raises :class:`~jobwatch.errors.JobNotFound` (404)."""
+        return self._dict(self.request("GET", f"/api/jobs/{_path(job_id)}")["job"])
+
+    def list_jobs(
+        self, *, status: str | None = None, limit: int = 100, offset: int = 0
+    ) -> dict[str, Any]:
+        """``{"jobs", "total", "limit", "offset"}``, newest first; ``limit`` 1-1000."""
+        params = {"status": status, "limit": limit, "offset": offset}
+        return self._dict(self.request("GET", "/api/jobs", params=params))
+
+    def report_progress(
+        self,
+        job_id: str,
+        worker_id: str,
+        progress: float,
+        operation: str | None = None,
+        metrics: Mapping[str, Any] | None = None,
+        logs: Sequence[Mapping[str, Any]] | None = None,
+        timestamp: str | None = None,
+        *,
+        update_id: str | None = None,
+        scalars: Sequence[Mapping[str, Any]] | None = None,
+        alerts: Sequence[Mapping[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """Send one progress update (synchronously) and return the server's reply.
+
+        Parameters
+        ----------
+        progress:
+            Percent done, 0-100.
+        operation:
+            The current operation, e.g. ``"Training epoch 5/10"``.
+        metrics:
+            The contract's metrics dict (see :func:`jobwatch.report.gpu.sample`), or ``None``.
+        logs:
+            Log lines ``{"level": "info"|"warning"|"error", "message": str}``, at most 1000.
+        timestamp:
+            The worker's ISO 8601 time of this update, used only to order updates.
+        update_id:
+            1-64 characters, unique per update of this worker: sending the same
+            update again (a retry) is then applied once and answered as the first time.
+        scalars:
+            Training metrics: ``[{"step": int, "values": {name: float}}]``, at most
+            1,000 values in all (see :meth:`scalars`).
+        alerts:
+            ``[{"title": str, "text": str | None, "level": "info"|"warning"|"error"}]``,
+            at most 100 (see :meth:`alerts`).
+
+        Returns
+        -------
+        ``{success, jobId, status, progress, timeRemaining (s), costSoFar, currency, seq}``.
+        """
+        body: dict[str, Any] = {"workerId": worker_id, "progress": progress}
+        if operation is not None:
+            body["currentOperation"] = operation
+        if metrics is not None:
+            body["metrics"] = dict(metrics)
+        if logs:
+            body["logLines"] = [dict(line) for line in logs]
+        if timestamp is not None:
+            body["timestamp"] = timestamp
+        if update_id is not None:
+            body["updateId"] = update_id
+        if scalars:
+            body["scalars"] = [dict(point) for point in scalars]
+        if alerts:
+            body["alerts"] = [dict(alert) for alert in alerts]
+        return self._dict(
+            self.request("POST", f"/api/jobs/{_path(job_id)}/progress", json_body=body)
+        )
+
+    def complete_job(
+        self,
+        job_id: str,
+        worker_id: str,
+        status: str = "completed",
+        result: Any = None,
+        error: str | None = None,
+    ) -> dict[str, Any]:
+        """Finish a job as ``completed``, ``failed`` or ``cancelled``; return the job.
+
+        ``result`` is any JSON value; ``error`` a message for failures.
+
+        Raises
+        ------
+        jobwatch.errors.JobFinished
+            The job had already finished (409).
+        """
+        body: dict[str, Any] = {"workerId": worker_id, "status": status}
+        if result is not None:
+            body["result"] = result
+        if error is not None:
+            body["error"] = error
+        return self._dict(
+            self.request("POST", f"/api/jobs/{_path(job_id)}/complete", json_body=body)["job"]
+        )
+
+    # -- reading --------------------------------------------------------------
+
+    def monitor(self, job_id: str) -> dict[str, Any]:
+        """``{job, metrics: {latest, history}, logs, timeRemaining, costSoFar,
+        estimatedTotalCost, currency, seq}`` (history: last 60 s; logs: last 100)."""
+        return self._dict(self.request("GET", f"/api/jobs/{_path(job_id)}/monitor"))
+
+    def metrics(
+        self, job_id: str, time_range: float = 60, max_points: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Samples of the last ``time_range`` seconds, oldest first, at most
+        ``max_points`` (2-10,000) when given."""
+        params = {"timeRange": time_range, "maxPoints": max_points}
+        body = self.request("GET", f"/api/jobs/{_path(job_id)}/metrics", params=params)
+        return list(body["metrics"])
+
+    def scalars(
+        self,
+        job_id: str,
+        names: Sequence[str] | None = None,
+        time_range: float | None = None,
+        max_points: int | None = None,
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Training metrics (from :meth:`jobwatch.Reporter.log_metrics`) by name.
+
+        Parameters
+        ----------
+        names:
+            The metric names to read (at most 100); default all of the job's.
+        time_range:
+            Seconds back from now (or from the job's end once finished); default
+            the whole job.
+        max_points:
+            Most points per name (2-10,000); a longer series is downsampled with
+            each span's minimum and maximum kept.
+
+        Returns
+        -------
+        ``{name: [{"step": int, "timestamp": str, "value": float}]}``, oldest first.
+
+        Raises
+        ------
+        ValidationError
+            A name outside the allowed characters, or a bad range (400).
+        JobNotFound
+            No such job (404).
+        """
+        params = {
+            "names": None if names is None else ",".join(names),
+            "timeRange": time_range,
+            "maxPoints": max_points,
+        }
+        body = self.request("GET", f"/api/jobs/{_path(job_id)}/scalars", params=params)
+        return dict(body["scalars"])
+
+    def alerts(self, job_id: str, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+        """``{jobId, alerts: [{seq, timestamp, level, title, text, source}], total, limit,
+        offset}``: the job's alerts oldest first (``source``: worker, rule, failed or
+        stalled), ``limit`` 1-1000 from ``offset``.
+
+        Raises
+        ------
+        JobNotFound
+            No such job (404).
+        """
+        params = {"limit": limit, "offset": offset}
+        return self._dict(self.request("GET", f"/api/jobs/{_path(job_id)}/alerts", params=params))
+
+    def logs(
+        self,
+        job_id: str,
+        level: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        before_id: int | None = None,
+    ) -> dict[str, Any]:
+        """``{jobId, logs, total, limit, offset}``: log lines oldest first, one
+        ``level`` (info, warning, error) or all, ``limit`` 1-1000 from ``offset``;
+        with ``before_id``, the ``limit`` lines just before that line id."""
+        params = {"level": level, "limit": limit, "offset": offset, "beforeId": before_id}
+        return self._dict(self.request("GET", f"/api/jobs/{_path(job_id)}/logs", params=params))
+
+    def subscribe(
+        self,
+        job_id: str,
+        since: int | None = None,
+        *,
+        on_state: Callable[[str], None] | None = None,
+        idle_timeout: float = 60.0,
+    ) -> Subscription:
+        """Follow a job's events over the WebSocket.
+
+        Parameters
+        ----------
+        job_id:
+            The job to follow.
+        since:
+            Deliver what happened after this ``seq`` (take it from
+            :meth:`monitor`, so nothing between the two is missed); ``None``:
+            events from now on.
+        on_state:
+            Called with ``"connecting"``, ``"live"``, ``"reconnecting"``, ``"closed"``.
+        idle_timeout:
+            Seconds of silence (the server pings every 25 s) before the
+            connection is replaced.
+
+        Returns
+        -------
+        Subscription
+            An iterator of event dicts ``{type, jobId, seq, data}`` that
+            reconnects with exponential backoff and jitter, resumes with
+            ``since`` (no event lost or repeated across a server restart) and
+            stops after ``JOB_COMPLETED`` or ``close()``.
+
+        Raises
+        ------
+        jobwatch.errors.JobNotFound
+            While iterating, if the server does not know the job.
+        """
+        return Subscription(
+            self.ws_url,
+            job_id,
+            since=since,
+            token=self.token,
+            on_state=on_state,
+            idle_timeout=idle_timeout,
+        )
+
+    def subscribe_jobs(
+        self,
+        status: str | None = None,
+        since: int | None = None,
+        *,
+        on_state: Callable[[str], None] | None = None,
+        idle_timeout: float = 60.0,
+    ) -> FleetSubscription:
+        """Follow every job's summary over the WebSocket (``subscribe:jobs``).
+
+        Parameters
+        ----------
+        status:
+            Only jobs of this status (``pending``, ``running``, ``completed``,
+            ``failed``, ``cancelled``); ``None``: all. A job that leaves that
+            status is sent once more with its new one.
+        since:
+            Server time in ms (the ``seq`` of a ``JOBS_CHANGED``): start with the
+            jobs changed after it; ``None``: every job first, newest first.
+        on_state, idle_timeout:
+            As :meth:`subscribe`.
+
+        Returns
+        -------
+        FleetSubscription
+            An iterator of ``{type: "JOBS_CHANGED", seq (ms), data: {jobs:
+            [summary]}}`` (summaries as in docs/api.md "The fleet"), each job at
+            most 4 times a second; reconnects and resumes with ``since`` by
+            itself, until ``close()``.
+
+        Raises
+        ------
+        ValueError
+            ``status`` or ``since`` is not allowed.
+        """
+        return FleetSubscription(
+            self.ws_url,
+            status=status,
+            since=since,
+            token=self.token,
+            on_state=on_state,
+            idle_timeout=idle_timeout,
+        )
+
+    @staticmethod
+    def _dict(value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise ConnectionError(
+                f"expected a JSON object from the server, got {json.dumps(value)[:80]}"
+            )
+        return value
+
+
+def _path(job_id: str) -> str:
+    if not isinstance(job_id, str) or not job_id:
+        raise ValidationError("job_id must be a non-empty string")
+    return quote(job_id, safe="")
+
+
+def _job_body(
+    job_id: str | None,
+    name: str | None,
+    worker_id: str | None,
+    price_per_hour: float | None,
+    currency: str | None,
+    provider_id: str | None,
+) -> dict[str, Any]:
+    fields = {
+        "id": job_id,
+        "name": name,
+        "workerId": worker_id,
+        "pricePerHour": price_per_hour,
+        "currency": currency,
+        "providerId": provider_id,
+    }
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def _retry_after(header: str | None) -> float | None:
+    try:
+        return float(header) if header else None
+    except ValueError:
+        return None

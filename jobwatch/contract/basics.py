@@ -1,0 +1,177 @@
+"""The contract's limits, level and status names, id and name rules and
+timestamp format: the plain-Python part of :mod:`jobwatch.contract.requests`, which
+re-exports all of it.
+
+Kept apart so that what a training script imports (:class:`jobwatch.Reporter`)
+loads no pydantic: ``import jobwatch`` stays cheap. No I/O here.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from datetime import datetime, timezone
+
+__all__ = [
+    "ALERT_LEVELS",
+    "CURRENCY_RULE",
+    "FINISHED_STATUSES",
+    "JOB_ID_PATTERN",
+    "JOB_STATUSES",
+    "LOG_LEVELS",
+    "LOG_TIME_WINDOW",
+    "MAX_ALERTS",
+    "MAX_BODY_BYTES",
+    "MAX_CLOCK_SKEW",
+    "MAX_LOG_LINES",
+    "MAX_MESSAGE_BYTES",
+    "MAX_SCALAR_NAMES",
+    "MAX_SCALAR_POINTS",
+    "MAX_TEXT",
+    "MAX_UPDATE_ID",
+    "SCALAR_NAME_PATTERN",
+    "SCALAR_NAME_RULE",
+    "currency_code",
+    "epoch",
+    "format_ts",
+    "parse_ts",
+    "truncate_message",
+    "valid_job_id",
+    "valid_scalar_name",
+]
+
+LOG_LEVELS = ("info", "warning", "error")
+ALERT_LEVELS = LOG_LEVELS
+"""An alert's ``level`` takes the same three values as a log line's."""
+JOB_STATUSES = ("pending", "running", "completed", "failed", "cancelled")
+FINISHED_STATUSES = frozenset({"completed", "failed", "cancelled"})
+
+MAX_BODY_BYTES = 1024 * 1024
+"""Largest request body the server reads (1 MiB); more answers 413."""
+MAX_LOG_LINES = 1000
+"""Most log lines one progress update may carry."""
+MAX_MESSAGE_BYTES = 16 * 1024
+"""A log message longer than this (in UTF-8) is truncated to it, with a marker."""
+MAX_CLOCK_SKEW = 24 * 3600.0
+"""A worker ``timestamp`` further than this from server time (s) is ignored for ordering."""
+LOG_TIME_WINDOW = 7 * 24 * 3600.0
+"""A log line's own timestamp is kept only if at most this many seconds old (7 days)."""
+MAX_TEXT = 1024
+"""Most characters in a name, operation, worker id or provider field."""
+CURRENCY_RULE = "must be 1-16 letters A-Z or digits 0-9, e.g. QUBIC, USD or EUR"
+"""What a currency may be, as error messages say it."""
+MAX_UPDATE_ID = 64
+"""Most characters in a progress update's ``updateId``."""
+MAX_SCALAR_NAMES = 100
+"""Most distinct training-metric (scalar) names one job may have."""
+MAX_SCALAR_POINTS = 1000
+"""Most scalar values (points) one progress update may carry."""
+SCALAR_NAME_RULE = (
+    "1-64 characters of letters, digits and _ - . / :, starting with a letter, digit or _"
+)
+SCALAR_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_./:-]{0,63}$"
+"""Training-metric names as a JSON Schema pattern (see :func:`valid_scalar_name`)."""
+_SCALAR_NAME = re.compile(SCALAR_NAME_PATTERN.strip("^$"))
+
+JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
+"""Job ids as a JSON Schema pattern (see :func:`valid_job_id`)."""
+_JOB_ID = re.compile(JOB_ID_PATTERN.strip("^$"))
+_CURRENCY = re.compile(r"[A-Za-z0-9]{1,16}")
+
+# -- timestamps ------------------------------------------------------------
+
+
+def format_ts(epoch_s: float | None) -> str | None:
+    """Format seconds since the Unix epoch as ``2026-11-29T10:31:02.123Z``.
+
+    Returns ``None`` for ``None``; milliseconds are truncated, not rounded, so a
+    timestamp never moves into the future.
+    """
+    global _last_second
+    if epoch_s is None:
+        return None
+    seconds, millis = divmod(math.floor(epoch_s * 1000), 1000)
+    cached_seconds, prefix = _last_second  # one read: threads swap the whole pair
+    if seconds != cached_seconds:
+        t = time.gmtime(seconds)
+        prefix = (
+            f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T"
+            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+        )
+        _last_second = (seconds, prefix)
+    return f"{prefix}.{millis:03d}Z"
+
+
+_last_second: tuple[int | None, str] = (None, "")
+"""The last whole second :func:`format_ts` formatted: a server formats the same
+second for every event, sample and log line of a batch."""
+
+
+def parse_ts(text: object) -> float | None:
+    """Seconds since the Unix epoch of a wire timestamp (``2026-11-29T10:31:02.123Z``).
+
+    Returns ``None`` for anything else (``None``, a malformed string), which
+    front-ends show as unknown. A timestamp without a zone counts as UTC.
+    """
+    if not isinstance(text, str):
+        return None
+    try:
+        return epoch(datetime.fromisoformat(text.replace("Z", "+00:00")))
+    except ValueError:
+        return None
+
+
+def epoch(dt: datetime) -> float:
+    """Seconds since the Unix epoch of ``dt``; a ``dt`` without a zone counts as UTC."""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.timestamp()
+
+
+def valid_job_id(job_id: str) -> bool:
+    """Whether ``job_id`` is allowed: 1-128 characters of ``A-Z a-z 0-9 . _ : @ -``,
+    starting with a letter or digit (safe in URL paths without escaping)."""
+    return _JOB_ID.fullmatch(job_id) is not None
+
+
+def currency_code(currency: str) -> str:
+    """``currency`` as stored: upper-cased; 1-16 ASCII letters and digits.
+
+    A short code (ISO 4217 ``USD``, a token ticker ``QUBIC``) is all a
+    currency needs to be, and a code cannot carry markup or terminal controls
+    into the viewers that show it.
+
+    Raises
+    ------
+    ValueError
+        Anything else (with :data:`CURRENCY_RULE` as the message).
+    """
+    if not _CURRENCY.fullmatch(currency):
+        raise ValueError(CURRENCY_RULE)
+    return currency.upper()
+
+
+def truncate_message(message: str, limit: int = MAX_MESSAGE_BYTES) -> str:
+    """Cut ``message`` to at most ``limit`` bytes of UTF-8, with a marker saying how much was cut.
+
+    The cut never splits a character; the marker reads
+    ``" …[truncated 1234 bytes]"`` and counts within the limit.
+    """
+    raw = message.encode("utf-8")
+    if len(raw) <= limit:
+        return message
+    marker_room = 40
+    kept = raw[: limit - marker_room].decode("utf-8", errors="ignore")
+    cut = len(raw) - len(kept.encode("utf-8"))
+    return f"{kept} …[truncated {cut} bytes]"
+
+
+def valid_scalar_name(name: str) -> bool:
+    """Whether ``name`` is allowed as a training-metric name (see :data:`SCALAR_NAME_RULE`):
+    ``"loss"``, ``"val/accuracy"``, ``"lr_group:0"``."""
+    return _SCALAR_NAME.fullmatch(name) is not None
+
+
+MAX_ALERTS = 100
+"""Most alerts one progress update may carry."""

@@ -1,0 +1,699 @@
+"""The jobwatch wire contract, free of IO.
+
+Request types with their validation (pydantic v2), the time-remaining and cost
+rules, and the timestamp format. Both the server and the client import this
+module; it imports no flask, requests, ipywidgets or pynvml.
+
+Units on the wire: progress and utilization in percent (0-100), memory in MB
+(MiB, as nvidia-smi reports), temperature in degrees Celsius, power in watts,
+durations in seconds, cost in the job's currency. Timestamps are ISO 8601 in
+UTC with milliseconds and a ``Z``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
+
+import pydantic
+import pydantic_core
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+from jobwatch.contract.basics import (
+    ALERT_LEVELS,
+    CURRENCY_RULE,
+    FINISHED_STATUSES,
+    JOB_ID_PATTERN,
+    JOB_STATUSES,
+    LOG_LEVELS,
+    LOG_TIME_WINDOW,
+    MAX_ALERTS,
+    MAX_BODY_BYTES,
+    MAX_CLOCK_SKEW,
+    MAX_LOG_LINES,
+    MAX_MESSAGE_BYTES,
+    MAX_SCALAR_NAMES,
+    MAX_SCALAR_POINTS,
+    MAX_TEXT,
+    MAX_UPDATE_ID,
+    SCALAR_NAME_PATTERN,
+    SCALAR_NAME_RULE,
+    currency_code,
+    format_ts,
+    parse_ts,
+    truncate_message,
+    valid_job_id,
+    valid_scalar_name,
+)
+from jobwatch.contract.basics import (
+    epoch as _epoch,
+)
+from jobwatch.errors import ValidationError
+from jobwatch.contract.gpu_metrics import GPU_METRICS, GpuMetric, combine, metric
+
+__all__ = [
+    "ALERT_LEVELS",
+    "CURRENCY_RULE",
+    "FINISHED_STATUSES",
+    "JOB_ID_PATTERN",
+    "JOB_STATUSES",
+    "LOG_LEVELS",
+    "LOG_TIME_WINDOW",
+    "MAX_ALERTS",
+    "MAX_BODY_BYTES",
+    "MAX_CLOCK_SKEW",
+    "MAX_LOG_LINES",
+    "MAX_MESSAGE_BYTES",
+    "MAX_SCALAR_NAMES",
+    "MAX_SCALAR_POINTS",
+    "MAX_TEXT",
+    "MAX_UPDATE_ID",
+    "SCALAR_NAME_PATTERN",
+    "SCALAR_NAME_RULE",
+    "AlertIn",
+    "CompleteRequest",
+    "GpuSample",
+    "JobSpec",
+    "LogLineIn",
+    "Metrics",
+    "ProgressUpdate",
+    "ScalarPoint",
+    "currency_code",
+    "format_ts",
+    "parse_body",
+    "parse_ts",
+    "truncate_message",
+    "valid_job_id",
+    "valid_scalar_name",
+]
+
+_NON_FINITE = re.compile(rb"NaN|Infinity")
+"""Tokens JSON does not have but lenient parsers accept; a body holding one is
+parsed strictly once more (the words may also sit inside a string)."""
+
+# -- request types ---------------------------------------------------------
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+_Strict = ConfigDict(strict=True, allow_inf_nan=False, extra="ignore", populate_by_name=True)
+
+
+def _no_nul(value: str) -> str:
+    """Refuse U+0000: PostgreSQL text cannot hold it, so no backend stores it."""
+    if "\x00" in value:
+        raise ValueError("must not contain the NUL character (U+0000)")
+    return value
+
+
+NoNul = AfterValidator(_no_nul)
+Text = Annotated[str, Field(max_length=MAX_TEXT), NoNul]
+Percent = Annotated[float, Field(ge=0, le=100)]
+
+
+def _metric_type(entry: GpuMetric) -> Any:
+    """``entry``'s value type: a number in its range, or ``None``."""
+    if entry.exclusive_minimum:
+        return Annotated[float, Field(gt=entry.minimum, le=entry.maximum)] | None
+    return Annotated[float, Field(ge=entry.minimum, le=entry.maximum)] | None
+
+
+def _at_most(entry: GpuMetric, bound: GpuMetric) -> Any:
+    """A validator refusing a value of ``entry`` above ``bound``'s in the same sample."""
+
+    def check(cls: type, value: float | None, info: pydantic.ValidationInfo) -> float | None:
+        limit = info.data.get(bound.column)
+        if value is not None and limit is not None and value > limit:
+            raise ValueError(
+                f"must not exceed {bound.wire} ({value:g} {entry.unit} > {limit:g} {bound.unit})"
+            )
+        return value
+
+    return field_validator(entry.column)(check)
+
+
+def _validation_order() -> list[GpuMetric]:
+    """The table's metrics with each ``at_most`` bound before the metric it bounds,
+    so that the bound's check can see it (pydantic validates in field order)."""
+    order: list[GpuMetric] = []
+    for entry in GPU_METRICS:
+        for needed in (*([metric(entry.at_most)] if entry.at_most else []), entry):
+            if needed not in order:
+                order.append(needed)
+    return order
+
+
+if TYPE_CHECKING:
+
+    class _GpuFields(BaseModel):
+        """The metric fields of :data:`~jobwatch.contract.gpu_metrics.GPU_METRICS` (built below)."""
+
+else:
+    _GpuFields = pydantic.create_model(
+        "_GpuFields",
+        __config__=_Strict,
+        __module__=__name__,
+        __validators__={
+            f"_{entry.column}_at_most": _at_most(entry, metric(entry.at_most))
+            for entry in GPU_METRICS
+            if entry.at_most
+        },
+        **{
+            entry.column: (_metric_type(entry), Field(None, alias=entry.wire))
+            for entry in _validation_order()
+        },
+    )
+
+
+class GpuSample(_GpuFields):
+    """One GPU's sample: the five metric fields plus ``index``, ``uuid`` and ``name``.
+
+    Each metric is a number or ``None`` (unsupported on this GPU or MIG slice).
+    """
+
+    index: Annotated[int, Field(ge=0, le=1024)] | None = None
+    uuid: Text | None = None
+    name: Text | None = None
+
+
+# The docstring is the API document's description of ``metrics``; the fields
+# and their ranges are those of jobwatch.contract.gpu_metrics.GPU_METRICS.
+class Metrics(_GpuFields):
+    """The ``metrics`` object of a progress update.
+
+    Fields (each a number or ``None``): ``gpuUtilization`` % 0-100,
+    ``gpuMemoryUsed`` MB >= 0, ``gpuMemoryTotal`` MB > 0, ``gpuTemperature``
+    Celsius -40..150, ``powerUsage`` W 0..5000; memory at most 10,000,000 MB,
+    which rejects NVML's sentinel values such as 4294967295. Optional ``gpus``:
+    per-GPU samples. When ``gpus`` is given and a flat field is absent, the flat
+    field is filled from them: mean utilization, summed memory and power,
+    hottest temperature.
+    """
+
+    gpus: list[GpuSample] | None = Field(None, max_length=1024)
+
+    @model_validator(mode="after")
+    def _fill_from_gpus(self) -> Metrics:
+        if not self.gpus:
+            return self
+        for entry in GPU_METRICS:
+            if getattr(self, entry.column) is None:
+                values = [v for g in self.gpus if (v := getattr(g, entry.column)) is not None]
+                if values:
+                    setattr(self, entry.column, combine(entry, values))
+        return self
+
+    def flat(self) -> dict[str, float | None]:
+        """The flat metric fields by their wire names, in wire order (values may be ``None``)."""
+        return {entry.wire: getattr(self, entry.column) for entry in GPU_METRICS}
+
+
+class LogLineIn(BaseModel):
+    """One entry of ``logLines``: ``level`` (info, warning or error, any case;
+    stored in lower case), ``message`` (text; over 16 KiB of UTF-8 it is
+    truncated with a marker) and an optional worker ``timestamp``."""
+
+    model_config = _Strict
+
+    level: str
+    message: Annotated[str, NoNul]
+    timestamp: datetime | None = None
+
+    @field_validator("level")
+    @classmethod
+    def _known_level(cls, level: str) -> str:
+        lowered = level.lower()
+        if lowered not in LOG_LEVELS:
+            raise ValueError(f"unknown level {level!r}; allowed: {', '.join(LOG_LEVELS)}")
+        return lowered
+
+    @field_validator("message")
+    @classmethod
+    def _truncate(cls, message: str) -> str:
+        return truncate_message(message)
+
+    def time_at(self, now: float) -> float:
+        """When the line was written, in server seconds since the epoch.
+
+        The worker's ``timestamp`` (naive means UTC) when it lies within
+        :data:`LOG_TIME_WINDOW` seconds before ``now``; else ``now``, so that a
+        wrong worker clock can never put a line in the future or the distant past.
+        """
+        if self.timestamp is None:
+            return now
+        at = _epoch(self.timestamp)
+        return at if now - LOG_TIME_WINDOW <= at <= now else now
+
+
+def _scalar_name(name: str) -> str:
+    if not valid_scalar_name(name):
+        raise ValueError(f"scalar name {name[:80]!r} is not allowed; names are {SCALAR_NAME_RULE}")
+    return name
+
+
+ScalarName = Annotated[
+    str,
+    AfterValidator(_scalar_name),
+    WithJsonSchema({"type": "string", "pattern": SCALAR_NAME_PATTERN}),
+]
+
+
+class ScalarPoint(BaseModel):
+    """One step's training metrics: ``{"step": 120, "values": {"loss": 0.23}}``.
+
+    ``step`` is an integer >= 0 (the training step, epoch or batch count the
+    values belong to); ``values`` maps 1-100 names (see :func:`valid_scalar_name`)
+    to finite numbers (booleans are refused).
+    """
+
+    model_config = _Strict
+
+    step: Annotated[int, Field(ge=0, le=2**62)]
+    values: Annotated[dict[ScalarName, float], Field(min_length=1, max_length=MAX_SCALAR_NAMES)]
+
+
+class AlertIn(BaseModel):
+    """An alert from training code: ``title`` (1-200 characters), ``text`` (at
+    most 4,096) and ``level`` (info, warning or error; default warning)."""
+
+    model_config = _Strict
+
+    title: Annotated[str, Field(min_length=1, max_length=200), NoNul]
+    text: Annotated[str, Field(max_length=4096), NoNul] | None = None
+    level: Literal["info", "warning", "error"] = "warning"
+
+
+class ProgressUpdate(BaseModel):
+    """Body of ``POST /api/jobs/{jobId}/progress``.
+
+    ``workerId`` (1-1024 characters) and ``progress`` (number, 0-100 %) are
+    required; ``currentOperation``, ``metrics``, ``logLines`` (at most 1000)
+    and ``timestamp`` (the worker's clock, used only to order updates) may be
+    absent or ``null``. ``updateId`` (1-64 characters, unique per update of a
+    worker) makes a retried update apply once: a repeat is answered as the first
+    time. ``scalars`` (optional): training metrics, one :class:`ScalarPoint` or
+    a list of them, at most 1,000 values in all. ``alerts`` (optional): at most
+    100 :class:`AlertIn` from the training code.
+    """
+
+    model_config = _Strict
+
+    worker_id: Annotated[str, Field(min_length=1, max_length=MAX_TEXT), NoNul] = Field(
+        alias="workerId"
+    )
+    progress: Percent
+    current_operation: Text | None = Field(None, alias="currentOperation")
+    metrics: Metrics | None = None
+    log_lines: list[LogLineIn] | None = Field(None, alias="logLines", max_length=MAX_LOG_LINES)
+    timestamp: datetime | None = None
+    update_id: Annotated[str, Field(min_length=1, max_length=MAX_UPDATE_ID), NoNul] | None = Field(
+        None, alias="updateId"
+    )
+    scalars: ScalarPoint | list[ScalarPoint] | None = None
+    alerts: Annotated[list[AlertIn], Field(max_length=MAX_ALERTS)] | None = None
+
+    @field_validator("scalars")
+    @classmethod
+    def _few_points(
+        cls, scalars: ScalarPoint | list[ScalarPoint] | None
+    ) -> ScalarPoint | list[ScalarPoint] | None:
+        points = [scalars] if isinstance(scalars, ScalarPoint) else scalars or []
+        n = sum(len(p.values) for p in points)
+        if n > MAX_SCALAR_POINTS:
+            raise ValueError(
+                f"carries {n} values; at most {MAX_SCALAR_POINTS} per update (send the rest next)"
+            )
+        return scalars
+
+    def scalar_points(self) -> list[ScalarPoint]:
+        """``scalars`` as a list (one object, a list, or none)."""
+        if self.scalars is None:
+            return []
+        return [self.scalars] if isinstance(self.scalars, ScalarPoint) else self.scalars
+
+    def worker_ts(self, now: float) -> float | None:
+        """The worker's timestamp in seconds since the epoch, for ordering updates.
+
+        ``None`` when absent or more than :data:`MAX_CLOCK_SKEW` seconds from
+        the server's ``now``: one wild timestamp must not freeze a job by making
+        every later update look late.
+        """
+        if self.timestamp is None:
+            return None
+        at = _epoch(self.timestamp)
+        return at if abs(at - now) <= MAX_CLOCK_SKEW else None
+
+
+class JobSpec(BaseModel):
+    """Body of ``POST /api/jobs`` and ``PUT /api/jobs/{jobId}``.
+
+    All optional: ``id`` (see :func:`valid_job_id`; generated when absent),
+    ``name``, ``workerId`` (binds the job), ``pricePerHour`` (>= 0, in
+    ``currency`` per hour), ``currency`` (a code, see :func:`currency_code`;
+    default ``QUBIC``), ``providerId``.
+    """
+
+    model_config = _Strict
+
+    id: str | None = Field(None, json_schema_extra={"pattern": JOB_ID_PATTERN})
+    name: Text | None = None
+    worker_id: Annotated[str, Field(min_length=1, max_length=MAX_TEXT), NoNul] | None = Field(
+        None, alias="workerId"
+    )
+    price_per_hour: Annotated[float, Field(ge=0, le=1e9)] | None = Field(None, alias="pricePerHour")
+    currency: Annotated[str, AfterValidator(currency_code)] | None = None
+    provider_id: Text | None = Field(None, alias="providerId")
+
+    @field_validator("id")
+    @classmethod
+    def _job_id(cls, job_id: str | None) -> str | None:
+        if job_id is not None and not valid_job_id(job_id):
+            raise ValueError(
+                "must be 1-128 characters of letters, digits and . _ : @ -, "
+                "starting with a letter or digit"
+            )
+        return job_id
+
+
+class CompleteRequest(BaseModel):
+    """Body of ``POST /api/jobs/{jobId}/complete``: ``workerId`` (required),
+    ``status`` (completed, failed or cancelled; default completed), ``result``
+    (any JSON) and ``error`` (text, for failures)."""
+
+    model_config = _Strict
+
+    worker_id: Annotated[str, Field(min_length=1, max_length=MAX_TEXT), NoNul] = Field(
+        alias="workerId"
+    )
+    status: Literal["completed", "failed", "cancelled"] = "completed"
+    result: Any = None
+    error: Annotated[str, Field(max_length=MAX_MESSAGE_BYTES), NoNul] | None = None
+
+    @field_validator("result")
+    @classmethod
+    def _portable(cls, result: Any) -> Any:
+        _check_portable(result, depth=0)
+        return result
+
+
+MAX_RESULT_DEPTH = 64
+"""Deepest nesting of a job's ``result``."""
+_INT64 = 2**63
+
+
+def _check_portable(value: Any, depth: int) -> None:
+    """Refuse JSON that other clients cannot read back: NaN and infinities,
+    integers beyond 64 bits (JavaScript already rounds past 2**53) and nesting
+    deeper than 64 levels."""
+    if depth > MAX_RESULT_DEPTH:
+        raise ValueError(f"nested deeper than {MAX_RESULT_DEPTH} levels")
+    if isinstance(value, bool) or value is None:
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("numbers must be finite (no NaN or Infinity)")
+    elif isinstance(value, int):
+        if not -_INT64 <= value < _INT64:
+            raise ValueError(
+                "integers must fit in 64 bits (-2**63 to 2**63-1); send large numbers as strings"
+            )
+    elif isinstance(value, dict):
+        for item in value.values():
+            _check_portable(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_portable(item, depth + 1)
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else part
+    return path or "body"
+
+
+def parse_body(model: type[_Model], body: bytes) -> _Model:
+    """Validate a JSON request body against ``model``.
+
+    Parameters
+    ----------
+    model:
+        One of the request types of this module.
+    body:
+        The raw request bytes (UTF-8 JSON). NaN and Infinity tokens, invalid
+        UTF-8 and lone surrogates are refused.
+
+    Returns
+    -------
+    The validated model instance.
+
+    Raises
+    ------
+    jobwatch.errors.ValidationError
+        ``code="invalid_json"`` when the body is not JSON, else
+        ``code="validation_error"`` with one detail per bad field, named by its
+        JSON path (``metrics.gpuUtilization``, ``logLines[2].level``).
+    """
+    try:
+        if _NON_FINITE.search(body):  # rare: a string may hold these words too
+            pydantic_core.from_json(body, allow_inf_nan=False)
+        return model.model_validate_json(body)
+    except ValueError as exc:  # from_json's error, not a field error
+        if isinstance(exc, pydantic.ValidationError):
+            raise _body_error(exc) from None
+        raise ValidationError(
+            f"request body is not valid JSON: {exc} (NaN and Infinity are not JSON numbers)",
+            code="invalid_json",
+        ) from None
+
+
+def _body_error(exc: pydantic.ValidationError) -> ValidationError:
+    """The :class:`ValidationError` for pydantic's errors on a request body."""
+    errors = exc.errors(include_url=False)
+    if any(e["type"] == "json_invalid" for e in errors):
+        return ValidationError(
+            f"request body is not valid JSON: {errors[0]['msg']}", code="invalid_json"
+        )
+    if any(e["type"] == "model_type" and not e["loc"] for e in errors):
+        return ValidationError("request body must be a JSON object")
+    details = [{"field": _field_path(e["loc"]), "message": _humanize(e)} for e in errors]
+    return ValidationError(
+        f"{len(details)} invalid field{'s' if len(details) != 1 else ''} in request body",
+        details=details,
+    )
+
+
+def _humanize(error: Any) -> str:
+    message = str(error["msg"])
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    if error["type"] == "missing":
+        return "is required"
+    return message[:1].lower() + message[1:]
+
+
+# -- query strings and WebSocket messages ----------------------------------
+
+_Query = ConfigDict(strict=False, allow_inf_nan=False, extra="ignore", populate_by_name=True)
+MAX_ID = 2**62
+"""Largest offset, id or seq accepted (databases store 64-bit integers)."""
+MAX_TIME_RANGE = 30 * 24 * 3600.0
+"""Longest metrics window, in seconds (30 days)."""
+
+
+class MetricsQuery(BaseModel):
+    """``GET /metrics`` parameters: ``timeRange`` seconds (> 0, at most 30 days,
+    default 60) and ``maxPoints`` (2 to 10,000, optional)."""
+
+    model_config = _Query
+
+    time_range: Annotated[float, Field(gt=0, le=MAX_TIME_RANGE)] = Field(60.0, alias="timeRange")
+    max_points: Annotated[int, Field(ge=2, le=10_000)] | None = Field(None, alias="maxPoints")
+
+
+class ScalarsQuery(BaseModel):
+    """``GET /scalars`` parameters: ``names`` (comma-separated; default all),
+    ``timeRange`` seconds (> 0, at most 30 days; default the whole job) and
+    ``maxPoints`` per name (2 to 10,000, optional)."""
+
+    model_config = _Query
+
+    names: str | None = None
+    time_range: Annotated[float, Field(gt=0, le=MAX_TIME_RANGE)] | None = Field(
+        None, alias="timeRange"
+    )
+    max_points: Annotated[int, Field(ge=2, le=10_000)] | None = Field(None, alias="maxPoints")
+
+    @field_validator("names")
+    @classmethod
+    def _known_names(cls, names: str | None) -> str | None:
+        if names is None:
+            return None
+        parts = names.split(",")
+        if len(parts) > MAX_SCALAR_NAMES:
+            raise ValueError(f"at most {MAX_SCALAR_NAMES} names")
+        for name in parts:
+            _scalar_name(name)
+        return names
+
+    def name_list(self) -> list[str] | None:
+        """The requested names, or ``None`` for all."""
+        return None if self.names is None else self.names.split(",")
+
+
+class Page(BaseModel):
+    """``limit`` (1-1000, default 100) and ``offset`` (>= 0, default 0)."""
+
+    model_config = _Query
+
+    limit: Annotated[int, Field(ge=1, le=1000)] = 100
+    offset: Annotated[int, Field(ge=0, le=MAX_ID)] = 0
+
+
+class LogsQuery(Page):
+    """``GET /logs`` parameters: ``level`` (info, warning or error; any case) plus a
+    page; with ``beforeId``, the page is the ``limit`` lines just before that line id
+    (for loading older lines on demand), still oldest first."""
+
+    level: str | None = None
+    before_id: Annotated[int, Field(ge=1, le=MAX_ID)] | None = Field(None, alias="beforeId")
+
+    @field_validator("level")
+    @classmethod
+    def _known_level(cls, level: str | None) -> str | None:
+        if level is None:
+            return None
+        lowered = level.lower()
+        if lowered not in LOG_LEVELS:
+            raise ValueError(f"unknown level {level!r}; allowed: {', '.join(LOG_LEVELS)}")
+        return lowered
+
+
+class JobsQuery(Page):
+    """``GET /api/jobs`` parameters: ``status`` (one of :data:`JOB_STATUSES`) plus a page."""
+
+    status: Literal["pending", "running", "completed", "failed", "cancelled"] | None = None
+
+
+def parse_query(model: type[_Model], args: dict[str, str]) -> _Model:
+    """Validate query-string parameters (strings) against ``model``.
+
+    Raises
+    ------
+    jobwatch.errors.ValidationError
+        One detail per bad parameter, named as in the URL.
+    """
+    try:
+        return model.model_validate(args)
+    except pydantic.ValidationError as exc:
+        raise _as_validation_error(exc, "query parameter") from None
+
+
+class SubscribeMessage(BaseModel):
+    """``{"type": "subscribe:job", "subscriptionId": jobId, "since"?: seq}``."""
+
+    model_config = _Strict
+
+    type: Literal["subscribe:job"]
+    subscription_id: Annotated[str, Field(min_length=1, max_length=128)] = Field(
+        alias="subscriptionId"
+    )
+    since: Annotated[int, Field(ge=0, le=MAX_ID)] | None = None
+
+
+class UnsubscribeMessage(BaseModel):
+    """``{"type": "unsubscribe:job", "subscriptionId": jobId}``."""
+
+    model_config = _Strict
+
+    type: Literal["unsubscribe:job"]
+    subscription_id: Annotated[str, Field(min_length=1, max_length=128)] = Field(
+        alias="subscriptionId"
+    )
+
+
+class SubscribeJobsMessage(BaseModel):
+    """``{"type": "subscribe:jobs", "status"?: status, "since"?: ms}``: summaries of
+    every job (of one status), streamed as ``JOBS_CHANGED`` (an extension)."""
+
+    model_config = _Strict
+
+    type: Literal["subscribe:jobs"]
+    status: Literal["pending", "running", "completed", "failed", "cancelled"] | None = None
+    since: Annotated[int, Field(ge=0, le=MAX_ID)] | None = None
+
+
+class UnsubscribeJobsMessage(BaseModel):
+    """``{"type": "unsubscribe:jobs"}``."""
+
+    model_config = _Strict
+
+    type: Literal["unsubscribe:jobs"]
+
+
+AnyClientMessage = (
+    SubscribeMessage | UnsubscribeMessage | SubscribeJobsMessage | UnsubscribeJobsMessage
+)
+ClientMessage = Annotated[AnyClientMessage, Field(discriminator="type")]
+_client_message: pydantic.TypeAdapter[AnyClientMessage] = pydantic.TypeAdapter(ClientMessage)
+CLIENT_MESSAGE_TYPES = ("subscribe:job", "unsubscribe:job", "subscribe:jobs", "unsubscribe:jobs")
+
+
+def parse_client_message(raw: str | bytes) -> AnyClientMessage:
+    """Validate one WebSocket message from a client.
+
+    Raises
+    ------
+    jobwatch.errors.ValidationError
+        ``invalid_json``, ``unknown_type`` (with the allowed types in the
+        message) or ``validation_error``.
+    """
+    try:
+        if _NON_FINITE.search(raw.encode() if isinstance(raw, str) else raw):
+            pydantic_core.from_json(raw, allow_inf_nan=False)
+        return _client_message.validate_json(raw)
+    except ValueError as exc:
+        if not isinstance(exc, pydantic.ValidationError):
+            raise ValidationError(
+                f"message is not valid JSON: {exc} (NaN and Infinity are not JSON numbers)",
+                code="invalid_json",
+            ) from None
+        errors = exc.errors(include_url=False)
+        first = errors[0]
+        if first["type"] == "json_invalid":
+            raise ValidationError(
+                f"message is not valid JSON: {first['msg']}", code="invalid_json"
+            ) from None
+        if first["type"] in ("union_tag_invalid", "union_tag_not_found", "model_attributes_type"):
+            raise ValidationError(
+                f"unknown message type; allowed: {', '.join(CLIENT_MESSAGE_TYPES)}",
+                code="unknown_type",
+            ) from None
+        raise _as_validation_error(exc, "message field") from None
+
+
+def _as_validation_error(exc: pydantic.ValidationError, what: str) -> ValidationError:
+    errors = exc.errors(include_url=False)
+    details = [
+        {"field": _field_path(e["loc"][1:] if _is_tagged(e) else e["loc"]), "message": _humanize(e)}
+        for e in errors
+    ]
+    return ValidationError(
+        f"{len(details)} invalid {what}{'s' if len(details) != 1 else ''}", details=details
+    )
+
+
+def _is_tagged(error: Any) -> bool:
+    return bool(error["loc"]) and error["loc"][0] in CLIENT_MESSAGE_TYPES

@@ -1,0 +1,123 @@
+"""``jobwatch.compare``: one chart overlaying a metric across jobs (a sweep's runs).
+
+A training metric (``loss``, ``val/accuracy``: anything ``log_metrics`` sent)
+is drawn against its step; a GPU metric (``gpuUtilization``, ``gpuMemoryUsed``,
+``gpuTemperature``, ``powerUsage``) against the seconds since each job
+started, so runs that started at different times line up. Each line is cut to
+:data:`~jobwatch.notebook.downsample.CHART_POINTS` points, min/max kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from jobwatch.contract.basics import parse_ts
+from jobwatch.client.rest import Client
+from jobwatch.contract.gpu_metrics import METRIC_FIELDS
+from jobwatch.notebook.downsample import CHART_POINTS, min_max
+
+GPU_METRICS = METRIC_FIELDS
+"""Names compared over time from ``/metrics`` rather than by step from ``/scalars``."""
+MAX_JOBS = 50
+"""Most jobs one chart overlays."""
+HISTORY = 30 * 24 * 3600.0
+"""Seconds of GPU history read per job (the server's longest window)."""
+
+
+def compare(
+    job_ids: Sequence[str],
+    metric: str = "loss",
+    *,
+    url: str | None = None,
+    token: str | None = None,
+    log_scale: bool = False,
+) -> Any:
+    """A bqplot figure with one line per job for ``metric``.
+
+    Parameters
+    ----------
+    job_ids:
+        1-50 job ids (a job without the metric is left out of the legend's lines).
+    metric:
+        A training-metric name (x: step) or one of :data:`GPU_METRICS` (x: seconds
+        since the job started; memory in GiB).
+    url, token:
+        The server (default ``$JOBWATCH_URL``, else ``http://127.0.0.1:8765``).
+    log_scale:
+        A log y axis (for losses; values <= 0 are left out).
+
+    Returns
+    -------
+    bqplot.Figure
+        Display it in a notebook; ``.marks[0].labels`` are the job ids drawn.
+
+    Raises
+    ------
+    ValueError
+        No job ids, more than 50, or an empty metric name.
+    jobwatch.errors.JobNotFound
+        One of the jobs does not exist (404).
+    """
+    ids = list(job_ids)
+    if not ids or len(ids) > MAX_JOBS:
+        raise ValueError(f"job_ids must hold 1-{MAX_JOBS} job ids, got {len(ids)}")
+    if not isinstance(metric, str) or not metric:
+        raise ValueError(f"metric must be a non-empty name, got {metric!r}")
+    with Client(url, token=token) as client:
+        series = [_series(client, job_id, metric) for job_id in ids]
+    drawn = [(job_id, x, y) for job_id, (x, y) in zip(ids, series, strict=True) if len(x)]
+    return _figure(metric, drawn, log_scale)
+
+
+def _series(client: Client, job_id: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    if metric in GPU_METRICS:
+        started = parse_ts(client.get_job(job_id).get("startedAt"))
+        rows = client.metrics(job_id, HISTORY, 2 * CHART_POINTS)
+        points = [
+            (ts - started, row[metric] / (1024 if "Memory" in metric else 1))
+            for row in rows
+            if row.get(metric) is not None
+            and (ts := parse_ts(row["timestamp"])) is not None
+            and started is not None
+        ]
+    else:
+        got = client.scalars(job_id, names=[metric], max_points=2 * CHART_POINTS)
+        points = [(p["step"], p["value"]) for p in got.get(metric, [])]
+    if not points:
+        return np.array([]), np.array([])
+    x, y = (np.asarray(v, dtype=np.float64) for v in zip(*points, strict=True))
+    return x, y
+
+
+def _figure(metric: str, drawn: list[tuple[str, np.ndarray, np.ndarray]], log_scale: bool) -> Any:
+    from bqplot import Axis, Figure, LinearScale, Lines, LogScale
+
+    x_scale, y_scale = LinearScale(), LogScale() if log_scale else LinearScale()
+    # one shared x: the union of every job's x, each line NaN where it has no value
+    xs = np.unique(np.concatenate([x for _, x, _ in drawn])) if drawn else np.array([])
+    ys = np.full((len(drawn), xs.size), np.nan)
+    for row, (_, x, y) in enumerate(drawn):
+        ys[row, np.searchsorted(xs, x)] = np.where(y > 0, y, np.nan) if log_scale else y
+    xs, ys = min_max(xs, ys, CHART_POINTS)
+    lines = Lines(
+        x=xs,
+        y=ys.astype(np.float32),
+        labels=[job_id for job_id, _, _ in drawn],
+        scales={"x": x_scale, "y": y_scale},
+        display_legend=True,
+        stroke_width=1.5,
+    )
+    gpu = metric in GPU_METRICS
+    unit = " (GiB)" if "Memory" in metric else ""
+    return Figure(
+        title=f"{metric}{unit} across {len(drawn)} jobs",
+        marks=[lines],
+        axes=[
+            Axis(scale=x_scale, label="seconds since start" if gpu else "step"),
+            Axis(scale=y_scale, orientation="vertical", label=metric),
+        ],
+        legend_location="top-right",
+    )

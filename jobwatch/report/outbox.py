@@ -1,0 +1,196 @@
+"""What a reporter holds between the training loop and its sender thread.
+
+:class:`Outbox` is the only object both threads touch: the training loop
+records into it (a lock, a few assignments, no I/O), the sender takes from it
+and marks what it delivered, so that a flush can wait for that. No I/O here.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+LogLine = tuple[int, str, str, float]
+"""A queued log line: (sequence number, level, message, creation time in epoch seconds).
+Sequence 0 marks the reporter's own note about dropped lines."""
+ScalarStep = tuple[int, int, dict[str, float]]
+"""Queued training metrics: (sequence number, step, {name: finite value})."""
+
+
+class ReporterJob(NamedTuple):
+    """The job a reporter reports on: what its ``PUT /api/jobs/{id}`` sends
+    (``price_per_hour`` in ``currency`` per hour). The server validates that body
+    as :class:`jobwatch.contract.requests.JobSpec`."""
+
+    job_id: str
+    worker_id: str
+    name: str | None = None
+    price_per_hour: float | None = None
+    currency: str | None = None
+
+
+class Completion(NamedTuple):
+    """The final ``POST /complete``: status ``completed``, ``failed`` or ``cancelled``, result,
+    error text (made safe for the wire and cut to 16 KiB by the sender)."""
+
+    status: str
+    result: Any = None
+    error: str | None = None
+
+
+class Outbox:
+    """The newest progress state and the queued log lines, under one lock.
+
+    Parameters
+    ----------
+    max_log_lines:
+        Lines kept at most; when full, the oldest is dropped and counted. The
+        same bound holds for queued training-metric steps.
+
+    Notes
+    -----
+    ``version`` counts state changes (:meth:`record` writes the state without
+    the lock, the version last: read the version before the state), ``log_seq`` log lines and ``scalar_seq``
+    training-metric steps; the sender raises ``sent_version``,
+    ``sent_log_seq`` and ``sent_scalar_seq`` as it delivers (or drops) and
+    notifies ``delivered``, on which a flush waits for its mark.
+    ``on_record``, when set, is called before the next record, log line,
+    training-metric step or alert (a forked child's sender starts its thread then).
+    """
+
+    def __init__(self, max_log_lines: int) -> None:
+        self.lock = threading.Lock()
+        self.delivered = threading.Condition(self.lock)
+        self.progress: float | None = None
+        self.operation: str | None = None
+        self.backwards = False  # update(..., allow_backwards=True) since the last send
+        self.version = 0
+        self.sent_version = 0
+        self.logs: deque[LogLine] = deque()
+        self.max_log_lines = max_log_lines
+        self.log_seq = 0
+        self.sent_log_seq = 0
+        self.dropped = 0
+        self.alerts: list[dict[str, str]] = []  # at most MAX_ALERTS, the newest dropped
+        self.scalars: deque[ScalarStep] = deque()
+        self.scalar_seq = 0
+        self.sent_scalar_seq = 0
+        self.dropped_scalars = 0
+        self.on_record: Callable[[], None] | None = None  # called before the next record
+
+    def record(
+        self, progress: float | None, operation: str | None, allow_backwards: bool = False
+    ) -> None:
+        """Keep the newest state; ``None`` leaves that field as it was (the hot path).
+
+        ``allow_backwards`` lets ``progress`` go below what the job had when the
+        reporter attached to it.
+        """
+        start = self.on_record  # read once: another thread may clear it meanwhile
+        if start is not None:
+            start()
+        if allow_backwards:
+            with self.lock:
+                self.backwards = True
+        # No lock on the hot path (it was most of update()'s cost): each store is
+        # atomic under the GIL, and the version goes last, so a sender that reads
+        # the version first and the fields after sends a state at least that new.
+        if progress is not None:
+            self.progress = progress
+        if operation is not None:
+            self.operation = operation
+        self.version += 1
+
+    def add_log(self, level: str, message: str, created: float) -> None:
+        """Queue one line; when full, drop the oldest and count it."""
+        start = self.on_record  # read once: another thread may clear it meanwhile
+        if start is not None:
+            start()
+        with self.lock:
+            if len(self.logs) >= self.max_log_lines:
+                self.logs.popleft()
+                self.dropped += 1
+            self.log_seq += 1
+            self.logs.append((self.log_seq, level, message, created))
+
+    def add_scalars(self, step: int, values: dict[str, float]) -> None:
+        """Queue one step's training metrics; when full, drop the oldest step and count it."""
+        start = self.on_record
+        if start is not None:
+            start()
+        with self.lock:
+            if len(self.scalars) >= self.max_log_lines:
+                self.scalars.popleft()
+                self.dropped_scalars += 1
+            self.scalar_seq += 1
+            self.scalars.append((self.scalar_seq, step, values))
+
+    def add_alert(self, alert: dict[str, str], limit: int) -> bool:
+        """Queue one alert unless ``limit`` wait already; returns whether it was queued.
+
+        An alert is part of the next state change (``version``)."""
+        start = self.on_record
+        if start is not None:
+            start()
+        with self.lock:
+            if len(self.alerts) >= limit:
+                return False
+            self.alerts.append(alert)
+            self.version += 1
+            return True
+
+    def take_scalars(self, room: int) -> list[ScalarStep]:
+        """Remove and return the oldest steps holding at most ``room`` values in
+        all (at least one step when any is queued; call under ``lock``)."""
+        taken: list[ScalarStep] = []
+        while self.scalars and (not taken or len(self.scalars[0][2]) <= room):
+            step = self.scalars.popleft()
+            room -= len(step[2])
+            taken.append(step)
+        return taken
+
+    def take_logs(self, room: int) -> list[LogLine]:
+        """Remove and return up to ``room`` of the oldest lines (call under ``lock``).
+
+        If lines were dropped since the last take, the first item is a
+        ``warning`` saying how many, standing where they were.
+        """
+        taken: list[LogLine] = []
+        if room > 0 and self.dropped:
+            created = self.logs[0][3] if self.logs else 0.0
+            text = (
+                f"jobwatch: {self.dropped} log lines were dropped because the reporter's "
+                f"buffer was full (max_log_lines={self.max_log_lines}) while the server "
+                "could not keep up or was unreachable"
+            )
+            taken.append((0, "warning", text, created))
+            self.dropped = 0
+        while len(taken) < room and self.logs:
+            taken.append(self.logs.popleft())
+        return taken
+
+    def has_news(self) -> bool:
+        """Whether anything waits to be taken (call under ``lock``)."""
+        return bool(self.logs or self.dropped or self.scalars or self.version != self.sent_version)
+
+    def mark(self) -> tuple[int, int, int]:
+        """What is recorded so far: (version, log_seq, scalar_seq) (call under ``lock``)."""
+        return self.version, self.log_seq, self.scalar_seq
+
+    def mark_delivered(self, version: int, log_seq: int, scalar_seq: int) -> None:
+        """Everything up to this mark was sent or dropped; wake the flushes waiting."""
+        with self.delivered:
+            self.sent_version = max(self.sent_version, version)
+            self.sent_log_seq = max(self.sent_log_seq, log_seq)
+            self.sent_scalar_seq = max(self.sent_scalar_seq, scalar_seq)
+            self.delivered.notify_all()
+
+    def is_delivered(self, version: int, log_seq: int, scalar_seq: int) -> bool:
+        """Whether everything up to this mark was sent or dropped (call under ``lock``)."""
+        return (
+            self.sent_version >= version
+            and self.sent_log_seq >= log_seq
+            and self.sent_scalar_seq >= scalar_seq
+        )

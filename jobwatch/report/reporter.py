@@ -1,0 +1,697 @@
+"""Reporter: what training code calls to report progress, GPU metrics and log lines.
+
+Calls made in a training loop only record into an :class:`~jobwatch.report.outbox.Outbox`
+and return; the :class:`~jobwatch.report.sender.Sender` thread talks to the server.
+Server trouble never raises into the training loop (it is logged, logger
+``jobwatch.report.reporter``); bad arguments raise :class:`ValueError` at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import socket
+import threading
+import time
+import traceback
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Literal, TypeAlias, TypeVar
+
+from jobwatch.report import samples as _samples
+from jobwatch.contract.basics import (
+    ALERT_LEVELS,
+    CURRENCY_RULE,
+    LOG_LEVELS,
+    MAX_ALERTS,
+    MAX_BODY_BYTES,
+    MAX_SCALAR_NAMES,
+    MAX_TEXT,
+    SCALAR_NAME_RULE,
+    currency_code,
+    valid_job_id,
+    valid_scalar_name,
+)
+from jobwatch.report.outbox import Completion, Outbox, ReporterJob
+from jobwatch.client.own_io import is_own
+from jobwatch.report.sender import Sender
+
+__all__ = ["Reporter"]
+
+_log = logging.getLogger("jobwatch.report.reporter")
+T = TypeVar("T")
+DEFAULT_TIMEOUT = 30.0
+"""Seconds :meth:`Reporter.complete`, :meth:`~Reporter.fail` and :meth:`~Reporter.close` wait."""
+MAX_WAIT = 1e6
+"""Longest ``interval`` or ``timeout`` accepted, in seconds (about 11 days)."""
+
+GpuOption: TypeAlias = "bool | Literal['auto'] | Callable[[], Mapping[str, Any] | None]"
+"""What ``gpu=`` takes: ``"auto"``/``True`` (NVML), ``False``, or a metrics callable."""
+
+
+class Reporter:
+    """Report one job's progress, GPU metrics and log lines to a jobwatch server.
+
+    Parameters
+    ----------
+    job_id:
+        The job to report to; created on first contact (``PUT /api/jobs/{id}``)
+        if it does not exist. 1-128 letters, digits and ``. _ : @ -``.
+    url:
+        Base URL of the server; default ``$JOBWATCH_URL`` or ``http://127.0.0.1:8765``.
+    worker_id:
+        Who reports; default this machine's hostname, so a worker restarted on
+        the same machine can go on reporting (a job binds to its first worker).
+    price_per_hour:
+        Price of the machine in ``currency`` per hour (>= 0), for cost estimates.
+    gpu:
+        ``"auto"`` or ``True``: send :func:`jobwatch.report.gpu.sample` with each update
+        (nothing on a machine without an NVIDIA GPU); ``False``: no metrics; or a
+        callable returning the contract's metrics dict (or ``None``).
+    interval:
+        Seconds between requests (> 0); updates in between are coalesced.
+    token:
+        Bearer token for the server, or ``None``.
+    name, currency:
+        The job's display name and the currency of its price (default QUBIC).
+    max_log_lines:
+        Log lines kept while the server cannot take them; beyond, the oldest are
+        dropped and a warning line saying how many is sent in their place. One
+        batch of up to 1000 lines being sent is held besides.
+    timeout:
+        Seconds to wait for each HTTP answer.
+
+    Raises
+    ------
+    ValueError
+        An argument is invalid. The server is not contacted here: an
+        unreachable server never raises.
+
+    Notes
+    -----
+    As a context manager it calls :meth:`complete` on normal exit and
+    :meth:`fail` with the exception on error (which then propagates). At
+    interpreter exit, an unclosed reporter gets a few seconds (in all, see
+    :data:`jobwatch.report.sender.EXIT_TIMEOUT`) to deliver what it holds; the job
+    is not completed then. Delivery is at least once: a request whose answer
+    was lost (the server died after storing it) is sent again.
+    """
+
+    def __init__(
+        self,
+        job_id: str,
+        *,
+        url: str | None = None,
+        worker_id: str | None = None,
+        price_per_hour: float | None = None,
+        gpu: GpuOption = "auto",
+        interval: float = 1.0,
+        token: str | None = None,
+        name: str | None = None,
+        currency: str | None = None,
+        max_log_lines: int = 10_000,
+        timeout: float = 10.0,
+    ) -> None:
+        if not isinstance(job_id, str) or not valid_job_id(job_id):
+            raise ValueError(
+                "job_id must be 1-128 letters, digits and . _ : @ -, starting with a letter "
+                f"or digit; got {job_id!r}"
+            )
+        worker_id = (socket.gethostname() or "worker") if worker_id is None else worker_id
+        _check_text("worker_id", worker_id, 1, MAX_TEXT)
+        _check_text("name", name, 0, MAX_TEXT)
+        currency = _checked_currency(currency)
+        if price_per_hour is not None and not _is_number(price_per_hour, 0.0, 1e9):
+            raise ValueError(
+                f"price_per_hour must be a number from 0 to 1e9, got {price_per_hour!r}"
+            )
+        if not _is_number(interval, 0.0, MAX_WAIT) or interval == 0:
+            raise ValueError(f"interval must be a positive number of seconds, got {interval!r}")
+        if (
+            isinstance(max_log_lines, bool)
+            or not isinstance(max_log_lines, int)
+            or max_log_lines < 1
+        ):
+            raise ValueError(f"max_log_lines must be an integer >= 1, got {max_log_lines!r}")
+        _check_timeout(timeout)
+        self.job_id = job_id
+        self.worker_id = worker_id
+        from jobwatch.client.rest import Client  # requests loads here, not at ``import jobwatch``
+
+        client = Client(url, token=token, timeout=timeout)  # ValueError for a bad url or timeout
+        self.url = client.url
+        self._outbox = Outbox(max_log_lines)
+        self._closed = False
+        self._warned_closed = False
+        self._finish_lock = threading.Lock()
+        self._scalar_names: set[str] = set()
+        self._next_step = 0
+        self._warned_nonfinite = False
+        self._warned_alerts = False
+        job = ReporterJob(job_id, worker_id, name, price_per_hour, currency)
+        metrics = _metrics_source(gpu)
+        if metrics is not None:
+            _samples.prepare()  # here, not in the sender thread, which must import nothing
+        self._sender = Sender(client, job, self._outbox, metrics, float(interval))
+        self._finalizer = _finalizer(self)
+        _reporters.add(self)
+
+    def _after_fork_in_child(self) -> None:
+        """Called in a forked child: the parent's sender thread and any lock another
+        parent thread held are not usable here, so take fresh ones."""
+        self._finalizer.detach()  # it would finish the parent's sender
+        self._finish_lock = threading.Lock()
+        self._outbox = Outbox(self._outbox.max_log_lines)
+        self._sender = self._sender.forked(self._outbox)
+        self._finalizer = _finalizer(self)
+
+    def update(
+        self, progress: float, operation: str | None = None, *, allow_backwards: bool = False
+    ) -> None:
+        """Record the newest progress; returns at once (no I/O, no logging).
+
+        Parameters
+        ----------
+        progress:
+            Percent done, 0 to 100. A reporter that attached to a job already
+            running (another process moved it, e.g. before a restart from a
+            checkpoint) never sends less than the job had then, so a resumed
+            run does not move it backwards.
+        operation:
+            What the job is doing, e.g. ``"epoch 3/10"``; ``None`` keeps the last one.
+            Sent cut to 1024 characters; NUL characters become U+FFFD.
+        allow_backwards:
+            Send ``progress`` even when it is below what the job had when this
+            reporter attached (a run started over on purpose).
+
+        Raises
+        ------
+        ValueError
+            ``progress`` is not a number from 0 to 100, or ``operation`` not a string.
+            After :meth:`close` nothing raises: the call is ignored (warned once).
+        """
+        if self._closed:
+            self._warn_closed()
+            return
+        try:
+            valid = 0.0 <= progress <= 100.0
+        except TypeError:
+            valid = False
+        if not valid or type(progress) is bool:  # the server refuses booleans too
+            raise ValueError(f"progress must be a number from 0 to 100 (percent), got {progress!r}")
+        if operation is not None and not isinstance(operation, str):
+            raise ValueError(f"operation must be a string or None, got {type(operation).__name__}")
+        self._outbox.record(float(progress), operation, allow_backwards)
+
+    def log(self, message: object, level: str = "info") -> None:
+        """Queue one log line (timestamped now); it travels with the next update.
+
+        Parameters
+        ----------
+        message:
+            The text (anything else is turned into ``str``); over 16 KiB of
+            UTF-8 it is cut with a marker. NUL characters, which the server
+            refuses (PostgreSQL cannot store them), become U+FFFD.
+        level:
+            ``"info"``, ``"warning"`` or ``"error"`` (any case).
+
+        Raises
+        ------
+        ValueError
+            ``level`` is not one of those. After :meth:`close` the call is ignored.
+        """
+        if self._closed:
+            self._warn_closed()
+            return
+        lowered = level.lower() if isinstance(level, str) else None
+        if lowered not in LOG_LEVELS:
+            raise ValueError(f"level must be one of {', '.join(LOG_LEVELS)}; got {level!r}")
+        self._outbox.add_log(lowered, str(message), time.time())
+
+    def log_metrics(self, values: Mapping[str, float], step: int | None = None) -> None:
+        """Record training metrics (loss, accuracy, ...) for one step; returns at
+        once, like :meth:`update` (no I/O): they travel with the next request.
+
+        Parameters
+        ----------
+        values:
+            ``{name: number}``: names such as ``"loss"`` or ``"val/accuracy"``
+            (1-64 characters of letters, digits and ``_ - . / :``; at most 100
+            names per job); values are anything ``float()`` takes (Python and
+            NumPy numbers, 0-d tensors). A NaN or infinite value (a diverged
+            loss) is left out, with one warning per reporter: JSON cannot carry
+            it.
+        step:
+            The training step (or epoch) the values belong to, an integer >= 0;
+            default one more than the last step given (0 at first), like W&B's
+            own counter.
+
+        Raises
+        ------
+        ValueError
+            ``values`` is not a mapping, a name is not allowed, the job would get
+            more than 100 names, a value is not a number (booleans neither), or
+            ``step`` is not an integer >= 0. After :meth:`close` the call is ignored.
+        """
+        if self._closed:
+            self._warn_closed()
+            return
+        if not isinstance(values, Mapping):
+            raise ValueError(
+                f"values must be a mapping of name to number, got {type(values).__name__}"
+            )
+        if step is None:
+            step = self._next_step
+        elif isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise ValueError(f"step must be an integer >= 0, got {step!r}")
+        clean: dict[str, float] = {}
+        known = self._scalar_names
+        for name, value in values.items():
+            if name not in known:
+                self._new_scalar_name(name)
+            number = value if type(value) is float else _metric_value(name, value)
+            if math.isfinite(number):
+                clean[name] = number
+            elif not self._warned_nonfinite:
+                self._warned_nonfinite = True
+                _log.warning(
+                    "jobwatch: metric %r is %s at step %d; non-finite values are left out",
+                    name,
+                    number,
+                    step,
+                )
+        self._next_step = step + 1
+        if clean:
+            self._outbox.add_scalars(step, clean)
+
+    def alert(self, title: str, text: str | None = None, level: str = "warning") -> None:
+        """Raise an alert on the job (shown as a banner in the monitor, counted in
+        the jobs table, posted to the server's webhook); returns at once.
+
+        Parameters
+        ----------
+        title:
+            What happened, 1-200 characters: ``"loss is NaN"``.
+        text:
+            More detail, at most 4,096 characters (longer is cut).
+        level:
+            ``"info"``, ``"warning"`` (default) or ``"error"``.
+
+        Raises
+        ------
+        ValueError
+            ``title`` is empty or not a string, ``text`` not a string, or ``level``
+            not one of those. Past 100 alerts waiting to be sent, more are
+            dropped with one warning; after :meth:`close` the call is ignored.
+        """
+        if self._closed:
+            self._warn_closed()
+            return
+        if not isinstance(title, str) or not title.strip():
+            raise ValueError(f"title must be a non-empty string, got {title!r}")
+        if text is not None and not isinstance(text, str):
+            raise ValueError(f"text must be a string or None, got {type(text).__name__}")
+        lowered = level.lower() if isinstance(level, str) else None
+        if lowered not in ALERT_LEVELS:
+            raise ValueError(f"level must be one of {', '.join(ALERT_LEVELS)}; got {level!r}")
+        alert = {"title": title[:200].replace("\x00", "\ufffd"), "level": lowered}
+        if text is not None:
+            alert["text"] = text[:4096].replace("\x00", "\ufffd")
+        if not self._outbox.add_alert(alert, MAX_ALERTS) and not self._warned_alerts:
+            self._warned_alerts = True
+            _log.warning("jobwatch: more than %d alerts waiting; dropping the newest", MAX_ALERTS)
+
+    def _new_scalar_name(self, name: object) -> None:
+        if not isinstance(name, str) or not valid_scalar_name(name):
+            raise ValueError(f"metric name {name!r} is not allowed; names are {SCALAR_NAME_RULE}")
+        if len(self._scalar_names) >= MAX_SCALAR_NAMES:
+            raise ValueError(
+                f"metric {name!r} would be name {MAX_SCALAR_NAMES + 1}; "
+                f"a job takes at most {MAX_SCALAR_NAMES} metric names"
+            )
+        self._scalar_names.add(name)
+
+    def track(
+        self,
+        iterable: Iterable[T],
+        total: float | None = None,
+        description: str | None = None,
+        initial: int = 0,
+        metrics: Mapping[str, float] | Callable[[], Mapping[str, float] | None] | None = None,
+    ) -> Iterator[T]:
+        """Yield the items of ``iterable``, reporting progress after each (like tqdm).
+
+        Parameters
+        ----------
+        iterable:
+            The items to go through.
+        total:
+            How many items the whole run has; default ``initial + len(iterable)``
+            where the iterable has a length (unlike tqdm, whose default leaves
+            ``initial`` out). Progress is ``100 * done / total`` %, at most 100.
+            Without a total, progress is left as it was and only the operation
+            counts.
+        description:
+            Prefix of the operation, which reads ``"description 3/10"``
+            (``"description 3/?"`` without a total).
+        initial:
+            Items done before this loop, as tqdm's ``initial``: a run resumed from
+            a checkpoint after 4 of 10 epochs passes ``initial=4`` and shows 40 %
+            and ``"4/10"`` at once, then counts on from there.
+        metrics:
+            Training metrics logged after each item with the item's count as
+            step (:meth:`log_metrics`): a dict the loop body updates (``stats =
+            {}``, ``for b in report.track(loader, metrics=stats): stats["loss"]
+            = ...``) or a function returning one; an empty one logs nothing.
+
+        Raises
+        ------
+        ValueError
+            ``total`` is negative or not a number, ``initial`` is not an integer
+            >= 0, ``description`` not a string, or ``metrics`` neither a
+            mapping nor callable (raised here, before iterating).
+        """
+        if metrics is not None and not (isinstance(metrics, Mapping) or callable(metrics)):
+            raise ValueError(
+                f"metrics must be a mapping or a function returning one, got {type(metrics).__name__}"
+            )
+        if isinstance(initial, bool) or not isinstance(initial, int) or initial < 0:
+            raise ValueError(f"initial must be an integer >= 0 (items done), got {initial!r}")
+        if total is None:
+            try:
+                total = initial + len(iterable)  # type: ignore[arg-type]
+            except TypeError:
+                total = None
+        elif not _is_number(total, 0.0, math.inf):
+            raise ValueError(f"total must be a number >= 0, got {total!r}")
+        if description is not None and not isinstance(description, str):
+            raise ValueError(f"description must be a string, got {type(description).__name__}")
+        prefix = f"{description} " if description else ""
+        self._count(initial, total, prefix)  # at once, as tqdm shows its bar on creation
+        return self._track(iterable, total, prefix, initial, metrics)
+
+    def _track(
+        self,
+        iterable: Iterable[T],
+        total: float | None,
+        prefix: str,
+        initial: int,
+        metrics: Mapping[str, float] | Callable[[], Mapping[str, float] | None] | None,
+    ) -> Iterator[T]:
+        for done, item in enumerate(iterable, initial + 1):
+            yield item
+            self._count(done, total, prefix)
+            if metrics is not None:
+                values = metrics() if callable(metrics) else metrics
+                if values:
+                    self.log_metrics(values, step=done)
+
+    def _count(self, done: int, total: float | None, prefix: str) -> None:
+        if self._closed:
+            self._warn_closed()
+        elif total is None:
+            self._outbox.record(None, f"{prefix}{done}/?")
+        else:
+            progress = 100.0 if total == 0 else min(100.0, 100.0 * done / total)
+            self._outbox.record(progress, f"{prefix}{done}/{total:g}")
+
+    def logging_handler(self, level: int | str = logging.NOTSET) -> logging.Handler:
+        """A :class:`logging.Handler` that forwards records as log lines.
+
+        DEBUG and INFO become ``info``, WARNING ``warning``, ERROR and CRITICAL
+        ``error``; the text is the handler's formatted record (with the
+        traceback when there is one) and the timestamp the record's. Attach it
+        with ``logging.getLogger().addHandler(...)``.
+
+        Records that jobwatch's own work causes are never forwarded, so that
+        they cannot feed back (each shipped line would cause more): any record
+        emitted by a reporter's sender thread (this reporter's or another's),
+        and records of the ``urllib3``, ``requests``, ``websocket`` and
+        ``jobwatch`` loggers emitted by a thread while it is inside a jobwatch
+        :class:`~jobwatch.client.rest.Client` call or a subscription's ``next()``.
+        With ``logging.logThreads`` off, records of those four loggers are
+        never forwarded.
+
+        Parameters
+        ----------
+        level:
+            The handler's threshold (default: everything that reaches it).
+        """
+        return _ReporterHandler(self, level)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything recorded so far has been sent.
+
+        Parameters
+        ----------
+        timeout:
+            Seconds to wait at most; ``None`` waits as long as it takes (while
+            the server is down that may be forever).
+
+        Returns
+        -------
+        bool
+            ``True`` when all was delivered (or dropped as the server refused
+            it), ``False`` on timeout or once the reporter has stopped.
+
+        Raises
+        ------
+        ValueError
+            ``timeout`` is negative or over :data:`MAX_WAIT`.
+        """
+        if timeout is not None:
+            _check_timeout(timeout)
+        return self._sender.flush(timeout)
+
+    def complete(self, result: Any = None, *, timeout: float = DEFAULT_TIMEOUT) -> bool:
+        """Deliver what is pending, mark the job ``completed`` (progress 100), and close.
+
+        Parameters
+        ----------
+        result:
+            Any JSON value to store with the job (finite numbers only).
+        timeout:
+            Seconds to wait at most for the server, retries included.
+
+        Returns
+        -------
+        bool
+            Whether the server recorded the completion in time. ``False`` also
+            after :meth:`close` (the call is then ignored) or when the job had
+            finished already.
+
+        Raises
+        ------
+        ValueError
+            ``result`` is not portable JSON (finite numbers, 64-bit integers, at
+            most 64 levels deep) or over 512 KiB, or ``timeout`` is
+            negative or over :data:`MAX_WAIT`.
+        """
+        from jobwatch.contract.requests import CompleteRequest
+
+        try:
+            text = json.dumps(result, allow_nan=False)
+            CompleteRequest.model_validate({"workerId": self.worker_id, "result": json.loads(text)})
+        except (TypeError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+            raise ValueError(f"result must be portable JSON: {exc}") from exc
+        if len(text) > MAX_BODY_BYTES // 2:
+            raise ValueError(
+                f"result must be under {MAX_BODY_BYTES // 2} bytes as JSON, got {len(text)}"
+            )
+        return self._finish(Completion("completed", result=result), timeout)
+
+    def fail(self, error: BaseException | str, *, timeout: float = DEFAULT_TIMEOUT) -> bool:
+        """Deliver what is pending, mark the job ``failed`` with ``error``'s text, and close.
+
+        An exception is stored as ``"Type: message"`` and its traceback is sent
+        as an ``error`` log line first.
+
+        Parameters
+        ----------
+        error:
+            The exception or a message (cut to 16 KiB).
+        timeout:
+            Seconds to wait at most for the server, retries included.
+
+        Returns
+        -------
+        bool
+            Whether the server recorded the failure in time (see :meth:`complete`).
+
+        Raises
+        ------
+        ValueError
+            ``error`` is neither an exception nor a string, or ``timeout`` is
+            negative or over :data:`MAX_WAIT`.
+        """
+        if isinstance(error, BaseException):
+            text = "".join(traceback.format_exception_only(type(error), error)).strip()
+            detail = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        elif isinstance(error, str):
+            text = detail = error
+        else:
+            raise ValueError(f"error must be an exception or a string, got {type(error).__name__}")
+        if not self._closed:
+            self._outbox.add_log("error", detail.rstrip(), time.time())
+        return self._finish(Completion("failed", error=text), timeout)
+
+    def close(self, timeout: float = DEFAULT_TIMEOUT) -> bool:
+        """Deliver what is pending (waiting at most ``timeout`` seconds), then stop the thread.
+
+        The job stays as it is (not completed). Idempotent; later calls return
+        ``False`` at once. A request still in flight at the timeout ends by
+        itself within the reporter's HTTP ``timeout`` and sends nothing more.
+
+        Returns
+        -------
+        bool
+            Whether everything recorded was delivered.
+
+        Raises
+        ------
+        ValueError
+            ``timeout`` is negative or over :data:`MAX_WAIT`.
+        """
+        return self._finish(None, timeout)
+
+    def _finish(self, completion: Completion | None, timeout: float) -> bool:
+        _check_timeout(timeout)
+        with self._finish_lock:
+            closed, self._closed = self._closed, True
+        if closed:
+            if completion is not None:
+                self._warn_closed()
+            return False
+        return self._sender.finish(completion, timeout)
+
+    def _warn_closed(self) -> None:
+        if not self._warned_closed:
+            self._warned_closed = True
+            _log.warning("jobwatch: reporter for job %r is closed; ignoring calls", self.job_id)
+
+    def _forward(self, level: str, message: str, created: float) -> None:
+        if not self._closed:
+            self._outbox.add_log(level, message, created)
+
+    def __enter__(self) -> Reporter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        if self._closed:
+            return
+        if exc is None:
+            self.complete()
+        elif isinstance(exc, KeyboardInterrupt):
+            self._finish(
+                Completion("cancelled", error="interrupted (KeyboardInterrupt)"), DEFAULT_TIMEOUT
+            )
+        else:
+            self.fail(exc)
+
+    def __repr__(self) -> str:
+        return f"Reporter(job_id={self.job_id!r}, url={self.url!r}, worker_id={self.worker_id!r})"
+
+
+class _ReporterHandler(logging.Handler):
+    """Forwards log records to a :class:`Reporter` as log lines."""
+
+    def __init__(self, reporter: Reporter, level: int | str) -> None:
+        super().__init__(level)
+        self._reporter = reporter
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if is_own(record):  # shipping it would make more of it: see jobwatch.client.own_io
+            return
+        levelno = record.levelno
+        level = (
+            "error"
+            if levelno >= logging.ERROR
+            else "warning"
+            if levelno >= logging.WARNING
+            else "info"
+        )
+        try:
+            self._reporter._forward(level, self.format(record), record.created)
+        except Exception:
+            self.handleError(record)
+
+
+def _metrics_source(gpu: GpuOption) -> Callable[[], Mapping[str, Any] | None] | None:
+    if gpu is False:
+        return None
+    if gpu is True or (isinstance(gpu, str) and gpu == "auto"):
+        from jobwatch import gpu as _gpu  # NVML's wrapper loads with a reporter that samples
+
+        return _gpu.sample
+    if callable(gpu):
+        return gpu
+    raise ValueError(f"gpu must be 'auto', True, False or a callable, got {gpu!r}")
+
+
+def _finalizer(reporter: Reporter) -> weakref.finalize[Any, Any]:
+    finalizer = weakref.finalize(reporter, _abandoned, reporter._sender)
+    finalizer.atexit = False  # the sender's own exit hook delivers at exit
+    return finalizer
+
+
+_reporters: weakref.WeakSet[Reporter] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for reporter in list(_reporters):
+        reporter._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; PyTorch DataLoader workers and multiprocessing fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _abandoned(sender: Sender) -> None:
+    """A reporter was garbage-collected unclosed: deliver what it holds, then stop."""
+    sender.request_finish(None, time.monotonic() + DEFAULT_TIMEOUT)
+
+
+def _metric_value(name: str, value: object) -> float:
+    """``value`` as a float (NumPy numbers and 0-d tensors too); booleans and text refused."""
+    if isinstance(value, (bool, str, bytes)):
+        raise ValueError(f"metric {name!r} must be a number, got {value!r}")
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"metric {name!r} must be a number, got {value!r}") from None
+
+
+def _is_number(value: object, low: float, high: float) -> bool:
+    """A real number (not a bool, not NaN) in ``[low, high]``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return low <= value <= high and not math.isnan(value)
+
+
+def _check_timeout(timeout: object) -> None:
+    if not _is_number(timeout, 0.0, MAX_WAIT):
+        raise ValueError(
+            f"timeout must be a number of seconds from 0 to {MAX_WAIT:g}, got {timeout!r}"
+        )
+
+
+def _checked_currency(value: object) -> str | None:
+    """``value`` as the server stores it (see :func:`~jobwatch.contract.requests.currency_code`)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            return currency_code(value)
+    raise ValueError(f"currency {CURRENCY_RULE}; got {value!r}")
+
+
+def _check_text(what: str, value: object, shortest: int, longest: int) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str) or not shortest <= len(value) <= longest or "\x00" in value:
+        raise ValueError(
+            f"{what} must be a string of {shortest}-{longest} characters without NUL, got {value!r}"
+        )

@@ -1,0 +1,612 @@
+"""The reporter's background thread: it empties the outbox into ``POST /progress``.
+
+The training loop only ever touches the :class:`~jobwatch.report.outbox.Outbox`. One
+:class:`Sender` thread per reporter takes the newest state and the queued log
+lines from it, at most once per ``interval`` seconds, and retries what fails:
+exponential backoff with jitter for an unreachable server, ``Retry-After``
+for 429, ``ensure_job`` again for 404. Answers that can never succeed are
+logged once (logger ``jobwatch.report.reporter``) and dropped.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from jobwatch.contract.basics import (
+    MAX_BODY_BYTES,
+    MAX_LOG_LINES,
+    MAX_SCALAR_POINTS,
+    MAX_TEXT,
+    format_ts,
+    truncate_message,
+)
+from jobwatch.report.outbox import Completion, LogLine, Outbox, ReporterJob
+from jobwatch.client.own_io import sender_thread
+from jobwatch.contract.backoff import Backoff
+from jobwatch.report.samples import clean_metrics
+from jobwatch.errors import (
+    APIError,
+    AuthenticationError,
+    JobFinished,
+    JobNotFound,
+    JobwatchError,
+    RateLimited,
+    WorkerMismatch,
+)
+
+if TYPE_CHECKING:
+    from jobwatch.client.rest import Client
+
+_log = logging.getLogger("jobwatch.report.reporter")
+
+BACKOFF_BASE = 0.5
+"""Seconds before the first retry; doubled per failure up to :data:`BACKOFF_CAP`, with
+half jitter (:class:`jobwatch.contract.backoff.Backoff`)."""
+BACKOFF_CAP = 30.0
+"""Longest wait between retries, in seconds."""
+URGENT_RETRY = 1.0
+"""Longest wait between retries, in seconds, while a flush, close or completion waits."""
+EXIT_TIMEOUT = 5.0
+"""Seconds the interpreter's exit waits, in all, for reporters to deliver what they hold."""
+_BODY_SLACK = 4096  # bytes kept free in a request body beyond what we measure
+_FATAL = (WorkerMismatch, JobFinished, AuthenticationError)
+
+
+class _Request(NamedTuple):
+    """One ``POST /progress`` as composed, kept until answered so that a retry
+    sends it unchanged; ``line_count`` lines of the carry, up to line ``last_seq``,
+    training-metric step ``last_scalar_seq`` and outbox ``version``."""
+
+    progress: float
+    operation: str | None
+    metrics: dict[str, Any] | None
+    lines: list[dict[str, Any]]
+    timestamp: str | None
+    update_id: str
+    scalars: list[dict[str, Any]] | None
+    alerts: list[dict[str, str]] | None
+    line_count: int
+    last_seq: int
+    last_scalar_seq: int
+    version: int
+
+
+_running: set[Sender] = set()
+_running_lock = threading.Lock()
+_forked = False  # this process is a fork of one that imported jobwatch
+_mp_hooked = False  # _deliver_at_exit is registered with multiprocessing's exit hooks
+
+
+class Sender:
+    """The background thread of one reporter; see the module docstring.
+
+    Parameters
+    ----------
+    client:
+        Used by this thread only.
+    job:
+        The job to ensure and report to.
+    outbox:
+        Shared with the training loop.
+    metrics:
+        Called for each request: the contract's metrics object, or ``None`` to send none.
+    interval:
+        Seconds between requests (more only to catch up a log backlog).
+    start:
+        Start the thread now; otherwise :meth:`start` does, at the first
+        record into ``outbox`` (a forked child's sender, see :meth:`forked`).
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        job: ReporterJob,
+        outbox: Outbox,
+        metrics: Callable[[], Mapping[str, Any] | None] | None,
+        interval: float,
+        *,
+        start: bool = True,
+    ) -> None:
+        self._client = client
+        self._http_timeout = client.timeout
+        self._job = job
+        self._outbox = outbox
+        self._metrics = metrics
+        self._interval = interval
+        self._wake = threading.Event()
+        self._halted = False
+        self._alive = True
+        self._urgent = 0  # flushes waiting; guarded by outbox.lock
+        self._finishing = False
+        self._completion: Completion | None = None
+        self._deadline: float | None = None  # monotonic, while finishing
+        self._at_exit = False
+        self._ensured = False
+        self._carry: list[tuple[int, dict[str, Any], int]] = []  # taken lines: seq, wire, bytes
+        self._backlog = False
+        self._known_progress = 0.0  # the server's, sent while update() was never called
+        self._floor = 0.0  # progress of the running job this reporter attached to
+        self._started_job = False  # ensured once: a re-ensure (404) never sets a floor
+        self._inflight: _Request | None = None
+        self._session = os.urandom(8).hex()
+        self._updates = 0
+        self._wall_start = time.time()
+        self._monotonic_start = time.monotonic()
+        self._next_send = 0.0
+        self._beating = False  # the last request carried GPU metrics: keep sending them
+        self._retry_at = 0.0
+        self._failed_at = 0.0
+        self._retry = Backoff(BACKOFF_BASE, BACKOFF_CAP, jitter="half")
+        self._rate_limited = False
+        self._down = False
+        self._warned: set[str] = set()
+        self.completed = False
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        if start:
+            self.start()
+        else:
+            outbox.on_record = self.start
+
+    def start(self) -> None:
+        """Start the thread, unless it was started already. Never raises: where no
+        thread can start, warns once and delivers nothing (flushes return ``False``)."""
+        with self._start_lock:
+            if self._thread is not None or self._halted:
+                return
+            self._outbox.on_record = None
+            thread = threading.Thread(
+                target=self._run, name=f"jobwatch-reporter-{self._job.job_id}", daemon=True
+            )
+            with _running_lock:
+                _running.add(self)
+            try:
+                thread.start()
+            except RuntimeError as exc:  # e.g. "can't start new thread" (thread limit, exiting)
+                with _running_lock:
+                    _running.discard(self)
+                self._halted, self._alive = True, False
+                self._warn(
+                    "start",
+                    "reporter of job %r cannot start its thread (%s); "
+                    "nothing more is sent from this process",
+                    self._job.job_id,
+                    exc,
+                )
+                return
+            self._thread = thread
+        if _forked:
+            _deliver_at_multiprocessing_exit()
+
+    def forked(self, outbox: Outbox) -> Sender:
+        """This sender's twin for a forked child: call it in the child, right after ``fork()``.
+
+        The twin reports the same job as the same worker with the same
+        settings, from ``outbox`` and a client of its own (the parent's
+        connections are the parent's); its thread starts at the first record.
+        It sends no GPU metrics: the parent still samples the machine's GPUs,
+        and NVML and CUDA state must not be used across a fork.
+        """
+        client = type(self._client)(
+            self._client.url, token=self._client.token, timeout=self._http_timeout
+        )
+        return Sender(client, self._job, outbox, None, self._interval, start=False)
+
+    def flush(self, timeout: float | None) -> bool:
+        """Wait until everything recorded so far is delivered; ``False`` after ``timeout`` s."""
+        outbox = self._outbox
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with outbox.delivered:
+            mark = outbox.mark()
+            self._urgent += 1
+        self._wake.set()
+        try:
+            with outbox.delivered:
+                while not outbox.is_delivered(*mark):
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if not self._alive or (remaining is not None and remaining <= 0):
+                        return False
+                    outbox.delivered.wait(remaining)
+                return True
+        finally:
+            with outbox.delivered:
+                self._urgent -= 1
+
+    def finish(self, completion: Completion | None, timeout: float) -> bool:
+        """Deliver what is held, then ``completion`` if given, then stop; wait ``timeout`` s.
+
+        Returns whether the completion (or, without one, everything held) was delivered.
+        """
+        if completion is not None:
+            self.start()
+        self.request_finish(completion, time.monotonic() + timeout)
+        self.join(timeout)
+        self.halt()
+        if completion is not None:
+            return self.completed
+        with self._outbox.lock:
+            return not self._carry and self._outbox.is_delivered(*self._outbox.mark())
+
+    def request_finish(
+        self, completion: Completion | None, deadline: float, *, at_exit: bool = False
+    ) -> None:
+        """Ask the thread to deliver, complete and stop by ``deadline`` (monotonic s).
+
+        ``at_exit``: the interpreter is exiting, so give up at the first sign
+        that the server is unreachable rather than retry until the deadline.
+        """
+        with self._outbox.lock:
+            if not self._finishing:
+                self._finishing, self._completion, self._deadline = True, completion, deadline
+            self._at_exit = at_exit
+        self._wake.set()
+
+    def join(self, timeout: float) -> None:
+        """Wait at most ``timeout`` seconds for the thread to end (if it ever started)."""
+        if self._thread is not None:
+            self._thread.join(max(0.0, timeout))
+
+    def halt(self) -> None:
+        """Stop after the request in flight, if any, delivering nothing more."""
+        self._halted = True
+        self._wake.set()
+
+    # -- the thread -------------------------------------------------------------
+
+    def _run(self) -> None:
+        with sender_thread():  # nothing this thread logs is shipped by a logging handler
+            try:
+                while not self._halted:
+                    wait = self._step()
+                    if wait is None:
+                        break
+                    if wait > 0:
+                        self._wake.wait(wait)
+            finally:
+                with self._outbox.delivered:
+                    self._alive = False
+                    self._outbox.delivered.notify_all()
+                with _running_lock:
+                    _running.discard(self)
+                self._client.close()
+
+    def _step(self) -> float | None:
+        """Do the next thing due; return seconds to wait before the next step, or None to end."""
+        self._wake.clear()
+        now = time.monotonic()
+        urgent = self._urgent > 0 or self._finishing
+        if self._deadline is not None and now >= self._deadline:
+            return None
+        retry_at = self._retry_at
+        if urgent and not self._rate_limited:
+            retry_at = min(retry_at, self._failed_at + URGENT_RETRY)
+        if now < retry_at:
+            return retry_at - now
+        if self._deadline is not None:
+            self._client.timeout = max(0.05, min(self._http_timeout, self._deadline - now))
+        try:
+            if not self._ensured:
+                self._ensure()
+            elif self._has_pending():
+                if not (urgent or self._backlog) and now < self._next_send:
+                    return self._next_send - now
+                self._send(now)
+            elif self._finishing:
+                if self._completion is not None:
+                    self._complete()
+                return None
+            else:
+                return (
+                    max(0.0, min(self._interval, self._next_send - now))
+                    if self._beating
+                    else self._interval
+                )
+        except Exception as exc:  # the sender must outlive any failure
+            return self._failed(exc, now)
+        self._succeeded()
+        return 0.0
+
+    def _has_pending(self) -> bool:
+        """New state or log lines to send, or a GPU sample due (every ``interval``
+        once the job has reported with metrics, so the charts stay live between
+        progress updates)."""
+        if self._beating and time.monotonic() >= self._next_send:
+            return True
+        with self._outbox.lock:
+            return bool(self._carry) or self._outbox.has_news()
+
+    def _ensure(self) -> None:
+        job = self._job
+        reply = self._client.ensure_job(
+            job.job_id,
+            name=job.name,
+            worker_id=job.worker_id,
+            price_per_hour=job.price_per_hour,
+            currency=job.currency,
+        )
+        self._known_progress = float(reply.get("progress") or 0.0)
+        if reply.get("status") == "running" and not self._started_job:
+            # attached to a job another reporter moved: never report less than it had
+            self._floor = max(self._floor, self._known_progress)
+        self._started_job = True
+        self._ensured = True
+
+    def _send(self, now: float) -> None:
+        """Send the request in flight, or compose the next one.
+
+        A request whose answer never came (a timeout, a dropped connection, a
+        5xx) may have been applied: it stays in flight and is sent again
+        unchanged, with its ``updateId``, so the server applies it once.
+        """
+        if self._inflight is None:
+            self._inflight = self._compose()
+        request = self._inflight
+        try:
+            reply = self._client.report_progress(
+                self._job.job_id,
+                self._job.worker_id,
+                request.progress,
+                request.operation,
+                request.metrics,
+                request.lines,
+                request.timestamp,
+                update_id=request.update_id,
+                scalars=request.scalars,
+                alerts=request.alerts,
+            )
+        except APIError as exc:
+            if not _rejected(exc):
+                raise
+            if request.metrics is not None and any(
+                d.get("field", "").startswith("metrics") for d in exc.details
+            ):
+                self._warn("metrics", "the server rejected GPU metrics; sent without them: %s", exc)
+                # this update goes again at once without its sample; sampling goes on
+                self._inflight = request._replace(metrics=None)
+                return
+            self._warn(f"reject-{exc.code}", "the server rejected an update; dropping it: %s", exc)
+        else:
+            self._known_progress = float(reply.get("progress", request.progress))
+        self._inflight = None
+        del self._carry[: request.line_count]
+        self._next_send = now + self._interval
+        with self._outbox.lock:  # more lines than one request takes: send on at once
+            self._backlog = bool(self._carry) or (
+                request.line_count == MAX_LOG_LINES and bool(self._outbox.logs)
+            )
+        self._outbox.mark_delivered(request.version, request.last_seq, request.last_scalar_seq)
+
+    def _compose(self) -> _Request:
+        """The next request: the newest state, queued lines that fit, a GPU sample."""
+        with self._outbox.lock:
+            version = self._outbox.version
+            progress, operation = self._outbox.progress, self._outbox.operation
+            if self._outbox.backwards:
+                self._outbox.backwards = False
+                self._floor = 0.0
+            taken = self._outbox.take_logs(MAX_LOG_LINES - len(self._carry))
+            steps = self._outbox.take_scalars(MAX_SCALAR_POINTS)
+            alerts, self._outbox.alerts = self._outbox.alerts, []
+            dropped_steps, self._outbox.dropped_scalars = self._outbox.dropped_scalars, 0
+        if dropped_steps:
+            self._warn(
+                "scalars-dropped",
+                "%d steps of training metrics were dropped: the reporter's buffer was full "
+                "while the server could not keep up or was unreachable",
+                dropped_steps,
+            )
+        scalars = [{"step": step, "values": values} for _, step, values in steps]
+        self._carry += [_carry_line(line) for line in taken]
+        progress = self._known_progress if progress is None else max(progress, self._floor)
+        operation = None if operation is None else _utf8(operation[:MAX_TEXT])
+        timestamp = format_ts(self._worker_clock())
+        metrics = self._sample()
+        self._updates += 1
+        update_id = f"{self._session}-{self._updates}"
+        base = {"workerId": self._job.worker_id, "progress": progress, "logLines": []}
+        base.update(
+            currentOperation=operation, metrics=metrics, timestamp=timestamp, updateId=update_id
+        )
+        if scalars:
+            base["scalars"] = scalars
+        if alerts:
+            base["alerts"] = alerts
+        room = MAX_BODY_BYTES - _BODY_SLACK - len(json.dumps(base))
+        count = 0
+        for _, _, size in self._carry[:MAX_LOG_LINES]:
+            room -= size
+            if room < 0 and count > 0:
+                break
+            count += 1
+        return _Request(
+            progress=progress,
+            operation=operation,
+            metrics=metrics,
+            lines=[wire for _, wire, _ in self._carry[:count]],
+            timestamp=timestamp,
+            update_id=update_id,
+            scalars=scalars or None,
+            alerts=alerts or None,
+            line_count=count,
+            last_seq=max((seq for seq, _, _ in self._carry[:count]), default=0),
+            last_scalar_seq=steps[-1][0] if steps else 0,
+            version=version,
+        )
+
+    def _worker_clock(self) -> float:
+        """Seconds since the epoch that never go back within this reporter: the
+        wall clock at its start plus monotonic time since, so an NTP step of the
+        wall clock cannot make a later update look older than an earlier one."""
+        return self._wall_start + (time.monotonic() - self._monotonic_start)
+
+    def _sample(self) -> dict[str, Any] | None:
+        """A fresh metrics sample cleaned to the contract, or ``None`` to send none this time.
+
+        A value the contract refuses is sent as null (:func:`~jobwatch.report.samples.clean_metrics`);
+        a source that raises or returns something else than a dict costs this
+        one sample (warned once) and is called again for the next request.
+        """
+        if self._metrics is None:
+            return None
+        try:
+            sample = self._metrics()
+            metrics = clean_metrics(sample)
+        except Exception as exc:  # a metrics callable must not stop reporting
+            self._warn("metrics-error", "GPU metrics failed; this sample is skipped: %r", exc)
+            self._beating = True  # try again in one interval, not only at the next update
+            return None
+        if metrics != sample:
+            self._warn(
+                "metrics-cleaned",
+                "GPU metrics had values or keys outside the contract; such values are sent as "
+                "null and unknown keys dropped: %.300r",
+                sample,
+            )
+        self._beating = metrics is not None
+        return metrics
+
+    def _complete(self) -> None:
+        assert self._completion is not None
+        done = self._completion
+        try:
+            error = None if done.error is None else truncate_message(_utf8(done.error))
+            self._client.complete_job(
+                self._job.job_id, self._job.worker_id, done.status, done.result, error
+            )
+        except APIError as exc:
+            if not _rejected(exc):
+                raise
+            self._warn("complete", "the server rejected the completion: %s", exc)
+        else:
+            self.completed = True
+        self._completion = None
+
+    def _succeeded(self) -> None:
+        if self._down:
+            _log.info("jobwatch server %s is reachable again", self._client.url)
+        self._down = self._rate_limited = False
+        self._retry.reset()
+        self._retry_at = 0.0
+
+    def _failed(self, exc: Exception, now: float) -> float | None:
+        """Decide what a failed request means; return the wait as :meth:`_step` does."""
+        self._failed_at = now
+        self._rate_limited = isinstance(exc, RateLimited)
+        if isinstance(exc, RateLimited):
+            self._retry_at = now + exc.retry_after
+            return 0.0
+        if isinstance(exc, _FATAL):
+            _log.warning("jobwatch stops reporting job %r: %s", self._job.job_id, exc)
+            return None
+        if isinstance(exc, JobNotFound):  # e.g. the server restarted with an empty database
+            self._ensured = False
+            first = self._retry.failures == 0
+            delay = self._retry.next_delay()
+            if first:  # re-create the job at once, back off if that fails too
+                delay = 0.0
+        elif isinstance(exc, APIError) and _rejected(exc):  # only ensure_job raises these
+            _log.warning("jobwatch cannot create job %r: %s", self._job.job_id, exc)
+            return None
+        elif isinstance(exc, JobwatchError):
+            if self._at_exit:
+                with self._outbox.lock:
+                    lines = len(self._carry) + len(self._outbox.logs)
+                _log.warning(
+                    "jobwatch: %s is unreachable at exit; the last update and %d log lines "
+                    "of job %r were not delivered (%s)",
+                    self._client.url,
+                    lines,
+                    self._job.job_id,
+                    exc,
+                )
+                return None
+            if not self._down:
+                _log.warning("jobwatch cannot reach %s (%s); retrying", self._client.url, exc)
+                self._down = True
+            delay = self._retry.next_delay()
+        else:
+            _log.warning("jobwatch reporter error; retrying", exc_info=exc)
+            delay = self._retry.next_delay()
+        self._retry_at = now + delay
+        return 0.0
+
+    def _warn(self, key: str, message: str, *args: object) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            _log.warning("jobwatch: " + message, *args)
+
+
+def _rejected(exc: APIError) -> bool:
+    """Whether an answer can never succeed on retry (so its payload is dropped)."""
+    retry = (RateLimited, JobNotFound, *_FATAL)
+    return not isinstance(exc, retry) and 400 <= exc.status < 500
+
+
+def _carry_line(line: LogLine) -> tuple[int, dict[str, Any], int]:
+    seq, level, message, created = line
+    wire = {
+        "level": level,
+        "message": truncate_message(_utf8(message)),
+        "timestamp": format_ts(created),
+    }
+    return seq, wire, len(json.dumps(wire)) + 2
+
+
+def _utf8(text: str) -> str:
+    """``text`` as the server takes it: NUL (which PostgreSQL text cannot hold)
+    becomes U+FFFD and lone surrogates (which JSON parsers refuse) ``?``.
+
+    Every text from user code (log lines, operation, error) passes here, so that
+    one stray character never costs the update it travels in.
+    """
+    text = text.replace("\x00", "\ufffd")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
+def _deliver_at_multiprocessing_exit() -> None:
+    """In a multiprocessing child, deliver at its exit too: it ends with ``os._exit()``
+    after multiprocessing's own exit hooks, so ``atexit`` never runs there."""
+    global _mp_hooked
+    util = sys.modules.get("multiprocessing.util")  # imported where multiprocessing forked us
+    if util is not None and not _mp_hooked:
+        _mp_hooked = True
+        util.Finalize(None, _deliver_at_exit, exitpriority=10)
+
+
+def _after_fork_in_child() -> None:
+    """The parent's threads do not exist in a child: forget them and their lock,
+    which one of them may have held at the fork."""
+    global _running_lock, _forked, _mp_hooked
+    _running_lock = threading.Lock()
+    _running.clear()
+    _forked, _mp_hooked = True, False
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+@atexit.register
+def _deliver_at_exit() -> None:
+    """Give every running reporter :data:`EXIT_TIMEOUT` seconds in all to deliver."""
+    with _running_lock:
+        senders = list(_running)
+    deadline = time.monotonic() + EXIT_TIMEOUT
+    for sender in senders:
+        sender.request_finish(None, deadline, at_exit=True)
+    for sender in senders:
+        sender.join(deadline - time.monotonic())
+    for sender in senders:
+        sender.halt()

@@ -1,0 +1,721 @@
+"""What one write does to a job, without I/O.
+
+Each rule is a function of (the job's stored row, the validated request, the
+server time ``now``) that returns what changes in the row, what is stored
+beside it, what is published and what is answered. The store only reads the
+row, calls the rule and applies its result in one transaction; nothing here
+reads a clock or touches a database, a socket or Flask, so the rules are
+tested directly (``tests/test_rules.py``, with property tests). The anchors
+are python-websockets' ``protocol.py`` and flask's ``sansio/``: logic that
+cannot do I/O, driven by thin I/O layers.
+
+The rules, each documented in docs/api.md:
+
+- *Writable*: a job bound to another worker answers 403, a finished job 409.
+- *Late updates*: an update whose worker ``timestamp`` is older than the last
+  applied one (by at most :data:`LATE_WINDOW` seconds) keeps its samples and
+  log lines but does not change progress or operation. Older by more than
+  that, the worker's clock was stepped back: the update is applied, so a
+  clock step never freezes a job.
+- *Rate and time remaining*: tqdm's smoothed rate over progress made while
+  the job was watched; a pause between two updates is left out of it.
+- *Retries*: an update whose ``updateId`` was already applied to the job is
+  answered as the first time and changes nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from jobwatch.errors import JobFinished, ValidationError, WorkerMismatch
+from jobwatch.contract.gpu_metrics import GPU_METRICS
+from jobwatch.contract.requests import (
+    FINISHED_STATUSES,
+    MAX_SCALAR_NAMES,
+    CompleteRequest,
+    JobSpec,
+    ProgressUpdate,
+    format_ts,
+)
+from jobwatch.server.core import alert_rules
+from jobwatch.server.core.alert_rules import Alert, AlertRule
+from jobwatch.server.core.job_row import JobChanges, JobRow, ListedJob, log_counts, with_changes
+from jobwatch.server.core.serialize import Event
+
+Row = dict[str, Any]
+
+DEFAULT_CURRENCY = "QUBIC"
+"""A job's currency when none is given: QUBIC, the currency of the GPU marketplace
+whose integration guide first specified this API (docs/api.md)."""
+
+LATE_WINDOW = 60.0
+"""Seconds: an update whose worker timestamp is older than the last applied one by
+at most this much arrived late (a retry, a slow request) and does not move
+progress; older by more, the worker's clock was stepped back (NTP) and the update
+is applied. A step back of ``d`` <= 60 s holds a job's progress for ``d`` seconds."""
+
+EMA_SMOOTHING = 0.3
+"""Weight of the newest rate observation; tqdm's default ``smoothing=0.3``
+(tqdm/std.py, class ``EMA``)."""
+
+PAUSE_FACTOR = 10.0
+"""A gap between two updates longer than this many typical progress steps, during
+which progress moved at less than 1/this of the typical rate, is a pause (a
+suspended or restarted worker), left out of the rate as tqdm's ``unpause()``
+leaves paused time out (tqdm/std.py)."""
+
+MIN_REMAINING = 0.001
+"""Seconds: the smallest time remaining shown for a running job below 100 %, so
+that rounding never shows 0 before the job is done."""
+
+UPDATE_IDS_KEPT = 4096
+"""Events back (in ``seq``) for which a job remembers applied ``updateId`` values;
+a retry arrives within seconds or minutes, far inside this."""
+
+
+# -- rate and estimates --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RateState:
+    """Exponential moving averages of progress steps and their durations, as tqdm keeps them.
+
+    ``ema_dp`` is in percent, ``ema_dt`` in seconds and ``calls`` counts the
+    observations. The smoothed rate (% per second) is ``ema_dp / ema_dt``.
+    """
+
+    ema_dp: float = 0.0
+    ema_dt: float = 0.0
+    calls: int = 0
+
+    @classmethod
+    def of(cls, job: ListedJob) -> RateState:
+        """The rate state stored in a job row."""
+        return cls(job["ema_dp"], job["ema_dt"], job["ema_calls"])
+
+    def step(self) -> tuple[float, float] | None:
+        """The typical step: (% of progress, seconds), tqdm's bias-corrected
+        averages; ``None`` before the first observation."""
+        if self.calls == 0 or self.ema_dt <= 0 or self.ema_dp <= 0:
+            return None
+        # tqdm's bias correction: the averages start at 0, so divide by 1 - beta**calls.
+        debias = 1 - (1 - EMA_SMOOTHING) ** self.calls
+        return self.ema_dp / debias, self.ema_dt / debias
+
+    def rate(self, since_change: float = 0.0) -> float | None:
+        """Smoothed progress rate in % per second, or ``None`` with no observation.
+
+        ``since_change`` (s) is the time since progress last moved: once it is
+        longer than a typical step (``ema_dt``), the rate is taken as at most
+        one typical step in that time, so a stalled job's estimate grows
+        instead of counting down to a false zero.
+        """
+        step = self.step()
+        if step is None:
+            return None
+        step_dp, step_dt = step
+        return step_dp / max(step_dt, since_change)
+
+
+def update_rate(state: RateState, dp: float, dt: float) -> RateState:
+    """Fold one observation (``dp`` % of progress in ``dt`` seconds) into ``state``.
+
+    Only forward progress over positive time counts; anything else returns
+    ``state`` unchanged. The averages follow tqdm's ``EMA`` with its default
+    ``smoothing=0.3`` (tqdm/std.py): ``ema = 0.3 * x + 0.7 * ema``.
+    """
+    if dp <= 0 or dt <= 0 or not math.isfinite(dp) or not math.isfinite(dt):
+        return state
+    beta = 1 - EMA_SMOOTHING
+    return RateState(
+        ema_dp=beta * state.ema_dp + (1 - beta) * dp,
+        ema_dt=beta * state.ema_dt + (1 - beta) * dt,
+        calls=state.calls + 1,
+    )
+
+
+def is_pause(state: RateState, gap: float, moved: float) -> bool:
+    """Whether ``gap`` seconds without an update, in which progress moved by
+    ``moved`` %, was a pause rather than slow work.
+
+    A pause is longer than :data:`PAUSE_FACTOR` typical steps and progress
+    moved at less than 1/:data:`PAUSE_FACTOR` of the typical rate during it. A
+    worker that kept working through a network outage reports the progress it
+    made, so its gap is not a pause. No typical step yet: never a pause.
+    """
+    step = state.step()
+    if step is None or gap <= 0:
+        return False
+    step_dp, step_dt = step
+    return gap > PAUSE_FACTOR * step_dt and moved / gap < step_dp / step_dt / PAUSE_FACTOR
+
+
+@dataclass(frozen=True)
+class Estimates:
+    """Derived figures of a job at one moment.
+
+    ``elapsed`` (s), ``time_remaining`` (s), ``cost_so_far`` and
+    ``estimated_total_cost`` (currency); each ``None`` when unknown, never
+    negative, never NaN or infinite.
+    """
+
+    elapsed: float | None
+    time_remaining: float | None
+    cost_so_far: float | None
+    estimated_total_cost: float | None
+
+
+def estimate(
+    *,
+    status: str,
+    progress: float,
+    started_at: float | None,
+    completed_at: float | None,
+    progress_at: float | None,
+    price_per_hour: float | None,
+    rate: RateState,
+    now: float,
+) -> Estimates:
+    """Elapsed time, time remaining and cost of a job (docs/api.md "Estimates").
+
+    Parameters
+    ----------
+    status, progress:
+        The job's status and progress (%).
+    started_at, completed_at, progress_at:
+        Server times (s since the epoch) of the first update, of completion and
+        of the last progress change (moved forward past pauses); ``None`` when
+        not yet.
+    price_per_hour:
+        Price in the job's currency per hour, or ``None``.
+    rate:
+        The job's smoothed progress rate (:func:`update_rate`).
+    now:
+        The server's current time (s since the epoch).
+
+    Returns
+    -------
+    Estimates
+        ``elapsed = (completed_at or now) - started_at`` (>= 0);
+        ``cost_so_far = elapsed / 3600 * price_per_hour``;
+        ``time_remaining``: 0 once finished or at 100 %; ``None`` before
+        progress has moved while the job was watched (a job resumed part-way
+        has no rate yet); else ``(100 - progress) / rate`` with tqdm's smoothed
+        rate (:meth:`RateState.rate`), at least :data:`MIN_REMAINING`;
+        ``estimated_total_cost = (elapsed + time_remaining) / 3600 * price_per_hour``.
+    """
+    if started_at is None:
+        return Estimates(None, None, None, None)
+    end = completed_at if completed_at is not None else now
+    elapsed = max(0.0, end - started_at)
+    cost = None if price_per_hour is None else elapsed / 3600.0 * price_per_hour
+
+    remaining: float | None
+    smoothed = rate.rate(max(0.0, now - progress_at) if progress_at is not None else 0.0)
+    if status in FINISHED_STATUSES or progress >= 100:
+        remaining = 0.0
+    elif progress <= 0 or smoothed is None:
+        remaining = None
+    else:
+        remaining = max(MIN_REMAINING, (100.0 - progress) / smoothed)
+
+    total = (
+        None
+        if price_per_hour is None or remaining is None
+        else (elapsed + remaining) / 3600.0 * price_per_hour
+    )
+    return Estimates(
+        elapsed=_finite(elapsed),
+        time_remaining=_finite(remaining),
+        cost_so_far=_finite(cost),
+        estimated_total_cost=_finite(total),
+    )
+
+
+def _finite(value: float | None) -> float | None:
+    if value is None or not math.isfinite(value):
+        return None
+    return round(value, 6)
+
+
+def job_estimates(job: ListedJob, now: float) -> Estimates:
+    """Elapsed time, time remaining and cost of a stored job row at server time ``now``."""
+    return estimate(
+        status=job["status"],
+        progress=job["progress"],
+        started_at=job["started_at"],
+        completed_at=job["completed_at"],
+        progress_at=job["progress_at"],
+        price_per_hour=job["price_per_hour"],
+        rate=RateState.of(job),
+        now=now,
+    )
+
+
+# -- jobs ------------------------------------------------------------------------
+
+
+def new_job(job_id: str, spec: JobSpec, now: float) -> JobRow:
+    """The row of a job created at ``now`` from ``spec``: pending, progress 0, ``seq`` 0."""
+    return {
+        "id": job_id,
+        "name": spec.name,
+        "status": "pending",
+        "progress": 0.0,
+        "current_operation": None,
+        "worker_id": spec.worker_id,
+        "price_per_hour": spec.price_per_hour,
+        "currency": spec.currency or DEFAULT_CURRENCY,
+        "provider_id": spec.provider_id,
+        "created_at": now,
+        "started_at": None,
+        "updated_at": now,
+        "completed_at": None,
+        "progress_at": None,
+        "worker_ts": None,
+        "result": None,
+        "error": None,
+        "seq": 0,
+        "ema_dp": 0.0,
+        "ema_dt": 0.0,
+        "ema_calls": 0,
+        "pause_streak": 0,
+        "latest_scalars": None,
+        "update_interval": None,
+        "stalled": 0,
+        "n_alerts": 0,
+        "alert_state": None,
+        "progress_seq": None,
+        "progress_event": None,
+        "completed_seq": None,
+        "n_info": 0,
+        "n_warning": 0,
+        "n_error": 0,
+        "log_bytes": 0,
+        "data_bytes": 0,
+    }
+
+
+def spec_changes(job: JobRow, spec: JobSpec, now: float) -> JobChanges:
+    """What ``PUT /api/jobs/{id}`` changes in an existing job: the fields ``spec``
+    gives (``updated_at`` too when any); empty when nothing changes.
+
+    Raises
+    ------
+    WorkerMismatch
+        ``spec.workerId`` differs from the worker the job is bound to (403).
+    """
+    bound = job["worker_id"]
+    if spec.worker_id is not None and bound is not None and spec.worker_id != bound:
+        raise WorkerMismatch(
+            f"job {job['id']!r} is bound to worker {bound!r}, not {spec.worker_id!r}"
+        )
+    changes = {
+        column: value
+        for column, value in (
+            ("name", spec.name),
+            ("worker_id", spec.worker_id),
+            ("price_per_hour", spec.price_per_hour),
+            ("currency", spec.currency),
+            ("provider_id", spec.provider_id),
+        )
+        if value is not None
+    }
+    if changes:
+        changes["updated_at"] = now
+    return changes
+
+
+def check_writable(job: JobRow, worker_id: str) -> None:
+    """Refuse a write by ``worker_id`` to ``job``.
+
+    Raises
+    ------
+    WorkerMismatch
+        The job is bound to another worker (403).
+    JobFinished
+        The job is completed, failed or cancelled (409).
+    """
+    bound = job["worker_id"]
+    if bound is not None and bound != worker_id:
+        raise WorkerMismatch(
+            f"job {job['id']!r} is bound to worker {bound!r}; "
+            f"worker {worker_id!r} may not write to it"
+        )
+    if job["status"] in FINISHED_STATUSES:
+        raise JobFinished(f"job {job['id']!r} is {job['status']}; it takes no more updates")
+
+
+# -- progress ------------------------------------------------------------------
+
+
+@dataclass
+class ProgressOutcome:
+    """What one progress update does, for the store to apply.
+
+    Attributes
+    ----------
+    changes:
+        Columns of the job row to write (empty for a repeated ``updateId``).
+    job:
+        The row as it is after the update.
+    sample:
+        A ``samples`` row to insert, or ``None`` without metrics.
+    log_rows:
+        ``log_lines`` rows to insert, in order.
+    log_lines:
+        Their wire form, in the same order; the store sets each ``id`` from
+        the database before the commit (the ``JOB_LOGS`` event holds these
+        same objects).
+    scalar_rows:
+        ``scalars`` rows (training metrics) to insert.
+    alert_rows:
+        ``alerts`` rows to insert (from the worker and from the ``--alert`` rules).
+    applied_update:
+        An ``applied_updates`` row remembering the ``updateId`` and its
+        reply, or ``None``.
+    events:
+        To publish after the commit, in ``seq`` order.
+    reply:
+        The answer body of ``POST /progress``.
+    """
+
+    changes: JobChanges
+    job: JobRow
+    reply: Row
+    sample: Row | None = None
+    log_rows: list[Row] = field(default_factory=list)
+    log_lines: list[Row] = field(default_factory=list)
+    scalar_rows: list[Row] = field(default_factory=list)
+    alert_rows: list[Row] = field(default_factory=list)
+    applied_update: Row | None = None
+    events: list[Event] = field(default_factory=list)
+
+
+def apply_progress(
+    job: JobRow,
+    update: ProgressUpdate,
+    now: float,
+    *,
+    applied_reply: Row | None = None,
+    alert_on: tuple[AlertRule, ...] = (),
+) -> ProgressOutcome:
+    """Apply ``POST /api/jobs/{id}/progress`` to ``job`` at server time ``now``.
+
+    Parameters
+    ----------
+    job:
+        The job's stored row.
+    update:
+        The validated request body.
+    now:
+        Server time, seconds since the epoch.
+    applied_reply:
+        The reply stored for ``update.updateId`` when that id was already
+        applied to this job: the outcome then answers it again and changes
+        nothing.
+    alert_on:
+        The server's ``--alert`` rules, checked on the update's sample.
+
+    Returns
+    -------
+    ProgressOutcome
+        The first update binds an unbound job to the worker, sets
+        ``startedAt`` and status ``running``. A late update (see
+        :data:`LATE_WINDOW`) keeps its sample, log lines and training metrics
+        only. Publishes ``JOB_PROGRESS`` (with the update's training metrics
+        as ``scalars``), with log lines ``JOB_LOGS``, for a job that was
+        stalled ``JOB_RESUMED``, and ``JOB_ALERT`` per alert (the worker's,
+        then the rules').
+
+    Raises
+    ------
+    WorkerMismatch, JobFinished
+        403, 409 (from :func:`check_writable`); nothing changes.
+    ValidationError
+        The update's training metrics would give the job more than
+        :data:`~jobwatch.contract.requests.MAX_SCALAR_NAMES` names (400); nothing changes.
+    """
+    if applied_reply is not None:
+        return ProgressOutcome(changes={}, job=job, reply=applied_reply)
+    check_writable(job, update.worker_id)
+    _check_scalar_names(job, update)
+    changes: JobChanges = {"updated_at": now}
+    interval = alert_rules.next_update_interval(job, now)
+    if interval is not None:
+        changes["update_interval"] = interval
+    if job["worker_id"] is None:
+        changes["worker_id"] = update.worker_id
+    if job["started_at"] is None:
+        changes["started_at"] = now
+    if job["status"] == "pending":
+        changes["status"] = "running"
+    worker_ts = update.worker_ts(now)
+    if not _is_late(job["worker_ts"], worker_ts):
+        changes.update(_progress_changes(job, update, now, worker_ts))
+    merged = with_changes(job, changes)
+    estimates = job_estimates(merged, now)
+
+    outcome = ProgressOutcome(changes=changes, job=merged, reply={})
+    seq = job["seq"] + 1
+    metrics = _sample(job["id"], update, now, outcome)
+    progress_data = {
+        "jobId": job["id"],
+        "status": merged["status"],
+        "progress": merged["progress"],
+        "currentOperation": merged["current_operation"],
+        "metrics": metrics,
+        "timeRemaining": estimates.time_remaining,
+        "costSoFar": estimates.cost_so_far,
+        "estimatedTotalCost": estimates.estimated_total_cost,
+        "elapsed": estimates.elapsed,
+        "currency": merged["currency"],
+        "timestamp": format_ts(now),
+    }
+    if update.scalars is not None:
+        progress_data["scalars"] = _scalars(job, update, now, outcome)
+    outcome.events.append(Event(job["id"], seq, "JOB_PROGRESS", progress_data))
+    changes["progress_seq"] = seq
+    changes["progress_event"] = progress_data
+    if update.log_lines:
+        seq += 1
+        _logs(job, update, now, seq, outcome)
+    if job["stalled"]:
+        seq += 1
+        changes["stalled"] = 0
+        outcome.events.append(alert_rules.resume_event(job, now, seq))
+    alerts = [Alert(a.level, a.title, a.text, "worker") for a in update.alerts or []]
+    if alert_on and metrics is not None:
+        state, fired = alert_rules.check_rules(alert_on, job, metrics, now)
+        changes["alert_state"] = state
+        alerts += fired
+    if alerts:
+        rows, events, counts = alert_rules.alert_changes(job, alerts, now, seq)
+        outcome.alert_rows, seq = rows, counts["seq"]
+        outcome.events += events
+        changes["n_alerts"] = counts["n_alerts"]
+    changes["seq"] = seq
+    outcome.reply = {
+        "success": True,
+        "jobId": job["id"],
+        "status": merged["status"],
+        "progress": merged["progress"],
+        "timeRemaining": estimates.time_remaining,
+        "costSoFar": estimates.cost_so_far,
+        "estimatedTotalCost": estimates.estimated_total_cost,
+        "currency": merged["currency"],
+        "seq": seq,
+    }
+    if update.update_id is not None:
+        outcome.applied_update = {
+            "job_id": job["id"],
+            "update_id": update.update_id,
+            "seq": seq,
+            "reply": outcome.reply,
+        }
+    outcome.job = with_changes(merged, changes)
+    return outcome
+
+
+def _is_late(last: float | None, worker_ts: float | None) -> bool:
+    """Whether an update stamped ``worker_ts`` arrived after a newer one (``last``)."""
+    if worker_ts is None or last is None:
+        return False
+    return 0 < last - worker_ts <= LATE_WINDOW
+
+
+def _progress_changes(
+    job: JobRow, update: ProgressUpdate, now: float, worker_ts: float | None
+) -> JobChanges:
+    """Progress, operation, ordering and rate columns of an update that is not late."""
+    changes: JobChanges = {}
+    if worker_ts is not None:
+        changes["worker_ts"] = worker_ts
+    if update.current_operation is not None:
+        changes["current_operation"] = update.current_operation
+    progress_at = job["progress_at"]
+    if progress_at is None:  # the first value: the baseline the rate counts from
+        changes.update(progress=update.progress, progress_at=now)
+        return changes
+    state = RateState.of(job)
+    gap = now - job["updated_at"]
+    if job["pause_streak"] == 0 and is_pause(state, gap, update.progress - job["progress"]):
+        # tqdm's unpause(): the paused time is not part of the current step
+        progress_at = min(now, progress_at + gap)
+        changes.update(progress_at=progress_at, pause_streak=1)
+    elif job["pause_streak"]:
+        changes["pause_streak"] = 0
+    if update.progress != job["progress"]:
+        state = update_rate(state, update.progress - job["progress"], now - progress_at)
+        changes.update(
+            progress=update.progress,
+            progress_at=now,
+            ema_dp=state.ema_dp,
+            ema_dt=state.ema_dt,
+            ema_calls=state.calls,
+        )
+    return changes
+
+
+def _sample(
+    job_id: str, update: ProgressUpdate, now: float, outcome: ProgressOutcome
+) -> Row | None:
+    """The update's metrics as the wire sample (``None`` without); queues its row."""
+    if update.metrics is None:
+        return None
+    metrics: Row = {"timestamp": format_ts(now), **update.metrics.flat()}
+    gpus = [g.model_dump(by_alias=True) for g in update.metrics.gpus or []] or None
+    if gpus:
+        metrics["gpus"] = gpus
+    outcome.sample = {
+        "job_id": job_id,
+        "ts": now,
+        **{m.column: metrics[m.wire] for m in GPU_METRICS},
+        "gpus": gpus,
+    }
+    return metrics
+
+
+def _check_scalar_names(job: JobRow, update: ProgressUpdate) -> None:
+    """Refuse training metrics that would give the job too many names."""
+    points = update.scalar_points()
+    if not points:
+        return
+    known = job["latest_scalars"] or {}
+    new = sorted({name for p in points for name in p.values} - known.keys())
+    if len(known) + len(new) > MAX_SCALAR_NAMES:
+        raise ValidationError(
+            f"job {job['id']!r} would have {len(known) + len(new)} training-metric names; "
+            f"at most {MAX_SCALAR_NAMES} per job",
+            details=[
+                {
+                    "field": "scalars",
+                    "message": f"new names {', '.join(new[:5])}{' ...' if len(new) > 5 else ''} "
+                    f"exceed the limit of {MAX_SCALAR_NAMES} names per job "
+                    f"({len(known)} in use)",
+                }
+            ],
+        )
+
+
+def _scalars(
+    job: JobRow, update: ProgressUpdate, now: float, outcome: ProgressOutcome
+) -> list[Row]:
+    """Queue the update's training-metric rows and newest values; their wire form
+    ``[{step, timestamp, values}]`` for ``JOB_PROGRESS``. A name's newest value
+    is the one with the highest step (a late update never takes it back)."""
+    stamp = format_ts(now)
+    latest = dict(job["latest_scalars"] or {})
+    wire = []
+    for point in update.scalar_points():
+        for name, value in point.values.items():
+            outcome.scalar_rows.append(
+                {"job_id": job["id"], "name": name, "step": point.step, "ts": now, "value": value}
+            )
+            if name not in latest or point.step >= latest[name]["step"]:
+                latest[name] = {"step": point.step, "timestamp": stamp, "value": value}
+        wire.append({"step": point.step, "timestamp": stamp, "values": dict(point.values)})
+    outcome.changes["latest_scalars"] = latest
+    return wire
+
+
+def _logs(
+    job: JobRow, update: ProgressUpdate, now: float, seq: int, outcome: ProgressOutcome
+) -> None:
+    """Queue the update's log lines as rows, wire lines, a ``JOB_LOGS`` event and counts."""
+    for line in update.log_lines or []:
+        at = line.time_at(now)
+        outcome.log_rows.append(
+            {
+                "job_id": job["id"],
+                "seq": seq,
+                "ts": at,
+                "level": line.level,
+                "message": line.message,
+            }
+        )
+        outcome.log_lines.append(
+            {"id": None, "level": line.level, "timestamp": format_ts(at), "message": line.message}
+        )
+    outcome.events.append(
+        Event(job["id"], seq, "JOB_LOGS", {"jobId": job["id"], "logs": outcome.log_lines})
+    )
+    for level, before in log_counts(job).items():
+        n = sum(1 for row in outcome.log_rows if row["level"] == level)
+        if n:
+            outcome.changes[f"n_{level}"] = before + n
+
+
+# -- completion ----------------------------------------------------------------
+
+
+def complete_job(
+    job: JobRow, request: CompleteRequest, now: float
+) -> tuple[JobChanges, list[Event], list[Row]]:
+    """Apply ``POST /api/jobs/{id}/complete`` to ``job`` at server time ``now``.
+
+    Returns
+    -------
+    (changes to the row, events, alert rows to store)
+        ``JOB_COMPLETED``, the last event of the job; a failed job gets an
+        alert (``JOB_ALERT``) just before it. ``completed`` sets progress to 100.
+
+    Raises
+    ------
+    WorkerMismatch, JobFinished
+        403, 409 (from :func:`check_writable`); nothing changes.
+    """
+    check_writable(job, request.worker_id)
+    alert_rows: list[Row] = []
+    alert_events: list[Event] = []
+    changes: JobChanges = {}
+    seq = job["seq"]
+    if request.status == "failed":  # its alert first: JOB_COMPLETED ends every stream
+        failed = Alert("error", "job failed", request.error or "no error message", "failed")
+        alert_rows, alert_events, counts = alert_rules.alert_changes(job, [failed], now, seq)
+        changes["n_alerts"], seq = counts["n_alerts"], counts["seq"]
+    seq += 1
+    changes.update(
+        status=request.status,
+        completed_at=now,
+        updated_at=now,
+        result=request.result,
+        error=request.error,
+        seq=seq,
+        completed_seq=seq,
+        stalled=0,
+    )
+    if job["worker_id"] is None:
+        changes["worker_id"] = request.worker_id
+    if request.status == "completed":
+        changes["progress"] = 100.0
+    return changes, [*alert_events, completed_event(with_changes(job, changes), now)], alert_rows
+
+
+def completed_event(job: JobRow, now: float) -> Event:
+    """The ``JOB_COMPLETED`` event of a finished job row.
+
+    Raises
+    ------
+    ValueError
+        The job has not completed (no ``completed_seq``).
+    """
+    seq = job["completed_seq"]
+    if seq is None:
+        raise ValueError(f"job {job['id']!r} has not completed")
+    return Event(
+        job["id"],
+        seq,
+        "JOB_COMPLETED",
+        {
+            "jobId": job["id"],
+            "status": job["status"],
+            "result": job["result"],
+            "error": job["error"],
+            "completedAt": format_ts(job["completed_at"]),
+            "costSoFar": job_estimates(job, now).cost_so_far,
+            "currency": job["currency"],
+        },
+    )

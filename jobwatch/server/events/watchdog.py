@@ -1,0 +1,65 @@
+"""The thread that marks silent jobs stalled (:func:`jobwatch.server.core.alert_rules.stall`).
+
+Every ``interval`` seconds it asks the store for running jobs silent longer
+than ``stall_after`` and marks each one under its row lock; with several
+processes on one database each runs a watchdog, and the row lock makes sure
+only one of them emits a job's ``JOB_STALLED``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from jobwatch.server.storage.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class StallWatchdog:
+    """Marks stalled jobs every ``interval`` seconds until :meth:`close`.
+
+    Parameters
+    ----------
+    store:
+        Where the jobs are.
+    stall_after:
+        Seconds without an update after which a running job is stalled (or ten
+        of its usual update intervals if that is longer).
+    interval:
+        Seconds between two checks; 0 starts no thread (call :meth:`check`).
+    """
+
+    def __init__(self, store: Store, stall_after: float, interval: float) -> None:
+        if not stall_after > 0:
+            raise ValueError(f"stall_after must be > 0 seconds, got {stall_after!r}")
+        self.store = store
+        self.stall_after = stall_after
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if interval > 0:
+            self._thread = threading.Thread(
+                target=self._run, args=(interval,), name="jobwatch-stall-watchdog", daemon=True
+            )
+            self._thread.start()
+
+    def check(self) -> list[str]:
+        """Mark the jobs stalled now; returns the ids this call marked."""
+        marked = []
+        for job_id in self.store.stalled_candidates(self.stall_after):
+            if self.store.mark_stalled(job_id, self.stall_after):
+                marked.append(job_id)
+        return marked
+
+    def _run(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            try:
+                self.check()
+            except Exception as exc:  # a database outage: try again next time
+                log.warning("jobwatch: checking for stalled jobs failed: %s", exc)
+
+    def close(self) -> None:
+        """Stop the thread (a check in progress finishes)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5.0)

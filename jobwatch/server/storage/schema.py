@@ -1,0 +1,201 @@
+"""The storage schema, in SQLAlchemy Core, shared by the SQLite and PostgreSQL stores.
+
+Times are stored as seconds since the Unix epoch (UTC, double precision) so
+that windows and estimates are plain arithmetic on every backend. JSON values
+are stored as text and decoded by :func:`decode_row`, the same on every
+backend and on the driver-level write path (:mod:`sqlexec`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+from jobwatch.contract.gpu_metrics import GPU_METRICS
+
+metadata = MetaData()
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("name", Text),
+    Column("status", String(16), nullable=False),
+    Column("progress", Float, nullable=False),
+    Column("current_operation", Text),
+    Column("worker_id", Text),
+    Column("price_per_hour", Float),
+    Column("currency", String(16), nullable=False),
+    Column("provider_id", Text),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float),
+    Column("updated_at", Float, nullable=False),
+    Column("completed_at", Float),
+    Column("progress_at", Float, doc="server time of the last progress change"),
+    Column("worker_ts", Float, doc="worker clock of the last applied update"),
+    Column("result", Text, doc="JSON"),
+    Column("error", Text),
+    Column("seq", BigInteger, nullable=False, doc="number of the job's latest event"),
+    # tqdm-style smoothed rate (see protocol.RateState)
+    Column("ema_dp", Float, nullable=False),
+    Column("ema_dt", Float, nullable=False),
+    Column("ema_calls", Integer, nullable=False),
+    Column(
+        "pause_streak",
+        Integer,
+        nullable=False,
+        server_default="0",
+        doc="1 right after a gap counted as a pause (see rules.is_pause), else 0",
+    ),
+    Column("latest_scalars", Text, doc="JSON {name: {step, timestamp, value}}: newest values"),
+    Column("update_interval", Float, doc="usual seconds between updates (EMA), for stalls"),
+    Column("stalled", Integer, nullable=False, server_default="0", doc="1 while stalled"),
+    Column("n_alerts", BigInteger, nullable=False, server_default="0"),
+    Column("alert_state", Text, doc="JSON {rule: {since, fired}} of the --alert rules"),
+    # the newest JOB_PROGRESS event, kept for `since` replay
+    Column("progress_seq", BigInteger),
+    Column("progress_event", Text, doc="JSON"),
+    Column("completed_seq", BigInteger),
+    # log line counts, so /logs totals cost nothing however long the job
+    Column("n_info", BigInteger, nullable=False),
+    Column("n_warning", BigInteger, nullable=False),
+    Column("n_error", BigInteger, nullable=False),
+    Column("log_bytes", BigInteger, nullable=False, server_default="0", doc="UTF-8 bytes of logs"),
+    Column(
+        "data_bytes",
+        BigInteger,
+        nullable=False,
+        server_default="0",
+        doc="bytes of per-GPU sample JSON and training-metric points (quotas.data_bytes)",
+    ),
+)
+Index("ix_jobs_created", jobs.c.created_at)
+Index("ix_jobs_status_created", jobs.c.status, jobs.c.created_at)
+
+samples = Table(
+    "samples",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("job_id", String(128), nullable=False),
+    Column("ts", Float, nullable=False),
+    *(Column(m.column, Float, doc=m.unit) for m in GPU_METRICS),
+    Column("gpus", Text, doc="JSON list of per-GPU samples"),
+)
+Index("ix_samples_job_ts", samples.c.job_id, samples.c.ts)
+
+log_lines = Table(
+    "log_lines",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("job_id", String(128), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("ts", Float, nullable=False),
+    Column("level", String(8), nullable=False),
+    Column("message", Text, nullable=False),
+)
+Index("ix_log_lines_job_id", log_lines.c.job_id, log_lines.c.id)
+Index("ix_log_lines_job_level_id", log_lines.c.job_id, log_lines.c.level, log_lines.c.id)
+Index("ix_log_lines_job_seq", log_lines.c.job_id, log_lines.c.seq)
+
+scalars = Table(
+    "scalars",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("job_id", String(128), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("step", BigInteger, nullable=False),
+    Column("ts", Float, nullable=False),
+    Column("value", Float, nullable=False),
+)
+Index("ix_scalars_job_name_ts", scalars.c.job_id, scalars.c.name, scalars.c.ts)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("job_id", String(128), primary_key=True),
+    Column("seq", BigInteger, primary_key=True, doc="its JOB_ALERT event's seq"),
+    Column("ts", Float, nullable=False),
+    Column("level", String(8), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("text", Text),
+    Column("source", String(16), nullable=False),
+)
+
+applied_updates = Table(
+    "applied_updates",
+    metadata,
+    Column("job_id", String(128), primary_key=True),
+    Column("update_id", String(64), primary_key=True),
+    Column("seq", BigInteger, nullable=False, doc="the job's seq after the update"),
+    Column("reply", Text, nullable=False, doc="JSON: the answer, repeated to a retry"),
+)
+Index("ix_applied_updates_job_seq", applied_updates.c.job_id, applied_updates.c.seq)
+
+SAMPLE_FIELDS = {m.wire: samples.c[m.column] for m in GPU_METRICS}
+"""Wire name -> column of the flat metric fields, in wire order."""
+
+JSON_COLUMNS = (
+    "result",
+    "progress_event",
+    "gpus",
+    "reply",
+    "latest_scalars",
+    "alert_state",
+)
+"""Columns holding JSON text."""
+
+
+def encode_json(value: Any) -> str | None:
+    """JSON text for a JSON column (``None`` stays SQL NULL)."""
+    return None if value is None else orjson.dumps(value).decode()
+
+
+def decode_row(row: Any) -> dict[str, Any]:
+    """A stored row as a dict, with its JSON columns decoded."""
+    out = dict(row)
+    for name in JSON_COLUMNS:
+        text = out.get(name)
+        if text is not None:
+            out[name] = orjson.loads(text)
+    return out
+
+
+def add_missing_columns(conn: Any) -> list[str]:
+    """Add the columns a database made by an earlier version lacks (``ALTER TABLE
+    ... ADD COLUMN`` with each column's server default); returns their names.
+
+    ``metadata.create_all`` creates missing tables but never changes existing
+    ones, and every column added since the first release is nullable or has a
+    server default, so this is all an upgrade needs (no migration tool).
+    """
+    from sqlalchemy import inspect
+    from sqlalchemy.schema import CreateColumn
+
+    inspector = inspect(conn)
+    added = []
+    for table in metadata.sorted_tables:
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in present:
+                spec = CreateColumn(column).compile(dialect=conn.dialect)
+                conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {spec}")
+                added.append(f"{table.name}.{column.name}")
+    return added

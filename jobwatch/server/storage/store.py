@@ -1,0 +1,485 @@
+"""Storage of jobs, metric samples and log lines (SQLAlchemy Core).
+
+SQLite by default: a file in WAL mode (``synchronous=FULL``: a commit is on
+disk before the request is answered) or ``:memory:``. PostgreSQL (through
+psycopg 3) for several server processes sharing one database: the same
+schema and statements, with job rows locked ``FOR UPDATE`` so each job's
+``seq`` stays gap-free whichever process writes. Writes go through a
+:class:`~jobwatch.server.storage.writer.GroupCommitWriter`; reads use their own
+connections (WAL lets them run beside the writer).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, create_engine, delete, event, func, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import StaticPool
+
+from jobwatch.errors import (
+    APIError,
+    Conflict,
+    JobNotFound,
+    StoreUnavailable,
+    ValidationError,
+    first_line,
+)
+from jobwatch.contract.requests import FINISHED_STATUSES, CompleteRequest, JobSpec, ProgressUpdate
+from jobwatch.server.core import alert_rules
+from jobwatch.server.storage import batch
+from jobwatch.server.storage import rollups
+from jobwatch.server.core import rules
+from jobwatch.server.core.alert_rules import AlertRule
+from jobwatch.server.storage.files import prepare_sqlite_file
+from jobwatch.server.core.job_row import JobRow, with_changes
+from jobwatch.server.core.quotas import Quotas, StoredTotal, data_bytes, log_bytes
+from jobwatch.server.storage.schema import (
+    add_missing_columns,
+    alerts,
+    applied_updates,
+    encode_json,
+    jobs,
+    log_lines,
+    metadata,
+    samples,
+    scalars,
+)
+from jobwatch.server.core.serialize import Event
+from jobwatch.server.storage.writer import GroupCommitWriter, Operation, R
+
+Row = dict[str, Any]
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class ProgressReply:
+    """What ``POST /progress`` answers, computed inside the write."""
+
+    job: JobRow
+    body: dict[str, Any]
+
+
+SCHEMA_LOCK = 0x6A6F_6277_6174_6368 >> 1
+"""PostgreSQL advisory lock key ("jobwatch") held while a process creates the schema."""
+
+
+def database_url(db: str) -> str:
+    """Turn the CLI's ``--db`` value (a path, ``:memory:`` or a URL) into a SQLAlchemy URL.
+
+    ``postgresql://`` and ``postgres://`` (the libpq spellings) select the
+    psycopg 3 driver; other URLs pass unchanged.
+    """
+    for scheme in ("postgresql://", "postgres://"):
+        if db.startswith(scheme):
+            return "postgresql+psycopg://" + db[len(scheme) :]
+    if "://" in db:
+        return db
+    if db == ":memory:":
+        return "sqlite://"
+    return f"sqlite:///{Path(db).expanduser().resolve()}"
+
+
+class Store:
+    """Jobs, samples and log lines in one SQL database.
+
+    Parameters
+    ----------
+    url:
+        SQLAlchemy URL (``sqlite:///path``, ``sqlite://`` for memory) or a
+        ``--db`` value accepted by :func:`database_url`.
+    clock:
+        Returns the server time in seconds since the epoch; the reference for
+        ``startedAt``, elapsed time, cost and metric windows.
+    alert_rules:
+        The ``--alert`` rules checked on every sample
+        (:func:`jobwatch.server.core.alert_rules.parse_rule`).
+    quotas:
+        What the server may store (:class:`~jobwatch.server.core.quotas.Quotas`);
+        default: its defaults.
+
+    Raises
+    ------
+    jobwatch.errors.UnsafeDatabasePath
+        A SQLite file in a directory every user may write to.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        clock: Clock = time.time,
+        alert_rules: tuple[AlertRule, ...] = (),
+        quotas: Quotas | None = None,
+    ) -> None:
+        self.url = database_url(url)
+        self.clock = clock
+        self.alert_rules = alert_rules
+        self.quotas = quotas or Quotas()
+        self._stored = StoredTotal(_stored_bytes)
+        parsed = make_url(self.url)
+        self._memory = parsed.get_backend_name() == "sqlite" and parsed.database in (
+            None,
+            "",
+            ":memory:",
+        )
+        self._lock: Any = threading.RLock() if self._memory else None
+        if self._memory:
+            self.engine = create_engine(
+                "sqlite://",
+                poolclass=StaticPool,
+                connect_args={"check_same_thread": False},
+            )
+        elif parsed.get_backend_name() == "sqlite":
+            prepare_sqlite_file(Path(parsed.database or ""))  # 0600, in a directory not /tmp
+            self.engine = create_engine(
+                self.url, connect_args={"check_same_thread": False, "timeout": 30}
+            )
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        else:
+            _cooperative_waits()
+            self.engine = create_engine(self.url, pool_pre_ping=True, pool_size=10)
+        _create_schema(self.engine)
+        self._unavailable = _unavailable_errors()  # after connecting: the driver is loaded
+        self._refused = _refused_errors()
+        self._publish: Callable[[list[Event]], None] = lambda events: None
+        self._writer = GroupCommitWriter(
+            self.engine,
+            self._publish_events,
+            lock=self._lock,
+            begin=batch.begin,
+            finish=batch.finish,
+            unavailable=self._unavailable,
+        )
+
+    # -- plumbing -------------------------------------------------------------
+
+    def set_publisher(self, publish: Callable[[list[Event]], None]) -> None:
+        """Route committed events to ``publish`` (the broker), in commit order."""
+        self._publish = publish
+
+    def _publish_events(self, events: list[Event]) -> None:
+        self._publish(events)
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A connection for reads (under the shared lock for ``:memory:``).
+
+        Raises
+        ------
+        StoreUnavailable
+            The database cannot be reached (503).
+        """
+        try:
+            if self._lock is not None:
+                with self._lock, self.engine.connect() as conn:
+                    yield conn
+            else:
+                with self.engine.connect() as conn:
+                    yield conn
+        except self._unavailable as exc:
+            raise _store_unavailable() from exc
+        except self._refused as exc:
+            raise _refused_value(exc) from exc
+
+    def _submit(self, op: Operation[R], *, key: str = "") -> R:
+        try:
+            return self._writer.submit(op, key=key)
+        except self._unavailable as exc:
+            raise _store_unavailable() from exc
+        except self._refused as exc:
+            raise _refused_value(exc) from exc
+
+    def close(self) -> None:
+        """Finish queued writes and release the database."""
+        self._writer.close()
+        self.engine.dispose()
+
+    # -- writes ---------------------------------------------------------------
+
+    def create_job(self, spec: JobSpec, job_id: str | None, *, upsert: bool) -> tuple[JobRow, bool]:
+        """Create a job, or with ``upsert`` update the fields ``spec`` gives.
+
+        Returns
+        -------
+        (job row, created)
+
+        Raises
+        ------
+        Conflict
+            Without ``upsert``, when the id exists (409 ``job_exists``).
+        WorkerMismatch
+            With ``upsert``, when ``spec.workerId`` differs from the bound worker.
+        """
+        target = job_id or spec.id or uuid.uuid4().hex[:12]
+
+        def op(conn: Connection) -> tuple[tuple[JobRow, bool], list[Event]]:
+            now = self.clock()
+            existing = batch.lock_job(conn, target)
+            if existing is None:
+                self.quotas.check_new_job(_job_count(conn))
+                row = rules.new_job(target, spec, now)
+                batch.insert_job(conn, row)
+                return (row, True), []
+            if not upsert:
+                raise Conflict(f"job {target!r} already exists; PUT /api/jobs/{target} updates it")
+            changes = rules.spec_changes(existing, spec, now)
+            if changes:
+                batch.update_job(conn, target, changes)
+            return (with_changes(existing, changes), False), []
+
+        return self._submit(op, key=target)
+
+    def apply_progress(self, job_id: str, update: ProgressUpdate) -> ProgressReply:
+        """Apply one progress update (:func:`jobwatch.server.core.rules.apply_progress`);
+        return the reply once it is committed.
+
+        Raises
+        ------
+        JobNotFound, WorkerMismatch, JobFinished
+            404, 403, 409; nothing is written.
+        """
+
+        def op(conn: Connection) -> tuple[ProgressReply, list[Event]]:
+            job = _require_job(conn, job_id)
+            applied = None
+            if update.update_id is not None:
+                applied = batch.applied_reply(conn, job_id, update.update_id)
+            outcome = rules.apply_progress(
+                job, update, self.clock(), applied_reply=applied, alert_on=self.alert_rules
+            )
+            gpus_json = None if outcome.sample is None else encode_json(outcome.sample["gpus"])
+            added = log_bytes(update) if outcome.log_rows else 0
+            data = data_bytes(gpus_json, [row["name"] for row in outcome.scalar_rows])
+            if added:
+                self.quotas.check_logs(job_id, job["log_bytes"], added)
+            if added or data:
+                self.quotas.check_total(self._stored.get(conn), added + data)
+                outcome.changes["log_bytes"] = job["log_bytes"] + added
+                outcome.changes["data_bytes"] = job["data_bytes"] + data
+                self._stored.add(added + data)
+            if outcome.sample is not None:
+                batch.insert_sample(conn, {**outcome.sample, "gpus": gpus_json})
+            if outcome.log_rows:
+                batch.insert_logs(conn, outcome.log_rows, outcome.log_lines)
+            if outcome.scalar_rows:
+                batch.insert_scalars(conn, outcome.scalar_rows)
+            if outcome.alert_rows:
+                batch.insert_alerts(conn, outcome.alert_rows)
+            if outcome.applied_update is not None:
+                batch.remember_update(conn, outcome.applied_update, job["seq"])
+            if outcome.changes:
+                batch.update_job(conn, job_id, outcome.changes)
+            return ProgressReply(outcome.job, outcome.reply), outcome.events
+
+        return self._submit(op, key=job_id)
+
+    def complete_job(self, job_id: str, request: CompleteRequest) -> JobRow:
+        """Finish a job as completed, failed or cancelled; emits ``JOB_COMPLETED``
+        (:func:`jobwatch.server.core.rules.complete_job`). Returns the updated job row.
+
+        Raises
+        ------
+        JobNotFound, WorkerMismatch, JobFinished
+            404, 403, 409; nothing is written.
+        """
+
+        def op(conn: Connection) -> tuple[JobRow, list[Event]]:
+            job = _require_job(conn, job_id)
+            changes, events, alert_rows = rules.complete_job(job, request, self.clock())
+            if alert_rows:
+                batch.insert_alerts(conn, alert_rows)
+            batch.update_job(conn, job_id, changes)
+            return with_changes(job, changes), events
+
+        return self._submit(op, key=job_id)
+
+    def stalled_candidates(self, stall_after: float) -> list[str]:
+        """Ids of running jobs, not marked stalled, silent for more than
+        ``stall_after`` seconds (the lowest threshold any job has)."""
+        cutoff = self.clock() - stall_after
+        query = select(jobs.c.id).where(
+            (jobs.c.status == "running") & (jobs.c.stalled == 0) & (jobs.c.updated_at < cutoff)
+        )
+        with self.read() as conn:
+            return [row[0] for row in conn.execute(query)]
+
+    def mark_stalled(self, job_id: str, stall_after: float) -> bool:
+        """Mark ``job_id`` stalled if it is (:func:`jobwatch.server.core.alert_rules.stall`),
+        with ``JOB_STALLED`` and a ``JOB_ALERT``; under the job's row lock, so of
+        several processes only one marks it. Returns whether this call did."""
+
+        def op(conn: Connection) -> tuple[bool, list[Event]]:
+            now = self.clock()
+            job = batch.lock_job(conn, job_id)
+            if job is None:
+                return False, []
+            stalled = alert_rules.stall(job, now, stall_after)
+            if stalled is None:
+                return False, []
+            changes, events, alert = stalled
+            rows, alert_events, counts = alert_rules.alert_changes(
+                with_changes(job, changes), [alert], now, changes["seq"]
+            )
+            batch.insert_alerts(conn, rows)
+            batch.update_job(conn, job_id, {**changes, **counts})
+            return True, events + alert_events
+
+        return self._submit(op, key=job_id)
+
+    def prune(self, older_than: float) -> dict[str, int]:
+        """Delete jobs that finished more than ``older_than`` seconds ago, with
+        their samples and log lines. Running and pending jobs are never touched.
+
+        Returns
+        -------
+        ``{"jobs": n, "samples": n, "logLines": n}`` deleted.
+        """
+        if not older_than >= 0:
+            raise ValueError(f"older_than must be >= 0 seconds, got {older_than!r}")
+
+        def op(conn: Connection) -> tuple[dict[str, int], list[Event]]:
+            batch.forget_rows(conn)  # rows read at the batch's start may be deleted here
+            cutoff = self.clock() - older_than
+            old = select(jobs.c.id).where(
+                jobs.c.status.in_(sorted(FINISHED_STATUSES)) & (jobs.c.completed_at < cutoff)
+            )
+            n_samples = conn.execute(delete(samples).where(samples.c.job_id.in_(old))).rowcount
+            n_logs = conn.execute(delete(log_lines).where(log_lines.c.job_id.in_(old))).rowcount
+            conn.execute(delete(applied_updates).where(applied_updates.c.job_id.in_(old)))
+            conn.execute(delete(scalars).where(scalars.c.job_id.in_(old)))
+            rollups.delete_jobs(conn, old)
+            conn.execute(delete(alerts).where(alerts.c.job_id.in_(old)))
+            n_jobs = conn.execute(delete(jobs).where(jobs.c.id.in_(old))).rowcount
+            self._stored.forget()
+            return {"jobs": n_jobs, "samples": n_samples, "logLines": n_logs}, []
+
+        return self._submit(op)
+
+
+def _stored_bytes(conn: Connection) -> int:
+    batch.flush(conn)  # the batch's changed job rows first: their byte counts are in the sum
+    total = conn.execute(select(func.coalesce(func.sum(jobs.c.log_bytes + jobs.c.data_bytes), 0)))
+    return int(total.scalar_one())
+
+
+def _job_count(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(jobs)).scalar_one())
+
+
+def _require_job(conn: Connection, job_id: str) -> JobRow:
+    job = batch.lock_job(conn, job_id)
+    if job is None:
+        raise JobNotFound(f"no job with id {job_id!r}")
+    return job
+
+
+def _unavailable_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions meaning "the database cannot be reached or used right now"
+    (connection refused or lost, disk full, locked), from SQLAlchemy and from
+    the drivers, whose cursors :mod:`sqlexec` uses directly."""
+    import sqlite3
+
+    from sqlalchemy import exc as sa_exc
+
+    errors: list[type[BaseException]] = [
+        sa_exc.OperationalError,
+        sa_exc.InterfaceError,
+        sqlite3.OperationalError,
+        sqlite3.InterfaceError,
+    ]
+    if "psycopg" in sys.modules:
+        import psycopg
+
+        errors += [psycopg.OperationalError, psycopg.InterfaceError]
+    return tuple(errors)
+
+
+def _refused_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions meaning "the database refused this request's data" (a value it
+    cannot store, a duplicate key written by another process), from SQLAlchemy
+    and from the drivers."""
+    import sqlite3
+
+    from sqlalchemy import exc as sa_exc
+
+    errors: list[type[BaseException]] = [
+        sa_exc.DataError,
+        sa_exc.IntegrityError,
+        sqlite3.DataError,
+        sqlite3.IntegrityError,
+    ]
+    if "psycopg" in sys.modules:
+        import psycopg
+
+        errors += [psycopg.DataError, psycopg.IntegrityError]
+    return tuple(errors)
+
+
+def _refused_value(exc: BaseException) -> APIError:
+    """The 400 (a value the database cannot store) or 409 (a row another process
+    wrote at the same moment) for a refused write; never a 500."""
+    from sqlalchemy import exc as sa_exc
+
+    integrity = isinstance(exc, sa_exc.IntegrityError) or "Integrity" in type(exc).__name__
+    if integrity:
+        return Conflict("the request conflicts with data written at the same moment; retry it")
+    return ValidationError(
+        f"the database refused a value of this request ({first_line(exc)}); nothing was written"
+    )
+
+
+def _store_unavailable() -> StoreUnavailable:
+    """The 503 for a database error meaning "cannot reach it now"; the driver's
+    text stays in the server log, not in the answer."""
+    return StoreUnavailable("the database is unavailable; nothing was written, retry shortly")
+
+
+def _cooperative_waits() -> None:
+    """Make psycopg wait for PostgreSQL through gevent when gevent has patched this process.
+
+    psycopg picks how to wait for the server when first imported
+    (``psycopg.waiting``): its C function unless gevent has already patched
+    ``select``. A gunicorn worker forked from a master that imported psycopg
+    earlier (``jobwatch serve`` checks the database before forking) would
+    otherwise block every greenlet for each query's round trip (measured:
+    ingest fell to a fifth). ``wait_poll`` is what psycopg picks itself on
+    Linux under gevent.
+    """
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is None or not monkey.is_module_patched("select"):
+        return
+    from psycopg import waiting
+
+    if waiting.wait is getattr(waiting, "wait_c", None):
+        waiting.wait = waiting.wait_poll
+
+
+def _create_schema(engine: Any) -> None:
+    """Create missing tables, indexes and columns; on PostgreSQL under an advisory
+    lock, so several processes starting at once do not race on ``CREATE TABLE``.
+    Roll-up tables new to an existing database are filled from its raw rows."""
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
+        new_rollups = rollups.missing_tables(conn)
+        metadata.create_all(conn)
+        add_missing_columns(conn)
+        if new_rollups:
+            rollups.backfill(conn, new_rollups)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()

@@ -1,0 +1,1 @@
+"""The HTTP face: ``create_app``, REST, ``/ws``, pages, OpenAPI, Prometheus, security."""

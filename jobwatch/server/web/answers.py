@@ -1,0 +1,491 @@
+"""The shapes of the server's answers and streamed messages, as pydantic models.
+
+These models describe what :mod:`jobwatch.server.web.api` and
+:mod:`jobwatch.server.web.ws` send (built by :mod:`jobwatch.server.core.serialize` and
+:mod:`jobwatch.server.core.rules`); :mod:`jobwatch.server.web.openapi` turns them into
+the OpenAPI and AsyncAPI documents, and the tests check live answers against
+those documents. They forbid unknown fields so that a field the server adds
+without documenting it breaks the tests.
+
+Units as on the wire (see :mod:`jobwatch.contract.requests`): percent, MB, degrees
+Celsius, watts, seconds, the job's currency; timestamps ISO 8601 UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from jobwatch.contract.gpu_metrics import GPU_METRICS
+from jobwatch.contract.requests import GpuSample
+
+_Answer = ConfigDict(extra="forbid", populate_by_name=True)
+
+JobStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
+Seconds = float
+Cost = float
+
+
+class Job(BaseModel):
+    """A job as every endpoint returns it; ``seq`` is the number of its latest event."""
+
+    model_config = _Answer
+
+    id: str
+    name: str | None
+    status: JobStatus
+    progress: float = Field(ge=0, le=100, description="percent")
+    current_operation: str | None = Field(alias="currentOperation")
+    worker_id: str | None = Field(alias="workerId")
+    price_per_hour: float | None = Field(alias="pricePerHour", description="currency per hour")
+    currency: str
+    provider_id: str | None = Field(alias="providerId")
+    created_at: datetime = Field(alias="createdAt")
+    started_at: datetime | None = Field(alias="startedAt")
+    updated_at: datetime = Field(alias="updatedAt")
+    completed_at: datetime | None = Field(alias="completedAt")
+    result: Any = Field(description="any JSON the worker sent on completion")
+    error: str | None
+    seq: int = Field(ge=0)
+    stalled: bool = Field(description="no update for longer than the stall threshold")
+    alerts: int = Field(ge=0, description="how many alerts the job has")
+
+
+class JobAnswer(BaseModel):
+    """``{job}``: the answer of create, update, read and complete."""
+
+    model_config = _Answer
+
+    job: Job
+
+
+class JobList(BaseModel):
+    """``GET /api/jobs``: one page of jobs, newest first."""
+
+    model_config = _Answer
+
+    jobs: list[Job]
+    total: int = Field(ge=0)
+    limit: int
+    offset: int
+
+
+class ProgressAnswer(BaseModel):
+    """``POST /progress``: the job's figures after the update was committed."""
+
+    model_config = _Answer
+
+    success: Literal[True]
+    job_id: str = Field(alias="jobId")
+    status: JobStatus
+    progress: float = Field(ge=0, le=100)
+    time_remaining: Seconds | None = Field(alias="timeRemaining", ge=0)
+    cost_so_far: Cost | None = Field(alias="costSoFar", ge=0)
+    estimated_total_cost: Cost | None = Field(alias="estimatedTotalCost", ge=0)
+    currency: str
+    seq: int = Field(ge=0)
+
+
+_SAMPLE_DOC = "One metrics sample with the server time it was received; ``gpus`` only when sent."
+
+if TYPE_CHECKING:
+
+    class Sample(BaseModel):
+        """The timestamp, the metrics of :data:`~jobwatch.contract.gpu_metrics.GPU_METRICS`, ``gpus``."""
+
+else:
+    Sample = create_model(
+        "Sample",
+        __config__=_Answer,
+        __doc__=_SAMPLE_DOC,
+        __module__=__name__,
+        timestamp=(datetime, ...),
+        **{m.column: (float | None, Field(alias=m.wire)) for m in GPU_METRICS},
+        gpus=(list[GpuSample] | None, None),
+    )
+
+
+class LogLine(BaseModel):
+    """A stored log line; ``id`` grows with each line of a job (``null`` in a
+    ``JOB_LOGS`` event, which is sent before the lines are numbered)."""
+
+    model_config = _Answer
+
+    id: int | None
+    level: Literal["info", "warning", "error"]
+    timestamp: datetime
+    message: str
+
+
+class ScalarValue(BaseModel):
+    """One training-metric value at a step, with the server time it was stored."""
+
+    model_config = _Answer
+
+    step: int = Field(ge=0)
+    timestamp: datetime
+    value: float
+
+
+class Alert(BaseModel):
+    """An alert; ``seq`` is the number of its ``JOB_ALERT`` event."""
+
+    model_config = _Answer
+
+    seq: int = Field(ge=1)
+    timestamp: datetime
+    level: Literal["info", "warning", "error"]
+    title: str
+    text: str | None
+    source: Literal["worker", "rule", "failed", "stalled"]
+
+
+class AlertsAnswer(BaseModel):
+    """``GET /alerts``: one page of alerts, oldest first."""
+
+    model_config = _Answer
+
+    job_id: str = Field(alias="jobId")
+    alerts: list[Alert]
+    total: int = Field(ge=0)
+    limit: int
+    offset: int
+
+
+class MonitorMetrics(BaseModel):
+    """The newest sample and the last 60 seconds of samples, oldest first."""
+
+    model_config = _Answer
+
+    latest: Sample | None
+    history: list[Sample]
+
+
+class MonitorAnswer(BaseModel):
+    """``GET /monitor``: everything a viewer needs to start; subscribe with ``since=seq``."""
+
+    model_config = _Answer
+
+    job: Job
+    metrics: MonitorMetrics
+    gpus_omitted: int = Field(
+        alias="gpusOmitted",
+        ge=0,
+        description="how many of the oldest samples of `metrics.history` come without their "
+        "per-GPU list (`gpus`): one answer holds at most 4 MiB of per-GPU lists, the newest "
+        "first (an extension)",
+    )
+    logs: list[LogLine]
+    scalars: dict[str, ScalarValue]
+    alerts: list[Alert] = Field(description="the newest 20, oldest first")
+    time_remaining: Seconds | None = Field(alias="timeRemaining", ge=0)
+    cost_so_far: Cost | None = Field(alias="costSoFar", ge=0)
+    estimated_total_cost: Cost | None = Field(alias="estimatedTotalCost", ge=0)
+    elapsed: Seconds | None = Field(ge=0)
+    currency: str
+    seq: int = Field(ge=0)
+
+
+class MetricsAnswer(BaseModel):
+    """``GET /metrics``: samples of the window, oldest first."""
+
+    model_config = _Answer
+
+    job_id: str = Field(alias="jobId")
+    time_range: float = Field(alias="timeRange")
+    max_points: int | None = Field(alias="maxPoints")
+    downsampled: bool
+    gpus_omitted: int = Field(
+        alias="gpusOmitted",
+        ge=0,
+        description="how many of the oldest samples come without their per-GPU list "
+        "(`gpus`): one answer holds at most 4 MiB of per-GPU lists, the newest first",
+    )
+    metrics: list[Sample]
+
+
+class ScalarsAnswer(BaseModel):
+    """``GET /scalars``: each training metric's values, oldest first."""
+
+    model_config = _Answer
+
+    job_id: str = Field(alias="jobId")
+    time_range: float | None = Field(alias="timeRange")
+    max_points: int | None = Field(alias="maxPoints")
+    downsampled: bool
+    scalars: dict[str, list[ScalarValue]]
+
+
+class LogsAnswer(BaseModel):
+    """``GET /logs``: one page of log lines, oldest first."""
+
+    model_config = _Answer
+
+    job_id: str = Field(alias="jobId")
+    logs: list[LogLine]
+    total: int = Field(ge=0)
+    limit: int
+    offset: int
+
+
+class Health(BaseModel):
+    """``GET /api/health``."""
+
+    model_config = _Answer
+
+    status: Literal["ok"]
+    version: str
+
+
+class ErrorDetail(BaseModel):
+    """One bad field, by JSON path (``metrics.gpuUtilization``, ``logLines[2].level``)."""
+
+    model_config = _Answer
+
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """``code`` (machine-readable, see docs/api.md "Errors"), ``message`` and ``details``."""
+
+    model_config = _Answer
+
+    code: str
+    message: str
+    details: list[ErrorDetail]
+
+
+class ErrorEnvelope(BaseModel):
+    """Every error answer: ``{"error": {code, message, details}}``."""
+
+    model_config = _Answer
+
+    error: ErrorBody
+
+
+# -- WebSocket: server to client ----------------------------------------------
+
+
+class ScalarStep(BaseModel):
+    """One step's training metrics in a ``JOB_PROGRESS`` event."""
+
+    model_config = _Answer
+
+    step: int = Field(ge=0)
+    timestamp: datetime
+    values: dict[str, float]
+
+
+class ProgressData(BaseModel):
+    """``data`` of ``JOB_PROGRESS``; ``scalars`` only when the update carried some."""
+
+    model_config = _Answer
+
+    job_id: str = Field(alias="jobId")
+    status: JobStatus
+    progress: float = Field(ge=0, le=100)
+    current_operation: str | None = Field(alias="currentOperation")
+    metrics: Sample | None
+    time_remaining: Seconds | None = Field(alias="timeRemaining", ge=0)
+    cost_so_far: Cost | None = Field(alias="costSoFar", ge=0)
+    estimated_total_cost: Cost | None = Field(alias="estimatedTotalCost", ge=0)
+    elapsed: Seconds | None = Field(ge=0)
+    currency: str
+    timestamp: datetime
+    scalars: list[ScalarStep] | None = None
+
+
+class LogsData(BaseModel):
+    """``data`` of ``JOB_LOGS``."""
+
+    model_config = _Answer
+
+    job_id: str = Field(alias="jobId")
+    logs: list[LogLine]
+
+
+class CompletedData(BaseModel):
+    """``data`` of ``JOB_COMPLETED``."""
+
+    model_config = _Answer
+
+    job_id: str = Field(alias="jobId")
+    status: Literal["completed", "failed", "cancelled"]
+    result: Any
+    error: str | None
+    completed_at: datetime = Field(alias="completedAt")
+    cost_so_far: Cost | None = Field(alias="costSoFar", ge=0)
+    currency: str
+
+
+class StalledData(BaseModel):
+    """``data`` of ``JOB_STALLED``: seconds since the last update."""
+
+    model_config = _Answer
+
+    job_id: str = Field(alias="jobId")
+    stalled: Literal[True]
+    last_update_at: datetime = Field(alias="lastUpdateAt")
+    silent_for: Seconds = Field(alias="silentFor", ge=0)
+    timestamp: datetime
+
+
+class ResumedData(BaseModel):
+    """``data`` of ``JOB_RESUMED``: how long the job was silent."""
+
+    model_config = _Answer
+
+    job_id: str = Field(alias="jobId")
+    stalled: Literal[False]
+    silent_for: Seconds = Field(alias="silentFor", ge=0)
+    timestamp: datetime
+
+
+class AlertData(BaseModel):
+    """``data`` of ``JOB_ALERT``."""
+
+    model_config = _Answer
+
+    job_id: str = Field(alias="jobId")
+    alert: Alert
+
+
+class JobSummary(BaseModel):
+    """One job in ``JOBS_CHANGED``."""
+
+    model_config = _Answer
+
+    id: str
+    name: str | None
+    status: JobStatus
+    progress: float = Field(ge=0, le=100)
+    current_operation: str | None = Field(alias="currentOperation")
+    time_remaining: Seconds | None = Field(alias="timeRemaining", ge=0)
+    cost_so_far: Cost | None = Field(alias="costSoFar", ge=0)
+    estimated_total_cost: Cost | None = Field(alias="estimatedTotalCost", ge=0)
+    currency: str
+    price_per_hour: float | None = Field(alias="pricePerHour")
+    gpu_utilization: float | None = Field(alias="gpuUtilization")
+    gpu_temperature: float | None = Field(alias="gpuTemperature")
+    updated_at: datetime = Field(alias="updatedAt")
+    started_at: datetime | None = Field(alias="startedAt")
+    completed_at: datetime | None = Field(alias="completedAt")
+    created_at: datetime = Field(alias="createdAt")
+    worker_id: str | None = Field(alias="workerId")
+    stalled: bool
+    alerts: int = Field(ge=0)
+
+
+class JobsChangedData(BaseModel):
+    """``data`` of ``JOBS_CHANGED``."""
+
+    model_config = _Answer
+
+    jobs: list[JobSummary]
+
+
+class _Event(BaseModel):
+    model_config = _Answer
+
+    job_id: str = Field(alias="jobId")
+    seq: int = Field(ge=1)
+
+
+class ProgressEvent(_Event):
+    """``{type: "JOB_PROGRESS", jobId, seq, data}``."""
+
+    type: Literal["JOB_PROGRESS"]
+    data: ProgressData
+
+
+class LogsEvent(_Event):
+    """``{type: "JOB_LOGS", jobId, seq, data}``."""
+
+    type: Literal["JOB_LOGS"]
+    data: LogsData
+
+
+class CompletedEvent(_Event):
+    """``{type: "JOB_COMPLETED", jobId, seq, data}``."""
+
+    type: Literal["JOB_COMPLETED"]
+    data: CompletedData
+
+
+class StalledEvent(_Event):
+    """``{type: "JOB_STALLED", jobId, seq, data}``."""
+
+    type: Literal["JOB_STALLED"]
+    data: StalledData
+
+
+class ResumedEvent(_Event):
+    """``{type: "JOB_RESUMED", jobId, seq, data}``."""
+
+    type: Literal["JOB_RESUMED"]
+    data: ResumedData
+
+
+class AlertEvent(_Event):
+    """``{type: "JOB_ALERT", jobId, seq, data}``."""
+
+    type: Literal["JOB_ALERT"]
+    data: AlertData
+
+
+class JobsChanged(BaseModel):
+    """``{type: "JOBS_CHANGED", seq, data: {jobs}}`` of ``subscribe:jobs``; ``seq`` is
+    the server time of the tick in milliseconds."""
+
+    model_config = _Answer
+
+    type: Literal["JOBS_CHANGED"]
+    seq: int = Field(ge=0)
+    data: JobsChangedData
+
+
+class Subscribed(BaseModel):
+    """The ack of ``subscribe:job``: events up to ``seq`` are replayed or already read."""
+
+    model_config = _Answer
+
+    type: Literal["subscribed"]
+    subscription_id: str = Field(alias="subscriptionId")
+    seq: int = Field(ge=0)
+
+
+class Unsubscribed(BaseModel):
+    """The ack of ``unsubscribe:job``."""
+
+    model_config = _Answer
+
+    type: Literal["unsubscribed"]
+    subscription_id: str = Field(alias="subscriptionId")
+
+
+class SocketError(BaseModel):
+    """A refused message or subscription; the connection stays open."""
+
+    model_config = _Answer
+
+    type: Literal["error"]
+    subscription_id: str | None = Field(None, alias="subscriptionId")
+    error: ErrorBody
+
+
+SERVER_MESSAGES: tuple[type[BaseModel], ...] = (
+    ProgressEvent,
+    LogsEvent,
+    CompletedEvent,
+    StalledEvent,
+    ResumedEvent,
+    AlertEvent,
+    JobsChanged,
+    Subscribed,
+    Unsubscribed,
+    SocketError,
+)
+"""Every message the server sends on ``/ws``."""

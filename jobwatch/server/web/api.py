@@ -1,0 +1,308 @@
+"""The REST blueprint: every ``/api`` endpoint of CONTRACT.md."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, request
+from werkzeug.wsgi import get_input_stream
+
+from jobwatch._version import __version__
+from jobwatch.errors import JobNotFound, PayloadTooLarge, ValidationError
+from jobwatch.contract.requests import (
+    FINISHED_STATUSES,
+    MAX_BODY_BYTES,
+    CompleteRequest,
+    JobSpec,
+    JobsQuery,
+    LogsQuery,
+    MetricsQuery,
+    Page,
+    ProgressUpdate,
+    ScalarsQuery,
+    parse_body,
+    parse_query,
+    valid_job_id,
+)
+from jobwatch.server.storage import queries
+from jobwatch.server.core import rules
+from jobwatch.server.core.alert_rules import alert_to_wire
+from jobwatch.server.core.job_row import JobRow, job_row, log_counts
+from jobwatch.server.core.rules import job_estimates
+from jobwatch.server.web.services import Services
+from jobwatch.server.core.serialize import (
+    dumps,
+    job_to_wire,
+    log_to_wire,
+    sample_to_wire,
+    scalar_to_wire,
+)
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+HISTORY_SECONDS = 60.0
+"""``/monitor`` returns this many seconds of samples."""
+MONITOR_LOGS = 100
+"""``/monitor`` returns this many of the newest log lines."""
+MONITOR_ALERTS = 20
+"""``/monitor`` returns this many of the newest alerts."""
+
+
+def json_response(body: Any, status: int = 200) -> Response:
+    """A strict-JSON response (see :func:`jobwatch.server.core.serialize.dumps`)."""
+    return Response(dumps(body), status=status, mimetype="application/json")
+
+
+def _services() -> Services:
+    services: Services = current_app.extensions["jobwatch"]
+    return services
+
+
+def _body() -> bytes:
+    """The raw JSON body; refuses other content types (400) and more than 1 MiB (413),
+    with a ``Content-Length`` or chunked."""
+    if not request.is_json:
+        raise ValidationError(
+            f"Content-Type must be application/json, not {request.content_type or 'none'!r}",
+            code="unsupported_media_type",
+        )
+    too_large = PayloadTooLarge(f"request body is larger than {MAX_BODY_BYTES} bytes (1 MiB)")
+    if (request.content_length or 0) > MAX_BODY_BYTES:
+        raise too_large
+    # Read one byte past the limit ourselves: Werkzeug cuts a chunked body at
+    # the limit without a word, which would then fail as invalid JSON.
+    data = get_input_stream(request.environ, max_content_length=None).read(MAX_BODY_BYTES + 1)
+    if len(data) > MAX_BODY_BYTES:
+        raise too_large
+    return bytes(data)
+
+
+def _known_job(job_id: str) -> JobRow:
+    if not valid_job_id(job_id):
+        raise JobNotFound(f"no job with id {job_id!r}")
+    with _services().store.read() as conn:
+        job = queries.get_job(conn, job_id)
+    if job is None:
+        raise JobNotFound(f"no job with id {job_id!r}")
+    return job_row(dict(job))
+
+
+@bp.get("/health")
+def health() -> Response:
+    """``{"status": "ok", "version"}``."""
+    return json_response({"status": "ok", "version": __version__})
+
+
+@bp.post("/jobs")
+def create_job() -> Response:
+    """201 ``{job}``; 409 ``job_exists`` when the given id is taken."""
+    spec = parse_body(JobSpec, _body())
+    job, _ = _services().store.create_job(spec, None, upsert=False)
+    return json_response({"job": job_to_wire(job)}, 201)
+
+
+@bp.put("/jobs/<job_id>")
+def put_job(job_id: str) -> Response:
+    """Create (201) or update (200) a job; idempotent. The body's ``id``, if any, must match."""
+    if not valid_job_id(job_id):
+        raise ValidationError(
+            "invalid job id",
+            details=[
+                {
+                    "field": "jobId",
+                    "message": "must be 1-128 characters of letters, digits and . _ : @ -, "
+                    "starting with a letter or digit",
+                }
+            ],
+        )
+    spec = parse_body(JobSpec, _body())
+    if spec.id is not None and spec.id != job_id:
+        raise ValidationError(
+            "body id differs from the URL's",
+            details=[{"field": "id", "message": f"must equal the URL's job id {job_id!r}"}],
+        )
+    job, created = _services().store.create_job(spec, job_id, upsert=True)
+    return json_response({"job": job_to_wire(job)}, 201 if created else 200)
+
+
+@bp.get("/jobs")
+def list_jobs() -> Response:
+    """``{jobs, total, limit, offset}``, newest first."""
+    query = parse_query(JobsQuery, request.args.to_dict())
+    with _services().store.read() as conn:
+        rows, total = queries.list_jobs(conn, query.status, query.limit, query.offset)
+    return json_response(
+        {
+            "jobs": [job_to_wire(r) for r in rows],
+            "total": total,
+            "limit": query.limit,
+            "offset": query.offset,
+        }
+    )
+
+
+@bp.get("/jobs/<job_id>")
+def get_job(job_id: str) -> Response:
+    """``{job}``; 404 ``job_not_found``."""
+    return json_response({"job": job_to_wire(_known_job(job_id))})
+
+
+@bp.post("/jobs/<job_id>/progress")
+def progress(job_id: str) -> Response:
+    """The seed's main call; see CONTRACT.md "Progress"."""
+    update = parse_body(ProgressUpdate, _body())
+    services = _services()
+    if services.rate_limit is not None:
+        # Only an update its job would take counts against the worker's allowance.
+        rules.check_writable(_known_job(job_id), update.worker_id)
+        services.rate_limit.hit(update.worker_id, request.remote_addr)
+    elif not valid_job_id(job_id):
+        raise JobNotFound(f"no job with id {job_id!r}")
+    reply = services.store.apply_progress(job_id, update)
+    return json_response(reply.body)
+
+
+@bp.post("/jobs/<job_id>/complete")
+def complete(job_id: str) -> Response:
+    """Finish a job; 200 ``{job}`` and a ``JOB_COMPLETED`` event."""
+    request_body = parse_body(CompleteRequest, _body())
+    if not valid_job_id(job_id):
+        raise JobNotFound(f"no job with id {job_id!r}")
+    job = _services().store.complete_job(job_id, request_body)
+    return json_response({"job": job_to_wire(job)})
+
+
+@bp.get("/jobs/<job_id>/monitor")
+def monitor(job_id: str) -> Response:
+    """Everything a viewer needs to start: job, latest sample, 60 s of history,
+    the last 100 log lines, estimates and ``seq`` (subscribe with ``since=seq``)."""
+    services = _services()
+    now = services.clock()
+    if not valid_job_id(job_id):
+        raise JobNotFound(f"no job with id {job_id!r}")
+    with services.store.read() as conn:
+        job = queries.get_job(conn, job_id)
+        if job is None:
+            raise JobNotFound(f"no job with id {job_id!r}")
+        end = _window_end(job, now)
+        history = queries.sample_window(conn, job_id, end - HISTORY_SECONDS, end, None)
+        latest = queries.latest_sample(conn, job_id)
+        logs = queries.recent_logs(conn, job_id, job["seq"], MONITOR_LOGS)
+        recent_alerts = queries.recent_alerts(conn, job_id, MONITOR_ALERTS)
+    estimates = job_estimates(job, now)
+    return json_response(
+        {
+            "job": job_to_wire(job),
+            "metrics": {
+                "latest": sample_to_wire(latest) if latest else None,
+                "history": [sample_to_wire(s) for s in history.rows],
+            },
+            "gpusOmitted": history.gpus_omitted,
+            "logs": [log_to_wire(r) for r in logs],
+            "scalars": job["latest_scalars"] or {},
+            "alerts": [alert_to_wire(a) for a in recent_alerts],
+            "timeRemaining": estimates.time_remaining,
+            "costSoFar": estimates.cost_so_far,
+            "estimatedTotalCost": estimates.estimated_total_cost,
+            "elapsed": estimates.elapsed,
+            "currency": job["currency"],
+            "seq": job["seq"],
+        }
+    )
+
+
+@bp.get("/jobs/<job_id>/metrics")
+def metrics(job_id: str) -> Response:
+    """Samples of the last ``timeRange`` seconds (ending at the job's end once
+    finished), oldest first, downsampled to ``maxPoints`` when given."""
+    query = parse_query(MetricsQuery, request.args.to_dict())
+    job = _known_job(job_id)
+    end = _window_end(job, _services().clock())
+    with _services().store.read() as conn:
+        window = queries.sample_window(conn, job_id, end - query.time_range, end, query.max_points)
+    return json_response(
+        {
+            "jobId": job_id,
+            "timeRange": query.time_range,
+            "maxPoints": query.max_points,
+            "downsampled": window.downsampled,
+            "gpusOmitted": window.gpus_omitted,
+            "metrics": [sample_to_wire(r) for r in window.rows],
+        }
+    )
+
+
+@bp.get("/jobs/<job_id>/scalars")
+def scalars(job_id: str) -> Response:
+    """Training metrics ``{jobId, scalars: {name: [{step, timestamp, value}]}, downsampled}``,
+    per name oldest first, downsampled to ``maxPoints`` per name when given. The
+    answer holds at most :data:`~queries.SCALAR_ANSWER_POINTS` points: with many names,
+    each gets at most its share of them."""
+    query = parse_query(ScalarsQuery, request.args.to_dict())
+    job = _known_job(job_id)
+    end = _window_end(job, _services().clock())
+    start = None if query.time_range is None else end - query.time_range
+    names = query.name_list()
+    n_names = len(names) if names is not None else len(job["latest_scalars"] or {})
+    share = max(2, queries.SCALAR_ANSWER_POINTS // max(1, n_names))
+    per_name = min(query.max_points or queries.RAW_LIMIT, share)
+    with _services().store.read() as conn:
+        series, downsampled = queries.scalar_window(conn, job_id, names, start, end, per_name)
+    return json_response(
+        {
+            "jobId": job_id,
+            "timeRange": query.time_range,
+            "maxPoints": query.max_points,
+            "downsampled": downsampled,
+            "scalars": {name: [scalar_to_wire(r) for r in rows] for name, rows in series.items()},
+        }
+    )
+
+
+@bp.get("/jobs/<job_id>/alerts")
+def alerts(job_id: str) -> Response:
+    """``{jobId, alerts: [{seq, timestamp, level, title, text, source}], total, limit,
+    offset}``, oldest first."""
+    query = parse_query(Page, request.args.to_dict())
+    job = _known_job(job_id)
+    with _services().store.read() as conn:
+        rows = queries.alert_page(conn, job_id, query.limit, query.offset)
+    return json_response(
+        {
+            "jobId": job_id,
+            "alerts": [alert_to_wire(r) for r in rows],
+            "total": job["n_alerts"],
+            "limit": query.limit,
+            "offset": query.offset,
+        }
+    )
+
+
+@bp.get("/jobs/<job_id>/logs")
+def logs(job_id: str) -> Response:
+    """``{jobId, logs, total, limit, offset}``, oldest first, optionally one level."""
+    query = parse_query(LogsQuery, request.args.to_dict())
+    job = _known_job(job_id)
+    if query.level is None:
+        total = job["n_info"] + job["n_warning"] + job["n_error"]
+    else:
+        total = log_counts(job)[query.level]
+    with _services().store.read() as conn:
+        rows = queries.log_page(
+            conn, job_id, query.level, query.limit, query.offset, query.before_id, total
+        )
+    return json_response(
+        {
+            "jobId": job_id,
+            "logs": [log_to_wire(r) for r in rows],
+            "total": total,
+            "limit": query.limit,
+            "offset": query.offset,
+        }
+    )
+
+
+def _window_end(job: JobRow, now: float) -> float:
+    if job["status"] in FINISHED_STATUSES and job["completed_at"] is not None:
+        return float(job["completed_at"])
+    return now

@@ -1,0 +1,258 @@
+"""The application factory and its one error envelope."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from flask import Flask, Response, current_app
+from flask_cors import CORS
+from flask_sock import Sock
+from werkzeug.exceptions import HTTPException
+
+from jobwatch.errors import APIError, MethodNotAllowed, NotFound, PayloadTooLarge
+from jobwatch.contract.requests import MAX_BODY_BYTES
+from jobwatch.server.web import prometheus
+from jobwatch.server.core.alert_rules import DEFAULT_STALL_AFTER, parse_rule
+from jobwatch.server.web.api import bp as api_bp
+from jobwatch.server.web.api import json_response
+from jobwatch.server.events.broker import DEFAULT_CHANNEL, Broker, MemoryBroker
+from jobwatch.server.events.fleet_feed import FleetFeed
+from jobwatch.server.web.openapi import bp as openapi_bp
+from jobwatch.server.web.pages import bp as pages_bp
+from jobwatch.server.web.pages import open_pages
+from jobwatch.server.core.quotas import DEFAULT_MAX_JOB_LOG_BYTES, DEFAULT_MAX_JOBS, Quotas
+from jobwatch.server.web.security import AccessPolicy, WorkerRateLimit
+from jobwatch.server.web.services import Services
+from jobwatch.server.storage.store import Store
+from jobwatch.server.events.watchdog import StallWatchdog
+from jobwatch.server.events.webhook import WebhookSender
+from jobwatch.server.core.serialize import Event
+from jobwatch.server.web.ws import serve_socket
+
+log = logging.getLogger(__name__)
+
+DEFAULTS: dict[str, Any] = {
+    "DATABASE": ":memory:",
+    "CLOCK": time.time,
+    "WS_QUEUE_SIZE": 1024,
+    "WS_QUEUE_BYTES": 8 * 1024 * 1024,
+    "WS_SEND_TIMEOUT": 30.0,
+    "WS_PING_INTERVAL": 25.0,
+    "MAX_CONTENT_LENGTH": MAX_BODY_BYTES,
+    "WRITE_TOKEN": None,
+    "READ_TOKEN": None,
+    "CORS_ORIGINS": (),
+    "ALLOWED_HOSTS": (),
+    "RATE_LIMIT": 0,
+    "REDIS_URL": None,
+    "REDIS_CHANNEL": DEFAULT_CHANNEL,
+    "STALL_AFTER": DEFAULT_STALL_AFTER,
+    "STALL_CHECK_INTERVAL": 5.0,
+    "ALERT_RULES": (),
+    "MAX_JOBS": DEFAULT_MAX_JOBS,
+    "MAX_JOB_LOG_BYTES": DEFAULT_MAX_JOB_LOG_BYTES,
+    "MAX_LOG_BYTES": 0,
+    "WEBHOOK_URL": None,
+}
+"""Settings ``create_app`` understands, with their defaults:
+
+``DATABASE``
+    ``--db`` value: a SQLite path, ``:memory:`` or a URL (``postgresql://...``
+    for several processes sharing one database).
+``CLOCK``
+    Callable returning server time in seconds since the epoch (tests pass a fake).
+``WS_QUEUE_SIZE``, ``WS_QUEUE_BYTES``
+    Messages and bytes (8 MiB) a WebSocket subscriber may have queued unsent
+    before it is dropped.
+``WS_SEND_TIMEOUT``
+    Seconds one WebSocket send may wait for a client that does not read
+    before it is dropped.
+``WS_PING_INTERVAL``
+    Seconds between WebSocket pings that keep idle connections open through proxies.
+``MAX_CONTENT_LENGTH``
+    Largest request body in bytes (1 MiB); more answers 413.
+``WRITE_TOKEN``, ``READ_TOKEN``
+    Bearer tokens (see :mod:`jobwatch.server.web.security`); ``None``: open.
+``CORS_ORIGINS``
+    Browser origins allowed to call the API and open the WebSocket.
+``ALLOWED_HOSTS``
+    Host names a server without a token answers besides loopback ones
+    (``*``: any); see :mod:`jobwatch.server.web.security`.
+``RATE_LIMIT``
+    Most progress updates per second per worker and client address (0: no
+    limit); more answer 429.
+``REDIS_URL``
+    ``redis://host:port/db``: fan events out through Redis to every process
+    sharing it (:class:`~jobwatch.server.events.redis_broker.RedisBroker`); ``None``:
+    this process only.
+``REDIS_CHANNEL``
+    The Redis pub/sub channel; one per deployment.
+``STALL_AFTER``
+    Seconds without an update after which a running job is stalled (or ten of
+    its usual update intervals if that is longer).
+``STALL_CHECK_INTERVAL``
+    Seconds between two checks for stalled jobs (0: none; tests call
+    ``services.watchdog.check()``).
+``MAX_JOBS``, ``MAX_JOB_LOG_BYTES``, ``MAX_LOG_BYTES``
+    Quotas: jobs stored (100,000), log bytes one job may store (1 GiB), log
+    bytes all jobs may store (0: no limit); past one a write answers 507
+    (:mod:`jobwatch.server.core.quotas`).
+``ALERT_RULES``
+    ``--alert`` rules such as ``"gpuTemperature>85 for 60s"``.
+``WEBHOOK_URL``
+    Where alerts are posted (Slack-compatible ``{"text": ...}``); ``None``: nowhere.
+"""
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the jobwatch server: REST API under ``/api``, the WebSocket at ``/ws`` and
+    the web pages (``/``, ``/jobs/<jobId>``).
+
+    Parameters
+    ----------
+    config:
+        Overrides of :data:`DEFAULTS` (and any Flask setting).
+
+    Returns
+    -------
+    flask.Flask
+        Its parts are in ``app.extensions["jobwatch"]`` (:class:`Services`);
+        call ``.close()`` on them to stop the writer thread.
+
+    Raises
+    ------
+    ValueError
+        A token is too short or has surrounding whitespace, or a read token
+        comes without a write token.
+    sqlalchemy.exc.OperationalError
+        The database cannot be reached.
+    jobwatch.errors.BrokerUnavailable
+        ``REDIS_URL`` is set and Redis cannot be reached.
+    """
+    app = Flask("jobwatch")
+    app.config.update(DEFAULTS)
+    app.config.update(config or {})
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    policy = AccessPolicy(
+        app.config["WRITE_TOKEN"],
+        app.config["READ_TOKEN"],
+        app.config["CORS_ORIGINS"],
+        app.config["ALLOWED_HOSTS"],
+    )
+    app.config["SOCK_SERVER_OPTIONS"] = {
+        "ping_interval": app.config["WS_PING_INTERVAL"],
+        "max_message_size": 64 * 1024,
+    }
+    alert_on = tuple(parse_rule(text) for text in app.config["ALERT_RULES"])
+    webhook = WebhookSender(app.config["WEBHOOK_URL"]) if app.config["WEBHOOK_URL"] else None
+    quotas = Quotas(
+        int(app.config["MAX_JOBS"]),
+        int(app.config["MAX_JOB_LOG_BYTES"]),
+        int(app.config["MAX_LOG_BYTES"]),
+    )
+    store = Store(
+        app.config["DATABASE"], clock=app.config["CLOCK"], alert_rules=alert_on, quotas=quotas
+    )
+    broker = _broker(app.config["REDIS_URL"], app.config["REDIS_CHANNEL"], store)
+    store.set_publisher(_publisher(broker, webhook))
+    rate = float(app.config["RATE_LIMIT"] or 0)
+    services = Services(
+        store=store,
+        broker=broker,
+        clock=app.config["CLOCK"],
+        ws_queue_size=int(app.config["WS_QUEUE_SIZE"]),
+        ws_queue_bytes=int(app.config["WS_QUEUE_BYTES"]),
+        send_timeout=float(app.config["WS_SEND_TIMEOUT"]),
+        rate_limit=WorkerRateLimit(rate) if rate > 0 else None,
+        watchdog=StallWatchdog(
+            store, float(app.config["STALL_AFTER"]), float(app.config["STALL_CHECK_INTERVAL"])
+        ),
+        webhook=webhook,
+        fleet=FleetFeed(store, broker, app.config["CLOCK"]),
+    )
+    app.extensions["jobwatch"] = services
+    app.before_request(open_pages(policy.check))
+    if app.config["CORS_ORIGINS"]:
+        CORS(app, resources={r"/api/*": {"origins": list(app.config["CORS_ORIGINS"])}})
+
+    app.register_blueprint(api_bp)
+    app.register_blueprint(openapi_bp)
+    prometheus.install(app)
+    app.register_blueprint(pages_bp)
+    sock = Sock(app)
+
+    sock.route("/ws")(_websocket)
+
+    app.register_error_handler(APIError, _api_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected_error)
+    return app
+
+
+def _publisher(broker: Broker, webhook: WebhookSender | None) -> Callable[[list[Event]], None]:
+    """Committed events go to the broker (every subscriber) and, for alerts, to the
+    webhook: only from the process that committed them, so each alert is posted once."""
+    if webhook is None:
+        return broker.publish
+
+    def publish(events: list[Event]) -> None:
+        broker.publish(events)
+        webhook.offer(events)
+
+    return publish
+
+
+def _broker(redis_url: str | None, channel: str, store: Store) -> Broker:
+    if not redis_url:
+        return MemoryBroker(dispatch=True)
+    from jobwatch.server.events.redis_broker import RedisBroker
+
+    try:
+        return RedisBroker(redis_url, channel=channel)
+    except Exception:
+        store.close()
+        raise
+
+
+def _websocket(ws: Any) -> None:
+    serve_socket(ws, current_app.extensions["jobwatch"])
+
+
+def _api_error(exc: APIError) -> Response:
+    response = json_response(exc.to_envelope(), exc.status)
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+    if exc.status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="jobwatch"'
+    return response
+
+
+def _http_error(exc: HTTPException) -> Response:
+    code = exc.code or 500
+    error: APIError
+    if code == 404:
+        error = NotFound("no such endpoint; see /api/health and the API reference")
+    elif code == 405:
+        allowed = getattr(exc, "valid_methods", None)
+        error = MethodNotAllowed(f"method not allowed here; allowed: {', '.join(allowed or [])}")
+    elif code == 413:
+        error = PayloadTooLarge(f"request body is larger than {MAX_BODY_BYTES} bytes (1 MiB)")
+    elif code < 500:
+        error = APIError(exc.description or "bad request", status=code, code="bad_request")
+    else:
+        return _unexpected_error(exc)
+    response = _api_error(error)
+    if code == 405 and getattr(exc, "valid_methods", None):
+        response.headers["Allow"] = ", ".join(getattr(exc, "valid_methods", []))
+    return response
+
+
+def _unexpected_error(exc: Exception) -> Response:
+    log.exception("unexpected error", exc_info=exc)
+    body = {"error": {"code": "internal_error", "message": "internal server error", "details": []}}
+    return json_response(body, 500)

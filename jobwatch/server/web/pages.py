@@ -1,0 +1,109 @@
+"""The web pages: the fleet table at ``/`` and a job's monitor at ``/jobs/<jobId>``.
+
+Plain files shipped inside the package under ``static/`` (HTML, ES modules,
+CSS, and uPlot vendored under ``static/vendor/uplot/``), served as they are:
+no build step at install, nothing from a CDN. The notebook's log view
+(``jobwatch/notebook/static/logview.js`` and ``.css``) is served unchanged at
+``/assets/widgets/``, so the page and the notebook draw log lines with the
+same code.
+
+The pages hold no data: all they show comes from the REST API and the
+WebSocket, which check the token as for any client. So the pages and their
+files load without a token (:func:`open_pages`), and a page that is answered
+401 asks the person for the token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from flask import Blueprint, Request, Response, request, send_from_directory
+
+from jobwatch.errors import AuthenticationError
+
+__all__ = ["STATIC", "WIDGET_FILES", "bp", "open_pages"]
+
+STATIC = Path(__file__).parent / "static"
+"""The pages' files, served at ``/assets/``."""
+WIDGETS_STATIC = Path(__file__).parent.parent / "widgets" / "static"
+WIDGET_FILES = ("logview.js", "logview.css")
+"""Files of the notebook widgets the pages use as they are, at ``/assets/widgets/``."""
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        # uPlot and the progress bars set element styles from script (CSSOM), which
+        # 'self' allows; no inline <style> or style="" attributes are used.
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "connect-src 'self'",  # the API and, in CSP level 3, the WebSocket on this host
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+        "object-src 'none'",
+    ]
+)
+"""Sent with every page and file: should a remote string ever reach HTML, no script
+from elsewhere or inline could run (MDN, "Content Security Policy")."""
+
+bp = Blueprint("pages", __name__, static_folder="static", static_url_path="/assets")
+
+
+@bp.get("/")
+def fleet() -> Response:
+    """The fleet table: one live row per job."""
+    return _page("fleet.html")
+
+
+@bp.get("/jobs/<job_id>")
+def job(job_id: str) -> Response:
+    """A job's monitor; the page reads the id from its URL and asks the API for the job
+    (an unknown or malformed id is shown as the API's answer)."""
+    return _page("job.html")
+
+
+@bp.get("/assets/widgets/<any(" + ", ".join(WIDGET_FILES) + "):name>")
+def widget_file(name: str) -> Response:
+    """The notebook widgets' files the pages import (the log view)."""
+    return send_from_directory(WIDGETS_STATIC, name)
+
+
+@bp.after_request
+def _headers(response: Response) -> Response:
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def _page(name: str) -> Response:
+    response = send_from_directory(STATIC, name)
+    response.headers["Cache-Control"] = "no-cache"  # a new version shows on the next load
+    return response
+
+
+def open_pages(check: Callable[[Request], None]) -> Callable[[], None]:
+    """A ``before_request`` hook: ``check(request)``, but the pages load without a token.
+
+    Parameters
+    ----------
+    check:
+        The server's access check (:meth:`jobwatch.server.web.security.AccessPolicy.check`).
+
+    Returns
+    -------
+    callable
+        Runs ``check``; a missing or wrong token (:class:`AuthenticationError`, 401) is
+        let through only for this blueprint's pages and files, which hold no data.
+        Every other refusal (a host or origin not allowed) stands, for pages too.
+    """
+
+    def guard() -> None:
+        try:
+            check(request)
+        except AuthenticationError:
+            if request.blueprint != bp.name:
+                raise
+
+    return guard

@@ -1,0 +1,191 @@
+"""``GET /api/prometheus``: running jobs and the server itself for a Prometheus scraper.
+
+Job figures are read from the store at each scrape (a custom collector, as
+prometheus_client's docs advise for values that live elsewhere): progress,
+time remaining, cost and the latest GPU sample of every running job. The
+server's own figures are kept in this process: requests by endpoint and
+status, the time to handle a progress update, open WebSocket subscribers and
+the bytes queued for them. Under ``--workers N`` each process counts its own
+requests and subscribers; the job figures are the same in every process.
+
+Names and units follow Prometheus' conventions
+(https://prometheus.io/docs/practices/naming/): base units (seconds, bytes,
+watts, celsius), ``_total`` for counters. GPU memory is reported in bytes
+(the wire's MB are MiB, times 1,048,576).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, g, request
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
+
+from jobwatch.contract.gpu_metrics import GPU_METRICS
+from jobwatch.server.storage import queries
+from jobwatch.server.core.rules import job_estimates
+from jobwatch.server.web.services import Services
+
+bp = Blueprint("prometheus", __name__, url_prefix="/api")
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+"""The classic text format, which every Prometheus reads; our names (plain ASCII)
+are written the same in it and in prometheus_client's newer 1.0.0."""
+MAX_JOBS = 1000
+"""Most running jobs exported per scrape (newest first), to bound a scrape's cost."""
+INGEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+"""Histogram buckets (s) for a progress update: from a cached SQLite commit to a slow disk."""
+_JOB_LABELS = ("job_id", "job_name", "worker")
+_GPU_LABELS = (*_JOB_LABELS, "gpu")
+
+
+class JobCollector(Collector):
+    """Yields the running jobs' gauges, read from ``services.store`` at each scrape.
+
+    Per job (labels ``job_id``, ``job_name``, ``worker``): ``jobwatch_job_progress_percent``,
+    ``jobwatch_job_time_remaining_seconds``, ``jobwatch_job_elapsed_seconds`` and
+    ``jobwatch_job_cost`` (label ``currency``); unknown figures are left out, not 0.
+    Per GPU of the job's latest sample (label ``gpu``: the GPU's index, or ``all``
+    for a sample without per-GPU values): the five ``jobwatch_gpu_*`` gauges.
+    Plus ``jobwatch_websocket_subscribers`` and ``jobwatch_websocket_queued_bytes``.
+    """
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def collect(self) -> Iterator[Metric]:
+        """The gauges as of now (one store read per running job, at most :data:`MAX_JOBS`)."""
+        now = self.services.clock()
+        progress = GaugeMetricFamily(
+            "jobwatch_job_progress_percent", "Progress of a running job (%)", labels=_JOB_LABELS
+        )
+        remaining = GaugeMetricFamily(
+            "jobwatch_job_time_remaining_seconds",
+            "Estimated time until a running job finishes",
+            labels=_JOB_LABELS,
+        )
+        elapsed = GaugeMetricFamily(
+            "jobwatch_job_elapsed_seconds", "Time since a job started", labels=_JOB_LABELS
+        )
+        cost = GaugeMetricFamily(
+            "jobwatch_job_cost",
+            "Cost so far of a running job, in its currency",
+            labels=(*_JOB_LABELS, "currency"),
+        )
+        gpu = {
+            m.wire: GaugeMetricFamily(m.prometheus, m.label, labels=_GPU_LABELS)
+            for m in GPU_METRICS
+        }
+        with self.services.store.read() as conn:
+            jobs, _ = queries.list_jobs(conn, "running", MAX_JOBS, 0)
+            latest = {job["id"]: queries.latest_sample(conn, job["id"]) for job in jobs}
+        for job in jobs:
+            labels = [job["id"], job["name"] or "", job["worker_id"] or ""]
+            estimates = job_estimates(job, now)
+            progress.add_metric(labels, job["progress"])
+            _add(remaining, labels, estimates.time_remaining)
+            _add(elapsed, labels, estimates.elapsed)
+            _add(cost, [*labels, job["currency"]], estimates.cost_so_far)
+            for gpu_label, values in _gpu_samples(latest[job["id"]]):
+                for m in GPU_METRICS:
+                    value = values.get(m.wire)
+                    scaled = None if value is None else value * m.prometheus_factor
+                    _add(gpu[m.wire], [*labels, gpu_label], scaled)
+        yield from (progress, remaining, elapsed, cost, *gpu.values())
+        yield from self._sockets()
+
+    def _sockets(self) -> Iterator[Metric]:
+        sessions = list(self.services.sessions)
+        yield GaugeMetricFamily(
+            "jobwatch_websocket_subscribers",
+            "Open WebSocket connections of this process",
+            value=len(sessions),
+        )
+        yield GaugeMetricFamily(
+            "jobwatch_websocket_queued_bytes",
+            "Bytes queued unsent to this process's WebSocket subscribers",
+            value=sum(s.queued_bytes() for s in sessions),
+        )
+
+
+def _add(family: GaugeMetricFamily, labels: list[str], value: float | None) -> None:
+    if value is not None:
+        family.add_metric(labels, value)
+
+
+def _gpu_samples(sample: dict[str, Any] | None) -> list[tuple[str, dict[str, Any]]]:
+    """(gpu label, wire fields) of each GPU in a stored sample; the flat figures as
+    ``all`` when the sample has no per-GPU values."""
+    if sample is None:
+        return []
+    if sample.get("gpus"):
+        return [
+            (str(g["index"]) if g.get("index") is not None else str(i), g)
+            for i, g in enumerate(sample["gpus"])
+        ]
+    flat = {m.wire: sample[m.column] for m in GPU_METRICS}
+    return [("all", flat)]
+
+
+class ServerMetrics:
+    """This app's own registry: the job collector, request counts and ingest latency.
+
+    ``jobwatch_http_requests_total`` (labels ``method``, ``endpoint``: the Flask
+    endpoint name or ``unknown``, ``status``) and ``jobwatch_progress_ingest_seconds``
+    (a histogram of the time from reading a progress request to its committed answer).
+    """
+
+    def __init__(self, services: Services) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry.register(JobCollector(services))
+        self.requests = Counter(
+            "jobwatch_http_requests",
+            "HTTP requests answered, by endpoint and status",
+            ("method", "endpoint", "status"),
+            registry=self.registry,
+        )
+        self.ingest = Histogram(
+            "jobwatch_progress_ingest_seconds",
+            "Time to handle a progress update, until its answer (committed)",
+            buckets=INGEST_BUCKETS,
+            registry=self.registry,
+        )
+
+    def exposition(self) -> bytes:
+        """The registry in Prometheus' text format (version 0.0.4)."""
+        return generate_latest(self.registry)
+
+
+def install(app: Flask) -> None:
+    """Count ``app``'s requests and serve ``/api/prometheus`` (read access, like every GET)."""
+    metrics = ServerMetrics(app.extensions["jobwatch"])
+    app.extensions["jobwatch.prometheus"] = metrics
+    app.before_request(_start_timer)
+    app.after_request(_count)
+    app.register_blueprint(bp)
+
+
+def _start_timer() -> None:
+    g.jobwatch_started = time.perf_counter()
+
+
+def _count(response: Response) -> Response:
+    metrics: ServerMetrics = current_app.extensions["jobwatch.prometheus"]
+    endpoint = request.endpoint or "unknown"
+    metrics.requests.labels(request.method, endpoint, str(response.status_code)).inc()
+    started = g.get("jobwatch_started")
+    if endpoint == "api.progress" and started is not None:
+        metrics.ingest.observe(time.perf_counter() - started)
+    return response
+
+
+@bp.get("/prometheus")
+def prometheus() -> Response:
+    """The text exposition of :class:`ServerMetrics`."""
+    metrics: ServerMetrics = current_app.extensions["jobwatch.prometheus"]
+    return Response(metrics.exposition(), mimetype=None, content_type=CONTENT_TYPE)

@@ -1,0 +1,166 @@
+// The job page's charts, drawn with uPlot (vendored: assets/vendor/uplot/, a global
+// loaded before the modules). The same figures as the notebook monitor
+// (jobwatch/notebook/charts.py and scalar_chart.py): GPU utilization with
+// temperature (dashed, right axis), memory used against total (dashed), power;
+// one line per GPU when the job reports several; and the training metrics, one
+// line per name against the step. Missing values are gaps, never 0.
+//
+// Each chart's element carries data-points (x values drawn) and data-series
+// (the series' labels, "|"-joined) so that tests and people can check what is drawn.
+
+import { formatMetric, formatNumber } from "./format.js";
+
+const uPlot = globalThis.uPlot;
+const HEIGHT = 220; // px
+// Tableau 10: distinct colours that read on light and dark backgrounds.
+const PALETTE = [
+  "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
+  "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac",
+];
+
+function colour(index) {
+  return PALETTE[index % PALETTE.length];
+}
+
+// "GPU 10" after "GPU 9": by the number at the end, then by name.
+function gpuOrder(a, b) {
+  const number = (label) => {
+    const tail = label.split(" ").pop();
+    return /^[0-9]+$/.test(tail) ? Number(tail) : Infinity;
+  };
+  return number(a) - number(b) || a.localeCompare(b);
+}
+
+/** One uPlot figure in `host` that is rebuilt when its series change, else given new data. */
+class Figure {
+  constructor(host, title) {
+    this.host = host;
+    this.title = title;
+    this.plot = null;
+    this.shape = "";
+    new ResizeObserver(() => this.plot?.setSize(this.size())).observe(host);
+  }
+
+  size() {
+    return { width: Math.max(200, this.host.clientWidth), height: HEIGHT };
+  }
+
+  // `options()` builds uPlot options for the current series; `shape` names them.
+  draw(shape, options, data) {
+    if (shape !== this.shape || !this.plot) {
+      this.plot?.destroy();
+      this.plot = new uPlot({ ...options(), ...this.size(), title: this.title }, data, this.host);
+      this.shape = shape;
+    } else {
+      this.plot.setData(data);
+    }
+    this.host.dataset.points = String(data[0].length);
+    this.host.dataset.series = this.plot.series.slice(1).map((s) => s.label).join("|");
+  }
+}
+
+const unit = (suffix) => (_plot, value) => (value === null ? "-" : formatMetric(value, suffix));
+
+/** The three GPU figures, fed with JobState samples. */
+export class GpuCharts {
+  constructor(hosts) {
+    this.utilization = new Figure(hosts.utilization, "GPU utilization (%) and temperature (°C)");
+    this.memory = new Figure(hosts.memory, "GPU memory (GiB)");
+    this.power = new Figure(hosts.power, "Power (W)");
+  }
+
+  /** Draw `samples` ({ts, flat, gpus}) newer than `window` seconds before the newest. */
+  update(samples, window, now) {
+    let shown = samples;
+    if (window !== null && samples.length) {
+      const start = Math.max(now, samples[samples.length - 1].ts) - window;
+      shown = samples.filter((s) => s.ts >= start);
+    }
+    const labels = Array.from(new Set(shown.flatMap((s) => Object.keys(s.gpus)))).sort(gpuOrder);
+    const names = labels.length ? labels : ["all GPUs"];
+    const line = (field, scale = 1) =>
+      names.map((name) =>
+        shown.map((s) => {
+          const value = labels.length ? s.gpus[name]?.[field] : s.flat[field];
+          return value === null || value === undefined ? null : value / scale;
+        }),
+      );
+    const x = shown.map((s) => s.ts);
+    const shape = names.join("|");
+    const series = (suffix, dash, format, scale) =>
+      names.map((name, i) => ({
+        label: `${name}${suffix}`,
+        stroke: colour(i),
+        width: 1.5,
+        value: format,
+        ...(dash ? { dash } : {}),
+        ...(scale ? { scale } : {}),
+      }));
+    this.utilization.draw(
+      shape,
+      () => ({
+        scales: { x: { time: true }, "%": { range: [0, 100] }, "°C": { range: (_u, _min, max) => [0, Math.max(100, max ?? 0)] } },
+        series: [{}, ...series(" util", undefined, unit("%"), "%"), ...series(" temp", [6, 4], unit("°C"), "°C")],
+        axes: [{}, { scale: "%", label: "%" }, { scale: "°C", label: "°C", side: 1, grid: { show: false } }],
+      }),
+      [x, ...line("gpuUtilization"), ...line("gpuTemperature")],
+    );
+    this.memory.draw(
+      shape,
+      () => ({
+        scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(1, max ?? 0)] } },
+        series: [{}, ...series(" used", undefined, unit(" GiB")), ...series(" total", [6, 4], unit(" GiB"))],
+        axes: [{}, { label: "GiB" }],
+      }),
+      [x, ...line("gpuMemoryUsed", 1024), ...line("gpuMemoryTotal", 1024)],
+    );
+    this.power.draw(
+      shape,
+      () => ({
+        scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(1, max ?? 0)] } },
+        series: [{}, ...series("", undefined, unit(" W"))],
+        axes: [{}, { label: "W" }],
+      }),
+      [x, ...line("powerUsage")],
+    );
+  }
+}
+
+/** The training-metrics figure: one line per name against the step, linear or log y. */
+export class ScalarChart {
+  constructor(host) {
+    this.figure = new Figure(host, "Training metrics");
+  }
+
+  /** Draw `scalars` (Map name -> [{step, value}]); `log`: a log y axis (values <= 0 are gaps). */
+  update(scalars, log) {
+    const names = Array.from(scalars.keys()).sort();
+    const steps = Array.from(new Set(names.flatMap((n) => scalars.get(n).map((p) => p.step))));
+    steps.sort((a, b) => a - b);
+    const lines = names.map((name) => {
+      const byStep = new Map(scalars.get(name).map((p) => [p.step, p.value]));
+      return steps.map((step) => {
+        const value = byStep.get(step);
+        return value === undefined || (log && value <= 0) ? null : value;
+      });
+    });
+    this.figure.draw(
+      `${names.join("|")}|${log ? "log" : "linear"}`,
+      () => ({
+        scales: { x: { time: false }, y: log ? { distr: 3 } : {} },
+        series: [
+          { label: "step" },
+          ...names.map((name, i) => ({
+            label: name,
+            stroke: colour(i),
+            width: 1.5,
+            spanGaps: true, // metrics logged at different steps still draw as lines
+            value: (_plot, value) => (value === null ? "-" : formatNumber(value)),
+          })),
+        ],
+        axes: [{ label: "step" }, {}],
+      }),
+      [steps, ...lines],
+    );
+  }
+}

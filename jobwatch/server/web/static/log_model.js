@@ -1,0 +1,112 @@
+// The notebook's log view (widgets/static/logview.js, served unchanged) on a web
+// page: this is the widget model it expects from anywidget (get, set, on, off,
+// send, save_changes), fed by the page instead of a kernel.
+//
+// Lines reach the view as the kernel sends them, "lines" messages {revision, add},
+// drawn with the same ANSI rules as Python (ansi.js). The view asks for older lines
+// with {type: "load_older", before_id}; the page answers through prepend().
+
+import logview from "./widgets/logview.js";
+import { drawnLine } from "./ansi.js";
+
+const MAX_LINES = 1000; // as the notebook's LogView (jobwatch.notebook.logview.DEFAULT_MAX_LINES)
+
+export class LogModel {
+  /**
+   * @param onLoadOlder called with the id of the oldest line held and how many
+   *   lines there is room for, when the person asks for older lines.
+   */
+  constructor(onLoadOlder) {
+    this.state = {
+      _key: `page-${Math.random().toString(16).slice(2)}`,
+      lines: [],
+      revision: 0,
+      max_lines: MAX_LINES,
+      level_filter: "all",
+      has_older: false,
+      total: 0,
+      loading: false,
+    };
+    this.handlers = new Map();
+    this.held = 0; // lines the view holds (at most max_lines)
+    this.onLoadOlder = onLoadOlder;
+  }
+
+  // -- the anywidget model interface logview.js uses ----------------------------
+
+  get(name) {
+    return this.state[name];
+  }
+
+  set(name, value) {
+    if (this.state[name] === value) return;
+    this.state[name] = value;
+    this.emit(`change:${name}`);
+  }
+
+  save_changes() {
+    // nothing to sync: the page is the model's only home
+  }
+
+  on(name, handler) {
+    if (!this.handlers.has(name)) this.handlers.set(name, new Set());
+    this.handlers.get(name).add(handler);
+  }
+
+  off(name, handler) {
+    this.handlers.get(name)?.delete(handler);
+  }
+
+  send(message) {
+    // Only load_older can come: "sync" is asked for when a revision is skipped,
+    // and the page never skips one.
+    if (message && message.type === "load_older" && Number.isInteger(message.before_id)) {
+      this.set("loading", true);
+      this.onLoadOlder(message.before_id, this.state.max_lines - this.held);
+    }
+  }
+
+  emit(name, payload) {
+    for (const handler of this.handlers.get(name) || []) handler(payload);
+  }
+
+  // -- fed by the page --------------------------------------------------------------
+
+  /** Draw the view into `el`; returns a function that removes it. */
+  mount(el) {
+    const forget = logview.initialize({ model: this });
+    const remove = logview.render({ model: this, el });
+    return () => {
+      remove();
+      forget();
+    };
+  }
+
+  /** New lines from the API or the stream ({id, level, timestamp, message}). */
+  append(lines) {
+    if (!lines.length) return;
+    this.held = Math.min(this.state.max_lines, this.held + lines.length);
+    this.lines(lines.map(drawnLine));
+    if (this.held >= this.state.max_lines) this.set("has_older", false); // no room for more
+  }
+
+  /** Older lines fetched on demand, and whether still older ones exist. */
+  prepend(lines, hasOlder) {
+    const room = this.state.max_lines - this.held;
+    const kept = lines.slice(Math.max(0, lines.length - room));
+    this.held += kept.length;
+    if (kept.length) this.lines(kept.map(drawnLine));
+    this.set("has_older", hasOlder && this.held < this.state.max_lines);
+    this.set("loading", false);
+  }
+
+  /** The loading of older lines failed: the button works again for a retry. */
+  failed() {
+    this.set("loading", false);
+  }
+
+  lines(add) {
+    this.state.revision += 1;
+    this.emit("msg:custom", { type: "lines", revision: this.state.revision, add });
+  }
+}

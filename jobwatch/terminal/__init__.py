@@ -1,0 +1,1 @@
+"""Terminal programs: ``jobwatch watch`` and ``jobwatch top``."""

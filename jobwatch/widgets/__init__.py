@@ -1,5 +1,0 @@
-"""Notebook front-ends: :class:`JobMonitor` and its parts."""
-
-from jobwatch.widgets.monitor import JobMonitor
-
-__all__ = ["JobMonitor"]
