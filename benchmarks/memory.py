@@ -203,9 +203,9 @@ def _traffic(url: str, refresh: float, seconds: float, counter: MessageCounter) 
 def _widget_rows(quick: bool) -> list[Row]:
     import comm
 
-    from jobwatch.server import EmbeddedServer
     from jobwatch.notebook import monitor as monitor_module
     from jobwatch.notebook.monitor import REFRESH, MonitorView
+    from jobwatch.server import EmbeddedServer
 
     seconds = 2.0 if quick else 10.0
     counter = MessageCounter()

@@ -25,8 +25,8 @@ from pathlib import Path
 import orjson
 
 from jobwatch.contract.requests import JobSpec
-from jobwatch.server.storage import rollups
 from jobwatch.server.core.rules import new_job
+from jobwatch.server.storage import rollups
 from jobwatch.server.storage.schema import jobs
 from jobwatch.server.storage.store import Store
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import argparse
 
-from jobwatch import Reporter
 from jobwatch.cli.main.demo import train_digits
+
+from jobwatch import Reporter
 
 
 def main() -> None:

@@ -21,10 +21,10 @@ from jobwatch.track import track
 
 if TYPE_CHECKING:
     from jobwatch.client.rest import Client
-    from jobwatch.server.deploy.run import serve
     from jobwatch.notebook import JobMonitor
     from jobwatch.notebook.compare import compare
     from jobwatch.notebook.jobs_table import JobsTable
+    from jobwatch.server.deploy.run import serve
 
 __all__ = [
     "APIError",

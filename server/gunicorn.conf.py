@@ -104,7 +104,9 @@ workers = _workers()
 preload_app = False
 
 # Mirrors jobwatch.server.deploy.run.gunicorn_options (see the module doc).
-worker_class = "jobwatch.server.deploy.gunicorn_worker.GuardedGeventWorker"  # gevent, with connection caps
+worker_class = (
+    "jobwatch.server.deploy.gunicorn_worker.GuardedGeventWorker"  # gevent, with connection caps
+)
 worker_connections = 10_000  # most simultaneous HTTP and WebSocket connections per worker
 timeout = 60  # seconds a worker may stay silent before the master restarts it
 graceful_timeout = 10  # seconds open connections get to finish on SIGTERM

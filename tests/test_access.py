@@ -57,8 +57,8 @@ def test_anything_else_as_currency_is_refused_and_changes_nothing(api: Any, curr
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=20))
 def test_currency_fuzz_is_a_code_or_a_clear_400(currency: str) -> None:
-    from jobwatch.errors import ValidationError
     from jobwatch.contract.requests import JobSpec, parse_body
+    from jobwatch.errors import ValidationError
 
     try:
         spec = parse_body(JobSpec, json.dumps({"currency": currency}).encode())

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import Engine, select
 
 from jobwatch.contract.requests import JobSpec
-from jobwatch.server.storage import batch
 from jobwatch.server.core import rules
+from jobwatch.server.storage import batch
 from jobwatch.server.storage.schema import decode_row, jobs
 from tests.services import schema_engine
 

@@ -12,8 +12,8 @@ import pytest
 
 from jobwatch import errors
 from jobwatch.client.rest import Client
-from jobwatch.server import EmbeddedServer
 from jobwatch.client.subscription import Backoff
+from jobwatch.server import EmbeddedServer
 
 
 @pytest.fixture

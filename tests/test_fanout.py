@@ -17,9 +17,9 @@ import pytest
 import websocket
 import wsproto.frame_protocol as fp
 
-from jobwatch.server.web import wsframe
-from jobwatch.server.events.broker import MemoryBroker
 from jobwatch.server.core.serialize import Event
+from jobwatch.server.events.broker import MemoryBroker
+from jobwatch.server.web import wsframe
 from jobwatch.server.web.wslock import LockedSocket
 
 

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
+from jobwatch.contract.requests import format_ts
 from jobwatch.view.fleet import SORT_KEYS, FleetState
 from jobwatch.view.fleet_text import cells, format_totals, render_table
-from jobwatch.contract.requests import format_ts
 
 T0 = 1_800_000_000.0
 

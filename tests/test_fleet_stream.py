@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from jobwatch import Client
-from jobwatch.client.fleet_subscription import FleetFollower
+from jobwatch.view.fleet_follow import FleetFollower
 
 
 def ids(message: dict[str, Any]) -> set[str]:

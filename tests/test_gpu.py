@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from jobwatch.report import gpu
 from jobwatch.contract.requests import Metrics
+from jobwatch.report import gpu
 from tests.fake_nvml import GIB, FakeGpu, FakeNvml, NVMLError_LibraryNotFound, mig_slice
 from tests.fake_nvml import NVMLError_NotSupported as NotSupported
 
@@ -586,7 +586,9 @@ def test_indices_on_mixed_models_in_fastest_first_order_warn_once(
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
     for _ in range(3):
         assert uuids(gpu.sample()) == [UUID_A]  # nvidia-smi's GPU 0, as the warning says
-    warnings = [r for r in caplog.records if r.name == "jobwatch.report.gpu" and r.levelname == "WARNING"]
+    warnings = [
+        r for r in caplog.records if r.name == "jobwatch.report.gpu" and r.levelname == "WARNING"
+    ]
     assert len(warnings) == 1
     text = warnings[0].getMessage()
     assert "CUDA_DEVICE_ORDER=PCI_BUS_ID" in text and "Tesla T4" in text

@@ -11,10 +11,10 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from jobwatch.contract.requests import format_ts
-from jobwatch.view.state import MAX_POINTS, MonitorState
 from jobwatch.notebook import gpu_columns
 from jobwatch.notebook.charts import METRICS
 from jobwatch.notebook.gpu_columns import GpuColumns
+from jobwatch.view.state import MAX_POINTS, MonitorState
 
 T0 = 1_800_000_000.0
 

@@ -13,18 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from jobwatch.report import samples as _samples
-from jobwatch.report import gpu
 from jobwatch.contract import gpu_metrics
-from jobwatch.view import state
 from jobwatch.contract.gpu_metrics import GPU_METRICS, METRIC_FIELDS, combine, metric
 from jobwatch.contract.requests import GpuSample, Metrics
-from jobwatch.server.core import alert_rules
-from jobwatch.server.web import answers
-from jobwatch.server.web import prometheus
-from jobwatch.server.storage import schema
-from jobwatch.server.core import serialize as wire
 from jobwatch.notebook import compare
+from jobwatch.report import gpu
+from jobwatch.report import samples as _samples
+from jobwatch.server.core import alert_rules
+from jobwatch.server.core import serialize as wire
+from jobwatch.server.storage import schema
+from jobwatch.server.web import answers, prometheus
+from jobwatch.view import state
 
 ROOT = Path(__file__).resolve().parents[1]
 

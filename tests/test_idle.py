@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 
 from jobwatch.server import EmbeddedServer
-from jobwatch.server.web.app import DEFAULTS
 from jobwatch.server.deploy.process import ServerProcess
+from jobwatch.server.web.app import DEFAULTS
 from tests.idle_proxy import (
     EVENT_TIMEOUT,
     Follower,
@@ -50,9 +50,7 @@ def serve_with_pings(db: Path, ping_interval: float) -> list[str]:
     """argv of the server as ``jobwatch serve`` runs it (gunicorn, a gevent
     worker) on SQLite file ``db``, pinging every ``ping_interval`` seconds."""
     settings = {"DATABASE": str(db), "WS_PING_INTERVAL": ping_interval}
-    code = (
-        f"from jobwatch.server.deploy.run import run_gunicorn; run_gunicorn('127.0.0.1', 0, {settings!r})"
-    )
+    code = f"from jobwatch.server.deploy.run import run_gunicorn; run_gunicorn('127.0.0.1', 0, {settings!r})"
     return [sys.executable, "-c", code]
 
 

@@ -21,14 +21,14 @@ from sqlalchemy import update
 
 from jobwatch import Client
 from jobwatch.cli.main import main as cli
-from jobwatch.server import EmbeddedServer
-from jobwatch.server.storage.schema import jobs
-from jobwatch.view.state import MonitorState
-from jobwatch.view.terminal_safe import clean
-from jobwatch.terminal.watch import PipedView, Watcher, render_final, render_status
 from jobwatch.notebook import monitor as monitor_module
 from jobwatch.notebook import view as view_module
 from jobwatch.notebook.monitor import JobMonitor, MonitorView
+from jobwatch.server import EmbeddedServer
+from jobwatch.server.storage.schema import jobs
+from jobwatch.terminal.watch import PipedView, Watcher, render_final, render_status
+from jobwatch.view.state import MonitorState
+from jobwatch.view.terminal_safe import clean
 
 MARKUP = '<base href=//x><img src=x onerror="alert(1)">'
 TERMINAL = "\x1b]0;pwned\x07\x1b]52;c;ZXZpbA==\x07\x1b[2J\x9b31m\x9d0;t\x9c\x07\rshown"

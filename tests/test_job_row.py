@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from jobwatch.contract.requests import JobSpec
-from jobwatch.server.storage import queries
 from jobwatch.server.core import rules
 from jobwatch.server.core.job_row import JobRow, ListedJob, log_counts, with_changes
+from jobwatch.server.storage import queries
 from jobwatch.server.storage.schema import jobs
 from jobwatch.server.storage.store import Store
 

@@ -18,13 +18,13 @@ import traitlets
 
 from jobwatch import Client
 from jobwatch.errors import ConnectionError
-from jobwatch.view.fleet import SORT_KEYS, matches, sort_rows
-from jobwatch.view.formatting import format_cost, format_duration
 from jobwatch.notebook import jobs_table as jobs_table_module
 from jobwatch.notebook import monitor as monitor_module
 from jobwatch.notebook.fleet_table import FleetTableWidget
 from jobwatch.notebook.jobs_table import JobsTable, TableView
 from jobwatch.notebook.view import MonitorView
+from jobwatch.view.fleet import SORT_KEYS, matches, sort_rows
+from jobwatch.view.formatting import format_cost, format_duration
 from tests.test_fleet_state import summary
 from tests.test_logview import node_or_skip
 

@@ -17,8 +17,7 @@ import requests
 import websocket
 
 from jobwatch.server import EmbeddedServer
-from jobwatch.server.storage import queries
-from jobwatch.server.storage import replay
+from jobwatch.server.storage import queries, replay
 from jobwatch.server.storage.queries import LIST_PAGE_BYTES, SAMPLE_GPU_BYTES, SCALAR_ANSWER_POINTS
 
 LINE = "x" * 16_000

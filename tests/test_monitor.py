@@ -14,10 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jobwatch import Client
-from jobwatch.view.state import MAX_LOG_LINES, MAX_POINTS, MonitorState
 from jobwatch.notebook import monitor as monitor_module
 from jobwatch.notebook.monitor import JobMonitor, MonitorView
 from jobwatch.notebook.text import TextView
+from jobwatch.view.state import MAX_LOG_LINES, MAX_POINTS, MonitorState
 
 TS = "2026-11-29T10:00:00.000Z"
 

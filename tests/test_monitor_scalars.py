@@ -9,11 +9,11 @@ import pytest
 from bqplot import LinearScale, LogScale
 
 from jobwatch.client.rest import Client
-from jobwatch.view.state import MonitorState
-from jobwatch.terminal.watch import render_status
 from jobwatch.notebook import monitor as monitor_module
 from jobwatch.notebook.monitor import JobMonitor
 from jobwatch.notebook.view import MonitorView
+from jobwatch.terminal.watch import render_status
+from jobwatch.view.state import MonitorState
 from tests.conftest import wait_for
 
 

@@ -22,8 +22,8 @@ import requests
 
 from jobwatch.errors import BrokerUnavailable
 from jobwatch.server import EmbeddedServer
-from jobwatch.server.events.redis_broker import RedisBroker
 from jobwatch.server.core.serialize import Event
+from jobwatch.server.events.redis_broker import RedisBroker
 from tests.conftest import WsClient
 from tests.services import fresh_channel, fresh_schema, scale_urls
 

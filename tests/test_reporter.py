@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from jobwatch.report import gpu
 from jobwatch.client.rest import Client
+from jobwatch.report import gpu
 from jobwatch.report.reporter import Reporter
 from jobwatch.server import EmbeddedServer
 from tests.fake_nvml import GIB, FakeGpu, FakeNvml

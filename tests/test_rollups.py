@@ -14,8 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Connection, Engine, delete, select
 
-from jobwatch.server.storage import batch
-from jobwatch.server.storage import rollups
+from jobwatch.server.storage import batch, rollups
 from jobwatch.server.storage.schema import samples, scalars
 from tests.services import schema_engine
 

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jobwatch.errors import JobFinished, WorkerMismatch
 from jobwatch.contract.requests import CompleteRequest, JobSpec, ProgressUpdate, parse_body
+from jobwatch.errors import JobFinished, WorkerMismatch
 from jobwatch.server.core import rules
 
 T0 = 1_800_000_000.0

@@ -11,10 +11,9 @@ import orjson
 import pytest
 from sqlalchemy import func, select, text
 
-from jobwatch.errors import ValidationError
 from jobwatch.contract.requests import CompleteRequest, JobSpec, ProgressUpdate, parse_body
-from jobwatch.server.storage import queries
-from jobwatch.server.storage import rollups
+from jobwatch.errors import ValidationError
+from jobwatch.server.storage import queries, rollups
 from jobwatch.server.storage.store import Store
 from tests.conftest import FakeClock
 from tests.services import fresh_schema, scale_urls

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from jobwatch.contract.backoff import Backoff
 from jobwatch.client.subscription import Subscription
+from jobwatch.contract.backoff import Backoff
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455
 

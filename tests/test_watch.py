@@ -21,8 +21,8 @@ import pytest
 from jobwatch.client.rest import Client
 from jobwatch.errors import JobNotFound
 from jobwatch.server.deploy.process import ServerProcess
-from jobwatch.view.state import MonitorState
 from jobwatch.terminal.watch import Watcher, render_final, render_status
+from jobwatch.view.state import MonitorState
 
 # -- status rendering -------------------------------------------------------------
 

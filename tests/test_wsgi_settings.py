@@ -130,7 +130,12 @@ def test_the_messages_name_what_the_user_wrote() -> None:
 
 def test_the_server_imports_neither_the_cli_nor_the_client() -> None:
     """Imports flow one way: the command line and the client sit above the server."""
-    above = {"jobwatch.cli.main", "jobwatch.client.rest", "jobwatch.client.subscription", "jobwatch.report.reporter"}
+    above = {
+        "jobwatch.cli.main",
+        "jobwatch.client.rest",
+        "jobwatch.client.subscription",
+        "jobwatch.report.reporter",
+    }
     server = Path(jobwatch_server.__file__).parent
     found = []
     for path in sorted(server.glob("*.py")):

@@ -17,9 +17,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from jobwatch.contract.basics import JOB_STATUSES
 from jobwatch._extras import require
 from jobwatch._version import __version__
+from jobwatch.contract.basics import JOB_STATUSES
 from jobwatch.errors import APIError, ConnectionError, MissingExtra
 from jobwatch.server.storage.files import default_db_path
 from jobwatch.view.terminal_safe import clean
@@ -343,9 +343,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _serve(args: argparse.Namespace) -> int:
     require("server", "jobwatch serve")
     from jobwatch.errors import SettingsError
-    from jobwatch.server.storage.files import sqlite_file_problem
     from jobwatch.server.deploy.run import gunicorn_unavailable
     from jobwatch.server.deploy.settings import FLAG_NAMES, ServerSettings, exposure_problem
+    from jobwatch.server.storage.files import sqlite_file_problem
 
     flags = {
         "database": args.db,
@@ -435,8 +435,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _prune(args: argparse.Namespace) -> int:
     require("server", "jobwatch prune")
-    from jobwatch.server.storage.files import sqlite_file_problem
     from jobwatch.server.deploy.settings import missing_packages, settings_problem
+    from jobwatch.server.storage.files import sqlite_file_problem
     from jobwatch.server.storage.store import Store
 
     database = args.db or str(default_db_path())

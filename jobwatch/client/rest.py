@@ -22,10 +22,10 @@ from urllib.parse import quote
 
 import requests
 
-from jobwatch.client.own_io import doing_io
-from jobwatch.errors import ConnectionError, ValidationError, error_from_envelope
 from jobwatch.client.fleet_subscription import FleetSubscription
+from jobwatch.client.own_io import doing_io
 from jobwatch.client.subscription import Subscription
+from jobwatch.errors import ConnectionError, ValidationError, error_from_envelope
 
 __all__ = ["DEFAULT_URL", "Client", "default_url"]
 

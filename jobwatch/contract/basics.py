@@ -32,6 +32,7 @@ __all__ = [
     "MAX_UPDATE_ID",
     "SCALAR_NAME_PATTERN",
     "SCALAR_NAME_RULE",
+    "check_status",
     "currency_code",
     "epoch",
     "format_ts",
@@ -175,3 +176,16 @@ def valid_scalar_name(name: str) -> bool:
 
 MAX_ALERTS = 100
 """Most alerts one progress update may carry."""
+
+
+def check_status(status: str | None) -> str | None:
+    """``status`` if it is ``None`` or one of :data:`jobwatch.contract.requests.JOB_STATUSES`.
+
+    Raises
+    ------
+    ValueError
+        Any other value, naming the allowed ones.
+    """
+    if status is not None and status not in JOB_STATUSES:
+        raise ValueError(f"status must be one of {', '.join(JOB_STATUSES)} or None, got {status!r}")
+    return status

@@ -58,8 +58,8 @@ from jobwatch.contract.basics import (
 from jobwatch.contract.basics import (
     epoch as _epoch,
 )
-from jobwatch.errors import ValidationError
 from jobwatch.contract.gpu_metrics import GPU_METRICS, GpuMetric, combine, metric
+from jobwatch.errors import ValidationError
 
 __all__ = [
     "ALERT_LEVELS",

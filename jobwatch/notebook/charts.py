@@ -19,9 +19,9 @@ import ipywidgets as widgets
 import numpy as np
 from bqplot import Axis, DateScale, Figure, LinearScale, Lines
 
-from jobwatch.view.state import MonitorState
 from jobwatch.notebook.downsample import CHART_POINTS, min_max
 from jobwatch.notebook.gpu_columns import GpuColumns
+from jobwatch.view.state import MonitorState
 
 METRICS = ("gpuUtilization", "gpuTemperature", "gpuMemoryUsed", "gpuMemoryTotal", "powerUsage")
 """The metrics drawn, in the order of :meth:`Charts.marks`."""

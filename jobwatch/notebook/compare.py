@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from jobwatch.contract.basics import parse_ts
 from jobwatch.client.rest import Client
+from jobwatch.contract.basics import parse_ts
 from jobwatch.contract.gpu_metrics import METRIC_FIELDS
 from jobwatch.notebook.downsample import CHART_POINTS, min_max
 

@@ -1,6 +1,6 @@
 """JobsTable: every job, live, in a notebook; pick one to watch it below.
 
-A :class:`~jobwatch.client.fleet_subscription.FleetFollower` keeps a
+A :class:`~jobwatch.view.fleet_follow.FleetFollower` keeps a
 :class:`~jobwatch.view.fleet.FleetState` current from the ``subscribe:jobs``
 stream (its thread); a renderer thread pushes the rows that changed to the
 table at most every ``refresh`` seconds, in one message, however many jobs
@@ -17,10 +17,10 @@ import time
 from typing import Any
 
 from jobwatch.client.rest import Client
-from jobwatch.view.fleet import FleetState, Totals, check_status
-from jobwatch.client.fleet_subscription import FleetFollower
-from jobwatch.view.fleet_text import render_table
 from jobwatch.notebook.monitor import JobMonitor, _widgets_unavailable
+from jobwatch.view.fleet import FleetState, Totals, check_status
+from jobwatch.view.fleet_follow import FleetFollower
+from jobwatch.view.fleet_text import render_table
 
 __all__ = ["JobsTable"]
 

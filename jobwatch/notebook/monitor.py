@@ -25,9 +25,9 @@ from typing import Any
 
 from jobwatch._extras import install_hint
 from jobwatch.client.rest import Client
+from jobwatch.notebook.view import TIME_RANGES, MonitorView
 from jobwatch.view.follow import HistoryLoaded, JobFollower
 from jobwatch.view.state import MAX_SCALAR_POINTS, MonitorState
-from jobwatch.notebook.view import TIME_RANGES, MonitorView
 
 __all__ = ["JobMonitor", "MonitorView"]
 

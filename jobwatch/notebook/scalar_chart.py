@@ -16,9 +16,9 @@ import numpy as np
 from bqplot import Axis, Figure, LinearScale, Lines, LogScale
 
 from jobwatch.contract.basics import parse_ts
+from jobwatch.notebook.downsample import CHART_POINTS, min_max
 from jobwatch.view.formatting import format_number
 from jobwatch.view.state import MonitorState
-from jobwatch.notebook.downsample import CHART_POINTS, min_max
 
 X_AXES = ("step", "time")
 """The x-axis choices: the metric's step, or seconds since the job started."""

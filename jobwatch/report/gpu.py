@@ -28,9 +28,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from jobwatch.contract.gpu_metrics import GPU_METRICS, METRIC_FIELDS, NvmlQuery, combine
 from jobwatch.report.cuda_visible import Device, visible
 from jobwatch.report.samples import clean_flat, clean_gpu
-from jobwatch.contract.gpu_metrics import GPU_METRICS, METRIC_FIELDS, NvmlQuery, combine
 
 __all__ = ["aggregate", "parse_nvidia_smi_csv", "reset", "sample"]
 

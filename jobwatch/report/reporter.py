@@ -21,7 +21,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Literal, TypeAlias, TypeVar
 
-from jobwatch.report import samples as _samples
+from jobwatch.client.own_io import is_own
 from jobwatch.contract.basics import (
     ALERT_LEVELS,
     CURRENCY_RULE,
@@ -35,8 +35,8 @@ from jobwatch.contract.basics import (
     valid_job_id,
     valid_scalar_name,
 )
+from jobwatch.report import samples as _samples
 from jobwatch.report.outbox import Completion, Outbox, ReporterJob
-from jobwatch.client.own_io import is_own
 from jobwatch.report.sender import Sender
 
 __all__ = ["Reporter"]

@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from jobwatch.client.own_io import sender_thread
+from jobwatch.contract.backoff import Backoff
 from jobwatch.contract.basics import (
     MAX_BODY_BYTES,
     MAX_LOG_LINES,
@@ -28,10 +30,6 @@ from jobwatch.contract.basics import (
     format_ts,
     truncate_message,
 )
-from jobwatch.report.outbox import Completion, LogLine, Outbox, ReporterJob
-from jobwatch.client.own_io import sender_thread
-from jobwatch.contract.backoff import Backoff
-from jobwatch.report.samples import clean_metrics
 from jobwatch.errors import (
     APIError,
     AuthenticationError,
@@ -41,6 +39,8 @@ from jobwatch.errors import (
     RateLimited,
     WorkerMismatch,
 )
+from jobwatch.report.outbox import Completion, LogLine, Outbox, ReporterJob
+from jobwatch.report.samples import clean_metrics
 
 if TYPE_CHECKING:
     from jobwatch.client.rest import Client

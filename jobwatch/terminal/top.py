@@ -1,6 +1,6 @@
 """``jobwatch top``: every job live in a terminal, htop style, drawn with Textual.
 
-A :class:`~jobwatch.client.fleet_subscription.FleetFollower` keeps a
+A :class:`~jobwatch.view.fleet_follow.FleetFollower` keeps a
 :class:`~jobwatch.view.fleet.FleetState` current from the ``subscribe:jobs``
 stream; the app redraws the table from it at most every ``refresh`` seconds
 (and once a second for what moves by itself: running costs, "updated ... ago").
@@ -25,10 +25,10 @@ from textual.app import App, ComposeResult, SuspendNotSupported
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Input, Static
 
-from jobwatch.contract.basics import JOB_STATUSES
 from jobwatch.client.rest import Client
+from jobwatch.contract.basics import JOB_STATUSES
 from jobwatch.view.fleet import SORT_KEYS
-from jobwatch.client.fleet_subscription import FleetFollower
+from jobwatch.view.fleet_follow import FleetFollower
 from jobwatch.view.fleet_text import COLUMNS, cells, format_totals
 
 __all__ = ["TopApp", "watch_in_terminal"]

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from jobwatch.contract.basics import FINISHED_STATUSES, JOB_STATUSES, parse_ts
+from jobwatch.contract.basics import FINISHED_STATUSES, check_status, parse_ts
 
 __all__ = ["SORT_KEYS", "STATUS_ORDER", "FleetState", "Totals", "check_status"]
 
@@ -38,19 +38,6 @@ STATUS_ORDER = {"running": 0, "pending": 1, "failed": 2, "cancelled": 3, "comple
 NUMERIC_KEYS = frozenset(
     {"progress", "timeRemaining", "costSoFar", "gpuUtilization", "gpuTemperature"}
 )
-
-
-def check_status(status: str | None) -> str | None:
-    """``status`` if it is ``None`` or one of :data:`jobwatch.contract.requests.JOB_STATUSES`.
-
-    Raises
-    ------
-    ValueError
-        Any other value, naming the allowed ones.
-    """
-    if status is not None and status not in JOB_STATUSES:
-        raise ValueError(f"status must be one of {', '.join(JOB_STATUSES)} or None, got {status!r}")
-    return status
 
 
 @dataclass(frozen=True)

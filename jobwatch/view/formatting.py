@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from jobwatch.view import ansi
 from jobwatch.contract.basics import parse_ts
+from jobwatch.view import ansi
 from jobwatch.view.terminal_safe import clean
 
 DASH = "-"

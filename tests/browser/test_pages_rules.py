@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from jobwatch.server import EmbeddedServer
 from jobwatch.view import formatting
 from jobwatch.view.ansi import spans, spans_to_wire
-from jobwatch.server import EmbeddedServer
 from tests.browser.conftest import PAGE_TIMEOUT_MS
 
 pytestmark = pytest.mark.browser

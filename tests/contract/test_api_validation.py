@@ -21,7 +21,6 @@ from urllib.parse import parse_qsl
 import pytest
 from pydantic import BaseModel
 
-from jobwatch.errors import ValidationError
 from jobwatch.contract.requests import (
     CompleteRequest,
     JobSpec,
@@ -31,6 +30,7 @@ from jobwatch.contract.requests import (
     parse_body,
     parse_query,
 )
+from jobwatch.errors import ValidationError
 from tests.contract.helpers import METRIC_FIELDS, error_of, fields, js, snapshot, strict_loads
 from tests.validation_cases import (
     BAD_LOG_LEVELS,

@@ -20,9 +20,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from jobwatch.errors import ValidationError
 from jobwatch.contract.gpu_metrics import GPU_METRICS
 from jobwatch.contract.requests import format_ts
+from jobwatch.errors import ValidationError
 from jobwatch.server.core.job_row import JobChanges, JobRow, ListedJob
 from jobwatch.server.core.serialize import Event
 

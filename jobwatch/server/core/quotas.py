@@ -21,8 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from jobwatch.errors import QuotaExceeded
 from jobwatch.contract.requests import ProgressUpdate
+from jobwatch.errors import QuotaExceeded
 
 DEFAULT_MAX_JOBS = 100_000
 """Jobs one server keeps by default (finished ones count until pruned)."""

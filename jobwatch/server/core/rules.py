@@ -29,7 +29,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from jobwatch.errors import JobFinished, ValidationError, WorkerMismatch
 from jobwatch.contract.gpu_metrics import GPU_METRICS
 from jobwatch.contract.requests import (
     FINISHED_STATUSES,
@@ -39,6 +38,7 @@ from jobwatch.contract.requests import (
     ProgressUpdate,
     format_ts,
 )
+from jobwatch.errors import JobFinished, ValidationError, WorkerMismatch
 from jobwatch.server.core import alert_rules
 from jobwatch.server.core.alert_rules import Alert, AlertRule
 from jobwatch.server.core.job_row import JobChanges, JobRow, ListedJob, log_counts, with_changes

@@ -38,11 +38,11 @@ from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from jobwatch.server.web.app import create_app
-from jobwatch.server.events.broker import DEFAULT_CHANNEL
-from jobwatch.server.web.services import Services
 from jobwatch.server.deploy.settings import ARGUMENT_NAMES, ServerSettings, exposure_problem
 from jobwatch.server.deploy.urls import redacted
+from jobwatch.server.events.broker import DEFAULT_CHANNEL
+from jobwatch.server.web.app import create_app
+from jobwatch.server.web.services import Services
 
 WORKER_CLASS = "jobwatch.server.deploy.gunicorn_worker.GuardedGeventWorker"
 """gunicorn's gevent worker with connection caps and request deadlines."""

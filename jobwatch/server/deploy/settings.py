@@ -53,9 +53,7 @@ from typing import Any
 
 from jobwatch.errors import SettingsError, ValidationError, first_line
 from jobwatch.server.core.alert_rules import parse_rule
-from jobwatch.server.storage.files import default_db_path
 from jobwatch.server.core.quotas import DEFAULT_MAX_JOB_LOG_BYTES, DEFAULT_MAX_JOBS
-from jobwatch.server.web.security import is_loopback_host, token_problem
 from jobwatch.server.deploy.urls import (
     database_url_problem,
     is_postgres,
@@ -63,6 +61,8 @@ from jobwatch.server.deploy.urls import (
     redacted,
     redis_url_problem,
 )
+from jobwatch.server.storage.files import default_db_path
+from jobwatch.server.web.security import is_loopback_host, token_problem
 
 ENV_NAMES = {"write_token": "JOBWATCH_TOKEN", "read_token": "JOBWATCH_READ_TOKEN"}
 """How messages name the tokens when they come from the environment."""

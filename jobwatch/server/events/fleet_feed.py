@@ -26,12 +26,12 @@ from typing import Any, Protocol
 from sqlalchemy import select
 
 from jobwatch.contract.requests import format_ts
-from jobwatch.server.events.broker import ALL_JOBS, Broker
 from jobwatch.server.core.job_row import JobRow, job_row
 from jobwatch.server.core.rules import job_estimates
+from jobwatch.server.core.serialize import dumps
+from jobwatch.server.events.broker import ALL_JOBS, Broker
 from jobwatch.server.storage.schema import decode_row, jobs
 from jobwatch.server.storage.store import Store
-from jobwatch.server.core.serialize import dumps
 
 log = logging.getLogger(__name__)
 

@@ -39,8 +39,8 @@ import redis
 
 from jobwatch.contract.backoff import Backoff
 from jobwatch.errors import BrokerUnavailable
-from jobwatch.server.events.broker import DEFAULT_CHANNEL, MemoryBroker, Subscriber
 from jobwatch.server.core.serialize import Event
+from jobwatch.server.events.broker import DEFAULT_CHANNEL, MemoryBroker, Subscriber
 
 log = logging.getLogger(__name__)
 

@@ -31,9 +31,9 @@ from typing import Any, NamedTuple
 import orjson
 from sqlalchemy import Connection, Table, bindparam, delete, select
 
-from jobwatch.server.storage import rollups
 from jobwatch.server.core.job_row import JobRow, job_row
 from jobwatch.server.core.rules import UPDATE_IDS_KEPT
+from jobwatch.server.storage import rollups
 from jobwatch.server.storage.schema import (
     alerts,
     applied_updates,

@@ -14,9 +14,10 @@ from typing import Any, NamedTuple
 import orjson
 from sqlalchemy import Connection, Integer, LargeBinary, cast, func, literal, select, true
 
-from jobwatch.server.storage import rollup_reads
 from jobwatch.server.core.alert_rules import alert_to_wire
 from jobwatch.server.core.job_row import JobRow, ListedJob, job_row, listed_job
+from jobwatch.server.core.serialize import Event, log_to_wire
+from jobwatch.server.storage import rollup_reads
 from jobwatch.server.storage.schema import (
     SAMPLE_FIELDS,
     alerts,
@@ -26,7 +27,6 @@ from jobwatch.server.storage.schema import (
     samples,
     scalars,
 )
-from jobwatch.server.core.serialize import Event, log_to_wire
 
 Row = dict[str, Any]
 

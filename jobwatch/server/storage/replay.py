@@ -13,11 +13,11 @@ import heapq
 from collections.abc import Iterator
 from typing import Any
 
-from jobwatch.server.storage import queries
 from jobwatch.server.core.job_row import JobRow
 from jobwatch.server.core.rules import completed_event
-from jobwatch.server.storage.store import Store
 from jobwatch.server.core.serialize import Event
+from jobwatch.server.storage import queries
+from jobwatch.server.storage.store import Store
 
 REPLAY_PAGE = 256
 """Log lines read per query while replaying: at most 4 MiB of messages (16 KiB each)."""

@@ -25,6 +25,7 @@ from sqlalchemy import Connection, create_engine, delete, event, func, select, t
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
+from jobwatch.contract.requests import FINISHED_STATUSES, CompleteRequest, JobSpec, ProgressUpdate
 from jobwatch.errors import (
     APIError,
     Conflict,
@@ -33,15 +34,13 @@ from jobwatch.errors import (
     ValidationError,
     first_line,
 )
-from jobwatch.contract.requests import FINISHED_STATUSES, CompleteRequest, JobSpec, ProgressUpdate
-from jobwatch.server.core import alert_rules
-from jobwatch.server.storage import batch
-from jobwatch.server.storage import rollups
-from jobwatch.server.core import rules
+from jobwatch.server.core import alert_rules, rules
 from jobwatch.server.core.alert_rules import AlertRule
-from jobwatch.server.storage.files import prepare_sqlite_file
 from jobwatch.server.core.job_row import JobRow, with_changes
 from jobwatch.server.core.quotas import Quotas, StoredTotal, data_bytes, log_bytes
+from jobwatch.server.core.serialize import Event
+from jobwatch.server.storage import batch, rollups
+from jobwatch.server.storage.files import prepare_sqlite_file
 from jobwatch.server.storage.schema import (
     add_missing_columns,
     alerts,
@@ -53,7 +52,6 @@ from jobwatch.server.storage.schema import (
     samples,
     scalars,
 )
-from jobwatch.server.core.serialize import Event
 from jobwatch.server.storage.writer import GroupCommitWriter, Operation, R
 
 Row = dict[str, Any]

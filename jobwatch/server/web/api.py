@@ -8,7 +8,6 @@ from flask import Blueprint, Response, current_app, request
 from werkzeug.wsgi import get_input_stream
 
 from jobwatch._version import __version__
-from jobwatch.errors import JobNotFound, PayloadTooLarge, ValidationError
 from jobwatch.contract.requests import (
     FINISHED_STATUSES,
     MAX_BODY_BYTES,
@@ -24,12 +23,11 @@ from jobwatch.contract.requests import (
     parse_query,
     valid_job_id,
 )
-from jobwatch.server.storage import queries
+from jobwatch.errors import JobNotFound, PayloadTooLarge, ValidationError
 from jobwatch.server.core import rules
 from jobwatch.server.core.alert_rules import alert_to_wire
 from jobwatch.server.core.job_row import JobRow, job_row, log_counts
 from jobwatch.server.core.rules import job_estimates
-from jobwatch.server.web.services import Services
 from jobwatch.server.core.serialize import (
     dumps,
     job_to_wire,
@@ -37,6 +35,8 @@ from jobwatch.server.core.serialize import (
     sample_to_wire,
     scalar_to_wire,
 )
+from jobwatch.server.storage import queries
+from jobwatch.server.web.services import Services
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 

@@ -13,24 +13,24 @@ from flask_cors import CORS
 from flask_sock import Sock
 from werkzeug.exceptions import HTTPException
 
-from jobwatch.errors import APIError, MethodNotAllowed, NotFound, PayloadTooLarge
 from jobwatch.contract.requests import MAX_BODY_BYTES
-from jobwatch.server.web import prometheus
+from jobwatch.errors import APIError, MethodNotAllowed, NotFound, PayloadTooLarge
 from jobwatch.server.core.alert_rules import DEFAULT_STALL_AFTER, parse_rule
-from jobwatch.server.web.api import bp as api_bp
-from jobwatch.server.web.api import json_response
+from jobwatch.server.core.quotas import DEFAULT_MAX_JOB_LOG_BYTES, DEFAULT_MAX_JOBS, Quotas
+from jobwatch.server.core.serialize import Event
 from jobwatch.server.events.broker import DEFAULT_CHANNEL, Broker, MemoryBroker
 from jobwatch.server.events.fleet_feed import FleetFeed
+from jobwatch.server.events.watchdog import StallWatchdog
+from jobwatch.server.events.webhook import WebhookSender
+from jobwatch.server.storage.store import Store
+from jobwatch.server.web import prometheus
+from jobwatch.server.web.api import bp as api_bp
+from jobwatch.server.web.api import json_response
 from jobwatch.server.web.openapi import bp as openapi_bp
 from jobwatch.server.web.pages import bp as pages_bp
 from jobwatch.server.web.pages import open_pages
-from jobwatch.server.core.quotas import DEFAULT_MAX_JOB_LOG_BYTES, DEFAULT_MAX_JOBS, Quotas
 from jobwatch.server.web.security import AccessPolicy, WorkerRateLimit
 from jobwatch.server.web.services import Services
-from jobwatch.server.storage.store import Store
-from jobwatch.server.events.watchdog import StallWatchdog
-from jobwatch.server.events.webhook import WebhookSender
-from jobwatch.server.core.serialize import Event
 from jobwatch.server.web.ws import serve_socket
 
 log = logging.getLogger(__name__)

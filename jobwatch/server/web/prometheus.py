@@ -27,8 +27,8 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
 from jobwatch.contract.gpu_metrics import GPU_METRICS
-from jobwatch.server.storage import queries
 from jobwatch.server.core.rules import job_estimates
+from jobwatch.server.storage import queries
 from jobwatch.server.web.services import Services
 
 bp = Blueprint("prometheus", __name__, url_prefix="/api")

@@ -11,10 +11,10 @@ from typing import Any
 
 from jobwatch.server.events.broker import Broker
 from jobwatch.server.events.fleet_feed import FleetFeed
-from jobwatch.server.web.security import WorkerRateLimit
-from jobwatch.server.storage.store import Store
 from jobwatch.server.events.watchdog import StallWatchdog
 from jobwatch.server.events.webhook import WebhookSender
+from jobwatch.server.storage.store import Store
+from jobwatch.server.web.security import WorkerRateLimit
 
 
 def _new_lock() -> threading.Lock:

@@ -29,7 +29,6 @@ from typing import Any
 
 from simple_websocket import ConnectionClosed
 
-from jobwatch.errors import APIError, JobNotFound, StoreUnavailable
 from jobwatch.contract.requests import (
     SubscribeJobsMessage,
     SubscribeMessage,
@@ -37,13 +36,14 @@ from jobwatch.contract.requests import (
     parse_client_message,
     valid_job_id,
 )
-from jobwatch.server.storage import queries
-from jobwatch.server.events.fleet_feed import FLEET
+from jobwatch.errors import APIError, JobNotFound, StoreUnavailable
 from jobwatch.server.core.job_row import JobRow
-from jobwatch.server.storage.replay import replay
 from jobwatch.server.core.rules import completed_event
-from jobwatch.server.web.services import Services
 from jobwatch.server.core.serialize import Event, dumps
+from jobwatch.server.events.fleet_feed import FLEET
+from jobwatch.server.storage import queries
+from jobwatch.server.storage.replay import replay
+from jobwatch.server.web.services import Services
 from jobwatch.server.web.ws_items import (
     Close,
     Deliver,
