@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import argparse
 
-from jobwatch.cli.main.demo import train_digits
-
 from jobwatch import Reporter
+from jobwatch.cli.demo import train_digits
 
 
 def main() -> None:

@@ -1,4 +1,3 @@
 """Gpu sampling: a documented import path, kept; the code lives in :mod:`jobwatch.report.gpu`."""
 
 from jobwatch.report.gpu import *  # noqa: F403
-from jobwatch.report.gpu import __all__ as __all__

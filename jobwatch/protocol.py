@@ -1,4 +1,3 @@
 """The wire's request types and limits: a documented import path, kept; the code lives in :mod:`jobwatch.contract.requests`."""
 
 from jobwatch.contract.requests import *  # noqa: F403
-from jobwatch.contract.requests import __all__ as __all__

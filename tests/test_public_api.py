@@ -68,9 +68,9 @@ DOCUMENTED = [
     ("jobwatch.server.wsgi", "app_from_env"),  # gunicorn's 'jobwatch.server.wsgi:app_from_env()'
     ("jobwatch.server", "EmbeddedServer"),  # docs/server.md
     ("jobwatch.server", "create_app"),
-    ("jobwatch.server.deploy.process", "ServerProcess"),  # notebooks/remote_worker.ipynb
-    ("jobwatch.server.deploy.process", "serve_command"),
-    ("jobwatch.cli.main.demo", "train_digits"),  # notebooks/quickstart.ipynb, examples/
+    ("jobwatch.server.process", "ServerProcess"),  # notebooks/remote_worker.ipynb
+    ("jobwatch.server.process", "serve_command"),
+    ("jobwatch.demo", "train_digits"),  # notebooks/quickstart.ipynb, examples/
 ]
 """Names outside ``jobwatch.__all__`` that the docs, notebooks or deployment files use."""
 

@@ -15,6 +15,8 @@ from jobwatch.report.reporter import Reporter
 
 BATCH_SIZE = 64
 
+__all__ = ["run_demo", "train_digits"]
+
 
 def train_digits(
     reporter: Reporter, *, epochs: int = 30, pace: float = 0.0, seed: int = 0

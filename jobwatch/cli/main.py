@@ -428,7 +428,7 @@ def _unreachable(command: str, database: str, redis_url: str | None) -> int | No
 
 def _demo(args: argparse.Namespace) -> int:
     require("demo", "jobwatch demo")
-    from jobwatch.cli.main.demo import run_demo
+    from jobwatch.cli.demo import run_demo
 
     return run_demo(epochs=args.epochs, pace=args.pace, price_per_hour=args.price_per_hour)
 

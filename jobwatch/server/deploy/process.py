@@ -18,6 +18,8 @@ from pathlib import Path
 
 _URL = re.compile(r"serving on (http://\S+)")
 
+__all__ = ["ServerProcess", "serve_command"]
+
 
 class ServerProcess:
     """Start ``command`` (which prints ``serving on http://...``) in its own process group.
