@@ -2,6 +2,6 @@
 
 import sys
 
-from jobwatch.cli.main import main
+from jobwatch.cli.commands import main
 
 sys.exit(main())

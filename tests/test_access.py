@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import jobwatch
-from jobwatch.cli.main import main as cli
+import jobwatch.cli.commands as cli
 from jobwatch.contract.requests import MAX_BODY_BYTES
 from jobwatch.server import EmbeddedServer, create_app
 from jobwatch.server.deploy.accesslog import RedactingLogger, without_query

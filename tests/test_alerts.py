@@ -219,7 +219,7 @@ def test_of_two_servers_only_one_marks_a_stall() -> None:
 )
 def test_serve_refuses_bad_alert_settings_in_one_line(args: list[str], message: str) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "jobwatch.cli.main", "serve", "--db", ":memory:", *args],
+        [sys.executable, "-m", "jobwatch.cli.commands", "serve", "--db", ":memory:", *args],
         capture_output=True,
         text=True,
         timeout=60,

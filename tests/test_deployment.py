@@ -35,7 +35,7 @@ from tests.services import fresh_channel, fresh_schema, scale_urls
 SERVER_DIR = Path(__file__).resolve().parents[1] / "server"
 GUNICORN_CONF = SERVER_DIR / "gunicorn.conf.py"
 NGINX_CONF = SERVER_DIR / "nginx.conf"
-WSGI_APP = "jobwatch.server.wsgi:app_from_env()"
+WSGI_APP = "jobwatch.server.deploy.wsgi:app_from_env()"
 WAIT = 20.0  # seconds any one thing may take before the test fails
 
 

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 import jobwatch
-from jobwatch.cli.main import main
+from jobwatch.cli.commands import main
 from jobwatch.errors import MissingExtra
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from jobwatch.cli.main import main as cli
+import jobwatch.cli.commands as cli
 from jobwatch.errors import UnsafeDatabasePath
 from jobwatch.server.storage.store import Store
 

@@ -172,7 +172,7 @@ WITH_NEW_METRIC = textwrap.dedent(
 def test_adding_a_metric_is_one_entry_in_the_table(tmp_path: Path) -> None:
     package = tmp_path / "jobwatch"
     shutil.copytree(ROOT / "jobwatch", package, ignore=shutil.ignore_patterns("__pycache__"))
-    table = package / "gpu_metrics.py"
+    table = package / "contract" / "gpu_metrics.py"
     source = table.read_text()
     end = '\n)\n"""Every GPU metric'
     assert source.count(end) == 1

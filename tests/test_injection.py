@@ -19,8 +19,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import update
 
+import jobwatch.cli.commands as cli
 from jobwatch import Client
-from jobwatch.cli.main import main as cli
 from jobwatch.notebook import monitor as monitor_module
 from jobwatch.notebook import view as view_module
 from jobwatch.notebook.monitor import JobMonitor, MonitorView

@@ -36,7 +36,7 @@ def test_bad_parameters_are_refused_with_what_is_allowed() -> None:
 
 
 def test_the_subscription_and_the_server_share_the_one_class() -> None:
-    from jobwatch.client.rest import subscription
+    from jobwatch.client import subscription
     from jobwatch.server.events import redis_broker
 
     assert subscription.Backoff is Backoff

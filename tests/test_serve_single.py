@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 WITHOUT_GUNICORN = (
     "import sys; sys.modules['gunicorn'] = None; "  # None in sys.modules: import raises
-    "from jobwatch.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    "from jobwatch.cli.commands import main; sys.exit(main(sys.argv[1:]))"
 )
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from jobwatch import Client
-from jobwatch.cli.main import main
+from jobwatch.cli.commands import main
 from jobwatch.terminal.top import TopApp
 
 

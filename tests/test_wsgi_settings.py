@@ -131,7 +131,7 @@ def test_the_messages_name_what_the_user_wrote() -> None:
 def test_the_server_imports_neither_the_cli_nor_the_client() -> None:
     """Imports flow one way: the command line and the client sit above the server."""
     above = {
-        "jobwatch.cli.main",
+        "jobwatch.cli.commands",
         "jobwatch.client.rest",
         "jobwatch.client.subscription",
         "jobwatch.report.reporter",

@@ -1,5 +1,5 @@
 """The ``jobwatch`` command: :func:`main` is the console script's entry point."""
 
-from jobwatch.cli.main import main
+from jobwatch.cli.commands import main
 
 __all__ = ["main"]

@@ -20,4 +20,4 @@ def __getattr__(name: str) -> object:
         from jobwatch.client.rest import Client
 
         return Client
-    raise AttributeError(f"module 'jobwatch.client' has no attribute {name!r}")
+    raise AttributeError(f"module 'jobwatch.client.rest' has no attribute {name!r}")

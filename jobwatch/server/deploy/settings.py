@@ -4,7 +4,7 @@ arguments, checked in one place and turned into
 :func:`~jobwatch.server.web.app.create_app`'s config.
 
 Every way of starting the server goes through :class:`ServerSettings`:
-``jobwatch serve`` (:mod:`jobwatch.cli.main`), the WSGI entry point
+``jobwatch serve`` (:mod:`jobwatch.cli.commands`), the WSGI entry point
 (:mod:`jobwatch.server.deploy.wsgi`) and the embedded server (:mod:`jobwatch.server.deploy.run`).
 Each check returns ``None`` or one sentence saying what is wrong and what is
 allowed, so the CLI can print it and exit instead of a worker dying in a

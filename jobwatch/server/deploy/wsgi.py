@@ -1,6 +1,6 @@
 """The WSGI entry point for running the server under your own gunicorn.
 
-``gunicorn -c server/gunicorn.conf.py 'jobwatch.server.wsgi:app_from_env()'``
+``gunicorn -c server/gunicorn.conf.py 'jobwatch.server.deploy.wsgi:app_from_env()'``
 builds the app in each worker from ``JOBWATCH_*`` environment variables, the
 same settings ``jobwatch serve`` takes as flags; the variables are listed in
 :mod:`jobwatch.server.deploy.settings`, which reads and checks them.

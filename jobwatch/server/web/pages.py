@@ -26,7 +26,7 @@ __all__ = ["STATIC", "WIDGET_FILES", "bp", "open_pages"]
 
 STATIC = Path(__file__).parent / "static"
 """The pages' files, served at ``/assets/``."""
-WIDGETS_STATIC = Path(__file__).parent.parent / "widgets" / "static"
+WIDGETS_STATIC = Path(__file__).resolve().parents[2] / "notebook" / "static"
 WIDGET_FILES = ("logview.js", "logview.css")
 """Files of the notebook widgets the pages use as they are, at ``/assets/widgets/``."""
 
