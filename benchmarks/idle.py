@@ -3,7 +3,7 @@ idle for 60 s (AWS ALB's default), against ``jobwatch serve`` as shipped
 (pings every 25 s), for 10 min 30 s (``--quick``: 70 s, one proxy timeout and
 a little more).
 
-tests/test_idle.py proves the same with every interval divided by 20; this
+tests/system/test_idle.py proves the same with every interval divided by 20; this
 is the run at full length. It raises ``AssertionError`` (with the moment) if
 the proxy cuts the connection or the subscription leaves ``live``.
 """

@@ -19,7 +19,7 @@ The app reads its settings from ``JOBWATCH_*`` variables (see
 Gunicorn reads this file in the master before any worker patches the standard
 library for gevent, so it imports nothing from jobwatch itself; the values
 below therefore mirror ``jobwatch.server.deploy.run.gunicorn_options``;
-``tests/test_deployment.py`` checks they stay equal. (Gunicorn loads the worker
+``tests/server/deploy/test_deployment.py`` checks they stay equal. (Gunicorn loads the worker
 and logger classes named below in the master, as ``jobwatch serve`` does.)
 
 The worker caps connections per client address and in total

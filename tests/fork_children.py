@@ -1,7 +1,7 @@
 """Fork children from a process whose Reporter is busy, as PyTorch DataLoader workers are.
 
 Run as ``python tests/fork_children.py URL JOB_ID CHILDREN`` (by
-tests/test_reporter_fork.py). One parent thread logs, updates and uses the
+tests/report/test_reporter_fork.py). One parent thread logs, updates and uses the
 logging handler in a tight loop (so the sender thread is always busy taking
 lines under the outbox's lock) while the main thread forks ``CHILDREN``
 children, at most ``_AT_ONCE`` alive at a time. Each child calls every

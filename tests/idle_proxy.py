@@ -1,5 +1,5 @@
 """A TCP proxy that cuts idle connections, and a subscription followed through it:
-the parts of tests/test_idle.py, shared with its soak (benchmarks/idle.py)."""
+the parts of tests/system/test_idle.py, shared with its soak (benchmarks/idle.py)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 # The seed's Python worker example, verbatim from the seed document
 # (shared/seed/000_6259494c81bd8af5.txt, "Python Worker Example").
 # Its undefined names (API_URL, job_id, worker_id, loss, acc) are supplied by
-# tests/test_seed_worker.py, which runs it against `jobwatch serve`.
+# tests/contract/test_seed_worker.py, which runs it against `jobwatch serve`.
 # ruff: noqa
 import requests
 import time

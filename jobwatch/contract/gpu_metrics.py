@@ -8,7 +8,7 @@ and how Prometheus exports it. The contract's validation
 (:mod:`jobwatch.contract.requests`), the sampler's cleaning (:mod:`jobwatch.report.samples`,
 :mod:`jobwatch.report.gpu`), the SQL schema, the wire encoding, the store, the
 Prometheus export, the ``--alert`` rules and the monitor's state all read
-this table; ``tests/test_gpu_metrics.py`` checks that they agree with it.
+this table; ``tests/contract/test_gpu_metrics.py`` checks that they agree with it.
 
 Pure data: no I/O and no imports beyond the standard library.
 """

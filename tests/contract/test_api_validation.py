@@ -2,8 +2,8 @@
 (or 413) with the JSON path of each bad field, the error envelope, no 5xx, and
 nothing changed by a refused request.
 
-Every case of each table in tests/validation_cases.py runs against the pure
-validators in tests/test_protocol_validation.py; here the first and the last
+Every case of each table in tests/contract/validation_cases.py runs against the pure
+validators in tests/contract/test_protocol_validation.py; here the first and the last
 case of each table (``over_http``) go through the server, which must answer
 exactly the pure validator's verdict (same code, message and details) and
 store nothing. What only the server does (content types, body size, routes,
@@ -32,7 +32,7 @@ from jobwatch.contract.requests import (
 )
 from jobwatch.errors import ValidationError
 from tests.contract.helpers import METRIC_FIELDS, error_of, fields, js, snapshot, strict_loads
-from tests.validation_cases import (
+from tests.contract.validation_cases import (
     BAD_LOG_LEVELS,
     BAD_LOGS_QUERIES,
     BAD_METRICS_QUERIES,

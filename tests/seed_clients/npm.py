@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).parent
+from tests.paths import TESTS
+
+HERE = TESTS
 NODE_MAJOR = 20
 """The Node version the seed's TypeScript targets (its ``fetch`` is global from 18)."""
 NPM_TIMEOUT = 300.0

@@ -7,7 +7,7 @@ that commit stored it (an event of seq ``s`` was stored by the first commit
 that logs its job at ``s`` or more).
 
 Loaded by a server started with this directory first on ``PYTHONPATH``
-(tests/test_slow_disk.py, benchmarks/slowdisk.py); nothing else imports it.
+(tests/server/storage/test_slow_disk.py, benchmarks/slowdisk.py); nothing else imports it.
 """
 
 from __future__ import annotations

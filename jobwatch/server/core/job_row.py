@@ -63,7 +63,7 @@ class ListedJob(TypedDict):
 
 
 class JobRow(ListedJob):
-    """One row of the ``jobs`` table (``tests/test_job_row.py`` keeps the two equal)."""
+    """One row of the ``jobs`` table (``tests/server/core/test_job_row.py`` keeps the two equal)."""
 
     progress_event: dict[str, Any] | None  # the newest JOB_PROGRESS event, for `since` replay
 

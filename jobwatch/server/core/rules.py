@@ -5,7 +5,7 @@ server time ``now``) that returns what changes in the row, what is stored
 beside it, what is published and what is answered. The store only reads the
 row, calls the rule and applies its result in one transaction; nothing here
 reads a clock or touches a database, a socket or Flask, so the rules are
-tested directly (``tests/test_rules.py``, with property tests). The anchors
+tested directly (``tests/server/core/test_rules.py``, with property tests). The anchors
 are python-websockets' ``protocol.py`` and flask's ``sansio/``: logic that
 cannot do I/O, driven by thin I/O layers.
 

@@ -25,7 +25,7 @@ from jobwatch.contract.requests import (
 )
 from jobwatch.errors import ValidationError
 from tests.contract.helpers import METRIC_FIELDS
-from tests.validation_cases import (
+from tests.contract.validation_cases import (
     BAD_LOG_LEVELS,
     BAD_LOGS_QUERIES,
     BAD_METRICS_QUERIES,

@@ -30,9 +30,10 @@ from jobwatch.errors import APIError, JobNotFound
 from jobwatch.server.deploy import settings as wsgi_settings
 from jobwatch.server.deploy.process import ServerProcess, serve_command
 from jobwatch.server.deploy.run import gunicorn_options
+from tests.paths import REPO
 from tests.services import fresh_channel, fresh_schema, scale_urls
 
-SERVER_DIR = Path(__file__).resolve().parents[1] / "server"
+SERVER_DIR = REPO / "server"
 GUNICORN_CONF = SERVER_DIR / "gunicorn.conf.py"
 NGINX_CONF = SERVER_DIR / "nginx.conf"
 WSGI_APP = "jobwatch.server.deploy.wsgi:app_from_env()"

@@ -24,8 +24,7 @@ from jobwatch.server.core import serialize as wire
 from jobwatch.server.storage import schema
 from jobwatch.server.web import answers, prometheus
 from jobwatch.view import state
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.paths import REPO
 
 
 def test_names_are_unique_and_spelled_as_the_field_spells_them() -> None:
@@ -171,14 +170,14 @@ WITH_NEW_METRIC = textwrap.dedent(
 
 def test_adding_a_metric_is_one_entry_in_the_table(tmp_path: Path) -> None:
     package = tmp_path / "jobwatch"
-    shutil.copytree(ROOT / "jobwatch", package, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "jobwatch", package, ignore=shutil.ignore_patterns("__pycache__"))
     table = package / "contract" / "gpu_metrics.py"
     source = table.read_text()
     end = '\n)\n"""Every GPU metric'
     assert source.count(end) == 1
     table.write_text(source.replace(end, textwrap.indent(NEW_METRIC, "    ").rstrip() + end))
 
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)])}
     done = subprocess.run(
         [sys.executable, "-c", WITH_NEW_METRIC],
         env=env,

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 import requests
 
 from jobwatch.server.deploy.process import ServerProcess, serve_command
+from tests.paths import TESTS
 
-SEED_WORKER = Path(__file__).with_name("seed_worker.py")
+SEED_WORKER = TESTS / "seed_worker.py"
 
 
 @pytest.mark.slow

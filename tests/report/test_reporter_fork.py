@@ -15,17 +15,16 @@ import sys
 import textwrap
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from jobwatch.client.rest import Client
 from jobwatch.server import EmbeddedServer
-from tests.test_reporter import _messages
+from tests.paths import REPO, TESTS
+from tests.report.test_reporter import _messages
 
-ROOT = Path(__file__).resolve().parents[1]
-FORK_CHILDREN = Path(__file__).with_name("fork_children.py")
+FORK_CHILDREN = TESTS / "fork_children.py"
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork() is POSIX only")
 
@@ -52,7 +51,7 @@ def _errors(client: Client, job_id: str) -> list[dict[str, Any]]:
 
 
 def run(*argv: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run(
         [sys.executable, *argv],
         capture_output=True,

@@ -12,6 +12,7 @@ import pytest
 import jobwatch
 from jobwatch.cli.commands import main
 from jobwatch.errors import MissingExtra
+from tests.paths import REPO
 
 
 @pytest.mark.parametrize(
@@ -47,13 +48,12 @@ def test_serve_raises_one_line_that_ipython_shows_without_a_traceback(
 
 
 def test_the_demo_extra_brings_what_jobwatch_demo_needs() -> None:
-    from pathlib import Path
 
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
     from jobwatch._extras import EXTRAS
 
-    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
     extras = project["project"]["optional-dependencies"]
     assert "jobwatch[server]" in extras["demo"] and any("scikit-learn" in d for d in extras["demo"])
     assert {"jupyterlab", "notebook", "ipykernel"} <= {d.split(">")[0] for d in extras["lab"]}

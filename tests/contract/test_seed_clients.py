@@ -10,15 +10,15 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from pathlib import Path
 
 import pytest
 import requests
 
 from jobwatch.server.deploy.process import ServerProcess
+from tests.paths import REPO
 from tests.seed_clients.npm import Bundler, node, verbatim
 
-SEED = Path(__file__).resolve().parents[2] / "shared" / "seed" / "000_6259494c81bd8af5.txt"
+SEED = REPO.parent / "shared" / "seed" / "000_6259494c81bd8af5.txt"
 WORKER = "your_worker_id"
 """The ``workerId`` the seed's examples send."""
 NUMBER = r"\d+(?:\.\d+)?(?:e[-+]?\d+)?"

@@ -17,9 +17,7 @@ from jobwatch.contract.requests import Metrics
 from jobwatch.report import gpu
 from tests.fake_nvml import GIB, FakeGpu, FakeNvml, NVMLError_LibraryNotFound, mig_slice
 from tests.fake_nvml import NVMLError_NotSupported as NotSupported
-
-ROOT = Path(__file__).resolve().parents[1]
-TESTS = Path(__file__).resolve().parent
+from tests.paths import REPO, TESTS
 
 UUID_A = "GPU-aaaaaaaa-1111-2222-3333-444444444444"
 UUID_B = "GPU-bbbbbbbb-1111-2222-3333-444444444444"
@@ -85,7 +83,7 @@ def fake_smi(
 
 
 def run_python(code: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS)])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(TESTS)])}
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         capture_output=True,

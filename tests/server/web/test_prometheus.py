@@ -20,9 +20,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from jobwatch.server import EmbeddedServer
 from tests.conftest import Api, FakeClock, WsClient
+from tests.paths import REPO
 
 MIB = 1024 * 1024
-DASHBOARD = Path(__file__).parent.parent / "server" / "grafana-dashboard.json"
+DASHBOARD = REPO / "server" / "grafana-dashboard.json"
 SCRAPE_INTERVAL = "1s"
 """How often the test's Prometheus scrapes jobwatch."""
 PROMETHEUS_WAIT = 60.0

@@ -25,10 +25,11 @@ from jobwatch.notebook.jobs_table import JobsTable, TableView
 from jobwatch.notebook.view import MonitorView
 from jobwatch.view.fleet import SORT_KEYS, matches, sort_rows
 from jobwatch.view.formatting import format_cost, format_duration
-from tests.test_fleet_state import summary
-from tests.test_logview import node_or_skip
+from tests.notebook.test_logview import node_or_skip
+from tests.paths import REPO
+from tests.view.test_fleet_state import summary
 
-JS = Path(__file__).resolve().parent.parent / "jobwatch" / "notebook" / "static" / "jobstable.js"
+JS = REPO / "jobwatch" / "notebook" / "static" / "jobstable.js"
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:

@@ -17,8 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jobwatch.notebook.logview import LogView
+from tests.paths import REPO
 
-STATIC = Path(__file__).resolve().parent.parent / "jobwatch" / "notebook" / "static"
+STATIC = REPO / "jobwatch" / "notebook" / "static"
 JS = STATIC / "logview.js"
 CSS = STATIC / "logview.css"
 CLASS_NAMES = (

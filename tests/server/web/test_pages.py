@@ -12,8 +12,8 @@ import pytest
 from jobwatch.server import EmbeddedServer
 from jobwatch.server.web.pages import STATIC, WIDGET_FILES, WIDGETS_STATIC
 from tests.conftest import Api
+from tests.paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 TOKEN = "page-token-0123456789"
 
 

@@ -16,12 +16,13 @@ import pytest
 import requests
 
 from jobwatch.server.deploy.process import ServerProcess, serve_command
+from tests.paths import TESTS
 
 pytestmark = pytest.mark.slow
 
 DELAY = 1.5
 """Seconds each SQLite commit that writes waits: long against a loaded test machine."""
-SLOW_DISK = Path(__file__).parent / "slow_disk"
+SLOW_DISK = TESTS / "slow_disk"
 
 
 @pytest.fixture

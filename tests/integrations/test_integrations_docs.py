@@ -6,16 +6,18 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from jobwatch.client.rest import Client
 from jobwatch.server import EmbeddedServer
+from tests.paths import REPO
 
-os.environ["KERAS_BACKEND"] = "jax"  # as tests/test_integrations_keras.py, whichever runs first
+os.environ["KERAS_BACKEND"] = (
+    "jax"  # as tests/integrations/test_integrations_keras.py, whichever runs first
+)
 
-DOC = Path(__file__).parent.parent / "docs" / "python.md"
+DOC = REPO / "docs" / "python.md"
 
 
 def snippets() -> list[str]:

@@ -1,5 +1,5 @@
 """Bad and good input of every kind CONTRACT.md names, as tables shared by two
-test modules: tests/test_protocol_validation.py runs every case against
+test modules: tests/contract/test_protocol_validation.py runs every case against
 ``parse_body`` and ``parse_query`` (pure, milliseconds), and
 tests/contract/test_api_validation.py sends the first and last case of each
 table over HTTP (:func:`over_http`) on both backends, where it checks that the

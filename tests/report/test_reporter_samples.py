@@ -21,7 +21,7 @@ import pytest
 from jobwatch.client.rest import Client
 from jobwatch.report.reporter import Reporter
 from jobwatch.server import EmbeddedServer
-from tests.test_reporter import _messages, _wait_until
+from tests.report.test_reporter import _messages, _wait_until
 
 GOOD = {"gpuUtilization": 50.0, "gpuMemoryUsed": 1000.0, "gpuMemoryTotal": 8000.0}
 

@@ -17,7 +17,7 @@ import websocket
 from jobwatch.client.rest import Client
 from jobwatch.report.reporter import Reporter
 from jobwatch.server import EmbeddedServer
-from tests.test_reporter import _messages
+from tests.report.test_reporter import _messages
 
 
 @pytest.fixture(scope="module")

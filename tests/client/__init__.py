@@ -1,0 +1,1 @@
+"""The transport: REST, job and fleet subscriptions."""

@@ -1,0 +1,1 @@
+"""The widgets, in a kernel and without one."""

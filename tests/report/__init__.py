@@ -1,0 +1,1 @@
+"""The worker side: Reporter, its sender, samplers."""

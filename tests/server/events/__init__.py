@@ -1,0 +1,1 @@
+"""Brokers, the fleet feed, webhooks."""

@@ -1,0 +1,1 @@
+"""HTTP, WebSocket, pages, OpenAPI, Prometheus, security."""

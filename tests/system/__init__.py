@@ -1,0 +1,1 @@
+"""Several parts together: scale-out, outages, fuzzing, idle proxies."""

@@ -1,0 +1,1 @@
+"""What viewers know of a job and the fleet."""
