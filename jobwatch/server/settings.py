@@ -165,8 +165,10 @@ class Setting:
         """The setting's value from a variable's text (unset or empty: the default)."""
         if self.many:
             return tuple(self.parse(item.strip(), label) for item in split_list(text))
-        text = (text or "").strip()
-        return self.default if not text else self.parse(text, label)
+        if not text or not text.strip():
+            return self.default
+        # a token keeps its whitespace, so the check can name it; a number may have some
+        return self.parse(text if self.kind is str else text.strip(), label)
 
     def from_python(self, value: Any) -> Any:
         """The setting's value from :func:`jobwatch.serve`'s keyword argument.
