@@ -29,9 +29,6 @@ EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 EXIT_JOB_FAILED = 4
 
-PER_ADDRESS_ENV = "JOBWATCH_MAX_CONNECTIONS_PER_ADDRESS"
-DEFAULT_PER_ADDRESS = 256  # jobwatch.server.deploy.gunicorn_worker.DEFAULT_PER_ADDRESS
-
 TEMPORARY_STATUSES = frozenset({502, 503, 504})
 """Answers meaning "try again shortly" (a proxy with no server, the database away):
 exit 3 like an unreachable server, not 1 like a refusal."""
@@ -60,12 +57,8 @@ _price = _bounded("price", float, 0, 1e9)
 _percent = _bounded("progress", float, 0, 100)
 _days = _bounded("days", float, 0, 1e6)
 _seconds = _bounded("seconds", float, 0, 60)
-_rate = _bounded("updates per second", float, 0, 1e6)
-_stall_after = _bounded("--stall-after seconds", float, 1, 30 * 86400)
 _count = _bounded("count", int, 1, 1000)
 _workers = _bounded("workers", int, 1, 64)
-_connections = _bounded("connections", int, 0, 1_000_000)
-_quota = _bounded("quota", int, 0, 2**62)
 
 
 def _log_line(text: str) -> dict[str, str]:
@@ -115,14 +108,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
     )
     serve.add_argument("--port", type=_port, default=8765, help="port (default 8765; 0 picks one)")
-    _database_argument(serve, "SQLite file, ':memory:' or postgresql://user@host/db")
-    serve.add_argument(
-        "--redis-url",
-        metavar="URL",
-        help="redis://host:6379/0: share live events with every process on this Redis"
-        " (needs PostgreSQL; default $JOBWATCH_REDIS_URL; the pub/sub channel is"
-        " $JOBWATCH_REDIS_CHANNEL, default jobwatch:events)",
-    )
     serve.add_argument(
         "--workers",
         type=_workers,
@@ -132,94 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--access-log", action="store_true", help="log every request")
     serve.add_argument(
-        "--token",
-        help="bearer token every write (and read) needs, at least 16 characters; prefer"
-        " setting $JOBWATCH_TOKEN (the default): a command line shows in ps",
-    )
-    serve.add_argument(
-        "--read-token",
-        help="a token that may only read, for viewers (default $JOBWATCH_READ_TOKEN)",
-    )
-    serve.add_argument(
-        "--allowed-host",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="a host name a server without a token answers besides localhost, 127.0.0.1"
-        " and [::1] ('*': any; repeatable; default $JOBWATCH_ALLOWED_HOSTS)",
-    )
-    for flag, env, default, what in (
-        ("--max-jobs", "JOBWATCH_MAX_JOBS", "100000", "jobs the server stores"),
-        (
-            "--max-job-log-bytes",
-            "JOBWATCH_MAX_JOB_LOG_BYTES",
-            str(1024**3),
-            "bytes of log lines one job may store",
-        ),
-        (
-            "--max-log-bytes",
-            "JOBWATCH_MAX_LOG_BYTES",
-            "0",
-            "bytes all jobs may store: log lines, per-GPU samples, training metrics",
-        ),
-    ):
-        serve.add_argument(
-            flag,
-            type=_quota,
-            metavar="N",
-            help=f"quota: most {what}; past it a write answers 507 (default ${env} or"
-            f" {int(default):,}; 0: no limit)",
-        )
-    serve.add_argument(
-        "--max-connections-per-address",
-        type=_connections,
-        default=None,
-        metavar="N",
-        help=f"most open connections from one client address (default"
-        f" ${PER_ADDRESS_ENV} or {DEFAULT_PER_ADDRESS}; 0: no limit, behind a proxy"
-        " that limits them itself)",
-    )
-    serve.add_argument(
-        "--cors-origin",
-        action="append",
-        default=[],
-        metavar="ORIGIN",
-        help="a browser origin allowed to call the API, e.g. https://app.example.com (repeatable)",
-    )
-    serve.add_argument(
-        "--rate-limit",
-        type=_rate,
-        default=0.0,
-        metavar="N",
-        help="most progress updates per second per worker; more answer 429 (default: no limit)",
-    )
-    serve.add_argument(
         "--insecure",
         action="store_true",
         help="allow listening beyond loopback without a token",
     )
-    serve.add_argument(
-        "--stall-after",
-        type=_stall_after,
-        default=120.0,
-        metavar="SECONDS",
-        help="a running job with no update for this long is stalled (default 120; or ten of"
-        " the job's usual update intervals if that is longer)",
-    )
-    serve.add_argument(
-        "--alert",
-        action="append",
-        default=[],
-        metavar="RULE",
-        help="alert when a GPU metric holds a condition, e.g. 'gpuTemperature>85 for 60s' or"
-        " 'gpuUtilization<10 for 300s' (repeatable)",
-    )
-    serve.add_argument(
-        "--webhook-url",
-        default=os.environ.get("JOBWATCH_WEBHOOK_URL") or None,
-        metavar="URL",
-        help="post every alert there as Slack-compatible JSON (default $JOBWATCH_WEBHOOK_URL)",
-    )
+    from jobwatch.server.deploy.settings import add_arguments
+
+    add_arguments(serve)  # every setting's flag, from the one table docs/server.md shows
 
     prune = commands.add_parser(
         "prune", help="delete jobs finished more than --days ago, with their samples and logs"
@@ -347,30 +251,11 @@ def _serve(args: argparse.Namespace) -> int:
     from jobwatch.server.deploy.settings import FLAG_NAMES, ServerSettings, exposure_problem
     from jobwatch.server.storage.files import sqlite_file_problem
 
-    flags = {
-        "database": args.db,
-        "redis_url": args.redis_url,
-        "write_token": args.token,
-        "read_token": args.read_token,
-        "max_jobs": args.max_jobs,
-        "max_job_log_bytes": args.max_job_log_bytes,
-        "max_log_bytes": args.max_log_bytes,
-        "rate_limit": args.rate_limit,
-        "stall_after": args.stall_after,
-        "alert_rules": tuple(args.alert),
-        "webhook_url": args.webhook_url,
-    }
-    try:  # a flag wins over its JOBWATCH_* variable; origins and hosts add up
-        settings = ServerSettings.from_env(
-            os.environ, **{name: value for name, value in flags.items() if value is not None}
-        )
+    try:  # a flag wins over its JOBWATCH_* variable; list flags add to its items
+        settings = ServerSettings.from_args(args, os.environ)
     except SettingsError as exc:
         print(f"jobwatch serve: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    settings = settings.replace(
-        cors_origins=settings.cors_origins + tuple(args.cors_origin),
-        allowed_hosts=settings.allowed_hosts + tuple(args.allowed_host),
-    )
     no_gunicorn = gunicorn_unavailable()
     problem = (
         (
@@ -397,8 +282,7 @@ def _serve(args: argparse.Namespace) -> int:
     unreachable = _unreachable("serve", settings.database, settings.redis_url)
     if unreachable is not None:
         return unreachable
-    if args.max_connections_per_address is not None:  # the worker processes read it
-        os.environ[PER_ADDRESS_ENV] = str(args.max_connections_per_address)
+    os.environ.update(settings.worker_env())  # the worker processes read them
     if no_gunicorn is not None:
         from jobwatch.server.deploy.run import run_single
 

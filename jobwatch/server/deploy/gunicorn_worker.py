@@ -9,7 +9,8 @@ be starved by clients that hold connections without finishing a request
   with a short JSON refusal (429 ``too_many_connections`` or 503
   ``server_busy``) instead of waiting in the accept queue;
 - a deadline for the request head (gunicorn's ``keepalive`` seconds, idle or
-  trickling) and one for the body (:data:`BODY_TIMEOUT`);
+  trickling) and one for the body (``JOBWATCH_BODY_TIMEOUT``, 30 s);
+  the caps and deadlines are rows of :data:`jobwatch.server.deploy.settings.SETTINGS`;
 - the body read whole before the app runs, chunked or not: over
   :data:`~jobwatch.contract.requests.MAX_BODY_BYTES` answers 413;
 - at start, the open-files soft limit raised to the hard limit, with a
@@ -36,29 +37,20 @@ import orjson
 from gunicorn.workers.ggevent import GeventWorker
 
 from jobwatch.contract.requests import MAX_BODY_BYTES
+from jobwatch.server.deploy.settings import SETTINGS, env_values
 
 log = logging.getLogger(__name__)
 
-PER_ADDRESS_ENV = "JOBWATCH_MAX_CONNECTIONS_PER_ADDRESS"
-"""Environment variable: most connections from one client address (0: no cap)."""
-TOTAL_ENV = "JOBWATCH_MAX_CONNECTIONS"
-"""Environment variable: most connections of one worker process (default: what
-its open-files limit allows)."""
-HEAD_TIMEOUT_ENV = "JOBWATCH_HEAD_TIMEOUT"
-"""Environment variable: seconds for a request head (default gunicorn's ``keepalive``)."""
-BODY_TIMEOUT_ENV = "JOBWATCH_BODY_TIMEOUT"
-"""Environment variable: seconds for a request body (default :data:`BODY_TIMEOUT`)."""
-DEFAULT_PER_ADDRESS = 256
-"""Connections one client address may hold by default: many viewers and workers
-behind one NAT, far fewer than an attack needs."""
+WORKER_SETTINGS = tuple(s.name for s in SETTINGS if s.config_key is None)
+"""The rows of :data:`~jobwatch.server.deploy.settings.SETTINGS` this class reads from
+its ``JOBWATCH_*`` variables (``jobwatch serve`` sets them from its flags)."""
+
 FD_RESERVE = 128
 """File descriptors kept for everything but client connections: the listening
 socket, database and Redis pools (10 + 10 overflow each), logs, the WebSocket
 machinery's pipes."""
 REFUSAL_ROOM = 256
 """Greenlets kept above the total cap, so refusals are answered while full."""
-BODY_TIMEOUT = 30.0
-"""Seconds a request body (at most 1 MiB) may take to arrive whole."""
 SEND_REFUSAL_TIMEOUT = 2.0
 """Seconds spent writing a refusal to a client before giving up on it."""
 LOW_NOFILE = 4096
@@ -141,19 +133,6 @@ def _trim_forever(interval: float) -> None:
     while True:
         gevent.sleep(interval)
         pool.spawn(trim_memory).get()
-
-
-def _env_number(name: str, default: float) -> float:
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < 1e9:
-        raise ValueError(f"{name} must be a number >= 0, got {text!r}")
-    return value
 
 
 class ConnectionGuard:
@@ -244,12 +223,13 @@ class GuardedGeventWorker(GeventWorker):  # type: ignore[misc]
         fix_mmap_threshold()
         soft = raise_nofile_limit()
         room = max(1, soft - FD_RESERVE)
-        total = min(int(_env_number(TOTAL_ENV, room)), room)
+        limits = env_values(os.environ, WORKER_SETTINGS)
+        total = min(limits["max_connections"] or room, room)
         self.worker_connections = total + REFUSAL_ROOM
-        per_address = int(_env_number(PER_ADDRESS_ENV, DEFAULT_PER_ADDRESS))
-        self.guard = ConnectionGuard(total, per_address)
-        self.head_timeout = _env_number(HEAD_TIMEOUT_ENV, self.cfg.keepalive)
-        self.body_timeout = _env_number(BODY_TIMEOUT_ENV, BODY_TIMEOUT)
+        self.guard = ConnectionGuard(total, limits["max_connections_per_address"])
+        head_timeout = limits["head_timeout"]
+        self.head_timeout = self.cfg.keepalive if head_timeout is None else head_timeout
+        self.body_timeout = limits["body_timeout"]
         super().init_process()
 
     def run(self) -> None:
@@ -275,7 +255,7 @@ class GuardedGeventWorker(GeventWorker):  # type: ignore[misc]
             self.guard.release(address)
 
     def handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> Any:
-        """Read the body whole, within :data:`BODY_TIMEOUT` and the size limit, then serve."""
+        """Read the body whole, within the body deadline and the size limit, then serve."""
         body = b""
         with gevent.Timeout(self.body_timeout, False):
             body = req.body.read(MAX_BODY_BYTES + 1)

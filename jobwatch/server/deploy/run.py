@@ -312,7 +312,11 @@ _running_lock = threading.Lock()
 
 
 def serve(
-    port: int = 0, db: str = ":memory:", host: str = "127.0.0.1", token: str | None = None
+    port: int = 0,
+    db: str = ":memory:",
+    host: str = "127.0.0.1",
+    token: str | None = None,
+    **settings: Any,
 ) -> EmbeddedServer:
     """Start the jobwatch server in a background thread of this process (a notebook kernel).
 
@@ -332,6 +336,13 @@ def serve(
         Bearer token every request but ``/api/health`` then needs (at least 16
         characters; ``Client``, ``Reporter`` and ``JobMonitor`` take it as
         ``token=`` or from ``$JOBWATCH_TOKEN``).
+    settings:
+        Any other setting of ``jobwatch serve`` by its field name, as in
+        :data:`jobwatch.server.deploy.settings.SETTINGS` (``read_token``,
+        ``cors_origins``, ``max_jobs``, ``rate_limit``, ``stall_after``,
+        ``alert_rules``, ``webhook_url``...); lists as lists of text. The
+        connection caps and deadlines of ``jobwatch serve``'s gunicorn worker
+        do not apply here.
 
     Returns
     -------
@@ -342,15 +353,18 @@ def serve(
     ------
     ValueError
         A non-loopback ``host`` without ``token``, a token that is too short or
-        has whitespace at either end, or an unsupported ``db`` URL
-        (:class:`~jobwatch.errors.SettingsError`, a ``ValueError``).
+        has whitespace at either end, an unsupported ``db`` URL, or a setting
+        of the wrong type or out of range (:class:`~jobwatch.errors.SettingsError`,
+        a ``ValueError``).
+    TypeError
+        A keyword that is not a setting.
     """
     global _running
     exposed = exposure_problem(host, token, "; pass token=... (at least 16 characters)")
     if exposed:
         raise ValueError(exposed)
-    settings = ServerSettings(database=db, write_token=token).check(names=ARGUMENT_NAMES)
+    checked = ServerSettings.from_arguments(db, token=token, **settings).check(names=ARGUMENT_NAMES)
     with _running_lock:
         if _running is None or _running.stopped:
-            _running = EmbeddedServer(host, port, config=settings.config())
+            _running = EmbeddedServer(host, port, config=checked.config())
         return _running

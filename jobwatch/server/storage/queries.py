@@ -37,7 +37,8 @@ SCALAR_ANSWER_POINTS = 50_000
 (a point is at most about 90 bytes of JSON: about 4.5 MB); with many names each
 is downsampled to its share."""
 LIST_PAGE_BYTES = 4 * 1024 * 1024
-"""Most bytes of job text in one ``GET /api/jobs`` page (see :func:`list_jobs`)."""
+"""Most bytes of one ``GET /api/jobs`` answer as sent (UTF-8 JSON, escapes
+included; see :func:`list_jobs` and :func:`jobwatch.server.web.api.list_jobs`)."""
 _LISTED_TEXT = (
     jobs.c.result,
     jobs.c.error,
@@ -62,14 +63,17 @@ def list_jobs(
 ) -> tuple[list[ListedJob], int]:
     """Jobs newest first, optionally of one status; returns (rows, total).
 
-    The page ends early, after at least one job, once its jobs' text (result,
-    error, name, operation, ids) reaches :data:`LIST_PAGE_BYTES`: a result may
-    be up to 1 MiB, and a thousand of them in one answer would hold a
-    gigabyte in memory. Sizes are read first, rows only for the jobs that fit.
+    The page ends early, after at least one job, once its jobs' stored text
+    (result, error, name, operation, ids) reaches :data:`LIST_PAGE_BYTES` in
+    UTF-8 bytes: a result may be up to 1 MiB, and a thousand of them in one
+    answer would hold a gigabyte in memory. Sizes are read first, rows only for
+    the jobs that fit. JSON escapes make the answer longer than the stored
+    text (a control character is 6 bytes), so the API trims the page again by
+    its encoded size.
     """
     where = true() if status is None else jobs.c.status == status
     order = (jobs.c.created_at.desc(), jobs.c.id)
-    lengths = [func.coalesce(func.length(column), 0) for column in _LISTED_TEXT]
+    lengths = [func.coalesce(_octets(conn, column), 0) for column in _LISTED_TEXT]
     size = functools.reduce(operator.add, lengths)
     sized = select(jobs.c.id, size).where(where).order_by(*order).limit(limit).offset(offset)
     ids: list[str] = []
@@ -84,6 +88,13 @@ def list_jobs(
     rows = [listed_job(decode_row(r)) for r in conn.execute(query).mappings()] if ids else []
     count = select(func.count()).select_from(jobs).where(where)
     return rows, int(conn.execute(count).scalar_one())
+
+
+def _octets(conn: Connection, column: Any) -> Any:
+    """SQL for ``column``'s UTF-8 bytes (``length()`` of text counts characters)."""
+    if conn.dialect.name == "sqlite":  # length() of a blob counts bytes
+        return func.length(cast(column, LargeBinary))
+    return func.octet_length(column)
 
 
 def latest_sample(conn: Connection, job_id: str) -> Row | None:
@@ -195,11 +206,7 @@ def sample_window(
 def _raw_samples(conn: Connection, in_window: Any) -> tuple[list[Row], int]:
     """The window's samples, oldest first, with ``gpus`` on the newest ones whose
     lists fit in :data:`SAMPLE_GPU_BYTES`; returns (rows, how many lost theirs)."""
-    size: Any
-    if conn.dialect.name == "sqlite":  # length() of text counts characters, of a blob bytes
-        size = func.length(cast(samples.c.gpus, LargeBinary))
-    else:
-        size = func.octet_length(samples.c.gpus)
+    size = _octets(conn, samples.c.gpus)
     flat = [c for c in samples.c if c.name != "gpus"]
     query = select(*flat, func.coalesce(size, 0).label("gpus_bytes")).where(in_window)
     rows = [dict(r) for r in conn.execute(query.order_by(samples.c.ts, samples.c.id)).mappings()]

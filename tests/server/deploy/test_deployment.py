@@ -36,7 +36,7 @@ from tests.services import fresh_channel, fresh_schema, scale_urls
 SERVER_DIR = REPO / "server"
 GUNICORN_CONF = SERVER_DIR / "gunicorn.conf.py"
 NGINX_CONF = SERVER_DIR / "nginx.conf"
-WSGI_APP = "jobwatch.server.deploy.wsgi:app_from_env()"
+WSGI_APP = "jobwatch.server.wsgi:app_from_env()"
 WAIT = 20.0  # seconds any one thing may take before the test fails
 
 
@@ -49,9 +49,10 @@ def _compose() -> dict[str, Any]:
 
 
 def _documented_settings() -> set[str]:
-    """``JOBWATCH_*`` names the app (settings.py) and gunicorn.conf.py document."""
+    """``JOBWATCH_*`` names the settings table (settings.py) and gunicorn.conf.py document."""
     conf_doc = ast.get_docstring(ast.parse(GUNICORN_CONF.read_text()))
-    return set(re.findall(r"``(JOBWATCH_[A-Z_]+)``", f"{wsgi_settings.__doc__}{conf_doc}"))
+    table = {setting.env for setting in wsgi_settings.SETTINGS}
+    return table | set(re.findall(r"``(JOBWATCH_[A-Z_]+)``", f"{conf_doc}"))
 
 
 def test_compose_runs_jobwatch_on_postgres_and_redis_behind_nginx():

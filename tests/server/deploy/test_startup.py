@@ -40,7 +40,7 @@ def test_names_loaded_on_first_use_are_still_there() -> None:
     statement = (
         "import jobwatch\n"
         "assert set(jobwatch.__all__) <= set(dir(jobwatch))\n"
-        "assert 'gpu' in dir(jobwatch) or jobwatch.report.gpu.sample\n"
+        "assert 'gpu' in dir(jobwatch) or jobwatch.gpu.sample\n"
         "from jobwatch import Client\n"
         "assert Client.__module__ == 'jobwatch.client.rest'"
     )

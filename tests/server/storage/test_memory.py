@@ -206,3 +206,42 @@ def test_a_scalars_answer_stops_at_its_point_budget(server: EmbeddedServer) -> N
         assert (min(values), max(values)) == (float(k), float(96 + k))
     one = requests.get(f"{server.url}/api/jobs/many/scalars?names=m3", timeout=30).json()
     assert len(one["scalars"]["m3"]) == per_name and one["downsampled"] is False  # one name fits
+
+
+@pytest.mark.parametrize(
+    ("body", "jobs", "budget"),
+    [
+        # 4-byte characters: a quarter of their bytes in characters (a smaller
+        # budget keeps the test quick: requests sends each as a 12-byte escape)
+        ({"result": "\U0001f600" * 60_000}, 20, 1024 * 1024),
+        # control characters: JSON writes each as \u0001, 6 bytes
+        ({"status": "failed", "error": "\x01" * 16_000}, 260, LIST_PAGE_BYTES),
+    ],
+    ids=["4-byte-characters", "control-characters"],
+)
+def test_a_list_page_budget_counts_the_bytes_sent(
+    server: EmbeddedServer, body: dict[str, Any], jobs: int, budget: int
+) -> None:
+    with requests.Session() as session:
+        for i in range(jobs):
+            session.put(f"{server.url}/api/jobs/j-{i}", json={}, timeout=5)
+            session.post(
+                f"{server.url}/api/jobs/j-{i}/complete",
+                json={"workerId": "w", **body},
+                timeout=30,
+            ).raise_for_status()
+        seen: list[str] = []
+        original = queries.LIST_PAGE_BYTES
+        queries.LIST_PAGE_BYTES = budget
+        try:
+            while True:
+                url = f"{server.url}/api/jobs?limit=1000&offset={len(seen)}"
+                answer = session.get(url, timeout=30)
+                page = answer.json()
+                if not page["jobs"]:
+                    break
+                assert len(answer.content) <= budget or len(page["jobs"]) == 1
+                seen += [job["id"] for job in page["jobs"]]
+        finally:
+            queries.LIST_PAGE_BYTES = original
+    assert sorted(seen) == sorted(f"j-{i}" for i in range(jobs))
