@@ -169,16 +169,24 @@ gaps = st.floats(min_value=0, max_value=1e6, allow_nan=False)
     steps=st.lists(st.tuples(gaps, progress_values), min_size=1, max_size=30),
     read_after=gaps,
     price=st.one_of(st.none(), st.floats(min_value=0, max_value=1e9, allow_nan=False)),
+    resumed_from=st.one_of(st.none(), progress_values),
 )
 def test_estimates_are_never_negative_nan_or_zero_before_done(
-    steps: list[tuple[float, float]], read_after: float, price: float | None
+    steps: list[tuple[float, float]],
+    read_after: float,
+    price: float | None,
+    resumed_from: float | None,
 ) -> None:
     row = job(price_per_hour=price)
     at = 0.0
     for gap, p in steps:
         at += gap
-        row = rules.apply_progress(row, update(p), T0 + at).job
+        row = rules.apply_progress(row, update(p, resumedFrom=resumed_from), T0 + at).job
         check(row, T0 + at)
+        # the seed's promise: a number once started (at progress so close to 0 that
+        # 100 / p overflows, no finite number exists and null is the honest answer)
+        if 1e-9 <= p < 100 and not resumed_from:
+            assert rules.job_estimates(row, T0 + at).time_remaining is not None
     check(row, T0 + at + read_after)
 
 
