@@ -197,6 +197,7 @@ class Client:
         update_id: str | None = None,
         scalars: Sequence[Mapping[str, Any]] | None = None,
         alerts: Sequence[Mapping[str, Any]] | None = None,
+        resumed_from: float | None = None,
     ) -> dict[str, Any]:
         """Send one progress update (synchronously) and return the server's reply.
 
@@ -221,6 +222,10 @@ class Client:
         alerts:
             ``[{"title": str, "text": str | None, "level": "info"|"warning"|"error"}]``,
             at most 100 (see :meth:`alerts`).
+        resumed_from:
+            Percent, 0-100: this worker started part-way, at this progress (a run
+            resumed from a checkpoint). Above 0 the job's time remaining waits
+            until progress moves (docs/api.md "Estimates").
 
         Returns
         -------
@@ -241,6 +246,8 @@ class Client:
             body["scalars"] = [dict(point) for point in scalars]
         if alerts:
             body["alerts"] = [dict(alert) for alert in alerts]
+        if resumed_from is not None:
+            body["resumedFrom"] = resumed_from
         return self._dict(
             self.request("POST", f"/api/jobs/{_path(job_id)}/progress", json_body=body)
         )

@@ -302,7 +302,10 @@ class ProgressUpdate(BaseModel):
     worker) makes a retried update apply once: a repeat is answered as the first
     time. ``scalars`` (optional): training metrics, one :class:`ScalarPoint` or
     a list of them, at most 1,000 values in all. ``alerts`` (optional): at most
-    100 :class:`AlertIn` from the training code.
+    100 :class:`AlertIn` from the training code. ``resumedFrom`` (optional,
+    0-100 %): the worker started part-way, at this progress (a run resumed from
+    a checkpoint); above 0 it makes the job's time remaining wait until
+    progress moves (docs/api.md "Estimates").
     """
 
     model_config = _Strict
@@ -320,6 +323,16 @@ class ProgressUpdate(BaseModel):
     )
     scalars: ScalarPoint | list[ScalarPoint] | None = None
     alerts: Annotated[list[AlertIn], Field(max_length=MAX_ALERTS)] | None = None
+    resumed_from: Percent | None = Field(
+        None,
+        alias="resumedFrom",
+        description=(
+            "The worker started part-way, at this progress in percent: a run resumed "
+            "from a checkpoint (tqdm's initial). Above 0 it declares a resume: time "
+            "remaining is null until progress moves, then counts only the progress "
+            "made since. Absent, null or 0: the run started from scratch."
+        ),
+    )
 
     @field_validator("scalars")
     @classmethod

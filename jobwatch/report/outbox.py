@@ -66,6 +66,7 @@ class Outbox:
         self.progress: float | None = None
         self.operation: str | None = None
         self.backwards = False  # update(..., allow_backwards=True) since the last send
+        self.resumed_from: float | None = None  # percent a track(initial=) loop started at
         self.version = 0
         self.sent_version = 0
         self.logs: deque[LogLine] = deque()

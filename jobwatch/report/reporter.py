@@ -360,7 +360,10 @@ class Reporter:
         initial:
             Items done before this loop, as tqdm's ``initial``: a run resumed from
             a checkpoint after 4 of 10 epochs passes ``initial=4`` and shows 40 %
-            and ``"4/10"`` at once, then counts on from there.
+            and ``"4/10"`` at once, then counts on from there. With a total,
+            ``initial > 0`` declares the resume to the server (``resumedFrom``):
+            the job's time remaining then waits until progress moves, as the
+            items done before were not done in the time the job has run.
         metrics:
             Training metrics logged after each item with the item's count as
             step (:meth:`log_metrics`): a dict the loop body updates (``stats =
@@ -390,6 +393,8 @@ class Reporter:
         if description is not None and not isinstance(description, str):
             raise ValueError(f"description must be a string, got {type(description).__name__}")
         prefix = f"{description} " if description else ""
+        if initial > 0 and total is not None:  # before the record, which the sender sees
+            self._outbox.resumed_from = 100.0 if total == 0 else min(100.0, 100.0 * initial / total)
         self._count(initial, total, prefix)  # at once, as tqdm shows its bar on creation
         return self._track(iterable, total, prefix, initial, metrics)
 

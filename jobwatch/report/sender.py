@@ -73,6 +73,7 @@ class _Request(NamedTuple):
     update_id: str
     scalars: list[dict[str, Any]] | None
     alerts: list[dict[str, str]] | None
+    resumed_from: float | None
     line_count: int
     last_seq: int
     last_scalar_seq: int
@@ -361,6 +362,7 @@ class Sender:
                 update_id=request.update_id,
                 scalars=request.scalars,
                 alerts=request.alerts,
+                resumed_from=request.resumed_from,
             )
         except APIError as exc:
             if not _rejected(exc):
@@ -389,6 +391,7 @@ class Sender:
         with self._outbox.lock:
             version = self._outbox.version
             progress, operation = self._outbox.progress, self._outbox.operation
+            declared = self._outbox.resumed_from
             if self._outbox.backwards:
                 self._outbox.backwards = False
                 self._floor = 0.0
@@ -419,6 +422,12 @@ class Sender:
             base["scalars"] = scalars
         if alerts:
             base["alerts"] = alerts
+        # a run that started part-way says so in every update (any one may be the first
+        # the server applies): a track(initial=) loop, or attached to a running job
+        resumed = max(declared or 0.0, self._floor)
+        resumed_from = resumed if resumed > 0 else None
+        if resumed_from is not None:
+            base["resumedFrom"] = resumed_from
         room = MAX_BODY_BYTES - _BODY_SLACK - len(json.dumps(base))
         count = 0
         for _, _, size in self._carry[:MAX_LOG_LINES]:
@@ -435,6 +444,7 @@ class Sender:
             update_id=update_id,
             scalars=scalars or None,
             alerts=alerts or None,
+            resumed_from=resumed_from,
             line_count=count,
             last_seq=max((seq for seq, _, _ in self._carry[:count]), default=0),
             last_scalar_seq=steps[-1][0] if steps else 0,

@@ -2,10 +2,10 @@
 
 The expected numbers are worked out here from the documented rules
 (docs/api.md "Estimates", ``jobwatch.server.core.rules.estimate``), not taken from
-the server: no time remaining until progress has moved while the job was
-watched, then tqdm's EMA (smoothing 0.3) of progress steps over their
-durations. On a job whose first update is at 0 % the first estimate equals the
-seed's average rate ``elapsed * (100 - p) / p``.
+the server: the seed's average rate ``elapsed * (100 - p) / p`` from the
+first update with progress > 0, then tqdm's EMA (smoothing 0.3) of progress
+steps over their durations once progress has moved; a worker that declares a
+resume (``resumedFrom``) has no time remaining until progress moves.
 """
 
 from __future__ import annotations
@@ -107,11 +107,42 @@ def test_at_progress_zero_time_remaining_is_null_but_cost_counts(
     assert figures(monitor(api, job)) == figures(reply)
 
 
+def test_a_seed_worker_posting_45_twice_gets_a_number_at_once(
+    api: Any, clock: Any, job: str
+) -> None:
+    """The seed's own example body, twice a second apart: its troubleshooting
+    promises a time remaining once the job has ``startedAt`` and progress > 0,
+    the seed's average ``elapsed * (100 - p) / p`` (at least 0.001 s)."""
+    first = update(api, job, 45, currentOperation="Training epoch 5/10")
+    assert first["timeRemaining"] == 0.001  # elapsed is 0 at the first update
+    assert figures(monitor(api, job)) == figures(first)
+    clock.advance(1)
+    second = update(api, job, 45, currentOperation="Training epoch 5/10")
+    assert second["timeRemaining"] == approx(1 * 55 / 45)
+    assert second["estimatedTotalCost"] == approx(cost(1 + 55 / 45))
+    assert figures(monitor(api, job)) == figures(second)
+    clock.advance(9)
+    assert monitor(api, job)["timeRemaining"] == approx(10 * 55 / 45)
+
+
+def test_a_declared_resume_has_no_estimate_until_progress_moves(
+    api: Any, clock: Any, job: str
+) -> None:
+    assert update(api, job, 40, resumedFrom=40)["timeRemaining"] is None
+    clock.advance(30)
+    assert update(api, job, 40, resumedFrom=40)["timeRemaining"] is None
+    assert monitor(api, job)["timeRemaining"] is None
+    clock.advance(30)
+    reply = update(api, job, 50, resumedFrom=40)
+    assert reply["timeRemaining"] == approx(50 / (10 / 60))  # the movement since the first
+    assert figures(monitor(api, job)) == figures(reply)
+
+
 def test_no_rate_until_progress_moves_then_tqdm_ema(api: Any, clock: Any, job: str) -> None:
-    update(api, job, 10)
+    update(api, job, 10, resumedFrom=10)
     clock.advance(50)
 
-    # one progress value so far: nothing was seen moving, so no rate yet
+    # a declared resume, one progress value so far: nothing was seen moving, so no rate yet
     elapsed = 50
     body = monitor(api, job)
     assert body["timeRemaining"] is None
@@ -304,7 +335,7 @@ def test_odd_worker_clocks_never_make_anything_negative(
     body = monitor(api, job)
     assert body["job"]["startedAt"] == iso(start)  # the server's clock, not the worker's
     assert body["costSoFar"] == approx(cost(20))
-    assert body["timeRemaining"] is None  # progress has not moved since the first update
+    assert body["timeRemaining"] == approx(20 * 90 / 10)  # the seed's average
     for key in ("timeRemaining", "costSoFar", "estimatedTotalCost"):
         assert body[key] is None or body[key] >= 0
     (line,) = body["logs"]

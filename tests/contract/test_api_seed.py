@@ -155,8 +155,10 @@ def test_basic_progress_on_a_job_the_worker_created_with_put(
     assert r.status_code == 200, r.text
     result = js(r)
     assert result["progress"] == 45
-    # first report: nothing elapsed yet, so no rate; cost is zero, not unknown
-    assert result["timeRemaining"] is None
+    # first report: a number, as the seed's troubleshooting promises once the job
+    # has startedAt and progress > 0; nothing has elapsed, so its average gives
+    # the documented minimum. Cost is zero, not unknown
+    assert result["timeRemaining"] == 0.001
     assert result["costSoFar"] == 0
 
 
@@ -252,10 +254,11 @@ def test_python_worker_training_loop(api: Any, clock: Any, smi: str | None, job_
         ]
         result = report_progress(job_id, WORKER, progress, operation, logs)
         assert result["progress"] == progress
-        # 10 % every 10 s: after the first report the rate is 1 %/s
+        # 10 % every 10 s: after the first report the rate is 1 %/s; at the first,
+        # nothing has elapsed, so the seed's average gives the documented minimum
         remaining = result.get("timeRemaining")
         if epoch == 0:
-            assert remaining is None
+            assert remaining == 0.001
         else:
             assert remaining == pytest.approx(100 - progress, abs=1e-6)
         assert result["costSoFar"] == pytest.approx(10 * epoch / 3600 * 1.8, abs=1e-6)

@@ -53,10 +53,11 @@ def steady(
 def test_a_job_resumed_part_way_has_no_estimate_until_progress_moves(
     api: Any, clock: Any, job: str
 ) -> None:
-    """tqdm's ``initial``: the 40 % done before the first update are not a rate."""
-    post(api, job, 40)
+    """tqdm's ``initial``: the 40 % done before the first update of a declared
+    resume are not a rate."""
+    post(api, job, 40, resumedFrom=40)
     clock.advance(600)
-    assert remaining(api, job) is None  # was 900 s and growing
+    assert remaining(api, job) is None  # undeclared, the seed's average: 900 s and growing
     reply = post(api, job, 50)
     # 10 % in 600 s: the only movement seen while watched
     assert reply["timeRemaining"] == pytest.approx(50 / (10 / 600), rel=1e-6)

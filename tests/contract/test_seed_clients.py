@@ -80,13 +80,14 @@ def test_basic_update_prints_time_remaining_and_cost(
     assert job["workerId"] == WORKER
 
 
-def test_basic_update_on_a_new_job_prints_null_for_unknown_figures(
+def test_basic_update_on_a_new_job_prints_a_time_remaining_and_null_cost(
     served: ServerProcess, seed_bundler: Bundler
 ) -> None:
     requests.put(f"{served.url}/api/jobs/ts-first", json={}, timeout=10)
     out = run_seed(seed_bundler, "worker_basic.ts", served.url, "ts-first")
-    # the first update gives no rate yet, and a job without a price no cost
-    assert out == "Time remaining: nulls\nCost so far: null QUBIC\n"
+    # the seed's troubleshooting: a number once started with progress > 0 (its
+    # average, with nothing elapsed yet the documented minimum); no price, no cost
+    assert out == "Time remaining: 0.001s\nCost so far: null QUBIC\n"
 
 
 SEED_METRICS = {

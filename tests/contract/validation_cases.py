@@ -69,6 +69,10 @@ BAD_PROGRESS_FIELDS: list[tuple[dict[str, Any], str]] = [
     ),
     ({"workerId": "w", "progress": 45, "logLines": [{"message": "m"}]}, "logLines[0].level"),
     ({"workerId": "w", "progress": 45, "timestamp": "yesterday"}, "timestamp"),
+    ({"workerId": "w", "progress": 45, "resumedFrom": -1}, "resumedFrom"),
+    ({"workerId": "w", "progress": 45, "resumedFrom": "40"}, "resumedFrom"),
+    ({"workerId": "w", "progress": 45, "resumedFrom": True}, "resumedFrom"),
+    ({"workerId": "w", "progress": 45, "resumedFrom": 100.5}, "resumedFrom"),
 ]
 """(body, the one field named in the error)."""
 

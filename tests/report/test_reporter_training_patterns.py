@@ -3,6 +3,8 @@ runs, checkpoints, and a worker clock stepped back by NTP."""
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import shutil
 import subprocess
@@ -44,6 +46,26 @@ class LateAnswers:
                 time.sleep(self.delay)
             return [body]
         return answer
+
+
+class ProgressBodies:
+    """WSGI middleware on the real app: keeps the JSON body of every progress
+    request it passes on, to see what a reporter declares."""
+
+    def __init__(self, server: EmbeddedServer) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        self._inner = server.app.wsgi_app
+        server.app.wsgi_app = self  # type: ignore[method-assign]
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if environ["PATH_INFO"].endswith("/progress"):
+            raw = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            self.bodies.append(json.loads(raw))
+            environ["wsgi.input"] = io.BytesIO(raw)
+        return self._inner(environ, start_response)
+
+    def resumed_from(self) -> list[Any]:
+        return [body.get("resumedFrom") for body in self.bodies]
 
 
 @pytest.fixture
@@ -105,6 +127,51 @@ def test_track_starts_part_way_like_tqdm_initial(server: EmbeddedServer) -> None
     assert client.get_job("ckpt")["currentOperation"] == "7/10"
     list(rest)
     reporter.close()
+
+
+def test_a_reporter_that_started_from_scratch_declares_no_resume(server: EmbeddedServer) -> None:
+    seen = ProgressBodies(server)
+    reporter = Reporter("fresh", url=server.url, gpu=False, interval=0.05)
+    for done in reporter.track(range(3), total=10):
+        reporter.update(10.0 * (done + 1))
+    assert reporter.close(timeout=10)
+    assert seen.bodies and set(seen.resumed_from()) == {None}
+    monitor = Client(server.url).monitor("fresh")
+    assert monitor["job"]["progress"] == 30
+
+
+def test_track_with_initial_declares_the_resume(server: EmbeddedServer) -> None:
+    """A declared resume gets no time remaining until progress moves (docs/api.md
+    "Estimates"); a worker that declared none gets the seed's average at once."""
+    seen = ProgressBodies(server)
+    client = Client(server.url)
+    reporter = Reporter("ckpt-eta", url=server.url, gpu=False, interval=0.05)
+    epochs = reporter.track(range(4, 10), total=10, initial=4)
+    assert reporter.flush(timeout=10)
+    assert client.monitor("ckpt-eta")["timeRemaining"] is None
+    next(epochs)
+    next(epochs)  # the first item is done: 50 %
+    assert reporter.flush(timeout=10)
+    assert client.get_job("ckpt-eta")["progress"] == 50
+    assert client.monitor("ckpt-eta")["timeRemaining"] is not None
+    reporter.close()
+    assert set(seen.resumed_from()) == {40.0}
+
+
+def test_attaching_to_a_running_job_declares_the_resume(server: EmbeddedServer) -> None:
+    seen = ProgressBodies(server)
+    client = Client(server.url)
+    first = Reporter("attach-eta", url=server.url, worker_id="w", gpu=False, interval=0.05)
+    first.update(45)
+    assert first.close(timeout=10)
+    assert client.monitor("attach-eta")["timeRemaining"] is not None  # the seed's average
+    assert seen.resumed_from() == [None]
+    second = Reporter("attach-eta", url=server.url, worker_id="w", gpu=False, interval=0.05)
+    second.update(40, "resumed from the checkpoint")
+    assert second.flush(timeout=10)
+    assert client.monitor("attach-eta")["timeRemaining"] is None
+    second.close()
+    assert seen.resumed_from()[1:] == [45.0] * (len(seen.bodies) - 1)
 
 
 @pytest.mark.parametrize("initial", [-1, 1.5, True, "3", None])

@@ -48,6 +48,7 @@ class ListedJob(TypedDict):
     ema_dt: float  # smoothed time step (s) of the rate estimate
     ema_calls: int  # steps the rate estimate has seen
     pause_streak: int  # 1 right after a gap counted as a pause, else 0
+    resumed_from: float | None  # percent a worker declared it resumed from, None: from scratch
     latest_scalars: dict[str, Any] | None  # {name: {step, timestamp, value}}
     update_interval: float | None  # usual s between updates (EMA), for stalls
     stalled: int  # 1 while stalled

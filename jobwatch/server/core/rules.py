@@ -17,8 +17,11 @@ The rules, each documented in docs/api.md:
   log lines but does not change progress or operation. Older by more than
   that, the worker's clock was stepped back: the update is applied, so a
   clock step never freezes a job.
-- *Rate and time remaining*: tqdm's smoothed rate over progress made while
-  the job was watched; a pause between two updates is left out of it.
+- *Rate and time remaining*: the seed's average rate from the first update
+  with progress > 0, then tqdm's smoothed rate over progress made while the
+  job was watched; a pause between two updates is left out of it. A worker
+  that declared a resume (``resumedFrom``) gets no estimate until progress
+  moves.
 - *Retries*: an update whose ``updateId`` was already applied to the job is
   answered as the first time and changes nothing.
 """
@@ -177,6 +180,7 @@ def estimate(
     price_per_hour: float | None,
     rate: RateState,
     now: float,
+    resumed_from: float | None = None,
 ) -> Estimates:
     """Elapsed time, time remaining and cost of a job (docs/api.md "Estimates").
 
@@ -194,16 +198,23 @@ def estimate(
         The job's smoothed progress rate (:func:`update_rate`).
     now:
         The server's current time (s since the epoch).
+    resumed_from:
+        The progress (%) a worker declared it resumed from (``resumedFrom`` >
+        0), or ``None`` for a run that started from scratch.
 
     Returns
     -------
     Estimates
         ``elapsed = (completed_at or now) - started_at`` (>= 0);
         ``cost_so_far = elapsed / 3600 * price_per_hour``;
-        ``time_remaining``: 0 once finished or at 100 %; ``None`` before
-        progress has moved while the job was watched (a job resumed part-way
-        has no rate yet); else ``(100 - progress) / rate`` with tqdm's smoothed
-        rate (:meth:`RateState.rate`), at least :data:`MIN_REMAINING`;
+        ``time_remaining``: 0 once finished or at 100 %; ``None`` at progress
+        0; once progress has moved while the job was watched,
+        ``(100 - progress) / rate`` with tqdm's smoothed rate
+        (:meth:`RateState.rate`); before that, ``None`` for a declared resume
+        (its progress before the first update was not made in ``elapsed``,
+        tqdm's ``initial``), else the seed's average
+        ``elapsed * (100 - progress) / progress``; a number is at least
+        :data:`MIN_REMAINING`;
         ``estimated_total_cost = (elapsed + time_remaining) / 3600 * price_per_hour``.
     """
     if started_at is None:
@@ -216,10 +227,14 @@ def estimate(
     smoothed = rate.rate(max(0.0, now - progress_at) if progress_at is not None else 0.0)
     if status in FINISHED_STATUSES or progress >= 100:
         remaining = 0.0
-    elif progress <= 0 or smoothed is None:
+    elif progress <= 0:
         remaining = None
-    else:
+    elif smoothed is not None:
         remaining = max(MIN_REMAINING, (100.0 - progress) / smoothed)
+    elif resumed_from is not None:
+        remaining = None
+    else:  # the seed's troubleshooting: a number once started with progress > 0
+        remaining = max(MIN_REMAINING, elapsed * (100.0 - progress) / progress)
 
     total = (
         None
@@ -251,6 +266,7 @@ def job_estimates(job: ListedJob, now: float) -> Estimates:
         price_per_hour=job["price_per_hour"],
         rate=RateState.of(job),
         now=now,
+        resumed_from=job["resumed_from"],
     )
 
 
@@ -282,6 +298,7 @@ def new_job(job_id: str, spec: JobSpec, now: float) -> JobRow:
         "ema_dt": 0.0,
         "ema_calls": 0,
         "pause_streak": 0,
+        "resumed_from": None,
         "latest_scalars": None,
         "update_interval": None,
         "stalled": 0,
@@ -535,6 +552,8 @@ def _progress_changes(
         changes["worker_ts"] = worker_ts
     if update.current_operation is not None:
         changes["current_operation"] = update.current_operation
+    if update.resumed_from and update.resumed_from != job["resumed_from"]:
+        changes["resumed_from"] = update.resumed_from  # 0 is a start from scratch
     progress_at = job["progress_at"]
     if progress_at is None:  # the first value: the baseline the rate counts from
         changes.update(progress=update.progress, progress_at=now)

@@ -59,6 +59,7 @@ jobs = Table(
         server_default="0",
         doc="1 right after a gap counted as a pause (see rules.is_pause), else 0",
     ),
+    Column("resumed_from", Float, doc="percent a worker declared it resumed from (resumedFrom)"),
     Column("latest_scalars", Text, doc="JSON {name: {step, timestamp, value}}: newest values"),
     Column("update_interval", Float, doc="usual seconds between updates (EMA), for stalls"),
     Column("stalled", Integer, nullable=False, server_default="0", doc="1 while stalled"),

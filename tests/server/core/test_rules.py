@@ -85,11 +85,33 @@ def test_a_repeated_update_id_changes_nothing_and_answers_the_stored_reply() -> 
     assert (again.changes, again.events, again.reply) == ({}, [], first.reply)
 
 
-def test_no_estimate_until_progress_moves_after_the_first_update() -> None:
-    resumed = run([(0, 40)])
+def test_a_seed_worker_gets_the_seed_average_until_a_smoothed_rate_exists() -> None:
+    """The seed's troubleshooting: a number once the job has ``startedAt`` and
+    progress > 0, its average ``elapsed * (100 - p) / p``, at least the minimum."""
+    first = rules.apply_progress(job(), update(45), T0)
+    assert first.reply["timeRemaining"] == rules.MIN_REMAINING  # elapsed is 0 at the start
+    again = rules.apply_progress(first.job, update(45), T0 + 1)
+    assert again.reply["timeRemaining"] == pytest.approx(1 * 55 / 45)
+    assert rules.job_estimates(again.job, T0 + 100).time_remaining == pytest.approx(100 * 55 / 45)
+    # progress moved: 5 % in the 11 s since it was last seen changing; tqdm's rate takes over
+    moved = rules.apply_progress(again.job, update(50), T0 + 11)
+    assert moved.reply["timeRemaining"] == pytest.approx(50 / (5 / 11))
+
+
+def test_a_declared_resume_has_no_estimate_until_progress_moves() -> None:
+    resumed = rules.apply_progress(job(), update(40, resumedFrom=40), T0).job
+    assert resumed["resumed_from"] == 40
     assert rules.job_estimates(resumed, T0 + 600).time_remaining is None
-    moved = run([(600, 50)], resumed)
+    still = rules.apply_progress(resumed, update(40), T0 + 300).job  # the declaration stays
+    assert rules.job_estimates(still, T0 + 600).time_remaining is None
+    moved = run([(600, 50)], still)
     assert rules.job_estimates(moved, T0 + 600).time_remaining == pytest.approx(50 * 60)
+
+
+def test_a_resume_from_zero_is_a_start_from_scratch() -> None:
+    row = rules.apply_progress(job(), update(45, resumedFrom=0), T0).job
+    assert row["resumed_from"] is None
+    assert rules.job_estimates(row, T0 + 9).time_remaining == pytest.approx(9 * 55 / 45)
 
 
 def test_a_pause_is_left_out_of_the_rate() -> None:
@@ -147,16 +169,24 @@ gaps = st.floats(min_value=0, max_value=1e6, allow_nan=False)
     steps=st.lists(st.tuples(gaps, progress_values), min_size=1, max_size=30),
     read_after=gaps,
     price=st.one_of(st.none(), st.floats(min_value=0, max_value=1e9, allow_nan=False)),
+    resumed_from=st.one_of(st.none(), progress_values),
 )
 def test_estimates_are_never_negative_nan_or_zero_before_done(
-    steps: list[tuple[float, float]], read_after: float, price: float | None
+    steps: list[tuple[float, float]],
+    read_after: float,
+    price: float | None,
+    resumed_from: float | None,
 ) -> None:
     row = job(price_per_hour=price)
     at = 0.0
     for gap, p in steps:
         at += gap
-        row = rules.apply_progress(row, update(p), T0 + at).job
+        row = rules.apply_progress(row, update(p, resumedFrom=resumed_from), T0 + at).job
         check(row, T0 + at)
+        # the seed's promise: a number once started (at progress so close to 0 that
+        # 100 / p overflows, no finite number exists and null is the honest answer)
+        if 1e-9 <= p < 100 and not resumed_from:
+            assert rules.job_estimates(row, T0 + at).time_remaining is not None
     check(row, T0 + at + read_after)
 
 
