@@ -165,10 +165,17 @@ class Client:
     ) -> dict[str, Any]:
         """Create the job ``job_id`` or update the given fields (idempotent PUT); return it.
 
+        A bound job is changed only with its ``worker_id``, a finished one not
+        at all (docs/api.md "Who may change a job"); giving the values it
+        already has is no change.
+
         Raises
         ------
         jobwatch.errors.WorkerMismatch
-            The job is bound to another worker (403).
+            The job is bound to another worker, or would be changed without its
+            ``worker_id`` (403).
+        jobwatch.errors.JobFinished
+            The job has finished and the call would change it (409).
         """
         body = _job_body(None, name, worker_id, price_per_hour, currency, provider_id)
         return self._dict(self.request("PUT", f"/api/jobs/{_path(job_id)}", json_body=body)["job"])

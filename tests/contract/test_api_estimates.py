@@ -224,7 +224,9 @@ def test_price_set_later_with_put_counts_from_the_start(api: Any, clock: Any, jo
     assert api.post("/api/jobs", json={"id": job_id}).status_code == 201
     update(api, job_id, 0)
     clock.advance(100)
-    assert api.put(f"/api/jobs/{job_id}", json={"pricePerHour": PRICE}).status_code == 200
+    # The job is bound to worker "w" by its first update: only "w" may reprice it.
+    priced = api.put(f"/api/jobs/{job_id}", json={"pricePerHour": PRICE, "workerId": "w"})
+    assert priced.status_code == 200
     assert monitor(api, job_id)["costSoFar"] == approx(cost(100))
 
 

@@ -317,19 +317,25 @@ def new_job(job_id: str, spec: JobSpec, now: float) -> JobRow:
 
 def spec_changes(job: JobRow, spec: JobSpec, now: float) -> JobChanges:
     """What ``PUT /api/jobs/{id}`` changes in an existing job: the fields ``spec``
-    gives (``updated_at`` too when any); empty when nothing changes.
+    gives with a value other than the stored one (``updated_at`` too when any);
+    empty when nothing changes, whoever sends it (a PUT is idempotent).
+
+    Who may change what, and when (docs/api.md "Who may change a job"): an
+    unbound job takes changes from anyone, and a ``workerId`` binds it; a
+    bound job only from a PUT naming its worker; a finished job from no one,
+    since its cost is computed from its price and currency.
 
     Raises
     ------
     WorkerMismatch
-        ``spec.workerId`` differs from the worker the job is bound to (403).
+        ``spec.workerId`` differs from the worker the job is bound to, or the
+        spec would change a bound job without naming its worker (403).
+    JobFinished
+        The spec would change a completed, failed or cancelled job (409).
     """
-    bound = job["worker_id"]
-    if spec.worker_id is not None and bound is not None and spec.worker_id != bound:
-        raise WorkerMismatch(
-            f"job {job['id']!r} is bound to worker {bound!r}, not {spec.worker_id!r}"
-        )
-    changes = {
+    if spec.worker_id is not None:
+        check_bound(job, spec.worker_id)
+    changes: JobChanges = {
         column: value
         for column, value in (
             ("name", spec.name),
@@ -338,11 +344,39 @@ def spec_changes(job: JobRow, spec: JobSpec, now: float) -> JobChanges:
             ("currency", spec.currency),
             ("provider_id", spec.provider_id),
         )
-        if value is not None
+        if value is not None and value != job[column]  # type: ignore[literal-required]
     }
-    if changes:
-        changes["updated_at"] = now
+    if not changes:
+        return {}
+    bound = job["worker_id"]
+    if bound is not None and spec.worker_id is None:
+        raise WorkerMismatch(
+            f"job {job['id']!r} is bound to worker {bound!r}; "
+            f'a PUT that changes it must give "workerId": {bound!r}'
+        )
+    if job["status"] in FINISHED_STATUSES:
+        raise JobFinished(
+            f"job {job['id']!r} is {job['status']}; its name, price, currency and "
+            "provider are settled"
+        )
+    changes["updated_at"] = now
     return changes
+
+
+def check_bound(job: JobRow, worker_id: str) -> None:
+    """Refuse ``worker_id`` when ``job`` is bound to another worker.
+
+    Raises
+    ------
+    WorkerMismatch
+        The job is bound to another worker (403).
+    """
+    bound = job["worker_id"]
+    if bound is not None and bound != worker_id:
+        raise WorkerMismatch(
+            f"job {job['id']!r} is bound to worker {bound!r}; "
+            f"worker {worker_id!r} may not write to it"
+        )
 
 
 def check_writable(job: JobRow, worker_id: str) -> None:
@@ -355,12 +389,7 @@ def check_writable(job: JobRow, worker_id: str) -> None:
     JobFinished
         The job is completed, failed or cancelled (409).
     """
-    bound = job["worker_id"]
-    if bound is not None and bound != worker_id:
-        raise WorkerMismatch(
-            f"job {job['id']!r} is bound to worker {bound!r}; "
-            f"worker {worker_id!r} may not write to it"
-        )
+    check_bound(job, worker_id)
     if job["status"] in FINISHED_STATUSES:
         raise JobFinished(f"job {job['id']!r} is {job['status']}; it takes no more updates")
 
@@ -456,6 +485,9 @@ def apply_progress(
         :data:`~jobwatch.contract.requests.MAX_SCALAR_NAMES` names (400); nothing changes.
     """
     if applied_reply is not None:
+        # A retry is answered as the first time, even once the job has finished,
+        # but only to the worker the job is bound to (the one that sent it).
+        check_bound(job, update.worker_id)
         return ProgressOutcome(changes={}, job=job, reply=applied_reply)
     check_writable(job, update.worker_id)
     _check_scalar_names(job, update)

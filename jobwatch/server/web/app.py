@@ -8,10 +8,12 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from flask import Flask, Response, current_app
+from flask import Flask, Response, current_app, request
 from flask_cors import CORS
 from flask_sock import Sock
 from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import NotFound as RouteNotFound
+from werkzeug.routing import RequestRedirect
 
 from jobwatch.contract.requests import MAX_BODY_BYTES
 from jobwatch.errors import APIError, MethodNotAllowed, NotFound, PayloadTooLarge
@@ -137,6 +139,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(DEFAULTS)
     app.config.update(config or {})
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    # Werkzeug answers a doubled slash with a 308 redirect to the merged path (an
+    # HTML body); an API client gets 404 in the error shape instead (_no_redirects).
+    app.url_map.merge_slashes = False
     policy = AccessPolicy(
         app.config["WRITE_TOKEN"],
         app.config["READ_TOKEN"],
@@ -176,6 +181,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     app.extensions["jobwatch"] = services
     app.before_request(open_pages(policy.check))
+    app.before_request(_no_redirects)
     if app.config["CORS_ORIGINS"]:
         CORS(app, resources={r"/api/*": {"origins": list(app.config["CORS_ORIGINS"])}})
 
@@ -220,6 +226,28 @@ def _broker(redis_url: str | None, channel: str, store: Store) -> Broker:
 
 def _websocket(ws: Any) -> None:
     serve_socket(ws, current_app.extensions["jobwatch"])
+
+
+def _no_redirects() -> None:
+    """Answer 404 where Werkzeug's routing would redirect.
+
+    A rule ending in ``/`` asked without it (``strict_slashes``) raises a
+    redirect that skips the error handlers (Flask treats it as routing, not an
+    error), so it is turned into 404 here, before any view runs. A path
+    starting with ``//`` has an empty first segment like any doubled slash,
+    but Werkzeug's routing strips leading slashes: it answers 404 here too.
+    (Python's ``http.server``, under the embedded server, already reads
+    ``//api/x`` as ``/api/x`` before the app sees it; gunicorn keeps it.)
+
+    Raises
+    ------
+    werkzeug.exceptions.NotFound
+        Answered as 404 ``not_found`` by :func:`_http_error`.
+    """
+    if isinstance(request.routing_exception, RequestRedirect) or request.environ.get(
+        "PATH_INFO", ""
+    ).startswith("//"):
+        raise RouteNotFound()
 
 
 def _api_error(exc: APIError) -> Response:

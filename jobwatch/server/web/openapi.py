@@ -56,9 +56,11 @@ _ERRORS = {
     "400": "Bad input: `validation_error` (with `details`), `invalid_json` or "
     "`unsupported_media_type`",
     "401": "`unauthorized`: the server needs a token (docs/deployment.md)",
-    "403": "`worker_mismatch`: the job is bound to another worker",
+    "403": "`worker_mismatch`: the job is bound to another worker (or a PUT would "
+    "change it without its workerId)",
     "404": "`job_not_found`",
-    "409": "`job_exists` (POST /api/jobs) or `job_finished` (an update to a finished job)",
+    "409": "`job_exists` (POST /api/jobs) or `job_finished` (a write that would change "
+    "a finished job)",
     "413": "`payload_too_large`: the body is over 1 MiB",
     "429": "`rate_limited`: too many updates from this worker (see `Retry-After`)",
     "503": "`store_unavailable`: the database cannot be reached; nothing was written "
@@ -160,7 +162,7 @@ def _paths() -> dict[str, Any]:
                 "putJob",
                 "Create (201) or update (200) a job; idempotent",
                 "JobAnswer",
-                ("400", "401", "403", "413"),
+                ("400", "401", "403", "409", "413"),
                 body="JobSpec",
                 also_created=True,
             ),

@@ -223,3 +223,78 @@ def test_a_pause_never_changes_the_estimate_right_after_it_much(
     after = rules.apply_progress(row, update(p), T0 + at + pause).job
     got = rules.job_estimates(after, T0 + at + pause).time_remaining
     assert got == pytest.approx(before, rel=1e-6)
+
+
+def spec(**fields: Any) -> JobSpec:
+    return parse_body(JobSpec, json.dumps(fields).encode())
+
+
+BOUND = {"worker_id": "w", "name": "n", "price_per_hour": 2.0, "status": "running"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"name": "renamed"},
+        {"pricePerHour": 1_000_000},
+        {"currency": "USD"},
+        {"providerId": "p"},
+        {"name": "renamed", "workerId": "other"},
+    ],
+)
+def test_a_job_bound_to_a_worker_takes_spec_changes_from_that_worker_only(
+    body: dict[str, Any],
+) -> None:
+    with pytest.raises(WorkerMismatch):
+        rules.spec_changes(job(**BOUND), spec(**body), T0)
+    assert rules.spec_changes(job(**BOUND), spec(**{**body, "workerId": "w"}), T0)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"name": "renamed", "workerId": "w"},
+        {"pricePerHour": 1_000_000, "workerId": "w"},
+        {"currency": "USD", "workerId": "w"},
+        {"providerId": "p", "workerId": "w"},
+        {"pricePerHour": 1_000_000},
+    ],
+)
+@pytest.mark.parametrize("status", ["completed", "failed", "cancelled"])
+def test_a_finished_job_is_settled(body: dict[str, Any], status: str) -> None:
+    finished = job(**{**BOUND, "status": status})
+    expected = JobFinished if "workerId" in body else WorkerMismatch
+    with pytest.raises(expected):
+        rules.spec_changes(finished, spec(**body), T0)
+
+
+def test_a_spec_that_changes_nothing_is_answered_as_is_whoever_sends_it() -> None:
+    # Idempotent PUT: a worker restarting, or a dashboard re-sending what it read.
+    settled = job(**{**BOUND, "status": "completed", "currency": "QUBIC"})
+    same = {"name": "n", "pricePerHour": 2.0, "currency": "qubic"}
+    assert rules.spec_changes(settled, spec(**same), T0) == {}
+    assert rules.spec_changes(settled, spec(**same, workerId="w"), T0) == {}
+    with pytest.raises(WorkerMismatch):
+        rules.spec_changes(settled, spec(**same, workerId="other"), T0)
+
+
+def test_an_unbound_job_takes_spec_changes_from_anyone_and_a_worker_binds_it() -> None:
+    assert rules.spec_changes(job(), spec(name="x"), T0) == {"name": "x", "updated_at": T0}
+    assert rules.spec_changes(job(), spec(workerId="w"), T0)["worker_id"] == "w"
+
+
+def test_a_repeated_update_id_from_another_worker_is_refused() -> None:
+    first = rules.apply_progress(job(), update(5, updateId="u1"), T0)
+    other = parse_body(
+        ProgressUpdate, json.dumps({"workerId": "x", "progress": 5, "updateId": "u1"}).encode()
+    )
+    with pytest.raises(WorkerMismatch):
+        rules.apply_progress(first.job, other, T0 + 1, applied_reply=first.reply)
+
+
+def test_a_repeated_update_id_after_completion_answers_the_stored_reply() -> None:
+    # A retry of an update applied before the job finished (its reply was lost).
+    first = rules.apply_progress(job(), update(5, updateId="u1"), T0)
+    done = {**first.job, "status": "completed"}
+    again = rules.apply_progress(done, update(5, updateId="u1"), T0 + 1, applied_reply=first.reply)
+    assert (again.changes, again.reply) == ({}, first.reply)
