@@ -64,11 +64,13 @@ def gpu_ids(gpus: Sequence[Mapping[str, Any]]) -> list[GpuId]:
     ids: list[GpuId] = []
     seen: dict[str, int] = {}
     for position, gpu in enumerate(gpus):
-        index = gpu.get("index")
-        has_index = isinstance(index, int) and not isinstance(index, bool)
+        raw_index = gpu.get("index")
+        index = (
+            raw_index if isinstance(raw_index, int) and not isinstance(raw_index, bool) else None
+        )
         uuid = _text(gpu.get("uuid"))
-        number = index if has_index else position
-        key = uuid or (f"index:{index}" if has_index else f"position:{position}")
+        number = position if index is None else index
+        key = uuid or (f"position:{position}" if index is None else f"index:{index}")
         seen[key] = seen.get(key, 0) + 1
         if seen[key] > 1:
             key = f"{key}#{seen[key]}"
@@ -115,7 +117,7 @@ def gpu_labels(gpus: Iterable[GpuId]) -> dict[str, str]:
         for place, (gpu, profile, short) in enumerate(zip(group, profiles, shorts, strict=True)):
             parts = [f"MIG {profile}"] if profile else []
             if not profiles_differ:
-                if gpu.uuid is None:
+                if gpu.uuid is None or short is None:
                     parts.append(f"#{place + 1}")
                 else:
                     parts.append(short if shorts_differ else gpu.uuid)
@@ -130,13 +132,14 @@ def _distinct(labels: dict[str, str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for key, label in labels.items():
         seen[label] = seen.get(label, 0) + 1
+        shown = label
         if seen[label] > 1:
             n = seen[label]
             while f"{label} #{n}" in taken:
                 n += 1
-            label = f"{label} #{n}"
-            taken.add(label)
-        out[key] = label
+            shown = f"{label} #{n}"
+            taken.add(shown)
+        out[key] = shown
     return out
 
 

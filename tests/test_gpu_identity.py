@@ -73,7 +73,7 @@ def test_two_mig_slices_of_gpu_0_are_two_series_with_two_labels(
     assert list(used.lines) == ["GPU 0 (MIG 3g.20gb)", "GPU 0 (MIG 1g.5gb)"]
     assert used.lines["GPU 0 (MIG 3g.20gb)"] == [4096.0] * 3
     assert used.lines["GPU 0 (MIG 1g.5gb)"] == [1024.0] * 3
-    x, labels, values = GpuColumns(METRICS).table(state, None)
+    _, labels, values = GpuColumns(METRICS).table(state, None)
     assert labels == list(used.lines)
     assert values[METRICS.index("gpuMemoryUsed")].tolist() == [[4096.0] * 3, [1024.0] * 3]
 
@@ -142,14 +142,24 @@ def test_labels_are_unique_and_plain_when_the_index_is() -> None:
 def test_the_job_page_model_keys_gpus_as_python_does(tmp_path: Path) -> None:
     node = node_or_skip()
     rows = [
-        row(0, [{"index": 0, "uuid": MIG_1, "name": "A100 MIG 3g.20gb", "gpuUtilization": 1.0},
-                {"index": 0, "uuid": MIG_2, "name": "A100 MIG 1g.5gb", "gpuUtilization": 2.0}]),
-        row(1, [{"index": 0, "uuid": UUID_A, "gpuUtilization": 3.0},
+        row(
+            0,
+            [
+                {"index": 0, "uuid": MIG_1, "name": "A100 MIG 3g.20gb", "gpuUtilization": 1.0},
+                {"index": 0, "uuid": MIG_2, "name": "A100 MIG 1g.5gb", "gpuUtilization": 2.0},
+            ],
+        ),
+        row(
+            1,
+            [
+                {"index": 0, "uuid": UUID_A, "gpuUtilization": 3.0},
                 {"index": 0, "uuid": UUID_B, "gpuUtilization": 4.0},
                 {"index": 0, "gpuUtilization": 5.0},
                 {"index": 0, "gpuUtilization": 6.0},
                 {"index": 2, "gpuUtilization": 7.0},
-                {"uuid": UUID_A, "gpuUtilization": 8.0}]),
+                {"uuid": UUID_A, "gpuUtilization": 8.0},
+            ],
+        ),
     ]
     for name in ("job_state.js", "format.js", "gpu_labels.js"):
         shutil.copy(STATIC / name, tmp_path / name)

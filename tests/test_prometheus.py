@@ -103,7 +103,9 @@ def test_gpus_sharing_an_index_are_distinct_series(
         {"index": 1, "gpuUtilization": 30},
         {"index": 1, "gpuUtilization": 40},
     ]
-    api.post("/api/jobs/mig/progress", json={"workerId": "w", "progress": 1, "metrics": {"gpus": gpus}})
+    api.post(
+        "/api/jobs/mig/progress", json={"workerId": "w", "progress": 1, "metrics": {"gpus": gpus}}
+    )
     response = api.get("/api/prometheus")
     util = [
         s
