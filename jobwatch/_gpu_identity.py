@@ -18,6 +18,7 @@ among the GPUs sharing the index (``#1``, ``#2``). The job page's
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -61,21 +62,31 @@ def gpu_ids(gpus: Sequence[Mapping[str, Any]]) -> list[GpuId]:
         ``position:<place>``; a key met again in the same sample (a bad report)
         gets ``#2``, ``#3``... so that no two entries share one.
     """
+    # A job's samples name the same GPUs again and again: identities are made once.
+    said = tuple((gpu.get("index"), gpu.get("uuid"), gpu.get("name")) for gpu in gpus)
+    try:
+        return list(_identities(said))
+    except TypeError:  # an unhashable value (a list for an index): not cached
+        return list(_identities.__wrapped__(said))
+
+
+@functools.lru_cache(maxsize=256)
+def _identities(said: tuple[tuple[Any, Any, Any], ...]) -> tuple[GpuId, ...]:
+    """:func:`gpu_ids` of the ``(index, uuid, name)`` of each entry."""
     ids: list[GpuId] = []
     seen: dict[str, int] = {}
-    for position, gpu in enumerate(gpus):
-        raw_index = gpu.get("index")
+    for position, (raw_index, raw_uuid, name) in enumerate(said):
         index = (
             raw_index if isinstance(raw_index, int) and not isinstance(raw_index, bool) else None
         )
-        uuid = _text(gpu.get("uuid"))
+        uuid = _text(raw_uuid)
         number = position if index is None else index
         key = uuid or (f"position:{position}" if index is None else f"index:{index}")
         seen[key] = seen.get(key, 0) + 1
         if seen[key] > 1:
             key = f"{key}#{seen[key]}"
-        ids.append(GpuId(key, number, uuid, _text(gpu.get("name"))))
-    return ids
+        ids.append(GpuId(key, number, uuid, _text(name)))
+    return tuple(ids)
 
 
 def gpu_order(gpu: GpuId) -> tuple[int, str]:
@@ -101,7 +112,14 @@ def gpu_labels(gpus: Iterable[GpuId]) -> dict[str, str]:
     unique: dict[str, GpuId] = {}
     for gpu in gpus:
         unique.setdefault(gpu.key, gpu)
-    ordered = sorted(unique.values(), key=gpu_order)
+    return dict(_labels(tuple(unique.values())))
+
+
+@functools.lru_cache(maxsize=256)
+def _labels(gpus: tuple[GpuId, ...]) -> tuple[tuple[str, str], ...]:
+    """:func:`gpu_labels` of GPUs of distinct keys, as pairs; a chart redraws with the
+    same GPUs again and again."""
+    ordered = sorted(gpus, key=gpu_order)
     groups: dict[int, list[GpuId]] = {}
     for gpu in ordered:
         groups.setdefault(gpu.number, []).append(gpu)
@@ -122,7 +140,7 @@ def gpu_labels(gpus: Iterable[GpuId]) -> dict[str, str]:
                 else:
                     parts.append(short if shorts_differ else gpu.uuid)
             labels[gpu.key] = f"GPU {number} ({', '.join(parts)})"
-    return _distinct(labels)
+    return tuple(_distinct(labels).items())
 
 
 def _distinct(labels: dict[str, str]) -> dict[str, str]:

@@ -52,7 +52,7 @@ class Sample:
         if ts is None:
             return None
         flat = {name: _number(raw.get(name)) for name in METRIC_FIELDS}
-        entries = [gpu for gpu in raw.get("gpus") or [] if isinstance(gpu, Mapping)]
+        entries = [gpu for gpu in raw.get("gpus") or [] if isinstance(gpu, dict)]  # parsed JSON
         ids = gpu_ids(entries)
         gpus = {
             gpu_id.key: {name: _number(gpu.get(name)) for name in METRIC_FIELDS}
