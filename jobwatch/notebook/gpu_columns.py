@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from jobwatch.view.state import MonitorState, Sample, _gpu_order
+from jobwatch.view.state import MonitorState, Sample, gpu_lines
 
 __all__ = ["GpuColumns"]
 
@@ -34,17 +34,17 @@ ALL_GPUS = "all GPUs"
 
 
 class _Row:
-    """One sample as arrays: its GPU labels, their values and the flat values."""
+    """One sample as arrays: its GPUs' keys (in display order), their values and the flat values."""
 
-    __slots__ = ("flat", "labels", "sample", "values")
+    __slots__ = ("flat", "keys", "sample", "values")
 
     def __init__(self, sample: Sample, metrics: Sequence[str]) -> None:
         self.sample = sample  # held, so that its id is not reused while cached
-        self.labels = tuple(sorted(sample.gpus, key=_gpu_order))
+        self.keys = tuple(gpu_lines((sample,)))
         self.values = np.array(
-            [[_value(sample.gpus[label].get(m)) for label in self.labels] for m in metrics],
+            [[_value(sample.gpus[key].get(m)) for key in self.keys] for m in metrics],
             dtype=float,
-        ).reshape(len(metrics), len(self.labels))
+        ).reshape(len(metrics), len(self.keys))
         self.flat = np.array([[_value(sample.flat.get(m))] for m in metrics], dtype=float)
 
 
@@ -64,9 +64,9 @@ class GpuColumns:
         self._x = np.empty(0)
         self._label_sets: dict[tuple[str, ...], int] = {}
         self._label_ids = np.empty(0, dtype=np.int64)
-        """Per row, a number for its GPU labels (the same labels, the same number)."""
+        """Per row, a number for its GPU keys (the same keys, the same number)."""
         self._stack: Any = None
-        """Every row's values stacked, ``(metrics, gpus, rows)``, while all have the same labels."""
+        """Every row's values stacked, ``(metrics, gpus, rows)``, while all have the same GPU keys."""
 
     def table(self, state: MonitorState, window: float | None) -> tuple[Any, list[str], Any]:
         """``(x, labels, values)`` over the last ``window`` seconds (``None``: all kept).
@@ -87,14 +87,15 @@ class GpuColumns:
             return x, [ALL_GPUS], np.empty((len(self.metrics), 1, 0))
         if ids.min() == ids.max():  # the same GPUs in every sample of the window
             values = self._stack[..., start:] if self._stack is not None else _stacked(rows)
-            return x, list(rows[0].labels) or [ALL_GPUS], values
-        labels = sorted({label for row in rows for label in row.labels}, key=_gpu_order)
-        where = {label: i for i, label in enumerate(labels)}
-        values = np.full((len(self.metrics), len(labels), len(rows)), np.nan)
+            # the newest sample numbers the GPUs, as in MonitorState.series
+            return x, list(gpu_lines((rows[-1].sample,)).values()) or [ALL_GPUS], values
+        lines = gpu_lines(row.sample for row in rows)
+        where = {key: i for i, key in enumerate(lines)}
+        values = np.full((len(self.metrics), len(lines), len(rows)), np.nan)
         for column, row in enumerate(rows):
-            if row.labels:
-                values[:, [where[label] for label in row.labels], column] = row.values
-        return x, labels, values
+            if row.keys:
+                values[:, [where[key] for key in row.keys], column] = row.values
+        return x, list(lines.values()), values
 
     def _follow(self, samples: deque[Sample]) -> None:
         """Make the rows match ``samples``, converting only the samples not seen before.
@@ -151,12 +152,12 @@ class GpuColumns:
             self._stack = _stacked(self._rows)
 
     def _label_id(self, row: _Row) -> int:
-        return self._label_sets.setdefault(row.labels, len(self._label_sets))
+        return self._label_sets.setdefault(row.keys, len(self._label_sets))
 
 
 def _stacked(rows: list[_Row]) -> Any:
     """The rows' values (per GPU, or flat without GPUs) side by side: ``(metrics, gpus, n)``."""
-    if rows[0].labels:
+    if rows[0].keys:
         return np.stack([row.values for row in rows], axis=-1)
     return np.stack([row.flat for row in rows], axis=-1)
 

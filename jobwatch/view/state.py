@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobwatch.contract.basics import FINISHED_STATUSES, parse_ts
+from jobwatch.contract.gpu_identity import GpuId, gpu_ids, gpu_labels
 from jobwatch.contract.gpu_metrics import METRIC_FIELDS
 
 MAX_POINTS = 2_000
@@ -33,13 +34,16 @@ MAX_ALERTS = 20
 class Sample:
     """One metrics sample: ``ts`` (s since the epoch), the flat fields and the per-GPU ones.
 
-    ``gpus`` maps a GPU label (``"GPU 0"``) to its fields; empty when the
-    sample has no per-GPU detail.
+    ``gpus`` maps a GPU's key (its UUID, else ``index:<index>``; see
+    :func:`jobwatch.contract.gpu_identity.gpu_ids`) to its fields, and ``ids`` the same
+    key to its :class:`~jobwatch.contract.gpu_identity.GpuId`; both empty when the
+    sample has no per-GPU detail. :func:`gpu_lines` gives the labels to show.
     """
 
     ts: float
     flat: dict[str, float | None]
     gpus: dict[str, dict[str, float | None]]
+    ids: dict[str, GpuId] = field(default_factory=dict)
 
     @classmethod
     def from_wire(cls, raw: Mapping[str, Any]) -> Sample | None:
@@ -48,12 +52,27 @@ class Sample:
         if ts is None:
             return None
         flat = {name: _number(raw.get(name)) for name in METRIC_FIELDS}
-        gpus: dict[str, dict[str, float | None]] = {}
-        for position, gpu in enumerate(raw.get("gpus") or []):
-            index = gpu.get("index")
-            label = f"GPU {index if index is not None else position}"
-            gpus[label] = {name: _number(gpu.get(name)) for name in METRIC_FIELDS}
-        return cls(ts, flat, gpus)
+        entries = [gpu for gpu in raw.get("gpus") or [] if isinstance(gpu, dict)]  # parsed JSON
+        ids = gpu_ids(entries)
+        gpus = {
+            gpu_id.key: {name: _number(gpu.get(name)) for name in METRIC_FIELDS}
+            for gpu_id, gpu in zip(ids, entries, strict=True)
+        }
+        return cls(ts, flat, gpus, {gpu_id.key: gpu_id for gpu_id in ids})
+
+
+def gpu_lines(samples: Iterable[Sample]) -> dict[str, str]:
+    """The GPUs of ``samples``, one line each: key to label, in display order.
+
+    A GPU is known by its key (its UUID where it has one), so two MIG slices of
+    one GPU, or two GPUs reporting the same index, are two lines; a GPU is
+    numbered as its newest sample says. Labels are those of
+    :func:`jobwatch.contract.gpu_identity.gpu_labels` (``GPU 0``, ``GPU 0 (MIG 1g.5gb)``).
+    """
+    newest: dict[str, GpuId] = {}
+    for sample in samples:
+        newest.update(sample.ids)
+    return gpu_labels(newest.values())
 
 
 @dataclass(frozen=True)
@@ -277,18 +296,18 @@ class MonitorState:
     def series(self, metric: str, window: float | None) -> Series:
         """Chart data of ``metric`` over the last ``window`` seconds (``None``: all kept).
 
-        One line per GPU when the samples carry per-GPU detail, else one line
-        ``"all GPUs"`` from the flat field.
+        One line per GPU (labelled as :func:`gpu_lines` says) when the samples
+        carry per-GPU detail, else one line ``"all GPUs"`` from the flat field.
         """
         samples = list(self.samples)
         if window is not None and samples:
             start = max(self.clock(), samples[-1].ts) - window
             samples = [s for s in samples if s.ts >= start]
-        labels = sorted({label for s in samples for label in s.gpus}, key=_gpu_order)
+        gpus = gpu_lines(samples)
         lines: dict[str, list[float]] = {}
-        if labels:
-            for label in labels:
-                lines[label] = [_nan(s.gpus.get(label, {}).get(metric)) for s in samples]
+        if gpus:
+            for key, label in gpus.items():
+                lines[label] = [_nan(s.gpus.get(key, {}).get(metric)) for s in samples]
         else:
             lines["all GPUs"] = [_nan(s.flat.get(metric)) for s in samples]
         return Series([s.ts for s in samples], lines)
@@ -378,8 +397,3 @@ def _number(value: Any) -> float | None:
 
 def _nan(value: float | None) -> float:
     return math.nan if value is None else value
-
-
-def _gpu_order(label: str) -> tuple[int, str]:
-    tail = label.rsplit(" ", 1)[-1]
-    return (int(tail), label) if tail.isdigit() else (1 << 30, label)

@@ -295,6 +295,29 @@ def test_job_page_shows_progress_charts_training_metrics_logs_and_alerts(
     assert recorded.errors(allowed=WERKZEUG_AFTER_CLOSE) == []
 
 
+def test_job_page_draws_two_mig_slices_of_gpu_0_as_two_lines(
+    site: EmbeddedServer, client: Client, clock: FakeClock, open_page: Any
+) -> None:
+    slices = [
+        {"index": 0, "uuid": "MIG-11111111-aaaa", "name": "NVIDIA A100 MIG 3g.20gb",
+         "gpuMemoryUsed": 4096, "gpuMemoryTotal": 19968},
+        {"index": 0, "uuid": "MIG-22222222-aaaa", "name": "NVIDIA A100 MIG 1g.5gb",
+         "gpuMemoryUsed": 1024, "gpuMemoryTotal": 4864},
+    ]  # fmt: skip
+    client.create_job(job_id="mig-1")
+    for step in range(3):
+        clock.advance(10)
+        client.report_progress("mig-1", "w", step, metrics={"gpus": slices})
+    recorded = open_page(site.url + "/jobs/mig-1")
+    page = recorded.page
+    page.locator(".jobwatch-chart-memory[data-points='3']").wait_for()
+    assert page.get_attribute(".jobwatch-chart-memory", "data-series") == (
+        "GPU 0 (MIG 3g.20gb) used|GPU 0 (MIG 1g.5gb) used|"
+        "GPU 0 (MIG 3g.20gb) total|GPU 0 (MIG 1g.5gb) total"
+    )
+    assert recorded.errors() == []
+
+
 def test_job_page_waits_for_a_job_that_does_not_exist_yet(
     site: EmbeddedServer, client: Client, open_page: Any
 ) -> None:

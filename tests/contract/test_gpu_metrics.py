@@ -196,9 +196,9 @@ def test_adding_a_metric_is_one_entry_in_the_table(tmp_path: Path) -> None:
     assert got["ok"] == 200
     assert got["stored"] == got["state"] == free_a + free_b
     assert got["alert"] == "gpuMemoryFree"
-    labels = 'job_id="j",job_name="new metric",worker="w"'
+    job, mib = 'job_id="j",job_name="new metric"', 1024 * 1024
     exported = dict(line.rsplit(" ", 1) for line in got["exported"])
     assert {key: float(value) for key, value in exported.items()} == {
-        f'jobwatch_gpu_memory_free_bytes{{gpu="0",{labels}}}': free_a * 1024 * 1024,
-        f'jobwatch_gpu_memory_free_bytes{{gpu="1",{labels}}}': free_b * 1024 * 1024,
+        f'jobwatch_gpu_memory_free_bytes{{gpu="0",{job},uuid="GPU-a",worker="w"}}': free_a * mib,
+        f'jobwatch_gpu_memory_free_bytes{{gpu="1",{job},uuid="GPU-b",worker="w"}}': free_b * mib,
     }

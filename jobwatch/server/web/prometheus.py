@@ -26,6 +26,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
+from jobwatch.contract.gpu_identity import gpu_ids
 from jobwatch.contract.gpu_metrics import GPU_METRICS
 from jobwatch.server.core.rules import job_estimates
 from jobwatch.server.storage import queries
@@ -41,7 +42,7 @@ MAX_JOBS = 1000
 INGEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 """Histogram buckets (s) for a progress update: from a cached SQLite commit to a slow disk."""
 _JOB_LABELS = ("job_id", "job_name", "worker")
-_GPU_LABELS = (*_JOB_LABELS, "gpu")
+_GPU_LABELS = (*_JOB_LABELS, "gpu", "uuid")
 
 
 class JobCollector(Collector):
@@ -50,8 +51,10 @@ class JobCollector(Collector):
     Per job (labels ``job_id``, ``job_name``, ``worker``): ``jobwatch_job_progress_percent``,
     ``jobwatch_job_time_remaining_seconds``, ``jobwatch_job_elapsed_seconds`` and
     ``jobwatch_job_cost`` (label ``currency``); unknown figures are left out, not 0.
-    Per GPU of the job's latest sample (label ``gpu``: the GPU's index, or ``all``
-    for a sample without per-GPU values): the five ``jobwatch_gpu_*`` gauges.
+    Per GPU of the job's latest sample (labels ``gpu``: the GPU's index, or ``all``
+    for a sample without per-GPU values; ``uuid``: its UUID, a MIG slice's MIG
+    UUID, or empty): the five ``jobwatch_gpu_*`` gauges. No two GPUs share a
+    label set (see :func:`_gpu_samples`).
     Plus ``jobwatch_websocket_subscribers`` and ``jobwatch_websocket_queued_bytes``.
     """
 
@@ -91,11 +94,11 @@ class JobCollector(Collector):
             _add(remaining, labels, estimates.time_remaining)
             _add(elapsed, labels, estimates.elapsed)
             _add(cost, [*labels, job["currency"]], estimates.cost_so_far)
-            for gpu_label, values in _gpu_samples(latest[job["id"]]):
+            for gpu_labels, values in _gpu_samples(latest[job["id"]]):
                 for m in GPU_METRICS:
                     value = values.get(m.wire)
                     scaled = None if value is None else value * m.prometheus_factor
-                    _add(gpu[m.wire], [*labels, gpu_label], scaled)
+                    _add(gpu[m.wire], [*labels, *gpu_labels], scaled)
         yield from (progress, remaining, elapsed, cost, *gpu.values())
         yield from self._sockets()
 
@@ -118,18 +121,31 @@ def _add(family: GaugeMetricFamily, labels: list[str], value: float | None) -> N
         family.add_metric(labels, value)
 
 
-def _gpu_samples(sample: dict[str, Any] | None) -> list[tuple[str, dict[str, Any]]]:
-    """(gpu label, wire fields) of each GPU in a stored sample; the flat figures as
-    ``all`` when the sample has no per-GPU values."""
+def _gpu_samples(sample: dict[str, Any] | None) -> list[tuple[tuple[str, str], dict[str, Any]]]:
+    """((gpu, uuid) labels, wire fields) of each GPU in a stored sample; the flat
+    figures as ``("all", "")`` when the sample has no per-GPU values.
+
+    ``gpu`` is the index (the place in the list without one) and ``uuid`` the
+    UUID or ``""``. Prometheus takes two samples with one label set in one scrape
+    as one series and keeps only one of them, so a pair met again (GPUs that
+    report one index and no UUID) gets ``#2``, ``#3``... after its ``gpu``.
+    """
     if sample is None:
         return []
-    if sample.get("gpus"):
-        return [
-            (str(g["index"]) if g.get("index") is not None else str(i), g)
-            for i, g in enumerate(sample["gpus"])
-        ]
-    flat = {m.wire: sample[m.column] for m in GPU_METRICS}
-    return [("all", flat)]
+    if not sample.get("gpus"):
+        flat = {m.wire: sample[m.column] for m in GPU_METRICS}
+        return [(("all", ""), flat)]
+    out: list[tuple[tuple[str, str], dict[str, Any]]] = []
+    seen: set[tuple[str, str]] = set()
+    for gpu_id, values in zip(gpu_ids(sample["gpus"]), sample["gpus"], strict=True):
+        base = str(gpu_id.number)
+        pair, n = (base, gpu_id.uuid or ""), 1
+        while pair in seen:
+            n += 1
+            pair = (f"{base}#{n}", pair[1])
+        seen.add(pair)
+        out.append((pair, values))
+    return out
 
 
 class ServerMetrics:

@@ -67,7 +67,7 @@ def test_running_jobs_and_their_gpus_are_exported(
     assert got[("jobwatch_job_elapsed_seconds", labels(**job_labels))] == 100
     assert got[("jobwatch_job_time_remaining_seconds", labels(**job_labels))] == pytest.approx(100)
     assert got[("jobwatch_job_cost", labels(**job_labels, currency="QUBIC"))] == pytest.approx(0.1)
-    gpu0, gpu3 = labels(**job_labels, gpu="0"), labels(**job_labels, gpu="3")
+    gpu0, gpu3 = labels(**job_labels, gpu="0", uuid=""), labels(**job_labels, gpu="3", uuid="")
     assert got[("jobwatch_gpu_utilization_percent", gpu0)] == 90
     assert got[("jobwatch_gpu_memory_used_bytes", gpu0)] == 1000 * MIB
     assert got[("jobwatch_gpu_memory_total_bytes", gpu0)] == 2000 * MIB
@@ -88,8 +88,40 @@ def test_a_sample_without_per_gpu_values_is_labelled_all(
     body = {"workerId": "w", "progress": 5, "metrics": {"gpuUtilization": 42}}
     api.post("/api/jobs/flat/progress", json=body)
     got = samples(api)
-    key = labels(job_id="flat", job_name="", worker="w", gpu="all")
+    key = labels(job_id="flat", job_name="", worker="w", gpu="all", uuid="")
     assert got[("jobwatch_gpu_utilization_percent", key)] == 42
+
+
+def test_gpus_sharing_an_index_are_distinct_series(
+    api: Api, make_job: Callable[..., dict[str, Any]]
+) -> None:
+    # Two series with one label set are one series to Prometheus: it keeps one
+    # of the two values per scrape and drops the other, silently.
+    make_job(id="mig")
+    gpus = [
+        {"index": 0, "uuid": "MIG-1111", "name": "A100 MIG 3g.20gb", "gpuUtilization": 10},
+        {"index": 0, "uuid": "MIG-2222", "name": "A100 MIG 1g.5gb", "gpuUtilization": 20},
+        {"index": 1, "gpuUtilization": 30},
+        {"index": 1, "gpuUtilization": 40},
+    ]
+    api.post(
+        "/api/jobs/mig/progress", json={"workerId": "w", "progress": 1, "metrics": {"gpus": gpus}}
+    )
+    response = api.get("/api/prometheus")
+    util = [
+        s
+        for family in text_string_to_metric_families(response.text)
+        for s in family.samples
+        if s.name == "jobwatch_gpu_utilization_percent" and s.labels["job_id"] == "mig"
+    ]
+    assert len(util) == 4
+    assert len({frozenset(s.labels.items()) for s in util}) == 4, util
+    job = {"job_id": "mig", "job_name": "", "worker": "w"}
+    got = samples(api)
+    assert got[("jobwatch_gpu_utilization_percent", labels(**job, gpu="0", uuid="MIG-1111"))] == 10
+    assert got[("jobwatch_gpu_utilization_percent", labels(**job, gpu="0", uuid="MIG-2222"))] == 20
+    assert got[("jobwatch_gpu_utilization_percent", labels(**job, gpu="1", uuid=""))] == 30
+    assert got[("jobwatch_gpu_utilization_percent", labels(**job, gpu="1#2", uuid=""))] == 40
 
 
 def test_subscribers_are_counted(api: Api, ws_factory: Callable[[], WsClient]) -> None:
@@ -213,7 +245,12 @@ def test_a_real_prometheus_scrapes_jobwatch(prometheus_for: Callable[[str, str],
         body = {
             "workerId": "box",
             "progress": 37.5,
-            "metrics": {"gpus": [{"index": 1, "gpuUtilization": 81}]},
+            "metrics": {
+                "gpus": [
+                    {"index": 1, "uuid": "MIG-1111", "gpuUtilization": 81},
+                    {"index": 1, "uuid": "MIG-2222", "gpuUtilization": 82},
+                ]
+            },
         }
         assert write.post("/api/jobs/scraped/progress", json=body).status_code == 200
         base = prometheus_for(f"127.0.0.1:{server.port}", read_token)
@@ -227,7 +264,8 @@ def test_a_real_prometheus_scrapes_jobwatch(prometheus_for: Callable[[str, str],
         assert result[0]["metric"]["worker"] == "box"
         assert float(result[0]["value"][1]) == 37.5
         gpu = _query(base, 'jobwatch_gpu_utilization_percent{job_id="scraped", gpu="1"}')
-        assert float(gpu[0]["value"][1]) == 81
+        by_uuid = {g["metric"]["uuid"]: float(g["value"][1]) for g in gpu}
+        assert by_uuid == {"MIG-1111": 81, "MIG-2222": 82}  # two slices of GPU 1, both kept
         up = _query(base, 'up{job="jobwatch"}')
         assert float(up[0]["value"][1]) == 1
         for promql in _dashboard_queries("scraped"):

@@ -9,6 +9,7 @@
 // (the series' labels, "|"-joined) so that tests and people can check what is drawn.
 
 import { formatMetric, formatNumber } from "./format.js";
+import { gpuLines } from "./gpu_labels.js";
 
 const uPlot = globalThis.uPlot;
 const HEIGHT = 220; // px
@@ -20,15 +21,6 @@ const PALETTE = [
 
 function colour(index) {
   return PALETTE[index % PALETTE.length];
-}
-
-// "GPU 10" after "GPU 9": by the number at the end, then by name.
-function gpuOrder(a, b) {
-  const number = (label) => {
-    const tail = label.split(" ").pop();
-    return /^[0-9]+$/.test(tail) ? Number(tail) : Infinity;
-  };
-  return number(a) - number(b) || a.localeCompare(b);
 }
 
 /** One uPlot figure in `host` that is rebuilt when its series change, else given new data. */
@@ -76,12 +68,14 @@ export class GpuCharts {
       const start = Math.max(now, samples[samples.length - 1].ts) - window;
       shown = samples.filter((s) => s.ts >= start);
     }
-    const labels = Array.from(new Set(shown.flatMap((s) => Object.keys(s.gpus)))).sort(gpuOrder);
-    const names = labels.length ? labels : ["all GPUs"];
+    // one line per GPU, keyed by its uuid: two MIG slices of GPU 0 are two lines
+    const gpus = gpuLines(shown);
+    const keys = gpus.map((gpu) => gpu.key);
+    const names = gpus.length ? gpus.map((gpu) => gpu.label) : ["all GPUs"];
     const line = (field, scale = 1) =>
-      names.map((name) =>
+      (gpus.length ? keys : [null]).map((key) =>
         shown.map((s) => {
-          const value = labels.length ? s.gpus[name]?.[field] : s.flat[field];
+          const value = key !== null ? s.gpus[key]?.[field] : s.flat[field];
           return value === null || value === undefined ? null : value / scale;
         }),
       );

@@ -3,6 +3,7 @@
 // watch` use. It takes the /monitor snapshot, stream events and history pages.
 
 import { parseTime } from "./format.js";
+import { gpuIds } from "./gpu_labels.js";
 
 export const MAX_POINTS = 2000; // samples kept for the GPU charts
 export const MAX_SCALAR_POINTS = 2000; // points kept per training metric
@@ -20,18 +21,23 @@ function number(value) {
   return typeof value === "number" && Number.isFinite(value) ? value : null;
 }
 
-/** One metrics sample {ts (s), flat: {field: value|null}, gpus: {label: {...}}}; null if undated. */
+/** One metrics sample {ts (s), flat: {field: value|null}, gpus: {key: {...}}, ids: {key:
+ * identity}}; null if undated. A GPU's key is its uuid, else its index (gpu_labels.js). */
 export function sample(raw) {
   const ts = parseTime(raw && raw.timestamp);
   if (ts === null) return null;
   const fields = (source) =>
     Object.fromEntries(METRIC_FIELDS.map((name) => [name, number(source[name])]));
+  const entries = (Array.isArray(raw.gpus) ? raw.gpus : []).filter(
+    (gpu) => gpu && typeof gpu === "object",
+  );
   const gpus = {};
-  (Array.isArray(raw.gpus) ? raw.gpus : []).forEach((gpu, position) => {
-    if (!gpu || typeof gpu !== "object") return;
-    gpus[`GPU ${Number.isInteger(gpu.index) ? gpu.index : position}`] = fields(gpu);
+  const ids = {};
+  gpuIds(entries).forEach((id, i) => {
+    gpus[id.key] = fields(entries[i]);
+    ids[id.key] = id;
   });
-  return { ts, flat: fields(raw), gpus };
+  return { ts, flat: fields(raw), gpus, ids };
 }
 
 function sameFlat(a, b) {
