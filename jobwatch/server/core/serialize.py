@@ -49,7 +49,7 @@ def job_to_wire(job: Mapping[str, Any]) -> dict[str, Any]:
         "progress": job["progress"],
         "currentOperation": job["current_operation"],
         "workerId": job["worker_id"],
-        "pricePerHour": job["price_per_hour"],
+        "pricePerHour": job["price_per_hour"] if job["node_rate"] is None else job["node_rate"],
         "currency": job["currency"],
         "providerId": job["provider_id"],
         "createdAt": format_ts(job["created_at"]),
@@ -61,6 +61,11 @@ def job_to_wire(job: Mapping[str, Any]) -> dict[str, Any]:
         "seq": job["seq"],
         "stalled": bool(job["stalled"]),
         "alerts": job["n_alerts"],
+        "worldSize": job["world_size"],
+        "workers": job["n_workers"]
+        if job["world_size"] is not None
+        else int(bool(job["worker_id"])),
+        "nodes": job["n_nodes"] if job["world_size"] is not None else int(bool(job["worker_id"])),
     }
 
 
@@ -73,13 +78,18 @@ def sample_to_wire(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def log_to_wire(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A stored log line as ``{id, level, timestamp, message}``."""
-    return {
+    """A stored log line as ``{id, level, timestamp, message}``, with ``rank`` and
+    ``node`` when a rank of a distributed job logged it."""
+    out = {
         "id": row["id"],
         "level": row["level"],
         "timestamp": format_ts(row["ts"]),
         "message": row["message"],
     }
+    if row.get("rank") is not None:
+        out["rank"] = row["rank"]
+        out["node"] = row["node"]
+    return out
 
 
 def scalar_to_wire(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -81,6 +81,12 @@ jobs = Table(
         server_default="0",
         doc="bytes of per-GPU sample JSON and training-metric points (quotas.data_bytes)",
     ),
+    # a distributed job (one worker per rank): see the workers table
+    Column("world_size", Integer, doc="ranks of a distributed job; NULL: one worker"),
+    Column("n_workers", Integer, nullable=False, server_default="0", doc="workers not left"),
+    Column("n_nodes", Integer, nullable=False, server_default="0", doc="their distinct nodes"),
+    Column("node_cost", Float, doc="cost accrued by nodes that report their own price"),
+    Column("node_rate", Float, doc="sum of the reporting nodes' prices per hour; NULL: none"),
 )
 Index("ix_jobs_created", jobs.c.created_at)
 Index("ix_jobs_status_created", jobs.c.status, jobs.c.created_at)
@@ -109,6 +115,8 @@ log_lines = Table(
     Column("ts", Float, nullable=False),
     Column("level", String(8), nullable=False),
     Column("message", Text, nullable=False),
+    Column("rank", Integer, doc="the rank that logged it (distributed jobs)"),
+    Column("node", Text, doc="the node that logged it (distributed jobs)"),
 )
 Index("ix_log_lines_job_id", log_lines.c.job_id, log_lines.c.id)
 Index("ix_log_lines_job_level_id", log_lines.c.job_id, log_lines.c.level, log_lines.c.id)
@@ -138,6 +146,25 @@ alerts = Table(
     Column("title", Text, nullable=False),
     Column("text", Text),
     Column("source", String(16), nullable=False),
+)
+
+workers = Table(
+    "workers",
+    metadata,
+    Column("job_id", String(128), primary_key=True),
+    Column("rank", Integer, primary_key=True),
+    Column("worker_id", Text, nullable=False),
+    Column("node", Text, nullable=False),
+    Column("local_rank", Integer),
+    Column("status", String(16), nullable=False, doc="running, silent, left or finished"),
+    Column("first_at", Float, nullable=False),
+    Column("last_at", Float, nullable=False),
+    Column("progress", Float, nullable=False),
+    Column("current_operation", Text),
+    Column("price_per_hour", Float, doc="its node's price, if it meters the node"),
+    Column("cost", Float, nullable=False, server_default="0", doc="cost its node accrued"),
+    Column("rate", Float, doc="smoothed progress rate, percent per second"),
+    Column("straggler", Integer, nullable=False, server_default="0", doc="1 while flagged"),
 )
 
 applied_updates = Table(

@@ -40,6 +40,7 @@ from jobwatch.server.core.job_row import JobRow, with_changes
 from jobwatch.server.core.quotas import Quotas, StoredTotal, data_bytes, log_bytes
 from jobwatch.server.core.serialize import Event
 from jobwatch.server.storage import batch, rollups
+from jobwatch.server.storage import workers as stored_workers
 from jobwatch.server.storage.files import prepare_sqlite_file
 from jobwatch.server.storage.schema import (
     add_missing_columns,
@@ -251,8 +252,16 @@ class Store:
             applied = None
             if update.update_id is not None:
                 applied = batch.applied_reply(conn, job_id, update.update_id)
+            worker = None
+            if update.rank is not None:
+                worker = stored_workers.read(conn, job_id, update.rank)
             outcome = rules.apply_progress(
-                job, update, self.clock(), applied_reply=applied, alert_on=self.alert_rules
+                job,
+                update,
+                self.clock(),
+                applied_reply=applied,
+                alert_on=self.alert_rules,
+                worker=worker,
             )
             gpus_json = None if outcome.sample is None else encode_json(outcome.sample["gpus"])
             added = log_bytes(update) if outcome.log_rows else 0
@@ -274,6 +283,14 @@ class Store:
                 batch.insert_alerts(conn, outcome.alert_rows)
             if outcome.applied_update is not None:
                 batch.remember_update(conn, outcome.applied_update, job["seq"])
+            if outcome.worker is not None:
+                stored_workers.write(conn, outcome.worker, exists=worker is not None)
+                if outcome.recount:
+                    n_workers, n_nodes = stored_workers.counts(conn, job_id)
+                    outcome.changes.update(n_workers=n_workers, n_nodes=n_nodes)
+                    outcome.job = with_changes(
+                        outcome.job, {"n_workers": n_workers, "n_nodes": n_nodes}
+                    )
             if outcome.changes:
                 batch.update_job(conn, job_id, outcome.changes)
             return ProgressReply(outcome.job, outcome.reply), outcome.events
