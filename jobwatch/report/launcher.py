@@ -35,7 +35,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-__all__ = ["SINGLE", "Placement", "detect", "node_name", "placement"]
+__all__ = ["SINGLE", "Placement", "detect", "node_name", "placement", "samples_gpus"]
 
 
 @dataclass(frozen=True)
@@ -178,14 +178,12 @@ def placement(
             raise ValueError(f"{name} must be an int >= 0, got {value!r}")
     if world_size is not None and world_size < 1:
         raise ValueError(f"world_size must be at least 1, got {world_size}")
-    changes: dict[str, int | None] = {}
-    if rank is not None:
-        changes["rank"] = rank
-    if world_size is not None:
-        changes["world_size"] = world_size
-    if local_rank is not None:
-        changes["local_rank"] = local_rank
-    merged = replace(found, **changes) if changes else found
+    merged = replace(
+        found,
+        rank=found.rank if rank is None else rank,
+        world_size=found.world_size if world_size is None else world_size,
+        local_rank=found.local_rank if local_rank is None else local_rank,
+    )
     if (merged.rank is None) != (merged.world_size is None):
         raise ValueError(
             "give rank and world_size together (or neither, to read them from the launcher): "
@@ -197,6 +195,23 @@ def placement(
         if merged.world_size == 1:
             return SINGLE
     return merged
+
+
+def samples_gpus(place: Placement, env: Mapping[str, str] | None = None) -> bool:
+    """Whether this process samples GPUs, so that each GPU of a node is sampled once.
+
+    A single process samples. A rank samples when it is its node's local rank 0
+    (it sees the node's GPUs), or when ``CUDA_VISIBLE_DEVICES`` names exactly one
+    device, as launchers that pin one GPU per rank set it: then each rank
+    samples its own device.
+    """
+    if not place.distributed:
+        return True
+    env = os.environ if env is None else env
+    visible = [d for d in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    if len(visible) == 1 and place.local_world_size != 1:
+        return True
+    return place.is_local_leader
 
 
 def node_name() -> str:

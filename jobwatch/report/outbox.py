@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 LogLine = tuple[int, str, str, float]
@@ -29,6 +29,13 @@ class ReporterJob(NamedTuple):
     name: str | None = None
     price_per_hour: float | None = None
     currency: str | None = None
+    world_size: int | None = None  # a distributed job's ranks (PUT's worldSize)
+    rank_fields: Mapping[str, Any] | None = None  # rank, worldSize, node... sent in every update
+
+    @property
+    def leader(self) -> bool:
+        """Whether this reporter speaks for the job: one worker alone, or rank 0."""
+        return self.rank_fields is None or self.rank_fields.get("rank") == 0
 
 
 class Completion(NamedTuple):

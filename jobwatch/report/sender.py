@@ -332,6 +332,7 @@ class Sender:
             worker_id=job.worker_id,
             price_per_hour=job.price_per_hour,
             currency=job.currency,
+            world_size=job.world_size,
         )
         self._known_progress = float(reply.get("progress") or 0.0)
         if reply.get("status") == "running" and not self._started_job:
@@ -418,6 +419,8 @@ class Sender:
         base.update(
             currentOperation=operation, metrics=metrics, timestamp=timestamp, updateId=update_id
         )
+        if self._job.rank_fields:
+            base.update(self._job.rank_fields)
         if scalars:
             base["scalars"] = scalars
         if alerts:
@@ -486,6 +489,11 @@ class Sender:
     def _complete(self) -> None:
         assert self._completion is not None
         done = self._completion
+        if not self._job.leader:
+            # rank 0 finishes a distributed job; another rank only stops reporting
+            self._completion = None
+            self.completed = True
+            return
         try:
             error = None if done.error is None else truncate_message(_utf8(done.error))
             self._client.complete_job(

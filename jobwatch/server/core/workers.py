@@ -142,12 +142,10 @@ def worker_update(
             outcome.job_changes["node_rate"] = max(0.0, (job["node_rate"] or 0.0) - replaced)
         worker = None
     else:
-        row.update(
-            first_at=worker["first_at"],
-            cost=worker["cost"],
-            straggler=worker["straggler"],
-            rate=_rate(worker, update.progress, now),
-        )
+        row["first_at"] = worker["first_at"]
+        row["cost"] = worker["cost"]
+        row["straggler"] = worker["straggler"]
+        row["rate"] = _rate(worker, update.progress, now)
         if worker["node"] != node:
             outcome.recount = True
         if worker["status"] == "silent":
@@ -260,7 +258,7 @@ def silent(
                 "node may have been taken",
                 "worker_silent",
             )
-            found.append(({**worker, "status": "silent"}, alert))
+            found.append((_with(worker, status="silent"), alert))
     return found
 
 
@@ -290,7 +288,7 @@ def stragglers(workers: list[WorkerRow]) -> list[tuple[WorkerRow, Alert]]:
                 f"median rate of {len(rated)} workers",
                 "straggler",
             )
-            changed.append(({**worker, "straggler": 1}, alert))
+            changed.append((_with(worker, straggler=1), alert))
         elif worker["straggler"] and share >= STRAGGLER_CLEAR:
             alert = Alert(
                 "info",
@@ -298,8 +296,15 @@ def stragglers(workers: list[WorkerRow]) -> list[tuple[WorkerRow, Alert]]:
                 f"rank {worker['rank']} on node {worker['node']} moves at {share:.0%} of the median",
                 "straggler",
             )
-            changed.append(({**worker, "straggler": 0}, alert))
+            changed.append((_with(worker, straggler=0), alert))
     return changed
+
+
+def _with(worker: WorkerRow, **changes: Any) -> WorkerRow:
+    """A copy of ``worker`` with ``changes``."""
+    row = worker.copy()
+    row.update(changes)  # type: ignore[typeddict-item]
+    return row
 
 
 def single_worker(job: JobRow) -> dict[str, Any]:
