@@ -765,14 +765,15 @@ def _logs(
                 "node": node,
             }
         )
-        wire = {
+        wire: dict[str, Any] = {
             "id": None,
             "level": line.level,
             "timestamp": format_ts(at),
             "message": line.message,
         }
         if update.rank is not None:
-            wire.update(rank=update.rank, node=node)
+            wire["rank"] = update.rank
+            wire["node"] = node
         outcome.log_lines.append(wire)
     outcome.events.append(
         Event(job["id"], seq, "JOB_LOGS", {"jobId": job["id"], "logs": outcome.log_lines})
