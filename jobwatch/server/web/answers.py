@@ -51,6 +51,43 @@ class Job(BaseModel):
     seq: int = Field(ge=0)
     stalled: bool = Field(description="no update for longer than the stall threshold")
     alerts: int = Field(ge=0, description="how many alerts the job has")
+    world_size: int | None = Field(
+        alias="worldSize", description="ranks of a distributed job; null: one worker"
+    )
+    workers: int = Field(ge=0, description="workers reporting (a distributed job's ranks not left)")
+    nodes: int = Field(ge=0, description="their distinct nodes")
+
+
+class Worker(BaseModel):
+    """One worker of a job: a rank of a distributed job, or the job's one worker."""
+
+    model_config = _Answer
+
+    worker_id: str = Field(alias="workerId")
+    node: str
+    rank: int | None = Field(ge=0, description="null: a job without worldSize")
+    local_rank: int | None = Field(alias="localRank")
+    status: Literal["running", "silent", "left", "finished"]
+    first_update_at: datetime | None = Field(alias="firstUpdateAt")
+    last_update_at: datetime | None = Field(alias="lastUpdateAt")
+    progress: float = Field(ge=0, le=100, description="its own progress, percent")
+    current_operation: str | None = Field(alias="currentOperation")
+    rate: float | None = Field(description="smoothed progress rate, percent per second")
+    straggler: bool
+    price_per_hour: float | None = Field(
+        alias="pricePerHour", description="its node's price, when it reports one"
+    )
+    cost: float | None = Field(description="what its node accrued at that price")
+
+
+class WorkersAnswer(BaseModel):
+    """``GET /api/jobs/{jobId}/workers``."""
+
+    model_config = _Answer
+
+    job_id: str = Field(alias="jobId")
+    world_size: int | None = Field(alias="worldSize")
+    workers: list[Worker]
 
 
 class JobAnswer(BaseModel):
@@ -117,6 +154,8 @@ class LogLine(BaseModel):
     level: Literal["info", "warning", "error"]
     timestamp: datetime
     message: str
+    rank: int | None = Field(None, description="the rank that logged it (distributed jobs)")
+    node: str | None = Field(None, description="the node that logged it (distributed jobs)")
 
 
 class ScalarValue(BaseModel):
@@ -139,7 +178,7 @@ class Alert(BaseModel):
     level: Literal["info", "warning", "error"]
     title: str
     text: str | None
-    source: Literal["worker", "rule", "failed", "stalled"]
+    source: Literal["worker", "rule", "failed", "stalled", "worker_silent", "straggler"]
 
 
 class AlertsAnswer(BaseModel):
