@@ -25,6 +25,7 @@ from typing import Any
 
 from jobwatch._extras import install_hint
 from jobwatch.client.rest import Client
+from jobwatch.contract.answers import LogLine
 from jobwatch.notebook.view import TIME_RANGES, MonitorView
 from jobwatch.view.follow import HistoryLoaded, JobFollower
 from jobwatch.view.state import MAX_SCALAR_POINTS, MonitorState
@@ -250,7 +251,7 @@ def _forget_live(monitor: JobMonitor) -> None:
 
 def _lines_before(
     client: Client, job_id: str, before_id: int, room: int
-) -> tuple[list[dict[str, Any]], bool]:
+) -> tuple[list[LogLine], bool]:
     """Up to ``room`` (at most 1000) log lines older than ``before_id``, and whether
     still older ones exist."""
     if room <= 0:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from jobwatch.contract.answers import JobsChanged
 from jobwatch.contract.basics import FINISHED_STATUSES, check_status, parse_ts
 
 __all__ = ["SORT_KEYS", "STATUS_ORDER", "FleetState", "Totals", "check_status"]
@@ -97,7 +98,7 @@ class FleetState:
         self._changed: set[str] = set()
         self._clock, self._wall = clock, wall
 
-    def apply(self, message: Mapping[str, Any]) -> set[str]:
+    def apply(self, message: JobsChanged) -> set[str]:
         """Take one ``JOBS_CHANGED`` message ``{type, seq, data: {jobs: [summary]}}``.
 
         A summary replaces the job's row; one that equals the row held changes

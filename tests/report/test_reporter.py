@@ -443,29 +443,6 @@ def test_fail_with_a_message(make_reporter: Any, job_id: str, client: Client) ->
 # -- refusals: no retry storms ----------------------------------------------------------
 
 
-def test_job_finished_stops_without_retrying(
-    make_reporter: Any,
-    job_id: str,
-    client: Client,
-    recorder: Recorder,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    client.ensure_job(job_id, worker_id="w1")
-    client.complete_job(job_id, "w1")
-    reporter = make_reporter(job_id, worker_id="w1")
-    reporter.update(10)
-    reporter.log("too late")
-    assert reporter.flush(timeout=5) is False  # the reporter stopped
-    for i in range(20):
-        reporter.update(i)
-    time.sleep(0.3)
-    assert recorder.count(job_id) == 1
-    messages = [r.getMessage() for r in caplog.records if r.name == "jobwatch.report.reporter"]
-    assert len(messages) == 1
-    assert "job_finished" in messages[0]
-    assert reporter.complete() is False
-
-
 def test_worker_mismatch_stops_without_retrying(
     make_reporter: Any,
     job_id: str,

@@ -102,8 +102,9 @@ def open_pages(check: Callable[[Request], None]) -> Callable[[], None]:
     def guard() -> None:
         try:
             check(request)
-        except AuthenticationError:
-            if request.blueprint != bp.name:
+        except AuthenticationError as exc:
+            # its 403 kinds (a host or origin not allowed) stand for pages too
+            if type(exc) is not AuthenticationError or request.blueprint != bp.name:
                 raise
 
     return guard
