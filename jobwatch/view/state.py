@@ -31,6 +31,7 @@ from jobwatch.contract.answers import Sample as WireSample
 from jobwatch.contract.basics import FINISHED_STATUSES, parse_ts
 from jobwatch.contract.gpu_identity import GpuId, gpu_ids, gpu_labels
 from jobwatch.contract.gpu_metrics import METRIC_FIELDS
+from jobwatch.contract.job_fields import VIEWED_FIELDS
 
 MAX_POINTS = 2_000
 """Most samples a monitor keeps for its charts."""
@@ -71,6 +72,13 @@ class Sample:
             for gpu_id, gpu in zip(ids, entries, strict=True)
         }
         return cls(ts, flat, gpus, {gpu_id.key: gpu_id for gpu_id in ids})
+
+
+def job_model(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """A viewer's copy of a job object: every field of
+    :data:`~jobwatch.contract.job_fields.VIEWED_FIELDS` (``None`` where ``raw``
+    lacks it, as from an older server), then whatever else ``raw`` holds."""
+    return {**dict.fromkeys(VIEWED_FIELDS), **raw}
 
 
 def gpu_lines(samples: Iterable[Sample]) -> dict[str, str]:
@@ -148,7 +156,7 @@ class MonitorState:
         2,000 samples of 8 GPUs takes about 70 ms, which a first view need not
         wait for.
         """
-        self.job = dict(snapshot["job"])
+        self.job = job_model(snapshot["job"])
         self._estimates(snapshot)
         self.seq = int(snapshot.get("seq", 0))
         metrics = snapshot.get("metrics") or {"latest": None, "history": []}
