@@ -129,7 +129,7 @@ def snapshot_html(
             "<span>elapsed <b>{}</b></span><span>time remaining <b>{}</b></span>"
             "<span>cost <b>{}</b> of est. <b>{}</b></span></div>",
             format_duration(state.elapsed),
-            format_duration(None if state.finished else state.time_remaining),
+            format_duration(state.time_remaining),
             format_cost(state.cost_so_far, state.currency),
             format_cost(state.estimated_total_cost, state.currency),
         )
@@ -172,7 +172,7 @@ def snapshot_text(state: MonitorState, connection: str, *, now: float | None = N
         f"{title} · {_status(state, connection)} · "
         f"{format_percent(float(job.get('progress') or 0.0))} · {_as_of(connection, now)}",
         f"elapsed {format_duration(state.elapsed)} · time remaining "
-        f"{format_duration(None if state.finished else state.time_remaining)} · cost "
+        f"{format_duration(state.time_remaining)} · cost "
         f"{format_cost(state.cost_so_far, state.currency)} of est. "
         f"{format_cost(state.estimated_total_cost, state.currency)}",
     ]
