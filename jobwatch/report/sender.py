@@ -3,6 +3,11 @@
 The training loop only ever touches the :class:`~jobwatch.report.outbox.Outbox`. One
 :class:`Sender` thread per reporter takes the newest state and the queued log
 lines from it, at most once per ``interval`` seconds, and retries what fails:
+a log line or an alert wakes it and goes out at once when no request was sent
+in the last :data:`MIN_GAP` seconds (else when that gap is over, with
+whatever else came meanwhile), so that a watcher sees it within a fraction of
+a second while a reporter still sends at most ``1 / MIN_GAP`` requests a
+second;
 exponential backoff with jitter for an unreachable server, ``Retry-After``
 for 429, ``ensure_job`` again for 404. Answers that can never succeed are
 logged once (logger ``jobwatch.report.reporter``) and dropped.
@@ -52,6 +57,10 @@ BACKOFF_BASE = 0.5
 half jitter (:class:`jobwatch.contract.backoff.Backoff`)."""
 BACKOFF_CAP = 30.0
 """Longest wait between retries, in seconds."""
+MIN_GAP = 0.15
+"""Least time between two requests, in seconds, when log lines or alerts wait (the rest
+waits for ``interval``): a line reaches a watcher within about this, and a worker sends
+at most 1 / MIN_GAP requests a second (tqdm's ``mininterval`` is 0.1 s)."""
 URGENT_RETRY = 1.0
 """Longest wait between retries, in seconds, while a flush, close or completion waits."""
 EXIT_TIMEOUT = 5.0
@@ -142,6 +151,7 @@ class Sender:
         self._wall_start = time.time()
         self._monotonic_start = time.monotonic()
         self._next_send = 0.0
+        self._sent_at = -MIN_GAP  # monotonic time of the last request answered
         self._beating = False  # the last request carried GPU metrics: keep sending them
         self._retry_at = 0.0
         self._failed_at = 0.0
@@ -152,6 +162,7 @@ class Sender:
         self.completed = False
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        outbox.on_line = self._wake.set
         if start:
             self.start()
         else:
@@ -298,7 +309,10 @@ class Sender:
                 self._ensure()
             elif self._has_pending():
                 if not (urgent or self._backlog) and now < self._next_send:
-                    return self._next_send - now
+                    if not self._lines_waiting():
+                        return self._next_send - now
+                    if now < self._sent_at + MIN_GAP:
+                        return self._sent_at + MIN_GAP - now
                 self._send(now)
             elif self._finishing:
                 if self._completion is not None:
@@ -323,6 +337,11 @@ class Sender:
             return True
         with self._outbox.lock:
             return bool(self._carry) or self._outbox.has_news()
+
+    def _lines_waiting(self) -> bool:
+        """Whether log lines or alerts wait to be sent (they go after :data:`MIN_GAP`)."""
+        with self._outbox.lock:
+            return bool(self._carry) or bool(self._outbox.logs) or bool(self._outbox.alerts)
 
     def _ensure(self) -> None:
         job = self._job
@@ -380,6 +399,7 @@ class Sender:
         self._inflight = None
         del self._carry[: request.line_count]
         self._next_send = now + self._interval
+        self._sent_at = time.monotonic()
         with self._outbox.lock:  # more lines than one request takes: send on at once
             self._backlog = bool(self._carry) or (
                 request.line_count == MAX_LOG_LINES and bool(self._outbox.logs)
