@@ -54,6 +54,10 @@ BACKOFF_CAP = 30.0
 """Longest wait between retries, in seconds."""
 URGENT_RETRY = 1.0
 """Longest wait between retries, in seconds, while a flush, close or completion waits."""
+MIN_GAP = 0.15
+"""Least time between two requests, in seconds, when log lines or alerts wait (the rest
+waits for ``interval``): a line reaches a watcher within about this, and a worker sends
+at most 1 / MIN_GAP requests a second (tqdm's ``mininterval`` is 0.1 s)."""
 BODY_SLACK = 4096
 """Bytes kept free in a request body beyond what is measured."""
 
@@ -114,6 +118,7 @@ class SendPolicy:
     known_progress: float = 0.0  # the server's, sent while update() was never called
     floor: float = 0.0  # progress of the running job this reporter attached to
     next_send: float = 0.0
+    sent_at: float = -MIN_GAP  # when the last request was answered
     beating: bool = False  # the last request carried GPU metrics: keep sending them
     backlog: bool = False  # more log lines than one request takes: send on at once
     retry_at: float = 0.0
@@ -132,6 +137,7 @@ class SendPolicy:
         completing: bool,
         deadline: float | None,
         news: Callable[[], bool],
+        lines_waiting: Callable[[], bool] = lambda: False,
     ) -> Step:
         """The next thing due at ``now``.
 
@@ -145,6 +151,9 @@ class SendPolicy:
             Monotonic time by which to have ended, or ``None``.
         news:
             Whether the outbox holds something unsent (asked only when needed).
+        lines_waiting:
+            Whether log lines or alerts wait: they go :data:`MIN_GAP` after the
+            last request rather than ``interval`` after it.
         """
         if deadline is not None and now >= deadline:
             return Step("end")
@@ -157,7 +166,10 @@ class SendPolicy:
             return Step("ensure")
         if (self.beating and now >= self.next_send) or news():
             if not (urgent or self.backlog) and now < self.next_send:
-                return Step("wait", self.next_send - now)
+                if not lines_waiting():
+                    return Step("wait", self.next_send - now)
+                if now < self.sent_at + MIN_GAP:
+                    return Step("wait", self.sent_at + MIN_GAP - now)
             return Step("send")
         if finishing:
             return Step("complete" if completing else "end")
@@ -188,6 +200,7 @@ class SendPolicy:
         ``interval`` seconds, at once while ``backlog``; ``progress``: the server's."""
         self.known_progress = progress
         self.next_send = now + self.interval
+        self.sent_at = now
         self.backlog = backlog
 
     def sampled(self, ok: bool, metrics_sent: bool) -> None:

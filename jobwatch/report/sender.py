@@ -3,6 +3,11 @@
 The training loop only ever touches the :class:`~jobwatch.report.outbox.Outbox`. One
 :class:`Sender` thread per reporter takes the newest state and the queued log
 lines from it, at most once per ``interval`` seconds, and retries what fails:
+a log line or an alert wakes it and goes out at once when no request was sent
+in the last :data:`~jobwatch.report.send_policy.MIN_GAP` seconds (else when
+that gap is over, with whatever else came meanwhile), so that a watcher sees it
+within a fraction of a second while a reporter still sends at most
+``1 / MIN_GAP`` requests a second;
 exponential backoff with jitter for an unreachable server, ``Retry-After``
 for 429, ``ensure_job`` again for 404. Answers that can never succeed are
 logged once (logger ``jobwatch.report.reporter``) and dropped. What to do
@@ -107,6 +112,7 @@ class Sender:
         self._metrics = metrics
         self._interval = interval
         self._wake = threading.Event()
+        outbox.on_line = self._wake.set  # a line or alert is sent soon, not at the interval
         self._halted = False
         self._alive = True
         self._urgent = 0  # flushes waiting; guarded by outbox.lock
@@ -263,6 +269,7 @@ class Sender:
             completing=self._completion is not None,
             deadline=self._deadline,
             news=self._news,
+            lines_waiting=self._lines_waiting,
         )
         if step.action == "wait":
             return step.wait
@@ -286,6 +293,11 @@ class Sender:
         """Log lines taken but unsent, or new state in the outbox."""
         with self._outbox.lock:
             return bool(self._carry) or self._outbox.has_news()
+
+    def _lines_waiting(self) -> bool:
+        """Whether log lines or alerts wait to be sent (they go after ``MIN_GAP``)."""
+        with self._outbox.lock:
+            return bool(self._carry) or bool(self._outbox.logs) or bool(self._outbox.alerts)
 
     def _ensure(self) -> None:
         job = self._job
