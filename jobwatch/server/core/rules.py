@@ -30,9 +30,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from jobwatch.contract.gpu_metrics import GPU_METRICS
+from jobwatch.contract.job_fields import JOB_FIELDS
 from jobwatch.contract.requests import (
     FINISHED_STATUSES,
     MAX_SCALAR_NAMES,
@@ -296,50 +297,33 @@ def job_estimates(job: ListedJob, now: float) -> Estimates:
 
 
 def new_job(job_id: str, spec: JobSpec, now: float) -> JobRow:
-    """The row of a job created at ``now`` from ``spec``: pending, progress 0, ``seq`` 0."""
-    return {
-        "id": job_id,
-        "name": spec.name,
-        "status": "pending",
-        "progress": 0.0,
-        "current_operation": None,
-        "worker_id": None if spec.world_size is not None else spec.worker_id,
-        "price_per_hour": spec.price_per_hour,
-        "currency": spec.currency or DEFAULT_CURRENCY,
-        "provider_id": spec.provider_id,
-        "created_at": now,
-        "started_at": None,
-        "updated_at": now,
-        "completed_at": None,
-        "progress_at": None,
-        "worker_ts": None,
-        "result": None,
-        "error": None,
-        "seq": 0,
-        "ema_dp": 0.0,
-        "ema_dt": 0.0,
-        "ema_calls": 0,
-        "pause_streak": 0,
-        "resumed_from": None,
-        "latest_scalars": None,
-        "update_interval": None,
-        "stalled": 0,
-        "n_alerts": 0,
-        "alert_state": None,
-        "progress_seq": None,
-        "progress_event": None,
-        "completed_seq": None,
-        "n_info": 0,
-        "n_warning": 0,
-        "n_error": 0,
-        "log_bytes": 0,
-        "data_bytes": 0,
-        "world_size": spec.world_size,
-        "n_workers": 0,
-        "n_nodes": 0,
-        "node_cost": None,
-        "node_rate": None,
-    }
+    """The row of a job created at ``now`` from ``spec``: pending, progress 0, ``seq`` 0.
+
+    Columns the spec and the clock do not set take their table's
+    :attr:`~jobwatch.contract.job_fields.JobField.initial` value.
+    """
+    return cast(
+        JobRow,
+        {
+            **_INITIAL_ROW,
+            "id": job_id,
+            "name": spec.name,
+            "status": "pending",
+            "progress": 0.0,
+            "worker_id": None if spec.world_size is not None else spec.worker_id,
+            "world_size": spec.world_size,
+            "n_workers": int(spec.world_size is None and spec.worker_id is not None),
+            "n_nodes": int(spec.world_size is None and spec.worker_id is not None),
+            "price_per_hour": spec.price_per_hour,
+            "currency": spec.currency or DEFAULT_CURRENCY,
+            "provider_id": spec.provider_id,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+
+
+_INITIAL_ROW: dict[str, Any] = {f.column: f.initial for f in JOB_FIELDS}
 
 
 def spec_changes(job: JobRow, spec: JobSpec, now: float) -> JobChanges:
@@ -377,6 +361,8 @@ def spec_changes(job: JobRow, spec: JobSpec, now: float) -> JobChanges:
     }
     if not changes:
         return {}
+    if "worker_id" in changes:
+        changes.update(n_workers=1, n_nodes=1)
     bound = job["worker_id"]
     if set(changes) == {"world_size"} and job["status"] not in FINISHED_STATUSES:
         changes["updated_at"] = now  # any worker of the job may declare or resize its world
@@ -558,7 +544,7 @@ def apply_progress(
     if interval is not None:
         changes["update_interval"] = interval
     if job["worker_id"] is None and not distributed:
-        changes["worker_id"] = update.worker_id
+        changes.update(worker_id=update.worker_id, n_workers=1, n_nodes=1)
     if job["started_at"] is None:
         changes["started_at"] = now
     if job["status"] == "pending":
@@ -568,6 +554,8 @@ def apply_progress(
     if distributed:
         worker_outcome = workers.worker_update(job, worker, update, now)
         changes.update(worker_outcome.job_changes)
+        if "node_rate" in changes:  # the job's rate is now its nodes' prices summed
+            changes["price_per_hour"] = changes["node_rate"]
     worker_ts = update.worker_ts(now)
     if leader and not _is_late(job["worker_ts"], worker_ts):
         changes.update(_progress_changes(job, update, now, worker_ts))
@@ -824,7 +812,7 @@ def complete_job(
         stalled=0,
     )
     if job["worker_id"] is None:
-        changes["worker_id"] = request.worker_id
+        changes.update(worker_id=request.worker_id, n_workers=1, n_nodes=1)
     if request.status == "completed":
         changes["progress"] = 100.0
     return changes, [*alert_events, completed_event(with_changes(job, changes), now)], alert_rows

@@ -364,7 +364,7 @@ class Store:
                     if before["status"] == "running":
                         rate = max(0.0, rate - row["price_per_hour"])
             if rate != job["node_rate"]:
-                changes["node_rate"] = rate
+                changes.update(node_rate=rate, price_per_hour=rate)
             alert_rows, events, counts = alert_rules.alert_changes(
                 job, [alert for _, alert in changed], now, job["seq"]
             )
