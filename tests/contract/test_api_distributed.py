@@ -41,7 +41,9 @@ def test_every_rank_of_two_nodes_reports_to_one_job(api: Api, clock: FakeClock) 
         line = {"level": "info", "message": "epoch 1 done"}
         answer = api.post(
             "/api/jobs/ddp/progress",
-            json=_update(node, rank, local, 40 + 10 * rank, currentOperation=f"r{rank}", logLines=[line]),
+            json=_update(
+                node, rank, local, 40 + 10 * rank, currentOperation=f"r{rank}", logLines=[line]
+            ),
         )
         assert answer.status_code == 200, answer.text
     job = api.get("/api/jobs/ddp").json()["job"]
