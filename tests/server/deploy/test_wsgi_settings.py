@@ -13,6 +13,7 @@ import pytest
 
 import jobwatch.server as jobwatch_server
 from jobwatch.errors import SettingsError
+from jobwatch.server.core.redact import redacted
 from jobwatch.server.deploy.settings import (
     ARGUMENT_NAMES,
     ENV_NAMES,
@@ -21,7 +22,6 @@ from jobwatch.server.deploy.settings import (
     config_from_env,
     settings_problem,
 )
-from jobwatch.server.deploy.urls import redacted
 
 PG = "postgresql://jobwatch:pw@db:5432/jobwatch"
 
