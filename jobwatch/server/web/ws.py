@@ -49,6 +49,7 @@ from jobwatch.server.web.ws_items import (
     Flush,
     Item,
     JobSubscription,
+    Pages,
     Resync,
     Send,
     Start,
@@ -223,6 +224,11 @@ class Session:
         """Queue one ``JOBS_CHANGED`` message (called by the fleet feed; never blocks)."""
         self._put(Send(message))
 
+    def deliver_fleet_pages(self, pages: Iterator[bytes]) -> None:
+        """Queue the fleet's later first pages, read by the sender as it sends them
+        (called by the fleet feed; never blocks)."""
+        self._put(Pages(pages))
+
     def _refuse(self, job_id: str, error: APIError) -> None:
         """Drop the subscription to ``job_id`` and tell the client why."""
         with self._cond:
@@ -383,6 +389,9 @@ class Session:
                     self._flush()
                 elif isinstance(item, Start):
                     self._start_subscription(item.subscription, item.since)
+                elif isinstance(item, Pages):
+                    for message in item.messages:
+                        self._send(message)
                 else:
                     self._resync(item.job_id, item.seq)
         except (ConnectionClosed, OSError):
@@ -516,7 +525,9 @@ class Session:
             self._refuse(subscription.job_id, exc)
             return
         if job is None:  # deleted (pruned) since the subscription was taken
-            self._refuse(subscription.job_id, JobNotFound(f"no job with id {subscription.job_id!r}"))
+            self._refuse(
+                subscription.job_id, JobNotFound(f"no job with id {subscription.job_id!r}")
+            )
             return
         upto = int(job["seq"])
         events: Iterator[Event] = iter(())

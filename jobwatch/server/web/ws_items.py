@@ -10,6 +10,7 @@ sender's record of one job subscribed on the connection.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "Flush",
     "Item",
     "JobSubscription",
+    "Pages",
     "Resync",
     "Send",
     "Start",
@@ -76,6 +78,14 @@ class Start:
 
 
 @dataclass(frozen=True, slots=True)
+class Pages:
+    """Send each message of ``messages`` in turn, reading the next only when the one
+    before is written (a large fleet's first pages, read from the store page by page)."""
+
+    messages: Iterator[bytes]
+
+
+@dataclass(frozen=True, slots=True)
 class Resync:
     """Check a job against the store: its events up to ``seq`` (0: any) may have been lost."""
 
@@ -96,7 +106,7 @@ class Stop:
     """The connection has closed: the sender ends without writing."""
 
 
-Item = Send | Deliver | Flush | Start | Resync | Close | Stop
+Item = Send | Deliver | Flush | Start | Pages | Resync | Close | Stop
 """One task for the sender thread."""
 
 
