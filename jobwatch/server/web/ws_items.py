@@ -4,14 +4,15 @@
 route thread, the broker and the fleet feed put; only the sender thread
 takes), and the sender dispatches on their type. :func:`size` is what an
 item counts against the queue's byte bound: its message's bytes plus
-:data:`ITEM_COST`, so that no kind of item is free to queue. :class:`JobSubscription` is the
-sender's record of one job subscribed on the connection.
+:data:`ITEM_COST`, so that no kind of item is free to queue.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from jobwatch.server.core.ws_session import JobStream
 
 __all__ = [
     "ITEM_COST",
@@ -19,7 +20,6 @@ __all__ = [
     "Deliver",
     "Flush",
     "Item",
-    "JobSubscription",
     "Pages",
     "Resync",
     "Send",
@@ -27,22 +27,6 @@ __all__ = [
     "Stop",
     "size",
 ]
-
-
-@dataclass
-class JobSubscription:
-    """One job subscribed on a connection; touched only by the sender thread once created.
-
-    ``held`` keeps events that cannot be sent yet, by seq: all of them until the
-    ``subscribed`` answer is out, then those beyond a gap in the sequence.
-    """
-
-    job_id: str
-    acked: bool = False
-    last_sent: int = 0
-    held: dict[int, bytes] = field(default_factory=dict)
-    gap_since: float | None = None
-    needs_fill: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +57,7 @@ class Start:
     after ``since`` (``None``: none). It holds no job row: the sender reads the row
     when it gets to it, so a queue of these costs :data:`ITEM_COST` each."""
 
-    subscription: JobSubscription
+    subscription: JobStream
     since: int | None
 
 

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from jobwatch.server import EmbeddedServer
+from jobwatch.server.core.ws_session import JobStream
 from jobwatch.server.web.ws import MAX_JOB_SUBSCRIPTIONS, Session
-from jobwatch.server.web.ws_items import ITEM_COST, JobSubscription, Start, size
+from jobwatch.server.web.ws_items import ITEM_COST, Start, size
 from tests.conftest import Api, WsClient, wait_for
 
 
@@ -73,7 +74,7 @@ def test_repeated_subscriptions_to_one_job_queue_one_start(
 
 
 def test_a_queued_start_counts_its_cost() -> None:
-    assert size(Start(JobSubscription("j"), since=0)) == ITEM_COST > 0
+    assert size(Start(JobStream("j", 1024, 8 << 20), since=0)) == ITEM_COST > 0
 
 
 def test_each_socket_holds_at_most_the_documented_subscriptions(
