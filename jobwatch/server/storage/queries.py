@@ -59,6 +59,11 @@ def get_job(conn: Connection, job_id: str) -> JobRow | None:
     return job_row(decode_row(row)) if row is not None else None
 
 
+def job_exists(conn: Connection, job_id: str) -> bool:
+    """Whether ``job_id`` is stored (reads its id only, never its text)."""
+    return conn.execute(select(jobs.c.id).where(jobs.c.id == job_id)).first() is not None
+
+
 def list_jobs(
     conn: Connection, status: str | None, limit: int, offset: int
 ) -> tuple[list[ListedJob], int]:
