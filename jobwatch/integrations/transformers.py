@@ -34,7 +34,7 @@ SUMMARY_KEY = "train_runtime"
 per second, ``train_loss``, ``total_flos``): they are the job's result."""
 
 
-class JobwatchCallback(TrainerCallback):
+class JobwatchCallback(TrainerCallback):  # type: ignore[misc]  # transformers is read as untyped
     """A ``transformers.TrainerCallback`` that reports ``Trainer.train()`` as a jobwatch job.
 
     ``Trainer(..., callbacks=[JobwatchCallback])`` needs no arguments: the
