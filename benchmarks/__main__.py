@@ -12,6 +12,7 @@ from benchmarks import (
     history,
     idle,
     ingest,
+    integrations,
     kernel,
     memory,
     queries,
@@ -42,6 +43,7 @@ SUITES = {
     "slowdisk": slowdisk.run,
     "training": training.run,
     "kernel": kernel.run,
+    "integrations": integrations.run,
 }
 
 
