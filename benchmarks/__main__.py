@@ -14,6 +14,7 @@ from benchmarks import (
     ingest,
     integrations,
     kernel,
+    log_latency,
     memory,
     queries,
     reporter,
@@ -44,6 +45,7 @@ SUITES = {
     "training": training.run,
     "kernel": kernel.run,
     "integrations": integrations.run,
+    "latency": log_latency.run,
 }
 
 
