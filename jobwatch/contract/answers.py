@@ -85,6 +85,7 @@ class Job(TypedDict):
     worldSize: int | None
     workers: int
     nodes: int
+    hung: bool
 
 
 class JobList(TypedDict):
@@ -178,7 +179,17 @@ class Alert(TypedDict):
     level: LogLevel
     title: str
     text: str | None
-    source: Literal["worker", "rule", "failed", "stalled"]
+    source: Literal[
+        "worker",
+        "rule",
+        "failed",
+        "stalled",
+        "worker_silent",
+        "straggler",
+        "hung",
+        "budget",
+        "receipt",
+    ]
 
 
 class AlertsPage(TypedDict):

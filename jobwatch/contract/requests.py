@@ -294,6 +294,10 @@ class AlertIn(BaseModel):
     level: Literal["info", "warning", "error"] = "warning"
 
 
+MAX_EXPECTED_SILENCE = 7 * 86400.0
+"""Longest ``expectSilenceFor`` accepted, in seconds (a week)."""
+
+
 class ProgressUpdate(BaseModel):
     """Body of ``POST /api/jobs/{jobId}/progress``.
 
@@ -367,6 +371,27 @@ class ProgressUpdate(BaseModel):
         ),
     )
 
+    last_call_at: datetime | None = Field(
+        None,
+        alias="lastCallAt",
+        description=(
+            "When the training code last called the reporter (update, log, log_metrics, "
+            "track), on the worker's clock, as opposed to the reporter's own background "
+            "samples. A job whose worker sends it can be judged hung: reports arrive but "
+            'the training code makes no call for longer than its hang threshold (docs/api.md "Hangs"). '
+            "Absent (the seed's workers): never hung."
+        ),
+    )
+    expect_silence_for: Annotated[float, Field(ge=0, le=MAX_EXPECTED_SILENCE)] | None = Field(
+        None,
+        alias="expectSilenceFor",
+        description=(
+            "Seconds (0 to 7 days) the training code may make no call after lastCallAt "
+            "without the job being hung: a long evaluation or checkpoint says so. Absent or "
+            "null: the job's own threshold."
+        ),
+    )
+
     @model_validator(mode="after")
     def _rank_in_world(self) -> ProgressUpdate:
         if (self.rank is None) != (self.world_size is None):
@@ -393,6 +418,20 @@ class ProgressUpdate(BaseModel):
         if self.scalars is None:
             return []
         return [self.scalars] if isinstance(self.scalars, ScalarPoint) else self.scalars
+
+    def call_at(self, now: float) -> float | None:
+        """Server time of the training code's last call (``lastCallAt``), or ``None``.
+
+        With a ``timestamp`` the call is placed ``timestamp - lastCallAt`` seconds
+        (at least 0) before ``now``, so the worker's clock offset cancels out;
+        without one, ``lastCallAt`` itself, never later than ``now``.
+        """
+        if self.last_call_at is None:
+            return None
+        called = _epoch(self.last_call_at)
+        if self.timestamp is None:
+            return min(now, called)
+        return now - max(0.0, _epoch(self.timestamp) - called)
 
     def worker_ts(self, now: float) -> float | None:
         """The worker's timestamp in seconds since the epoch, for ordering updates.

@@ -66,6 +66,15 @@ class ListedJob(TypedDict):
     n_nodes: int  # their distinct nodes
     node_cost: float | None  # cost accrued by nodes that report their own price
     node_rate: float | None  # the reporting nodes' prices per hour, summed; None: none report
+    last_call_at: float | None  # the training code's last call (server time); None: never said
+    call_interval: float | None  # usual s between the training code's calls (EMA), for hangs
+    expect_silence: float | None  # s the training code said it may be quiet after its last call
+    hung: int  # 1 while hung
+    hung_at: float | None  # while hung: the training code's last sign of life
+    hung_seconds: float  # summed over past hangs
+    hung_cost: float  # in `currency`
+    stalled_seconds: float  # summed over past stalls
+    stalled_cost: float  # in `currency`
 
 
 class JobRow(ListedJob):

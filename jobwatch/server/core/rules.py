@@ -43,7 +43,7 @@ from jobwatch.contract.requests import (
     format_ts,
 )
 from jobwatch.errors import JobFinished, ValidationError, WorkerMismatch
-from jobwatch.server.core import alert_rules, workers
+from jobwatch.server.core import alert_rules, hangs, workers
 from jobwatch.server.core.alert_rules import Alert, AlertRule
 from jobwatch.server.core.job_row import JobChanges, JobRow, ListedJob, log_counts, with_changes
 from jobwatch.server.core.serialize import Event
@@ -557,8 +557,14 @@ def apply_progress(
         if "node_rate" in changes:  # the job's rate is now its nodes' prices summed
             changes["price_per_hour"] = changes["node_rate"]
     worker_ts = update.worker_ts(now)
+    hang_ended: Alert | None = None
     if leader and not _is_late(job["worker_ts"], worker_ts):
         changes.update(_progress_changes(job, update, now, worker_ts))
+        changes.update(hangs.call_changes(job, update.call_at(now), update.expect_silence_for))
+        moved = changes.get("progress", job["progress"]) != job["progress"]
+        if job["hung"] and (moved or "last_call_at" in changes):
+            hang_ended = hangs.moving_alert(job, now)
+            changes.update(hangs.end_hang(job, changes.get("last_call_at", now)))
     merged = with_changes(job, changes)
     estimates = job_estimates(merged, now)
 
@@ -590,9 +596,12 @@ def apply_progress(
         _logs(job, update, now, seq, outcome)
     if job["stalled"]:
         seq += 1
+        changes.update(hangs.end_stall(job, now))
         changes["stalled"] = 0
         outcome.events.append(alert_rules.resume_event(job, now, seq))
     alerts = [Alert(a.level, a.title, a.text, "worker") for a in update.alerts or []]
+    if hang_ended is not None:
+        alerts.append(hang_ended)
     if worker_outcome is not None:
         alerts += worker_outcome.alerts
     if alert_on and metrics is not None:
@@ -801,6 +810,8 @@ def complete_job(
         alert_rows, alert_events, counts = alert_rules.alert_changes(job, [failed], now, seq)
         changes["n_alerts"], seq = counts["n_alerts"], counts["seq"]
     seq += 1
+    changes.update(hangs.end_stall(job, now))
+    changes.update(hangs.end_hang(job, now))
     changes.update(
         status=request.status,
         completed_at=now,

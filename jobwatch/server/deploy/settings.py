@@ -335,6 +335,21 @@ SETTINGS: tuple[Setting, ...] = (
         metavar="SECONDS",
     ),
     Setting(
+        "hang_after",
+        "--hang-after",
+        "JOBWATCH_HANG_AFTER",
+        float,
+        None,
+        "300",
+        "seconds without a call from a reporting job's training code (update, log,"
+        " log_metrics, track) after which it is hung (or ten of its usual intervals"
+        " between calls, or its `expectSilenceFor`, if longer)",
+        config_key="HANG_AFTER",
+        low=1,
+        high=30 * 86400,
+        metavar="SECONDS",
+    ),
+    Setting(
         "alert_rules",
         "--alert",
         "JOBWATCH_ALERT_RULES",
@@ -434,6 +449,7 @@ class ServerSettings:
     max_log_bytes: int = 0
     rate_limit: float = 0.0
     stall_after: float | None = None
+    hang_after: float | None = None
     alert_rules: tuple[str, ...] = ()
     webhook_url: str | None = None
     max_connections_per_address: int = 256

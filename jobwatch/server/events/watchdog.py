@@ -1,5 +1,7 @@
 """The thread that marks silent jobs stalled (:func:`jobwatch.server.core.alert_rules.stall`),
-and silent or straggling workers of distributed jobs (:mod:`jobwatch.server.core.workers`).
+jobs whose process reports but whose training code stopped hung
+(:func:`jobwatch.server.core.hangs.hang`), and silent or straggling workers of
+distributed jobs (:mod:`jobwatch.server.core.workers`).
 
 Every ``interval`` seconds it asks the store for running jobs silent longer
 than ``stall_after`` and marks each one under its row lock; with several
@@ -12,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from jobwatch.server.core.hangs import DEFAULT_HANG_AFTER
 from jobwatch.server.storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -29,13 +32,26 @@ class StallWatchdog:
         of its usual update intervals if that is longer).
     interval:
         Seconds between two checks; 0 starts no thread (call :meth:`check`).
+    hang_after:
+        Seconds without a call from a reporting job's training code after which
+        it is hung (or ten of its usual intervals between calls, or what it said
+        it may take, if longer).
     """
 
-    def __init__(self, store: Store, stall_after: float, interval: float) -> None:
+    def __init__(
+        self,
+        store: Store,
+        stall_after: float,
+        interval: float,
+        hang_after: float = DEFAULT_HANG_AFTER,
+    ) -> None:
         if not stall_after > 0:
             raise ValueError(f"stall_after must be > 0 seconds, got {stall_after!r}")
+        if not hang_after > 0:
+            raise ValueError(f"hang_after must be > 0 seconds, got {hang_after!r}")
         self.store = store
         self.stall_after = stall_after
+        self.hang_after = hang_after
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         if interval > 0:
@@ -45,12 +61,15 @@ class StallWatchdog:
             self._thread.start()
 
     def check(self) -> list[str]:
-        """Mark the jobs stalled now, and the workers of distributed jobs silent
-        (after ``stall_after`` too) or straggling; returns the ids of the jobs
-        this call marked stalled."""
+        """Mark the jobs stalled now, then the jobs hung now, and the workers of
+        distributed jobs silent (after ``stall_after`` too) or straggling;
+        returns the ids of the jobs this call marked stalled or hung."""
         marked = []
         for job_id in self.store.stalled_candidates(self.stall_after):
             if self.store.mark_stalled(job_id, self.stall_after):
+                marked.append(job_id)
+        for job_id in self.store.hung_candidates(self.hang_after):
+            if self.store.mark_hung(job_id, self.hang_after):
                 marked.append(job_id)
         for job_id in self.store.distributed_running():
             self.store.check_workers(job_id, self.stall_after)

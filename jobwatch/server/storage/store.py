@@ -34,7 +34,7 @@ from jobwatch.errors import (
     ValidationError,
     first_line,
 )
-from jobwatch.server.core import alert_rules, rules
+from jobwatch.server.core import alert_rules, hangs, rules
 from jobwatch.server.core import workers as core_workers
 from jobwatch.server.core.alert_rules import AlertRule
 from jobwatch.server.core.job_row import JobChanges, JobRow, with_changes
@@ -388,12 +388,50 @@ class Store:
             if stalled is None:
                 return False, []
             changes, events, alert = stalled
+            changes.update(hangs.end_hang(job, job["updated_at"]))  # silent now: a stall
             rows, alert_events, counts = alert_rules.alert_changes(
                 with_changes(job, changes), [alert], now, changes["seq"]
             )
             batch.insert_alerts(conn, rows)
             batch.update_job(conn, job_id, {**changes, **counts})
             return True, events + alert_events
+
+        return self._submit(op, key=job_id)
+
+    def hung_candidates(self, hang_after: float) -> list[str]:
+        """Ids of running jobs, neither stalled nor marked hung, whose training code
+        said when it last called (``lastCallAt``) and has been quiet for more than
+        ``hang_after`` seconds (the lowest threshold any job has)."""
+        cutoff = self.clock() - hang_after
+        quiet = (jobs.c.progress_at.is_(None)) | (jobs.c.progress_at < cutoff)
+        query = select(jobs.c.id).where(
+            (jobs.c.status == "running")
+            & (jobs.c.stalled == 0)
+            & (jobs.c.hung == 0)
+            & (jobs.c.last_call_at < cutoff)
+            & quiet
+        )
+        with self.read() as conn:
+            return [row[0] for row in conn.execute(query)]
+
+    def mark_hung(self, job_id: str, hang_after: float) -> bool:
+        """Mark ``job_id`` hung if it is (:func:`jobwatch.server.core.hangs.hang`), with
+        its ``JOB_ALERT``; under the job's row lock, so of several processes only
+        one marks it. Returns whether this call did."""
+
+        def op(conn: Connection) -> tuple[bool, list[Event]]:
+            now = self.clock()
+            job = batch.lock_job(conn, job_id)
+            if job is None:
+                return False, []
+            hung = hangs.hang(job, now, hang_after)
+            if hung is None:
+                return False, []
+            changes, alert = hung
+            rows, events, counts = alert_rules.alert_changes(job, [alert], now, job["seq"])
+            batch.insert_alerts(conn, rows)
+            batch.update_job(conn, job_id, {**changes, **counts})
+            return True, events
 
         return self._submit(op, key=job_id)
 

@@ -182,7 +182,17 @@ class Alert(BaseModel):
     level: Literal["info", "warning", "error"]
     title: str
     text: str | None
-    source: Literal["worker", "rule", "failed", "stalled", "worker_silent", "straggler"]
+    source: Literal[
+        "worker",
+        "rule",
+        "failed",
+        "stalled",
+        "worker_silent",
+        "straggler",
+        "hung",
+        "budget",
+        "receipt",
+    ]
 
 
 class AlertsAnswer(BaseModel):

@@ -18,6 +18,7 @@ from werkzeug.routing import RequestRedirect
 from jobwatch.contract.requests import MAX_BODY_BYTES
 from jobwatch.errors import APIError, MethodNotAllowed, NotFound, PayloadTooLarge
 from jobwatch.server.core.alert_rules import DEFAULT_STALL_AFTER, parse_rule
+from jobwatch.server.core.hangs import DEFAULT_HANG_AFTER
 from jobwatch.server.core.quotas import DEFAULT_MAX_JOB_LOG_BYTES, DEFAULT_MAX_JOBS, Quotas
 from jobwatch.server.core.serialize import Event
 from jobwatch.server.events.broker import DEFAULT_CHANNEL, Broker, MemoryBroker
@@ -54,6 +55,7 @@ DEFAULTS: dict[str, Any] = {
     "REDIS_CHANNEL": DEFAULT_CHANNEL,
     "STALL_AFTER": DEFAULT_STALL_AFTER,
     "STALL_CHECK_INTERVAL": 5.0,
+    "HANG_AFTER": DEFAULT_HANG_AFTER,
     "ALERT_RULES": (),
     "MAX_JOBS": DEFAULT_MAX_JOBS,
     "MAX_JOB_LOG_BYTES": DEFAULT_MAX_JOB_LOG_BYTES,
@@ -97,8 +99,12 @@ DEFAULTS: dict[str, Any] = {
     Seconds without an update after which a running job is stalled (or ten of
     its usual update intervals if that is longer).
 ``STALL_CHECK_INTERVAL``
-    Seconds between two checks for stalled jobs (0: none; tests call
+    Seconds between two checks for stalled and hung jobs (0: none; tests call
     ``services.watchdog.check()``).
+``HANG_AFTER``
+    Seconds without a call from a reporting job's training code after which it
+    is hung (or ten of its usual intervals between calls, or its
+    ``expectSilenceFor``, if longer): :mod:`jobwatch.server.core.hangs`.
 ``MAX_JOBS``, ``MAX_JOB_LOG_BYTES``, ``MAX_LOG_BYTES``
     Quotas: jobs stored (100,000), log bytes one job may store (1 GiB), log
     bytes all jobs may store (0: no limit); past one a write answers 507
@@ -174,7 +180,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         send_timeout=float(app.config["WS_SEND_TIMEOUT"]),
         rate_limit=WorkerRateLimit(rate) if rate > 0 else None,
         watchdog=StallWatchdog(
-            store, float(app.config["STALL_AFTER"]), float(app.config["STALL_CHECK_INTERVAL"])
+            store,
+            float(app.config["STALL_AFTER"]),
+            float(app.config["STALL_CHECK_INTERVAL"]),
+            float(app.config["HANG_AFTER"]),
         ),
         webhook=webhook,
         fleet=FleetFeed(store, broker, app.config["CLOCK"]),
