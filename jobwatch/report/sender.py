@@ -1,11 +1,28 @@
 """The reporter's background thread: it empties the outbox into ``POST /progress``.
 
 The training loop only ever touches the :class:`~jobwatch.report.outbox.Outbox`. One
-:class:`Sender` thread per reporter takes the newest state and the queued log
-lines from it, at most once per ``interval`` seconds, and retries what fails:
-exponential backoff with jitter for an unreachable server, ``Retry-After``
-for 429, ``ensure_job`` again for 404. Answers that can never succeed are
-logged once (logger ``jobwatch.report.reporter``) and dropped.
+:class:`Sender` thread per reporter composes requests from it, at most once
+per ``interval`` seconds (sooner for a flush, for a full request's worth of
+log lines or training metrics, and
+:data:`~jobwatch.report.send_policy.MIN_GAP` after the last request when log
+lines or alerts wait), also while the server is away. Composed requests queue
+in order, each with its ``updateId``, and are appended to the reporter's
+spool (:mod:`jobwatch.report.spool`) in one write per interval before they
+are sent; the queue goes out request after request, so a backlog catches up
+without waiting for the interval, and each acknowledged one leaves the spool.
+The queue is bounded in bytes (``spool_bytes``): past it the oldest requests
+are dropped and counted.
+
+Retries: exponential backoff with jitter for an unreachable server,
+``Retry-After`` for 429, ``ensure_job`` again for 404
+(:class:`~jobwatch.report.send_policy.SendPolicy` decides). A refusal that can
+never succeed (a quota, 507; a validation error, 400 or 422) drops only what
+was refused: the request goes again without its log lines, training metrics
+and GPU sample. What was dropped (refused, a full outbox, a full spool) is
+told on the job once per cause as a log line ``"jobwatch: N log lines / M
+metric points dropped: <why>"`` (an alert when that line itself is refused),
+then what was dropped since at the end, and warned locally (logger
+``jobwatch.report.reporter``) with the server's message.
 """
 
 from __future__ import annotations
@@ -24,7 +41,6 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote
 
 from jobwatch.client.own_io import sender_thread
-from jobwatch.contract.backoff import Backoff
 from jobwatch.contract.basics import (
     MAX_BODY_BYTES,
     MAX_LOG_LINES,
@@ -33,19 +49,11 @@ from jobwatch.contract.basics import (
     format_ts,
     truncate_message,
 )
-from jobwatch.errors import (
-    APIError,
-    AuthenticationError,
-    JobFinished,
-    JobNotFound,
-    JobwatchError,
-    QuotaExceeded,
-    RateLimited,
-    WorkerMismatch,
-)
+from jobwatch.errors import APIError, QuotaExceeded
 from jobwatch.report import spool as spool_mod
 from jobwatch.report.outbox import Completion, LogLine, Outbox, ReporterJob
 from jobwatch.report.samples import clean_metrics
+from jobwatch.report.send_policy import BODY_SLACK, MIN_GAP, URGENT_RETRY, SendPolicy, rejected
 from jobwatch.report.spool import DEFAULT_SPOOL_BYTES
 
 if TYPE_CHECKING:
@@ -53,17 +61,8 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger("jobwatch.report.reporter")
 
-BACKOFF_BASE = 0.5
-"""Seconds before the first retry; doubled per failure up to :data:`BACKOFF_CAP`, with
-half jitter (:class:`jobwatch.contract.backoff.Backoff`)."""
-BACKOFF_CAP = 30.0
-"""Longest wait between retries, in seconds."""
-URGENT_RETRY = 1.0
-"""Longest wait between retries, in seconds, while a flush, close or completion waits."""
 EXIT_TIMEOUT = 5.0
 """Seconds the interpreter's exit waits, in all, for reporters to deliver what they hold."""
-_BODY_SLACK = 4096  # bytes kept free in a request body beyond what we measure
-_FATAL = (WorkerMismatch, JobFinished, AuthenticationError)
 
 
 class _Request(NamedTuple):
@@ -145,6 +144,7 @@ class Sender:
         self._metrics = metrics
         self._interval = interval
         self._wake = threading.Event()
+        outbox.on_line = self._wake.set  # a line or alert goes soon, not at the interval
         self._halted = False
         self._alive = True
         self._urgent = 0  # flushes waiting; guarded by outbox.lock
@@ -152,7 +152,7 @@ class Sender:
         self._completion: Completion | None = None
         self._deadline: float | None = None  # monotonic, while finishing
         self._at_exit = False
-        self._ensured = False
+        self._policy = SendPolicy(interval)
         self._state = threading.RLock()  # the queue and the spool (the thread; a timed-out finish)
         self._queue: deque[_Request] = deque()  # composed, not yet answered; the first is sent
         self._queued_bytes = 0
@@ -172,19 +172,10 @@ class Sender:
         self._as_alert: set[str] = set()  # causes whose note line was refused: told as an alert
         self._drop_warned_at = 0.0
         self._drop_warned: dict[str, list[int]] = {}  # the totals each cause last warned
-        self._known_progress = 0.0  # the server's, sent while update() was never called
-        self._floor = 0.0  # progress of the running job this reporter attached to
-        self._started_job = False  # ensured once: a re-ensure (404) never sets a floor
         self._session = os.urandom(8).hex()
         self._updates = 0
         self._wall_start = time.time()
         self._monotonic_start = time.monotonic()
-        self._beating = False  # the last request carried GPU metrics: keep sending them
-        self._retry_at = 0.0
-        self._failed_at = 0.0
-        self._retry = Backoff(BACKOFF_BASE, BACKOFF_CAP, jitter="half")
-        self._rate_limited = False
-        self._down = False
         self._warned: set[str] = set()
         self.completed = False
         self._thread: threading.Thread | None = None
@@ -347,17 +338,17 @@ class Sender:
         if self._deadline is not None and now >= self._deadline:
             return None
         # local work, also while the server is away (once the job's floor is known)
-        if (self._ensured or self._down) and self._drain_due(now, urgent):
+        policy = self._policy
+        if (policy.ensured or policy.down) and self._drain_due(now, urgent):
             self._drain(now)
-        retry_at = self._retry_at
-        if urgent and not self._rate_limited:
-            retry_at = min(retry_at, self._failed_at + URGENT_RETRY)
+        retry_at = policy.retry_at
+        if urgent and not policy.rate_limited:
+            retry_at = min(retry_at, policy.failed_at + URGENT_RETRY)
         if now < retry_at:
-            return max(0.0, min(retry_at, self._next_drain) - now)
-        if self._deadline is not None:
-            self._client.timeout = max(0.05, min(self._http_timeout, self._deadline - now))
+            return max(0.0, min(retry_at, self._drain_at()) - now)
+        self._client.timeout = policy.http_timeout(now, self._deadline, self._http_timeout)
         try:
-            if not self._ensured:
+            if not policy.ensured:
                 self._ensure()
             elif self._queue:
                 self._send()
@@ -366,7 +357,7 @@ class Sender:
                     self._complete()
                 return None
             else:
-                return max(0.0, self._next_drain - now)
+                return max(0.0, self._drain_at() - now)
         except Exception as exc:  # the sender must outlive any failure
             return self._failed(exc, now)
         self._succeeded()
@@ -384,7 +375,18 @@ class Sender:
                 return True
         if urgent:
             return news
-        return now >= self._next_drain and (news or self._beating)
+        return now >= self._drain_at() and (news or self._policy.beating)
+
+    def _drain_at(self) -> float:
+        """When the next requests are due (monotonic s): the interval after the last,
+        or :data:`~jobwatch.report.send_policy.MIN_GAP` after the last request while
+        log lines or alerts wait, so that a watcher sees a line within a fraction of
+        a second."""
+        with self._outbox.lock:
+            lines = bool(self._outbox.logs) or bool(self._outbox.alerts)
+        if lines:
+            return min(self._next_drain, self._policy.sent_at + MIN_GAP)
+        return self._next_drain
 
     def _ensure(self) -> None:
         job = self._job
@@ -395,12 +397,7 @@ class Sender:
             price_per_hour=job.price_per_hour,
             currency=job.currency,
         )
-        self._known_progress = float(reply.get("progress") or 0.0)
-        if reply.get("status") == "running" and not self._started_job:
-            # attached to a job another reporter moved: never report less than it had
-            self._floor = max(self._floor, self._known_progress)
-        self._started_job = True
-        self._ensured = True
+        self._policy.ensured_job(reply.get("progress"), reply.get("status"))
 
     def _send(self) -> None:
         """Send the oldest request not yet answered.
@@ -419,11 +416,12 @@ class Sender:
         try:
             reply = self._client.request("POST", path, json_body=body)
         except APIError as exc:
-            if not (_rejected(exc) or isinstance(exc, QuotaExceeded)):
+            if not (rejected(exc) or isinstance(exc, QuotaExceeded)):
                 raise
             self._refused(request, body, exc)
             return
-        self._known_progress = float(reply.get("progress", request.progress))
+        progress = float(reply.get("progress", request.progress))
+        self._policy.delivered(time.monotonic(), progress=progress, backlog=False)
         self._done(request)
 
     def _done(self, request: _Request) -> None:
@@ -544,7 +542,7 @@ class Sender:
             declared = outbox.resumed_from
             if outbox.backwards:
                 outbox.backwards = False
-                self._floor = 0.0
+                self._policy.went_backwards()
             lines = outbox.take_logs(len(outbox.logs))
             steps = outbox.take_scalars(outbox.scalar_points)
             alerts, outbox.alerts = outbox.alerts, []
@@ -560,11 +558,11 @@ class Sender:
             self._count_dropped("buffer", message, [dropped_lines, dropped_points, 0, 0])
             self._warn_dropped("buffer")
         self._next_drain = now + self._interval
-        progress = self._known_progress if progress is None else max(progress, self._floor)
+        progress = self._policy.progress(progress)
         operation = None if operation is None else _utf8(operation[:MAX_TEXT])
         timestamp = format_ts(self._worker_clock())
         metrics = self._sample()
-        resumed = max(declared or 0.0, self._floor)
+        resumed = self._policy.resumed_from(declared) or 0.0
         user_alerts = len(alerts)
         note = {key: self._dropped.pop(key) for key in self._notes_due()}
         line_note = {k: c for k, c in note.items() if k not in self._as_alert}
@@ -610,7 +608,7 @@ class Sender:
                 last_scalar_seq = seq
             if scalars:
                 body["scalars"] = scalars
-            room = MAX_BODY_BYTES - _BODY_SLACK - len(_dumps(body))
+            room = MAX_BODY_BYTES - BODY_SLACK - len(_dumps(body))
             count = 0
             while taken_lines < len(lines) and len(wire_lines) < MAX_LOG_LINES:
                 seq, wire, size = _carry_line(lines[taken_lines])
@@ -802,7 +800,7 @@ class Sender:
             metrics = clean_metrics(sample)
         except Exception as exc:  # a metrics callable must not stop reporting
             self._warn("metrics-error", "GPU metrics failed; this sample is skipped: %r", exc)
-            self._beating = True  # try again in one interval, not only at the next update
+            self._policy.sampled(ok=False, metrics_sent=False)  # try again in one interval
             return None
         if metrics != sample:
             self._warn(
@@ -811,7 +809,7 @@ class Sender:
                 "null and unknown keys dropped: %.300r",
                 sample,
             )
-        self._beating = metrics is not None
+        self._policy.sampled(ok=True, metrics_sent=metrics is not None)
         return metrics
 
     def _completion_body(self, done: Completion) -> dict[str, Any]:
@@ -830,7 +828,7 @@ class Sender:
         try:
             self._client.request("POST", path, json_body=body)
         except APIError as exc:
-            if not (_rejected(exc) or isinstance(exc, QuotaExceeded)):
+            if not (rejected(exc) or isinstance(exc, QuotaExceeded)):
                 raise
             self._warn("complete", "the server rejected the completion: %s", exc)
         else:
@@ -838,70 +836,42 @@ class Sender:
         self._completion = None
 
     def _succeeded(self) -> None:
-        if self._down:
+        if self._policy.succeeded():
             _log.info("jobwatch server %s is reachable again", self._client.url)
-        self._down = self._rate_limited = False
-        self._retry.reset()
-        self._retry_at = 0.0
 
     def _failed(self, exc: Exception, now: float) -> float | None:
-        """Decide what a failed request means; return the wait as :meth:`_step` does."""
-        self._failed_at = now
-        self._rate_limited = isinstance(exc, RateLimited)
-        if isinstance(exc, RateLimited):
-            self._retry_at = now + exc.retry_after
-            return 0.0
-        if isinstance(exc, _FATAL):
-            _log.warning("jobwatch stops reporting job %r: %s", self._job.job_id, exc)
+        """Log what the policy makes of a failed request; return the wait as :meth:`_step` does."""
+        failure = self._policy.failed(exc, now, at_exit=self._at_exit)
+        url, job_id = self._client.url, self._job.job_id
+        if failure.kind == "fatal":
+            _log.warning("jobwatch stops reporting job %r: %s", job_id, exc)
             with self._state:  # it can never be delivered: nothing to keep
                 self._fatal = True
                 self._queue.clear()
                 self._completion = None
-            return None
-        if isinstance(exc, JobNotFound):  # e.g. the server restarted with an empty database
-            self._ensured = False
-            first = self._retry.failures == 0
-            delay = self._retry.next_delay()
-            if first:  # re-create the job at once, back off if that fails too
-                delay = 0.0
-        elif isinstance(exc, APIError) and _rejected(exc):  # only ensure_job raises these
-            _log.warning("jobwatch cannot create job %r: %s", self._job.job_id, exc)
-            return None
-        elif isinstance(exc, JobwatchError):
-            if self._at_exit:
-                if self._spool is not None:
-                    return None  # the spool keeps it; closing it says where
-                with self._outbox.lock:
-                    lines = len(self._outbox.logs) + sum(r.lines for r in self._queue)
-                _log.warning(
-                    "jobwatch: %s is unreachable at exit; the last update and %d log lines "
-                    "of job %r were not delivered (%s)",
-                    self._client.url,
-                    lines,
-                    self._job.job_id,
-                    exc,
-                )
-                return None
-            if not self._down:
-                _log.warning("jobwatch cannot reach %s (%s); retrying", self._client.url, exc)
-                self._down = True
-            delay = self._retry.next_delay()
-        else:
+        elif failure.kind == "rejected":
+            _log.warning("jobwatch cannot create job %r: %s", job_id, exc)
+        elif failure.kind == "unreachable_at_exit" and self._spool is None:
+            with self._outbox.lock:
+                lines = len(self._outbox.logs) + sum(r.lines for r in self._queue)
+            _log.warning(
+                "jobwatch: %s is unreachable at exit; the last update and %d log lines "
+                "of job %r were not delivered (%s)",
+                url,
+                lines,
+                job_id,
+                exc,
+            )  # with a spool, closing it says where they are kept
+        elif failure.kind == "unreachable" and failure.first:
+            _log.warning("jobwatch cannot reach %s (%s); retrying", url, exc)
+        elif failure.kind == "error":
             _log.warning("jobwatch reporter error; retrying", exc_info=exc)
-            delay = self._retry.next_delay()
-        self._retry_at = now + delay
-        return 0.0
+        return failure.wait
 
     def _warn(self, key: str, message: str, *args: object) -> None:
         if key not in self._warned:
             self._warned.add(key)
             _log.warning("jobwatch: " + message, *args)
-
-
-def _rejected(exc: APIError) -> bool:
-    """Whether an answer can never succeed on retry (so its payload is dropped)."""
-    retry = (RateLimited, JobNotFound, *_FATAL)
-    return not isinstance(exc, retry) and 400 <= exc.status < 500
 
 
 def _dumps(body: dict[str, Any]) -> bytes:
