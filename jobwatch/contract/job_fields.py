@@ -341,6 +341,13 @@ JOB_FIELDS: tuple[JobField, ...] = (
         nullable=True,
     ),
     JobField(
+        "last_call_ts",
+        float,
+        "float",
+        "the worker's clock of that call: a later value is a new call, an equal one a repeat",
+        nullable=True,
+    ),
+    JobField(
         "call_interval",
         float,
         "float",

@@ -419,6 +419,10 @@ class ProgressUpdate(BaseModel):
             return []
         return [self.scalars] if isinstance(self.scalars, ScalarPoint) else self.scalars
 
+    def call_ts(self) -> float | None:
+        """``lastCallAt`` as the worker's clock, seconds since the epoch, or ``None``."""
+        return None if self.last_call_at is None else _epoch(self.last_call_at)
+
     def call_at(self, now: float) -> float | None:
         """Server time of the training code's last call (``lastCallAt``), or ``None``.
 

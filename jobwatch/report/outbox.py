@@ -76,6 +76,7 @@ class Outbox:
         self.operation: str | None = None
         self.backwards = False  # update(..., allow_backwards=True) since the last send
         self.resumed_from: float | None = None  # percent a track(initial=) loop started at
+        self.silence: float | None = None  # expect_silence(): seconds the code may be quiet
         self.version = 0
         self.sent_version = 0
         self.logs: deque[LogLine] = deque()

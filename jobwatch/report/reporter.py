@@ -410,6 +410,39 @@ class Reporter:
             self._warned_alerts = True
             _log.warning("jobwatch: more than %d alerts waiting; dropping the newest", MAX_ALERTS)
 
+    def expect_silence(self, seconds: float | None) -> contextlib.AbstractContextManager[None]:
+        """Say that the training code may make no call for up to ``seconds`` from now
+        (a long evaluation, a checkpoint), so the server does not judge the job
+        hung meanwhile; ``None`` or 0 takes it back. Returns at once.
+
+        The server judges a job hung when its reports keep arriving but the
+        training code has made no call (:meth:`update`, :meth:`log`,
+        :meth:`log_metrics`, :meth:`track`) for longer than its hang threshold
+        (``jobwatch serve --hang-after``, default 300 s, or ten of its usual
+        intervals between calls): docs/python.md "Hung jobs". This raises the
+        threshold to ``seconds`` after the last call until taken back. Used as a
+        context manager, it is taken back on leaving the block::
+
+            with report.expect_silence(3600):
+                evaluate(model)  # may take an hour without a call
+
+        Raises
+        ------
+        ValueError
+            ``seconds`` is not a number from 0 to 604,800 (a week).
+        """
+        if seconds is not None and not _is_number(seconds, 0.0, 7 * 86400.0):
+            raise ValueError(f"seconds must be a number from 0 to 604800 (a week), got {seconds!r}")
+        self._set_silence(float(seconds) if seconds else None)
+        return _SilenceTaken(self)
+
+    def _set_silence(self, seconds: float | None) -> None:
+        if self._closed:
+            return
+        with self._outbox.lock:
+            self._outbox.silence = seconds
+        self._outbox.record(None, None)  # a call, and news for the server
+
     def _new_scalar_name(self, name: object) -> None:
         if not isinstance(name, str) or not valid_scalar_name(name):
             raise ValueError(f"metric name {name!r} is not allowed; names are {SCALAR_NAME_RULE}")
@@ -708,6 +741,17 @@ class _ReporterHandler(logging.Handler):
             self._reporter._forward(level, self.format(record), record.created)
         except Exception:
             self.handleError(record)
+
+
+class _SilenceTaken(contextlib.AbstractContextManager[None]):
+    """What :meth:`Reporter.expect_silence` returns: leaving the block takes the
+    expected silence back."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        self._reporter = reporter
+
+    def __exit__(self, *exc: object) -> None:
+        self._reporter._set_silence(None)
 
 
 def _metrics_source(gpu: GpuOption) -> Callable[[], Mapping[str, Any] | None] | None:

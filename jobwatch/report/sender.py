@@ -176,6 +176,11 @@ class Sender:
         self._updates = 0
         self._wall_start = time.time()
         self._monotonic_start = time.monotonic()
+        # when the training code last called the reporter, as this thread saw it: at
+        # each drain, a changed outbox mark means a call since the last (the reporter's
+        # creation counts as one); update() itself does no more than before
+        self._seen_mark = outbox.mark()
+        self._called_at = self._wall_start
         self._warned: set[str] = set()
         self.completed = False
         self._thread: threading.Thread | None = None
@@ -551,6 +556,10 @@ class Sender:
             dropped_points, outbox.dropped_points = outbox.dropped_points, 0
             outbox.dropped_scalars = 0
             log_seq, scalar_seq = outbox.log_seq, outbox.scalar_seq
+            mark, silence = outbox.mark(), outbox.silence
+        if mark != self._seen_mark:
+            self._seen_mark, self._called_at = mark, self._worker_clock()
+        called_at = format_ts(self._called_at)
         if dropped_lines or dropped_points:
             message = (
                 f"the reporter's buffer was full (max_log_lines={outbox.max_log_lines}) "
@@ -585,6 +594,9 @@ class Sender:
                 body["currentOperation"] = operation
             body["timestamp"] = timestamp
             body["updateId"] = update_id
+            body["lastCallAt"] = called_at
+            if silence is not None:
+                body["expectSilenceFor"] = silence
             # a run that started part-way says so in every update (any one may be the
             # first the server applies): a track(initial=) loop, or attached to a running job
             if resumed > 0:

@@ -165,7 +165,9 @@ def end_stall(job: JobRow, end: float) -> JobChanges:
     }
 
 
-def call_changes(job: JobRow, called: float | None, expect_silence: float | None) -> JobChanges:
+def call_changes(
+    job: JobRow, called: float | None, called_ts: float | None, expect_silence: float | None
+) -> JobChanges:
     """What an update of the job's leading worker says about its training code.
 
     Parameters
@@ -175,26 +177,35 @@ def call_changes(job: JobRow, called: float | None, expect_silence: float | None
     called:
         Server time of the training code's last call (``lastCallAt``,
         :meth:`~jobwatch.contract.requests.ProgressUpdate.call_at`), or ``None``.
+    called_ts:
+        The same call on the worker's clock
+        (:meth:`~jobwatch.contract.requests.ProgressUpdate.call_ts`): only a later
+        value is a new call. Comparing server times instead would take a resent
+        or queued update's network delay for a call.
     expect_silence:
         The update's ``expectSilenceFor`` (s), or ``None``.
 
     Returns
     -------
     JobChanges
-        ``last_call_at`` (never moved back) and ``call_interval`` (an EMA of the
-        gaps between calls, weight :data:`~jobwatch.server.core.alert_rules.INTERVAL_SMOOTHING`)
-        when the call is newer, ``expect_silence`` as the update says; empty
-        without ``called``. A hung job's mark is cleared by the caller
-        (:func:`end_hang`) when the call is newer or progress moved.
+        For a new call: ``last_call_at``, ``last_call_ts`` and ``call_interval``
+        (an EMA of the gaps between calls, weight
+        :data:`~jobwatch.server.core.alert_rules.INTERVAL_SMOOTHING`, leaving
+        out a gap the training code declared with ``expectSilenceFor``); always
+        ``expect_silence`` as the update says; empty without ``called``. A hung
+        job's mark is cleared by the caller (:func:`end_hang`) on a new call or
+        progress.
     """
-    if called is None:
+    if called is None or called_ts is None:
         return {}
     changes: JobChanges = {"expect_silence": expect_silence}
-    last = job["last_call_at"]
-    if last is None or called > last:
-        changes["last_call_at"] = called
-        if last is not None:
-            gap = called - last
+    last_ts = job["last_call_ts"]
+    if last_ts is None or called_ts > last_ts:
+        last = job["last_call_at"]
+        called = called if last is None else max(called, last)  # never back
+        changes.update(last_call_at=called, last_call_ts=called_ts)
+        if last is not None and job["expect_silence"] is None:  # a declared quiet spell is
+            gap = called - last  # not the job's cadence
             usual = job["call_interval"]
             changes["call_interval"] = (
                 gap

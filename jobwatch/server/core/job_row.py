@@ -67,6 +67,7 @@ class ListedJob(TypedDict):
     node_cost: float | None  # cost accrued by nodes that report their own price
     node_rate: float | None  # the reporting nodes' prices per hour, summed; None: none report
     last_call_at: float | None  # the training code's last call (server time); None: never said
+    last_call_ts: float | None  # the worker's clock of that call (a later value is a new call)
     call_interval: float | None  # usual s between the training code's calls (EMA), for hangs
     expect_silence: float | None  # s the training code said it may be quiet after its last call
     hung: int  # 1 while hung

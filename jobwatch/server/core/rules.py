@@ -560,7 +560,8 @@ def apply_progress(
     hang_ended: Alert | None = None
     if leader and not _is_late(job["worker_ts"], worker_ts):
         changes.update(_progress_changes(job, update, now, worker_ts))
-        changes.update(hangs.call_changes(job, update.call_at(now), update.expect_silence_for))
+        called, called_ts = update.call_at(now), update.call_ts()
+        changes.update(hangs.call_changes(job, called, called_ts, update.expect_silence_for))
         moved = changes.get("progress", job["progress"]) != job["progress"]
         if job["hung"] and (moved or "last_call_at" in changes):
             hang_ended = hangs.moving_alert(job, now)
