@@ -85,6 +85,7 @@ class Job(TypedDict):
     worldSize: int | None
     workers: int
     nodes: int
+    budget: float | None
     hung: bool
 
 
@@ -109,6 +110,8 @@ class ProgressReply(TypedDict):
     estimatedTotalCost: float | None
     currency: str
     seq: int
+    budget: float | None
+    overBudget: bool
 
 
 class Health(TypedDict):

@@ -334,6 +334,23 @@ JOB_FIELDS: tuple[JobField, ...] = (
         nullable=True,
     ),
     JobField(
+        "budget",
+        float,
+        "float",
+        "most the job should cost, in its currency; alerts at projected overrun, 80 % and 100 %",
+        wire="budget",
+        nullable=True,
+        minimum=0,
+    ),
+    JobField(
+        "budget_alerts",
+        int,
+        "integer",
+        "budget alerts given: 1 projected over, 2 80 % spent, 4 spent (bits)",
+        server_default="0",
+        initial=0,
+    ),
+    JobField(
         "last_call_at",
         float,
         "float",

@@ -456,7 +456,8 @@ class JobSpec(BaseModel):
     All optional: ``id`` (see :func:`valid_job_id`; generated when absent),
     ``name``, ``workerId`` (binds the job), ``pricePerHour`` (>= 0, in
     ``currency`` per hour), ``currency`` (a code, see :func:`currency_code`;
-    default ``QUBIC``), ``providerId``, ``worldSize`` (a distributed job's ranks).
+    default ``QUBIC``), ``providerId``, ``worldSize`` (a distributed job's ranks),
+    ``budget`` (>= 0, in ``currency``).
     """
 
     model_config = _Strict
@@ -468,6 +469,14 @@ class JobSpec(BaseModel):
     )
     price_per_hour: Annotated[float, Field(ge=0, le=1e9)] | None = Field(None, alias="pricePerHour")
     currency: Annotated[str, AfterValidator(currency_code)] | None = None
+    budget: Annotated[float, Field(ge=0, le=1e12)] | None = Field(
+        None,
+        description=(
+            "Most the job should cost, in its currency (0 to 1e12). Alerts (source "
+            "budget) when the estimated total cost first exceeds it, when 80 % of it is "
+            'spent and when all of it is (docs/api.md "Budgets").'
+        ),
+    )
     provider_id: Text | None = Field(None, alias="providerId")
     world_size: Annotated[int, Field(ge=1, le=MAX_WORLD_SIZE, strict=True)] | None = Field(
         None,

@@ -66,6 +66,8 @@ class ListedJob(TypedDict):
     n_nodes: int  # their distinct nodes
     node_cost: float | None  # cost accrued by nodes that report their own price
     node_rate: float | None  # the reporting nodes' prices per hour, summed; None: none report
+    budget: float | None  # most the job should cost, in `currency`
+    budget_alerts: int  # budget alerts given (bits: 1 projected over, 2 80 % spent, 4 spent)
     last_call_at: float | None  # the training code's last call (server time); None: never said
     last_call_ts: float | None  # the worker's clock of that call (a later value is a new call)
     call_interval: float | None  # usual s between the training code's calls (EMA), for hangs

@@ -43,7 +43,7 @@ from jobwatch.contract.requests import (
     format_ts,
 )
 from jobwatch.errors import JobFinished, ValidationError, WorkerMismatch
-from jobwatch.server.core import alert_rules, hangs, workers
+from jobwatch.server.core import alert_rules, budgets, hangs, workers
 from jobwatch.server.core.alert_rules import Alert, AlertRule
 from jobwatch.server.core.job_row import JobChanges, JobRow, ListedJob, log_counts, with_changes
 from jobwatch.server.core.serialize import Event
@@ -316,6 +316,7 @@ def new_job(job_id: str, spec: JobSpec, now: float) -> JobRow:
             "n_nodes": int(spec.world_size is None and spec.worker_id is not None),
             "price_per_hour": spec.price_per_hour,
             "currency": spec.currency or DEFAULT_CURRENCY,
+            "budget": spec.budget,
             "provider_id": spec.provider_id,
             "created_at": now,
             "updated_at": now,
@@ -356,6 +357,7 @@ def spec_changes(job: JobRow, spec: JobSpec, now: float) -> JobChanges:
             ("price_per_hour", spec.price_per_hour),
             ("currency", spec.currency),
             ("provider_id", spec.provider_id),
+            ("budget", spec.budget),
         )
         if value is not None and value != job[column]  # type: ignore[literal-required]
     }
@@ -363,6 +365,8 @@ def spec_changes(job: JobRow, spec: JobSpec, now: float) -> JobChanges:
         return {}
     if "worker_id" in changes:
         changes.update(n_workers=1, n_nodes=1)
+    if "budget" in changes:
+        changes["budget_alerts"] = 0  # another budget: its alerts are given afresh
     bound = job["worker_id"]
     if set(changes) == {"world_size"} and job["status"] not in FINISHED_STATUSES:
         changes["updated_at"] = now  # any worker of the job may declare or resize its world
@@ -605,6 +609,11 @@ def apply_progress(
         alerts.append(hang_ended)
     if worker_outcome is not None:
         alerts += worker_outcome.alerts
+    spent_changes, spent_alerts = budgets.budget_alerts(
+        merged, estimates.cost_so_far, estimates.estimated_total_cost
+    )
+    changes.update(spent_changes)
+    alerts += spent_alerts
     if alert_on and metrics is not None:
         state, fired = alert_rules.check_rules(alert_on, job, metrics, now)
         changes["alert_state"] = state
@@ -625,6 +634,7 @@ def apply_progress(
         "estimatedTotalCost": estimates.estimated_total_cost,
         "currency": merged["currency"],
         "seq": seq,
+        **budgets.budget_reply(merged, estimates.cost_so_far),
     }
     if update.update_id is not None:
         outcome.applied_update = {

@@ -127,6 +127,10 @@ class ProgressAnswer(BaseModel):
     estimated_total_cost: Cost | None = Field(alias="estimatedTotalCost", ge=0)
     currency: str
     seq: int = Field(ge=0)
+    budget: Cost | None = Field(ge=0, description="the job's budget, in its currency")
+    over_budget: bool = Field(
+        alias="overBudget", description="whether the cost so far has reached the budget"
+    )
 
 
 _SAMPLE_DOC = "One metrics sample with the server time it was received; ``gpus`` only when sent."
