@@ -42,6 +42,8 @@ def track(
     description: str | None = None,
     initial: int = 0,
     metrics: Mapping[str, float] | Callable[[], Mapping[str, float] | None] | None = None,
+    budget: float | None = None,
+    stop_over_budget: bool = False,
 ) -> Tracked[T]:
     """Wrap ``iterable`` like ``tqdm.auto.tqdm``, reporting each item to jobwatch and showing it live.
 
@@ -63,7 +65,9 @@ def track(
         The server; default ``$JOBWATCH_URL``, else an embedded server started
         in this process (:func:`jobwatch.serve`, needs ``jobwatch[server]``).
     price_per_hour:
-        Price of the machine per hour, for the cost (QUBIC by default).
+        Price of the machine per hour, for the cost; default
+        ``$JOBWATCH_PRICE_PER_HOUR``, in ``$JOBWATCH_CURRENCY`` (else the
+        server's default currency, QUBIC unless its operator set another).
     description:
         Prefix of the current operation: ``"epoch 3/10"``.
     initial:
@@ -72,6 +76,12 @@ def track(
         Training metrics logged after each item (see
         :meth:`jobwatch.Reporter.track`): a dict the loop body fills, or a
         function returning one. :meth:`Tracked.log_metrics` logs them explicitly.
+    budget:
+        The most the job should cost (see :class:`~jobwatch.Reporter`): alerts at
+        a projected overrun, at 80 % and at 100 % spent.
+    stop_over_budget:
+        End the loop cleanly at the next item once the budget is spent, and
+        mark the job cancelled with the reason (see :meth:`jobwatch.Reporter.track`).
 
     Returns
     -------
@@ -105,6 +115,8 @@ def track(
         description=description,
         initial=initial,
         metrics=metrics,
+        budget=budget,
+        stop_over_budget=stop_over_budget,
     )
 
 
@@ -134,17 +146,29 @@ class Tracked(Generic[T]):
         description: str | None,
         initial: int,
         metrics: Mapping[str, float] | Callable[[], Mapping[str, float] | None] | None = None,
+        budget: float | None = None,
+        stop_over_budget: bool = False,
     ) -> None:
         if job is None:
             job = _new_job_id(name or description)
         self.url = url or os.environ.get("JOBWATCH_URL") or _embedded_url()
         self.job_id = job
         self.reporter = Reporter(
-            job, url=self.url, name=name, price_per_hour=price_per_hour, interval=REPORT_INTERVAL
+            job,
+            url=self.url,
+            name=name,
+            price_per_hour=price_per_hour,
+            interval=REPORT_INTERVAL,
+            budget=budget,
         )
         try:
             self._items = self.reporter.track(
-                iterable, total, description, initial=initial, metrics=metrics
+                iterable,
+                total,
+                description,
+                initial=initial,
+                metrics=metrics,
+                stop_over_budget=stop_over_budget,
             )
         except ValueError:
             self.reporter.close(timeout=0)

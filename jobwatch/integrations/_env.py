@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from jobwatch.contract.basics import valid_job_id
+from jobwatch.report.env_defaults import currency_from_env, price_from_env
 from jobwatch.report.reporter import Reporter
 
 ENVIRONMENT = {
@@ -144,20 +145,14 @@ def _plain(value: Any) -> Any:
 
 def _from_environment() -> dict[str, Any]:
     options: dict[str, Any] = {}
-    price = os.environ.get("JOBWATCH_PRICE_PER_HOUR")
-    if price:
-        try:
-            options["price_per_hour"] = float(price)
-        except ValueError:
-            options["price_per_hour"] = math.nan
-        if not 0 <= options["price_per_hour"] <= 1e9:
-            raise ValueError(
-                f"$JOBWATCH_PRICE_PER_HOUR must be a number from 0 to 1e9, got {price!r}"
-            )
+    price = price_from_env()  # checked here, before training starts
+    if price is not None:
+        options["price_per_hour"] = price
     if os.environ.get("JOBWATCH_JOB_NAME"):
         options["name"] = os.environ["JOBWATCH_JOB_NAME"]
-    if os.environ.get("JOBWATCH_CURRENCY"):
-        options["currency"] = os.environ["JOBWATCH_CURRENCY"]
+    currency = currency_from_env()
+    if currency is not None:
+        options["currency"] = currency
     return options
 
 

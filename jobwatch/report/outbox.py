@@ -31,11 +31,36 @@ class ReporterJob(NamedTuple):
     currency: str | None = None
     world_size: int | None = None  # a distributed job's ranks (PUT's worldSize)
     rank_fields: Mapping[str, Any] | None = None  # rank, worldSize, node... sent in every update
+    budget: float | None = None  # most the job should cost, in currency (PUT's budget)
 
     @property
     def leader(self) -> bool:
         """Whether this reporter speaks for the job: one worker alone, or rank 0."""
         return self.rank_fields is None or self.rank_fields.get("rank") == 0
+
+
+class BudgetState(NamedTuple):
+    """A job's spend against its budget, as the server's last progress reply gave it:
+    ``budget`` (``None``: none set), ``cost_so_far`` and ``estimated_total_cost``
+    (``None``: unknown) in ``currency``, and ``over_budget`` (the cost so far has
+    reached the budget)."""
+
+    budget: float | None
+    cost_so_far: float | None
+    estimated_total_cost: float | None
+    currency: str
+    over_budget: bool
+
+    @classmethod
+    def of(cls, reply: Mapping[str, Any]) -> BudgetState:
+        """The state a ``POST /progress`` reply gives."""
+        return cls(
+            reply.get("budget"),
+            reply.get("costSoFar"),
+            reply.get("estimatedTotalCost"),
+            str(reply.get("currency", "")),
+            bool(reply.get("overBudget")),
+        )
 
 
 class Completion(NamedTuple):

@@ -37,7 +37,8 @@ from jobwatch.contract.basics import (
 )
 from jobwatch.report import launcher
 from jobwatch.report import samples as _samples
-from jobwatch.report.outbox import Completion, Outbox, ReporterJob
+from jobwatch.report.env_defaults import currency_from_env, price_from_env
+from jobwatch.report.outbox import BudgetState, Completion, Outbox, ReporterJob
 from jobwatch.report.sender import Sender
 from jobwatch.report.spool import DEFAULT_SPOOL_BYTES, default_root
 
@@ -69,7 +70,8 @@ class Reporter:
         rank of a distributed job), so a worker restarted on the same machine can
         go on reporting (a job binds to its first worker).
     price_per_hour:
-        Price of the machine in ``currency`` per hour (>= 0), for cost estimates.
+        Price of the machine in ``currency`` per hour (>= 0), for cost estimates;
+        default ``$JOBWATCH_PRICE_PER_HOUR`` (:mod:`jobwatch.report.env_defaults`).
     rank, world_size, local_rank:
         This process's place in a distributed job; default what the launcher
         set (``torchrun``, SLURM, Open MPI, MPICH: :mod:`jobwatch.report.launcher`),
@@ -94,13 +96,23 @@ class Reporter:
     token:
         Bearer token for the server, or ``None``.
     name, currency:
-        The job's display name and the currency of its price (default QUBIC).
+        The job's display name and the currency of its price (default
+        ``$JOBWATCH_CURRENCY``, else the server's default currency, QUBIC unless
+        its operator set another).
     max_log_lines:
         Log lines kept while the server cannot take them; beyond, the oldest are
         dropped and a warning line saying how many is sent in their place. One
         batch of up to 1000 lines being sent is held besides.
     timeout:
         Seconds to wait for each HTTP answer.
+    budget:
+        The most the job should cost, in ``currency`` (0 to 1e12): the server
+        alerts when the projected total first exceeds it, at 80 % and when it
+        is spent (docs/python.md "Budgets"); :attr:`budget_state` follows it.
+    on_over_budget:
+        Called once, with the :class:`~jobwatch.report.outbox.BudgetState`,
+        when the server first answers that the budget is spent; it runs on the
+        reporter's thread (keep it short; what it raises is logged).
     spool:
         Keep what the server has not acknowledged on local disk, so that a
         crash or an outage loses nothing (:mod:`jobwatch.report.spool`):
@@ -149,6 +161,8 @@ class Reporter:
         node_price_per_hour: float | None = None,
         spool: str | os.PathLike[str] | bool = True,
         spool_bytes: int = DEFAULT_SPOOL_BYTES,
+        budget: float | None = None,
+        on_over_budget: Callable[[BudgetState], object] | None = None,
     ) -> None:
         if not isinstance(job_id, str) or not valid_job_id(job_id):
             raise ValueError(
@@ -165,7 +179,13 @@ class Reporter:
                 f"node_price_per_hour must be a number from 0 to 1e9, got {node_price_per_hour!r}"
             )
         _check_text("name", name, 0, MAX_TEXT)
-        currency = _checked_currency(currency)
+        currency = _checked_currency(currency if currency is not None else currency_from_env())
+        if price_per_hour is None:
+            price_per_hour = price_from_env()
+        if budget is not None and not _is_number(budget, 0.0, 1e12):
+            raise ValueError(f"budget must be a number from 0 to 1e12, got {budget!r}")
+        if on_over_budget is not None and not callable(on_over_budget):
+            raise ValueError(f"on_over_budget must be callable, got {on_over_budget!r}")
         if price_per_hour is not None and not _is_number(price_per_hour, 0.0, 1e9):
             raise ValueError(
                 f"price_per_hour must be a number from 0 to 1e9, got {price_per_hour!r}"
@@ -215,7 +235,14 @@ class Reporter:
             if node_price_per_hour is not None and place.is_local_leader:
                 rank_fields["nodePricePerHour"] = float(node_price_per_hour)
         job = ReporterJob(
-            job_id, worker_id, name, price_per_hour, currency, place.world_size, rank_fields
+            job_id,
+            worker_id,
+            name,
+            price_per_hour,
+            currency,
+            place.world_size,
+            rank_fields,
+            None if budget is None else float(budget),
         )
         metrics = _metrics_source(gpu)
         if metrics is not None and gpu == "auto" and not launcher.samples_gpus(place):
@@ -230,6 +257,7 @@ class Reporter:
             float(interval),
             spool_root=spool_root,
             spool_bytes=spool_bytes,
+            on_over_budget=on_over_budget,
         )
         self._finalizer = _finalizer(self)
         _reporters.add(self)
@@ -410,6 +438,19 @@ class Reporter:
             self._warned_alerts = True
             _log.warning("jobwatch: more than %d alerts waiting; dropping the newest", MAX_ALERTS)
 
+    @property
+    def budget_state(self) -> BudgetState | None:
+        """The job's spend against its budget as the server last answered
+        (``budget``, ``cost_so_far``, ``estimated_total_cost``, ``currency``,
+        ``over_budget``); ``None`` before the first answer."""
+        return self._sender.budget_state
+
+    @property
+    def over_budget(self) -> bool:
+        """Whether the server last answered that the job's budget is spent."""
+        state = self._sender.budget_state
+        return state is not None and state.over_budget
+
     def expect_silence(self, seconds: float | None) -> contextlib.AbstractContextManager[None]:
         """Say that the training code may make no call for up to ``seconds`` from now
         (a long evaluation, a checkpoint), so the server does not judge the job
@@ -460,6 +501,8 @@ class Reporter:
         description: str | None = None,
         initial: int = 0,
         metrics: Mapping[str, float] | Callable[[], Mapping[str, float] | None] | None = None,
+        *,
+        stop_over_budget: bool = False,
     ) -> Iterator[T]:
         """Yield the items of ``iterable``, reporting progress after each (like tqdm).
 
@@ -488,6 +531,12 @@ class Reporter:
             step (:meth:`log_metrics`): a dict the loop body updates (``stats =
             {}``, ``for b in report.track(loader, metrics=stats): stats["loss"]
             = ...``) or a function returning one; an empty one logs nothing.
+        stop_over_budget:
+            End the loop cleanly before the next item once the server answers
+            that the job's budget is spent (:attr:`over_budget`), and mark the
+            job ``cancelled`` with the reason (``"over budget: 50.20 of 50.00
+            QUBIC spent"``). The answer comes with the reporter's next request,
+            so the loop may run up to an ``interval`` longer.
 
         Raises
         ------
@@ -515,7 +564,7 @@ class Reporter:
         if initial > 0 and total is not None:  # before the record, which the sender sees
             self._outbox.resumed_from = 100.0 if total == 0 else min(100.0, 100.0 * initial / total)
         self._count(initial, total, prefix)  # at once, as tqdm shows its bar on creation
-        return self._track(iterable, total, prefix, initial, metrics)
+        return self._track(iterable, total, prefix, initial, metrics, stop_over_budget)
 
     def _track(
         self,
@@ -524,14 +573,27 @@ class Reporter:
         prefix: str,
         initial: int,
         metrics: Mapping[str, float] | Callable[[], Mapping[str, float] | None] | None,
+        stop_over_budget: bool = False,
     ) -> Iterator[T]:
         for done, item in enumerate(iterable, initial + 1):
+            if stop_over_budget and self.over_budget:
+                self._cancel_over_budget()
+                return
             yield item
             self._count(done, total, prefix)
             if metrics is not None:
                 values = metrics() if callable(metrics) else metrics
                 if values:
                     self.log_metrics(values, step=done)
+
+    def _cancel_over_budget(self) -> None:
+        """Cancel the job because its budget is spent, saying so."""
+        state = self._sender.budget_state
+        reason = "over budget"
+        if state is not None and state.budget is not None and state.cost_so_far is not None:
+            reason += f": {state.cost_so_far:.2f} of {state.budget:.2f} {state.currency} spent"
+        self.log(f"jobwatch: stopped the loop, {reason}", "warning")
+        self._finish(Completion("cancelled", error=reason), DEFAULT_TIMEOUT)
 
     def _count(self, done: int, total: float | None, prefix: str) -> None:
         if self._closed:

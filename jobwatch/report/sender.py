@@ -51,7 +51,7 @@ from jobwatch.contract.basics import (
 )
 from jobwatch.errors import APIError, QuotaExceeded
 from jobwatch.report import spool as spool_mod
-from jobwatch.report.outbox import Completion, LogLine, Outbox, ReporterJob
+from jobwatch.report.outbox import BudgetState, Completion, LogLine, Outbox, ReporterJob
 from jobwatch.report.samples import clean_metrics
 from jobwatch.report.send_policy import BODY_SLACK, MIN_GAP, URGENT_RETRY, SendPolicy, rejected
 from jobwatch.report.spool import DEFAULT_SPOOL_BYTES
@@ -136,8 +136,11 @@ class Sender:
         start: bool = True,
         spool_root: Path | None = None,
         spool_bytes: int = DEFAULT_SPOOL_BYTES,
+        on_over_budget: Callable[[BudgetState], object] | None = None,
     ) -> None:
         self._client = client
+        self.budget_state: BudgetState | None = None  # from the last progress reply
+        self._on_over_budget = on_over_budget
         self._http_timeout = client.timeout
         self._job = job
         self._outbox = outbox
@@ -402,6 +405,7 @@ class Sender:
             price_per_hour=job.price_per_hour,
             currency=job.currency,
             world_size=job.world_size,
+            budget=job.budget,
         )
         self._policy.ensured_job(reply.get("progress"), reply.get("status"))
 
@@ -427,8 +431,24 @@ class Sender:
             self._refused(request, body, exc)
             return
         progress = float(reply.get("progress", request.progress))
+        self._budget_reply(reply)
         self._policy.delivered(time.monotonic(), progress=progress, backlog=False)
         self._done(request)
+
+    def _budget_reply(self, reply: Mapping[str, Any]) -> None:
+        """Keep the reply's budget state; call ``on_over_budget`` once, when the
+        budget is first spent (its exceptions are logged, never raised)."""
+        before, state = self.budget_state, BudgetState.of(reply)
+        self.budget_state = state
+        if not state.over_budget or (before is not None and before.over_budget):
+            return
+        callback = self._on_over_budget
+        if callback is not None:
+            self._on_over_budget = None
+            try:
+                callback(state)
+            except Exception as exc:  # the sender must outlive the user's callback
+                _log.warning("jobwatch: on_over_budget of job %r raised %r", self._job.job_id, exc)
 
     def _done(self, request: _Request) -> None:
         """``request`` (the first) was answered: forget it, here and in the spool."""

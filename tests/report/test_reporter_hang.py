@@ -40,7 +40,9 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 20.0) -> bool:
 
 def reporter(server: EmbeddedServer, **kwargs: Any) -> Reporter:
     job = f"hang-{uuid.uuid4().hex[:8]}"
-    return Reporter(job, url=server.url, gpu=lambda: {"gpuUtilization": 99.0}, interval=0.05, **kwargs)
+    return Reporter(
+        job, url=server.url, gpu=lambda: {"gpuUtilization": 99.0}, interval=0.05, **kwargs
+    )
 
 
 def test_samples_without_calls_make_a_job_hung_and_a_call_moves_it(server: EmbeddedServer) -> None:

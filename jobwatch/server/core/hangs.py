@@ -147,8 +147,7 @@ def moving_alert(job: JobRow, now: float) -> Alert:
     return Alert(
         "info",
         "job moving again",
-        f"hung for {duration_text(lost)}; {spent_text(job, lost).replace(' since', '')} "
-        "while hung",
+        f"hung for {duration_text(lost)}; {spent_text(job, lost).replace(' since', '')} while hung",
         "hung",
     )
 

@@ -130,7 +130,10 @@ def test_a_server_tells_hung_from_stalled_on_every_channel(receiver: Receiver) -
         job = requests.get(f"{base}/train", timeout=5).json()["job"]
         assert job["hung"] is False
         alerts = requests.get(f"{base}/train/alerts", timeout=5).json()["alerts"]
-        assert [(a["source"], a["level"]) for a in alerts] == [("hung", "warning"), ("hung", "info")]
+        assert [(a["source"], a["level"]) for a in alerts] == [
+            ("hung", "warning"),
+            ("hung", "info"),
+        ]
         # a seed worker (no lastCallAt) that goes quiet is stalled, never hung
         requests.put(f"{base}/seed", json={}, timeout=5)
         requests.post(f"{base}/seed/progress", json={"workerId": "s", "progress": 1}, timeout=5)
