@@ -19,7 +19,7 @@ from __future__ import annotations
 from jobwatch.server.core.alert_rules import Alert
 from jobwatch.server.core.job_row import JobChanges, ListedJob
 
-__all__ = ["PROJECTED", "SPENT", "WARN_SHARE", "WARNED", "budget_alerts", "budget_reply"]
+__all__ = ["PROJECTED", "SPENT", "WARNED", "WARN_SHARE", "budget_alerts", "budget_reply"]
 
 WARN_SHARE = 0.8
 """Share of the budget spent at which the job is warned once."""
