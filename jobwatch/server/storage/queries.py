@@ -328,6 +328,16 @@ def _step_buckets(conn: Connection, where: Any, first: int, last: int, n_buckets
     return points
 
 
+def scalar_ranges(conn: Connection, job_id: str) -> dict[str, tuple[float, float]]:
+    """``{name: (least, greatest)}`` of the job's training-metric values."""
+    query = (
+        select(scalars.c.name, func.min(scalars.c.value), func.max(scalars.c.value))
+        .where(scalars.c.job_id == job_id)
+        .group_by(scalars.c.name)
+    )
+    return {name: (float(low), float(high)) for name, low, high in conn.execute(query)}
+
+
 def alert_page(conn: Connection, job_id: str, limit: int, offset: int) -> list[Row]:
     """A job's alerts oldest first, ``limit`` from ``offset``."""
     query = (

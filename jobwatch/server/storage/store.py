@@ -34,13 +34,13 @@ from jobwatch.errors import (
     ValidationError,
     first_line,
 )
-from jobwatch.server.core import alert_rules, hangs, rules
+from jobwatch.server.core import alert_rules, hangs, receipt, rules
 from jobwatch.server.core import workers as core_workers
 from jobwatch.server.core.alert_rules import AlertRule
 from jobwatch.server.core.job_row import JobChanges, JobRow, with_changes
 from jobwatch.server.core.quotas import Quotas, StoredTotal, data_bytes, log_bytes
 from jobwatch.server.core.serialize import Event
-from jobwatch.server.storage import batch, rollups
+from jobwatch.server.storage import batch, queries, rollups
 from jobwatch.server.storage import workers as stored_workers
 from jobwatch.server.storage.files import prepare_sqlite_file
 from jobwatch.server.storage.schema import (
@@ -310,13 +310,42 @@ class Store:
 
         def op(conn: Connection) -> tuple[JobRow, list[Event]]:
             job = _require_job(conn, job_id)
-            changes, events, alert_rows = rules.complete_job(job, request, self.clock())
+            now = self.clock()
+
+            def closing(finished: JobRow) -> list[alert_rules.Alert]:
+                return [receipt.receipt_alert(self._receipt(conn, finished, now))]
+
+            rules.check_writable(job, request.worker_id)  # before the receipt's reads
+            changes, events, alert_rows = rules.complete_job(job, request, now, closing)
             if alert_rows:
                 batch.insert_alerts(conn, alert_rows)
             batch.update_job(conn, job_id, changes)
             return with_changes(job, changes), events
 
         return self._submit(op, key=job_id)
+
+    def _receipt(self, conn: Connection, job: JobRow, now: float) -> dict[str, Any]:
+        batch.flush(conn)  # the batch's samples and training metrics first
+        ranges = queries.scalar_ranges(conn, job["id"])
+        gpus = receipt.gpu_count(queries.latest_sample(conn, job["id"]))
+        return receipt.receipt(job, now, ranges, gpus)
+
+    def job_receipt(self, job_id: str) -> dict[str, Any]:
+        """The receipt of ``job_id`` (:func:`jobwatch.server.core.receipt.receipt`):
+        a finished job's, or a running one's so far.
+
+        Raises
+        ------
+        JobNotFound
+            No such job (404).
+        """
+        with self.read() as conn:
+            job = queries.get_job(conn, job_id)
+            if job is None:
+                raise JobNotFound(f"no job with id {job_id!r}")
+            ranges = queries.scalar_ranges(conn, job_id)
+            gpus = receipt.gpu_count(queries.latest_sample(conn, job_id))
+        return receipt.receipt(job, self.clock(), ranges, gpus)
 
     def stalled_candidates(self, stall_after: float) -> list[str]:
         """Ids of running jobs, not marked stalled, silent for more than

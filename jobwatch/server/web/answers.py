@@ -211,6 +211,40 @@ class AlertsAnswer(BaseModel):
     offset: int
 
 
+class ReceiptMetric(BaseModel):
+    """One training metric on a receipt: its final value (at ``step``) and its range."""
+
+    model_config = _Answer
+
+    final: float
+    step: int = Field(ge=0)
+    min: float
+    max: float
+
+
+class ReceiptAnswer(BaseModel):
+    """``GET /receipt``: what a job cost and what it got (docs/api.md "Receipts")."""
+
+    model_config = _Answer
+
+    job_id: str = Field(alias="jobId")
+    status: JobStatus
+    started_at: str | None = Field(alias="startedAt")
+    completed_at: str | None = Field(alias="completedAt")
+    duration: Seconds = Field(ge=0, description="completedAt (or now) - startedAt")
+    cost: Cost | None = Field(ge=0, description="cost so far; null without a price")
+    currency: str
+    budget: Cost | None = Field(ge=0)
+    gpus: int = Field(ge=0, description="GPUs of the newest sample")
+    gpu_hours: float = Field(alias="gpuHours", ge=0, description="duration / 3600 x gpus")
+    metrics: dict[str, ReceiptMetric]
+    hung_seconds: Seconds = Field(alias="hungSeconds", ge=0)
+    hung_cost: Cost = Field(alias="hungCost", ge=0)
+    stalled_seconds: Seconds = Field(alias="stalledSeconds", ge=0)
+    stalled_cost: Cost = Field(alias="stalledCost", ge=0)
+    error: str | None
+
+
 class MonitorMetrics(BaseModel):
     """The newest sample and the last 60 seconds of samples, oldest first."""
 

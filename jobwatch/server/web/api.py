@@ -286,6 +286,14 @@ def alerts(job_id: str) -> Response:
     )
 
 
+@bp.get("/jobs/<job_id>/receipt")
+def job_receipt(job_id: str) -> Response:
+    """The job's receipt (docs/api.md "Receipts"): a finished job's figures, or a
+    running one's so far; 404 ``job_not_found``."""
+    _known_job(job_id)
+    return json_response(_services().store.job_receipt(job_id))
+
+
 @bp.get("/jobs/<job_id>/workers")
 def job_workers(job_id: str) -> Response:
     """``{jobId, worldSize, workers: [{workerId, node, rank, localRank, status,

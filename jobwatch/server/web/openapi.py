@@ -50,6 +50,7 @@ _ANSWERS: tuple[type[BaseModel], ...] = (
     answers.LogsAnswer,
     answers.WorkersAnswer,
     answers.AlertsAnswer,
+    answers.ReceiptAnswer,
     answers.Health,
     answers.ErrorEnvelope,
 )
@@ -222,6 +223,16 @@ def _paths() -> dict[str, Any]:
                 "AlertsAnswer",
                 ("400", "401", "404"),
                 query=Page,
+            ),
+        },
+        "/api/jobs/{jobId}/receipt": {
+            "parameters": [job],
+            "get": _operation(
+                "receipt",
+                "What the job cost and what it got: duration, cost, budget, GPU hours, "
+                "training metrics, time lost to hangs and stalls",
+                "ReceiptAnswer",
+                ("401", "404"),
             ),
         },
         "/api/jobs/{jobId}/workers": {
