@@ -29,8 +29,8 @@ The rules, each documented in docs/api.md:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from jobwatch.contract.gpu_metrics import GPU_METRICS
