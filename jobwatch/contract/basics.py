@@ -139,6 +139,11 @@ def valid_job_id(job_id: str) -> bool:
     return _JOB_ID.fullmatch(job_id) is not None
 
 
+def valid_currency(currency: str) -> bool:
+    """Whether ``currency`` is a currency code (see :func:`currency_code`)."""
+    return bool(_CURRENCY.fullmatch(currency))
+
+
 def currency_code(currency: str) -> str:
     """``currency`` as stored: upper-cased; 1-16 ASCII letters and digits.
 

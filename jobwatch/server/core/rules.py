@@ -297,8 +297,9 @@ def job_estimates(job: ListedJob, now: float) -> Estimates:
 # -- jobs ------------------------------------------------------------------------
 
 
-def new_job(job_id: str, spec: JobSpec, now: float) -> JobRow:
-    """The row of a job created at ``now`` from ``spec``: pending, progress 0, ``seq`` 0.
+def new_job(job_id: str, spec: JobSpec, now: float, currency: str = DEFAULT_CURRENCY) -> JobRow:
+    """The row of a job created at ``now`` from ``spec``: pending, progress 0, ``seq`` 0,
+    in ``currency`` unless the spec names one (the server's ``--default-currency``).
 
     Columns the spec and the clock do not set take their table's
     :attr:`~jobwatch.contract.job_fields.JobField.initial` value.
@@ -316,7 +317,7 @@ def new_job(job_id: str, spec: JobSpec, now: float) -> JobRow:
             "n_workers": int(spec.world_size is None and spec.worker_id is not None),
             "n_nodes": int(spec.world_size is None and spec.worker_id is not None),
             "price_per_hour": spec.price_per_hour,
-            "currency": spec.currency or DEFAULT_CURRENCY,
+            "currency": spec.currency or currency,
             "budget": spec.budget,
             "provider_id": spec.provider_id,
             "created_at": now,

@@ -31,6 +31,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from jobwatch.contract.basics import CURRENCY_RULE, valid_currency
 from jobwatch.errors import SettingsError, ValidationError, first_line
 from jobwatch.server.core.alert_rules import parse_rule
 from jobwatch.server.core.quotas import DEFAULT_MAX_JOB_LOG_BYTES, DEFAULT_MAX_JOBS
@@ -350,6 +351,18 @@ SETTINGS: tuple[Setting, ...] = (
         metavar="SECONDS",
     ),
     Setting(
+        "default_currency",
+        "--default-currency",
+        "JOBWATCH_DEFAULT_CURRENCY",
+        str,
+        None,
+        "`QUBIC`",
+        "the currency of a job created without one (a label: nothing is converted);"
+        " 1-16 letters and digits, e.g. `USD`",
+        config_key="DEFAULT_CURRENCY",
+        metavar="CODE",
+    ),
+    Setting(
         "alert_rules",
         "--alert",
         "JOBWATCH_ALERT_RULES",
@@ -450,6 +463,7 @@ class ServerSettings:
     rate_limit: float = 0.0
     stall_after: float | None = None
     hang_after: float | None = None
+    default_currency: str | None = None
     alert_rules: tuple[str, ...] = ()
     webhook_url: str | None = None
     max_connections_per_address: int = 256
@@ -549,6 +563,7 @@ class ServerSettings:
             token_problem(write, self.write_token)
             or token_problem(read, self.read_token)
             or alert_problem(self.alert_rules, self.webhook_url)
+            or currency_problem(self.default_currency)
             or settings_problem(self.database, self.redis_url, workers)
             or missing_packages(self.database, self.redis_url)
         )
@@ -707,6 +722,13 @@ def exposure_problem(host: str, token: str | None, remedy: str) -> str | None:
     )
 
 
+def currency_problem(currency: str | None) -> str | None:
+    """Why ``--default-currency`` is not a currency code, or ``None``."""
+    if currency is None or valid_currency(currency):
+        return None
+    return f"--default-currency {currency!r}: {CURRENCY_RULE}"
+
+
 def alert_problem(rules: tuple[str, ...] | list[str], webhook_url: str | None) -> str | None:
     """Why the ``--alert`` rules or ``--webhook-url`` cannot be used, or ``None``."""
     for rule in rules:
@@ -801,5 +823,5 @@ def reachability_problem(database: str, redis_url: str | None, timeout: float = 
 if __name__ == "__main__":
     import pathlib
 
-    docs = pathlib.Path(__file__).resolve().parents[2] / "docs" / "server.md"
+    docs = pathlib.Path(__file__).resolve().parents[3] / "docs" / "server.md"
     print(f"{docs}: {'rewritten' if write_docs_table(str(docs)) else 'up to date'}")

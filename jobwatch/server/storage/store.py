@@ -105,6 +105,8 @@ class Store:
     quotas:
         What the server may store (:class:`~jobwatch.server.core.quotas.Quotas`);
         default: its defaults.
+    default_currency:
+        The currency of a job created without one.
 
     Raises
     ------
@@ -119,8 +121,10 @@ class Store:
         clock: Clock = time.time,
         alert_rules: tuple[AlertRule, ...] = (),
         quotas: Quotas | None = None,
+        default_currency: str = rules.DEFAULT_CURRENCY,
     ) -> None:
         self.url = database_url(url)
+        self.default_currency = default_currency
         self.clock = clock
         self.alert_rules = alert_rules
         self.quotas = quotas or Quotas()
@@ -226,7 +230,7 @@ class Store:
             existing = batch.lock_job(conn, target)
             if existing is None:
                 self.quotas.check_new_job(_job_count(conn))
-                row = rules.new_job(target, spec, now)
+                row = rules.new_job(target, spec, now, self.default_currency)
                 batch.insert_job(conn, row)
                 return (row, True), []
             if not upsert:

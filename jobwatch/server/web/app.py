@@ -15,10 +15,12 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import NotFound as RouteNotFound
 from werkzeug.routing import RequestRedirect
 
+from jobwatch.contract.basics import currency_code
 from jobwatch.contract.requests import MAX_BODY_BYTES
 from jobwatch.errors import APIError, MethodNotAllowed, NotFound, PayloadTooLarge
 from jobwatch.server.core.alert_rules import DEFAULT_STALL_AFTER, parse_rule
 from jobwatch.server.core.hangs import DEFAULT_HANG_AFTER
+from jobwatch.server.core.rules import DEFAULT_CURRENCY
 from jobwatch.server.core.quotas import DEFAULT_MAX_JOB_LOG_BYTES, DEFAULT_MAX_JOBS, Quotas
 from jobwatch.server.core.serialize import Event
 from jobwatch.server.events.broker import DEFAULT_CHANNEL, Broker, MemoryBroker
@@ -56,6 +58,7 @@ DEFAULTS: dict[str, Any] = {
     "STALL_AFTER": DEFAULT_STALL_AFTER,
     "STALL_CHECK_INTERVAL": 5.0,
     "HANG_AFTER": DEFAULT_HANG_AFTER,
+    "DEFAULT_CURRENCY": DEFAULT_CURRENCY,
     "ALERT_RULES": (),
     "MAX_JOBS": DEFAULT_MAX_JOBS,
     "MAX_JOB_LOG_BYTES": DEFAULT_MAX_JOB_LOG_BYTES,
@@ -101,6 +104,8 @@ DEFAULTS: dict[str, Any] = {
 ``STALL_CHECK_INTERVAL``
     Seconds between two checks for stalled and hung jobs (0: none; tests call
     ``services.watchdog.check()``).
+``DEFAULT_CURRENCY``
+    The currency of a job created without one (``QUBIC``).
 ``HANG_AFTER``
     Seconds without a call from a reporting job's training code after which it
     is hung (or ten of its usual intervals between calls, or its
@@ -166,7 +171,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         int(app.config["MAX_LOG_BYTES"]),
     )
     store = Store(
-        app.config["DATABASE"], clock=app.config["CLOCK"], alert_rules=alert_on, quotas=quotas
+        app.config["DATABASE"],
+        clock=app.config["CLOCK"],
+        alert_rules=alert_on,
+        quotas=quotas,
+        default_currency=currency_code(str(app.config["DEFAULT_CURRENCY"])),
     )
     broker = _broker(app.config["REDIS_URL"], app.config["REDIS_CHANNEL"], store)
     store.set_publisher(_publisher(broker, webhook))

@@ -53,3 +53,12 @@ def test_a_bad_budget_is_refused_and_changes_nothing() -> None:
             assert answer.status_code == 400, bad
             assert answer.json()["error"]["details"][0]["field"] == "budget"
         assert requests.get(base, timeout=5).json()["job"]["budget"] == 5
+
+
+def test_the_operator_sets_the_default_currency() -> None:
+    config = {"DATABASE": ":memory:", "STALL_CHECK_INTERVAL": 0, "DEFAULT_CURRENCY": "usd"}
+    with EmbeddedServer(config=config) as server:
+        job = requests.put(f"{server.url}/api/jobs/c", json={}, timeout=5).json()["job"]
+        assert job["currency"] == "USD"
+        own = requests.put(f"{server.url}/api/jobs/d", json={"currency": "EUR"}, timeout=5)
+        assert own.json()["job"]["currency"] == "EUR"

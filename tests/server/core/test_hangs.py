@@ -156,3 +156,22 @@ def test_bad_hang_fields_are_refused_and_change_nothing(field: str, value: Any) 
         assert answer.json()["error"]["details"][0]["field"] == field
         job = requests.get(f"{server.url}/api/jobs/x", timeout=5).json()["job"]
         assert job["status"] == "pending" and job["seq"] == 0
+
+
+def test_serve_refuses_a_bad_hang_threshold_or_currency_in_one_line() -> None:
+    import subprocess
+    import sys
+
+    for args, message in [
+        (["--hang-after", "0"], "--hang-after must be a number from 1"),
+        (["--default-currency", "€uro"], "--default-currency"),
+    ]:
+        out = subprocess.run(
+            [sys.executable, "-m", "jobwatch.cli", "serve", "--db", ":memory:", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert out.returncode == 2, out.stderr
+        assert message in out.stderr and "Traceback" not in out.stderr
