@@ -20,8 +20,8 @@ from jobwatch.contract.requests import MAX_BODY_BYTES
 from jobwatch.errors import APIError, MethodNotAllowed, NotFound, PayloadTooLarge
 from jobwatch.server.core.alert_rules import DEFAULT_STALL_AFTER, parse_rule
 from jobwatch.server.core.hangs import DEFAULT_HANG_AFTER
-from jobwatch.server.core.rules import DEFAULT_CURRENCY
 from jobwatch.server.core.quotas import DEFAULT_MAX_JOB_LOG_BYTES, DEFAULT_MAX_JOBS, Quotas
+from jobwatch.server.core.rules import DEFAULT_CURRENCY
 from jobwatch.server.core.serialize import Event
 from jobwatch.server.events.broker import DEFAULT_CHANNEL, Broker, MemoryBroker
 from jobwatch.server.events.fleet_feed import FleetFeed
