@@ -7,6 +7,7 @@
      |    +-- ValidationError        400 validation_error / invalid_json / unsupported_media_type
      |    +-- AuthenticationError    401 unauthorized
      |    +-- WorkerMismatch         403 worker_mismatch
+     |    +-- Forbidden              403 forbidden
      |    +-- JobNotFound            404 job_not_found
      |    +-- NotFound               404 not_found
      |    +-- MethodNotAllowed       405 method_not_allowed
@@ -39,6 +40,7 @@ __all__ = [
     "BrokerUnavailable",
     "Conflict",
     "ConnectionError",
+    "Forbidden",
     "JobFinished",
     "JobNotFound",
     "JobwatchError",
@@ -130,6 +132,13 @@ class WorkerMismatch(APIError):
     code = "worker_mismatch"
 
 
+class Forbidden(APIError):
+    """403: this token may not do this, whatever the job (so nothing about one is told)."""
+
+    status = 403
+    code = "forbidden"
+
+
 class JobNotFound(APIError):
     """404: no job has this id."""
 
@@ -214,6 +223,7 @@ _BY_CODE: dict[str, type[APIError]] = {
     "unsupported_media_type": ValidationError,
     "unauthorized": AuthenticationError,
     "worker_mismatch": WorkerMismatch,
+    "forbidden": Forbidden,
     "job_not_found": JobNotFound,
     "not_found": NotFound,
     "method_not_allowed": MethodNotAllowed,

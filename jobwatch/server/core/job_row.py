@@ -61,6 +61,7 @@ class ListedJob(TypedDict):
     n_error: int
     log_bytes: int  # UTF-8 bytes of the job's log messages
     data_bytes: int  # bytes of its per-GPU sample JSON and training-metric points
+    tenant: str | None  # the tenant it belongs to (core.tenancy); None: the operator's
 
 
 class JobRow(ListedJob):

@@ -312,6 +312,7 @@ def new_job(job_id: str, spec: JobSpec, now: float) -> JobRow:
         "n_error": 0,
         "log_bytes": 0,
         "data_bytes": 0,
+        "tenant": None,
     }
 
 

@@ -29,6 +29,7 @@ from jobwatch.contract.requests import format_ts
 from jobwatch.server.core.job_row import JobRow, job_row
 from jobwatch.server.core.rules import job_estimates
 from jobwatch.server.core.serialize import dumps
+from jobwatch.server.core.tenancy import Scope
 from jobwatch.server.events.broker import ALL_JOBS, Broker
 from jobwatch.server.storage.schema import decode_row, jobs
 from jobwatch.server.storage.store import Store
@@ -45,6 +46,10 @@ PAGE = 500
 """Most summaries per ``JOBS_CHANGED`` message."""
 MAX_INITIAL = 10_000
 """Most jobs (newest first) a new fleet subscription receives at once."""
+
+
+EVERY_JOB = Scope(everything=True)
+"""The scope of a subscriber that may see every job (the admin's)."""
 
 
 class FleetSubscriber(Protocol):
@@ -108,7 +113,7 @@ class FleetFeed:
     ) -> None:
         self.store, self.broker, self.clock, self.interval = store, broker, clock, interval
         self._lock = threading.Lock()
-        self._subscribers: dict[FleetSubscriber, str | None] = {}
+        self._subscribers: dict[FleetSubscriber, tuple[str | None, Scope]] = {}
         self._dirty: set[str] = set()
         self._everything = False
         # Each job's status as last summarised here: a job that leaves a
@@ -121,8 +126,15 @@ class FleetFeed:
 
     # -- subscriptions ---------------------------------------------------------
 
-    def subscribe(self, subscriber: FleetSubscriber, status: str | None, since: int | None) -> int:
-        """Add ``subscriber`` (jobs of ``status`` only, or all) and send it, in this
+    def subscribe(
+        self,
+        subscriber: FleetSubscriber,
+        status: str | None,
+        since: int | None,
+        scope: Scope = EVERY_JOB,
+    ) -> int:
+        """Add ``subscriber`` (jobs of ``status`` only, or all; only the jobs ``scope``
+        shows, :func:`jobwatch.server.core.tenancy.list_scope`) and send it, in this
         order, its ``subscribed`` answer and what it should see first: the jobs
         changed after ``since`` (ms), or every job (newest first, at most
         :data:`MAX_INITIAL`). Returns the answer's ``seq``.
@@ -135,7 +147,7 @@ class FleetFeed:
         now = self.clock()
         seq = int(now * 1000)
         start = None if since is None else since / 1000 - RESUME_MARGIN
-        first = self._initial(status, start, now)
+        first = self._initial(status, start, now, scope)
         with self._lock:  # a tick that sees this subscriber delivers after these
             subscriber.deliver_fleet(
                 dumps({"type": "subscribed", "subscriptionId": FLEET, "seq": seq})
@@ -144,7 +156,7 @@ class FleetFeed:
                 subscriber.deliver_fleet(message)
             if not self._subscribers:
                 self.broker.subscribe(ALL_JOBS, self)
-            self._subscribers[subscriber] = status
+            self._subscribers[subscriber] = (status, scope)
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="jobwatch-fleet", daemon=True
@@ -208,13 +220,15 @@ class FleetFeed:
         now = self.clock()
         rows = self._rows(None if everything else sorted(dirty))
         summaries = [summary(row, now) for row in rows]
+        owners = {row["id"]: row["tenant"] for row in rows}
         before = self._note_statuses(summaries)
         seq = int(now * 1000)
-        for subscriber, status in subscribers:
+        for subscriber, (status, scope) in subscribers:
             kept = [
                 s
                 for s in summaries
-                if status is None or status in (s["status"], before.get(s["id"]))
+                if scope.shows(owners[s["id"]])
+                and (status is None or status in (s["status"], before.get(s["id"])))
             ]
             for message in jobs_changed(kept, seq):
                 subscriber.deliver_fleet(message)
@@ -234,8 +248,12 @@ class FleetFeed:
         with self.store.read() as conn:
             return [job_row(decode_row(r)) for r in conn.execute(query).mappings()]
 
-    def _initial(self, status: str | None, start: float | None, now: float) -> list[dict[str, Any]]:
+    def _initial(
+        self, status: str | None, start: float | None, now: float, scope: Scope
+    ) -> list[dict[str, Any]]:
         query = select(jobs).order_by(jobs.c.updated_at.desc()).limit(MAX_INITIAL)
+        if not scope.everything:
+            query = query.where(jobs.c.tenant == scope.tenant)
         if status is not None:
             query = query.where(jobs.c.status == status)
         if start is not None:

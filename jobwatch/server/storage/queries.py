@@ -12,7 +12,17 @@ from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import Connection, Integer, LargeBinary, cast, func, literal, select, true
+from sqlalchemy import (
+    Connection,
+    Integer,
+    LargeBinary,
+    and_,
+    cast,
+    func,
+    literal,
+    select,
+    true,
+)
 
 from jobwatch.server.core.alert_rules import alert_to_wire
 from jobwatch.server.core.job_row import JobRow, ListedJob, job_row, listed_job
@@ -59,9 +69,10 @@ def get_job(conn: Connection, job_id: str) -> JobRow | None:
 
 
 def list_jobs(
-    conn: Connection, status: str | None, limit: int, offset: int
+    conn: Connection, status: str | None, limit: int, offset: int, *, tenant: str | None = None
 ) -> tuple[list[ListedJob], int]:
-    """Jobs newest first, optionally of one status; returns (rows, total).
+    """Jobs newest first, optionally of one status and of one tenant (``None``: of
+    every tenant and the operator); returns (rows, total).
 
     The page ends early, after at least one job, once its jobs' stored text
     (result, error, name, operation, ids) reaches :data:`LIST_PAGE_BYTES` in
@@ -72,6 +83,8 @@ def list_jobs(
     its encoded size.
     """
     where = true() if status is None else jobs.c.status == status
+    if tenant is not None:
+        where = and_(where, jobs.c.tenant == tenant)
     order = (jobs.c.created_at.desc(), jobs.c.id)
     lengths = [func.coalesce(_octets(conn, column), 0) for column in _LISTED_TEXT]
     size = functools.reduce(operator.add, lengths)
