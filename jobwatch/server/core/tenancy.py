@@ -36,7 +36,7 @@ from __future__ import annotations
 import re
 from collections.abc import Container
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import Enum
 
 from jobwatch.errors import Conflict, Forbidden, JobNotFound, QuotaExceeded, ValidationError
 
@@ -50,8 +50,8 @@ __all__ = [
     "can_read",
     "can_write",
     "check_create",
-    "check_upsert",
     "check_tenant_name",
+    "check_upsert",
     "job_namespace",
     "list_scope",
     "new_job_owner",
@@ -66,7 +66,7 @@ NAMESPACE_SEPARATOR = ":"
 """Between a tenant's name and the rest of its job ids."""
 
 
-class Kind(StrEnum):
+class Kind(str, Enum):
     """What a token may do (see the module's table)."""
 
     ADMIN = "admin"

@@ -26,9 +26,9 @@ from jobwatch.server.events.watchdog import StallWatchdog
 from jobwatch.server.events.webhook import WebhookSender
 from jobwatch.server.storage.store import Store
 from jobwatch.server.storage.tenancy import TenancyStore
+from jobwatch.server.web import prometheus
 from jobwatch.server.web.access import Authenticator, current_principal, remember
 from jobwatch.server.web.admin import bp as admin_bp
-from jobwatch.server.web import prometheus
 from jobwatch.server.web.api import bp as api_bp
 from jobwatch.server.web.api import json_response
 from jobwatch.server.web.openapi import bp as openapi_bp

@@ -9,11 +9,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from jobwatch.server.core.tenancy import Principal
 from jobwatch.server.events.broker import Broker
 from jobwatch.server.events.fleet_feed import FleetFeed
 from jobwatch.server.events.watchdog import StallWatchdog
 from jobwatch.server.events.webhook import WebhookSender
-from jobwatch.server.core.tenancy import Principal
 from jobwatch.server.storage.store import Store
 from jobwatch.server.storage.tenancy import TenancyStore
 from jobwatch.server.web.access import Authenticator
