@@ -190,6 +190,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["jobwatch"] = services
     app.before_request(open_pages(remember(policy.check)))
     app.before_request(_connection_quota)
+    app.teardown_request(_connection_ended)
     app.before_request(_no_redirects)
     if app.config["CORS_ORIGINS"]:
         CORS(app, resources={r"/api/*": {"origins": list(app.config["CORS_ORIGINS"])}})
@@ -239,15 +240,21 @@ def _websocket(ws: Any) -> None:
 
 
 def _connection_quota() -> None:
-    """Refuse a tenant's WebSocket past its connection quota, before the upgrade
-    (507 ``quota_exceeded``)."""
+    """Count a tenant's WebSocket, refused past its connection quota before the
+    upgrade (507 ``quota_exceeded``); :func:`_connection_ended` releases it."""
     if request.path != WEBSOCKET_PATH:
         return
     principal = g.get("jobwatch_principal")
-    if principal is None or principal.tenant is None or principal.quotas is None:
-        return
     services: Services = current_app.extensions["jobwatch"]
-    principal.quotas.check_connection(principal.tenant, services.open_connections(principal.tenant))
+    if principal is not None and services.reserve_connection(principal):
+        g.jobwatch_counted_tenant = principal.tenant
+
+
+def _connection_ended(_exc: BaseException | None) -> None:
+    tenant = g.pop("jobwatch_counted_tenant", None)
+    if tenant is not None:
+        services: Services = current_app.extensions["jobwatch"]
+        services.release_connection(tenant)
 
 
 def _no_redirects() -> None:

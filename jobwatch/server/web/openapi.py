@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from jobwatch._version import __version__
+from jobwatch.contract.admin import ShareSpec, TenantSpec, TokenSpec
 from jobwatch.contract.requests import (
     JOB_ID_PATTERN,
     CompleteRequest,
@@ -33,7 +34,6 @@ from jobwatch.contract.requests import (
     UnsubscribeJobsMessage,
     UnsubscribeMessage,
 )
-from jobwatch.contract.admin import ShareSpec, TenantSpec, TokenSpec
 from jobwatch.server.web import admin_answers, answers
 from jobwatch.server.web.api import json_response
 

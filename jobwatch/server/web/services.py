@@ -58,6 +58,7 @@ class Services:
     authenticator: Authenticator | None = None
     sessions: weakref.WeakSet[Any] = field(default_factory=weakref.WeakSet)
     _lock: threading.Lock = field(default_factory=_new_lock)
+    _tenant_connections: dict[str, int] = field(default_factory=dict)
     _closed: bool = False
     _stop: threading.Event = field(default_factory=threading.Event)
     _send_watch: threading.Thread | None = None
@@ -81,15 +82,27 @@ class Services:
             self._send_watch.start()  # outside the lock: starting a thread may switch greenlets
         return True
 
-    def open_connections(self, tenant: str) -> int:
-        """WebSocket sessions of ``tenant`` open in this process."""
+    def reserve_connection(self, principal: Principal) -> bool:
+        """Count one more WebSocket of ``principal``'s tenant in this process, or
+        raise :class:`~jobwatch.errors.QuotaExceeded` (507) past its quota.
+        Returns whether one was counted (release it with :meth:`release_connection`)."""
+        tenant, quotas = principal.tenant, principal.quotas
+        if tenant is None or quotas is None:
+            return False
         with self._lock:
-            sessions = list(self.sessions)
-        return sum(
-            1
-            for s in sessions
-            if getattr(s, "principal", None) is not None and s.principal.tenant == tenant
-        )
+            open_now = self._tenant_connections.get(tenant, 0)
+            quotas.check_connection(tenant, open_now)
+            self._tenant_connections[tenant] = open_now + 1
+        return True
+
+    def release_connection(self, tenant: str) -> None:
+        """One WebSocket of ``tenant`` counted by :meth:`reserve_connection` has ended."""
+        with self._lock:
+            left = self._tenant_connections.get(tenant, 0) - 1
+            if left > 0:
+                self._tenant_connections[tenant] = left
+            else:
+                self._tenant_connections.pop(tenant, None)
 
     def _in_force(self, principal: Principal) -> bool:
         if self.authenticator is None:
