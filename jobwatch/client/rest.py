@@ -340,6 +340,27 @@ class Client:
         body = self.request("GET", f"/api/jobs/{_path(job_id)}/scalars", params=params)
         return dict(body["scalars"])
 
+    def share_job(
+        self, job_id: str, expires_in: float | None = None, label: str | None = None
+    ) -> dict[str, Any]:
+        """Share a job read-only: ``{share, secret, url}``. ``url`` opens the job's page
+        and ``secret`` reads its API and stream (pass it as ``token=`` to a
+        :class:`Client`, :class:`~jobwatch.JobMonitor` or ``jobwatch watch``) until
+        ``expires_in`` seconds pass (default a week, at most a year) or it is revoked.
+        Needs the job's tenant write token (or the admin token).
+
+        Raises
+        ------
+        APIError
+            404 for a job this token cannot see, 403 ``forbidden`` for a read token.
+        """
+        body: dict[str, Any] = {}
+        if expires_in is not None:
+            body["expiresIn"] = expires_in
+        if label is not None:
+            body["label"] = label
+        return self._dict(self.request("POST", f"/api/jobs/{_path(job_id)}/shares", json_body=body))
+
     def alerts(self, job_id: str, limit: int = 100, offset: int = 0) -> dict[str, Any]:
         """``{jobId, alerts: [{seq, timestamp, level, title, text, source}], total, limit,
         offset}``: the job's alerts oldest first (``source``: worker, rule, failed or
