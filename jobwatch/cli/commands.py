@@ -1,4 +1,5 @@
-"""The ``jobwatch`` command: ``serve``, ``jobs``, ``report``, ``watch``, ``top`` and more.
+"""The ``jobwatch`` command: ``serve``, ``jobs``, ``report``, ``watch``, ``top``, ``tenants``,
+``tokens``, ``share`` and more.
 
 Exit codes: 0 success, 1 the server refused the request, 2 bad usage,
 3 the server could not be reached or is
@@ -19,6 +20,7 @@ from typing import Any
 
 from jobwatch._extras import require
 from jobwatch._version import __version__
+from jobwatch.cli import tenancy
 from jobwatch.contract.basics import JOB_STATUSES
 from jobwatch.errors import APIError, ConnectionError, MissingExtra
 from jobwatch.server.storage.files import default_db_path
@@ -208,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     top.add_argument("--url", help="server URL (default $JOBWATCH_URL or http://127.0.0.1:8765)")
     top.add_argument("--token", help="bearer token for the server (default $JOBWATCH_TOKEN)")
     top.add_argument("--status", choices=JOB_STATUSES, help="follow only jobs of this status")
+    tenancy.add_parsers(commands)
     return parser
 
 
@@ -227,6 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _watch(args)
         if args.command == "top":
             return _top(args)
+        if args.command in ("tenants", "tokens", "share"):
+            return tenancy.run(args)
         return _jobs(args)
     except APIError as exc:  # its message is the server's: cleaned like any remote text
         if exc.status in TEMPORARY_STATUSES:
