@@ -460,7 +460,3 @@ def _print_jobs(jobs: list[dict[str, Any]], total: int) -> None:
             f"{clean(job['name'] or '', single_line=True)}"
         )
     print(f"({len(jobs)} of {total})")
-
-
-if __name__ == "__main__":
-    sys.exit(main())
