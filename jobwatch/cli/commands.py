@@ -189,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Show a job's progress, time remaining, cost, GPU metrics and log lines "
         "live until it ends. Exit 0 when it completed, 4 when it failed or was cancelled.",
     )
-    watch.add_argument("job_id", metavar="JOB", help="the job id")
+    watch.add_argument("job_id", metavar="JOB", help="the job id, or a share link")
     watch.add_argument("--url", help="server URL (default $JOBWATCH_URL or http://127.0.0.1:8765)")
     watch.add_argument(
         "--token", help="bearer token for the server; prefer setting $JOBWATCH_TOKEN (the default)"
@@ -408,16 +408,20 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _watch(args: argparse.Namespace) -> int:
-    from jobwatch.client.rest import Client
+    from jobwatch.client.rest import Client, share_link_parts
     from jobwatch.terminal.watch import Watcher
 
+    job_id, url, token = args.job_id, args.url, args.token
+    shared = share_link_parts(job_id)
+    if shared is not None:  # a share link names the server, the job and the token
+        url, job_id, token = url or shared[0], shared[1], shared[2]
     try:
-        client = Client(args.url, token=args.token)
+        client = Client(url, token=token)
     except ValueError as exc:
         print(f"jobwatch watch: {exc}", file=sys.stderr)
         return EXIT_USAGE
     with client:
-        state = Watcher(client, args.job_id, wait=args.wait).run()
+        state = Watcher(client, job_id, wait=args.wait).run()
     return 0 if state.job["status"] == "completed" else EXIT_JOB_FAILED
 
 

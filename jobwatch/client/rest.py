@@ -18,7 +18,7 @@ import netrc  # noqa: F401
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import requests
 
@@ -37,15 +37,36 @@ def default_url() -> str:
     return os.environ.get("JOBWATCH_URL", DEFAULT_URL)
 
 
+SHARE_MARK = "#share="
+"""What a share link carries its token after (``<server>/jobs/<jobId>#share=<token>``)."""
+
+
+def share_link_parts(link: str) -> tuple[str, str, str] | None:
+    """``(server URL, job id, token)`` of a share link such as
+    ``https://jw.example/jobs/acme:run-7#share=jws_...``, or ``None`` if ``link``
+    is not one (a plain token, for instance)."""
+    address, mark, token = link.partition(SHARE_MARK)
+    head, jobs, job_path = address.rpartition("/jobs/")
+    if not (mark and token and jobs and job_path) or "/" in job_path:
+        return None
+    if not head.startswith(("http://", "https://")):
+        return None
+    return head, unquote(job_path), token
+
+
 class Client:
     """Talks to one jobwatch server.
 
     Parameters
     ----------
     url:
-        Base URL of the server, e.g. ``http://127.0.0.1:8765`` (no ``/api``).
+        Base URL of the server, e.g. ``http://127.0.0.1:8765`` (no ``/api``);
+        default the share link's server when ``token`` is one, else
+        ``$JOBWATCH_URL`` or ``http://127.0.0.1:8765``.
     token:
-        Bearer token sent with every request; default ``$JOBWATCH_TOKEN`` if set.
+        Bearer token sent with every request (the admin's, a tenant's, a
+        worker's, or a share link's token or the whole share link); default
+        ``$JOBWATCH_TOKEN`` if set.
     timeout:
         Seconds to wait for each HTTP answer (connect and read).
 
@@ -55,6 +76,9 @@ class Client:
     def __init__(
         self, url: str | None = None, *, token: str | None = None, timeout: float = 10.0
     ) -> None:
+        shared = share_link_parts(token) if token else None
+        if shared is not None:
+            url, token = url or shared[0], shared[2]
         self.url = (url or default_url()).rstrip("/")
         if not self.url.startswith(("http://", "https://")):
             raise ValueError(f"url must start with http:// or https://, got {self.url!r}")

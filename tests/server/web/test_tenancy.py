@@ -18,7 +18,7 @@ import pytest
 import requests
 import websocket
 
-from jobwatch.client.rest import Client
+from jobwatch.client.rest import Client, share_link_parts
 from jobwatch.errors import JobNotFound
 from jobwatch.server import EmbeddedServer
 from tests.conftest import FakeClock, WsClient, wait_for
@@ -393,3 +393,25 @@ def test_a_server_with_a_read_token_reads_everything_with_it(clock: FakeClock) -
         wait_for(lambda: reader.get("/api/jobs/acme:x").ok)
     finally:
         server.stop()
+
+
+def test_a_share_link_is_a_token_for_the_python_clients(setup: Setup) -> None:
+    acme = setup.http(setup.acme.write)
+    assert acme.put("/api/jobs/acme:linked", json={}).status_code == 201
+    assert progress(acme, "acme:linked", 35).ok
+    link = acme.post("/api/jobs/acme:linked/shares", json={}).json()["url"]
+    assert share_link_parts(link) == (
+        setup.server.url,
+        "acme:linked",
+        link.split("#share=")[1],
+    )
+    assert share_link_parts("jw_0123456789abcdef_x") is None
+    assert share_link_parts("http://h/jobs/a/b#share=x") is None
+    with Client(token=link) as client:  # the link names its server too
+        assert client.url == setup.server.url
+        assert client.monitor("acme:linked")["job"]["progress"] == 35
+        subscription = client.subscribe("acme:linked", since=0)  # replays the progress
+        try:
+            assert next(iter(subscription))["type"] == "JOB_PROGRESS"
+        finally:
+            subscription.close()
