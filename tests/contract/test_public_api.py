@@ -43,6 +43,7 @@ ERROR_TREE = {
     "ValidationError": "APIError",
     "AuthenticationError": "APIError",
     "WorkerMismatch": "APIError",
+    "Forbidden": "APIError",
     "JobNotFound": "APIError",
     "NotFound": "APIError",
     "MethodNotAllowed": "APIError",
