@@ -443,8 +443,7 @@ def _stored_bytes(conn: Connection) -> int:
 
 
 def tenant_job_count(conn: Connection, tenant: str) -> int:
-    """Jobs ``tenant`` stores now."""
-    batch.flush(conn)
+    """Jobs ``tenant`` stores now (a new job row is inserted at once, not batched)."""
     query = select(func.count()).select_from(jobs).where(jobs.c.tenant == tenant)
     return int(conn.execute(query).scalar_one())
 
