@@ -236,7 +236,11 @@ def widget_view(monkeypatch):
         monitor_module,
         "_make_view",
         lambda mon, time_range: MonitorView(
-            mon._change_range, mon._load_older, time_range, mon._redraw
+            mon._change_range,
+            mon._load_older,
+            time_range,
+            mon._redraw,
+            snapshot_marker=mon.snapshot_marker,
         ),
     )
 

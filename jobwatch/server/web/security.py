@@ -25,7 +25,7 @@ from limits import RateLimitItemPerSecond
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
-from jobwatch.errors import APIError, AuthenticationError, RateLimited
+from jobwatch.errors import AuthenticationError, HostNotAllowed, OriginNotAllowed, RateLimited
 from jobwatch.server.core.tenancy import ADMIN, Kind, Principal
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -132,10 +132,10 @@ class AccessPolicy:
         ------
         AuthenticationError
             401: no token, a wrong one, or a write with a token that may not write.
-        APIError
-            403 ``host_not_allowed`` (a tokenless server asked under another
-            name) or ``origin_not_allowed`` (a WebSocket from a browser origin
-            not allowed).
+        HostNotAllowed
+            403 ``host_not_allowed``: a tokenless server asked under another name.
+        OriginNotAllowed
+            403 ``origin_not_allowed``: a WebSocket from a browser origin not allowed.
         """
         if request.path in OPEN_PATHS:
             return None
@@ -174,12 +174,10 @@ class AccessPolicy:
         host = _host_name(request.host)
         if host and self._allowed(host):
             return
-        raise APIError(
+        raise HostNotAllowed(
             f"this server has no token, so it answers only requests to localhost, 127.0.0.1 "
             f"or [::1], not to {request.host!r}; start it with --allowed-host NAME for "
-            "another name, or with a token (JOBWATCH_TOKEN)",
-            status=403,
-            code="host_not_allowed",
+            "another name, or with a token (JOBWATCH_TOKEN)"
         )
 
     def _check_origin(self, request: Request) -> None:
@@ -193,10 +191,8 @@ class AccessPolicy:
         # needs the token, which another site's page does not have.
         if self.write_token is not None and netloc == request.host:
             return
-        raise APIError(
-            f"WebSocket origin {origin!r} is not allowed; start the server with --cors-origin",
-            status=403,
-            code="origin_not_allowed",
+        raise OriginNotAllowed(
+            f"WebSocket origin {origin!r} is not allowed; start the server with --cors-origin"
         )
 
 
