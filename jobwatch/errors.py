@@ -9,6 +9,7 @@
      |    |    +-- HostNotAllowed    403 host_not_allowed
      |    |    +-- OriginNotAllowed  403 origin_not_allowed
      |    +-- WorkerMismatch         403 worker_mismatch
+     |    +-- Forbidden              403 forbidden
      |    +-- JobNotFound            404 job_not_found
      |    +-- NotFound               404 not_found
      |    +-- MethodNotAllowed       405 method_not_allowed
@@ -46,6 +47,7 @@ __all__ = [
     "BrokerUnavailable",
     "Conflict",
     "ConnectionError",
+    "Forbidden",
     "HostNotAllowed",
     "JobFinished",
     "JobNotFound",
@@ -160,6 +162,13 @@ class WorkerMismatch(APIError):
 
     status = 403
     code = "worker_mismatch"
+
+
+class Forbidden(APIError):
+    """403: this token may not do this, whatever the job (so nothing about one is told)."""
+
+    status = 403
+    code = "forbidden"
 
 
 class JobNotFound(APIError):

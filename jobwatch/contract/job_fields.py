@@ -332,6 +332,12 @@ JOB_FIELDS: tuple[JobField, ...] = (
         "float",
         "the running nodes' own prices per hour, summed; null: no node reports one",
         nullable=True,
+        "tenant",
+        str,
+        "text",
+        "the tenant the job belongs to (server.core.tenancy); NULL: the operator's",
+        nullable=True,
+        length=32,
     ),
 )
 """Every column of ``jobs``, in table order; the wire fields among them in the

@@ -47,6 +47,7 @@ ERROR_TREE = {
     "HostNotAllowed": "AuthenticationError",
     "OriginNotAllowed": "AuthenticationError",
     "WorkerMismatch": "APIError",
+    "Forbidden": "APIError",
     "JobNotFound": "APIError",
     "NotFound": "APIError",
     "MethodNotAllowed": "APIError",

@@ -12,7 +12,17 @@ from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import Connection, Integer, LargeBinary, cast, func, literal, select, true
+from sqlalchemy import (
+    Connection,
+    Integer,
+    LargeBinary,
+    and_,
+    cast,
+    func,
+    literal,
+    select,
+    true,
+)
 
 from jobwatch.contract.job_fields import LISTED_COLUMNS
 from jobwatch.server.core.alert_rules import alert_to_wire
@@ -64,10 +74,17 @@ def job_exists(conn: Connection, job_id: str) -> bool:
     return conn.execute(select(jobs.c.id).where(jobs.c.id == job_id)).first() is not None
 
 
+def job_owner(conn: Connection, job_id: str) -> tuple[bool, str | None]:
+    """(whether ``job_id`` is stored, its tenant): reads those two columns only."""
+    row = conn.execute(select(jobs.c.id, jobs.c.tenant).where(jobs.c.id == job_id)).first()
+    return (False, None) if row is None else (True, row[1])
+
+
 def list_jobs(
-    conn: Connection, status: str | None, limit: int, offset: int
+    conn: Connection, status: str | None, limit: int, offset: int, *, tenant: str | None = None
 ) -> tuple[list[ListedJob], int]:
-    """Jobs newest first, optionally of one status; returns (rows, total).
+    """Jobs newest first, optionally of one status and of one tenant (``None``: of
+    every tenant and the operator); returns (rows, total).
 
     The page ends early, after at least one job, once its jobs' stored text
     (result, error, name, operation, ids) reaches :data:`LIST_PAGE_BYTES` in
@@ -78,6 +95,8 @@ def list_jobs(
     its encoded size.
     """
     where = true() if status is None else jobs.c.status == status
+    if tenant is not None:
+        where = and_(where, jobs.c.tenant == tenant)
     order = (jobs.c.created_at.desc(), jobs.c.id)
     lengths = [func.coalesce(_octets(conn, column), 0) for column in _LISTED_TEXT]
     size = functools.reduce(operator.add, lengths)

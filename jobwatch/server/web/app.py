@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app, g, request
 from flask_cors import CORS
 from flask_sock import Sock
 from werkzeug.exceptions import HTTPException
@@ -25,13 +25,16 @@ from jobwatch.server.events.fleet_feed import FleetFeed
 from jobwatch.server.events.watchdog import StallWatchdog
 from jobwatch.server.events.webhook import WebhookSender
 from jobwatch.server.storage.store import Store
+from jobwatch.server.storage.tenancy import TenancyStore
 from jobwatch.server.web import prometheus
+from jobwatch.server.web.access import Authenticator, current_principal, remember
+from jobwatch.server.web.admin import bp as admin_bp
 from jobwatch.server.web.api import bp as api_bp
 from jobwatch.server.web.api import json_response
 from jobwatch.server.web.openapi import bp as openapi_bp
 from jobwatch.server.web.pages import bp as pages_bp
 from jobwatch.server.web.pages import open_pages
-from jobwatch.server.web.security import AccessPolicy, WorkerRateLimit
+from jobwatch.server.web.security import WEBSOCKET_PATH, AccessPolicy, WorkerRateLimit
 from jobwatch.server.web.services import Services
 from jobwatch.server.web.ws import serve_socket
 
@@ -162,6 +165,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     store = Store(
         app.config["DATABASE"], clock=app.config["CLOCK"], alert_rules=alert_on, quotas=quotas
     )
+    tenancy = TenancyStore(store)
+    authenticator = Authenticator(tenancy, app.config["CLOCK"])
+    policy.authenticate = authenticator
     broker = _broker(app.config["REDIS_URL"], app.config["REDIS_CHANNEL"], store)
     store.set_publisher(_publisher(broker, webhook))
     rate = float(app.config["RATE_LIMIT"] or 0)
@@ -178,14 +184,19 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         ),
         webhook=webhook,
         fleet=FleetFeed(store, broker, app.config["CLOCK"]),
+        tenancy=tenancy,
+        authenticator=authenticator,
     )
     app.extensions["jobwatch"] = services
-    app.before_request(open_pages(policy.check))
+    app.before_request(open_pages(remember(policy.check)))
+    app.before_request(_connection_quota)
+    app.teardown_request(_connection_ended)
     app.before_request(_no_redirects)
     if app.config["CORS_ORIGINS"]:
         CORS(app, resources={r"/api/*": {"origins": list(app.config["CORS_ORIGINS"])}})
 
     app.register_blueprint(api_bp)
+    app.register_blueprint(admin_bp)
     app.register_blueprint(openapi_bp)
     prometheus.install(app)
     app.register_blueprint(pages_bp)
@@ -225,7 +236,25 @@ def _broker(redis_url: str | None, channel: str, store: Store) -> Broker:
 
 
 def _websocket(ws: Any) -> None:
-    serve_socket(ws, current_app.extensions["jobwatch"])
+    serve_socket(ws, current_app.extensions["jobwatch"], current_principal())
+
+
+def _connection_quota() -> None:
+    """Count a tenant's WebSocket, refused past its connection quota before the
+    upgrade (507 ``quota_exceeded``); :func:`_connection_ended` releases it."""
+    if request.path != WEBSOCKET_PATH:
+        return
+    principal = g.get("jobwatch_principal")
+    services: Services = current_app.extensions["jobwatch"]
+    if principal is not None and services.reserve_connection(principal):
+        g.jobwatch_counted_tenant = principal.tenant
+
+
+def _connection_ended(_exc: BaseException | None) -> None:
+    tenant = g.pop("jobwatch_counted_tenant", None)
+    if tenant is not None:
+        services: Services = current_app.extensions["jobwatch"]
+        services.release_connection(tenant)
 
 
 def _no_redirects() -> None:
