@@ -16,6 +16,7 @@
      |    +-- Conflict               409 job_exists
      |    |    +-- JobFinished       409 job_finished
      |    +-- PayloadTooLarge        413 payload_too_large
+     |    +-- TooManySubscriptions   429 too_many_subscriptions
      |    +-- QuotaExceeded          507 quota_exceeded
      |    +-- RetryLater             an answer with ``retry_after`` seconds
      |         +-- RequestTimeout    408 request_timeout
@@ -66,6 +67,7 @@ __all__ = [
     "StoreClosed",
     "StoreUnavailable",
     "TooManyConnections",
+    "TooManySubscriptions",
     "UnsafeDatabasePath",
     "ValidationError",
     "WorkerMismatch",
@@ -243,6 +245,15 @@ class RateLimited(RetryLater):
 
     status = 429
     code = "rate_limited"
+
+
+class TooManySubscriptions(APIError):
+    """429 (a WebSocket ``error``): this connection already holds the most job
+    subscriptions allowed; unsubscribe from one or open another connection.
+    Waiting does not help, so it is no :class:`RetryLater`."""
+
+    status = 429
+    code = "too_many_subscriptions"
 
 
 class TooManyConnections(RetryLater):

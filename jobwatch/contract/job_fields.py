@@ -332,6 +332,8 @@ JOB_FIELDS: tuple[JobField, ...] = (
         "float",
         "the running nodes' own prices per hour, summed; null: no node reports one",
         nullable=True,
+    ),
+    JobField(
         "tenant",
         str,
         "text",

@@ -54,6 +54,7 @@ ERROR_TREE = {
     "Conflict": "APIError",
     "JobFinished": "Conflict",
     "PayloadTooLarge": "APIError",
+    "TooManySubscriptions": "APIError",
     "QuotaExceeded": "APIError",
     "RetryLater": "APIError",
     "RequestTimeout": "RetryLater",

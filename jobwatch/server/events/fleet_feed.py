@@ -38,8 +38,8 @@ from sqlalchemy.sql.elements import ColumnElement
 from jobwatch.contract.requests import format_ts
 from jobwatch.server.core.rules import job_estimates
 from jobwatch.server.core.serialize import dumps
-from jobwatch.server.core.text import bounded_text
 from jobwatch.server.core.tenancy import Scope
+from jobwatch.server.core.text import bounded_text
 from jobwatch.server.events.broker import ALL_JOBS, Broker
 from jobwatch.server.storage.schema import jobs
 from jobwatch.server.storage.store import Store
@@ -402,7 +402,9 @@ class FleetFeed:
                 return
             page = [summary(dict(row), now) for row in rows]
             self._note_statuses(page)
-            yield [(row["tenant"], s) for row, s in zip(rows, page, strict=True)] if owners else page
+            yield (
+                [(row["tenant"], s) for row, s in zip(rows, page, strict=True)] if owners else page
+            )
             if len(rows) < min(PAGE, left):
                 return
             left -= len(rows)

@@ -35,9 +35,8 @@ from jobwatch.errors import (
     ValidationError,
     first_line,
 )
-from jobwatch.server.core import alert_rules, rules
-from jobwatch.server.core import workers as core_workers
 from jobwatch.server.core import alert_rules, rules, tenancy
+from jobwatch.server.core import workers as core_workers
 from jobwatch.server.core.alert_rules import AlertRule
 from jobwatch.server.core.job_row import JobChanges, JobRow, with_changes
 from jobwatch.server.core.quotas import Quotas, StoredTotal, data_bytes, log_bytes

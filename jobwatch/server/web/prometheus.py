@@ -271,9 +271,7 @@ def prometheus() -> Response:
     """The text exposition of :class:`ServerMetrics`."""
     metrics: ServerMetrics = current_app.extensions["jobwatch.prometheus"]
     scope = _scope()  # a token that lists nothing is refused before the scrape
-    if scope.everything:
-        text = metrics.exposition()  # shared with the scrapes that arrive meanwhile
-    else:
-        # a tenant's scrape is its own: a shared build would show it another's jobs
-        text = generate_latest(metrics.registry)
+    # A build is shared with the scrapes that arrive meanwhile only when it shows
+    # everything: a tenant's scrape is its own, or it could show another's jobs.
+    text = metrics.exposition() if scope.everything else generate_latest(metrics.registry)
     return Response(text, mimetype=None, content_type=CONTENT_TYPE)

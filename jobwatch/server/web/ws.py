@@ -36,9 +36,14 @@ from jobwatch.contract.requests import (
     parse_client_message,
     valid_job_id,
 )
-from jobwatch.errors import APIError, Forbidden, JobNotFound, StoreUnavailable
+from jobwatch.errors import (
+    APIError,
+    Forbidden,
+    JobNotFound,
+    StoreUnavailable,
+    TooManySubscriptions,
+)
 from jobwatch.server.core import tenancy
-from jobwatch.server.core.job_row import JobRow
 from jobwatch.server.core.rules import completed_event
 from jobwatch.server.core.serialize import Event, dumps
 from jobwatch.server.core.tenancy import ADMIN, Principal
@@ -170,11 +175,9 @@ class Session:
                 self._subscriptions[job_id] = subscription
                 self._drop_queued_start(job_id)
         if refused:
-            error = APIError(
+            error = TooManySubscriptions(
                 f"this connection already holds {MAX_JOB_SUBSCRIPTIONS} job subscriptions, "
-                "the most allowed; unsubscribe from one or open another connection",
-                status=429,
-                code="too_many_subscriptions",
+                "the most allowed; unsubscribe from one or open another connection"
             )
             self._send_control(
                 {"type": "error", "subscriptionId": job_id, "error": _error_body(error)}
