@@ -321,6 +321,7 @@ class Sender:
         if self._inflight is None:
             self._inflight = self._compose()
         request = self._inflight
+        place = self._job.rank_fields or {}
         try:
             reply = self._client.report_progress(
                 self._job.job_id,
@@ -334,6 +335,11 @@ class Sender:
                 scalars=request.scalars,
                 alerts=request.alerts,
                 resumed_from=request.resumed_from,
+                rank=place.get("rank"),
+                world_size=place.get("worldSize"),
+                local_rank=place.get("localRank"),
+                node=place.get("node"),
+                node_price_per_hour=place.get("nodePricePerHour"),
             )
         except APIError as exc:
             if not rejected(exc):
