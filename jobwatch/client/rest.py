@@ -246,6 +246,11 @@ class Client:
         scalars: Sequence[Mapping[str, Any]] | None = None,
         alerts: Sequence[Mapping[str, Any]] | None = None,
         resumed_from: float | None = None,
+        rank: int | None = None,
+        world_size: int | None = None,
+        local_rank: int | None = None,
+        node: str | None = None,
+        node_price_per_hour: float | None = None,
     ) -> ProgressReply:
         """Send one progress update (synchronously) and return the server's reply.
 
@@ -274,6 +279,10 @@ class Client:
             Percent, 0-100: this worker started part-way, at this progress (a run
             resumed from a checkpoint). Above 0 the job's time remaining waits
             until progress moves (docs/api.md "Estimates").
+        rank, world_size, local_rank, node, node_price_per_hour:
+            This worker's place in a distributed job (``rank`` and ``world_size``
+            together), its node's name and the node's own price per hour
+            (docs/api.md "Distributed jobs"); ``None``: not sent.
 
         Returns
         -------
@@ -296,6 +305,15 @@ class Client:
             body["alerts"] = [dict(alert) for alert in alerts]
         if resumed_from is not None:
             body["resumedFrom"] = resumed_from
+        for name, value in (
+            ("rank", rank),
+            ("worldSize", world_size),
+            ("localRank", local_rank),
+            ("node", node),
+            ("nodePricePerHour", node_price_per_hour),
+        ):
+            if value is not None:
+                body[name] = value
         return cast(
             ProgressReply,
             self._dict(self.request("POST", f"/api/jobs/{_path(job_id)}/progress", json_body=body)),

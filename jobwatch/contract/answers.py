@@ -409,6 +409,9 @@ class JobSummary(TypedDict):
     workerId: str | None
     stalled: bool
     alerts: int
+    worldSize: int | None
+    workers: int
+    nodes: int
 
 
 class JobsChangedData(TypedDict):

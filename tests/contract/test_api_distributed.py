@@ -170,3 +170,18 @@ def test_only_rank_0_completes_a_distributed_job(api: Api) -> None:
     other = api.post("/api/jobs/ddp4/complete", json={"workerId": "node-b/2"})
     assert other.status_code == 403
     assert api.post("/api/jobs/ddp4/complete", json={"workerId": "node-a/0"}).status_code == 200
+
+
+def test_a_rank_may_put_its_world_after_rank_0_reported(api: Api) -> None:
+    """Ranks start in any order: a rank's PUT after rank 0's first update is no change."""
+    first = api.put("/api/jobs/late", json={"workerId": "node-a/0", "worldSize": 4, "name": "ft"})
+    assert first.status_code == 201, first.text
+    assert api.post("/api/jobs/late/progress", json=_update("node-a", 0, 0, 5)).status_code == 200
+    for node, rank, _ in RANKS[1:]:
+        answer = api.put("/api/jobs/late", json={"workerId": f"{node}/{rank}", "worldSize": 4})
+        assert answer.status_code == 200, answer.text
+        body = {"workerId": f"{node}/{rank}", "worldSize": 4, "name": "other"}
+        refused = api.put("/api/jobs/late", json=body)  # only rank 0 renames the job
+        assert refused.status_code == 403
+    job = api.get("/api/jobs/late").json()["job"]
+    assert (job["workerId"], job["worldSize"], job["name"]) == ("node-a/0", 4, "ft")

@@ -345,8 +345,6 @@ def spec_changes(job: JobRow, spec: JobSpec, now: float) -> JobChanges:
         The spec would change a completed, failed or cancelled job (409).
     """
     distributed = spec.world_size is not None or job["world_size"] is not None
-    if spec.worker_id is not None and not (distributed and job["worker_id"] is None):
-        check_bound(job, spec.worker_id)
     changes: JobChanges = {
         column: value
         for column, value in (
@@ -359,12 +357,19 @@ def spec_changes(job: JobRow, spec: JobSpec, now: float) -> JobChanges:
         )
         if value is not None and value != job[column]  # type: ignore[literal-required]
     }
+    world_only = set(changes) <= {"world_size"}
+    if spec.worker_id is not None and not (
+        distributed and (job["worker_id"] is None or world_only)
+    ):
+        # Any rank of a distributed job may declare its world (ranks start in any
+        # order, some after rank 0 reported); its other fields are rank 0's.
+        check_bound(job, spec.worker_id)
     if not changes:
         return {}
     if "worker_id" in changes:
         changes.update(n_workers=1, n_nodes=1)
     bound = job["worker_id"]
-    if set(changes) == {"world_size"} and job["status"] not in FINISHED_STATUSES:
+    if world_only and job["status"] not in FINISHED_STATUSES:
         changes["updated_at"] = now  # any worker of the job may declare or resize its world
         return changes
     if bound is not None and spec.worker_id is None:

@@ -97,8 +97,11 @@ _SUMMARY_COLUMNS = (
     "resumed_from",
     "stalled",
     "n_alerts",
-    "node_rate",
+    "world_size",
+    "n_workers",
+    "n_nodes",
     "node_cost",
+    "node_rate",
     "tenant",
 )
 """The ``jobs`` columns a summary needs (with the two GPU figures of the newest
@@ -124,7 +127,9 @@ def summary(job: Mapping[str, Any], now: float) -> dict[str, Any]:
     """A job's summary for the fleet view: ``{id, name, status, progress,
     currentOperation, timeRemaining (s), costSoFar, estimatedTotalCost, currency,
     pricePerHour, gpuUtilization (%), gpuTemperature (Celsius), updatedAt,
-    startedAt, completedAt, createdAt, workerId, stalled, alerts}``.
+    startedAt, completedAt, createdAt, workerId, stalled, alerts, worldSize, workers,
+    nodes}`` (the last three as in the job object: a distributed job's ranks, its
+    reporting workers and their nodes).
 
     ``job`` holds the summary's columns (:data:`_SUMMARY_COLUMNS`) and either
     ``gpu_utilization`` and ``gpu_temperature`` or a whole ``progress_event``.
@@ -159,6 +164,9 @@ def summary(job: Mapping[str, Any], now: float) -> dict[str, Any]:
         "workerId": bounded_text(job["worker_id"], SUMMARY_TEXT_BYTES),
         "stalled": bool(job["stalled"]),
         "alerts": job["n_alerts"],
+        "worldSize": job["world_size"],
+        "workers": job["n_workers"],
+        "nodes": job["n_nodes"],
     }
 
 

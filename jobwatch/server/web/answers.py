@@ -420,6 +420,11 @@ class JobSummary(BaseModel):
     worker_id: str | None = Field(alias="workerId")
     stalled: bool
     alerts: int = Field(ge=0)
+    world_size: int | None = Field(
+        alias="worldSize", description="a distributed job's ranks; null: one worker"
+    )
+    workers: int = Field(ge=0, description="its workers that report")
+    nodes: int = Field(ge=0, description="their distinct nodes")
 
 
 class JobsChangedData(BaseModel):

@@ -28,6 +28,7 @@ import {
 } from "./format.js";
 import { JobState } from "./job_state.js";
 import { LogModel } from "./log_model.js";
+import { REFRESH_MS as WORKERS_MS, WorkersView } from "./workers.js";
 
 const REFRESH_MS = 250; // at most 4 draws a second, as the notebook monitor
 const TICK_MS = 1000; // elapsed time moves on between updates
@@ -54,6 +55,8 @@ const gpuCharts = new GpuCharts({
 });
 const scalarChart = new ScalarChart($(".jobwatch-chart-scalars"));
 const logs = new LogModel(loadOlder);
+const workersView = new WorkersView($(".jobwatch-workers"));
+let workersAt = 0; // when /workers was last asked for (ms, performance.now())
 let link = "connecting"; // the stream's state
 let waiting = false;
 let stream = null;
@@ -187,6 +190,7 @@ function draw() {
   const job = state.job;
   drawHeader(job);
   drawGpuLine();
+  if (job.worldSize) workersView.drawGpus(state.samples);
   drawCharts();
   drawAlerts();
   drawFinal(job);
@@ -260,6 +264,19 @@ async function loadScalars() {
   }
 }
 
+// The ranks of a distributed job: on load, every WORKERS_MS while it runs, and at once
+// after a worker alert (a rank fell silent, straggles or caught up).
+async function loadWorkers(force = false) {
+  if (!state.job.worldSize) return;
+  if (!force && performance.now() - workersAt < WORKERS_MS) return;
+  workersAt = performance.now();
+  try {
+    workersView.setWorkers(await getJson(`${jobPath}/workers`), pageNow());
+  } catch (error) {
+    showError(errorBox, `Could not load the workers: ${error.message}`);
+  }
+}
+
 async function loadOlder(beforeId, room) {
   if (room <= 0) {
     logs.prepend([], false);
@@ -282,6 +299,10 @@ function onMessage(message) {
     return;
   }
   if (!state.apply(message, pageNow())) return;
+  const source = message.type === "JOB_ALERT" ? message.data?.alert?.source : null;
+  if (source === "worker_silent" || source === "straggler" || message.type === "JOB_COMPLETED") {
+    loadWorkers(true);
+  }
   if (state.finished) stream.close(); // nothing more comes
   schedule();
 }
@@ -313,6 +334,7 @@ async function main() {
   logs.set("total", count.total + held);
   logs.set("has_older", count.total + held > state.newLogs.length);
   await loadHistory();
+  await loadWorkers(true);
   stream = new Stream({
     subscribe: () => ({ type: "subscribe:job", subscriptionId: jobId, since: state.seq }),
     onMessage,
@@ -328,7 +350,11 @@ async function main() {
   if (state.finished) loadScalars(); // no stream: its history is all there is
   else stream.start();
   draw();
-  setInterval(() => !state.finished && schedule(), TICK_MS);
+  setInterval(() => {
+    if (state.finished) return;
+    schedule();
+    loadWorkers();
+  }, TICK_MS);
 }
 
 main();
