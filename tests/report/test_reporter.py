@@ -21,6 +21,7 @@ from jobwatch.client.rest import Client
 from jobwatch.report import gpu
 from jobwatch.report.reporter import Reporter
 from jobwatch.server import EmbeddedServer
+from tests.conftest import free_port, wait_for
 from tests.fake_nvml import GIB, FakeGpu, FakeNvml
 
 # -- a real server whose requests a test can count (and answer 429 to) ---------------
@@ -99,23 +100,7 @@ def make_reporter(module_server: EmbeddedServer) -> Iterator[Callable[..., Repor
     for reporter in made:
         reporter.close(timeout=5)
     names = {f"jobwatch-reporter-{r.job_id}" for r in made}
-    assert _wait_until(lambda: not names & {t.name for t in threading.enumerate()}, 15)
-
-
-def _wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    wait_for(lambda: not names & {t.name for t in threading.enumerate()}, 15)
 
 
 def _all_logs(client: Client, job_id: str) -> list[dict[str, Any]]:
@@ -216,7 +201,7 @@ def test_gpu_samples_keep_flowing_between_progress_updates(
     reporter = make_reporter(job_id, gpu=metrics, interval=0.05)
     reporter.update(10, "epoch 1/10")
     assert reporter.flush(timeout=10)
-    assert _wait_until(lambda: len(client.metrics(job_id, time_range=3600)) >= 5, 10)
+    wait_for(lambda: len(client.metrics(job_id, time_range=3600)) >= 5, 10)
     assert client.get_job(job_id)["progress"] == 10
 
 
@@ -506,7 +491,7 @@ def test_rate_limited_waits_retry_after(
 
 
 def test_unreachable_server_never_raises_and_close_is_bounded() -> None:
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     reporter = Reporter("job-offline", url=url, gpu=False, interval=0.01)
     for i in range(1000):
         reporter.update(i / 10)
@@ -515,13 +500,13 @@ def test_unreachable_server_never_raises_and_close_is_bounded() -> None:
     start = time.monotonic()
     assert reporter.close(timeout=1.0) is False
     assert time.monotonic() - start < 1.5
-    assert _wait_until(
+    wait_for(
         lambda: "jobwatch-reporter-job-offline" not in {t.name for t in threading.enumerate()}, 2
     )
 
 
 def test_full_buffer_drops_oldest_and_says_how_many() -> None:
-    port = _free_port()
+    port = free_port()
     reporter = Reporter(
         "job-buffer", url=f"http://127.0.0.1:{port}", gpu=False, interval=0.05, max_log_lines=10
     )
@@ -599,7 +584,7 @@ def test_close_is_bounded_while_a_request_hangs() -> None:
         reporter.close(timeout=0.3)
         assert time.monotonic() - start < 0.8
         name = "jobwatch-reporter-job-hang"
-        assert _wait_until(lambda: name not in {t.name for t in threading.enumerate()}, 3)
+        wait_for(lambda: name not in {t.name for t in threading.enumerate()}, 3)
 
 
 # -- interpreter exit -----------------------------------------------------------------------
@@ -641,7 +626,7 @@ def test_exit_does_not_hang_when_the_server_is_down() -> None:
     done, elapsed = _run_child(
         f"""
         from jobwatch.report.reporter import Reporter
-        r = Reporter("job-exit", url="http://127.0.0.1:{_free_port()}", gpu=False)
+        r = Reporter("job-exit", url="http://127.0.0.1:{free_port()}", gpu=False)
         r.update(10)
         r.log("lost")
         """

@@ -19,6 +19,7 @@ import websocket
 from jobwatch.server import EmbeddedServer
 from jobwatch.server.storage import queries, replay
 from jobwatch.server.storage.queries import LIST_PAGE_BYTES, SAMPLE_GPU_BYTES, SCALAR_ANSWER_POINTS
+from tests.conftest import wait_for
 
 LINE = "x" * 16_000
 
@@ -39,15 +40,6 @@ def _sluggish(ws_url: str) -> websocket.WebSocket:
     ws = websocket.WebSocket(sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)])
     ws.connect(ws_url, timeout=10)
     return ws
-
-
-def _wait(predicate: Any, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_a_replay_reads_the_store_a_page_at_a_time(server: EmbeddedServer, monkeypatch) -> None:
@@ -103,7 +95,7 @@ def test_a_client_that_stops_reading_a_replay_is_dropped(tight: EmbeddedServer) 
     ws = _sluggish(tight.ws_url)
     ws.send(json.dumps({"type": "subscribe:job", "subscriptionId": "bomb", "since": 0}))
     # never reads: the replay's sends block, and the watchdog drops the client
-    assert _wait(lambda: tight.services.broker.subscriber_count("bomb") == 0)
+    wait_for(lambda: tight.services.broker.subscriber_count("bomb") == 0, 20)
     ws.close()
     assert requests.get(f"{tight.url}/api/jobs/bomb/monitor", timeout=5).status_code == 200
 
@@ -114,10 +106,10 @@ def test_a_slow_subscribers_send_queue_is_bounded_in_bytes(clock: Any) -> None:
         requests.put(f"{server.url}/api/jobs/big", json={}, timeout=5)
         ws = _sluggish(server.ws_url)
         ws.send(json.dumps({"type": "subscribe:job", "subscriptionId": "big"}))
-        assert _wait(lambda: server.services.broker.subscriber_count("big") == 1)
+        wait_for(lambda: server.services.broker.subscriber_count("big") == 1, 20)
         # 40 events of ~480 KB, far fewer than WS_QUEUE_SIZE (1,024) messages
         _post_logs(server.url, "big", 40)
-        assert _wait(lambda: server.services.broker.subscriber_count("big") == 0)
+        wait_for(lambda: server.services.broker.subscriber_count("big") == 0, 20)
         ws.close()
 
 
