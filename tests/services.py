@@ -1,4 +1,4 @@
-"""The real PostgreSQL and Redis of the scale-out tests (``../shared/TESTING.md``).
+"""The real PostgreSQL and Redis of the scale-out tests (README.md says how to run them).
 
 Their URLs come from ``JOBWATCH_TEST_POSTGRES_URL`` and
 ``JOBWATCH_TEST_REDIS_URL``; ``.ci/run`` sets both. Unset, the tests that need

@@ -6,7 +6,7 @@ rows keyed by job id, sorted and filtered, and the totals (what the running
 jobs have cost so far and what was spent today). It does no IO and imports no
 display library, so it is tested without a kernel or a terminal and shared by
 :class:`jobwatch.JobsTable` and ``jobwatch top``; the table's page sorts and
-filters with the same rules (``widgets/static/jobstable.js``).
+filters with the same rules (``jobwatch/notebook/static/jobstable.js``).
 """
 
 from __future__ import annotations

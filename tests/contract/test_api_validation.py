@@ -1,4 +1,4 @@
-"""Bad input of every kind CONTRACT.md names, over HTTP on both backends: 400
+"""Bad input of every kind docs/api.md names, over HTTP on both backends: 400
 (or 413) with the JSON path of each bad field, the error envelope, no 5xx, and
 nothing changed by a refused request.
 
@@ -546,7 +546,7 @@ def test_extreme_values_never_give_non_finite_numbers(api: Any, clock: Any, job_
 def test_non_finite_numbers_in_a_complete_result_are_refused(
     api: Any, job: str, raw_result: str
 ) -> None:
-    """CONTRACT.md: input containing NaN/Infinity is rejected with 400 (the
+    """docs/api.md: input containing NaN/Infinity is rejected with 400 (the
     ``result`` of a completion is input too)."""
     refused(api, job, result_body(raw_result), path="complete", model=CompleteRequest)
 

@@ -529,7 +529,8 @@ def test_a_render_of_a_new_update_sends_the_header_in_three_messages(monkeypatch
     """A job reporting 10 times a second changes its operation, time remaining,
     cost, elapsed time and latest GPU sample with nearly every update: they
     travel as one widget's message, with the bar and its percentage (each comm
-    message costs the kernel about 0.1 ms; issue 18, goal 6)."""
+    message costs the kernel about 0.1 ms, and the monitor's CPU is budgeted:
+    ``benchmarks/kernel.py``)."""
     import ipywidgets
 
     sent: list[tuple[str, tuple[str, ...]]] = []

@@ -1,4 +1,4 @@
-"""fork() never deadlocks a Reporter, and a child's lines reach the server (issue 12, item 5).
+"""fork() never deadlocks a Reporter, and a child's lines reach the server.
 
 PyTorch DataLoader workers and multiprocessing's fork start method fork a
 process whose Reporter thread may hold a lock at that instant. Children run in

@@ -1,5 +1,5 @@
-"""A Reporter's logging handler never ships the records jobwatch's own work emits
-(issue 12, item 6): not its sender's, not another reporter's, not the HTTP and
+"""A Reporter's logging handler never ships the records jobwatch's own work emits:
+not its sender's, not another reporter's, not the HTTP and
 WebSocket libraries' while jobwatch talks to the server."""
 
 from __future__ import annotations

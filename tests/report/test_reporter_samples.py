@@ -1,4 +1,4 @@
-"""A bad value from user code costs that value, not the run (issue 12, item 7).
+"""A bad value from user code costs that value, not the run.
 
 Out-of-range GPU values are sent as null the way ``jobwatch.report.gpu.sample()``
 cleans them; a sample that cannot be cleaned, or one the server still refuses,
