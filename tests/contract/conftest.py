@@ -74,5 +74,9 @@ def job(api: Any, job_id: str, request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(autouse=True)
-def _strict_answers(api: Any) -> None:
-    api.session.hooks["response"].append(check_answer)
+def _strict_answers(request: pytest.FixtureRequest) -> None:
+    """Every answer a test reads through ``api`` is checked (strict JSON, the error
+    envelope). Asked for by name, not as a parameter: a test that uses no backend's
+    server (pure validators, a server of its own) then runs once, not once per backend."""
+    if "api" in request.fixturenames:
+        request.getfixturevalue("api").session.hooks["response"].append(check_answer)
