@@ -13,6 +13,7 @@ from benchmarks import (
     idle,
     ingest,
     kernel,
+    log_latency,
     memory,
     queries,
     reporter,
@@ -42,6 +43,7 @@ SUITES = {
     "slowdisk": slowdisk.run,
     "training": training.run,
     "kernel": kernel.run,
+    "latency": log_latency.run,
 }
 
 

@@ -6,6 +6,8 @@
      +-- APIError(status, code, message, details)      an error answer of the contract
      |    +-- ValidationError        400 validation_error / invalid_json / unsupported_media_type
      |    +-- AuthenticationError    401 unauthorized
+     |    |    +-- HostNotAllowed    403 host_not_allowed
+     |    |    +-- OriginNotAllowed  403 origin_not_allowed
      |    +-- WorkerMismatch         403 worker_mismatch
      |    +-- JobNotFound            404 job_not_found
      |    +-- NotFound               404 not_found
@@ -15,7 +17,10 @@
      |    +-- PayloadTooLarge        413 payload_too_large
      |    +-- QuotaExceeded          507 quota_exceeded
      |    +-- RetryLater             an answer with ``retry_after`` seconds
+     |         +-- RequestTimeout    408 request_timeout
      |         +-- RateLimited       429 rate_limited
+     |         +-- TooManyConnections 429 too_many_connections
+     |         +-- ServerBusy        503 server_busy
      |         +-- StoreUnavailable  503 store_unavailable
      +-- ConnectionError             the server could not be reached or answered garbage
      +-- MissingExtra                a part of jobwatch needs an extra that is not installed
@@ -26,12 +31,14 @@
 
 The server raises the :class:`APIError` kinds and turns them into the contract's error envelope
 ``{"error": {"code", "message", "details"}}``; the client turns an envelope
-back into the same class with :func:`error_from_envelope`.
+back into the same class with :func:`error_from_envelope`. Each class declares
+its ``code`` (and ``other_codes``, where several codes share one class); the
+mapping back is built from those declarations, so a code has exactly one class.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 __all__ = [
     "APIError",
@@ -39,19 +46,24 @@ __all__ = [
     "BrokerUnavailable",
     "Conflict",
     "ConnectionError",
+    "HostNotAllowed",
     "JobFinished",
     "JobNotFound",
     "JobwatchError",
     "MethodNotAllowed",
     "MissingExtra",
     "NotFound",
+    "OriginNotAllowed",
     "PayloadTooLarge",
     "QuotaExceeded",
     "RateLimited",
+    "RequestTimeout",
     "RetryLater",
+    "ServerBusy",
     "SettingsError",
     "StoreClosed",
     "StoreUnavailable",
+    "TooManyConnections",
     "UnsafeDatabasePath",
     "ValidationError",
     "WorkerMismatch",
@@ -71,7 +83,7 @@ class APIError(JobwatchError):
     message:
         What was wrong and what is allowed, for a person.
     status:
-        HTTP status code (400, 401, 403, 404, 405, 409, 413 or 429).
+        HTTP status code (400, 401, 403, 404, 405, 408, 409, 413, 429, 503 or 507).
     code:
         Machine-readable code, e.g. ``"validation_error"``.
     details:
@@ -81,6 +93,8 @@ class APIError(JobwatchError):
 
     status: int = 400
     code: str = "bad_request"
+    other_codes: ClassVar[tuple[str, ...]] = ()
+    """Further codes that this class stands for (its ``code`` is the one it raises by default)."""
 
     def __init__(
         self,
@@ -114,13 +128,31 @@ class ValidationError(APIError):
 
     status = 400
     code = "validation_error"
+    other_codes = ("invalid_json", "unsupported_media_type")
 
 
 class AuthenticationError(APIError):
-    """401: a token is required and was missing or wrong."""
+    """401: a token is required and was missing or wrong; its subclasses are the
+    other refusals of who may connect at all."""
 
     status = 401
     code = "unauthorized"
+
+
+class HostNotAllowed(AuthenticationError):
+    """403: a server without a token was asked under a name other than
+    ``localhost``, ``127.0.0.1``, ``[::1]`` or an ``--allowed-host`` (a guard
+    against DNS rebinding)."""
+
+    status = 403
+    code = "host_not_allowed"
+
+
+class OriginNotAllowed(AuthenticationError):
+    """403: a WebSocket from a browser origin the server does not allow (``--cors-origin``)."""
+
+    status = 403
+    code = "origin_not_allowed"
 
 
 class WorkerMismatch(APIError):
@@ -189,11 +221,34 @@ class RetryLater(APIError):
         self.retry_after = self.default_retry_after if retry_after is None else retry_after
 
 
+class RequestTimeout(RetryLater):
+    """408: the request body did not arrive in time (``jobwatch serve``: 30 s);
+    the server closed the connection."""
+
+    status = 408
+    code = "request_timeout"
+
+
 class RateLimited(RetryLater):
     """429: too many requests from this worker."""
 
     status = 429
     code = "rate_limited"
+
+
+class TooManyConnections(RetryLater):
+    """429: this client address already holds the most connections the server
+    allows it; the server closed this one at once."""
+
+    status = 429
+    code = "too_many_connections"
+
+
+class ServerBusy(RetryLater):
+    """503: the server holds the most connections it can."""
+
+    status = 503
+    code = "server_busy"
 
 
 class StoreUnavailable(RetryLater):
@@ -208,22 +263,31 @@ class ConnectionError(JobwatchError):
     """The server could not be reached, timed out, or answered something that is not the API."""
 
 
-_BY_CODE: dict[str, type[APIError]] = {
-    "validation_error": ValidationError,
-    "invalid_json": ValidationError,
-    "unsupported_media_type": ValidationError,
-    "unauthorized": AuthenticationError,
-    "worker_mismatch": WorkerMismatch,
-    "job_not_found": JobNotFound,
-    "not_found": NotFound,
-    "method_not_allowed": MethodNotAllowed,
-    "job_exists": Conflict,
-    "job_finished": JobFinished,
-    "payload_too_large": PayloadTooLarge,
-    "quota_exceeded": QuotaExceeded,
-    "rate_limited": RateLimited,
-    "store_unavailable": StoreUnavailable,
-}
+def _classes_by_code() -> dict[str, type[APIError]]:
+    """Each code that an :class:`APIError` subclass declares, to that class.
+
+    Raises
+    ------
+    TypeError
+        Two classes declare the same code.
+    """
+    by_code: dict[str, type[APIError]] = {}
+    pending = list(APIError.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        pending += cls.__subclasses__()
+        own = vars(cls)
+        declared = ((own["code"],) if "code" in own else ()) + own.get("other_codes", ())
+        for code in declared:
+            if code in by_code:
+                raise TypeError(
+                    f"{cls.__name__} and {by_code[code].__name__} both declare {code!r}"
+                )
+            by_code[code] = cls
+    return by_code
+
+
+_BY_CODE = _classes_by_code()
 
 
 def first_line(exc: BaseException) -> str:

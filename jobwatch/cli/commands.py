@@ -15,7 +15,7 @@ import os
 import socket
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobwatch._extras import require
 from jobwatch._version import __version__
@@ -23,6 +23,9 @@ from jobwatch.contract.basics import JOB_STATUSES
 from jobwatch.errors import APIError, ConnectionError, MissingExtra
 from jobwatch.server.storage.files import default_db_path
 from jobwatch.view.terminal_safe import clean
+
+if TYPE_CHECKING:
+    from jobwatch.contract.answers import Job
 
 EXIT_API_ERROR = 1
 EXIT_USAGE = 2
@@ -443,7 +446,7 @@ def _top(args: argparse.Namespace) -> int:
     return code or 0
 
 
-def _print_jobs(jobs: list[dict[str, Any]], total: int) -> None:
+def _print_jobs(jobs: list[Job], total: int) -> None:
     header = f"{'ID':<24} {'STATUS':<10} {'PROGRESS':>8}  {'PRICE':>12}  NAME"
     print(header)
     for job in jobs:
@@ -455,7 +458,3 @@ def _print_jobs(jobs: list[dict[str, Any]], total: int) -> None:
             f"{clean(job['name'] or '', single_line=True)}"
         )
     print(f"({len(jobs)} of {total})")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

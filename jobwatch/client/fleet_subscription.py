@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, cast
 
-from jobwatch.client.subscription import Backoff, Subscription
+from jobwatch.client.subscription import Backoff, _Resuming
+from jobwatch.contract.answers import JobsChanged
 from jobwatch.contract.basics import check_status
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["FLEET", "FleetSubscription"]
 
@@ -27,7 +25,7 @@ FLEET = "jobs"
 """The ``subscriptionId`` the server gives a fleet subscription."""
 
 
-class FleetSubscription(Subscription):
+class FleetSubscription(_Resuming[JobsChanged]):
     """Iterate over ``JOBS_CHANGED`` messages of every job (or of one status).
 
     Parameters
@@ -94,10 +92,10 @@ class FleetSubscription(Subscription):
         seq = answer.get("seq")
         self._answered = seq if isinstance(seq, int) else 0
 
-    def _accept(self, message: dict[str, Any]) -> dict[str, Any] | None:
+    def _accept(self, message: dict[str, Any]) -> JobsChanged | None:
         seq = message.get("seq")
         if message.get("type") != "JOBS_CHANGED" or not isinstance(seq, int):
             return None
         if seq > self._answered:
             self.last_seq = max(seq, self.last_seq or 0)
-        return message
+        return cast(JobsChanged, message)

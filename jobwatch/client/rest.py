@@ -1,6 +1,7 @@
 """Client: the REST API and the WebSocket stream, without knowing HTTP.
 
-Every method returns decoded JSON (camelCase keys, as on the wire) and raises
+Every method returns decoded JSON (camelCase keys, as on the wire), typed by
+the dicts of :mod:`jobwatch.contract.answers`, and raises
 only :mod:`jobwatch.errors` exceptions: an error answer becomes the matching
 :class:`~jobwatch.errors.APIError` subclass, and a network failure
 :class:`~jobwatch.errors.ConnectionError`.
@@ -17,7 +18,7 @@ import json
 import netrc  # noqa: F401
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 import requests
@@ -25,6 +26,17 @@ import requests
 from jobwatch.client.fleet_subscription import FleetSubscription
 from jobwatch.client.own_io import doing_io
 from jobwatch.client.subscription import Subscription
+from jobwatch.contract.answers import (
+    AlertsPage,
+    Health,
+    Job,
+    JobList,
+    LogsPage,
+    Monitor,
+    ProgressReply,
+    Sample,
+    ScalarValue,
+)
 from jobwatch.errors import ConnectionError, ValidationError, error_from_envelope
 
 __all__ = ["DEFAULT_URL", "Client", "default_url"]
@@ -127,9 +139,9 @@ class Client:
 
     # -- jobs -----------------------------------------------------------------
 
-    def health(self) -> dict[str, Any]:
+    def health(self) -> Health:
         """``{"status": "ok", "version": ...}``."""
-        return self._dict(self.request("GET", "/api/health"))
+        return cast(Health, self._dict(self.request("GET", "/api/health")))
 
     def create_job(
         self,
@@ -140,7 +152,7 @@ class Client:
         price_per_hour: float | None = None,
         currency: str | None = None,
         provider_id: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> Job:
         """Create a job and return it (the wire job object).
 
         ``price_per_hour`` is in ``currency`` per hour (default QUBIC).
@@ -151,7 +163,7 @@ class Client:
             ``job_id`` is taken (409).
         """
         body = _job_body(job_id, name, worker_id, price_per_hour, currency, provider_id)
-        return self._dict(self.request("POST", "/api/jobs", json_body=body)["job"])
+        return cast(Job, self._dict(self.request("POST", "/api/jobs", json_body=body)["job"]))
 
     def ensure_job(
         self,
@@ -162,7 +174,7 @@ class Client:
         price_per_hour: float | None = None,
         currency: str | None = None,
         provider_id: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> Job:
         """Create the job ``job_id`` or update the given fields (idempotent PUT); return it.
 
         A bound job is changed only with its ``worker_id``, a finished one not
@@ -178,18 +190,17 @@ class Client:
             The job has finished and the call would change it (409).
         """
         body = _job_body(None, name, worker_id, price_per_hour, currency, provider_id)
-        return self._dict(self.request("PUT", f"/api/jobs/{_path(job_id)}", json_body=body)["job"])
+        answer = self.request("PUT", f"/api/jobs/{_path(job_id)}", json_body=body)
+        return cast(Job, self._dict(answer["job"]))
 
-    def get_job(self, job_id: str) -> dict[str, Any]:
+    def get_job(self, job_id: str) -> Job:
         """The job object. Raises :class:`~jobwatch.errors.JobNotFound` (404)."""
-        return self._dict(self.request("GET", f"/api/jobs/{_path(job_id)}")["job"])
+        return cast(Job, self._dict(self.request("GET", f"/api/jobs/{_path(job_id)}")["job"]))
 
-    def list_jobs(
-        self, *, status: str | None = None, limit: int = 100, offset: int = 0
-    ) -> dict[str, Any]:
+    def list_jobs(self, *, status: str | None = None, limit: int = 100, offset: int = 0) -> JobList:
         """``{"jobs", "total", "limit", "offset"}``, newest first; ``limit`` 1-1000."""
         params = {"status": status, "limit": limit, "offset": offset}
-        return self._dict(self.request("GET", "/api/jobs", params=params))
+        return cast(JobList, self._dict(self.request("GET", "/api/jobs", params=params)))
 
     def report_progress(
         self,
@@ -205,7 +216,7 @@ class Client:
         scalars: Sequence[Mapping[str, Any]] | None = None,
         alerts: Sequence[Mapping[str, Any]] | None = None,
         resumed_from: float | None = None,
-    ) -> dict[str, Any]:
+    ) -> ProgressReply:
         """Send one progress update (synchronously) and return the server's reply.
 
         Parameters
@@ -255,8 +266,9 @@ class Client:
             body["alerts"] = [dict(alert) for alert in alerts]
         if resumed_from is not None:
             body["resumedFrom"] = resumed_from
-        return self._dict(
-            self.request("POST", f"/api/jobs/{_path(job_id)}/progress", json_body=body)
+        return cast(
+            ProgressReply,
+            self._dict(self.request("POST", f"/api/jobs/{_path(job_id)}/progress", json_body=body)),
         )
 
     def complete_job(
@@ -266,7 +278,7 @@ class Client:
         status: str = "completed",
         result: Any = None,
         error: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> Job:
         """Finish a job as ``completed``, ``failed`` or ``cancelled``; return the job.
 
         ``result`` is any JSON value; ``error`` a message for failures.
@@ -281,20 +293,19 @@ class Client:
             body["result"] = result
         if error is not None:
             body["error"] = error
-        return self._dict(
-            self.request("POST", f"/api/jobs/{_path(job_id)}/complete", json_body=body)["job"]
-        )
+        answer = self.request("POST", f"/api/jobs/{_path(job_id)}/complete", json_body=body)
+        return cast(Job, self._dict(answer["job"]))
 
     # -- reading --------------------------------------------------------------
 
-    def monitor(self, job_id: str) -> dict[str, Any]:
+    def monitor(self, job_id: str) -> Monitor:
         """``{job, metrics: {latest, history}, logs, timeRemaining, costSoFar,
         estimatedTotalCost, currency, seq}`` (history: last 60 s; logs: last 100)."""
-        return self._dict(self.request("GET", f"/api/jobs/{_path(job_id)}/monitor"))
+        return cast(Monitor, self._dict(self.request("GET", f"/api/jobs/{_path(job_id)}/monitor")))
 
     def metrics(
         self, job_id: str, time_range: float = 60, max_points: int | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[Sample]:
         """Samples of the last ``time_range`` seconds, oldest first, at most
         ``max_points`` (2-10,000) when given."""
         params = {"timeRange": time_range, "maxPoints": max_points}
@@ -307,7 +318,7 @@ class Client:
         names: Sequence[str] | None = None,
         time_range: float | None = None,
         max_points: int | None = None,
-    ) -> dict[str, list[dict[str, Any]]]:
+    ) -> dict[str, list[ScalarValue]]:
         """Training metrics (from :meth:`jobwatch.Reporter.log_metrics`) by name.
 
         Parameters
@@ -340,7 +351,7 @@ class Client:
         body = self.request("GET", f"/api/jobs/{_path(job_id)}/scalars", params=params)
         return dict(body["scalars"])
 
-    def alerts(self, job_id: str, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+    def alerts(self, job_id: str, limit: int = 100, offset: int = 0) -> AlertsPage:
         """``{jobId, alerts: [{seq, timestamp, level, title, text, source}], total, limit,
         offset}``: the job's alerts oldest first (``source``: worker, rule, failed or
         stalled), ``limit`` 1-1000 from ``offset``.
@@ -351,7 +362,8 @@ class Client:
             No such job (404).
         """
         params = {"limit": limit, "offset": offset}
-        return self._dict(self.request("GET", f"/api/jobs/{_path(job_id)}/alerts", params=params))
+        answer = self.request("GET", f"/api/jobs/{_path(job_id)}/alerts", params=params)
+        return cast(AlertsPage, self._dict(answer))
 
     def logs(
         self,
@@ -360,12 +372,13 @@ class Client:
         limit: int = 100,
         offset: int = 0,
         before_id: int | None = None,
-    ) -> dict[str, Any]:
+    ) -> LogsPage:
         """``{jobId, logs, total, limit, offset}``: log lines oldest first, one
         ``level`` (info, warning, error) or all, ``limit`` 1-1000 from ``offset``;
         with ``before_id``, the ``limit`` lines just before that line id."""
         params = {"level": level, "limit": limit, "offset": offset, "beforeId": before_id}
-        return self._dict(self.request("GET", f"/api/jobs/{_path(job_id)}/logs", params=params))
+        answer = self.request("GET", f"/api/jobs/{_path(job_id)}/logs", params=params)
+        return cast(LogsPage, self._dict(answer))
 
     def subscribe(
         self,

@@ -15,15 +15,21 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 import websocket
 
 from jobwatch.client.own_io import doing_io
+from jobwatch.contract.answers import JobEvent
 from jobwatch.contract.backoff import Backoff
 from jobwatch.errors import ConnectionError, JobwatchError, error_from_envelope
 
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
 log = logging.getLogger(__name__)
+
+M = TypeVar("M")
 
 __all__ = ["Backoff", "Subscription"]
 
@@ -33,36 +39,12 @@ EVENT_TYPES = frozenset(
 STATES = ("connecting", "live", "reconnecting", "closed")
 
 
-class Subscription:
-    """Iterate over one job's events; reconnects and resumes by itself.
-
-    Parameters
-    ----------
-    ws_url:
-        The server's WebSocket URL (``ws://host:port/ws``).
-    job_id:
-        The job to follow.
-    since:
-        Deliver events after this ``seq`` (e.g. the ``seq`` of ``/monitor``);
-        ``None`` starts with the events after subscribing.
-    token:
-        Bearer token for the handshake, or ``None``.
-    idle_timeout:
-        Seconds without any frame (the server pings every 25 s) after which
-        the connection is taken as dead and replaced.
-    backoff:
-        Reconnection policy (default: 0.25 s doubling to 30 s, full jitter).
-    on_state:
-        Called with ``"connecting"``, ``"live"``, ``"reconnecting"`` or
-        ``"closed"`` whenever the state changes (from the iterating thread).
-
-    Iteration yields event dicts ``{type, jobId, seq, data}`` in ``seq`` order
-    and stops after ``JOB_COMPLETED`` or :meth:`close`.
-
-    Raises
-    ------
-    jobwatch.errors.JobNotFound
-        From iteration, when the server does not know the job (not retried).
+class _Resuming(Generic[M]):
+    """The WebSocket of :class:`Subscription` and of the fleet's subscription: it
+    connects with backoff, subscribes, and on a lost connection reconnects and
+    subscribes again from ``last_seq``. Subclasses say what to send
+    (:meth:`_request`), what the answer means (:meth:`_subscribed`) and which
+    messages to deliver (:meth:`_accept`); their docstrings give the parameters.
     """
 
     def __init__(
@@ -94,14 +76,14 @@ class Subscription:
 
     # -- public ---------------------------------------------------------------
 
-    def __iter__(self) -> Iterator[dict[str, Any]]:
+    def __iter__(self) -> Iterator[M]:
         return self
 
-    def __next__(self) -> dict[str, Any]:
+    def __next__(self) -> M:
         with doing_io():  # what websocket-client logs meanwhile is not the user's to ship
             return self._next()
 
-    def _next(self) -> dict[str, Any]:
+    def _next(self) -> M:
         while not self._finished and not self._closed.is_set():
             ws = self._connection()
             if ws is None:
@@ -133,7 +115,7 @@ class Subscription:
         if ws is not None:
             ws.abort()  # type: ignore[no-untyped-call]  # wakes a thread blocked in recv(); that thread closes the socket
 
-    def __enter__(self) -> Subscription:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -189,17 +171,17 @@ class Subscription:
             self.reconnects += 1
         self._set_state("live")
 
-    def _subscribed(self, answer: dict[str, Any]) -> None:
-        """Take the ``subscribed`` answer: a first connection starts after its ``seq``."""
-        if self.last_seq is None:
-            self.last_seq = int(answer.get("seq", 0))
-
     def _request(self) -> dict[str, Any]:
         """The subscribe message sent on each connection (with ``since`` on a resume)."""
-        request: dict[str, Any] = {"type": "subscribe:job", "subscriptionId": self.job_id}
-        if self.last_seq is not None:
-            request["since"] = self.last_seq
-        return request
+        raise NotImplementedError
+
+    def _subscribed(self, answer: dict[str, Any]) -> None:
+        """Take the ``subscribed`` answer of a connection."""
+        raise NotImplementedError
+
+    def _accept(self, message: dict[str, Any]) -> M | None:
+        """The message to deliver, or ``None`` (a duplicate, or not for delivery)."""
+        raise NotImplementedError
 
     def _drop(self, why: str) -> None:
         self._close_socket()
@@ -228,7 +210,62 @@ class Subscription:
             raise ConnectionError(f"the server sent a message that is not an object: {raw!r:.80}")
         return message
 
-    def _accept(self, message: dict[str, Any]) -> dict[str, Any] | None:
+    def _set_state(self, state: str) -> None:
+        if state == self.state:
+            return
+        self.state = state
+        if self.on_state is not None:
+            try:
+                self.on_state(state)
+            except Exception:
+                log.exception("jobwatch: on_state callback failed")
+
+
+class Subscription(_Resuming[JobEvent]):
+    """Iterate over one job's events; reconnects and resumes by itself.
+
+    Parameters
+    ----------
+    ws_url:
+        The server's WebSocket URL (``ws://host:port/ws``).
+    job_id:
+        The job to follow.
+    since:
+        Deliver events after this ``seq`` (e.g. the ``seq`` of ``/monitor``);
+        ``None`` starts with the events after subscribing.
+    token:
+        Bearer token for the handshake, or ``None``.
+    idle_timeout:
+        Seconds without any frame (the server pings every 25 s) after which
+        the connection is taken as dead and replaced.
+    backoff:
+        Reconnection policy (default: 0.25 s doubling to 30 s, full jitter).
+    on_state:
+        Called with ``"connecting"``, ``"live"``, ``"reconnecting"`` or
+        ``"closed"`` whenever the state changes (from the iterating thread).
+
+    Iteration yields event dicts ``{type, jobId, seq, data}`` in ``seq`` order
+    and stops after ``JOB_COMPLETED`` or :meth:`close`.
+
+    Raises
+    ------
+    jobwatch.errors.JobNotFound
+        From iteration, when the server does not know the job (not retried).
+    """
+
+    def _subscribed(self, answer: dict[str, Any]) -> None:
+        """Take the ``subscribed`` answer: a first connection starts after its ``seq``."""
+        if self.last_seq is None:
+            self.last_seq = int(answer.get("seq", 0))
+
+    def _request(self) -> dict[str, Any]:
+        """The subscribe message sent on each connection (with ``since`` on a resume)."""
+        request: dict[str, Any] = {"type": "subscribe:job", "subscriptionId": self.job_id}
+        if self.last_seq is not None:
+            request["since"] = self.last_seq
+        return request
+
+    def _accept(self, message: dict[str, Any]) -> JobEvent | None:
         """The message as an event to deliver, or ``None`` (duplicate or not an event)."""
         if message.get("type") not in EVENT_TYPES or message.get("jobId") != self.job_id:
             return None
@@ -242,14 +279,4 @@ class Subscription:
         elif self.last_seq is not None and seq <= self.last_seq:
             return None
         self.last_seq = max(seq, self.last_seq or 0)
-        return message
-
-    def _set_state(self, state: str) -> None:
-        if state == self.state:
-            return
-        self.state = state
-        if self.on_state is not None:
-            try:
-                self.on_state(state)
-            except Exception:
-                log.exception("jobwatch: on_state callback failed")
+        return cast(JobEvent, message)

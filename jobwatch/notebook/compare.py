@@ -9,7 +9,7 @@ started, so runs that started at different times line up. Each line is cut to
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -75,7 +75,7 @@ def compare(
 def _series(client: Client, job_id: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
     if metric in GPU_METRICS:
         started = parse_ts(client.get_job(job_id).get("startedAt"))
-        rows = client.metrics(job_id, HISTORY, 2 * CHART_POINTS)
+        rows: list[Mapping[str, Any]] = list(client.metrics(job_id, HISTORY, 2 * CHART_POINTS))
         points = [
             (ts - started, row[metric] / (1024 if "Memory" in metric else 1))
             for row in rows

@@ -12,6 +12,14 @@ another cell runs.
 
 One live monitor per job and server in a kernel: a new one (the cell run
 again) stops the one before, which keeps its last view, marked not live.
+
+Displayed, a monitor is two outputs: the live widget, and a static snapshot
+(:mod:`jobwatch.notebook.snapshot`: HTML and text, no kernel or JavaScript
+needed) that a saved notebook, nbconvert, GitHub or a front-end without the
+widget manager shows instead. The renderer updates the snapshot's display in
+place (by ``display_id``) at most every :data:`SNAPSHOT_INTERVAL` seconds,
+and at once when the job ends or the monitor closes; the widget hides it
+while it is on a page.
 """
 
 from __future__ import annotations
@@ -20,11 +28,14 @@ import contextlib
 import importlib.util
 import logging
 import threading
+import time
+import uuid
 import weakref
 from typing import Any
 
 from jobwatch._extras import install_hint
 from jobwatch.client.rest import Client
+from jobwatch.contract.answers import LogLine
 from jobwatch.notebook.view import TIME_RANGES, MonitorView
 from jobwatch.view.follow import HistoryLoaded, JobFollower
 from jobwatch.view.state import MAX_SCALAR_POINTS, MonitorState
@@ -45,6 +56,9 @@ HISTORY_POINTS = 500
 """``maxPoints`` asked for when the time range changes."""
 ALL_HISTORY = 30 * 24 * 3600.0
 """What "all" asks the server for: its longest window (30 days)."""
+SNAPSHOT_INTERVAL = 5.0
+"""Seconds between two updates of the static snapshot while the job runs (each
+re-renders a few KB of HTML in the front-end; the job's end updates it at once)."""
 
 _live: dict[tuple[str, str], weakref.ref[JobMonitor]] = {}
 """(server URL, job id) -> the monitor following that job in this process."""
@@ -131,8 +145,12 @@ class JobMonitor:
         self.state = self._follower.state
         self.waiting = self._follower.waiting
         _replace_live(self)
+        self.snapshot_marker = f"jobwatch-snapshot-{uuid.uuid4().hex}"
         self.view: Any = _make_view(self, time_range)
         self.renders = 0
+        self._snapshot_lock = threading.Lock()
+        self._snapshot_shown: dict[str, str] | None = None  # None: not displayed yet
+        self._snapshot_at = -float("inf")
         self._follower.start(_HeldView(self))
 
     # -- display --------------------------------------------------------------
@@ -140,11 +158,64 @@ class JobMonitor:
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.view._repr_mimebundle_(**kwargs)
 
+    def _ipython_display_(self) -> None:
+        """The widget, then its static snapshot as a display of its own (see the module)."""
+        from IPython.display import display
+
+        display(self.view)  # type: ignore[no-untyped-call]
+        if self.widget is None:  # the text view is static already
+            return
+        bundle = self.snapshot()
+        with self._snapshot_lock:
+            self._snapshot_shown = bundle
+            self._snapshot_at = time.monotonic()
+        display(bundle, raw=True, display_id=self.snapshot_marker)  # type: ignore[no-untyped-call]
+        if self.live:
+            self._follower.wake.set()  # the next render brings the snapshot up to date
+
     def display(self) -> None:
         """Display the monitor in the current cell's output."""
         from IPython.display import display
 
         display(self)  # type: ignore[no-untyped-call]
+
+    def snapshot(self) -> dict[str, str]:
+        """The monitor as it shows now, as a static mime bundle (``text/html``, ``text/plain``).
+
+        This is what a page without a kernel or without the widget manager
+        shows in the monitor's place (:mod:`jobwatch.notebook.snapshot`).
+        """
+        from jobwatch.notebook.snapshot import snapshot_bundle
+
+        for _ in range(3):
+            try:
+                return snapshot_bundle(
+                    self.state, self._follower.connection(), marker=self.snapshot_marker
+                )
+            except RuntimeError:  # the renderer changed a deque while it was read: again
+                continue
+        return snapshot_bundle(self.state, "connecting", marker=self.snapshot_marker)
+
+    def _update_snapshot(self, state: MonitorState, connection: str) -> None:
+        """Update the snapshot's display (renderer thread): when the job has ended or
+        the monitor closed, else at most every :data:`SNAPSHOT_INTERVAL` seconds."""
+        from IPython.display import update_display
+
+        from jobwatch.notebook.snapshot import snapshot_bundle
+
+        now = time.monotonic()
+        final = state.finished or connection in ("closed", "ended")
+        with self._snapshot_lock:
+            if self._snapshot_shown is None or (
+                not final and now - self._snapshot_at < SNAPSHOT_INTERVAL
+            ):
+                return
+        bundle = snapshot_bundle(state, connection, marker=self.snapshot_marker)
+        with self._snapshot_lock:
+            if bundle == self._snapshot_shown:
+                return
+            self._snapshot_shown, self._snapshot_at = bundle, now
+        update_display(bundle, raw=True, display_id=self.snapshot_marker)  # type: ignore[no-untyped-call]
 
     @property
     def widget(self) -> Any:
@@ -237,6 +308,8 @@ class _HeldView:
                 stack.enter_context(part.hold_sync())
             view.render(state, connection)
         self.monitor.renders += 1
+        if self.monitor.widget is not None:
+            self.monitor._update_snapshot(state, connection)
 
 
 def _replace_live(monitor: JobMonitor) -> None:
@@ -260,7 +333,7 @@ def _forget_live(monitor: JobMonitor) -> None:
 
 def _lines_before(
     client: Client, job_id: str, before_id: int, room: int
-) -> tuple[list[dict[str, Any]], bool]:
+) -> tuple[list[LogLine], bool]:
     """Up to ``room`` (at most 1000) log lines older than ``before_id``, and whether
     still older ones exist."""
     if room <= 0:
@@ -272,7 +345,13 @@ def _lines_before(
 
 def _make_view(monitor: JobMonitor, time_range: str) -> Any:
     if monitor.widgets:
-        return MonitorView(monitor._change_range, monitor._load_older, time_range, monitor._redraw)
+        return MonitorView(
+            monitor._change_range,
+            monitor._load_older,
+            time_range,
+            monitor._redraw,
+            snapshot_marker=monitor.snapshot_marker,
+        )
     from jobwatch.notebook.text import TextView
 
     return TextView()

@@ -74,6 +74,10 @@ class MonitorView:
     on_redraw:
         Called when a control changes only how the state is drawn (the
         training-metrics axes), so the owner renders again soon.
+    snapshot_marker:
+        The marker class of the monitor's static snapshot, hidden while this
+        view is on a page (:class:`~jobwatch.notebook.snapshot_switch.SnapshotSwitch`);
+        ``None``: no snapshot to hide.
     """
 
     def __init__(
@@ -82,6 +86,7 @@ class MonitorView:
         on_load_older: Callable[[int | None], None],
         time_range: str,
         on_redraw: Callable[[], None] | None = None,
+        snapshot_marker: str | None = None,
     ) -> None:
         import ipywidgets as widgets
 
@@ -127,6 +132,12 @@ class MonitorView:
             self.live,
             self.scalar_latest,
         ]
+        self.switch: Any = None
+        if snapshot_marker is not None:
+            from jobwatch.notebook.snapshot_switch import SnapshotSwitch
+
+            self.switch = SnapshotSwitch(snapshot_marker)
+            self._header.append(self.switch)
         # No empty charts: the charts and their time range join the page with the first
         # GPU sample (bqplot cannot lay out a figure drawn while hidden).
         self.widget = widgets.VBox([*self._header, self.logs, self.final])
@@ -138,7 +149,12 @@ class MonitorView:
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         self.logs.shown()
-        return self.widget._repr_mimebundle_(**kwargs)
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        if isinstance(bundle, dict):
+            # One line instead of the container's repr of every child widget: what a
+            # page without the widget manager (nbconvert, a reader) shows of it.
+            bundle["text/plain"] = "jobwatch monitor (live widget; a snapshot is shown beside it)"
+        return bundle
 
     def parts(self) -> list[Any]:
         """Every widget whose traits a render may change (to hold their syncs together)."""
@@ -266,6 +282,8 @@ class MonitorView:
         for part in self.parts():
             part.close()
         self.range.close()
+        if self.switch is not None:
+            self.switch.close()
 
 
 class _Text:

@@ -58,6 +58,8 @@ class Outbox:
     notifies ``delivered``, on which a flush waits for its mark.
     ``on_record``, when set, is called before the next record, log line,
     training-metric step or alert (a forked child's sender starts its thread then).
+    ``on_line``, when set, is called after a log line or an alert is queued
+    (the sender wakes, to send it soon).
     """
 
     def __init__(self, max_log_lines: int) -> None:
@@ -80,6 +82,7 @@ class Outbox:
         self.sent_scalar_seq = 0
         self.dropped_scalars = 0
         self.on_record: Callable[[], None] | None = None  # called before the next record
+        self.on_line: Callable[[], None] | None = None  # called after a line or alert is queued
 
     def record(
         self, progress: float | None, operation: str | None, allow_backwards: bool = False
@@ -115,6 +118,9 @@ class Outbox:
                 self.dropped += 1
             self.log_seq += 1
             self.logs.append((self.log_seq, level, message, created))
+        woken = self.on_line
+        if woken is not None:
+            woken()
 
     def add_scalars(self, step: int, values: dict[str, float]) -> None:
         """Queue one step's training metrics; when full, drop the oldest step and count it."""
@@ -140,7 +146,10 @@ class Outbox:
                 return False
             self.alerts.append(alert)
             self.version += 1
-            return True
+        woken = self.on_line
+        if woken is not None:
+            woken()
+        return True
 
     def take_scalars(self, room: int) -> list[ScalarStep]:
         """Remove and return the oldest steps holding at most ``room`` values in

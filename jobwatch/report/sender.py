@@ -3,9 +3,16 @@
 The training loop only ever touches the :class:`~jobwatch.report.outbox.Outbox`. One
 :class:`Sender` thread per reporter takes the newest state and the queued log
 lines from it, at most once per ``interval`` seconds, and retries what fails:
+a log line or an alert wakes it and goes out at once when no request was sent
+in the last :data:`~jobwatch.report.send_policy.MIN_GAP` seconds (else when
+that gap is over, with whatever else came meanwhile), so that a watcher sees it
+within a fraction of a second while a reporter still sends at most
+``1 / MIN_GAP`` requests a second;
 exponential backoff with jitter for an unreachable server, ``Retry-After``
 for 429, ``ensure_job`` again for 404. Answers that can never succeed are
-logged once (logger ``jobwatch.report.reporter``) and dropped.
+logged once (logger ``jobwatch.report.reporter``) and dropped. What to do
+when is :class:`~jobwatch.report.send_policy.SendPolicy`'s to say (no I/O);
+this thread does the reading, the requests and the logging.
 """
 
 from __future__ import annotations
@@ -21,43 +28,25 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from jobwatch.client.own_io import sender_thread
-from jobwatch.contract.backoff import Backoff
 from jobwatch.contract.basics import (
-    MAX_BODY_BYTES,
     MAX_LOG_LINES,
     MAX_SCALAR_POINTS,
     MAX_TEXT,
     format_ts,
     truncate_message,
 )
-from jobwatch.errors import (
-    APIError,
-    AuthenticationError,
-    JobFinished,
-    JobNotFound,
-    JobwatchError,
-    RateLimited,
-    WorkerMismatch,
-)
+from jobwatch.errors import APIError
 from jobwatch.report.outbox import Completion, LogLine, Outbox, ReporterJob
 from jobwatch.report.samples import clean_metrics
+from jobwatch.report.send_policy import SendPolicy, lines_that_fit, rejected
 
 if TYPE_CHECKING:
     from jobwatch.client.rest import Client
 
 _log = logging.getLogger("jobwatch.report.reporter")
 
-BACKOFF_BASE = 0.5
-"""Seconds before the first retry; doubled per failure up to :data:`BACKOFF_CAP`, with
-half jitter (:class:`jobwatch.contract.backoff.Backoff`)."""
-BACKOFF_CAP = 30.0
-"""Longest wait between retries, in seconds."""
-URGENT_RETRY = 1.0
-"""Longest wait between retries, in seconds, while a flush, close or completion waits."""
 EXIT_TIMEOUT = 5.0
 """Seconds the interpreter's exit waits, in all, for reporters to deliver what they hold."""
-_BODY_SLACK = 4096  # bytes kept free in a request body beyond what we measure
-_FATAL = (WorkerMismatch, JobFinished, AuthenticationError)
 
 
 class _Request(NamedTuple):
@@ -123,6 +112,7 @@ class Sender:
         self._metrics = metrics
         self._interval = interval
         self._wake = threading.Event()
+        outbox.on_line = self._wake.set  # a line or alert is sent soon, not at the interval
         self._halted = False
         self._alive = True
         self._urgent = 0  # flushes waiting; guarded by outbox.lock
@@ -130,24 +120,13 @@ class Sender:
         self._completion: Completion | None = None
         self._deadline: float | None = None  # monotonic, while finishing
         self._at_exit = False
-        self._ensured = False
+        self._policy = SendPolicy(interval)
         self._carry: list[tuple[int, dict[str, Any], int]] = []  # taken lines: seq, wire, bytes
-        self._backlog = False
-        self._known_progress = 0.0  # the server's, sent while update() was never called
-        self._floor = 0.0  # progress of the running job this reporter attached to
-        self._started_job = False  # ensured once: a re-ensure (404) never sets a floor
         self._inflight: _Request | None = None
         self._session = os.urandom(8).hex()
         self._updates = 0
         self._wall_start = time.time()
         self._monotonic_start = time.monotonic()
-        self._next_send = 0.0
-        self._beating = False  # the last request carried GPU metrics: keep sending them
-        self._retry_at = 0.0
-        self._failed_at = 0.0
-        self._retry = Backoff(BACKOFF_BASE, BACKOFF_CAP, jitter="half")
-        self._rate_limited = False
-        self._down = False
         self._warned: set[str] = set()
         self.completed = False
         self._thread: threading.Thread | None = None
@@ -283,46 +262,42 @@ class Sender:
         """Do the next thing due; return seconds to wait before the next step, or None to end."""
         self._wake.clear()
         now = time.monotonic()
-        urgent = self._urgent > 0 or self._finishing
-        if self._deadline is not None and now >= self._deadline:
+        step = self._policy.next_step(
+            now,
+            urgent=self._urgent > 0 or self._finishing,
+            finishing=self._finishing,
+            completing=self._completion is not None,
+            deadline=self._deadline,
+            news=self._news,
+            lines_waiting=self._lines_waiting,
+        )
+        if step.action == "wait":
+            return step.wait
+        if step.action == "end":
             return None
-        retry_at = self._retry_at
-        if urgent and not self._rate_limited:
-            retry_at = min(retry_at, self._failed_at + URGENT_RETRY)
-        if now < retry_at:
-            return retry_at - now
-        if self._deadline is not None:
-            self._client.timeout = max(0.05, min(self._http_timeout, self._deadline - now))
+        self._client.timeout = self._policy.http_timeout(now, self._deadline, self._http_timeout)
         try:
-            if not self._ensured:
+            if step.action == "ensure":
                 self._ensure()
-            elif self._has_pending():
-                if not (urgent or self._backlog) and now < self._next_send:
-                    return self._next_send - now
+            elif step.action == "send":
                 self._send(now)
-            elif self._finishing:
-                if self._completion is not None:
-                    self._complete()
-                return None
             else:
-                return (
-                    max(0.0, min(self._interval, self._next_send - now))
-                    if self._beating
-                    else self._interval
-                )
+                self._complete()
+                return None
         except Exception as exc:  # the sender must outlive any failure
             return self._failed(exc, now)
         self._succeeded()
         return 0.0
 
-    def _has_pending(self) -> bool:
-        """New state or log lines to send, or a GPU sample due (every ``interval``
-        once the job has reported with metrics, so the charts stay live between
-        progress updates)."""
-        if self._beating and time.monotonic() >= self._next_send:
-            return True
+    def _news(self) -> bool:
+        """Log lines taken but unsent, or new state in the outbox."""
         with self._outbox.lock:
             return bool(self._carry) or self._outbox.has_news()
+
+    def _lines_waiting(self) -> bool:
+        """Whether log lines or alerts wait to be sent (they go after ``MIN_GAP``)."""
+        with self._outbox.lock:
+            return bool(self._carry) or bool(self._outbox.logs) or bool(self._outbox.alerts)
 
     def _ensure(self) -> None:
         job = self._job
@@ -333,12 +308,7 @@ class Sender:
             price_per_hour=job.price_per_hour,
             currency=job.currency,
         )
-        self._known_progress = float(reply.get("progress") or 0.0)
-        if reply.get("status") == "running" and not self._started_job:
-            # attached to a job another reporter moved: never report less than it had
-            self._floor = max(self._floor, self._known_progress)
-        self._started_job = True
-        self._ensured = True
+        self._policy.ensured_job(reply.get("progress"), reply.get("status"))
 
     def _send(self, now: float) -> None:
         """Send the request in flight, or compose the next one.
@@ -365,7 +335,7 @@ class Sender:
                 resumed_from=request.resumed_from,
             )
         except APIError as exc:
-            if not _rejected(exc):
+            if not rejected(exc):
                 raise
             if request.metrics is not None and any(
                 d.get("field", "").startswith("metrics") for d in exc.details
@@ -375,15 +345,16 @@ class Sender:
                 self._inflight = request._replace(metrics=None)
                 return
             self._warn(f"reject-{exc.code}", "the server rejected an update; dropping it: %s", exc)
+            progress = self._policy.known_progress
         else:
-            self._known_progress = float(reply.get("progress", request.progress))
+            progress = float(reply.get("progress", request.progress))
         self._inflight = None
         del self._carry[: request.line_count]
-        self._next_send = now + self._interval
         with self._outbox.lock:  # more lines than one request takes: send on at once
-            self._backlog = bool(self._carry) or (
+            backlog = bool(self._carry) or (
                 request.line_count == MAX_LOG_LINES and bool(self._outbox.logs)
             )
+        self._policy.delivered(now, progress=progress, backlog=backlog)
         self._outbox.mark_delivered(request.version, request.last_seq, request.last_scalar_seq)
 
     def _compose(self) -> _Request:
@@ -394,7 +365,7 @@ class Sender:
             declared = self._outbox.resumed_from
             if self._outbox.backwards:
                 self._outbox.backwards = False
-                self._floor = 0.0
+                self._policy.went_backwards()
             taken = self._outbox.take_logs(MAX_LOG_LINES - len(self._carry))
             steps = self._outbox.take_scalars(MAX_SCALAR_POINTS)
             alerts, self._outbox.alerts = self._outbox.alerts, []
@@ -408,7 +379,7 @@ class Sender:
             )
         scalars = [{"step": step, "values": values} for _, step, values in steps]
         self._carry += [_carry_line(line) for line in taken]
-        progress = self._known_progress if progress is None else max(progress, self._floor)
+        progress = self._policy.progress(progress)
         operation = None if operation is None else _utf8(operation[:MAX_TEXT])
         timestamp = format_ts(self._worker_clock())
         metrics = self._sample()
@@ -422,19 +393,10 @@ class Sender:
             base["scalars"] = scalars
         if alerts:
             base["alerts"] = alerts
-        # a run that started part-way says so in every update (any one may be the first
-        # the server applies): a track(initial=) loop, or attached to a running job
-        resumed = max(declared or 0.0, self._floor)
-        resumed_from = resumed if resumed > 0 else None
+        resumed_from = self._policy.resumed_from(declared)
         if resumed_from is not None:
             base["resumedFrom"] = resumed_from
-        room = MAX_BODY_BYTES - _BODY_SLACK - len(json.dumps(base))
-        count = 0
-        for _, _, size in self._carry[:MAX_LOG_LINES]:
-            room -= size
-            if room < 0 and count > 0:
-                break
-            count += 1
+        count = lines_that_fit(len(json.dumps(base)), (size for _, _, size in self._carry))
         return _Request(
             progress=progress,
             operation=operation,
@@ -471,7 +433,7 @@ class Sender:
             metrics = clean_metrics(sample)
         except Exception as exc:  # a metrics callable must not stop reporting
             self._warn("metrics-error", "GPU metrics failed; this sample is skipped: %r", exc)
-            self._beating = True  # try again in one interval, not only at the next update
+            self._policy.sampled(ok=False, metrics_sent=False)  # try again in one interval
             return None
         if metrics != sample:
             self._warn(
@@ -480,7 +442,7 @@ class Sender:
                 "null and unknown keys dropped: %.300r",
                 sample,
             )
-        self._beating = metrics is not None
+        self._policy.sampled(ok=True, metrics_sent=metrics is not None)
         return metrics
 
     def _complete(self) -> None:
@@ -492,7 +454,7 @@ class Sender:
                 self._job.job_id, self._job.worker_id, done.status, done.result, error
             )
         except APIError as exc:
-            if not _rejected(exc):
+            if not rejected(exc):
                 raise
             self._warn("complete", "the server rejected the completion: %s", exc)
         else:
@@ -500,64 +462,38 @@ class Sender:
         self._completion = None
 
     def _succeeded(self) -> None:
-        if self._down:
+        if self._policy.succeeded():
             _log.info("jobwatch server %s is reachable again", self._client.url)
-        self._down = self._rate_limited = False
-        self._retry.reset()
-        self._retry_at = 0.0
 
     def _failed(self, exc: Exception, now: float) -> float | None:
-        """Decide what a failed request means; return the wait as :meth:`_step` does."""
-        self._failed_at = now
-        self._rate_limited = isinstance(exc, RateLimited)
-        if isinstance(exc, RateLimited):
-            self._retry_at = now + exc.retry_after
-            return 0.0
-        if isinstance(exc, _FATAL):
-            _log.warning("jobwatch stops reporting job %r: %s", self._job.job_id, exc)
-            return None
-        if isinstance(exc, JobNotFound):  # e.g. the server restarted with an empty database
-            self._ensured = False
-            first = self._retry.failures == 0
-            delay = self._retry.next_delay()
-            if first:  # re-create the job at once, back off if that fails too
-                delay = 0.0
-        elif isinstance(exc, APIError) and _rejected(exc):  # only ensure_job raises these
-            _log.warning("jobwatch cannot create job %r: %s", self._job.job_id, exc)
-            return None
-        elif isinstance(exc, JobwatchError):
-            if self._at_exit:
-                with self._outbox.lock:
-                    lines = len(self._carry) + len(self._outbox.logs)
-                _log.warning(
-                    "jobwatch: %s is unreachable at exit; the last update and %d log lines "
-                    "of job %r were not delivered (%s)",
-                    self._client.url,
-                    lines,
-                    self._job.job_id,
-                    exc,
-                )
-                return None
-            if not self._down:
-                _log.warning("jobwatch cannot reach %s (%s); retrying", self._client.url, exc)
-                self._down = True
-            delay = self._retry.next_delay()
-        else:
+        """Log what the policy makes of a failed request; return the wait as :meth:`_step` does."""
+        failure = self._policy.failed(exc, now, at_exit=self._at_exit)
+        url, job_id = self._client.url, self._job.job_id
+        if failure.kind == "fatal":
+            _log.warning("jobwatch stops reporting job %r: %s", job_id, exc)
+        elif failure.kind == "rejected":
+            _log.warning("jobwatch cannot create job %r: %s", job_id, exc)
+        elif failure.kind == "unreachable_at_exit":
+            with self._outbox.lock:
+                lines = len(self._carry) + len(self._outbox.logs)
+            _log.warning(
+                "jobwatch: %s is unreachable at exit; the last update and %d log lines "
+                "of job %r were not delivered (%s)",
+                url,
+                lines,
+                job_id,
+                exc,
+            )
+        elif failure.kind == "unreachable" and failure.first:
+            _log.warning("jobwatch cannot reach %s (%s); retrying", url, exc)
+        elif failure.kind == "error":
             _log.warning("jobwatch reporter error; retrying", exc_info=exc)
-            delay = self._retry.next_delay()
-        self._retry_at = now + delay
-        return 0.0
+        return failure.wait
 
     def _warn(self, key: str, message: str, *args: object) -> None:
         if key not in self._warned:
             self._warned.add(key)
             _log.warning("jobwatch: " + message, *args)
-
-
-def _rejected(exc: APIError) -> bool:
-    """Whether an answer can never succeed on retry (so its payload is dropped)."""
-    retry = (RateLimited, JobNotFound, *_FATAL)
-    return not isinstance(exc, retry) and 400 <= exc.status < 500
 
 
 def _carry_line(line: LogLine) -> tuple[int, dict[str, Any], int]:

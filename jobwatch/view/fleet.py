@@ -5,8 +5,11 @@
 rows keyed by job id, sorted and filtered, and the totals (what the running
 jobs have cost so far and what was spent today). It does no IO and imports no
 display library, so it is tested without a kernel or a terminal and shared by
-:class:`jobwatch.JobsTable` and ``jobwatch top``; the table's page sorts and
-filters with the same rules (``jobwatch/notebook/static/jobstable.js``).
+:class:`jobwatch.JobsTable` and ``jobwatch top``. The browsers sort and filter
+with the same rules in JavaScript, written once in
+``jobwatch/notebook/static/jobstable.js`` (the notebook's table) and imported
+from there by the server's fleet page (``/assets/widgets/jobstable.js``);
+``tests/view/test_fleet_rules.py`` checks on generated rows that the two agree.
 """
 
 from __future__ import annotations
@@ -18,9 +21,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from jobwatch.contract.answers import JobsChanged
 from jobwatch.contract.basics import FINISHED_STATUSES, check_status, parse_ts
 
-__all__ = ["SORT_KEYS", "STATUS_ORDER", "FleetState", "Totals", "check_status"]
+__all__ = [
+    "SORT_KEYS",
+    "STATUS_ORDER",
+    "FleetState",
+    "Totals",
+    "check_status",
+    "has_status",
+    "matches",
+    "sort_rows",
+]
 
 SORT_KEYS = (
     "status",
@@ -30,14 +43,17 @@ SORT_KEYS = (
     "costSoFar",
     "gpuUtilization",
     "gpuTemperature",
+    "alerts",
     "updatedAt",
 )
 """Columns a fleet view sorts by: ``"status"`` (then newest update first) or one summary field."""
 STATUS_ORDER = {"running": 0, "pending": 1, "failed": 2, "cancelled": 3, "completed": 4}
 """Where each status sorts under ``"status"``: what needs a look first (htop's running first)."""
 NUMERIC_KEYS = frozenset(
-    {"progress", "timeRemaining", "costSoFar", "gpuUtilization", "gpuTemperature"}
+    {"progress", "timeRemaining", "costSoFar", "gpuUtilization", "gpuTemperature", "alerts"}
 )
+STALLED = "stalled"
+"""The status filter that keeps the stalled jobs that have not finished."""
 
 
 @dataclass(frozen=True)
@@ -97,7 +113,7 @@ class FleetState:
         self._changed: set[str] = set()
         self._clock, self._wall = clock, wall
 
-    def apply(self, message: Mapping[str, Any]) -> set[str]:
+    def apply(self, message: JobsChanged) -> set[str]:
         """Take one ``JOBS_CHANGED`` message ``{type, seq, data: {jobs: [summary]}}``.
 
         A summary replaces the job's row; one that equals the row held changes
@@ -163,7 +179,8 @@ class FleetState:
         descending:
             Reverse the order of the rows that have a value.
         status:
-            Only jobs of this status (``None``: all).
+            Only jobs of this status, or ``"stalled"`` for the stalled jobs
+            (:func:`has_status`; ``None``: all).
         name:
             Only jobs whose name or id contains this text, ignoring case.
 
@@ -172,12 +189,9 @@ class FleetState:
         ValueError
             ``sort`` or ``status`` is not allowed.
         """
-        check_status(status)
-        rows = [
-            row
-            for row in self.rows.values()
-            if (status is None or row.get("status") == status) and matches(row, name)
-        ]
+        if status != STALLED:
+            check_status(status)
+        rows = [row for row in self.rows.values() if has_status(row, status) and matches(row, name)]
         return sort_rows(rows, sort, descending)
 
     def cost(self, job_id: str) -> float | None:
@@ -224,6 +238,17 @@ class FleetState:
         return Totals(running, today, counts, stalled)
 
 
+def has_status(row: Mapping[str, Any], status: str | None) -> bool:
+    """Whether the job passes the status filter ``status``: every job for ``None``,
+    ``""`` or ``"all"``; for ``"stalled"``, a stalled job that has not finished;
+    else a job of that status."""
+    if not status or status == "all":
+        return True
+    if status == STALLED:
+        return bool(row.get("stalled")) and row.get("status") not in FINISHED_STATUSES
+    return row.get("status") == status
+
+
 def matches(row: Mapping[str, Any], name: str) -> bool:
     """Whether the job's name or id contains ``name``, ignoring case (``""``: every job)."""
     if not name:
@@ -244,8 +269,8 @@ def sort_rows(rows: list[dict[str, Any]], sort: str, descending: bool) -> list[d
         raise ValueError(f"sort must be one of {', '.join(SORT_KEYS)}, got {sort!r}")
     # Newest update first, then id: Python's sort is stable, so sorting by the
     # tie-breaks first and the key last keeps them within equal keys.
-    ordered = sorted(rows, key=lambda row: str(row.get("id", "")))
-    ordered.sort(key=lambda row: str(row.get("updatedAt") or ""), reverse=True)
+    ordered = sorted(rows, key=lambda row: _text_key(str(row.get("id", ""))))
+    ordered.sort(key=lambda row: _text_key(str(row.get("updatedAt") or "")), reverse=True)
     present = [row for row in ordered if _key(row, sort) is not None]
     missing = [row for row in ordered if _key(row, sort) is None]
     present.sort(key=lambda row: _key(row, sort), reverse=descending)
@@ -256,11 +281,17 @@ def _key(row: Mapping[str, Any], sort: str) -> Any:
     if sort == "status":
         return STATUS_ORDER.get(str(row.get("status")), len(STATUS_ORDER))
     if sort == "name":
-        return str(row.get("name") or row.get("id", "")).lower()
+        return _text_key(str(row.get("name") or row.get("id", "")).lower())
     value = row.get(sort)
     if sort in NUMERIC_KEYS:
         return _number(value)
-    return value if isinstance(value, str) else None
+    return _text_key(value) if isinstance(value, str) else None
+
+
+def _text_key(text: str) -> bytes:
+    """``text`` in the order JavaScript's ``<`` gives strings (UTF-16 code units, which
+    differs from Python's code points above U+FFFF), so the pages order as Python does."""
+    return text.encode("utf-16-be", "surrogatepass")
 
 
 def _number(value: Any) -> float | None:

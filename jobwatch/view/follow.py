@@ -25,8 +25,9 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
+from jobwatch.contract.answers import JobEvent, Monitor, Sample, ScalarValue
 from jobwatch.contract.basics import FINISHED_STATUSES
 from jobwatch.errors import ConnectionError, JobNotFound
 from jobwatch.view.state import MonitorState
@@ -57,14 +58,14 @@ log = logging.getLogger(__name__)
 class Snapshot:
     """A ``/monitor`` answer for a job that was waited for and now exists."""
 
-    data: Mapping[str, Any]
+    data: Monitor
 
 
 @dataclass(frozen=True)
 class StreamEvent:
     """One stream event (``{type, jobId, seq, data}``) to apply."""
 
-    event: Mapping[str, Any]
+    event: JobEvent
 
 
 @dataclass(frozen=True)
@@ -78,14 +79,14 @@ class ConnectionChanged:
 class ScalarsLoaded:
     """The job's training metrics from ``/scalars``, by name, to merge with those events brought."""
 
-    series: Mapping[str, Sequence[Mapping[str, Any]]]
+    series: Mapping[str, Sequence[ScalarValue]]
 
 
 @dataclass(frozen=True)
 class HistoryLoaded:
     """``/metrics`` rows (oldest first) that replace the chart samples (a new time range)."""
 
-    rows: Sequence[Mapping[str, Any]]
+    rows: Sequence[Sample]
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ class SnapshotHistory:
     """The first ``/monitor`` answer's samples (oldest first), applied after the first
     render and put before the samples that arrived meanwhile."""
 
-    rows: Sequence[Mapping[str, Any]]
+    rows: Sequence[Sample]
 
 
 @dataclass(frozen=True)
@@ -329,7 +330,7 @@ class JobFollower:
             self.put(SnapshotHistory(rows))
         return True
 
-    def _load(self, snapshot: Mapping[str, Any], *, history: bool = True) -> None:
+    def _load(self, snapshot: Monitor, *, history: bool = True) -> None:
         self.state.load_snapshot(snapshot, history=history)
         if self.log_tail is not None:
             del self.state.new_logs[: -self.log_tail or None]  # the snapshot's newest only
@@ -381,7 +382,7 @@ class JobFollower:
         finally:
             self.put(StreamEnded(error))
 
-    def _wait_for_job(self) -> Mapping[str, Any] | None:
+    def _wait_for_job(self) -> Monitor | None:
         """Look for the job every ``wait_interval`` seconds; ``None`` if closed first."""
         while not self._stop.wait(self.wait_interval):
             try:

@@ -14,11 +14,24 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
+from jobwatch.contract.answers import (
+    Alert,
+    AlertData,
+    CompletedData,
+    JobEvent,
+    LogLine,
+    LogsData,
+    Monitor,
+    ProgressData,
+    ScalarValue,
+)
+from jobwatch.contract.answers import Sample as WireSample
 from jobwatch.contract.basics import FINISHED_STATUSES, parse_ts
 from jobwatch.contract.gpu_identity import GpuId, gpu_ids, gpu_labels
 from jobwatch.contract.gpu_metrics import METRIC_FIELDS
+from jobwatch.contract.job_fields import VIEWED_FIELDS
 
 MAX_POINTS = 2_000
 """Most samples a monitor keeps for its charts."""
@@ -59,6 +72,13 @@ class Sample:
             for gpu_id, gpu in zip(ids, entries, strict=True)
         }
         return cls(ts, flat, gpus, {gpu_id.key: gpu_id for gpu_id in ids})
+
+
+def job_model(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """A viewer's copy of a job object: every field of
+    :data:`~jobwatch.contract.job_fields.VIEWED_FIELDS` (``None`` where ``raw``
+    lacks it, as from an older server), then whatever else ``raw`` holds."""
+    return {**dict.fromkeys(VIEWED_FIELDS), **raw}
 
 
 def gpu_lines(samples: Iterable[Sample]) -> dict[str, str]:
@@ -114,13 +134,13 @@ class MonitorState:
     seq: int = 0
     connection: str = "connecting"
     samples: deque[Sample] = field(default_factory=lambda: deque(maxlen=MAX_POINTS))
-    logs: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_LOG_LINES))
-    new_logs: list[dict[str, Any]] = field(default_factory=list)
+    logs: deque[LogLine] = field(default_factory=lambda: deque(maxlen=MAX_LOG_LINES))
+    new_logs: list[LogLine] = field(default_factory=list)
     log_total: int = 0
     scalars: dict[str, deque[ScalarPoint]] = field(default_factory=dict)
     latest_scalars: dict[str, ScalarPoint] = field(default_factory=dict)
     scalars_version: int = 0
-    alerts: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_ALERTS))
+    alerts: deque[Alert] = field(default_factory=lambda: deque(maxlen=MAX_ALERTS))
     _elapsed: float | None = None
     _elapsed_at: float = 0.0
     version: int = 0
@@ -128,7 +148,7 @@ class MonitorState:
 
     # -- input ----------------------------------------------------------------
 
-    def load_snapshot(self, snapshot: Mapping[str, Any], *, history: bool = True) -> None:
+    def load_snapshot(self, snapshot: Monitor, *, history: bool = True) -> None:
         """Start from a ``GET /monitor`` answer.
 
         With ``history=False`` its ``metrics.history`` is left out (the latest
@@ -136,11 +156,12 @@ class MonitorState:
         2,000 samples of 8 GPUs takes about 70 ms, which a first view need not
         wait for.
         """
-        self.job = dict(snapshot["job"])
+        self.job = job_model(snapshot["job"])
         self._estimates(snapshot)
         self.seq = int(snapshot.get("seq", 0))
-        self.replace_samples((snapshot.get("metrics", {}).get("history") or []) if history else [])
-        latest = snapshot.get("metrics", {}).get("latest")
+        metrics = snapshot.get("metrics") or {"latest": None, "history": []}
+        self.replace_samples((metrics.get("history") or []) if history else [])
+        latest = metrics.get("latest")
         if latest:
             self._add_sample(latest)
         self.add_logs(snapshot.get("logs") or [])
@@ -151,44 +172,29 @@ class MonitorState:
             self._add_alert(alert)
         self.version += 1
 
-    def apply(self, event: Mapping[str, Any]) -> None:
+    def apply(self, event: JobEvent) -> None:
         """Apply one stream event (``JOB_PROGRESS``, ``JOB_LOGS``, ``JOB_COMPLETED``,
-        ``JOB_STALLED``, ``JOB_RESUMED``, ``JOB_ALERT``)."""
+        ``JOB_STALLED``, ``JOB_RESUMED``, ``JOB_ALERT``); another type changes nothing.
+
+        Read defensively: a field that another server left out is skipped.
+        """
         kind, data = event.get("type"), event.get("data") or {}
         if kind == "JOB_PROGRESS":
-            for key in ("status", "progress", "currentOperation"):
-                if key in data:
-                    self.job[key] = data[key]
-            self._estimates(data)
-            if data.get("metrics"):
-                self._add_sample(data["metrics"])
-            for point in data.get("scalars") or []:
-                for name, value in (point.get("values") or {}).items():
-                    self._add_scalar(name, point.get("step"), point.get("timestamp"), value)
+            self._progress(cast(ProgressData, data))
         elif kind == "JOB_LOGS":
-            self.add_logs(data.get("logs") or [])
+            self.add_logs(cast(LogsData, data).get("logs") or [])
         elif kind in ("JOB_STALLED", "JOB_RESUMED"):
             self.job["stalled"] = kind == "JOB_STALLED"
         elif kind == "JOB_ALERT":
-            self._add_alert(data.get("alert") or {})
+            self._add_alert(cast(AlertData, data).get("alert") or {})
         elif kind == "JOB_COMPLETED":
-            self.job.update(
-                status=data.get("status"),
-                result=data.get("result"),
-                error=data.get("error"),
-                completedAt=data.get("completedAt"),
-            )
-            if data.get("status") == "completed":
-                self.job["progress"] = 100.0
-            self._estimates(data)
-            self.time_remaining = 0.0
-            self.estimated_total_cost = self.cost_so_far  # the total is known now
+            self._completed(cast(CompletedData, data))
         else:
             return
         self.seq = max(self.seq, int(event.get("seq") or 0))
         self.version += 1
 
-    def replace_samples(self, rows: Iterable[Mapping[str, Any]]) -> None:
+    def replace_samples(self, rows: Iterable[WireSample | Mapping[str, Any]]) -> None:
         """Replace the chart samples with a history page (``/metrics`` rows, oldest first)."""
         self.samples.clear()
         for row in rows:
@@ -196,7 +202,7 @@ class MonitorState:
         self.samples_version += 1
         self.version += 1
 
-    def add_history(self, rows: Iterable[Mapping[str, Any]]) -> None:
+    def add_history(self, rows: Iterable[WireSample | Mapping[str, Any]]) -> None:
         """Put a snapshot's history (``/monitor`` rows, oldest first) before the
         samples kept since: the samples kept are those loading the history first
         would have kept (each sample not older than the one before it, a repeat
@@ -210,7 +216,7 @@ class MonitorState:
         self.samples_version += 1
         self.version += 1
 
-    def merge_scalars(self, series: Mapping[str, Iterable[Mapping[str, Any]]]) -> None:
+    def merge_scalars(self, series: Mapping[str, Iterable[ScalarValue]]) -> None:
         """Merge a ``/scalars`` answer's ``scalars`` (``{name: [{step, timestamp,
         value}]}``) into the training-metric history: points already kept (from
         events that arrived meanwhile) stay, each point once, in step order, the
@@ -232,16 +238,16 @@ class MonitorState:
         self.scalars_version += 1
         self.version += 1
 
-    def add_logs(self, lines: Iterable[Mapping[str, Any]]) -> None:
+    def add_logs(self, lines: Iterable[LogLine]) -> None:
         """Add log lines newer than those kept; they also queue in :attr:`new_logs`."""
-        last = self.logs[-1]["id"] if self.logs else -1
-        fresh = [dict(line) for line in lines if line["id"] > last]
+        last = cast(int, self.logs[-1]["id"]) if self.logs else -1
+        fresh = [line.copy() for line in lines if cast(int, line["id"]) > last]
         self.logs.extend(fresh)
         self.new_logs.extend(fresh)
         del self.new_logs[: -MAX_LOG_LINES or None]
         self.log_total += len(fresh)
 
-    def take_new_logs(self) -> list[dict[str, Any]]:
+    def take_new_logs(self) -> list[LogLine]:
         """The log lines added since the last call (at most :data:`MAX_LOG_LINES`)."""
         fresh, self.new_logs = self.new_logs, []
         return fresh
@@ -339,12 +345,37 @@ class MonitorState:
 
     # -- internals ------------------------------------------------------------
 
+    def _progress(self, data: ProgressData) -> None:
+        for key in ("status", "progress", "currentOperation"):
+            if key in data:
+                self.job[key] = data[key]
+        self._estimates(data)
+        sample = data.get("metrics")
+        if sample:
+            self._add_sample(sample)
+        for point in data.get("scalars") or []:
+            for name, value in (point.get("values") or {}).items():
+                self._add_scalar(name, point.get("step"), point.get("timestamp"), value)
+
+    def _completed(self, data: CompletedData) -> None:
+        self.job.update(
+            status=data.get("status"),
+            result=data.get("result"),
+            error=data.get("error"),
+            completedAt=data.get("completedAt"),
+        )
+        if data.get("status") == "completed":
+            self.job["progress"] = 100.0
+        self._estimates(data)
+        self.time_remaining = 0.0
+        self.estimated_total_cost = self.cost_so_far  # the total is known now
+
     def _add_alert(self, alert: Mapping[str, Any]) -> None:
         if not isinstance(alert.get("title"), str):
             return
         if any(kept.get("seq") == alert.get("seq") for kept in self.alerts):
             return  # the snapshot's and the stream's copy of one alert
-        self.alerts.append(dict(alert))
+        self.alerts.append(cast(Alert, dict(alert)))
         self.job["alerts"] = max(int(self.job.get("alerts") or 0), len(self.alerts))
 
     def _add_scalar(self, name: object, step: object, stamp: object, value: object) -> None:

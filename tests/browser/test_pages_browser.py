@@ -419,3 +419,48 @@ def test_the_pages_work_against_jobwatch_serve_as_shipped(tmp_path: Any, open_pa
             assert recorded.errors(allowed=r"401 \(UNAUTHORIZED\)") == []
     finally:
         server.stop()
+
+
+PHONE = {"width": 390, "height": 844}
+"""A phone's screen in CSS pixels (iPhone 12-15)."""
+# Elements wider than the page, with what they are, and how wide the page scrolls.
+OVERFLOW = """() => {
+    const width = document.documentElement.clientWidth;
+    const wide = [];
+    for (const node of document.body.querySelectorAll("*")) {
+        const box = node.getBoundingClientRect();
+        if (box.width && box.right > width + 0.5 && getComputedStyle(node).position !== "fixed") {
+            wide.push(`${node.tagName.toLowerCase()}.${node.className} right=${box.right}`);
+        }
+    }
+    return {width, scroll: document.documentElement.scrollWidth, wide: wide.slice(0, 10)};
+}"""
+
+
+def test_job_page_fits_a_390_px_phone_screen(
+    site: EmbeddedServer, client: Client, clock: FakeClock, browser: Any
+) -> None:
+    client.create_job(job_id="phone-run-with-a-long-id-0123456789", name="resnet on a phone",
+                      price_per_hour=3.6)  # fmt: skip
+    for step in range(1, 4):
+        clock.advance(10)
+        client.report_progress(
+            "phone-run-with-a-long-id-0123456789", "w", step * 20, f"epoch {step}/5",
+            metrics=gpus(50 + step),
+            logs=[{"level": "info", "message": "loss 0.1234 " * 12 + "a-very-long-token-" * 8}],
+            scalars=[{"step": step, "values": {"loss": 1 / step}}],
+        )  # fmt: skip
+    context = browser.new_context(viewport=PHONE, device_scale_factor=1, is_mobile=True)
+    try:
+        page = context.new_page()
+        page.goto(site.url + "/jobs/phone-run-with-a-long-id-0123456789")
+        page.locator(".jobwatch-connection", has_text="live").wait_for()
+        page.locator(".jobwatch-chart-scalars[data-points='3']").wait_for()
+        layout = page.evaluate(OVERFLOW)
+        assert layout["width"] == PHONE["width"], layout
+        assert layout["scroll"] <= PHONE["width"], f"the page scrolls sideways: {layout}"
+        assert not layout["wide"], f"wider than the screen: {layout['wide']}"
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "pages-job-phone.png"), full_page=True)
+    finally:
+        context.close()

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import re
 from importlib.metadata import entry_points
+from pathlib import Path
 
 import flask
 import pytest
@@ -42,6 +44,8 @@ ERROR_TREE = {
     "APIError": "JobwatchError",
     "ValidationError": "APIError",
     "AuthenticationError": "APIError",
+    "HostNotAllowed": "AuthenticationError",
+    "OriginNotAllowed": "AuthenticationError",
     "WorkerMismatch": "APIError",
     "JobNotFound": "APIError",
     "NotFound": "APIError",
@@ -51,7 +55,10 @@ ERROR_TREE = {
     "PayloadTooLarge": "APIError",
     "QuotaExceeded": "APIError",
     "RetryLater": "APIError",
+    "RequestTimeout": "RetryLater",
     "RateLimited": "RetryLater",
+    "TooManyConnections": "RetryLater",
+    "ServerBusy": "RetryLater",
     "StoreUnavailable": "RetryLater",
     "ConnectionError": "JobwatchError",
     "MissingExtra": ("JobwatchError", ImportError),  # also an ImportError, as Python's own
@@ -134,6 +141,39 @@ def test_the_error_tree_is_exactly_the_documented_one() -> None:
         )
         assert cls.__bases__ == expected, name
     assert set(jobwatch.errors.__all__) - exported == {"error_from_envelope"}
+
+
+def _documented_error_codes() -> dict[str, int]:
+    """``{code: status}`` from the table in docs/api.md "Errors"."""
+    text = (Path(__file__).parents[2] / "docs" / "api.md").read_text(encoding="utf-8")
+    section = text.split("\n## Errors\n", 1)[1].split("\n## ", 1)[0]
+    codes: dict[str, int] = {}
+    for status, cell in re.findall(r"^\| (\d{3}) \| ([^|]+) \|", section, re.MULTILINE):
+        for code in re.findall(r"`([a-z_]+)`", cell):
+            codes[code] = int(status)
+    return codes
+
+
+def test_every_documented_error_code_has_its_class_and_back() -> None:
+    """docs/api.md's error table and the classes' declared codes are the same
+    set, each code with its class's HTTP status; an envelope comes back as that class."""
+    documented = _documented_error_codes()
+    by_code = jobwatch.errors._BY_CODE
+    assert len(documented) >= 19
+    assert set(by_code) == set(documented)
+    for code, status in documented.items():
+        cls = by_code[code]
+        assert cls.status == status, code
+        assert code == cls.code or code in cls.other_codes, code
+        envelope = {"error": {"code": code, "message": "m", "details": []}}
+        error = jobwatch.errors.error_from_envelope(status, envelope)
+        assert type(error) is cls and error.code == code and error.status == status
+
+
+def test_an_unknown_code_is_a_plain_api_error() -> None:
+    envelope = {"error": {"code": "internal_error", "message": "bug", "details": []}}
+    error = jobwatch.errors.error_from_envelope(500, envelope)
+    assert type(error) is jobwatch.errors.APIError and error.status == 500
 
 
 @pytest.mark.parametrize(

@@ -177,3 +177,35 @@ def test_a_chart_redraw_with_8_gpus_costs_under_64_kb(kernel: Kernel) -> None:
     assert redraw, "the charts were not redrawn"
     total = sum(wire_size(m) for m in redraw)
     assert total < 64 * 1024, f"{total} bytes for one redraw with 8 GPUs"
+
+
+def test_the_snapshot_beside_the_widget_ends_with_the_job(kernel: Kernel) -> None:
+    cell = kernel.run(
+        "snap = jobwatch.track(range(5), name='snapshot loop', price_per_hour=3.6)\n"
+        "for i in snap:\n"
+        "    snap.log(f'line {i} <b>')\n"
+        "    time.sleep(0.05)\n"
+    )
+    assert cell.error() is None, cell.error()
+    shown = cell.of_type("display_data")
+    widget = [
+        m for m in shown if "application/vnd.jupyter.widget-view+json" in m["content"]["data"]
+    ]
+    static = [m for m in shown if "text/html" in m["content"]["data"]]
+    assert len(widget) == 1 and len(static) == 1, [m["content"]["data"].keys() for m in shown]
+    assert "snapshot" in widget[0]["content"]["data"]["text/plain"]
+    display_id = static[0]["content"]["transient"]["display_id"]
+    marker = kernel.value("snap.monitor.snapshot_marker")
+    assert display_id == marker and marker in static[0]["content"]["data"]["text/html"]
+    # the job's end replaced the snapshot in place: an update of the same display
+    kernel.run("time.sleep(0.5)")
+    updates = [
+        m
+        for m in cell.messages + kernel.run("snap.monitor.close()").messages
+        if m["msg_type"] == "update_display_data"
+    ]
+    assert updates and all(m["content"]["transient"]["display_id"] == marker for m in updates)
+    final = updates[-1]["content"]["data"]
+    assert ">completed<" in final["text/html"] and "line 4 &lt;b&gt;" in final["text/html"]
+    assert "QUBIC" in final["text/html"] and "<b>line" not in final["text/html"]
+    assert final["text/plain"].splitlines()[-1].endswith("line 4 <b>")

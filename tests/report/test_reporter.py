@@ -138,6 +138,36 @@ def test_hot_loop_is_fast_and_coalesced(
     assert recorder.count(job_id, "PUT") == 1
 
 
+def test_a_line_or_alert_while_idle_goes_out_without_waiting_for_the_interval(
+    make_reporter: Any, job_id: str, client: Client
+) -> None:
+    # An hour between requests: only the wake-up of a queued line can deliver these.
+    reporter = make_reporter(job_id, interval=3600)
+    reporter.update(10)
+    assert reporter.flush(timeout=10)
+    reporter.log("first line")
+    wait_for(lambda: log_messages(client, job_id) == ["first line"], 30)
+    reporter.alert("GPU hot", "91 °C")
+    wait_for(lambda: client.get_job(job_id).get("alerts") == 1, 30)
+    reporter.log("second line")
+    wait_for(lambda: log_messages(client, job_id) == ["first line", "second line"], 30)
+
+
+def test_lines_logged_back_to_back_share_requests(
+    make_reporter: Any, job_id: str, client: Client, recorder: Recorder
+) -> None:
+    reporter = make_reporter(job_id, interval=3600)
+    reporter.update(10)
+    assert reporter.flush(timeout=10)
+    sent = recorder.count(job_id)
+    for i in range(500):
+        reporter.log(f"line {i}")
+    wait_for(lambda: len(all_logs(client, job_id)) == 500, 30)
+    # one request for the first line, then the rest coalesced behind the minimum gap
+    assert recorder.count(job_id) - sent < 50, recorder.count(job_id) - sent
+    assert log_messages(client, job_id) == [f"line {i}" for i in range(500)]
+
+
 def test_gpu_samples_keep_flowing_between_progress_updates(
     make_reporter: Any, job_id: str, client: Client
 ) -> None:
@@ -375,29 +405,6 @@ def test_fail_with_a_message(make_reporter: Any, job_id: str, client: Client) ->
 
 
 # -- refusals: no retry storms ----------------------------------------------------------
-
-
-def test_job_finished_stops_without_retrying(
-    make_reporter: Any,
-    job_id: str,
-    client: Client,
-    recorder: Recorder,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    client.ensure_job(job_id, worker_id="w1")
-    client.complete_job(job_id, "w1")
-    reporter = make_reporter(job_id, worker_id="w1")
-    reporter.update(10)
-    reporter.log("too late")
-    assert reporter.flush(timeout=5) is False  # the reporter stopped
-    for i in range(20):
-        reporter.update(i)
-    time.sleep(0.3)
-    assert recorder.count(job_id) == 1
-    messages = [r.getMessage() for r in caplog.records if r.name == "jobwatch.report.reporter"]
-    assert len(messages) == 1
-    assert "job_finished" in messages[0]
-    assert reporter.complete() is False
 
 
 def test_worker_mismatch_stops_without_retrying(

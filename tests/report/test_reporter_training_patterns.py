@@ -88,28 +88,6 @@ def test_updates_that_committed_but_timed_out_are_stored_once(server: EmbeddedSe
     assert [line["message"] for line in logs["logs"]] == [f"line {k}" for k in range(10)]
 
 
-def test_a_reporter_attaching_to_a_running_job_never_moves_it_back(
-    server: EmbeddedServer,
-) -> None:
-    client = Client(server.url)
-    first = Reporter("resumed", url=server.url, worker_id="w", gpu=False, interval=0.05)
-    first.update(45, "epoch 4.5")
-    assert first.close(timeout=10)
-    # the process dies; a new one resumes from the checkpoint taken at 40 %
-    second = Reporter("resumed", url=server.url, worker_id="w", gpu=False, interval=0.05)
-    second.update(40, "epoch 4 (resumed)")
-    assert second.flush(timeout=10)
-    job = client.get_job("resumed")
-    assert (job["progress"], job["currentOperation"]) == (45, "epoch 4 (resumed)")
-    second.update(50)
-    assert second.flush(timeout=10)
-    assert client.get_job("resumed")["progress"] == 50
-    second.update(10, "started over", allow_backwards=True)
-    assert second.flush(timeout=10)
-    assert client.get_job("resumed")["progress"] == 10
-    second.close()
-
-
 def test_track_starts_part_way_like_tqdm_initial(server: EmbeddedServer) -> None:
     client = Client(server.url)
     reporter = Reporter("ckpt", url=server.url, gpu=False, interval=0.05)
@@ -127,17 +105,6 @@ def test_track_starts_part_way_like_tqdm_initial(server: EmbeddedServer) -> None
     assert client.get_job("ckpt")["currentOperation"] == "7/10"
     list(rest)
     reporter.close()
-
-
-def test_a_reporter_that_started_from_scratch_declares_no_resume(server: EmbeddedServer) -> None:
-    seen = ProgressBodies(server)
-    reporter = Reporter("fresh", url=server.url, gpu=False, interval=0.05)
-    for done in reporter.track(range(3), total=10):
-        reporter.update(10.0 * (done + 1))
-    assert reporter.close(timeout=10)
-    assert seen.bodies and set(seen.resumed_from()) == {None}
-    monitor = Client(server.url).monitor("fresh")
-    assert monitor["job"]["progress"] == 30
 
 
 def test_track_with_initial_declares_the_resume(server: EmbeddedServer) -> None:

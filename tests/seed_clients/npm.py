@@ -16,9 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.paths import TESTS
-
-HERE = TESTS
+HERE = Path(__file__).parent
 NODE_MAJOR = 20
 """The Node version the seed's TypeScript targets (its ``fetch`` is global from 18)."""
 NPM_TIMEOUT = 300.0

@@ -76,7 +76,7 @@ def test_top_shows_the_fleet_and_its_keys_sort_filter_and_open_watch(
             await until(pilot, lambda: set(shown(app)) == {"r-new", "r-old"})
             await pilot.press("escape")  # clears the filters, not the order
             await until(pilot, lambda: len(shown(app)) == 5)
-            await pilot.press("r", *"s" * 7)  # name, then 6 more columns, then status again
+            await pilot.press("r", *"s" * 8)  # name, then 7 more sort keys, then status again
             await until(pilot, lambda: shown(app)[0] == "r-new")
             assert (app.sort, app.descending) == ("status", False)
             client.report_progress("waits", "w", 5)  # starts running: moves up live

@@ -5,15 +5,13 @@
 // changed by "rows" messages from the kernel ({revision, rows: [patch],
 // remove: [id]} or {reset, rows}); a message whose revision skips one asks
 // the kernel for everything again ({type: "sync"}).
-// A view sorts and filters with the rules of jobwatch/view/fleet.py (sort_rows,
-// matches), draws at most once per animation frame, keeps one <tr> per job
+// A view sorts and filters with the fleet's rules (below; the same as
+// jobwatch/view/fleet.py, and imported by the server's fleet page), draws at most once per animation frame, keeps one <tr> per job
 // and only rewrites the rows that changed. Reads and writes the traits
 // sort_by, descending, status_filter, name_filter and selected; reads totals,
 // connection and max_rows. Remote text is only ever set through textContent.
 
-const STATUS_ORDER = { running: 0, pending: 1, failed: 2, cancelled: 3, completed: 4 };
 const STATUSES = ["all", "running", "pending", "completed", "failed", "cancelled"];
-const NUMERIC = new Set(["progress", "timeRemaining", "costSoFar", "gpuUtilization", "gpuTemperature"]);
 const COLUMNS = [
   ["name", "Name"],
   ["status", "Status"],
@@ -75,34 +73,66 @@ function formatMoney(amounts) {
   return entries.length ? entries.map(([c, v]) => formatCost(v, c)).join(", ") : DASH;
 }
 
-// -- order and filter (as jobwatch/view/fleet.py) ------------------------------------------------
+// -- order and filter: the fleet's one set of rules ----------------------------------------------
+// The same rules as jobwatch/view/fleet.py (sort_rows, matches, has_status), which `jobwatch
+// top` uses; the server's fleet page imports them from this file (/assets/widgets/jobstable.js),
+// and tests/view/test_fleet_rules.py checks the two agree on generated rows.
 
-function sortKey(row, key) {
-  if (key === "status") return STATUS_ORDER[row.status] ?? Object.keys(STATUS_ORDER).length;
+/** Where each status sorts under "status": what needs a look first (htop's running first). */
+export const STATUS_ORDER = { running: 0, pending: 1, failed: 2, cancelled: 3, completed: 4 };
+/** Columns the fleet sorts by, and whether they are numbers (fleet.py SORT_KEYS). */
+export const SORT_KEYS = {
+  status: false,
+  name: false,
+  progress: true,
+  timeRemaining: true,
+  costSoFar: true,
+  gpuUtilization: true,
+  gpuTemperature: true,
+  alerts: true,
+  updatedAt: false,
+};
+const FINISHED = new Set(["completed", "failed", "cancelled"]);
+
+function sortKey(value, row, key) {
+  if (key === "status") {
+    // own keys only: a status such as "toString" must not find Object.prototype's
+    return Object.hasOwn(STATUS_ORDER, row.status)
+      ? STATUS_ORDER[row.status]
+      : Object.keys(STATUS_ORDER).length;
+  }
   if (key === "name") return String(row.name || row.id || "").toLowerCase();
-  const value = row[key];
-  if (NUMERIC.has(key)) return typeof value === "number" && Number.isFinite(value) ? value : null;
-  return typeof value === "string" ? value : null;
+  const field = value(row, key);
+  if (SORT_KEYS[key]) return typeof field === "number" && Number.isFinite(field) ? field : null;
+  return typeof field === "string" ? field : null;
 }
 
 function compare(a, b) {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-// Rows sorted by `key` (ties: newest update first, then id); rows without a value last.
-export function sortRows(rows, key, descending) {
+const asStored = (row, key) => row[key];
+
+/**
+ * Rows sorted by `key` (one of SORT_KEYS; descending if asked), ties by newest update
+ * then id; rows without a value last either way. `value(row, key)` reads a column
+ * (the fleet page passes its running costs moved on to now).
+ */
+export function sortRows(rows, key, descending, value = asStored) {
   const tieBreak = (a, b) =>
     compare(String(b.updatedAt || ""), String(a.updatedAt || "")) ||
     compare(String(a.id || ""), String(b.id || ""));
   const present = [];
   const missing = [];
-  for (const row of rows) (sortKey(row, key) === null ? missing : present).push(row);
+  const keys = new Map(rows.map((row) => [row, sortKey(value, row, key)]));
+  for (const row of rows) (keys.get(row) === null ? missing : present).push(row);
   const sign = descending ? -1 : 1;
-  present.sort((a, b) => sign * compare(sortKey(a, key), sortKey(b, key)) || tieBreak(a, b));
+  present.sort((a, b) => sign * compare(keys.get(a), keys.get(b)) || tieBreak(a, b));
   missing.sort(tieBreak);
   return present.concat(missing);
 }
 
+/** Whether the job's name or id contains `name`, ignoring case ("" keeps every job). */
 export function matches(row, name) {
   if (!name) return true;
   const needle = name.toLowerCase();
@@ -110,6 +140,14 @@ export function matches(row, name) {
     String(row.id || "").toLowerCase().includes(needle) ||
     String(row.name || "").toLowerCase().includes(needle)
   );
+}
+
+/** Whether the job passes the status filter: "", "all" or null keep every job; "stalled"
+ * a stalled job that has not finished; else one status. */
+export function hasStatus(row, status) {
+  if (!status || status === "all") return true;
+  if (status === "stalled") return Boolean(row.stalled) && !FINISHED.has(row.status);
+  return row.status === status;
 }
 
 // -- the store of one model's rows -------------------------------------------------------
@@ -348,7 +386,7 @@ function render({ model, el }) {
     const most = model.get("max_rows") || 1000;
     const shown = sortRows(
       Array.from(store.rows.values()).filter(
-        (row) => (status === "all" || row.status === status) && matches(row, name),
+        (row) => hasStatus(row, status) && matches(row, name),
       ),
       key,
       descending,

@@ -30,9 +30,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from jobwatch.contract.gpu_metrics import GPU_METRICS
+from jobwatch.contract.job_fields import JOB_FIELDS
 from jobwatch.contract.requests import (
     FINISHED_STATUSES,
     MAX_SCALAR_NAMES,
@@ -274,45 +275,30 @@ def job_estimates(job: ListedJob, now: float) -> Estimates:
 
 
 def new_job(job_id: str, spec: JobSpec, now: float) -> JobRow:
-    """The row of a job created at ``now`` from ``spec``: pending, progress 0, ``seq`` 0."""
-    return {
-        "id": job_id,
-        "name": spec.name,
-        "status": "pending",
-        "progress": 0.0,
-        "current_operation": None,
-        "worker_id": spec.worker_id,
-        "price_per_hour": spec.price_per_hour,
-        "currency": spec.currency or DEFAULT_CURRENCY,
-        "provider_id": spec.provider_id,
-        "created_at": now,
-        "started_at": None,
-        "updated_at": now,
-        "completed_at": None,
-        "progress_at": None,
-        "worker_ts": None,
-        "result": None,
-        "error": None,
-        "seq": 0,
-        "ema_dp": 0.0,
-        "ema_dt": 0.0,
-        "ema_calls": 0,
-        "pause_streak": 0,
-        "resumed_from": None,
-        "latest_scalars": None,
-        "update_interval": None,
-        "stalled": 0,
-        "n_alerts": 0,
-        "alert_state": None,
-        "progress_seq": None,
-        "progress_event": None,
-        "completed_seq": None,
-        "n_info": 0,
-        "n_warning": 0,
-        "n_error": 0,
-        "log_bytes": 0,
-        "data_bytes": 0,
-    }
+    """The row of a job created at ``now`` from ``spec``: pending, progress 0, ``seq`` 0.
+
+    Columns the spec and the clock do not set take their table's
+    :attr:`~jobwatch.contract.job_fields.JobField.initial` value.
+    """
+    return cast(
+        JobRow,
+        {
+            **_INITIAL_ROW,
+            "id": job_id,
+            "name": spec.name,
+            "status": "pending",
+            "progress": 0.0,
+            "worker_id": spec.worker_id,
+            "price_per_hour": spec.price_per_hour,
+            "currency": spec.currency or DEFAULT_CURRENCY,
+            "provider_id": spec.provider_id,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+
+
+_INITIAL_ROW: dict[str, Any] = {f.column: f.initial for f in JOB_FIELDS}
 
 
 def spec_changes(job: JobRow, spec: JobSpec, now: float) -> JobChanges:

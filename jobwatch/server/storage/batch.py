@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 import orjson
 from sqlalchemy import Connection, Table, bindparam, delete, select
 
+from jobwatch.contract.job_fields import JOB_FIELDS
 from jobwatch.server.core.job_row import JobRow, job_row
 from jobwatch.server.core.rules import UPDATE_IDS_KEPT
 from jobwatch.server.storage import rollups
@@ -74,7 +75,7 @@ FORGET_EVERY = 1024
 """A job's old update ids are deleted when its ``seq`` crosses a multiple of this."""
 
 _STATE = "jobwatch.batch"
-_JSON_FIELDS = ("result", "progress_event", "latest_scalars", "alert_state")
+_JSON_FIELDS = tuple(f.column for f in JOB_FIELDS if f.sql == "json")
 
 
 class _Batch:

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 import orjson
 from sqlalchemy import Connection, Integer, LargeBinary, cast, func, literal, select, true
 
+from jobwatch.contract.job_fields import LISTED_COLUMNS
 from jobwatch.server.core.alert_rules import alert_to_wire
 from jobwatch.server.core.job_row import JobRow, ListedJob, job_row, listed_job
 from jobwatch.server.core.serialize import Event, log_to_wire
@@ -83,7 +84,7 @@ def list_jobs(
         if ids and used > LIST_PAGE_BYTES:
             break
         ids.append(job_id)
-    columns = [c for c in jobs.c if c.name not in ("progress_event",)]
+    columns = [jobs.c[name] for name in LISTED_COLUMNS]
     query = select(*columns).where(jobs.c.id.in_(ids)).order_by(*order)
     rows = [listed_job(decode_row(r)) for r in conn.execute(query).mappings()] if ids else []
     count = select(func.count()).select_from(jobs).where(where)

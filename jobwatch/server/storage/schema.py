@@ -24,64 +24,34 @@ from sqlalchemy import (
 )
 
 from jobwatch.contract.gpu_metrics import GPU_METRICS
+from jobwatch.contract.job_fields import JOB_FIELDS, JobField
 
 metadata = MetaData()
 
-jobs = Table(
-    "jobs",
-    metadata,
-    Column("id", String(128), primary_key=True),
-    Column("name", Text),
-    Column("status", String(16), nullable=False),
-    Column("progress", Float, nullable=False),
-    Column("current_operation", Text),
-    Column("worker_id", Text),
-    Column("price_per_hour", Float),
-    Column("currency", String(16), nullable=False),
-    Column("provider_id", Text),
-    Column("created_at", Float, nullable=False),
-    Column("started_at", Float),
-    Column("updated_at", Float, nullable=False),
-    Column("completed_at", Float),
-    Column("progress_at", Float, doc="server time of the last progress change"),
-    Column("worker_ts", Float, doc="worker clock of the last applied update"),
-    Column("result", Text, doc="JSON"),
-    Column("error", Text),
-    Column("seq", BigInteger, nullable=False, doc="number of the job's latest event"),
-    # tqdm-style smoothed rate (see protocol.RateState)
-    Column("ema_dp", Float, nullable=False),
-    Column("ema_dt", Float, nullable=False),
-    Column("ema_calls", Integer, nullable=False),
-    Column(
-        "pause_streak",
-        Integer,
-        nullable=False,
-        server_default="0",
-        doc="1 right after a gap counted as a pause (see rules.is_pause), else 0",
-    ),
-    Column("resumed_from", Float, doc="percent a worker declared it resumed from (resumedFrom)"),
-    Column("latest_scalars", Text, doc="JSON {name: {step, timestamp, value}}: newest values"),
-    Column("update_interval", Float, doc="usual seconds between updates (EMA), for stalls"),
-    Column("stalled", Integer, nullable=False, server_default="0", doc="1 while stalled"),
-    Column("n_alerts", BigInteger, nullable=False, server_default="0"),
-    Column("alert_state", Text, doc="JSON {rule: {since, fired}} of the --alert rules"),
-    # the newest JOB_PROGRESS event, kept for `since` replay
-    Column("progress_seq", BigInteger),
-    Column("progress_event", Text, doc="JSON"),
-    Column("completed_seq", BigInteger),
-    # log line counts, so /logs totals cost nothing however long the job
-    Column("n_info", BigInteger, nullable=False),
-    Column("n_warning", BigInteger, nullable=False),
-    Column("n_error", BigInteger, nullable=False),
-    Column("log_bytes", BigInteger, nullable=False, server_default="0", doc="UTF-8 bytes of logs"),
-    Column(
-        "data_bytes",
-        BigInteger,
-        nullable=False,
-        server_default="0",
-        doc="bytes of per-GPU sample JSON and training-metric points (quotas.data_bytes)",
-    ),
-)
+_SQL_TYPES: dict[str, Any] = {
+    "text": Text,
+    "float": Float,
+    "integer": Integer,
+    "bigint": BigInteger,
+    "json": Text,
+}
+"""SQLAlchemy type of each :data:`~jobwatch.contract.job_fields.SqlType`."""
+
+
+def _job_column(field: JobField) -> Column[Any]:
+    """The ``jobs`` column of one :class:`~jobwatch.contract.job_fields.JobField`."""
+    kind = String(field.length) if field.sql == "text" and field.length else _SQL_TYPES[field.sql]
+    return Column(
+        field.column,
+        kind,
+        primary_key=field.primary_key,
+        nullable=field.nullable,
+        server_default=field.server_default,
+        doc=field.description,
+    )
+
+
+jobs = Table("jobs", metadata, *(_job_column(f) for f in JOB_FIELDS))
 Index("ix_jobs_created", jobs.c.created_at)
 Index("ix_jobs_status_created", jobs.c.status, jobs.c.created_at)
 
@@ -154,12 +124,9 @@ SAMPLE_FIELDS = {m.wire: samples.c[m.column] for m in GPU_METRICS}
 """Wire name -> column of the flat metric fields, in wire order."""
 
 JSON_COLUMNS = (
-    "result",
-    "progress_event",
+    *(f.column for f in JOB_FIELDS if f.sql == "json"),
     "gpus",
     "reply",
-    "latest_scalars",
-    "alert_state",
 )
 """Columns holding JSON text."""
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from jobwatch.contract.gpu_metrics import GPU_METRICS
+from jobwatch.contract.job_fields import WIRE_FIELDS, JobField
 from jobwatch.contract.requests import GpuSample
 
 _Answer = ConfigDict(extra="forbid", populate_by_name=True)
@@ -28,29 +29,37 @@ Seconds = float
 Cost = float
 
 
-class Job(BaseModel):
-    """A job as every endpoint returns it; ``seq`` is the number of its latest event."""
+_JOB_DOC = "A job as every endpoint returns it; ``seq`` is the number of its latest event."
 
-    model_config = _Answer
 
-    id: str
-    name: str | None
-    status: JobStatus
-    progress: float = Field(ge=0, le=100, description="percent")
-    current_operation: str | None = Field(alias="currentOperation")
-    worker_id: str | None = Field(alias="workerId")
-    price_per_hour: float | None = Field(alias="pricePerHour", description="currency per hour")
-    currency: str
-    provider_id: str | None = Field(alias="providerId")
-    created_at: datetime = Field(alias="createdAt")
-    started_at: datetime | None = Field(alias="startedAt")
-    updated_at: datetime = Field(alias="updatedAt")
-    completed_at: datetime | None = Field(alias="completedAt")
-    result: Any = Field(description="any JSON the worker sent on completion")
-    error: str | None
-    seq: int = Field(ge=0)
-    stalled: bool = Field(description="no update for longer than the stall threshold")
-    alerts: int = Field(ge=0, description="how many alerts the job has")
+def _job_answer_field(field: JobField) -> tuple[Any, Any]:
+    """The ``Job`` model's annotation and ``Field`` for one wire field of the table."""
+    kind: Any = {"time": datetime, "flag": bool}.get(field.form, field.python)
+    if field.choices:
+        kind = Literal[field.choices]
+    if field.nullable and kind is not Any:
+        kind = kind | None
+    return kind, Field(
+        alias=field.wire,
+        description=field.description,
+        ge=field.minimum,
+        le=field.maximum,
+    )
+
+
+if TYPE_CHECKING:
+
+    class Job(BaseModel):
+        """The fields of :data:`~jobwatch.contract.job_fields.WIRE_FIELDS`."""
+
+else:
+    Job = create_model(
+        "Job",
+        __config__=_Answer,
+        __doc__=_JOB_DOC,
+        __module__=__name__,
+        **{field.column: _job_answer_field(field) for field in WIRE_FIELDS},
+    )
 
 
 class JobAnswer(BaseModel):

@@ -3,9 +3,12 @@
 Plain files shipped inside the package under ``static/`` (HTML, ES modules,
 CSS, and uPlot vendored under ``static/vendor/uplot/``), served as they are:
 no build step at install, nothing from a CDN. The notebook's log view
-(``jobwatch/notebook/static/logview.js`` and ``.css``) is served unchanged at
-``/assets/widgets/``, so the page and the notebook draw log lines with the
-same code.
+(``jobwatch/notebook/static/logview.js`` and ``.css``) and its jobs table
+(``jobstable.js``, for the fleet's sort and filter rules) are served unchanged at
+``/assets/widgets/``, so the pages and the notebook draw log lines and order
+the fleet with the same code. ``/assets/job_fields.js`` is no file: it is written from the job's
+field table (:data:`jobwatch.contract.job_fields.VIEWED_FIELDS`), so the job
+page's model holds every field the table gives it.
 
 The pages hold no data: all they show comes from the REST API and the
 WebSocket, which check the token as for any client. So the pages and their
@@ -15,19 +18,21 @@ files load without a token (:func:`open_pages`), and a page that is answered
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
 from flask import Blueprint, Request, Response, request, send_from_directory
 
+from jobwatch.contract.job_fields import VIEWED_FIELDS
 from jobwatch.errors import AuthenticationError
 
-__all__ = ["STATIC", "WIDGET_FILES", "bp", "open_pages"]
+__all__ = ["STATIC", "WIDGET_FILES", "bp", "job_fields_module", "open_pages"]
 
 STATIC = Path(__file__).parent / "static"
 """The pages' files, served at ``/assets/``."""
 WIDGETS_STATIC = Path(__file__).resolve().parents[2] / "notebook" / "static"
-WIDGET_FILES = ("logview.js", "logview.css")
+WIDGET_FILES = ("logview.js", "logview.css", "jobstable.js")
 """Files of the notebook widgets the pages use as they are, at ``/assets/widgets/``."""
 
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -65,8 +70,29 @@ def job(job_id: str) -> Response:
 
 @bp.get("/assets/widgets/<any(" + ", ".join(WIDGET_FILES) + "):name>")
 def widget_file(name: str) -> Response:
-    """The notebook widgets' files the pages import (the log view)."""
+    """The notebook widgets' files the pages import (the log view, the fleet's rules)."""
     return send_from_directory(WIDGETS_STATIC, name)
+
+
+def job_fields_module() -> str:
+    """The ES module served at ``/assets/job_fields.js``: ``export const JOB_FIELDS``,
+    the wire names of :data:`~jobwatch.contract.job_fields.VIEWED_FIELDS` in wire order."""
+    return (
+        "// The job object's fields the job page's model holds (jobwatch/contract/job_fields.py,\n"
+        "// JOB_FIELDS, those viewed), written by the server from that table.\n"
+        f"export const JOB_FIELDS = {json.dumps(list(VIEWED_FIELDS))};\n"
+    )
+
+
+_JOB_FIELDS_MODULE = job_fields_module()
+
+
+@bp.get("/assets/job_fields.js")
+def job_fields_file() -> Response:
+    """The job page's list of job fields (:func:`job_fields_module`)."""
+    response = Response(_JOB_FIELDS_MODULE, mimetype="text/javascript")
+    response.headers["Cache-Control"] = "no-cache"  # a new version shows on the next load
+    return response
 
 
 @bp.after_request
@@ -102,8 +128,9 @@ def open_pages(check: Callable[[Request], None]) -> Callable[[], None]:
     def guard() -> None:
         try:
             check(request)
-        except AuthenticationError:
-            if request.blueprint != bp.name:
+        except AuthenticationError as exc:
+            # its 403 kinds (a host or origin not allowed) stand for pages too
+            if type(exc) is not AuthenticationError or request.blueprint != bp.name:
                 raise
 
     return guard

@@ -24,7 +24,7 @@ from limits import RateLimitItemPerSecond
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
-from jobwatch.errors import APIError, AuthenticationError, RateLimited
+from jobwatch.errors import AuthenticationError, HostNotAllowed, OriginNotAllowed, RateLimited
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 OPEN_PATHS = frozenset({"/api/health"})
@@ -117,9 +117,9 @@ class AccessPolicy:
         self.allowed_hosts = frozenset(h.lower().rstrip(".") for h in allowed_hosts)
 
     def check(self, request: Request) -> None:
-        """Raise :class:`AuthenticationError` (401), or an :class:`APIError` 403
-        ``host_not_allowed`` (a tokenless server asked under another name) or
-        ``origin_not_allowed`` (a WebSocket from a browser origin not allowed)."""
+        """Raise :class:`AuthenticationError` (401), or its 403 kinds :class:`HostNotAllowed`
+        (``host_not_allowed``: a tokenless server asked under another name) or
+        :class:`OriginNotAllowed` (a WebSocket from a browser origin not allowed)."""
         if request.path in OPEN_PATHS:
             return
         if self.write_token is None:
@@ -152,12 +152,10 @@ class AccessPolicy:
         host = _host_name(request.host)
         if host and self._allowed(host):
             return
-        raise APIError(
+        raise HostNotAllowed(
             f"this server has no token, so it answers only requests to localhost, 127.0.0.1 "
             f"or [::1], not to {request.host!r}; start it with --allowed-host NAME for "
-            "another name, or with a token (JOBWATCH_TOKEN)",
-            status=403,
-            code="host_not_allowed",
+            "another name, or with a token (JOBWATCH_TOKEN)"
         )
 
     def _check_origin(self, request: Request) -> None:
@@ -171,10 +169,8 @@ class AccessPolicy:
         # needs the token, which another site's page does not have.
         if self.write_token is not None and netloc == request.host:
             return
-        raise APIError(
-            f"WebSocket origin {origin!r} is not allowed; start the server with --cors-origin",
-            status=403,
-            code="origin_not_allowed",
+        raise OriginNotAllowed(
+            f"WebSocket origin {origin!r} is not allowed; start the server with --cors-origin"
         )
 
 

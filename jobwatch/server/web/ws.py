@@ -40,6 +40,7 @@ from jobwatch.errors import APIError, JobNotFound, StoreUnavailable
 from jobwatch.server.core.job_row import JobRow
 from jobwatch.server.core.rules import completed_event
 from jobwatch.server.core.serialize import Event, dumps
+from jobwatch.server.core.ws_session import JobStream, Next
 from jobwatch.server.events.fleet_feed import FLEET
 from jobwatch.server.storage import queries
 from jobwatch.server.storage.replay import replay
@@ -49,7 +50,6 @@ from jobwatch.server.web.ws_items import (
     Deliver,
     Flush,
     Item,
-    JobSubscription,
     Resync,
     Send,
     Start,
@@ -71,14 +71,12 @@ FORCE_CLOSE_AFTER = 5.0
 """Seconds a disconnected slow subscriber gets to take its close frame before the socket is cut."""
 
 
-GAP_WAIT = 1.0
-"""Seconds a session holds a job's later events while an earlier ``seq`` is missing
-(another process has committed it but not yet published it) before reading the
-missing events from the store."""
-
-
 class Session:
-    """One WebSocket connection: its subscriptions and its send queue."""
+    """One WebSocket connection: its subscriptions and its send queue.
+
+    The order of each job's events (what is held, gaps, resyncs) is kept by a
+    :class:`~jobwatch.server.core.ws_session.JobStream`; this class does the
+    reading and writing it asks for."""
 
     def __init__(self, ws: Any, services: Services) -> None:
         self.ws = ws
@@ -90,7 +88,7 @@ class Session:
         self._closing = False
         self._busy = False  # the sender is working on an item (guarded by _cond)
         self._plain = plain_frames(ws)  # frames shared with other connections
-        self._subscriptions: dict[str, JobSubscription] = {}
+        self._subscriptions: dict[str, JobStream] = {}
         self._sender = threading.Thread(
             target=self._send_loop, name="jobwatch-ws-send", daemon=True
         )
@@ -149,7 +147,7 @@ class Session:
             self._send_control({"type": "unsubscribed", "subscriptionId": job_id})
 
     def _subscribe(self, job_id: str, since: int | None) -> None:
-        subscription = JobSubscription(job_id)
+        subscription = JobStream(job_id, self.services.ws_queue_size, self.services.ws_queue_bytes)
         with self._cond:
             self._subscriptions[job_id] = subscription
         # Subscribe before reading the job: an event committed after the read is
@@ -215,15 +213,15 @@ class Session:
         if self._busy or self._send_queue or self._closing or not self._plain:
             return False
         subscription = self._subscriptions.get(job_id)
-        if subscription is None or not subscription.acked or seq != subscription.last_sent + 1:
+        if subscription is None or not subscription.sends_now(seq):
             return False
         sock = self.ws.sock
-        if subscription.held or not self.ws.connected or not isinstance(sock, LockedSocket):
+        if not self.ws.connected or not isinstance(sock, LockedSocket):
             return False
         written = sock.try_send(frame_once(message))
         if written is None:
             return False
-        subscription.last_sent = seq
+        subscription.sent(seq)
         if not written:
             self._send_queue.append(Flush())
             self._cond.notify()
@@ -375,96 +373,58 @@ class Session:
 
     def _send_event(self, job_id: str, seq: int, message: bytes) -> None:
         subscription = self._subscriptions.get(job_id)
-        if subscription is None or (subscription.acked and seq <= subscription.last_sent):
-            return
-        subscription.held[seq] = message
-        if subscription.acked:
-            self._drain(subscription)
+        if subscription is not None:
+            self._do(subscription, subscription.offer(seq, message, time.monotonic()))
 
-    def _drain(self, subscription: JobSubscription) -> None:
-        """Send the held events that continue the sequence; time any gap left."""
-        while (message := subscription.held.pop(subscription.last_sent + 1, None)) is not None:
+    def _do(self, subscription: JobStream, step: Next) -> None:
+        """Send what ``step`` says, then fill from the store if it says so."""
+        for message in step.send:
             self._send(message)
-            subscription.last_sent += 1
-        for seq in [s for s in subscription.held if s <= subscription.last_sent]:
-            del subscription.held[seq]
-        if not subscription.held:
-            subscription.gap_since = None
-        elif subscription.gap_since is None:
-            subscription.gap_since = time.monotonic()
-        held = subscription.held
-        if (
-            len(held) >= self.services.ws_queue_size
-            or sum(map(len, held.values())) > self.services.ws_queue_bytes
-        ):
+        if step.fill:
             self._fill(subscription)
 
     def _gap_wait(self) -> float | None:
         """Seconds until the oldest open gap is due for a store read; ``None``: no gap."""
-        opened = [s.gap_since for s in self._subscriptions.values() if s.gap_since is not None]
-        if not opened:
-            return None
-        return min(opened) + GAP_WAIT - time.monotonic()
+        due = [s.gap_due_at() for s in self._subscriptions.values()]
+        opened = [at for at in due if at is not None]
+        return min(opened) - time.monotonic() if opened else None
 
     def _fill_overdue(self) -> None:
-        due = time.monotonic() - GAP_WAIT
+        now = time.monotonic()
         for subscription in list(self._subscriptions.values()):
-            if subscription.gap_since is not None and subscription.gap_since <= due:
+            due = subscription.gap_due_at()
+            if due is not None and due <= now:
                 self._fill(subscription)
 
     def _resync(self, job_id: str, seq: int) -> None:
         subscription = self._subscriptions.get(job_id)
-        if subscription is None:
-            return
-        if not subscription.acked:
-            subscription.needs_fill = True
-        elif seq == 0 or seq > subscription.last_sent:
+        if subscription is not None and subscription.resync(seq):
             self._fill(subscription)
 
-    def _fill(self, subscription: JobSubscription) -> None:
-        """Send what the store has beyond ``last_sent``, merged with the held events.
-
-        The store keeps every log line and the newest progress, so a progress
-        event lost in transit and already superseded is skipped, as in replay.
-        """
+    def _fill(self, subscription: JobStream) -> None:
+        """Send what the store has beyond what was sent, merged with the held events."""
         try:
             with self.services.store.read() as conn:
                 job = queries.get_job(conn, subscription.job_id)
         except StoreUnavailable:
-            subscription.gap_since = time.monotonic()  # try again in GAP_WAIT seconds
+            subscription.fill_failed(time.monotonic())
             return
-        subscription.gap_since = None
         if job is None:  # pruned meanwhile
-            subscription.held.clear()
+            subscription.gone()
             return
         upto = int(job["seq"])
-        held = sorted(s for s in subscription.held if s <= upto)
+        stored = replay(
+            self.services.store, job, subscription.last_sent, upto, self.services.clock()
+        )
         try:
-            for event in replay(
-                self.services.store, job, subscription.last_sent, upto, self.services.clock()
-            ):
-                while held and held[0] < event.seq:
-                    self._send_held(subscription, held.pop(0))
-                subscription.held.pop(event.seq, None)
-                self._send(event.message())
-                subscription.last_sent = event.seq
+            for message in subscription.merge(upto, ((e.seq, e.message()) for e in stored)):
+                self._send(message)
         except StoreUnavailable:
-            subscription.gap_since = time.monotonic()
+            subscription.fill_failed(time.monotonic())
             return
-        for seq in held:
-            self._send_held(subscription, seq)
-        subscription.last_sent = max(subscription.last_sent, upto)
-        self._drain(subscription)
+        self._do(subscription, subscription.drain(time.monotonic()))
 
-    def _send_held(self, subscription: JobSubscription, seq: int) -> None:
-        message = subscription.held.pop(seq, None)
-        if message is not None and seq > subscription.last_sent:
-            self._send(message)
-            subscription.last_sent = seq
-
-    def _start_subscription(
-        self, subscription: JobSubscription, job: JobRow, since: int | None
-    ) -> None:
+    def _start_subscription(self, subscription: JobStream, job: JobRow, since: int | None) -> None:
         if self._subscriptions.get(subscription.job_id) is not subscription:
             return  # unsubscribed or subscribed again meanwhile
         upto = int(job["seq"])
@@ -493,13 +453,7 @@ class Session:
             # A finished job ends every subscription with its completion, even
             # when ``since`` already covers it (or lies beyond: a restored backup).
             self._send(completed_event(job, self.services.clock()).message())
-        subscription.last_sent = upto
-        subscription.acked = True
-        if subscription.needs_fill:
-            subscription.needs_fill = False
-            self._fill(subscription)
-        else:
-            self._drain(subscription)
+        self._do(subscription, subscription.acknowledged(upto, time.monotonic()))
 
 
 def _error_body(exc: APIError) -> dict[str, Any]:

@@ -3,44 +3,27 @@
 :class:`~jobwatch.server.web.ws.Session` puts these in its bounded queue (the
 route thread, the broker and the fleet feed put; only the sender thread
 takes), and the sender dispatches on their type. :func:`size` is what an
-item counts against the queue's byte bound. :class:`JobSubscription` is the
-sender's record of one job subscribed on the connection.
+item counts against the queue's byte bound.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from jobwatch.server.core.job_row import JobRow
+from jobwatch.server.core.ws_session import JobStream
 
 __all__ = [
     "Close",
     "Deliver",
     "Flush",
     "Item",
-    "JobSubscription",
     "Resync",
     "Send",
     "Start",
     "Stop",
     "size",
 ]
-
-
-@dataclass
-class JobSubscription:
-    """One job subscribed on a connection; touched only by the sender thread once created.
-
-    ``held`` keeps events that cannot be sent yet, by seq: all of them until the
-    ``subscribed`` answer is out, then those beyond a gap in the sequence.
-    """
-
-    job_id: str
-    acked: bool = False
-    last_sent: int = 0
-    held: dict[int, bytes] = field(default_factory=dict)
-    gap_since: float | None = None
-    needs_fill: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +53,7 @@ class Start:
     """Answer ``subscribed`` for ``subscription``, then replay ``job``'s events after ``since``
     (``None``: none)."""
 
-    subscription: JobSubscription
+    subscription: JobStream
     job: JobRow
     since: int | None
 

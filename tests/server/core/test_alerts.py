@@ -207,12 +207,12 @@ def test_of_two_servers_only_one_marks_a_stall() -> None:
     [
         (["--alert", "gpuTemperature>>85 for 60s"], "not understood"),
         (["--webhook-url", "ftp://x"], "must start with http"),
-        (["--stall-after", "0"], "--stall-after seconds must be"),
+        (["--stall-after", "0"], "--stall-after must be a number from 1"),
     ],
 )
 def test_serve_refuses_bad_alert_settings_in_one_line(args: list[str], message: str) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "jobwatch.cli.commands", "serve", "--db", ":memory:", *args],
+        [sys.executable, "-m", "jobwatch.cli", "serve", "--db", ":memory:", *args],
         capture_output=True,
         text=True,
         timeout=60,

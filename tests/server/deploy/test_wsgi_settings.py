@@ -3,15 +3,12 @@ become ``create_app`` settings, bad ones one clear error naming the variable."""
 
 from __future__ import annotations
 
-import ast
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-import jobwatch.server as jobwatch_server
 from jobwatch.errors import SettingsError
 from jobwatch.server.deploy.settings import (
     ARGUMENT_NAMES,
@@ -127,28 +124,6 @@ def test_the_messages_name_what_the_user_wrote() -> None:
     assert (short.problem(names=FLAG_NAMES) or "").startswith("--token must be")
     assert (short.problem(names=ENV_NAMES) or "").startswith("JOBWATCH_TOKEN must be")
     assert (short.problem(names=ARGUMENT_NAMES) or "").startswith("token must be")
-
-
-def test_the_server_imports_neither_the_cli_nor_the_client() -> None:
-    """Imports flow one way: the command line and the client sit above the server."""
-    above = {
-        "jobwatch.cli.commands",
-        "jobwatch.client.rest",
-        "jobwatch.client.subscription",
-        "jobwatch.report.reporter",
-    }
-    server = Path(jobwatch_server.__file__).parent
-    found = []
-    for path in sorted(server.glob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module:
-                names = {node.module} | {f"{node.module}.{a.name}" for a in node.names}
-            elif isinstance(node, ast.Import):
-                names = {a.name for a in node.names}
-            else:
-                continue
-            found += [f"{path.name}: {name}" for name in sorted(names & above)]
-    assert found == []
 
 
 def test_jobwatch_serve_refuses_an_unsupported_database_in_one_line() -> None:

@@ -211,6 +211,7 @@ def test_a_tokenless_server_answers_only_loopback_host_names(server: EmbeddedSer
         assert answer.status_code == 403, host
         assert answer.json()["error"]["code"] == "host_not_allowed"
     assert _get(server.url, "evil.example", "/api/health") == 200  # probes stay open
+    assert _get(server.url, "evil.example", "/") == 403  # pages too: a rebound page reads on
     write = requests.put(
         f"{server.url}/api/jobs/rebound", json={}, headers={"Host": "evil.example"}, timeout=5
     )

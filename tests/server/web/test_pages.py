@@ -3,14 +3,16 @@ without a token (which they then ask for), and shipped in the wheel."""
 
 from __future__ import annotations
 
+import json
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from jobwatch.contract.job_fields import VIEWED_FIELDS
 from jobwatch.server import EmbeddedServer
-from jobwatch.server.web.pages import STATIC, WIDGET_FILES, WIDGETS_STATIC
+from jobwatch.server.web.pages import STATIC, WIDGET_FILES, WIDGETS_STATIC, job_fields_module
 from tests.conftest import Api
 from tests.paths import REPO
 
@@ -51,6 +53,16 @@ def test_the_log_view_is_the_notebooks_own_file(api: Api) -> None:
         response = api.get(f"/assets/widgets/{name}")
         assert response.status_code == 200
         assert response.content == (WIDGETS_STATIC / name).read_bytes()
+
+
+def test_the_job_pages_field_list_is_written_from_the_job_table(api: Api) -> None:
+    response = api.get("/assets/job_fields.js")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/javascript")
+    assert response.headers["Content-Security-Policy"]
+    assert response.text == job_fields_module()
+    assert f"export const JOB_FIELDS = {json.dumps(list(VIEWED_FIELDS))};" in response.text
+    assert not (STATIC / "job_fields.js").exists()  # no copy to fall behind the table
 
 
 @pytest.mark.parametrize(

@@ -1,73 +1,22 @@
 // The fleet's rows without any display: job summaries keyed by id, sorted and
-// filtered, and the totals. The same rules as the notebook's JobsTable and
-// `jobwatch top` (jobwatch/view/fleet.py): sort by status (running first) then newest
-// update; a job's cost today is its price per hour times the hours of its run
-// after local midnight (docs/api.md, "Estimates").
+// filtered with the notebook JobsTable's rules (jobstable.js, the same as jobwatch/view/
+// fleet.py for `jobwatch top`), and the totals. A job's cost today is its price per hour
+// times the hours of its run after local midnight (docs/api.md, "Estimates").
 
 import { parseTime } from "./format.js";
+// The fleet's sort and filter rules are the notebook table's own (one source for both).
+import { SORT_KEYS, hasStatus, matches, sortRows } from "./widgets/jobstable.js";
 
-/** Where each status sorts under "status": what needs a look first. */
-const STATUS_ORDER = { running: 0, pending: 1, failed: 2, cancelled: 3, completed: 4 };
+export { SORT_KEYS, hasStatus, matches, sortRows };
+
 const FINISHED = new Set(["completed", "failed", "cancelled"]);
-/** Columns the table sorts by, and whether they are numbers. */
-export const SORT_KEYS = {
-  status: false,
-  name: false,
-  progress: true,
-  timeRemaining: true,
-  costSoFar: true,
-  gpuUtilization: true,
-  gpuTemperature: true,
-  alerts: true,
-  updatedAt: false,
-};
 
 function number(value) {
   return typeof value === "number" && Number.isFinite(value) ? value : null;
 }
 
-function sortKey(row, key) {
-  if (key === "status") return STATUS_ORDER[row.status] ?? Object.keys(STATUS_ORDER).length;
-  if (key === "name") return String(row.name || row.id).toLowerCase();
-  if (key === "costSoFar") return row.cost;
-  if (SORT_KEYS[key]) return number(row[key]);
-  return typeof row[key] === "string" ? row[key] : null;
-}
-
-function compare(a, b) {
-  if (a < b) return -1;
-  return a > b ? 1 : 0;
-}
-
-/** Whether the job's name or id contains `text`, ignoring case ("" keeps every job). */
-export function matches(row, text) {
-  if (!text) return true;
-  const needle = text.toLowerCase();
-  return String(row.id).toLowerCase().includes(needle) || String(row.name || "").toLowerCase().includes(needle);
-}
-
-/** Whether the row passes the status filter: "" all, "stalled", or one status. */
-export function hasStatus(row, status) {
-  if (!status) return true;
-  if (status === "stalled") return Boolean(row.stalled) && !FINISHED.has(row.status);
-  return row.status === status;
-}
-
-/**
- * Rows in table order: by `key` (descending if asked; rows without a value last),
- * ties by newest update then id.
- */
-export function sortRows(rows, key, descending) {
-  const ordered = rows.slice().sort(
-    (a, b) => compare(b.updatedAt || "", a.updatedAt || "") || compare(String(a.id), String(b.id)),
-  );
-  const present = ordered.filter((row) => sortKey(row, key) !== null);
-  const missing = ordered.filter((row) => sortKey(row, key) === null);
-  const sign = descending ? -1 : 1;
-  // Array.prototype.sort is stable: equal keys keep the tie-break order above.
-  present.sort((a, b) => sign * compare(sortKey(a, key), sortKey(b, key)));
-  return present.concat(missing);
-}
+// The page sorts by the running costs moved on to now, not the summary's.
+const shownValue = (row, key) => (key === "costSoFar" ? row.cost : row[key]);
 
 function localMidnight(now) {
   const day = new Date(now * 1000);
@@ -112,7 +61,7 @@ export class FleetRows {
     const kept = Array.from(this.rows.values()).filter(
       (row) => hasStatus(row, status) && matches(row, text),
     );
-    return sortRows(kept, sort, descending);
+    return sortRows(kept, sort, descending, shownValue);
   }
 
   /**

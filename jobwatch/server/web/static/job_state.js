@@ -4,6 +4,8 @@
 
 import { parseTime } from "./format.js";
 import { gpuIds } from "./gpu_labels.js";
+// Not a file: the server writes it from the job's field table (jobwatch/contract/job_fields.py).
+import { JOB_FIELDS } from "./job_fields.js";
 
 export const MAX_POINTS = 2000; // samples kept for the GPU charts
 export const MAX_SCALAR_POINTS = 2000; // points kept per training metric
@@ -38,6 +40,12 @@ export function sample(raw) {
     ids[id.key] = id;
   });
   return { ts, flat: fields(raw), gpus, ids };
+}
+
+/** The page's copy of a job object: every field of JOB_FIELDS (null where `raw` lacks it,
+ * as from an older server), then whatever else `raw` holds (jobwatch/view/state.py job_model). */
+export function jobModel(raw) {
+  return { ...Object.fromEntries(JOB_FIELDS.map((name) => [name, null])), ...raw };
 }
 
 function sameFlat(a, b) {
@@ -87,7 +95,7 @@ export class JobState {
 
   /** Start from a GET /monitor answer; `now` is the page clock (s). */
   loadSnapshot(snapshot, now) {
-    this.job = { ...snapshot.job };
+    this.job = jobModel(snapshot.job);
     this.estimates(snapshot, now);
     this.seq = Number(snapshot.seq) || 0;
     const metrics = snapshot.metrics || {};

@@ -1,0 +1,416 @@
+"""The server's answers and streamed messages as typed dicts, for the client side.
+
+:class:`~jobwatch.client.rest.Client` returns these and its subscriptions
+yield them: plain ``dict`` objects decoded from JSON, with wire (camelCase)
+keys, that a type checker can follow. They import nothing but :mod:`typing`,
+so the client stays light; the server describes the same shapes as pydantic
+models (``jobwatch/server/web/answers.py``, for its OpenAPI document), and a
+test keeps the two key for key.
+
+Units as on the wire: progress and utilization in percent (0-100), memory in
+MB, temperature in degrees Celsius, power in watts, durations in seconds,
+costs in the job's currency; timestamps are ISO 8601 text in UTC (``...Z``),
+parse them with :func:`jobwatch.contract.basics.parse_ts`.
+
+A client reads what a server sent: these types say what a jobwatch server
+sends, not what was checked, so code that must survive another server still
+reads defensively (``.get``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypedDict
+
+__all__ = [
+    "Alert",
+    "AlertData",
+    "AlertEvent",
+    "AlertsPage",
+    "CompletedData",
+    "CompletedEvent",
+    "GpuReading",
+    "Health",
+    "Job",
+    "JobEvent",
+    "JobList",
+    "JobStatus",
+    "JobSummary",
+    "JobsChanged",
+    "JobsChangedData",
+    "LogLine",
+    "LogsData",
+    "LogsEvent",
+    "LogsPage",
+    "MetricsPage",
+    "Monitor",
+    "MonitorMetrics",
+    "ProgressData",
+    "ProgressEvent",
+    "ProgressReply",
+    "ResumedData",
+    "ResumedEvent",
+    "Sample",
+    "ScalarStep",
+    "ScalarValue",
+    "ScalarsPage",
+    "StalledData",
+    "StalledEvent",
+]
+
+JobStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
+LogLevel = Literal["info", "warning", "error"]
+
+
+class Job(TypedDict):
+    """A job as every endpoint returns it; ``seq`` is the number of its latest event."""
+
+    id: str
+    name: str | None
+    status: JobStatus
+    progress: float
+    currentOperation: str | None
+    workerId: str | None
+    pricePerHour: float | None
+    currency: str
+    providerId: str | None
+    createdAt: str
+    startedAt: str | None
+    updatedAt: str
+    completedAt: str | None
+    result: Any
+    error: str | None
+    seq: int
+    stalled: bool
+    alerts: int
+
+
+class JobList(TypedDict):
+    """``GET /api/jobs``: one page of jobs, newest first."""
+
+    jobs: list[Job]
+    total: int
+    limit: int
+    offset: int
+
+
+class ProgressReply(TypedDict):
+    """``POST /progress``: the job's figures once the update was committed."""
+
+    success: Literal[True]
+    jobId: str
+    status: JobStatus
+    progress: float
+    timeRemaining: float | None
+    costSoFar: float | None
+    estimatedTotalCost: float | None
+    currency: str
+    seq: int
+
+
+class Health(TypedDict):
+    """``GET /api/health``."""
+
+    status: Literal["ok"]
+    version: str
+
+
+class GpuReading(TypedDict, total=False):
+    """One GPU's part of a sample (each field may be absent or ``None``)."""
+
+    index: int | None
+    uuid: str | None
+    name: str | None
+    gpuUtilization: float | None
+    gpuMemoryUsed: float | None
+    gpuMemoryTotal: float | None
+    gpuTemperature: float | None
+    powerUsage: float | None
+
+
+class _SampleFields(TypedDict):
+    timestamp: str
+    gpuUtilization: float | None
+    gpuMemoryUsed: float | None
+    gpuMemoryTotal: float | None
+    gpuTemperature: float | None
+    powerUsage: float | None
+
+
+class Sample(_SampleFields, total=False):
+    """One metrics sample with the server time it was received (the fields of
+    :data:`~jobwatch.contract.gpu_metrics.GPU_METRICS`); ``gpus`` only when sent."""
+
+    gpus: list[GpuReading] | None
+
+
+class LogLine(TypedDict):
+    """A stored log line; ``id`` grows with each line of a job (``None`` in a
+    ``JOB_LOGS`` event, sent before the lines are numbered)."""
+
+    id: int | None
+    level: LogLevel
+    timestamp: str
+    message: str
+
+
+class ScalarValue(TypedDict):
+    """One training-metric value at a step, with the server time it was stored."""
+
+    step: int
+    timestamp: str
+    value: float
+
+
+class Alert(TypedDict):
+    """An alert; ``seq`` is the number of its ``JOB_ALERT`` event."""
+
+    seq: int
+    timestamp: str
+    level: LogLevel
+    title: str
+    text: str | None
+    source: Literal["worker", "rule", "failed", "stalled"]
+
+
+class AlertsPage(TypedDict):
+    """``GET /alerts``: one page of alerts, oldest first."""
+
+    jobId: str
+    alerts: list[Alert]
+    total: int
+    limit: int
+    offset: int
+
+
+class MonitorMetrics(TypedDict):
+    """The newest sample and the last 60 seconds of samples, oldest first."""
+
+    latest: Sample | None
+    history: list[Sample]
+
+
+class Monitor(TypedDict):
+    """``GET /monitor``: all a viewer needs to start; subscribe with ``since=seq``.
+
+    ``gpusOmitted``: how many of the oldest history samples come without ``gpus``;
+    ``scalars``: the newest value of each training metric; ``alerts``: the newest 20.
+    """
+
+    job: Job
+    metrics: MonitorMetrics
+    gpusOmitted: int
+    logs: list[LogLine]
+    scalars: dict[str, ScalarValue]
+    alerts: list[Alert]
+    timeRemaining: float | None
+    costSoFar: float | None
+    estimatedTotalCost: float | None
+    elapsed: float | None
+    currency: str
+    seq: int
+
+
+class MetricsPage(TypedDict):
+    """``GET /metrics``: the samples of the window, oldest first."""
+
+    jobId: str
+    timeRange: float
+    maxPoints: int | None
+    downsampled: bool
+    gpusOmitted: int
+    metrics: list[Sample]
+
+
+class ScalarsPage(TypedDict):
+    """``GET /scalars``: each training metric's values, oldest first."""
+
+    jobId: str
+    timeRange: float | None
+    maxPoints: int | None
+    downsampled: bool
+    scalars: dict[str, list[ScalarValue]]
+
+
+class LogsPage(TypedDict):
+    """``GET /logs``: one page of log lines, oldest first."""
+
+    jobId: str
+    logs: list[LogLine]
+    total: int
+    limit: int
+    offset: int
+
+
+# -- the stream of one job (subscribe:job) ----------------------------------------
+
+
+class ScalarStep(TypedDict):
+    """One step's training metrics in a ``JOB_PROGRESS`` event."""
+
+    step: int
+    timestamp: str
+    values: dict[str, float]
+
+
+class _ProgressFields(TypedDict):
+    jobId: str
+    status: JobStatus
+    progress: float
+    currentOperation: str | None
+    metrics: Sample | None
+    timeRemaining: float | None
+    costSoFar: float | None
+    estimatedTotalCost: float | None
+    elapsed: float | None
+    currency: str
+    timestamp: str
+
+
+class ProgressData(_ProgressFields, total=False):
+    """``data`` of ``JOB_PROGRESS``; ``scalars`` only when the update carried some."""
+
+    scalars: list[ScalarStep] | None
+
+
+class LogsData(TypedDict):
+    """``data`` of ``JOB_LOGS``."""
+
+    jobId: str
+    logs: list[LogLine]
+
+
+class CompletedData(TypedDict):
+    """``data`` of ``JOB_COMPLETED``."""
+
+    jobId: str
+    status: Literal["completed", "failed", "cancelled"]
+    result: Any
+    error: str | None
+    completedAt: str
+    costSoFar: float | None
+    currency: str
+
+
+class StalledData(TypedDict):
+    """``data`` of ``JOB_STALLED``: seconds since the last update."""
+
+    jobId: str
+    stalled: Literal[True]
+    lastUpdateAt: str
+    silentFor: float
+    timestamp: str
+
+
+class ResumedData(TypedDict):
+    """``data`` of ``JOB_RESUMED``: how long the job was silent."""
+
+    jobId: str
+    stalled: Literal[False]
+    silentFor: float
+    timestamp: str
+
+
+class AlertData(TypedDict):
+    """``data`` of ``JOB_ALERT``."""
+
+    jobId: str
+    alert: Alert
+
+
+class ProgressEvent(TypedDict):
+    """``{type: "JOB_PROGRESS", jobId, seq, data}``."""
+
+    type: Literal["JOB_PROGRESS"]
+    jobId: str
+    seq: int
+    data: ProgressData
+
+
+class LogsEvent(TypedDict):
+    """``{type: "JOB_LOGS", jobId, seq, data}``."""
+
+    type: Literal["JOB_LOGS"]
+    jobId: str
+    seq: int
+    data: LogsData
+
+
+class CompletedEvent(TypedDict):
+    """``{type: "JOB_COMPLETED", jobId, seq, data}``."""
+
+    type: Literal["JOB_COMPLETED"]
+    jobId: str
+    seq: int
+    data: CompletedData
+
+
+class StalledEvent(TypedDict):
+    """``{type: "JOB_STALLED", jobId, seq, data}``."""
+
+    type: Literal["JOB_STALLED"]
+    jobId: str
+    seq: int
+    data: StalledData
+
+
+class ResumedEvent(TypedDict):
+    """``{type: "JOB_RESUMED", jobId, seq, data}``."""
+
+    type: Literal["JOB_RESUMED"]
+    jobId: str
+    seq: int
+    data: ResumedData
+
+
+class AlertEvent(TypedDict):
+    """``{type: "JOB_ALERT", jobId, seq, data}``."""
+
+    type: Literal["JOB_ALERT"]
+    jobId: str
+    seq: int
+    data: AlertData
+
+
+JobEvent = ProgressEvent | LogsEvent | CompletedEvent | StalledEvent | ResumedEvent | AlertEvent
+"""One event of a job's stream; ``type`` tells which (narrow on ``event["type"]``)."""
+
+
+# -- the fleet (subscribe:jobs) ---------------------------------------------------
+
+
+class JobSummary(TypedDict):
+    """One job in ``JOBS_CHANGED``: GPU fields from its newest sample, costs as of the message."""
+
+    id: str
+    name: str | None
+    status: JobStatus
+    progress: float
+    currentOperation: str | None
+    timeRemaining: float | None
+    costSoFar: float | None
+    estimatedTotalCost: float | None
+    currency: str
+    pricePerHour: float | None
+    gpuUtilization: float | None
+    gpuTemperature: float | None
+    updatedAt: str
+    startedAt: str | None
+    completedAt: str | None
+    createdAt: str
+    workerId: str | None
+    stalled: bool
+    alerts: int
+
+
+class JobsChangedData(TypedDict):
+    """``data`` of ``JOBS_CHANGED``."""
+
+    jobs: list[JobSummary]
+
+
+class JobsChanged(TypedDict):
+    """``{type: "JOBS_CHANGED", seq, data: {jobs}}``; ``seq`` is the server's time in ms."""
+
+    type: Literal["JOBS_CHANGED"]
+    seq: int
+    data: JobsChangedData

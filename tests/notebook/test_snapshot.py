@@ -1,0 +1,142 @@
+"""The monitor's static snapshot: HTML and text from a state, no kernel, no browser."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import pytest
+
+from jobwatch.notebook.snapshot import snapshot_bundle, snapshot_html, snapshot_text
+from jobwatch.notebook.sparkline import MAX_POINTS, sparkline
+from jobwatch.view.state import MonitorState
+
+NOW = 1_800_000_100.0
+EVIL = '<script>alert("x")</script>&'
+
+
+def state_of(**job: Any) -> MonitorState:
+    state = MonitorState(clock=lambda: NOW)
+    base = {
+        "id": "run-7",
+        "name": "resnet",
+        "status": "completed",
+        "progress": 100.0,
+        "currentOperation": "epoch 10/10",
+        "startedAt": "2027-01-15T08:00:00.000Z",
+        "completedAt": "2027-01-15T08:01:40.000Z",
+        "result": {"accuracy": 0.93},
+    }
+    base.update(job)
+    state.load_snapshot(
+        {
+            "job": base,
+            "metrics": {
+                "latest": None,
+                "history": [
+                    {
+                        "timestamp": f"2027-01-15T08:00:{second:02d}.000Z",
+                        "gpuUtilization": 50.0 + second,
+                        "gpuMemoryUsed": 1000.0,
+                        "gpuMemoryTotal": 8000.0,
+                    }
+                    for second in range(10)
+                ],
+            },
+            "logs": [
+                {"id": i, "level": "info", "timestamp": "2027-01-15T08:01:00.000Z",
+                 "message": f"step {i}"}
+                for i in range(1, 16)
+            ],
+            "timeRemaining": 0.0,
+            "costSoFar": 0.25,
+            "estimatedTotalCost": 0.25,
+            "currency": "QUBIC",
+            "seq": 9,
+        }
+    )  # fmt: skip
+    state.merge_scalars(
+        {"loss": [{"step": s, "timestamp": "2027-01-15T08:00:00.000Z", "value": 1 / s}
+                  for s in range(1, 6)]}
+    )  # fmt: skip
+    return state
+
+
+def test_a_finished_job_shows_its_figures_end_charts_and_last_lines() -> None:
+    html = snapshot_html(state_of(), "ended", marker="jobwatch-snapshot-abc", now=NOW)
+    assert 'class="jobwatch-snapshot jobwatch-snapshot-abc"' in html
+    for expected in ("resnet", "run-7", ">completed<", "100.0%", "epoch 10/10", "1m 40s",
+                     "0.250 QUBIC", "✔ <b>completed</b>", "accuracy", "not live (the job ended)",
+                     "last 10 of 15 log lines"):  # fmt: skip
+        assert expected in html, expected
+    assert "step 15" in html and "step 6" in html and "step 5" not in html
+    assert html.count("<svg") == 3  # GPU utilisation, memory and the loss
+    assert "<script" not in html and "on" + "load" not in html
+
+
+def test_the_text_says_the_same_without_markup() -> None:
+    text = snapshot_text(state_of(), "ended", now=NOW)
+    first = text.splitlines()[0]
+    assert first.startswith("resnet (run-7) · completed · 100.0% · snapshot ")
+    assert "cost 0.250 QUBIC" in text and "✔ completed" in text
+    assert text.splitlines()[-1].endswith("step 15")
+    assert "<" not in text
+
+
+def test_every_job_string_is_text() -> None:
+    state = state_of(
+        name=EVIL, currentOperation=EVIL, status="failed", error=EVIL, result=None, id="x"
+    )
+    state.add_logs([{"id": 99, "level": "error", "timestamp": None, "message": EVIL}])
+    html = snapshot_html(state, "live", now=NOW)
+    assert "<script>" not in html
+    assert html.count("&lt;script&gt;") >= 4  # name, operation, error, log line
+
+
+def test_a_bad_marker_is_refused() -> None:
+    with pytest.raises(ValueError, match="marker"):
+        snapshot_html(state_of(), "live", marker='x" onclick="y')
+
+
+def test_the_bundle_holds_html_and_text() -> None:
+    bundle = snapshot_bundle(state_of(), "closed", marker="m", now=NOW)
+    assert set(bundle) == {"text/html", "text/plain"}
+    assert (
+        "not live (closed)" in bundle["text/html"] and "not live (closed)" in bundle["text/plain"]
+    )
+
+
+def test_a_running_job_without_samples_or_lines() -> None:
+    state = state_of(status="running", progress=40.0, completedAt=None, result=None)
+    state.samples.clear()
+    state.logs.clear()
+    state.scalars.clear()
+    html = snapshot_html(state, "live", now=NOW)
+    assert "no GPU metrics reported" in html and "no log lines" in html
+    assert "<svg" not in html and "✔" not in html
+
+
+def points(svg: str) -> list[list[tuple[float, float]]]:
+    return [
+        [tuple(map(float, pair.split(","))) for pair in line.split()]  # type: ignore[misc]
+        for line in re.findall(r'points="([^"]*)"', svg)
+    ]
+
+
+def test_a_sparkline_breaks_at_gaps_and_keeps_the_newest_points() -> None:
+    svg = str(sparkline([1.0, 2.0, None, 3.0, math.nan, 4.0, 5.0], label="a <b>"))
+    lines = points(svg)
+    assert [len(line) for line in lines] == [2, 2, 2]  # the lone 3.0 is a short tick
+    assert 'aria-label="a &lt;b&gt;"' in svg
+    ys = [y for line in lines for _, y in line]
+    assert max(ys) <= 28 and min(ys) >= 0
+    long = points(str(sparkline([float(i) for i in range(500)], label="x")))
+    assert len(long[0]) == MAX_POINTS
+
+
+def test_a_flat_or_empty_sparkline() -> None:
+    flat = points(str(sparkline([3.0, 3.0, 3.0], label="flat")))
+    assert {y for _, y in flat[0]} == {14.0}
+    assert points(str(sparkline([], label="none"))) == []
+    assert points(str(sparkline([None, None], label="none"))) == []
