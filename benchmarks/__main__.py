@@ -12,6 +12,7 @@ from benchmarks import (
     history,
     idle,
     ingest,
+    integrations,
     kernel,
     log_latency,
     memory,
@@ -43,6 +44,7 @@ SUITES = {
     "slowdisk": slowdisk.run,
     "training": training.run,
     "kernel": kernel.run,
+    "integrations": integrations.run,
     "latency": log_latency.run,
 }
 

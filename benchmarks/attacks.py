@@ -13,6 +13,13 @@ with ``since: 0`` that never read; six subscribers that never read while 1 MiB
 events are posted; six clients that ask for ``GET /api/jobs?limit=1000`` over
 300 jobs of 1 MB results and never read the answer.
 
+Hostile jobs: /api/health p99 and the worker's RSS before and during each of
+700 jobs whose name, operation and worker id are 1,024 four-byte characters
+each, with a fleet subscriber reading its first pages; one fleet subscription
+over jobs holding 1 MB results; one WebSocket that never reads sending 1,000
+``subscribe:job`` for a job with a 1 MB result; ``/api/prometheus`` with 10
+running jobs of 1,024 GPUs (the webhook flood is checked by tests/server/events/test_webhook.py).
+
 Every loop is bounded in count and time and stops by itself; only 127.0.0.0/8
 is contacted. The benchmark raises its own open-files limit to serve as the
 attacker.
@@ -481,8 +488,186 @@ def _rss_row(what: str, peak: float, start: float, note: str = "") -> Row:
     )
 
 
+# -- hostile jobs ------------------------------------------------------------------
+
+WIDE = "\U0001f600" * 1024
+"""1,024 four-byte characters: the most text a name or an operation may hold."""
+
+
+def _health_p99_during(server: ServerProcess, attack: Callable[[], object]) -> tuple[float, float]:
+    """(/api/health p99 in ms, the attack's seconds) while ``attack`` runs in a thread."""
+    done = threading.Event()
+    times: list[float] = []
+
+    def run_attack() -> None:
+        try:
+            attack()
+        finally:
+            done.set()
+
+    started = time.perf_counter()
+    thread = threading.Thread(target=run_attack, daemon=True)
+    thread.start()
+    with requests.Session() as session:
+        while not done.is_set() or len(times) < 20:
+            t0 = time.perf_counter()
+            try:
+                session.get(f"{server.url}/api/health", timeout=30).raise_for_status()
+                times.append(time.perf_counter() - t0)
+            except requests.RequestException:
+                times.append(30.0)
+            time.sleep(0.02)
+    thread.join(120)
+    return _p99(times), time.perf_counter() - started
+
+
+def _fleet_first_pages(server: ServerProcess) -> int:
+    """Subscribe to the fleet and read its first pages; how many summaries came."""
+    import json
+
+    import websocket
+
+    ws = websocket.create_connection(server.ws_url, timeout=30)
+    try:
+        ws.send(json.dumps({"type": "subscribe:jobs"}))
+        ws.settimeout(3.0)
+        count = 0
+        with contextlib.suppress(websocket.WebSocketTimeoutException):
+            while True:
+                message = json.loads(ws.recv())
+                if message.get("type") == "JOBS_CHANGED":
+                    count += len(message["data"]["jobs"])
+        return count
+    finally:
+        ws.close()
+
+
+def _hostile_job_rows(quick: bool) -> list[Row]:
+    n_wide, n_results, n_subscribes, n_gpu_jobs = (
+        (200, 100, 300, 3) if quick else (700, 1000, 1000, 10)
+    )
+    rows: list[Row] = []
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        ServerProcess(serve_command(Path(tmp) / "db")) as server,
+    ):
+        pid, url = worker_pid(server), server.url
+        base, _ = _health_p99_during(server, lambda: time.sleep(2.0))
+        start = rss_mb(pid)
+        rows.append(
+            Row(
+                "hostile jobs",
+                "no attack (baseline)",
+                f"health p99 {base:.1f} ms, RSS {start:.0f} MB",
+                1.0,
+                f"p99 < {P99_GOAL_MS:.0f} ms",
+            )
+        )
+        with requests.Session() as session:
+            for i in range(n_wide):
+                session.put(f"{url}/api/jobs/wide{i}", json={"name": WIDE}, timeout=30)
+                session.post(
+                    f"{url}/api/jobs/wide{i}/progress",
+                    json={"workerId": WIDE[:256], "progress": 1, "currentOperation": WIDE},
+                    timeout=30,
+                )
+        got: list[int] = []
+        with _peak_rss(pid) as peak:
+            p99, _ = _health_p99_during(server, lambda: got.append(_fleet_first_pages(server)))
+        rows.append(
+            _hostile_row(
+                f"fleet subscriber over {n_wide} jobs of 4 KiB names/operations "
+                f"({got[0] if got else 0} summaries received)",
+                p99,
+                peak(),
+                start,
+            )
+        )
+
+        with requests.Session() as session:
+            for i in range(n_results):
+                session.put(f"{url}/api/jobs/res{i}", json={}, timeout=30)
+                session.post(
+                    f"{url}/api/jobs/res{i}/complete",
+                    json={"workerId": "w", "result": "r" * 1_000_000},
+                    timeout=60,
+                )
+        with _peak_rss(pid) as peak:
+            p99, _ = _health_p99_during(server, lambda: _fleet_first_pages(server))
+        rows.append(
+            _hostile_row(
+                f"one fleet subscription over {n_results} jobs of 1 MB results", p99, peak(), start
+            )
+        )
+
+        def deaf_subscribes() -> None:
+            sock = _deaf_subscriber(server, "res0", 0)
+            for _ in range(n_subscribes - 1):
+                import json
+
+                payload = json.dumps(
+                    {"type": "subscribe:job", "subscriptionId": "res0", "since": 0}
+                ).encode()
+                mask = os.urandom(4)
+                sock.sendall(
+                    bytes([0x81, 0x80 | len(payload)])
+                    + mask
+                    + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+                )
+            time.sleep(3.0)
+            sock.close()
+
+        with _peak_rss(pid) as peak:
+            p99, _ = _health_p99_during(server, deaf_subscribes)
+        rows.append(
+            _hostile_row(
+                f"a deaf socket sends {n_subscribes} subscribe:job to a 1 MB-result job",
+                p99,
+                peak(),
+                start,
+            )
+        )
+
+        gpus = [{"index": i, "gpuUtilization": 50, "powerUsage": 100} for i in range(1024)]
+        with requests.Session() as session:
+            for i in range(n_gpu_jobs):
+                session.put(f"{url}/api/jobs/gpu{i}", json={"name": WIDE}, timeout=30)
+                session.post(
+                    f"{url}/api/jobs/gpu{i}/progress",
+                    json={"workerId": WIDE[:256], "progress": 1, "metrics": {"gpus": gpus}},
+                    timeout=30,
+                )
+        size = [0]
+
+        def scrape() -> None:
+            size[0] = len(requests.get(f"{url}/api/prometheus", timeout=120).content)
+
+        with _peak_rss(pid) as peak:
+            p99, seconds = _health_p99_during(server, scrape)
+        rows.append(
+            _hostile_row(
+                f"/api/prometheus with {n_gpu_jobs} running jobs of 1,024 GPUs "
+                f"({size[0] / 1e6:.1f} MB in {seconds:.1f} s)",
+                p99,
+                peak(),
+                start,
+            )
+        )
+    return rows
+
+
+def _hostile_row(what: str, p99: float, peak: float, start: float) -> Row:
+    return Row(
+        "hostile jobs",
+        what,
+        f"health p99 {p99:.1f} ms, RSS peak {peak:.0f} MB",
+        peak / start,
+        f"p99 < {P99_GOAL_MS:.0f} ms, RSS < {RSS_GOAL_MB:.0f} MB",
+    )
+
+
 def run(quick: bool) -> list[Row]:
-    """The starvation and memory rows (see the module doc)."""
+    """The starvation, memory and hostile-job rows (see the module doc)."""
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the attacker needs sockets
-    return _starvation_rows(quick) + _memory_rows(quick)
+    return _starvation_rows(quick) + _memory_rows(quick) + _hostile_job_rows(quick)

@@ -156,7 +156,12 @@ class _Resuming(Generic[M]):
             self._ws = ws
         ws.send(json.dumps(self._request()))
         while True:
-            message = self._decode(ws.recv())
+            raw = ws.recv()
+            if not ws.connected:  # closed before its answer (recv returned the close frame)
+                raise websocket.WebSocketConnectionClosedException(
+                    "the server closed the connection before answering the subscription"
+                )
+            message = self._decode(raw)
             if message.get("type") == "error":
                 error = error_from_envelope(400, {"error": message.get("error")})
                 if error.code == "job_not_found":

@@ -82,6 +82,9 @@ class Job(TypedDict):
     seq: int
     stalled: bool
     alerts: int
+    worldSize: int | None
+    workers: int
+    nodes: int
 
 
 class JobList(TypedDict):
@@ -143,14 +146,20 @@ class Sample(_SampleFields, total=False):
     gpus: list[GpuReading] | None
 
 
-class LogLine(TypedDict):
-    """A stored log line; ``id`` grows with each line of a job (``None`` in a
-    ``JOB_LOGS`` event, sent before the lines are numbered)."""
-
+class _LogLineFields(TypedDict):
     id: int | None
     level: LogLevel
     timestamp: str
     message: str
+
+
+class LogLine(_LogLineFields, total=False):
+    """A stored log line; ``id`` grows with each line of a job (``None`` in a
+    ``JOB_LOGS`` event, sent before the lines are numbered); ``rank`` and ``node``
+    when a rank of a distributed job logged it."""
+
+    rank: int
+    node: str
 
 
 class ScalarValue(TypedDict):

@@ -30,6 +30,7 @@ __all__ = [
     "MAX_SCALAR_POINTS",
     "MAX_TEXT",
     "MAX_UPDATE_ID",
+    "MAX_WORLD_SIZE",
     "SCALAR_NAME_PATTERN",
     "SCALAR_NAME_RULE",
     "check_status",
@@ -60,6 +61,8 @@ LOG_TIME_WINDOW = 7 * 24 * 3600.0
 """A log line's own timestamp is kept only if at most this many seconds old (7 days)."""
 MAX_TEXT = 1024
 """Most characters in a name, operation, worker id or provider field."""
+MAX_WORLD_SIZE = 65_536
+"""Most ranks (workers) a distributed job may have."""
 CURRENCY_RULE = "must be 1-16 letters A-Z or digits 0-9, e.g. QUBIC, USD or EUR"
 """What a currency may be, as error messages say it."""
 MAX_UPDATE_ID = 64

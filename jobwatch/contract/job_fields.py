@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from jobwatch.contract.basics import JOB_STATUSES
+from jobwatch.contract.basics import JOB_STATUSES, MAX_WORLD_SIZE
 
 __all__ = [
     "JOB_FIELDS",
@@ -288,6 +288,50 @@ JOB_FIELDS: tuple[JobField, ...] = (
         "bytes of per-GPU sample JSON and training-metric points (quotas.data_bytes)",
         server_default="0",
         initial=0,
+    ),
+    JobField(
+        "world_size",
+        int,
+        "integer",
+        "ranks of a distributed job (one worker each); null: one worker, the seed's binding",
+        wire="worldSize",
+        nullable=True,
+        minimum=1,
+        maximum=MAX_WORLD_SIZE,
+    ),
+    JobField(
+        "n_workers",
+        int,
+        "integer",
+        "workers reporting: a distributed job's ranks that have not left, else 0 or 1",
+        wire="workers",
+        server_default="0",
+        minimum=0,
+        initial=0,
+    ),
+    JobField(
+        "n_nodes",
+        int,
+        "integer",
+        "the distinct nodes (machines) of those workers",
+        wire="nodes",
+        server_default="0",
+        minimum=0,
+        initial=0,
+    ),
+    JobField(
+        "node_cost",
+        float,
+        "float",
+        "cost accrued by the nodes that report their own price (nodePricePerHour)",
+        nullable=True,
+    ),
+    JobField(
+        "node_rate",
+        float,
+        "float",
+        "the running nodes' own prices per hour, summed; null: no node reports one",
+        nullable=True,
     ),
 )
 """Every column of ``jobs``, in table order; the wire fields among them in the

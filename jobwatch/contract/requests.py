@@ -50,6 +50,7 @@ from jobwatch.contract.basics import (
     MAX_SCALAR_POINTS,
     MAX_TEXT,
     MAX_UPDATE_ID,
+    MAX_WORLD_SIZE,
     SCALAR_NAME_PATTERN,
     SCALAR_NAME_RULE,
     currency_code,
@@ -82,6 +83,7 @@ __all__ = [
     "MAX_SCALAR_POINTS",
     "MAX_TEXT",
     "MAX_UPDATE_ID",
+    "MAX_WORLD_SIZE",
     "SCALAR_NAME_PATTERN",
     "SCALAR_NAME_RULE",
     "AlertIn",
@@ -338,6 +340,45 @@ class ProgressUpdate(BaseModel):
         ),
     )
 
+    rank: Annotated[int, Field(ge=0, le=MAX_WORLD_SIZE - 1, strict=True)] | None = Field(
+        None,
+        description=(
+            "This worker's global rank in a distributed job (0 to worldSize - 1). "
+            "Sent with worldSize; rank 0 sets the job's progress and operation."
+        ),
+    )
+    world_size: Annotated[int, Field(ge=1, le=MAX_WORLD_SIZE, strict=True)] | None = Field(
+        None,
+        alias="worldSize",
+        description=(
+            "How many ranks the job has: a job reported to with a world size accepts "
+            'that many workers, one per rank (docs/api.md "Distributed jobs").'
+        ),
+    )
+    local_rank: Annotated[int, Field(ge=0, le=MAX_WORLD_SIZE - 1, strict=True)] | None = Field(
+        None, alias="localRank", description="This worker's rank on its node."
+    )
+    node: Annotated[str, Field(min_length=1, max_length=MAX_TEXT), NoNul] | None = Field(
+        None, description="The node (machine) this worker runs on; default its workerId."
+    )
+    node_price_per_hour: Annotated[float, Field(ge=0, le=1e9)] | None = Field(
+        None,
+        alias="nodePricePerHour",
+        description=(
+            "This node's own price per hour, in the job's currency. One worker per node "
+            "sends it (the Reporter's local rank 0); the job's cost is then the sum over "
+            "nodes of each node's reported time times its price."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _rank_in_world(self) -> ProgressUpdate:
+        if (self.rank is None) != (self.world_size is None):
+            raise ValueError("rank and worldSize go together: give both or neither")
+        if self.rank is not None and self.world_size is not None and self.rank >= self.world_size:
+            raise ValueError(f"rank {self.rank} must be below worldSize {self.world_size}")
+        return self
+
     @field_validator("scalars")
     @classmethod
     def _few_points(
@@ -376,7 +417,7 @@ class JobSpec(BaseModel):
     All optional: ``id`` (see :func:`valid_job_id`; generated when absent),
     ``name``, ``workerId`` (binds the job), ``pricePerHour`` (>= 0, in
     ``currency`` per hour), ``currency`` (a code, see :func:`currency_code`;
-    default ``QUBIC``), ``providerId``.
+    default ``QUBIC``), ``providerId``, ``worldSize`` (a distributed job's ranks).
     """
 
     model_config = _Strict
@@ -389,6 +430,15 @@ class JobSpec(BaseModel):
     price_per_hour: Annotated[float, Field(ge=0, le=1e9)] | None = Field(None, alias="pricePerHour")
     currency: Annotated[str, AfterValidator(currency_code)] | None = None
     provider_id: Text | None = Field(None, alias="providerId")
+    world_size: Annotated[int, Field(ge=1, le=MAX_WORLD_SIZE, strict=True)] | None = Field(
+        None,
+        alias="worldSize",
+        description=(
+            "A distributed job: how many ranks (workers) report to it. Such a job is "
+            "not bound by workerId; each rank binds its own place (docs/api.md "
+            '"Distributed jobs").'
+        ),
+    )
 
     @field_validator("id")
     @classmethod
@@ -580,12 +630,15 @@ class Page(BaseModel):
 
 
 class LogsQuery(Page):
-    """``GET /logs`` parameters: ``level`` (info, warning or error; any case) plus a
-    page; with ``beforeId``, the page is the ``limit`` lines just before that line id
-    (for loading older lines on demand), still oldest first."""
+    """``GET /logs`` parameters: ``level`` (info, warning or error; any case),
+    ``rank`` and ``node`` (the lines of one rank or node of a distributed job)
+    plus a page; with ``beforeId``, the page is the ``limit`` lines just before
+    that line id (for loading older lines on demand), still oldest first."""
 
     level: str | None = None
     before_id: Annotated[int, Field(ge=1, le=MAX_ID)] | None = Field(None, alias="beforeId")
+    rank: Annotated[int, Field(ge=0, le=MAX_WORLD_SIZE - 1)] | None = None
+    node: Annotated[str, Field(min_length=1, max_length=MAX_TEXT), NoNul] | None = None
 
     @field_validator("level")
     @classmethod

@@ -59,8 +59,9 @@ class MetricsFilter:
                 found[name] = number
         return found
 
-    def log(self, logs: Mapping[str, Any] | None, step: int, prefix: str = "") -> None:
-        """Log the numbers of ``logs`` (see :meth:`numbers`) at ``step`` (>= 0).
+    def log(self, logs: Mapping[str, Any] | None, step: int | None, prefix: str = "") -> None:
+        """Log the numbers of ``logs`` (see :meth:`numbers`) at ``step`` (>= 0;
+        ``None``: the Reporter's own counter, one past its last step).
 
         Past the server's limit of names per job, the new names are left out
         (one warning each) and the known ones still logged.

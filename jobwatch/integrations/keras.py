@@ -8,20 +8,47 @@ holds ``epochs`` and ``steps``, the batches per epoch, ``None`` where unknown;
 
 from __future__ import annotations
 
+import importlib.util
 import math
+import os
 from collections.abc import Mapping
 from typing import Any, Literal
 
 from jobwatch.integrations._logs import MetricsFilter
 from jobwatch.report.reporter import Reporter
 
+
+def _import_problem(exc: ImportError) -> str:
+    """Why ``import keras`` failed, in words that say what to do.
+
+    Keras 3 imports its backend when it is imported: ``$KERAS_BACKEND``, else
+    TensorFlow (``keras/src/backend/config.py``), so an installed Keras without
+    that backend fails with the backend's ``ImportError``, not Keras's.
+    """
+    if importlib.util.find_spec("keras") is None:
+        return (
+            'jobwatch.integrations.keras needs Keras 3: pip install "jobwatch[keras]" '
+            "(and a backend: jax, tensorflow or torch)"
+        )
+    backend = os.environ.get("KERAS_BACKEND") or "tensorflow"
+    installed = [b for b in ("jax", "torch", "tensorflow") if importlib.util.find_spec(b)]
+    hint = (
+        f"Set KERAS_BACKEND to {' or '.join(installed)} (installed here)"
+        if installed and backend not in installed
+        else "Set KERAS_BACKEND to jax or torch"
+    )
+    return (
+        f"Keras is installed but cannot load its backend {backend!r}"
+        f"{'' if os.environ.get('KERAS_BACKEND') else ' (its default, KERAS_BACKEND is unset)'}: "
+        f"{exc}. {hint} before Keras is first imported, "
+        f"or install {backend}"
+    )
+
+
 try:
     import keras
-except ImportError as exc:  # pragma: no cover - the message is the point
-    raise ImportError(
-        'jobwatch.integrations.keras needs Keras 3: pip install "jobwatch[keras]" '
-        "(and a backend: jax, tensorflow or torch)"
-    ) from exc
+except ImportError as exc:
+    raise ImportError(_import_problem(exc)) from exc
 
 __all__ = ["JobwatchCallback"]
 

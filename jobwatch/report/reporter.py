@@ -13,12 +13,12 @@ import json
 import logging
 import math
 import os
-import socket
 import threading
 import time
 import traceback
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any, Literal, TypeAlias, TypeVar
 
 from jobwatch.client.own_io import is_own
@@ -35,9 +35,11 @@ from jobwatch.contract.basics import (
     valid_job_id,
     valid_scalar_name,
 )
+from jobwatch.report import launcher
 from jobwatch.report import samples as _samples
 from jobwatch.report.outbox import Completion, Outbox, ReporterJob
 from jobwatch.report.sender import Sender
+from jobwatch.report.spool import DEFAULT_SPOOL_BYTES, default_root
 
 __all__ = ["Reporter"]
 
@@ -63,10 +65,26 @@ class Reporter:
     url:
         Base URL of the server; default ``$JOBWATCH_URL`` or ``http://127.0.0.1:8765``.
     worker_id:
-        Who reports; default this machine's hostname, so a worker restarted on
-        the same machine can go on reporting (a job binds to its first worker).
+        Who reports; default this machine's hostname (``hostname/rank`` for a
+        rank of a distributed job), so a worker restarted on the same machine can
+        go on reporting (a job binds to its first worker).
     price_per_hour:
         Price of the machine in ``currency`` per hour (>= 0), for cost estimates.
+    rank, world_size, local_rank:
+        This process's place in a distributed job; default what the launcher
+        set (``torchrun``, SLURM, Open MPI, MPICH: :mod:`jobwatch.report.launcher`),
+        nothing for a single process. Each rank is a worker of the one job:
+        rank 0 reports progress, the operation and training metrics; every rank
+        sends its log lines (tagged with rank and node); each node's GPUs are
+        sampled once (by its local rank 0, or by each rank when
+        ``CUDA_VISIBLE_DEVICES`` gives each rank one device); only rank 0
+        completes the job.
+    node:
+        This node's name in a distributed job; default the hostname.
+    node_price_per_hour:
+        This node's own price per hour (>= 0), sent by its local rank 0: the
+        job's cost is then the sum over nodes of each node's reported time times
+        its price (a marketplace rents nodes one by one).
     gpu:
         ``"auto"`` or ``True``: send :func:`jobwatch.report.gpu.sample` with each update
         (nothing on a machine without an NVIDIA GPU); ``False``: no metrics; or a
@@ -83,6 +101,16 @@ class Reporter:
         batch of up to 1000 lines being sent is held besides.
     timeout:
         Seconds to wait for each HTTP answer.
+    spool:
+        Keep what the server has not acknowledged on local disk, so that a
+        crash or an outage loses nothing (:mod:`jobwatch.report.spool`):
+        ``True`` under :func:`jobwatch.report.spool.default_root`
+        (``$JOBWATCH_SPOOL_DIR`` or the user state directory), a path for
+        another root, ``False`` for memory only.
+    spool_bytes:
+        Bytes of requests kept while the server does not take them (default
+        64 MiB, on disk and in memory); beyond, the oldest are dropped and the
+        job is told how many of each kind.
 
     Raises
     ------
@@ -114,14 +142,28 @@ class Reporter:
         currency: str | None = None,
         max_log_lines: int = 10_000,
         timeout: float = 10.0,
+        rank: int | None = None,
+        world_size: int | None = None,
+        local_rank: int | None = None,
+        node: str | None = None,
+        node_price_per_hour: float | None = None,
+        spool: str | os.PathLike[str] | bool = True,
+        spool_bytes: int = DEFAULT_SPOOL_BYTES,
     ) -> None:
         if not isinstance(job_id, str) or not valid_job_id(job_id):
             raise ValueError(
                 "job_id must be 1-128 letters, digits and . _ : @ -, starting with a letter "
                 f"or digit; got {job_id!r}"
             )
-        worker_id = (socket.gethostname() or "worker") if worker_id is None else worker_id
+        place = launcher.placement(rank=rank, world_size=world_size, local_rank=local_rank)
+        node = launcher.node_name() if node is None else node
+        _check_text("node", node, 1, MAX_TEXT)
+        worker_id = place.worker_id(node) if worker_id is None else worker_id
         _check_text("worker_id", worker_id, 1, MAX_TEXT)
+        if node_price_per_hour is not None and not _is_number(node_price_per_hour, 0.0, 1e9):
+            raise ValueError(
+                f"node_price_per_hour must be a number from 0 to 1e9, got {node_price_per_hour!r}"
+            )
         _check_text("name", name, 0, MAX_TEXT)
         currency = _checked_currency(currency)
         if price_per_hour is not None and not _is_number(price_per_hour, 0.0, 1e9):
@@ -137,6 +179,16 @@ class Reporter:
         ):
             raise ValueError(f"max_log_lines must be an integer >= 1, got {max_log_lines!r}")
         _check_timeout(timeout)
+        if isinstance(spool_bytes, bool) or not isinstance(spool_bytes, int) or spool_bytes < 1:
+            raise ValueError(f"spool_bytes must be an integer >= 1, got {spool_bytes!r}")
+        if spool is True:
+            spool_root: Path | None = default_root()
+        elif spool is False:
+            spool_root = None
+        elif isinstance(spool, (str, os.PathLike)):
+            spool_root = Path(spool)
+        else:
+            raise ValueError(f"spool must be True, False or a path, got {spool!r}")
         self.job_id = job_id
         self.worker_id = worker_id
         from jobwatch.client.rest import Client  # requests loads here, not at ``import jobwatch``
@@ -151,11 +203,34 @@ class Reporter:
         self._next_step = 0
         self._warned_nonfinite = False
         self._warned_alerts = False
-        job = ReporterJob(job_id, worker_id, name, price_per_hour, currency)
+        self.placement = place
+        rank_fields: dict[str, Any] | None = None
+        if place.distributed:
+            rank_fields = {
+                "rank": place.rank,
+                "worldSize": place.world_size,
+                "localRank": place.local_rank,
+                "node": node,
+            }
+            if node_price_per_hour is not None and place.is_local_leader:
+                rank_fields["nodePricePerHour"] = float(node_price_per_hour)
+        job = ReporterJob(
+            job_id, worker_id, name, price_per_hour, currency, place.world_size, rank_fields
+        )
         metrics = _metrics_source(gpu)
+        if metrics is not None and gpu == "auto" and not launcher.samples_gpus(place):
+            metrics = None  # another rank of this node samples its GPUs
         if metrics is not None:
             _samples.prepare()  # here, not in the sender thread, which must import nothing
-        self._sender = Sender(client, job, self._outbox, metrics, float(interval))
+        self._sender = Sender(
+            client,
+            job,
+            self._outbox,
+            metrics,
+            float(interval),
+            spool_root=spool_root,
+            spool_bytes=spool_bytes,
+        )
         self._finalizer = _finalizer(self)
         _reporters.add(self)
 
@@ -231,7 +306,9 @@ class Reporter:
             raise ValueError(f"level must be one of {', '.join(LOG_LEVELS)}; got {level!r}")
         self._outbox.add_log(lowered, str(message), time.time())
 
-    def log_metrics(self, values: Mapping[str, float], step: int | None = None) -> None:
+    def log_metrics(
+        self, values: Mapping[str, float], step: int | None = None, *, rank: int | None = None
+    ) -> None:
         """Record training metrics (loss, accuracy, ...) for one step; returns at
         once, like :meth:`update` (no I/O): they travel with the next request.
 
@@ -248,6 +325,11 @@ class Reporter:
             The training step (or epoch) the values belong to, an integer >= 0;
             default one more than the last step given (0 at first), like W&B's
             own counter.
+        rank:
+            In a distributed job, the rank whose values are kept: each rank may
+            call this and only that rank's values are sent (default 0, so the
+            job's charts hold one series, not one value per rank mixed). Ignored
+            in a single process.
 
         Raises
         ------
@@ -263,6 +345,10 @@ class Reporter:
             raise ValueError(
                 f"values must be a mapping of name to number, got {type(values).__name__}"
             )
+        if rank is not None and (isinstance(rank, bool) or not isinstance(rank, int) or rank < 0):
+            raise ValueError(f"rank must be an int >= 0, got {rank!r}")
+        if self.placement.rank is not None and self.placement.rank != (rank or 0):
+            return  # another rank's values are the job's
         if step is None:
             step = self._next_step
         elif isinstance(step, bool) or not isinstance(step, int) or step < 0:
@@ -628,7 +714,7 @@ def _metrics_source(gpu: GpuOption) -> Callable[[], Mapping[str, Any] | None] | 
     if gpu is False:
         return None
     if gpu is True or (isinstance(gpu, str) and gpu == "auto"):
-        from jobwatch import gpu as _gpu  # NVML's wrapper loads with a reporter that samples
+        from jobwatch.report import gpu as _gpu  # NVML's wrapper loads with a reporter that samples
 
         return _gpu.sample
     if callable(gpu):

@@ -14,7 +14,7 @@ from typing import Any
 
 from jobwatch.contract.basics import parse_ts
 from jobwatch.view import ansi
-from jobwatch.view.terminal_safe import clean
+from jobwatch.view.terminal_safe import clean, visible_controls
 
 DASH = "-"
 """Shown for an unknown value (plain ASCII, so it survives any terminal)."""
@@ -190,6 +190,8 @@ def format_log_line(line: Mapping[str, Any], *, color: bool = False) -> str:
         Colour warnings yellow and errors red with ANSI codes, and keep the
         message's own colours (SGR only, :func:`jobwatch.view.ansi.for_terminal`);
         without, the message as plain text (:func:`jobwatch.view.ansi.plain`).
+        Bidi controls and zero-width characters show as escapes
+        (:func:`jobwatch.view.terminal_safe.visible_controls`).
     """
     when = parse_ts(line.get("timestamp"))
     clock = "--:--:--" if when is None else datetime.fromtimestamp(when).strftime("%H:%M:%S")
@@ -199,4 +201,5 @@ def format_log_line(line: Mapping[str, Any], *, color: bool = False) -> str:
         label = _COLORS[level] + label + _RESET
     message = str(line.get("message", ""))
     # As a terminal shows it: the last \r frame, no escapes but (on a colour terminal) SGR.
-    return f"{clock} {label} {ansi.for_terminal(message) if color else ansi.plain(message)}"
+    shown = ansi.for_terminal(message) if color else ansi.plain(message)
+    return f"{clock} {label} {visible_controls(shown)}"

@@ -421,6 +421,30 @@ def test_the_pages_work_against_jobwatch_serve_as_shipped(tmp_path: Any, open_pa
         server.stop()
 
 
+SPOOF = "spoof-\u2067\u202e1"  # an unclosed isolate and an override: both would leak
+
+
+def test_a_name_with_bidi_controls_cannot_reorder_the_text_beside_it(
+    site: EmbeddedServer, client: Client, open_page: Any
+) -> None:
+    client.create_job(job_id="spoof", name=SPOOF)
+    client.report_progress("spoof", "w\u202e1", 10, "op\u202eeration")
+    fleet = open_page(site.url + "/").page
+    link = fleet.locator(".jobwatch-job-link").first
+    expect(link).to_have_text(SPOOF)
+    for cell in (link, fleet.locator(".jobwatch-operation").first):
+        assert cell.evaluate("e => getComputedStyle(e).unicodeBidi") == "isolate"
+    page = open_page(site.url + "/jobs/spoof").page
+    name, job_id = page.locator(".jobwatch-name"), page.locator(".jobwatch-id")
+    expect(name).to_have_text(SPOOF)
+    expect(job_id).to_have_text("spoof")
+    assert name.evaluate("e => getComputedStyle(e).unicodeBidi") == "isolate"
+    # the id, written after the name, is still drawn to its right: the
+    # override inside the name did not carry over to it
+    name_box, id_box = name.bounding_box(), job_id.bounding_box()
+    assert id_box["x"] >= name_box["x"] + name_box["width"] - 1
+
+
 PHONE = {"width": 390, "height": 844}
 """A phone's screen in CSS pixels (iPhone 12-15)."""
 # Elements wider than the page, with what they are, and how wide the page scrolls.

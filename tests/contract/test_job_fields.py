@@ -72,7 +72,7 @@ def test_a_new_job_has_every_column_its_initial_value_or_the_specs() -> None:
     row = rules.new_job("j", JobSpec.model_validate({"name": "n", "workerId": "w"}), 5.0)
     assert list(row) == [f.column for f in JOB_FIELDS]
     set_by_rules = {"id", "name", "status", "progress", "worker_id", "currency"}
-    set_by_rules |= {"created_at", "updated_at"}
+    set_by_rules |= {"created_at", "updated_at", "world_size", "n_workers", "n_nodes"}
     for field in JOB_FIELDS:
         if field.column not in set_by_rules:
             assert row[field.column] == field.initial, field.column  # type: ignore[literal-required]

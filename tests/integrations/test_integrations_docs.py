@@ -20,9 +20,20 @@ os.environ["KERAS_BACKEND"] = (
 DOC = REPO / "docs" / "python.md"
 
 
-def snippets() -> list[str]:
+def snippets() -> dict[str, str]:
+    """``{heading: its first Python snippet}`` of each ``###`` part of the section."""
     section = DOC.read_text().split("\n## Frameworks\n", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
+    found = {}
+    for part in section.split("\n### ")[1:]:
+        heading, _, body = part.partition("\n")
+        code = re.findall(r"```python\n(.*?)```", body, flags=re.DOTALL)
+        if code:
+            found[heading] = code[0]
+    return found
+
+
+def run_snippet(heading: str) -> None:
+    exec(compile(snippets()[heading], f"{DOC}: {heading}", "exec"), {})
 
 
 @pytest.fixture(scope="module")
@@ -33,22 +44,29 @@ def server() -> Iterator[EmbeddedServer]:
 
 
 @pytest.mark.parametrize(
-    ("index", "job_id", "names"),
+    ("heading", "job_id", "names"),
     [
-        (0, "keras-run-1", {"loss", "accuracy", "val_loss", "val_accuracy"}),
-        (1, "sgd-digits", {"loss", "val/accuracy"}),
+        ("Keras 3: `JobwatchCallback`", "keras-run-1", {"loss", "accuracy", "val_loss", "val_accuracy"}),
+        ("scikit-learn and other `partial_fit` loops: `track(metrics=...)`", "sgd-digits", {"loss", "val/accuracy"}),
     ],
-)
+)  # fmt: skip
 def test_snippet_runs_and_reports(
     server: EmbeddedServer,
     monkeypatch: pytest.MonkeyPatch,
-    index: int,
+    heading: str,
     job_id: str,
     names: set[str],
 ) -> None:
-    assert len(snippets()) == 2
     monkeypatch.setenv("JOBWATCH_URL", server.url)
-    exec(compile(snippets()[index], f"{DOC}:snippet {index}", "exec"), {})
+    run_snippet(heading)
     client = Client(server.url)
     assert client.get_job(job_id)["status"] == "completed"
     assert names <= set(client.scalars(job_id))
+
+
+def test_the_environment_table_lists_every_variable() -> None:
+    from jobwatch.integrations._env import ENVIRONMENT
+
+    section = DOC.read_text().split("\n### Configured from the environment\n", 1)[1]
+    listed = re.findall(r"^\| `(JOBWATCH_\w+)` \|", section.split("\n### ", 1)[0], flags=re.M)
+    assert listed == list(ENVIRONMENT)

@@ -232,3 +232,31 @@ def test_batches_of_unknown_count_move_progress_per_epoch(server: EmbeddedServer
         (100.0, "epoch 1/1"),
     ]
     assert [s for s, _ in series(server, "keras-stream")["loss"]] == [4]
+
+
+def test_import_without_keras_backend_names_the_backend_not_keras() -> None:
+    """Keras 3 installed, KERAS_BACKEND unset and no TensorFlow (Keras's default
+    backend): the error says to pick a backend, not to install Keras."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    code = (
+        "import importlib.util, sys\n"
+        "assert importlib.util.find_spec('tensorflow') is None, 'TensorFlow is installed'\n"
+        "import jobwatch.integrations.keras\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert "needs Keras 3" not in last
+    assert "KERAS_BACKEND" in last
+    assert "tensorflow" in last
+    assert "jax" in last

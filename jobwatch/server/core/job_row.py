@@ -61,6 +61,11 @@ class ListedJob(TypedDict):
     n_error: int
     log_bytes: int  # UTF-8 bytes of the job's log messages
     data_bytes: int  # bytes of its per-GPU sample JSON and training-metric points
+    world_size: int | None  # ranks of a distributed job; None: one worker (the seed's binding)
+    n_workers: int  # workers of a distributed job that have not left
+    n_nodes: int  # their distinct nodes
+    node_cost: float | None  # cost accrued by nodes that report their own price
+    node_rate: float | None  # the reporting nodes' prices per hour, summed; None: none report
 
 
 class JobRow(ListedJob):

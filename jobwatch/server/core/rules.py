@@ -43,10 +43,11 @@ from jobwatch.contract.requests import (
     format_ts,
 )
 from jobwatch.errors import JobFinished, ValidationError, WorkerMismatch
-from jobwatch.server.core import alert_rules
+from jobwatch.server.core import alert_rules, workers
 from jobwatch.server.core.alert_rules import Alert, AlertRule
 from jobwatch.server.core.job_row import JobChanges, JobRow, ListedJob, log_counts, with_changes
 from jobwatch.server.core.serialize import Event
+from jobwatch.server.core.workers import WorkerRow
 
 Row = dict[str, Any]
 
@@ -257,8 +258,14 @@ def _finite(value: float | None) -> float | None:
 
 
 def job_estimates(job: ListedJob, now: float) -> Estimates:
-    """Elapsed time, time remaining and cost of a stored job row at server time ``now``."""
-    return estimate(
+    """Elapsed time, time remaining and cost of a stored job row at server time ``now``.
+
+    A distributed job whose nodes report their own price costs what its nodes
+    accrued (:mod:`jobwatch.server.core.workers`), plus, while it runs, the
+    running nodes' summed price since the job's latest update; its estimated
+    total adds that summed price over the time remaining.
+    """
+    figures = estimate(
         status=job["status"],
         progress=job["progress"],
         started_at=job["started_at"],
@@ -268,6 +275,21 @@ def job_estimates(job: ListedJob, now: float) -> Estimates:
         rate=RateState.of(job),
         now=now,
         resumed_from=job["resumed_from"],
+    )
+    node_rate = job["node_rate"]
+    if node_rate is None:
+        return figures
+    cost = job["node_cost"] or 0.0
+    if job["status"] == "running":
+        cost += node_rate * max(0.0, now - job["updated_at"]) / 3600.0
+    total = None
+    if figures.time_remaining is not None:
+        total = cost + node_rate * figures.time_remaining / 3600.0
+    return Estimates(
+        elapsed=figures.elapsed,
+        time_remaining=figures.time_remaining,
+        cost_so_far=_finite(cost),
+        estimated_total_cost=_finite(total),
     )
 
 
@@ -288,7 +310,10 @@ def new_job(job_id: str, spec: JobSpec, now: float) -> JobRow:
             "name": spec.name,
             "status": "pending",
             "progress": 0.0,
-            "worker_id": spec.worker_id,
+            "worker_id": None if spec.world_size is not None else spec.worker_id,
+            "world_size": spec.world_size,
+            "n_workers": int(spec.world_size is None and spec.worker_id is not None),
+            "n_nodes": int(spec.world_size is None and spec.worker_id is not None),
             "price_per_hour": spec.price_per_hour,
             "currency": spec.currency or DEFAULT_CURRENCY,
             "provider_id": spec.provider_id,
@@ -319,13 +344,15 @@ def spec_changes(job: JobRow, spec: JobSpec, now: float) -> JobChanges:
     JobFinished
         The spec would change a completed, failed or cancelled job (409).
     """
-    if spec.worker_id is not None:
+    distributed = spec.world_size is not None or job["world_size"] is not None
+    if spec.worker_id is not None and not (distributed and job["worker_id"] is None):
         check_bound(job, spec.worker_id)
     changes: JobChanges = {
         column: value
         for column, value in (
             ("name", spec.name),
-            ("worker_id", spec.worker_id),
+            ("worker_id", None if distributed else spec.worker_id),  # rank 0 binds (workers.py)
+            ("world_size", spec.world_size),
             ("price_per_hour", spec.price_per_hour),
             ("currency", spec.currency),
             ("provider_id", spec.provider_id),
@@ -334,7 +361,12 @@ def spec_changes(job: JobRow, spec: JobSpec, now: float) -> JobChanges:
     }
     if not changes:
         return {}
+    if "worker_id" in changes:
+        changes.update(n_workers=1, n_nodes=1)
     bound = job["worker_id"]
+    if set(changes) == {"world_size"} and job["status"] not in FINISHED_STATUSES:
+        changes["updated_at"] = now  # any worker of the job may declare or resize its world
+        return changes
     if bound is not None and spec.worker_id is None:
         raise WorkerMismatch(
             f"job {job['id']!r} is bound to worker {bound!r}; "
@@ -376,6 +408,17 @@ def check_writable(job: JobRow, worker_id: str) -> None:
         The job is completed, failed or cancelled (409).
     """
     check_bound(job, worker_id)
+    check_open(job)
+
+
+def check_open(job: JobRow) -> None:
+    """Refuse a write to a finished job.
+
+    Raises
+    ------
+    JobFinished
+        The job is completed, failed or cancelled (409).
+    """
     if job["status"] in FINISHED_STATUSES:
         raise JobFinished(f"job {job['id']!r} is {job['status']}; it takes no more updates")
 
@@ -405,6 +448,11 @@ class ProgressOutcome:
         ``scalars`` rows (training metrics) to insert.
     alert_rows:
         ``alerts`` rows to insert (from the worker and from the ``--alert`` rules).
+    worker:
+        The ``workers`` row to write for a rank of a distributed job, or ``None``.
+    recount:
+        Whether the job's worker and node counts must be recounted (a rank
+        joined, was taken over or moved node).
     applied_update:
         An ``applied_updates`` row remembering the ``updateId`` and its
         reply, or ``None``.
@@ -424,6 +472,8 @@ class ProgressOutcome:
     alert_rows: list[Row] = field(default_factory=list)
     applied_update: Row | None = None
     events: list[Event] = field(default_factory=list)
+    worker: WorkerRow | None = None
+    recount: bool = False
 
 
 def apply_progress(
@@ -433,6 +483,7 @@ def apply_progress(
     *,
     applied_reply: Row | None = None,
     alert_on: tuple[AlertRule, ...] = (),
+    worker: WorkerRow | None = None,
 ) -> ProgressOutcome:
     """Apply ``POST /api/jobs/{id}/progress`` to ``job`` at server time ``now``.
 
@@ -450,6 +501,9 @@ def apply_progress(
         nothing.
     alert_on:
         The server's ``--alert`` rules, checked on the update's sample.
+    worker:
+        The stored row of ``update.rank`` in a distributed job (``None``: none
+        yet, or no rank): see :mod:`jobwatch.server.core.workers`.
 
     Returns
     -------
@@ -470,30 +524,47 @@ def apply_progress(
         The update's training metrics would give the job more than
         :data:`~jobwatch.contract.requests.MAX_SCALAR_NAMES` names (400); nothing changes.
     """
+    distributed = update.world_size is not None or job["world_size"] is not None
     if applied_reply is not None:
         # A retry is answered as the first time, even once the job has finished,
         # but only to the worker the job is bound to (the one that sent it).
-        check_bound(job, update.worker_id)
+        if distributed:
+            workers.check_distributed(job, update)
+        else:
+            check_bound(job, update.worker_id)
         return ProgressOutcome(changes={}, job=job, reply=applied_reply)
-    check_writable(job, update.worker_id)
-    _check_scalar_names(job, update)
     changes: JobChanges = {"updated_at": now}
+    if distributed:
+        changes.update(workers.check_distributed(job, update))
+        check_open(job)
+    else:
+        check_writable(job, update.worker_id)
+    _check_scalar_names(job, update)
     interval = alert_rules.next_update_interval(job, now)
     if interval is not None:
         changes["update_interval"] = interval
-    if job["worker_id"] is None:
-        changes["worker_id"] = update.worker_id
+    if job["worker_id"] is None and not distributed:
+        changes.update(worker_id=update.worker_id, n_workers=1, n_nodes=1)
     if job["started_at"] is None:
         changes["started_at"] = now
     if job["status"] == "pending":
         changes["status"] = "running"
+    leader = not distributed or update.rank == 0  # rank 0 speaks for a distributed job
+    worker_outcome = None
+    if distributed:
+        worker_outcome = workers.worker_update(job, worker, update, now)
+        changes.update(worker_outcome.job_changes)
+        if "node_rate" in changes:  # the job's rate is now its nodes' prices summed
+            changes["price_per_hour"] = changes["node_rate"]
     worker_ts = update.worker_ts(now)
-    if not _is_late(job["worker_ts"], worker_ts):
+    if leader and not _is_late(job["worker_ts"], worker_ts):
         changes.update(_progress_changes(job, update, now, worker_ts))
     merged = with_changes(job, changes)
     estimates = job_estimates(merged, now)
 
     outcome = ProgressOutcome(changes=changes, job=merged, reply={})
+    if worker_outcome is not None:
+        outcome.worker, outcome.recount = worker_outcome.row, worker_outcome.recount
     seq = job["seq"] + 1
     metrics = _sample(job["id"], update, now, outcome)
     progress_data = {
@@ -522,6 +593,8 @@ def apply_progress(
         changes["stalled"] = 0
         outcome.events.append(alert_rules.resume_event(job, now, seq))
     alerts = [Alert(a.level, a.title, a.text, "worker") for a in update.alerts or []]
+    if worker_outcome is not None:
+        alerts += worker_outcome.alerts
     if alert_on and metrics is not None:
         state, fired = alert_rules.check_rules(alert_on, job, metrics, now)
         changes["alert_state"] = state
@@ -604,6 +677,10 @@ def _sample(
         return None
     metrics: Row = {"timestamp": format_ts(now), **update.metrics.flat()}
     gpus = [g.model_dump(by_alias=True) for g in update.metrics.gpus or []] or None
+    if gpus and update.rank is not None:  # a GPU of a distributed job is its node's
+        node = update.node or update.worker_id
+        for gpu in gpus:
+            gpu["node"] = node
     if gpus:
         metrics["gpus"] = gpus
     outcome.sample = {
@@ -662,6 +739,7 @@ def _logs(
     job: JobRow, update: ProgressUpdate, now: float, seq: int, outcome: ProgressOutcome
 ) -> None:
     """Queue the update's log lines as rows, wire lines, a ``JOB_LOGS`` event and counts."""
+    node = (update.node or update.worker_id) if update.rank is not None else None
     for line in update.log_lines or []:
         at = line.time_at(now)
         outcome.log_rows.append(
@@ -671,11 +749,20 @@ def _logs(
                 "ts": at,
                 "level": line.level,
                 "message": line.message,
+                "rank": update.rank,
+                "node": node,
             }
         )
-        outcome.log_lines.append(
-            {"id": None, "level": line.level, "timestamp": format_ts(at), "message": line.message}
-        )
+        wire: dict[str, Any] = {
+            "id": None,
+            "level": line.level,
+            "timestamp": format_ts(at),
+            "message": line.message,
+        }
+        if update.rank is not None:
+            wire["rank"] = update.rank
+            wire["node"] = node
+        outcome.log_lines.append(wire)
     outcome.events.append(
         Event(job["id"], seq, "JOB_LOGS", {"jobId": job["id"], "logs": outcome.log_lines})
     )
@@ -725,7 +812,7 @@ def complete_job(
         stalled=0,
     )
     if job["worker_id"] is None:
-        changes["worker_id"] = request.worker_id
+        changes.update(worker_id=request.worker_id, n_workers=1, n_nodes=1)
     if request.status == "completed":
         changes["progress"] = 100.0
     return changes, [*alert_events, completed_event(with_changes(job, changes), now)], alert_rows

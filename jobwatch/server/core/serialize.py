@@ -82,13 +82,18 @@ def sample_to_wire(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def log_to_wire(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A stored log line as ``{id, level, timestamp, message}``."""
-    return {
+    """A stored log line as ``{id, level, timestamp, message}``, with ``rank`` and
+    ``node`` when a rank of a distributed job logged it."""
+    out = {
         "id": row["id"],
         "level": row["level"],
         "timestamp": format_ts(row["ts"]),
         "message": row["message"],
     }
+    if row.get("rank") is not None:
+        out["rank"] = row["rank"]
+        out["node"] = row["node"]
+    return out
 
 
 def scalar_to_wire(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -12,13 +12,9 @@ from typing import Any
 
 from gunicorn.glogging import Logger
 
-REDACTED = "<redacted>"
+from jobwatch.server.core.redact import REDACTED, line_without_queries, without_query
 
-
-def without_query(target: str) -> str:
-    """``target`` (a path or URL) with any query string replaced by ``?<redacted>``."""
-    path, mark, _ = target.partition("?")
-    return f"{path}?{REDACTED}" if mark else path
+__all__ = ["REDACTED", "RedactingLogger", "without_query"]
 
 
 class RedactingLogger(Logger):  # type: ignore[misc]
@@ -33,7 +29,7 @@ class RedactingLogger(Logger):  # type: ignore[misc]
             if key in _SECRET_ATOMS:
                 atoms[key] = REDACTED if value else value
             elif isinstance(value, str) and "?" in value:
-                atoms[key] = " ".join(without_query(part) for part in value.split(" "))
+                atoms[key] = line_without_queries(value)
         return atoms
 
 

@@ -38,8 +38,8 @@ from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from jobwatch.server.core.redact import line_without_queries, redacted
 from jobwatch.server.deploy.settings import ARGUMENT_NAMES, ServerSettings, exposure_problem
-from jobwatch.server.deploy.urls import redacted
 from jobwatch.server.events.broker import DEFAULT_CHANNEL
 from jobwatch.server.web.app import create_app
 from jobwatch.server.web.services import Services
@@ -168,7 +168,17 @@ def run_gunicorn(
 # -- Werkzeug's threaded server ----------------------------------------------
 
 
-class _QuietHandler(WSGIRequestHandler):
+class _RedactingHandler(WSGIRequestHandler):
+    """Werkzeug's handler whose log lines (the access log's request line, and an
+    error's message quoting a bad request line) never show a query string: a
+    browser's WebSocket carries its token in ``?token=``."""
+
+    def log(self, type: str, message: str, *args: Any) -> None:
+        """Log ``message % args`` with every query string replaced by ``?<redacted>``."""
+        super().log(type, "%s", line_without_queries(message % args if args else message))
+
+
+class _QuietHandler(_RedactingHandler):
     """No access log: in a notebook it would bury the cell's output."""
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
@@ -176,7 +186,7 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 def _werkzeug_server(app: Any, host: str, port: int, *, access_log: bool) -> BaseWSGIServer:
-    handler = WSGIRequestHandler if access_log else _QuietHandler
+    handler = _RedactingHandler if access_log else _QuietHandler
     server = make_server(host, port, app, threaded=True, request_handler=handler)
     server.daemon_threads = True  # type: ignore[attr-defined]
     return server

@@ -756,7 +756,8 @@ def missing_packages(database: str, redis_url: str | None) -> str | None:
 
 def reachability_problem(database: str, redis_url: str | None, timeout: float = 5.0) -> str | None:
     """Connect once to PostgreSQL and Redis (when given); say which cannot be reached, or ``None``."""
-    from jobwatch.server.deploy.urls import is_postgres, libpq_url, redacted
+    from jobwatch.server.core.redact import redacted
+    from jobwatch.server.deploy.urls import is_postgres, libpq_url
 
     if is_postgres(database):
         import psycopg

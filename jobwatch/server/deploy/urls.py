@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from jobwatch.server.core.redact import redacted
 from jobwatch.server.storage.store import database_url
 
 
@@ -26,37 +27,11 @@ def libpq_url(database: str) -> str:
     return url.render_as_string(hide_password=False)
 
 
-_SECRET_KEYS = frozenset({"password", "passwd", "pass", "secret", "token", "sslpassword"})
 _HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)$")
 _ENCODE_HINT = (
     "special characters in the user name or password must be percent-encoded "
     "(@ as %40, : as %3A, / as %2F, # as %23, ? as %3F)"
 )
-
-
-def redacted(url: str) -> str:
-    """``url`` with its password, and query values named like secrets
-    (``password=``, ``token=``), replaced by ``***`` (for logs and messages).
-
-    The user information runs to the last ``@``, so a password holding
-    unescaped ``/``, ``#`` or ``?`` is hidden too.
-    """
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    at = rest.rfind("@")
-    if at != -1:
-        user, colon, _ = rest[:at].partition(":")
-        rest = (f"{user}:***" if colon else user) + rest[at:]
-    base, question, query = rest.partition("?")
-    if question:
-        pairs = query.split("&")
-        query = "&".join(
-            f"{p.split('=', 1)[0]}=***" if p.split("=", 1)[0].lower() in _SECRET_KEYS else p
-            for p in pairs
-        )
-        rest = f"{base}?{query}"
-    return f"{scheme}://{rest}"
 
 
 def _url_problem(url: str, what: str, *, needs_path: str | None) -> str | None:

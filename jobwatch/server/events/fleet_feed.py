@@ -9,6 +9,14 @@ summarised at most four times a second whatever its update rate, and the cost
 of a tick does not grow with the number of subscribers beyond one filter and
 one send each.
 
+What one subscription costs is bounded whatever the jobs hold: the feed reads
+only the columns a summary shows (never a result, never the newest progress
+event beyond its two GPU figures), a summary's free text (name, operation,
+worker id) is cut to :data:`SUMMARY_TEXT_BYTES` (:func:`bounded_text`), and a
+large fleet is read and sent :data:`PAGE` jobs at a time: the first page before
+the ``subscribed`` answer, the rest by the connection's sender as the client
+takes them, so a fleet never has to fit in a subscriber's send queue at once.
+
 ``seq`` of ``JOBS_CHANGED`` is the server time of the tick in milliseconds; a
 client that resumes with ``since`` gets every job changed after ``since``
 minus :data:`RESUME_MARGIN` (summaries are whole states, so a repeat is
@@ -20,18 +28,34 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import JSON, and_, cast, or_, select, type_coerce
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
 
 from jobwatch.contract.requests import format_ts
-from jobwatch.server.core.job_row import JobRow, job_row
 from jobwatch.server.core.rules import job_estimates
 from jobwatch.server.core.serialize import dumps
+from jobwatch.server.core.text import bounded_text
 from jobwatch.server.events.broker import ALL_JOBS, Broker
-from jobwatch.server.storage.schema import decode_row, jobs
+from jobwatch.server.storage.schema import jobs
 from jobwatch.server.storage.store import Store
+
+__all__ = [
+    "FLEET",
+    "INTERVAL",
+    "MAX_INITIAL",
+    "PAGE",
+    "RESUME_MARGIN",
+    "SUMMARY_TEXT_BYTES",
+    "FleetFeed",
+    "FleetSubscriber",
+    "bounded_text",
+    "jobs_changed",
+    "summary",
+]
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +66,37 @@ INTERVAL = 0.25
 RESUME_MARGIN = 5.0
 """Seconds before ``since`` a resumed fleet subscription starts from."""
 PAGE = 500
-"""Most summaries per ``JOBS_CHANGED`` message."""
+"""Most summaries per ``JOBS_CHANGED`` message, and most jobs read at once."""
 MAX_INITIAL = 10_000
-"""Most jobs (newest first) a new fleet subscription receives at once."""
+"""Most jobs (newest first) a new fleet subscription receives, in pages of :data:`PAGE`."""
+SUMMARY_TEXT_BYTES = 256
+"""Most UTF-8 bytes of a summary's ``name``, ``currentOperation`` and ``workerId``:
+longer text is cut on a character and ends in ``…`` (:func:`bounded_text`). With
+it a summary stays under about 1.5 KB, a page of :data:`PAGE` under 1 MB."""
+
+_SUMMARY_COLUMNS = (
+    "id",
+    "name",
+    "status",
+    "progress",
+    "current_operation",
+    "worker_id",
+    "price_per_hour",
+    "currency",
+    "created_at",
+    "started_at",
+    "updated_at",
+    "completed_at",
+    "progress_at",
+    "ema_dp",
+    "ema_dt",
+    "ema_calls",
+    "resumed_from",
+    "stalled",
+    "n_alerts",
+)
+"""The ``jobs`` columns a summary needs (with the two GPU figures of the newest
+progress event, read by :func:`_summary_query`)."""
 
 
 class FleetSubscriber(Protocol):
@@ -53,20 +105,36 @@ class FleetSubscriber(Protocol):
     def deliver_fleet(self, message: bytes) -> None:
         """Queue one ``JOBS_CHANGED`` message (never block)."""
 
+    def deliver_fleet_pages(self, pages: Iterator[bytes]) -> None:
+        """Queue ``pages``, to be read and sent one message at a time in order
+        after what is queued (never block)."""
 
-def summary(job: JobRow, now: float) -> dict[str, Any]:
+
+def summary(job: Mapping[str, Any], now: float) -> dict[str, Any]:
     """A job's summary for the fleet view: ``{id, name, status, progress,
     currentOperation, timeRemaining (s), costSoFar, estimatedTotalCost, currency,
     pricePerHour, gpuUtilization (%), gpuTemperature (Celsius), updatedAt,
-    startedAt, completedAt, createdAt, workerId, stalled, alerts}``."""
-    estimates = job_estimates(job, now)
-    metrics = (job["progress_event"] or {}).get("metrics") or {}
+    startedAt, completedAt, createdAt, workerId, stalled, alerts}``.
+
+    ``job`` holds the summary's columns (:data:`_SUMMARY_COLUMNS`) and either
+    ``gpu_utilization`` and ``gpu_temperature`` or a whole ``progress_event``.
+    ``name``, ``currentOperation`` and ``workerId`` are cut to
+    :data:`SUMMARY_TEXT_BYTES` (:func:`bounded_text`).
+    """
+    estimates = job_estimates(job, now)  # type: ignore[arg-type]  # reads only the columns above
+    if "progress_event" in job:
+        metrics = (job["progress_event"] or {}).get("metrics") or {}
+    else:
+        metrics = {
+            "gpuUtilization": job["gpu_utilization"],
+            "gpuTemperature": job["gpu_temperature"],
+        }
     return {
         "id": job["id"],
-        "name": job["name"],
+        "name": bounded_text(job["name"], SUMMARY_TEXT_BYTES),
         "status": job["status"],
         "progress": job["progress"],
-        "currentOperation": job["current_operation"],
+        "currentOperation": bounded_text(job["current_operation"], SUMMARY_TEXT_BYTES),
         "timeRemaining": estimates.time_remaining,
         "costSoFar": estimates.cost_so_far,
         "estimatedTotalCost": estimates.estimated_total_cost,
@@ -78,7 +146,7 @@ def summary(job: JobRow, now: float) -> dict[str, Any]:
         "startedAt": format_ts(job["started_at"]),
         "completedAt": format_ts(job["completed_at"]),
         "createdAt": format_ts(job["created_at"]),
-        "workerId": job["worker_id"],
+        "workerId": bounded_text(job["worker_id"], SUMMARY_TEXT_BYTES),
         "stalled": bool(job["stalled"]),
         "alerts": job["n_alerts"],
     }
@@ -125,7 +193,9 @@ class FleetFeed:
         """Add ``subscriber`` (jobs of ``status`` only, or all) and send it, in this
         order, its ``subscribed`` answer and what it should see first: the jobs
         changed after ``since`` (ms), or every job (newest first, at most
-        :data:`MAX_INITIAL`). Returns the answer's ``seq``.
+        :data:`MAX_INITIAL`), a page of :data:`PAGE` at a time. The first page is
+        read here; the rest are read as the subscriber's sender gets to them.
+        Returns the answer's ``seq``.
 
         Raises
         ------
@@ -135,13 +205,16 @@ class FleetFeed:
         now = self.clock()
         seq = int(now * 1000)
         start = None if since is None else since / 1000 - RESUME_MARGIN
-        first = self._initial(status, start, now)
+        pages = self._pages(status, start, now, MAX_INITIAL)
+        first = next(pages, [])
         with self._lock:  # a tick that sees this subscriber delivers after these
             subscriber.deliver_fleet(
                 dumps({"type": "subscribed", "subscriptionId": FLEET, "seq": seq})
             )
-            for message in jobs_changed(first, seq):
-                subscriber.deliver_fleet(message)
+            if first:
+                subscriber.deliver_fleet(_jobs_changed_page(first, seq))
+            if len(first) == PAGE:
+                subscriber.deliver_fleet_pages(self._later_pages(pages, seq))
             if not self._subscribers:
                 self.broker.subscribe(ALL_JOBS, self)
             self._subscribers[subscriber] = status
@@ -151,6 +224,17 @@ class FleetFeed:
                 )
                 self._thread.start()
         return seq
+
+    def _later_pages(self, pages: Iterator[list[dict[str, Any]]], seq: int) -> Iterator[bytes]:
+        """The pages after the first as ``JOBS_CHANGED`` messages, read when asked
+        for; a database that goes away ends them with an ``error`` for ``jobs``."""
+        try:
+            for page in pages:
+                yield _jobs_changed_page(page, seq)
+        except Exception as exc:
+            log.warning("jobwatch: the fleet feed could not read jobs: %s", exc)
+            error = {"code": "store_unavailable", "message": str(exc), "details": []}
+            yield dumps({"type": "error", "subscriptionId": FLEET, "error": error})
 
     def unsubscribe(self, subscriber: FleetSubscriber) -> None:
         """Remove ``subscriber`` (no error if it was not subscribed)."""
@@ -198,7 +282,9 @@ class FleetFeed:
                 log.warning("jobwatch: the fleet feed could not read jobs: %s", exc)
 
     def tick(self) -> int:
-        """Send the summaries of the jobs changed since the last tick; returns how many."""
+        """Send the summaries of the jobs changed since the last tick, read and sent
+        :data:`PAGE` jobs at a time (all jobs, at most :data:`MAX_INITIAL`, after a
+        resync); returns how many."""
         with self._lock:
             dirty, self._dirty = self._dirty, set()
             everything, self._everything = self._everything, False
@@ -206,19 +292,24 @@ class FleetFeed:
         if not subscribers or not (dirty or everything):
             return 0
         now = self.clock()
-        rows = self._rows(None if everything else sorted(dirty))
-        summaries = [summary(row, now) for row in rows]
-        before = self._note_statuses(summaries)
         seq = int(now * 1000)
-        for subscriber, status in subscribers:
-            kept = [
-                s
-                for s in summaries
-                if status is None or status in (s["status"], before.get(s["id"]))
-            ]
-            for message in jobs_changed(kept, seq):
-                subscriber.deliver_fleet(message)
-        return len(summaries)
+        if everything:
+            pages = self._pages(None, None, now, MAX_INITIAL)
+        else:
+            pages = self._changed(sorted(dirty), now)
+        sent = 0
+        for summaries in pages:
+            before = self._note_statuses(summaries)
+            for subscriber, status in subscribers:
+                kept = [
+                    s
+                    for s in summaries
+                    if status is None or status in (s["status"], before.get(s["id"]))
+                ]
+                if kept:
+                    subscriber.deliver_fleet(_jobs_changed_page(kept, seq))
+            sent += len(summaries)
+        return sent
 
     def _note_statuses(self, summaries: list[dict[str, Any]]) -> dict[str, str]:
         """Record each job's status; return the statuses they had before (where known)."""
@@ -227,21 +318,65 @@ class FleetFeed:
             self._statuses.update((s["id"], s["status"]) for s in summaries)
         return {job_id: status for job_id, status in before.items() if status is not None}
 
-    def _rows(self, ids: list[str] | None) -> list[JobRow]:
-        query = select(jobs)
-        if ids is not None:
-            query = query.where(jobs.c.id.in_(ids))
-        with self.store.read() as conn:
-            return [job_row(decode_row(r)) for r in conn.execute(query).mappings()]
+    def _changed(self, ids: list[str], now: float) -> Iterator[list[dict[str, Any]]]:
+        """Summaries of the jobs ``ids``, :data:`PAGE` at a time."""
+        for start in range(0, len(ids), PAGE):
+            chunk = ids[start : start + PAGE]
+            with self.store.read() as conn:
+                query = _summary_query(conn).where(jobs.c.id.in_(chunk))
+                rows = list(conn.execute(query).mappings())
+            yield [summary(dict(row), now) for row in rows]
 
-    def _initial(self, status: str | None, start: float | None, now: float) -> list[dict[str, Any]]:
-        query = select(jobs).order_by(jobs.c.updated_at.desc()).limit(MAX_INITIAL)
-        if status is not None:
-            query = query.where(jobs.c.status == status)
-        if start is not None:
-            query = query.where(jobs.c.updated_at >= start)
-        with self.store.read() as conn:
-            rows = [job_row(decode_row(r)) for r in conn.execute(query).mappings()]
-        first = [summary(row, now) for row in rows]
-        self._note_statuses(first)
-        return first
+    def _pages(
+        self, status: str | None, start: float | None, now: float, most: int
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Summaries of the jobs of ``status`` (all: ``None``) updated since ``start``,
+        newest first, :data:`PAGE` per page and at most ``most`` in all; each page
+        is read when asked for (keyset pagination on ``updated_at``, ``id``)."""
+        after: tuple[float, str] | None = None
+        left = most
+        while left > 0:
+            with self.store.read() as conn:
+                query = _summary_query(conn)
+                if status is not None:
+                    query = query.where(jobs.c.status == status)
+                if start is not None:
+                    query = query.where(jobs.c.updated_at >= start)
+                if after is not None:
+                    query = query.where(
+                        or_(
+                            jobs.c.updated_at < after[0],
+                            and_(jobs.c.updated_at == after[0], jobs.c.id < after[1]),
+                        )
+                    )
+                query = query.order_by(jobs.c.updated_at.desc(), jobs.c.id.desc())
+                rows = list(conn.execute(query.limit(min(PAGE, left))).mappings())
+            if not rows:
+                return
+            page = [summary(dict(row), now) for row in rows]
+            self._note_statuses(page)
+            yield page
+            if len(rows) < min(PAGE, left):
+                return
+            left -= len(rows)
+            after = (rows[-1]["updated_at"], rows[-1]["id"])
+
+
+def _jobs_changed_page(summaries: list[dict[str, Any]], seq: int) -> bytes:
+    return dumps({"type": "JOBS_CHANGED", "seq": seq, "data": {"jobs": summaries}})
+
+
+def _summary_query(conn: Connection) -> Any:
+    """``SELECT`` of the columns a summary needs, with the newest progress event's
+    ``metrics.gpuUtilization`` and ``metrics.gpuTemperature`` read in SQL (SQLite's
+    ``json_extract``, PostgreSQL's ``#>>``), so the event itself is never read."""
+    event: ColumnElement[Any]
+    if conn.dialect.name == "postgresql":
+        event = cast(jobs.c.progress_event, JSON)
+    else:
+        event = type_coerce(jobs.c.progress_event, JSON)
+    return select(
+        *(jobs.c[name] for name in _SUMMARY_COLUMNS),
+        event[("metrics", "gpuUtilization")].as_float().label("gpu_utilization"),
+        event[("metrics", "gpuTemperature")].as_float().label("gpu_temperature"),
+    )

@@ -1,4 +1,5 @@
-"""The thread that marks silent jobs stalled (:func:`jobwatch.server.core.alert_rules.stall`).
+"""The thread that marks silent jobs stalled (:func:`jobwatch.server.core.alert_rules.stall`),
+and silent or straggling workers of distributed jobs (:mod:`jobwatch.server.core.workers`).
 
 Every ``interval`` seconds it asks the store for running jobs silent longer
 than ``stall_after`` and marks each one under its row lock; with several
@@ -44,11 +45,15 @@ class StallWatchdog:
             self._thread.start()
 
     def check(self) -> list[str]:
-        """Mark the jobs stalled now; returns the ids this call marked."""
+        """Mark the jobs stalled now, and the workers of distributed jobs silent
+        (after ``stall_after`` too) or straggling; returns the ids of the jobs
+        this call marked stalled."""
         marked = []
         for job_id in self.store.stalled_candidates(self.stall_after):
             if self.store.mark_stalled(job_id, self.stall_after):
                 marked.append(job_id)
+        for job_id in self.store.distributed_running():
+            self.store.check_workers(job_id, self.stall_after)
         return marked
 
     def _run(self, interval: float) -> None:

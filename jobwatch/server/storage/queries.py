@@ -59,6 +59,11 @@ def get_job(conn: Connection, job_id: str) -> JobRow | None:
     return job_row(decode_row(row)) if row is not None else None
 
 
+def job_exists(conn: Connection, job_id: str) -> bool:
+    """Whether ``job_id`` is stored (reads its id only, never its text)."""
+    return conn.execute(select(jobs.c.id).where(jobs.c.id == job_id)).first() is not None
+
+
 def list_jobs(
     conn: Connection, status: str | None, limit: int, offset: int
 ) -> tuple[list[ListedJob], int]:
@@ -366,15 +371,16 @@ def log_page(
     offset: int,
     before_id: int | None = None,
     total: int | None = None,
+    *,
+    rank: int | None = None,
+    node: str | None = None,
 ) -> list[Row]:
     """Log lines oldest first, optionally of one level, ``limit`` from ``offset``;
     with ``before_id``, the ``limit`` lines just before that id (after skipping
     ``offset`` of them, counting back). Given the matching ``total``, a page in
     the newer half is read from the end, so the newest pages cost as little as
     the first ones (an OFFSET walks every row it skips)."""
-    query = select(log_lines).where(log_lines.c.job_id == job_id)
-    if level is not None:
-        query = query.where(log_lines.c.level == level)
+    query = select(log_lines).where(_log_filter(job_id, level, rank, node))
     if before_id is not None:
         query = query.where(log_lines.c.id < before_id).order_by(log_lines.c.id.desc())
         return _oldest_first(conn, query.limit(limit).offset(offset))
@@ -386,6 +392,28 @@ def log_page(
         return _oldest_first(conn, query.limit(count).offset(total - offset - count))
     query = query.order_by(log_lines.c.id).limit(limit).offset(offset)
     return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def _log_filter(job_id: str, level: str | None, rank: int | None, node: str | None) -> Any:
+    where = log_lines.c.job_id == job_id
+    if level is not None:
+        where &= log_lines.c.level == level
+    if rank is not None:
+        where &= log_lines.c.rank == rank
+    if node is not None:
+        where &= log_lines.c.node == node
+    return where
+
+
+def log_count(
+    conn: Connection, job_id: str, level: str | None, rank: int | None, node: str | None
+) -> int:
+    """How many of ``job_id``'s log lines match the filters (a count query: the
+    job's per-level counters answer the unfiltered totals)."""
+    query = (
+        select(func.count()).select_from(log_lines).where(_log_filter(job_id, level, rank, node))
+    )
+    return int(conn.execute(query).scalar_one())
 
 
 def _oldest_first(conn: Connection, newest_first: Any) -> list[Row]:

@@ -79,6 +79,8 @@ log_lines = Table(
     Column("ts", Float, nullable=False),
     Column("level", String(8), nullable=False),
     Column("message", Text, nullable=False),
+    Column("rank", Integer, doc="the rank that logged it (distributed jobs)"),
+    Column("node", Text, doc="the node that logged it (distributed jobs)"),
 )
 Index("ix_log_lines_job_id", log_lines.c.job_id, log_lines.c.id)
 Index("ix_log_lines_job_level_id", log_lines.c.job_id, log_lines.c.level, log_lines.c.id)
@@ -108,6 +110,25 @@ alerts = Table(
     Column("title", Text, nullable=False),
     Column("text", Text),
     Column("source", String(16), nullable=False),
+)
+
+workers = Table(
+    "workers",
+    metadata,
+    Column("job_id", String(128), primary_key=True),
+    Column("rank", Integer, primary_key=True),
+    Column("worker_id", Text, nullable=False),
+    Column("node", Text, nullable=False),
+    Column("local_rank", Integer),
+    Column("status", String(16), nullable=False, doc="running, silent, left or finished"),
+    Column("first_at", Float, nullable=False),
+    Column("last_at", Float, nullable=False),
+    Column("progress", Float, nullable=False),
+    Column("current_operation", Text),
+    Column("price_per_hour", Float, doc="its node's price, if it meters the node"),
+    Column("cost", Float, nullable=False, server_default="0", doc="cost its node accrued"),
+    Column("rate", Float, doc="smoothed progress rate, percent per second"),
+    Column("straggler", Integer, nullable=False, server_default="0", doc="1 while flagged"),
 )
 
 applied_updates = Table(

@@ -35,11 +35,13 @@ from jobwatch.errors import (
     first_line,
 )
 from jobwatch.server.core import alert_rules, rules
+from jobwatch.server.core import workers as core_workers
 from jobwatch.server.core.alert_rules import AlertRule
-from jobwatch.server.core.job_row import JobRow, with_changes
+from jobwatch.server.core.job_row import JobChanges, JobRow, with_changes
 from jobwatch.server.core.quotas import Quotas, StoredTotal, data_bytes, log_bytes
 from jobwatch.server.core.serialize import Event
 from jobwatch.server.storage import batch, rollups
+from jobwatch.server.storage import workers as stored_workers
 from jobwatch.server.storage.files import prepare_sqlite_file
 from jobwatch.server.storage.schema import (
     add_missing_columns,
@@ -251,8 +253,16 @@ class Store:
             applied = None
             if update.update_id is not None:
                 applied = batch.applied_reply(conn, job_id, update.update_id)
+            worker = None
+            if update.rank is not None:
+                worker = stored_workers.read(conn, job_id, update.rank)
             outcome = rules.apply_progress(
-                job, update, self.clock(), applied_reply=applied, alert_on=self.alert_rules
+                job,
+                update,
+                self.clock(),
+                applied_reply=applied,
+                alert_on=self.alert_rules,
+                worker=worker,
             )
             gpus_json = None if outcome.sample is None else encode_json(outcome.sample["gpus"])
             added = log_bytes(update) if outcome.log_rows else 0
@@ -274,6 +284,14 @@ class Store:
                 batch.insert_alerts(conn, outcome.alert_rows)
             if outcome.applied_update is not None:
                 batch.remember_update(conn, outcome.applied_update, job["seq"])
+            if outcome.worker is not None:
+                stored_workers.write(conn, outcome.worker, exists=worker is not None)
+                if outcome.recount:
+                    n_workers, n_nodes = stored_workers.counts(conn, job_id)
+                    outcome.changes.update(n_workers=n_workers, n_nodes=n_nodes)
+                    outcome.job = with_changes(
+                        outcome.job, {"n_workers": n_workers, "n_nodes": n_nodes}
+                    )
             if outcome.changes:
                 batch.update_job(conn, job_id, outcome.changes)
             return ProgressReply(outcome.job, outcome.reply), outcome.events
@@ -309,6 +327,52 @@ class Store:
         )
         with self.read() as conn:
             return [row[0] for row in conn.execute(query)]
+
+    def distributed_running(self) -> list[str]:
+        """Ids of running distributed jobs (those with a world size)."""
+        query = select(jobs.c.id).where(
+            (jobs.c.status == "running") & jobs.c.world_size.is_not(None)
+        )
+        with self.read() as conn:
+            return [row[0] for row in conn.execute(query)]
+
+    def check_workers(self, job_id: str, silent_after: float) -> int:
+        """Mark the workers of ``job_id`` that went silent, and flag or clear its
+        stragglers (:func:`jobwatch.server.core.workers.silent`,
+        :func:`~jobwatch.server.core.workers.stragglers`), each with its alert;
+        under the job's row lock. Returns how many workers changed."""
+
+        def op(conn: Connection) -> tuple[int, list[Event]]:
+            now = self.clock()
+            job = batch.lock_job(conn, job_id)
+            if job is None or job["world_size"] is None:
+                return 0, []
+            rows = stored_workers.job_workers(conn, job_id)
+            changed = core_workers.silent(job, rows, now, silent_after)
+            by_rank = {row["rank"]: row for row in rows}
+            for row, _ in changed:
+                by_rank[row["rank"]] = row
+            changed += core_workers.stragglers(list(by_rank.values()))
+            if not changed:
+                return 0, []
+            changes: JobChanges = {}
+            rate = job["node_rate"]
+            for row, _ in changed:
+                stored_workers.write(conn, row, exists=True)
+                if row["status"] == "silent" and row["price_per_hour"] and rate is not None:
+                    before = next(r for r in rows if r["rank"] == row["rank"])
+                    if before["status"] == "running":
+                        rate = max(0.0, rate - row["price_per_hour"])
+            if rate != job["node_rate"]:
+                changes.update(node_rate=rate, price_per_hour=rate)
+            alert_rows, events, counts = alert_rules.alert_changes(
+                job, [alert for _, alert in changed], now, job["seq"]
+            )
+            batch.insert_alerts(conn, alert_rows)
+            batch.update_job(conn, job_id, {**changes, **counts})
+            return len(changed), events
+
+        return self._submit(op, key=job_id)
 
     def mark_stalled(self, job_id: str, stall_after: float) -> bool:
         """Mark ``job_id`` stalled if it is (:func:`jobwatch.server.core.alert_rules.stall`),

@@ -62,6 +62,38 @@ else:
     )
 
 
+class Worker(BaseModel):
+    """One worker of a job: a rank of a distributed job, or the job's one worker."""
+
+    model_config = _Answer
+
+    worker_id: str = Field(alias="workerId")
+    node: str
+    rank: int | None = Field(ge=0, description="null: a job without worldSize")
+    local_rank: int | None = Field(alias="localRank")
+    status: Literal["running", "silent", "left", "finished"]
+    first_update_at: datetime | None = Field(alias="firstUpdateAt")
+    last_update_at: datetime | None = Field(alias="lastUpdateAt")
+    progress: float = Field(ge=0, le=100, description="its own progress, percent")
+    current_operation: str | None = Field(alias="currentOperation")
+    rate: float | None = Field(description="smoothed progress rate, percent per second")
+    straggler: bool
+    price_per_hour: float | None = Field(
+        alias="pricePerHour", description="its node's price, when it reports one"
+    )
+    cost: float | None = Field(description="what its node accrued at that price")
+
+
+class WorkersAnswer(BaseModel):
+    """``GET /api/jobs/{jobId}/workers``."""
+
+    model_config = _Answer
+
+    job_id: str = Field(alias="jobId")
+    world_size: int | None = Field(alias="worldSize")
+    workers: list[Worker]
+
+
 class JobAnswer(BaseModel):
     """``{job}``: the answer of create, update, read and complete."""
 
@@ -126,6 +158,8 @@ class LogLine(BaseModel):
     level: Literal["info", "warning", "error"]
     timestamp: datetime
     message: str
+    rank: int | None = Field(None, description="the rank that logged it (distributed jobs)")
+    node: str | None = Field(None, description="the node that logged it (distributed jobs)")
 
 
 class ScalarValue(BaseModel):
@@ -148,7 +182,7 @@ class Alert(BaseModel):
     level: Literal["info", "warning", "error"]
     title: str
     text: str | None
-    source: Literal["worker", "rule", "failed", "stalled"]
+    source: Literal["worker", "rule", "failed", "stalled", "worker_silent", "straggler"]
 
 
 class AlertsAnswer(BaseModel):

@@ -35,7 +35,9 @@ from jobwatch.server.core.serialize import (
     sample_to_wire,
     scalar_to_wire,
 )
+from jobwatch.server.core.workers import single_worker, worker_to_wire
 from jobwatch.server.storage import queries
+from jobwatch.server.storage import workers as stored_workers
 from jobwatch.server.web.services import Services
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -284,18 +286,43 @@ def alerts(job_id: str) -> Response:
     )
 
 
+@bp.get("/jobs/<job_id>/workers")
+def job_workers(job_id: str) -> Response:
+    """``{jobId, worldSize, workers: [{workerId, node, rank, localRank, status,
+    lastUpdateAt, progress, ...}]}``: the ranks of a distributed job, by rank; a
+    job of one worker lists that worker (docs/api.md "Distributed jobs")."""
+    job = _known_job(job_id)
+    with _services().store.read() as conn:
+        rows = stored_workers.job_workers(conn, job_id)
+    if job["world_size"] is None:
+        listed = [] if job["worker_id"] is None else [single_worker(job)]
+    else:
+        listed = [worker_to_wire(row) for row in rows]
+    return json_response({"jobId": job_id, "worldSize": job["world_size"], "workers": listed})
+
+
 @bp.get("/jobs/<job_id>/logs")
 def logs(job_id: str) -> Response:
     """``{jobId, logs, total, limit, offset}``, oldest first, optionally one level."""
     query = parse_query(LogsQuery, request.args.to_dict())
     job = _known_job(job_id)
-    if query.level is None:
-        total = job["n_info"] + job["n_warning"] + job["n_error"]
-    else:
-        total = log_counts(job)[query.level]
     with _services().store.read() as conn:
+        if query.rank is not None or query.node is not None:
+            total = queries.log_count(conn, job_id, query.level, query.rank, query.node)
+        elif query.level is None:
+            total = job["n_info"] + job["n_warning"] + job["n_error"]
+        else:
+            total = log_counts(job)[query.level]
         rows = queries.log_page(
-            conn, job_id, query.level, query.limit, query.offset, query.before_id, total
+            conn,
+            job_id,
+            query.level,
+            query.limit,
+            query.offset,
+            query.before_id,
+            total,
+            rank=query.rank,
+            node=query.node,
         )
     return json_response(
         {

@@ -48,6 +48,7 @@ _ANSWERS: tuple[type[BaseModel], ...] = (
     answers.MetricsAnswer,
     answers.ScalarsAnswer,
     answers.LogsAnswer,
+    answers.WorkersAnswer,
     answers.AlertsAnswer,
     answers.Health,
     answers.ErrorEnvelope,
@@ -221,6 +222,15 @@ def _paths() -> dict[str, Any]:
                 "AlertsAnswer",
                 ("400", "401", "404"),
                 query=Page,
+            ),
+        },
+        "/api/jobs/{jobId}/workers": {
+            "parameters": [job],
+            "get": _operation(
+                "workers",
+                "The workers of a job: each rank of a distributed job",
+                "WorkersAnswer",
+                ("401", "404"),
             ),
         },
         "/api/jobs/{jobId}/logs": {

@@ -8,6 +8,14 @@ status, the time to handle a progress update, open WebSocket subscribers and
 the bytes queued for them. Under ``--workers N`` each process counts its own
 requests and subscribers; the job figures are the same in every process.
 
+A scrape's size is bounded whatever the jobs hold: at most :data:`MAX_JOBS`
+running jobs, at most :data:`MAX_GPUS_PER_JOB` per-GPU series per job (the GPUs
+beyond share one series, ``gpu="rest"``, combined as the flat field is: mean
+utilization, summed memory and power, hottest temperature), and job names and
+worker ids cut to :data:`LABEL_BYTES`. Concurrent scrapes share one build (the
+first builds, the others wait for it and get the same text), so scrapers cannot
+multiply the work.
+
 Names and units follow Prometheus' conventions
 (https://prometheus.io/docs/practices/naming/): base units (seconds, bytes,
 watts, celsius), ``_total`` for counters. GPU memory is reported in bytes
@@ -16,6 +24,7 @@ watts, celsius), ``_total`` for counters. GPU memory is reported in bytes
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -27,8 +36,9 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
 from jobwatch.contract.gpu_identity import gpu_ids
-from jobwatch.contract.gpu_metrics import GPU_METRICS
+from jobwatch.contract.gpu_metrics import GPU_METRICS, combine
 from jobwatch.server.core.rules import job_estimates
+from jobwatch.server.core.text import bounded_text
 from jobwatch.server.storage import queries
 from jobwatch.server.web.services import Services
 
@@ -39,6 +49,10 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 are written the same in it and in prometheus_client's newer 1.0.0."""
 MAX_JOBS = 1000
 """Most running jobs exported per scrape (newest first), to bound a scrape's cost."""
+MAX_GPUS_PER_JOB = 16
+"""Per-GPU series per job; the GPUs beyond share one series labelled ``gpu="rest"``."""
+LABEL_BYTES = 128
+"""Most UTF-8 bytes of a ``job_name`` or ``worker`` label (cut on a character, ending in ``…``)."""
 INGEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 """Histogram buckets (s) for a progress update: from a cached SQLite commit to a slow disk."""
 _JOB_LABELS = ("job_id", "job_name", "worker")
@@ -53,8 +67,9 @@ class JobCollector(Collector):
     ``jobwatch_job_cost`` (label ``currency``); unknown figures are left out, not 0.
     Per GPU of the job's latest sample (labels ``gpu``: the GPU's index, or ``all``
     for a sample without per-GPU values; ``uuid``: its UUID, a MIG slice's MIG
-    UUID, or empty): the five ``jobwatch_gpu_*`` gauges. No two GPUs share a
-    label set (see :func:`_gpu_samples`).
+    UUID, or empty): the five ``jobwatch_gpu_*`` gauges, for the first
+    :data:`MAX_GPUS_PER_JOB` GPUs and one ``gpu="rest"`` series for the others.
+    No two GPUs share a label set (see :func:`_gpu_samples`).
     Plus ``jobwatch_websocket_subscribers`` and ``jobwatch_websocket_queued_bytes``.
     """
 
@@ -88,7 +103,11 @@ class JobCollector(Collector):
             jobs, _ = queries.list_jobs(conn, "running", MAX_JOBS, 0)
             latest = {job["id"]: queries.latest_sample(conn, job["id"]) for job in jobs}
         for job in jobs:
-            labels = [job["id"], job["name"] or "", job["worker_id"] or ""]
+            labels = [
+                job["id"],
+                bounded_text(job["name"] or "", LABEL_BYTES) or "",
+                bounded_text(job["worker_id"] or "", LABEL_BYTES) or "",
+            ]
             estimates = job_estimates(job, now)
             progress.add_metric(labels, job["progress"])
             _add(remaining, labels, estimates.time_remaining)
@@ -145,6 +164,13 @@ def _gpu_samples(sample: dict[str, Any] | None) -> list[tuple[tuple[str, str], d
             pair = (f"{base}#{n}", pair[1])
         seen.add(pair)
         out.append((pair, values))
+    if len(out) > MAX_GPUS_PER_JOB:
+        rest = [values for _, values in out[MAX_GPUS_PER_JOB:]]
+        combined = {
+            m.wire: combine(m, [v[m.wire] for v in rest if v.get(m.wire) is not None])
+            for m in GPU_METRICS
+        }
+        out = [*out[:MAX_GPUS_PER_JOB], (("rest", ""), combined)]
     return out
 
 
@@ -172,9 +198,35 @@ class ServerMetrics:
             registry=self.registry,
         )
 
+        self._building = threading.Lock()
+        self._done = threading.Condition()
+        self._generation = 0
+        self._latest = b""
+
     def exposition(self) -> bytes:
-        """The registry in Prometheus' text format (version 0.0.4)."""
-        return generate_latest(self.registry)
+        """The registry in Prometheus' text format (version 0.0.4).
+
+        One build at a time: a scrape that arrives while another builds waits for
+        the next build to finish and returns its text, so any number of
+        concurrent scrapes cost at most two builds.
+        """
+        with self._done:
+            wanted = self._generation + 1  # a build that starts after this call
+        while True:
+            if self._building.acquire(blocking=False):
+                try:
+                    text = generate_latest(self.registry)
+                finally:
+                    self._building.release()
+                with self._done:
+                    self._generation += 1
+                    self._latest = text
+                    self._done.notify_all()
+                return text
+            with self._done:
+                self._done.wait(1.0)
+                if self._generation > wanted:
+                    return self._latest
 
 
 def install(app: Flask) -> None:

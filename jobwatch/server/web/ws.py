@@ -37,7 +37,6 @@ from jobwatch.contract.requests import (
     valid_job_id,
 )
 from jobwatch.errors import APIError, JobNotFound, StoreUnavailable
-from jobwatch.server.core.job_row import JobRow
 from jobwatch.server.core.rules import completed_event
 from jobwatch.server.core.serialize import Event, dumps
 from jobwatch.server.core.ws_session import JobStream, Next
@@ -50,6 +49,7 @@ from jobwatch.server.web.ws_items import (
     Deliver,
     Flush,
     Item,
+    Pages,
     Resync,
     Send,
     Start,
@@ -69,6 +69,11 @@ GOING_AWAY = 1001
 """WebSocket close code (RFC 6455, 7.4.1) sent when the server stops."""
 FORCE_CLOSE_AFTER = 5.0
 """Seconds a disconnected slow subscriber gets to take its close frame before the socket is cut."""
+
+
+MAX_JOB_SUBSCRIPTIONS = 128
+"""Jobs one connection may be subscribed to at once; one more is refused with
+``too_many_subscriptions`` (subscribing again to a job held counts once)."""
 
 
 class Session:
@@ -147,20 +152,60 @@ class Session:
             self._send_control({"type": "unsubscribed", "subscriptionId": job_id})
 
     def _subscribe(self, job_id: str, since: int | None) -> None:
+        """Subscribe to ``job_id``: a job held already is subscribed afresh (one
+        subscription, its queued start replaced); past :data:`MAX_JOB_SUBSCRIPTIONS`
+        jobs the subscription is refused. The row is read by the sender (see
+        :class:`~jobwatch.server.web.ws_items.Start`)."""
         subscription = JobStream(job_id, self.services.ws_queue_size, self.services.ws_queue_bytes)
         with self._cond:
-            self._subscriptions[job_id] = subscription
+            refused = (
+                job_id not in self._subscriptions
+                and len(self._subscriptions) >= MAX_JOB_SUBSCRIPTIONS
+            )
+            if not refused:
+                self._subscriptions[job_id] = subscription
+                self._drop_queued_start(job_id)
+        if refused:
+            error = APIError(
+                f"this connection already holds {MAX_JOB_SUBSCRIPTIONS} job subscriptions, "
+                "the most allowed; unsubscribe from one or open another connection",
+                status=429,
+                code="too_many_subscriptions",
+            )
+            self._send_control(
+                {"type": "error", "subscriptionId": job_id, "error": _error_body(error)}
+            )
+            return
         # Subscribe before reading the job: an event committed after the read is
         # then surely queued, and one already read is skipped by its seq.
         self.services.broker.subscribe(job_id, self)
-        job = None
+        exists = False
         if valid_job_id(job_id):
             with self.services.store.read() as conn:
-                job = queries.get_job(conn, job_id)
-        if job is None:
+                exists = queries.job_exists(conn, job_id)
+        if not exists:
             self._refuse(job_id, JobNotFound(f"no job with id {job_id!r}"))
             return
-        self._put(Start(subscription, job.copy(), since))
+        self._put(Start(subscription, since))
+
+    def _drop_queued_start(self, job_id: str) -> None:
+        """Remove a queued, not yet started :class:`Start` for ``job_id`` (lock held):
+        the new subscription replaces it."""
+        for i, item in enumerate(self._send_queue):
+            if isinstance(item, Start) and item.subscription.job_id == job_id:
+                del self._send_queue[i]
+                self._queued_bytes -= size(item)
+                return
+
+    def subscription_count(self) -> int:
+        """Jobs this connection is subscribed to (for monitoring and tests)."""
+        with self._cond:
+            return len(self._subscriptions)
+
+    def queued_items(self) -> int:
+        """Items queued for the sender (for monitoring and tests)."""
+        with self._cond:
+            return len(self._send_queue)
 
     def _subscribe_jobs(self, message: SubscribeJobsMessage) -> None:
         """The fleet: ``subscribed`` then ``JOBS_CHANGED`` (see :mod:`jobwatch.server.events.fleet_feed`)."""
@@ -176,6 +221,11 @@ class Session:
     def deliver_fleet(self, message: bytes) -> None:
         """Queue one ``JOBS_CHANGED`` message (called by the fleet feed; never blocks)."""
         self._put(Send(message))
+
+    def deliver_fleet_pages(self, pages: Iterator[bytes]) -> None:
+        """Queue the fleet's later first pages, read by the sender as it sends them
+        (called by the fleet feed; never blocks)."""
+        self._put(Pages(pages))
 
     def _refuse(self, job_id: str, error: APIError) -> None:
         """Drop the subscription to ``job_id`` and tell the client why."""
@@ -336,7 +386,10 @@ class Session:
                 elif isinstance(item, Flush):
                     self._flush()
                 elif isinstance(item, Start):
-                    self._start_subscription(item.subscription, item.job, item.since)
+                    self._start_subscription(item.subscription, item.since)
+                elif isinstance(item, Pages):
+                    for message in item.messages:
+                        self._send(message)
                 else:
                     self._resync(item.job_id, item.seq)
         except (ConnectionClosed, OSError):
@@ -424,9 +477,19 @@ class Session:
             return
         self._do(subscription, subscription.drain(time.monotonic()))
 
-    def _start_subscription(self, subscription: JobStream, job: JobRow, since: int | None) -> None:
+    def _start_subscription(self, subscription: JobStream, since: int | None) -> None:
         if self._subscriptions.get(subscription.job_id) is not subscription:
             return  # unsubscribed or subscribed again meanwhile
+        try:
+            with self.services.store.read() as conn:
+                job = queries.get_job(conn, subscription.job_id)
+        except StoreUnavailable as exc:
+            self._refuse(subscription.job_id, exc)
+            return
+        if job is None:  # deleted (pruned) since the subscription was taken
+            missing = JobNotFound(f"no job with id {subscription.job_id!r}")
+            self._refuse(subscription.job_id, missing)
+            return
         upto = int(job["seq"])
         events: Iterator[Event] = iter(())
         if since is not None:

@@ -3,21 +3,24 @@
 :class:`~jobwatch.server.web.ws.Session` puts these in its bounded queue (the
 route thread, the broker and the fleet feed put; only the sender thread
 takes), and the sender dispatches on their type. :func:`size` is what an
-item counts against the queue's byte bound.
+item counts against the queue's byte bound: its message's bytes plus
+:data:`ITEM_COST`, so that no kind of item is free to queue.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-from jobwatch.server.core.job_row import JobRow
 from jobwatch.server.core.ws_session import JobStream
 
 __all__ = [
+    "ITEM_COST",
     "Close",
     "Deliver",
     "Flush",
     "Item",
+    "Pages",
     "Resync",
     "Send",
     "Start",
@@ -50,12 +53,20 @@ class Flush:
 
 @dataclass(frozen=True, slots=True)
 class Start:
-    """Answer ``subscribed`` for ``subscription``, then replay ``job``'s events after ``since``
-    (``None``: none)."""
+    """Read the job, answer ``subscribed`` for ``subscription``, then replay its events
+    after ``since`` (``None``: none). It holds no job row: the sender reads the row
+    when it gets to it, so a queue of these costs :data:`ITEM_COST` each."""
 
     subscription: JobStream
-    job: JobRow
     since: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Pages:
+    """Send each message of ``messages`` in turn, reading the next only when the one
+    before is written (a large fleet's first pages, read from the store page by page)."""
+
+    messages: Iterator[bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,10 +90,17 @@ class Stop:
     """The connection has closed: the sender ends without writing."""
 
 
-Item = Send | Deliver | Flush | Start | Resync | Close | Stop
+Item = Send | Deliver | Flush | Start | Pages | Resync | Close | Stop
 """One task for the sender thread."""
 
 
+ITEM_COST = 256
+"""Bytes one queued item counts besides its message: the item, its place in the
+queue and (for :class:`Start`) its subscription's record, rounded up."""
+
+
 def size(item: Item) -> int:
-    """Bytes ``item`` holds (its message), for the queue's byte bound; 0 for the others."""
-    return len(item.message) if isinstance(item, (Send, Deliver)) else 0
+    """Bytes ``item`` counts against the queue's byte bound: its message's length
+    (for :class:`Send` and :class:`Deliver`) plus :data:`ITEM_COST`."""
+    message = len(item.message) if isinstance(item, (Send, Deliver)) else 0
+    return message + ITEM_COST

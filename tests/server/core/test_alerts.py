@@ -122,7 +122,7 @@ def test_a_rule_alert_reaches_the_webhook_in_slack_form(receiver: Receiver) -> N
         hot(server, clock, "hot", 70)
         wait_for(lambda: len(receiver.bodies) == 1, 15)
         (body,) = receiver.bodies
-        assert body["text"].startswith("[warning] job hot: gpuTemperature > 85 for 60 s")
+        assert body["text"].startswith("[warning] job hot: gpuTemperature &gt; 85 for 60 s")
         assert body["jobwatch"]["source"] == "rule"
         alerts = requests.get(f"{server.url}/api/jobs/hot/alerts", timeout=5).json()["alerts"]
         assert [a["source"] for a in alerts] == ["rule"]

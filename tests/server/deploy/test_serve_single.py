@@ -78,3 +78,17 @@ def test_several_workers_need_gunicorn(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "--workers 2 needs gunicorn" in done.stderr
+
+
+def test_the_access_log_never_shows_a_query_string(tmp_path: Path) -> None:
+    secret = "s" * 24
+    command = serve_without_gunicorn(tmp_path / "db", "--token", secret, "--access-log")
+    with ServerProcess(command) as server:
+        requests.get(f"{server.url}/api/health?token={secret}", timeout=10)
+        requests.get(f"{server.url}/api/jobs?token={secret}&x=1", timeout=10)
+        ws = WsClient(server.ws_url + "?token=" + secret)
+        ws.close()
+        server.stop()
+        said = server.output()
+    assert "/api/health?<redacted>" in said
+    assert secret not in said

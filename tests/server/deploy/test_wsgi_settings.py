@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from jobwatch.errors import SettingsError
+from jobwatch.server.core.redact import redacted
 from jobwatch.server.deploy.settings import (
     ARGUMENT_NAMES,
     ENV_NAMES,
@@ -18,7 +19,6 @@ from jobwatch.server.deploy.settings import (
     config_from_env,
     settings_problem,
 )
-from jobwatch.server.deploy.urls import redacted
 
 PG = "postgresql://jobwatch:pw@db:5432/jobwatch"
 

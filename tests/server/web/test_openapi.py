@@ -71,7 +71,7 @@ def test_request_schemas_name_the_wire_fields() -> None:
     assert "resume" in resumed["description"]
     assert {"minimum": 0, "maximum": 100}.items() <= resumed["anyOf"][0].items()
     logs = openapi_document()["paths"]["/api/jobs/{jobId}/logs"]["get"]["parameters"]
-    assert {p["name"] for p in logs} == {"level", "limit", "offset", "beforeId"}
+    assert {p["name"] for p in logs} == {"level", "limit", "offset", "beforeId", "rank", "node"}
 
 
 # -- AsyncAPI -------------------------------------------------------------------

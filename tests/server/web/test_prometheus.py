@@ -262,3 +262,31 @@ def test_a_real_prometheus_scrapes_jobwatch(prometheus_for: Callable[[str, str],
         assert float(up[0]["value"][1]) == 1
         for promql in _dashboard_queries("scraped"):
             _query(base, promql)  # every panel's query is valid PromQL
+
+
+def test_a_job_with_many_gpus_exports_a_bounded_number_of_series(
+    api: Api, make_job: Callable[..., dict[str, Any]]
+) -> None:
+    from jobwatch.server.web.prometheus import LABEL_BYTES, MAX_GPUS_PER_JOB
+
+    wide = "\U0001f600" * 1024
+    make_job(id="big", name=wide)
+    n = MAX_GPUS_PER_JOB + 40
+    gpus = [{"index": i, "gpuUtilization": i % 100, "powerUsage": 100} for i in range(n)]
+    body = {"workerId": wide, "progress": 5, "metrics": {"gpus": gpus}}
+    assert api.post("/api/jobs/big/progress", json=body).status_code == 200
+    got = samples(api)
+    utilization = {
+        dict(key[1])["gpu"]: value
+        for key, value in got.items()
+        if key[0] == "jobwatch_gpu_utilization_percent"
+    }
+    assert len(utilization) == MAX_GPUS_PER_JOB + 1
+    rest = range(MAX_GPUS_PER_JOB, n)
+    # beyond the limit, one series combines the rest as the flat field does
+    assert utilization["rest"] == pytest.approx(sum(i % 100 for i in rest) / len(rest))
+    power = [v for k, v in got.items() if k[0] == "jobwatch_gpu_power_watts"]
+    assert sum(power) == 100 * n  # power adds up
+    names = {dict(key[1]).get("job_name") for key in got} - {None}
+    (name,) = names
+    assert len(name.encode()) <= LABEL_BYTES and name.endswith("…")
