@@ -1,7 +1,11 @@
 """The jobwatch wire contract, free of IO.
 
-Request types with their validation (pydantic v2), the time-remaining and cost
-rules, and the timestamp format. Both the server and the client import this
+What a request may carry: the request and WebSocket message types with their
+validation (pydantic v2), ``parse_body``, ``parse_query`` and
+``parse_client_message``, whose errors name the JSON path of each bad field. The
+limits, names and timestamp format come from :mod:`jobwatch.contract.basics`
+(re-exported here); what the server makes of a valid request (time remaining,
+cost, stalls) is :mod:`jobwatch.server.core.rules`. Both sides import this
 module; it imports no flask, requests, ipywidgets or pynvml.
 
 Units on the wire: progress and utilization in percent (0-100), memory in MB

@@ -86,6 +86,12 @@ class JobMonitor:
         Seconds between pushes to the widgets (default 0.25: at most 4 a second).
     wait_interval:
         Seconds between two looks for a job that does not exist yet (default 0.5).
+    widgets:
+        ``None`` (default): the ipywidgets view where it can show (a Jupyter
+        kernel with the notebook extra), else the text view, saying why.
+        ``True``: the widgets wherever the packages are installed, also where
+        no kernel is detected (a front end that renders ipywidgets itself, or
+        a test that reads the widgets). ``False``: the text view.
 
     Raises
     ------
@@ -93,6 +99,8 @@ class JobMonitor:
         The server cannot be reached.
     ValueError
         ``time_range``, ``refresh`` or ``wait_interval`` is not allowed.
+    ImportError
+        ``widgets=True`` and ipywidgets, anywidget or bqplot is not installed.
 
     Notes
     -----
@@ -109,6 +117,7 @@ class JobMonitor:
         time_range: str = "5 min",
         refresh: float = REFRESH,
         wait_interval: float = WAIT_INTERVAL,
+        widgets: bool | None = None,
     ) -> None:
         if time_range not in TIME_RANGES:
             raise ValueError(
@@ -118,6 +127,7 @@ class JobMonitor:
             raise ValueError(f"refresh must be 0.01-60 seconds, got {refresh!r}")
         if not 0.01 <= wait_interval <= 60:
             raise ValueError(f"wait_interval must be 0.01-60 seconds, got {wait_interval!r}")
+        self.widgets = use_widgets(widgets, "JobMonitor")  # ImportError: nothing started yet
         self.job_id = job_id
         self.refresh = refresh
         self.wait_interval = wait_interval
@@ -334,8 +344,7 @@ def _lines_before(
 
 
 def _make_view(monitor: JobMonitor, time_range: str) -> Any:
-    reason = _widgets_unavailable()
-    if reason is None:
+    if monitor.widgets:
         return MonitorView(
             monitor._change_range,
             monitor._load_older,
@@ -345,8 +354,33 @@ def _make_view(monitor: JobMonitor, time_range: str) -> Any:
         )
     from jobwatch.notebook.text import TextView
 
-    print(f"jobwatch: {reason}; showing a text view instead.")
     return TextView()
+
+
+def use_widgets(widgets: bool | None, what: str) -> bool:
+    """Whether ``what`` (a class name, for the message) shows ipywidgets.
+
+    Parameters
+    ----------
+    widgets:
+        ``True`` or ``False`` as the caller asked; ``None``: where they can
+        show, else ``False`` after printing why (no kernel, a package missing).
+
+    Raises
+    ------
+    ImportError
+        ``widgets`` is ``True`` and a package the widgets need is not installed.
+    """
+    if widgets is None:
+        reason = _widgets_unavailable(what)
+        if reason is not None:
+            print(f"jobwatch: {reason}; showing a text view instead.")
+        return reason is None
+    if widgets:
+        missing = _missing_widget_package()
+        if missing is not None:
+            raise ImportError(f"{what}(widgets=True): {missing}")
+    return widgets
 
 
 def _widgets_unavailable(what: str = "JobMonitor") -> str | None:
@@ -358,6 +392,11 @@ def _widgets_unavailable(what: str = "JobMonitor") -> str | None:
     shell = get_ipython()
     if shell is None or "IPKernelApp" not in getattr(shell, "config", {}):
         return f"{what} needs a Jupyter kernel for its widgets"
+    return _missing_widget_package()
+
+
+def _missing_widget_package() -> str | None:
+    """Which package the widgets need is not installed (with how to install it), or ``None``."""
     # Looked up, not imported: the charts import bqplot after the first draw.
     for name in ("anywidget", "bqplot", "ipywidgets"):
         if importlib.util.find_spec(name) is None:

@@ -1,4 +1,4 @@
-"""The REST blueprint: every ``/api`` endpoint of CONTRACT.md."""
+"""The REST blueprint: every ``/api`` endpoint of docs/api.md."""
 
 from __future__ import annotations
 
@@ -192,7 +192,7 @@ def get_job(job_id: str) -> Response:
 
 @bp.post("/jobs/<job_id>/progress")
 def progress(job_id: str) -> Response:
-    """The seed's main call; see CONTRACT.md "Progress"."""
+    """The seed's main call; see docs/api.md, "Progress"."""
     update = parse_body(ProgressUpdate, _body())
     services = _services()
     principal = current_principal()

@@ -5,7 +5,6 @@ progress, operation, metrics, configuration, completion, as stored."""
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import transformers
 from jobwatch.client.rest import Client
 from jobwatch.integrations.transformers import JobwatchCallback
 from jobwatch.server import EmbeddedServer
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.frameworks
 
@@ -147,9 +147,7 @@ def test_the_class_itself_is_a_callback_configured_by_the_environment(
 def test_a_missing_server_never_stops_training(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()  # nobody listens on it
     monkeypatch.setenv("JOBWATCH_URL", f"http://127.0.0.1:{port}")
     callback = JobwatchCallback("hf-nowhere", complete=False, gpu=False, timeout=0.5)
     trainer = transformers.Trainer(

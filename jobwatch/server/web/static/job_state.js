@@ -59,7 +59,7 @@ export class JobState {
     this.timeRemaining = null;
     this.costSoFar = null;
     this.estimatedTotalCost = null;
-    this.currency = "QUBIC";
+    this.currency = "QUBIC"; // the server's default: the seed marketplace's currency
     this.seq = 0;
     this.samples = [];
     this.scalars = new Map(); // name -> [{step, ts, value}], by step
