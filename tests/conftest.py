@@ -141,6 +141,13 @@ class WsClient:
         self.conn.close()
 
 
+@pytest.fixture(autouse=True)
+def _spool_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test's reporters (and the processes it starts) spool into a folder of
+    their own, never the user's, and never adopt another test's leftovers."""
+    monkeypatch.setenv("JOBWATCH_SPOOL_DIR", str(tmp_path_factory.mktemp("spool")))
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()

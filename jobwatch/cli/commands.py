@@ -1,4 +1,4 @@
-"""The ``jobwatch`` command: ``serve``, ``jobs``, ``report``, ``watch``, ``top`` and more.
+"""The ``jobwatch`` command: ``serve``, ``jobs``, ``report``, ``watch``, ``top``, ``sync`` and more.
 
 Exit codes: 0 success, 1 the server refused the request, 2 bad usage,
 3 the server could not be reached or is
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from jobwatch._extras import require
 from jobwatch._version import __version__
+from jobwatch.cli import sync as sync_command
 from jobwatch.contract.basics import JOB_STATUSES
 from jobwatch.errors import APIError, ConnectionError, MissingExtra
 from jobwatch.server.storage.files import default_db_path
@@ -211,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     top.add_argument("--url", help="server URL (default $JOBWATCH_URL or http://127.0.0.1:8765)")
     top.add_argument("--token", help="bearer token for the server (default $JOBWATCH_TOKEN)")
     top.add_argument("--status", choices=JOB_STATUSES, help="follow only jobs of this status")
+    sync_command.add_parser(commands)
     return parser
 
 
@@ -230,6 +232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _watch(args)
         if args.command == "top":
             return _top(args)
+        if args.command == "sync":
+            return sync_command.run(args)
         return _jobs(args)
     except APIError as exc:  # its message is the server's: cleaned like any remote text
         if exc.status in TEMPORARY_STATUSES:

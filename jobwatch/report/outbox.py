@@ -88,6 +88,8 @@ class Outbox:
         self.scalar_seq = 0
         self.sent_scalar_seq = 0
         self.dropped_scalars = 0
+        self.scalar_points = 0  # values in the queued steps
+        self.dropped_points = 0  # values in the steps dropped (dropped_scalars)
         self.on_record: Callable[[], None] | None = None  # called before the next record
         self.on_line: Callable[[], None] | None = None  # called after a line or alert is queued
 
@@ -136,9 +138,12 @@ class Outbox:
             start()
         with self.lock:
             if len(self.scalars) >= self.max_log_lines:
-                self.scalars.popleft()
+                gone = len(self.scalars.popleft()[2])
+                self.scalar_points -= gone
+                self.dropped_points += gone
                 self.dropped_scalars += 1
             self.scalar_seq += 1
+            self.scalar_points += len(values)
             self.scalars.append((self.scalar_seq, step, values))
 
     def add_alert(self, alert: dict[str, str], limit: int) -> bool:
@@ -165,32 +170,35 @@ class Outbox:
         while self.scalars and (not taken or len(self.scalars[0][2]) <= room):
             step = self.scalars.popleft()
             room -= len(step[2])
+            self.scalar_points -= len(step[2])
             taken.append(step)
         return taken
 
     def take_logs(self, room: int) -> list[LogLine]:
         """Remove and return up to ``room`` of the oldest lines (call under ``lock``).
 
-        If lines were dropped since the last take, the first item is a
-        ``warning`` saying how many, standing where they were.
-        """
+        Lines dropped meanwhile are counted in ``dropped`` (the sender says how many)."""
         taken: list[LogLine] = []
-        if room > 0 and self.dropped:
-            created = self.logs[0][3] if self.logs else 0.0
-            text = (
-                f"jobwatch: {self.dropped} log lines were dropped because the reporter's "
-                f"buffer was full (max_log_lines={self.max_log_lines}) while the server "
-                "could not keep up or was unreachable"
-            )
-            taken.append((0, "warning", text, created))
-            self.dropped = 0
         while len(taken) < room and self.logs:
             taken.append(self.logs.popleft())
         return taken
 
+    def full_request_waits(self, lines: int, points: int) -> bool:
+        """Whether at least ``lines`` log lines or ``points`` training-metric values
+        are queued: a full request's worth, sent without waiting for the interval
+        (call under ``lock``)."""
+        return len(self.logs) >= lines or self.scalar_points >= points
+
     def has_news(self) -> bool:
         """Whether anything waits to be taken (call under ``lock``)."""
-        return bool(self.logs or self.dropped or self.scalars or self.version != self.sent_version)
+        return bool(
+            self.logs
+            or self.dropped
+            or self.scalars
+            or self.dropped_scalars
+            or self.alerts
+            or self.version != self.sent_version
+        )
 
     def mark(self) -> tuple[int, int, int]:
         """What is recorded so far: (version, log_seq, scalar_seq) (call under ``lock``)."""

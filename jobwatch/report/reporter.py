@@ -18,6 +18,7 @@ import time
 import traceback
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any, Literal, TypeAlias, TypeVar
 
 from jobwatch.client.own_io import is_own
@@ -38,6 +39,7 @@ from jobwatch.report import launcher
 from jobwatch.report import samples as _samples
 from jobwatch.report.outbox import Completion, Outbox, ReporterJob
 from jobwatch.report.sender import Sender
+from jobwatch.report.spool import DEFAULT_SPOOL_BYTES, default_root
 
 __all__ = ["Reporter"]
 
@@ -99,6 +101,16 @@ class Reporter:
         batch of up to 1000 lines being sent is held besides.
     timeout:
         Seconds to wait for each HTTP answer.
+    spool:
+        Keep what the server has not acknowledged on local disk, so that a
+        crash or an outage loses nothing (:mod:`jobwatch.report.spool`):
+        ``True`` under :func:`jobwatch.report.spool.default_root`
+        (``$JOBWATCH_SPOOL_DIR`` or the user state directory), a path for
+        another root, ``False`` for memory only.
+    spool_bytes:
+        Bytes of requests kept while the server does not take them (default
+        64 MiB, on disk and in memory); beyond, the oldest are dropped and the
+        job is told how many of each kind.
 
     Raises
     ------
@@ -135,6 +147,8 @@ class Reporter:
         local_rank: int | None = None,
         node: str | None = None,
         node_price_per_hour: float | None = None,
+        spool: str | os.PathLike[str] | bool = True,
+        spool_bytes: int = DEFAULT_SPOOL_BYTES,
     ) -> None:
         if not isinstance(job_id, str) or not valid_job_id(job_id):
             raise ValueError(
@@ -165,6 +179,16 @@ class Reporter:
         ):
             raise ValueError(f"max_log_lines must be an integer >= 1, got {max_log_lines!r}")
         _check_timeout(timeout)
+        if isinstance(spool_bytes, bool) or not isinstance(spool_bytes, int) or spool_bytes < 1:
+            raise ValueError(f"spool_bytes must be an integer >= 1, got {spool_bytes!r}")
+        if spool is True:
+            spool_root: Path | None = default_root()
+        elif spool is False:
+            spool_root = None
+        elif isinstance(spool, (str, os.PathLike)):
+            spool_root = Path(spool)
+        else:
+            raise ValueError(f"spool must be True, False or a path, got {spool!r}")
         self.job_id = job_id
         self.worker_id = worker_id
         from jobwatch.client.rest import Client  # requests loads here, not at ``import jobwatch``
@@ -198,7 +222,15 @@ class Reporter:
             metrics = None  # another rank of this node samples its GPUs
         if metrics is not None:
             _samples.prepare()  # here, not in the sender thread, which must import nothing
-        self._sender = Sender(client, job, self._outbox, metrics, float(interval))
+        self._sender = Sender(
+            client,
+            job,
+            self._outbox,
+            metrics,
+            float(interval),
+            spool_root=spool_root,
+            spool_bytes=spool_bytes,
+        )
         self._finalizer = _finalizer(self)
         _reporters.add(self)
 

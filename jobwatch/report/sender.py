@@ -1,18 +1,28 @@
 """The reporter's background thread: it empties the outbox into ``POST /progress``.
 
 The training loop only ever touches the :class:`~jobwatch.report.outbox.Outbox`. One
-:class:`Sender` thread per reporter takes the newest state and the queued log
-lines from it, at most once per ``interval`` seconds, and retries what fails:
-a log line or an alert wakes it and goes out at once when no request was sent
-in the last :data:`~jobwatch.report.send_policy.MIN_GAP` seconds (else when
-that gap is over, with whatever else came meanwhile), so that a watcher sees it
-within a fraction of a second while a reporter still sends at most
-``1 / MIN_GAP`` requests a second;
-exponential backoff with jitter for an unreachable server, ``Retry-After``
-for 429, ``ensure_job`` again for 404. Answers that can never succeed are
-logged once (logger ``jobwatch.report.reporter``) and dropped. What to do
-when is :class:`~jobwatch.report.send_policy.SendPolicy`'s to say (no I/O);
-this thread does the reading, the requests and the logging.
+:class:`Sender` thread per reporter composes requests from it, at most once
+per ``interval`` seconds (sooner for a flush, for a full request's worth of
+log lines or training metrics, and
+:data:`~jobwatch.report.send_policy.MIN_GAP` after the last request when log
+lines or alerts wait), also while the server is away. Composed requests queue
+in order, each with its ``updateId``, and are appended to the reporter's
+spool (:mod:`jobwatch.report.spool`) in one write per interval before they
+are sent; the queue goes out request after request, so a backlog catches up
+without waiting for the interval, and each acknowledged one leaves the spool.
+The queue is bounded in bytes (``spool_bytes``): past it the oldest requests
+are dropped and counted.
+
+Retries: exponential backoff with jitter for an unreachable server,
+``Retry-After`` for 429, ``ensure_job`` again for 404
+(:class:`~jobwatch.report.send_policy.SendPolicy` decides). A refusal that can
+never succeed (a quota, 507; a validation error, 400 or 422) drops only what
+was refused: the request goes again without its log lines, training metrics
+and GPU sample. What was dropped (refused, a full outbox, a full spool) is
+told on the job once per cause as a log line ``"jobwatch: N log lines / M
+metric points dropped: <why>"`` (an alert when that line itself is refused),
+then what was dropped since at the end, and warned locally (logger
+``jobwatch.report.reporter``) with the server's message.
 """
 
 from __future__ import annotations
@@ -24,21 +34,27 @@ import os
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
+from urllib.parse import quote
 
 from jobwatch.client.own_io import sender_thread
 from jobwatch.contract.basics import (
+    MAX_BODY_BYTES,
     MAX_LOG_LINES,
     MAX_SCALAR_POINTS,
     MAX_TEXT,
     format_ts,
     truncate_message,
 )
-from jobwatch.errors import APIError
+from jobwatch.errors import APIError, QuotaExceeded
+from jobwatch.report import spool as spool_mod
 from jobwatch.report.outbox import Completion, LogLine, Outbox, ReporterJob
 from jobwatch.report.samples import clean_metrics
-from jobwatch.report.send_policy import SendPolicy, lines_that_fit, rejected
+from jobwatch.report.send_policy import BODY_SLACK, MIN_GAP, URGENT_RETRY, SendPolicy, rejected
+from jobwatch.report.spool import DEFAULT_SPOOL_BYTES
 
 if TYPE_CHECKING:
     from jobwatch.client.rest import Client
@@ -50,23 +66,31 @@ EXIT_TIMEOUT = 5.0
 
 
 class _Request(NamedTuple):
-    """One ``POST /progress`` as composed, kept until answered so that a retry
-    sends it unchanged; ``line_count`` lines of the carry, up to line ``last_seq``,
-    training-metric step ``last_scalar_seq`` and outbox ``version``."""
+    """One ``POST /progress`` as composed, kept (and spooled) until answered so that
+    a retry sends it unchanged: ``data`` is its JSON body. ``lines``, ``points``,
+    ``samples`` and ``alerts`` count what it carries of the user's (a note of
+    ours not included), ``note`` and ``alert_note`` the drop counts its note
+    line and its note alert tell, and
+    ``version``, ``last_seq``, ``last_scalar_seq`` the outbox mark it delivers."""
 
-    progress: float
-    operation: str | None
-    metrics: dict[str, Any] | None
-    lines: list[dict[str, Any]]
-    timestamp: str | None
     update_id: str
-    scalars: list[dict[str, Any]] | None
-    alerts: list[dict[str, str]] | None
-    resumed_from: float | None
-    line_count: int
-    last_seq: int
-    last_scalar_seq: int
-    version: int
+    data: bytes
+    lines: int = 0
+    points: int = 0
+    samples: int = 0
+    alerts: int = 0
+    note: dict[str, list[int]] | None = None
+    alert_note: dict[str, list[int]] | None = None
+    version: int = 0
+    last_seq: int = 0
+    last_scalar_seq: int = 0
+    progress: float = 0.0
+
+
+_KINDS = ("log lines", "metric points", "GPU samples", "alerts")
+"""What a drop count counts, in the order of :class:`_Request`'s counts."""
+WARN_EVERY = 60.0
+"""Seconds between two local warnings with the running totals of what was dropped."""
 
 
 _running: set[Sender] = set()
@@ -93,6 +117,12 @@ class Sender:
     start:
         Start the thread now; otherwise :meth:`start` does, at the first
         record into ``outbox`` (a forked child's sender, see :meth:`forked`).
+    spool_root:
+        Where to spool what the server has not acknowledged
+        (:mod:`jobwatch.report.spool`); ``None``: memory only.
+    spool_bytes:
+        Bytes of requests kept while the server does not take them; beyond,
+        the oldest are dropped and counted.
     """
 
     def __init__(
@@ -104,6 +134,8 @@ class Sender:
         interval: float,
         *,
         start: bool = True,
+        spool_root: Path | None = None,
+        spool_bytes: int = DEFAULT_SPOOL_BYTES,
     ) -> None:
         self._client = client
         self._http_timeout = client.timeout
@@ -112,7 +144,7 @@ class Sender:
         self._metrics = metrics
         self._interval = interval
         self._wake = threading.Event()
-        outbox.on_line = self._wake.set  # a line or alert is sent soon, not at the interval
+        outbox.on_line = self._wake.set  # a line or alert goes soon, not at the interval
         self._halted = False
         self._alive = True
         self._urgent = 0  # flushes waiting; guarded by outbox.lock
@@ -121,8 +153,25 @@ class Sender:
         self._deadline: float | None = None  # monotonic, while finishing
         self._at_exit = False
         self._policy = SendPolicy(interval)
-        self._carry: list[tuple[int, dict[str, Any], int]] = []  # taken lines: seq, wire, bytes
-        self._inflight: _Request | None = None
+        self._state = threading.RLock()  # the queue and the spool (the thread; a timed-out finish)
+        self._queue: deque[_Request] = deque()  # composed, not yet answered; the first is sent
+        self._queued_bytes = 0
+        self._capacity = spool_bytes
+        self._spool_root = spool_root
+        self._spool: spool_mod.Spool | None = None
+        self._completion_spooled = False
+        self._told_kept = False
+        self._fatal = False  # the server will never take this job's updates
+        self._next_drain = 0.0
+        # what was dropped, by cause (buffer, spool, refused-<status>): the first message,
+        # counts not yet told the server, counts since the start (for local warnings)
+        self._messages: dict[str, str] = {}
+        self._dropped: dict[str, list[int]] = {}
+        self._dropped_total: dict[str, list[int]] = {}
+        self._told: set[str] = set()  # causes told once already: the rest is told at the end
+        self._as_alert: set[str] = set()  # causes whose note line was refused: told as an alert
+        self._drop_warned_at = 0.0
+        self._drop_warned: dict[str, list[int]] = {}  # the totals each cause last warned
         self._session = os.urandom(8).hex()
         self._updates = 0
         self._wall_start = time.time()
@@ -178,7 +227,16 @@ class Sender:
         client = type(self._client)(
             self._client.url, token=self._client.token, timeout=self._http_timeout
         )
-        return Sender(client, self._job, outbox, None, self._interval, start=False)
+        return Sender(
+            client,
+            self._job,
+            outbox,
+            None,
+            self._interval,
+            start=False,
+            spool_root=self._spool_root,
+            spool_bytes=self._capacity,
+        )
 
     def flush(self, timeout: float | None) -> bool:
         """Wait until everything recorded so far is delivered; ``False`` after ``timeout`` s."""
@@ -211,9 +269,19 @@ class Sender:
         self.join(timeout)
         self.halt()
         if completion is not None:
-            return self.completed
-        with self._outbox.lock:
-            return not self._carry and self._outbox.is_delivered(*self._outbox.mark())
+            delivered = self.completed
+        else:
+            with self._outbox.lock:
+                delivered = not self._queue and self._outbox.is_delivered(*self._outbox.mark())
+        if not delivered:  # the thread waits on the wire or gave up: keep the rest on disk
+            with self._state:
+                if self._spool is not None:
+                    with self._outbox.lock:
+                        news = self._outbox.has_news()
+                    if news:
+                        self._compose_all(time.monotonic())
+                    self._keep(self._spool)
+        return delivered
 
     def request_finish(
         self, completion: Completion | None, deadline: float, *, at_exit: bool = False
@@ -244,6 +312,7 @@ class Sender:
     def _run(self) -> None:
         with sender_thread():  # nothing this thread logs is shipped by a logging handler
             try:
+                self._open_spool()
                 while not self._halted:
                     wait = self._step()
                     if wait is None:
@@ -251,6 +320,9 @@ class Sender:
                     if wait > 0:
                         self._wake.wait(wait)
             finally:
+                for key in list(self._dropped_total):
+                    self._warn_dropped(key, final=True)
+                self._close_spool()
                 with self._outbox.delivered:
                     self._alive = False
                     self._outbox.delivered.notify_all()
@@ -262,42 +334,59 @@ class Sender:
         """Do the next thing due; return seconds to wait before the next step, or None to end."""
         self._wake.clear()
         now = time.monotonic()
-        step = self._policy.next_step(
-            now,
-            urgent=self._urgent > 0 or self._finishing,
-            finishing=self._finishing,
-            completing=self._completion is not None,
-            deadline=self._deadline,
-            news=self._news,
-            lines_waiting=self._lines_waiting,
-        )
-        if step.action == "wait":
-            return step.wait
-        if step.action == "end":
+        urgent = self._urgent > 0 or self._finishing
+        if self._deadline is not None and now >= self._deadline:
             return None
-        self._client.timeout = self._policy.http_timeout(now, self._deadline, self._http_timeout)
+        # local work, also while the server is away (once the job's floor is known)
+        policy = self._policy
+        if (policy.ensured or policy.down) and self._drain_due(now, urgent):
+            self._drain(now)
+        retry_at = policy.retry_at
+        if urgent and not policy.rate_limited:
+            retry_at = min(retry_at, policy.failed_at + URGENT_RETRY)
+        if now < retry_at:
+            return max(0.0, min(retry_at, self._drain_at()) - now)
+        self._client.timeout = policy.http_timeout(now, self._deadline, self._http_timeout)
         try:
-            if step.action == "ensure":
+            if not policy.ensured:
                 self._ensure()
-            elif step.action == "send":
-                self._send(now)
-            else:
-                self._complete()
+            elif self._queue:
+                self._send()
+            elif self._finishing:
+                if self._completion is not None:
+                    self._complete()
                 return None
+            else:
+                return max(0.0, self._drain_at() - now)
         except Exception as exc:  # the sender must outlive any failure
             return self._failed(exc, now)
         self._succeeded()
         return 0.0
 
-    def _news(self) -> bool:
-        """Log lines taken but unsent, or new state in the outbox."""
+    def _drain_due(self, now: float, urgent: bool) -> bool:
+        """Whether to compose requests from the outbox now: once per interval when
+        there is news (or a GPU sample is due, every interval once the job has
+        reported with metrics, so the charts stay live between progress updates),
+        at once for a flush or finish, and whenever a full request's worth waits
+        (a backlog of log lines or training metrics catches up without waiting)."""
         with self._outbox.lock:
-            return bool(self._carry) or self._outbox.has_news()
+            news = self._outbox.has_news() or bool(self._notes_due())
+            if news and self._outbox.full_request_waits(MAX_LOG_LINES, MAX_SCALAR_POINTS):
+                return True
+        if urgent:
+            return news
+        return now >= self._drain_at() and (news or self._policy.beating)
 
-    def _lines_waiting(self) -> bool:
-        """Whether log lines or alerts wait to be sent (they go after ``MIN_GAP``)."""
+    def _drain_at(self) -> float:
+        """When the next requests are due (monotonic s): the interval after the last,
+        or :data:`~jobwatch.report.send_policy.MIN_GAP` after the last request while
+        log lines or alerts wait, so that a watcher sees a line within a fraction of
+        a second."""
         with self._outbox.lock:
-            return bool(self._carry) or bool(self._outbox.logs) or bool(self._outbox.alerts)
+            lines = bool(self._outbox.logs) or bool(self._outbox.alerts)
+        if lines:
+            return min(self._next_drain, self._policy.sent_at + MIN_GAP)
+        return self._next_drain
 
     def _ensure(self) -> None:
         job = self._job
@@ -311,110 +400,388 @@ class Sender:
         )
         self._policy.ensured_job(reply.get("progress"), reply.get("status"))
 
-    def _send(self, now: float) -> None:
-        """Send the request in flight, or compose the next one.
+    def _send(self) -> None:
+        """Send the oldest request not yet answered.
 
         A request whose answer never came (a timeout, a dropped connection, a
-        5xx) may have been applied: it stays in flight and is sent again
-        unchanged, with its ``updateId``, so the server applies it once.
+        5xx) may have been applied: it stays first and is sent again
+        unchanged, with its ``updateId``, so the server applies it once. One
+        the server refuses for good (a quota, 507; a validation error, 400 or
+        422) loses what was refused only: it goes again without its log lines,
+        training metrics and GPU sample, and the next request says on the job
+        how many were dropped and why.
         """
-        if self._inflight is None:
-            self._inflight = self._compose()
-        request = self._inflight
+        request = self._queue[0]
+        body = json.loads(request.data)
+        path = f"/api/jobs/{quote(self._job.job_id, safe='')}/progress"
         try:
-            reply = self._client.report_progress(
-                self._job.job_id,
-                self._job.worker_id,
-                request.progress,
-                request.operation,
-                request.metrics,
-                request.lines,
-                request.timestamp,
-                update_id=request.update_id,
-                scalars=request.scalars,
-                alerts=request.alerts,
-                resumed_from=request.resumed_from,
-            )
+            reply = self._client.request("POST", path, json_body=body)
         except APIError as exc:
-            if not rejected(exc):
+            if not (rejected(exc) or isinstance(exc, QuotaExceeded)):
                 raise
-            if request.metrics is not None and any(
-                d.get("field", "").startswith("metrics") for d in exc.details
-            ):
-                self._warn("metrics", "the server rejected GPU metrics; sent without them: %s", exc)
-                # this update goes again at once without its sample; sampling goes on
-                self._inflight = request._replace(metrics=None)
-                return
-            self._warn(f"reject-{exc.code}", "the server rejected an update; dropping it: %s", exc)
-            progress = self._policy.known_progress
-        else:
-            progress = float(reply.get("progress", request.progress))
-        self._inflight = None
-        del self._carry[: request.line_count]
-        with self._outbox.lock:  # more lines than one request takes: send on at once
-            backlog = bool(self._carry) or (
-                request.line_count == MAX_LOG_LINES and bool(self._outbox.logs)
-            )
-        self._policy.delivered(now, progress=progress, backlog=backlog)
+            self._refused(request, body, exc)
+            return
+        progress = float(reply.get("progress", request.progress))
+        self._policy.delivered(time.monotonic(), progress=progress, backlog=False)
+        self._done(request)
+
+    def _done(self, request: _Request) -> None:
+        """``request`` (the first) was answered: forget it, here and in the spool."""
+        self._told.update(request.note or ())
+        self._told.update(request.alert_note or ())
+        with self._state:
+            self._queue.popleft()
+            self._queued_bytes -= len(request.data)
+            if self._spool is not None:
+                self._spool.done(request.update_id)
+                if not self._queue:
+                    self._spool_write(empty=True)
         self._outbox.mark_delivered(request.version, request.last_seq, request.last_scalar_seq)
 
-    def _compose(self) -> _Request:
-        """The next request: the newest state, queued lines that fit, a GPU sample."""
-        with self._outbox.lock:
-            version = self._outbox.version
-            progress, operation = self._outbox.progress, self._outbox.operation
-            declared = self._outbox.resumed_from
-            if self._outbox.backwards:
-                self._outbox.backwards = False
+    def _refused(self, request: _Request, body: dict[str, Any], exc: APIError) -> None:
+        """Drop what the server refused of the first request; keep the rest first."""
+        metrics_only = body.get("metrics") is not None and any(
+            str(d.get("field", "")).startswith("metrics") for d in exc.details
+        )
+        if metrics_only:
+            self._warn("metrics", "the server rejected GPU metrics; sent without them: %s", exc)
+            counts = [0, 0, 0, 0]  # a sample the contract refuses: warned, not counted
+            del body["metrics"]
+        else:
+            counts = [request.lines, request.points, request.samples, 0]
+            stripped = {k: body.pop(k) for k in ("logLines", "scalars", "metrics") if k in body}
+            if not stripped or stripped == {"logLines": []}:
+                counts[3] = request.alerts  # nothing to take out: the whole request goes
+                body = {}
+        if request.note:  # the note line went too: tell it again, as an alert (never refused)
+            for key, note in request.note.items():
+                self._as_alert.add(key)
+                self._count_dropped(key, self._messages[key], note, total=False)
+        if request.alert_note and not body:  # the whole request goes, its note alert too
+            for key, note in request.alert_note.items():
+                self._count_dropped(key, self._messages[key], note, total=False)
+        key = f"refused-{exc.status}"
+        if any(counts):
+            self._count_dropped(key, exc.message, counts)
+            self._warn_dropped(key)
+        with self._state:
+            if body:
+                body.pop("updateId", None)
+                self._updates += 1
+                body["updateId"] = f"{self._session}-{self._updates}"
+                data = _dumps(body)
+                self._queue[0] = request._replace(
+                    update_id=body["updateId"], data=data, lines=0, points=0, samples=0, note=None
+                )  # alerts stay, the note alert with them
+                self._queued_bytes += len(data) - len(request.data)
+                if self._spool is not None:  # the refused one is done; its remainder goes on
+                    self._spool.done(request.update_id)
+                    self._spool.add(body["updateId"], data)
+                    self._spool_write()
+                return
+        self._done(request)
+
+    def _count_dropped(
+        self, key: str, message: str, counts: list[int], *, total: bool = True
+    ) -> None:
+        """Count ``counts`` (log lines, metric points, GPU samples, alerts) dropped
+        for cause ``key``, whose first ``message`` the job and the local warnings
+        quote; ``total``: new drops (not a note told again)."""
+        self._messages.setdefault(key, message)
+        untold = self._dropped.setdefault(key, [0, 0, 0, 0])
+        running = self._dropped_total.setdefault(key, [0, 0, 0, 0])
+        for i, n in enumerate(counts):
+            untold[i] += n
+            if total:
+                running[i] += n
+
+    def _notes_due(self) -> list[str]:
+        """Causes whose drops to tell the job now: each once when it first drops
+        something, then what it dropped since at the end (a flush, close or completion)."""
+        end = self._finishing or self._urgent > 0
+        return [k for k, c in self._dropped.items() if any(c) and (end or k not in self._told)]
+
+    def _note_text(self, note: Mapping[str, list[int]]) -> str:
+        """``"N log lines / M metric points dropped: <why>"`` per cause (GPU samples and
+        alerts named only when some were dropped)."""
+        return _note_text({self._messages[key]: counts for key, counts in note.items()})
+
+    def _warn_dropped(self, key: str, *, final: bool = False) -> None:
+        """Warn locally with the server's (or our) own message: the first time for
+        each cause, then with the running totals at most every :data:`WARN_EVERY` s,
+        and (``final``) when the reporter stops, if more was dropped since."""
+        now = time.monotonic()
+        counts = self._dropped_total[key]
+        if final and self._drop_warned.get(key) == counts:
+            return
+        if not final and key in self._warned and now - self._drop_warned_at < WARN_EVERY:
+            return
+        self._warned.add(key)
+        self._drop_warned_at = now
+        self._drop_warned[key] = list(counts)
+        _log.warning(
+            "jobwatch: job %r: %s (in all so far)",
+            self._job.job_id,
+            self._note_text({key: self._dropped_total[key]}),
+        )
+
+    def _drain(self, now: float) -> None:
+        """Compose requests from everything the outbox holds, queue them and spool
+        them in one write: the newest state in each, the log lines and training
+        metrics split so each request stays within the contract's limits, one
+        GPU sample, the alerts and a note of what was dropped in the first."""
+        with self._state:
+            self._compose_all(now)
+            self._bound()
+            self._spool_write()
+
+    def _compose_all(self, now: float) -> None:
+        outbox = self._outbox
+        with outbox.lock:
+            version = outbox.version
+            progress, operation = outbox.progress, outbox.operation
+            declared = outbox.resumed_from
+            if outbox.backwards:
+                outbox.backwards = False
                 self._policy.went_backwards()
-            taken = self._outbox.take_logs(MAX_LOG_LINES - len(self._carry))
-            steps = self._outbox.take_scalars(MAX_SCALAR_POINTS)
-            alerts, self._outbox.alerts = self._outbox.alerts, []
-            dropped_steps, self._outbox.dropped_scalars = self._outbox.dropped_scalars, 0
-        if dropped_steps:
-            self._warn(
-                "scalars-dropped",
-                "%d steps of training metrics were dropped: the reporter's buffer was full "
-                "while the server could not keep up or was unreachable",
-                dropped_steps,
+            lines = outbox.take_logs(len(outbox.logs))
+            steps = outbox.take_scalars(outbox.scalar_points)
+            alerts, outbox.alerts = outbox.alerts, []
+            dropped_lines, outbox.dropped = outbox.dropped, 0
+            dropped_points, outbox.dropped_points = outbox.dropped_points, 0
+            outbox.dropped_scalars = 0
+            log_seq, scalar_seq = outbox.log_seq, outbox.scalar_seq
+        if dropped_lines or dropped_points:
+            message = (
+                f"the reporter's buffer was full (max_log_lines={outbox.max_log_lines}) "
+                "while the server could not keep up or was unreachable"
             )
-        scalars = [{"step": step, "values": values} for _, step, values in steps]
-        self._carry += [_carry_line(line) for line in taken]
+            self._count_dropped("buffer", message, [dropped_lines, dropped_points, 0, 0])
+            self._warn_dropped("buffer")
+        self._next_drain = now + self._interval
         progress = self._policy.progress(progress)
         operation = None if operation is None else _utf8(operation[:MAX_TEXT])
         timestamp = format_ts(self._worker_clock())
         metrics = self._sample()
-        self._updates += 1
-        update_id = f"{self._session}-{self._updates}"
-        base = {"workerId": self._job.worker_id, "progress": progress, "logLines": []}
-        base.update(
-            currentOperation=operation, metrics=metrics, timestamp=timestamp, updateId=update_id
+        resumed = self._policy.resumed_from(declared) or 0.0
+        user_alerts = len(alerts)
+        note = {key: self._dropped.pop(key) for key in self._notes_due()}
+        line_note = {k: c for k, c in note.items() if k not in self._as_alert}
+        alert_note = {k: c for k, c in note.items() if k in self._as_alert}
+        if alert_note:
+            text = "jobwatch: " + self._note_text(alert_note)
+            alerts = [*alerts, {"title": "jobwatch dropped data", "text": text[:4096]}]
+            alerts[-1]["level"] = "warning"
+        first = True
+        taken_lines = 0
+        last_seq = last_scalar_seq = 0
+        while first or taken_lines < len(lines) or steps:
+            self._updates += 1
+            update_id = f"{self._session}-{self._updates}"
+            body: dict[str, Any] = {"workerId": self._job.worker_id, "progress": progress}
+            if self._job.rank_fields:
+                body.update(self._job.rank_fields)
+            if operation is not None:
+                body["currentOperation"] = operation
+            body["timestamp"] = timestamp
+            body["updateId"] = update_id
+            # a run that started part-way says so in every update (any one may be the
+            # first the server applies): a track(initial=) loop, or attached to a running job
+            if resumed > 0:
+                body["resumedFrom"] = resumed
+            wire_lines: list[dict[str, Any]] = []
+            if first and line_note:
+                wire_lines.append(
+                    {
+                        "level": "warning",
+                        "message": "jobwatch: " + self._note_text(line_note),
+                        "timestamp": format_ts(time.time()),
+                    }
+                )
+            if first and metrics is not None:
+                body["metrics"] = metrics
+            if first and alerts:
+                body["alerts"] = alerts
+            scalars: list[dict[str, Any]] = []
+            points = 0
+            while steps and (not scalars or points + len(steps[0][2]) <= MAX_SCALAR_POINTS):
+                seq, step, values = steps.pop(0)
+                scalars.append({"step": step, "values": values})
+                points += len(values)
+                last_scalar_seq = seq
+            if scalars:
+                body["scalars"] = scalars
+            room = MAX_BODY_BYTES - BODY_SLACK - len(_dumps(body))
+            count = 0
+            while taken_lines < len(lines) and len(wire_lines) < MAX_LOG_LINES:
+                seq, wire, size = _carry_line(lines[taken_lines])
+                room -= size
+                if room < 0 and wire_lines:
+                    break
+                wire_lines.append(wire)
+                taken_lines += 1
+                count += 1
+                last_seq = seq
+            body["logLines"] = wire_lines
+            data = _dumps(body)
+            done = taken_lines >= len(lines) and not steps
+            self._queue.append(
+                _Request(
+                    update_id=update_id,
+                    data=data,
+                    lines=count,
+                    points=points,
+                    samples=int(first and metrics is not None),
+                    alerts=user_alerts if first else 0,
+                    note=(line_note or None) if first else None,
+                    alert_note=(alert_note or None) if first else None,
+                    version=version,
+                    last_seq=log_seq if done else last_seq,
+                    last_scalar_seq=scalar_seq if done else last_scalar_seq,
+                    progress=progress,
+                )
+            )
+            self._queued_bytes += len(data)
+            if self._spool is not None:
+                self._spool.add(update_id, data)
+            first = False
+
+    def _bound(self) -> None:
+        """Past :attr:`_capacity` bytes queued, drop the oldest requests (never the
+        first, which may be on the wire) down to three quarters, counted per kind;
+        the next request says how many."""
+        if self._queued_bytes <= self._capacity or len(self._queue) < 2:
+            return
+        head = self._queue.popleft()
+        counts = [0, 0, 0, 0]
+        while self._queue and self._queued_bytes > self._capacity * 3 // 4:
+            gone = self._queue.popleft()
+            self._queued_bytes -= len(gone.data)
+            for i, n in enumerate((gone.lines, gone.points, gone.samples, gone.alerts)):
+                counts[i] += n
+            for key, note in {**(gone.note or {}), **(gone.alert_note or {})}.items():
+                self._count_dropped(key, self._messages[key], note, total=False)
+        self._queue.appendleft(head)
+        message = (
+            f"the reporter's spool was full (spool_bytes={self._capacity}) while the "
+            "server was unreachable; the oldest were dropped"
         )
-        if self._job.rank_fields:
-            base.update(self._job.rank_fields)
-        if scalars:
-            base["scalars"] = scalars
-        if alerts:
-            base["alerts"] = alerts
-        resumed_from = self._policy.resumed_from(declared)
-        if resumed_from is not None:
-            base["resumedFrom"] = resumed_from
-        count = lines_that_fit(len(json.dumps(base)), (size for _, _, size in self._carry))
-        return _Request(
-            progress=progress,
-            operation=operation,
-            metrics=metrics,
-            lines=[wire for _, wire, _ in self._carry[:count]],
-            timestamp=timestamp,
-            update_id=update_id,
-            scalars=scalars or None,
-            alerts=alerts or None,
-            resumed_from=resumed_from,
-            line_count=count,
-            last_seq=max((seq for seq, _, _ in self._carry[:count]), default=0),
-            last_scalar_seq=steps[-1][0] if steps else 0,
-            version=version,
+        self._count_dropped("spool", message, counts)
+        self._warn_dropped("spool")
+        if self._spool is not None:
+            try:
+                self._spool.rewrite([(r.update_id, r.data) for r in self._queue])
+            except OSError as exc:
+                self._spool_failed(exc)
+
+    # -- the spool ----------------------------------------------------------------
+
+    def _open_spool(self) -> None:
+        """Open this reporter's spool and take over what an ended process of the same
+        job and worker left on this machine (sent first: it is older)."""
+        if self._spool_root is None:
+            return
+        job = self._job
+        header = {
+            "url": self._client.url,
+            "jobId": job.job_id,
+            "workerId": job.worker_id,
+            "name": job.name,
+            "pricePerHour": job.price_per_hour,
+            "currency": job.currency,
+        }
+        with self._state:
+            self._spool = spool_mod.open_spool(self._spool_root, job.job_id, self._session, header)
+            if self._spool is None:
+                return
+            adopted: list[Path] = []
+            for path in spool_mod.orphans(self._spool_root, job.job_id):
+                if path == self._spool.path:
+                    continue
+                try:
+                    pending = spool_mod.read(path)
+                except (OSError, ValueError):
+                    continue
+                if pending.header.get("workerId") != job.worker_id:
+                    continue  # another worker's: only jobwatch sync sends it
+                for update_id, body in pending.requests:
+                    data = _dumps(body)
+                    counts = _counts(body)
+                    self._queue.append(_Request(update_id, data, *counts))
+                    self._queued_bytes += len(data)
+                    self._spool.add(update_id, data)
+                adopted.append(path)
+            if adopted:
+                self._spool_write()
+                _log.info(
+                    "jobwatch: sending %d requests of job %r that an ended process left in %s",
+                    len(self._queue),
+                    job.job_id,
+                    ", ".join(map(str, adopted)),
+                )
+                for path in adopted:
+                    spool_mod.remove(path)
+
+    def _spool_write(self, *, empty: bool = False) -> None:
+        if self._spool is not None:
+            try:
+                self._spool.write(empty=empty)
+            except OSError as exc:
+                self._spool_failed(exc)
+
+    def _spool_failed(self, exc: OSError) -> None:
+        self._warn(
+            "spool",
+            "cannot write the spool (%s); what the server has not taken is kept in memory only",
+            exc,
         )
+
+    def _close_spool(self) -> None:
+        """Remove the spool when nothing is left, else keep it and say where it is."""
+        with self._state:
+            if self._spool is None:
+                return
+            with self._outbox.lock:
+                news = self._outbox.has_news() and not self._halted
+            if news and (self._completion is not None or self._queue or not self._fatal):
+                self._compose_all(time.monotonic())  # what was never composed is kept too
+            spool, self._spool = self._spool, None
+            pending = bool(self._queue) or self._completion is not None
+            if pending:
+                self._keep(spool)
+            spool.close(remove=not pending)
+
+    def _keep(self, spool: spool_mod.Spool) -> None:
+        if self._completion is not None and not self._completion_spooled:
+            self._completion_spooled = True
+            spool.add_completion(self._completion_body(self._completion))
+        try:
+            spool.write()
+        except OSError as exc:
+            self._spool_failed(exc)
+            return
+        if not self._told_kept:
+            self._told_kept = True
+            _log.warning(
+                "jobwatch: %s is unreachable%s; %d updates (%d log lines, %d metric points, "
+                "%d GPU samples)%s of job %r were not delivered; they are kept in %s and sent "
+                "by `jobwatch sync %s` or by the next Reporter of this job on this machine",
+                self._client.url,
+                " at exit" if self._at_exit else "",
+                len(self._queue),
+                sum(r.lines for r in self._queue),
+                sum(r.points for r in self._queue),
+                sum(r.samples for r in self._queue),
+                " and the completion" if self._completion is not None else "",
+                self._job.job_id,
+                spool.path,
+                spool.path,
+            )
+
+    def spool_path(self) -> Path | None:
+        """The folder of this reporter's spool, or ``None`` without one."""
+        spool = self._spool
+        return None if spool is None else spool.path
 
     def _worker_clock(self) -> float:
         """Seconds since the epoch that never go back within this reporter: the
@@ -448,21 +815,28 @@ class Sender:
         self._policy.sampled(ok=True, metrics_sent=metrics is not None)
         return metrics
 
+    def _completion_body(self, done: Completion) -> dict[str, Any]:
+        """The ``POST /complete`` body of ``done``."""
+        body: dict[str, Any] = {"workerId": self._job.worker_id, "status": done.status}
+        if done.result is not None:
+            body["result"] = done.result
+        if done.error is not None:
+            body["error"] = truncate_message(_utf8(done.error))
+        return body
+
     def _complete(self) -> None:
         assert self._completion is not None
-        done = self._completion
         if not self._job.leader:
             # rank 0 finishes a distributed job; another rank only stops reporting
             self._completion = None
             self.completed = True
             return
+        body = self._completion_body(self._completion)
+        path = f"/api/jobs/{quote(self._job.job_id, safe='')}/complete"
         try:
-            error = None if done.error is None else truncate_message(_utf8(done.error))
-            self._client.complete_job(
-                self._job.job_id, self._job.worker_id, done.status, done.result, error
-            )
+            self._client.request("POST", path, json_body=body)
         except APIError as exc:
-            if not rejected(exc):
+            if not (rejected(exc) or isinstance(exc, QuotaExceeded)):
                 raise
             self._warn("complete", "the server rejected the completion: %s", exc)
         else:
@@ -479,11 +853,15 @@ class Sender:
         url, job_id = self._client.url, self._job.job_id
         if failure.kind == "fatal":
             _log.warning("jobwatch stops reporting job %r: %s", job_id, exc)
+            with self._state:  # it can never be delivered: nothing to keep
+                self._fatal = True
+                self._queue.clear()
+                self._completion = None
         elif failure.kind == "rejected":
             _log.warning("jobwatch cannot create job %r: %s", job_id, exc)
-        elif failure.kind == "unreachable_at_exit":
+        elif failure.kind == "unreachable_at_exit" and self._spool is None:
             with self._outbox.lock:
-                lines = len(self._carry) + len(self._outbox.logs)
+                lines = len(self._outbox.logs) + sum(r.lines for r in self._queue)
             _log.warning(
                 "jobwatch: %s is unreachable at exit; the last update and %d log lines "
                 "of job %r were not delivered (%s)",
@@ -491,7 +869,7 @@ class Sender:
                 lines,
                 job_id,
                 exc,
-            )
+            )  # with a spool, closing it says where they are kept
         elif failure.kind == "unreachable" and failure.first:
             _log.warning("jobwatch cannot reach %s (%s); retrying", url, exc)
         elif failure.kind == "error":
@@ -502,6 +880,32 @@ class Sender:
         if key not in self._warned:
             self._warned.add(key)
             _log.warning("jobwatch: " + message, *args)
+
+
+def _dumps(body: dict[str, Any]) -> bytes:
+    """``body`` as compact JSON bytes (what is spooled and sent)."""
+    return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _counts(body: dict[str, Any]) -> tuple[int, int, int, int]:
+    """What a spooled body carries: log lines, metric points, GPU samples, alerts."""
+    return (
+        len(body.get("logLines") or ()),
+        sum(len(s.get("values", {})) for s in body.get("scalars") or ()),
+        int(body.get("metrics") is not None),
+        len(body.get("alerts") or ()),
+    )
+
+
+def _note_text(note: Mapping[str, list[int]]) -> str:
+    """``"N log lines / M metric points dropped: <why>"`` per cause (GPU samples and
+    alerts named only when some were dropped)."""
+    parts = []
+    for message, counts in note.items():
+        what = [f"{counts[0]} log lines", f"{counts[1]} metric points"]
+        what += [f"{n} {kind}" for n, kind in zip(counts[2:], _KINDS[2:], strict=True) if n]
+        parts.append(" / ".join(what) + f" dropped: {message}")
+    return "; ".join(parts)
 
 
 def _carry_line(line: LogLine) -> tuple[int, dict[str, Any], int]:

@@ -538,7 +538,7 @@ def test_full_buffer_drops_oldest_and_says_how_many() -> None:
     with EmbeddedServer(port=port) as srv:
         assert reporter.close(timeout=10) is True
         messages = _messages(Client(srv.url), "job-buffer")
-    assert "40 log lines were dropped" in messages[0]
+    assert "40 log lines / 0 metric points dropped" in messages[0]
     assert messages[1:] == [f"line {i}" for i in range(40, 50)]
 
 

@@ -1,0 +1,173 @@
+"""The spool: a worker killed mid-run (after an outage) loses nothing that reached
+its spool, and ``jobwatch sync`` or the next reporter of the job sends exactly
+that, once; a server that never answers never holds up ``complete()``."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jobwatch.cli.commands import main as jobwatch_main
+from jobwatch.client.rest import Client
+from jobwatch.report import spool as spool_mod
+from jobwatch.report.reporter import Reporter
+from jobwatch.server import EmbeddedServer
+from tests.paths import REPO
+
+STEPS = 300
+
+WORKER = """
+import sys, time
+from jobwatch.report.reporter import Reporter
+job_id, url = sys.argv[1], sys.argv[2]
+calls = [0]
+def gpu():
+    calls[0] += 1
+    return {"gpuUtilization": float(calls[0] % 100), "gpuMemoryUsed": 1.0, "gpuMemoryTotal": 8.0}
+r = Reporter(job_id, url=url, gpu=gpu, interval=0.05, worker_id="w")
+for i in range(20):
+    r.log(f"line {i}")
+    r.log_metrics({"loss": float(i), "acc": 0.5}, step=i)
+    r.update(i / 10)
+print("flushed", r.flush(timeout=30), flush=True)
+sys.stdin.readline()  # the server is away now
+for i in range(20, STEPS):
+    r.log(f"line {i}")
+    r.log_metrics({"loss": float(i), "acc": 0.5}, step=i)
+    r.update(i / 10)
+    time.sleep(0.002)
+print("recorded", flush=True)
+time.sleep(600)  # killed here
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def _spooled(root: Path, job_id: str) -> bytes:
+    return b"".join(p.read_bytes() for p in root.glob(f"{job_id}/*/spool.jsonl"))
+
+
+def _delivered(client: Client, job_id: str) -> dict[str, Any]:
+    logs: list[str] = []
+    while True:
+        page = client.logs(job_id, limit=1000, offset=len(logs))
+        logs += [line["message"] for line in page["logs"]]
+        if len(logs) >= page["total"]:
+            break
+    scalars = client.scalars(job_id, max_points=10_000)
+    samples = client.metrics(job_id, time_range=86_400, max_points=10_000)
+    return {
+        "lines": [m for m in logs if not m.startswith("jobwatch:")],
+        "steps": [p["step"] for p in scalars.get("loss", [])],
+        "acc": len(scalars.get("acc", [])),
+        "samples": len(samples),
+    }
+
+
+@pytest.mark.parametrize("sender", ["jobwatch sync", "next reporter"])
+def test_killed_worker_loses_nothing_its_spool_held(tmp_path: Path, sender: str) -> None:
+    root = Path(os.environ["JOBWATCH_SPOOL_DIR"])
+    port = _free_port()
+    config = {"DATABASE": str(tmp_path / "db.sqlite")}
+    job_id = f"job-{uuid.uuid4().hex[:10]}"
+    url = f"http://127.0.0.1:{port}"
+    srv = EmbeddedServer(port=port, config=config)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    child = subprocess.Popen(
+        [sys.executable, "-c", WORKER.replace("STEPS", str(STEPS)), job_id, url],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert child.stdout is not None and child.stdin is not None
+        assert child.stdout.readline().strip() == "flushed True"
+        srv.stop()  # the outage
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        assert child.stdout.readline().strip() == "recorded"
+        last = f'"line {STEPS - 1}"'.encode()
+        assert _wait_until(lambda: last in _spooled(root, job_id), 30)
+        child.send_signal(signal.SIGKILL)  # no atexit, no flush: only the spool is left
+        child.wait(10)
+        spools = list(root.glob(f"{job_id}/*"))
+        assert len(spools) == 1
+        pending = spool_mod.read(spools[0])
+        waiting = {"samples": sum("metrics" in body for _, body in pending.requests)}
+        assert waiting["samples"] > 0  # GPU samples were kept through the outage
+        srv = EmbeddedServer(port=port, config=config)
+        with Client(url) as client:
+            before = _delivered(client, job_id)  # what arrived before the outage
+        if sender == "jobwatch sync":
+            assert jobwatch_main(["sync", str(root)]) == 0
+            assert jobwatch_main(["sync", str(root)]) == 0  # a second run sends nothing
+        else:
+            reporter = Reporter(job_id, url=url, gpu=False, interval=0.05, worker_id="w")
+            assert reporter.close(timeout=30) is True
+        assert not list(root.glob(f"{job_id}/*"))  # the spool is gone once delivered
+        with Client(url) as client:
+            after = _delivered(client, job_id)
+    finally:
+        child.kill()
+        child.wait(10)
+        srv.stop()
+    assert after["lines"] == [f"line {i}" for i in range(STEPS)]  # each once, in order
+    assert after["steps"] == list(range(STEPS))
+    assert after["acc"] == STEPS
+    assert after["samples"] == before["samples"] + waiting["samples"]
+
+
+def test_complete_with_a_server_that_never_answers_returns_and_says_where(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    root = Path(os.environ["JOBWATCH_SPOOL_DIR"])
+    with socket.socket() as silent:  # accepts connections (backlog) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        job_id = f"job-{uuid.uuid4().hex[:10]}"
+        reporter = Reporter(job_id, url=url, gpu=False, timeout=30.0, worker_id="w")
+        reporter.update(50)
+        reporter.log("kept on disk")
+        start = time.monotonic()
+        assert reporter.complete({"ok": 1}, timeout=1.0) is False
+        assert time.monotonic() - start < 5  # its timeout, not the HTTP timeout of 30 s
+    text = " ".join(r.getMessage() for r in caplog.records)
+    assert "jobwatch sync" in text and str(root) in text
+    spools = list(root.glob(f"{job_id}/*"))
+    assert len(spools) == 1
+    pending = spool_mod.read(spools[0])
+    assert pending.completion is not None and pending.completion["status"] == "completed"
+    assert any(
+        line["message"] == "kept on disk" for _, b in pending.requests for line in b["logLines"]
+    )
+    with EmbeddedServer(config={"DATABASE": ":memory:"}) as srv, Client(srv.url) as client:
+        assert jobwatch_main(["sync", str(root), "--url", srv.url]) == 0
+        job = client.get_job(job_id)
+        assert (job["status"], job["result"]) == ("completed", {"ok": 1})
+        assert [line["message"] for line in client.logs(job_id)["logs"]] == ["kept on disk"]
