@@ -520,6 +520,8 @@ def check_config(config: Any) -> None:
         raise ValueError(
             f"config is {size} bytes as compact JSON; at most {MAX_CONFIG_BYTES} (64 KiB)"
         )
+
+
 _INT64 = 2**63
 
 

@@ -348,7 +348,10 @@ class Sender:
             return max(0.0, min(retry_at, self._drain_at()) - now)
         self._client.timeout = policy.http_timeout(now, self._deadline, self._http_timeout)
         try:
-            if not policy.ensured or self._outbox.config_version != self._outbox.sent_config_version:
+            if (
+                not policy.ensured
+                or self._outbox.config_version != self._outbox.sent_config_version
+            ):
                 self._ensure()
             elif self._queue:
                 self._send()

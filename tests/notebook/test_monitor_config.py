@@ -24,7 +24,9 @@ def widget_view(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
-def test_the_config_shows_folded_with_its_keys(server: Any, client: Client, widget_view: None) -> None:
+def test_the_config_shows_folded_with_its_keys(
+    server: Any, client: Client, widget_view: None
+) -> None:
     config = {"lr": 0.001, "model": {"name": "<b>mlp</b>", "layers": [64, 64]}}
     client.ensure_job("cfg", config=config)
     client.report_progress("cfg", "w", 5)

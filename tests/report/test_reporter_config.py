@@ -24,7 +24,12 @@ def server() -> Iterator[EmbeddedServer]:
 
 def reporter(server: EmbeddedServer, **options: Any) -> Reporter:
     return Reporter(
-        f"cfg-{uuid.uuid4().hex[:8]}", url=server.url, gpu=False, interval=0.05, spool=False, **options
+        f"cfg-{uuid.uuid4().hex[:8]}",
+        url=server.url,
+        gpu=False,
+        interval=0.05,
+        spool=False,
+        **options,
     )
 
 
