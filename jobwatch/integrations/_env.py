@@ -44,7 +44,8 @@ class ReporterSource:
         A Reporter to use as it is; a job id; or ``None``: ``$JOBWATCH_JOB``,
         else a new id ``<framework>-<YYYYmmdd-HHMMSS>-<6 hex digits>``.
     options:
-        Keyword arguments of :class:`~jobwatch.Reporter`; each one left out is
+        Keyword arguments of :class:`~jobwatch.Reporter` (``capture_output``
+        defaults to ``True`` here: what training prints is the job's log); each one left out is
         read from its variable (``price_per_hour`` from
         ``$JOBWATCH_PRICE_PER_HOUR``, ``name`` from ``$JOBWATCH_JOB_NAME``,
         ``currency`` from ``$JOBWATCH_CURRENCY``; ``url`` and ``token`` the
@@ -109,6 +110,7 @@ class ReporterSource:
         """
         if self._reporter is None:
             options = dict(self._options)
+            options.setdefault("capture_output", True)  # what training prints is its log
             if name and not options.get("name"):
                 options["name"] = name[:1024]
             self._reporter = Reporter(self.job_id, **options)

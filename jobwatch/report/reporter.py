@@ -111,6 +111,14 @@ class Reporter:
         Bytes of requests kept while the server does not take them (default
         64 MiB, on disk and in memory); beyond, the oldest are dropped and the
         job is told how many of each kind.
+    capture_output:
+        Tee what the process prints into the job's log
+        (:mod:`jobwatch.report.capture`): each line written to ``sys.stdout``
+        becomes an ``info`` line, to ``sys.stderr`` a ``warning`` line, while
+        still printed where it went; ``\r`` frames (tqdm) stay in the line,
+        which the log view shows as the last frame. Off by default here; on
+        in :func:`jobwatch.track` and the framework integrations. Stopped
+        (streams put back, a partial line sent) when the reporter closes.
     config:
         The run's configuration (hyperparameters, training arguments): a
         mapping that JSON can hold (keys become strings as :func:`json.dumps`
@@ -157,6 +165,7 @@ class Reporter:
         spool: str | os.PathLike[str] | bool = True,
         spool_bytes: int = DEFAULT_SPOOL_BYTES,
         config: Mapping[str, Any] | None = None,
+        capture_output: bool = False,
     ) -> None:
         if not isinstance(job_id, str) or not valid_job_id(job_id):
             raise ValueError(
@@ -244,6 +253,11 @@ class Reporter:
         if first_config is not None and (place.rank or 0) == 0:
             self._config = first_config
             self._outbox.set_config(first_config)
+        self._capture = None
+        if capture_output:
+            from jobwatch.report.capture import OutputCapture
+
+            self._capture = OutputCapture(self._forward, self)
         self._finalizer = _finalizer(self)
         _reporters.add(self)
 
@@ -704,6 +718,9 @@ class Reporter:
 
     def _finish(self, completion: Completion | None, timeout: float) -> bool:
         _check_timeout(timeout)
+        capture, self._capture = self._capture, None
+        if capture is not None:
+            capture.stop()  # before closing: the partial line goes with the rest
         with self._finish_lock:
             closed, self._closed = self._closed, True
         if closed:
