@@ -199,11 +199,13 @@ class Client:
         currency: str | None = None,
         provider_id: str | None = None,
         world_size: int | None = None,
+        config: Mapping[str, Any] | None = None,
     ) -> Job:
         """Create the job ``job_id`` or update the given fields (idempotent PUT); return it.
 
         ``world_size`` makes it a distributed job of that many ranks (each rank
         then reports with its ``rank``; docs/api.md "Distributed jobs").
+        ``config`` (a JSON object of at most 64 KiB) replaces the job's config.
 
         A bound job is changed only with its ``worker_id``, a finished one not
         at all (docs/api.md "Who may change a job"); giving the values it
@@ -220,6 +222,8 @@ class Client:
         body = _job_body(None, name, worker_id, price_per_hour, currency, provider_id)
         if world_size is not None:
             body["worldSize"] = world_size
+        if config is not None:
+            body["config"] = dict(config)
         answer = self.request("PUT", f"/api/jobs/{_path(job_id)}", json_body=body)
         return cast(Job, self._dict(answer["job"]))
 

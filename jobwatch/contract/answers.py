@@ -85,6 +85,7 @@ class Job(TypedDict):
     worldSize: int | None
     workers: int
     nodes: int
+    config: dict[str, Any] | None
 
 
 class JobList(TypedDict):

@@ -341,6 +341,14 @@ JOB_FIELDS: tuple[JobField, ...] = (
         nullable=True,
         length=32,
     ),
+    JobField(
+        "config",
+        dict[str, Any],
+        "json",
+        "the run's configuration (hyperparameters): a JSON object of at most 64 KiB, as sent",
+        wire="config",
+        nullable=True,
+    ),
 )
 """Every column of ``jobs``, in table order; the wire fields among them in the
 job object's order."""

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
 
+from jobwatch.view.config import config_rows
 from jobwatch.view.formatting import (
     format_cost,
     format_duration,
@@ -116,6 +117,7 @@ class MonitorView:
         self.range.add_class("jobwatch-range")
         self.range.observe(lambda change: on_range(change["new"]), names="value")
         self.scalar_latest = html_widget("jobwatch-scalars-latest")
+        self.config = html_widget("jobwatch-config")
         self._on_redraw = on_redraw
         # The charts (bqplot: its import in the kernel, its JavaScript in the page)
         # are made by the render after the first one that needs them, so the
@@ -131,6 +133,7 @@ class MonitorView:
             widgets.HBox([self.progress, self.percent], layout=row),
             self.live,
             self.scalar_latest,
+            self.config,
         ]
         self.switch: Any = None
         if snapshot_marker is not None:
@@ -160,7 +163,8 @@ class MonitorView:
         """Every widget whose traits a render may change (to hold their syncs together)."""
         return [
             self.title, self.status, self.connection, self.progress, self.percent,
-            self.live, self.final, self.banner, self.scalar_latest, self.logs, self.widget,
+            self.live, self.final, self.banner, self.scalar_latest, self.config, self.logs,
+            self.widget,
             *(self.charts.marks() if self.charts is not None else []),
             *(self.scalars.marks() if self.scalars is not None else []),
         ]  # fmt: skip
@@ -207,6 +211,7 @@ class MonitorView:
                 for part in (self.operation, self.elapsed, self.eta, self.cost, self.gpu)
             ),
         )
+        self.config.value = _config(job.get("config"))
         self.final.value = _final(job) if state.finished else ""
         self._render_charts(state)
         fresh = state.take_new_logs()
@@ -343,6 +348,23 @@ def _latest_gpu(state: MonitorState) -> str:
         format_metric(flat["powerUsage"], " W"),
         total,
         f" ({len(latest.gpus)} GPUs)" if len(latest.gpus) > 1 else "",
+    )
+
+
+def _config(config: Any) -> str:
+    """The job's config as a folded table of flattened keys (``""`` without one)."""
+    rows = config_rows(config) if isinstance(config, dict) else []
+    if not rows:
+        return ""
+    body = Markup("").join(
+        Markup(_html("<tr><td><code>{}</code></td><td><code>{}</code></td></tr>", key, value))
+        for key, value in rows
+    )
+    return _html(
+        '<details class="jobwatch-config-table"><summary>config ({} keys)</summary>'
+        '<table style="font-size:12px">{}</table></details>',
+        len(rows),
+        body,
     )
 
 

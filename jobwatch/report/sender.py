@@ -348,7 +348,10 @@ class Sender:
             return max(0.0, min(retry_at, self._drain_at()) - now)
         self._client.timeout = policy.http_timeout(now, self._deadline, self._http_timeout)
         try:
-            if not policy.ensured:
+            if (
+                not policy.ensured
+                or self._outbox.config_version != self._outbox.sent_config_version
+            ):
                 self._ensure()
             elif self._queue:
                 self._send()
@@ -389,7 +392,10 @@ class Sender:
         return self._next_drain
 
     def _ensure(self) -> None:
+        """PUT the job (and its newest config: a changed config is PUT again)."""
         job = self._job
+        with self._outbox.lock:
+            config, version = self._outbox.config, self._outbox.config_version
         reply = self._client.ensure_job(
             job.job_id,
             name=job.name,
@@ -397,7 +403,9 @@ class Sender:
             price_per_hour=job.price_per_hour,
             currency=job.currency,
             world_size=job.world_size,
+            config=config,
         )
+        self._outbox.config_delivered(version)
         self._policy.ensured_job(reply.get("progress"), reply.get("status"))
 
     def _send(self) -> None:

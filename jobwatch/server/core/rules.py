@@ -317,6 +317,7 @@ def new_job(job_id: str, spec: JobSpec, now: float) -> JobRow:
             "price_per_hour": spec.price_per_hour,
             "currency": spec.currency or DEFAULT_CURRENCY,
             "provider_id": spec.provider_id,
+            "config": spec.config,
             "created_at": now,
             "updated_at": now,
         },
@@ -354,6 +355,7 @@ def spec_changes(job: JobRow, spec: JobSpec, now: float) -> JobChanges:
             ("price_per_hour", spec.price_per_hour),
             ("currency", spec.currency),
             ("provider_id", spec.provider_id),
+            ("config", spec.config),
         )
         if value is not None and value != job[column]  # type: ignore[literal-required]
     }
@@ -379,8 +381,8 @@ def spec_changes(job: JobRow, spec: JobSpec, now: float) -> JobChanges:
         )
     if job["status"] in FINISHED_STATUSES:
         raise JobFinished(
-            f"job {job['id']!r} is {job['status']}; its name, price, currency and "
-            "provider are settled"
+            f"job {job['id']!r} is {job['status']}; its name, price, currency, "
+            "provider and config are settled"
         )
     changes["updated_at"] = now
     return changes

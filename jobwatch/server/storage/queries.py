@@ -57,6 +57,7 @@ _LISTED_TEXT = (
     jobs.c.current_operation,
     jobs.c.worker_id,
     jobs.c.provider_id,
+    jobs.c.config,
 )
 SAMPLE_GPU_BYTES = 4 * 1024 * 1024
 """Most bytes of per-GPU detail (``gpus``) in one answer's samples (see :func:`sample_window`)."""
@@ -87,7 +88,7 @@ def list_jobs(
     every tenant and the operator); returns (rows, total).
 
     The page ends early, after at least one job, once its jobs' stored text
-    (result, error, name, operation, ids) reaches :data:`LIST_PAGE_BYTES` in
+    (result, error, name, operation, ids, config) reaches :data:`LIST_PAGE_BYTES` in
     UTF-8 bytes: a result may be up to 1 MiB, and a thousand of them in one
     answer would hold a gigabyte in memory. Sizes are read first, rows only for
     the jobs that fit. JSON escapes make the answer longer than the stored

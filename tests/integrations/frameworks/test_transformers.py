@@ -5,6 +5,7 @@ progress, operation, metrics, configuration, completion, as stored."""
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -117,8 +118,7 @@ def test_trainer_reports_progress_metrics_config_and_completion(
     history = [e["loss"] for e in trainer.state.log_history if "loss" in e]
     assert [p["value"] for p in scalars["loss"]] == pytest.approx(history)
     assert {"learning_rate", "grad_norm", "epoch"} <= set(scalars)
-    lines = [line["message"] for line in client.logs("hf-bert", limit=1000)["logs"]]
-    config = json.loads(next(m for m in lines if m.startswith("config: "))[len("config: ") :])
+    config = job["config"]
     assert config["learning_rate"] == 1e-3
     assert config["num_train_epochs"] == EPOCHS
 

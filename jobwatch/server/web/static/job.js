@@ -19,6 +19,7 @@ import {
   statusBadge,
 } from "./dom.js";
 import {
+  configRows,
   formatCost,
   formatDuration,
   formatMemory,
@@ -171,6 +172,25 @@ function drawAlerts() {
   }
 }
 
+let configShown = "";
+
+function drawConfig(job) {
+  const text = JSON.stringify(job.config ?? null);
+  if (text === configShown) return; // a config changes seldom: redraw only then
+  configShown = text;
+  const rows = configRows(job.config);
+  const box = $(".jobwatch-config");
+  box.hidden = rows.length === 0;
+  setText(box.querySelector("summary"), `config (${rows.length} keys)`);
+  box.querySelector("tbody").replaceChildren(
+    ...rows.map(([key, value]) => {
+      const row = element("tr");
+      row.append(element("td", "jobwatch-config-key", key), element("td", "jobwatch-config-value", value));
+      return row;
+    }),
+  );
+}
+
 function drawFinal(job) {
   const final = $(".jobwatch-final");
   final.hidden = !state.finished;
@@ -193,6 +213,7 @@ function draw() {
   if (job.worldSize) workersView.drawGpus(state.samples);
   drawCharts();
   drawAlerts();
+  drawConfig(job);
   drawFinal(job);
   const fresh = state.takeNewLogs();
   if (fresh.length) {
