@@ -36,7 +36,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.frameworks, pytest.mark.timeout(300)
 
 torch = pytest.importorskip("torch", reason="torch is not installed (the frameworks extra)")
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = Path(__file__).with_name("torchrun_train.py")
 TEST_NET = "10.200.0.0/16"  # blackholed first (TESTING.md): nothing leaves by the default route
 SERVER_IP, A_UP, A_LINK, B_LINK = "10.200.28.1", "10.200.28.2", "10.200.29.1", "10.200.29.2"
