@@ -185,3 +185,25 @@ def test_a_rank_may_put_its_world_after_rank_0_reported(api: Api) -> None:
         assert refused.status_code == 403
     job = api.get("/api/jobs/late").json()["job"]
     assert (job["workerId"], job["worldSize"], job["name"]) == ("node-a/0", 4, "ft")
+
+
+def test_workers_finish_with_their_job_and_leave_when_the_world_shrinks(api: Api) -> None:
+    _put_every_rank(api, "ddp5")
+    for node, rank, local in RANKS:
+        api.post("/api/jobs/ddp5/progress", json=_update(node, rank, local, 10))
+    # an elastic restart with two ranks: ranks 2 and 3 are gone
+    for rank in (0, 1):
+        update = {**_update("node-a", rank, rank, 20), "worldSize": 2}
+        assert api.post("/api/jobs/ddp5/progress", json=update).status_code == 200
+    workers = api.get("/api/jobs/ddp5/workers").json()["workers"]
+    assert [(w["rank"], w["status"]) for w in workers] == [
+        (0, "running"),
+        (1, "running"),
+        (2, "left"),
+        (3, "left"),
+    ]
+    job = api.get("/api/jobs/ddp5").json()["job"]
+    assert (job["worldSize"], job["workers"], job["nodes"]) == (2, 2, 1)
+    assert api.post("/api/jobs/ddp5/complete", json={"workerId": "node-a/0"}).status_code == 200
+    statuses = [w["status"] for w in api.get("/api/jobs/ddp5/workers").json()["workers"]]
+    assert statuses == ["finished", "finished", "left", "left"]

@@ -337,6 +337,9 @@ class Store:
                 batch.remember_update(conn, outcome.applied_update, job["seq"])
             if outcome.worker is not None:
                 stored_workers.write(conn, outcome.worker, exists=worker is not None)
+                shrunk = outcome.changes.get("world_size")
+                if shrunk is not None and job["world_size"] and shrunk < job["world_size"]:
+                    outcome.recount |= stored_workers.leave_beyond(conn, job_id, shrunk)
                 if outcome.recount:
                     n_workers, n_nodes = stored_workers.counts(conn, job_id)
                     outcome.changes.update(n_workers=n_workers, n_nodes=n_nodes)
@@ -385,6 +388,8 @@ class Store:
             if alert_rows:
                 batch.insert_alerts(conn, alert_rows)
             batch.update_job(conn, job_id, changes)
+            if job["world_size"] is not None:
+                stored_workers.finish(conn, job_id)
             return with_changes(job, changes), events
 
         return self._submit(op, key=job_id)

@@ -4,8 +4,6 @@ progress, operation, metrics, configuration, completion, as stored."""
 
 from __future__ import annotations
 
-import json
-import socket
 from pathlib import Path
 from typing import Any
 
