@@ -135,9 +135,11 @@ def run(quick: bool = False) -> list[Row]:
     from jobwatch.server.deploy.process import ServerProcess, serve_command
 
     try:
-        with tempfile.TemporaryDirectory() as tmp:
-            with ServerProcess(serve_command(Path(tmp) / "jobs.db")) as server:
-                logs, ops = measure(server.url, 20 if quick else LINES)
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            ServerProcess(serve_command(Path(tmp) / "jobs.db")) as server,
+        ):
+            logs, ops = measure(server.url, 20 if quick else LINES)
     except Exception as exc:  # no Chromium or JupyterLab here: say so in the table
         return [Row("latency", "Reporter.log() to the DOM", "not run", None, "", str(exc))]
 

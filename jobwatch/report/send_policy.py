@@ -43,8 +43,8 @@ from jobwatch.errors import (
 __all__ = [
     "BACKOFF_BASE",
     "BACKOFF_CAP",
-    "URGENT_RETRY",
     "MAX_PACE",
+    "URGENT_RETRY",
     "Failure",
     "SendPolicy",
     "Step",

@@ -423,7 +423,10 @@ class Sender:
             return
         progress = float(reply.get("progress", request.progress))
         self._policy.delivered(
-            time.monotonic(), progress=progress, backlog=False, min_interval=reply.get("minInterval")
+            time.monotonic(),
+            progress=progress,
+            backlog=False,
+            min_interval=reply.get("minInterval"),
         )
         self._done(request)
 

@@ -56,7 +56,9 @@ def test_draws_that_obey_it_average_at_most_one_per_gap_beyond_the_burst(
     assert draws <= burst + now / gap + 1e-9
 
 
-@pytest.mark.parametrize(("gap", "burst"), [(-1.0, 1), (float("inf"), 1), (float("nan"), 1), (0.1, 0)])
+@pytest.mark.parametrize(
+    ("gap", "burst"), [(-1.0, 1), (float("inf"), 1), (float("nan"), 1), (0.1, 0)]
+)
 def test_bad_settings_are_refused(gap: float, burst: int) -> None:
     with pytest.raises(ValueError):
         RenderPace(gap, burst)

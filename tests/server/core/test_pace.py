@@ -38,7 +38,9 @@ def test_zero_never_paces() -> None:
     assert all(pace.hit(1.0) is None for _ in range(1000))
 
 
-@pytest.mark.parametrize(("above", "interval"), [(-1, 5.0), (float("nan"), 5.0), (3, 0), (3, float("inf"))])
+@pytest.mark.parametrize(
+    ("above", "interval"), [(-1, 5.0), (float("nan"), 5.0), (3, 0), (3, float("inf"))]
+)
 def test_bad_settings_are_refused(above: float, interval: float) -> None:
     with pytest.raises(ValueError):
         UpdatePace(above, interval)
