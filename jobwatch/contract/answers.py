@@ -97,8 +97,8 @@ class JobList(TypedDict):
     offset: int
 
 
-class ProgressReply(TypedDict):
-    """``POST /progress``: the job's figures once the update was committed."""
+class _ProgressFigures(TypedDict):
+    """What every ``POST /progress`` answer holds (:class:`ProgressReply`)."""
 
     success: Literal[True]
     jobId: str
@@ -109,6 +109,14 @@ class ProgressReply(TypedDict):
     estimatedTotalCost: float | None
     currency: str
     seq: int
+
+
+class ProgressReply(_ProgressFigures, total=False):
+    """``POST /progress``: the job's figures once the update was committed, and
+    ``minInterval`` only while the server is busy (report at most every this many
+    seconds)."""
+
+    minInterval: float
 
 
 class Health(TypedDict):

@@ -48,12 +48,14 @@ CONNECTION_STYLE = {
     "waiting": ("#6b7280", "waiting for the job"),
     "connecting": ("#6b7280", "connecting"),
     "live": ("#16a34a", "live"),
-    "reconnecting": ("#d97706", "reconnecting"),
-    "offline": ("#dc2626", "offline"),
+    "reconnecting": ("#d97706", "disconnected, reconnecting"),
+    "offline": ("#dc2626", "disconnected"),
     "closed": ("#6b7280", "not live (closed)"),
     "ended": ("#6b7280", "not live (the job ended)"),
 }
 """connection state -> (dot colour, words)."""
+DISCONNECTED = ("reconnecting", "offline")
+"""Connection states in which the header adds the time of the last update."""
 NO_GPU = "no GPU metrics reported"
 CHART_INTERVAL = 1.0
 """Seconds between redraws of the GPU charts for new samples (a redraw with 8 GPUs
@@ -180,7 +182,9 @@ class MonitorView:
         )
         self.banner.value = _banner(state)
         c_colour, c_text = CONNECTION_STYLE.get(connection, ("#6b7280", connection))
-        self.connection.value = _html('<span style="color:{}">● {}</span>', c_colour, c_text)
+        self.connection.value = _html(
+            '<span style="color:{}">● {}</span>', c_colour, c_text + last_update(state, connection)
+        )
         progress = float(job.get("progress") or 0.0)
         self.progress.value = progress
         self.progress.bar_style = bar
@@ -309,6 +313,14 @@ def _html(template: str, *values: Any) -> str:
     :class:`markupsafe.Markup`.
     """
     return str(Markup(template).format(*values))
+
+
+def last_update(state: MonitorState, connection: str) -> str:
+    """`` · last update HH:MM:SS`` (local time) while the link is down and the monitor
+    has heard of the job before; "" otherwise."""
+    if connection not in DISCONNECTED or state.last_update is None:
+        return ""
+    return " · last update " + time.strftime("%H:%M:%S", time.localtime(state.last_update))
 
 
 def _title(job: dict[str, Any]) -> str:

@@ -53,7 +53,7 @@ from jobwatch.errors import APIError, QuotaExceeded
 from jobwatch.report import spool as spool_mod
 from jobwatch.report.outbox import Completion, LogLine, Outbox, ReporterJob
 from jobwatch.report.samples import clean_metrics
-from jobwatch.report.send_policy import BODY_SLACK, MIN_GAP, URGENT_RETRY, SendPolicy, rejected
+from jobwatch.report.send_policy import BODY_SLACK, URGENT_RETRY, SendPolicy, rejected
 from jobwatch.report.spool import DEFAULT_SPOOL_BYTES
 
 if TYPE_CHECKING:
@@ -388,7 +388,7 @@ class Sender:
         with self._outbox.lock:
             lines = bool(self._outbox.logs) or bool(self._outbox.alerts)
         if lines:
-            return min(self._next_drain, self._policy.sent_at + MIN_GAP)
+            return min(self._next_drain, self._policy.sent_at + self._policy.line_gap)
         return self._next_drain
 
     def _ensure(self) -> None:
@@ -430,7 +430,12 @@ class Sender:
             self._refused(request, body, exc)
             return
         progress = float(reply.get("progress", request.progress))
-        self._policy.delivered(time.monotonic(), progress=progress, backlog=False)
+        self._policy.delivered(
+            time.monotonic(),
+            progress=progress,
+            backlog=False,
+            min_interval=reply.get("minInterval"),
+        )
         self._done(request)
 
     def _done(self, request: _Request) -> None:
@@ -566,7 +571,7 @@ class Sender:
             )
             self._count_dropped("buffer", message, [dropped_lines, dropped_points, 0, 0])
             self._warn_dropped("buffer")
-        self._next_drain = now + self._interval
+        self._next_drain = now + self._policy.spacing
         progress = self._policy.progress(progress)
         operation = None if operation is None else _utf8(operation[:MAX_TEXT])
         timestamp = format_ts(self._worker_clock())

@@ -127,6 +127,12 @@ class ProgressAnswer(BaseModel):
     estimated_total_cost: Cost | None = Field(alias="estimatedTotalCost", ge=0)
     currency: str
     seq: int = Field(ge=0)
+    min_interval: Seconds | None = Field(
+        default=None,
+        alias="minInterval",
+        gt=0,
+        description="only while the server is busy: report at most every this many seconds",
+    )
 
 
 _SAMPLE_DOC = "One metrics sample with the server time it was received; ``gpus`` only when sent."

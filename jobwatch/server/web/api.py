@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+import time
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request
@@ -206,7 +207,11 @@ def progress(job_id: str) -> Response:
     elif not valid_job_id(job_id):
         raise JobNotFound(f"no job with id {job_id!r}")
     reply = services.store.apply_progress(job_id, update, principal)
-    return json_response(reply.body)
+    body = reply.body
+    pace = None if services.pace is None else services.pace.hit(time.monotonic())
+    if pace is not None:  # busy: ask the worker to report less often
+        body = {**body, "minInterval": pace}
+    return json_response(body)
 
 
 @bp.post("/jobs/<job_id>/complete")

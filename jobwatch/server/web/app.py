@@ -18,6 +18,7 @@ from werkzeug.routing import RequestRedirect
 from jobwatch.contract.requests import MAX_BODY_BYTES
 from jobwatch.errors import APIError, MethodNotAllowed, NotFound, PayloadTooLarge
 from jobwatch.server.core.alert_rules import DEFAULT_STALL_AFTER, parse_rule
+from jobwatch.server.core.pace import UpdatePace
 from jobwatch.server.core.quotas import DEFAULT_MAX_JOB_LOG_BYTES, DEFAULT_MAX_JOBS, Quotas
 from jobwatch.server.core.serialize import Event
 from jobwatch.server.events.broker import DEFAULT_CHANNEL, Broker, MemoryBroker
@@ -53,6 +54,8 @@ DEFAULTS: dict[str, Any] = {
     "CORS_ORIGINS": (),
     "ALLOWED_HOSTS": (),
     "RATE_LIMIT": 0,
+    "PACE_ABOVE": 1000.0,
+    "PACE_INTERVAL": 5.0,
     "REDIS_URL": None,
     "REDIS_CHANNEL": DEFAULT_CHANNEL,
     "STALL_AFTER": DEFAULT_STALL_AFTER,
@@ -90,6 +93,10 @@ DEFAULTS: dict[str, Any] = {
 ``RATE_LIMIT``
     Most progress updates per second per worker and client address (0: no
     limit); more answer 429.
+``PACE_ABOVE``, ``PACE_INTERVAL``
+    Progress updates a second (this process) above which the server is busy
+    (0: never), and the ``minInterval`` seconds its progress answers then carry
+    (:class:`~jobwatch.server.core.pace.UpdatePace`).
 ``REDIS_URL``
     ``redis://host:port/db``: fan events out through Redis to every process
     sharing it (:class:`~jobwatch.server.events.redis_broker.RedisBroker`); ``None``:
@@ -179,6 +186,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         ws_queue_bytes=int(app.config["WS_QUEUE_BYTES"]),
         send_timeout=float(app.config["WS_SEND_TIMEOUT"]),
         rate_limit=WorkerRateLimit(rate) if rate > 0 else None,
+        pace=UpdatePace(float(app.config["PACE_ABOVE"]), float(app.config["PACE_INTERVAL"])),
         watchdog=StallWatchdog(
             store, float(app.config["STALL_AFTER"]), float(app.config["STALL_CHECK_INTERVAL"])
         ),

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobwatch.server.core.tenancy import Principal
+from jobwatch.server.core.pace import UpdatePace
 from jobwatch.server.events.broker import Broker
 from jobwatch.server.events.fleet_feed import FleetFeed
 from jobwatch.server.events.watchdog import StallWatchdog
@@ -38,6 +39,7 @@ class Services:
     have queued unsent before it is disconnected; ``send_timeout`` is how many
     seconds one send may wait for a client that does not read before it is
     disconnected; ``rate_limit`` caps each worker's progress updates;
+    ``pace`` says when progress answers carry ``minInterval``;
     ``fleet`` streams job summaries to ``subscribe:jobs``; ``watchdog`` marks
     stalled jobs; ``webhook`` posts alerts; ``tenancy`` keeps tenants and
     tokens and ``authenticator`` says who a stored token is (a WebSocket whose
@@ -51,6 +53,7 @@ class Services:
     ws_queue_bytes: int = 8 * 1024 * 1024
     send_timeout: float = 30.0
     rate_limit: WorkerRateLimit | None = None
+    pace: UpdatePace | None = None
     fleet: FleetFeed | None = None
     watchdog: StallWatchdog | None = None
     webhook: WebhookSender | None = None
