@@ -44,6 +44,7 @@ def track(
     metrics: Mapping[str, float] | Callable[[], Mapping[str, float] | None] | None = None,
     budget: float | None = None,
     stop_over_budget: bool = False,
+    capture_output: bool = True,
 ) -> Tracked[T]:
     """Wrap ``iterable`` like ``tqdm.auto.tqdm``, reporting each item to jobwatch and showing it live.
 
@@ -82,6 +83,10 @@ def track(
     stop_over_budget:
         End the loop cleanly at the next item once the budget is spent, and
         mark the job cancelled with the reason (see :meth:`jobwatch.Reporter.track`).
+    capture_output:
+        What the process prints while the loop runs becomes the job's log
+        (stdout as ``info``, stderr as ``warning``; see the Reporter's
+        ``capture_output``); the live text view's own output is not captured.
 
     Returns
     -------
@@ -117,6 +122,7 @@ def track(
         metrics=metrics,
         budget=budget,
         stop_over_budget=stop_over_budget,
+        capture_output=capture_output,
     )
 
 
@@ -148,6 +154,7 @@ class Tracked(Generic[T]):
         metrics: Mapping[str, float] | Callable[[], Mapping[str, float] | None] | None = None,
         budget: float | None = None,
         stop_over_budget: bool = False,
+        capture_output: bool = True,
     ) -> None:
         if job is None:
             job = _new_job_id(name or description)
@@ -160,6 +167,7 @@ class Tracked(Generic[T]):
             price_per_hour=price_per_hour,
             interval=REPORT_INTERVAL,
             budget=budget,
+            capture_output=capture_output,
         )
         try:
             self._items = self.reporter.track(
@@ -270,11 +278,12 @@ class Tracked(Generic[T]):
 
 def _watch(url: str, job_id: str) -> None:
     """The terminal view of the job, on standard error, until the job ends."""
+    from jobwatch.client.own_io import own_output
     from jobwatch.client.rest import Client
     from jobwatch.terminal.watch import Watcher
 
     try:
-        with Client(url) as client:
+        with own_output(), Client(url) as client:  # the view is not the run's output
             Watcher(client, job_id, out=sys.stderr, wait=True, wait_interval=0.2).run()
     except Exception as exc:  # the view ends; the training goes on
         _log.warning("jobwatch: the view of job %r stopped: %s", job_id, exc)

@@ -1,5 +1,5 @@
-# The seed's Python worker example, verbatim from the seed document
-# (shared/seed/000_6259494c81bd8af5.txt, "Python Worker Example").
+# The seed's Python worker example, verbatim from the seed document (the API's
+# original document, see docs/api.md), its "Python Worker Example".
 # Its undefined names (API_URL, job_id, worker_id, loss, acc) are supplied by
 # tests/contract/test_seed_worker.py, which runs it against `jobwatch serve`.
 # ruff: noqa

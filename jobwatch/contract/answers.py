@@ -87,6 +87,7 @@ class Job(TypedDict):
     nodes: int
     budget: float | None
     hung: bool
+    config: dict[str, Any] | None
 
 
 class JobList(TypedDict):
@@ -98,8 +99,8 @@ class JobList(TypedDict):
     offset: int
 
 
-class ProgressReply(TypedDict):
-    """``POST /progress``: the job's figures once the update was committed."""
+class _ProgressFigures(TypedDict):
+    """What every ``POST /progress`` answer holds (:class:`ProgressReply`)."""
 
     success: Literal[True]
     jobId: str
@@ -112,6 +113,14 @@ class ProgressReply(TypedDict):
     seq: int
     budget: float | None
     overBudget: bool
+
+
+class ProgressReply(_ProgressFigures, total=False):
+    """``POST /progress``: the job's figures once the update was committed, and
+    ``minInterval`` only while the server is busy (report at most every this many
+    seconds)."""
+
+    minInterval: float
 
 
 class Health(TypedDict):
@@ -423,6 +432,9 @@ class JobSummary(TypedDict):
     workerId: str | None
     stalled: bool
     alerts: int
+    worldSize: int | None
+    workers: int
+    nodes: int
 
 
 class JobsChangedData(TypedDict):

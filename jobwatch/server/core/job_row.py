@@ -78,6 +78,8 @@ class ListedJob(TypedDict):
     hung_cost: float  # in `currency`
     stalled_seconds: float  # summed over past stalls
     stalled_cost: float  # in `currency`
+    tenant: str | None  # the tenant it belongs to (core.tenancy); None: the operator's
+    config: dict[str, Any] | None  # the run's hyperparameters, a JSON object (<= 64 KiB)
 
 
 class JobRow(ListedJob):

@@ -320,6 +320,7 @@ def new_job(job_id: str, spec: JobSpec, now: float, currency: str = DEFAULT_CURR
             "currency": spec.currency or currency,
             "budget": spec.budget,
             "provider_id": spec.provider_id,
+            "config": spec.config,
             "created_at": now,
             "updated_at": now,
         },
@@ -348,8 +349,6 @@ def spec_changes(job: JobRow, spec: JobSpec, now: float) -> JobChanges:
         The spec would change a completed, failed or cancelled job (409).
     """
     distributed = spec.world_size is not None or job["world_size"] is not None
-    if spec.worker_id is not None and not (distributed and job["worker_id"] is None):
-        check_bound(job, spec.worker_id)
     changes: JobChanges = {
         column: value
         for column, value in (
@@ -360,9 +359,17 @@ def spec_changes(job: JobRow, spec: JobSpec, now: float) -> JobChanges:
             ("currency", spec.currency),
             ("provider_id", spec.provider_id),
             ("budget", spec.budget),
+            ("config", spec.config),
         )
         if value is not None and value != job[column]  # type: ignore[literal-required]
     }
+    world_only = set(changes) <= {"world_size"}
+    if spec.worker_id is not None and not (
+        distributed and (job["worker_id"] is None or world_only)
+    ):
+        # Any rank of a distributed job may declare its world (ranks start in any
+        # order, some after rank 0 reported); its other fields are rank 0's.
+        check_bound(job, spec.worker_id)
     if not changes:
         return {}
     if "worker_id" in changes:
@@ -370,7 +377,7 @@ def spec_changes(job: JobRow, spec: JobSpec, now: float) -> JobChanges:
     if "budget" in changes:
         changes["budget_alerts"] = 0  # another budget: its alerts are given afresh
     bound = job["worker_id"]
-    if set(changes) == {"world_size"} and job["status"] not in FINISHED_STATUSES:
+    if world_only and job["status"] not in FINISHED_STATUSES:
         changes["updated_at"] = now  # any worker of the job may declare or resize its world
         return changes
     if bound is not None and spec.worker_id is None:
@@ -380,8 +387,8 @@ def spec_changes(job: JobRow, spec: JobSpec, now: float) -> JobChanges:
         )
     if job["status"] in FINISHED_STATUSES:
         raise JobFinished(
-            f"job {job['id']!r} is {job['status']}; its name, price, currency and "
-            "provider are settled"
+            f"job {job['id']!r} is {job['status']}; its name, price, currency, "
+            "provider and config are settled"
         )
     changes["updated_at"] = now
     return changes

@@ -127,6 +127,12 @@ class ProgressAnswer(BaseModel):
     estimated_total_cost: Cost | None = Field(alias="estimatedTotalCost", ge=0)
     currency: str
     seq: int = Field(ge=0)
+    min_interval: Seconds | None = Field(
+        default=None,
+        alias="minInterval",
+        gt=0,
+        description="only while the server is busy: report at most every this many seconds",
+    )
     budget: Cost | None = Field(ge=0, description="the job's budget, in its currency")
     over_budget: bool = Field(
         alias="overBudget", description="whether the cost so far has reached the budget"
@@ -468,6 +474,11 @@ class JobSummary(BaseModel):
     worker_id: str | None = Field(alias="workerId")
     stalled: bool
     alerts: int = Field(ge=0)
+    world_size: int | None = Field(
+        alias="worldSize", description="a distributed job's ranks; null: one worker"
+    )
+    workers: int = Field(ge=0, description="its workers that report")
+    nodes: int = Field(ge=0, description="their distinct nodes")
 
 
 class JobsChangedData(BaseModel):

@@ -24,7 +24,7 @@ from jobwatch.errors import BrokerUnavailable
 from jobwatch.server import EmbeddedServer
 from jobwatch.server.core.serialize import Event
 from jobwatch.server.events.redis_broker import RedisBroker
-from tests.conftest import WsClient
+from tests.conftest import WsClient, free_port
 from tests.services import fresh_channel, fresh_schema, scale_urls
 
 pytestmark = pytest.mark.slow
@@ -213,13 +213,6 @@ def test_the_broker_refuses_to_start_without_redis() -> None:
     with pytest.raises(BrokerUnavailable, match=r"cannot reach Redis at redis://127\.0\.0\.1:"):
         RedisBroker(f"redis://127.0.0.1:{free_port()}/0", connect_timeout=1.0)
     assert time.monotonic() - started < 5
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class PrivateRedis:
