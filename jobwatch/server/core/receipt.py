@@ -1,10 +1,13 @@
 """A receipt at the end, without I/O: what a finished job cost and what it got.
 
-When a job completes, fails or is cancelled its receipt is published as an
-alert (``source`` ``receipt``, level ``info``, so every alert channel and the
-webhook carry it) just before ``JOB_COMPLETED``, and served at
-``GET /api/jobs/{jobId}/receipt``. Every figure is the stored job's: the same
-elapsed time and cost as ``/monitor`` answers for the finished job.
+When a job completes, fails or is cancelled its receipt rides on the live
+``JOB_COMPLETED`` event (``receipt``), is posted to the webhook shaped as an
+alert (``source`` ``receipt``, :func:`receipt_alert`) and is served at
+``GET /api/jobs/{jobId}/receipt``. It is no stored alert and no event of its
+own: ``JOB_COMPLETED`` stays the event right after the job's last one, as the
+seed's clients expect, and a finished job does not count an alert for it.
+Every figure is the stored job's: the same elapsed time and cost as
+``/monitor`` answers for the finished job.
 """
 
 from __future__ import annotations

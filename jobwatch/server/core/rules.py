@@ -808,23 +808,23 @@ def complete_job(
     job: JobRow,
     request: CompleteRequest,
     now: float,
-    closing: Callable[[JobRow], list[Alert]] | None = None,
+    receipt_of: Callable[[JobRow], dict[str, Any]] | None = None,
 ) -> tuple[JobChanges, list[Event], list[Row]]:
     """Apply ``POST /api/jobs/{id}/complete`` to ``job`` at server time ``now``.
 
     Parameters
     ----------
-    closing:
-        Given the finished row, the alerts to publish with the completion (the
-        receipt, :mod:`jobwatch.server.core.receipt`), or ``None`` for none.
+    receipt_of:
+        Given the finished row, its receipt (:mod:`jobwatch.server.core.receipt`),
+        which ``JOB_COMPLETED`` then carries as ``receipt``; ``None``: none.
 
     Returns
     -------
     (changes to the row, events, alert rows to store)
-        ``JOB_COMPLETED``, the last event of the job; just before it a failed
-        job's alert, then the ``closing`` alerts (``JOB_ALERT``). ``completed``
-        sets progress to 100. A stall or hang in progress ends now: its time
-        and cost join the job's totals.
+        ``JOB_COMPLETED``, the last event of the job; a failed job gets an
+        alert (``JOB_ALERT``) just before it. ``completed`` sets progress to
+        100. A stall or hang in progress ends now: its time and cost join the
+        job's totals.
 
     Raises
     ------
@@ -832,7 +832,15 @@ def complete_job(
         403, 409 (from :func:`check_writable`); nothing changes.
     """
     check_writable(job, request.worker_id)
+    alert_rows: list[Row] = []
+    alert_events: list[Event] = []
     changes: JobChanges = {}
+    seq = job["seq"]
+    if request.status == "failed":  # its alert first: JOB_COMPLETED ends every stream
+        failed = Alert("error", "job failed", request.error or "no error message", "failed")
+        alert_rows, alert_events, counts = alert_rules.alert_changes(job, [failed], now, seq)
+        changes["n_alerts"], seq = counts["n_alerts"], counts["seq"]
+    seq += 1
     changes.update(hangs.end_stall(job, now))
     changes.update(hangs.end_hang(job, now))
     changes.update(
@@ -841,26 +849,19 @@ def complete_job(
         updated_at=now,
         result=request.result,
         error=request.error,
+        seq=seq,
+        completed_seq=seq,
         stalled=0,
     )
     if job["worker_id"] is None:
         changes.update(worker_id=request.worker_id, n_workers=1, n_nodes=1)
     if request.status == "completed":
         changes["progress"] = 100.0
-    alerts: list[Alert] = []
-    if request.status == "failed":  # alerts first: JOB_COMPLETED ends every stream
-        alerts.append(Alert("error", "job failed", request.error or "no error message", "failed"))
-    if closing is not None:
-        alerts += closing(with_changes(job, changes))
-    seq = job["seq"]
-    alert_rows: list[Row] = []
-    alert_events: list[Event] = []
-    if alerts:
-        alert_rows, alert_events, counts = alert_rules.alert_changes(job, alerts, now, seq)
-        changes["n_alerts"], seq = counts["n_alerts"], counts["seq"]
-    seq += 1
-    changes.update(seq=seq, completed_seq=seq)
-    return changes, [*alert_events, completed_event(with_changes(job, changes), now)], alert_rows
+    finished = with_changes(job, changes)
+    completed = completed_event(finished, now)
+    if receipt_of is not None:
+        completed.data["receipt"] = receipt_of(finished)
+    return changes, [*alert_events, completed], alert_rows
 
 
 def completed_event(job: JobRow, now: float) -> Event:

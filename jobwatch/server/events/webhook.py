@@ -1,6 +1,7 @@
 """Alerts delivered to a webhook (``jobwatch serve --webhook-url``), Slack-compatible.
 
-Each ``JOB_ALERT`` this process commits is posted once as ``{"text": ...}``
+Each ``JOB_ALERT`` this process commits is posted once as ``{"text": ...}``,
+and so is each finished job's receipt (``JOB_COMPLETED``'s ``receipt``)
 (the body Slack's, Mattermost's and Discord's ``/slack`` incoming webhooks
 take) from a thread of its own, so ingest never waits for the receiver.
 Retries are urllib3's ``Retry`` (exponential backoff on connection errors and
@@ -32,6 +33,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from jobwatch.server.core.receipt import receipt_alert
 from jobwatch.server.core.redact import origin
 from jobwatch.server.core.serialize import Event
 
@@ -63,6 +65,29 @@ def slack_body(event: Event) -> dict[str, Any]:
     if alert.get("text"):
         text += f" — {slack_escape(alert['text'])}"
     return {"text": text, "mrkdwn": False, "jobwatch": {"jobId": event.job_id, **alert}}
+
+
+def receipt_body(event: Event) -> dict[str, Any]:
+    """A finished job's receipt (``JOB_COMPLETED``'s ``receipt``) as a post shaped as an
+    alert's (:func:`slack_body`), ``source`` ``receipt``, ``jobwatch.receipt`` the
+    figures: ``"[info] job resnet-7: receipt: job completed — completed in 2 h 05 min;
+    cost 12.30 of 50.00 QUBIC; ..."``."""
+    summary = event.data["receipt"]
+    alert = receipt_alert(summary)
+    text = f"[{alert.level}] job {slack_escape(event.job_id)}: {slack_escape(alert.title)}"
+    text += f" — {slack_escape(alert.text or '')}"
+    fields = {"level": alert.level, "title": alert.title, "text": alert.text}
+    return {
+        "text": text,
+        "mrkdwn": False,
+        "jobwatch": {
+            "jobId": event.job_id,
+            "seq": event.seq,
+            **fields,
+            "source": "receipt",
+            "receipt": summary,
+        },
+    }
 
 
 def suppressed_body(job_id: str, count: int, window: float) -> dict[str, Any]:
@@ -150,6 +175,9 @@ class WebhookSender:
         now = time.monotonic()
         with self._cond:
             for event in events:
+                if event.type == "JOB_COMPLETED" and "receipt" in event.data:
+                    self._append(event.job_id, receipt_body(event))  # one per job: no allowance
+                    continue
                 if event.type != "JOB_ALERT":
                     continue
                 allowance = self._allowance(event.job_id, now)

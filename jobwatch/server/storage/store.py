@@ -390,11 +390,10 @@ class Store:
             job = _require_job(conn, job_id, principal)
             now = self.clock()
 
-            def closing(finished: JobRow) -> list[alert_rules.Alert]:
-                return [receipt.receipt_alert(self._receipt(conn, finished, now))]
+            def receipt_of(finished: JobRow) -> dict[str, Any]:
+                return self._receipt(conn, finished, now)
 
-            rules.check_writable(job, request.worker_id)  # before the receipt's reads
-            changes, events, alert_rows = rules.complete_job(job, request, now, closing)
+            changes, events, alert_rows = rules.complete_job(job, request, now, receipt_of)
             if alert_rows:
                 batch.insert_alerts(conn, alert_rows)
             batch.update_job(conn, job_id, changes)

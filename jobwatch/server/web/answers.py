@@ -416,6 +416,10 @@ class CompletedData(BaseModel):
     completed_at: datetime = Field(alias="completedAt")
     cost_so_far: Cost | None = Field(alias="costSoFar", ge=0)
     currency: str
+    receipt: ReceiptAnswer | None = Field(
+        default=None,
+        description="the job's receipt (GET /receipt), in the live event only, not in a replay",
+    )
 
 
 class StalledData(BaseModel):

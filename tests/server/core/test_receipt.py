@@ -1,5 +1,5 @@
-"""A receipt at the end: when a job completes, fails or is cancelled its receipt is
-an alert (source ``receipt``), reaches the webhook and is served at
+"""A receipt at the end: when a job completes, fails or is cancelled its receipt
+rides on JOB_COMPLETED, reaches the webhook (source ``receipt``) and is served at
 /api/jobs/{id}/receipt; its figures are the stored job's."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from jobwatch.server import EmbeddedServer
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, WsClient
 from tests.server.core.test_alerts import Receiver, wait_for
 
 
@@ -54,8 +54,12 @@ def test_the_receipt_is_the_stored_jobs_figures(receiver: Receiver, status: str)
         clock.advance(600)  # 900 s after its last update, it speaks again
         requests.post(f"{base}/progress", json={"workerId": "w", "progress": 40}, timeout=5)
         clock.advance(100)
+        ws = WsClient(server.ws_url)
+        ws.subscribe("r")
         done = {"workerId": "w", "status": status, "error": "x" if status != "completed" else None}
         assert requests.post(f"{base}/complete", json=done, timeout=5).ok
+        completed = ws.recv_until(lambda m: m.get("type") == "JOB_COMPLETED")[-1]
+        ws.close()
         monitor = requests.get(f"{base}/monitor", timeout=5).json()
         job = monitor["job"]
         got = requests.get(f"{base}/receipt", timeout=5).json()
@@ -68,10 +72,14 @@ def test_the_receipt_is_the_stored_jobs_figures(receiver: Receiver, status: str)
         assert got["metrics"] == {"loss": {"final": 0.7, "step": 2, "min": 0.5, "max": 0.9}}
         assert got["stalledSeconds"] == 900 and got["stalledCost"] == pytest.approx(1.8)
         assert got["hungSeconds"] == 0
+        assert completed["data"]["receipt"] == got
         alerts = requests.get(f"{base}/alerts", timeout=5).json()["alerts"]
-        assert alerts[-1]["source"] == "receipt"
-        assert alerts[-1]["title"] == f"receipt: job {status}"
-        assert "cost 2.04 of 20.00 QUBIC" in alerts[-1]["text"]
-        assert "loss 0.7 (min 0.5, max 0.9)" in alerts[-1]["text"]
+        assert "receipt" not in [a["source"] for a in alerts]  # no stored alert of its own
         wait_for(lambda: any(b["jobwatch"].get("source") == "receipt" for b in receiver.bodies))
+        (posted,) = [b for b in receiver.bodies if b["jobwatch"].get("source") == "receipt"]
+        assert posted["jobwatch"]["receipt"] == got
+        assert posted["jobwatch"]["title"] == f"receipt: job {status}"
+        assert "cost 2.04 of 20.00 QUBIC" in posted["text"]
+        assert "loss 0.7 (min 0.5, max 0.9)" in posted["text"]
+        assert "stalled 15 min (1.80 QUBIC)" in posted["text"]
         assert requests.get(f"{server.url}/api/jobs/nope/receipt", timeout=5).status_code == 404
