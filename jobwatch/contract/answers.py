@@ -47,6 +47,8 @@ __all__ = [
     "ProgressData",
     "ProgressEvent",
     "ProgressReply",
+    "Receipt",
+    "ReceiptMetric",
     "ResumedData",
     "ResumedEvent",
     "Sample",
@@ -311,8 +313,38 @@ class LogsData(TypedDict):
     logs: list[LogLine]
 
 
-class CompletedData(TypedDict):
-    """``data`` of ``JOB_COMPLETED``."""
+class ReceiptMetric(TypedDict):
+    """One training metric on a receipt: its final value (at ``step``) and its range."""
+
+    final: float
+    step: int
+    min: float
+    max: float
+
+
+class Receipt(TypedDict):
+    """``GET /receipt``: what a job cost and what it got."""
+
+    jobId: str
+    status: JobStatus
+    startedAt: str | None
+    completedAt: str | None
+    duration: float
+    cost: float | None
+    currency: str
+    budget: float | None
+    gpus: int
+    gpuHours: float
+    metrics: dict[str, ReceiptMetric]
+    hungSeconds: float
+    hungCost: float
+    stalledSeconds: float
+    stalledCost: float
+    error: str | None
+
+
+class _CompletedFields(TypedDict):
+    """``data`` of ``JOB_COMPLETED`` as every one has it."""
 
     jobId: str
     status: Literal["completed", "failed", "cancelled"]
@@ -321,6 +353,12 @@ class CompletedData(TypedDict):
     completedAt: str
     costSoFar: float | None
     currency: str
+
+
+class CompletedData(_CompletedFields, total=False):
+    """``data`` of ``JOB_COMPLETED``; ``receipt`` in the live event only (docs/api.md "Receipts")."""
+
+    receipt: Receipt
 
 
 class StalledData(TypedDict):

@@ -37,6 +37,8 @@ PAIRS: list[tuple[Any, type[BaseModel]]] = [
     (typed.ProgressData, models.ProgressData),
     (typed.LogsData, models.LogsData),
     (typed.CompletedData, models.CompletedData),
+    (typed.Receipt, models.ReceiptAnswer),
+    (typed.ReceiptMetric, models.ReceiptMetric),
     (typed.StalledData, models.StalledData),
     (typed.ResumedData, models.ResumedData),
     (typed.AlertData, models.AlertData),

@@ -54,6 +54,8 @@ VALUES: dict[str, tuple[list[str], Any, Any]] = {
     "pace_above": (["500"], 500, 500.0),
     "pace_interval": (["3"], 3, 3.0),
     "stall_after": (["300"], 300, 300.0),
+    "hang_after": (["900"], 900, 900.0),
+    "default_currency": (["usd"], "usd", "usd"),
     "alert_rules": (
         ["gpuTemperature>85 for 60s", "gpuUtilization<10 for 300s"],
         ["gpuTemperature>85 for 60s", "gpuUtilization<10 for 300s"],
@@ -165,7 +167,7 @@ NUMBERS = [(s, path) for s in SETTINGS if s.kind is not str for path in s.paths]
 def test_an_out_of_range_number_is_refused_naming_what_the_user_wrote(
     setting: Any, path: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    bad = "-1" if setting.name != "stall_after" else "0.5"
+    bad = "-1" if setting.name not in ("stall_after", "hang_after") else "0.5"
     if path == CLI:
         with pytest.raises(SystemExit) as exited:
             build_parser().parse_args(["serve", setting.flag, bad])
