@@ -156,8 +156,11 @@ class Outbox:
                 self.dropped += 1
             self.log_seq += 1
             self.logs.append((self.log_seq, level, message, created))
+            first = len(self.logs) == 1
         woken = self.on_line
-        if woken is not None:
+        if first and woken is not None:
+            # Only the first line waiting wakes the sender: it then sends after
+            # MIN_GAP with whatever came meanwhile, so the lines behind need no wake.
             woken()
 
     def add_scalars(self, step: int, values: dict[str, float]) -> None:
