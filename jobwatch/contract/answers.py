@@ -117,6 +117,14 @@ class Health(TypedDict):
     version: str
 
 
+class Ready(TypedDict):
+    """``GET /api/ready`` (200): the database and the broker answer."""
+
+    status: Literal["ready"]
+    database: Literal["ok"]
+    broker: Literal["ok", "none"]
+
+
 class GpuReading(TypedDict, total=False):
     """One GPU's part of a sample (each field may be absent or ``None``)."""
 

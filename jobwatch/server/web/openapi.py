@@ -51,6 +51,7 @@ _ANSWERS: tuple[type[BaseModel], ...] = (
     answers.WorkersAnswer,
     answers.AlertsAnswer,
     answers.Health,
+    answers.Ready,
     answers.ErrorEnvelope,
 )
 _ERRORS = {
@@ -65,7 +66,8 @@ _ERRORS = {
     "413": "`payload_too_large`: the body is over 1 MiB",
     "429": "`rate_limited`: too many updates from this worker (see `Retry-After`)",
     "503": "`store_unavailable`: the database cannot be reached; nothing was written "
-    "(see `Retry-After`)",
+    "(see `Retry-After`); on `/api/ready` also `broker_unavailable`: the subscription "
+    "to Redis is down",
 }
 
 
@@ -138,6 +140,15 @@ def _paths() -> dict[str, Any]:
     return {
         "/api/health": {
             "get": _operation("health", "Liveness and version", "Health", (), security=False)
+        },
+        "/api/ready": {
+            "get": _operation(
+                "ready",
+                "Readiness: the database (and Redis) answer",
+                "Ready",
+                ("503",),
+                security=False,
+            )
         },
         "/api/jobs": {
             "post": _operation(

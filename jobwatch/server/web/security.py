@@ -8,7 +8,7 @@ rebinding) is refused. With a write token every write needs it; reads and the
 WebSocket then need the read token (when one is set) or the write token.
 Tokens come in an ``Authorization: Bearer`` header or, on ``/ws`` only (a
 browser's WebSocket cannot send headers), a ``token`` query parameter.
-``/api/health`` stays open.
+``/api/health`` and ``/api/ready`` stay open (probes carry no token).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from limits.strategies import MovingWindowRateLimiter
 from jobwatch.errors import AuthenticationError, HostNotAllowed, OriginNotAllowed, RateLimited
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-OPEN_PATHS = frozenset({"/api/health"})
+OPEN_PATHS = frozenset({"/api/health", "/api/ready"})
 WEBSOCKET_PATH = "/ws"
 MIN_TOKEN_LENGTH = 16
 """Shortest token accepted (characters); ``openssl rand -hex 32`` gives 64."""
