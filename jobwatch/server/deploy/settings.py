@@ -817,5 +817,5 @@ def reachability_problem(database: str, redis_url: str | None, timeout: float = 
 if __name__ == "__main__":
     import pathlib
 
-    docs = pathlib.Path(__file__).resolve().parents[2] / "docs" / "server.md"
+    docs = pathlib.Path(__file__).resolve().parents[3] / "docs" / "server.md"
     print(f"{docs}: {'rewritten' if write_docs_table(str(docs)) else 'up to date'}")
