@@ -585,15 +585,22 @@ def _cooperative_waits() -> None:
     earlier (``jobwatch serve`` checks the database before forking) would
     otherwise block every greenlet for each query's round trip (measured:
     ingest fell to a fifth). ``wait_poll`` is what psycopg picks itself on
-    Linux under gevent.
+    Linux under gevent. Connecting (``wait_conn``) uses the selector class
+    psycopg bound at import, which would be the unpatched one and hold every
+    greenlet for as long as a connection takes (up to the connect timeout
+    against a stopped server): it gets gevent's.
     """
     monkey = sys.modules.get("gevent.monkey")
     if monkey is None or not monkey.is_module_patched("select"):
         return
+    import selectors
+
     from psycopg import waiting
 
     if waiting.wait is getattr(waiting, "wait_c", None):
         waiting.wait = waiting.wait_poll
+    if waiting.DefaultSelector is not selectors.DefaultSelector:
+        waiting.DefaultSelector = selectors.DefaultSelector  # type: ignore[misc]
 
 
 def _create_schema(engine: Any) -> None:
