@@ -112,6 +112,11 @@ class PrivatePostgres:
         for process in self.processes():
             process.send_signal(signal.SIGCONT)
 
+    def stop(self) -> None:
+        """Stop the server at once (``pg_ctl stop -m immediate``); :meth:`start` restarts it."""
+        self._as_postgres(str(self._bin / "pg_ctl"), "-D", str(self._data), "-m",
+                          "immediate", "stop")  # fmt: skip
+
     def close(self) -> None:
         """Stop the server (thawed first) and delete its directory."""
         try:
@@ -119,8 +124,7 @@ class PrivatePostgres:
         except (OSError, psutil.Error, ValueError):
             pass
         try:
-            self._as_postgres(str(self._bin / "pg_ctl"), "-D", str(self._data), "-m",
-                              "immediate", "stop")  # fmt: skip
+            self.stop()
         except subprocess.SubprocessError:
             pass
         shutil.rmtree(self._dir, ignore_errors=True)

@@ -76,8 +76,16 @@ class JobCollector(Collector):
     def __init__(self, services: Services) -> None:
         self.services = services
 
+    def describe(self) -> Iterator[Metric]:
+        """The gauges without values, read from nothing: what the registry asks at
+        registration, when a server process starts (maybe while its database is away)."""
+        return self._gauges(read=False)
+
     def collect(self) -> Iterator[Metric]:
         """The gauges as of now (one store read per running job, at most :data:`MAX_JOBS`)."""
+        return self._gauges(read=True)
+
+    def _gauges(self, *, read: bool) -> Iterator[Metric]:
         now = self.services.clock()
         progress = GaugeMetricFamily(
             "jobwatch_job_progress_percent", "Progress of a running job (%)", labels=_JOB_LABELS
@@ -99,9 +107,12 @@ class JobCollector(Collector):
             m.wire: GaugeMetricFamily(m.prometheus, m.label, labels=_GPU_LABELS)
             for m in GPU_METRICS
         }
-        with self.services.store.read() as conn:
-            jobs, _ = queries.list_jobs(conn, "running", MAX_JOBS, 0)
-            latest = {job["id"]: queries.latest_sample(conn, job["id"]) for job in jobs}
+        jobs: list[Any] = []
+        latest: dict[str, Any] = {}
+        if read:
+            with self.services.store.read() as conn:
+                jobs, _ = queries.list_jobs(conn, "running", MAX_JOBS, 0)
+                latest = {job["id"]: queries.latest_sample(conn, job["id"]) for job in jobs}
         for job in jobs:
             labels = [
                 job["id"],
