@@ -147,8 +147,10 @@ class Viewer:
         self._ws.settimeout(1)
         self._ws.send(json.dumps({"type": "subscribe:job", "subscriptionId": job_id}))
         self._stop = threading.Event()
+        self.subscribed = threading.Event()
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
+        assert self.subscribed.wait(HANG)
 
     def _read(self) -> None:
         while not self._stop.is_set():
@@ -158,6 +160,8 @@ class Viewer:
                 continue
             except (websocket.WebSocketException, OSError, ValueError):
                 return
+            if message.get("type") == "subscribed":
+                self.subscribed.set()
             if message.get("type") == "JOB_PROGRESS":
                 self.progress.append(message["data"]["progress"])
 
