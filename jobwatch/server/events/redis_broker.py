@@ -71,12 +71,15 @@ KEEPALIVE_COUNT = 3
 """Unanswered keepalive probes after which the kernel breaks the connection."""
 
 
-def client_options(timeout: float) -> dict[str, Any]:
+def client_options(timeout: float, *, retries: int = 1) -> dict[str, Any]:
     """redis-py options bounding every wait on Redis by ``timeout`` seconds:
     connect and read timeouts, TCP keepalive after ``timeout`` idle seconds
     (:data:`KEEPALIVE_COUNT` probes :data:`KEEPALIVE_INTERVAL` s apart), a
     health check of a connection idle for ``timeout`` seconds before its next
-    command, and one retry of a command that failed on a broken connection."""
+    command, and ``retries`` retries of a command that failed on a broken
+    connection. (The subscription takes none: redis-py would reconnect and
+    subscribe again without a word, and the events of the gap would be lost
+    without a resync.)"""
     keepalive: dict[int, int] = {}
     if hasattr(socket, "TCP_KEEPIDLE"):  # Linux; elsewhere the system's defaults
         keepalive = {
@@ -90,7 +93,7 @@ def client_options(timeout: float) -> dict[str, Any]:
         "socket_keepalive": True,
         "socket_keepalive_options": keepalive,
         "health_check_interval": timeout,
-        "retry": Retry(ExponentialBackoff(cap=1.0, base=0.1), retries=1),
+        "retry": Retry(ExponentialBackoff(cap=1.0, base=0.1), retries=retries),
     }
 
 _EVENT = b"E"
@@ -129,6 +132,7 @@ class RedisBroker:
         self.timeout = timeout
         self._local = MemoryBroker()
         self._redis: Any = redis.Redis.from_url(url, **client_options(timeout))
+        self._subscriber: Any = redis.Redis.from_url(url, **client_options(timeout, retries=0))
         # Guarded by _queue_lock (reentrant): events waiting for the publisher,
         # and the newest seq per job that could not be announced.
         self._queue: deque[Event] = deque()
@@ -193,6 +197,7 @@ class RedisBroker:
         self._listener.join(3.0)
         self._local.close()
         self._redis.close()
+        self._subscriber.close()
 
     # -- publisher thread -----------------------------------------------
 
@@ -267,7 +272,7 @@ class RedisBroker:
         reconnecting = False
         lost_at = 0.0
         while not self._closed.is_set():
-            pubsub = self._redis.pubsub()
+            pubsub = self._subscriber.pubsub()
             try:
                 pubsub.subscribe(self.channel)
                 self._confirmed(pubsub)
