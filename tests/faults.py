@@ -9,6 +9,7 @@ The machine's shared PostgreSQL (5432) and Redis (6379) are never touched.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -119,14 +120,10 @@ class PrivatePostgres:
 
     def close(self) -> None:
         """Stop the server (thawed first) and delete its directory."""
-        try:
+        with contextlib.suppress(OSError, psutil.Error, ValueError):
             self.thaw()
-        except (OSError, psutil.Error, ValueError):
-            pass
-        try:
+        with contextlib.suppress(subprocess.SubprocessError):
             self.stop()
-        except subprocess.SubprocessError:
-            pass
         shutil.rmtree(self._dir, ignore_errors=True)
 
 
@@ -211,10 +208,8 @@ class PartitionProxy:
         self._listener.close()
         with self._lock:
             for sock in self._sockets:
-                try:
+                with contextlib.suppress(OSError):
                     sock.close()
-                except OSError:
-                    pass
 
     def _accept(self) -> None:
         while not self._stop.is_set():
@@ -256,10 +251,8 @@ class PartitionProxy:
                 data = b""
             if not data:
                 for sock in (source, sink):
-                    try:
+                    with contextlib.suppress(OSError):
                         sock.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
                 return
             try:
                 sink.sendall(data)

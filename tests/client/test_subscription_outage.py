@@ -18,7 +18,9 @@ from tests.faults import PrivatePostgres, private_postgres_problem
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(private_postgres_problem() is not None, reason=str(private_postgres_problem())),
+    pytest.mark.skipif(
+        private_postgres_problem() is not None, reason=str(private_postgres_problem())
+    ),
 ]
 
 

@@ -33,7 +33,9 @@ from tests.faults import (
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(private_postgres_problem() is not None, reason=str(private_postgres_problem())),
+    pytest.mark.skipif(
+        private_postgres_problem() is not None, reason=str(private_postgres_problem())
+    ),
 ]
 
 TIMEOUT = "2"

@@ -96,6 +96,7 @@ def client_options(timeout: float, *, retries: int = 1) -> dict[str, Any]:
         "retry": Retry(ExponentialBackoff(cap=1.0, base=0.1), retries=retries),
     }
 
+
 _EVENT = b"E"
 _RESYNC = b"R"
 

@@ -599,8 +599,8 @@ def _cooperative_waits() -> None:
 
     if waiting.wait is getattr(waiting, "wait_c", None):
         waiting.wait = waiting.wait_poll
-    if waiting.DefaultSelector is not selectors.DefaultSelector:
-        waiting.DefaultSelector = selectors.DefaultSelector  # type: ignore[misc]
+    if getattr(waiting, "DefaultSelector", None) is not selectors.DefaultSelector:
+        setattr(waiting, "DefaultSelector", selectors.DefaultSelector)  # noqa: B010  # not exported
 
 
 def _create_schema(engine: Any) -> None:
