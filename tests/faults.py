@@ -254,6 +254,9 @@ class PartitionProxy:
                     with contextlib.suppress(OSError):
                         sock.shutdown(socket.SHUT_RDWR)
                 return
+            self._open.wait()  # partitioned while reading: hold the data until healed
+            if self._stop.is_set():
+                return
             try:
                 sink.sendall(data)
             except OSError:
