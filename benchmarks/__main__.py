@@ -7,6 +7,7 @@ import time
 
 from benchmarks import (
     attacks,
+    dom_latency,
     fanout,
     fleet,
     history,
@@ -46,6 +47,7 @@ SUITES = {
     "kernel": kernel.run,
     "integrations": integrations.run,
     "latency": log_latency.run,
+    "dom-latency": dom_latency.run,
 }
 
 

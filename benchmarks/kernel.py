@@ -39,7 +39,7 @@ LOG_LINES = 5
 HISTORY = 2_000
 """Samples the job holds before the monitor starts (all in ``/monitor``'s last 60 s)."""
 GOAL_CPU = 2.0
-"""Percent of one core the monitor may cost under load (issue 18, goal 6)."""
+"""Percent of one core the monitor may cost under load (a kernel stays responsive to the user's own cells)."""
 
 
 def update_body(i: int, gpus: int = GPUS, log_lines: int = LOG_LINES) -> dict[str, Any]:

@@ -246,7 +246,7 @@ def _widget_rows(quick: bool) -> list[Row]:
             f"JobMonitor comm traffic, throttled (refresh {REFRESH} s, shipped)",
             figure(throttled),
             throttled.bytes_per_s / unthrottled.bytes_per_s,
-            "<= 4 pushes/s (STYLE.md)",
+            "<= 4 pushes/s (the monitor's REFRESH)",
             "ratio = throttled / unthrottled bytes",
         ),
     ]

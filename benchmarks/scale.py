@@ -3,7 +3,7 @@ and Redis, for N = 1, 2 and 4, each as a ratio to N = 1 measured in the same run
 
 Needs ``JOBWATCH_TEST_POSTGRES_URL`` and ``JOBWATCH_TEST_REDIS_URL`` (as the
 tests do); without them the group prints one row saying so. Each run gets a
-fresh PostgreSQL schema and Redis channel. Goal (issue 8): two processes carry
+fresh PostgreSQL schema and Redis channel. Goal: two processes carry
 at least 1.6x the ingest of one. The load generator, PostgreSQL, Redis and the
 server share this machine's cores, so the CPU columns say who used them.
 """

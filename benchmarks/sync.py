@@ -4,10 +4,10 @@ Counted at the comm (as in :mod:`benchmarks.memory`): the JSON of each
 message's content plus its binary buffers.
 
 - One new 12-byte log line with 1,000 lines of 16 KiB held. Baseline: the
-  list synced whole on every change, as before issue 13 (a LogView not yet
-  shown still does that); shipped: one "lines" message with the new line.
+  list synced whole on every change (what a LogView not yet
+  shown still does); shipped: one "lines" message with the new line.
 - One chart redraw (the five GPU lines) with 2,000 samples held, for 1 and 8
-  GPUs. Baseline: every sample as float64, as before; shipped: the point
+  GPUs. Baseline: every sample as float64; shipped: the point
   budget (min/max kept) as float32.
 """
 

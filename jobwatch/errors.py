@@ -9,12 +9,14 @@
      |    |    +-- HostNotAllowed    403 host_not_allowed
      |    |    +-- OriginNotAllowed  403 origin_not_allowed
      |    +-- WorkerMismatch         403 worker_mismatch
+     |    +-- Forbidden              403 forbidden
      |    +-- JobNotFound            404 job_not_found
      |    +-- NotFound               404 not_found
      |    +-- MethodNotAllowed       405 method_not_allowed
      |    +-- Conflict               409 job_exists
      |    |    +-- JobFinished       409 job_finished
      |    +-- PayloadTooLarge        413 payload_too_large
+     |    +-- TooManySubscriptions   429 too_many_subscriptions
      |    +-- QuotaExceeded          507 quota_exceeded
      |    +-- RetryLater             an answer with ``retry_after`` seconds
      |         +-- RequestTimeout    408 request_timeout
@@ -46,6 +48,7 @@ __all__ = [
     "BrokerUnavailable",
     "Conflict",
     "ConnectionError",
+    "Forbidden",
     "HostNotAllowed",
     "JobFinished",
     "JobNotFound",
@@ -64,6 +67,7 @@ __all__ = [
     "StoreClosed",
     "StoreUnavailable",
     "TooManyConnections",
+    "TooManySubscriptions",
     "UnsafeDatabasePath",
     "ValidationError",
     "WorkerMismatch",
@@ -162,6 +166,13 @@ class WorkerMismatch(APIError):
     code = "worker_mismatch"
 
 
+class Forbidden(APIError):
+    """403: this token may not do this, whatever the job (so nothing about one is told)."""
+
+    status = 403
+    code = "forbidden"
+
+
 class JobNotFound(APIError):
     """404: no job has this id."""
 
@@ -234,6 +245,15 @@ class RateLimited(RetryLater):
 
     status = 429
     code = "rate_limited"
+
+
+class TooManySubscriptions(APIError):
+    """429 (a WebSocket ``error``): this connection already holds the most job
+    subscriptions allowed; unsubscribe from one or open another connection.
+    Waiting does not help, so it is no :class:`RetryLater`."""
+
+    status = 429
+    code = "too_many_subscriptions"
 
 
 class TooManyConnections(RetryLater):

@@ -42,6 +42,7 @@ def track(
     description: str | None = None,
     initial: int = 0,
     metrics: Mapping[str, float] | Callable[[], Mapping[str, float] | None] | None = None,
+    capture_output: bool = True,
 ) -> Tracked[T]:
     """Wrap ``iterable`` like ``tqdm.auto.tqdm``, reporting each item to jobwatch and showing it live.
 
@@ -72,6 +73,10 @@ def track(
         Training metrics logged after each item (see
         :meth:`jobwatch.Reporter.track`): a dict the loop body fills, or a
         function returning one. :meth:`Tracked.log_metrics` logs them explicitly.
+    capture_output:
+        What the process prints while the loop runs becomes the job's log
+        (stdout as ``info``, stderr as ``warning``; see the Reporter's
+        ``capture_output``); the live text view's own output is not captured.
 
     Returns
     -------
@@ -105,6 +110,7 @@ def track(
         description=description,
         initial=initial,
         metrics=metrics,
+        capture_output=capture_output,
     )
 
 
@@ -134,13 +140,19 @@ class Tracked(Generic[T]):
         description: str | None,
         initial: int,
         metrics: Mapping[str, float] | Callable[[], Mapping[str, float] | None] | None = None,
+        capture_output: bool = True,
     ) -> None:
         if job is None:
             job = _new_job_id(name or description)
         self.url = url or os.environ.get("JOBWATCH_URL") or _embedded_url()
         self.job_id = job
         self.reporter = Reporter(
-            job, url=self.url, name=name, price_per_hour=price_per_hour, interval=REPORT_INTERVAL
+            job,
+            url=self.url,
+            name=name,
+            price_per_hour=price_per_hour,
+            interval=REPORT_INTERVAL,
+            capture_output=capture_output,
         )
         try:
             self._items = self.reporter.track(
@@ -246,11 +258,12 @@ class Tracked(Generic[T]):
 
 def _watch(url: str, job_id: str) -> None:
     """The terminal view of the job, on standard error, until the job ends."""
+    from jobwatch.client.own_io import own_output
     from jobwatch.client.rest import Client
     from jobwatch.terminal.watch import Watcher
 
     try:
-        with Client(url) as client:
+        with own_output(), Client(url) as client:  # the view is not the run's output
             Watcher(client, job_id, out=sys.stderr, wait=True, wait_interval=0.2).run()
     except Exception as exc:  # the view ends; the training goes on
         _log.warning("jobwatch: the view of job %r stopped: %s", job_id, exc)

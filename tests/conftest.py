@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -172,12 +173,30 @@ def client(server: EmbeddedServer) -> Iterator[Client]:
         yield c
 
 
-def wait_for(predicate: Callable[[], object], timeout: float = 10.0) -> None:
-    """Poll ``predicate`` every 20 ms until it is true; fail after ``timeout`` seconds."""
+def wait_for(
+    predicate: Callable[[], object], timeout: float = 10.0, what: str = "the condition"
+) -> None:
+    """Poll ``predicate`` every 20 ms until it is true.
+
+    Raises
+    ------
+    AssertionError
+        ``predicate`` was still false after ``timeout`` seconds (the message names ``what``).
+    """
     deadline = time.monotonic() + timeout
     while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
         time.sleep(0.02)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on as this returns (the OS picks it),
+    for a server a test starts itself or for an address that refuses connections."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 @pytest.fixture

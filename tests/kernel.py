@@ -89,6 +89,16 @@ class Kernel:
         assert cell.error() is None, cell.error()
         return json.loads(cell.text().strip().splitlines()[-1])
 
+    def restart(self) -> None:
+        """Restart the kernel process (a person's "Restart kernel"): a new one, nothing kept."""
+        self.manager.restart_kernel(now=True)
+        self.client.wait_for_ready(timeout=60)
+        while True:  # what the old kernel published is no cell's
+            try:
+                self.client.get_iopub_msg(timeout=0.5)
+            except queue.Empty:
+                break
+
     def stop(self) -> None:
         self.client.stop_channels()
         self.manager.shutdown_kernel(now=True)

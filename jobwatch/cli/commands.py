@@ -1,4 +1,5 @@
-"""The ``jobwatch`` command: ``serve``, ``jobs``, ``report``, ``watch``, ``top``, ``sync`` and more.
+"""The ``jobwatch`` command: ``serve``, ``jobs``, ``report``, ``watch``, ``top``, ``sync``,
+``tenants``, ``tokens``, ``share`` and more.
 
 Exit codes: 0 success, 1 the server refused the request, 2 bad usage,
 3 the server could not be reached or is
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from jobwatch._extras import require
 from jobwatch._version import __version__
 from jobwatch.cli import sync as sync_command
+from jobwatch.cli import tenancy
 from jobwatch.contract.basics import JOB_STATUSES
 from jobwatch.errors import APIError, ConnectionError, MissingExtra
 from jobwatch.server.storage.files import default_db_path
@@ -191,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Show a job's progress, time remaining, cost, GPU metrics and log lines "
         "live until it ends. Exit 0 when it completed, 4 when it failed or was cancelled.",
     )
-    watch.add_argument("job_id", metavar="JOB", help="the job id")
+    watch.add_argument("job_id", metavar="JOB", help="the job id, or a share link")
     watch.add_argument("--url", help="server URL (default $JOBWATCH_URL or http://127.0.0.1:8765)")
     watch.add_argument(
         "--token", help="bearer token for the server; prefer setting $JOBWATCH_TOKEN (the default)"
@@ -213,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     top.add_argument("--token", help="bearer token for the server (default $JOBWATCH_TOKEN)")
     top.add_argument("--status", choices=JOB_STATUSES, help="follow only jobs of this status")
     sync_command.add_parser(commands)
+    tenancy.add_parsers(commands)
     return parser
 
 
@@ -234,6 +237,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _top(args)
         if args.command == "sync":
             return sync_command.run(args)
+        if args.command in ("tenants", "tokens", "share"):
+            return tenancy.run(args)
         return _jobs(args)
     except APIError as exc:  # its message is the server's: cleaned like any remote text
         if exc.status in TEMPORARY_STATUSES:
@@ -410,16 +415,20 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _watch(args: argparse.Namespace) -> int:
-    from jobwatch.client.rest import Client
+    from jobwatch.client.rest import Client, share_link_parts
     from jobwatch.terminal.watch import Watcher
 
+    job_id, url, token = args.job_id, args.url, args.token
+    shared = share_link_parts(job_id)
+    if shared is not None:  # a share link names the server, the job and the token
+        url, job_id, token = url or shared[0], shared[1], shared[2]
     try:
-        client = Client(args.url, token=args.token)
+        client = Client(url, token=token)
     except ValueError as exc:
         print(f"jobwatch watch: {exc}", file=sys.stderr)
         return EXIT_USAGE
     with client:
-        state = Watcher(client, args.job_id, wait=args.wait).run()
+        state = Watcher(client, job_id, wait=args.wait).run()
     return 0 if state.job["status"] == "completed" else EXIT_JOB_FAILED
 
 

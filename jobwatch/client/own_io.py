@@ -23,7 +23,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["doing_io", "is_own", "sender_thread"]
+__all__ = ["doing_io", "is_own", "is_own_thread", "own_output", "sender_thread"]
 
 _LIBRARIES = frozenset({"urllib3", "requests", "websocket", "jobwatch"})
 """Top-level logger names whose records jobwatch's own requests cause."""
@@ -32,6 +32,7 @@ _LIBRARIES = frozenset({"urllib3", "requests", "websocket", "jobwatch"})
 # atomic in CPython, so readers on other threads need no lock.
 _senders: set[int] = set()
 _in_io: dict[int, int] = {}  # thread ident -> depth of nested jobwatch requests
+_writers: set[int] = set()  # threads printing jobwatch's own output (own_output)
 
 
 @contextmanager
@@ -58,6 +59,26 @@ def doing_io() -> Iterator[None]:
             _in_io[ident] = depth
 
 
+@contextmanager
+def own_output() -> Iterator[None]:
+    """Mark the calling thread, for the ``with`` block, as printing jobwatch's own
+    output (the live text view of ``track()``): an output capture
+    (:mod:`jobwatch.report.capture`) prints it but never ships it."""
+    ident = threading.get_ident()
+    _writers.add(ident)
+    try:
+        yield
+    finally:
+        _writers.discard(ident)
+
+
+def is_own_thread(ident: int) -> bool:
+    """Whether the thread ``ident`` is doing jobwatch's own work now: a sender
+    thread, one inside a jobwatch request, or one printing jobwatch's output.
+    What such a thread prints is never captured as the run's output."""
+    return ident in _senders or ident in _in_io or ident in _writers
+
+
 def is_own(record: logging.LogRecord) -> bool:
     """Whether ``record`` was caused by jobwatch's own work (see the module docstring)."""
     thread = record.thread
@@ -72,6 +93,7 @@ def _forget_threads() -> None:
     """In a forked child only the forking thread exists; its new threads may reuse idents."""
     _senders.clear()
     _in_io.clear()
+    _writers.clear()
 
 
 if hasattr(os, "register_at_fork"):  # POSIX

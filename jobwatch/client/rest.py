@@ -19,7 +19,7 @@ import netrc  # noqa: F401
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import requests
 
@@ -49,15 +49,36 @@ def default_url() -> str:
     return os.environ.get("JOBWATCH_URL", DEFAULT_URL)
 
 
+SHARE_MARK = "#share="
+"""What a share link carries its token after (``<server>/jobs/<jobId>#share=<token>``)."""
+
+
+def share_link_parts(link: str) -> tuple[str, str, str] | None:
+    """``(server URL, job id, token)`` of a share link such as
+    ``https://jw.example/jobs/acme:run-7#share=jws_...``, or ``None`` if ``link``
+    is not one (a plain token, for instance)."""
+    address, mark, token = link.partition(SHARE_MARK)
+    head, jobs, job_path = address.rpartition("/jobs/")
+    if not (mark and token and jobs and job_path) or "/" in job_path:
+        return None
+    if not head.startswith(("http://", "https://")):
+        return None
+    return head, unquote(job_path), token
+
+
 class Client:
     """Talks to one jobwatch server.
 
     Parameters
     ----------
     url:
-        Base URL of the server, e.g. ``http://127.0.0.1:8765`` (no ``/api``).
+        Base URL of the server, e.g. ``http://127.0.0.1:8765`` (no ``/api``);
+        default the share link's server when ``token`` is one, else
+        ``$JOBWATCH_URL`` or ``http://127.0.0.1:8765``.
     token:
-        Bearer token sent with every request; default ``$JOBWATCH_TOKEN`` if set.
+        Bearer token sent with every request (the admin's, a tenant's, a
+        worker's, or a share link's token or the whole share link); default
+        ``$JOBWATCH_TOKEN`` if set.
     timeout:
         Seconds to wait for each HTTP answer (connect and read).
 
@@ -67,6 +88,9 @@ class Client:
     def __init__(
         self, url: str | None = None, *, token: str | None = None, timeout: float = 10.0
     ) -> None:
+        shared = share_link_parts(token) if token else None
+        if shared is not None:
+            url, token = url or shared[0], shared[2]
         self.url = (url or default_url()).rstrip("/")
         if not self.url.startswith(("http://", "https://")):
             raise ValueError(f"url must start with http:// or https://, got {self.url!r}")
@@ -175,11 +199,13 @@ class Client:
         currency: str | None = None,
         provider_id: str | None = None,
         world_size: int | None = None,
+        config: Mapping[str, Any] | None = None,
     ) -> Job:
         """Create the job ``job_id`` or update the given fields (idempotent PUT); return it.
 
         ``world_size`` makes it a distributed job of that many ranks (each rank
         then reports with its ``rank``; docs/api.md "Distributed jobs").
+        ``config`` (a JSON object of at most 64 KiB) replaces the job's config.
 
         A bound job is changed only with its ``worker_id``, a finished one not
         at all (docs/api.md "Who may change a job"); giving the values it
@@ -196,6 +222,8 @@ class Client:
         body = _job_body(None, name, worker_id, price_per_hour, currency, provider_id)
         if world_size is not None:
             body["worldSize"] = world_size
+        if config is not None:
+            body["config"] = dict(config)
         answer = self.request("PUT", f"/api/jobs/{_path(job_id)}", json_body=body)
         return cast(Job, self._dict(answer["job"]))
 
@@ -222,6 +250,11 @@ class Client:
         scalars: Sequence[Mapping[str, Any]] | None = None,
         alerts: Sequence[Mapping[str, Any]] | None = None,
         resumed_from: float | None = None,
+        rank: int | None = None,
+        world_size: int | None = None,
+        local_rank: int | None = None,
+        node: str | None = None,
+        node_price_per_hour: float | None = None,
     ) -> ProgressReply:
         """Send one progress update (synchronously) and return the server's reply.
 
@@ -250,6 +283,10 @@ class Client:
             Percent, 0-100: this worker started part-way, at this progress (a run
             resumed from a checkpoint). Above 0 the job's time remaining waits
             until progress moves (docs/api.md "Estimates").
+        rank, world_size, local_rank, node, node_price_per_hour:
+            This worker's place in a distributed job (``rank`` and ``world_size``
+            together), its node's name and the node's own price per hour
+            (docs/api.md "Distributed jobs"); ``None``: not sent.
 
         Returns
         -------
@@ -272,6 +309,15 @@ class Client:
             body["alerts"] = [dict(alert) for alert in alerts]
         if resumed_from is not None:
             body["resumedFrom"] = resumed_from
+        for name, value in (
+            ("rank", rank),
+            ("worldSize", world_size),
+            ("localRank", local_rank),
+            ("node", node),
+            ("nodePricePerHour", node_price_per_hour),
+        ):
+            if value is not None:
+                body[name] = value
         return cast(
             ProgressReply,
             self._dict(self.request("POST", f"/api/jobs/{_path(job_id)}/progress", json_body=body)),
@@ -356,6 +402,27 @@ class Client:
         }
         body = self.request("GET", f"/api/jobs/{_path(job_id)}/scalars", params=params)
         return dict(body["scalars"])
+
+    def share_job(
+        self, job_id: str, expires_in: float | None = None, label: str | None = None
+    ) -> dict[str, Any]:
+        """Share a job read-only: ``{share, secret, url}``. ``url`` opens the job's page
+        and ``secret`` reads its API and stream (pass it as ``token=`` to a
+        :class:`Client`, :class:`~jobwatch.JobMonitor` or ``jobwatch watch``) until
+        ``expires_in`` seconds pass (default a week, at most a year) or it is revoked.
+        Needs the job's tenant write token (or the admin token).
+
+        Raises
+        ------
+        APIError
+            404 for a job this token cannot see, 403 ``forbidden`` for a read token.
+        """
+        body: dict[str, Any] = {}
+        if expires_in is not None:
+            body["expiresIn"] = expires_in
+        if label is not None:
+            body["label"] = label
+        return self._dict(self.request("POST", f"/api/jobs/{_path(job_id)}/shares", json_body=body))
 
     def alerts(self, job_id: str, limit: int = 100, offset: int = 0) -> AlertsPage:
         """``{jobId, alerts: [{seq, timestamp, level, title, text, source}], total, limit,

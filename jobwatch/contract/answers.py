@@ -85,6 +85,7 @@ class Job(TypedDict):
     worldSize: int | None
     workers: int
     nodes: int
+    config: dict[str, Any] | None
 
 
 class JobList(TypedDict):
@@ -96,8 +97,8 @@ class JobList(TypedDict):
     offset: int
 
 
-class ProgressReply(TypedDict):
-    """``POST /progress``: the job's figures once the update was committed."""
+class _ProgressFigures(TypedDict):
+    """What every ``POST /progress`` answer holds (:class:`ProgressReply`)."""
 
     success: Literal[True]
     jobId: str
@@ -108,6 +109,14 @@ class ProgressReply(TypedDict):
     estimatedTotalCost: float | None
     currency: str
     seq: int
+
+
+class ProgressReply(_ProgressFigures, total=False):
+    """``POST /progress``: the job's figures once the update was committed, and
+    ``minInterval`` only while the server is busy (report at most every this many
+    seconds)."""
+
+    minInterval: float
 
 
 class Health(TypedDict):
@@ -417,6 +426,9 @@ class JobSummary(TypedDict):
     workerId: str | None
     stalled: bool
     alerts: int
+    worldSize: int | None
+    workers: int
+    nodes: int
 
 
 class JobsChangedData(TypedDict):

@@ -24,6 +24,7 @@ __all__ = [
     "MAX_ALERTS",
     "MAX_BODY_BYTES",
     "MAX_CLOCK_SKEW",
+    "MAX_CONFIG_BYTES",
     "MAX_LOG_LINES",
     "MAX_MESSAGE_BYTES",
     "MAX_SCALAR_NAMES",
@@ -51,6 +52,11 @@ FINISHED_STATUSES = frozenset({"completed", "failed", "cancelled"})
 
 MAX_BODY_BYTES = 1024 * 1024
 """Largest request body the server reads (1 MiB); more answers 413."""
+MAX_CONFIG_BYTES = 64 * 1024
+"""Largest job ``config`` (its hyperparameters), in bytes of compact UTF-8 JSON
+(``json.dumps(config, separators=(",", ":"), ensure_ascii=False)``): 64 KiB,
+room for a few thousand settings and small enough that listing a page of jobs
+with their configs stays cheap."""
 MAX_LOG_LINES = 1000
 """Most log lines one progress update may carry."""
 MAX_MESSAGE_BYTES = 16 * 1024

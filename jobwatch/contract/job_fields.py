@@ -333,6 +333,22 @@ JOB_FIELDS: tuple[JobField, ...] = (
         "the running nodes' own prices per hour, summed; null: no node reports one",
         nullable=True,
     ),
+    JobField(
+        "tenant",
+        str,
+        "text",
+        "the tenant the job belongs to (server.core.tenancy); NULL: the operator's",
+        nullable=True,
+        length=32,
+    ),
+    JobField(
+        "config",
+        dict[str, Any],
+        "json",
+        "the run's configuration (hyperparameters): a JSON object of at most 64 KiB, as sent",
+        wire="config",
+        nullable=True,
+    ),
 )
 """Every column of ``jobs``, in table order; the wire fields among them in the
 job object's order."""

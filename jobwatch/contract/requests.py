@@ -1,7 +1,11 @@
 """The jobwatch wire contract, free of IO.
 
-Request types with their validation (pydantic v2), the time-remaining and cost
-rules, and the timestamp format. Both the server and the client import this
+What a request may carry: the request and WebSocket message types with their
+validation (pydantic v2), ``parse_body``, ``parse_query`` and
+``parse_client_message``, whose errors name the JSON path of each bad field. The
+limits, names and timestamp format come from :mod:`jobwatch.contract.basics`
+(re-exported here); what the server makes of a valid request (time remaining,
+cost, stalls) is :mod:`jobwatch.server.core.rules`. Both sides import this
 module; it imports no flask, requests, ipywidgets or pynvml.
 
 Units on the wire: progress and utilization in percent (0-100), memory in MB
@@ -12,6 +16,7 @@ UTC with milliseconds and a ``Z``.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from datetime import datetime
@@ -40,6 +45,7 @@ from jobwatch.contract.basics import (
     MAX_ALERTS,
     MAX_BODY_BYTES,
     MAX_CLOCK_SKEW,
+    MAX_CONFIG_BYTES,
     MAX_LOG_LINES,
     MAX_MESSAGE_BYTES,
     MAX_SCALAR_NAMES,
@@ -73,6 +79,7 @@ __all__ = [
     "MAX_ALERTS",
     "MAX_BODY_BYTES",
     "MAX_CLOCK_SKEW",
+    "MAX_CONFIG_BYTES",
     "MAX_LOG_LINES",
     "MAX_MESSAGE_BYTES",
     "MAX_SCALAR_NAMES",
@@ -413,7 +420,9 @@ class JobSpec(BaseModel):
     All optional: ``id`` (see :func:`valid_job_id`; generated when absent),
     ``name``, ``workerId`` (binds the job), ``pricePerHour`` (>= 0, in
     ``currency`` per hour), ``currency`` (a code, see :func:`currency_code`;
-    default ``QUBIC``), ``providerId``, ``worldSize`` (a distributed job's ranks).
+    default ``QUBIC``), ``providerId``, ``worldSize`` (a distributed job's ranks),
+    ``config`` (the run's hyperparameters: a JSON object of at most
+    :data:`MAX_CONFIG_BYTES`, replaced whole by a later PUT).
     """
 
     model_config = _Strict
@@ -435,6 +444,22 @@ class JobSpec(BaseModel):
             '"Distributed jobs").'
         ),
     )
+    config: dict[str, Any] | None = Field(
+        None,
+        description=(
+            "The run's configuration (hyperparameters, training arguments): a JSON "
+            "object of at most 64 KiB as compact UTF-8 JSON, with finite numbers, "
+            "integers of at most 64 bits and at most 64 levels of nesting. Stored "
+            "and returned as sent; a later PUT with a config replaces it whole."
+        ),
+    )
+
+    @field_validator("config")
+    @classmethod
+    def _config(cls, config: dict[str, Any] | None) -> dict[str, Any] | None:
+        if config is not None:
+            check_config(config)
+        return config
 
     @field_validator("id")
     @classmethod
@@ -469,7 +494,38 @@ class CompleteRequest(BaseModel):
 
 
 MAX_RESULT_DEPTH = 64
-"""Deepest nesting of a job's ``result``."""
+"""Deepest nesting of a job's ``result`` and ``config``."""
+
+
+def config_bytes(config: Any) -> int:
+    """Bytes of ``config`` as compact UTF-8 JSON, the measure of :data:`MAX_CONFIG_BYTES`."""
+    return len(json.dumps(config, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def check_config(config: Any) -> None:
+    """Refuse what cannot be a job's ``config``.
+
+    Raises
+    ------
+    ValueError
+        ``config`` is not an object with string keys, holds values other
+        clients cannot read back (NaN, infinities, integers beyond 64 bits,
+        nesting deeper than :data:`MAX_RESULT_DEPTH`, non-JSON types), or is
+        over :data:`MAX_CONFIG_BYTES` as compact UTF-8 JSON.
+    """
+    if not isinstance(config, dict):
+        raise ValueError(f"config must be a JSON object, got {type(config).__name__}")
+    _check_portable(config, depth=0)
+    try:
+        size = config_bytes(config)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"config must be JSON: {exc}") from None
+    if size > MAX_CONFIG_BYTES:
+        raise ValueError(
+            f"config is {size} bytes as compact JSON; at most {MAX_CONFIG_BYTES} (64 KiB)"
+        )
+
+
 _INT64 = 2**63
 
 

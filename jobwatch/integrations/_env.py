@@ -9,6 +9,7 @@ reports (rank 0), so that the other ranks of a distributed run make no job.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import secrets
@@ -18,6 +19,8 @@ from typing import Any
 
 from jobwatch.contract.basics import valid_job_id
 from jobwatch.report.reporter import Reporter
+
+_log = logging.getLogger("jobwatch.integrations")
 
 ENVIRONMENT = {
     "JOBWATCH_URL": "the server (default http://127.0.0.1:8765)",
@@ -41,7 +44,8 @@ class ReporterSource:
         A Reporter to use as it is; a job id; or ``None``: ``$JOBWATCH_JOB``,
         else a new id ``<framework>-<YYYYmmdd-HHMMSS>-<6 hex digits>``.
     options:
-        Keyword arguments of :class:`~jobwatch.Reporter`; each one left out is
+        Keyword arguments of :class:`~jobwatch.Reporter` (``capture_output``
+        defaults to ``True`` here: what training prints is the job's log); each one left out is
         read from its variable (``price_per_hour`` from
         ``$JOBWATCH_PRICE_PER_HOUR``, ``name`` from ``$JOBWATCH_JOB_NAME``,
         ``currency`` from ``$JOBWATCH_CURRENCY``; ``url`` and ``token`` the
@@ -106,6 +110,7 @@ class ReporterSource:
         """
         if self._reporter is None:
             options = dict(self._options)
+            options.setdefault("capture_output", True)  # what training prints is its log
             if name and not options.get("name"):
                 options["name"] = name[:1024]
             self._reporter = Reporter(self.job_id, **options)
@@ -113,13 +118,13 @@ class ReporterSource:
 
 
 def log_config(reporter: Reporter, config: Mapping[str, Any]) -> None:
-    """Report a run's configuration (hyperparameters, training arguments).
+    """Report a run's configuration (hyperparameters, training arguments) as the
+    job's ``config`` (:meth:`Reporter.update_config`, merged over what it has).
 
-    Sent as one ``info`` log line, ``config: {...}`` with the configuration as
-    JSON (values JSON cannot hold as their ``str()``, NaN as ``null``), which
-    the log view shows and filters. This is the one place a configuration
-    leaves an integration: where the Reporter learns to store a job's
-    configuration, it goes there instead.
+    The one place a configuration leaves an integration. Values JSON cannot
+    hold are sent as their ``str()``, NaN and infinities as ``null``; a
+    configuration over the 64 KiB limit is left out with a warning (logger
+    ``jobwatch.integrations``) rather than raised into training.
 
     Parameters
     ----------
@@ -128,8 +133,13 @@ def log_config(reporter: Reporter, config: Mapping[str, Any]) -> None:
     config:
         ``{name: value}``; an empty mapping sends nothing.
     """
-    if config:
-        reporter.log(f"config: {json.dumps(_plain(config), default=str, sort_keys=True)}")
+    if not config:
+        return
+    plain = json.loads(json.dumps(_plain(config), default=str))
+    try:
+        reporter.update_config(plain)
+    except ValueError as exc:
+        _log.warning("jobwatch: the run's configuration is left out: %s", exc)
 
 
 def _plain(value: Any) -> Any:

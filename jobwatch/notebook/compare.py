@@ -5,6 +5,8 @@ is drawn against its step; a GPU metric (``gpuUtilization``, ``gpuMemoryUsed``,
 ``gpuTemperature``, ``powerUsage``) against the seconds since each job
 started, so runs that started at different times line up. Each line is cut to
 :data:`~jobwatch.notebook.downsample.CHART_POINTS` points, min/max kept.
+``by`` lines the jobs up by keys of their config (hyperparameters): ordered by
+those values and labelled with them, as a sweep is read.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from jobwatch.client.rest import Client
 from jobwatch.contract.basics import parse_ts
 from jobwatch.contract.gpu_metrics import METRIC_FIELDS
 from jobwatch.notebook.downsample import CHART_POINTS, min_max
+from jobwatch.view.config import flat_config, format_value
 
 GPU_METRICS = METRIC_FIELDS
 """Names compared over time from ``/metrics`` rather than by step from ``/scalars``."""
@@ -34,6 +37,7 @@ def compare(
     url: str | None = None,
     token: str | None = None,
     log_scale: bool = False,
+    by: str | Sequence[str] | None = None,
 ) -> Any:
     """A bqplot figure with one line per job for ``metric``.
 
@@ -48,6 +52,11 @@ def compare(
         The server (default ``$JOBWATCH_URL``, else ``http://127.0.0.1:8765``).
     log_scale:
         A log y axis (for losses; values <= 0 are left out).
+    by:
+        Config keys (one or a list; nested keys joined by dots, ``"opt.lr"``)
+        to line the jobs up by: the lines are ordered by those values (numbers
+        before text, a job without the key last) and each label reads
+        ``"<job id> lr=0.01 opt.name=adam"`` (``-`` for a missing key).
 
     Returns
     -------
@@ -57,7 +66,8 @@ def compare(
     Raises
     ------
     ValueError
-        No job ids, more than 50, or an empty metric name.
+        No job ids, more than 50, an empty metric name, or ``by`` not config
+        keys (non-empty strings).
     jobwatch.errors.JobNotFound
         One of the jobs does not exist (404).
     """
@@ -66,10 +76,44 @@ def compare(
         raise ValueError(f"job_ids must hold 1-{MAX_JOBS} job ids, got {len(ids)}")
     if not isinstance(metric, str) or not metric:
         raise ValueError(f"metric must be a non-empty name, got {metric!r}")
+    keys = _keys(by)
     with Client(url, token=token) as client:
         series = [_series(client, job_id, metric) for job_id in ids]
-    drawn = [(job_id, x, y) for job_id, (x, y) in zip(ids, series, strict=True) if len(x)]
-    return _figure(metric, drawn, log_scale)
+        labels = ids
+        if keys:
+            configs = [flat_config(client.get_job(job_id).get("config")) for job_id in ids]
+            order = sorted(range(len(ids)), key=lambda i: [_order(configs[i], k) for k in keys])
+            ids, series = [ids[i] for i in order], [series[i] for i in order]
+            labels = [_label(ids[n], configs[i], keys) for n, i in enumerate(order)]
+    drawn = [(label, x, y) for label, (x, y) in zip(labels, series, strict=True) if len(x)]
+    figure = _figure(metric, drawn, log_scale)
+    if keys:
+        figure.title += f" by {', '.join(keys)}"
+    return figure
+
+
+def _keys(by: object) -> list[str]:
+    keys = [by] if isinstance(by, str) else list(by) if isinstance(by, (list, tuple)) else by
+    if keys is None:
+        return []
+    if not isinstance(keys, list) or not all(isinstance(k, str) and k for k in keys):
+        raise ValueError(f"by must be config keys (non-empty strings), got {by!r}")
+    return keys
+
+
+def _order(config: dict[str, Any], key: str) -> tuple[int, float, str]:
+    """Sort key of one config value: numbers by value, then text, then missing."""
+    if key not in config:
+        return (2, 0.0, "")
+    value = config[key]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (0, float(value), "")
+    return (1, 0.0, format_value(value))
+
+
+def _label(job_id: str, config: dict[str, Any], keys: list[str]) -> str:
+    shown = [f"{k}={format_value(config[k]) if k in config else '-'}" for k in keys]
+    return " ".join([job_id, *shown])
 
 
 def _series(client: Client, job_id: str, metric: str) -> tuple[np.ndarray, np.ndarray]:

@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 from jobwatch.client.rest import Client
-from jobwatch.notebook.monitor import JobMonitor, _widgets_unavailable
+from jobwatch.notebook.monitor import JobMonitor, use_widgets
 from jobwatch.view.fleet import FleetState, Totals, check_status
 from jobwatch.view.fleet_follow import FleetFollower
 from jobwatch.view.fleet_text import render_table
@@ -52,11 +52,17 @@ class JobsTable:
         Bearer token, if the server needs one.
     refresh:
         Seconds between pushes to the table (default 0.25: at most 4 a second).
+    widgets:
+        As for :class:`~jobwatch.JobMonitor`: ``None`` (default) the widgets
+        where they can show, ``True`` wherever they are installed, ``False``
+        the text view. The monitor a click opens shows the same kind.
 
     Raises
     ------
     ValueError
         ``status`` or ``refresh`` is not allowed, or ``url`` is not http(s).
+    ImportError
+        ``widgets=True`` and a package the widgets need is not installed.
     jobwatch.errors.ConnectionError
         The server cannot be reached.
     jobwatch.errors.APIError
@@ -70,10 +76,12 @@ class JobsTable:
         *,
         token: str | None = None,
         refresh: float = REFRESH,
+        widgets: bool | None = None,
     ) -> None:
         check_status(status)
         if not 0.01 <= refresh <= 60:
             raise ValueError(f"refresh must be 0.01-60 seconds, got {refresh!r}")
+        self.widgets = use_widgets(widgets, "JobsTable")
         self.status = status
         self.refresh = refresh
         self.client = Client(url, token=token)
@@ -142,7 +150,9 @@ class JobsTable:
             self.monitor = None
         try:
             if job_id:
-                self.monitor = JobMonitor(job_id, self.client.url, token=self.client.token)
+                self.monitor = JobMonitor(
+                    job_id, self.client.url, token=self.client.token, widgets=self.widgets
+                )
         finally:  # a monitor that could not start leaves the place below the table empty
             self.view.show_monitor(self.monitor, self.monitor.job_id if self.monitor else "")
         return self.monitor
@@ -269,8 +279,4 @@ class TextTableView:
 
 
 def _make_view(table: JobsTable) -> Any:
-    reason = _widgets_unavailable("JobsTable")
-    if reason is None:
-        return TableView(table)
-    print(f"jobwatch: {reason}; showing a text view instead.")
-    return TextTableView(table)
+    return TableView(table) if table.widgets else TextTableView(table)

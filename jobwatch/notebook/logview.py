@@ -335,7 +335,8 @@ def _is_int(value: object) -> TypeGuard[int]:
 
 
 def _checked_line(index: int, line: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of one log line with exactly :data:`LINE_KEYS`, or ``ValueError``."""
+    """A copy of one log line with exactly :data:`LINE_KEYS` (and a distributed job's
+    ``rank`` and ``node`` when it has them), or ``ValueError``."""
     where = f"log line {index}"
     if not isinstance(line, Mapping):
         raise ValueError(f"{where} is a {type(line).__name__}, not a dict")
@@ -351,4 +352,10 @@ def _checked_line(index: int, line: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(f"{where}: unknown level {level!r}; allowed: {', '.join(LOG_LEVELS)}")
     if not isinstance(timestamp, str) or not isinstance(message, str):
         raise ValueError(f"{where}: timestamp and message must be strings")
-    return {"id": line_id, "level": level.lower(), "timestamp": timestamp, "message": message}
+    checked = {"id": line_id, "level": level.lower(), "timestamp": timestamp, "message": message}
+    rank, node = line.get("rank"), line.get("node")
+    if _is_int(rank) and rank >= 0:  # a distributed job's line: which rank (and node) wrote it
+        checked["rank"] = rank
+        if isinstance(node, str):
+            checked["node"] = node
+    return checked

@@ -5,8 +5,10 @@ the WebSocket from that snapshot's ``seq`` (reconnects resume by themselves),
 waiting for a job that does not exist yet (asking ``/monitor`` again every
 ``wait_interval`` seconds), and the training metrics from ``/scalars`` each
 time the stream goes live. Its two threads (a reader and a renderer) push the
-state to the widgets at most every ``refresh`` seconds, in one ``hold_sync``
-batch, however fast workers report (tqdm's ``mininterval`` idea). Widget
+state to the widgets in one ``hold_sync`` batch: a change after a quiet moment
+at once (a log line reaches the page as soon as the server sends it), a steady
+stream of changes at most once per ``refresh`` seconds on average beyond
+:data:`BURST`, however fast workers report (tqdm's ``mininterval`` idea). Widget
 messages go out from the renderer thread, so the view stays live while
 another cell runs.
 
@@ -45,7 +47,12 @@ __all__ = ["JobMonitor", "MonitorView"]
 log = logging.getLogger(__name__)
 
 REFRESH = 0.25
-"""Seconds between two pushes to the widgets (at most 4 a second)."""
+"""Seconds per push to the widgets under sustained load (at most 4 a second on average)."""
+BURST = 4
+"""Pushes that go at once after a quiet moment before :data:`REFRESH` paces them: one
+second's worth, so a worker's progress (once a second) and a few log lines between
+two of them are each drawn as they come (worker call to DOM p99 <= 300 ms,
+``benchmarks/dom_latency.py``), while 10 updates a second still cost 4 pushes."""
 WAIT_INTERVAL = 0.5
 """Seconds between two looks for a job that does not exist yet."""
 OFFLINE_AFTER = 10.0
@@ -83,9 +90,16 @@ class JobMonitor:
     time_range:
         Initial chart window: ``"1 min"``, ``"5 min"`` (default), ``"1 h"`` or ``"all"``.
     refresh:
-        Seconds between pushes to the widgets (default 0.25: at most 4 a second).
+        Seconds per push to the widgets under sustained load (default 0.25: at most
+        4 a second on average); a change after a quiet moment is pushed at once.
     wait_interval:
         Seconds between two looks for a job that does not exist yet (default 0.5).
+    widgets:
+        ``None`` (default): the ipywidgets view where it can show (a Jupyter
+        kernel with the notebook extra), else the text view, saying why.
+        ``True``: the widgets wherever the packages are installed, also where
+        no kernel is detected (a front end that renders ipywidgets itself, or
+        a test that reads the widgets). ``False``: the text view.
 
     Raises
     ------
@@ -93,6 +107,8 @@ class JobMonitor:
         The server cannot be reached.
     ValueError
         ``time_range``, ``refresh`` or ``wait_interval`` is not allowed.
+    ImportError
+        ``widgets=True`` and ipywidgets, anywidget or bqplot is not installed.
 
     Notes
     -----
@@ -109,6 +125,7 @@ class JobMonitor:
         time_range: str = "5 min",
         refresh: float = REFRESH,
         wait_interval: float = WAIT_INTERVAL,
+        widgets: bool | None = None,
     ) -> None:
         if time_range not in TIME_RANGES:
             raise ValueError(
@@ -118,6 +135,7 @@ class JobMonitor:
             raise ValueError(f"refresh must be 0.01-60 seconds, got {refresh!r}")
         if not 0.01 <= wait_interval <= 60:
             raise ValueError(f"wait_interval must be 0.01-60 seconds, got {wait_interval!r}")
+        self.widgets = use_widgets(widgets, "JobMonitor")  # ImportError: nothing started yet
         self.job_id = job_id
         self.refresh = refresh
         self.wait_interval = wait_interval
@@ -127,6 +145,7 @@ class JobMonitor:
             job_id,
             wait_interval=wait_interval,
             refresh=refresh,
+            burst=BURST,
             load_scalars=True,
             scalar_points=SCALAR_HISTORY_POINTS,
             offline_after=OFFLINE_AFTER,
@@ -334,8 +353,7 @@ def _lines_before(
 
 
 def _make_view(monitor: JobMonitor, time_range: str) -> Any:
-    reason = _widgets_unavailable()
-    if reason is None:
+    if monitor.widgets:
         return MonitorView(
             monitor._change_range,
             monitor._load_older,
@@ -345,8 +363,33 @@ def _make_view(monitor: JobMonitor, time_range: str) -> Any:
         )
     from jobwatch.notebook.text import TextView
 
-    print(f"jobwatch: {reason}; showing a text view instead.")
     return TextView()
+
+
+def use_widgets(widgets: bool | None, what: str) -> bool:
+    """Whether ``what`` (a class name, for the message) shows ipywidgets.
+
+    Parameters
+    ----------
+    widgets:
+        ``True`` or ``False`` as the caller asked; ``None``: where they can
+        show, else ``False`` after printing why (no kernel, a package missing).
+
+    Raises
+    ------
+    ImportError
+        ``widgets`` is ``True`` and a package the widgets need is not installed.
+    """
+    if widgets is None:
+        reason = _widgets_unavailable(what)
+        if reason is not None:
+            print(f"jobwatch: {reason}; showing a text view instead.")
+        return reason is None
+    if widgets:
+        missing = _missing_widget_package()
+        if missing is not None:
+            raise ImportError(f"{what}(widgets=True): {missing}")
+    return widgets
 
 
 def _widgets_unavailable(what: str = "JobMonitor") -> str | None:
@@ -358,6 +401,11 @@ def _widgets_unavailable(what: str = "JobMonitor") -> str | None:
     shell = get_ipython()
     if shell is None or "IPKernelApp" not in getattr(shell, "config", {}):
         return f"{what} needs a Jupyter kernel for its widgets"
+    return _missing_widget_package()
+
+
+def _missing_widget_package() -> str | None:
+    """Which package the widgets need is not installed (with how to install it), or ``None``."""
     # Looked up, not imported: the charts import bqplot after the first draw.
     for name in ("anywidget", "bqplot", "ipywidgets"):
         if importlib.util.find_spec(name) is None:

@@ -90,6 +90,9 @@ class Outbox:
         self.dropped_scalars = 0
         self.scalar_points = 0  # values in the queued steps
         self.dropped_points = 0  # values in the steps dropped (dropped_scalars)
+        self.config: dict[str, Any] | None = None  # the job's config, sent with the next PUT
+        self.config_version = 0  # config changes; the sender raises sent_config_version
+        self.sent_config_version = 0
         self.on_record: Callable[[], None] | None = None  # called before the next record
         self.on_line: Callable[[], None] | None = None  # called after a line or alert is queued
 
@@ -200,6 +203,25 @@ class Outbox:
             or self.version != self.sent_version
         )
 
+    def set_config(self, config: dict[str, Any]) -> None:
+        """Keep the job's new config (valid JSON, checked by the caller); the sender
+        PUTs it before its next request."""
+        start = self.on_record
+        if start is not None:
+            start()
+        with self.lock:
+            self.config = config
+            self.config_version += 1
+        woken = self.on_line
+        if woken is not None:
+            woken()
+
+    def config_delivered(self, version: int) -> None:
+        """The config of ``version`` was stored (or can never be); wake the flushes."""
+        with self.delivered:
+            self.sent_config_version = max(self.sent_config_version, version)
+            self.delivered.notify_all()
+
     def mark(self) -> tuple[int, int, int]:
         """What is recorded so far: (version, log_seq, scalar_seq) (call under ``lock``)."""
         return self.version, self.log_seq, self.scalar_seq
@@ -218,4 +240,5 @@ class Outbox:
             self.sent_version >= version
             and self.sent_log_seq >= log_seq
             and self.sent_scalar_seq >= scalar_seq
+            and self.sent_config_version >= self.config_version
         )

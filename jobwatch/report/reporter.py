@@ -111,6 +111,21 @@ class Reporter:
         Bytes of requests kept while the server does not take them (default
         64 MiB, on disk and in memory); beyond, the oldest are dropped and the
         job is told how many of each kind.
+    capture_output:
+        Tee what the process prints into the job's log
+        (:mod:`jobwatch.report.capture`): each line written to ``sys.stdout``
+        becomes an ``info`` line, to ``sys.stderr`` a ``warning`` line, while
+        still printed where it went; ``\r`` frames (tqdm) stay in the line,
+        which the log view shows as the last frame. Off by default here; on
+        in :func:`jobwatch.track` and the framework integrations. Stopped
+        (streams put back, a partial line sent) when the reporter closes.
+    config:
+        The run's configuration (hyperparameters, training arguments): a
+        mapping that JSON can hold (keys become strings as :func:`json.dumps`
+        makes them), at most 64 KiB as compact JSON. Sent with the job's
+        ``PUT`` and shown by the monitor, the job page and
+        :func:`jobwatch.compare`; :meth:`update_config` changes it later. In a
+        distributed job only rank 0's config is sent.
 
     Raises
     ------
@@ -149,6 +164,8 @@ class Reporter:
         node_price_per_hour: float | None = None,
         spool: str | os.PathLike[str] | bool = True,
         spool_bytes: int = DEFAULT_SPOOL_BYTES,
+        config: Mapping[str, Any] | None = None,
+        capture_output: bool = False,
     ) -> None:
         if not isinstance(job_id, str) or not valid_job_id(job_id):
             raise ValueError(
@@ -179,6 +196,7 @@ class Reporter:
         ):
             raise ValueError(f"max_log_lines must be an integer >= 1, got {max_log_lines!r}")
         _check_timeout(timeout)
+        first_config = None if config is None else _checked_config(config, "config")
         if isinstance(spool_bytes, bool) or not isinstance(spool_bytes, int) or spool_bytes < 1:
             raise ValueError(f"spool_bytes must be an integer >= 1, got {spool_bytes!r}")
         if spool is True:
@@ -231,6 +249,15 @@ class Reporter:
             spool_root=spool_root,
             spool_bytes=spool_bytes,
         )
+        self._config: dict[str, Any] = {}
+        if first_config is not None and (place.rank or 0) == 0:
+            self._config = first_config
+            self._outbox.set_config(first_config)
+        self._capture = None
+        if capture_output:
+            from jobwatch.report.capture import OutputCapture
+
+            self._capture = OutputCapture(self._forward, self)
         self._finalizer = _finalizer(self)
         _reporters.add(self)
 
@@ -242,6 +269,47 @@ class Reporter:
         self._outbox = Outbox(self._outbox.max_log_lines)
         self._sender = self._sender.forked(self._outbox)
         self._finalizer = _finalizer(self)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """A copy of the job's config as this reporter last set it (``{}`` for none)."""
+        copied: dict[str, Any] = json.loads(json.dumps(self._config))
+        return copied
+
+    def update_config(self, values: Mapping[str, Any], *, replace: bool = False) -> None:
+        """Change the job's config; returns at once (the PUT goes from the sender thread
+        before its next request; :meth:`flush` waits for it too).
+
+        Parameters
+        ----------
+        values:
+            ``{name: value}`` merged over the config's top-level keys (as W&B's
+            ``wandb.config.update``), or the whole config with ``replace``.
+            Values must be what JSON holds (finite numbers, strings, booleans,
+            ``None``, lists, dicts); the result must be at most 64 KiB as compact
+            JSON (:data:`~jobwatch.contract.basics.MAX_CONFIG_BYTES`).
+        replace:
+            Make ``values`` the whole config.
+
+        Raises
+        ------
+        ValueError
+            ``values`` is not a mapping, holds something JSON cannot, or the
+            config would be over 64 KiB; nothing changes then. In a distributed
+            job only rank 0 sets the config (other ranks' calls are checked,
+            then ignored). After :meth:`close` the call is ignored.
+        """
+        if self._closed:
+            self._warn_closed()
+            return
+        if not isinstance(values, Mapping):
+            raise ValueError(f"config must be a mapping, got {type(values).__name__}")
+        merged = dict(values) if replace else {**self._config, **values}
+        config = _checked_config(merged, "config")
+        if (self.placement.rank or 0) != 0:
+            return  # the job's config is rank 0's
+        self._config = config
+        self._outbox.set_config(config)
 
     def update(
         self, progress: float, operation: str | None = None, *, allow_backwards: bool = False
@@ -650,6 +718,9 @@ class Reporter:
 
     def _finish(self, completion: Completion | None, timeout: float) -> bool:
         _check_timeout(timeout)
+        capture, self._capture = self._capture, None
+        if capture is not None:
+            capture.stop()  # before closing: the partial line goes with the rest
         with self._finish_lock:
             closed, self._closed = self._closed, True
         if closed:
@@ -777,6 +848,20 @@ def _checked_currency(value: object) -> str | None:
         with contextlib.suppress(ValueError):
             return currency_code(value)
     raise ValueError(f"currency {CURRENCY_RULE}; got {value!r}")
+
+
+def _checked_config(config: object, what: str) -> dict[str, Any]:
+    """``config`` as the JSON object the server will store, or ``ValueError``."""
+    from jobwatch.contract.requests import check_config
+
+    if not isinstance(config, Mapping):
+        raise ValueError(f"{what} must be a mapping, got {type(config).__name__}")
+    try:
+        plain: dict[str, Any] = json.loads(json.dumps(dict(config), allow_nan=False))
+        check_config(plain)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise ValueError(f"{what} must be a JSON object of at most 64 KiB: {exc}") from None
+    return plain
 
 
 def _check_text(what: str, value: object, shortest: int, longest: int) -> None:

@@ -16,7 +16,10 @@ carries and how many queued log lines fit in one body. The policy:
 - ``ensure_job`` again at once for 404 (the server lost the job), then backoff;
 - stop on answers that can never succeed for this reporter (a finished job,
   another worker's job, a wrong token); drop an update the server refuses;
-- never report less progress than the running job this reporter attached to.
+- never report less progress than the running job this reporter attached to;
+- a busy server paces its workers: while its last answer carried ``minInterval``
+  (seconds, at most :data:`MAX_PACE`), requests go at most that often, log lines
+  and a backlog included (a flush, close or completion still goes at once).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from jobwatch.errors import (
 __all__ = [
     "BACKOFF_BASE",
     "BACKOFF_CAP",
+    "MAX_PACE",
     "URGENT_RETRY",
     "Failure",
     "SendPolicy",
@@ -58,6 +62,8 @@ MIN_GAP = 0.15
 """Least time between two requests, in seconds, when log lines or alerts wait (the rest
 waits for ``interval``): a line reaches a watcher within about this, and a worker sends
 at most 1 / MIN_GAP requests a second (tqdm's ``mininterval`` is 0.1 s)."""
+MAX_PACE = 300.0
+"""Most seconds a server's ``minInterval`` may space requests (a larger one counts as this)."""
 BODY_SLACK = 4096
 """Bytes kept free in a request body beyond what is measured."""
 
@@ -125,6 +131,19 @@ class SendPolicy:
     failed_at: float = 0.0
     rate_limited: bool = False
     down: bool = False
+    paced: float = 0.0  # the server's last minInterval, seconds (0: not paced)
+
+    @property
+    def spacing(self) -> float:
+        """Seconds between two requests while nothing is urgent: ``interval``, or the
+        server's ``minInterval`` when longer."""
+        return max(self.interval, self.paced)
+
+    @property
+    def line_gap(self) -> float:
+        """Least seconds between two requests while log lines wait: :data:`MIN_GAP`, or
+        the server's ``minInterval`` when longer."""
+        return max(MIN_GAP, self.paced)
 
     # -- what next ------------------------------------------------------------
 
@@ -168,8 +187,8 @@ class SendPolicy:
             if not (urgent or self.backlog) and now < self.next_send:
                 if not lines_waiting():
                     return Step("wait", self.next_send - now)
-                if now < self.sent_at + MIN_GAP:
-                    return Step("wait", self.sent_at + MIN_GAP - now)
+                if now < self.sent_at + self.line_gap:
+                    return Step("wait", self.sent_at + self.line_gap - now)
             return Step("send")
         if finishing:
             return Step("complete" if completing else "end")
@@ -195,13 +214,22 @@ class SendPolicy:
         self.started_job = True
         self.ensured = True
 
-    def delivered(self, now: float, *, progress: float, backlog: bool) -> None:
+    def delivered(
+        self, now: float, *, progress: float, backlog: bool, min_interval: object = None
+    ) -> None:
         """An update was answered (or dropped as refused): the next one in
-        ``interval`` seconds, at once while ``backlog``; ``progress``: the server's."""
+        ``interval`` seconds, at once while ``backlog``; ``progress``: the server's.
+
+        ``min_interval``: the answer's ``minInterval`` (seconds; absent: ``None``). A
+        busy server asks for no request sooner than that, backlog and log lines
+        included; a value that is not a finite number >= 0 is ignored, one over
+        :data:`MAX_PACE` counts as :data:`MAX_PACE`.
+        """
+        self.paced = _pace(min_interval)
         self.known_progress = progress
-        self.next_send = now + self.interval
+        self.next_send = now + self.spacing
         self.sent_at = now
-        self.backlog = backlog
+        self.backlog = backlog and not self.paced
 
     def sampled(self, ok: bool, metrics_sent: bool) -> None:
         """A GPU sample was taken (``ok``) or failed: keep sampling every interval
@@ -264,6 +292,15 @@ class SendPolicy:
         for a run that started from scratch."""
         resumed = max(declared or 0.0, self.floor)
         return resumed if resumed > 0 else None
+
+
+def _pace(value: object) -> float:
+    """A ``minInterval`` from an answer as seconds to obey (0 for none or nonsense)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return 0.0
+    if not 0 <= value < float("inf"):  # NaN fails this too
+        return 0.0
+    return min(float(value), MAX_PACE)
 
 
 def lines_that_fit(base_bytes: int, line_bytes: Iterable[int]) -> int:

@@ -53,7 +53,7 @@ from jobwatch.errors import APIError, QuotaExceeded
 from jobwatch.report import spool as spool_mod
 from jobwatch.report.outbox import Completion, LogLine, Outbox, ReporterJob
 from jobwatch.report.samples import clean_metrics
-from jobwatch.report.send_policy import BODY_SLACK, MIN_GAP, URGENT_RETRY, SendPolicy, rejected
+from jobwatch.report.send_policy import BODY_SLACK, URGENT_RETRY, SendPolicy, rejected
 from jobwatch.report.spool import DEFAULT_SPOOL_BYTES
 
 if TYPE_CHECKING:
@@ -348,7 +348,10 @@ class Sender:
             return max(0.0, min(retry_at, self._drain_at()) - now)
         self._client.timeout = policy.http_timeout(now, self._deadline, self._http_timeout)
         try:
-            if not policy.ensured:
+            if (
+                not policy.ensured
+                or self._outbox.config_version != self._outbox.sent_config_version
+            ):
                 self._ensure()
             elif self._queue:
                 self._send()
@@ -385,11 +388,14 @@ class Sender:
         with self._outbox.lock:
             lines = bool(self._outbox.logs) or bool(self._outbox.alerts)
         if lines:
-            return min(self._next_drain, self._policy.sent_at + MIN_GAP)
+            return min(self._next_drain, self._policy.sent_at + self._policy.line_gap)
         return self._next_drain
 
     def _ensure(self) -> None:
+        """PUT the job (and its newest config: a changed config is PUT again)."""
         job = self._job
+        with self._outbox.lock:
+            config, version = self._outbox.config, self._outbox.config_version
         reply = self._client.ensure_job(
             job.job_id,
             name=job.name,
@@ -397,7 +403,9 @@ class Sender:
             price_per_hour=job.price_per_hour,
             currency=job.currency,
             world_size=job.world_size,
+            config=config,
         )
+        self._outbox.config_delivered(version)
         self._policy.ensured_job(reply.get("progress"), reply.get("status"))
 
     def _send(self) -> None:
@@ -422,7 +430,12 @@ class Sender:
             self._refused(request, body, exc)
             return
         progress = float(reply.get("progress", request.progress))
-        self._policy.delivered(time.monotonic(), progress=progress, backlog=False)
+        self._policy.delivered(
+            time.monotonic(),
+            progress=progress,
+            backlog=False,
+            min_interval=reply.get("minInterval"),
+        )
         self._done(request)
 
     def _done(self, request: _Request) -> None:
@@ -558,7 +571,7 @@ class Sender:
             )
             self._count_dropped("buffer", message, [dropped_lines, dropped_points, 0, 0])
             self._warn_dropped("buffer")
-        self._next_drain = now + self._interval
+        self._next_drain = now + self._policy.spacing
         progress = self._policy.progress(progress)
         operation = None if operation is None else _utf8(operation[:MAX_TEXT])
         timestamp = format_ts(self._worker_clock())

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
+from jobwatch.view.fleet_text import format_workers
 from jobwatch.view.follow import JobFollower
 from jobwatch.view.formatting import (
     DASH,
@@ -79,6 +80,9 @@ def render_status(
         lines.append(format_scalars(state))
     if state.stalled:
         lines[0] += "  STALLED"
+    workers = format_workers(job)
+    if workers:
+        lines[0] += f"  {workers}"
     if state.alerts:
         alert = state.alerts[-1]
         text = f": {alert['text']}" if alert.get("text") else ""

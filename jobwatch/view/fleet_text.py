@@ -24,7 +24,7 @@ from jobwatch.view.formatting import (
 )
 from jobwatch.view.terminal_safe import clean
 
-__all__ = ["COLUMNS", "cells", "format_totals", "render_table"]
+__all__ = ["COLUMNS", "cells", "format_totals", "format_workers", "render_table"]
 
 COLUMNS = (
     ("name", "NAME"),
@@ -37,6 +37,19 @@ COLUMNS = (
     ("updatedAt", "UPDATED"),
 )
 """(sort key, header) of each column, in order; each key is one of :data:`jobwatch.view.fleet.SORT_KEYS`."""
+
+
+def format_workers(job: Mapping[str, Any]) -> str:
+    """``"4 workers on 2 nodes"`` for a distributed job (one with a ``worldSize``),
+    ``""`` for a job of one worker. ``job`` is a job object or a fleet summary."""
+    if not isinstance(job.get("worldSize"), int):
+        return ""
+    workers, nodes = job.get("workers"), job.get("nodes")
+    if not isinstance(workers, int) or not isinstance(nodes, int):
+        return f"{job['worldSize']} ranks"
+    return (
+        f"{workers} worker{'' if workers == 1 else 's'} on {nodes} node{'' if nodes == 1 else 's'}"
+    )
 
 
 def cells(row: Mapping[str, Any], cost: float | None, now: float) -> tuple[str, ...]:
@@ -60,6 +73,9 @@ def cells(row: Mapping[str, Any], cost: float | None, now: float) -> tuple[str, 
     alerts = row.get("alerts")
     if isinstance(alerts, int) and alerts > 0:
         status += f" !{alerts}"
+    workers = row.get("workers")
+    if isinstance(row.get("worldSize"), int) and isinstance(workers, int):
+        status += f" {workers}w/{row.get('nodes')}n"  # a distributed job: workers/nodes
     progress = row.get("progress")
     percent = float(progress) if isinstance(progress, int | float) else 0.0
     updated = parse_ts(row.get("updatedAt"))

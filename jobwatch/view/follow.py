@@ -8,8 +8,10 @@ for: the state says ``"waiting"`` and ``/monitor`` is asked again every
 ``wait_interval`` seconds. A reader thread turns what arrives into typed
 :data:`Update` values; the render loop applies them to the pure
 :class:`~jobwatch.view.state.MonitorState` and hands the state to a
-:class:`JobView` at most every ``refresh`` seconds (tqdm's ``mininterval``
-idea), and at least every ``tick`` seconds so elapsed time moves on.
+:class:`JobView`: a change after a quiet moment at once, a steady stream of
+changes at most once per ``refresh`` seconds on average beyond a ``burst``
+(:class:`~jobwatch.view.render_pace.RenderPace`; tqdm's ``mininterval`` idea),
+and at least every ``tick`` seconds so elapsed time moves on.
 
 The render loop runs in the caller's thread (:meth:`JobFollower.run`, for
 ``jobwatch watch``) or in a thread of its own (:meth:`JobFollower.start`,
@@ -20,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Protocol
 from jobwatch.contract.answers import JobEvent, Monitor, Sample, ScalarValue
 from jobwatch.contract.basics import FINISHED_STATUSES
 from jobwatch.errors import ConnectionError, JobNotFound, RetryLater
+from jobwatch.view.render_pace import RenderPace
 from jobwatch.view.state import MonitorState
 
 if TYPE_CHECKING:
@@ -148,7 +150,11 @@ class JobFollower:
     wait_interval:
         Seconds between two looks for that job (or for the database).
     refresh:
-        Seconds between two renders at least (0: render as soon as something came).
+        Seconds per render of changes under sustained load (0: render as soon as
+        something came); ticks do not count.
+    burst:
+        Renders of changes that go at once after a quiet moment, before ``refresh``
+        paces them.
     tick:
         Seconds between two renders at most, while nothing comes (elapsed time moves on).
     load_scalars:
@@ -186,6 +192,7 @@ class JobFollower:
         wait: bool = True,
         wait_interval: float = 0.5,
         refresh: float = 0.0,
+        burst: int = 1,
         tick: float = 1.0,
         load_scalars: bool = False,
         scalar_points: int = 2_000,
@@ -198,6 +205,7 @@ class JobFollower:
         self.job_id = job_id
         self.wait_interval = wait_interval
         self.refresh = refresh
+        self.burst = burst
         self.tick = tick
         self.load_scalars = load_scalars
         self.scalar_points = scalar_points
@@ -431,14 +439,15 @@ class JobFollower:
             log.exception("jobwatch: following job %r failed", self.job_id)
 
     def _loop(self) -> None:
-        last = -math.inf
+        pace = RenderPace(self.refresh, self.burst)
         while not self._stop.is_set():
-            self.wake.wait(self.tick)
-            wait = last + self.refresh - time.monotonic()
-            if wait > 0 and self._stop.wait(wait):
-                break
+            # A tick (nothing came) only moves elapsed time on: it is not paced.
+            if self.wake.wait(self.tick):
+                wait = pace.wait(time.monotonic())
+                if wait > 0 and self._stop.wait(wait):
+                    break
+                pace.drew(time.monotonic())
             self.wake.clear()
-            last = time.monotonic()
             self._apply_pending()
             if self.error is not None and self.raise_errors:
                 raise self.error

@@ -133,6 +133,9 @@ class MonitorState:
     currency: str = "QUBIC"
     seq: int = 0
     connection: str = "connecting"
+    last_update: float | None = None
+    """When (``clock`` seconds) the monitor last heard of the job: a snapshot or an event;
+    what a view shows beside "disconnected"."""
     samples: deque[Sample] = field(default_factory=lambda: deque(maxlen=MAX_POINTS))
     logs: deque[LogLine] = field(default_factory=lambda: deque(maxlen=MAX_LOG_LINES))
     new_logs: list[LogLine] = field(default_factory=list)
@@ -156,6 +159,7 @@ class MonitorState:
         2,000 samples of 8 GPUs takes about 70 ms, which a first view need not
         wait for.
         """
+        self.last_update = self.clock()
         self.job = job_model(snapshot["job"])
         self._estimates(snapshot)
         self.seq = int(snapshot.get("seq", 0))
@@ -178,6 +182,7 @@ class MonitorState:
 
         Read defensively: a field that another server left out is skipped.
         """
+        self.last_update = self.clock()
         kind, data = event.get("type"), event.get("data") or {}
         if kind == "JOB_PROGRESS":
             self._progress(cast(ProgressData, data))

@@ -22,7 +22,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -34,6 +33,8 @@ from typing import Any
 import nbformat
 import pytest
 import requests
+
+from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "artifacts"
@@ -74,13 +75,6 @@ def chromium_path() -> str | None:
     if Path(wanted).is_file() and os.access(wanted, os.X_OK):
         return wanted
     return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 FRONTENDS = {"lab": "JupyterLab 4", "notebook": "Notebook 7"}
@@ -224,7 +218,7 @@ def running_jupyter(frontend: str, tmp: Path) -> Iterator[Jupyter]:
     with a token, a home and a root folder under ``tmp``; stopped on leaving (the
     browser tests' fixture and ``benchmarks/kernel_browser.py`` start it so)."""
     env = _prepare_home(tmp)
-    port = _free_port()
+    port = free_port()
     jupyter = Jupyter(
         frontend=frontend,
         url=f"http://127.0.0.1:{port}",

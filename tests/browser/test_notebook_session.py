@@ -24,7 +24,7 @@ from tests.browser.conftest import Notebook, assert_no_jobwatch_js_errors, scree
 pytestmark = pytest.mark.browser
 
 NEW_LINE_BUDGET = 4096
-"""Bytes one new short log line may cost on the comm (issue 13)."""
+"""Bytes one new short log line may cost on the comm: the line, not the view's whole list."""
 
 # Coloured log lines as `logging` colour formatters, tqdm and rich write them.
 COLOURED = [

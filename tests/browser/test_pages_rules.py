@@ -1,6 +1,6 @@
 """The pages' JavaScript follows the same rules as the Python the notebook and the
-terminal use: terminal text (static/ansi.js against jobwatch.view.ansi) and text for
-people (static/format.js against jobwatch.view.formatting), run in Chromium on the
+terminal use: terminal text (jobwatch/server/web/static/ansi.js against jobwatch.view.ansi)
+and text for people (jobwatch/server/web/static/format.js against jobwatch.view.formatting), run in Chromium on the
 same inputs, listed and generated."""
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ import pytest
 from jobwatch.client.rest import Client
 from jobwatch.errors import JobNotFound
 from jobwatch.server.deploy.process import ServerProcess
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -126,9 +127,7 @@ def test_server_refusal_exits_1_with_its_message(
 
 
 def test_unreachable_server_exits_3() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     done = report("job-1", "--progress", "10", url=f"http://127.0.0.1:{port}")
     assert done.returncode == 3
     assert "cannot reach the server" in done.stderr

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import http.server
-import socket
 import threading
 import time
 from typing import Any
@@ -14,18 +13,13 @@ from jobwatch import errors
 from jobwatch.client.rest import Client
 from jobwatch.client.subscription import Backoff
 from jobwatch.server import EmbeddedServer
+from tests.conftest import free_port, wait_for
 
 
 @pytest.fixture
 def client(server):
     with Client(server.url, timeout=5) as c:
         yield c
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def collect(subscription, into: list[dict[str, Any]]) -> threading.Thread:
@@ -36,14 +30,6 @@ def collect(subscription, into: list[dict[str, Any]]) -> threading.Thread:
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return thread
-
-
-def wait_for(predicate, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)
 
 
 def test_rest_round_trip(client):

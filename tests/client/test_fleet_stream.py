@@ -3,26 +3,17 @@ then changes, and a resume with ``since`` after the server drops the connection.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from jobwatch import Client
 from jobwatch.view.fleet_follow import FleetFollower
+from tests.conftest import wait_for
 
 
 def ids(message: dict[str, Any]) -> set[str]:
     return {s["id"] for s in message["data"]["jobs"]}
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
 
 
 def test_a_fleet_subscription_resumes_with_since_after_a_drop(

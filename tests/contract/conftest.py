@@ -62,6 +62,21 @@ def job_id() -> str:
     return f"job-{uuid.uuid4().hex[:12]}"
 
 
+@pytest.fixture
+def job(api: Any, job_id: str, request: pytest.FixtureRequest) -> str:
+    """``job_id``, created; priced at the test module's ``PRICE`` (per hour) where it has one."""
+    fields: dict[str, Any] = {"id": job_id}
+    price = getattr(request.module, "PRICE", None)
+    if price is not None:
+        fields["pricePerHour"] = price
+    assert api.post("/api/jobs", json=fields).status_code == 201
+    return job_id
+
+
 @pytest.fixture(autouse=True)
-def _strict_answers(api: Any) -> None:
-    api.session.hooks["response"].append(check_answer)
+def _strict_answers(request: pytest.FixtureRequest) -> None:
+    """Every answer a test reads through ``api`` is checked (strict JSON, the error
+    envelope). Asked for by name, not as a parameter: a test that uses no backend's
+    server (pure validators, a server of its own) then runs once, not once per backend."""
+    if "api" in request.fixturenames:
+        request.getfixturevalue("api").session.hooks["response"].append(check_answer)

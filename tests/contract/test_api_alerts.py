@@ -23,12 +23,6 @@ def job_of(api: Any, job_id: str) -> dict[str, Any]:
     return job
 
 
-@pytest.fixture
-def job(api: Any, job_id: str) -> str:
-    assert api.post("/api/jobs", json={"id": job_id}).status_code == 201
-    return job_id
-
-
 def test_a_silent_job_is_stalled_once_and_resumed_by_its_next_update(
     api: Any, clock: Any, server: Any, ws_factory: Any, job: str
 ) -> None:

@@ -170,3 +170,40 @@ def test_only_rank_0_completes_a_distributed_job(api: Api) -> None:
     other = api.post("/api/jobs/ddp4/complete", json={"workerId": "node-b/2"})
     assert other.status_code == 403
     assert api.post("/api/jobs/ddp4/complete", json={"workerId": "node-a/0"}).status_code == 200
+
+
+def test_a_rank_may_put_its_world_after_rank_0_reported(api: Api) -> None:
+    """Ranks start in any order: a rank's PUT after rank 0's first update is no change."""
+    first = api.put("/api/jobs/late", json={"workerId": "node-a/0", "worldSize": 4, "name": "ft"})
+    assert first.status_code == 201, first.text
+    assert api.post("/api/jobs/late/progress", json=_update("node-a", 0, 0, 5)).status_code == 200
+    for node, rank, _ in RANKS[1:]:
+        answer = api.put("/api/jobs/late", json={"workerId": f"{node}/{rank}", "worldSize": 4})
+        assert answer.status_code == 200, answer.text
+        body = {"workerId": f"{node}/{rank}", "worldSize": 4, "name": "other"}
+        refused = api.put("/api/jobs/late", json=body)  # only rank 0 renames the job
+        assert refused.status_code == 403
+    job = api.get("/api/jobs/late").json()["job"]
+    assert (job["workerId"], job["worldSize"], job["name"]) == ("node-a/0", 4, "ft")
+
+
+def test_workers_finish_with_their_job_and_leave_when_the_world_shrinks(api: Api) -> None:
+    _put_every_rank(api, "ddp5")
+    for node, rank, local in RANKS:
+        api.post("/api/jobs/ddp5/progress", json=_update(node, rank, local, 10))
+    # an elastic restart with two ranks: ranks 2 and 3 are gone
+    for rank in (0, 1):
+        update = {**_update("node-a", rank, rank, 20), "worldSize": 2}
+        assert api.post("/api/jobs/ddp5/progress", json=update).status_code == 200
+    workers = api.get("/api/jobs/ddp5/workers").json()["workers"]
+    assert [(w["rank"], w["status"]) for w in workers] == [
+        (0, "running"),
+        (1, "running"),
+        (2, "left"),
+        (3, "left"),
+    ]
+    job = api.get("/api/jobs/ddp5").json()["job"]
+    assert (job["worldSize"], job["workers"], job["nodes"]) == (2, 2, 1)
+    assert api.post("/api/jobs/ddp5/complete", json={"workerId": "node-a/0"}).status_code == 200
+    statuses = [w["status"] for w in api.get("/api/jobs/ddp5/workers").json()["workers"]]
+    assert statuses == ["finished", "finished", "left", "left"]

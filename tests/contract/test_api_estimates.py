@@ -68,12 +68,6 @@ def approx(value: float) -> Any:
     return pytest.approx(value, rel=1e-9, abs=EPS)
 
 
-@pytest.fixture
-def job(api: Any, job_id: str) -> str:
-    assert api.post("/api/jobs", json={"id": job_id, "pricePerHour": PRICE}).status_code == 201
-    return job_id
-
-
 def test_nothing_is_known_before_the_first_update(api: Any, clock: Any, job: str) -> None:
     clock.advance(30)
     assert figures(monitor(api, job)) == (None, None, None)

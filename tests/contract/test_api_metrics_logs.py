@@ -22,12 +22,6 @@ from tests.contract.helpers import METRIC_FIELDS, check_answer, error_of, fields
 ISO_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 
 
-@pytest.fixture
-def job(api: Any, job_id: str) -> str:
-    assert api.post("/api/jobs", json={"id": job_id}).status_code == 201
-    return job_id
-
-
 def post(api: Any, job_id: str, **body: Any) -> dict[str, Any]:
     body = {"workerId": "w", "progress": 1, **body}
     r = api.post(f"/api/jobs/{job_id}/progress", json=body)

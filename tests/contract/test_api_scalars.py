@@ -21,12 +21,6 @@ def scalars(api: Any, job_id: str, query: str = "") -> dict[str, Any]:
     return body
 
 
-@pytest.fixture
-def job(api: Any, job_id: str) -> str:
-    assert api.post("/api/jobs", json={"id": job_id}).status_code == 201
-    return job_id
-
-
 def test_one_point_or_a_list_are_stored_and_read_back_by_name(
     api: Any, clock: Any, job: str
 ) -> None:

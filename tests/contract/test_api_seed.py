@@ -1,6 +1,6 @@
 """Every request and message of the seed document, verbatim, against the real server.
 
-The seed (``shared/seed/000_6259494c81bd8af5.txt``) never creates its job: our
+The seed (the API's original document, see docs/api.md) never creates its job: our
 server needs one first, so each test creates it (``POST /api/jobs`` or the
 worker's ``PUT /api/jobs/{id}``) and then sends the seed's bodies unchanged.
 Every JSON answer is parsed strictly (no ``NaN``/``Infinity``) by an autouse hook.

@@ -27,12 +27,6 @@ def remaining(api: Any, job_id: str) -> Any:
     return js(api.get(f"/api/jobs/{job_id}/monitor"))["timeRemaining"]
 
 
-@pytest.fixture
-def job(api: Any, job_id: str) -> str:
-    assert api.post("/api/jobs", json={"id": job_id, "pricePerHour": PRICE}).status_code == 201
-    return job_id
-
-
 def steady(
     api: Any, clock: Any, job: str, start: float, stop: float, step: float, every: float
 ) -> Any:

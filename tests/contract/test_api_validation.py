@@ -1,4 +1,4 @@
-"""Bad input of every kind CONTRACT.md names, over HTTP on both backends: 400
+"""Bad input of every kind docs/api.md names, over HTTP on both backends: 400
 (or 413) with the JSON path of each bad field, the error envelope, no 5xx, and
 nothing changed by a refused request.
 
@@ -65,7 +65,7 @@ JSON = {"Content-Type": "application/json"}
 
 
 @pytest.fixture
-def job(api: Any, job_id: str) -> str:
+def running_job(api: Any, job_id: str) -> str:
     """A running job bound to ``w`` with one sample and one log line."""
     assert api.post("/api/jobs", json={"id": job_id, "pricePerHour": 2}).status_code == 201
     body = {
@@ -126,24 +126,24 @@ def query_refused(api: Any, path: str, model: type[BaseModel], query: str) -> di
 
 
 @pytest.mark.parametrize(("body", "field"), over_http(BAD_PROGRESS_FIELDS))
-def test_bad_progress_field(api: Any, job: str, body: dict[str, Any], field: str) -> None:
-    error = refused(api, job, body)
+def test_bad_progress_field(api: Any, running_job: str, body: dict[str, Any], field: str) -> None:
+    error = refused(api, running_job, body)
     assert error["code"] == "validation_error"
     assert fields(error) == [field]
 
 
 @pytest.mark.parametrize("value", PROGRESS_BOUNDS)
-def test_progress_bounds_are_inclusive(api: Any, job: str, value: float) -> None:
-    r = api.post(f"/api/jobs/{job}/progress", json={"workerId": "w", "progress": value})
+def test_progress_bounds_are_inclusive(api: Any, running_job: str, value: float) -> None:
+    r = api.post(f"/api/jobs/{running_job}/progress", json={"workerId": "w", "progress": value})
     assert r.status_code == 200, r.text
     assert js(r)["progress"] == value
-    job_ = js(api.get(f"/api/jobs/{job}"))["job"]
+    job_ = js(api.get(f"/api/jobs/{running_job}"))["job"]
     assert job_["progress"] == value
     assert job_["status"] == "running"  # 100 % is not completion
 
 
-def test_every_bad_field_is_named(api: Any, job: str) -> None:
-    error = refused(api, job, EVERY_FIELD_BAD)
+def test_every_bad_field_is_named(api: Any, running_job: str) -> None:
+    error = refused(api, running_job, EVERY_FIELD_BAD)
     assert sorted(fields(error)) == sorted(EVERY_FIELD_BAD_NAMES)
 
 
@@ -151,8 +151,8 @@ def test_every_bad_field_is_named(api: Any, job: str) -> None:
 
 
 @pytest.mark.parametrize(("token", "where"), over_http(NON_FINITE_BODIES))
-def test_non_finite_numbers_are_refused(api: Any, job: str, token: str, where: str) -> None:
-    error = refused(api, job, non_finite_body(token, where))
+def test_non_finite_numbers_are_refused(api: Any, running_job: str, token: str, where: str) -> None:
+    error = refused(api, running_job, non_finite_body(token, where))
     assert error["code"] in ("validation_error", "invalid_json")
 
 
@@ -160,36 +160,37 @@ def test_non_finite_numbers_are_refused(api: Any, job: str, token: str, where: s
 
 
 @pytest.mark.parametrize(("name", "value"), over_http(OUT_OF_RANGE))
-def test_bad_metric_is_400_naming_it(api: Any, job: str, name: str, value: Any) -> None:
-    error = refused(api, job, progress_body(metrics=metrics_with(name, value)))
+def test_bad_metric_is_400_naming_it(api: Any, running_job: str, name: str, value: Any) -> None:
+    error = refused(api, running_job, progress_body(metrics=metrics_with(name, value)))
     assert fields(error) == [f"metrics.{name}"]
 
 
-def test_sentinel_in_every_field_names_every_field(api: Any, job: str) -> None:
+def test_sentinel_in_every_field_names_every_field(api: Any, running_job: str) -> None:
     metrics = dict.fromkeys(METRIC_FIELDS, 4294967295)
-    error = refused(api, job, progress_body(metrics=metrics))
+    error = refused(api, running_job, progress_body(metrics=metrics))
     assert sorted(fields(error)) == sorted(f"metrics.{n}" for n in METRIC_FIELDS)
 
 
-def test_memory_used_over_total_is_400(api: Any, job: str) -> None:
+def test_memory_used_over_total_is_400(api: Any, running_job: str) -> None:
     metrics = {**GOOD_METRICS, "gpuMemoryUsed": 24001, "gpuMemoryTotal": 24000}
-    error = refused(api, job, progress_body(metrics=metrics))
+    error = refused(api, running_job, progress_body(metrics=metrics))
     assert fields(error) == ["metrics.gpuMemoryUsed"]
 
 
 @pytest.mark.parametrize(("name", "value"), METRIC_BOUNDS)
-def test_metric_bounds_are_inclusive(api: Any, job: str, name: str, value: float) -> None:
+def test_metric_bounds_are_inclusive(api: Any, running_job: str, name: str, value: float) -> None:
     r = api.post(
-        f"/api/jobs/{job}/progress", json=progress_body(metrics={**GOOD_METRICS, name: value})
+        f"/api/jobs/{running_job}/progress",
+        json=progress_body(metrics={**GOOD_METRICS, name: value}),
     )
     assert r.status_code == 200, r.text
-    latest = js(api.get(f"/api/jobs/{job}/monitor"))["metrics"]["latest"]
+    latest = js(api.get(f"/api/jobs/{running_job}/monitor"))["metrics"]["latest"]
     assert latest[name] == value
 
 
-def test_memory_used_equal_to_total_is_accepted(api: Any, job: str) -> None:
+def test_memory_used_equal_to_total_is_accepted(api: Any, running_job: str) -> None:
     metrics = {**GOOD_METRICS, "gpuMemoryUsed": 24000}
-    r = api.post(f"/api/jobs/{job}/progress", json=progress_body(metrics=metrics))
+    r = api.post(f"/api/jobs/{running_job}/progress", json=progress_body(metrics=metrics))
     assert r.status_code == 200, r.text
 
 
@@ -210,17 +211,17 @@ def test_memory_used_equal_to_total_is_accepted(api: Any, job: str) -> None:
     ids=["all-null", "only-util", "absent-fields", "empty"],
 )
 def test_null_metrics_stay_null(
-    api: Any, job: str, ws_factory: Any, metrics: dict[str, Any]
+    api: Any, running_job: str, ws_factory: Any, metrics: dict[str, Any]
 ) -> None:
     ws = ws_factory()
-    assert ws.subscribe(job)["type"] == "subscribed"
-    r = api.post(f"/api/jobs/{job}/progress", json=progress_body(metrics=metrics))
+    assert ws.subscribe(running_job)["type"] == "subscribed"
+    r = api.post(f"/api/jobs/{running_job}/progress", json=progress_body(metrics=metrics))
     assert r.status_code == 200, r.text
     expected = {name: metrics.get(name) for name in METRIC_FIELDS}
 
-    latest = js(api.get(f"/api/jobs/{job}/monitor"))["metrics"]["latest"]
+    latest = js(api.get(f"/api/jobs/{running_job}/monitor"))["metrics"]["latest"]
     assert {k: latest[k] for k in METRIC_FIELDS} == expected
-    newest = js(api.get(f"/api/jobs/{job}/metrics"))["metrics"][-1]
+    newest = js(api.get(f"/api/jobs/{running_job}/metrics"))["metrics"][-1]
     assert {k: newest[k] for k in METRIC_FIELDS} == expected
     ws.conn.settimeout(5)
     event = strict_loads(ws.conn.recv())
@@ -232,8 +233,8 @@ def test_null_metrics_stay_null(
 
 
 @pytest.mark.parametrize("level", over_http(BAD_LOG_LEVELS))
-def test_unknown_log_level_lists_the_allowed_ones(api: Any, job: str, level: Any) -> None:
-    error = refused(api, job, bad_level_body(level))
+def test_unknown_log_level_lists_the_allowed_ones(api: Any, running_job: str, level: Any) -> None:
+    error = refused(api, running_job, bad_level_body(level))
     assert fields(error) == ["logLines[1].level"]
     if isinstance(level, str):
         text = error["details"][0]["message"]
@@ -241,7 +242,7 @@ def test_unknown_log_level_lists_the_allowed_ones(api: Any, job: str, level: Any
             assert allowed in text, text
 
 
-def test_log_level_in_any_case_is_stored_lower_case(api: Any, job: str) -> None:
+def test_log_level_in_any_case_is_stored_lower_case(api: Any, running_job: str) -> None:
     lines = [
         {"level": "INFO", "message": "a"},
         {"level": "Warning", "message": "b"},
@@ -249,33 +250,36 @@ def test_log_level_in_any_case_is_stored_lower_case(api: Any, job: str) -> None:
         {"level": "info", "message": "d"},
     ]
     assert (
-        api.post(f"/api/jobs/{job}/progress", json=progress_body(logLines=lines)).status_code == 200
+        api.post(
+            f"/api/jobs/{running_job}/progress", json=progress_body(logLines=lines)
+        ).status_code
+        == 200
     )
-    logs = js(api.get(f"/api/jobs/{job}/logs"))["logs"][1:]
+    logs = js(api.get(f"/api/jobs/{running_job}/logs"))["logs"][1:]
     assert [(x["level"], x["message"]) for x in logs] == [
         ("info", "a"),
         ("warning", "b"),
         ("error", "c"),
         ("info", "d"),
     ]
-    warnings = js(api.get(f"/api/jobs/{job}/logs?level=warning"))
+    warnings = js(api.get(f"/api/jobs/{running_job}/logs?level=warning"))
     assert [x["message"] for x in warnings["logs"]] == ["b"]
 
 
-def test_1000_log_lines_accepted_1001_refused(api: Any, job: str) -> None:
+def test_1000_log_lines_accepted_1001_refused(api: Any, running_job: str) -> None:
     lines = [{"level": "info", "message": f"m{i}"} for i in range(1001)]
-    error = refused(api, job, progress_body(logLines=lines))
+    error = refused(api, running_job, progress_body(logLines=lines))
     assert fields(error) == ["logLines"]
 
-    r = api.post(f"/api/jobs/{job}/progress", json=progress_body(logLines=lines[:1000]))
+    r = api.post(f"/api/jobs/{running_job}/progress", json=progress_body(logLines=lines[:1000]))
     assert r.status_code == 200, r.text
-    page = js(api.get(f"/api/jobs/{job}/logs?limit=1000&offset=1"))
+    page = js(api.get(f"/api/jobs/{running_job}/logs?limit=1000&offset=1"))
     assert page["total"] == 1001  # plus the fixture's line
     assert [x["message"] for x in page["logs"]] == [f"m{i}" for i in range(1000)]
 
 
-def _stored_messages(api: Any, job: str, n: int) -> list[str]:
-    logs = js(api.get(f"/api/jobs/{job}/logs"))["logs"]
+def _stored_messages(api: Any, running_job: str, n: int) -> list[str]:
+    logs = js(api.get(f"/api/jobs/{running_job}/logs"))["logs"]
     return [x["message"] for x in logs[-n:]]
 
 
@@ -306,14 +310,14 @@ def _check_truncated(original: str, stored: str) -> None:
     ids=["ascii", "euro", "cjk-emoji", "emoji-odd"],
 )
 def test_long_message_is_truncated_to_16_kib(
-    api: Any, job: str, ws_factory: Any, original: str
+    api: Any, running_job: str, ws_factory: Any, original: str
 ) -> None:
     assert len(original.encode("utf-8")) > 16 * 1024
     ws = ws_factory()
-    assert ws.subscribe(job)["type"] == "subscribed"
+    assert ws.subscribe(running_job)["type"] == "subscribed"
     body = progress_body(logLines=[{"level": "error", "message": original}])
-    assert api.post(f"/api/jobs/{job}/progress", json=body).status_code == 200
-    (stored,) = _stored_messages(api, job, 1)
+    assert api.post(f"/api/jobs/{running_job}/progress", json=body).status_code == 200
+    (stored,) = _stored_messages(api, running_job, 1)
     _check_truncated(original, stored)
     ws.conn.settimeout(5)
     events = [strict_loads(ws.conn.recv()) for _ in range(2)]
@@ -321,11 +325,11 @@ def test_long_message_is_truncated_to_16_kib(
     assert events[1]["data"]["logs"][0]["message"] == stored
 
 
-def test_message_of_exactly_16_kib_is_kept_whole(api: Any, job: str) -> None:
+def test_message_of_exactly_16_kib_is_kept_whole(api: Any, running_job: str) -> None:
     original = "é" * (8 * 1024)  # 16,384 bytes
     body = progress_body(logLines=[{"level": "info", "message": original}])
-    assert api.post(f"/api/jobs/{job}/progress", json=body).status_code == 200
-    assert _stored_messages(api, job, 1) == [original]
+    assert api.post(f"/api/jobs/{running_job}/progress", json=body).status_code == 200
+    assert _stored_messages(api, running_job, 1) == [original]
 
 
 TEXTS = [
@@ -346,19 +350,19 @@ TEXTS = [
 
 @pytest.mark.parametrize("ascii_only", [True, False], ids=["escaped", "raw-utf8"])
 def test_any_text_round_trips_exactly(
-    api: Any, job: str, ws_factory: Any, ascii_only: bool
+    api: Any, running_job: str, ws_factory: Any, ascii_only: bool
 ) -> None:
     ws = ws_factory()
-    assert ws.subscribe(job)["type"] == "subscribed"
+    assert ws.subscribe(running_job)["type"] == "subscribed"
     body = progress_body(
         currentOperation=TEXTS[4],
         logLines=[{"level": "info", "message": t} for t in TEXTS],
     )
     raw = json.dumps(body, ensure_ascii=ascii_only).encode("utf-8")
-    assert post_raw(api, job, raw).status_code == 200
+    assert post_raw(api, running_job, raw).status_code == 200
 
-    assert _stored_messages(api, job, len(TEXTS)) == TEXTS
-    monitor = js(api.get(f"/api/jobs/{job}/monitor"))
+    assert _stored_messages(api, running_job, len(TEXTS)) == TEXTS
+    monitor = js(api.get(f"/api/jobs/{running_job}/monitor"))
     assert [x["message"] for x in monitor["logs"][-len(TEXTS) :]] == TEXTS
     assert monitor["job"]["currentOperation"] == TEXTS[4]
 
@@ -373,14 +377,14 @@ def test_any_text_round_trips_exactly(
 
 
 @pytest.mark.parametrize("raw", over_http(MALFORMED_JSON))
-def test_malformed_json_is_invalid_json(api: Any, job: str, raw: bytes) -> None:
-    error = refused(api, job, raw)
+def test_malformed_json_is_invalid_json(api: Any, running_job: str, raw: bytes) -> None:
+    error = refused(api, running_job, raw)
     assert error["code"] == "invalid_json"
 
 
 @pytest.mark.parametrize("raw", over_http(NOT_OBJECTS))
-def test_json_that_is_not_an_object_is_400(api: Any, job: str, raw: bytes) -> None:
-    refused(api, job, raw)
+def test_json_that_is_not_an_object_is_400(api: Any, running_job: str, raw: bytes) -> None:
+    refused(api, running_job, raw)
 
 
 @pytest.mark.parametrize(
@@ -394,65 +398,65 @@ def test_json_that_is_not_an_object_is_400(api: Any, job: str, raw: bytes) -> No
     ],
     ids=["text", "form", "multipart", "xml", "none"],
 )
-def test_wrong_content_type_is_400(api: Any, job: str, headers: dict[str, str]) -> None:
-    before = snapshot(api, job)
+def test_wrong_content_type_is_400(api: Any, running_job: str, headers: dict[str, str]) -> None:
+    before = snapshot(api, running_job)
     raw = json.dumps(progress_body()).encode()
     r = api.session.post(
-        f"{api.base}/api/jobs/{job}/progress", data=raw, headers=headers, timeout=10
+        f"{api.base}/api/jobs/{running_job}/progress", data=raw, headers=headers, timeout=10
     )
     error_of(r, 400)
-    assert snapshot(api, job) == before
+    assert snapshot(api, running_job) == before
 
 
-def test_form_post_is_400(api: Any, job: str) -> None:
-    before = snapshot(api, job)
-    r = api.post(f"/api/jobs/{job}/progress", data={"workerId": "w", "progress": "20"})
+def test_form_post_is_400(api: Any, running_job: str) -> None:
+    before = snapshot(api, running_job)
+    r = api.post(f"/api/jobs/{running_job}/progress", data={"workerId": "w", "progress": "20"})
     error_of(r, 400)
-    assert snapshot(api, job) == before
+    assert snapshot(api, running_job) == before
 
 
-def test_json_with_a_charset_is_accepted(api: Any, job: str) -> None:
+def test_json_with_a_charset_is_accepted(api: Any, running_job: str) -> None:
     raw = json.dumps(progress_body()).encode()
-    r = post_raw(api, job, raw, {"Content-Type": "application/json; charset=utf-8"})
+    r = post_raw(api, running_job, raw, {"Content-Type": "application/json; charset=utf-8"})
     assert r.status_code == 200, r.text
 
 
-def test_body_over_1_mib_is_413(api: Any, job: str) -> None:
+def test_body_over_1_mib_is_413(api: Any, running_job: str) -> None:
     filler = "x" * 1100
     lines = [{"level": "info", "message": filler}] * 1000  # about 1.13 MB
     raw = json.dumps(progress_body(logLines=lines)).encode()
     assert len(raw) > 1024 * 1024
-    error = refused(api, job, raw, status=413)
+    error = refused(api, running_job, raw, status=413)
     assert error["code"] == "payload_too_large"
 
 
-def test_body_just_under_1_mib_is_accepted(api: Any, job: str) -> None:
+def test_body_just_under_1_mib_is_accepted(api: Any, running_job: str) -> None:
     lines = [{"level": "info", "message": "y" * 1000}] * 1000
     raw = json.dumps(progress_body(logLines=lines)).encode()
     raw = raw.replace(b"y" * 1000, b"y" * 990, 1000)
     assert 1000 * 1000 < len(raw) <= 1024 * 1024
-    assert post_raw(api, job, raw).status_code == 200
+    assert post_raw(api, running_job, raw).status_code == 200
 
 
 @pytest.mark.parametrize(
     "raw", [raw for raw, _ in over_http(INVALID_UTF8)], ids=[i for _, i in over_http(INVALID_UTF8)]
 )
-def test_invalid_utf8_is_400(api: Any, job: str, raw: bytes) -> None:
-    refused(api, job, raw)
+def test_invalid_utf8_is_400(api: Any, running_job: str, raw: bytes) -> None:
+    refused(api, running_job, raw)
 
 
 @pytest.mark.parametrize("raw", over_http(LONE_SURROGATES))
-def test_lone_surrogate_escape_is_400(api: Any, job: str, raw: bytes) -> None:
-    refused(api, job, raw)
+def test_lone_surrogate_escape_is_400(api: Any, running_job: str, raw: bytes) -> None:
+    refused(api, running_job, raw)
 
 
-def test_escaped_surrogate_pair_is_a_valid_character(api: Any, job: str) -> None:
+def test_escaped_surrogate_pair_is_a_valid_character(api: Any, running_job: str) -> None:
     raw = (
         rb'{"workerId": "w", "progress": 4,'
         rb' "logLines": [{"level": "info", "message": "\ud83d\ude80"}]}'
     )
-    assert post_raw(api, job, raw).status_code == 200
-    assert _stored_messages(api, job, 1) == ["🚀"]
+    assert post_raw(api, running_job, raw).status_code == 200
+    assert _stored_messages(api, running_job, 1) == ["🚀"]
 
 
 # -- query parameters --------------------------------------------------------------
@@ -460,33 +464,35 @@ def test_escaped_surrogate_pair_is_a_valid_character(api: Any, job: str) -> None
 
 @pytest.mark.parametrize(("query", "param"), over_http(BAD_LOGS_QUERIES))
 def test_bad_logs_query_is_400_naming_the_parameter(
-    api: Any, job: str, query: str, param: str
+    api: Any, running_job: str, query: str, param: str
 ) -> None:
-    error = query_refused(api, f"/api/jobs/{job}/logs", LogsQuery, query)
+    error = query_refused(api, f"/api/jobs/{running_job}/logs", LogsQuery, query)
     assert fields(error) == [param]
 
 
 @pytest.mark.parametrize(("query", "param"), over_http(BAD_METRICS_QUERIES))
 def test_bad_metrics_query_is_400_naming_the_parameter(
-    api: Any, job: str, query: str, param: str
+    api: Any, running_job: str, query: str, param: str
 ) -> None:
-    error = query_refused(api, f"/api/jobs/{job}/metrics", MetricsQuery, query)
+    error = query_refused(api, f"/api/jobs/{running_job}/metrics", MetricsQuery, query)
     assert fields(error) == [param]
 
 
-def test_both_bad_metrics_parameters_are_named(api: Any, job: str) -> None:
-    error = query_refused(api, f"/api/jobs/{job}/metrics", MetricsQuery, "timeRange=0&maxPoints=1")
+def test_both_bad_metrics_parameters_are_named(api: Any, running_job: str) -> None:
+    error = query_refused(
+        api, f"/api/jobs/{running_job}/metrics", MetricsQuery, "timeRange=0&maxPoints=1"
+    )
     assert sorted(fields(error)) == ["maxPoints", "timeRange"]
 
 
 @pytest.mark.parametrize("query", GOOD_LOGS_QUERIES)
-def test_good_logs_query(api: Any, job: str, query: str) -> None:
-    assert api.get(f"/api/jobs/{job}/logs?{query}").status_code == 200
+def test_good_logs_query(api: Any, running_job: str, query: str) -> None:
+    assert api.get(f"/api/jobs/{running_job}/logs?{query}").status_code == 200
 
 
 @pytest.mark.parametrize("query", GOOD_METRICS_QUERIES)
-def test_good_metrics_query(api: Any, job: str, query: str) -> None:
-    assert api.get(f"/api/jobs/{job}/metrics?{query}").status_code == 200
+def test_good_metrics_query(api: Any, running_job: str, query: str) -> None:
+    assert api.get(f"/api/jobs/{running_job}/metrics?{query}").status_code == 200
 
 
 # -- routes and ids ----------------------------------------------------------------
@@ -544,11 +550,11 @@ def test_extreme_values_never_give_non_finite_numbers(api: Any, clock: Any, job_
 
 @pytest.mark.parametrize("raw_result", over_http(NON_FINITE_RESULTS))
 def test_non_finite_numbers_in_a_complete_result_are_refused(
-    api: Any, job: str, raw_result: str
+    api: Any, running_job: str, raw_result: str
 ) -> None:
-    """CONTRACT.md: input containing NaN/Infinity is rejected with 400 (the
+    """docs/api.md: input containing NaN/Infinity is rejected with 400 (the
     ``result`` of a completion is input too)."""
-    refused(api, job, result_body(raw_result), path="complete", model=CompleteRequest)
+    refused(api, running_job, result_body(raw_result), path="complete", model=CompleteRequest)
 
 
 # -- NUL characters (PostgreSQL text cannot hold them; no backend takes them) ----------
@@ -556,33 +562,33 @@ def test_non_finite_numbers_in_a_complete_result_are_refused(
 
 @pytest.mark.parametrize(("body", "field"), over_http(NUL_IN_PROGRESS))
 def test_nul_in_progress_text_is_refused(
-    api: Any, job: str, body: dict[str, Any], field: str
+    api: Any, running_job: str, body: dict[str, Any], field: str
 ) -> None:
-    error = refused(api, job, body)
+    error = refused(api, running_job, body)
     assert fields(error) == [field]
     assert "NUL" in error["details"][0]["message"]
 
 
 @pytest.mark.parametrize("field", over_http(NUL_JOB_FIELDS))
-def test_nul_in_job_text_is_refused(api: Any, job: str, field: str) -> None:
-    before = snapshot(api, job)
+def test_nul_in_job_text_is_refused(api: Any, running_job: str, field: str) -> None:
+    before = snapshot(api, running_job)
     raw = json.dumps({field: "x\u0000y"}).encode()
-    r = api.put(f"/api/jobs/{job}", data=raw, headers=JSON)
+    r = api.put(f"/api/jobs/{running_job}", data=raw, headers=JSON)
     error = error_of(r, 400, "validation_error")
     assert fields(error) == [field]
-    assert snapshot(api, job) == before
+    assert snapshot(api, running_job) == before
     assert js(r) == verdict(JobSpec, raw)
 
 
-def test_nul_in_a_completion_error_is_refused(api: Any, job: str) -> None:
+def test_nul_in_a_completion_error_is_refused(api: Any, running_job: str) -> None:
     body = {"workerId": "w", "status": "failed", "error": "boom\u0000"}
-    error = refused(api, job, body, path="complete", model=CompleteRequest)
+    error = refused(api, running_job, body, path="complete", model=CompleteRequest)
     assert error["code"] == "validation_error"
     assert fields(error) == ["error"]
 
 
-def test_nul_inside_a_json_result_is_kept(api: Any, job: str) -> None:
+def test_nul_inside_a_json_result_is_kept(api: Any, running_job: str) -> None:
     """``result`` is stored as JSON text, where NUL is the escape ``\\u0000``."""
     body = {"workerId": "w", "status": "completed", "result": {"note": "a\u0000b"}}
-    assert api.post(f"/api/jobs/{job}/complete", json=body).status_code == 200
-    assert js(api.get(f"/api/jobs/{job}"))["job"]["result"] == {"note": "a\u0000b"}
+    assert api.post(f"/api/jobs/{running_job}/complete", json=body).status_code == 200
+    assert js(api.get(f"/api/jobs/{running_job}"))["job"]["result"] == {"note": "a\u0000b"}

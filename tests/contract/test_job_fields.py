@@ -54,7 +54,7 @@ def test_the_schema_is_the_table() -> None:
         default = column.server_default
         assert (default.arg if default is not None else None) == field.server_default  # type: ignore[attr-defined]
     json_columns = {f.column for f in JOB_FIELDS if f.sql == "json"}
-    assert json_columns == {"result", "latest_scalars", "alert_state", "progress_event"}
+    assert json_columns == {"result", "latest_scalars", "alert_state", "progress_event", "config"}
     assert json_columns <= set(schema.JSON_COLUMNS)
 
 

@@ -1,4 +1,4 @@
-"""Every bad-input case of CONTRACT.md against the pure validators
+"""Every bad-input case of docs/api.md against the pure validators
 (``parse_body``, ``parse_query``): the error's status and code, and the JSON
 path of each bad field. tests/contract/test_api_validation.py sends the first
 and last case of each table over HTTP on both backends and checks that the

@@ -137,3 +137,24 @@ def test_a_job_that_leaves_the_filtered_status_is_sent_once_more(
     post(api, post_completion, 5)  # a later tick: the finished job is not sent again
     later = ws.recv_until(lambda m: bool(summaries([m], post_completion)))
     assert summaries(later, job_id) == []
+
+
+def test_a_distributed_jobs_summary_counts_its_workers_and_nodes(
+    api: Any, ws_factory: Any, job_id: str
+) -> None:
+    assert api.put(f"/api/jobs/{job_id}", json={"worldSize": 3}).status_code == 201
+    assert api.put(f"/api/jobs/single-{job_id}", json={}).status_code == 201
+    for rank, node in enumerate(["a", "a", "b"]):
+        body = {"workerId": f"{node}/{rank}", "progress": 5, "rank": rank, "worldSize": 3}
+        body.update(node=node, nodePricePerHour=2.0 if rank != 1 else None)
+        assert api.post(f"/api/jobs/{job_id}/progress", json=body).status_code == 200
+    ws = ws_factory()
+    ws.send({"type": "subscribe:jobs"})
+    assert ws.recv()["type"] == "subscribed"
+    (mine,) = summaries([ws.recv()], job_id)
+    assert (mine["worldSize"], mine["workers"], mine["nodes"]) == (3, 3, 2)
+    assert mine["pricePerHour"] == 4.0  # the nodes' total rate
+    post(api, f"single-{job_id}", 5)
+    changed = ws.recv_until(lambda m: bool(summaries([m], f"single-{job_id}")))
+    single = summaries(changed, f"single-{job_id}")[-1]
+    assert (single["worldSize"], single["workers"], single["nodes"]) == (None, 1, 1)

@@ -88,10 +88,8 @@ def assert_quiet(ws: Any, api: Any) -> None:
     assert recv(ws)["type"] == "unsubscribed"
 
 
-@pytest.fixture
-def job(api: Any, job_id: str) -> str:
-    assert api.post("/api/jobs", json={"id": job_id, "pricePerHour": 3.6}).status_code == 201
-    return job_id
+PRICE = 3.6
+"""Per hour, for the ``job`` fixture."""
 
 
 # -- acks and shapes ---------------------------------------------------------------

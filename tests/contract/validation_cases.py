@@ -1,4 +1,4 @@
-"""Bad and good input of every kind CONTRACT.md names, as tables shared by two
+"""Bad and good input of every kind docs/api.md names, as tables shared by two
 test modules: tests/contract/test_protocol_validation.py runs every case against
 ``parse_body`` and ``parse_query`` (pure, milliseconds), and
 tests/contract/test_api_validation.py sends the first and last case of each

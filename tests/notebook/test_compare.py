@@ -58,3 +58,28 @@ def test_bad_arguments(server: Any, runs: Client) -> None:
         jobwatch.compare(["sweep-a"], "", url=server.url)
     with pytest.raises(JobNotFound):
         jobwatch.compare(["nope"], "gpuUtilization", url=server.url)
+
+
+def test_by_config_keys_orders_and_labels_the_lines(server: Any, runs: Client) -> None:
+    runs.ensure_job("sweep-a", worker_id="w", config={"lr": 0.1, "opt": {"name": "sgd"}})
+    runs.ensure_job("sweep-b", worker_id="w", config={"lr": 0.01, "opt": {"name": "adam"}})
+    figure = jobwatch.compare(["sweep-a", "sweep-b"], "loss", url=server.url, by="lr")
+    (lines,) = figure.marks
+    assert list(lines.labels) == ["sweep-b lr=0.01", "sweep-a lr=0.1"]
+    np.testing.assert_allclose(lines.y[0], [2.0, 1.0, 2 / 3, 0.5, 0.4], rtol=1e-6)
+    figure = jobwatch.compare(["sweep-b", "sweep-a"], "loss", url=server.url, by=["opt.name"])
+    assert list(figure.marks[0].labels) == ["sweep-b opt.name=adam", "sweep-a opt.name=sgd"]
+    assert "by opt.name" in figure.title
+
+
+def test_a_job_without_the_key_goes_last(server: Any, runs: Client) -> None:
+    runs.ensure_job("sweep-b", worker_id="w", config={"lr": 0.5})
+    figure = jobwatch.compare(["sweep-a", "sweep-b"], "loss", url=server.url, by="lr")
+    assert list(figure.marks[0].labels) == ["sweep-b lr=0.5", "sweep-a lr=-"]
+
+
+def test_bad_by(server: Any, runs: Client) -> None:
+    with pytest.raises(ValueError, match="config keys"):
+        jobwatch.compare(["sweep-a"], "loss", url=server.url, by=[""])
+    with pytest.raises(ValueError, match="config keys"):
+        jobwatch.compare(["sweep-a"], "loss", url=server.url, by=3)  # type: ignore[arg-type]

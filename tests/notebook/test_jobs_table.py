@@ -8,7 +8,6 @@ import random
 import shutil
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,26 +17,16 @@ import traitlets
 
 from jobwatch import Client
 from jobwatch.errors import ConnectionError
-from jobwatch.notebook import jobs_table as jobs_table_module
-from jobwatch.notebook import monitor as monitor_module
 from jobwatch.notebook.fleet_table import FleetTableWidget
-from jobwatch.notebook.jobs_table import JobsTable, TableView
-from jobwatch.notebook.view import MonitorView
+from jobwatch.notebook.jobs_table import JobsTable
 from jobwatch.view.fleet import SORT_KEYS, matches, sort_rows
 from jobwatch.view.formatting import format_cost, format_duration
+from tests.conftest import wait_for
 from tests.notebook.test_logview import node_or_skip
 from tests.paths import REPO
 from tests.view.test_fleet_state import summary
 
 JS = REPO / "jobwatch" / "notebook" / "static" / "jobstable.js"
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
 
 
 def shown_widget() -> tuple[FleetTableWidget, list[dict[str, Any]]]:
@@ -100,23 +89,11 @@ def test_sort_and_filter_traits_refuse_unknown_values() -> None:
 
 
 @pytest.fixture
-def widget_view(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(jobs_table_module, "_make_view", TableView)
-    monkeypatch.setattr(
-        monitor_module,
-        "_make_view",
-        lambda mon, time_range: MonitorView(
-            mon._change_range, mon._load_older, time_range, mon._redraw
-        ),
-    )
-
-
-@pytest.fixture
-def table_factory(widget_view: None) -> Iterator[Callable[..., JobsTable]]:
+def table_factory() -> Iterator[Callable[..., JobsTable]]:
     tables: list[JobsTable] = []
 
     def make(*args: Any, **kwargs: Any) -> JobsTable:
-        table = JobsTable(*args, **kwargs)
+        table = JobsTable(*args, **kwargs, widgets=True)
         tables.append(table)
         return table
 
@@ -197,11 +174,9 @@ def test_a_status_table_drops_a_job_that_finishes(
     assert table.totals().counts == {}
 
 
-def test_close_stops_the_threads_and_keeps_the_last_table(
-    server: Any, client: Client, widget_view: None
-) -> None:
+def test_close_stops_the_threads_and_keeps_the_last_table(server: Any, client: Client) -> None:
     client.create_job(job_id="kept")
-    table = JobsTable(server.url)
+    table = JobsTable(server.url, widgets=True)
     wait_for(lambda: "kept" in held(table))
     table.close()
     table.close()

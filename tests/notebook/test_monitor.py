@@ -15,9 +15,10 @@ from hypothesis import strategies as st
 
 from jobwatch import Client
 from jobwatch.notebook import monitor as monitor_module
-from jobwatch.notebook.monitor import JobMonitor, MonitorView
+from jobwatch.notebook.monitor import BURST, JobMonitor, MonitorView
 from jobwatch.notebook.text import TextView
 from jobwatch.view.state import MAX_LOG_LINES, MAX_POINTS, MonitorState
+from tests.conftest import wait_for
 
 TS = "2026-11-29T10:00:00.000Z"
 
@@ -230,38 +231,10 @@ def test_completion_fixes_the_total_and_keeps_elapsed_without_timestamps():
 # -- JobMonitor with widgets, without a kernel -------------------------------------
 
 
-@pytest.fixture
-def widget_view(monkeypatch):
-    monkeypatch.setattr(
-        monitor_module,
-        "_make_view",
-        lambda mon, time_range: MonitorView(
-            mon._change_range,
-            mon._load_older,
-            time_range,
-            mon._redraw,
-            snapshot_marker=mon.snapshot_marker,
-        ),
-    )
-
-
-@pytest.fixture
-def client(server):
-    with Client(server.url) as c:
-        yield c
-
-
-def wait_for(predicate, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
-
-
-def test_monitor_shows_updates_live(server, client, clock, widget_view):
+def test_monitor_shows_updates_live(server, client, clock):
     client.create_job(job_id="live", name="resnet", price_per_hour=3.6)
     client.report_progress("live", "w", 10, "epoch 1/10")
-    with JobMonitor("live", server.url) as mon:
+    with JobMonitor("live", server.url, widgets=True) as mon:
         view = mon.view
         assert view.percent.value == "<b>10.0%</b>"
         clock.advance(100)
@@ -284,29 +257,34 @@ def test_monitor_shows_updates_live(server, client, clock, widget_view):
         assert view.progress.bar_style == "info"
 
 
-def test_a_running_job_at_99_96_percent_reads_99_9(server, client, widget_view):
+def test_a_running_job_at_99_96_percent_reads_99_9(server, client):
     client.create_job(job_id="almost")
     client.report_progress("almost", "w", 99.96)
-    with JobMonitor("almost", server.url) as mon:
+    with JobMonitor("almost", server.url, widgets=True) as mon:
         assert mon.view.percent.value == "<b>99.9%</b>"
 
 
-def test_updates_are_throttled(server, client, widget_view):
+def test_updates_are_throttled(server, client):
     client.create_job(job_id="fast")
-    with JobMonitor("fast", server.url, refresh=0.25) as mon:
+    with JobMonitor("fast", server.url, refresh=0.25, widgets=True) as mon:
         start, before = time.monotonic(), mon.renders
         for i in range(1, 201):
             client.report_progress("fast", "w", i / 2)
         wait_for(lambda: mon.view.progress.value == 100.0)
         elapsed = time.monotonic() - start
         renders = mon.renders - before
-    assert renders <= elapsed / 0.25 + 2, f"{renders} renders in {elapsed:.2f} s"
+    # One a refresh on average beyond the burst, plus the once-a-second ticks.
+    bound = elapsed / 0.25 + BURST + elapsed / 1.0 + 2
+    assert renders <= bound, f"{renders} renders in {elapsed:.2f} s"
 
 
-def test_final_states(server, client, widget_view):
+def test_final_states(server, client):
     client.create_job(job_id="ok")
     client.create_job(job_id="bad")
-    with JobMonitor("ok", server.url) as ok, JobMonitor("bad", server.url) as bad:
+    with (
+        JobMonitor("ok", server.url, widgets=True) as ok,
+        JobMonitor("bad", server.url, widgets=True) as bad,
+    ):
         client.complete_job("ok", "w", result={"accuracy": 0.97})
         client.complete_job("bad", "w", status="failed", error="CUDA out of memory")
         wait_for(lambda: "completed" in ok.view.final.value and "failed" in bad.view.final.value)
@@ -317,32 +295,32 @@ def test_final_states(server, client, widget_view):
         )
 
 
-def test_time_range_loads_history_with_max_points(server, client, clock, widget_view):
+def test_time_range_loads_history_with_max_points(server, client, clock):
     client.create_job(job_id="hist")
     for i in range(30):
         clock.advance(10)
         client.report_progress("hist", "w", i + 1, metrics={"gpuUtilization": float(i)})
-    with JobMonitor("hist", server.url, time_range="1 min") as mon:
+    with JobMonitor("hist", server.url, time_range="1 min", widgets=True) as mon:
         # the snapshot: the last 60 s, both ends in
         wait_for(lambda: mon.view.charts is not None and len(mon.view.charts.utilization.x) == 7)
         mon.view.range.value = "all"
         wait_for(lambda: len(mon.view.charts.utilization.x) == 30)
 
 
-def test_older_log_lines_load_on_demand(server, client, widget_view):
+def test_older_log_lines_load_on_demand(server, client):
     client.create_job(job_id="logs")
     lines = [{"level": "info", "message": f"m{i}"} for i in range(250)]
     client.report_progress("logs", "w", 1, logs=lines)
-    with JobMonitor("logs", server.url) as mon:
+    with JobMonitor("logs", server.url, widgets=True) as mon:
         view = mon.view.logs
         assert next(line["message"] for line in view.lines) == "m150"  # /monitor: last 100
         mon._load_older(view.lines[0]["id"])
         assert len(view.lines) == 250 and view.lines[0]["message"] == "m0"
 
 
-def test_close_leaves_no_thread_or_socket(server, client, widget_view):
+def test_close_leaves_no_thread_or_socket(server, client):
     client.create_job(job_id="closing")
-    mon = JobMonitor("closing", server.url)
+    mon = JobMonitor("closing", server.url, widgets=True)
     wait_for(lambda: mon.state.connection == "live")
     mon.close()
     names = {t.name for t in threading.enumerate()}
@@ -351,8 +329,8 @@ def test_close_leaves_no_thread_or_socket(server, client, widget_view):
     mon.close()  # idempotent
 
 
-def test_a_monitor_waits_for_a_job_that_does_not_exist_yet(server, client, widget_view):
-    with JobMonitor("later", server.url, wait_interval=0.05) as mon:
+def test_a_monitor_waits_for_a_job_that_does_not_exist_yet(server, client):
+    with JobMonitor("later", server.url, wait_interval=0.05, widgets=True) as mon:
         view = mon.view
         assert "waiting" in view.status.value
         assert "waiting for job <code>later</code>" in view.operation.value
@@ -364,11 +342,11 @@ def test_a_monitor_waits_for_a_job_that_does_not_exist_yet(server, client, widge
         assert "running" in view.status.value
 
 
-def test_a_reporter_and_a_monitor_in_one_cell_just_work(server, widget_view):
+def test_a_reporter_and_a_monitor_in_one_cell_just_work(server):
     from jobwatch import Reporter
 
     with Reporter("same-cell", url=server.url, interval=0.05, gpu=False) as reporter:
-        mon = JobMonitor("same-cell", server.url, wait_interval=0.05)
+        mon = JobMonitor("same-cell", server.url, wait_interval=0.05, widgets=True)
         reporter.update(50.0, "half")
         wait_for(lambda: mon.view.progress.value == 50)
     assert mon.wait(10)
@@ -377,11 +355,11 @@ def test_a_reporter_and_a_monitor_in_one_cell_just_work(server, widget_view):
     mon.close()
 
 
-def test_a_new_monitor_of_the_same_job_stops_the_one_before(server, client, widget_view):
+def test_a_new_monitor_of_the_same_job_stops_the_one_before(server, client):
     client.create_job(job_id="rerun")
-    first = JobMonitor("rerun", server.url)
+    first = JobMonitor("rerun", server.url, widgets=True)
     wait_for(lambda: first.state.connection == "live")
-    second = JobMonitor("rerun", server.url)
+    second = JobMonitor("rerun", server.url, widgets=True)
     try:
         assert not first.live and second.live
         threads = [t.name for t in threading.enumerate() if t.name.endswith("-rerun")]
@@ -401,10 +379,10 @@ def test_a_new_monitor_of_the_same_job_stops_the_one_before(server, client, widg
         second.close()
 
 
-def test_close_stops_following_and_keeps_the_last_view(server, client, widget_view):
+def test_close_stops_following_and_keeps_the_last_view(server, client):
     client.create_job(job_id="kept", name="kept run")
     client.report_progress("kept", "w", 40, logs=[{"level": "info", "message": "hello"}])
-    mon = JobMonitor("kept", server.url)
+    mon = JobMonitor("kept", server.url, widgets=True)
     mon.close()
     assert mon.widget.comm is not None and mon.view.logs.comm is not None
     assert mon.view.progress.value == 40
@@ -413,10 +391,10 @@ def test_close_stops_following_and_keeps_the_last_view(server, client, widget_vi
     assert mon.wait(0.1) is False
 
 
-def test_no_gpu_no_charts(server, client, widget_view):
+def test_no_gpu_no_charts(server, client):
     client.create_job(job_id="cpu")
     client.report_progress("cpu", "w", 50)
-    with JobMonitor("cpu", server.url) as mon:
+    with JobMonitor("cpu", server.url, widgets=True) as mon:
         view = mon.view
         assert not view.charts_shown and view.range not in view.widget.children
         assert view.gpu.value == "no GPU metrics reported"
@@ -425,17 +403,20 @@ def test_no_gpu_no_charts(server, client, widget_view):
         assert not view.charts_shown
         assert view.gpu.value == "no GPU metrics reported"
     client.create_job(job_id="gpu")
-    with JobMonitor("gpu", server.url) as mon:
+    with JobMonitor("gpu", server.url, widgets=True) as mon:
         client.report_progress("gpu", "w", 5, metrics={"gpuUtilization": 90.0})
         wait_for(lambda: mon.view.charts_shown)
         assert mon.view.range in mon.view.widget.children
         assert "GPU <b>90%</b>" in mon.view.gpu.value
 
 
-def test_name_and_id_once_and_no_null_result(server, client, widget_view):
+def test_name_and_id_once_and_no_null_result(server, client):
     client.create_job(job_id="plain-id")
     client.create_job(job_id="named", name="resnet")
-    with JobMonitor("plain-id", server.url) as plain, JobMonitor("named", server.url) as named:
+    with (
+        JobMonitor("plain-id", server.url, widgets=True) as plain,
+        JobMonitor("named", server.url, widgets=True) as named,
+    ):
         assert plain.view.title.value.count("plain-id") == 1
         assert named.view.title.value == "<b>resnet</b> <code>named</code>"
         client.complete_job("plain-id", "w")
@@ -479,9 +460,9 @@ def test_serve_returns_the_running_server():
     second.stop()
 
 
-def test_the_monitor_displays_as_a_widget(server, client, widget_view):
+def test_the_monitor_displays_as_a_widget(server, client):
     client.create_job(job_id="shown")
-    with JobMonitor("shown", server.url) as mon:
+    with JobMonitor("shown", server.url, widgets=True) as mon:
         bundle = mon._repr_mimebundle_()
         assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == mon.widget.model_id
 
@@ -495,6 +476,7 @@ def test_the_first_render_sends_the_header_before_bqplot_loads() -> None:
 import sys
 from jobwatch.view.state import MonitorState
 from jobwatch.notebook.view import MonitorView
+from tests.conftest import wait_for
 
 asked = []
 view = MonitorView(lambda r: None, lambda b: None, "5 min", lambda: asked.append(1))
@@ -550,7 +532,8 @@ def test_a_render_of_a_new_update_sends_the_header_in_three_messages(monkeypatch
     """A job reporting 10 times a second changes its operation, time remaining,
     cost, elapsed time and latest GPU sample with nearly every update: they
     travel as one widget's message, with the bar and its percentage (each comm
-    message costs the kernel about 0.1 ms; issue 18, goal 6)."""
+    message costs the kernel about 0.1 ms, and the monitor's CPU is budgeted:
+    ``benchmarks/kernel.py``)."""
     import ipywidgets
 
     sent: list[tuple[str, tuple[str, ...]]] = []

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from jobwatch.client.rest import Client
-from jobwatch.notebook import monitor as monitor_module
 from jobwatch.notebook.monitor import JobMonitor
-from jobwatch.notebook.view import MonitorView
 from jobwatch.terminal.watch import render_status
 from jobwatch.view.state import MonitorState
 from tests.conftest import wait_for
@@ -49,23 +45,12 @@ def test_the_terminal_marks_a_stalled_job() -> None:
     assert render_status(state).splitlines()[0].endswith("STALLED")
 
 
-@pytest.fixture
-def widget_view(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(
-        monitor_module,
-        "_make_view",
-        lambda mon, time_range: MonitorView(
-            mon._change_range, mon._load_older, time_range, mon._redraw
-        ),
-    )
-
-
 def test_the_monitor_shows_the_newest_alert_as_a_banner_escaped(
-    server: Any, client: Client, clock: Any, widget_view: None
+    server: Any, client: Client, clock: Any
 ) -> None:
     client.create_job(job_id="banner")
     client.report_progress("banner", "w", 5)
-    with JobMonitor("banner", server.url) as mon:
+    with JobMonitor("banner", server.url, widgets=True) as mon:
         assert mon.view.banner.value == ""
         client.report_progress(
             "banner", "w", 6, alerts=[{"title": "<b>loss</b> is NaN", "level": "error"}]

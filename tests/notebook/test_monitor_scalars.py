@@ -5,27 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import ipywidgets as widgets
-import pytest
 from bqplot import LinearScale, LogScale
 
 from jobwatch.client.rest import Client
-from jobwatch.notebook import monitor as monitor_module
 from jobwatch.notebook.monitor import JobMonitor
-from jobwatch.notebook.view import MonitorView
 from jobwatch.terminal.watch import render_status
 from jobwatch.view.state import MonitorState
 from tests.conftest import wait_for
-
-
-@pytest.fixture
-def widget_view(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(
-        monitor_module,
-        "_make_view",
-        lambda mon, time_range: MonitorView(
-            mon._change_range, mon._load_older, time_range, mon._redraw
-        ),
-    )
 
 
 def report(client: Client, job: str, step: int, **values: float) -> None:
@@ -33,11 +19,11 @@ def report(client: Client, job: str, step: int, **values: float) -> None:
 
 
 def test_the_chart_joins_with_the_first_metric_and_follows_the_toggles(
-    server: Any, client: Client, widget_view: None
+    server: Any, client: Client
 ) -> None:
     client.create_job(job_id="fit")
     client.report_progress("fit", "w", 5)
-    with JobMonitor("fit", server.url) as mon:
+    with JobMonitor("fit", server.url, widgets=True) as mon:
         view = mon.view
         assert not view.scalars_shown and view.scalar_latest.value == ""
         report(client, "fit", 1, loss=0.9, accuracy=0.5)
@@ -53,13 +39,11 @@ def test_the_chart_joins_with_the_first_metric_and_follows_the_toggles(
         wait_for(lambda: view.scalars._x_axis.label == "seconds since start")
 
 
-def test_a_monitor_started_late_loads_the_whole_history(
-    server: Any, client: Client, widget_view: None
-) -> None:
+def test_a_monitor_started_late_loads_the_whole_history(server: Any, client: Client) -> None:
     client.create_job(job_id="late")
     for step in range(30):
         report(client, "late", step, loss=1.0 / (step + 1))
-    with JobMonitor("late", server.url) as mon:
+    with JobMonitor("late", server.url, widgets=True) as mon:
         wait_for(lambda: len(mon.state.scalars.get("loss", ())) == 30)
         wait_for(lambda: mon.view.scalars is not None and len(mon.view.scalars.lines.x) == 30)
 

@@ -11,8 +11,7 @@ import sys
 import textwrap
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -21,7 +20,9 @@ from jobwatch.client.rest import Client
 from jobwatch.report import gpu
 from jobwatch.report.reporter import Reporter
 from jobwatch.server import EmbeddedServer
+from tests.conftest import free_port, wait_for
 from tests.fake_nvml import GIB, FakeGpu, FakeNvml
+from tests.report.conftest import all_logs, log_messages
 
 # -- a real server whose requests a test can count (and answer 429 to) ---------------
 
@@ -60,75 +61,8 @@ class Recorder:
 
 
 @pytest.fixture(scope="module")
-def module_server() -> Iterator[EmbeddedServer]:
-    srv = EmbeddedServer(config={"DATABASE": ":memory:"})
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture(scope="module")
 def recorder(module_server: EmbeddedServer) -> Recorder:
     return Recorder(module_server)
-
-
-@pytest.fixture
-def client(module_server: EmbeddedServer) -> Iterator[Client]:
-    with Client(module_server.url) as c:
-        yield c
-
-
-@pytest.fixture
-def job_id() -> str:
-    return f"job-{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture
-def make_reporter(module_server: EmbeddedServer) -> Iterator[Callable[..., Reporter]]:
-    """Reporters on the module's server (gpu off, fast interval); closed and checked after."""
-    made: list[Reporter] = []
-
-    def make(job_id: str, **kwargs: Any) -> Reporter:
-        kwargs.setdefault("url", module_server.url)
-        kwargs.setdefault("gpu", False)
-        kwargs.setdefault("interval", 0.05)
-        reporter = Reporter(job_id, **kwargs)
-        made.append(reporter)
-        return reporter
-
-    yield make
-    for reporter in made:
-        reporter.close(timeout=5)
-    names = {f"jobwatch-reporter-{r.job_id}" for r in made}
-    assert _wait_until(lambda: not names & {t.name for t in threading.enumerate()}, 15)
-
-
-def _wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _all_logs(client: Client, job_id: str) -> list[dict[str, Any]]:
-    logs: list[dict[str, Any]] = []
-    while True:
-        page = client.logs(job_id, limit=1000, offset=len(logs))
-        logs += page["logs"]
-        if len(logs) >= page["total"]:
-            return logs
-
-
-def _messages(client: Client, job_id: str) -> list[str]:
-    return [line["message"] for line in _all_logs(client, job_id)]
 
 
 # -- arguments are checked at once ----------------------------------------------------
@@ -212,11 +146,11 @@ def test_a_line_or_alert_while_idle_goes_out_without_waiting_for_the_interval(
     reporter.update(10)
     assert reporter.flush(timeout=10)
     reporter.log("first line")
-    assert _wait_until(lambda: _messages(client, job_id) == ["first line"], 30)
+    wait_for(lambda: log_messages(client, job_id) == ["first line"], 30)
     reporter.alert("GPU hot", "91 °C")
-    assert _wait_until(lambda: client.get_job(job_id).get("alerts") == 1, 30)
+    wait_for(lambda: client.get_job(job_id).get("alerts") == 1, 30)
     reporter.log("second line")
-    assert _wait_until(lambda: _messages(client, job_id) == ["first line", "second line"], 30)
+    wait_for(lambda: log_messages(client, job_id) == ["first line", "second line"], 30)
 
 
 def test_lines_logged_back_to_back_share_requests(
@@ -228,10 +162,10 @@ def test_lines_logged_back_to_back_share_requests(
     sent = recorder.count(job_id)
     for i in range(500):
         reporter.log(f"line {i}")
-    assert _wait_until(lambda: len(_all_logs(client, job_id)) == 500, 30)
+    wait_for(lambda: len(all_logs(client, job_id)) == 500, 30)
     # one request for the first line, then the rest coalesced behind the minimum gap
     assert recorder.count(job_id) - sent < 50, recorder.count(job_id) - sent
-    assert _messages(client, job_id) == [f"line {i}" for i in range(500)]
+    assert log_messages(client, job_id) == [f"line {i}" for i in range(500)]
 
 
 def test_gpu_samples_keep_flowing_between_progress_updates(
@@ -246,7 +180,7 @@ def test_gpu_samples_keep_flowing_between_progress_updates(
     reporter = make_reporter(job_id, gpu=metrics, interval=0.05)
     reporter.update(10, "epoch 1/10")
     assert reporter.flush(timeout=10)
-    assert _wait_until(lambda: len(client.metrics(job_id, time_range=3600)) >= 5, 10)
+    wait_for(lambda: len(client.metrics(job_id, time_range=3600)) >= 5, 10)
     assert client.get_job(job_id)["progress"] == 10
 
 
@@ -319,7 +253,7 @@ def test_rejected_metrics_are_dropped_with_one_warning(
         assert reporter.flush(timeout=10)
     finally:
         own_logger.removeHandler(handler)
-    assert _messages(client, job_id) == ["kept"]
+    assert log_messages(client, job_id) == ["kept"]
     warnings = [r for r in caplog.records if r.name == "jobwatch.report.reporter"]
     assert len(warnings) == 1
     assert "metrics" in warnings[0].getMessage()
@@ -335,7 +269,7 @@ def test_logs_arrive_in_order_in_batches_of_1000(
     for i in range(2500):
         reporter.log(f"line {i}", level=("info", "warning", "error")[i % 3])
     assert reporter.flush(timeout=10)
-    logs = _all_logs(client, job_id)
+    logs = all_logs(client, job_id)
     assert [line["message"] for line in logs] == [f"line {i}" for i in range(2500)]
     assert [line["level"] for line in logs[:3]] == ["info", "warning", "error"]
     assert recorder.count(job_id) == 3
@@ -351,7 +285,7 @@ def test_large_lines_are_split_under_the_body_limit(
     reporter.log("\ud800 lone surrogate")
     reporter.update(1, "operation \udc80")
     assert reporter.flush(timeout=20)
-    messages = _messages(client, job_id)
+    messages = log_messages(client, job_id)
     assert messages[:150] == big
     assert messages[150] == "? lone surrogate"
     assert client.get_job(job_id)["currentOperation"] == "operation ?"
@@ -407,7 +341,7 @@ def test_logging_handler_maps_levels(make_reporter: Any, job_id: str, client: Cl
     finally:
         logger.removeHandler(handler)
     assert reporter.flush(timeout=10)
-    logs = _all_logs(client, job_id)
+    logs = all_logs(client, job_id)
     assert [(line["level"], line["message"]) for line in logs[:5]] == [
         ("info", "d"),
         ("info", "i 1"),
@@ -429,7 +363,7 @@ def test_context_manager_completes(make_reporter: Any, job_id: str, client: Clie
         reporter.log("working")
     job = client.get_job(job_id)
     assert (job["status"], job["progress"]) == ("completed", 100)
-    assert _messages(client, job_id) == ["working"]
+    assert log_messages(client, job_id) == ["working"]
 
 
 def test_context_manager_fails_with_the_exception_and_reraises(
@@ -441,7 +375,7 @@ def test_context_manager_fails_with_the_exception_and_reraises(
     job = client.get_job(job_id)
     assert (job["status"], job["progress"]) == ("failed", 30)
     assert job["error"] == "ZeroDivisionError: division by zero"
-    (line,) = _all_logs(client, job_id)
+    (line,) = all_logs(client, job_id)
     assert line["level"] == "error"
     assert line["message"].startswith("Traceback")
 
@@ -506,14 +440,14 @@ def test_rate_limited_waits_retry_after(
     ]
     assert [status for _, status in progress_calls] == [429, 200]
     assert progress_calls[1][0] - progress_calls[0][0] >= 0.45
-    assert _messages(client, job_id) == ["after 429"]
+    assert log_messages(client, job_id) == ["after 429"]
 
 
 # -- the server goes away -----------------------------------------------------------------
 
 
 def test_unreachable_server_never_raises_and_close_is_bounded() -> None:
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     reporter = Reporter("job-offline", url=url, gpu=False, interval=0.01)
     for i in range(1000):
         reporter.update(i / 10)
@@ -522,13 +456,13 @@ def test_unreachable_server_never_raises_and_close_is_bounded() -> None:
     start = time.monotonic()
     assert reporter.close(timeout=1.0) is False
     assert time.monotonic() - start < 1.5
-    assert _wait_until(
+    wait_for(
         lambda: "jobwatch-reporter-job-offline" not in {t.name for t in threading.enumerate()}, 2
     )
 
 
 def test_full_buffer_drops_oldest_and_says_how_many() -> None:
-    port = _free_port()
+    port = free_port()
     reporter = Reporter(
         "job-buffer", url=f"http://127.0.0.1:{port}", gpu=False, interval=0.05, max_log_lines=10
     )
@@ -537,7 +471,7 @@ def test_full_buffer_drops_oldest_and_says_how_many() -> None:
     time.sleep(0.2)  # a few failed tries
     with EmbeddedServer(port=port) as srv:
         assert reporter.close(timeout=10) is True
-        messages = _messages(Client(srv.url), "job-buffer")
+        messages = log_messages(Client(srv.url), "job-buffer")
     assert "40 log lines / 0 metric points dropped" in messages[0]
     assert messages[1:] == [f"line {i}" for i in range(40, 50)]
 
@@ -567,7 +501,7 @@ def test_server_restart_loses_nothing(tmp_path: Any) -> None:
         job = client.get_job("job-restart")
         assert (job["status"], job["progress"], job["result"]) == ("completed", 100, {"steps": n})
         assert job["currentOperation"] == f"step {n}/{n}"
-        assert _messages(client, "job-restart") == [f"line {i}" for i in range(n)]
+        assert log_messages(client, "job-restart") == [f"line {i}" for i in range(n)]
     finally:
         reporter.close(timeout=1)
         srv.stop()
@@ -588,7 +522,7 @@ def test_restart_with_empty_database_recreates_the_job() -> None:
         client = Client(srv.url)
         job = client.get_job("job-memory")
         assert (job["progress"], job["name"]) == (60, "kept name")
-        assert _messages(client, "job-memory") == ["still here"]
+        assert log_messages(client, "job-memory") == ["still here"]
     finally:
         reporter.close(timeout=1)
         srv.stop()
@@ -606,7 +540,7 @@ def test_close_is_bounded_while_a_request_hangs() -> None:
         reporter.close(timeout=0.3)
         assert time.monotonic() - start < 0.8
         name = "jobwatch-reporter-job-hang"
-        assert _wait_until(lambda: name not in {t.name for t in threading.enumerate()}, 3)
+        wait_for(lambda: name not in {t.name for t in threading.enumerate()}, 3)
 
 
 # -- interpreter exit -----------------------------------------------------------------------
@@ -640,7 +574,7 @@ def test_pending_state_is_delivered_at_exit(module_server: EmbeddedServer, job_i
     client = Client(module_server.url)
     job = client.get_job(job_id)
     assert (job["progress"], job["currentOperation"], job["status"]) == (42, "halfway", "running")
-    assert _messages(client, job_id) == ["bye"]
+    assert log_messages(client, job_id) == ["bye"]
 
 
 @pytest.mark.slow
@@ -648,7 +582,7 @@ def test_exit_does_not_hang_when_the_server_is_down() -> None:
     done, elapsed = _run_child(
         f"""
         from jobwatch.report.reporter import Reporter
-        r = Reporter("job-exit", url="http://127.0.0.1:{_free_port()}", gpu=False)
+        r = Reporter("job-exit", url="http://127.0.0.1:{free_port()}", gpu=False)
         r.update(10)
         r.log("lost")
         """

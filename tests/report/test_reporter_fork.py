@@ -1,4 +1,4 @@
-"""fork() never deadlocks a Reporter, and a child's lines reach the server (issue 12, item 5).
+"""fork() never deadlocks a Reporter, and a child's lines reach the server.
 
 PyTorch DataLoader workers and multiprocessing's fork start method fork a
 process whose Reporter thread may hold a lock at that instant. Children run in
@@ -13,8 +13,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,23 +20,11 @@ import pytest
 from jobwatch.client.rest import Client
 from jobwatch.server import EmbeddedServer
 from tests.paths import REPO, TESTS
-from tests.report.test_reporter import _messages
+from tests.report.conftest import log_messages
 
 FORK_CHILDREN = TESTS / "fork_children.py"
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork() is POSIX only")
-
-
-@pytest.fixture(scope="module")
-def module_server() -> Iterator[EmbeddedServer]:
-    srv = EmbeddedServer(config={"DATABASE": ":memory:"})
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-def job_id() -> str:
-    return f"job-{uuid.uuid4().hex[:10]}"
 
 
 def _errors(client: Client, job_id: str) -> list[dict[str, Any]]:
@@ -103,7 +89,7 @@ def test_a_multiprocessing_child_delivers_its_lines_when_it_exits(
     done = run("-c", textwrap.dedent(code), timeout=120)
     assert done.returncode == 0, done.stderr
     with Client(module_server.url) as client:
-        assert sorted(_messages(client, job_id)) == [
+        assert sorted(log_messages(client, job_id)) == [
             "from child 0",
             "from child 1",
             "from parent",
@@ -140,7 +126,7 @@ def test_a_child_that_cannot_start_a_sender_warns_once_and_goes_on(
     assert done.returncode == 0, done.stderr
     assert done.stderr.count("cannot start") == 1, done.stderr
     with Client(module_server.url) as client:
-        assert _messages(client, job_id) == ["parent"]
+        assert log_messages(client, job_id) == ["parent"]
 
 
 def test_the_sender_imports_nothing_while_it_sends(

@@ -1,14 +1,12 @@
-"""A Reporter's logging handler never ships the records jobwatch's own work emits
-(issue 12, item 6): not its sender's, not another reporter's, not the HTTP and
+"""A Reporter's logging handler never ships the records jobwatch's own work emits:
+not its sender's, not another reporter's, not the HTTP and
 WebSocket libraries' while jobwatch talks to the server."""
 
 from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 import requests
@@ -17,14 +15,7 @@ import websocket
 from jobwatch.client.rest import Client
 from jobwatch.report.reporter import Reporter
 from jobwatch.server import EmbeddedServer
-from tests.report.test_reporter import _messages
-
-
-@pytest.fixture(scope="module")
-def module_server() -> Iterator[EmbeddedServer]:
-    srv = EmbeddedServer(config={"DATABASE": ":memory:"})
-    yield srv
-    srv.stop()
+from tests.report.conftest import log_messages
 
 
 @pytest.fixture
@@ -40,27 +31,12 @@ def root_at_debug() -> Iterator[logging.Logger]:
     root.setLevel(level)
 
 
-@pytest.fixture
-def reporters(module_server: EmbeddedServer) -> Iterator[Callable[..., Reporter]]:
-    made: list[Reporter] = []
-
-    def make(**kwargs: Any) -> Reporter:
-        kwargs.setdefault("url", module_server.url)
-        kwargs.setdefault("gpu", False)
-        kwargs.setdefault("interval", 0.05)
-        reporter = Reporter(f"job-{uuid.uuid4().hex[:10]}", **kwargs)
-        made.append(reporter)
-        return reporter
-
-    yield make
-    for reporter in made:
-        reporter.close(timeout=5)
-
-
 def test_two_handlers_on_the_root_logger_ship_only_what_the_user_logged(
-    root_at_debug: logging.Logger, reporters: Callable[..., Reporter], module_server: EmbeddedServer
+    root_at_debug: logging.Logger,
+    make_reporter: Callable[..., Reporter],
+    module_server: EmbeddedServer,
 ) -> None:
-    first, second = reporters(), reporters()
+    first, second = make_reporter(), make_reporter()
     root_at_debug.addHandler(first.logging_handler())
     root_at_debug.addHandler(second.logging_handler())
     user = logging.getLogger("user.training")
@@ -74,31 +50,35 @@ def test_two_handlers_on_the_root_logger_ship_only_what_the_user_logged(
     assert first.flush(timeout=10) and second.flush(timeout=10)
     with Client(module_server.url) as client:
         for reporter in (first, second):
-            assert _messages(client, reporter.job_id) == ["step 0", "step 1", "step 2"]
+            assert log_messages(client, reporter.job_id) == ["step 0", "step 1", "step 2"]
 
 
 def test_http_records_of_jobwatch_client_calls_are_not_shipped(
-    root_at_debug: logging.Logger, reporters: Callable[..., Reporter], module_server: EmbeddedServer
+    root_at_debug: logging.Logger,
+    make_reporter: Callable[..., Reporter],
+    module_server: EmbeddedServer,
 ) -> None:
     """urllib3 logs each request at DEBUG in the calling thread; only the user's own
     HTTP (not a jobwatch ``Client`` call) is the user's to ship."""
-    reporter = reporters()
+    reporter = make_reporter()
     root_at_debug.addHandler(reporter.logging_handler())
     with Client(module_server.url) as client:
         client.health()
         client.list_jobs()
         requests.get(f"{module_server.url}/api/health", timeout=10)  # the user's own request
         assert reporter.flush(timeout=10)
-        messages = _messages(client, reporter.job_id)
+        messages = log_messages(client, reporter.job_id)
     assert len(messages) >= 1
     assert all("/api/health" in m or "Starting new HTTP" in m for m in messages), messages
     assert not any("/api/jobs" in m for m in messages), messages
 
 
 def test_websocket_records_of_a_subscription_are_not_shipped(
-    root_at_debug: logging.Logger, reporters: Callable[..., Reporter], module_server: EmbeddedServer
+    root_at_debug: logging.Logger,
+    make_reporter: Callable[..., Reporter],
+    module_server: EmbeddedServer,
 ) -> None:
-    reporter = reporters()
+    reporter = make_reporter()
     reporter.update(1)
     assert reporter.flush(timeout=10)
     root_at_debug.addHandler(reporter.logging_handler())
@@ -114,4 +94,4 @@ def test_websocket_records_of_a_subscription_are_not_shipped(
     reporter.log("mine")
     assert reporter.flush(timeout=10)
     with Client(module_server.url) as client:
-        assert _messages(client, reporter.job_id) == ["mine"]
+        assert log_messages(client, reporter.job_id) == ["mine"]

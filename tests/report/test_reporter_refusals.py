@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import re
-import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,6 +21,7 @@ from jobwatch.client.rest import Client
 from jobwatch.errors import JobNotFound
 from jobwatch.report.reporter import Reporter
 from jobwatch.server import EmbeddedServer
+from tests.conftest import free_port, wait_for
 
 
 @pytest.fixture
@@ -80,7 +80,7 @@ def test_metrics_catch_up_like_log_lines() -> None:
     """A backlog of training metrics goes out request after request, not one
     request (1,000 points) per interval: with an hour's interval, 40,000 points
     queued while the server was away all arrive once it is back."""
-    port = _free_port()
+    port = free_port()
     job_id = f"job-{uuid.uuid4().hex[:10]}"
     reporter = Reporter(
         job_id, url=f"http://127.0.0.1:{port}", gpu=False, interval=3600, max_log_lines=1000
@@ -101,7 +101,7 @@ def test_metrics_catch_up_like_log_lines() -> None:
                     return 0
                 return sum(len(points) for points in series.values())
 
-            assert _wait_until(lambda: delivered() >= 40_000, 60), delivered()
+            wait_for(lambda: delivered() >= 40_000, 60, "40,000 points delivered")
             assert delivered() == 40_000
     finally:
         reporter.close(timeout=1)
@@ -110,7 +110,7 @@ def test_metrics_catch_up_like_log_lines() -> None:
 def test_full_buffer_counts_dropped_metric_points_exactly(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    port = _free_port()
+    port = free_port()
     job_id = f"job-{uuid.uuid4().hex[:10]}"
     caplog.set_level(logging.WARNING, logger="jobwatch.report.reporter")
     reporter = Reporter(
@@ -134,13 +134,6 @@ def test_full_buffer_counts_dropped_metric_points_exactly(
     assert sum(told) == dropped_points, messages  # when it began, then the rest at the end
     warned = [r.getMessage() for r in caplog.records if "metric points" in r.getMessage()]
     assert f"{dropped_points} metric points dropped" in warned[-1]  # the total, at the end
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _wait_until(predicate: Callable[[], bool], timeout: float) -> bool:

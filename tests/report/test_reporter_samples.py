@@ -1,4 +1,4 @@
-"""A bad value from user code costs that value, not the run (issue 12, item 7).
+"""A bad value from user code costs that value, not the run.
 
 Out-of-range GPU values are sent as null the way ``jobwatch.report.gpu.sample()``
 cleans them; a sample that cannot be cleaned, or one the server still refuses,
@@ -12,8 +12,7 @@ import io
 import json
 import logging
 import math
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -21,7 +20,8 @@ import pytest
 from jobwatch.client.rest import Client
 from jobwatch.report.reporter import Reporter
 from jobwatch.server import EmbeddedServer
-from tests.report.test_reporter import _messages, _wait_until
+from tests.conftest import wait_for
+from tests.report.conftest import log_messages
 
 GOOD = {"gpuUtilization": 50.0, "gpuMemoryUsed": 1000.0, "gpuMemoryTotal": 8000.0}
 
@@ -52,38 +52,8 @@ class RefuseMetricsOnce:
 
 
 @pytest.fixture(scope="module")
-def module_server() -> Iterator[EmbeddedServer]:
-    srv = EmbeddedServer(config={"DATABASE": ":memory:"})
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture(scope="module")
 def refuser(module_server: EmbeddedServer) -> RefuseMetricsOnce:
     return RefuseMetricsOnce(module_server)
-
-
-@pytest.fixture
-def client(module_server: EmbeddedServer) -> Iterator[Client]:
-    with Client(module_server.url) as c:
-        yield c
-
-
-@pytest.fixture
-def reporters(module_server: EmbeddedServer) -> Iterator[Callable[..., Reporter]]:
-    made: list[Reporter] = []
-
-    def make(**kwargs: Any) -> Reporter:
-        kwargs.setdefault("url", module_server.url)
-        kwargs.setdefault("gpu", False)
-        kwargs.setdefault("interval", 0.05)
-        reporter = Reporter(f"job-{uuid.uuid4().hex[:10]}", **kwargs)
-        made.append(reporter)
-        return reporter
-
-    yield make
-    for reporter in made:
-        reporter.close(timeout=5)
 
 
 def samples_from(*samples: Any) -> Callable[[], Any]:
@@ -111,7 +81,7 @@ def wait_for_good_samples(client: Client, job_id: str, count: int) -> list[dict[
             if s["gpuTemperature"] is not None and s["gpuUtilization"] == 50.0
         ]
 
-    assert _wait_until(lambda: len(good()) >= count, 10), client.metrics(job_id, time_range=3600)
+    wait_for(lambda: len(good()) >= count, 10, f"{count} good samples")
     return client.metrics(job_id, time_range=3600)
 
 
@@ -135,12 +105,12 @@ def wait_for_good_samples(client: Client, job_id: str, count: int) -> list[dict[
     ],
 )
 def test_an_out_of_range_value_is_sent_as_null_and_sampling_goes_on(
-    reporters: Callable[..., Reporter],
+    make_reporter: Callable[..., Reporter],
     client: Client,
     bad: dict[str, Any],
     kept: dict[str, Any],
 ) -> None:
-    reporter = reporters(gpu=samples_from(bad))
+    reporter = make_reporter(gpu=samples_from(bad))
     reporter.update(1)
     assert reporter.flush(timeout=10)
     metrics = wait_for_good_samples(client, reporter.job_id, 3)
@@ -160,23 +130,23 @@ def test_an_out_of_range_value_is_sent_as_null_and_sampling_goes_on(
     ],
 )
 def test_a_sample_that_cannot_be_cleaned_costs_that_sample_only(
-    reporters: Callable[..., Reporter], client: Client, bad: Any
+    make_reporter: Callable[..., Reporter], client: Client, bad: Any
 ) -> None:
-    reporter = reporters(gpu=samples_from(bad, bad))
+    reporter = make_reporter(gpu=samples_from(bad, bad))
     reporter.update(1)
     assert reporter.flush(timeout=10)
     wait_for_good_samples(client, reporter.job_id, 3)
 
 
 def test_per_gpu_entries_are_cleaned_one_by_one(
-    reporters: Callable[..., Reporter], client: Client
+    make_reporter: Callable[..., Reporter], client: Client
 ) -> None:
     gpus = [
         {"index": 0, "uuid": "GPU-a", "name": "A", "gpuUtilization": 40.0, "gpuMemoryTotal": 0},
         {"index": -1, "uuid": "GPU-b\x00", "name": "B", "gpuUtilization": math.nan},
         "not a mapping",
     ]
-    reporter = reporters(gpu=samples_from({"gpus": gpus}))
+    reporter = make_reporter(gpu=samples_from({"gpus": gpus}))
     reporter.update(1)
     assert reporter.flush(timeout=10)
     metrics = wait_for_good_samples(client, reporter.job_id, 2)
@@ -191,23 +161,23 @@ def test_per_gpu_entries_are_cleaned_one_by_one(
 
 
 def test_metrics_the_server_refuses_are_dropped_for_that_request_only(
-    reporters: Callable[..., Reporter], client: Client, refuser: RefuseMetricsOnce
+    make_reporter: Callable[..., Reporter], client: Client, refuser: RefuseMetricsOnce
 ) -> None:
-    reporter = reporters(gpu=samples_from())
+    reporter = make_reporter(gpu=samples_from())
     refuser.armed = True
     reporter.log("kept")
     reporter.update(5)
     assert reporter.flush(timeout=10)
     assert refuser.refused == 1
-    assert _messages(client, reporter.job_id) == ["kept"]
+    assert log_messages(client, reporter.job_id) == ["kept"]
     assert client.get_job(reporter.job_id)["progress"] == 5
     wait_for_good_samples(client, reporter.job_id, 3)
 
 
 def test_text_with_nul_or_lone_surrogates_never_costs_the_lines_around_it(
-    reporters: Callable[..., Reporter], client: Client
+    make_reporter: Callable[..., Reporter], client: Client
 ) -> None:
-    reporter = reporters()
+    reporter = make_reporter()
     reporter.log("before")
     for _ in reporter.track(range(2), description="ep\x00och"):
         pass
@@ -220,7 +190,7 @@ def test_text_with_nul_or_lone_surrogates_never_costs_the_lines_around_it(
     assert job["status"] == "failed"
     assert job["error"] == "RuntimeError: bad \ufffd byte ?"
     assert job["currentOperation"] == "ep\ufffdoch 2/2"
-    messages = _messages(client, reporter.job_id)
+    messages = log_messages(client, reporter.job_id)
     assert messages[:3] == ["before", "rec\ufffdord ?", "after"]
     assert messages[3].startswith("Traceback") or "RuntimeError: bad \ufffd byte ?" in messages[3]
 

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from jobwatch.client.rest import Client
 from jobwatch.report import spool as spool_mod
 from jobwatch.report.reporter import Reporter
 from jobwatch.server import EmbeddedServer
+from tests.conftest import free_port, wait_for
 from tests.paths import REPO
 
 STEPS = 300
@@ -51,22 +51,6 @@ time.sleep(600)  # killed here
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
-
-
 def _spooled(root: Path, job_id: str) -> bytes:
     return b"".join(p.read_bytes() for p in root.glob(f"{job_id}/*/spool.jsonl"))
 
@@ -91,7 +75,7 @@ def _delivered(client: Client, job_id: str) -> dict[str, Any]:
 @pytest.mark.parametrize("sender", ["jobwatch sync", "next reporter"])
 def test_killed_worker_loses_nothing_its_spool_held(tmp_path: Path, sender: str) -> None:
     root = Path(os.environ["JOBWATCH_SPOOL_DIR"])
-    port = _free_port()
+    port = free_port()
     config = {"DATABASE": str(tmp_path / "db.sqlite")}
     job_id = f"job-{uuid.uuid4().hex[:10]}"
     url = f"http://127.0.0.1:{port}"
@@ -112,7 +96,7 @@ def test_killed_worker_loses_nothing_its_spool_held(tmp_path: Path, sender: str)
         child.stdin.flush()
         assert child.stdout.readline().strip() == "recorded"
         last = f'"line {STEPS - 1}"'.encode()
-        assert _wait_until(lambda: last in _spooled(root, job_id), 30)
+        wait_for(lambda: last in _spooled(root, job_id), 30)
         child.send_signal(signal.SIGKILL)  # no atexit, no flush: only the spool is left
         child.wait(10)
         spools = list(root.glob(f"{job_id}/*"))

@@ -26,6 +26,8 @@ from jobwatch.errors import (
 )
 from jobwatch.report.send_policy import (
     BODY_SLACK,
+    MAX_PACE,
+    MIN_GAP,
     URGENT_RETRY,
     Failure,
     SendPolicy,
@@ -80,6 +82,38 @@ def test_a_log_backlog_is_sent_on_at_once() -> None:
     p = ready(interval=60.0)
     p.delivered(0.0, progress=0.0, backlog=True)
     assert step(p, 0.1, news=True) == Step("send")
+
+
+def test_a_busy_servers_min_interval_spaces_updates_lines_and_backlog() -> None:
+    p = ready(interval=1.0)
+    p.delivered(0.0, progress=5.0, backlog=True, min_interval=5.0)
+    lines = {"lines_waiting": lambda: True}
+    assert step(p, 0.2, news=True) == Step("wait", 4.8)  # a backlog waits too
+    assert step(p, 1.0, news=True, **lines) == Step("wait", 4.0)  # and log lines
+    assert step(p, 1.0, news=True, urgent=True) == Step("send")  # a flush still goes
+    assert step(p, 5.0, news=True) == Step("send")
+
+
+def test_an_answer_without_min_interval_ends_the_pacing() -> None:
+    p = ready(interval=1.0)
+    p.delivered(0.0, progress=5.0, backlog=False, min_interval=5.0)
+    p.delivered(5.0, progress=6.0, backlog=False)
+    lines = {"lines_waiting": lambda: True}
+    assert step(p, 5.0 + MIN_GAP, news=True, **lines) == Step("send")
+    assert step(p, 5.5, news=True) == Step("wait", 0.5)
+
+
+@pytest.mark.parametrize(
+    ("given", "obeyed"),
+    [(0.5, 1.0), (-3, 1.0), (float("nan"), 1.0), (float("inf"), 1.0), ("5", 1.0), (True, 1.0),
+     (1e9, MAX_PACE)],
+)  # fmt: skip
+def test_min_interval_below_the_interval_or_nonsense_changes_nothing(
+    given: object, obeyed: float
+) -> None:
+    p = ready(interval=1.0)
+    p.delivered(0.0, progress=5.0, backlog=False, min_interval=given)
+    assert step(p, 0.0, news=True) == Step("wait", obeyed)
 
 
 def test_gpu_samples_keep_the_job_beating_every_interval() -> None:

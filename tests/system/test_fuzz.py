@@ -23,6 +23,9 @@ FUZZ = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 JOB = "fuzz-job"
+HTTP = requests.Session()
+"""One kept-alive connection for the module's thousands of requests (a new one each
+was most of its time); closed with the module's server."""
 WORKER = "fuzz-worker"
 
 
@@ -37,20 +40,21 @@ def _strict(text: str) -> Any:
 def base():
     # no stall watchdog: this module runs for minutes, and a stall would add events
     with EmbeddedServer(config={"STALL_CHECK_INTERVAL": 0}) as server:
-        requests.put(f"{server.url}/api/jobs/{JOB}", json={"pricePerHour": 1.0}, timeout=5)
-        requests.post(
+        HTTP.put(f"{server.url}/api/jobs/{JOB}", json={"pricePerHour": 1.0}, timeout=5)
+        HTTP.post(
             f"{server.url}/api/jobs/{JOB}/progress",
             json={"workerId": WORKER, "progress": 1, "metrics": {"gpuUtilization": 1}},
             timeout=5,
         )
         yield server
+    HTTP.close()
 
 
 def _snapshot(url: str) -> tuple[Any, ...]:
-    job = requests.get(f"{url}/api/jobs/{JOB}", timeout=5).json()["job"]
-    logs = requests.get(f"{url}/api/jobs/{JOB}/logs", timeout=5).json()["total"]
+    job = HTTP.get(f"{url}/api/jobs/{JOB}", timeout=5).json()["job"]
+    logs = HTTP.get(f"{url}/api/jobs/{JOB}/logs", timeout=5).json()["total"]
     samples = len(
-        requests.get(f"{url}/api/jobs/{JOB}/metrics?timeRange=86400", timeout=5).json()["metrics"]
+        HTTP.get(f"{url}/api/jobs/{JOB}/metrics?timeRange=86400", timeout=5).json()["metrics"]
     )
     return job["seq"], job["progress"], job["currentOperation"], job["status"], logs, samples
 
@@ -133,7 +137,7 @@ progress_bodies = st.fixed_dictionaries(
 def test_progress_never_fails_and_refusals_change_nothing(base, body):
     before = _snapshot(base.url)
     text = json.dumps(body).replace('"NaN"', "NaN")  # real NaN tokens too
-    response = requests.post(
+    response = HTTP.post(
         f"{base.url}/api/jobs/{JOB}/progress",
         data=text,
         headers={"Content-Type": "application/json"},
@@ -159,7 +163,7 @@ def test_raw_bytes_to_every_write_endpoint(base, raw, content_type):
         ("PUT", f"/api/jobs/{JOB}"),
         ("POST", "/api/jobs"),
     ):
-        response = requests.request(
+        response = HTTP.request(
             method, base.url + path, data=raw, headers={"Content-Type": content_type}, timeout=5
         )
         _check(response)
@@ -189,7 +193,7 @@ def test_raw_bytes_to_every_write_endpoint(base, raw, content_type):
     ),
 )
 def test_query_parameters(base, params, path):
-    _check(requests.get(base.url + path, params=params, timeout=5))
+    _check(HTTP.get(base.url + path, params=params, timeout=5))
 
 
 @FUZZ
@@ -197,10 +201,10 @@ def test_query_parameters(base, params, path):
 def test_odd_job_ids(base, job_id):
     quoted = quote(job_id, safe="")
     for suffix in ("", "/monitor", "/logs", "/metrics"):
-        _check(requests.get(f"{base.url}/api/jobs/{quoted}{suffix}", timeout=5))
+        _check(HTTP.get(f"{base.url}/api/jobs/{quoted}{suffix}", timeout=5))
     before = _snapshot(base.url)
     _check(
-        requests.post(
+        HTTP.post(
             f"{base.url}/api/jobs/{quoted}/progress",
             json={"workerId": "w", "progress": 1},
             timeout=5,
@@ -224,7 +228,7 @@ def test_odd_job_ids(base, job_id):
     )
 )
 def test_job_creation(base, body):
-    response = requests.post(f"{base.url}/api/jobs", json=body, timeout=5)
+    response = HTTP.post(f"{base.url}/api/jobs", json=body, timeout=5)
     created = _check(response)
     if response.status_code == 201:
         price = created["job"]["pricePerHour"]

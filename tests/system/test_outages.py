@@ -18,18 +18,13 @@ import websocket
 
 from jobwatch import Client, Reporter
 from jobwatch.server import EmbeddedServer
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_a_30_second_outage_never_blocks_the_loop_and_loses_nothing(tmp_path):
-    port = _free_port()
+    port = free_port()
     config = {"DATABASE": str(tmp_path / "jobs.db")}
     server = EmbeddedServer(port=port, config=config)
     url = server.url
@@ -161,18 +156,10 @@ def test_stuck_and_killed_subscribers_do_not_delay_workers_or_healthy_ones():
         stuck.close()
 
 
-def test_the_monitor_resumes_across_a_server_restart(tmp_path, monkeypatch):
-    from jobwatch.notebook import monitor as monitor_module
-    from jobwatch.notebook.monitor import JobMonitor, MonitorView
+def test_the_monitor_resumes_across_a_server_restart(tmp_path):
+    from jobwatch.notebook.monitor import JobMonitor
 
-    monkeypatch.setattr(
-        monitor_module,
-        "_make_view",
-        lambda mon, time_range: MonitorView(
-            mon._change_range, mon._load_older, time_range, mon._redraw
-        ),
-    )
-    port = _free_port()
+    port = free_port()
     config = {"DATABASE": str(tmp_path / "jobs.db")}
     server = EmbeddedServer(port=port, config=config)
     client = Client(server.url)
@@ -181,7 +168,7 @@ def test_the_monitor_resumes_across_a_server_restart(tmp_path, monkeypatch):
         client.report_progress(
             "restarting", "w", i, logs=[{"level": "info", "message": f"before {i}"}]
         )
-    monitor = JobMonitor("restarting", server.url)
+    monitor = JobMonitor("restarting", server.url, widgets=True)
     try:
         deadline = time.monotonic() + 10
         while monitor.state.connection != "live":

@@ -7,7 +7,6 @@ import io
 import json
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +22,7 @@ from jobwatch.errors import JobNotFound
 from jobwatch.server.deploy.process import ServerProcess
 from jobwatch.terminal.watch import Watcher, render_final, render_status
 from jobwatch.view.state import MonitorState
+from tests.conftest import free_port
 
 # -- status rendering -------------------------------------------------------------
 
@@ -487,9 +487,7 @@ def test_unknown_job_exits_1(served: ServerProcess) -> None:
 
 @pytest.mark.slow
 def test_unreachable_server_exits_3() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     done = subprocess.run(
         [sys.executable, "-m", "jobwatch", "watch", "job-1", "--url", f"http://127.0.0.1:{port}"],
         capture_output=True,

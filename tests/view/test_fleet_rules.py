@@ -161,3 +161,13 @@ def test_the_fleet_page_imports_the_notebooks_rules(tmp_path: Path) -> None:
     assert out["same"] == [True] * 4
     # the running job's cost moved on to now (36/h for 10 min: 6) sorts above the finished 5
     assert out["order"] == ["a", "b"]
+
+
+def test_a_distributed_job_shows_its_workers_and_nodes() -> None:
+    from jobwatch.view.fleet_text import cells, format_workers
+
+    row = {"id": "ddp", "status": "running", "worldSize": 16, "workers": 15, "nodes": 2}
+    assert format_workers(row) == "15 workers on 2 nodes"
+    assert cells(row, None, 0.0)[1] == "running 15w/2n"
+    single = {"id": "one", "status": "running", "worldSize": None, "workers": 1, "nodes": 1}
+    assert format_workers(single) == "" and cells(single, None, 0.0)[1] == "running"

@@ -240,6 +240,12 @@ function statusCell(cell, row) {
   badge.setAttribute("data-status", String(row.status));
   cell.append(badge);
   if (row.stalled) cell.append(element("span", "jobwatch-jobs-stalled", "stalled"));
+  if (Number.isInteger(row.worldSize) && Number.isInteger(row.workers)) {
+    // a distributed job: how many workers report, on how many nodes
+    const workers = element("span", "jobwatch-jobs-workers", `${row.workers}w/${row.nodes}n`);
+    workers.title = `${row.workers} of ${row.worldSize} ranks reporting, on ${row.nodes} node${row.nodes === 1 ? "" : "s"}`;
+    cell.append(workers);
+  }
   if (Number.isInteger(row.alerts) && row.alerts > 0) {
     const alerts = element("span", "jobwatch-jobs-alerts", `${row.alerts} alert${row.alerts > 1 ? "s" : ""}`);
     cell.append(alerts);

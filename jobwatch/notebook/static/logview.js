@@ -150,7 +150,16 @@ function lineRow(line) {
   time.title = line.timestamp;
   row.title = line.timestamp;
   const badge = element("span", "jobwatch-log-level", BADGES[line.level] || String(line.level));
-  row.append(time, badge, messageElement(line));
+  row.append(time, badge);
+  if (Number.isInteger(line.rank)) {
+    // a distributed job's line: which rank (and node) wrote it
+    const node = typeof line.node === "string" ? line.node : "";
+    const where = element("span", "jobwatch-log-where", node ? `${node}/${line.rank}` : `rank ${line.rank}`);
+    where.title = `rank ${line.rank}${node ? ` on node ${node}` : ""}`;
+    row.setAttribute("data-rank", String(line.rank));
+    row.append(where);
+  }
+  row.append(messageElement(line));
   return row;
 }
 

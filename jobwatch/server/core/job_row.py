@@ -66,6 +66,8 @@ class ListedJob(TypedDict):
     n_nodes: int  # their distinct nodes
     node_cost: float | None  # cost accrued by nodes that report their own price
     node_rate: float | None  # the reporting nodes' prices per hour, summed; None: none report
+    tenant: str | None  # the tenant it belongs to (core.tenancy); None: the operator's
+    config: dict[str, Any] | None  # the run's hyperparameters, a JSON object (<= 64 KiB)
 
 
 class JobRow(ListedJob):

@@ -317,6 +317,7 @@ def new_job(job_id: str, spec: JobSpec, now: float) -> JobRow:
             "price_per_hour": spec.price_per_hour,
             "currency": spec.currency or DEFAULT_CURRENCY,
             "provider_id": spec.provider_id,
+            "config": spec.config,
             "created_at": now,
             "updated_at": now,
         },
@@ -345,8 +346,6 @@ def spec_changes(job: JobRow, spec: JobSpec, now: float) -> JobChanges:
         The spec would change a completed, failed or cancelled job (409).
     """
     distributed = spec.world_size is not None or job["world_size"] is not None
-    if spec.worker_id is not None and not (distributed and job["worker_id"] is None):
-        check_bound(job, spec.worker_id)
     changes: JobChanges = {
         column: value
         for column, value in (
@@ -356,15 +355,23 @@ def spec_changes(job: JobRow, spec: JobSpec, now: float) -> JobChanges:
             ("price_per_hour", spec.price_per_hour),
             ("currency", spec.currency),
             ("provider_id", spec.provider_id),
+            ("config", spec.config),
         )
         if value is not None and value != job[column]  # type: ignore[literal-required]
     }
+    world_only = set(changes) <= {"world_size"}
+    if spec.worker_id is not None and not (
+        distributed and (job["worker_id"] is None or world_only)
+    ):
+        # Any rank of a distributed job may declare its world (ranks start in any
+        # order, some after rank 0 reported); its other fields are rank 0's.
+        check_bound(job, spec.worker_id)
     if not changes:
         return {}
     if "worker_id" in changes:
         changes.update(n_workers=1, n_nodes=1)
     bound = job["worker_id"]
-    if set(changes) == {"world_size"} and job["status"] not in FINISHED_STATUSES:
+    if world_only and job["status"] not in FINISHED_STATUSES:
         changes["updated_at"] = now  # any worker of the job may declare or resize its world
         return changes
     if bound is not None and spec.worker_id is None:
@@ -374,8 +381,8 @@ def spec_changes(job: JobRow, spec: JobSpec, now: float) -> JobChanges:
         )
     if job["status"] in FINISHED_STATUSES:
         raise JobFinished(
-            f"job {job['id']!r} is {job['status']}; its name, price, currency and "
-            "provider are settled"
+            f"job {job['id']!r} is {job['status']}; its name, price, currency, "
+            "provider and config are settled"
         )
     changes["updated_at"] = now
     return changes

@@ -351,6 +351,31 @@ SETTINGS: tuple[Setting, ...] = (
         high=1e6,
     ),
     Setting(
+        "pace_above",
+        "--pace-above",
+        "JOBWATCH_PACE_ABOVE",
+        float,
+        1000.0,
+        "1000",
+        "progress updates per second (one server process) above which the server is busy:"
+        " its progress answers then carry `minInterval` and the Reporter slows down (0: never)",
+        config_key="PACE_ABOVE",
+        high=1e7,
+    ),
+    Setting(
+        "pace_interval",
+        "--pace-interval",
+        "JOBWATCH_PACE_INTERVAL",
+        float,
+        5.0,
+        "5",
+        "seconds of `minInterval` while the server is busy: each worker reports at most that often",
+        config_key="PACE_INTERVAL",
+        low=0.1,
+        high=300,
+        metavar="SECONDS",
+    ),
+    Setting(
         "stall_after",
         "--stall-after",
         "JOBWATCH_STALL_AFTER",
@@ -465,6 +490,8 @@ class ServerSettings:
     max_job_log_bytes: int = DEFAULT_MAX_JOB_LOG_BYTES
     max_log_bytes: int = 0
     rate_limit: float = 0.0
+    pace_above: float = 1000.0
+    pace_interval: float = 5.0
     stall_after: float | None = None
     alert_rules: tuple[str, ...] = ()
     webhook_url: str | None = None

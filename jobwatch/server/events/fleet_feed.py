@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, overload
 
 from sqlalchemy import JSON, and_, cast, or_, select, type_coerce
 from sqlalchemy.engine import Connection
@@ -38,6 +38,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from jobwatch.contract.requests import format_ts
 from jobwatch.server.core.rules import job_estimates
 from jobwatch.server.core.serialize import dumps
+from jobwatch.server.core.tenancy import Scope
 from jobwatch.server.core.text import bounded_text
 from jobwatch.server.events.broker import ALL_JOBS, Broker
 from jobwatch.server.storage.schema import jobs
@@ -58,6 +59,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+Row = dict[str, Any]
 
 FLEET = "jobs"
 """The ``subscriptionId`` of a fleet subscription in ``subscribed``/``unsubscribed``."""
@@ -94,9 +97,19 @@ _SUMMARY_COLUMNS = (
     "resumed_from",
     "stalled",
     "n_alerts",
+    "world_size",
+    "n_workers",
+    "n_nodes",
+    "node_cost",
+    "node_rate",
+    "tenant",
 )
 """The ``jobs`` columns a summary needs (with the two GPU figures of the newest
 progress event, read by :func:`_summary_query`)."""
+
+
+EVERY_JOB = Scope(everything=True)
+"""The scope of a subscriber that may see every job (the admin's)."""
 
 
 class FleetSubscriber(Protocol):
@@ -114,7 +127,9 @@ def summary(job: Mapping[str, Any], now: float) -> dict[str, Any]:
     """A job's summary for the fleet view: ``{id, name, status, progress,
     currentOperation, timeRemaining (s), costSoFar, estimatedTotalCost, currency,
     pricePerHour, gpuUtilization (%), gpuTemperature (Celsius), updatedAt,
-    startedAt, completedAt, createdAt, workerId, stalled, alerts}``.
+    startedAt, completedAt, createdAt, workerId, stalled, alerts, worldSize, workers,
+    nodes}`` (the last three as in the job object: a distributed job's ranks, its
+    reporting workers and their nodes).
 
     ``job`` holds the summary's columns (:data:`_SUMMARY_COLUMNS`) and either
     ``gpu_utilization`` and ``gpu_temperature`` or a whole ``progress_event``.
@@ -149,6 +164,9 @@ def summary(job: Mapping[str, Any], now: float) -> dict[str, Any]:
         "workerId": bounded_text(job["worker_id"], SUMMARY_TEXT_BYTES),
         "stalled": bool(job["stalled"]),
         "alerts": job["n_alerts"],
+        "worldSize": job["world_size"],
+        "workers": job["n_workers"],
+        "nodes": job["n_nodes"],
     }
 
 
@@ -176,7 +194,7 @@ class FleetFeed:
     ) -> None:
         self.store, self.broker, self.clock, self.interval = store, broker, clock, interval
         self._lock = threading.Lock()
-        self._subscribers: dict[FleetSubscriber, str | None] = {}
+        self._subscribers: dict[FleetSubscriber, tuple[str | None, Scope]] = {}
         self._dirty: set[str] = set()
         self._everything = False
         # Each job's status as last summarised here: a job that leaves a
@@ -189,8 +207,15 @@ class FleetFeed:
 
     # -- subscriptions ---------------------------------------------------------
 
-    def subscribe(self, subscriber: FleetSubscriber, status: str | None, since: int | None) -> int:
-        """Add ``subscriber`` (jobs of ``status`` only, or all) and send it, in this
+    def subscribe(
+        self,
+        subscriber: FleetSubscriber,
+        status: str | None,
+        since: int | None,
+        scope: Scope = EVERY_JOB,
+    ) -> int:
+        """Add ``subscriber`` (jobs of ``status`` only, or all; only the jobs ``scope``
+        shows, :func:`jobwatch.server.core.tenancy.list_scope`) and send it, in this
         order, its ``subscribed`` answer and what it should see first: the jobs
         changed after ``since`` (ms), or every job (newest first, at most
         :data:`MAX_INITIAL`), a page of :data:`PAGE` at a time. The first page is
@@ -205,7 +230,7 @@ class FleetFeed:
         now = self.clock()
         seq = int(now * 1000)
         start = None if since is None else since / 1000 - RESUME_MARGIN
-        pages = self._pages(status, start, now, MAX_INITIAL)
+        pages = self._pages(status, start, now, MAX_INITIAL, scope)
         first = next(pages, [])
         with self._lock:  # a tick that sees this subscriber delivers after these
             subscriber.deliver_fleet(
@@ -217,7 +242,7 @@ class FleetFeed:
                 subscriber.deliver_fleet_pages(self._later_pages(pages, seq))
             if not self._subscribers:
                 self.broker.subscribe(ALL_JOBS, self)
-            self._subscribers[subscriber] = status
+            self._subscribers[subscriber] = (status, scope)
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="jobwatch-fleet", daemon=True
@@ -294,17 +319,20 @@ class FleetFeed:
         now = self.clock()
         seq = int(now * 1000)
         if everything:
-            pages = self._pages(None, None, now, MAX_INITIAL)
+            pages = self._pages(None, None, now, MAX_INITIAL, EVERY_JOB, owners=True)
         else:
             pages = self._changed(sorted(dirty), now)
         sent = 0
-        for summaries in pages:
+        for owned in pages:
+            summaries = [s for _, s in owned]
+            owners = {s["id"]: tenant for tenant, s in owned}
             before = self._note_statuses(summaries)
-            for subscriber, status in subscribers:
+            for subscriber, (status, scope) in subscribers:
                 kept = [
                     s
                     for s in summaries
-                    if status is None or status in (s["status"], before.get(s["id"]))
+                    if scope.shows(owners[s["id"]])
+                    and (status is None or status in (s["status"], before.get(s["id"])))
                 ]
                 if kept:
                     subscriber.deliver_fleet(_jobs_changed_page(kept, seq))
@@ -318,26 +346,53 @@ class FleetFeed:
             self._statuses.update((s["id"], s["status"]) for s in summaries)
         return {job_id: status for job_id, status in before.items() if status is not None}
 
-    def _changed(self, ids: list[str], now: float) -> Iterator[list[dict[str, Any]]]:
-        """Summaries of the jobs ``ids``, :data:`PAGE` at a time."""
+    def _changed(self, ids: list[str], now: float) -> Iterator[list[tuple[str | None, Row]]]:
+        """(tenant, summary) of the jobs ``ids``, :data:`PAGE` at a time."""
         for start in range(0, len(ids), PAGE):
             chunk = ids[start : start + PAGE]
             with self.store.read() as conn:
                 query = _summary_query(conn).where(jobs.c.id.in_(chunk))
                 rows = list(conn.execute(query).mappings())
-            yield [summary(dict(row), now) for row in rows]
+            yield [(row["tenant"], summary(dict(row), now)) for row in rows]
+
+    @overload
+    def _pages(
+        self, status: str | None, start: float | None, now: float, most: int, scope: Scope
+    ) -> Iterator[list[Row]]: ...
+
+    @overload
+    def _pages(
+        self,
+        status: str | None,
+        start: float | None,
+        now: float,
+        most: int,
+        scope: Scope,
+        *,
+        owners: Literal[True],
+    ) -> Iterator[list[tuple[str | None, Row]]]: ...
 
     def _pages(
-        self, status: str | None, start: float | None, now: float, most: int
-    ) -> Iterator[list[dict[str, Any]]]:
-        """Summaries of the jobs of ``status`` (all: ``None``) updated since ``start``,
-        newest first, :data:`PAGE` per page and at most ``most`` in all; each page
+        self,
+        status: str | None,
+        start: float | None,
+        now: float,
+        most: int,
+        scope: Scope,
+        *,
+        owners: bool = False,
+    ) -> Iterator[Any]:
+        """Summaries of the jobs of ``status`` (all: ``None``) that ``scope`` shows,
+        updated since ``start``, newest first, :data:`PAGE` per page and at most
+        ``most`` in all (with ``owners``: as ``(tenant, summary)`` pairs); each page
         is read when asked for (keyset pagination on ``updated_at``, ``id``)."""
         after: tuple[float, str] | None = None
         left = most
         while left > 0:
             with self.store.read() as conn:
                 query = _summary_query(conn)
+                if not scope.everything:
+                    query = query.where(jobs.c.tenant == scope.tenant)
                 if status is not None:
                     query = query.where(jobs.c.status == status)
                 if start is not None:
@@ -355,7 +410,9 @@ class FleetFeed:
                 return
             page = [summary(dict(row), now) for row in rows]
             self._note_statuses(page)
-            yield page
+            yield (
+                [(row["tenant"], s) for row, s in zip(rows, page, strict=True)] if owners else page
+            )
             if len(rows) < min(PAGE, left):
                 return
             left -= len(rows)

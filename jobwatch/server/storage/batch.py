@@ -19,8 +19,7 @@ through ``unnest``, log lines as one multi-row ``INSERT`` whose ``RETURNING``
 ids come back in order (SQLAlchemy's insertmanyvalues). SQLite runs inside
 this process, where a statement costs microseconds but its Python work does
 not: there the batch's samples go through one ``executemany``, and a job
-updated 30 times in a batch is written once (docs/performance.md, "Ingest",
-round 2).
+updated 30 times in a batch is written once (docs/performance.md, "Ingest").
 """
 
 from __future__ import annotations

@@ -12,7 +12,17 @@ from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import Connection, Integer, LargeBinary, cast, func, literal, select, true
+from sqlalchemy import (
+    Connection,
+    Integer,
+    LargeBinary,
+    and_,
+    cast,
+    func,
+    literal,
+    select,
+    true,
+)
 
 from jobwatch.contract.job_fields import LISTED_COLUMNS
 from jobwatch.server.core.alert_rules import alert_to_wire
@@ -47,6 +57,7 @@ _LISTED_TEXT = (
     jobs.c.current_operation,
     jobs.c.worker_id,
     jobs.c.provider_id,
+    jobs.c.config,
 )
 SAMPLE_GPU_BYTES = 4 * 1024 * 1024
 """Most bytes of per-GPU detail (``gpus``) in one answer's samples (see :func:`sample_window`)."""
@@ -64,13 +75,20 @@ def job_exists(conn: Connection, job_id: str) -> bool:
     return conn.execute(select(jobs.c.id).where(jobs.c.id == job_id)).first() is not None
 
 
+def job_owner(conn: Connection, job_id: str) -> tuple[bool, str | None]:
+    """(whether ``job_id`` is stored, its tenant): reads those two columns only."""
+    row = conn.execute(select(jobs.c.id, jobs.c.tenant).where(jobs.c.id == job_id)).first()
+    return (False, None) if row is None else (True, row[1])
+
+
 def list_jobs(
-    conn: Connection, status: str | None, limit: int, offset: int
+    conn: Connection, status: str | None, limit: int, offset: int, *, tenant: str | None = None
 ) -> tuple[list[ListedJob], int]:
-    """Jobs newest first, optionally of one status; returns (rows, total).
+    """Jobs newest first, optionally of one status and of one tenant (``None``: of
+    every tenant and the operator); returns (rows, total).
 
     The page ends early, after at least one job, once its jobs' stored text
-    (result, error, name, operation, ids) reaches :data:`LIST_PAGE_BYTES` in
+    (result, error, name, operation, ids, config) reaches :data:`LIST_PAGE_BYTES` in
     UTF-8 bytes: a result may be up to 1 MiB, and a thousand of them in one
     answer would hold a gigabyte in memory. Sizes are read first, rows only for
     the jobs that fit. JSON escapes make the answer longer than the stored
@@ -78,6 +96,8 @@ def list_jobs(
     its encoded size.
     """
     where = true() if status is None else jobs.c.status == status
+    if tenant is not None:
+        where = and_(where, jobs.c.tenant == tenant)
     order = (jobs.c.created_at.desc(), jobs.c.id)
     lengths = [func.coalesce(_octets(conn, column), 0) for column in _LISTED_TEXT]
     size = functools.reduce(operator.add, lengths)

@@ -53,6 +53,7 @@ def _job_column(field: JobField) -> Column[Any]:
 
 jobs = Table("jobs", metadata, *(_job_column(f) for f in JOB_FIELDS))
 Index("ix_jobs_created", jobs.c.created_at)
+Index("ix_jobs_tenant_created", jobs.c.tenant, jobs.c.created_at)
 Index("ix_jobs_status_created", jobs.c.status, jobs.c.created_at)
 
 samples = Table(
@@ -140,6 +141,38 @@ applied_updates = Table(
     Column("reply", Text, nullable=False, doc="JSON: the answer, repeated to a retry"),
 )
 Index("ix_applied_updates_job_seq", applied_updates.c.job_id, applied_updates.c.seq)
+
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("max_jobs", BigInteger, nullable=False, doc="0: no limit"),
+    Column("max_bytes", BigInteger, nullable=False, doc="0: no limit"),
+    Column("max_connections", Integer, nullable=False, doc="per server process; 0: no limit"),
+    Column("created_at", Float, nullable=False),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", String(16), primary_key=True, doc="public: what lists show, revoking names"),
+    Column("hash", String(64), nullable=False, doc="hex SHA-256 of the token (core.tokens)"),
+    Column("kind", String(8), nullable=False, doc="write, read, worker or share"),
+    Column("tenant", String(32), doc="NULL: a worker or share token of an operator's job"),
+    Column("job_id", String(128), doc="the one job of a worker or share token"),
+    Column("label", Text),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, doc="NULL: never"),
+    Column("revoked_at", Float, doc="NULL: in force"),
+)
+Index("ix_tokens_tenant", tokens.c.tenant)
+
+server_keys = Table(
+    "server_keys",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("value", Text, nullable=False, doc="made once by the first process, shared by all"),
+)
 
 SAMPLE_FIELDS = {m.wire: samples.c[m.column] for m in GPU_METRICS}
 """Wire name -> column of the flat metric fields, in wire order."""

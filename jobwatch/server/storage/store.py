@@ -12,6 +12,7 @@ connections (WAL lets them run beside the writer).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import sys
 import threading
@@ -35,12 +36,13 @@ from jobwatch.errors import (
     ValidationError,
     first_line,
 )
-from jobwatch.server.core import alert_rules, rules
+from jobwatch.server.core import alert_rules, rules, tenancy
 from jobwatch.server.core import workers as core_workers
 from jobwatch.server.core.alert_rules import AlertRule
 from jobwatch.server.core.job_row import JobChanges, JobRow, with_changes
 from jobwatch.server.core.quotas import Quotas, StoredTotal, data_bytes, log_bytes
 from jobwatch.server.core.serialize import Event
+from jobwatch.server.core.tenancy import ADMIN, Principal
 from jobwatch.server.storage import batch, rollups
 from jobwatch.server.storage import workers as stored_workers
 from jobwatch.server.storage.files import prepare_sqlite_file
@@ -147,6 +149,8 @@ class Store:
         self.alert_rules = alert_rules
         self.quotas = quotas or Quotas()
         self._stored = StoredTotal(_stored_bytes)
+        self._tenant_stored: dict[str, StoredTotal] = {}
+        self._tenant_lock = threading.Lock()
         parsed = make_url(self.url)
         self._memory = parsed.get_backend_name() == "sqlite" and parsed.database in (
             None,
@@ -228,6 +232,30 @@ class Store:
         except self._refused as exc:
             raise _refused_value(exc) from exc
 
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A connection in a transaction of its own, outside the group-commit
+        writer: for rare writes such as tenants and tokens (under the shared
+        lock for ``:memory:``). Commits when the block ends, rolls back on an error.
+
+        Raises
+        ------
+        StoreUnavailable
+            The database cannot be reached (503).
+        """
+        self._ensure_schema()
+        try:
+            if self._lock is not None:
+                with self._lock, self.engine.begin() as conn:
+                    yield conn
+            else:
+                with self.engine.begin() as conn:
+                    yield conn
+        except self._unavailable as exc:
+            raise _store_unavailable() from exc
+        except self._refused as exc:
+            raise _refused_value(exc) from exc
+
     def _ensure_schema(self) -> None:
         """Create the schema if this store has not yet done so.
 
@@ -276,8 +304,20 @@ class Store:
 
     # -- writes ---------------------------------------------------------------
 
-    def create_job(self, spec: JobSpec, job_id: str | None, *, upsert: bool) -> tuple[JobRow, bool]:
+    def create_job(
+        self,
+        spec: JobSpec,
+        job_id: str | None,
+        *,
+        upsert: bool,
+        principal: Principal = ADMIN,
+        owner: str | None = None,
+    ) -> tuple[JobRow, bool]:
         """Create a job, or with ``upsert`` update the fields ``spec`` gives.
+
+        ``principal`` is who asks (:mod:`jobwatch.server.core.tenancy`; it has
+        passed :func:`~jobwatch.server.core.tenancy.check_create` for the id) and
+        ``owner`` the tenant a new job belongs to (``None``: the operator's).
 
         Returns
         -------
@@ -286,9 +326,12 @@ class Store:
         Raises
         ------
         Conflict
-            Without ``upsert``, when the id exists (409 ``job_exists``).
+            Without ``upsert``, when the id exists (409 ``job_exists``); with
+            it, when the principal may not write the existing job.
         WorkerMismatch
             With ``upsert``, when ``spec.workerId`` differs from the bound worker.
+        QuotaExceeded
+            The server's or the owner's job quota is reached (507).
         """
         target = job_id or spec.id or uuid.uuid4().hex[:12]
 
@@ -296,12 +339,16 @@ class Store:
             now = self.clock()
             existing = batch.lock_job(conn, target)
             if existing is None:
+                if owner is not None and principal.quotas is not None:
+                    principal.quotas.check_new_job(owner, tenant_job_count(conn, owner))
                 self.quotas.check_new_job(_job_count(conn))
                 row = rules.new_job(target, spec, now)
+                row["tenant"] = owner
                 batch.insert_job(conn, row)
                 return (row, True), []
             if not upsert:
                 raise Conflict(f"job {target!r} already exists; PUT /api/jobs/{target} updates it")
+            tenancy.check_upsert(principal, existing["tenant"], target)
             changes = rules.spec_changes(existing, spec, now)
             if changes:
                 batch.update_job(conn, target, changes)
@@ -309,18 +356,22 @@ class Store:
 
         return self._submit(op, key=target)
 
-    def apply_progress(self, job_id: str, update: ProgressUpdate) -> ProgressReply:
-        """Apply one progress update (:func:`jobwatch.server.core.rules.apply_progress`);
-        return the reply once it is committed.
+    def apply_progress(
+        self, job_id: str, update: ProgressUpdate, principal: Principal = ADMIN
+    ) -> ProgressReply:
+        """Apply one progress update (:func:`jobwatch.server.core.rules.apply_progress`)
+        for ``principal``; return the reply once it is committed.
 
         Raises
         ------
         JobNotFound, WorkerMismatch, JobFinished
-            404, 403, 409; nothing is written.
+            404 (also a job ``principal`` may not write), 403, 409; nothing is written.
+        QuotaExceeded
+            507: a quota of the server or of the job's tenant; nothing is written.
         """
 
         def op(conn: Connection) -> tuple[ProgressReply, list[Event]]:
-            job = _require_job(conn, job_id)
+            job = _require_job(conn, job_id, principal)
             applied = None
             if update.update_id is not None:
                 applied = batch.applied_reply(conn, job_id, update.update_id)
@@ -342,6 +393,7 @@ class Store:
                 self.quotas.check_logs(job_id, job["log_bytes"], added)
             if added or data:
                 self.quotas.check_total(self._stored.get(conn), added + data)
+                self._check_tenant_bytes(conn, job["tenant"], principal, added + data)
                 outcome.changes["log_bytes"] = job["log_bytes"] + added
                 outcome.changes["data_bytes"] = job["data_bytes"] + data
                 self._stored.add(added + data)
@@ -357,6 +409,9 @@ class Store:
                 batch.remember_update(conn, outcome.applied_update, job["seq"])
             if outcome.worker is not None:
                 stored_workers.write(conn, outcome.worker, exists=worker is not None)
+                shrunk = outcome.changes.get("world_size")
+                if shrunk is not None and job["world_size"] and shrunk < job["world_size"]:
+                    outcome.recount |= stored_workers.leave_beyond(conn, job_id, shrunk)
                 if outcome.recount:
                     n_workers, n_nodes = stored_workers.counts(conn, job_id)
                     outcome.changes.update(n_workers=n_workers, n_nodes=n_nodes)
@@ -369,22 +424,44 @@ class Store:
 
         return self._submit(op, key=job_id)
 
-    def complete_job(self, job_id: str, request: CompleteRequest) -> JobRow:
-        """Finish a job as completed, failed or cancelled; emits ``JOB_COMPLETED``
-        (:func:`jobwatch.server.core.rules.complete_job`). Returns the updated job row.
+    def _check_tenant_bytes(
+        self, conn: Connection, tenant: str | None, principal: Principal, added: int
+    ) -> None:
+        """Refuse ``added`` bytes past the quota of the job's tenant (as the principal
+        carries it: the admin writes past tenants' quotas); count them if taken."""
+        quotas = principal.quotas
+        if tenant is None or quotas is None or not quotas.max_bytes:
+            return
+        with self._tenant_lock:
+            stored = self._tenant_stored.get(tenant)
+            if stored is None:
+                stored = self._tenant_stored[tenant] = StoredTotal(
+                    functools.partial(_tenant_bytes_of, tenant)
+                )
+        quotas.check_bytes(tenant, stored.get(conn), added)
+        stored.add(added)
+
+    def complete_job(
+        self, job_id: str, request: CompleteRequest, principal: Principal = ADMIN
+    ) -> JobRow:
+        """Finish a job as completed, failed or cancelled for ``principal``; emits
+        ``JOB_COMPLETED`` (:func:`jobwatch.server.core.rules.complete_job`). Returns
+        the updated job row.
 
         Raises
         ------
         JobNotFound, WorkerMismatch, JobFinished
-            404, 403, 409; nothing is written.
+            404 (also a job ``principal`` may not write), 403, 409; nothing is written.
         """
 
         def op(conn: Connection) -> tuple[JobRow, list[Event]]:
-            job = _require_job(conn, job_id)
+            job = _require_job(conn, job_id, principal)
             changes, events, alert_rows = rules.complete_job(job, request, self.clock())
             if alert_rows:
                 batch.insert_alerts(conn, alert_rows)
             batch.update_job(conn, job_id, changes)
+            if job["world_size"] is not None:
+                stored_workers.finish(conn, job_id)
             return with_changes(job, changes), events
 
         return self._submit(op, key=job_id)
@@ -493,6 +570,8 @@ class Store:
             conn.execute(delete(alerts).where(alerts.c.job_id.in_(old)))
             n_jobs = conn.execute(delete(jobs).where(jobs.c.id.in_(old))).rowcount
             self._stored.forget()
+            with self._tenant_lock:
+                self._tenant_stored.clear()
             return {"jobs": n_jobs, "samples": n_samples, "logLines": n_logs}, []
 
         return self._submit(op)
@@ -504,13 +583,32 @@ def _stored_bytes(conn: Connection) -> int:
     return int(total.scalar_one())
 
 
+def tenant_job_count(conn: Connection, tenant: str) -> int:
+    """Jobs ``tenant`` stores now (a new job row is inserted at once, not batched)."""
+    query = select(func.count()).select_from(jobs).where(jobs.c.tenant == tenant)
+    return int(conn.execute(query).scalar_one())
+
+
+def tenant_bytes(conn: Connection, tenant: str) -> int:
+    """Bytes of log text, samples and metrics of ``tenant``'s jobs
+    (the ``log_bytes`` and ``data_bytes`` the quotas count)."""
+    batch.flush(conn)
+    total = func.coalesce(func.sum(jobs.c.log_bytes + jobs.c.data_bytes), 0)
+    return int(conn.execute(select(total).where(jobs.c.tenant == tenant)).scalar_one())
+
+
 def _job_count(conn: Connection) -> int:
     return int(conn.execute(select(func.count()).select_from(jobs)).scalar_one())
 
 
-def _require_job(conn: Connection, job_id: str) -> JobRow:
+def _tenant_bytes_of(tenant: str, conn: Connection) -> int:
+    return tenant_bytes(conn, tenant)
+
+
+def _require_job(conn: Connection, job_id: str, principal: Principal = ADMIN) -> JobRow:
+    """The job, locked for this transaction; one ``principal`` may not write is missing."""
     job = batch.lock_job(conn, job_id)
-    if job is None:
+    if job is None or not tenancy.can_write(principal, job["tenant"], job_id):
         raise JobNotFound(f"no job with id {job_id!r}")
     return job
 

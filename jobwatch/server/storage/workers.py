@@ -15,7 +15,7 @@ from jobwatch.server.core.workers import WorkerRow
 from jobwatch.server.storage.schema import workers
 from jobwatch.server.storage.sqlexec import Prepared
 
-__all__ = ["counts", "job_workers", "read", "write"]
+__all__ = ["counts", "finish", "job_workers", "leave_beyond", "read", "write"]
 
 _SELECT = Prepared(
     select(workers).where(
@@ -60,3 +60,27 @@ def counts(conn: Connection, job_id: str) -> tuple[int, int]:
     )
     n_workers, n_nodes = conn.execute(query).one()
     return int(n_workers), int(n_nodes)
+
+
+def finish(conn: Connection, job_id: str) -> None:
+    """Mark the workers of a job that has just finished ``finished`` (those that left stay so)."""
+    conn.execute(
+        workers.update()
+        .where((workers.c.job_id == job_id) & workers.c.status.in_(("running", "silent")))
+        .values(status="finished")
+    )
+
+
+def leave_beyond(conn: Connection, job_id: str, world_size: int) -> bool:
+    """Mark the ranks at or above ``world_size`` ``left`` (an elastic restart with fewer
+    ranks); returns whether any was still counted."""
+    result = conn.execute(
+        workers.update()
+        .where(
+            (workers.c.job_id == job_id)
+            & (workers.c.rank >= world_size)
+            & (workers.c.status != "left")
+        )
+        .values(status="left")
+    )
+    return bool(result.rowcount)

@@ -127,6 +127,12 @@ class ProgressAnswer(BaseModel):
     estimated_total_cost: Cost | None = Field(alias="estimatedTotalCost", ge=0)
     currency: str
     seq: int = Field(ge=0)
+    min_interval: Seconds | None = Field(
+        default=None,
+        alias="minInterval",
+        gt=0,
+        description="only while the server is busy: report at most every this many seconds",
+    )
 
 
 _SAMPLE_DOC = "One metrics sample with the server time it was received; ``gpus`` only when sent."
@@ -431,6 +437,11 @@ class JobSummary(BaseModel):
     worker_id: str | None = Field(alias="workerId")
     stalled: bool
     alerts: int = Field(ge=0)
+    world_size: int | None = Field(
+        alias="worldSize", description="a distributed job's ranks; null: one worker"
+    )
+    workers: int = Field(ge=0, description="its workers that report")
+    nodes: int = Field(ge=0, description="their distinct nodes")
 
 
 class JobsChangedData(BaseModel):

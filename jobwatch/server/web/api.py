@@ -1,7 +1,9 @@
-"""The REST blueprint: every ``/api`` endpoint of CONTRACT.md."""
+"""The REST blueprint: every ``/api`` endpoint of docs/api.md."""
 
 from __future__ import annotations
 
+import uuid
+import time
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request
@@ -24,7 +26,7 @@ from jobwatch.contract.requests import (
     valid_job_id,
 )
 from jobwatch.errors import BrokerUnavailable, JobNotFound, PayloadTooLarge, ValidationError
-from jobwatch.server.core import rules
+from jobwatch.server.core import rules, tenancy
 from jobwatch.server.core.alert_rules import alert_to_wire
 from jobwatch.server.core.job_row import JobRow, job_row, log_counts
 from jobwatch.server.core.rules import job_estimates
@@ -39,6 +41,7 @@ from jobwatch.server.core.workers import single_worker, worker_to_wire
 from jobwatch.server.events.broker import MemoryBroker
 from jobwatch.server.storage import queries
 from jobwatch.server.storage import workers as stored_workers
+from jobwatch.server.web.access import current_principal
 from jobwatch.server.web.services import Services
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -81,13 +84,30 @@ def _body() -> bytes:
 
 
 def _known_job(job_id: str) -> JobRow:
+    """The job, if it exists and the request's token may read it; else 404."""
     if not valid_job_id(job_id):
         raise JobNotFound(f"no job with id {job_id!r}")
     with _services().store.read() as conn:
         job = queries.get_job(conn, job_id)
-    if job is None:
-        raise JobNotFound(f"no job with id {job_id!r}")
+    _check_readable(job, job_id)
+    assert job is not None
     return job_row(dict(job))
+
+
+def _check_readable(job: JobRow | None, job_id: str) -> None:
+    """404 for a missing job and for one the request's token may not read alike."""
+    if job is None or not tenancy.can_read(current_principal(), job["tenant"], job_id):
+        raise JobNotFound(f"no job with id {job_id!r}")
+
+
+def _new_job_owner(principal: tenancy.Principal, job_id: str) -> str | None:
+    """Who a job created now under ``job_id`` belongs to (:func:`tenancy.new_job_owner`)."""
+    tenancy.check_create(principal, job_id)
+    if principal.kind is not tenancy.Kind.ADMIN or tenancy.tenant_of_id(job_id) is None:
+        return tenancy.new_job_owner(principal, job_id, ())
+    store = _services().tenancy
+    names = store.tenant_names() if store is not None else set()
+    return tenancy.new_job_owner(principal, job_id, names)
 
 
 @bp.get("/health")
@@ -113,7 +133,16 @@ def ready() -> Response:
 def create_job() -> Response:
     """201 ``{job}``; 409 ``job_exists`` when the given id is taken."""
     spec = parse_body(JobSpec, _body())
-    job, _ = _services().store.create_job(spec, None, upsert=False)
+    principal = current_principal()
+    target = spec.id
+    if target is None and principal.kind is tenancy.Kind.WORKER:
+        target = principal.job_id
+    elif target is None and principal.tenant is not None:
+        target = tenancy.job_namespace(principal.tenant) + uuid.uuid4().hex[:12]
+    owner = None if target is None else _new_job_owner(principal, target)
+    job, _ = _services().store.create_job(
+        spec, target, upsert=False, principal=principal, owner=owner
+    )
     return json_response({"job": job_to_wire(job)}, 201)
 
 
@@ -137,7 +166,11 @@ def put_job(job_id: str) -> Response:
             "body id differs from the URL's",
             details=[{"field": "id", "message": f"must equal the URL's job id {job_id!r}"}],
         )
-    job, created = _services().store.create_job(spec, job_id, upsert=True)
+    principal = current_principal()
+    owner = _new_job_owner(principal, job_id)
+    job, created = _services().store.create_job(
+        spec, job_id, upsert=True, principal=principal, owner=owner
+    )
     return json_response({"job": job_to_wire(job)}, 201 if created else 200)
 
 
@@ -145,8 +178,11 @@ def put_job(job_id: str) -> Response:
 def list_jobs() -> Response:
     """``{jobs, total, limit, offset}``, newest first."""
     query = parse_query(JobsQuery, request.args.to_dict())
+    scope = tenancy.list_scope(current_principal())
     with _services().store.read() as conn:
-        rows, total = queries.list_jobs(conn, query.status, query.limit, query.offset)
+        rows, total = queries.list_jobs(
+            conn, query.status, query.limit, query.offset, tenant=_tenant_filter(scope)
+        )
     # The budget counts the answer's bytes as sent: JSON escapes (a control
     # character is 6 bytes) make a job longer than its stored text.
     tail = dumps({"total": total, "limit": query.limit, "offset": query.offset})
@@ -171,17 +207,25 @@ def get_job(job_id: str) -> Response:
 
 @bp.post("/jobs/<job_id>/progress")
 def progress(job_id: str) -> Response:
-    """The seed's main call; see CONTRACT.md "Progress"."""
+    """The seed's main call; see docs/api.md, "Progress"."""
     update = parse_body(ProgressUpdate, _body())
     services = _services()
+    principal = current_principal()
     if services.rate_limit is not None:
         # Only an update its job would take counts against the worker's allowance.
-        rules.check_writable(_known_job(job_id), update.worker_id)
+        job = _known_job(job_id)
+        if not tenancy.can_write(principal, job["tenant"], job_id):
+            raise JobNotFound(f"no job with id {job_id!r}")
+        rules.check_writable(job, update.worker_id)
         services.rate_limit.hit(update.worker_id, request.remote_addr)
     elif not valid_job_id(job_id):
         raise JobNotFound(f"no job with id {job_id!r}")
-    reply = services.store.apply_progress(job_id, update)
-    return json_response(reply.body)
+    reply = services.store.apply_progress(job_id, update, principal)
+    body = reply.body
+    pace = None if services.pace is None else services.pace.hit(time.monotonic())
+    if pace is not None:  # busy: ask the worker to report less often
+        body = {**body, "minInterval": pace}
+    return json_response(body)
 
 
 @bp.post("/jobs/<job_id>/complete")
@@ -190,7 +234,7 @@ def complete(job_id: str) -> Response:
     request_body = parse_body(CompleteRequest, _body())
     if not valid_job_id(job_id):
         raise JobNotFound(f"no job with id {job_id!r}")
-    job = _services().store.complete_job(job_id, request_body)
+    job = _services().store.complete_job(job_id, request_body, current_principal())
     return json_response({"job": job_to_wire(job)})
 
 
@@ -204,8 +248,8 @@ def monitor(job_id: str) -> Response:
         raise JobNotFound(f"no job with id {job_id!r}")
     with services.store.read() as conn:
         job = queries.get_job(conn, job_id)
-        if job is None:
-            raise JobNotFound(f"no job with id {job_id!r}")
+        _check_readable(job, job_id)
+        assert job is not None
         end = _window_end(job, now)
         history = queries.sample_window(conn, job_id, end - HISTORY_SECONDS, end, None)
         latest = queries.latest_sample(conn, job_id)
@@ -347,6 +391,11 @@ def logs(job_id: str) -> Response:
             "offset": query.offset,
         }
     )
+
+
+def _tenant_filter(scope: tenancy.Scope) -> str | None:
+    """The tenant a listing keeps (``None``: every job)."""
+    return None if scope.everything else scope.tenant
 
 
 def _window_end(job: JobRow, now: float) -> float:

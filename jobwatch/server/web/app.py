@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app, g, request
 from flask_cors import CORS
 from flask_sock import Sock
 from werkzeug.exceptions import HTTPException
@@ -18,6 +18,7 @@ from werkzeug.routing import RequestRedirect
 from jobwatch.contract.requests import MAX_BODY_BYTES
 from jobwatch.errors import APIError, MethodNotAllowed, NotFound, PayloadTooLarge
 from jobwatch.server.core.alert_rules import DEFAULT_STALL_AFTER, parse_rule
+from jobwatch.server.core.pace import UpdatePace
 from jobwatch.server.core.quotas import DEFAULT_MAX_JOB_LOG_BYTES, DEFAULT_MAX_JOBS, Quotas
 from jobwatch.server.core.serialize import Event
 from jobwatch.server.events.broker import (
@@ -31,13 +32,16 @@ from jobwatch.server.events.watchdog import StallWatchdog
 from jobwatch.server.events.webhook import WebhookSender
 from jobwatch.server.storage.store import DEFAULT_TIMEOUT as DEFAULT_DATABASE_TIMEOUT
 from jobwatch.server.storage.store import Store
+from jobwatch.server.storage.tenancy import TenancyStore
 from jobwatch.server.web import prometheus
+from jobwatch.server.web.access import Authenticator, current_principal, remember
+from jobwatch.server.web.admin import bp as admin_bp
 from jobwatch.server.web.api import bp as api_bp
 from jobwatch.server.web.api import json_response
 from jobwatch.server.web.openapi import bp as openapi_bp
 from jobwatch.server.web.pages import bp as pages_bp
 from jobwatch.server.web.pages import open_pages
-from jobwatch.server.web.security import AccessPolicy, WorkerRateLimit
+from jobwatch.server.web.security import WEBSOCKET_PATH, AccessPolicy, WorkerRateLimit
 from jobwatch.server.web.services import Services
 from jobwatch.server.web.ws import serve_socket
 
@@ -56,6 +60,8 @@ DEFAULTS: dict[str, Any] = {
     "CORS_ORIGINS": (),
     "ALLOWED_HOSTS": (),
     "RATE_LIMIT": 0,
+    "PACE_ABOVE": 1000.0,
+    "PACE_INTERVAL": 5.0,
     "REDIS_URL": None,
     "REDIS_CHANNEL": DEFAULT_CHANNEL,
     "DATABASE_TIMEOUT": DEFAULT_DATABASE_TIMEOUT,
@@ -95,6 +101,10 @@ DEFAULTS: dict[str, Any] = {
 ``RATE_LIMIT``
     Most progress updates per second per worker and client address (0: no
     limit); more answer 429.
+``PACE_ABOVE``, ``PACE_INTERVAL``
+    Progress updates a second (this process) above which the server is busy
+    (0: never), and the ``minInterval`` seconds its progress answers then carry
+    (:class:`~jobwatch.server.core.pace.UpdatePace`).
 ``REDIS_URL``
     ``redis://host:port/db``: fan events out through Redis to every process
     sharing it (:class:`~jobwatch.server.events.redis_broker.RedisBroker`); ``None``:
@@ -183,6 +193,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         float(app.config["REDIS_TIMEOUT"]),
         store,
     )
+    tenancy = TenancyStore(store)
+    authenticator = Authenticator(tenancy, app.config["CLOCK"])
+    policy.authenticate = authenticator
     store.set_publisher(_publisher(broker, webhook))
     rate = float(app.config["RATE_LIMIT"] or 0)
     services = Services(
@@ -193,19 +206,25 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         ws_queue_bytes=int(app.config["WS_QUEUE_BYTES"]),
         send_timeout=float(app.config["WS_SEND_TIMEOUT"]),
         rate_limit=WorkerRateLimit(rate) if rate > 0 else None,
+        pace=UpdatePace(float(app.config["PACE_ABOVE"]), float(app.config["PACE_INTERVAL"])),
         watchdog=StallWatchdog(
             store, float(app.config["STALL_AFTER"]), float(app.config["STALL_CHECK_INTERVAL"])
         ),
         webhook=webhook,
         fleet=FleetFeed(store, broker, app.config["CLOCK"]),
+        tenancy=tenancy,
+        authenticator=authenticator,
     )
     app.extensions["jobwatch"] = services
-    app.before_request(open_pages(policy.check))
+    app.before_request(open_pages(remember(policy.check)))
+    app.before_request(_connection_quota)
+    app.teardown_request(_connection_ended)
     app.before_request(_no_redirects)
     if app.config["CORS_ORIGINS"]:
         CORS(app, resources={r"/api/*": {"origins": list(app.config["CORS_ORIGINS"])}})
 
     app.register_blueprint(api_bp)
+    app.register_blueprint(admin_bp)
     app.register_blueprint(openapi_bp)
     prometheus.install(app)
     app.register_blueprint(pages_bp)
@@ -245,7 +264,25 @@ def _broker(redis_url: str | None, channel: str, timeout: float, store: Store) -
 
 
 def _websocket(ws: Any) -> None:
-    serve_socket(ws, current_app.extensions["jobwatch"])
+    serve_socket(ws, current_app.extensions["jobwatch"], current_principal())
+
+
+def _connection_quota() -> None:
+    """Count a tenant's WebSocket, refused past its connection quota before the
+    upgrade (507 ``quota_exceeded``); :func:`_connection_ended` releases it."""
+    if request.path != WEBSOCKET_PATH:
+        return
+    principal = g.get("jobwatch_principal")
+    services: Services = current_app.extensions["jobwatch"]
+    if principal is not None and services.reserve_connection(principal):
+        g.jobwatch_counted_tenant = principal.tenant
+
+
+def _connection_ended(_exc: BaseException | None) -> None:
+    tenant = g.pop("jobwatch_counted_tenant", None)
+    if tenant is not None:
+        services: Services = current_app.extensions["jobwatch"]
+        services.release_connection(tenant)
 
 
 def _no_redirects() -> None:

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from jobwatch._version import __version__
+from jobwatch.contract.admin import ShareSpec, TenantSpec, TokenSpec
 from jobwatch.contract.requests import (
     JOB_ID_PATTERN,
     CompleteRequest,
@@ -33,13 +34,20 @@ from jobwatch.contract.requests import (
     UnsubscribeJobsMessage,
     UnsubscribeMessage,
 )
-from jobwatch.server.web import answers
+from jobwatch.server.web import admin_answers, answers
 from jobwatch.server.web.api import json_response
 
 bp = Blueprint("openapi", __name__, url_prefix="/api")
 
 _REF = "#/components/schemas/{model}"
-_REQUESTS: tuple[type[BaseModel], ...] = (JobSpec, ProgressUpdate, CompleteRequest)
+_REQUESTS: tuple[type[BaseModel], ...] = (
+    JobSpec,
+    ProgressUpdate,
+    CompleteRequest,
+    TenantSpec,
+    TokenSpec,
+    ShareSpec,
+)
 _ANSWERS: tuple[type[BaseModel], ...] = (
     answers.JobAnswer,
     answers.JobList,
@@ -53,17 +61,21 @@ _ANSWERS: tuple[type[BaseModel], ...] = (
     answers.Health,
     answers.Ready,
     answers.ErrorEnvelope,
+    *admin_answers.ANSWERS,
 )
 _ERRORS = {
     "400": "Bad input: `validation_error` (with `details`), `invalid_json` or "
     "`unsupported_media_type`",
     "401": "`unauthorized`: the server needs a token (docs/deployment.md)",
     "403": "`worker_mismatch`: the job is bound to another worker (or a PUT would "
-    "change it without its workerId)",
+    "change it without its workerId); `forbidden`: the token may not do this "
+    "(a tenant's id outside its namespace, the admin API without the admin token, "
+    "a listing with a worker or share token)",
     "404": "`job_not_found`",
     "409": "`job_exists` (POST /api/jobs) or `job_finished` (a write that would change "
     "a finished job)",
     "413": "`payload_too_large`: the body is over 1 MiB",
+    "507": "`quota_exceeded`: a quota of the server or of the token's tenant",
     "429": "`rate_limited`: too many updates from this worker (see `Retry-After`)",
     "503": "`store_unavailable`: the database cannot be reached; nothing was written "
     "(see `Retry-After`); on `/api/ready` also `broker_unavailable`: the subscription "
@@ -126,8 +138,10 @@ def openapi_document() -> dict[str, Any]:
                 "bearer": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "Needed only when the server has tokens: writes need the "
-                    "write token, reads the read or the write token.",
+                    "description": "Needed only when the server has tokens: the admin "
+                    "token may do everything; a tenant's write token reads and writes its "
+                    "jobs, its read token reads them; a worker token reports to one job; a "
+                    "share link's token reads one job (docs/server.md).",
                 }
             },
         },
@@ -268,9 +282,71 @@ def _paths() -> dict[str, Any]:
                 },
             }
         },
+        **_admin_paths(job),
         "/api/openapi.json": {"get": _document_operation("openapi", "This document")},
         "/api/asyncapi.json": {
             "get": _document_operation("asyncapi", "The WebSocket's AsyncAPI 3.0 document")
+        },
+    }
+
+
+def _admin_paths(job: dict[str, Any]) -> dict[str, Any]:
+    """The admin API (admin token only) and a job's share links."""
+    name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+    token_id = {"name": "tokenId", "in": "path", "required": True, "schema": {"type": "string"}}
+    share_id = {"name": "shareId", "in": "path", "required": True, "schema": {"type": "string"}}
+    admin_errors = ("401", "403")
+    return {
+        "/api/admin/tenants": {
+            "get": _operation("listTenants", "Every tenant", "TenantList", admin_errors)
+        },
+        "/api/admin/tenants/{name}": {
+            "parameters": [name],
+            "put": _operation(
+                "putTenant",
+                "Create (201) a tenant or set its quotas (200)",
+                "TenantAnswer",
+                ("400", *admin_errors, "409"),
+                body="TenantSpec",
+                also_created=True,
+            ),
+        },
+        "/api/admin/tokens": {
+            "get": _operation("listTokens", "Tokens, oldest first", "TokenList", admin_errors),
+            "post": _operation(
+                "createToken",
+                "Make a token; its secret is shown only in this answer",
+                "TokenCreated",
+                ("400", *admin_errors),
+                body="TokenSpec",
+                status="201",
+            ),
+        },
+        "/api/admin/tokens/{tokenId}": {
+            "parameters": [token_id],
+            "delete": _operation(
+                "revokeToken", "Revoke a token", "TokenAnswer", (*admin_errors, "404")
+            ),
+        },
+        "/api/jobs/{jobId}/shares": {
+            "parameters": [job],
+            "get": _operation(
+                "listShares", "A job's share links", "ShareList", ("401", "403", "404")
+            ),
+            "post": _operation(
+                "shareJob",
+                "Share a job read-only with a link that expires",
+                "ShareCreated",
+                ("400", "401", "403", "404"),
+                body="ShareSpec",
+                status="201",
+            ),
+        },
+        "/api/jobs/{jobId}/shares/{shareId}": {
+            "parameters": [job, share_id],
+            "delete": _operation(
+                "revokeShare", "Revoke a share link", "ShareAnswer", ("401", "403", "404")
+            ),
         },
     }
 

@@ -14,7 +14,9 @@ beyond share one series, ``gpu="rest"``, combined as the flat field is: mean
 utilization, summed memory and power, hottest temperature), and job names and
 worker ids cut to :data:`LABEL_BYTES`. Concurrent scrapes share one build (the
 first builds, the others wait for it and get the same text), so scrapers cannot
-multiply the work.
+multiply the work. A tenant's token sees its own running jobs and nothing of
+the server's own figures; the admin token (and the read token of a
+single-tenant server) sees everything.
 
 Names and units follow Prometheus' conventions
 (https://prometheus.io/docs/practices/naming/): base units (seconds, bytes,
@@ -29,7 +31,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, g, request
+from flask import Blueprint, Flask, Response, current_app, g, has_request_context, request
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
@@ -38,8 +40,10 @@ from prometheus_client.registry import Collector
 from jobwatch.contract.gpu_identity import gpu_ids
 from jobwatch.contract.gpu_metrics import GPU_METRICS, combine
 from jobwatch.server.core.rules import job_estimates
+from jobwatch.server.core.tenancy import Scope, list_scope
 from jobwatch.server.core.text import bounded_text
 from jobwatch.server.storage import queries
+from jobwatch.server.web.access import current_principal
 from jobwatch.server.web.services import Services
 
 bp = Blueprint("prometheus", __name__, url_prefix="/api")
@@ -110,8 +114,10 @@ class JobCollector(Collector):
         jobs: list[Any] = []
         latest: dict[str, Any] = {}
         if read:
+            scope = _scope()
+            tenant = None if scope.everything else scope.tenant
             with self.services.store.read() as conn:
-                jobs, _ = queries.list_jobs(conn, "running", MAX_JOBS, 0)
+                jobs, _ = queries.list_jobs(conn, "running", MAX_JOBS, 0, tenant=tenant)
                 latest = {job["id"]: queries.latest_sample(conn, job["id"]) for job in jobs}
         for job in jobs:
             labels = [
@@ -130,7 +136,8 @@ class JobCollector(Collector):
                     scaled = None if value is None else value * m.prometheus_factor
                     _add(gpu[m.wire], [*labels, *gpu_labels], scaled)
         yield from (progress, remaining, elapsed, cost, *gpu.values())
-        yield from self._sockets()
+        if scope.everything:  # the process's own figures are the operator's
+            yield from self._sockets()
 
     def _sockets(self) -> Iterator[Metric]:
         sessions = list(self.services.sessions)
@@ -144,6 +151,13 @@ class JobCollector(Collector):
             "Bytes queued unsent to this process's WebSocket subscribers",
             value=sum(s.queued_bytes() for s in sessions),
         )
+
+
+def _scope() -> Scope:
+    """The jobs the scrape's token may see (every job outside a request)."""
+    if not has_request_context():
+        return Scope(everything=True)
+    return list_scope(current_principal())
 
 
 def _add(family: GaugeMetricFamily, labels: list[str], value: float | None) -> None:
@@ -267,4 +281,8 @@ def _count(response: Response) -> Response:
 def prometheus() -> Response:
     """The text exposition of :class:`ServerMetrics`."""
     metrics: ServerMetrics = current_app.extensions["jobwatch.prometheus"]
-    return Response(metrics.exposition(), mimetype=None, content_type=CONTENT_TYPE)
+    scope = _scope()  # a token that lists nothing is refused before the scrape
+    # A build is shared with the scrapes that arrive meanwhile only when it shows
+    # everything: a tenant's scrape is its own, or it could show another's jobs.
+    text = metrics.exposition() if scope.everything else generate_latest(metrics.registry)
+    return Response(text, mimetype=None, content_type=CONTENT_TYPE)

@@ -4,11 +4,13 @@ With no token configured the server is open to whoever can reach it, so it
 answers only requests addressed to a loopback name (``localhost``,
 ``127.0.0.1``, ``[::1]``) or to a host named with ``--allowed-host``: a web
 page on another site whose name an attacker points at 127.0.0.1 (DNS
-rebinding) is refused. With a write token every write needs it; reads and the
-WebSocket then need the read token (when one is set) or the write token.
-Tokens come in an ``Authorization: Bearer`` header or, on ``/ws`` only (a
-browser's WebSocket cannot send headers), a ``token`` query parameter.
-``/api/health`` and ``/api/ready`` stay open (probes carry no token).
+rebinding) is refused. With a write token (the admin token) every write needs
+it or a token of the store that may write (:mod:`jobwatch.server.core.tenancy`);
+reads and the WebSocket then need the read token (when one is set), the
+write token or a stored token. Tokens come in an ``Authorization: Bearer``
+header or, on ``/ws`` only (a browser's WebSocket cannot send headers), a
+``token`` query parameter. ``/api/health`` and ``/api/ready`` stay open (probes
+carry no token).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
 from flask import Request
@@ -25,6 +27,7 @@ from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
 from jobwatch.errors import AuthenticationError, HostNotAllowed, OriginNotAllowed, RateLimited
+from jobwatch.server.core.tenancy import ADMIN, Kind, Principal
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 OPEN_PATHS = frozenset({"/api/health", "/api/ready"})
@@ -87,6 +90,9 @@ class AccessPolicy:
     allowed_hosts:
         Host names (without port) a tokenless server answers besides loopback
         names; ``*`` answers any (only for a trusted network).
+    authenticate:
+        Who another token is (a tenant's, a worker's or a share link's), or
+        ``None`` if it is no token in force; only asked when a write token is set.
 
     Raises
     ------
@@ -101,6 +107,7 @@ class AccessPolicy:
         read_token: str | None,
         origins: Iterable[str] = (),
         allowed_hosts: Iterable[str] = (),
+        authenticate: Callable[[str], Principal | None] | None = None,
     ) -> None:
         if read_token and not write_token:
             raise ValueError("a read token needs a write token too (else writes would be open)")
@@ -115,21 +122,32 @@ class AccessPolicy:
                 raise ValueError(problem)
         self.origins = frozenset(origins)
         self.allowed_hosts = frozenset(h.lower().rstrip(".") for h in allowed_hosts)
+        self.authenticate = authenticate
 
-    def check(self, request: Request) -> None:
-        """Raise :class:`AuthenticationError` (401), or its 403 kinds :class:`HostNotAllowed`
-        (``host_not_allowed``: a tokenless server asked under another name) or
-        :class:`OriginNotAllowed` (a WebSocket from a browser origin not allowed)."""
+    def check(self, request: Request) -> Principal | None:
+        """Who the request acts for: the :class:`~jobwatch.server.core.tenancy.Principal`
+        its token proves (the admin on a server without tokens), or ``None``
+        for ``/api/health`` and ``OPTIONS``, which need none.
+
+        Raises
+        ------
+        AuthenticationError
+            401: no token, a wrong one, or a write with a token that may not write.
+        HostNotAllowed
+            403 ``host_not_allowed``: a tokenless server asked under another name.
+        OriginNotAllowed
+            403 ``origin_not_allowed``: a WebSocket from a browser origin not allowed.
+        """
         if request.path in OPEN_PATHS:
-            return
+            return None
         if self.write_token is None:
             self._check_host(request)
         if request.method == "OPTIONS":
-            return
+            return None
         if request.path == WEBSOCKET_PATH:
             self._check_origin(request)
         if self.write_token is None:
-            return
+            return ADMIN
         token = _token(request)
         if token is None:
             raise AuthenticationError(
@@ -137,10 +155,15 @@ class AccessPolicy:
                 " (or ?token= on the WebSocket URL)"
             )
         if _same(token, self.write_token):
-            return
+            return ADMIN
         reading = request.method in READ_METHODS
-        if reading and self.read_token is not None and _same(token, self.read_token):
-            return
+        principal = None
+        if self.read_token is not None and _same(token, self.read_token):
+            principal = Principal(Kind.READ)
+        elif self.authenticate is not None:
+            principal = self.authenticate(token)
+        if principal is not None and (reading or principal.writes):
+            return principal
         raise AuthenticationError(
             "wrong token" if reading else "wrong token: writes need the write token"
         )

@@ -36,9 +36,17 @@ from jobwatch.contract.requests import (
     parse_client_message,
     valid_job_id,
 )
-from jobwatch.errors import APIError, JobNotFound, StoreUnavailable
+from jobwatch.errors import (
+    APIError,
+    Forbidden,
+    JobNotFound,
+    StoreUnavailable,
+    TooManySubscriptions,
+)
+from jobwatch.server.core import tenancy
 from jobwatch.server.core.rules import completed_event
 from jobwatch.server.core.serialize import Event, dumps
+from jobwatch.server.core.tenancy import ADMIN, Principal
 from jobwatch.server.core.ws_session import JobStream, Next
 from jobwatch.server.events.fleet_feed import FLEET
 from jobwatch.server.storage import queries
@@ -83,9 +91,10 @@ class Session:
     :class:`~jobwatch.server.core.ws_session.JobStream`; this class does the
     reading and writing it asks for."""
 
-    def __init__(self, ws: Any, services: Services) -> None:
+    def __init__(self, ws: Any, services: Services, principal: Principal = ADMIN) -> None:
         self.ws = ws
         self.services = services
+        self.principal = principal
         self._cond = threading.Condition()
         self._send_queue: deque[Item] = deque()
         self._queued_bytes = 0
@@ -166,11 +175,9 @@ class Session:
                 self._subscriptions[job_id] = subscription
                 self._drop_queued_start(job_id)
         if refused:
-            error = APIError(
+            error = TooManySubscriptions(
                 f"this connection already holds {MAX_JOB_SUBSCRIPTIONS} job subscriptions, "
-                "the most allowed; unsubscribe from one or open another connection",
-                status=429,
-                code="too_many_subscriptions",
+                "the most allowed; unsubscribe from one or open another connection"
             )
             self._send_control(
                 {"type": "error", "subscriptionId": job_id, "error": _error_body(error)}
@@ -179,11 +186,11 @@ class Session:
         # Subscribe before reading the job: an event committed after the read is
         # then surely queued, and one already read is skipped by its seq.
         self.services.broker.subscribe(job_id, self)
-        exists = False
+        exists, owner = False, None
         if valid_job_id(job_id):
             with self.services.store.read() as conn:
-                exists = queries.job_exists(conn, job_id)
-        if not exists:
+                exists, owner = queries.job_owner(conn, job_id)
+        if not exists or not tenancy.can_read(self.principal, owner, job_id):
             self._refuse(job_id, JobNotFound(f"no job with id {job_id!r}"))
             return
         self._put(Start(subscription, since))
@@ -212,8 +219,9 @@ class Session:
         if self.services.fleet is None:
             return
         try:
-            self.services.fleet.subscribe(self, message.status, message.since)
-        except StoreUnavailable as exc:
+            scope = tenancy.list_scope(self.principal)
+            self.services.fleet.subscribe(self, message.status, message.since, scope)
+        except (StoreUnavailable, Forbidden) as exc:
             self._send_control(
                 {"type": "error", "subscriptionId": FLEET, "error": _error_body(exc)}
             )
@@ -335,6 +343,18 @@ class Session:
         with self._cond:
             self._close_now(f"client stopped reading for {timeout:g} s; reconnect with since")
         self._cut()
+
+    def revoke(self) -> None:
+        """Close the connection because its token was revoked or expired (close code
+        1008, policy violation; called by the services' watch)."""
+        with self._cond:
+            if self._closing:
+                return
+            self._close_now("token revoked or expired")
+        log.info("closed a WebSocket whose token is no longer in force")
+        timer = threading.Timer(FORCE_CLOSE_AFTER, self._cut)
+        timer.daemon = True
+        timer.start()
 
     def shutdown(self) -> None:
         """Close the connection because the server stops (close code 1001, going away)."""
@@ -524,8 +544,9 @@ def _error_body(exc: APIError) -> dict[str, Any]:
     return body
 
 
-def serve_socket(ws: Any, services: Services) -> None:
-    """Run one WebSocket connection (the flask-sock route's body)."""
+def serve_socket(ws: Any, services: Services, principal: Principal = ADMIN) -> None:
+    """Run one WebSocket connection (the flask-sock route's body) for ``principal``,
+    who its token proves (:mod:`jobwatch.server.core.tenancy`)."""
     if getattr(ws, "sock", None) is not None and not isinstance(ws.sock, LockedSocket):
         ws.sock = LockedSocket(ws.sock)  # simple-websocket's own thread writes pings too
-    Session(ws, services).run()
+    Session(ws, services, principal).run()

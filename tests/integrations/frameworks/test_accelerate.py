@@ -3,8 +3,6 @@ data, CPU) against a real server: configuration, metrics, progress, completion."
 
 from __future__ import annotations
 
-import json
-
 import accelerate
 import pytest
 import torch
@@ -57,8 +55,7 @@ def test_tracker_reports_config_metrics_progress_and_completion(
     scalars = client.scalars("acc-mlp")
     assert set(scalars) == {"loss"}
     assert [p["step"] for p in scalars["loss"]] == list(range(1, 17))
-    lines = [line["message"] for line in client.logs("acc-mlp", limit=100)["logs"]]
-    assert json.loads(lines[0][len("config: ") :]) == {"epochs": EPOCHS, "lr": 0.1}
+    assert job["config"] == {"epochs": EPOCHS, "lr": 0.1}
 
 
 def test_bad_total_steps_raise() -> None:

@@ -4,8 +4,6 @@ progress, operation, metrics, configuration, completion, as stored."""
 
 from __future__ import annotations
 
-import json
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ import transformers
 from jobwatch.client.rest import Client
 from jobwatch.integrations.transformers import JobwatchCallback
 from jobwatch.server import EmbeddedServer
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.frameworks
 
@@ -117,8 +116,7 @@ def test_trainer_reports_progress_metrics_config_and_completion(
     history = [e["loss"] for e in trainer.state.log_history if "loss" in e]
     assert [p["value"] for p in scalars["loss"]] == pytest.approx(history)
     assert {"learning_rate", "grad_norm", "epoch"} <= set(scalars)
-    lines = [line["message"] for line in client.logs("hf-bert", limit=1000)["logs"]]
-    config = json.loads(next(m for m in lines if m.startswith("config: "))[len("config: ") :])
+    config = job["config"]
     assert config["learning_rate"] == 1e-3
     assert config["num_train_epochs"] == EPOCHS
 
@@ -147,9 +145,7 @@ def test_the_class_itself_is_a_callback_configured_by_the_environment(
 def test_a_missing_server_never_stops_training(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()  # nobody listens on it
     monkeypatch.setenv("JOBWATCH_URL", f"http://127.0.0.1:{port}")
     callback = JobwatchCallback("hf-nowhere", complete=False, gpu=False, timeout=0.5)
     trainer = transformers.Trainer(

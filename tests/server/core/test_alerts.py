@@ -18,7 +18,7 @@ import requests
 from jobwatch.errors import ValidationError
 from jobwatch.server import EmbeddedServer
 from jobwatch.server.core.alert_rules import check_rules, parse_rule
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, wait_for
 from tests.services import fresh_channel, fresh_schema, scale_urls
 
 # -- rules -----------------------------------------------------------------------------
@@ -115,19 +115,12 @@ def hot(server: EmbeddedServer, clock: FakeClock, job: str, seconds: int) -> Non
         clock.advance(10)
 
 
-def wait_for(predicate: Any, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
-
-
 def test_a_rule_alert_reaches_the_webhook_in_slack_form(receiver: Receiver) -> None:
     clock = FakeClock()
     with served(clock, receiver.url) as server:
         requests.put(f"{server.url}/api/jobs/hot", json={}, timeout=5)
         hot(server, clock, "hot", 70)
-        wait_for(lambda: len(receiver.bodies) == 1)
+        wait_for(lambda: len(receiver.bodies) == 1, 15)
         (body,) = receiver.bodies
         assert body["text"].startswith("[warning] job hot: gpuTemperature &gt; 85 for 60 s")
         assert body["jobwatch"]["source"] == "rule"
@@ -142,11 +135,11 @@ def test_a_receiver_answering_500_gets_the_alert_on_a_retry(receiver: Receiver) 
         body = {"workerId": "w", "progress": 5, "alerts": [{"title": "check me"}]}
         requests.post(f"{server.url}/api/jobs", json={"id": "r500"}, timeout=5)
         requests.post(f"{server.url}/api/jobs/r500/progress", json=body, timeout=5)
-        wait_for(lambda: len(receiver.bodies) == 1)
+        wait_for(lambda: len(receiver.bodies) == 1, 15)
         webhook = server.services.webhook
         assert webhook is not None
         # the receiver keeps the body before it answers; the sender counts on the answer
-        wait_for(lambda: webhook.delivered >= 1)
+        wait_for(lambda: webhook.delivered >= 1, 15)
         assert webhook.delivered == 1 and len(receiver.bodies) == 1
 
 
@@ -165,7 +158,7 @@ def test_a_slow_or_dead_receiver_never_holds_ingest_back(receiver: Receiver) -> 
                 timeout=2,
             )
             assert answer.status_code == 200
-        wait_for(lambda: len(receiver.bodies) == 1)
+        wait_for(lambda: len(receiver.bodies) == 1, 15)
     dead = "http://127.0.0.1:9/hook"  # nothing listens on the discard port
     with served(clock, dead) as server:
         requests.post(f"{server.url}/api/jobs", json={"id": "dead"}, timeout=5)

@@ -16,7 +16,6 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from jobwatch.errors import APIError, JobNotFound
 from jobwatch.server.deploy import settings as wsgi_settings
 from jobwatch.server.deploy.process import ServerProcess, serve_command
 from jobwatch.server.deploy.run import gunicorn_options
+from tests.conftest import free_port, wait_for
 from tests.paths import REPO
 from tests.services import fresh_channel, fresh_schema, scale_urls
 
@@ -165,7 +165,7 @@ def test_gunicorn_with_the_conf_serves_two_workers_on_postgres_and_redis():
         server = ServerProcess(command, env=env)
         try:
             assert "2 worker(s); tokens required" in server.output()
-            _wait_for(lambda: len(_children(server.pid)) == 2, "two worker processes")
+            wait_for(lambda: len(_children(server.pid)) == 2, WAIT, "two worker processes")
             with Client(server.url, token="deploy-test-token") as client:
                 assert client.health()["status"] == "ok"
                 job = client.create_job(name="gunicorn-conf")
@@ -247,7 +247,7 @@ class Nginx:
                 stderr=log,
                 start_new_session=True,
             )
-        _wait_for(lambda: _accepts(port) or self.proc.poll() is not None, "nginx to listen")
+        wait_for(lambda: _accepts(port) or self.proc.poll() is not None, WAIT, "nginx to listen")
         if self.proc.poll() is not None:
             raise RuntimeError(f"nginx did not start:\n{self.log()}")
 
@@ -266,25 +266,10 @@ class Nginx:
                 self.proc.wait(10)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _accepts(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(1)
         return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _wait_for(condition: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def _port(server: ServerProcess) -> int:
@@ -309,7 +294,7 @@ class Follower:
 
     def wait_live(self) -> None:
         """Wait until the subscription is connected and subscribed."""
-        _wait_for(lambda: self.subscription.state == "live", "the subscription to be live")
+        wait_for(lambda: self.subscription.state == "live", WAIT, "the subscription to be live")
 
     def wait_finished(self) -> None:
         """Wait until the stream ended with ``JOB_COMPLETED``."""
@@ -383,7 +368,7 @@ def test_nginx_conf_balances_two_processes_and_a_subscriber_survives_kill_9(tmp_
             return backends[-1]
 
         # Only A serves at first, so the subscriber's connection surely lands on A.
-        a, port_b, listen = backend(), _free_port(), _free_port()
+        a, port_b, listen = backend(), free_port(), free_port()
         conf = render_nginx_conf([_port(a), port_b], listen, tmp_path)
         proxy = Nginx(binary, conf, listen, tmp_path)
         stack.callback(lambda: print(proxy.log()))  # pytest shows it if the test fails
@@ -403,7 +388,7 @@ def test_nginx_conf_balances_two_processes_and_a_subscriber_survives_kill_9(tmp_
         acked = [_report(client, job_id, p) for p in progress]
         # While both serve, every event reaches the subscriber live, through Redis.
         everything = list(range(since + 1, acked[-1] + 1))
-        _wait_for(lambda: follower.seqs() == everything, f"events {everything}")
+        wait_for(lambda: follower.seqs() == everything, WAIT, f"events {everything}")
         progress_lines = re.findall(r'"POST /api/jobs/\S+/progress .*', proxy.log())
         used = {port for line in progress_lines for port in re.findall(r"127.0.0.1:(\d+)", line)}
         assert used == {str(_port(a)), str(port_b)}, "nginx sent every update to one process"

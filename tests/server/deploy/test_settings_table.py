@@ -53,6 +53,8 @@ VALUES: dict[str, tuple[list[str], Any, Any]] = {
     "max_job_log_bytes": (["12345"], 12345, 12345),
     "max_log_bytes": (["99999"], 99999, 99999),
     "rate_limit": (["20"], 20, 20.0),
+    "pace_above": (["500"], 500, 500.0),
+    "pace_interval": (["3"], 3, 3.0),
     "stall_after": (["300"], 300, 300.0),
     "alert_rules": (
         ["gpuTemperature>85 for 60s", "gpuUtilization<10 for 300s"],

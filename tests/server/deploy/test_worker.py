@@ -192,22 +192,39 @@ def _open_files_row(pid: str) -> str:
     return next(line for line in limits.splitlines() if line.startswith("Max open files"))
 
 
-def test_the_services_lock_is_gevents_once_the_worker_patched_threading() -> None:
+def test_two_greenlets_contending_for_the_services_never_block_the_worker() -> None:
     """A gunicorn master imports the app's modules before its gevent worker patches
-    ``threading``; a lock bound at import would be a real one, and two greenlets
-    contending for it block the worker's only OS thread (seen: WORKER TIMEOUT
-    under 600 idle WebSockets)."""
+    ``threading``; a lock bound at import would be a real one, and a greenlet waiting
+    for it would block the worker's only OS thread, so the greenlet holding it never
+    runs again (seen: WORKER TIMEOUT under 600 idle WebSockets). Here one greenlet
+    switches away while ``track`` holds the lock (the session's hash yields), and a
+    second calls ``track`` meanwhile: both must finish."""
     code = (
         "import jobwatch.server.web.services as s\n"
         "from gevent import monkey; monkey.patch_all()\n"
-        "import threading\n"
-        "services = s.Services(store=None, broker=None, clock=None, ws_queue_size=1)\n"
-        "print(type(services._lock).__module__)\n"
+        "import gevent\n"
+        "class Session:\n"
+        "    def __hash__(self):\n"
+        "        gevent.sleep(0.05)\n"
+        "        return id(self)\n"
+        "    def stalled(self, now): return False\n"
+        "services = s.Services(store=None, broker=None, clock=None, ws_queue_size=1,\n"
+        "                      send_timeout=3600)\n"
+        "greenlets = [gevent.spawn(services.track, Session()) for _ in range(2)]\n"
+        "gevent.joinall(greenlets, timeout=10)\n"
+        "print([g.value for g in greenlets])\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert out.stdout.strip().startswith("gevent"), out.stdout
+    try:
+        out = subprocess.run(
+            [sys.executable, "-W", "ignore", "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("the worker's OS thread blocked on a lock that gevent did not patch")
+    assert out.stdout.strip() == "[True, True]", out.stdout + out.stderr
 
 
 def test_freed_heap_memory_is_given_back_where_glibc_is() -> None:

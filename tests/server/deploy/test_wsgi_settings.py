@@ -50,6 +50,8 @@ def test_a_full_environment_becomes_the_app_settings() -> None:
         "MAX_JOB_LOG_BYTES": 1024**3,
         "MAX_LOG_BYTES": 1_000_000_000,
         "RATE_LIMIT": 20.0,
+        "PACE_ABOVE": 1000.0,
+        "PACE_INTERVAL": 5.0,
         "ALERT_RULES": (),
     }
 

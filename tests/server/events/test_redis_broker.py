@@ -23,7 +23,7 @@ import requests
 from jobwatch.server import EmbeddedServer
 from jobwatch.server.core.serialize import Event
 from jobwatch.server.events.redis_broker import RedisBroker
-from tests.conftest import WsClient
+from tests.conftest import WsClient, free_port
 from tests.services import fresh_channel, fresh_schema, scale_urls
 
 pytestmark = pytest.mark.slow
@@ -222,13 +222,6 @@ def test_the_broker_starts_without_redis_and_subscribes_once_it_answers(tmp_path
             redis_server.stop()
     finally:
         broker.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class PrivateRedis:

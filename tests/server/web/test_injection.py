@@ -21,7 +21,6 @@ from sqlalchemy import update
 
 import jobwatch.cli.commands as cli
 from jobwatch import Client
-from jobwatch.notebook import monitor as monitor_module
 from jobwatch.notebook import view as view_module
 from jobwatch.notebook.monitor import JobMonitor, MonitorView
 from jobwatch.server import EmbeddedServer
@@ -200,19 +199,12 @@ def _html_values(view: MonitorView) -> dict[str, str]:
     }
 
 
-def test_monitor_widgets_escape_every_remote_string(hostile, server, monkeypatch) -> None:
-    monkeypatch.setattr(
-        monitor_module,
-        "_make_view",
-        lambda mon, time_range: MonitorView(
-            mon._change_range, mon._load_older, time_range, mon._redraw
-        ),
-    )
+def test_monitor_widgets_escape_every_remote_string(hostile, server) -> None:
     state = _state(hostile)
     state.alerts.append({"title": MARKUP, "text": MARKUP, "level": HOSTILE, "seq": 99})
     for status in ("completed", "failed", HOSTILE):
         state.job["status"] = status
-        with JobMonitor("evil", server.url) as mon:
+        with JobMonitor("evil", server.url, widgets=True) as mon:
             mon.view.render(state, "live")
             values = _html_values(mon.view)
             assert values, "no HTML widgets found"

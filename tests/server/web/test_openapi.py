@@ -46,6 +46,11 @@ def test_served_document_is_valid_openapi_3_1(api: Api) -> None:
     validate(document)
 
 
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(word.title() for word in rest)
+
+
 def test_document_covers_every_route(server: EmbeddedServer) -> None:
     documented = {
         (path, method.upper())
@@ -57,7 +62,7 @@ def test_document_covers_every_route(server: EmbeddedServer) -> None:
     for rule in server.app.url_map.iter_rules():
         if not rule.rule.startswith("/api/"):
             continue
-        path = re.sub(r"<(?:\w+:)?job_id>", "{jobId}", rule.rule)
+        path = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: "{" + _camel(m[1]) + "}", rule.rule)
         routes |= {(path, m) for m in rule.methods or () if m not in ("HEAD", "OPTIONS")}
     assert routes == documented
 

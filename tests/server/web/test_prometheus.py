@@ -7,7 +7,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -19,7 +18,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from jobwatch.server import EmbeddedServer
-from tests.conftest import Api, FakeClock, WsClient
+from tests.conftest import Api, FakeClock, WsClient, free_port
 from tests.paths import REPO
 
 MIB = 1024 * 1024
@@ -178,13 +177,6 @@ def _prometheus_binary() -> str:
     pytest.skip(reason)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def prometheus_for(tmp_path: Path) -> Iterator[Callable[[str, str], str]]:
     """Starts Prometheus scraping a jobwatch URL with a bearer token; yields its base URL."""
@@ -203,7 +195,7 @@ def prometheus_for(tmp_path: Path) -> Iterator[Callable[[str, str], str]]:
             "    static_configs:\n"
             f"      - targets: ['{target}']\n"
         )
-        port = _free_port()
+        port = free_port()
         process = subprocess.Popen(
             [
                 binary,

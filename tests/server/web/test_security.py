@@ -11,6 +11,7 @@ import requests
 import websocket
 
 from jobwatch import Client, Reporter, errors
+from jobwatch.cli.commands import main
 from jobwatch.server import EmbeddedServer
 from jobwatch.server.deploy.process import ServerProcess, serve_command
 
@@ -134,21 +135,13 @@ def test_per_worker_rate_limit_answers_429_with_retry_after():
         assert other.status_code in (200, 429)
 
 
-def _serve_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "jobwatch", "serve", *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-
-
-def test_serve_refuses_open_non_loopback_addresses():
-    refused = _serve_cli("--host", "0.0.0.0", "--db", ":memory:")
-    assert refused.returncode == 2 and "without a token" in refused.stderr
-    lonely = _serve_cli("--read-token", "r", "--db", ":memory:")
-    assert lonely.returncode == 2 and "--read-token needs --token" in lonely.stderr
+def test_serve_refuses_open_non_loopback_addresses(capsys: pytest.CaptureFixture[str]) -> None:
+    """Refused before anything listens: run in this process, the command's own code
+    (``jobwatch serve`` itself, in a child process, is tested in tests/server/deploy)."""
+    assert main(["serve", "--host", "0.0.0.0", "--db", ":memory:"]) == 2
+    assert "without a token" in capsys.readouterr().err
+    assert main(["serve", "--read-token", "r", "--db", ":memory:"]) == 2
+    assert "--read-token needs --token" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -221,5 +221,9 @@ export function drawnLine(line) {
   };
   const styled = spansToWire(runs);
   if (styled) drawn.spans = styled;
+  if (Number.isInteger(line.rank)) {
+    drawn.rank = line.rank; // a distributed job's line: its rank and node
+    if (typeof line.node === "string") drawn.node = line.node;
+  }
   return drawn;
 }

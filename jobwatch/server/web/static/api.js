@@ -46,6 +46,18 @@ function storeToken(token) {
   }
 }
 
+// A share link (/jobs/<id>#share=<token>) carries its token in the fragment, which
+// the browser never sends to the server: take it as this tab's token and drop it
+// from the address bar, so that it is not copied on by accident.
+function takeSharedToken() {
+  const match = /^#share=([A-Za-z0-9_.-]+)$/.exec(location.hash);
+  if (!match) return;
+  storeToken(match[1]);
+  history.replaceState(null, "", location.pathname + location.search);
+}
+
+takeSharedToken();
+
 let asking = null; // the token form on screen, shared by every request that got 401
 
 // Show the token form (once, however many requests wait) and resolve when a token is given.
@@ -59,8 +71,8 @@ function askForToken(refused) {
       "p",
       "jobwatch-token-why",
       refused
-        ? "The token given was refused. Enter the server's read token (or its write token)."
-        : "Enter the server's read token (or its write token). It is kept in this tab only.",
+        ? "The token given was refused (or has expired). Enter a read or write token."
+        : "Enter a read or write token. It is kept in this tab only.",
     );
     const input = element("input", "jobwatch-token-input");
     input.type = "password";

@@ -51,6 +51,9 @@ class Figure {
   }
 }
 
+/** Most GPUs drawn as lines of their own; more are drawn as one line (see update). */
+export const MAX_GPU_LINES = 16;
+
 const unit = (suffix) => (_plot, value) => (value === null ? "-" : formatMetric(value, suffix));
 
 /** The three GPU figures, fed with JobState samples. */
@@ -68,8 +71,11 @@ export class GpuCharts {
       const start = Math.max(now, samples[samples.length - 1].ts) - window;
       shown = samples.filter((s) => s.ts >= start);
     }
-    // one line per GPU, keyed by its uuid: two MIG slices of GPU 0 are two lines
-    const gpus = gpuLines(shown);
+    // one line per GPU, keyed by its uuid: two MIG slices of GPU 0 are two lines; past
+    // MAX_GPU_LINES (a job of many nodes) one line of the samples' flat figures, and the
+    // workers section's heat strip shows each GPU
+    const perGpu = gpuLines(shown);
+    const gpus = perGpu.length > MAX_GPU_LINES ? [] : perGpu;
     const keys = gpus.map((gpu) => gpu.key);
     const names = gpus.length ? gpus.map((gpu) => gpu.label) : ["all GPUs"];
     const line = (field, scale = 1) =>

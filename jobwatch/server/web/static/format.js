@@ -106,3 +106,39 @@ export function parseTime(text) {
   const ms = Date.parse(text);
   return Number.isNaN(ms) ? null : ms / 1000;
 }
+
+export const MAX_SHOWN_VALUE = 200; // jobwatch/view/config.py's MAX_SHOWN_VALUE
+
+// A job's config as [key, value text] rows, sorted by key, as jobwatch/view/config.py's
+// config_rows writes them: nested objects flattened to dotted keys, strings as they
+// are, other values as JSON (Python's json.dumps spacing; numbers as JavaScript writes them,
+// 1e-7 where Python writes 1e-07), each cut to MAX_SHOWN_VALUE.
+export function configRows(config) {
+  const rows = [];
+  const walk = (prefix, value) => {
+    if (value !== null && typeof value === "object" && !Array.isArray(value) && Object.keys(value).length) {
+      for (const [key, item] of Object.entries(value)) walk(prefix ? `${prefix}.${key}` : key, item);
+    } else {
+      rows.push([prefix, configValue(value)]);
+    }
+  };
+  if (config !== null && typeof config === "object" && !Array.isArray(config)) {
+    for (const [key, value] of Object.entries(config)) walk(key, value);
+  }
+  return rows.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+function pythonJson(value) {
+  if (Array.isArray(value)) return `[${value.map(pythonJson).join(", ")}]`;
+  if (value !== null && typeof value === "object") {
+    return `{${Object.entries(value).map(([k, v]) => `${JSON.stringify(k)}: ${pythonJson(v)}`).join(", ")}}`;
+  }
+  if (typeof value === "number" && Number.isInteger(value) && !Number.isSafeInteger(value)) return String(BigInt(value));
+  return JSON.stringify(value);
+}
+
+function configValue(value) {
+  const text = typeof value === "string" ? value : pythonJson(value);
+  const chars = Array.from(text); // code points, as Python counts
+  return chars.length <= MAX_SHOWN_VALUE ? text : `${chars.slice(0, MAX_SHOWN_VALUE - 1).join("")}…`;
+}

@@ -19,6 +19,7 @@ import {
   statusBadge,
 } from "./dom.js";
 import {
+  configRows,
   formatCost,
   formatDuration,
   formatMemory,
@@ -28,6 +29,7 @@ import {
 } from "./format.js";
 import { JobState } from "./job_state.js";
 import { LogModel } from "./log_model.js";
+import { REFRESH_MS as WORKERS_MS, WorkersView } from "./workers.js";
 
 const REFRESH_MS = 250; // at most 4 draws a second, as the notebook monitor
 const TICK_MS = 1000; // elapsed time moves on between updates
@@ -54,6 +56,8 @@ const gpuCharts = new GpuCharts({
 });
 const scalarChart = new ScalarChart($(".jobwatch-chart-scalars"));
 const logs = new LogModel(loadOlder);
+const workersView = new WorkersView($(".jobwatch-workers"));
+let workersAt = 0; // when /workers was last asked for (ms, performance.now())
 let link = "connecting"; // the stream's state
 let waiting = false;
 let stream = null;
@@ -168,6 +172,25 @@ function drawAlerts() {
   }
 }
 
+let configShown = "";
+
+function drawConfig(job) {
+  const text = JSON.stringify(job.config ?? null);
+  if (text === configShown) return; // a config changes seldom: redraw only then
+  configShown = text;
+  const rows = configRows(job.config);
+  const box = $(".jobwatch-config");
+  box.hidden = rows.length === 0;
+  setText(box.querySelector("summary"), `config (${rows.length} keys)`);
+  box.querySelector("tbody").replaceChildren(
+    ...rows.map(([key, value]) => {
+      const row = element("tr");
+      row.append(element("td", "jobwatch-config-key", key), element("td", "jobwatch-config-value", value));
+      return row;
+    }),
+  );
+}
+
 function drawFinal(job) {
   const final = $(".jobwatch-final");
   final.hidden = !state.finished;
@@ -187,8 +210,10 @@ function draw() {
   const job = state.job;
   drawHeader(job);
   drawGpuLine();
+  if (job.worldSize) workersView.drawGpus(state.samples);
   drawCharts();
   drawAlerts();
+  drawConfig(job);
   drawFinal(job);
   const fresh = state.takeNewLogs();
   if (fresh.length) {
@@ -260,6 +285,19 @@ async function loadScalars() {
   }
 }
 
+// The ranks of a distributed job: on load, every WORKERS_MS while it runs, and at once
+// after a worker alert (a rank fell silent, straggles or caught up).
+async function loadWorkers(force = false) {
+  if (!state.job.worldSize) return;
+  if (!force && performance.now() - workersAt < WORKERS_MS) return;
+  workersAt = performance.now();
+  try {
+    workersView.setWorkers(await getJson(`${jobPath}/workers`), pageNow());
+  } catch (error) {
+    showError(errorBox, `Could not load the workers: ${error.message}`);
+  }
+}
+
 async function loadOlder(beforeId, room) {
   if (room <= 0) {
     logs.prepend([], false);
@@ -282,6 +320,10 @@ function onMessage(message) {
     return;
   }
   if (!state.apply(message, pageNow())) return;
+  const source = message.type === "JOB_ALERT" ? message.data?.alert?.source : null;
+  if (source === "worker_silent" || source === "straggler" || message.type === "JOB_COMPLETED") {
+    loadWorkers(true);
+  }
   if (state.finished) stream.close(); // nothing more comes
   schedule();
 }
@@ -313,6 +355,7 @@ async function main() {
   logs.set("total", count.total + held);
   logs.set("has_older", count.total + held > state.newLogs.length);
   await loadHistory();
+  await loadWorkers(true);
   stream = new Stream({
     subscribe: () => ({ type: "subscribe:job", subscriptionId: jobId, since: state.seq }),
     onMessage,
@@ -328,7 +371,11 @@ async function main() {
   if (state.finished) loadScalars(); // no stream: its history is all there is
   else stream.start();
   draw();
-  setInterval(() => !state.finished && schedule(), TICK_MS);
+  setInterval(() => {
+    if (state.finished) return;
+    schedule();
+    loadWorkers();
+  }, TICK_MS);
 }
 
 main();

@@ -24,7 +24,7 @@ function number(value) {
 }
 
 /** One metrics sample {ts (s), flat: {field: value|null}, gpus: {key: {...}}, ids: {key:
- * identity}}; null if undated. A GPU's key is its uuid, else its index (gpu_labels.js). */
+ * identity, with `node` for a distributed job's GPU}}; null if undated. A GPU's key is its uuid, else its index (gpu_labels.js). */
 export function sample(raw) {
   const ts = parseTime(raw && raw.timestamp);
   if (ts === null) return null;
@@ -37,7 +37,8 @@ export function sample(raw) {
   const ids = {};
   gpuIds(entries).forEach((id, i) => {
     gpus[id.key] = fields(entries[i]);
-    ids[id.key] = id;
+    const node = entries[i].node; // a distributed job's GPU names its node
+    ids[id.key] = typeof node === "string" && node ? { ...id, node } : id;
   });
   return { ts, flat: fields(raw), gpus, ids };
 }
@@ -58,7 +59,7 @@ export class JobState {
     this.timeRemaining = null;
     this.costSoFar = null;
     this.estimatedTotalCost = null;
-    this.currency = "QUBIC";
+    this.currency = "QUBIC"; // the server's default: the seed marketplace's currency
     this.seq = 0;
     this.samples = [];
     this.scalars = new Map(); // name -> [{step, ts, value}], by step
