@@ -113,8 +113,8 @@ class JobCollector(Collector):
         }
         jobs: list[Any] = []
         latest: dict[str, Any] = {}
-        if read:
-            scope = _scope()
+        scope = _scope() if read else None
+        if scope is not None:
             tenant = None if scope.everything else scope.tenant
             with self.services.store.read() as conn:
                 jobs, _ = queries.list_jobs(conn, "running", MAX_JOBS, 0, tenant=tenant)
@@ -136,7 +136,7 @@ class JobCollector(Collector):
                     scaled = None if value is None else value * m.prometheus_factor
                     _add(gpu[m.wire], [*labels, *gpu_labels], scaled)
         yield from (progress, remaining, elapsed, cost, *gpu.values())
-        if scope.everything:  # the process's own figures are the operator's
+        if scope is None or scope.everything:  # the process's own figures are the operator's
             yield from self._sockets()
 
     def _sockets(self) -> Iterator[Metric]:
