@@ -279,6 +279,15 @@ class StoreUnavailable(RetryLater):
     default_retry_after = 2.0
 
 
+class BrokerUnavailable(RetryLater, RuntimeError):
+    """503: the server's subscription to Redis is down (``/api/ready``); events of
+    other server processes reach this one's viewers only through the database."""
+
+    status = 503
+    code = "broker_unavailable"
+    default_retry_after = 2.0
+
+
 class ConnectionError(JobwatchError):
     """The server could not be reached, timed out, or answered something that is not the API."""
 
@@ -393,11 +402,3 @@ class UnsafeDatabasePath(SettingsError):
 class StoreClosed(JobwatchError):
     """The server's store was closed while a write waited; the write was not applied."""
 
-
-class BrokerUnavailable(RetryLater, RuntimeError):
-    """503: the server's subscription to Redis is down (``/api/ready``); events of
-    other server processes reach this one's viewers only through the database."""
-
-    status = 503
-    code = "broker_unavailable"
-    default_retry_after = 2.0

@@ -47,6 +47,7 @@ __all__ = [
     "ProgressData",
     "ProgressEvent",
     "ProgressReply",
+    "Ready",
     "ResumedData",
     "ResumedEvent",
     "Sample",

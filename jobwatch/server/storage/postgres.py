@@ -64,7 +64,6 @@ def connect_args(timeout: float | None) -> dict[str, Any]:
         "keepalives_interval": KEEPALIVE_INTERVAL,
         "keepalives_count": KEEPALIVE_COUNT,
         "tcp_user_timeout": int(timeout * 1000),
-        "options": f"-c statement_timeout={int(timeout * 1000)}",
     }
 
 
@@ -82,14 +81,18 @@ def engine_options(timeout: float | None) -> dict[str, Any]:
 
 def install_deadline(engine: Any, timeout: float | None) -> None:
     """Make ``engine`` open :class:`DeadlineConnection` objects answering within
-    ``timeout`` + :data:`ANSWER_MARGIN` seconds (``None``: no deadline)."""
+    ``timeout`` + :data:`ANSWER_MARGIN` seconds, with PostgreSQL's
+    ``statement_timeout`` set to ``timeout`` (``None``: neither)."""
     if timeout is None:
         return
     from sqlalchemy import event
 
     answer_timeout = timeout + ANSWER_MARGIN
+    statement_timeout = f"-c statement_timeout={int(timeout * 1000)}"
 
     def do_connect(_dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        # Added to the URL's own ``options`` (a search_path, say), not instead of them.
+        cparams["options"] = f"{cparams.get('options', '')} {statement_timeout}".strip()
         conn = DeadlineConnection.connect(*cargs, **cparams)
         conn.answer_timeout = answer_timeout
         return conn
