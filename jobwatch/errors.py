@@ -401,4 +401,3 @@ class UnsafeDatabasePath(SettingsError):
 
 class StoreClosed(JobwatchError):
     """The server's store was closed while a write waited; the write was not applied."""
-
