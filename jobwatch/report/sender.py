@@ -334,7 +334,10 @@ class Sender:
         """Do the next thing due; return seconds to wait before the next step, or None to end."""
         self._wake.clear()
         now = time.monotonic()
-        urgent = self._urgent > 0 or self._finishing
+        # Read once: a finish asked for during this step must first drain what was
+        # recorded before it (the next step does), never complete ahead of it.
+        finishing = self._finishing
+        urgent = self._urgent > 0 or finishing
         if self._deadline is not None and now >= self._deadline:
             return None
         # local work, also while the server is away (once the job's floor is known)
@@ -355,7 +358,7 @@ class Sender:
                 self._ensure()
             elif self._queue:
                 self._send()
-            elif self._finishing:
+            elif finishing:
                 if self._completion is not None:
                     self._complete()
                 return None

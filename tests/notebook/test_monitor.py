@@ -14,7 +14,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jobwatch import Client
-from jobwatch.notebook import monitor as monitor_module
 from jobwatch.notebook.monitor import BURST, JobMonitor, MonitorView
 from jobwatch.notebook.text import TextView
 from jobwatch.view.state import MAX_LOG_LINES, MAX_POINTS, MonitorState

@@ -85,11 +85,6 @@ def test_printed_lines_become_log_lines_and_are_still_printed(server: EmbeddedSe
     ]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="the partial line queued by complete() is at times (about 1 run in 3) not "
-    "delivered before the completion in this child-process setup; not yet understood",
-)
 def test_a_partial_line_is_sent_at_close(server: EmbeddedServer) -> None:
     job_id, _ = run(
         server,

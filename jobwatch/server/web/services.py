@@ -9,8 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from jobwatch.server.core.tenancy import Principal
 from jobwatch.server.core.pace import UpdatePace
+from jobwatch.server.core.tenancy import Principal
 from jobwatch.server.events.broker import Broker
 from jobwatch.server.events.fleet_feed import FleetFeed
 from jobwatch.server.events.watchdog import StallWatchdog
