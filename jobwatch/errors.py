@@ -24,12 +24,12 @@
      |         +-- TooManyConnections 429 too_many_connections
      |         +-- ServerBusy        503 server_busy
      |         +-- StoreUnavailable  503 store_unavailable
+     |         +-- BrokerUnavailable 503 broker_unavailable (also a RuntimeError)
      +-- ConnectionError             the server could not be reached or answered garbage
      +-- MissingExtra                a part of jobwatch needs an extra that is not installed
      +-- SettingsError               a server setting holds a value the server cannot use
      |    +-- UnsafeDatabasePath     the database would live where other users may write
      +-- StoreClosed                 the server's store was closed; the write was not applied
-     +-- BrokerUnavailable           Redis could not be reached when the server started
 
 The server raises the :class:`APIError` kinds and turns them into the contract's error envelope
 ``{"error": {"code", "message", "details"}}``; the client turns an envelope
@@ -279,6 +279,15 @@ class StoreUnavailable(RetryLater):
     default_retry_after = 2.0
 
 
+class BrokerUnavailable(RetryLater, RuntimeError):
+    """503: the server's subscription to Redis is down (``/api/ready``); events of
+    other server processes reach this one's viewers only through the database."""
+
+    status = 503
+    code = "broker_unavailable"
+    default_retry_after = 2.0
+
+
 class ConnectionError(JobwatchError):
     """The server could not be reached, timed out, or answered something that is not the API."""
 
@@ -392,7 +401,3 @@ class UnsafeDatabasePath(SettingsError):
 
 class StoreClosed(JobwatchError):
     """The server's store was closed while a write waited; the write was not applied."""
-
-
-class BrokerUnavailable(JobwatchError, RuntimeError):
-    """Redis could not be reached when the server started (``jobwatch serve --redis``)."""

@@ -347,7 +347,7 @@ def _prune(args: argparse.Namespace) -> int:
     refused = _unreachable("prune", database, None)
     if refused is not None:
         return refused
-    store = Store(database)
+    store = Store(database, timeout=None)  # a large prune may take long
     try:
         deleted = store.prune(args.days * 86400)
     finally:

@@ -5,7 +5,10 @@ iterator of the contract's events (``JOB_PROGRESS``, ``JOB_LOGS``,
 ``JOB_COMPLETED``, and the extensions ``JOB_STALLED``, ``JOB_RESUMED``,
 ``JOB_ALERT``). When the connection drops it reconnects with exponential
 backoff and full jitter and resubscribes with ``since`` = the last ``seq`` it
-delivered, so no event is lost and none is repeated.
+delivered, so no event is lost and none is repeated. An error answer that
+says "retry later" (``store_unavailable`` while the server's database is
+away, ``server_busy``) is retried the same way, before or after the
+``subscribed`` answer; any other error ends the iteration.
 """
 
 from __future__ import annotations
@@ -22,7 +25,13 @@ import websocket
 from jobwatch.client.own_io import doing_io
 from jobwatch.contract.answers import JobEvent
 from jobwatch.contract.backoff import Backoff
-from jobwatch.errors import ConnectionError, JobwatchError, error_from_envelope
+from jobwatch.errors import (
+    APIError,
+    ConnectionError,
+    JobwatchError,
+    RetryLater,
+    error_from_envelope,
+)
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -37,6 +46,25 @@ EVENT_TYPES = frozenset(
     {"JOB_PROGRESS", "JOB_LOGS", "JOB_COMPLETED", "JOB_STALLED", "JOB_RESUMED", "JOB_ALERT"}
 )
 STATES = ("connecting", "live", "reconnecting", "closed")
+
+
+class _TryAgain(Exception):
+    """The server answered an error that says "retry later"; ``error`` is it."""
+
+    def __init__(self, error: APIError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _answer_error(message: dict[str, Any]) -> APIError:
+    """The :class:`APIError` of an ``error`` message (its HTTP status as the REST
+    answer would have it)."""
+    error = error_from_envelope(400, {"error": message.get("error")})
+    if error.code == "job_not_found":
+        error.status = 404
+    elif isinstance(error, RetryLater):
+        error.status = type(error).status
+    return error
 
 
 class _Resuming(Generic[M]):
@@ -100,6 +128,14 @@ class _Resuming(Generic[M]):
                 self._drop("the server closed the connection")
                 continue
             message = self._decode(raw)
+            if message.get("type") == "error":  # the server dropped the subscription
+                error = _answer_error(message)
+                if not isinstance(error, RetryLater):
+                    self._close_socket()
+                    raise error
+                self._drop(f"the server cannot serve the stream now ({error})")
+                self._closed.wait(self.backoff.next_delay())
+                continue
             event = self._accept(message)
             if event is not None:
                 return event
@@ -131,7 +167,7 @@ class _Resuming(Generic[M]):
             except JobwatchError:
                 self._close_socket()
                 raise
-            except (websocket.WebSocketException, OSError, UnicodeDecodeError) as exc:
+            except (websocket.WebSocketException, OSError, UnicodeDecodeError, _TryAgain) as exc:
                 self._close_socket()
                 delay = self.backoff.next_delay()
                 log.info(
@@ -163,9 +199,9 @@ class _Resuming(Generic[M]):
                 )
             message = self._decode(raw)
             if message.get("type") == "error":
-                error = error_from_envelope(400, {"error": message.get("error")})
-                if error.code == "job_not_found":
-                    error.status = 404
+                error = _answer_error(message)
+                if isinstance(error, RetryLater):
+                    raise _TryAgain(error)
                 raise error
             if message.get("type") == "subscribed":
                 break
@@ -256,6 +292,8 @@ class Subscription(_Resuming[JobEvent]):
     ------
     jobwatch.errors.JobNotFound
         From iteration, when the server does not know the job (not retried).
+        A ``store_unavailable`` answer (the server's database is away) is
+        retried with backoff, like a lost connection.
     """
 
     def _subscribed(self, answer: dict[str, Any]) -> None:

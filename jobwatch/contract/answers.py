@@ -49,6 +49,7 @@ __all__ = [
     "ProgressReply",
     "Receipt",
     "ReceiptMetric",
+    "Ready",
     "ResumedData",
     "ResumedEvent",
     "Sample",
@@ -130,6 +131,14 @@ class Health(TypedDict):
 
     status: Literal["ok"]
     version: str
+
+
+class Ready(TypedDict):
+    """``GET /api/ready`` (200): the database and the broker answer."""
+
+    status: Literal["ready"]
+    database: Literal["ok"]
+    broker: Literal["ok", "none"]
 
 
 class GpuReading(TypedDict, total=False):

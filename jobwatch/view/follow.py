@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from jobwatch.contract.answers import JobEvent, Monitor, Sample, ScalarValue
 from jobwatch.contract.basics import FINISHED_STATUSES
-from jobwatch.errors import ConnectionError, JobNotFound
+from jobwatch.errors import ConnectionError, JobNotFound, RetryLater
 from jobwatch.view.render_pace import RenderPace
 from jobwatch.view.state import MonitorState
 
@@ -144,9 +144,11 @@ class JobFollower:
         The job to follow.
     wait:
         Wait for a job that does not exist yet (:attr:`waiting`) instead of raising
-        :class:`~jobwatch.errors.JobNotFound`.
+        :class:`~jobwatch.errors.JobNotFound`. A server whose database is away
+        (503 ``store_unavailable``) is waited for either way, the connection
+        shown as ``"reconnecting"``.
     wait_interval:
-        Seconds between two looks for that job.
+        Seconds between two looks for that job (or for the database).
     refresh:
         Seconds per render of changes under sustained load (0: render as soon as
         something came); ticks do not count.
@@ -225,6 +227,7 @@ class JobFollower:
         self._stream_ended = False
         self._reconnecting_since: float | None = None
         self._view: JobView | None = None
+        self._wait_for_missing = wait
         self._reader: threading.Thread | None = None
         self._loop_thread: threading.Thread | None = None
         self.waiting = not self._first_snapshot(wait)
@@ -331,6 +334,11 @@ class JobFollower:
             self.state.job = {"id": self.job_id}
             self.state.set_connection("waiting")
             return False
+        except RetryLater as exc:  # the server's database away for a moment: wait for it
+            log.info("jobwatch: the server cannot answer for %r yet (%s)", self.job_id, exc)
+            self.state.job = {"id": self.job_id}
+            self.state.set_connection("reconnecting")
+            return False
         # The first render shows the job at once; the render loop adds the history.
         self._load(snapshot, history=False)
         rows = (snapshot.get("metrics") or {}).get("history") or []
@@ -396,6 +404,8 @@ class JobFollower:
             try:
                 snapshot = self.client.monitor(self.job_id)
             except JobNotFound:
+                if not self._wait_for_missing:
+                    raise
                 continue
             except Exception as exc:  # the server away for a moment: keep waiting
                 log.debug("jobwatch: looking for job %r: %s", self.job_id, exc)

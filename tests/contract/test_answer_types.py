@@ -22,6 +22,7 @@ PAIRS: list[tuple[Any, type[BaseModel]]] = [
     (typed.JobList, models.JobList),
     (typed.ProgressReply, models.ProgressAnswer),
     (typed.Health, models.Health),
+    (typed.Ready, models.Ready),
     (typed.GpuReading, GpuSample),
     (typed.Sample, models.Sample),
     (typed.LogLine, models.LogLine),

@@ -62,13 +62,13 @@ ERROR_TREE = {
     "TooManyConnections": "RetryLater",
     "ServerBusy": "RetryLater",
     "StoreUnavailable": "RetryLater",
+    "BrokerUnavailable": ("RetryLater", RuntimeError),
     "ConnectionError": "JobwatchError",
     "MissingExtra": ("JobwatchError", ImportError),  # also an ImportError, as Python's own
-    # The server's own: settings it cannot use, a closed store, Redis gone at start-up.
+    # The server's own: settings it cannot use, a closed store.
     "SettingsError": ("JobwatchError", ValueError),
     "UnsafeDatabasePath": "SettingsError",
     "StoreClosed": "JobwatchError",
-    "BrokerUnavailable": ("JobwatchError", RuntimeError),
 }
 """Every exception of ``jobwatch.errors`` and its parent (the tree drawn in its module doc)."""
 

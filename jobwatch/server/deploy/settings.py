@@ -227,6 +227,36 @@ SETTINGS: tuple[Setting, ...] = (
         metavar="NAME",
     ),
     Setting(
+        "database_timeout",
+        "--database-timeout",
+        "JOBWATCH_DATABASE_TIMEOUT",
+        float,
+        5.0,
+        "5",
+        "seconds PostgreSQL may take to connect or to answer (its `statement_timeout`;"
+        " TCP keepalive probes after as long idle), and a write may wait for its commit;"
+        " past it the request answers 503 `store_unavailable`",
+        config_key="DATABASE_TIMEOUT",
+        low=0.5,
+        high=3600,
+        metavar="SECONDS",
+    ),
+    Setting(
+        "redis_timeout",
+        "--redis-timeout",
+        "JOBWATCH_REDIS_TIMEOUT",
+        float,
+        5.0,
+        "5",
+        "seconds Redis may take to connect or to answer (TCP keepalive probes after as"
+        " long idle); the subscription is checked with a PING this often and replaced"
+        " when the answer is late",
+        config_key="REDIS_TIMEOUT",
+        low=0.5,
+        high=3600,
+        metavar="SECONDS",
+    ),
+    Setting(
         "write_token",
         "--token",
         "JOBWATCH_TOKEN",
@@ -478,6 +508,8 @@ class ServerSettings:
     database: str
     redis_url: str | None = None
     redis_channel: str | None = None
+    database_timeout: float = 5.0
+    redis_timeout: float = 5.0
     write_token: str | None = None
     read_token: str | None = None
     cors_origins: tuple[str, ...] = ()

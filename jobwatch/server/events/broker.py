@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CHANNEL = "jobwatch:events"
 """The Redis pub/sub channel of a deployment unless configured otherwise."""
+DEFAULT_REDIS_TIMEOUT = 5.0
+"""Seconds Redis may take to connect or answer (``--redis-timeout``)."""
 ALL_JOBS = "*"
 """Subscribing to this key delivers every job's events (no job id can be ``*``)."""
 
@@ -55,6 +57,10 @@ class Broker(Protocol):
     def close(self) -> None:
         """Stop delivering."""
 
+    @property
+    def connected(self) -> bool:
+        """Whether events of every process reach this one now (``/api/ready``)."""
+
 
 class MemoryBroker:
     """Publishes to the subscribers of this process; the embedded default.
@@ -77,6 +83,11 @@ class MemoryBroker:
         self._wake = threading.Condition()
         self._dispatcher: threading.Thread | None = None
         self._closed = False
+
+    @property
+    def connected(self) -> bool:
+        """Always ``True``: this process is the only one."""
+        return True
 
     def subscribe(self, job_id: str, subscriber: Subscriber) -> None:
         """Start delivering ``job_id``'s events to ``subscriber``."""

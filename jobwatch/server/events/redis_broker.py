@@ -8,10 +8,20 @@ groups, no acknowledgements. What it does not promise (a message sent while a
 process is cut off from Redis is gone) is repaired from the database:
 
 - a process whose subscription to Redis broke asks every one of its WebSocket
-  subscribers to resync from the database once it is back;
+  subscribers to resync from the database at once, again after each failed
+  reconnection (so its viewers follow from the database, seconds behind,
+  while Redis is away), and once more when it is back;
 - a process whose ``PUBLISH`` failed remembers the newest ``seq`` of each job
   it could not announce and, as soon as Redis answers again, publishes a
   resync notice for those jobs, so every process's subscribers fetch them.
+
+A Redis that stops answering without closing the connection (a partition,
+a stopped server) is found by redis-py's own bounds (:func:`client_options`:
+connect and read timeouts, TCP keepalive, health checks, one retry) and, on
+the subscription, which only ever waits to read, by a PING sent after
+``timeout`` seconds of silence whose answer must arrive within ``timeout``
+more: redis-py's pub/sub health check sends a PING but does not wait for its
+answer.
 
 Ordering: each process publishes after its own commit, so when two processes
 write the same job, seq 7 can reach Redis before seq 6. Sessions therefore
@@ -30,24 +40,62 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
+import socket
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from jobwatch.contract.backoff import Backoff
-from jobwatch.errors import BrokerUnavailable
 from jobwatch.server.core.serialize import Event
-from jobwatch.server.events.broker import DEFAULT_CHANNEL, MemoryBroker, Subscriber
+from jobwatch.server.events.broker import (
+    DEFAULT_CHANNEL,
+    DEFAULT_REDIS_TIMEOUT,
+    MemoryBroker,
+    Subscriber,
+)
 
 log = logging.getLogger(__name__)
 
 MAX_QUEUED = 100_000
 """Most events waiting to be published; beyond it they are left to resync."""
-CONNECT_TIMEOUT = 10.0
-"""Seconds :class:`RedisBroker` waits for its first subscription before giving up."""
+KEEPALIVE_INTERVAL = 1
+"""Seconds between TCP keepalive probes once a connection has been idle ``timeout`` s."""
+KEEPALIVE_COUNT = 3
+"""Unanswered keepalive probes after which the kernel breaks the connection."""
+
+
+def client_options(timeout: float, *, retries: int = 1) -> dict[str, Any]:
+    """redis-py options bounding every wait on Redis by ``timeout`` seconds:
+    connect and read timeouts, TCP keepalive after ``timeout`` idle seconds
+    (:data:`KEEPALIVE_COUNT` probes :data:`KEEPALIVE_INTERVAL` s apart), a
+    health check of a connection idle for ``timeout`` seconds before its next
+    command, and ``retries`` retries of a command that failed on a broken
+    connection. (The subscription takes none: redis-py would reconnect and
+    subscribe again without a word, and the events of the gap would be lost
+    without a resync.)"""
+    keepalive: dict[int, int] = {}
+    if hasattr(socket, "TCP_KEEPIDLE"):  # Linux; elsewhere the system's defaults
+        keepalive = {
+            socket.TCP_KEEPIDLE: max(1, math.ceil(timeout)),
+            socket.TCP_KEEPINTVL: KEEPALIVE_INTERVAL,
+            socket.TCP_KEEPCNT: KEEPALIVE_COUNT,
+        }
+    return {
+        "socket_connect_timeout": timeout,
+        "socket_timeout": timeout,
+        "socket_keepalive": True,
+        "socket_keepalive_options": keepalive,
+        "health_check_interval": timeout,
+        "retry": Retry(ExponentialBackoff(cap=1.0, base=0.1), retries=retries),
+    }
+
 
 _EVENT = b"E"
 _RESYNC = b"R"
@@ -63,13 +111,14 @@ class RedisBroker:
         ``redis://[user:password@]host:port/db`` (``rediss://`` for TLS).
     channel:
         Pub/sub channel shared by the processes of one deployment.
-    connect_timeout:
-        Seconds to wait for the first subscription.
+    timeout:
+        Seconds Redis may take to connect or answer (:func:`client_options`);
+        the subscription is checked after as many silent seconds.
 
-    Raises
-    ------
-    BrokerUnavailable
-        Redis did not answer within ``connect_timeout`` seconds.
+    The constructor waits up to ``timeout`` seconds for the subscription, then
+    returns whether or not Redis answered (with a warning if not): a process
+    started while Redis is away serves, its viewers following from the
+    database, and subscribes as soon as Redis answers (:attr:`connected`).
     """
 
     def __init__(
@@ -77,14 +126,14 @@ class RedisBroker:
         url: str,
         *,
         channel: str = DEFAULT_CHANNEL,
-        connect_timeout: float = CONNECT_TIMEOUT,
+        timeout: float = DEFAULT_REDIS_TIMEOUT,
     ) -> None:
         self.url = url
         self.channel = channel
+        self.timeout = timeout
         self._local = MemoryBroker()
-        self._redis: Any = redis.Redis.from_url(
-            url, socket_connect_timeout=5, socket_timeout=10, health_check_interval=30
-        )
+        self._redis: Any = redis.Redis.from_url(url, **client_options(timeout))
+        self._subscriber: Any = redis.Redis.from_url(url, **client_options(timeout, retries=0))
         # Guarded by _queue_lock (reentrant): events waiting for the publisher,
         # and the newest seq per job that could not be announced.
         self._queue: deque[Event] = deque()
@@ -101,9 +150,7 @@ class RedisBroker:
             target=self._publish_loop, name="jobwatch-redis-publisher", daemon=True
         )
         self._publisher.start()
-        if not self._ready.wait(connect_timeout):
-            self.close()
-            raise BrokerUnavailable(f"cannot reach Redis at {url}: {self._last_error}")
+        self._ready.wait(timeout)
 
     @property
     def connected(self) -> bool:
@@ -151,6 +198,7 @@ class RedisBroker:
         self._listener.join(3.0)
         self._local.close()
         self._redis.close()
+        self._subscriber.close()
 
     # -- publisher thread -----------------------------------------------
 
@@ -221,37 +269,85 @@ class RedisBroker:
     # -- listener thread -------------------------------------------------
 
     def _listen(self) -> None:
-        backoff = Backoff(base=0.1, cap=5.0)
+        backoff = Backoff(base=0.1, cap=self.timeout)
         reconnecting = False
+        lost_at = 0.0
         while not self._closed.is_set():
-            pubsub = self._redis.pubsub()
+            pubsub = self._subscriber.pubsub()
             try:
                 pubsub.subscribe(self.channel)
-                while pubsub.get_message(timeout=1.0) is None:  # the confirmation
-                    if self._closed.is_set():
-                        return
+                self._confirmed(pubsub)
+                if self._closed.is_set():
+                    return
                 self._ready.set()
                 backoff.reset()
                 if reconnecting:
-                    log.warning("Redis subscription restored; subscribers resync")
+                    log.warning(
+                        "Redis subscription restored after %.1f s; subscribers resync",
+                        time.monotonic() - lost_at,
+                    )
                     self._local.resync(None)
                 self._pump(pubsub)
             except (redis.RedisError, OSError) as exc:
                 self._last_error = exc
-                if self._ready.is_set():
-                    log.warning("lost the Redis subscription (%s); reconnecting", exc)
+                if self._ready.is_set() or not reconnecting:
+                    lost_at = time.monotonic()
+                    log.warning(
+                        "lost the Redis subscription (%s); reconnecting, and meanwhile "
+                        "this process's viewers read new events from the database",
+                        exc or type(exc).__name__,
+                    )
                 self._ready.clear()
                 reconnecting = True
+                # Events of other processes may be passing by unseen: every
+                # subscriber fetches what the database has, now and after each
+                # failed attempt, until the subscription is back.
+                self._local.resync(None)
                 self._closed.wait(backoff.next_delay())
             finally:
                 with contextlib.suppress(redis.RedisError, OSError):
                     pubsub.close()
 
+    def _confirmed(self, pubsub: Any) -> None:
+        """Wait for the subscription's confirmation, at most ``timeout`` seconds.
+
+        Raises
+        ------
+        redis.TimeoutError
+            None came in time.
+        """
+        deadline = time.monotonic() + self.timeout
+        while pubsub.get_message(timeout=min(1.0, self.timeout)) is None:
+            if self._closed.is_set():
+                return
+            if time.monotonic() >= deadline:
+                raise redis.TimeoutError(
+                    f"Redis did not confirm the subscription within {self.timeout:g} s"
+                )
+
     def _pump(self, pubsub: Any) -> None:
+        """Deliver what comes until closed; after ``timeout`` silent seconds send a
+        PING, whose answer must come within ``timeout`` more.
+
+        Raises
+        ------
+        redis.TimeoutError
+            The PING was not answered in time (Redis is cut off or stopped).
+        """
+        heard = time.monotonic()
+        pinged: float | None = None
         while not self._closed.is_set():
-            message = pubsub.get_message(timeout=1.0)
-            if message is not None and message["type"] == "message":
-                self._dispatch(message["data"])
+            message = pubsub.get_message(timeout=min(1.0, self.timeout))
+            now = time.monotonic()
+            if message is not None:
+                heard, pinged = now, None
+                if message["type"] == "message":
+                    self._dispatch(message["data"])
+            elif pinged is not None and now - pinged >= self.timeout:
+                raise redis.TimeoutError(f"Redis did not answer a PING within {self.timeout:g} s")
+            elif pinged is None and now - heard >= self.timeout:
+                pubsub.ping()
+                pinged = now
 
     def _dispatch(self, data: bytes) -> None:
         header, _, body = data.partition(b"\n")

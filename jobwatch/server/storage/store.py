@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import sys
 import threading
 import time
@@ -58,6 +59,8 @@ from jobwatch.server.storage.schema import (
 )
 from jobwatch.server.storage.writer import GroupCommitWriter, Operation, R
 
+log = logging.getLogger(__name__)
+
 Row = dict[str, Any]
 Clock = Callable[[], float]
 
@@ -69,6 +72,12 @@ class ProgressReply:
     job: JobRow
     body: dict[str, Any]
 
+
+DEFAULT_TIMEOUT = 5.0
+"""Seconds PostgreSQL may take to connect or answer, and a write to commit
+(``--database-timeout``; see :mod:`jobwatch.server.storage.postgres`)."""
+SQLITE_BUSY_TIMEOUT = 30.0
+"""Seconds a SQLite write waits for another process's write lock."""
 
 SCHEMA_LOCK = 0x6A6F_6277_6174_6368 >> 1
 """PostgreSQL advisory lock key ("jobwatch") held while a process creates the schema."""
@@ -109,6 +118,17 @@ class Store:
         default: its defaults.
     default_currency:
         The currency of a job created without one.
+    timeout:
+        Seconds PostgreSQL may take to connect or to answer, and a write may
+        wait for its commit (a SQLite file's writes wait up to
+        :data:`SQLITE_BUSY_TIMEOUT` more, for another process's lock); past
+        it the call raises :class:`~jobwatch.errors.StoreUnavailable`.
+        ``None``: no limit (maintenance such as ``jobwatch prune``).
+
+    A PostgreSQL that cannot be reached does not stop the store from being
+    made: its schema is created by the first read or write that reaches it,
+    and until then each raises :class:`~jobwatch.errors.StoreUnavailable`
+    (so a server process started during an outage serves once it is over).
 
     Raises
     ------
@@ -124,9 +144,11 @@ class Store:
         alert_rules: tuple[AlertRule, ...] = (),
         quotas: Quotas | None = None,
         default_currency: str = rules.DEFAULT_CURRENCY,
+        timeout: float | None = DEFAULT_TIMEOUT,
     ) -> None:
         self.url = database_url(url)
         self.default_currency = default_currency
+        self.timeout = timeout
         self.clock = clock
         self.alert_rules = alert_rules
         self.quotas = quotas or Quotas()
@@ -140,6 +162,7 @@ class Store:
             ":memory:",
         )
         self._lock: Any = threading.RLock() if self._memory else None
+        wait_timeout = None if timeout is None else timeout + SQLITE_BUSY_TIMEOUT
         if self._memory:
             self.engine = create_engine(
                 "sqlite://",
@@ -149,15 +172,28 @@ class Store:
         elif parsed.get_backend_name() == "sqlite":
             prepare_sqlite_file(Path(parsed.database or ""))  # 0600, in a directory not /tmp
             self.engine = create_engine(
-                self.url, connect_args={"check_same_thread": False, "timeout": 30}
+                self.url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT}
             )
             event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
+            from jobwatch.server.storage import postgres
+
             _cooperative_waits()
-            self.engine = create_engine(self.url, pool_pre_ping=True, pool_size=10)
-        _create_schema(self.engine)
-        self._unavailable = _unavailable_errors()  # after connecting: the driver is loaded
+            self.engine = create_engine(self.url, **postgres.engine_options(timeout))
+            postgres.install_deadline(self.engine, timeout)
+            wait_timeout = timeout
+        self._unavailable = _unavailable_errors()  # after the engine: the driver is loaded
         self._refused = _refused_errors()
+        self._schema_lock = threading.Lock()
+        self._schema_ready = False
+        if self.engine.dialect.name == "postgresql":
+            try:
+                self._ensure_schema()
+            except StoreUnavailable as exc:
+                log.warning("%s; serving anyway, the schema is created once it answers", exc)
+        else:
+            _create_schema(self.engine)
+            self._schema_ready = True
         self._publish: Callable[[list[Event]], None] = lambda events: None
         self._writer = GroupCommitWriter(
             self.engine,
@@ -166,6 +202,7 @@ class Store:
             begin=batch.begin,
             finish=batch.finish,
             unavailable=self._unavailable,
+            wait_timeout=None if self._memory else wait_timeout,
         )
 
     # -- plumbing -------------------------------------------------------------
@@ -186,6 +223,7 @@ class Store:
         StoreUnavailable
             The database cannot be reached (503).
         """
+        self._ensure_schema()
         try:
             if self._lock is not None:
                 with self._lock, self.engine.connect() as conn:
@@ -209,6 +247,7 @@ class Store:
         StoreUnavailable
             The database cannot be reached (503).
         """
+        self._ensure_schema()
         try:
             if self._lock is not None:
                 with self._lock, self.engine.begin() as conn:
@@ -221,7 +260,40 @@ class Store:
         except self._refused as exc:
             raise _refused_value(exc) from exc
 
+    def _ensure_schema(self) -> None:
+        """Create the schema if this store has not yet done so.
+
+        Raises
+        ------
+        StoreUnavailable
+            The database cannot be reached (503).
+        """
+        if self._schema_ready:
+            return
+        with self._schema_lock:
+            if self._schema_ready:
+                return
+            try:
+                _create_schema(self.engine)
+            except self._unavailable as exc:
+                raise StoreUnavailable(
+                    f"the database is unavailable ({first_line(exc)}); retry shortly"
+                ) from exc
+            self._schema_ready = True
+
+    def ping(self) -> None:
+        """Run one trivial query (``/api/ready``).
+
+        Raises
+        ------
+        StoreUnavailable
+            The database cannot be reached or did not answer in time (503).
+        """
+        with self.read() as conn:
+            conn.execute(select(1))
+
     def _submit(self, op: Operation[R], *, key: str = "") -> R:
+        self._ensure_schema()
         try:
             return self._writer.submit(op, key=key)
         except self._unavailable as exc:
@@ -681,15 +753,22 @@ def _cooperative_waits() -> None:
     earlier (``jobwatch serve`` checks the database before forking) would
     otherwise block every greenlet for each query's round trip (measured:
     ingest fell to a fifth). ``wait_poll`` is what psycopg picks itself on
-    Linux under gevent.
+    Linux under gevent. Connecting (``wait_conn``) uses the selector class
+    psycopg bound at import, which would be the unpatched one and hold every
+    greenlet for as long as a connection takes (up to the connect timeout
+    against a stopped server): it gets gevent's.
     """
     monkey = sys.modules.get("gevent.monkey")
     if monkey is None or not monkey.is_module_patched("select"):
         return
+    import selectors
+
     from psycopg import waiting
 
     if waiting.wait is getattr(waiting, "wait_c", None):
         waiting.wait = waiting.wait_poll
+    if getattr(waiting, "DefaultSelector", None) is not selectors.DefaultSelector:
+        setattr(waiting, "DefaultSelector", selectors.DefaultSelector)  # noqa: B010  # not exported
 
 
 def _create_schema(engine: Any) -> None:
@@ -703,7 +782,25 @@ def _create_schema(engine: Any) -> None:
         metadata.create_all(conn)
         add_missing_columns(conn)
         if new_rollups:
-            rollups.backfill(conn, new_rollups)
+            with _no_deadline(conn):  # filling roll-ups of a large database takes long
+                rollups.backfill(conn, new_rollups)
+
+
+@contextlib.contextmanager
+def _no_deadline(conn: Connection) -> Iterator[None]:
+    """Lift PostgreSQL's statement timeout and the answer deadline inside this
+    transaction (:mod:`jobwatch.server.storage.postgres`)."""
+    if conn.dialect.name != "postgresql":
+        yield
+        return
+    conn.execute(text("SET LOCAL statement_timeout = 0"))
+    driver = conn.connection.driver_connection
+    saved = getattr(driver, "answer_timeout", None)
+    driver.answer_timeout = None  # type: ignore[union-attr]
+    try:
+        yield
+    finally:
+        driver.answer_timeout = saved  # type: ignore[union-attr]
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

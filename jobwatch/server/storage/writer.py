@@ -42,7 +42,7 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection, Engine
 
-from jobwatch.errors import APIError, StoreClosed, first_line
+from jobwatch.errors import APIError, StoreClosed, StoreUnavailable, first_line
 from jobwatch.server.core.serialize import Event
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,7 @@ class _Pending(Generic[R]):
     result: Any = None
     events: list[Event] = field(default_factory=list)
     error: BaseException | None = None
+    abandoned: bool = False
 
 
 class GroupCommitWriter:
@@ -90,6 +91,9 @@ class GroupCommitWriter:
         Exceptions meaning the database cannot be reached: a batch failing
         with one fails whole, with one warning per
         :data:`UNAVAILABLE_WARNING_EVERY` seconds, instead of being retried.
+    wait_timeout:
+        Most seconds :meth:`submit` waits for its commit (``None``: no limit);
+        then it raises :class:`~jobwatch.errors.StoreUnavailable`.
     """
 
     def __init__(
@@ -102,8 +106,10 @@ class GroupCommitWriter:
         begin: Callable[[Connection, list[str]], None] | None = None,
         finish: Callable[[Connection], None] | None = None,
         unavailable: tuple[type[BaseException], ...] = (),
+        wait_timeout: float | None = None,
     ) -> None:
         self._engine = engine
+        self._wait_timeout = wait_timeout
         self._unavailable = unavailable
         self._last_warning = -math.inf
         self._begin = begin
@@ -128,12 +134,21 @@ class GroupCommitWriter:
             What ``op`` raised; nothing of it was written.
         StoreClosed
             The writer has stopped.
+        StoreUnavailable
+            No commit within ``wait_timeout`` seconds. A write not yet begun
+            is then never applied; one already sent to the database may still
+            be (a retried update with an ``updateId`` is applied once).
         """
         if self._closed:
             raise StoreClosed("the store is closed")
         pending: _Pending[R] = _Pending(op, key)
         self._queue.put(pending)
-        pending.done.wait()
+        if not pending.done.wait(self._wait_timeout):
+            pending.abandoned = True
+            raise StoreUnavailable(
+                f"the database did not commit this write within {self._wait_timeout:g} s;"
+                " retry shortly"
+            )
         if pending.error is not None:
             raise pending.error
         return pending.result  # type: ignore[no-any-return]
@@ -168,6 +183,12 @@ class GroupCommitWriter:
         self._fail_rest()
 
     def _commit(self, batch: list[_Pending[Any]]) -> None:
+        for pending in batch:
+            if pending.abandoned:  # its request already answered 503: never apply it
+                pending.error = StoreClosed("abandoned")
+        batch = [p for p in batch if not p.abandoned]
+        if not batch:
+            return
         batch.sort(key=_lock_order)
         try:
             self._transaction(batch)
@@ -231,7 +252,12 @@ class GroupCommitWriter:
         """``call(*args)`` in a native thread of gevent's pool where the store's
         waits would hold the event loop (a SQLite file under gevent), else here."""
         if self._os_thread:
-            _gevent_hub().threadpool.apply(call, args)
+            # The failure comes back here and is raised in the writer: raised in
+            # the pool, gevent would also print its traceback, once per commit
+            # (a full disk filled the log with them).
+            error = _gevent_hub().threadpool.apply(_failure_of, (call, *args))
+            if error is not None:
+                raise error
         else:
             call(*args)
 
@@ -244,6 +270,15 @@ class GroupCommitWriter:
             if item is not None:
                 item.error = StoreClosed("the store is closed")
                 item.done.set()
+
+
+def _failure_of(call: Callable[..., Any], *args: Any) -> BaseException | None:
+    """Run ``call(*args)``; return what it raised instead of raising it."""
+    try:
+        call(*args)
+    except BaseException as exc:  # handed back to the writer, which raises it
+        return exc
+    return None
 
 
 def _lock_order(pending: _Pending[Any]) -> str:

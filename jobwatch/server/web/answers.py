@@ -336,6 +336,17 @@ class Health(BaseModel):
     version: str
 
 
+class Ready(BaseModel):
+    """``GET /api/ready`` (200): the database answers and, with Redis, the
+    subscription is up (``broker``: ``none`` without Redis)."""
+
+    model_config = _Answer
+
+    status: Literal["ready"]
+    database: Literal["ok"]
+    broker: Literal["ok", "none"]
+
+
 class ErrorDetail(BaseModel):
     """One bad field, by JSON path (``metrics.gpuUtilization``, ``logLines[2].level``)."""
 

@@ -25,7 +25,7 @@ from jobwatch.contract.requests import (
     parse_query,
     valid_job_id,
 )
-from jobwatch.errors import JobNotFound, PayloadTooLarge, ValidationError
+from jobwatch.errors import BrokerUnavailable, JobNotFound, PayloadTooLarge, ValidationError
 from jobwatch.server.core import rules, tenancy
 from jobwatch.server.core.alert_rules import alert_to_wire
 from jobwatch.server.core.job_row import JobRow, job_row, log_counts
@@ -38,6 +38,7 @@ from jobwatch.server.core.serialize import (
     scalar_to_wire,
 )
 from jobwatch.server.core.workers import single_worker, worker_to_wire
+from jobwatch.server.events.broker import MemoryBroker
 from jobwatch.server.storage import queries
 from jobwatch.server.storage import workers as stored_workers
 from jobwatch.server.web.access import current_principal
@@ -111,8 +112,21 @@ def _new_job_owner(principal: tenancy.Principal, job_id: str) -> str | None:
 
 @bp.get("/health")
 def health() -> Response:
-    """``{"status": "ok", "version"}``."""
+    """``{"status": "ok", "version"}``: liveness, the process answers (no database query)."""
     return json_response({"status": "ok", "version": __version__})
+
+
+@bp.get("/ready")
+def ready() -> Response:
+    """Readiness: ``{"status": "ready", "database": "ok", "broker": "ok" | "none"}``;
+    503 ``store_unavailable`` while the database does not answer (within its
+    timeout), 503 ``broker_unavailable`` while the subscription to Redis is down."""
+    services = _services()
+    services.store.ping()
+    if not services.broker.connected:
+        raise BrokerUnavailable("the subscription to Redis is down; reconnecting")
+    broker = "none" if isinstance(services.broker, MemoryBroker) else "ok"
+    return json_response({"status": "ready", "database": "ok", "broker": broker})
 
 
 @bp.post("/jobs")

@@ -24,10 +24,16 @@ from jobwatch.server.core.pace import UpdatePace
 from jobwatch.server.core.quotas import DEFAULT_MAX_JOB_LOG_BYTES, DEFAULT_MAX_JOBS, Quotas
 from jobwatch.server.core.rules import DEFAULT_CURRENCY
 from jobwatch.server.core.serialize import Event
-from jobwatch.server.events.broker import DEFAULT_CHANNEL, Broker, MemoryBroker
+from jobwatch.server.events.broker import (
+    DEFAULT_CHANNEL,
+    DEFAULT_REDIS_TIMEOUT,
+    Broker,
+    MemoryBroker,
+)
 from jobwatch.server.events.fleet_feed import FleetFeed
 from jobwatch.server.events.watchdog import StallWatchdog
 from jobwatch.server.events.webhook import WebhookSender
+from jobwatch.server.storage.store import DEFAULT_TIMEOUT as DEFAULT_DATABASE_TIMEOUT
 from jobwatch.server.storage.store import Store
 from jobwatch.server.storage.tenancy import TenancyStore
 from jobwatch.server.web import prometheus
@@ -61,6 +67,8 @@ DEFAULTS: dict[str, Any] = {
     "PACE_INTERVAL": 5.0,
     "REDIS_URL": None,
     "REDIS_CHANNEL": DEFAULT_CHANNEL,
+    "DATABASE_TIMEOUT": DEFAULT_DATABASE_TIMEOUT,
+    "REDIS_TIMEOUT": DEFAULT_REDIS_TIMEOUT,
     "STALL_AFTER": DEFAULT_STALL_AFTER,
     "STALL_CHECK_INTERVAL": 5.0,
     "HANG_AFTER": DEFAULT_HANG_AFTER,
@@ -108,6 +116,9 @@ DEFAULTS: dict[str, Any] = {
     this process only.
 ``REDIS_CHANNEL``
     The Redis pub/sub channel; one per deployment.
+``DATABASE_TIMEOUT``, ``REDIS_TIMEOUT``
+    Seconds PostgreSQL and Redis may take to connect or answer (5 each); past
+    it a request answers 503 and the subscription to Redis is replaced.
 ``STALL_AFTER``
     Seconds without an update after which a running job is stalled (or ten of
     its usual update intervals if that is longer).
@@ -152,9 +163,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         A token is too short or has surrounding whitespace, or a read token
         comes without a write token.
     sqlalchemy.exc.OperationalError
-        The database cannot be reached.
-    jobwatch.errors.BrokerUnavailable
-        ``REDIS_URL`` is set and Redis cannot be reached.
+        A SQLite database cannot be opened. (PostgreSQL and Redis need not
+        answer yet: until they do, requests answer 503 and ``/api/ready``
+        says which is missing.)
     """
     app = Flask("jobwatch")
     app.config.update(DEFAULTS)
@@ -186,11 +197,17 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         alert_rules=alert_on,
         quotas=quotas,
         default_currency=currency_code(str(app.config["DEFAULT_CURRENCY"])),
+        timeout=float(app.config["DATABASE_TIMEOUT"]),
+    )
+    broker = _broker(
+        app.config["REDIS_URL"],
+        app.config["REDIS_CHANNEL"],
+        float(app.config["REDIS_TIMEOUT"]),
+        store,
     )
     tenancy = TenancyStore(store)
     authenticator = Authenticator(tenancy, app.config["CLOCK"])
     policy.authenticate = authenticator
-    broker = _broker(app.config["REDIS_URL"], app.config["REDIS_CHANNEL"], store)
     store.set_publisher(_publisher(broker, webhook))
     rate = float(app.config["RATE_LIMIT"] or 0)
     services = Services(
@@ -249,13 +266,13 @@ def _publisher(broker: Broker, webhook: WebhookSender | None) -> Callable[[list[
     return publish
 
 
-def _broker(redis_url: str | None, channel: str, store: Store) -> Broker:
+def _broker(redis_url: str | None, channel: str, timeout: float, store: Store) -> Broker:
     if not redis_url:
         return MemoryBroker(dispatch=True)
     from jobwatch.server.events.redis_broker import RedisBroker
 
     try:
-        return RedisBroker(redis_url, channel=channel)
+        return RedisBroker(redis_url, channel=channel, timeout=timeout)
     except Exception:
         store.close()
         raise

@@ -60,6 +60,7 @@ _ANSWERS: tuple[type[BaseModel], ...] = (
     answers.AlertsAnswer,
     answers.ReceiptAnswer,
     answers.Health,
+    answers.Ready,
     answers.ErrorEnvelope,
     *admin_answers.ANSWERS,
 )
@@ -78,7 +79,8 @@ _ERRORS = {
     "507": "`quota_exceeded`: a quota of the server or of the token's tenant",
     "429": "`rate_limited`: too many updates from this worker (see `Retry-After`)",
     "503": "`store_unavailable`: the database cannot be reached; nothing was written "
-    "(see `Retry-After`)",
+    "(see `Retry-After`); on `/api/ready` also `broker_unavailable`: the subscription "
+    "to Redis is down",
 }
 
 
@@ -153,6 +155,15 @@ def _paths() -> dict[str, Any]:
     return {
         "/api/health": {
             "get": _operation("health", "Liveness and version", "Health", (), security=False)
+        },
+        "/api/ready": {
+            "get": _operation(
+                "ready",
+                "Readiness: the database (and Redis) answer",
+                "Ready",
+                ("503",),
+                security=False,
+            )
         },
         "/api/jobs": {
             "post": _operation(

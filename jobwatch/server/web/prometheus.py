@@ -80,8 +80,16 @@ class JobCollector(Collector):
     def __init__(self, services: Services) -> None:
         self.services = services
 
+    def describe(self) -> Iterator[Metric]:
+        """The gauges without values, read from nothing: what the registry asks at
+        registration, when a server process starts (maybe while its database is away)."""
+        return self._gauges(read=False)
+
     def collect(self) -> Iterator[Metric]:
         """The gauges as of now (one store read per running job, at most :data:`MAX_JOBS`)."""
+        return self._gauges(read=True)
+
+    def _gauges(self, *, read: bool) -> Iterator[Metric]:
         now = self.services.clock()
         progress = GaugeMetricFamily(
             "jobwatch_job_progress_percent", "Progress of a running job (%)", labels=_JOB_LABELS
@@ -103,11 +111,14 @@ class JobCollector(Collector):
             m.wire: GaugeMetricFamily(m.prometheus, m.label, labels=_GPU_LABELS)
             for m in GPU_METRICS
         }
-        scope = _scope()
-        tenant = None if scope.everything else scope.tenant
-        with self.services.store.read() as conn:
-            jobs, _ = queries.list_jobs(conn, "running", MAX_JOBS, 0, tenant=tenant)
-            latest = {job["id"]: queries.latest_sample(conn, job["id"]) for job in jobs}
+        jobs: list[Any] = []
+        latest: dict[str, Any] = {}
+        scope = _scope() if read else None
+        if scope is not None:
+            tenant = None if scope.everything else scope.tenant
+            with self.services.store.read() as conn:
+                jobs, _ = queries.list_jobs(conn, "running", MAX_JOBS, 0, tenant=tenant)
+                latest = {job["id"]: queries.latest_sample(conn, job["id"]) for job in jobs}
         for job in jobs:
             labels = [
                 job["id"],
@@ -125,7 +136,7 @@ class JobCollector(Collector):
                     scaled = None if value is None else value * m.prometheus_factor
                     _add(gpu[m.wire], [*labels, *gpu_labels], scaled)
         yield from (progress, remaining, elapsed, cost, *gpu.values())
-        if scope.everything:  # the process's own figures are the operator's
+        if scope is None or scope.everything:  # the process's own figures are the operator's
             yield from self._sockets()
 
     def _sockets(self) -> Iterator[Metric]:

@@ -9,7 +9,8 @@ it or a token of the store that may write (:mod:`jobwatch.server.core.tenancy`);
 reads and the WebSocket then need the read token (when one is set), the
 write token or a stored token. Tokens come in an ``Authorization: Bearer``
 header or, on ``/ws`` only (a browser's WebSocket cannot send headers), a
-``token`` query parameter. ``/api/health`` stays open.
+``token`` query parameter. ``/api/health`` and ``/api/ready`` stay open (probes
+carry no token).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from jobwatch.errors import AuthenticationError, HostNotAllowed, OriginNotAllowe
 from jobwatch.server.core.tenancy import ADMIN, Kind, Principal
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-OPEN_PATHS = frozenset({"/api/health"})
+OPEN_PATHS = frozenset({"/api/health", "/api/ready"})
 WEBSOCKET_PATH = "/ws"
 MIN_TOKEN_LENGTH = 16
 """Shortest token accepted (characters); ``openssl rand -hex 32`` gives 64."""

@@ -35,6 +35,8 @@ VALUES: dict[str, tuple[list[str], Any, Any]] = {
     "database": (["{db}"], "{db}", "{db}"),
     "redis_url": (["redis://cache:6379/0"], "redis://cache:6379/0", "redis://cache:6379/0"),
     "redis_channel": (["jobwatch:team-a"], "jobwatch:team-a", "jobwatch:team-a"),
+    "database_timeout": (["2.5"], 2.5, 2.5),
+    "redis_timeout": (["3"], 3, 3.0),
     "write_token": ([TOKEN], TOKEN, TOKEN),
     "read_token": (["r" * 16], "r" * 16, "r" * 16),
     "cors_origins": (

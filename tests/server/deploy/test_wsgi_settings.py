@@ -42,6 +42,8 @@ def test_a_full_environment_becomes_the_app_settings() -> None:
         "DATABASE": PG,
         "REDIS_URL": "redis://cache:6379/0",
         "REDIS_CHANNEL": "jobwatch:team-a",
+        "DATABASE_TIMEOUT": 5.0,
+        "REDIS_TIMEOUT": 5.0,
         "WRITE_TOKEN": "w" * 16,
         "READ_TOKEN": "r" * 16,
         "CORS_ORIGINS": ("https://a.example", "https://b.example"),
