@@ -67,14 +67,14 @@ def __getattr__(name: str) -> object:
 
         return JobsTable
     if name == "compare":
-        from jobwatch._extras import require
+        from jobwatch.extras import require
 
         require("notebook", "jobwatch.compare()")
         from jobwatch.notebook.compare import compare
 
         return compare
     if name == "serve":
-        from jobwatch._extras import require
+        from jobwatch.extras import require
 
         require("server", "jobwatch.serve()")
         from jobwatch.server.deploy.run import serve

@@ -18,12 +18,12 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from jobwatch._extras import require
 from jobwatch._version import __version__
 from jobwatch.cli import sync as sync_command
 from jobwatch.cli import tenancy
 from jobwatch.contract.basics import JOB_STATUSES
 from jobwatch.errors import APIError, ConnectionError, MissingExtra
+from jobwatch.extras import require
 from jobwatch.server.storage.files import default_db_path
 from jobwatch.view.terminal_safe import clean
 

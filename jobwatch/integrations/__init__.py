@@ -16,7 +16,7 @@ never imports a framework it does not need:
   (``pip install "jobwatch[keras]"``).
 
 All but Keras's take no arguments: the server, job and price come from
-``JOBWATCH_*`` variables (:data:`jobwatch.integrations._env.ENVIRONMENT`).
+``JOBWATCH_*`` variables (:data:`jobwatch.integrations.environment.ENVIRONMENT`).
 
 Loops that call ``partial_fit`` (scikit-learn) or any hand-written loop need
 no callback: :meth:`jobwatch.Reporter.track` with ``metrics=`` reports them.

@@ -14,8 +14,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from jobwatch.integrations._env import ReporterSource, log_config
-from jobwatch.integrations._logs import MetricsFilter
+from jobwatch.integrations.environment import ReporterSource, log_config
+from jobwatch.integrations.logs_filter import MetricsFilter
 from jobwatch.report.reporter import Reporter
 
 try:
@@ -36,7 +36,7 @@ class JobwatchTracker(GeneralTracker):  # type: ignore[misc]  # accelerate is re
     ``accelerator.log({...}, step=step)`` and ``accelerator.end_training()``:
 
     - **configuration**: ``init_trackers``'s ``config``
-      (:func:`jobwatch.integrations._env.log_config`);
+      (:func:`jobwatch.integrations.environment.log_config`);
     - **training metrics**: each ``accelerator.log`` call's numbers at its
       ``step`` (the Reporter's own counter without one); values that are
       not one number are left out with one warning per name;

@@ -16,8 +16,8 @@ import math
 from types import TracebackType
 from typing import Any
 
-from jobwatch.integrations._env import ReporterSource
-from jobwatch.integrations._logs import MetricsFilter
+from jobwatch.integrations.environment import ReporterSource
+from jobwatch.integrations.logs_filter import MetricsFilter
 from jobwatch.report.reporter import Reporter
 
 try:

@@ -22,8 +22,8 @@ from argparse import Namespace
 from collections.abc import Mapping
 from typing import Any
 
-from jobwatch.integrations._env import ReporterSource, log_config
-from jobwatch.integrations._logs import MetricsFilter
+from jobwatch.integrations.environment import ReporterSource, log_config
+from jobwatch.integrations.logs_filter import MetricsFilter
 from jobwatch.report.reporter import Reporter
 
 try:
@@ -51,7 +51,7 @@ class JobwatchLogger(Logger):  # type: ignore[misc]  # lightning is read as unty
       ``log_every_n_steps`` steps and at epoch ends, as Lightning logs it;
       values that are not one number are left out with one warning per name;
     - ``save_hyperparameters()`` (``log_hyperparams``) sends the
-      configuration (:func:`jobwatch.integrations._env.log_config`);
+      configuration (:func:`jobwatch.integrations.environment.log_config`);
     - when ``fit`` ends the job is completed with the last logged metrics as
       its result, and when it raises it is failed (Lightning's
       ``finalize("success")`` and ``finalize("failed")``); with a

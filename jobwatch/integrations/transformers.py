@@ -16,8 +16,8 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from jobwatch.integrations._env import ReporterSource, log_config
-from jobwatch.integrations._logs import MetricsFilter
+from jobwatch.integrations.environment import ReporterSource, log_config
+from jobwatch.integrations.logs_filter import MetricsFilter
 from jobwatch.report.reporter import Reporter
 
 try:
@@ -39,7 +39,7 @@ class JobwatchCallback(TrainerCallback):  # type: ignore[misc]  # transformers i
 
     ``Trainer(..., callbacks=[JobwatchCallback])`` needs no arguments: the
     server, token, job id, name and price come from ``JOBWATCH_*`` variables
-    (:data:`jobwatch.integrations._env.ENVIRONMENT`; the job's name defaults
+    (:data:`jobwatch.integrations.environment.ENVIRONMENT`; the job's name defaults
     to ``TrainingArguments.run_name``). Reports, each call returning at once
     (:meth:`jobwatch.Reporter.update`):
 
@@ -53,7 +53,7 @@ class JobwatchCallback(TrainerCallback):  # type: ignore[misc]  # transformers i
       ``state.global_step``; values that are not one number are left out with
       one warning per name;
     - **configuration**: ``TrainingArguments.to_sanitized_dict()`` when training
-      starts (:func:`jobwatch.integrations._env.log_config`);
+      starts (:func:`jobwatch.integrations.environment.log_config`);
     - **completion**: when training ends the job is completed with the run's
       summary (``train_runtime``, ``train_loss`` ...) as its result, unless
       ``complete=False``; this waits for the server at most 30 s.

@@ -15,8 +15,8 @@ import math
 import sys
 from typing import Any
 
-from jobwatch.integrations._env import ReporterSource
-from jobwatch.integrations._logs import MetricsFilter
+from jobwatch.integrations.environment import ReporterSource
+from jobwatch.integrations.logs_filter import MetricsFilter
 from jobwatch.report.reporter import Reporter
 
 try:

@@ -35,9 +35,9 @@ import uuid
 import weakref
 from typing import Any
 
-from jobwatch._extras import install_hint
 from jobwatch.client.rest import Client
 from jobwatch.contract.answers import LogLine
+from jobwatch.extras import install_hint
 from jobwatch.notebook.view import TIME_RANGES, MonitorView
 from jobwatch.view.follow import HistoryLoaded, JobFollower
 from jobwatch.view.state import MAX_SCALAR_POINTS, MonitorState

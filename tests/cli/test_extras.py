@@ -51,7 +51,7 @@ def test_the_demo_extra_brings_what_jobwatch_demo_needs() -> None:
 
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
-    from jobwatch._extras import EXTRAS
+    from jobwatch.extras import EXTRAS
 
     project = tomllib.loads((REPO / "pyproject.toml").read_text())
     extras = project["project"]["optional-dependencies"]

@@ -65,7 +65,7 @@ def test_snippet_runs_and_reports(
 
 
 def test_the_environment_table_lists_every_variable() -> None:
-    from jobwatch.integrations._env import ENVIRONMENT
+    from jobwatch.integrations.environment import ENVIRONMENT
 
     section = DOC.read_text().split("\n### Configured from the environment\n", 1)[1]
     listed = re.findall(r"^\| `(JOBWATCH_\w+)` \|", section.split("\n### ", 1)[0], flags=re.M)
