@@ -739,7 +739,9 @@ class Sender:
             "currency": job.currency,
         }
         with self._state:
-            self._spool = spool_mod.open_spool(self._spool_root, job.job_id, self._session, header)
+            self._spool = spool_mod.open_spool(
+                self._spool_root, job.job_id, self._session, header, self._interval
+            )
             if self._spool is None:
                 return
             adopted: list[Path] = []

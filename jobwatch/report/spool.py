@@ -17,10 +17,13 @@ completion, ``{"a": updateId}`` everything up to that request is done
 that has ended. Once every request is done the file is emptied; a finished
 reporter removes its folder.
 
-Durability: the sender appends the requests of one interval in one write
-followed by one ``fsync``, so a crash loses at most what was recorded since the
-last interval; acknowledgements are written with the next batch (a lost one
-means a request is sent again, which its ``updateId`` makes harmless).
+Durability: the sender appends what it composes in one write each time it
+composes (once an interval, or sooner while log lines wait), and ``fsync``s at
+most once per ``fsync_interval`` (the reporter's interval). A process that dies
+loses nothing written (the kernel holds it); a machine that loses power loses
+at most what was recorded in the last interval. Acknowledgements are written
+with the next batch (a lost one means a request is sent again, which its
+``updateId`` makes harmless).
 """
 
 from __future__ import annotations
@@ -28,9 +31,11 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,8 +111,10 @@ class Spool:
         The folder cannot be created, written or locked.
     """
 
-    def __init__(self, path: Path, header: dict[str, Any]) -> None:
+    def __init__(self, path: Path, header: dict[str, Any], fsync_interval: float = 0.0) -> None:
         path.mkdir(parents=True, exist_ok=True)
+        self._fsync_interval = fsync_interval
+        self._synced_at = -math.inf  # monotonic s of the last fsync
         self.path = path
         self._lock_file: IO[bytes] | None = open(path / "lock", "wb")  # noqa: SIM115
         if fcntl is not None:
@@ -130,8 +137,9 @@ class Spool:
         self._buffer.append(b'{"a":' + json.dumps(update_id).encode() + b"}\n")
 
     def write(self, *, empty: bool = False) -> None:
-        """Append what was queued in one write and ``fsync``; ``empty``: nothing is
-        pending any more, so the file is emptied instead.
+        """Append what was queued in one write, and ``fsync`` unless the last one was
+        less than ``fsync_interval`` seconds ago; ``empty``: nothing is pending any
+        more, so the file is emptied instead.
 
         Raises
         ------
@@ -151,7 +159,10 @@ class Spool:
         self._buffer.clear()
         self._file.write(data)
         self._file.flush()
-        os.fsync(self._file.fileno())
+        now = time.monotonic()
+        if now - self._synced_at >= self._fsync_interval:
+            os.fsync(self._file.fileno())
+            self._synced_at = now
         self.size += len(data)
 
     def rewrite(self, requests: list[tuple[str, bytes]]) -> None:
@@ -183,10 +194,13 @@ class Spool:
             self._lock_file = None
 
 
-def open_spool(root: Path, job_id: str, session: str, header: dict[str, Any]) -> Spool | None:
-    """A new spool for one reporter under ``root``, or ``None`` (warned) where the disk refuses."""
+def open_spool(
+    root: Path, job_id: str, session: str, header: dict[str, Any], fsync_interval: float = 0.0
+) -> Spool | None:
+    """A new spool for one reporter under ``root`` that ``fsync``s at most once per
+    ``fsync_interval`` seconds, or ``None`` (warned) where the disk refuses."""
     try:
-        return Spool(root / _safe(job_id) / session, header)
+        return Spool(root / _safe(job_id) / session, header, fsync_interval)
     except OSError as exc:
         _log.warning(
             "jobwatch: cannot write the spool under %s (%s); data the server has not "
