@@ -21,7 +21,7 @@ import requests
 from jobwatch.server import EmbeddedServer
 from tests.paths import REPO
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.frameworks]
 
 RANKS = textwrap.dedent(
     """
