@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from jobwatch._version import __version__
 from jobwatch.cli import sync as sync_command
 from jobwatch.cli import tenancy
+from jobwatch.cli.connect import UsageError, connect
 from jobwatch.contract.basics import JOB_STATUSES
 from jobwatch.errors import APIError, ConnectionError, MissingExtra
 from jobwatch.extras import require
@@ -240,6 +241,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in ("tenants", "tokens", "share"):
             return tenancy.run(args)
         return _jobs(args)
+    except UsageError as exc:
+        print(f"jobwatch {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except APIError as exc:  # its message is the server's: cleaned like any remote text
         if exc.status in TEMPORARY_STATUSES:
             print(f"jobwatch: the server is unavailable right now: {clean(exc)}", file=sys.stderr)
@@ -360,9 +364,7 @@ def _prune(args: argparse.Namespace) -> int:
 
 
 def _jobs(args: argparse.Namespace) -> int:
-    from jobwatch.client.rest import Client
-
-    with Client(args.url) as client:
+    with connect(args.url) as client:
         if args.jobs_command == "create":
             job = client.create_job(
                 job_id=args.job_id,

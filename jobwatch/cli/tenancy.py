@@ -13,6 +13,7 @@ import argparse
 import math
 from typing import Any
 
+from jobwatch.cli.connect import connect
 from jobwatch.view.terminal_safe import clean
 
 __all__ = ["add_parsers", "run"]
@@ -84,9 +85,7 @@ def add_parsers(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``tenants``, ``tokens`` or ``share``; returns the exit code (0)."""
-    from jobwatch.client.rest import Client
-
-    with Client(args.url, token=args.token) as client:
+    with connect(args.url, token=args.token) as client:
         if args.command == "share":
             made = client.share_job(args.job_id, expires_in=args.expires, label=args.label)
             print(f"share {made['share']['id']} expires {made['share']['expiresAt']}")

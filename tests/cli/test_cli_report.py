@@ -170,3 +170,24 @@ def test_a_temporarily_unavailable_server_exits_3_not_1(args: list[str]) -> None
     assert result.returncode == 3, result.stderr
     assert "unavailable right now" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["jobs", "list"],
+        ["jobs", "create", "--name", "x"],
+        ["tenants", "list"],
+        ["tokens", "list"],
+        ["share", "some-job"],
+    ],
+)
+def test_a_bad_url_is_a_usage_error_not_a_traceback(
+    command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from jobwatch.cli import main
+
+    assert main([*command, "--url", "notaurl"]) == 2
+    err = capsys.readouterr().err
+    assert "url must start with http:// or https://" in err
+    assert "Traceback" not in err
