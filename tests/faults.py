@@ -131,8 +131,8 @@ class PrivateRedis:
     """A Redis server of the test's own on a free port, which the test may stop
     and start again on the same port."""
 
-    def __init__(self, directory: Path) -> None:
-        self.port = free_port()
+    def __init__(self, directory: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self._directory = directory
         self._proc: subprocess.Popen[bytes] | None = None

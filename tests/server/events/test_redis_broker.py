@@ -9,8 +9,6 @@ between its commit and its publish; the Redis server itself stopping).
 
 from __future__ import annotations
 
-import socket
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,6 +22,7 @@ from jobwatch.server import EmbeddedServer
 from jobwatch.server.core.serialize import Event
 from jobwatch.server.events.redis_broker import RedisBroker
 from tests.conftest import WsClient, free_port
+from tests.faults import PrivateRedis
 from tests.services import fresh_channel, fresh_schema, scale_urls
 
 pytestmark = pytest.mark.slow
@@ -222,41 +221,6 @@ def test_the_broker_starts_without_redis_and_subscribes_once_it_answers(tmp_path
             redis_server.stop()
     finally:
         broker.close()
-
-
-class PrivateRedis:
-    """A Redis server of this test's own on a free port (the shared one must not
-    be stopped), which the test stops and starts again on the same port."""
-
-    def __init__(self, directory: Any, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self._directory = directory
-        self._proc: subprocess.Popen[bytes] | None = None
-        self.start()
-
-    def start(self) -> None:
-        self._proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self._directory)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"redis-server did not start on port {self.port}")
-
-    def stop(self) -> None:
-        if self._proc is not None:
-            self._proc.kill()
-            self._proc.wait(10)
-            self._proc = None
 
 
 @pytest.fixture
