@@ -223,18 +223,8 @@ class Store:
         StoreUnavailable
             The database cannot be reached (503).
         """
-        self._ensure_schema()
-        try:
-            if self._lock is not None:
-                with self._lock, self.engine.connect() as conn:
-                    yield conn
-            else:
-                with self.engine.connect() as conn:
-                    yield conn
-        except self._unavailable as exc:
-            raise _store_unavailable() from exc
-        except self._refused as exc:
-            raise _refused_value(exc) from exc
+        with self._connected(self.engine.connect) as conn:
+            yield conn
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -247,13 +237,23 @@ class Store:
         StoreUnavailable
             The database cannot be reached (503).
         """
+        with self._connected(self.engine.begin) as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def _connected(
+        self, open_connection: Callable[[], contextlib.AbstractContextManager[Connection]]
+    ) -> Iterator[Connection]:
+        """``open_connection()`` (``engine.connect`` or ``engine.begin``) under the
+        shared lock for ``:memory:``, with the database's errors turned into the
+        contract's (503 unavailable, 400 a value it cannot store)."""
         self._ensure_schema()
         try:
             if self._lock is not None:
-                with self._lock, self.engine.begin() as conn:
+                with self._lock, open_connection() as conn:
                     yield conn
             else:
-                with self.engine.begin() as conn:
+                with open_connection() as conn:
                     yield conn
         except self._unavailable as exc:
             raise _store_unavailable() from exc
