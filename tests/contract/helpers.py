@@ -5,10 +5,18 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
 import time
+from pathlib import Path
 from typing import Any
 
 import requests
+
+from tests.paths import REPO
 
 ERROR_STATUSES = {400, 403, 404, 405, 409, 413, 429}
 METRIC_FIELDS = (
@@ -95,3 +103,30 @@ def snapshot(api: Any, job_id: str) -> dict[str, Any]:
         "metrics": js(api.get(f"/api/jobs/{job_id}/metrics?timeRange=2592000")),
         "monitor": js(api.get(f"/api/jobs/{job_id}/monitor")),
     }
+
+
+def run_with_table_entry(
+    tmp_path: Path, table: str, end: str, entry: str, script: str
+) -> dict[str, Any]:
+    """Copy the package to ``tmp_path``, add ``entry`` to the table in ``table``
+    (a path under ``jobwatch/``) just before ``end``, run ``script`` against that
+    copy in a fresh interpreter and return the JSON of its last line."""
+    package = tmp_path / "jobwatch"
+    shutil.copytree(REPO / "jobwatch", package, ignore=shutil.ignore_patterns("__pycache__"))
+    path = package / table
+    source = path.read_text()
+    assert source.count(end) == 1
+    path.write_text(source.replace(end, textwrap.indent(entry, "    ").rstrip() + end))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)])}
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    got: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    return got

@@ -3,11 +3,6 @@ adding a metric is one entry in the table."""
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -24,7 +19,7 @@ from jobwatch.server.core import serialize as wire
 from jobwatch.server.storage import schema
 from jobwatch.server.web import answers, prometheus
 from jobwatch.view import state
-from tests.paths import REPO
+from tests.contract.helpers import run_with_table_entry
 
 
 def test_names_are_unique_and_spelled_as_the_field_spells_them() -> None:
@@ -169,26 +164,9 @@ WITH_NEW_METRIC = textwrap.dedent(
 
 
 def test_adding_a_metric_is_one_entry_in_the_table(tmp_path: Path) -> None:
-    package = tmp_path / "jobwatch"
-    shutil.copytree(REPO / "jobwatch", package, ignore=shutil.ignore_patterns("__pycache__"))
-    table = package / "contract" / "gpu_metrics.py"
-    source = table.read_text()
-    end = '\n)\n"""Every GPU metric'
-    assert source.count(end) == 1
-    table.write_text(source.replace(end, textwrap.indent(NEW_METRIC, "    ").rstrip() + end))
-
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)])}
-    done = subprocess.run(
-        [sys.executable, "-c", WITH_NEW_METRIC],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    got = run_with_table_entry(
+        tmp_path, "contract/gpu_metrics.py", '\n)\n"""Every GPU metric', NEW_METRIC, WITH_NEW_METRIC
     )
-    assert done.returncode == 0, done.stderr
-    got = json.loads(done.stdout.splitlines()[-1])
     free_a, free_b = 79 * 1024.0, 77 * 1024.0  # MB: 80 GiB cards with 1 and 3 GiB in use
     assert got["per_gpu"] == [free_a, free_b]
     assert got["sampled"] == free_a + free_b

@@ -5,10 +5,8 @@ model all agree with it, and a new field is one entry in it."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 import textwrap
 from datetime import datetime
 from pathlib import Path
@@ -32,6 +30,7 @@ from jobwatch.server.storage import schema
 from jobwatch.server.web import answers
 from jobwatch.server.web.pages import job_fields_module
 from jobwatch.view.state import MonitorState, job_model
+from tests.contract.helpers import run_with_table_entry
 from tests.notebook.test_logview import node_or_skip
 from tests.paths import REPO
 
@@ -196,26 +195,13 @@ WITH_NEW_FIELD = textwrap.dedent(
 
 
 def test_adding_a_job_field_is_one_entry_in_the_table(tmp_path: Path) -> None:
-    package = tmp_path / "jobwatch"
-    shutil.copytree(REPO / "jobwatch", package, ignore=shutil.ignore_patterns("__pycache__"))
-    table = package / "contract" / "job_fields.py"
-    source = table.read_text()
-    end = '\n)\n"""Every column of ``jobs``'
-    assert source.count(end) == 1
-    table.write_text(source.replace(end, textwrap.indent(NEW_FIELD, "    ").rstrip() + end))
-
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)])}
-    done = subprocess.run(
-        [sys.executable, "-c", WITH_NEW_FIELD],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    got = run_with_table_entry(
+        tmp_path,
+        "contract/job_fields.py",
+        '\n)\n"""Every column of ``jobs``',
+        NEW_FIELD,
+        WITH_NEW_FIELD,
     )
-    assert done.returncode == 0, done.stderr
-    got = json.loads(done.stdout.splitlines()[-1])
     assert "priority INTEGER DEFAULT '0' NOT NULL" in got["ddl"]
     assert got["wire"] == got["created"] == got["listed"] == got["state"] == 0
     prop, required = got["openapi"]
