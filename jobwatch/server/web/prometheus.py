@@ -223,35 +223,42 @@ class ServerMetrics:
             registry=self.registry,
         )
 
-        self._building = threading.Lock()
         self._done = threading.Condition()
-        self._generation = 0
-        self._latest = b""
+        self._building: set[Scope] = set()
+        self._generation: dict[Scope, int] = {}
+        self._latest: dict[Scope, bytes] = {}
 
-    def exposition(self) -> bytes:
-        """The registry in Prometheus' text format (version 0.0.4).
+    def exposition(self, scope: Scope) -> bytes:
+        """The registry in Prometheus' text format (version 0.0.4), as ``scope`` sees
+        it (the build runs in the caller's request, whose token the collector reads).
 
-        One build at a time: a scrape that arrives while another builds waits for
-        the next build to finish and returns its text, so any number of
-        concurrent scrapes cost at most two builds.
+        One build at a time per scope: a scrape that arrives while another of the
+        same scope builds waits for the next build to finish and returns its text,
+        so any number of concurrent scrapes cost at most two builds each, and a
+        build is never handed to a scrape of another scope.
         """
         with self._done:
-            wanted = self._generation + 1  # a build that starts after this call
+            wanted = self._generation.get(scope, 0) + 1  # a build that starts after this call
         while True:
-            if self._building.acquire(blocking=False):
+            with self._done:
+                mine = scope not in self._building
+                if mine:
+                    self._building.add(scope)
+            if mine:
                 try:
                     text = generate_latest(self.registry)
                 finally:
-                    self._building.release()
+                    with self._done:
+                        self._building.discard(scope)
                 with self._done:
-                    self._generation += 1
-                    self._latest = text
+                    self._generation[scope] = self._generation.get(scope, 0) + 1
+                    self._latest[scope] = text
                     self._done.notify_all()
                 return text
             with self._done:
                 self._done.wait(1.0)
-                if self._generation > wanted:
-                    return self._latest
+                if self._generation.get(scope, 0) > wanted:
+                    return self._latest[scope]
 
 
 def install(app: Flask) -> None:
@@ -282,7 +289,5 @@ def prometheus() -> Response:
     """The text exposition of :class:`ServerMetrics`."""
     metrics: ServerMetrics = current_app.extensions["jobwatch.prometheus"]
     scope = _scope()  # a token that lists nothing is refused before the scrape
-    # A build is shared with the scrapes that arrive meanwhile only when it shows
-    # everything: a tenant's scrape is its own, or it could show another's jobs.
-    text = metrics.exposition() if scope.everything else generate_latest(metrics.registry)
+    text = metrics.exposition(scope)
     return Response(text, mimetype=None, content_type=CONTENT_TYPE)
