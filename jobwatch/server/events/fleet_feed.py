@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal, Protocol, overload
 
 from sqlalchemy import JSON, and_, cast, or_, select, type_coerce
@@ -54,7 +54,6 @@ __all__ = [
     "FleetFeed",
     "FleetSubscriber",
     "bounded_text",
-    "jobs_changed",
     "summary",
 ]
 
@@ -168,13 +167,6 @@ def summary(job: Mapping[str, Any], now: float) -> dict[str, Any]:
         "workers": job["n_workers"],
         "nodes": job["n_nodes"],
     }
-
-
-def jobs_changed(summaries: list[dict[str, Any]], seq: int) -> Iterable[bytes]:
-    """``JOBS_CHANGED`` messages of at most :data:`PAGE` summaries each."""
-    for start in range(0, len(summaries), PAGE):
-        page = summaries[start : start + PAGE]
-        yield dumps({"type": "JOBS_CHANGED", "seq": seq, "data": {"jobs": page}})
 
 
 class FleetFeed:

@@ -70,11 +70,6 @@ def get_job(conn: Connection, job_id: str) -> JobRow | None:
     return job_row(decode_row(row)) if row is not None else None
 
 
-def job_exists(conn: Connection, job_id: str) -> bool:
-    """Whether ``job_id`` is stored (reads its id only, never its text)."""
-    return conn.execute(select(jobs.c.id).where(jobs.c.id == job_id)).first() is not None
-
-
 def job_owner(conn: Connection, job_id: str) -> tuple[bool, str | None]:
     """(whether ``job_id`` is stored, its tenant): reads those two columns only."""
     row = conn.execute(select(jobs.c.id, jobs.c.tenant).where(jobs.c.id == job_id)).first()
