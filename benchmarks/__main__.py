@@ -7,6 +7,7 @@ import time
 
 from benchmarks import (
     attacks,
+    capture,
     dom_latency,
     fanout,
     fleet,
@@ -46,6 +47,7 @@ SUITES = {
     "training": training.run,
     "kernel": kernel.run,
     "integrations": integrations.run,
+    "capture": capture.run,
     "latency": log_latency.run,
     "dom-latency": dom_latency.run,
 }
