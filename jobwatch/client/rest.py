@@ -37,6 +37,7 @@ from jobwatch.contract.answers import (
     Sample,
     ScalarValue,
 )
+from jobwatch.contract.requests import check_keys
 from jobwatch.errors import ConnectionError, ValidationError, error_from_envelope
 
 __all__ = ["DEFAULT_URL", "Client", "default_url"]
@@ -127,15 +128,18 @@ class Client:
 
         Raises
         ------
-        ValueError
-            Both ``json_body`` and ``json_data`` were given.
         APIError
             The server answered an error (subclass by its ``code``).
         ConnectionError
             The server could not be reached, timed out or answered non-JSON.
+        ValueError
+            ``json_body`` holds a mapping key that is not a string (JSON would
+            write ``1`` as ``"1"``, and two such keys would become one), or both
+            ``json_body`` and ``json_data`` were given; nothing is sent.
         """
         if json_body is not None and json_data is not None:
             raise ValueError("give json_body or json_data, not both")
+        check_keys(json_body, "the request body")
         query = {k: v for k, v in (params or {}).items() if v is not None}
         headers = None if json_data is None else _JSON_HEADERS
         try:
