@@ -357,7 +357,7 @@ class Sender:
         if urgent and not policy.rate_limited:
             retry_at = min(retry_at, policy.failed_at + URGENT_RETRY)
         if now < retry_at:
-            return max(0.0, min(retry_at, self._drain_at()) - now)
+            return _wait_until(min(retry_at, self._drain_at()), now)
         self._client.timeout = policy.http_timeout(now, self._deadline, self._http_timeout)
         try:
             if (
@@ -372,7 +372,7 @@ class Sender:
                     self._complete()
                 return None
             else:
-                return max(0.0, self._drain_at() - now)
+                return _wait_until(self._drain_at(), now)
         except Exception as exc:  # the sender must outlive any failure
             return self._failed(exc, now)
         self._succeeded()
@@ -621,7 +621,8 @@ class Sender:
         first = True
         taken_lines = 0
         last_seq = last_scalar_seq = 0
-        while first or taken_lines < len(lines) or steps:
+        taken_steps = 0
+        while first or taken_lines < len(lines) or taken_steps < len(steps):
             self._updates += 1
             update_id = f"{self._session}-{self._updates}"
             body: dict[str, Any] = {"workerId": self._job.worker_id, "progress": progress}
@@ -648,8 +649,11 @@ class Sender:
                 body["alerts"] = alerts
             scalars: list[dict[str, Any]] = []
             points = 0
-            while steps and (not scalars or points + len(steps[0][2]) <= MAX_SCALAR_POINTS):
-                seq, step, values = steps.pop(0)
+            while taken_steps < len(steps) and (
+                not scalars or points + len(steps[taken_steps][2]) <= MAX_SCALAR_POINTS
+            ):
+                seq, step, values = steps[taken_steps]
+                taken_steps += 1
                 scalars.append({"step": step, "values": values})
                 points += len(values)
                 last_scalar_seq = seq
@@ -671,7 +675,7 @@ class Sender:
             # the body with "logLines" last, as json.dumps would write it: the
             # lines were encoded one by one as they were measured
             data = b"".join((head[:-1], _LINES_KEY, ",".join(wire_lines).encode("ascii"), b"]}"))
-            done = taken_lines >= len(lines) and not steps
+            done = taken_lines >= len(lines) and taken_steps >= len(steps)
             self._queue.append(
                 _Request(
                     update_id=update_id,
@@ -929,6 +933,19 @@ class Sender:
         if key not in self._warned:
             self._warned.add(key)
             _log.warning("jobwatch: " + message, *args)
+
+
+IDLE_POLL = 0.1
+"""Seconds between two looks at the outbox while the next drain time has passed
+with nothing due (nothing recorded since the last request, no GPU sample to
+send): a progress update or training metrics wake no one (that would cost the
+training loop's hot path), so the first one after a quiet spell goes within this."""
+
+
+def _wait_until(due: float, now: float) -> float:
+    """Seconds to wait for ``due`` (monotonic s); :data:`IDLE_POLL` once it has passed
+    (it has passed with nothing to do: waiting 0 would spin the thread)."""
+    return due - now if due > now else IDLE_POLL
 
 
 def _dumps(body: dict[str, Any]) -> bytes:
