@@ -18,6 +18,7 @@ from benchmarks import (
     kernel,
     log_latency,
     memory,
+    peers,
     queries,
     reporter,
     scale,
@@ -48,6 +49,7 @@ SUITES = {
     "kernel": kernel.run,
     "integrations": integrations.run,
     "capture": capture.run,
+    "peers": peers.run,
     "latency": log_latency.run,
     "dom-latency": dom_latency.run,
 }
