@@ -103,7 +103,7 @@ class Tracker:
 def _jobwatch(folder: Path, url: str | None) -> Tracker:
     from jobwatch import Reporter
 
-    reporter = Reporter("bench-peers", url=url, gpu=False)
+    reporter = Reporter(f"bench-peers-{os.getpid()}", url=url, gpu=False)
     return Tracker(
         lambda values, step: reporter.log_metrics(values, step=step),
         reporter.complete,
