@@ -17,12 +17,16 @@ For each tracker, set up as its documentation's first example does:
   range and median of the pairs' ratios beside it. A slow tracker's rounds
   have fewer steps (about :data:`ROUND_SECONDS` each, at least 50). The wall
   time counts what the tracker's threads take from the loop (and its other
-  processes where they compete for the same cores). The CPU figure is steadier
-  on a loaded machine and counts all of the tracker's work on the training
-  machine: the CPU of the process (all threads) and of its children (W&B's
-  ``wandb-core``), from a round's first step until :data:`SETTLE_SECONDS`
-  after its last, the tracker drained, so that a batch written or sent later
-  counts too; the median round with the tracker against the median without;
+  processes where they compete for the same cores);
+- **CPU per step**: the log call's CPU in the loop's thread (best of 5 runs)
+  plus what the tracker's other threads and processes use per logged step
+  (W&B's ``wandb-core`` is a child process; jobwatch's sender and trackio's
+  writer are threads): their CPU from a round's first step until
+  :data:`SETTLE_SECONDS` after its last, the tracker drained, so that a batch
+  written or sent later counts too, less the same in a round that logged
+  nothing (the median of the rounds' differences). This is the steadiest
+  figure on a loaded machine (the loop's own CPU swings by tens of
+  microseconds a step there, and the wall time far more);
 - **finish**: the seconds its ``finish()``/``complete()``/``end_run()`` took
   after the last round (writing or sending what it still holds).
 
@@ -39,13 +43,16 @@ which MLflow 3 keeps only behind ``MLFLOW_ALLOW_FILE_STORE=true``) and, as
 defaults otherwise (W&B's and trackio's system metrics included).
 
 A tracker that is not installed is skipped, with the reason printed and in
-its row. The project's environment has none of the three; to run them::
+its row (``python -m benchmarks --quick`` in the project's environment, which
+has none of them, times jobwatch alone). To run them all, in an environment
+of their own (none of them needs torch)::
 
     python -m venv /tmp/peers-venv
-    /tmp/peers-venv/bin/pip install -e . trackio wandb mlflow
-    /tmp/peers-venv/bin/python -m benchmarks --only peers
+    /tmp/peers-venv/bin/pip install -e ".[server]" trackio wandb mlflow
+    /tmp/peers-venv/bin/python -m benchmarks.peers          # --quick: fewer, shorter rounds
 
-(none of them needs torch). ``--quick`` times fewer and shorter rounds.
+(``python -m benchmarks --only peers`` there too once the ``dev`` and ``scale``
+extras are installed: the table's other groups import them.)
 """
 
 from __future__ import annotations
@@ -181,38 +188,46 @@ def _children_cpu() -> float:
     return total
 
 
-def _loop(steps: int, first: int, tracker: Tracker | None, settle: float) -> tuple[float, float]:
-    """``(wall seconds, CPU seconds)`` of ``steps`` steps, logging at steps
-    ``first``, ``first + 1``, ... when ``tracker`` is given. The wall time is
-    the steps'; the CPU (this process's threads and its children's) runs on
+def _loop(
+    steps: int, first: int, tracker: Tracker | None, settle: float
+) -> tuple[float, float, float]:
+    """``(wall seconds, CPU seconds of this thread, CPU seconds of the rest)`` of
+    ``steps`` steps, logging at steps ``first``, ``first + 1``, ... when
+    ``tracker`` is given. The wall time and this thread's CPU are the steps';
+    the rest (this process's other threads and its children) is counted on
     until ``settle`` seconds after the last step, the tracker drained, so that
     the work it put off (a batch it writes or sends later) counts too."""
     state = [0.0]
     children = _children_cpu()
-    cpu = time.process_time()
+    process = time.process_time()
+    start_thread = time.thread_time()
     start = time.perf_counter()
     for step in range(first, first + steps):
         _step_work(state)
         if tracker is not None:
             tracker.log({"loss": 1.0 / (step + 1), "accuracy": state[0] % 1.0}, step)
     end = time.perf_counter()
+    thread = time.thread_time() - start_thread
     if tracker is not None:
         tracker.drain()
     time.sleep(max(0.0, end + settle - time.perf_counter()))
-    cpu = time.process_time() - cpu + _children_cpu() - children
-    return end - start, cpu
+    mine = time.thread_time() - start_thread  # the drain's waiting included
+    rest = time.process_time() - process - mine + _children_cpu() - children
+    return end - start, thread, rest
 
 
-def _per_call(tracker: Tracker, first: int, calls: int) -> float:
-    """Seconds per log call: the best of 5 runs of ``calls``, draining between."""
-    best = float("inf")
+def _per_call(tracker: Tracker, first: int, calls: int) -> tuple[float, float]:
+    """``(wall seconds, CPU seconds of this thread)`` per log call: each the best
+    of 5 runs of ``calls``, draining between."""
+    best = best_cpu = float("inf")
     for run in range(5):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.thread_time()
         for step in range(first + run * calls, first + (run + 1) * calls):
             tracker.log({"loss": 1.0 / (step + 1), "accuracy": 0.5}, step)
         best = min(best, (time.perf_counter() - start) / calls)
+        best_cpu = min(best_cpu, (time.thread_time() - cpu) / calls)
         tracker.drain()
-    return best
+    return best, best_cpu
 
 
 def measure(name: str, quick: bool, url: str | None) -> dict[str, Any]:
@@ -228,13 +243,13 @@ def measure(name: str, quick: bool, url: str | None) -> dict[str, Any]:
         each = (time.perf_counter() - probe) / 20
         tracker.drain()
         calls = int(min(2000, max(20, (0.05 if quick else 0.2) / max(each, 1e-7))))
-        per_call = _per_call(tracker, 20, calls)
+        per_call, per_call_cpu = _per_call(tracker, 20, calls)
         step = 20 + 5 * calls
         # a slow tracker's rounds are shorter (at most about ROUND_SECONDS), never under 50 steps
         budget = ROUND_SECONDS[quick] / (per_call + STEP_SECONDS)
         steps = int(max(50, min(steps, budget)))
         _loop(steps // 4, 0, None, 0.0)  # warm up
-        pairs, bare, tracked, bare_cpu, tracked_cpu = [], [], [], [], []
+        pairs, bare, tracked, bare_cpu, background = [], [], [], [], []
         for round_ in range(rounds):
             pair = [False, True] if round_ % 2 == 0 else [True, False]
             timed = {}
@@ -246,7 +261,7 @@ def measure(name: str, quick: bool, url: str | None) -> dict[str, Any]:
             bare.append(timed[False][0])
             tracked.append(timed[True][0])
             bare_cpu.append(timed[False][1])
-            tracked_cpu.append(timed[True][1])
+            background.append(timed[True][2] - timed[False][2])
             pairs.append(timed[True][0] / timed[False][0])
         start = time.perf_counter()
         tracker.finish()
@@ -258,8 +273,8 @@ def measure(name: str, quick: bool, url: str | None) -> dict[str, Any]:
         "steps": steps,
         "rounds": rounds,
         "ratio": min(tracked) / min(bare),
-        "cpu_ratio": statistics.median(tracked_cpu) / statistics.median(bare_cpu),
-        "cpu_per_step_s": (statistics.median(tracked_cpu) - statistics.median(bare_cpu)) / steps,
+        "cpu_per_step_s": per_call_cpu + statistics.median(background) / steps,
+        "step_cpu_s": statistics.median(bare_cpu) / steps,
         "pairs": [min(pairs), statistics.median(pairs), max(pairs)],
         "finish_s": finish_s,
     }
@@ -338,14 +353,17 @@ def run(quick: bool) -> list[Row]:
             )
         )
         loop = f"loop of {got['step_s'] * 1e6:.0f} us steps logging every step"
+        cpu_ratio = 1 + got["cpu_per_step_s"] / got["step_cpu_s"]
         rows.append(
             Row(
                 GROUP,
-                f"{label}: {loop}, CPU of the process and its children (ratio: with / without)",
-                f"{got['cpu_ratio']:.3f}x: +{got['cpu_per_step_s'] * 1e6:,.1f} us per step",
-                got["cpu_ratio"],
+                f"{label}: CPU per step, the call and the tracker's other threads and "
+                "processes (ratio: step + it / step)",
+                f"{got['cpu_per_step_s'] * 1e6:,.1f} us per step",
+                cpu_ratio,
                 "jobwatch the least",
-                f"median of {got['rounds']} rounds of {got['steps']:,} steps each way",
+                f"call: best of 5 runs; the rest: median of {got['rounds']} rounds of "
+                f"{got['steps']:,} steps, less the same without logging",
             )
         )
         rows.append(
