@@ -9,12 +9,11 @@ For each tracker, set up as its documentation's first example does:
   (so a call that sometimes writes a batch counts with its share). Between
   runs the tracker is left to catch up, untimed;
 - **loop overhead**: a loop of steps of :data:`STEP_SECONDS` of CPU work each
-  (a stand-in calibrated on this machine) that logs the two metrics every
+  (a stand-in calibrated on this machine, in CPU time) that logs the two metrics every
   step, with the tracker against the same loop without it. Rounds without and
   with alternate (every other pair the other way round); the ratio is the
-  best round with the tracker over the best round without (:mod:`timeit`'s
-  rule, the least disturbed by other work on a shared machine), with the
-  range and median of the pairs' ratios beside it. A slow tracker's rounds
+  median over pairs of the time with the tracker over the time without, with
+  the range of the pairs' ratios beside it. A slow tracker's rounds
   have fewer steps (about :data:`ROUND_SECONDS` each, at least 50). The wall
   time counts what the tracker's threads take from the loop (and its other
   processes where they compete for the same cores);
@@ -163,15 +162,17 @@ def _step_work(state: list[float]) -> None:
 
 
 def _calibrate() -> None:
-    """Size a step's work to :data:`STEP_SECONDS` on this machine, now (the best of 5)."""
+    """Size a step's work to :data:`STEP_SECONDS` of this thread's CPU on this
+    machine, now (the best of 5; CPU time, so that every tracker's child sizes
+    its steps alike however loaded the machine is while it calibrates)."""
     state = [0.0]
     _work[0] = 150
     best = float("inf")
     for _ in range(5):
-        start = time.perf_counter()
+        start = time.thread_time()
         for _ in range(1000):
             _step_work(state)
-        best = min(best, (time.perf_counter() - start) / 1000)
+        best = min(best, (time.thread_time() - start) / 1000)
     _work[0] = max(1, round(150 * STEP_SECONDS / best))
 
 
@@ -269,10 +270,10 @@ def measure(name: str, quick: bool, url: str | None) -> dict[str, Any]:
     return {
         "per_call_s": per_call,
         "calls": calls,
-        "step_s": min(bare) / steps,
+        "step_s": statistics.median(bare) / steps,
         "steps": steps,
         "rounds": rounds,
-        "ratio": min(tracked) / min(bare),
+        "ratio": statistics.median(pairs),
         "cpu_per_step_s": per_call_cpu + statistics.median(background) / steps,
         "step_cpu_s": statistics.median(bare_cpu) / steps,
         "pairs": [min(pairs), statistics.median(pairs), max(pairs)],
@@ -370,11 +371,11 @@ def run(quick: bool) -> list[Row]:
             Row(
                 GROUP,
                 f"{label}: {loop}, wall time (ratio: with / without)",
-                f"{got['ratio']:.3f}x (pairs {got['pairs'][0]:.3f}-{got['pairs'][2]:.3f}x, "
-                f"median {got['pairs'][1]:.3f}x), finish {got['finish_s']:.2f} s",
+                f"{got['ratio']:.3f}x (pairs {got['pairs'][0]:.3f}-{got['pairs'][2]:.3f}x), "
+                f"finish {got['finish_s']:.2f} s",
                 got["ratio"],
                 "jobwatch the least",
-                "best round with / best without, alternating, in one child process",
+                "median over alternating pairs of rounds, in one child process",
             )
         )
     return rows
