@@ -44,7 +44,7 @@ from jobwatch.contract.requests import (
     format_ts,
 )
 from jobwatch.errors import JobFinished, ValidationError, WorkerMismatch
-from jobwatch.server.core import alert_rules, budgets, hangs, workers
+from jobwatch.server.core import alert_rules, budgets, hangs, pricing, workers
 from jobwatch.server.core.alert_rules import Alert, AlertRule
 from jobwatch.server.core.job_row import JobChanges, JobRow, ListedJob, log_counts, with_changes
 from jobwatch.server.core.serialize import Event
@@ -184,6 +184,8 @@ def estimate(
     rate: RateState,
     now: float,
     resumed_from: float | None = None,
+    price_cost: float = 0.0,
+    price_from: float | None = None,
 ) -> Estimates:
     """Elapsed time, time remaining and cost of a job (docs/api.md "Estimates").
 
@@ -196,7 +198,7 @@ def estimate(
         of the last progress change (moved forward past pauses); ``None`` when
         not yet.
     price_per_hour:
-        Price in the job's currency per hour, or ``None``.
+        The job's current price in its currency per hour, or ``None``.
     rate:
         The job's smoothed progress rate (:func:`update_rate`).
     now:
@@ -204,12 +206,18 @@ def estimate(
     resumed_from:
         The progress (%) a worker declared it resumed from (``resumedFrom`` >
         0), or ``None`` for a run that started from scratch.
+    price_cost, price_from:
+        What the job cost at its earlier prices, and the server time from
+        which ``price_per_hour`` applies (``None``: from ``started_at``), as
+        :func:`jobwatch.server.core.pricing.price_change` keeps them.
 
     Returns
     -------
     Estimates
         ``elapsed = (completed_at or now) - started_at`` (>= 0);
-        ``cost_so_far = elapsed / 3600 * price_per_hour``;
+        ``cost_so_far = price_cost + (end - max(started_at, price_from)) / 3600 *
+        price_per_hour``: the price integrated over the run, which is
+        ``elapsed / 3600 * price_per_hour`` for a price that never changed;
         ``time_remaining``: 0 once finished or at 100 %; ``None`` at progress
         0; once progress has moved while the job was watched,
         ``(100 - progress) / rate`` with tqdm's smoothed rate
@@ -218,13 +226,19 @@ def estimate(
         tqdm's ``initial``), else the seed's average
         ``elapsed * (100 - progress) / progress``; a number is at least
         :data:`MIN_REMAINING`;
-        ``estimated_total_cost = (elapsed + time_remaining) / 3600 * price_per_hour``.
+        ``estimated_total_cost = cost_so_far + time_remaining / 3600 * price_per_hour``
+        (the rest at the current price).
     """
     if started_at is None:
         return Estimates(None, None, None, None)
     end = completed_at if completed_at is not None else now
     elapsed = max(0.0, end - started_at)
-    cost = None if price_per_hour is None else elapsed / 3600.0 * price_per_hour
+    current_from = started_at if price_from is None else max(started_at, price_from)
+    cost = (
+        None
+        if price_per_hour is None
+        else price_cost + max(0.0, end - current_from) / 3600.0 * price_per_hour
+    )
 
     remaining: float | None
     smoothed = rate.rate(max(0.0, now - progress_at) if progress_at is not None else 0.0)
@@ -241,8 +255,8 @@ def estimate(
 
     total = (
         None
-        if price_per_hour is None or remaining is None
-        else (elapsed + remaining) / 3600.0 * price_per_hour
+        if cost is None or price_per_hour is None or remaining is None
+        else cost + remaining / 3600.0 * price_per_hour
     )
     return Estimates(
         elapsed=_finite(elapsed),
@@ -276,6 +290,8 @@ def job_estimates(job: ListedJob, now: float) -> Estimates:
         rate=RateState.of(job),
         now=now,
         resumed_from=job["resumed_from"],
+        price_cost=job["price_cost"] or 0.0,
+        price_from=job["price_from"],
     )
     node_rate = job["node_rate"]
     if node_rate is None:
@@ -390,6 +406,8 @@ def spec_changes(job: JobRow, spec: JobSpec, now: float) -> JobChanges:
             f"job {job['id']!r} is {job['status']}; its name, price, currency, "
             "provider and config are settled"
         )
+    if "price_per_hour" in changes:  # a new price: cost integrates the old one up to now
+        changes.update(pricing.price_change(job, changes["price_per_hour"], now))
     changes["updated_at"] = now
     return changes
 
@@ -568,7 +586,7 @@ def apply_progress(
         worker_outcome = workers.worker_update(job, worker, update, now)
         changes.update(worker_outcome.job_changes)
         if "node_rate" in changes:  # the job's rate is now its nodes' prices summed
-            changes["price_per_hour"] = changes["node_rate"]
+            changes.update(pricing.price_change(job, changes["node_rate"], now))
     worker_ts = update.worker_ts(now)
     hang_ended: Alert | None = None
     if leader and not _is_late(job["worker_ts"], worker_ts):

@@ -132,6 +132,15 @@ workers = Table(
     Column("straggler", Integer, nullable=False, server_default="0", doc="1 while flagged"),
 )
 
+price_segments = Table(
+    "price_segments",
+    metadata,
+    Column("job_id", String(128), primary_key=True),
+    Column("start_at", Float, primary_key=True, doc="server time its price took effect"),
+    Column("end_at", Float, nullable=False, doc="server time the next price took over"),
+    Column("price_per_hour", Float, nullable=False, doc="in the job's currency"),
+)
+
 applied_updates = Table(
     "applied_updates",
     metadata,
