@@ -28,6 +28,9 @@ __all__ = [
     "AlertsPage",
     "CompletedData",
     "CompletedEvent",
+    "CostGroup",
+    "CostReport",
+    "CostTotal",
     "GpuReading",
     "Health",
     "Job",
@@ -58,6 +61,7 @@ __all__ = [
     "ScalarsPage",
     "StalledData",
     "StalledEvent",
+    "Unpriced",
 ]
 
 JobStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
@@ -322,6 +326,43 @@ class LogsData(TypedDict):
     logs: list[LogLine]
 
 
+class CostTotal(TypedDict):
+    """Spend of one currency over a spend report's window: ``daily`` per day, in order."""
+
+    currency: str
+    cost: float
+    hours: float
+    jobs: int
+    running: int
+    daily: list[float]
+
+
+class CostGroup(CostTotal):
+    """Spend of one group (providerId, tenant or name) in one currency."""
+
+    group: str | None
+
+
+class Unpriced(TypedDict):
+    """Jobs without a price that ran inside a spend report's window."""
+
+    jobs: int
+    hours: float
+
+
+class CostReport(TypedDict):
+    """``GET /api/costs``: spend per day and per group."""
+
+    since: str
+    until: str
+    timeZone: str
+    by: Literal["provider", "tenant", "name"] | None
+    days: list[str]
+    groups: list[CostGroup]
+    totals: list[CostTotal]
+    unpriced: Unpriced
+
+
 class ReceiptMetric(TypedDict):
     """One training metric on a receipt: its final value (at ``step``) and its range."""
 
@@ -482,6 +523,7 @@ class JobSummary(TypedDict):
     worldSize: int | None
     workers: int
     nodes: int
+    budget: float | None
 
 
 class JobsChangedData(TypedDict):

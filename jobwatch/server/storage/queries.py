@@ -111,6 +111,50 @@ def list_jobs(
     return rows, int(conn.execute(count).scalar_one())
 
 
+SPEND_COLUMNS = (
+    "id",
+    "name",
+    "status",
+    "progress",
+    "currency",
+    "provider_id",
+    "tenant",
+    "created_at",
+    "started_at",
+    "updated_at",
+    "completed_at",
+    "progress_at",
+    "price_per_hour",
+    "price_cost",
+    "price_from",
+    "node_cost",
+    "node_rate",
+    "ema_dp",
+    "ema_dt",
+    "ema_calls",
+    "resumed_from",
+)
+"""The columns a spend report reads of each job: its figures
+(:func:`jobwatch.server.core.rules.job_estimates`) and what it is grouped by."""
+
+
+def spend_jobs(
+    conn: Connection, since: float, until: float, *, tenant: str | None = None
+) -> list[ListedJob]:
+    """The jobs whose run overlaps ``[since, until)`` (started before ``until``, not
+    finished before ``since``), of one tenant (``None``: every job), with
+    :data:`SPEND_COLUMNS` only (the rest of a :class:`ListedJob` is absent)."""
+    where = (
+        jobs.c.started_at.is_not(None)
+        & (jobs.c.started_at < until)
+        & (jobs.c.completed_at.is_(None) | (jobs.c.completed_at >= since))
+    )
+    if tenant is not None:
+        where = and_(where, jobs.c.tenant == tenant)
+    query = select(*(jobs.c[name] for name in SPEND_COLUMNS)).where(where)
+    return [listed_job(dict(row)) for row in conn.execute(query).mappings()]
+
+
 def _octets(conn: Connection, column: Any) -> Any:
     """SQL for ``column``'s UTF-8 bytes (``length()`` of text counts characters)."""
     if conn.dialect.name == "sqlite":  # length() of a blob counts bytes

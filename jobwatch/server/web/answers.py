@@ -251,6 +251,51 @@ class ReceiptAnswer(BaseModel):
     error: str | None
 
 
+class CostTotal(BaseModel):
+    """Spend of one currency over the report's window (``GET /api/costs``)."""
+
+    model_config = _Answer
+
+    currency: str
+    cost: Cost = Field(ge=0, description="summed over the window's days")
+    hours: Seconds = Field(ge=0, description="hours the jobs ran inside the window")
+    jobs: int = Field(ge=0, description="jobs whose run overlaps the window")
+    running: int = Field(ge=0, description="of those, how many run now")
+    daily: list[Cost] = Field(description="the cost on each of the answer's days, in order")
+
+
+class CostGroup(CostTotal):
+    """Spend of one group (``by``) in one currency."""
+
+    group: str | None = Field(
+        description="providerId, tenant (null: the operator's) or name (else the job id)"
+    )
+
+
+class Unpriced(BaseModel):
+    """Jobs without a price that ran inside the window: in no sum of money."""
+
+    model_config = _Answer
+
+    jobs: int = Field(ge=0)
+    hours: float = Field(ge=0)
+
+
+class CostsAnswer(BaseModel):
+    """``GET /api/costs``: spend per day and per group (docs/api.md "Spend across jobs")."""
+
+    model_config = _Answer
+
+    since: datetime = Field(description="the first day's midnight in timeZone")
+    until: datetime = Field(description="now: running jobs count up to here")
+    time_zone: str = Field(alias="timeZone")
+    by: Literal["provider", "tenant", "name"] | None
+    days: list[str] = Field(description="the days, YYYY-MM-DD, oldest first")
+    groups: list[CostGroup] = Field(description="costliest first; empty without by")
+    totals: list[CostTotal] = Field(description="one per currency")
+    unpriced: Unpriced
+
+
 class MonitorMetrics(BaseModel):
     """The newest sample and the last 60 seconds of samples, oldest first."""
 
@@ -494,6 +539,7 @@ class JobSummary(BaseModel):
     )
     workers: int = Field(ge=0, description="its workers that report")
     nodes: int = Field(ge=0, description="their distinct nodes")
+    budget: Cost | None = Field(ge=0, description="the most it should cost; null: none")
 
 
 class JobsChangedData(BaseModel):

@@ -41,6 +41,7 @@ from jobwatch.server.web.access import Authenticator, current_principal, remembe
 from jobwatch.server.web.admin import bp as admin_bp
 from jobwatch.server.web.api import bp as api_bp
 from jobwatch.server.web.api import json_response
+from jobwatch.server.web.costs import bp as costs_bp
 from jobwatch.server.web.openapi import bp as openapi_bp
 from jobwatch.server.web.pages import bp as pages_bp
 from jobwatch.server.web.pages import open_pages
@@ -239,6 +240,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         CORS(app, resources={r"/api/*": {"origins": list(app.config["CORS_ORIGINS"])}})
 
     app.register_blueprint(api_bp)
+    app.register_blueprint(costs_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(openapi_bp)
     prometheus.install(app)

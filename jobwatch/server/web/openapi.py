@@ -19,6 +19,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from jobwatch._version import __version__
 from jobwatch.contract.admin import ShareSpec, TenantSpec, TokenSpec
+from jobwatch.contract.costs import CostsQuery
 from jobwatch.contract.requests import (
     JOB_ID_PATTERN,
     CompleteRequest,
@@ -59,6 +60,7 @@ _ANSWERS: tuple[type[BaseModel], ...] = (
     answers.WorkersAnswer,
     answers.AlertsAnswer,
     answers.ReceiptAnswer,
+    answers.CostsAnswer,
     answers.Health,
     answers.Ready,
     answers.ErrorEnvelope,
@@ -278,6 +280,16 @@ def _paths() -> dict[str, Any]:
                 ("400", "401", "404"),
                 query=LogsQuery,
             ),
+        },
+        "/api/costs": {
+            "get": _operation(
+                "costs",
+                "Spend per day and per group (provider, tenant or name) over the jobs the "
+                "token may read, finished and running alike (docs/api.md says what is counted)",
+                "CostsAnswer",
+                ("400", "401", "403"),
+                query=CostsQuery,
+            )
         },
         "/api/prometheus": {
             "get": {
