@@ -24,7 +24,8 @@ from typing import Any
 from markupsafe import Markup
 
 from jobwatch.notebook.sparkline import sparkline
-from jobwatch.notebook.view import CONNECTION_STYLE, _latest_gpu, _title
+from jobwatch.notebook.view import CONNECTION_STYLE, _latest_gpu, _title, cost_html
+from jobwatch.view.budget import budget_suffix
 from jobwatch.view.formatting import (
     format_cost,
     format_duration,
@@ -127,11 +128,10 @@ def snapshot_html(
         _html(
             '<div style="display:flex;flex-wrap:wrap;gap:2px 14px">'
             "<span>elapsed <b>{}</b></span><span>time remaining <b>{}</b></span>"
-            "<span>cost <b>{}</b> of est. <b>{}</b></span></div>",
+            "<span>{}</span></div>",
             format_duration(state.elapsed),
             format_duration(state.time_remaining),
-            format_cost(state.cost_so_far, state.currency),
-            format_cost(state.estimated_total_cost, state.currency),
+            Markup(cost_html(state)),
         )
     )
     parts.append(_html("<div>{}</div>", Markup(_latest_gpu(state))))
@@ -174,7 +174,8 @@ def snapshot_text(state: MonitorState, connection: str, *, now: float | None = N
         f"elapsed {format_duration(state.elapsed)} · time remaining "
         f"{format_duration(state.time_remaining)} · cost "
         f"{format_cost(state.cost_so_far, state.currency)} of est. "
-        f"{format_cost(state.estimated_total_cost, state.currency)}",
+        f"{format_cost(state.estimated_total_cost, state.currency)}"
+        + budget_suffix(state),
     ]
     if job.get("currentOperation"):
         lines.insert(1, str(job["currentOperation"]))

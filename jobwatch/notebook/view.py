@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
 
+from jobwatch.view.budget import BUDGET_COLOURS, OVER, PROJECTED_OVER, budget_state, budget_words
 from jobwatch.view.config import config_rows
 from jobwatch.view.formatting import (
     format_cost,
@@ -198,11 +199,7 @@ class MonitorView:
             self.operation.value = _html("{}", job.get("currentOperation") or "")
         self.elapsed.value = _html("elapsed <b>{}</b>", format_duration(state.elapsed))
         self.eta.value = _html("time remaining <b>{}</b>", format_duration(state.time_remaining))
-        self.cost.value = _html(
-            "cost <b>{}</b> of est. <b>{}</b>",
-            format_cost(state.cost_so_far, state.currency),
-            format_cost(state.estimated_total_cost, state.currency),
-        )
+        self.cost.value = cost_html(state)
         self.gpu.value = _latest_gpu(state)
         self.live.value = _html(
             '<div class="jobwatch-operation">{}</div>'
@@ -313,6 +310,30 @@ def _html(template: str, *values: Any) -> str:
     :class:`markupsafe.Markup`.
     """
     return str(Markup(template).format(*values))
+
+
+def cost_html(state: MonitorState) -> str:
+    """``cost <b>12.30 QUBIC</b> of est. <b>61.20 QUBIC</b> · budget 50.00 QUBIC: projected
+    over budget``: the cost so far, the projected spend and, for a job with a budget,
+    the budget and its state (:mod:`jobwatch.view.budget`), the figure that is over
+    in its colour (the estimate while projected over, the cost once spent)."""
+    budget = state.job.get("budget")
+    over = budget_state(budget, state.cost_so_far, state.estimated_total_cost)
+    colour = BUDGET_COLOURS.get(over or "")
+    styled = Markup(' style="color:{}"').format(colour) if colour else Markup("")
+    cost_style = styled if over == OVER else Markup("")
+    total_style = styled if over == PROJECTED_OVER else Markup("")
+    words = budget_words(budget, state.currency, over)
+    return _html(
+        "cost <b{}>{}</b> of est. <b{}>{}</b>{}",
+        cost_style,
+        format_cost(state.cost_so_far, state.currency),
+        total_style,
+        format_cost(state.estimated_total_cost, state.currency),
+        Markup(_html(' · <span class="jobwatch-budget" data-over="{}"{}>{}</span>', over, styled, words))
+        if words
+        else "",
+    )
 
 
 def last_update(state: MonitorState, connection: str) -> str:

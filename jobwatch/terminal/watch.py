@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
+from jobwatch.view.budget import budget_suffix
 from jobwatch.view.fleet_text import format_workers
 from jobwatch.view.follow import JobFollower
 from jobwatch.view.formatting import (
@@ -73,7 +74,8 @@ def render_status(
         f"elapsed {format_duration(elapsed)}  "
         f"remaining {format_duration(state.time_remaining)}  "
         f"cost {format_cost(state.cost_so_far, currency)} "
-        f"(est. total {format_cost(state.estimated_total_cost, currency)})",
+        f"(est. total {format_cost(state.estimated_total_cost, currency)})"
+        + budget_suffix(state),
         format_metrics(state.samples[-1].flat if state.samples else None),
     ]
     if state.latest_scalars:

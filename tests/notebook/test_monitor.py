@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 import pytest
+import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -254,6 +255,31 @@ def test_monitor_shows_updates_live(server, client, clock):
         assert view.logs.lines[0]["message"] == "GPU hot"
         wait_for(lambda: view.charts is not None and list(view.charts.utilization.y) == [87.0])
         assert view.progress.bar_style == "info"
+
+
+def test_monitor_shows_the_budget_and_colours_what_is_over(server, client, clock):
+    """3,600 an hour is 1 a second. At 1 % one second in, the estimate (100) is over the
+    budget of 50: the estimate turns amber; 60 s later the cost (61) has passed it:
+    the cost turns red. The text fallback says the same in words."""
+    client.create_job(job_id="capped", price_per_hour=3600.0)
+    requests.put(f"{server.url}/api/jobs/capped", json={"budget": 50.0}, timeout=5)
+    client.report_progress("capped", "w", 0)
+    clock.advance(1)
+    client.report_progress("capped", "w", 1)
+    with JobMonitor("capped", server.url, widgets=True) as mon:
+        view = mon.view
+        wait_for(lambda: "budget 50.00 QUBIC" in view.cost.value)
+        assert "budget 50.00 QUBIC: projected over budget" in view.cost.value
+        assert 'of est. <b style="color:#b45309">' in view.cost.value
+        assert '<b style="color' not in view.cost.value.split(" of est.")[0]  # the cost: not yet
+        clock.advance(60)
+        client.report_progress("capped", "w", 2)
+        wait_for(lambda: "budget 50.00 QUBIC: over budget" in view.cost.value)
+        assert view.cost.value.startswith('cost <b style="color:#b91c1c">61.00 QUBIC</b>')
+        assert view.cost.value in view.live.value
+    with JobMonitor("capped", server.url, widgets=False) as mon:
+        assert isinstance(mon.view, TextView)
+        wait_for(lambda: "budget 50.00 QUBIC: over budget" in mon.view._last)
 
 
 def test_a_running_job_at_99_96_percent_reads_99_9(server, client):

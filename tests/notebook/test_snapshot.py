@@ -140,3 +140,13 @@ def test_a_flat_or_empty_sparkline() -> None:
     assert {y for _, y in flat[0]} == {14.0}
     assert points(str(sparkline([], label="none"))) == []
     assert points(str(sparkline([None, None], label="none"))) == []
+
+
+def test_the_budget_shows_with_the_figure_that_is_over_in_its_colour() -> None:
+    state = state_of(budget=0.2, status="running", completedAt=None)
+    html = snapshot_html(state, "live", now=NOW)
+    assert 'cost <b style="color:#b91c1c">0.250 QUBIC</b>' in html  # spent past 0.20
+    assert 'data-over="spent"' in html and "budget 0.200 QUBIC: over budget" in html
+    text = snapshot_text(state, "live", now=NOW)
+    assert "of est. 0.250 QUBIC · budget 0.200 QUBIC: over budget" in text
+    assert "budget" not in snapshot_text(state_of(), "ended", now=NOW)

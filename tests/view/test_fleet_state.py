@@ -224,9 +224,21 @@ def test_cells_and_the_text_table_are_clean_and_bounded() -> None:
     text = cells(row, 1.5, T0 + 4)
     assert "\x1b" not in "".join(text) and "\x07" not in "".join(text)
     assert text[1] == "running STALLED !2" and text[2].endswith("42.0%")
-    assert text[4] == "1.50 QUBIC" and text[7] == "4s ago"
+    assert text[4] == "1.50 QUBIC" and text[8] == "4s ago"
     state = FleetState()
     state.apply(changed([summary(f"job-{i}") for i in range(5)]))
     table = render_table(state, limit=3, now=T0)
     assert table.splitlines()[1].startswith("NAME") and table.endswith("... 2 more")
     assert len(table.splitlines()) == 1 + 1 + 3 + 1
+
+
+def test_a_row_shows_its_projected_spend_and_budget_and_whether_either_is_over() -> None:
+    from jobwatch.view.budget import OVER, PROJECTED_OVER
+    from jobwatch.view.fleet_text import COLUMNS, row_budget_state
+
+    column = [key for key, _ in COLUMNS].index("estimatedTotalCost")
+    row = summary("b", estimatedTotalCost=61.2, budget=50.0, currency="QUBIC\x1b[2J")
+    assert cells(row, 12.3, T0)[column] == "est. 61.20 / budget 50.00 QUBIC"
+    assert row_budget_state(row, 12.3) == PROJECTED_OVER
+    assert row_budget_state(row, 50.0) == OVER
+    assert cells(summary("n", estimatedTotalCost=3.0), 1.0, T0)[column] == "est. 3.00 QUBIC"
