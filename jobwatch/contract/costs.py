@@ -1,8 +1,9 @@
 """The spend report's request, free of IO: ``GET /api/costs`` and ``jobwatch costs``.
 
 ``since`` is ``<N>d`` (the ``N`` calendar days ending today: today and the
-``N - 1`` before it, ``1 <= N <= 366``) or a date ``YYYY-MM-DD`` (from that
-day on, at most :data:`MAX_DAYS` days ago); ``by`` one of :data:`GROUPS` (none:
+``N - 1`` before it, ``1 <= N <= 366``), ``month`` (from the first of this
+month) or a date ``YYYY-MM-DD`` (from that day on, at most :data:`MAX_DAYS`
+days ago); ``by`` one of :data:`GROUPS` (none:
 totals only); ``tz`` the time zone whose midnights cut the days: an IANA name
 (``Europe/Paris``), ``UTC``, or a fixed offset (``+05:30``). What the report
 counts is :mod:`jobwatch.server.core.spend`'s.
@@ -33,7 +34,10 @@ MAX_DAYS = 366
 """Most days one report covers."""
 DEFAULT_SINCE = "7d"
 """The window when none is asked for: the last seven days, today included."""
-SINCE_RULE = f"'<N>d' with N from 1 to {MAX_DAYS} (e.g. 7d), or a date YYYY-MM-DD"
+SINCE_RULE = (
+    f"'<N>d' with N from 1 to {MAX_DAYS} (e.g. 7d), 'month' (this calendar month), "
+    "or a date YYYY-MM-DD"
+)
 """What ``since`` may be, in words for error messages."""
 TZ_RULE = "an IANA time zone (e.g. Europe/Paris), UTC, or an offset such as +05:30"
 """What ``tz`` may be, in words for error messages."""
@@ -58,7 +62,7 @@ class CostsQuery(BaseModel):
     @classmethod
     def _known_since(cls, since: str) -> str:
         days = _DAYS.fullmatch(since)
-        if days is not None and 1 <= int(days.group(1)) <= MAX_DAYS:
+        if since == "month" or (days is not None and 1 <= int(days.group(1)) <= MAX_DAYS):
             return since
         if _DATE.fullmatch(since):
             try:
@@ -112,6 +116,8 @@ def first_day(since: str, today: date) -> date:
     days = _DAYS.fullmatch(since)
     if days is not None:
         return today - timedelta(days=int(days.group(1)) - 1)
+    if since == "month":
+        return today.replace(day=1)
     first = date.fromisoformat(since)
     if first > today:
         raise ValueError(f"since {since} is after today ({today.isoformat()})")

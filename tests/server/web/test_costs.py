@@ -100,9 +100,12 @@ def test_spend_per_day_and_per_name_cut_at_midnight_and_at_price_changes(
         "QUBIC": pytest.approx(58),
         "EUR": pytest.approx(2),
     }
-    # from a date on
+    # from a date on; this month (the clock's day is past the 1st: the window is longer)
     dated = api.get(f"/api/costs?since={day(midnight)}").json()
     assert dated["days"] == [day(midnight)]
+    month = api.get("/api/costs?since=month").json()
+    assert month["days"][0] == day(midnight)[:8] + "01" and month["days"][-1] == day(midnight)
+    assert {t["currency"]: t["cost"] for t in month["totals"]}["QUBIC"] == pytest.approx(88)
 
 
 def test_a_job_that_ended_before_the_window_is_not_counted(api: Api, clock: FakeClock) -> None:
@@ -118,7 +121,12 @@ def test_a_job_that_ended_before_the_window_is_not_counted(api: Api, clock: Fake
 @pytest.mark.parametrize(
     ("query", "field", "words"),
     [
-        ("since=banana", "since", "'<N>d' with N from 1 to 366 (e.g. 7d), or a date YYYY-MM-DD"),
+        (
+            "since=banana",
+            "since",
+            "'<N>d' with N from 1 to 366 (e.g. 7d), 'month' (this calendar month), or a date "
+            "YYYY-MM-DD",
+        ),
         ("since=0d", "since", "N from 1 to 366"),
         ("since=367d", "since", "N from 1 to 366"),
         ("since=2020-02-30", "since", "a date YYYY-MM-DD"),

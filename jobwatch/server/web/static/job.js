@@ -30,6 +30,7 @@ import {
 import { JobState } from "./job_state.js";
 import { LogModel } from "./log_model.js";
 import { REFRESH_MS as WORKERS_MS, WorkersView } from "./workers.js";
+import { budgetState, budgetWords } from "./widgets/jobstable.js";
 
 const REFRESH_MS = 250; // at most 4 draws a second, as the notebook monitor
 const TICK_MS = 1000; // elapsed time moves on between updates
@@ -101,6 +102,16 @@ function drawHeader(job) {
   setText($(".jobwatch-eta"), formatDuration(state.timeRemaining));
   setText($(".jobwatch-cost"), formatCost(state.costSoFar, state.currency));
   setText($(".jobwatch-estimate"), formatCost(state.estimatedTotalCost, state.currency));
+  drawBudget(job);
+}
+
+// The budget beside the cost; the figure that is over in its colour (data-over on the line).
+function drawBudget(job) {
+  const over = budgetState(job.budget, state.costSoFar, state.estimatedTotalCost);
+  const words = budgetWords(job.budget, state.currency, over);
+  setText($(".jobwatch-budget-words"), words ? ` · ${words}` : "");
+  const line = $(".jobwatch-spend");
+  if (line.dataset.over !== (over || "none")) line.dataset.over = over || "none";
 }
 
 function drawGpuLine() {
