@@ -196,6 +196,7 @@ class ScalarValue(TypedDict):
     step: int
     timestamp: str
     value: float
+    cost: float | None
 
 
 class Alert(TypedDict):
@@ -297,6 +298,7 @@ class ScalarStep(TypedDict):
     step: int
     timestamp: str
     values: dict[str, float]
+    cost: float | None
 
 
 class _ProgressFields(TypedDict):

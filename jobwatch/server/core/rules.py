@@ -619,7 +619,7 @@ def apply_progress(
         "timestamp": format_ts(now),
     }
     if update.scalars is not None:
-        progress_data["scalars"] = _scalars(job, update, now, outcome)
+        progress_data["scalars"] = _scalars(job, update, now, outcome, estimates.cost_so_far)
     outcome.events.append(Event(job["id"], seq, "JOB_PROGRESS", progress_data))
     changes["progress_seq"] = seq
     changes["progress_event"] = progress_data
@@ -762,11 +762,12 @@ def _check_scalar_names(job: JobRow, update: ProgressUpdate) -> None:
 
 
 def _scalars(
-    job: JobRow, update: ProgressUpdate, now: float, outcome: ProgressOutcome
+    job: JobRow, update: ProgressUpdate, now: float, outcome: ProgressOutcome, cost: float | None
 ) -> list[Row]:
     """Queue the update's training-metric rows and newest values; their wire form
-    ``[{step, timestamp, values}]`` for ``JOB_PROGRESS``. A name's newest value
-    is the one with the highest step (a late update never takes it back)."""
+    ``[{step, timestamp, values, cost}]`` for ``JOB_PROGRESS``, ``cost`` being the
+    job's cost so far now. A name's newest value is the one with the highest step (a
+    late update never takes it back)."""
     stamp = format_ts(now)
     latest = dict(job["latest_scalars"] or {})
     wire = []
@@ -776,8 +777,10 @@ def _scalars(
                 {"job_id": job["id"], "name": name, "step": point.step, "ts": now, "value": value}
             )
             if name not in latest or point.step >= latest[name]["step"]:
-                latest[name] = {"step": point.step, "timestamp": stamp, "value": value}
-        wire.append({"step": point.step, "timestamp": stamp, "values": dict(point.values)})
+                latest[name] = {"step": point.step, "timestamp": stamp, "value": value, "cost": cost}
+        wire.append(
+            {"step": point.step, "timestamp": stamp, "values": dict(point.values), "cost": cost}
+        )
     outcome.changes["latest_scalars"] = latest
     return wire
 

@@ -96,6 +96,12 @@ def log_to_wire(row: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def scalar_to_wire(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A stored training-metric value as ``{step, timestamp, value}``."""
-    return {"step": row["step"], "timestamp": format_ts(row["ts"]), "value": row["value"]}
+def scalar_to_wire(row: Mapping[str, Any], cost: float | None) -> dict[str, Any]:
+    """A stored training-metric value as ``{step, timestamp, value, cost}``; ``cost`` is
+    what the job had cost at its ``ts`` (currency; ``None`` without a price)."""
+    return {
+        "step": row["step"],
+        "timestamp": format_ts(row["ts"]),
+        "value": row["value"],
+        "cost": None if cost is None else round(cost, 6),
+    }

@@ -45,8 +45,8 @@ RAW_LIMIT = 10_000
 """A window holding more samples than this is downsampled even without ``maxPoints``."""
 SCALAR_ANSWER_POINTS = 50_000
 """Most training-metric points one ``/scalars`` answer holds, all names together
-(a point is at most about 90 bytes of JSON: about 4.5 MB); with many names each
-is downsampled to its share."""
+(a point, with its cost, is at most about 110 bytes of JSON: about 5.5 MB); with many
+names each is downsampled to its share."""
 LIST_PAGE_BYTES = 4 * 1024 * 1024
 """Most bytes of one ``GET /api/jobs`` answer as sent (UTF-8 JSON, escapes
 included; see :func:`list_jobs` and :func:`jobwatch.server.web.api.list_jobs`)."""

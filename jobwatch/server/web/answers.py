@@ -180,6 +180,11 @@ class ScalarValue(BaseModel):
     step: int = Field(ge=0)
     timestamp: datetime
     value: float
+    cost: Cost | None = Field(
+        ge=0,
+        description="what the job had cost when the value was stored (its price integrated "
+        "up to timestamp); null without a price. For charts against money",
+    )
 
 
 class Alert(BaseModel):
@@ -430,6 +435,7 @@ class ScalarStep(BaseModel):
     step: int = Field(ge=0)
     timestamp: datetime
     values: dict[str, float]
+    cost: Cost | None = Field(ge=0, description="the job's cost so far at timestamp")
 
 
 class ProgressData(BaseModel):

@@ -39,7 +39,7 @@ from jobwatch.server.core.serialize import (
 )
 from jobwatch.server.core.workers import single_worker, worker_to_wire
 from jobwatch.server.events.broker import MemoryBroker
-from jobwatch.server.storage import queries
+from jobwatch.server.storage import prices, queries
 from jobwatch.server.storage import workers as stored_workers
 from jobwatch.server.web.access import current_principal
 from jobwatch.server.web.services import Services
@@ -265,7 +265,10 @@ def monitor(job_id: str) -> Response:
             },
             "gpusOmitted": history.gpus_omitted,
             "logs": [log_to_wire(r) for r in logs],
-            "scalars": job["latest_scalars"] or {},
+            "scalars": {
+                name: {"cost": None, **entry}  # stored before values carried their cost
+                for name, entry in (job["latest_scalars"] or {}).items()
+            },
             "alerts": [alert_to_wire(a) for a in recent_alerts],
             "timeRemaining": estimates.time_remaining,
             "costSoFar": estimates.cost_so_far,
@@ -314,13 +317,17 @@ def scalars(job_id: str) -> Response:
     per_name = min(query.max_points or queries.RAW_LIMIT, share)
     with _services().store.read() as conn:
         series, downsampled = queries.scalar_window(conn, job_id, names, start, end, per_name)
+        timeline = prices.timeline(conn, job, end)
     return json_response(
         {
             "jobId": job_id,
             "timeRange": query.time_range,
             "maxPoints": query.max_points,
             "downsampled": downsampled,
-            "scalars": {name: [scalar_to_wire(r) for r in rows] for name, rows in series.items()},
+            "scalars": {
+                name: [scalar_to_wire(r, timeline.cost_at(r["ts"])) for r in rows]
+                for name, rows in series.items()
+            },
         }
     )
 
