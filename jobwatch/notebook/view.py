@@ -82,6 +82,9 @@ class MonitorView:
         The marker class of the monitor's static snapshot, hidden while this
         view is on a page (:class:`~jobwatch.notebook.snapshot_switch.SnapshotSwitch`);
         ``None``: no snapshot to hide.
+    x_axis:
+        What the training-metrics chart draws values against at first: ``"step"``,
+        ``"time"`` or ``"cost"`` (:data:`~jobwatch.view.state.SCALAR_AXES`).
     """
 
     def __init__(
@@ -91,8 +94,11 @@ class MonitorView:
         time_range: str,
         on_redraw: Callable[[], None] | None = None,
         snapshot_marker: str | None = None,
+        x_axis: str = "step",
     ) -> None:
         import ipywidgets as widgets
+
+        self.x_axis = x_axis
 
         from jobwatch.notebook.logview import LogView
 
@@ -274,7 +280,7 @@ class MonitorView:
         if metrics and self.scalars is None:
             from jobwatch.notebook.scalar_chart import ScalarChart
 
-            self.scalars = ScalarChart(self.scalar_latest)
+            self.scalars = ScalarChart(self.scalar_latest, self.x_axis)
             if self._on_redraw is not None:
                 redraw = self._on_redraw
                 for toggle in (self.scalars.x_axis, self.scalars.y_scale):

@@ -106,13 +106,21 @@ class Series:
     lines: dict[str, list[float]]
 
 
+SCALAR_AXES = ("step", "time", "cost")
+"""What a training-metric chart may draw its values against: the step, the time (s
+since the epoch), or the job's cost when each value was logged (its currency)."""
+
+
 @dataclass(frozen=True)
 class ScalarPoint:
-    """One training-metric value: ``step``, ``ts`` (s since the epoch) and ``value``."""
+    """One training-metric value: ``step``, ``ts`` (s since the epoch), ``value`` and
+    ``cost``, what the job had cost when it was logged (``None``: no price, or a server
+    that does not say)."""
 
     step: int
     ts: float
     value: float
+    cost: float | None = None
 
 
 @dataclass
@@ -170,7 +178,9 @@ class MonitorState:
             self._add_sample(latest)
         self.add_logs(snapshot.get("logs") or [])
         for name, point in (snapshot.get("scalars") or {}).items():
-            self._add_scalar(name, point.get("step"), point.get("timestamp"), point.get("value"))
+            self._add_scalar(
+                name, point.get("step"), point.get("timestamp"), point.get("value"), point.get("cost")
+            )
         self.alerts.clear()
         for alert in snapshot.get("alerts") or []:
             self._add_alert(alert)
@@ -232,7 +242,8 @@ class MonitorState:
                 step, ts, value = raw.get("step"), parse_ts(raw.get("timestamp")), raw.get("value")
                 number = _number(value)
                 if isinstance(step, int) and ts is not None and number is not None:
-                    kept.setdefault((step, ts), ScalarPoint(step, ts, number))
+                    point = ScalarPoint(step, ts, number, _number(raw.get("cost")))
+                    kept.setdefault((step, ts), point)
             merged = deque(sorted(kept.values(), key=lambda p: (p.step, p.ts)), MAX_SCALAR_POINTS)
             if merged:
                 self.scalars[name] = merged
@@ -336,14 +347,27 @@ class MonitorState:
 
     def scalar_series(self, by: str = "step") -> Series:
         """Training-metric chart data: one line per name, ``x`` the union of
-        the steps (``by="step"``) or of the times (``by="time"``, s since the
-        epoch), each line ``nan`` where it has no value at that ``x``."""
-        if by not in ("step", "time"):
-            raise ValueError(f"by must be 'step' or 'time', got {by!r}")
+        the steps (``by="step"``), of the times (``by="time"``, s since the
+        epoch) or of the costs (``by="cost"``: what the job had cost when each
+        value was logged, in its currency; values without one are left out),
+        each line ``nan`` where it has no value at that ``x``.
+
+        Raises
+        ------
+        ValueError
+            ``by`` is not one of :data:`SCALAR_AXES`.
+        """
+        if by not in SCALAR_AXES:
+            raise ValueError(f"by must be 'step', 'time' or 'cost', got {by!r}")
+
+        def x_of(point: ScalarPoint) -> float | None:
+            return {"step": point.step, "time": point.ts, "cost": point.cost}[by]
+
         keyed = {
-            name: {(p.step if by == "step" else p.ts): p.value for p in points}
+            name: {x: p.value for p in points if (x := x_of(p)) is not None}
             for name, points in sorted(self.scalars.items())
         }
+        keyed = {name: values for name, values in keyed.items() if values}
         xs = sorted({x for values in keyed.values() for x in values})
         lines = {name: [values.get(x, math.nan) for x in xs] for name, values in keyed.items()}
         return Series([float(x) for x in xs], lines)
@@ -360,7 +384,9 @@ class MonitorState:
             self._add_sample(sample)
         for point in data.get("scalars") or []:
             for name, value in (point.get("values") or {}).items():
-                self._add_scalar(name, point.get("step"), point.get("timestamp"), value)
+                self._add_scalar(
+                    name, point.get("step"), point.get("timestamp"), value, point.get("cost")
+                )
 
     def _completed(self, data: CompletedData) -> None:
         self.job.update(
@@ -383,11 +409,13 @@ class MonitorState:
         self.alerts.append(cast(Alert, dict(alert)))
         self.job["alerts"] = max(int(self.job.get("alerts") or 0), len(self.alerts))
 
-    def _add_scalar(self, name: object, step: object, stamp: object, value: object) -> None:
+    def _add_scalar(
+        self, name: object, step: object, stamp: object, value: object, cost: object = None
+    ) -> None:
         number, ts = _number(value), parse_ts(stamp)
         if not isinstance(name, str) or not isinstance(step, int) or number is None or ts is None:
             return
-        point = ScalarPoint(step, ts, number)
+        point = ScalarPoint(step, ts, number, _number(cost))
         points = self.scalars.setdefault(name, deque(maxlen=MAX_SCALAR_POINTS))
         if not points or (point.step, point.ts) > (points[-1].step, points[-1].ts):
             points.append(point)

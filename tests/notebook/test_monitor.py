@@ -455,6 +455,8 @@ def test_bad_arguments_are_refused(server):
         JobMonitor("x", server.url, time_range="2 min")
     with pytest.raises(ValueError, match="refresh"):
         JobMonitor("x", server.url, refresh=0)
+    with pytest.raises(ValueError, match="x_axis must be one of step, time, cost"):
+        JobMonitor("x", server.url, x_axis="money")
 
 
 def test_outside_a_kernel_it_falls_back_to_text(server, client, capsys):
