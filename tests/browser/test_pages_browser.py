@@ -246,6 +246,15 @@ def test_job_page_shows_progress_charts_training_metrics_logs_and_alerts(
     assert page.get_attribute(".jobwatch-chart-power", "data-series") == "GPU 0|GPU 1"
     assert page.get_attribute(".jobwatch-chart-scalars", "data-series") == "acc|loss"
     assert page.locator(".jobwatch-chart canvas").count() == 4
+    # Training metrics against the money spent: logged at 10-50 s at 0.001 a second.
+    page.select_option(".jobwatch-x-axis", "cost")
+    chart = ".jobwatch-chart-scalars[data-axis='cost']"
+    page.locator(chart).wait_for()
+    assert float(page.get_attribute(chart, "data-x-last") or "nan") == pytest.approx(0.05)
+    assert page.get_attribute(chart, "data-points") == "5"  # two steps a moment: one cost each
+    assert "x=cost" in page.url  # a link opens the chart against cost
+    page.select_option(".jobwatch-x-axis", "step")
+    page.locator(".jobwatch-chart-scalars[data-axis='step']").wait_for()
 
     # The alert banner: the newest alert, its text as text.
     banner = page.locator(".jobwatch-alert")

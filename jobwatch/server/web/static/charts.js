@@ -127,29 +127,49 @@ export class GpuCharts {
 }
 
 /** The training-metrics figure: one line per name against the step, linear or log y. */
+/** What the training-metric chart draws values against (as the notebook's SCALAR_AXES). */
+export const SCALAR_AXES = ["step", "time", "cost"];
+
 export class ScalarChart {
   constructor(host) {
     this.figure = new Figure(host, "Training metrics");
   }
 
-  /** Draw `scalars` (Map name -> [{step, value}]); `log`: a log y axis (values <= 0 are gaps). */
-  update(scalars, log) {
+  /**
+   * Draw `scalars` (Map name -> [{step, ts, value, cost}]) against `by`: "step", "time"
+   * (seconds since `started`, s since the epoch) or "cost" (what the job had cost when
+   * each value was logged, in `currency`; values without a cost are left out). `log`: a
+   * log y axis (values <= 0 are gaps).
+   */
+  update(scalars, log, by = "step", { currency = "", started = null } = {}) {
+    const xOf = {
+      step: (p) => p.step,
+      time: (p) => (started === null ? null : p.ts - started),
+      cost: (p) => (typeof p.cost === "number" ? p.cost : null),
+    }[by];
     const names = Array.from(scalars.keys()).sort();
-    const steps = Array.from(new Set(names.flatMap((n) => scalars.get(n).map((p) => p.step))));
-    steps.sort((a, b) => a - b);
+    const xs = Array.from(
+      new Set(names.flatMap((n) => scalars.get(n).map(xOf).filter((x) => x !== null))),
+    );
+    xs.sort((a, b) => a - b);
     const lines = names.map((name) => {
-      const byStep = new Map(scalars.get(name).map((p) => [p.step, p.value]));
-      return steps.map((step) => {
-        const value = byStep.get(step);
+      const byX = new Map();
+      for (const p of scalars.get(name)) {
+        const x = xOf(p);
+        if (x !== null) byX.set(x, p.value);
+      }
+      return xs.map((x) => {
+        const value = byX.get(x);
         return value === undefined || (log && value <= 0) ? null : value;
       });
     });
+    const label = { step: "step", time: "seconds since start", cost: `cost (${currency})` }[by];
     this.figure.draw(
-      `${names.join("|")}|${log ? "log" : "linear"}`,
+      `${names.join("|")}|${log ? "log" : "linear"}|${label}`,
       () => ({
         scales: { x: { time: false }, y: log ? { distr: 3 } : {} },
         series: [
-          { label: "step" },
+          { label },
           ...names.map((name, i) => ({
             label: name,
             stroke: colour(i),
@@ -158,9 +178,11 @@ export class ScalarChart {
             value: (_plot, value) => (value === null ? "-" : formatNumber(value)),
           })),
         ],
-        axes: [{ label: "step" }, {}],
+        axes: [{ label }, {}],
       }),
-      [steps, ...lines],
+      [xs, ...lines],
     );
+    this.figure.host.dataset.axis = by;
+    this.figure.host.dataset.xLast = xs.length ? String(xs[xs.length - 1]) : "";
   }
 }

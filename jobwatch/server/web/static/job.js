@@ -7,7 +7,7 @@
 // for. Events are applied to JobState at once and drawn at most 4 times a second.
 
 import { ApiError, Stream, getJson } from "./api.js";
-import { GpuCharts, ScalarChart } from "./charts.js";
+import { GpuCharts, SCALAR_AXES, ScalarChart } from "./charts.js";
 import {
   alertLevel,
   element,
@@ -26,6 +26,7 @@ import {
   formatMetric,
   formatNumber,
   formatPercent,
+  parseTime,
 } from "./format.js";
 import { JobState } from "./job_state.js";
 import { LogModel } from "./log_model.js";
@@ -62,7 +63,7 @@ let workersAt = 0; // when /workers was last asked for (ms, performance.now())
 let link = "connecting"; // the stream's state
 let waiting = false;
 let stream = null;
-let drawn = { samples: -1, range: "", scalars: -1, scale: "" };
+let drawn = { samples: -1, range: "", scalars: -1, scale: "", axis: "" };
 let lastDraw = 0;
 let drawTimer = 0;
 let newestCounted = null; // the newest line id counted in the server's total (logs.total)
@@ -144,9 +145,14 @@ function drawCharts() {
   const training = $(".jobwatch-training");
   training.hidden = state.scalars.size === 0;
   const scale = $(".jobwatch-y-scale").value;
-  if (!training.hidden && (drawn.scalars !== state.scalarsVersion || drawn.scale !== scale)) {
-    scalarChart.update(state.scalars, scale === "log");
-    drawn = { ...drawn, scalars: state.scalarsVersion, scale };
+  const axis = $(".jobwatch-x-axis").value;
+  const changed = drawn.scalars !== state.scalarsVersion || drawn.scale !== scale || drawn.axis !== axis;
+  if (!training.hidden && changed) {
+    scalarChart.update(state.scalars, scale === "log", axis, {
+      currency: state.currency,
+      started: parseTime(state.job.startedAt),
+    });
+    drawn = { ...drawn, scalars: state.scalarsVersion, scale, axis };
   }
   const latest = Array.from(state.latestScalars.entries()).sort(([a], [b]) => a.localeCompare(b));
   const shown = latest.slice(0, LATEST_SHOWN).map(([name, p]) => `${name} ${formatNumber(p.value)}`);
@@ -353,6 +359,18 @@ async function main() {
   logs.mount($(".jobwatch-logs-host"));
   $(".jobwatch-range").addEventListener("change", loadHistory);
   $(".jobwatch-y-scale").addEventListener("change", schedule);
+  const asked = new URLSearchParams(location.search).get("x");
+  if (SCALAR_AXES.includes(asked)) $(".jobwatch-x-axis").value = asked;
+  $(".jobwatch-x-axis").addEventListener("change", () => {
+    // kept in the URL (?x=cost), so a link opens the chart against the same axis
+    const query = new URLSearchParams(location.search);
+    const axis = $(".jobwatch-x-axis").value;
+    if (axis === "step") query.delete("x");
+    else query.set("x", axis);
+    const search = query.toString();
+    history.replaceState(null, "", search ? `?${search}${location.hash}` : location.pathname);
+    schedule();
+  });
   draw();
   const counted = await countLines().catch(() => null); // waited for below if the job is missing
   const first = await snapshot();

@@ -62,8 +62,8 @@ export class JobState {
     this.currency = "QUBIC"; // the server's default: the seed marketplace's currency
     this.seq = 0;
     this.samples = [];
-    this.scalars = new Map(); // name -> [{step, ts, value}], by step
-    this.latestScalars = new Map(); // name -> {step, ts, value}
+    this.scalars = new Map(); // name -> [{step, ts, value, cost}], by step
+    this.latestScalars = new Map(); // name -> {step, ts, value, cost}
     this.alerts = [];
     this.newLogs = []; // lines not yet handed to the log view
     this.logTotal = 0; // lines the job has on the server, as far as known
@@ -104,7 +104,7 @@ export class JobState {
     if (metrics.latest) this.addSample(metrics.latest);
     this.addLogs(snapshot.logs || []);
     for (const [name, point] of Object.entries(snapshot.scalars || {})) {
-      this.addScalar(name, point.step, point.timestamp, point.value);
+      this.addScalar(name, point.step, point.timestamp, point.value, point.cost);
     }
     this.alerts = [];
     for (const alert of snapshot.alerts || []) this.addAlert(alert);
@@ -122,7 +122,7 @@ export class JobState {
         if (data.metrics) this.addSample(data.metrics);
         for (const point of data.scalars || []) {
           for (const [name, value] of Object.entries(point.values || {})) {
-            this.addScalar(name, point.step, point.timestamp, value);
+            this.addScalar(name, point.step, point.timestamp, value, point.cost);
           }
         }
         break;
@@ -174,7 +174,7 @@ export class JobState {
         const ts = parseTime(raw.timestamp);
         if (!Number.isInteger(raw.step) || number(raw.value) === null || ts === null) continue;
         const key = `${raw.step}/${ts}`;
-        if (!kept.has(key)) kept.set(key, { step: raw.step, ts, value: raw.value });
+        if (!kept.has(key)) kept.set(key, { step: raw.step, ts, value: raw.value, cost: number(raw.cost) });
       }
       const merged = [...kept.values()].sort((a, b) => a.step - b.step || a.ts - b.ts);
       if (!merged.length) continue;
@@ -223,12 +223,13 @@ export class JobState {
     this.samplesVersion += 1;
   }
 
-  addScalar(name, step, stamp, value) {
+  // `cost`: what the job had cost when the value was logged (null: no price).
+  addScalar(name, step, stamp, value, cost = null) {
     const ts = parseTime(stamp);
     if (typeof name !== "string" || !Number.isInteger(step) || number(value) === null || ts === null) {
       return;
     }
-    const point = { step, ts, value };
+    const point = { step, ts, value, cost: number(cost) };
     if (!this.scalars.has(name)) this.scalars.set(name, []);
     const points = this.scalars.get(name);
     const last = points[points.length - 1];
