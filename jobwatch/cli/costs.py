@@ -44,10 +44,13 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     costs.add_argument(
         "--since",
         default=DEFAULT_SINCE,
-        help="'<N>d': the N days ending today (1-366), or a date YYYY-MM-DD (default 7d)",
+        help="'<N>d': the N days ending today (1-366), 'month': this calendar month, or a date "
+        "YYYY-MM-DD (default 7d)",
     )
     costs.add_argument("--by", choices=GROUPS, help="group the jobs (default: totals only)")
-    costs.add_argument("--csv", action="store_true", help="CSV on stdout: one row per day and group")
+    costs.add_argument(
+        "--csv", action="store_true", help="CSV on stdout: one row per day and group"
+    )
     costs.add_argument(
         "--tz",
         help="time zone whose midnights cut the days: an IANA name (Europe/Paris), UTC or "

@@ -174,8 +174,7 @@ def snapshot_text(state: MonitorState, connection: str, *, now: float | None = N
         f"elapsed {format_duration(state.elapsed)} · time remaining "
         f"{format_duration(state.time_remaining)} · cost "
         f"{format_cost(state.cost_so_far, state.currency)} of est. "
-        f"{format_cost(state.estimated_total_cost, state.currency)}"
-        + budget_suffix(state),
+        f"{format_cost(state.estimated_total_cost, state.currency)}" + budget_suffix(state),
     ]
     if job.get("currentOperation"):
         lines.insert(1, str(job["currentOperation"]))

@@ -336,7 +336,11 @@ def cost_html(state: MonitorState) -> str:
         format_cost(state.cost_so_far, state.currency),
         total_style,
         format_cost(state.estimated_total_cost, state.currency),
-        Markup(_html(' · <span class="jobwatch-budget" data-over="{}"{}>{}</span>', over, styled, words))
+        Markup(
+            _html(
+                ' · <span class="jobwatch-budget" data-over="{}"{}>{}</span>', over, styled, words
+            )
+        )
         if words
         else "",
     )

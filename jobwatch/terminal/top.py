@@ -27,9 +27,9 @@ from textual.widgets import DataTable, Footer, Input, Static
 
 from jobwatch.client.rest import Client
 from jobwatch.contract.basics import JOB_STATUSES
+from jobwatch.view.budget import BUDGET_STYLES, OVER
 from jobwatch.view.fleet import SORT_KEYS
 from jobwatch.view.fleet_follow import FleetFollower
-from jobwatch.view.budget import BUDGET_STYLES, OVER
 from jobwatch.view.fleet_text import COLUMNS, cells, format_totals, row_budget_state
 
 __all__ = ["TopApp", "watch_in_terminal"]

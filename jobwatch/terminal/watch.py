@@ -74,8 +74,7 @@ def render_status(
         f"elapsed {format_duration(elapsed)}  "
         f"remaining {format_duration(state.time_remaining)}  "
         f"cost {format_cost(state.cost_so_far, currency)} "
-        f"(est. total {format_cost(state.estimated_total_cost, currency)})"
-        + budget_suffix(state),
+        f"(est. total {format_cost(state.estimated_total_cost, currency)})" + budget_suffix(state),
         format_metrics(state.samples[-1].flat if state.samples else None),
     ]
     if state.latest_scalars:

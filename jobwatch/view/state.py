@@ -179,7 +179,11 @@ class MonitorState:
         self.add_logs(snapshot.get("logs") or [])
         for name, point in (snapshot.get("scalars") or {}).items():
             self._add_scalar(
-                name, point.get("step"), point.get("timestamp"), point.get("value"), point.get("cost")
+                name,
+                point.get("step"),
+                point.get("timestamp"),
+                point.get("value"),
+                point.get("cost"),
             )
         self.alerts.clear()
         for alert in snapshot.get("alerts") or []:

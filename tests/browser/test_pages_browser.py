@@ -227,7 +227,9 @@ def test_job_page_shows_progress_charts_training_metrics_logs_and_alerts(
     assert client.monitor("train-1")["estimatedTotalCost"] > 0.06
     spend = page.locator(".jobwatch-spend")
     assert spend.get_attribute("data-over") == "projected"
-    assert page.inner_text(".jobwatch-budget-words") == " · budget 0.0600 QUBIC: projected over budget"
+    assert (
+        page.inner_text(".jobwatch-budget-words") == " · budget 0.0600 QUBIC: projected over budget"
+    )
     colour = "e => getComputedStyle(e).color"
     assert page.eval_on_selector(".jobwatch-estimate", colour) == "rgb(180, 83, 9)"  # #b45309
     assert page.eval_on_selector(".jobwatch-cost", colour) != "rgb(185, 28, 28)"

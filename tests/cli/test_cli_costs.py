@@ -72,7 +72,9 @@ def test_the_table_shows_each_group_and_each_day(
 def test_csv_has_a_row_per_day_and_group_and_defuses_formulas(
     spent: float, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = jobwatch(capsys, "costs", "--since", "2d", "--by", "name", "--csv", "--tz", "UTC")
+    code, out, _ = jobwatch(
+        capsys, "costs", "--since", "2d", "--by", "name", "--csv", "--tz", "UTC"
+    )
     assert code == 0
     rows = list(csv.reader(io.StringIO(out)))
     assert rows[0] == ["date", "name", "currency", "cost"]

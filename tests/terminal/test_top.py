@@ -112,7 +112,7 @@ def test_top_shows_the_fleet_and_its_keys_sort_filter_and_open_watch(
 def test_top_shows_budget_and_projected_spend_coloured_when_over(
     client: Client, clock: Any
 ) -> None:
-    """"over" (1 a second) spent 60 of its 50; "heading" (0.01 a second) has spent 0.60
+    """ "over" (1 a second) spent 60 of its 50; "heading" (0.01 a second) has spent 0.60
     of its 1, but at 1 % in its first second, then none for 59 s, projects about 59;
     "fine" projects that under its 500."""
     for job_id, price, budget in (

@@ -40,7 +40,9 @@ def test_the_state_follows_the_servers_rules(
 
 def test_the_words_and_the_projection() -> None:
     assert budget_words(50.0, "QUBIC", WITHIN) == "budget 50.00 QUBIC"
-    assert budget_words(50.0, "QUBIC", PROJECTED_OVER) == "budget 50.00 QUBIC: projected over budget"
+    assert (
+        budget_words(50.0, "QUBIC", PROJECTED_OVER) == "budget 50.00 QUBIC: projected over budget"
+    )
     assert budget_words(50.0, "QUBIC", OVER) == "budget 50.00 QUBIC: over budget"
     assert budget_words(None, "QUBIC", None) == ""
     assert projection_text(61.2, 50.0, "QUBIC") == "est. 61.20 / budget 50.00 QUBIC"

@@ -101,7 +101,12 @@ def closed_segment(job: ListedJob, changes: JobChanges) -> dict[str, Any] | None
     if "price_cost" not in changes or start is None or job["price_per_hour"] is None:
         return None
     end = changes["price_from"]
-    return {"job_id": job["id"], "start_at": start, "end_at": end, "price_per_hour": job["price_per_hour"]}
+    return {
+        "job_id": job["id"],
+        "start_at": start,
+        "end_at": end,
+        "price_per_hour": job["price_per_hour"],
+    }
 
 
 class PriceTimeline:
@@ -118,9 +123,7 @@ class PriceTimeline:
         Server time; the current segment of a running job ends here.
     """
 
-    def __init__(
-        self, job: ListedJob, closed: Iterable[Mapping[str, Any]], now: float
-    ) -> None:
+    def __init__(self, job: ListedJob, closed: Iterable[Mapping[str, Any]], now: float) -> None:
         segments = [
             Segment(float(r["start_at"]), float(r["end_at"]), float(r["price_per_hour"]))
             for r in closed

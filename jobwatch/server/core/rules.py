@@ -777,7 +777,12 @@ def _scalars(
                 {"job_id": job["id"], "name": name, "step": point.step, "ts": now, "value": value}
             )
             if name not in latest or point.step >= latest[name]["step"]:
-                latest[name] = {"step": point.step, "timestamp": stamp, "value": value, "cost": cost}
+                latest[name] = {
+                    "step": point.step,
+                    "timestamp": stamp,
+                    "value": value,
+                    "cost": cost,
+                }
         wire.append(
             {"step": point.step, "timestamp": stamp, "values": dict(point.values), "cost": cost}
         )

@@ -144,7 +144,7 @@ def spend_jobs(
     """The jobs whose run overlaps ``[since, until)`` (started before ``until``, not
     finished before ``since``), of one tenant (``None``: every job), with
     :data:`SPEND_COLUMNS` only (the rest of a :class:`ListedJob` is absent)."""
-    where = (
+    where: Any = (
         jobs.c.started_at.is_not(None)
         & (jobs.c.started_at < until)
         & (jobs.c.completed_at.is_(None) | (jobs.c.completed_at >= since))

@@ -40,9 +40,7 @@ def costs() -> Response:
     with services.store.read() as conn:
         jobs = queries.spend_jobs(conn, days[0].start, now, tenant=tenant)
         segments = prices.of_jobs(conn, [j["id"] for j in jobs if j["price_from"] is not None])
-    timelines = (
-        (job, PriceTimeline(job, segments.get(job["id"], []), now)) for job in jobs
-    )
+    timelines = ((job, PriceTimeline(job, segments.get(job["id"], []), now)) for job in jobs)
     return json_response(
         spend.report(timelines, by=query.by, days=days, now=now, time_zone=query.tz)
     )
