@@ -37,7 +37,9 @@ def running(**fields: Any) -> JobRow:
     )
 
 
-def feed(job: JobRow, samples: list[tuple[float, float | None, float | None]]) -> tuple[JobRow, list[Any]]:
+def feed(
+    job: JobRow, samples: list[tuple[float, float | None, float | None]]
+) -> tuple[JobRow, list[Any]]:
     """Apply one progress update per ``(time, utilization, watts)``; progress does not move
     and the training code makes no call. Returns the row after and every alert row."""
     alerts: list[Any] = []
@@ -63,7 +65,7 @@ def test_full_utilization_at_low_power_for_the_duration_is_a_hang_once() -> None
     spinning = [(float(t), 100.0, 70.0) for t in range(60, 190, 10)]  # from 60 s to 180 s
     job, alerts = feed(running(), WORKING + spinning[:-1])
     assert not job["hung"] and alerts == []  # 110 s of the signature: not yet
-    job, alerts = feed(job, spinning[-1:] + [(190.0, 100.0, 70.0)])
+    job, alerts = feed(job, [*spinning[-1:], (190.0, 100.0, 70.0)])
     assert job["hung"] == 1 and job["hung_at"] == 60.0
     (alert,) = alerts
     assert (alert["source"], alert["level"], alert["title"]) == (
@@ -148,9 +150,10 @@ def test_each_rank_of_a_distributed_job_has_its_own_typical_draw_and_clock() -> 
     fired = []
     # rank 0's GPUs spin at low power (a collective waits); rank 1's never joined it: idle
     for at in range(0, 300, 10):
-        for rank, (util, watts) in enumerate([(97.0, 300.0), (97.0, 250.0)]):
-            if at >= 60:
-                util, watts = ((100.0, 70.0), (0.0, 55.0))[rank]
+        for rank in (0, 1):
+            working = ((97.0, 300.0), (97.0, 250.0))[rank]
+            waiting = ((100.0, 70.0), (0.0, 55.0))[rank]
+            util, watts = waiting if at >= 60 else working
             sample = {"gpuUtilization": util, "powerUsage": watts}
             state, changes, alerts = nccl_hang.check(
                 RULE, job, state, sample, str(rank), float(at), alive=False
@@ -267,4 +270,7 @@ def test_a_reporter_whose_gpu_spins_at_low_power_is_hung_then_moving(fake_gpu: F
         finally:
             reporter.close(timeout=5)
         alerts = requests.get(f"{server.url}/api/jobs/spin/alerts", timeout=5).json()["alerts"]
-        assert [(a["source"], a["level"]) for a in alerts] == [("hung", "warning"), ("hung", "info")]
+        assert [(a["source"], a["level"]) for a in alerts] == [
+            ("hung", "warning"),
+            ("hung", "info"),
+        ]

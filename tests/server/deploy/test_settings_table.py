@@ -69,8 +69,14 @@ VALUES: dict[str, tuple[list[str], Any, Any]] = {
         "https://hooks.example/x",
     ),
     "webhooks": (
-        ["discord+https://discord.example/api/webhooks/1/t", "ntfy+https://ntfy.example/t level>=error"],
-        ["discord+https://discord.example/api/webhooks/1/t", "ntfy+https://ntfy.example/t level>=error"],
+        [
+            "discord+https://discord.example/api/webhooks/1/t",
+            "ntfy+https://ntfy.example/t level>=error",
+        ],
+        [
+            "discord+https://discord.example/api/webhooks/1/t",
+            "ntfy+https://ntfy.example/t level>=error",
+        ],
         (
             "discord+https://discord.example/api/webhooks/1/t",
             "ntfy+https://ntfy.example/t level>=error",
