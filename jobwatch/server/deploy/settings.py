@@ -856,7 +856,7 @@ def alert_problem(rules: tuple[str, ...] | list[str], webhook_url: str | None) -
         try:
             parse_rule(rule)
         except ValidationError as exc:
-            return str(exc)
+            return exc.message
     if webhook_url and not webhook_url.startswith(("http://", "https://")):
         return f"--webhook-url must start with http:// or https://, got {webhook_url!r}"
     return None
@@ -868,7 +868,7 @@ def webhook_problem(webhooks: tuple[str, ...] | list[str]) -> str | None:
         try:
             parse_target(text, "--webhook")
         except ValidationError as exc:
-            return str(exc)
+            return exc.message
     return None
 
 

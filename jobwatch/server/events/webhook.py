@@ -108,7 +108,7 @@ class WebhookSender:
             try:
                 target = parse_target(target)
             except ValidationError as exc:
-                raise ValueError(str(exc)) from None
+                raise ValueError(exc.message) from None
         if not target.url.startswith(("http://", "https://")):
             raise ValueError(
                 f"the webhook URL must start with http:// or https://, got {origin(target.url)!r}"

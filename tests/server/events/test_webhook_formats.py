@@ -168,6 +168,7 @@ def test_serve_refuses_a_bad_webhook_in_one_sentence_naming_its_flag() -> None:
     problem = settings.problem()
     assert problem is not None and problem.startswith("--webhook: the URL must start")
     assert "http:// or https://" in problem and "ftp://h/x" not in problem  # a URL is a secret
+    assert "validation_error" not in problem
 
 
 # -- each format against a real receiver ---------------------------------------------------
@@ -357,14 +358,17 @@ def test_a_server_posts_to_every_webhook_what_its_level_lets_through(
         spec = {"workerId": "w", "pricePerHour": 3600.0, "budget": 100.0}
         assert requests.put(f"{base}/{job}", json=spec, timeout=5).ok
         called = clock()
-        for _ in range(12):  # samples keep coming; the training code stopped after its first call
-            body = {
+        for i in range(12):  # samples keep coming; the training code stopped after its first call
+            body: dict[str, Any] = {
                 "workerId": "w",
                 "progress": 50,
                 "lastCallAt": iso(called),
                 "timestamp": iso(clock()),
                 "metrics": {"gpuUtilization": 99},
             }
+            if i == 0:  # the training code's own alert, written to break every format
+                hostile = {"title": HOSTILE_TITLE, "text": HOSTILE_TEXT, "level": "error"}
+                body["alerts"] = [hostile]
             assert requests.post(f"{base}/{job}/progress", json=body, timeout=5).ok
             clock.advance(10)
             server.services.watchdog.check()
@@ -386,10 +390,21 @@ def test_a_server_posts_to_every_webhook_what_its_level_lets_through(
             return {path: paths.count(path) for path in expected}
 
         wait_for(lambda: counts() == expected, what=f"{expected}")
-    posted = {r.path: r for r in hook.requests + other_hook.requests}
     json_bodies = [r.json() for r in other_hook.requests if r.path == "/json"]
     receipt = [b for b in json_bodies if b["source"] == "receipt"]
     assert len(receipt) == 1 and receipt[0]["receipt"]["jobId"] == job
     assert {b["source"] for b in json_bodies} >= {"hung", "budget", "receipt"}
-    assert r"\@everyone" in posted["/discord"].json()["content"]
-    assert posted["/phone"].headers["Priority"] == "5"
+    assert {b["source"] for b in json_bodies} >= {"worker"}
+    discord = [r.json()["content"] for r in hook.requests if r.path == "/discord"]
+    assert all(r"ops\@everyone" in content for content in discord)
+    (shown,) = [
+        re.sub(r"\\([" + re.escape(string.punctuation) + "])", r"\1", content)
+        for content in discord
+        if "pwned" in content
+    ]
+    assert shown == f"**[error]** job {job}: {HOSTILE_TITLE} — {HOSTILE_TEXT}"
+    phone = [r for r in other_hook.requests if r.path == "/phone"]
+    assert {r.headers["Priority"] for r in phone} == {"5"}
+    (pushed,) = [r for r in phone if r.body.decode() == HOSTILE_TEXT]
+    title = str(email.header.make_header(email.header.decode_header(pushed.headers["Title"])))
+    assert title == f"[error] job {job}: {HOSTILE_TITLE}"
