@@ -217,7 +217,14 @@ def suppressed_notice(job_id: str, count: int, window: float, per_job: int, leve
         f"{count} more alerts suppressed in the last {window:g} s "
         f"(at most {per_job} per job are posted)"
     )
-    wire = {"jobId": job_id, "level": level, "title": title, "suppressed": count}
+    wire = {
+        "jobId": job_id,
+        "level": level,
+        "title": title,
+        "text": None,
+        "source": "suppressed",
+        "suppressed": count,
+    }
     return Notice(job_id, level, title, None, "suppressed", wire)
 
 

@@ -275,10 +275,11 @@ def test_ntfy_sends_plain_text_and_headers_that_cannot_break_or_lose_characters(
 
 
 def test_ntfy_sends_an_ascii_title_as_it_is_and_cuts_a_long_message(hook: Hook) -> None:
-    deliver(
-        f"ntfy+{hook.base}/t", [alert("resnet-7", 1, "job stalled", "é" * 5000, "error")], 1, hook
-    )
+    protected = hook.base.replace("http://", "http://alice:s3cret@")  # a topic with a password
+    target = f"ntfy+{protected}/t"
+    deliver(target, [alert("resnet-7", 1, "job stalled", "é" * 5000, "error")], 1, hook)
     (posted,) = hook.requests
+    assert posted.headers["Authorization"] == "Basic YWxpY2U6czNjcmV0"
     assert posted.headers["Title"] == "[error] job resnet-7: job stalled"
     assert posted.headers["Priority"] == "5" and posted.headers["Tags"] == "rotating_light,worker"
     assert len(posted.body) <= NTFY_LIMIT and posted.body.decode("utf-8").endswith("…")
