@@ -68,13 +68,18 @@ __all__ = [
     "Post",
     "WebhookTarget",
     "alert_notice",
+    "discord_body",
     "discord_escape",
     "header_value",
+    "ntfy_post",
     "parse_target",
     "receipt_notice",
     "render",
+    "slack_body",
     "slack_escape",
     "suppressed_notice",
+    "teams_body",
+    "teams_text",
 ]
 
 FORMATS = ("slack", "discord", "ntfy", "teams", "json")
@@ -162,11 +167,6 @@ class Notice:
     text: str | None
     source: str
     wire: Mapping[str, Any]
-
-    def line(self) -> str:
-        """``[warning] job resnet-7: job stalled — no update ...``, unescaped."""
-        head = f"[{self.level}] job {self.job_id}: {self.title}"
-        return head if self.text is None else f"{head} — {self.text}"
 
 
 @dataclass(frozen=True)
