@@ -134,7 +134,7 @@ class ValidationError(APIError):
 
     status = 400
     code = "validation_error"
-    other_codes = ("invalid_json",)
+    other_codes: ClassVar[tuple[str, ...]] = ("invalid_json",)
 
 
 class UnsupportedMediaType(ValidationError):
