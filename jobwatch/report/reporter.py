@@ -339,6 +339,33 @@ class Reporter:
         self._config = config
         self._outbox.set_config(config)
 
+    def set_price(self, price_per_hour: float) -> None:
+        """The job's new price per hour (in its currency), e.g. a spot instance repriced;
+        returns at once (the PUT goes from the sender thread before its next request;
+        :meth:`flush` waits for it too).
+
+        The server counts each price for the time it held, from when it receives it
+        (docs/api.md "Estimates"): the job's cost integrates its price over time.
+        In a distributed job only rank 0 sets the job's price (a node's own price
+        is ``node_price_per_hour``); other ranks' calls are checked, then ignored.
+        After :meth:`close` the call is ignored.
+
+        Raises
+        ------
+        ValueError
+            ``price_per_hour`` is not a number from 0 to 1e9.
+        """
+        if not _is_number(price_per_hour, 0.0, 1e9):
+            raise ValueError(
+                f"price_per_hour must be a number from 0 to 1e9, got {price_per_hour!r}"
+            )
+        if self._closed:
+            self._warn_closed()
+            return
+        if (self.placement.rank or 0) != 0:
+            return  # the job's price is rank 0's
+        self._outbox.set_price(float(price_per_hour))
+
     def update(
         self, progress: float, operation: str | None = None, *, allow_backwards: bool = False
     ) -> None:

@@ -403,15 +403,16 @@ class Sender:
         return self._next_drain
 
     def _ensure(self) -> None:
-        """PUT the job (and its newest config: a changed config is PUT again)."""
+        """PUT the job (and its newest config and price: a change of either is PUT again)."""
         job = self._job
         with self._outbox.lock:
             config, version = self._outbox.config, self._outbox.config_version
+            price = self._outbox.price_per_hour
         reply = self._client.ensure_job(
             job.job_id,
             name=job.name,
             worker_id=job.worker_id,
-            price_per_hour=job.price_per_hour,
+            price_per_hour=job.price_per_hour if price is None else price,
             currency=job.currency,
             world_size=job.world_size,
             budget=job.budget,
