@@ -76,7 +76,8 @@ def price_change(job: ListedJob, price: float | None, now: float) -> JobChanges:
     Sets ``price_per_hour``; when a running job's known price changes, also
     closes its current segment: ``price_cost`` grows by the old price over
     ``[segment_start, now]`` and ``price_from`` becomes ``now``
-    (:func:`closed_segment` gives that segment's row). Empty when ``price`` is
+    (:func:`closed_segment` gives that segment's row); a hang in progress adds
+    its part so far at the old price to ``hung_cost``. Empty when ``price`` is
     the job's price.
     """
     old = job["price_per_hour"]
@@ -89,6 +90,12 @@ def price_change(job: ListedJob, price: float | None, now: float) -> JobChanges:
     changes["price_from"] = now
     if now > start:
         changes["price_cost"] = (job["price_cost"] or 0.0) + (now - start) / 3600.0 * old
+        hung_at = job["hung_at"]
+        if job["hung"] and hung_at is not None and now > hung_at:
+            # a hang the change cuts: its part so far at the old price joins its cost
+            # now (hangs.end_hang counts the rest from price_from, at the new price)
+            since = max(hung_at, start)
+            changes["hung_cost"] = job["hung_cost"] + (now - since) / 3600.0 * old
     return changes
 
 

@@ -114,3 +114,22 @@ def test_the_running_integral_the_segments_and_the_sum_agree(
     assert figures.cost_so_far == pytest.approx(expected, rel=1e-9, abs=1e-5)
     assert timeline.cost_at(end) == pytest.approx(expected, rel=1e-9, abs=1e-5)
     assert timeline.cost_between(T0, end) == pytest.approx(expected, rel=1e-9, abs=1e-5)
+
+
+def test_a_hang_across_a_price_change_costs_each_price_for_its_part() -> None:
+    """Hung from 1,000 s at 6 an hour; repriced to 60 an hour at 2,800 s; moving again at
+    4,600 s: 1,800 s at 6 (3.00) and 1,800 s at 60 (30.00), not 3,600 s at 60."""
+    from jobwatch.server.core import hangs
+
+    row = job(
+        price_per_hour=6.0,
+        started_at=T0,
+        status="running",
+        hung=1,
+        hung_at=T0 + 1000,
+        last_call_at=T0 + 1000,
+    )
+    row = with_changes(row, pricing.price_change(row, 60.0, T0 + 2800))
+    ended = with_changes(row, hangs.end_hang(row, T0 + 4600))
+    assert ended["hung_seconds"] == pytest.approx(3600)
+    assert ended["hung_cost"] == pytest.approx(33.0)
