@@ -7,6 +7,7 @@ import time
 
 from benchmarks import (
     attacks,
+    costs,
     dom_latency,
     fanout,
     fleet,
@@ -34,6 +35,7 @@ SUITES = {
     "fanout": fanout.run,
     "fleet": fleet.run,
     "queries": queries.run,
+    "costs": costs.run,
     "history": history.run,
     "memory": memory.run,
     "sync": sync.run,

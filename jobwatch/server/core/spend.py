@@ -25,6 +25,7 @@ What is counted, exactly (docs/api.md "Spend across jobs"):
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
@@ -87,22 +88,49 @@ def job_daily(
     its ``costSoFar``; a job that cost nothing by its price, in proportion to
     its time in each day).
     """
+    bounds = _Bounds(days)
+    by_day, hours = _job_days(job, timeline, bounds, now)
+    if by_day is None:
+        return None, hours
+    daily = [0.0] * len(days)
+    for i, amount in by_day.items():
+        daily[i] = amount
+    return daily, hours
+
+
+class _Bounds:
+    """The days' midnights as sorted lists, for finding the days a run overlaps."""
+
+    def __init__(self, days: list[Day]) -> None:
+        self.days = days
+        self.starts = [d.start for d in days]
+        self.ends = [d.end for d in days]
+
+
+def _job_days(
+    job: ListedJob, timeline: PriceTimeline, bounds: _Bounds, now: float
+) -> tuple[dict[int, float] | None, float]:
+    """:func:`job_daily` as ``{day index: amount}`` for the days the run overlaps only
+    (a run is hours long, a window up to a year)."""
     started = job["started_at"]
     if started is None:
         return None, 0.0
     end = job["completed_at"] if job["completed_at"] is not None else now
-    spans = [(max(d.start, started), min(d.end, end)) for d in days]
-    hours = sum(max(0.0, b - a) for a, b in spans) / 3600.0
+    first = bisect.bisect_right(bounds.ends, started)
+    last = bisect.bisect_left(bounds.starts, end)
+    days = bounds.days
+    spans = {i: (max(days[i].start, started), min(days[i].end, end)) for i in range(first, last)}
+    hours = sum(max(0.0, b - a) for a, b in spans.values()) / 3600.0
     cost = job_estimates(job, now).cost_so_far
     if cost is None:
         return None, hours
     whole = timeline.cost_between(started, end)
-    if whole > 0:
-        return [cost * timeline.cost_between(a, b) / whole for a, b in spans], hours
     run = end - started
-    if run <= 0:
-        return [0.0 for _ in days], hours
-    return [cost * max(0.0, b - a) / run for a, b in spans], hours
+    if whole > 0:
+        return {i: cost * timeline.cost_between(a, b) / whole for i, (a, b) in spans.items()}, hours
+    if run > 0:
+        return {i: cost * max(0.0, b - a) / run for i, (a, b) in spans.items()}, hours
+    return dict.fromkeys(spans, 0.0), hours
 
 
 @dataclass
@@ -116,11 +144,12 @@ class _Sum:
     running: int = 0
     daily: list[float] = field(default_factory=list)
 
-    def add(self, daily: list[float], hours: float, running: bool) -> None:
+    def add(self, daily: dict[int, float], hours: float, running: bool) -> None:
         if not self.daily:
             self.daily = [0.0] * self.n_days
-        self.daily = [a + b for a, b in zip(self.daily, daily, strict=True)]
-        self.cost += sum(daily)
+        for i, amount in daily.items():
+            self.daily[i] += amount
+        self.cost += sum(daily.values())
         self.hours += hours
         self.jobs += 1
         self.running += running
@@ -159,12 +188,13 @@ def report(
         (in no sum of money).
     """
     n = len(days)
+    bounds = _Bounds(days)
     groups: dict[tuple[str | None, str], _Sum] = {}
     totals: dict[str, _Sum] = {}
     unpriced = {"jobs": 0, "hours": 0.0}
     for job, timeline in jobs:
-        daily, hours = job_daily(job, timeline, days, now)
-        if hours <= 0 and not (daily and any(daily)):
+        daily, hours = _job_days(job, timeline, bounds, now)
+        if hours <= 0 and not (daily and any(daily.values())):
             continue
         if daily is None:
             unpriced["jobs"] += 1
