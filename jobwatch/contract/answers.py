@@ -292,12 +292,16 @@ class LogsPage(TypedDict):
 # -- the stream of one job (subscribe:job) ----------------------------------------
 
 
-class ScalarStep(TypedDict):
-    """One step's training metrics in a ``JOB_PROGRESS`` event."""
-
+class _ScalarStepFields(TypedDict):
     step: int
     timestamp: str
     values: dict[str, float]
+
+
+class ScalarStep(_ScalarStepFields, total=False):
+    """One step's training metrics in a ``JOB_PROGRESS`` event; ``cost``: the job's
+    cost so far then (absent from events stored by an older server)."""
+
     cost: float | None
 
 

@@ -435,7 +435,12 @@ class ScalarStep(BaseModel):
     step: int = Field(ge=0)
     timestamp: datetime
     values: dict[str, float]
-    cost: Cost | None = Field(ge=0, description="the job's cost so far at timestamp")
+    cost: Cost | None = Field(
+        None,
+        ge=0,
+        description="the job's cost so far at timestamp (absent from events stored by a "
+        "server from before it was sent)",
+    )
 
 
 class ProgressData(BaseModel):
