@@ -202,19 +202,22 @@ def test_totals_running_cost_today_counts_per_currency() -> None:
                     completedAt=ts(-3600),
                     costSoFar=3.6,
                 ),
+                # started today: all of its cost so far, whatever its prices were
+                # (repriced to 40/h: 40 x 50 min would say 33.3)
+                summary("spot", startedAt=ts(600), pricePerHour=40.0, costSoFar=5.0),
                 summary("euro", currency="EUR", startedAt=ts(1800), costSoFar=0.5, stalled=True),
                 summary("free", pricePerHour=None, costSoFar=None, status="pending"),
             ]
         )
     )
     totals = state.totals(day_start=T0)
-    assert totals.running == pytest.approx({"QUBIC": 10.8, "EUR": 0.5})
-    assert totals.today == pytest.approx({"QUBIC": 3.6 + 1.0, "EUR": 1.8})
-    assert totals.counts == {"running": 2, "completed": 1, "failed": 1, "pending": 1}
+    assert totals.running == pytest.approx({"QUBIC": 10.8 + 5.0, "EUR": 0.5})
+    assert totals.today == pytest.approx({"QUBIC": 3.6 + 1.0 + 5.0, "EUR": 0.5})
+    assert totals.counts == {"running": 3, "completed": 1, "failed": 1, "pending": 1}
     assert totals.stalled == 1
     line = format_totals(totals, "live")
-    assert line.startswith("5 jobs: 2 running (1 stalled), 1 pending")
-    assert "running 0.500 EUR, 10.80 QUBIC | today 1.80 EUR, 4.60 QUBIC" in line and line.endswith(
+    assert line.startswith("6 jobs: 3 running (1 stalled), 1 pending")
+    assert "running 0.500 EUR, 15.80 QUBIC | today 0.500 EUR, 9.60 QUBIC" in line and line.endswith(
         "| live"
     )
 
