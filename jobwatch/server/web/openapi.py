@@ -172,7 +172,7 @@ def _paths() -> dict[str, Any]:
                 "createJob",
                 "Create a job",
                 "JobAnswer",
-                ("400", "401", "409", "413", "415"),
+                ("400", "401", "409"),
                 body="JobSpec",
                 status="201",
             ),
@@ -191,7 +191,7 @@ def _paths() -> dict[str, Any]:
                 "putJob",
                 "Create (201) or update (200) a job; idempotent",
                 "JobAnswer",
-                ("400", "401", "403", "409", "413", "415"),
+                ("400", "401", "403", "409"),
                 body="JobSpec",
                 also_created=True,
             ),
@@ -202,7 +202,7 @@ def _paths() -> dict[str, Any]:
                 "postProgress",
                 "Report progress, metrics, logs and training metrics",
                 "ProgressAnswer",
-                ("400", "401", "403", "404", "409", "413", "415", "429", "503"),
+                ("400", "401", "403", "404", "409", "429", "503"),
                 body="ProgressUpdate",
             ),
         },
@@ -212,7 +212,7 @@ def _paths() -> dict[str, Any]:
                 "completeJob",
                 "Finish a job",
                 "JobAnswer",
-                ("400", "401", "403", "404", "409", "413", "415", "503"),
+                ("400", "401", "403", "404", "409", "503"),
                 body="CompleteRequest",
             ),
         },
@@ -386,11 +386,13 @@ def _operation(
     also_created: bool = False,
     security: bool = True,
 ) -> dict[str, Any]:
-    """One operation: its body, query parameters, answer and error answers."""
+    """One operation: its body, query parameters, answer and error answers (an
+    operation with a body may also answer 413 and 415, as every body is read alike)."""
     responses: dict[str, Any] = {status: _json_answer(answer, summary)}
     if also_created:
         responses["201"] = _json_answer(answer, "Created")
-    for code in errors:
+    body_errors = ("413", "415") if body is not None else ()
+    for code in sorted({*errors, *body_errors}):
         responses[code] = {"$ref": f"#/components/responses/{code}"}
     operation: dict[str, Any] = {
         "operationId": operation_id,
