@@ -38,7 +38,7 @@ from jobwatch.contract.answers import (
     Sample,
     ScalarValue,
 )
-from jobwatch.contract.requests import check_keys
+from jobwatch.contract.basics import check_keys
 from jobwatch.errors import ConnectionError, ValidationError, error_from_envelope
 
 __all__ = ["DEFAULT_URL", "Client", "default_url"]

@@ -771,7 +771,8 @@ class Reporter:
             integers, at most 64 levels deep) or over 512 KiB, or ``timeout`` is
             negative or over :data:`MAX_WAIT`.
         """
-        from jobwatch.contract.requests import CompleteRequest, check_keys
+        from jobwatch.contract.basics import check_keys
+        from jobwatch.contract.requests import CompleteRequest
 
         try:
             check_keys(result, "result")
@@ -986,7 +987,8 @@ def _checked_currency(value: object) -> str | None:
 
 def _checked_config(config: object, what: str) -> dict[str, Any]:
     """``config`` as the JSON object the server will store, or ``ValueError``."""
-    from jobwatch.contract.requests import check_config, check_keys
+    from jobwatch.contract.basics import check_keys
+    from jobwatch.contract.requests import check_config
 
     if not isinstance(config, Mapping):
         raise ValueError(f"{what} must be a mapping, got {type(config).__name__}")
