@@ -30,7 +30,7 @@ from jobwatch.contract.answers import (
 from jobwatch.contract.answers import Sample as WireSample
 from jobwatch.contract.basics import FINISHED_STATUSES, parse_ts
 from jobwatch.contract.gpu_identity import GpuId, gpu_ids, gpu_labels
-from jobwatch.contract.gpu_metrics import METRIC_FIELDS
+from jobwatch.contract.metrics import GPU_FIELDS, METRIC_FIELDS
 from jobwatch.contract.job_fields import VIEWED_FIELDS
 
 MAX_POINTS = 2_000
@@ -45,7 +45,8 @@ MAX_ALERTS = 20
 
 @dataclass(frozen=True)
 class Sample:
-    """One metrics sample: ``ts`` (s since the epoch), the flat fields and the per-GPU ones.
+    """One metrics sample: ``ts`` (s since the epoch), the flat fields (every metric of
+    :data:`~jobwatch.contract.metrics.METRICS`, ``None`` where missing) and the per-GPU ones.
 
     ``gpus`` maps a GPU's key (its UUID, else ``index:<index>``; see
     :func:`jobwatch.contract.gpu_identity.gpu_ids`) to its fields, and ``ids`` the same
@@ -68,7 +69,7 @@ class Sample:
         entries = [gpu for gpu in raw.get("gpus") or [] if isinstance(gpu, dict)]  # parsed JSON
         ids = gpu_ids(entries)
         gpus = {
-            gpu_id.key: {name: _number(gpu.get(name)) for name in METRIC_FIELDS}
+            gpu_id.key: {name: _number(gpu.get(name)) for name in GPU_FIELDS}
             for gpu_id, gpu in zip(ids, entries, strict=True)
         }
         return cls(ts, flat, gpus, {gpu_id.key: gpu_id for gpu_id in ids})

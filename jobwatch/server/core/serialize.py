@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from jobwatch.contract.gpu_metrics import GPU_METRICS
+from jobwatch.contract.metrics import METRICS, wire_fields
 from jobwatch.contract.job_fields import WIRE_FIELDS
 from jobwatch.contract.requests import format_ts
 
@@ -74,8 +74,11 @@ timestamps, flags as booleans. Raises ``KeyError`` for a row without one of the 
 
 
 def sample_to_wire(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A stored sample as ``{timestamp, gpuUtilization, ..., powerUsage}`` (+ ``gpus`` if any)."""
-    out = {"timestamp": format_ts(row["ts"]), **{m.wire: row[m.column] for m in GPU_METRICS}}
+    """A stored sample as ``{timestamp, gpuUtilization, ..., powerUsage}``, the system
+    metrics when it has any (:func:`~jobwatch.contract.metrics.wire_fields`), and
+    ``gpus`` if any."""
+    values = {m.wire: row[m.column] for m in METRICS}
+    out: dict[str, Any] = {"timestamp": format_ts(row["ts"]), **wire_fields(values)}
     if row.get("gpus"):
         out["gpus"] = row["gpus"]
     return out
