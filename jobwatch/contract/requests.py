@@ -164,6 +164,10 @@ def _validation_order(entries: tuple[Metric, ...]) -> list[Metric]:
 def _metric_fields(name: str, entries: tuple[Metric, ...]) -> Any:
     """A pydantic model with a field per metric of ``entries`` (``None`` by
     default, aliased to its wire name) and their ``at_most`` checks."""
+    fields: dict[str, Any] = {
+        entry.column: (_metric_type(entry), Field(None, alias=entry.wire))
+        for entry in _validation_order(entries)
+    }
     return pydantic.create_model(
         name,
         __config__=_Strict,
@@ -173,10 +177,7 @@ def _metric_fields(name: str, entries: tuple[Metric, ...]) -> Any:
             for entry in entries
             if entry.at_most
         },
-        **{
-            entry.column: (_metric_type(entry), Field(None, alias=entry.wire))
-            for entry in _validation_order(entries)
-        },
+        **fields,
     )
 
 

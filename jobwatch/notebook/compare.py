@@ -18,7 +18,8 @@ import numpy as np
 
 from jobwatch.client.rest import Client
 from jobwatch.contract.basics import parse_ts
-from jobwatch.contract.metrics import METRIC_FIELDS, metric as table_entry
+from jobwatch.contract.metrics import METRIC_FIELDS
+from jobwatch.contract.metrics import metric as table_entry
 from jobwatch.notebook.downsample import CHART_POINTS, min_max
 from jobwatch.view.config import flat_config, format_value
 

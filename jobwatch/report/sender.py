@@ -485,7 +485,9 @@ class Sender:
             str(d.get("field", "")).startswith("metrics") for d in exc.details
         )
         if metrics_only:
-            self._warn("metrics", "the server rejected the metrics sample; sent without it: %s", exc)
+            self._warn(
+                "metrics", "the server rejected the metrics sample; sent without it: %s", exc
+            )
             counts = [0, 0, 0, 0]  # a sample the contract refuses: warned, not counted
             del body["metrics"]
         else:

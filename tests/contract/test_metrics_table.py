@@ -25,9 +25,8 @@ from jobwatch.contract.metrics import (
 )
 from jobwatch.contract.requests import GpuSample, Metrics
 from jobwatch.notebook import compare
-from jobwatch.report import gpu
+from jobwatch.report import gpu, system
 from jobwatch.report import samples as _samples
-from jobwatch.report import system
 from jobwatch.server.core import alert_rules
 from jobwatch.server.core import serialize as wire
 from jobwatch.server.storage import schema
@@ -47,8 +46,8 @@ def test_names_are_unique_and_spelled_as_the_field_spells_them() -> None:
         assert m.minimum < m.maximum
         assert m.at_most is None or metric(m.at_most).unit == m.unit
     assert METRICS == GPU_METRICS + SYSTEM_METRICS  # GPU fields first, as the seed lists them
-    assert GPU_FIELDS == METRIC_FIELDS[: len(GPU_METRICS)]
-    assert SYSTEM_FIELDS == METRIC_FIELDS[len(GPU_METRICS) :]
+    assert METRIC_FIELDS[: len(GPU_METRICS)] == GPU_FIELDS
+    assert METRIC_FIELDS[len(GPU_METRICS) :] == SYSTEM_FIELDS
 
 
 def test_a_metric_says_where_its_scope_reads_it() -> None:

@@ -33,8 +33,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from jobwatch.contract.metrics import METRICS, wire_fields
 from jobwatch.contract.job_fields import JOB_FIELDS
+from jobwatch.contract.metrics import METRICS, wire_fields
 from jobwatch.contract.requests import (
     FINISHED_STATUSES,
     MAX_SCALAR_NAMES,

@@ -13,8 +13,8 @@ from typing import Any
 
 import orjson
 
-from jobwatch.contract.metrics import METRICS, wire_fields
 from jobwatch.contract.job_fields import WIRE_FIELDS
+from jobwatch.contract.metrics import METRICS, wire_fields
 from jobwatch.contract.requests import format_ts
 
 

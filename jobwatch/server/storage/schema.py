@@ -23,8 +23,8 @@ from sqlalchemy import (
     Text,
 )
 
-from jobwatch.contract.metrics import METRICS
 from jobwatch.contract.job_fields import JOB_FIELDS, JobField
+from jobwatch.contract.metrics import METRICS
 
 metadata = MetaData()
 

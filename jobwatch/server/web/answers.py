@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from jobwatch.contract.metrics import GPU_METRICS, SYSTEM_METRICS
 from jobwatch.contract.job_fields import WIRE_FIELDS, JobField
+from jobwatch.contract.metrics import GPU_METRICS, SYSTEM_METRICS
 from jobwatch.contract.requests import GpuSample
 
 _Answer = ConfigDict(extra="forbid", populate_by_name=True)
