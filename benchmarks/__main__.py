@@ -24,6 +24,7 @@ from benchmarks import (
     soak,
     startup,
     sync,
+    system,
     training,
 )
 from benchmarks.report import machine, markdown
@@ -31,6 +32,7 @@ from benchmarks.report import machine, markdown
 SUITES = {
     "ingest": ingest.run,
     "reporter": reporter.run,
+    "system": system.run,
     "fanout": fanout.run,
     "fleet": fleet.run,
     "queries": queries.run,

@@ -3,6 +3,9 @@ adding a metric, GPU or system, is one entry in the table."""
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
 import textwrap
 from pathlib import Path
 
@@ -31,8 +34,10 @@ from jobwatch.server.core import alert_rules
 from jobwatch.server.core import serialize as wire
 from jobwatch.server.storage import schema
 from jobwatch.server.web import answers, prometheus
+from jobwatch.server.web.pages import STATIC, job_fields_module, metrics_module
 from jobwatch.view import state
 from tests.contract.helpers import run_with_table_entry
+from tests.notebook.test_logview import node_or_skip
 
 
 def test_names_are_unique_and_spelled_as_the_field_spells_them() -> None:
@@ -324,3 +329,50 @@ def test_adding_a_system_metric_is_one_entry_in_the_table(tmp_path: Path) -> Non
     assert key == f"jobwatch_swap_used_bytes{{{job}}}"
     assert float(value) == got["sampled"] * 1024 * 1024
     assert got["page"]
+
+
+def test_the_page_model_reads_system_metrics_as_python_does(tmp_path: Path) -> None:
+    """job_state.js (the job page's model, under node) and MonitorState take the same
+    fields from the same samples, and agree on which kinds of chart they can draw."""
+    node = node_or_skip()
+    for name in ("job_state.js", "format.js", "gpu_labels.js"):
+        shutil.copy(STATIC / name, tmp_path / name)
+    (tmp_path / "job_fields.js").write_text(job_fields_module(), encoding="utf-8")
+    (tmp_path / "metrics.js").write_text(metrics_module(), encoding="utf-8")
+    (tmp_path / "package.json").write_text('{"type": "module"}', encoding="utf-8")
+    histories = [
+        [{"timestamp": "2026-01-01T00:00:00.000Z", "cpuUtilization": 5, "memoryUsed": 10}],
+        [{"timestamp": "2026-01-01T00:00:00.000Z", "gpuUtilization": 5, "gpus": [{"index": 0}]}],
+        [{"timestamp": "2026-01-01T00:00:00.000Z", **dict.fromkeys(METRIC_FIELDS)}],
+        [
+            {"timestamp": "2026-01-01T00:00:00.000Z", "gpuUtilization": 1},
+            {"timestamp": "2026-01-01T00:00:01.000Z", "networkIn": 2048, "gpuUtilization": 2},
+        ],
+    ]
+    harness = tmp_path / "harness.js"
+    harness.write_text(
+        "import { JobState } from './job_state.js';\n"
+        f"const histories = {json.dumps(histories)};\n"
+        "console.log(JSON.stringify(histories.map((rows) => {\n"
+        "  const state = new JobState();\n"
+        "  state.replaceSamples(rows);\n"
+        "  return [state.samples.map((s) => s.flat), state.hasGpu, state.hasSystem];\n"
+        "})));\n",
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [node, str(harness)], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    python = []
+    for rows in histories:
+        mine = state.MonitorState()
+        mine.replace_samples(rows)
+        python.append([[s.flat for s in mine.samples], mine.has_gpu, mine.has_system])
+    assert json.loads(done.stdout) == python
+    assert [kinds for _, *kinds in python] == [
+        [False, True],
+        [True, False],
+        [False, False],
+        [True, True],
+    ]
