@@ -96,18 +96,20 @@ class PsutilQuery:
     ``"process_tree.<method>"``: the :class:`psutil.Process` method called on
     the reporting process and on each of its children (recursively), the
     values summed. ``args`` are names of values the sampler supplies:
-    ``"workdir"``, the reporter's working directory when it started. With
+    ``"workdir"``, the reporter's working directory when it started;
+    ``keywords`` are keyword arguments passed as they are. With
     ``rate`` the value is a counter that only grows (bytes read since boot):
     the sample carries its increase per second since the previous sample, and
     ``None`` in the first sample or after the counter went back. The value (or
     rate) is divided by ``divisor`` (to the wire unit) and rounded to
     ``digits`` decimals where these are given. Metrics that share a
-    ``function`` and ``args`` share one call per sample.
+    ``function``, ``args`` and ``keywords`` share one call per sample.
     """
 
     function: str
     attribute: str | None = None
     args: tuple[str, ...] = ()
+    keywords: tuple[tuple[str, bool], ...] = ()
     rate: bool = False
     divisor: float | None = None
     digits: int | None = None
@@ -193,6 +195,8 @@ class Metric:
         if self.scope == "system" and (self.psutil is None or gpu_parts != (None, None, None)):
             raise ValueError(f"system metric {self.wire}: needs psutil, no aggregate, smi, nvml")
 
+
+_NOWRAP = (("nowrap", False),)
 
 METRICS: tuple[Metric, ...] = (
     Metric(
@@ -358,8 +362,10 @@ METRICS: tuple[Metric, ...] = (
         scope="system",
         label="disk read",
         prometheus="jobwatch_disk_read_bytes_per_second",
-        # every disk of the machine (partitions not counted twice)
-        psutil=PsutilQuery("disk_io_counters", "read_bytes", rate=True, digits=0),
+        # every disk of the machine (partitions not counted twice); a counter that
+        # went back (a wrap, a reset) gives one None, so psutil's own wrap
+        # bookkeeping (a cache shared by the process) is not needed
+        psutil=PsutilQuery("disk_io_counters", "read_bytes", keywords=_NOWRAP, rate=True, digits=0),
         chart="io",
     ),
     Metric(
@@ -371,7 +377,9 @@ METRICS: tuple[Metric, ...] = (
         scope="system",
         label="disk write",
         prometheus="jobwatch_disk_write_bytes_per_second",
-        psutil=PsutilQuery("disk_io_counters", "write_bytes", rate=True, digits=0),
+        psutil=PsutilQuery(
+            "disk_io_counters", "write_bytes", keywords=_NOWRAP, rate=True, digits=0
+        ),
         chart="io",
     ),
     Metric(
@@ -384,7 +392,7 @@ METRICS: tuple[Metric, ...] = (
         label="network received",
         prometheus="jobwatch_network_receive_bytes_per_second",
         # every interface of the machine, loopback included
-        psutil=PsutilQuery("net_io_counters", "bytes_recv", rate=True, digits=0),
+        psutil=PsutilQuery("net_io_counters", "bytes_recv", keywords=_NOWRAP, rate=True, digits=0),
         chart="io",
     ),
     Metric(
@@ -396,7 +404,7 @@ METRICS: tuple[Metric, ...] = (
         scope="system",
         label="network sent",
         prometheus="jobwatch_network_transmit_bytes_per_second",
-        psutil=PsutilQuery("net_io_counters", "bytes_sent", rate=True, digits=0),
+        psutil=PsutilQuery("net_io_counters", "bytes_sent", keywords=_NOWRAP, rate=True, digits=0),
         chart="io",
     ),
 )

@@ -97,10 +97,10 @@ class SystemSampler:
             ``None`` for the metrics it touched.
         """
         now = self._clock()
-        answers: dict[tuple[str, tuple[str, ...]], Any] = {}
+        answers: dict[tuple[str, tuple[str, ...], tuple[tuple[str, bool], ...]], Any] = {}
         values: dict[str, float | None] = {}
         for wire, query in _QUERIES:
-            key = (query.function, query.args)
+            key = (query.function, query.args, query.keywords)
             if key not in answers:
                 answers[key] = self._read(query)
             try:
@@ -117,7 +117,7 @@ class SystemSampler:
             if query.function.startswith(_TREE):
                 return self._read_tree(query.function[len(_TREE) :])
             args = tuple(self._args[name] for name in query.args)
-            answer = getattr(self._psutil, query.function)(*args)
+            answer = getattr(self._psutil, query.function)(*args, **dict(query.keywords))
             if query.function == "cpu_percent":
                 thread = threading.get_ident()
                 if thread not in self._cpu_threads:

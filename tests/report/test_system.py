@@ -118,7 +118,7 @@ def test_a_working_directory_that_went_away_costs_only_the_disk(tmp_path: Path) 
 def test_a_counter_that_went_back_gives_no_rate(monkeypatch: pytest.MonkeyPatch) -> None:
     """A counter reset (an interface re-created) cannot be made here: psutil is stood in for."""
     counters = [psutil.net_io_counters()._replace(bytes_recv=5000, bytes_sent=100)]
-    monkeypatch.setattr(psutil, "net_io_counters", lambda: counters[0])
+    monkeypatch.setattr(psutil, "net_io_counters", lambda nowrap: counters[0])
     clock = [0.0]
     sampler = SystemSampler(clock=lambda: clock[0])
     clock[0] = 2.0
