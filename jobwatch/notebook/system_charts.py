@@ -77,7 +77,7 @@ class _Figure:
             title_style={"font-size": "13px"},
             legend_location="top-left",
         )
-        self.figure.add_class(f"jobwatch-chart-{name}")
+        self.figure.add_class(f"jobwatch-chart-system-{name}")
 
     def set(self, times: Any, values: Any) -> None:
         """Draw ``values`` (shape ``(len(metrics), n)``, wire unit) at ``times``."""

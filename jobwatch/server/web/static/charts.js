@@ -153,7 +153,7 @@ export class SystemCharts {
       let chart = this.charts.find((c) => c.name === m.chart);
       if (!chart) {
         const host = document.createElement("div");
-        host.className = `jobwatch-chart jobwatch-chart-system jobwatch-chart-${m.chart}`;
+        host.className = `jobwatch-chart jobwatch-chart-system jobwatch-chart-system-${m.chart}`;
         row.append(host);
         chart = { name: m.chart, metrics: [], figure: new Figure(host, SYSTEM_TITLES[m.chart] || m.chart) };
         this.charts.push(chart);
