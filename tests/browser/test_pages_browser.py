@@ -333,7 +333,9 @@ def test_job_page_charts_the_system_metrics_of_a_job_without_a_gpu(
         page = recorded.page
         page.locator(".jobwatch-chart-system-cpu[data-points]").wait_for()
         assert int(page.get_attribute(".jobwatch-chart-system-cpu", "data-points") or 0) >= 4
-        assert page.get_attribute(".jobwatch-chart-system-cpu", "data-series") == "CPU utilization (%)"
+        assert (
+            page.get_attribute(".jobwatch-chart-system-cpu", "data-series") == "CPU utilization (%)"
+        )
         assert page.get_attribute(".jobwatch-chart-system-memory", "data-series") == (
             "memory in use|memory in all|process memory (RSS)"
         )
