@@ -444,20 +444,20 @@ def test_json_that_is_not_an_object_is_400(api: Any, running_job: str, raw: byte
     ],
     ids=["text", "form", "multipart", "xml", "none"],
 )
-def test_wrong_content_type_is_400(api: Any, running_job: str, headers: dict[str, str]) -> None:
+def test_wrong_content_type_is_415(api: Any, running_job: str, headers: dict[str, str]) -> None:
     before = snapshot(api, running_job)
     raw = json.dumps(progress_body()).encode()
     r = api.session.post(
         f"{api.base}/api/jobs/{running_job}/progress", data=raw, headers=headers, timeout=10
     )
-    error_of(r, 400)
+    assert error_of(r, 415)["code"] == "unsupported_media_type"  # RFC 9110, section 15.5.16
     assert snapshot(api, running_job) == before
 
 
-def test_form_post_is_400(api: Any, running_job: str) -> None:
+def test_form_post_is_415(api: Any, running_job: str) -> None:
     before = snapshot(api, running_job)
     r = api.post(f"/api/jobs/{running_job}/progress", data={"workerId": "w", "progress": "20"})
-    error_of(r, 400)
+    error_of(r, 415, "unsupported_media_type")
     assert snapshot(api, running_job) == before
 
 

@@ -47,6 +47,8 @@ from jobwatch.errors import JobFinished, ValidationError, WorkerMismatch
 from jobwatch.server.core import alert_rules, budgets, hangs, workers
 from jobwatch.server.core.alert_rules import Alert, AlertRule
 from jobwatch.server.core.job_row import JobChanges, JobRow, ListedJob, log_counts, with_changes
+from jobwatch.server.core.nccl_hang import NcclHangRule
+from jobwatch.server.core.nccl_hang import check as nccl_hang_check
 from jobwatch.server.core.serialize import Event
 from jobwatch.server.core.workers import WorkerRow
 
@@ -496,6 +498,7 @@ def apply_progress(
     *,
     applied_reply: Row | None = None,
     alert_on: tuple[AlertRule, ...] = (),
+    nccl_hang: NcclHangRule | None = None,
     worker: WorkerRow | None = None,
 ) -> ProgressOutcome:
     """Apply ``POST /api/jobs/{id}/progress`` to ``job`` at server time ``now``.
@@ -514,6 +517,9 @@ def apply_progress(
         nothing.
     alert_on:
         The server's ``--alert`` rules, checked on the update's sample.
+    nccl_hang:
+        The NCCL-hang signature's thresholds (:mod:`jobwatch.server.core.nccl_hang`),
+        checked on the update's sample; ``None``: off.
     worker:
         The stored row of ``update.rank`` in a distributed job (``None``: none
         yet, or no rank): see :mod:`jobwatch.server.core.workers`.
@@ -571,12 +577,14 @@ def apply_progress(
             changes["price_per_hour"] = changes["node_rate"]
     worker_ts = update.worker_ts(now)
     hang_ended: Alert | None = None
+    alive = False  # the training code moved progress or called with this update
     if leader and not _is_late(job["worker_ts"], worker_ts):
         changes.update(_progress_changes(job, update, now, worker_ts))
         called, called_ts = update.call_at(now), update.call_ts()
         changes.update(hangs.call_changes(job, called, called_ts, update.expect_silence_for))
         moved = changes.get("progress", job["progress"]) != job["progress"]
-        if job["hung"] and (moved or "last_call_at" in changes):
+        alive = moved or "last_call_at" in changes
+        if job["hung"] and alive:
             hang_ended = hangs.moving_alert(job, now)
             changes.update(hangs.end_hang(job, changes.get("last_call_at", now)))
     merged = with_changes(job, changes)
@@ -623,10 +631,17 @@ def apply_progress(
     )
     changes.update(spent_changes)
     alerts += spent_alerts
-    if alert_on and metrics is not None:
+    if metrics is not None and (alert_on or nccl_hang is not None):
         state, fired = alert_rules.check_rules(alert_on, job, metrics, now)
-        changes["alert_state"] = state
         alerts += fired
+        if nccl_hang is not None:
+            source = "" if update.rank is None else str(update.rank)
+            state, hang_changes, hang_alerts = nccl_hang_check(
+                nccl_hang, with_changes(job, changes), state, metrics, source, now, alive=alive
+            )
+            changes.update(hang_changes)
+            alerts += hang_alerts
+        changes["alert_state"] = state
     if alerts:
         rows, events, counts = alert_rules.alert_changes(job, alerts, now, seq)
         outcome.alert_rows, seq = rows, counts["seq"]

@@ -40,6 +40,7 @@ from jobwatch.server.core import alert_rules, hangs, receipt, rules, tenancy
 from jobwatch.server.core import workers as core_workers
 from jobwatch.server.core.alert_rules import AlertRule
 from jobwatch.server.core.job_row import JobChanges, JobRow, with_changes
+from jobwatch.server.core.nccl_hang import NcclHangRule
 from jobwatch.server.core.quotas import Quotas, StoredTotal, data_bytes, log_bytes
 from jobwatch.server.core.serialize import Event
 from jobwatch.server.core.tenancy import ADMIN, Principal
@@ -113,6 +114,9 @@ class Store:
     alert_rules:
         The ``--alert`` rules checked on every sample
         (:func:`jobwatch.server.core.alert_rules.parse_rule`).
+    nccl_hang:
+        The NCCL-hang signature checked on every sample
+        (:mod:`jobwatch.server.core.nccl_hang`); ``None``: off.
     quotas:
         What the server may store (:class:`~jobwatch.server.core.quotas.Quotas`);
         default: its defaults.
@@ -142,6 +146,7 @@ class Store:
         *,
         clock: Clock = time.time,
         alert_rules: tuple[AlertRule, ...] = (),
+        nccl_hang: NcclHangRule | None = None,
         quotas: Quotas | None = None,
         default_currency: str = rules.DEFAULT_CURRENCY,
         timeout: float | None = DEFAULT_TIMEOUT,
@@ -151,6 +156,7 @@ class Store:
         self.timeout = timeout
         self.clock = clock
         self.alert_rules = alert_rules
+        self.nccl_hang = nccl_hang
         self.quotas = quotas or Quotas()
         self._stored = StoredTotal(_stored_bytes)
         self._tenant_stored: dict[str, StoredTotal] = {}
@@ -388,6 +394,7 @@ class Store:
                 self.clock(),
                 applied_reply=applied,
                 alert_on=self.alert_rules,
+                nccl_hang=self.nccl_hang,
                 worker=worker,
             )
             gpus_json = None if outcome.sample is None else encode_json(outcome.sample["gpus"])

@@ -25,7 +25,13 @@ from jobwatch.contract.requests import (
     parse_query,
     valid_job_id,
 )
-from jobwatch.errors import BrokerUnavailable, JobNotFound, PayloadTooLarge, ValidationError
+from jobwatch.errors import (
+    BrokerUnavailable,
+    JobNotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationError,
+)
 from jobwatch.server.core import rules, tenancy
 from jobwatch.server.core.alert_rules import alert_to_wire
 from jobwatch.server.core.job_row import JobRow, job_row, log_counts
@@ -65,12 +71,11 @@ def _services() -> Services:
 
 
 def _body() -> bytes:
-    """The raw JSON body; refuses other content types (400) and more than 1 MiB (413),
+    """The raw JSON body; refuses other content types (415) and more than 1 MiB (413),
     with a ``Content-Length`` or chunked."""
     if not request.is_json:
-        raise ValidationError(
-            f"Content-Type must be application/json, not {request.content_type or 'none'!r}",
-            code="unsupported_media_type",
+        raise UnsupportedMediaType(
+            f"Content-Type must be application/json, not {request.content_type or 'none'!r}"
         )
     too_large = PayloadTooLarge(f"request body is larger than {MAX_BODY_BYTES} bytes (1 MiB)")
     if (request.content_length or 0) > MAX_BODY_BYTES:

@@ -65,8 +65,8 @@ _ANSWERS: tuple[type[BaseModel], ...] = (
     *admin_answers.ANSWERS,
 )
 _ERRORS = {
-    "400": "Bad input: `validation_error` (with `details`), `invalid_json` or "
-    "`unsupported_media_type`",
+    "400": "Bad input: `validation_error` (with `details`) or `invalid_json`",
+    "415": "`unsupported_media_type`: the body's `Content-Type` is not `application/json`",
     "401": "`unauthorized`: the server needs a token (docs/deployment.md)",
     "403": "`worker_mismatch`: the job is bound to another worker (or a PUT would "
     "change it without its workerId); `forbidden`: the token may not do this "
@@ -170,7 +170,7 @@ def _paths() -> dict[str, Any]:
                 "createJob",
                 "Create a job",
                 "JobAnswer",
-                ("400", "401", "409", "413"),
+                ("400", "401", "409", "413", "415"),
                 body="JobSpec",
                 status="201",
             ),
@@ -189,7 +189,7 @@ def _paths() -> dict[str, Any]:
                 "putJob",
                 "Create (201) or update (200) a job; idempotent",
                 "JobAnswer",
-                ("400", "401", "403", "409", "413"),
+                ("400", "401", "403", "409", "413", "415"),
                 body="JobSpec",
                 also_created=True,
             ),
@@ -200,7 +200,7 @@ def _paths() -> dict[str, Any]:
                 "postProgress",
                 "Report progress, metrics, logs and training metrics",
                 "ProgressAnswer",
-                ("400", "401", "403", "404", "409", "413", "429", "503"),
+                ("400", "401", "403", "404", "409", "413", "415", "429", "503"),
                 body="ProgressUpdate",
             ),
         },
@@ -210,7 +210,7 @@ def _paths() -> dict[str, Any]:
                 "completeJob",
                 "Finish a job",
                 "JobAnswer",
-                ("400", "401", "403", "404", "409", "413", "503"),
+                ("400", "401", "403", "404", "409", "413", "415", "503"),
                 body="CompleteRequest",
             ),
         },
