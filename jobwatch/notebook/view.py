@@ -2,7 +2,8 @@
 
 :class:`MonitorView` lays out the header (name, id, status, connection,
 progress, time, cost, latest GPU and system sample), the GPU or system charts
-(a toggle picks when the job reports both), the log view and the job's end, and :meth:`MonitorView.render` sets them from a
+(a toggle picks when the job reports both), the log view and the job's end,
+and :meth:`MonitorView.render` sets them from a
 :class:`~jobwatch.view.state.MonitorState`: traitlets sync only the values that
 changed, and the log view sends only new lines. The header's parts that change
 with nearly every update (operation, elapsed, time remaining, cost, latest GPU

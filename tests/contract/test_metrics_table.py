@@ -127,6 +127,12 @@ def test_the_wire_shows_system_fields_only_in_a_sample_that_has_them() -> None:
     both = wire_fields({"cpuUtilization": 0.0})
     assert list(both) == list(METRIC_FIELDS)
     assert both["cpuUtilization"] == 0.0 and both["memoryUsed"] is None
+    for values in ({"gpuUtilization": 5.0}, {"cpuUtilization": 0.0}, {}):  # the store's fast path
+        row = {"ts": 0.0, "gpus": None, **{m.column: values.get(m.wire) for m in METRICS}}
+        assert wire.sample_to_wire(row) == {
+            "timestamp": "1970-01-01T00:00:00.000Z",
+            **wire_fields(values),
+        }
 
 
 def test_gpus_combine_as_the_table_says() -> None:
