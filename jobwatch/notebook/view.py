@@ -200,6 +200,9 @@ class MonitorView:
         self.connection.value = _html(
             '<span style="color:{}">● {}</span>', c_colour, c_text + last_update(state, connection)
         )
+        if self.switch is not None:
+            watching = connection not in ("closed", "ended") and not state.finished
+            self.switch.keep_beating(watching, time.monotonic())
         progress = float(job.get("progress") or 0.0)
         self.progress.value = progress
         self.progress.bar_style = bar

@@ -92,7 +92,8 @@ class JobCollector(Collector):
         return self._gauges(read=False)
 
     def collect(self) -> Iterator[Metric]:
-        """The gauges as of now (one store read per running job, at most :data:`MAX_JOBS`)."""
+        """The gauges as of now: one store read for the running jobs (at most
+        :data:`MAX_JOBS`), then one per job, with the loop let go between jobs."""
         return self._gauges(read=True)
 
     def _gauges(self, *, read: bool) -> Iterator[Metric]:
@@ -122,16 +123,16 @@ class JobCollector(Collector):
             for m in SYSTEM_METRICS
         }
         jobs: list[Any] = []
-        latest: dict[str, Any] = {}
         scope = _scope() if read else None
         if scope is not None:
             tenant = None if scope.everything else scope.tenant
             with self.services.store.read() as conn:
                 jobs, _ = queries.list_jobs(conn, "running", MAX_JOBS, 0, tenant=tenant)
-                latest = {job["id"]: queries.latest_sample(conn, job["id"]) for job in jobs}
         for place, job in enumerate(jobs):
             if place:
                 _let_others_run()
+            with self.services.store.read() as conn:  # a read (and a decode) per job
+                latest = queries.latest_sample(conn, job["id"])
             labels = [
                 job["id"],
                 bounded_text(job["name"] or "", LABEL_BYTES) or "",
@@ -142,7 +143,7 @@ class JobCollector(Collector):
             _add(remaining, labels, estimates.time_remaining)
             _add(elapsed, labels, estimates.elapsed)
             _add(cost, [*labels, job["currency"]], estimates.cost_so_far)
-            for gpu_labels, values in _gpu_samples(latest[job["id"]]):
+            for gpu_labels, values in _gpu_samples(latest):
                 for m in GPU_METRICS:
                     value = values.get(m.wire)
                     scaled = None if value is None else value * m.prometheus_factor
