@@ -148,9 +148,8 @@ class JobCollector(Collector):
                     value = values.get(m.wire)
                     scaled = None if value is None else value * m.prometheus_factor
                     _add(gpu[m.wire], [*labels, *gpu_labels], scaled)
-            sample = latest[job["id"]]
-            for m in SYSTEM_METRICS if sample is not None else ():
-                value = sample[m.column]
+            for m in SYSTEM_METRICS:
+                value = None if latest is None else latest[m.column]
                 _add(system[m.wire], labels, None if value is None else value * m.prometheus_factor)
         yield from (progress, remaining, elapsed, cost, *gpu.values(), *system.values())
         if scope is None or scope.everything:  # the process's own figures are the operator's
