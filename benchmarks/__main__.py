@@ -25,6 +25,7 @@ from benchmarks import (
     soak,
     startup,
     sync,
+    system,
     training,
 )
 from benchmarks.report import machine, markdown
@@ -32,6 +33,7 @@ from benchmarks.report import machine, markdown
 SUITES = {
     "ingest": ingest.run,
     "reporter": reporter.run,
+    "system": system.run,
     "fanout": fanout.run,
     "fleet": fleet.run,
     "queries": queries.run,

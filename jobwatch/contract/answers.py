@@ -169,8 +169,19 @@ class _SampleFields(TypedDict):
 
 class Sample(_SampleFields, total=False):
     """One metrics sample with the server time it was received (the fields of
-    :data:`~jobwatch.contract.gpu_metrics.GPU_METRICS`); ``gpus`` only when sent."""
+    :data:`~jobwatch.contract.metrics.METRICS`): the GPU metrics always, the
+    system metrics only when the worker sent any; ``gpus`` only when sent."""
 
+    cpuUtilization: float | None
+    memoryUsed: float | None
+    memoryTotal: float | None
+    processMemory: float | None
+    diskUsed: float | None
+    diskTotal: float | None
+    diskRead: float | None
+    diskWrite: float | None
+    networkIn: float | None
+    networkOut: float | None
     gpus: list[GpuReading] | None
 
 

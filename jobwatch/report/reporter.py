@@ -1,4 +1,4 @@
-"""Reporter: what training code calls to report progress, GPU metrics and log lines.
+"""Reporter: what training code calls to report progress, metrics (GPU and system) and log lines.
 
 Calls made in a training loop only record into an :class:`~jobwatch.report.outbox.Outbox`
 and return; the :class:`~jobwatch.report.sender.Sender` thread talks to the server.
@@ -89,8 +89,15 @@ class Reporter:
         its price (a marketplace rents nodes one by one).
     gpu:
         ``"auto"`` or ``True``: send :func:`jobwatch.report.gpu.sample` with each update
-        (nothing on a machine without an NVIDIA GPU); ``False``: no metrics; or a
+        (nothing on a machine without an NVIDIA GPU); ``False``: no GPU metrics; or a
         callable returning the contract's metrics dict (or ``None``).
+    system:
+        Send the system metrics with each update (:mod:`jobwatch.report.system`,
+        psutil): CPU utilization, the machine's memory and this process's with
+        its children (DataLoader workers), the working directory's disk, and
+        disk and network rates; on machines with or without a GPU. In a
+        distributed job only each node's local rank 0 sends them. Values a
+        ``gpu`` callable returns take precedence over the sampled ones.
     interval:
         Seconds between requests (> 0); updates in between are coalesced.
     token:
@@ -163,6 +170,7 @@ class Reporter:
         worker_id: str | None = None,
         price_per_hour: float | None = None,
         gpu: GpuOption = "auto",
+        system: bool = True,
         interval: float = 1.0,
         token: str | None = None,
         name: str | None = None,
@@ -262,9 +270,15 @@ class Reporter:
             rank_fields,
             None if budget is None else float(budget),
         )
+        if not isinstance(system, bool):
+            raise ValueError(f"system must be True or False, got {system!r}")
         metrics = _metrics_source(gpu)
         if metrics is not None and gpu == "auto" and not launcher.samples_gpus(place):
             metrics = None  # another rank of this node samples its GPUs
+        if system and place.is_local_leader:  # once per node, as its GPUs are
+            from jobwatch.report.system import SystemSampler  # psutil loads here
+
+            metrics = _with_system(metrics, SystemSampler())
         if metrics is not None:
             _samples.prepare()  # here, not in the sender thread, which must import nothing
         self._sender = Sender(
@@ -926,6 +940,20 @@ def _metrics_source(gpu: GpuOption) -> Callable[[], Mapping[str, Any] | None] | 
     if callable(gpu):
         return gpu
     raise ValueError(f"gpu must be 'auto', True, False or a callable, got {gpu!r}")
+
+
+def _with_system(
+    gpu: Callable[[], Mapping[str, Any] | None] | None, system: Callable[[], Mapping[str, Any]]
+) -> Callable[[], Mapping[str, Any] | None]:
+    """A metrics source: the system sample, with what ``gpu`` returns (if any) over it."""
+
+    def sample() -> Mapping[str, Any] | None:
+        gpus = gpu() if gpu is not None else None
+        if gpus is not None and not isinstance(gpus, Mapping):
+            return gpus  # the sender refuses it with its own warning
+        return {**system(), **(gpus or {})}
+
+    return sample
 
 
 def _finalizer(reporter: Reporter) -> weakref.finalize[Any, Any]:

@@ -32,6 +32,8 @@ from jobwatch.view.formatting import (
     format_metrics,
     format_number,
     format_percent,
+    format_system,
+    has_system,
 )
 from jobwatch.view.state import MonitorState
 from jobwatch.view.terminal_safe import clean
@@ -77,6 +79,8 @@ def render_status(
         f"(est. total {format_cost(state.estimated_total_cost, currency)})" + budget_suffix(state),
         format_metrics(state.samples[-1].flat if state.samples else None),
     ]
+    if state.samples and has_system(state.samples[-1].flat):
+        lines.append(format_system(state.samples[-1].flat))
     if state.latest_scalars:
         lines.append(format_scalars(state))
     if state.stalled:

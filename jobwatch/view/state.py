@@ -30,8 +30,8 @@ from jobwatch.contract.answers import (
 from jobwatch.contract.answers import Sample as WireSample
 from jobwatch.contract.basics import FINISHED_STATUSES, parse_ts
 from jobwatch.contract.gpu_identity import GpuId, gpu_ids, gpu_labels
-from jobwatch.contract.gpu_metrics import METRIC_FIELDS
 from jobwatch.contract.job_fields import VIEWED_FIELDS
+from jobwatch.contract.metrics import GPU_FIELDS, METRIC_FIELDS, SYSTEM_FIELDS
 
 MAX_POINTS = 2_000
 """Most samples a monitor keeps for its charts."""
@@ -45,7 +45,8 @@ MAX_ALERTS = 20
 
 @dataclass(frozen=True)
 class Sample:
-    """One metrics sample: ``ts`` (s since the epoch), the flat fields and the per-GPU ones.
+    """One metrics sample: ``ts`` (s since the epoch), the flat fields (every metric of
+    :data:`~jobwatch.contract.metrics.METRICS`, ``None`` where missing) and the per-GPU ones.
 
     ``gpus`` maps a GPU's key (its UUID, else ``index:<index>``; see
     :func:`jobwatch.contract.gpu_identity.gpu_ids`) to its fields, and ``ids`` the same
@@ -68,7 +69,7 @@ class Sample:
         entries = [gpu for gpu in raw.get("gpus") or [] if isinstance(gpu, dict)]  # parsed JSON
         ids = gpu_ids(entries)
         gpus = {
-            gpu_id.key: {name: _number(gpu.get(name)) for name in METRIC_FIELDS}
+            gpu_id.key: {name: _number(gpu.get(name)) for name in GPU_FIELDS}
             for gpu_id, gpu in zip(ids, entries, strict=True)
         }
         return cls(ts, flat, gpus, {gpu_id.key: gpu_id for gpu_id in ids})
@@ -156,6 +157,10 @@ class MonitorState:
     _elapsed_at: float = 0.0
     version: int = 0
     samples_version: int = 0
+    has_gpu: bool = False
+    """Whether a sample kept has a GPU value (the GPU charts have something to draw)."""
+    has_system: bool = False
+    """Whether a sample kept has a system value (CPU, memory, disk, network)."""
 
     # -- input ----------------------------------------------------------------
 
@@ -216,6 +221,7 @@ class MonitorState:
     def replace_samples(self, rows: Iterable[WireSample | Mapping[str, Any]]) -> None:
         """Replace the chart samples with a history page (``/metrics`` rows, oldest first)."""
         self.samples.clear()
+        self.has_gpu = self.has_system = False
         for row in rows:
             self._add_sample(row)
         self.samples_version += 1
@@ -228,6 +234,7 @@ class MonitorState:
         of the one before it dropped, the newest :data:`MAX_POINTS`)."""
         kept = list(self.samples)
         self.samples.clear()
+        self.has_gpu = self.has_system = False
         for row in rows:
             self._add_sample(row)
         for sample in kept:
@@ -457,6 +464,11 @@ class MonitorState:
             return  # the snapshot's latest sample is also the history's last
         self.samples.append(sample)
         self.samples_version += 1
+        flat = sample.flat
+        if not self.has_gpu:
+            self.has_gpu = bool(sample.gpus) or any(flat[f] is not None for f in GPU_FIELDS)
+        if not self.has_system:
+            self.has_system = any(flat[f] is not None for f in SYSTEM_FIELDS)
 
 
 def _number(value: Any) -> float | None:

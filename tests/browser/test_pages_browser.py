@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from jobwatch import Reporter
 from jobwatch.client.rest import Client
 from jobwatch.server import EmbeddedServer
 from jobwatch.server.deploy.process import ServerProcess, serve_command
@@ -352,6 +353,69 @@ def test_job_page_draws_two_mig_slices_of_gpu_0_as_two_lines(
     assert page.get_attribute(".jobwatch-chart-memory", "data-series") == (
         "GPU 0 (MIG 3g.20gb) used|GPU 0 (MIG 1g.5gb) used|"
         "GPU 0 (MIG 3g.20gb) total|GPU 0 (MIG 1g.5gb) total"
+    )
+    assert recorded.errors() == []
+
+
+def test_job_page_charts_the_system_metrics_of_a_job_without_a_gpu(
+    site: EmbeddedServer, client: Client, clock: FakeClock, open_page: Any
+) -> None:
+    """A Reporter on this machine (no NVIDIA GPU) sends its system metrics: the page
+    draws them where the GPU charts would be, and a job with both gets a picker."""
+    with Reporter("cpu-1", url=site.url, name="no gpu", interval=0.05) as report:  # gpu="auto"
+        for step in range(4):
+            report.update(step * 10, f"epoch {step}")
+            assert report.flush(timeout=10)
+            clock.advance(10)
+        recorded = open_page(site.url + "/jobs/cpu-1")
+        page = recorded.page
+        page.locator(".jobwatch-chart-system-cpu[data-points]").wait_for()
+        assert int(page.get_attribute(".jobwatch-chart-system-cpu", "data-points") or 0) >= 4
+        assert (
+            page.get_attribute(".jobwatch-chart-system-cpu", "data-series") == "CPU utilization (%)"
+        )
+        assert page.get_attribute(".jobwatch-chart-system-memory", "data-series") == (
+            "memory in use|memory in all|process memory (RSS)"
+        )
+        assert page.get_attribute(".jobwatch-chart-system-io", "data-series") == (
+            "disk read|disk write|network received|network sent"
+        )
+        assert page.locator(".jobwatch-chart-row-system canvas").count() == 3
+        assert page.locator(".jobwatch-chart-row-gpu").is_hidden()
+        assert page.locator(".jobwatch-chart-kind-label").is_hidden()  # nothing to pick from
+        assert page.inner_text(".jobwatch-gpu") == "no GPU metrics reported"
+        system = page.inner_text(".jobwatch-system")
+        assert re.fullmatch(
+            r"CPU (\d+%|-) mem [\d.]+/[\d.]+ GiB process [\d.]+ GiB disk [\d.]+/[\d.]+ GiB "
+            r"read \S+ \S+ write \S+ \S+ net in \S+ \S+ out \S+ \S+",
+            " ".join(system.split()),
+        ), system
+        points = int(page.get_attribute(".jobwatch-chart-system-cpu", "data-points") or 0)
+        clock.advance(10)
+        report.update(50, "epoch 5")  # live: more samples come over the socket
+        page.wait_for_function(
+            "n => Number(document.querySelector('.jobwatch-chart-system-cpu').dataset.points) > n",
+            arg=points,
+        )
+    save(recorded, "pages-job-system.png")
+
+    client.create_job(job_id="both-1")
+    system_values = {"cpuUtilization": 40, "memoryUsed": 4096, "memoryTotal": 8192}
+    for step in range(3):
+        clock.advance(10)
+        client.report_progress("both-1", "w", step, metrics={**gpus(50), **system_values})
+    recorded = open_page(site.url + "/jobs/both-1")
+    page = recorded.page
+    page.locator(".jobwatch-chart-utilization[data-points='3']").wait_for()
+    assert page.locator(".jobwatch-chart-kind-label").is_visible()
+    assert page.locator(".jobwatch-chart-row-system").is_hidden()  # GPU first
+    page.select_option(".jobwatch-chart-kind", "system")
+    page.locator(".jobwatch-chart-system-cpu[data-points='3']").wait_for()
+    assert page.locator(".jobwatch-chart-row-gpu").is_hidden()
+    assert page.locator(".jobwatch-chart-row-system").is_visible()
+    assert page.inner_text(".jobwatch-gpu").startswith("GPU 45% mean")
+    assert " ".join(page.inner_text(".jobwatch-system").split()) == (
+        "CPU 40% mem 4.0/8.0 GiB process - disk - read - write - net in - out -"
     )
     assert recorded.errors() == []
 

@@ -26,6 +26,18 @@ METRIC_FIELDS = (
     "gpuTemperature",
     "powerUsage",
 )
+SYSTEM_FIELDS = (
+    "cpuUtilization",
+    "memoryUsed",
+    "memoryTotal",
+    "processMemory",
+    "diskUsed",
+    "diskTotal",
+    "diskRead",
+    "diskWrite",
+    "networkIn",
+    "networkOut",
+)
 
 
 def _no_constants(token: str) -> Any:

@@ -435,6 +435,46 @@ def test_no_gpu_no_charts(server, client):
         assert "GPU <b>90%</b>" in mon.view.gpu.value
 
 
+SYSTEM = {"cpuUtilization": 40.0, "memoryUsed": 4096.0, "memoryTotal": 8192.0}
+
+
+def test_a_job_without_a_gpu_gets_the_system_charts(server, client, clock):
+    client.create_job(job_id="sys")
+    with JobMonitor("sys", server.url, widgets=True) as mon:
+        view = mon.view
+        for step in range(3):
+            clock.advance(1)
+            client.report_progress("sys", "w", step, metrics={**SYSTEM, "processMemory": 512.0})
+        wait_for(lambda: view.system_charts_shown and len(view.system_charts.marks()[0].x) == 3)
+        assert not view.charts_shown and view.kind not in view.widget.children
+        assert view.range in view.widget.children
+        assert view.gpu.value == "no GPU metrics reported"
+        assert "CPU 40%  mem 4.0/8.0 GiB  process 0.50 GiB" in view.live.value
+        cpu, used_and_process, total, io = view.system_charts.marks()
+        assert list(cpu.y) == [40.0] * 3
+        assert used_and_process.labels == ["memory in use", "process memory (RSS)"]
+        assert [list(line) for line in used_and_process.y] == [[4.0] * 3, [0.5] * 3]  # GiB
+        assert (total.line_style, list(total.y)) == ("dashed", [8.0] * 3)
+        assert io.labels == ["disk read", "disk write", "network received", "network sent"]
+        assert all(math.isnan(v) for line in io.y for v in line)  # not sent: gaps, never 0
+
+
+def test_a_job_with_both_picks_gpu_or_system_charts(server, client):
+    client.create_job(job_id="both")
+    with JobMonitor("both", server.url, widgets=True) as mon:
+        view = mon.view
+        client.report_progress("both", "w", 1, metrics={**SYSTEM, "gpuUtilization": 90.0})
+        wait_for(lambda: view.charts_shown)
+        assert view.kind in view.widget.children and view.kind.value == "GPU"
+        assert not view.system_charts_shown and view.system_charts is None  # made when picked
+        view.kind.value = "system"
+        wait_for(lambda: view.system_charts_shown)
+        assert not view.charts_shown
+        assert list(view.system_charts.marks()[0].y) == [40.0]
+        view.kind.value = "GPU"
+        wait_for(lambda: view.charts_shown and not view.system_charts_shown)
+
+
 def test_name_and_id_once_and_no_null_result(server, client):
     client.create_job(job_id="plain-id")
     client.create_job(job_id="named", name="resnet")

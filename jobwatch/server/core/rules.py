@@ -33,8 +33,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from jobwatch.contract.gpu_metrics import GPU_METRICS
 from jobwatch.contract.job_fields import JOB_FIELDS
+from jobwatch.contract.metrics import METRICS, wire_fields
 from jobwatch.contract.requests import (
     FINISHED_STATUSES,
     MAX_SCALAR_NAMES,
@@ -737,7 +737,8 @@ def _sample(
     """The update's metrics as the wire sample (``None`` without); queues its row."""
     if update.metrics is None:
         return None
-    metrics: Row = {"timestamp": format_ts(now), **update.metrics.flat()}
+    flat = update.metrics.flat()
+    metrics: Row = {"timestamp": format_ts(now), **wire_fields(flat)}
     gpus = [g.model_dump(by_alias=True) for g in update.metrics.gpus or []] or None
     if gpus and update.rank is not None:  # a GPU of a distributed job is its node's
         node = update.node or update.worker_id
@@ -748,7 +749,7 @@ def _sample(
     outcome.sample = {
         "job_id": job_id,
         "ts": now,
-        **{m.column: metrics[m.wire] for m in GPU_METRICS},
+        **{m.column: flat[m.wire] for m in METRICS},
         "gpus": gpus,
     }
     return metrics

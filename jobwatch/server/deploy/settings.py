@@ -426,7 +426,7 @@ SETTINGS: tuple[Setting, ...] = (
         str,
         (),
         "none",
-        "alert when a GPU metric holds a condition, e.g. `gpuTemperature>85 for 60s`",
+        "alert when a GPU or system metric holds a condition, e.g. `gpuTemperature>85 for 60s`",
         config_key="ALERT_RULES",
         many=True,
         metavar="RULE",

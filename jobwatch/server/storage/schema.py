@@ -23,8 +23,8 @@ from sqlalchemy import (
     Text,
 )
 
-from jobwatch.contract.gpu_metrics import GPU_METRICS
 from jobwatch.contract.job_fields import JOB_FIELDS, JobField
+from jobwatch.contract.metrics import METRICS
 
 metadata = MetaData()
 
@@ -64,7 +64,7 @@ samples = Table(
     ),
     Column("job_id", String(128), nullable=False),
     Column("ts", Float, nullable=False),
-    *(Column(m.column, Float, doc=m.unit) for m in GPU_METRICS),
+    *(Column(m.column, Float, doc=m.unit) for m in METRICS),
     Column("gpus", Text, doc="JSON list of per-GPU samples"),
 )
 Index("ix_samples_job_ts", samples.c.job_id, samples.c.ts)
@@ -183,7 +183,7 @@ server_keys = Table(
     Column("value", Text, nullable=False, doc="made once by the first process, shared by all"),
 )
 
-SAMPLE_FIELDS = {m.wire: samples.c[m.column] for m in GPU_METRICS}
+SAMPLE_FIELDS = {m.wire: samples.c[m.column] for m in METRICS}
 """Wire name -> column of the flat metric fields, in wire order."""
 
 JSON_COLUMNS = (

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from jobwatch.contract.gpu_metrics import GPU_METRICS
 from jobwatch.contract.job_fields import WIRE_FIELDS, JobField
+from jobwatch.contract.metrics import GPU_METRICS, SYSTEM_METRICS
 from jobwatch.contract.requests import GpuSample
 
 _Answer = ConfigDict(extra="forbid", populate_by_name=True)
@@ -139,12 +139,15 @@ class ProgressAnswer(BaseModel):
     )
 
 
-_SAMPLE_DOC = "One metrics sample with the server time it was received; ``gpus`` only when sent."
+_SAMPLE_DOC = (
+    "One metrics sample with the server time it was received; the system metrics "
+    "(cpuUtilization, memoryUsed, ...) only when the worker sent any, ``gpus`` only when sent."
+)
 
 if TYPE_CHECKING:
 
     class Sample(BaseModel):
-        """The timestamp, the metrics of :data:`~jobwatch.contract.gpu_metrics.GPU_METRICS`, ``gpus``."""
+        """The timestamp, the metrics of :data:`~jobwatch.contract.metrics.METRICS`, ``gpus``."""
 
 else:
     Sample = create_model(
@@ -154,6 +157,7 @@ else:
         __module__=__name__,
         timestamp=(datetime, ...),
         **{m.column: (float | None, Field(alias=m.wire)) for m in GPU_METRICS},
+        **{m.column: (float | None, Field(None, alias=m.wire)) for m in SYSTEM_METRICS},
         gpus=(list[GpuSample] | None, None),
     )
 

@@ -1,5 +1,5 @@
-// A job's page: progress, time remaining, cost, GPU and training-metric charts, the
-// log view and the alert banner, live.
+// A job's page: progress, time remaining, cost, GPU, system and training-metric charts,
+// the log view and the alert banner, live.
 //
 // As the notebook monitor does (jobwatch/notebook/monitor.py): start from /monitor,
 // then follow the WebSocket from that snapshot's seq (nothing missed, nothing twice;
@@ -7,7 +7,7 @@
 // for. Events are applied to JobState at once and drawn at most 4 times a second.
 
 import { ApiError, Stream, getJson } from "./api.js";
-import { GpuCharts, SCALAR_AXES, ScalarChart } from "./charts.js";
+import { GpuCharts, SCALAR_AXES, ScalarChart, SystemCharts } from "./charts.js";
 import {
   alertLevel,
   element,
@@ -26,6 +26,7 @@ import {
   formatMetric,
   formatNumber,
   formatPercent,
+  formatSystem,
   parseTime,
 } from "./format.js";
 import { JobState } from "./job_state.js";
@@ -56,6 +57,7 @@ const gpuCharts = new GpuCharts({
   memory: $(".jobwatch-chart-memory"),
   power: $(".jobwatch-chart-power"),
 });
+const systemCharts = new SystemCharts($(".jobwatch-chart-row-system"));
 const scalarChart = new ScalarChart($(".jobwatch-chart-scalars"));
 const logs = new LogModel(loadOlder);
 const workersView = new WorkersView($(".jobwatch-workers"));
@@ -63,7 +65,8 @@ let workersAt = 0; // when /workers was last asked for (ms, performance.now())
 let link = "connecting"; // the stream's state
 let waiting = false;
 let stream = null;
-let drawn = { samples: -1, range: "", scalars: -1, scale: "", axis: "" };
+let drawn = { samples: -1, range: "", kind: "", scalars: -1, scale: "", axis: "" };
+let kindPicked = false; // the person chose GPU or system charts; until then GPU when there is one
 let lastDraw = 0;
 let drawTimer = 0;
 let newestCounted = null; // the newest line id counted in the server's total (logs.total)
@@ -117,7 +120,10 @@ function drawBudget(job) {
 
 function drawGpuLine() {
   const latest = state.samples[state.samples.length - 1];
-  if (!latest) {
+  const system = $(".jobwatch-system");
+  system.hidden = !state.hasSystem;
+  if (latest && state.hasSystem) setText(system, formatSystem(latest.flat));
+  if (!latest || !state.hasGpu) {
     setText($(".jobwatch-gpu"), "no GPU metrics reported");
     return;
   }
@@ -134,13 +140,26 @@ function drawGpuLine() {
   );
 }
 
+// Which charts show: GPU, system (a job without a GPU), or the person's pick when there are both.
+function chartKind() {
+  const picker = $(".jobwatch-chart-kind");
+  $(".jobwatch-chart-kind-label").hidden = !(state.hasGpu && state.hasSystem);
+  if (!kindPicked) picker.value = state.hasGpu || !state.hasSystem ? "gpu" : "system";
+  return picker.value;
+}
+
 function drawCharts() {
   const section = $(".jobwatch-charts");
-  section.hidden = state.samples.length === 0; // no empty charts
+  section.hidden = !(state.hasGpu || state.hasSystem); // no empty charts
   const range = $(".jobwatch-range").value;
-  if (!section.hidden && (drawn.samples !== state.samplesVersion || drawn.range !== range)) {
-    gpuCharts.update(state.samples, range === "all" ? null : Number(range), pageNow());
-    drawn = { ...drawn, samples: state.samplesVersion, range };
+  const kind = chartKind();
+  $(".jobwatch-chart-row-gpu").hidden = kind !== "gpu";
+  $(".jobwatch-chart-row-system").hidden = kind !== "system";
+  const changed = drawn.samples !== state.samplesVersion || drawn.range !== range || drawn.kind !== kind;
+  if (!section.hidden && changed) {
+    const charts = kind === "gpu" ? gpuCharts : systemCharts;
+    charts.update(state.samples, range === "all" ? null : Number(range), pageNow());
+    drawn = { ...drawn, samples: state.samplesVersion, range, kind };
   }
   const training = $(".jobwatch-training");
   training.hidden = state.scalars.size === 0;
@@ -369,6 +388,10 @@ async function main() {
     else query.set("x", axis);
     const search = query.toString();
     history.replaceState(null, "", search ? `?${search}${location.hash}` : location.pathname);
+    schedule();
+  });
+  $(".jobwatch-chart-kind").addEventListener("change", () => {
+    kindPicked = true;
     schedule();
   });
   draw();
