@@ -8,6 +8,7 @@ import time
 from benchmarks import (
     attacks,
     capture,
+    costs,
     dom_latency,
     fanout,
     fleet,
@@ -26,6 +27,7 @@ from benchmarks import (
     soak,
     startup,
     sync,
+    system,
     training,
 )
 from benchmarks.report import machine, markdown
@@ -33,9 +35,11 @@ from benchmarks.report import machine, markdown
 SUITES = {
     "ingest": ingest.run,
     "reporter": reporter.run,
+    "system": system.run,
     "fanout": fanout.run,
     "fleet": fleet.run,
     "queries": queries.run,
+    "costs": costs.run,
     "history": history.run,
     "memory": memory.run,
     "sync": sync.run,

@@ -156,9 +156,10 @@ def test_a_line_or_alert_while_idle_goes_out_without_waiting_for_the_interval(
 def test_an_idle_reporter_does_not_spin_and_still_sends_the_next_update(
     make_reporter: Any, job_id: str, client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Past its drain time with nothing recorded and no GPU sample to send, the
-    # thread used to loop without waiting (tens of thousands of steps a second,
-    # half a core) until the next record.
+    # Past its drain time with nothing recorded and no metrics sample to send
+    # (system=False; also a forked child's reporter, a rank other than a node's
+    # first), the thread used to loop without waiting (tens of thousands of
+    # steps a second, half a core) until the next record.
     from jobwatch.report import sender
 
     steps = [0]
@@ -169,7 +170,7 @@ def test_an_idle_reporter_does_not_spin_and_still_sends_the_next_update(
         return step(self)
 
     monkeypatch.setattr(sender.Sender, "_step", counted)
-    reporter = make_reporter(job_id, interval=0.05)
+    reporter = make_reporter(job_id, interval=0.05, system=False)  # no sample to send
     reporter.log_metrics({"loss": 0.5}, step=1)
     reporter.update(10)
     assert reporter.flush(timeout=10)
@@ -212,7 +213,7 @@ def test_gpu_samples_keep_flowing_between_progress_updates(
 
 
 def test_nothing_new_sends_nothing(make_reporter: Any, job_id: str, recorder: Recorder) -> None:
-    reporter = make_reporter(job_id)
+    reporter = make_reporter(job_id, system=False)  # samples would be news every interval
     reporter.update(10)
     assert reporter.flush(timeout=10)
     sent = recorder.count(job_id)
@@ -260,8 +261,10 @@ def test_gpu_auto_sends_nvml_samples(
     assert (latest["gpuUtilization"], latest["gpuMemoryUsed"]) == (64, 1024)
 
 
-def test_gpu_false_sends_no_metrics(make_reporter: Any, job_id: str, client: Client) -> None:
-    reporter = make_reporter(job_id, gpu=False)
+def test_gpu_and_system_false_send_no_metrics(
+    make_reporter: Any, job_id: str, client: Client
+) -> None:
+    reporter = make_reporter(job_id, gpu=False, system=False)
     reporter.update(1)
     assert reporter.flush(timeout=10)
     assert client.monitor(job_id)["metrics"]["latest"] is None
