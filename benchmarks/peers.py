@@ -335,7 +335,9 @@ def run(quick: bool) -> list[Row]:
     base = results["jobwatch"]
     rows = []
     for name, got in results.items():
-        label = name if name == "jobwatch" else f"{name} {_version(PEERS[name])}"
+        label = (
+            name if name == "jobwatch" or "skipped" in got else f"{name} {_version(PEERS[name])}"
+        )
         if "per_call_s" not in got:
             why = got.get("skipped") or got.get("error", "")
             rows.append(Row(GROUP, label, f"skipped: {why}", None, ""))
