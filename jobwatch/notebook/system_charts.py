@@ -83,9 +83,16 @@ class _Figure:
         """Draw ``values`` (shape ``(len(metrics), n)``, wire unit) at ``times``."""
         y = (values * self.factor).astype(np.float32)  # 4 bytes a value, as the GPU charts
         for mark, rows in self.marks:
+            shown = y[rows] if len(rows) > 1 else y[rows[0]]
+            if not np.isfinite(shown).any():
+                # nothing to draw yet (a rate needs two samples): bqplot draws an axis of
+                # only NaN with an undefined transform, an error in the browser's console
+                times_shown, shown = times[:0], shown[..., :0]
+            else:
+                times_shown = times
             with mark.hold_sync():
-                mark.x = times
-                mark.y = y[rows] if len(rows) > 1 else y[rows[0]]
+                mark.x = times_shown
+                mark.y = shown
 
 
 class SystemCharts:

@@ -8,7 +8,8 @@ many lines the view holds; running the monitor's cell again leaves one live
 monitor; ``close()`` leaves the last view on screen, marked not live; and
 ``jobwatch.track`` in a foreground cell updates live while the loop runs; a
 kernel that dies under a live monitor is said on the page, not left "live". No
-GPU is visible to the kernel, so no chart may appear. Pictures of the states
+GPU is visible to the kernel, so no GPU chart may appear (``track``'s Reporter
+charts the machine's CPU, memory, disk and network instead). Pictures of the states
 go to ``artifacts/`` (those in docs/images/ are copied from there).
 """
 
@@ -102,6 +103,10 @@ READ_VIEW = """(root) => {
         charts: root.querySelectorAll(
             ".jobwatch-chart-util, .jobwatch-chart-memory, .jobwatch-chart-power, .jobwatch-range"
         ).length,
+        gpuCharts: root.querySelectorAll(
+            ".jobwatch-chart-util, .jobwatch-chart-memory, .jobwatch-chart-power"
+        ).length,
+        systemCharts: root.querySelectorAll('[class*="jobwatch-chart-system-"]').length,
         rows: Array.from(root.querySelectorAll(".jobwatch-log-line .jobwatch-log-message"))
             .map((node) => node.textContent),
     };
@@ -260,7 +265,10 @@ def test_waiting_live_rerun_close_and_track(open_notebook: Any) -> None:
     assert view["connection"] == "● not live (the job ended)"
     assert view["final"] == "✔ completed"
     assert view["rows"] == [f"step {i}: loss {1 / (i + 1):.3f}" for i in range(24)]
-    assert_no_charts(view)
+    # track()'s Reporter samples the machine: its CPU, memory, disk and network charts
+    # show, and no GPU chart (no GPU is visible to this kernel)
+    assert view["gpuCharts"] == 0 and view["gpu"] == "no GPU metrics reported", view
+    assert view["systemCharts"] == 3, view
     expect(notebook.cell(TRACK).locator(".jobwatch-monitor")).to_have_count(1)
 
     # The kernel dies under a live monitor: the page says so instead of a stale "live".

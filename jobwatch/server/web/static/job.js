@@ -165,8 +165,9 @@ function drawCharts() {
   training.hidden = state.scalars.size === 0;
   const scale = $(".jobwatch-y-scale").value;
   const axis = $(".jobwatch-x-axis").value;
-  const changed = drawn.scalars !== state.scalarsVersion || drawn.scale !== scale || drawn.axis !== axis;
-  if (!training.hidden && changed) {
+  const scalarsChanged =
+    drawn.scalars !== state.scalarsVersion || drawn.scale !== scale || drawn.axis !== axis;
+  if (!training.hidden && scalarsChanged) {
     scalarChart.update(state.scalars, scale === "log", axis, {
       currency: state.currency,
       started: parseTime(state.job.startedAt),
