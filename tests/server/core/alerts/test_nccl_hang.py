@@ -1,4 +1,4 @@
-"""The NCCL-hang signature (jobwatch/server/core/nccl_hang.py): a GPU at full
+"""The NCCL-hang signature (jobwatch/server/core/alerts/nccl_hang.py): a GPU at full
 utilization drawing far less power than the job's typical draw, for long enough,
 marks the job hung (alert source ``hung``); the job is moving again once the
 signature no longer holds. Checked on rows, through a real server fed GPU samples,
@@ -16,9 +16,10 @@ import requests
 
 from jobwatch.contract.requests import JobSpec, ProgressUpdate
 from jobwatch.server import EmbeddedServer
-from jobwatch.server.core import nccl_hang, rules
+from jobwatch.server.core import rules
+from jobwatch.server.core.alerts import nccl_hang
+from jobwatch.server.core.alerts.nccl_hang import NcclHangRule
 from jobwatch.server.core.job_row import JobRow, with_changes
-from jobwatch.server.core.nccl_hang import NcclHangRule
 from tests.conftest import FakeClock, wait_for
 from tests.fake_nvml import FakeGpu, FakeNvml
 
