@@ -245,14 +245,20 @@ def test_a_reporter_whose_gpu_spins_at_low_power_is_hung_then_moving(fake_gpu: F
             assert reporter.flush(timeout=10)
 
             def step(seconds: float) -> None:
-                """Move the server's clock, then wait for the reporter's next sample."""
+                """Move the server's clock, then wait for the reporter's next sample of the
+                card as it is now (one read before the card changed may still arrive)."""
                 clock.advance(seconds)
                 wanted = iso(clock())
+                watts = fake_gpu.power / 1000
 
                 def arrived() -> bool:
                     monitor = requests.get(f"{server.url}/api/jobs/spin/monitor", timeout=5)
                     latest = monitor.json()["metrics"]["latest"]
-                    return latest is not None and latest["timestamp"] == wanted
+                    return (
+                        latest is not None
+                        and latest["timestamp"] == wanted
+                        and latest["powerUsage"] == pytest.approx(watts)
+                    )
 
                 wait_for(arrived, what="a sample at the new server time")
 
