@@ -36,6 +36,7 @@ from jobwatch.contract.answers import (
     ProgressReply,
     Sample,
     ScalarValue,
+    WorkersPage,
 )
 from jobwatch.errors import ConnectionError, ValidationError, error_from_envelope
 
@@ -450,13 +451,39 @@ class Client:
         limit: int = 100,
         offset: int = 0,
         before_id: int | None = None,
+        *,
+        rank: int | None = None,
+        node: str | None = None,
     ) -> LogsPage:
         """``{jobId, logs, total, limit, offset}``: log lines oldest first, one
         ``level`` (info, warning, error) or all, ``limit`` 1-1000 from ``offset``;
-        with ``before_id``, the ``limit`` lines just before that line id."""
-        params = {"level": level, "limit": limit, "offset": offset, "beforeId": before_id}
+        with ``before_id``, the ``limit`` lines just before that line id; with
+        ``rank`` and/or ``node``, only the lines of that rank or node of a
+        distributed job (``total`` counts only those)."""
+        params = {
+            "level": level,
+            "limit": limit,
+            "offset": offset,
+            "beforeId": before_id,
+            "rank": rank,
+            "node": node,
+        }
         answer = self.request("GET", f"/api/jobs/{_path(job_id)}/logs", params=params)
         return cast(LogsPage, self._dict(answer))
+
+    def workers(self, job_id: str) -> WorkersPage:
+        """``{jobId, worldSize, workers}``: the job's workers by rank (each ``{workerId,
+        node, rank, localRank, status, lastUpdateAt, progress, currentOperation, rate,
+        straggler, ...}``); a job of one worker lists that worker (docs/api.md
+        "Distributed jobs").
+
+        Raises
+        ------
+        JobNotFound
+            No such job (404).
+        """
+        answer = self.request("GET", f"/api/jobs/{_path(job_id)}/workers")
+        return cast(WorkersPage, self._dict(answer))
 
     def subscribe(
         self,

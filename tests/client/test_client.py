@@ -231,3 +231,28 @@ def test_backoff_is_exponential_with_full_jitter():
     assert backoff.failures == 0
     with pytest.raises(ValueError):
         Backoff(base=0)
+
+
+def test_workers_and_one_ranks_logs(client):
+    client.create_job(job_id="ddp")
+    for rank in (0, 1):
+        client.report_progress(
+            "ddp",
+            f"n{rank}/{rank}",
+            10.0 * (rank + 1),
+            rank=rank,
+            world_size=2,
+            node=f"n{rank}",
+            logs=[{"level": "info", "message": f"from {rank}"}],
+        )
+    answer = client.workers("ddp")
+    assert answer["worldSize"] == 2
+    assert [(w["rank"], w["node"], w["progress"]) for w in answer["workers"]] == [
+        (0, "n0", 10.0),
+        (1, "n1", 20.0),
+    ]
+    page = client.logs("ddp", rank=1)
+    assert [line["message"] for line in page["logs"]] == ["from 1"] and page["total"] == 1
+    assert client.logs("ddp", node="n0")["logs"][0]["rank"] == 0
+    with pytest.raises(errors.JobNotFound):
+        client.workers("nope")
