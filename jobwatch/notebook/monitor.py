@@ -63,6 +63,9 @@ HISTORY_POINTS = 500
 """``maxPoints`` asked for when the time range changes."""
 ALL_HISTORY = 30 * 24 * 3600.0
 """What "all" asks the server for: its longest window (30 days)."""
+WORKERS_INTERVAL = 3.0
+"""Seconds between two reads of a distributed job's ``/workers`` while it runs (and at
+once after a worker alert), as the job page; a job of one worker is never read."""
 SNAPSHOT_INTERVAL = 5.0
 """Seconds between two updates of the static snapshot while the job runs (each
 re-renders a few KB of HTML in the front-end; the job's end updates it at once)."""
@@ -149,6 +152,7 @@ class JobMonitor:
             load_scalars=True,
             scalar_points=SCALAR_HISTORY_POINTS,
             offline_after=OFFLINE_AFTER,
+            workers_interval=WORKERS_INTERVAL,
             name="jobwatch-monitor",
         )
         self.state = self._follower.state

@@ -32,6 +32,7 @@ from jobwatch.view.state import MonitorState
 if TYPE_CHECKING:
     from jobwatch.notebook.charts import Charts
     from jobwatch.notebook.scalar_chart import ScalarChart
+    from jobwatch.notebook.workers import WorkersView
 
 TIME_RANGES: dict[str, float | None] = {"1 min": 60.0, "5 min": 300.0, "1 h": 3600.0, "all": None}
 """The time-range control's choices, in seconds (``None``: all kept samples)."""
@@ -128,6 +129,9 @@ class MonitorView:
         self.scalars: ScalarChart | None = None
         self.logs = LogView()
         self.logs.on_load_older(on_load_older)
+        # A distributed job's GPUs and ranks, made with its first render that knows the
+        # job has them: a job of one worker keeps the monitor as it was.
+        self.workers: WorkersView | None = None
         row = widgets.Layout(align_items="center", grid_gap="12px")
         self._header = [
             self.banner,
@@ -167,6 +171,7 @@ class MonitorView:
             self.title, self.status, self.connection, self.progress, self.percent,
             self.live, self.final, self.banner, self.scalar_latest, self.config, self.logs,
             self.widget,
+            *([self.workers] if self.workers is not None else []),
             *(self.charts.marks() if self.charts is not None else []),
             *(self.scalars.marks() if self.scalars is not None else []),
         ]  # fmt: skip
@@ -217,6 +222,12 @@ class MonitorView:
         )
         self.config.value = _config(job.get("config"))
         self.final.value = _final(job) if state.finished else ""
+        if state.distributed:
+            if self.workers is None:
+                from jobwatch.notebook.workers import WorkersView
+
+                self.workers = WorkersView()
+            self.workers.show(state)
         self._render_charts(state)
         fresh = state.take_new_logs()
         if fresh:
@@ -244,16 +255,18 @@ class MonitorView:
                     self._on_redraw()
                 return
             self._make_charts(gpu, metrics)
-        if (gpu, metrics) != (self.charts_shown, self.scalars_shown):
-            # No empty charts: each joins the page with its first value (bqplot cannot
-            # lay out a figure drawn while hidden).
-            self.widget.children = [
-                *self._header,
-                *([self.range, self.charts.widget] if self.charts and gpu else []),
-                *([self.scalars.widget] if self.scalars and metrics else []),
-                self.logs,
-                self.final,
-            ]
+        # No empty charts: each joins the page with its first value (bqplot cannot
+        # lay out a figure drawn while hidden).
+        children = (
+            *self._header,
+            *([self.workers] if self.workers is not None else []),
+            *([self.range, self.charts.widget] if self.charts and gpu else []),
+            *([self.scalars.widget] if self.scalars and metrics else []),
+            self.logs,
+            self.final,
+        )
+        if children != tuple(self.widget.children):
+            self.widget.children = children
         if self.scalars is not None and metrics:
             self.scalars.update(state)
         if self.charts is None or not gpu:

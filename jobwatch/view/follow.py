@@ -26,9 +26,9 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from jobwatch.contract.answers import JobEvent, Monitor, Sample, ScalarValue
+from jobwatch.contract.answers import JobEvent, Monitor, Sample, ScalarValue, WorkersPage
 from jobwatch.contract.basics import FINISHED_STATUSES
 from jobwatch.errors import ConnectionError, JobNotFound, RetryLater
 from jobwatch.view.render_pace import RenderPace
@@ -48,9 +48,13 @@ __all__ = [
     "StreamEnded",
     "StreamEvent",
     "Update",
+    "WorkersLoaded",
 ]
 
 log = logging.getLogger(__name__)
+
+WORKER_ALERTS = ("worker_silent", "straggler")
+"""Alert sources that say a worker changed: ``/workers`` is read again at once."""
 
 
 # -- what the reader (and the user's actions) hand the render loop ------------
@@ -100,6 +104,13 @@ class SnapshotHistory:
 
 
 @dataclass(frozen=True)
+class WorkersLoaded:
+    """A ``/workers`` answer: a distributed job's ranks."""
+
+    answer: WorkersPage
+
+
+@dataclass(frozen=True)
 class StreamEnded:
     """The reader has stopped: after the job's end, on :meth:`JobFollower.close`, or on
     ``error``."""
@@ -114,6 +125,7 @@ Update = (
     | ScalarsLoaded
     | HistoryLoaded
     | SnapshotHistory
+    | WorkersLoaded
     | StreamEnded
 )
 """One thing for the render loop to apply to the state."""
@@ -168,6 +180,12 @@ class JobFollower:
     offline_after:
         Seconds of failed reconnection after which the label says ``"offline"``
         (``None``: never).
+    workers_interval:
+        Seconds between two reads of ``/workers`` while a distributed job runs (its
+        ranks' status, progress and rate; at once after a worker alert, and once
+        more at the job's end), in a thread of its own; ``None``: never read. A job
+        is known to be distributed by its ``worldSize``, or by a log line with a
+        rank or a GPU with a node.
     raise_errors:
         End :meth:`run` with the stream's or the view's error instead of logging it
         (the stream's: showing the connection ``"offline"`` and carrying on).
@@ -198,6 +216,7 @@ class JobFollower:
         scalar_points: int = 2_000,
         log_tail: int | None = None,
         offline_after: float | None = None,
+        workers_interval: float | None = None,
         raise_errors: bool = False,
         name: str = "jobwatch-follow",
     ) -> None:
@@ -211,6 +230,7 @@ class JobFollower:
         self.scalar_points = scalar_points
         self.log_tail = log_tail
         self.offline_after = offline_after
+        self.workers_interval = workers_interval
         self.raise_errors = raise_errors
         self.name = name
         self.state = MonitorState()
@@ -230,7 +250,11 @@ class JobFollower:
         self._wait_for_missing = wait
         self._reader: threading.Thread | None = None
         self._loop_thread: threading.Thread | None = None
+        self._workers_thread: threading.Thread | None = None
+        self._distributed = threading.Event()  # /workers is worth reading
+        self._workers_due = threading.Event()  # read /workers now (a worker alert)
         self.waiting = not self._first_snapshot(wait)
+        self._note_distributed()
 
     # -- life cycle ---------------------------------------------------------------
 
@@ -359,6 +383,11 @@ class JobFollower:
             target=self._read, name=f"{self.name}-read-{self.job_id}", daemon=True
         )
         self._reader.start()
+        if self.workers_interval is not None:
+            self._workers_thread = threading.Thread(
+                target=self._poll_workers, name=f"{self.name}-workers-{self.job_id}", daemon=True
+            )
+            self._workers_thread.start()
 
     def _stop_reader(self, timeout: float) -> None:
         self._stop.set()
@@ -367,9 +396,48 @@ class JobFollower:
         if subscription is not None:
             subscription.close()
         self.wake.set()
-        reader = self._reader
-        if reader is not None and reader is not threading.current_thread():
-            reader.join(timeout)
+        self._workers_due.set()
+        for thread in (self._reader, self._workers_thread):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(timeout)
+
+    def _poll_workers(self) -> None:
+        """Read ``/workers`` every ``workers_interval`` seconds while the distributed job
+        runs (sooner when a worker alert asks), and once more after its end."""
+        assert self.workers_interval is not None
+        while not self._stop.is_set():
+            self._workers_due.clear()  # an alert from now on asks for another read
+            if self._distributed.is_set():
+                ended = self.state.finished
+                try:
+                    answer = self.client.workers(self.job_id)
+                except Exception as exc:  # the stream says what is wrong with the server
+                    log.debug("jobwatch: reading the workers of %r: %s", self.job_id, exc)
+                else:
+                    self.put(WorkersLoaded(answer))
+                    if ended:
+                        return
+            self._workers_due.wait(self.workers_interval)
+
+    def _note_distributed(self, event: JobEvent | None = None) -> None:
+        """Start reading ``/workers`` once the job shows it is distributed, and read it
+        at once after an event that changes its workers."""
+        if self.workers_interval is None:
+            return
+        kind = event.get("type") if event is not None else None
+        data: Any = (event.get("data") if event is not None else None) or {}
+        if not self._distributed.is_set():
+            first: Any = {}
+            if kind == "JOB_LOGS":
+                first = (data.get("logs") or [{}])[0]
+            elif kind == "JOB_PROGRESS":
+                first = ((data.get("metrics") or {}).get("gpus") or [{}])[0]
+            if self.state.distributed or "rank" in first or "node" in first:
+                self._distributed.set()
+                self._workers_due.set()
+        source = (data.get("alert") or {}).get("source") if kind == "JOB_ALERT" else None
+        if kind == "JOB_COMPLETED" or source in WORKER_ALERTS:
+            self._workers_due.set()
 
     def _read(self) -> None:
         error: Exception | None = None
@@ -474,6 +542,9 @@ class JobFollower:
         state = self.state
         if isinstance(update, StreamEvent):
             state.apply(update.event)
+            self._note_distributed(update.event)
+        elif isinstance(update, WorkersLoaded):
+            state.set_workers(update.answer)
         elif isinstance(update, ConnectionChanged):
             state.set_connection(update.state)
         elif isinstance(update, ScalarsLoaded):
@@ -485,6 +556,7 @@ class JobFollower:
         elif isinstance(update, Snapshot):
             self._load(update.data)
             state.set_connection("connecting")
+            self._note_distributed()
         else:
             self._stream_ended = True
             self.error = update.error

@@ -448,12 +448,16 @@ class MonitorState:
     def _append_sample(self, sample: Sample) -> None:
         if self.samples and sample.ts < self.samples[-1].ts:
             return
+        last = self.samples[-1] if self.samples else None
         if (
-            self.samples
-            and sample.ts == self.samples[-1].ts
-            and sample.flat == self.samples[-1].flat
+            last is not None
+            and sample.ts == last.ts
+            and sample.flat == last.flat
+            and sample.gpus.keys() == last.gpus.keys()
         ):
-            return  # the snapshot's latest sample is also the history's last
+            # the snapshot's latest sample is also the history's last (two nodes of a
+            # distributed job sampled in the same millisecond have other GPUs: both kept)
+            return
         self.samples.append(sample)
         self.samples_version += 1
 

@@ -14,7 +14,9 @@ from jobwatch.view.state import MonitorState
 T0 = 1_800_000_000.0
 
 
-def sample(t: float, node: str, utils: list[float | None], name: str | None = "H100") -> dict[str, Any]:
+def sample(
+    t: float, node: str, utils: list[float | None], name: str | None = "H100"
+) -> dict[str, Any]:
     return {
         "timestamp": format_ts(T0 + t),
         "gpuUtilization": None,

@@ -34,7 +34,9 @@ def test_a_filter_keeps_the_lines_of_its_rank_and_node(
 
 
 def test_rank_zero_is_a_rank_not_all_ranks() -> None:
-    assert LogFilter(rank=0).active and [line["id"] for line in LINES if LogFilter(rank=0).matches(line)] == [1]
+    assert LogFilter(rank=0).active and [
+        line["id"] for line in LINES if LogFilter(rank=0).matches(line)
+    ] == [1]
 
 
 @pytest.mark.parametrize("text", ["0", "7", " 12 ", "65535"])

@@ -56,12 +56,12 @@ const gpuCharts = new GpuCharts({
 });
 const scalarChart = new ScalarChart($(".jobwatch-chart-scalars"));
 const logs = new LogModel(loadOlder);
-const workersView = new WorkersView($(".jobwatch-workers"));
+const workersView = new WorkersView($(".jobwatch-workers-host"));
 let workersAt = 0; // when /workers was last asked for (ms, performance.now())
 let link = "connecting"; // the stream's state
 let waiting = false;
 let stream = null;
-let drawn = { samples: -1, range: "", scalars: -1, scale: "" };
+let drawn = { samples: -1, range: "", scalars: -1, scale: "", heat: -1 };
 let lastDraw = 0;
 let drawTimer = 0;
 let newestCounted = null; // the newest line id counted in the server's total (logs.total)
@@ -210,7 +210,10 @@ function draw() {
   const job = state.job;
   drawHeader(job);
   drawGpuLine();
-  if (job.worldSize) workersView.drawGpus(state.samples);
+  if (job.worldSize && drawn.heat !== state.samplesVersion) {
+    workersView.drawGpus(state.samples);
+    drawn = { ...drawn, heat: state.samplesVersion };
+  }
   drawCharts();
   drawAlerts();
   drawConfig(job);
@@ -339,7 +342,7 @@ async function main() {
     showConnection(connection, "closed");
     return;
   }
-  logs.mount($(".jobwatch-logs-host"));
+  logs.mountView($(".jobwatch-logs-host"));
   $(".jobwatch-range").addEventListener("change", loadHistory);
   $(".jobwatch-y-scale").addEventListener("change", schedule);
   draw();

@@ -49,8 +49,12 @@ export function jobModel(raw) {
   return { ...Object.fromEntries(JOB_FIELDS.map((name) => [name, null])), ...raw };
 }
 
-function sameFlat(a, b) {
-  return METRIC_FIELDS.every((name) => a.flat[name] === b.flat[name]);
+// The same sample twice (the snapshot's latest is also the history's last): the same
+// figures of the same GPUs. Two nodes of a distributed job sampled in the same
+// millisecond have other GPUs, and both are kept.
+function sameSample(a, b) {
+  const gpus = (s) => Object.keys(s.gpus).join("\n");
+  return METRIC_FIELDS.every((name) => a.flat[name] === b.flat[name]) && gpus(a) === gpus(b);
 }
 
 export class JobState {
@@ -217,7 +221,7 @@ export class JobState {
     const next = sample(raw);
     const last = this.samples[this.samples.length - 1];
     if (next === null || (last && next.ts < last.ts)) return;
-    if (last && next.ts === last.ts && sameFlat(next, last)) return; // snapshot's latest = history's last
+    if (last && next.ts === last.ts && sameSample(next, last)) return;
     this.samples.push(next);
     if (this.samples.length > MAX_POINTS) this.samples.splice(0, this.samples.length - MAX_POINTS);
     this.samplesVersion += 1;
