@@ -383,11 +383,18 @@ class JobFollower:
             target=self._read, name=f"{self.name}-read-{self.job_id}", daemon=True
         )
         self._reader.start()
-        if self.workers_interval is not None:
-            self._workers_thread = threading.Thread(
-                target=self._poll_workers, name=f"{self.name}-workers-{self.job_id}", daemon=True
-            )
-            self._workers_thread.start()
+        if self._distributed.is_set():
+            self._start_workers()
+
+    def _start_workers(self) -> None:
+        """Start reading ``/workers`` in a thread of its own (once; a job of one worker
+        never has that thread)."""
+        if self._workers_thread is not None or self._view is None or self._stop.is_set():
+            return
+        self._workers_thread = threading.Thread(
+            target=self._poll_workers, name=f"{self.name}-workers-{self.job_id}", daemon=True
+        )
+        self._workers_thread.start()
 
     def _stop_reader(self, timeout: float) -> None:
         self._stop.set()
@@ -435,6 +442,7 @@ class JobFollower:
             if self.state.distributed or "rank" in first or "node" in first:
                 self._distributed.set()
                 self._workers_due.set()
+                self._start_workers()
         source = (data.get("alert") or {}).get("source") if kind == "JOB_ALERT" else None
         if kind == "JOB_COMPLETED" or source in WORKER_ALERTS:
             self._workers_due.set()
