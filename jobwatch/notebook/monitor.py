@@ -40,6 +40,7 @@ from jobwatch.contract.answers import LogLine
 from jobwatch.extras import install_hint
 from jobwatch.notebook.view import TIME_RANGES, MonitorView
 from jobwatch.view.follow import HistoryLoaded, JobFollower
+from jobwatch.view.log_filter import LogFilter
 from jobwatch.view.state import MAX_SCALAR_POINTS, MonitorState
 
 __all__ = ["JobMonitor", "MonitorView"]
@@ -69,6 +70,9 @@ once after a worker alert), as the job page; a job of one worker is never read."
 SNAPSHOT_INTERVAL = 5.0
 """Seconds between two updates of the static snapshot while the job runs (each
 re-renders a few KB of HTML in the front-end; the job's end updates it at once)."""
+
+NEWEST = 2**62
+"""``beforeId`` that asks ``GET /logs`` for the newest lines (beyond any line id)."""
 
 _live: dict[tuple[str, str], weakref.ref[JobMonitor]] = {}
 """(server URL, job id) -> the monitor following that job in this process."""
@@ -295,16 +299,34 @@ class JobMonitor:
         from jobwatch.notebook.logview import LogView
 
         view: LogView = self.view.logs
-        before = before_id if before_id is not None else 2**62  # empty view: the newest lines
+        before = before_id if before_id is not None else NEWEST  # empty view: the newest lines
         try:
             older = _lines_before(
-                self.client, self.job_id, before, view.max_lines - len(view.lines)
+                self.client, self.job_id, before, view.max_lines - len(view.lines), view.filter
             )
         except Exception as exc:
             log.warning("jobwatch: could not load older log lines: %s", exc)
             view.loading = False  # the button works again for a retry
             return
         view.prepend(older[0], has_older=older[1])
+
+    def _show_filter(self, shown: LogFilter) -> None:
+        """The person picked a rank or node (or all again): the newest lines it shows,
+        from the server, replace those held (live ones that came meanwhile stay)."""
+        from jobwatch.notebook.logview import LogView
+
+        view: LogView = self.view.logs
+        view.clear()
+        view.loading = True
+        limit = min(view.max_lines, 1000)
+        try:
+            page = self.client.logs(self.job_id, limit=limit, before_id=NEWEST, **shown.params())
+        except Exception as exc:
+            log.warning("jobwatch: could not load the log lines of %s: %s", shown.describe(), exc)
+            view.loading = False
+            return
+        lines = list(page["logs"])
+        view.show_filtered(lines, total=page["total"], has_older=page["total"] > len(lines))
 
 
 class _HeldView:
@@ -345,26 +367,29 @@ def _forget_live(monitor: JobMonitor) -> None:
 
 
 def _lines_before(
-    client: Client, job_id: str, before_id: int, room: int
+    client: Client, job_id: str, before_id: int, room: int, shown: LogFilter
 ) -> tuple[list[LogLine], bool]:
-    """Up to ``room`` (at most 1000) log lines older than ``before_id``, and whether
-    still older ones exist."""
+    """Up to ``room`` (at most 1000) log lines older than ``before_id`` that ``shown``
+    keeps, and whether still older ones exist."""
     if room <= 0:
         return [], True
     limit = min(room, 1000)
-    lines = list(client.logs(job_id, limit=limit, before_id=before_id)["logs"])
+    page = client.logs(job_id, limit=limit, before_id=before_id, **shown.params())
+    lines = list(page["logs"])
     return lines, len(lines) == limit
 
 
 def _make_view(monitor: JobMonitor, time_range: str) -> Any:
     if monitor.widgets:
-        return MonitorView(
+        view = MonitorView(
             monitor._change_range,
             monitor._load_older,
             time_range,
             monitor._redraw,
             snapshot_marker=monitor.snapshot_marker,
         )
+        view.logs.on_filter(monitor._show_filter)
+        return view
     from jobwatch.notebook.text import TextView
 
     return TextView()

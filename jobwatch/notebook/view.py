@@ -27,6 +27,7 @@ from jobwatch.view.formatting import (
     format_metric,
     format_percent,
 )
+from jobwatch.view.gpu_heat import node_order
 from jobwatch.view.state import MonitorState
 
 if TYPE_CHECKING:
@@ -155,6 +156,7 @@ class MonitorView:
         self._range_shown: str | None = None
         self._charts_drawn_at = -float("inf")
         self._charts_due = False
+        self._workers_offered = -1
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         self.logs.shown()
@@ -228,11 +230,22 @@ class MonitorView:
 
                 self.workers = WorkersView()
             self.workers.show(state)
+            self._logs_where(state)
         self._render_charts(state)
         fresh = state.take_new_logs()
         if fresh:
-            self.logs.append(fresh)
-        self.logs.total = max(self.logs.total, state.log_total)
+            self.logs.append(fresh)  # only the lines of its rank and node, when filtered
+        if not self.logs.counts_itself:
+            self.logs.total = max(self.logs.total, state.log_total)
+
+    def _logs_where(self, state: MonitorState) -> None:
+        """Offer the log view's rank and node filter the job's ranks and nodes."""
+        if state.workers_version == self._workers_offered:
+            return
+        self._workers_offered = state.workers_version
+        self.logs.world_size = state.job.get("worldSize")
+        nodes = {str(worker.get("node")) for worker in state.workers if worker.get("node")}
+        self.logs.nodes = sorted(nodes, key=node_order)
 
     @property
     def charts_shown(self) -> bool:

@@ -127,3 +127,55 @@ def test_more_gpus_than_lines_chart_as_one_line(server: EmbeddedServer, client: 
         assert list(view.charts.utilization.labels) == ["all GPUs"]
         wait_for(lambda: view.workers is not None and len(view.workers.heat) == nodes)
         assert sum(len(gpus) for _node, gpus in view.workers.heat) == nodes * 8
+
+
+def test_the_log_view_shows_one_ranks_or_one_nodes_lines(
+    server: EmbeddedServer, client: Client
+) -> None:
+    client.create_job(job_id="ddp")
+    for rank in range(4):  # 240 lines: /monitor brings only the last 100
+        logs = [{"level": "info", "message": f"r{rank} line {i}"} for i in range(60)]
+        report(client, rank, 10.0, logs=logs)
+    with JobMonitor("ddp", server.url, widgets=True) as monitor:
+        logs_view = monitor.view.logs
+        wait_for(lambda: logs_view.nodes == ["node-0", "node-1"])
+        assert logs_view.world_size == 4
+        logs_view.rank_filter = 0  # as the page sets it
+        wait_for(lambda: logs_view.lines and logs_view.lines[0]["rank"] == 0)
+        assert [line["message"] for line in logs_view.lines] == [f"r0 line {i}" for i in range(60)]
+        assert logs_view.total == 60 and not logs_view.has_older
+        report(client, 0, 20.0, logs=[{"level": "info", "message": "r0 live"}])
+        report(client, 1, 20.0, logs=[{"level": "info", "message": "r1 live"}])
+        wait_for(lambda: logs_view.lines[-1]["message"] == "r0 live")
+        assert logs_view.total == 61
+        assert {line["rank"] for line in logs_view.lines} == {0}
+
+        logs_view.rank_filter = None
+        logs_view.node_filter = "node-1"  # ranks 2 and 3
+        wait_for(lambda: len(logs_view.lines) == 120)
+        assert {(line["rank"], line["node"]) for line in logs_view.lines} == {
+            (2, "node-1"),
+            (3, "node-1"),
+        }
+        assert logs_view.total == 120
+
+        logs_view.node_filter = None  # all again: every line, counted by the server
+        wait_for(lambda: len(logs_view.lines) == 242)
+        assert logs_view.total == 242
+
+
+def test_older_lines_of_a_rank_page_back_through_that_ranks_history(
+    server: EmbeddedServer, client: Client
+) -> None:
+    from jobwatch.notebook.monitor import NEWEST, _lines_before
+    from jobwatch.view.log_filter import LogFilter
+
+    client.create_job(job_id="ddp")
+    for rank in range(2):
+        logs = [{"level": "info", "message": f"r{rank} line {i}"} for i in range(30)]
+        report(client, rank, 10.0, world=2, logs=logs)
+    lines, older = _lines_before(client, "ddp", NEWEST, 10, LogFilter(rank=1))
+    assert [line["message"] for line in lines] == [f"r1 line {i}" for i in range(20, 30)]
+    assert older
+    lines, older = _lines_before(client, "ddp", lines[0]["id"], 100, LogFilter(rank=1))
+    assert len(lines) == 20 and not older

@@ -29,7 +29,7 @@ import {
 } from "./format.js";
 import { JobState } from "./job_state.js";
 import { LogModel } from "./log_model.js";
-import { REFRESH_MS as WORKERS_MS, WorkersView } from "./workers.js";
+import { nodeOrder, REFRESH_MS as WORKERS_MS, WorkersView } from "./workers.js";
 
 const REFRESH_MS = 250; // at most 4 draws a second, as the notebook monitor
 const TICK_MS = 1000; // elapsed time moves on between updates
@@ -65,6 +65,9 @@ let drawn = { samples: -1, range: "", scalars: -1, scale: "", heat: -1 };
 let lastDraw = 0;
 let drawTimer = 0;
 let newestCounted = null; // the newest line id counted in the server's total (logs.total)
+let filterLoading = 0; // the rank and node filter's lines are being loaded (its load's number)
+let filterLoads = 0;
+let seemsDistributed = false; // an event came from a rank before the job said its world size
 
 function pageNow() {
   return Date.now() / 1000;
@@ -218,7 +221,8 @@ function draw() {
   drawAlerts();
   drawConfig(job);
   drawFinal(job);
-  const fresh = state.takeNewLogs();
+  // While a rank's or node's lines load, the live ones wait (they are counted after).
+  const fresh = filterLoading ? [] : state.takeNewLogs().filter((line) => logs.matches(line));
   if (fresh.length) {
     const counted = newestCounted === null ? [] : fresh.filter((line) => line.id > newestCounted);
     logs.set("total", logs.get("total") + counted.length);
@@ -291,11 +295,19 @@ async function loadScalars() {
 // The ranks of a distributed job: on load, every WORKERS_MS while it runs, and at once
 // after a worker alert (a rank fell silent, straggles or caught up).
 async function loadWorkers(force = false) {
-  if (!state.job.worldSize) return;
+  if (!state.job.worldSize && !seemsDistributed) return;
   if (!force && performance.now() - workersAt < WORKERS_MS) return;
   workersAt = performance.now();
   try {
-    workersView.setWorkers(await getJson(`${jobPath}/workers`), pageNow());
+    const answer = await getJson(`${jobPath}/workers`);
+    workersView.setWorkers(answer, pageNow());
+    if (Number.isInteger(answer.worldSize)) {
+      state.job.worldSize = answer.worldSize; // a job made before its ranks came knows it now
+      const nodes = new Set(answer.workers.map((worker) => worker.node));
+      logs.set("world_size", answer.worldSize);
+      const sorted = Array.from(nodes).sort(nodeOrder);
+      if (sorted.join("\n") !== logs.get("nodes").join("\n")) logs.set("nodes", sorted);
+    }
   } catch (error) {
     showError(errorBox, `Could not load the workers: ${error.message}`);
   }
@@ -308,7 +320,7 @@ async function loadOlder(beforeId, room) {
   }
   const limit = Math.min(room, 1000);
   try {
-    const answer = await getJson(`${jobPath}/logs?beforeId=${beforeId}&limit=${limit}`);
+    const answer = await getJson(`${jobPath}/logs?beforeId=${beforeId}&limit=${limit}${logs.whereQuery()}`);
     logs.set("total", Math.max(logs.get("total"), answer.total));
     logs.prepend(answer.logs, answer.logs.length === limit);
   } catch (error) {
@@ -317,12 +329,48 @@ async function loadOlder(beforeId, room) {
   }
 }
 
+// A rank or node picked in the log view (or all again): its newest lines from the server
+// replace those held, and the server's count of them is the total from then on.
+async function loadFiltered() {
+  const load = ++filterLoads;
+  filterLoading = load;
+  newestCounted = null;
+  logs.clearLines();
+  logs.set("loading", true);
+  try {
+    const answer = await getJson(`${jobPath}/logs?beforeId=${NEWEST}&limit=1000${logs.whereQuery()}`);
+    if (load !== filterLoads) return; // another pick since
+    logs.prepend(answer.logs, answer.total > answer.logs.length);
+    logs.set("total", answer.total);
+    newestCounted = answer.logs.length ? answer.logs[answer.logs.length - 1].id : -1;
+  } catch (error) {
+    if (load !== filterLoads) return;
+    logs.failed();
+    showError(errorBox, `Could not load the log lines: ${error.message}`);
+  }
+  filterLoading = 0;
+  schedule();
+}
+
+// Whether an event comes from a rank of a distributed job: a log line with a rank, a GPU
+// with a node (as jobwatch/view/follow.py tells).
+function fromARank(message) {
+  const data = message.data ?? {};
+  if (message.type === "JOB_LOGS") return Number.isInteger(data.logs?.[0]?.rank);
+  if (message.type === "JOB_PROGRESS") return typeof data.metrics?.gpus?.[0]?.node === "string";
+  return false;
+}
+
 function onMessage(message) {
   if (message.type === "error") {
     showError(errorBox, message.error?.message ?? "the server refused the subscription");
     return;
   }
   if (!state.apply(message, pageNow())) return;
+  if (!state.job.worldSize && !seemsDistributed && fromARank(message)) {
+    seemsDistributed = true; // made without a world size, reported to by ranks
+    loadWorkers(true);
+  }
   const source = message.type === "JOB_ALERT" ? message.data?.alert?.source : null;
   if (source === "worker_silent" || source === "straggler" || message.type === "JOB_COMPLETED") {
     loadWorkers(true);
@@ -343,6 +391,8 @@ async function main() {
     return;
   }
   logs.mountView($(".jobwatch-logs-host"));
+  logs.on("change:rank_filter", loadFiltered);
+  logs.on("change:node_filter", loadFiltered);
   $(".jobwatch-range").addEventListener("change", loadHistory);
   $(".jobwatch-y-scale").addEventListener("change", schedule);
   draw();

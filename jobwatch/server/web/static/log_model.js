@@ -27,6 +27,10 @@ export class LogModel extends WidgetModel {
       has_older: false,
       total: 0,
       loading: false,
+      world_size: null, // a distributed job's ranks: shows the rank and node filter
+      nodes: [],
+      rank_filter: null,
+      node_filter: null,
     });
     this.held = 0; // lines the view holds (at most max_lines)
     this.onLoadOlder = onLoadOlder;
@@ -54,6 +58,30 @@ export class LogModel extends WidgetModel {
     this.held = Math.min(this.state.max_lines, this.held + lines.length);
     this.lines(lines.map(drawnLine));
     if (this.held >= this.state.max_lines) this.set("has_older", false); // no room for more
+  }
+
+  /** Whether a wire log line is of the rank and node picked (jobwatch/view/log_filter.py). */
+  matches(line) {
+    const { rank_filter: rank, node_filter: node } = this.state;
+    return (rank === null || line.rank === rank) && (node === null || line.node === node);
+  }
+
+  /** The query parameters of GET /logs for the rank and node picked ("" for all). */
+  whereQuery() {
+    const { rank_filter: rank, node_filter: node } = this.state;
+    return (
+      (rank === null ? "" : `&rank=${rank}`) +
+      (node === null ? "" : `&node=${encodeURIComponent(node)}`)
+    );
+  }
+
+  /** Forget every line held (a new rank or node was picked). */
+  clearLines() {
+    this.held = 0;
+    this.state.revision += 1;
+    this.emit("msg:custom", { type: "lines", revision: this.state.revision, reset: true, add: [] });
+    this.set("has_older", false);
+    this.set("total", 0);
   }
 
   /** Older lines fetched on demand, and whether still older ones exist. */
