@@ -263,7 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _serve(args: argparse.Namespace) -> int:
     require("server", "jobwatch serve")
     from jobwatch.errors import SettingsError
-    from jobwatch.server.deploy.run import gunicorn_unavailable
+    from jobwatch.server.deploy.run import gunicorn_unavailable, listen_problem
     from jobwatch.server.deploy.settings import FLAG_NAMES, ServerSettings, exposure_problem
     from jobwatch.server.storage.files import sqlite_file_problem
 
@@ -291,6 +291,7 @@ def _serve(args: argparse.Namespace) -> int:
         )
         or settings.problem(workers=args.workers, names=FLAG_NAMES)
         or sqlite_file_problem(settings.database, must_exist=False)
+        or listen_problem(args.host, args.port)
     )
     if problem:
         print(f"jobwatch serve: {problem}", file=sys.stderr)

@@ -38,6 +38,7 @@ from jobwatch.contract.answers import (
     ScalarValue,
     WorkersPage,
 )
+from jobwatch.contract.requests import check_keys
 from jobwatch.errors import ConnectionError, ValidationError, error_from_envelope
 
 __all__ = ["DEFAULT_URL", "Client", "default_url"]
@@ -126,7 +127,11 @@ class Client:
             The server answered an error (subclass by its ``code``).
         ConnectionError
             The server could not be reached, timed out or answered non-JSON.
+        ValueError
+            ``json_body`` holds a mapping key that is not a string (JSON would
+            write ``1`` as ``"1"``, and two such keys would become one); nothing is sent.
         """
+        check_keys(json_body, "the request body")
         query = {k: v for k, v in (params or {}).items() if v is not None}
         try:
             with doing_io():  # what urllib3 logs meanwhile is not the user's to ship

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
@@ -97,6 +98,8 @@ __all__ = [
     "Metrics",
     "ProgressUpdate",
     "ScalarPoint",
+    "check_config",
+    "check_keys",
     "currency_code",
     "format_ts",
     "parse_body",
@@ -576,6 +579,31 @@ def check_config(config: Any) -> None:
         raise ValueError(
             f"config is {size} bytes as compact JSON; at most {MAX_CONFIG_BYTES} (64 KiB)"
         )
+
+
+def check_keys(value: Any, path: str) -> None:
+    """Refuse a mapping key that is not a string, anywhere in ``value``.
+
+    JSON's object keys are strings, so Python's encoder writes ``1`` as ``"1"``;
+    a mapping holding both ``1`` and ``"1"`` would silently become one key.
+
+    Raises
+    ------
+    ValueError
+        Naming the key, its type and where it is (``path`` then ``['a'][0]``...).
+    RecursionError
+        ``value`` is nested beyond Python's recursion limit.
+    """
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(
+                    f"the key {key!r} ({type(key).__name__}) in {path} is not a string"
+                )
+            check_keys(item, f"{path}[{key!r}]")
+    elif isinstance(value, list | tuple):
+        for place, item in enumerate(value):
+            check_keys(item, f"{path}[{place}]")
 
 
 _INT64 = 2**63

@@ -740,16 +740,17 @@ class Reporter:
         Raises
         ------
         ValueError
-            ``result`` is not portable JSON (finite numbers, 64-bit integers, at
-            most 64 levels deep) or over 512 KiB, or ``timeout`` is
+            ``result`` is not portable JSON (string keys, finite numbers, 64-bit
+            integers, at most 64 levels deep) or over 512 KiB, or ``timeout`` is
             negative or over :data:`MAX_WAIT`.
         """
-        from jobwatch.contract.requests import CompleteRequest
+        from jobwatch.contract.requests import CompleteRequest, check_keys
 
         try:
+            check_keys(result, "result")
             text = json.dumps(result, allow_nan=False)
             CompleteRequest.model_validate({"workerId": self.worker_id, "result": json.loads(text)})
-        except (TypeError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+        except (TypeError, ValueError, RecursionError) as exc:  # pydantic's is a ValueError
             raise ValueError(f"result must be portable JSON: {exc}") from exc
         if len(text) > MAX_BODY_BYTES // 2:
             raise ValueError(
@@ -958,15 +959,18 @@ def _checked_currency(value: object) -> str | None:
 
 def _checked_config(config: object, what: str) -> dict[str, Any]:
     """``config`` as the JSON object the server will store, or ``ValueError``."""
-    from jobwatch.contract.requests import check_config
+    from jobwatch.contract.requests import check_config, check_keys
 
     if not isinstance(config, Mapping):
         raise ValueError(f"{what} must be a mapping, got {type(config).__name__}")
     try:
+        check_keys(config, what)
         plain: dict[str, Any] = json.loads(json.dumps(dict(config), allow_nan=False))
         check_config(plain)
     except (TypeError, ValueError, RecursionError) as exc:
-        raise ValueError(f"{what} must be a JSON object of at most 64 KiB: {exc}") from None
+        raise ValueError(
+            f"{what} must be a JSON object (string keys, at most 64 KiB): {exc}"
+        ) from None
     return plain
 
 

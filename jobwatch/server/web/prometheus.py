@@ -119,7 +119,9 @@ class JobCollector(Collector):
             with self.services.store.read() as conn:
                 jobs, _ = queries.list_jobs(conn, "running", MAX_JOBS, 0, tenant=tenant)
                 latest = {job["id"]: queries.latest_sample(conn, job["id"]) for job in jobs}
-        for job in jobs:
+        for place, job in enumerate(jobs):
+            if place:
+                _let_others_run()
             labels = [
                 job["id"],
                 bounded_text(job["name"] or "", LABEL_BYTES) or "",
@@ -160,6 +162,17 @@ def _scope() -> Scope:
     return list_scope(current_principal())
 
 
+def _let_others_run() -> None:
+    """Give the other requests of this process a turn between two jobs of a scrape.
+
+    Under gunicorn's gevent worker ``time.sleep`` is gevent's, and ``sleep(0)``
+    lets every ready greenlet run (gevent's documented way to yield), so a scrape
+    of many large jobs holds the loop for one job's build at a time, not for the
+    whole scrape; elsewhere it lets other threads take the GIL.
+    """
+    time.sleep(0)
+
+
 def _add(family: GaugeMetricFamily, labels: list[str], value: float | None) -> None:
     if value is not None:
         family.add_metric(labels, value)
@@ -181,7 +194,10 @@ def _gpu_samples(sample: dict[str, Any] | None) -> list[tuple[tuple[str, str], d
         return [(("all", ""), flat)]
     out: list[tuple[tuple[str, str], dict[str, Any]]] = []
     seen: set[tuple[str, str]] = set()
-    for gpu_id, values in zip(gpu_ids(sample["gpus"]), sample["gpus"], strict=True):
+    # Only the first GPUs get series of their own, and an entry's identity depends
+    # on the entries before it alone: the others are read only to be combined.
+    shown = sample["gpus"][:MAX_GPUS_PER_JOB]
+    for gpu_id, values in zip(gpu_ids(shown), shown, strict=True):
         base = str(gpu_id.number)
         pair, n = (base, gpu_id.uuid or ""), 1
         while pair in seen:
@@ -189,13 +205,13 @@ def _gpu_samples(sample: dict[str, Any] | None) -> list[tuple[tuple[str, str], d
             pair = (f"{base}#{n}", pair[1])
         seen.add(pair)
         out.append((pair, values))
-    if len(out) > MAX_GPUS_PER_JOB:
-        rest = [values for _, values in out[MAX_GPUS_PER_JOB:]]
-        combined = {
-            m.wire: combine(m, [v[m.wire] for v in rest if v.get(m.wire) is not None])
-            for m in GPU_METRICS
-        }
-        out = [*out[:MAX_GPUS_PER_JOB], (("rest", ""), combined)]
+    rest = sample["gpus"][MAX_GPUS_PER_JOB:]
+    if rest:
+        combined = {}
+        for m in GPU_METRICS:
+            said = [v.get(m.wire) for v in rest]
+            combined[m.wire] = combine(m, [value for value in said if value is not None])
+        out.append((("rest", ""), combined))
     return out
 
 
