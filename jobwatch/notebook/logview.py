@@ -198,7 +198,7 @@ class LogView(anywidget.AnyWidget):
         value = proposal["value"]
         if value is not None and (not isinstance(value, str) or not value):
             raise traitlets.TraitError(f"node_filter must be a node's name or None, got {value!r}")
-        return value  # type: ignore[no-any-return]
+        return value
 
     @traitlets.observe("rank_filter", "node_filter")
     def _filter_changed(self, _change: Mapping[str, Any]) -> None:

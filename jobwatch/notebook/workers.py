@@ -50,7 +50,7 @@ class WorkersView(anywidget.AnyWidget):
         help="One list of texts per rank, by rank: node, rank, status, last seen, "
         "progress, step rate, straggler, current operation (jobwatch.view.workers).",
     ).tag(sync=True)
-    heat = traitlets.List(
+    heat: traitlets.List[Any] = traitlets.List(
         help="One [node, [[label, utilization in % or None], ...]] per node, nodes and "
         "GPUs in order: each GPU's newest utilization (jobwatch.view.gpu_heat).",
     ).tag(sync=True)

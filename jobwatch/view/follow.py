@@ -28,9 +28,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from jobwatch.contract.answers import JobEvent, Monitor, Sample, ScalarValue, WorkersPage
+from jobwatch.contract.answers import (
+    JobEvent,
+    LogLine,
+    Monitor,
+    Sample,
+    ScalarValue,
+    WorkersPage,
+)
 from jobwatch.contract.basics import FINISHED_STATUSES
 from jobwatch.errors import ConnectionError, JobNotFound, RetryLater
+from jobwatch.view.log_filter import LogFilter
 from jobwatch.view.render_pace import RenderPace
 from jobwatch.view.state import MonitorState
 
@@ -53,6 +61,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+NEWEST = 2**62
+"""``beforeId`` that asks ``GET /logs`` for the newest lines (beyond any line id)."""
 WORKER_ALERTS = ("worker_silent", "straggler")
 """Alert sources that say a worker changed: ``/workers`` is read again at once."""
 
@@ -177,6 +187,10 @@ class JobFollower:
         Points per training metric asked of ``/scalars``.
     log_tail:
         Keep only the newest ``log_tail`` of a snapshot's log lines as new (``None``: all).
+    log_filter:
+        With ``log_tail``: the lines a view keeps (one rank or node); the newest
+        ``log_tail`` of those are read from ``/logs`` to start with, since the
+        snapshot's last lines may hold few of them.
     offline_after:
         Seconds of failed reconnection after which the label says ``"offline"``
         (``None``: never).
@@ -215,6 +229,7 @@ class JobFollower:
         load_scalars: bool = False,
         scalar_points: int = 2_000,
         log_tail: int | None = None,
+        log_filter: LogFilter | None = None,
         offline_after: float | None = None,
         workers_interval: float | None = None,
         raise_errors: bool = False,
@@ -229,6 +244,7 @@ class JobFollower:
         self.load_scalars = load_scalars
         self.scalar_points = scalar_points
         self.log_tail = log_tail
+        self.log_filter = log_filter
         self.offline_after = offline_after
         self.workers_interval = workers_interval
         self.raise_errors = raise_errors
@@ -372,8 +388,28 @@ class JobFollower:
 
     def _load(self, snapshot: Monitor, *, history: bool = True) -> None:
         self.state.load_snapshot(snapshot, history=history)
-        if self.log_tail is not None:
-            del self.state.new_logs[: -self.log_tail or None]  # the snapshot's newest only
+        if self.log_tail is None:
+            return
+        if self.log_filter is not None and self.log_filter.active:
+            self.state.new_logs = self._filtered_tail(self.log_tail)
+        del self.state.new_logs[: -self.log_tail or None]  # the snapshot's newest only
+
+    def _filtered_tail(self, most: int) -> list[LogLine]:
+        """The newest ``most`` lines of :attr:`log_filter` up to the snapshot's newest line
+        (newer ones come with the stream); the snapshot's own on failure."""
+        assert self.log_filter is not None
+        held = [line for line in self.state.new_logs if self.log_filter.matches(line)]
+        if most <= 0 or not self.state.logs:  # no line before the snapshot: all to come
+            return held
+        newest = self.state.logs[-1]["id"]
+        try:
+            page = self.client.logs(
+                self.job_id, limit=min(most, 1000), before_id=NEWEST, **self.log_filter.params()
+            )
+        except Exception as exc:  # the snapshot's lines of that rank will do
+            log.debug("jobwatch: reading the log lines of %r: %s", self.job_id, exc)
+            return held
+        return [line for line in page["logs"] if (line.get("id") or 0) <= (newest or 0)]
 
     def _begin(self, view: JobView) -> None:
         self._view = view

@@ -16,7 +16,7 @@ from typing import Any
 
 from jobwatch.contract.basics import MAX_TEXT, MAX_WORLD_SIZE
 
-__all__ = ["LogFilter", "parse_node", "parse_rank"]
+__all__ = ["LogFilter", "filter_problem", "parse_filter", "parse_node", "parse_rank"]
 
 
 @dataclass(frozen=True)
@@ -92,3 +92,57 @@ def parse_node(text: str) -> str:
             f"(1-{MAX_TEXT} characters, by default its hostname), got {text!r}"
         )
     return text
+
+
+def parse_filter(text: str) -> LogFilter:
+    """A filter as typed in one line: ``rank=N`` and/or ``node=NAME`` (a bare number is
+    a rank); empty or ``all`` for every line.
+
+    Raises
+    ------
+    ValueError
+        For anything else, saying what is understood.
+    """
+    rank: int | None = None
+    node: str | None = None
+    for word in text.split():
+        key, equals, value = word.partition("=")
+        if not equals and key.isdigit():
+            key, value = "rank", key
+        elif not equals and key.lower() == "all" and len(text.split()) == 1:
+            return LogFilter()
+        if key == "rank" and rank is None:
+            rank = parse_rank(value)
+        elif key == "node" and node is None:
+            node = parse_node(value)
+        else:
+            raise ValueError(
+                "say rank=N and/or node=NAME (e.g. 'rank=0 node=gpu-2'), or nothing for "
+                f"every line; got {text!r}"
+            )
+    return LogFilter(rank, node)
+
+
+def filter_problem(job: Mapping[str, Any], shown: LogFilter) -> str | None:
+    """Why ``shown`` can never show a line of ``job`` (a job object), or ``None``.
+
+    A job bound to one worker without a ``worldSize`` never becomes distributed, so
+    its lines have no rank or node; a rank must be below the job's ``worldSize``. A
+    node is not checked: nodes may join later.
+    """
+    if not shown.active:
+        return None
+    world_size = job.get("worldSize")
+    if not isinstance(world_size, int):
+        if job.get("workerId") is None:  # no one reported yet: it may still be distributed
+            return None
+        return (
+            f"job {job.get('id')!r} is not a distributed job (one worker, no worldSize): its "
+            "log lines have no rank or node; leave out the rank and the node"
+        )
+    if shown.rank is not None and shown.rank >= world_size:
+        return (
+            f"job {job.get('id')!r} has {world_size} rank{'' if world_size == 1 else 's'} "
+            f"(0 to {world_size - 1}): there is no rank {shown.rank}"
+        )
+    return None

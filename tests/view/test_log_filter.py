@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobwatch.view.log_filter import LogFilter, parse_node, parse_rank
+from jobwatch.view.log_filter import LogFilter, filter_problem, parse_filter, parse_node, parse_rank
 
 LINES = [
     {"id": 1, "level": "info", "message": "a", "rank": 0, "node": "n1"},
@@ -55,3 +55,37 @@ def test_nodes_as_typed() -> None:
     for bad in ("", "   ", "a\x00b", "n" * 1025):
         with pytest.raises(ValueError, match="a node is the name of a machine"):
             parse_node(bad)
+
+
+@pytest.mark.parametrize(
+    ("text", "rank", "node"),
+    [
+        ("", None, None),
+        ("all", None, None),
+        ("3", 3, None),
+        ("rank=0", 0, None),
+        ("node=gpu-2", None, "gpu-2"),
+        (" rank=2  node=gpu-1 ", 2, "gpu-1"),
+    ],
+)
+def test_a_filter_as_typed_in_one_line(text: str, rank: int | None, node: str | None) -> None:
+    assert parse_filter(text) == LogFilter(rank, node)
+
+
+@pytest.mark.parametrize("text", ["rank=", "rank=-1", "host=a", "rank=1 rank=2", "all rank=1"])
+def test_a_line_that_is_no_filter_says_what_is_understood(text: str) -> None:
+    with pytest.raises(ValueError, match="rank"):
+        parse_filter(text)
+
+
+def test_a_filter_that_can_show_nothing_says_why() -> None:
+    ddp = {"id": "ddp", "worldSize": 4, "workerId": "n0/0"}
+    assert filter_problem(ddp, LogFilter(rank=3, node="anything")) is None
+    assert filter_problem(ddp, LogFilter(rank=4)) == (
+        "job 'ddp' has 4 ranks (0 to 3): there is no rank 4"
+    )
+    single = {"id": "one", "worldSize": None, "workerId": "w"}
+    assert "is not a distributed job" in (filter_problem(single, LogFilter(node="n")) or "")
+    assert filter_problem(single, LogFilter()) is None
+    unbound = {"id": "new", "worldSize": None, "workerId": None}  # its ranks may come yet
+    assert filter_problem(unbound, LogFilter(rank=7)) is None
