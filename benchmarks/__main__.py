@@ -7,6 +7,7 @@ import time
 
 from benchmarks import (
     attacks,
+    distributed,
     dom_latency,
     fanout,
     fleet,
@@ -48,6 +49,7 @@ SUITES = {
     "integrations": integrations.run,
     "latency": log_latency.run,
     "dom-latency": dom_latency.run,
+    "distributed": distributed.run,
 }
 
 
