@@ -497,6 +497,9 @@ class Client:
         *,
         on_state: Callable[[str], None] | None = None,
         idle_timeout: float = 60.0,
+        log_rank: int | None = None,
+        log_node: str | None = None,
+        progress: str = "all",
     ) -> Subscription:
         """Follow a job's events over the WebSocket.
 
@@ -513,6 +516,16 @@ class Client:
         idle_timeout:
             Seconds of silence (the server pings every 25 s) before the
             connection is replaced.
+        log_rank, log_node:
+            Only the log lines of this rank and/or node of a distributed job in
+            ``JOB_LOGS`` (the server leaves out the others, and an event left
+            without a line); change them later with :meth:`Subscription.change_view`.
+        progress:
+            ``"changes"``: only the ``JOB_PROGRESS`` events that carry a GPU sample
+            or training metrics, change the status, progress or operation, or come
+            a second after the last one (a distributed job's other ranks repeat
+            rank 0's figures); ``"all"`` (default): every one. See docs/api.md
+            "Streaming".
 
         Returns
         -------
@@ -527,7 +540,7 @@ class Client:
         jobwatch.errors.JobNotFound
             While iterating, if the server does not know the job.
         """
-        return Subscription(
+        subscription = Subscription(
             self.ws_url,
             job_id,
             since=since,
@@ -535,6 +548,8 @@ class Client:
             on_state=on_state,
             idle_timeout=idle_timeout,
         )
+        subscription.change_view(log_rank=log_rank, log_node=log_node, progress=progress)
+        return subscription
 
     def subscribe_jobs(
         self,

@@ -157,6 +157,7 @@ class JobMonitor:
             scalar_points=SCALAR_HISTORY_POINTS,
             offline_after=OFFLINE_AFTER,
             workers_interval=WORKERS_INTERVAL,
+            distributed_view=True,
             name="jobwatch-monitor",
         )
         self.state = self._follower.state
@@ -318,6 +319,7 @@ class JobMonitor:
         view: LogView = self.view.logs
         view.clear()
         view.loading = True
+        self._follower.change_view(log_filter=shown)  # the server sends only those lines
         limit = min(view.max_lines, 1000)
         try:
             page = self.client.logs(self.job_id, limit=limit, before_id=NEWEST, **shown.params())

@@ -59,6 +59,10 @@ CONNECTION_STYLE = {
 DISCONNECTED = ("reconnecting", "offline")
 """Connection states in which the header adds the time of the last update."""
 NO_GPU = "no GPU metrics reported"
+FIRST_RANK = 0
+"""The rank whose log lines a distributed job's log view shows first: rank 0, the job's
+voice (what W&B and trackio log by default); the person picks another rank, a node or
+all ranks (every rank's lines: 2,500 a second from 512 ranks logging 5 a second)."""
 CHART_INTERVAL = 1.0
 """Seconds between redraws of the GPU charts for new samples (a redraw with 8 GPUs
 is about 50 KB; the header and logs follow the monitor's ``refresh``)."""
@@ -239,13 +243,17 @@ class MonitorView:
             self.logs.total = max(self.logs.total, state.log_total)
 
     def _logs_where(self, state: MonitorState) -> None:
-        """Offer the log view's rank and node filter the job's ranks and nodes."""
+        """Offer the log view's rank and node filter the job's ranks and nodes; the
+        first time, show rank 0's lines (:data:`FIRST_RANK`)."""
         if state.workers_version == self._workers_offered:
             return
+        first = self._workers_offered == -1
         self._workers_offered = state.workers_version
         self.logs.world_size = state.job.get("worldSize")
         nodes = {str(worker.get("node")) for worker in state.workers if worker.get("node")}
         self.logs.nodes = sorted(nodes, key=node_order)
+        if first and self.logs.rank_filter is None and self.logs.node_filter is None:
+            self.logs.rank_filter = FIRST_RANK
 
     @property
     def charts_shown(self) -> bool:

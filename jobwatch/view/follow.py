@@ -200,6 +200,10 @@ class JobFollower:
         more at the job's end), in a thread of its own; ``None``: never read. A job
         is known to be distributed by its ``worldSize``, or by a log line with a
         rank or a GPU with a node.
+    distributed_view:
+        Once the job shows it is distributed, ask the server for the progress events
+        that change what a viewer shows only (``progress: "changes"``: the other
+        ranks repeat rank 0's figures); see also :meth:`change_view`.
     raise_errors:
         End :meth:`run` with the stream's or the view's error instead of logging it
         (the stream's: showing the connection ``"offline"`` and carrying on).
@@ -232,6 +236,7 @@ class JobFollower:
         log_filter: LogFilter | None = None,
         offline_after: float | None = None,
         workers_interval: float | None = None,
+        distributed_view: bool = False,
         raise_errors: bool = False,
         name: str = "jobwatch-follow",
     ) -> None:
@@ -247,6 +252,9 @@ class JobFollower:
         self.log_filter = log_filter
         self.offline_after = offline_after
         self.workers_interval = workers_interval
+        self.distributed_view = distributed_view
+        self._view_logs = LogFilter()  # the log lines asked of the server
+        self._view_changes = False  # progress: "changes" asked of the server
         self.raise_errors = raise_errors
         self.name = name
         self.state = MonitorState()
@@ -337,6 +345,32 @@ class JobFollower:
             with contextlib.suppress(Exception):  # a kernel may be shutting down
                 self.render_now()
 
+    def change_view(
+        self, *, log_filter: LogFilter | None = None, changes: bool | None = None
+    ) -> None:
+        """Ask the server for another view of the stream (from any thread): only the log
+        lines of ``log_filter``, and with ``changes`` only the progress events that
+        change what is shown (docs/api.md "Streaming"). A live subscription changes
+        at once and resumes from the last event delivered."""
+        with self._lock:
+            if log_filter is not None:
+                self._view_logs = log_filter
+            if changes is not None:
+                self._view_changes = changes
+            subscription = self.subscription
+            view = self._view_keywords()
+        if subscription is not None:
+            subscription.change_view(**view)
+
+    def _view_keywords(self) -> dict[str, Any]:
+        """The keywords of ``subscribe`` for the view asked for (lock held)."""
+        shown = self._view_logs
+        return {
+            "log_rank": shown.rank,
+            "log_node": shown.node,
+            "progress": "changes" if self._view_changes else "all",
+        }
+
     def put(self, update: Update) -> None:
         """Hand ``update`` to the render loop (from any thread)."""
         with self._lock:
@@ -419,7 +453,7 @@ class JobFollower:
             target=self._read, name=f"{self.name}-read-{self.job_id}", daemon=True
         )
         self._reader.start()
-        if self._distributed.is_set():
+        if self._distributed.is_set() and self.workers_interval is not None:
             self._start_workers()
 
     def _start_workers(self) -> None:
@@ -465,7 +499,7 @@ class JobFollower:
     def _note_distributed(self, event: JobEvent | None = None) -> None:
         """Start reading ``/workers`` once the job shows it is distributed, and read it
         at once after an event that changes its workers."""
-        if self.workers_interval is None:
+        if self.workers_interval is None and not self.distributed_view:
             return
         kind = event.get("type") if event is not None else None
         data: Any = (event.get("data") if event is not None else None) or {}
@@ -478,7 +512,10 @@ class JobFollower:
             if self.state.distributed or "rank" in first or "node" in first:
                 self._distributed.set()
                 self._workers_due.set()
-                self._start_workers()
+                if self.distributed_view:
+                    self.change_view(changes=True)
+                if self.workers_interval is not None:
+                    self._start_workers()
         source = (data.get("alert") or {}).get("source") if kind == "JOB_ALERT" else None
         if kind == "JOB_COMPLETED" or source in WORKER_ALERTS:
             self._workers_due.set()
@@ -500,8 +537,12 @@ class JobFollower:
             with self._lock:
                 if self._stop.is_set():
                     return
+                viewed = self._view_logs.active or self._view_changes
                 self.subscription = self.client.subscribe(
-                    self.job_id, since, on_state=self._on_state
+                    self.job_id,
+                    since,
+                    on_state=self._on_state,
+                    **(self._view_keywords() if viewed else {}),
                 )
             for event in self.subscription:
                 self.put(StreamEvent(event))

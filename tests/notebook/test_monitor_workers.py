@@ -140,8 +140,13 @@ def test_the_log_view_shows_one_ranks_or_one_nodes_lines(
         logs_view = monitor.view.logs
         wait_for(lambda: logs_view.nodes == ["node-0", "node-1"])
         assert logs_view.world_size == 4
-        logs_view.rank_filter = 0  # as the page sets it
+        assert logs_view.rank_filter == 0  # a distributed job's view starts on rank 0
         wait_for(lambda: logs_view.lines and logs_view.lines[0]["rank"] == 0)
+        # the server sends only those lines, and no progress that repeats rank 0's
+        subscription = monitor._follower.subscription
+        assert subscription is not None
+        assert subscription._request()["logs"] == {"rank": 0}
+        assert subscription._request()["progress"] == "changes"
         assert [line["message"] for line in logs_view.lines] == [f"r0 line {i}" for i in range(60)]
         assert logs_view.total == 60 and not logs_view.has_older
         report(client, 0, 20.0, logs=[{"level": "info", "message": "r0 live"}])
@@ -162,6 +167,10 @@ def test_the_log_view_shows_one_ranks_or_one_nodes_lines(
         logs_view.node_filter = None  # all again: every line, counted by the server
         wait_for(lambda: len(logs_view.lines) == 242)
         assert logs_view.total == 242
+        assert "logs" not in subscription._request()
+        report(client, 3, 30.0, logs=[{"level": "info", "message": "r3 live"}])
+        wait_for(lambda: logs_view.lines[-1]["message"] == "r3 live")
+        assert logs_view.total == 243
 
 
 def test_older_lines_of_a_rank_page_back_through_that_ranks_history(
