@@ -94,10 +94,9 @@ class JobStream:
 
     def sends_now(self, seq: int) -> bool:
         """Whether event ``seq`` may be written at once, bypassing any queue: the
-        stream is acked, holds nothing, ``seq`` is the next one and the subscriber
-        takes every event as it is (one frame for all subscribers). The caller that
-        writes it calls :meth:`sent`."""
-        return self.acked and not self.held and seq == self.last_sent + 1 and self.view.everything
+        stream is acked, holds nothing and ``seq`` is the next one. The caller
+        that writes it (through :attr:`view`) calls :meth:`sent`."""
+        return self.acked and not self.held and seq == self.last_sent + 1
 
     def sent(self, seq: int) -> None:
         """Event ``seq`` was written (by the caller, after :meth:`sends_now`)."""

@@ -274,9 +274,10 @@ class Session:
                 self._put(Deliver(job_id, seq, message))
 
     def _write_now(self, job_id: str, seq: int, message: bytes) -> bool:
-        """Write the event's shared frame without waiting, when nothing is queued
-        or being sent and it is the next in sequence; whether it was taken (a
-        remainder the socket kept is queued as :class:`Flush`). Lock held."""
+        """Write the event's shared frame (or what the subscription's view makes of it)
+        without waiting, when nothing is queued or being sent and it is the next in
+        sequence; whether it was taken (a remainder the socket kept is queued as
+        :class:`Flush`, a frame it could not take at all as :class:`Send`). Lock held."""
         if self._busy or self._send_queue or self._closing or not self._plain:
             return False
         subscription = self._subscriptions.get(job_id)
@@ -285,11 +286,14 @@ class Session:
         sock = self.ws.sock
         if not self.ws.connected or not isinstance(sock, LockedSocket):
             return False
-        written = sock.try_send(frame_once(message))
-        if written is None:
-            return False
+        shown = subscription.view.apply(message, time.monotonic())  # once: it keeps state
         subscription.sent(seq)
-        if not written:
+        if shown is None:  # left out of this subscriber's view
+            return True
+        written = sock.try_send(frame_once(shown))
+        if written is None:
+            self._put(Send(shown))
+        elif not written:
             self._send_queue.append(Flush())
             self._cond.notify()
         return True
