@@ -34,18 +34,29 @@ ALL_GPUS = "all GPUs"
 
 
 class _Row:
-    """One sample as arrays: its GPUs' keys (in display order), their values and the flat values."""
+    """One sample as arrays: its GPUs' keys (in display order), their values and the flat
+    values. The per-GPU values are converted when first drawn: a job of many nodes is
+    drawn from the flat values alone."""
 
-    __slots__ = ("flat", "keys", "sample", "values")
+    __slots__ = ("_values", "flat", "keys", "metrics", "sample")
 
     def __init__(self, sample: Sample, metrics: Sequence[str]) -> None:
         self.sample = sample  # held, so that its id is not reused while cached
+        self.metrics = metrics
         self.keys = tuple(gpu_lines((sample,)))
-        self.values = np.array(
-            [[_value(sample.gpus[key].get(m)) for key in self.keys] for m in metrics],
-            dtype=float,
-        ).reshape(len(metrics), len(self.keys))
+        self._values: Any = None
         self.flat = np.array([[_value(sample.flat.get(m))] for m in metrics], dtype=float)
+
+    @property
+    def values(self) -> Any:
+        """The GPUs' values, ``(metrics, gpus)``."""
+        if self._values is None:
+            gpus, metrics = self.sample.gpus, self.metrics
+            self._values = np.array(
+                [[_value(gpus[key].get(m)) for key in self.keys] for m in metrics],
+                dtype=float,
+            ).reshape(len(metrics), len(self.keys))
+        return self._values
 
 
 class GpuColumns:

@@ -45,14 +45,15 @@ class WorkersView(anywidget.AnyWidget):
         allow_none=True,
         help="The job's ranks (count); None for a job of one worker: nothing is shown.",
     ).tag(sync=True)
-    rows = traitlets.List(
-        traitlets.List(traitlets.Unicode()),
+    # Not validated element by element: 512 ranks of 8 texts each are 4,096 checks a
+    # read of /workers; show() writes them from worker_cells, texts only.
+    rows: traitlets.List[Any] = traitlets.List(
         help="One list of texts per rank, by rank: node, rank, status, last seen, "
         "progress, step rate, straggler, current operation (jobwatch.view.workers).",
     ).tag(sync=True)
     heat: traitlets.List[Any] = traitlets.List(
-        help="One [node, [[label, utilization in % or None], ...]] per node, nodes and "
-        "GPUs in order: each GPU's newest utilization (jobwatch.view.gpu_heat).",
+        help="One [node, [label, ...], [utilization in % or None, ...]] per node, nodes "
+        "and GPUs in order: each GPU's newest utilization (jobwatch.view.gpu_heat).",
     ).tag(sync=True)
 
     def __init__(self, **kwargs: Any) -> None:
@@ -76,7 +77,11 @@ class WorkersView(anywidget.AnyWidget):
         if state.samples_version != self._samples_shown and due:
             self._samples_shown, self._heat_at = state.samples_version, moment
             heat = [
-                [node.node, [[cell.label, cell.utilization] for cell in node.gpus]]
+                [
+                    node.node,
+                    [cell.label for cell in node.gpus],
+                    [cell.utilization for cell in node.gpus],
+                ]
                 for node in self._heat.nodes(state)
             ]
             if heat != self.heat:

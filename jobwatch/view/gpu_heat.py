@@ -15,6 +15,7 @@ No I/O.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -48,6 +49,7 @@ class HeatNode:
     gpus: tuple[HeatCell, ...]
 
 
+@functools.lru_cache(maxsize=4096)
 def node_order(node: str) -> tuple[tuple[int, int | str], ...]:
     """Sort key of node names with their numbers read as numbers (``n2`` before
     ``n10``), as the page's ``localeCompare(..., {numeric: true})``."""
@@ -69,7 +71,9 @@ class GpuHeat:
 
     def __init__(self, window: float = GPU_WINDOW) -> None:
         self.window = window
-        self._readings: dict[tuple[str, str], tuple[float, HeatCell]] = {}
+        self._readings: dict[str, dict[str, tuple[float, HeatCell]]] = {}
+        """node -> GPU key -> (time, cell) of its newest reading."""
+        self._order: list[str] | None = None  # the nodes in node_order, while no node comes or goes
         self._last: Sample | None = None
         self._epoch = -1
         self._newest = -float("inf")
@@ -78,19 +82,24 @@ class GpuHeat:
         """Each node's GPUs with their newest utilization; nodes in :func:`node_order`."""
         self._follow(state)
         since = self._newest - self.window
-        grouped: dict[str, list[HeatCell]] = {}
-        stale = []
-        for place, (ts, cell) in self._readings.items():
-            if ts >= since:
-                grouped.setdefault(place[0], []).append(cell)
-            else:
-                stale.append(place)
-        for place in stale:  # a GPU gone (a node left): forgotten, not kept for ever
-            del self._readings[place]
-        return [
-            HeatNode(node, tuple(sorted(cells, key=lambda c: (c.number, c.key))))
-            for node, cells in sorted(grouped.items(), key=lambda item: node_order(item[0]))
-        ]
+        out = []
+        for node in self._nodes_in_order():
+            readings = self._readings[node]
+            stale = [key for key, (ts, _cell) in readings.items() if ts < since]
+            for key in stale:  # a GPU gone (a node left): forgotten, not kept for ever
+                del readings[key]
+            if not readings:
+                del self._readings[node]
+                self._order = None
+                continue
+            cells = sorted((cell for _ts, cell in readings.values()), key=_cell_order)
+            out.append(HeatNode(node, tuple(cells)))
+        return out
+
+    def _nodes_in_order(self) -> list[str]:
+        if self._order is None:
+            self._order = sorted(self._readings, key=node_order)
+        return list(self._order)
 
     def _follow(self, state: MonitorState) -> None:
         """Read the samples that arrived since the last call (all of them after the
@@ -99,6 +108,7 @@ class GpuHeat:
         if state.samples_epoch != self._epoch:
             self._epoch, self._last, self._newest = state.samples_epoch, None, -float("inf")
             self._readings.clear()
+            self._order = None
         fresh: list[Sample] = []
         for sample in reversed(samples):
             if sample is self._last:
@@ -107,6 +117,7 @@ class GpuHeat:
         else:
             if self._last is not None:  # it left the deque unseen: start over
                 self._readings.clear()
+                self._order = None
                 self._newest = -float("inf")
         for sample in reversed(fresh):
             self._read(sample)
@@ -117,6 +128,15 @@ class GpuHeat:
         self._newest = max(self._newest, sample.ts)
         for key, values in sample.gpus.items():
             gpu = sample.ids[key]
+            node = sample.nodes.get(key, "")
+            readings = self._readings.get(node)
+            if readings is None:
+                readings = self._readings[node] = {}
+                self._order = None
             label = f"GPU {gpu.number}" + (f" ({gpu.name})" if gpu.name else "")
             cell = HeatCell(key, gpu.number, label, values.get("gpuUtilization"))
-            self._readings[(sample.nodes.get(key, ""), key)] = (sample.ts, cell)
+            readings[key] = (sample.ts, cell)
+
+
+def _cell_order(cell: HeatCell) -> tuple[int, str]:
+    return cell.number, cell.key

@@ -58,9 +58,10 @@ def test_the_monitor_shows_every_rank_and_every_nodes_gpus(
         ]
         assert view.workers.rows[3][7] == "rank 3 step"  # the row's tooltip
         wait_for(lambda: len(view.workers.heat) == 2)
+        labels = ["GPU 0 (H100)", "GPU 1 (H100)"]
         assert view.workers.heat == [
-            ["node-0", [["GPU 0 (H100)", 30.0], ["GPU 1 (H100)", 31.0]]],
-            ["node-1", [["GPU 0 (H100)", 30.0], ["GPU 1 (H100)", 31.0]]],
+            ["node-0", labels, [30.0, 31.0]],
+            ["node-1", labels, [30.0, 31.0]],
         ]
         # 4 GPUs: a line each in the charts, under the limit
         wait_for(lambda: view.charts is not None and len(view.charts.utilization.labels) == 4)
@@ -126,7 +127,7 @@ def test_more_gpus_than_lines_chart_as_one_line(server: EmbeddedServer, client: 
         wait_for(lambda: view.charts is not None and len(view.charts.utilization.x) == nodes)
         assert list(view.charts.utilization.labels) == ["all GPUs"]
         wait_for(lambda: view.workers is not None and len(view.workers.heat) == nodes)
-        assert sum(len(gpus) for _node, gpus in view.workers.heat) == nodes * 8
+        assert sum(len(labels) for _node, labels, _values in view.workers.heat) == nodes * 8
 
 
 def test_the_log_view_shows_one_ranks_or_one_nodes_lines(

@@ -9,7 +9,7 @@
 //   world_size  the job's ranks (null: a job of one worker, and nothing is shown),
 //   rows        one list of texts per rank, by rank: [node, rank, status, last seen,
 //               progress, step rate, straggler, current operation],
-//   heat        one entry per node, in order: [node, [[label, utilization % or null], ...]].
+//   heat        one entry per node, in order: [node, [label, ...], [utilization % or null, ...]].
 // Each side writes the texts with its own formatting rules (jobwatch/view/formatting.py,
 // server/web/static/format.js, which follow each other). Remote text only ever goes in
 // through textContent; a status goes into an attribute only after it was checked against
@@ -120,10 +120,11 @@ function render({ model, el }) {
     heatShown = key;
     heat.hidden = nodes.length === 0;
     heat.replaceChildren(
-      ...nodes.map(([node, gpus]) => {
+      ...nodes.map(([node, labels, utilizations]) => {
         const group = element("div", "jobwatch-heat-node");
         group.append(element("span", "jobwatch-heat-label", node || "?"));
-        for (const [label, utilization] of gpus) {
+        for (const [i, label] of labels.entries()) {
+          const utilization = utilizations[i];
           const cell = element("span", "jobwatch-heat-cell");
           cell.style.background = heatColor(utilization);
           const value =

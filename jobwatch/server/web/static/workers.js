@@ -106,7 +106,8 @@ export class WorkersView {
   drawGpus(samples) {
     const heat = gpusByNode(samples).map(({ node, gpus }) => [
       node,
-      gpus.map((gpu) => [gpu.label, gpu.utilization]),
+      gpus.map((gpu) => gpu.label),
+      gpus.map((gpu) => gpu.utilization),
     ]);
     this.model.set("heat", heat);
   }
