@@ -38,6 +38,7 @@ const HISTORY_POINTS = 500; // maxPoints asked for a time range
 const SCALAR_POINTS = 2000; // points per training metric loaded at start
 const ALL_HISTORY = 30 * 24 * 3600; // "all": the server's longest window (s)
 const LATEST_SHOWN = 6; // training metrics named in the line of latest values
+const FIRST_RANK = 0; // a distributed job's log view shows rank 0's lines first
 const NEWEST = "4611686018427387904"; // 2**62, the largest line id: beforeId for the newest
 // A job id as the contract allows (jobwatch.contract.requests.valid_job_id): the server answers
 // any other with 404, which would have the page wait for a job that can never exist.
@@ -304,9 +305,16 @@ async function loadWorkers(force = false) {
     if (Number.isInteger(answer.worldSize)) {
       state.job.worldSize = answer.worldSize; // a job made before its ranks came knows it now
       const nodes = new Set(answer.workers.map((worker) => worker.node));
+      const first = logs.get("world_size") === null;
       logs.set("world_size", answer.worldSize);
       const sorted = Array.from(nodes).sort(nodeOrder);
       if (sorted.join("\n") !== logs.get("nodes").join("\n")) logs.set("nodes", sorted);
+      // rank 0's lines first, as the notebook (jobwatch/notebook/view.py FIRST_RANK)
+      if (first && logs.get("rank_filter") === null && logs.get("node_filter") === null) {
+        logs.set("rank_filter", FIRST_RANK);
+      } else if (first) {
+        stream?.resubscribe();
+      }
     }
   } catch (error) {
     showError(errorBox, `Could not load the workers: ${error.message}`);
@@ -329,9 +337,21 @@ async function loadOlder(beforeId, room) {
   }
 }
 
-// A rank or node picked in the log view (or all again): its newest lines from the server
-// replace those held, and the server's count of them is the total from then on.
+// What the page asks the server to send (docs/api.md "Streaming"): a distributed job's
+// log lines of the rank and node picked, and no progress event that repeats rank 0's.
+function view() {
+  if (!state.job.worldSize) return {};
+  const logsView = {};
+  if (logs.get("rank_filter") !== null) logsView.rank = logs.get("rank_filter");
+  if (logs.get("node_filter") !== null) logsView.node = logs.get("node_filter");
+  return { logs: logsView, progress: "changes" };
+}
+
+// A rank or node picked in the log view (or all again): the stream sends only its lines,
+// its newest lines from the server replace those held, and the server's count of them is
+// the total from then on.
 async function loadFiltered() {
+  stream?.resubscribe();
   const load = ++filterLoads;
   filterLoading = load;
   newestCounted = null;
@@ -410,7 +430,7 @@ async function main() {
   await loadHistory();
   await loadWorkers(true);
   stream = new Stream({
-    subscribe: () => ({ type: "subscribe:job", subscriptionId: jobId, since: state.seq }),
+    subscribe: () => ({ type: "subscribe:job", subscriptionId: jobId, since: state.seq, ...view() }),
     onMessage,
     onState: (value) => {
       link = value;

@@ -117,6 +117,11 @@ export class JobState {
   /** Apply one stream event; returns whether it was one of the job's events. */
   apply(event, now) {
     const data = event.data || {};
+    // An event seen already: the same stream subscribed again with another view
+    // replays what it had sent since (a job's completion always comes, as its end).
+    if (Number.isInteger(event.seq) && event.seq <= this.seq && event.type !== "JOB_COMPLETED") {
+      return false;
+    }
     switch (event.type) {
       case "JOB_PROGRESS":
         for (const key of ["status", "progress", "currentOperation"]) {
