@@ -208,7 +208,10 @@ class JobMonitor:
         for _ in range(3):
             try:
                 return snapshot_bundle(
-                    self.state, self._follower.connection(), marker=self.snapshot_marker
+                    self.state,
+                    self._follower.connection(),
+                    marker=self.snapshot_marker,
+                    heat=self._heat_drawn(),
                 )
             except RuntimeError:  # the renderer changed a deque while it was read: again
                 continue
@@ -228,12 +231,20 @@ class JobMonitor:
                 not final and now - self._snapshot_at < SNAPSHOT_INTERVAL
             ):
                 return
-        bundle = snapshot_bundle(state, connection, marker=self.snapshot_marker)
+        bundle = snapshot_bundle(
+            state, connection, marker=self.snapshot_marker, heat=self._heat_drawn()
+        )
         with self._snapshot_lock:
             if bundle == self._snapshot_shown:
                 return
             self._snapshot_shown, self._snapshot_at = bundle, now
         update_display(bundle, raw=True, display_id=self.snapshot_marker)  # type: ignore[no-untyped-call]
+
+    def _heat_drawn(self) -> Any:
+        """The GPUs by node the workers panel drew last (``None``: none drawn, the
+        snapshot reads them from the state)."""
+        workers = getattr(self.view, "workers", None)
+        return workers.heat_nodes if workers is not None and workers.heat_nodes else None
 
     @property
     def widget(self) -> Any:

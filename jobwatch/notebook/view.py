@@ -28,7 +28,7 @@ from jobwatch.view.formatting import (
     format_percent,
 )
 from jobwatch.view.gpu_heat import node_order
-from jobwatch.view.state import MonitorState
+from jobwatch.view.state import MonitorState, Sample
 
 if TYPE_CHECKING:
     from jobwatch.notebook.charts import Charts
@@ -393,8 +393,19 @@ def _latest_gpu(state: MonitorState) -> str:
         hottest,
         format_metric(flat["powerUsage"], " W"),
         total,
-        f" ({len(latest.gpus)} GPUs)" if len(latest.gpus) > 1 else "",
+        _gpus_of(latest),
     )
+
+
+def _gpus_of(sample: Sample) -> str:
+    """`` (8 GPUs)``; `` (8 GPUs of node n3)`` for a node's sample of a distributed job
+    (each node sends its own: the workers panel shows every node's); ``""`` for one GPU
+    of one worker."""
+    count = len(sample.gpus)
+    nodes = set(sample.nodes.values())
+    if len(nodes) == 1:
+        return f" ({count} GPU{'' if count == 1 else 's'} of node {nodes.pop()})"
+    return f" ({count} GPUs)" if count > 1 else ""
 
 
 def _config(config: Any) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 import anywidget
 import traitlets
 
-from jobwatch.view.gpu_heat import GpuHeat
+from jobwatch.view.gpu_heat import GpuHeat, HeatNode
 from jobwatch.view.state import MonitorState
 from jobwatch.view.workers import worker_cells
 
@@ -59,6 +59,8 @@ class WorkersView(anywidget.AnyWidget):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._heat = GpuHeat()
+        self.heat_nodes: tuple[HeatNode, ...] = ()
+        """The GPUs by node as last drawn (read by the monitor's snapshot)."""
         self._workers_shown = -1
         self._samples_shown = -1
         self._heat_at = -float("inf")
@@ -76,13 +78,14 @@ class WorkersView(anywidget.AnyWidget):
         due = moment - self._heat_at >= HEAT_INTERVAL or state.finished
         if state.samples_version != self._samples_shown and due:
             self._samples_shown, self._heat_at = state.samples_version, moment
+            self.heat_nodes = tuple(self._heat.nodes(state))
             heat = [
                 [
                     node.node,
                     [cell.label for cell in node.gpus],
                     [cell.utilization for cell in node.gpus],
                 ]
-                for node in self._heat.nodes(state)
+                for node in self.heat_nodes
             ]
             if heat != self.heat:
                 self.heat = heat

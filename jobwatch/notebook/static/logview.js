@@ -411,6 +411,12 @@ function render({ model, el }) {
   list.addEventListener("scroll", onScroll);
   filter.addEventListener("change", onFilter);
   rank.addEventListener("change", onRank);
+  // Keys typed here are the input's: JupyterLab's shortcuts (Enter, "a", "d d") would
+  // act on the notebook otherwise, as ipywidgets' own text boxes stop them too.
+  rank.addEventListener("keydown", (event) => {
+    event.stopPropagation();
+    if (event.key === "Enter") onRank();
+  });
   node.addEventListener("change", onNode);
   older.addEventListener("click", onOlder);
   pill.addEventListener("click", resume);

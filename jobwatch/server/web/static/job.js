@@ -122,8 +122,17 @@ function drawGpuLine() {
       ` · memory ${formatMemory(flat.gpuMemoryUsed, flat.gpuMemoryTotal)}${total}` +
       ` · ${formatMetric(flat.gpuTemperature, "°C")}${hottest}` +
       ` · ${formatMetric(flat.powerUsage, " W")}${total}` +
-      (several ? ` (${Object.keys(latest.gpus).length} GPUs)` : ""),
+      gpusOf(latest),
   );
+}
+
+// " (8 GPUs)"; " (8 GPUs of node n3)" for a node's sample of a distributed job (each node
+// sends its own: the workers panel shows every node's); "" for one GPU of one worker.
+function gpusOf(sample) {
+  const ids = Object.values(sample.ids);
+  const nodes = new Set(ids.map((id) => id.node).filter((node) => typeof node === "string"));
+  if (nodes.size === 1) return ` (${ids.length} GPU${ids.length === 1 ? "" : "s"} of node ${[...nodes][0]})`;
+  return ids.length > 1 ? ` (${ids.length} GPUs)` : "";
 }
 
 function drawCharts() {
