@@ -334,6 +334,8 @@ class Watcher:
             name="jobwatch-watch",
         )
         self.state = follower.state
+        if self.log_filter.active:  # the server sends only those lines
+            follower.change_view(log_filter=self.log_filter)
         follower.run(self.view)
         _write(self.view.out, render_final(self.state) + "\n")
         return self.state

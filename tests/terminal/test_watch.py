@@ -217,6 +217,7 @@ class FakeClient:
         self.events = events
         self.pace = pace
         self.since: int | None = None
+        self.view: dict[str, Any] = {}
         self.stream: FakeStream | None = None
 
     def monitor(self, job_id: str) -> dict[str, Any]:
@@ -225,9 +226,15 @@ class FakeClient:
         return self.answer
 
     def subscribe(
-        self, job_id: str, since: int | None = None, *, on_state: Callable[[str], None] | None
+        self,
+        job_id: str,
+        since: int | None = None,
+        *,
+        on_state: Callable[[str], None] | None,
+        **view: Any,
     ) -> FakeStream:
         self.since = since
+        self.view = view
         self.stream = FakeStream(self.events, on_state, self.pace)
         return self.stream
 
@@ -549,6 +556,11 @@ def test_piped_output_shows_only_the_lines_of_the_rank_asked_for() -> None:
     out = Output()
     Watcher(client, "j", out=out, tty=False, clock=frozen, log_filter=LogFilter(rank=1)).run()  # type: ignore[arg-type]
     text = out.getvalue()
+    assert client.view == {
+        "log_rank": 1,
+        "log_node": None,
+        "progress": "all",
+    }  # asked of the server
     assert "from rank 1" in text
     assert "from rank 0" not in text and "old 0" not in text  # the snapshot's lines have no rank
 
