@@ -7,6 +7,7 @@ import time
 
 from benchmarks import (
     attacks,
+    costs,
     distributed,
     dom_latency,
     fanout,
@@ -25,6 +26,7 @@ from benchmarks import (
     soak,
     startup,
     sync,
+    system,
     training,
 )
 from benchmarks.report import machine, markdown
@@ -32,9 +34,11 @@ from benchmarks.report import machine, markdown
 SUITES = {
     "ingest": ingest.run,
     "reporter": reporter.run,
+    "system": system.run,
     "fanout": fanout.run,
     "fleet": fleet.run,
     "queries": queries.run,
+    "costs": costs.run,
     "history": history.run,
     "memory": memory.run,
     "sync": sync.run,

@@ -90,7 +90,10 @@ def rank_body(rank: int, step: int, world: int) -> bytes:
         "localRank": local,
         "node": f"node-{node:02d}",
         "logLines": [
-            {"level": "info", "message": f"rank {rank} step {step}.{k}: loss {1 / (step + k + 1):.5f}"}
+            {
+                "level": "info",
+                "message": f"rank {rank} step {step}.{k}: loss {1 / (step + k + 1):.5f}",
+            }
             for k in range(LOG_LINES)
         ],
     }

@@ -1,5 +1,5 @@
-"""The ``jobwatch`` command: ``serve``, ``jobs``, ``report``, ``watch``, ``top``, ``sync``,
-``tenants``, ``tokens``, ``share`` and more.
+"""The ``jobwatch`` command: ``serve``, ``jobs``, ``report``, ``watch``, ``top``, ``costs``,
+``sync``, ``tenants``, ``tokens``, ``share`` and more.
 
 Exit codes: 0 success, 1 the server refused the request, 2 bad usage,
 3 the server could not be reached or is
@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from jobwatch._version import __version__
+from jobwatch.cli import costs as costs_command
 from jobwatch.cli import sync as sync_command
 from jobwatch.cli import tenancy
 from jobwatch.cli.connect import UsageError, connect
@@ -254,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     top.add_argument("--token", help="bearer token for the server (default $JOBWATCH_TOKEN)")
     top.add_argument("--status", choices=JOB_STATUSES, help="follow only jobs of this status")
     _add_log_filter(top, "the watch that Enter opens shows")
+    costs_command.add_parser(commands)
     sync_command.add_parser(commands)
     tenancy.add_parsers(commands)
     return parser
@@ -275,6 +277,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _watch(args)
         if args.command == "top":
             return _top(args)
+        if args.command == "costs":
+            return costs_command.run(args)
         if args.command == "sync":
             return sync_command.run(args)
         if args.command in ("tenants", "tokens", "share"):

@@ -28,6 +28,7 @@ from jobwatch.client.own_io import doing_io
 from jobwatch.client.subscription import Subscription
 from jobwatch.contract.answers import (
     AlertsPage,
+    CostReport,
     Health,
     Job,
     JobList,
@@ -38,7 +39,7 @@ from jobwatch.contract.answers import (
     ScalarValue,
     WorkersPage,
 )
-from jobwatch.contract.requests import check_keys
+from jobwatch.contract.basics import check_keys
 from jobwatch.errors import ConnectionError, ValidationError, error_from_envelope
 
 __all__ = ["DEFAULT_URL", "Client", "default_url"]
@@ -448,6 +449,22 @@ class Client:
         params = {"limit": limit, "offset": offset}
         answer = self.request("GET", f"/api/jobs/{_path(job_id)}/alerts", params=params)
         return cast(AlertsPage, self._dict(answer))
+
+    def costs(self, since: str = "7d", by: str | None = None, tz: str = "UTC") -> CostReport:
+        """Spend per day and per group over the jobs this client's token may read
+        (``GET /api/costs``): ``since`` ``"<N>d"`` or ``"YYYY-MM-DD"``, ``by``
+        ``"provider"``, ``"tenant"``, ``"name"`` or ``None``, ``tz`` the zone whose
+        midnights cut the days (docs/api.md "Spend across jobs").
+
+        Raises
+        ------
+        ValidationError
+            A bad ``since``, ``by`` or ``tz`` (400; its details say what is allowed).
+        Forbidden
+            A worker or share token (403).
+        """
+        params = {"since": since, "by": by, "tz": tz}
+        return cast(CostReport, self._dict(self.request("GET", "/api/costs", params=params)))
 
     def logs(
         self,

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
 from jobwatch.contract.answers import LogLine
+from jobwatch.view.budget import budget_suffix
 from jobwatch.view.fleet_text import format_workers
 from jobwatch.view.follow import JobFollower
 from jobwatch.view.formatting import (
@@ -32,6 +33,8 @@ from jobwatch.view.formatting import (
     format_metrics,
     format_number,
     format_percent,
+    format_system,
+    has_system,
 )
 from jobwatch.view.log_filter import LogFilter
 from jobwatch.view.state import MonitorState
@@ -82,9 +85,11 @@ def render_status(
         f"elapsed {format_duration(elapsed)}  "
         f"remaining {format_duration(state.time_remaining)}  "
         f"cost {format_cost(state.cost_so_far, currency)} "
-        f"(est. total {format_cost(state.estimated_total_cost, currency)})",
+        f"(est. total {format_cost(state.estimated_total_cost, currency)})" + budget_suffix(state),
         format_metrics(state.samples[-1].flat if state.samples else None),
     ]
+    if state.samples and has_system(state.samples[-1].flat):
+        lines.append(format_system(state.samples[-1].flat))
     if state.latest_scalars:
         lines.append(format_scalars(state))
     if state.stalled:
