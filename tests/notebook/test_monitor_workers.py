@@ -65,6 +65,7 @@ def test_the_monitor_shows_every_rank_and_every_nodes_gpus(
         ]
         # 4 GPUs: a line each in the charts, under the limit
         wait_for(lambda: view.charts is not None and len(view.charts.utilization.labels) == 4)
+        assert "(2 GPUs of node node-1)" in view.gpu.value  # the newest sample is one node's
 
 
 def test_a_silent_rank_shows_at_once_without_waiting_for_the_next_read(
