@@ -86,8 +86,6 @@ function render({ model, el }) {
   root.append(head, heat, details);
   el.append(root);
 
-  let heatShown = "";
-
   function drawRows() {
     const worldSize = model.get("world_size");
     root.hidden = worldSize === null || worldSize === undefined;
@@ -113,25 +111,48 @@ function render({ model, el }) {
     });
   }
 
+  let heatShape = ""; // the nodes and GPUs drawn: cells are rebuilt only when they change
+  let heatValues = []; // the utilization drawn in each cell, in order
+
+  function cellTitle(node, label, utilization) {
+    const value = typeof utilization === "number" ? `${Math.round(utilization)} %` : "not reported";
+    return `${node} ${label}: ${value}`;
+  }
+
   function drawHeat() {
     const nodes = model.get("heat") || [];
-    const key = JSON.stringify(nodes);
-    if (key === heatShown) return;
-    heatShown = key;
     heat.hidden = nodes.length === 0;
+    const shape = JSON.stringify(nodes.map(([node, labels]) => [node, labels]));
+    const values = nodes.flatMap(([, , utilizations]) => utilizations);
+    if (shape === heatShape) {
+      // The same GPUs: only the colours (and tooltips) of those that changed; a colour
+      // change repaints, it lays out nothing.
+      const cells = heat.getElementsByClassName("jobwatch-heat-cell");
+      let i = 0;
+      for (const [node, labels, utilizations] of nodes) {
+        labels.forEach((label, k) => {
+          if (utilizations[k] !== heatValues[i]) {
+            cells[i].style.background = heatColor(utilizations[k]);
+            cells[i].title = cellTitle(node, label, utilizations[k]);
+          }
+          i += 1;
+        });
+      }
+      heatValues = values;
+      return;
+    }
+    heatShape = shape;
+    heatValues = values;
     heat.replaceChildren(
       ...nodes.map(([node, labels, utilizations]) => {
         const group = element("div", "jobwatch-heat-node");
         group.append(element("span", "jobwatch-heat-label", node || "?"));
-        for (const [i, label] of labels.entries()) {
-          const utilization = utilizations[i];
+        labels.forEach((label, k) => {
           const cell = element("span", "jobwatch-heat-cell");
-          cell.style.background = heatColor(utilization);
-          const value =
-            typeof utilization === "number" ? `${Math.round(utilization)} %` : "not reported";
-          cell.title = `${node} ${label}: ${value}`;
+          cell.style.background = heatColor(utilizations[k]);
+          cell.title = cellTitle(node, label, utilizations[k]);
           group.append(cell);
-        }
+        });
         return group;
       }),
     );

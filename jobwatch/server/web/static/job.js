@@ -42,6 +42,7 @@ const SCALAR_POINTS = 2000; // points per training metric loaded at start
 const ALL_HISTORY = 30 * 24 * 3600; // "all": the server's longest window (s)
 const LATEST_SHOWN = 6; // training metrics named in the line of latest values
 const FIRST_RANK = 0; // a distributed job's log view shows rank 0's lines first
+const HEAT_MS = 1000; // the heat strip's redraws for new samples, at most one a second
 const NEWEST = "4611686018427387904"; // 2**62, the largest line id: beforeId for the newest
 // A job id as the contract allows (jobwatch.contract.requests.valid_job_id): the server answers
 // any other with 404, which would have the page wait for a job that can never exist.
@@ -73,6 +74,7 @@ let drawTimer = 0;
 let newestCounted = null; // the newest line id counted in the server's total (logs.total)
 let filterLoading = 0; // the rank and node filter's lines are being loaded (its load's number)
 let filterLoads = 0;
+let heatDrawnAt = -Infinity; // when the heat strip was last drawn (ms, performance.now())
 let seemsDistributed = false; // an event came from a rank before the job said its world size
 
 function pageNow() {
@@ -259,9 +261,13 @@ function draw() {
   const job = state.job;
   drawHeader(job);
   drawGpuLine();
-  if (job.worldSize && drawn.heat !== state.samplesVersion) {
+  // New samples redraw the heat strip at most once a second, as the notebook's
+  // (jobwatch/notebook/workers.py HEAT_INTERVAL); the job's end at once.
+  const heatDue = performance.now() - heatDrawnAt >= HEAT_MS || state.finished;
+  if (job.worldSize && drawn.heat !== state.samplesVersion && heatDue) {
     workersView.drawGpus(state.samples);
     drawn = { ...drawn, heat: state.samplesVersion };
+    heatDrawnAt = performance.now();
   }
   drawCharts();
   drawAlerts();
