@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from jobwatch.view.gpu_heat import HeatNode
 from jobwatch.view.workers import workers_summary
@@ -69,22 +69,25 @@ def _heat_svg(heat: Sequence[HeatNode]) -> Markup:
     block = widest * (CELL + GAP) - GAP + NODE_GAP
     rows = (len(heat) + PER_ROW - 1) // PER_ROW
     width, height = min(len(heat), PER_ROW) * block, rows * (CELL + GAP * 2)
-    rect = Markup(
-        f'<rect x="{{}}" y="{{}}" width="{CELL}" height="{CELL}" fill="{{}}">'
-        "<title>{} {}: {}</title></rect>"
-    )
+    # One f-string a GPU, its node and label escaped once each (markupsafe's format per
+    # square cost 30 ms a snapshot of 512 GPUs).
     cells = []
+    labels: dict[str, str] = {}
     for place, node in enumerate(heat):
         left, top = (place % PER_ROW) * block, (place // PER_ROW) * (CELL + GAP * 2)
+        name = escape(node.node or "?")
         for i, gpu in enumerate(node.gpus):
+            label = labels.get(gpu.label)
+            if label is None:
+                label = labels[gpu.label] = escape(gpu.label)
             value = "not reported" if gpu.utilization is None else f"{gpu.utilization:.0f} %"
-            x = left + i * (CELL + GAP)
             cells.append(
-                rect.format(x, top, _colour(gpu.utilization), node.node or "?", gpu.label, value)
+                f'<rect x="{left + i * (CELL + GAP)}" y="{top}" width="{CELL}" height="{CELL}" '
+                f'fill="{_colour(gpu.utilization)}"><title>{name} {label}: {value}</title></rect>'
             )
     return Markup(
         '<svg class="jobwatch-snapshot-heat" role="img" width="{}" height="{}" '
         'viewBox="0 0 {} {}" aria-label="GPU utilization of {} nodes" '
         'style="display:block;max-width:100%;margin:2px 0">'
         '<g stroke="#9ca3af" stroke-width="0.5">{}</g></svg>'
-    ).format(width, height, width, height, len(heat), Markup("").join(cells))
+    ).format(width, height, width, height, len(heat), Markup("".join(cells)))

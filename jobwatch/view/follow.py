@@ -63,6 +63,9 @@ log = logging.getLogger(__name__)
 
 NEWEST = 2**62
 """``beforeId`` that asks ``GET /logs`` for the newest lines (beyond any line id)."""
+WORKERS_PER_SECOND = 64
+"""Ranks of ``/workers`` a follower reads a second at most, spread over its reads (see
+:meth:`JobFollower._workers_wait`)."""
 WORKER_ALERTS = ("worker_silent", "straggler")
 """Alert sources that say a worker changed: ``/workers`` is read again at once."""
 
@@ -197,7 +200,8 @@ class JobFollower:
     workers_interval:
         Seconds between two reads of ``/workers`` while a distributed job runs (its
         ranks' status, progress and rate; at once after a worker alert, and once
-        more at the job's end), in a thread of its own; ``None``: never read. A job
+        more at the job's end; a job of more than ``64 x workers_interval`` ranks
+        is read every ranks / 64 seconds), in a thread of its own; ``None``: never read. A job
         is known to be distributed by its ``worldSize``, or by a log line with a
         rank or a GPU with a node.
     distributed_view:
@@ -494,7 +498,14 @@ class JobFollower:
                     self.put(WorkersLoaded(answer))
                     if ended:
                         return
-            self._workers_due.wait(self.workers_interval)
+            self._workers_due.wait(self._workers_wait())
+
+    def _workers_wait(self) -> float:
+        """Seconds to the next read of ``/workers``: ``workers_interval``, longer for a
+        job of many ranks (one second per :data:`WORKERS_PER_SECOND` ranks listed: 8 s
+        for 512), whose list is read, decoded and shown in full each time."""
+        assert self.workers_interval is not None
+        return max(self.workers_interval, len(self.state.workers) / WORKERS_PER_SECOND)
 
     def _note_distributed(self, event: JobEvent | None = None) -> None:
         """Start reading ``/workers`` once the job shows it is distributed, and read it

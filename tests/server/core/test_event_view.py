@@ -56,3 +56,29 @@ def test_changes_only_sends_news_and_a_heartbeat() -> None:
     assert view.apply(progress(1, status="completed"), 10.5) is None
     assert view.apply(progress(1, status="completed"), 10.3 + PROGRESS_HEARTBEAT + 0.2) is not None
     assert view.apply(logs(3), 11.0) is not None  # lines are not its business
+
+
+def node_sample(node: str) -> dict[str, Any]:
+    return {"gpuUtilization": 50.0, "gpus": [{"index": 0, "uuid": f"GPU-{node}", "node": node}]}
+
+
+def test_changes_pass_each_nodes_samples_at_a_pace_that_keeps_sixteen_a_second() -> None:
+    from jobwatch.server.core.event_view import SAMPLES_PER_SECOND
+
+    view = EventView(changes_only=True)
+    view.apply(progress(1), 0.0)
+    nodes = [f"n{i}" for i in range(SAMPLES_PER_SECOND * 4)]  # 64 nodes: one each 4 s
+    sent = [
+        t
+        for t in range(0, 8)
+        for node in nodes
+        if view.apply(progress(1, metrics=node_sample(node)), t + nodes.index(node) / len(nodes))
+        and node == "n5"
+    ]
+    assert sent == [0, 4]  # n5's samples at 0 s and 4 s; the others' in between go too
+    few = EventView(changes_only=True)  # 16 nodes or fewer: every sample
+    assert all(
+        few.apply(progress(1, metrics=node_sample(f"n{i % 4}")), float(i // 4)) for i in range(12)
+    )
+    single = EventView(changes_only=True)  # one worker's samples name no node: every one
+    assert all(single.apply(progress(1, metrics={"gpuUtilization": 1.0}), t / 10) for t in range(5))
