@@ -336,14 +336,18 @@ def kernel_cpu(url: str, job_id: str, seconds: float, every_line: bool = False) 
     every rank's lines picked; ``(first window, that one or None)``."""
     with monitor_kernel(url, job_id) as (kernel, pid):
         time.sleep(3.0)  # the first renders and the workers' first read settle
-        counter = IopubCounter(kernel.client)
+        counter = IopubCounter(kernel.client)  # it reads iopub: no cell runs meanwhile
         try:
             first = kernel_window(pid, counter, seconds)
-            if not every_line:
-                return first, None
-            cell = kernel.run("monitor.view.logs.rank_filter = None")  # as the page sets it
-            assert cell.error() is None, cell.error()
-            time.sleep(3.0)
+        finally:
+            counter.stop()
+        if not every_line:
+            return first, None
+        cell = kernel.run("monitor.view.logs.rank_filter = None")  # as the page sets it
+        assert cell.error() is None, cell.error()
+        time.sleep(3.0)
+        counter = IopubCounter(kernel.client)
+        try:
             return first, kernel_window(pid, counter, seconds)
         finally:
             counter.stop()

@@ -4,7 +4,6 @@ job's own strings shown as text. A picture goes to ``docs/images/monitor-workers
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +20,9 @@ WORLD = NODES * PER_NODE
 EVIL = '<img src=x onerror="window.__pwned=1">'
 
 CELLS = [
-    # 0: a server in the kernel, and 512 ranks reporting twice (each node's GPUs from its
-    # local rank 0; rank 77 slower; node 5's name is markup)
-    "import time, jobwatch\n"
+    # 0: a server in the kernel, and 512 ranks reporting (each node's GPUs from its local
+    # rank 0; node 5's name is markup); ranks 0 and 9 once more
+    "import jobwatch\n"
     "server = jobwatch.serve()\n"
     "client = jobwatch.Client(server.url)\n"
     "client.create_job(job_id='llm', name='llm pretraining')\n"
@@ -36,15 +35,14 @@ CELLS = [
     "             'gpuUtilization': float((node * 7 + g * 13 + step) % 101),\n"
     "             'gpuMemoryUsed': 60000.0, 'gpuMemoryTotal': 81559.0, 'gpuTemperature': 64.0,\n"
     "             'powerUsage': 550.0} for g in range(PER_NODE)]\n"
-    "    slow = 0.4 if rank == 77 else 1.0\n"
-    "    client.report_progress('llm', f'{node_name(node)}/{rank}', 10 + 5 * step * slow,\n"
+    "    client.report_progress('llm', f'{node_name(node)}/{rank}', 10 + 5 * step,\n"
     "        f'epoch 1, step {step}', metrics={'gpus': gpus} if local == 0 else None,\n"
     "        logs=[{'level': 'info', 'message': f'rank {rank} step {step}'}],\n"
     "        rank=rank, world_size=NODES * PER_NODE, local_rank=local, node=node_name(node))\n"
-    "for step in (0, 1):\n"
-    "    for rank in range(NODES * PER_NODE):\n"
-    "        report(rank, step)\n"
-    "    time.sleep(1)",
+    "for rank in range(NODES * PER_NODE):\n"
+    "    report(rank, 0)\n"
+    "report(0, 1)\n"
+    "report(9, 1)",
     # 1: the monitor
     "monitor = jobwatch.JobMonitor('llm', url=server.url)\nmonitor",
     # 2: rank 0 and rank 9 log once more
@@ -62,8 +60,9 @@ def test_a_distributed_jobs_monitor_shows_every_node_and_rank(open_notebook: Any
     expect(panel.locator(".jobwatch-worker")).to_have_count(WORLD, timeout=20_000)
     expect(panel.locator(".jobwatch-heat-node")).to_have_count(NODES, timeout=20_000)
     expect(panel.locator(".jobwatch-heat-cell")).to_have_count(WORLD)
-    summary = rf"^{WORLD} of {WORLD} ranks on {NODES} nodes( · 1 straggler)?$"  # rank 77
-    expect(panel.locator(".jobwatch-workers-summary")).to_have_text(re.compile(summary))
+    expect(panel.locator(".jobwatch-workers-summary")).to_have_text(
+        f"{WORLD} of {WORLD} ranks on {NODES} nodes"
+    )
     # the job's strings are text
     expect(panel.locator(".jobwatch-heat-label").first).to_have_text(EVIL)  # "<" sorts first
     expect(panel.locator(".jobwatch-worker").nth(5 * PER_NODE).locator("td").first).to_have_text(
@@ -96,7 +95,7 @@ def test_a_distributed_jobs_monitor_shows_every_node_and_rank(open_notebook: Any
     rank.fill("")
     rank.press("Enter")
     logs.locator(".jobwatch-log-node").select_option(EVIL)
-    expect(where).to_have_count(PER_NODE * 2)
+    expect(where).to_have_count(PER_NODE)
     expect(where.first).to_have_text(f"{EVIL}/40")
     assert page.evaluate("() => window.__pwned") is None
 
