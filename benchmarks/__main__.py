@@ -9,6 +9,7 @@ from benchmarks import (
     attacks,
     capture,
     costs,
+    distributed,
     dom_latency,
     fanout,
     fleet,
@@ -56,6 +57,7 @@ SUITES = {
     "peers": peers.run,
     "latency": log_latency.run,
     "dom-latency": dom_latency.run,
+    "distributed": distributed.run,
 }
 
 

@@ -27,9 +27,11 @@ from jobwatch.contract.basics import JOB_STATUSES
 from jobwatch.errors import APIError, ConnectionError, MissingExtra
 from jobwatch.extras import require
 from jobwatch.server.storage.files import default_db_path
+from jobwatch.view.log_filter import LogFilter
 from jobwatch.view.terminal_safe import clean
 
 if TYPE_CHECKING:
+    from jobwatch.client.rest import Client
     from jobwatch.contract.answers import Job
 
 EXIT_API_ERROR = 1
@@ -67,6 +69,40 @@ _days = _bounded("days", float, 0, 1e6)
 _seconds = _bounded("seconds", float, 0, 60)
 _count = _bounded("count", int, 1, 1000)
 _workers = _bounded("workers", int, 1, 64)
+
+
+def _rank(text: str) -> int:
+    """An argparse type: a rank of a distributed job (:func:`~jobwatch.view.log_filter.parse_rank`)."""
+    from jobwatch.view.log_filter import parse_rank
+
+    try:
+        return parse_rank(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _node(text: str) -> str:
+    """An argparse type: a node of a distributed job (:func:`~jobwatch.view.log_filter.parse_node`)."""
+    from jobwatch.view.log_filter import parse_node
+
+    try:
+        return parse_node(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_log_filter(parser: argparse.ArgumentParser, whose: str) -> None:
+    parser.add_argument(
+        "--rank",
+        type=_rank,
+        help=f"{whose} only the log lines of this rank of a distributed job (0 to worldSize - 1)",
+    )
+    parser.add_argument(
+        "--node",
+        type=_node,
+        help=f"{whose} only the log lines of this node of a distributed job (as its workers "
+        "name it; by default the hostname)",
+    )
 
 
 def _log_line(text: str) -> dict[str, str]:
@@ -206,16 +242,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="wait for a job that does not exist yet (instead of exit 1), e.g. one a worker"
         " is about to create",
     )
+    _add_log_filter(watch, "show")
     top = commands.add_parser(
         "top",
         help="every job live in the terminal (htop style)",
         description="A live table of every job: status, progress, time remaining, cost, GPU, last "
         "update, and the cost of the running jobs and of today. Keys: s sort, r reverse, "
-        "f status filter, / name filter, Enter watch the job, q quit.",
+        "f status filter, / name filter, l rank and node of the log lines, Enter watch the "
+        "job, q quit.",
     )
     top.add_argument("--url", help="server URL (default $JOBWATCH_URL or http://127.0.0.1:8765)")
     top.add_argument("--token", help="bearer token for the server (default $JOBWATCH_TOKEN)")
     top.add_argument("--status", choices=JOB_STATUSES, help="follow only jobs of this status")
+    _add_log_filter(top, "the watch that Enter opens shows")
     costs_command.add_parser(commands)
     sync_command.add_parser(commands)
     tenancy.add_parsers(commands)
@@ -434,9 +473,31 @@ def _watch(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"jobwatch watch: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    shown = LogFilter(args.rank, args.node)
     with client:
-        state = Watcher(client, job_id, wait=args.wait).run()
+        problem = _filter_problem(client, job_id, shown, args.wait)
+        if problem is not None:
+            print(f"jobwatch watch: {clean(problem)}", file=sys.stderr)
+            return EXIT_USAGE
+        state = Watcher(client, job_id, wait=args.wait, log_filter=shown).run()
     return 0 if state.job["status"] == "completed" else EXIT_JOB_FAILED
+
+
+def _filter_problem(client: Client, job_id: str, shown: LogFilter, wait: bool) -> str | None:
+    """Why ``--rank``/``--node`` can show no line of the job (a job that does not exist
+    yet, waited for, is not checked)."""
+    from jobwatch.errors import JobNotFound
+    from jobwatch.view.log_filter import filter_problem
+
+    if not shown.active:
+        return None
+    try:
+        job = client.get_job(job_id)
+    except JobNotFound:
+        if wait:
+            return None
+        raise
+    return filter_problem(job, shown)
 
 
 def _top(args: argparse.Namespace) -> int:
@@ -458,7 +519,7 @@ def _top(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return EXIT_USAGE
-        app = TopApp(client, args.status)
+        app = TopApp(client, args.status, log_filter=LogFilter(args.rank, args.node))
         code = app.run()
     if app.error is not None:
         print(f"jobwatch top: the live stream stopped: {app.error}", file=sys.stderr)

@@ -37,6 +37,7 @@ from jobwatch.contract.answers import (
     ProgressReply,
     Sample,
     ScalarValue,
+    WorkersPage,
 )
 from jobwatch.contract.basics import check_keys
 from jobwatch.errors import ConnectionError, ValidationError, error_from_envelope
@@ -484,13 +485,39 @@ class Client:
         limit: int = 100,
         offset: int = 0,
         before_id: int | None = None,
+        *,
+        rank: int | None = None,
+        node: str | None = None,
     ) -> LogsPage:
         """``{jobId, logs, total, limit, offset}``: log lines oldest first, one
         ``level`` (info, warning, error) or all, ``limit`` 1-1000 from ``offset``;
-        with ``before_id``, the ``limit`` lines just before that line id."""
-        params = {"level": level, "limit": limit, "offset": offset, "beforeId": before_id}
+        with ``before_id``, the ``limit`` lines just before that line id; with
+        ``rank`` and/or ``node``, only the lines of that rank or node of a
+        distributed job (``total`` counts only those)."""
+        params = {
+            "level": level,
+            "limit": limit,
+            "offset": offset,
+            "beforeId": before_id,
+            "rank": rank,
+            "node": node,
+        }
         answer = self.request("GET", f"/api/jobs/{_path(job_id)}/logs", params=params)
         return cast(LogsPage, self._dict(answer))
+
+    def workers(self, job_id: str) -> WorkersPage:
+        """``{jobId, worldSize, workers}``: the job's workers by rank (each ``{workerId,
+        node, rank, localRank, status, lastUpdateAt, progress, currentOperation, rate,
+        straggler, ...}``); a job of one worker lists that worker (docs/api.md
+        "Distributed jobs").
+
+        Raises
+        ------
+        JobNotFound
+            No such job (404).
+        """
+        answer = self.request("GET", f"/api/jobs/{_path(job_id)}/workers")
+        return cast(WorkersPage, self._dict(answer))
 
     def subscribe(
         self,
@@ -499,6 +526,9 @@ class Client:
         *,
         on_state: Callable[[str], None] | None = None,
         idle_timeout: float = 60.0,
+        log_rank: int | None = None,
+        log_node: str | None = None,
+        progress: str = "all",
     ) -> Subscription:
         """Follow a job's events over the WebSocket.
 
@@ -515,6 +545,16 @@ class Client:
         idle_timeout:
             Seconds of silence (the server pings every 25 s) before the
             connection is replaced.
+        log_rank, log_node:
+            Only the log lines of this rank and/or node of a distributed job in
+            ``JOB_LOGS`` (the server leaves out the others, and an event left
+            without a line); change them later with :meth:`Subscription.change_view`.
+        progress:
+            ``"changes"``: only the ``JOB_PROGRESS`` events that carry a GPU sample
+            or training metrics, change the status, progress or operation, or come
+            a second after the last one (a distributed job's other ranks repeat
+            rank 0's figures); ``"all"`` (default): every one. See docs/api.md
+            "Streaming".
 
         Returns
         -------
@@ -529,7 +569,7 @@ class Client:
         jobwatch.errors.JobNotFound
             While iterating, if the server does not know the job.
         """
-        return Subscription(
+        subscription = Subscription(
             self.ws_url,
             job_id,
             since=since,
@@ -537,6 +577,8 @@ class Client:
             on_state=on_state,
             idle_timeout=idle_timeout,
         )
+        subscription.change_view(log_rank=log_rank, log_node=log_node, progress=progress)
+        return subscription
 
     def subscribe_jobs(
         self,

@@ -296,16 +296,54 @@ class Subscription(_Resuming[JobEvent]):
         retried with backoff, like a lost connection.
     """
 
+    _view: dict[str, Any] = {}  # a default: replaced by change_view, never changed in place
+
+    def change_view(
+        self, *, log_rank: int | None = None, log_node: str | None = None, progress: str = "all"
+    ) -> None:
+        """Ask for another view of the job (docs/api.md "Streaming"): only the log lines
+        of ``log_rank`` and/or ``log_node``, and with ``progress="changes"`` only the
+        progress events that change what a viewer shows. From any thread: on a live
+        connection the job is subscribed again at once, from the last ``seq``
+        delivered, and the server replays what came since through the new view
+        (nothing is missed, nothing delivered twice).
+
+        Raises
+        ------
+        ValueError
+            ``progress`` is neither ``"all"`` nor ``"changes"``.
+        """
+        if progress not in ("all", "changes"):
+            raise ValueError(f"progress must be 'all' or 'changes', got {progress!r}")
+        view: dict[str, Any] = {}
+        logs = {k: v for k, v in (("rank", log_rank), ("node", log_node)) if v is not None}
+        if logs:
+            view["logs"] = logs
+        if progress != "all":
+            view["progress"] = progress
+        with self._lock:
+            if view == self._view:
+                return
+            self._view = view
+            ws = self._ws
+            if ws is None or not ws.connected:
+                return  # the next connection asks for it
+            request = self._request()
+        with contextlib.suppress(websocket.WebSocketException, OSError):
+            ws.send(json.dumps(request))  # a lost connection resubscribes with the view
+
     def _subscribed(self, answer: dict[str, Any]) -> None:
         """Take the ``subscribed`` answer: a first connection starts after its ``seq``."""
         if self.last_seq is None:
             self.last_seq = int(answer.get("seq", 0))
 
     def _request(self) -> dict[str, Any]:
-        """The subscribe message sent on each connection (with ``since`` on a resume)."""
+        """The subscribe message sent on each connection (with ``since`` on a resume, and
+        the view asked for)."""
         request: dict[str, Any] = {"type": "subscribe:job", "subscriptionId": self.job_id}
         if self.last_seq is not None:
             request["since"] = self.last_seq
+        request.update(self._view)
         return request
 
     def _accept(self, message: dict[str, Any]) -> JobEvent | None:

@@ -62,6 +62,8 @@ __all__ = [
     "StalledData",
     "StalledEvent",
     "Unpriced",
+    "Worker",
+    "WorkersPage",
 ]
 
 JobStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
@@ -298,6 +300,35 @@ class LogsPage(TypedDict):
     total: int
     limit: int
     offset: int
+
+
+class Worker(TypedDict):
+    """One worker of a job (``GET /workers``): a rank of a distributed job, or the job's
+    one worker (``rank`` ``None``). ``status``: running, silent, left or finished;
+    ``rate`` its smoothed progress rate in percent per second."""
+
+    workerId: str
+    node: str
+    rank: int | None
+    localRank: int | None
+    status: Literal["running", "silent", "left", "finished"]
+    firstUpdateAt: str | None
+    lastUpdateAt: str | None
+    progress: float
+    currentOperation: str | None
+    rate: float | None
+    straggler: bool
+    pricePerHour: float | None
+    cost: float | None
+
+
+class WorkersPage(TypedDict):
+    """``GET /workers``: the job's workers by rank, and its ``worldSize`` (``None``: a job
+    of one worker)."""
+
+    jobId: str
+    worldSize: int | None
+    workers: list[Worker]
 
 
 # -- the stream of one job (subscribe:job) ----------------------------------------

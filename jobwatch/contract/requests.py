@@ -797,8 +797,20 @@ def parse_query(model: type[_Model], args: dict[str, str]) -> _Model:
         raise _as_validation_error(exc, "query parameter") from None
 
 
+class LogLinesView(BaseModel):
+    """The log lines a subscriber of a distributed job wants: one rank's and/or one
+    node's (``{}``: every line)."""
+
+    model_config = _Strict
+
+    rank: Annotated[int, Field(ge=0, le=MAX_WORLD_SIZE - 1, strict=True)] | None = None
+    node: Annotated[str, Field(min_length=1, max_length=MAX_TEXT), NoNul] | None = None
+
+
 class SubscribeMessage(BaseModel):
-    """``{"type": "subscribe:job", "subscriptionId": jobId, "since"?: seq}``."""
+    """``{"type": "subscribe:job", "subscriptionId": jobId, "since"?: seq, "logs"?: {rank?,
+    node?}, "progress"?: "all" | "changes"}``; ``logs`` and ``progress`` are an extension
+    (docs/api.md "Streaming")."""
 
     model_config = _Strict
 
@@ -807,6 +819,18 @@ class SubscribeMessage(BaseModel):
         alias="subscriptionId"
     )
     since: Annotated[int, Field(ge=0, le=MAX_ID)] | None = None
+    logs: LogLinesView | None = Field(
+        None,
+        description="Only the log lines of this rank and/or node in JOB_LOGS (an event "
+        "left without a line is not sent); absent: every line.",
+    )
+    progress: Literal["all", "changes"] = Field(
+        "all",
+        description='"changes": a JOB_PROGRESS event only when it carries a GPU sample or '
+        "training metrics, changes the status, progress or operation, or a second after "
+        "the last one sent (the other ranks of a distributed job repeat rank 0's figures); "
+        '"all" (default): every one.',
+    )
 
 
 class UnsubscribeMessage(BaseModel):

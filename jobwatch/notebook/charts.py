@@ -2,7 +2,7 @@
 
 Three figures: utilization (%) with temperature (Celsius, dashed, right
 axis); memory used against total (GiB, total dashed); power (W). One line
-per GPU when the job reports several. Times are sent as UTC ``datetime64``;
+per GPU when the job reports several (up to :data:`MAX_GPU_LINES`). Times are sent as UTC ``datetime64``;
 bqplot's ``DateScale`` draws them in the viewer's local time zone. Missing
 values are NaN, which bqplot draws as gaps.
 
@@ -25,6 +25,10 @@ from jobwatch.view.state import MonitorState
 
 METRICS = ("gpuUtilization", "gpuTemperature", "gpuMemoryUsed", "gpuMemoryTotal", "powerUsage")
 """The metrics drawn, in the order of :meth:`Charts.marks`."""
+
+MAX_GPU_LINES = 16
+"""Most GPUs drawn as lines of their own; a job with more (several nodes) is drawn as one
+``"all GPUs"`` line, and the workers panel's heat strip shows each GPU (as the job page)."""
 
 FIGURE_LAYOUT = {"width": "33%", "min_width": "260px", "height": "240px"}
 MARGIN = {"top": 40, "bottom": 35, "left": 50, "right": 50}
@@ -105,7 +109,7 @@ class Charts:
 
     def update(self, state: MonitorState, window: float | None) -> None:
         """Redraw every line from ``state`` over the last ``window`` seconds (``None``: all)."""
-        x, labels, values = self._columns.table(state, window)
+        x, labels, values = self._columns.table(state, window, MAX_GPU_LINES)
         x, values = min_max(x, values.reshape(-1, x.shape[0]), CHART_POINTS)  # every line at once
         values = values.reshape(len(METRICS), len(labels), -1)
         times = (x * 1000).astype("datetime64[ms]")

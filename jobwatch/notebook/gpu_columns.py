@@ -34,18 +34,29 @@ ALL_GPUS = "all GPUs"
 
 
 class _Row:
-    """One sample as arrays: its GPUs' keys (in display order), their values and the flat values."""
+    """One sample as arrays: its GPUs' keys (in display order), their values and the flat
+    values. The per-GPU values are converted when first drawn: a job of many nodes is
+    drawn from the flat values alone."""
 
-    __slots__ = ("flat", "keys", "sample", "values")
+    __slots__ = ("_values", "flat", "keys", "metrics", "sample")
 
     def __init__(self, sample: Sample, metrics: Sequence[str], per_gpu: bool = True) -> None:
         self.sample = sample  # held, so that its id is not reused while cached
+        self.metrics = metrics
         self.keys = tuple(gpu_lines((sample,))) if per_gpu else ()
-        self.values = np.array(
-            [[_value(sample.gpus[key].get(m)) for key in self.keys] for m in metrics],
-            dtype=float,
-        ).reshape(len(metrics), len(self.keys))
+        self._values: Any = None
         self.flat = np.array([[_value(sample.flat.get(m))] for m in metrics], dtype=float)
+
+    @property
+    def values(self) -> Any:
+        """The GPUs' values, ``(metrics, gpus)``."""
+        if self._values is None:
+            gpus, metrics = self.sample.gpus, self.metrics
+            self._values = np.array(
+                [[_value(gpus[key].get(m)) for key in self.keys] for m in metrics],
+                dtype=float,
+            ).reshape(len(metrics), len(self.keys))
+        return self._values
 
 
 class GpuColumns:
@@ -68,18 +79,27 @@ class GpuColumns:
         """The state's samples at the last table, oldest first, as rows; the arrays below match."""
         self._x = np.empty(0)
         self._label_sets: dict[tuple[str, ...], int] = {}
+        self._label_keys: list[tuple[str, ...]] = []
+        """The GPU keys of each number of :attr:`_label_sets`."""
         self._label_ids = np.empty(0, dtype=np.int64)
         """Per row, a number for its GPU keys (the same keys, the same number)."""
+        self._flat = np.empty((len(self.metrics), 0))
+        """Every row's flat values side by side, ``(metrics, rows)``."""
         self._stack: Any = None
         """Every row's values stacked, ``(metrics, gpus, rows)``, while all have the same GPU keys."""
 
-    def table(self, state: MonitorState, window: float | None) -> tuple[Any, list[str], Any]:
+    def table(
+        self, state: MonitorState, window: float | None, most_lines: int | None = None
+    ) -> tuple[Any, list[str], Any]:
         """``(x, labels, values)`` over the last ``window`` seconds (``None``: all kept).
 
         ``x`` is the sample times (s since the epoch, shape ``(n,)``); ``values`` has
         shape ``(metrics, lines, n)``, NaN where a value is missing. The lines and
         their labels are those of ``state.series(metric, window)``: one per GPU when
-        the samples carry per-GPU detail, else one ``"all GPUs"`` line.
+        the samples carry per-GPU detail, else one ``"all GPUs"`` line. When the
+        window holds more than ``most_lines`` GPUs (a job of many nodes) it is one
+        ``"all GPUs"`` line of the samples' flat fields too (each sample's mean,
+        sum or hottest of its GPUs; docs/api.md "metrics").
         """
         self._follow(state.samples)
         start = 0
@@ -90,6 +110,8 @@ class GpuColumns:
         x, rows, ids = self._x[start:], self._rows[start:], self._label_ids[start:]
         if not rows:
             return x, [ALL_GPUS], np.empty((len(self.metrics), 1, 0))
+        if most_lines is not None and self._gpu_count(ids) > most_lines:
+            return x, [ALL_GPUS], self._flat[:, None, start:]
         if ids.min() == ids.max():  # the same GPUs in every sample of the window
             values = self._stack[..., start:] if self._stack is not None else _stacked(rows)
             # the newest sample numbers the GPUs, as in MonitorState.series
@@ -102,6 +124,13 @@ class GpuColumns:
             if row.keys:
                 values[:, [where[key] for key in row.keys], column] = row.values
         return x, list(lines.values()), values
+
+    def _gpu_count(self, ids: Any) -> int:
+        """How many distinct GPUs the rows of these label-set numbers show."""
+        sets = np.unique(ids)
+        if len(sets) == 1:
+            return len(self._label_keys[int(sets[0])])
+        return len({key for number in sets for key in self._label_keys[int(number)]})
 
     def _follow(self, samples: deque[Sample]) -> None:
         """Make the rows match ``samples``, converting only the samples not seen before.
@@ -137,6 +166,7 @@ class GpuColumns:
         self._rows = rows
         self._x = np.array([row.sample.ts for row in rows], dtype=float)
         self._label_ids = np.array([self._label_id(row) for row in rows], dtype=np.int64)
+        self._flat = _flats(rows, len(self.metrics))
         uniform = len(rows) > 0 and self._label_ids.min() == self._label_ids.max()
         self._stack = _stacked(rows) if uniform else None
 
@@ -150,6 +180,7 @@ class GpuColumns:
         self._x = np.concatenate([self._x[drop:], [sample.ts for sample in fresh]])
         kept_ids = self._label_ids[drop:]
         self._label_ids = np.concatenate([kept_ids, ids])
+        self._flat = np.concatenate([self._flat[:, drop:], _flats(rows, len(self.metrics))], axis=1)
         all_ids = self._label_ids
         if len(all_ids) == 0 or all_ids.min() != all_ids.max():
             self._stack = None
@@ -160,7 +191,17 @@ class GpuColumns:
             self._stack = _stacked(self._rows)
 
     def _label_id(self, row: _Row) -> int:
-        return self._label_sets.setdefault(row.keys, len(self._label_sets))
+        number = self._label_sets.setdefault(row.keys, len(self._label_sets))
+        if number == len(self._label_keys):
+            self._label_keys.append(row.keys)
+        return number
+
+
+def _flats(rows: list[_Row], metrics: int) -> Any:
+    """The rows' flat values side by side: ``(metrics, n)``."""
+    if not rows:
+        return np.empty((metrics, 0))
+    return np.concatenate([row.flat for row in rows], axis=1)
 
 
 def _stacked(rows: list[_Row]) -> Any:

@@ -20,6 +20,12 @@ Python feeds it with :meth:`LogView.append` (live lines) and
 :meth:`LogView.prepend` (older lines fetched on demand). The page asks for
 older lines with the custom message ``{"type": "load_older", "before_id": id}``,
 which goes to the callbacks registered with :meth:`LogView.on_load_older`.
+
+A distributed job's view also filters by rank and node (:attr:`LogView.rank_filter`,
+:attr:`LogView.node_filter`, set from the page): :meth:`LogView.append` then keeps
+only the lines of that rank or node, and the callbacks registered with
+:meth:`LogView.on_filter` load that rank's or node's history (``GET /logs?rank=&node=``)
+and hand it to :meth:`LogView.show_filtered`.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ import traitlets
 
 from jobwatch.contract.basics import LOG_LEVELS
 from jobwatch.view.ansi import spans, spans_to_wire
+from jobwatch.view.log_filter import LogFilter
 
 __all__ = ["DEFAULT_MAX_LINES", "LEVEL_FILTERS", "LogView"]
 
@@ -52,6 +59,8 @@ _STATIC = Path(__file__).parent / "static"
 
 LoadOlderCallback = Callable[[int], None]
 """Called with the id of the oldest line held."""
+FilterCallback = Callable[[LogFilter], None]
+"""Called with the rank and node filter the person picked."""
 
 
 class LogView(anywidget.AnyWidget):
@@ -112,10 +121,33 @@ class LogView(anywidget.AnyWidget):
         False,
         help="Whether older lines have been asked for and not yet arrived.",
     ).tag(sync=True)
+    world_size = traitlets.Int(
+        None,
+        allow_none=True,
+        help="A distributed job's ranks (count), which shows the rank and node filter; "
+        "None for a job of one worker.",
+    ).tag(sync=True)
+    nodes = traitlets.List(
+        traitlets.Unicode(),
+        help="The distributed job's nodes, offered by the node filter.",
+    ).tag(sync=True)
+    rank_filter = traitlets.Int(
+        None,
+        allow_none=True,
+        min=0,
+        help="Only this rank's lines (0 to world_size - 1); None: every rank's.",
+    ).tag(sync=True)
+    node_filter = traitlets.Unicode(
+        None,
+        allow_none=True,
+        help="Only this node's lines; None: every node's.",
+    ).tag(sync=True)
 
     def __init__(self, **kwargs: Any) -> None:
         self._lock = threading.RLock()  # the renderer thread appends; the kernel thread reads
         self._shown = False
+        self._filter_callbacks: list[FilterCallback] = []
+        self._counted_through: int | None = None  # see show_filtered
         super().__init__(_key=uuid.uuid4().hex, **kwargs)
         self._load_older_callbacks: list[LoadOlderCallback] = []
         self.on_msg(self._on_custom_msg)
@@ -148,6 +180,78 @@ class LogView(anywidget.AnyWidget):
                 f"unknown level_filter {value!r}; allowed: {', '.join(LEVEL_FILTERS)}"
             )
         return str(value)
+
+    @property
+    def filter(self) -> LogFilter:
+        """The rank and node whose lines are held (both ``None``: every line)."""
+        return LogFilter(self.rank_filter, self.node_filter)
+
+    @property
+    def counts_itself(self) -> bool:
+        """Whether :attr:`total` is the server's count of the lines the filter shows, kept
+        up by :meth:`append` (from the first :meth:`show_filtered` on); before, the
+        owner sets it."""
+        return self._counted_through is not None
+
+    @traitlets.validate("node_filter")
+    def _check_node_filter(self, proposal: Mapping[str, Any]) -> str | None:
+        value = proposal["value"]
+        if value is not None and (not isinstance(value, str) or not value):
+            raise traitlets.TraitError(f"node_filter must be a node's name or None, got {value!r}")
+        return value
+
+    @traitlets.observe("rank_filter", "node_filter")
+    def _filter_changed(self, _change: Mapping[str, Any]) -> None:
+        for callback in list(self._filter_callbacks):
+            callback(self.filter)
+
+    def on_filter(self, callback: FilterCallback, remove: bool = False) -> None:
+        """Register (or, with ``remove=True``, unregister) a handler of a new rank or node
+        filter: it gets the :class:`~jobwatch.view.log_filter.LogFilter`, loads the
+        newest lines it shows (``GET /logs?rank=&node=``) and hands them to
+        :meth:`show_filtered`, perhaps later and from another thread."""
+        if remove:
+            if callback in self._filter_callbacks:
+                self._filter_callbacks.remove(callback)
+        else:
+            self._filter_callbacks.append(callback)
+
+    def show_filtered(
+        self, lines: Iterable[Mapping[str, Any]], *, total: int, has_older: bool
+    ) -> None:
+        """Hold only ``lines``, the newest of the lines the filter shows, and count from
+        the server's ``total`` of them on.
+
+        Live lines appended since the filter changed (they match it: :meth:`append`
+        keeps only those) stay, merged by id; the ones newer than ``lines`` are added
+        to ``total``, and so is every matching line appended from now on.
+
+        Parameters
+        ----------
+        lines:
+            ``GET /logs`` lines of the filter, the newest page, oldest first.
+        total:
+            That answer's ``total``: how many lines the filter shows on the server.
+        has_older:
+            Whether the server holds older ones.
+
+        Raises
+        ------
+        ValueError
+            As :meth:`append`; nothing changes then.
+        """
+        with self._lock:
+            checked = [_checked_line(index, line) for index, line in enumerate(lines)]
+            newest = max((line["id"] for line in checked), default=-1)
+            live = [line for line in self.lines if line["id"] > newest]
+            merged = [_drawn(line) for line in checked if self.filter.matches(line)]
+            kept = sorted([*merged, *live], key=lambda line: int(line["id"]))[-self.max_lines :]
+            with self.hold_sync():
+                self._replace(kept, None)
+                self.total = total + len(live)
+                self._counted_through = max([newest, *(line["id"] for line in live)])
+                self.has_older = has_older and len(kept) < self.max_lines
+                self.loading = False
 
     @traitlets.validate("lines")
     def _check_lines(self, proposal: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -191,6 +295,9 @@ class LogView(anywidget.AnyWidget):
             nothing is added then.
         """
         with self._lock:
+            shown = self.filter
+            if shown.active:
+                lines = [line for line in lines if shown.matches(line)]
             merged, fresh = self._merge(lines)
             if not fresh:
                 return
@@ -198,6 +305,11 @@ class LogView(anywidget.AnyWidget):
                 self._replace(merged[-self.max_lines :], fresh)
                 if len(self.lines) >= self.max_lines:
                     self.has_older = False
+                if self._counted_through is not None:
+                    newer = [line["id"] for line in fresh if line["id"] > self._counted_through]
+                    if newer:
+                        self.total += len(newer)
+                        self._counted_through = max(newer)
 
     def prepend(self, lines: Iterable[Mapping[str, Any]], has_older: bool) -> None:
         """Add older lines fetched on demand, and say whether still older ones exist.

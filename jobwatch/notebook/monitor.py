@@ -40,6 +40,7 @@ from jobwatch.contract.answers import LogLine
 from jobwatch.extras import install_hint
 from jobwatch.notebook.view import TIME_RANGES, MonitorView
 from jobwatch.view.follow import HistoryLoaded, JobFollower
+from jobwatch.view.log_filter import LogFilter
 from jobwatch.view.state import MAX_SCALAR_POINTS, SCALAR_AXES, MonitorState
 
 __all__ = ["JobMonitor", "MonitorView"]
@@ -63,9 +64,15 @@ HISTORY_POINTS = 500
 """``maxPoints`` asked for when the time range changes."""
 ALL_HISTORY = 30 * 24 * 3600.0
 """What "all" asks the server for: its longest window (30 days)."""
+WORKERS_INTERVAL = 3.0
+"""Seconds between two reads of a distributed job's ``/workers`` while it runs (and at
+once after a worker alert), as the job page; a job of one worker is never read."""
 SNAPSHOT_INTERVAL = 5.0
 """Seconds between two updates of the static snapshot while the job runs (each
 re-renders a few KB of HTML in the front-end; the job's end updates it at once)."""
+
+NEWEST = 2**62
+"""``beforeId`` that asks ``GET /logs`` for the newest lines (beyond any line id)."""
 
 _live: dict[tuple[str, str], weakref.ref[JobMonitor]] = {}
 """(server URL, job id) -> the monitor following that job in this process."""
@@ -158,6 +165,8 @@ class JobMonitor:
             load_scalars=True,
             scalar_points=SCALAR_HISTORY_POINTS,
             offline_after=OFFLINE_AFTER,
+            workers_interval=WORKERS_INTERVAL,
+            distributed_view=True,
             name="jobwatch-monitor",
         )
         self.state = self._follower.state
@@ -208,7 +217,10 @@ class JobMonitor:
         for _ in range(3):
             try:
                 return snapshot_bundle(
-                    self.state, self._follower.connection(), marker=self.snapshot_marker
+                    self.state,
+                    self._follower.connection(),
+                    marker=self.snapshot_marker,
+                    heat=self._heat_drawn(),
                 )
             except RuntimeError:  # the renderer changed a deque while it was read: again
                 continue
@@ -228,12 +240,20 @@ class JobMonitor:
                 not final and now - self._snapshot_at < SNAPSHOT_INTERVAL
             ):
                 return
-        bundle = snapshot_bundle(state, connection, marker=self.snapshot_marker)
+        bundle = snapshot_bundle(
+            state, connection, marker=self.snapshot_marker, heat=self._heat_drawn()
+        )
         with self._snapshot_lock:
             if bundle == self._snapshot_shown:
                 return
             self._snapshot_shown, self._snapshot_at = bundle, now
         update_display(bundle, raw=True, display_id=self.snapshot_marker)  # type: ignore[no-untyped-call]
+
+    def _heat_drawn(self) -> Any:
+        """The GPUs by node the workers panel drew last (``None``: none drawn, the
+        snapshot reads them from the state)."""
+        workers = getattr(self.view, "workers", None)
+        return workers.heat_nodes if workers is not None and workers.heat_nodes else None
 
     @property
     def widget(self) -> Any:
@@ -300,16 +320,35 @@ class JobMonitor:
         from jobwatch.notebook.logview import LogView
 
         view: LogView = self.view.logs
-        before = before_id if before_id is not None else 2**62  # empty view: the newest lines
+        before = before_id if before_id is not None else NEWEST  # empty view: the newest lines
         try:
             older = _lines_before(
-                self.client, self.job_id, before, view.max_lines - len(view.lines)
+                self.client, self.job_id, before, view.max_lines - len(view.lines), view.filter
             )
         except Exception as exc:
             log.warning("jobwatch: could not load older log lines: %s", exc)
             view.loading = False  # the button works again for a retry
             return
         view.prepend(older[0], has_older=older[1])
+
+    def _show_filter(self, shown: LogFilter) -> None:
+        """The person picked a rank or node (or all again): the newest lines it shows,
+        from the server, replace those held (live ones that came meanwhile stay)."""
+        from jobwatch.notebook.logview import LogView
+
+        view: LogView = self.view.logs
+        view.clear()
+        view.loading = True
+        self._follower.change_view(log_filter=shown)  # the server sends only those lines
+        limit = min(view.max_lines, 1000)
+        try:
+            page = self.client.logs(self.job_id, limit=limit, before_id=NEWEST, **shown.params())
+        except Exception as exc:
+            log.warning("jobwatch: could not load the log lines of %s: %s", shown.describe(), exc)
+            view.loading = False
+            return
+        lines = list(page["logs"])
+        view.show_filtered(lines, total=page["total"], has_older=page["total"] > len(lines))
 
 
 class _HeldView:
@@ -350,20 +389,21 @@ def _forget_live(monitor: JobMonitor) -> None:
 
 
 def _lines_before(
-    client: Client, job_id: str, before_id: int, room: int
+    client: Client, job_id: str, before_id: int, room: int, shown: LogFilter
 ) -> tuple[list[LogLine], bool]:
-    """Up to ``room`` (at most 1000) log lines older than ``before_id``, and whether
-    still older ones exist."""
+    """Up to ``room`` (at most 1000) log lines older than ``before_id`` that ``shown``
+    keeps, and whether still older ones exist."""
     if room <= 0:
         return [], True
     limit = min(room, 1000)
-    lines = list(client.logs(job_id, limit=limit, before_id=before_id)["logs"])
+    page = client.logs(job_id, limit=limit, before_id=before_id, **shown.params())
+    lines = list(page["logs"])
     return lines, len(lines) == limit
 
 
 def _make_view(monitor: JobMonitor, time_range: str) -> Any:
     if monitor.widgets:
-        return MonitorView(
+        view = MonitorView(
             monitor._change_range,
             monitor._load_older,
             time_range,
@@ -371,6 +411,8 @@ def _make_view(monitor: JobMonitor, time_range: str) -> Any:
             snapshot_marker=monitor.snapshot_marker,
             x_axis=monitor.x_axis,
         )
+        view.logs.on_filter(monitor._show_filter)
+        return view
     from jobwatch.notebook.text import TextView
 
     return TextView()

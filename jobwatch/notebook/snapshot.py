@@ -4,8 +4,10 @@ A widget lives only as long as its kernel: a notebook reopened later, shown on
 GitHub or nbviewer, or converted by nbconvert, has no live monitor. Beside the
 widget, :class:`~jobwatch.notebook.monitor.JobMonitor` shows this snapshot (a
 display it updates by ``display_id``, never appends to): name, status,
-progress, elapsed, time remaining, cost, the latest GPU and system sample,
-sparklines of GPU, system and training metrics, the job's end and the last log lines. Where the
+progress, elapsed, time remaining, cost, the latest GPU and system sample, a
+distributed job's workers and every node's GPUs
+(:mod:`jobwatch.notebook.snapshot_workers`), sparklines of GPU, system and training
+metrics, the job's end and the last log lines. Where the
 widget is live the page hides the snapshot (see
 :mod:`jobwatch.notebook.snapshot_switch`); elsewhere it is what shows.
 
@@ -19,10 +21,12 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from markupsafe import Markup
 
+from jobwatch.notebook.snapshot_workers import workers_html, workers_text
 from jobwatch.notebook.sparkline import sparkline
 from jobwatch.notebook.view import (
     CONNECTION_STYLE,
@@ -44,6 +48,7 @@ from jobwatch.view.formatting import (
     format_system,
     has_system,
 )
+from jobwatch.view.gpu_heat import GpuHeat, HeatNode
 from jobwatch.view.state import MonitorState
 
 __all__ = ["SNAPSHOT_CLASS", "snapshot_bundle", "snapshot_html", "snapshot_text"]
@@ -91,7 +96,12 @@ _MONO = "var(--jp-code-font-family, ui-monospace, SFMono-Regular, Menlo, monospa
 
 
 def snapshot_bundle(
-    state: MonitorState, connection: str, *, marker: str, now: float | None = None
+    state: MonitorState,
+    connection: str,
+    *,
+    marker: str,
+    now: float | None = None,
+    heat: Sequence[HeatNode] | None = None,
 ) -> dict[str, str]:
     """The snapshot as a display's mime bundle: ``text/html`` and ``text/plain``.
 
@@ -106,15 +116,23 @@ def snapshot_bundle(
         widget hides it (letters, digits, ``-`` and ``_`` only).
     now:
         Seconds since the epoch the snapshot is of (default: the clock).
+    heat:
+        A distributed job's GPUs by node as the live view last drew them
+        (:class:`~jobwatch.view.gpu_heat.GpuHeat`); default: read from the state.
     """
     return {
-        "text/html": snapshot_html(state, connection, marker=marker, now=now),
+        "text/html": snapshot_html(state, connection, marker=marker, now=now, heat=heat),
         "text/plain": snapshot_text(state, connection, now=now),
     }
 
 
 def snapshot_html(
-    state: MonitorState, connection: str, *, marker: str = "", now: float | None = None
+    state: MonitorState,
+    connection: str,
+    *,
+    marker: str = "",
+    now: float | None = None,
+    heat: Sequence[HeatNode] | None = None,
 ) -> str:
     """The snapshot as one self-contained HTML fragment (inline styles and SVG, no script).
 
@@ -157,6 +175,10 @@ def snapshot_html(
     parts.append(
         _html("<div>{}</div>{}", Markup(_latest_gpu(state)), Markup(_latest_system(state)))
     )
+    world_size = state.job.get("worldSize")
+    if isinstance(world_size, int):
+        nodes = GpuHeat().nodes(state) if heat is None else heat
+        parts.append(workers_html(world_size, state.workers, nodes))
     charts = _gpu_charts(state) + _system_charts(state) + _scalar_charts(state)
     if charts:
         parts.append(
@@ -202,6 +224,8 @@ def snapshot_text(state: MonitorState, connection: str, *, now: float | None = N
         lines.insert(1, str(job["currentOperation"]))
     if state.samples and has_system(state.samples[-1].flat):
         lines.append(format_system(state.samples[-1].flat))
+    if isinstance(job.get("worldSize"), int):
+        lines.append(workers_text(job["worldSize"], state.workers))
     if state.finished:
         lines.append(_end_text(job))
     lines += [format_log_line(line) for line in list(state.logs)[-LOG_LINES:]]

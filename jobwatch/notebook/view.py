@@ -30,12 +30,14 @@ from jobwatch.view.formatting import (
     format_percent,
     format_system,
 )
-from jobwatch.view.state import MonitorState
+from jobwatch.view.gpu_heat import node_order
+from jobwatch.view.state import MonitorState, Sample
 
 if TYPE_CHECKING:
     from jobwatch.notebook.charts import Charts
     from jobwatch.notebook.scalar_chart import ScalarChart
     from jobwatch.notebook.system_charts import SystemCharts
+    from jobwatch.notebook.workers import WorkersView
 
 TIME_RANGES: dict[str, float | None] = {"1 min": 60.0, "5 min": 300.0, "1 h": 3600.0, "all": None}
 """The time-range control's choices, in seconds (``None``: all kept samples)."""
@@ -62,6 +64,10 @@ DISCONNECTED = ("reconnecting", "offline")
 """Connection states in which the header adds the time of the last update."""
 NO_GPU = "no GPU metrics reported"
 """Shown in the header until the first GPU sample arrives."""
+FIRST_RANK = 0
+"""The rank whose log lines a distributed job's log view shows first: rank 0, the job's
+voice (what W&B and trackio log by default); the person picks another rank, a node or
+all ranks (every rank's lines: 2,500 a second from 512 ranks logging 5 a second)."""
 CHART_INTERVAL = 1.0
 """Seconds between redraws of the GPU or system charts for new samples (a redraw with 8 GPUs
 is about 50 KB; the header and logs follow the monitor's ``refresh``)."""
@@ -148,6 +154,9 @@ class MonitorView:
             self.kind.observe(lambda _change: redraw(), names="value")
         self.logs = LogView()
         self.logs.on_load_older(on_load_older)
+        # A distributed job's GPUs and ranks, made with its first render that knows the
+        # job has them: a job of one worker keeps the monitor as it was.
+        self.workers: WorkersView | None = None
         row = widgets.Layout(align_items="center", grid_gap="12px")
         self._header = [
             self.banner,
@@ -172,6 +181,7 @@ class MonitorView:
         self._kind_shown: str | None = None
         self._charts_drawn_at = -float("inf")
         self._charts_due = False
+        self._workers_offered = -1
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         self.logs.shown()
@@ -188,6 +198,7 @@ class MonitorView:
             self.title, self.status, self.connection, self.progress, self.percent,
             self.live, self.final, self.banner, self.scalar_latest, self.config, self.logs,
             self.widget,
+            *([self.workers] if self.workers is not None else []),
             *(self.charts.marks() if self.charts is not None else []),
             *(self.system_charts.marks() if self.system_charts is not None else []),
             *(self.scalars.marks() if self.scalars is not None else []),
@@ -239,11 +250,32 @@ class MonitorView:
         )
         self.config.value = _config(job.get("config"))
         self.final.value = _final(job) if state.finished else ""
+        if state.distributed:
+            if self.workers is None:
+                from jobwatch.notebook.workers import WorkersView
+
+                self.workers = WorkersView()
+            self.workers.show(state)
+            self._logs_where(state)
         self._render_charts(state)
         fresh = state.take_new_logs()
         if fresh:
-            self.logs.append(fresh)
-        self.logs.total = max(self.logs.total, state.log_total)
+            self.logs.append(fresh)  # only the lines of its rank and node, when filtered
+        if not self.logs.counts_itself:
+            self.logs.total = max(self.logs.total, state.log_total)
+
+    def _logs_where(self, state: MonitorState) -> None:
+        """Offer the log view's rank and node filter the job's ranks and nodes; the
+        first time, show rank 0's lines (:data:`FIRST_RANK`)."""
+        if state.workers_version == self._workers_offered:
+            return
+        first = self._workers_offered == -1
+        self._workers_offered = state.workers_version
+        self.logs.world_size = state.job.get("worldSize")
+        nodes = {str(worker.get("node")) for worker in state.workers if worker.get("node")}
+        self.logs.nodes = sorted(nodes, key=node_order)
+        if first and self.logs.rank_filter is None and self.logs.node_filter is None:
+            self.logs.rank_filter = FIRST_RANK
 
     @property
     def charts_shown(self) -> bool:
@@ -283,19 +315,20 @@ class MonitorView:
             self._make_charts(gpu, system, metrics)
         chart = self.charts if gpu else self.system_charts if system else None
         both = state.has_gpu and state.has_system
-        shown = (self.charts_shown, self.system_charts_shown, self.scalars_shown)
-        if (gpu, system, metrics) != shown or (self.kind in self.widget.children) != both:
-            # No empty charts: each joins the page with its first value (bqplot cannot
-            # lay out a figure drawn while hidden).
-            self.widget.children = [
-                *self._header,
-                *([self.range] if chart is not None else []),
-                *([self.kind] if chart is not None and both else []),
-                *([chart.widget] if chart is not None else []),
-                *([self.scalars.widget] if self.scalars and metrics else []),
-                self.logs,
-                self.final,
-            ]
+        # No empty charts: each joins the page with its first value (bqplot cannot
+        # lay out a figure drawn while hidden).
+        children = (
+            *self._header,
+            *([self.workers] if self.workers is not None else []),
+            *([self.range] if chart is not None else []),
+            *([self.kind] if chart is not None and both else []),
+            *([chart.widget] if chart is not None else []),
+            *([self.scalars.widget] if self.scalars and metrics else []),
+            self.logs,
+            self.final,
+        )
+        if children != tuple(self.widget.children):
+            self.widget.children = children
         if self.scalars is not None and metrics:
             self.scalars.update(state)
         if chart is None:
@@ -436,8 +469,19 @@ def _latest_gpu(state: MonitorState) -> str:
         hottest,
         format_metric(flat["powerUsage"], " W"),
         total,
-        f" ({len(latest.gpus)} GPUs)" if len(latest.gpus) > 1 else "",
+        _gpus_of(latest),
     )
+
+
+def _gpus_of(sample: Sample) -> str:
+    """`` (8 GPUs)``; `` (8 GPUs of node n3)`` for a node's sample of a distributed job
+    (each node sends its own: the workers panel shows every node's); ``""`` for one GPU
+    of one worker."""
+    count = len(sample.gpus)
+    nodes = set(sample.nodes.values())
+    if len(nodes) == 1:
+        return f" ({count} GPU{'' if count == 1 else 's'} of node {nodes.pop()})"
+    return f" ({count} GPUs)" if count > 1 else ""
 
 
 def _latest_system(state: MonitorState) -> str:

@@ -5,9 +5,10 @@ A :class:`~jobwatch.view.fleet_follow.FleetFollower` keeps a
 stream; the app redraws the table from it at most every ``refresh`` seconds
 (and once a second for what moves by itself: running costs, "updated ... ago").
 Keys: ``s`` next sort column, ``r`` reverse, ``f`` next status filter, ``/``
-filter by name, ``escape`` clear the filters, ``enter`` watch the selected
-job (``jobwatch watch`` in the terminal, back to the table when it ends),
-``q`` quit.
+filter by name, ``l`` the rank and node whose log lines the watches it opens
+show (``rank=0 node=gpu-2``), ``escape`` clear the filters, ``enter`` watch the
+selected job (``jobwatch watch`` in the terminal, back to the table when it
+ends), ``q`` quit.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from jobwatch.view.budget import BUDGET_STYLES, OVER
 from jobwatch.view.fleet import SORT_KEYS
 from jobwatch.view.fleet_follow import FleetFollower
 from jobwatch.view.fleet_text import COLUMNS, cells, format_totals, row_budget_state
+from jobwatch.view.log_filter import LogFilter, parse_filter
+from jobwatch.view.terminal_safe import clean
 
 __all__ = ["TopApp", "watch_in_terminal"]
 
@@ -51,11 +54,16 @@ STATUS_STYLE = {
 """status -> Rich style of its cell (the colours of the notebook's badges)."""
 
 
-def watch_in_terminal(client: Client, job_id: str) -> None:
-    """Run ``jobwatch watch JOB`` on this terminal until the job ends or Ctrl-C, then
-    wait for Enter. The token goes in the child's environment, never on its command line."""
+def watch_in_terminal(client: Client, job_id: str, log_filter: LogFilter) -> None:
+    """Run ``jobwatch watch JOB`` (with ``--rank``/``--node`` of ``log_filter``) on this
+    terminal until the job ends or Ctrl-C, then wait for Enter. The token goes in the
+    child's environment, never on its command line."""
     env = {**os.environ, "JOBWATCH_TOKEN": client.token or ""}
     command = [sys.executable, "-m", "jobwatch", "watch", job_id, "--url", client.url]
+    if log_filter.rank is not None:
+        command += ["--rank", str(log_filter.rank)]
+    if log_filter.node is not None:
+        command += ["--node", log_filter.node]
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends the watch (the child's too)
         subprocess.run(command, env=env, check=False)
     with contextlib.suppress(EOFError, KeyboardInterrupt):
@@ -74,8 +82,10 @@ class TopApp(App[int]):
     refresh:
         Seconds between two redraws when jobs change.
     open_watch:
-        Called with the client and the selected job's id, the terminal handed
-        over (default :func:`watch_in_terminal`).
+        Called with the client, the selected job's id and :attr:`log_filter`, the
+        terminal handed over (default :func:`watch_in_terminal`).
+    log_filter:
+        The rank and node whose log lines the watches it opens show (``l`` changes it).
 
     The app exits with 0 (``q``), or 3 when the stream stopped on an error
     (kept in :attr:`error`).
@@ -85,8 +95,8 @@ class TopApp(App[int]):
     CSS = """
     #totals { height: 1; padding: 0 1; background: $boost; }
     #order { height: 1; padding: 0 1; color: $text-muted; }
-    #name-filter { display: none; }
-    #name-filter.visible { display: block; }
+    #name-filter, #log-filter { display: none; }
+    #name-filter.visible, #log-filter.visible { display: block; }
     DataTable { height: 1fr; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -95,6 +105,7 @@ class TopApp(App[int]):
         Binding("r", "reverse", "Reverse"),
         Binding("f", "next_status", "Status"),
         Binding("slash", "filter_name", "Filter"),
+        Binding("l", "filter_logs", "Rank/node"),
         Binding("escape", "clear_filters", "Clear", show=False),
     ]
 
@@ -104,7 +115,8 @@ class TopApp(App[int]):
         status: str | None = None,
         *,
         refresh: float = REFRESH,
-        open_watch: Callable[[Client, str], None] = watch_in_terminal,
+        open_watch: Callable[[Client, str, LogFilter], None] = watch_in_terminal,
+        log_filter: LogFilter | None = None,
     ) -> None:
         super().__init__()
         self.client = client
@@ -114,8 +126,10 @@ class TopApp(App[int]):
         self.descending = False
         self.status_filter: str | None = None
         self.name_filter = ""
+        self.log_filter = log_filter or LogFilter()
         self.error: Exception | None = None
         self.totals_line = ""
+        self.order_line = ""
         self.follower = FleetFollower(client, status)
         self._order: list[str] = []
         self._drawn_at = 0.0
@@ -129,6 +143,11 @@ class TopApp(App[int]):
             table.add_column(header, key=key)
         yield table
         yield Input(placeholder="filter by name or id, Enter to apply", id="name-filter")
+        yield Input(
+            placeholder="log lines of the jobs you open: rank=N and/or node=NAME, empty for "
+            "all; Enter to apply",
+            id="log-filter",
+        )
         yield Footer()
 
     def on_mount(self) -> None:
@@ -174,7 +193,8 @@ class TopApp(App[int]):
         self._dirty, self._order, self._drawn_at = False, order, now
         self.totals_line = format_totals(totals, follower.connection)
         self.query_one("#totals", Static).update(self.totals_line)
-        self.query_one("#order", Static).update(self._describe_order(len(rows)))
+        self.order_line = self._describe_order(len(rows))
+        self.query_one("#order", Static).update(self.order_line)
         table = self.table
         selected = self.selected_job()
         table.clear()
@@ -205,6 +225,8 @@ class TopApp(App[int]):
         parts = [f"sort: {self.sort} {arrow}", f"status: {self.status_filter or 'all'}"]
         if self.name_filter:
             parts.append(f"name: {self.name_filter!r}")
+        if self.log_filter.active:
+            parts.append(f"log lines of {clean(self.log_filter.describe(), single_line=True)}")
         parts.append(f"{shown} shown")
         return " | ".join(parts)
 
@@ -233,17 +255,34 @@ class TopApp(App[int]):
         field.add_class("visible")
         field.focus()
 
+    def action_filter_logs(self) -> None:
+        """Ask for the rank and node of the log lines of the jobs opened (``l``)."""
+        field = self.query_one("#log-filter", Input)
+        shown = self.log_filter
+        words = [f"rank={shown.rank}"] if shown.rank is not None else []
+        words += [f"node={shown.node}"] if shown.node is not None else []
+        field.value = " ".join(words)
+        field.add_class("visible")
+        field.focus()
+
     def action_clear_filters(self) -> None:
         """Show every job again (``escape``)."""
         self.status_filter, self.name_filter = None, ""
-        field = self.query_one("#name-filter", Input)
-        field.remove_class("visible")
+        for field in self.query(Input):  # the log lines' rank and node stay: not a job filter
+            field.remove_class("visible")
         self.table.focus()
         self._changed_order()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        """Apply the name filter typed."""
-        self.name_filter = event.value.strip()
+        """Apply the name filter, or the log lines' rank and node, typed."""
+        if event.input.id == "log-filter":
+            try:
+                self.log_filter = parse_filter(event.value)
+            except ValueError as exc:  # the field stays open for a correction
+                self.notify(str(exc), severity="error")
+                return
+        else:
+            self.name_filter = event.value.strip()
         event.input.remove_class("visible")
         self.table.focus()
         self._changed_order()
@@ -254,11 +293,11 @@ class TopApp(App[int]):
         if job_id is None:
             return
         if self.is_headless:  # no terminal to hand over (tests)
-            self.open_watch(self.client, job_id)
+            self.open_watch(self.client, job_id, self.log_filter)
         else:
             try:
                 with self.suspend():
-                    self.open_watch(self.client, job_id)
+                    self.open_watch(self.client, job_id, self.log_filter)
             except SuspendNotSupported:
                 self.notify(
                     "this terminal cannot be handed over to jobwatch watch", severity="error"

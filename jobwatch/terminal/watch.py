@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
+from jobwatch.contract.answers import LogLine
 from jobwatch.view.budget import budget_suffix
 from jobwatch.view.fleet_text import format_workers
 from jobwatch.view.follow import JobFollower
@@ -35,6 +36,7 @@ from jobwatch.view.formatting import (
     format_system,
     has_system,
 )
+from jobwatch.view.log_filter import LogFilter
 from jobwatch.view.state import MonitorState
 from jobwatch.view.terminal_safe import clean
 
@@ -45,7 +47,11 @@ _ERASE_LINE_ABOVE = "\x1b[1A\x1b[2K"  # cursor up one line, clear it
 
 
 def render_status(
-    state: MonitorState, *, one_line: bool = False, connection: str | None = None
+    state: MonitorState,
+    *,
+    one_line: bool = False,
+    connection: str | None = None,
+    log_filter: LogFilter | None = None,
 ) -> str:
     """The status block: id, status and connection; progress; time and cost; GPU;
     the newest training metrics when the job logs any.
@@ -60,6 +66,9 @@ def render_status(
         reported, which stands still between updates.
     connection:
         Shown instead of ``state.connection``.
+    log_filter:
+        The rank and node whose log lines are shown, said on the first line
+        (``"log lines of rank 0"``) when set.
     """
     job = state.job
     progress = float(job.get("progress") or 0.0)
@@ -88,6 +97,8 @@ def render_status(
     workers = format_workers(job)
     if workers:
         lines[0] += f"  {workers}"
+    if log_filter is not None and log_filter.active:
+        lines[0] += "  log lines of " + clean(log_filter.describe(), single_line=True)
     if state.alerts:
         alert = state.alerts[-1]
         text = f": {alert['text']}" if alert.get("text") else ""
@@ -147,15 +158,32 @@ class _StatusView:
         Monotonic seconds (tests pass a fake).
     """
 
-    def __init__(self, out: TextIO, *, interval: float, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        out: TextIO,
+        *,
+        interval: float,
+        clock: Callable[[], float],
+        log_filter: LogFilter | None = None,
+    ) -> None:
         self.out = out
         self.interval = interval
         self._clock = clock
+        self.log_filter = log_filter or LogFilter()
         self._last = ""  # the status last shown
         self._shown_at = -math.inf
 
     def _due(self, state: MonitorState, now: float) -> bool:
         return state.finished or now - self._shown_at >= self.interval
+
+    def _new_lines(self, state: MonitorState) -> list[LogLine]:
+        """The new log lines of the rank and node shown."""
+        return [line for line in state.take_new_logs() if self.log_filter.matches(line)]
+
+    def _status(self, state: MonitorState, connection: str | None, one_line: bool) -> str:
+        return render_status(
+            state, one_line=one_line, connection=connection, log_filter=self.log_filter
+        )
 
 
 class PipedView(_StatusView):
@@ -166,17 +194,22 @@ class PipedView(_StatusView):
     """
 
     def __init__(
-        self, out: TextIO, *, interval: float = 1.0, clock: Callable[[], float] = time.monotonic
+        self,
+        out: TextIO,
+        *,
+        interval: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        log_filter: LogFilter | None = None,
     ) -> None:
-        super().__init__(out, interval=interval, clock=clock)
+        super().__init__(out, interval=interval, clock=clock, log_filter=log_filter)
 
     def render(self, state: MonitorState, connection: str | None = None) -> None:
         """Print ``state``'s new log lines, then its status line if it is due and changed.
 
         ``connection`` is shown instead of ``state.connection``.
         """
-        text = "".join(format_log_line(line) + "\n" for line in state.take_new_logs())
-        status = render_status(state, one_line=True, connection=connection)
+        text = "".join(format_log_line(line) + "\n" for line in self._new_lines(state))
+        status = self._status(state, connection, True)
         now = self._clock()
         if status != self._last and self._due(state, now):
             text += status + "\n"
@@ -199,8 +232,9 @@ class TerminalView(_StatusView):
         color: bool,
         interval: float = 0.25,
         clock: Callable[[], float] = time.monotonic,
+        log_filter: LogFilter | None = None,
     ) -> None:
-        super().__init__(out, interval=interval, clock=clock)
+        super().__init__(out, interval=interval, clock=clock, log_filter=log_filter)
         self.color = color
         self._block_lines = 0  # lines of the status block on screen
 
@@ -210,10 +244,10 @@ class TerminalView(_StatusView):
         ``connection`` is shown instead of ``state.connection``.
         """
         now = self._clock()
-        status = render_status(state, connection=connection)
+        status = self._status(state, connection, False)
         if not self._due(state, now) or (status == self._last and not state.new_logs):
             return
-        logs = [format_log_line(line, color=self.color) for line in state.take_new_logs()]
+        logs = [format_log_line(line, color=self.color) for line in self._new_lines(state)]
         # A line wider than the terminal wraps, and the next erase would miss a line.
         columns = shutil.get_terminal_size().columns
         block = [line[: columns - 1] for line in status.splitlines()]
@@ -245,6 +279,9 @@ class Watcher:
         :class:`~jobwatch.errors.JobNotFound`.
     wait_interval:
         Seconds between two looks for that job.
+    log_filter:
+        Show only the log lines of this rank and/or node of a distributed job (the
+        first ``log_tail`` of them read from ``/logs``).
     """
 
     def __init__(
@@ -258,17 +295,21 @@ class Watcher:
         clock: Callable[[], float] = time.monotonic,
         wait: bool = False,
         wait_interval: float = 0.5,
+        log_filter: LogFilter | None = None,
     ) -> None:
         self.client = client
+        self.log_filter = log_filter or LogFilter()
         self.wait = wait
         self.wait_interval = wait_interval
         self.job_id = job_id
         out = out if out is not None else sys.stdout
         tty = out.isatty() if tty is None else tty
         self.view: TerminalView | PipedView = (
-            TerminalView(out, color="NO_COLOR" not in os.environ, clock=clock)
+            TerminalView(
+                out, color="NO_COLOR" not in os.environ, clock=clock, log_filter=self.log_filter
+            )
             if tty
-            else PipedView(out, clock=clock)
+            else PipedView(out, clock=clock, log_filter=self.log_filter)
         )
         self.log_tail = log_tail
         self.state = MonitorState()
@@ -293,10 +334,13 @@ class Watcher:
             wait_interval=self.wait_interval,
             tick=self.view.interval,
             log_tail=self.log_tail,
+            log_filter=self.log_filter,
             raise_errors=True,
             name="jobwatch-watch",
         )
         self.state = follower.state
+        if self.log_filter.active:  # the server sends only those lines
+            follower.change_view(log_filter=self.log_filter)
         follower.run(self.view)
         _write(self.view.out, render_final(self.state) + "\n")
         return self.state

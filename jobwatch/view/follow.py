@@ -26,11 +26,19 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from jobwatch.contract.answers import JobEvent, Monitor, Sample, ScalarValue
+from jobwatch.contract.answers import (
+    JobEvent,
+    LogLine,
+    Monitor,
+    Sample,
+    ScalarValue,
+    WorkersPage,
+)
 from jobwatch.contract.basics import FINISHED_STATUSES
 from jobwatch.errors import ConnectionError, JobNotFound, RetryLater
+from jobwatch.view.log_filter import LogFilter
 from jobwatch.view.render_pace import RenderPace
 from jobwatch.view.state import MonitorState
 
@@ -48,9 +56,18 @@ __all__ = [
     "StreamEnded",
     "StreamEvent",
     "Update",
+    "WorkersLoaded",
 ]
 
 log = logging.getLogger(__name__)
+
+NEWEST = 2**62
+"""``beforeId`` that asks ``GET /logs`` for the newest lines (beyond any line id)."""
+WORKERS_PER_SECOND = 64
+"""Ranks of ``/workers`` a follower reads a second at most, spread over its reads (see
+:meth:`JobFollower._workers_wait`)."""
+WORKER_ALERTS = ("worker_silent", "straggler")
+"""Alert sources that say a worker changed: ``/workers`` is read again at once."""
 
 
 # -- what the reader (and the user's actions) hand the render loop ------------
@@ -100,6 +117,13 @@ class SnapshotHistory:
 
 
 @dataclass(frozen=True)
+class WorkersLoaded:
+    """A ``/workers`` answer: a distributed job's ranks."""
+
+    answer: WorkersPage
+
+
+@dataclass(frozen=True)
 class StreamEnded:
     """The reader has stopped: after the job's end, on :meth:`JobFollower.close`, or on
     ``error``."""
@@ -114,6 +138,7 @@ Update = (
     | ScalarsLoaded
     | HistoryLoaded
     | SnapshotHistory
+    | WorkersLoaded
     | StreamEnded
 )
 """One thing for the render loop to apply to the state."""
@@ -165,9 +190,24 @@ class JobFollower:
         Points per training metric asked of ``/scalars``.
     log_tail:
         Keep only the newest ``log_tail`` of a snapshot's log lines as new (``None``: all).
+    log_filter:
+        With ``log_tail``: the lines a view keeps (one rank or node); the newest
+        ``log_tail`` of those are read from ``/logs`` to start with, since the
+        snapshot's last lines may hold few of them.
     offline_after:
         Seconds of failed reconnection after which the label says ``"offline"``
         (``None``: never).
+    workers_interval:
+        Seconds between two reads of ``/workers`` while a distributed job runs (its
+        ranks' status, progress and rate; at once after a worker alert, and once
+        more at the job's end; a job of more than ``64 x workers_interval`` ranks
+        is read every ranks / 64 seconds), in a thread of its own; ``None``: never read. A job
+        is known to be distributed by its ``worldSize``, or by a log line with a
+        rank or a GPU with a node.
+    distributed_view:
+        Once the job shows it is distributed, ask the server for the progress events
+        that change what a viewer shows only (``progress: "changes"``: the other
+        ranks repeat rank 0's figures); see also :meth:`change_view`.
     raise_errors:
         End :meth:`run` with the stream's or the view's error instead of logging it
         (the stream's: showing the connection ``"offline"`` and carrying on).
@@ -197,7 +237,10 @@ class JobFollower:
         load_scalars: bool = False,
         scalar_points: int = 2_000,
         log_tail: int | None = None,
+        log_filter: LogFilter | None = None,
         offline_after: float | None = None,
+        workers_interval: float | None = None,
+        distributed_view: bool = False,
         raise_errors: bool = False,
         name: str = "jobwatch-follow",
     ) -> None:
@@ -210,7 +253,12 @@ class JobFollower:
         self.load_scalars = load_scalars
         self.scalar_points = scalar_points
         self.log_tail = log_tail
+        self.log_filter = log_filter
         self.offline_after = offline_after
+        self.workers_interval = workers_interval
+        self.distributed_view = distributed_view
+        self._view_logs = LogFilter()  # the log lines asked of the server
+        self._view_changes = False  # progress: "changes" asked of the server
         self.raise_errors = raise_errors
         self.name = name
         self.state = MonitorState()
@@ -230,7 +278,11 @@ class JobFollower:
         self._wait_for_missing = wait
         self._reader: threading.Thread | None = None
         self._loop_thread: threading.Thread | None = None
+        self._workers_thread: threading.Thread | None = None
+        self._distributed = threading.Event()  # /workers is worth reading
+        self._workers_due = threading.Event()  # read /workers now (a worker alert)
         self.waiting = not self._first_snapshot(wait)
+        self._note_distributed()
 
     # -- life cycle ---------------------------------------------------------------
 
@@ -297,6 +349,32 @@ class JobFollower:
             with contextlib.suppress(Exception):  # a kernel may be shutting down
                 self.render_now()
 
+    def change_view(
+        self, *, log_filter: LogFilter | None = None, changes: bool | None = None
+    ) -> None:
+        """Ask the server for another view of the stream (from any thread): only the log
+        lines of ``log_filter``, and with ``changes`` only the progress events that
+        change what is shown (docs/api.md "Streaming"). A live subscription changes
+        at once and resumes from the last event delivered."""
+        with self._lock:
+            if log_filter is not None:
+                self._view_logs = log_filter
+            if changes is not None:
+                self._view_changes = changes
+            subscription = self.subscription
+            view = self._view_keywords()
+        if subscription is not None:
+            subscription.change_view(**view)
+
+    def _view_keywords(self) -> dict[str, Any]:
+        """The keywords of ``subscribe`` for the view asked for (lock held)."""
+        shown = self._view_logs
+        return {
+            "log_rank": shown.rank,
+            "log_node": shown.node,
+            "progress": "changes" if self._view_changes else "all",
+        }
+
     def put(self, update: Update) -> None:
         """Hand ``update`` to the render loop (from any thread)."""
         with self._lock:
@@ -348,8 +426,28 @@ class JobFollower:
 
     def _load(self, snapshot: Monitor, *, history: bool = True) -> None:
         self.state.load_snapshot(snapshot, history=history)
-        if self.log_tail is not None:
-            del self.state.new_logs[: -self.log_tail or None]  # the snapshot's newest only
+        if self.log_tail is None:
+            return
+        if self.log_filter is not None and self.log_filter.active:
+            self.state.new_logs = self._filtered_tail(self.log_tail)
+        del self.state.new_logs[: -self.log_tail or None]  # the snapshot's newest only
+
+    def _filtered_tail(self, most: int) -> list[LogLine]:
+        """The newest ``most`` lines of :attr:`log_filter` up to the snapshot's newest line
+        (newer ones come with the stream); the snapshot's own on failure."""
+        assert self.log_filter is not None
+        held = [line for line in self.state.new_logs if self.log_filter.matches(line)]
+        if most <= 0 or not self.state.logs:  # no line before the snapshot: all to come
+            return held
+        newest = self.state.logs[-1]["id"]
+        try:
+            page = self.client.logs(
+                self.job_id, limit=min(most, 1000), before_id=NEWEST, **self.log_filter.params()
+            )
+        except Exception as exc:  # the snapshot's lines of that rank will do
+            log.debug("jobwatch: reading the log lines of %r: %s", self.job_id, exc)
+            return held
+        return [line for line in page["logs"] if (line.get("id") or 0) <= (newest or 0)]
 
     def _begin(self, view: JobView) -> None:
         self._view = view
@@ -359,6 +457,18 @@ class JobFollower:
             target=self._read, name=f"{self.name}-read-{self.job_id}", daemon=True
         )
         self._reader.start()
+        if self._distributed.is_set() and self.workers_interval is not None:
+            self._start_workers()
+
+    def _start_workers(self) -> None:
+        """Start reading ``/workers`` in a thread of its own (once; a job of one worker
+        never has that thread)."""
+        if self._workers_thread is not None or self._view is None or self._stop.is_set():
+            return
+        self._workers_thread = threading.Thread(
+            target=self._poll_workers, name=f"{self.name}-workers-{self.job_id}", daemon=True
+        )
+        self._workers_thread.start()
 
     def _stop_reader(self, timeout: float) -> None:
         self._stop.set()
@@ -367,9 +477,59 @@ class JobFollower:
         if subscription is not None:
             subscription.close()
         self.wake.set()
-        reader = self._reader
-        if reader is not None and reader is not threading.current_thread():
-            reader.join(timeout)
+        self._workers_due.set()
+        for thread in (self._reader, self._workers_thread):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(timeout)
+
+    def _poll_workers(self) -> None:
+        """Read ``/workers`` every ``workers_interval`` seconds while the distributed job
+        runs (sooner when a worker alert asks), and once more after its end."""
+        assert self.workers_interval is not None
+        while not self._stop.is_set():
+            self._workers_due.clear()  # an alert from now on asks for another read
+            if self._distributed.is_set():
+                ended = self.state.finished
+                try:
+                    answer = self.client.workers(self.job_id)
+                except Exception as exc:  # the stream says what is wrong with the server
+                    log.debug("jobwatch: reading the workers of %r: %s", self.job_id, exc)
+                else:
+                    self.put(WorkersLoaded(answer))
+                    if ended:
+                        return
+            self._workers_due.wait(self._workers_wait())
+
+    def _workers_wait(self) -> float:
+        """Seconds to the next read of ``/workers``: ``workers_interval``, longer for a
+        job of many ranks (one second per :data:`WORKERS_PER_SECOND` ranks listed: 8 s
+        for 512), whose list is read, decoded and shown in full each time."""
+        assert self.workers_interval is not None
+        return max(self.workers_interval, len(self.state.workers) / WORKERS_PER_SECOND)
+
+    def _note_distributed(self, event: JobEvent | None = None) -> None:
+        """Start reading ``/workers`` once the job shows it is distributed, and read it
+        at once after an event that changes its workers."""
+        if self.workers_interval is None and not self.distributed_view:
+            return
+        kind = event.get("type") if event is not None else None
+        data: Any = (event.get("data") if event is not None else None) or {}
+        if not self._distributed.is_set():
+            first: Any = {}
+            if kind == "JOB_LOGS":
+                first = (data.get("logs") or [{}])[0]
+            elif kind == "JOB_PROGRESS":
+                first = ((data.get("metrics") or {}).get("gpus") or [{}])[0]
+            if self.state.distributed or "rank" in first or "node" in first:
+                self._distributed.set()
+                self._workers_due.set()
+                if self.distributed_view:
+                    self.change_view(changes=True)
+                if self.workers_interval is not None:
+                    self._start_workers()
+        source = (data.get("alert") or {}).get("source") if kind == "JOB_ALERT" else None
+        if kind == "JOB_COMPLETED" or source in WORKER_ALERTS:
+            self._workers_due.set()
 
     def _read(self) -> None:
         error: Exception | None = None
@@ -388,8 +548,12 @@ class JobFollower:
             with self._lock:
                 if self._stop.is_set():
                     return
+                viewed = self._view_logs.active or self._view_changes
                 self.subscription = self.client.subscribe(
-                    self.job_id, since, on_state=self._on_state
+                    self.job_id,
+                    since,
+                    on_state=self._on_state,
+                    **(self._view_keywords() if viewed else {}),
                 )
             for event in self.subscription:
                 self.put(StreamEvent(event))
@@ -474,6 +638,9 @@ class JobFollower:
         state = self.state
         if isinstance(update, StreamEvent):
             state.apply(update.event)
+            self._note_distributed(update.event)
+        elif isinstance(update, WorkersLoaded):
+            state.set_workers(update.answer)
         elif isinstance(update, ConnectionChanged):
             state.set_connection(update.state)
         elif isinstance(update, ScalarsLoaded):
@@ -485,6 +652,7 @@ class JobFollower:
         elif isinstance(update, Snapshot):
             self._load(update.data)
             state.set_connection("connecting")
+            self._note_distributed()
         else:
             self._stream_ended = True
             self.error = update.error

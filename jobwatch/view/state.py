@@ -26,6 +26,8 @@ from jobwatch.contract.answers import (
     Monitor,
     ProgressData,
     ScalarValue,
+    Worker,
+    WorkersPage,
 )
 from jobwatch.contract.answers import Sample as WireSample
 from jobwatch.contract.basics import FINISHED_STATUSES, parse_ts
@@ -52,12 +54,14 @@ class Sample:
     :func:`jobwatch.contract.gpu_identity.gpu_ids`) to its fields, and ``ids`` the same
     key to its :class:`~jobwatch.contract.gpu_identity.GpuId`; both empty when the
     sample has no per-GPU detail. :func:`gpu_lines` gives the labels to show.
+    ``nodes`` maps the key of a distributed job's GPU to the node it sits on.
     """
 
     ts: float
     flat: dict[str, float | None]
     gpus: dict[str, dict[str, float | None]]
     ids: dict[str, GpuId] = field(default_factory=dict)
+    nodes: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_wire(cls, raw: Mapping[str, Any]) -> Sample | None:
@@ -72,7 +76,12 @@ class Sample:
             gpu_id.key: {name: _number(gpu.get(name)) for name in GPU_FIELDS}
             for gpu_id, gpu in zip(ids, entries, strict=True)
         }
-        return cls(ts, flat, gpus, {gpu_id.key: gpu_id for gpu_id in ids})
+        nodes = {
+            gpu_id.key: gpu["node"]
+            for gpu_id, gpu in zip(ids, entries, strict=True)
+            if isinstance(gpu.get("node"), str)
+        }
+        return cls(ts, flat, gpus, {gpu_id.key: gpu_id for gpu_id in ids}, nodes)
 
 
 def job_model(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -153,10 +162,16 @@ class MonitorState:
     latest_scalars: dict[str, ScalarPoint] = field(default_factory=dict)
     scalars_version: int = 0
     alerts: deque[Alert] = field(default_factory=lambda: deque(maxlen=MAX_ALERTS))
+    workers: list[Worker] = field(default_factory=list)
+    """A distributed job's ranks as ``GET /workers`` last listed them, by rank."""
+    workers_version: int = 0
     _elapsed: float | None = None
     _elapsed_at: float = 0.0
     version: int = 0
     samples_version: int = 0
+    samples_epoch: int = 0
+    """Grows when the samples are replaced or given their history (not when one is
+    appended or drops out): whoever follows the deque sample by sample starts over."""
     has_gpu: bool = False
     """Whether a sample kept has a GPU value (the GPU charts have something to draw)."""
     has_system: bool = False
@@ -225,6 +240,7 @@ class MonitorState:
         for row in rows:
             self._add_sample(row)
         self.samples_version += 1
+        self.samples_epoch += 1
         self.version += 1
 
     def add_history(self, rows: Iterable[WireSample | Mapping[str, Any]]) -> None:
@@ -240,6 +256,16 @@ class MonitorState:
         for sample in kept:
             self._append_sample(sample)
         self.samples_version += 1
+        self.samples_epoch += 1
+        self.version += 1
+
+    def set_workers(self, answer: WorkersPage | Mapping[str, Any]) -> None:
+        """Keep a ``GET /workers`` answer's ranks (``{jobId, worldSize, workers}``)."""
+        workers = [w for w in answer.get("workers") or [] if isinstance(w, Mapping)]
+        self.workers = cast(list[Worker], workers)
+        if isinstance(answer.get("worldSize"), int):
+            self.job["worldSize"] = answer["worldSize"]
+        self.workers_version += 1
         self.version += 1
 
     def merge_scalars(self, series: Mapping[str, Iterable[ScalarValue]]) -> None:
@@ -292,6 +318,11 @@ class MonitorState:
     def stalled(self) -> bool:
         """Whether the server marked the running job stalled (no update for too long)."""
         return bool(self.job.get("stalled")) and not self.finished
+
+    @property
+    def distributed(self) -> bool:
+        """Whether the job is one of several ranks (it has a ``worldSize``)."""
+        return isinstance(self.job.get("worldSize"), int)
 
     @property
     def finished(self) -> bool:
@@ -456,12 +487,16 @@ class MonitorState:
     def _append_sample(self, sample: Sample) -> None:
         if self.samples and sample.ts < self.samples[-1].ts:
             return
+        last = self.samples[-1] if self.samples else None
         if (
-            self.samples
-            and sample.ts == self.samples[-1].ts
-            and sample.flat == self.samples[-1].flat
+            last is not None
+            and sample.ts == last.ts
+            and sample.flat == last.flat
+            and sample.gpus.keys() == last.gpus.keys()
         ):
-            return  # the snapshot's latest sample is also the history's last
+            # the snapshot's latest sample is also the history's last (two nodes of a
+            # distributed job sampled in the same millisecond have other GPUs: both kept)
+            return
         self.samples.append(sample)
         self.samples_version += 1
         flat = sample.flat

@@ -204,3 +204,50 @@ def test_any_number_reads_as_in_python(page: Any, values: list[float]) -> None:
         ]
         for v in values
     ]
+
+
+WORKERS = [
+    {"workerId": "n1/0", "node": "gpu-node-01", "rank": 0, "status": "running",
+     "lastUpdateAt": "2027-01-15T08:00:00.000Z", "progress": 12.345, "rate": 0.0123,
+     "straggler": False, "currentOperation": "epoch 1, step 120"},
+    {"workerId": "n2/9", "node": "<b>n2</b>", "rank": 9, "status": "silent",
+     "lastUpdateAt": "2027-01-15T07:58:01.500Z", "progress": 99.96, "rate": None,
+     "straggler": True, "currentOperation": None},
+    {"workerId": "w", "node": "w", "rank": None, "status": "nonsense", "lastUpdateAt": None,
+     "progress": None, "rate": 2.5, "straggler": False, "currentOperation": "x" * 300},
+]  # fmt: skip
+NODES = [
+    "node-10",
+    "node-9",
+    "a",
+    "node-100",
+    "B",
+    "gpu-node-02",
+    "gpu-node-2",
+    "n1x",
+    "n01",
+    "<b>",
+]
+
+
+def test_a_distributed_jobs_workers_read_as_in_python(page: Any) -> None:
+    """The page writes the workers panel's texts (server/web/static/workers.js) by the
+    rules the notebook follows in Python (jobwatch/view/workers.py, gpu_heat.py)."""
+    from jobwatch.view.gpu_heat import node_order
+    from jobwatch.view.workers import worker_cells
+
+    now = 1_800_000_000.0 + 86_400 * 200
+    js = page.evaluate(
+        """async ([workers, nodes, now]) => {
+            const panel = await import("/assets/workers.js");
+            return {
+                cells: workers.map((w) => panel.workerCells(w, now)),
+                order: [...nodes].sort(panel.nodeOrder),
+            };
+        }""",
+        [WORKERS, NODES, now],
+    )
+    assert js == {
+        "cells": [worker_cells(w, now) for w in WORKERS],
+        "order": sorted(NODES, key=node_order),
+    }

@@ -113,13 +113,81 @@ def test_the_page_shows_512_ranks_and_64_nodes_of_gpus(
     expect(page.locator('.jobwatch-worker[data-straggler="true"]')).to_have_count(1)
     first_cell = page.locator(".jobwatch-heat-cell").first
     assert first_cell.get_attribute("title") == "node-00 GPU 0 (H100): 0 %"
+    # the log view starts on rank 0's lines; a rank typed, then a node picked, shows theirs
     where = page.locator(".jobwatch-log-line .jobwatch-log-where")
-    expect(where).to_have_count(2)
+    expect(where).to_have_count(1)
     expect(where.first).to_have_text("node-00/0")
-    expect(where.nth(1)).to_have_text("node-01/9")
+    rank = page.locator(".jobwatch-log-rank")
+    expect(rank).to_have_value("0")
+    rank.fill("9")
+    rank.press("Enter")
+    expect(where).to_have_text(["node-01/9"])
+    expect(page.locator(".jobwatch-log-count")).to_have_text("showing 1 of 1 of rank 9")
+    rank.fill("512")  # not a rank of this job: said, and nothing changes
+    rank.press("Enter")
+    expect(rank).to_have_attribute("aria-invalid", "true")
+    expect(where).to_have_text(["node-01/9"])
+    rank.fill("")
+    rank.press("Enter")
+    expect(where).to_have_text(["node-00/0", "node-01/9"])  # all ranks
+    page.locator(".jobwatch-log-node").select_option("node-00")
+    expect(where).to_have_text(["node-00/0"])
+    expect(page.locator(".jobwatch-log-count")).to_have_text("showing 1 of 1 of node node-00")
+    page.locator(".jobwatch-log-node").select_option("")
+    rank.fill("0")
+    rank.press("Enter")
+    expect(where).to_have_text(["node-00/0"])
     series = page.locator(".jobwatch-chart-utilization").get_attribute("data-series")
     assert series == "all GPUs util|all GPUs temp"  # 512 GPUs: one line, the strip shows each
     assert recorded.errors() == []
     IMAGES.mkdir(exist_ok=True)
     page.locator(".jobwatch-workers-details").evaluate("d => d.open = false")
     page.screenshot(path=str(IMAGES / "job-workers.png"), full_page=True)
+
+
+def test_the_page_follows_one_rank_live_and_shows_job_strings_as_text(
+    site: EmbeddedServer, clock: FakeClock, open_page: Any
+) -> None:
+    """Node names are the job's own text: they show as text, never as markup."""
+    api = Api(site.url)
+    evil = '<img src=x onerror="window.__pwned=1">'
+    assert api.put("/api/jobs/evil", json={"worldSize": 2}).status_code == 201
+    for rank, node in ((0, evil), (1, "n1")):
+        body = {
+            "workerId": f"w{rank}",
+            "progress": 5.0,
+            "currentOperation": evil,
+            "rank": rank,
+            "worldSize": 2,
+            "node": node,
+            "metrics": {
+                "gpus": [{"index": 0, "uuid": f"GPU-{rank}", "name": evil, "gpuUtilization": 50}]
+            },
+            "logLines": [{"level": "info", "message": f"{evil} from {rank}"}],
+        }
+        assert api.post("/api/jobs/evil/progress", json=body).status_code == 200
+    recorded = open_page(f"{site.url}/jobs/evil")
+    page = recorded.page
+    expect(page.locator(".jobwatch-worker")).to_have_count(2)
+    expect(page.locator(".jobwatch-worker").first.locator("td").first).to_have_text(evil)
+    expect(page.locator(".jobwatch-heat-label").first).to_have_text(evil)
+    expect(page.locator(".jobwatch-log-node option")).to_have_text(["all nodes", evil, "n1"])
+    where = page.locator(".jobwatch-log-line .jobwatch-log-where")
+    expect(where).to_have_text([f"{evil}/0"])
+    # live: rank 0's next line comes, rank 1's does not
+    for rank, node in ((1, "n1"), (0, evil)):
+        body = {
+            "workerId": f"w{rank}",
+            "progress": 6.0,
+            "rank": rank,
+            "worldSize": 2,
+            "node": node,
+            "logLines": [{"level": "warning", "message": f"live {rank}"}],
+        }
+        assert api.post("/api/jobs/evil/progress", json=body).status_code == 200
+    messages = page.locator(".jobwatch-log-line .jobwatch-log-message")
+    expect(messages.last).to_have_text("live 0")
+    assert "live 1" not in " ".join(messages.all_inner_texts())
+    assert page.evaluate("() => window.__pwned") is None
+    assert page.locator(".jobwatch-workers img").count() == 0
+    assert recorded.errors() == []

@@ -254,3 +254,66 @@ def test_backoff_is_exponential_with_full_jitter():
     assert backoff.failures == 0
     with pytest.raises(ValueError):
         Backoff(base=0)
+
+
+def test_workers_and_one_ranks_logs(client):
+    client.create_job(job_id="ddp")
+    for rank in (0, 1):
+        client.report_progress(
+            "ddp",
+            f"n{rank}/{rank}",
+            10.0 * (rank + 1),
+            rank=rank,
+            world_size=2,
+            node=f"n{rank}",
+            logs=[{"level": "info", "message": f"from {rank}"}],
+        )
+    answer = client.workers("ddp")
+    assert answer["worldSize"] == 2
+    assert [(w["rank"], w["node"], w["progress"]) for w in answer["workers"]] == [
+        (0, "n0", 10.0),
+        (1, "n1", 20.0),
+    ]
+    page = client.logs("ddp", rank=1)
+    assert [line["message"] for line in page["logs"]] == ["from 1"] and page["total"] == 1
+    assert client.logs("ddp", node="n0")["logs"][0]["rank"] == 0
+    with pytest.raises(errors.JobNotFound):
+        client.workers("nope")
+
+
+def test_a_subscription_shows_one_ranks_lines_and_changes_its_view_live(client):
+    client.create_job(job_id="view")
+
+    def post(rank: int, text: str) -> None:
+        client.report_progress(
+            "view",
+            f"n{rank}/{rank}",
+            10,
+            rank=rank,
+            world_size=2,
+            node=f"n{rank}",
+            logs=[{"level": "info", "message": text}],
+        )
+
+    events: list[dict[str, Any]] = []
+    sub = client.subscribe("view", since=0, log_rank=0, progress="changes")
+    reader = collect(sub, events)
+    try:
+        post(0, "a0")
+        post(1, "a1")
+        wait_for(lambda: any(e["type"] == "JOB_LOGS" for e in events))
+        sub.change_view(log_rank=1, progress="changes")
+        post(0, "b0")
+        post(1, "b1")
+        wait_for(lambda: "b1" in str(events))
+    finally:
+        sub.close()
+        reader.join(5)
+    shown = [
+        line["message"] for e in events if e["type"] == "JOB_LOGS" for line in e["data"]["logs"]
+    ]
+    assert shown[0] == "a0" and shown[-1] == "b1"
+    assert "b0" not in shown  # rank 0's line after the change
+    assert len({e["seq"] for e in events}) == len(events)  # nothing twice
+    with pytest.raises(ValueError, match="progress must be"):
+        sub.change_view(progress="some")

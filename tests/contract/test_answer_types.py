@@ -34,6 +34,8 @@ PAIRS: list[tuple[Any, type[BaseModel]]] = [
     (typed.MetricsPage, models.MetricsAnswer),
     (typed.ScalarsPage, models.ScalarsAnswer),
     (typed.LogsPage, models.LogsAnswer),
+    (typed.Worker, models.Worker),
+    (typed.WorkersPage, models.WorkersAnswer),
     (typed.ScalarStep, models.ScalarStep),
     (typed.ProgressData, models.ProgressData),
     (typed.LogsData, models.LogsData),

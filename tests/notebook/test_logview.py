@@ -240,7 +240,10 @@ def test_clear_forgets_everything() -> None:
 def test_traits_are_synced_and_documented() -> None:
     view = LogView()
     state = view.get_state()
-    for name in ("lines", "max_lines", "level_filter", "has_older", "total", "loading"):
+    for name in (
+        *("lines", "max_lines", "level_filter", "has_older", "total", "loading"),
+        *("world_size", "nodes", "rank_filter", "node_filter"),
+    ):
         assert name in state
         assert view.traits()[name].help
     assert state["max_lines"] == 1000
@@ -692,3 +695,56 @@ def test_terminal_text_is_held_as_a_terminal_shows_it() -> None:
     assert view.lines[0] == {"id": 1, "level": "info", "timestamp": "t", "message": " 20%|##"}
     assert view.lines[1]["message"] == "boom!"
     assert view.lines[1]["spans"] == [{"text": "boom", "fg": 9, "bold": True}, {"text": "!"}]
+
+
+# -- a distributed job's rank and node filter ------------------------------------------------
+
+
+def rank_lines(ids: range | list[int], ranks: int = 2) -> list[dict[str, Any]]:
+    return [
+        {**line, "rank": line["id"] % ranks, "node": f"n{line['id'] % ranks}"}
+        for line in make_lines(ids)
+    ]
+
+
+def test_a_filtered_view_keeps_only_its_ranks_live_lines() -> None:
+    view = LogView(world_size=2, rank_filter=1)
+    view.append(rank_lines(range(1, 7)))
+    assert ids(view) == [1, 3, 5]
+    assert {line["rank"] for line in view.lines} == {1}
+    view.node_filter = "n0"  # rank 1 on node n0: none
+    view.clear()
+    view.append(rank_lines(range(7, 11)))
+    assert ids(view) == []
+
+
+def test_the_filters_history_replaces_the_lines_and_counts_from_the_servers_total() -> None:
+    view = LogView(world_size=2)
+    view.append(rank_lines(range(1, 5)))
+    picked: list[Any] = []
+    view.on_filter(picked.append)
+    view.rank_filter = 0
+    assert [(f.rank, f.node) for f in picked] == [(0, None)]
+    view.clear()
+    view.append(rank_lines([12, 13, 14]))  # live lines while the history loads
+    assert ids(view) == [12, 14]
+    # the server had 40 lines of rank 0 up to line 10; the newest page is 6, 8, 10
+    view.show_filtered(rank_lines([6, 8, 10]), total=40, has_older=True)
+    assert ids(view) == [6, 8, 10, 12, 14]
+    assert view.total == 42 and view.has_older and view.counts_itself
+    view.append(rank_lines([14, 15, 16]))  # 14 again: counted once
+    assert ids(view)[-1] == 16 and view.total == 43
+    view.rank_filter = None
+    view.node_filter = "n1"
+    assert [(f.rank, f.node) for f in picked][-1] == (None, "n1")
+
+
+def test_a_filter_is_a_rank_or_a_node_name() -> None:
+    view = LogView()
+    with pytest.raises(traitlets.TraitError):
+        view.rank_filter = -1
+    with pytest.raises(traitlets.TraitError):
+        view.node_filter = ""
+    view.node_filter = "gpu-node-2"
+    view.node_filter = None
+    assert view.filter.active is False

@@ -167,6 +167,52 @@ def test_a_flat_or_empty_sparkline() -> None:
     assert points(str(sparkline([None, None], label="none"))) == []
 
 
+def distributed_state(nodes: int, per_node: int) -> MonitorState:
+    state = state_of(worldSize=nodes * per_node, status="running", completedAt=None)
+    for node in range(nodes):
+        name = EVIL if node == 1 else f"n{node}"
+        gpus = [
+            {"index": g, "uuid": f"GPU-{node}-{g}", "name": "H100", "node": name,
+             "gpuUtilization": float(g * 50) if g < 2 else None}
+            for g in range(per_node)
+        ]  # fmt: skip
+        state._add_sample({"timestamp": f"2027-01-15T08:00:20.{node:03d}Z", "gpus": gpus})
+    state.set_workers(
+        {
+            "jobId": "run-7",
+            "worldSize": nodes * per_node,
+            "workers": [
+                {"rank": r, "node": EVIL if r // per_node == 1 else f"n{r // per_node}",
+                 "status": "silent" if r == 3 else "running", "straggler": r == 2}
+                for r in range(nodes * per_node)
+            ],
+        }
+    )  # fmt: skip
+    return state
+
+
+def test_a_distributed_job_shows_its_workers_and_every_nodes_gpus() -> None:
+    state = distributed_state(2, 3)
+    html = snapshot_html(state, "live", now=NOW)
+    assert "6 of 6 ranks on 2 nodes · 1 silent · 1 straggler" in html
+    assert "silent: rank 3 on &lt;script&gt;" in html and "straggling: rank 2 on n0" in html
+    rects = re.findall(r'<rect x="(\d+)" y="(\d+)" width="9" height="9" fill="([^"]+)">', html)
+    assert len(rects) == 6
+    assert [fill for _x, _y, fill in rects[:3]] == ["#e5e7eb", "#7db494", "none"]
+    assert "<title>n0 GPU 1 (H100): 50 %</title>" in html
+    assert "<script>" not in html
+    text = snapshot_text(state, "live", now=NOW)
+    assert "workers: 6 of 6 ranks on 2 nodes · 1 silent · 1 straggler (silent: rank 3" in text
+
+
+def test_64_nodes_of_8_gpus_fit_a_small_snapshot() -> None:
+    html = snapshot_html(distributed_state(64, 8), "live", now=NOW)
+    assert len(re.findall(r"<rect ", html)) == 512
+    svg = re.search(r'<svg class="jobwatch-snapshot-heat"[^>]*width="(\d+)" height="(\d+)"', html)
+    assert svg is not None and int(svg.group(1)) <= 900 and int(svg.group(2)) <= 120
+    assert len(html.encode()) < 80_000
+
+
 def test_the_budget_shows_with_the_figure_that_is_over_in_its_colour() -> None:
     state = state_of(budget=0.2, status="running", completedAt=None)
     html = snapshot_html(state, "live", now=NOW)

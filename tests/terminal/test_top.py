@@ -57,7 +57,13 @@ def test_top_shows_the_fleet_and_its_keys_sort_filter_and_open_watch(
 ) -> None:
     fleet(client, clock)
     watched: list[str] = []
-    app = TopApp(client, refresh=0.05, open_watch=lambda c, job_id: watched.append(job_id))
+    app = TopApp(
+        client,
+        refresh=0.05,
+        open_watch=lambda c, job_id, shown: watched.append((job_id, shown.describe())),
+    )
+    notes: list[str] = []
+    app.notify = lambda message, **_: notes.append(str(message))  # type: ignore[method-assign]
 
     async def drive() -> None:
         async with app.run_test(size=(160, 30)) as pilot:
@@ -88,6 +94,13 @@ def test_top_shows_the_fleet_and_its_keys_sort_filter_and_open_watch(
             assert app.selected_job() == "r-new"
             await pilot.press("enter")
             await until(pilot, lambda: bool(watched))
+            # the log lines of one rank and node in the watches it opens
+            await pilot.press("l", *"rank=x", "enter")  # not a rank: said, the field stays
+            await until(pilot, lambda: any("a rank is a whole number" in n for n in notes))
+            await pilot.press(*["backspace"] * 6, *"rank=2 node=gpu-1", "enter")
+            await until(pilot, lambda: "log lines of rank 2 on node gpu-1" in app.order_line)
+            await pilot.press("enter")
+            await until(pilot, lambda: len(watched) == 2)
             await pilot.press("q")
 
     # In a thread of its own: Playwright's sync API (the browser tests' session
@@ -106,7 +119,8 @@ def test_top_shows_the_fleet_and_its_keys_sort_filter_and_open_watch(
     thread.join()
     if errors:
         raise errors[0]
-    assert watched == ["r-new"] and app.return_code == 0
+    assert watched == [("r-new", "all ranks"), ("r-new", "rank 2 on node gpu-1")]
+    assert app.return_code == 0
 
 
 def test_top_shows_budget_and_projected_spend_coloured_when_over(

@@ -229,6 +229,7 @@ class FakeClient:
         self.events = events
         self.pace = pace
         self.since: int | None = None
+        self.view: dict[str, Any] = {}
         self.stream: FakeStream | None = None
 
     def monitor(self, job_id: str) -> dict[str, Any]:
@@ -237,9 +238,15 @@ class FakeClient:
         return self.answer
 
     def subscribe(
-        self, job_id: str, since: int | None = None, *, on_state: Callable[[str], None] | None
+        self,
+        job_id: str,
+        since: int | None = None,
+        *,
+        on_state: Callable[[str], None] | None,
+        **view: Any,
     ) -> FakeStream:
         self.since = since
+        self.view = view
         self.stream = FakeStream(self.events, on_state, self.pace)
         return self.stream
 
@@ -537,3 +544,94 @@ def test_demo_refuses_bad_arguments() -> None:
         check=False,
     )
     assert done.returncode == 2 and "seconds must be a number from 0 to 60" in done.stderr
+
+
+# -- one rank's or node's log lines (--rank, --node) ------------------------------------------
+
+
+def test_the_status_says_whose_lines_are_shown() -> None:
+    from jobwatch.view.log_filter import LogFilter
+
+    state = job_state("ddp", status="running", connection="live")
+    first = render_status(state, log_filter=LogFilter(rank=3, node="gpu-1")).splitlines()[0]
+    assert first.endswith("log lines of rank 3 on node gpu-1")
+    assert "log lines" not in render_status(state, log_filter=LogFilter())
+
+
+def test_piped_output_shows_only_the_lines_of_the_rank_asked_for() -> None:
+    from jobwatch.view.log_filter import LogFilter
+
+    ranked = log_event(9, ("info", "from rank 0"), ("info", "from rank 1"))
+    for line, rank in zip(ranked["data"]["logs"], (0, 1), strict=True):
+        line |= {"rank": rank, "node": f"n{rank}"}
+    client = FakeClient(monitor_answer("j"), [ranked, completed(10)])
+    out = Output()
+    Watcher(client, "j", out=out, tty=False, clock=frozen, log_filter=LogFilter(rank=1)).run()  # type: ignore[arg-type]
+    text = out.getvalue()
+    assert client.view == {
+        "log_rank": 1,
+        "log_node": None,
+        "progress": "all",
+    }  # asked of the server
+    assert "from rank 1" in text
+    assert "from rank 0" not in text and "old 0" not in text  # the snapshot's lines have no rank
+
+
+def ranked_job(client: Client, lines_per_rank: int = 150) -> None:
+    client.create_job(job_id="ddp")
+    for rank in (0, 1):
+        logs = [{"level": "info", "message": f"r{rank} line {i}"} for i in range(lines_per_rank)]
+        client.report_progress(
+            "ddp", f"n{rank}/{rank}", 50, rank=rank, world_size=2, node=f"n{rank}", logs=logs
+        )
+
+
+def test_watch_rank_shows_that_ranks_newest_lines_beyond_the_snapshot(
+    server: Any, client: Client, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from jobwatch.cli.commands import main
+
+    ranked_job(client)  # rank 1's lines come first: /monitor's last 100 are all rank 0's
+    client.complete_job("ddp", "n0/0")
+    assert main(["watch", "ddp", "--url", server.url, "--rank", "1"]) == 0
+    out = capsys.readouterr().out
+    shown = re.findall(r"r(\d) line (\d+)", out)
+    assert shown == [("1", str(i)) for i in range(130, 150)]  # the default tail of 20
+    assert "log lines of rank 1" in out
+    assert main(["watch", "ddp", "--url", server.url, "--node", "n0", "--rank", "0"]) == 0
+    assert re.findall(r"r(\d) line", capsys.readouterr().out) == ["0"] * 20
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--rank", "-1"], "argument --rank: a rank is a whole number from 0 to 65535"),
+        (["--rank", "one"], "argument --rank: a rank is a whole number"),
+        (["--node", ""], "argument --node: a node is the name of a machine"),
+    ],
+)
+def test_watch_refuses_a_bad_rank_or_node(
+    args: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from jobwatch.cli.commands import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["watch", "ddp", *args])
+    assert exc.value.code == 2
+    assert said in capsys.readouterr().err
+
+
+def test_watch_says_when_a_rank_or_node_can_show_nothing(
+    server: Any, client: Client, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from jobwatch.cli.commands import main
+
+    ranked_job(client, 1)
+    assert main(["watch", "ddp", "--url", server.url, "--rank", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err == "jobwatch watch: job 'ddp' has 2 ranks (0 to 1): there is no rank 2\n"
+    client.create_job(job_id="one")
+    client.report_progress("one", "w", 10)
+    assert main(["watch", "one", "--url", server.url, "--node", "n1"]) == 2
+    assert "job 'one' is not a distributed job" in capsys.readouterr().err
+    assert main(["watch", "nope", "--url", server.url, "--rank", "0"]) == 1  # as without

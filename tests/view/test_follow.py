@@ -79,3 +79,13 @@ def test_close_says_closed_and_updates_from_the_user_are_rendered(client: Client
     follower.close()
     assert view.shown[-1][0] == "closed" and follower.closed and not follower.wait(0.1)
     follower.close()  # idempotent
+
+
+def test_a_big_jobs_workers_are_read_less_often(client: Client) -> None:
+    from jobwatch.view.follow import WORKERS_PER_SECOND
+
+    client.create_job(job_id="big")
+    follower = JobFollower(client, "big", workers_interval=3.0)
+    assert follower._workers_wait() == 3.0
+    follower.state.set_workers({"worldSize": 512, "workers": [{"rank": r} for r in range(512)]})
+    assert follower._workers_wait() == 512 / WORKERS_PER_SECOND == 8.0

@@ -5,8 +5,11 @@
 // messages from the kernel ({revision, add, first} or {reset, add}); a
 // message whose revision skips one asks the kernel for everything again
 // ({type: "sync"}). Every view of the model draws from that store.
-// Reads the synced traits level_filter, has_older, total, loading and
-// max_lines; writes level_filter; sends {type: "load_older", before_id}.
+// Reads the synced traits level_filter, has_older, total, loading, max_lines and,
+// for a distributed job, world_size, nodes, rank_filter and node_filter; writes
+// level_filter, rank_filter and node_filter; sends {type: "load_older", before_id}.
+// The level filter hides rows here; the rank and node filters are the model's: the
+// kernel (or the page) loads that rank's or node's lines and keeps only those.
 // Rows are keyed by log line id so that a change only adds and removes the
 // rows that changed. Remote text is only ever set through textContent (never
 // parsed as HTML); a colour goes into a style only as a checked #rrggbb.
@@ -18,6 +21,8 @@ const FILTERS = [
   ["error", "Error"],
 ];
 const BADGES = { info: "INFO", warning: "WARN", error: "ERROR" };
+// The traits of the rank and node filter (a distributed job's).
+const WHERE_TRAITS = ["world_size", "nodes", "rank_filter", "node_filter"];
 // Within this many pixels of the end the list counts as "at the bottom".
 const BOTTOM_SLACK_PX = 4;
 
@@ -167,6 +172,24 @@ function matches(filter, level) {
   return filter === "all" || filter === level;
 }
 
+/** A rank as typed in the filter: null for "all ranks", NaN when it is not one of the
+ * job's ranks (a whole number from 0 to world size - 1). */
+export function typedRank(text, worldSize) {
+  const value = String(text).trim();
+  if (value === "") return null;
+  if (!/^\d+$/.test(value)) return NaN;
+  const rank = Number(value);
+  return Number.isInteger(worldSize) && rank >= worldSize ? NaN : rank;
+}
+
+// "rank 3 on node n1", "rank 3", "node n1", or "" (jobwatch/view/log_filter.py describe).
+function whereWords(rank, node) {
+  const words = [];
+  if (Number.isInteger(rank)) words.push(`rank ${rank}`);
+  if (typeof node === "string") words.push(`${words.length ? "on " : ""}node ${node}`);
+  return words.join(" ");
+}
+
 function render({ model, el }) {
   // A host that does not call initialize: the view follows the messages itself.
   let store = stores.get(model.get("_key"));
@@ -181,10 +204,20 @@ function render({ model, el }) {
     option.value = value;
     filter.append(option);
   }
+  // A distributed job's lines of one rank and/or one node.
+  const where = element("span", "jobwatch-log-where-filter");
+  const rank = element("input", "jobwatch-log-rank");
+  rank.type = "text";
+  rank.inputMode = "numeric";
+  rank.placeholder = "all ranks";
+  rank.setAttribute("aria-label", "Rank");
+  const node = element("select", "jobwatch-log-node");
+  node.setAttribute("aria-label", "Node");
+  where.append(rank, node);
   const count = element("span", "jobwatch-log-count");
   const older = element("button", "jobwatch-log-older", "Load older lines");
   older.type = "button";
-  header.append(filter, count, older);
+  header.append(filter, where, count, older);
 
   const body = element("div", "jobwatch-log-body");
   const list = element("div", "jobwatch-log-list");
@@ -226,14 +259,46 @@ function render({ model, el }) {
     const level = model.get("level_filter");
     const total = Math.max(model.get("total"), lines.length);
     const shown = lines.filter((line) => matches(level, line.level)).length;
+    const of = whereWords(model.get("rank_filter"), model.get("node_filter"));
+    const suffix = of ? ` of ${of}` : "";
     if (level === "all") {
-      count.textContent = `showing ${numberFormat.format(shown)} of ${numberFormat.format(total)}`;
+      count.textContent =
+        `showing ${numberFormat.format(shown)} of ${numberFormat.format(total)}` + suffix;
     } else {
       count.textContent =
         `showing ${numberFormat.format(shown)} ${level} of ${numberFormat.format(lines.length)}` +
-        ` loaded (${numberFormat.format(total)} in all)`;
+        ` loaded (${numberFormat.format(total)} in all)` + suffix;
     }
     empty.hidden = shown > 0;
+  }
+
+  function updateWhere() {
+    const worldSize = model.get("world_size");
+    where.hidden = !Number.isInteger(worldSize);
+    if (where.hidden) return;
+    const chosen = model.get("rank_filter");
+    if (document.activeElement !== rank || rank.getAttribute("aria-invalid") !== "true") {
+      rank.value = Number.isInteger(chosen) ? String(chosen) : "";
+      rank.removeAttribute("aria-invalid");
+    }
+    rank.title = `A rank from 0 to ${worldSize - 1}; empty for all ranks`;
+    const nodes = Array.isArray(model.get("nodes")) ? model.get("nodes") : [];
+    const picked = model.get("node_filter");
+    const options = ["", ...nodes];
+    if (typeof picked === "string" && !nodes.includes(picked)) options.push(picked);
+    const labels = Array.from(node.options, (option) => option.value);
+    if (labels.join("\n") !== options.join("\n")) {
+      node.replaceChildren(
+        ...options.map((value) => {
+          const option = element("option", "", value === "" ? "all nodes" : value);
+          option.value = value;
+          return option;
+        }),
+      );
+    }
+    node.value = typeof picked === "string" ? picked : "";
+    root.setAttribute("data-where", whereWords(chosen, picked));
+    updateCount();
   }
 
   function updateOlder() {
@@ -318,6 +383,25 @@ function render({ model, el }) {
     model.set("level_filter", filter.value);
     model.save_changes();
   };
+  const onRank = () => {
+    const worldSize = model.get("world_size");
+    const chosen = typedRank(rank.value, worldSize);
+    if (Number.isNaN(chosen)) {
+      rank.setAttribute("aria-invalid", "true");
+      rank.title = `Not a rank of this job: a whole number from 0 to ${worldSize - 1}`;
+      return;
+    }
+    rank.removeAttribute("aria-invalid");
+    if (chosen === model.get("rank_filter")) return;
+    model.set("rank_filter", chosen);
+    model.save_changes();
+  };
+  const onNode = () => {
+    const picked = node.value === "" ? null : node.value;
+    if (picked === model.get("node_filter")) return;
+    model.set("node_filter", picked);
+    model.save_changes();
+  };
   const onOlder = () => {
     const lines = store.lines;
     if (model.get("loading") || lines.length === 0) return;
@@ -326,6 +410,14 @@ function render({ model, el }) {
 
   list.addEventListener("scroll", onScroll);
   filter.addEventListener("change", onFilter);
+  rank.addEventListener("change", onRank);
+  // Keys typed here are the input's: JupyterLab's shortcuts (Enter, "a", "d d") would
+  // act on the notebook otherwise, as ipywidgets' own text boxes stop them too.
+  rank.addEventListener("keydown", (event) => {
+    event.stopPropagation();
+    if (event.key === "Enter") onRank();
+  });
+  node.addEventListener("change", onNode);
   older.addEventListener("click", onOlder);
   pill.addEventListener("click", resume);
   const onLines = () => {
@@ -337,8 +429,10 @@ function render({ model, el }) {
   model.on("change:total", updateCount);
   model.on("change:has_older", updateOlder);
   model.on("change:loading", updateOlder);
+  for (const name of WHERE_TRAITS) model.on(`change:${name}`, updateWhere);
 
   updateFilter();
+  updateWhere();
   updateOlder();
   updateRows();
   // The element may not be attached yet; scroll once it has a layout.
@@ -353,6 +447,7 @@ function render({ model, el }) {
     model.off("change:total", updateCount);
     model.off("change:has_older", updateOlder);
     model.off("change:loading", updateOlder);
+    for (const name of WHERE_TRAITS) model.off(`change:${name}`, updateWhere);
   };
 }
 

@@ -29,6 +29,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from jobwatch.server.core.event_view import EventView
+
 __all__ = ["GAP_WAIT", "JobStream", "Next"]
 
 GAP_WAIT = 1.0
@@ -75,6 +77,9 @@ class JobStream:
         failed and waits to be tried again); ``None`` without one.
     needs_fill:
         A resync came before ``acked``: fill once acked.
+    view:
+        What the subscriber asked to see (:class:`~jobwatch.server.core.event_view.EventView`);
+        the connection applies it to each event it sends.
     """
 
     job_id: str
@@ -85,11 +90,12 @@ class JobStream:
     held: dict[int, bytes] = field(default_factory=dict)
     gap_since: float | None = None
     needs_fill: bool = False
+    view: EventView = field(default_factory=EventView)
 
     def sends_now(self, seq: int) -> bool:
         """Whether event ``seq`` may be written at once, bypassing any queue: the
         stream is acked, holds nothing and ``seq`` is the next one. The caller
-        that writes it calls :meth:`sent`."""
+        that writes it (through :attr:`view`) calls :meth:`sent`."""
         return self.acked and not self.held and seq == self.last_sent + 1
 
     def sent(self, seq: int) -> None:

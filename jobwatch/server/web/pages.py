@@ -3,10 +3,11 @@
 Plain files shipped inside the package under ``static/`` (HTML, ES modules,
 CSS, and uPlot vendored under ``static/vendor/uplot/``), served as they are:
 no build step at install, nothing from a CDN. The notebook's log view
-(``jobwatch/notebook/static/logview.js`` and ``.css``) and its jobs table
-(``jobstable.js``, for the fleet's sort and filter rules) are served unchanged at
-``/assets/widgets/``, so the pages and the notebook draw log lines and order
-the fleet with the same code. ``/assets/job_fields.js`` is no file: it is written from the job's
+(``jobwatch/notebook/static/logview.js`` and ``.css``), its workers panel
+(``workers.js`` and ``.css``) and its jobs table (``jobstable.js``, for the fleet's
+sort and filter rules) are served unchanged at ``/assets/widgets/``, so the pages
+and the notebook draw log lines and a distributed job's workers and order the
+fleet with the same code. ``/assets/job_fields.js`` is no file: it is written from the job's
 field table (:data:`jobwatch.contract.job_fields.VIEWED_FIELDS`), so the job
 page's model holds every field the table gives it; nor is ``/assets/metrics.js``,
 written from the metrics table (:data:`jobwatch.contract.metrics.METRICS`), so
@@ -35,7 +36,7 @@ __all__ = ["STATIC", "WIDGET_FILES", "bp", "job_fields_module", "metrics_module"
 STATIC = Path(__file__).parent / "static"
 """The pages' files, served at ``/assets/``."""
 WIDGETS_STATIC = Path(__file__).resolve().parents[2] / "notebook" / "static"
-WIDGET_FILES = ("logview.js", "logview.css", "jobstable.js")
+WIDGET_FILES = ("logview.js", "logview.css", "jobstable.js", "workers.js", "workers.css")
 """Files of the notebook widgets the pages use as they are, at ``/assets/widgets/``."""
 
 CONTENT_SECURITY_POLICY = "; ".join(

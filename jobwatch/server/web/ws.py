@@ -44,6 +44,7 @@ from jobwatch.errors import (
     TooManySubscriptions,
 )
 from jobwatch.server.core import tenancy
+from jobwatch.server.core.event_view import EventView
 from jobwatch.server.core.rules import completed_event
 from jobwatch.server.core.serialize import Event, dumps
 from jobwatch.server.core.tenancy import ADMIN, Principal
@@ -150,8 +151,14 @@ class Session:
             return
         job_id = message.subscription_id
         if isinstance(message, SubscribeMessage):
+            logs = message.logs
+            view = EventView(
+                rank=logs.rank if logs is not None else None,
+                node=logs.node if logs is not None else None,
+                changes_only=message.progress == "changes",
+            )
             try:
-                self._subscribe(job_id, message.since)
+                self._subscribe(job_id, message.since, view)
             except APIError as exc:  # the database is unavailable: say so, keep the connection
                 self._refuse(job_id, exc)
         else:
@@ -160,12 +167,14 @@ class Session:
             self.services.broker.unsubscribe(job_id, self)
             self._send_control({"type": "unsubscribed", "subscriptionId": job_id})
 
-    def _subscribe(self, job_id: str, since: int | None) -> None:
-        """Subscribe to ``job_id``: a job held already is subscribed afresh (one
-        subscription, its queued start replaced); past :data:`MAX_JOB_SUBSCRIPTIONS`
-        jobs the subscription is refused. The row is read by the sender (see
-        :class:`~jobwatch.server.web.ws_items.Start`)."""
-        subscription = JobStream(job_id, self.services.ws_queue_size, self.services.ws_queue_bytes)
+    def _subscribe(self, job_id: str, since: int | None, view: EventView) -> None:
+        """Subscribe to ``job_id`` with ``view``: a job held already is subscribed afresh
+        (one subscription, its queued start replaced: how a client changes its view);
+        past :data:`MAX_JOB_SUBSCRIPTIONS` jobs the subscription is refused. The row is
+        read by the sender (see :class:`~jobwatch.server.web.ws_items.Start`)."""
+        subscription = JobStream(
+            job_id, self.services.ws_queue_size, self.services.ws_queue_bytes, view=view
+        )
         with self._cond:
             refused = (
                 job_id not in self._subscriptions
@@ -265,9 +274,10 @@ class Session:
                 self._put(Deliver(job_id, seq, message))
 
     def _write_now(self, job_id: str, seq: int, message: bytes) -> bool:
-        """Write the event's shared frame without waiting, when nothing is queued
-        or being sent and it is the next in sequence; whether it was taken (a
-        remainder the socket kept is queued as :class:`Flush`). Lock held."""
+        """Write the event's shared frame (or what the subscription's view makes of it)
+        without waiting, when nothing is queued or being sent and it is the next in
+        sequence; whether it was taken (a remainder the socket kept is queued as
+        :class:`Flush`, a frame it could not take at all as :class:`Send`). Lock held."""
         if self._busy or self._send_queue or self._closing or not self._plain:
             return False
         subscription = self._subscriptions.get(job_id)
@@ -276,11 +286,14 @@ class Session:
         sock = self.ws.sock
         if not self.ws.connected or not isinstance(sock, LockedSocket):
             return False
-        written = sock.try_send(frame_once(message))
-        if written is None:
-            return False
+        shown = subscription.view.apply(message, time.monotonic())  # once: it keeps state
         subscription.sent(seq)
-        if not written:
+        if shown is None:  # left out of this subscriber's view
+            return True
+        written = sock.try_send(frame_once(shown))
+        if written is None:
+            self._put(Send(shown))
+        elif not written:
             self._send_queue.append(Flush())
             self._cond.notify()
         return True
@@ -452,9 +465,15 @@ class Session:
     def _do(self, subscription: JobStream, step: Next) -> None:
         """Send what ``step`` says, then fill from the store if it says so."""
         for message in step.send:
-            self._send(message)
+            self._send_viewed(subscription, message)
         if step.fill:
             self._fill(subscription)
+
+    def _send_viewed(self, subscription: JobStream, message: bytes) -> None:
+        """Send one event of ``subscription`` as its view shows it (perhaps not at all)."""
+        shown = subscription.view.apply(message, time.monotonic())
+        if shown is not None:
+            self._send(shown)
 
     def _gap_wait(self) -> float | None:
         """Seconds until the oldest open gap is due for a store read; ``None``: no gap."""
@@ -491,7 +510,7 @@ class Session:
         )
         try:
             for message in subscription.merge(upto, ((e.seq, e.message()) for e in stored)):
-                self._send(message)
+                self._send_viewed(subscription, message)
         except StoreUnavailable:
             subscription.fill_failed(time.monotonic())
             return
@@ -527,7 +546,7 @@ class Session:
         completed = False
         try:
             for event in itertools.chain([] if first is None else [first], events):
-                self._send(event.message())
+                self._send_viewed(subscription, event.message())
                 completed = completed or event.type == "JOB_COMPLETED"
         except StoreUnavailable as exc:
             self._refuse(subscription.job_id, exc)

@@ -161,6 +161,14 @@ export class Stream {
     this.connect();
   }
 
+  /** Send the subscribe message again on the open socket (the page changed what it asks
+   * the server for); a closed one asks for it when it reconnects. */
+  resubscribe() {
+    if (this.socket && this.socket.readyState === WebSocket.OPEN) {
+      this.socket.send(JSON.stringify(this.subscribe()));
+    }
+  }
+
   close() {
     this.closed = true;
     clearTimeout(this.timer);

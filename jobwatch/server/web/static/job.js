@@ -31,7 +31,7 @@ import {
 } from "./format.js";
 import { JobState } from "./job_state.js";
 import { LogModel } from "./log_model.js";
-import { REFRESH_MS as WORKERS_MS, WorkersView } from "./workers.js";
+import { nodeOrder, REFRESH_MS as WORKERS_MS, WorkersView } from "./workers.js";
 import { budgetState, budgetWords } from "./widgets/jobstable.js";
 
 const REFRESH_MS = 250; // at most 4 draws a second, as the notebook monitor
@@ -41,6 +41,8 @@ const HISTORY_POINTS = 500; // maxPoints asked for a time range
 const SCALAR_POINTS = 2000; // points per training metric loaded at start
 const ALL_HISTORY = 30 * 24 * 3600; // "all": the server's longest window (s)
 const LATEST_SHOWN = 6; // training metrics named in the line of latest values
+const FIRST_RANK = 0; // a distributed job's log view shows rank 0's lines first
+const HEAT_MS = 1000; // the heat strip's redraws for new samples, at most one a second
 const NEWEST = "4611686018427387904"; // 2**62, the largest line id: beforeId for the newest
 // A job id as the contract allows (jobwatch.contract.requests.valid_job_id): the server answers
 // any other with 404, which would have the page wait for a job that can never exist.
@@ -60,16 +62,20 @@ const gpuCharts = new GpuCharts({
 const systemCharts = new SystemCharts($(".jobwatch-chart-row-system"));
 const scalarChart = new ScalarChart($(".jobwatch-chart-scalars"));
 const logs = new LogModel(loadOlder);
-const workersView = new WorkersView($(".jobwatch-workers"));
+const workersView = new WorkersView($(".jobwatch-workers-host"));
 let workersAt = 0; // when /workers was last asked for (ms, performance.now())
 let link = "connecting"; // the stream's state
 let waiting = false;
 let stream = null;
-let drawn = { samples: -1, range: "", kind: "", scalars: -1, scale: "", axis: "" };
+let drawn = { samples: -1, range: "", kind: "", scalars: -1, scale: "", axis: "", heat: -1 };
 let kindPicked = false; // the person chose GPU or system charts; until then GPU when there is one
 let lastDraw = 0;
 let drawTimer = 0;
 let newestCounted = null; // the newest line id counted in the server's total (logs.total)
+let filterLoading = 0; // the rank and node filter's lines are being loaded (its load's number)
+let filterLoads = 0;
+let heatDrawnAt = -Infinity; // when the heat strip was last drawn (ms, performance.now())
+let seemsDistributed = false; // an event came from a rank before the job said its world size
 
 function pageNow() {
   return Date.now() / 1000;
@@ -136,8 +142,17 @@ function drawGpuLine() {
       ` · memory ${formatMemory(flat.gpuMemoryUsed, flat.gpuMemoryTotal)}${total}` +
       ` · ${formatMetric(flat.gpuTemperature, "°C")}${hottest}` +
       ` · ${formatMetric(flat.powerUsage, " W")}${total}` +
-      (several ? ` (${Object.keys(latest.gpus).length} GPUs)` : ""),
+      gpusOf(latest),
   );
+}
+
+// " (8 GPUs)"; " (8 GPUs of node n3)" for a node's sample of a distributed job (each node
+// sends its own: the workers panel shows every node's); "" for one GPU of one worker.
+function gpusOf(sample) {
+  const ids = Object.values(sample.ids);
+  const nodes = new Set(ids.map((id) => id.node).filter((node) => typeof node === "string"));
+  if (nodes.size === 1) return ` (${ids.length} GPU${ids.length === 1 ? "" : "s"} of node ${[...nodes][0]})`;
+  return ids.length > 1 ? ` (${ids.length} GPUs)` : "";
 }
 
 // Which charts show: GPU, system (a job without a GPU), or the person's pick when there are both.
@@ -247,12 +262,20 @@ function draw() {
   const job = state.job;
   drawHeader(job);
   drawGpuLine();
-  if (job.worldSize) workersView.drawGpus(state.samples);
+  // New samples redraw the heat strip at most once a second, as the notebook's
+  // (jobwatch/notebook/workers.py HEAT_INTERVAL); the job's end at once.
+  const heatDue = performance.now() - heatDrawnAt >= HEAT_MS || state.finished;
+  if (job.worldSize && drawn.heat !== state.samplesVersion && heatDue) {
+    workersView.drawGpus(state.samples);
+    drawn = { ...drawn, heat: state.samplesVersion };
+    heatDrawnAt = performance.now();
+  }
   drawCharts();
   drawAlerts();
   drawConfig(job);
   drawFinal(job);
-  const fresh = state.takeNewLogs();
+  // While a rank's or node's lines load, the live ones wait (they are counted after).
+  const fresh = filterLoading ? [] : state.takeNewLogs().filter((line) => logs.matches(line));
   if (fresh.length) {
     const counted = newestCounted === null ? [] : fresh.filter((line) => line.id > newestCounted);
     logs.set("total", logs.get("total") + counted.length);
@@ -325,11 +348,26 @@ async function loadScalars() {
 // The ranks of a distributed job: on load, every WORKERS_MS while it runs, and at once
 // after a worker alert (a rank fell silent, straggles or caught up).
 async function loadWorkers(force = false) {
-  if (!state.job.worldSize) return;
+  if (!state.job.worldSize && !seemsDistributed) return;
   if (!force && performance.now() - workersAt < WORKERS_MS) return;
   workersAt = performance.now();
   try {
-    workersView.setWorkers(await getJson(`${jobPath}/workers`), pageNow());
+    const answer = await getJson(`${jobPath}/workers`);
+    workersView.setWorkers(answer, pageNow());
+    if (Number.isInteger(answer.worldSize)) {
+      state.job.worldSize = answer.worldSize; // a job made before its ranks came knows it now
+      const nodes = new Set(answer.workers.map((worker) => worker.node));
+      const first = logs.get("world_size") === null;
+      logs.set("world_size", answer.worldSize);
+      const sorted = Array.from(nodes).sort(nodeOrder);
+      if (sorted.join("\n") !== logs.get("nodes").join("\n")) logs.set("nodes", sorted);
+      // rank 0's lines first, as the notebook (jobwatch/notebook/view.py FIRST_RANK)
+      if (first && logs.get("rank_filter") === null && logs.get("node_filter") === null) {
+        logs.set("rank_filter", FIRST_RANK);
+      } else if (first) {
+        stream?.resubscribe();
+      }
+    }
   } catch (error) {
     showError(errorBox, `Could not load the workers: ${error.message}`);
   }
@@ -342,7 +380,7 @@ async function loadOlder(beforeId, room) {
   }
   const limit = Math.min(room, 1000);
   try {
-    const answer = await getJson(`${jobPath}/logs?beforeId=${beforeId}&limit=${limit}`);
+    const answer = await getJson(`${jobPath}/logs?beforeId=${beforeId}&limit=${limit}${logs.whereQuery()}`);
     logs.set("total", Math.max(logs.get("total"), answer.total));
     logs.prepend(answer.logs, answer.logs.length === limit);
   } catch (error) {
@@ -351,12 +389,60 @@ async function loadOlder(beforeId, room) {
   }
 }
 
+// What the page asks the server to send (docs/api.md "Streaming"): a distributed job's
+// log lines of the rank and node picked, and no progress event that repeats rank 0's.
+function view() {
+  if (!state.job.worldSize) return {};
+  const logsView = {};
+  if (logs.get("rank_filter") !== null) logsView.rank = logs.get("rank_filter");
+  if (logs.get("node_filter") !== null) logsView.node = logs.get("node_filter");
+  return { logs: logsView, progress: "changes" };
+}
+
+// A rank or node picked in the log view (or all again): the stream sends only its lines,
+// its newest lines from the server replace those held, and the server's count of them is
+// the total from then on.
+async function loadFiltered() {
+  stream?.resubscribe();
+  const load = ++filterLoads;
+  filterLoading = load;
+  newestCounted = null;
+  logs.clearLines();
+  logs.set("loading", true);
+  try {
+    const answer = await getJson(`${jobPath}/logs?beforeId=${NEWEST}&limit=1000${logs.whereQuery()}`);
+    if (load !== filterLoads) return; // another pick since
+    logs.prepend(answer.logs, answer.total > answer.logs.length);
+    logs.set("total", answer.total);
+    newestCounted = answer.logs.length ? answer.logs[answer.logs.length - 1].id : -1;
+  } catch (error) {
+    if (load !== filterLoads) return;
+    logs.failed();
+    showError(errorBox, `Could not load the log lines: ${error.message}`);
+  }
+  filterLoading = 0;
+  schedule();
+}
+
+// Whether an event comes from a rank of a distributed job: a log line with a rank, a GPU
+// with a node (as jobwatch/view/follow.py tells).
+function fromARank(message) {
+  const data = message.data ?? {};
+  if (message.type === "JOB_LOGS") return Number.isInteger(data.logs?.[0]?.rank);
+  if (message.type === "JOB_PROGRESS") return typeof data.metrics?.gpus?.[0]?.node === "string";
+  return false;
+}
+
 function onMessage(message) {
   if (message.type === "error") {
     showError(errorBox, message.error?.message ?? "the server refused the subscription");
     return;
   }
   if (!state.apply(message, pageNow())) return;
+  if (!state.job.worldSize && !seemsDistributed && fromARank(message)) {
+    seemsDistributed = true; // made without a world size, reported to by ranks
+    loadWorkers(true);
+  }
   const source = message.type === "JOB_ALERT" ? message.data?.alert?.source : null;
   if (source === "worker_silent" || source === "straggler" || message.type === "JOB_COMPLETED") {
     loadWorkers(true);
@@ -376,7 +462,9 @@ async function main() {
     showConnection(connection, "closed");
     return;
   }
-  logs.mount($(".jobwatch-logs-host"));
+  logs.mountView($(".jobwatch-logs-host"));
+  logs.on("change:rank_filter", loadFiltered);
+  logs.on("change:node_filter", loadFiltered);
   $(".jobwatch-range").addEventListener("change", loadHistory);
   $(".jobwatch-y-scale").addEventListener("change", schedule);
   const asked = new URLSearchParams(location.search).get("x");
@@ -410,7 +498,7 @@ async function main() {
   await loadHistory();
   await loadWorkers(true);
   stream = new Stream({
-    subscribe: () => ({ type: "subscribe:job", subscriptionId: jobId, since: state.seq }),
+    subscribe: () => ({ type: "subscribe:job", subscriptionId: jobId, since: state.seq, ...view() }),
     onMessage,
     onState: (value) => {
       link = value;

@@ -48,8 +48,12 @@ export function jobModel(raw) {
   return { ...Object.fromEntries(JOB_FIELDS.map((name) => [name, null])), ...raw };
 }
 
-function sameFlat(a, b) {
-  return METRIC_FIELDS.every((name) => a.flat[name] === b.flat[name]);
+// The same sample twice (the snapshot's latest is also the history's last): the same
+// figures of the same GPUs. Two nodes of a distributed job sampled in the same
+// millisecond have other GPUs, and both are kept.
+function sameSample(a, b) {
+  const gpus = (s) => Object.keys(s.gpus).join("\n");
+  return METRIC_FIELDS.every((name) => a.flat[name] === b.flat[name]) && gpus(a) === gpus(b);
 }
 
 export class JobState {
@@ -114,6 +118,11 @@ export class JobState {
   /** Apply one stream event; returns whether it was one of the job's events. */
   apply(event, now) {
     const data = event.data || {};
+    // An event seen already: the same stream subscribed again with another view
+    // replays what it had sent since (a job's completion always comes, as its end).
+    if (Number.isInteger(event.seq) && event.seq <= this.seq && event.type !== "JOB_COMPLETED") {
+      return false;
+    }
     switch (event.type) {
       case "JOB_PROGRESS":
         for (const key of ["status", "progress", "currentOperation"]) {
@@ -219,7 +228,7 @@ export class JobState {
     const next = sample(raw);
     const last = this.samples[this.samples.length - 1];
     if (next === null || (last && next.ts < last.ts)) return;
-    if (last && next.ts === last.ts && sameFlat(next, last)) return; // snapshot's latest = history's last
+    if (last && next.ts === last.ts && sameSample(next, last)) return;
     this.samples.push(next);
     this.hasGpu ||= Object.keys(next.gpus).length > 0 || GPU_FIELDS.some((f) => next.flat[f] !== null);
     this.hasSystem ||= SYSTEM_FIELDS.some((f) => next.flat[f] !== null);

@@ -1,6 +1,6 @@
-// The notebook's log view (widgets/static/logview.js, served unchanged) on a web
-// page: this is the widget model it expects from anywidget (get, set, on, off,
-// send, save_changes), fed by the page instead of a kernel.
+// The notebook's log view (notebook/static/logview.js, served unchanged) on a web
+// page: the widget model it expects from anywidget (widget_model.js), fed by the page
+// instead of a kernel.
 //
 // Lines reach the view as the kernel sends them, "lines" messages {revision, add},
 // drawn with the same ANSI rules as Python (ansi.js). The view asks for older lines
@@ -8,16 +8,17 @@
 
 import logview from "./widgets/logview.js";
 import { drawnLine } from "./ansi.js";
+import { WidgetModel } from "./widget_model.js";
 
 const MAX_LINES = 1000; // as the notebook's LogView (jobwatch.notebook.logview.DEFAULT_MAX_LINES)
 
-export class LogModel {
+export class LogModel extends WidgetModel {
   /**
    * @param onLoadOlder called with the id of the oldest line held and how many
    *   lines there is room for, when the person asks for older lines.
    */
   constructor(onLoadOlder) {
-    this.state = {
+    super({
       _key: `page-${Math.random().toString(16).slice(2)}`,
       lines: [],
       revision: 0,
@@ -26,35 +27,13 @@ export class LogModel {
       has_older: false,
       total: 0,
       loading: false,
-    };
-    this.handlers = new Map();
+      world_size: null, // a distributed job's ranks: shows the rank and node filter
+      nodes: [],
+      rank_filter: null,
+      node_filter: null,
+    });
     this.held = 0; // lines the view holds (at most max_lines)
     this.onLoadOlder = onLoadOlder;
-  }
-
-  // -- the anywidget model interface logview.js uses ----------------------------
-
-  get(name) {
-    return this.state[name];
-  }
-
-  set(name, value) {
-    if (this.state[name] === value) return;
-    this.state[name] = value;
-    this.emit(`change:${name}`);
-  }
-
-  save_changes() {
-    // nothing to sync: the page is the model's only home
-  }
-
-  on(name, handler) {
-    if (!this.handlers.has(name)) this.handlers.set(name, new Set());
-    this.handlers.get(name).add(handler);
-  }
-
-  off(name, handler) {
-    this.handlers.get(name)?.delete(handler);
   }
 
   send(message) {
@@ -66,20 +45,11 @@ export class LogModel {
     }
   }
 
-  emit(name, payload) {
-    for (const handler of this.handlers.get(name) || []) handler(payload);
-  }
-
   // -- fed by the page --------------------------------------------------------------
 
   /** Draw the view into `el`; returns a function that removes it. */
-  mount(el) {
-    const forget = logview.initialize({ model: this });
-    const remove = logview.render({ model: this, el });
-    return () => {
-      remove();
-      forget();
-    };
+  mountView(el) {
+    return this.mount(logview, el);
   }
 
   /** New lines from the API or the stream ({id, level, timestamp, message}). */
@@ -88,6 +58,30 @@ export class LogModel {
     this.held = Math.min(this.state.max_lines, this.held + lines.length);
     this.lines(lines.map(drawnLine));
     if (this.held >= this.state.max_lines) this.set("has_older", false); // no room for more
+  }
+
+  /** Whether a wire log line is of the rank and node picked (jobwatch/view/log_filter.py). */
+  matches(line) {
+    const { rank_filter: rank, node_filter: node } = this.state;
+    return (rank === null || line.rank === rank) && (node === null || line.node === node);
+  }
+
+  /** The query parameters of GET /logs for the rank and node picked ("" for all). */
+  whereQuery() {
+    const { rank_filter: rank, node_filter: node } = this.state;
+    return (
+      (rank === null ? "" : `&rank=${rank}`) +
+      (node === null ? "" : `&node=${encodeURIComponent(node)}`)
+    );
+  }
+
+  /** Forget every line held (a new rank or node was picked). */
+  clearLines() {
+    this.held = 0;
+    this.state.revision += 1;
+    this.emit("msg:custom", { type: "lines", revision: this.state.revision, reset: true, add: [] });
+    this.set("has_older", false);
+    this.set("total", 0);
   }
 
   /** Older lines fetched on demand, and whether still older ones exist. */
