@@ -6,6 +6,7 @@ need the real gunicorn server and its real URL (``--port 0`` picks a free one).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -17,6 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 _URL = re.compile(r"serving on (http://\S+)")
+TERM_RESEND = 1.0
+"""Seconds between the SIGTERMs :meth:`ServerProcess.stop` sends until the server exits."""
 
 __all__ = ["ServerProcess", "serve_command"]
 
@@ -95,13 +98,30 @@ class ServerProcess:
         self._log.close()
 
     def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM (graceful), then SIGKILL after ``timeout`` seconds."""
+        """SIGTERM (graceful), then SIGKILL after ``timeout`` seconds.
+
+        The other processes of the group (gunicorn's workers) get SIGTERM again
+        every :data:`TERM_RESEND` seconds until the server has exited: a worker
+        still booting (between its fork and installing its own signal handlers,
+        up to a second or two after the URL line) loses the signal, and its
+        master would wait out gunicorn's graceful timeout (10 s) before killing
+        it. The server's own process has its handlers before it prints the URL,
+        so it is signalled once.
+        """
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    self.proc.wait(max(0.0, min(TERM_RESEND, deadline - time.monotonic())))
+                    break
+                except subprocess.TimeoutExpired:
+                    if time.monotonic() >= deadline:
+                        self.kill()
+                        break
+                for pid in _others_in_group(self.proc.pid):
+                    with contextlib.suppress(ProcessLookupError):  # exited meanwhile
+                        os.kill(pid, signal.SIGTERM)
         self._log.close()
 
     def __enter__(self) -> ServerProcess:
@@ -114,3 +134,19 @@ class ServerProcess:
 def serve_command(db: str | Path, *extra: str) -> list[str]:
     """argv of ``python -m jobwatch serve --port 0 --db DB [extra...]`` with this interpreter."""
     return [sys.executable, "-m", "jobwatch", "serve", "--port", "0", "--db", str(db), *extra]
+
+
+def _others_in_group(group: int) -> list[int]:
+    """The live processes of process group ``group`` other than its leader, read from
+    ``/proc`` (empty where there is none)."""
+    others = []
+    for entry in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = entry.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # exited while listed
+        pid = int(entry.parent.name)
+        # after the command: state, ppid, pgrp (proc(5)); a zombie cannot be signalled
+        if int(fields[2]) == group and pid != group and fields[0] != "Z":
+            others.append(pid)
+    return others
