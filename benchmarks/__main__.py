@@ -7,6 +7,7 @@ import time
 
 from benchmarks import (
     attacks,
+    costs,
     dom_latency,
     fanout,
     fleet,
@@ -24,6 +25,7 @@ from benchmarks import (
     soak,
     startup,
     sync,
+    system,
     training,
 )
 from benchmarks.report import machine, markdown
@@ -31,9 +33,11 @@ from benchmarks.report import machine, markdown
 SUITES = {
     "ingest": ingest.run,
     "reporter": reporter.run,
+    "system": system.run,
     "fanout": fanout.run,
     "fleet": fleet.run,
     "queries": queries.run,
+    "costs": costs.run,
     "history": history.run,
     "memory": memory.run,
     "sync": sync.run,

@@ -4,7 +4,8 @@
 
     JobwatchError
      +-- APIError(status, code, message, details)      an error answer of the contract
-     |    +-- ValidationError        400 validation_error / invalid_json / unsupported_media_type
+     |    +-- ValidationError        400 validation_error / invalid_json
+     |    |    +-- UnsupportedMediaType 415 unsupported_media_type
      |    +-- AuthenticationError    401 unauthorized
      |    |    +-- HostNotAllowed    403 host_not_allowed
      |    |    +-- OriginNotAllowed  403 origin_not_allowed
@@ -69,6 +70,7 @@ __all__ = [
     "TooManyConnections",
     "TooManySubscriptions",
     "UnsafeDatabasePath",
+    "UnsupportedMediaType",
     "ValidationError",
     "WorkerMismatch",
     "error_from_envelope",
@@ -132,7 +134,16 @@ class ValidationError(APIError):
 
     status = 400
     code = "validation_error"
-    other_codes = ("invalid_json", "unsupported_media_type")
+    other_codes: ClassVar[tuple[str, ...]] = ("invalid_json",)
+
+
+class UnsupportedMediaType(ValidationError):
+    """415: a request body whose ``Content-Type`` is not ``application/json``
+    (RFC 9110, section 15.5.16); a :class:`ValidationError`, as every bad input is."""
+
+    status = 415
+    code = "unsupported_media_type"
+    other_codes = ()
 
 
 class AuthenticationError(APIError):

@@ -24,13 +24,7 @@ from pathlib import Path
 
 import psutil
 
-
-def free_port() -> int:
-    """A TCP port nothing listens on now (127.0.0.1)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+from tests.conftest import free_port
 
 
 def postgres_bin() -> Path | None:

@@ -1,5 +1,5 @@
-"""The ``jobwatch`` command: ``serve``, ``jobs``, ``report``, ``watch``, ``top``, ``sync``,
-``tenants``, ``tokens``, ``share`` and more.
+"""The ``jobwatch`` command: ``serve``, ``jobs``, ``report``, ``watch``, ``top``, ``costs``,
+``sync``, ``tenants``, ``tokens``, ``share`` and more.
 
 Exit codes: 0 success, 1 the server refused the request, 2 bad usage,
 3 the server could not be reached or is
@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from jobwatch._version import __version__
+from jobwatch.cli import costs as costs_command
 from jobwatch.cli import sync as sync_command
 from jobwatch.cli import tenancy
 from jobwatch.cli.connect import UsageError, connect
@@ -215,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     top.add_argument("--url", help="server URL (default $JOBWATCH_URL or http://127.0.0.1:8765)")
     top.add_argument("--token", help="bearer token for the server (default $JOBWATCH_TOKEN)")
     top.add_argument("--status", choices=JOB_STATUSES, help="follow only jobs of this status")
+    costs_command.add_parser(commands)
     sync_command.add_parser(commands)
     tenancy.add_parsers(commands)
     return parser
@@ -236,6 +238,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _watch(args)
         if args.command == "top":
             return _top(args)
+        if args.command == "costs":
+            return costs_command.run(args)
         if args.command == "sync":
             return sync_command.run(args)
         if args.command in ("tenants", "tokens", "share"):
@@ -263,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _serve(args: argparse.Namespace) -> int:
     require("server", "jobwatch serve")
     from jobwatch.errors import SettingsError
-    from jobwatch.server.deploy.run import gunicorn_unavailable
+    from jobwatch.server.deploy.run import gunicorn_unavailable, listen_problem
     from jobwatch.server.deploy.settings import FLAG_NAMES, ServerSettings, exposure_problem
     from jobwatch.server.storage.files import sqlite_file_problem
 
@@ -291,6 +295,7 @@ def _serve(args: argparse.Namespace) -> int:
         )
         or settings.problem(workers=args.workers, names=FLAG_NAMES)
         or sqlite_file_problem(settings.database, must_exist=False)
+        or listen_problem(args.host, args.port)
     )
     if problem:
         print(f"jobwatch serve: {problem}", file=sys.stderr)

@@ -28,6 +28,7 @@ from jobwatch.client.own_io import doing_io
 from jobwatch.client.subscription import Subscription
 from jobwatch.contract.answers import (
     AlertsPage,
+    CostReport,
     Health,
     Job,
     JobList,
@@ -37,6 +38,7 @@ from jobwatch.contract.answers import (
     Sample,
     ScalarValue,
 )
+from jobwatch.contract.basics import check_keys
 from jobwatch.errors import ConnectionError, ValidationError, error_from_envelope
 
 __all__ = ["DEFAULT_URL", "Client", "default_url"]
@@ -125,7 +127,11 @@ class Client:
             The server answered an error (subclass by its ``code``).
         ConnectionError
             The server could not be reached, timed out or answered non-JSON.
+        ValueError
+            ``json_body`` holds a mapping key that is not a string (JSON would
+            write ``1`` as ``"1"``, and two such keys would become one); nothing is sent.
         """
+        check_keys(json_body, "the request body")
         query = {k: v for k, v in (params or {}).items() if v is not None}
         try:
             with doing_io():  # what urllib3 logs meanwhile is not the user's to ship
@@ -442,6 +448,22 @@ class Client:
         params = {"limit": limit, "offset": offset}
         answer = self.request("GET", f"/api/jobs/{_path(job_id)}/alerts", params=params)
         return cast(AlertsPage, self._dict(answer))
+
+    def costs(self, since: str = "7d", by: str | None = None, tz: str = "UTC") -> CostReport:
+        """Spend per day and per group over the jobs this client's token may read
+        (``GET /api/costs``): ``since`` ``"<N>d"`` or ``"YYYY-MM-DD"``, ``by``
+        ``"provider"``, ``"tenant"``, ``"name"`` or ``None``, ``tz`` the zone whose
+        midnights cut the days (docs/api.md "Spend across jobs").
+
+        Raises
+        ------
+        ValidationError
+            A bad ``since``, ``by`` or ``tz`` (400; its details say what is allowed).
+        Forbidden
+            A worker or share token (403).
+        """
+        params = {"since": since, "by": by, "tz": tz}
+        return cast(CostReport, self._dict(self.request("GET", "/api/costs", params=params)))
 
     def logs(
         self,

@@ -28,6 +28,9 @@ __all__ = [
     "AlertsPage",
     "CompletedData",
     "CompletedEvent",
+    "CostGroup",
+    "CostReport",
+    "CostTotal",
     "GpuReading",
     "Health",
     "Job",
@@ -58,6 +61,7 @@ __all__ = [
     "ScalarsPage",
     "StalledData",
     "StalledEvent",
+    "Unpriced",
 ]
 
 JobStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
@@ -165,8 +169,19 @@ class _SampleFields(TypedDict):
 
 class Sample(_SampleFields, total=False):
     """One metrics sample with the server time it was received (the fields of
-    :data:`~jobwatch.contract.gpu_metrics.GPU_METRICS`); ``gpus`` only when sent."""
+    :data:`~jobwatch.contract.metrics.METRICS`): the GPU metrics always, the
+    system metrics only when the worker sent any; ``gpus`` only when sent."""
 
+    cpuUtilization: float | None
+    memoryUsed: float | None
+    memoryTotal: float | None
+    processMemory: float | None
+    diskUsed: float | None
+    diskTotal: float | None
+    diskRead: float | None
+    diskWrite: float | None
+    networkIn: float | None
+    networkOut: float | None
     gpus: list[GpuReading] | None
 
 
@@ -192,6 +207,7 @@ class ScalarValue(TypedDict):
     step: int
     timestamp: str
     value: float
+    cost: float | None
 
 
 class Alert(TypedDict):
@@ -287,12 +303,17 @@ class LogsPage(TypedDict):
 # -- the stream of one job (subscribe:job) ----------------------------------------
 
 
-class ScalarStep(TypedDict):
-    """One step's training metrics in a ``JOB_PROGRESS`` event."""
-
+class _ScalarStepFields(TypedDict):
     step: int
     timestamp: str
     values: dict[str, float]
+
+
+class ScalarStep(_ScalarStepFields, total=False):
+    """One step's training metrics in a ``JOB_PROGRESS`` event; ``cost``: the job's
+    cost so far then (absent from events stored by an older server)."""
+
+    cost: float | None
 
 
 class _ProgressFields(TypedDict):
@@ -320,6 +341,43 @@ class LogsData(TypedDict):
 
     jobId: str
     logs: list[LogLine]
+
+
+class CostTotal(TypedDict):
+    """Spend of one currency over a spend report's window: ``daily`` per day, in order."""
+
+    currency: str
+    cost: float
+    hours: float
+    jobs: int
+    running: int
+    daily: list[float]
+
+
+class CostGroup(CostTotal):
+    """Spend of one group (providerId, tenant or name) in one currency."""
+
+    group: str | None
+
+
+class Unpriced(TypedDict):
+    """Jobs without a price that ran inside a spend report's window."""
+
+    jobs: int
+    hours: float
+
+
+class CostReport(TypedDict):
+    """``GET /api/costs``: spend per day and per group."""
+
+    since: str
+    until: str
+    timeZone: str
+    by: Literal["provider", "tenant", "name"] | None
+    days: list[str]
+    groups: list[CostGroup]
+    totals: list[CostTotal]
+    unpriced: Unpriced
 
 
 class ReceiptMetric(TypedDict):
@@ -482,6 +540,7 @@ class JobSummary(TypedDict):
     worldSize: int | None
     workers: int
     nodes: int
+    budget: float | None
 
 
 class JobsChangedData(TypedDict):

@@ -11,7 +11,9 @@ from __future__ import annotations
 import math
 import re
 import time
+from collections.abc import Mapping
 from datetime import datetime, timezone
+from typing import Any
 
 __all__ = [
     "ALERT_LEVELS",
@@ -34,6 +36,7 @@ __all__ = [
     "MAX_WORLD_SIZE",
     "SCALAR_NAME_PATTERN",
     "SCALAR_NAME_RULE",
+    "check_keys",
     "check_status",
     "currency_code",
     "epoch",
@@ -203,3 +206,28 @@ def check_status(status: str | None) -> str | None:
     if status is not None and status not in JOB_STATUSES:
         raise ValueError(f"status must be one of {', '.join(JOB_STATUSES)} or None, got {status!r}")
     return status
+
+
+def check_keys(value: Any, path: str) -> None:
+    """Refuse a mapping key that is not a string, anywhere in ``value``.
+
+    JSON's object keys are strings, so Python's encoder writes ``1`` as ``"1"``;
+    a mapping holding both ``1`` and ``"1"`` would silently become one key.
+
+    Raises
+    ------
+    ValueError
+        Naming the key, its type and where it is (``path`` then ``['a'][0]``...).
+    RecursionError
+        ``value`` is nested beyond Python's recursion limit.
+    """
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(
+                    f"the key {key!r} ({type(key).__name__}) in {path} is not a string"
+                )
+            check_keys(item, f"{path}[{key!r}]")
+    elif isinstance(value, list | tuple):
+        for place, item in enumerate(value):
+            check_keys(item, f"{path}[{place}]")

@@ -443,6 +443,21 @@ JOB_FIELDS: tuple[JobField, ...] = (
         wire="config",
         nullable=True,
     ),
+    JobField(
+        "price_cost",
+        float,
+        "float",
+        "what the job cost at its earlier prices, up to price_from (server.core.pricing)",
+        server_default="0",
+        initial=0.0,
+    ),
+    JobField(
+        "price_from",
+        float,
+        "float",
+        "server time from which the current price applies; null: from startedAt",
+        nullable=True,
+    ),
 )
 """Every column of ``jobs``, in table order; the wire fields among them in the
 job object's order."""

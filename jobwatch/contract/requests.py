@@ -55,6 +55,7 @@ from jobwatch.contract.basics import (
     MAX_WORLD_SIZE,
     SCALAR_NAME_PATTERN,
     SCALAR_NAME_RULE,
+    check_keys,
     currency_code,
     format_ts,
     parse_ts,
@@ -65,7 +66,7 @@ from jobwatch.contract.basics import (
 from jobwatch.contract.basics import (
     epoch as _epoch,
 )
-from jobwatch.contract.gpu_metrics import GPU_METRICS, GpuMetric, combine, metric
+from jobwatch.contract.metrics import GPU_METRICS, METRICS, Metric, combine, metric
 from jobwatch.errors import ValidationError
 
 __all__ = [
@@ -97,6 +98,8 @@ __all__ = [
     "Metrics",
     "ProgressUpdate",
     "ScalarPoint",
+    "check_config",
+    "check_keys",
     "currency_code",
     "format_ts",
     "parse_body",
@@ -129,14 +132,14 @@ Text = Annotated[str, Field(max_length=MAX_TEXT), NoNul]
 Percent = Annotated[float, Field(ge=0, le=100)]
 
 
-def _metric_type(entry: GpuMetric) -> Any:
+def _metric_type(entry: Metric) -> Any:
     """``entry``'s value type: a number in its range, or ``None``."""
     if entry.exclusive_minimum:
         return Annotated[float, Field(gt=entry.minimum, le=entry.maximum)] | None
     return Annotated[float, Field(ge=entry.minimum, le=entry.maximum)] | None
 
 
-def _at_most(entry: GpuMetric, bound: GpuMetric) -> Any:
+def _at_most(entry: Metric, bound: Metric) -> Any:
     """A validator refusing a value of ``entry`` above ``bound``'s in the same sample."""
 
     def check(cls: type, value: float | None, info: pydantic.ValidationInfo) -> float | None:
@@ -150,41 +153,52 @@ def _at_most(entry: GpuMetric, bound: GpuMetric) -> Any:
     return field_validator(entry.column)(check)
 
 
-def _validation_order() -> list[GpuMetric]:
-    """The table's metrics with each ``at_most`` bound before the metric it bounds,
-    so that the bound's check can see it (pydantic validates in field order)."""
-    order: list[GpuMetric] = []
-    for entry in GPU_METRICS:
+def _validation_order(entries: tuple[Metric, ...]) -> list[Metric]:
+    """``entries`` with each ``at_most`` bound before the metric it bounds, so
+    that the bound's check can see it (pydantic validates in field order)."""
+    order: list[Metric] = []
+    for entry in entries:
         for needed in (*([metric(entry.at_most)] if entry.at_most else []), entry):
             if needed not in order:
                 order.append(needed)
     return order
 
 
-if TYPE_CHECKING:
-
-    class _GpuFields(BaseModel):
-        """The metric fields of :data:`~jobwatch.contract.gpu_metrics.GPU_METRICS` (built below)."""
-
-else:
-    _GpuFields = pydantic.create_model(
-        "_GpuFields",
+def _metric_fields(name: str, entries: tuple[Metric, ...]) -> Any:
+    """A pydantic model with a field per metric of ``entries`` (``None`` by
+    default, aliased to its wire name) and their ``at_most`` checks."""
+    fields: dict[str, Any] = {
+        entry.column: (_metric_type(entry), Field(None, alias=entry.wire))
+        for entry in _validation_order(entries)
+    }
+    return pydantic.create_model(
+        name,
         __config__=_Strict,
         __module__=__name__,
         __validators__={
             f"_{entry.column}_at_most": _at_most(entry, metric(entry.at_most))
-            for entry in GPU_METRICS
+            for entry in entries
             if entry.at_most
         },
-        **{
-            entry.column: (_metric_type(entry), Field(None, alias=entry.wire))
-            for entry in _validation_order()
-        },
+        **fields,
     )
 
 
+if TYPE_CHECKING:
+
+    class _GpuFields(BaseModel):
+        """The fields of :data:`~jobwatch.contract.metrics.GPU_METRICS` (built below)."""
+
+    class _SampleFields(BaseModel):
+        """The fields of :data:`~jobwatch.contract.metrics.METRICS` (built below)."""
+
+else:
+    _GpuFields = _metric_fields("_GpuFields", GPU_METRICS)
+    _SampleFields = _metric_fields("_SampleFields", METRICS)
+
+
 class GpuSample(_GpuFields):
-    """One GPU's sample: the five metric fields plus ``index``, ``uuid`` and ``name``.
+    """One GPU's sample: the GPU metric fields plus ``index``, ``uuid`` and ``name``.
 
     Each metric is a number or ``None`` (unsupported on this GPU or MIG slice).
     """
@@ -195,17 +209,25 @@ class GpuSample(_GpuFields):
 
 
 # The docstring is the API document's description of ``metrics``; the fields
-# and their ranges are those of jobwatch.contract.gpu_metrics.GPU_METRICS.
-class Metrics(_GpuFields):
+# and their ranges are those of jobwatch.contract.metrics.METRICS.
+class Metrics(_SampleFields):
     """The ``metrics`` object of a progress update.
 
-    Fields (each a number or ``None``): ``gpuUtilization`` % 0-100,
+    GPU fields (each a number or ``None``): ``gpuUtilization`` % 0-100,
     ``gpuMemoryUsed`` MB >= 0, ``gpuMemoryTotal`` MB > 0, ``gpuTemperature``
     Celsius -40..150, ``powerUsage`` W 0..5000; memory at most 10,000,000 MB,
     which rejects NVML's sentinel values such as 4294967295. Optional ``gpus``:
     per-GPU samples. When ``gpus`` is given and a flat field is absent, the flat
     field is filled from them: mean utilization, summed memory and power,
     hottest temperature.
+
+    System fields (optional, each a number or ``None``; the worker's machine,
+    not one GPU): ``cpuUtilization`` % 0-100; ``memoryUsed`` MB >= 0 and at
+    most ``memoryTotal`` (> 0), both at most 1,000,000,000 MB;
+    ``processMemory`` MB 0..1,000,000,000 (resident memory of the reporting
+    process and its children); ``diskUsed`` MB >= 0 and at most ``diskTotal``
+    (> 0), both at most 1e12 MB; ``diskRead``, ``diskWrite``, ``networkIn``,
+    ``networkOut`` in bytes per second, 0..1e12.
     """
 
     gpus: list[GpuSample] | None = Field(None, max_length=1024)
@@ -222,8 +244,8 @@ class Metrics(_GpuFields):
         return self
 
     def flat(self) -> dict[str, float | None]:
-        """The flat metric fields by their wire names, in wire order (values may be ``None``)."""
-        return {entry.wire: getattr(self, entry.column) for entry in GPU_METRICS}
+        """Every metric's flat field by its wire name, in wire order (values may be ``None``)."""
+        return {entry.wire: getattr(self, entry.column) for entry in METRICS}
 
 
 class LogLineIn(BaseModel):

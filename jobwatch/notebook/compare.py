@@ -1,9 +1,9 @@
 """``jobwatch.compare``: one chart overlaying a metric across jobs (a sweep's runs).
 
 A training metric (``loss``, ``val/accuracy``: anything ``log_metrics`` sent)
-is drawn against its step; a GPU metric (``gpuUtilization``, ``gpuMemoryUsed``,
-``gpuTemperature``, ``powerUsage``) against the seconds since each job
-started, so runs that started at different times line up. Each line is cut to
+is drawn against its step; a sample metric, GPU or system (``gpuUtilization``,
+``gpuMemoryUsed``, ``cpuUtilization``, ``processMemory``, ...), against the
+seconds since each job started, so runs that started at different times line up. Each line is cut to
 :data:`~jobwatch.notebook.downsample.CHART_POINTS` points, min/max kept.
 ``by`` lines the jobs up by keys of their config (hyperparameters): ordered by
 those values and labelled with them, as a sweep is read.
@@ -18,16 +18,17 @@ import numpy as np
 
 from jobwatch.client.rest import Client
 from jobwatch.contract.basics import parse_ts
-from jobwatch.contract.gpu_metrics import METRIC_FIELDS
+from jobwatch.contract.metrics import METRIC_FIELDS
+from jobwatch.contract.metrics import metric as table_entry
 from jobwatch.notebook.downsample import CHART_POINTS, min_max
 from jobwatch.view.config import flat_config, format_value
 
-GPU_METRICS = METRIC_FIELDS
+SAMPLE_METRICS = METRIC_FIELDS
 """Names compared over time from ``/metrics`` rather than by step from ``/scalars``."""
 MAX_JOBS = 50
 """Most jobs one chart overlays."""
 HISTORY = 30 * 24 * 3600.0
-"""Seconds of GPU history read per job (the server's longest window)."""
+"""Seconds of sample history read per job (the server's longest window)."""
 
 
 def compare(
@@ -46,8 +47,8 @@ def compare(
     job_ids:
         1-50 job ids (a job without the metric is left out of the legend's lines).
     metric:
-        A training-metric name (x: step) or one of :data:`GPU_METRICS` (x: seconds
-        since the job started; memory in GiB).
+        A training-metric name (x: step) or one of :data:`SAMPLE_METRICS` (x: seconds
+        since the job started; memory and disk in GiB).
     url, token:
         The server (default ``$JOBWATCH_URL``, else ``http://127.0.0.1:8765``).
     log_scale:
@@ -117,11 +118,12 @@ def _label(job_id: str, config: dict[str, Any], keys: list[str]) -> str:
 
 
 def _series(client: Client, job_id: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
-    if metric in GPU_METRICS:
+    if metric in SAMPLE_METRICS:
         started = parse_ts(client.get_job(job_id).get("startedAt"))
         rows: list[Mapping[str, Any]] = list(client.metrics(job_id, HISTORY, 2 * CHART_POINTS))
+        scale = 1024 if table_entry(metric).unit == "MB" else 1
         points = [
-            (ts - started, row[metric] / (1024 if "Memory" in metric else 1))
+            (ts - started, row[metric] / scale)
             for row in rows
             if row.get(metric) is not None
             and (ts := parse_ts(row["timestamp"])) is not None
@@ -154,13 +156,13 @@ def _figure(metric: str, drawn: list[tuple[str, np.ndarray, np.ndarray]], log_sc
         display_legend=True,
         stroke_width=1.5,
     )
-    gpu = metric in GPU_METRICS
-    unit = " (GiB)" if "Memory" in metric else ""
+    timed = metric in SAMPLE_METRICS
+    unit = {"MB": " (GiB)", "B/s": " (bytes/s)"}.get(table_entry(metric).unit, "") if timed else ""
     return Figure(
         title=f"{metric}{unit} across {len(drawn)} jobs",
         marks=[lines],
         axes=[
-            Axis(scale=x_scale, label="seconds since start" if gpu else "step"),
+            Axis(scale=x_scale, label="seconds since start" if timed else "step"),
             Axis(scale=y_scale, orientation="vertical", label=metric),
         ],
         legend_location="top-right",

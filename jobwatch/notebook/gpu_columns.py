@@ -38,9 +38,9 @@ class _Row:
 
     __slots__ = ("flat", "keys", "sample", "values")
 
-    def __init__(self, sample: Sample, metrics: Sequence[str]) -> None:
+    def __init__(self, sample: Sample, metrics: Sequence[str], per_gpu: bool = True) -> None:
         self.sample = sample  # held, so that its id is not reused while cached
-        self.keys = tuple(gpu_lines((sample,)))
+        self.keys = tuple(gpu_lines((sample,))) if per_gpu else ()
         self.values = np.array(
             [[_value(sample.gpus[key].get(m)) for key in self.keys] for m in metrics],
             dtype=float,
@@ -55,10 +55,15 @@ class GpuColumns:
     ----------
     metrics:
         The metric names (``METRIC_FIELDS`` keys), in the order :meth:`table` returns them.
+    per_gpu:
+        One line per GPU where the samples have per-GPU detail; ``False``: the
+        flat fields alone, one line per metric (the system metrics, which are
+        not per GPU).
     """
 
-    def __init__(self, metrics: Sequence[str]) -> None:
+    def __init__(self, metrics: Sequence[str], per_gpu: bool = True) -> None:
         self.metrics = tuple(metrics)
+        self.per_gpu = per_gpu
         self._rows: list[_Row] = []
         """The state's samples at the last table, oldest first, as rows; the arrays below match."""
         self._x = np.empty(0)
@@ -88,7 +93,8 @@ class GpuColumns:
         if ids.min() == ids.max():  # the same GPUs in every sample of the window
             values = self._stack[..., start:] if self._stack is not None else _stacked(rows)
             # the newest sample numbers the GPUs, as in MonitorState.series
-            return x, list(gpu_lines((rows[-1].sample,)).values()) or [ALL_GPUS], values
+            labels = list(gpu_lines((rows[-1].sample,)).values()) if self.per_gpu else []
+            return x, labels or [ALL_GPUS], values
         lines = gpu_lines(row.sample for row in rows)
         where = {key: i for i, key in enumerate(lines)}
         values = np.full((len(self.metrics), len(lines), len(rows)), np.nan)
@@ -124,7 +130,9 @@ class GpuColumns:
         for sample in samples:
             row = converted.get(id(sample))
             rows.append(
-                row if row is not None and row.sample is sample else _Row(sample, self.metrics)
+                row
+                if row is not None and row.sample is sample
+                else _Row(sample, self.metrics, self.per_gpu)
             )
         self._rows = rows
         self._x = np.array([row.sample.ts for row in rows], dtype=float)
@@ -136,7 +144,7 @@ class GpuColumns:
         """Forget the first ``drop`` rows and add rows for ``fresh`` samples at the end."""
         if not drop and not fresh:
             return
-        rows = [_Row(sample, self.metrics) for sample in fresh]
+        rows = [_Row(sample, self.metrics, self.per_gpu) for sample in fresh]
         ids = np.array([self._label_id(row) for row in rows], dtype=np.int64)
         self._rows = self._rows[drop:] + rows
         self._x = np.concatenate([self._x[drop:], [sample.ts for sample in fresh]])

@@ -40,7 +40,7 @@ from jobwatch.contract.answers import LogLine
 from jobwatch.extras import install_hint
 from jobwatch.notebook.view import TIME_RANGES, MonitorView
 from jobwatch.view.follow import HistoryLoaded, JobFollower
-from jobwatch.view.state import MAX_SCALAR_POINTS, MonitorState
+from jobwatch.view.state import MAX_SCALAR_POINTS, SCALAR_AXES, MonitorState
 
 __all__ = ["JobMonitor", "MonitorView"]
 
@@ -100,13 +100,18 @@ class JobMonitor:
         ``True``: the widgets wherever the packages are installed, also where
         no kernel is detected (a front end that renders ipywidgets itself, or
         a test that reads the widgets). ``False``: the text view.
+    x_axis:
+        What the training-metrics chart draws values against at first:
+        ``"step"`` (default), ``"time"`` (seconds since the start) or ``"cost"``
+        (what the job had cost when each value was logged: loss per unit of
+        currency); the chart's toggle changes it.
 
     Raises
     ------
     jobwatch.errors.ConnectionError
         The server cannot be reached.
     ValueError
-        ``time_range``, ``refresh`` or ``wait_interval`` is not allowed.
+        ``time_range``, ``refresh``, ``wait_interval`` or ``x_axis`` is not allowed.
     ImportError
         ``widgets=True`` and ipywidgets, anywidget or bqplot is not installed.
 
@@ -126,7 +131,11 @@ class JobMonitor:
         refresh: float = REFRESH,
         wait_interval: float = WAIT_INTERVAL,
         widgets: bool | None = None,
+        x_axis: str = "step",
     ) -> None:
+        if x_axis not in SCALAR_AXES:
+            raise ValueError(f"x_axis must be one of {', '.join(SCALAR_AXES)}, got {x_axis!r}")
+        self.x_axis = x_axis
         if time_range not in TIME_RANGES:
             raise ValueError(
                 f"time_range must be one of {', '.join(TIME_RANGES)}, got {time_range!r}"
@@ -360,6 +369,7 @@ def _make_view(monitor: JobMonitor, time_range: str) -> Any:
             time_range,
             monitor._redraw,
             snapshot_marker=monitor.snapshot_marker,
+            x_axis=monitor.x_axis,
         )
     from jobwatch.notebook.text import TextView
 

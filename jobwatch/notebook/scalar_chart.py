@@ -1,6 +1,7 @@
 """The monitor's "Training metrics" chart: one line per metric the job logs
-(:meth:`jobwatch.Reporter.log_metrics`), against the step or the time since
-the job started, on a linear or a log scale (for losses).
+(:meth:`jobwatch.Reporter.log_metrics`), against the step, the time since the
+job started or the money it had cost when each value was logged (loss per unit
+of currency), on a linear or a log scale (for losses).
 
 Each redraw sends every line cut to :data:`~jobwatch.notebook.downsample.CHART_POINTS`
 points (min/max kept) as float32, as the GPU charts do.
@@ -18,10 +19,11 @@ from bqplot import Axis, Figure, LinearScale, Lines, LogScale
 from jobwatch.contract.basics import parse_ts
 from jobwatch.notebook.downsample import CHART_POINTS, min_max
 from jobwatch.view.formatting import format_number
-from jobwatch.view.state import MonitorState
+from jobwatch.view.state import SCALAR_AXES, MonitorState
 
-X_AXES = ("step", "time")
-"""The x-axis choices: the metric's step, or seconds since the job started."""
+X_AXES = SCALAR_AXES
+"""The x-axis choices: the metric's step, seconds since the job started, or the job's
+cost when the value was logged (its price integrated up to then, docs/api.md)."""
 Y_SCALES = ("linear", "log")
 """The y-axis choices; ``log`` draws values <= 0 as gaps."""
 LATEST_SHOWN = 6
@@ -37,9 +39,18 @@ class ScalarChart:
     latest:
         The ``ipywidgets.HTML`` of that header line (the monitor's, made before
         the chart so the header needs no bqplot); not closed with the chart.
+    x_axis:
+        The x-axis shown first, one of :data:`X_AXES` (the toggle changes it).
+
+    Raises
+    ------
+    ValueError
+        ``x_axis`` is not one of :data:`X_AXES`.
     """
 
-    def __init__(self, latest: Any) -> None:
+    def __init__(self, latest: Any, x_axis: str = "step") -> None:
+        if x_axis not in X_AXES:
+            raise ValueError(f"x_axis must be one of {', '.join(X_AXES)}, got {x_axis!r}")
         self._x = LinearScale()
         self._y_linear = LinearScale()
         self._y_log = LogScale()
@@ -50,7 +61,7 @@ class ScalarChart:
             stroke_width=1.5,
             display_legend=True,
         )
-        self._x_axis = Axis(scale=self._x, label="step", num_ticks=5)
+        self._x_axis = Axis(scale=self._x, label=x_axis, num_ticks=5)
         self._y_axis = Axis(scale=self._y_linear, side="left", orientation="vertical")
         self.figure = Figure(
             title="Training metrics",
@@ -62,7 +73,7 @@ class ScalarChart:
             legend_location="top-right",
         )
         self.figure.add_class("jobwatch-chart-scalars")
-        self.x_axis = widgets.ToggleButtons(options=list(X_AXES), value="step")
+        self.x_axis = widgets.ToggleButtons(options=list(X_AXES), value=x_axis)
         self.y_scale = widgets.ToggleButtons(options=list(Y_SCALES), value="linear")
         for toggle, css in ((self.x_axis, "x"), (self.y_scale, "y")):
             toggle.style.button_width = "56px"
@@ -108,7 +119,11 @@ class ScalarChart:
             self.lines.y = y
             self.lines.labels = labels
         self._y_axis.scale = y_scale
-        self._x_axis.label = "step" if by == "step" else "seconds since start"
+        self._x_axis.label = {
+            "step": "step",
+            "time": "seconds since start",
+            "cost": f"cost ({state.currency})",
+        }[by]
 
     def close(self) -> None:
         """Close the figure, its marks and controls."""

@@ -4,8 +4,8 @@ A widget lives only as long as its kernel: a notebook reopened later, shown on
 GitHub or nbviewer, or converted by nbconvert, has no live monitor. Beside the
 widget, :class:`~jobwatch.notebook.monitor.JobMonitor` shows this snapshot (a
 display it updates by ``display_id``, never appends to): name, status,
-progress, elapsed, time remaining, cost, the latest GPU sample, sparklines of
-GPU and training metrics, the job's end and the last log lines. Where the
+progress, elapsed, time remaining, cost, the latest GPU and system sample,
+sparklines of GPU, system and training metrics, the job's end and the last log lines. Where the
 widget is live the page hides the snapshot (see
 :mod:`jobwatch.notebook.snapshot_switch`); elsewhere it is what shows.
 
@@ -24,7 +24,14 @@ from typing import Any
 from markupsafe import Markup
 
 from jobwatch.notebook.sparkline import sparkline
-from jobwatch.notebook.view import CONNECTION_STYLE, _latest_gpu, _title
+from jobwatch.notebook.view import (
+    CONNECTION_STYLE,
+    _latest_gpu,
+    _latest_system,
+    _title,
+    cost_html,
+)
+from jobwatch.view.budget import budget_suffix
 from jobwatch.view.formatting import (
     format_cost,
     format_duration,
@@ -32,6 +39,10 @@ from jobwatch.view.formatting import (
     format_metric,
     format_number,
     format_percent,
+    format_rate,
+    format_size,
+    format_system,
+    has_system,
 )
 from jobwatch.view.state import MonitorState
 
@@ -50,6 +61,16 @@ GPU_CHARTS = {
     "powerUsage": ("power", " W"),
 }
 """GPU metric drawn (a flat field of a sample) -> (its label, its unit)."""
+SYSTEM_CHARTS = {
+    "cpuUtilization": ("CPU", "%"),
+    "memoryUsed": ("memory", "MB"),
+    "processMemory": ("process", "MB"),
+    "diskRead": ("disk read", "B/s"),
+    "diskWrite": ("disk write", "B/s"),
+    "networkIn": ("net in", "B/s"),
+    "networkOut": ("net out", "B/s"),
+}
+"""System metric drawn -> (its label, its wire unit), each drawn where a sample has it."""
 BADGE_COLOURS = {
     "waiting": "#4b5563",
     "pending": "#4b5563",
@@ -127,15 +148,16 @@ def snapshot_html(
         _html(
             '<div style="display:flex;flex-wrap:wrap;gap:2px 14px">'
             "<span>elapsed <b>{}</b></span><span>time remaining <b>{}</b></span>"
-            "<span>cost <b>{}</b> of est. <b>{}</b></span></div>",
+            "<span>{}</span></div>",
             format_duration(state.elapsed),
             format_duration(state.time_remaining),
-            format_cost(state.cost_so_far, state.currency),
-            format_cost(state.estimated_total_cost, state.currency),
+            Markup(cost_html(state)),
         )
     )
-    parts.append(_html("<div>{}</div>", Markup(_latest_gpu(state))))
-    charts = _gpu_charts(state) + _scalar_charts(state)
+    parts.append(
+        _html("<div>{}</div>{}", Markup(_latest_gpu(state)), Markup(_latest_system(state)))
+    )
+    charts = _gpu_charts(state) + _system_charts(state) + _scalar_charts(state)
     if charts:
         parts.append(
             _html(
@@ -174,10 +196,12 @@ def snapshot_text(state: MonitorState, connection: str, *, now: float | None = N
         f"elapsed {format_duration(state.elapsed)} · time remaining "
         f"{format_duration(state.time_remaining)} · cost "
         f"{format_cost(state.cost_so_far, state.currency)} of est. "
-        f"{format_cost(state.estimated_total_cost, state.currency)}",
+        f"{format_cost(state.estimated_total_cost, state.currency)}" + budget_suffix(state),
     ]
     if job.get("currentOperation"):
         lines.insert(1, str(job["currentOperation"]))
+    if state.samples and has_system(state.samples[-1].flat):
+        lines.append(format_system(state.samples[-1].flat))
     if state.finished:
         lines.append(_end_text(job))
     lines += [format_log_line(line) for line in list(state.logs)[-LOG_LINES:]]
@@ -241,6 +265,19 @@ def _gpu_charts(state: MonitorState) -> list[Markup]:
         values = [sample.flat.get(field) for sample in samples]
         if any(value is not None for value in values):
             charts.append(_chart(label, values, format_metric(values[-1], unit)))
+    return charts
+
+
+def _system_charts(state: MonitorState) -> list[Markup]:
+    if not state.has_system:
+        return []
+    samples = list(state.samples)
+    shown = {"%": lambda v: format_metric(v, "%"), "MB": format_size, "B/s": format_rate}
+    charts = []
+    for field, (label, unit) in SYSTEM_CHARTS.items():
+        values = [sample.flat.get(field) for sample in samples]
+        if any(value is not None for value in values):
+            charts.append(_chart(label, values, shown[unit](values[-1])))
     return charts
 
 

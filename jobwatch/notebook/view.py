@@ -1,8 +1,9 @@
 """The widgets of a job monitor and what they show; no threads, no network.
 
 :class:`MonitorView` lays out the header (name, id, status, connection,
-progress, time, cost, latest GPU sample), the GPU charts, the log view and
-the job's end, and :meth:`MonitorView.render` sets them from a
+progress, time, cost, latest GPU and system sample), the GPU or system charts
+(a toggle picks when the job reports both), the log view and the job's end,
+and :meth:`MonitorView.render` sets them from a
 :class:`~jobwatch.view.state.MonitorState`: traitlets sync only the values that
 changed, and the log view sends only new lines. The header's parts that change
 with nearly every update (operation, elapsed, time remaining, cost, latest GPU
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
 
+from jobwatch.view.budget import BUDGET_COLOURS, OVER, PROJECTED_OVER, budget_state, budget_words
 from jobwatch.view.config import config_rows
 from jobwatch.view.formatting import (
     format_cost,
@@ -26,12 +28,14 @@ from jobwatch.view.formatting import (
     format_memory,
     format_metric,
     format_percent,
+    format_system,
 )
 from jobwatch.view.state import MonitorState
 
 if TYPE_CHECKING:
     from jobwatch.notebook.charts import Charts
     from jobwatch.notebook.scalar_chart import ScalarChart
+    from jobwatch.notebook.system_charts import SystemCharts
 
 TIME_RANGES: dict[str, float | None] = {"1 min": 60.0, "5 min": 300.0, "1 h": 3600.0, "all": None}
 """The time-range control's choices, in seconds (``None``: all kept samples)."""
@@ -57,10 +61,12 @@ CONNECTION_STYLE = {
 DISCONNECTED = ("reconnecting", "offline")
 """Connection states in which the header adds the time of the last update."""
 NO_GPU = "no GPU metrics reported"
+"""Shown in the header until the first GPU sample arrives."""
 CHART_INTERVAL = 1.0
-"""Seconds between redraws of the GPU charts for new samples (a redraw with 8 GPUs
+"""Seconds between redraws of the GPU or system charts for new samples (a redraw with 8 GPUs
 is about 50 KB; the header and logs follow the monitor's ``refresh``)."""
-"""Shown instead of the charts until the first GPU sample arrives."""
+CHART_KINDS = ("GPU", "system")
+"""The chart toggle's choices, shown when a job reports both."""
 
 
 class MonitorView:
@@ -81,6 +87,9 @@ class MonitorView:
         The marker class of the monitor's static snapshot, hidden while this
         view is on a page (:class:`~jobwatch.notebook.snapshot_switch.SnapshotSwitch`);
         ``None``: no snapshot to hide.
+    x_axis:
+        What the training-metrics chart draws values against at first: ``"step"``,
+        ``"time"`` or ``"cost"`` (:data:`~jobwatch.view.state.SCALAR_AXES`).
     """
 
     def __init__(
@@ -90,8 +99,11 @@ class MonitorView:
         time_range: str,
         on_redraw: Callable[[], None] | None = None,
         snapshot_marker: str | None = None,
+        x_axis: str = "step",
     ) -> None:
         import ipywidgets as widgets
+
+        self.x_axis = x_axis
 
         from jobwatch.notebook.logview import LogView
 
@@ -125,7 +137,15 @@ class MonitorView:
         # are made by the render after the first one that needs them, so the
         # header's first values never wait for them.
         self.charts: Charts | None = None
+        self.system_charts: SystemCharts | None = None
         self.scalars: ScalarChart | None = None
+        # GPU or system charts, when the job reports both: GPU until the person picks.
+        self.kind = widgets.ToggleButtons(options=list(CHART_KINDS), value="GPU")
+        self.kind.style.button_width = "64px"
+        self.kind.add_class("jobwatch-chart-kind")
+        if on_redraw is not None:
+            redraw = on_redraw
+            self.kind.observe(lambda _change: redraw(), names="value")
         self.logs = LogView()
         self.logs.on_load_older(on_load_older)
         row = widgets.Layout(align_items="center", grid_gap="12px")
@@ -149,6 +169,7 @@ class MonitorView:
         self.widget.add_class("jobwatch-monitor")
         self._samples_shown = -1
         self._range_shown: str | None = None
+        self._kind_shown: str | None = None
         self._charts_drawn_at = -float("inf")
         self._charts_due = False
 
@@ -168,6 +189,7 @@ class MonitorView:
             self.live, self.final, self.banner, self.scalar_latest, self.config, self.logs,
             self.widget,
             *(self.charts.marks() if self.charts is not None else []),
+            *(self.system_charts.marks() if self.system_charts is not None else []),
             *(self.scalars.marks() if self.scalars is not None else []),
         ]  # fmt: skip
 
@@ -185,6 +207,9 @@ class MonitorView:
         self.connection.value = _html(
             '<span style="color:{}">● {}</span>', c_colour, c_text + last_update(state, connection)
         )
+        if self.switch is not None:
+            watching = connection not in ("closed", "ended") and not state.finished
+            self.switch.keep_beating(watching, time.monotonic())
         progress = float(job.get("progress") or 0.0)
         self.progress.value = progress
         self.progress.bar_style = bar
@@ -198,22 +223,19 @@ class MonitorView:
             self.operation.value = _html("{}", job.get("currentOperation") or "")
         self.elapsed.value = _html("elapsed <b>{}</b>", format_duration(state.elapsed))
         self.eta.value = _html("time remaining <b>{}</b>", format_duration(state.time_remaining))
-        self.cost.value = _html(
-            "cost <b>{}</b> of est. <b>{}</b>",
-            format_cost(state.cost_so_far, state.currency),
-            format_cost(state.estimated_total_cost, state.currency),
-        )
+        self.cost.value = cost_html(state)
         self.gpu.value = _latest_gpu(state)
         self.live.value = _html(
             '<div class="jobwatch-operation">{}</div>'
             '<div style="display:flex;gap:12px;align-items:center">'
             '<span class="jobwatch-elapsed">{}</span><span class="jobwatch-eta">{}</span>'
             '<span class="jobwatch-cost">{}</span></div>'
-            '<div class="jobwatch-gpu">{}</div>',
+            '<div class="jobwatch-gpu">{}</div>{}',
             *(
                 Markup(part.value)
                 for part in (self.operation, self.elapsed, self.eta, self.cost, self.gpu)
             ),
+            Markup(_latest_system(state)),
         )
         self.config.value = _config(job.get("config"))
         self.final.value = _final(job) if state.finished else ""
@@ -225,8 +247,21 @@ class MonitorView:
 
     @property
     def charts_shown(self) -> bool:
-        """Whether the charts are on the page (from the first GPU sample on)."""
+        """Whether the GPU charts are on the page (from the first GPU sample on)."""
         return self.charts is not None and self.charts.widget in self.widget.children
+
+    @property
+    def system_charts_shown(self) -> bool:
+        """Whether the system charts are on the page (a job without GPU samples, or the
+        toggle's pick)."""
+        return self.system_charts is not None and self.system_charts.widget in self.widget.children
+
+    def _chart_kind(self, state: MonitorState) -> str | None:
+        """``"GPU"``, ``"system"`` or ``None``: which charts the state has values for
+        and, with both, which the toggle picks (GPU until the person picks)."""
+        if state.has_gpu and state.has_system:
+            return str(self.kind.value)
+        return "GPU" if state.has_gpu else "system" if state.has_system else None
 
     @property
     def scalars_shown(self) -> bool:
@@ -234,8 +269,10 @@ class MonitorView:
         return self.scalars is not None and self.scalars.widget in self.widget.children
 
     def _render_charts(self, state: MonitorState) -> None:
-        gpu, metrics = bool(state.samples), bool(state.scalars)
-        if (gpu and self.charts is None) or (metrics and self.scalars is None):
+        kind, metrics = self._chart_kind(state), bool(state.scalars)
+        gpu, system = kind == "GPU", kind == "system"
+        missing = (gpu and self.charts is None) or (system and self.system_charts is None)
+        if missing or (metrics and self.scalars is None):
             if not self._charts_due:
                 # The first render that needs a chart sends the header alone; the
                 # next one (asked for now) makes the charts.
@@ -243,41 +280,52 @@ class MonitorView:
                 if self._on_redraw is not None:
                     self._on_redraw()
                 return
-            self._make_charts(gpu, metrics)
-        if (gpu, metrics) != (self.charts_shown, self.scalars_shown):
+            self._make_charts(gpu, system, metrics)
+        chart = self.charts if gpu else self.system_charts if system else None
+        both = state.has_gpu and state.has_system
+        shown = (self.charts_shown, self.system_charts_shown, self.scalars_shown)
+        if (gpu, system, metrics) != shown or (self.kind in self.widget.children) != both:
             # No empty charts: each joins the page with its first value (bqplot cannot
             # lay out a figure drawn while hidden).
             self.widget.children = [
                 *self._header,
-                *([self.range, self.charts.widget] if self.charts and gpu else []),
+                *([self.range] if chart is not None else []),
+                *([self.kind] if chart is not None and both else []),
+                *([chart.widget] if chart is not None else []),
                 *([self.scalars.widget] if self.scalars and metrics else []),
                 self.logs,
                 self.final,
             ]
         if self.scalars is not None and metrics:
             self.scalars.update(state)
-        if self.charts is None or not gpu:
+        if chart is None:
             return
         now = time.monotonic()
         new_samples = state.samples_version != self._samples_shown
-        # New samples redraw the GPU charts at most every CHART_INTERVAL (the header
-        # and logs keep the monitor's refresh); a new window or the job's end at once.
+        # New samples redraw the charts at most every CHART_INTERVAL (the header and
+        # logs keep the monitor's refresh); a new window, kind or the job's end at once.
         due = now - self._charts_drawn_at >= CHART_INTERVAL or state.finished
-        if (new_samples and due) or self.range.value != self._range_shown:
-            self.charts.update(state, TIME_RANGES[self.range.value])
+        picked = (self.range.value, kind) != (self._range_shown, self._kind_shown)
+        if (new_samples and due) or picked:
+            chart.update(state, TIME_RANGES[self.range.value])
             self._samples_shown, self._range_shown = state.samples_version, self.range.value
+            self._kind_shown = kind
             self._charts_drawn_at = now
 
-    def _make_charts(self, gpu: bool, metrics: bool) -> None:
+    def _make_charts(self, gpu: bool, system: bool, metrics: bool) -> None:
         """Make the charts the state needs (this imports bqplot, the first time)."""
         if gpu and self.charts is None:
             from jobwatch.notebook.charts import Charts
 
             self.charts = Charts()
+        if system and self.system_charts is None:
+            from jobwatch.notebook.system_charts import SystemCharts
+
+            self.system_charts = SystemCharts()
         if metrics and self.scalars is None:
             from jobwatch.notebook.scalar_chart import ScalarChart
 
-            self.scalars = ScalarChart(self.scalar_latest)
+            self.scalars = ScalarChart(self.scalar_latest, self.x_axis)
             if self._on_redraw is not None:
                 redraw = self._on_redraw
                 for toggle in (self.scalars.x_axis, self.scalars.y_scale):
@@ -285,12 +333,13 @@ class MonitorView:
 
     def close(self) -> None:
         """Close every widget (the view leaves the page)."""
-        for chart in (self.charts, self.scalars):
+        for chart in (self.charts, self.system_charts, self.scalars):
             if chart is not None:
                 chart.close()
         for part in self.parts():
             part.close()
         self.range.close()
+        self.kind.close()
         if self.switch is not None:
             self.switch.close()
 
@@ -313,6 +362,34 @@ def _html(template: str, *values: Any) -> str:
     :class:`markupsafe.Markup`.
     """
     return str(Markup(template).format(*values))
+
+
+def cost_html(state: MonitorState) -> str:
+    """``cost <b>12.30 QUBIC</b> of est. <b>61.20 QUBIC</b> · budget 50.00 QUBIC: projected
+    over budget``: the cost so far, the projected spend and, for a job with a budget,
+    the budget and its state (:mod:`jobwatch.view.budget`), the figure that is over
+    in its colour (the estimate while projected over, the cost once spent)."""
+    budget = state.job.get("budget")
+    over = budget_state(budget, state.cost_so_far, state.estimated_total_cost)
+    colour = BUDGET_COLOURS.get(over or "")
+    styled = Markup(' style="color:{}"').format(colour) if colour else Markup("")
+    cost_style = styled if over == OVER else Markup("")
+    total_style = styled if over == PROJECTED_OVER else Markup("")
+    words = budget_words(budget, state.currency, over)
+    return _html(
+        "cost <b{}>{}</b> of est. <b{}>{}</b>{}",
+        cost_style,
+        format_cost(state.cost_so_far, state.currency),
+        total_style,
+        format_cost(state.estimated_total_cost, state.currency),
+        Markup(
+            _html(
+                ' · <span class="jobwatch-budget" data-over="{}"{}>{}</span>', over, styled, words
+            )
+        )
+        if words
+        else "",
+    )
 
 
 def last_update(state: MonitorState, connection: str) -> str:
@@ -343,7 +420,7 @@ def _badge(text: str, colour: str) -> str:
 
 
 def _latest_gpu(state: MonitorState) -> str:
-    if not state.samples:
+    if not state.samples or not state.has_gpu:
         return NO_GPU
     latest = state.samples[-1]
     flat = latest.flat
@@ -361,6 +438,13 @@ def _latest_gpu(state: MonitorState) -> str:
         total,
         f" ({len(latest.gpus)} GPUs)" if len(latest.gpus) > 1 else "",
     )
+
+
+def _latest_system(state: MonitorState) -> str:
+    """The latest sample's system metrics as a line (``""`` before any)."""
+    if not state.samples or not state.has_system:
+        return ""
+    return _html('<div class="jobwatch-system">{}</div>', format_system(state.samples[-1].flat))
 
 
 def _config(config: Any) -> str:

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from jobwatch.contract.gpu_metrics import GPU_METRICS, METRIC_FIELDS, NvmlQuery, combine
+from jobwatch.contract.metrics import GPU_FIELDS, GPU_METRICS, NvmlQuery, combine
 from jobwatch.report.cuda_visible import Device, visible
 from jobwatch.report.samples import clean_flat, clean_gpu
 
@@ -36,7 +36,9 @@ __all__ = ["aggregate", "parse_nvidia_smi_csv", "reset", "sample"]
 
 _log = logging.getLogger(__name__)
 
-_SMI_QUERY = ",".join(("index", "uuid", "name", *(m.smi for m in GPU_METRICS)))
+_SMI_QUERY = ",".join(("index", "uuid", "name", *(m.smi for m in GPU_METRICS if m.smi)))
+_NVML_QUERIES = tuple((m.wire, m.nvml) for m in GPU_METRICS if m.nvml is not None)
+"""(wire name, :class:`NvmlQuery`) of each GPU metric (every GPU metric has one)."""
 _SMI_TIMEOUT_S = 5.0
 _SMI_MISSING = frozenset({"", "N/A", "[N/A]", "[Not Supported]", "[Unknown Error]"})
 
@@ -139,7 +141,7 @@ def aggregate(gpus: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 def _missing(gpu: dict[str, Any]) -> dict[str, None]:
     """The metric fields ``gpu`` lacks, as ``None``."""
-    return {field: None for field in METRIC_FIELDS if field not in gpu}
+    return {field: None for field in GPU_FIELDS if field not in gpu}
 
 
 def parse_nvidia_smi_csv(text: str) -> list[dict[str, Any]]:
@@ -162,14 +164,14 @@ def parse_nvidia_smi_csv(text: str) -> list[dict[str, Any]]:
     """
     gpus = []
     for row in csv.reader(io.StringIO(text), skipinitialspace=True):
-        if len(row) != 3 + len(METRIC_FIELDS):
+        if len(row) != 3 + len(GPU_FIELDS):
             continue
         index, uuid, name, *numbers = (_smi_cell(cell) for cell in row)
         position = _to_number(index)
         valid = isinstance(position, int) and position >= 0
         gpu: dict[str, Any] = {"index": position if valid else None}
         gpu.update(uuid=uuid, name=name)
-        gpu.update(zip(METRIC_FIELDS, map(_to_number, numbers), strict=True))
+        gpu.update(zip(GPU_FIELDS, map(_to_number, numbers), strict=True))
         gpus.append(clean_gpu(gpu))
     return gpus
 
@@ -324,12 +326,12 @@ def _read_device(nvml: Any, device: _Device) -> dict[str, Any]:
     one NVML call per distinct query (four per device)."""
     answers: dict[tuple[str, tuple[str, ...]], Any] = {}
     gpu: dict[str, Any] = {"index": device.id.index, "uuid": device.id.uuid, "name": device.id.name}
-    for m in GPU_METRICS:
-        key = (m.nvml.function, m.nvml.args)
+    for wire, query in _NVML_QUERIES:
+        key = (query.function, query.args)
         if key not in answers:
-            constants = (getattr(nvml, name) for name in m.nvml.args)
-            answers[key] = _query(getattr(nvml, m.nvml.function), device.handle, *constants)
-        gpu[m.wire] = _nvml_value(m.nvml, answers[key])
+            constants = (getattr(nvml, name) for name in query.args)
+            answers[key] = _query(getattr(nvml, query.function), device.handle, *constants)
+        gpu[wire] = _nvml_value(query, answers[key])
     return clean_gpu(gpu)
 
 

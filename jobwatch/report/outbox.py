@@ -117,7 +117,8 @@ class Outbox:
         self.scalar_points = 0  # values in the queued steps
         self.dropped_points = 0  # values in the steps dropped (dropped_scalars)
         self.config: dict[str, Any] | None = None  # the job's config, sent with the next PUT
-        self.config_version = 0  # config changes; the sender raises sent_config_version
+        self.price_per_hour: float | None = None  # a new price (set_price), sent with the next PUT
+        self.config_version = 0  # config or price changes; the sender raises sent_config_version
         self.sent_config_version = 0
         self.on_record: Callable[[], None] | None = None  # called before the next record
         self.on_line: Callable[[], None] | None = None  # called after a line or alert is queued
@@ -240,6 +241,19 @@ class Outbox:
             start()
         with self.lock:
             self.config = config
+            self.config_version += 1
+        woken = self.on_line
+        if woken is not None:
+            woken()
+
+    def set_price(self, price_per_hour: float) -> None:
+        """Keep the job's new price (checked by the caller); the sender PUTs it before
+        its next request, and the server counts it from when it arrives."""
+        start = self.on_record
+        if start is not None:
+            start()
+        with self.lock:
+            self.price_per_hour = price_per_hour
             self.config_version += 1
         woken = self.on_line
         if woken is not None:

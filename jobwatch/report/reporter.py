@@ -1,4 +1,4 @@
-"""Reporter: what training code calls to report progress, GPU metrics and log lines.
+"""Reporter: what training code calls to report progress, metrics (GPU and system) and log lines.
 
 Calls made in a training loop only record into an :class:`~jobwatch.report.outbox.Outbox`
 and return; the :class:`~jobwatch.report.sender.Sender` thread talks to the server.
@@ -89,8 +89,15 @@ class Reporter:
         its price (a marketplace rents nodes one by one).
     gpu:
         ``"auto"`` or ``True``: send :func:`jobwatch.report.gpu.sample` with each update
-        (nothing on a machine without an NVIDIA GPU); ``False``: no metrics; or a
+        (nothing on a machine without an NVIDIA GPU); ``False``: no GPU metrics; or a
         callable returning the contract's metrics dict (or ``None``).
+    system:
+        Send the system metrics with each update (:mod:`jobwatch.report.system`,
+        psutil): CPU utilization, the machine's memory and this process's with
+        its children (DataLoader workers), the working directory's disk, and
+        disk and network rates; on machines with or without a GPU. In a
+        distributed job only each node's local rank 0 sends them. Values a
+        ``gpu`` callable returns take precedence over the sampled ones.
     interval:
         Seconds between requests (> 0); updates in between are coalesced.
     token:
@@ -163,6 +170,7 @@ class Reporter:
         worker_id: str | None = None,
         price_per_hour: float | None = None,
         gpu: GpuOption = "auto",
+        system: bool = True,
         interval: float = 1.0,
         token: str | None = None,
         name: str | None = None,
@@ -262,9 +270,15 @@ class Reporter:
             rank_fields,
             None if budget is None else float(budget),
         )
+        if not isinstance(system, bool):
+            raise ValueError(f"system must be True or False, got {system!r}")
         metrics = _metrics_source(gpu)
         if metrics is not None and gpu == "auto" and not launcher.samples_gpus(place):
             metrics = None  # another rank of this node samples its GPUs
+        if system and place.is_local_leader:  # once per node, as its GPUs are
+            from jobwatch.report.system import SystemSampler  # psutil loads here
+
+            metrics = _with_system(metrics, SystemSampler())
         if metrics is not None:
             _samples.prepare()  # here, not in the sender thread, which must import nothing
         self._sender = Sender(
@@ -338,6 +352,33 @@ class Reporter:
             return  # the job's config is rank 0's
         self._config = config
         self._outbox.set_config(config)
+
+    def set_price(self, price_per_hour: float) -> None:
+        """The job's new price per hour (in its currency), e.g. a spot instance repriced;
+        returns at once (the PUT goes from the sender thread before its next request;
+        :meth:`flush` waits for it too).
+
+        The server counts each price for the time it held, from when it receives it
+        (docs/api.md "Estimates"): the job's cost integrates its price over time.
+        In a distributed job only rank 0 sets the job's price (a node's own price
+        is ``node_price_per_hour``); other ranks' calls are checked, then ignored.
+        After :meth:`close` the call is ignored.
+
+        Raises
+        ------
+        ValueError
+            ``price_per_hour`` is not a number from 0 to 1e9.
+        """
+        if not _is_number(price_per_hour, 0.0, 1e9):
+            raise ValueError(
+                f"price_per_hour must be a number from 0 to 1e9, got {price_per_hour!r}"
+            )
+        if self._closed:
+            self._warn_closed()
+            return
+        if (self.placement.rank or 0) != 0:
+            return  # the job's price is rank 0's
+        self._outbox.set_price(float(price_per_hour))
 
     def update(
         self, progress: float, operation: str | None = None, *, allow_backwards: bool = False
@@ -740,16 +781,18 @@ class Reporter:
         Raises
         ------
         ValueError
-            ``result`` is not portable JSON (finite numbers, 64-bit integers, at
-            most 64 levels deep) or over 512 KiB, or ``timeout`` is
+            ``result`` is not portable JSON (string keys, finite numbers, 64-bit
+            integers, at most 64 levels deep) or over 512 KiB, or ``timeout`` is
             negative or over :data:`MAX_WAIT`.
         """
+        from jobwatch.contract.basics import check_keys
         from jobwatch.contract.requests import CompleteRequest
 
         try:
+            check_keys(result, "result")
             text = json.dumps(result, allow_nan=False)
             CompleteRequest.model_validate({"workerId": self.worker_id, "result": json.loads(text)})
-        except (TypeError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+        except (TypeError, ValueError, RecursionError) as exc:  # pydantic's is a ValueError
             raise ValueError(f"result must be portable JSON: {exc}") from exc
         if len(text) > MAX_BODY_BYTES // 2:
             raise ValueError(
@@ -899,6 +942,20 @@ def _metrics_source(gpu: GpuOption) -> Callable[[], Mapping[str, Any] | None] | 
     raise ValueError(f"gpu must be 'auto', True, False or a callable, got {gpu!r}")
 
 
+def _with_system(
+    gpu: Callable[[], Mapping[str, Any] | None] | None, system: Callable[[], Mapping[str, Any]]
+) -> Callable[[], Mapping[str, Any] | None]:
+    """A metrics source: the system sample, with what ``gpu`` returns (if any) over it."""
+
+    def sample() -> Mapping[str, Any] | None:
+        gpus = gpu() if gpu is not None else None
+        if gpus is not None and not isinstance(gpus, Mapping):
+            return gpus  # the sender refuses it with its own warning
+        return {**system(), **(gpus or {})}
+
+    return sample
+
+
 def _finalizer(reporter: Reporter) -> weakref.finalize[Any, Any]:
     finalizer = weakref.finalize(reporter, _abandoned, reporter._sender)
     finalizer.atexit = False  # the sender's own exit hook delivers at exit
@@ -958,15 +1015,19 @@ def _checked_currency(value: object) -> str | None:
 
 def _checked_config(config: object, what: str) -> dict[str, Any]:
     """``config`` as the JSON object the server will store, or ``ValueError``."""
+    from jobwatch.contract.basics import check_keys
     from jobwatch.contract.requests import check_config
 
     if not isinstance(config, Mapping):
         raise ValueError(f"{what} must be a mapping, got {type(config).__name__}")
     try:
+        check_keys(config, what)
         plain: dict[str, Any] = json.loads(json.dumps(dict(config), allow_nan=False))
         check_config(plain)
     except (TypeError, ValueError, RecursionError) as exc:
-        raise ValueError(f"{what} must be a JSON object of at most 64 KiB: {exc}") from None
+        raise ValueError(
+            f"{what} must be a JSON object (string keys, at most 64 KiB): {exc}"
+        ) from None
     return plain
 
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 if TYPE_CHECKING:
     import pydantic
 
-from jobwatch.contract.gpu_metrics import METRIC_FIELDS
+from jobwatch.contract.metrics import GPU_FIELDS, METRIC_FIELDS
 
 __all__ = ["METRIC_FIELDS", "clean_flat", "clean_gpu", "clean_metrics", "prepare"]
 
@@ -59,19 +59,20 @@ def clean_gpu(gpu: Mapping[str, Any]) -> dict[str, Any]:
     Parameters
     ----------
     gpu:
-        Any of ``index``, ``uuid``, ``name`` and the five metric fields (units
-        as on the wire: %, MB, MB, Celsius, W).
+        Any of ``index``, ``uuid``, ``name`` and the GPU metric fields
+        (:data:`~jobwatch.contract.metrics.GPU_FIELDS`; units as on the wire:
+        %, MB, MB, Celsius, W).
 
     Returns
     -------
     dict
-        Those of the eight fields that ``gpu`` has; a value
+        Those of these fields that ``gpu`` has; a value
         :class:`~jobwatch.contract.requests.GpuSample` refuses (out of range, not
         finite, of the wrong type, used memory above the total) is ``None``.
         Other keys are dropped. Numbers of other real types (e.g. numpy's) are
         converted to ``int``/``float`` first.
     """
-    fields = (*_IDENTITY_FIELDS, *METRIC_FIELDS)
+    fields = (*_IDENTITY_FIELDS, *GPU_FIELDS)
     return _valid(_rules().gpu, {key: _plain(key, gpu[key]) for key in fields if key in gpu})
 
 
@@ -89,8 +90,9 @@ def clean_metrics(sample: object) -> dict[str, Any] | None:
     Parameters
     ----------
     sample:
-        ``None``, or a mapping with any of the five flat fields and an optional
-        ``gpus`` list of per-GPU mappings.
+        ``None``, or a mapping with any of the flat fields
+        (:data:`~jobwatch.contract.metrics.METRIC_FIELDS`: GPU and system
+        metrics) and an optional ``gpus`` list of per-GPU mappings.
 
     Returns
     -------

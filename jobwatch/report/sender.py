@@ -403,15 +403,16 @@ class Sender:
         return self._next_drain
 
     def _ensure(self) -> None:
-        """PUT the job (and its newest config: a changed config is PUT again)."""
+        """PUT the job (and its newest config and price: a change of either is PUT again)."""
         job = self._job
         with self._outbox.lock:
             config, version = self._outbox.config, self._outbox.config_version
+            price = self._outbox.price_per_hour
         reply = self._client.ensure_job(
             job.job_id,
             name=job.name,
             worker_id=job.worker_id,
-            price_per_hour=job.price_per_hour,
+            price_per_hour=job.price_per_hour if price is None else price,
             currency=job.currency,
             world_size=job.world_size,
             budget=job.budget,
@@ -485,7 +486,9 @@ class Sender:
             str(d.get("field", "")).startswith("metrics") for d in exc.details
         )
         if metrics_only:
-            self._warn("metrics", "the server rejected GPU metrics; sent without them: %s", exc)
+            self._warn(
+                "metrics", "the server rejected the metrics sample; sent without it: %s", exc
+            )
             counts = [0, 0, 0, 0]  # a sample the contract refuses: warned, not counted
             del body["metrics"]
         else:
@@ -852,13 +855,13 @@ class Sender:
             sample = self._metrics()
             metrics = clean_metrics(sample)
         except Exception as exc:  # a metrics callable must not stop reporting
-            self._warn("metrics-error", "GPU metrics failed; this sample is skipped: %r", exc)
+            self._warn("metrics-error", "metrics sampling failed; this sample is skipped: %r", exc)
             self._policy.sampled(ok=False, metrics_sent=False)  # try again in one interval
             return None
         if metrics != sample:
             self._warn(
                 "metrics-cleaned",
-                "GPU metrics had values or keys outside the contract; such values are sent as "
+                "metrics had values or keys outside the contract; such values are sent as "
                 "null and unknown keys dropped: %.300r",
                 sample,
             )

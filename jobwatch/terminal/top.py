@@ -27,9 +27,10 @@ from textual.widgets import DataTable, Footer, Input, Static
 
 from jobwatch.client.rest import Client
 from jobwatch.contract.basics import JOB_STATUSES
+from jobwatch.view.budget import BUDGET_STYLES, OVER
 from jobwatch.view.fleet import SORT_KEYS
 from jobwatch.view.fleet_follow import FleetFollower
-from jobwatch.view.fleet_text import COLUMNS, cells, format_totals
+from jobwatch.view.fleet_text import COLUMNS, cells, format_totals, row_budget_state
 
 __all__ = ["TopApp", "watch_in_terminal"]
 
@@ -38,6 +39,8 @@ REFRESH = 0.25
 REDRAW_EVERY = 1.0
 """Seconds between two redraws while nothing changes (costs and ages move)."""
 STATUS_FILTERS: tuple[str | None, ...] = (None, *JOB_STATUSES)
+COST_COLUMN = [key for key, _ in COLUMNS].index("costSoFar")
+BUDGET_COLUMN = [key for key, _ in COLUMNS].index("estimatedTotalCost")
 STATUS_STYLE = {
     "running": "bold blue",
     "pending": "dim",
@@ -179,6 +182,12 @@ class TopApp(App[int]):
             text = list(cells(row, cost, now))
             styled = [Text(cell) for cell in text]
             styled[1].stylize(STATUS_STYLE.get(str(row.get("status")), ""))
+            over = row_budget_state(row, cost)
+            if over in BUDGET_STYLES:  # the cost once spent; the estimate while projected over
+                column = COST_COLUMN if over == OVER else BUDGET_COLUMN
+                styled[column].stylize(BUDGET_STYLES[over])
+                if over == OVER:
+                    styled[BUDGET_COLUMN].stylize(BUDGET_STYLES[over])
             table.add_row(*styled, key=row["id"])
         if selected in order:
             table.move_cursor(row=order.index(selected), animate=False)

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
+from jobwatch.view.budget import budget_suffix
 from jobwatch.view.fleet_text import format_workers
 from jobwatch.view.follow import JobFollower
 from jobwatch.view.formatting import (
@@ -31,6 +32,8 @@ from jobwatch.view.formatting import (
     format_metrics,
     format_number,
     format_percent,
+    format_system,
+    has_system,
 )
 from jobwatch.view.state import MonitorState
 from jobwatch.view.terminal_safe import clean
@@ -73,9 +76,11 @@ def render_status(
         f"elapsed {format_duration(elapsed)}  "
         f"remaining {format_duration(state.time_remaining)}  "
         f"cost {format_cost(state.cost_so_far, currency)} "
-        f"(est. total {format_cost(state.estimated_total_cost, currency)})",
+        f"(est. total {format_cost(state.estimated_total_cost, currency)})" + budget_suffix(state),
         format_metrics(state.samples[-1].flat if state.samples else None),
     ]
+    if state.samples and has_system(state.samples[-1].flat):
+        lines.append(format_system(state.samples[-1].flat))
     if state.latest_scalars:
         lines.append(format_scalars(state))
     if state.stalled:

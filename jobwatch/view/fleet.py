@@ -214,10 +214,13 @@ class FleetState:
 
         Notes
         -----
-        A job's cost today is its price per hour times the hours of its run
-        (``startedAt`` to ``completedAt``, or to now while it runs) after
-        ``day_start``: the same rule as the server's ``costSoFar``
-        (docs/api.md "Estimates"), cut at midnight.
+        A job that started today counts its whole cost so far (the server's
+        ``costSoFar``, its price integrated over its run, moved on to now). One
+        that started before counts its current price per hour times the hours of
+        its run (``startedAt`` to ``completedAt``, or to now while it runs) after
+        ``day_start``, which is exact unless its price changed today: the server's
+        spend report (``GET /api/costs``, docs/api.md) cuts every run at its price
+        changes.
         """
         now = self._wall()
         start_of_day = day_start if day_start is not None else _local_midnight(now)
@@ -232,7 +235,7 @@ class FleetState:
             currency = str(row.get("currency") or "")
             if status == "running" and (cost := self.cost(job_id)) is not None:
                 running[currency] = running.get(currency, 0.0) + cost
-            spent = _spent_since(row, start_of_day, now)
+            spent = _spent_since(row, start_of_day, now, self.cost(job_id))
             if spent is not None:
                 today[currency] = today.get(currency, 0.0) + spent
         return Totals(running, today, counts, stalled)
@@ -306,12 +309,17 @@ def _local_midnight(now: float) -> float:
     )
 
 
-def _spent_since(row: Mapping[str, Any], start_of_day: float, now: float) -> float | None:
-    """The job's cost between ``start_of_day`` and ``now``; ``None`` without a price or a start."""
+def _spent_since(
+    row: Mapping[str, Any], start_of_day: float, now: float, cost: float | None
+) -> float | None:
+    """The job's cost between ``start_of_day`` and ``now`` (``cost``: its cost so far
+    now); ``None`` without a price or a start."""
     price = _number(row.get("pricePerHour"))
     started = parse_ts(row.get("startedAt"))
     if price is None or started is None:
         return None
+    if started >= start_of_day and cost is not None:
+        return cost  # all of it today
     if row.get("status") in FINISHED_STATUSES:
         end = parse_ts(row.get("completedAt")) or parse_ts(row.get("updatedAt")) or started
     else:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from jobwatch.contract.basics import parse_ts
+from jobwatch.view.budget import budget_state, projection_text
 from jobwatch.view.fleet import FleetState, Totals
 from jobwatch.view.formatting import (
     DASH,
@@ -24,7 +25,14 @@ from jobwatch.view.formatting import (
 )
 from jobwatch.view.terminal_safe import clean
 
-__all__ = ["COLUMNS", "cells", "format_totals", "format_workers", "render_table"]
+__all__ = [
+    "COLUMNS",
+    "cells",
+    "format_totals",
+    "format_workers",
+    "render_table",
+    "row_budget_state",
+]
 
 COLUMNS = (
     ("name", "NAME"),
@@ -32,11 +40,14 @@ COLUMNS = (
     ("progress", "PROGRESS"),
     ("timeRemaining", "REMAINING"),
     ("costSoFar", "COST"),
+    ("estimatedTotalCost", "EST. / BUDGET"),
     ("gpuUtilization", "GPU"),
     ("gpuTemperature", "TEMP"),
     ("updatedAt", "UPDATED"),
 )
-"""(sort key, header) of each column, in order; each key is one of :data:`jobwatch.view.fleet.SORT_KEYS`."""
+"""(summary field, header) of each column, in order; each field but ``estimatedTotalCost``
+(shown with the budget: :func:`~jobwatch.view.budget.projection_text`) is one of
+:data:`jobwatch.view.fleet.SORT_KEYS`."""
 
 
 def format_workers(job: Mapping[str, Any]) -> str:
@@ -79,16 +90,24 @@ def cells(row: Mapping[str, Any], cost: float | None, now: float) -> tuple[str, 
     progress = row.get("progress")
     percent = float(progress) if isinstance(progress, int | float) else 0.0
     updated = parse_ts(row.get("updatedAt"))
+    currency = clean(str(row.get("currency") or ""), single_line=True)
     return (
         clean(name, single_line=True),
         status,
         f"{format_bar(percent, 10)} {format_percent(percent, 5)}",
         format_duration(row.get("timeRemaining")),
-        format_cost(cost, str(row.get("currency") or "")),
+        format_cost(cost, currency),
+        projection_text(row.get("estimatedTotalCost"), row.get("budget"), currency),
         format_metric(row.get("gpuUtilization"), "%"),
         format_metric(row.get("gpuTemperature"), "°C"),
         DASH if updated is None else f"{format_duration(now - updated)} ago",
     )
+
+
+def row_budget_state(row: Mapping[str, Any], cost: float | None) -> str | None:
+    """The budget state (:func:`~jobwatch.view.budget.budget_state`) of a fleet row whose
+    cost so far is now ``cost``."""
+    return budget_state(row.get("budget"), cost, row.get("estimatedTotalCost"))
 
 
 def format_totals(totals: Totals, connection: str | None = None) -> str:

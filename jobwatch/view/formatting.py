@@ -1,4 +1,4 @@
-"""Text for people: durations, money, memory, GPU metrics and log lines.
+"""Text for people: durations, money, memory, GPU and system metrics and log lines.
 
 Shared by every front-end (``jobwatch watch``, the notebook monitor and its
 text fallback), so a job reads the same wherever it is watched. Pure
@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from jobwatch.contract.basics import parse_ts
+from jobwatch.contract.metrics import SYSTEM_FIELDS
 from jobwatch.view import ansi
 from jobwatch.view.terminal_safe import clean, visible_controls
 
@@ -119,6 +120,58 @@ def format_metric(value: float | None, unit: str) -> str:
         Appended as given, with its leading space if it wants one.
     """
     return DASH if value is None else f"{value:.0f}{unit}"
+
+
+_RATE_UNITS = ("B/s", "KiB/s", "MiB/s", "GiB/s", "TiB/s")
+
+
+def format_rate(value: float | None) -> str:
+    """``"512 B/s"``, ``"1.5 KiB/s"``, ``"12.3 MiB/s"``: bytes per second in binary
+    units (steps of 1024, as the memory figures), one decimal from KiB/s; a dash
+    when unknown."""
+    if value is None:
+        return DASH
+    unit = 0
+    while abs(value) >= 1024 and unit < len(_RATE_UNITS) - 1:
+        value /= 1024
+        unit += 1
+    return f"{value:.0f} B/s" if unit == 0 else f"{value:.1f} {_RATE_UNITS[unit]}"
+
+
+def format_size(value: float | None) -> str:
+    """``"2.3 GiB"``, ``"0.45 GiB"`` from MiB (the wire's ``MB``): one decimal from
+    1 GiB, two below; a dash when unknown."""
+    if value is None:
+        return DASH
+    return f"{value / 1024:.{1 if value >= 1024 else 2}f} GiB"
+
+
+def has_system(metrics: Mapping[str, Any] | None) -> bool:
+    """Whether a sample (wire names) has a value of a system metric."""
+    return metrics is not None and any(metrics.get(name) is not None for name in SYSTEM_FIELDS)
+
+
+def format_system(metrics: Mapping[str, Any] | None) -> str:
+    """``"CPU 45%  mem 12.1/31.2 GiB  process 2.3 GiB  disk 120.4/500.0 GiB  read 1.5 MiB/s
+    write 0 B/s  net in 2.0 KiB/s out 512 B/s"``; a dash for each missing field.
+
+    Parameters
+    ----------
+    metrics:
+        One sample with the wire names: ``cpuUtilization`` (%), ``memoryUsed``,
+        ``memoryTotal``, ``processMemory``, ``diskUsed``, ``diskTotal`` (MiB),
+        ``diskRead``, ``diskWrite``, ``networkIn``, ``networkOut`` (bytes/s);
+        ``None`` before the first sample.
+    """
+    m = metrics or {}
+    return (
+        f"CPU {format_metric(m.get('cpuUtilization'), '%')}  "
+        f"mem {format_memory(m.get('memoryUsed'), m.get('memoryTotal'))}  "
+        f"process {format_size(m.get('processMemory'))}  "
+        f"disk {format_memory(m.get('diskUsed'), m.get('diskTotal'))}  "
+        f"read {format_rate(m.get('diskRead'))} write {format_rate(m.get('diskWrite'))}  "
+        f"net in {format_rate(m.get('networkIn'))} out {format_rate(m.get('networkOut'))}"
+    )
 
 
 def format_metrics(metrics: Mapping[str, Any] | None) -> str:

@@ -30,8 +30,8 @@ from jobwatch.contract.answers import (
 from jobwatch.contract.answers import Sample as WireSample
 from jobwatch.contract.basics import FINISHED_STATUSES, parse_ts
 from jobwatch.contract.gpu_identity import GpuId, gpu_ids, gpu_labels
-from jobwatch.contract.gpu_metrics import METRIC_FIELDS
 from jobwatch.contract.job_fields import VIEWED_FIELDS
+from jobwatch.contract.metrics import GPU_FIELDS, METRIC_FIELDS, SYSTEM_FIELDS
 
 MAX_POINTS = 2_000
 """Most samples a monitor keeps for its charts."""
@@ -45,7 +45,8 @@ MAX_ALERTS = 20
 
 @dataclass(frozen=True)
 class Sample:
-    """One metrics sample: ``ts`` (s since the epoch), the flat fields and the per-GPU ones.
+    """One metrics sample: ``ts`` (s since the epoch), the flat fields (every metric of
+    :data:`~jobwatch.contract.metrics.METRICS`, ``None`` where missing) and the per-GPU ones.
 
     ``gpus`` maps a GPU's key (its UUID, else ``index:<index>``; see
     :func:`jobwatch.contract.gpu_identity.gpu_ids`) to its fields, and ``ids`` the same
@@ -68,7 +69,7 @@ class Sample:
         entries = [gpu for gpu in raw.get("gpus") or [] if isinstance(gpu, dict)]  # parsed JSON
         ids = gpu_ids(entries)
         gpus = {
-            gpu_id.key: {name: _number(gpu.get(name)) for name in METRIC_FIELDS}
+            gpu_id.key: {name: _number(gpu.get(name)) for name in GPU_FIELDS}
             for gpu_id, gpu in zip(ids, entries, strict=True)
         }
         return cls(ts, flat, gpus, {gpu_id.key: gpu_id for gpu_id in ids})
@@ -106,13 +107,21 @@ class Series:
     lines: dict[str, list[float]]
 
 
+SCALAR_AXES = ("step", "time", "cost")
+"""What a training-metric chart may draw its values against: the step, the time (s
+since the epoch), or the job's cost when each value was logged (its currency)."""
+
+
 @dataclass(frozen=True)
 class ScalarPoint:
-    """One training-metric value: ``step``, ``ts`` (s since the epoch) and ``value``."""
+    """One training-metric value: ``step``, ``ts`` (s since the epoch), ``value`` and
+    ``cost``, what the job had cost when it was logged (``None``: no price, or a server
+    that does not say)."""
 
     step: int
     ts: float
     value: float
+    cost: float | None = None
 
 
 @dataclass
@@ -148,6 +157,10 @@ class MonitorState:
     _elapsed_at: float = 0.0
     version: int = 0
     samples_version: int = 0
+    has_gpu: bool = False
+    """Whether a sample kept has a GPU value (the GPU charts have something to draw)."""
+    has_system: bool = False
+    """Whether a sample kept has a system value (CPU, memory, disk, network)."""
 
     # -- input ----------------------------------------------------------------
 
@@ -170,7 +183,13 @@ class MonitorState:
             self._add_sample(latest)
         self.add_logs(snapshot.get("logs") or [])
         for name, point in (snapshot.get("scalars") or {}).items():
-            self._add_scalar(name, point.get("step"), point.get("timestamp"), point.get("value"))
+            self._add_scalar(
+                name,
+                point.get("step"),
+                point.get("timestamp"),
+                point.get("value"),
+                point.get("cost"),
+            )
         self.alerts.clear()
         for alert in snapshot.get("alerts") or []:
             self._add_alert(alert)
@@ -202,6 +221,7 @@ class MonitorState:
     def replace_samples(self, rows: Iterable[WireSample | Mapping[str, Any]]) -> None:
         """Replace the chart samples with a history page (``/metrics`` rows, oldest first)."""
         self.samples.clear()
+        self.has_gpu = self.has_system = False
         for row in rows:
             self._add_sample(row)
         self.samples_version += 1
@@ -214,6 +234,7 @@ class MonitorState:
         of the one before it dropped, the newest :data:`MAX_POINTS`)."""
         kept = list(self.samples)
         self.samples.clear()
+        self.has_gpu = self.has_system = False
         for row in rows:
             self._add_sample(row)
         for sample in kept:
@@ -232,7 +253,8 @@ class MonitorState:
                 step, ts, value = raw.get("step"), parse_ts(raw.get("timestamp")), raw.get("value")
                 number = _number(value)
                 if isinstance(step, int) and ts is not None and number is not None:
-                    kept.setdefault((step, ts), ScalarPoint(step, ts, number))
+                    point = ScalarPoint(step, ts, number, _number(raw.get("cost")))
+                    kept.setdefault((step, ts), point)
             merged = deque(sorted(kept.values(), key=lambda p: (p.step, p.ts)), MAX_SCALAR_POINTS)
             if merged:
                 self.scalars[name] = merged
@@ -336,14 +358,27 @@ class MonitorState:
 
     def scalar_series(self, by: str = "step") -> Series:
         """Training-metric chart data: one line per name, ``x`` the union of
-        the steps (``by="step"``) or of the times (``by="time"``, s since the
-        epoch), each line ``nan`` where it has no value at that ``x``."""
-        if by not in ("step", "time"):
-            raise ValueError(f"by must be 'step' or 'time', got {by!r}")
+        the steps (``by="step"``), of the times (``by="time"``, s since the
+        epoch) or of the costs (``by="cost"``: what the job had cost when each
+        value was logged, in its currency; values without one are left out),
+        each line ``nan`` where it has no value at that ``x``.
+
+        Raises
+        ------
+        ValueError
+            ``by`` is not one of :data:`SCALAR_AXES`.
+        """
+        if by not in SCALAR_AXES:
+            raise ValueError(f"by must be 'step', 'time' or 'cost', got {by!r}")
+
+        def x_of(point: ScalarPoint) -> float | None:
+            return {"step": point.step, "time": point.ts, "cost": point.cost}[by]
+
         keyed = {
-            name: {(p.step if by == "step" else p.ts): p.value for p in points}
+            name: {x: p.value for p in points if (x := x_of(p)) is not None}
             for name, points in sorted(self.scalars.items())
         }
+        keyed = {name: values for name, values in keyed.items() if values}
         xs = sorted({x for values in keyed.values() for x in values})
         lines = {name: [values.get(x, math.nan) for x in xs] for name, values in keyed.items()}
         return Series([float(x) for x in xs], lines)
@@ -360,7 +395,9 @@ class MonitorState:
             self._add_sample(sample)
         for point in data.get("scalars") or []:
             for name, value in (point.get("values") or {}).items():
-                self._add_scalar(name, point.get("step"), point.get("timestamp"), value)
+                self._add_scalar(
+                    name, point.get("step"), point.get("timestamp"), value, point.get("cost")
+                )
 
     def _completed(self, data: CompletedData) -> None:
         self.job.update(
@@ -383,11 +420,13 @@ class MonitorState:
         self.alerts.append(cast(Alert, dict(alert)))
         self.job["alerts"] = max(int(self.job.get("alerts") or 0), len(self.alerts))
 
-    def _add_scalar(self, name: object, step: object, stamp: object, value: object) -> None:
+    def _add_scalar(
+        self, name: object, step: object, stamp: object, value: object, cost: object = None
+    ) -> None:
         number, ts = _number(value), parse_ts(stamp)
         if not isinstance(name, str) or not isinstance(step, int) or number is None or ts is None:
             return
-        point = ScalarPoint(step, ts, number)
+        point = ScalarPoint(step, ts, number, _number(cost))
         points = self.scalars.setdefault(name, deque(maxlen=MAX_SCALAR_POINTS))
         if not points or (point.step, point.ts) > (points[-1].step, points[-1].ts):
             points.append(point)
@@ -425,6 +464,11 @@ class MonitorState:
             return  # the snapshot's latest sample is also the history's last
         self.samples.append(sample)
         self.samples_version += 1
+        flat = sample.flat
+        if not self.has_gpu:
+            self.has_gpu = bool(sample.gpus) or any(flat[f] is not None for f in GPU_FIELDS)
+        if not self.has_system:
+            self.has_system = any(flat[f] is not None for f in SYSTEM_FIELDS)
 
 
 def _number(value: Any) -> float | None:

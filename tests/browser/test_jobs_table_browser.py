@@ -25,7 +25,9 @@ CELLS = [
     "for job_id, p in progress.items():\n"
     '    client.create_job(job_id=job_id, name=f"sweep {job_id}", price_per_hour=3.6)\n'
     "    client.report_progress(job_id, 'w', p, metrics={'gpuUtilization': 80, 'gpuTemperature': 70,\n"
-    "        'gpuMemoryUsed': 9000, 'gpuMemoryTotal': 24000, 'powerUsage': 300})",
+    "        'gpuMemoryUsed': 9000, 'gpuMemoryTotal': 24000, 'powerUsage': 300})\n"
+    "client.ensure_job('job-05', worker_id='w', budget=0.0)  # spent from the start\n"
+    "client.ensure_job('job-06', worker_id='w', budget=1e6)",
     # 1: the table
     "table = jobwatch.JobsTable(server.url)\ntable",
     # 2: a worker moves one job on and another one finishes, while the kernel sleeps
@@ -70,6 +72,15 @@ def test_the_table_is_live_sortable_filterable_and_opens_a_monitor(open_notebook
     totals = page.locator(".jobwatch-jobs-totals").inner_text()
     assert f"{JOBS} jobs, {JOBS} running" in totals and "running " in totals and "today " in totals
     assert page.locator(".jobwatch-jobs-connection").inner_text() == "live"
+    # a budget under the cost: the cost and the budget line in red; one far off: plain
+    spent = page.locator('.jobwatch-jobs-row[data-id="job-05"] .jobwatch-jobs-col-costSoFar')
+    assert spent.get_attribute("data-over") == "spent"
+    assert spent.locator(".jobwatch-jobs-budget").inner_text().endswith("budget 0.00 QUBIC")
+    colour = "e => getComputedStyle(e).color"
+    assert spent.locator(".jobwatch-jobs-cost").evaluate(colour) == "rgb(185, 28, 28)"
+    within = page.locator('.jobwatch-jobs-row[data-id="job-06"] .jobwatch-jobs-col-costSoFar')
+    assert within.get_attribute("data-over") == "within"
+    assert within.locator(".jobwatch-jobs-cost").evaluate(colour) != "rgb(185, 28, 28)"
 
     notebook.run(2)  # the kernel is busy for 3 s: the table must move anyway
     wait_rows(notebook, 'rows.some((r) => r.id === "job-03" && r.percent === "16.0%")')

@@ -247,3 +247,43 @@ def test_log_filter_and_time_range_controls(open_notebook: Any) -> None:
     )
 
     assert_no_jobwatch_js_errors(notebook)
+
+
+SYSTEM_CELLS = [
+    # A Reporter on this machine (no NVIDIA GPU): its system metrics are all it samples.
+    "import time\n"
+    "import jobwatch\n"
+    "server = jobwatch.serve()\n"
+    'report = jobwatch.Reporter("sys", url=server.url, name="no gpu", interval=0.2)\n'
+    "for i in range(10):\n"
+    '    report.update(i, f"step {i}")\n'
+    "    time.sleep(0.2)",
+    'monitor = jobwatch.JobMonitor("sys", url=server.url)\nmonitor',
+    "report.close()",
+]
+
+
+@pytest.mark.slow
+def test_a_job_without_a_gpu_draws_its_system_charts(open_notebook: Any) -> None:
+    notebook: Notebook = open_notebook("monitor_system.ipynb", SYSTEM_CELLS)
+    page = notebook.page
+    notebook.run(0)
+    notebook.wait_done(0, timeout_ms=45_000)
+    notebook.run(1)
+    notebook.wait_done(1)
+    page.locator(".jobwatch-chart-system-cpu svg").first.wait_for(timeout=15_000)
+    page.wait_for_function(  # the history's points drawn, not just the figure
+        "() => document.querySelectorAll('.jobwatch-chart-system-io g.curve > path.line').length >= 4"
+    )
+    assert page.locator(".jobwatch-gpu").inner_text().strip() == "no GPU metrics reported"
+    assert page.locator(".jobwatch-monitor .jobwatch-system").inner_text().startswith("CPU ")
+    assert page.locator(".jobwatch-chart-util").count() == 0
+    assert page.locator(".jobwatch-chart-kind").count() == 0  # nothing to pick from
+    assert len(drawn_lines(notebook, "system-cpu")) == 1
+    memory = drawn_lines(notebook, "system-memory")
+    assert sorted(line["dashed"] for line in memory) == [False, False, True], memory
+    assert len(drawn_lines(notebook, "system-io")) == 4
+    screenshot(notebook, "monitor-system")
+    notebook.run(2)
+    notebook.wait_done(2, timeout_ms=30_000)
+    assert_no_jobwatch_js_errors(notebook)

@@ -6,8 +6,10 @@ then goes live; terminal colours and ``\\r`` frames render as in a cell's
 output; one new log line costs under 4 KB on the kernel's WebSocket however
 many lines the view holds; running the monitor's cell again leaves one live
 monitor; ``close()`` leaves the last view on screen, marked not live; and
-``jobwatch.track`` in a foreground cell updates live while the loop runs. No
-GPU is visible to the kernel, so no chart may appear. Pictures of the states
+``jobwatch.track`` in a foreground cell updates live while the loop runs; a
+kernel that dies under a live monitor is said on the page, not left "live". No
+GPU is visible to the kernel, so no GPU chart may appear (``track``'s Reporter
+charts the machine's CPU, memory, disk and network instead). Pictures of the states
 go to ``artifacts/`` (those in docs/images/ are copied from there).
 """
 
@@ -76,8 +78,15 @@ CELLS = [
     "for step in steps:\n"
     "    time.sleep(0.25)\n"
     '    steps.log(f"step {step}: loss {1 / (step + 1):.3f}")',
+    # 8: a monitor of a running job (its kernel beats every 0.5 s instead of 5 s)
+    "jobwatch.notebook.snapshot_switch.BEAT = 0.5\n"
+    'client.create_job(job_id="orphan")\n'
+    'client.report_progress("orphan", "w", 10, "epoch 1/10")\n'
+    'jobwatch.JobMonitor("orphan", url=server.url)',
+    # 9: the kernel dies (the front-end starts another); the page keeps the view
+    "os._exit(0)",
 ]
-MONITOR, CREATE, WORKER, NEW_LINE, AFTER_RERUN, CLOSE, TRACK = 1, 2, 3, 4, 5, 6, 7
+MONITOR, CREATE, WORKER, NEW_LINE, AFTER_RERUN, CLOSE, TRACK, ORPHAN, DIE = range(1, 10)
 
 READ_VIEW = """(root) => {
     const text = (selector) => {
@@ -94,6 +103,10 @@ READ_VIEW = """(root) => {
         charts: root.querySelectorAll(
             ".jobwatch-chart-util, .jobwatch-chart-memory, .jobwatch-chart-power, .jobwatch-range"
         ).length,
+        gpuCharts: root.querySelectorAll(
+            ".jobwatch-chart-util, .jobwatch-chart-memory, .jobwatch-chart-power"
+        ).length,
+        systemCharts: root.querySelectorAll('[class*="jobwatch-chart-system-"]').length,
         rows: Array.from(root.querySelectorAll(".jobwatch-log-line .jobwatch-log-message"))
             .map((node) => node.textContent),
     };
@@ -252,7 +265,22 @@ def test_waiting_live_rerun_close_and_track(open_notebook: Any) -> None:
     assert view["connection"] == "● not live (the job ended)"
     assert view["final"] == "✔ completed"
     assert view["rows"] == [f"step {i}: loss {1 / (i + 1):.3f}" for i in range(24)]
-    assert_no_charts(view)
+    # track()'s Reporter samples the machine: its CPU, memory, disk and network charts
+    # show, and no GPU chart (no GPU is visible to this kernel)
+    assert view["gpuCharts"] == 0 and view["gpu"] == "no GPU metrics reported", view
+    assert view["systemCharts"] == 3, view
     expect(notebook.cell(TRACK).locator(".jobwatch-monitor")).to_have_count(1)
+
+    # The kernel dies under a live monitor: the page says so instead of a stale "live".
+    notebook.run_and_wait(ORPHAN)
+    orphan = notebook.cell(ORPHAN).locator(".jobwatch-monitor")
+    expect(orphan.locator(".jobwatch-connection")).to_have_text("● live", timeout=10_000)
+    notebook.run(DIE)
+    expect(orphan.locator(".jobwatch-connection")).to_have_text(
+        re.compile(r"^● kernel not answering since \d\d:\d\d:\d\d: run the cell again"),
+        timeout=15_000,
+    )
+    assert view_of(notebook, ORPHAN)["percent"] == "10.0%"  # the last view stays
+    screenshot(notebook, "monitor-kernel-gone", orphan)
 
     assert_no_jobwatch_js_errors(notebook)

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from jobwatch import Reporter
 from jobwatch.client.rest import Client
 from jobwatch.server import EmbeddedServer
 from jobwatch.server.deploy.process import ServerProcess, serve_command
@@ -95,7 +96,7 @@ def test_fleet_page_shows_every_job_and_follows_them_live(
     client.report_progress(
         "sweep-1", "w1", 25, "epoch 1/4", metrics={"gpuUtilization": 81, "gpuTemperature": 71}
     )
-    client.create_job(job_id="sweep-2", name="sweep lr=0.01", price_per_hour=3.6)
+    client.ensure_job("sweep-2", name="sweep lr=0.01", price_per_hour=3.6, budget=0.5)
     client.report_progress("sweep-2", "w2", 50, "epoch 2/4")
     clock.advance(600)
     client.complete_job("sweep-2", "w2")
@@ -115,7 +116,16 @@ def test_fleet_page_shows_every_job_and_follows_them_live(
     assert cell(page, "sweep-1", "gpu") == "81%"
     assert cell(page, "sweep-1", "temperature") == "71°C"
     assert cell(page, "sweep-2", "progress").startswith("100.0%")
-    assert money(cell(page, "sweep-2", "cost")) == pytest.approx(0.6, rel=0.01)  # 10 min at 3.6/h
+    cost_lines = cell(page, "sweep-2", "cost").splitlines()
+    assert money(cost_lines[0]) == pytest.approx(0.6, rel=0.01)  # 10 min at 3.6/h
+    # its budget of 0.50 is spent: the cost and the budget line in red
+    assert cost_lines[1] == "est. 0.600 / budget 0.500 QUBIC"
+    spent = row(page, "sweep-2").locator(".jobwatch-col-cost")
+    assert spent.get_attribute("data-over") == "spent"
+    colour = "e => getComputedStyle(e).color"
+    assert spent.locator(".jobwatch-cost-value").evaluate(colour) == "rgb(185, 28, 28)"
+    assert row(page, "sweep-1").locator(".jobwatch-col-cost").get_attribute("data-over") == "none"
+    assert cell(page, "sweep-1", "cost").splitlines()[1].startswith("est. ")
     assert re.fullmatch(r"\d+(s|m \d\ds) ago", cell(page, "sweep-1", "updated"))
     # A hostile name is text: no element made of it, no script run.
     assert row(page, "other-3").locator(".jobwatch-job-link").inner_text() == HOSTILE
@@ -124,7 +134,12 @@ def test_fleet_page_shows_every_job_and_follows_them_live(
     assert page.inner_text(".jobwatch-total-jobs") == "3 jobs: 1 running"
     running = money(page.inner_text(".jobwatch-total-running"))
     assert running >= 0.6  # sweep-1 has run 10 minutes at 3.6/h
-    assert money(page.inner_text(".jobwatch-total-today")) >= running
+    # today and this month: the server's report (both jobs ran today: 0.6 each, and on)
+    page.wait_for_function(
+        "() => document.querySelector('.jobwatch-total-month').textContent.includes('QUBIC')"
+    )
+    today = money(page.inner_text(".jobwatch-total-today"))
+    assert today >= 1.2 and money(page.inner_text(".jobwatch-total-month")) >= today
 
     # Live: a worker posts, a job is created, an alert fires, a job stalls.
     client.report_progress(
@@ -182,6 +197,7 @@ def test_job_page_shows_progress_charts_training_metrics_logs_and_alerts(
     site: EmbeddedServer, client: Client, clock: FakeClock, open_page: Any
 ) -> None:
     client.create_job(job_id="train-1", name="resnet", price_per_hour=3.6)
+    client.ensure_job("train-1", budget=0.06)
     older = [{"level": "info", "message": f"setup line {i}"} for i in range(150)]
     client.report_progress("train-1", "w", 0, "loading data", logs=older)
     for step in range(1, 6):
@@ -208,6 +224,16 @@ def test_job_page_shows_progress_charts_training_metrics_logs_and_alerts(
     assert re.fullmatch(r"\d+s", page.inner_text(".jobwatch-eta"))
     cost = money(page.inner_text(".jobwatch-cost"))
     assert cost == pytest.approx(0.05, rel=0.05)  # 50 s at 3.6/h
+    # The budget: under it so far (0.05 of 0.06), but the estimate is over it: amber.
+    assert client.monitor("train-1")["estimatedTotalCost"] > 0.06
+    spend = page.locator(".jobwatch-spend")
+    assert spend.get_attribute("data-over") == "projected"
+    assert (
+        page.inner_text(".jobwatch-budget-words") == " · budget 0.0600 QUBIC: projected over budget"
+    )
+    colour = "e => getComputedStyle(e).color"
+    assert page.eval_on_selector(".jobwatch-estimate", colour) == "rgb(180, 83, 9)"  # #b45309
+    assert page.eval_on_selector(".jobwatch-cost", colour) != "rgb(185, 28, 28)"
     assert page.inner_text(".jobwatch-gpu") == (
         "GPU 50% mean · memory 3.0/16.0 GiB total · 70°C hottest · 350 W total (2 GPUs)"
     )
@@ -223,6 +249,15 @@ def test_job_page_shows_progress_charts_training_metrics_logs_and_alerts(
     assert page.get_attribute(".jobwatch-chart-power", "data-series") == "GPU 0|GPU 1"
     assert page.get_attribute(".jobwatch-chart-scalars", "data-series") == "acc|loss"
     assert page.locator(".jobwatch-chart canvas").count() == 4
+    # Training metrics against the money spent: logged at 10-50 s at 0.001 a second.
+    page.select_option(".jobwatch-x-axis", "cost")
+    chart = ".jobwatch-chart-scalars[data-axis='cost']"
+    page.locator(chart).wait_for()
+    assert float(page.get_attribute(chart, "data-x-last") or "nan") == pytest.approx(0.05)
+    assert page.get_attribute(chart, "data-points") == "5"  # two steps a moment: one cost each
+    assert "x=cost" in page.url  # a link opens the chart against cost
+    page.select_option(".jobwatch-x-axis", "step")
+    page.locator(".jobwatch-chart-scalars[data-axis='step']").wait_for()
 
     # The alert banner: the newest alert, its text as text.
     banner = page.locator(".jobwatch-alert")
@@ -261,8 +296,9 @@ def test_job_page_shows_progress_charts_training_metrics_logs_and_alerts(
     assert page.locator(".jobwatch-log-line").first.inner_text().endswith("setup line 0")
     assert page.locator(".jobwatch-log-older").is_hidden()
 
-    # Live: progress, a sample, a training step, a log line, a second alert.
-    clock.advance(10)
+    # Live: progress, a sample, a training step, a log line, another alert (the budget's
+    # two so far, projected over and 80 % spent, came before; 55 s is under the 0.06).
+    clock.advance(5)
     client.report_progress(
         "train-1", "w", 80, "epoch 8/10", metrics=gpus(90),
         logs=[{"level": "error", "message": "CUDA warning"}],
@@ -274,9 +310,9 @@ def test_job_page_shows_progress_charts_training_metrics_logs_and_alerts(
     page.locator(".jobwatch-chart-utilization[data-points='6']").wait_for()
     page.locator(".jobwatch-log-line", has_text="CUDA warning").wait_for()
     assert page.inner_text(".jobwatch-log-count") == "showing 161 of 161"
-    page.locator(".jobwatch-alert[data-level=error]", has_text="(2 alerts)").wait_for()
+    page.locator(".jobwatch-alert[data-level=error]", has_text="(4 alerts)").wait_for()
     assert banner.locator(".jobwatch-alert-title").inner_text() == "loss spike"
-    assert page.locator(".jobwatch-alert-item").count() == 2
+    assert page.locator(".jobwatch-alert-item").count() == 4
     save(recorded, "pages-job.png")
 
     # A stall shows as a badge; the end as the job's result.
@@ -287,6 +323,9 @@ def test_job_page_shows_progress_charts_training_metrics_logs_and_alerts(
     page.locator(".jobwatch-final", has_text="completed").wait_for()
     assert '"accuracy": 0.97' in page.inner_text(".jobwatch-final")
     assert page.inner_text(".jobwatch-percent") == "100.0%"
+    page.locator(".jobwatch-spend[data-over='spent']").wait_for()  # 175 s: 0.175 of 0.06
+    assert page.inner_text(".jobwatch-budget-words") == " · budget 0.0600 QUBIC: over budget"
+    assert page.eval_on_selector(".jobwatch-cost", colour) == "rgb(185, 28, 28)"  # #b91c1c
     page.locator(".jobwatch-connection", has_text="not live (the job ended)").wait_for()
     assert page.locator(".jobwatch-badges .jobwatch-stalled").count() == 0
     # The page closes its socket once the job ended; Werkzeug (the embedded server)
@@ -314,6 +353,69 @@ def test_job_page_draws_two_mig_slices_of_gpu_0_as_two_lines(
     assert page.get_attribute(".jobwatch-chart-memory", "data-series") == (
         "GPU 0 (MIG 3g.20gb) used|GPU 0 (MIG 1g.5gb) used|"
         "GPU 0 (MIG 3g.20gb) total|GPU 0 (MIG 1g.5gb) total"
+    )
+    assert recorded.errors() == []
+
+
+def test_job_page_charts_the_system_metrics_of_a_job_without_a_gpu(
+    site: EmbeddedServer, client: Client, clock: FakeClock, open_page: Any
+) -> None:
+    """A Reporter on this machine (no NVIDIA GPU) sends its system metrics: the page
+    draws them where the GPU charts would be, and a job with both gets a picker."""
+    with Reporter("cpu-1", url=site.url, name="no gpu", interval=0.05) as report:  # gpu="auto"
+        for step in range(4):
+            report.update(step * 10, f"epoch {step}")
+            assert report.flush(timeout=10)
+            clock.advance(10)
+        recorded = open_page(site.url + "/jobs/cpu-1")
+        page = recorded.page
+        page.locator(".jobwatch-chart-system-cpu[data-points]").wait_for()
+        assert int(page.get_attribute(".jobwatch-chart-system-cpu", "data-points") or 0) >= 4
+        assert (
+            page.get_attribute(".jobwatch-chart-system-cpu", "data-series") == "CPU utilization (%)"
+        )
+        assert page.get_attribute(".jobwatch-chart-system-memory", "data-series") == (
+            "memory in use|memory in all|process memory (RSS)"
+        )
+        assert page.get_attribute(".jobwatch-chart-system-io", "data-series") == (
+            "disk read|disk write|network received|network sent"
+        )
+        assert page.locator(".jobwatch-chart-row-system canvas").count() == 3
+        assert page.locator(".jobwatch-chart-row-gpu").is_hidden()
+        assert page.locator(".jobwatch-chart-kind-label").is_hidden()  # nothing to pick from
+        assert page.inner_text(".jobwatch-gpu") == "no GPU metrics reported"
+        system = page.inner_text(".jobwatch-system")
+        assert re.fullmatch(
+            r"CPU (\d+%|-) mem [\d.]+/[\d.]+ GiB process [\d.]+ GiB disk [\d.]+/[\d.]+ GiB "
+            r"read \S+ \S+ write \S+ \S+ net in \S+ \S+ out \S+ \S+",
+            " ".join(system.split()),
+        ), system
+        points = int(page.get_attribute(".jobwatch-chart-system-cpu", "data-points") or 0)
+        clock.advance(10)
+        report.update(50, "epoch 5")  # live: more samples come over the socket
+        page.wait_for_function(
+            "n => Number(document.querySelector('.jobwatch-chart-system-cpu').dataset.points) > n",
+            arg=points,
+        )
+    save(recorded, "pages-job-system.png")
+
+    client.create_job(job_id="both-1")
+    system_values = {"cpuUtilization": 40, "memoryUsed": 4096, "memoryTotal": 8192}
+    for step in range(3):
+        clock.advance(10)
+        client.report_progress("both-1", "w", step, metrics={**gpus(50), **system_values})
+    recorded = open_page(site.url + "/jobs/both-1")
+    page = recorded.page
+    page.locator(".jobwatch-chart-utilization[data-points='3']").wait_for()
+    assert page.locator(".jobwatch-chart-kind-label").is_visible()
+    assert page.locator(".jobwatch-chart-row-system").is_hidden()  # GPU first
+    page.select_option(".jobwatch-chart-kind", "system")
+    page.locator(".jobwatch-chart-system-cpu[data-points='3']").wait_for()
+    assert page.locator(".jobwatch-chart-row-gpu").is_hidden()
+    assert page.locator(".jobwatch-chart-row-system").is_visible()
+    assert page.inner_text(".jobwatch-gpu").startswith("GPU 45% mean")
+    assert " ".join(page.inner_text(".jobwatch-system").split()) == (
+        "CPU 40% mem 4.0/8.0 GiB process - disk - read - write - net in - out -"
     )
     assert recorded.errors() == []
 

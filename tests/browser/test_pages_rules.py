@@ -150,9 +150,36 @@ def test_text_for_people_reads_as_in_python(page: Any) -> None:
     }
 
 
+RATES = [None, 0.0, 512.0, 1023.4, 1023.6, 1024.0, 1536.0, 1048576.0 * 12.35, 1e12, 1024.0**5 * 3]
+SIZES = [None, 0.0, 460.8, 1023.0, 1024.0, 2355.2, 1e9]
+SYSTEM = [
+    {},
+    {"cpuUtilization": 63.2, "memoryUsed": 12000, "memoryTotal": 32000, "processMemory": 2300,
+     "diskUsed": 120000, "diskTotal": 500000, "diskRead": 1572864, "diskWrite": 0,
+     "networkIn": 2048, "networkOut": 512},
+]  # fmt: skip
+
+
+def test_system_figures_read_as_in_python(page: Any) -> None:
+    js = page.evaluate(
+        """([rates, sizes, system]) => ({
+            rates: rates.map((r) => format.formatRate(r)),
+            sizes: sizes.map((s) => format.formatSize(s)),
+            system: system.map((m) => format.formatSystem(m)),
+        })""",
+        [RATES, SIZES, SYSTEM],
+    )
+    assert js == {
+        "rates": [formatting.format_rate(r) for r in RATES],
+        "sizes": [formatting.format_size(s) for s in SIZES],
+        "system": [formatting.format_system(m) for m in SYSTEM],
+    }
+
+
 FORMAT_ALL = """(values) => values.map((v) => [
     format.formatDuration(v), format.formatCost(v, "Q"), format.formatMetric(v, "%"),
-    format.formatNumber(v), format.formatMemory(v, v * 4),
+    format.formatNumber(v), format.formatMemory(v, v * 4), format.formatRate(Math.abs(v)),
+    format.formatSize(Math.abs(v)),
 ])"""
 NUMBER = st.one_of(
     st.floats(min_value=-1e7, max_value=1e9, allow_nan=False),
@@ -172,6 +199,8 @@ def test_any_number_reads_as_in_python(page: Any, values: list[float]) -> None:
             formatting.format_metric(v, "%"),
             formatting.format_number(v),
             formatting.format_memory(v, v * 4),
+            formatting.format_rate(abs(v)),
+            formatting.format_size(abs(v)),
         ]
         for v in values
     ]

@@ -108,6 +108,16 @@ def test_bad_arguments_are_refused_up_front():
         Client("http://x", timeout=0)
 
 
+def test_keys_json_would_merge_are_refused_before_sending(client):
+    job = client.ensure_job("keys", config={"lr": 0.1})
+    with pytest.raises(ValueError, match=r"the key 1 \(int\) in the request body\['config'\]"):
+        client.ensure_job("keys", config={1: "a", "1": "b"})
+    with pytest.raises(ValueError, match="not a string"):
+        client.complete_job(job["id"], "w", result={"per_class": {0: 0.9, "0": 0.8}})
+    assert client.get_job(job["id"])["config"] == {"lr": 0.1}
+    assert client.get_job(job["id"])["status"] != "completed"
+
+
 def test_subscribe_delivers_in_order_and_ends_with_completion(client):
     job = client.create_job(name="x")
     events: list[dict[str, Any]] = []

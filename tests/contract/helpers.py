@@ -18,13 +18,25 @@ import requests
 
 from tests.paths import REPO
 
-ERROR_STATUSES = {400, 403, 404, 405, 409, 413, 429}
+ERROR_STATUSES = {400, 403, 404, 405, 409, 413, 415, 429}
 METRIC_FIELDS = (
     "gpuUtilization",
     "gpuMemoryUsed",
     "gpuMemoryTotal",
     "gpuTemperature",
     "powerUsage",
+)
+SYSTEM_FIELDS = (
+    "cpuUtilization",
+    "memoryUsed",
+    "memoryTotal",
+    "processMemory",
+    "diskUsed",
+    "diskTotal",
+    "diskRead",
+    "diskWrite",
+    "networkIn",
+    "networkOut",
 )
 
 

@@ -13,7 +13,7 @@ import requests
 
 from jobwatch.server import EmbeddedServer
 from tests.conftest import FakeClock
-from tests.contract.helpers import METRIC_FIELDS, check_answer, iso, js
+from tests.contract.helpers import METRIC_FIELDS, SYSTEM_FIELDS, check_answer, iso, js
 
 N_SAMPLES = 720
 """Two hours at one sample every 10 s."""
@@ -33,7 +33,9 @@ def _util(i: int) -> float:
 def long_job(server: EmbeddedServer, clock: FakeClock) -> tuple[str, list[tuple[float, dict]]]:
     """A finished job of :data:`N_SAMPLES` samples 10 s apart, starting off the
     roll-up grid (so windows begin inside an interval): utilization 40-44 with
-    spikes at samples 5, 350 and 715, a temperature dip at 3, power unknown.
+    spikes at samples 5, 350 and 715, a temperature dip at 3, power unknown; and
+    system metrics: CPU with a spike at 200, the process's memory growing,
+    network unknown.
     Returns the id and ``(ts, sample)`` of every sample."""
     session = _session()
     job_id = f"long-{uuid.uuid4().hex[:8]}"
@@ -49,6 +51,11 @@ def long_job(server: EmbeddedServer, clock: FakeClock) -> tuple[str, list[tuple[
             "gpuMemoryTotal": 8000.0,
             "gpuTemperature": -10.0 if i == 3 else 60.0 + i % 7,
             "powerUsage": None,
+            "cpuUtilization": 100.0 if i == 200 else 10.0 + i % 3,
+            "memoryUsed": 4000.0,
+            "memoryTotal": 16000.0,
+            "processMemory": 500.0 + i,
+            "networkIn": None,
         }
         body = {"workerId": "w", "progress": i / 10, "metrics": sample}
         r = session.post(f"{server.url}/api/jobs/{job_id}/progress", json=body, timeout=10)
@@ -85,8 +92,8 @@ def test_a_long_window_keeps_every_extreme_of_exactly_its_samples(
     assert stamps == sorted(stamps)
     assert set(stamps) <= {iso(ts) for ts, _ in inside}  # real sample times in the window
     assert stamps[0] == iso(inside[0][0]) and stamps[-1] == iso(inside[-1][0])
-    for field in METRIC_FIELDS:
-        want = [s[field] for _, s in inside if s[field] is not None]
+    for field in (*METRIC_FIELDS, *SYSTEM_FIELDS):
+        want = [s[field] for _, s in inside if s.get(field) is not None]
         got = [m[field] for m in metrics if m[field] is not None]
         assert (min(got), max(got)) == (min(want), max(want)) if want else got == []
     assert "gpus" not in metrics[0]

@@ -64,6 +64,36 @@ def test_the_newest_values_travel_in_job_progress_and_monitor(
     assert latest["loss"]["step"] == 7 and latest["loss"]["value"] == 0.25
 
 
+def test_each_value_carries_what_the_job_had_cost_when_it_was_logged(
+    api: Any, clock: Any, ws_factory: Any, job_id: str
+) -> None:
+    """For a chart against money: 3.6 an hour (0.001 a second) for 100 s, then 36 an
+    hour; a value logged at 200 s is 0.1 + 1.0 into the job, whatever it costs later."""
+    assert api.put(f"/api/jobs/{job_id}", json={"pricePerHour": 3.6}).status_code == 201
+    post(api, job_id, scalars={"step": 1, "values": {"loss": 0.9}})
+    clock.advance(100)
+    post(api, job_id, scalars={"step": 2, "values": {"loss": 0.7}})
+    api.put(f"/api/jobs/{job_id}", json={"workerId": "w", "pricePerHour": 36.0})
+    clock.advance(100)
+    ws = ws_factory()
+    ws.subscribe(job_id)
+    post(api, job_id, scalars={"step": 3, "values": {"loss": 0.5}})
+    event = ws.recv_until(lambda m: m.get("type") == "JOB_PROGRESS")[-1]
+    assert event["data"]["scalars"][0]["cost"] == pytest.approx(1.1)
+    clock.advance(1000)
+    costs = [p["cost"] for p in scalars(api, job_id)["scalars"]["loss"]]
+    assert costs == [0, pytest.approx(0.1), pytest.approx(1.1)]
+    downsampled = scalars(api, job_id, "?maxPoints=2")["scalars"]["loss"]
+    assert {p["step"]: p["cost"] for p in downsampled}[3] == pytest.approx(1.1)
+    latest = js(api.get(f"/api/jobs/{job_id}/monitor"))["scalars"]["loss"]
+    assert latest["cost"] == pytest.approx(1.1)
+
+    unpriced = f"{job_id}-free"
+    assert api.put(f"/api/jobs/{unpriced}", json={}).status_code == 201
+    post(api, unpriced, scalars={"step": 1, "values": {"loss": 0.9}})
+    assert scalars(api, unpriced)["scalars"]["loss"][0]["cost"] is None
+
+
 def test_the_seed_body_has_no_scalars(api: Any, ws_factory: Any, job: str) -> None:
     ws = ws_factory()
     ws.subscribe(job)

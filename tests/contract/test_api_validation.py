@@ -42,6 +42,7 @@ from tests.contract.validation_cases import (
     GOOD_LOGS_QUERIES,
     GOOD_METRICS,
     GOOD_METRICS_QUERIES,
+    GOOD_SYSTEM,
     INVALID_UTF8,
     LONE_SURROGATES,
     MALFORMED_JSON,
@@ -169,6 +170,51 @@ def test_sentinel_in_every_field_names_every_field(api: Any, running_job: str) -
     metrics = dict.fromkeys(METRIC_FIELDS, 4294967295)
     error = refused(api, running_job, progress_body(metrics=metrics))
     assert sorted(fields(error)) == sorted(f"metrics.{n}" for n in METRIC_FIELDS)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "words"),
+    [
+        ("cpuUtilization", 100.5, "less than or equal to 100"),
+        ("memoryTotal", 0, "greater than 0"),
+        ("processMemory", -1, "greater than or equal to 0"),
+        ("networkIn", 18446744073709551615, "less than or equal to 1000000000000"),
+        ("diskRead", "12", "valid number"),
+    ],
+)
+def test_a_bad_system_metric_is_400_saying_what_is_wrong(
+    api: Any, running_job: str, name: str, value: Any, words: str
+) -> None:
+    metrics = {**GOOD_SYSTEM, name: value}
+    error = refused(api, running_job, progress_body(metrics=metrics))
+    [detail] = error["details"]
+    assert detail["field"] == f"metrics.{name}"
+    assert words in detail["message"].lower(), detail
+
+
+def test_system_memory_or_disk_used_over_total_is_400(api: Any, running_job: str) -> None:
+    for used, total in (("memoryUsed", "memoryTotal"), ("diskUsed", "diskTotal")):
+        metrics = {**GOOD_SYSTEM, used: GOOD_SYSTEM[total] + 1}
+        error = refused(api, running_job, progress_body(metrics=metrics))
+        assert fields(error) == [f"metrics.{used}"]
+        assert f"must not exceed {total}" in error["details"][0]["message"]
+
+
+def test_system_metrics_alone_are_stored_as_sent(api: Any, running_job: str) -> None:
+    r = api.post(f"/api/jobs/{running_job}/progress", json=progress_body(metrics=GOOD_SYSTEM))
+    assert r.status_code == 200, r.text
+    latest = js(api.get(f"/api/jobs/{running_job}/monitor"))["metrics"]["latest"]
+    assert {k: latest[k] for k in GOOD_SYSTEM} == GOOD_SYSTEM
+    assert {k: latest[k] for k in METRIC_FIELDS} == dict.fromkeys(METRIC_FIELDS)
+    assert "gpus" not in latest
+
+
+def test_a_sample_without_system_metrics_has_no_system_fields(api: Any, running_job: str) -> None:
+    """The seed's worker and older reporters get the answers they always had."""
+    r = api.post(f"/api/jobs/{running_job}/progress", json=progress_body(metrics=GOOD_METRICS))
+    assert r.status_code == 200, r.text
+    latest = js(api.get(f"/api/jobs/{running_job}/monitor"))["metrics"]["latest"]
+    assert set(latest) == {"timestamp", *METRIC_FIELDS}
 
 
 def test_memory_used_over_total_is_400(api: Any, running_job: str) -> None:
@@ -398,20 +444,20 @@ def test_json_that_is_not_an_object_is_400(api: Any, running_job: str, raw: byte
     ],
     ids=["text", "form", "multipart", "xml", "none"],
 )
-def test_wrong_content_type_is_400(api: Any, running_job: str, headers: dict[str, str]) -> None:
+def test_wrong_content_type_is_415(api: Any, running_job: str, headers: dict[str, str]) -> None:
     before = snapshot(api, running_job)
     raw = json.dumps(progress_body()).encode()
     r = api.session.post(
         f"{api.base}/api/jobs/{running_job}/progress", data=raw, headers=headers, timeout=10
     )
-    error_of(r, 400)
+    assert error_of(r, 415)["code"] == "unsupported_media_type"  # RFC 9110, section 15.5.16
     assert snapshot(api, running_job) == before
 
 
-def test_form_post_is_400(api: Any, running_job: str) -> None:
+def test_form_post_is_415(api: Any, running_job: str) -> None:
     before = snapshot(api, running_job)
     r = api.post(f"/api/jobs/{running_job}/progress", data={"workerId": "w", "progress": "20"})
-    error_of(r, 400)
+    error_of(r, 415, "unsupported_media_type")
     assert snapshot(api, running_job) == before
 
 

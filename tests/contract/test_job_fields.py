@@ -28,7 +28,7 @@ from jobwatch.server.core.job_row import JobRow, ListedJob
 from jobwatch.server.core.serialize import job_to_wire
 from jobwatch.server.storage import schema
 from jobwatch.server.web import answers
-from jobwatch.server.web.pages import job_fields_module
+from jobwatch.server.web.pages import job_fields_module, metrics_module
 from jobwatch.view.state import MonitorState, job_model
 from tests.contract.helpers import run_with_table_entry
 from tests.notebook.test_logview import node_or_skip
@@ -122,6 +122,7 @@ def page_model(tmp_path: Path, module: str, jobs: list[dict[str, Any]]) -> list[
     for name in ("job_state.js", "format.js", "gpu_labels.js"):
         shutil.copy(STATIC / name, tmp_path / name)
     (tmp_path / "job_fields.js").write_text(module, encoding="utf-8")
+    (tmp_path / "metrics.js").write_text(metrics_module(), encoding="utf-8")
     (tmp_path / "package.json").write_text('{"type": "module"}', encoding="utf-8")
     harness = tmp_path / "harness.js"
     harness.write_text(

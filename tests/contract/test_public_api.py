@@ -43,6 +43,7 @@ ERROR_TREE = {
     "JobwatchError": Exception,
     "APIError": "JobwatchError",
     "ValidationError": "APIError",
+    "UnsupportedMediaType": "ValidationError",
     "AuthenticationError": "APIError",
     "HostNotAllowed": "AuthenticationError",
     "OriginNotAllowed": "AuthenticationError",

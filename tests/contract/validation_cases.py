@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from tests.contract.helpers import METRIC_FIELDS
+from tests.contract.helpers import METRIC_FIELDS, SYSTEM_FIELDS
 
 T = TypeVar("T")
 
@@ -40,6 +40,21 @@ def metrics_with(name: str, value: Any) -> dict[str, Any]:
     if name in {"gpuMemoryUsed", "gpuMemoryTotal"}:
         metrics.pop("gpuMemoryTotal" if name == "gpuMemoryUsed" else "gpuMemoryUsed")
     return metrics
+
+
+GOOD_SYSTEM = {
+    "cpuUtilization": 45.5,
+    "memoryUsed": 12000,
+    "memoryTotal": 32000,
+    "processMemory": 2300,
+    "diskUsed": 120000,
+    "diskTotal": 500000,
+    "diskRead": 1048576,
+    "diskWrite": 0,
+    "networkIn": 2048,
+    "networkOut": 512,
+}
+"""A worker machine's system metrics, every field valid (MB and bytes per second)."""
 
 
 # -- progress bodies -----------------------------------------------------------------
@@ -129,6 +144,21 @@ OUT_OF_RANGE: list[tuple[str, Any]] = [
     *[(name, 18446744073709551615) for name in METRIC_FIELDS],
     *[(name, "87") for name in METRIC_FIELDS],
     *[(name, True) for name in METRIC_FIELDS],
+    ("cpuUtilization", -0.1),
+    ("cpuUtilization", 100.5),
+    ("memoryUsed", -1),
+    ("memoryTotal", 0),
+    ("memoryTotal", 1e9 + 1),
+    ("processMemory", -1),
+    ("diskUsed", -1),
+    ("diskTotal", 0),
+    ("diskTotal", 1e12 + 1),
+    ("diskRead", -1),
+    ("diskWrite", 1e12 + 1),
+    ("networkIn", -1),
+    *[(name, 18446744073709551615) for name in SYSTEM_FIELDS],  # an unsigned sentinel, in bytes
+    *[(name, "87") for name in SYSTEM_FIELDS],
+    *[(name, True) for name in SYSTEM_FIELDS],
 ]
 """(metric, a value it must refuse): the error names ``metrics.<metric>``."""
 
@@ -142,6 +172,12 @@ METRIC_BOUNDS: list[tuple[str, float]] = [
     ("powerUsage", 0),
     ("powerUsage", 5000),
     ("powerUsage", 0.5),
+    ("cpuUtilization", 0),
+    ("cpuUtilization", 100),
+    ("memoryTotal", 1e9),
+    ("processMemory", 0),
+    ("diskTotal", 1e12),
+    ("networkOut", 1e12),
 ]
 """(metric, an accepted value at or near its bounds)."""
 

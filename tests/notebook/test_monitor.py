@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 import pytest
+import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -256,6 +257,31 @@ def test_monitor_shows_updates_live(server, client, clock):
         assert view.progress.bar_style == "info"
 
 
+def test_monitor_shows_the_budget_and_colours_what_is_over(server, client, clock):
+    """3,600 an hour is 1 a second. At 1 % one second in, the estimate (100) is over the
+    budget of 50: the estimate turns amber; 60 s later the cost (61) has passed it:
+    the cost turns red. The text fallback says the same in words."""
+    client.create_job(job_id="capped", price_per_hour=3600.0)
+    requests.put(f"{server.url}/api/jobs/capped", json={"budget": 50.0}, timeout=5)
+    client.report_progress("capped", "w", 0)
+    clock.advance(1)
+    client.report_progress("capped", "w", 1)
+    with JobMonitor("capped", server.url, widgets=True) as mon:
+        view = mon.view
+        wait_for(lambda: "budget 50.00 QUBIC" in view.cost.value)
+        assert "budget 50.00 QUBIC: projected over budget" in view.cost.value
+        assert 'of est. <b style="color:#b45309">' in view.cost.value
+        assert '<b style="color' not in view.cost.value.split(" of est.")[0]  # the cost: not yet
+        clock.advance(60)
+        client.report_progress("capped", "w", 2)
+        wait_for(lambda: "budget 50.00 QUBIC: over budget" in view.cost.value)
+        assert view.cost.value.startswith('cost <b style="color:#b91c1c">61.00 QUBIC</b>')
+        assert view.cost.value in view.live.value
+    with JobMonitor("capped", server.url, widgets=False) as mon:
+        assert isinstance(mon.view, TextView)
+        wait_for(lambda: "budget 50.00 QUBIC: over budget" in mon.view._last)
+
+
 def test_a_running_job_at_99_96_percent_reads_99_9(server, client):
     client.create_job(job_id="almost")
     client.report_progress("almost", "w", 99.96)
@@ -409,6 +435,46 @@ def test_no_gpu_no_charts(server, client):
         assert "GPU <b>90%</b>" in mon.view.gpu.value
 
 
+SYSTEM = {"cpuUtilization": 40.0, "memoryUsed": 4096.0, "memoryTotal": 8192.0}
+
+
+def test_a_job_without_a_gpu_gets_the_system_charts(server, client, clock):
+    client.create_job(job_id="sys")
+    with JobMonitor("sys", server.url, widgets=True) as mon:
+        view = mon.view
+        for step in range(3):
+            clock.advance(1)
+            client.report_progress("sys", "w", step, metrics={**SYSTEM, "processMemory": 512.0})
+        wait_for(lambda: view.system_charts_shown and len(view.system_charts.marks()[0].x) == 3)
+        assert not view.charts_shown and view.kind not in view.widget.children
+        assert view.range in view.widget.children
+        assert view.gpu.value == "no GPU metrics reported"
+        assert "CPU 40%  mem 4.0/8.0 GiB  process 0.50 GiB" in view.live.value
+        cpu, used_and_process, total, io = view.system_charts.marks()
+        assert list(cpu.y) == [40.0] * 3
+        assert used_and_process.labels == ["memory in use", "process memory (RSS)"]
+        assert [list(line) for line in used_and_process.y] == [[4.0] * 3, [0.5] * 3]  # GiB
+        assert (total.line_style, list(total.y)) == ("dashed", [8.0] * 3)
+        assert io.labels == ["disk read", "disk write", "network received", "network sent"]
+        assert all(math.isnan(v) for line in io.y for v in line)  # not sent: gaps, never 0
+
+
+def test_a_job_with_both_picks_gpu_or_system_charts(server, client):
+    client.create_job(job_id="both")
+    with JobMonitor("both", server.url, widgets=True) as mon:
+        view = mon.view
+        client.report_progress("both", "w", 1, metrics={**SYSTEM, "gpuUtilization": 90.0})
+        wait_for(lambda: view.charts_shown)
+        assert view.kind in view.widget.children and view.kind.value == "GPU"
+        assert not view.system_charts_shown and view.system_charts is None  # made when picked
+        view.kind.value = "system"
+        wait_for(lambda: view.system_charts_shown)
+        assert not view.charts_shown
+        assert list(view.system_charts.marks()[0].y) == [40.0]
+        view.kind.value = "GPU"
+        wait_for(lambda: view.charts_shown and not view.system_charts_shown)
+
+
 def test_name_and_id_once_and_no_null_result(server, client):
     client.create_job(job_id="plain-id")
     client.create_job(job_id="named", name="resnet")
@@ -429,6 +495,8 @@ def test_bad_arguments_are_refused(server):
         JobMonitor("x", server.url, time_range="2 min")
     with pytest.raises(ValueError, match="refresh"):
         JobMonitor("x", server.url, refresh=0)
+    with pytest.raises(ValueError, match="x_axis must be one of step, time, cost"):
+        JobMonitor("x", server.url, x_axis="money")
 
 
 def test_outside_a_kernel_it_falls_back_to_text(server, client, capsys):

@@ -4,33 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from jobwatch.client.rest import Client
-from jobwatch.notebook import monitor as monitor_module
 from jobwatch.notebook.monitor import JobMonitor
-from jobwatch.notebook.view import MonitorView
 from tests.conftest import wait_for
 
 
-@pytest.fixture
-def widget_view(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(
-        monitor_module,
-        "_make_view",
-        lambda mon, time_range: MonitorView(
-            mon._change_range, mon._load_older, time_range, mon._redraw
-        ),
-    )
-
-
-def test_the_config_shows_folded_with_its_keys(
-    server: Any, client: Client, widget_view: None
-) -> None:
+def test_the_config_shows_folded_with_its_keys(server: Any, client: Client) -> None:
     config = {"lr": 0.001, "model": {"name": "<b>mlp</b>", "layers": [64, 64]}}
     client.ensure_job("cfg", config=config)
     client.report_progress("cfg", "w", 5)
-    with JobMonitor("cfg", server.url) as mon:
+    with JobMonitor("cfg", server.url, widgets=True) as mon:
         view = mon.view
         wait_for(lambda: "config (3 keys)" in view.config.value)
         html = view.config.value
@@ -39,9 +22,9 @@ def test_the_config_shows_folded_with_its_keys(
         assert html.index("lr") < html.index("model.layers") < html.index("model.name")
 
 
-def test_no_config_shows_nothing(server: Any, client: Client, widget_view: None) -> None:
+def test_no_config_shows_nothing(server: Any, client: Client) -> None:
     client.ensure_job("plain")
     client.report_progress("plain", "w", 5)
-    with JobMonitor("plain", server.url) as mon:
+    with JobMonitor("plain", server.url, widgets=True) as mon:
         wait_for(lambda: mon.view.percent.value == "<b>5.0%</b>")
         assert mon.view.config.value == ""

@@ -4,36 +4,17 @@ again when the server is back."""
 
 from __future__ import annotations
 
-import socket
 import time
 from pathlib import Path
 
 import pytest
 
 from jobwatch import Client
-from jobwatch.notebook import monitor as monitor_module
 from jobwatch.notebook.monitor import JobMonitor
 from jobwatch.notebook.view import MonitorView
 from jobwatch.server import EmbeddedServer
 from jobwatch.view.state import MonitorState
-from tests.conftest import wait_for
-
-
-@pytest.fixture
-def widget_view(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(
-        monitor_module,
-        "_make_view",
-        lambda mon, time_range: MonitorView(
-            mon._change_range, mon._load_older, time_range, mon._redraw
-        ),
-    )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.conftest import free_port, wait_for
 
 
 def _clock(seconds: float) -> str:
@@ -61,17 +42,15 @@ def test_a_live_header_says_live_without_a_time() -> None:
     assert "live" in view.connection.value and "last update" not in view.connection.value
 
 
-def test_a_lost_server_shows_disconnected_keeps_the_view_and_resumes(
-    tmp_path: Path, widget_view: None
-) -> None:
-    port = _free_port()
+def test_a_lost_server_shows_disconnected_keeps_the_view_and_resumes(tmp_path: Path) -> None:
+    port = free_port()
     config = {"DATABASE": str(tmp_path / "jobs.db"), "STALL_CHECK_INTERVAL": 0}
     server = EmbeddedServer(port=port, config=config)
     try:
         with Client(server.url) as client:
             client.create_job(job_id="far")
             client.report_progress("far", "w", 40.0, "epoch 4")
-        with JobMonitor("far", server.url) as mon:
+        with JobMonitor("far", server.url, widgets=True) as mon:
             wait_for(lambda: "live" in mon.view.connection.value)
             wait_for(lambda: mon.view.progress.value == 40.0)
             heard = mon.state.last_update
@@ -89,3 +68,31 @@ def test_a_lost_server_shows_disconnected_keeps_the_view_and_resumes(
             assert "disconnected" not in mon.view.connection.value
     finally:
         server.stop()
+
+
+def test_the_kernel_beats_while_the_monitor_follows_its_job(
+    server: EmbeddedServer, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page's watch on the kernel (static/snapshot_switch.js) expects a beat every
+    ``beat_every`` seconds while ``watching``; a finished or closed monitor stops it."""
+    from jobwatch.notebook import snapshot_switch
+
+    monkeypatch.setattr(snapshot_switch, "BEAT", 0.2)
+    client.create_job(job_id="beating")
+    client.report_progress("beating", "w", 10.0)
+    with JobMonitor("beating", server.url, widgets=True) as mon:
+        switch = mon.view.switch
+        assert switch.beat_every == 0.2 and switch.missed_beats == snapshot_switch.MISSED_BEATS
+        wait_for(lambda: switch.watching)
+        first = switch.beat
+        wait_for(lambda: switch.beat >= first + 3)  # a quiet job: the ticks beat
+        client.complete_job("beating", "w")
+        assert mon.wait(10)
+        assert not switch.watching
+        ended = switch.beat
+        time.sleep(0.5)
+        assert switch.beat == ended
+    client.create_job(job_id="closed-one")
+    with JobMonitor("closed-one", server.url, widgets=True) as mon:
+        wait_for(lambda: mon.view.switch.watching)
+    assert not mon.view.switch.watching

@@ -39,6 +39,27 @@ def test_the_chart_joins_with_the_first_metric_and_follows_the_toggles(
         wait_for(lambda: view.scalars._x_axis.label == "seconds since start")
 
 
+def test_the_chart_draws_a_metric_against_the_money_spent(
+    server: Any, client: Client, clock: Any
+) -> None:
+    """3.6 an hour is 0.001 a second: values logged at 0, 100 and 200 s lie at 0, 0.1
+    and 0.2 on the cost axis, labelled with the job's currency."""
+    client.create_job(job_id="money", price_per_hour=3.6)
+    for step in range(3):
+        report(client, "money", step, loss=1.0 / (step + 1))
+        clock.advance(100)
+    with JobMonitor("money", server.url, widgets=True) as mon:
+        view = mon.view
+        wait_for(lambda: view.scalars is not None and len(view.scalars.lines.x) == 3)
+        assert view.scalars.x_axis.options == ("step", "time", "cost")
+        view.scalars.x_axis.value = "cost"
+        wait_for(lambda: view.scalars._x_axis.label == "cost (QUBIC)")
+        assert list(view.scalars.lines.x) == [0.0, 0.1, 0.2]
+    with JobMonitor("money", server.url, widgets=True, x_axis="cost") as mon:
+        wait_for(lambda: mon.view.scalars is not None and len(mon.view.scalars.lines.x) == 3)
+        assert mon.view.scalars.x_axis.value == "cost"
+
+
 def test_a_monitor_started_late_loads_the_whole_history(server: Any, client: Client) -> None:
     client.create_job(job_id="late")
     for step in range(30):

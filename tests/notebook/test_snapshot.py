@@ -117,6 +117,31 @@ def test_a_running_job_without_samples_or_lines() -> None:
     assert "<svg" not in html and "✔" not in html
 
 
+def test_the_system_metrics_of_a_job_without_a_gpu_are_drawn_and_written() -> None:
+    state = state_of()
+    state.replace_samples(
+        [
+            {
+                "timestamp": f"2027-01-15T08:00:{second:02d}.000Z",
+                "cpuUtilization": 20.0 + second,
+                "memoryUsed": 4096.0,
+                "memoryTotal": 8192.0,
+                "processMemory": 512.0,
+                "networkIn": 2048.0 * second,
+            }
+            for second in range(5)
+        ]
+    )
+    html = snapshot_html(state, "ended", now=NOW)
+    assert "no GPU metrics reported" in html
+    assert "CPU 24%  mem 4.0/8.0 GiB  process 0.50 GiB  disk -  read - write -" in html
+    for label, latest in (("CPU", "24%"), ("memory", "4.0 GiB"), ("net in", "8.0 KiB/s")):
+        assert re.search(f">{label}</span><svg.*?<b>{re.escape(latest)}</b>", html), label
+    assert html.count("<svg") == 4 + 1  # CPU, memory, process, net in; the loss
+    text = snapshot_text(state, "ended", now=NOW)
+    assert "CPU 24%  mem 4.0/8.0 GiB  process 0.50 GiB" in text
+
+
 def points(svg: str) -> list[list[tuple[float, float]]]:
     return [
         [tuple(map(float, pair.split(","))) for pair in line.split()]  # type: ignore[misc]
@@ -140,3 +165,13 @@ def test_a_flat_or_empty_sparkline() -> None:
     assert {y for _, y in flat[0]} == {14.0}
     assert points(str(sparkline([], label="none"))) == []
     assert points(str(sparkline([None, None], label="none"))) == []
+
+
+def test_the_budget_shows_with_the_figure_that_is_over_in_its_colour() -> None:
+    state = state_of(budget=0.2, status="running", completedAt=None)
+    html = snapshot_html(state, "live", now=NOW)
+    assert 'cost <b style="color:#b91c1c">0.250 QUBIC</b>' in html  # spent past 0.20
+    assert 'data-over="spent"' in html and "budget 0.200 QUBIC: over budget" in html
+    text = snapshot_text(state, "live", now=NOW)
+    assert "of est. 0.250 QUBIC · budget 0.200 QUBIC: over budget" in text
+    assert "budget" not in snapshot_text(state_of(), "ended", now=NOW)

@@ -185,7 +185,7 @@ def test_gpu_samples_keep_flowing_between_progress_updates(
 
 
 def test_nothing_new_sends_nothing(make_reporter: Any, job_id: str, recorder: Recorder) -> None:
-    reporter = make_reporter(job_id)
+    reporter = make_reporter(job_id, system=False)  # samples would be news every interval
     reporter.update(10)
     assert reporter.flush(timeout=10)
     sent = recorder.count(job_id)
@@ -233,8 +233,10 @@ def test_gpu_auto_sends_nvml_samples(
     assert (latest["gpuUtilization"], latest["gpuMemoryUsed"]) == (64, 1024)
 
 
-def test_gpu_false_sends_no_metrics(make_reporter: Any, job_id: str, client: Client) -> None:
-    reporter = make_reporter(job_id, gpu=False)
+def test_gpu_and_system_false_send_no_metrics(
+    make_reporter: Any, job_id: str, client: Client
+) -> None:
+    reporter = make_reporter(job_id, gpu=False, system=False)
     reporter.update(1)
     assert reporter.flush(timeout=10)
     assert client.monitor(job_id)["metrics"]["latest"] is None

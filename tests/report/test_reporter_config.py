@@ -78,6 +78,8 @@ def test_a_reporter_without_config_leaves_the_jobs_alone(server: EmbeddedServer)
         {"x": object()},
         {"x": 2**70},
         {"big": "x" * (64 * 1024)},
+        {1: "a", "1": "b"},  # JSON would make both "1" and keep one
+        {"outer": {("a", 1): 2}},
     ],
 )
 def test_bad_configs_raise_at_the_call_and_change_nothing(server: EmbeddedServer, bad: Any) -> None:

@@ -20,7 +20,7 @@ import pytest
 
 from jobwatch import Client
 from jobwatch.cli.commands import main
-from jobwatch.terminal.top import TopApp
+from jobwatch.terminal.top import BUDGET_COLUMN, COST_COLUMN, TopApp
 
 
 def fleet(client: Client, clock: Any) -> None:
@@ -107,6 +107,59 @@ def test_top_shows_the_fleet_and_its_keys_sort_filter_and_open_watch(
     if errors:
         raise errors[0]
     assert watched == ["r-new"] and app.return_code == 0
+
+
+def test_top_shows_budget_and_projected_spend_coloured_when_over(
+    client: Client, clock: Any
+) -> None:
+    """ "over" (1 a second) spent 60 of its 50; "heading" (0.01 a second) has spent 0.60
+    of its 1, but at 1 % in its first second, then none for 59 s, projects about 59;
+    "fine" projects that under its 500."""
+    for job_id, price, budget in (
+        ("over", 3600.0, 50.0),
+        ("heading", 36.0, 1.0),
+        ("fine", 36.0, 500.0),
+    ):
+        client.ensure_job(job_id, worker_id="w", price_per_hour=price, budget=budget)
+        client.report_progress(job_id, "w", 0)
+    clock.advance(1)
+    for job_id in ("heading", "fine"):
+        client.report_progress(job_id, "w", 1)
+    clock.advance(59)
+    client.report_progress("over", "w", 50)
+    app = TopApp(client, refresh=0.05, open_watch=lambda c, job_id: None)
+    seen: dict[str, list[Any]] = {}
+
+    async def drive() -> None:
+        async with app.run_test(size=(200, 30)) as pilot:
+            await until(pilot, lambda: len(shown(app)) == 3)
+            for job_id in ("over", "heading", "fine"):
+                seen[job_id] = list(app.table.get_row(job_id))
+            await pilot.press("q")
+
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(drive())
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+    cost, budget = COST_COLUMN, BUDGET_COLUMN
+
+    def styles(cell: Any) -> set[str]:
+        return {str(span.style) for span in cell.spans}
+
+    assert str(seen["over"][budget]).endswith("/ budget 50.00 QUBIC")
+    assert styles(seen["over"][cost]) == {"bold red"} == styles(seen["over"][budget])
+    assert str(seen["heading"][budget]).endswith(" / budget 1.00 QUBIC")
+    assert styles(seen["heading"][budget]) == {"bold yellow"} and not styles(seen["heading"][cost])
+    assert not styles(seen["fine"][budget]) and not styles(seen["fine"][cost])
 
 
 def test_top_refuses_bad_input_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:

@@ -89,6 +89,18 @@ def test_render_status_block_and_line() -> None:
     assert " | [#########-----------]  45.5%  Training epoch 5/10 | " in line
 
 
+def test_the_system_metrics_get_a_line_of_their_own() -> None:
+    system = {"cpuUtilization": 63.2, "memoryUsed": 12000, "memoryTotal": 32000}
+    system |= {"processMemory": 2300, "diskRead": 1572864, "diskWrite": 0, "networkIn": 512}
+    block = render_status(job_state("cpu", status="running", metrics=system))
+    assert block.splitlines()[-2:] == [
+        "GPU -  mem -  temp -  power -",
+        "CPU 63%  mem 11.7/31.2 GiB  process 2.2 GiB  disk -  read 1.5 MiB/s write 0 B/s  "
+        "net in 512 B/s out -",
+    ]
+    assert "CPU" not in render_status(job_state("gpu", metrics={"gpuUtilization": 5}))
+
+
 def test_a_running_job_at_99_96_percent_reads_99_9_not_100() -> None:
     assert " 99.9%  " in render_status(job_state("j", status="running", progress=99.96))
 

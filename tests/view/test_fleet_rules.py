@@ -141,16 +141,23 @@ def test_the_fleet_page_imports_the_notebooks_rules(tmp_path: Path) -> None:
     harness.write_text(
         "import * as page from './fleet_rows.js';\n"
         "import * as widget from './widgets/jobstable.js';\n"
-        "const same = ['SORT_KEYS', 'sortRows', 'matches', 'hasStatus'].map(\n"
-        "  (name) => page[name] === widget[name]);\n"
+        "const same = ['SORT_KEYS', 'sortRows', 'matches', 'hasStatus', 'budgetState',\n"
+        "  'projectionText'].map((name) => page[name] === widget[name]);\n"
         "const fleet = new page.FleetRows();\n"
+        "const t0 = Date.parse('2026-11-29T10:10:00.000Z') / 1000;\n"
         "fleet.update([\n"
         "  {id: 'a', status: 'running', pricePerHour: 36, costSoFar: 0,\n"
         "   startedAt: '2026-11-29T10:00:00.000Z'},\n"
         "  {id: 'b', status: 'completed', costSoFar: 5},\n"
-        "], Date.parse('2026-11-29T10:10:00.000Z') / 1000);\n"
+        "  {id: 'c', status: 'running', pricePerHour: 36, costSoFar: 4.5,\n"
+        "   startedAt: '2026-11-29T09:00:00.000Z'},\n"
+        "], t0);\n"
+        "const at = (id) => fleet.rows.get(id).cost;\n"
+        "const first = [at('a'), at('c')];\n"
+        "fleet.tick(t0 + 600);\n"
         "const order = fleet.view({status: '', text: '', sort: 'costSoFar', descending: true});\n"
-        "console.log(JSON.stringify({same, order: order.map((r) => r.id)}));\n",
+        "console.log(JSON.stringify({same, first, later: [at('a'), at('c')], rate:\n"
+        "  fleet.burnRate(), order: order.map((r) => r.id)}));\n",
         encoding="utf-8",
     )
     done = subprocess.run(
@@ -158,9 +165,57 @@ def test_the_fleet_page_imports_the_notebooks_rules(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
-    assert out["same"] == [True] * 4
-    # the running job's cost moved on to now (36/h for 10 min: 6) sorts above the finished 5
-    assert out["order"] == ["a", "b"]
+    assert out["same"] == [True] * 6
+    # A running job's cost is its summary's (the server's integral over its prices, which
+    # a repriced job's elapsed time at its newest price is not), moved on at its current
+    # price from when the summary came: 36/h for 10 min adds 6.
+    assert out["first"] == [0, 4.5]
+    assert out["later"] == [6, 10.5]
+    assert out["rate"] == {"": 72}
+    assert out["order"] == ["c", "a", "b"]
+
+
+BUDGETS: list[Any] = [None, 0, 0.5, 50, 50.0, 1e9, True, "50", -1]
+FIGURES: list[Any] = [None, 0, 10, 49.99, 50, 50.01, 61.2, 1234.5, True, "61"]
+
+
+def test_python_and_javascript_show_a_budget_alike(tmp_path: Path) -> None:
+    """budgetState, projectionText and budgetWords (jobstable.js) against jobwatch.view.budget
+    on every combination of odd and ordinary budgets, costs and estimates."""
+    from jobwatch.view.budget import budget_state, budget_words, projection_text
+
+    node = node_or_skip()
+    shutil.copy(WIDGETS / "jobstable.js", tmp_path / "jobstable.mjs")
+    combos = [[b, c, p] for b in BUDGETS for c in FIGURES for p in FIGURES]
+    harness = tmp_path / "budget.mjs"
+    harness.write_text(
+        "import * as m from './jobstable.mjs';\n"
+        "const combos = JSON.parse(process.argv[2]);\n"
+        "console.log(JSON.stringify(combos.map(([b, c, p]) => {\n"
+        "  const state = m.budgetState(b, c, p);\n"
+        "  return [state, m.projectionText(p, b, 'QUBIC'), m.budgetWords(b, 'QUBIC', state)];\n"
+        "})));\n",
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [node, str(harness), json.dumps(combos)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    python = []
+    for budget, cost, projected in combos:
+        state = budget_state(budget, cost, projected)
+        python.append(
+            [
+                state,
+                projection_text(projected, budget, "QUBIC"),
+                budget_words(budget, "QUBIC", state),
+            ]
+        )
+    assert json.loads(done.stdout) == python
 
 
 def test_a_distributed_job_shows_its_workers_and_nodes() -> None:

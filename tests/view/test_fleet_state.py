@@ -202,19 +202,22 @@ def test_totals_running_cost_today_counts_per_currency() -> None:
                     completedAt=ts(-3600),
                     costSoFar=3.6,
                 ),
+                # started today: all of its cost so far, whatever its prices were
+                # (repriced to 40/h: 40 x 50 min would say 33.3)
+                summary("spot", startedAt=ts(600), pricePerHour=40.0, costSoFar=5.0),
                 summary("euro", currency="EUR", startedAt=ts(1800), costSoFar=0.5, stalled=True),
                 summary("free", pricePerHour=None, costSoFar=None, status="pending"),
             ]
         )
     )
     totals = state.totals(day_start=T0)
-    assert totals.running == pytest.approx({"QUBIC": 10.8, "EUR": 0.5})
-    assert totals.today == pytest.approx({"QUBIC": 3.6 + 1.0, "EUR": 1.8})
-    assert totals.counts == {"running": 2, "completed": 1, "failed": 1, "pending": 1}
+    assert totals.running == pytest.approx({"QUBIC": 10.8 + 5.0, "EUR": 0.5})
+    assert totals.today == pytest.approx({"QUBIC": 3.6 + 1.0 + 5.0, "EUR": 0.5})
+    assert totals.counts == {"running": 3, "completed": 1, "failed": 1, "pending": 1}
     assert totals.stalled == 1
     line = format_totals(totals, "live")
-    assert line.startswith("5 jobs: 2 running (1 stalled), 1 pending")
-    assert "running 0.500 EUR, 10.80 QUBIC | today 1.80 EUR, 4.60 QUBIC" in line and line.endswith(
+    assert line.startswith("6 jobs: 3 running (1 stalled), 1 pending")
+    assert "running 0.500 EUR, 15.80 QUBIC | today 0.500 EUR, 9.60 QUBIC" in line and line.endswith(
         "| live"
     )
 
@@ -224,9 +227,21 @@ def test_cells_and_the_text_table_are_clean_and_bounded() -> None:
     text = cells(row, 1.5, T0 + 4)
     assert "\x1b" not in "".join(text) and "\x07" not in "".join(text)
     assert text[1] == "running STALLED !2" and text[2].endswith("42.0%")
-    assert text[4] == "1.50 QUBIC" and text[7] == "4s ago"
+    assert text[4] == "1.50 QUBIC" and text[8] == "4s ago"
     state = FleetState()
     state.apply(changed([summary(f"job-{i}") for i in range(5)]))
     table = render_table(state, limit=3, now=T0)
     assert table.splitlines()[1].startswith("NAME") and table.endswith("... 2 more")
     assert len(table.splitlines()) == 1 + 1 + 3 + 1
+
+
+def test_a_row_shows_its_projected_spend_and_budget_and_whether_either_is_over() -> None:
+    from jobwatch.view.budget import OVER, PROJECTED_OVER
+    from jobwatch.view.fleet_text import COLUMNS, row_budget_state
+
+    column = [key for key, _ in COLUMNS].index("estimatedTotalCost")
+    row = summary("b", estimatedTotalCost=61.2, budget=50.0, currency="QUBIC\x1b[2J")
+    assert cells(row, 12.3, T0)[column] == "est. 61.20 / budget 50.00 QUBIC"
+    assert row_budget_state(row, 12.3) == PROJECTED_OVER
+    assert row_budget_state(row, 50.0) == OVER
+    assert cells(summary("n", estimatedTotalCost=3.0), 1.0, T0)[column] == "est. 3.00 QUBIC"

@@ -13,6 +13,8 @@ from jobwatch.view.formatting import (
     format_log_line,
     format_metrics,
     format_percent,
+    format_rate,
+    format_size,
 )
 
 
@@ -144,3 +146,12 @@ def test_format_percent_cuts_so_a_running_job_never_reads_100(progress: float, t
 
 def test_format_percent_pads_to_a_width() -> None:
     assert format_percent(5.55, 5) == "  5.5%"
+
+
+def test_rates_and_sizes_read_in_binary_units() -> None:
+    assert [format_rate(v) for v in (None, 0, 512, 1536, 12.35 * 1024**2, 3 * 1024**5)] == [
+        "-", "0 B/s", "512 B/s", "1.5 KiB/s", "12.3 MiB/s", "3072.0 TiB/s"
+    ]  # fmt: skip
+    assert [format_size(v) for v in (None, 460.8, 1024, 2355.2)] == [
+        "-", "0.45 GiB", "1.0 GiB", "2.3 GiB"
+    ]  # fmt: skip

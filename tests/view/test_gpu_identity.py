@@ -18,7 +18,7 @@ from jobwatch.contract.requests import format_ts
 from jobwatch.notebook.charts import METRICS
 from jobwatch.notebook.gpu_columns import GpuColumns
 from jobwatch.report import gpu
-from jobwatch.server.web.pages import job_fields_module
+from jobwatch.server.web.pages import job_fields_module, metrics_module
 from jobwatch.view.state import MonitorState
 from tests.fake_nvml import FakeGpu, FakeNvml, mig_slice
 from tests.notebook.test_logview import node_or_skip
@@ -166,6 +166,7 @@ def test_the_job_page_model_keys_gpus_as_python_does(tmp_path: Path) -> None:
     for name in ("job_state.js", "format.js", "gpu_labels.js"):
         shutil.copy(STATIC / name, tmp_path / name)
     (tmp_path / "job_fields.js").write_text(job_fields_module(), encoding="utf-8")
+    (tmp_path / "metrics.js").write_text(metrics_module(), encoding="utf-8")
     (tmp_path / "package.json").write_text('{"type": "module"}', encoding="utf-8")
     harness = tmp_path / "harness.js"
     harness.write_text(

@@ -83,3 +83,26 @@ def test_history_merges_with_points_that_arrived_meanwhile() -> None:
     )
     assert [(p.step, p.value) for p in state.scalars["loss"]] == [(1, 0.9), (2, 0.6), (3, 0.3)]
     assert state.latest_scalars["loss"].step == 3
+
+
+def test_series_by_cost_uses_each_values_cost_and_leaves_out_those_without() -> None:
+    state = MonitorState()
+    state.load_snapshot(snapshot(loss={"step": 1, "timestamp": T, "value": 0.9, "cost": 0.5}))
+    state.apply(
+        progress({"step": 2, "timestamp": T, "values": {"loss": 0.7, "acc": 0.5}, "cost": 1.5})
+    )
+    state.merge_scalars(
+        {
+            "loss": [
+                {"step": 3, "timestamp": "2027-01-15T08:01:00.000Z", "value": 0.5, "cost": 4.0},
+                {"step": 4, "timestamp": "2027-01-15T08:02:00.000Z", "value": 0.4, "cost": None},
+            ]
+        }
+    )
+    series = state.scalar_series("cost")
+    assert series.x == [0.5, 1.5, 4.0]
+    assert series.lines["loss"] == [0.9, 0.7, 0.5]
+    assert math.isnan(series.lines["acc"][0]) and series.lines["acc"][1] == 0.5
+    assert state.scalar_series("step").x == [1.0, 2.0, 3.0, 4.0]
+    with pytest.raises(ValueError, match="'step', 'time' or 'cost'"):
+        state.scalar_series("money")

@@ -73,6 +73,47 @@ function formatMoney(amounts) {
   return entries.length ? entries.map(([c, v]) => formatCost(v, c)).join(", ") : DASH;
 }
 
+// -- a job's budget: the rules of jobwatch/view/budget.py -------------------------------------------
+// The server's fleet page imports these too; tests/view/test_fleet_rules.py checks both agree.
+
+function finite(value) {
+  return typeof value === "number" && Number.isFinite(value) ? value : null;
+}
+
+/**
+ * "spent" once the cost so far reaches the budget, "projected" while the estimated total
+ * is above it, else "within"; null without a budget (budget_state).
+ */
+export function budgetState(budget, cost, projected) {
+  const limit = finite(budget);
+  if (limit === null) return null;
+  const spent = finite(cost);
+  const total = finite(projected);
+  if (spent !== null && spent >= limit) return "spent";
+  if (total !== null && total > limit) return "projected";
+  return "within";
+}
+
+/** "est. 61.20 / budget 50.00 QUBIC", either part left out when unknown (projection_text). */
+export function projectionText(projected, budget, currency) {
+  const total = finite(projected);
+  const limit = finite(budget);
+  if (total === null && limit === null) return DASH;
+  if (limit === null) return `est. ${formatCost(total, currency)}`;
+  if (total === null) return `budget ${formatCost(limit, currency)}`;
+  return `est. ${formatCost(total, "")} / budget ${formatCost(limit, currency)}`;
+}
+
+const BUDGET_WORDS = { projected: "projected over budget", spent: "over budget" };
+
+/** "budget 50.00 QUBIC", then ": projected over budget" or ": over budget"; "" without one. */
+export function budgetWords(budget, currency, state) {
+  const limit = finite(budget);
+  if (limit === null || !state) return "";
+  const words = BUDGET_WORDS[state];
+  return `budget ${formatCost(limit, currency)}${words ? `: ${words}` : ""}`;
+}
+
 // -- order and filter: the fleet's one set of rules ----------------------------------------------
 // The same rules as jobwatch/view/fleet.py (sort_rows, matches, has_status), which `jobwatch
 // top` uses; the server's fleet page imports them from this file (/assets/widgets/jobstable.js),
@@ -303,8 +344,19 @@ function fillRow(store, tr, row) {
   tr.version_ = row._version;
 }
 
+// The cost so far, and under it the projected spend and the budget; the cell's data-over
+// ("projected", "spent") colours the figure that is over.
+function costCell(cell, row, cost) {
+  const over = budgetState(row.budget, cost, row.estimatedTotalCost);
+  const shown = element("span", "jobwatch-jobs-cost", formatCost(cost, row.currency));
+  const projection = projectionText(row.estimatedTotalCost, row.budget, row.currency);
+  cell.replaceChildren(shown);
+  if (projection !== DASH) cell.append(element("span", "jobwatch-jobs-budget", projection));
+  cell.setAttribute("data-over", over || "none");
+}
+
 function tickRow(store, tr, row) {
-  tr.cells_.costSoFar.textContent = formatCost(liveCost(store, row), row.currency);
+  costCell(tr.cells_.costSoFar, row, liveCost(store, row));
   tr.cells_.updatedAt.textContent = ago(row.updatedAt);
   tr.cells_.updatedAt.title = String(row.updatedAt || "");
 }

@@ -5,8 +5,10 @@
   interval between updates if that is longer) is stalled; its next update
   resumes it.
 - *Rules* from ``jobwatch serve --alert "gpuTemperature>85 for 60s"``: a
-  condition on one GPU metric that has held for a duration, checked on each
-  sample. An idle GPU that keeps costing money is ``"gpuUtilization<10 for 300s"``.
+  condition on one metric of the samples (a GPU or a system metric) that has
+  held for a duration, checked on each sample. An idle GPU that keeps costing
+  money is ``"gpuUtilization<10 for 300s"``; an idle machine without one
+  ``"cpuUtilization<5 for 300s"``.
 - *Alerts* a job gets: from its training code (``Reporter.alert``), from a
   rule, when it fails and when it stalls.
 
@@ -20,7 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from jobwatch.contract.gpu_metrics import GPU_METRICS
+from jobwatch.contract.metrics import METRICS
 from jobwatch.contract.requests import format_ts
 from jobwatch.errors import ValidationError
 from jobwatch.server.core.job_row import JobChanges, JobRow, ListedJob
@@ -35,8 +37,9 @@ STALL_FACTOR = 10.0
 threshold is stalled only after this many of its intervals."""
 INTERVAL_SMOOTHING = 0.3
 """Weight of the newest gap in a job's usual update interval (an EMA, as tqdm smooths rates)."""
-METRIC_NAMES = tuple(m.wire for m in GPU_METRICS if m.alert)
-"""The sample fields a rule may test (``gpuMemoryTotal`` does not change)."""
+METRIC_NAMES = tuple(m.wire for m in METRICS if m.alert)
+"""The sample fields a rule may test, GPU and system metrics (not ``gpuMemoryTotal``,
+``memoryTotal`` or ``diskTotal``, which do not change)."""
 
 _RULE = re.compile(
     r"\s*(?P<metric>[A-Za-z]+)\s*(?P<op>>=|<=|>|<)\s*(?P<threshold>-?\d+(?:\.\d+)?)"
@@ -181,12 +184,17 @@ def check_rules(
     wire name); returns the new ``alert_state`` and the alerts that fire now.
 
     A rule fires once when its condition has held since a sample at least
-    ``duration`` seconds ago, and may fire again after it stopped holding.
+    ``duration`` seconds ago, and may fire again after it stopped holding. A
+    sample without the rule's metric at all (the system metrics of a rank that
+    samples only its GPU) leaves the rule as it was; one with the metric
+    ``None`` stops it holding.
     """
     state: dict[str, Any] = dict(job["alert_state"] or {})
     fired: list[Alert] = []
     for rule in rules:
-        value = sample.get(rule.metric)
+        if rule.metric not in sample:
+            continue
+        value = sample[rule.metric]
         entry = state.get(rule.text)
         if not rule.holds(value):
             state.pop(rule.text, None)

@@ -129,15 +129,20 @@ def hang(job: JobRow, now: float, hang_after: float) -> tuple[JobChanges, Alert]
 
 def end_hang(job: JobRow, end: float) -> JobChanges:
     """Clear a hung job's mark at server time ``end``, adding the hang's time and
-    cost to its totals; empty when the job is not hung."""
+    cost to its totals (each price for its part of the hang: see
+    :func:`jobwatch.server.core.pricing.price_change`); empty when the job is not hung."""
     if not job["hung"] or job["hung_at"] is None:
         return {}
     lost = max(0.0, end - job["hung_at"])
+    # A price change during the hang added the part before it to hung_cost already
+    # (pricing.price_change): the current price counts from the change on.
+    priced_from = max(job["hung_at"], job["price_from"] or job["hung_at"])
     return {
         "hung": 0,
         "hung_at": None,
         "hung_seconds": job["hung_seconds"] + lost,
-        "hung_cost": job["hung_cost"] + (hourly_rate(job) or 0.0) * lost / 3600.0,
+        "hung_cost": job["hung_cost"]
+        + (hourly_rate(job) or 0.0) * max(0.0, end - priced_from) / 3600.0,
     }
 
 

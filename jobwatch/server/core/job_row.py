@@ -80,6 +80,8 @@ class ListedJob(TypedDict):
     stalled_cost: float  # in `currency`
     tenant: str | None  # the tenant it belongs to (core.tenancy); None: the operator's
     config: dict[str, Any] | None  # the run's hyperparameters, a JSON object (<= 64 KiB)
+    price_cost: float  # cost at earlier prices, up to price_from (core.pricing)
+    price_from: float | None  # server time the current price applies from; None: startedAt
 
 
 class JobRow(ListedJob):

@@ -33,8 +33,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from jobwatch.contract.gpu_metrics import GPU_METRICS
 from jobwatch.contract.job_fields import JOB_FIELDS
+from jobwatch.contract.metrics import METRICS, wire_fields
 from jobwatch.contract.requests import (
     FINISHED_STATUSES,
     MAX_SCALAR_NAMES,
@@ -44,9 +44,11 @@ from jobwatch.contract.requests import (
     format_ts,
 )
 from jobwatch.errors import JobFinished, ValidationError, WorkerMismatch
-from jobwatch.server.core import alert_rules, budgets, hangs, workers
+from jobwatch.server.core import alert_rules, budgets, hangs, pricing, workers
 from jobwatch.server.core.alert_rules import Alert, AlertRule
 from jobwatch.server.core.job_row import JobChanges, JobRow, ListedJob, log_counts, with_changes
+from jobwatch.server.core.nccl_hang import NcclHangRule
+from jobwatch.server.core.nccl_hang import check as nccl_hang_check
 from jobwatch.server.core.serialize import Event
 from jobwatch.server.core.workers import WorkerRow
 
@@ -184,6 +186,8 @@ def estimate(
     rate: RateState,
     now: float,
     resumed_from: float | None = None,
+    price_cost: float = 0.0,
+    price_from: float | None = None,
 ) -> Estimates:
     """Elapsed time, time remaining and cost of a job (docs/api.md "Estimates").
 
@@ -196,7 +200,7 @@ def estimate(
         of the last progress change (moved forward past pauses); ``None`` when
         not yet.
     price_per_hour:
-        Price in the job's currency per hour, or ``None``.
+        The job's current price in its currency per hour, or ``None``.
     rate:
         The job's smoothed progress rate (:func:`update_rate`).
     now:
@@ -204,12 +208,18 @@ def estimate(
     resumed_from:
         The progress (%) a worker declared it resumed from (``resumedFrom`` >
         0), or ``None`` for a run that started from scratch.
+    price_cost, price_from:
+        What the job cost at its earlier prices, and the server time from
+        which ``price_per_hour`` applies (``None``: from ``started_at``), as
+        :func:`jobwatch.server.core.pricing.price_change` keeps them.
 
     Returns
     -------
     Estimates
         ``elapsed = (completed_at or now) - started_at`` (>= 0);
-        ``cost_so_far = elapsed / 3600 * price_per_hour``;
+        ``cost_so_far = price_cost + (end - max(started_at, price_from)) / 3600 *
+        price_per_hour``: the price integrated over the run, which is
+        ``elapsed / 3600 * price_per_hour`` for a price that never changed;
         ``time_remaining``: 0 once finished or at 100 %; ``None`` at progress
         0; once progress has moved while the job was watched,
         ``(100 - progress) / rate`` with tqdm's smoothed rate
@@ -218,13 +228,19 @@ def estimate(
         tqdm's ``initial``), else the seed's average
         ``elapsed * (100 - progress) / progress``; a number is at least
         :data:`MIN_REMAINING`;
-        ``estimated_total_cost = (elapsed + time_remaining) / 3600 * price_per_hour``.
+        ``estimated_total_cost = cost_so_far + time_remaining / 3600 * price_per_hour``
+        (the rest at the current price).
     """
     if started_at is None:
         return Estimates(None, None, None, None)
     end = completed_at if completed_at is not None else now
     elapsed = max(0.0, end - started_at)
-    cost = None if price_per_hour is None else elapsed / 3600.0 * price_per_hour
+    current_from = started_at if price_from is None else max(started_at, price_from)
+    cost = (
+        None
+        if price_per_hour is None
+        else price_cost + max(0.0, end - current_from) / 3600.0 * price_per_hour
+    )
 
     remaining: float | None
     smoothed = rate.rate(max(0.0, now - progress_at) if progress_at is not None else 0.0)
@@ -241,8 +257,8 @@ def estimate(
 
     total = (
         None
-        if price_per_hour is None or remaining is None
-        else (elapsed + remaining) / 3600.0 * price_per_hour
+        if cost is None or price_per_hour is None or remaining is None
+        else cost + remaining / 3600.0 * price_per_hour
     )
     return Estimates(
         elapsed=_finite(elapsed),
@@ -276,6 +292,8 @@ def job_estimates(job: ListedJob, now: float) -> Estimates:
         rate=RateState.of(job),
         now=now,
         resumed_from=job["resumed_from"],
+        price_cost=job["price_cost"] or 0.0,
+        price_from=job["price_from"],
     )
     node_rate = job["node_rate"]
     if node_rate is None:
@@ -390,6 +408,8 @@ def spec_changes(job: JobRow, spec: JobSpec, now: float) -> JobChanges:
             f"job {job['id']!r} is {job['status']}; its name, price, currency, "
             "provider and config are settled"
         )
+    if "price_per_hour" in changes:  # a new price: cost integrates the old one up to now
+        changes.update(pricing.price_change(job, changes["price_per_hour"], now))
     changes["updated_at"] = now
     return changes
 
@@ -496,6 +516,7 @@ def apply_progress(
     *,
     applied_reply: Row | None = None,
     alert_on: tuple[AlertRule, ...] = (),
+    nccl_hang: NcclHangRule | None = None,
     worker: WorkerRow | None = None,
 ) -> ProgressOutcome:
     """Apply ``POST /api/jobs/{id}/progress`` to ``job`` at server time ``now``.
@@ -514,6 +535,9 @@ def apply_progress(
         nothing.
     alert_on:
         The server's ``--alert`` rules, checked on the update's sample.
+    nccl_hang:
+        The NCCL-hang signature's thresholds (:mod:`jobwatch.server.core.nccl_hang`),
+        checked on the update's sample; ``None``: off.
     worker:
         The stored row of ``update.rank`` in a distributed job (``None``: none
         yet, or no rank): see :mod:`jobwatch.server.core.workers`.
@@ -568,15 +592,17 @@ def apply_progress(
         worker_outcome = workers.worker_update(job, worker, update, now)
         changes.update(worker_outcome.job_changes)
         if "node_rate" in changes:  # the job's rate is now its nodes' prices summed
-            changes["price_per_hour"] = changes["node_rate"]
+            changes.update(pricing.price_change(job, changes["node_rate"], now))
     worker_ts = update.worker_ts(now)
     hang_ended: Alert | None = None
+    alive = False  # the training code moved progress or called with this update
     if leader and not _is_late(job["worker_ts"], worker_ts):
         changes.update(_progress_changes(job, update, now, worker_ts))
         called, called_ts = update.call_at(now), update.call_ts()
         changes.update(hangs.call_changes(job, called, called_ts, update.expect_silence_for))
         moved = changes.get("progress", job["progress"]) != job["progress"]
-        if job["hung"] and (moved or "last_call_at" in changes):
+        alive = moved or "last_call_at" in changes
+        if job["hung"] and alive:
             hang_ended = hangs.moving_alert(job, now)
             changes.update(hangs.end_hang(job, changes.get("last_call_at", now)))
     merged = with_changes(job, changes)
@@ -601,7 +627,7 @@ def apply_progress(
         "timestamp": format_ts(now),
     }
     if update.scalars is not None:
-        progress_data["scalars"] = _scalars(job, update, now, outcome)
+        progress_data["scalars"] = _scalars(job, update, now, outcome, estimates.cost_so_far)
     outcome.events.append(Event(job["id"], seq, "JOB_PROGRESS", progress_data))
     changes["progress_seq"] = seq
     changes["progress_event"] = progress_data
@@ -623,10 +649,17 @@ def apply_progress(
     )
     changes.update(spent_changes)
     alerts += spent_alerts
-    if alert_on and metrics is not None:
+    if metrics is not None and (alert_on or nccl_hang is not None):
         state, fired = alert_rules.check_rules(alert_on, job, metrics, now)
-        changes["alert_state"] = state
         alerts += fired
+        if nccl_hang is not None:
+            source = "" if update.rank is None else str(update.rank)
+            state, hang_changes, hang_alerts = nccl_hang_check(
+                nccl_hang, with_changes(job, changes), state, metrics, source, now, alive=alive
+            )
+            changes.update(hang_changes)
+            alerts += hang_alerts
+        changes["alert_state"] = state
     if alerts:
         rows, events, counts = alert_rules.alert_changes(job, alerts, now, seq)
         outcome.alert_rows, seq = rows, counts["seq"]
@@ -704,7 +737,8 @@ def _sample(
     """The update's metrics as the wire sample (``None`` without); queues its row."""
     if update.metrics is None:
         return None
-    metrics: Row = {"timestamp": format_ts(now), **update.metrics.flat()}
+    flat = update.metrics.flat()
+    metrics: Row = {"timestamp": format_ts(now), **wire_fields(flat)}
     gpus = [g.model_dump(by_alias=True) for g in update.metrics.gpus or []] or None
     if gpus and update.rank is not None:  # a GPU of a distributed job is its node's
         node = update.node or update.worker_id
@@ -715,7 +749,7 @@ def _sample(
     outcome.sample = {
         "job_id": job_id,
         "ts": now,
-        **{m.column: metrics[m.wire] for m in GPU_METRICS},
+        **{m.column: flat[m.wire] for m in METRICS},
         "gpus": gpus,
     }
     return metrics
@@ -744,11 +778,12 @@ def _check_scalar_names(job: JobRow, update: ProgressUpdate) -> None:
 
 
 def _scalars(
-    job: JobRow, update: ProgressUpdate, now: float, outcome: ProgressOutcome
+    job: JobRow, update: ProgressUpdate, now: float, outcome: ProgressOutcome, cost: float | None
 ) -> list[Row]:
     """Queue the update's training-metric rows and newest values; their wire form
-    ``[{step, timestamp, values}]`` for ``JOB_PROGRESS``. A name's newest value
-    is the one with the highest step (a late update never takes it back)."""
+    ``[{step, timestamp, values, cost}]`` for ``JOB_PROGRESS``, ``cost`` being the
+    job's cost so far now. A name's newest value is the one with the highest step (a
+    late update never takes it back)."""
     stamp = format_ts(now)
     latest = dict(job["latest_scalars"] or {})
     wire = []
@@ -758,8 +793,15 @@ def _scalars(
                 {"job_id": job["id"], "name": name, "step": point.step, "ts": now, "value": value}
             )
             if name not in latest or point.step >= latest[name]["step"]:
-                latest[name] = {"step": point.step, "timestamp": stamp, "value": value}
-        wire.append({"step": point.step, "timestamp": stamp, "values": dict(point.values)})
+                latest[name] = {
+                    "step": point.step,
+                    "timestamp": stamp,
+                    "value": value,
+                    "cost": cost,
+                }
+        wire.append(
+            {"step": point.step, "timestamp": stamp, "values": dict(point.values), "cost": cost}
+        )
     outcome.changes["latest_scalars"] = latest
     return wire
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import orjson
 
-from jobwatch.contract.gpu_metrics import GPU_METRICS
 from jobwatch.contract.job_fields import WIRE_FIELDS
+from jobwatch.contract.metrics import GPU_METRICS, SYSTEM_METRICS
 from jobwatch.contract.requests import format_ts
 
 
@@ -73,9 +73,21 @@ as the contract's job object: each field of
 timestamps, flags as booleans. Raises ``KeyError`` for a row without one of the columns."""
 
 
+_GPU_COLUMNS = tuple((m.wire, m.column) for m in GPU_METRICS)
+_SYSTEM_COLUMNS = tuple((m.wire, m.column) for m in SYSTEM_METRICS)
+_SYSTEM_WIRE = tuple(m.wire for m in SYSTEM_METRICS)
+
+
 def sample_to_wire(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A stored sample as ``{timestamp, gpuUtilization, ..., powerUsage}`` (+ ``gpus`` if any)."""
-    out = {"timestamp": format_ts(row["ts"]), **{m.wire: row[m.column] for m in GPU_METRICS}}
+    """A stored sample as ``{timestamp, gpuUtilization, ..., powerUsage}``, the system
+    metrics when it has any (:func:`~jobwatch.contract.metrics.wire_fields`), and
+    ``gpus`` if any."""
+    out: dict[str, Any] = {"timestamp": format_ts(row["ts"])}
+    for wire, column in _GPU_COLUMNS:
+        out[wire] = row[column]
+    system = [row[column] for _, column in _SYSTEM_COLUMNS]
+    if system.count(None) != len(system):  # wire_fields' rule, without its dicts (10,000 rows)
+        out.update(zip(_SYSTEM_WIRE, system, strict=True))
     if row.get("gpus"):
         out["gpus"] = row["gpus"]
     return out
@@ -96,6 +108,12 @@ def log_to_wire(row: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def scalar_to_wire(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A stored training-metric value as ``{step, timestamp, value}``."""
-    return {"step": row["step"], "timestamp": format_ts(row["ts"]), "value": row["value"]}
+def scalar_to_wire(row: Mapping[str, Any], cost: float | None) -> dict[str, Any]:
+    """A stored training-metric value as ``{step, timestamp, value, cost}``; ``cost`` is
+    what the job had cost at its ``ts`` (currency; ``None`` without a price)."""
+    return {
+        "step": row["step"],
+        "timestamp": format_ts(row["ts"]),
+        "value": row["value"],
+        "cost": None if cost is None else round(cost, 6),
+    }

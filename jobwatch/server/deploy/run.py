@@ -28,8 +28,10 @@ Each takes ``create_app`` settings, built by :mod:`jobwatch.server.deploy.settin
 
 from __future__ import annotations
 
+import errno
 import importlib
 import signal
+import socket
 import sys
 import threading
 import warnings
@@ -69,6 +71,39 @@ def gunicorn_unavailable() -> str | None:
             importlib.import_module(module)
         except ImportError:
             return f"{module.split('.')[0]} is not installed"
+    return None
+
+
+def listen_problem(host: str, port: int) -> str | None:
+    """Why ``jobwatch serve`` could not listen on ``host``:``port``, in one line, or ``None``.
+
+    Binds and closes a socket with ``SO_REUSEADDR`` on each address ``host``
+    resolves to, as gunicorn and Werkzeug bind theirs, so a port held by another
+    listener or a host that is not this machine's is refused before any file or
+    process is made (gunicorn itself retries for five seconds and prints its
+    errors). ``port=0`` is never a problem.
+    """
+    if port == 0:
+        return None
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return f"cannot listen on --host {host!r}: {exc.strerror}"
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    return (
+                        f"{where} is in use by another program: stop it, or pick another"
+                        " port with --port (0 picks a free one)"
+                    )
+                if exc.errno == errno.EACCES:
+                    return f"no permission to listen on {where} (ports below 1024 need root)"
+                return f"cannot listen on {where}: {exc.strerror}"
     return None
 
 

@@ -34,7 +34,9 @@ from typing import Any
 from jobwatch.contract.basics import CURRENCY_RULE, valid_currency
 from jobwatch.errors import SettingsError, ValidationError, first_line
 from jobwatch.server.core.alert_rules import parse_rule
+from jobwatch.server.core.nccl_hang import DEFAULT_POWER, DEFAULT_UTILIZATION
 from jobwatch.server.core.quotas import DEFAULT_MAX_JOB_LOG_BYTES, DEFAULT_MAX_JOBS
+from jobwatch.server.core.webhooks import parse_target
 from jobwatch.server.storage.files import default_db_path
 
 # security.py (Flask) and urls.py (SQLAlchemy) are imported where used: ``jobwatch``
@@ -424,7 +426,7 @@ SETTINGS: tuple[Setting, ...] = (
         str,
         (),
         "none",
-        "alert when a GPU metric holds a condition, e.g. `gpuTemperature>85 for 60s`",
+        "alert when a GPU or system metric holds a condition, e.g. `gpuTemperature>85 for 60s`",
         config_key="ALERT_RULES",
         many=True,
         metavar="RULE",
@@ -439,6 +441,61 @@ SETTINGS: tuple[Setting, ...] = (
         "post every alert there as Slack-compatible JSON",
         config_key="WEBHOOK_URL",
         metavar="URL",
+    ),
+    Setting(
+        "webhooks",
+        "--webhook",
+        "JOBWATCH_WEBHOOKS",
+        str,
+        (),
+        "none",
+        "post alerts there too: `[FORMAT+]URL [level>=LEVEL]`, FORMAT one of slack (the"
+        " default), discord, ntfy, teams, json; only alerts of LEVEL (info, the default,"
+        " warning or error) and above, e.g. `ntfy+https://ntfy.sh/gpu-team level>=error`"
+        " (see Where alerts go; in the variable a URL's comma is written `%2C`)",
+        config_key="WEBHOOKS",
+        many=True,
+        metavar="WEBHOOK",
+    ),
+    Setting(
+        "nccl_hang_after",
+        "--nccl-hang-after",
+        "JOBWATCH_NCCL_HANG_AFTER",
+        float,
+        None,
+        "none (off)",
+        "seconds a GPU may show the NCCL-hang signature (utilization at or above"
+        " `--nccl-hang-utilization` with power below `--nccl-hang-power` of the job's"
+        " typical draw) before its job is hung",
+        config_key="NCCL_HANG_AFTER",
+        low=1,
+        high=30 * 86400,
+        metavar="SECONDS",
+    ),
+    Setting(
+        "nccl_hang_utilization",
+        "--nccl-hang-utilization",
+        "JOBWATCH_NCCL_HANG_UTILIZATION",
+        float,
+        DEFAULT_UTILIZATION,
+        "95",
+        "percent: the least GPU utilization of the NCCL-hang signature",
+        config_key="NCCL_HANG_UTILIZATION",
+        high=100,
+        metavar="PERCENT",
+    ),
+    Setting(
+        "nccl_hang_power",
+        "--nccl-hang-power",
+        "JOBWATCH_NCCL_HANG_POWER",
+        float,
+        DEFAULT_POWER,
+        "50",
+        "percent of the job's typical power draw below which the NCCL-hang signature's power is",
+        config_key="NCCL_HANG_POWER",
+        low=1,
+        high=100,
+        metavar="PERCENT",
     ),
     Setting(
         "max_connections_per_address",
@@ -525,6 +582,10 @@ class ServerSettings:
     default_currency: str | None = None
     alert_rules: tuple[str, ...] = ()
     webhook_url: str | None = None
+    webhooks: tuple[str, ...] = ()
+    nccl_hang_after: float | None = None
+    nccl_hang_utilization: float = DEFAULT_UTILIZATION
+    nccl_hang_power: float = DEFAULT_POWER
     max_connections_per_address: int = 256
     max_connections: int | None = None
     head_timeout: float | None = None
@@ -609,7 +670,7 @@ class ServerSettings:
         Checks the tokens (a read token needs a write token; length and
         whitespace), the database and Redis URLs and their combination with
         ``workers`` (:func:`settings_problem`), the drivers they need
-        (:func:`missing_packages`), the alert rules and the webhook URL.
+        (:func:`missing_packages`), the alert rules and the webhooks.
         ``names`` says how to name the tokens (:data:`FLAG_NAMES`,
         :data:`ENV_NAMES`, :data:`ARGUMENT_NAMES`).
         """
@@ -622,6 +683,7 @@ class ServerSettings:
             token_problem(write, self.write_token)
             or token_problem(read, self.read_token)
             or alert_problem(self.alert_rules, self.webhook_url)
+            or webhook_problem(self.webhooks)
             or currency_problem(self.default_currency)
             or settings_problem(self.database, self.redis_url, workers)
             or missing_packages(self.database, self.redis_url)
@@ -794,9 +856,19 @@ def alert_problem(rules: tuple[str, ...] | list[str], webhook_url: str | None) -
         try:
             parse_rule(rule)
         except ValidationError as exc:
-            return str(exc)
+            return exc.message
     if webhook_url and not webhook_url.startswith(("http://", "https://")):
         return f"--webhook-url must start with http:// or https://, got {webhook_url!r}"
+    return None
+
+
+def webhook_problem(webhooks: tuple[str, ...] | list[str]) -> str | None:
+    """Why a ``--webhook`` cannot be used, or ``None`` (the message never shows its URL)."""
+    for text in webhooks:
+        try:
+            parse_target(text, "--webhook")
+        except ValidationError as exc:
+            return exc.message
     return None
 
 

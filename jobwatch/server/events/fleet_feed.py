@@ -102,6 +102,9 @@ _SUMMARY_COLUMNS = (
     "node_cost",
     "node_rate",
     "tenant",
+    "price_cost",
+    "price_from",
+    "budget",
 )
 """The ``jobs`` columns a summary needs (with the two GPU figures of the newest
 progress event, read by :func:`_summary_query`)."""
@@ -127,8 +130,9 @@ def summary(job: Mapping[str, Any], now: float) -> dict[str, Any]:
     currentOperation, timeRemaining (s), costSoFar, estimatedTotalCost, currency,
     pricePerHour, gpuUtilization (%), gpuTemperature (Celsius), updatedAt,
     startedAt, completedAt, createdAt, workerId, stalled, alerts, worldSize, workers,
-    nodes}`` (the last three as in the job object: a distributed job's ranks, its
-    reporting workers and their nodes).
+    nodes, budget}`` (``worldSize``, ``workers``, ``nodes`` and ``budget`` as in the
+    job object: a distributed job's ranks, its reporting workers and their nodes;
+    the most the job should cost, in its currency).
 
     ``job`` holds the summary's columns (:data:`_SUMMARY_COLUMNS`) and either
     ``gpu_utilization`` and ``gpu_temperature`` or a whole ``progress_event``.
@@ -166,6 +170,7 @@ def summary(job: Mapping[str, Any], now: float) -> dict[str, Any]:
         "worldSize": job["world_size"],
         "workers": job["n_workers"],
         "nodes": job["n_nodes"],
+        "budget": job["budget"],
     }
 
 

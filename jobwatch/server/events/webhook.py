@@ -1,20 +1,17 @@
-"""Alerts delivered to a webhook (``jobwatch serve --webhook-url``), Slack-compatible.
+"""Alerts delivered to webhooks (``jobwatch serve --webhook-url``, ``--webhook``).
 
-Each ``JOB_ALERT`` this process commits is posted once as ``{"text": ...}``,
-and so is each finished job's receipt (``JOB_COMPLETED``'s ``receipt``)
-(the body Slack's, Mattermost's and Discord's ``/slack`` incoming webhooks
-take) from a thread of its own, so ingest never waits for the receiver.
-Retries are urllib3's ``Retry`` (exponential backoff on connection errors and
-5xx answers, honouring ``Retry-After``).
-
-Job text is escaped as Slack's message formatting asks (``&``, ``<``, ``>`` as
-``&amp;``, ``&lt;``, ``&gt;``: https://api.slack.com/reference/surfaces/formatting#escaping)
-and sent with ``"mrkdwn": false``, so no job can mention (``<!channel>``,
-``<@U...>``), link (``<https://...|label>``) or format through an alert.
+Each ``JOB_ALERT`` this process commits, and each finished job's receipt
+(``JOB_COMPLETED``'s ``receipt``), is posted once to every webhook whose level
+filter takes it, in the webhook's format (Slack, Discord, ntfy, Microsoft Teams
+or plain JSON; :mod:`jobwatch.server.core.webhooks` says what each posts and
+how it escapes job text), from a thread per webhook, so ingest never waits for
+a receiver and one slow receiver never holds up another. Retries are urllib3's
+``Retry`` (exponential backoff on connection errors and 429/5xx answers,
+honouring ``Retry-After``).
 
 One job cannot crowd out another: each job may queue :data:`PER_JOB` alerts
 per :data:`WINDOW` seconds; the rest of that window's are counted and posted
-as one line when the window ends ("37 more alerts of job X suppressed"). A
+as one line when the window ends ("job X: 37 more alerts suppressed ..."). A
 full queue (:data:`QUEUE_SIZE`) drops the oldest alert of the job holding the
 most. The webhook URL is a secret (a Slack webhook's path is its key): logs
 show only its scheme and host.
@@ -27,15 +24,25 @@ import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass
-from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from jobwatch.server.core.receipt import receipt_alert
+from jobwatch.contract.basics import LOG_LEVELS
+from jobwatch.errors import ValidationError
 from jobwatch.server.core.redact import origin
 from jobwatch.server.core.serialize import Event
+from jobwatch.server.core.webhooks import (
+    Notice,
+    Post,
+    WebhookTarget,
+    alert_notice,
+    parse_target,
+    receipt_notice,
+    render,
+    suppressed_notice,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,56 +56,6 @@ WINDOW = 60.0
 """Seconds of one job's alert allowance (:data:`PER_JOB`)."""
 
 
-def slack_escape(text: str) -> str:
-    """``text`` with ``&``, ``<`` and ``>`` escaped as Slack's message formatting
-    asks, so that it shows as written: no mention, link or control sequence."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def slack_body(event: Event) -> dict[str, Any]:
-    """``{"text": "[warning] job resnet-7: job stalled — no update for 130 s ...",
-    "mrkdwn": false, "jobwatch": {jobId, seq, level, title, text, source}}``; the
-    job's id, title and text escaped (:func:`slack_escape`) in ``text``, as sent
-    in ``jobwatch``."""
-    alert = event.data["alert"]
-    text = f"[{alert['level']}] job {slack_escape(event.job_id)}: {slack_escape(alert['title'])}"
-    if alert.get("text"):
-        text += f" — {slack_escape(alert['text'])}"
-    return {"text": text, "mrkdwn": False, "jobwatch": {"jobId": event.job_id, **alert}}
-
-
-def receipt_body(event: Event) -> dict[str, Any]:
-    """A finished job's receipt (``JOB_COMPLETED``'s ``receipt``) as a post shaped as an
-    alert's (:func:`slack_body`), ``source`` ``receipt``, ``jobwatch.receipt`` the
-    figures: ``"[info] job resnet-7: receipt: job completed — completed in 2 h 05 min;
-    cost 12.30 of 50.00 QUBIC; ..."``."""
-    summary = event.data["receipt"]
-    alert = receipt_alert(summary)
-    text = f"[{alert.level}] job {slack_escape(event.job_id)}: {slack_escape(alert.title)}"
-    text += f" — {slack_escape(alert.text or '')}"
-    fields = {"level": alert.level, "title": alert.title, "text": alert.text}
-    return {
-        "text": text,
-        "mrkdwn": False,
-        "jobwatch": {
-            "jobId": event.job_id,
-            "seq": event.seq,
-            **fields,
-            "source": "receipt",
-            "receipt": summary,
-        },
-    }
-
-
-def suppressed_body(job_id: str, count: int, window: float) -> dict[str, Any]:
-    """The line that stands for ``count`` alerts of ``job_id`` not posted in one window."""
-    text = (
-        f"[warning] {count} more alerts of job {slack_escape(job_id)} suppressed "
-        f"in the last {window:g} s (at most {PER_JOB} per job are posted)"
-    )
-    return {"text": text, "mrkdwn": False, "jobwatch": {"jobId": job_id, "suppressed": count}}
-
-
 @dataclass
 class _Allowance:
     """One job's window: when it began, alerts queued and alerts held back in it."""
@@ -106,15 +63,24 @@ class _Allowance:
     start: float
     queued: int = 0
     suppressed: int = 0
+    level: str = LOG_LEVELS[0]
+
+    def hold_back(self, level: str) -> None:
+        """Count one more alert of ``level`` held back; the summary takes the highest level."""
+        self.suppressed += 1
+        if level in LOG_LEVELS and LOG_LEVELS.index(level) > LOG_LEVELS.index(self.level):
+            self.level = level
 
 
 class WebhookSender:
-    """Posts alerts to ``url`` in the background.
+    """Posts alerts to one webhook in the background.
 
     Parameters
     ----------
-    url:
-        An ``http(s)://`` webhook URL.
+    target:
+        Where and how: a :class:`~jobwatch.server.core.webhooks.WebhookTarget`, or
+        its text ``[FORMAT+]URL [level>=LEVEL]`` (a plain ``http(s)://`` URL: Slack,
+        every level).
     timeout:
         Seconds per attempt (connect and read).
     backoff:
@@ -125,24 +91,32 @@ class WebhookSender:
     Raises
     ------
     ValueError
-        ``url`` is not an http or https URL, or ``per_job`` or ``window`` is not positive.
+        ``target`` is not a webhook (its URL not http or https, an unknown format
+        or level), or ``per_job`` or ``window`` is not positive.
     """
 
     def __init__(
         self,
-        url: str,
+        target: str | WebhookTarget,
         timeout: float = 5.0,
         backoff: float = 0.5,
         *,
         per_job: int = PER_JOB,
         window: float = WINDOW,
     ) -> None:
-        if not url.startswith(("http://", "https://")):
+        if isinstance(target, str):
+            try:
+                target = parse_target(target)
+            except ValidationError as exc:
+                raise ValueError(exc.message) from None
+        if not target.url.startswith(("http://", "https://")):
             raise ValueError(
-                f"the webhook URL must start with http:// or https://, got {origin(url)!r}"
+                f"the webhook URL must start with http:// or https://, got {origin(target.url)!r}"
             )
         if per_job < 1 or not window > 0:
             raise ValueError(f"per_job and window must be positive, got {per_job}, {window}")
+        url = target.url
+        self.target = target
         self.url = url
         self.shown = origin(url)
         self.timeout = timeout
@@ -150,7 +124,7 @@ class WebhookSender:
         self.delivered = 0
         self.failed = 0
         self._cond = threading.Condition()
-        self._queue: deque[tuple[str, dict[str, Any]]] = deque()
+        self._queue: deque[tuple[str, Notice]] = deque()
         self._queued_by_job: Counter[str] = Counter()
         self._allowances: dict[str, _Allowance] = {}
         self._closing = False
@@ -166,34 +140,47 @@ class WebhookSender:
         self._session.mount("https://", HTTPAdapter(max_retries=retry))
         self._hide = _HideUrl(url)
         logging.getLogger("urllib3.connectionpool").addFilter(self._hide)
-        self._thread = threading.Thread(target=self._run, name="jobwatch-webhook", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"jobwatch-webhook-{target.format}", daemon=True
+        )
         self._thread.start()
 
     def offer(self, events: list[Event]) -> None:
-        """Queue the ``JOB_ALERT`` events among ``events`` (never blocks); a job's
-        alerts beyond its allowance are counted for its summary line instead."""
+        """Queue the ``JOB_ALERT`` events and receipts among ``events`` that the
+        target's level filter takes (never blocks); a job's alerts beyond its
+        allowance are counted for its summary line instead."""
         now = time.monotonic()
         with self._cond:
             for event in events:
                 if event.type == "JOB_COMPLETED" and "receipt" in event.data:
-                    self._append(event.job_id, receipt_body(event))  # one per job: no allowance
+                    notice = receipt_notice(event)
+                    if self.target.takes(notice.level):
+                        self._append(event.job_id, notice)  # one per job: no allowance
                     continue
-                if event.type != "JOB_ALERT":
+                if event.type != "JOB_ALERT" or not self.target.takes(event.data["alert"]["level"]):
                     continue
                 allowance = self._allowance(event.job_id, now)
                 if allowance.queued >= self.per_job:
-                    allowance.suppressed += 1
+                    allowance.hold_back(event.data["alert"]["level"])
                     continue
                 allowance.queued += 1
-                self._append(event.job_id, slack_body(event))
+                self._append(event.job_id, alert_notice(event))
             self._cond.notify()
 
     def close(self, timeout: float = 5.0) -> None:
         """Deliver what is queued (waiting at most ``timeout`` s), then stop."""
+        self.stop()
+        self.join(timeout)
+
+    def stop(self) -> None:
+        """Take no more alerts: the thread delivers what is queued, then ends."""
         with self._cond:
             self._closing = True
             self._cond.notify()
-        self._thread.join(timeout)
+
+    def join(self, timeout: float) -> None:
+        """Wait at most ``timeout`` s for the thread after :meth:`stop`, then let go."""
+        self._thread.join(max(0.0, timeout))
         self._session.close()
         logging.getLogger("urllib3.connectionpool").removeFilter(self._hide)
 
@@ -203,11 +190,16 @@ class WebhookSender:
         allowance = self._allowances.get(job_id)
         if allowance is None or now - allowance.start >= self.window:
             if allowance is not None and allowance.suppressed:
-                self._append(job_id, suppressed_body(job_id, allowance.suppressed, self.window))
+                self._append(job_id, self._summary(job_id, allowance))
             allowance = self._allowances[job_id] = _Allowance(now)
         return allowance
 
-    def _append(self, job_id: str, body: dict[str, Any]) -> None:
+    def _summary(self, job_id: str, allowance: _Allowance) -> Notice:
+        return suppressed_notice(
+            job_id, allowance.suppressed, self.window, self.per_job, allowance.level
+        )
+
+    def _append(self, job_id: str, notice: Notice) -> None:
         if len(self._queue) >= QUEUE_SIZE:
             heaviest, _ = self._queued_by_job.most_common(1)[0]
             for i, (queued_job, _) in enumerate(self._queue):
@@ -219,7 +211,7 @@ class WebhookSender:
                 "jobwatch: the webhook queue is full; the oldest alert of the job "
                 "with the most queued was dropped"
             )
-        self._queue.append((job_id, body))
+        self._queue.append((job_id, notice))
         self._count(job_id, 1)
 
     def _count(self, job_id: str, change: int) -> None:
@@ -235,7 +227,7 @@ class WebhookSender:
             ends = allowance.start + self.window
             if now >= ends:
                 if allowance.suppressed:
-                    self._append(job_id, suppressed_body(job_id, allowance.suppressed, self.window))
+                    self._append(job_id, self._summary(job_id, allowance))
                 del self._allowances[job_id]
             elif allowance.suppressed:
                 due = ends - now if due is None else min(due, ends - now)
@@ -253,13 +245,19 @@ class WebhookSender:
                     self._cond.wait(wait)
                 if not self._queue:
                     return
-                job_id, body = self._queue.popleft()
+                job_id, notice = self._queue.popleft()
                 self._count(job_id, -1)
-            self._post(body)
+            self._post(render(self.target, notice))
 
-    def _post(self, body: dict[str, Any]) -> None:
+    def _post(self, post: Post) -> None:
         try:
-            answer = self._session.post(self.url, json=body, timeout=self.timeout)
+            answer = self._session.post(
+                post.url,
+                json=post.json,
+                data=post.data,
+                headers=dict(post.headers),
+                timeout=self.timeout,
+            )
         except requests.RequestException as exc:  # the receiver is down: log, go on
             self.failed += 1
             log.warning(
@@ -295,3 +293,56 @@ class _HideUrl(logging.Filter):
             record.msg = "Retrying a webhook delivery to %s"
             record.args = (self.shown,)
         return True
+
+
+class Webhooks:
+    """Every webhook of a server: each alert and receipt is offered to each
+    :class:`WebhookSender`, which posts what its level filter takes.
+
+    Parameters
+    ----------
+    targets:
+        The webhooks (:class:`~jobwatch.server.core.webhooks.WebhookTarget`, or
+        their text).
+    timeout, backoff:
+        As :class:`WebhookSender` takes them.
+
+    Raises
+    ------
+    ValueError
+        A target is not a webhook (the senders made so far are closed).
+    """
+
+    def __init__(
+        self, targets: list[str | WebhookTarget], timeout: float = 5.0, backoff: float = 0.5
+    ) -> None:
+        self.senders: list[WebhookSender] = []
+        try:
+            for target in targets:
+                self.senders.append(WebhookSender(target, timeout, backoff))
+        except ValueError:
+            self.close()
+            raise
+
+    @property
+    def delivered(self) -> int:
+        """Posts every webhook's receiver took, in all."""
+        return sum(sender.delivered for sender in self.senders)
+
+    @property
+    def failed(self) -> int:
+        """Posts not delivered after their retries, in all."""
+        return sum(sender.failed for sender in self.senders)
+
+    def offer(self, events: list[Event]) -> None:
+        """Offer ``events`` to every webhook (never blocks)."""
+        for sender in self.senders:
+            sender.offer(events)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Deliver what is queued (waiting at most ``timeout`` s for all), then stop."""
+        deadline = time.monotonic() + timeout
+        for sender in self.senders:
+            sender.stop()
+        for sender in self.senders:
+            sender.join(deadline - time.monotonic())

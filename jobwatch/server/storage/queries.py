@@ -45,8 +45,8 @@ RAW_LIMIT = 10_000
 """A window holding more samples than this is downsampled even without ``maxPoints``."""
 SCALAR_ANSWER_POINTS = 50_000
 """Most training-metric points one ``/scalars`` answer holds, all names together
-(a point is at most about 90 bytes of JSON: about 4.5 MB); with many names each
-is downsampled to its share."""
+(a point, with its cost, is at most about 110 bytes of JSON: about 5.5 MB); with many
+names each is downsampled to its share."""
 LIST_PAGE_BYTES = 4 * 1024 * 1024
 """Most bytes of one ``GET /api/jobs`` answer as sent (UTF-8 JSON, escapes
 included; see :func:`list_jobs` and :func:`jobwatch.server.web.api.list_jobs`)."""
@@ -109,6 +109,50 @@ def list_jobs(
     rows = [listed_job(decode_row(r)) for r in conn.execute(query).mappings()] if ids else []
     count = select(func.count()).select_from(jobs).where(where)
     return rows, int(conn.execute(count).scalar_one())
+
+
+SPEND_COLUMNS = (
+    "id",
+    "name",
+    "status",
+    "progress",
+    "currency",
+    "provider_id",
+    "tenant",
+    "created_at",
+    "started_at",
+    "updated_at",
+    "completed_at",
+    "progress_at",
+    "price_per_hour",
+    "price_cost",
+    "price_from",
+    "node_cost",
+    "node_rate",
+    "ema_dp",
+    "ema_dt",
+    "ema_calls",
+    "resumed_from",
+)
+"""The columns a spend report reads of each job: its figures
+(:func:`jobwatch.server.core.rules.job_estimates`) and what it is grouped by."""
+
+
+def spend_jobs(
+    conn: Connection, since: float, until: float, *, tenant: str | None = None
+) -> list[ListedJob]:
+    """The jobs whose run overlaps ``[since, until)`` (started before ``until``, not
+    finished before ``since``), of one tenant (``None``: every job), with
+    :data:`SPEND_COLUMNS` only (the rest of a :class:`ListedJob` is absent)."""
+    where: Any = (
+        jobs.c.started_at.is_not(None)
+        & (jobs.c.started_at < until)
+        & (jobs.c.completed_at.is_(None) | (jobs.c.completed_at >= since))
+    )
+    if tenant is not None:
+        where = and_(where, jobs.c.tenant == tenant)
+    query = select(*(jobs.c[name] for name in SPEND_COLUMNS)).where(where)
+    return [listed_job(dict(row)) for row in conn.execute(query).mappings()]
 
 
 def _octets(conn: Connection, column: Any) -> Any:

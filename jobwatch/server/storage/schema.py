@@ -23,8 +23,8 @@ from sqlalchemy import (
     Text,
 )
 
-from jobwatch.contract.gpu_metrics import GPU_METRICS
 from jobwatch.contract.job_fields import JOB_FIELDS, JobField
+from jobwatch.contract.metrics import METRICS
 
 metadata = MetaData()
 
@@ -64,7 +64,7 @@ samples = Table(
     ),
     Column("job_id", String(128), nullable=False),
     Column("ts", Float, nullable=False),
-    *(Column(m.column, Float, doc=m.unit) for m in GPU_METRICS),
+    *(Column(m.column, Float, doc=m.unit) for m in METRICS),
     Column("gpus", Text, doc="JSON list of per-GPU samples"),
 )
 Index("ix_samples_job_ts", samples.c.job_id, samples.c.ts)
@@ -132,6 +132,15 @@ workers = Table(
     Column("straggler", Integer, nullable=False, server_default="0", doc="1 while flagged"),
 )
 
+price_segments = Table(
+    "price_segments",
+    metadata,
+    Column("job_id", String(128), primary_key=True),
+    Column("start_at", Float, primary_key=True, doc="server time its price took effect"),
+    Column("end_at", Float, nullable=False, doc="server time the next price took over"),
+    Column("price_per_hour", Float, nullable=False, doc="in the job's currency"),
+)
+
 applied_updates = Table(
     "applied_updates",
     metadata,
@@ -174,7 +183,7 @@ server_keys = Table(
     Column("value", Text, nullable=False, doc="made once by the first process, shared by all"),
 )
 
-SAMPLE_FIELDS = {m.wire: samples.c[m.column] for m in GPU_METRICS}
+SAMPLE_FIELDS = {m.wire: samples.c[m.column] for m in METRICS}
 """Wire name -> column of the flat metric fields, in wire order."""
 
 JSON_COLUMNS = (

@@ -36,14 +36,15 @@ from jobwatch.errors import (
     ValidationError,
     first_line,
 )
-from jobwatch.server.core import alert_rules, hangs, receipt, rules, tenancy
+from jobwatch.server.core import alert_rules, hangs, pricing, receipt, rules, tenancy
 from jobwatch.server.core import workers as core_workers
 from jobwatch.server.core.alert_rules import AlertRule
 from jobwatch.server.core.job_row import JobChanges, JobRow, with_changes
+from jobwatch.server.core.nccl_hang import NcclHangRule
 from jobwatch.server.core.quotas import Quotas, StoredTotal, data_bytes, log_bytes
 from jobwatch.server.core.serialize import Event
 from jobwatch.server.core.tenancy import ADMIN, Principal
-from jobwatch.server.storage import batch, queries, rollups
+from jobwatch.server.storage import batch, prices, queries, rollups
 from jobwatch.server.storage import workers as stored_workers
 from jobwatch.server.storage.files import prepare_sqlite_file
 from jobwatch.server.storage.schema import (
@@ -113,6 +114,9 @@ class Store:
     alert_rules:
         The ``--alert`` rules checked on every sample
         (:func:`jobwatch.server.core.alert_rules.parse_rule`).
+    nccl_hang:
+        The NCCL-hang signature checked on every sample
+        (:mod:`jobwatch.server.core.nccl_hang`); ``None``: off.
     quotas:
         What the server may store (:class:`~jobwatch.server.core.quotas.Quotas`);
         default: its defaults.
@@ -142,6 +146,7 @@ class Store:
         *,
         clock: Clock = time.time,
         alert_rules: tuple[AlertRule, ...] = (),
+        nccl_hang: NcclHangRule | None = None,
         quotas: Quotas | None = None,
         default_currency: str = rules.DEFAULT_CURRENCY,
         timeout: float | None = DEFAULT_TIMEOUT,
@@ -151,6 +156,7 @@ class Store:
         self.timeout = timeout
         self.clock = clock
         self.alert_rules = alert_rules
+        self.nccl_hang = nccl_hang
         self.quotas = quotas or Quotas()
         self._stored = StoredTotal(_stored_bytes)
         self._tenant_stored: dict[str, StoredTotal] = {}
@@ -355,6 +361,7 @@ class Store:
             tenancy.check_upsert(principal, existing["tenant"], target)
             changes = rules.spec_changes(existing, spec, now)
             if changes:
+                _store_segment(conn, existing, changes)
                 batch.update_job(conn, target, changes)
             return (with_changes(existing, changes), False), []
 
@@ -388,6 +395,7 @@ class Store:
                 self.clock(),
                 applied_reply=applied,
                 alert_on=self.alert_rules,
+                nccl_hang=self.nccl_hang,
                 worker=worker,
             )
             gpus_json = None if outcome.sample is None else encode_json(outcome.sample["gpus"])
@@ -423,6 +431,7 @@ class Store:
                         outcome.job, {"n_workers": n_workers, "n_nodes": n_nodes}
                     )
             if outcome.changes:
+                _store_segment(conn, job, outcome.changes)
                 batch.update_job(conn, job_id, outcome.changes)
             return ProgressReply(outcome.job, outcome.reply), outcome.events
 
@@ -544,7 +553,8 @@ class Store:
                     if before["status"] == "running":
                         rate = max(0.0, rate - row["price_per_hour"])
             if rate != job["node_rate"]:
-                changes.update(node_rate=rate, price_per_hour=rate)
+                changes.update(node_rate=rate, **pricing.price_change(job, rate, now))
+                _store_segment(conn, job, changes)
             alert_rows, events, counts = alert_rules.alert_changes(
                 job, [alert for _, alert in changed], now, job["seq"]
             )
@@ -638,6 +648,7 @@ class Store:
             conn.execute(delete(scalars).where(scalars.c.job_id.in_(old)))
             rollups.delete_jobs(conn, old)
             conn.execute(delete(alerts).where(alerts.c.job_id.in_(old)))
+            prices.delete_jobs(conn, old)
             n_jobs = conn.execute(delete(jobs).where(jobs.c.id.in_(old))).rowcount
             self._stored.forget()
             with self._tenant_lock:
@@ -645,6 +656,14 @@ class Store:
             return {"jobs": n_jobs, "samples": n_samples, "logLines": n_logs}, []
 
         return self._submit(op)
+
+
+def _store_segment(conn: Connection, job: JobRow, changes: JobChanges) -> None:
+    """Store the price segment that ``changes`` close on ``job``, if any
+    (:func:`jobwatch.server.core.pricing.closed_segment`)."""
+    segment = pricing.closed_segment(job, changes)
+    if segment is not None:
+        prices.insert(conn, segment)
 
 
 def _stored_bytes(conn: Connection) -> int:

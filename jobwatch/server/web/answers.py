@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from jobwatch.contract.gpu_metrics import GPU_METRICS
 from jobwatch.contract.job_fields import WIRE_FIELDS, JobField
+from jobwatch.contract.metrics import GPU_METRICS, SYSTEM_METRICS
 from jobwatch.contract.requests import GpuSample
 
 _Answer = ConfigDict(extra="forbid", populate_by_name=True)
@@ -139,12 +139,15 @@ class ProgressAnswer(BaseModel):
     )
 
 
-_SAMPLE_DOC = "One metrics sample with the server time it was received; ``gpus`` only when sent."
+_SAMPLE_DOC = (
+    "One metrics sample with the server time it was received; the system metrics "
+    "(cpuUtilization, memoryUsed, ...) only when the worker sent any, ``gpus`` only when sent."
+)
 
 if TYPE_CHECKING:
 
     class Sample(BaseModel):
-        """The timestamp, the metrics of :data:`~jobwatch.contract.gpu_metrics.GPU_METRICS`, ``gpus``."""
+        """The timestamp, the metrics of :data:`~jobwatch.contract.metrics.METRICS`, ``gpus``."""
 
 else:
     Sample = create_model(
@@ -154,6 +157,7 @@ else:
         __module__=__name__,
         timestamp=(datetime, ...),
         **{m.column: (float | None, Field(alias=m.wire)) for m in GPU_METRICS},
+        **{m.column: (float | None, Field(None, alias=m.wire)) for m in SYSTEM_METRICS},
         gpus=(list[GpuSample] | None, None),
     )
 
@@ -180,6 +184,11 @@ class ScalarValue(BaseModel):
     step: int = Field(ge=0)
     timestamp: datetime
     value: float
+    cost: Cost | None = Field(
+        ge=0,
+        description="what the job had cost when the value was stored (its price integrated "
+        "up to timestamp); null without a price. For charts against money",
+    )
 
 
 class Alert(BaseModel):
@@ -249,6 +258,51 @@ class ReceiptAnswer(BaseModel):
     stalled_seconds: Seconds = Field(alias="stalledSeconds", ge=0)
     stalled_cost: Cost = Field(alias="stalledCost", ge=0)
     error: str | None
+
+
+class CostTotal(BaseModel):
+    """Spend of one currency over the report's window (``GET /api/costs``)."""
+
+    model_config = _Answer
+
+    currency: str
+    cost: Cost = Field(ge=0, description="summed over the window's days")
+    hours: Seconds = Field(ge=0, description="hours the jobs ran inside the window")
+    jobs: int = Field(ge=0, description="jobs whose run overlaps the window")
+    running: int = Field(ge=0, description="of those, how many run now")
+    daily: list[Cost] = Field(description="the cost on each of the answer's days, in order")
+
+
+class CostGroup(CostTotal):
+    """Spend of one group (``by``) in one currency."""
+
+    group: str | None = Field(
+        description="providerId, tenant (null: the operator's) or name (else the job id)"
+    )
+
+
+class Unpriced(BaseModel):
+    """Jobs without a price that ran inside the window: in no sum of money."""
+
+    model_config = _Answer
+
+    jobs: int = Field(ge=0)
+    hours: float = Field(ge=0)
+
+
+class CostsAnswer(BaseModel):
+    """``GET /api/costs``: spend per day and per group (docs/api.md "Spend across jobs")."""
+
+    model_config = _Answer
+
+    since: datetime = Field(description="the first day's midnight in timeZone")
+    until: datetime = Field(description="now: running jobs count up to here")
+    time_zone: str = Field(alias="timeZone")
+    by: Literal["provider", "tenant", "name"] | None
+    days: list[str] = Field(description="the days, YYYY-MM-DD, oldest first")
+    groups: list[CostGroup] = Field(description="costliest first; empty without by")
+    totals: list[CostTotal] = Field(description="one per currency")
+    unpriced: Unpriced
 
 
 class MonitorMetrics(BaseModel):
@@ -385,6 +439,12 @@ class ScalarStep(BaseModel):
     step: int = Field(ge=0)
     timestamp: datetime
     values: dict[str, float]
+    cost: Cost | None = Field(
+        None,
+        ge=0,
+        description="the job's cost so far at timestamp (absent from events stored by a "
+        "server from before it was sent)",
+    )
 
 
 class ProgressData(BaseModel):
@@ -494,6 +554,7 @@ class JobSummary(BaseModel):
     )
     workers: int = Field(ge=0, description="its workers that report")
     nodes: int = Field(ge=0, description="their distinct nodes")
+    budget: Cost | None = Field(ge=0, description="the most it should cost; null: none")
 
 
 class JobsChangedData(BaseModel):

@@ -25,7 +25,13 @@ from jobwatch.contract.requests import (
     parse_query,
     valid_job_id,
 )
-from jobwatch.errors import BrokerUnavailable, JobNotFound, PayloadTooLarge, ValidationError
+from jobwatch.errors import (
+    BrokerUnavailable,
+    JobNotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationError,
+)
 from jobwatch.server.core import rules, tenancy
 from jobwatch.server.core.alert_rules import alert_to_wire
 from jobwatch.server.core.job_row import JobRow, job_row, log_counts
@@ -39,7 +45,7 @@ from jobwatch.server.core.serialize import (
 )
 from jobwatch.server.core.workers import single_worker, worker_to_wire
 from jobwatch.server.events.broker import MemoryBroker
-from jobwatch.server.storage import queries
+from jobwatch.server.storage import prices, queries
 from jobwatch.server.storage import workers as stored_workers
 from jobwatch.server.web.access import current_principal
 from jobwatch.server.web.services import Services
@@ -65,12 +71,11 @@ def _services() -> Services:
 
 
 def _body() -> bytes:
-    """The raw JSON body; refuses other content types (400) and more than 1 MiB (413),
+    """The raw JSON body; refuses other content types (415) and more than 1 MiB (413),
     with a ``Content-Length`` or chunked."""
     if not request.is_json:
-        raise ValidationError(
-            f"Content-Type must be application/json, not {request.content_type or 'none'!r}",
-            code="unsupported_media_type",
+        raise UnsupportedMediaType(
+            f"Content-Type must be application/json, not {request.content_type or 'none'!r}"
         )
     too_large = PayloadTooLarge(f"request body is larger than {MAX_BODY_BYTES} bytes (1 MiB)")
     if (request.content_length or 0) > MAX_BODY_BYTES:
@@ -265,7 +270,10 @@ def monitor(job_id: str) -> Response:
             },
             "gpusOmitted": history.gpus_omitted,
             "logs": [log_to_wire(r) for r in logs],
-            "scalars": job["latest_scalars"] or {},
+            "scalars": {
+                name: {"cost": None, **entry}  # stored before values carried their cost
+                for name, entry in (job["latest_scalars"] or {}).items()
+            },
             "alerts": [alert_to_wire(a) for a in recent_alerts],
             "timeRemaining": estimates.time_remaining,
             "costSoFar": estimates.cost_so_far,
@@ -314,13 +322,17 @@ def scalars(job_id: str) -> Response:
     per_name = min(query.max_points or queries.RAW_LIMIT, share)
     with _services().store.read() as conn:
         series, downsampled = queries.scalar_window(conn, job_id, names, start, end, per_name)
+        timeline = prices.timeline(conn, job, end)
     return json_response(
         {
             "jobId": job_id,
             "timeRange": query.time_range,
             "maxPoints": query.max_points,
             "downsampled": downsampled,
-            "scalars": {name: [scalar_to_wire(r) for r in rows] for name, rows in series.items()},
+            "scalars": {
+                name: [scalar_to_wire(r, timeline.cost_at(r["ts"])) for r in rows]
+                for name, rows in series.items()
+            },
         }
     )
 

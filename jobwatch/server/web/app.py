@@ -20,10 +20,12 @@ from jobwatch.contract.requests import MAX_BODY_BYTES
 from jobwatch.errors import APIError, MethodNotAllowed, NotFound, PayloadTooLarge
 from jobwatch.server.core.alert_rules import DEFAULT_STALL_AFTER, parse_rule
 from jobwatch.server.core.hangs import DEFAULT_HANG_AFTER
+from jobwatch.server.core.nccl_hang import DEFAULT_POWER, DEFAULT_UTILIZATION, NcclHangRule
 from jobwatch.server.core.pace import UpdatePace
 from jobwatch.server.core.quotas import DEFAULT_MAX_JOB_LOG_BYTES, DEFAULT_MAX_JOBS, Quotas
 from jobwatch.server.core.rules import DEFAULT_CURRENCY
 from jobwatch.server.core.serialize import Event
+from jobwatch.server.core.webhooks import WebhookTarget
 from jobwatch.server.events.broker import (
     DEFAULT_CHANNEL,
     DEFAULT_REDIS_TIMEOUT,
@@ -32,7 +34,7 @@ from jobwatch.server.events.broker import (
 )
 from jobwatch.server.events.fleet_feed import FleetFeed
 from jobwatch.server.events.watchdog import StallWatchdog
-from jobwatch.server.events.webhook import WebhookSender
+from jobwatch.server.events.webhook import Webhooks
 from jobwatch.server.storage.store import DEFAULT_TIMEOUT as DEFAULT_DATABASE_TIMEOUT
 from jobwatch.server.storage.store import Store
 from jobwatch.server.storage.tenancy import TenancyStore
@@ -41,6 +43,7 @@ from jobwatch.server.web.access import Authenticator, current_principal, remembe
 from jobwatch.server.web.admin import bp as admin_bp
 from jobwatch.server.web.api import bp as api_bp
 from jobwatch.server.web.api import json_response
+from jobwatch.server.web.costs import bp as costs_bp
 from jobwatch.server.web.openapi import bp as openapi_bp
 from jobwatch.server.web.pages import bp as pages_bp
 from jobwatch.server.web.pages import open_pages
@@ -78,6 +81,10 @@ DEFAULTS: dict[str, Any] = {
     "MAX_JOB_LOG_BYTES": DEFAULT_MAX_JOB_LOG_BYTES,
     "MAX_LOG_BYTES": 0,
     "WEBHOOK_URL": None,
+    "WEBHOOKS": (),
+    "NCCL_HANG_AFTER": None,
+    "NCCL_HANG_UTILIZATION": DEFAULT_UTILIZATION,
+    "NCCL_HANG_POWER": DEFAULT_POWER,
 }
 """Settings ``create_app`` understands, with their defaults:
 
@@ -138,7 +145,15 @@ DEFAULTS: dict[str, Any] = {
 ``ALERT_RULES``
     ``--alert`` rules such as ``"gpuTemperature>85 for 60s"``.
 ``WEBHOOK_URL``
-    Where alerts are posted (Slack-compatible ``{"text": ...}``); ``None``: nowhere.
+    A Slack webhook every alert is posted to (``{"text": ...}``); ``None``: none.
+``WEBHOOKS``
+    More webhooks, each ``[FORMAT+]URL [level>=LEVEL]``
+    (:func:`~jobwatch.server.core.webhooks.parse_target`): Slack, Discord, ntfy,
+    Microsoft Teams or JSON, each with the least level it takes.
+``NCCL_HANG_AFTER``, ``NCCL_HANG_UTILIZATION``, ``NCCL_HANG_POWER``
+    The NCCL-hang signature (:mod:`~jobwatch.server.core.nccl_hang`): seconds of
+    utilization at or above a percentage (95) with power below a percentage (50)
+    of the job's typical draw after which the job is hung; ``None``: off.
 """
 
 
@@ -161,7 +176,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     ------
     ValueError
         A token is too short or has surrounding whitespace, or a read token
-        comes without a write token.
+        comes without a write token; a webhook is not ``[FORMAT+]URL
+        [level>=LEVEL]``; an NCCL-hang threshold is out of range.
     sqlalchemy.exc.OperationalError
         A SQLite database cannot be opened. (PostgreSQL and Redis need not
         answer yet: until they do, requests answer 503 and ``/api/ready``
@@ -185,7 +201,17 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         "max_message_size": 64 * 1024,
     }
     alert_on = tuple(parse_rule(text) for text in app.config["ALERT_RULES"])
-    webhook = WebhookSender(app.config["WEBHOOK_URL"]) if app.config["WEBHOOK_URL"] else None
+    nccl_after = app.config["NCCL_HANG_AFTER"]
+    nccl_hang = (
+        None
+        if nccl_after is None
+        else NcclHangRule(
+            float(nccl_after),
+            float(app.config["NCCL_HANG_UTILIZATION"]),
+            float(app.config["NCCL_HANG_POWER"]),
+        )
+    )
+    webhook = _webhooks(app.config["WEBHOOK_URL"], app.config["WEBHOOKS"])
     quotas = Quotas(
         int(app.config["MAX_JOBS"]),
         int(app.config["MAX_JOB_LOG_BYTES"]),
@@ -195,6 +221,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.config["DATABASE"],
         clock=app.config["CLOCK"],
         alert_rules=alert_on,
+        nccl_hang=nccl_hang,
         quotas=quotas,
         default_currency=currency_code(str(app.config["DEFAULT_CURRENCY"])),
         timeout=float(app.config["DATABASE_TIMEOUT"]),
@@ -239,6 +266,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         CORS(app, resources={r"/api/*": {"origins": list(app.config["CORS_ORIGINS"])}})
 
     app.register_blueprint(api_bp)
+    app.register_blueprint(costs_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(openapi_bp)
     prometheus.install(app)
@@ -253,7 +281,15 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     return app
 
 
-def _publisher(broker: Broker, webhook: WebhookSender | None) -> Callable[[list[Event]], None]:
+def _webhooks(slack_url: str | None, targets: tuple[str, ...]) -> Webhooks | None:
+    """The server's webhooks: ``WEBHOOK_URL`` (Slack, every level) and ``WEBHOOKS``;
+    ``None`` without any."""
+    every: list[str | WebhookTarget] = [WebhookTarget(slack_url)] if slack_url else []
+    every += targets
+    return Webhooks(every) if every else None
+
+
+def _publisher(broker: Broker, webhook: Webhooks | None) -> Callable[[list[Event]], None]:
     """Committed events go to the broker (every subscriber) and, for alerts, to the
     webhook: only from the process that committed them, so each alert is posted once."""
     if webhook is None:

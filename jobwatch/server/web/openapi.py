@@ -19,6 +19,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from jobwatch._version import __version__
 from jobwatch.contract.admin import ShareSpec, TenantSpec, TokenSpec
+from jobwatch.contract.costs import CostsQuery
 from jobwatch.contract.requests import (
     JOB_ID_PATTERN,
     CompleteRequest,
@@ -59,14 +60,15 @@ _ANSWERS: tuple[type[BaseModel], ...] = (
     answers.WorkersAnswer,
     answers.AlertsAnswer,
     answers.ReceiptAnswer,
+    answers.CostsAnswer,
     answers.Health,
     answers.Ready,
     answers.ErrorEnvelope,
     *admin_answers.ANSWERS,
 )
 _ERRORS = {
-    "400": "Bad input: `validation_error` (with `details`), `invalid_json` or "
-    "`unsupported_media_type`",
+    "400": "Bad input: `validation_error` (with `details`) or `invalid_json`",
+    "415": "`unsupported_media_type`: the body's `Content-Type` is not `application/json`",
     "401": "`unauthorized`: the server needs a token (docs/deployment.md)",
     "403": "`worker_mismatch`: the job is bound to another worker (or a PUT would "
     "change it without its workerId); `forbidden`: the token may not do this "
@@ -170,7 +172,7 @@ def _paths() -> dict[str, Any]:
                 "createJob",
                 "Create a job",
                 "JobAnswer",
-                ("400", "401", "409", "413"),
+                ("400", "401", "409"),
                 body="JobSpec",
                 status="201",
             ),
@@ -189,7 +191,7 @@ def _paths() -> dict[str, Any]:
                 "putJob",
                 "Create (201) or update (200) a job; idempotent",
                 "JobAnswer",
-                ("400", "401", "403", "409", "413"),
+                ("400", "401", "403", "409"),
                 body="JobSpec",
                 also_created=True,
             ),
@@ -200,7 +202,7 @@ def _paths() -> dict[str, Any]:
                 "postProgress",
                 "Report progress, metrics, logs and training metrics",
                 "ProgressAnswer",
-                ("400", "401", "403", "404", "409", "413", "429", "503"),
+                ("400", "401", "403", "404", "409", "429", "503"),
                 body="ProgressUpdate",
             ),
         },
@@ -210,7 +212,7 @@ def _paths() -> dict[str, Any]:
                 "completeJob",
                 "Finish a job",
                 "JobAnswer",
-                ("400", "401", "403", "404", "409", "413", "503"),
+                ("400", "401", "403", "404", "409", "503"),
                 body="CompleteRequest",
             ),
         },
@@ -278,6 +280,16 @@ def _paths() -> dict[str, Any]:
                 ("400", "401", "404"),
                 query=LogsQuery,
             ),
+        },
+        "/api/costs": {
+            "get": _operation(
+                "costs",
+                "Spend per day and per group (provider, tenant or name) over the jobs the "
+                "token may read, finished and running alike (docs/api.md says what is counted)",
+                "CostsAnswer",
+                ("400", "401", "403"),
+                query=CostsQuery,
+            )
         },
         "/api/prometheus": {
             "get": {
@@ -374,11 +386,13 @@ def _operation(
     also_created: bool = False,
     security: bool = True,
 ) -> dict[str, Any]:
-    """One operation: its body, query parameters, answer and error answers."""
+    """One operation: its body, query parameters, answer and error answers (an
+    operation with a body may also answer 413 and 415, as every body is read alike)."""
     responses: dict[str, Any] = {status: _json_answer(answer, summary)}
     if also_created:
         responses["201"] = _json_answer(answer, "Created")
-    for code in errors:
+    body_errors = ("413", "415") if body is not None else ()
+    for code in sorted({*errors, *body_errors}):
         responses[code] = {"$ref": f"#/components/responses/{code}"}
     operation: dict[str, Any] = {
         "operationId": operation_id,

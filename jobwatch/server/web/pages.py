@@ -8,7 +8,9 @@ no build step at install, nothing from a CDN. The notebook's log view
 ``/assets/widgets/``, so the pages and the notebook draw log lines and order
 the fleet with the same code. ``/assets/job_fields.js`` is no file: it is written from the job's
 field table (:data:`jobwatch.contract.job_fields.VIEWED_FIELDS`), so the job
-page's model holds every field the table gives it.
+page's model holds every field the table gives it; nor is ``/assets/metrics.js``,
+written from the metrics table (:data:`jobwatch.contract.metrics.METRICS`), so
+the page's samples hold, and its system charts draw, every metric of it.
 
 The pages hold no data: all they show comes from the REST API and the
 WebSocket, which check the token as for any client. So the pages and their
@@ -25,9 +27,10 @@ from pathlib import Path
 from flask import Blueprint, Request, Response, request, send_from_directory
 
 from jobwatch.contract.job_fields import VIEWED_FIELDS
+from jobwatch.contract.metrics import METRICS
 from jobwatch.errors import AuthenticationError
 
-__all__ = ["STATIC", "WIDGET_FILES", "bp", "job_fields_module", "open_pages"]
+__all__ = ["STATIC", "WIDGET_FILES", "bp", "job_fields_module", "metrics_module", "open_pages"]
 
 STATIC = Path(__file__).parent / "static"
 """The pages' files, served at ``/assets/``."""
@@ -84,13 +87,36 @@ def job_fields_module() -> str:
     )
 
 
-_JOB_FIELDS_MODULE = job_fields_module()
+def metrics_module() -> str:
+    """The ES module served at ``/assets/metrics.js``: ``export const METRICS``, one
+    ``{wire, label, unit, scope, chart, atMost}`` per entry of
+    :data:`~jobwatch.contract.metrics.METRICS`, in wire order."""
+    entries = [
+        {
+            "wire": m.wire,
+            "label": m.label,
+            "unit": m.unit,
+            "scope": m.scope,
+            "chart": m.chart,
+            "atMost": m.at_most,
+        }
+        for m in METRICS
+    ]
+    return (
+        "// The metrics of a sample (jobwatch/contract/metrics.py, METRICS), written by the\n"
+        "// server from that table.\n"
+        f"export const METRICS = {json.dumps(entries, ensure_ascii=False)};\n"
+    )
 
 
-@bp.get("/assets/job_fields.js")
-def job_fields_file() -> Response:
-    """The job page's list of job fields (:func:`job_fields_module`)."""
-    response = Response(_JOB_FIELDS_MODULE, mimetype="text/javascript")
+_MODULES = {"job_fields.js": job_fields_module(), "metrics.js": metrics_module()}
+
+
+@bp.get("/assets/<any(job_fields.js, metrics.js):name>")
+def table_module(name: str) -> Response:
+    """The job page's list of job fields (:func:`job_fields_module`) or of metrics
+    (:func:`metrics_module`)."""
+    response = Response(_MODULES[name], mimetype="text/javascript")
     response.headers["Cache-Control"] = "no-cache"  # a new version shows on the next load
     return response
 

@@ -2,7 +2,8 @@
 
 Job figures are read from the store at each scrape (a custom collector, as
 prometheus_client's docs advise for values that live elsewhere): progress,
-time remaining, cost and the latest GPU sample of every running job. The
+time remaining, cost and the latest sample (GPU and system metrics) of every
+running job. The
 server's own figures are kept in this process: requests by endpoint and
 status, the time to handle a progress update, open WebSocket subscribers and
 the bytes queued for them. Under ``--workers N`` each process counts its own
@@ -20,8 +21,10 @@ single-tenant server) sees everything.
 
 Names and units follow Prometheus' conventions
 (https://prometheus.io/docs/practices/naming/): base units (seconds, bytes,
-watts, celsius), ``_total`` for counters. GPU memory is reported in bytes
-(the wire's MB are MiB, times 1,048,576).
+watts, celsius), ``_total`` for counters. Memory and disk are reported in
+bytes (the wire's MB are MiB, times 1,048,576); disk and network rates in
+bytes per second (gauges of the rate the worker measured over its last
+interval, since the worker keeps no counter the server could read).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
 from jobwatch.contract.gpu_identity import gpu_ids
-from jobwatch.contract.gpu_metrics import GPU_METRICS, combine
+from jobwatch.contract.metrics import GPU_METRICS, SYSTEM_METRICS, combine
 from jobwatch.server.core.rules import job_estimates
 from jobwatch.server.core.tenancy import Scope, list_scope
 from jobwatch.server.core.text import bounded_text
@@ -73,7 +76,10 @@ class JobCollector(Collector):
     for a sample without per-GPU values; ``uuid``: its UUID, a MIG slice's MIG
     UUID, or empty): the five ``jobwatch_gpu_*`` gauges, for the first
     :data:`MAX_GPUS_PER_JOB` GPUs and one ``gpu="rest"`` series for the others.
-    No two GPUs share a label set (see :func:`_gpu_samples`).
+    No two GPUs share a label set (see :func:`_gpu_samples`). Per job, from the
+    same sample, the gauges of the system metrics it carries
+    (``jobwatch_cpu_utilization_percent``, ``jobwatch_memory_used_bytes``, ...:
+    :data:`~jobwatch.contract.metrics.SYSTEM_METRICS`).
     Plus ``jobwatch_websocket_subscribers`` and ``jobwatch_websocket_queued_bytes``.
     """
 
@@ -86,7 +92,8 @@ class JobCollector(Collector):
         return self._gauges(read=False)
 
     def collect(self) -> Iterator[Metric]:
-        """The gauges as of now (one store read per running job, at most :data:`MAX_JOBS`)."""
+        """The gauges as of now: one store read for the running jobs (at most
+        :data:`MAX_JOBS`), then one per job, with the loop let go between jobs."""
         return self._gauges(read=True)
 
     def _gauges(self, *, read: bool) -> Iterator[Metric]:
@@ -111,15 +118,21 @@ class JobCollector(Collector):
             m.wire: GaugeMetricFamily(m.prometheus, m.label, labels=_GPU_LABELS)
             for m in GPU_METRICS
         }
+        system = {
+            m.wire: GaugeMetricFamily(m.prometheus, m.label, labels=_JOB_LABELS)
+            for m in SYSTEM_METRICS
+        }
         jobs: list[Any] = []
-        latest: dict[str, Any] = {}
         scope = _scope() if read else None
         if scope is not None:
             tenant = None if scope.everything else scope.tenant
             with self.services.store.read() as conn:
                 jobs, _ = queries.list_jobs(conn, "running", MAX_JOBS, 0, tenant=tenant)
-                latest = {job["id"]: queries.latest_sample(conn, job["id"]) for job in jobs}
-        for job in jobs:
+        for place, job in enumerate(jobs):
+            if place:
+                _let_others_run()
+            with self.services.store.read() as conn:  # a read (and a decode) per job
+                latest = queries.latest_sample(conn, job["id"])
             labels = [
                 job["id"],
                 bounded_text(job["name"] or "", LABEL_BYTES) or "",
@@ -130,12 +143,15 @@ class JobCollector(Collector):
             _add(remaining, labels, estimates.time_remaining)
             _add(elapsed, labels, estimates.elapsed)
             _add(cost, [*labels, job["currency"]], estimates.cost_so_far)
-            for gpu_labels, values in _gpu_samples(latest[job["id"]]):
+            for gpu_labels, values in _gpu_samples(latest):
                 for m in GPU_METRICS:
                     value = values.get(m.wire)
                     scaled = None if value is None else value * m.prometheus_factor
                     _add(gpu[m.wire], [*labels, *gpu_labels], scaled)
-        yield from (progress, remaining, elapsed, cost, *gpu.values())
+            for m in SYSTEM_METRICS:
+                value = None if latest is None else latest[m.column]
+                _add(system[m.wire], labels, None if value is None else value * m.prometheus_factor)
+        yield from (progress, remaining, elapsed, cost, *gpu.values(), *system.values())
         if scope is None or scope.everything:  # the process's own figures are the operator's
             yield from self._sockets()
 
@@ -160,6 +176,17 @@ def _scope() -> Scope:
     return list_scope(current_principal())
 
 
+def _let_others_run() -> None:
+    """Give the other requests of this process a turn between two jobs of a scrape.
+
+    Under gunicorn's gevent worker ``time.sleep`` is gevent's, and ``sleep(0)``
+    lets every ready greenlet run (gevent's documented way to yield), so a scrape
+    of many large jobs holds the loop for one job's build at a time, not for the
+    whole scrape; elsewhere it lets other threads take the GIL.
+    """
+    time.sleep(0)
+
+
 def _add(family: GaugeMetricFamily, labels: list[str], value: float | None) -> None:
     if value is not None:
         family.add_metric(labels, value)
@@ -181,7 +208,10 @@ def _gpu_samples(sample: dict[str, Any] | None) -> list[tuple[tuple[str, str], d
         return [(("all", ""), flat)]
     out: list[tuple[tuple[str, str], dict[str, Any]]] = []
     seen: set[tuple[str, str]] = set()
-    for gpu_id, values in zip(gpu_ids(sample["gpus"]), sample["gpus"], strict=True):
+    # Only the first GPUs get series of their own, and an entry's identity depends
+    # on the entries before it alone: the others are read only to be combined.
+    shown = sample["gpus"][:MAX_GPUS_PER_JOB]
+    for gpu_id, values in zip(gpu_ids(shown), shown, strict=True):
         base = str(gpu_id.number)
         pair, n = (base, gpu_id.uuid or ""), 1
         while pair in seen:
@@ -189,13 +219,13 @@ def _gpu_samples(sample: dict[str, Any] | None) -> list[tuple[tuple[str, str], d
             pair = (f"{base}#{n}", pair[1])
         seen.add(pair)
         out.append((pair, values))
-    if len(out) > MAX_GPUS_PER_JOB:
-        rest = [values for _, values in out[MAX_GPUS_PER_JOB:]]
-        combined = {
-            m.wire: combine(m, [v[m.wire] for v in rest if v.get(m.wire) is not None])
-            for m in GPU_METRICS
-        }
-        out = [*out[:MAX_GPUS_PER_JOB], (("rest", ""), combined)]
+    rest = sample["gpus"][MAX_GPUS_PER_JOB:]
+    if rest:
+        combined = {}
+        for m in GPU_METRICS:
+            said = [v.get(m.wire) for v in rest]
+            combined[m.wire] = combine(m, [value for value in said if value is not None])
+        out.append((("rest", ""), combined))
     return out
 
 

@@ -14,7 +14,7 @@ from jobwatch.server.core.tenancy import Principal
 from jobwatch.server.events.broker import Broker
 from jobwatch.server.events.fleet_feed import FleetFeed
 from jobwatch.server.events.watchdog import StallWatchdog
-from jobwatch.server.events.webhook import WebhookSender
+from jobwatch.server.events.webhook import Webhooks
 from jobwatch.server.storage.store import Store
 from jobwatch.server.storage.tenancy import TenancyStore
 from jobwatch.server.web.access import Authenticator
@@ -56,7 +56,7 @@ class Services:
     pace: UpdatePace | None = None
     fleet: FleetFeed | None = None
     watchdog: StallWatchdog | None = None
-    webhook: WebhookSender | None = None
+    webhook: Webhooks | None = None
     tenancy: TenancyStore | None = None
     authenticator: Authenticator | None = None
     sessions: weakref.WeakSet[Any] = field(default_factory=weakref.WeakSet)

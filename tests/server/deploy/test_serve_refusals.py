@@ -120,3 +120,29 @@ def test_bad_databases_get_one_clear_line(tmp_path):
         assert done.returncode == 2, (args, done.stderr)
         assert "Traceback" not in done.stderr and "--db" in done.stderr
     assert not (tmp_path / "missing.db").exists()
+
+
+WITHOUT_GUNICORN = (  # as tests/server/deploy/test_serve_single.py: Werkzeug's server
+    "import sys; sys.modules['gunicorn'] = None; "
+    "from jobwatch.cli.commands import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+@pytest.mark.parametrize("single", [False, True], ids=["gunicorn", "werkzeug"])
+def test_a_port_in_use_gets_one_clear_line(single, tmp_path):
+    import socket
+
+    start = ["-c", WITHOUT_GUNICORN] if single else ["-m", "jobwatch"]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        result = subprocess.run(
+            [sys.executable, *start, "serve", "--port", port, "--db", str(tmp_path / "db")],
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert f"127.0.0.1:{port} is in use" in result.stderr
+    assert "--port" in result.stderr
+    assert "Traceback" not in result.stderr and "[ERROR]" not in result.stderr
+    assert not (tmp_path / "db").exists()  # refused before anything was made

@@ -68,6 +68,23 @@ VALUES: dict[str, tuple[list[str], Any, Any]] = {
         "https://hooks.example/x",
         "https://hooks.example/x",
     ),
+    "webhooks": (
+        [
+            "discord+https://discord.example/api/webhooks/1/t",
+            "ntfy+https://ntfy.example/t level>=error",
+        ],
+        [
+            "discord+https://discord.example/api/webhooks/1/t",
+            "ntfy+https://ntfy.example/t level>=error",
+        ],
+        (
+            "discord+https://discord.example/api/webhooks/1/t",
+            "ntfy+https://ntfy.example/t level>=error",
+        ),
+    ),
+    "nccl_hang_after": (["600"], 600, 600.0),
+    "nccl_hang_utilization": (["90"], 90, 90.0),
+    "nccl_hang_power": (["40"], 40, 40.0),
     "max_connections_per_address": (["7"], 7, 7),
     "max_connections": (["99"], 99, 99),
     "head_timeout": (["5"], 5, 5.0),

@@ -36,6 +36,8 @@ def test_a_full_environment_becomes_the_app_settings() -> None:
             "JOBWATCH_MAX_JOBS": "5000",
             "JOBWATCH_MAX_LOG_BYTES": "1000000000",
             "JOBWATCH_RATE_LIMIT": "20",
+            "JOBWATCH_WEBHOOKS": "discord+https://d.example/h level>=error",
+            "JOBWATCH_NCCL_HANG_AFTER": "600",
         }
     )
     assert config == {
@@ -55,6 +57,10 @@ def test_a_full_environment_becomes_the_app_settings() -> None:
         "PACE_ABOVE": 1000.0,
         "PACE_INTERVAL": 5.0,
         "ALERT_RULES": (),
+        "WEBHOOKS": ("discord+https://d.example/h level>=error",),
+        "NCCL_HANG_AFTER": 600.0,
+        "NCCL_HANG_UTILIZATION": 95.0,
+        "NCCL_HANG_POWER": 50.0,
     }
 
 

@@ -11,8 +11,15 @@ from pathlib import Path
 import pytest
 
 from jobwatch.contract.job_fields import VIEWED_FIELDS
+from jobwatch.contract.metrics import METRIC_FIELDS
 from jobwatch.server import EmbeddedServer
-from jobwatch.server.web.pages import STATIC, WIDGET_FILES, WIDGETS_STATIC, job_fields_module
+from jobwatch.server.web.pages import (
+    STATIC,
+    WIDGET_FILES,
+    WIDGETS_STATIC,
+    job_fields_module,
+    metrics_module,
+)
 from tests.conftest import Api
 from tests.paths import REPO
 
@@ -63,6 +70,20 @@ def test_the_job_pages_field_list_is_written_from_the_job_table(api: Api) -> Non
     assert response.text == job_fields_module()
     assert f"export const JOB_FIELDS = {json.dumps(list(VIEWED_FIELDS))};" in response.text
     assert not (STATIC / "job_fields.js").exists()  # no copy to fall behind the table
+
+
+def test_the_job_pages_metric_list_is_written_from_the_metrics_table(api: Api) -> None:
+    response = api.get("/assets/metrics.js")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/javascript")
+    assert response.text == metrics_module()
+    prefix = "export const METRICS = "
+    [line] = [line for line in response.text.splitlines() if line.startswith(prefix)]
+    entries = json.loads(line.removeprefix(prefix).rstrip(";"))
+    assert [e["wire"] for e in entries] == list(METRIC_FIELDS)
+    assert {e["wire"]: e["scope"] for e in entries}["cpuUtilization"] == "system"
+    assert {e["wire"]: e["atMost"] for e in entries}["memoryUsed"] == "memoryTotal"
+    assert not (STATIC / "metrics.js").exists()
 
 
 @pytest.mark.parametrize(

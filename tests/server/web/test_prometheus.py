@@ -91,6 +91,29 @@ def test_a_sample_without_per_gpu_values_is_labelled_all(
     assert got[("jobwatch_gpu_utilization_percent", key)] == 42
 
 
+def test_system_metrics_are_one_series_per_job_in_base_units(
+    api: Api, make_job: Callable[..., dict[str, Any]]
+) -> None:
+    make_job(id="cpu", name="no gpu")
+    system = {"cpuUtilization": 63.5, "memoryUsed": 1024, "memoryTotal": 4096}
+    system |= {"processMemory": 512, "diskRead": 2048, "networkOut": 0}
+    body = {"workerId": "w", "progress": 5, "metrics": system}
+    assert api.post("/api/jobs/cpu/progress", json=body).status_code == 200
+    got = samples(api)
+    job = labels(job_id="cpu", job_name="no gpu", worker="w")
+    assert got[("jobwatch_cpu_utilization_percent", job)] == 63.5
+    assert got[("jobwatch_memory_used_bytes", job)] == 1024 * MIB
+    assert got[("jobwatch_memory_total_bytes", job)] == 4096 * MIB
+    assert got[("jobwatch_process_memory_bytes", job)] == 512 * MIB
+    assert got[("jobwatch_disk_read_bytes_per_second", job)] == 2048
+    assert got[("jobwatch_network_transmit_bytes_per_second", job)] == 0
+    # unknown is left out, never 0; a sample without GPU values has no GPU series
+    assert ("jobwatch_disk_used_bytes", job) not in got
+    assert not any(
+        name.startswith("jobwatch_gpu_") and dict(key).get("job_id") == "cpu" for name, key in got
+    )
+
+
 def test_gpus_sharing_an_index_are_distinct_series(
     api: Api, make_job: Callable[..., dict[str, Any]]
 ) -> None:
@@ -153,6 +176,8 @@ def test_the_dashboard_uses_only_exported_series(
 ) -> None:
     make_job(id="d", pricePerHour=1.0)
     metrics = {"gpuUtilization": 1, "gpuMemoryUsed": 1, "gpuTemperature": 1, "powerUsage": 1}
+    metrics |= {"cpuUtilization": 1, "memoryUsed": 1, "memoryTotal": 2, "processMemory": 1}
+    metrics |= {"diskRead": 1, "diskWrite": 1, "networkIn": 1, "networkOut": 1}
     for progress in (1, 2):
         api.post(
             "/api/jobs/d/progress", json={"workerId": "w", "progress": progress, "metrics": metrics}

@@ -139,6 +139,28 @@ def test_listings_and_exports_show_only_the_tenants_jobs(setup: Setup) -> None:
     assert 'job_id="globex:g0"' in everything and "jobwatch_websocket_subscribers" in everything
 
 
+def test_spend_counts_only_the_jobs_the_token_may_read(setup: Setup) -> None:
+    acme, globex = setup.http(setup.acme.write), setup.http(setup.globex.write)
+    assert acme.put("/api/jobs/acme:a", json={"pricePerHour": 1.0}).status_code == 201
+    assert globex.put("/api/jobs/globex:g", json={"pricePerHour": 10.0}).status_code == 201
+    assert setup.admin.put("/api/jobs/op", json={"pricePerHour": 100.0}).status_code == 201
+    for http, job_id in ((acme, "acme:a"), (globex, "globex:g"), (setup.admin, "op")):
+        assert progress(http, job_id).ok
+    setup.clock.advance(3600)
+
+    def spend(token: str, by: str = "tenant") -> dict[str, float | None]:
+        answer = setup.http(token).get(f"/api/costs?since=1d&by={by}")
+        assert answer.status_code == 200, answer.text
+        return {g["group"]: g["cost"] for g in answer.json()["groups"]}
+
+    assert spend(setup.acme.read) == {"acme": 1.0}
+    assert spend(setup.acme.write, by="name") == {"acme:a": 1.0}
+    assert spend(setup.globex.read) == {"globex": 10.0}
+    assert spend(ADMIN) == {None: 100.0, "globex": 10.0, "acme": 1.0}
+    worker = setup.http(setup.token("worker", "acme", jobId="acme:a"))
+    assert worker.get("/api/costs").status_code == 403
+
+
 def test_streams_show_only_the_tenants_jobs(setup: Setup) -> None:
     acme, globex = setup.http(setup.acme.write), setup.http(setup.globex.write)
     assert acme.put("/api/jobs/acme:a", json={}).status_code == 201

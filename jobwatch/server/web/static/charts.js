@@ -1,15 +1,18 @@
 // The job page's charts, drawn with uPlot (vendored: assets/vendor/uplot/, a global
 // loaded before the modules). The same figures as the notebook monitor
-// (jobwatch/notebook/charts.py and scalar_chart.py): GPU utilization with
-// temperature (dashed, right axis), memory used against total (dashed), power;
-// one line per GPU when the job reports several; and the training metrics, one
-// line per name against the step. Missing values are gaps, never 0.
+// (jobwatch/notebook/charts.py, system_charts.py and scalar_chart.py): GPU utilization
+// with temperature (dashed, right axis), memory used against total (dashed), power;
+// one line per GPU when the job reports several; the system metrics, one figure per
+// `chart` of the metrics table with a line per metric (a total dashed); and the
+// training metrics, one line per name against the step. Missing values are gaps, never 0.
 //
 // Each chart's element carries data-points (x values drawn) and data-series
 // (the series' labels, "|"-joined) so that tests and people can check what is drawn.
 
 import { formatMetric, formatNumber } from "./format.js";
 import { gpuLines } from "./gpu_labels.js";
+// Not a file: written from the metrics table (jobwatch/contract/metrics.py).
+import { METRICS } from "./metrics.js";
 
 const uPlot = globalThis.uPlot;
 const HEIGHT = 220; // px
@@ -126,30 +129,125 @@ export class GpuCharts {
   }
 }
 
+// A system chart's title, by its `chart` name in the metrics table (a new name is its own title).
+const SYSTEM_TITLES = {
+  cpu: "CPU utilization (%)",
+  memory: "Memory: machine used, total (dashed) and process (GiB)",
+  io: "Disk and network (MiB/s)",
+};
+// How a wire unit is drawn: divided by `scale`, labelled `label` (jobwatch/notebook/system_charts.py).
+const SYSTEM_UNITS = {
+  "%": { scale: 1, label: "%", range: [0, 100] },
+  MB: { scale: 1024, label: "GiB" },
+  "B/s": { scale: 1024 * 1024, label: "MiB/s" },
+};
+
+/** The system figures, one per `chart` of the metrics table, fed with JobState samples. */
+export class SystemCharts {
+  /** `row`: the element the figures are made in, one child each. */
+  constructor(row) {
+    const system = METRICS.filter((m) => m.scope === "system" && m.chart);
+    const bounds = new Set(METRICS.map((m) => m.atMost).filter(Boolean)); // totals: dashed
+    this.charts = [];
+    for (const m of system) {
+      let chart = this.charts.find((c) => c.name === m.chart);
+      if (!chart) {
+        const host = document.createElement("div");
+        host.className = `jobwatch-chart jobwatch-chart-system jobwatch-chart-system-${m.chart}`;
+        row.append(host);
+        chart = { name: m.chart, metrics: [], figure: new Figure(host, SYSTEM_TITLES[m.chart] || m.chart) };
+        this.charts.push(chart);
+      }
+      chart.metrics.push({ ...m, dashed: bounds.has(m.wire) });
+    }
+  }
+
+  /** Draw `samples` ({ts, flat}) newer than `window` seconds before the newest (as GpuCharts). */
+  update(samples, window, now) {
+    let shown = samples;
+    if (window !== null && samples.length) {
+      const start = Math.max(now, samples[samples.length - 1].ts) - window;
+      shown = samples.filter((s) => s.ts >= start);
+    }
+    const x = shown.map((s) => s.ts);
+    for (const chart of this.charts) {
+      const unit = SYSTEM_UNITS[chart.metrics[0].unit] || { scale: 1, label: chart.metrics[0].unit };
+      const format = (_plot, value) => (value === null ? "-" : `${formatNumber(value)} ${unit.label}`);
+      const lines = chart.metrics.map((m) =>
+        shown.map((s) => {
+          const value = s.flat[m.wire];
+          return value === null || value === undefined ? null : value / unit.scale;
+        }),
+      );
+      chart.figure.draw(
+        chart.metrics.map((m) => m.wire).join("|"),
+        () => ({
+          scales: {
+            x: { time: true },
+            y: { range: unit.range ?? ((_u, _min, max) => [0, Math.max(unit.scale === 1 ? 1 : 0.01, max ?? 0)]) },
+          },
+          series: [
+            {},
+            ...chart.metrics.map((m, i) => ({
+              label: m.label,
+              stroke: colour(i),
+              width: 1.5,
+              value: format,
+              ...(m.dashed ? { dash: [6, 4] } : {}),
+            })),
+          ],
+          axes: [{}, { label: unit.label }],
+        }),
+        [x, ...lines],
+      );
+    }
+  }
+}
+
 /** The training-metrics figure: one line per name against the step, linear or log y. */
+/** What the training-metric chart draws values against (as the notebook's SCALAR_AXES). */
+export const SCALAR_AXES = ["step", "time", "cost"];
+
 export class ScalarChart {
   constructor(host) {
     this.figure = new Figure(host, "Training metrics");
   }
 
-  /** Draw `scalars` (Map name -> [{step, value}]); `log`: a log y axis (values <= 0 are gaps). */
-  update(scalars, log) {
+  /**
+   * Draw `scalars` (Map name -> [{step, ts, value, cost}]) against `by`: "step", "time"
+   * (seconds since `started`, s since the epoch) or "cost" (what the job had cost when
+   * each value was logged, in `currency`; values without a cost are left out). `log`: a
+   * log y axis (values <= 0 are gaps).
+   */
+  update(scalars, log, by = "step", { currency = "", started = null } = {}) {
+    const xOf = {
+      step: (p) => p.step,
+      time: (p) => (started === null ? null : p.ts - started),
+      cost: (p) => (typeof p.cost === "number" ? p.cost : null),
+    }[by];
     const names = Array.from(scalars.keys()).sort();
-    const steps = Array.from(new Set(names.flatMap((n) => scalars.get(n).map((p) => p.step))));
-    steps.sort((a, b) => a - b);
+    const xs = Array.from(
+      new Set(names.flatMap((n) => scalars.get(n).map(xOf).filter((x) => x !== null))),
+    );
+    xs.sort((a, b) => a - b);
     const lines = names.map((name) => {
-      const byStep = new Map(scalars.get(name).map((p) => [p.step, p.value]));
-      return steps.map((step) => {
-        const value = byStep.get(step);
+      const byX = new Map();
+      for (const p of scalars.get(name)) {
+        const x = xOf(p);
+        if (x !== null) byX.set(x, p.value);
+      }
+      return xs.map((x) => {
+        const value = byX.get(x);
         return value === undefined || (log && value <= 0) ? null : value;
       });
     });
+    const label = { step: "step", time: "seconds since start", cost: `cost (${currency})` }[by];
     this.figure.draw(
-      `${names.join("|")}|${log ? "log" : "linear"}`,
+      `${names.join("|")}|${log ? "log" : "linear"}|${label}`,
       () => ({
         scales: { x: { time: false }, y: log ? { distr: 3 } : {} },
         series: [
-          { label: "step" },
+          { label },
           ...names.map((name, i) => ({
             label: name,
             stroke: colour(i),
@@ -158,9 +256,11 @@ export class ScalarChart {
             value: (_plot, value) => (value === null ? "-" : formatNumber(value)),
           })),
         ],
-        axes: [{ label: "step" }, {}],
+        axes: [{ label }, {}],
       }),
-      [steps, ...lines],
+      [xs, ...lines],
     );
+    this.figure.host.dataset.axis = by;
+    this.figure.host.dataset.xLast = xs.length ? String(xs[xs.length - 1]) : "";
   }
 }

@@ -3,7 +3,10 @@
 // The server coalesces job changes into JOBS_CHANGED messages (at most 4 a second per
 // job); the page keeps the summaries in FleetRows and redraws at most once a frame,
 // touching only the cells whose text changed and moving only rows out of place.
-// Costs of running jobs and "updated ... ago" move on once a second in between.
+// Costs of running jobs and "updated ... ago" move on once a second in between. What
+// was spent today and this month is the server's report (GET /api/costs?since=month in
+// this browser's time zone), fetched every SPEND_MS and moved on in between by the
+// running jobs' prices.
 
 import { ROOT, Stream, getJson } from "./api.js";
 import {
@@ -17,7 +20,7 @@ import {
   stalledBadge,
   statusBadge,
 } from "./dom.js";
-import { FleetRows, SORT_KEYS } from "./fleet_rows.js";
+import { FleetRows, SORT_KEYS, SpendTotals, budgetState, projectionText } from "./fleet_rows.js";
 import {
   DASH,
   formatCost,
@@ -29,6 +32,7 @@ import {
 } from "./format.js";
 
 const TICK_MS = 1000; // how often running costs and ages move on
+const SPEND_MS = 60_000; // how often the spend of today and this month is asked again
 
 const $ = (selector) => document.querySelector(selector);
 const body = $(".jobwatch-fleet tbody");
@@ -40,6 +44,7 @@ const nameFilter = $(".jobwatch-filter-name");
 const shown = $(".jobwatch-shown");
 
 const fleet = new FleetRows();
+const spend = new SpendTotals();
 const drawn = new Map(); // job id -> {tr, cells..., status, stalled}
 const options = { status: "", text: "", sort: "status", descending: false };
 let serverOffset = 0; // server clock minus ours (ms), from each message's seq
@@ -81,13 +86,30 @@ function newRow(id) {
     percent,
     operation,
     remaining: cell("remaining"),
-    cost: cell("cost"),
+    ...costCell(cell("cost")),
     gpu: cell("gpu"),
     temperature: cell("temperature"),
     alerts: cell("alerts"),
     updated: cell("updated"),
     badges: null, // the status badges drawn, to redraw them only when they change
   };
+}
+
+// The cost so far, and under it the projected spend and the budget.
+function costCell(td) {
+  const costValue = element("span", "jobwatch-cost-value");
+  const budget = element("div", "jobwatch-budget");
+  td.append(costValue, budget);
+  return { cost: td, costValue, budget };
+}
+
+// The cost cell's figures; its data-over ("projected", "spent") colours what is over.
+function drawCost(row, job) {
+  setText(row.costValue, formatCost(job.cost, job.currency));
+  const projection = projectionText(job.estimatedTotalCost, job.budget, job.currency);
+  setText(row.budget, projection === DASH ? "" : projection);
+  const over = budgetState(job.budget, job.cost, job.estimatedTotalCost) || "none";
+  if (row.cost.dataset.over !== over) row.cost.dataset.over = over;
 }
 
 function drawStatus(row, job) {
@@ -108,8 +130,7 @@ function drawRow(row, job, at) {
   setText(row.percent, formatPercent(job.progress));
   setText(row.operation, job.currentOperation || "");
   setText(row.remaining, formatDuration(job.timeRemaining));
-  setText(row.cost, formatCost(job.cost, job.currency));
-  row.cost.title = `est. total ${formatCost(job.estimatedTotalCost, job.currency)}`;
+  drawCost(row, job);
   setText(row.gpu, formatMetric(job.gpuUtilization, "%"));
   setText(row.temperature, formatMetric(job.gpuTemperature, "°C"));
   setText(row.alerts, String(job.alerts || 0));
@@ -126,7 +147,7 @@ function drawAge(row, job, at) {
 // -- the table -----------------------------------------------------------------------
 
 function drawTotals(at) {
-  const totals = fleet.totals(at);
+  const totals = fleet.totals();
   const running = totals.counts.running || 0;
   const stalled = totals.stalled ? ` (${totals.stalled} stalled)` : "";
   setText(
@@ -134,7 +155,30 @@ function drawTotals(at) {
     `${totals.jobs} job${totals.jobs === 1 ? "" : "s"}: ${running} running${stalled}`,
   );
   setText($(".jobwatch-total-running"), formatMoney(totals.running));
-  setText($(".jobwatch-total-today"), formatMoney(totals.today));
+  const spent = spend.spent(at, fleet.burnRate());
+  setText($(".jobwatch-total-today"), spent ? formatMoney(spent.today) : DASH);
+  setText($(".jobwatch-total-month"), spent ? formatMoney(spent.month) : DASH);
+}
+
+// The browser's time zone by name (days follow its daylight saving), else its offset now.
+function timeZone() {
+  const named = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  if (named) return named;
+  const minutes = -new Date().getTimezoneOffset();
+  const pad = (n) => String(Math.floor(Math.abs(n))).padStart(2, "0");
+  return `${minutes < 0 ? "-" : "+"}${pad(minutes / 60)}:${pad(minutes % 60)}`;
+}
+
+async function fetchSpend() {
+  const zone = timeZone();
+  try {
+    const report = await getJson(`api/costs?since=month&tz=${encodeURIComponent(zone)}`);
+    spend.take(report, now());
+  } catch {
+    // a server without /api/costs, or a zone it does not know: the totals stay as they were
+    return;
+  }
+  drawTotals(now());
 }
 
 function draw() {
@@ -168,7 +212,7 @@ function tick() {
   for (const job of fleet.rows.values()) {
     const row = drawn.get(job.id);
     if (!row || !row.tr.isConnected) continue;
-    if (job.status === "running") setText(row.cost, formatCost(job.cost, job.currency));
+    if (job.status === "running") drawCost(row, job);
     drawAge(row, job, at);
   }
   drawTotals(at);
@@ -265,6 +309,8 @@ async function main() {
   });
   stream.start();
   setInterval(tick, TICK_MS);
+  fetchSpend();
+  setInterval(fetchSpend, SPEND_MS);
 }
 
 main();

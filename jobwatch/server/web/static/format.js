@@ -78,6 +78,38 @@ export function formatMemory(used, total) {
   return `${part(used)}/${part(total)} GiB`;
 }
 
+const RATE_UNITS = ["B/s", "KiB/s", "MiB/s", "GiB/s", "TiB/s"];
+
+/** "512 B/s", "1.5 KiB/s", "12.3 MiB/s": bytes per second in binary units, one decimal
+ * from KiB/s (jobwatch/view/formatting.py format_rate); DASH when unknown. */
+export function formatRate(value) {
+  if (!known(value)) return DASH;
+  let unit = 0;
+  while (Math.abs(value) >= 1024 && unit < RATE_UNITS.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return unit === 0 ? `${fixed(value, 0)} B/s` : `${fixed(value, 1)} ${RATE_UNITS[unit]}`;
+}
+
+/** "2.3 GiB", "0.45 GiB" from MiB: one decimal from 1 GiB, two below; DASH when unknown. */
+export function formatSize(value) {
+  return known(value) ? `${fixed(value / 1024, value >= 1024 ? 1 : 2)} GiB` : DASH;
+}
+
+/** The system line (jobwatch/view/formatting.py format_system): "CPU 45%  mem 12.1/31.2 GiB
+ * process 2.3 GiB  disk 120.4/500.0 GiB  read 1.5 MiB/s write 0 B/s  net in 2.0 KiB/s out 512 B/s". */
+export function formatSystem(m) {
+  return (
+    `CPU ${formatMetric(m.cpuUtilization, "%")}  ` +
+    `mem ${formatMemory(m.memoryUsed, m.memoryTotal)}  ` +
+    `process ${formatSize(m.processMemory)}  ` +
+    `disk ${formatMemory(m.diskUsed, m.diskTotal)}  ` +
+    `read ${formatRate(m.diskRead)} write ${formatRate(m.diskWrite)}  ` +
+    `net in ${formatRate(m.networkIn)} out ${formatRate(m.networkOut)}`
+  );
+}
+
 /** "99.9%": cut, not rounded, to one decimal, so 99.96 % never reads 100.0 %. */
 export function formatPercent(progress) {
   const value = known(progress) ? Math.min(Math.max(progress, 0), 100) : 0;

@@ -1,5 +1,5 @@
-// A job's page: progress, time remaining, cost, GPU and training-metric charts, the
-// log view and the alert banner, live.
+// A job's page: progress, time remaining, cost, GPU, system and training-metric charts,
+// the log view and the alert banner, live.
 //
 // As the notebook monitor does (jobwatch/notebook/monitor.py): start from /monitor,
 // then follow the WebSocket from that snapshot's seq (nothing missed, nothing twice;
@@ -7,7 +7,7 @@
 // for. Events are applied to JobState at once and drawn at most 4 times a second.
 
 import { ApiError, Stream, getJson } from "./api.js";
-import { GpuCharts, ScalarChart } from "./charts.js";
+import { GpuCharts, SCALAR_AXES, ScalarChart, SystemCharts } from "./charts.js";
 import {
   alertLevel,
   element,
@@ -26,10 +26,13 @@ import {
   formatMetric,
   formatNumber,
   formatPercent,
+  formatSystem,
+  parseTime,
 } from "./format.js";
 import { JobState } from "./job_state.js";
 import { LogModel } from "./log_model.js";
 import { REFRESH_MS as WORKERS_MS, WorkersView } from "./workers.js";
+import { budgetState, budgetWords } from "./widgets/jobstable.js";
 
 const REFRESH_MS = 250; // at most 4 draws a second, as the notebook monitor
 const TICK_MS = 1000; // elapsed time moves on between updates
@@ -54,6 +57,7 @@ const gpuCharts = new GpuCharts({
   memory: $(".jobwatch-chart-memory"),
   power: $(".jobwatch-chart-power"),
 });
+const systemCharts = new SystemCharts($(".jobwatch-chart-row-system"));
 const scalarChart = new ScalarChart($(".jobwatch-chart-scalars"));
 const logs = new LogModel(loadOlder);
 const workersView = new WorkersView($(".jobwatch-workers"));
@@ -61,7 +65,8 @@ let workersAt = 0; // when /workers was last asked for (ms, performance.now())
 let link = "connecting"; // the stream's state
 let waiting = false;
 let stream = null;
-let drawn = { samples: -1, range: "", scalars: -1, scale: "" };
+let drawn = { samples: -1, range: "", kind: "", scalars: -1, scale: "", axis: "" };
+let kindPicked = false; // the person chose GPU or system charts; until then GPU when there is one
 let lastDraw = 0;
 let drawTimer = 0;
 let newestCounted = null; // the newest line id counted in the server's total (logs.total)
@@ -101,11 +106,24 @@ function drawHeader(job) {
   setText($(".jobwatch-eta"), formatDuration(state.timeRemaining));
   setText($(".jobwatch-cost"), formatCost(state.costSoFar, state.currency));
   setText($(".jobwatch-estimate"), formatCost(state.estimatedTotalCost, state.currency));
+  drawBudget(job);
+}
+
+// The budget beside the cost; the figure that is over in its colour (data-over on the line).
+function drawBudget(job) {
+  const over = budgetState(job.budget, state.costSoFar, state.estimatedTotalCost);
+  const words = budgetWords(job.budget, state.currency, over);
+  setText($(".jobwatch-budget-words"), words ? ` · ${words}` : "");
+  const line = $(".jobwatch-spend");
+  if (line.dataset.over !== (over || "none")) line.dataset.over = over || "none";
 }
 
 function drawGpuLine() {
   const latest = state.samples[state.samples.length - 1];
-  if (!latest) {
+  const system = $(".jobwatch-system");
+  system.hidden = !state.hasSystem;
+  if (latest && state.hasSystem) setText(system, formatSystem(latest.flat));
+  if (!latest || !state.hasGpu) {
     setText($(".jobwatch-gpu"), "no GPU metrics reported");
     return;
   }
@@ -122,20 +140,39 @@ function drawGpuLine() {
   );
 }
 
+// Which charts show: GPU, system (a job without a GPU), or the person's pick when there are both.
+function chartKind() {
+  const picker = $(".jobwatch-chart-kind");
+  $(".jobwatch-chart-kind-label").hidden = !(state.hasGpu && state.hasSystem);
+  if (!kindPicked) picker.value = state.hasGpu || !state.hasSystem ? "gpu" : "system";
+  return picker.value;
+}
+
 function drawCharts() {
   const section = $(".jobwatch-charts");
-  section.hidden = state.samples.length === 0; // no empty charts
+  section.hidden = !(state.hasGpu || state.hasSystem); // no empty charts
   const range = $(".jobwatch-range").value;
-  if (!section.hidden && (drawn.samples !== state.samplesVersion || drawn.range !== range)) {
-    gpuCharts.update(state.samples, range === "all" ? null : Number(range), pageNow());
-    drawn = { ...drawn, samples: state.samplesVersion, range };
+  const kind = chartKind();
+  $(".jobwatch-chart-row-gpu").hidden = kind !== "gpu";
+  $(".jobwatch-chart-row-system").hidden = kind !== "system";
+  const changed = drawn.samples !== state.samplesVersion || drawn.range !== range || drawn.kind !== kind;
+  if (!section.hidden && changed) {
+    const charts = kind === "gpu" ? gpuCharts : systemCharts;
+    charts.update(state.samples, range === "all" ? null : Number(range), pageNow());
+    drawn = { ...drawn, samples: state.samplesVersion, range, kind };
   }
   const training = $(".jobwatch-training");
   training.hidden = state.scalars.size === 0;
   const scale = $(".jobwatch-y-scale").value;
-  if (!training.hidden && (drawn.scalars !== state.scalarsVersion || drawn.scale !== scale)) {
-    scalarChart.update(state.scalars, scale === "log");
-    drawn = { ...drawn, scalars: state.scalarsVersion, scale };
+  const axis = $(".jobwatch-x-axis").value;
+  const scalarsChanged =
+    drawn.scalars !== state.scalarsVersion || drawn.scale !== scale || drawn.axis !== axis;
+  if (!training.hidden && scalarsChanged) {
+    scalarChart.update(state.scalars, scale === "log", axis, {
+      currency: state.currency,
+      started: parseTime(state.job.startedAt),
+    });
+    drawn = { ...drawn, scalars: state.scalarsVersion, scale, axis };
   }
   const latest = Array.from(state.latestScalars.entries()).sort(([a], [b]) => a.localeCompare(b));
   const shown = latest.slice(0, LATEST_SHOWN).map(([name, p]) => `${name} ${formatNumber(p.value)}`);
@@ -342,6 +379,22 @@ async function main() {
   logs.mount($(".jobwatch-logs-host"));
   $(".jobwatch-range").addEventListener("change", loadHistory);
   $(".jobwatch-y-scale").addEventListener("change", schedule);
+  const asked = new URLSearchParams(location.search).get("x");
+  if (SCALAR_AXES.includes(asked)) $(".jobwatch-x-axis").value = asked;
+  $(".jobwatch-x-axis").addEventListener("change", () => {
+    // kept in the URL (?x=cost), so a link opens the chart against the same axis
+    const query = new URLSearchParams(location.search);
+    const axis = $(".jobwatch-x-axis").value;
+    if (axis === "step") query.delete("x");
+    else query.set("x", axis);
+    const search = query.toString();
+    history.replaceState(null, "", search ? `?${search}${location.hash}` : location.pathname);
+    schedule();
+  });
+  $(".jobwatch-chart-kind").addEventListener("change", () => {
+    kindPicked = true;
+    schedule();
+  });
   draw();
   const counted = await countLines().catch(() => null); // waited for below if the job is missing
   const first = await snapshot();

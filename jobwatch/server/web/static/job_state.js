@@ -6,17 +6,15 @@ import { parseTime } from "./format.js";
 import { gpuIds } from "./gpu_labels.js";
 // Not a file: the server writes it from the job's field table (jobwatch/contract/job_fields.py).
 import { JOB_FIELDS } from "./job_fields.js";
+// Not a file either: written from the metrics table (jobwatch/contract/metrics.py).
+import { METRICS } from "./metrics.js";
 
-export const MAX_POINTS = 2000; // samples kept for the GPU charts
+export const MAX_POINTS = 2000; // samples kept for the GPU and system charts
 export const MAX_SCALAR_POINTS = 2000; // points kept per training metric
 export const MAX_ALERTS = 20; // alerts kept (the newest)
-export const METRIC_FIELDS = [
-  "gpuUtilization",
-  "gpuMemoryUsed",
-  "gpuMemoryTotal",
-  "gpuTemperature",
-  "powerUsage",
-];
+export const METRIC_FIELDS = METRICS.map((m) => m.wire); // a sample's flat fields
+export const GPU_FIELDS = METRICS.filter((m) => m.scope === "gpu").map((m) => m.wire);
+export const SYSTEM_FIELDS = METRICS.filter((m) => m.scope === "system").map((m) => m.wire);
 const FINISHED = new Set(["completed", "failed", "cancelled"]);
 
 function number(value) {
@@ -24,23 +22,24 @@ function number(value) {
 }
 
 /** One metrics sample {ts (s), flat: {field: value|null}, gpus: {key: {...}}, ids: {key:
- * identity, with `node` for a distributed job's GPU}}; null if undated. A GPU's key is its uuid, else its index (gpu_labels.js). */
+ * identity, with `node` for a distributed job's GPU}}; null if undated. A GPU's key is its uuid, else its index (gpu_labels.js).
+ * `flat` holds every metric (GPU and system), a GPU's entry the GPU metrics. */
 export function sample(raw) {
   const ts = parseTime(raw && raw.timestamp);
   if (ts === null) return null;
-  const fields = (source) =>
-    Object.fromEntries(METRIC_FIELDS.map((name) => [name, number(source[name])]));
+  const fields = (source, names) =>
+    Object.fromEntries(names.map((name) => [name, number(source[name])]));
   const entries = (Array.isArray(raw.gpus) ? raw.gpus : []).filter(
     (gpu) => gpu && typeof gpu === "object",
   );
   const gpus = {};
   const ids = {};
   gpuIds(entries).forEach((id, i) => {
-    gpus[id.key] = fields(entries[i]);
+    gpus[id.key] = fields(entries[i], GPU_FIELDS);
     const node = entries[i].node; // a distributed job's GPU names its node
     ids[id.key] = typeof node === "string" && node ? { ...id, node } : id;
   });
-  return { ts, flat: fields(raw), gpus, ids };
+  return { ts, flat: fields(raw, METRIC_FIELDS), gpus, ids };
 }
 
 /** The page's copy of a job object: every field of JOB_FIELDS (null where `raw` lacks it,
@@ -62,8 +61,8 @@ export class JobState {
     this.currency = "QUBIC"; // the server's default: the seed marketplace's currency
     this.seq = 0;
     this.samples = [];
-    this.scalars = new Map(); // name -> [{step, ts, value}], by step
-    this.latestScalars = new Map(); // name -> {step, ts, value}
+    this.scalars = new Map(); // name -> [{step, ts, value, cost}], by step
+    this.latestScalars = new Map(); // name -> {step, ts, value, cost}
     this.alerts = [];
     this.newLogs = []; // lines not yet handed to the log view
     this.logTotal = 0; // lines the job has on the server, as far as known
@@ -72,6 +71,8 @@ export class JobState {
     this.elapsedAt = 0; // page time (s) when reportedElapsed came
     this.samplesVersion = 0;
     this.scalarsVersion = 0;
+    this.hasGpu = false; // a sample with a GPU value came (the GPU charts have something to draw)
+    this.hasSystem = false; // a sample with a system value came
   }
 
   get finished() {
@@ -104,7 +105,7 @@ export class JobState {
     if (metrics.latest) this.addSample(metrics.latest);
     this.addLogs(snapshot.logs || []);
     for (const [name, point] of Object.entries(snapshot.scalars || {})) {
-      this.addScalar(name, point.step, point.timestamp, point.value);
+      this.addScalar(name, point.step, point.timestamp, point.value, point.cost);
     }
     this.alerts = [];
     for (const alert of snapshot.alerts || []) this.addAlert(alert);
@@ -122,7 +123,7 @@ export class JobState {
         if (data.metrics) this.addSample(data.metrics);
         for (const point of data.scalars || []) {
           for (const [name, value] of Object.entries(point.values || {})) {
-            this.addScalar(name, point.step, point.timestamp, value);
+            this.addScalar(name, point.step, point.timestamp, value, point.cost);
           }
         }
         break;
@@ -158,6 +159,7 @@ export class JobState {
   /** Replace the chart samples with a /metrics page (oldest first). */
   replaceSamples(rows) {
     this.samples = [];
+    this.hasGpu = this.hasSystem = false;
     for (const row of rows) this.addSample(row);
     this.samplesVersion += 1;
   }
@@ -174,7 +176,7 @@ export class JobState {
         const ts = parseTime(raw.timestamp);
         if (!Number.isInteger(raw.step) || number(raw.value) === null || ts === null) continue;
         const key = `${raw.step}/${ts}`;
-        if (!kept.has(key)) kept.set(key, { step: raw.step, ts, value: raw.value });
+        if (!kept.has(key)) kept.set(key, { step: raw.step, ts, value: raw.value, cost: number(raw.cost) });
       }
       const merged = [...kept.values()].sort((a, b) => a.step - b.step || a.ts - b.ts);
       if (!merged.length) continue;
@@ -219,16 +221,19 @@ export class JobState {
     if (next === null || (last && next.ts < last.ts)) return;
     if (last && next.ts === last.ts && sameFlat(next, last)) return; // snapshot's latest = history's last
     this.samples.push(next);
+    this.hasGpu ||= Object.keys(next.gpus).length > 0 || GPU_FIELDS.some((f) => next.flat[f] !== null);
+    this.hasSystem ||= SYSTEM_FIELDS.some((f) => next.flat[f] !== null);
     if (this.samples.length > MAX_POINTS) this.samples.splice(0, this.samples.length - MAX_POINTS);
     this.samplesVersion += 1;
   }
 
-  addScalar(name, step, stamp, value) {
+  // `cost`: what the job had cost when the value was logged (null: no price).
+  addScalar(name, step, stamp, value, cost = null) {
     const ts = parseTime(stamp);
     if (typeof name !== "string" || !Number.isInteger(step) || number(value) === null || ts === null) {
       return;
     }
-    const point = { step, ts, value };
+    const point = { step, ts, value, cost: number(cost) };
     if (!this.scalars.has(name)) this.scalars.set(name, []);
     const points = this.scalars.get(name);
     const last = points[points.length - 1];
