@@ -17,6 +17,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import psutil
+
 _URL = re.compile(r"serving on (http://\S+)")
 TERM_RESEND = 1.0
 """Seconds between the SIGTERMs :meth:`ServerProcess.stop` sends until the server exits."""
@@ -100,7 +102,7 @@ class ServerProcess:
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM (graceful), then SIGKILL after ``timeout`` seconds.
 
-        The other processes of the group (gunicorn's workers) get SIGTERM again
+        The server's child processes (gunicorn's workers) get SIGTERM again
         every :data:`TERM_RESEND` seconds until the server has exited: a worker
         still booting (between its fork and installing its own signal handlers,
         up to a second or two after the URL line) loses the signal, and its
@@ -119,9 +121,10 @@ class ServerProcess:
                     if time.monotonic() >= deadline:
                         self.kill()
                         break
-                for pid in _others_in_group(self.proc.pid):
-                    with contextlib.suppress(ProcessLookupError):  # exited meanwhile
-                        os.kill(pid, signal.SIGTERM)
+                with contextlib.suppress(psutil.Error):  # exited meanwhile
+                    for child in psutil.Process(self.proc.pid).children(recursive=True):
+                        with contextlib.suppress(psutil.Error):
+                            child.send_signal(signal.SIGTERM)
         self._log.close()
 
     def __enter__(self) -> ServerProcess:
@@ -134,19 +137,3 @@ class ServerProcess:
 def serve_command(db: str | Path, *extra: str) -> list[str]:
     """argv of ``python -m jobwatch serve --port 0 --db DB [extra...]`` with this interpreter."""
     return [sys.executable, "-m", "jobwatch", "serve", "--port", "0", "--db", str(db), *extra]
-
-
-def _others_in_group(group: int) -> list[int]:
-    """The live processes of process group ``group`` other than its leader, read from
-    ``/proc`` (empty where there is none)."""
-    others = []
-    for entry in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = entry.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # exited while listed
-        pid = int(entry.parent.name)
-        # after the command: state, ppid, pgrp (proc(5)); a zombie cannot be signalled
-        if int(fields[2]) == group and pid != group and fields[0] != "Z":
-            others.append(pid)
-    return others
