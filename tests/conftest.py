@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -86,6 +87,29 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         modules.values(), key=lambda module: _module_cost(module, measured), reverse=True
     )
     items[:] = [item for module in ordered for item in module]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection(session: pytest.Session) -> Iterator[None]:
+    """Collect with the compiled test modules kept in pytest's cache folder.
+
+    pytest rewrites the assertions of each test module as it imports it, seconds
+    of CPU in every xdist worker, and keeps the result only where Python may write
+    bytecode. Where ``PYTHONDONTWRITEBYTECODE`` keeps ``__pycache__`` folders out
+    of the checkout, the modules imported while collecting are compiled into
+    ``.pytest_cache/d/pycache`` instead (``sys.pycache_prefix``) and read from
+    there by the next run; after collecting, nothing more is written.
+    """
+    cache = getattr(session.config, "cache", None)  # None with -p no:cacheprovider
+    if cache is None or not sys.dont_write_bytecode or sys.pycache_prefix:
+        return (yield)
+    sys.pycache_prefix = str(cache.mkdir("pycache"))
+    sys.dont_write_bytecode = False
+    try:
+        return (yield)
+    finally:
+        sys.dont_write_bytecode = True
+        sys.pycache_prefix = None
 
 
 _seconds: dict[str, float] = {}
