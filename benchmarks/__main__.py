@@ -7,6 +7,7 @@ import time
 
 from benchmarks import (
     attacks,
+    capture,
     costs,
     dom_latency,
     fanout,
@@ -18,6 +19,7 @@ from benchmarks import (
     kernel,
     log_latency,
     memory,
+    peers,
     queries,
     reporter,
     scale,
@@ -50,6 +52,8 @@ SUITES = {
     "training": training.run,
     "kernel": kernel.run,
     "integrations": integrations.run,
+    "capture": capture.run,
+    "peers": peers.run,
     "latency": log_latency.run,
     "dom-latency": dom_latency.run,
 }

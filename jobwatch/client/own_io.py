@@ -23,7 +23,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["doing_io", "is_own", "is_own_thread", "own_output", "sender_thread"]
+__all__ = ["OWN_THREADS", "doing_io", "is_own", "is_own_thread", "own_output", "sender_thread"]
 
 _LIBRARIES = frozenset({"urllib3", "requests", "websocket", "jobwatch"})
 """Top-level logger names whose records jobwatch's own requests cause."""
@@ -33,6 +33,21 @@ _LIBRARIES = frozenset({"urllib3", "requests", "websocket", "jobwatch"})
 _senders: set[int] = set()
 _in_io: dict[int, int] = {}  # thread ident -> depth of nested jobwatch requests
 _writers: set[int] = set()  # threads printing jobwatch's own output (own_output)
+OWN_THREADS: dict[int, int] = {}
+"""Thread ident -> how many of the three marks above it holds now: the threads
+doing jobwatch's own work (see :func:`is_own_thread`). Read-only outside this
+module; a membership test needs no call (an output capture tests it on every
+write)."""
+
+
+def _enter(ident: int) -> None:
+    OWN_THREADS[ident] = OWN_THREADS.get(ident, 0) + 1
+
+
+def _leave(ident: int) -> None:
+    depth = OWN_THREADS.pop(ident) - 1
+    if depth:
+        OWN_THREADS[ident] = depth
 
 
 @contextmanager
@@ -40,10 +55,12 @@ def sender_thread() -> Iterator[None]:
     """Mark the calling thread, for the ``with`` block, as a reporter's sender thread."""
     ident = threading.get_ident()
     _senders.add(ident)
+    _enter(ident)
     try:
         yield
     finally:
         _senders.discard(ident)
+        _leave(ident)
 
 
 @contextmanager
@@ -51,12 +68,14 @@ def doing_io() -> Iterator[None]:
     """Mark the calling thread, for the ``with`` block, as inside a jobwatch request."""
     ident = threading.get_ident()
     _in_io[ident] = _in_io.get(ident, 0) + 1
+    _enter(ident)
     try:
         yield
     finally:
         depth = _in_io.pop(ident) - 1
         if depth:
             _in_io[ident] = depth
+        _leave(ident)
 
 
 @contextmanager
@@ -66,17 +85,19 @@ def own_output() -> Iterator[None]:
     (:mod:`jobwatch.report.capture`) prints it but never ships it."""
     ident = threading.get_ident()
     _writers.add(ident)
+    _enter(ident)
     try:
         yield
     finally:
         _writers.discard(ident)
+        _leave(ident)
 
 
 def is_own_thread(ident: int) -> bool:
     """Whether the thread ``ident`` is doing jobwatch's own work now: a sender
     thread, one inside a jobwatch request, or one printing jobwatch's output.
     What such a thread prints is never captured as the run's output."""
-    return ident in _senders or ident in _in_io or ident in _writers
+    return ident in OWN_THREADS
 
 
 def is_own(record: logging.LogRecord) -> bool:
@@ -94,6 +115,7 @@ def _forget_threads() -> None:
     _senders.clear()
     _in_io.clear()
     _writers.clear()
+    OWN_THREADS.clear()
 
 
 if hasattr(os, "register_at_fork"):  # POSIX

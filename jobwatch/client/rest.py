@@ -44,6 +44,7 @@ from jobwatch.errors import ConnectionError, ValidationError, error_from_envelop
 __all__ = ["DEFAULT_URL", "Client", "default_url"]
 
 DEFAULT_URL = "http://127.0.0.1:8765"
+_JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 def default_url() -> str:
@@ -118,8 +119,13 @@ class Client:
         *,
         json_body: Any = None,
         params: Mapping[str, Any] | None = None,
+        json_data: bytes | None = None,
     ) -> Any:
         """Send one request to ``path`` (starting with ``/api``) and return the decoded body.
+
+        ``json_body`` is encoded as JSON; ``json_data`` is a body already encoded
+        (UTF-8 JSON bytes, sent as they are: a reporter's composed requests), at
+        most one of the two.
 
         Raises
         ------
@@ -129,16 +135,22 @@ class Client:
             The server could not be reached, timed out or answered non-JSON.
         ValueError
             ``json_body`` holds a mapping key that is not a string (JSON would
-            write ``1`` as ``"1"``, and two such keys would become one); nothing is sent.
+            write ``1`` as ``"1"``, and two such keys would become one), or both
+            ``json_body`` and ``json_data`` were given; nothing is sent.
         """
+        if json_body is not None and json_data is not None:
+            raise ValueError("give json_body or json_data, not both")
         check_keys(json_body, "the request body")
         query = {k: v for k, v in (params or {}).items() if v is not None}
+        headers = None if json_data is None else _JSON_HEADERS
         try:
             with doing_io():  # what urllib3 logs meanwhile is not the user's to ship
                 response = self._session.request(
                     method,
                     self.url + path,
                     json=json_body,
+                    data=json_data,
+                    headers=headers,
                     params=query,
                     timeout=self.timeout,
                 )

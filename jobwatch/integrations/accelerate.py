@@ -114,17 +114,22 @@ class JobwatchTracker(GeneralTracker):  # type: ignore[misc]  # accelerate is re
         if self._metrics is not None:
             log_config(self._metrics.reporter, values)
 
-    @on_main_process  # type: ignore[untyped-decorator]
     def log(self, values: Mapping[str, Any], step: int | None = None, **kwargs: Any) -> None:
-        """Accelerate: ``accelerator.log(values, step)``."""
+        """Accelerate: ``accelerator.log(values, step)``.
+
+        Not behind ``on_main_process`` as the other hooks are: that check builds
+        a ``PartialState`` on every call (several microseconds a step), and on
+        the other processes :meth:`start` never made the reporter, so this
+        returns at once there.
+        """
         if self._metrics is None:
             return
         numbers = self._metrics.numbers(values)
         self._last.update({k: v for k, v in numbers.items() if math.isfinite(v)})
         if not isinstance(step, int) or isinstance(step, bool) or step < 0:
-            self._metrics.log(numbers, None)
+            self._metrics.send(numbers, None)
             return
-        self._metrics.log(numbers, step)
+        self._metrics.send(numbers, step)
         if self._total is None:
             self._metrics.reporter.update(0.0, f"step {step}")
         else:

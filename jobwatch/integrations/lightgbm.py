@@ -60,7 +60,7 @@ class JobwatchCallback:
         latest = {f"{r[0]}/{r[1]}": r[2] for r in env.evaluation_result_list or ()}
         numbers = self._metrics.numbers(latest)
         self._last = {k: v for k, v in numbers.items() if math.isfinite(v)}
-        self._metrics.log(numbers, done)
+        self._metrics.send(numbers, done)
         progress = min(100.0, 100.0 * done / rounds) if rounds > 0 else 0.0
         self._metrics.reporter.update(progress, f"round {done}/{rounds}")
         if done >= rounds:

@@ -114,9 +114,10 @@ class JobwatchLogger(Logger):  # type: ignore[misc]  # lightning is read as unty
     @rank_zero_only  # type: ignore[untyped-decorator]
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         """Lightning: ``metrics`` logged at ``step`` (``trainer.global_step``)."""
-        numbers = self._filter().numbers(metrics)
+        metrics_filter = self._filter()
+        numbers = metrics_filter.numbers(metrics)
         self._last.update({k: v for k, v in numbers.items() if math.isfinite(v)})
-        self._filter().log(numbers, step or 0)
+        metrics_filter.send(numbers, step or 0)
 
     @rank_zero_only  # type: ignore[untyped-decorator]
     def log_hyperparams(

@@ -26,6 +26,7 @@ class MetricsFilter:
     def __init__(self, reporter: Reporter) -> None:
         self.reporter = reporter
         self._left_out: set[str] = set()
+        self._allowed: set[str] = set()  # names checked already: no pattern match each step
 
     def numbers(self, logs: Mapping[str, Any] | None, prefix: str = "") -> dict[str, float]:
         """The entries of ``logs`` that are single numbers under allowed names.
@@ -46,16 +47,20 @@ class MetricsFilter:
             name is not allowed are left out, with one warning per name.
         """
         found: dict[str, float] = {}
+        allowed = self._allowed
         for key, value in (logs or {}).items():
             name = f"{prefix}{key}"
             if name in self._left_out:
                 continue
-            number = _number(value)
+            number = value if type(value) is float else _number(value)
             if number is None:
                 self._leave_out(name, f"its value {value!r:.80} is not one number")
+            elif name in allowed:
+                found[name] = number
             elif not valid_scalar_name(name):
                 self._leave_out(name, f"metric names are {SCALAR_NAME_RULE}")
             else:
+                allowed.add(name)
                 found[name] = number
         return found
 
@@ -66,7 +71,11 @@ class MetricsFilter:
         Past the server's limit of names per job, the new names are left out
         (one warning each) and the known ones still logged.
         """
-        values = self.numbers(logs, prefix)
+        self.send(self.numbers(logs, prefix), step)
+
+    def send(self, values: dict[str, float], step: int | None) -> None:
+        """Log ``values``, the result of :meth:`numbers`, at ``step``, as :meth:`log` does
+        (for a caller that needed the numbers itself: they are not filtered twice)."""
         if not values:
             return
         try:

@@ -121,7 +121,7 @@ class JobwatchCallback(TrainingCallback):  # type: ignore[misc]  # xgboost is re
         }
         numbers = self._metrics.numbers(latest)
         self._last = {k: v for k, v in numbers.items() if math.isfinite(v)}
-        self._metrics.log(numbers, done)
+        self._metrics.send(numbers, done)
         progress = min(100.0, 100.0 * done / self._rounds) if self._rounds else 0.0
         self._metrics.reporter.update(progress, self._operation(done))
         return False

@@ -199,7 +199,12 @@ class Outbox:
     def take_scalars(self, room: int) -> list[ScalarStep]:
         """Remove and return the oldest steps holding at most ``room`` values in
         all (at least one step when any is queued; call under ``lock``)."""
-        taken: list[ScalarStep] = []
+        if room >= self.scalar_points:  # all of them: what the sender takes
+            taken = list(self.scalars)
+            self.scalars.clear()
+            self.scalar_points = 0
+            return taken
+        taken = []
         while self.scalars and (not taken or len(self.scalars[0][2]) <= room):
             step = self.scalars.popleft()
             room -= len(step[2])

@@ -44,6 +44,7 @@ from jobwatch.client.own_io import sender_thread
 from jobwatch.contract.basics import (
     MAX_BODY_BYTES,
     MAX_LOG_LINES,
+    MAX_MESSAGE_BYTES,
     MAX_SCALAR_POINTS,
     MAX_TEXT,
     format_ts,
@@ -356,7 +357,7 @@ class Sender:
         if urgent and not policy.rate_limited:
             retry_at = min(retry_at, policy.failed_at + URGENT_RETRY)
         if now < retry_at:
-            return max(0.0, min(retry_at, self._drain_at()) - now)
+            return _wait_until(min(retry_at, self._drain_at()), now)
         self._client.timeout = policy.http_timeout(now, self._deadline, self._http_timeout)
         try:
             if (
@@ -371,7 +372,7 @@ class Sender:
                     self._complete()
                 return None
             else:
-                return max(0.0, self._drain_at() - now)
+                return _wait_until(self._drain_at(), now)
         except Exception as exc:  # the sender must outlive any failure
             return self._failed(exc, now)
         self._succeeded()
@@ -433,14 +434,14 @@ class Sender:
         how many were dropped and why.
         """
         request = self._queue[0]
-        body = json.loads(request.data)
         path = f"/api/jobs/{quote(self._job.job_id, safe='')}/progress"
         try:
-            reply = self._client.request("POST", path, json_body=body)
+            # sent as composed: decoding and encoding again cost more than composing
+            reply = self._client.request("POST", path, json_data=request.data)
         except APIError as exc:
             if not (rejected(exc) or isinstance(exc, QuotaExceeded)):
                 raise
-            self._refused(request, body, exc)
+            self._refused(request, json.loads(request.data), exc)
             return
         progress = float(reply.get("progress", request.progress))
         self._budget_reply(reply)
@@ -623,7 +624,8 @@ class Sender:
         first = True
         taken_lines = 0
         last_seq = last_scalar_seq = 0
-        while first or taken_lines < len(lines) or steps:
+        taken_steps = 0
+        while first or taken_lines < len(lines) or taken_steps < len(steps):
             self._updates += 1
             update_id = f"{self._session}-{self._updates}"
             body: dict[str, Any] = {"workerId": self._job.worker_id, "progress": progress}
@@ -640,42 +642,43 @@ class Sender:
             # first the server applies): a track(initial=) loop, or attached to a running job
             if resumed > 0:
                 body["resumedFrom"] = resumed
-            wire_lines: list[dict[str, Any]] = []
+            wire_lines: list[str] = []  # each line as its JSON text (see _carry_line)
             if first and line_note:
-                wire_lines.append(
-                    {
-                        "level": "warning",
-                        "message": "jobwatch: " + self._note_text(line_note),
-                        "timestamp": format_ts(time.time()),
-                    }
-                )
+                note_line = ("warning", "jobwatch: " + self._note_text(line_note), time.time())
+                wire_lines.append(_carry_line((0, *note_line))[1])
             if first and metrics is not None:
                 body["metrics"] = metrics
             if first and alerts:
                 body["alerts"] = alerts
             scalars: list[dict[str, Any]] = []
             points = 0
-            while steps and (not scalars or points + len(steps[0][2]) <= MAX_SCALAR_POINTS):
-                seq, step, values = steps.pop(0)
+            while taken_steps < len(steps) and (
+                not scalars or points + len(steps[taken_steps][2]) <= MAX_SCALAR_POINTS
+            ):
+                seq, step, values = steps[taken_steps]
+                taken_steps += 1
                 scalars.append({"step": step, "values": values})
                 points += len(values)
                 last_scalar_seq = seq
             if scalars:
                 body["scalars"] = scalars
-            room = MAX_BODY_BYTES - BODY_SLACK - len(_dumps(body))
+            head = _dumps(body)
+            room = MAX_BODY_BYTES - BODY_SLACK - len(head) - len(_LINES_KEY) - 2
+            room -= sum(len(wire) + 1 for wire in wire_lines)
             count = 0
             while taken_lines < len(lines) and len(wire_lines) < MAX_LOG_LINES:
-                seq, wire, size = _carry_line(lines[taken_lines])
-                room -= size
+                seq, wire = _carry_line(lines[taken_lines])
+                room -= len(wire) + 1  # ASCII: characters are bytes; 1 for the comma
                 if room < 0 and wire_lines:
                     break
                 wire_lines.append(wire)
                 taken_lines += 1
                 count += 1
                 last_seq = seq
-            body["logLines"] = wire_lines
-            data = _dumps(body)
-            done = taken_lines >= len(lines) and not steps
+            # the body with "logLines" last, as json.dumps would write it: the
+            # lines were encoded one by one as they were measured
+            data = b"".join((head[:-1], _LINES_KEY, ",".join(wire_lines).encode("ascii"), b"]}"))
+            done = taken_lines >= len(lines) and taken_steps >= len(steps)
             self._queue.append(
                 _Request(
                     update_id=update_id,
@@ -935,6 +938,19 @@ class Sender:
             _log.warning("jobwatch: " + message, *args)
 
 
+IDLE_POLL = 0.1
+"""Seconds between two looks at the outbox while the next drain time has passed
+with nothing due (nothing recorded since the last request, no GPU sample to
+send): a progress update or training metrics wake no one (that would cost the
+training loop's hot path), so the first one after a quiet spell goes within this."""
+
+
+def _wait_until(due: float, now: float) -> float:
+    """Seconds to wait for ``due`` (monotonic s); :data:`IDLE_POLL` once it has passed
+    (it has passed with nothing to do: waiting 0 would spin the thread)."""
+    return due - now if due > now else IDLE_POLL
+
+
 def _dumps(body: dict[str, Any]) -> bytes:
     """``body`` as compact JSON bytes (what is spooled and sent)."""
     return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
@@ -961,14 +977,24 @@ def _note_text(note: Mapping[str, list[int]]) -> str:
     return "; ".join(parts)
 
 
-def _carry_line(line: LogLine) -> tuple[int, dict[str, Any], int]:
+_LINES_KEY = b',"logLines":['
+_json_text = json.encoder.encode_basestring_ascii  # what json.dumps writes a str as (C)
+
+
+def _carry_line(line: LogLine) -> tuple[int, str]:
+    """``(seq, the line's wire object as JSON text)``, written exactly as
+    :func:`_dumps` would write it (compact, ASCII, keys in this order), so that
+    its length is what it adds to the body."""
     seq, level, message, created = line
-    wire = {
-        "level": level,
-        "message": truncate_message(_utf8(message)),
-        "timestamp": format_ts(created),
-    }
-    return seq, wire, len(json.dumps(wire)) + 2
+    # the common case, a short ASCII line, needs neither: no NUL, no surrogate,
+    # and as many bytes as characters
+    if not message.isascii() or "\x00" in message or len(message) > MAX_MESSAGE_BYTES:
+        message = truncate_message(_utf8(message))
+    wire = (
+        f'{{"level":{_json_text(level)},"message":{_json_text(message)},'
+        f'"timestamp":"{format_ts(created)}"}}'
+    )
+    return seq, wire
 
 
 def _utf8(text: str) -> str:

@@ -108,6 +108,19 @@ def test_bad_arguments_are_refused_up_front():
         Client("http://x", timeout=0)
 
 
+def test_a_body_already_encoded_is_sent_as_it_is(client):
+    # a reporter's composed request: bytes of JSON, posted without decoding them again
+    client.create_job(job_id="raw")
+    data = b'{"workerId":"w1","progress":12.5,"logLines":[{"level":"info","message":"caf\\u00e9"}]}'
+    reply = client.request("POST", "/api/jobs/raw/progress", json_data=data)
+    assert reply["progress"] == 12.5
+    assert client.logs("raw")["logs"][0]["message"] == "café"
+    with pytest.raises(errors.ValidationError):  # answered like any other body
+        client.request("POST", "/api/jobs/raw/progress", json_data=b'{"progress":12.5}')
+    with pytest.raises(ValueError, match="not both"):
+        client.request("POST", "/api/jobs/raw/progress", json_body={}, json_data=b"{}")
+
+
 def test_keys_json_would_merge_are_refused_before_sending(client):
     job = client.ensure_job("keys", config={"lr": 0.1})
     with pytest.raises(ValueError, match=r"the key 1 \(int\) in the request body\['config'\]"):

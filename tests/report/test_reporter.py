@@ -153,6 +153,34 @@ def test_a_line_or_alert_while_idle_goes_out_without_waiting_for_the_interval(
     wait_for(lambda: log_messages(client, job_id) == ["first line", "second line"], 30)
 
 
+def test_an_idle_reporter_does_not_spin_and_still_sends_the_next_update(
+    make_reporter: Any, job_id: str, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Past its drain time with nothing recorded and no metrics sample to send
+    # (system=False; also a forked child's reporter, a rank other than a node's
+    # first), the thread used to loop without waiting (tens of thousands of
+    # steps a second, half a core) until the next record.
+    from jobwatch.report import sender
+
+    steps = [0]
+    step = sender.Sender._step
+
+    def counted(self: sender.Sender) -> float | None:
+        steps[0] += 1
+        return step(self)
+
+    monkeypatch.setattr(sender.Sender, "_step", counted)
+    reporter = make_reporter(job_id, interval=0.05, system=False)  # no sample to send
+    reporter.log_metrics({"loss": 0.5}, step=1)
+    reporter.update(10)
+    assert reporter.flush(timeout=10)
+    before = steps[0]
+    time.sleep(1.0)  # 20 intervals with nothing to send
+    assert steps[0] - before < 100, steps[0] - before
+    reporter.update(20)  # wakes no one: the thread's next look finds it
+    wait_for(lambda: client.get_job(job_id)["progress"] == 20, 10)
+
+
 def test_lines_logged_back_to_back_share_requests(
     make_reporter: Any, job_id: str, client: Client, recorder: Recorder
 ) -> None:

@@ -151,3 +151,42 @@ def test_capture_survives_a_fork(server: EmbeddedServer) -> None:
     assert sorted(got) == sorted(
         [("info", "parent before"), ("info", "child line"), ("info", "parent after")]
     )
+
+
+def test_two_threads_printing_at_once_keep_their_own_lines(server: EmbeddedServer) -> None:
+    # a thread's partial line is its own: another thread's whole line printed
+    # meanwhile is neither glued to it nor splits it
+    job_id, done = run(
+        server,
+        """
+        import threading
+        half_written, other_done = threading.Event(), threading.Event()
+
+        def first():
+            sys.stdout.write("first starts, ")
+            half_written.set()
+            other_done.wait(10)
+            sys.stdout.write("first ends\\n")
+
+        def second():
+            half_written.wait(10)
+            print("second whole")
+            other_done.set()
+
+        threads = [threading.Thread(target=first), threading.Thread(target=second)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        sys.stdout.write("main's partial ")
+        worker = threading.Thread(target=lambda: sys.stdout.write("worker's partial"))
+        worker.start()
+        worker.join()
+        report.complete()
+        """,
+    )
+    assert done.stdout.startswith("first starts, second whole\nfirst ends\n")
+    got = lines(server, job_id)
+    assert got[:2] == [("info", "second whole"), ("info", "first starts, first ends")]
+    # partial lines of every thread are sent at close, none lost
+    assert sorted(got[2:]) == [("info", "main's partial "), ("info", "worker's partial")]
