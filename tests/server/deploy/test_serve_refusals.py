@@ -1,17 +1,32 @@
 """``jobwatch serve`` and ``jobwatch prune`` refusing what they cannot use: one clear
-line and the exit code, never a traceback or a secret (real subprocesses)."""
+line and the exit code, never a traceback or a secret.
+
+Each refusal comes before anything starts, so the command runs in this process
+(its stderr read at the file descriptor); a port in use, which only gunicorn or
+Werkzeug finds, is refused by the real command in a child process.
+"""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from jobwatch.cli.commands import main
 from tests.services import fresh_schema, scale_urls
 
-pytestmark = pytest.mark.slow
+Captured = pytest.CaptureFixture[str]
+
+
+def jobwatch(capfd: Captured, *argv: str) -> tuple[int, str]:
+    """Run ``jobwatch ARGV`` in this process: its exit code and what it wrote to stderr."""
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:  # argparse's usage errors
+        code = exc.code if isinstance(exc.code, int) else 1
+    return code, capfd.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -69,44 +84,35 @@ pytestmark = pytest.mark.slow
         ),
     ],
 )
-def test_bad_scale_out_settings_get_one_clear_line(args, code, message, tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "jobwatch", "serve", "--port", "0", *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-        env={**os.environ, "HOME": str(tmp_path)},
-    )
-    assert result.returncode == code, result.stderr
-    assert message in result.stderr
-    assert "secret" not in result.stderr
-    assert "Traceback" not in result.stderr
+def test_bad_scale_out_settings_get_one_clear_line(
+    args: list[str],
+    code: int,
+    message: str,
+    tmp_path: Path,
+    capfd: Captured,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    returned, stderr = jobwatch(capfd, "serve", "--port", "0", *args)
+    assert returned == code, stderr
+    assert message in stderr
+    assert "secret" not in stderr
+    assert "Traceback" not in stderr
 
 
-def test_serve_refuses_an_unreachable_redis(tmp_path):
+def test_serve_refuses_an_unreachable_redis(capfd: Captured) -> None:
     postgres, _ = scale_urls()
     with fresh_schema(postgres) as url:
-        result = subprocess.run(
-            [sys.executable, "-m", "jobwatch", "serve", "--port", "0",
-             "--database-url", url, "--redis-url", "redis://127.0.0.1:1/0"],
-            capture_output=True, text=True, timeout=30, check=False,
+        code, stderr = jobwatch(
+            capfd, "serve", "--port", "0", "--database-url", url,
+            "--redis-url", "redis://127.0.0.1:1/0",
         )  # fmt: skip
-    assert result.returncode == 3
-    assert "cannot reach Redis at redis://127.0.0.1:1/0" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert code == 3
+    assert "cannot reach Redis at redis://127.0.0.1:1/0" in stderr
+    assert "Traceback" not in stderr
 
 
-def test_bad_databases_get_one_clear_line(tmp_path):
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "jobwatch", *args],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-
+def test_bad_databases_get_one_clear_line(tmp_path: Path, capfd: Captured) -> None:
     not_sqlite = tmp_path / "notes.txt"
     not_sqlite.write_text("hello, not a database\n" * 100)
     for args in (
@@ -116,9 +122,9 @@ def test_bad_databases_get_one_clear_line(tmp_path):
         ("serve", "--port", "0", "--db", str(not_sqlite)),
         ("serve", "--port", "0", "--db", str(tmp_path)),
     ):
-        done = run(*args)
-        assert done.returncode == 2, (args, done.stderr)
-        assert "Traceback" not in done.stderr and "--db" in done.stderr
+        code, stderr = jobwatch(capfd, *args)
+        assert code == 2, (args, stderr)
+        assert "Traceback" not in stderr and "--db" in stderr
     assert not (tmp_path / "missing.db").exists()
 
 
@@ -128,6 +134,7 @@ WITHOUT_GUNICORN = (  # as tests/server/deploy/test_serve_single.py: Werkzeug's 
 )
 
 
+@pytest.mark.slow  # child processes
 @pytest.mark.parametrize("single", [False, True], ids=["gunicorn", "werkzeug"])
 def test_a_port_in_use_gets_one_clear_line(single, tmp_path):
     import socket
