@@ -41,6 +41,7 @@ from jobwatch.server.core.serialize import dumps
 from jobwatch.server.core.tenancy import Scope
 from jobwatch.server.core.text import bounded_text
 from jobwatch.server.events.broker import ALL_JOBS, Broker
+from jobwatch.server.events.turns import let_others_run
 from jobwatch.server.storage.schema import jobs
 from jobwatch.server.storage.store import Store
 
@@ -67,8 +68,10 @@ INTERVAL = 0.25
 """Seconds between two ticks: a job's summary goes out at most 4 times a second."""
 RESUME_MARGIN = 5.0
 """Seconds before ``since`` a resumed fleet subscription starts from."""
-PAGE = 500
-"""Most summaries per ``JOBS_CHANGED`` message, and most jobs read at once."""
+PAGE = 100
+"""Most summaries per ``JOBS_CHANGED`` message, and most jobs read at once: a page is
+read and encoded in one turn of the process (see :mod:`jobwatch.server.events.turns`),
+so a subscription's first pages hold other requests for one page at a time."""
 MAX_INITIAL = 10_000
 """Most jobs (newest first) a new fleet subscription receives, in pages of :data:`PAGE`."""
 SUMMARY_TEXT_BYTES = 256
@@ -251,7 +254,11 @@ class FleetFeed:
         """The pages after the first as ``JOBS_CHANGED`` messages, read when asked
         for; a database that goes away ends them with an ``error`` for ``jobs``."""
         try:
-            for page in pages:
+            while True:
+                let_others_run()  # each page is read and encoded in a turn of its own
+                page = next(pages, None)
+                if page is None:
+                    return
                 yield _jobs_changed_page(page, seq)
         except Exception as exc:
             log.warning("jobwatch: the fleet feed could not read jobs: %s", exc)

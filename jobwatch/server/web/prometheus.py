@@ -45,6 +45,7 @@ from jobwatch.contract.metrics import GPU_METRICS, SYSTEM_METRICS, combine
 from jobwatch.server.core.rules import job_estimates
 from jobwatch.server.core.tenancy import Scope, list_scope
 from jobwatch.server.core.text import bounded_text
+from jobwatch.server.events.turns import let_others_run
 from jobwatch.server.storage import queries
 from jobwatch.server.web.access import current_principal
 from jobwatch.server.web.services import Services
@@ -130,7 +131,7 @@ class JobCollector(Collector):
                 jobs, _ = queries.list_jobs(conn, "running", MAX_JOBS, 0, tenant=tenant)
         for place, job in enumerate(jobs):
             if place:
-                _let_others_run()
+                let_others_run()
             with self.services.store.read() as conn:  # a read (and a decode) per job
                 latest = queries.latest_sample(conn, job["id"])
             labels = [
@@ -174,17 +175,6 @@ def _scope() -> Scope:
     if not has_request_context():
         return Scope(everything=True)
     return list_scope(current_principal())
-
-
-def _let_others_run() -> None:
-    """Give the other requests of this process a turn between two jobs of a scrape.
-
-    Under gunicorn's gevent worker ``time.sleep`` is gevent's, and ``sleep(0)``
-    lets every ready greenlet run (gevent's documented way to yield), so a scrape
-    of many large jobs holds the loop for one job's build at a time, not for the
-    whole scrape; elsewhere it lets other threads take the GIL.
-    """
-    time.sleep(0)
 
 
 def _add(family: GaugeMetricFamily, labels: list[str], value: float | None) -> None:
