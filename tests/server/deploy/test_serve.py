@@ -13,7 +13,7 @@ import websocket
 
 from jobwatch.server.deploy.process import ServerProcess, serve_command
 from jobwatch.server.deploy.run import gunicorn_options
-from tests.services import fresh_schema, scale_urls
+from tests.services import fresh_channel, fresh_schema, scale_urls
 
 pytestmark = pytest.mark.slow
 
@@ -221,7 +221,11 @@ def test_prune_deletes_only_old_finished_jobs(database):
 def test_serve_with_two_workers_on_postgres_and_redis(tmp_path):
     postgres, redis_url = scale_urls()
     with fresh_schema(postgres) as url:
-        served = ServerProcess(serve_command(url, "--redis-url", redis_url, "--workers", "2"))
+        served = ServerProcess(
+            serve_command(
+                url, "--redis-url", redis_url, "--redis-channel", fresh_channel(), "--workers", "2"
+            )
+        )
         try:
             assert "2 worker(s)" in served.output()
             assert "broker: redis://" in served.output()
