@@ -1,7 +1,7 @@
 """A job's budget as every viewer shows it: the budget, the projected spend, and
 whether either is over.
 
-The rules are the server's (:mod:`jobwatch.server.core.budgets`): a job is
+The rules are the server's (:mod:`jobwatch.server.core.alerts.budgets`): a job is
 *projected over* while its estimated total cost (``estimatedTotalCost``, the
 cost so far plus the time remaining at the current price) exceeds its
 budget, and *over budget* once its cost so far reaches it. The notebook's

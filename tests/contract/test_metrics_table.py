@@ -30,8 +30,8 @@ from jobwatch.contract.requests import GpuSample, Metrics
 from jobwatch.notebook import compare
 from jobwatch.report import gpu, system
 from jobwatch.report import samples as _samples
-from jobwatch.server.core import alert_rules
 from jobwatch.server.core import serialize as wire
+from jobwatch.server.core.alerts import alert_rules
 from jobwatch.server.storage import schema
 from jobwatch.server.web import answers, prometheus
 from jobwatch.server.web.pages import STATIC, job_fields_module, metrics_module
@@ -210,7 +210,7 @@ WITH_NEW_METRIC = textwrap.dedent(
     import json, sys
     from jobwatch.report import gpu
     from jobwatch.view import state
-    from jobwatch.server.core import alert_rules
+    from jobwatch.server.core.alerts import alert_rules
     from jobwatch.server.web.app import create_app
     from tests.fake_nvml import GIB, FakeGpu, FakeNvml
 
@@ -287,7 +287,7 @@ WITH_NEW_SYSTEM_METRIC = textwrap.dedent(
     import psutil
     from jobwatch.report.system import SystemSampler
     from jobwatch.view import state
-    from jobwatch.server.core import alert_rules
+    from jobwatch.server.core.alerts import alert_rules
     from jobwatch.server.web.app import create_app
 
     sampled = SystemSampler()()

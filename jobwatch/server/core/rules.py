@@ -44,11 +44,12 @@ from jobwatch.contract.requests import (
     format_ts,
 )
 from jobwatch.errors import JobFinished, ValidationError, WorkerMismatch
-from jobwatch.server.core import alert_rules, budgets, hangs, pricing, workers
-from jobwatch.server.core.alert_rules import Alert, AlertRule
+from jobwatch.server.core import pricing, workers
+from jobwatch.server.core.alerts import alert_rules, budgets, hangs
+from jobwatch.server.core.alerts.alert_rules import Alert, AlertRule
+from jobwatch.server.core.alerts.nccl_hang import NcclHangRule
+from jobwatch.server.core.alerts.nccl_hang import check as nccl_hang_check
 from jobwatch.server.core.job_row import JobChanges, JobRow, ListedJob, log_counts, with_changes
-from jobwatch.server.core.nccl_hang import NcclHangRule
-from jobwatch.server.core.nccl_hang import check as nccl_hang_check
 from jobwatch.server.core.serialize import Event
 from jobwatch.server.core.workers import WorkerRow
 
@@ -536,7 +537,7 @@ def apply_progress(
     alert_on:
         The server's ``--alert`` rules, checked on the update's sample.
     nccl_hang:
-        The NCCL-hang signature's thresholds (:mod:`jobwatch.server.core.nccl_hang`),
+        The NCCL-hang signature's thresholds (:mod:`jobwatch.server.core.alerts.nccl_hang`),
         checked on the update's sample; ``None``: off.
     worker:
         The stored row of ``update.rank`` in a distributed job (``None``: none
@@ -857,7 +858,7 @@ def complete_job(
     Parameters
     ----------
     receipt_of:
-        Given the finished row, its receipt (:mod:`jobwatch.server.core.receipt`),
+        Given the finished row, its receipt (:mod:`jobwatch.server.core.alerts.receipt`),
         which ``JOB_COMPLETED`` then carries as ``receipt``; ``None``: none.
 
     Returns

@@ -24,7 +24,7 @@ from typing import Any, TypedDict
 from jobwatch.contract.basics import FINISHED_STATUSES, format_ts
 from jobwatch.contract.requests import ProgressUpdate
 from jobwatch.errors import WorkerMismatch
-from jobwatch.server.core.alert_rules import Alert
+from jobwatch.server.core.alerts.alert_rules import Alert
 from jobwatch.server.core.job_row import JobChanges, JobRow
 
 __all__ = [
@@ -230,7 +230,7 @@ def silent(
 
     A worker is silent once ``silent_after`` seconds passed since its last update
     while some other worker of the job updated within that time (when every
-    worker is quiet the whole job is stalled instead: :func:`~jobwatch.server.core.alert_rules.stall`).
+    worker is quiet the whole job is stalled instead: :func:`~jobwatch.server.core.alerts.alert_rules.stall`).
 
     Returns
     -------

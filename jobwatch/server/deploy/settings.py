@@ -33,10 +33,10 @@ from typing import Any
 
 from jobwatch.contract.basics import CURRENCY_RULE, valid_currency
 from jobwatch.errors import SettingsError, ValidationError, first_line
-from jobwatch.server.core.alert_rules import parse_rule
-from jobwatch.server.core.nccl_hang import DEFAULT_POWER, DEFAULT_UTILIZATION
+from jobwatch.server.core.alerts.alert_rules import parse_rule
+from jobwatch.server.core.alerts.nccl_hang import DEFAULT_POWER, DEFAULT_UTILIZATION
+from jobwatch.server.core.alerts.webhooks import parse_target
 from jobwatch.server.core.quotas import DEFAULT_MAX_JOB_LOG_BYTES, DEFAULT_MAX_JOBS
-from jobwatch.server.core.webhooks import parse_target
 from jobwatch.server.storage.files import default_db_path
 
 # security.py (Flask) and urls.py (SQLAlchemy) are imported where used: ``jobwatch``

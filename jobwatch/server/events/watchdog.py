@@ -1,6 +1,6 @@
-"""The thread that marks silent jobs stalled (:func:`jobwatch.server.core.alert_rules.stall`),
+"""The thread that marks silent jobs stalled (:func:`jobwatch.server.core.alerts.alert_rules.stall`),
 jobs whose process reports but whose training code stopped hung
-(:func:`jobwatch.server.core.hangs.hang`), and silent or straggling workers of
+(:func:`jobwatch.server.core.alerts.hangs.hang`), and silent or straggling workers of
 distributed jobs (:mod:`jobwatch.server.core.workers`).
 
 Every ``interval`` seconds it asks the store for running jobs silent longer
@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from jobwatch.server.core.hangs import DEFAULT_HANG_AFTER
+from jobwatch.server.core.alerts.hangs import DEFAULT_HANG_AFTER
 from jobwatch.server.storage.store import Store
 
 log = logging.getLogger(__name__)

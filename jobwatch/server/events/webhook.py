@@ -3,7 +3,7 @@
 Each ``JOB_ALERT`` this process commits, and each finished job's receipt
 (``JOB_COMPLETED``'s ``receipt``), is posted once to every webhook whose level
 filter takes it, in the webhook's format (Slack, Discord, ntfy, Microsoft Teams
-or plain JSON; :mod:`jobwatch.server.core.webhooks` says what each posts and
+or plain JSON; :mod:`jobwatch.server.core.alerts.webhooks` says what each posts and
 how it escapes job text), from a thread per webhook, so ingest never waits for
 a receiver and one slow receiver never holds up another. Retries are urllib3's
 ``Retry`` (exponential backoff on connection errors and 429/5xx answers,
@@ -31,9 +31,7 @@ from urllib3.util.retry import Retry
 
 from jobwatch.contract.basics import LOG_LEVELS
 from jobwatch.errors import ValidationError
-from jobwatch.server.core.redact import origin
-from jobwatch.server.core.serialize import Event
-from jobwatch.server.core.webhooks import (
+from jobwatch.server.core.alerts.webhooks import (
     Notice,
     Post,
     WebhookTarget,
@@ -43,6 +41,8 @@ from jobwatch.server.core.webhooks import (
     render,
     suppressed_notice,
 )
+from jobwatch.server.core.redact import origin
+from jobwatch.server.core.serialize import Event
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class WebhookSender:
     Parameters
     ----------
     target:
-        Where and how: a :class:`~jobwatch.server.core.webhooks.WebhookTarget`, or
+        Where and how: a :class:`~jobwatch.server.core.alerts.webhooks.WebhookTarget`, or
         its text ``[FORMAT+]URL [level>=LEVEL]`` (a plain ``http(s)://`` URL: Slack,
         every level).
     timeout:
@@ -302,7 +302,7 @@ class Webhooks:
     Parameters
     ----------
     targets:
-        The webhooks (:class:`~jobwatch.server.core.webhooks.WebhookTarget`, or
+        The webhooks (:class:`~jobwatch.server.core.alerts.webhooks.WebhookTarget`, or
         their text).
     timeout, backoff:
         As :class:`WebhookSender` takes them.

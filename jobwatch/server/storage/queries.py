@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 
 from jobwatch.contract.job_fields import LISTED_COLUMNS
-from jobwatch.server.core.alert_rules import alert_to_wire
+from jobwatch.server.core.alerts.alert_rules import alert_to_wire
 from jobwatch.server.core.job_row import JobRow, ListedJob, job_row, listed_job
 from jobwatch.server.core.serialize import Event, log_to_wire
 from jobwatch.server.storage import rollup_reads

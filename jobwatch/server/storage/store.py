@@ -36,11 +36,12 @@ from jobwatch.errors import (
     ValidationError,
     first_line,
 )
-from jobwatch.server.core import alert_rules, hangs, pricing, receipt, rules, tenancy
+from jobwatch.server.core import pricing, rules, tenancy
 from jobwatch.server.core import workers as core_workers
-from jobwatch.server.core.alert_rules import AlertRule
+from jobwatch.server.core.alerts import alert_rules, hangs, receipt
+from jobwatch.server.core.alerts.alert_rules import AlertRule
+from jobwatch.server.core.alerts.nccl_hang import NcclHangRule
 from jobwatch.server.core.job_row import JobChanges, JobRow, with_changes
-from jobwatch.server.core.nccl_hang import NcclHangRule
 from jobwatch.server.core.quotas import Quotas, StoredTotal, data_bytes, log_bytes
 from jobwatch.server.core.serialize import Event
 from jobwatch.server.core.tenancy import ADMIN, Principal
@@ -113,10 +114,10 @@ class Store:
         ``startedAt``, elapsed time, cost and metric windows.
     alert_rules:
         The ``--alert`` rules checked on every sample
-        (:func:`jobwatch.server.core.alert_rules.parse_rule`).
+        (:func:`jobwatch.server.core.alerts.alert_rules.parse_rule`).
     nccl_hang:
         The NCCL-hang signature checked on every sample
-        (:mod:`jobwatch.server.core.nccl_hang`); ``None``: off.
+        (:mod:`jobwatch.server.core.alerts.nccl_hang`); ``None``: off.
     quotas:
         What the server may store (:class:`~jobwatch.server.core.quotas.Quotas`);
         default: its defaults.
@@ -491,7 +492,7 @@ class Store:
         return receipt.receipt(job, now, ranges, gpus)
 
     def job_receipt(self, job_id: str) -> dict[str, Any]:
-        """The receipt of ``job_id`` (:func:`jobwatch.server.core.receipt.receipt`):
+        """The receipt of ``job_id`` (:func:`jobwatch.server.core.alerts.receipt.receipt`):
         a finished job's, or a running one's so far.
 
         Raises
@@ -565,7 +566,7 @@ class Store:
         return self._submit(op, key=job_id)
 
     def mark_stalled(self, job_id: str, stall_after: float) -> bool:
-        """Mark ``job_id`` stalled if it is (:func:`jobwatch.server.core.alert_rules.stall`),
+        """Mark ``job_id`` stalled if it is (:func:`jobwatch.server.core.alerts.alert_rules.stall`),
         with ``JOB_STALLED`` and a ``JOB_ALERT``; under the job's row lock, so of
         several processes only one marks it. Returns whether this call did."""
 
@@ -605,7 +606,7 @@ class Store:
             return [row[0] for row in conn.execute(query)]
 
     def mark_hung(self, job_id: str, hang_after: float) -> bool:
-        """Mark ``job_id`` hung if it is (:func:`jobwatch.server.core.hangs.hang`), with
+        """Mark ``job_id`` hung if it is (:func:`jobwatch.server.core.alerts.hangs.hang`), with
         its ``JOB_ALERT``; under the job's row lock, so of several processes only
         one marks it. Returns whether this call did."""
 

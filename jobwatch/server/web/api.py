@@ -33,7 +33,7 @@ from jobwatch.errors import (
     ValidationError,
 )
 from jobwatch.server.core import rules, tenancy
-from jobwatch.server.core.alert_rules import alert_to_wire
+from jobwatch.server.core.alerts.alert_rules import alert_to_wire
 from jobwatch.server.core.job_row import JobRow, job_row, log_counts
 from jobwatch.server.core.rules import job_estimates
 from jobwatch.server.core.serialize import (

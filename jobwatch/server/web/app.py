@@ -18,14 +18,14 @@ from werkzeug.routing import RequestRedirect
 from jobwatch.contract.basics import currency_code
 from jobwatch.contract.requests import MAX_BODY_BYTES
 from jobwatch.errors import APIError, MethodNotAllowed, NotFound, PayloadTooLarge
-from jobwatch.server.core.alert_rules import DEFAULT_STALL_AFTER, parse_rule
-from jobwatch.server.core.hangs import DEFAULT_HANG_AFTER
-from jobwatch.server.core.nccl_hang import DEFAULT_POWER, DEFAULT_UTILIZATION, NcclHangRule
+from jobwatch.server.core.alerts.alert_rules import DEFAULT_STALL_AFTER, parse_rule
+from jobwatch.server.core.alerts.hangs import DEFAULT_HANG_AFTER
+from jobwatch.server.core.alerts.nccl_hang import DEFAULT_POWER, DEFAULT_UTILIZATION, NcclHangRule
+from jobwatch.server.core.alerts.webhooks import WebhookTarget
 from jobwatch.server.core.pace import UpdatePace
 from jobwatch.server.core.quotas import DEFAULT_MAX_JOB_LOG_BYTES, DEFAULT_MAX_JOBS, Quotas
 from jobwatch.server.core.rules import DEFAULT_CURRENCY
 from jobwatch.server.core.serialize import Event
-from jobwatch.server.core.webhooks import WebhookTarget
 from jobwatch.server.events.broker import (
     DEFAULT_CHANNEL,
     DEFAULT_REDIS_TIMEOUT,
@@ -137,7 +137,7 @@ DEFAULTS: dict[str, Any] = {
 ``HANG_AFTER``
     Seconds without a call from a reporting job's training code after which it
     is hung (or ten of its usual intervals between calls, or its
-    ``expectSilenceFor``, if longer): :mod:`jobwatch.server.core.hangs`.
+    ``expectSilenceFor``, if longer): :mod:`jobwatch.server.core.alerts.hangs`.
 ``MAX_JOBS``, ``MAX_JOB_LOG_BYTES``, ``MAX_LOG_BYTES``
     Quotas: jobs stored (100,000), log bytes one job may store (1 GiB), log
     bytes all jobs may store (0: no limit); past one a write answers 507
@@ -148,10 +148,10 @@ DEFAULTS: dict[str, Any] = {
     A Slack webhook every alert is posted to (``{"text": ...}``); ``None``: none.
 ``WEBHOOKS``
     More webhooks, each ``[FORMAT+]URL [level>=LEVEL]``
-    (:func:`~jobwatch.server.core.webhooks.parse_target`): Slack, Discord, ntfy,
+    (:func:`~jobwatch.server.core.alerts.webhooks.parse_target`): Slack, Discord, ntfy,
     Microsoft Teams or JSON, each with the least level it takes.
 ``NCCL_HANG_AFTER``, ``NCCL_HANG_UTILIZATION``, ``NCCL_HANG_POWER``
-    The NCCL-hang signature (:mod:`~jobwatch.server.core.nccl_hang`): seconds of
+    The NCCL-hang signature (:mod:`~jobwatch.server.core.alerts.nccl_hang`): seconds of
     utilization at or above a percentage (95) with power below a percentage (50)
     of the job's typical draw after which the job is hung; ``None``: off.
 """

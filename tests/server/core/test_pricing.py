@@ -119,7 +119,7 @@ def test_the_running_integral_the_segments_and_the_sum_agree(
 def test_a_hang_across_a_price_change_costs_each_price_for_its_part() -> None:
     """Hung from 1,000 s at 6 an hour; repriced to 60 an hour at 2,800 s; moving again at
     4,600 s: 1,800 s at 6 (3.00) and 1,800 s at 60 (30.00), not 3,600 s at 60."""
-    from jobwatch.server.core import hangs
+    from jobwatch.server.core.alerts import hangs
 
     row = job(
         price_per_hour=6.0,

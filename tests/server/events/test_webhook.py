@@ -7,10 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from jobwatch.server.core.alerts.webhooks import alert_notice, slack_body
 from jobwatch.server.core.serialize import Event
-from jobwatch.server.core.webhooks import alert_notice, slack_body
 from jobwatch.server.events.webhook import WebhookSender
-from tests.server.core.test_alerts import Receiver, wait_for
+from tests.server.core.alerts.test_alerts import Receiver, wait_for
 
 
 @pytest.fixture

@@ -21,13 +21,13 @@ import requests
 
 from jobwatch.errors import ValidationError
 from jobwatch.server import EmbeddedServer
-from jobwatch.server.core.serialize import Event
-from jobwatch.server.core.webhooks import (
+from jobwatch.server.core.alerts.webhooks import (
     DISCORD_LIMIT,
     NTFY_LIMIT,
     WebhookTarget,
     parse_target,
 )
+from jobwatch.server.core.serialize import Event
 from jobwatch.server.deploy.settings import ServerSettings
 from jobwatch.server.events.webhook import WebhookSender
 from tests.conftest import FakeClock, wait_for

@@ -1,5 +1,5 @@
 """Hung, not only silent: a job whose reports keep arriving while its training code
-stopped is hung (jobwatch/server/core/hangs.py); told apart from a stall, on the
+stopped is hung (jobwatch/server/core/alerts/hangs.py); told apart from a stall, on the
 job, in an alert that says what the hang costs and at the webhook, and cleared
 by the next call."""
 
@@ -14,10 +14,11 @@ import requests
 
 from jobwatch.contract.requests import JobSpec
 from jobwatch.server import EmbeddedServer
-from jobwatch.server.core import hangs, rules
+from jobwatch.server.core import rules
+from jobwatch.server.core.alerts import hangs
 from jobwatch.server.core.job_row import JobRow, with_changes
 from tests.conftest import FakeClock
-from tests.server.core.test_alerts import Receiver, wait_for
+from tests.server.core.alerts.test_alerts import Receiver, wait_for
 
 
 def iso(at: float) -> str:

@@ -1,4 +1,4 @@
-"""The NCCL-hang signature (jobwatch/server/core/nccl_hang.py): a GPU at full
+"""The NCCL-hang signature (jobwatch/server/core/alerts/nccl_hang.py): a GPU at full
 utilization drawing far less power than the job's typical draw, for long enough,
 marks the job hung (alert source ``hung``); the job is moving again once the
 signature no longer holds. Checked on rows, through a real server fed GPU samples,
@@ -16,9 +16,10 @@ import requests
 
 from jobwatch.contract.requests import JobSpec, ProgressUpdate
 from jobwatch.server import EmbeddedServer
-from jobwatch.server.core import nccl_hang, rules
+from jobwatch.server.core import rules
+from jobwatch.server.core.alerts import nccl_hang
+from jobwatch.server.core.alerts.nccl_hang import NcclHangRule
 from jobwatch.server.core.job_row import JobRow, with_changes
-from jobwatch.server.core.nccl_hang import NcclHangRule
 from tests.conftest import FakeClock, wait_for
 from tests.fake_nvml import FakeGpu, FakeNvml
 
@@ -244,14 +245,20 @@ def test_a_reporter_whose_gpu_spins_at_low_power_is_hung_then_moving(fake_gpu: F
             assert reporter.flush(timeout=10)
 
             def step(seconds: float) -> None:
-                """Move the server's clock, then wait for the reporter's next sample."""
+                """Move the server's clock, then wait for the reporter's next sample of the
+                card as it is now (one read before the card changed may still arrive)."""
                 clock.advance(seconds)
                 wanted = iso(clock())
+                watts = fake_gpu.power / 1000
 
                 def arrived() -> bool:
                     monitor = requests.get(f"{server.url}/api/jobs/spin/monitor", timeout=5)
                     latest = monitor.json()["metrics"]["latest"]
-                    return latest is not None and latest["timestamp"] == wanted
+                    return (
+                        latest is not None
+                        and latest["timestamp"] == wanted
+                        and latest["powerUsage"] == pytest.approx(watts)
+                    )
 
                 wait_for(arrived, what="a sample at the new server time")
 

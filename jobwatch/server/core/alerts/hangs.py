@@ -1,7 +1,7 @@
 """Hangs, without I/O: reports arrive, but the training code has stopped.
 
 A job is *moving* while its training code calls the reporter; *stalled*
-(:func:`jobwatch.server.core.alert_rules.stall`) when no report arrives at all
+(:func:`jobwatch.server.core.alerts.alert_rules.stall`) when no report arrives at all
 (the process died or lost its network); *hung* when reports keep arriving (the
 reporter's thread sends GPU samples) but the training code has made no call
 (``update``, ``log``, ``log_metrics``, ``track``), moved no progress and logged
@@ -26,7 +26,7 @@ the stored row and ``now``; the store applies what it returns.
 
 from __future__ import annotations
 
-from jobwatch.server.core.alert_rules import INTERVAL_SMOOTHING, Alert
+from jobwatch.server.core.alerts.alert_rules import INTERVAL_SMOOTHING, Alert
 from jobwatch.server.core.job_row import JobChanges, JobRow, ListedJob
 
 __all__ = [
@@ -53,7 +53,7 @@ the watchdog of a job that kept the default acts, and long before the hours
 jobs often set instead."""
 HANG_FACTOR = 10.0
 """A job whose training code usually calls every ``t`` seconds is hung only after
-``HANG_FACTOR * t`` (the factor stalls use, :data:`~jobwatch.server.core.alert_rules.STALL_FACTOR`)."""
+``HANG_FACTOR * t`` (the factor stalls use, :data:`~jobwatch.server.core.alerts.alert_rules.STALL_FACTOR`)."""
 
 
 def hourly_rate(job: ListedJob) -> float | None:
@@ -194,7 +194,7 @@ def call_changes(
     JobChanges
         For a new call: ``last_call_at``, ``last_call_ts`` and ``call_interval``
         (an EMA of the gaps between calls, weight
-        :data:`~jobwatch.server.core.alert_rules.INTERVAL_SMOOTHING`, leaving
+        :data:`~jobwatch.server.core.alerts.alert_rules.INTERVAL_SMOOTHING`, leaving
         out a gap the training code declared with ``expectSilenceFor``); always
         ``expect_silence`` as the update says; empty without ``called``. A hung
         job's mark is cleared by the caller (:func:`end_hang`) on a new call or

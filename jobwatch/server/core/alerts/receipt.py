@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from jobwatch.contract.requests import format_ts
-from jobwatch.server.core.alert_rules import Alert
-from jobwatch.server.core.hangs import duration_text
+from jobwatch.server.core.alerts.alert_rules import Alert
+from jobwatch.server.core.alerts.hangs import duration_text
 from jobwatch.server.core.job_row import ListedJob
 from jobwatch.server.core.rules import job_estimates
 

@@ -10,7 +10,7 @@ optional rule (``jobwatch serve --nccl-hang-after SECONDS``; off unless given)
 tells it on every sample:
 
 - The job's *typical draw* is an EMA (weight
-  :data:`~jobwatch.server.core.alert_rules.INTERVAL_SMOOTHING`, 0.3) of the
+  :data:`~jobwatch.server.core.alerts.alert_rules.INTERVAL_SMOOTHING`, 0.3) of the
   flat ``powerUsage`` of its samples in which the GPU works (utilization at
   least :data:`WORKING_UTILIZATION`) and the signature does not hold. Idle
   spells (data loading, evaluation on the CPU, checkpoints) are left out, or
@@ -33,12 +33,12 @@ tells it on every sample:
 
 A job never seen working has no typical draw and is never judged: one that
 hangs in its first collective is left to the call-based hang
-(:mod:`jobwatch.server.core.hangs`). A phase whose kernels are memory-bound
+(:mod:`jobwatch.server.core.alerts.hangs`). A phase whose kernels are memory-bound
 may look the same; raise ``--nccl-hang-after`` or lower ``--nccl-hang-power``
 for such jobs.
 
 The state lives in the job's ``alert_state`` under :data:`STATE_KEY`; like
-:mod:`jobwatch.server.core.hangs`, everything here is a function of the stored
+:mod:`jobwatch.server.core.alerts.hangs`, everything here is a function of the stored
 row, the sample and ``now``.
 """
 
@@ -48,8 +48,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from jobwatch.server.core import hangs
-from jobwatch.server.core.alert_rules import INTERVAL_SMOOTHING, Alert
+from jobwatch.server.core.alerts import hangs
+from jobwatch.server.core.alerts.alert_rules import INTERVAL_SMOOTHING, Alert
 from jobwatch.server.core.job_row import JobChanges, JobRow
 
 __all__ = [
@@ -138,7 +138,7 @@ def check(
     -------
     (alert_state, row changes, alerts)
         The new state; ``hung``/``hung_at`` (and the hang's time and cost,
-        :func:`~jobwatch.server.core.hangs.end_hang`) when the mark is set or
+        :func:`~jobwatch.server.core.alerts.hangs.end_hang`) when the mark is set or
         cleared; the alert that says so, if any.
     """
     utilization, watts = sample.get("gpuUtilization"), sample.get("powerUsage")

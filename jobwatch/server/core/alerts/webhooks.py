@@ -55,7 +55,7 @@ from typing import Any
 
 from jobwatch.contract.basics import LOG_LEVELS
 from jobwatch.errors import ValidationError
-from jobwatch.server.core.receipt import receipt_alert
+from jobwatch.server.core.alerts.receipt import receipt_alert
 from jobwatch.server.core.serialize import Event
 from jobwatch.server.core.text import ELLIPSIS, bounded_text
 

@@ -17,7 +17,7 @@ import requests
 
 from jobwatch.errors import ValidationError
 from jobwatch.server import EmbeddedServer
-from jobwatch.server.core.alert_rules import check_rules, parse_rule
+from jobwatch.server.core.alerts.alert_rules import check_rules, parse_rule
 from tests.conftest import FakeClock, wait_for
 from tests.services import fresh_channel, fresh_schema, scale_urls
 

@@ -12,7 +12,7 @@ import requests
 
 from jobwatch.server import EmbeddedServer
 from tests.conftest import FakeClock, WsClient
-from tests.server.core.test_alerts import Receiver, wait_for
+from tests.server.core.alerts.test_alerts import Receiver, wait_for
 
 
 @pytest.fixture

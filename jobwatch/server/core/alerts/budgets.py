@@ -16,7 +16,7 @@ Setting another budget (``PUT``) gives them afresh.
 
 from __future__ import annotations
 
-from jobwatch.server.core.alert_rules import Alert
+from jobwatch.server.core.alerts.alert_rules import Alert
 from jobwatch.server.core.job_row import JobChanges, ListedJob
 
 __all__ = ["PROJECTED", "SPENT", "WARNED", "WARN_SHARE", "budget_alerts", "budget_reply"]

@@ -1,0 +1,1 @@
+"""The alert rules (jobwatch/server/core/alerts/)."""
