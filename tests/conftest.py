@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,22 +22,31 @@ from jobwatch.server import EmbeddedServer
 from jobwatch.server.deploy.process import ServerProcess, serve_command
 from tests.seed_clients.npm import Bundler
 
-# Rough cost of one test, in seconds, by kind: what orders the modules below.
+# Rough cost of one test, in seconds, by kind: what orders the modules below for a
+# test that has not run before.
 _COST = {"browser": 30.0, "slow": 5.0, "notebook": 4.0, "other": 0.2}
 
+SECONDS_KEY = "jobwatch/test-seconds"
+"""The key in pytest's cache (``.pytest_cache``) under which each test's time in the
+last run that ran it is kept: ``{node id: seconds of setup, call and teardown}``."""
 
-def _module_cost(items: list[pytest.Item]) -> float:
-    total = 0.0
-    for item in items:
-        if item.get_closest_marker("browser"):
-            total += _COST["browser"]
-        elif item.get_closest_marker("slow"):
-            total += _COST["slow"]
-        elif item.nodeid.split("::")[0].endswith(".ipynb"):
-            total += _COST["notebook"]
-        else:
-            total += _COST["other"]
-    return total
+
+def _estimate(item: pytest.Item) -> float:
+    if item.get_closest_marker("browser"):
+        return _COST["browser"]
+    if item.get_closest_marker("slow"):
+        return _COST["slow"]
+    if item.nodeid.split("::")[0].endswith(".ipynb"):
+        return _COST["notebook"]
+    return _COST["other"]
+
+
+def _module_cost(items: list[pytest.Item], measured: dict[str, float]) -> float:
+    """Seconds the module's tests took when they last ran; estimated by kind for
+    those that have not (a parametrized test whose cases share one id counts once)."""
+    ids = {item.nodeid for item in items}
+    known = sum(measured[nodeid] for nodeid in ids if nodeid in measured)
+    return known + sum(_estimate(item) for item in items if item.nodeid not in measured)
 
 
 FRAMEWORKS = "frameworks"
@@ -60,16 +70,65 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Run the costliest modules first (longest-processing-time-first scheduling).
 
-    The workers take whole modules (``--dist loadscope``) in this order
+    A module's cost is its tests' time in the last run (:data:`SECONDS_KEY`), or
+    an estimate by kind of test (:data:`_COST`) for those that have not run
+    here. The workers take whole modules (``--dist loadscope``) in this order
     (``--no-loadscope-reorder``: xdist would otherwise order them by test count,
     which puts the few long browser tests last, where they alone set the run's end).
-    Within a module the order is unchanged.
+    Every worker reads the same cache, so all collect the same order. Within a
+    module the order is unchanged.
     """
+    cache = getattr(config, "cache", None)  # None with -p no:cacheprovider
+    measured: dict[str, float] = cache.get(SECONDS_KEY, {}) if cache is not None else {}
     modules: dict[str, list[pytest.Item]] = {}
     for item in items:
         modules.setdefault(item.nodeid.split("::")[0], []).append(item)
-    ordered = sorted(modules.values(), key=_module_cost, reverse=True)  # stable: ties keep order
+    ordered = sorted(  # stable: ties keep their order
+        modules.values(), key=lambda module: _module_cost(module, measured), reverse=True
+    )
     items[:] = [item for module in ordered for item in module]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection(session: pytest.Session) -> Iterator[None]:
+    """Collect with the compiled test modules kept in pytest's cache folder.
+
+    pytest rewrites the assertions of each test module as it imports it, seconds
+    of CPU in every xdist worker, and keeps the result only where Python may write
+    bytecode. Where ``PYTHONDONTWRITEBYTECODE`` keeps ``__pycache__`` folders out
+    of the checkout, the modules imported while collecting are compiled into
+    ``.pytest_cache/d/pycache`` instead (``sys.pycache_prefix``) and read from
+    there by the next run; after collecting, nothing more is written.
+    """
+    cache = getattr(session.config, "cache", None)  # None with -p no:cacheprovider
+    if cache is None or not sys.dont_write_bytecode or sys.pycache_prefix:
+        return (yield)
+    sys.pycache_prefix = str(cache.mkdir("pycache"))
+    sys.dont_write_bytecode = False
+    try:
+        return (yield)
+    finally:
+        sys.dont_write_bytecode = True
+        sys.pycache_prefix = None
+
+
+_seconds: dict[str, float] = {}
+"""This run's time of each test so far (setup, call and teardown)."""
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    # In the xdist controller (or the one process of -n 0): every test's reports.
+    _seconds[report.nodeid] = _seconds.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Keep this run's times in pytest's cache, beside those of tests it did not run."""
+    cache = getattr(session.config, "cache", None)
+    if cache is None or hasattr(session.config, "workerinput") or not _seconds:
+        return  # an xdist worker: its controller saw the same reports and saves them
+    kept: dict[str, float] = cache.get(SECONDS_KEY, {})
+    kept.update({nodeid: round(seconds, 3) for nodeid, seconds in _seconds.items()})
+    cache.set(SECONDS_KEY, kept)
 
 
 class FakeClock:

@@ -1,7 +1,9 @@
 """JupyterLab 4 or Notebook 7 in a subprocess and headless Chromium, for the browser tests.
 
-Each test that uses a notebook runs once per front-end (``[lab]``, ``[notebook]``).
-The Jupyter server runs from this interpreter's environment with its own config,
+Each test that uses a notebook runs once per front-end (``[lab]``, ``[notebook]``),
+both served by one Jupyter server per test process: JupyterLab at ``/lab`` and
+Notebook 7 at ``/notebooks`` (with both installed, either's server serves both
+front-ends). The server runs from this interpreter's environment with its own config,
 data, runtime, settings and workspace folders under a temporary directory, so
 nothing of the user's Jupyter setup is read or changed; its one kernel is a
 kernelspec that starts this interpreter. Chromium is Debian's, driven by
@@ -16,6 +18,7 @@ reason; with ``CI=true`` they fail instead, since nothing may be skipped silentl
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -195,28 +198,35 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(5)
 
 
-@pytest.fixture(scope="session", params=list(FRONTENDS))
-def jupyter(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Jupyter]:
-    """JupyterLab (``lab``) or Notebook 7 (``notebook``) on a free loopback port, with a
-    token and a fresh root folder."""
-    frontend: str = request.param
+@pytest.fixture(scope="session")
+def jupyter_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Jupyter]:
+    """One Jupyter server for every notebook test of this process, serving both
+    front-ends: started once (it takes seconds of CPU), not once per front-end and module."""
     try:
         import ipykernel  # noqa: F401
         import jupyterlab  # noqa: F401
         import notebook  # noqa: F401
     except ImportError as exc:
         unavailable(f"{exc.name} is not installed (pip install -e '.[dev]')")
-    with running_jupyter(frontend, tmp_path_factory.mktemp(f"jupyter-{frontend}")) as jupyter:
+    with running_jupyter("lab", tmp_path_factory.mktemp("jupyter")) as jupyter:
         yield jupyter
+
+
+@pytest.fixture(params=list(FRONTENDS))
+def jupyter(request: pytest.FixtureRequest, jupyter_server: Jupyter) -> Jupyter:
+    """JupyterLab (``lab``) or Notebook 7 (``notebook``) of :func:`jupyter_server`, on a
+    free loopback port, with a token and a root folder."""
+    return dataclasses.replace(jupyter_server, frontend=request.param)
 
 
 @contextlib.contextmanager
 def running_jupyter(frontend: str, tmp: Path) -> Iterator[Jupyter]:
     """JupyterLab (``"lab"``) or Notebook 7 (``"notebook"``) on a free loopback port,
     with a token, a home and a root folder under ``tmp``; stopped on leaving (the
-    browser tests' fixture and ``benchmarks/kernel_browser.py`` start it so)."""
+    browser tests' fixture and ``benchmarks/kernel_browser.py`` start it so). The
+    server serves the other front-end too, set up the same way: the returned
+    :class:`Jupyter` opens pages of ``frontend``, a copy with the other
+    (``dataclasses.replace``) pages of the other."""
     env = _prepare_home(tmp)
     port = free_port()
     jupyter = Jupyter(
@@ -224,11 +234,11 @@ def running_jupyter(frontend: str, tmp: Path) -> Iterator[Jupyter]:
         url=f"http://127.0.0.1:{port}",
         token=secrets.token_hex(16),
         root=tmp / "notebooks",
-        log=tmp / f"jupyter-{frontend}.log",
+        log=tmp / "jupyter.log",
     )
-    # The front-end's own app holds the settings, workspaces and window.jupyterapp.
-    app = "LabApp" if frontend == "lab" else "JupyterNotebookApp"
+    # Each front-end's own app holds its settings, workspaces and window.jupyterapp.
     module = "jupyterlab" if frontend == "lab" else "notebook"
+    apps = ("LabApp", "JupyterNotebookApp")
     command = [
         sys.executable, "-m", module,
         "--no-browser", "--allow-root",
@@ -239,9 +249,9 @@ def running_jupyter(frontend: str, tmp: Path) -> Iterator[Jupyter]:
         # Nothing that reaches for the internet.
         "--LabApp.news_url=None",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        f"--{app}.user_settings_dir={tmp / 'settings'}",
-        f"--{app}.workspaces_dir={tmp / 'workspaces'}",
-        f"--{app}.expose_app_in_browser=True",
+        *(f"--{app}.user_settings_dir={tmp / 'settings'}" for app in apps),
+        *(f"--{app}.workspaces_dir={tmp / 'workspaces'}" for app in apps),
+        *(f"--{app}.expose_app_in_browser=True" for app in apps),
     ]  # fmt: skip
     with jupyter.log.open("wb") as log:
         process = subprocess.Popen(

@@ -4,6 +4,7 @@ stored."""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 from collections.abc import Callable, Iterator
@@ -12,15 +13,28 @@ from typing import Any
 import numpy as np
 import pytest
 
-os.environ["KERAS_BACKEND"] = "jax"  # read once, when keras is first imported
-import keras
-
 from jobwatch.client.rest import Client
-from jobwatch.integrations.keras import JobwatchCallback
 from jobwatch.report.reporter import Reporter
 from jobwatch.server import EmbeddedServer
 
+os.environ["KERAS_BACKEND"] = "jax"  # read once, when keras is first imported
+
 EPOCHS, STEPS = 4, 6  # 256 samples, a quarter for validation, batches of 32
+
+
+@pytest.fixture(scope="module")
+def keras() -> Any:
+    """Keras 3 (JAX backend), imported by the first test that needs it: with JAX,
+    scikit-learn and SciPy that takes seconds, which every xdist worker would
+    spend collecting if the module imported it."""
+    return importlib.import_module("keras")
+
+
+def jobwatch_callback(*args: Any, **options: Any) -> Any:
+    """``JobwatchCallback(*args, **options)`` (its module imports Keras, when first called)."""
+    from jobwatch.integrations.keras import JobwatchCallback
+
+    return JobwatchCallback(*args, **options)
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +52,7 @@ def toy_data() -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def toy_model(*metrics: Any) -> Any:
+def toy_model(keras: Any, *metrics: Any) -> Any:
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
     model.compile(
@@ -49,31 +63,36 @@ def toy_model(*metrics: Any) -> Any:
     return model
 
 
-class Probe(keras.callbacks.Callback):  # type: ignore[misc]
-    """Reads the job from the server at chosen points of training (after the
-    jobwatch callback, which comes first in the list)."""
+@pytest.fixture(scope="module")
+def probe(keras: Any) -> Any:
+    """The class of a Keras callback that reads the job from the server at chosen
+    points of training: ``probe(reporter, url, when)``, put after the jobwatch
+    callback (which comes first in the list)."""
 
-    def __init__(self, reporter: Reporter, url: str, when: Callable[[str, int, int], bool]):
-        super().__init__()
-        self.reporter, self.client, self.when = reporter, Client(url), when
-        self.epoch = 0
-        self.seen: list[tuple[float, str]] = []
+    class Probe(keras.callbacks.Callback):  # type: ignore[misc]
+        def __init__(self, reporter: Reporter, url: str, when: Callable[[str, int, int], bool]):
+            super().__init__()
+            self.reporter, self.client, self.when = reporter, Client(url), when
+            self.epoch = 0
+            self.seen: list[tuple[float, str]] = []
 
-    def look(self, hook: str, index: int) -> None:
-        if self.when(hook, self.epoch, index):
-            assert self.reporter.flush(5)
-            job = self.client.get_job(self.reporter.job_id)
-            self.seen.append((job["progress"], job["currentOperation"]))
+        def look(self, hook: str, index: int) -> None:
+            if self.when(hook, self.epoch, index):
+                assert self.reporter.flush(5)
+                job = self.client.get_job(self.reporter.job_id)
+                self.seen.append((job["progress"], job["currentOperation"]))
 
-    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-        self.epoch = epoch
-        self.look("epoch_begin", epoch)
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            self.epoch = epoch
+            self.look("epoch_begin", epoch)
 
-    def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
-        self.look("batch", batch)
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            self.look("batch", batch)
 
-    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-        self.look("epoch_end", epoch)
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            self.look("epoch_end", epoch)
+
+    return Probe
 
 
 def series(server: EmbeddedServer, job_id: str) -> dict[str, list[tuple[int, float]]]:
@@ -81,22 +100,24 @@ def series(server: EmbeddedServer, job_id: str) -> dict[str, list[tuple[int, flo
     return {name: [(p["step"], p["value"]) for p in points] for name, points in got.items()}
 
 
-def test_fit_reports_progress_metrics_and_completion(server: EmbeddedServer) -> None:
+def test_fit_reports_progress_metrics_and_completion(
+    server: EmbeddedServer, keras: Any, probe: Any
+) -> None:
     x, y = toy_data()
-    model = toy_model()
-    callback = JobwatchCallback("keras-fit", url=server.url, gpu=False, interval=0.05)
-    probe = Probe(
+    model = toy_model(keras)
+    callback = jobwatch_callback("keras-fit", url=server.url, gpu=False, interval=0.05)
+    seen = probe(
         callback.reporter,
         server.url,
         lambda hook, epoch, i: epoch == 1 and (hook == "epoch_end" or (hook, i) == ("batch", 2)),
     )
     history = model.fit(
         x, y, batch_size=32, epochs=EPOCHS, validation_split=0.25, verbose=0,
-        callbacks=[callback, probe],
+        callbacks=[callback, seen],
     )  # fmt: skip
 
     # mid-run, as the server held it: epoch 2 of 4, batch 3 of 6, then the epoch's end
-    assert probe.seen == [(37.5, "epoch 2/4, batch 3/6"), (50.0, "epoch 2/4")]
+    assert seen.seen == [(37.5, "epoch 2/4, batch 3/6"), (50.0, "epoch 2/4")]
     job = Client(server.url).get_job("keras-fit")
     assert job["status"] == "completed"
     assert job["progress"] == 100
@@ -117,17 +138,17 @@ def test_fit_reports_progress_metrics_and_completion(server: EmbeddedServer) -> 
 
 
 def test_resumed_fit_starts_where_it_was_and_logs_every_n_batches(
-    server: EmbeddedServer,
+    server: EmbeddedServer, keras: Any, probe: Any
 ) -> None:
     x, y = toy_data()
     with Reporter("keras-resume", url=server.url, gpu=False, interval=0.05) as report:
-        callback = JobwatchCallback(report, update_freq=4)
-        probe = Probe(report, server.url, lambda hook, epoch, i: hook == "epoch_begin")
-        toy_model().fit(
+        callback = jobwatch_callback(report, update_freq=4)
+        seen = probe(report, server.url, lambda hook, epoch, i: hook == "epoch_begin")
+        toy_model(keras).fit(
             x, y, batch_size=32, initial_epoch=2, epochs=EPOCHS, validation_split=0.25,
-            verbose=0, callbacks=[callback, probe],
+            verbose=0, callbacks=[callback, seen],
         )  # fmt: skip
-    assert probe.seen == [(50.0, "epoch 3/4"), (75.0, "epoch 4/4")]
+    assert seen.seen == [(50.0, "epoch 3/4"), (75.0, "epoch 4/4")]
     got = series(server, "keras-resume")
     assert [s for s, _ in got["batch/loss"]] == [16, 20, 24]  # batches 13-24, every 4th
     assert [s for s, _ in got["loss"]] == [18, 24]
@@ -135,7 +156,7 @@ def test_resumed_fit_starts_where_it_was_and_logs_every_n_batches(
 
 
 def test_values_jobwatch_cannot_take_are_left_out_and_training_goes_on(
-    server: EmbeddedServer, caplog: pytest.LogCaptureFixture
+    server: EmbeddedServer, keras: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     x, y = toy_data()
     y2 = np.stack([y, 1 - y], axis=1)  # two classes, for a per-class F1
@@ -151,7 +172,7 @@ def test_values_jobwatch_cannot_take_are_left_out_and_training_goes_on(
     with caplog.at_level(logging.WARNING, "jobwatch.integrations"):
         model.fit(
             x, y2, batch_size=64, epochs=2, verbose=0,
-            callbacks=[JobwatchCallback("keras-odd", url=server.url, gpu=False, interval=0.05)],
+            callbacks=[jobwatch_callback("keras-odd", url=server.url, gpu=False, interval=0.05)],
         )  # fmt: skip
     assert set(series(server, "keras-odd")) == {"loss", "batch/loss"}
     job = Client(server.url).get_job("keras-odd")
@@ -166,7 +187,7 @@ def test_values_jobwatch_cannot_take_are_left_out_and_training_goes_on(
 
 
 def test_a_crash_in_fit_fails_the_job_through_the_reporters_context(
-    server: EmbeddedServer,
+    server: EmbeddedServer, keras: Any
 ) -> None:
     class Crash(keras.callbacks.Callback):  # type: ignore[misc]
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
@@ -178,9 +199,9 @@ def test_a_crash_in_fit_fails_the_job_through_the_reporters_context(
         pytest.raises(RuntimeError, match="out of memory"),
         Reporter("keras-crash", url=server.url, gpu=False, interval=0.05) as report,
     ):
-        toy_model().fit(
+        toy_model(keras).fit(
             x, y, batch_size=32, epochs=EPOCHS, verbose=0,
-            callbacks=[JobwatchCallback(report), Crash()],
+            callbacks=[jobwatch_callback(report), Crash()],
         )  # fmt: skip
     job = Client(server.url).get_job("keras-crash")
     assert job["status"] == "failed"
@@ -203,28 +224,30 @@ def test_bad_arguments_raise_before_training(
     server: EmbeddedServer, args: tuple[Any, ...], options: dict[str, Any], message: str
 ) -> None:
     with pytest.raises(ValueError, match=message):
-        JobwatchCallback(*args, url=server.url, gpu=False, **options)
+        jobwatch_callback(*args, url=server.url, gpu=False, **options)
 
 
 def test_options_with_a_reporter_raise(server: EmbeddedServer) -> None:
     report = Reporter("keras-opts", url=server.url, gpu=False)
     with pytest.raises(ValueError, match="options of a new Reporter are given with a Reporter"):
-        JobwatchCallback(report, price_per_hour=2.0)
+        jobwatch_callback(report, price_per_hour=2.0)
     report.close()
 
 
 @pytest.mark.filterwarnings("ignore:Your input ran out of data")  # how Keras ends such an epoch
-def test_batches_of_unknown_count_move_progress_per_epoch(server: EmbeddedServer) -> None:
+def test_batches_of_unknown_count_move_progress_per_epoch(
+    server: EmbeddedServer, keras: Any, probe: Any
+) -> None:
     x, y = toy_data()
 
     def batches() -> Iterator[tuple[np.ndarray, np.ndarray]]:  # no length: Keras cannot count
         for start in range(0, 256, 64):
             yield x[start : start + 64], y[start : start + 64]
 
-    callback = JobwatchCallback("keras-stream", url=server.url, gpu=False, interval=0.05)
-    probe = Probe(callback.reporter, server.url, lambda hook, epoch, i: hook != "epoch_begin")
-    toy_model().fit(batches(), epochs=1, shuffle=False, verbose=0, callbacks=[callback, probe])
-    assert probe.seen == [
+    callback = jobwatch_callback("keras-stream", url=server.url, gpu=False, interval=0.05)
+    seen = probe(callback.reporter, server.url, lambda hook, epoch, i: hook != "epoch_begin")
+    toy_model(keras).fit(batches(), epochs=1, shuffle=False, verbose=0, callbacks=[callback, seen])
+    assert seen.seen == [
         (0.0, "epoch 1/1, batch 1"),
         (0.0, "epoch 1/1, batch 2"),
         (0.0, "epoch 1/1, batch 3"),

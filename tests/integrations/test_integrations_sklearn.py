@@ -8,10 +8,6 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from sklearn.datasets import load_digits
-from sklearn.linear_model import SGDClassifier
-from sklearn.metrics import log_loss
-from sklearn.model_selection import train_test_split
 
 from jobwatch.client.rest import Client
 from jobwatch.report.reporter import Reporter
@@ -25,7 +21,16 @@ def server() -> Iterator[EmbeddedServer]:
     srv.stop()
 
 
+# scikit-learn is imported by the tests that run, not by every xdist worker collecting
+# this module (it takes a second or two, with SciPy).
+
+
 def test_partial_fit_epochs_report_their_loss_and_accuracy(server: EmbeddedServer) -> None:
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import SGDClassifier
+    from sklearn.metrics import log_loss
+    from sklearn.model_selection import train_test_split
+
     x, y = load_digits(return_X_y=True)  # shipped with scikit-learn
     x_train, x_val, y_train, y_val = train_test_split(x / 16.0, y, random_state=0)
     classes = np.unique(y)
@@ -55,6 +60,9 @@ def test_partial_fit_epochs_report_their_loss_and_accuracy(server: EmbeddedServe
 
 
 def test_minibatches_with_a_metrics_function(server: EmbeddedServer) -> None:
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import SGDClassifier
+
     x, y = load_digits(return_X_y=True)
     x = x / 16.0
     classes = np.unique(y)

@@ -1,7 +1,8 @@
 """Node 20 and the npm packages (esbuild, React, recharts) that run the seed's clients.
 
 The packages named in ``package.json`` here are installed once per test session
-into a temporary folder (npm's own cache makes later sessions quick). Without
+into a temporary folder (npm's own cache makes later sessions quick: with the exact
+versions pinned, ``--prefer-offline`` takes them from it without asking the registry). Without
 Node or the npm registry the tests skip with the reason; under ``CI=true`` they
 fail, since nothing may be skipped silently in CI.
 """
@@ -50,7 +51,7 @@ def install(folder: Path) -> Path:
     shutil.copy(HERE / "package.json", folder / "package.json")
     try:
         subprocess.run(
-            [npm, "install", "--no-audit", "--no-fund", "--loglevel=error"],
+            [npm, "install", "--no-audit", "--no-fund", "--loglevel=error", "--prefer-offline"],
             cwd=folder,
             capture_output=True,
             text=True,

@@ -19,9 +19,12 @@ from hypothesis import strategies as st
 
 from jobwatch.server import EmbeddedServer
 
+pytestmark = pytest.mark.slow  # thousands of requests: seconds to a minute per test
+
 FUZZ = settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
+"""Hypothesis's default of 100 examples per test."""
 JOB = "fuzz-job"
 HTTP = requests.Session()
 """One kept-alive connection for the module's thousands of requests (a new one each

@@ -6,6 +6,7 @@ need the real gunicorn server and its real URL (``--port 0`` picks a free one).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -16,7 +17,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import psutil
+
 _URL = re.compile(r"serving on (http://\S+)")
+TERM_RESEND = 1.0
+"""Seconds between the SIGTERMs :meth:`ServerProcess.stop` sends until the server exits."""
 
 __all__ = ["ServerProcess", "serve_command"]
 
@@ -95,13 +100,31 @@ class ServerProcess:
         self._log.close()
 
     def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM (graceful), then SIGKILL after ``timeout`` seconds."""
+        """SIGTERM (graceful), then SIGKILL after ``timeout`` seconds.
+
+        The server's child processes (gunicorn's workers) get SIGTERM again
+        every :data:`TERM_RESEND` seconds until the server has exited: a worker
+        still booting (between its fork and installing its own signal handlers,
+        up to a second or two after the URL line) loses the signal, and its
+        master would wait out gunicorn's graceful timeout (10 s) before killing
+        it. The server's own process has its handlers before it prints the URL,
+        so it is signalled once.
+        """
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    self.proc.wait(max(0.0, min(TERM_RESEND, deadline - time.monotonic())))
+                    break
+                except subprocess.TimeoutExpired:
+                    if time.monotonic() >= deadline:
+                        self.kill()
+                        break
+                with contextlib.suppress(psutil.Error):  # exited meanwhile
+                    for child in psutil.Process(self.proc.pid).children(recursive=True):
+                        with contextlib.suppress(psutil.Error):
+                            child.send_signal(signal.SIGTERM)
         self._log.close()
 
     def __enter__(self) -> ServerProcess:

@@ -360,10 +360,12 @@ def test_nginx_conf_balances_two_processes_and_a_subscriber_survives_kill_9(tmp_
         stack.callback(lambda: [print(server.output()) for server in backends])
         stack.callback(lambda: [server.stop() for server in backends])
 
+        channel = fresh_channel()  # both backends share it, and no other test does
+
         def backend(port: int = 0) -> ServerProcess:
-            # jobwatch serve has no channel flag: both share the default
-            # channel, and this test's job id is its own.
-            command = serve_command(database, "--redis-url", redis_url, "--port", str(port))
+            command = serve_command(
+                database, "--redis-url", redis_url, "--redis-channel", channel, "--port", str(port)
+            )
             backends.append(ServerProcess(command))
             return backends[-1]
 
