@@ -75,7 +75,7 @@ def _old_set(mark: Any, series: Any, scale: float = 1.0) -> None:
 
 
 def _bytes_per_redraw(counter: MessageCounter, gpus: int, budget: bool) -> int:
-    from jobwatch.notebook.charts import Charts
+    from jobwatch.notebook.charts.gpu import Charts
 
     charts = Charts()
     state = _state(gpus)

@@ -4,7 +4,7 @@ A training metric (``loss``, ``val/accuracy``: anything ``log_metrics`` sent)
 is drawn against its step; a sample metric, GPU or system (``gpuUtilization``,
 ``gpuMemoryUsed``, ``cpuUtilization``, ``processMemory``, ...), against the
 seconds since each job started, so runs that started at different times line up. Each line is cut to
-:data:`~jobwatch.notebook.downsample.CHART_POINTS` points, min/max kept.
+:data:`~jobwatch.notebook.charts.downsample.CHART_POINTS` points, min/max kept.
 ``by`` lines the jobs up by keys of their config (hyperparameters): ordered by
 those values and labelled with them, as a sweep is read.
 """
@@ -20,7 +20,7 @@ from jobwatch.client.rest import Client
 from jobwatch.contract.basics import parse_ts
 from jobwatch.contract.metrics import METRIC_FIELDS
 from jobwatch.contract.metrics import metric as table_entry
-from jobwatch.notebook.downsample import CHART_POINTS, min_max
+from jobwatch.notebook.charts.downsample import CHART_POINTS, min_max
 from jobwatch.view.config import flat_config, format_value
 
 SAMPLE_METRICS = METRIC_FIELDS

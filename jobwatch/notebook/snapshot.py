@@ -26,8 +26,8 @@ from typing import Any
 
 from markupsafe import Markup
 
+from jobwatch.notebook.charts.sparkline import sparkline
 from jobwatch.notebook.snapshot_workers import workers_html, workers_text
-from jobwatch.notebook.sparkline import sparkline
 from jobwatch.notebook.view import (
     CONNECTION_STYLE,
     _latest_gpu,

@@ -34,9 +34,9 @@ from jobwatch.view.gpu_heat import node_order
 from jobwatch.view.state import MonitorState, Sample
 
 if TYPE_CHECKING:
-    from jobwatch.notebook.charts import Charts
-    from jobwatch.notebook.scalar_chart import ScalarChart
-    from jobwatch.notebook.system_charts import SystemCharts
+    from jobwatch.notebook.charts.gpu import Charts
+    from jobwatch.notebook.charts.scalars import ScalarChart
+    from jobwatch.notebook.charts.system import SystemCharts
     from jobwatch.notebook.workers import WorkersView
 
 TIME_RANGES: dict[str, float | None] = {"1 min": 60.0, "5 min": 300.0, "1 h": 3600.0, "all": None}
@@ -348,15 +348,15 @@ class MonitorView:
     def _make_charts(self, gpu: bool, system: bool, metrics: bool) -> None:
         """Make the charts the state needs (this imports bqplot, the first time)."""
         if gpu and self.charts is None:
-            from jobwatch.notebook.charts import Charts
+            from jobwatch.notebook.charts.gpu import Charts
 
             self.charts = Charts()
         if system and self.system_charts is None:
-            from jobwatch.notebook.system_charts import SystemCharts
+            from jobwatch.notebook.charts.system import SystemCharts
 
             self.system_charts = SystemCharts()
         if metrics and self.scalars is None:
-            from jobwatch.notebook.scalar_chart import ScalarChart
+            from jobwatch.notebook.charts.scalars import ScalarChart
 
             self.scalars = ScalarChart(self.scalar_latest, self.x_axis)
             if self._on_redraw is not None:

@@ -87,7 +87,7 @@ def test_the_terminal_view_shows_the_newest_metrics() -> None:
 
 def test_one_metric_with_one_point_is_drawn() -> None:
     """bqplot squeezes a (1, 1) array to a scalar and refuses it: a single line is 1-d."""
-    from jobwatch.notebook.scalar_chart import ScalarChart
+    from jobwatch.notebook.charts.scalars import ScalarChart
 
     state = MonitorState()
     state.apply(

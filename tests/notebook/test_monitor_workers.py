@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from jobwatch import Client
-from jobwatch.notebook.charts import MAX_GPU_LINES
+from jobwatch.notebook.charts.gpu import MAX_GPU_LINES
 from jobwatch.notebook.monitor import JobMonitor
 from jobwatch.server import EmbeddedServer
 from tests.conftest import FakeClock, wait_for

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from jobwatch.notebook.charts.sparkline import MAX_POINTS, sparkline
 from jobwatch.notebook.snapshot import snapshot_bundle, snapshot_html, snapshot_text
-from jobwatch.notebook.sparkline import MAX_POINTS, sparkline
 from jobwatch.view.state import MonitorState
 
 NOW = 1_800_000_100.0

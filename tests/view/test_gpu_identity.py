@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from jobwatch.contract.requests import format_ts
-from jobwatch.notebook.charts import METRICS
-from jobwatch.notebook.gpu_columns import GpuColumns
+from jobwatch.notebook.charts.columns import GpuColumns
+from jobwatch.notebook.charts.gpu import METRICS
 from jobwatch.report import gpu
 from jobwatch.server.web.pages import job_fields_module, metrics_module
 from jobwatch.view.state import MonitorState

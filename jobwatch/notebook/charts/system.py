@@ -6,8 +6,8 @@ memory (GiB: the machine's used and total, dashed, and the process's with its
 children); disk and network rates (MiB/s). One line per metric, labelled as
 the table labels it; a metric that bounds another (a total) is dashed. A
 metric added to the table with a ``chart`` is drawn without a change here.
-Times and gaps as in :mod:`jobwatch.notebook.charts`; each line is cut to
-:data:`~jobwatch.notebook.downsample.CHART_POINTS` points (min/max kept).
+Times and gaps as in :mod:`jobwatch.notebook.charts.gpu`; each line is cut to
+:data:`~jobwatch.notebook.charts.downsample.CHART_POINTS` points (min/max kept).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import numpy as np
 from bqplot import Axis, DateScale, Figure, LinearScale, Lines
 
 from jobwatch.contract.metrics import METRICS, SYSTEM_METRICS, Metric
-from jobwatch.notebook.charts import FIGURE_LAYOUT, MARGIN
-from jobwatch.notebook.downsample import CHART_POINTS, min_max
-from jobwatch.notebook.gpu_columns import GpuColumns
+from jobwatch.notebook.charts.columns import GpuColumns
+from jobwatch.notebook.charts.downsample import CHART_POINTS, min_max
+from jobwatch.notebook.charts.gpu import FIGURE_LAYOUT, MARGIN
 from jobwatch.view.state import MonitorState
 
 __all__ = ["TITLES", "UNITS", "SystemCharts"]

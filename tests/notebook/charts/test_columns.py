@@ -11,9 +11,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from jobwatch.contract.requests import format_ts
-from jobwatch.notebook import gpu_columns
-from jobwatch.notebook.charts import METRICS
-from jobwatch.notebook.gpu_columns import GpuColumns
+from jobwatch.notebook.charts import columns as gpu_columns
+from jobwatch.notebook.charts.columns import GpuColumns
+from jobwatch.notebook.charts.gpu import METRICS
 from jobwatch.view.state import MAX_POINTS, MonitorState
 
 T0 = 1_800_000_000.0

@@ -3,7 +3,7 @@
 job started or the money it had cost when each value was logged (loss per unit
 of currency), on a linear or a log scale (for losses).
 
-Each redraw sends every line cut to :data:`~jobwatch.notebook.downsample.CHART_POINTS`
+Each redraw sends every line cut to :data:`~jobwatch.notebook.charts.downsample.CHART_POINTS`
 points (min/max kept) as float32, as the GPU charts do.
 """
 
@@ -17,7 +17,7 @@ import numpy as np
 from bqplot import Axis, Figure, LinearScale, Lines, LogScale
 
 from jobwatch.contract.basics import parse_ts
-from jobwatch.notebook.downsample import CHART_POINTS, min_max
+from jobwatch.notebook.charts.downsample import CHART_POINTS, min_max
 from jobwatch.view.formatting import format_number
 from jobwatch.view.state import SCALAR_AXES, MonitorState
 

@@ -6,7 +6,7 @@ per GPU when the job reports several (up to :data:`MAX_GPU_LINES`). Times are se
 bqplot's ``DateScale`` draws them in the viewer's local time zone. Missing
 values are NaN, which bqplot draws as gaps.
 
-Each redraw sends every line cut to :data:`~jobwatch.notebook.downsample.CHART_POINTS`
+Each redraw sends every line cut to :data:`~jobwatch.notebook.charts.downsample.CHART_POINTS`
 points (min/max kept) as float32, whatever the history held: with 8 GPUs a
 redraw stays under 64 KB over the comm.
 """
@@ -19,8 +19,8 @@ import ipywidgets as widgets
 import numpy as np
 from bqplot import Axis, DateScale, Figure, LinearScale, Lines
 
-from jobwatch.notebook.downsample import CHART_POINTS, min_max
-from jobwatch.notebook.gpu_columns import GpuColumns
+from jobwatch.notebook.charts.columns import GpuColumns
+from jobwatch.notebook.charts.downsample import CHART_POINTS, min_max
 from jobwatch.view.state import MonitorState
 
 METRICS = ("gpuUtilization", "gpuTemperature", "gpuMemoryUsed", "gpuMemoryTotal", "powerUsage")

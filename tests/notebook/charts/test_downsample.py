@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jobwatch.notebook.downsample import min_max
+from jobwatch.notebook.charts.downsample import min_max
 
 
 def test_a_series_that_fits_is_unchanged() -> None:
