@@ -1,6 +1,6 @@
 """A distributed job's JobMonitor in JupyterLab 4 and Notebook 7, in headless Chromium:
 every node's GPUs (64 nodes of 8 GPUs), the ranks table, one rank's log lines, and the
-job's own strings shown as text. A picture goes to ``docs/images/monitor-workers.png``."""
+job's own strings shown as text. A picture goes to ``artifacts/monitor-workers.png`` (docs/images/ holds a copy)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from tests.browser.conftest import Notebook, assert_no_jobwatch_js_errors
 
 pytestmark = pytest.mark.browser
 
-IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
+IMAGES = Path(__file__).resolve().parents[2] / "artifacts"  # docs/images/ copies from here
 NODES, PER_NODE = 64, 8
 WORLD = NODES * PER_NODE
 EVIL = '<img src=x onerror="window.__pwned=1">'

@@ -4,7 +4,7 @@
 each node's local rank 0 sends its node's GPUs. The page shows one row per
 rank, one heat cell per GPU grouped by node, a silent rank once the watchdog
 marks it, and each log line's node and rank. A picture of the page goes to
-``docs/images/job-workers.png``.
+``artifacts/job-workers.png`` (docs/images/ holds a copy).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ __all__ = ["open_page"]  # the fixture, used by name
 
 NODES, PER_NODE = 64, 8
 WORLD = NODES * PER_NODE
-IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
+IMAGES = Path(__file__).resolve().parents[2] / "artifacts"  # docs/images/ copies from here
 
 
 @pytest.fixture
