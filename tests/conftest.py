@@ -83,11 +83,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     here. The workers take whole modules (``--dist loadscope``) in this order
     (``--no-loadscope-reorder``: xdist would otherwise order them by test count,
     which puts the few long browser tests last, where they alone set the run's end).
-    Every worker reads the same cache, so all collect the same order. Within a
-    module the order is unchanged.
+    Every worker gets the times its controller read once (:func:`pytest_configure_node`),
+    so all collect the same order even if the cache changes meanwhile (xdist refuses
+    workers whose collections differ). Within a module the order is unchanged.
     """
-    cache = getattr(config, "cache", None)  # None with -p no:cacheprovider
-    measured: dict[str, float] = cache.get(SECONDS_KEY, {}) if cache is not None else {}
+    given = getattr(config, "workerinput", {})
+    measured: dict[str, float] = (
+        given[SECONDS_KEY] if SECONDS_KEY in given else _cached_seconds(config)
+    )
     modules: dict[str, list[pytest.Item]] = {}
     for item in items:
         modules.setdefault(item.nodeid.split("::")[0], []).append(item)
@@ -95,6 +98,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         modules.values(), key=lambda module: _module_cost(module, measured), reverse=True
     )
     items[:] = [item for module in ordered for item in module]
+
+
+def _cached_seconds(config: pytest.Config) -> dict[str, float]:
+    cache = getattr(config, "cache", None)  # None with -p no:cacheprovider
+    return dict(cache.get(SECONDS_KEY, {})) if cache is not None else {}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """(xdist's controller, for each worker it starts) hand the worker the last run's
+    times as read once here, rather than have each worker read the cache itself."""
+    if not hasattr(node.config, "jobwatch_seconds"):
+        node.config.jobwatch_seconds = _cached_seconds(node.config)
+    node.workerinput[SECONDS_KEY] = node.config.jobwatch_seconds
 
 
 @pytest.hookimpl(wrapper=True)
