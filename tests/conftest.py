@@ -4,6 +4,7 @@ and WebSocket clients (websocket-client) that are closed after each test."""
 from __future__ import annotations
 
 import json
+import math
 import re
 import socket
 import sys
@@ -45,8 +46,10 @@ def _module_cost(items: list[pytest.Item], measured: dict[str, float]) -> float:
     """Seconds the module's tests took when they last ran; estimated by kind for
     those that have not (a parametrized test whose cases share one id counts once)."""
     ids = {item.nodeid for item in items}
-    known = sum(measured[nodeid] for nodeid in ids if nodeid in measured)
-    return known + sum(_estimate(item) for item in items if item.nodeid not in measured)
+    # fsum: exact whatever the order, and a set's order changes with each process's
+    # hash seed, so a plain sum could order two modules differently in two workers
+    known = math.fsum(measured[nodeid] for nodeid in ids if nodeid in measured)
+    return known + math.fsum(_estimate(item) for item in items if item.nodeid not in measured)
 
 
 OWN_STEPS = {
