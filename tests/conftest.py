@@ -49,21 +49,29 @@ def _module_cost(items: list[pytest.Item], measured: dict[str, float]) -> float:
     return known + sum(_estimate(item) for item in items if item.nodeid not in measured)
 
 
-FRAMEWORKS = "frameworks"
-"""The folder (tests/integrations/frameworks/) and marker of the tests that train
-with torch, transformers, lightning, accelerate, xgboost or lightgbm."""
+OWN_STEPS = {
+    "frameworks": "the framework integrations (tests/integrations/frameworks/): they train with "
+    "torch, transformers, lightning, accelerate, xgboost or lightgbm and need the "
+    "frameworks extra",
+    "browser": "JupyterLab, Notebook 7 and the pages in headless Chromium (tests/browser/): "
+    "half of the suite's CPU",
+}
+"""Folders (and their markers) left out of the README's test command and run by
+``.ci/run`` as steps of their own, so that the command stays within minutes on a
+2-core machine."""
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
-    """Leave the framework tests out unless ``-m`` asks for them (``-m frameworks``).
+    """Leave a folder of :data:`OWN_STEPS` out unless ``-m`` asks for its marker
+    (``-m frameworks``, ``-m browser``).
 
-    They need the ``frameworks`` extra, which the README's test command does not
-    install; left out here they are neither run nor counted as skipped, whatever
-    other ``-m`` expression is given (``-m "not slow and not browser"``).
+    Left out they are neither run nor counted as skipped, whatever other ``-m``
+    expression is given (``-m "not slow"``).
     """
-    if FRAMEWORKS in collection_path.parts:
-        asked = re.search(r"(?<!not )\bframeworks\b", config.getoption("markexpr") or "")
-        return None if asked else True
+    for folder in OWN_STEPS:
+        if folder in collection_path.parts:
+            asked = re.search(rf"(?<!not )\b{folder}\b", config.getoption("markexpr") or "")
+            return None if asked else True
     return None
 
 

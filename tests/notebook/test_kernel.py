@@ -40,7 +40,8 @@ def updates(cell: Cell, model_id: str, key: str) -> list[Any]:
 
 def test_track_in_a_foreground_cell_updates_the_monitor_live(kernel: Kernel) -> None:
     cell = kernel.run(
-        "items = jobwatch.track(range(20), name='kernel loop', description='step')\n"
+        # 3 s at the Reporter's 1-s interval: at least 3 updates while the loop runs
+        "items = jobwatch.track(range(30), name='kernel loop', description='step')\n"
         "for i in items:\n"
         "    time.sleep(0.1)\n"
     )
