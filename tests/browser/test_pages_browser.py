@@ -519,6 +519,8 @@ def test_the_pages_work_against_jobwatch_serve_as_shipped(tmp_path: Any, open_pa
             page.locator(".jobwatch-final", has_text="completed").wait_for()
             # Under gunicorn the page's own close of its socket is clean.
             assert recorded.errors(allowed=r"401 \(UNAUTHORIZED\)") == []
+            # The browser's open connections would hold the graceful stop (10 s).
+            page.context.close()
     finally:
         server.stop()
 
