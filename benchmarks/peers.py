@@ -72,6 +72,7 @@ from typing import Any
 import psutil
 
 from benchmarks.report import Row
+from benchmarks.step_work import StepWork
 
 GROUP = "peers"
 STEP_SECONDS = 100e-6
@@ -89,8 +90,10 @@ ROUND_SECONDS = {True: 0.5, False: 3.0}
 """About how long a round with the tracker may take (``--quick``: True)."""
 SETTLE_SECONDS = {True: 0.6, False: 1.5}
 """How long after a round its CPU is still counted (trackio writes a batch every 0.5 s)."""
-_work = [150]
-"""Iterations of the stand-in for a step's work; :func:`_calibrate` sets it."""
+_step_work = StepWork()
+"""A step's own work, sized in :func:`measure` to :data:`STEP_SECONDS` of this
+thread's CPU (CPU time, so that every tracker's child sizes its steps alike
+however loaded the machine is while it calibrates)."""
 
 
 class Tracker:
@@ -154,28 +157,6 @@ MAKERS: dict[str, Callable[[Path, str | None], Tracker]] = {
 }
 
 
-def _step_work(state: list[float]) -> None:
-    total = state[0]
-    for i in range(_work[0]):
-        total = (total * 1.000001 + i) % 1e6
-    state[0] = total
-
-
-def _calibrate() -> None:
-    """Size a step's work to :data:`STEP_SECONDS` of this thread's CPU on this
-    machine, now (the best of 5; CPU time, so that every tracker's child sizes
-    its steps alike however loaded the machine is while it calibrates)."""
-    state = [0.0]
-    _work[0] = 150
-    best = float("inf")
-    for _ in range(5):
-        start = time.thread_time()
-        for _ in range(1000):
-            _step_work(state)
-        best = min(best, (time.thread_time() - start) / 1000)
-    _work[0] = max(1, round(150 * STEP_SECONDS / best))
-
-
 def _children_cpu() -> float:
     """CPU seconds used so far by this process's children, recursively, alive now
     (W&B's ``wandb-core``); psutil reads them in clock ticks (10 ms)."""
@@ -235,7 +216,7 @@ def measure(name: str, quick: bool, url: str | None) -> dict[str, Any]:
     """One tracker's figures, in this process (see the module docstring)."""
     rounds, steps = (3, 1000) if quick else (7, 4000)
     with tempfile.TemporaryDirectory() as tmp:
-        _calibrate()
+        _step_work.calibrate(STEP_SECONDS, time.thread_time, rounds=1000)
         tracker = MAKERS[name](Path(tmp), url)
         step = 0
         probe = time.perf_counter()  # how many calls fit a run of about 0.2 s

@@ -32,6 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.report import Row
+from benchmarks.step_work import StepWork
 from jobwatch import Reporter
 from jobwatch.server.deploy.process import ServerProcess, serve_command
 from tests.fake_nvml import GIB, FakeGpu, FakeNvml
@@ -39,28 +40,8 @@ from tests.fake_nvml import GIB, FakeGpu, FakeNvml
 STEP_SECONDS = 50e-6
 """A step's own work: 50 us, so the bare loop runs at about 20,000 steps/s."""
 LOG_EVERY = 50
-_work = [150]
-"""Iterations of the stand-in for a step's work; :func:`_calibrate` sets it."""
-
-
-def _step_work(state: list[float]) -> None:
-    total = state[0]
-    for i in range(_work[0]):
-        total = (total * 1.000001 + i) % 1e6
-    state[0] = total
-
-
-def _calibrate() -> None:
-    """Size a step's work to :data:`STEP_SECONDS` on this machine, now (the best of 5)."""
-    state = [0.0]
-    _work[0] = 150
-    best = float("inf")
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(2000):
-            _step_work(state)
-        best = min(best, (time.perf_counter() - start) / 2000)
-    _work[0] = max(1, round(150 * STEP_SECONDS / best))
+_step_work = StepWork()
+"""A step's own work, sized in :func:`run` to :data:`STEP_SECONDS`."""
 
 
 def _loop(seconds: float, reporter: Reporter | None) -> float:
@@ -127,7 +108,7 @@ def run(quick: bool) -> list[Row]:
             tempfile.TemporaryDirectory() as tmp,
             ServerProcess(serve_command(Path(tmp) / "t.db")) as server,
         ):
-            _calibrate()
+            _step_work.calibrate(STEP_SECONDS)
             _loop(1.0, None)  # warm up
             bare: list[float] = []
             ratios: list[float] = []
