@@ -6,7 +6,7 @@ after ``since``, the broker (in process, or over Redis from other processes,
 where one may come late or be lost) and reads of the store that fill a gap.
 :class:`JobStream` is that bookkeeping for one subscription: it says which
 messages to send now and when the store must be read, and the connection
-(:class:`jobwatch.server.web.ws.Session`) does the sending and the reading, as
+(:class:`jobwatch.server.web.ws.session.Session`) does the sending and the reading, as
 :mod:`jobwatch.server.core.rules` is driven by the store. Nothing here reads a
 clock, a socket or the store; times are passed in (monotonic seconds).
 

@@ -26,7 +26,7 @@ answer.
 Ordering: each process publishes after its own commit, so when two processes
 write the same job, seq 7 can reach Redis before seq 6. Sessions therefore
 deliver a job's events strictly by ``seq`` and hold a later one until the gap
-fills (see :mod:`jobwatch.server.web.ws`).
+fills (see :mod:`jobwatch.server.web.ws.session`).
 
 One channel for every job: each process receives every event and keeps those
 its subscribers want (a dict lookup on a short header, no JSON parsing). The

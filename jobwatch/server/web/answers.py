@@ -1,7 +1,7 @@
 """The shapes of the server's answers and streamed messages, as pydantic models.
 
 These models describe what :mod:`jobwatch.server.web.api` and
-:mod:`jobwatch.server.web.ws` send (built by :mod:`jobwatch.server.core.serialize` and
+:mod:`jobwatch.server.web.ws.session` send (built by :mod:`jobwatch.server.core.serialize` and
 :mod:`jobwatch.server.core.rules`); :mod:`jobwatch.server.web.openapi` turns them into
 the OpenAPI and AsyncAPI documents, and the tests check live answers against
 those documents. They forbid unknown fields so that a field the server adds

@@ -49,7 +49,7 @@ from jobwatch.server.web.pages import bp as pages_bp
 from jobwatch.server.web.pages import open_pages
 from jobwatch.server.web.security import WEBSOCKET_PATH, AccessPolicy, WorkerRateLimit
 from jobwatch.server.web.services import Services
-from jobwatch.server.web.ws import serve_socket
+from jobwatch.server.web.ws.session import serve_socket
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Fan-out of one event to many WebSocket subscribers (jobwatch.server.web.wsframe,
+"""Fan-out of one event to many WebSocket subscribers (jobwatch.server.web.ws.frames,
 LockedSocket.try_send, Session.deliver's direct write, MemoryBroker's dispatcher).
 
 An event's frame is built once for every plain connection, written straight to
@@ -19,15 +19,15 @@ import wsproto.frame_protocol as fp
 
 from jobwatch.server.core.serialize import Event
 from jobwatch.server.events.broker import MemoryBroker
-from jobwatch.server.web import wsframe
-from jobwatch.server.web.wslock import LockedSocket
+from jobwatch.server.web.ws import frames
+from jobwatch.server.web.ws.send_lock import LockedSocket
 
 
 @pytest.mark.parametrize("n", [0, 1, 125, 126, 65535, 65536, 200_000])
 def test_a_text_frame_is_what_wsproto_writes(n: int) -> None:
     payload = ("é" * (n // 2) + "x" * (n % 2)).encode()
     proto = fp.FrameProtocol(client=False, extensions=[])
-    assert wsframe.text_frame(payload) == proto.send_data(payload.decode(), fin=True)
+    assert frames.text_frame(payload) == proto.send_data(payload.decode(), fin=True)
 
 
 def _post(api: Any, job_id: str, **body: Any) -> None:
@@ -43,13 +43,13 @@ def test_an_event_is_framed_once_for_all_subscribers(
     for client in clients:
         assert client.subscribe(job_id)["type"] == "subscribed"
     framed: list[bytes] = []
-    original = wsframe.text_frame
+    original = frames.text_frame
 
     def counting(payload: bytes) -> bytes:
         framed.append(payload)
         return original(payload)
 
-    monkeypatch.setattr(wsframe, "text_frame", counting)
+    monkeypatch.setattr(frames, "text_frame", counting)
     _post(api, job_id, progress=42)
     for client in clients:
         events = client.recv_until(lambda m: m["type"] == "JOB_PROGRESS")

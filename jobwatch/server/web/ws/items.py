@@ -1,6 +1,6 @@
 """What a WebSocket session's sender thread is asked to do: one small type per task.
 
-:class:`~jobwatch.server.web.ws.Session` puts these in its bounded queue (the
+:class:`~jobwatch.server.web.ws.session.Session` puts these in its bounded queue (the
 route thread, the broker and the fleet feed put; only the sender thread
 takes), and the sender dispatches on their type. :func:`size` is what an
 item counts against the queue's byte bound: its message's bytes plus
@@ -48,7 +48,7 @@ class Deliver:
 @dataclass(frozen=True, slots=True)
 class Flush:
     """Write the rest of a frame the broker wrote in part (kept by the
-    :class:`~jobwatch.server.web.wslock.LockedSocket`), waiting as long as it takes."""
+    :class:`~jobwatch.server.web.ws.send_lock.LockedSocket`), waiting as long as it takes."""
 
 
 @dataclass(frozen=True, slots=True)

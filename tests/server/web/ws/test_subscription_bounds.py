@@ -14,8 +14,8 @@ import pytest
 
 from jobwatch.server import EmbeddedServer
 from jobwatch.server.core.ws_session import JobStream
-from jobwatch.server.web.ws import MAX_JOB_SUBSCRIPTIONS, Session
-from jobwatch.server.web.ws_items import ITEM_COST, Start, size
+from jobwatch.server.web.ws.items import ITEM_COST, Start, size
+from jobwatch.server.web.ws.session import MAX_JOB_SUBSCRIPTIONS, Session
 from tests.conftest import Api, WsClient, wait_for
 
 

@@ -1,4 +1,4 @@
-"""Writes to a WebSocket's socket are whole and one at a time (jobwatch.server.web.wslock).
+"""Writes to a WebSocket's socket are whole and one at a time (jobwatch.server.web.ws.send_lock).
 
 simple-websocket writes with a bare ``socket.send`` from two threads (our
 sender and its own ping/pong thread); a send may write part of a buffer when
@@ -10,7 +10,7 @@ from __future__ import annotations
 import socket
 import threading
 
-from jobwatch.server.web.wslock import LockedSocket
+from jobwatch.server.web.ws.send_lock import LockedSocket
 
 SIZE = 2_000_000
 

@@ -8,7 +8,7 @@ never delays a worker or another subscriber. The one shortcut: an event for a
 connection whose sender is idle with nothing queued (and in sequence, and no
 compression negotiated) is written by ``deliver`` itself, the frame built once
 for every subscriber and written without waiting; a remainder the socket's
-buffer cannot take is left to the sender (see :mod:`jobwatch.server.web.wsframe`). When the send queue is full the
+buffer cannot take is left to the sender (see :mod:`jobwatch.server.web.ws.frames`). When the send queue is full the
 subscriber is disconnected with close code 1008 and a reason; it can
 reconnect and resume with ``since``. A replay is read from the store a page
 at a time as it is sent, and a client that stops reading is dropped once one
@@ -53,7 +53,8 @@ from jobwatch.server.events.fleet_feed import FLEET
 from jobwatch.server.storage import queries
 from jobwatch.server.storage.replay import replay
 from jobwatch.server.web.services import Services
-from jobwatch.server.web.ws_items import (
+from jobwatch.server.web.ws.frames import frame_once, plain_frames
+from jobwatch.server.web.ws.items import (
     Close,
     Deliver,
     Flush,
@@ -65,8 +66,7 @@ from jobwatch.server.web.ws_items import (
     Stop,
     size,
 )
-from jobwatch.server.web.wsframe import frame_once, plain_frames
-from jobwatch.server.web.wslock import LockedSocket
+from jobwatch.server.web.ws.send_lock import LockedSocket
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ class Session:
         """Subscribe to ``job_id`` with ``view``: a job held already is subscribed afresh
         (one subscription, its queued start replaced: how a client changes its view);
         past :data:`MAX_JOB_SUBSCRIPTIONS` jobs the subscription is refused. The row is
-        read by the sender (see :class:`~jobwatch.server.web.ws_items.Start`)."""
+        read by the sender (see :class:`~jobwatch.server.web.ws.items.Start`)."""
         subscription = JobStream(
             job_id, self.services.ws_queue_size, self.services.ws_queue_bytes, view=view
         )
