@@ -49,8 +49,11 @@ CHILD = textwrap.dedent(
 )
 
 
-def test_a_request_waiting_on_its_socket_runs_at_the_first_turn() -> None:
+def test_a_request_waiting_on_its_socket_runs_within_two_turns() -> None:
+    """It runs at the first turn, or at the second where the turn's timer came due
+    in the same poll and ran first (libev runs due watchers in either order); never
+    only after the read (``20``), as with ``sleep(0)``."""
     out = subprocess.run(
         [sys.executable, "-c", CHILD], capture_output=True, text=True, timeout=60, check=True
     )
-    assert out.stdout.strip() == "1", out.stdout + out.stderr
+    assert out.stdout.strip() in ("1", "2"), out.stdout + out.stderr
