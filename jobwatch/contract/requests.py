@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import pydantic
 import pydantic_core
+from pydantic_core import CoreSchema
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -66,6 +67,7 @@ from jobwatch.contract.basics import (
 from jobwatch.contract.basics import (
     epoch as _epoch,
 )
+from jobwatch.contract.error_paths import error_details
 from jobwatch.contract.metrics import GPU_METRICS, METRICS, Metric, combine, metric
 from jobwatch.errors import ValidationError
 
@@ -627,16 +629,6 @@ def _check_portable(value: Any, depth: int) -> None:
             _check_portable(item, depth + 1)
 
 
-def _field_path(loc: tuple[int | str, ...]) -> str:
-    path = ""
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        else:
-            path += f".{part}" if path else part
-    return path or "body"
-
-
 def parse_body(model: type[_Model], body: bytes) -> _Model:
     """Validate a JSON request body against ``model``.
 
@@ -665,14 +657,14 @@ def parse_body(model: type[_Model], body: bytes) -> _Model:
         return model.model_validate_json(body)
     except ValueError as exc:  # from_json's error, not a field error
         if isinstance(exc, pydantic.ValidationError):
-            raise _body_error(exc) from None
+            raise _body_error(exc, model) from None
         raise ValidationError(
             f"request body is not valid JSON: {exc} (NaN and Infinity are not JSON numbers)",
             code="invalid_json",
         ) from None
 
 
-def _body_error(exc: pydantic.ValidationError) -> ValidationError:
+def _body_error(exc: pydantic.ValidationError, model: type[BaseModel]) -> ValidationError:
     """The :class:`ValidationError` for pydantic's errors on a request body."""
     errors = exc.errors(include_url=False)
     if any(e["type"] == "json_invalid" for e in errors):
@@ -681,20 +673,11 @@ def _body_error(exc: pydantic.ValidationError) -> ValidationError:
         )
     if any(e["type"] == "model_type" and not e["loc"] for e in errors):
         return ValidationError("request body must be a JSON object")
-    details = [{"field": _field_path(e["loc"]), "message": _humanize(e)} for e in errors]
+    details = error_details(errors, model.__pydantic_core_schema__)
     return ValidationError(
         f"{len(details)} invalid field{'s' if len(details) != 1 else ''} in request body",
         details=details,
     )
-
-
-def _humanize(error: Any) -> str:
-    message = str(error["msg"])
-    if message.startswith("Value error, "):
-        message = message[len("Value error, ") :]
-    if error["type"] == "missing":
-        return "is required"
-    return message[:1].lower() + message[1:]
 
 
 # -- query strings and WebSocket messages ----------------------------------
@@ -794,7 +777,7 @@ def parse_query(model: type[_Model], args: dict[str, str]) -> _Model:
     try:
         return model.model_validate(args)
     except pydantic.ValidationError as exc:
-        raise _as_validation_error(exc, "query parameter") from None
+        raise _as_validation_error(exc, "query parameter", model.__pydantic_core_schema__) from None
 
 
 class LogLinesView(BaseModel):
@@ -901,19 +884,13 @@ def parse_client_message(raw: str | bytes) -> AnyClientMessage:
                 f"unknown message type; allowed: {', '.join(CLIENT_MESSAGE_TYPES)}",
                 code="unknown_type",
             ) from None
-        raise _as_validation_error(exc, "message field") from None
+        raise _as_validation_error(exc, "message field", _client_message.core_schema) from None
 
 
-def _as_validation_error(exc: pydantic.ValidationError, what: str) -> ValidationError:
-    errors = exc.errors(include_url=False)
-    details = [
-        {"field": _field_path(e["loc"][1:] if _is_tagged(e) else e["loc"]), "message": _humanize(e)}
-        for e in errors
-    ]
+def _as_validation_error(
+    exc: pydantic.ValidationError, what: str, schema: CoreSchema
+) -> ValidationError:
+    details = error_details(exc.errors(include_url=False), schema)
     return ValidationError(
         f"{len(details)} invalid {what}{'s' if len(details) != 1 else ''}", details=details
     )
-
-
-def _is_tagged(error: Any) -> bool:
-    return bool(error["loc"]) and error["loc"][0] in CLIENT_MESSAGE_TYPES

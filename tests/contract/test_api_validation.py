@@ -638,3 +638,22 @@ def test_nul_inside_a_json_result_is_kept(api: Any, running_job: str) -> None:
     body = {"workerId": "w", "status": "completed", "result": {"note": "a\u0000b"}}
     assert api.post(f"/api/jobs/{running_job}/complete", json=body).status_code == 200
     assert js(api.get(f"/api/jobs/{running_job}"))["job"]["result"] == {"note": "a\u0000b"}
+
+
+# -- union-typed fields (scalars: one object or a list) ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("scalars", "field"),
+    [
+        ({"step": -1, "values": {"m1": 1}}, "scalars.step"),
+        ([{"step": 1, "values": {"m1": 1}}, {"step": 2, "values": {}}], "scalars[1].values"),
+        (7, "scalars"),
+    ],
+)
+def test_a_bad_scalars_field_is_named_once_by_its_json_path(
+    api: Any, running_job: str, scalars: Any, field: str
+) -> None:
+    error = refused(api, running_job, progress_body(scalars=scalars))
+    assert error["message"] == "1 invalid field in request body"
+    assert fields(error) == [field]
