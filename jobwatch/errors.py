@@ -41,6 +41,7 @@ mapping back is built from those declarations, so a code has exactly one class.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 __all__ = [
@@ -95,6 +96,9 @@ class APIError(JobwatchError):
     details:
         For validation errors, one ``{"field": "metrics.gpuUtilization",
         "message": "..."}`` per bad field (JSON path on the wire); else empty.
+    headers:
+        HTTP headers the answer carries besides the envelope (``Accept-Encoding``
+        of a 415 for a content coding, ``Upgrade`` of a 426); the server sends them.
     """
 
     status: int = 400
@@ -109,6 +113,7 @@ class APIError(JobwatchError):
         status: int | None = None,
         code: str | None = None,
         details: list[dict[str, str]] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -117,6 +122,7 @@ class APIError(JobwatchError):
         if code is not None:
             self.code = code
         self.details: list[dict[str, str]] = details or []
+        self.headers: dict[str, str] = dict(headers or {})
 
     def to_envelope(self) -> dict[str, Any]:
         """Return the contract's error body: ``{"error": {code, message, details}}``."""
@@ -138,8 +144,10 @@ class ValidationError(APIError):
 
 
 class UnsupportedMediaType(ValidationError):
-    """415: a request body whose ``Content-Type`` is not ``application/json``
-    (RFC 9110, section 15.5.16); a :class:`ValidationError`, as every bad input is."""
+    """415: a request body whose ``Content-Type`` is not ``application/json``, or
+    that comes in a content coding other than identity (``Content-Encoding:
+    gzip``; RFC 9110, section 15.5.16); a :class:`ValidationError`, as every bad
+    input is."""
 
     status = 415
     code = "unsupported_media_type"

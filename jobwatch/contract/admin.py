@@ -19,6 +19,7 @@ __all__ = [
     "ShareSpec",
     "TenantSpec",
     "TokenSpec",
+    "TokensQuery",
 ]
 
 DEFAULT_SHARE_SECONDS = 7 * 24 * 3600.0
@@ -78,3 +79,13 @@ class ShareSpec(BaseModel):
         DEFAULT_SHARE_SECONDS, alias="expiresIn"
     )
     label: Label | None = None
+
+
+class TokensQuery(BaseModel):
+    """``GET /api/admin/tokens`` parameters: ``tenant`` and ``jobId``, each optional
+    (the tokens of that tenant or job; absent: every token)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    tenant: str | None = None
+    job_id: str | None = Field(None, alias="jobId")

@@ -20,6 +20,7 @@ import json
 import math
 import re
 from datetime import datetime
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import pydantic
@@ -68,6 +69,12 @@ from jobwatch.contract.basics import (
     epoch as _epoch,
 )
 from jobwatch.contract.error_paths import error_details
+from jobwatch.contract.wire_input import (
+    may_hold_negative_zero,
+    positive_zero,
+    query_pairs,
+    repeated_parameters,
+)
 from jobwatch.contract.metrics import GPU_METRICS, METRICS, Metric, combine, metric
 from jobwatch.errors import ValidationError
 
@@ -642,7 +649,8 @@ def parse_body(model: type[_Model], body: bytes) -> _Model:
 
     Returns
     -------
-    The validated model instance.
+    The validated model instance; a number sent as negative zero (``-0.0``) is
+    0.0 in it, anywhere (JavaScript writes -0 as ``0`` too).
 
     Raises
     ------
@@ -654,7 +662,7 @@ def parse_body(model: type[_Model], body: bytes) -> _Model:
     try:
         if _NON_FINITE.search(body):  # rare: a string may hold these words too
             pydantic_core.from_json(body, allow_inf_nan=False)
-        return model.model_validate_json(body)
+        parsed = model.model_validate_json(body)
     except ValueError as exc:  # from_json's error, not a field error
         if isinstance(exc, pydantic.ValidationError):
             raise _body_error(exc, model) from None
@@ -662,6 +670,7 @@ def parse_body(model: type[_Model], body: bytes) -> _Model:
             f"request body is not valid JSON: {exc} (NaN and Infinity are not JSON numbers)",
             code="invalid_json",
         ) from None
+    return positive_zero(parsed) if may_hold_negative_zero(body) else parsed
 
 
 def _body_error(exc: pydantic.ValidationError, model: type[BaseModel]) -> ValidationError:
@@ -766,16 +775,39 @@ class JobsQuery(Page):
     status: Literal["pending", "running", "completed", "failed", "cancelled"] | None = None
 
 
-def parse_query(model: type[_Model], args: dict[str, str]) -> _Model:
+def parse_query(
+    model: type[_Model], args: Mapping[str, str] | Iterable[tuple[str, str]]
+) -> _Model:
     """Validate query-string parameters (strings) against ``model``.
+
+    Parameters
+    ----------
+    model:
+        One of the query types of this module.
+    args:
+        The parameters: ``(name, value)`` pairs, a mapping, or a multi-valued
+        mapping such as Werkzeug's ``request.args`` (every value counts).
+        Parameters ``model`` does not have are ignored.
 
     Raises
     ------
     jobwatch.errors.ValidationError
-        One detail per bad parameter, named as in the URL.
+        One detail per bad parameter, named as in the URL; a parameter of
+        ``model`` given more than once (also once by name and once by alias)
+        is bad, whatever its values.
     """
+    pairs = query_pairs(args)
+    repeated = repeated_parameters(model, pairs)
+    if repeated:
+        raise ValidationError(
+            f"{len(repeated)} invalid query parameter{'s' if len(repeated) != 1 else ''}",
+            details=[
+                {"field": name, "message": "given more than once; give it at most once"}
+                for name in repeated
+            ],
+        )
     try:
-        return model.model_validate(args)
+        return positive_zero(model.model_validate(dict(pairs)))
     except pydantic.ValidationError as exc:
         raise _as_validation_error(exc, "query parameter", model.__pydantic_core_schema__) from None
 

@@ -19,8 +19,9 @@ from jobwatch.contract.admin import (
     ShareSpec,
     TenantSpec,
     TokenSpec,
+    TokensQuery,
 )
-from jobwatch.contract.requests import parse_body, valid_job_id
+from jobwatch.contract.requests import parse_body, parse_query, valid_job_id
 from jobwatch.errors import JobNotFound, NotFound, ValidationError
 from jobwatch.server.core import tenancy
 from jobwatch.server.core.tenancy import DEFAULT_TENANT_QUOTAS, Kind, TenantQuotas
@@ -82,9 +83,8 @@ def put_tenant(name: str) -> Response:
 def list_tokens() -> Response:
     """``{tokens}``: every token, or ``?tenant=``'s, or ``?jobId=``'s, oldest first."""
     store = _admin()
-    return json_response(
-        {"tokens": store.tokens(request.args.get("tenant"), request.args.get("jobId"))}
-    )
+    query = parse_query(TokensQuery, request.args)
+    return json_response({"tokens": store.tokens(query.tenant, query.job_id)})
 
 
 @bp.post("/admin/tokens")

@@ -71,8 +71,14 @@ def _services() -> Services:
 
 
 def _body() -> bytes:
-    """The raw JSON body; refuses other content types (415) and more than 1 MiB (413),
-    with a ``Content-Length`` or chunked."""
+    """The raw JSON body; ``{}`` for a request without one (no ``Content-Length``
+    or 0, not chunked): every field then takes its default, and a required one
+    is named by the 400. Refuses other content types and content codings (415)
+    and more than 1 MiB (413), with a ``Content-Length`` or chunked."""
+    chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+    if not request.content_length and not chunked:
+        return b"{}"
+    _check_content_coding()
     if not request.is_json:
         raise UnsupportedMediaType(
             f"Content-Type must be application/json, not {request.content_type or 'none'!r}"
@@ -86,6 +92,21 @@ def _body() -> bytes:
     if len(data) > MAX_BODY_BYTES:
         raise too_large
     return bytes(data)
+
+
+def _check_content_coding() -> None:
+    """Refuse a body in a content coding (``Content-Encoding: gzip``): the server
+    decodes none, and reading one as JSON would be wrong; 415 (RFC 9110, section
+    15.5.16) with ``Accept-Encoding: identity`` (section 12.5.3)."""
+    header = request.headers.get("Content-Encoding", "")
+    codings = [c.strip() for c in header.split(",") if c.strip()]
+    other = [c for c in codings if c.lower() != "identity"]
+    if other:
+        raise UnsupportedMediaType(
+            f"Content-Encoding {', '.join(other)!r} is not accepted: send the body "
+            "uncompressed; only identity (no Content-Encoding) is accepted",
+            headers={"Accept-Encoding": "identity"},
+        )
 
 
 def _known_job(job_id: str) -> JobRow:
@@ -182,7 +203,7 @@ def put_job(job_id: str) -> Response:
 @bp.get("/jobs")
 def list_jobs() -> Response:
     """``{jobs, total, limit, offset}``, newest first."""
-    query = parse_query(JobsQuery, request.args.to_dict())
+    query = parse_query(JobsQuery, request.args)
     scope = tenancy.list_scope(current_principal())
     with _services().store.read() as conn:
         rows, total = queries.list_jobs(
@@ -289,7 +310,7 @@ def monitor(job_id: str) -> Response:
 def metrics(job_id: str) -> Response:
     """Samples of the last ``timeRange`` seconds (ending at the job's end once
     finished), oldest first, downsampled to ``maxPoints`` when given."""
-    query = parse_query(MetricsQuery, request.args.to_dict())
+    query = parse_query(MetricsQuery, request.args)
     job = _known_job(job_id)
     end = _window_end(job, _services().clock())
     with _services().store.read() as conn:
@@ -312,7 +333,7 @@ def scalars(job_id: str) -> Response:
     per name oldest first, downsampled to ``maxPoints`` per name when given. The
     answer holds at most :data:`~queries.SCALAR_ANSWER_POINTS` points: with many names,
     each gets at most its share of them."""
-    query = parse_query(ScalarsQuery, request.args.to_dict())
+    query = parse_query(ScalarsQuery, request.args)
     job = _known_job(job_id)
     end = _window_end(job, _services().clock())
     start = None if query.time_range is None else end - query.time_range
@@ -341,7 +362,7 @@ def scalars(job_id: str) -> Response:
 def alerts(job_id: str) -> Response:
     """``{jobId, alerts: [{seq, timestamp, level, title, text, source}], total, limit,
     offset}``, oldest first."""
-    query = parse_query(Page, request.args.to_dict())
+    query = parse_query(Page, request.args)
     job = _known_job(job_id)
     with _services().store.read() as conn:
         rows = queries.alert_page(conn, job_id, query.limit, query.offset)
@@ -382,7 +403,7 @@ def job_workers(job_id: str) -> Response:
 @bp.get("/jobs/<job_id>/logs")
 def logs(job_id: str) -> Response:
     """``{jobId, logs, total, limit, offset}``, oldest first, optionally one level."""
-    query = parse_query(LogsQuery, request.args.to_dict())
+    query = parse_query(LogsQuery, request.args)
     job = _known_job(job_id)
     with _services().store.read() as conn:
         if query.rank is not None or query.node is not None:

@@ -360,6 +360,7 @@ def _no_redirects() -> None:
 
 def _api_error(exc: APIError) -> Response:
     response = json_response(exc.to_envelope(), exc.status)
+    response.headers.update(exc.headers)
     retry_after = getattr(exc, "retry_after", None)
     if retry_after is not None:
         response.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))

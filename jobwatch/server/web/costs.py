@@ -23,7 +23,7 @@ def costs() -> Response:
     """``{since, until, timeZone, by, days, groups, totals, unpriced}`` (see
     :func:`jobwatch.server.core.spend.report`); 400 for a bad ``since``, ``by`` or
     ``tz`` naming what is allowed; 403 for a worker or share token."""
-    query = parse_query(CostsQuery, request.args.to_dict())
+    query = parse_query(CostsQuery, request.args)
     scope = tenancy.list_scope(current_principal())
     services: Services = current_app.extensions["jobwatch"]
     now = services.clock()

@@ -26,7 +26,13 @@ from limits import RateLimitItemPerSecond
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
-from jobwatch.errors import AuthenticationError, HostNotAllowed, OriginNotAllowed, RateLimited
+from jobwatch.errors import (
+    AuthenticationError,
+    HostNotAllowed,
+    OriginNotAllowed,
+    RateLimited,
+    ValidationError,
+)
 from jobwatch.server.core.tenancy import ADMIN, Kind, Principal
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -232,7 +238,13 @@ def _token(request: Request) -> str | None:
     if header[:7].lower() == "bearer ":
         return header[7:].strip() or None
     if request.path == WEBSOCKET_PATH:  # a query string ends up in logs and histories
-        return request.args.get("token") or None
+        given = request.args.getlist("token")
+        if len(given) > 1:
+            raise ValidationError(
+                "1 invalid query parameter",
+                details=[{"field": "token", "message": "given more than once; give it at most once"}],
+            )
+        return (given[0] if given else "") or None
     return None
 
 
