@@ -532,7 +532,8 @@ class JobSpec(BaseModel):
         description=(
             "The run's configuration (hyperparameters, training arguments): a JSON "
             "object of at most 64 KiB as compact UTF-8 JSON, with finite numbers, "
-            "integers of at most 64 bits and at most 64 levels of nesting. Stored "
+            "integers of at most 64 bits and at most 64 levels of nesting (objects "
+            "and arrays, the config object itself counting as 1). Stored "
             "and returned as sent; a later PUT with a config replaces it whole."
         ),
     )
@@ -577,7 +578,11 @@ class CompleteRequest(BaseModel):
 
 
 MAX_RESULT_DEPTH = 64
-"""Deepest nesting of a job's ``result`` and ``config``."""
+"""Deepest nesting of a job's ``result`` and ``config``: objects and arrays, one
+inside the other, the outermost (the config object itself) counting as 1; a
+scalar adds no level. ``{"a": {"b": 1}}`` is 2 levels. The server
+(:class:`JobSpec`, :class:`CompleteRequest`) and the Reporter check it with
+the same function."""
 
 
 def config_bytes(config: Any) -> int:
@@ -615,9 +620,16 @@ _INT64 = 2**63
 def _check_portable(value: Any, depth: int) -> None:
     """Refuse JSON that other clients cannot read back: NaN and infinities,
     integers beyond 64 bits (JavaScript already rounds past 2**53) and nesting
-    deeper than 64 levels."""
-    if depth > MAX_RESULT_DEPTH:
-        raise ValueError(f"nested deeper than {MAX_RESULT_DEPTH} levels")
+    deeper than :data:`MAX_RESULT_DEPTH` levels. ``depth`` is the number of
+    objects and arrays around ``value``; an object or array adds one level for
+    itself, a scalar none."""
+    if isinstance(value, (dict, list)):
+        depth += 1
+        if depth > MAX_RESULT_DEPTH:
+            raise ValueError(
+                f"nested deeper than {MAX_RESULT_DEPTH} levels (objects and arrays, "
+                "the outermost counting as 1)"
+            )
     if isinstance(value, bool) or value is None:
         return
     if isinstance(value, float):
@@ -630,10 +642,10 @@ def _check_portable(value: Any, depth: int) -> None:
             )
     elif isinstance(value, dict):
         for item in value.values():
-            _check_portable(item, depth + 1)
+            _check_portable(item, depth)
     elif isinstance(value, list):
         for item in value:
-            _check_portable(item, depth + 1)
+            _check_portable(item, depth)
 
 
 def parse_body(model: type[_Model], body: bytes) -> _Model:

@@ -95,3 +95,41 @@ def test_a_finished_jobs_config_is_settled(api: Any, job_id: str) -> None:
     assert done.status_code == 200, done.text
     assert put(api, job_id, workerId="w", config={"a": 1}).status_code == 200  # no change
     assert put(api, job_id, workerId="w", config={"a": 2}).status_code == 409
+
+
+def nested(levels: int, leaf: Any, kind: str = "object") -> Any:
+    """``levels`` objects (or arrays) one inside the other, the outermost counting
+    as 1, with ``leaf`` in the innermost (a scalar or ``None`` for an empty one)."""
+    value: Any = {} if leaf is None else {"x": leaf}
+    if kind == "array":
+        value = [] if leaf is None else [leaf]
+    for _ in range(levels - 1):
+        value = {"x": value} if kind == "object" else [value]
+    return value
+
+
+def test_nesting_is_at_most_64_levels_counting_the_outermost_and_not_scalars(
+    api: Any, job_id: str
+) -> None:
+    """docs/api.md: the config object is level 1; a number, string, true, false
+    or null inside adds no level; objects and arrays count alike."""
+    for leaf in (None, 1, "s"):
+        r = put(api, job_id, config=nested(64, leaf))
+        assert r.status_code in (200, 201), (leaf, r.text)
+        r = put(api, job_id, config=nested(65, leaf))
+        assert "64 levels" in json.dumps(error_of(r, 400, "validation_error")), leaf
+    config = {"a": nested(63, 1.5, "array")}
+    assert put(api, job_id, config=config).status_code == 200
+    error_of(put(api, job_id, config={"a": nested(64, 1.5, "array")}), 400, "validation_error")
+    assert js(api.get(f"/api/jobs/{job_id}"))["job"]["config"] == config
+
+
+def test_a_result_counts_its_levels_the_same_way(api: Any, job_id: str) -> None:
+    assert put(api, job_id, workerId="w").status_code == 201
+    too_deep = {"workerId": "w", "result": nested(65, None, "array")}
+    r = api.post(f"/api/jobs/{job_id}/complete", json=too_deep)
+    assert [d["field"] for d in error_of(r, 400, "validation_error")["details"]] == ["result"]
+    deepest = nested(64, 7, "array")
+    r = api.post(f"/api/jobs/{job_id}/complete", json={"workerId": "w", "result": deepest})
+    assert r.status_code == 200, r.text
+    assert js(r)["job"]["result"] == deepest

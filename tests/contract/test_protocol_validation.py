@@ -11,15 +11,18 @@ import json
 from typing import Any
 from urllib.parse import parse_qsl
 
+import pydantic
 import pytest
 from pydantic import BaseModel
 
 from jobwatch.contract.requests import (
+    MAX_RESULT_DEPTH,
     CompleteRequest,
     JobSpec,
     LogsQuery,
     MetricsQuery,
     ProgressUpdate,
+    check_config,
     parse_body,
     parse_query,
 )
@@ -235,3 +238,32 @@ def test_nul_in_a_completion_error_is_refused() -> None:
     error = refused(CompleteRequest, {"workerId": "w", "status": "failed", "error": "boom\u0000"})
     assert error.code == "validation_error"
     assert fields(error) == ["error"]
+
+
+# -- nesting of config and result (the Reporter checks with the same functions) ------
+
+
+def _nested(levels: int, leaf: Any) -> Any:
+    value: Any = [] if leaf is None else [leaf]
+    for _ in range(levels - 1):
+        value = {"x": value}
+    return value
+
+
+@pytest.mark.parametrize("leaf", [None, 0, "s", True])
+def test_64_levels_of_nesting_pass_and_65_do_not(leaf: Any) -> None:
+    check_config({"c": _nested(63, leaf)})
+    with pytest.raises(ValueError, match="64 levels"):
+        check_config({"c": _nested(64, leaf)})
+    CompleteRequest.model_validate({"workerId": "w", "result": _nested(64, leaf)})
+    with pytest.raises(pydantic.ValidationError, match="64 levels"):
+        CompleteRequest.model_validate({"workerId": "w", "result": _nested(65, leaf)})
+    assert MAX_RESULT_DEPTH == 64
+
+
+def test_the_reporter_refuses_the_config_the_server_refuses() -> None:
+    from jobwatch.report.reporter import _checked_config
+
+    assert _checked_config({"c": _nested(63, 1)}, "config") == {"c": _nested(63, 1)}
+    with pytest.raises(ValueError, match="64 levels"):
+        _checked_config({"c": _nested(64, None)}, "config")
