@@ -17,6 +17,7 @@
      |    +-- Conflict               409 job_exists
      |    |    +-- JobFinished       409 job_finished
      |    +-- PayloadTooLarge        413 payload_too_large
+     |    +-- UpgradeRequired        426 upgrade_required
      |    +-- TooManySubscriptions   429 too_many_subscriptions
      |    +-- QuotaExceeded          507 quota_exceeded
      |    +-- RetryLater             an answer with ``retry_after`` seconds
@@ -72,6 +73,7 @@ __all__ = [
     "TooManySubscriptions",
     "UnsafeDatabasePath",
     "UnsupportedMediaType",
+    "UpgradeRequired",
     "ValidationError",
     "WorkerMismatch",
     "error_from_envelope",
@@ -90,7 +92,8 @@ class APIError(JobwatchError):
     message:
         What was wrong and what is allowed, for a person.
     status:
-        HTTP status code (400, 401, 403, 404, 405, 408, 409, 413, 429, 503 or 507).
+        HTTP status code (400, 401, 403, 404, 405, 408, 409, 413, 415, 426, 429,
+        503 or 507).
     code:
         Machine-readable code, e.g. ``"validation_error"``.
     details:
@@ -231,6 +234,15 @@ class PayloadTooLarge(APIError):
 
     status = 413
     code = "payload_too_large"
+
+
+class UpgradeRequired(APIError):
+    """426: ``/ws`` asked without a WebSocket upgrade (a plain ``GET``), or for a
+    WebSocket version other than 13; the answer's ``Upgrade: websocket`` header
+    says what to ask for (RFC 9110, section 15.5.22; RFC 6455, section 4.2.2)."""
+
+    status = 426
+    code = "upgrade_required"
 
 
 class QuotaExceeded(APIError):

@@ -782,8 +782,9 @@ class Reporter:
         ------
         ValueError
             ``result`` is not portable JSON (string keys, finite numbers, 64-bit
-            integers, at most 64 levels of objects and arrays deep, the outermost counting as 1) or over 512 KiB, or ``timeout`` is
-            negative or over :data:`MAX_WAIT`.
+            integers, at most 64 levels of objects and arrays, the outermost
+            counting as 1) or over 512 KiB, or ``timeout`` is negative or over
+            :data:`MAX_WAIT`.
         """
         from jobwatch.contract.basics import check_keys
         from jobwatch.contract.requests import CompleteRequest

@@ -55,6 +55,7 @@ ERROR_TREE = {
     "Conflict": "APIError",
     "JobFinished": "Conflict",
     "PayloadTooLarge": "APIError",
+    "UpgradeRequired": "APIError",
     "TooManySubscriptions": "APIError",
     "QuotaExceeded": "APIError",
     "RetryLater": "APIError",

@@ -17,7 +17,14 @@ from werkzeug.routing import RequestRedirect
 
 from jobwatch.contract.basics import currency_code
 from jobwatch.contract.requests import MAX_BODY_BYTES
-from jobwatch.errors import APIError, MethodNotAllowed, NotFound, PayloadTooLarge
+from jobwatch.errors import (
+    APIError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    UpgradeRequired,
+    ValidationError,
+)
 from jobwatch.server.core.alerts.alert_rules import DEFAULT_STALL_AFTER, parse_rule
 from jobwatch.server.core.alerts.hangs import DEFAULT_HANG_AFTER
 from jobwatch.server.core.alerts.nccl_hang import DEFAULT_POWER, DEFAULT_UTILIZATION, NcclHangRule
@@ -259,6 +266,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     app.extensions["jobwatch"] = services
     app.before_request(open_pages(remember(policy.check)))
+    app.before_request(_websocket_handshake)
     app.before_request(_connection_quota)
     app.teardown_request(_connection_ended)
     app.before_request(_no_redirects)
@@ -316,6 +324,49 @@ def _broker(redis_url: str | None, channel: str, timeout: float, store: Store) -
 
 def _websocket(ws: Any) -> None:
     serve_socket(ws, current_app.extensions["jobwatch"], current_principal())
+
+
+WEBSOCKET_VERSION = "13"
+"""The one WebSocket version (RFC 6455) the server speaks."""
+
+
+def _websocket_handshake() -> None:
+    """Refuse a ``GET /ws`` that is no WebSocket opening handshake, in the error
+    shape, before flask-sock tries it (which answers Werkzeug's HTML 400, or 500).
+
+    Raises
+    ------
+    UpgradeRequired
+        426 with ``Upgrade: websocket`` when ``Upgrade`` does not name websocket or
+        ``Connection`` does not name upgrade (RFC 9110, section 15.5.22), or when
+        ``Sec-WebSocket-Version`` is not 13 (then with ``Sec-WebSocket-Version: 13``,
+        RFC 6455, section 4.2.2).
+    ValidationError
+        400 without a ``Sec-WebSocket-Key``.
+    """
+    if request.environ.get("PATH_INFO") != WEBSOCKET_PATH or request.method not in ("GET", "HEAD"):
+        return  # other methods answer 405 from the routing, //ws 404 (_no_redirects)
+    upgrade = {t.strip().lower() for t in request.headers.get("Upgrade", "").split(",")}
+    connection = {t.strip().lower() for t in request.headers.get("Connection", "").split(",")}
+    headers = {"Upgrade": "websocket", "Connection": "Upgrade"}
+    if "websocket" not in upgrade or "upgrade" not in connection:
+        raise UpgradeRequired(
+            f"{WEBSOCKET_PATH} needs a WebSocket upgrade: GET with 'Upgrade: websocket' and "
+            "'Connection: Upgrade' (a WebSocket client does this; plain HTTP is not served here)",
+            headers=headers,
+        )
+    version = request.headers.get("Sec-WebSocket-Version", "").strip()
+    if version != WEBSOCKET_VERSION:
+        raise UpgradeRequired(
+            f"{WEBSOCKET_PATH} needs a WebSocket upgrade of version {WEBSOCKET_VERSION} "
+            f"(Sec-WebSocket-Version), not {version or 'none'!r}",
+            headers={**headers, "Sec-WebSocket-Version": WEBSOCKET_VERSION},
+        )
+    if not request.headers.get("Sec-WebSocket-Key", "").strip():
+        raise ValidationError(
+            "a WebSocket upgrade needs a Sec-WebSocket-Key header (RFC 6455, section 4.1)",
+            details=[{"field": "Sec-WebSocket-Key", "message": "is required"}],
+        )
 
 
 def _connection_quota() -> None:

@@ -67,8 +67,11 @@ _ANSWERS: tuple[type[BaseModel], ...] = (
     *admin_answers.ANSWERS,
 )
 _ERRORS = {
-    "400": "Bad input: `validation_error` (with `details`) or `invalid_json`",
-    "415": "`unsupported_media_type`: the body's `Content-Type` is not `application/json`",
+    "400": "Bad input: `validation_error` (with `details`: a bad field or query parameter, "
+    "or a query parameter given more than once) or `invalid_json`",
+    "415": "`unsupported_media_type`: the body's `Content-Type` is not JSON "
+    "(`application/json` or a `+json` type), or its `Content-Encoding` is not `identity` "
+    "(the answer's `Accept-Encoding: identity` says so)",
     "401": "`unauthorized`: the server needs a token (docs/deployment.md)",
     "403": "`worker_mismatch`: the job is bound to another worker (or a PUT would "
     "change it without its workerId); `forbidden`: the token may not do this "
@@ -400,8 +403,10 @@ def _operation(
         "responses": responses,
     }
     if body is not None:
+        model = next(m for m in _REQUESTS if m.__name__ == body)
         operation["requestBody"] = {
-            "required": True,
+            # Without a body a request reads as {}: optional where every field is.
+            "required": any(f.is_required() for f in model.model_fields.values()),
             "content": {"application/json": {"schema": {"$ref": _REF.format(model=body)}}},
         }
     if query is not None:
@@ -500,6 +505,10 @@ def asyncapi_document() -> dict[str, Any]:
         "channels": {
             "jobs": {
                 "address": "/ws",
+                "description": "Opened by a WebSocket upgrade (GET with `Upgrade: websocket`, "
+                "`Sec-WebSocket-Version: 13`). A request without one answers 426 "
+                "`upgrade_required` in the REST error shape, with `Upgrade: websocket` "
+                "(RFC 9110, section 15.5.22); a repeated `?token=` answers 400.",
                 "messages": {name: {"$ref": f"#/components/messages/{name}"} for name in messages},
             }
         },

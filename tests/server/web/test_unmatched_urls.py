@@ -64,7 +64,43 @@ def _error(response: requests.Response, status: int) -> None:
     assert response.headers["Content-Type"] == "application/json", where
     error = response.json()["error"]
     assert set(error) == {"code", "message", "details"}, where
-    assert error["code"] == {404: "not_found", 405: "method_not_allowed"}[status], where
+    codes = {404: "not_found", 405: "method_not_allowed", 426: "upgrade_required"}
+    assert error["code"] == codes[status], where
+
+
+NOT_UPGRADES = [
+    {},
+    {"Upgrade": "h2c", "Connection": "Upgrade"},
+    {"Upgrade": "websocket"},
+    {"Connection": "Upgrade"},
+]
+
+
+def _needs_an_upgrade(response: requests.Response) -> None:
+    """426 Upgrade Required (RFC 9110, section 15.5.22) in the error shape, with
+    the ``Upgrade`` header it must carry."""
+    _error(response, 426)
+    assert response.headers["Upgrade"] == "websocket"
+    assert "WebSocket upgrade" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("headers", NOT_UPGRADES, ids=["plain", "h2c", "no-connection", "no-upgrade"])
+def test_ws_without_a_websocket_upgrade_is_426(api: Api, headers: dict[str, str]) -> None:
+    _needs_an_upgrade(requests.get(api.base + "/ws", headers=headers, timeout=10))
+
+
+def test_ws_with_another_websocket_version_is_426_naming_13(api: Api) -> None:
+    """RFC 6455, section 4.2.2: a version the server does not speak gets 426 with
+    the versions it does in ``Sec-WebSocket-Version``."""
+    headers = {
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version": "8",
+    }
+    response = requests.get(api.base + "/ws", headers=headers, timeout=10)
+    _needs_an_upgrade(response)
+    assert response.headers["Sec-WebSocket-Version"] == "13"
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +151,7 @@ def test_jobwatch_serve_keeps_a_leading_double_slash(served: ServerProcess) -> N
     for url in ("//api/health", "/api//health", "/api/jobs//logs", "/api/health/", "//ws"):
         _error(requests.get(served.url + url, allow_redirects=False, timeout=10), 404)
     _error(requests.post(served.url + "/ws", json={}, allow_redirects=False, timeout=10), 405)
+    _needs_an_upgrade(requests.get(served.url + "/ws", timeout=10))
 
 
 def test_a_rule_ending_in_a_slash_asked_without_it_is_404_not_a_redirect() -> None:
