@@ -333,9 +333,17 @@ class Subscription(_Resuming[JobEvent]):
             ws.send(json.dumps(request))  # a lost connection resubscribes with the view
 
     def _subscribed(self, answer: dict[str, Any]) -> None:
-        """Take the ``subscribed`` answer: a first connection starts after its ``seq``."""
+        """Take the ``subscribed`` answer: a first connection starts after its ``seq``.
+
+        An answer whose ``seq`` is below the one asked for comes from a server that
+        never reached it (its database was replaced or restored): it replays the
+        job from its start, which is delivered as the job's history from then on.
+        """
+        seq = int(answer.get("seq", 0))
         if self.last_seq is None:
-            self.last_seq = int(answer.get("seq", 0))
+            self.last_seq = seq
+        elif seq < self.last_seq:
+            self.last_seq = 0
 
     def _request(self) -> dict[str, Any]:
         """The subscribe message sent on each connection (with ``since`` on a resume, and

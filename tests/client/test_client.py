@@ -164,6 +164,29 @@ def test_subscribe_since_monitor_misses_nothing(client):
     assert [e["type"] for e in events] == ["JOB_PROGRESS", "JOB_LOGS", "JOB_COMPLETED"]
 
 
+def test_a_since_beyond_the_jobs_seq_takes_the_servers_history(client):
+    """The server answers a since it never reached (its database was replaced) with
+    the job from its start; the subscription delivers it and the live events after,
+    rather than dropping every seq up to its old since as seen."""
+    job = client.create_job()
+    client.report_progress(job["id"], "w", 10, logs=[{"level": "info", "message": "a"}])
+    seq = client.monitor(job["id"])["seq"]
+    events: list[dict[str, Any]] = []
+    subscription = client.subscribe(job["id"], since=seq + 1000)
+    thread = collect(subscription, events)
+    wait_for(lambda: len(events) == 2, what="the resync")
+    client.report_progress(job["id"], "w", 20)
+    client.complete_job(job["id"], "w")
+    thread.join(10)
+    assert [(e["type"], e["seq"]) for e in events] == [
+        ("JOB_PROGRESS", 1),
+        ("JOB_LOGS", 2),
+        ("JOB_PROGRESS", 3),
+        ("JOB_COMPLETED", 4),
+    ]
+    assert subscription.last_seq == 4
+
+
 def test_subscribe_to_a_finished_job_ends_at_once(client):
     job = client.create_job()
     client.complete_job(job["id"], "w", status="failed", error="boom")

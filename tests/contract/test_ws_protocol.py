@@ -237,20 +237,59 @@ def test_finished_job_sends_completed_right_after_the_ack(
     assert_quiet(ws, api)
 
 
-@pytest.mark.parametrize("since", [2, 3, 500])
 def test_finished_job_sends_completed_even_when_since_covers_it(
-    api: Any, ws_factory: Any, job: str, since: int
+    api: Any, ws_factory: Any, job: str
 ) -> None:
-    """The completion ends every subscription, also one resuming at (or, after
-    restoring an older backup, beyond) the job's last seq."""
+    """CONTRACT.md: "A finished job sends its JOB_COMPLETED right after the ack",
+    also to a subscriber resuming at its seq: the completion, with its own seq
+    (a client that keeps the last seq knows it has it), ends every subscription."""
     post(api, job, progress=50)
     complete(api, job, result={"ok": True})
     ws = ws_factory()
-    ws.send({"type": "subscribe:job", "subscriptionId": job, "since": since})
+    ws.send({"type": "subscribe:job", "subscriptionId": job, "since": 2})
     assert recv(ws) == {"type": "subscribed", "subscriptionId": job, "seq": 2}
     message = recv(ws)
     assert (message["type"], message["seq"]) == ("JOB_COMPLETED", 2)
     assert_quiet(ws, api)
+
+
+def replayed(ws: Any, api: Any, job_id: str, since: int) -> tuple[dict[str, Any], list[Any]]:
+    """The ack of a subscription with ``since`` and every message replayed after it."""
+    ack = subscribe(ws, job_id, since=since)
+    messages = []
+    while True:
+        try:
+            messages.append(recv(ws, timeout=0.5))
+        except websocket.WebSocketTimeoutException:
+            return ack, messages
+
+
+@pytest.mark.parametrize("finished", [False, True])
+def test_since_beyond_the_jobs_seq_is_a_resync_from_the_start(
+    api: Any, ws_factory: Any, job: str, finished: bool
+) -> None:
+    """A client holding seq 1007 of a job at 3 (the server's database was replaced
+    or restored from an older backup) holds another history: the ack's seq, below
+    its since, says so, and it gets the whole job as a subscriber with since 0 does,
+    then the live events from the ack's seq on."""
+    post(api, job, progress=10, logLines=[{"level": "info", "message": "a"}])
+    post(api, job, progress=20)
+    if finished:
+        complete(api, job, result={"ok": True})
+    seq = js(api.get(f"/api/jobs/{job}/monitor"))["seq"]
+    ack, resync = replayed(ws_factory(), api, job, seq + 1000)
+    assert ack["seq"] == seq
+    from_start = replayed(ws_factory(), api, job, 0)[1]
+    assert resync == from_start
+    assert [m["type"] for m in resync] == ["JOB_LOGS", "JOB_PROGRESS"] + (
+        ["JOB_COMPLETED"] if finished else []
+    )
+    if not finished:
+        ws = ws_factory()
+        subscribe(ws, job, since=seq + 1000)
+        [recv(ws) for _ in resync]
+        post(api, job, progress=30)
+        assert recv(ws)["seq"] == seq + 1
 
 
 def test_several_jobs_on_one_socket(api: Any, ws_factory: Any, job: str) -> None:

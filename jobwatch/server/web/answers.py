@@ -626,7 +626,9 @@ class JobsChanged(BaseModel):
 
 
 class Subscribed(BaseModel):
-    """The ack of ``subscribe:job``: events up to ``seq`` are replayed or already read."""
+    """The ack of ``subscribe:job``: events up to ``seq`` are replayed or already read.
+    A ``seq`` below the ``since`` asked for: the job's history differs from the
+    client's (a replaced database), and the whole job is replayed."""
 
     model_config = _Answer
 

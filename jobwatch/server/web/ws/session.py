@@ -530,6 +530,11 @@ class Session:
             self._refuse(subscription.job_id, missing)
             return
         upto = int(job["seq"])
+        if since is not None and since > upto:
+            # The client holds a history this job never had (the database was
+            # replaced, or restored from an older backup): it gets the job from
+            # its start, and the ack's seq, below its since, tells it so.
+            since = 0
         events: Iterator[Event] = iter(())
         if since is not None:
             events = replay(self.services.store, job, since, upto, self.services.clock())
@@ -553,7 +558,8 @@ class Session:
             return
         if job["completed_seq"] is not None and not completed:
             # A finished job ends every subscription with its completion, even
-            # when ``since`` already covers it (or lies beyond: a restored backup).
+            # when ``since`` already covers it (CONTRACT.md: "A finished job
+            # sends its JOB_COMPLETED right after the ack").
             self._send(completed_event(job, self.services.clock()).message())
         self._do(subscription, subscription.acknowledged(upto, time.monotonic()))
 
