@@ -19,13 +19,12 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import datetime
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import pydantic
 import pydantic_core
-from pydantic_core import CoreSchema
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -35,6 +34,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import CoreSchema
 
 from jobwatch.contract.basics import (
     ALERT_LEVELS,
@@ -69,13 +69,13 @@ from jobwatch.contract.basics import (
     epoch as _epoch,
 )
 from jobwatch.contract.error_paths import error_details
+from jobwatch.contract.metrics import GPU_METRICS, METRICS, Metric, combine, metric
 from jobwatch.contract.wire_input import (
     may_hold_negative_zero,
     positive_zero,
     query_pairs,
     repeated_parameters,
 )
-from jobwatch.contract.metrics import GPU_METRICS, METRICS, Metric, combine, metric
 from jobwatch.errors import ValidationError
 
 __all__ = [
@@ -682,7 +682,9 @@ def parse_body(model: type[_Model], body: bytes) -> _Model:
             f"request body is not valid JSON: {exc} (NaN and Infinity are not JSON numbers)",
             code="invalid_json",
         ) from None
-    return positive_zero(parsed) if may_hold_negative_zero(body) else parsed
+    if may_hold_negative_zero(body):
+        positive_zero(parsed)  # in place
+    return parsed
 
 
 def _body_error(exc: pydantic.ValidationError, model: type[BaseModel]) -> ValidationError:
@@ -787,9 +789,7 @@ class JobsQuery(Page):
     status: Literal["pending", "running", "completed", "failed", "cancelled"] | None = None
 
 
-def parse_query(
-    model: type[_Model], args: Mapping[str, str] | Iterable[tuple[str, str]]
-) -> _Model:
+def parse_query(model: type[_Model], args: Mapping[str, str] | Iterable[tuple[str, str]]) -> _Model:
     """Validate query-string parameters (strings) against ``model``.
 
     Parameters
@@ -819,9 +819,11 @@ def parse_query(
             ],
         )
     try:
-        return positive_zero(model.model_validate(dict(pairs)))
+        parsed = model.model_validate(dict(pairs))
     except pydantic.ValidationError as exc:
         raise _as_validation_error(exc, "query parameter", model.__pydantic_core_schema__) from None
+    positive_zero(parsed)  # in place
+    return parsed
 
 
 class LogLinesView(BaseModel):

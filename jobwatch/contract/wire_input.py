@@ -74,4 +74,3 @@ def repeated_parameters(model: type[BaseModel], pairs: list[tuple[str, str]]) ->
             counts[wire[name]] = counts.get(wire[name], 0) + 1
     order = [field.alias or name for name, field in model.model_fields.items()]
     return [name for name in order if counts.get(name, 0) > 1]
-

@@ -52,7 +52,9 @@ def test_a_request_without_a_body_is_an_empty_object(
     status, answer = raw_request(server.url, f"POST /api/jobs HTTP/1.1\r\n{length}".rstrip())
     assert status == 201, answer
     assert answer["job"]["status"] == "pending"
-    status, answer = raw_request(server.url, f"PUT /api/jobs/{job_id} HTTP/1.1\r\n{length}".rstrip())
+    status, answer = raw_request(
+        server.url, f"PUT /api/jobs/{job_id} HTTP/1.1\r\n{length}".rstrip()
+    )
     assert status == 201, answer
     assert answer["job"]["id"] == job_id
 

@@ -47,10 +47,18 @@ def progress(**fields: Any) -> dict[str, Any]:
     ("scalars", "field", "words"),
     [
         ({"step": -1, "values": {"m1": 1}}, "scalars.step", "greater than or equal to 0"),
-        ([{"step": 1, "values": {"m1": 1}}, {"step": -1, "values": {"m1": 1}}], "scalars[1].step", "greater than or equal to 0"),  # noqa: E501
+        (
+            [{"step": 1, "values": {"m1": 1}}, {"step": -1, "values": {"m1": 1}}],
+            "scalars[1].step",
+            "greater than or equal to 0",
+        ),
         ({"step": 1}, "scalars.values", "is required"),
         ([{"step": 1, "values": {"m1": "x"}}], "scalars[0].values.m1", "valid number"),
-        ({"step": 1, "values": {"m1": 1, "bad name!": 2}}, "scalars.values.bad name!", "not allowed"),  # noqa: E501
+        (
+            {"step": 1, "values": {"m1": 1, "bad name!": 2}},
+            "scalars.values.bad name!",
+            "not allowed",
+        ),
         (5, "scalars", "object or"),
         ("loss", "scalars", "object or"),
         ([5], "scalars[0]", "object"),
@@ -83,10 +91,13 @@ class Nested(BaseModel):
     one: Inner | list[Inner]
     either: int | str | None = None
     deep: list[Inner | list[Inner]] | None = None
-    kind: Annotated[
-        Annotated[Inner, Field(title="i")] | Annotated[list[int], Field(title="l")],
-        Field(union_mode="left_to_right"),
-    ] | None = None
+    kind: (
+        Annotated[
+            Annotated[Inner, Field(title="i")] | Annotated[list[int], Field(title="l")],
+            Field(union_mode="left_to_right"),
+        ]
+        | None
+    ) = None
     mode: Literal["a", "b"] = "a"
 
 

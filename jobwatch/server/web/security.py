@@ -242,7 +242,9 @@ def _token(request: Request) -> str | None:
         if len(given) > 1:
             raise ValidationError(
                 "1 invalid query parameter",
-                details=[{"field": "token", "message": "given more than once; give it at most once"}],
+                details=[
+                    {"field": "token", "message": "given more than once; give it at most once"}
+                ],
             )
         return (given[0] if given else "") or None
     return None

@@ -84,7 +84,9 @@ def _needs_an_upgrade(response: requests.Response) -> None:
     assert "WebSocket upgrade" in response.json()["error"]["message"]
 
 
-@pytest.mark.parametrize("headers", NOT_UPGRADES, ids=["plain", "h2c", "no-connection", "no-upgrade"])
+@pytest.mark.parametrize(
+    "headers", NOT_UPGRADES, ids=["plain", "h2c", "no-connection", "no-upgrade"]
+)
 def test_ws_without_a_websocket_upgrade_is_426(api: Api, headers: dict[str, str]) -> None:
     _needs_an_upgrade(requests.get(api.base + "/ws", headers=headers, timeout=10))
 
