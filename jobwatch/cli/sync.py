@@ -27,7 +27,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     sync = commands.add_parser(
         "sync",
         help="send what ended reporters left on this machine",
-        description="Send the updates, log lines, training metrics, GPU samples, alerts and "
+        description="Send the updates, log lines, training metrics, GPU and system samples, alerts and "
         "completions that reporters which ended (killed, or at exit while the server was "
         "away) kept in their spools on this machine, exactly once, then remove them. Spools "
         "of reporters still running are left to them.",

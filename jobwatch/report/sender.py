@@ -50,6 +50,7 @@ from jobwatch.contract.basics import (
     format_ts,
     truncate_message,
 )
+from jobwatch.contract.metrics import GPU_FIELDS, SYSTEM_FIELDS
 from jobwatch.errors import APIError, QuotaExceeded
 from jobwatch.report import spool as spool_mod
 from jobwatch.report.outbox import BudgetState, Completion, LogLine, Outbox, ReporterJob
@@ -88,7 +89,9 @@ class _Request(NamedTuple):
     progress: float = 0.0
 
 
-_KINDS = ("log lines", "metric points", "GPU samples", "alerts")
+_KINDS = ("log lines", "metric points", "machine samples", "alerts")
+"""What a request carries, as warnings count it; a machine sample (the request's
+``metrics``) is named by what this reporter sampled: see :meth:`Sender.samples_label`."""
 """What a drop count counts, in the order of :class:`_Request`'s counts."""
 WARN_EVERY = 60.0
 """Seconds between two local warnings with the running totals of what was dropped."""
@@ -146,6 +149,7 @@ class Sender:
         self._job = job
         self._outbox = outbox
         self._metrics = metrics
+        self._sampled: set[str] = set()  # "GPU", "system": what the samples carried
         self._interval = interval
         self._wake = threading.Event()
         outbox.on_line = self._wake.set  # a line or alert goes soon, not at the interval
@@ -529,7 +533,7 @@ class Sender:
     def _count_dropped(
         self, key: str, message: str, counts: list[int], *, total: bool = True
     ) -> None:
-        """Count ``counts`` (log lines, metric points, GPU samples, alerts) dropped
+        """Count ``counts`` (log lines, metric points, machine samples, alerts) dropped
         for cause ``key``, whose first ``message`` the job and the local warnings
         quote; ``total``: new drops (not a note told again)."""
         self._messages.setdefault(key, message)
@@ -547,9 +551,11 @@ class Sender:
         return [k for k, c in self._dropped.items() if any(c) and (end or k not in self._told)]
 
     def _note_text(self, note: Mapping[str, list[int]]) -> str:
-        """``"N log lines / M metric points dropped: <why>"`` per cause (GPU samples and
-        alerts named only when some were dropped)."""
-        return _note_text({self._messages[key]: counts for key, counts in note.items()})
+        """``"N log lines / M metric points dropped: <why>"`` per cause (machine samples
+        and alerts named only when some were dropped)."""
+        return _note_text(
+            {self._messages[key]: counts for key, counts in note.items()}, self.samples_label()
+        )
 
     def _warn_dropped(self, key: str, *, final: bool = False) -> None:
         """Warn locally with the server's (or our) own message: the first time for
@@ -820,7 +826,7 @@ class Sender:
             self._told_kept = True
             _log.warning(
                 "jobwatch: %s is unreachable%s; %d updates (%d log lines, %d metric points, "
-                "%d GPU samples)%s of job %r were not delivered; they are kept in %s and sent "
+                "%d %s)%s of job %r were not delivered; they are kept in %s and sent "
                 "by `jobwatch sync %s` or by the next Reporter of this job on this machine",
                 self._client.url,
                 " at exit" if self._at_exit else "",
@@ -828,6 +834,7 @@ class Sender:
                 sum(r.lines for r in self._queue),
                 sum(r.points for r in self._queue),
                 sum(r.samples for r in self._queue),
+                self.samples_label(),
                 " and the completion" if self._completion is not None else "",
                 self._job.job_id,
                 spool.path,
@@ -869,7 +876,17 @@ class Sender:
                 sample,
             )
         self._policy.sampled(ok=True, metrics_sent=metrics is not None)
+        if metrics is not None:
+            self._sampled.update(_sample_kinds(metrics))
         return metrics
+
+    def samples_label(self) -> str:
+        """What this reporter's machine samples are, for people: ``"GPU samples"``,
+        ``"system samples"`` (CPU, memory, disk, network: ``Reporter(gpu=False)`` or a
+        machine without GPUs), ``"GPU and system samples"``; ``"machine samples"``
+        before the first."""
+        kinds = " and ".join(k for k in ("GPU", "system") if k in self._sampled)
+        return f"{kinds or 'machine'} samples"
 
     def _completion_body(self, done: Completion) -> dict[str, Any]:
         """The ``POST /complete`` body of ``done``."""
@@ -957,7 +974,7 @@ def _dumps(body: dict[str, Any]) -> bytes:
 
 
 def _counts(body: dict[str, Any]) -> tuple[int, int, int, int]:
-    """What a spooled body carries: log lines, metric points, GPU samples, alerts."""
+    """What a spooled body carries: log lines, metric points, machine samples, alerts."""
     return (
         len(body.get("logLines") or ()),
         sum(len(s.get("values", {})) for s in body.get("scalars") or ()),
@@ -966,13 +983,24 @@ def _counts(body: dict[str, Any]) -> tuple[int, int, int, int]:
     )
 
 
-def _note_text(note: Mapping[str, list[int]]) -> str:
-    """``"N log lines / M metric points dropped: <why>"`` per cause (GPU samples and
-    alerts named only when some were dropped)."""
+def _sample_kinds(metrics: Mapping[str, Any]) -> set[str]:
+    """``{"GPU", "system"}``, or part of it: which metrics a sample has values of."""
+    kinds = set()
+    if any(metrics.get(f) is not None for f in GPU_FIELDS) or metrics.get("gpus"):
+        kinds.add("GPU")
+    if any(metrics.get(f) is not None for f in SYSTEM_FIELDS):
+        kinds.add("system")
+    return kinds
+
+
+def _note_text(note: Mapping[str, list[int]], samples: str = _KINDS[2]) -> str:
+    """``"N log lines / M metric points dropped: <why>"`` per cause (machine samples,
+    named ``samples``, and alerts named only when some were dropped)."""
     parts = []
     for message, counts in note.items():
         what = [f"{counts[0]} log lines", f"{counts[1]} metric points"]
-        what += [f"{n} {kind}" for n, kind in zip(counts[2:], _KINDS[2:], strict=True) if n]
+        kinds = (samples, _KINDS[3])
+        what += [f"{n} {kind}" for n, kind in zip(counts[2:], kinds, strict=True) if n]
         parts.append(" / ".join(what) + f" dropped: {message}")
     return "; ".join(parts)
 

@@ -5,6 +5,7 @@ that, once; a server that never answers never holds up ``complete()``."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -103,7 +104,7 @@ def test_killed_worker_loses_nothing_its_spool_held(tmp_path: Path, sender: str)
         assert len(spools) == 1
         pending = spool_mod.read(spools[0])
         waiting = {"samples": sum("metrics" in body for _, body in pending.requests)}
-        assert waiting["samples"] > 0  # GPU samples were kept through the outage
+        assert waiting["samples"] > 0  # machine samples were kept through the outage
         srv = EmbeddedServer(port=port, config=config)
         with Client(url) as client:
             before = _delivered(client, job_id)  # what arrived before the outage
@@ -155,3 +156,32 @@ def test_complete_with_a_server_that_never_answers_returns_and_says_where(
         job = client.get_job(job_id)
         assert (job["status"], job["result"]) == ("completed", {"ok": 1})
         assert [line["message"] for line in client.logs(job_id)["logs"]] == ["kept on disk"]
+
+
+@pytest.mark.parametrize(
+    ("options", "label"),
+    [
+        ({"gpu": False}, "system samples"),
+        ({"gpu": lambda: {"gpuUtilization": 50.0}, "system": False}, "GPU samples"),
+        ({"gpu": lambda: {"gpuUtilization": 50.0}}, "GPU and system samples"),
+    ],
+)
+def test_the_kept_warning_names_the_samples_it_kept(
+    options: dict[str, Any], label: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The warning at close counts the machine samples by what they are: a reporter
+    without GPU sampling keeps system samples, not "GPU samples"."""
+    reporter = Reporter(
+        f"kept-{uuid.uuid4().hex[:6]}",
+        url=f"http://127.0.0.1:{free_port()}",
+        interval=0.05,
+        **options,
+    )
+    for i in range(5):
+        reporter.update(i * 10.0)
+        time.sleep(0.06)
+    with caplog.at_level("WARNING", logger="jobwatch"):
+        reporter.close(timeout=0.5)
+    kept = [r.getMessage() for r in caplog.records if "were not delivered" in r.getMessage()]
+    assert kept, caplog.text
+    assert re.search(rf"\d+ {label}\)", kept[0]), kept[0]
