@@ -46,11 +46,16 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     """Sync every ended spool under ``args.path``; returns the exit code (0: all sent,
-    1: the server refused a job, 3: a server could not be reached: what is left stays)."""
+    1: the server refused a job, 2: the folder named is missing or not a folder,
+    3: a server could not be reached: what is left stays)."""
     from jobwatch.client.rest import Client
     from jobwatch.errors import ConnectionError
 
     root = args.path if args.path is not None else spool_mod.default_root()
+    if args.path is not None and not root.is_dir():  # a typo is not "nothing to send"
+        why = "is not a folder" if root.exists() else "does not exist"
+        print(f"jobwatch sync: the folder {root} {why}", file=sys.stderr)
+        return 2
     code = 0
     found = 0
     for path in spool_mod.orphans(root):

@@ -185,3 +185,18 @@ def test_the_kept_warning_names_the_samples_it_kept(
     kept = [r.getMessage() for r in caplog.records if "were not delivered" in r.getMessage()]
     assert kept, caplog.text
     assert re.search(rf"\d+ {label}\)", kept[0]), kept[0]
+
+
+def test_sync_refuses_a_folder_that_does_not_exist(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A spool folder someone named that is not there is a typo, not "nothing to send"."""
+    missing = tmp_path / "no" / "spool"
+    assert jobwatch_main(["sync", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"jobwatch sync: the folder {missing} does not exist\n"
+    assert not (tmp_path / "no").exists()
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("x")
+    assert jobwatch_main(["sync", str(not_a_folder)]) == 2
+    assert "is not a folder" in capsys.readouterr().err
