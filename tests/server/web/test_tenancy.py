@@ -283,9 +283,10 @@ def test_the_admin_api_needs_the_admin_token(setup: Setup) -> None:
     for token in (setup.acme.write, setup.acme.read):
         http = setup.http(token)
         assert http.get("/api/admin/tenants").status_code == 403
-        assert http.post(
-            "/api/admin/tokens", json={"kind": "write", "tenant": "acme"}
-        ).status_code == 403
+        assert (
+            http.post("/api/admin/tokens", json={"kind": "write", "tenant": "acme"}).status_code
+            == 403
+        )
         assert http.put("/api/admin/tenants/evil", json={}).status_code == 403
     assert setup.http(None).get("/api/admin/tokens").status_code == 401
     bad = setup.admin.post("/api/admin/tokens", json={"kind": "write"})
