@@ -98,6 +98,7 @@ def test_the_token_list_says_expired_and_revoked(
     assert jobwatch(capsys, *argv, "--label", "kept")[0] == 0
     time.sleep(1.1)
     code, out = jobwatch(capsys, "tokens", "list", "--tenant", "acme")
+    assert code == 0
     states = {line.split()[-1]: line for line in out}
     assert "  expired  " in states["short"] and "in force" not in states["short"]
     assert "  revoked  " in states["gone"]

@@ -79,7 +79,7 @@ def test_a_tenant_creates_ids_only_in_its_namespace() -> None:
 def test_a_worker_token_creates_only_its_job_and_is_told_so() -> None:
     tenancy.check_create(ACME_WORKER, "acme:run-1")
     for other in ("acme:run-2", "globex:x", "op"):
-        with pytest.raises(Forbidden, match="worker token .* only .*'acme:run-1'"):
+        with pytest.raises(Forbidden, match=r"worker token .* only .*'acme:run-1'"):
             tenancy.check_create(ACME_WORKER, other)
         with pytest.raises(Forbidden, match="'acme:run-1'"):
             tenancy.refuse_other_job(ACME_WORKER, other)
