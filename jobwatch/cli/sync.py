@@ -6,7 +6,9 @@ preempted machine) or exits while the server is away, this command sends what
 is left, in order, to the server named in each spool (or ``--url``), then
 removes the spool. Each request keeps its ``updateId``, and each one
 acknowledged is noted in the spool before the next is sent, so a sync that is
-interrupted, or run twice, stores nothing twice.
+interrupted, or run twice, stores nothing twice. Each is sent with its
+``sentAt``, so the server places the job's start and end when they happened
+(:class:`jobwatch.contract.requests.SentLater`), not when this command ran.
 """
 
 from __future__ import annotations
@@ -14,9 +16,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
+from jobwatch.contract.basics import parse_ts
+from jobwatch.contract.requests import sent_late
 from jobwatch.errors import APIError, JobFinished, JobNotFound, QuotaExceeded, RateLimited
 from jobwatch.report import spool as spool_mod
 from jobwatch.view.terminal_safe import clean
@@ -97,7 +103,7 @@ def _send(client: object, pending: spool_mod.Pending) -> int:
     for update_id, body in pending.requests:
         for _ in range(2):
             try:
-                client.request("POST", f"{path}/progress", json_body=body)
+                client.request("POST", f"{path}/progress", json_body=_dated(body))
             except JobNotFound:  # the server lost the job (a new database): create it again
                 client.ensure_job(
                     job_id,
@@ -119,5 +125,13 @@ def _send(client: object, pending: spool_mod.Pending) -> int:
     if pending.completion is not None:
         # completed already: this sync ran before, or another reporter finished it
         with contextlib.suppress(JobFinished):
-            client.request("POST", f"{path}/complete", json_body=pending.completion)
+            client.request("POST", f"{path}/complete", json_body=_dated(pending.completion))
     return sent
+
+
+def _dated(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` with its ``sentAt`` (now), so that the server dates the job by when
+    the request was made (its ``timestamp``), not by this sync: run on the machine
+    that ran the job, or one whose clock agrees with it."""
+    composed = parse_ts(body.get("timestamp"))
+    return body if composed is None else {**body, **sent_late(composed, time.time())}

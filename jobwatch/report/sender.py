@@ -48,9 +48,11 @@ from jobwatch.contract.basics import (
     MAX_SCALAR_POINTS,
     MAX_TEXT,
     format_ts,
+    parse_ts,
     truncate_message,
 )
 from jobwatch.contract.metrics import GPU_FIELDS, SYSTEM_FIELDS
+from jobwatch.contract.requests import sent_late
 from jobwatch.errors import APIError, QuotaExceeded
 from jobwatch.report import spool as spool_mod
 from jobwatch.report.outbox import BudgetState, Completion, LogLine, Outbox, ReporterJob
@@ -87,6 +89,7 @@ class _Request(NamedTuple):
     last_seq: int = 0
     last_scalar_seq: int = 0
     progress: float = 0.0
+    composed: float | None = None
 
 
 _KINDS = ("log lines", "metric points", "machine samples", "alerts")
@@ -304,6 +307,8 @@ class Sender:
         ``at_exit``: the interpreter is exiting, so give up at the first sign
         that the server is unreachable rather than retry until the deadline.
         """
+        if completion is not None and completion.at is None:
+            completion = completion._replace(at=self._worker_clock())
         with self._outbox.lock:
             if not self._finishing:
                 self._finishing, self._completion, self._deadline = True, completion, deadline
@@ -439,9 +444,14 @@ class Sender:
         """
         request = self._queue[0]
         path = f"/api/jobs/{quote(self._job.job_id, safe='')}/progress"
+        data = request.data
+        if request.composed is not None:
+            late = sent_late(request.composed, self._worker_clock())
+            if late:  # its sentAt joins the body as composed
+                data = b"".join((data[:-1], b',"sentAt":"', late["sentAt"].encode(), b'"}'))
         try:
             # sent as composed: decoding and encoding again cost more than composing
-            reply = self._client.request("POST", path, json_data=request.data)
+            reply = self._client.request("POST", path, json_data=data)
         except APIError as exc:
             if not (rejected(exc) or isinstance(exc, QuotaExceeded)):
                 raise
@@ -616,7 +626,8 @@ class Sender:
         self._next_drain = now + self._policy.spacing
         progress = self._policy.progress(progress)
         operation = None if operation is None else _utf8(operation[:MAX_TEXT])
-        timestamp = format_ts(self._worker_clock())
+        composed = self._worker_clock()
+        timestamp = format_ts(composed)
         metrics = self._sample()
         resumed = self._policy.resumed_from(declared) or 0.0
         user_alerts = len(alerts)
@@ -699,6 +710,7 @@ class Sender:
                     last_seq=log_seq if done else last_seq,
                     last_scalar_seq=scalar_seq if done else last_scalar_seq,
                     progress=progress,
+                    composed=composed,
                 )
             )
             self._queued_bytes += len(data)
@@ -769,7 +781,8 @@ class Sender:
                 for update_id, body in pending.requests:
                     data = _dumps(body)
                     counts = _counts(body)
-                    self._queue.append(_Request(update_id, data, *counts))
+                    composed = parse_ts(body.get("timestamp"))
+                    self._queue.append(_Request(update_id, data, *counts, composed=composed))
                     self._queued_bytes += len(data)
                     self._spool.add(update_id, data)
                 adopted.append(path)
@@ -891,6 +904,8 @@ class Sender:
     def _completion_body(self, done: Completion) -> dict[str, Any]:
         """The ``POST /complete`` body of ``done``."""
         body: dict[str, Any] = {"workerId": self._job.worker_id, "status": done.status}
+        if done.at is not None:
+            body["timestamp"] = format_ts(done.at)
         if done.result is not None:
             body["result"] = done.result
         if done.error is not None:
@@ -905,6 +920,8 @@ class Sender:
             self.completed = True
             return
         body = self._completion_body(self._completion)
+        if self._completion.at is not None:
+            body.update(sent_late(self._completion.at, self._worker_clock()))
         path = f"/api/jobs/{quote(self._job.job_id, safe='')}/complete"
         try:
             self._client.request("POST", path, json_body=body)

@@ -19,6 +19,7 @@ import pytest
 
 from jobwatch.cli.commands import main as jobwatch_main
 from jobwatch.client.rest import Client
+from jobwatch.contract.basics import parse_ts
 from jobwatch.report import spool as spool_mod
 from jobwatch.report.reporter import Reporter
 from jobwatch.server import EmbeddedServer
@@ -200,3 +201,59 @@ def test_sync_refuses_a_folder_that_does_not_exist(
     not_a_folder.write_text("x")
     assert jobwatch_main(["sync", str(not_a_folder)]) == 2
     assert "is not a folder" in capsys.readouterr().err
+
+
+def test_a_job_synced_later_keeps_the_duration_and_cost_it_ran(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Reported while no server listened, sent by ``jobwatch sync`` later: the
+    server dates its start and end by when they happened (``sentAt``), so its
+    duration and cost are the run's, not the sync's few milliseconds (before:
+    0.127 s for a 10 s run) nor the time until the sync."""
+    root = Path(os.environ["JOBWATCH_SPOOL_DIR"])
+    job_id = f"job-{uuid.uuid4().hex[:10]}"
+    reporter = Reporter(
+        job_id, url=f"http://127.0.0.1:{free_port()}", gpu=False, system=False,
+        price_per_hour=3600.0, interval=0.1, timeout=1.0, worker_id="w",
+    )  # fmt: skip
+    reporter.update(10)
+    time.sleep(2.0)  # the run
+    reporter.update(90)
+    assert reporter.complete({"ok": 1}, timeout=1.0) is False
+    time.sleep(1.5)  # the spool waits for its sync
+    with EmbeddedServer(config={"DATABASE": ":memory:"}) as srv, Client(srv.url) as client:
+        assert jobwatch_main(["sync", str(root), "--url", srv.url]) == 0
+        job = client.get_job(job_id)
+        ran = time_of(job["completedAt"]) - time_of(job["startedAt"])
+        assert 1.9 <= ran <= 3.0  # the run's 2 s and the reporter's own steps
+        costs = client.request("GET", f"/api/jobs/{job_id}/monitor")
+        assert costs["costSoFar"] == pytest.approx(ran, abs=0.002)  # 1 per second
+
+
+def time_of(stamp: str) -> float:
+    parsed = parse_ts(stamp)
+    assert parsed is not None
+    return parsed
+
+
+def test_a_job_whose_server_came_late_starts_when_it_started() -> None:
+    """The server was away for the run's first 2 s: the first update, sent when it
+    came, carries its ``sentAt`` and the job starts when it did (before: when the
+    server came)."""
+    port = free_port()
+    job_id = f"job-{uuid.uuid4().hex[:10]}"
+    reporter = Reporter(
+        job_id, url=f"http://127.0.0.1:{port}", gpu=False, system=False,
+        price_per_hour=3600.0, interval=0.1, timeout=1.0, worker_id="w",
+    )  # fmt: skip
+    started = time.time()
+    reporter.update(10)
+    time.sleep(2.0)
+    with (
+        EmbeddedServer(port=port, config={"DATABASE": ":memory:"}) as srv,
+        Client(srv.url) as client,
+    ):
+        assert reporter.flush(timeout=30)
+        job = client.get_job(job_id)
+        assert time_of(job["startedAt"]) == pytest.approx(started, abs=0.5)
+        reporter.complete(timeout=10)
