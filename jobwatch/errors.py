@@ -132,9 +132,12 @@ class APIError(JobwatchError):
         return {"error": {"code": self.code, "message": self.message, "details": self.details}}
 
     def __str__(self) -> str:
-        if not self.details:
+        # a detail the message already says (e.g. "invalid token request: no
+        # tenant named 'x'" with that same detail) is said once
+        details = [d for d in self.details if d.get("message", "") not in self.message]
+        if not details:
             return f"{self.message} ({self.status} {self.code})"
-        fields = "; ".join(f"{d['field']}: {d['message']}" for d in self.details)
+        fields = "; ".join(f"{d['field']}: {d['message']}" for d in details)
         return f"{self.message} ({self.status} {self.code}): {fields}"
 
 

@@ -10,11 +10,14 @@ server URL it starts the embedded one (:func:`jobwatch.serve`).
 
 from __future__ import annotations
 
+import atexit
+import dis
 import logging
 import os
 import re
 import sys
 import threading
+import types
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
@@ -29,6 +32,30 @@ REPORT_INTERVAL = 0.5
 """Seconds between two progress requests of a tracked loop (its Reporter's ``interval``)."""
 FINAL_VIEW_TIMEOUT = 5.0
 """Seconds the end of a loop waits for the monitor to show the job's end."""
+EARLY_END_WAIT = 30.0
+"""Seconds a loop left by an exception waits to learn whether the exception ends the
+program (``sys.excepthook``, ``threading.excepthook``: the job fails) before
+completing its job (the exception was caught). Unwinding runs the ``finally``
+blocks and ``with`` exits on the way (a checkpoint saved, ``wandb.finish()``),
+which may take seconds; at interpreter exit it is decided at once."""
+
+_LEFT_BY_STATEMENT = frozenset(
+    dis.opmap[name]
+    for name in (
+        "POP_TOP",
+        "STORE_FAST",
+        "STORE_NAME",
+        "STORE_GLOBAL",
+        "DELETE_FAST",
+        "DELETE_NAME",
+        "DELETE_GLOBAL",
+    )
+    if name in dis.opmap
+)
+"""Instructions at which the code that drops a tracked loop's generator has no
+exception in flight: ``POP_TOP`` is how ``break`` and ``return`` leave a ``for``
+loop (CPython 3.10 to 3.13), the stores and deletes drop an iterator kept in a
+name. Any other instruction may be one that raised."""
 
 
 def track(
@@ -103,12 +130,22 @@ def track(
 
     Notes
     -----
-    The job completes when the loop runs to its end (also after ``break``),
-    fails with the exception's text when the iterable raises, and is
-    cancelled on Ctrl-C. An exception raised by the loop's body cannot be seen
-    from the iterator: in a notebook the cell's error fails the job; elsewhere
-    write ``with jobwatch.track(...) as items: for item in items: ...`` to
-    have it failed.
+    The job completes when the loop runs to its end, fails with the
+    exception's text when the iterable or the loop's body raises, and is
+    cancelled on Ctrl-C (KeyboardInterrupt). A ``break`` (or ``return``) is an
+    early stop that completes the job at once, as every completed job at
+    100 %; its operation keeps where the loop stopped (``"epoch 4/10"``) and
+    its log says ``jobwatch: the loop stopped early at epoch 4/10``.
+
+    The loop's generator cannot see an exception of the body (CPython sets it
+    aside while closing the generator), so when the body raises the job's end
+    waits for what the exception does: it fails the job when it reaches
+    ``sys.excepthook`` (a script), ``threading.excepthook`` (a thread) or ends
+    the cell (a kernel's ``post_run_cell``); caught by your code, the job
+    completes when the cell ends (in a kernel), else after
+    :data:`EARLY_END_WAIT` seconds or at interpreter exit, whichever comes
+    first. ``with jobwatch.track(...) as items:`` ends the job at the block's
+    end instead, without waiting.
     """
     return Tracked(
         iterable,
@@ -186,6 +223,7 @@ class Tracked(Generic[T]):
         self._started = False
         self._in_with = False
         self._ended = False
+        self._end_lock = threading.Lock()
         self.monitor: Any = None
         self._watcher: threading.Thread | None = None
         self._show()
@@ -202,7 +240,7 @@ class Tracked(Generic[T]):
         try:
             yield from self._items
         except GeneratorExit:  # left early: `break`, or the loop's body raised
-            self._left_early()
+            self._left_early(sys._getframe().f_back)
             raise
         except BaseException as exc:  # the iterable itself raised
             self._end(exc)
@@ -227,27 +265,42 @@ class Tracked(Generic[T]):
 
     # -- the end ----------------------------------------------------------------
 
-    def _end(self, error: BaseException | None) -> None:
-        """Complete, cancel (Ctrl-C) or fail the job, once; then let the view show the end."""
-        if self._ended:
+    def _end(self, error: BaseException | None, *, early: bool = False) -> None:
+        """Complete, cancel (Ctrl-C) or fail the job, once; then let the view show the end.
+
+        ``early``: the loop was left before its end without an error, said in the log."""
+        with self._end_lock:
+            ended, self._ended = self._ended, True
+        if ended:
             return
-        self._ended = True
+        _early_ends.discard(self)
+        if early and error is None:
+            where = self.reporter._outbox.operation
+            self.reporter.log(f"jobwatch: the loop stopped early at {where}")
         # The Reporter's own exit: complete, cancelled on KeyboardInterrupt, else failed.
         self.reporter.__exit__(type(error) if error is not None else None, error, None)
         self._wait_for_view()
 
-    def _left_early(self) -> None:
+    def _left_early(self, closer: types.FrameType | None) -> None:
+        """The loop's generator was closed before its end, by ``closer``'s code: a
+        ``break``, or an exception of the body unwinding (which the generator cannot
+        see): end the job now, or once the exception's fate is known."""
         if self._in_with:
             return
+        if closer is not None and closer.f_code.co_code[closer.f_lasti] in _LEFT_BY_STATEMENT:
+            self._end(None, early=True)
+            return
         shell = _kernel_shell()
-        if shell is None:
-            self._end(None)
+        on_main = threading.current_thread() is threading.main_thread()
+        _early_ends.add(self, threading.get_ident(), wait=shell is None or not on_main)
+        if shell is None or not on_main:
             return
 
         # The cell's outcome says whether the body raised: decide when it ends.
         def after_cell(result: Any) -> None:
             shell.events.unregister("post_run_cell", after_cell)
-            self._end(getattr(result, "error_in_exec", None))
+            error = getattr(result, "error_in_exec", None)
+            self._end(error, early=error is None)
 
         shell.events.register("post_run_cell", after_cell)
 
@@ -274,6 +327,75 @@ class Tracked(Generic[T]):
             target=_watch, args=(self.url, self.job_id), name="jobwatch-track-view", daemon=True
         )
         self._watcher.start()
+
+
+class _EarlyEnds:
+    """Tracked loops left while an exception may be unwinding, by thread, until
+    that exception's fate ends each: ``sys.excepthook`` (the main thread's) or
+    ``threading.excepthook`` (its thread's) fails it, and a timer of
+    :data:`EARLY_END_WAIT` seconds or the interpreter's exit completes it.
+
+    The hooks are put in front of the ones in place at the first loop left so,
+    and call them after; the process has one of each, hence one of these.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._waiting: dict[Tracked[Any], int] = {}
+        self._hooked = False
+
+    def add(self, tracked: Tracked[Any], thread: int, *, wait: bool) -> None:
+        """Wait for the fate of an exception unwinding in ``thread``; ``wait``: complete
+        after :data:`EARLY_END_WAIT` seconds if none comes (not in a kernel's cell,
+        whose end decides)."""
+        with self._lock:
+            self._waiting[tracked] = thread
+            if not self._hooked:
+                self._hooked = True
+                self._previous_hook = sys.excepthook
+                self._previous_thread_hook = threading.excepthook
+                sys.excepthook = self._excepthook
+                threading.excepthook = self._thread_excepthook
+                atexit.register(self._at_exit)
+        if wait:
+            timer = threading.Timer(EARLY_END_WAIT, tracked._end, (None,), {"early": True})
+            timer.daemon = True
+            timer.name = "jobwatch-track-end"
+            timer.start()
+
+    def discard(self, tracked: Tracked[Any]) -> None:
+        with self._lock:
+            self._waiting.pop(tracked, None)
+
+    def _fail(self, thread: int | None, error: BaseException | None) -> None:
+        """End the loops left in ``thread`` with ``error`` (the exception that ends it)."""
+        with self._lock:
+            ended = [t for t, ident in self._waiting.items() if ident == thread]
+        for tracked in ended:
+            try:
+                tracked._end(error)
+            except Exception as exc:  # the traceback is still to be printed
+                _log.warning("jobwatch: cannot end job %r: %s", tracked.job_id, exc)
+
+    def _excepthook(
+        self, kind: type[BaseException], error: BaseException, tb: types.TracebackType | None
+    ) -> None:
+        self._fail(threading.main_thread().ident, error)
+        self._previous_hook(kind, error, tb)
+
+    def _thread_excepthook(self, args: Any) -> None:
+        self._fail(args.thread.ident if args.thread is not None else None, args.exc_value)
+        self._previous_thread_hook(args)
+
+    def _at_exit(self) -> None:
+        """No exception ended the program: what was left early completes."""
+        with self._lock:
+            left = list(self._waiting)
+        for tracked in left:
+            tracked._end(None, early=True)
+
+
+_early_ends = _EarlyEnds()
 
 
 def _watch(url: str, job_id: str) -> None:

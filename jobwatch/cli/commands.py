@@ -333,7 +333,11 @@ def _serve(args: argparse.Namespace) -> int:
             )
         )
         or settings.problem(workers=args.workers, names=FLAG_NAMES)
-        or sqlite_file_problem(settings.database, must_exist=False)
+        or sqlite_file_problem(
+            settings.database,
+            must_exist=False,
+            make_folder=settings.database == str(default_db_path()),  # nobody typed it
+        )
         or listen_problem(args.host, args.port)
     )
     if problem:

@@ -6,7 +6,9 @@ preempted machine) or exits while the server is away, this command sends what
 is left, in order, to the server named in each spool (or ``--url``), then
 removes the spool. Each request keeps its ``updateId``, and each one
 acknowledged is noted in the spool before the next is sent, so a sync that is
-interrupted, or run twice, stores nothing twice.
+interrupted, or run twice, stores nothing twice. Each is sent with its
+``sentAt``, so the server places the job's start and end when they happened
+(:class:`jobwatch.contract.requests.SentLater`), not when this command ran.
 """
 
 from __future__ import annotations
@@ -14,9 +16,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
+from jobwatch.contract.basics import parse_ts
+from jobwatch.contract.requests import sent_late
 from jobwatch.errors import APIError, JobFinished, JobNotFound, QuotaExceeded, RateLimited
 from jobwatch.report import spool as spool_mod
 from jobwatch.view.terminal_safe import clean
@@ -27,7 +33,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     sync = commands.add_parser(
         "sync",
         help="send what ended reporters left on this machine",
-        description="Send the updates, log lines, training metrics, GPU samples, alerts and "
+        description="Send the updates, log lines, training metrics, GPU and system samples, alerts and "
         "completions that reporters which ended (killed, or at exit while the server was "
         "away) kept in their spools on this machine, exactly once, then remove them. Spools "
         "of reporters still running are left to them.",
@@ -46,11 +52,16 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     """Sync every ended spool under ``args.path``; returns the exit code (0: all sent,
-    1: the server refused a job, 3: a server could not be reached: what is left stays)."""
+    1: the server refused a job, 2: the folder named is missing or not a folder,
+    3: a server could not be reached: what is left stays)."""
     from jobwatch.client.rest import Client
     from jobwatch.errors import ConnectionError
 
     root = args.path if args.path is not None else spool_mod.default_root()
+    if args.path is not None and not root.is_dir():  # a typo is not "nothing to send"
+        why = "is not a folder" if root.exists() else "does not exist"
+        print(f"jobwatch sync: the folder {root} {why}", file=sys.stderr)
+        return 2
     code = 0
     found = 0
     for path in spool_mod.orphans(root):
@@ -92,7 +103,7 @@ def _send(client: object, pending: spool_mod.Pending) -> int:
     for update_id, body in pending.requests:
         for _ in range(2):
             try:
-                client.request("POST", f"{path}/progress", json_body=body)
+                client.request("POST", f"{path}/progress", json_body=_dated(body))
             except JobNotFound:  # the server lost the job (a new database): create it again
                 client.ensure_job(
                     job_id,
@@ -114,5 +125,13 @@ def _send(client: object, pending: spool_mod.Pending) -> int:
     if pending.completion is not None:
         # completed already: this sync ran before, or another reporter finished it
         with contextlib.suppress(JobFinished):
-            client.request("POST", f"{path}/complete", json_body=pending.completion)
+            client.request("POST", f"{path}/complete", json_body=_dated(pending.completion))
     return sent
+
+
+def _dated(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` with its ``sentAt`` (now), so that the server dates the job by when
+    the request was made (its ``timestamp``), not by this sync: run on the machine
+    that ran the job, or one whose clock agrees with it."""
+    composed = parse_ts(body.get("timestamp"))
+    return body if composed is None else {**body, **sent_late(composed, time.time())}

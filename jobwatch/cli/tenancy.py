@@ -13,12 +13,15 @@ import argparse
 import math
 from typing import Any
 
-from jobwatch.cli.connect import connect
+from jobwatch.cli.connect import UsageError, connect
+from jobwatch.contract.admin import expiry_limit, expiry_problem
 from jobwatch.view.terminal_safe import clean
 
 __all__ = ["add_parsers", "run"]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_STATES = {"active": "in force", "expired": "expired", "revoked": "revoked"}
+"""How ``tokens list`` shows a token's ``state``."""
 
 
 def _duration(text: str) -> float:
@@ -68,7 +71,11 @@ def add_parsers(commands: Any) -> None:
     create.add_argument("--tenant", help="its tenant (needed for write and read)")
     create.add_argument("--job", dest="job_id", help="the one job of a worker or share token")
     create.add_argument("--label", help="a note for people, e.g. who holds it")
-    create.add_argument("--expires", type=_duration, help="e.g. 12h or 30d (share: default 7d)")
+    create.add_argument(
+        "--expires",
+        type=_duration,
+        help="e.g. 12h or 30d (share: default 7d, most 365d; others: most 3650d)",
+    )
     listing = actions.add_parser("list", help="list tokens (never the tokens themselves)")
     listing.add_argument("--tenant", help="only this tenant's")
     revoke = actions.add_parser("revoke", help="revoke a token by its id")
@@ -83,8 +90,37 @@ def add_parsers(commands: Any) -> None:
     _server_arguments(share, "the job's tenant write token")
 
 
+def _check_expiry(args: argparse.Namespace) -> None:
+    """Refuse an ``--expires`` past the limit of the token it makes, before asking
+    the server (which would refuse it too, with the same limit).
+
+    Raises
+    ------
+    UsageError
+        One line naming the limit in days.
+    """
+    expires = getattr(args, "expires", None)
+    if expires is None:
+        return
+    kind = "share" if args.command == "share" else args.kind
+    if expiry_problem(kind, expires) is not None:
+        what = "a share link" if kind == "share" else f"a {kind} token"
+        raise UsageError(
+            f"--expires is at most {expiry_limit(kind) / 86400:.0f}d for {what} "
+            f"(got {expires / 86400:g}d); a longer one is refused, never shortened"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run ``tenants``, ``tokens`` or ``share``; returns the exit code (0)."""
+    """Run ``tenants``, ``tokens`` or ``share``; returns the exit code (0).
+
+    Raises
+    ------
+    UsageError
+        ``--expires`` past the token's limit (365 days for a share link, ten
+        years for the others).
+    """
+    _check_expiry(args)
     with connect(args.url, token=args.token) as client:
         if args.command == "share":
             made = client.share_job(args.job_id, expires_in=args.expires, label=args.label)
@@ -150,7 +186,7 @@ def _print_tenants(tenants: list[dict[str, Any]]) -> None:
 
 def _print_tokens(tokens: list[dict[str, Any]]) -> None:
     for token in tokens:
-        state = "revoked" if token["revokedAt"] else "in force"
+        state = _STATES.get(token.get("state") or "", token.get("state") or "unknown")
         parts = [token["id"], token["kind"], token["tenant"] or "-", token["jobId"] or "-"]
         parts += [state, f"expires {token['expiresAt'] or 'never'}", token["label"] or ""]
         print(clean("  ".join(parts).rstrip(), single_line=True))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from jobwatch.contract.requests import JOB_ID_PATTERN, NoNul
 
@@ -20,6 +20,8 @@ __all__ = [
     "TenantSpec",
     "TokenSpec",
     "TokensQuery",
+    "expiry_limit",
+    "expiry_problem",
 ]
 
 DEFAULT_SHARE_SECONDS = 7 * 24 * 3600.0
@@ -28,6 +30,36 @@ MAX_SHARE_SECONDS = 365 * 24 * 3600.0
 """Longest a share link may last (a year): a link always expires."""
 MAX_TOKEN_SECONDS = 10 * 365 * 24 * 3600.0
 """Longest ``expiresIn`` of another token (ten years)."""
+
+
+def expiry_limit(kind: str) -> float:
+    """Most seconds a token of ``kind`` may last: :data:`MAX_SHARE_SECONDS` for a
+    share link, :data:`MAX_TOKEN_SECONDS` for the others."""
+    return MAX_SHARE_SECONDS if kind == "share" else MAX_TOKEN_SECONDS
+
+
+def expiry_problem(kind: str, seconds: float) -> str | None:
+    """Why ``seconds`` is too long an expiry for a token of ``kind``, or ``None``.
+
+    The one wording of every path that makes a token (the admin API, share
+    links, the CLI), so none of them shortens an expiry silently.
+    """
+    limit = expiry_limit(kind)
+    if seconds <= limit:
+        return None
+    what = "a share link" if kind == "share" else f"a {kind} token"
+    return (
+        f"must be at most {limit:.0f} seconds ({limit / 86400:.0f} days) for {what}, "
+        f"got {seconds:g}"
+    )
+
+
+def _share_expiry(seconds: float) -> float:
+    problem = expiry_problem("share", seconds)
+    if problem:
+        raise ValueError(problem)
+    return seconds
+
 
 _Strict = ConfigDict(strict=True, allow_inf_nan=False, extra="ignore", populate_by_name=True)
 Label = Annotated[str, Field(max_length=200), NoNul]
@@ -53,7 +85,8 @@ class TokenSpec(BaseModel):
     for write and read; a worker or share token without one reaches an
     operator's job), ``jobId`` (required for worker and share: the one job),
     ``label`` (for people), ``expiresIn`` (seconds; share links default to a
-    week and last at most a year; other tokens never expire by default).
+    week and last at most a year, other tokens at most ten years and never
+    expire by default; a longer one is refused, never shortened).
     """
 
     model_config = _Strict
@@ -64,9 +97,15 @@ class TokenSpec(BaseModel):
         None, alias="jobId"
     )
     label: Label | None = None
-    expires_in: Annotated[float, Field(gt=0, le=MAX_TOKEN_SECONDS)] | None = Field(
-        None, alias="expiresIn"
-    )
+    expires_in: Annotated[float, Field(gt=0)] | None = Field(None, alias="expiresIn")
+
+    @field_validator("expires_in")
+    @classmethod
+    def _within_limit(cls, value: float | None, info: ValidationInfo) -> float | None:
+        problem = None if value is None else expiry_problem(info.data.get("kind", ""), value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class ShareSpec(BaseModel):
@@ -75,7 +114,7 @@ class ShareSpec(BaseModel):
 
     model_config = _Strict
 
-    expires_in: Annotated[float, Field(gt=0, le=MAX_SHARE_SECONDS)] = Field(
+    expires_in: Annotated[float, Field(gt=0), AfterValidator(_share_expiry)] = Field(
         DEFAULT_SHARE_SECONDS, alias="expiresIn"
     )
     label: Label | None = None

@@ -94,11 +94,13 @@ __all__ = [
     "MAX_MESSAGE_BYTES",
     "MAX_SCALAR_NAMES",
     "MAX_SCALAR_POINTS",
+    "MAX_SEND_DELAY",
     "MAX_TEXT",
     "MAX_UPDATE_ID",
     "MAX_WORLD_SIZE",
     "SCALAR_NAME_PATTERN",
     "SCALAR_NAME_RULE",
+    "SENT_LATE_AFTER",
     "AlertIn",
     "CompleteRequest",
     "GpuSample",
@@ -107,12 +109,14 @@ __all__ = [
     "Metrics",
     "ProgressUpdate",
     "ScalarPoint",
+    "SentLater",
     "check_config",
     "check_keys",
     "currency_code",
     "format_ts",
     "parse_body",
     "parse_ts",
+    "sent_late",
     "truncate_message",
     "valid_job_id",
     "valid_scalar_name",
@@ -336,13 +340,95 @@ MAX_EXPECTED_SILENCE = 7 * 86400.0
 """Longest ``expectSilenceFor`` accepted, in seconds (a week)."""
 
 
-class ProgressUpdate(BaseModel):
+MAX_SEND_DELAY = 30 * 86400.0
+"""Longest age of a request accepted, in seconds (30 days): ``sentAt`` less
+``timestamp``. A spool older than that is not a run's record but a lost folder."""
+
+
+class SentLater(BaseModel):
+    """``timestamp`` and ``sentAt`` of a request that may be sent later than it
+    happened (a spool sent by ``jobwatch sync``, an outbox drained after an outage).
+
+    Both are on the worker's clock: ``timestamp`` when the request was composed
+    (or the job ended), ``sentAt`` when it was sent. Their difference is the
+    request's age, which the server takes from its own time of arrival to place
+    the job's start and end; a skew between the two clocks cancels out (as in
+    :meth:`ProgressUpdate.call_at`).
+    """
+
+    model_config = _Strict
+
+    timestamp: datetime | None = Field(
+        None,
+        description=(
+            "The worker's clock when the request was made (on complete: when the job "
+            "ended). It orders progress updates; with sentAt it dates a late request."
+        ),
+    )
+    sent_at: datetime | None = Field(
+        None,
+        alias="sentAt",
+        description=(
+            "When this request was sent, on the worker's clock (the clock of timestamp). "
+            "With timestamp it gives the request's age (sentAt - timestamp, 0 to 30 days): "
+            "the server places the job's startedAt and completedAt that long before it "
+            'arrived (docs/api.md "Sent later"). Needs timestamp.'
+        ),
+    )
+
+    @field_validator("sent_at")
+    @classmethod
+    def _age_can_be(
+        cls, sent_at: datetime | None, info: pydantic.ValidationInfo
+    ) -> datetime | None:
+        if sent_at is None:
+            return None
+        composed = info.data.get("timestamp")
+        if composed is None:
+            raise ValueError("needs timestamp (when the request was composed, on the same clock)")
+        age = _epoch(sent_at) - _epoch(composed)
+        if age < 0:
+            raise ValueError(
+                f"is {-age:.3f} s before timestamp: a request is sent after it is made"
+            )
+        if age > MAX_SEND_DELAY:
+            raise ValueError(
+                f"is {age / 86400:.1f} days after timestamp; at most {MAX_SEND_DELAY / 86400:.0f}"
+            )
+        return sent_at
+
+    def age(self) -> float:
+        """Seconds between ``timestamp`` and ``sentAt`` (0 without ``sentAt``)."""
+        if self.sent_at is None or self.timestamp is None:
+            return 0.0
+        return _epoch(self.sent_at) - _epoch(self.timestamp)
+
+
+SENT_LATE_AFTER = 1.0
+"""Seconds after which a request is sent with its ``sentAt``: one that waited
+longer (an outage, a retry, a spool) would otherwise date the job by its arrival."""
+
+
+def sent_late(composed: float, now: float) -> dict[str, str]:
+    """``{"sentAt": now}`` (ISO 8601) to add to a request composed at ``composed``
+    and sent at ``now`` (both seconds since the epoch on the worker's clock) when it
+    waited more than :data:`SENT_LATE_AFTER`; ``{}`` when it did not, or waited
+    more than :data:`MAX_SEND_DELAY` (the server would refuse its age: it is then
+    dated by its arrival, as before)."""
+    waited = now - composed
+    stamp = format_ts(now)
+    if stamp is not None and SENT_LATE_AFTER < waited <= MAX_SEND_DELAY:
+        return {"sentAt": stamp}
+    return {}
+
+
+class ProgressUpdate(SentLater):
     """Body of ``POST /api/jobs/{jobId}/progress``.
 
     ``workerId`` (1-1024 characters) and ``progress`` (number, 0-100 %) are
     required; ``currentOperation``, ``metrics``, ``logLines`` (at most 1000)
-    and ``timestamp`` (the worker's clock, used only to order updates) may be
-    absent or ``null``. ``updateId`` (1-64 characters, unique per update of a
+    and ``timestamp`` (the worker's clock: it orders updates and, with
+    ``sentAt``, dates a late one, :class:`SentLater`) may be absent or ``null``. ``updateId`` (1-64 characters, unique per update of a
     worker) makes a retried update apply once: a repeat is answered as the first
     time. ``scalars`` (optional): training metrics, one :class:`ScalarPoint` or
     a list of them, at most 1,000 values in all. ``alerts`` (optional): at most
@@ -361,7 +447,6 @@ class ProgressUpdate(BaseModel):
     current_operation: Text | None = Field(None, alias="currentOperation")
     metrics: Metrics | None = None
     log_lines: list[LogLineIn] | None = Field(None, alias="logLines", max_length=MAX_LOG_LINES)
-    timestamp: datetime | None = None
     update_id: Annotated[str, Field(min_length=1, max_length=MAX_UPDATE_ID), NoNul] | None = Field(
         None, alias="updateId"
     )
@@ -556,10 +641,11 @@ class JobSpec(BaseModel):
         return job_id
 
 
-class CompleteRequest(BaseModel):
+class CompleteRequest(SentLater):
     """Body of ``POST /api/jobs/{jobId}/complete``: ``workerId`` (required),
     ``status`` (completed, failed or cancelled; default completed), ``result``
-    (any JSON) and ``error`` (text, for failures)."""
+    (any JSON), ``error`` (text, for failures), and ``timestamp`` (when the job
+    ended, on the worker's clock) with ``sentAt`` (:class:`SentLater`)."""
 
     model_config = _Strict
 

@@ -65,11 +65,14 @@ class BudgetState(NamedTuple):
 
 class Completion(NamedTuple):
     """The final ``POST /complete``: status ``completed``, ``failed`` or ``cancelled``, result,
-    error text (made safe for the wire and cut to 16 KiB by the sender)."""
+    error text (made safe for the wire and cut to 16 KiB by the sender), and ``at``:
+    when the job ended, on the sender's worker clock (set by the sender; seconds
+    since the epoch)."""
 
     status: str
     result: Any = None
     error: str | None = None
+    at: float | None = None
 
 
 class Outbox:

@@ -33,6 +33,7 @@ from jobwatch.contract.basics import MAX_BODY_BYTES, MAX_LOG_LINES
 from jobwatch.errors import (
     APIError,
     AuthenticationError,
+    Forbidden,
     JobFinished,
     JobNotFound,
     JobwatchError,
@@ -67,8 +68,9 @@ MAX_PACE = 300.0
 BODY_SLACK = 4096
 """Bytes kept free in a request body beyond what is measured."""
 
-FATAL = (WorkerMismatch, JobFinished, AuthenticationError)
-"""Answers after which this reporter can never report to its job: it stops."""
+FATAL = (WorkerMismatch, JobFinished, AuthenticationError, Forbidden)
+"""Answers after which this reporter can never report to its job: it stops (a
+token that may only read, or a worker token of another job, is 403 ``forbidden``)."""
 
 
 class Step(NamedTuple):

@@ -48,8 +48,11 @@ from jobwatch.contract.basics import (
     MAX_SCALAR_POINTS,
     MAX_TEXT,
     format_ts,
+    parse_ts,
     truncate_message,
 )
+from jobwatch.contract.metrics import GPU_FIELDS, SYSTEM_FIELDS
+from jobwatch.contract.requests import sent_late
 from jobwatch.errors import APIError, QuotaExceeded
 from jobwatch.report import spool as spool_mod
 from jobwatch.report.outbox import BudgetState, Completion, LogLine, Outbox, ReporterJob
@@ -86,9 +89,12 @@ class _Request(NamedTuple):
     last_seq: int = 0
     last_scalar_seq: int = 0
     progress: float = 0.0
+    composed: float | None = None
 
 
-_KINDS = ("log lines", "metric points", "GPU samples", "alerts")
+_KINDS = ("log lines", "metric points", "machine samples", "alerts")
+"""What a request carries, as warnings count it; a machine sample (the request's
+``metrics``) is named by what this reporter sampled: see :meth:`Sender.samples_label`."""
 """What a drop count counts, in the order of :class:`_Request`'s counts."""
 WARN_EVERY = 60.0
 """Seconds between two local warnings with the running totals of what was dropped."""
@@ -146,6 +152,7 @@ class Sender:
         self._job = job
         self._outbox = outbox
         self._metrics = metrics
+        self._sampled: set[str] = set()  # "GPU", "system": what the samples carried
         self._interval = interval
         self._wake = threading.Event()
         outbox.on_line = self._wake.set  # a line or alert goes soon, not at the interval
@@ -300,6 +307,8 @@ class Sender:
         ``at_exit``: the interpreter is exiting, so give up at the first sign
         that the server is unreachable rather than retry until the deadline.
         """
+        if completion is not None and completion.at is None:
+            completion = completion._replace(at=self._worker_clock())
         with self._outbox.lock:
             if not self._finishing:
                 self._finishing, self._completion, self._deadline = True, completion, deadline
@@ -435,9 +444,14 @@ class Sender:
         """
         request = self._queue[0]
         path = f"/api/jobs/{quote(self._job.job_id, safe='')}/progress"
+        data = request.data
+        if request.composed is not None:
+            late = sent_late(request.composed, self._worker_clock())
+            if late:  # its sentAt joins the body as composed
+                data = b"".join((data[:-1], b',"sentAt":"', late["sentAt"].encode(), b'"}'))
         try:
             # sent as composed: decoding and encoding again cost more than composing
-            reply = self._client.request("POST", path, json_data=request.data)
+            reply = self._client.request("POST", path, json_data=data)
         except APIError as exc:
             if not (rejected(exc) or isinstance(exc, QuotaExceeded)):
                 raise
@@ -529,7 +543,7 @@ class Sender:
     def _count_dropped(
         self, key: str, message: str, counts: list[int], *, total: bool = True
     ) -> None:
-        """Count ``counts`` (log lines, metric points, GPU samples, alerts) dropped
+        """Count ``counts`` (log lines, metric points, machine samples, alerts) dropped
         for cause ``key``, whose first ``message`` the job and the local warnings
         quote; ``total``: new drops (not a note told again)."""
         self._messages.setdefault(key, message)
@@ -547,9 +561,11 @@ class Sender:
         return [k for k, c in self._dropped.items() if any(c) and (end or k not in self._told)]
 
     def _note_text(self, note: Mapping[str, list[int]]) -> str:
-        """``"N log lines / M metric points dropped: <why>"`` per cause (GPU samples and
-        alerts named only when some were dropped)."""
-        return _note_text({self._messages[key]: counts for key, counts in note.items()})
+        """``"N log lines / M metric points dropped: <why>"`` per cause (machine samples
+        and alerts named only when some were dropped)."""
+        return _note_text(
+            {self._messages[key]: counts for key, counts in note.items()}, self.samples_label()
+        )
 
     def _warn_dropped(self, key: str, *, final: bool = False) -> None:
         """Warn locally with the server's (or our) own message: the first time for
@@ -610,7 +626,8 @@ class Sender:
         self._next_drain = now + self._policy.spacing
         progress = self._policy.progress(progress)
         operation = None if operation is None else _utf8(operation[:MAX_TEXT])
-        timestamp = format_ts(self._worker_clock())
+        composed = self._worker_clock()
+        timestamp = format_ts(composed)
         metrics = self._sample()
         resumed = self._policy.resumed_from(declared) or 0.0
         user_alerts = len(alerts)
@@ -693,6 +710,7 @@ class Sender:
                     last_seq=log_seq if done else last_seq,
                     last_scalar_seq=scalar_seq if done else last_scalar_seq,
                     progress=progress,
+                    composed=composed,
                 )
             )
             self._queued_bytes += len(data)
@@ -763,7 +781,8 @@ class Sender:
                 for update_id, body in pending.requests:
                     data = _dumps(body)
                     counts = _counts(body)
-                    self._queue.append(_Request(update_id, data, *counts))
+                    composed = parse_ts(body.get("timestamp"))
+                    self._queue.append(_Request(update_id, data, *counts, composed=composed))
                     self._queued_bytes += len(data)
                     self._spool.add(update_id, data)
                 adopted.append(path)
@@ -820,7 +839,7 @@ class Sender:
             self._told_kept = True
             _log.warning(
                 "jobwatch: %s is unreachable%s; %d updates (%d log lines, %d metric points, "
-                "%d GPU samples)%s of job %r were not delivered; they are kept in %s and sent "
+                "%d %s)%s of job %r were not delivered; they are kept in %s and sent "
                 "by `jobwatch sync %s` or by the next Reporter of this job on this machine",
                 self._client.url,
                 " at exit" if self._at_exit else "",
@@ -828,6 +847,7 @@ class Sender:
                 sum(r.lines for r in self._queue),
                 sum(r.points for r in self._queue),
                 sum(r.samples for r in self._queue),
+                self.samples_label(),
                 " and the completion" if self._completion is not None else "",
                 self._job.job_id,
                 spool.path,
@@ -869,11 +889,23 @@ class Sender:
                 sample,
             )
         self._policy.sampled(ok=True, metrics_sent=metrics is not None)
+        if metrics is not None:
+            self._sampled.update(_sample_kinds(metrics))
         return metrics
+
+    def samples_label(self) -> str:
+        """What this reporter's machine samples are, for people: ``"GPU samples"``,
+        ``"system samples"`` (CPU, memory, disk, network: ``Reporter(gpu=False)`` or a
+        machine without GPUs), ``"GPU and system samples"``; ``"machine samples"``
+        before the first."""
+        kinds = " and ".join(k for k in ("GPU", "system") if k in self._sampled)
+        return f"{kinds or 'machine'} samples"
 
     def _completion_body(self, done: Completion) -> dict[str, Any]:
         """The ``POST /complete`` body of ``done``."""
         body: dict[str, Any] = {"workerId": self._job.worker_id, "status": done.status}
+        if done.at is not None:
+            body["timestamp"] = format_ts(done.at)
         if done.result is not None:
             body["result"] = done.result
         if done.error is not None:
@@ -888,6 +920,8 @@ class Sender:
             self.completed = True
             return
         body = self._completion_body(self._completion)
+        if self._completion.at is not None:
+            body.update(sent_late(self._completion.at, self._worker_clock()))
         path = f"/api/jobs/{quote(self._job.job_id, safe='')}/complete"
         try:
             self._client.request("POST", path, json_body=body)
@@ -957,7 +991,7 @@ def _dumps(body: dict[str, Any]) -> bytes:
 
 
 def _counts(body: dict[str, Any]) -> tuple[int, int, int, int]:
-    """What a spooled body carries: log lines, metric points, GPU samples, alerts."""
+    """What a spooled body carries: log lines, metric points, machine samples, alerts."""
     return (
         len(body.get("logLines") or ()),
         sum(len(s.get("values", {})) for s in body.get("scalars") or ()),
@@ -966,13 +1000,24 @@ def _counts(body: dict[str, Any]) -> tuple[int, int, int, int]:
     )
 
 
-def _note_text(note: Mapping[str, list[int]]) -> str:
-    """``"N log lines / M metric points dropped: <why>"`` per cause (GPU samples and
-    alerts named only when some were dropped)."""
+def _sample_kinds(metrics: Mapping[str, Any]) -> set[str]:
+    """``{"GPU", "system"}``, or part of it: which metrics a sample has values of."""
+    kinds = set()
+    if any(metrics.get(f) is not None for f in GPU_FIELDS) or metrics.get("gpus"):
+        kinds.add("GPU")
+    if any(metrics.get(f) is not None for f in SYSTEM_FIELDS):
+        kinds.add("system")
+    return kinds
+
+
+def _note_text(note: Mapping[str, list[int]], samples: str = _KINDS[2]) -> str:
+    """``"N log lines / M metric points dropped: <why>"`` per cause (machine samples,
+    named ``samples``, and alerts named only when some were dropped)."""
     parts = []
     for message, counts in note.items():
         what = [f"{counts[0]} log lines", f"{counts[1]} metric points"]
-        what += [f"{n} {kind}" for n, kind in zip(counts[2:], _KINDS[2:], strict=True) if n]
+        kinds = (samples, _KINDS[3])
+        what += [f"{n} {kind}" for n, kind in zip(counts[2:], kinds, strict=True) if n]
         parts.append(" / ".join(what) + f" dropped: {message}")
     return "; ".join(parts)
 

@@ -1,7 +1,7 @@
 """The reporter's spool: what it was handed, on local disk until the server has it.
 
 Each reporter writes the requests it composes (progress, log lines, training
-metrics, GPU samples, alerts, and at the end the completion) to a file of its
+metrics, GPU and system samples, alerts, and at the end the completion) to a file of its
 own before sending them, and notes there which the server acknowledged. A
 process that dies (SIGKILL, OOM, a preempted machine) leaves the file; the
 next reporter of the same job on the same machine, or ``jobwatch sync``, sends

@@ -5,6 +5,7 @@ that, once; a server that never answers never holds up ``complete()``."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -18,6 +19,7 @@ import pytest
 
 from jobwatch.cli.commands import main as jobwatch_main
 from jobwatch.client.rest import Client
+from jobwatch.contract.basics import parse_ts
 from jobwatch.report import spool as spool_mod
 from jobwatch.report.reporter import Reporter
 from jobwatch.server import EmbeddedServer
@@ -103,7 +105,7 @@ def test_killed_worker_loses_nothing_its_spool_held(tmp_path: Path, sender: str)
         assert len(spools) == 1
         pending = spool_mod.read(spools[0])
         waiting = {"samples": sum("metrics" in body for _, body in pending.requests)}
-        assert waiting["samples"] > 0  # GPU samples were kept through the outage
+        assert waiting["samples"] > 0  # machine samples were kept through the outage
         srv = EmbeddedServer(port=port, config=config)
         with Client(url) as client:
             before = _delivered(client, job_id)  # what arrived before the outage
@@ -155,3 +157,103 @@ def test_complete_with_a_server_that_never_answers_returns_and_says_where(
         job = client.get_job(job_id)
         assert (job["status"], job["result"]) == ("completed", {"ok": 1})
         assert [line["message"] for line in client.logs(job_id)["logs"]] == ["kept on disk"]
+
+
+@pytest.mark.parametrize(
+    ("options", "label"),
+    [
+        ({"gpu": False}, "system samples"),
+        ({"gpu": lambda: {"gpuUtilization": 50.0}, "system": False}, "GPU samples"),
+        ({"gpu": lambda: {"gpuUtilization": 50.0}}, "GPU and system samples"),
+    ],
+)
+def test_the_kept_warning_names_the_samples_it_kept(
+    options: dict[str, Any], label: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The warning at close counts the machine samples by what they are: a reporter
+    without GPU sampling keeps system samples, not "GPU samples"."""
+    reporter = Reporter(
+        f"kept-{uuid.uuid4().hex[:6]}",
+        url=f"http://127.0.0.1:{free_port()}",
+        interval=0.05,
+        **options,
+    )
+    for i in range(5):
+        reporter.update(i * 10.0)
+        time.sleep(0.06)
+    with caplog.at_level("WARNING", logger="jobwatch"):
+        reporter.close(timeout=0.5)
+    kept = [r.getMessage() for r in caplog.records if "were not delivered" in r.getMessage()]
+    assert kept, caplog.text
+    assert re.search(rf"\d+ {label}\)", kept[0]), kept[0]
+
+
+def test_sync_refuses_a_folder_that_does_not_exist(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A spool folder someone named that is not there is a typo, not "nothing to send"."""
+    missing = tmp_path / "no" / "spool"
+    assert jobwatch_main(["sync", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"jobwatch sync: the folder {missing} does not exist\n"
+    assert not (tmp_path / "no").exists()
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("x")
+    assert jobwatch_main(["sync", str(not_a_folder)]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+
+
+def test_a_job_synced_later_keeps_the_duration_and_cost_it_ran(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Reported while no server listened, sent by ``jobwatch sync`` later: the
+    server dates its start and end by when they happened (``sentAt``), so its
+    duration and cost are the run's, not the sync's few milliseconds (before:
+    0.127 s for a 10 s run) nor the time until the sync."""
+    root = Path(os.environ["JOBWATCH_SPOOL_DIR"])
+    job_id = f"job-{uuid.uuid4().hex[:10]}"
+    reporter = Reporter(
+        job_id, url=f"http://127.0.0.1:{free_port()}", gpu=False, system=False,
+        price_per_hour=3600.0, interval=0.1, timeout=1.0, worker_id="w",
+    )  # fmt: skip
+    reporter.update(10)
+    time.sleep(2.0)  # the run
+    reporter.update(90)
+    assert reporter.complete({"ok": 1}, timeout=1.0) is False
+    time.sleep(1.5)  # the spool waits for its sync
+    with EmbeddedServer(config={"DATABASE": ":memory:"}) as srv, Client(srv.url) as client:
+        assert jobwatch_main(["sync", str(root), "--url", srv.url]) == 0
+        job = client.get_job(job_id)
+        ran = time_of(job["completedAt"]) - time_of(job["startedAt"])
+        assert 1.9 <= ran <= 3.0  # the run's 2 s and the reporter's own steps
+        costs = client.request("GET", f"/api/jobs/{job_id}/monitor")
+        assert costs["costSoFar"] == pytest.approx(ran, abs=0.002)  # 1 per second
+
+
+def time_of(stamp: str) -> float:
+    parsed = parse_ts(stamp)
+    assert parsed is not None
+    return parsed
+
+
+def test_a_job_whose_server_came_late_starts_when_it_started() -> None:
+    """The server was away for the run's first 2 s: the first update, sent when it
+    came, carries its ``sentAt`` and the job starts when it did (before: when the
+    server came)."""
+    port = free_port()
+    job_id = f"job-{uuid.uuid4().hex[:10]}"
+    reporter = Reporter(
+        job_id, url=f"http://127.0.0.1:{port}", gpu=False, system=False,
+        price_per_hour=3600.0, interval=0.1, timeout=1.0, worker_id="w",
+    )  # fmt: skip
+    started = time.time()
+    reporter.update(10)
+    time.sleep(2.0)
+    with (
+        EmbeddedServer(port=port, config={"DATABASE": ":memory:"}) as srv,
+        Client(srv.url) as client,
+    ):
+        assert reporter.flush(timeout=30)
+        job = client.get_job(job_id)
+        assert time_of(job["startedAt"]) == pytest.approx(started, abs=0.5)
+        reporter.complete(timeout=10)

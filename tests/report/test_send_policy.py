@@ -16,6 +16,7 @@ from jobwatch.errors import (
     APIError,
     AuthenticationError,
     ConnectionError,
+    Forbidden,
     JobFinished,
     JobNotFound,
     PayloadTooLarge,
@@ -181,6 +182,7 @@ def test_rate_limited_waits_retry_after_even_when_urgent() -> None:
         JobFinished("done"),
         WorkerMismatch("other worker"),
         AuthenticationError("no token"),
+        Forbidden("this read token may only read"),  # was 401, now 403 (RFC 9110 15.5.4)
     ],
 )
 def test_answers_that_can_never_succeed_stop_the_reporter(exc: APIError) -> None:

@@ -23,6 +23,7 @@ from jobwatch.server.deploy.process import ServerProcess
 from jobwatch.terminal.watch import Watcher, render_final, render_status
 from jobwatch.view.state import MonitorState
 from tests.conftest import free_port
+from tests.signals import INTERRUPTIBLE
 
 # -- status rendering -------------------------------------------------------------
 
@@ -364,6 +365,7 @@ class Watch:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            **INTERRUPTIBLE,  # test_ctrl_c_exits_130, also when pytest runs as a background job
         )
         self.stdout: list[str] = []
         self.stderr: list[str] = []

@@ -583,8 +583,8 @@ def apply_progress(
         changes["update_interval"] = interval
     if job["worker_id"] is None and not distributed:
         changes.update(worker_id=update.worker_id, n_workers=1, n_nodes=1)
-    if job["started_at"] is None:
-        changes["started_at"] = now
+    if job["started_at"] is None:  # a late update's start is placed by its age
+        changes["started_at"] = now - update.age()
     if job["status"] == "pending":
         changes["status"] = "running"
     leader = not distributed or update.rank == 0  # rank 0 speaks for a distributed job
@@ -886,9 +886,12 @@ def complete_job(
     seq += 1
     changes.update(hangs.end_stall(job, now))
     changes.update(hangs.end_hang(job, now))
+    ended = now - request.age()  # a completion sent late ended that long ago
+    if job["started_at"] is not None:
+        ended = max(ended, job["started_at"])
     changes.update(
         status=request.status,
-        completed_at=now,
+        completed_at=ended,
         updated_at=now,
         result=request.result,
         error=request.error,

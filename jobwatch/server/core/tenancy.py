@@ -55,6 +55,8 @@ __all__ = [
     "job_namespace",
     "list_scope",
     "new_job_owner",
+    "one_job_tenant",
+    "refuse_other_job",
     "refuse_unless_admin",
     "refuse_unless_sharer",
     "tenant_of_id",
@@ -241,13 +243,12 @@ def check_create(principal: Principal, job_id: str) -> None:
     ------
     Forbidden
         A read or share token; a tenant's id outside its namespace; a worker
-        token's other job.
+        token's other job (:func:`refuse_other_job`).
     """
     if principal.kind is Kind.ADMIN:
         return
     if principal.kind is Kind.WORKER:
-        if principal.job_id != job_id:
-            raise JobNotFound(f"no job with id {job_id!r}")
+        refuse_other_job(principal, job_id)
         return
     if principal.kind is not Kind.WRITE or principal.tenant is None:
         raise Forbidden("this token may not create or change jobs")
@@ -257,6 +258,81 @@ def check_create(principal: Principal, job_id: str) -> None:
             f"tenant {principal.tenant!r} creates job ids that start with {prefix!r}, "
             f"e.g. {prefix}run-1"
         )
+
+
+def refuse_other_job(principal: Principal, job_id: str) -> None:
+    """Refuse a worker token a write to any job but its own (403 ``forbidden``).
+
+    Decided from the token alone, before the store is asked, so the answer is
+    the same whether ``job_id`` exists or not (a read of another job is
+    answered as missing, as for every token). Other tokens pass: the store
+    checks their writes.
+
+    Raises
+    ------
+    Forbidden
+        Naming the one job the worker token reports to.
+    """
+    if principal.kind is Kind.WORKER and principal.job_id != job_id:
+        raise Forbidden(
+            f"a worker token may only create, report to and complete its own job "
+            f"{principal.job_id!r}, not {job_id!r}"
+        )
+
+
+def one_job_tenant(
+    job_id: str,
+    given: str | None,
+    owner: str | None,
+    tenants: Container[str],
+    *,
+    exists: bool = False,
+) -> str | None:
+    """The tenant a worker or share token for ``job_id`` belongs to: its job's.
+
+    That is the stored job's ``owner`` when the job ``exists`` (an ``owner``
+    other than ``None`` implies it; ``None``: the operator's), else the tenant
+    its id's namespace names if that tenant is among ``tenants`` (the owner
+    :func:`new_job_owner` will give the job), else ``None``. A token of any
+    other tenant could never reach the job.
+
+    Parameters
+    ----------
+    given:
+        The tenant the request named, if any; it must agree.
+
+    Raises
+    ------
+    ValidationError
+        ``given`` contradicts the job's owner (field ``tenant``), or names a
+        tenant whose namespace ``job_id`` is not in (field ``jobId``).
+    """
+    exists = exists or owner is not None
+    if exists:
+        tenant = owner
+    else:
+        named = tenant_of_id(job_id)
+        tenant = named if named is not None and named in tenants else None
+    if given is None or given == tenant:
+        return tenant
+    prefix = job_namespace(given)
+    if not exists and not job_id.startswith(prefix):
+        raise _field_error("jobId", f"tenant {given!r}'s job ids start with {prefix!r}")
+    raise _field_error(
+        "tenant",
+        f"job {job_id!r} belongs to {_owner_name(tenant)}, not to tenant {given!r}; "
+        "leave tenant out and the token gets the job's",
+    )
+
+
+def _owner_name(tenant: str | None) -> str:
+    return "the operator" if tenant is None else f"tenant {tenant!r}"
+
+
+def _field_error(field: str, message: str) -> ValidationError:
+    return ValidationError(
+        f"invalid token request: {message}", details=[{"field": field, "message": message}]
+    )
 
 
 def new_job_owner(principal: Principal, job_id: str, tenants: Container[str]) -> str | None:
@@ -273,16 +349,21 @@ def check_upsert(principal: Principal, job_tenant: str | None, job_id: str) -> N
     """Refuse ``principal`` an update of the existing job ``job_id`` of ``job_tenant``.
 
     Only reached after :func:`check_create` let the id through, so the job is
-    in the principal's namespace: one it still may not write is the
-    operator's (made there before the tenant was).
+    in the principal's namespace (or is a worker token's own job): one it
+    still may not write is the operator's (made there before the tenant was),
+    or for a worker token made before its job, the job's tenant. Naming that
+    owner tells nothing the principal may not know.
 
     Raises
     ------
     Conflict
-        409 ``job_exists``.
+        409 ``job_exists``, naming who the job belongs to.
     """
     if not can_write(principal, job_tenant, job_id):
-        raise Conflict(f"job {job_id!r} exists and belongs to the operator, not to this tenant")
+        raise Conflict(
+            f"job {job_id!r} exists and belongs to {_owner_name(job_tenant)}, "
+            f"not to {_owner_name(principal.tenant)}"
+        )
 
 
 @dataclass(frozen=True)

@@ -61,29 +61,46 @@ def default_db_path() -> Path:
     return Path(platformdirs.user_data_dir("jobwatch")) / "jobwatch.db"
 
 
-def sqlite_file_problem(database: str, *, must_exist: bool) -> str | None:
-    """Why ``--db`` cannot be used as a SQLite file, or ``None`` (URLs and ``:memory:`` pass).
+def sqlite_file_problem(
+    database: str, *, must_exist: bool, make_folder: bool = False
+) -> str | None:
+    """Why ``--db`` cannot be used as a SQLite file, or ``None`` (``:memory:`` and URLs
+    other than ``sqlite:///PATH`` pass).
 
     Parameters
     ----------
     database:
-        The ``--db`` value: a path, ``:memory:`` or a URL.
+        The ``--db`` value: a path, ``sqlite:///PATH``, ``:memory:`` or a URL.
     must_exist:
         Whether a missing file is a problem (``prune``) or is created (``serve``).
+    make_folder:
+        Whether a missing folder may be made (the default location, which
+        nobody typed); a folder someone named must exist, as a typo in it
+        would otherwise make folders where nobody looks.
 
     Returns
     -------
     str or None
-        One sentence naming ``--db``: a directory, a world-writable directory,
-        a missing file, or a file that is not a SQLite database.
+        One sentence naming ``--db``: a directory, a missing folder, a
+        world-writable directory, a missing file, or a file that is not a
+        SQLite database.
     """
     import sqlite3
 
-    if database == ":memory:" or "://" in database:
+    if database.startswith("sqlite:///"):  # SQLAlchemy's file URL: sqlite:////abs, sqlite:///rel
+        file = database[len("sqlite:///") :].partition("?")[0]
+        if not file:
+            return None  # "sqlite:///" alone is an in-memory database
+    elif database == ":memory:" or "://" in database:
         return None
-    path = Path(database).expanduser()
+    else:
+        file = database
+    path = Path(file).expanduser()
     if path.is_dir():
         return f"--db {database} is a directory; give a file path"
+    folder = path.absolute().parent
+    if not make_folder and not folder.is_dir():
+        return f"--db {database}: the folder {folder} does not exist (create it first)"
     unsafe = directory_problem(path.resolve())
     if unsafe:
         return unsafe

@@ -26,7 +26,7 @@ from jobwatch.server.core.tokens import (
 from jobwatch.server.storage.schema import server_keys, tenants, tokens
 from jobwatch.server.storage.store import Store, tenant_bytes, tenant_job_count
 
-__all__ = ["TenancyStore"]
+__all__ = ["TenancyStore", "token_state"]
 
 SHARE_KEY = "share-links"
 """Name of the secret key share links are signed with, in ``server_keys``."""
@@ -160,9 +160,11 @@ class TenancyStore:
             return conn.execute(select(tokens).where(tokens.c.id == token_id)).first()
 
     def token(self, token_id: str) -> dict[str, Any] | None:
-        """Token ``token_id`` as lists show it (never its hash), or ``None``."""
+        """Token ``token_id`` as lists show it (never its hash), or ``None``:
+        ``{id, kind, tenant, jobId, label, createdAt, expiresAt, revokedAt, state}``,
+        ``state`` as :func:`token_state` says."""
         row = self.token_row(token_id)
-        return None if row is None else _describe_token(row)
+        return None if row is None else _describe_token(row, self.store.clock())
 
     def tokens(self, tenant: str | None = None, job_id: str | None = None) -> list[dict[str, Any]]:
         """Tokens, oldest first: all, or ``tenant``'s, or those of one job."""
@@ -172,7 +174,8 @@ class TenancyStore:
         if job_id is not None:
             query = query.where(tokens.c.job_id == job_id)
         with self.store.read() as conn:
-            return [_describe_token(row) for row in conn.execute(query)]
+            now = self.store.clock()
+            return [_describe_token(row, now) for row in conn.execute(query)]
 
     def revoke(self, token_id: str) -> dict[str, Any] | None:
         """Revoke token ``token_id`` (again is harmless); returns it, or ``None`` if unknown."""
@@ -212,7 +215,17 @@ class TenancyStore:
             )
 
 
-def _describe_token(row: Any) -> dict[str, Any]:
+def token_state(row: Any, now: float) -> str:
+    """``"revoked"``, ``"expired"`` (its ``expires_at`` is at or before ``now``,
+    seconds since the epoch) or ``"active"``: whether a token row is in force."""
+    if row.revoked_at is not None:
+        return "revoked"
+    if row.expires_at is not None and now >= row.expires_at:
+        return "expired"
+    return "active"
+
+
+def _describe_token(row: Any, now: float) -> dict[str, Any]:
     from jobwatch.contract.requests import format_ts
 
     return {
@@ -224,4 +237,5 @@ def _describe_token(row: Any) -> dict[str, Any]:
         "createdAt": format_ts(row.created_at),
         "expiresAt": format_ts(row.expires_at),
         "revokedAt": format_ts(row.revoked_at),
+        "state": token_state(row, now),
     }

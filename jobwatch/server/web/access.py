@@ -19,6 +19,7 @@ from typing import Any
 
 from flask import Request, g
 
+from jobwatch.contract.requests import format_ts
 from jobwatch.errors import AuthenticationError
 from jobwatch.server.core.tenancy import Kind, Principal, TenantQuotas
 from jobwatch.server.core.tokens import (
@@ -29,12 +30,33 @@ from jobwatch.server.core.tokens import (
 )
 from jobwatch.server.storage.tenancy import TenancyStore
 
-__all__ = ["REVALIDATE_AFTER", "Authenticator", "current_principal"]
+__all__ = [
+    "EXPIRED",
+    "REVALIDATE_AFTER",
+    "REVOKED",
+    "Authenticator",
+    "Refusal",
+    "current_principal",
+]
 
 REVALIDATE_AFTER = 2.0
 """Seconds a token's stored row is trusted before it is read again."""
 CACHE_SIZE = 10_000
 """Most token ids remembered; past it the memory starts over."""
+
+
+REVOKED = "token revoked"
+EXPIRED = "token expired"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a token that was made no longer holds: ``reason`` (:data:`REVOKED` or
+    :data:`EXPIRED`, a WebSocket's close reason) and ``message`` (the 401's,
+    with when)."""
+
+    reason: str
+    message: str
 
 
 @dataclass(frozen=True)
@@ -70,11 +92,21 @@ class Authenticator:
         self._cache: dict[str, _Entry] = {}
 
     def __call__(self, token: str) -> Principal | None:
-        """The principal ``token`` proves, or ``None`` (unknown, wrong, revoked or expired)."""
+        """The principal ``token`` proves, or ``None`` for a token no one made
+        (unknown, malformed, forged, or a wrong secret).
+
+        Raises
+        ------
+        AuthenticationError
+            401 ``unauthorized`` naming why a token that was made no longer
+            holds: "token expired", "token revoked", or its tenant gone.
+        """
         if token.startswith(SHARE_PREFIX):
             claim = self.tenancy.signer().claim(token)
-            if claim is None or self.clock() >= claim.expires_at:
+            if claim is None:
                 return None
+            if self.clock() >= claim.expires_at:
+                raise AuthenticationError(_expired(claim.expires_at).message)
             token_id: str | None = claim.link_id
         else:
             token_id = stored_token_id(token)
@@ -83,28 +115,52 @@ class Authenticator:
         entry = self._entry(token_id)
         if entry.row is None or not hashes_equal(token_hash(token), entry.row.hash):
             return None
+        refusal = self._refusal(entry)
+        if refusal is not None:
+            raise AuthenticationError(refusal.message)
         return self._principal(entry)
 
-    def in_force(self, principal: Principal) -> bool:
-        """Whether ``principal``'s stored token still holds (not revoked or expired):
-        always for the server's own tokens."""
+    def refusal(self, principal: Principal) -> Refusal | None:
+        """Why ``principal``'s stored token no longer holds, or ``None`` while it
+        does; always ``None`` for the server's own tokens."""
         if principal.token_id is None:
-            return True
-        return self._principal(self._entry(principal.token_id)) is not None
+            return None
+        return self._refusal(self._entry(principal.token_id))
+
+    def in_force(self, principal: Principal) -> bool:
+        """Whether ``principal``'s stored token still holds (:meth:`refusal` says why not)."""
+        return self.refusal(principal) is None
 
     def forget(self, token_id: str) -> None:
         """Read token ``token_id`` again on its next use (this process revoked it)."""
         with self._lock:
             self._cache.pop(token_id, None)
 
-    def _principal(self, entry: _Entry) -> Principal | None:
+    def forget_tenant(self, tenant: str) -> None:
+        """Read every token of ``tenant`` (and its quotas) again on its next use:
+        this process changed the tenant's quotas, which then hold here at once."""
+        with self._lock:
+            stale = [
+                k for k, e in self._cache.items() if e.row is not None and e.row.tenant == tenant
+            ]
+            for token_id in stale:
+                del self._cache[token_id]
+
+    def _refusal(self, entry: _Entry) -> Refusal | None:
         row = entry.row
-        if row is None or row.revoked_at is not None:
-            return None
-        if row.tenant is not None and entry.quotas is None:  # its tenant is gone
-            return None
+        if row is None:
+            return Refusal(REVOKED, f"{REVOKED}: it is no longer stored")
+        if row.revoked_at is not None:
+            when = format_ts(row.revoked_at)
+            return Refusal(REVOKED, f"{REVOKED} (at {when}); ask for a new one")
+        if row.tenant is not None and entry.quotas is None:
+            return Refusal(REVOKED, f"{REVOKED}: its tenant {row.tenant!r} is gone")
         if row.expires_at is not None and self.clock() >= row.expires_at:
-            return None
+            return _expired(row.expires_at)
+        return None
+
+    def _principal(self, entry: _Entry) -> Principal:
+        row = entry.row
         return Principal(Kind(row.kind), row.tenant, row.job_id, row.id, entry.quotas)
 
     def _entry(self, token_id: str) -> _Entry:
@@ -123,6 +179,10 @@ class Authenticator:
                 self._cache.clear()
             self._cache[token_id] = entry
         return entry
+
+
+def _expired(expires_at: float) -> Refusal:
+    return Refusal(EXPIRED, f"{EXPIRED} (at {format_ts(expires_at)}); ask for a new one")
 
 
 def current_principal() -> Principal:

@@ -15,7 +15,6 @@ from flask import Blueprint, Response, current_app, request
 
 from jobwatch.contract.admin import (
     DEFAULT_SHARE_SECONDS,
-    MAX_SHARE_SECONDS,
     ShareSpec,
     TenantSpec,
     TokenSpec,
@@ -64,7 +63,9 @@ def list_tenants() -> Response:
 
 @bp.put("/admin/tenants/<name>")
 def put_tenant(name: str) -> Response:
-    """Create tenant ``name`` (201) or set its quotas (200): ``{tenant}``."""
+    """Create tenant ``name`` (201) or set its quotas (200): ``{tenant}``. The new
+    quotas hold at once in this server process, and within
+    :data:`~jobwatch.server.web.access.REVALIDATE_AFTER` seconds in the others."""
     store = _admin()
     tenancy.check_tenant_name(name)
     spec = parse_body(TenantSpec, _body())
@@ -76,6 +77,9 @@ def put_tenant(name: str) -> Response:
         else spec.max_connections,
     )
     tenant, created = store.put_tenant(name, quotas)
+    authenticator = _services().authenticator
+    if authenticator is not None:  # this process applies the new quotas from now on
+        authenticator.forget_tenant(name)
     return json_response({"tenant": tenant}, 201 if created else 200)
 
 
@@ -99,18 +103,26 @@ def create_token() -> Response:
         raise _field_error("tenant", f"a {kind.value} token needs a tenant")
     if kind in (Kind.WORKER, Kind.SHARE) and spec.job_id is None:
         raise _field_error("jobId", f"a {kind.value} token needs the job it reaches")
-    if spec.tenant is not None and spec.tenant not in store.tenant_names():
+    names = store.tenant_names()
+    if spec.tenant is not None and spec.tenant not in names:
         raise _field_error("tenant", f"no tenant named {spec.tenant!r}")
-    if spec.job_id is not None and spec.tenant is not None:
+    tenant = spec.tenant
+    if kind in (Kind.WORKER, Kind.SHARE) and spec.job_id is not None:
+        job = _stored_job(spec.job_id)
+        owner = None if job is None else job["tenant"]
+        tenant = tenancy.one_job_tenant(
+            spec.job_id, spec.tenant, owner, names, exists=job is not None
+        )
+    elif spec.job_id is not None and spec.tenant is not None:
         prefix = tenancy.job_namespace(spec.tenant)
         if not spec.job_id.startswith(prefix):
             raise _field_error("jobId", f"tenant {spec.tenant!r}'s job ids start with {prefix!r}")
     expires_in = spec.expires_in
-    if kind is Kind.SHARE:
-        expires_in = min(expires_in or DEFAULT_SHARE_SECONDS, MAX_SHARE_SECONDS)
+    if kind is Kind.SHARE and expires_in is None:
+        expires_in = DEFAULT_SHARE_SECONDS
     expires_at = None if expires_in is None else _services().clock() + expires_in
     token, secret = store.create_token(
-        kind, spec.tenant, job_id=spec.job_id, label=spec.label, expires_at=expires_at
+        kind, tenant, job_id=spec.job_id, label=spec.label, expires_at=expires_at
     )
     body: dict[str, Any] = {"token": token, "secret": secret}
     if kind is Kind.SHARE and spec.job_id is not None:
@@ -173,15 +185,21 @@ def revoke_share(job_id: str, share_id: str) -> Response:
     return json_response({"share": revoked})
 
 
+def _stored_job(job_id: str) -> Any | None:
+    """The stored job ``job_id`` (its row), or ``None``."""
+    if not valid_job_id(job_id):
+        return None
+    with _services().store.read() as conn:
+        return queries.get_job(conn, job_id)
+
+
 def _job_tenant(job_id: str) -> str | None:
     """The tenant of the job ``job_id``; 404 if there is none (whoever asks)."""
-    if not valid_job_id(job_id):
-        raise JobNotFound(f"no job with id {job_id!r}")
-    with _services().store.read() as conn:
-        job = queries.get_job(conn, job_id)
+    job = _stored_job(job_id)
     if job is None:
         raise JobNotFound(f"no job with id {job_id!r}")
-    return job["tenant"]
+    tenant: str | None = job["tenant"]
+    return tenant
 
 
 def _forget(token_id: str) -> None:

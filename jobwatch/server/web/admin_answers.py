@@ -74,6 +74,9 @@ class Token(BaseModel):
     created_at: datetime = Field(alias="createdAt")
     expires_at: datetime | None = Field(alias="expiresAt")
     revoked_at: datetime | None = Field(alias="revokedAt")
+    state: Literal["active", "expired", "revoked"] = Field(
+        description="whether it is in force now: active, or expired, or revoked"
+    )
 
 
 class TokenCreated(BaseModel):

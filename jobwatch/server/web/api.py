@@ -237,6 +237,7 @@ def progress(job_id: str) -> Response:
     update = parse_body(ProgressUpdate, _body())
     services = _services()
     principal = current_principal()
+    tenancy.refuse_other_job(principal, job_id)
     if services.rate_limit is not None:
         # Only an update its job would take counts against the worker's allowance.
         job = _known_job(job_id)
@@ -258,9 +259,11 @@ def progress(job_id: str) -> Response:
 def complete(job_id: str) -> Response:
     """Finish a job; 200 ``{job}`` and a ``JOB_COMPLETED`` event."""
     request_body = parse_body(CompleteRequest, _body())
+    principal = current_principal()
+    tenancy.refuse_other_job(principal, job_id)
     if not valid_job_id(job_id):
         raise JobNotFound(f"no job with id {job_id!r}")
-    job = _services().store.complete_job(job_id, request_body, current_principal())
+    job = _services().store.complete_job(job_id, request_body, principal)
     return json_response({"job": job_to_wire(job)})
 
 

@@ -28,6 +28,7 @@ from limits.strategies import MovingWindowRateLimiter
 
 from jobwatch.errors import (
     AuthenticationError,
+    Forbidden,
     HostNotAllowed,
     OriginNotAllowed,
     RateLimited,
@@ -138,7 +139,9 @@ class AccessPolicy:
         Raises
         ------
         AuthenticationError
-            401: no token, a wrong one, or a write with a token that may not write.
+            401: no token, a wrong one, or one expired or revoked (the message says which).
+        Forbidden
+            403 ``forbidden``: a write with a token that may only read.
         HostNotAllowed
             403 ``host_not_allowed``: a tokenless server asked under another name.
         OriginNotAllowed
@@ -168,11 +171,15 @@ class AccessPolicy:
             principal = Principal(Kind.READ)
         elif self.authenticate is not None:
             principal = self.authenticate(token)
-        if principal is not None and (reading or principal.writes):
-            return principal
-        raise AuthenticationError(
-            "wrong token" if reading else "wrong token: writes need the write token"
-        )
+        if principal is None:
+            raise AuthenticationError("wrong token: this server made no such token")
+        if not reading and not principal.writes:
+            # valid but not allowed: 403 (RFC 9110, 15.5.4); 401 is for no or an unknown token
+            raise Forbidden(
+                f"this {_token_name(principal)} may only read; writes need the admin token, "
+                "a tenant's write token or the job's worker token"
+            )
+        return principal
 
     def _allowed(self, host: str) -> bool:
         return is_loopback_host(host) or host in self.allowed_hosts or "*" in self.allowed_hosts
@@ -231,6 +238,14 @@ class WorkerRateLimit:
             f"worker {worker_id!r} sent more than {self.item.amount} updates in a second",
             retry_after=max(1.0, reset_at - time.time()),
         )
+
+
+def _token_name(principal: Principal) -> str:
+    if principal.kind is Kind.SHARE:
+        return "share link"
+    if principal.tenant is None:
+        return "server read token (JOBWATCH_READ_TOKEN)"
+    return f"read token of tenant {principal.tenant!r}"
 
 
 def _token(request: Request) -> str | None:

@@ -17,7 +17,7 @@ from jobwatch.server.events.watchdog import StallWatchdog
 from jobwatch.server.events.webhook import Webhooks
 from jobwatch.server.storage.store import Store
 from jobwatch.server.storage.tenancy import TenancyStore
-from jobwatch.server.web.access import Authenticator
+from jobwatch.server.web.access import Authenticator, Refusal
 from jobwatch.server.web.security import WorkerRateLimit
 
 
@@ -107,13 +107,13 @@ class Services:
             else:
                 self._tenant_connections.pop(tenant, None)
 
-    def _in_force(self, principal: Principal) -> bool:
+    def _refusal(self, principal: Principal) -> Refusal | None:
         if self.authenticator is None:
-            return True
+            return None
         try:
-            return self.authenticator.in_force(principal)
+            return self.authenticator.refusal(principal)
         except Exception:  # the database away for a moment: ask again next round
-            return True
+            return None
 
     def _watch_sends(self) -> None:
         """Drop sessions whose client stopped reading, and close those whose token
@@ -127,8 +127,8 @@ class Services:
             for session in sessions:
                 if session.stalled(now):
                     session.drop_stalled()
-                elif not self._in_force(session.principal):
-                    session.revoke()
+                elif (refusal := self._refusal(session.principal)) is not None:
+                    session.revoke(refusal.reason)
 
     def close(self) -> None:
         """End every WebSocket session (close code 1001), stop the writer, release the database."""

@@ -76,10 +76,15 @@ def test_a_tenant_creates_ids_only_in_its_namespace() -> None:
     tenancy.check_create(ADMIN, "anything-at-all")
 
 
-def test_a_worker_token_creates_only_its_job_and_others_look_missing() -> None:
+def test_a_worker_token_creates_only_its_job_and_is_told_so() -> None:
     tenancy.check_create(ACME_WORKER, "acme:run-1")
-    with pytest.raises(JobNotFound):
-        tenancy.check_create(ACME_WORKER, "acme:run-2")
+    for other in ("acme:run-2", "globex:x", "op"):
+        with pytest.raises(Forbidden, match=r"worker token .* only .*'acme:run-1'"):
+            tenancy.check_create(ACME_WORKER, other)
+        with pytest.raises(Forbidden, match="'acme:run-1'"):
+            tenancy.refuse_other_job(ACME_WORKER, other)
+    tenancy.refuse_other_job(ACME_WORKER, "acme:run-1")
+    tenancy.refuse_other_job(ACME_WRITE, "acme:run-2")  # tenant tokens: the store decides
 
 
 @pytest.mark.parametrize("principal", [ACME_READ, ACME_SHARE, SERVER_READ])
@@ -99,8 +104,29 @@ def test_a_new_jobs_owner() -> None:
 
 def test_an_operators_job_in_a_tenants_namespace_is_not_the_tenants_to_change() -> None:
     tenancy.check_upsert(ACME_WRITE, "acme", "acme:x")
-    with pytest.raises(Conflict):
+    with pytest.raises(Conflict, match="belongs to the operator, not to tenant 'acme'"):
         tenancy.check_upsert(ACME_WRITE, None, "acme:x")
+    # a worker token of no tenant for a job that is acme's: the message names acme
+    operators_worker = Principal(Kind.WORKER, None, "acme:run-1", "e" * 16)
+    with pytest.raises(Conflict, match="belongs to tenant 'acme', not to the operator"):
+        tenancy.check_upsert(operators_worker, "acme", "acme:run-1")
+
+
+def test_a_one_job_tokens_tenant_is_its_jobs() -> None:
+    names = {"acme", "globex"}
+    assert tenancy.one_job_tenant("acme:j1", None, None, names) == "acme"  # not made yet
+    assert tenancy.one_job_tenant("acme:j1", "acme", None, names) == "acme"
+    assert tenancy.one_job_tenant("acme:j1", None, "acme", names) == "acme"  # the stored owner
+    assert tenancy.one_job_tenant("nosuch:j1", None, None, names) is None
+    assert tenancy.one_job_tenant("run-1", None, None, names) is None
+    # the operator's job made in acme's namespace before acme was
+    assert tenancy.one_job_tenant("acme:old", None, None, names, exists=True) is None
+    with pytest.raises(ValidationError, match="belongs to the operator"):
+        tenancy.one_job_tenant("acme:old", "acme", None, names, exists=True)
+    with pytest.raises(ValidationError, match="belongs to tenant 'acme'"):
+        tenancy.one_job_tenant("acme:j1", "globex", "acme", names, exists=True)
+    with pytest.raises(ValidationError, match="start with 'globex:'"):
+        tenancy.one_job_tenant("acme:j1", "globex", None, names)
 
 
 def test_list_scopes() -> None:

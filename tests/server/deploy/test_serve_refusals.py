@@ -153,3 +153,47 @@ def test_a_port_in_use_gets_one_clear_line(single, tmp_path):
     assert "--port" in result.stderr
     assert "Traceback" not in result.stderr and "[ERROR]" not in result.stderr
     assert not (tmp_path / "db").exists()  # refused before anything was made
+
+
+def test_a_db_in_a_missing_folder_is_refused_not_made(
+    tmp_path: Path, capfd: Captured, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A --db (or $JOBWATCH_DATABASE_URL, or a sqlite:/// URL) whose folder does not
+    exist is a typo as often as not: refused with one line, and no folder is made.
+    A port in use refuses the serve too, after the database check, so nothing starts."""
+    import socket
+
+    missing = tmp_path / "no" / "such"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        for given in (str(missing / "x.db"), f"sqlite:///{missing / 'x.db'}"):
+            for args in (
+                ("serve", "--port", port, "--db", given),
+                ("prune", "--days", "1", "--db", given),
+            ):
+                code, stderr = jobwatch(capfd, *args)
+                assert code == 2, (args, stderr)
+                assert f"the folder {missing} does not exist (create it first)" in stderr, stderr
+                assert stderr.count("\n") == 1 and "Traceback" not in stderr
+        monkeypatch.setenv("JOBWATCH_DATABASE_URL", str(missing / "x.db"))
+        code, stderr = jobwatch(capfd, "serve", "--port", port)
+        assert code == 2 and "does not exist (create it first)" in stderr, stderr
+    assert not (tmp_path / "no").exists()
+
+
+def test_the_default_database_folder_is_still_made(
+    tmp_path: Path, capfd: Captured, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --db the database goes to the user data folder, made when missing."""
+    import socket
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.delenv("JOBWATCH_DATABASE_URL", raising=False)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        code, stderr = jobwatch(capfd, "serve", "--port", str(taken.getsockname()[1]))
+    assert code == 2 and "is in use" in stderr, stderr  # only the port refused it

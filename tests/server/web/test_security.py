@@ -40,7 +40,9 @@ def test_writes_need_the_write_token(secured):
     assert missing.headers["WWW-Authenticate"].startswith("Bearer")
     assert requests.post(url, json=BODY, headers=_auth("nope"), timeout=5).status_code == 401
     read_only = requests.post(url, json=BODY, headers=_auth(READ), timeout=5)
-    assert read_only.status_code == 401 and "write token" in read_only.json()["error"]["message"]
+    # a valid token that may not write: 403 forbidden (RFC 9110, 15.5.4); 401 is for no token
+    assert read_only.status_code == 403 and read_only.json()["error"]["code"] == "forbidden"
+    assert "may only read" in read_only.json()["error"]["message"]
     job = requests.get(f"{secured.url}/api/jobs/secret-job", headers=_auth(READ), timeout=5)
     assert job.json()["job"]["progress"] == 0  # the refused writes changed nothing
     assert requests.post(url, json=BODY, headers=_auth(WRITE), timeout=5).status_code == 200

@@ -357,13 +357,15 @@ class Session:
             self._close_now(f"client stopped reading for {timeout:g} s; reconnect with since")
         self._cut()
 
-    def revoke(self) -> None:
+    def revoke(self, reason: str = "token revoked") -> None:
         """Close the connection because its token was revoked or expired (close code
-        1008, policy violation; called by the services' watch)."""
+        1008, policy violation; called by the services' watch); ``reason`` (the
+        close frame's, at most 123 bytes) says which: "token revoked" or
+        "token expired"."""
         with self._cond:
             if self._closing:
                 return
-            self._close_now("token revoked or expired")
+            self._close_now(reason)
         log.info("closed a WebSocket whose token is no longer in force")
         timer = threading.Timer(FORCE_CLOSE_AFTER, self._cut)
         timer.daemon = True
