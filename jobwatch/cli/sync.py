@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from jobwatch.contract.basics import parse_ts
-from jobwatch.contract.requests import sent_late
+from jobwatch.contract.basics import parse_ts, sent_late
 from jobwatch.errors import APIError, JobFinished, JobNotFound, QuotaExceeded, RateLimited
 from jobwatch.report import spool as spool_mod
 from jobwatch.view.terminal_safe import clean

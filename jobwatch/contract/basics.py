@@ -31,17 +31,20 @@ __all__ = [
     "MAX_MESSAGE_BYTES",
     "MAX_SCALAR_NAMES",
     "MAX_SCALAR_POINTS",
+    "MAX_SEND_DELAY",
     "MAX_TEXT",
     "MAX_UPDATE_ID",
     "MAX_WORLD_SIZE",
     "SCALAR_NAME_PATTERN",
     "SCALAR_NAME_RULE",
+    "SENT_LATE_AFTER",
     "check_keys",
     "check_status",
     "currency_code",
     "epoch",
     "format_ts",
     "parse_ts",
+    "sent_late",
     "truncate_message",
     "valid_job_id",
     "valid_scalar_name",
@@ -140,6 +143,29 @@ def epoch(dt: datetime) -> float:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
     return dt.timestamp()
+
+
+MAX_SEND_DELAY = 30 * 86400.0
+"""Longest age of a request accepted, in seconds (30 days): ``sentAt`` less
+``timestamp``. A spool older than that is not a run's record but a lost folder."""
+
+
+SENT_LATE_AFTER = 1.0
+"""Seconds after which a request is sent with its ``sentAt``: one that waited
+longer (an outage, a retry, a spool) would otherwise date the job by its arrival."""
+
+
+def sent_late(composed: float, now: float) -> dict[str, str]:
+    """``{"sentAt": now}`` (ISO 8601) to add to a request composed at ``composed``
+    and sent at ``now`` (both seconds since the epoch on the worker's clock) when it
+    waited more than :data:`SENT_LATE_AFTER`; ``{}`` when it did not, or waited
+    more than :data:`MAX_SEND_DELAY` (the server would refuse its age: it is then
+    dated by its arrival, as before)."""
+    waited = now - composed
+    stamp = format_ts(now)
+    if stamp is not None and SENT_LATE_AFTER < waited <= MAX_SEND_DELAY:
+        return {"sentAt": stamp}
+    return {}
 
 
 def valid_job_id(job_id: str) -> bool:

@@ -52,15 +52,18 @@ from jobwatch.contract.basics import (
     MAX_MESSAGE_BYTES,
     MAX_SCALAR_NAMES,
     MAX_SCALAR_POINTS,
+    MAX_SEND_DELAY,
     MAX_TEXT,
     MAX_UPDATE_ID,
     MAX_WORLD_SIZE,
     SCALAR_NAME_PATTERN,
     SCALAR_NAME_RULE,
+    SENT_LATE_AFTER,
     check_keys,
     currency_code,
     format_ts,
     parse_ts,
+    sent_late,
     truncate_message,
     valid_job_id,
     valid_scalar_name,
@@ -340,11 +343,6 @@ MAX_EXPECTED_SILENCE = 7 * 86400.0
 """Longest ``expectSilenceFor`` accepted, in seconds (a week)."""
 
 
-MAX_SEND_DELAY = 30 * 86400.0
-"""Longest age of a request accepted, in seconds (30 days): ``sentAt`` less
-``timestamp``. A spool older than that is not a run's record but a lost folder."""
-
-
 class SentLater(BaseModel):
     """``timestamp`` and ``sentAt`` of a request that may be sent later than it
     happened (a spool sent by ``jobwatch sync``, an outbox drained after an outage).
@@ -402,24 +400,6 @@ class SentLater(BaseModel):
         if self.sent_at is None or self.timestamp is None:
             return 0.0
         return _epoch(self.sent_at) - _epoch(self.timestamp)
-
-
-SENT_LATE_AFTER = 1.0
-"""Seconds after which a request is sent with its ``sentAt``: one that waited
-longer (an outage, a retry, a spool) would otherwise date the job by its arrival."""
-
-
-def sent_late(composed: float, now: float) -> dict[str, str]:
-    """``{"sentAt": now}`` (ISO 8601) to add to a request composed at ``composed``
-    and sent at ``now`` (both seconds since the epoch on the worker's clock) when it
-    waited more than :data:`SENT_LATE_AFTER`; ``{}`` when it did not, or waited
-    more than :data:`MAX_SEND_DELAY` (the server would refuse its age: it is then
-    dated by its arrival, as before)."""
-    waited = now - composed
-    stamp = format_ts(now)
-    if stamp is not None and SENT_LATE_AFTER < waited <= MAX_SEND_DELAY:
-        return {"sentAt": stamp}
-    return {}
 
 
 class ProgressUpdate(SentLater):

@@ -49,10 +49,10 @@ from jobwatch.contract.basics import (
     MAX_TEXT,
     format_ts,
     parse_ts,
+    sent_late,
     truncate_message,
 )
 from jobwatch.contract.metrics import GPU_FIELDS, SYSTEM_FIELDS
-from jobwatch.contract.requests import sent_late
 from jobwatch.errors import APIError, QuotaExceeded
 from jobwatch.report import spool as spool_mod
 from jobwatch.report.outbox import BudgetState, Completion, LogLine, Outbox, ReporterJob
