@@ -881,9 +881,20 @@ class Reporter:
         return self
 
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        """Complete the job; fail it with the exception that left the block (which
+        then goes on); cancel it on Ctrl-C (``KeyboardInterrupt``). ``sys.exit()``
+        follows the shell's rule: status 0 or none completes the job, any other
+        fails it (``"exit status 3"``, or the message given to ``sys.exit``)."""
         if self._closed:
             return
-        if exc is None:
+        if isinstance(exc, SystemExit):
+            if exc.code is None or exc.code == 0:
+                self.complete()
+            elif isinstance(exc.code, int):
+                self.fail(f"exit status {exc.code}")
+            else:
+                self.fail(str(exc.code))
+        elif exc is None:
             self.complete()
         elif isinstance(exc, KeyboardInterrupt):
             self._finish(

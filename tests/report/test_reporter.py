@@ -410,6 +410,33 @@ def test_context_manager_fails_with_the_exception_and_reraises(
     assert line["message"].startswith("Traceback")
 
 
+@pytest.mark.parametrize(
+    ("code", "status", "error"),
+    [
+        (0, "completed", None),
+        (None, "completed", None),
+        (3, "failed", "exit status 3"),
+        ("no data", "failed", "no data"),
+    ],
+)
+def test_sys_exit_in_the_context_manager_ends_the_job_by_its_status(
+    make_reporter: Any,
+    job_id: str,
+    client: Client,
+    code: int | str | None,
+    status: str,
+    error: str | None,
+) -> None:
+    """``sys.exit(0)`` (or ``sys.exit()``) is a success, as for the shell; any other
+    status fails the job with it (before: every ``SystemExit`` failed the job as
+    ``"SystemExit: 0"``)."""
+    with pytest.raises(SystemExit), make_reporter(job_id) as reporter:
+        reporter.update(30)
+        sys.exit(code)
+    job = client.get_job(job_id)
+    assert (job["status"], job["error"]) == (status, error)
+
+
 def test_complete_with_result_then_calls_are_ignored(
     make_reporter: Any, job_id: str, client: Client, caplog: pytest.LogCaptureFixture
 ) -> None:
