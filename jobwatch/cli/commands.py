@@ -308,7 +308,6 @@ def _serve(args: argparse.Namespace) -> int:
     from jobwatch.errors import SettingsError
     from jobwatch.server.deploy.run import gunicorn_unavailable, listen_problem
     from jobwatch.server.deploy.settings import FLAG_NAMES, ServerSettings, exposure_problem
-    from jobwatch.server.storage.files import sqlite_file_problem
 
     try:  # a flag wins over its JOBWATCH_* variable; list flags add to its items
         settings = ServerSettings.from_args(args, os.environ)
@@ -333,11 +332,6 @@ def _serve(args: argparse.Namespace) -> int:
             )
         )
         or settings.problem(workers=args.workers, names=FLAG_NAMES)
-        or sqlite_file_problem(
-            settings.database,
-            must_exist=False,
-            make_folder=settings.database == str(default_db_path()),  # nobody typed it
-        )
         or listen_problem(args.host, args.port)
     )
     if problem:

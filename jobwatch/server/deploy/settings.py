@@ -42,12 +42,16 @@ from jobwatch.server.storage.files import default_db_path
 # security.py (Flask) and urls.py (SQLAlchemy) are imported where used: ``jobwatch``
 # builds its parser from this table, and its client commands run without the server extra.
 
-ENV_NAMES = {"write_token": "JOBWATCH_TOKEN", "read_token": "JOBWATCH_READ_TOKEN"}
-"""How messages name the tokens when they come from the environment."""
-FLAG_NAMES = {"write_token": "--token", "read_token": "--read-token"}
-"""How messages name the tokens when they come from ``jobwatch serve``'s flags."""
-ARGUMENT_NAMES = {"write_token": "token", "read_token": "read_token"}
-"""How messages name the tokens when they come from :func:`jobwatch.serve`."""
+ENV_NAMES = {
+    "write_token": "JOBWATCH_TOKEN",
+    "read_token": "JOBWATCH_READ_TOKEN",
+    "database": "JOBWATCH_DATABASE_URL",
+}
+"""How messages name the tokens and the database when they come from the environment."""
+FLAG_NAMES = {"write_token": "--token", "read_token": "--read-token", "database": "--db"}
+"""How messages name the tokens and the database when they come from ``jobwatch serve``'s flags."""
+ARGUMENT_NAMES = {"write_token": "token", "read_token": "read_token", "database": "db"}
+"""How messages name the tokens and the database when they come from :func:`jobwatch.serve`."""
 
 
 CLI = "jobwatch serve"
@@ -670,10 +674,13 @@ class ServerSettings:
         Checks the tokens (a read token needs a write token; length and
         whitespace), the database and Redis URLs and their combination with
         ``workers`` (:func:`settings_problem`), the drivers they need
-        (:func:`missing_packages`), the alert rules and the webhooks.
+        (:func:`missing_packages`), the alert rules, the webhooks, and a SQLite
+        file (:func:`~jobwatch.server.storage.files.sqlite_file_problem`: a
+        folder someone named must exist; only the default one is made).
         ``names`` says how to name the tokens (:data:`FLAG_NAMES`,
         :data:`ENV_NAMES`, :data:`ARGUMENT_NAMES`).
         """
+        from jobwatch.server.storage.files import default_db_path, sqlite_file_problem
         from jobwatch.server.web.security import token_problem
 
         write, read = names["write_token"], names["read_token"]
@@ -687,6 +694,12 @@ class ServerSettings:
             or currency_problem(self.default_currency)
             or settings_problem(self.database, self.redis_url, workers)
             or missing_packages(self.database, self.redis_url)
+            or sqlite_file_problem(
+                self.database,
+                must_exist=False,
+                make_folder=self.database == str(default_db_path()),  # nobody typed it
+                name=names.get("database", "--db"),
+            )
         )
 
     def check(self, *, workers: int = 1, names: Mapping[str, str] = ENV_NAMES) -> ServerSettings:

@@ -8,6 +8,7 @@ local user could put a file or a link in its place before the server starts.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from pathlib import Path
@@ -62,10 +63,10 @@ def default_db_path() -> Path:
 
 
 def sqlite_file_problem(
-    database: str, *, must_exist: bool, make_folder: bool = False
+    database: str, *, must_exist: bool, make_folder: bool = False, name: str = "--db"
 ) -> str | None:
-    """Why ``--db`` cannot be used as a SQLite file, or ``None`` (``:memory:`` and URLs
-    other than ``sqlite:///PATH`` pass).
+    """Why ``database`` cannot be used as a SQLite file, or ``None`` (``:memory:`` and
+    URLs other than ``sqlite:///PATH`` pass).
 
     Parameters
     ----------
@@ -77,11 +78,13 @@ def sqlite_file_problem(
         Whether a missing folder may be made (the default location, which
         nobody typed); a folder someone named must exist, as a typo in it
         would otherwise make folders where nobody looks.
+    name:
+        How the sentence names the setting: ``--db``, ``JOBWATCH_DATABASE_URL``, ``db``.
 
     Returns
     -------
     str or None
-        One sentence naming ``--db``: a directory, a missing folder, a
+        One sentence naming the setting: a directory, a missing folder, a
         world-writable directory, a missing file, or a file that is not a
         SQLite database.
     """
@@ -97,18 +100,18 @@ def sqlite_file_problem(
         file = database
     path = Path(file).expanduser()
     if path.is_dir():
-        return f"--db {database} is a directory; give a file path"
+        return f"{name} {database} is a directory; give a file path"
     folder = path.absolute().parent
     if not make_folder and not folder.is_dir():
-        return f"--db {database}: the folder {folder} does not exist (create it first)"
+        return f"{name} {database}: the folder {folder} does not exist (create it first)"
     unsafe = directory_problem(path.resolve())
     if unsafe:
         return unsafe
     if not path.exists():
-        return f"--db {database} does not exist" if must_exist else None
+        return f"{name} {database} does not exist" if must_exist else None
     try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
             conn.execute("PRAGMA schema_version")
     except sqlite3.DatabaseError as exc:
-        return f"--db {database} is not a SQLite database ({exc})"
+        return f"{name} {database} is not a SQLite database ({exc})"
     return None

@@ -197,3 +197,22 @@ def test_the_default_database_folder_is_still_made(
         taken.listen()
         code, stderr = jobwatch(capfd, "serve", "--port", str(taken.getsockname()[1]))
     assert code == 2 and "is in use" in stderr, stderr  # only the port refused it
+
+
+def test_a_db_in_a_missing_folder_is_refused_on_every_start_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same rule for :func:`jobwatch.serve` (naming ``db``) and the WSGI entry
+    point gunicorn runs (naming ``JOBWATCH_DATABASE_URL``): a SettingsError, and no
+    folder made (before: both made the folders)."""
+    import jobwatch
+    from jobwatch.errors import SettingsError
+    from jobwatch.server.deploy.wsgi import app_from_env
+
+    missing = tmp_path / "no" / "such"
+    with pytest.raises(SettingsError, match=r"^db .*the folder .* does not exist"):
+        jobwatch.serve(db=str(missing / "x.db"), port=0)
+    monkeypatch.setenv("JOBWATCH_DATABASE_URL", str(missing / "x.db"))
+    with pytest.raises(SettingsError, match=r"^JOBWATCH_DATABASE_URL .*does not exist"):
+        app_from_env()
+    assert not (tmp_path / "no").exists()
