@@ -132,3 +132,34 @@ def test_a_completion_older_than_the_start_ends_where_the_job_started(
     )
     row = _job(api, job)
     assert row["completedAt"] == row["startedAt"] == iso(clock() - 10)
+
+
+def test_what_a_late_job_sent_stays_in_its_windows(api: Any, clock: Any, job: str) -> None:
+    """Samples and training metrics keep their arrival time while the job's end is
+    placed earlier: the windows of a finished job (``/metrics``, ``/scalars``) end
+    at its last write, not at its placed end (before: both came back empty)."""
+    ran_at = clock() + SKEW
+    clock.advance(600)
+    synced_at = clock() + SKEW
+    _post(
+        api,
+        f"/api/jobs/{job}/progress",
+        {
+            "workerId": "w",
+            "progress": 50,
+            "metrics": {"gpuUtilization": 90, "gpuMemoryUsed": 1, "gpuMemoryTotal": 8},
+            "scalars": {"step": 1, "values": {"loss": 0.5}},
+            "timestamp": iso(ran_at),
+            "sentAt": iso(synced_at),
+        },
+    )
+    clock.advance(1)
+    _post(
+        api,
+        f"/api/jobs/{job}/complete",
+        {"workerId": "w", "timestamp": iso(ran_at + 5), "sentAt": iso(synced_at + 1)},
+    )
+    scalars = js(api.get(f"/api/jobs/{job}/scalars"))["scalars"]
+    assert [p["value"] for p in scalars["loss"]] == [0.5]
+    samples = js(api.get(f"/api/jobs/{job}/metrics"))["metrics"]
+    assert [s["gpuUtilization"] for s in samples] == [90]

@@ -443,6 +443,10 @@ def _tenant_filter(scope: tenancy.Scope) -> str | None:
 
 
 def _window_end(job: JobRow, now: float) -> float:
+    """Where a job's time windows end: ``now`` while it runs; once finished, its
+    last write (``updatedAt``), which is ``completedAt`` unless the completion
+    came late (``sentAt``, docs/api.md "Sent later"): its end is then placed
+    earlier, while what it sent keeps its arrival time."""
     if job["status"] in FINISHED_STATUSES and job["completed_at"] is not None:
-        return float(job["completed_at"])
+        return max(float(job["completed_at"]), float(job["updated_at"]))
     return now
