@@ -92,6 +92,10 @@ class Client:
     def __init__(
         self, url: str | None = None, *, token: str | None = None, timeout: float = 10.0
     ) -> None:
+        if url is not None and not isinstance(url, str):
+            raise ValueError(f"url must be a string (http:// or https://), got {url!r}")
+        if token is not None and not isinstance(token, str):
+            raise ValueError(f"token must be a string, got {type(token).__name__}")
         shared = share_link_parts(token) if token else None
         if shared is not None:
             url, token = url or shared[0], shared[2]

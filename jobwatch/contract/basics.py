@@ -32,6 +32,7 @@ __all__ = [
     "MAX_SCALAR_NAMES",
     "MAX_SCALAR_POINTS",
     "MAX_SEND_DELAY",
+    "MAX_STEP",
     "MAX_TEXT",
     "MAX_UPDATE_ID",
     "MAX_WORLD_SIZE",
@@ -81,6 +82,9 @@ MAX_UPDATE_ID = 64
 """Most characters in a progress update's ``updateId``."""
 MAX_SCALAR_NAMES = 100
 """Most distinct training-metric (scalar) names one job may have."""
+MAX_STEP = 2**62
+"""Largest training step (``scalars[].step``, ``log_metrics(step=)``): steps are
+stored as 64-bit integers, with room to spare."""
 MAX_SCALAR_POINTS = 1000
 """Most scalar values (points) one progress update may carry."""
 SCALAR_NAME_RULE = (

@@ -53,6 +53,7 @@ from jobwatch.contract.basics import (
     MAX_SCALAR_NAMES,
     MAX_SCALAR_POINTS,
     MAX_SEND_DELAY,
+    MAX_STEP,
     MAX_TEXT,
     MAX_UPDATE_ID,
     MAX_WORLD_SIZE,
@@ -324,7 +325,7 @@ class ScalarPoint(BaseModel):
 
     model_config = _Strict
 
-    step: Annotated[int, Field(ge=0, le=2**62)]
+    step: Annotated[int, Field(ge=0, le=MAX_STEP)]
     values: Annotated[dict[ScalarName, float], Field(min_length=1, max_length=MAX_SCALAR_NAMES)]
 
 

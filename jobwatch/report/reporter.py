@@ -29,6 +29,7 @@ from jobwatch.contract.basics import (
     MAX_ALERTS,
     MAX_BODY_BYTES,
     MAX_SCALAR_NAMES,
+    MAX_STEP,
     MAX_TEXT,
     SCALAR_NAME_RULE,
     currency_code,
@@ -473,7 +474,8 @@ class Reporter:
         ValueError
             ``values`` is not a mapping, a name is not allowed, the job would get
             more than 100 names, a value is not a number (booleans neither), or
-            ``step`` is not an integer >= 0. After :meth:`close` the call is ignored.
+            ``step`` is not an integer from 0 to 2**62 (:data:`MAX_STEP`). After
+            :meth:`close` the call is ignored.
         """
         if self._closed:
             self._warn_closed()
@@ -488,8 +490,8 @@ class Reporter:
             return  # another rank's values are the job's
         if step is None:
             step = self._next_step
-        elif isinstance(step, bool) or not isinstance(step, int) or step < 0:
-            raise ValueError(f"step must be an integer >= 0, got {step!r}")
+        elif isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= MAX_STEP:
+            raise ValueError(f"step must be an integer from 0 to 2**62, got {step!r}")
         clean: dict[str, float] = {}
         known = self._scalar_names
         for name, value in values.items():
@@ -999,6 +1001,10 @@ def _metric_value(name: str, value: object) -> float:
         return float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise ValueError(f"metric {name!r} must be a number, got {value!r}") from None
+    except OverflowError:  # an int past float's range (10**400)
+        raise ValueError(
+            f"metric {name!r} is too large for a float (at most about 1.8e308)"
+        ) from None
 
 
 def _is_number(value: object, low: float, high: float) -> bool:

@@ -521,7 +521,7 @@ class Sender:
                 self._count_dropped(key, self._messages[key], note, total=False)
         key = f"refused-{exc.status}"
         if any(counts):
-            self._count_dropped(key, exc.message, counts)
+            self._count_dropped(key, str(exc), counts)  # the fields it names too
             self._warn_dropped(key)
         with self._state:
             if body:

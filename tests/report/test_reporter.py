@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import socket
 import subprocess
 import sys
@@ -664,3 +665,32 @@ def test_nul_characters_become_replacement_characters(
     messages = [line["message"] for line in client.logs(job_id)["logs"]]
     assert messages == ["before", "bad \ufffd byte", "after"]
     assert client.get_job(job_id)["currentOperation"] == "step\ufffd 1"
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            lambda r: r.log_metrics({"a": 1.0}, step=2**63),
+            "step must be an integer from 0 to 2**62",
+        ),
+        (lambda r: r.log_metrics({"b": 10**400}), "too large for a float"),
+    ],
+)
+def test_values_the_server_would_refuse_are_refused_at_the_call(
+    make_reporter: Any, job_id: str, client: Client, call: Any, message: str
+) -> None:
+    """A step past 2**62 passed the Reporter and the server refused the whole
+    request, the valid log line beside it too; 10**400 raised OverflowError."""
+    reporter = make_reporter(job_id)
+    reporter.log("valid line before")
+    with pytest.raises(ValueError, match=re.escape(message)):
+        call(reporter)
+    reporter.complete()
+    assert log_messages(client, job_id) == ["valid line before"]
+
+
+@pytest.mark.parametrize("url", [5, b"http://127.0.0.1:1"])
+def test_a_url_that_is_not_text_is_a_value_error(url: Any) -> None:
+    with pytest.raises(ValueError, match="url must be a string"):
+        Reporter("job-x", url=url, gpu=False)
