@@ -163,6 +163,25 @@ def test_the_cost_of_a_job_is_the_sum_of_its_nodes(api: Api, clock: FakeClock) -
     assert monitor["costSoFar"] == pytest.approx(9.0)
 
 
+def test_a_node_priced_jobs_cost_never_drops_at_its_end(api: Api, clock: FakeClock) -> None:
+    """The nodes are paid until the job ends: the silent tail between the last
+    report and the completion costs at the nodes' rate, live and once finished
+    alike (before: 14.19 while it was silent, 2.09 once completed)."""
+    _put_every_rank(api, "tail")
+    for node, rank, local in RANKS:
+        price = {"node-a": 2.0, "node-b": 3.0}[node] if local == 0 else None
+        extra = {} if price is None else {"nodePricePerHour": price}
+        api.post("/api/jobs/tail/progress", json=_update(node, rank, local, 10, **extra))
+    clock.advance(3600)  # an hour without a report
+    live = api.get("/api/jobs/tail/monitor").json()["costSoFar"]
+    assert live == pytest.approx(5.0)
+    answer = api.post("/api/jobs/tail/complete", json={"workerId": "node-a/0"})
+    assert answer.status_code == 200, answer.text
+    clock.advance(600)
+    monitor = api.get("/api/jobs/tail/monitor").json()
+    assert monitor["costSoFar"] == pytest.approx(live)
+
+
 def test_only_rank_0_completes_a_distributed_job(api: Api) -> None:
     _put_every_rank(api, "ddp4")
     for node, rank, local in RANKS:

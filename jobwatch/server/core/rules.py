@@ -867,7 +867,8 @@ def complete_job(
         ``JOB_COMPLETED``, the last event of the job; a failed job gets an
         alert (``JOB_ALERT``) just before it. ``completed`` sets progress to
         100. A stall or hang in progress ends now: its time and cost join the
-        job's totals.
+        job's totals. A job priced by its nodes accrues their summed rate from
+        its latest update to its end, as its live cost does (:func:`job_estimates`).
 
     Raises
     ------
@@ -889,6 +890,9 @@ def complete_job(
     ended = now - request.age()  # a completion sent late ended that long ago
     if job["started_at"] is not None:
         ended = max(ended, job["started_at"])
+    if job["node_rate"] is not None:  # the nodes are paid up to the end, silent tail too
+        tail = max(0.0, ended - job["updated_at"])
+        changes["node_cost"] = (job["node_cost"] or 0.0) + job["node_rate"] * tail / 3600.0
     changes.update(
         status=request.status,
         completed_at=ended,
