@@ -36,8 +36,9 @@ from jobwatch.contract.basics import (
     valid_job_id,
     valid_scalar_name,
 )
-from jobwatch.report import launcher
+from jobwatch.report import launcher, sigterm
 from jobwatch.report import samples as _samples
+from jobwatch.report import sender as _sender
 from jobwatch.report.env_defaults import currency_from_env, price_from_env
 from jobwatch.report.outbox import BudgetState, Completion, Outbox, ReporterJob
 from jobwatch.report.sender import Sender
@@ -159,7 +160,10 @@ class Reporter:
     :meth:`fail` with the exception on error (which then propagates). At
     interpreter exit, an unclosed reporter gets a few seconds (in all, see
     :data:`jobwatch.report.sender.EXIT_TIMEOUT`) to deliver what it holds; the job
-    is not completed then. Delivery is at least once: a request whose answer
+    is not completed then. SIGTERM fails the job (``"terminated by SIGTERM"``)
+    within :data:`jobwatch.report.sigterm.SIGTERM_TIMEOUT` seconds, then the
+    process dies by the signal as it would have; a SIGTERM handler of the
+    program's own is left alone (:mod:`jobwatch.report.sigterm`). Delivery is at least once: a request whose answer
     was lost (the server died after storing it) is sent again.
     """
 
@@ -303,6 +307,7 @@ class Reporter:
             self._capture = OutputCapture(self._forward, self)
         self._finalizer = _finalizer(self)
         _reporters.add(self)
+        sigterm.install(_fail_at_sigterm)
 
     def _after_fork_in_child(self) -> None:
         """Called in a forked child: the parent's sender thread and any lock another
@@ -859,16 +864,32 @@ class Reporter:
 
     def _finish(self, completion: Completion | None, timeout: float) -> bool:
         _check_timeout(timeout)
+        if not self._close_for(completion):
+            return False
+        return self._sender.finish(completion, timeout)
+
+    def _close_for(self, completion: Completion | None) -> bool:
+        """Mark this reporter closed; ``False`` if it was already (warned when
+        ``completion`` would have been lost)."""
         capture, self._capture = self._capture, None
         if capture is not None:
             capture.stop()  # before closing: the partial line goes with the rest
         with self._finish_lock:
             closed, self._closed = self._closed, True
-        if closed:
-            if completion is not None:
-                self._warn_closed()
-            return False
-        return self._sender.finish(completion, timeout)
+        if closed and completion is not None:
+            self._warn_closed()
+        return not closed
+
+    def _terminated(self, deadline: float) -> None:
+        """SIGTERM: ask the sender to fail the job by ``deadline`` (monotonic s),
+        without waiting (:func:`_fail_at_sigterm` waits for all reporters at once)."""
+        if self._closed:
+            return
+        self._forward("error", f"jobwatch: {sigterm.TERMINATED}", time.time())
+        completion = Completion("failed", error=sigterm.TERMINATED)
+        if self._close_for(completion):
+            self._sender.start()
+            self._sender.request_finish(completion, deadline, at_exit=True)
 
     def _warn_closed(self) -> None:
         if not self._warned_closed:
@@ -986,6 +1007,15 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):  # POSIX; PyTorch DataLoader workers and multiprocessing fork
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _fail_at_sigterm(deadline: float) -> None:
+    """The process got SIGTERM: fail every open reporter's job (in a distributed
+    job, only rank 0's reporter fails it; the others deliver and stop) and have
+    every sender deliver by ``deadline`` (monotonic s)."""
+    for reporter in list(_reporters):
+        reporter._terminated(deadline)
+    _sender.deliver_by(deadline)
 
 
 def _abandoned(sender: Sender) -> None:

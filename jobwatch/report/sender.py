@@ -1083,9 +1083,15 @@ if hasattr(os, "register_at_fork"):  # POSIX
 @atexit.register
 def _deliver_at_exit() -> None:
     """Give every running reporter :data:`EXIT_TIMEOUT` seconds in all to deliver."""
+    deliver_by(time.monotonic() + EXIT_TIMEOUT)
+
+
+def deliver_by(deadline: float) -> None:
+    """Have every running sender deliver what it holds (and a completion asked for
+    already) by ``deadline`` (monotonic s), giving up at the first sign that the
+    server is unreachable, then stop them all."""
     with _running_lock:
         senders = list(_running)
-    deadline = time.monotonic() + EXIT_TIMEOUT
     for sender in senders:
         sender.request_finish(None, deadline, at_exit=True)
     for sender in senders:
