@@ -226,3 +226,47 @@ def test_workers_finish_with_their_job_and_leave_when_the_world_shrinks(api: Api
     assert api.post("/api/jobs/ddp5/complete", json={"workerId": "node-a/0"}).status_code == 200
     statuses = [w["status"] for w in api.get("/api/jobs/ddp5/workers").json()["workers"]]
     assert statuses == ["finished", "finished", "left", "left"]
+
+
+def test_a_rank_delivers_its_last_lines_after_rank_0_completed(api: Api, clock: FakeClock) -> None:
+    """A rank's last lines and progress, sent just after rank 0 completed the job
+    (the trial's "rank 1 saved its shard", lost with a 409), are kept for
+    RANK_GRACE seconds; the job's status, progress, cost and completedAt stay."""
+    _put_every_rank(api, "ddp6")
+    for node, rank, local in RANKS:
+        body = _update(node, rank, local, 90, nodePricePerHour=3.0 if local == 0 else None)
+        assert api.post("/api/jobs/ddp6/progress", json=body).status_code == 200
+    clock.advance(10)
+    assert api.post("/api/jobs/ddp6/complete", json={"workerId": "node-a/0"}).status_code == 200
+    before = api.get("/api/jobs/ddp6").json()["job"]
+    cost = api.get("/api/jobs/ddp6/monitor").json()["costSoFar"]
+    assert cost > 0
+
+    clock.advance(5)
+    line = {"level": "info", "message": "rank 1 saved its shard"}
+    sample = {"gpuUtilization": 10, "gpuMemoryUsed": 1, "gpuMemoryTotal": 2}
+    body = _update(
+        "node-a", 1, 1, 100, currentOperation="step 20/20", logLines=[line], metrics=sample
+    )
+    late = api.post("/api/jobs/ddp6/progress", json=body)
+    assert late.status_code == 200, late.text
+    assert (late.json()["status"], late.json()["finished"]) == ("completed", True)
+
+    after = api.get("/api/jobs/ddp6").json()["job"]
+    for field in ("status", "progress", "completedAt", "currentOperation", "updatedAt"):
+        assert after[field] == before[field], field
+    assert api.get("/api/jobs/ddp6/monitor").json()["costSoFar"] == cost
+    lines = api.get("/api/jobs/ddp6/logs?rank=1").json()["logs"]
+    assert [ln["message"] for ln in lines] == ["rank 1 saved its shard"]
+    workers = {w["rank"]: w for w in api.get("/api/jobs/ddp6/workers").json()["workers"]}
+    assert (workers[1]["progress"], workers[1]["currentOperation"]) == (100, "step 20/20")
+
+    # not a rank of the job: refused as before
+    stranger = {**_update("node-c", 1, 1, 100), "logLines": [line]}
+    assert api.post("/api/jobs/ddp6/progress", json=stranger).status_code == 409
+    # past the grace period: refused as before
+    clock.advance(61)
+    refused = api.post("/api/jobs/ddp6/progress", json=_update("node-b", 2, 0, 100))
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "job_finished"
+    assert api.get("/api/jobs/ddp6").json()["job"] == after

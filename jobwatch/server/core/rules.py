@@ -65,6 +65,14 @@ at most this much arrived late (a retry, a slow request) and does not move
 progress; older by more, the worker's clock was stepped back (NTP) and the update
 is applied. A step back of ``d`` <= 60 s holds a job's progress for ``d`` seconds."""
 
+RANK_GRACE = 60.0
+"""Seconds after a distributed job's ``completedAt`` during which its ranks may still
+deliver their log lines, samples and own worker state: rank 0 completes the job as
+soon as it is done, while the other ranks' last lines are still on their way (a
+reporter sends at most once per ``interval``, retries for a while, and at exit gets
+5 s). A minute covers that with room, and is short enough that a finished job does
+not go on taking writes."""
+
 EMA_SMOOTHING = 0.3
 """Weight of the newest rate observation; tqdm's default ``smoothing=0.3``
 (tqdm/std.py, class ``EMA``)."""
@@ -571,6 +579,8 @@ def apply_progress(
         else:
             check_bound(job, update.worker_id)
         return ProgressOutcome(changes={}, job=job, reply=applied_reply)
+    if distributed and job["status"] in FINISHED_STATUSES:
+        return _after_finish(job, update, now, worker)
     changes: JobChanges = {"updated_at": now}
     if distributed:
         changes.update(workers.check_distributed(job, update))
@@ -687,6 +697,64 @@ def apply_progress(
             "reply": outcome.reply,
         }
     outcome.job = with_changes(merged, changes)
+    return outcome
+
+
+def _after_finish(
+    job: JobRow, update: ProgressUpdate, now: float, worker: WorkerRow | None
+) -> ProgressOutcome:
+    """An update of a finished distributed job: a rank of the job (its stored
+    worker) within :data:`RANK_GRACE` seconds of ``completedAt`` delivers its log
+    lines, sample and own progress; the job's status, progress, cost and
+    ``completedAt`` stay. The reply says ``finished: true``.
+
+    Raises
+    ------
+    WorkerMismatch
+        The update names no rank (403).
+    JobFinished
+        Past the grace period, or not a rank of the job (409); nothing changes.
+    """
+    workers.check_distributed(job, update)
+    completed_at = job["completed_at"]
+    registered = worker is not None and worker["worker_id"] == update.worker_id
+    if not registered or completed_at is None or now - completed_at > RANK_GRACE:
+        check_open(job)
+    assert worker is not None  # registered
+    outcome = ProgressOutcome(changes={}, job=job, reply={})
+    row = workers.worker_update(job, worker, update, now).row
+    # its own state only: the job's metering ended with it
+    row["status"], row["cost"] = worker["status"], worker["cost"]
+    row["price_per_hour"] = worker["price_per_hour"]
+    outcome.worker = row
+    _sample(job["id"], update, now, outcome)
+    seq = job["seq"]
+    if update.log_lines:
+        seq += 1
+        _logs(job, update, now, seq, outcome)
+    outcome.changes["seq"] = seq
+    estimates = job_estimates(job, now)
+    outcome.reply = {
+        "success": True,
+        "jobId": job["id"],
+        "status": job["status"],
+        "finished": True,
+        "progress": job["progress"],
+        "timeRemaining": estimates.time_remaining,
+        "costSoFar": estimates.cost_so_far,
+        "estimatedTotalCost": estimates.estimated_total_cost,
+        "currency": job["currency"],
+        "seq": seq,
+        **budgets.budget_reply(job, estimates.cost_so_far),
+    }
+    if update.update_id is not None:
+        outcome.applied_update = {
+            "job_id": job["id"],
+            "update_id": update.update_id,
+            "seq": seq,
+            "reply": outcome.reply,
+        }
+    outcome.job = with_changes(job, outcome.changes)
     return outcome
 
 
