@@ -282,6 +282,10 @@ class Reporter:
             metrics = _with_system(metrics, SystemSampler())
         if metrics is not None:
             _samples.prepare()  # here, not in the sender thread, which must import nothing
+        self._config: dict[str, Any] = {}  # set before the sender starts: its spool keeps it
+        if first_config is not None and (place.rank or 0) == 0:
+            self._config = first_config
+            self._outbox.set_config(first_config)
         self._sender = Sender(
             client,
             job,
@@ -292,10 +296,6 @@ class Reporter:
             spool_bytes=spool_bytes,
             on_over_budget=on_over_budget,
         )
-        self._config: dict[str, Any] = {}
-        if first_config is not None and (place.rank or 0) == 0:
-            self._config = first_config
-            self._outbox.set_config(first_config)
         self._capture = None
         if capture_output:
             from jobwatch.report.capture import OutputCapture
