@@ -34,7 +34,9 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 LOCALTIME = Path("/etc/localtime")
 """This machine's zone on Linux and macOS: a link into a zoneinfo folder, whose path
 below ``zoneinfo/`` is the zone's IANA name."""
-_UTC_NAMES = frozenset({"Etc/UTC", "Etc/UCT", "Etc/Universal", "Etc/Zulu", "UCT", "Universal", "Zulu"})
+_UTC_NAMES = frozenset(
+    {"Etc/UTC", "Etc/UCT", "Etc/Universal", "Etc/Zulu", "UCT", "Universal", "Zulu"}
+)
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

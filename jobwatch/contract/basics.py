@@ -269,8 +269,9 @@ def ascii_int(text: str) -> int:
     """``int(text)`` for a number written in ASCII digits only.
 
     Python's ``int()`` (like regex ``\\d`` and ``str.isdigit``) also takes other
-    scripts' digits (``"７"``, ``"٣"``), which a user did not mean as a number; what
-    a person, a query or a variable gives as a number is read with this instead.
+    scripts' digits (U+FF17, a full-width 7; U+0663, an Arabic-Indic 3), which a
+    user did not mean as a number; what a person, a query or a variable gives as a
+    number is read with this instead.
 
     Raises
     ------

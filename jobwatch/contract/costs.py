@@ -14,8 +14,8 @@ counts is :mod:`jobwatch.server.core.spend`'s.
 from __future__ import annotations
 
 import re
-from functools import cache
 from datetime import date, datetime, timedelta, timezone, tzinfo
+from functools import cache
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -46,7 +46,7 @@ SINCE_RULE = (
 TZ_RULE = "an IANA time zone (e.g. Europe/Paris), UTC, or an offset such as +05:30"
 """What ``tz`` may be, in words for error messages."""
 
-# [0-9], not \d: \d and int() take any script's digits ("７d" would be 7 days)
+# [0-9], not \d: \d and int() take any script's digits (a full-width 7, U+FF17, then d would be 7 days)
 _DAYS = re.compile(r"([0-9]{1,3})d")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _OFFSET = re.compile(r"([+-])([0-9]{2}):?([0-9]{2})")
