@@ -23,7 +23,7 @@ from jobwatch.cli import costs as costs_command
 from jobwatch.cli import sync as sync_command
 from jobwatch.cli import tenancy
 from jobwatch.cli.connect import UsageError, connect
-from jobwatch.contract.basics import JOB_STATUSES
+from jobwatch.contract.basics import JOB_STATUSES, ascii_float, ascii_int
 from jobwatch.errors import APIError, ConnectionError, MissingExtra
 from jobwatch.extras import require
 from jobwatch.server.storage.files import default_db_path
@@ -50,7 +50,7 @@ def _bounded(what: str, kind: type[float], low: float, high: float) -> Any:
 
     def convert(text: str) -> float:
         try:
-            value = kind(text)
+            value = (ascii_int if kind is int else ascii_float)(text)
         except ValueError:
             value = math.nan
         if not low <= value <= high:  # NaN fails too

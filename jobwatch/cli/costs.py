@@ -14,10 +14,11 @@ import csv
 import os
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from jobwatch.cli.connect import UsageError, connect
-from jobwatch.contract.costs import DEFAULT_SINCE, GROUPS, CostsQuery, parse_tz
+from jobwatch.contract.costs import DEFAULT_SINCE, GROUPS, CostsQuery, iana_zones, parse_tz
 from jobwatch.errors import ValidationError
 from jobwatch.view.terminal_safe import clean
 
@@ -30,6 +31,12 @@ EXIT_USAGE = 2
 GROUP_WIDTH = 28
 """Most characters of a group's name in the table (longer names end in ``…``)."""
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+LOCALTIME = Path("/etc/localtime")
+"""This machine's zone on Linux and macOS: a link into a zoneinfo folder, whose path
+below ``zoneinfo/`` is the zone's IANA name."""
+_UTC_NAMES = frozenset(
+    {"Etc/UTC", "Etc/UCT", "Etc/Universal", "Etc/Zulu", "UCT", "Universal", "Zulu"}
+)
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -54,16 +61,19 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     costs.add_argument(
         "--tz",
         help="time zone whose midnights cut the days: an IANA name (Europe/Paris), UTC or "
-        "+05:30 (default $TZ if it names a zone, else this machine's current UTC offset)",
+        "+05:30 (default $TZ if it names a zone, else this machine's zone, else its current UTC "
+        "offset)",
     )
     costs.add_argument("--url", help="server URL (default $JOBWATCH_URL or http://127.0.0.1:8765)")
     costs.add_argument("--token", help="bearer token for the server (default $JOBWATCH_TOKEN)")
 
 
-def default_tz() -> str:
-    """``$TZ`` when it names a time zone (``Europe/Paris``, ``:Europe/Paris``), else this
-    machine's current UTC offset (``+01:00``), which does not follow a daylight-saving
-    change inside the window."""
+def default_tz(localtime: Path | None = None) -> str:
+    """The zone ``--tz`` defaults to, by its name where one is known: ``$TZ`` when it
+    names a zone (``Europe/Paris``, ``:Europe/Paris``), else the zone ``localtime``
+    (default :data:`LOCALTIME`) links to, else this machine's current UTC offset
+    (``+01:00``, which does not follow a daylight-saving change inside the window;
+    ``UTC`` for ``+00:00``). UTC's aliases (``Etc/UTC``...) read ``UTC``."""
     named = os.environ.get("TZ", "").lstrip(":")
     if named:
         try:
@@ -72,8 +82,27 @@ def default_tz() -> str:
             pass
         else:
             return named
+    linked = _linked_zone(LOCALTIME if localtime is None else localtime)
+    if linked is not None:
+        return "UTC" if linked in _UTC_NAMES else linked
     offset = time.strftime("%z")  # e.g. +0100
-    return f"{offset[:3]}:{offset[3:]}" if len(offset) == 5 else "UTC"
+    if len(offset) != 5 or offset[1:] == "0000":
+        return "UTC"
+    return f"{offset[:3]}:{offset[3:]}"
+
+
+def _linked_zone(localtime: Path) -> str | None:
+    """The IANA name of the zone file ``localtime`` links to, if it is one."""
+    try:
+        target = localtime.resolve(strict=True)
+    except (OSError, RuntimeError):  # missing, or a loop of links
+        return None
+    parts = target.parts
+    if "zoneinfo" not in parts:
+        return None
+    below = parts[len(parts) - parts[::-1].index("zoneinfo") :]
+    name = "/".join(below)
+    return name if name in iana_zones() else None
 
 
 def run(args: argparse.Namespace) -> int:

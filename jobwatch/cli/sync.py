@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             pending = spool_mod.read(path)
         except (OSError, ValueError) as exc:
-            print(f"jobwatch sync: cannot read {path}: {exc}", file=sys.stderr)
+            print(f"jobwatch sync: cannot read {path}: {exc}; kept as it is", file=sys.stderr)
             code = max(code, 1)
             continue
         url = args.url or pending.header.get("url")
@@ -110,6 +110,7 @@ def _send(client: object, pending: spool_mod.Pending) -> int:
                     worker_id=header.get("workerId"),
                     price_per_hour=header.get("pricePerHour"),
                     currency=header.get("currency"),
+                    config=header.get("config"),
                 )
                 continue
             except (JobFinished, RateLimited):

@@ -15,6 +15,7 @@ from typing import Any
 
 from jobwatch.cli.connect import UsageError, connect
 from jobwatch.contract.admin import expiry_limit, expiry_problem
+from jobwatch.contract.basics import ascii_float, ascii_int
 from jobwatch.view.terminal_safe import clean
 
 __all__ = ["add_parsers", "run"]
@@ -28,7 +29,7 @@ def _duration(text: str) -> float:
     """``90``, ``90s``, ``15m``, ``12h`` or ``7d`` as seconds (> 0)."""
     number, unit = (text[:-1], text[-1]) if text and text[-1] in _UNITS else (text, "s")
     try:
-        seconds = float(number) * _UNITS[unit]
+        seconds = ascii_float(number) * _UNITS[unit]
     except ValueError:
         seconds = math.nan
     if not math.isfinite(seconds) or seconds <= 0:
@@ -38,7 +39,7 @@ def _duration(text: str) -> float:
 
 def _count(text: str) -> int:
     try:
-        value = int(text)
+        value = ascii_int(text)
     except ValueError:
         value = -1
     if value < 0:

@@ -39,6 +39,8 @@ __all__ = [
     "SCALAR_NAME_PATTERN",
     "SCALAR_NAME_RULE",
     "SENT_LATE_AFTER",
+    "ascii_float",
+    "ascii_int",
     "check_keys",
     "check_status",
     "currency_code",
@@ -261,3 +263,34 @@ def check_keys(value: Any, path: str) -> None:
     elif isinstance(value, list | tuple):
         for place, item in enumerate(value):
             check_keys(item, f"{path}[{place}]")
+
+
+def ascii_int(text: str) -> int:
+    """``int(text)`` for a number written in ASCII digits only.
+
+    Python's ``int()`` (like regex ``\\d`` and ``str.isdigit``) also takes other
+    scripts' digits (U+FF17, a full-width 7; U+0663, an Arabic-Indic 3), which a
+    user did not mean as a number; what a person, a query or a variable gives as a
+    number is read with this instead.
+
+    Raises
+    ------
+    ValueError
+        ``text`` has a character outside ASCII, or is not a whole number.
+    """
+    if not text.isascii():
+        raise ValueError(f"not a number in ASCII digits: {text!r}")
+    return int(text)
+
+
+def ascii_float(text: str) -> float:
+    """``float(text)`` for a number written in ASCII only (see :func:`ascii_int`).
+
+    Raises
+    ------
+    ValueError
+        ``text`` has a character outside ASCII, or is not a number.
+    """
+    if not text.isascii():
+        raise ValueError(f"not a number in ASCII digits: {text!r}")
+    return float(text)

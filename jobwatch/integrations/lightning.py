@@ -18,6 +18,8 @@ callback and logger classes.
 from __future__ import annotations
 
 import math
+import sys
+import warnings
 from argparse import Namespace
 from collections.abc import Mapping
 from typing import Any
@@ -53,9 +55,14 @@ class JobwatchLogger(Logger):  # type: ignore[misc]  # lightning is read as unty
     - ``save_hyperparameters()`` (``log_hyperparams``) sends the
       configuration (:func:`jobwatch.integrations.environment.log_config`);
     - when ``fit`` ends the job is completed with the last logged metrics as
-      its result, and when it raises it is failed (Lightning's
-      ``finalize("success")`` and ``finalize("failed")``); with a
-      :class:`JobwatchCallback` as well, the callback does both instead.
+      its result, and when it raises it is failed with the exception
+      (``"RuntimeError: out of memory"``), or cancelled on Ctrl-C
+      (``KeyboardInterrupt``), as :class:`~jobwatch.Reporter` does as a context
+      manager (Lightning's ``finalize("success")`` and ``finalize("failed")``;
+      ``finalize`` is told no exception, so it is read from the one Lightning is
+      handling, ``sys.exc_info()``; without one the error is "Lightning's fit
+      failed"); with a :class:`JobwatchCallback` as well, the callback does both
+      instead.
 
     Progress needs the callback: a logger is not told how far training is.
 
@@ -133,7 +140,7 @@ class JobwatchLogger(Logger):  # type: ignore[misc]  # lightning is read as unty
         if not self._complete or self.finished_by_callback or self._metrics is None:
             return
         if status == "failed":
-            self._metrics.reporter.fail("Lightning's fit failed")
+            _end_with(self._metrics.reporter, sys.exc_info()[1] or "Lightning's fit failed")
         else:
             self._metrics.reporter.complete(self._last or None)
         self._metrics = None
@@ -159,7 +166,15 @@ class JobwatchCallback(Callback):  # type: ignore[misc]  # lightning is read as 
       (``trainer.global_step - 1``, the index of the epoch's last step);
     - **completion**: at the end of ``fit`` (early stopping too) the job is
       completed with ``trainer.callback_metrics`` as its result; an exception
-      in ``fit`` fails it with that exception (Lightning's ``on_exception``).
+      in ``fit`` fails it with that exception, and Ctrl-C (``KeyboardInterrupt``,
+      which Lightning catches and turns into ``sys.exit(1)``) cancels it, as
+      :class:`~jobwatch.Reporter` does as a context manager (Lightning's
+      ``on_exception``).
+
+    One callback reports one ``fit``: a second ``fit`` given the same callback
+    is not reported and warns (``UserWarning``) to make a new callback, which
+    reports a new job (a new id, unless ``reporter`` or ``$JOBWATCH_JOB`` names
+    the finished one).
 
     Parameters
     ----------
@@ -194,6 +209,7 @@ class JobwatchCallback(Callback):  # type: ignore[misc]  # lightning is read as 
         self._complete = complete
         self._reporter: Reporter | None = None
         self._metrics: MetricsFilter | None = None
+        self._started = False
 
     @property
     def reporter(self) -> Reporter | None:
@@ -204,6 +220,15 @@ class JobwatchCallback(Callback):  # type: ignore[misc]  # lightning is read as 
         """Lightning: ``fit`` starts; makes (or finds) the Reporter on rank zero."""
         if not trainer.is_global_zero:
             return
+        if self._started:
+            warnings.warn(
+                f"JobwatchCallback: this callback reported job {self._source.job_id!r}, already "
+                "finished; this fit is not reported. Give each fit a new JobwatchCallback.",
+                UserWarning,
+                stacklevel=2,
+            )
+            return
+        self._started = True
         logger = next((lg for lg in trainer.loggers if isinstance(lg, JobwatchLogger)), None)
         if logger is not None:
             logger.finished_by_callback = self._complete
@@ -246,9 +271,10 @@ class JobwatchCallback(Callback):  # type: ignore[misc]  # lightning is read as 
             self._reporter = None
 
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
-        """Lightning: ``fit`` raised ``exception``; fails the job with it."""
+        """Lightning: ``fit`` raised ``exception``; fails the job with it (cancels it
+        on ``KeyboardInterrupt``)."""
         if self._reporter is not None and self._complete:
-            self._reporter.fail(exception)
+            _end_with(self._reporter, exception)
             self._reporter = None
 
     def _report(self, trainer: Any) -> None:
@@ -270,6 +296,15 @@ class JobwatchCallback(Callback):  # type: ignore[misc]  # lightning is read as 
 
     def __repr__(self) -> str:
         return f"JobwatchCallback(job_id={self._source.job_id!r})"
+
+
+def _end_with(reporter: Reporter, error: BaseException | str) -> None:
+    """Finish the job as a Reporter's ``with`` block ending in ``error`` would: failed
+    with it, cancelled on Ctrl-C (one rule for both, :meth:`Reporter.__exit__`)."""
+    if isinstance(error, str):
+        reporter.fail(error)
+    else:
+        reporter.__exit__(type(error), error, None)
 
 
 def _epoch(trainer: Any) -> str:

@@ -128,7 +128,7 @@ def _match(
     entry: str, devices: Sequence[Device], gpus: Sequence[str | int | None]
 ) -> list[int] | None:
     """The positions of the devices ``entry`` names, or ``None`` where it is invalid."""
-    if entry.isdigit():
+    if entry.isascii() and entry.isdigit():
         if int(entry) >= len(gpus):
             return None
         key = gpus[int(entry)]
@@ -149,7 +149,8 @@ def _match(
 def _match_legacy_mig(entry: str, devices: Sequence[Device]) -> list[int] | None:
     """``mig-gpu-<uuid>/<gpu instance>/<compute instance>``, the format before driver R470."""
     gpu_prefix, gpu_instance, compute_instance = entry[len("mig-") :].split("/")
-    if not (gpu_instance.isdigit() and compute_instance.isdigit()):
+    ids_text = gpu_instance + compute_instance
+    if not (gpu_instance and compute_instance and ids_text.isascii() and ids_text.isdigit()):
         return None
     parents = {d.parent_uuid.lower() for d in devices if d.parent_uuid}
     named = [uuid for uuid in parents if uuid.startswith(gpu_prefix)]

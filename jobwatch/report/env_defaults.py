@@ -10,6 +10,8 @@ import math
 import os
 from collections.abc import Mapping
 
+from jobwatch.contract.basics import ascii_float
+
 __all__ = ["currency_from_env", "price_from_env"]
 
 PRICE_VARIABLE = "JOBWATCH_PRICE_PER_HOUR"
@@ -30,7 +32,7 @@ def price_from_env(env: Mapping[str, str] | None = None) -> float | None:
     if not text:
         return None
     try:
-        price = float(text)
+        price = ascii_float(text)
     except ValueError:
         price = math.nan
     if not 0 <= price <= 1e9:  # NaN fails too

@@ -35,6 +35,8 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
+from jobwatch.contract.basics import ascii_int
+
 __all__ = ["SINGLE", "Placement", "detect", "node_name", "placement", "samples_gpus"]
 
 
@@ -106,7 +108,7 @@ def _int(env: Mapping[str, str], name: str | None) -> int | None:
         return None
     text = env.get(name, "").strip()
     try:
-        value = int(text)
+        value = ascii_int(text)
     except ValueError:
         return None
     return value if value >= 0 else None
@@ -115,7 +117,7 @@ def _int(env: Mapping[str, str], name: str | None) -> int | None:
 def _slurm_local_size(env: Mapping[str, str]) -> int | None:
     # SLURM_NTASKS_PER_NODE is "4" or "4(x2)" or "4,2": take this node's when uniform.
     text = env.get("SLURM_NTASKS_PER_NODE", "").split(",")[0].split("(")[0]
-    return int(text) if text.isdigit() and int(text) > 0 else None
+    return int(text) if text.isascii() and text.isdigit() and int(text) > 0 else None
 
 
 def detect(env: Mapping[str, str] | None = None) -> Placement:

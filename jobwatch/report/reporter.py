@@ -286,6 +286,10 @@ class Reporter:
             metrics = _with_system(metrics, SystemSampler())
         if metrics is not None:
             _samples.prepare()  # here, not in the sender thread, which must import nothing
+        self._config: dict[str, Any] = {}  # set before the sender starts: its spool keeps it
+        if first_config is not None and (place.rank or 0) == 0:
+            self._config = first_config
+            self._outbox.set_config(first_config)
         self._sender = Sender(
             client,
             job,
@@ -296,10 +300,6 @@ class Reporter:
             spool_bytes=spool_bytes,
             on_over_budget=on_over_budget,
         )
-        self._config: dict[str, Any] = {}
-        if first_config is not None and (place.rank or 0) == 0:
-            self._config = first_config
-            self._outbox.set_config(first_config)
         self._capture = None
         if capture_output:
             from jobwatch.report.capture import OutputCapture
@@ -657,14 +657,18 @@ class Reporter:
         Raises
         ------
         ValueError
-            ``total`` is negative or not a number, ``initial`` is not an integer
-            >= 0, ``description`` not a string, or ``metrics`` neither a
-            mapping nor callable (raised here, before iterating).
+            ``iterable`` is not iterable, ``total`` is negative or not a number,
+            ``initial`` is not an integer >= 0 or exceeds ``total``,
+            ``description`` not a string, or ``metrics`` neither a mapping nor
+            callable (raised here, before iterating).
         """
         if metrics is not None and not (isinstance(metrics, Mapping) or callable(metrics)):
             raise ValueError(
                 f"metrics must be a mapping or a function returning one, got {type(metrics).__name__}"
             )
+        kind = type(iterable)  # not iter(): a DataLoader's would start its workers
+        if not (hasattr(kind, "__iter__") or hasattr(kind, "__getitem__")):
+            raise ValueError(f"iterable must be iterable, got {kind.__name__}")
         if isinstance(initial, bool) or not isinstance(initial, int) or initial < 0:
             raise ValueError(f"initial must be an integer >= 0 (items done), got {initial!r}")
         if total is None:
@@ -674,6 +678,8 @@ class Reporter:
                 total = None
         elif not _is_number(total, 0.0, math.inf):
             raise ValueError(f"total must be a number >= 0, got {total!r}")
+        elif initial > total:
+            raise ValueError(f"initial ({initial}) must not exceed total ({total:g})")
         if description is not None and not isinstance(description, str):
             raise ValueError(f"description must be a string, got {type(description).__name__}")
         prefix = f"{description} " if description else ""

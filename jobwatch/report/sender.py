@@ -754,7 +754,7 @@ class Sender:
         if self._spool_root is None:
             return
         job = self._job
-        header = {
+        header: dict[str, Any] = {
             "url": self._client.url,
             "jobId": job.job_id,
             "workerId": job.worker_id,
@@ -762,6 +762,8 @@ class Sender:
             "pricePerHour": job.price_per_hour,
             "currency": job.currency,
         }
+        if self._outbox.config is not None:  # as given at the start; a later change is not kept
+            header["config"] = self._outbox.config
         with self._state:
             self._spool = spool_mod.open_spool(
                 self._spool_root, job.job_id, self._session, header, self._interval

@@ -257,25 +257,29 @@ def _locked(path: Path) -> bool:
 
 def read(path: Path) -> Pending:
     """What the spool at ``path`` still holds. A torn last line (the process died
-    mid-write) is ignored.
+    mid-write: the text after the last newline) is ignored.
 
     Raises
     ------
     OSError, ValueError
-        No readable header.
+        No readable header, a header without a job id, or a complete line (one
+        that ends in a newline) that is not a record: the file was damaged, not
+        torn, and what it holds cannot be told; the caller keeps the spool.
     """
     header = json.loads((path / "header.json").read_text(encoding="utf-8"))
+    if not isinstance(header, dict) or not isinstance(header.get("jobId"), str):
+        raise ValueError('its header.json names no job (no "jobId")')
     requests: list[tuple[str, dict[str, Any]]] = []
     completion: dict[str, Any] | None = None
     try:
         raw = (path / "spool.jsonl").read_bytes()
     except FileNotFoundError:
         raw = b""
-    for line in raw.splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue  # a line torn by a crash
+    *lines, _torn = raw.split(b"\n")  # the text after the last newline: torn, or empty
+    for number, line in enumerate(lines, 1):
+        record = _record(line)
+        if record is None:
+            raise ValueError(f"line {number} of spool.jsonl is not a spool record")
         if "u" in record:
             requests.append((record["u"], record["b"]))
         elif "a" in record:
@@ -285,6 +289,24 @@ def read(path: Path) -> Pending:
         elif "c" in record:
             completion = record["c"]
     return Pending(path, header, requests, completion)
+
+
+def _record(line: bytes) -> dict[str, Any] | None:
+    """One spool line as its record: a request (``u`` and ``b``), an acknowledgement
+    (``a``) or the completion (``c``); ``None`` when it is none of them."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(record, dict):
+        return None
+    if "u" in record:
+        ok = isinstance(record["u"], str) and isinstance(record.get("b"), dict)
+    elif "a" in record:
+        ok = isinstance(record["a"], str)
+    else:
+        ok = isinstance(record.get("c"), dict)
+    return record if ok else None
 
 
 def mark_done(path: Path, update_id: str) -> None:

@@ -6,11 +6,13 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
 
 import jobwatch.cli.commands as cli
+from jobwatch.cli.costs import default_tz
 from jobwatch.server import EmbeddedServer
 from tests.conftest import FakeClock
 
@@ -98,6 +100,8 @@ def test_csv_has_a_row_per_day_and_group_and_defuses_formulas(
         (["--since", "banana"], "--since: since must be '<N>d' with N from 1 to 366"),
         (["--since", "400d"], "N from 1 to 366"),
         (["--tz", "Mars/Olympus"], "--tz: tz must be an IANA time zone"),
+        (["--tz", "localtime"], "--tz: tz must be an IANA time zone"),
+        (["--since", "\uff17d"], "N from 1 to 366"),
         (["--since", "2001-01-01"], "more than 366 days ago"),
     ],
 )
@@ -116,3 +120,39 @@ def test_an_unknown_group_is_refused_by_the_parser(capsys: pytest.CaptureFixture
     assert "invalid choice: 'unknown' (choose from 'provider', 'tenant', 'name')" in (
         capsys.readouterr().err
     )
+
+
+def test_without_tz_the_header_names_this_machines_zone(
+    spent: float, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TZ", raising=False)
+    monkeypatch.setattr("jobwatch.cli.costs.LOCALTIME", Path("/nonexistent/localtime"))
+    monkeypatch.setattr("time.strftime", lambda fmt, *a: "+0000")
+    code, out, err = jobwatch(capsys, "costs", "--since", "2d")
+    assert (code, err) == (0, "")
+    assert out.splitlines()[0].endswith("(UTC); running jobs up to now."), out
+
+
+def test_the_default_zone_is_tz_then_the_systems_zone_then_its_offset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    zones = tmp_path / "usr/share/zoneinfo"
+    for name in ("Europe/Paris", "Etc/UTC", "posixrules"):
+        (zones / name).parent.mkdir(parents=True, exist_ok=True)
+        (zones / name).write_bytes(b"TZif")
+    paris, utc, rules = (tmp_path / "paris", tmp_path / "utc", tmp_path / "rules")
+    paris.symlink_to(zones / "Europe/Paris")
+    utc.symlink_to(zones / "Etc/UTC")
+    rules.symlink_to(zones / "posixrules")
+    monkeypatch.setenv("TZ", ":Asia/Tokyo")
+    assert default_tz(paris) == "Asia/Tokyo"
+    for not_a_zone in ("localtime", "posixrules", "Factory", "CET-1CEST"):
+        monkeypatch.setenv("TZ", not_a_zone)
+        assert default_tz(paris) == "Europe/Paris"
+    monkeypatch.delenv("TZ")
+    assert default_tz(utc) == "UTC"
+    monkeypatch.setattr("time.strftime", lambda fmt, *a: "+0530")
+    assert default_tz(tmp_path / "missing") == "+05:30"
+    assert default_tz(rules) == "+05:30"
+    monkeypatch.setattr("time.strftime", lambda fmt, *a: "+0000")
+    assert default_tz(tmp_path / "missing") == "UTC"

@@ -87,6 +87,12 @@ def test_bad_arguments_raise_before_anything_starts(server) -> None:
         jobwatch.track(range(3), total=-1, url=server.url)
     with pytest.raises(ValueError, match="job_id"):
         jobwatch.track(range(3), job="bad id!", url=server.url)
+    with pytest.raises(ValueError, match="iterable must be iterable, got int"):
+        jobwatch.track(5, job="not-iterable", url=server.url)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"initial \(5\) must not exceed total \(2\)"):
+        jobwatch.track(range(2), job="past-total", total=2, initial=5, url=server.url)
+    ids = [job["id"] for job in Client(server.url).list_jobs()["jobs"]]
+    assert "not-iterable" not in ids and "past-total" not in ids  # nothing started
     items = jobwatch.track(range(1), url=server.url)
     list(items)
     with pytest.raises(RuntimeError, match="once"):

@@ -4,6 +4,7 @@ that, once; a server that never answers never holds up ``complete()``."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -214,7 +215,7 @@ def test_a_job_synced_later_keeps_the_duration_and_cost_it_ran(
     job_id = f"job-{uuid.uuid4().hex[:10]}"
     reporter = Reporter(
         job_id, url=f"http://127.0.0.1:{free_port()}", gpu=False, system=False,
-        price_per_hour=3600.0, interval=0.1, timeout=1.0, worker_id="w",
+        price_per_hour=3600.0, interval=0.1, timeout=1.0, worker_id="w", config={"lr": 0.1},
     )  # fmt: skip
     reporter.update(10)
     time.sleep(2.0)  # the run
@@ -228,6 +229,7 @@ def test_a_job_synced_later_keeps_the_duration_and_cost_it_ran(
         assert 1.9 <= ran <= 3.0  # the run's 2 s and the reporter's own steps
         costs = client.request("GET", f"/api/jobs/{job_id}/monitor")
         assert costs["costSoFar"] == pytest.approx(ran, abs=0.002)  # 1 per second
+        assert job["config"] == {"lr": 0.1}  # kept in the spool's header (before: lost)
 
 
 def time_of(stamp: str) -> float:
@@ -257,3 +259,42 @@ def test_a_job_whose_server_came_late_starts_when_it_started() -> None:
         job = client.get_job(job_id)
         assert time_of(job["startedAt"]) == pytest.approx(started, abs=0.5)
         reporter.complete(timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("header", "lines"),
+    [
+        ({"jobId": "damaged", "url": "http://127.0.0.1:1"}, b"not json\n"),
+        (
+            {"jobId": "damaged", "url": "http://127.0.0.1:1"},
+            b'{"u":"s-1","b":{"workerId":"w","progress":5}}\n\x00\x00garbage\n',
+        ),
+        ({"url": "http://127.0.0.1:1"}, b'{"u":"s-1","b":{"workerId":"w","progress":5}}\n'),
+    ],
+    ids=["a line that is not JSON", "garbage after a record", "no job id"],
+)
+def test_sync_keeps_a_damaged_spool_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], header: dict[str, Any], lines: bytes
+) -> None:
+    """A complete line (it ends in a newline) that is not a record means the file
+    was damaged, not torn by a crash: the spool is kept for a person to look at
+    (before: "0 updates sent" and the folder removed with what it held)."""
+    spool = tmp_path / "damaged" / "s"
+    spool.mkdir(parents=True)
+    (spool / "header.json").write_text(json.dumps(header))
+    (spool / "spool.jsonl").write_bytes(lines)
+    with EmbeddedServer(config={"DATABASE": ":memory:"}) as srv:
+        assert jobwatch_main(["sync", str(tmp_path), "--url", srv.url]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot read {spool}" in err and "kept" in err, err
+    assert (spool / "spool.jsonl").read_bytes() == lines
+
+
+def test_a_torn_last_line_is_still_ignored(tmp_path: Path) -> None:
+    spool = tmp_path / "s"
+    spool.mkdir()
+    (spool / "header.json").write_text(json.dumps({"jobId": "j", "url": "http://h"}))
+    (spool / "spool.jsonl").write_bytes(
+        b'{"u":"s-1","b":{"workerId":"w","progress":5}}\n{"u":"s-2","b":{"work'
+    )
+    assert [uid for uid, _ in spool_mod.read(spool).requests] == ["s-1"]

@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from jobwatch.contract.basics import CURRENCY_RULE, valid_currency
+from jobwatch.contract.basics import CURRENCY_RULE, ascii_float, ascii_int, valid_currency
 from jobwatch.errors import SettingsError, ValidationError, first_line
 from jobwatch.server.core.alerts.alert_rules import parse_rule
 from jobwatch.server.core.alerts.nccl_hang import DEFAULT_POWER, DEFAULT_UTILIZATION
@@ -140,7 +140,7 @@ class Setting:
         if self.kind is str:
             return text
         try:
-            value = self.kind(text)
+            value = (ascii_int if self.kind is int else ascii_float)(text)
         except ValueError:
             value = math.nan
         return self.accept(value, label, shown=text)

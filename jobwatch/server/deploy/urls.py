@@ -91,7 +91,7 @@ def redis_url_problem(redis_url: str) -> str | None:
     db = urlsplit(redis_url).path.strip("/")
     if problem := _url_problem(redis_url, "Redis", needs_path=None):
         return problem
-    if db and not db.isdigit():
+    if db and not (db.isascii() and db.isdigit()):
         return (
             f"invalid Redis URL {redacted(redis_url)!r}: the database {db!r} "
             "is not a number (redis://host:6379/0)"

@@ -4,6 +4,8 @@ metrics, hyperparameters, completion and failure, as stored."""
 
 from __future__ import annotations
 
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,8 @@ class MLP(lightning.LightningModule):  # type: ignore[misc]
     def training_step(self, batch: Any, batch_idx: int) -> Any:
         if self.hparams.crash_at == self.global_step:
             raise RuntimeError("out of memory")
+        if self.hparams.get("ctrl_c_at") == self.global_step:
+            raise KeyboardInterrupt
         x, y = batch
         loss = torch.nn.functional.binary_cross_entropy_with_logits(self.net(x).squeeze(1), y)
         self.log("loss", loss)
@@ -137,3 +141,52 @@ def test_max_steps_stops_early_at_100_percent(server: EmbeddedServer, tmp_path: 
     job = Client(server.url).get_job("pl-steps")
     assert (job["status"], job["progress"]) == ("completed", 100)
     assert job["currentOperation"] == "epoch 2/3, step 10/10"
+
+
+class CtrlC(MLP):
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.hparams.ctrl_c_at = at
+
+
+@pytest.fixture
+def sigint() -> Iterator[None]:
+    """Lightning ignores SIGINT after a Ctrl-C (to shut down in peace): put it back."""
+    handler = signal.getsignal(signal.SIGINT)
+    yield
+    signal.signal(signal.SIGINT, handler)
+
+
+def test_ctrl_c_cancels_the_job_as_the_reporter_does(
+    server: EmbeddedServer, tmp_path: Path, sigint: None
+) -> None:
+    callback = JobwatchCallback("pl-ctrl-c", url=server.url, gpu=False, interval=0.05)
+    with pytest.raises(SystemExit):  # Lightning's answer to Ctrl-C: sys.exit(1)
+        trainer(tmp_path, [callback]).fit(CtrlC(at=5), loader(0))
+    job = Client(server.url).get_job("pl-ctrl-c")
+    assert (job["status"], job["error"]) == ("cancelled", "interrupted (KeyboardInterrupt)")
+
+    logger = JobwatchLogger("pl-ctrl-c-logger", url=server.url, gpu=False, interval=0.05)
+    with pytest.raises(SystemExit):
+        trainer(tmp_path, [], logger).fit(CtrlC(at=5), loader(0))
+    job = Client(server.url).get_job("pl-ctrl-c-logger")
+    assert (job["status"], job["error"]) == ("cancelled", "interrupted (KeyboardInterrupt)")
+
+
+def test_the_logger_alone_fails_the_job_with_the_exception(
+    server: EmbeddedServer, tmp_path: Path
+) -> None:
+    logger = JobwatchLogger("pl-logger-why", url=server.url, gpu=False, interval=0.05)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        trainer(tmp_path, [], logger).fit(MLP(crash_at=5), loader(0))
+    assert Client(server.url).get_job("pl-logger-why")["error"] == "RuntimeError: out of memory"
+
+
+def test_a_second_fit_with_the_same_callback_warns_that_it_is_not_reported(
+    server: EmbeddedServer, tmp_path: Path
+) -> None:
+    callback = JobwatchCallback("pl-twice", url=server.url, gpu=False, interval=0.05)
+    trainer(tmp_path, [callback], max_epochs=1).fit(MLP(), loader(0))
+    with pytest.warns(UserWarning, match="pl-twice.*already finished.*a new JobwatchCallback"):
+        trainer(tmp_path, [callback], max_epochs=1).fit(MLP(), loader(0))
+    assert Client(server.url).get_job("pl-twice")["status"] == "completed"

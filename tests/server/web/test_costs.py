@@ -145,6 +145,16 @@ def test_a_job_that_ended_before_the_window_is_not_counted(api: Api, clock: Fake
         ("tz=Europe", "tz", "an IANA time zone"),
         ("tz=../../etc/passwd", "tz", "an IANA time zone"),
         ("tz=%2B25:00", "tz", "an offset such as +05:30"),
+        # Python's int() and regex \d take any script's digits: only ASCII ones are numbers
+        ("since=\uff17d", "since", "N from 1 to 366"),
+        ("since=\u0662\u0660\u0662\u0665-01-01", "since", "a date YYYY-MM-DD"),
+        ("tz=%2B\uff10\uff15:30", "tz", "an offset such as +05:30"),
+        # zoneinfo reads these files, but they are not IANA zones
+        ("tz=localtime", "tz", "an IANA time zone"),
+        ("tz=posixrules", "tz", "an IANA time zone"),
+        ("tz=Factory", "tz", "an IANA time zone"),
+        ("tz=posix/Europe/Paris", "tz", "an IANA time zone"),
+        ("tz=right/UTC", "tz", "an IANA time zone"),
     ],
 )
 def test_bad_input_is_a_400_that_says_what_is_allowed(

@@ -43,7 +43,8 @@ METRIC_NAMES = tuple(m.wire for m in METRICS if m.alert)
 
 _RULE = re.compile(
     r"\s*(?P<metric>[A-Za-z]+)\s*(?P<op>>=|<=|>|<)\s*(?P<threshold>-?\d+(?:\.\d+)?)"
-    r"\s+for\s+(?P<duration>\d+(?:\.\d+)?)\s*(?P<unit>s|m|h)\s*"
+    r"\s+for\s+(?P<duration>\d+(?:\.\d+)?)\s*(?P<unit>s|m|h)\s*",
+    re.ASCII,  # \d: ASCII digits only, not U+FF17 (a full-width 7), which float() would read
 )
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
 
