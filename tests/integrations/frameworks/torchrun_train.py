@@ -61,6 +61,7 @@ def main() -> None:
             report.update(50.0 * (step + 1) / STEPS, f"rank {rank} step {step + 1}/{STEPS}")
             report.log_metrics({"loss": float(loss)}, step=step)
         dist.barrier()
+        report.flush(timeout=30)  # "trained" says the steps reached the server too
         (RUN / f"trained-{rank}").write_text("")
         start = time.monotonic()
         progress = 50.0
