@@ -82,11 +82,16 @@ def hang_threshold(job: ListedJob, hang_after: float) -> float:
 
 
 def is_hung(job: ListedJob, now: float, hang_after: float) -> bool:
-    """Whether a running, not stalled job's training code has been quiet past its threshold."""
+    """Whether a running, not stalled job's training code has been quiet past its
+    threshold while its reports still arrive: the latest came at least half the
+    threshold after the last sign of life. A process that died stops both at once;
+    it is not hung but, once its reports stay away, stalled."""
     since = activity_at(job)
     if since is None or job["status"] != "running" or job["stalled"]:
         return False
-    return now - since > hang_threshold(job, hang_after)
+    threshold = hang_threshold(job, hang_after)
+    reported = job["updated_at"] - since >= threshold / 2
+    return reported and now - since > threshold
 
 
 def spent_text(job: ListedJob, seconds: float) -> str:

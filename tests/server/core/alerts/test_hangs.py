@@ -42,13 +42,24 @@ def test_hung_past_the_floor_or_ten_usual_call_intervals_or_the_declared_silence
     slow = with_changes(job, {"call_interval": 60.0})  # a step takes a minute
     assert hangs.hang_threshold(slow, 300.0) == 600.0
     assert not hangs.is_hung(slow, 1500.0, 300.0)
-    evaluating = with_changes(job, {"expect_silence": 3600.0})
+    evaluating = with_changes(job, {"expect_silence": 3600.0, "updated_at": 4600.0})
     assert not hangs.is_hung(evaluating, 4000.0, 300.0) and hangs.is_hung(evaluating, 4601, 300)
     assert not hangs.is_hung(with_changes(job, {"stalled": 1}), 5000.0, 300.0)
 
 
+def test_a_job_whose_reports_stopped_with_its_calls_is_not_hung() -> None:
+    """Its process died: no report came after the last call, so it is not hung
+    (reports do not "still arrive") but, in time, stalled. Before, a hang threshold
+    below the stall threshold (--hang-after 6 --stall-after 8) called a dead
+    process hung, "reports still arrive, so the process lives"."""
+    dead = running(last_call_at=1000.0, progress_at=1000.0, updated_at=1000.5)
+    assert not hangs.is_hung(dead, 1400.0, 6.0)
+    alive = with_changes(dead, {"updated_at": 1399.0})  # its reporter thread still sends
+    assert hangs.is_hung(alive, 1400.0, 6.0)
+
+
 def test_the_hang_alert_says_how_long_and_what_it_cost() -> None:
-    job = running(last_call_at=1000.0, progress_at=900.0)
+    job = running(last_call_at=1000.0, progress_at=900.0, updated_at=1000.0 + 42 * 60)
     marked = hangs.hang(job, 1000.0 + 42 * 60, 300.0)
     assert marked is not None
     changes, alert = marked
