@@ -27,6 +27,7 @@ from jobwatch.contract.basics import JOB_STATUSES, ascii_float, ascii_int
 from jobwatch.errors import APIError, ConnectionError, MissingExtra
 from jobwatch.extras import require
 from jobwatch.server.storage.files import default_db_path
+from jobwatch.view.formatting import format_duration
 from jobwatch.view.log_filter import LogFilter
 from jobwatch.view.terminal_safe import clean
 
@@ -444,7 +445,7 @@ def _report(args: argparse.Namespace) -> int:
                 args.job_id, worker_id, progress, args.operation, logs=args.log
             )
             remaining = reply["timeRemaining"]
-            eta = "" if remaining is None else f", {remaining:.0f} s remaining"
+            eta = "" if remaining is None else f", {format_duration(remaining)} remaining"
             print(
                 clean(
                     f"{args.job_id}: {reply['status']} {reply['progress']:g}%{eta}",

@@ -25,7 +25,8 @@ _RESET = "\x1b[0m"
 
 
 def format_duration(seconds: float | None) -> str:
-    """``"45s"``, ``"3m 12s"``, ``"1h 02m"``, ``"2d 03h"``; a dash when unknown.
+    """``"45s"``, ``"3m 12s"``, ``"1h 02m"``, ``"2d 03h"``; ``"<1s"`` above 0 and
+    below 1 s; a dash when unknown.
 
     Parameters
     ----------
@@ -34,6 +35,8 @@ def format_duration(seconds: float | None) -> str:
     """
     if seconds is None or not math.isfinite(seconds):
         return DASH
+    if 0 < seconds < 1:  # a running job's time remaining never reads 0 before its end
+        return "<1s"
     total = max(0, round(seconds))
     if total < 60:
         return f"{total}s"

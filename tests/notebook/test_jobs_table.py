@@ -235,7 +235,7 @@ def test_the_page_sorts_filters_and_formats_as_python_does(tmp_path: Path) -> No
     node = node_or_skip()
     rows = random_rows(200, seed=7)
     costs = [0, 0.000694, 0.0100, 0.42, 1234.5, 1e-9, 99.95]
-    durations = [None, 0, 45, 192, 3720, 183600]
+    durations = [None, 0, 0.001, 0.6, 45, 192, 3720, 183600]
     module = tmp_path / "jobstable.mjs"
     shutil.copy(JS, module)
     harness = tmp_path / "harness.mjs"

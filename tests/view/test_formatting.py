@@ -22,6 +22,8 @@ from jobwatch.view.formatting import (
     ("seconds", "text"),
     [
         (0, "0s"),
+        (0.001, "<1s"),  # the seed's floor for a first estimate: not "0s" before the end
+        (0.999, "<1s"),
         (59, "59s"),
         (61, "1m 01s"),
         (192, "3m 12s"),

@@ -37,6 +37,7 @@ function element(tag, className, text) {
 
 export function formatDuration(seconds) {
   if (typeof seconds !== "number" || !Number.isFinite(seconds)) return DASH;
+  if (seconds > 0 && seconds < 1) return "<1s"; // time remaining never reads 0 before the end
   const total = Math.max(0, Math.round(seconds));
   if (total < 60) return `${total}s`;
   const minutes = Math.floor(total / 60);

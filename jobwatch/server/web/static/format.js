@@ -27,9 +27,10 @@ function fixed(value, decimals, grouping = false) {
   return fraction === undefined ? grouped : `${grouped}.${fraction}`;
 }
 
-/** "45s", "3m 12s", "1h 02m", "2d 03h" from seconds; DASH when unknown. */
+/** "45s", "3m 12s", "1h 02m", "2d 03h" from seconds; "<1s" between 0 and 1; DASH when unknown. */
 export function formatDuration(seconds) {
   if (!known(seconds)) return DASH;
+  if (seconds > 0 && seconds < 1) return "<1s"; // time remaining never reads 0 before the end
   const total = Math.max(0, Number(fixed(seconds, 0)));
   if (total < 60) return `${total}s`;
   const minutes = Math.floor(total / 60);
