@@ -677,17 +677,33 @@ def apply_progress(
         outcome.events += events
         changes["n_alerts"] = counts["n_alerts"]
     changes["seq"] = seq
+    _answer(outcome, merged, estimates, seq, update)
+    outcome.job = with_changes(merged, changes)
+    return outcome
+
+
+def _answer(
+    outcome: ProgressOutcome,
+    job: JobRow,
+    estimates: Estimates,
+    seq: int,
+    update: ProgressUpdate,
+    **extra: Any,
+) -> None:
+    """Set ``outcome``'s reply (the seed's fields, then ``extra`` and the budget's) and,
+    for an update with an ``updateId``, the row that answers a retry of it alike."""
     outcome.reply = {
         "success": True,
         "jobId": job["id"],
-        "status": merged["status"],
-        "progress": merged["progress"],
+        "status": job["status"],
+        **extra,
+        "progress": job["progress"],
         "timeRemaining": estimates.time_remaining,
         "costSoFar": estimates.cost_so_far,
         "estimatedTotalCost": estimates.estimated_total_cost,
-        "currency": merged["currency"],
+        "currency": job["currency"],
         "seq": seq,
-        **budgets.budget_reply(merged, estimates.cost_so_far),
+        **budgets.budget_reply(job, estimates.cost_so_far),
     }
     if update.update_id is not None:
         outcome.applied_update = {
@@ -696,8 +712,6 @@ def apply_progress(
             "seq": seq,
             "reply": outcome.reply,
         }
-    outcome.job = with_changes(merged, changes)
-    return outcome
 
 
 def _after_finish(
@@ -733,27 +747,7 @@ def _after_finish(
         seq += 1
         _logs(job, update, now, seq, outcome)
     outcome.changes["seq"] = seq
-    estimates = job_estimates(job, now)
-    outcome.reply = {
-        "success": True,
-        "jobId": job["id"],
-        "status": job["status"],
-        "finished": True,
-        "progress": job["progress"],
-        "timeRemaining": estimates.time_remaining,
-        "costSoFar": estimates.cost_so_far,
-        "estimatedTotalCost": estimates.estimated_total_cost,
-        "currency": job["currency"],
-        "seq": seq,
-        **budgets.budget_reply(job, estimates.cost_so_far),
-    }
-    if update.update_id is not None:
-        outcome.applied_update = {
-            "job_id": job["id"],
-            "update_id": update.update_id,
-            "seq": seq,
-            "reply": outcome.reply,
-        }
+    _answer(outcome, job, job_estimates(job, now), seq, update, finished=True)
     outcome.job = with_changes(job, outcome.changes)
     return outcome
 
