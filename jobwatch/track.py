@@ -21,7 +21,7 @@ import types
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
-from jobwatch.report.reporter import Reporter
+from jobwatch.report.reporter import Reporter, track_total
 
 __all__ = ["Tracked", "track"]
 
@@ -193,6 +193,7 @@ class Tracked(Generic[T]):
         stop_over_budget: bool = False,
         capture_output: bool = True,
     ) -> None:
+        track_total(iterable, total, initial, description, metrics)  # before anything starts
         if job is None:
             job = _new_job_id(name or description)
         self.url = url or os.environ.get("JOBWATCH_URL") or _embedded_url()

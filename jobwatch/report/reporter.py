@@ -662,26 +662,7 @@ class Reporter:
             ``description`` not a string, or ``metrics`` neither a mapping nor
             callable (raised here, before iterating).
         """
-        if metrics is not None and not (isinstance(metrics, Mapping) or callable(metrics)):
-            raise ValueError(
-                f"metrics must be a mapping or a function returning one, got {type(metrics).__name__}"
-            )
-        kind = type(iterable)  # not iter(): a DataLoader's would start its workers
-        if not (hasattr(kind, "__iter__") or hasattr(kind, "__getitem__")):
-            raise ValueError(f"iterable must be iterable, got {kind.__name__}")
-        if isinstance(initial, bool) or not isinstance(initial, int) or initial < 0:
-            raise ValueError(f"initial must be an integer >= 0 (items done), got {initial!r}")
-        if total is None:
-            try:
-                total = initial + len(iterable)  # type: ignore[arg-type]
-            except TypeError:
-                total = None
-        elif not _is_number(total, 0.0, math.inf):
-            raise ValueError(f"total must be a number >= 0, got {total!r}")
-        elif initial > total:
-            raise ValueError(f"initial ({initial}) must not exceed total ({total:g})")
-        if description is not None and not isinstance(description, str):
-            raise ValueError(f"description must be a string, got {type(description).__name__}")
+        total = track_total(iterable, total, initial, description, metrics)
         prefix = f"{description} " if description else ""
         if initial > 0 and total is not None:  # before the record, which the sender sees
             self._outbox.resumed_from = 100.0 if total == 0 else min(100.0, 100.0 * initial / total)
@@ -1027,6 +1008,45 @@ def _fail_at_sigterm(deadline: float) -> None:
 def _abandoned(sender: Sender) -> None:
     """A reporter was garbage-collected unclosed: deliver what it holds, then stop."""
     sender.request_finish(None, time.monotonic() + DEFAULT_TIMEOUT)
+
+
+def track_total(
+    iterable: Iterable[Any],
+    total: float | None,
+    initial: int,
+    description: str | None,
+    metrics: object,
+) -> float | None:
+    """Check :meth:`Reporter.track`'s arguments (see there) and return the run's
+    total: ``total``, else ``initial + len(iterable)``, else ``None``.
+
+    Raises
+    ------
+    ValueError
+        As :meth:`Reporter.track` says; :func:`jobwatch.track` calls this before it
+        makes a reporter, so that nothing starts.
+    """
+    if metrics is not None and not (isinstance(metrics, Mapping) or callable(metrics)):
+        raise ValueError(
+            f"metrics must be a mapping or a function returning one, got {type(metrics).__name__}"
+        )
+    kind = type(iterable)  # not iter(): a DataLoader's would start its workers
+    if not (hasattr(kind, "__iter__") or hasattr(kind, "__getitem__")):
+        raise ValueError(f"iterable must be iterable, got {kind.__name__}")
+    if isinstance(initial, bool) or not isinstance(initial, int) or initial < 0:
+        raise ValueError(f"initial must be an integer >= 0 (items done), got {initial!r}")
+    if description is not None and not isinstance(description, str):
+        raise ValueError(f"description must be a string, got {type(description).__name__}")
+    if total is None:
+        try:
+            return initial + len(iterable)  # type: ignore[arg-type]
+        except TypeError:
+            return None
+    if not _is_number(total, 0.0, math.inf):
+        raise ValueError(f"total must be a number >= 0, got {total!r}")
+    if initial > total:
+        raise ValueError(f"initial ({initial}) must not exceed total ({total:g})")
+    return total
 
 
 def _metric_value(name: str, value: object) -> float:
