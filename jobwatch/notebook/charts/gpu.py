@@ -122,11 +122,16 @@ class Charts:
 
     def close(self) -> None:
         """Close the figures and their marks."""
-        for mark in self.marks():
-            mark.close()
-        for figure in self.figures:
-            figure.close()
-        self.widget.close()
+        close_row(self.marks(), self.figures, self.widget)
+
+
+def close_row(marks: list[Lines], figures: list[Figure], row: widgets.Widget) -> None:
+    """Close a row of figures: its marks, its figures, then the row's box."""
+    for mark in marks:
+        mark.close()
+    for figure in figures:
+        figure.close()
+    row.close()
 
 
 def _set(

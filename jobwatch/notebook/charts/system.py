@@ -21,7 +21,7 @@ from bqplot import Axis, DateScale, Figure, LinearScale, Lines
 from jobwatch.contract.metrics import METRICS, SYSTEM_METRICS, Metric
 from jobwatch.notebook.charts.columns import GpuColumns
 from jobwatch.notebook.charts.downsample import CHART_POINTS, min_max
-from jobwatch.notebook.charts.gpu import FIGURE_LAYOUT, MARGIN
+from jobwatch.notebook.charts.gpu import FIGURE_LAYOUT, MARGIN, close_row
 from jobwatch.view.state import MonitorState
 
 __all__ = ["TITLES", "UNITS", "SystemCharts"]
@@ -126,8 +126,4 @@ class SystemCharts:
 
     def close(self) -> None:
         """Close the figures and their marks."""
-        for mark in self.marks():
-            mark.close()
-        for figure in self.figures:
-            figure.close()
-        self.widget.close()
+        close_row(self.marks(), self.figures, self.widget)
