@@ -207,18 +207,14 @@ class Tracked(Generic[T]):
             budget=budget,
             capture_output=capture_output,
         )
-        try:
-            self._items = self.reporter.track(
-                iterable,
-                total,
-                description,
-                initial=initial,
-                metrics=metrics,
-                stop_over_budget=stop_over_budget,
-            )
-        except ValueError:
-            self.reporter.close(timeout=0)
-            raise
+        self._items = self.reporter.track(  # its arguments were checked above
+            iterable,
+            total,
+            description,
+            initial=initial,
+            metrics=metrics,
+            stop_over_budget=stop_over_budget,
+        )
         self._total = total
         self._iterable = iterable
         self._started = False

@@ -891,7 +891,7 @@ class Sender:
                 sample,
             )
         self._policy.sampled(ok=True, metrics_sent=metrics is not None)
-        if metrics is not None:
+        if metrics is not None and len(self._sampled) < 2:  # both seen: nothing to learn
             self._sampled.update(_sample_kinds(metrics))
         return metrics
 
