@@ -8,10 +8,12 @@ their size on the wire.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,3 +104,22 @@ class Kernel:
     def stop(self) -> None:
         self.client.stop_channels()
         self.manager.shutdown_kernel(now=True)
+
+
+@contextlib.contextmanager
+def kernel_with_server(imports: str = "jobwatch") -> Iterator[Kernel]:
+    """A kernel that ran ``import {imports}``, ``server = jobwatch.serve()`` and
+    ``client = jobwatch.Client(server.url)``; stopped at the end (skipped without
+    ipykernel)."""
+    import pytest
+
+    pytest.importorskip("ipykernel")
+    k = Kernel()
+    setup = k.run(
+        f"import {imports}\nserver = jobwatch.serve()\nclient = jobwatch.Client(server.url)\n"
+    )
+    assert setup.error() is None, setup.error()
+    try:
+        yield k
+    finally:
+        k.stop()

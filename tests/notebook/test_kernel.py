@@ -8,23 +8,15 @@ from typing import Any
 
 import pytest
 
-from tests.kernel import Cell, Kernel, wire_size
+from tests.kernel import Cell, Kernel, kernel_with_server, wire_size
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def kernel() -> Iterator[Kernel]:
-    pytest.importorskip("ipykernel")
-    k = Kernel()
-    setup = k.run(
-        "import threading, time, jobwatch\n"
-        "server = jobwatch.serve()\n"
-        "client = jobwatch.Client(server.url)\n"
-    )
-    assert setup.error() is None, setup.error()
-    yield k
-    k.stop()
+    with kernel_with_server("threading, time, jobwatch") as k:
+        yield k
 
 
 def updates(cell: Cell, model_id: str, key: str) -> list[Any]:

@@ -21,7 +21,7 @@ import pytest
 
 from jobwatch import Client
 from tests.conftest import wait_for
-from tests.kernel import Kernel
+from tests.kernel import Kernel, kernel_with_server
 from tests.paths import REPO
 from tests.signals import INTERRUPTIBLE
 
@@ -132,14 +132,8 @@ def _status(client: Client, job: str) -> str | None:
 
 @pytest.fixture(scope="module")
 def kernel() -> Iterator[Kernel]:
-    pytest.importorskip("ipykernel")
-    k = Kernel()
-    setup = k.run(
-        "import jobwatch\nserver = jobwatch.serve()\nclient = jobwatch.Client(server.url)\n"
-    )
-    assert setup.error() is None, setup.error()
-    yield k
-    k.stop()
+    with kernel_with_server() as k:
+        yield k
 
 
 CELLS = {
